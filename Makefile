@@ -1,0 +1,17 @@
+# Two commands set up a fresh machine: `make demo` runs the main job, `make test` the tests.
+.PHONY: setup demo test bench eval models clean
+
+setup:
+	@bash deploy/setup.sh
+
+demo: setup
+	.venv/bin/xueliang demo
+
+test: setup
+	.venv/bin/python -m pytest -q
+
+models:
+	bash models/build_vehicle_model.sh
+
+clean:
+	rm -rf data .pytest_cache

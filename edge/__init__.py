@@ -1,0 +1,1 @@
+"""The edge box: source -> sampler -> detector -> tracker -> rules -> publisher, per camera."""

@@ -1,0 +1,158 @@
+"""Typed edge configuration: one pydantic model per concern, typos fail loudly.
+
+Errors name the camera, zone and field, e.g.
+``camera 'gate-3' zone 'p1' polygon: needs at least 3 points, got 2``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+IncidentType = Literal["illegal_parking", "garbage", "spill"]
+IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class ConfigError(ValueError):
+    """The configuration file is wrong; the message says where and how to fix it."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Location(Strict):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class Zone(Strict):
+    id: str = Field(pattern=IDENT, title="Zone id, unique within the camera")
+    types: list[IncidentType] = Field(min_length=1, title="Problem types this zone watches")
+    polygon: list[tuple[float, float]] = Field(title="x, y points in 0..1 of the frame")
+    dwell_s: float = Field(default=180.0, gt=0, le=86_400, title="Seconds a vehicle must stay before it is an incident")
+    grid: str | None = Field(default=None, min_length=1, max_length=64, title="Grid code; defaults to the camera's")
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if len(points) < 3:
+            raise ValueError(f"needs at least 3 points, got {len(points)}")
+        for x, y in points:
+            if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+                raise ValueError(f"point [{x}, {y}] is outside 0..1; give x, y as fractions of the frame")
+        return points
+
+
+class Camera(Strict):
+    id: str = Field(pattern=IDENT, title="Camera id, unique within the box")
+    url: str = Field(min_length=1, title="rtsp:// URL or a file path")
+    grid: str = Field(min_length=1, max_length=64, title="The camera's basic grid code")
+    location: Location | None = None
+    zones: list[Zone] = Field(default_factory=list)
+    analysis_interval_s: float = Field(default=1.0, gt=0, le=60, title="Seconds between analysed frames")
+    open_timeout_s: float = Field(default=10.0, gt=0)
+    read_timeout_s: float = Field(default=5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _unique_zones(self) -> "Camera":
+        seen = set()
+        for zone in self.zones:
+            if zone.id in seen:
+                raise ValueError(f"zone id {zone.id!r} appears twice")
+            seen.add(zone.id)
+        return self
+
+
+class Broker(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    keepalive_s: int = Field(default=15, ge=5, le=600)
+
+
+class Detection(Strict):
+    model: str = Field(default="ssd_mobilenet_v2_coco", title="Model name under models/")
+    vehicle_labels: list[str] = Field(default=["car", "motorcycle", "bus", "truck"])
+    min_score: float = Field(default=0.4, gt=0, lt=1, title="SSD scores are quantised; 0.4 behaves like 0.42")
+    zone_crops: bool = Field(default=True, title="Also detect on a padded crop around the zones")
+
+
+class Rules(Strict):
+    still_tolerance: float = Field(default=0.5, gt=0, le=2, title="Anchor movement allowed, in box heights")
+    gap_s: float = Field(default=10.0, gt=0, title="Seconds unseen before a vehicle counts as gone")
+    update_interval_s: float = Field(default=60.0, gt=0, title="Seconds between update events")
+
+
+class EdgeConfig(Strict):
+    box: str = Field(pattern=IDENT, title="Box id; its topics live under xl/v1/{box}/")
+    broker: Broker = Broker()
+    cameras: list[Camera] = Field(min_length=1)
+    detection: Detection = Detection()
+    rules: Rules = Rules()
+    data_dir: Path = Field(default=Path("data/edge"), title="Outbox and state")
+
+    @model_validator(mode="after")
+    def _unique_cameras(self) -> "EdgeConfig":
+        seen = set()
+        for camera in self.cameras:
+            if camera.id in seen:
+                raise ValueError(f"camera id {camera.id!r} appears twice")
+            seen.add(camera.id)
+        return self
+
+    def camera(self, camera_id: str) -> Camera:
+        for camera in self.cameras:
+            if camera.id == camera_id:
+                return camera
+        raise ConfigError(f"camera {camera_id!r} is not in the config; known: {[c.id for c in self.cameras]}")
+
+
+def _where(raw: dict, loc: tuple) -> str:
+    """Turn a pydantic error location into 'camera 'x' zone 'y' field'."""
+    words, node = [], raw
+    i = 0
+    while i < len(loc):
+        key = loc[i]
+        if key in ("cameras", "zones") and i + 1 < len(loc) and isinstance(loc[i + 1], int):
+            index = loc[i + 1]
+            try:
+                node = node[key][index]
+                name = node.get("id", f"#{index + 1}") if isinstance(node, dict) else f"#{index + 1}"
+            except (KeyError, IndexError, TypeError):
+                name = f"#{index + 1}"
+            words.append(f"{key[:-1]} {name!r}")
+            i += 2
+            continue
+        words.append(str(key))
+        node = node.get(key, {}) if isinstance(node, dict) else {}
+        i += 1
+    return " ".join(words)
+
+
+def parse_config(raw: object, source: str = "config") -> EdgeConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping with box, broker and cameras")
+    try:
+        return EdgeConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{source}: {len(exc.errors())} error(s)"]
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"  {_where(raw, err['loc'])}: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load_config(path: str | Path) -> EdgeConfig:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(raw, str(path))

@@ -1,0 +1,134 @@
+"""ONNX detectors loaded through their manifests, plus zone-crop inference.
+
+A detector turns a BGR image into ``sv.Detections`` in pixels with the class name in
+``data["class_name"]``. Decoders are chosen by the manifest's ``decoder`` field; adding a
+model family is one new class registered in ``DECODERS``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+import supervision as sv
+
+from models import ModelError, load_manifest
+
+Image = npt.NDArray[np.uint8]
+Region = tuple[int, int, int, int]  # x1, y1, x2, y2 in pixels
+
+
+class Detector(Protocol):
+    name: str
+    version: str
+
+    def detect(self, image: Image, min_score: float) -> sv.Detections: ...
+
+
+class SsdPostprocessed:
+    """SSD-style models with post-processing (NMS) inside the graph: boxes, classes, scores, count."""
+
+    def __init__(self, manifest: dict, session: ort.InferenceSession):
+        self.name, self.version = manifest["name"], manifest["version"]
+        spec = manifest["input"]
+        if spec["layout"] != "NHWC" or spec["dtype"] != "uint8":
+            raise ModelError(f"{self.name}: decoder ssd_postprocessed needs NHWC uint8 input, manifest says {spec}")
+        self._input = spec["name"]
+        self._h, self._w = spec["shape"][1], spec["shape"][2]
+        self._rgb = spec.get("color", "RGB") == "RGB"
+        self._outputs = manifest["outputs"]
+        self._classes = {int(k): v for k, v in manifest["classes"].items()}
+        self._session = session
+
+    def detect(self, image: Image, min_score: float) -> sv.Detections:
+        h, w = image.shape[:2]
+        x = cv2.resize(image, (self._w, self._h), interpolation=cv2.INTER_LINEAR)
+        if self._rgb:
+            x = cv2.cvtColor(x, cv2.COLOR_BGR2RGB)
+        boxes, classes, scores, count = self._session.run(self._outputs, {self._input: x[None]})
+        n = int(count.reshape(-1)[0])
+        boxes, classes, scores = boxes[0, :n], classes[0, :n].astype(int), scores[0, :n]
+        keep = scores >= min_score
+        boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
+        xyxy = np.stack([boxes[:, 1] * w, boxes[:, 0] * h, boxes[:, 3] * w, boxes[:, 2] * h], axis=1)
+        xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32).reshape(-1, 4)
+        names = np.array([self._classes.get(c, f"class_{c}") for c in classes], dtype=object)
+        return sv.Detections(
+            xyxy=xyxy, confidence=scores.astype(np.float32), class_id=classes, data={"class_name": names}
+        )
+
+
+DECODERS = {"ssd_postprocessed": SsdPostprocessed}
+
+
+def load_detector(name: str, threads: int = 2) -> Detector:
+    manifest, path = load_manifest(name)
+    decoder = DECODERS.get(manifest.get("decoder", ""))
+    if decoder is None:
+        raise ModelError(f"model {name!r}: unknown decoder {manifest.get('decoder')!r}; known: {sorted(DECODERS)}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return decoder(manifest, session)
+
+
+def crop_regions(polygons: list[list[tuple[float, float]]], width: int, height: int, pad: float = 0.5) -> list[Region]:
+    """Padded pixel regions around zone polygons, overlapping ones merged.
+
+    A region that would cover most of the frame is dropped: the full-frame pass sees it.
+
+    >>> crop_regions([[(0.8, 0.03), (0.97, 0.03), (0.97, 0.22)]], 768, 576)
+    [(549, 0, 768, 202)]
+    """
+    regions: list[list[int]] = []
+    for poly in polygons:
+        xs = [p[0] * width for p in poly]
+        ys = [p[1] * height for p in poly]
+        bw, bh = max(xs) - min(xs), max(ys) - min(ys)
+        side = max(bw, bh) * (1 + 2 * pad)
+        cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+        r = [int(max(0, cx - side / 2)), int(max(0, cy - side / 2)),
+             int(min(width, cx + side / 2)), int(min(height, cy + side / 2))]
+        regions.append(r)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(regions)):
+            for j in range(i + 1, len(regions)):
+                a, b = regions[i], regions[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    regions[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del regions[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [tuple(r) for r in regions if (r[2] - r[0]) * (r[3] - r[1]) < 0.6 * width * height]
+
+
+def detect_frame(
+    detector: Detector, image: Image, regions: list[Region], min_score: float, vehicle_labels: list[str]
+) -> sv.Detections:
+    """Detect on the whole frame and on each region, then one NMS.
+
+    Vehicles go through a single class-agnostic NMS (the same van comes out as car,
+    truck and bus on one box); other classes are suppressed per class.
+    """
+    parts = [detector.detect(image, min_score)]
+    for x1, y1, x2, y2 in regions:
+        found = detector.detect(image[y1:y2, x1:x2], min_score)
+        if len(found):
+            found.xyxy = found.xyxy + np.array([x1, y1, x1, y1], dtype=np.float32)
+            parts.append(found)
+    merged = sv.Detections.merge(parts)
+    if len(merged) == 0:
+        return merged
+    is_vehicle = np.isin(merged.data["class_name"], vehicle_labels)
+    out = [merged[is_vehicle].with_nms(threshold=0.45, class_agnostic=True)] if is_vehicle.any() else []
+    if (~is_vehicle).any():
+        out.append(merged[~is_vehicle].with_nms(threshold=0.45))
+    return sv.Detections.merge(out)

@@ -1,0 +1,162 @@
+"""Incident rules: pure logic, time passed in, no I/O.
+
+The dwell rule for illegal parking: a vehicle whose anchor (bottom-centre of its box)
+stays inside a no-parking zone, without moving more than a tolerance, for ``dwell_s``
+seconds becomes an incident. Its lifecycle is start -> update* -> end.
+
+Vehicles are followed by track id when the tracker gives one and by place otherwise,
+so a track-id switch never restarts the clock and one parked car is one incident.
+
+>>> rule = DwellRule("box/cam/zone", dwell_s=30, still_tolerance=0.5, gap_s=10, update_interval_s=60)
+>>> van = Sighting(track_id=1, anchor=(0.9, 0.17), box=(0.85, 0.08, 0.94, 0.17), score=0.7, label="car")
+>>> [e.state for t in range(0, 31) for e in rule.observe(float(t), [van])]
+['start']
+>>> [(e.state, e.end_reason) for e in rule.observe(45.0, [])]
+[('end', 'left')]
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+Point = tuple[float, float]
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in 0..1 of the frame
+State = Literal["start", "update", "end"]
+EndReason = Literal["left", "cleared", "stream_ended", "camera_lost"]
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One object seen in one analysed frame, in normalised frame coordinates."""
+
+    track_id: int | None
+    anchor: Point
+    box: Box
+    score: float
+    label: str
+
+
+@dataclass(frozen=True)
+class Event:
+    """A change in an incident's life, ready to become a wire message."""
+
+    incident_id: str
+    seq: int
+    state: State
+    started_at: float
+    observed_at: float
+    sighting: Sighting
+    dwell_s: float
+    ended_at: float | None = None
+    end_reason: EndReason | None = None
+
+
+@dataclass
+class _Candidate:
+    anchor: Point
+    first_seen: float
+    last_seen: float
+    sighting: Sighting
+    track_ids: set[int] = field(default_factory=set)
+    incident_id: str | None = None
+    started_at: float = 0.0
+    seq: int = 0
+    last_event_at: float = 0.0
+
+
+def point_in_polygon(point: Point, polygon: list[Point]) -> bool:
+    """Even-odd ray casting; points on an edge may fall either way.
+
+    >>> point_in_polygon((0.5, 0.5), [(0, 0), (1, 0), (1, 1), (0, 1)])
+    True
+    >>> point_in_polygon((1.5, 0.5), [(0, 0), (1, 0), (1, 1), (0, 1)])
+    False
+    """
+    x, y = point
+    inside = False
+    j = len(polygon) - 1
+    for i in range(len(polygon)):
+        xi, yi = polygon[i]
+        xj, yj = polygon[j]
+        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
+            inside = not inside
+        j = i
+    return inside
+
+
+class DwellRule:
+    """Illegal parking in one zone: a vehicle that stays still for ``dwell_s``."""
+
+    def __init__(self, key: str, dwell_s: float, still_tolerance: float, gap_s: float, update_interval_s: float):
+        self.key = key
+        self.dwell_s = dwell_s
+        self.still_tolerance = still_tolerance
+        self.gap_s = gap_s
+        self.update_interval_s = update_interval_s
+        self._candidates: list[_Candidate] = []
+
+    def _still(self, cand: _Candidate, s: Sighting) -> bool:
+        height = max(cand.sighting.box[3] - cand.sighting.box[1], s.box[3] - s.box[1], 1e-3)
+        dx, dy = s.anchor[0] - cand.anchor[0], s.anchor[1] - cand.anchor[1]
+        return (dx * dx + dy * dy) ** 0.5 <= self.still_tolerance * height
+
+    def _match(self, s: Sighting, free: list[_Candidate]) -> _Candidate | None:
+        if s.track_id is not None and s.track_id >= 0:
+            for cand in free:
+                if s.track_id in cand.track_ids:
+                    return cand
+        still = [c for c in free if self._still(c, s)]
+        return min(still, key=lambda c: (c.anchor[0] - s.anchor[0]) ** 2 + (c.anchor[1] - s.anchor[1]) ** 2,
+                   default=None)
+
+    def _event(self, cand: _Candidate, t: float, state: State, **end) -> Event:
+        cand.seq += 1
+        cand.last_event_at = t
+        return Event(cand.incident_id or "", cand.seq, state, cand.started_at, t, cand.sighting,
+                     round(max(0.0, (end.get("ended_at") or t) - cand.first_seen), 3), **end)
+
+    def observe(self, t: float, sightings: list[Sighting]) -> list[Event]:
+        """Feed the vehicles whose anchor is inside the zone at time ``t``; get incident events."""
+        events: list[Event] = []
+        free = list(self._candidates)
+        for s in sorted(sightings, key=lambda s: -s.score):
+            cand = self._match(s, free)
+            if cand is None:
+                cand = _Candidate(anchor=s.anchor, first_seen=t, last_seen=t, sighting=s)
+                self._candidates.append(cand)
+            else:
+                free.remove(cand)
+                if not self._still(cand, s):  # it moved: a new stay begins here
+                    if cand.incident_id:
+                        events.append(self._event(cand, t, "end", ended_at=cand.last_seen, end_reason="left"))
+                    self._candidates.remove(cand)
+                    cand = _Candidate(anchor=s.anchor, first_seen=t, last_seen=t, sighting=s)
+                    self._candidates.append(cand)
+            cand.last_seen, cand.sighting = t, s
+            if s.track_id is not None and s.track_id >= 0:
+                cand.track_ids.add(s.track_id)
+            if cand.incident_id is None and t - cand.first_seen >= self.dwell_s:
+                cand.started_at = cand.first_seen + self.dwell_s
+                cand.incident_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}").hex
+                events.append(self._event(cand, t, "start"))
+            elif cand.incident_id and t - cand.last_event_at >= self.update_interval_s:
+                events.append(self._event(cand, t, "update"))
+        for cand in list(self._candidates):
+            if t - cand.last_seen > self.gap_s:
+                self._candidates.remove(cand)
+                if cand.incident_id:
+                    events.append(self._event(cand, t, "end", ended_at=cand.last_seen, end_reason="left"))
+        return events
+
+    def close(self, t: float, reason: EndReason) -> list[Event]:
+        """End every open incident (the stream ended, the camera was lost)."""
+        events = [self._event(c, t, "end", ended_at=t, end_reason=reason) for c in self._candidates if c.incident_id]
+        self._candidates.clear()
+        return events
+
+    @property
+    def open_incidents(self) -> int:
+        return sum(1 for c in self._candidates if c.incident_id)
+

@@ -1,0 +1,78 @@
+"""Camera sources: RTSP or a file, read with PyAV, with open/read timeouts.
+
+A source yields ``(seconds, frame)`` where ``seconds`` is the frame's stream time
+relative to the first frame, so the stream's own timestamps drive the clock.
+Only frames the sampler wants are converted to pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import av
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class SourceError(RuntimeError):
+    """The camera could not be opened or stopped sending; the text says which and why."""
+
+
+@dataclass
+class Sampler:
+    """Pick about one frame every ``interval_s`` of stream time.
+
+    >>> s = Sampler(1.0)
+    >>> [t for t in [0.0, 0.1, 0.9, 1.0, 1.5, 2.05] if s.due(t)]
+    [0.0, 1.0, 2.05]
+    """
+
+    interval_s: float
+    _next: float | None = None
+
+    def due(self, t: float) -> bool:
+        if self._next is not None and t < self._next - 1e-6:
+            return False
+        # stay on the grid of the first sample so jitter does not accumulate
+        self._next = t + self.interval_s if self._next is None else max(self._next + self.interval_s, t)
+        return True
+
+
+def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
+                interval_s: float = 1.0) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield ``(stream_seconds, bgr_image)`` about every ``interval_s`` until the stream ends.
+
+    Raises SourceError when the camera cannot be opened or a read times out.
+    """
+    options = {"analyzeduration": "1000000", "probesize": "1000000"}
+    if url.startswith("rtsp://"):
+        options |= {"rtsp_transport": "tcp"}
+    try:
+        container = av.open(url, options=options, timeout=(open_timeout_s, read_timeout_s))
+    except (av.FFmpegError, OSError) as exc:
+        raise SourceError(f"cannot open {url}: {exc}") from None
+    try:
+        if not container.streams.video:
+            raise SourceError(f"{url} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        sampler = Sampler(interval_s)
+        first: float | None = None
+        try:
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                if first is None:
+                    first = frame.time
+                t = frame.time - first
+                if t < 0:  # a stream restarted its clock (a looped file, a camera reboot)
+                    first, t = frame.time, 0.0
+                if sampler.due(t):
+                    yield t, frame.to_ndarray(format="bgr24")
+        except (av.FFmpegError, OSError) as exc:
+            raise SourceError(f"{url}: read failed: {exc}") from None
+    finally:
+        container.close()

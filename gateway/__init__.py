@@ -1,0 +1,1 @@
+"""The gateway: ingest -> validate -> dedupe -> case -> dispatch, plus the HTTP API."""

@@ -1,0 +1,5 @@
+import sys
+
+from xueliang.cli import main
+
+sys.exit(main())

@@ -1,0 +1,125 @@
+"""The ``xueliang`` command: detect, replay, edge, gateway, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+
+def _detect(args: argparse.Namespace) -> int:
+    import cv2
+
+    from edge.detector import load_detector
+
+    image = cv2.imread(args.image)
+    if image is None:
+        print(f"error: cannot read image {args.image}", file=sys.stderr)
+        return 2
+    found = load_detector(args.model).detect(image, args.min_score)
+    rows = [
+        {"label": str(n), "score": round(float(s), 3), "box": [round(float(v), 1) for v in b]}
+        for b, s, n in zip(found.xyxy, found.confidence, found.data["class_name"])
+    ]
+    print(json.dumps(rows, ensure_ascii=False) if args.json else "\n".join(f"{r['label']:>12} {r['score']:.2f} {r['box']}" for r in rows))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.replay import replay
+    from xueliang.wire import parse_time
+
+    config = load_config(args.config)
+    out_dir = Path(args.evidence_dir) if args.evidence_dir else None
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for out in replay(config, args.camera, args.video, parse_time(args.start)):
+        print(json.dumps(out.message, ensure_ascii=False), flush=True)
+        if out_dir and out.evidence:
+            (out_dir / f"{out.message['incident_id']}-{out.message['seq']}.jpg").write_bytes(out.evidence)
+    return 0
+
+
+def _edge(args: argparse.Namespace) -> int:
+    from edge.box import run_box
+    from edge.config import load_config
+
+    return run_box(load_config(args.config))
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    from gateway.config import load_gateway_config
+    from gateway.service import run_gateway
+
+    return run_gateway(load_gateway_config(args.config))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from xueliang.demo import run_demo
+
+    return run_demo(once=args.once, port=args.port, data_dir=Path(args.data), timeout_s=args.timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="xueliang", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("detect", help="run a detector on one image")
+    p.add_argument("image")
+    p.add_argument("--model", default="ssd_mobilenet_v2_coco")
+    p.add_argument("--min-score", type=float, default=0.3)
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=_detect)
+
+    p = sub.add_parser("replay", help="run the edge pipeline on a video file, print incident messages")
+    p.add_argument("video")
+    p.add_argument("--config", required=True)
+    p.add_argument("--camera", required=True)
+    p.add_argument("--start", default="2026-01-01T00:00:00Z", help="ISO 8601 time of the first frame")
+    p.add_argument("--evidence-dir", help="also write evidence JPEGs here")
+    p.set_defaults(func=_replay)
+
+    p = sub.add_parser("edge", help="run an edge box")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=_edge)
+
+    p = sub.add_parser("gateway", help="run the gateway")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=_gateway)
+
+    p = sub.add_parser("demo", help="serve the fixture clips as cameras and run everything")
+    p.add_argument("--once", action="store_true", help="exit 0 after the first cases were created")
+    p.add_argument("--port", type=int, default=8080, help="gateway HTTP port")
+    p.add_argument("--data", default="data/demo", help="local data folder")
+    p.add_argument("--timeout", type=float, default=240.0, help="--once gives up after this many seconds")
+    p.set_defaults(func=_demo)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}',
+        stream=sys.stderr,
+    )
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a clear line instead of a traceback for the errors we name
+        from edge.config import ConfigError
+        from models import ModelError
+
+        if isinstance(exc, (ConfigError, ModelError)) or type(exc).__name__ in ("GatewayConfigError", "SourceError"):
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""``xueliang demo``: the whole product on this machine, on embedded defaults.
+
+Serves every clip in fixtures/videos/ that has a ``*.truth.yaml`` as an RTSP camera, starts
+Mosquitto, the gateway (SQLite under the data folder) and an edge box for those cameras,
+and prints each case as it is created.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from xueliang import services
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures" / "videos"
+
+
+def fixture_cameras() -> list[dict]:
+    """Camera entries (edge-config form) of the fixture clips, url = the clip's path."""
+    cameras = []
+    for truth in sorted(FIXTURES.glob("*.truth.yaml")):
+        camera = yaml.safe_load(truth.read_text())["camera"]
+        camera["url"] = str((REPO / camera["url"]).resolve())
+        cameras.append(camera)
+    return cameras
+
+
+def write_configs(data: Path, broker_port: int, http_port: int, cameras: list[dict], box: str = "demo-box") -> tuple[Path, Path]:
+    edge = {"box": box, "broker": {"host": "127.0.0.1", "port": broker_port}, "cameras": cameras,
+            "data_dir": str(data / "edge")}
+    gateway = {"broker": {"host": "127.0.0.1", "port": broker_port}, "database": f"sqlite:///{data}/gateway/gateway.sqlite",
+               "http": {"host": "127.0.0.1", "port": http_port}}
+    edge_path, gateway_path = data / "edge.yaml", data / "gateway.yaml"
+    edge_path.write_text(yaml.safe_dump(edge, allow_unicode=True, sort_keys=False))
+    gateway_path.write_text(yaml.safe_dump(gateway, allow_unicode=True, sort_keys=False))
+    return edge_path, gateway_path
+
+
+def fetch_cases(http_port: int) -> list[dict] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/cases", timeout=2) as r:
+            return json.loads(r.read())
+    except OSError:
+        return None
+
+
+def describe(case: dict, http_port: int) -> str:
+    return (f"case {case['id']}: {case['category_name']} ({case['category_code']}) grid {case['grid']} -> "
+            f"{case['department']}, deadline {case['deadline']}; camera {case['camera']} zone {case['zone']}, "
+            f"reported {case['reported_at']}; evidence http://127.0.0.1:{http_port}{case['evidence_url']}")
+
+
+def run_demo(once: bool, port: int, data_dir: Path, timeout_s: float) -> int:
+    data = data_dir.resolve()
+    if data.exists():
+        shutil.rmtree(data)  # a demo starts from an empty case book
+    data.mkdir(parents=True)
+    cameras = fixture_cameras()
+    if not cameras:
+        print(f"error: no fixture clips with a *.truth.yaml in {FIXTURES}")
+        return 2
+    broker = services.mosquitto(data / "mosquitto")
+    rtsp = services.rtsp_server({c["id"]: Path(c["url"]) for c in cameras}, data)
+    for c in cameras:
+        c["url"] = f"rtsp://127.0.0.1:{rtsp.port}/{c['id']}"
+    edge_cfg, gateway_cfg = write_configs(data, broker.port, port, cameras)
+    procs = []
+    try:
+        broker.start()
+        rtsp.start()
+        print(f"broker mqtt://127.0.0.1:{broker.port}; cameras: " + ", ".join(c["url"] for c in cameras), flush=True)
+        procs.append(services.xueliang(["gateway", "--config", str(gateway_cfg)], data / "gateway.log"))
+        services.wait_port(port, procs[0], "gateway", timeout=30)
+        procs.append(services.xueliang(["edge", "--config", str(edge_cfg)], data / "edge.log"))
+        print(f"gateway API http://127.0.0.1:{port}/cases; logs in {data}; waiting for cases "
+              f"(a vehicle must stay for its zone's dwell time) ...", flush=True)
+        seen: set[int] = set()
+        started = time.monotonic()
+        while True:
+            for p, name in zip(procs, ("gateway", "edge")):
+                if p.poll() is not None:
+                    print(f"error: the {name} exited with code {p.returncode}; see {data / (name + '.log')}")
+                    return 1
+            for case in sorted(fetch_cases(port) or [], key=lambda c: c["id"]):
+                if case["id"] not in seen:
+                    seen.add(case["id"])
+                    print(describe(case, port), flush=True)
+            if once and seen:
+                return 0
+            if once and time.monotonic() - started > timeout_s:
+                print(f"error: no case within {timeout_s:.0f}s; see {data / 'edge.log'} and {data / 'gateway.log'}")
+                return 1
+            time.sleep(1.0)
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except Exception:
+                p.kill()
+        rtsp.stop()
+        broker.stop()

@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""A test RTSP server: serves H.264 files as endless live camera streams.
+
+Runs with the system interpreter (``/usr/bin/python3``: python3-gi is a Debian package),
+started as a subprocess by the demo and the tests:
+
+    /usr/bin/python3 rtsp_server.py --port 8554 campus-gate=fixtures/videos/campus-gate.mp4
+
+One always-running pipeline per mount reads its file at real-time pace in an endless
+loop and pushes each H.264 access unit into the live ``appsrc`` of the shared RTSP media,
+so every client sees one continuous stream and starts at the next key frame. (A shared
+factory reading the file itself rewinds it for everyone whenever a client connects.)
+"""
+
+import argparse
+import signal
+import sys
+import threading
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+DEMUX = {".mp4": "qtdemux", ".mov": "qtdemux", ".mkv": "matroskademux"}
+
+
+class Mount:
+    def __init__(self, name: str, path: str):
+        self.name = name
+        demux = DEMUX.get(path[path.rfind("."):].lower(), "qtdemux")
+        self.pipeline = Gst.parse_launch(
+            f'filesrc location="{path}" ! {demux} ! h264parse config-interval=-1 ! '
+            "video/x-h264,stream-format=byte-stream,alignment=au ! "
+            "appsink name=sink sync=true emit-signals=true max-buffers=100 drop=false")
+        self.caps = None
+        self.clients: list[list] = []  # [appsrc, waiting_for_key_frame]
+        self.lock = threading.Lock()
+        self.pipeline.get_by_name("sink").connect("new-sample", self.on_sample)
+        bus = self.pipeline.get_bus()
+        bus.add_signal_watch()
+        bus.connect("message", self.on_message)
+
+    def start(self) -> None:
+        self.pipeline.set_state(Gst.State.PLAYING)
+
+    def on_message(self, bus, message) -> None:
+        if message.type == Gst.MessageType.EOS:  # loop the file
+            self.pipeline.seek_simple(Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.KEY_UNIT, 0)
+        elif message.type == Gst.MessageType.ERROR:
+            err, debug = message.parse_error()
+            print(f"rtsp-server: mount {self.name}: {err.message}", file=sys.stderr, flush=True)
+
+    def on_sample(self, sink):
+        sample = sink.emit("pull-sample")
+        buf = sample.get_buffer()
+        self.caps = self.caps or sample.get_caps()
+        key = not buf.has_flags(Gst.BufferFlags.DELTA_UNIT)
+        with self.lock:
+            clients = list(self.clients)
+        for client in clients:
+            src, waiting = client
+            if waiting and not key:
+                continue
+            client[1] = False
+            out = buf.copy()
+            out.pts = out.dts = Gst.CLOCK_TIME_NONE  # appsrc stamps it with the live running time
+            if src.emit("push-buffer", out) != Gst.FlowReturn.OK:
+                with self.lock:
+                    if client in self.clients:
+                        self.clients.remove(client)
+        return Gst.FlowReturn.OK
+
+    def attach(self, factory, media) -> None:
+        src = media.get_element().get_child_by_name("src")
+        if self.caps is not None:
+            src.set_property("caps", self.caps)
+        with self.lock:
+            self.clients.append([src, True])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=8554)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("mounts", nargs="+", help="NAME=FILE")
+    args = parser.parse_args()
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address(args.host)
+    server.set_service(str(args.port))
+    mounts = []
+    for spec in args.mounts:
+        name, _, path = spec.partition("=")
+        mount = Mount(name, path)
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch("( appsrc name=src is-live=true format=time do-timestamp=true "
+                           "caps=video/x-h264,stream-format=byte-stream,alignment=au ! "
+                           "h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )")
+        factory.set_shared(True)
+        factory.connect("media-configure", mount.attach)
+        server.get_mount_points().add_factory(f"/{name}", factory)
+        mount.start()
+        mounts.append(mount)
+    if server.attach(None) == 0:
+        print(f"rtsp-server: cannot listen on {args.host}:{args.port}", file=sys.stderr, flush=True)
+        return 1
+    loop = GLib.MainLoop()
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, loop.quit)
+    print(f"rtsp-server: ready on rtsp://{args.host}:{args.port}/ " + " ".join(m.name for m in mounts), flush=True)
+    loop.run()
+    for m in mounts:
+        m.pipeline.set_state(Gst.State.NULL)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

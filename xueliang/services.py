@@ -1,0 +1,116 @@
+"""Real services for the demo and the tests: Mosquitto and the RTSP test server, on loopback.
+
+Each is a real process with a generated config on a free port; ``stop()`` ends it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RTSP_SERVER = Path(__file__).resolve().parent / "rtsp_server.py"
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServiceError(f"{what} exited with code {proc.returncode} before listening on port {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise ServiceError(f"{what} did not listen on port {port} within {timeout:.0f}s")
+
+
+class Service:
+    """A child process listening on ``port``."""
+
+    def __init__(self, name: str, argv: list[str], port: int, log_path: Path, env: dict | None = None):
+        self.name, self.argv, self.port, self.log_path, self.env = name, argv, port, log_path, env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> "Service":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                     start_new_session=True)
+        wait_port(self.port, self.proc, self.name, timeout)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)  # in case a test paused it
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.killpg(self.proc.pid, sig)
+
+    def __enter__(self) -> "Service":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def mosquitto(work: Path, port: int | None = None, extra: str = "") -> Service:
+    """Mosquitto on 127.0.0.1 with persistence under ``work`` and no per-client queue limit."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        raise ServiceError("mosquitto is not installed: run `make setup` (Debian package mosquitto)")
+    port = port or free_port()
+    work.mkdir(parents=True, exist_ok=True)
+    conf = work / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "user root\n"
+        "persistence true\n"
+        f"persistence_location {work}/\n"
+        "max_queued_messages 0\n"
+        "max_inflight_messages 0\n"
+        "message_size_limit 8000000\n"
+        f"{extra}"
+    )
+    return Service("mosquitto", [binary, "-c", str(conf)], port, work / "mosquitto.log")
+
+
+def rtsp_server(mounts: dict[str, Path], work: Path, port: int | None = None) -> Service:
+    """The GStreamer test server (xueliang/rtsp_server.py) serving each file as rtsp://127.0.0.1:PORT/NAME."""
+    if not Path(SYSTEM_PYTHON).exists():
+        raise ServiceError(f"{SYSTEM_PYTHON} is missing; the RTSP test server needs Debian's python3-gi")
+    port = port or free_port()
+    argv = [SYSTEM_PYTHON, str(RTSP_SERVER), "--port", str(port)] + [f"{k}={Path(v).resolve()}" for k, v in mounts.items()]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    return Service("rtsp-server", argv, port, work / "rtsp-server.log", env=env)
+
+
+def xueliang(args: list[str], log_path: Path) -> subprocess.Popen:
+    """Run ``python -m xueliang ARGS`` as a child process (its own process group)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([sys.executable, "-m", "xueliang", *args], stdout=open(log_path, "ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
