@@ -139,7 +139,8 @@ class DwellRule:
                 cand.track_ids.add(s.track_id)
             if cand.incident_id is None and t - cand.first_seen >= self.dwell_s:
                 cand.started_at = cand.first_seen + self.dwell_s
-                cand.incident_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}").hex
+                cand.incident_id = uuid.uuid5(
+                    uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}/{cand.anchor[0]:.4f},{cand.anchor[1]:.4f}").hex
                 events.append(self._event(cand, t, "start"))
             elif cand.incident_id and t - cand.last_event_at >= self.update_interval_s:
                 events.append(self._event(cand, t, "update"))

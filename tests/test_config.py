@@ -1,0 +1,70 @@
+"""Bad edge configuration gets an error that names the camera, zone and field."""
+
+import subprocess
+import sys
+
+import pytest
+
+from edge.config import ConfigError, load_config, parse_config
+
+
+def config_with(camera_overrides=None, zone_overrides=None, top=None):
+    zone = {"id": "p1", "types": ["illegal_parking"], "polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]], "dwell_s": 30}
+    zone.update(zone_overrides or {})
+    camera = {"id": "gate-3", "url": "rtsp://127.0.0.1:8554/x", "grid": "HQ-1", "zones": [zone]}
+    camera.update(camera_overrides or {})
+    raw = {"box": "b1", "cameras": [camera]}
+    raw.update(top or {})
+    return raw
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (config_with(zone_overrides={"polygon": [[0, 0], [1, 1]]}),
+     "camera 'gate-3' zone 'p1' polygon: needs at least 3 points, got 2"),
+    (config_with(zone_overrides={"polygon": [[0, 0], [1.5, 1], [0, 1]]}),
+     "camera 'gate-3' zone 'p1' polygon: point [1.5, 1.0] is outside 0..1"),
+    (config_with(zone_overrides={"dwell_s": -5}), "camera 'gate-3' zone 'p1' dwell_s: Input should be greater than 0"),
+    (config_with(zone_overrides={"types": ["parking"]}), "camera 'gate-3' zone 'p1' types 0: Input should be"),
+    (config_with(zone_overrides={"dwel_s": 3}), "camera 'gate-3' zone 'p1' dwel_s: Extra inputs are not permitted"),
+    (config_with(camera_overrides={"grid": ""}), "camera 'gate-3' grid: String should have at least 1 character"),
+    (config_with(camera_overrides={"url": None}), "camera 'gate-3' url: Input should be a valid string"),
+    (config_with(top={"box": "bad box"}), "box: String should match pattern"),
+    (config_with(top={"broker": {"port": 99999}}), "broker port: Input should be less than or equal to 65535"),
+    ({"box": "b1", "cameras": []}, "cameras: List should have at least 1 item"),
+])
+def test_bad_config_names_the_place(raw, expected):
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert expected in str(err.value)
+
+
+def test_duplicate_zone_ids_are_refused():
+    raw = config_with()
+    raw["cameras"][0]["zones"].append(dict(raw["cameras"][0]["zones"][0]))
+    with pytest.raises(ConfigError, match="camera 'gate-3': zone id 'p1' appears twice"):
+        parse_config(raw)
+
+
+def test_good_config_fills_defaults():
+    config = parse_config(config_with())
+    assert config.cameras[0].zones[0].grid is None
+    assert config.broker.port == 1883 and config.detection.min_score == 0.4
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("box: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_cli_prints_the_error_and_exits_2(tmp_path):
+    path = tmp_path / "edge.yaml"
+    path.write_text("box: b1\ncameras:\n  - {id: gate-3, url: x, grid: g, zones: [{id: p1, types: [illegal_parking], polygon: [[0, 0], [1, 1]]}]}\n")
+    run = subprocess.run([sys.executable, "-m", "xueliang", "replay", "x.mp4", "--config", str(path), "--camera", "gate-3"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "camera 'gate-3' zone 'p1' polygon: needs at least 3 points, got 2" in run.stderr
+    assert "Traceback" not in run.stderr

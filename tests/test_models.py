@@ -1,0 +1,85 @@
+"""Committed model files: sha256 as the manifest says, and they really detect."""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import av
+import numpy as np
+import pytest
+
+from edge.detector import crop_regions, detect_frame, load_detector
+from models import MODELS_DIR, ModelError, load_manifest
+
+from .conftest import CLIP, TRUTH
+
+MANIFESTS = sorted(MODELS_DIR.glob("*/*.manifest.json"))
+
+
+@pytest.mark.parametrize("manifest_path", MANIFESTS, ids=lambda p: p.name)
+def test_every_model_matches_its_manifest_and_has_a_card(manifest_path):
+    manifest = json.loads(manifest_path.read_text())
+    onnx_file = manifest_path.parent / manifest["file"]
+    assert hashlib.sha256(onnx_file.read_bytes()).hexdigest() == manifest["sha256"]
+    assert manifest["source"]["package"] and manifest["conversion"] and manifest["classes"]
+    assert (manifest_path.parent / "CARD.md").exists()
+    assert onnx_file.stat().st_size < 20 * 1024 * 1024
+
+
+def test_altered_model_file_is_refused(tmp_path, monkeypatch):
+    import models
+
+    src = MODELS_DIR / "vehicle"
+    dst = tmp_path / "vehicle"
+    dst.mkdir()
+    manifest = json.loads((src / "ssd_mobilenet_v2_coco.manifest.json").read_text())
+    (dst / "ssd_mobilenet_v2_coco.manifest.json").write_text(json.dumps(manifest))
+    data = bytearray((src / manifest["file"]).read_bytes())
+    data[-1] ^= 0xFF
+    (dst / manifest["file"]).write_bytes(bytes(data))
+    monkeypatch.setattr(models, "MODELS_DIR", tmp_path)
+    with pytest.raises(ModelError, match="sha256"):
+        models.load_manifest("ssd_mobilenet_v2_coco")
+    with pytest.raises(ModelError, match="not found"):
+        models.load_manifest("no_such_model")
+
+
+def first_frame() -> np.ndarray:
+    with av.open(str(CLIP)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="bgr24")
+
+
+def test_ssd_finds_the_parked_van_in_its_zone_with_crops():
+    image = first_frame()
+    h, w = image.shape[:2]
+    zone = next(z for z in TRUTH["camera"]["zones"] if z["id"] == "kerb-no-parking")
+    detector = load_detector("ssd_mobilenet_v2_coco")
+    found = detect_frame(detector, image, crop_regions([zone["polygon"]], w, h), 0.4, ["car", "truck", "bus", "motorcycle"])
+    vehicles = found[np.isin(found.data["class_name"], ["car", "truck", "bus", "motorcycle"])]
+    (xs, ys) = zone["polygon"][0], zone["polygon"][2]
+    anchors = [((x1 + x2) / 2 / w, y2 / h) for x1, _, x2, y2 in vehicles.xyxy]
+    inside = [a for a in anchors if xs[0] <= a[0] <= ys[0] and xs[1] <= a[1] <= ys[1]]
+    assert len(inside) == 1  # the van, once: one NMS across vehicle classes
+    assert (found.data["class_name"] == "person").sum() >= 3  # the pedestrians on the road
+
+
+def test_detect_cli_prints_json(tmp_path):
+    import cv2
+
+    path = tmp_path / "frame.png"
+    cv2.imwrite(str(path), first_frame())
+    run = subprocess.run([sys.executable, "-m", "xueliang", "detect", str(path), "--json"],
+                         capture_output=True, text=True, timeout=60, check=True)
+    rows = json.loads(run.stdout)
+    assert {"label", "score", "box"} <= set(rows[0])
+    labels = [r["label"] for r in rows]
+    assert "person" in labels and "car" in labels
+    for r in rows:
+        x1, y1, x2, y2 = r["box"]
+        assert 0 <= x1 < x2 <= 768 and 0 <= y1 < y2 <= 576 and 0 < r["score"] <= 1
+
+
+def test_manifest_loader_returns_the_onnx_path():
+    manifest, path = load_manifest("ssd_mobilenet_v2_coco")
+    assert path.exists() and manifest["input"]["shape"] == [1, 300, 300, 3]
