@@ -1,0 +1,128 @@
+"""Gateway ingest and API on a real SQLite file: cases, idempotency, dead letters."""
+
+import copy
+import hashlib
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.api import create_app
+from gateway.config import TABLES_DIR, load_tables
+from gateway.ingest import Ingest
+from gateway.storage import Store
+from xueliang import wire
+
+JPEG = b"\xff\xd8\xff\xe0" + b"evidence-bytes" * 100
+NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+START = {
+    "schema_version": 1, "incident_id": "3f2a9c", "seq": 1, "state": "start", "type": "illegal_parking",
+    "box": "box-1", "camera": "gate", "zone": "kerb", "grid": "HQ-DZG-10D-07",
+    "location": {"lat": 39.17, "lon": 117.15},
+    "started_at": "2026-01-01T00:00:30Z", "observed_at": "2026-01-01T00:00:30Z", "ended_at": None,
+    "end_reason": None, "confidence": 0.79, "bbox": [0.84, 0.07, 0.94, 0.17], "track_id": 3,
+    "attributes": {"dwell_s": 30, "label": "car"},
+    "evidence": {"sha256": hashlib.sha256(JPEG).hexdigest(), "bytes": len(JPEG)},
+    "model": {"name": "ssd_mobilenet_v2_coco", "version": "1"},
+}
+TOPIC = wire.incident_topic("box-1", "gate")
+
+
+def payload(**changes) -> bytes:
+    m = copy.deepcopy(START)
+    m.update(changes)
+    return json.dumps(m).encode()
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+
+
+@pytest.fixture
+def ingest(store):
+    return Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=lambda: NOW)
+
+
+def test_start_opens_a_case_with_grid_department_and_deadline(ingest, store):
+    assert ingest.handle(wire.evidence_topic("box-1", "gate", "3f2a9c"), JPEG) == "evidence"
+    assert ingest.handle(TOPIC, payload()) == "case_created"
+    (case,) = store.list_cases()
+    assert case["grid"] == "HQ-DZG-10D-07"
+    assert (case["category_code"], case["category_name"]) == ("200505", "机动车乱停放")
+    assert case["department"] == "traffic-police"
+    assert case["deadline"] - case["created_at"] == 3600
+    assert store.evidence_bytes(case["evidence_sha256"]) == JPEG
+
+
+def test_redelivered_message_never_makes_a_second_case(ingest, store):
+    assert ingest.handle(TOPIC, payload()) == "case_created"
+    assert ingest.handle(TOPIC, payload()) == "duplicate"
+    assert ingest.handle(TOPIC, payload(seq=2, state="update")) == "case_updated"
+    assert ingest.handle(TOPIC, payload(seq=2, state="update")) == "duplicate"
+    assert store.count("cases") == 1 and store.count("incident_events") == 2
+
+
+def test_end_records_recheck_evidence_and_stale_events_do_not_overwrite(ingest, store):
+    ingest.handle(TOPIC, payload())
+    end = payload(seq=3, state="end", ended_at="2026-01-01T00:05:00Z", end_reason="left")
+    assert ingest.handle(TOPIC, end) == "case_updated"
+    assert ingest.handle(TOPIC, payload(seq=2, state="update", confidence=0.5)) == "case_updated"  # late
+    case = store.get_case(1)
+    assert case["end_reason"] == "left" and case["last_seq"] == 3 and case["confidence"] == 0.79
+    assert [e["action"] for e in case["timeline"]] == ["created", "dispatched", "recheck_evidence"]
+
+
+def test_end_arriving_first_still_opens_a_case(ingest, store):
+    end = payload(seq=2, state="end", ended_at="2026-01-01T00:05:00Z", end_reason="left")
+    assert ingest.handle(TOPIC, end) == "case_created"
+    assert store.get_case(1)["end_reason"] == "left"
+    assert ingest.handle(TOPIC, payload()) == "case_updated"
+    assert store.get_case(1)["end_reason"] == "left"
+
+
+BAD = [
+    (TOPIC, b"{not json", "not JSON"),
+    (TOPIC, b"[1, 2]", "not a JSON object"),
+    (TOPIC, payload(schema_version=2), "schema_version 2 is not 1"),
+    (TOPIC, payload(type="fly_tipping"), "type 'fly_tipping' has no category"),
+    (TOPIC, payload(seq=0), "seq"),
+    (TOPIC, payload(grid="<script>alert(1)</script>"), "grid"),
+    (TOPIC, payload(zone="kerb'; DROP TABLE cases;--"), "zone"),
+    (TOPIC, payload(state="end"), "ended_at"),
+    (TOPIC, payload(bbox=[0.1, 0.2, 1.7, 0.3]), "bbox"),
+    (TOPIC, b"{" + b" " * 20000 + b"}", "exceeds"),
+    (wire.incident_topic("other-box", "gate"), payload(), "payload says box 'box-1'"),
+    ("xl/v1/box-1/incident", payload(), "topic"),
+    (wire.evidence_topic("box-1", "gate", "x"), b"GIF89a", "not a JPEG"),
+    (wire.evidence_topic("box-1", "gate", "x"), b"", "evidence of 0 bytes"),
+]
+
+
+@pytest.mark.parametrize("topic, body, reason", BAD, ids=[r for _, _, r in BAD])
+def test_bad_input_goes_to_dead_letters_with_the_reason(ingest, store, topic, body, reason):
+    assert ingest.handle(topic, body) == "dead_letter"
+    (dead,) = store.list_dead_letters()
+    assert reason in dead["reason"] and dead["topic"] == topic
+    assert store.count("cases") == 0
+    assert ingest.handle(TOPIC, payload()) == "case_created"  # and nothing else is affected
+
+
+def test_api_lists_cases_and_serves_evidence(ingest, store):
+    ingest.handle(wire.evidence_topic("box-1", "gate", "3f2a9c"), JPEG)
+    ingest.handle(TOPIC, payload())
+    ingest.handle(TOPIC, b"garbage")
+    client = TestClient(create_app(store))
+    (case,) = client.get("/cases").json()
+    assert case["grid"] == "HQ-DZG-10D-07" and case["department"] == "traffic-police"
+    assert case["deadline"] == "2026-01-01T01:00:00.000Z" and case["created_at"] == "2026-01-01T00:00:00.000Z"
+    assert client.get("/cases", params={"department": "sanitation"}).json() == []
+    detail = client.get(f"/cases/{case['id']}").json()
+    assert [e["action"] for e in detail["timeline"]] == ["created", "dispatched"]
+    image = client.get(case["evidence_url"])
+    assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg" and image.content == JPEG
+    assert client.get(f"/cases/{case['id']}/evidence.jpg", params={"which": "end"}).status_code == 404
+    assert client.get("/cases/999").status_code == 404
+    (dead,) = client.get("/dead-letters").json()
+    assert "not JSON" in dead["reason"]

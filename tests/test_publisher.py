@@ -1,0 +1,107 @@
+"""The outbox: nothing is lost through a broker outage or a restart of the box (real Mosquitto)."""
+
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.config import Broker
+from edge.publisher import Outbox, Publisher
+from xueliang import services
+
+
+class Collector:
+    """A subscriber with a persistent session, so the broker keeps its messages while it is away."""
+
+    def __init__(self, port: int, topic: str):
+        self.messages: list[tuple[str, bytes]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="collector", protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.reconnect_delay_set(0.2, 1)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg):
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload))
+
+    def wait_for(self, n: int, timeout: float = 20.0) -> list[tuple[str, bytes]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.messages) >= n:
+                    return list(self.messages)
+            time.sleep(0.05)
+        return list(self.messages)
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def wait_until(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_messages_sent_during_a_broker_outage_arrive_in_order_afterwards(tmp_path):
+    broker = services.mosquitto(tmp_path / "mq").start()
+    collector = Collector(broker.port, "xl/v1/b1/cam/#")
+    time.sleep(0.3)
+    publisher = Publisher("b1", Broker(port=broker.port), Outbox(tmp_path / "outbox.sqlite"))
+    publisher.start()
+    try:
+        assert publisher.connected.wait(10)
+        publisher.send([("xl/v1/b1/cam/incident", b"before")])
+        assert collector.wait_for(1)[-1] == ("xl/v1/b1/cam/incident", b"before")
+        broker.stop()
+        assert wait_until(lambda: not publisher.connected.is_set())
+        for i in range(20):
+            publisher.send([(f"xl/v1/b1/cam/evidence/i{i}", b"\xff\xd8" + bytes(50_000)),
+                            ("xl/v1/b1/cam/incident", f"during-{i}".encode())])
+        assert publisher.outbox.pending() == 40
+        broker.start()
+        got = collector.wait_for(41, timeout=30)
+        incidents = [p.decode() for t, p in got if t.endswith("/incident")]
+        assert incidents == ["before"] + [f"during-{i}" for i in range(20)]
+        assert sum(1 for t, _ in got if "/evidence/" in t) == 20
+        assert wait_until(lambda: publisher.outbox.pending() == 0)
+    finally:
+        publisher.stop(timeout=1)
+        collector.stop()
+        broker.stop()
+
+
+def test_pending_messages_survive_a_restart_of_the_box(tmp_path):
+    port = services.free_port()
+    outbox_path = tmp_path / "outbox.sqlite"
+    first = Publisher("b1", Broker(port=port), Outbox(outbox_path))  # the broker is not there
+    first.start()
+    first.send([("xl/v1/b1/cam/incident", b"one"), ("xl/v1/b1/cam/incident", b"two")])
+    first.send([("xl/v1/b1/cam/incident", b"three")])
+    first.stop(timeout=0.5)
+    first.outbox.close()
+
+    broker = services.mosquitto(tmp_path / "mq", port=port).start()
+    collector = Collector(port, "xl/v1/b1/cam/incident")
+    time.sleep(0.3)
+    second = Publisher("b1", Broker(port=port), Outbox(outbox_path))
+    second.start()
+    try:
+        got = collector.wait_for(3)
+        assert [p for _, p in got] == [b"one", b"two", b"three"]
+        assert wait_until(lambda: second.outbox.pending() == 0)
+    finally:
+        second.stop(timeout=1)
+        collector.stop()
+        broker.stop()
