@@ -1,7 +1,10 @@
-"""The edge box process: one worker thread per camera, one shared detector, one publisher.
+"""The edge box process: camera readers apart from inference, one shared detector, one publisher.
 
-A camera that fails reconnects with capped exponential backoff and jitter and never
-stalls the others. Incidents go through the outbox (edge/publisher.py).
+Each camera has a reader thread (I/O and decoding only) that leaves its latest sampled
+frame in a slot; a camera that hangs, floods or changes resolution only ever fills its
+own slot. One analyser thread takes the frames of all cameras that are ready, runs the
+detector passes they need through one onnxruntime session, then each camera's tracking
+and rules. Incidents go through the outbox (edge/publisher.py).
 """
 
 from __future__ import annotations
@@ -13,16 +16,20 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
 from edge.config import Camera, EdgeConfig
 from edge.detector import Detector, load_detector
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.publisher import Outbox, Publisher
 from edge.source import SourceError, open_frames
+from xueliang import wire
 
 log = logging.getLogger(__name__)
 
 CAMERA_LOST_AFTER_S = 60.0
-HEARTBEAT_S = 10.0
+LOST = "lost"
 
 
 def backoff(attempt: int, base: float = 1.0, cap: float = 30.0, rand: float = 0.5) -> float:
@@ -36,105 +43,223 @@ def backoff(attempt: int, base: float = 1.0, cap: float = 30.0, rand: float = 0.
     return min(cap, base * 2 ** (attempt - 1)) * (0.5 + rand)
 
 
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.analysed = Counter("xl_edge_frames_analysed", "Sampled frames analysed", ["camera"], registry=r)
+        self.passes = Counter("xl_edge_detector_passes", "Frames that went through the detector", ["camera"], registry=r)
+        self.dropped = Counter("xl_edge_frames_dropped", "Sampled frames replaced before analysis", ["camera"], registry=r)
+        self.reconnects = Counter("xl_edge_reconnects", "Camera reconnect attempts", ["camera"], registry=r)
+        self.online = Gauge("xl_edge_camera_online", "1 when the camera delivers frames", ["camera"], registry=r)
+        self.decode = Histogram("xl_edge_decode_seconds", "Reader CPU time per sampled frame", ["camera"], registry=r,
+                                buckets=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1))
+        self.infer = Histogram("xl_edge_inference_seconds", "Detector time per analyser round", registry=r,
+                               buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2))
+        self.pending = Gauge("xl_edge_outbox_pending", "Messages waiting for the broker", registry=r)
+        self.incidents = Counter("xl_edge_incident_events", "Incident events queued", ["type", "state"], registry=r)
+
+
 @dataclass
 class CameraHealth:
-    state: str = "connecting"  # online / reconnecting / offline
+    state: str = "connecting"  # connecting / online / reconnecting / offline
     analysed: int = 0
+    detector_passes: int = 0
     reconnects: int = 0
-    last_frame_at: float | None = None
-    last_error: str | None = None
+    dropped: int = 0
+    decode_ms: float = 0.0
     infer_ms: float = 0.0
-    since: float = field(default_factory=time.time)
+    faults: list[str] = field(default_factory=list)
+    last_error: str | None = None
+    window: list[float] = field(default_factory=list)  # recent analysis times, for frames/s
+
+    def fps(self, now: float, span: float = 30.0) -> float:
+        self.window = [t for t in self.window if now - t <= span]
+        return round(len(self.window) / span, 3)
+
+
+class Slots:
+    """The latest sampled frame (or a lost-camera mark) per camera; a newer one replaces an older."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, tuple[float, object]] = {}
+        self._cond = threading.Condition()
+
+    def put(self, camera: str, t: float, item: object) -> bool:
+        """Store; returns True when an unanalysed frame was replaced."""
+        with self._cond:
+            replaced = camera in self._items and self._items[camera][1] is not LOST
+            self._items[camera] = (t, item)
+            self._cond.notify()
+            return replaced
+
+    def take_all(self, timeout: float) -> dict[str, tuple[float, object]]:
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout)
+            items, self._items = self._items, {}
+            return items
+
+    def depth(self) -> int:
+        with self._cond:
+            return len(self._items)
+
+
+class CameraReader(threading.Thread):
+    """Pulls one camera: open, sample, reconnect with backoff. Never touches the detector."""
+
+    def __init__(self, camera: Camera, slots: Slots, metrics: Metrics, stop: threading.Event):
+        super().__init__(name=f"camera-{camera.id}", daemon=True)
+        self.camera, self.slots, self.metrics, self.stop = camera, slots, metrics, stop
+        self.health = CameraHealth()
+
+    def run(self) -> None:
+        attempt, lost_since = 0, None
+        cam = self.camera
+        while not self.stop.is_set():
+            try:
+                base = None
+                cpu = time.thread_time()
+                for rel, image in open_frames(cam.url, cam.open_timeout_s, cam.read_timeout_s,
+                                              cam.analysis_interval_s, cam.sampling, cam.max_keyframe_gap_s):
+                    if self.stop.is_set():
+                        return
+                    now = time.time()
+                    base = now - rel if base is None else base
+                    if self.health.state != "online":
+                        log.info("camera %s online", cam.id)
+                        self.metrics.online.labels(cam.id).set(1)
+                    self.health.state, attempt, lost_since = "online", 0, None
+                    used = time.thread_time() - cpu
+                    cpu += used
+                    self.health.decode_ms = round(used * 1000, 2)
+                    self.metrics.decode.labels(cam.id).observe(used)
+                    if self.slots.put(cam.id, base + rel, image):
+                        self.health.dropped += 1
+                        self.metrics.dropped.labels(cam.id).inc()
+                raise SourceError(f"{cam.url}: stream ended")
+            except SourceError as exc:
+                self.health.last_error = str(exc)
+            except Exception as exc:  # a decoder bug on garbage input must not end the camera for good
+                log.exception("camera %s reader failed", cam.id)
+                self.health.last_error = f"{type(exc).__name__}: {exc}"
+            attempt += 1
+            self.health.reconnects += 1
+            self.metrics.reconnects.labels(cam.id).inc()
+            self.metrics.online.labels(cam.id).set(0)
+            now = time.time()
+            lost_since = lost_since or now
+            state = "reconnecting" if now - lost_since < CAMERA_LOST_AFTER_S else "offline"
+            if state == "offline":
+                self.slots.put(cam.id, now, LOST)
+            self.health.state = state
+            delay = backoff(attempt, cap=10.0, rand=random.random())
+            log.warning("camera %s %s (%s); retry in %.1fs", cam.id, state, self.health.last_error, delay)
+            self.stop.wait(delay)
+
+
+class Analyser(threading.Thread):
+    """Runs the detector for every ready camera through one session, then tracking and rules."""
+
+    def __init__(self, config: EdgeConfig, detector: Detector, readers: dict[str, CameraReader], slots: Slots,
+                 publisher: Publisher, metrics: Metrics, stop: threading.Event):
+        super().__init__(name="analyser", daemon=True)
+        self.detector, self.readers, self.slots = detector, readers, slots
+        self.publisher, self.metrics, self.stop = publisher, metrics, stop
+        self.min_score = config.detection.min_score
+        self.pipelines = {cam.id: CameraPipeline(config, cam, detector) for cam in config.cameras}
+
+    def _emit(self, outs: list[Outgoing]) -> None:
+        for out in outs:
+            m = out.message
+            log.info("incident %s %s %s camera=%s zone=%s", m["type"], m["state"], m["incident_id"], m["camera"], m["zone"])
+            self.metrics.incidents.labels(m["type"], m["state"]).inc()
+            self.publisher.send(to_wire(out))
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            ready = self.slots.take_all(timeout=0.5)
+            jobs = []
+            for cam_id, (t, item) in ready.items():
+                pipeline = self.pipelines[cam_id]
+                if item is LOST:
+                    self._emit(pipeline.camera_lost(t))
+                    continue
+                jobs.append((cam_id, t, item, pipeline.plan(t, item)))
+            if not jobs:
+                continue
+            started = time.perf_counter()
+            images = [x for *_, plan in jobs for x in plan]
+            results = [self.detector.detect(x, self.min_score) for x in images]
+            took = time.perf_counter() - started
+            self.metrics.infer.observe(took)
+            i = 0
+            for cam_id, t, image, plan in jobs:
+                parts, i = results[i:i + len(plan)], i + len(plan)
+                try:
+                    self._emit(self.pipelines[cam_id].observe(t, image, parts))
+                except Exception:  # one camera's bad frame must not stop the others
+                    log.exception("camera %s: analysis failed", cam_id)
+                    continue
+                h = self.readers[cam_id].health
+                h.analysed += 1
+                h.window.append(time.time())
+                h.detector_passes = self.pipelines[cam_id].detector_passes
+                h.faults = sorted(self.pipelines[cam_id].active_faults)
+                h.infer_ms = round(took * 1000 / max(1, len(jobs)), 1)
+                self.metrics.analysed.labels(cam_id).inc()
+                if plan:
+                    self.metrics.passes.labels(cam_id).inc()
 
 
 def to_wire(out: Outgoing) -> list[tuple[str, bytes]]:
     """Evidence first, then the incident that refers to it."""
-    from xueliang import wire
-
     incident_topic, evidence_topic = out.topics
     items = [(evidence_topic, out.evidence)] if out.evidence else []
     return items + [(incident_topic, wire.encode_incident(out.message))]
 
 
-class CameraWorker(threading.Thread):
-    def __init__(self, config: EdgeConfig, camera: Camera, detector: Detector, publisher: Publisher,
-                 stop: threading.Event):
-        super().__init__(name=f"camera-{camera.id}", daemon=True)
-        self.camera, self.publisher, self.stop = camera, publisher, stop
-        self.pipeline = CameraPipeline(config, camera, detector)
-        self.health = CameraHealth()
-
-    def _emit(self, outs: list[Outgoing]) -> None:
-        for out in outs:
-            log.info("incident %s %s camera=%s zone=%s", out.message["state"], out.message["incident_id"],
-                     out.message["camera"], out.message["zone"])
-            self.publisher.send(to_wire(out))
-
-    def run(self) -> None:
-        attempt, lost_since = 0, None
-        while not self.stop.is_set():
-            try:
-                base = None
-                for rel, image in open_frames(self.camera.url, self.camera.open_timeout_s,
-                                              self.camera.read_timeout_s, self.camera.analysis_interval_s):
-                    if self.stop.is_set():
-                        return
-                    base = time.time() - rel if base is None else base
-                    if self.health.state != "online":
-                        log.info("camera %s online", self.camera.id)
-                    self.health.state, attempt, lost_since = "online", 0, None
-                    started = time.perf_counter()
-                    self._emit(self.pipeline.analyse(base + rel, image))
-                    self.health.infer_ms = round((time.perf_counter() - started) * 1000, 1)
-                    self.health.analysed += 1
-                    self.health.last_frame_at = time.time()
-                raise SourceError(f"{self.camera.url}: stream ended")
-            except SourceError as exc:
-                self.health.last_error = str(exc)
-            except Exception as exc:  # one bad frame or bug must not kill the camera for good
-                log.exception("camera %s failed", self.camera.id)
-                self.health.last_error = f"{type(exc).__name__}: {exc}"
-            attempt += 1
-            self.health.reconnects += 1
-            lost_since = lost_since or time.time()
-            self.health.state = "reconnecting" if time.time() - lost_since < CAMERA_LOST_AFTER_S else "offline"
-            if self.health.state == "offline" and self.pipeline.rules:
-                self._emit(self.pipeline.close(time.time(), "camera_lost"))
-            delay = backoff(attempt, rand=random.random())
-            log.warning("camera %s %s (%s); retry in %.1fs", self.camera.id, self.health.state,
-                        self.health.last_error, delay)
-            self.stop.wait(delay)
-
-
-def status(box: str, workers: list[CameraWorker], pending: int) -> dict:
+def status(box: str, readers: dict[str, CameraReader], slots: Slots, pending: int) -> dict:
+    now = time.time()
     return {
         "box": box,
         "state": "online",
-        "at": time.time(),
+        "at": wire.iso(now),
         "outbox_pending": pending,
-        "cameras": {w.camera.id: {"state": w.health.state, "analysed": w.health.analysed,
-                                  "reconnects": w.health.reconnects, "infer_ms": w.health.infer_ms,
-                                  "last_error": w.health.last_error} for w in workers},
+        "queue_depth": slots.depth(),
+        "cameras": {cid: {"state": r.health.state, "faults": r.health.faults, "analysed_fps": r.health.fps(now),
+                          "analysed": r.health.analysed, "detector_passes": r.health.detector_passes,
+                          "decode_ms": r.health.decode_ms, "inference_ms": r.health.infer_ms,
+                          "dropped": r.health.dropped, "reconnects": r.health.reconnects,
+                          "last_error": r.health.last_error} for cid, r in readers.items()},
     }
 
 
-def run_box(config: EdgeConfig) -> int:
+def run_box(config: EdgeConfig, metrics_port: int | None = None) -> int:
     detector = load_detector(config.detection.model)
     outbox = Outbox(config.data_dir / f"{config.box}.outbox.sqlite")
     publisher = Publisher(config.box, config.broker, outbox)
+    metrics = Metrics()
+    port = config.metrics_port if metrics_port is None else metrics_port
+    if port:
+        start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    workers = [CameraWorker(config, cam, detector, publisher, stop) for cam in config.cameras]
-    publisher.status = status(config.box, workers, outbox.pending())
+    slots = Slots()
+    readers = {cam.id: CameraReader(cam, slots, metrics, stop) for cam in config.cameras}
+    analyser = Analyser(config, detector, readers, slots, publisher, metrics, stop)
+    publisher.status = status(config.box, readers, slots, outbox.pending())
     publisher.start()
-    log.info("box %s: %d camera(s), %d message(s) pending in the outbox", config.box, len(workers), outbox.pending())
-    for w in workers:
-        w.start()
-    while not stop.wait(HEARTBEAT_S):
-        publisher.publish_status(status(config.box, workers, outbox.pending()))
-    for w in workers:
-        w.join(timeout=5)
+    log.info("box %s: %d camera(s), %d message(s) pending in the outbox", config.box, len(readers), outbox.pending())
+    analyser.start()
+    for r in readers.values():
+        r.start()
+    while not stop.wait(config.heartbeat_s):
+        pending = outbox.pending()
+        metrics.pending.set(pending)
+        publisher.publish_status(status(config.box, readers, slots, pending))
+    analyser.join(timeout=5)
     publisher.stop()
     outbox.close()
     return 0

@@ -54,6 +54,10 @@ class Camera(Strict):
     location: Location | None = None
     zones: list[Zone] = Field(default_factory=list)
     analysis_interval_s: float = Field(default=1.0, gt=0, le=60, title="Seconds between analysed frames")
+    sampling: Literal["auto", "keyframes", "rate"] = Field(
+        default="auto", title="keyframes: decode key frames only; rate: decode all, sample by time; "
+        "auto: key frames unless they are more than max_keyframe_gap_s apart")
+    max_keyframe_gap_s: float = Field(default=2.5, gt=0, le=60)
     open_timeout_s: float = Field(default=10.0, gt=0)
     read_timeout_s: float = Field(default=5.0, gt=0)
 
@@ -86,6 +90,9 @@ class Rules(Strict):
     still_tolerance: float = Field(default=0.5, gt=0, le=2, title="Anchor movement allowed, in box heights")
     gap_s: float = Field(default=10.0, gt=0, title="Seconds unseen before a vehicle counts as gone")
     update_interval_s: float = Field(default=60.0, gt=0, title="Seconds between update events")
+    change_gate: float = Field(default=4.0, ge=0, title="Grey-level change in the zones below which the last "
+                               "detector pass is reused (0: always detect)")
+    redetect_floor_s: float = Field(default=10.0, gt=0, title="Re-run the detector at least this often")
 
 
 class EdgeConfig(Strict):
@@ -95,6 +102,8 @@ class EdgeConfig(Strict):
     detection: Detection = Detection()
     rules: Rules = Rules()
     data_dir: Path = Field(default=Path("data/edge"), title="Outbox and state")
+    heartbeat_s: float = Field(default=10.0, gt=0, title="Seconds between status heartbeats")
+    metrics_port: int = Field(default=0, ge=0, le=65535, title="Prometheus /metrics on 127.0.0.1 (0: off)")
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> "EdgeConfig":

@@ -110,21 +110,19 @@ def crop_regions(polygons: list[list[tuple[float, float]]], width: int, height: 
     return [tuple(r) for r in regions if (r[2] - r[0]) * (r[3] - r[1]) < 0.6 * width * height]
 
 
-def detect_frame(
-    detector: Detector, image: Image, regions: list[Region], min_score: float, vehicle_labels: list[str]
-) -> sv.Detections:
-    """Detect on the whole frame and on each region, then one NMS.
+def merge_detections(parts: list[sv.Detections], regions: list[Region], vehicle_labels: list[str]) -> sv.Detections:
+    """Detections of the full frame (``parts[0]``) and of each region (``parts[1:]``) in frame pixels, one NMS.
 
     Vehicles go through a single class-agnostic NMS (the same van comes out as car,
     truck and bus on one box); other classes are suppressed per class.
     """
-    parts = [detector.detect(image, min_score)]
-    for x1, y1, x2, y2 in regions:
-        found = detector.detect(image[y1:y2, x1:x2], min_score)
+    shifted = [parts[0]]
+    for (x1, y1, _, _), found in zip(regions, parts[1:]):
         if len(found):
+            found = found[np.ones(len(found), dtype=bool)]  # a copy: the caller's detections stay as they were
             found.xyxy = found.xyxy + np.array([x1, y1, x1, y1], dtype=np.float32)
-            parts.append(found)
-    merged = sv.Detections.merge(parts)
+            shifted.append(found)
+    merged = sv.Detections.merge(shifted)
     if len(merged) == 0:
         return merged
     is_vehicle = np.isin(merged.data["class_name"], vehicle_labels)
@@ -132,3 +130,11 @@ def detect_frame(
     if (~is_vehicle).any():
         out.append(merged[~is_vehicle].with_nms(threshold=0.45))
     return sv.Detections.merge(out)
+
+
+def detect_frame(
+    detector: Detector, image: Image, regions: list[Region], min_score: float, vehicle_labels: list[str]
+) -> sv.Detections:
+    """Detect on the whole frame and on each region, then one NMS (see ``merge_detections``)."""
+    parts = [detector.detect(x, min_score) for x in [image] + [image[y1:y2, x1:x2] for x1, y1, x2, y2 in regions]]
+    return merge_detections(parts, regions, vehicle_labels)

@@ -66,6 +66,14 @@ class _Candidate:
     last_event_at: float = 0.0
 
 
+def _event(cand: _Candidate, t: float, state: State, **end) -> Event:
+    """The next event of ``cand``'s incident (seq counts up from 1)."""
+    cand.seq += 1
+    cand.last_event_at = t
+    return Event(cand.incident_id or "", cand.seq, state, cand.started_at, t, cand.sighting,
+                 round(max(0.0, (end.get("ended_at") or t) - cand.first_seen), 3), **end)
+
+
 def point_in_polygon(point: Point, polygon: list[Point]) -> bool:
     """Even-odd ray casting; points on an edge may fall either way.
 
@@ -111,11 +119,6 @@ class DwellRule:
         return min(still, key=lambda c: (c.anchor[0] - s.anchor[0]) ** 2 + (c.anchor[1] - s.anchor[1]) ** 2,
                    default=None)
 
-    def _event(self, cand: _Candidate, t: float, state: State, **end) -> Event:
-        cand.seq += 1
-        cand.last_event_at = t
-        return Event(cand.incident_id or "", cand.seq, state, cand.started_at, t, cand.sighting,
-                     round(max(0.0, (end.get("ended_at") or t) - cand.first_seen), 3), **end)
 
     def observe(self, t: float, sightings: list[Sighting]) -> list[Event]:
         """Feed the vehicles whose anchor is inside the zone at time ``t``; get incident events."""
@@ -130,7 +133,7 @@ class DwellRule:
                 free.remove(cand)
                 if not self._still(cand, s):  # it moved: a new stay begins here
                     if cand.incident_id:
-                        events.append(self._event(cand, t, "end", ended_at=cand.last_seen, end_reason="left"))
+                        events.append(_event(cand, t, "end", ended_at=cand.last_seen, end_reason="left"))
                     self._candidates.remove(cand)
                     cand = _Candidate(anchor=s.anchor, first_seen=t, last_seen=t, sighting=s)
                     self._candidates.append(cand)
@@ -141,23 +144,62 @@ class DwellRule:
                 cand.started_at = cand.first_seen + self.dwell_s
                 cand.incident_id = uuid.uuid5(
                     uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}/{cand.anchor[0]:.4f},{cand.anchor[1]:.4f}").hex
-                events.append(self._event(cand, t, "start"))
+                events.append(_event(cand, t, "start"))
             elif cand.incident_id and t - cand.last_event_at >= self.update_interval_s:
-                events.append(self._event(cand, t, "update"))
+                events.append(_event(cand, t, "update"))
         for cand in list(self._candidates):
             if t - cand.last_seen > self.gap_s:
                 self._candidates.remove(cand)
                 if cand.incident_id:
-                    events.append(self._event(cand, t, "end", ended_at=cand.last_seen, end_reason="left"))
+                    events.append(_event(cand, t, "end", ended_at=cand.last_seen, end_reason="left"))
         return events
 
     def close(self, t: float, reason: EndReason) -> list[Event]:
         """End every open incident (the stream ended, the camera was lost)."""
-        events = [self._event(c, t, "end", ended_at=t, end_reason=reason) for c in self._candidates if c.incident_id]
+        events = [_event(c, t, "end", ended_at=t, end_reason=reason) for c in self._candidates if c.incident_id]
         self._candidates.clear()
         return events
 
     @property
     def open_incidents(self) -> int:
         return sum(1 for c in self._candidates if c.incident_id)
+
+
+
+class ConditionRule:
+    """An incident for a condition that holds (a camera fault, later a pile or a spill).
+
+    Start when ``observe`` first gets ``active=True``; end with ``cleared`` once it has been
+    inactive for ``clear_after_s``; updates every ``update_interval_s``.
+
+    >>> r = ConditionRule("box/cam/frozen", clear_after_s=5, update_interval_s=60)
+    >>> s = Sighting(None, (0.5, 1.0), (0.0, 0.0, 1.0, 1.0), 1.0, "frozen")
+    >>> [e.state for t in range(10) for e in r.observe(float(t), t < 3, s)]
+    ['start', 'end']
+    """
+
+    def __init__(self, key: str, clear_after_s: float, update_interval_s: float):
+        self.key, self.clear_after_s, self.update_interval_s = key, clear_after_s, update_interval_s
+        self._cand: _Candidate | None = None
+
+    def observe(self, t: float, active: bool, sighting: Sighting) -> list[Event]:
+        cand = self._cand
+        if active:
+            if cand is None:
+                cand = self._cand = _Candidate(anchor=sighting.anchor, first_seen=t, last_seen=t, sighting=sighting,
+                                               started_at=t, last_event_at=t)
+                cand.incident_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.key}/{t:.3f}").hex
+                return [_event(cand, t, "start")]
+            cand.last_seen, cand.sighting = t, sighting
+            if t - cand.last_event_at >= self.update_interval_s:
+                return [_event(cand, t, "update")]
+            return []
+        if cand is not None and t - cand.last_seen >= self.clear_after_s:
+            self._cand = None
+            return [_event(cand, t, "end", ended_at=t, end_reason="cleared")]
+        return []
+
+    def close(self, t: float, reason: EndReason) -> list[Event]:
+        cand, self._cand = self._cand, None
+        return [_event(cand, t, "end", ended_at=t, end_reason=reason)] if cand else []
 

@@ -1,0 +1,89 @@
+"""Camera picture faults from small grey thumbnails: frozen, blocked/covered, view moved. Pure logic.
+
+>>> import numpy as np
+>>> check = PictureCheck()
+>>> grey = np.full((48, 64), 3, np.uint8)
+>>> sorted(check.observe(0.0, grey)), sorted(check.observe(11.0, grey))
+([], ['blocked'])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+Thumb = npt.NDArray[np.uint8]
+THUMB_SIZE = (64, 48)
+
+
+def thumbnail(image: np.ndarray) -> Thumb:
+    """A 64x48 grey thumbnail, the unit of every cheap picture check."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    return cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA)
+
+
+def change(a: Thumb, b: Thumb, cells: tuple[int, int] = (8, 6)) -> float:
+    """The largest mean absolute difference over a grid of cells, in grey levels.
+
+    A person walking into one cell moves this; sensor noise and a global flicker barely do.
+    """
+    diff = cv2.absdiff(a, b).astype(np.float32)
+    h, w = diff.shape
+    cw, ch = w // cells[0], h // cells[1]
+    grid = diff[: ch * cells[1], : cw * cells[0]].reshape(cells[1], ch, cells[0], cw).mean(axis=(1, 3))
+    return float(grid.max())
+
+
+def similarity(a: Thumb, b: Thumb) -> float:
+    """Normalised correlation of two thumbnails (1 = same view), insensitive to brightness."""
+    x = a.astype(np.float32) - a.mean()
+    y = b.astype(np.float32) - b.mean()
+    den = float(np.sqrt((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / den) if den > 1e-6 else 0.0
+
+
+@dataclass
+class PictureCheck:
+    """Which picture faults are active, each only after it lasted ``*_after_s``."""
+
+    frozen_after_s: float = 30.0
+    blocked_after_s: float = 10.0
+    moved_after_s: float = 10.0
+    frozen_change: float = 0.25
+    blocked_std: float = 6.0
+    moved_similarity: float = 0.5
+    reference_alpha: float = 0.02
+    _reference: np.ndarray | None = None
+    _last: Thumb | None = None
+    _since: dict[str, float] = field(default_factory=dict)
+
+    def observe(self, t: float, thumb: Thumb) -> set[str]:
+        raw = {
+            "frozen": self._last is not None and change(self._last, thumb) < self.frozen_change,
+            "blocked": float(thumb.std()) < self.blocked_std,
+            "moved": self._reference is not None
+            and similarity(self._reference.astype(np.uint8), thumb) < self.moved_similarity,
+        }
+        self._last = thumb
+        if not raw["blocked"] and not raw["moved"]:  # learn the normal view slowly
+            ref = thumb.astype(np.float32)
+            self._reference = ref if self._reference is None else \
+                (1 - self.reference_alpha) * self._reference + self.reference_alpha * ref
+        after = {"frozen": self.frozen_after_s, "blocked": self.blocked_after_s, "moved": self.moved_after_s}
+        active = set()
+        for name, on in raw.items():
+            if not on:
+                self._since.pop(name, None)
+                continue
+            since = self._since.setdefault(name, t)
+            if t - since >= after[name]:
+                active.add(name)
+        return active
+
+    def accept_view(self, thumb: Thumb) -> None:
+        """An operator confirmed the new view: make it the reference."""
+        self._reference = thumb.astype(np.float32)
+        self._since.pop("moved", None)
