@@ -28,19 +28,22 @@ from xueliang import wire
 
 log = logging.getLogger(__name__)
 
-CAMERA_LOST_AFTER_S = 60.0
+CAMERA_LOST_AFTER_S = 60.0  # then its open incidents end with camera_lost and an offline fault opens
+OFFLINE_AFTER_S = 8.0  # no frame for this long: the camera is reported offline
 LOST = "lost"
 
 
-def backoff(attempt: int, base: float = 1.0, cap: float = 30.0, rand: float = 0.5) -> float:
-    """Seconds to wait before reconnect ``attempt`` (1, 2, ...): capped exponential with jitter.
+def backoff(attempt: int, base: float = 0.5, cap: float = 2.5, rand: float = 0.5) -> float:
+    """Seconds to wait before reconnect ``attempt`` (1, 2, ...): capped exponential, +-25% jitter.
 
-    ``rand`` in [0, 1) picks the jitter, so the function stays pure.
+    The cap is low on purpose: a camera must be back within seconds of its return, and a
+    failed RTSP attempt costs almost nothing. ``rand`` in [0, 1) picks the jitter, so the
+    function stays pure.
 
     >>> [round(backoff(a, rand=0.5), 2) for a in (1, 2, 3, 10)]
-    [1.0, 2.0, 4.0, 30.0]
+    [0.5, 1.0, 2.0, 2.5]
     """
-    return min(cap, base * 2 ** (attempt - 1)) * (0.5 + rand)
+    return min(cap, base * 2 ** (attempt - 1)) * (0.75 + 0.5 * rand)
 
 
 class Metrics:
@@ -63,6 +66,8 @@ class Metrics:
 @dataclass
 class CameraHealth:
     state: str = "connecting"  # connecting / online / reconnecting / offline
+    last_frame_at: float | None = None
+    started_at: float = field(default_factory=time.time)
     analysed: int = 0
     detector_passes: int = 0
     reconnects: int = 0
@@ -72,6 +77,11 @@ class CameraHealth:
     faults: list[str] = field(default_factory=list)
     last_error: str | None = None
     window: list[float] = field(default_factory=list)  # recent analysis times, for frames/s
+
+    def reported_state(self, now: float) -> str:
+        """``offline`` once no frame came for OFFLINE_AFTER_S, even while a read or open still hangs."""
+        last = self.last_frame_at or self.started_at
+        return "offline" if now - last > OFFLINE_AFTER_S else self.state
 
     def fps(self, now: float, span: float = 30.0) -> float:
         self.window = [t for t in self.window if now - t <= span]
@@ -130,6 +140,7 @@ class CameraReader(threading.Thread):
                         log.info("camera %s online", cam.id)
                         self.metrics.online.labels(cam.id).set(1)
                     self.health.state, attempt, lost_since = "online", 0, None
+                    self.health.last_frame_at = now
                     used = time.thread_time() - cpu
                     cpu += used
                     self.health.decode_ms = round(used * 1000, 2)
@@ -153,7 +164,7 @@ class CameraReader(threading.Thread):
             if state == "offline":
                 self.slots.put(cam.id, now, LOST)
             self.health.state = state
-            delay = backoff(attempt, cap=10.0, rand=random.random())
+            delay = backoff(attempt, rand=random.random())
             log.warning("camera %s %s (%s); retry in %.1fs", cam.id, state, self.health.last_error, delay)
             self.stop.wait(delay)
 
@@ -227,7 +238,7 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, pending: in
         "at": wire.iso(now),
         "outbox_pending": pending,
         "queue_depth": slots.depth(),
-        "cameras": {cid: {"state": r.health.state, "faults": r.health.faults, "analysed_fps": r.health.fps(now),
+        "cameras": {cid: {"state": r.health.reported_state(now), "faults": r.health.faults, "analysed_fps": r.health.fps(now),
                           "analysed": r.health.analysed, "detector_passes": r.health.detector_passes,
                           "decode_ms": r.health.decode_ms, "inference_ms": r.health.infer_ms,
                           "dropped": r.health.dropped, "reconnects": r.health.reconnects,

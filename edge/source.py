@@ -8,6 +8,7 @@ Only frames the sampler wants are converted to pixels.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -63,19 +64,32 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         if not container.streams.video:
             raise SourceError(f"{url} has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
         keyframes_only = sampling in ("auto", "keyframes")
-        if keyframes_only:
-            stream.codec_context.skip_frame = "NONKEY"
+        # frame threading holds back one frame per thread: with key frames 2 s apart that is
+        # seconds of delay, so key-frame decoding uses slice threads only. Key-frame skipping
+        # starts after the first decoded frame: from the start it costs RTSP a whole GOP.
+        stream.thread_type = "SLICE" if keyframes_only else "AUTO"
         sampler = Sampler(interval_s)
         first: float | None = None
         last_key: float | None = None
         try:
+            untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
             for frame in container.decode(stream):
+                if keyframes_only and stream.codec_context.skip_frame != "NONKEY":
+                    stream.codec_context.skip_frame = "NONKEY"
                 if frame.time is None:
+                    # RTSP often delivers its first (key) frame without a pts: use it at t=0 and
+                    # anchor the stream clock on the next timed frame
+                    if first is not None or untimed_at is not None:
+                        continue
+                    untimed_at = time.monotonic()
+                    sampler.due(0.0)
+                    yield 0.0, frame.to_ndarray(format="bgr24")
                     continue
                 if first is None:
                     first = frame.time
+                    if untimed_at is not None:
+                        first -= max(1e-3, min(interval_s, time.monotonic() - untimed_at))
                 t = frame.time - first
                 if t < 0:  # a stream restarted its clock (a looped file, a camera reboot)
                     first, t, last_key = frame.time, 0.0, None

@@ -38,3 +38,50 @@ def edge_config_file(tmp_path, campus_camera) -> Path:
     path = tmp_path / "edge.yaml"
     path.write_text(yaml.safe_dump({"box": "test-box", "cameras": [campus_camera], "data_dir": str(tmp_path / "edge")}))
     return path
+
+
+class Watcher:
+    """Subscribes to topics on the real broker and keeps what arrives (status, incidents, evidence)."""
+
+    def __init__(self, port: int, topics: list[str]):
+        import threading
+
+        import paho.mqtt.client as mqtt
+
+        self.messages: list[tuple[str, bytes]] = []
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in topics])
+        self.client.reconnect_delay_set(0.2, 1)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg):
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload))
+
+    def latest_json(self, suffix: str) -> dict:
+        import json
+
+        with self.lock:
+            for topic, payload in reversed(self.messages):
+                if topic.endswith(suffix):
+                    return json.loads(payload)
+        return {}
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = "condition not met"):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{message} within {timeout:.0f}s")

@@ -1,0 +1,154 @@
+"""Edge faults with real processes: dead and hung cameras, bad sources, resolution changes."""
+
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import yaml
+
+from xueliang import services
+
+from .conftest import CLIP, Watcher, wait_until
+
+
+def write_edge(tmp_path, broker_port, cameras, box="fault-box"):
+    path = tmp_path / "edge.yaml"
+    path.write_text(yaml.safe_dump({"box": box, "broker": {"port": broker_port}, "cameras": cameras,
+                                    "heartbeat_s": 1, "data_dir": str(tmp_path / "edge")}))
+    return path
+
+
+def camera(cid, url, **extra):
+    return {"id": cid, "url": url, "grid": "G-1", "read_timeout_s": 3, "open_timeout_s": 3, **extra}
+
+
+def analysed(watcher, box, cid):
+    return watcher.latest_json(f"{box}/status").get("cameras", {}).get(cid, {}).get("analysed", 0)
+
+
+def state(watcher, box, cid):
+    return watcher.latest_json(f"{box}/status").get("cameras", {}).get(cid, {}).get("state")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["kill", "hang"])
+def test_a_dead_or_hung_camera_goes_offline_and_comes_back_while_others_keep_their_rate(tmp_path, broker, how):
+    failing = services.rtsp_server({"cam": CLIP}, tmp_path / "a").start()
+    steady = services.rtsp_server({"cam": CLIP}, tmp_path / "b").start()
+    cfg = write_edge(tmp_path, broker.port, [camera("failing", f"rtsp://127.0.0.1:{failing.port}/cam"),
+                                             camera("steady", f"rtsp://127.0.0.1:{steady.port}/cam")])
+    watcher = Watcher(broker.port, ["xl/v1/fault-box/status"])
+    edge = services.xueliang(["edge", "--config", str(cfg)], tmp_path / "edge.log")
+    try:
+        wait_until(lambda: analysed(watcher, "fault-box", "failing") >= 2 and analysed(watcher, "fault-box", "steady") >= 2,
+                   30, message="both cameras analysed")
+        if how == "kill":
+            failing.stop()
+        else:
+            failing.signal(signal.SIGSTOP)
+        cut = time.monotonic()
+        before = analysed(watcher, "fault-box", "steady")
+        wait_until(lambda: state(watcher, "fault-box", "failing") == "offline", 10 + 1.5,
+                   message="failing camera reported offline")
+        assert time.monotonic() - cut <= 11.5
+        time.sleep(6)
+        # the steady camera kept its rate: key frames every 2 s -> about one analysed frame per 2 s
+        gained = analysed(watcher, "fault-box", "steady") - before
+        assert gained >= (time.monotonic() - cut) / 2 - 3, gained
+        if how == "kill":
+            failing.start()
+        else:
+            failing.signal(signal.SIGCONT)
+        back = time.monotonic()
+        wait_until(lambda: state(watcher, "fault-box", "failing") == "online", 10, interval=0.1,
+                   message="failing camera back online")
+        assert time.monotonic() - back <= 5 + 1.5  # 1 s heartbeat + delivery
+        assert edge.poll() is None
+    finally:
+        edge.terminate()
+        edge.wait(10)
+        watcher.stop()
+        failing.stop()
+        steady.stop()
+
+
+def silent_server():
+    """A TCP port that accepts and never answers."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    return srv
+
+
+def garbage_server():
+    """A TCP port that answers anything with random bytes."""
+    import os
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                conn.recv(4096)
+                conn.sendall(os.urandom(65536))
+                time.sleep(0.5)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+@pytest.fixture
+def resolution_change_clip(tmp_path):
+    """An MPEG-TS whose picture size changes from 768x576 to 640x360 mid-stream."""
+    parts = []
+    for i, size in enumerate(["768x576", "640x360"]):
+        part = tmp_path / f"part{i}.ts"
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-t", "8", "-i", str(CLIP), "-vf", f"scale={size}",
+                        "-c:v", "libx264", "-g", "10", "-f", "mpegts", str(part)], check=True)
+        parts.append(part.read_bytes())
+    clip = tmp_path / "resize.ts"
+    clip.write_bytes(b"".join(parts))
+    return clip
+
+
+@pytest.mark.slow
+def test_bad_sources_get_a_clear_status_and_never_crash_the_box(tmp_path, broker, resolution_change_clip):
+    silent, garbage = silent_server(), garbage_server()
+    closed = services.free_port()
+    zone = {"id": "z", "types": ["illegal_parking"], "polygon": [[0.8, 0.03], [0.97, 0.03], [0.97, 0.22]], "dwell_s": 600}
+    cfg = write_edge(tmp_path, broker.port, [
+        camera("silent", f"rtsp://127.0.0.1:{silent.getsockname()[1]}/x"),
+        camera("garbage", f"rtsp://127.0.0.1:{garbage.getsockname()[1]}/x"),
+        camera("refused", f"rtsp://127.0.0.1:{closed}/x"),
+        camera("resize", str(resolution_change_clip), sampling="rate", zones=[zone]),
+    ])
+    watcher = Watcher(broker.port, ["xl/v1/fault-box/status"])
+    edge = services.xueliang(["edge", "--config", str(cfg)], tmp_path / "edge.log")
+    try:
+        wait_until(lambda: analysed(watcher, "fault-box", "resize") >= 14, 60, message="resize camera analysed")
+        wait_until(lambda: all(state(watcher, "fault-box", c) == "offline" for c in ("silent", "garbage", "refused")),
+                   15, message="bad cameras reported offline")
+        cams = watcher.latest_json("fault-box/status")["cameras"]
+        for cid in ("silent", "garbage", "refused"):
+            assert cams[cid]["last_error"] and cams[cid]["analysed"] == 0, cams[cid]
+        assert "Traceback" not in (tmp_path / "edge.log").read_text()
+        assert edge.poll() is None
+    finally:
+        edge.terminate()
+        edge.wait(10)
+        watcher.stop()
+        silent.close()
+        garbage.close()
