@@ -87,7 +87,7 @@ class Outbox:
 class Publisher:
     """Sends the outbox to the broker with QoS 1; last-will ``offline`` on the box's status topic."""
 
-    def __init__(self, box: str, broker: Broker, outbox: Outbox, window: int = 64):
+    def __init__(self, box: str, broker: Broker, outbox: Outbox, window: int = 64, resume_delay_s: float = 3.0):
         self.box, self.outbox, self.window = box, outbox, window
         self._status_topic = wire.status_topic(box)
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"xl-edge-{box}",
@@ -109,6 +109,10 @@ class Publisher:
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self.connected = threading.Event()
         self.status: dict = {}
+        # Mosquitto 2.0 does not keep shared subscriptions across its own restart: after a
+        # reconnect, give the gateways a moment to subscribe again before the outbox drains.
+        self.resume_delay_s = resume_delay_s
+        self._resume_at = 0.0
 
     def start(self) -> None:
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=self._broker.keepalive_s)
@@ -146,6 +150,7 @@ class Publisher:
         log.info("connected to broker %s:%s", self._broker.host, self._broker.port)
         with self._lock:  # paho retransmits what it had in flight; we resend the rest of the outbox
             self._last_id = max(self._inflight.values(), default=0)
+        self._resume_at = time.monotonic() + (self.resume_delay_s if flags.session_present is False else 0.0)
         self.connected.set()
         client.publish(self._status_topic, json.dumps(self.status or {"box": self.box, "state": "online"}),
                        qos=1, retain=True)
@@ -171,7 +176,7 @@ class Publisher:
         while not self._stop.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
-            if not self.connected.is_set():
+            if not self.connected.is_set() or time.monotonic() < self._resume_at:
                 continue
             with self._lock:
                 room = self.window - len(self._inflight)

@@ -31,7 +31,7 @@ class MqttIngest:
             self.client.username_pw_set(b.username, b.password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(1, 10)
+        self.client.reconnect_delay_set(0.5, 2)
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)

@@ -1,0 +1,94 @@
+"""No incident lost: broker outage and a killed box, with the real broker, edge and gateway."""
+
+import json
+import signal
+import time
+import urllib.request
+
+import pytest
+
+from xueliang import services
+from xueliang.demo import write_configs
+
+from .conftest import TRUTH, wait_until
+
+
+def cases(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/cases", timeout=3) as r:
+            return json.loads(r.read())
+    except OSError:
+        return None
+
+
+def evidence_ok(port, case):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{case['evidence_url']}", timeout=3) as r:
+        return r.read()[:2] == b"\xff\xd8"
+
+
+def start_stack(tmp_path, broker, rtsp, box):
+    camera = dict(TRUTH["camera"], url=f"rtsp://127.0.0.1:{rtsp.port}/campus-gate")
+    http_port = services.free_port()
+    edge_cfg, gateway_cfg = write_configs(tmp_path, broker.port, http_port, [camera], box=box)
+    gateway = services.xueliang(["gateway", "--config", str(gateway_cfg)], tmp_path / "gateway.log")
+    services.wait_port(http_port, gateway, "gateway", timeout=30)
+    edge = services.xueliang(["edge", "--config", str(edge_cfg)], tmp_path / "edge.log")
+    return http_port, edge_cfg, gateway, edge
+
+
+def outbox_pending(tmp_path, box):
+    import sqlite3
+
+    db = sqlite3.connect(str(tmp_path / "edge" / f"{box}.outbox.sqlite"))
+    try:
+        return db.execute("SELECT count(*) FROM outbox WHERE topic LIKE '%/incident'").fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+def test_incident_during_a_60s_broker_outage_arrives_afterwards_as_one_case(tmp_path, broker, rtsp):
+    http_port, _, gateway, edge = start_stack(tmp_path, broker, rtsp, "outage-box")
+    try:
+        time.sleep(5)
+        broker.stop()  # for 60 s; the van reaches its 30 s dwell in the middle of it
+        down = time.monotonic()
+        wait_until(lambda: outbox_pending(tmp_path, "outage-box") >= 1, 50, message="start queued in the outbox")
+        assert cases(http_port) == []
+        time.sleep(max(0.0, 60 - (time.monotonic() - down)))
+        broker.start()
+        found = wait_until(lambda: cases(http_port), 20, message="case after the broker came back")
+        assert len(found) == 1 and found[0]["zone"] == "kerb-no-parking"
+        assert wait_until(lambda: evidence_ok(http_port, found[0]), 10, message="evidence arrived")
+        wait_until(lambda: outbox_pending(tmp_path, "outage-box") == 0, 10, message="outbox drained")
+        time.sleep(3)
+        assert len(cases(http_port)) == 1
+    finally:
+        for p in (edge, gateway):
+            p.terminate()
+            p.wait(10)
+
+
+@pytest.mark.slow
+def test_box_killed_with_pending_messages_delivers_them_after_restart_without_duplicates(tmp_path, broker, rtsp):
+    http_port, edge_cfg, gateway, edge = start_stack(tmp_path, broker, rtsp, "killed-box")
+    try:
+        time.sleep(3)
+        broker.stop()
+        wait_until(lambda: outbox_pending(tmp_path, "killed-box") >= 1, 50, message="start queued in the outbox")
+        edge.send_signal(signal.SIGKILL)
+        edge.wait(10)
+        broker.start()
+        restarted = time.monotonic()
+        edge = services.xueliang(["edge", "--config", str(edge_cfg)], tmp_path / "edge2.log")
+        found = wait_until(lambda: cases(http_port), 20, message="case from the killed box's outbox")
+        # well before the restarted box could see the van stay another 30 s
+        assert time.monotonic() - restarted < 25
+        assert len(found) == 1
+        assert wait_until(lambda: evidence_ok(http_port, found[0]), 10, message="evidence arrived")
+        time.sleep(2)
+        assert len(cases(http_port)) == 1
+    finally:
+        for p in (edge, gateway):
+            p.terminate()
+            p.wait(10)
