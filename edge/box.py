@@ -247,7 +247,7 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, pending: in
 
 
 def run_box(config: EdgeConfig, metrics_port: int | None = None) -> int:
-    detector = load_detector(config.detection.model)
+    detector = load_detector(config.detection.model, config.detection.threads)
     outbox = Outbox(config.data_dir / f"{config.box}.outbox.sqlite")
     publisher = Publisher(config.box, config.broker, outbox)
     metrics = Metrics()

@@ -74,8 +74,9 @@ class Camera(Strict):
 class Broker(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
-    username: str | None = None
+    username: str | None = Field(default=None, title="Broker user; under the ACL in deploy/ it is the box id")
     password: str | None = None
+    tls_ca: Path | None = Field(default=None, title="CA certificate file: connect with TLS and check the broker")
     keepalive_s: int = Field(default=15, ge=5, le=600)
 
 
@@ -84,6 +85,7 @@ class Detection(Strict):
     vehicle_labels: list[str] = Field(default=["car", "motorcycle", "bus", "truck"])
     min_score: float = Field(default=0.4, gt=0, lt=1, title="SSD scores are quantised; 0.4 behaves like 0.42")
     zone_crops: bool = Field(default=True, title="Also detect on a padded crop around the zones")
+    threads: int = Field(default=2, ge=1, le=64, title="onnxruntime intra-op threads")
 
 
 class Rules(Strict):

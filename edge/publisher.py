@@ -19,6 +19,7 @@ import paho.mqtt.client as mqtt
 
 from edge.config import Broker
 from xueliang import wire
+from xueliang.mqtt import make_client
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +91,7 @@ class Publisher:
     def __init__(self, box: str, broker: Broker, outbox: Outbox, window: int = 64, resume_delay_s: float = 3.0):
         self.box, self.outbox, self.window = box, outbox, window
         self._status_topic = wire.status_topic(box)
-        self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"xl-edge-{box}",
-                                   protocol=mqtt.MQTTv5)
-        if broker.username:
-            self._client.username_pw_set(broker.username, broker.password)
+        self._client = make_client(f"xl-edge-{box}", broker.username, broker.password, broker.tls_ca)
         self._client.will_set(self._status_topic, json.dumps({"box": box, "state": "offline"}), qos=1, retain=True)
         self._client.max_inflight_messages_set(window)
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)

@@ -71,6 +71,7 @@ class Broker(Strict):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password: str | None = None
+    tls_ca: Path | None = Field(default=None, title="CA certificate file: connect with TLS and check the broker")
     client_id: str = Field(default="xl-gateway-1", pattern=IDENT, title="Unique per gateway process")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 
-import paho.mqtt.client as mqtt
 import uvicorn
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -15,6 +14,7 @@ from gateway.config import GatewayConfig, load_tables
 from gateway.ingest import Ingest
 from gateway.storage import Store
 from xueliang import wire
+from xueliang.mqtt import make_client
 
 log = logging.getLogger(__name__)
 SHARE_GROUP = "$share/gateway/"
@@ -26,9 +26,7 @@ class MqttIngest:
     def __init__(self, config: GatewayConfig, ingest: Ingest):
         self.config, self.ingest = config, ingest
         b = config.broker
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=b.client_id, protocol=mqtt.MQTTv5)
-        if b.username:
-            self.client.username_pw_set(b.username, b.password)
+        self.client = make_client(b.client_id, b.username, b.password, b.tls_ca)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.5, 2)

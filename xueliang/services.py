@@ -77,24 +77,42 @@ class Service:
         self.stop()
 
 
-def mosquitto(work: Path, port: int | None = None, extra: str = "") -> Service:
-    """Mosquitto on 127.0.0.1 with persistence under ``work`` and no per-client queue limit."""
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+
+
+def mosquitto(work: Path, port: int | None = None, users: dict[str, str] | None = None) -> Service:
+    """Mosquitto on 127.0.0.1 with persistence under ``work`` and no per-client queue limit.
+
+    With ``users`` (name -> password) it is set up as in production: TLS with a CA made by
+    deploy/make_certs.sh (``work/certs/ca.crt``), passwords, and deploy/mosquitto/acl.
+    """
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         raise ServiceError("mosquitto is not installed: run `make setup` (Debian package mosquitto)")
     port = port or free_port()
     work.mkdir(parents=True, exist_ok=True)
+    secure = ""
+    if users:
+        certs = work / "certs"
+        if not (certs / "ca.crt").exists():
+            subprocess.run(["bash", str(DEPLOY / "make_certs.sh"), str(certs)], check=True)
+        passwd = work / "passwd"
+        passwd.write_text("")
+        for name, password in users.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(passwd), name, password], check=True)
+        secure = (f"cafile {certs}/ca.crt\ncertfile {certs}/server.crt\nkeyfile {certs}/server.key\n"
+                  f"password_file {passwd}\nacl_file {DEPLOY}/mosquitto/acl\n")
     conf = work / "mosquitto.conf"
     conf.write_text(
         f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
+        f"{secure}"
+        f"allow_anonymous {'false' if users else 'true'}\n"
         "user root\n"
         "persistence true\n"
         f"persistence_location {work}/\n"
         "max_queued_messages 0\n"
         "max_inflight_messages 0\n"
         "message_size_limit 8000000\n"
-        f"{extra}"
     )
     return Service("mosquitto", [binary, "-c", str(conf)], port, work / "mosquitto.log")
 

@@ -1,0 +1,17 @@
+"""The one way both sides open an MQTT v5 client: credentials and TLS from their broker config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+
+def make_client(client_id: str, username: str | None = None, password: str | None = None,
+                tls_ca: Path | None = None) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    if username:
+        client.username_pw_set(username, password)
+    if tls_ca:
+        client.tls_set(ca_certs=str(tls_ca))
+    return client
