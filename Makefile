@@ -15,3 +15,6 @@ models:
 
 clean:
 	rm -rf data .pytest_cache
+
+bench: setup
+	.venv/bin/python bench/edge_capacity.py

@@ -77,6 +77,8 @@ class CameraHealth:
     faults: list[str] = field(default_factory=list)
     last_error: str | None = None
     window: list[float] = field(default_factory=list)  # recent analysis times, for frames/s
+    last_analysed_at: float | None = None
+    max_gap_s: float = 0.0  # longest wait between two analysed frames since the last heartbeat
 
     def reported_state(self, now: float) -> str:
         """``offline`` once no frame came for OFFLINE_AFTER_S, even while a read or open still hangs."""
@@ -131,7 +133,8 @@ class CameraReader(threading.Thread):
                 base = None
                 cpu = time.thread_time()
                 for rel, image in open_frames(cam.url, cam.open_timeout_s, cam.read_timeout_s,
-                                              cam.analysis_interval_s, cam.sampling, cam.max_keyframe_gap_s):
+                                              cam.analysis_interval_s, cam.sampling, cam.max_keyframe_gap_s,
+                                              cam.max_width):
                     if self.stop.is_set():
                         return
                     now = time.time()
@@ -213,8 +216,12 @@ class Analyser(threading.Thread):
                     log.exception("camera %s: analysis failed", cam_id)
                     continue
                 h = self.readers[cam_id].health
+                now = time.time()
                 h.analysed += 1
-                h.window.append(time.time())
+                h.window.append(now)
+                if h.last_analysed_at is not None:
+                    h.max_gap_s = max(h.max_gap_s, now - h.last_analysed_at)
+                h.last_analysed_at = now
                 h.detector_passes = self.pipelines[cam_id].detector_passes
                 h.faults = sorted(self.pipelines[cam_id].active_faults)
                 h.infer_ms = round(took * 1000 / max(1, len(jobs)), 1)
@@ -231,8 +238,9 @@ def to_wire(out: Outgoing) -> list[tuple[str, bytes]]:
 
 
 def status(box: str, readers: dict[str, CameraReader], slots: Slots, pending: int) -> dict:
+    """The heartbeat; per-camera ``max_gap_s`` starts again after each one."""
     now = time.time()
-    return {
+    body = {
         "box": box,
         "state": "online",
         "at": wire.iso(now),
@@ -241,9 +249,13 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, pending: in
         "cameras": {cid: {"state": r.health.reported_state(now), "faults": r.health.faults, "analysed_fps": r.health.fps(now),
                           "analysed": r.health.analysed, "detector_passes": r.health.detector_passes,
                           "decode_ms": r.health.decode_ms, "inference_ms": r.health.infer_ms,
+                          "max_gap_s": round(r.health.max_gap_s, 2),
                           "dropped": r.health.dropped, "reconnects": r.health.reconnects,
                           "last_error": r.health.last_error} for cid, r in readers.items()},
     }
+    for r in readers.values():
+        r.health.max_gap_s = 0.0
+    return body
 
 
 def run_box(config: EdgeConfig, metrics_port: int | None = None) -> int:

@@ -19,7 +19,7 @@ def replay(config: EdgeConfig, camera_id: str, video: str, start: float, threads
     pipeline = CameraPipeline(config, camera, load_detector(config.detection.model, threads))
     t = start
     for rel, image in open_frames(video, camera.open_timeout_s, camera.read_timeout_s, camera.analysis_interval_s,
-                                  camera.sampling, camera.max_keyframe_gap_s):
+                                  camera.sampling, camera.max_keyframe_gap_s, camera.max_width):
         t = start + rel
         yield from pipeline.analyse(t, image)
     yield from pipeline.close(t, "stream_ended")

@@ -42,15 +42,23 @@ class Sampler:
         return True
 
 
+def _pixels(frame: av.VideoFrame, max_width: int) -> np.ndarray:
+    if max_width and frame.width > max_width:
+        height = int(round(frame.height * max_width / frame.width / 2)) * 2
+        return frame.reformat(width=max_width, height=height, format="bgr24").to_ndarray()
+    return frame.to_ndarray(format="bgr24")
+
+
 def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
                 interval_s: float = 1.0, sampling: str = "auto",
-                max_keyframe_gap_s: float = 2.5) -> Iterator[tuple[float, np.ndarray]]:
+                max_keyframe_gap_s: float = 2.5, max_width: int = 0) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(stream_seconds, bgr_image)`` about every ``interval_s`` until the stream ends.
 
     ``sampling``: ``keyframes`` decodes only key frames (PyAV ``skip_frame="NONKEY"``,
     25-50x less decoding); ``rate`` decodes every frame and samples by time (for cameras
     with very long GOPs); ``auto`` starts with key frames and falls back to ``rate`` for
-    good once two key frames are more than ``max_keyframe_gap_s`` apart.
+    good once two key frames are more than ``max_keyframe_gap_s`` apart. Frames wider than
+    ``max_width`` (0: no limit) are scaled down in the same pass that converts them to BGR.
     Raises SourceError when the camera cannot be opened or a read times out.
     """
     options = {"analyzeduration": "1000000", "probesize": "1000000"}
@@ -84,7 +92,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                         continue
                     untimed_at = time.monotonic()
                     sampler.due(0.0)
-                    yield 0.0, frame.to_ndarray(format="bgr24")
+                    yield 0.0, _pixels(frame, max_width)
                     continue
                 if first is None:
                     first = frame.time
@@ -100,7 +108,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                         keyframes_only = False
                     last_key = t
                 if sampler.due(t):
-                    yield t, frame.to_ndarray(format="bgr24")
+                    yield t, _pixels(frame, max_width)
         except (av.FFmpegError, OSError) as exc:
             raise SourceError(f"{url}: read failed: {exc}") from None
     finally:

@@ -1,0 +1,192 @@
+"""Edge capacity benchmark: how many 1080p25 RTSP cameras one edge core sustains.
+
+Serves N loopback RTSP cameras (the campus clip re-encoded to 1080p 25 fps, ~4 Mb/s, key
+frame every 2 s) from the test server pinned to core 0, and runs the edge box pinned to
+core 1. A camera is sustained when it gets >= 1 analysed frame per 2 s over the window,
+and the dwell timing holds (incident start <= 3 s after the dwell was reached). The naive
+pipeline (OpenCV decodes every frame, detector on every 5th) is measured the same way.
+Prints both, the ratio, CPU per camera, p50/p99 frame-to-publish, and a last JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import yaml
+
+from xueliang import services, wire
+
+REPO = Path(__file__).resolve().parent.parent
+WORK = REPO / "data" / "bench"
+CLIP = WORK / "campus-1080p25.mp4"
+MOUNTS = 4
+WARMUP_S, WINDOW_S, DWELL_S = 14.0, 24.0, 20.0
+ZONE = [[0.80, 0.03], [0.97, 0.03], [0.97, 0.22], [0.80, 0.22]]
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def make_clip() -> None:
+    if CLIP.exists():
+        return
+    WORK.mkdir(parents=True, exist_ok=True)
+    print("bench: encoding the 1080p25 test stream (once) ...", flush=True)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(REPO / "fixtures/videos/campus-gate.mp4"),
+                    "-t", "60", "-vf", "scale=1920:1080,fps=25", "-c:v", "libx264", "-preset", "veryfast",
+                    "-b:v", "4M", "-maxrate", "4M", "-bufsize", "8M", "-g", "50", "-keyint_min", "50",
+                    "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-an", str(CLIP)], check=True)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its threads (children excluded)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def pinned(core: int, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", str(core), *argv]
+
+
+class Listener:
+    def __init__(self, port: int, box: str):
+        self.status: dict = {}
+        self.statuses: list[dict] = []
+        self.starts: list[tuple[float, dict]] = []
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe([(wire.status_topic(box), 1), (f"xl/v1/{box}/+/incident", 1)])
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, msg):
+        if msg.topic.endswith("/status"):
+            self.status = json.loads(msg.payload)
+            self.statuses.append(self.status)
+        else:
+            m = json.loads(msg.payload)
+            if m["state"] == "start":
+                self.starts.append((time.time(), m))
+
+    def stop(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def trial_xueliang(n: int, rtsp_port: int, broker_port: int) -> dict:
+    box = f"bench-{n}"
+    cameras = [{"id": f"cam{i}", "url": f"rtsp://127.0.0.1:{rtsp_port}/m{i % MOUNTS}", "grid": "G-1",
+                "zones": [{"id": "kerb", "types": ["illegal_parking"], "polygon": ZONE, "dwell_s": DWELL_S}]}
+               for i in range(n)]
+    cfg = WORK / f"edge-{n}.yaml"
+    cfg.write_text(yaml.safe_dump({"box": box, "broker": {"port": broker_port}, "cameras": cameras,
+                                   "heartbeat_s": 2, "detection": {"threads": 1},
+                                   "data_dir": str(WORK / f"edge-{n}")}))
+    listener = Listener(broker_port, box)
+    proc = subprocess.Popen(pinned(1, [sys.executable, "-m", "xueliang", "edge", "--config", str(cfg)]),
+                            stdout=open(WORK / f"edge-{n}.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        time.sleep(WARMUP_S)
+        a, cpu_a, first = dict(listener.status), cpu_seconds(proc.pid), len(listener.statuses)
+        time.sleep(WINDOW_S)
+        b, cpu_b = dict(listener.status), cpu_seconds(proc.pid)
+        window = listener.statuses[first:]
+        time.sleep(max(0.0, DWELL_S + 6 - WARMUP_S - WINDOW_S))
+        span = wire.parse_time(b["at"]) - wire.parse_time(a["at"])
+        rates = [(b["cameras"][c]["analysed"] - a["cameras"][c]["analysed"]) / span for c in b.get("cameras", {})]
+        max_gap = max((cam["max_gap_s"] for st in window for cam in st["cameras"].values()), default=99.0)
+        starts = list(listener.starts)
+        lags = [wire.parse_time(m["observed_at"]) - wire.parse_time(m["started_at"]) for _, m in starts]
+        publish = [(arrived - wire.parse_time(m["observed_at"])) * 1000 for arrived, m in starts]
+        # key frames come every 2.0 s of stream time; allow 0.5 s of delivery jitter
+        ok = (len(rates) == n and max_gap <= 2.5 and len(starts) == n and max(lags, default=99) <= 3.0)
+        return {"n": n, "sustained": ok, "min_rate": round(min(rates, default=0), 3), "max_gap_s": max_gap,
+                "cpu_per_camera": round((cpu_b - cpu_a) / span / n * 100, 2), "edge_cpu": round((cpu_b - cpu_a) / span * 100, 1),
+                "incidents": len(starts), "max_start_lag_s": round(max(lags, default=0), 2),
+                "publish_ms": publish}
+    finally:
+        proc.terminate()
+        proc.wait(15)
+        listener.stop()
+
+
+def trial_naive(n: int, rtsp_port: int) -> dict:
+    urls = [f"rtsp://127.0.0.1:{rtsp_port}/m{i % MOUNTS}" for i in range(n)]
+    proc = subprocess.Popen(pinned(1, [sys.executable, str(REPO / "bench" / "naive.py"), *urls]),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    lines: list[dict] = []
+    threading.Thread(target=lambda: [lines.append(json.loads(line)) for line in proc.stdout], daemon=True).start()
+    try:
+        time.sleep(WARMUP_S)
+        a, cpu_a = lines[-1], cpu_seconds(proc.pid)
+        time.sleep(WINDOW_S)
+        b, cpu_b = lines[-1], cpu_seconds(proc.pid)
+        span = b["at"] - a["at"]
+        decoded = [(b["cameras"][c]["decoded"] - a["cameras"][c]["decoded"]) / span for c in b["cameras"]]
+        analysed = [(b["cameras"][c]["analysed"] - a["cameras"][c]["analysed"]) / span for c in b["cameras"]]
+        ok = min(decoded) >= 25 * 0.95 and min(analysed) >= 0.5
+        return {"n": n, "sustained": ok, "min_decode_fps": round(min(decoded), 1),
+                "cpu_per_camera": round((cpu_b - cpu_a) / span / n * 100, 2)}
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def largest(trial, counts: list[int]) -> tuple[int, list[dict]]:
+    best, results = 0, []
+    for n in counts:
+        r = trial(n)
+        results.append(r)
+        print("  " + json.dumps({k: v for k, v in r.items() if k != "publish_ms"}), flush=True)
+        if not r["sustained"]:
+            break
+        best = n
+    return best, results
+
+
+def main() -> int:
+    make_clip()
+    broker = services.mosquitto(WORK / "mosquitto").start()
+    server = services.rtsp_server({f"m{i}": CLIP for i in range(MOUNTS)}, WORK)
+    server.argv = pinned(0, server.argv)
+    server.start()
+    try:
+        time.sleep(2)
+        srv_a, t_a = cpu_seconds(server.proc.pid), time.time()
+        print("xueliang pipeline (key frames, change gate, zone crops), edge on core 1:", flush=True)
+        counts = [int(a) for a in os.environ.get("BENCH_COUNTS", "8,16,24,32,40,48,56,64").split(",")]
+        n, xl = largest(lambda k: trial_xueliang(k, server.port, broker.port), counts)
+        server_cpu = round((cpu_seconds(server.proc.pid) - srv_a) / (time.time() - t_a) * 100, 1)
+        print("naive pipeline (OpenCV decodes every frame, detector on every 5th), on core 1:", flush=True)
+        m, naive = largest(lambda k: trial_naive(k, server.port), [1, 2, 3, 4, 6, 8])
+    finally:
+        server.stop()
+        broker.stop()
+    best = next((r for r in xl if r["n"] == n), xl[0])
+    publish = sorted(best["publish_ms"]) or [0.0]
+    summary = {
+        "cameras_sustained": n, "naive_cameras_sustained": m, "ratio": round(n / m, 2) if m else None,
+        "edge_cores": 1, "cameras_per_box_estimate": 2 * n,
+        "cpu_per_camera_pct": best["cpu_per_camera"],
+        "naive_cpu_per_camera_pct": next((r["cpu_per_camera"] for r in naive if r["n"] == m), naive[0]["cpu_per_camera"]),
+        "server_cpu_pct_avg": server_cpu,
+        "frame_to_publish_ms_p50": round(statistics.median(publish), 1),
+        "frame_to_publish_ms_p99": round(publish[min(len(publish) - 1, int(len(publish) * 0.99))], 1),
+        "max_start_lag_s": best["max_start_lag_s"],
+        "stream": "1920x1080 25 fps H.264 ~4 Mb/s, key frame every 2 s",
+    }
+    print(f"xueliang: {n} cameras on one edge core ({summary['cpu_per_camera_pct']}% of a core each); "
+          f"naive: {m}; ratio {summary['ratio']}; RTSP server used {server_cpu}% of core 0")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
