@@ -50,6 +50,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def pinned(core: int, argv: list[str]) -> list[str]:
     return ["taskset", "-c", str(core), *argv]
 
@@ -79,7 +88,7 @@ class Listener:
         self.client.disconnect()
 
 
-def trial_xueliang(n: int, rtsp_port: int, broker_port: int) -> dict:
+def trial_xueliang(n: int, rtsp_port: int, broker_port: int, server_pid: int | None = None) -> dict:
     box = f"bench-{n}"
     cameras = [{"id": f"cam{i}", "url": f"rtsp://127.0.0.1:{rtsp_port}/m{i % MOUNTS}", "grid": "G-1",
                 "zones": [{"id": "kerb", "types": ["illegal_parking"], "polygon": ZONE, "dwell_s": DWELL_S}]}
@@ -94,25 +103,31 @@ def trial_xueliang(n: int, rtsp_port: int, broker_port: int) -> dict:
     try:
         time.sleep(WARMUP_S)
         a, cpu_a, first = dict(listener.status), cpu_seconds(proc.pid), len(listener.statuses)
+        srv_a = cpu_seconds(server_pid) if server_pid else 0.0
         time.sleep(WINDOW_S)
         b, cpu_b = dict(listener.status), cpu_seconds(proc.pid)
+        srv_b = cpu_seconds(server_pid) if server_pid else 0.0
         window = listener.statuses[first:]
         time.sleep(max(0.0, DWELL_S + 6 - WARMUP_S - WINDOW_S))
         span = wire.parse_time(b["at"]) - wire.parse_time(a["at"])
         rates = [(b["cameras"][c]["analysed"] - a["cameras"][c]["analysed"]) / span for c in b.get("cameras", {})]
         max_gap = max((cam["max_gap_s"] for st in window for cam in st["cameras"].values()), default=99.0)
+        late = sorted({st["at"][11:19] for st in window for cam in st["cameras"].values() if cam["max_gap_s"] > 2.5})
+        late_cams = sum(1 for st in window for cam in st["cameras"].values() if cam["max_gap_s"] > 2.5)
         starts = list(listener.starts)
         lags = [wire.parse_time(m["observed_at"]) - wire.parse_time(m["started_at"]) for _, m in starts]
         publish = [(arrived - wire.parse_time(m["observed_at"])) * 1000 for arrived, m in starts]
         # key frames come every 2.0 s of stream time; allow 0.5 s of delivery jitter
         ok = (len(rates) == n and max_gap <= 2.5 and len(starts) == n and max(lags, default=99) <= 3.0)
-        return {"n": n, "sustained": ok, "min_rate": round(min(rates, default=0), 3), "max_gap_s": max_gap,
+        cams = b.get("cameras", {}).values()
+        return {"n": n, "sustained": ok, "min_rate": round(min(rates, default=0), 3), "max_gap_s": max_gap, "late_at": late, "late_camera_heartbeats": late_cams,
+                "dropped": sum(c["dropped"] for c in cams), "reconnects": sum(c["reconnects"] for c in cams),
+                "detector_passes": sum(c["detector_passes"] for c in cams), "analysed": sum(c["analysed"] for c in cams),
                 "cpu_per_camera": round((cpu_b - cpu_a) / span / n * 100, 2), "edge_cpu": round((cpu_b - cpu_a) / span * 100, 1),
-                "incidents": len(starts), "max_start_lag_s": round(max(lags, default=0), 2),
+                "server_cpu": round((srv_b - srv_a) / span * 100, 1), "incidents": len(starts), "max_start_lag_s": round(max(lags, default=0), 2),
                 "publish_ms": publish}
     finally:
-        proc.terminate()
-        proc.wait(15)
+        stop(proc)
         listener.stop()
 
 
@@ -135,8 +150,7 @@ def trial_naive(n: int, rtsp_port: int) -> dict:
         return {"n": n, "sustained": ok, "min_decode_fps": round(min(decoded), 1),
                 "cpu_per_camera": round((cpu_b - cpu_a) / span / n * 100, 2)}
     finally:
-        proc.terminate()
-        proc.wait(15)
+        stop(proc)
 
 
 def largest(trial, counts: list[int]) -> tuple[int, list[dict]]:
@@ -162,7 +176,7 @@ def main() -> int:
         srv_a, t_a = cpu_seconds(server.proc.pid), time.time()
         print("xueliang pipeline (key frames, change gate, zone crops), edge on core 1:", flush=True)
         counts = [int(a) for a in os.environ.get("BENCH_COUNTS", "8,16,24,32,40,48,56,64").split(",")]
-        n, xl = largest(lambda k: trial_xueliang(k, server.port, broker.port), counts)
+        n, xl = largest(lambda k: trial_xueliang(k, server.port, broker.port, server.proc.pid), counts)
         server_cpu = round((cpu_seconds(server.proc.pid) - srv_a) / (time.time() - t_a) * 100, 1)
         print("naive pipeline (OpenCV decodes every frame, detector on every 5th), on core 1:", flush=True)
         m, naive = largest(lambda k: trial_naive(k, server.port), [1, 2, 3, 4, 6, 8])

@@ -10,6 +10,7 @@ and rules. Incidents go through the outbox (edge/publisher.py).
 from __future__ import annotations
 
 import logging
+import os
 import random
 import signal
 import threading
@@ -29,7 +30,8 @@ from xueliang import wire
 log = logging.getLogger(__name__)
 
 CAMERA_LOST_AFTER_S = 60.0  # then its open incidents end with camera_lost and an offline fault opens
-OFFLINE_AFTER_S = 8.0  # no frame for this long: the camera is reported offline
+OFFLINE_AFTER_S = 8.0
+READER_NICE = 15  # no frame for this long: the camera is reported offline
 LOST = "lost"
 
 
@@ -126,6 +128,13 @@ class CameraReader(threading.Thread):
         self.health = CameraHealth()
 
     def run(self) -> None:
+        # Readers (and the decoder threads FFmpeg starts from them) run at a lower priority than
+        # the analyser: key frames of many cameras arrive in bursts, and the detector must not
+        # wait for a dozen decoders sharing its core. Linux applies nice per thread.
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READER_NICE)
+        except OSError:
+            pass
         attempt, lost_since = 0, None
         cam = self.camera
         while not self.stop.is_set():
@@ -208,6 +217,7 @@ class Analyser(threading.Thread):
             took = time.perf_counter() - started
             self.metrics.infer.observe(took)
             i = 0
+            observed = time.perf_counter()
             for cam_id, t, image, plan in jobs:
                 parts, i = results[i:i + len(plan)], i + len(plan)
                 try:
@@ -228,6 +238,10 @@ class Analyser(threading.Thread):
                 self.metrics.analysed.labels(cam_id).inc()
                 if plan:
                     self.metrics.passes.labels(cam_id).inc()
+            done = time.perf_counter()
+            if done - started > 1.0:
+                log.warning("slow analysis round: %d camera(s), %d detector image(s) %.2fs, rules and evidence %.2fs",
+                            len(jobs), len(images), took, done - observed)
 
 
 def to_wire(out: Outgoing) -> list[tuple[str, bytes]]:
@@ -282,7 +296,7 @@ def run_box(config: EdgeConfig, metrics_port: int | None = None) -> int:
         pending = outbox.pending()
         metrics.pending.set(pending)
         publisher.publish_status(status(config.box, readers, slots, pending))
-    analyser.join(timeout=5)
-    publisher.stop()
+    analyser.join(timeout=2)
+    publisher.stop(timeout=2)  # what is not acknowledged by then stays in the outbox for next time
     outbox.close()
     return 0

@@ -58,8 +58,8 @@ class Camera(Strict):
         default="auto", title="keyframes: decode key frames only; rate: decode all, sample by time; "
         "auto: key frames unless they are more than max_keyframe_gap_s apart")
     max_keyframe_gap_s: float = Field(default=2.5, gt=0, le=60)
-    max_width: int = Field(default=1280, ge=0, title="Analyse frames scaled down to this width (0: full size); "
-                           "zone crops keep small vehicles large enough")
+    max_width: int = Field(default=0, ge=0, title="Analyse frames scaled down to this width (0: full size, "
+                           "which is also the cheapest conversion)")
     open_timeout_s: float = Field(default=10.0, gt=0)
     read_timeout_s: float = Field(default=5.0, gt=0)
 

@@ -11,6 +11,7 @@ No network I/O happens here.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,7 +57,8 @@ class CameraPipeline:
                                            update_interval_s=rules.update_interval_s) for name in FAULTS}
         self.active_faults: set[str] = set()
         self.detector_passes = 0
-        self._floor_s = rules.redetect_floor_s
+        # cameras re-detect at slightly different floor intervals so their passes do not bunch up
+        self._floor_s = rules.redetect_floor_s * (0.8 + 0.4 * (zlib.crc32(camera.id.encode()) % 1000) / 1000)
         self._gate = rules.change_gate
         self._regions: list[Region] = []
         self._shape: tuple[int, int] | None = None
@@ -65,6 +67,12 @@ class CameraPipeline:
         self._last_image: np.ndarray | None = None
         self._last_pass: tuple[float, np.ndarray] | None = None  # time and thumbnail of the last detector pass
         self._vehicles = sv.Detections.empty()
+        self._thumb: tuple[np.ndarray, np.ndarray] | None = None  # (the frame, its thumbnail)
+
+    def _thumbnail(self, image: np.ndarray) -> np.ndarray:
+        if self._thumb is None or self._thumb[0] is not image:
+            self._thumb = (image, thumbnail(image))
+        return self._thumb[1]
 
     def _layout(self, width: int, height: int) -> None:
         if self._shape == (width, height):
@@ -89,7 +97,7 @@ class CameraPipeline:
         if self._last_pass is not None and self._gate_box is not None:
             last_t, last_thumb = self._last_pass
             x1, y1, x2, y2 = self._gate_box
-            thumb = thumbnail(image)
+            thumb = self._thumbnail(image)
             if t - last_t < self._floor_s and change(last_thumb[y1:y2, x1:x2], thumb[y1:y2, x1:x2], (1, 1)) < self._gate:
                 return []
         return [image] + [image[y1:y2, x1:x2] for x1, y1, x2, y2 in self._regions]
@@ -101,7 +109,7 @@ class CameraPipeline:
         self._last_t, self._last_image = t, image
         h, w = image.shape[:2]
         self._layout(w, h)
-        thumb = thumbnail(image)
+        thumb = self._thumbnail(image)
         out = self._faults(t, thumb, image)
         if not self.rules:
             return out

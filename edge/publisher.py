@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import sqlite3
 import threading
 import time
@@ -86,7 +87,12 @@ class Outbox:
 
 
 class Publisher:
-    """Sends the outbox to the broker with QoS 1; last-will ``offline`` on the box's status topic."""
+    """Sends the outbox to the broker with QoS 1; last-will ``offline`` on the box's status topic.
+
+    Only the sender thread touches the in-flight table: paho's callbacks just hand their
+    news over through a queue. (Taking a lock inside ``on_publish`` while the sender holds
+    it around ``publish()`` deadlocks with paho's own mutexes under load.)
+    """
 
     def __init__(self, box: str, broker: Broker, outbox: Outbox, window: int = 64, resume_delay_s: float = 3.0):
         self.box, self.outbox, self.window = box, outbox, window
@@ -99,18 +105,19 @@ class Publisher:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._broker = broker
-        self._lock = threading.Lock()
-        self._inflight: dict[int, int] = {}  # mid -> outbox row id
+        self._news: queue.SimpleQueue = queue.SimpleQueue()  # ("ack", mid, reason) / ("connected", resume_at)
+        self._inflight: dict[int, int] = {}  # mid -> outbox row id; sender thread only
+        self._early: dict[int, object] = {}  # acks that came before publish() returned their mid
         self._last_id = 0
+        self._resume_at = 0.0
+        # Mosquitto 2.0 does not keep shared subscriptions across its own restart: after a
+        # reconnect without a session, give the gateways a moment to subscribe again.
+        self.resume_delay_s = resume_delay_s
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self.connected = threading.Event()
         self.status: dict = {}
-        # Mosquitto 2.0 does not keep shared subscriptions across its own restart: after a
-        # reconnect, give the gateways a moment to subscribe again before the outbox drains.
-        self.resume_delay_s = resume_delay_s
-        self._resume_at = 0.0
 
     def start(self) -> None:
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=self._broker.keepalive_s)
@@ -125,7 +132,8 @@ class Publisher:
     def publish_status(self, status: dict) -> None:
         self.status = status
         if self.connected.is_set():
-            self._client.publish(self._status_topic, json.dumps(status), qos=1, retain=True)
+            # QoS 0: a heartbeat is replaced by the next one, and every QoS 1 ack belongs to the outbox
+            self._client.publish(self._status_topic, json.dumps(status), qos=0, retain=True)
 
     def stop(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
@@ -137,21 +145,21 @@ class Publisher:
         self._thread.join(timeout=2)
         if self.connected.is_set():
             self._client.publish(self._status_topic, json.dumps({"box": self.box, "state": "offline"}),
-                                 qos=1, retain=True).wait_for_publish(1)
+                                 qos=0, retain=True).wait_for_publish(1)
         self._client.disconnect()
         self._client.loop_stop()
 
+    # paho's network thread: hand over, never block
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused connection: %s", reason_code)
             return
         log.info("connected to broker %s:%s", self._broker.host, self._broker.port)
-        with self._lock:  # paho retransmits what it had in flight; we resend the rest of the outbox
-            self._last_id = max(self._inflight.values(), default=0)
-        self._resume_at = time.monotonic() + (self.resume_delay_s if flags.session_present is False else 0.0)
+        delay = 0.0 if flags.session_present else self.resume_delay_s
+        self._news.put(("connected", time.monotonic() + delay, None))
         self.connected.set()
         client.publish(self._status_topic, json.dumps(self.status or {"box": self.box, "state": "online"}),
-                       qos=1, retain=True)
+                       qos=0, retain=True)
         self._wake.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -159,32 +167,48 @@ class Publisher:
         log.warning("disconnected from broker: %s", reason_code)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        with self._lock:
-            row_id = self._inflight.pop(mid, None)
+        self._news.put(("ack", mid, reason_code))
+        self._wake.set()
+
+    # the sender thread
+    def _ack(self, mid: int, reason_code) -> None:
+        row_id = self._inflight.pop(mid, None)
         if row_id is None:
+            self._early[mid] = reason_code
             return
         if reason_code is not None and reason_code.is_failure:
             log.error("broker refused outbox message %s: %s", row_id, reason_code)
             self.outbox.refuse(row_id, str(reason_code))
         else:
             self.outbox.done(row_id)
-        self._wake.set()
+
+    def _drain_news(self) -> None:
+        while True:
+            try:
+                kind, a, b = self._news.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "ack":
+                self._ack(a, b)
+            else:  # paho retransmits what it had in flight; the rest of the outbox is resent after it
+                self._last_id = max(self._inflight.values(), default=0)
+                self._resume_at = a
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
+            self._drain_news()
             if not self.connected.is_set() or time.monotonic() < self._resume_at:
                 continue
-            with self._lock:
-                room = self.window - len(self._inflight)
-                last = self._last_id
+            room = self.window - len(self._inflight)
             if room <= 0:
                 continue
-            for row_id, topic, payload in self.outbox.after(last, room):
-                with self._lock:  # hold the lock so on_publish cannot run before the mid is known
-                    info = self._client.publish(topic, payload, qos=1)
-                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                        break
-                    self._inflight[info.mid] = row_id
-                    self._last_id = row_id
+            for row_id, topic, payload in self.outbox.after(self._last_id, room):
+                info = self._client.publish(topic, payload, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    break
+                self._inflight[info.mid] = row_id
+                self._last_id = row_id
+                if info.mid in self._early:  # acknowledged before we knew its mid
+                    self._ack(info.mid, self._early.pop(info.mid))
