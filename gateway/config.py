@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.deadlines import ServiceLevel, parse_service_level
+from gateway.deadlines import ServiceLevel, deadline, parse_service_level
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
@@ -33,22 +35,45 @@ class Category(Strict):
     name: str = Field(min_length=1, title="Category name shown to people")
     department: str = Field(pattern=IDENT)
     service_level: str = Field(title="e.g. 30s, 1h, 3 working days")
+    review: bool = Field(default=False, title="Hold new cases for a person's confirmation before dispatch")
+    auto_close: bool = Field(default=True, title="Close a case in feedback when the camera sees the problem gone")
+    merge_radius_m: float = Field(default=30.0, ge=0, title="An incident this close to an open case joins it")
+    merge_window: str = Field(default="1h", title="... if the case was opened within this time")
+    recheck_window: str = Field(default="1h", title="A recurrence this soon after closing reopens the case")
 
-    @field_validator("service_level")
+    @field_validator("service_level", "merge_window", "recheck_window")
     @classmethod
     def _level(cls, v: str) -> str:
         parse_service_level(v)
         return v
+
+    def seconds(self, field: str) -> float:
+        return deadline(0.0, parse_service_level(getattr(self, field)))
 
     @property
     def level(self) -> ServiceLevel:
         return parse_service_level(self.service_level)
 
 
+class Grid(Strict):
+    code: str = Field(min_length=1, max_length=64, title="Grid code, any format")
+    name: str = Field(min_length=1)
+    level: str = Field(default="grid", title="district / street / community / grid / unit")
+    parent: str | None = None
+
+
+class Route(Strict):
+    type: str = Field(title="Incident type")
+    grid: str = Field(title="Applies to this grid and everything under it")
+    department: str = Field(pattern=IDENT)
+
+
 class Tables(Strict):
     departments: list[Department] = Field(min_length=1)
     categories: list[Category] = Field(min_length=1)
     holidays: list[date] = Field(default_factory=list)
+    grids: list[Grid] = Field(default_factory=list, title="The grid tree; may also come from grids_csv")
+    routes: list[Route] = Field(default_factory=list, title="Category x grid subtree -> department")
 
     @model_validator(mode="after")
     def _refs(self) -> "Tables":
@@ -60,10 +85,42 @@ class Tables(Strict):
             if c.type in types:
                 raise ValueError(f"category {c.type!r} appears twice")
             types.add(c.type)
+        codes = {g.code for g in self.grids}
+        for g in self.grids:
+            if g.parent is not None and g.parent not in codes:
+                raise ValueError(f"grid {g.code!r}: parent {g.parent!r} is not in the grid table")
+        for r in self.routes:
+            if r.department not in known:
+                raise ValueError(f"route {r.type}/{r.grid}: department {r.department!r} is not in departments")
+            if r.type not in types:
+                raise ValueError(f"route {r.type}/{r.grid}: type {r.type!r} has no category")
         return self
 
     def category(self, incident_type: str) -> Category | None:
         return next((c for c in self.categories if c.type == incident_type), None)
+
+    @cached_property
+    def parents(self) -> dict[str, str | None]:
+        return {g.code: g.parent for g in self.grids}
+
+    def ancestors(self, grid: str) -> list[str]:
+        """``grid`` and the grids above it, nearest first (unknown grids stand alone)."""
+        chain, seen = [grid], {grid}
+        while (up := self.parents.get(chain[-1])) and up not in seen:
+            chain.append(up)
+            seen.add(up)
+        return chain
+
+    def department_for(self, category: Category, grid: str) -> str:
+        """The route of the nearest grid up the tree, else the category's department."""
+        for code in self.ancestors(grid):
+            for route in self.routes:
+                if route.type == category.type and route.grid == code:
+                    return route.department
+        return category.department
+
+    def grid_name(self, code: str) -> str:
+        return next((g.name for g in self.grids if g.code == code), code)
 
 
 class Broker(Strict):
@@ -78,6 +135,7 @@ class Broker(Strict):
 class Http(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    public_read: bool = Field(default=False, title="Let anyone read cases without a token (demo only)")
 
 
 class GatewayConfig(Strict):
@@ -85,11 +143,19 @@ class GatewayConfig(Strict):
     database: str = Field(default="sqlite:///data/gateway/gateway.sqlite", title="SQLAlchemy URL")
     http: Http = Http()
     tables: Path = Field(default=TABLES_DIR / "demo.yaml", title="The city's tables (YAML)")
+    escalation_check_s: float = Field(default=5.0, gt=0, title="How often overdue cases are looked for")
 
 
 def load_tables(path: Path) -> Tables:
+    """The city's tables from YAML; ``grids_csv: FILE`` (code,name,level,parent) may hold the grid tree."""
+    path = Path(path)
     try:
-        return Tables.model_validate(yaml.safe_load(Path(path).read_text()))
+        raw = yaml.safe_load(path.read_text()) or {}
+        if "grids_csv" in raw:
+            with open(path.parent / raw.pop("grids_csv"), newline="", encoding="utf-8") as f:
+                raw.setdefault("grids", []).extend(
+                    {k: (v or None) if k == "parent" else v for k, v in row.items()} for row in csv.DictReader(f))
+        return Tables.model_validate(raw)
     except FileNotFoundError:
         raise GatewayConfigError(f"{path}: no such file") from None
     except ValidationError as exc:

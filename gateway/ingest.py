@@ -12,9 +12,11 @@ from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
 
-from gateway.cases import incident_update, new_case
+from gateway import storage
+from gateway.cases import choose, dispatch_deadline, incident_update, is_recheck, new_case
 from gateway.config import Tables
 from gateway.storage import Store
+from gateway.workflow import Action, CaseState, Role
 from xueliang import wire
 
 log = logging.getLogger(__name__)
@@ -62,26 +64,57 @@ class Ingest:
         category = self.tables.category(message["type"])
         if category is None:
             raise wire.WireError(f"type {message['type']!r} has no category in the city's tables")
-
-        def open_case(m: dict) -> dict:
-            return new_case(m, category, self.tables, now)
-
-        for attempt in range(2):  # two gateways may open the same case at once: the loser retries as an update
+        for attempt in range(3):  # two gateways may act on the same case at once: the loser retries
             try:
-                case_id, created = self.store.record_incident(message, now, open_case)
+                with self.store.begin() as db:
+                    outcome, case_id = self._apply(db, message, category, now)
                 break
-            except IntegrityError:
-                if attempt:
+            except (IntegrityError, storage.ConflictError):
+                if attempt == 2:
                     raise
-        if case_id is None:
-            return "duplicate"
-        action = "recheck_evidence" if message["state"] == "end" else None
-        if not created:
-            self.store.update_case(case_id, incident_update(message), message["seq"], now,
-                                   f"box:{message['box']}", action)
-        if created:
+        if outcome == "case_created":
             log.info("case %s opened for incident %s (%s, grid %s)", case_id, message["incident_id"],
                      category.name, message["grid"])
+        if case_id is not None:
             self.on_case(case_id)
-            return "case_created"
-        return "case_updated"
+        return outcome
+
+    def _apply(self, db, message: dict, category, now: float) -> tuple[str, int | None]:
+        """All of one incident event's effect, in the caller's transaction."""
+        if not storage.record_event(db, message, now):
+            return "duplicate", None
+        actor = f"box:{message['box']}"
+        case = storage.case_of_incident(db, message["incident_id"])
+        if case is None:
+            since = now - category.seconds("recheck_window")
+            kind, case = choose(message, category, storage.candidates(db, message["type"], since), now)
+            if kind == "new":
+                case_id = storage.open_case(db, new_case(message, category, self.tables, now), now, actor)
+                return "case_created", case_id
+            storage.link(db, message["incident_id"], case["id"], "merged" if kind == "merge" else "reopened", now)
+            storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1})
+            if kind == "merge":
+                storage.log(db, case["id"], now, actor, Role.SYSTEM, "merged", case["state"], case["state"],
+                            f"incident {message['incident_id']} at the same place")
+                return "case_merged", case["id"]
+            storage.apply(db, case, Action.REOPEN, Role.SYSTEM, actor, now,
+                          f"the problem came back: incident {message['incident_id']}",
+                          {"closed_at": None, "dispatched_at": now, "level": 0, "next_escalation_at": None,
+                           "deadline": dispatch_deadline(category, self.tables, now),
+                           "ended_at": None, "end_reason": None, "end_evidence_sha256": None})
+            return "case_reopened", case["id"]
+        if case["incident_id"] == message["incident_id"]:  # the case's own incident: keep its picture current
+            storage.update_case(db, case["id"], incident_update(message), last_seq_below=message["seq"])
+        if is_recheck(message):
+            self._recheck(db, case, message, category, actor, now)
+        return "case_updated", case["id"]
+
+    def _recheck(self, db, case: dict, message: dict, category, actor: str, now: float) -> None:
+        """The camera saw the problem gone: evidence for closure (视频核查)."""
+        storage.update_case(db, case["id"], {"ended_at": wire.parse_time(message["ended_at"]),
+                                             "end_reason": message["end_reason"],
+                                             "end_evidence_sha256": (message.get("evidence") or {}).get("sha256")})
+        storage.log(db, case["id"], now, actor, Role.SYSTEM, "recheck_evidence", case["state"], case["state"],
+                    f"camera: {message['end_reason']} at {message['ended_at']}")
+        if case["state"] == CaseState.FEEDBACK.value and category.auto_close:
+            storage.apply(db, case, Action.CLOSE, Role.SYSTEM, "gateway", now, "closed on the camera's re-check")

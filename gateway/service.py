@@ -1,23 +1,38 @@
-"""The gateway process: MQTT ingest through a shared subscription, dispatch, and the HTTP API."""
+"""The gateway process: MQTT ingest through a shared subscription, the clock, notices, and the HTTP API.
+
+Notices (a case dispatched, a case escalated) are rows of the case log; a worker publishes
+each on MQTT with QoS 1 and marks it published (a conditional update, so several gateway
+processes are safe). The clock finds overdue cases and escalates them (二次吹哨).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 
 import uvicorn
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway.api import _case, create_app
-from gateway.config import GatewayConfig, load_tables
+from gateway import storage
+from gateway.api import case_view, create_app
+from gateway.cases import escalation
+from gateway.config import GatewayConfig, Tables, load_tables
 from gateway.ingest import Ingest
 from gateway.storage import Store
+from gateway.workflow import Action, Role, TransitionError
 from xueliang import wire
 from xueliang.mqtt import make_client
 
 log = logging.getLogger(__name__)
 SHARE_GROUP = "$share/gateway/"
+NOTICES = ("dispatched", "escalate")
+
+
+def escalations_topic(grid: str) -> str:
+    return f"{wire.ROOT}/escalations/{grid}"
 
 
 class MqttIngest:
@@ -42,13 +57,6 @@ class MqttIngest:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def dispatch(self, case_id: int) -> None:
-        case = self.ingest.store.get_case(case_id)
-        if case:
-            body = _case(case)
-            self.client.publish(wire.dispatch_topic(case["grid"], case["department"]),
-                                json.dumps(body, ensure_ascii=False), qos=1)
-
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused connection: %s", reason_code)
@@ -60,15 +68,73 @@ class MqttIngest:
         self.ingest.handle(msg.topic, msg.payload)
 
 
+class Clock(threading.Thread):
+    """Escalates overdue cases and publishes the notices the case log holds."""
+
+    def __init__(self, store: Store, tables: Tables, client, every_s: float):
+        super().__init__(name="clock", daemon=True)
+        self.store, self.tables, self.client, self.every_s = store, tables, client, every_s
+        self.wake = threading.Event()
+        self.stop = threading.Event()
+
+    def escalate_overdue(self, now: float) -> int:
+        done = 0
+        categories = {c.type: c for c in self.tables.categories}
+        for case in self.store.overdue(now):
+            try:
+                values = escalation(case, categories[case["type"]], self.tables, now)
+                with self.store.begin() as db:
+                    storage.apply(db, case, Action.ESCALATE, Role.SYSTEM, "clock", now,
+                                  f"overdue since {wire.iso(case['deadline'])}: level {values['level']}, "
+                                  f"to {values['escalated_grid']}", values)
+                done += 1
+            except (TransitionError, storage.ConflictError, KeyError) as exc:  # one bad row never stops the clock
+                log.warning("case %s not escalated: %s", case["id"], exc)
+        return done
+
+    def publish_notices(self, now: float) -> None:
+        for row in self.store.unpublished(NOTICES):
+            case = self.store.get_case(row["case_id"])
+            if case is None:
+                continue
+            body = case_view(case, now)
+            body.pop("timeline", None)
+            body.pop("incidents", None)
+            if row["action"] == "dispatched":
+                topic = wire.dispatch_topic(case["grid"], case["department"])
+            else:
+                topic = escalations_topic(case["escalated_grid"] or case["grid"])
+                body["notice"] = row["note"]
+            info = self.client.publish(topic, json.dumps(body, ensure_ascii=False), qos=1)
+            if info.rc != 0:
+                return  # not connected: try again next round
+            self.store.mark_published(row["id"], now)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            now = time.time()
+            try:
+                self.escalate_overdue(now)
+                self.publish_notices(now)
+            except Exception:
+                log.exception("clock round failed")
+            self.wake.wait(self.every_s)
+            self.wake.clear()
+
+
 def run_gateway(config: GatewayConfig) -> int:
     tables = load_tables(config.tables)
     store = Store(config.database)
     ingest = Ingest(store, tables)
     mqtt_ingest = MqttIngest(config, ingest)
-    ingest.on_case = mqtt_ingest.dispatch
+    clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s)
+    ingest.on_case = lambda case_id: clock.wake.set()
     mqtt_ingest.start()
+    clock.start()
+    app = create_app(store, tables, config.http.public_read, on_change=lambda case_id: clock.wake.set())
     try:
-        uvicorn.run(create_app(store), host=config.http.host, port=config.http.port, log_level="warning")
+        uvicorn.run(app, host=config.http.host, port=config.http.port, log_level="warning")
     finally:
+        clock.stop.set()
         mqtt_ingest.stop()
     return 0

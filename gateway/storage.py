@@ -1,7 +1,7 @@
 """Storage: SQLite (WAL) by default, PostgreSQL by URL, through SQLAlchemy Core.
 
-One writer per table: the ingest writes incidents, cases, evidence and dead letters;
-the API only reads.
+Write helpers take an open transaction (``with store.begin() as db``) so a case change
+and its audit record are committed together; reads are methods of ``Store``.
 """
 
 from __future__ import annotations
@@ -10,17 +10,19 @@ import json
 from pathlib import Path
 
 from sqlalchemy import (
-    Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, create_engine, event,
-    func, insert, select, update,
+    Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, create_engine, event, func, insert,
+    or_, select, update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+
+from gateway.workflow import OPEN_STATES, Action, CaseState, Role, transition
 
 metadata = MetaData()
 
 cases = Table(
     "cases", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("incident_id", String(128), nullable=False, unique=True),
+    Column("incident_id", String(128), nullable=False, unique=True),  # the incident that opened it
     Column("type", String(40), nullable=False),
     Column("category_code", String(32), nullable=False),
     Column("category_name", String(128), nullable=False),
@@ -32,13 +34,27 @@ cases = Table(
     Column("lat", Float), Column("lon", Float),
     Column("state", String(24), nullable=False, index=True),
     Column("created_at", Float, nullable=False),
-    Column("deadline", Float, nullable=False),
+    Column("dispatched_at", Float),
+    Column("deadline", Float, index=True),
     Column("reported_at", Float, nullable=False),
     Column("confidence", Float, nullable=False),
     Column("bbox", Text, nullable=False),
     Column("evidence_sha256", String(64)),
     Column("last_seq", Integer, nullable=False),
+    Column("level", Integer, nullable=False, default=0),
+    Column("escalated_grid", String(64)),
+    Column("next_escalation_at", Float),
+    Column("closed_at", Float),
+    Column("incident_count", Integer, nullable=False, default=1),
     Column("ended_at", Float), Column("end_reason", String(24)), Column("end_evidence_sha256", String(64)),
+)
+
+case_incidents = Table(
+    "case_incidents", metadata,
+    Column("incident_id", String(128), primary_key=True),
+    Column("case_id", Integer, nullable=False, index=True),
+    Column("how", String(16), nullable=False),  # opened / merged / reopened
+    Column("linked_at", Float, nullable=False),
 )
 
 incident_events = Table(
@@ -74,12 +90,30 @@ case_log = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("case_id", Integer, nullable=False, index=True),
     Column("at", Float, nullable=False),
-    Column("actor", String(64), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
     Column("action", String(32), nullable=False),
+    Column("from_state", String(24)),
+    Column("to_state", String(24)),
     Column("note", Text),
+    Column("published", Float),  # the log row is also the outbox of notices (dispatch, escalation)
+)
+
+tokens = Table(
+    "tokens", metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("department", String(64)),
+    Column("grid", String(64)),
+    Column("created_at", Float, nullable=False),
 )
 
 DEAD_LETTER_KEEP_BYTES = 65_536
+
+
+class ConflictError(RuntimeError):
+    """The case changed under us (another process acted first); retry with fresh data."""
 
 
 def make_engine(url: str) -> Engine:
@@ -96,11 +130,78 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+# --- write helpers (inside one transaction) ---
+
+def record_event(db: Connection, message: dict, now: float) -> bool:
+    """Remember (incident_id, seq); False when it was seen before (a redelivery)."""
+    if db.execute(select(incident_events.c.seq).where(incident_events.c.incident_id == message["incident_id"],
+                                                      incident_events.c.seq == message["seq"])).first():
+        return False
+    db.execute(insert(incident_events).values(incident_id=message["incident_id"], seq=message["seq"],
+                                              state=message["state"], received_at=now,
+                                              payload=json.dumps(message, ensure_ascii=False)))
+    return True
+
+
+def case_of_incident(db: Connection, incident_id: str) -> dict | None:
+    row = db.execute(select(cases).join(case_incidents, case_incidents.c.case_id == cases.c.id)
+                     .where(case_incidents.c.incident_id == incident_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def candidates(db: Connection, incident_type: str, since: float) -> list[dict]:
+    """Cases of a type that an incident could join or reopen."""
+    q = select(cases).where(cases.c.type == incident_type, or_(
+        cases.c.state.in_([s.value for s in OPEN_STATES]), cases.c.closed_at >= since))
+    return [dict(r._mapping) for r in db.execute(q.order_by(cases.c.id.desc()).limit(200))]
+
+
+def open_case(db: Connection, row: dict, now: float, actor: str) -> int:
+    case_id = db.execute(insert(cases).values(**row)).inserted_primary_key[0]
+    link(db, row["incident_id"], case_id, "opened", now)
+    log(db, case_id, now, actor, Role.SYSTEM, "created", None, row["state"], f"{row['type']} in zone {row['zone']}")
+    if row["state"] == CaseState.DISPATCHED.value:
+        log(db, case_id, now, "gateway", Role.SYSTEM, "dispatched", None, row["state"], row["department"])
+    return case_id
+
+
+def link(db: Connection, incident_id: str, case_id: int, how: str, now: float) -> None:
+    db.execute(insert(case_incidents).values(incident_id=incident_id, case_id=case_id, how=how, linked_at=now))
+
+
+def log(db: Connection, case_id: int, now: float, actor: str, role: Role | str, action: str,
+        from_state: str | None, to_state: str | None, note: str | None = None) -> None:
+    db.execute(insert(case_log).values(case_id=case_id, at=now, actor=actor[:128], role=Role(role).value,
+                                       action=action, from_state=from_state, to_state=to_state, note=note))
+
+
+def update_case(db: Connection, case_id: int, values: dict, **where) -> bool:
+    q = update(cases).where(cases.c.id == case_id)
+    for col, value in where.items():
+        q = q.where(cases.c[col] == value) if col != "last_seq_below" else q.where(cases.c.last_seq < value)
+    return db.execute(q.values(**values)).rowcount == 1
+
+
+def apply(db: Connection, case: dict, action: Action, role: Role, actor: str, now: float,
+          note: str | None = None, values: dict | None = None) -> dict:
+    """Move ``case`` by ``action`` (TransitionError if not allowed), log it; compare-and-set on state."""
+    target = transition(case["state"], action, role)
+    changes = {"state": target.value, **(values or {})}
+    if target == CaseState.CLOSED:
+        changes.setdefault("closed_at", now)
+    if not update_case(db, case["id"], changes, state=case["state"]):
+        raise ConflictError(f"case {case['id']} changed while {action.value} was applied")
+    log(db, case["id"], now, actor, role, action.value, case["state"], target.value, note)
+    return {**case, **changes}
+
+
 class Store:
     def __init__(self, url: str):
         self.engine = make_engine(url)
 
-    # --- writes (ingest only) ---
+    def begin(self):
+        return self.engine.begin()
+
     def dead_letter(self, topic: str, reason: str, payload: bytes, now: float) -> None:
         with self.engine.begin() as db:
             db.execute(insert(dead_letters).values(received_at=now, topic=topic[:512], reason=reason[:1000],
@@ -114,51 +215,18 @@ class Store:
                                                camera=camera, received_at=now))
             return True
 
-    def record_incident(self, message: dict, now: float, open_case) -> tuple[int | None, bool]:
-        """Store one incident event and open or update its case, all in one transaction.
-
-        ``open_case(message) -> row | None`` builds a new case's row (None: no case for it).
-        Returns (case id, created); (None, False) for an event already seen (idempotent on
-        incident_id and seq).
-        """
-        with self.engine.begin() as db:
-            seen = db.execute(select(incident_events.c.seq).where(
-                incident_events.c.incident_id == message["incident_id"], incident_events.c.seq == message["seq"])).first()
-            if seen:
-                return None, False
-            db.execute(insert(incident_events).values(
-                incident_id=message["incident_id"], seq=message["seq"], state=message["state"], received_at=now,
-                payload=json.dumps(message, ensure_ascii=False)))
-            row = db.execute(select(cases.c.id, cases.c.last_seq).where(
-                cases.c.incident_id == message["incident_id"])).first()
-            if row is None:
-                values = open_case(message)
-                if values is None:
-                    return None, False
-                case_id = db.execute(insert(cases).values(**values)).inserted_primary_key[0]
-                db.execute(insert(case_log).values(case_id=case_id, at=now, actor=f"box:{message['box']}",
-                                                   action="created", note=f"{message['type']} in zone {message['zone']}"))
-                db.execute(insert(case_log).values(case_id=case_id, at=now, actor="gateway", action="dispatched",
-                                                   note=values["department"]))
-                created = True
-            else:
-                case_id, created = row.id, False
-            return case_id, created
-
-    def update_case(self, case_id: int, values: dict, seq: int, now: float, actor: str, action: str | None) -> None:
-        """Apply an incident's later event to its case, unless a newer one was applied already."""
-        with self.engine.begin() as db:
-            db.execute(update(cases).where(cases.c.id == case_id, cases.c.last_seq < seq).values(**values))
-            if action:
-                db.execute(insert(case_log).values(case_id=case_id, at=now, actor=actor, action=action))
-
-    # --- reads (API) ---
+    # --- reads ---
     def list_cases(self, state: str | None = None, grid: str | None = None, department: str | None = None,
+                   category: str | None = None, overdue_at: float | None = None, grids: list[str] | None = None,
                    limit: int = 100, offset: int = 0) -> list[dict]:
         q = select(cases).order_by(cases.c.id.desc()).limit(limit).offset(offset)
-        for col, value in (("state", state), ("grid", grid), ("department", department)):
+        for col, value in (("state", state), ("grid", grid), ("department", department), ("type", category)):
             if value is not None:
                 q = q.where(cases.c[col] == value)
+        if grids is not None:
+            q = q.where(cases.c.grid.in_(grids))
+        if overdue_at is not None:
+            q = q.where(cases.c.deadline < overdue_at, cases.c.state.in_(["dispatched", "handling", "feedback"]))
         with self.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(q)]
 
@@ -169,8 +237,12 @@ class Store:
                 return None
             case = dict(row._mapping)
             case["timeline"] = [dict(r._mapping) for r in db.execute(
-                select(case_log.c.at, case_log.c.actor, case_log.c.action, case_log.c.note)
+                select(case_log.c.at, case_log.c.actor, case_log.c.role, case_log.c.action, case_log.c.from_state,
+                       case_log.c.to_state, case_log.c.note)
                 .where(case_log.c.case_id == case_id).order_by(case_log.c.id))]
+            case["incidents"] = [dict(r._mapping) for r in db.execute(
+                select(case_incidents.c.incident_id, case_incidents.c.how, case_incidents.c.linked_at)
+                .where(case_incidents.c.case_id == case_id).order_by(case_incidents.c.linked_at))]
             return case
 
     def evidence_bytes(self, sha256: str) -> bytes | None:
@@ -184,6 +256,39 @@ class Store:
                                      dead_letters.c.reason, func.length(dead_letters.c.payload).label("bytes"))
                               .order_by(dead_letters.c.id.desc()).limit(limit))
             return [dict(r._mapping) for r in rows]
+
+    def overdue(self, now: float, limit: int = 100) -> list[dict]:
+        """Cases on the clock that passed their deadline and are due for (another) escalation."""
+        q = select(cases).where(cases.c.state.in_(["dispatched", "handling", "feedback"]), cases.c.deadline < now,
+                                or_(cases.c.next_escalation_at.is_(None), cases.c.next_escalation_at < now))
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(q.order_by(cases.c.deadline).limit(limit))]
+
+    def unpublished(self, actions: tuple[str, ...], limit: int = 100) -> list[dict]:
+        q = select(case_log).where(case_log.c.published.is_(None), case_log.c.action.in_(actions))
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(q.order_by(case_log.c.id).limit(limit))]
+
+    def mark_published(self, log_id: int, now: float) -> bool:
+        with self.engine.begin() as db:
+            return db.execute(update(case_log).where(case_log.c.id == log_id, case_log.c.published.is_(None))
+                              .values(published=now)).rowcount == 1
+
+    def add_token(self, sha256: str, name: str, role: str, department: str | None, grid: str | None, now: float) -> None:
+        with self.engine.begin() as db:
+            db.execute(insert(tokens).values(sha256=sha256, name=name, role=role, department=department, grid=grid,
+                                             created_at=now))
+
+    def token(self, sha256: str) -> dict | None:
+        with self.engine.connect() as db:
+            row = db.execute(select(tokens).where(tokens.c.sha256 == sha256)).first()
+            return dict(row._mapping) if row else None
+
+    def cases_between(self, start: float, end: float) -> list[dict]:
+        """Cases created before ``end`` that were still open at ``start`` or created in the period."""
+        q = select(cases).where(cases.c.created_at < end, or_(cases.c.closed_at.is_(None), cases.c.closed_at >= start))
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(q)]
 
     def count(self, table: str) -> int:
         with self.engine.connect() as db:

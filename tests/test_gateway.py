@@ -72,6 +72,7 @@ def test_end_records_recheck_evidence_and_stale_events_do_not_overwrite(ingest, 
     case = store.get_case(1)
     assert case["end_reason"] == "left" and case["last_seq"] == 3 and case["confidence"] == 0.79
     assert [e["action"] for e in case["timeline"]] == ["created", "dispatched", "recheck_evidence"]
+    assert case["end_reason"] == "left"
 
 
 def test_end_arriving_first_still_opens_a_case(ingest, store):
@@ -113,7 +114,7 @@ def test_api_lists_cases_and_serves_evidence(ingest, store):
     ingest.handle(wire.evidence_topic("box-1", "gate", "3f2a9c"), JPEG)
     ingest.handle(TOPIC, payload())
     ingest.handle(TOPIC, b"garbage")
-    client = TestClient(create_app(store))
+    client = TestClient(create_app(store, load_tables(TABLES_DIR / "demo.yaml"), public_read=True))
     (case,) = client.get("/cases").json()
     assert case["grid"] == "HQ-DZG-10D-07" and case["department"] == "traffic-police"
     assert case["deadline"] == "2026-01-01T01:00:00.000Z" and case["created_at"] == "2026-01-01T00:00:00.000Z"

@@ -45,7 +45,7 @@ def test_box_publishes_own_topics_over_tls_and_is_refused_for_another_box(secure
     gateway_cfg = tmp_path / "gateway.yaml"
     gateway_cfg.write_text(yaml.safe_dump({
         "broker": {"port": secure_broker.port, "username": "gateway", "password": USERS["gateway"], "tls_ca": str(ca)},
-        "database": f"sqlite:///{tmp_path}/gw.sqlite", "http": {"port": http_port}}))
+        "database": f"sqlite:///{tmp_path}/gw.sqlite", "http": {"port": http_port, "public_read": True}}))
     gateway = services.xueliang(["gateway", "--config", str(gateway_cfg)], tmp_path / "gateway.log")
     broker = Broker(port=secure_broker.port, username="box-1", password=USERS["box-1"], tls_ca=ca)
     publisher = Publisher("box-1", broker, Outbox(tmp_path / "outbox.sqlite"), resume_delay_s=0)

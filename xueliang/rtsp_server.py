@@ -16,6 +16,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 
 import gi
 
@@ -33,8 +34,14 @@ class Mount:
         self.pipeline = Gst.parse_launch(
             f'filesrc location="{path}" ! {demux} ! h264parse config-interval=-1 ! '
             "video/x-h264,stream-format=byte-stream,alignment=au ! "
-            "appsink name=sink sync=true emit-signals=true max-buffers=100 drop=false")
+            "appsink name=sink sync=false emit-signals=true max-buffers=100 drop=false")
         self.caps = None
+        # pacing is ours, not the sink's: after the seek that loops the file, the stream clock
+        # goes on from where it was, so the loop point looks like any other frame to clients
+        self.t0: float | None = None
+        self.offset = 0.0
+        self.last_pts = 0.0
+        self.step = 0.04
         self.clients: list[list] = []  # [appsrc, waiting_for_key_frame]
         self.lock = threading.Lock()
         self.pipeline.get_by_name("sink").connect("new-sample", self.on_sample)
@@ -47,6 +54,7 @@ class Mount:
 
     def on_message(self, bus, message) -> None:
         if message.type == Gst.MessageType.EOS:  # loop the file
+            self.offset += self.last_pts + self.step
             self.pipeline.seek_simple(Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.KEY_UNIT, 0)
         elif message.type == Gst.MessageType.ERROR:
             err, debug = message.parse_error()
@@ -56,6 +64,18 @@ class Mount:
         sample = sink.emit("pull-sample")
         buf = sample.get_buffer()
         self.caps = self.caps or sample.get_caps()
+        stamp = buf.dts if buf.dts != Gst.CLOCK_TIME_NONE else buf.pts  # decode order is send order
+        if stamp != Gst.CLOCK_TIME_NONE:
+            pts = stamp / Gst.SECOND
+            if 0 < pts - self.last_pts < 1:
+                self.step = pts - self.last_pts
+            self.last_pts = pts
+            now = time.monotonic()
+            if self.t0 is None:
+                self.t0 = now - pts
+            delay = self.t0 + self.offset + pts - now
+            if delay > 0:
+                time.sleep(delay)
         key = not buf.has_flags(Gst.BufferFlags.DELTA_UNIT)
         with self.lock:
             clients = list(self.clients)

@@ -1,0 +1,197 @@
+"""The operators' page: case list with filters, case page with evidence and timeline, overdue
+board, a schematic map of cameras and open cases, and the daily report with its ranking.
+
+Server-rendered HTML; every value from a message or a table is escaped. The page reads with
+the same rules as the API (a token in ?token= or the Authorization header, or public read).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse
+
+from gateway.workflow import CaseState
+from xueliang import wire
+
+web_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False)
+
+STATE_NAMES = {
+    "pending_review": "待审核", "dispatched": "已派遣", "handling": "处置中", "feedback": "已反馈",
+    "closed": "已结案", "returned": "已回退", "ledger": "挂账", "rejected": "已作废",
+}
+STYLE = """
+body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
+header{background:#1b3a5c;color:#fff;padding:10px 18px;display:flex;gap:18px;align-items:center}
+header a{color:#fff;text-decoration:none}main{padding:14px 18px}
+table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:6px 8px;border-bottom:1px solid #dde3ea;text-align:left;font-size:14px}
+.overdue{color:#b00020;font-weight:600}.badge{padding:2px 6px;border-radius:4px;background:#e3ecf6}
+form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-width:640px;border:1px solid #ccd}
+.bar{fill:#2f6ea5}.cam{fill:#2f6ea5}.case{fill:#d9480f}
+"""
+
+
+def pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
+
+
+def esc(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def page(title: str, body: str, token: str | None) -> HTMLResponse:
+    q = f"?{urlencode({'token': token})}" if token else ""
+    nav = "".join(f'<a href="/ui/{p}{q}">{n}</a>' for p, n in
+                  (("cases", "案件"), ("overdue", "超期督办"), ("map", "地图"), ("reports", "民情快报")))
+    return HTMLResponse(f"<!doctype html><html lang=zh><head><meta charset=utf-8><title>{esc(title)} · 雪亮</title>"
+                        f"<style>{STYLE}</style></head><body><header><strong>雪亮 xueliang</strong>{nav}</header>"
+                        f"<main><h1>{esc(title)}</h1>{body}</main></body></html>")
+
+
+def who(request: Request):
+    from gateway.api import Principal, hash_token, reader
+    from gateway.workflow import Role
+
+    token = request.query_params.get("token")
+    if token:
+        row = request.app.state.store.token(hash_token(token))
+        if row is None:
+            raise HTTPException(401, "unknown token")
+        return Principal(row["name"], Role(row["role"]), row["department"], row["grid"]), token
+    return reader(request, None), None
+
+
+def case_rows(cases: list[dict], token: str | None) -> str:
+    from gateway.api import case_view
+
+    q = f"?{urlencode({'token': token})}" if token else ""
+    now = time.time()
+    rows = []
+    for c in map(lambda r: case_view(r, now), cases):
+        rows.append(
+            f"<tr class='{'overdue' if c['overdue'] else ''}'><td><a href='/ui/cases/{c['id']}{q}'>#{c['id']}</a></td>"
+            f"<td>{esc(c['category_name'])}</td><td>{esc(c['grid'])}</td><td>{esc(c['department'])}</td>"
+            f"<td><span class=badge>{esc(STATE_NAMES.get(c['state'], c['state']))}</span></td>"
+            f"<td>{esc(c['deadline'])}</td><td>{esc(c['level'])}</td><td>{esc(c['camera'])}/{esc(c['zone'])}</td></tr>")
+    return ("<table id=cases><tr><th>编号</th><th>类别</th><th>网格</th><th>部门</th><th>状态</th><th>时限</th>"
+            "<th>督办级别</th><th>点位</th></tr>" + "".join(rows) + "</table>")
+
+
+@web_router.get("/cases", response_class=HTMLResponse)
+def cases_page(request: Request, state: str | None = None, category: str | None = None, grid: str | None = None,
+               department: str | None = None, overdue: bool = False):
+    from gateway.api import scope
+
+    principal, token = who(request)
+    store, tables = request.app.state.store, request.app.state.tables
+    s = scope(principal, tables)
+    rows = store.list_cases(state or None, grid or None, s.get("department", department or None), category or None,
+                            time.time() if overdue else None, s.get("grids"), 500)
+
+    def select(name, options, current):
+        opts = "".join(f"<option value='{esc(v)}' {'selected' if v == current else ''}>{esc(n)}</option>"
+                       for v, n in [("", "全部")] + options)
+        return f"<label>{name} <select name={name}>{opts}</select></label>"
+
+    filters = (f"<form class=filters>{select('state', list(STATE_NAMES.items()), state)}"
+               f"{select('category', [(c.type, c.name) for c in tables.categories], category)}"
+               f"{select('department', [(d.id, d.name) for d in tables.departments], department)}"
+               f"<label>grid <input name=grid value='{esc(grid or '')}'></label>"
+               f"<label><input type=checkbox name=overdue value=true {'checked' if overdue else ''}> 超期</label>"
+               + (f"<input type=hidden name=token value='{esc(token)}'>" if token else "")
+               + "<button>筛选</button></form>")
+    return page("案件列表", filters + case_rows(rows, token), token)
+
+
+@web_router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_page(case_id: int, request: Request):
+    from gateway.api import case_view, may_see
+
+    principal, token = who(request)
+    row = request.app.state.store.get_case(case_id)
+    if row is None or not may_see(principal, row, request.app.state.tables):
+        raise HTTPException(404, f"no case {case_id}")
+    c = case_view(row)
+    q = f"&{urlencode({'token': token})}" if token else ""
+    images = "".join(f"<figure><img alt='{label}' src='{url}{'?' if '?' not in url else '&'}{q[1:]}'>"
+                     f"<figcaption>{label}</figcaption></figure>"
+                     for label, url in (("发现", c["evidence_url"]), ("视频核查", c["end_evidence_url"])) if url)
+    timeline = "".join(f"<tr><td>{esc(e['at'])}</td><td>{esc(e['actor'])}</td><td>{esc(e['action'])}</td>"
+                       f"<td>{esc(STATE_NAMES.get(e['to_state'] or '', e['to_state']))}</td><td>{esc(e['note'])}</td></tr>"
+                       for e in c["timeline"])
+    facts = "".join(f"<tr><th>{k}</th><td>{esc(v)}</td></tr>" for k, v in (
+        ("类别", f"{c['category_name']} ({c['category_code']})"), ("网格", c["grid"]), ("部门", c["department"]),
+        ("状态", STATE_NAMES.get(c["state"], c["state"])), ("时限", c["deadline"]), ("督办级别", c["level"]),
+        ("点位", f"{c['box']}/{c['camera']}/{c['zone']}"), ("发现时间", c["reported_at"]),
+        ("合并事件数", c["incident_count"]), ("核查", c["end_reason"])))
+    return page(f"案件 #{case_id}", f"<table id=facts>{facts}</table>{images}<h2>流转记录</h2>"
+                f"<table id=timeline><tr><th>时间</th><th>操作者</th><th>动作</th><th>状态</th><th>说明</th></tr>"
+                f"{timeline}</table>", token)
+
+
+@web_router.get("/overdue", response_class=HTMLResponse)
+def overdue_page(request: Request):
+    from gateway.api import scope
+
+    principal, token = who(request)
+    s = scope(principal, request.app.state.tables)
+    rows = request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"),
+                                              overdue_at=time.time(), limit=500)
+    rows.sort(key=lambda r: (-r["level"], r["deadline"]))
+    return page("超期督办", case_rows(rows, token), token)
+
+
+@web_router.get("/map", response_class=HTMLResponse)
+def map_page(request: Request):
+    principal, token = who(request)
+    from gateway.api import scope
+
+    s = scope(principal, request.app.state.tables)
+    rows = [r for r in request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"), limit=1000)
+            if r["lat"] is not None and r["lon"] is not None]
+    if not rows:
+        return page("点位地图", "<p>暂无带坐标的案件。</p>", token)
+    lats, lons = [r["lat"] for r in rows], [r["lon"] for r in rows]
+    pad = 0.001
+
+    def xy(lat, lon):
+        x = 20 + 760 * (lon - min(lons) + pad) / (max(lons) - min(lons) + 2 * pad)
+        y = 20 + 460 * (max(lats) + pad - lat) / (max(lats) - min(lats) + 2 * pad)
+        return round(x, 1), round(y, 1)
+
+    cams = {(r["box"], r["camera"]): xy(r["lat"], r["lon"]) for r in rows}
+    dots = "".join(f"<circle class=cam cx={x} cy={y} r=5><title>{esc(b)}/{esc(c)}</title></circle>"
+                   for (b, c), (x, y) in cams.items())
+    open_ = [r for r in rows if r["state"] not in (CaseState.CLOSED.value, CaseState.REJECTED.value)]
+    dots += "".join(f"<circle class=case cx={xy(r['lat'], r['lon'])[0] + 6} cy={xy(r['lat'], r['lon'])[1] - 6} r=4>"
+                    f"<title>#{r['id']} {esc(r['category_name'])}</title></circle>" for r in open_)
+    return page("点位地图", f"<svg id=map width=800 height=500 style='background:#fff'>{dots}</svg>"
+                f"<p>蓝: 摄像机 {len(cams)} · 橙: 未结案件 {len(open_)}</p>", token)
+
+
+@web_router.get("/reports", response_class=HTMLResponse)
+def reports_page(request: Request, date: str | None = None):
+    from gateway.api import may_see, period
+    from gateway.reports import summary
+
+    principal, token = who(request)
+    now = time.time()
+    start, end = period("daily", date, now)
+    rows = [r for r in request.app.state.store.cases_between(start, end) if may_see(principal, r, request.app.state.tables)]
+    r = summary(rows, start, end, now)
+    top = max([c["received"] for c in r["categories"]] + [1])
+    bars = "".join(f"<text x=0 y={22 * i + 15}>{esc(c['category'])}</text>"
+                   f"<rect class=bar x=160 y={22 * i + 3} width={round(400 * c['received'] / top)} height=16></rect>"
+                   f"<text x={170 + round(400 * c['received'] / top)} y={22 * i + 15}>{c['received']}</text>"
+                   for i, c in enumerate(r["categories"]))
+    ranking = "".join(f"<tr><td>{d['rank']}</td><td>{esc(d['department'])}</td><td>{d['closed']}</td>"
+                      f"<td>{pct(d['on_time_rate'])}</td><td>{d['overdue']}</td></tr>"
+                      for d in r["departments"])
+    head = (f"<p>{esc(wire.iso(start)[:10])}: 受理 {r['received']} · 派遣 {r['dispatched']} · 结案 {r['closed']} · "
+            f"按期率 {pct(r['on_time_rate'])} · 超期 {r['overdue']}</p>")
+    return page("民情快报", head + f"<svg id=chart width=640 height={22 * len(r['categories']) + 10}>{bars}</svg>"
+                "<h2>部门排名</h2><table id=ranking><tr><th>名次</th><th>部门</th><th>结案</th><th>按期率</th><th>超期</th></tr>"
+                f"{ranking}</table>", token)
