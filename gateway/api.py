@@ -253,7 +253,7 @@ def act(case_id: int, body: ActionRequest, request: Request, store: Store = Depe
             case = storage.apply(db, row, body.action, who.role, f"{who.role.value}:{who.name}", now, note, values)
             if body.action in (Action.CONFIRM, Action.REDISPATCH):
                 storage.log(db, case_id, now, "gateway", Role.SYSTEM, "dispatched", case["state"], case["state"],
-                            case["department"])
+                            case["department"], case["department"])
             # the camera already saw the problem gone after dispatch: the re-check is done
             if (body.action == Action.FEEDBACK and category.auto_close and row["end_reason"] in ("left", "cleared")
                     and row["ended_at"] is not None and row["ended_at"] >= (row["dispatched_at"] or 0)):

@@ -101,9 +101,9 @@ class Clock(threading.Thread):
             body.pop("timeline", None)
             body.pop("incidents", None)
             if row["action"] == "dispatched":
-                topic = wire.dispatch_topic(case["grid"], case["department"])
+                topic = wire.dispatch_topic(case["grid"], row["target"] or case["department"])
             else:
-                topic = escalations_topic(case["escalated_grid"] or case["grid"])
+                topic = escalations_topic(row["target"] or case["grid"])
                 body["notice"] = row["note"]
             info = self.client.publish(topic, json.dumps(body, ensure_ascii=False), qos=1)
             if info.rc != 0:

@@ -96,6 +96,7 @@ case_log = Table(
     Column("from_state", String(24)),
     Column("to_state", String(24)),
     Column("note", Text),
+    Column("target", String(64)),  # where its notice goes: the department dispatched to, the grid escalated to
     Column("published", Float),  # the log row is also the outbox of notices (dispatch, escalation)
 )
 
@@ -161,7 +162,8 @@ def open_case(db: Connection, row: dict, now: float, actor: str) -> int:
     link(db, row["incident_id"], case_id, "opened", now)
     log(db, case_id, now, actor, Role.SYSTEM, "created", None, row["state"], f"{row['type']} in zone {row['zone']}")
     if row["state"] == CaseState.DISPATCHED.value:
-        log(db, case_id, now, "gateway", Role.SYSTEM, "dispatched", None, row["state"], row["department"])
+        log(db, case_id, now, "gateway", Role.SYSTEM, "dispatched", None, row["state"], row["department"],
+            row["department"])
     return case_id
 
 
@@ -170,9 +172,10 @@ def link(db: Connection, incident_id: str, case_id: int, how: str, now: float) -
 
 
 def log(db: Connection, case_id: int, now: float, actor: str, role: Role | str, action: str,
-        from_state: str | None, to_state: str | None, note: str | None = None) -> None:
+        from_state: str | None, to_state: str | None, note: str | None = None, target: str | None = None) -> None:
     db.execute(insert(case_log).values(case_id=case_id, at=now, actor=actor[:128], role=Role(role).value,
-                                       action=action, from_state=from_state, to_state=to_state, note=note))
+                                       action=action, from_state=from_state, to_state=to_state, note=note,
+                                       target=target))
 
 
 def update_case(db: Connection, case_id: int, values: dict, **where) -> bool:
@@ -191,7 +194,8 @@ def apply(db: Connection, case: dict, action: Action, role: Role, actor: str, no
         changes.setdefault("closed_at", now)
     if not update_case(db, case["id"], changes, state=case["state"]):
         raise ConflictError(f"case {case['id']} changed while {action.value} was applied")
-    log(db, case["id"], now, actor, role, action.value, case["state"], target.value, note)
+    log(db, case["id"], now, actor, role, action.value, case["state"], target.value, note,
+        changes.get("escalated_grid") if action == Action.ESCALATE else None)
     return {**case, **changes}
 
 

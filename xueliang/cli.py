@@ -60,6 +60,23 @@ def _gateway(args: argparse.Namespace) -> int:
     return run_gateway(load_gateway_config(args.config))
 
 
+def _token(args: argparse.Namespace) -> int:
+    from gateway.api import new_token
+    from gateway.config import load_gateway_config, load_tables
+    from gateway.storage import Store
+
+    config = load_gateway_config(args.config)
+    tables = load_tables(config.tables)
+    if args.role == "department" and args.department not in {d.id for d in tables.departments}:
+        print(f"error: --department must be one of {sorted(d.id for d in tables.departments)}", file=sys.stderr)
+        return 2
+    if args.role == "operator" and not args.grid:
+        print("error: an operator token needs --grid (the root of the grid subtree it sees)", file=sys.stderr)
+        return 2
+    print(new_token(Store(config.database), args.name, args.role, args.department, args.grid))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from xueliang.demo import run_demo
 
@@ -93,6 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("gateway", help="run the gateway")
     p.add_argument("--config", required=True)
     p.set_defaults(func=_gateway)
+
+    p = sub.add_parser("token", help="make an API token (printed once; only its hash is stored)")
+    p.add_argument("--config", required=True, help="the gateway's config")
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", required=True, choices=["admin", "operator", "department"])
+    p.add_argument("--department")
+    p.add_argument("--grid")
+    p.set_defaults(func=_token)
 
     p = sub.add_parser("demo", help="serve the fixture clips as cameras and run everything")
     p.add_argument("--once", action="store_true", help="exit 0 after the first cases were created")

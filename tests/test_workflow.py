@@ -1,0 +1,267 @@
+"""The 民情流水线 on a real SQLite gateway: routing, review, merge, department isolation, re-check
+close, reopening, escalation (with real Mosquitto), Open311 and reports."""
+
+import copy
+import json
+import sqlite3
+import time
+import uuid
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from gateway.api import create_app, new_token
+from gateway.config import load_tables
+from gateway.ingest import Ingest
+from gateway.service import Clock
+from gateway.storage import Store
+from gateway.workflow import TRANSITIONS, Action, CaseState, Role, TransitionError, transition
+from xueliang import services, wire
+
+from .conftest import wait_until
+from .test_gateway import START
+
+CITY = {
+    "departments": [{"id": "traffic-police", "name": "交警"}, {"id": "sanitation", "name": "环卫"},
+                    {"id": "city-management", "name": "城管"}],
+    "categories": [
+        {"type": "illegal_parking", "code": "200505", "name": "机动车乱停放", "department": "traffic-police",
+         "service_level": "30s", "merge_radius_m": 30, "merge_window": "1h", "recheck_window": "1h"},
+        {"type": "garbage", "code": "200102", "name": "暴露垃圾", "department": "sanitation",
+         "service_level": "1h", "review": True},
+    ],
+    "grids": [{"code": "D", "name": "区", "level": "district"},
+              {"code": "D-S1", "name": "街道1", "level": "street", "parent": "D"},
+              {"code": "D-S1-C1", "name": "社区1", "level": "community", "parent": "D-S1"},
+              {"code": "D-S1-C1-G1", "name": "网格1", "parent": "D-S1-C1"},
+              {"code": "D-S2", "name": "街道2", "level": "street", "parent": "D"},
+              {"code": "D-S2-G9", "name": "网格9", "parent": "D-S2"}],
+    "routes": [{"type": "garbage", "grid": "D-S2", "department": "city-management"}],
+}
+
+
+@pytest.fixture
+def city(tmp_path):
+    path = tmp_path / "city.yaml"
+    path.write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    tables = load_tables(path)
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables)
+    client = TestClient(create_app(store, tables))
+    tokens = {
+        "admin": new_token(store, "root", "admin"),
+        "police": new_token(store, "tp", "department", department="traffic-police"),
+        "sanitation": new_token(store, "san", "department", department="sanitation"),
+        "op-s1": new_token(store, "op1", "operator", grid="D-S1"),
+    }
+    return tables, store, ingest, client, tokens
+
+
+def incident(**changes) -> tuple[str, bytes]:
+    m = copy.deepcopy(START)
+    m.update({"incident_id": uuid.uuid4().hex, "grid": "D-S1-C1-G1", "evidence": None,
+              "location": {"lat": 39.17, "lon": 117.15}})
+    m.update(changes)
+    return wire.incident_topic(m["box"], m["camera"]), json.dumps(m).encode()
+
+
+def end_of(topic_payload, reason="left", seq=2) -> tuple[str, bytes]:
+    topic, payload = topic_payload
+    m = json.loads(payload)
+    m.update(seq=seq, state="end", end_reason=reason, ended_at=wire.iso(time.time()), observed_at=wire.iso(time.time()))
+    return topic, json.dumps(m).encode()
+
+
+def auth(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def act(client, token, case_id, action, **extra):
+    return client.post(f"/cases/{case_id}/actions", json={"action": action, **extra}, headers=auth(token))
+
+
+@pytest.mark.parametrize("state, action, role, expected", [
+    ("pending_review", "confirm", "operator", "dispatched"),
+    ("dispatched", "acknowledge", "department", "handling"),
+    ("handling", "feedback", "department", "feedback"),
+    ("feedback", "close", "system", "closed"),
+    ("feedback", "recheck_failed", "operator", "handling"),
+    ("closed", "reopen", "system", "dispatched"),
+    ("handling", "return", "department", "returned"),
+    ("returned", "redispatch", "operator", "dispatched"),
+    ("handling", "ledger", "operator", "ledger"),
+    ("handling", "escalate", "system", "handling"),
+    ("closed", "feedback", "department", TransitionError),
+    ("dispatched", "close", "department", TransitionError),
+    ("pending_review", "confirm", "department", TransitionError),
+])
+def test_transition_table(state, action, role, expected):
+    if expected is TransitionError:
+        with pytest.raises(TransitionError):
+            transition(state, action, role)
+    else:
+        assert transition(state, action, role) == CaseState(expected)
+
+
+def test_every_action_has_a_rule():
+    assert set(TRANSITIONS) == set(Action)
+
+
+def test_routing_follows_the_grid_tree_and_review_holds_dispatch(city):
+    tables, store, ingest, client, tokens = city
+    assert ingest.handle(*incident(type="garbage", grid="D-S2-G9")) == "case_created"
+    assert ingest.handle(*incident(type="garbage", grid="D-S1-C1-G1", location={"lat": 39.2, "lon": 117.2})) == "case_created"
+    by_grid = {c["grid"]: c for c in client.get("/cases", headers=auth(tokens["admin"])).json()}
+    assert by_grid["D-S2-G9"]["department"] == "city-management"
+    assert by_grid["D-S1-C1-G1"]["department"] == "sanitation"
+    held = by_grid["D-S1-C1-G1"]
+    assert held["state"] == "pending_review" and held["deadline"] is None
+    r = act(client, tokens["op-s1"], held["id"], "confirm", note="看过画面, 属实")
+    assert r.status_code == 200, r.text
+    case = r.json()
+    assert case["state"] == "dispatched"
+    assert wire.parse_time(case["deadline"]) - wire.parse_time(case["dispatched_at"]) == pytest.approx(3600, abs=1)
+    assert [e["action"] for e in case["timeline"]] == ["created", "confirm", "dispatched"]
+    assert case["timeline"][1]["actor"] == "operator:op1" and case["timeline"][1]["note"] == "看过画面, 属实"
+
+
+def test_duplicates_nearby_merge_and_far_ones_do_not(city):
+    tables, store, ingest, client, tokens = city
+    assert ingest.handle(*incident()) == "case_created"
+    assert ingest.handle(*incident(location={"lat": 39.17015, "lon": 117.15})) == "case_merged"  # ~17 m
+    assert ingest.handle(*incident(location={"lat": 39.1710, "lon": 117.15})) == "case_created"  # ~111 m
+    cases = client.get("/cases", headers=auth(tokens["admin"])).json()
+    assert sorted(c["incident_count"] for c in cases) == [1, 2]
+
+
+def test_departments_see_and_act_on_their_own_cases_only(city):
+    tables, store, ingest, client, tokens = city
+    ingest.handle(*incident())
+    ingest.handle(*incident(type="garbage", grid="D-S2-G9"))
+    police = client.get("/cases", headers=auth(tokens["police"])).json()
+    assert [c["department"] for c in police] == ["traffic-police"]
+    garbage_id = next(c["id"] for c in client.get("/cases", headers=auth(tokens["admin"])).json() if c["type"] == "garbage")
+    assert client.get(f"/cases/{garbage_id}", headers=auth(tokens["police"])).status_code == 404
+    assert act(client, tokens["police"], garbage_id, "acknowledge").status_code == 404
+    operator = client.get("/cases", headers=auth(tokens["op-s1"])).json()
+    assert {c["grid"] for c in operator} == {"D-S1-C1-G1"}  # D-S2 is outside its subtree
+    assert client.get("/cases").status_code == 401
+    assert client.get("/cases", headers=auth("xl_forged")).status_code == 401
+    assert client.post(f"/cases/{police[0]['id']}/actions", json={"action": "acknowledge"}).status_code == 401
+    db = sqlite3.connect(str(store.engine.url.database))
+    stored = [r[0] for r in db.execute("SELECT sha256 FROM tokens")]
+    assert tokens["police"] not in stored and len(stored) == 4
+
+
+def test_camera_recheck_closes_after_feedback_and_recurrence_reopens(city):
+    tables, store, ingest, client, tokens = city
+    first = incident()
+    ingest.handle(*first)
+    (case,) = client.get("/cases", headers=auth(tokens["police"])).json()
+    assert act(client, tokens["police"], case["id"], "acknowledge").json()["state"] == "handling"
+    r = act(client, tokens["police"], case["id"], "close")
+    assert r.status_code == 409 and "a department may not close" in r.json()["detail"] or "cannot close" in r.json()["detail"]
+    assert act(client, tokens["police"], case["id"], "feedback", note="已贴单, 车主已驶离").json()["state"] == "feedback"
+    assert ingest.handle(*end_of(first, "left")) == "case_updated"
+    closed = client.get(f"/cases/{case['id']}", headers=auth(tokens["admin"])).json()
+    assert closed["state"] == "closed" and closed["end_reason"] == "left" and closed["closed_at"]
+    assert [e["action"] for e in closed["timeline"]][-2:] == ["recheck_evidence", "close"]
+    # the same car (or another) parks there again within the re-check window
+    assert ingest.handle(*incident(location={"lat": 39.17005, "lon": 117.15})) == "case_reopened"
+    reopened = client.get(f"/cases/{case['id']}", headers=auth(tokens["admin"])).json()
+    assert reopened["state"] == "dispatched" and reopened["incident_count"] == 2 and reopened["closed_at"] is None
+    assert len(client.get("/cases", headers=auth(tokens["admin"])).json()) == 1
+
+
+def test_feedback_after_the_camera_already_saw_it_gone_closes_at_once(city):
+    tables, store, ingest, client, tokens = city
+    first = incident()
+    ingest.handle(*first)
+    ingest.handle(*end_of(first, "left"))
+    (case,) = client.get("/cases", headers=auth(tokens["police"])).json()
+    assert case["state"] == "dispatched" and case["end_reason"] == "left"
+    assert act(client, tokens["police"], case["id"], "feedback").json()["state"] == "closed"
+
+
+def test_stream_end_is_not_a_recheck(city):
+    tables, store, ingest, client, tokens = city
+    first = incident()
+    ingest.handle(*first)
+    (case,) = client.get("/cases", headers=auth(tokens["police"])).json()
+    act(client, tokens["police"], case["id"], "feedback")
+    ingest.handle(*end_of(first, "stream_ended"))
+    assert client.get(f"/cases/{case['id']}", headers=auth(tokens["admin"])).json()["state"] == "feedback"
+
+
+def test_extension_and_invalid_actions_are_explained(city):
+    tables, store, ingest, client, tokens = city
+    ingest.handle(*incident())
+    (case,) = client.get("/cases", headers=auth(tokens["admin"])).json()
+    r = act(client, tokens["police"], case["id"], "extend", extend_by="2h")
+    assert r.status_code == 409 and "a department may not extend" in r.json()["detail"]
+    r = act(client, tokens["admin"], case["id"], "extend", extend_by="2h", note="部门申请延期")
+    assert wire.parse_time(r.json()["deadline"]) - wire.parse_time(case["deadline"]) == pytest.approx(7200, abs=1)
+    r = act(client, tokens["admin"], case["id"], "extend", extend_by="soon")
+    assert r.status_code == 422 and "write a number and a unit" in r.json()["detail"]
+    r = act(client, tokens["admin"], case["id"], "confirm")
+    assert r.status_code == 409 and "cannot confirm a case that is dispatched" in r.json()["detail"]
+
+
+def test_overdue_cases_escalate_up_the_grid_tree_with_a_notice(city, tmp_path):
+    tables, store, ingest, client, tokens = city
+    ingest.handle(*incident())
+    (case,) = client.get("/cases", headers=auth(tokens["admin"])).json()
+    broker = services.mosquitto(tmp_path / "mq").start()
+    got = []
+    watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    watcher.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload)))
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.subscribe("xl/v1/#", qos=1)
+    watcher.loop_start()
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    publisher.connect("127.0.0.1", broker.port)
+    publisher.loop_start()
+    try:
+        clock = Clock(store, tables, publisher, every_s=1)
+        deadline = wire.parse_time(case["deadline"])
+        assert clock.escalate_overdue(deadline - 1) == 0
+        assert clock.escalate_overdue(deadline + 1) == 1
+        assert clock.escalate_overdue(deadline + 2) == 0  # not again before another service level
+        assert clock.escalate_overdue(deadline + 40) == 1
+        c = client.get(f"/cases/{case['id']}", headers=auth(tokens["admin"])).json()
+        assert c["level"] == 2 and c["escalated_grid"] == "D-S1" and c["state"] == "dispatched"
+        clock.publish_notices(time.time())
+        wait_until(lambda: len([t for t, _ in got if "/escalations/" in t]) == 2, 5, message="escalation notices")
+        topics = [t for t, _ in got]
+        assert "xl/v1/cases/D-S1-C1-G1/traffic-police" in topics
+        assert "xl/v1/escalations/D-S1" in topics and "xl/v1/escalations/D-S1-C1" in topics
+        clock.publish_notices(time.time())
+        time.sleep(0.3)
+        assert len(got) == 3  # each notice once
+    finally:
+        watcher.loop_stop()
+        publisher.loop_stop()
+        broker.stop()
+
+
+def test_open311_and_reports(city):
+    tables, store, ingest, client, tokens = city
+    first = incident()
+    ingest.handle(*first)
+    ingest.handle(*incident(type="garbage", grid="D-S2-G9"))
+    police_case = client.get("/cases", headers=auth(tokens["police"])).json()[0]
+    act(client, tokens["police"], police_case["id"], "feedback")
+    ingest.handle(*end_of(first, "left"))
+    services_ = client.get("/open311/v2/services.json", headers=auth(tokens["admin"])).json()
+    assert {s["service_code"] for s in services_} == {"200505", "200102"}
+    reqs = client.get("/open311/v2/requests.json", headers=auth(tokens["admin"])).json()
+    assert sorted(r["status"] for r in reqs) == ["closed", "open"]
+    one = client.get(f"/open311/v2/requests/{police_case['id']}.json", headers=auth(tokens["police"])).json()[0]
+    assert one["service_code"] == "200505" and one["agency_responsible"] == "traffic-police" and one["lat"] == 39.17
+    report = client.get("/reports/daily", headers=auth(tokens["admin"])).json()
+    assert (report["received"], report["closed"], report["on_time_rate"]) == (2, 1, 1.0)
+    ranking = {d["department"]: d for d in report["departments"]}
+    assert ranking["traffic-police"]["rank"] == 1 and ranking["traffic-police"]["closed_on_time"] == 1
+    assert client.get("/reports/weekly", headers=auth(tokens["police"])).json()["received"] == 1
