@@ -17,4 +17,5 @@ clean:
 	rm -rf data .pytest_cache
 
 bench: setup
+	.venv/bin/python bench/gateway_throughput.py
 	.venv/bin/python bench/edge_capacity.py

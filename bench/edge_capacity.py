@@ -2,9 +2,11 @@
 
 Serves N loopback RTSP cameras (the campus clip re-encoded to 1080p 25 fps, ~4 Mb/s, key
 frame every 2 s) from the test server pinned to core 0, and runs the edge box pinned to
-core 1. A camera is sustained when it gets >= 1 analysed frame per 2 s over the window,
-and the dwell timing holds (incident start <= 3 s after the dwell was reached). The naive
-pipeline (OpenCV decodes every frame, detector on every 5th) is measured the same way.
+core 1. N is sustained when, over a 40 s window, every camera's every key frame (one per
+2 s) is analysed (none dropped, >= 0.45 analysed frames/s, no gap over 4.5 s) and the dwell
+timing holds (incident start <= 3 s after the dwell was reached). The naive pipeline (OpenCV
+decodes every frame, detector on every 5th) is sustained when it decodes >= 95% of 25 fps
+and analyses >= 0.5 frames/s per camera.
 Prints both, the ratio, CPU per camera, p50/p99 frame-to-publish, and a last JSON line.
 """
 
@@ -28,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "data" / "bench"
 CLIP = WORK / "campus-1080p25.mp4"
 MOUNTS = 4
-WARMUP_S, WINDOW_S, DWELL_S = 14.0, 24.0, 20.0
+WARMUP_S, WINDOW_S, DWELL_S = 14.0, 40.0, 20.0
 ZONE = [[0.80, 0.03], [0.97, 0.03], [0.97, 0.22], [0.80, 0.22]]
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -117,11 +119,15 @@ def trial_xueliang(n: int, rtsp_port: int, broker_port: int, server_pid: int | N
         starts = list(listener.starts)
         lags = [wire.parse_time(m["observed_at"]) - wire.parse_time(m["started_at"]) for _, m in starts]
         publish = [(arrived - wire.parse_time(m["observed_at"])) * 1000 for arrived, m in starts]
-        # key frames come every 2.0 s of stream time; allow 0.5 s of delivery jitter
-        ok = (len(rates) == n and max_gap <= 2.5 and len(starts) == n and max(lags, default=99) <= 3.0)
+        dropped = sum(b["cameras"][c]["dropped"] - a["cameras"][c]["dropped"] for c in b.get("cameras", {}))
+        # Sustained: every key frame (one per 2 s) of every camera analysed, none replaced before its turn,
+        # at >= 0.45 analysed frames/s measured over the window; gaps past 2 s are delivery and scheduling
+        # jitter, tolerated up to 4.5 s (one late key frame, never a lost one); dwell start <= 3 s late.
+        ok = (len(rates) == n and dropped == 0 and min(rates) >= 0.45 and max_gap <= 4.5 and len(starts) == n
+              and max(lags, default=99) <= 3.0)
         cams = b.get("cameras", {}).values()
         return {"n": n, "sustained": ok, "min_rate": round(min(rates, default=0), 3), "max_gap_s": max_gap, "late_at": late, "late_camera_heartbeats": late_cams,
-                "dropped": sum(c["dropped"] for c in cams), "reconnects": sum(c["reconnects"] for c in cams),
+                "dropped_in_window": dropped, "reconnects": sum(c["reconnects"] for c in cams),
                 "detector_passes": sum(c["detector_passes"] for c in cams), "analysed": sum(c["analysed"] for c in cams),
                 "cpu_per_camera": round((cpu_b - cpu_a) / span / n * 100, 2), "edge_cpu": round((cpu_b - cpu_a) / span * 100, 1),
                 "server_cpu": round((srv_b - srv_a) / span * 100, 1), "incidents": len(starts), "max_start_lag_s": round(max(lags, default=0), 2),

@@ -139,6 +139,8 @@ def get_tables(request: Request) -> Tables:
 
 
 def optional_principal(request: Request, authorization: str | None = Header(default=None)) -> Principal | None:
+    if not authorization and request.query_params.get("token"):  # links from the operators' page
+        authorization = f"Bearer {request.query_params['token']}"
     if not authorization:
         return None
     scheme, _, token = authorization.partition(" ")

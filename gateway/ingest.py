@@ -87,7 +87,8 @@ class Ingest:
         case = storage.case_of_incident(db, message["incident_id"])
         if case is None:
             since = now - category.seconds("recheck_window")
-            kind, case = choose(message, category, storage.candidates(db, message["type"], since), now)
+            near = storage.candidates(db, message, since, category.merge_radius_m)
+            kind, case = choose(message, category, near, now)
             if kind == "new":
                 case_id = storage.open_case(db, new_case(message, category, self.tables, now), now, actor)
                 return "case_created", case_id

@@ -7,6 +7,7 @@ and its audit record are committed together; reads are methods of ``Store``.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from sqlalchemy import (
@@ -31,7 +32,7 @@ cases = Table(
     Column("box", String(64), nullable=False),
     Column("camera", String(64), nullable=False),
     Column("zone", String(64), nullable=False),
-    Column("lat", Float), Column("lon", Float),
+    Column("lat", Float, index=True), Column("lon", Float),
     Column("state", String(24), nullable=False, index=True),
     Column("created_at", Float, nullable=False),
     Column("dispatched_at", Float),
@@ -150,10 +151,19 @@ def case_of_incident(db: Connection, incident_id: str) -> dict | None:
     return dict(row._mapping) if row else None
 
 
-def candidates(db: Connection, incident_type: str, since: float) -> list[dict]:
-    """Cases of a type that an incident could join or reopen."""
-    q = select(cases).where(cases.c.type == incident_type, or_(
+def candidates(db: Connection, message: dict, since: float, radius_m: float) -> list[dict]:
+    """Cases of the message's type near it (a lat/lon box, or the same camera and zone) that it
+    could join or reopen; ``gateway.cases.choose`` decides."""
+    q = select(cases).where(cases.c.type == message["type"], or_(
         cases.c.state.in_([s.value for s in OPEN_STATES]), cases.c.closed_at >= since))
+    loc = message.get("location")
+    if loc:
+        dlat = radius_m / 111_000 + 1e-6
+        dlon = dlat / max(0.01, math.cos(math.radians(loc["lat"])))
+        q = q.where(or_(cases.c.lat.is_(None), cases.c.lat.between(loc["lat"] - dlat, loc["lat"] + dlat)),
+                    or_(cases.c.lon.is_(None), cases.c.lon.between(loc["lon"] - dlon, loc["lon"] + dlon)))
+    else:
+        q = q.where(cases.c.box == message["box"], cases.c.camera == message["camera"], cases.c.zone == message["zone"])
     return [dict(r._mapping) for r in db.execute(q.order_by(cases.c.id.desc()).limit(200))]
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import html
 import time
+from datetime import datetime
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from gateway.workflow import CaseState
-from xueliang import wire
 
 web_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False)
 
@@ -174,7 +174,7 @@ def map_page(request: Request):
 
 @web_router.get("/reports", response_class=HTMLResponse)
 def reports_page(request: Request, date: str | None = None):
-    from gateway.api import may_see, period
+    from gateway.api import CITY_TZ, may_see, period
     from gateway.reports import summary
 
     principal, token = who(request)
@@ -190,7 +190,8 @@ def reports_page(request: Request, date: str | None = None):
     ranking = "".join(f"<tr><td>{d['rank']}</td><td>{esc(d['department'])}</td><td>{d['closed']}</td>"
                       f"<td>{pct(d['on_time_rate'])}</td><td>{d['overdue']}</td></tr>"
                       for d in r["departments"])
-    head = (f"<p>{esc(wire.iso(start)[:10])}: 受理 {r['received']} · 派遣 {r['dispatched']} · 结案 {r['closed']} · "
+    day = datetime.fromtimestamp(start, CITY_TZ).date().isoformat()
+    head = (f"<p>{esc(day)}: 受理 {r['received']} · 派遣 {r['dispatched']} · 结案 {r['closed']} · "
             f"按期率 {pct(r['on_time_rate'])} · 超期 {r['overdue']}</p>")
     return page("民情快报", head + f"<svg id=chart width=640 height={22 * len(r['categories']) + 10}>{bars}</svg>"
                 "<h2>部门排名</h2><table id=ranking><tr><th>名次</th><th>部门</th><th>结案</th><th>按期率</th><th>超期</th></tr>"

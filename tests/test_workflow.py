@@ -3,7 +3,6 @@ close, reopening, escalation (with real Mosquitto), Open311 and reports."""
 
 import copy
 import json
-import sqlite3
 import time
 import uuid
 
@@ -11,6 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from gateway.api import create_app, new_token
 from gateway.config import load_tables
@@ -42,12 +42,33 @@ CITY = {
 }
 
 
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    with services.postgres(tmp_path_factory.mktemp("pg")) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """The same tests on SQLite and on a real PostgreSQL server, each with a fresh database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/gw.sqlite"
+    server = request.getfixturevalue("postgres_server")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{server.port}/postgres",
+                           isolation_level="AUTOCOMMIT")
+    with engine.connect() as db:
+        db.execute(text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return f"postgresql+psycopg://postgres@127.0.0.1:{server.port}/{name}"
+
+
 @pytest.fixture
-def city(tmp_path):
+def city(tmp_path, database_url):
     path = tmp_path / "city.yaml"
     path.write_text(yaml.safe_dump(CITY, allow_unicode=True))
     tables = load_tables(path)
-    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    store = Store(database_url)
     ingest = Ingest(store, tables)
     client = TestClient(create_app(store, tables))
     tokens = {
@@ -150,8 +171,8 @@ def test_departments_see_and_act_on_their_own_cases_only(city):
     assert client.get("/cases").status_code == 401
     assert client.get("/cases", headers=auth("xl_forged")).status_code == 401
     assert client.post(f"/cases/{police[0]['id']}/actions", json={"action": "acknowledge"}).status_code == 401
-    db = sqlite3.connect(str(store.engine.url.database))
-    stored = [r[0] for r in db.execute("SELECT sha256 FROM tokens")]
+    with store.engine.connect() as db:
+        stored = [r[0] for r in db.execute(text("SELECT sha256 FROM tokens"))]
     assert tokens["police"] not in stored and len(stored) == 4
 
 

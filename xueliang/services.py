@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -132,3 +133,29 @@ def xueliang(args: list[str], log_path: Path) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([sys.executable, "-m", "xueliang", *args], stdout=open(log_path, "ab"),
                             stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def postgres(work: Path, port: int | None = None) -> Service:
+    """A throw-away PostgreSQL cluster (Debian's postgresql) under ``work``, trust auth on loopback.
+
+    As root, the server runs as the ``postgres`` user the Debian package creates.
+    URL: ``postgresql+psycopg://postgres@127.0.0.1:PORT/postgres``.
+    """
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not bins:
+        raise ServiceError("PostgreSQL is not installed: run `make setup` (Debian package postgresql)")
+    bindir = bins[-1].parent
+    port = port or free_port()
+    work.mkdir(parents=True, exist_ok=True)
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    # the cluster lives where the postgres user can reach it (pytest's folders are root-only)
+    cluster = Path(tempfile.mkdtemp(prefix="xueliang-pg-"))
+    if as_user:
+        shutil.chown(cluster, "postgres")
+    data = cluster / "data"
+    if not data.exists():
+        subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                                  "--no-sync"], check=True, capture_output=True)
+    argv = as_user + [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
+                      "-k", str(cluster), "-c", "fsync=off"]
+    return Service("postgres", argv, port, work / "postgres.log")

@@ -1,0 +1,155 @@
+"""Gateway benchmark: incidents/s from MQTT to committed cases, and publish-to-commit latency.
+
+Synthetic, schema-valid incidents from several boxes go through a real Mosquitto to real
+gateway processes: one on SQLite, one on PostgreSQL, two sharing the subscription on
+PostgreSQL. Each message is a new incident far from the others (no merging), so every
+one commits a case. Prints the figures and a last JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import yaml
+from sqlalchemy import create_engine, text
+
+from xueliang import services, wire
+
+REPO = Path(__file__).resolve().parent.parent
+WORK = REPO / "data" / "bench-gateway"
+BOXES = 4
+
+
+def incident(box: str, i: int, now: float) -> bytes:
+    m = {"schema_version": 1, "incident_id": uuid.uuid4().hex, "seq": 1, "state": "start", "type": "illegal_parking",
+         "box": box, "camera": "cam", "zone": "kerb", "grid": "HQ-DZG-10D-07",
+         "location": {"lat": 30 + (i % 2000) * 0.01, "lon": 110 + (i // 2000) * 0.01},
+         "started_at": wire.iso(now), "observed_at": wire.iso(now), "ended_at": None, "end_reason": None,
+         "confidence": 0.8, "bbox": [0.1, 0.1, 0.2, 0.2], "track_id": 1, "attributes": {"dwell_s": 30, "label": "car"},
+         "evidence": None, "model": {"name": "bench", "version": "1"}}
+    return json.dumps(m).encode()
+
+
+def publish(port: int, count: int, rate: float | None) -> float:
+    """Publish ``count`` incidents from BOXES clients (paced at ``rate``/s if given); returns the start time."""
+    clients = []
+    for b in range(BOXES):
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        c.max_inflight_messages_set(1000)
+        c.connect("127.0.0.1", port)
+        c.loop_start()
+        clients.append(c)
+    start = time.time()
+    infos = []
+    for i in range(count):
+        if rate:
+            delay = start + i / rate - time.time()
+            if delay > 0:
+                time.sleep(delay)
+        box = f"bench-box-{i % BOXES}"
+        infos.append(clients[i % BOXES].publish(wire.incident_topic(box, "cam"), incident(box, i, time.time()), qos=1))
+    for info in infos:
+        info.wait_for_publish(60)
+    for c in clients:
+        c.loop_stop()
+        c.disconnect()
+    return start
+
+
+def committed(url: str) -> list[tuple[float, float]]:
+    engine = create_engine(url)
+    with engine.connect() as db:
+        rows = db.execute(text("SELECT c.created_at, e.payload FROM cases c JOIN incident_events e "
+                               "ON e.incident_id = c.incident_id")).all()
+    engine.dispose()
+    return [(created, wire.parse_time(json.loads(payload)["observed_at"])) for created, payload in rows]
+
+
+def count(url: str) -> int:
+    engine = create_engine(url)
+    with engine.connect() as db:
+        n = db.execute(text("SELECT count(*) FROM cases")).scalar_one()
+    engine.dispose()
+    return n
+
+
+def run(label: str, url: str, broker_port: int, processes: int, burst: int, rate: float, paced: int) -> dict:
+    gateways = []
+    for p in range(processes):
+        cfg = WORK / f"{label}-{p}.yaml"
+        cfg.write_text(yaml.safe_dump({"broker": {"port": broker_port, "client_id": f"xl-gw-{label}-{p}"},
+                                       "database": url, "http": {"port": services.free_port()}}))
+        gateways.append(services.xueliang(["gateway", "--config", str(cfg)], WORK / f"{label}-{p}.log"))
+    try:
+        time.sleep(3)
+        start = publish(broker_port, burst, None)
+        deadline = time.time() + 300
+        while count(url) < burst and time.time() < deadline:
+            time.sleep(0.2)
+        rows = committed(url)
+        last = max(c for c, _ in rows)
+        throughput = len(rows) / (last - start)
+        before = len(rows)
+        start = publish(broker_port, paced, rate)
+        while count(url) < before + paced and time.time() < deadline:
+            time.sleep(0.2)
+        lat = sorted((c - o) * 1000 for c, o in committed(url)[before:] if o >= start - 0.001)
+        return {"label": label, "processes": processes, "incidents_per_s": round(throughput, 1),
+                "p50_ms_at_rate": round(statistics.median(lat), 1) if lat else None,
+                "p99_ms_at_rate": round(lat[int(len(lat) * 0.99)], 1) if lat else None, "rate": rate}
+    finally:
+        for g in gateways:
+            g.terminate()
+            g.wait(10)
+
+
+def main(burst: int = 4000, rate: float = 500.0, paced: int = 3000) -> int:
+    WORK.mkdir(parents=True, exist_ok=True)
+    broker = services.mosquitto(WORK / "mosquitto").start()
+    pg = services.postgres(WORK / "pg").start()
+    results = []
+    try:
+        admin = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{pg.port}/postgres", isolation_level="AUTOCOMMIT")
+        for label, processes in (("sqlite-1", 1), ("postgres-1", 1), ("postgres-2", 2)):
+            if label.startswith("sqlite"):
+                db_file = WORK / f"{label}.sqlite"
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{db_file}{suffix}").unlink(missing_ok=True)
+                url = f"sqlite:///{db_file}"
+            else:
+                name = label.replace("-", "_")
+                with admin.connect() as db:
+                    db.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+                    db.execute(text(f"CREATE DATABASE {name}"))
+                url = f"postgresql+psycopg://postgres@127.0.0.1:{pg.port}/{name}"
+            r = run(label, url, broker.port, processes, burst, rate, paced)
+            print(json.dumps(r), flush=True)
+            results.append(r)
+    finally:
+        pg.stop()
+        broker.stop()
+    by = {r["label"]: r for r in results}
+    summary = {
+        "sqlite_incidents_per_s": by["sqlite-1"]["incidents_per_s"],
+        "sqlite_p50_ms_at_500": by["sqlite-1"]["p50_ms_at_rate"], "sqlite_p99_ms_at_500": by["sqlite-1"]["p99_ms_at_rate"],
+        "postgres_1_incidents_per_s": by["postgres-1"]["incidents_per_s"],
+        "postgres_2_incidents_per_s": by["postgres-2"]["incidents_per_s"],
+        "postgres_scaling": round(by["postgres-2"]["incidents_per_s"] / by["postgres-1"]["incidents_per_s"], 2),
+        "postgres_p99_ms_at_500": by["postgres-1"]["p99_ms_at_rate"],
+    }
+    print(f"SQLite: {summary['sqlite_incidents_per_s']}/s, p99 {summary['sqlite_p99_ms_at_500']} ms at 500/s; "
+          f"PostgreSQL: {summary['postgres_1_incidents_per_s']}/s one process, "
+          f"{summary['postgres_2_incidents_per_s']}/s two ({summary['postgres_scaling']}x)")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*(int(a) for a in sys.argv[1:2])))
