@@ -31,10 +31,6 @@ SHARE_GROUP = "$share/gateway/"
 NOTICES = ("dispatched", "escalate")
 
 
-def escalations_topic(grid: str) -> str:
-    return f"{wire.ROOT}/escalations/{grid}"
-
-
 class MqttIngest:
     """Subscribes with a persistent session so messages wait at the broker while the gateway is down."""
 
@@ -101,9 +97,9 @@ class Clock(threading.Thread):
             body.pop("timeline", None)
             body.pop("incidents", None)
             if row["action"] == "dispatched":
-                topic = wire.dispatch_topic(case["grid"], row["target"] or case["department"])
+                topic = wire.dispatch_topic(row["target"] or case["department"])
             else:
-                topic = escalations_topic(row["target"] or case["grid"])
+                topic = wire.escalation_topic(row["target"] or case["grid"])
                 body["notice"] = row["note"]
             info = self.client.publish(topic, json.dumps(body, ensure_ascii=False), qos=1)
             if info.rc != 0:

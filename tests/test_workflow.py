@@ -256,7 +256,7 @@ def test_overdue_cases_escalate_up_the_grid_tree_with_a_notice(city, tmp_path):
         clock.publish_notices(time.time())
         wait_until(lambda: len([t for t, _ in got if "/escalations/" in t]) == 2, 5, message="escalation notices")
         topics = [t for t, _ in got]
-        assert "xl/v1/cases/D-S1-C1-G1/traffic-police" in topics
+        assert "xl/v1/dispatch/traffic-police" in topics
         assert "xl/v1/escalations/D-S1" in topics and "xl/v1/escalations/D-S1-C1" in topics
         clock.publish_notices(time.time())
         time.sleep(0.3)

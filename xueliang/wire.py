@@ -50,8 +50,14 @@ def status_topic(box: str) -> str:
     return f"{ROOT}/{box}/status"
 
 
-def dispatch_topic(grid: str, department: str) -> str:
-    return f"{ROOT}/cases/{grid}/{department}"
+def dispatch_topic(department: str) -> str:
+    """Where a department receives the cases dispatched to it (QoS 1)."""
+    return f"{ROOT}/dispatch/{department}"
+
+
+def escalation_topic(grid: str) -> str:
+    """Where the second whistle for an overdue case is heard: the grid it was escalated to."""
+    return f"{ROOT}/escalations/{grid}"
 
 
 def parse_topic(topic: str) -> Topic:
