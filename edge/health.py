@@ -63,10 +63,11 @@ class PictureCheck:
     _since: dict[str, float] = field(default_factory=dict)
 
     def observe(self, t: float, thumb: Thumb) -> set[str]:
+        blocked = float(thumb.std()) < self.blocked_std
         raw = {
-            "frozen": self._last is not None and change(self._last, thumb) < self.frozen_change,
-            "blocked": float(thumb.std()) < self.blocked_std,
-            "moved": self._reference is not None
+            "frozen": not blocked and self._last is not None and change(self._last, thumb) < self.frozen_change,
+            "blocked": blocked,
+            "moved": not blocked and self._reference is not None  # a covered lens has no view to compare
             and similarity(self._reference.astype(np.uint8), thumb) < self.moved_similarity,
         }
         self._last = thumb
