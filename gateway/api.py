@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from gateway import storage
 from gateway.cases import dispatch_deadline
 from gateway.config import Tables
-from gateway.deadlines import parse_service_level
+from gateway.deadlines import deadline, parse_service_level
 from gateway.reports import summary
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role, TransitionError
@@ -248,7 +248,6 @@ def act(case_id: int, body: ActionRequest, request: Request, store: Store = Depe
                     level = parse_service_level(body.extend_by)
                 except ValueError as exc:
                     raise HTTPException(422, str(exc)) from None
-                from gateway.deadlines import deadline
                 values["deadline"] = deadline(row["deadline"] or now, level, frozenset(tables.holidays))
                 values["next_escalation_at"] = None
             note = body.note or (f"to {body.department}" if body.department else None)

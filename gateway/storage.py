@@ -189,6 +189,8 @@ def log(db: Connection, case_id: int, now: float, actor: str, role: Role | str, 
 
 
 def update_case(db: Connection, case_id: int, values: dict, **where) -> bool:
+    """Set ``values`` on a case if its columns equal ``where`` (compare-and-set);
+    ``last_seq_below=N`` applies only while the stored seq is older than N. True when a row changed."""
     q = update(cases).where(cases.c.id == case_id)
     for col, value in where.items():
         q = q.where(cases.c[col] == value) if col != "last_seq_below" else q.where(cases.c.last_seq < value)
