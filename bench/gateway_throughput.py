@@ -137,7 +137,7 @@ def main(burst: int = 4000, rate: float = 200.0, paced: int = 2000) -> int:
             print(json.dumps(r), flush=True)
             results.append(r)
     finally:
-        pg.stop()
+        pg.__exit__(None, None, None)  # stops it and removes its cluster
     by = {r["label"]: r for r in results}
     summary = {
         "sqlite_incidents_per_s": by["sqlite-1"]["incidents_per_s"],

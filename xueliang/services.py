@@ -45,8 +45,10 @@ def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 10.
 class Service:
     """A child process listening on ``port``."""
 
-    def __init__(self, name: str, argv: list[str], port: int, log_path: Path, env: dict | None = None):
+    def __init__(self, name: str, argv: list[str], port: int, log_path: Path, env: dict | None = None,
+                 scratch: Path | None = None):
         self.name, self.argv, self.port, self.log_path, self.env = name, argv, port, log_path, env
+        self.scratch = scratch  # a folder of its own, removed when the service stops for good
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 10.0) -> "Service":
@@ -67,15 +69,17 @@ class Service:
                 self.proc.kill()
                 self.proc.wait()
 
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
     def signal(self, sig: int) -> None:
         assert self.proc is not None
         os.killpg(self.proc.pid, sig)
 
     def __enter__(self) -> "Service":
         return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -158,4 +162,4 @@ def postgres(work: Path, port: int | None = None) -> Service:
                                   "--no-sync"], check=True, capture_output=True)
     argv = as_user + [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-h", "127.0.0.1",
                       "-k", str(cluster), "-c", "fsync=off"]
-    return Service("postgres", argv, port, work / "postgres.log")
+    return Service("postgres", argv, port, work / "postgres.log", scratch=cluster)
