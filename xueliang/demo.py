@@ -78,7 +78,8 @@ def run_demo(once: bool, port: int, data_dir: Path, timeout_s: float) -> int:
         procs.append(services.xueliang(["gateway", "--config", str(gateway_cfg)], data / "gateway.log"))
         services.wait_port(port, procs[0], "gateway", timeout=30)
         procs.append(services.xueliang(["edge", "--config", str(edge_cfg)], data / "edge.log"))
-        print(f"gateway API http://127.0.0.1:{port}/cases; logs in {data}; waiting for cases "
+        print(f"gateway API http://127.0.0.1:{port}/cases, operators' page http://127.0.0.1:{port}/ui/cases; "
+              f"logs in {data}; waiting for cases "
               f"(a vehicle must stay for its zone's dwell time) ...", flush=True)
         seen: set[int] = set()
         started = time.monotonic()
