@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path

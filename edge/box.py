@@ -17,7 +17,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from edge.config import Camera, EdgeConfig

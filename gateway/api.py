@@ -24,7 +24,7 @@ from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level
 from gateway.reports import summary
 from gateway.storage import Store
-from gateway.workflow import Action, CaseState, Role, TransitionError
+from gateway.workflow import Action, Role, TransitionError
 from xueliang import wire
 
 CITY_TZ = timezone(timedelta(hours=8))
@@ -349,6 +349,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     def health() -> dict:
         return {"status": "ok", "cases": store.count("cases")}
 
-    from gateway.web import web_router
+    from gateway.web import web_router  # the page builds on this module's reads and scopes
+
     app.include_router(web_router)
     return app

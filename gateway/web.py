@@ -12,10 +12,12 @@ import time
 from datetime import datetime
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
-from gateway.workflow import CaseState
+from gateway.api import CITY_TZ, Principal, case_view, hash_token, may_see, period, reader, scope
+from gateway.reports import summary
+from gateway.workflow import CaseState, Role
 
 web_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False)
 
@@ -52,9 +54,6 @@ def page(title: str, body: str, token: str | None) -> HTMLResponse:
 
 
 def who(request: Request):
-    from gateway.api import Principal, hash_token, reader
-    from gateway.workflow import Role
-
     token = request.query_params.get("token")
     if token:
         row = request.app.state.store.token(hash_token(token))
@@ -65,8 +64,6 @@ def who(request: Request):
 
 
 def case_rows(cases: list[dict], token: str | None) -> str:
-    from gateway.api import case_view
-
     q = f"?{urlencode({'token': token})}" if token else ""
     now = time.time()
     rows = []
@@ -83,8 +80,6 @@ def case_rows(cases: list[dict], token: str | None) -> str:
 @web_router.get("/cases", response_class=HTMLResponse)
 def cases_page(request: Request, state: str | None = None, category: str | None = None, grid: str | None = None,
                department: str | None = None, overdue: bool = False):
-    from gateway.api import scope
-
     principal, token = who(request)
     store, tables = request.app.state.store, request.app.state.tables
     s = scope(principal, tables)
@@ -108,8 +103,6 @@ def cases_page(request: Request, state: str | None = None, category: str | None 
 
 @web_router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(case_id: int, request: Request):
-    from gateway.api import case_view, may_see
-
     principal, token = who(request)
     row = request.app.state.store.get_case(case_id)
     if row is None or not may_see(principal, row, request.app.state.tables):
@@ -134,8 +127,6 @@ def case_page(case_id: int, request: Request):
 
 @web_router.get("/overdue", response_class=HTMLResponse)
 def overdue_page(request: Request):
-    from gateway.api import scope
-
     principal, token = who(request)
     s = scope(principal, request.app.state.tables)
     rows = request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"),
@@ -147,8 +138,6 @@ def overdue_page(request: Request):
 @web_router.get("/map", response_class=HTMLResponse)
 def map_page(request: Request):
     principal, token = who(request)
-    from gateway.api import scope
-
     s = scope(principal, request.app.state.tables)
     rows = [r for r in request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"), limit=1000)
             if r["lat"] is not None and r["lon"] is not None]
@@ -174,9 +163,6 @@ def map_page(request: Request):
 
 @web_router.get("/reports", response_class=HTMLResponse)
 def reports_page(request: Request, date: str | None = None):
-    from gateway.api import CITY_TZ, may_see, period
-    from gateway.reports import summary
-
     principal, token = who(request)
     now = time.time()
     start, end = period("daily", date, now)

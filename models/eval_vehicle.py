@@ -14,7 +14,6 @@ import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from edge.detector import crop_regions, detect_frame, load_detector

@@ -5,7 +5,6 @@ import sqlite3
 import time
 import urllib.request
 
-import paho.mqtt.client as mqtt
 import pytest
 import yaml
 

@@ -17,7 +17,7 @@ from gateway.config import load_tables
 from gateway.ingest import Ingest
 from gateway.service import Clock
 from gateway.storage import Store
-from gateway.workflow import TRANSITIONS, Action, CaseState, Role, TransitionError, transition
+from gateway.workflow import TRANSITIONS, Action, CaseState, TransitionError, transition
 from xueliang import services, wire
 
 from .conftest import wait_until

@@ -140,7 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         from edge.config import ConfigError
         from models import ModelError
 
-        if isinstance(exc, (ConfigError, ModelError)) or type(exc).__name__ in ("GatewayConfigError", "SourceError"):
+        named: tuple[type[Exception], ...] = (ConfigError, ModelError)
+        for module, name in (("gateway.config", "GatewayConfigError"), ("edge.source", "SourceError")):
+            try:  # each is there only where its extra is installed
+                named += (getattr(__import__(module, fromlist=[name]), name),)
+            except ImportError:
+                pass
+        if isinstance(exc, named):
             print(f"error: {exc}", file=sys.stderr)
             return 2
         raise
