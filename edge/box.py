@@ -34,7 +34,7 @@ READER_NICE = 15  # no frame for this long: the camera is reported offline
 LOST = "lost"
 
 
-def backoff(attempt: int, base: float = 0.5, cap: float = 2.5, rand: float = 0.5) -> float:
+def backoff(attempt: int, base: float = 0.5, cap: float = 1.5, rand: float = 0.5) -> float:
     """Seconds to wait before reconnect ``attempt`` (1, 2, ...): capped exponential, +-25% jitter.
 
     The cap is low on purpose: a camera must be back within seconds of its return, and a
@@ -42,7 +42,7 @@ def backoff(attempt: int, base: float = 0.5, cap: float = 2.5, rand: float = 0.5
     function stays pure.
 
     >>> [round(backoff(a, rand=0.5), 2) for a in (1, 2, 3, 10)]
-    [0.5, 1.0, 2.0, 2.5]
+    [0.5, 1.0, 1.5, 1.5]
     """
     return min(cap, base * 2 ** (attempt - 1)) * (0.75 + 0.5 * rand)
 
