@@ -10,8 +10,13 @@ demo: setup
 test: setup
 	.venv/bin/python -m pytest -q
 
-models:
+models: setup
 	bash models/build_vehicle_model.sh
+	bash models/build_litter_model.sh
+
+eval: setup
+	.venv/bin/python models/eval_vehicle.py
+	.venv/bin/python models/litter/evaluate.py
 
 clean:
 	rm -rf data .pytest_cache

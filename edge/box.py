@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from edge.config import Camera, EdgeConfig
-from edge.detector import Detector, load_detector
+from edge.detector import LITTER, VEHICLE, Detector, load_detectors
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.publisher import Outbox, Publisher
 from edge.source import SourceError, open_frames
@@ -181,15 +181,15 @@ class CameraReader(threading.Thread):
 
 
 class Analyser(threading.Thread):
-    """Runs the detector for every ready camera through one session, then tracking and rules."""
+    """Runs every ready camera's detector passes through one session per model, then tracking and rules."""
 
-    def __init__(self, config: EdgeConfig, detector: Detector, readers: dict[str, CameraReader], slots: Slots,
+    def __init__(self, config: EdgeConfig, detectors: dict[str, Detector], readers: dict[str, CameraReader], slots: Slots,
                  publisher: Publisher, metrics: Metrics, stop: threading.Event):
         super().__init__(name="analyser", daemon=True)
-        self.detector, self.readers, self.slots = detector, readers, slots
+        self.detectors, self.readers, self.slots = detectors, readers, slots
         self.publisher, self.metrics, self.stop = publisher, metrics, stop
-        self.min_score = config.detection.min_score
-        self.pipelines = {cam.id: CameraPipeline(config, cam, detector) for cam in config.cameras}
+        self.min_score = {VEHICLE: config.detection.min_score, LITTER: config.detection.litter_min_score}
+        self.pipelines = {cam.id: CameraPipeline(config, cam, detectors) for cam in config.cameras}
 
     def _emit(self, outs: list[Outgoing]) -> None:
         for out in outs:
@@ -212,7 +212,7 @@ class Analyser(threading.Thread):
                 continue
             started = time.perf_counter()
             images = [x for *_, plan in jobs for x in plan]
-            results = [self.detector.detect(x, self.min_score) for x in images]
+            results = [self.detectors[m].detect(x, self.min_score[m]) for m, x in images]
             took = time.perf_counter() - started
             self.metrics.infer.observe(took)
             i = 0
@@ -272,7 +272,7 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, pending: in
 
 
 def run_box(config: EdgeConfig, metrics_port: int | None = None) -> int:
-    detector = load_detector(config.detection.model, config.detection.threads)
+    detectors = load_detectors(config)
     outbox = Outbox(config.data_dir / f"{config.box}.outbox.sqlite")
     publisher = Publisher(config.box, config.broker, outbox)
     metrics = Metrics()
@@ -284,7 +284,7 @@ def run_box(config: EdgeConfig, metrics_port: int | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     slots = Slots()
     readers = {cam.id: CameraReader(cam, slots, metrics, stop) for cam in config.cameras}
-    analyser = Analyser(config, detector, readers, slots, publisher, metrics, stop)
+    analyser = Analyser(config, detectors, readers, slots, publisher, metrics, stop)
     publisher.status = status(config.box, readers, slots, outbox.pending())
     publisher.start()
     log.info("box %s: %d camera(s), %d message(s) pending in the outbox", config.box, len(readers), outbox.pending())

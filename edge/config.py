@@ -35,6 +35,12 @@ class Zone(Strict):
     polygon: list[tuple[float, float]] = Field(title="x, y points in 0..1 of the frame")
     dwell_s: float = Field(default=180.0, gt=0, le=86_400, title="Seconds a vehicle must stay before it is an incident")
     grid: str | None = Field(default=None, min_length=1, max_length=64, title="Grid code; defaults to the camera's")
+    persistence_s: float = Field(default=120.0, gt=0, le=86_400,
+                                 title="Seconds a pile or spill must stay before it is an incident")
+    clear_s: float = Field(default=5.0, gt=0, le=3_600,
+                           title="Seconds the place must look clear before a pile or spill incident ends (cleared)")
+    urgent_area: float = Field(default=0.25, gt=0, le=1,
+                               title="A spill covering at least this fraction of the zone is urgent")
 
     @field_validator("polygon")
     @classmethod
@@ -88,6 +94,13 @@ class Detection(Strict):
     min_score: float = Field(default=0.4, gt=0, lt=1, title="SSD scores are quantised; 0.4 behaves like 0.42")
     zone_crops: bool = Field(default=True, title="Also detect on a padded crop around the zones")
     threads: int = Field(default=2, ge=1, le=64, title="onnxruntime intra-op threads")
+    litter_model: str = Field(default="litter_yolov8n_320", title="Garbage/spill model name under models/")
+    litter_min_score: float = Field(default=0.4, gt=0, lt=1)
+    left_object: Literal["confirm", "either", "off"] = Field(
+        default="confirm", title="Model-free left-object check: confirm: a pile or spill counts only where the "
+        "detector and the check agree; either: also a still, changed region with no detection; off: detector only")
+    left_object_min_area: float = Field(default=0.02, gt=0, le=1,
+                                        title="Smallest still, changed region (fraction of the zone) that counts")
 
 
 class Rules(Strict):

@@ -18,6 +18,7 @@ import supervision as sv
 from models import ModelError, load_manifest
 
 Image = npt.NDArray[np.uint8]
+VEHICLE, LITTER = "vehicle", "litter"  # the detector roles a pipeline plans passes for
 Region = tuple[int, int, int, int]  # x1, y1, x2, y2 in pixels
 
 
@@ -61,7 +62,50 @@ class SsdPostprocessed:
         )
 
 
-DECODERS = {"ssd_postprocessed": SsdPostprocessed}
+class YoloRaw:
+    """YOLOv8-style raw output [1, 4 + classes, N] (cx, cy, w, h in input pixels, then class
+    scores), letterboxed float input; NMS done here, per class."""
+
+    def __init__(self, manifest: dict, session: ort.InferenceSession):
+        self.name, self.version = manifest["name"], manifest["version"]
+        spec = manifest["input"]
+        if spec["layout"] != "NCHW" or spec["dtype"] != "float32":
+            raise ModelError(f"{self.name}: decoder yolo_raw needs NCHW float32 input, manifest says {spec}")
+        self._input, self._size = spec["name"], spec["shape"][2]
+        self._outputs = manifest["outputs"]
+        self._classes = {int(k): v for k, v in manifest["classes"].items()}
+        self._session = session
+
+    def prepare(self, image: Image) -> tuple[np.ndarray, float]:
+        """Letterbox to the top-left of a square canvas padded with 114, RGB, 0..1, NCHW."""
+        h, w = image.shape[:2]
+        scale = self._size / max(h, w)
+        resized = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_LINEAR)
+        canvas = np.full((self._size, self._size, 3), 114, np.uint8)
+        canvas[: resized.shape[0], : resized.shape[1]] = resized
+        return np.ascontiguousarray(canvas[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255, scale
+
+    def detect(self, image: Image, min_score: float) -> sv.Detections:
+        h, w = image.shape[:2]
+        x, scale = self.prepare(image)
+        out = self._session.run(self._outputs, {self._input: x})[0][0]  # [4 + classes, N]
+        scores = out[4:]
+        classes = scores.argmax(axis=0)
+        best = scores[classes, np.arange(scores.shape[1])]
+        keep = best >= min_score
+        if not keep.any():
+            return sv.Detections.empty()
+        cx, cy, bw, bh = out[:4, keep]
+        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1) / scale
+        xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
+        classes = classes[keep]
+        names = np.array([self._classes.get(int(c), f"class_{c}") for c in classes], dtype=object)
+        found = sv.Detections(xyxy=xyxy, confidence=best[keep].astype(np.float32), class_id=classes.astype(int),
+                              data={"class_name": names})
+        return found.with_nms(threshold=0.5)
+
+
+DECODERS = {"ssd_postprocessed": SsdPostprocessed, "yolo_raw": YoloRaw}
 
 
 def load_detector(name: str, threads: int = 2) -> Detector:
@@ -74,6 +118,14 @@ def load_detector(name: str, threads: int = 2) -> Detector:
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return decoder(manifest, session)
+
+
+def load_detectors(config) -> dict[str, Detector]:
+    """The detectors an edge config needs: vehicles always, litter when a zone watches garbage or spills."""
+    found = {VEHICLE: load_detector(config.detection.model, config.detection.threads)}
+    if any(t in ("garbage", "spill") for cam in config.cameras for zone in cam.zones for t in zone.types):
+        found[LITTER] = load_detector(config.detection.litter_model, config.detection.threads)
+    return found
 
 
 def crop_regions(polygons: list[list[tuple[float, float]]], width: int, height: int, pad: float = 0.5) -> list[Region]:
@@ -110,19 +162,55 @@ def crop_regions(polygons: list[list[tuple[float, float]]], width: int, height: 
     return [tuple(r) for r in regions if (r[2] - r[0]) * (r[3] - r[1]) < 0.6 * width * height]
 
 
+def tile_regions(polygons: list[list[tuple[float, float]]], width: int, height: int) -> list[Region]:
+    """Square tiles a third of the frame wide covering each zone, overlapping by at least a
+    quarter, so a pile a few percent of the frame wide is still tens of pixels to the model.
+
+    >>> tile_regions([[(0.02, 0.33), (0.42, 0.33), (0.52, 0.47), (0.02, 0.43)]], 768, 576)
+    [(15, 102, 271, 358), (143, 102, 399, 358)]
+    """
+    side = min(max(64, width // 3), width, height)
+    tiles: list[Region] = []
+    for poly in polygons:
+        xs = [min(width, max(0, p[0] * width)) for p in poly]
+        ys = [min(height, max(0, p[1] * height)) for p in poly]
+        starts = []
+        for lo, hi, limit in ((min(xs), max(xs), width), (min(ys), max(ys), height)):
+            span = hi - lo
+            n = max(1, int(np.ceil((span - side) / (side * 0.75))) + 1) if span > side else 1
+            centre = (lo + hi) / 2
+            if n == 1:
+                first = [int(min(max(0, centre - side / 2), limit - side))]
+            else:
+                step = (span - side) / (n - 1)
+                first = [int(min(max(0, lo + i * step), limit - side)) for i in range(n)]
+            starts.append(first)
+        for y in starts[1]:
+            for x in starts[0]:
+                tile = (x, y, x + side, y + side)
+                if tile not in tiles:
+                    tiles.append(tile)
+    return tiles
+
+
+def in_frame(parts: list[sv.Detections], regions: list[Region]) -> sv.Detections:
+    """Detections made on crops (``parts[i]`` on ``regions[i]``) moved into frame pixels, in one set."""
+    shifted = []
+    for (x1, y1, _, _), found in zip(regions, parts):
+        if len(found):
+            found = found[np.ones(len(found), dtype=bool)]  # a copy: the caller's detections stay as they were
+            found.xyxy = found.xyxy + np.array([x1, y1, x1, y1], dtype=np.float32)
+            shifted.append(found)
+    return sv.Detections.merge(shifted) if shifted else sv.Detections.empty()
+
+
 def merge_detections(parts: list[sv.Detections], regions: list[Region], vehicle_labels: list[str]) -> sv.Detections:
     """Detections of the full frame (``parts[0]``) and of each region (``parts[1:]``) in frame pixels, one NMS.
 
     Vehicles go through a single class-agnostic NMS (the same van comes out as car,
     truck and bus on one box); other classes are suppressed per class.
     """
-    shifted = [parts[0]]
-    for (x1, y1, _, _), found in zip(regions, parts[1:]):
-        if len(found):
-            found = found[np.ones(len(found), dtype=bool)]  # a copy: the caller's detections stay as they were
-            found.xyxy = found.xyxy + np.array([x1, y1, x1, y1], dtype=np.float32)
-            shifted.append(found)
-    merged = sv.Detections.merge(shifted)
+    merged = sv.Detections.merge([parts[0], in_frame(parts[1:], regions)])
     if len(merged) == 0:
         return merged
     is_vehicle = np.isin(merged.data["class_name"], vehicle_labels)

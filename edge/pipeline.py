@@ -1,11 +1,18 @@
-"""One camera's analysis: change gate -> detector -> tracker -> zone rules -> incident messages.
+"""One camera's analysis: change gate -> detectors -> tracker / left-object check -> zone rules -> messages.
 
-The detector pass is split out so a box can batch it across cameras:
-``plan(t, image)`` says which images need the detector (the frame and its zone crops, or
-nothing when the zones have not changed since the last pass and the floor interval has
-not passed), and ``observe(t, image, parts)`` runs tracking, rules and picture checks.
-``analyse(t, image)`` does both with the pipeline's own detector (replay, tests).
-No network I/O happens here.
+The detector passes are split out so a box can batch them across cameras:
+``plan(t, image)`` says which images each model must see (``[(model, image)]``: the
+vehicle model on the frame and the parking zones' crops, the litter model on
+tiles over the garbage/spill zones; nothing when the zones have not changed since the last pass
+and the floor interval has not passed), and ``observe(t, image, parts)`` runs tracking,
+the left-object check, rules and picture checks. ``analyse(t, image)`` does both with the
+pipeline's own detectors (replay, tests). No network I/O happens here.
+
+Garbage and spills: a zone that watches ``garbage`` or ``spill`` has a ``ConditionRule``
+per type. The litter detector's best box of that type in the zone keeps the clock
+running; under ``left_object: confirm`` the incident starts only if the left-object
+check also sees still, changed ground under that box; under ``either`` a still, changed
+region with no detection counts too (for piles the model does not know).
 """
 
 from __future__ import annotations
@@ -18,14 +25,17 @@ import numpy as np
 import supervision as sv
 
 from edge.config import Camera, EdgeConfig, Zone
-from edge.detector import Detector, Region, crop_regions, merge_detections
+from edge.detector import LITTER, VEHICLE, Detector, Region, crop_regions, in_frame, merge_detections, tile_regions
 from edge.evidence import snapshot
 from edge.health import PictureCheck, change, thumbnail
+from edge.leftobject import LeftObject, covered, regions, zone_mask
 from edge.rules import ConditionRule, DwellRule, EndReason, Event, Sighting, point_in_polygon
 from edge.tracker import make_tracker, track
 from xueliang import wire
 
 FAULTS = ("frozen", "blocked", "moved", "offline")
+LITTER_TYPES = ("garbage", "spill")
+CONFIRM_COVER = 0.2  # share of a detected box that must be still, changed ground to confirm it
 WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 
 
@@ -43,8 +53,8 @@ class Outgoing:
 
 
 class CameraPipeline:
-    def __init__(self, config: EdgeConfig, camera: Camera, detector: Detector):
-        self.box, self.camera, self.detector = config.box, camera, detector
+    def __init__(self, config: EdgeConfig, camera: Camera, detectors: dict[str, Detector]):
+        self.box, self.camera, self.detectors = config.box, camera, detectors
         self.detection, rules = config.detection, config.rules
         self.tracker = make_tracker(camera.analysis_interval_s, self.detection.min_score, rules.gap_s)
         self.rules: list[tuple[Zone, DwellRule]] = [
@@ -52,6 +62,19 @@ class CameraPipeline:
                              rules.gap_s, rules.update_interval_s))
             for zone in camera.zones if "illegal_parking" in zone.types
         ]
+        self.litter: list[tuple[Zone, str, ConditionRule]] = [
+            (zone, kind, ConditionRule(f"{config.box}/{camera.id}/{zone.id}/{kind}", clear_after_s=zone.clear_s,
+                                       update_interval_s=rules.update_interval_s, persist_s=zone.persistence_s,
+                                       gap_s=rules.gap_s))
+            for zone in camera.zones for kind in LITTER_TYPES if kind in zone.types
+        ]
+        if self.litter and LITTER not in detectors:
+            raise ValueError(f"camera {camera.id!r} watches garbage or spills but no litter detector was given")
+        self.left = LeftObject() if self.litter and self.detection.left_object != "off" else None
+        self._zone_masks: dict[str, np.ndarray] = {}
+        self._litter_regions: list[Region] = []
+        self._litter = sv.Detections.empty()
+        self._people = sv.Detections.empty()
         self.picture = PictureCheck()
         self.faults = {name: ConditionRule(f"{config.box}/{camera.id}/fault/{name}", clear_after_s=5.0,
                                            update_interval_s=rules.update_interval_s) for name in FAULTS}
@@ -80,6 +103,10 @@ class CameraPipeline:
         self._shape = (width, height)  # first frame, or the camera changed resolution
         polys = [z.polygon for z, _ in self.rules]
         self._regions = crop_regions(polys, width, height) if self.detection.zone_crops else []
+        litter_polys = list({z.id: z.polygon for z, _, _ in self.litter}.values())
+        self._litter_regions = tile_regions(litter_polys, width, height)
+        self._zone_masks = {}
+        polys = polys + litter_polys
         xs = [x for p in polys for x, _ in p]
         ys = [y for p in polys for _, y in p]
         tw, th = 64, 48
@@ -88,9 +115,9 @@ class CameraPipeline:
         self._last_pass = None
         self.tracker.reset()
 
-    def plan(self, t: float, image: np.ndarray) -> list[np.ndarray]:
-        """The images the detector must see for this frame; [] when the last pass still holds."""
-        if not self.rules:
+    def plan(self, t: float, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """The (model, image) passes this frame needs; [] when the last pass still holds."""
+        if not self.rules and not self.litter:
             return []
         h, w = image.shape[:2]
         self._layout(w, h)
@@ -100,7 +127,9 @@ class CameraPipeline:
             thumb = self._thumbnail(image)
             if t - last_t < self._floor_s and change(last_thumb[y1:y2, x1:x2], thumb[y1:y2, x1:x2], (1, 1)) < self._gate:
                 return []
-        return [image] + [image[y1:y2, x1:x2] for x1, y1, x2, y2 in self._regions]
+        # the vehicle model's full-frame pass also finds the people the left-object check leaves out
+        return [(VEHICLE, image)] + [(VEHICLE, image[y1:y2, x1:x2]) for x1, y1, x2, y2 in self._regions] \
+            + [(LITTER, image[y1:y2, x1:x2]) for x1, y1, x2, y2 in self._litter_regions]
 
     def observe(self, t: float, image: np.ndarray, parts: list[sv.Detections]) -> list[Outgoing]:
         """Tracking, zone rules and picture checks for a frame; ``parts`` are the detector's
@@ -111,15 +140,21 @@ class CameraPipeline:
         self._layout(w, h)
         thumb = self._thumbnail(image)
         out = self._faults(t, thumb, image)
-        if not self.rules:
+        if not self.rules and not self.litter:
             return out
         if parts:
             self.detector_passes += 1
             self._last_pass = (t, thumb)
-            found = merge_detections(parts, self._regions, self.detection.vehicle_labels)
-            vehicles = found[np.isin(found.data["class_name"], self.detection.vehicle_labels)] if len(found) else found
+            n = 1 + len(self._regions)
+            found = merge_detections(parts[:n], self._regions, self.detection.vehicle_labels)
+            labels = found.data["class_name"] if len(found) else np.array([])
+            vehicles = found[np.isin(labels, self.detection.vehicle_labels)] if len(found) else found
             self._vehicles = track(self.tracker, vehicles)
+            self._people = found[labels == "person"] if len(found) else found
+            self._litter = in_frame(parts[n:], self._litter_regions).with_nms(threshold=0.45) \
+                if self.litter else sv.Detections.empty()
         sightings = self._sightings(self._vehicles, w, h)
+        out += self._litter_events(t, image, sightings)
         for zone, rule in self.rules:
             inside = [s for s in sightings if point_in_polygon(s.anchor, zone.polygon)]
             out += [self._outgoing(zone.id, zone.polygon, zone.grid, "illegal_parking", e, image)
@@ -127,7 +162,45 @@ class CameraPipeline:
         return out
 
     def analyse(self, t: float, image: np.ndarray) -> list[Outgoing]:
-        return self.observe(t, image, [self.detector.detect(x, self.detection.min_score) for x in self.plan(t, image)])
+        scores = {VEHICLE: self.detection.min_score, LITTER: self.detection.litter_min_score}
+        return self.observe(t, image, [self.detectors[m].detect(x, scores[m]) for m, x in self.plan(t, image)])
+
+    def _litter_events(self, t: float, image: np.ndarray, vehicles: list[Sighting]) -> list[Outgoing]:
+        if not self.litter:
+            return []
+        h, w = image.shape[:2]
+        static = None
+        if self.left is not None:
+            people = self._sightings(self._people, w, h)
+            static = self.left.observe(t, image, [s.box for s in vehicles + people])
+        found = self._sightings(self._litter, w, h)
+        out = []
+        for zone, kind, rule in self.litter:
+            mine = [s for s in found if s.label == kind and point_in_polygon(s.anchor, zone.polygon)]
+            best = max(mine, key=lambda s: s.score, default=None)
+            mode = self.detection.left_object
+            source = "detector"
+            confirmed = best is not None and (static is None or covered(static, best.box) >= CONFIRM_COVER)
+            if confirmed and static is not None:
+                source = "detector+left_object"
+            if best is None and mode == "either" and kind == next(k for k in zone.types if k in LITTER_TYPES):
+                mask = self._zone_masks.get(zone.id)
+                if mask is None or mask.shape != static.shape:
+                    mask = self._zone_masks[zone.id] = zone_mask(zone.polygon, static.shape)
+                still = regions(static, mask, self.detection.left_object_min_area)
+                if still:
+                    (x1, y1, x2, y2), _ = still[0]
+                    best, confirmed, source = Sighting(None, ((x1 + x2) / 2, (y1 + y2) / 2), (x1, y1, x2, y2),
+                                                       0.5, kind), True, "left_object"
+            active = best is not None
+            sighting = best or Sighting(None, (0.5, 0.5), zone_box(zone.polygon), 0.0, kind)
+            for e in rule.observe(t, active, sighting, confirmed or mode == "off"):
+                extra = {"source": source if e.state != "end" else "none"}
+                if kind == "spill":
+                    b = e.sighting.box
+                    extra["urgent"] = (b[2] - b[0]) * (b[3] - b[1]) >= zone.urgent_area * polygon_area(zone.polygon)
+                out.append(self._outgoing(zone.id, zone.polygon, zone.grid, kind, e, image, extra))
+        return out
 
     def camera_lost(self, t: float) -> list[Outgoing]:
         """The camera has been unreachable too long: end its incidents, raise an offline fault."""
@@ -140,6 +213,8 @@ class CameraPipeline:
         t = max(t, self._last_t)
         out = [self._outgoing(zone.id, zone.polygon, zone.grid, "illegal_parking", e, self._last_image)
                for zone, rule in self.rules for e in rule.close(t, reason)]
+        out += [self._outgoing(zone.id, zone.polygon, zone.grid, kind, e, self._last_image)
+                for zone, kind, rule in self.litter for e in rule.close(t, reason)]
         return out + [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, self._last_image)
                       for name, rule in self.faults.items() if name != "offline" for e in rule.close(t, reason)]
 
@@ -166,12 +241,13 @@ class CameraPipeline:
         ]
 
     def _outgoing(self, zone_id: str, polygon, grid: str | None, kind: str, event: Event,
-                  image: np.ndarray | None) -> Outgoing:
+                  image: np.ndarray | None, extra: dict | None = None) -> Outgoing:
         s = event.sighting
         jpeg = None
         if event.state in ("start", "end") and image is not None:
             jpeg = snapshot(image, s.box, polygon, f"{s.label} {s.score:.2f} {event.dwell_s:.0f}s")
         location = self.camera.location
+        model = self.detectors[LITTER if kind in LITTER_TYPES else VEHICLE]
         message = {
             "schema_version": wire.SCHEMA_VERSION,
             "incident_id": event.incident_id,
@@ -190,8 +266,22 @@ class CameraPipeline:
             "confidence": round(min(1.0, max(0.0, s.score)), 3),
             "bbox": [round(min(1.0, max(0.0, v)), 4) for v in s.box],
             "track_id": s.track_id,
-            "attributes": {"dwell_s": event.dwell_s, "label": s.label},
+            "attributes": {"dwell_s": event.dwell_s, "label": s.label, **(extra or {})},
             "evidence": {"sha256": hashlib.sha256(jpeg).hexdigest(), "bytes": len(jpeg)} if jpeg else None,
-            "model": {"name": self.detector.name, "version": self.detector.version},
+            "model": {"name": model.name, "version": model.version},
         }
         return Outgoing(wire.validate_incident(message), jpeg)
+
+
+def zone_box(polygon: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def polygon_area(polygon: list[tuple[float, float]]) -> float:
+    """Shoelace area in frame fractions.
+
+    >>> polygon_area([(0, 0), (0.5, 0), (0.5, 0.5), (0, 0.5)])
+    0.25
+    """
+    return abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(polygon, polygon[1:] + polygon[:1]))) / 2

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from edge.config import EdgeConfig
-from edge.detector import load_detector
+from edge.detector import load_detectors
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.source import open_frames
 
 
-def replay(config: EdgeConfig, camera_id: str, video: str, start: float, threads: int = 2) -> Iterator[Outgoing]:
+def replay(config: EdgeConfig, camera_id: str, video: str, start: float) -> Iterator[Outgoing]:
     camera = config.camera(camera_id)
-    pipeline = CameraPipeline(config, camera, load_detector(config.detection.model, threads))
+    pipeline = CameraPipeline(config, camera, load_detectors(config))
     t = start
     for rel, image in open_frames(video, camera.open_timeout_s, camera.read_timeout_s, camera.analysis_interval_s,
                                   camera.sampling, camera.max_keyframe_gap_s, camera.max_width):

@@ -167,39 +167,59 @@ class DwellRule:
 
 
 class ConditionRule:
-    """An incident for a condition that holds (a camera fault, later a pile or a spill).
+    """An incident for a condition that holds: a camera fault, a garbage pile, a spill.
 
-    Start when ``observe`` first gets ``active=True``; end with ``cleared`` once it has been
-    inactive for ``clear_after_s``; updates every ``update_interval_s``.
+    The condition must hold for ``persist_s`` (gaps up to ``gap_s`` forgiven, e.g. a person
+    walking in front) and be ``confirmed`` at that moment before the incident starts, dated
+    ``first seen + persist_s``; it ends with ``cleared`` once the condition has not been
+    seen for ``clear_after_s``; updates every ``update_interval_s``.
 
     >>> r = ConditionRule("box/cam/frozen", clear_after_s=5, update_interval_s=60)
     >>> s = Sighting(None, (0.5, 1.0), (0.0, 0.0, 1.0, 1.0), 1.0, "frozen")
     >>> [e.state for t in range(10) for e in r.observe(float(t), t < 3, s)]
     ['start', 'end']
+    >>> pile = ConditionRule("box/cam/z/garbage", clear_after_s=5, update_interval_s=600, persist_s=20, gap_s=3)
+    >>> seen = lambda t: 10 <= t < 60 and t != 25   # appears at 10 s, hidden once, removed at 60 s
+    >>> [(t, e.state, e.started_at) for t in range(90) for e in pile.observe(float(t), seen(t), s)]
+    [(30, 'start', 30.0), (64, 'end', 30.0)]
     """
 
-    def __init__(self, key: str, clear_after_s: float, update_interval_s: float):
+    def __init__(self, key: str, clear_after_s: float, update_interval_s: float, persist_s: float = 0.0,
+                 gap_s: float = 0.0):
         self.key, self.clear_after_s, self.update_interval_s = key, clear_after_s, update_interval_s
+        self.persist_s, self.gap_s = persist_s, gap_s
         self._cand: _Candidate | None = None
 
-    def observe(self, t: float, active: bool, sighting: Sighting) -> list[Event]:
+    def observe(self, t: float, active: bool, sighting: Sighting, confirmed: bool = True) -> list[Event]:
         cand = self._cand
         if active:
             if cand is None:
-                cand = self._cand = _Candidate(anchor=sighting.anchor, first_seen=t, last_seen=t, sighting=sighting,
-                                               started_at=t, last_event_at=t)
-                cand.incident_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.key}/{t:.3f}").hex
-                return [_event(cand, t, "start")]
+                cand = self._cand = _Candidate(anchor=sighting.anchor, first_seen=t, last_seen=t, sighting=sighting)
             cand.last_seen, cand.sighting = t, sighting
+            if cand.incident_id is None:
+                if t - cand.first_seen >= self.persist_s and confirmed:
+                    cand.started_at = cand.first_seen + self.persist_s
+                    cand.incident_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}").hex
+                    return [_event(cand, t, "start")]
+                return []
             if t - cand.last_event_at >= self.update_interval_s:
                 return [_event(cand, t, "update")]
             return []
-        if cand is not None and t - cand.last_seen >= self.clear_after_s:
+        if cand is None:
+            return []
+        if cand.incident_id is None:
+            if t - cand.last_seen > self.gap_s:
+                self._cand = None
+            return []
+        if t - cand.last_seen >= self.clear_after_s:
             self._cand = None
             return [_event(cand, t, "end", ended_at=t, end_reason="cleared")]
         return []
 
     def close(self, t: float, reason: EndReason) -> list[Event]:
         cand, self._cand = self._cand, None
-        return [_event(cand, t, "end", ended_at=t, end_reason=reason)] if cand else []
+        return [_event(cand, t, "end", ended_at=t, end_reason=reason)] if cand and cand.incident_id else []
 
+    @property
+    def open_incidents(self) -> int:
+        return 1 if self._cand is not None and self._cand.incident_id else 0

@@ -44,7 +44,7 @@ def test_view_moved(frames):
 
 def test_blocked_camera_becomes_a_camera_fault_incident_and_clears(frames):
     config = parse_config({"box": "b1", "cameras": [{"id": "gate", "url": str(CLIP), "grid": "G-1"}]})
-    pipeline = CameraPipeline(config, config.cameras[0], load_detector("ssd_mobilenet_v2_coco"))
+    pipeline = CameraPipeline(config, config.cameras[0], {"vehicle": load_detector("ssd_mobilenet_v2_coco")})
     covered = [np.full_like(frames[0], 10)] * 12
     outs = []
     for t, img in enumerate(frames[:5] + covered + frames[5:20]):

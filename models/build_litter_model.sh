@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Rebuilds models/litter/litter_yolov8n_320.onnx and its manifest from scratch:
+# backgrounds (Debian packages, PyPI wheels) -> composed training set -> YOLOv8n trained from
+# its yaml -> ONNX -> static int8. Training runs in its own venv (.venv-train) with
+# torch==2.14.1 torchvision==0.29.1 (the pair that imports here; see ../shared/INFRA.md);
+# the product's venv never gets torch. CPU by default: HOURS (default 0.75) bounds training.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export YOLO_OFFLINE=1
+if [ ! -x .venv-train/bin/python ]; then
+  python3 -m venv .venv-train
+  .venv-train/bin/pip install -q torch==2.14.1 torchvision==0.29.1 ultralytics==8.4.190 onnx onnxslim onnxruntime
+fi
+bash models/litter/fetch_backgrounds.sh
+rm -rf data/litter/dataset data/litter/runs
+.venv/bin/python models/litter/make_dataset.py --train 1500 --val 300 --seed 7
+.venv-train/bin/python models/litter/train.py --epochs 40 --hours "${HOURS:-0.75}"
+.venv/bin/python models/litter/write_manifest.py

@@ -1,0 +1,132 @@
+"""Compose the garbage/spill training set: real backgrounds + procedural objects, YOLO labels.
+
+    python models/litter/make_dataset.py [--train 1200] [--val 300] [--seed 7]
+
+Reads ``data/litter/backgrounds/{train,heldout}`` (``fetch_backgrounds.sh``) and writes
+``data/litter/dataset/`` with ``images/``, ``labels/`` and ``dataset.yaml``. The split
+keeps whole backgrounds apart: validation images are composed only on held-out
+backgrounds with the held-out texture family, so neither their scenes nor their colours
+and grain were seen in training. Each image is a crop of a background (the edge runs the
+detector on padded crops around the zones), with 0-3 objects scaled and flattened by
+their height in the picture, some partly hidden behind a strip of another scene (a
+passer-by or a car), then blurred, re-lit and JPEG-compressed at random.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from synth import CLASSES, composite, render  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT_SIDE = 416
+
+
+def _load(folder: Path) -> list[np.ndarray]:
+    images = [cv2.imread(str(p)) for p in sorted(folder.glob("*.jpg")) + sorted(folder.glob("*.png"))]
+    return [im for im in images if im is not None and min(im.shape[:2]) >= 120]
+
+
+def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str) -> tuple[np.ndarray, list]:
+    """One training image and its labels [(class, cx, cy, w, h) normalised]."""
+    bg = backgrounds[int(rng.integers(len(backgrounds)))]
+    H, W = bg.shape[:2]
+    side = int(min(H, W) * rng.uniform(0.4, 1.0))
+    cw, ch = min(W, int(side * rng.uniform(1.0, 1.4))), side
+    x0, y0 = int(rng.integers(0, W - cw + 1)), int(rng.integers(0, H - ch + 1))
+    scale = OUT_SIDE / max(cw, ch)
+    image = cv2.resize(bg[y0:y0 + ch, x0:x0 + cw], (int(cw * scale), int(ch * scale)), interpolation=cv2.INTER_AREA)
+    h, w = image.shape[:2]
+    labels = []
+    n = 0 if rng.random() < 0.12 else int(rng.integers(1, 4))
+    taken: list[tuple[int, int, int, int]] = []
+    for _ in range(n):
+        kind = CLASSES[int(rng.integers(2))]
+        y_frac = rng.uniform(0.25, 0.95)
+        ow = int(w * rng.uniform(0.08, 0.42) * (0.55 + 0.6 * y_frac))
+        oh = max(8, int(ow * rng.uniform(0.35, 0.75) * (0.6 + 0.5 * y_frac) * (1.25 if kind == "garbage" else 1.0)))
+        ow = max(10, ow)
+        x = int(rng.integers(-ow // 5, max(1, w - ow + ow // 5)))
+        y = int(y_frac * h - oh / 2)
+        if any(x < b[2] and b[0] < x + ow and y < b[3] and b[1] < y + oh for b in taken):
+            continue
+        layer = render(rng, kind, ow, oh, family)
+        keep = None
+        occluder = None
+        if rng.random() < 0.3:  # a passer-by or a vehicle in front of part of it
+            other = backgrounds[int(rng.integers(len(backgrounds)))]
+            sw = max(4, int(ow * rng.uniform(0.15, 0.45)))
+            sh = min(h, other.shape[0], int(oh * rng.uniform(1.3, 3.0)))
+            sx = x + int(rng.uniform(-0.1, 0.9) * ow)
+            sy = min(h - sh, max(0, y + oh - sh + int(rng.uniform(0, 0.3) * oh)))
+            keep = np.zeros((h, w), np.uint8)
+            x1, x2 = max(0, sx), min(w, sx + sw)
+            if x2 > x1:
+                keep[sy:sy + sh, x1:x2] = 1
+                oy, ox = int(rng.integers(0, other.shape[0] - sh + 1)), int(rng.integers(0, other.shape[1] - (x2 - x1) + 1))
+                occluder = (sy, x1, other[oy:oy + sh, ox:ox + x2 - x1])
+        box = composite(image, layer, x, y, keep, opacity=rng.uniform(0.75, 1.0))
+        if occluder is not None:
+            sy, x1, patch = occluder
+            image[sy:sy + patch.shape[0], x1:x1 + patch.shape[1]] = patch
+        if box is None:
+            continue
+        bx1, by1, bx2, by2 = box
+        taken.append((x, y, x + ow, y + oh))
+        labels.append((CLASSES.index(kind), (bx1 + bx2) / 2 / w, (by1 + by2) / 2 / h, (bx2 - bx1) / w, (by2 - by1) / h))
+    image = image.astype(np.float32) * rng.uniform(0.6, 1.3) + rng.uniform(-25, 25)
+    if rng.random() < 0.35:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.6))
+    image = image + rng.normal(0, rng.uniform(0, 6), image.shape)
+    return image.clip(0, 255).astype(np.uint8), labels
+
+
+def write_split(rng, backgrounds, family, count, out: Path, split: str) -> int:
+    (out / "images" / split).mkdir(parents=True, exist_ok=True)
+    (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+    objects = 0
+    for i in range(count):
+        image, labels = compose(rng, backgrounds, family)
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(45, 95))])
+        (out / "images" / split / f"{split}-{i:05d}.jpg").write_bytes(jpeg.tobytes())
+        (out / "labels" / split / f"{split}-{i:05d}.txt").write_text(
+            "".join(f"{c} {cx:.5f} {cy:.5f} {bw:.5f} {bh:.5f}\n" for c, cx, cy, bw, bh in labels))
+        objects += len(labels)
+    return objects
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--train", type=int, default=1200)
+    ap.add_argument("--val", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--test", type=int, default=0,
+                    help="write only a test split of this many images (held-out backgrounds and textures, "
+                         "its own seed): the set `make eval` scores, never seen in training or model selection")
+    ap.add_argument("--backgrounds", type=Path, default=ROOT / "data/litter/backgrounds")
+    ap.add_argument("--out", type=Path, default=ROOT / "data/litter/dataset")
+    args = ap.parse_args()
+    train_bg, heldout_bg = _load(args.backgrounds / "train"), _load(args.backgrounds / "heldout")
+    if not train_bg or not heldout_bg:
+        sys.exit(f"no backgrounds under {args.backgrounds}: run models/litter/fetch_backgrounds.sh first")
+    if args.test:
+        n_test = write_split(np.random.default_rng(args.seed + 2), heldout_bg, "heldout", args.test, args.out, "test")
+        print(f"test set: {args.test} images ({n_test} objects) in {args.out}")
+        return
+    n_train = write_split(np.random.default_rng(args.seed), train_bg, "train", args.train, args.out, "train")
+    n_val = write_split(np.random.default_rng(args.seed + 1), heldout_bg, "heldout", args.val, args.out, "val")
+    (args.out / "dataset.yaml").write_text(
+        f"path: {args.out}\ntrain: images/train\nval: images/val\nnames:\n"
+        + "".join(f"  {i}: {name}\n" for i, name in enumerate(CLASSES)))
+    print(f"dataset: {args.train} train images ({n_train} objects, {len(train_bg)} backgrounds), "
+          f"{args.val} val images ({n_val} objects, {len(heldout_bg)} held-out backgrounds) in {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Train the garbage/spill detector with ultralytics, export ONNX, quantise to static int8.
+
+Runs in the training venv (``.venv-train``: torch==2.14.1 torchvision==0.29.1 ultralytics,
+see ``build_litter_model.sh``); the product itself never imports torch or ultralytics.
+
+    YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --epochs 30
+
+YOLOv8n is built from its yaml (no pretrained download), trained at 320 px on the CPU
+(a GPU, where one is visible, is used and only makes it faster), exported to ONNX
+(opset 17, fixed 1x3x320x320), then quantised with onnxruntime's static QDQ int8 using
+64 training images as calibration. Both files and the recipe go to
+``data/litter/runs/export/``; ``write_manifest.py`` (product venv) measures them on the
+held-out set and ships the int8 file when it keeps accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+NAME = "litter_yolov8n_320"
+IMGSZ = 320
+
+
+def letterbox(image: np.ndarray, size: int) -> np.ndarray:
+    """The same pre-processing as edge.detector.YoloRaw: letterbox, RGB, 0..1, NCHW."""
+    import cv2
+
+    h, w = image.shape[:2]
+    s = size / max(h, w)
+    resized = cv2.resize(image, (round(w * s), round(h * s)), interpolation=cv2.INTER_LINEAR)
+    canvas = np.full((size, size, 3), 114, np.uint8)
+    canvas[: resized.shape[0], : resized.shape[1]] = resized
+    return np.ascontiguousarray(canvas[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255
+
+
+def quantise(fp32: Path, int8: Path, calibration: list[Path]) -> None:
+    import cv2
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter([{"images": letterbox(cv2.imread(str(p)), IMGSZ)} for p in calibration])
+
+        def get_next(self):
+            return next(self._it, None)
+
+    pre = int8.with_suffix(".pre.onnx")
+    quant_pre_process(str(fp32), str(pre))
+    quantize_static(str(pre), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    pre.unlink()
+
+
+def train(args, device: str) -> None:
+    from ultralytics import YOLO
+
+    model = YOLO("yolov8n.yaml")
+    extra = {"time": args.hours} if args.hours else {}
+    model.train(data=str(args.data), epochs=args.epochs, imgsz=IMGSZ, batch=args.batch, device=device,
+                workers=2, seed=args.seed, deterministic=True, pretrained=False, amp=False, plots=False,
+                project=str(args.workdir), name="train", exist_ok=True, close_mosaic=max(1, args.epochs // 6),
+                fliplr=0.5, degrees=0.0, scale=0.4, mosaic=1.0, patience=1000, verbose=False, **extra)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=ROOT / "data/litter/dataset/dataset.yaml")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--workdir", type=Path, default=ROOT / "data/litter/runs")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--hours", type=float, default=0.0, help="train for this long instead of --epochs")
+    ap.add_argument("--export-only", action="store_true", help="export and quantise the last run's best.pt")
+    args = ap.parse_args()
+
+    import torch
+    from ultralytics import YOLO
+
+    device = "0" if torch.cuda.is_available() else "cpu"
+    if not args.export_only:
+        train(args, device)
+    best = args.workdir / "train/weights/best.pt"
+    trained = YOLO(str(best))
+    fp32 = Path(trained.export(format="onnx", imgsz=IMGSZ, opset=17, dynamic=False, simplify=True))
+
+    dataset = args.data.parent
+    out = args.workdir / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(fp32, out / f"{NAME}.fp32.onnx")
+    quantise(out / f"{NAME}.fp32.onnx", out / f"{NAME}.int8.onnx", sorted((dataset / "images/train").glob("*.jpg"))[:64])
+    results = (args.workdir / "train/results.csv").read_text().strip().splitlines()
+    recipe = {
+        "ultralytics": __import__("ultralytics").__version__, "torch": torch.__version__,
+        "model": "yolov8n.yaml (from scratch, no pretrained weights)", "imgsz": IMGSZ,
+        "epochs_asked": args.epochs, "hours_limit": args.hours, "epochs_run": len(results) - 1,
+        "batch": args.batch, "seed": args.seed, "device": device,
+        "train_images": len(list((dataset / "images/train").glob("*.jpg"))),
+        "val_images": len(list((dataset / "images/val").glob("*.jpg"))),
+        "last_epoch": dict(zip([c.strip() for c in results[0].split(",")], [v.strip() for v in results[-1].split(",")])),
+    }
+    (out / "recipe.json").write_text(json.dumps(recipe, indent=2) + "\n")
+    print(f"exported {out}/{NAME}.fp32.onnx and .int8.onnx; recipe in {out}/recipe.json")
+
+
+if __name__ == "__main__":
+    main()
