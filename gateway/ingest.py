@@ -1,6 +1,10 @@
-"""Ingest: one MQTT message in, a case created or updated, or a dead letter with the reason.
+"""Ingest: MQTT messages in, cases created or updated, or dead letters with the reason.
 
 ``Ingest.handle(topic, payload)`` never raises for bad input; the process keeps running.
+``Ingest.handle_batch(items)`` does the same for many messages in one transaction: the
+commit is the costly part, so a batch costs little more than one message. If anything in
+the batch fails (a race with another gateway, a bug), the batch is rolled back and each
+message is handled alone, so one message never costs the others.
 """
 
 from __future__ import annotations
@@ -47,16 +51,49 @@ class Ingest:
         self.store.dead_letter(topic, reason, payload, now)
         return "dead_letter"
 
-    def _evidence(self, where: wire.Topic, payload: bytes, now: float) -> str:
-        if not payload or len(payload) > wire.MAX_EVIDENCE_BYTES:
-            raise wire.WireError(f"evidence of {len(payload)} bytes; must be 1..{wire.MAX_EVIDENCE_BYTES}")
-        if not payload.startswith(b"\xff\xd8"):
-            raise wire.WireError("evidence is not a JPEG")
-        sha = hashlib.sha256(payload).hexdigest()
-        self.store.add_evidence(sha, payload, where.incident_id or "", where.box, where.camera, now)
-        return "evidence"
+    def handle_batch(self, items: list[tuple[str, bytes]]) -> list[str]:
+        """Process many messages, all good ones in one transaction; outcomes in order."""
+        now = self.clock()
+        outcomes: list[str] = [""] * len(items)
+        work = []
+        for i, (topic, payload) in enumerate(items):
+            try:
+                where = wire.parse_topic(topic)
+                work.append((i, where, self._checked(where, payload)))
+            except wire.WireError as exc:
+                outcomes[i] = self._dead(topic, str(exc), payload, now)
+        touched = []
+        try:
+            with self.store.begin() as db:
+                for i, where, checked in work:
+                    if where.kind == "evidence":
+                        storage.add_evidence(db, checked, items[i][1], where.incident_id or "", where.box,
+                                             where.camera, now)
+                        outcomes[i] = "evidence"
+                    else:
+                        outcomes[i], case_id = self._apply(db, *checked, now)
+                        touched.append(case_id)
+        except Exception as exc:
+            log.info("batch of %d rolled back (%s: %s); handling each alone", len(work), type(exc).__name__, exc)
+            for i, _, _ in work:
+                outcomes[i] = self.handle(*items[i])
+            return outcomes
+        for i, outcome in enumerate(outcomes):
+            if outcome == "case_created":
+                log.info("case opened for incident on %s", items[i][0])
+        for case_id in touched:
+            if case_id is not None:
+                self.on_case(case_id)
+        return outcomes
 
-    def _incident(self, where: wire.Topic, payload: bytes, now: float) -> str:
+    def _checked(self, where: wire.Topic, payload: bytes):
+        """Everything about a message that needs no database: the evidence's sha256, or (message, category)."""
+        if where.kind == "evidence":
+            if not payload or len(payload) > wire.MAX_EVIDENCE_BYTES:
+                raise wire.WireError(f"evidence of {len(payload)} bytes; must be 1..{wire.MAX_EVIDENCE_BYTES}")
+            if not payload.startswith(b"\xff\xd8"):
+                raise wire.WireError("evidence is not a JPEG")
+            return hashlib.sha256(payload).hexdigest()
         message = wire.decode_incident(payload)
         if (message["box"], message["camera"]) != (where.box, where.camera):
             raise wire.WireError(f"payload says box {message['box']!r} camera {message['camera']!r} "
@@ -64,6 +101,15 @@ class Ingest:
         category = self.tables.category(message["type"])
         if category is None:
             raise wire.WireError(f"type {message['type']!r} has no category in the city's tables")
+        return message, category
+
+    def _evidence(self, where: wire.Topic, payload: bytes, now: float) -> str:
+        sha = self._checked(where, payload)
+        self.store.add_evidence(sha, payload, where.incident_id or "", where.box, where.camera, now)
+        return "evidence"
+
+    def _incident(self, where: wire.Topic, payload: bytes, now: float) -> str:
+        message, category = self._checked(where, payload)
         for attempt in range(3):  # two gateways may act on the same case at once: the loser retries
             try:
                 with self.store.begin() as db:

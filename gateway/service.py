@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 import time
 
@@ -32,26 +33,66 @@ NOTICES = ("dispatched", "escalate")
 
 
 class MqttIngest:
-    """Subscribes with a persistent session so messages wait at the broker while the gateway is down."""
+    """Subscribes with a persistent session so messages wait at the broker while the gateway is down.
+
+    Messages queue up as they arrive; a worker takes whatever is waiting (up to
+    ``BATCH_MAX``) and commits it in one transaction, and only then acknowledges each
+    message to the broker (manual PUBACK). A gateway that dies before its commit leaves
+    the messages unacknowledged, so the broker delivers them again; ingest is idempotent.
+    """
+
+    BATCH_MAX = 500
+    RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may send ahead
 
     def __init__(self, config: GatewayConfig, ingest: Ingest):
         self.config, self.ingest = config, ingest
         b = config.broker
-        self.client = make_client(b.client_id, b.username, b.password, b.tls_ca)
+        self.client = make_client(b.client_id, b.username, b.password, b.tls_ca, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.5, 2)
+        self.queue: queue.Queue = queue.Queue()
+        self.stopping = threading.Event()
+        self.worker = threading.Thread(target=self._work, name="ingest", daemon=True)
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 7 * 86400
+        props.ReceiveMaximum = self.RECEIVE_MAXIMUM
         b = self.config.broker
+        self.worker.start()
         self.client.connect_async(b.host, b.port, keepalive=15, clean_start=False, properties=props)
         self.client.loop_start()
 
     def stop(self) -> None:
+        self.stopping.set()
+        self.worker.join(timeout=10)
         self.client.disconnect()
         self.client.loop_stop()
+
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                batch = [self.queue.get(timeout=0.5)]
+            except queue.Empty:
+                continue
+            while len(batch) < self.BATCH_MAX:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            while not self.stopping.is_set():
+                try:
+                    self.ingest.handle_batch([(topic, payload) for topic, payload, _, _ in batch])
+                    break
+                except Exception:  # the database is down: keep the batch, unacknowledged, and try again
+                    log.exception("ingest of %d message(s) failed; retrying in 2 s", len(batch))
+                    self.stopping.wait(2.0)
+            else:
+                return  # stopping: unacknowledged messages are delivered again to the next session
+            for _, _, mid, qos in batch:
+                if qos:
+                    self.client.ack(mid, qos)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -61,7 +102,7 @@ class MqttIngest:
         client.subscribe([(SHARE_GROUP + wire.INCIDENT_SUBSCRIPTION, 1), (SHARE_GROUP + wire.EVIDENCE_SUBSCRIPTION, 1)])
 
     def _on_message(self, client, userdata, msg) -> None:
-        self.ingest.handle(msg.topic, msg.payload)
+        self.queue.put((msg.topic, msg.payload, msg.mid, msg.qos))
 
 
 class Clock(threading.Thread):

@@ -211,6 +211,16 @@ def apply(db: Connection, case: dict, action: Action, role: Role, actor: str, no
     return {**case, **changes}
 
 
+def add_evidence(db: Connection, sha256: str, data: bytes, incident_id: str, box: str, camera: str,
+                 now: float) -> bool:
+    """Keep an evidence image once (content-addressed); False when it was already kept."""
+    if db.execute(select(evidence.c.sha256).where(evidence.c.sha256 == sha256)).first():
+        return False
+    db.execute(insert(evidence).values(sha256=sha256, data=data, incident_id=incident_id, box=box,
+                                       camera=camera, received_at=now))
+    return True
+
+
 class Store:
     def __init__(self, url: str):
         self.engine = make_engine(url)
@@ -225,11 +235,7 @@ class Store:
 
     def add_evidence(self, sha256: str, data: bytes, incident_id: str, box: str, camera: str, now: float) -> bool:
         with self.engine.begin() as db:
-            if db.execute(select(evidence.c.sha256).where(evidence.c.sha256 == sha256)).first():
-                return False
-            db.execute(insert(evidence).values(sha256=sha256, data=data, incident_id=incident_id, box=box,
-                                               camera=camera, received_at=now))
-            return True
+            return add_evidence(db, sha256, data, incident_id, box, camera, now)
 
     # --- reads ---
     def list_cases(self, state: str | None = None, grid: str | None = None, department: str | None = None,

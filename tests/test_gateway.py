@@ -127,3 +127,36 @@ def test_api_lists_cases_and_serves_evidence(ingest, store):
     assert client.get("/cases/999").status_code == 404
     (dead,) = client.get("/dead-letters").json()
     assert "not JSON" in dead["reason"]
+
+
+def test_a_batch_commits_together_and_a_bad_message_in_it_costs_nothing(ingest, store):
+    far = {"lat": 30.0, "lon": 110.0}
+    items = [
+        (wire.evidence_topic("box-1", "gate", "3f2a9c"), JPEG),
+        (TOPIC, payload()),
+        (TOPIC, payload()),  # redelivered inside the same batch
+        (TOPIC, b"{not json"),
+        (TOPIC, payload(incident_id="other-1", location=far)),
+        (TOPIC, payload(incident_id="3f2a9c", seq=2, state="update")),
+    ]
+    outcomes = ingest.handle_batch(items)
+    assert outcomes == ["evidence", "case_created", "duplicate", "dead_letter", "case_created", "case_updated"]
+    assert len(store.list_cases()) == 2
+    assert [d["reason"][:4] for d in store.list_dead_letters()] and store.count("dead_letters") == 1
+
+
+def test_a_batch_that_fails_is_redone_message_by_message(ingest, store, monkeypatch):
+    real_apply = ingest._apply
+    calls = {"n": 0}
+
+    def flaky(db, message, category, now):  # the first call inside the batch hits a database error
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("deadlock detected")
+        return real_apply(db, message, category, now)
+
+    monkeypatch.setattr(ingest, "_apply", flaky)
+    far = {"lat": 30.0, "lon": 110.0}
+    outcomes = ingest.handle_batch([(TOPIC, payload()), (TOPIC, payload(incident_id="other-1", location=far))])
+    assert outcomes == ["case_created", "case_created"]
+    assert len(store.list_cases()) == 2 and store.count("dead_letters") == 0
