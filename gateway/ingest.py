@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 class Ingest:
     def __init__(self, store: Store, tables: Tables, clock: Callable[[], float] = time.time,
-                 on_case: Callable[[int], None] | None = None):
+                 on_case: Callable[[int], None] | None = None, max_clock_skew_s: float = 300.0):
         self.store, self.tables, self.clock = store, tables, clock
+        self.max_clock_skew_s = max_clock_skew_s
         self.on_case = on_case or (lambda case_id: None)
 
     def handle(self, topic: str, payload: bytes) -> str:
@@ -59,7 +60,7 @@ class Ingest:
         for i, (topic, payload) in enumerate(items):
             try:
                 where = wire.parse_topic(topic)
-                work.append((i, where, self._checked(where, payload)))
+                work.append((i, where, self._checked(where, payload, now)))
             except wire.WireError as exc:
                 outcomes[i] = self._dead(topic, str(exc), payload, now)
         touched = []
@@ -86,7 +87,7 @@ class Ingest:
                 self.on_case(case_id)
         return outcomes
 
-    def _checked(self, where: wire.Topic, payload: bytes):
+    def _checked(self, where: wire.Topic, payload: bytes, now: float):
         """Everything about a message that needs no database: the evidence's sha256, or (message, category)."""
         if where.kind == "evidence":
             if not payload or len(payload) > wire.MAX_EVIDENCE_BYTES:
@@ -101,15 +102,21 @@ class Ingest:
         category = self.tables.category(message["type"])
         if category is None:
             raise wire.WireError(f"type {message['type']!r} has no category in the city's tables")
+        observed, started = wire.parse_time(message["observed_at"]), wire.parse_time(message["started_at"])
+        if observed - now > self.max_clock_skew_s:  # late messages are normal (outbox), future ones are not
+            raise wire.WireError(f"clock skew: observed_at is {observed - now:.0f} s ahead of the gateway's clock "
+                                 f"(more than {self.max_clock_skew_s:.0f} s); check the box's time sync")
+        if started > observed + 1.0:
+            raise wire.WireError("started_at is after observed_at")
         return message, category
 
     def _evidence(self, where: wire.Topic, payload: bytes, now: float) -> str:
-        sha = self._checked(where, payload)
+        sha = self._checked(where, payload, now)
         self.store.add_evidence(sha, payload, where.incident_id or "", where.box, where.camera, now)
         return "evidence"
 
     def _incident(self, where: wire.Topic, payload: bytes, now: float) -> str:
-        message, category = self._checked(where, payload)
+        message, category = self._checked(where, payload, now)
         for attempt in range(3):  # two gateways may act on the same case at once: the loser retries
             try:
                 with self.store.begin() as db:

@@ -30,6 +30,7 @@ from xueliang.mqtt import make_client
 log = logging.getLogger(__name__)
 SHARE_GROUP = "$share/gateway/"
 NOTICES = ("dispatched", "escalate")
+ORPHAN_EVIDENCE_S = 3600.0  # evidence waits this long for its incident before it is quarantined
 
 
 class MqttIngest:
@@ -153,6 +154,7 @@ class Clock(threading.Thread):
             try:
                 self.escalate_overdue(now)
                 self.publish_notices(now)
+                self.store.quarantine_orphan_evidence(now - ORPHAN_EVIDENCE_S, now)
             except Exception:
                 log.exception("clock round failed")
             self.wake.wait(self.every_s)

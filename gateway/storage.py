@@ -237,6 +237,24 @@ class Store:
         with self.engine.begin() as db:
             return add_evidence(db, sha256, data, incident_id, box, camera, now)
 
+    def quarantine_orphan_evidence(self, older_than: float, now: float) -> int:
+        """Evidence whose incident never came (evidence is sent just before its incident) moves to
+        the dead letters after a while, with the reason."""
+        moved = 0
+        with self.engine.begin() as db:
+            known = select(incident_events.c.incident_id).where(incident_events.c.incident_id == evidence.c.incident_id)
+            rows = db.execute(select(evidence).where(evidence.c.received_at < older_than, ~known.exists())
+                              .limit(100)).mappings().all()
+            for row in rows:
+                topic = f"xl/v1/{row['box']}/{row['camera']}/evidence/{row['incident_id']}"
+                db.execute(insert(dead_letters).values(
+                    received_at=now, topic=topic[:512], payload=bytes(row["data"][:DEAD_LETTER_KEEP_BYTES]),
+                    reason=f"evidence without an incident: no incident {row['incident_id']!r} arrived within "
+                           f"{now - row['received_at']:.0f} s"))
+                db.execute(evidence.delete().where(evidence.c.sha256 == row["sha256"]))
+                moved += 1
+        return moved
+
     # --- reads ---
     def list_cases(self, state: str | None = None, grid: str | None = None, department: str | None = None,
                    category: str | None = None, overdue_at: float | None = None, grids: list[str] | None = None,

@@ -98,6 +98,8 @@ BAD = [
     ("xl/v1/box-1/incident", payload(), "topic"),
     (wire.evidence_topic("box-1", "gate", "x"), b"GIF89a", "not a JPEG"),
     (wire.evidence_topic("box-1", "gate", "x"), b"", "evidence of 0 bytes"),
+    (TOPIC, payload(observed_at="2026-01-01T01:00:00Z"), "clock skew: observed_at is 3600 s ahead"),
+    (TOPIC, payload(started_at="2026-01-01T00:03:00Z"), "started_at is after observed_at"),
 ]
 
 
@@ -160,3 +162,16 @@ def test_a_batch_that_fails_is_redone_message_by_message(ingest, store, monkeypa
     outcomes = ingest.handle_batch([(TOPIC, payload()), (TOPIC, payload(incident_id="other-1", location=far))])
     assert outcomes == ["case_created", "case_created"]
     assert len(store.list_cases()) == 2 and store.count("dead_letters") == 0
+
+
+def test_evidence_whose_incident_never_comes_is_quarantined_with_the_reason(ingest, store):
+    assert ingest.handle(wire.evidence_topic("box-1", "gate", "ghost"), JPEG + b"ghost") == "evidence"
+    assert ingest.handle(wire.evidence_topic("box-1", "gate", "3f2a9c"), JPEG) == "evidence"
+    assert ingest.handle(TOPIC, payload()) == "case_created"
+    assert store.quarantine_orphan_evidence(NOW - 3600, NOW) == 0  # too young to judge
+    assert store.quarantine_orphan_evidence(NOW + 1, NOW + 3601) == 1
+    (dead,) = store.list_dead_letters()
+    assert "evidence without an incident" in dead["reason"] and "'ghost'" in dead["reason"]
+    assert dead["topic"] == wire.evidence_topic("box-1", "gate", "ghost")
+    (case,) = store.list_cases()
+    assert store.count("evidence") == 1 and store.evidence_bytes(case["evidence_sha256"]) == JPEG
