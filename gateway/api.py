@@ -248,7 +248,7 @@ def act(case_id: int, body: ActionRequest, request: Request, store: Store = Depe
                     level = parse_service_level(body.extend_by)
                 except ValueError as exc:
                     raise HTTPException(422, str(exc)) from None
-                values["deadline"] = deadline(row["deadline"] or now, level, frozenset(tables.holidays))
+                values["deadline"] = deadline(row["deadline"] or now, level, tables.calendar)
                 values["next_escalation_at"] = None
             note = body.note or (f"to {body.department}" if body.department else None)
             case = storage.apply(db, row, body.action, who.role, f"{who.role.value}:{who.name}", now, note, values)

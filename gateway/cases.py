@@ -96,7 +96,7 @@ def new_case(message: dict, category: Category, tables: Tables, now: float) -> d
 
 
 def dispatch_deadline(category: Category, tables: Tables, now: float) -> float:
-    return deadline(now, category.level, frozenset(tables.holidays))
+    return deadline(now, category.level, tables.calendar)
 
 
 def incident_update(message: dict) -> dict:

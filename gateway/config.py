@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import csv
-from datetime import date
+from datetime import date, time
 from functools import cached_property
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.deadlines import ServiceLevel, deadline, parse_service_level
+from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
@@ -72,11 +72,20 @@ class Tables(Strict):
     departments: list[Department] = Field(min_length=1)
     categories: list[Category] = Field(min_length=1)
     holidays: list[date] = Field(default_factory=list)
+    workdays: list[date] = Field(default_factory=list, title="Weekend days that are working days (调休)")
+    working_hours: str = Field(default="09:00-18:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$",
+                               title="Working hours of a working day, for service levels in working hours")
     grids: list[Grid] = Field(default_factory=list, title="The grid tree; may also come from grids_csv")
     routes: list[Route] = Field(default_factory=list, title="Category x grid subtree -> department")
 
     @model_validator(mode="after")
     def _refs(self) -> "Tables":
+        start, end = self.working_hours.split("-")
+        try:
+            if time.fromisoformat(start) >= time.fromisoformat(end):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"working_hours {self.working_hours!r}: write HH:MM-HH:MM, start before end") from None
         known = {d.id for d in self.departments}
         types = set()
         for c in self.categories:
@@ -95,6 +104,11 @@ class Tables(Strict):
             if r.type not in types:
                 raise ValueError(f"route {r.type}/{r.grid}: type {r.type!r} has no category")
         return self
+
+    @property
+    def calendar(self) -> Calendar:
+        start, end = (time.fromisoformat(x) for x in self.working_hours.split("-"))
+        return Calendar(frozenset(self.holidays), frozenset(self.workdays), start, end)
 
     def category(self, incident_type: str) -> Category | None:
         return next((c for c in self.categories if c.type == incident_type), None)

@@ -1,0 +1,48 @@
+"""Service levels on the city's working calendar (pure logic)."""
+
+from datetime import date, datetime, time
+
+import pytest
+import yaml
+
+from gateway.config import TABLES_DIR, load_tables
+from gateway.deadlines import CST, Calendar, deadline, parse_service_level
+
+
+def at(*args) -> float:
+    return datetime(*args, tzinfo=CST).timestamp()
+
+
+def local(ts: float) -> str:
+    return datetime.fromtimestamp(ts, CST).strftime("%a %Y-%m-%d %H:%M")
+
+
+def test_working_days_skip_weekends_and_holidays_and_count_adjusted_workdays():
+    # Thursday 2026-10-01 (holiday) dispatch; Oct 1-2 and 5 off, Saturday Oct 10 worked (调休)
+    cal = Calendar(holidays=frozenset({date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 5)}),
+                   workdays=frozenset({date(2026, 10, 10)}))
+    due = deadline(at(2026, 9, 30, 10, 0), parse_service_level("3 working days"), cal)
+    assert local(due) == "Thu 2026-10-08 10:00"  # Oct 6, 7, 8
+    due = deadline(at(2026, 10, 8, 10, 0), parse_service_level("2 working days"), cal)
+    assert local(due) == "Sat 2026-10-10 10:00"  # Friday, then the worked Saturday
+
+
+def test_working_hours_run_only_inside_the_working_day():
+    cal = Calendar(start=time(8, 30), end=time(17, 30))
+    assert local(deadline(at(2026, 11, 23, 7, 0), parse_service_level("2 working hours"), cal)) == "Mon 2026-11-23 10:30"
+    assert local(deadline(at(2026, 11, 23, 16, 0), parse_service_level("90 working minutes"), cal)) == \
+        "Mon 2026-11-23 17:30"
+    assert local(deadline(at(2026, 11, 23, 16, 0), parse_service_level("2 working hours"), cal)) == "Tue 2026-11-24 09:00"
+    assert local(deadline(at(2026, 11, 23, 16, 0), parse_service_level("2h"), cal)) == "Mon 2026-11-23 18:00"
+
+
+def test_working_seconds_and_bad_working_hours_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="'working' applies to days, hours and minutes"):
+        parse_service_level("30 working s")
+    raw = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())
+    raw["working_hours"] = "18:00-09:00"
+    raw["grids_csv"] = str(TABLES_DIR / raw["grids_csv"])
+    path = tmp_path / "city.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True))
+    with pytest.raises(Exception, match="working_hours '18:00-09:00'"):
+        load_tables(path)
