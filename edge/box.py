@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from edge.config import Camera, EdgeConfig
-from edge.detector import LITTER, VEHICLE, Detector, load_detectors
+from edge.detector import LITTER, VEHICLE, Detector, load_detectors, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.publisher import Outbox, Publisher
 from edge.source import SourceError, open_frames
@@ -212,7 +212,7 @@ class Analyser(threading.Thread):
                 continue
             started = time.perf_counter()
             images = [x for *_, plan in jobs for x in plan]
-            results = [self.detectors[m].detect(x, self.min_score[m]) for m, x in images]
+            results = run_passes(self.detectors, images, self.min_score)  # one batch per model, all cameras
             took = time.perf_counter() - started
             self.metrics.infer.observe(took)
             i = 0

@@ -29,6 +29,23 @@ class Detector(Protocol):
     def detect(self, image: Image, min_score: float) -> sv.Detections: ...
 
 
+def detect_many(detector: Detector, images: list[Image], min_score: float) -> list[sv.Detections]:
+    """All ``images`` through ``detector``: one batched run where the model allows it."""
+    many = getattr(detector, "detect_many", None)
+    return many(images, min_score) if many else [detector.detect(x, min_score) for x in images]
+
+
+def run_passes(detectors: dict[str, Detector], passes: list[tuple[str, Image]],
+               min_score: dict[str, float]) -> list[sv.Detections]:
+    """Detector passes ``[(model, image)]`` (of one camera or many), one batch per model; results in order."""
+    results: list = [None] * len(passes)
+    for model, detector in detectors.items():
+        mine = [i for i, (m, _) in enumerate(passes) if m == model]
+        for i, found in zip(mine, detect_many(detector, [passes[i][1] for i in mine], min_score[model])):
+            results[i] = found
+    return results
+
+
 class SsdPostprocessed:
     """SSD-style models with post-processing (NMS) inside the graph: boxes, classes, scores, count."""
 
@@ -72,6 +89,7 @@ class YoloRaw:
         if spec["layout"] != "NCHW" or spec["dtype"] != "float32":
             raise ModelError(f"{self.name}: decoder yolo_raw needs NCHW float32 input, manifest says {spec}")
         self._input, self._size = spec["name"], spec["shape"][2]
+        self._batched = not isinstance(spec["shape"][0], int)  # a named (dynamic) batch axis
         self._outputs = manifest["outputs"]
         self._classes = {int(k): v for k, v in manifest["classes"].items()}
         self._session = session
@@ -86,9 +104,20 @@ class YoloRaw:
         return np.ascontiguousarray(canvas[:, :, ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255, scale
 
     def detect(self, image: Image, min_score: float) -> sv.Detections:
-        h, w = image.shape[:2]
-        x, scale = self.prepare(image)
-        out = self._session.run(self._outputs, {self._input: x})[0][0]  # [4 + classes, N]
+        return self.detect_many([image], min_score)[0]
+
+    def detect_many(self, images: list[Image], min_score: float) -> list[sv.Detections]:
+        """Several images in one batch when the model's batch axis is dynamic, else one by one."""
+        prepared = [self.prepare(image) for image in images]
+        if self._batched and len(images) > 1:
+            outs = self._session.run(self._outputs, {self._input: np.concatenate([x for x, _ in prepared])})[0]
+        else:
+            outs = [self._session.run(self._outputs, {self._input: x})[0][0] for x, _ in prepared]
+        return [self._decode(out, image.shape[:2], scale, min_score)
+                for out, image, (_, scale) in zip(outs, images, prepared)]
+
+    def _decode(self, out: np.ndarray, shape: tuple[int, int], scale: float, min_score: float) -> sv.Detections:
+        h, w = shape  # out: [4 + classes, N]
         scores = out[4:]
         classes = scores.argmax(axis=0)
         best = scores[classes, np.arange(scores.shape[1])]

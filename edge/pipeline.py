@@ -25,7 +25,8 @@ import numpy as np
 import supervision as sv
 
 from edge.config import Camera, EdgeConfig, Zone
-from edge.detector import LITTER, VEHICLE, Detector, Region, crop_regions, in_frame, merge_detections, tile_regions
+from edge.detector import (LITTER, VEHICLE, Detector, Region, crop_regions, in_frame, merge_detections, run_passes,
+                           tile_regions)
 from edge.evidence import snapshot
 from edge.health import PictureCheck, change, thumbnail
 from edge.leftobject import LeftObject, covered, regions, zone_mask
@@ -163,7 +164,7 @@ class CameraPipeline:
 
     def analyse(self, t: float, image: np.ndarray) -> list[Outgoing]:
         scores = {VEHICLE: self.detection.min_score, LITTER: self.detection.litter_min_score}
-        return self.observe(t, image, [self.detectors[m].detect(x, scores[m]) for m, x in self.plan(t, image)])
+        return self.observe(t, image, run_passes(self.detectors, self.plan(t, image), scores))
 
     def _litter_events(self, t: float, image: np.ndarray, vehicles: list[Sighting]) -> list[Outgoing]:
         if not self.litter:

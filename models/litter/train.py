@@ -7,7 +7,7 @@ see ``build_litter_model.sh``); the product itself never imports torch or ultral
 
 YOLOv8n is built from its yaml (no pretrained download), trained at 320 px on the CPU
 (a GPU, where one is visible, is used and only makes it faster), exported to ONNX
-(opset 17, fixed 1x3x320x320), then quantised with onnxruntime's static QDQ int8 using
+(opset 17, dynamic batch; the edge feeds 320x320), then quantised with onnxruntime's static QDQ int8 using
 64 training images as calibration. Both files and the recipe go to
 ``data/litter/runs/export/``; ``write_manifest.py`` (product venv) measures them on the
 held-out set and ships the int8 file when it keeps accuracy.
@@ -92,7 +92,8 @@ def main() -> None:
         train(args, device)
     best = args.workdir / "train/weights/best.pt"
     trained = YOLO(str(best))
-    fp32 = Path(trained.export(format="onnx", imgsz=IMGSZ, opset=17, dynamic=False, simplify=True))
+    # dynamic axes: the edge runs all tiles of all cameras in one batch
+    fp32 = Path(trained.export(format="onnx", imgsz=IMGSZ, opset=17, dynamic=True, simplify=True))
 
     dataset = args.data.parent
     out = args.workdir / "export"
