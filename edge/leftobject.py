@@ -9,6 +9,11 @@ person standing). Vehicles and people are cut out with the detector's boxes, so 
 remains is a candidate pile or spill. A big, sudden change of most of the picture
 (lights, a moved camera) makes it learn the scene again instead of reporting it.
 
+What stands out is absorbed into the long-term background slowly (``absorb_s``, default
+10 min), so a *ghost* (something that was there when the check started and then left)
+fades out, and so does, after a quarter of an hour or so, an object left for good: the
+rules keep an incident alive on the detector's sightings, not on this check alone.
+
 >>> import numpy as np
 >>> check = LeftObject(width=64)
 >>> ground = np.full((48, 64, 3), 100, np.uint8)
@@ -38,11 +43,12 @@ Mask = np.ndarray  # HxW uint8, 1 = static foreground
 
 class LeftObject:
     def __init__(self, width: int = 192, threshold: float = 18.0, short_tau_s: float = 4.0,
-                 relearn_fraction: float = 0.5):
+                 absorb_s: float = 600.0, relearn_fraction: float = 0.5):
         self.width, self.threshold = width, threshold
-        self.short_tau_s, self.relearn_fraction = short_tau_s, relearn_fraction
+        self.short_tau_s, self.absorb_s, self.relearn_fraction = short_tau_s, absorb_s, relearn_fraction
         self._long: np.ndarray | None = None
         self._short: np.ndarray | None = None
+        self._known: np.ndarray | None = None  # pixels whose empty ground has been seen
         self._last_t = 0.0
         self._kernel = np.ones((3, 3), np.uint8)
 
@@ -55,24 +61,33 @@ class LeftObject:
         return cv2.GaussianBlur(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), (3, 3), 0).astype(np.float32)
 
     def observe(self, t: float, image: np.ndarray, exclude: list[Box] = ()) -> Mask:
-        """Static foreground at time ``t``, with the ``exclude`` boxes (0..1 of the frame) cut out."""
+        """Static foreground at time ``t``, with the ``exclude`` boxes (0..1 of the frame) cut out.
+
+        Ground hidden behind a person or vehicle when the check starts is learnt the first
+        time it is seen clear, so a person who stood there at start leaves no ghost.
+        """
         grey = self._grey(image)
+        h, w = grey.shape
+        hidden = np.zeros((h, w), bool)
+        for x1, y1, x2, y2 in exclude:
+            hidden[int(y1 * h):int(math.ceil(y2 * h)), int(x1 * w):int(math.ceil(x2 * w))] = True
         if self._long is None or self._long.shape != grey.shape:
-            self._long, self._short, self._last_t = grey.copy(), grey.copy(), t
+            self._long, self._short, self._last_t, self._known = grey.copy(), grey.copy(), t, ~hidden
             return np.zeros(grey.shape, np.uint8)
         dt = max(0.0, t - self._last_t)
         self._last_t = t
-        changed = np.abs(grey - self._long) > self.threshold
+        fresh = ~self._known & ~hidden  # seen clear for the first time
+        self._long[fresh] = grey[fresh]
+        self._known |= fresh
+        changed = (np.abs(grey - self._long) > self.threshold) & self._known
         if changed.mean() > self.relearn_fraction:  # lights or view changed: learn the scene again
-            self._long, self._short = grey.copy(), grey.copy()
+            self._long, self._short, self._known = grey.copy(), grey.copy(), ~hidden
             return np.zeros(grey.shape, np.uint8)
         moving = np.abs(grey - self._short) > self.threshold
-        static = (changed & ~moving).astype(np.uint8)
+        static = (changed & ~moving & ~hidden).astype(np.uint8)
         self._short += (1 - math.exp(-dt / self.short_tau_s)) * (grey - self._short)
-        self._long = np.where(changed, self._long, grey)  # learn only where nothing stands out
-        h, w = static.shape
-        for x1, y1, x2, y2 in exclude:
-            static[int(y1 * h):int(math.ceil(y2 * h)), int(x1 * w):int(math.ceil(x2 * w))] = 0
+        absorbed = self._long + (1 - math.exp(-dt / self.absorb_s)) * (grey - self._long)
+        self._long = np.where(changed, absorbed, grey)  # learn at once where nothing stands out
         return cv2.morphologyEx(static, cv2.MORPH_OPEN, self._kernel)
 
 

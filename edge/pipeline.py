@@ -11,7 +11,8 @@ pipeline's own detectors (replay, tests). No network I/O happens here.
 Garbage and spills: a zone that watches ``garbage`` or ``spill`` has a ``ConditionRule``
 per type. The litter detector's best box of that type in the zone keeps the clock
 running; under ``left_object: confirm`` the incident starts only if the left-object
-check also sees still, changed ground under that box; under ``either`` a still, changed
+check also sees still, changed ground under that box (or after the detector has seen it
+for three times the persistence: a pile that was there before the camera came up); under ``either`` a still, changed
 region with no detection counts too (for piles the model does not know).
 """
 
@@ -37,6 +38,7 @@ from xueliang import wire
 FAULTS = ("frozen", "blocked", "moved", "offline")
 LITTER_TYPES = ("garbage", "spill")
 CONFIRM_COVER = 0.2  # share of a detected box that must be still, changed ground to confirm it
+UNCONFIRMED_FACTOR = 3  # a detection never confirmed still counts after 3x the zone's persistence
 WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 
 
@@ -66,7 +68,7 @@ class CameraPipeline:
         self.litter: list[tuple[Zone, str, ConditionRule]] = [
             (zone, kind, ConditionRule(f"{config.box}/{camera.id}/{zone.id}/{kind}", clear_after_s=zone.clear_s,
                                        update_interval_s=rules.update_interval_s, persist_s=zone.persistence_s,
-                                       gap_s=rules.gap_s))
+                                       gap_s=rules.gap_s, unconfirmed_s=UNCONFIRMED_FACTOR * zone.persistence_s))
             for zone in camera.zones for kind in LITTER_TYPES if kind in zone.types
         ]
         if self.litter and LITTER not in detectors:
@@ -199,7 +201,7 @@ class CameraPipeline:
                 extra = {"source": source if e.state != "end" else "none"}
                 if kind == "spill":
                     b = e.sighting.box
-                    extra["urgent"] = (b[2] - b[0]) * (b[3] - b[1]) >= zone.urgent_area * polygon_area(zone.polygon)
+                    extra["urgent"] = bool((b[2] - b[0]) * (b[3] - b[1]) >= zone.urgent_area * polygon_area(zone.polygon))
                 out.append(self._outgoing(zone.id, zone.polygon, zone.grid, kind, e, image, extra))
         return out
 

@@ -171,7 +171,8 @@ class ConditionRule:
 
     The condition must hold for ``persist_s`` (gaps up to ``gap_s`` forgiven, e.g. a person
     walking in front) and be ``confirmed`` at that moment before the incident starts, dated
-    ``first seen + persist_s``; it ends with ``cleared`` once the condition has not been
+    ``first seen + persist_s``; an unconfirmed condition that holds for ``unconfirmed_s``
+    starts one too (a pile already there when the camera came up is never "new"); it ends with ``cleared`` once the condition has not been
     seen for ``clear_after_s``; updates every ``update_interval_s``.
 
     >>> r = ConditionRule("box/cam/frozen", clear_after_s=5, update_interval_s=60)
@@ -185,9 +186,9 @@ class ConditionRule:
     """
 
     def __init__(self, key: str, clear_after_s: float, update_interval_s: float, persist_s: float = 0.0,
-                 gap_s: float = 0.0):
+                 gap_s: float = 0.0, unconfirmed_s: float = float("inf")):
         self.key, self.clear_after_s, self.update_interval_s = key, clear_after_s, update_interval_s
-        self.persist_s, self.gap_s = persist_s, gap_s
+        self.persist_s, self.gap_s, self.unconfirmed_s = persist_s, gap_s, unconfirmed_s
         self._cand: _Candidate | None = None
 
     def observe(self, t: float, active: bool, sighting: Sighting, confirmed: bool = True) -> list[Event]:
@@ -197,7 +198,8 @@ class ConditionRule:
                 cand = self._cand = _Candidate(anchor=sighting.anchor, first_seen=t, last_seen=t, sighting=sighting)
             cand.last_seen, cand.sighting = t, sighting
             if cand.incident_id is None:
-                if t - cand.first_seen >= self.persist_s and confirmed:
+                held = t - cand.first_seen
+                if held >= self.persist_s and (confirmed or held >= self.unconfirmed_s):
                     cand.started_at = cand.first_seen + self.persist_s
                     cand.incident_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}").hex
                     return [_event(cand, t, "start")]

@@ -97,7 +97,7 @@ def detector_metrics(detector: Detector, images: Path, min_score: float) -> dict
             for i in sorted(mine, key=lambda i: -dets.confidence[i]):
                 overlaps = iou(dets.xyxy[i].astype(float), boxes) if len(boxes) else np.zeros(0)
                 j = int(np.argmax(overlaps)) if len(overlaps) else -1
-                hit = j >= 0 and overlaps[j] >= 0.5 and not used[j]
+                hit = bool(j >= 0 and overlaps[j] >= 0.5 and not used[j])
                 if hit:
                     used[j] = True
                 found[c].append((float(dets.confidence[i]), hit))

@@ -56,7 +56,7 @@ def quantise(fp32: Path, int8: Path, calibration: list[Path]) -> None:
             return next(self._it, None)
 
     pre = int8.with_suffix(".pre.onnx")
-    quant_pre_process(str(fp32), str(pre))
+    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
     quantize_static(str(pre), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     pre.unlink()

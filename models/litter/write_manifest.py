@@ -16,6 +16,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import onnxruntime as ort
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
@@ -27,7 +29,7 @@ IMGSZ = 320
 MIN_SCORE = 0.4
 
 
-def manifest(file: str, sha256: str) -> dict:
+def manifest(file: str, sha256: str, batch: int | str = 1) -> dict:
     return {
         "name": NAME,
         "version": "1",
@@ -41,10 +43,10 @@ def manifest(file: str, sha256: str) -> dict:
                     "(models/litter/fetch_backgrounds.sh)",
             "licence": "the project's own weights; background credits in fixtures/videos/CREDITS.md",
         },
-        "input": {"name": "images", "shape": [1, 3, IMGSZ, IMGSZ], "layout": "NCHW", "dtype": "float32",
+        "input": {"name": "images", "shape": [batch, 3, IMGSZ, IMGSZ], "layout": "NCHW", "dtype": "float32",
                   "color": "RGB", "resize": "letterbox to the top-left corner, pad 114", "scale": "1/255"},
         "outputs": ["output0"],
-        "output_meaning": ["[1, 4 + classes, 2100]: cx, cy, w, h in input pixels, then class scores; NMS outside"],
+        "output_meaning": ["[batch, 4 + classes, 2100]: cx, cy, w, h in input pixels, then class scores; NMS outside"],
         "classes": {str(i): c for i, c in enumerate(CLASSES)},
     }
 
@@ -53,15 +55,16 @@ def main() -> None:
     export = ROOT / "data/litter/runs/export"
     val = ROOT / "data/litter/dataset/images/val"
     recipe = json.loads((export / "recipe.json").read_text())
+    batch = ort.InferenceSession(str(export / f"{NAME}.fp32.onnx")).get_inputs()[0].shape[0]  # 'batch' when dynamic
     scores = {}
     for kind in ("fp32", "int8"):
         path = export / f"{NAME}.{kind}.onnx"
-        scores[kind] = detector_metrics(yolo_file(path, manifest(path.name, "")), val, MIN_SCORE)
+        scores[kind] = detector_metrics(yolo_file(path, manifest(path.name, "", batch)), val, MIN_SCORE)
         print(f"{kind}: {scores[kind]}")
     shipped = "int8" if scores["int8"]["map50"] >= scores["fp32"]["map50"] - 0.02 else "fp32"
     target = ROOT / "models/litter" / f"{NAME}.onnx"
     shutil.copy(export / f"{NAME}.{shipped}.onnx", target)
-    body = manifest(target.name, hashlib.sha256(target.read_bytes()).hexdigest())
+    body = manifest(target.name, hashlib.sha256(target.read_bytes()).hexdigest(), batch)
     body["recipe"] = recipe | {
         "quantisation": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, "
                         "64 calibration images from the training split" if shipped == "int8" else "none: int8 lost accuracy"}
