@@ -57,6 +57,7 @@ class TimelineEntry(BaseModel):
     from_state: str | None = None
     to_state: str | None = None
     note: str | None = None
+    photo_url: str | None = None
 
 
 class Case(BaseModel):
@@ -125,7 +126,8 @@ def case_view(row: dict, now: float | None = None) -> dict:
     out["evidence_url"] = f"/cases/{row['id']}/evidence.jpg" if row["evidence_sha256"] else None
     out["end_evidence_url"] = f"/cases/{row['id']}/evidence.jpg?which=end" if row["end_evidence_sha256"] else None
     if "timeline" in row:
-        out["timeline"] = [dict(e, at=wire.iso(e["at"])) for e in row["timeline"]]
+        out["timeline"] = [dict(e, at=wire.iso(e["at"]), photo_url=f"/cases/{row['id']}/photos/{e['note']}.jpg"
+                                if e["action"] == "photo" else None) for e in row["timeline"]]
         out["incidents"] = [dict(i, linked_at=wire.iso(i["linked_at"])) for i in row["incidents"]]
     return out
 
@@ -219,6 +221,39 @@ def case_evidence(case_id: int, which: str = Query("start", pattern="^(start|end
     data = store.evidence_bytes(sha) if sha else None
     if data is None:
         raise HTTPException(404, f"case {case_id}: {which} evidence has not arrived")
+    return Response(data, media_type="image/jpeg")
+
+
+def photo_owner(case_id: int) -> str:
+    """Photos people upload to a case are kept with the evidence under this owner."""
+    return f"case:{case_id}"
+
+
+@cases_router.post("/{case_id}/photos", response_model=CaseDetail, status_code=201)
+async def add_photo(case_id: int, request: Request, store: Store = Depends(get_store),
+                    tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
+    """A department's on-site photo (JPEG body), e.g. with its feedback; kept and shown on the timeline."""
+    data = await request.body()
+    if not data or len(data) > wire.MAX_EVIDENCE_BYTES or not data.startswith(b"\xff\xd8"):
+        raise HTTPException(422, f"send one JPEG of 1..{wire.MAX_EVIDENCE_BYTES} bytes as the request body")
+    now = time.time()
+    row = _visible_case(case_id, store, tables, who)
+    sha = hashlib.sha256(data).hexdigest()
+    with store.begin() as db:
+        storage.add_evidence(db, sha, data, photo_owner(case_id), "-", "-", now)
+        storage.log(db, case_id, now, f"{who.role.value}:{who.name}", who.role, "photo", row["state"], row["state"],
+                    sha)
+    return case_view(store.get_case(case_id))
+
+
+@cases_router.get("/{case_id}/photos/{sha256}.jpg", response_class=Response,
+                  responses={200: {"content": {"image/jpeg": {}}}})
+def get_photo(case_id: int, sha256: str, store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
+              who: Principal = Depends(reader)):
+    _visible_case(case_id, store, tables, who)
+    data = store.evidence_bytes(sha256, owner=photo_owner(case_id))
+    if data is None:
+        raise HTTPException(404, f"case {case_id} has no photo {sha256}")
     return Response(data, media_type="image/jpeg")
 
 

@@ -243,7 +243,8 @@ class Store:
         moved = 0
         with self.engine.begin() as db:
             known = select(incident_events.c.incident_id).where(incident_events.c.incident_id == evidence.c.incident_id)
-            rows = db.execute(select(evidence).where(evidence.c.received_at < older_than, ~known.exists())
+            rows = db.execute(select(evidence).where(evidence.c.received_at < older_than, ~known.exists(),
+                                                     ~evidence.c.incident_id.startswith("case:"))  # people's photos
                               .limit(100)).mappings().all()
             for row in rows:
                 topic = f"xl/v1/{row['box']}/{row['camera']}/evidence/{row['incident_id']}"
@@ -285,9 +286,13 @@ class Store:
                 .where(case_incidents.c.case_id == case_id).order_by(case_incidents.c.linked_at))]
             return case
 
-    def evidence_bytes(self, sha256: str) -> bytes | None:
+    def evidence_bytes(self, sha256: str, owner: str | None = None) -> bytes | None:
+        """An evidence image; with ``owner``, only if it was kept for that incident or case."""
+        query = select(evidence.c.data).where(evidence.c.sha256 == sha256)
+        if owner is not None:
+            query = query.where(evidence.c.incident_id == owner)
         with self.engine.connect() as db:
-            row = db.execute(select(evidence.c.data).where(evidence.c.sha256 == sha256)).first()
+            row = db.execute(query).first()
             return row.data if row else None
 
     def list_dead_letters(self, limit: int = 100) -> list[dict]:

@@ -112,8 +112,12 @@ def case_page(case_id: int, request: Request):
     images = "".join(f"<figure><img alt='{label}' src='{url}{'?' if '?' not in url else '&'}{q[1:]}'>"
                      f"<figcaption>{label}</figcaption></figure>"
                      for label, url in (("发现", c["evidence_url"]), ("视频核查", c["end_evidence_url"])) if url)
+    photos = [("现场照片", e["photo_url"]) for e in c["timeline"] if e["photo_url"]]
+    images += "".join(f"<figure><img alt='{label}' src='{esc(url)}{'?' + q[1:] if q else ''}'>"
+                      f"<figcaption>{label}</figcaption></figure>" for label, url in photos)
     timeline = "".join(f"<tr><td>{esc(e['at'])}</td><td>{esc(e['actor'])}</td><td>{esc(e['action'])}</td>"
-                       f"<td>{esc(STATE_NAMES.get(e['to_state'] or '', e['to_state']))}</td><td>{esc(e['note'])}</td></tr>"
+                       f"<td>{esc(STATE_NAMES.get(e['to_state'] or '', e['to_state']))}</td>"
+                       f"<td>{'照片' if e['photo_url'] else esc(e['note'])}</td></tr>"
                        for e in c["timeline"])
     facts = "".join(f"<tr><th>{k}</th><td>{esc(v)}</td></tr>" for k, v in (
         ("类别", f"{c['category_name']} ({c['category_code']})"), ("网格", c["grid"]), ("部门", c["department"]),

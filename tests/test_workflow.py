@@ -176,6 +176,24 @@ def test_departments_see_and_act_on_their_own_cases_only(city):
     assert tokens["police"] not in stored and len(stored) == 4
 
 
+def test_a_department_adds_its_on_site_photo_and_only_it_sees_it(city):
+    tables, store, ingest, client, tokens = city
+    ingest.handle(*incident())
+    (case,) = client.get("/cases", headers=auth(tokens["police"])).json()
+    photo = b"\xff\xd8\xff\xe0" + b"on-site photo" * 50
+    r = client.post(f"/cases/{case['id']}/photos", content=photo, headers=auth(tokens["police"]))
+    assert r.status_code == 201, r.text
+    (entry,) = [e for e in r.json()["timeline"] if e["action"] == "photo"]
+    assert entry["actor"] == "department:tp" and entry["photo_url"]
+    assert client.get(entry["photo_url"], headers=auth(tokens["police"])).content == photo
+    assert client.get(entry["photo_url"], headers=auth(tokens["sanitation"])).status_code == 404
+    assert client.post(f"/cases/{case['id']}/photos", content=photo, headers=auth(tokens["sanitation"])).status_code == 404
+    assert client.post(f"/cases/{case['id']}/photos", content=b"GIF89a", headers=auth(tokens["police"])).status_code == 422
+    assert client.post(f"/cases/{case['id']}/photos", content=photo).status_code == 401
+    # a photo is not evidence waiting for an incident: the quarantine leaves it alone
+    assert store.quarantine_orphan_evidence(time.time() + 10, time.time() + 10) == 0
+
+
 def test_camera_recheck_closes_after_feedback_and_recurrence_reopens(city):
     tables, store, ingest, client, tokens = city
     first = incident()
@@ -183,7 +201,8 @@ def test_camera_recheck_closes_after_feedback_and_recurrence_reopens(city):
     (case,) = client.get("/cases", headers=auth(tokens["police"])).json()
     assert act(client, tokens["police"], case["id"], "acknowledge").json()["state"] == "handling"
     r = act(client, tokens["police"], case["id"], "close")
-    assert r.status_code == 409 and "a department may not close" in r.json()["detail"] or "cannot close" in r.json()["detail"]
+    assert r.status_code == 409
+    assert "a department may not close" in r.json()["detail"] or "cannot close" in r.json()["detail"]
     assert act(client, tokens["police"], case["id"], "feedback", note="已贴单, 车主已驶离").json()["state"] == "feedback"
     assert ingest.handle(*end_of(first, "left")) == "case_updated"
     closed = client.get(f"/cases/{case['id']}", headers=auth(tokens["admin"])).json()
