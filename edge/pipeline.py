@@ -173,10 +173,11 @@ class CameraPipeline:
             return []
         h, w = image.shape[:2]
         static = None
+        movers = [s.box for s in vehicles + self._sightings(self._people, w, h)]
         if self.left is not None:
-            people = self._sightings(self._people, w, h)
-            static = self.left.observe(t, image, [s.box for s in vehicles + people])
-        found = self._sightings(self._litter, w, h)
+            static = self.left.observe(t, image, movers)
+        # a "pile" that is mostly a person or a vehicle is that person or vehicle
+        found = [s for s in self._sightings(self._litter, w, h) if all(inside(s.box, m) < 0.6 for m in movers)]
         out = []
         for zone, kind, rule in self.litter:
             mine = [s for s in found if s.label == kind and point_in_polygon(s.anchor, zone.polygon)]
@@ -274,6 +275,17 @@ class CameraPipeline:
             "model": {"name": model.name, "version": model.version},
         }
         return Outgoing(wire.validate_incident(message), jpeg)
+
+
+def inside(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """The share of box ``a`` that lies inside box ``b``.
+
+    >>> inside((0, 0, 2, 2), (1, 0, 3, 2))
+    0.5
+    """
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return w * h / max(1e-9, (a[2] - a[0]) * (a[3] - a[1]))
 
 
 def zone_box(polygon: list[tuple[float, float]]) -> tuple[float, float, float, float]:
