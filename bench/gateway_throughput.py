@@ -114,7 +114,7 @@ def run(label: str, url: str, processes: int, burst: int, rate: float, paced: in
         broker.stop()
 
 
-def main(burst: int = 4000, rate: float = 200.0, paced: int = 2000) -> int:
+def main(burst: int = 10000, rate: float = 500.0, paced: int = 5000) -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     pg = services.postgres(WORK / "pg").start()
     results = []

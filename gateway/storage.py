@@ -11,9 +11,11 @@ import math
 from pathlib import Path
 
 from sqlalchemy import (
-    Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, create_engine, event, func, insert,
+    Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, bindparam, create_engine, event, func, insert,
     or_, select, update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.workflow import OPEN_STATES, Action, CaseState, Role, transition
@@ -134,58 +136,85 @@ def make_engine(url: str) -> Engine:
 
 # --- write helpers (inside one transaction) ---
 
+# Statements built once with bound parameters: building a statement per message cost more
+# than running it (SQLAlchemy's per-statement compile-cache key).
+_EVENT_SEEN = select(incident_events.c.seq).where(incident_events.c.incident_id == bindparam("incident_id"),
+                                                  incident_events.c.seq == bindparam("seq"))
+_EVIDENCE_KEPT = select(evidence.c.sha256).where(evidence.c.sha256 == bindparam("sha256"))
+_CASE_OF_INCIDENT = select(cases).join(case_incidents, case_incidents.c.case_id == cases.c.id) \
+    .where(case_incidents.c.incident_id == bindparam("incident_id"))
+_OPEN_OR_SINCE = or_(cases.c.state.in_([s.value for s in OPEN_STATES]), cases.c.closed_at >= bindparam("since"))
+_NEAR = select(cases).where(
+    cases.c.type == bindparam("type"), _OPEN_OR_SINCE,
+    or_(cases.c.lat.is_(None), cases.c.lat.between(bindparam("lat0"), bindparam("lat1"))),
+    or_(cases.c.lon.is_(None), cases.c.lon.between(bindparam("lon0"), bindparam("lon1")))
+).order_by(cases.c.id.desc()).limit(200)
+_SAME_ZONE = select(cases).where(
+    cases.c.type == bindparam("type"), _OPEN_OR_SINCE, cases.c.box == bindparam("box"),
+    cases.c.camera == bindparam("camera"), cases.c.zone == bindparam("zone")
+).order_by(cases.c.id.desc()).limit(200)
+
+
 def record_event(db: Connection, message: dict, now: float) -> bool:
-    """Remember (incident_id, seq); False when it was seen before (a redelivery)."""
-    if db.execute(select(incident_events.c.seq).where(incident_events.c.incident_id == message["incident_id"],
-                                                      incident_events.c.seq == message["seq"])).first():
-        return False
-    db.execute(insert(incident_events).values(incident_id=message["incident_id"], seq=message["seq"],
-                                              state=message["state"], received_at=now,
-                                              payload=json.dumps(message, ensure_ascii=False)))
-    return True
+    """Remember (incident_id, seq); False when it was seen before (a redelivery). One statement:
+    an insert that does nothing on a known key (SQLite and PostgreSQL both have ON CONFLICT)."""
+    dialect = {"sqlite": sqlite_insert, "postgresql": pg_insert}.get(db.dialect.name)
+    row = {"incident_id": message["incident_id"], "seq": message["seq"], "state": message["state"],
+           "received_at": now, "payload": json.dumps(message, ensure_ascii=False)}
+    if dialect is None:  # another database: look first
+        if db.execute(_EVENT_SEEN, row).first():
+            return False
+        db.execute(insert(incident_events), row)
+        return True
+    insert_new = dialect(incident_events).on_conflict_do_nothing().returning(incident_events.c.seq)
+    return db.execute(insert_new, row).first() is not None
 
 
 def case_of_incident(db: Connection, incident_id: str) -> dict | None:
-    row = db.execute(select(cases).join(case_incidents, case_incidents.c.case_id == cases.c.id)
-                     .where(case_incidents.c.incident_id == incident_id)).first()
+    row = db.execute(_CASE_OF_INCIDENT, {"incident_id": incident_id}).first()
     return dict(row._mapping) if row else None
 
 
 def candidates(db: Connection, message: dict, since: float, radius_m: float) -> list[dict]:
     """Cases of the message's type near it (a lat/lon box, or the same camera and zone) that it
     could join or reopen; ``gateway.cases.choose`` decides."""
-    q = select(cases).where(cases.c.type == message["type"], or_(
-        cases.c.state.in_([s.value for s in OPEN_STATES]), cases.c.closed_at >= since))
     loc = message.get("location")
     if loc:
         dlat = radius_m / 111_000 + 1e-6
         dlon = dlat / max(0.01, math.cos(math.radians(loc["lat"])))
-        q = q.where(or_(cases.c.lat.is_(None), cases.c.lat.between(loc["lat"] - dlat, loc["lat"] + dlat)),
-                    or_(cases.c.lon.is_(None), cases.c.lon.between(loc["lon"] - dlon, loc["lon"] + dlon)))
+        rows = db.execute(_NEAR, {"type": message["type"], "since": since, "lat0": loc["lat"] - dlat,
+                                  "lat1": loc["lat"] + dlat, "lon0": loc["lon"] - dlon, "lon1": loc["lon"] + dlon})
     else:
-        q = q.where(cases.c.box == message["box"], cases.c.camera == message["camera"], cases.c.zone == message["zone"])
-    return [dict(r._mapping) for r in db.execute(q.order_by(cases.c.id.desc()).limit(200))]
+        rows = db.execute(_SAME_ZONE, {"type": message["type"], "since": since, "box": message["box"],
+                                       "camera": message["camera"], "zone": message["zone"]})
+    return [dict(r._mapping) for r in rows]
 
 
 def open_case(db: Connection, row: dict, now: float, actor: str) -> int:
-    case_id = db.execute(insert(cases).values(**row)).inserted_primary_key[0]
+    case_id = db.execute(insert(cases), row).inserted_primary_key[0]
     link(db, row["incident_id"], case_id, "opened", now)
-    log(db, case_id, now, actor, Role.SYSTEM, "created", None, row["state"], f"{row['type']} in zone {row['zone']}")
+    entries = [_log_row(case_id, now, actor, Role.SYSTEM, "created", None, row["state"],
+                        f"{row['type']} in zone {row['zone']}")]
     if row["state"] == CaseState.DISPATCHED.value:
-        log(db, case_id, now, "gateway", Role.SYSTEM, "dispatched", None, row["state"], row["department"],
-            row["department"])
+        entries.append(_log_row(case_id, now, "gateway", Role.SYSTEM, "dispatched", None, row["state"],
+                                row["department"], row["department"]))
+    db.execute(insert(case_log), entries)
     return case_id
 
 
 def link(db: Connection, incident_id: str, case_id: int, how: str, now: float) -> None:
-    db.execute(insert(case_incidents).values(incident_id=incident_id, case_id=case_id, how=how, linked_at=now))
+    db.execute(insert(case_incidents), {"incident_id": incident_id, "case_id": case_id, "how": how, "linked_at": now})
 
 
 def log(db: Connection, case_id: int, now: float, actor: str, role: Role | str, action: str,
         from_state: str | None, to_state: str | None, note: str | None = None, target: str | None = None) -> None:
-    db.execute(insert(case_log).values(case_id=case_id, at=now, actor=actor[:128], role=Role(role).value,
-                                       action=action, from_state=from_state, to_state=to_state, note=note,
-                                       target=target))
+    db.execute(insert(case_log), _log_row(case_id, now, actor, role, action, from_state, to_state, note, target))
+
+
+def _log_row(case_id: int, now: float, actor: str, role: Role | str, action: str, from_state: str | None,
+             to_state: str | None, note: str | None = None, target: str | None = None) -> dict:
+    return {"case_id": case_id, "at": now, "actor": actor[:128], "role": Role(role).value, "action": action,
+            "from_state": from_state, "to_state": to_state, "note": note, "target": target}
 
 
 def update_case(db: Connection, case_id: int, values: dict, **where) -> bool:
@@ -214,10 +243,10 @@ def apply(db: Connection, case: dict, action: Action, role: Role, actor: str, no
 def add_evidence(db: Connection, sha256: str, data: bytes, incident_id: str, box: str, camera: str,
                  now: float) -> bool:
     """Keep an evidence image once (content-addressed); False when it was already kept."""
-    if db.execute(select(evidence.c.sha256).where(evidence.c.sha256 == sha256)).first():
+    if db.execute(_EVIDENCE_KEPT, {"sha256": sha256}).first():
         return False
-    db.execute(insert(evidence).values(sha256=sha256, data=data, incident_id=incident_id, box=box,
-                                       camera=camera, received_at=now))
+    db.execute(insert(evidence), {"sha256": sha256, "data": data, "incident_id": incident_id, "box": box,
+                                  "camera": camera, "received_at": now})
     return True
 
 
