@@ -74,6 +74,10 @@ def _event(cand: _Candidate, t: float, state: State, **end) -> Event:
                  round(max(0.0, (end.get("ended_at") or t) - cand.first_seen), 3), **end)
 
 
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
 def point_in_polygon(point: Point, polygon: list[Point]) -> bool:
     """Even-odd ray casting; points on an edge may fall either way.
 
@@ -183,6 +187,9 @@ class ConditionRule:
     >>> seen = lambda t: 10 <= t < 60 and t != 25   # appears at 10 s, hidden once, removed at 60 s
     >>> [(t, e.state, e.started_at) for t in range(90) for e in pile.observe(float(t), seen(t), s)]
     [(30, 'start', 30.0), (64, 'end', 30.0)]
+
+    Before it starts, a sighting that does not overlap the last one starts the clock again
+    (a short false alarm elsewhere in the zone must not date a real pile early).
     """
 
     def __init__(self, key: str, clear_after_s: float, update_interval_s: float, persist_s: float = 0.0,
@@ -194,7 +201,8 @@ class ConditionRule:
     def observe(self, t: float, active: bool, sighting: Sighting, confirmed: bool = True) -> list[Event]:
         cand = self._cand
         if active:
-            if cand is None:
+            if cand is None or (cand.incident_id is None and not _overlap(cand.sighting.box, sighting.box)):
+                # new, or seen somewhere else before it started: the clock starts here
                 cand = self._cand = _Candidate(anchor=sighting.anchor, first_seen=t, last_seen=t, sighting=sighting)
             cand.last_seen, cand.sighting = t, sighting
             if cand.incident_id is None:

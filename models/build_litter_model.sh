@@ -3,7 +3,7 @@
 # backgrounds (Debian packages, PyPI wheels) -> composed training set -> YOLOv8n trained from
 # its yaml -> ONNX -> static int8. Training runs in its own venv (.venv-train) with
 # torch==2.14.1 torchvision==0.29.1 (the pair that imports here; see ../shared/INFRA.md);
-# the product's venv never gets torch. On the CPU, HOURS (0.75) and HOURS2 (0.5) bound the two
+# the product's venv never gets torch. On the CPU, HOURS (0.75) and HOURS2 (0.33) bound the two
 # training stages (stage 2 continues from stage 1's best weights).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -17,5 +17,5 @@ bash models/litter/fetch_backgrounds.sh
 rm -rf data/litter/dataset data/litter/runs
 .venv/bin/python models/litter/make_dataset.py --train 1500 --val 300 --seed 7
 .venv-train/bin/python models/litter/train.py --epochs 40 --hours "${HOURS:-0.75}"
-.venv-train/bin/python models/litter/train.py --stage 2 --epochs 12 --hours "${HOURS2:-0.5}"
+.venv-train/bin/python models/litter/train.py --stage 2 --epochs 8 --hours "${HOURS2:-0.33}"
 .venv/bin/python models/litter/write_manifest.py

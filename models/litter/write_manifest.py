@@ -26,7 +26,7 @@ from models.litter.synth import CLASSES  # noqa: E402
 
 NAME = "litter_yolov8n_320"
 IMGSZ = 320
-MIN_SCORE = 0.4
+MIN_SCORE = 0.3
 
 
 def manifest(file: str, sha256: str, batch: int | str = 1) -> dict:
