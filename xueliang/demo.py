@@ -80,7 +80,8 @@ def run_demo(once: bool, port: int, data_dir: Path, timeout_s: float) -> int:
         procs.append(services.xueliang(["edge", "--config", str(edge_cfg)], data / "edge.log"))
         print(f"gateway API http://127.0.0.1:{port}/cases, operators' page http://127.0.0.1:{port}/ui/cases; "
               f"logs in {data}; waiting for cases "
-              f"(a vehicle must stay for its zone's dwell time) ...", flush=True)
+              f"(a vehicle must stay for its zone's dwell time, a pile or spill for its persistence time) ...",
+              flush=True)
         seen: set[int] = set()
         started = time.monotonic()
         while True:
