@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from edge.config import Camera, EdgeConfig
-from edge.detector import LITTER, VEHICLE, Detector, load_detectors, run_passes
+from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.publisher import Outbox, Publisher
 from edge.source import SourceError, open_frames
@@ -29,8 +29,8 @@ from xueliang import wire
 log = logging.getLogger(__name__)
 
 CAMERA_LOST_AFTER_S = 60.0  # then its open incidents end with camera_lost and an offline fault opens
-OFFLINE_AFTER_S = 8.0
-READER_NICE = 15  # no frame for this long: the camera is reported offline
+OFFLINE_AFTER_S = 8.0  # no frame for this long: the camera is reported offline
+READER_NICE = 15  # camera readers yield the CPU to the analyser
 LOST = "lost"
 
 
@@ -188,7 +188,7 @@ class Analyser(threading.Thread):
         super().__init__(name="analyser", daemon=True)
         self.detectors, self.readers, self.slots = detectors, readers, slots
         self.publisher, self.metrics, self.stop = publisher, metrics, stop
-        self.min_score = {VEHICLE: config.detection.min_score, LITTER: config.detection.litter_min_score}
+        self.min_score = min_scores(config.detection)
         self.pipelines = {cam.id: CameraPipeline(config, cam, detectors) for cam in config.cameras}
 
     def _emit(self, outs: list[Outgoing]) -> None:

@@ -28,11 +28,14 @@ class Detector(Protocol):
 
     def detect(self, image: Image, min_score: float) -> sv.Detections: ...
 
+    def detect_many(self, images: list[Image], min_score: float) -> list[sv.Detections]:
+        """All ``images``: one batched run where the model allows it."""
+        ...
 
-def detect_many(detector: Detector, images: list[Image], min_score: float) -> list[sv.Detections]:
-    """All ``images`` through ``detector``: one batched run where the model allows it."""
-    many = getattr(detector, "detect_many", None)
-    return many(images, min_score) if many else [detector.detect(x, min_score) for x in images]
+
+def min_scores(detection) -> dict[str, float]:
+    """The score threshold of each detector role, from the edge config's ``detection``."""
+    return {VEHICLE: detection.min_score, LITTER: detection.litter_min_score}
 
 
 def run_passes(detectors: dict[str, Detector], passes: list[tuple[str, Image]],
@@ -41,7 +44,7 @@ def run_passes(detectors: dict[str, Detector], passes: list[tuple[str, Image]],
     results: list = [None] * len(passes)
     for model, detector in detectors.items():
         mine = [i for i, (m, _) in enumerate(passes) if m == model]
-        for i, found in zip(mine, detect_many(detector, [passes[i][1] for i in mine], min_score[model])):
+        for i, found in zip(mine, detector.detect_many([passes[i][1] for i in mine], min_score[model])):
             results[i] = found
     return results
 
@@ -77,6 +80,9 @@ class SsdPostprocessed:
         return sv.Detections(
             xyxy=xyxy, confidence=scores.astype(np.float32), class_id=classes, data={"class_name": names}
         )
+
+    def detect_many(self, images: list[Image], min_score: float) -> list[sv.Detections]:
+        return [self.detect(x, min_score) for x in images]  # the graph has a fixed batch of 1
 
 
 class YoloRaw:

@@ -19,12 +19,18 @@ Thumb = npt.NDArray[np.uint8]
 THUMB_SIZE = (64, 48)
 
 
-def thumbnail(image: np.ndarray) -> Thumb:
-    """A 64x48 grey thumbnail, the unit of every cheap picture check."""
-    step = max(1, image.shape[1] // (THUMB_SIZE[0] * 4))  # subsample first: 15x cheaper on 1080p
+def small_grey(image: np.ndarray, size: tuple[int, int], oversample: int = 4) -> Thumb:
+    """``image`` in grey at ``size`` (w, h); pixels are skipped first down to ``oversample`` times
+    the target width, which makes it about 15x cheaper on 1080p than converting the whole frame."""
+    step = max(1, image.shape[1] // (size[0] * oversample))
     small = image[::step, ::step]
     grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-    return cv2.resize(grey, THUMB_SIZE, interpolation=cv2.INTER_AREA)
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
+def thumbnail(image: np.ndarray) -> Thumb:
+    """A 64x48 grey thumbnail, the unit of every cheap picture check."""
+    return small_grey(image, THUMB_SIZE)
 
 
 def change(a: Thumb, b: Thumb, cells: tuple[int, int] = (8, 6)) -> float:

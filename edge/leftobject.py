@@ -36,6 +36,7 @@ import math
 import cv2
 import numpy as np
 
+from edge.health import small_grey
 from edge.rules import Box, Point
 
 Mask = np.ndarray  # HxW uint8, 1 = static foreground
@@ -54,11 +55,8 @@ class LeftObject:
 
     def _grey(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
-        step = max(1, w // (self.width * 2))  # subsample first: much cheaper on 1080p
-        small = image[::step, ::step]
-        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-        size = (self.width, max(1, round(self.width * h / w)))
-        return cv2.GaussianBlur(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), (3, 3), 0).astype(np.float32)
+        grey = small_grey(image, (self.width, max(1, round(self.width * h / w))), oversample=2)
+        return cv2.GaussianBlur(grey, (3, 3), 0).astype(np.float32)
 
     def observe(self, t: float, image: np.ndarray, exclude: list[Box] = ()) -> Mask:
         """Static foreground at time ``t``, with the ``exclude`` boxes (0..1 of the frame) cut out.

@@ -12,8 +12,9 @@ Garbage and spills: a zone that watches ``garbage`` or ``spill`` has a ``Conditi
 per type. The litter detector's best box of that type in the zone keeps the clock
 running; under ``left_object: confirm`` the incident starts only if the left-object
 check also sees still, changed ground under that box (or after the detector has seen it
-for three times the persistence: a pile that was there before the camera came up); under ``either`` a still, changed
-region with no detection counts too (for piles the model does not know).
+for three times the persistence: a pile that was there before the camera came up);
+under ``either`` a still, changed region with no detection counts too (for piles the
+model does not know).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import numpy as np
 import supervision as sv
 
 from edge.config import Camera, EdgeConfig, Zone
-from edge.detector import (LITTER, VEHICLE, Detector, Region, crop_regions, in_frame, merge_detections, run_passes,
-                           tile_regions)
+from edge.detector import (LITTER, VEHICLE, Detector, Region, crop_regions, in_frame, merge_detections, min_scores,
+                           run_passes, tile_regions)
 from edge.evidence import snapshot
 from edge.health import PictureCheck, change, thumbnail
 from edge.leftobject import LeftObject, covered, regions, zone_mask
@@ -165,8 +166,7 @@ class CameraPipeline:
         return out
 
     def analyse(self, t: float, image: np.ndarray) -> list[Outgoing]:
-        scores = {VEHICLE: self.detection.min_score, LITTER: self.detection.litter_min_score}
-        return self.observe(t, image, run_passes(self.detectors, self.plan(t, image), scores))
+        return self.observe(t, image, run_passes(self.detectors, self.plan(t, image), min_scores(self.detection)))
 
     def _litter_events(self, t: float, image: np.ndarray, vehicles: list[Sighting]) -> list[Outgoing]:
         if not self.litter:

@@ -176,8 +176,9 @@ class ConditionRule:
     The condition must hold for ``persist_s`` (gaps up to ``gap_s`` forgiven, e.g. a person
     walking in front) and be ``confirmed`` at that moment before the incident starts, dated
     ``first seen + persist_s``; an unconfirmed condition that holds for ``unconfirmed_s``
-    starts one too (a pile already there when the camera came up is never "new"); it ends with ``cleared`` once the condition has not been
-    seen for ``clear_after_s``; updates every ``update_interval_s``.
+    starts one too (a pile already there when the camera came up is never "new"). It ends
+    with ``cleared`` once the condition has not been seen for ``clear_after_s``; updates
+    every ``update_interval_s``.
 
     >>> r = ConditionRule("box/cam/frozen", clear_after_s=5, update_interval_s=60)
     >>> s = Sighting(None, (0.5, 1.0), (0.0, 0.0, 1.0, 1.0), 1.0, "frozen")

@@ -63,7 +63,7 @@ class Ingest:
                 work.append((i, where, self._checked(where, payload, now)))
             except wire.WireError as exc:
                 outcomes[i] = self._dead(topic, str(exc), payload, now)
-        touched = []
+        applied = []
         try:
             with self.store.begin() as db:
                 for i, where, checked in work:
@@ -73,18 +73,14 @@ class Ingest:
                         outcomes[i] = "evidence"
                     else:
                         outcomes[i], case_id = self._apply(db, *checked, now)
-                        touched.append(case_id)
+                        applied.append((outcomes[i], case_id, *checked))
         except Exception as exc:
             log.info("batch of %d rolled back (%s: %s); handling each alone", len(work), type(exc).__name__, exc)
             for i, _, _ in work:
                 outcomes[i] = self.handle(*items[i])
             return outcomes
-        for i, outcome in enumerate(outcomes):
-            if outcome == "case_created":
-                log.info("case opened for incident on %s", items[i][0])
-        for case_id in touched:
-            if case_id is not None:
-                self.on_case(case_id)
+        for done in applied:
+            self._committed(*done)
         return outcomes
 
     def _checked(self, where: wire.Topic, payload: bytes, now: float):
@@ -125,12 +121,16 @@ class Ingest:
             except (IntegrityError, storage.ConflictError):
                 if attempt == 2:
                     raise
+        self._committed(outcome, case_id, message, category)
+        return outcome
+
+    def _committed(self, outcome: str, case_id: int | None, message: dict, category) -> None:
+        """After the commit: log a new case, wake the clock for its notices."""
         if outcome == "case_created":
             log.info("case %s opened for incident %s (%s, grid %s)", case_id, message["incident_id"],
                      category.name, message["grid"])
         if case_id is not None:
             self.on_case(case_id)
-        return outcome
 
     def _apply(self, db, message: dict, category, now: float) -> tuple[str, int | None]:
         """All of one incident event's effect, in the caller's transaction."""

@@ -138,8 +138,6 @@ def make_engine(url: str) -> Engine:
 
 # Statements built once with bound parameters: building a statement per message cost more
 # than running it (SQLAlchemy's per-statement compile-cache key).
-_EVENT_SEEN = select(incident_events.c.seq).where(incident_events.c.incident_id == bindparam("incident_id"),
-                                                  incident_events.c.seq == bindparam("seq"))
 _EVIDENCE_KEPT = select(evidence.c.sha256).where(evidence.c.sha256 == bindparam("sha256"))
 _CASE_OF_INCIDENT = select(cases).join(case_incidents, case_incidents.c.case_id == cases.c.id) \
     .where(case_incidents.c.incident_id == bindparam("incident_id"))
@@ -158,14 +156,9 @@ _SAME_ZONE = select(cases).where(
 def record_event(db: Connection, message: dict, now: float) -> bool:
     """Remember (incident_id, seq); False when it was seen before (a redelivery). One statement:
     an insert that does nothing on a known key (SQLite and PostgreSQL both have ON CONFLICT)."""
-    dialect = {"sqlite": sqlite_insert, "postgresql": pg_insert}.get(db.dialect.name)
+    dialect = pg_insert if db.dialect.name == "postgresql" else sqlite_insert
     row = {"incident_id": message["incident_id"], "seq": message["seq"], "state": message["state"],
            "received_at": now, "payload": json.dumps(message, ensure_ascii=False)}
-    if dialect is None:  # another database: look first
-        if db.execute(_EVENT_SEEN, row).first():
-            return False
-        db.execute(insert(incident_events), row)
-        return True
     insert_new = dialect(incident_events).on_conflict_do_nothing().returning(incident_events.c.seq)
     return db.execute(insert_new, row).first() is not None
 

@@ -21,10 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synth import CLASSES, composite, render  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from models.litter.synth import CLASSES, composite, render  # noqa: E402
 OUT_SIDE = 416
 
 
