@@ -17,9 +17,11 @@ held-out set and ships the int8 file when it keeps accuracy.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -57,12 +59,17 @@ def quantise(fp32: Path, int8: Path, calibration: list[Path]) -> None:
         def get_next(self):
             return next(self._it, None)
 
-    pre = int8.with_suffix(".pre.onnx")
-    quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
-    # convolutions only: the head's last Concat mixes box pixels (0..320) with class scores (0..1),
-    # and one uint8 scale for both turns every score into 0 or 1 (measured: mAP 0.55 -> 0.0)
-    quantize_static(str(pre), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=["Conv"])
+    pre = int8.with_suffix(".pre.onnx").resolve()
+    fp32, int8 = fp32.resolve(), int8.resolve()
+    calibration = [p.resolve() for p in calibration]
+    # onnxruntime leaves its scratch files (sym_shape_infer_temp.onnx, <uuid>.data) in the working folder
+    with tempfile.TemporaryDirectory(prefix="xl-quant-") as scratch, contextlib.chdir(scratch):
+        quant_pre_process(str(fp32), str(pre), skip_symbolic_shape=True)
+        # convolutions only: the head's last Concat mixes box pixels (0..320) with class scores (0..1),
+        # and one uint8 scale for both turns every score into 0 or 1 (measured: mAP 0.55 -> 0.0)
+        quantize_static(str(pre), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=["Conv"])
     pre.unlink()
 
 
