@@ -72,7 +72,7 @@ class Ingest:
                                              where.camera, now)
                         outcomes[i] = "evidence"
                     else:
-                        outcomes[i], case_id = self._apply(db, *checked, now)
+                        outcomes[i], case_id = self._apply(db, *checked, items[i][1], now)
                         applied.append((outcomes[i], case_id, *checked))
         except Exception as exc:
             log.info("batch of %d rolled back (%s: %s); handling each alone", len(work), type(exc).__name__, exc)
@@ -116,7 +116,7 @@ class Ingest:
         for attempt in range(3):  # two gateways may act on the same case at once: the loser retries
             try:
                 with self.store.begin() as db:
-                    outcome, case_id = self._apply(db, message, category, now)
+                    outcome, case_id = self._apply(db, message, category, payload, now)
                 break
             except (IntegrityError, storage.ConflictError):
                 if attempt == 2:
@@ -132,9 +132,9 @@ class Ingest:
         if case_id is not None:
             self.on_case(case_id)
 
-    def _apply(self, db, message: dict, category, now: float) -> tuple[str, int | None]:
+    def _apply(self, db, message: dict, category, payload: bytes, now: float) -> tuple[str, int | None]:
         """All of one incident event's effect, in the caller's transaction."""
-        if not storage.record_event(db, message, now):
+        if not storage.record_event(db, message, payload.decode("utf-8"), now):
             return "duplicate", None
         actor = f"box:{message['box']}"
         case = storage.case_of_incident(db, message["incident_id"])

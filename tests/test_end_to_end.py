@@ -73,6 +73,12 @@ def test_parked_van_becomes_one_case_with_grid_department_and_deadline(tmp_path,
         while retained_status(broker.port, "e2e-box").get("state") != "offline":
             assert time.monotonic() < deadline, "last will never published"
             time.sleep(1)
+        # structured logs: every line of both processes is one JSON object
+        logs = {name: [json.loads(line) for line in (tmp_path / f"{name}.log").read_text().splitlines()]
+                for name in ("edge", "gateway")}
+        assert all({"t", "level", "logger", "msg"} <= set(line) for lines in logs.values() for line in lines)
+        assert any(line["msg"].startswith(f"case {case['id']} opened") and "机动车乱停放" in line["msg"]
+                   for line in logs["gateway"])
     finally:
         for p in (edge, gateway):
             if p and p.poll() is None:

@@ -151,11 +151,11 @@ def test_a_batch_that_fails_is_redone_message_by_message(ingest, store, monkeypa
     real_apply = ingest._apply
     calls = {"n": 0}
 
-    def flaky(db, message, category, now):  # the first call inside the batch hits a database error
+    def flaky(db, message, category, payload, now):  # the first call inside the batch hits a database error
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("deadlock detected")
-        return real_apply(db, message, category, now)
+        return real_apply(db, message, category, payload, now)
 
     monkeypatch.setattr(ingest, "_apply", flaky)
     far = {"lat": 30.0, "lon": 110.0}

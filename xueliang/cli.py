@@ -83,6 +83,17 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(once=args.once, port=args.port, data_dir=Path(args.data), timeout_s=args.timeout)
 
 
+class JsonLines(logging.Formatter):
+    """Structured logs: one JSON object per line (time, level, logger, message, traceback if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"t": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                "msg": record.getMessage()}
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xueliang", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -127,11 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_demo)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":%(message)r}',
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLines())
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -124,7 +124,7 @@ def decode_incident(payload: bytes) -> dict[str, Any]:
     if len(payload) > MAX_INCIDENT_BYTES:
         raise WireError(f"payload of {len(payload)} bytes exceeds {MAX_INCIDENT_BYTES}")
     try:
-        message = json.loads(payload)
+        message = json.loads(payload.decode("utf-8"))  # JSON on the wire is UTF-8 (RFC 8259)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise WireError(f"not JSON: {exc}") from None
     if not isinstance(message, dict):
