@@ -78,6 +78,7 @@ class Case(BaseModel):
     dispatched_at: str | None
     deadline: str | None
     overdue: bool
+    urgent: bool
     level: int
     escalated_grid: str | None
     reported_at: str
@@ -122,6 +123,7 @@ def case_view(row: dict, now: float | None = None) -> dict:
         out[key] = _iso(row.get(key))
     out["overdue"] = bool(row["deadline"] is not None and row["deadline"] < now
                           and row["state"] in ("dispatched", "handling", "feedback"))
+    out["urgent"] = bool(row["urgent"])
     out["bbox"] = json.loads(row["bbox"])
     out["evidence_url"] = f"/cases/{row['id']}/evidence.jpg" if row["evidence_sha256"] else None
     out["end_evidence_url"] = f"/cases/{row['id']}/evidence.jpg?which=end" if row["end_evidence_sha256"] else None
@@ -274,7 +276,7 @@ def act(case_id: int, body: ActionRequest, request: Request, store: Store = Depe
                     if body.department not in {d.id for d in tables.departments}:
                         raise HTTPException(422, f"redispatch needs a known department, got {body.department!r}")
                     values["department"] = body.department
-                values |= {"dispatched_at": now, "deadline": dispatch_deadline(category, tables, now),
+                values |= {"dispatched_at": now, "deadline": dispatch_deadline(category, tables, now, bool(row["urgent"])),
                            "level": 0, "next_escalation_at": None}
             if body.action == Action.EXTEND:
                 if not body.extend_by:

@@ -62,6 +62,7 @@ def new_case(message: dict, category: Category, tables: Tables, now: float) -> d
     """The row of a case opened from ``message`` at ``now``; the clock starts at dispatch."""
     location = message.get("location") or {}
     held = category.review
+    urgent = is_urgent(message)
     row = {
         "incident_id": message["incident_id"],
         "type": message["type"],
@@ -77,7 +78,8 @@ def new_case(message: dict, category: Category, tables: Tables, now: float) -> d
         "state": (CaseState.PENDING_REVIEW if held else CaseState.DISPATCHED).value,
         "created_at": now,
         "dispatched_at": None if held else now,
-        "deadline": None if held else dispatch_deadline(category, tables, now),
+        "deadline": None if held else dispatch_deadline(category, tables, now, urgent),
+        "urgent": urgent,
         "reported_at": wire.parse_time(message["started_at"]),
         "confidence": message["confidence"],
         "bbox": json.dumps(message["bbox"]),
@@ -95,8 +97,24 @@ def new_case(message: dict, category: Category, tables: Tables, now: float) -> d
     return row | incident_update(message)  # the first event seen may already be the end
 
 
-def dispatch_deadline(category: Category, tables: Tables, now: float) -> float:
-    return deadline(now, category.level, tables.calendar)
+def dispatch_deadline(category: Category, tables: Tables, now: float, urgent: bool = False) -> float:
+    return deadline(now, category.level(urgent), tables.calendar)
+
+
+def is_urgent(message: dict) -> bool:
+    """The edge marks an incident urgent (``attributes.urgent``): a spill that endangers traffic."""
+    return bool((message.get("attributes") or {}).get("urgent"))
+
+
+def merged_urgent(case: dict, message: dict, category: Category, tables: Tables, now: float) -> dict:
+    """What an urgent incident joining a case that was not changes: the case becomes urgent and
+    its deadline comes forward to the urgent service level (never later than it was)."""
+    if case["urgent"] or not is_urgent(message):
+        return {}
+    values: dict = {"urgent": True}
+    if case["deadline"] is not None:
+        values["deadline"] = min(case["deadline"], dispatch_deadline(category, tables, now, True))
+    return values
 
 
 def incident_update(message: dict) -> dict:
@@ -119,4 +137,4 @@ def escalation(case: dict, category: Category, tables: Tables, now: float) -> di
     level = case["level"] + 1
     chain = tables.ancestors(case["grid"])
     return {"level": level, "escalated_grid": chain[min(level, len(chain) - 1)],
-            "next_escalation_at": dispatch_deadline(category, tables, now)}
+            "next_escalation_at": dispatch_deadline(category, tables, now, bool(case["urgent"]))}

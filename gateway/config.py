@@ -35,24 +35,28 @@ class Category(Strict):
     name: str = Field(min_length=1, title="Category name shown to people")
     department: str = Field(pattern=IDENT)
     service_level: str = Field(title="e.g. 30s, 1h, 3 working days")
+    urgent_service_level: str | None = Field(
+        default=None, title="For incidents the edge marks urgent (a spill across the carriageway), e.g. 1h")
     review: bool = Field(default=False, title="Hold new cases for a person's confirmation before dispatch")
     auto_close: bool = Field(default=True, title="Close a case in feedback when the camera sees the problem gone")
     merge_radius_m: float = Field(default=30.0, ge=0, title="An incident this close to an open case joins it")
     merge_window: str = Field(default="1h", title="... if the case was opened within this time")
     recheck_window: str = Field(default="1h", title="A recurrence this soon after closing reopens the case")
 
-    @field_validator("service_level", "merge_window", "recheck_window")
+    @field_validator("service_level", "urgent_service_level", "merge_window", "recheck_window")
     @classmethod
-    def _level(cls, v: str) -> str:
-        parse_service_level(v)
+    def _level(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_service_level(v)
         return v
 
     def seconds(self, field: str) -> float:
         return deadline(0.0, parse_service_level(getattr(self, field)))
 
-    @property
-    def level(self) -> ServiceLevel:
-        return parse_service_level(self.service_level)
+    def level(self, urgent: bool = False) -> ServiceLevel:
+        """The service level of a case: the urgent one where the case is urgent and one is set."""
+        return parse_service_level(self.urgent_service_level if urgent and self.urgent_service_level
+                                   else self.service_level)
 
 
 class Grid(Strict):

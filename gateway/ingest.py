@@ -17,7 +17,15 @@ from collections.abc import Callable
 from sqlalchemy.exc import IntegrityError
 
 from gateway import storage
-from gateway.cases import choose, dispatch_deadline, incident_update, is_recheck, new_case
+from gateway.cases import (
+    choose,
+    dispatch_deadline,
+    incident_update,
+    is_recheck,
+    is_urgent,
+    merged_urgent,
+    new_case,
+)
 from gateway.config import Tables
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role
@@ -146,15 +154,18 @@ class Ingest:
                 case_id = storage.open_case(db, new_case(message, category, self.tables, now), now, actor)
                 return "case_created", case_id
             storage.link(db, message["incident_id"], case["id"], "merged" if kind == "merge" else "reopened", now)
-            storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1})
             if kind == "merge":
+                storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1,
+                                                     **merged_urgent(case, message, category, self.tables, now)})
                 storage.log(db, case["id"], now, actor, Role.SYSTEM, "merged", case["state"], case["state"],
                             f"incident {message['incident_id']} at the same place")
                 return "case_merged", case["id"]
+            urgent = is_urgent(message)
+            storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1})
             storage.apply(db, case, Action.REOPEN, Role.SYSTEM, actor, now,
                           f"the problem came back: incident {message['incident_id']}",
                           {"closed_at": None, "dispatched_at": now, "level": 0, "next_escalation_at": None,
-                           "deadline": dispatch_deadline(category, self.tables, now),
+                           "deadline": dispatch_deadline(category, self.tables, now, urgent), "urgent": urgent,
                            "ended_at": None, "end_reason": None, "end_evidence_sha256": None})
             return "case_reopened", case["id"]
         if case["incident_id"] == message["incident_id"]:  # the case's own incident: keep its picture current

@@ -1,24 +1,51 @@
 """Storage: SQLite (WAL) by default, PostgreSQL by URL, through SQLAlchemy Core.
 
+The schema is versioned: ``migrate`` brings any earlier database up to ``MIGRATIONS``'
+last version at start, in one transaction, and records each step in ``schema_migrations``.
+
 Write helpers take an open transaction (``with store.begin() as db``) so a case change
 and its audit record are committed together; reads are methods of ``Store``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import (
-    Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, bindparam, create_engine, event, func, insert,
-    literal_column, or_, select, update,
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    create_engine,
+    event,
+    false,
+    func,
+    insert,
+    inspect,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.schema import CreateColumn
 
 from gateway.workflow import OPEN_STATES, Action, CaseState, Role, transition
 
+log_ = logging.getLogger(__name__)  # ``log`` writes the case log
 metadata = MetaData()
 
 cases = Table(
@@ -49,6 +76,7 @@ cases = Table(
     Column("closed_at", Float),
     Column("incident_count", Integer, nullable=False, default=1),
     Column("ended_at", Float), Column("end_reason", String(24)), Column("end_evidence_sha256", String(64)),
+    Column("urgent", Boolean, nullable=False, server_default=false()),  # migration 2
 )
 
 case_incidents = Table(
@@ -112,6 +140,29 @@ tokens = Table(
     Column("created_at", Float, nullable=False),
 )
 
+schema_migrations = Table(
+    "schema_migrations", metadata,
+    Column("version", Integer, primary_key=True),
+    Column("what", Text, nullable=False),
+    Column("applied_at", Float, nullable=False),
+)
+
+
+def _add_column(column: Column):
+    def step(db: Connection) -> None:
+        db.execute(text(f"ALTER TABLE {column.table.name} ADD COLUMN {CreateColumn(column).compile(dialect=db.dialect)}"))
+    return step
+
+
+# (version, what it changes, the step). A new column or table is added to the tables above
+# *and* here; a database older than version 1's record (made before migrations) is version 1.
+# A short list of DDL steps does what the project needs of Alembic without its script tree.
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
+    (1, "cases, incidents, events, evidence, dead letters, case log, tokens", None),
+    (2, "cases.urgent: an urgent incident (a spill that endangers traffic) has its own service level",
+     _add_column(cases.c.urgent)),
+]
+
 DEAD_LETTER_KEEP_BYTES = 65_536
 
 
@@ -129,8 +180,35 @@ def make_engine(url: str) -> Engine:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
-    metadata.create_all(engine)
+    migrate(engine)
     return engine
+
+
+def migrate(engine: Engine, now: float | None = None) -> list[int]:
+    """Create a new database at the last version, or apply the steps an existing one lacks;
+    returns the versions applied. Gateways starting together on PostgreSQL take turns."""
+    now = time.time() if now is None else now
+    with engine.begin() as db:
+        if db.dialect.name == "postgresql":
+            db.execute(text("SELECT pg_advisory_xact_lock(7146)"))  # any fixed key of this project's
+        else:  # pysqlite would run DDL outside a transaction; this makes the steps all-or-nothing
+            db.exec_driver_sql("BEGIN IMMEDIATE")
+        have = inspect(db)
+        if not have.has_table("cases"):
+            metadata.create_all(db)
+            todo = [(v, what, None) for v, what, _ in MIGRATIONS]
+        else:
+            if not have.has_table("schema_migrations"):  # made before migrations: version 1
+                schema_migrations.create(db)
+                db.execute(insert(schema_migrations).values(version=1, what=MIGRATIONS[0][1], applied_at=now))
+            done = set(db.execute(select(schema_migrations.c.version)).scalars())
+            todo = [m for m in MIGRATIONS if m[0] not in done]
+        for version, what, step in todo:
+            if step is not None:
+                log_.info("schema migration %d: %s", version, what)
+                step(db)
+            db.execute(insert(schema_migrations).values(version=version, what=what, applied_at=now))
+        return [version for version, _, step in todo if step is not None]
 
 
 # --- write helpers (inside one transaction) ---

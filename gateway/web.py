@@ -30,7 +30,7 @@ body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:0;background:#f4
 header{background:#1b3a5c;color:#fff;padding:10px 18px;display:flex;gap:18px;align-items:center}
 header a{color:#fff;text-decoration:none}main{padding:14px 18px}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:6px 8px;border-bottom:1px solid #dde3ea;text-align:left;font-size:14px}
-.overdue{color:#b00020;font-weight:600}.badge{padding:2px 6px;border-radius:4px;background:#e3ecf6}
+.overdue{color:#b00020;font-weight:600}.urgent{color:#fff;background:#b00020;padding:0 4px;border-radius:3px}.badge{padding:2px 6px;border-radius:4px;background:#e3ecf6}
 form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-width:640px;border:1px solid #ccd}
 .bar{fill:#2f6ea5}.cam{fill:#2f6ea5}.case{fill:#d9480f}
 """
@@ -70,7 +70,8 @@ def case_rows(cases: list[dict], token: str | None) -> str:
     for c in map(lambda r: case_view(r, now), cases):
         rows.append(
             f"<tr class='{'overdue' if c['overdue'] else ''}'><td><a href='/ui/cases/{c['id']}{q}'>#{c['id']}</a></td>"
-            f"<td>{esc(c['category_name'])}</td><td>{esc(c['grid'])}</td><td>{esc(c['department'])}</td>"
+            f"<td>{esc(c['category_name'])}{' <span class=urgent>紧急</span>' if c['urgent'] else ''}</td>"
+            f"<td>{esc(c['grid'])}</td><td>{esc(c['department'])}</td>"
             f"<td><span class=badge>{esc(STATE_NAMES.get(c['state'], c['state']))}</span></td>"
             f"<td>{esc(c['deadline'])}</td><td>{esc(c['level'])}</td><td>{esc(c['camera'])}/{esc(c['zone'])}</td></tr>")
     return ("<table id=cases><tr><th>编号</th><th>类别</th><th>网格</th><th>部门</th><th>状态</th><th>时限</th>"
@@ -120,7 +121,7 @@ def case_page(case_id: int, request: Request):
                        f"<td>{'照片' if e['photo_url'] else esc(e['note'])}</td></tr>"
                        for e in c["timeline"])
     facts = "".join(f"<tr><th>{k}</th><td>{esc(v)}</td></tr>" for k, v in (
-        ("类别", f"{c['category_name']} ({c['category_code']})"), ("网格", c["grid"]), ("部门", c["department"]),
+        ("类别", f"{c['category_name']} ({c['category_code']}){' · 紧急' if c['urgent'] else ''}"), ("网格", c["grid"]), ("部门", c["department"]),
         ("状态", STATE_NAMES.get(c["state"], c["state"])), ("时限", c["deadline"]), ("督办级别", c["level"]),
         ("点位", f"{c['box']}/{c['camera']}/{c['zone']}"), ("发现时间", c["reported_at"]),
         ("合并事件数", c["incident_count"]), ("核查", c["end_reason"])))

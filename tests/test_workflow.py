@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
 from gateway.api import create_app, new_token
-from gateway.config import load_tables
+from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
 from gateway.service import Clock
-from gateway.storage import Store
+from gateway.storage import MIGRATIONS, Store, migrate
 from gateway.workflow import TRANSITIONS, Action, CaseState, TransitionError, transition
 from xueliang import services, wire
 
@@ -305,3 +305,45 @@ def test_open311_and_reports(city):
     ranking = {d["department"]: d for d in report["departments"]}
     assert ranking["traffic-police"]["rank"] == 1 and ranking["traffic-police"]["closed_on_time"] == 1
     assert client.get("/reports/weekly", headers=auth(tokens["police"])).json()["received"] == 1
+
+
+def test_urgent_spill_gets_the_urgent_service_level_and_pulls_a_merged_case_forward(tmp_path, database_url):
+    city = copy.deepcopy(CITY)
+    city["departments"].append({"id": "roads", "name": "市政"})
+    city["categories"].append({"type": "spill", "code": "200104", "name": "道路遗撒", "department": "roads",
+                               "service_level": "1 working day", "urgent_service_level": "1h"})
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True))
+    store = Store(database_url)
+    ingest = Ingest(store, load_tables(tmp_path / "city.yaml"))
+    spill = {"type": "spill", "zone": "carriageway", "attributes": {"source": "model", "urgent": False}}
+    far = {"lat": 39.0, "lon": 117.0}
+    assert ingest.handle(*incident(**spill)) == "case_created"
+    assert ingest.handle(*incident(**dict(spill, attributes={"urgent": True}), location=far)) == "case_created"
+    ordinary, urgent = sorted(store.list_cases(), key=lambda c: c["id"])
+    assert (ordinary["urgent"], urgent["urgent"]) == (False, True)
+    assert urgent["deadline"] - urgent["created_at"] == pytest.approx(3600, abs=1)
+    assert ordinary["deadline"] - ordinary["created_at"] > 3 * 3600  # a working day, whatever the hour
+    # the spill spreads: an urgent incident at the same place joins the ordinary case and brings it forward
+    assert ingest.handle(*incident(**dict(spill, attributes={"urgent": True}))) == "case_merged"
+    merged = store.get_case(ordinary["id"])
+    assert merged["urgent"] is True and merged["incident_count"] == 2
+    assert merged["deadline"] == pytest.approx(time.time() + 3600, abs=5)
+    page = TestClient(create_app(store, load_tables(tmp_path / "city.yaml"), public_read=True)).get("/ui/cases")
+    assert page.text.count("紧急") == 2
+
+
+def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
+    store = Store(database_url)
+    ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"))
+    assert ingest.handle(*incident(grid="HQ-DZG-10D-07")) == "case_created"
+    with store.engine.begin() as db:  # what the first release made: no urgent column, no version table
+        db.execute(text("ALTER TABLE cases DROP COLUMN urgent"))
+        db.execute(text("DROP TABLE schema_migrations"))
+    store.engine.dispose()
+    store = Store(database_url)
+    with store.engine.connect() as db:
+        versions = db.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
+    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2]
+    (case,) = store.list_cases()
+    assert case["urgent"] is False and case["category_name"] == "机动车乱停放"
+    assert migrate(store.engine) == []  # nothing left to do, twice

@@ -49,7 +49,12 @@ def letterbox(image: np.ndarray, size: int) -> np.ndarray:
 
 def quantise(fp32: Path, int8: Path, calibration: list[Path]) -> None:
     import cv2
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
