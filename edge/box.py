@@ -13,6 +13,7 @@ import logging
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 CAMERA_LOST_AFTER_S = 60.0  # then its open incidents end with camera_lost and an offline fault opens
 OFFLINE_AFTER_S = 8.0  # no frame for this long: the camera is reported offline
 READER_NICE = 15  # camera readers yield the CPU to the analyser
+# Every RTSP packet (25/s per camera) needs the GIL for a moment in its reader; with Python's
+# default 5 ms switch interval a busy analyser lets only ~200 of them through a second, readers
+# fall behind, and a shared RTSP mount stalls for all its clients. 1 ms keeps them flowing.
+GIL_SWITCH_INTERVAL_S = 0.001
 LOST = "lost"
 
 
@@ -272,6 +277,7 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, pending: in
 
 
 def run_box(config: EdgeConfig, metrics_port: int | None = None) -> int:
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     detectors = load_detectors(config)
     outbox = Outbox(config.data_dir / f"{config.box}.outbox.sqlite")
     publisher = Publisher(config.box, config.broker, outbox)

@@ -256,8 +256,11 @@ def merge_detections(parts: list[sv.Detections], regions: list[Region], vehicle_
 
 
 def detect_frame(
-    detector: Detector, image: Image, regions: list[Region], min_score: float, vehicle_labels: list[str]
+    detector: Detector, image: Image, regions: list[Region], min_score: float, vehicle_labels: list[str],
+    full_frame: bool = True,
 ) -> sv.Detections:
-    """Detect on the whole frame and on each region, then one NMS (see ``merge_detections``)."""
-    parts = [detector.detect(x, min_score) for x in [image] + [image[y1:y2, x1:x2] for x1, y1, x2, y2 in regions]]
+    """Detect on the whole frame (unless ``full_frame`` is False) and on each region, then one NMS
+    (see ``merge_detections``)."""
+    full = detector.detect(image, min_score) if full_frame else sv.Detections.empty()
+    parts = [full] + [detector.detect(image[y1:y2, x1:x2], min_score) for x1, y1, x2, y2 in regions]
     return merge_detections(parts, regions, vehicle_labels)

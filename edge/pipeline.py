@@ -90,6 +90,7 @@ class CameraPipeline:
         self._regions: list[Region] = []
         self._shape: tuple[int, int] | None = None
         self._gate_box: tuple[int, int, int, int] | None = None
+        self._full_frame = True
         self._last_t = float("-inf")
         self._last_image: np.ndarray | None = None
         self._last_pass: tuple[float, np.ndarray] | None = None  # time and thumbnail of the last detector pass
@@ -108,6 +109,13 @@ class CameraPipeline:
         polys = [z.polygon for z, _ in self.rules]
         self._regions = crop_regions(polys, width, height) if self.detection.zone_crops else []
         litter_polys = list({z.id: z.polygon for z, _, _ in self.litter}.values())
+        # The full-frame pass is for zones no crop covers (too big to crop) and for litter zones,
+        # where it finds the people the left-object check leaves out; else the crops see more,
+        # at one detector pass instead of two.
+        self._full_frame = bool(litter_polys) or not all(
+            any(x1 <= min(x for x, _ in poly) * width and y1 <= min(y for _, y in poly) * height
+                and max(x for x, _ in poly) * width <= x2 and max(y for _, y in poly) * height <= y2
+                for x1, y1, x2, y2 in self._regions) for poly in polys)
         self._litter_regions = tile_regions(litter_polys, width, height)
         self._zone_masks = {}
         polys = polys + litter_polys
@@ -131,8 +139,7 @@ class CameraPipeline:
             thumb = self._thumbnail(image)
             if t - last_t < self._floor_s and change(last_thumb[y1:y2, x1:x2], thumb[y1:y2, x1:x2], (1, 1)) < self._gate:
                 return []
-        # the vehicle model's full-frame pass also finds the people the left-object check leaves out
-        return [(VEHICLE, image)] + [(VEHICLE, image[y1:y2, x1:x2]) for x1, y1, x2, y2 in self._regions] \
+        return [(VEHICLE, image)] * self._full_frame + [(VEHICLE, image[y1:y2, x1:x2]) for x1, y1, x2, y2 in self._regions] \
             + [(LITTER, image[y1:y2, x1:x2]) for x1, y1, x2, y2 in self._litter_regions]
 
     def observe(self, t: float, image: np.ndarray, parts: list[sv.Detections]) -> list[Outgoing]:
@@ -149,6 +156,8 @@ class CameraPipeline:
         if parts:
             self.detector_passes += 1
             self._last_pass = (t, thumb)
+            if not self._full_frame:
+                parts = [sv.Detections.empty(), *parts]
             n = 1 + len(self._regions)
             found = merge_detections(parts[:n], self._regions, self.detection.vehicle_labels)
             labels = found.data["class_name"] if len(found) else np.array([])

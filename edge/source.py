@@ -62,10 +62,15 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     Raises SourceError when the camera cannot be opened or a read times out.
     """
     options = {"analyzeduration": "1000000", "probesize": "1000000"}
+    timeout: tuple[float, float] | None = (open_timeout_s, read_timeout_s)
     if url.startswith("rtsp://"):
-        options |= {"rtsp_transport": "tcp"}
+        # FFmpeg's own socket timeout, not PyAV's: PyAV's is an interrupt callback that takes the
+        # GIL on every network read (hundreds a second per camera), which starved the readers of
+        # a busy box. A hung camera sends nothing, so the socket timeout catches it all the same.
+        options |= {"rtsp_transport": "tcp", "timeout": str(int(read_timeout_s * 1e6))}
+        timeout = None
     try:
-        container = av.open(url, options=options, timeout=(open_timeout_s, read_timeout_s))
+        container = av.open(url, options=options, timeout=timeout)
     except (av.FFmpegError, OSError) as exc:
         raise SourceError(f"cannot open {url}: {exc}") from None
     try:
