@@ -2,7 +2,9 @@
 
 Serves N loopback RTSP cameras (the campus clip re-encoded to 1080p 25 fps, ~4 Mb/s, key
 frame every 2 s) from the test server pinned to core 0, and runs the edge box pinned to
-core 1. N is sustained when, over a 40 s window, every camera's every key frame (one per
+core 1. The window starts 8 s after every camera is online and analysed (the box's start-up,
+all cameras connecting at once, is reported as ``all_online_s``, not judged); the cameras'
+incidents fall inside it. N is sustained when, over a 40 s window, every camera's every key frame (one per
 2 s) is analysed (none dropped, >= 0.45 analysed frames/s, no gap over 4.5 s) and the dwell
 timing holds (incident start <= 3 s after the dwell was reached). The naive pipeline (OpenCV
 decodes every frame, detector on every 5th) is sustained when it decodes >= 95% of 25 fps
@@ -30,7 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "data" / "bench"
 CLIP = WORK / "campus-1080p25.mp4"
 MOUNTS = 4
-WARMUP_S, WINDOW_S, DWELL_S = 14.0, 40.0, 20.0
+STARTUP_MAX_S, SETTLE_S, WINDOW_S, DWELL_S = 60.0, 8.0, 40.0, 20.0
+NAIVE_WARMUP_S = 14.0  # a few cameras: all streaming well before
 ZONE = [[0.80, 0.03], [0.97, 0.03], [0.97, 0.22], [0.80, 0.22]]
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -90,6 +93,11 @@ class Listener:
         self.client.disconnect()
 
 
+def all_online(status: dict, n: int) -> bool:
+    cams = status.get("cameras", {}).values()
+    return len(cams) == n and all(c["state"] == "online" and c["analysed"] > 0 for c in cams)
+
+
 def trial_xueliang(n: int, rtsp_port: int, broker_port: int, server_pid: int | None = None) -> dict:
     box = f"bench-{n}"
     cameras = [{"id": f"cam{i}", "url": f"rtsp://127.0.0.1:{rtsp_port}/m{i % MOUNTS}", "grid": "G-1",
@@ -103,14 +111,18 @@ def trial_xueliang(n: int, rtsp_port: int, broker_port: int, server_pid: int | N
     proc = subprocess.Popen(pinned(1, [sys.executable, "-m", "xueliang", "edge", "--config", str(cfg)]),
                             stdout=open(WORK / f"edge-{n}.log", "wb"), stderr=subprocess.STDOUT)
     try:
-        time.sleep(WARMUP_S)
+        started = time.time()
+        while time.time() - started < STARTUP_MAX_S and not all_online(listener.status, n):
+            time.sleep(0.25)
+        online_s = time.time() - started
+        time.sleep(SETTLE_S)
         a, cpu_a, first = dict(listener.status), cpu_seconds(proc.pid), len(listener.statuses)
         srv_a = cpu_seconds(server_pid) if server_pid else 0.0
         time.sleep(WINDOW_S)
         b, cpu_b = dict(listener.status), cpu_seconds(proc.pid)
         srv_b = cpu_seconds(server_pid) if server_pid else 0.0
         window = listener.statuses[first:]
-        time.sleep(max(0.0, DWELL_S + 6 - WARMUP_S - WINDOW_S))
+        time.sleep(max(0.0, DWELL_S + 6 - SETTLE_S - WINDOW_S))
         span = wire.parse_time(b["at"]) - wire.parse_time(a["at"])
         rates = [(b["cameras"][c]["analysed"] - a["cameras"][c]["analysed"]) / span for c in b.get("cameras", {})]
         max_gap = max((cam["max_gap_s"] for st in window for cam in st["cameras"].values()), default=99.0)
@@ -126,7 +138,7 @@ def trial_xueliang(n: int, rtsp_port: int, broker_port: int, server_pid: int | N
         ok = (len(rates) == n and dropped == 0 and min(rates) >= 0.45 and max_gap <= 4.5 and len(starts) == n
               and max(lags, default=99) <= 3.0)
         cams = b.get("cameras", {}).values()
-        return {"n": n, "sustained": ok, "min_rate": round(min(rates, default=0), 3), "max_gap_s": max_gap, "late_at": late, "late_camera_heartbeats": late_cams,
+        return {"n": n, "sustained": ok, "all_online_s": round(online_s, 1), "min_rate": round(min(rates, default=0), 3), "max_gap_s": max_gap, "late_at": late, "late_camera_heartbeats": late_cams,
                 "dropped_in_window": dropped, "reconnects": sum(c["reconnects"] for c in cams),
                 "detector_passes": sum(c["detector_passes"] for c in cams), "analysed": sum(c["analysed"] for c in cams),
                 "cpu_per_camera": round((cpu_b - cpu_a) / span / n * 100, 2), "edge_cpu": round((cpu_b - cpu_a) / span * 100, 1),
@@ -145,7 +157,7 @@ def trial_naive(n: int, rtsp_port: int) -> dict:
     lines: list[dict] = []
     threading.Thread(target=lambda: [lines.append(json.loads(line)) for line in proc.stdout], daemon=True).start()
     try:
-        time.sleep(WARMUP_S)
+        time.sleep(NAIVE_WARMUP_S)
         a, cpu_a = lines[-1], cpu_seconds(proc.pid)
         time.sleep(WINDOW_S)
         b, cpu_b = lines[-1], cpu_seconds(proc.pid)
@@ -199,7 +211,7 @@ def main() -> int:
         "server_cpu_pct_avg": server_cpu,
         "frame_to_publish_ms_p50": round(statistics.median(publish), 1),
         "frame_to_publish_ms_p99": round(publish[min(len(publish) - 1, int(len(publish) * 0.99))], 1),
-        "max_start_lag_s": best["max_start_lag_s"],
+        "max_start_lag_s": best["max_start_lag_s"], "all_online_s": best.get("all_online_s"),
         "stream": "1920x1080 25 fps H.264 ~4 Mb/s, key frame every 2 s",
     }
     print(f"xueliang: {n} cameras on one edge core ({summary['cpu_per_camera_pct']}% of a core each); "
