@@ -131,22 +131,27 @@ class Clock(threading.Thread):
         return done
 
     def publish_notices(self, now: float) -> None:
-        for row in self.store.unpublished(NOTICES):
-            case = self.store.get_case(row["case_id"])
+        """Send the notices the case log holds (dispatch, escalation), a round at a time: one read
+        of their cases and one write marking them sent (a burst of new cases is thousands)."""
+        rows = self.store.unpublished(NOTICES, limit=1000)
+        cases = self.store.cases_by_id({row["case_id"] for row in rows})
+        sent = []
+        for row in rows:
+            case = cases.get(row["case_id"])
             if case is None:
                 continue
             body = case_view(case, now)
-            body.pop("timeline", None)
-            body.pop("incidents", None)
             if row["action"] == "dispatched":
                 topic = wire.dispatch_topic(row["target"] or case["department"])
             else:
                 topic = wire.escalation_topic(row["target"] or case["grid"])
                 body["notice"] = row["note"]
-            info = self.client.publish(topic, json.dumps(body, ensure_ascii=False), qos=1)
-            if info.rc != 0:
-                return  # not connected: try again next round
-            self.store.mark_published(row["id"], now)
+            if self.client.publish(topic, json.dumps(body, ensure_ascii=False), qos=1).rc != 0:
+                break  # not connected: the rest next round
+            sent.append(row["id"])
+        self.store.mark_published(sent, now)
+        if len(rows) == 1000 and len(sent) == len(rows):
+            self.wake.set()  # more are waiting
 
     def run(self) -> None:
         while not self.stop.is_set():

@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from gateway.api import create_app, new_token
 from gateway.config import TABLES_DIR, load_tables
@@ -338,12 +338,15 @@ def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
     assert ingest.handle(*incident(grid="HQ-DZG-10D-07")) == "case_created"
     with store.engine.begin() as db:  # what the first release made: no urgent column, no version table
         db.execute(text("ALTER TABLE cases DROP COLUMN urgent"))
+        db.execute(text("DROP INDEX ix_case_log_published"))
         db.execute(text("DROP TABLE schema_migrations"))
     store.engine.dispose()
     store = Store(database_url)
     with store.engine.connect() as db:
         versions = db.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2]
+    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3]
     (case,) = store.list_cases()
     assert case["urgent"] is False and case["category_name"] == "机动车乱停放"
+    with store.engine.connect() as db:
+        assert "ix_case_log_published" in {i["name"] for i in inspect(db).get_indexes("case_log")}
     assert migrate(store.engine) == []  # nothing left to do, twice
