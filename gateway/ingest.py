@@ -73,7 +73,7 @@ class Ingest:
                 outcomes[i] = self._dead(topic, str(exc), payload, now)
         applied = []
         try:
-            with self.store.begin() as db:
+            with self.store.begin() as db, storage.pipelined(db):
                 for i, where, checked in work:
                     if where.kind == "evidence":
                         storage.add_evidence(db, checked, items[i][1], where.incident_id or "", where.box,

@@ -9,6 +9,7 @@ and its audit record are committed together; reads are methods of ``Store``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -253,8 +254,9 @@ class Prepared:
 
     def dicts(self, db: Connection, params: dict) -> list[dict]:
         cursor = self.run(db, params)
+        rows = cursor.fetchall()  # first: in psycopg's pipeline mode the description comes with the rows
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
+        return [dict(zip(names, row)) for row in rows]
 
 
 _OPEN_OR_SINCE = or_(cases.c.state.in_([literal_column(f"'{s.value}'") for s in sorted(OPEN_STATES)]),
@@ -285,6 +287,14 @@ _LINK = Prepared(_insert(case_incidents))
 _LOG = Prepared(_insert(case_log))
 _EVIDENCE_KEPT = Prepared(select(evidence.c.sha256).where(evidence.c.sha256 == bindparam("sha256")))
 _NEW_EVIDENCE = Prepared(_insert(evidence))
+
+
+def pipelined(db: Connection):
+    """On PostgreSQL, psycopg's pipeline mode: statements whose results nobody reads (the links
+    and log rows of a new case) go out without waiting for the server's answer."""
+    if db.dialect.name == "postgresql":
+        return db.connection.dbapi_connection.pipeline()
+    return contextlib.nullcontext()
 
 
 def record_event(db: Connection, message: dict, payload: str, now: float) -> bool:

@@ -147,23 +147,6 @@ def test_a_batch_commits_together_and_a_bad_message_in_it_costs_nothing(ingest, 
     assert [d["reason"][:4] for d in store.list_dead_letters()] and store.count("dead_letters") == 1
 
 
-def test_a_batch_that_fails_is_redone_message_by_message(ingest, store, monkeypatch):
-    real_apply = ingest._apply
-    calls = {"n": 0}
-
-    def flaky(db, message, category, payload, now):  # the first call inside the batch hits a database error
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("deadlock detected")
-        return real_apply(db, message, category, payload, now)
-
-    monkeypatch.setattr(ingest, "_apply", flaky)
-    far = {"lat": 30.0, "lon": 110.0}
-    outcomes = ingest.handle_batch([(TOPIC, payload()), (TOPIC, payload(incident_id="other-1", location=far))])
-    assert outcomes == ["case_created", "case_created"]
-    assert len(store.list_cases()) == 2 and store.count("dead_letters") == 0
-
-
 def test_evidence_whose_incident_never_comes_is_quarantined_with_the_reason(ingest, store):
     assert ingest.handle(wire.evidence_topic("box-1", "gate", "ghost"), JPEG + b"ghost") == "evidence"
     assert ingest.handle(wire.evidence_topic("box-1", "gate", "3f2a9c"), JPEG) == "evidence"

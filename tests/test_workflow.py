@@ -350,3 +350,21 @@ def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
     with store.engine.connect() as db:
         assert "ix_case_log_published" in {i["name"] for i in inspect(db).get_indexes("case_log")}
     assert migrate(store.engine) == []  # nothing left to do, twice
+
+
+def test_a_failed_batch_is_redone_message_by_message_on_both_databases(city, monkeypatch):
+    tables, store, ingest, client, tokens = city
+    real_apply, calls = ingest._apply, {"n": 0}
+
+    def flaky(db, message, category, payload, now):  # the second message of the batch hits a database error
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("deadlock detected")
+        return real_apply(db, message, category, payload, now)
+
+    monkeypatch.setattr(ingest, "_apply", flaky)
+    first = incident()
+    batch = [first, incident(location={"lat": 39.0, "lon": 117.0}), end_of(first, seq=2)]
+    assert ingest.handle_batch(batch) == ["case_created", "case_created", "case_updated"]
+    assert len(store.list_cases()) == 2 and store.count("incident_events") == 3
+    assert ingest.handle_batch(batch) == ["duplicate"] * 3  # redelivered after a crash: nothing twice
