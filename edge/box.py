@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 CAMERA_LOST_AFTER_S = 60.0  # then its open incidents end with camera_lost and an offline fault opens
 OFFLINE_AFTER_S = 8.0  # no frame for this long: the camera is reported offline
 READER_NICE = 15  # camera readers yield the CPU to the analyser
+READER_START_GAP_S = 0.1
 # Every RTSP packet (25/s per camera) needs the GIL for a moment in its reader; with Python's
 # default 5 ms switch interval a busy analyser lets only ~200 of them through a second, readers
 # fall behind, and a shared RTSP mount stalls for all its clients. 1 ms keeps them flowing.
@@ -295,8 +296,9 @@ def run_box(config: EdgeConfig, metrics_port: int | None = None) -> int:
     publisher.start()
     log.info("box %s: %d camera(s), %d message(s) pending in the outbox", config.box, len(readers), outbox.pending())
     analyser.start()
-    for r in readers.values():
+    for r in readers.values():  # a little apart: dozens of RTSP set-ups at once overwhelm an NVR (and the box)
         r.start()
+        stop.wait(READER_START_GAP_S)
     while not stop.wait(config.heartbeat_s):
         pending = outbox.pending()
         metrics.pending.set(pending)

@@ -292,9 +292,11 @@ def act(case_id: int, body: ActionRequest, request: Request, store: Store = Depe
             if body.action in (Action.CONFIRM, Action.REDISPATCH):
                 storage.log(db, case_id, now, "gateway", Role.SYSTEM, "dispatched", case["state"], case["state"],
                             case["department"], case["department"])
-            # the camera already saw the problem gone after dispatch: the re-check is done
+            # the camera already saw the problem gone (a later sighting would have cleared that, and a
+            # reopening too): the re-check is done. Not compared with dispatched_at: that is the
+            # gateway's clock, ended_at the box's, and an end may arrive in the same batch as its start.
             if (body.action == Action.FEEDBACK and category.auto_close and row["end_reason"] in ("left", "cleared")
-                    and row["ended_at"] is not None and row["ended_at"] >= (row["dispatched_at"] or 0)):
+                    and row["ended_at"] is not None):
                 storage.apply(db, case, Action.CLOSE, Role.SYSTEM, "gateway", now, "closed on the camera's re-check")
     except TransitionError as exc:
         raise HTTPException(409, str(exc)) from None

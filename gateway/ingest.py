@@ -155,7 +155,9 @@ class Ingest:
                 return "case_created", case_id
             storage.link(db, message["incident_id"], case["id"], "merged" if kind == "merge" else "reopened", now)
             if kind == "merge":
+                # the problem is there again: the camera's earlier "gone" no longer holds
                 storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1,
+                                                     "ended_at": None, "end_reason": None, "end_evidence_sha256": None,
                                                      **merged_urgent(case, message, category, self.tables, now)})
                 storage.log(db, case["id"], now, actor, Role.SYSTEM, "merged", case["state"], case["state"],
                             f"incident {message['incident_id']} at the same place")

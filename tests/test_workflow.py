@@ -225,6 +225,17 @@ def test_feedback_after_the_camera_already_saw_it_gone_closes_at_once(city):
     assert act(client, tokens["police"], case["id"], "feedback").json()["state"] == "closed"
 
 
+def test_a_new_sighting_cancels_the_cameras_earlier_gone(city):
+    tables, store, ingest, client, tokens = city
+    first = incident()
+    ingest.handle(*first)
+    ingest.handle(*end_of(first, "left"))
+    assert ingest.handle(*incident(location={"lat": 39.17005, "lon": 117.15})) == "case_merged"  # another car
+    (case,) = client.get("/cases", headers=auth(tokens["police"])).json()
+    assert case["end_reason"] is None and case["incident_count"] == 2
+    assert act(client, tokens["police"], case["id"], "feedback").json()["state"] == "feedback"  # a person re-checks
+
+
 def test_stream_end_is_not_a_recheck(city):
     tables, store, ingest, client, tokens = city
     first = incident()
