@@ -193,7 +193,7 @@ def main() -> int:
         time.sleep(2)
         srv_a, t_a = cpu_seconds(server.proc.pid), time.time()
         print("xueliang pipeline (key frames, change gate, zone crops), edge on core 1:", flush=True)
-        counts = [int(a) for a in os.environ.get("BENCH_COUNTS", "8,16,24,32,40,48,56,64").split(",")]
+        counts = [int(a) for a in os.environ.get("BENCH_COUNTS", "8,16,24,28,32,36,40,44,48,56,64").split(",")]
         n, xl = largest(lambda k: trial_xueliang(k, server.port, broker.port, server.proc.pid), counts)
         server_cpu = round((cpu_seconds(server.proc.pid) - srv_a) / (time.time() - t_a) * 100, 1)
         print("naive pipeline (OpenCV decodes every frame, detector on every 5th), on core 1:", flush=True)
