@@ -170,9 +170,18 @@ class Ingest:
                            "deadline": dispatch_deadline(category, self.tables, now, urgent), "urgent": urgent,
                            "ended_at": None, "end_reason": None, "end_evidence_sha256": None})
             return "case_reopened", case["id"]
+        # an end while another incident joined to the case is still seen is no evidence the problem is gone
+        still = storage.unended_incidents(db, case["id"]) if message["state"] == "end" else []
         if case["incident_id"] == message["incident_id"]:  # the case's own incident: keep its picture current
-            storage.update_case(db, case["id"], incident_update(message), last_seq_below=message["seq"])
-        if is_recheck(message):
+            values = incident_update(message)
+            if still:
+                values = {k: v for k, v in values.items() if k not in ("ended_at", "end_reason", "end_evidence_sha256")}
+            storage.update_case(db, case["id"], values, last_seq_below=message["seq"])
+        if is_recheck(message) and still:
+            storage.log(db, case["id"], now, actor, Role.SYSTEM, "incident_ended", case["state"], case["state"],
+                        f"camera: {message['end_reason']} for incident {message['incident_id']}; "
+                        f"still seen: {', '.join(still)}")
+        elif is_recheck(message):
             self._recheck(db, case, message, category, actor, now)
         return "case_updated", case["id"]
 

@@ -323,6 +323,14 @@ def candidates(db: Connection, message: dict, since: float, radius_m: float) -> 
                                  "camera": message["camera"], "zone": message["zone"]})
 
 
+def unended_incidents(db: Connection, case_id: int) -> list[str]:
+    """The incidents joined to a case whose end the camera has not sent yet (still being seen)."""
+    ended = select(incident_events.c.incident_id).where(
+        incident_events.c.incident_id == case_incidents.c.incident_id, incident_events.c.state == "end")
+    return list(db.execute(select(case_incidents.c.incident_id)
+                           .where(case_incidents.c.case_id == case_id, ~ended.exists())).scalars())
+
+
 def open_case(db: Connection, row: dict, now: float, actor: str) -> int:
     case_id = _NEW_CASE.first(db, {**_CASE_DEFAULTS, **row})[0]
     link(db, row["incident_id"], case_id, "opened", now)

@@ -236,6 +236,23 @@ def test_a_new_sighting_cancels_the_cameras_earlier_gone(city):
     assert act(client, tokens["police"], case["id"], "feedback").json()["state"] == "feedback"  # a person re-checks
 
 
+def test_a_case_closes_on_the_camera_only_when_every_joined_incident_has_gone(city):
+    tables, store, ingest, client, tokens = city
+    first, second = incident(), incident(location={"lat": 39.17005, "lon": 117.15})
+    ingest.handle(*first)
+    assert ingest.handle(*second) == "case_merged"  # a second car in the same place
+    (case,) = client.get("/cases", headers=auth(tokens["police"])).json()
+    assert act(client, tokens["police"], case["id"], "feedback", note="已处理").json()["state"] == "feedback"
+    ingest.handle(*end_of(first, "left"))  # the first car leaves, the second is still there
+    case = client.get(f"/cases/{case['id']}", headers=auth(tokens["admin"])).json()
+    assert case["state"] == "feedback" and case["end_reason"] is None
+    assert case["timeline"][-1]["action"] == "incident_ended" and json.loads(second[1])["incident_id"] in \
+        case["timeline"][-1]["note"]
+    ingest.handle(*end_of(second, "left"))  # now the place is clear
+    case = client.get(f"/cases/{case['id']}", headers=auth(tokens["admin"])).json()
+    assert case["state"] == "closed" and case["end_reason"] == "left"
+
+
 def test_stream_end_is_not_a_recheck(city):
     tables, store, ingest, client, tokens = city
     first = incident()
