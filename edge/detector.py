@@ -239,13 +239,16 @@ def in_frame(parts: list[sv.Detections], regions: list[Region]) -> sv.Detections
     return sv.Detections.merge(shifted) if shifted else sv.Detections.empty()
 
 
-def merge_detections(parts: list[sv.Detections], regions: list[Region], vehicle_labels: list[str]) -> sv.Detections:
-    """Detections of the full frame (``parts[0]``) and of each region (``parts[1:]``) in frame pixels, one NMS.
+def merge_detections(parts: list[sv.Detections], regions: list[Region], vehicle_labels: list[str],
+                     full_frame: bool = True) -> sv.Detections:
+    """Detections of the full frame (``parts[0]``, when ``full_frame``) and of each region (the
+    rest) in frame pixels, one NMS.
 
     Vehicles go through a single class-agnostic NMS (the same van comes out as car,
     truck and bus on one box); other classes are suppressed per class.
     """
-    merged = sv.Detections.merge([parts[0], in_frame(parts[1:], regions)])
+    crops = parts[1:] if full_frame else parts
+    merged = sv.Detections.merge(parts[:1] * full_frame + [in_frame(crops, regions)])
     if len(merged) == 0:
         return merged
     is_vehicle = np.isin(merged.data["class_name"], vehicle_labels)
@@ -261,6 +264,5 @@ def detect_frame(
 ) -> sv.Detections:
     """Detect on the whole frame (unless ``full_frame`` is False) and on each region, then one NMS
     (see ``merge_detections``)."""
-    full = detector.detect(image, min_score) if full_frame else sv.Detections.empty()
-    parts = [full] + [detector.detect(image[y1:y2, x1:x2], min_score) for x1, y1, x2, y2 in regions]
-    return merge_detections(parts, regions, vehicle_labels)
+    images = [image] * full_frame + [image[y1:y2, x1:x2] for x1, y1, x2, y2 in regions]
+    return merge_detections([detector.detect(x, min_score) for x in images], regions, vehicle_labels, full_frame)

@@ -112,10 +112,10 @@ class CameraPipeline:
         # The full-frame pass is for zones no crop covers (too big to crop) and for litter zones,
         # where it finds the people the left-object check leaves out; else the crops see more,
         # at one detector pass instead of two.
+        boxes = [(min(x for x, _ in p) * width, min(y for _, y in p) * height,
+                  max(x for x, _ in p) * width, max(y for _, y in p) * height) for p in polys]
         self._full_frame = bool(litter_polys) or not all(
-            any(x1 <= min(x for x, _ in poly) * width and y1 <= min(y for _, y in poly) * height
-                and max(x for x, _ in poly) * width <= x2 and max(y for _, y in poly) * height <= y2
-                for x1, y1, x2, y2 in self._regions) for poly in polys)
+            any(inside(box, region) > 0.99 for region in self._regions) for box in boxes)
         self._litter_regions = tile_regions(litter_polys, width, height)
         self._zone_masks = {}
         polys = polys + litter_polys
@@ -156,10 +156,8 @@ class CameraPipeline:
         if parts:
             self.detector_passes += 1
             self._last_pass = (t, thumb)
-            if not self._full_frame:
-                parts = [sv.Detections.empty(), *parts]
-            n = 1 + len(self._regions)
-            found = merge_detections(parts[:n], self._regions, self.detection.vehicle_labels)
+            n = self._full_frame + len(self._regions)
+            found = merge_detections(parts[:n], self._regions, self.detection.vehicle_labels, self._full_frame)
             labels = found.data["class_name"] if len(found) else np.array([])
             vehicles = found[np.isin(labels, self.detection.vehicle_labels)] if len(found) else found
             self._vehicles = track(self.tracker, vehicles)

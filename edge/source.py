@@ -66,7 +66,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     if url.startswith("rtsp://"):
         # FFmpeg's own socket timeout, not PyAV's: PyAV's is an interrupt callback that takes the
         # GIL on every network read (hundreds a second per camera), which starved the readers of
-        # a busy box. A hung camera sends nothing, so the socket timeout catches it all the same.
+        # a busy box. A hung camera sends nothing, so the socket timeout catches it all the same;
+        # it bounds each read of the RTSP set-up too, so ``open_timeout_s`` applies to files only.
         options |= {"rtsp_transport": "tcp", "timeout": str(int(read_timeout_s * 1e6))}
         timeout = None
     try:

@@ -117,10 +117,14 @@ def merged_urgent(case: dict, message: dict, category: Category, tables: Tables,
     return values
 
 
-def incident_update(message: dict) -> dict:
-    """What a later event of the case's own incident changes on it."""
+NOT_ENDED = {"ended_at": None, "end_reason": None, "end_evidence_sha256": None}  # no camera "gone" on the case
+
+
+def incident_update(message: dict, with_end: bool = True) -> dict:
+    """What a later event of the case's own incident changes on it; its end only ``with_end``
+    (not while another incident joined to the case is still seen)."""
     values = {"last_seq": message["seq"], "confidence": message["confidence"], "bbox": json.dumps(message["bbox"])}
-    if message["state"] == "end":
+    if message["state"] == "end" and with_end:
         values |= {"ended_at": wire.parse_time(message["ended_at"]), "end_reason": message["end_reason"],
                    "end_evidence_sha256": (message.get("evidence") or {}).get("sha256")}
     return values

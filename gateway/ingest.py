@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway import storage
 from gateway.cases import (
+    NOT_ENDED,
     choose,
     dispatch_deadline,
     incident_update,
@@ -156,8 +157,7 @@ class Ingest:
             storage.link(db, message["incident_id"], case["id"], "merged" if kind == "merge" else "reopened", now)
             if kind == "merge":
                 # the problem is there again: the camera's earlier "gone" no longer holds
-                storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1,
-                                                     "ended_at": None, "end_reason": None, "end_evidence_sha256": None,
+                storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1, **NOT_ENDED,
                                                      **merged_urgent(case, message, category, self.tables, now)})
                 storage.log(db, case["id"], now, actor, Role.SYSTEM, "merged", case["state"], case["state"],
                             f"incident {message['incident_id']} at the same place")
@@ -168,15 +168,13 @@ class Ingest:
                           f"the problem came back: incident {message['incident_id']}",
                           {"closed_at": None, "dispatched_at": now, "level": 0, "next_escalation_at": None,
                            "deadline": dispatch_deadline(category, self.tables, now, urgent), "urgent": urgent,
-                           "ended_at": None, "end_reason": None, "end_evidence_sha256": None})
+                           **NOT_ENDED})
             return "case_reopened", case["id"]
         # an end while another incident joined to the case is still seen is no evidence the problem is gone
         still = storage.unended_incidents(db, case["id"]) if message["state"] == "end" else []
         if case["incident_id"] == message["incident_id"]:  # the case's own incident: keep its picture current
-            values = incident_update(message)
-            if still:
-                values = {k: v for k, v in values.items() if k not in ("ended_at", "end_reason", "end_evidence_sha256")}
-            storage.update_case(db, case["id"], values, last_seq_below=message["seq"])
+            storage.update_case(db, case["id"], incident_update(message, with_end=not still),
+                                last_seq_below=message["seq"])
         if is_recheck(message) and still:
             storage.log(db, case["id"], now, actor, Role.SYSTEM, "incident_ended", case["state"], case["state"],
                         f"camera: {message['end_reason']} for incident {message['incident_id']}; "

@@ -30,6 +30,7 @@ from xueliang.mqtt import make_client
 log = logging.getLogger(__name__)
 SHARE_GROUP = "$share/gateway/"
 NOTICES = ("dispatched", "escalate")
+NOTICES_PER_ROUND = 1000
 ORPHAN_EVIDENCE_S = 3600.0  # evidence waits this long for its incident before it is quarantined
 
 
@@ -133,7 +134,7 @@ class Clock(threading.Thread):
     def publish_notices(self, now: float) -> None:
         """Send the notices the case log holds (dispatch, escalation), a round at a time: one read
         of their cases and one write marking them sent (a burst of new cases is thousands)."""
-        rows = self.store.unpublished(NOTICES, limit=1000)
+        rows = self.store.unpublished(NOTICES, limit=NOTICES_PER_ROUND)
         cases = self.store.cases_by_id({row["case_id"] for row in rows})
         sent = []
         for row in rows:
@@ -150,7 +151,7 @@ class Clock(threading.Thread):
                 break  # not connected: the rest next round
             sent.append(row["id"])
         self.store.mark_published(sent, now)
-        if len(rows) == 1000 and len(sent) == len(rows):
+        if len(rows) == NOTICES_PER_ROUND and len(sent) == len(rows):
             self.wake.set()  # more are waiting
 
     def run(self) -> None:

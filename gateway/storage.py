@@ -189,10 +189,10 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def migrate(engine: Engine, now: float | None = None) -> list[int]:
+def migrate(engine: Engine) -> list[int]:
     """Create a new database at the last version, or apply the steps an existing one lacks;
     returns the versions applied. Gateways starting together on PostgreSQL take turns."""
-    now = time.time() if now is None else now
+    now = time.time()
     with engine.begin() as db:
         if db.dialect.name == "postgresql":
             db.execute(text("SELECT pg_advisory_xact_lock(7146)"))  # any fixed key of this project's
@@ -282,7 +282,6 @@ def _insert(table: Table):
 
 
 _NEW_CASE = Prepared(_insert(cases).returning(cases.c.id))
-_CASE_DEFAULTS = {c.name: c.default.arg if c.default is not None else None for c in cases.columns if c.name != "id"}
 _LINK = Prepared(_insert(case_incidents))
 _LOG = Prepared(_insert(case_log))
 _EVIDENCE_KEPT = Prepared(select(evidence.c.sha256).where(evidence.c.sha256 == bindparam("sha256")))
@@ -332,7 +331,7 @@ def unended_incidents(db: Connection, case_id: int) -> list[str]:
 
 
 def open_case(db: Connection, row: dict, now: float, actor: str) -> int:
-    case_id = _NEW_CASE.first(db, {**_CASE_DEFAULTS, **row})[0]
+    case_id = _NEW_CASE.first(db, row)[0]
     link(db, row["incident_id"], case_id, "opened", now)
     entries = [_log_row(case_id, now, actor, Role.SYSTEM, "created", None, row["state"],
                         f"{row['type']} in zone {row['zone']}")]
