@@ -1,52 +1,43 @@
 """The gateway's HTTP API: an app factory, token auth, and one router per resource.
 
-Tokens are stored hashed (sha256). A department's token sees and acts on its own cases,
-an operator's token the cases in its grid subtree, an admin's all. Every mutating call is
-authorised, applied through the state machine and written to the case's audit trail.
+Who may do what is ``gateway.auth`` (tokens in the Authorization header only). Every mutating
+call is authorised, applied through the state machine and written to the case's audit trail.
+Inputs are bounded where they are declared (ids, filters, dates, bodies), so a bad request is
+a 4xx that says what was wrong, never a 500.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import secrets
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from gateway import storage
+from gateway.auth import Principal, actor, may_see, new_token, reader, scope  # noqa: F401 (new_token: callers make tokens here)
 from gateway.cases import dispatch_deadline
 from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level
+from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
 from gateway.reports import summary
+from gateway.security import SecurityHeaders, read_capped
 from gateway.storage import Store
-from gateway.workflow import Action, Role, TransitionError
+from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
 
 CITY_TZ = timezone(timedelta(hours=8))
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str
-    role: Role
-    department: str | None = None
-    grid: str | None = None
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_token(store: Store, name: str, role: str, department: str | None = None, grid: str | None = None) -> str:
-    """Make a token, keep only its hash, return it once."""
-    token = "xl_" + secrets.token_urlsafe(24)
-    store.add_token(hash_token(token), name, Role(role).value, department, grid, time.time())
-    return token
+MAX_ID = 2**31 - 1  # PostgreSQL's integer column; SQLite itself overflows past 2**63
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="the case's number")]
+# a filter value: what a code in the city's tables can be, without control characters (NUL breaks PostgreSQL)
+Filter = Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")]
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)  # reports cover this century
+MAX_EXTENSION = parse_service_level("366 days")
 
 
 class TimelineEntry(BaseModel):
@@ -102,14 +93,34 @@ class DeadLetter(BaseModel):
     received_at: str
     topic: str
     reason: str
+    grid: str | None = Field(title="the grid its payload named; none: admins only")
     bytes: int
+
+
+class DeadLetterPage(BaseModel):
+    total: int = Field(title="dead letters in your scope, all pages")
+    dead_letters: list[DeadLetter] = Field(title="newest first")
+    next_before_id: int | None = Field(title="pass as before_id for the next page; none after the last")
 
 
 class ActionRequest(BaseModel):
     action: Action
     note: str | None = Field(default=None, max_length=2000)
-    department: str | None = Field(default=None, title="For redispatch: the new department")
-    extend_by: str | None = Field(default=None, title="For extend: e.g. 2h, 1 working day")
+    department: str | None = Field(default=None, max_length=64, title="For redispatch: the new department")
+    extend_by: str | None = Field(default=None, max_length=64, title="For extend: e.g. 2h, 1 working day (at most 366 days)")
+
+    @field_validator("note", "department", "extend_by")
+    @classmethod
+    def storable(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            value.encode()
+        except UnicodeEncodeError:  # "\ud800" in JSON: no database stores it
+            raise ValueError("must be text without unpaired surrogates") from None
+        if "\x00" in value:
+            raise ValueError("must be text without NUL characters")
+        return value
 
 
 def _iso(t: float | None) -> str | None:
@@ -142,62 +153,20 @@ def get_tables(request: Request) -> Tables:
     return request.app.state.tables
 
 
-def optional_principal(request: Request, authorization: str | None = Header(default=None)) -> Principal | None:
-    if not authorization and request.query_params.get("token"):  # links from the operators' page
-        authorization = f"Bearer {request.query_params['token']}"
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    row = request.app.state.store.token(hash_token(token.strip())) if scheme.lower() == "bearer" else None
-    if row is None:
-        raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
-    return Principal(row["name"], Role(row["role"]), row["department"], row["grid"])
-
-
-def reader(request: Request, who: Principal | None = Depends(optional_principal)) -> Principal:
-    if who is not None:
-        return who
-    if request.app.state.public_read:
-        return Principal("public", Role.ADMIN)
-    raise HTTPException(401, "a token is needed (Authorization: Bearer ...)", headers={"WWW-Authenticate": "Bearer"})
-
-
-def actor(who: Principal | None = Depends(optional_principal)) -> Principal:
-    if who is None:
-        raise HTTPException(401, "a token is needed to change a case", headers={"WWW-Authenticate": "Bearer"})
-    return who
-
-
-def subtree(tables: Tables, grid: str) -> list[str]:
-    return [g.code for g in tables.grids if grid in tables.ancestors(g.code)] or [grid]
-
-
-def scope(who: Principal, tables: Tables) -> dict:
-    if who.role == Role.DEPARTMENT:
-        return {"department": who.department}
-    if who.role == Role.OPERATOR:
-        return {"grids": subtree(tables, who.grid or "")}
-    return {}
-
-
-def may_see(who: Principal, case: dict, tables: Tables) -> bool:
-    s = scope(who, tables)
-    return (s.get("department") in (None, case["department"])) and ("grids" not in s or case["grid"] in s["grids"])
-
-
 cases_router = APIRouter(prefix="/cases", tags=["cases"])
 
 
 @cases_router.get("", response_model=list[Case])
 def list_cases(store: Store = Depends(get_store), tables: Tables = Depends(get_tables), who: Principal = Depends(reader),
-               state: str | None = None, grid: str | None = None, department: str | None = None,
-               category: str | None = Query(None, description="incident type"), overdue: bool = False,
-               limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)):
+               state: CaseState | None = None, grid: Filter = None, department: Filter = None,
+               category: Annotated[str | None, Query(max_length=40, pattern="^[a-z][a-z0-9_]*$",
+                                                     description="incident type")] = None,
+               overdue: bool = False, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_ID)):
     s = scope(who, tables)
     if s.get("department") and department not in (None, s["department"]):
         return []
     now = time.time()
-    rows = store.list_cases(state, grid, s.get("department", department), category, now if overdue else None,
+    rows = store.list_cases(state and state.value, grid, s.get("department", department), category, now if overdue else None,
                             s.get("grids"), limit, offset)
     return [case_view(r, now) for r in rows]
 
@@ -209,58 +178,93 @@ def _visible_case(case_id: int, store: Store, tables: Tables, who: Principal) ->
     return row
 
 
+def readable_case(case_id: CaseId, store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
+                  who: Principal = Depends(reader)) -> dict:
+    return _visible_case(case_id, store, tables, who)
+
+
+def changeable_case(case_id: CaseId, store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
+                    who: Principal = Depends(actor)) -> dict:
+    return _visible_case(case_id, store, tables, who)
+
+
 @cases_router.get("/{case_id}", response_model=CaseDetail)
-def get_case(case_id: int, store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
-             who: Principal = Depends(reader)):
-    return case_view(_visible_case(case_id, store, tables, who))
+def get_case(row: dict = Depends(readable_case)):
+    return case_view(row)
 
 
-@cases_router.get("/{case_id}/evidence.jpg", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
-def case_evidence(case_id: int, which: str = Query("start", pattern="^(start|end)$"), store: Store = Depends(get_store),
-                  tables: Tables = Depends(get_tables), who: Principal = Depends(reader)):
-    row = _visible_case(case_id, store, tables, who)
+Which = Annotated[str, Query(pattern="^(start|end)$", description="start: when it was found; end: the camera's re-check")]
+Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
+
+
+def evidence_response(row: dict, which: str, store: Store) -> Response:
+    """A case's evidence image (the API's and the pages' route)."""
     sha = row["evidence_sha256"] if which == "start" else row["end_evidence_sha256"]
     data = store.evidence_bytes(sha) if sha else None
     if data is None:
-        raise HTTPException(404, f"case {case_id}: {which} evidence has not arrived")
+        raise HTTPException(404, f"case {row['id']}: {which} evidence has not arrived")
     return Response(data, media_type="image/jpeg")
 
 
-def photo_owner(case_id: int) -> str:
-    """Photos people upload to a case are kept with the evidence under this owner."""
-    return f"case:{case_id}"
-
-
-@cases_router.post("/{case_id}/photos", response_model=CaseDetail, status_code=201)
-async def add_photo(case_id: int, request: Request, store: Store = Depends(get_store),
-                    tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
-    """A department's on-site photo (JPEG body), e.g. with its feedback; kept and shown on the timeline."""
-    data = await request.body()
-    if not data or len(data) > wire.MAX_EVIDENCE_BYTES or not data.startswith(b"\xff\xd8"):
-        raise HTTPException(422, f"send one JPEG of 1..{wire.MAX_EVIDENCE_BYTES} bytes as the request body")
-    now = time.time()
-    row = _visible_case(case_id, store, tables, who)
-    sha = hashlib.sha256(data).hexdigest()
-    with store.begin() as db:
-        storage.add_evidence(db, sha, data, photo_owner(case_id), "-", "-", now)
-        storage.log(db, case_id, now, f"{who.role.value}:{who.name}", who.role, "photo", row["state"], row["state"],
-                    sha)
-    return case_view(store.get_case(case_id))
-
-
-@cases_router.get("/{case_id}/photos/{sha256}.jpg", response_class=Response,
-                  responses={200: {"content": {"image/jpeg": {}}}})
-def get_photo(case_id: int, sha256: str, store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
-              who: Principal = Depends(reader)):
-    _visible_case(case_id, store, tables, who)
-    data = store.evidence_bytes(sha256, owner=photo_owner(case_id))
+def photo_response(case_id: int, sha256: str, store: Store) -> Response:
+    """A photo added to a case (the API's and the pages' route)."""
+    data = store.photo_bytes(case_id, sha256)
     if data is None:
         raise HTTPException(404, f"case {case_id} has no photo {sha256}")
     return Response(data, media_type="image/jpeg")
 
 
+@cases_router.get("/{case_id}/evidence.jpg", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+def case_evidence(which: Which = "start", row: dict = Depends(readable_case), store: Store = Depends(get_store)):
+    return evidence_response(row, which, store)
+
+
+def photo_owner(case_id: int) -> str:
+    """Photos people upload are kept with the evidence (by sha256); the first case to add the bytes owns the row."""
+    return f"case:{case_id}"
+
+
+def keep_photo(store: Store, row: dict, who: Principal, data: bytes) -> None:
+    now = time.time()
+    sha = hashlib.sha256(data).hexdigest()
+    with store.begin() as db:
+        storage.add_evidence(db, sha, data, photo_owner(row["id"]), "-", "-", now)
+        if storage.add_case_photo(db, row["id"], sha, now):  # the same photo twice is one entry
+            storage.log(db, row["id"], now, f"{who.role.value}:{who.name}", who.role, "photo", row["state"],
+                        row["state"], sha)
+
+
+PHOTO_BODY = {"requestBody": {"required": True, "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+@cases_router.post("/{case_id}/photos", response_model=CaseDetail, status_code=201, openapi_extra=PHOTO_BODY,
+                   responses={413: {"description": f"more than {MAX_PHOTO_BYTES:,} bytes"},
+                              415: {"description": "a declared type other than image/jpeg"},
+                              422: {"description": "not a JPEG that decodes, or too many pixels"}})
+async def add_photo(request: Request, row: dict = Depends(changeable_case), who: Principal = Depends(actor),
+                    store: Store = Depends(get_store)):
+    """A department's on-site photo (a JPEG body of at most 8 MB and 50 megapixels), e.g. with its
+    feedback; kept and shown on the timeline. Who may add it is settled before the body is read."""
+    declared = request.headers.get("content-type", "image/jpeg").split(";")[0].strip().lower()
+    if declared not in ("image/jpeg", "application/octet-stream"):
+        raise HTTPException(415, f"send the photo as image/jpeg, not {declared[:60]!r}")
+    data = await read_capped(request, MAX_PHOTO_BYTES, "a photo")
+    try:
+        await run_in_threadpool(check_jpeg, data)
+    except ImageError as exc:
+        raise HTTPException(422, f"send one JPEG photo as the body: {exc}") from None
+    await run_in_threadpool(keep_photo, store, row, who, data)
+    return case_view(await run_in_threadpool(store.get_case, row["id"]))
+
+
+@cases_router.get("/{case_id}/photos/{sha256}.jpg", response_class=Response,
+                  responses={200: {"content": {"image/jpeg": {}}}})
+def get_photo(sha256: Sha256, row: dict = Depends(readable_case), store: Store = Depends(get_store)):
+    return photo_response(row["id"], sha256, store)
+
+
 @cases_router.post("/{case_id}/actions", response_model=CaseDetail)
-def act(case_id: int, body: ActionRequest, request: Request, store: Store = Depends(get_store),
+def act(case_id: CaseId, body: ActionRequest, request: Request, store: Store = Depends(get_store),
         tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
     now = time.time()
     category_of = {c.type: c for c in tables.categories}
@@ -269,7 +273,9 @@ def act(case_id: int, body: ActionRequest, request: Request, store: Store = Depe
             row = store.get_case(case_id)
             if row is None or not may_see(who, row, tables):
                 raise HTTPException(404, f"no case {case_id}")
-            category = category_of[row["type"]]
+            category = category_of.get(row["type"])
+            if category is None:
+                raise HTTPException(409, f"case {case_id}: type {row['type']!r} is no longer in the city's tables")
             values: dict = {}
             if body.action in (Action.CONFIRM, Action.REDISPATCH):
                 if body.action == Action.REDISPATCH:
@@ -285,6 +291,8 @@ def act(case_id: int, body: ActionRequest, request: Request, store: Store = Depe
                     level = parse_service_level(body.extend_by)
                 except ValueError as exc:
                     raise HTTPException(422, str(exc)) from None
+                if deadline(0.0, level._replace(working=False)) > deadline(0.0, MAX_EXTENSION):
+                    raise HTTPException(422, f"extend_by {body.extend_by!r} is more than 366 days")
                 values["deadline"] = deadline(row["deadline"] or now, level, tables.calendar)
                 values["next_escalation_at"] = None
             note = body.note or (f"to {body.department}" if body.department else None)
@@ -309,19 +317,28 @@ def act(case_id: int, body: ActionRequest, request: Request, store: Store = Depe
 dead_router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
 
-@dead_router.get("", response_model=list[DeadLetter])
-def list_dead_letters(store: Store = Depends(get_store), who: Principal = Depends(reader),
-                      limit: int = Query(100, ge=1, le=1000)):
+@dead_router.get("", response_model=DeadLetterPage)
+def list_dead_letters(store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
+                      who: Principal = Depends(reader), limit: int = Query(100, ge=1, le=1000),
+                      before_id: int | None = Query(None, ge=1, le=MAX_ID, description="next_before_id of the last page")):
+    """Messages the gateway refused, newest first, a page at a time: an operator sees those that
+    named a grid of its subtree, an admin all (those naming no known grid too)."""
     if who.role not in (Role.ADMIN, Role.OPERATOR):
-        raise HTTPException(403, "dead letters are for operators")
-    return [dict(r, received_at=wire.iso(r["received_at"])) for r in store.list_dead_letters(limit)]
+        raise HTTPException(403, "dead letters are for operators and admins")
+    grids = scope(who, tables).get("grids")
+    items = store.list_dead_letters(limit, before_id, grids)
+    return {"total": store.count_dead_letters(grids), "dead_letters": [dict(r, received_at=wire.iso(r["received_at"])) for r in items],
+            "next_before_id": items[-1]["id"] if len(items) == limit else None}
 
 
 reports_router = APIRouter(prefix="/reports", tags=["reports"])
 
 
 def period(kind: str, day: str | None, now: float) -> tuple[float, float]:
-    start_day = datetime.fromisoformat(day).date() if day else datetime.fromtimestamp(now, CITY_TZ).date()
+    """The report's [start, end) in epoch seconds; ValueError for a day that is not YYYY-MM-DD in this century."""
+    start_day = date.fromisoformat(day) if day else datetime.fromtimestamp(now, CITY_TZ).date()
+    if not FIRST_DAY <= start_day <= LAST_DAY:
+        raise ValueError(f"date {day!r} is outside {FIRST_DAY}..{LAST_DAY}")
     if kind == "weekly":
         start_day -= timedelta(days=start_day.weekday())
     start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=CITY_TZ).timestamp()
@@ -329,15 +346,16 @@ def period(kind: str, day: str | None, now: float) -> tuple[float, float]:
 
 
 @reports_router.get("/{kind}")
-def report(kind: str, date: str | None = Query(None, description="YYYY-MM-DD in the city's time zone"),
+def report(kind: str, day: Annotated[str | None, Query(alias="date", max_length=10, pattern="^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+                                                      description="YYYY-MM-DD in the city's time zone")] = None,
            store: Store = Depends(get_store), tables: Tables = Depends(get_tables), who: Principal = Depends(reader)):
     if kind not in ("daily", "weekly"):
         raise HTTPException(404, "reports are daily or weekly")
     now = time.time()
     try:
-        start, end = period(kind, date, now)
-    except ValueError:
-        raise HTTPException(422, f"date {date!r} is not YYYY-MM-DD") from None
+        start, end = period(kind, day, now)
+    except ValueError as exc:
+        raise HTTPException(422, f"date {day!r}: {exc}") from None
     rows = [r for r in store.cases_between(start, end) if may_see(who, r, tables)]
     return {"kind": kind, "from": wire.iso(start), "to": wire.iso(end), **summary(rows, start, end, now)}
 
@@ -364,7 +382,7 @@ def georeport(row: dict) -> dict:
 
 @open311.get("/requests.json")
 def requests_(store: Store = Depends(get_store), tables: Tables = Depends(get_tables), who: Principal = Depends(reader),
-              service_code: str | None = None, status: str | None = Query(None, pattern="^(open|closed)$")):
+              service_code: Filter = None, status: str | None = Query(None, pattern="^(open|closed)$")):
     s = scope(who, tables)
     rows = store.list_cases(department=s.get("department"), grids=s.get("grids"), limit=1000)
     out = [georeport(r) for r in rows if service_code in (None, r["category_code"])]
@@ -372,13 +390,14 @@ def requests_(store: Store = Depends(get_store), tables: Tables = Depends(get_ta
 
 
 @open311.get("/requests/{request_id}.json")
-def request_one(request_id: int, store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
-                who: Principal = Depends(reader)):
+def request_one(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], store: Store = Depends(get_store),
+                tables: Tables = Depends(get_tables), who: Principal = Depends(reader)):
     return [georeport(_visible_case(request_id, store, tables, who))]
 
 
 def create_app(store: Store, tables: Tables, public_read: bool = False, on_change=None) -> FastAPI:
     app = FastAPI(title="xueliang gateway", version="1")
+    app.add_middleware(SecurityHeaders)
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.on_change = on_change or (lambda case_id: None)
     for router in (cases_router, dead_router, reports_router, open311):

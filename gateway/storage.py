@@ -10,6 +10,7 @@ and its audit record are committed together; reads are methods of ``Store``.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import time
@@ -115,6 +116,16 @@ dead_letters = Table(
     Column("topic", Text, nullable=False),
     Column("reason", Text, nullable=False),
     Column("payload", LargeBinary, nullable=False),
+    Column("grid", String(64)),  # migration 5: the grid the payload names, if any; none: admins only
+)
+DEAD_LETTER_GRID = Index("ix_dead_letters_grid", dead_letters.c.grid)
+
+# migration 4: a photo belongs to every case it was added to; its bytes are kept once in evidence
+case_photos = Table(
+    "case_photos", metadata,
+    Column("case_id", Integer, primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("added_at", Float, nullable=False),
 )
 
 case_log = Table(
@@ -141,6 +152,18 @@ tokens = Table(
     Column("department", String(64)),
     Column("grid", String(64)),
     Column("created_at", Float, nullable=False),
+    Column("prefix", String(16)),  # migration 5: the token's first characters, to name it in a revocation
+    Column("expires_at", Float),  # migration 5
+    Column("revoked_at", Float),  # migration 5
+)
+
+# migration 5: the operators' pages sign in once with a token and then carry a session cookie
+sessions = Table(
+    "sessions", metadata,
+    Column("sha256", String(64), primary_key=True),  # of the cookie's random value
+    Column("token_sha256", String(64), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
 )
 
 schema_migrations = Table(
@@ -166,7 +189,31 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
      _add_column(cases.c.urgent)),
     (3, "case_log.published indexed: the clock's look for unsent notices no longer reads the whole log",
      lambda db: UNPUBLISHED.create(db)),
+    (4, "case_photos: a photo is served for every case it was added to (its bytes are kept once)",
+     lambda db: _migrate_case_photos(db)),
+    (5, "tokens expire and can be revoked; page sessions; dead letters carry their grid for scoping",
+     lambda db: _migrate_tokens_sessions_dead_letters(db)),
 ]
+
+TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
+
+
+def _migrate_case_photos(db: Connection) -> None:
+    case_photos.create(db)
+    photos = db.execute(select(evidence.c.incident_id, evidence.c.sha256, evidence.c.received_at)
+                        .where(evidence.c.incident_id.startswith("case:"))).all()
+    rows = [{"case_id": int(owner.removeprefix("case:")), "sha256": sha, "added_at": at}
+            for owner, sha, at in photos if owner.removeprefix("case:").isdigit()]
+    if rows:
+        db.execute(insert(case_photos), rows)
+
+
+def _migrate_tokens_sessions_dead_letters(db: Connection) -> None:
+    for column in (tokens.c.prefix, tokens.c.expires_at, tokens.c.revoked_at, dead_letters.c.grid):
+        _add_column(column)(db)
+    db.execute(update(tokens).values(expires_at=time.time() + TOKEN_GRACE_S))
+    DEAD_LETTER_GRID.create(db)
+    sessions.create(db)
 
 DEAD_LETTER_KEEP_BYTES = 65_536
 
@@ -390,6 +437,37 @@ def add_evidence(db: Connection, sha256: str, data: bytes, incident_id: str, box
     return True
 
 
+def dead_letter_grid(payload: bytes) -> str | None:
+    """The grid a refused message names, best effort, so an operator sees its own grid's dead letters.
+
+    >>> dead_letter_grid(b'{"grid": "HQ-DZG-10D-07", "seq": "x"}'), dead_letter_grid(b"[" * 5000), dead_letter_grid(b"")
+    ('HQ-DZG-10D-07', None, None)
+    """
+    if len(payload) > DEAD_LETTER_KEEP_BYTES:
+        return None
+    try:
+        message = json.loads(payload)
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep: nobody's grid
+        return None
+    grid = message.get("grid") if isinstance(message, dict) else None
+    if not isinstance(grid, str) or not 0 < len(grid) <= 64 or not grid.isprintable():
+        return None
+    try:
+        grid.encode()
+    except UnicodeEncodeError:  # a lone surrogate from a JSON escape
+        return None
+    return grid
+
+
+def add_case_photo(db: Connection, case_id: int, sha256: str, now: float) -> bool:
+    """Link a kept image to a case as one of its photos; False when the case had it already."""
+    if db.execute(select(case_photos.c.sha256).where(case_photos.c.case_id == case_id,
+                                                     case_photos.c.sha256 == sha256)).first():
+        return False
+    db.execute(insert(case_photos).values(case_id=case_id, sha256=sha256, added_at=now))
+    return True
+
+
 class Store:
     def __init__(self, url: str):
         self.engine = make_engine(url)
@@ -400,7 +478,8 @@ class Store:
     def dead_letter(self, topic: str, reason: str, payload: bytes, now: float) -> None:
         with self.engine.begin() as db:
             db.execute(insert(dead_letters).values(received_at=now, topic=topic[:512], reason=reason[:1000],
-                                                   payload=bytes(payload[:DEAD_LETTER_KEEP_BYTES])))
+                                                   payload=bytes(payload[:DEAD_LETTER_KEEP_BYTES]),
+                                                   grid=dead_letter_grid(payload)))
 
     def add_evidence(self, sha256: str, data: bytes, incident_id: str, box: str, camera: str, now: float) -> bool:
         with self.engine.begin() as db:
@@ -412,8 +491,10 @@ class Store:
         moved = 0
         with self.engine.begin() as db:
             known = select(incident_events.c.incident_id).where(incident_events.c.incident_id == evidence.c.incident_id)
+            photo = select(case_photos.c.sha256).where(case_photos.c.sha256 == evidence.c.sha256)
             rows = db.execute(select(evidence).where(evidence.c.received_at < older_than, ~known.exists(),
-                                                     ~evidence.c.incident_id.startswith("case:"))  # people's photos
+                                                     ~evidence.c.incident_id.startswith("case:"),  # people's photos
+                                                     ~photo.exists())  # the same bytes, a case's photo too
                               .limit(100)).mappings().all()
             for row in rows:
                 topic = f"xl/v1/{row['box']}/{row['camera']}/evidence/{row['incident_id']}"
@@ -455,21 +536,35 @@ class Store:
                 .where(case_incidents.c.case_id == case_id).order_by(case_incidents.c.linked_at))]
             return case
 
-    def evidence_bytes(self, sha256: str, owner: str | None = None) -> bytes | None:
-        """An evidence image; with ``owner``, only if it was kept for that incident or case."""
-        query = select(evidence.c.data).where(evidence.c.sha256 == sha256)
-        if owner is not None:
-            query = query.where(evidence.c.incident_id == owner)
+    def evidence_bytes(self, sha256: str) -> bytes | None:
         with self.engine.connect() as db:
-            row = db.execute(query).first()
+            row = db.execute(select(evidence.c.data).where(evidence.c.sha256 == sha256)).first()
             return row.data if row else None
 
-    def list_dead_letters(self, limit: int = 100) -> list[dict]:
+    def photo_bytes(self, case_id: int, sha256: str) -> bytes | None:
+        """A photo added to this case (the same bytes may be another case's photo or evidence too)."""
+        with self.engine.connect() as db:
+            row = db.execute(select(evidence.c.data).join(case_photos, case_photos.c.sha256 == evidence.c.sha256)
+                             .where(case_photos.c.case_id == case_id, case_photos.c.sha256 == sha256)).first()
+            return row.data if row else None
+
+    def list_dead_letters(self, limit: int = 100, before_id: int | None = None,
+                          grids: list[str] | None = None) -> list[dict]:
+        """The newest dead letters (older than ``before_id`` when given); with ``grids``, only those
+        whose payload named one of them."""
+        page = ([] if grids is None else [dead_letters.c.grid.in_(grids)]) + (
+            [dead_letters.c.id < before_id] if before_id is not None else [])
         with self.engine.connect() as db:
             rows = db.execute(select(dead_letters.c.id, dead_letters.c.received_at, dead_letters.c.topic,
-                                     dead_letters.c.reason, func.length(dead_letters.c.payload).label("bytes"))
-                              .order_by(dead_letters.c.id.desc()).limit(limit))
+                                     dead_letters.c.reason, dead_letters.c.grid,
+                                     func.length(dead_letters.c.payload).label("bytes"))
+                              .where(*page).order_by(dead_letters.c.id.desc()).limit(limit))
             return [dict(r._mapping) for r in rows]
+
+    def count_dead_letters(self, grids: list[str] | None = None) -> int:
+        q = select(func.count()).select_from(dead_letters)
+        with self.engine.connect() as db:
+            return db.execute(q if grids is None else q.where(dead_letters.c.grid.in_(grids))).scalar_one()
 
     def overdue(self, now: float, limit: int = 100) -> list[dict]:
         """Cases on the clock that passed their deadline and are due for (another) escalation."""
@@ -496,15 +591,52 @@ class Store:
         with self.engine.connect() as db:
             return {r.id: dict(r._mapping) for r in db.execute(select(cases).where(cases.c.id.in_(sorted(ids))))}
 
-    def add_token(self, sha256: str, name: str, role: str, department: str | None, grid: str | None, now: float) -> None:
+    def add_token(self, sha256: str, name: str, role: str, department: str | None, grid: str | None, now: float,
+                  prefix: str | None = None, expires_at: float | None = None) -> None:
         with self.engine.begin() as db:
             db.execute(insert(tokens).values(sha256=sha256, name=name, role=role, department=department, grid=grid,
-                                             created_at=now))
+                                             created_at=now, prefix=prefix, expires_at=expires_at))
 
     def token(self, sha256: str) -> dict | None:
         with self.engine.connect() as db:
             row = db.execute(select(tokens).where(tokens.c.sha256 == sha256)).first()
             return dict(row._mapping) if row else None
+
+    def tokens(self) -> list[dict]:
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(select(tokens).order_by(tokens.c.created_at))]
+
+    def revoke_tokens(self, name_or_prefix: str, as_token_sha256: str, now: float) -> list[dict]:
+        """Revoke the live tokens with this name, this whole token (by its hash) or whose printed
+        token starts with this prefix (7 characters or more); their page sessions end too.
+        Returns the tokens revoked."""
+        match = or_(tokens.c.name == name_or_prefix, tokens.c.sha256 == as_token_sha256,
+                    tokens.c.prefix.startswith(name_or_prefix, autoescape=True) if len(name_or_prefix) >= 7 else false())
+        with self.engine.begin() as db:
+            rows = [dict(r._mapping) for r in db.execute(select(tokens).where(match, tokens.c.revoked_at.is_(None)))]
+            shas = [r["sha256"] for r in rows]
+            if shas:
+                db.execute(update(tokens).where(tokens.c.sha256.in_(shas)).values(revoked_at=now))
+                db.execute(sessions.delete().where(sessions.c.token_sha256.in_(shas)))
+            return rows
+
+    def add_session(self, sha256: str, token_sha256: str, now: float, expires_at: float) -> None:
+        with self.engine.begin() as db:
+            db.execute(sessions.delete().where(sessions.c.expires_at < now))  # the expired ones, while here
+            db.execute(insert(sessions).values(sha256=sha256, token_sha256=token_sha256, created_at=now,
+                                               expires_at=expires_at))
+
+    def session(self, sha256: str) -> dict | None:
+        """A page session with its token's columns (``session_expires_at`` is the session's own)."""
+        q = (select(tokens, sessions.c.expires_at.label("session_expires_at"))
+             .join(sessions, sessions.c.token_sha256 == tokens.c.sha256).where(sessions.c.sha256 == sha256))
+        with self.engine.connect() as db:
+            row = db.execute(q).first()
+            return dict(row._mapping) if row else None
+
+    def end_session(self, sha256: str) -> None:
+        with self.engine.begin() as db:
+            db.execute(sessions.delete().where(sessions.c.sha256 == sha256))
 
     def cases_between(self, start: float, end: float) -> list[dict]:
         """Cases created before ``end`` that were still open at ``start`` or created in the period."""

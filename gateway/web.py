@@ -1,8 +1,10 @@
 """The operators' page: case list with filters, case page with evidence and timeline, overdue
 board, a schematic map of cameras and open cases, and the daily report with its ranking.
 
-Server-rendered HTML; every value from a message or a table is escaped. The page reads with
-the same rules as the API (a token in ?token= or the Authorization header, or public read).
+Server-rendered HTML; every value from a message or a table is escaped. The pages read with
+the same scopes as the API, as the principal of a session: a token is exchanged once at
+``/ui/login`` for an HttpOnly, SameSite=Strict cookie, so no token is ever in a URL, a link
+or a log (with ``http.public_read`` everyone reads without signing in).
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ from __future__ import annotations
 import html
 import time
 from datetime import datetime
-from urllib.parse import urlencode
+from urllib.parse import parse_qs
 
-from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.api import CITY_TZ, Principal, case_view, hash_token, may_see, period, reader, scope
+from gateway.api import (CITY_TZ, CaseId, Filter, Sha256, Which, case_view, evidence_response, period,
+                         photo_response)
+from gateway.auth import SESSION_COOKIE, Principal, hash_token, may_see, page_reader, scope, start_session
 from gateway.reports import summary
-from gateway.workflow import CaseState, Role
+from gateway.security import read_capped
+from gateway.workflow import CaseState
 
 web_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False)
 
@@ -44,32 +49,24 @@ def esc(value) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def page(title: str, body: str, token: str | None) -> HTMLResponse:
-    q = f"?{urlencode({'token': token})}" if token else ""
-    nav = "".join(f'<a href="/ui/{p}{q}">{n}</a>' for p, n in
+def page(title: str, body: str, who: Principal | None = None, status_code: int = 200) -> HTMLResponse:
+    nav = "".join(f'<a href="/ui/{p}">{n}</a>' for p, n in
                   (("cases", "案件"), ("overdue", "超期督办"), ("map", "地图"), ("reports", "民情快报")))
+    if who is not None and who.name != "public":
+        nav += (f"<form method=post action=/ui/logout style='margin-left:auto'>{esc(who.name)} "
+                "<button id=logout>退出</button></form>")
     return HTMLResponse(f"<!doctype html><html lang=zh><head><meta charset=utf-8><title>{esc(title)} · 雪亮</title>"
                         f"<style>{STYLE}</style></head><body><header><strong>雪亮 xueliang</strong>{nav}</header>"
-                        f"<main><h1>{esc(title)}</h1>{body}</main></body></html>")
+                        f"<main><h1>{esc(title)}</h1>{body}</main></body></html>", status_code,
+                        headers={"Cache-Control": "no-store"})
 
 
-def who(request: Request):
-    token = request.query_params.get("token")
-    if token:
-        row = request.app.state.store.token(hash_token(token))
-        if row is None:
-            raise HTTPException(401, "unknown token")
-        return Principal(row["name"], Role(row["role"]), row["department"], row["grid"]), token
-    return reader(request, None), None
-
-
-def case_rows(cases: list[dict], token: str | None) -> str:
-    q = f"?{urlencode({'token': token})}" if token else ""
+def case_rows(cases: list[dict]) -> str:
     now = time.time()
     rows = []
     for c in map(lambda r: case_view(r, now), cases):
         rows.append(
-            f"<tr class='{'overdue' if c['overdue'] else ''}'><td><a href='/ui/cases/{c['id']}{q}'>#{c['id']}</a></td>"
+            f"<tr class='{'overdue' if c['overdue'] else ''}'><td><a href='/ui/cases/{c['id']}'>#{c['id']}</a></td>"
             f"<td>{esc(c['category_name'])}{' <span class=urgent>紧急</span>' if c['urgent'] else ''}</td>"
             f"<td>{esc(c['grid'])}</td><td>{esc(c['department'])}</td>"
             f"<td><span class=badge>{esc(STATE_NAMES.get(c['state'], c['state']))}</span></td>"
@@ -78,10 +75,58 @@ def case_rows(cases: list[dict], token: str | None) -> str:
             "<th>督办级别</th><th>点位</th></tr>" + "".join(rows) + "</table>")
 
 
+LOGIN_FORM = ("<form method=post action=/ui/login id=login><input type=hidden name=next value='{next}'>"
+              "<label>令牌 token <input type=password name=token autocomplete=off required maxlength=200></label> "
+              "<button>登录</button></form><p>{error}</p>")
+MAX_FORM_BYTES = 4096
+
+
+def local_page(target: str | None) -> str:
+    """Where to go after signing in: one of these pages, never another site.
+
+    >>> local_page("/ui/cases/3?state=closed"), local_page("//evil.example/ui/"), local_page(None)
+    ('/ui/cases/3?state=closed', '/ui/cases', '/ui/cases')
+    """
+    if target and target.startswith("/ui/") and "\\" not in target and target.isprintable():
+        return target
+    return "/ui/cases"
+
+
+@web_router.get("/login", response_class=HTMLResponse)
+def login_page(next: str | None = None):  # noqa: A002 (the parameter's name in the URL)
+    return page("登录", LOGIN_FORM.format(next=esc(local_page(next)), error=""))
+
+
+@web_router.post("/login", response_class=HTMLResponse)
+async def login(request: Request):
+    """Exchange a token (form field ``token``) for a session cookie, once; then back to ``next``."""
+    form = parse_qs((await read_capped(request, MAX_FORM_BYTES, "the sign-in form")).decode("utf-8", "replace"))
+    target = local_page((form.get("next") or [None])[0])
+    store, now = request.app.state.store, time.time()
+    try:
+        session, expires_at = start_session(store, (form.get("token") or [""])[0], now)
+    except ValueError as exc:
+        return page("登录", LOGIN_FORM.format(next=esc(target), error=esc(f"登录失败: {exc}")), status_code=401)
+    response = RedirectResponse(target, 303)
+    response.set_cookie(SESSION_COOKIE, session, max_age=int(expires_at - now), path="/ui", httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")
+    return response
+
+
+@web_router.post("/logout")
+def logout(request: Request):
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        request.app.state.store.end_session(hash_token(cookie))
+    response = RedirectResponse("/ui/login", 303)
+    response.delete_cookie(SESSION_COOKIE, path="/ui", httponly=True, samesite="strict")
+    return response
+
+
 @web_router.get("/cases", response_class=HTMLResponse)
-def cases_page(request: Request, state: str | None = None, category: str | None = None, grid: str | None = None,
-               department: str | None = None, overdue: bool = False):
-    principal, token = who(request)
+def cases_page(request: Request, state: CaseState | None = None, category: Filter = None, grid: Filter = None,
+               department: Filter = None, overdue: bool = False, principal: Principal = Depends(page_reader)):
+    state = state.value if state else None
     store, tables = request.app.state.store, request.app.state.tables
     s = scope(principal, tables)
     rows = store.list_cases(state or None, grid or None, s.get("department", department or None), category or None,
@@ -97,25 +142,25 @@ def cases_page(request: Request, state: str | None = None, category: str | None 
                f"{select('department', [(d.id, d.name) for d in tables.departments], department)}"
                f"<label>grid <input name=grid value='{esc(grid or '')}'></label>"
                f"<label><input type=checkbox name=overdue value=true {'checked' if overdue else ''}> 超期</label>"
-               + (f"<input type=hidden name=token value='{esc(token)}'>" if token else "")
-               + "<button>筛选</button></form>")
-    return page("案件列表", filters + case_rows(rows, token), token)
+               "<button>筛选</button></form>")
+    return page("案件列表", filters + case_rows(rows), principal)
 
 
-@web_router.get("/cases/{case_id}", response_class=HTMLResponse)
-def case_page(case_id: int, request: Request):
-    principal, token = who(request)
+def visible(case_id: int, request: Request, principal: Principal) -> dict:
     row = request.app.state.store.get_case(case_id)
     if row is None or not may_see(principal, row, request.app.state.tables):
         raise HTTPException(404, f"no case {case_id}")
-    c = case_view(row)
-    q = f"&{urlencode({'token': token})}" if token else ""
-    images = "".join(f"<figure><img alt='{label}' src='{url}{'?' if '?' not in url else '&'}{q[1:]}'>"
-                     f"<figcaption>{label}</figcaption></figure>"
-                     for label, url in (("发现", c["evidence_url"]), ("视频核查", c["end_evidence_url"])) if url)
-    photos = [("现场照片", e["photo_url"]) for e in c["timeline"] if e["photo_url"]]
-    images += "".join(f"<figure><img alt='{label}' src='{esc(url)}{'?' + q[1:] if q else ''}'>"
-                      f"<figcaption>{label}</figcaption></figure>" for label, url in photos)
+    return row
+
+
+@web_router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(page_reader)):
+    c = case_view(visible(case_id, request, principal))
+    shots = [("发现", c["evidence_url"] and f"/ui/cases/{case_id}/evidence.jpg"),
+             ("视频核查", c["end_evidence_url"] and f"/ui/cases/{case_id}/evidence.jpg?which=end")]
+    shots += [("现场照片", f"/ui/cases/{case_id}/photos/{e['note']}.jpg") for e in c["timeline"] if e["photo_url"]]
+    images = "".join(f"<figure><img alt='{label}' src='{esc(url)}'><figcaption>{label}</figcaption></figure>"
+                     for label, url in shots if url)
     timeline = "".join(f"<tr><td>{esc(e['at'])}</td><td>{esc(e['actor'])}</td><td>{esc(e['action'])}</td>"
                        f"<td>{esc(STATE_NAMES.get(e['to_state'] or '', e['to_state']))}</td>"
                        f"<td>{'照片' if e['photo_url'] else esc(e['note'])}</td></tr>"
@@ -127,27 +172,36 @@ def case_page(case_id: int, request: Request):
         ("合并事件数", c["incident_count"]), ("核查", c["end_reason"])))
     return page(f"案件 #{case_id}", f"<table id=facts>{facts}</table>{images}<h2>流转记录</h2>"
                 f"<table id=timeline><tr><th>时间</th><th>操作者</th><th>动作</th><th>状态</th><th>说明</th></tr>"
-                f"{timeline}</table>", token)
+                f"{timeline}</table>", principal)
+
+
+@web_router.get("/cases/{case_id}/evidence.jpg", response_class=Response)
+def case_evidence(case_id: CaseId, request: Request, which: Which = "start", principal: Principal = Depends(page_reader)):
+    return evidence_response(visible(case_id, request, principal), which, request.app.state.store)
+
+
+@web_router.get("/cases/{case_id}/photos/{sha256}.jpg", response_class=Response)
+def case_photo(case_id: CaseId, sha256: Sha256, request: Request, principal: Principal = Depends(page_reader)):
+    visible(case_id, request, principal)
+    return photo_response(case_id, sha256, request.app.state.store)
 
 
 @web_router.get("/overdue", response_class=HTMLResponse)
-def overdue_page(request: Request):
-    principal, token = who(request)
+def overdue_page(request: Request, principal: Principal = Depends(page_reader)):
     s = scope(principal, request.app.state.tables)
     rows = request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"),
                                               overdue_at=time.time(), limit=500)
     rows.sort(key=lambda r: (-r["level"], r["deadline"]))
-    return page("超期督办", case_rows(rows, token), token)
+    return page("超期督办", case_rows(rows), principal)
 
 
 @web_router.get("/map", response_class=HTMLResponse)
-def map_page(request: Request):
-    principal, token = who(request)
+def map_page(request: Request, principal: Principal = Depends(page_reader)):
     s = scope(principal, request.app.state.tables)
     rows = [r for r in request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"), limit=1000)
             if r["lat"] is not None and r["lon"] is not None]
     if not rows:
-        return page("点位地图", "<p>暂无带坐标的案件。</p>", token)
+        return page("点位地图", "<p>暂无带坐标的案件。</p>", principal)
     lats, lons = [r["lat"] for r in rows], [r["lon"] for r in rows]
     pad = 0.001
 
@@ -163,14 +217,16 @@ def map_page(request: Request):
     dots += "".join(f"<circle class=case cx={xy(r['lat'], r['lon'])[0] + 6} cy={xy(r['lat'], r['lon'])[1] - 6} r=4>"
                     f"<title>#{r['id']} {esc(r['category_name'])}</title></circle>" for r in open_)
     return page("点位地图", f"<svg id=map width=800 height=500 style='background:#fff'>{dots}</svg>"
-                f"<p>蓝: 摄像机 {len(cams)} · 橙: 未结案件 {len(open_)}</p>", token)
+                f"<p>蓝: 摄像机 {len(cams)} · 橙: 未结案件 {len(open_)}</p>", principal)
 
 
 @web_router.get("/reports", response_class=HTMLResponse)
-def reports_page(request: Request, date: str | None = None):
-    principal, token = who(request)
+def reports_page(request: Request, date: Filter = None, principal: Principal = Depends(page_reader)):
     now = time.time()
-    start, end = period("daily", date, now)
+    try:
+        start, end = period("daily", date or None, now)
+    except ValueError as exc:
+        raise HTTPException(422, f"date {date!r}: {exc}") from None
     rows = [r for r in request.app.state.store.cases_between(start, end) if may_see(principal, r, request.app.state.tables)]
     r = summary(rows, start, end, now)
     top = max([c["received"] for c in r["categories"]] + [1])
@@ -186,4 +242,4 @@ def reports_page(request: Request, date: str | None = None):
             f"按期率 {pct(r['on_time_rate'])} · 超期 {r['overdue']}</p>")
     return page("民情快报", head + f"<svg id=chart width=640 height={22 * len(r['categories']) + 10}>{bars}</svg>"
                 "<h2>部门排名</h2><table id=ranking><tr><th>名次</th><th>部门</th><th>结案</th><th>按期率</th><th>超期</th></tr>"
-                f"{ranking}</table>", token)
+                f"{ranking}</table>", principal)

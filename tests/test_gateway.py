@@ -127,7 +127,7 @@ def test_api_lists_cases_and_serves_evidence(ingest, store):
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg" and image.content == JPEG
     assert client.get(f"/cases/{case['id']}/evidence.jpg", params={"which": "end"}).status_code == 404
     assert client.get("/cases/999").status_code == 404
-    (dead,) = client.get("/dead-letters").json()
+    (dead,) = client.get("/dead-letters").json()["dead_letters"]
     assert "not JSON" in dead["reason"]
 
 

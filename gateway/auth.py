@@ -1,0 +1,164 @@
+"""Who is asking, and what they may see: API tokens, page sessions, scopes.
+
+The API takes a token only in the ``Authorization: Bearer`` header (never in a URL, where
+proxies, browsers and logs keep it). Tokens are printed once, stored as their sha256, expire
+(90 days unless told otherwise) and can be revoked (``xueliang token --revoke``). The operators'
+pages sign in once with a token (a form at ``/ui/login``) and then carry a session cookie:
+a random id, stored hashed, HttpOnly and SameSite=Strict, that ends with its token or after
+``SESSION_S``. A department sees its own cases, an operator its grid subtree, an admin all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from gateway.config import Tables
+from gateway.storage import Store
+from gateway.workflow import Role
+from xueliang import wire
+
+TOKEN_LIFETIME_S = 90 * 86400
+SESSION_S = 12 * 3600  # a working day and some: a page signs in again the next morning
+SESSION_COOKIE = "xl_session"
+PREFIX_CHARS = 11  # "xl_" and 8 random characters: enough to name a token in a revocation, useless to guess it
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+    department: str | None = None
+    grid: str | None = None
+
+
+PUBLIC = Principal("public", Role.ADMIN)  # http.public_read: anyone reads everything, nobody acts
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_token(store: Store, name: str, role: str, department: str | None = None, grid: str | None = None,
+              lifetime_s: float = TOKEN_LIFETIME_S, now: float | None = None) -> str:
+    """Make a token that expires after ``lifetime_s``, keep only its hash (and first characters), return it once."""
+    now = time.time() if now is None else now
+    token = "xl_" + secrets.token_urlsafe(24)
+    store.add_token(hash_token(token), name, Role(role).value, department, grid, now, prefix=token[:PREFIX_CHARS],
+                    expires_at=now + lifetime_s)
+    return token
+
+
+def token_problem(row: dict, now: float) -> str | None:
+    """Why a stored token opens nothing any more, or None while it is good."""
+    if row["revoked_at"] is not None:
+        return f"token {row['name']!r} was revoked at {wire.iso(row['revoked_at'])}; ask for a new one"
+    if row["expires_at"] is not None and row["expires_at"] <= now:
+        return f"token {row['name']!r} expired at {wire.iso(row['expires_at'])}; ask for a new one"
+    return None
+
+
+def _principal(row: dict) -> Principal:
+    return Principal(row["name"], Role(row["role"]), row["department"], row["grid"])
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def bearer(request: Request, authorization: str | None = Header(default=None)) -> Principal | None:
+    """The principal of the request's ``Authorization: Bearer`` token; None without the header."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("the Authorization header must read 'Bearer <token>'")
+    row = request.app.state.store.token(hash_token(token.strip()))
+    if row is None:
+        raise _unauthorized("unknown token")
+    problem = token_problem(row, time.time())
+    if problem:
+        raise _unauthorized(problem)
+    return _principal(row)
+
+
+def _needed(request: Request, what: str) -> HTTPException:
+    in_url = "; a token in the URL is not accepted" if "token" in request.query_params else ""
+    return _unauthorized(f"a token is needed {what} (header Authorization: Bearer <token>){in_url}")
+
+
+def reader(request: Request, who: Principal | None = Depends(bearer)) -> Principal:
+    if who is not None:
+        return who
+    if request.app.state.public_read:
+        return PUBLIC
+    raise _needed(request, "to read")
+
+
+def actor(request: Request, who: Principal | None = Depends(bearer)) -> Principal:
+    if who is None:
+        raise _needed(request, "to change a case")
+    return who
+
+
+# --- the operators' pages: one sign-in with a token, then a session cookie ---
+
+def start_session(store: Store, token: str, now: float) -> tuple[str, float]:
+    """Exchange a token for a new session: (the cookie's value, when it ends). ValueError says why not."""
+    row = store.token(hash_token(token.strip()))
+    if row is None:
+        raise ValueError("unknown token")
+    problem = token_problem(row, now)
+    if problem:
+        raise ValueError(problem)
+    session = secrets.token_urlsafe(32)
+    expires_at = min(now + SESSION_S, row["expires_at"] or now + SESSION_S)
+    store.add_session(hash_token(session), row["sha256"], now, expires_at)
+    return session, expires_at
+
+
+def session_principal(request: Request) -> Principal | None:
+    """The principal of the request's session cookie, if it names a live session of a good token."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    row = request.app.state.store.session(hash_token(cookie))
+    now = time.time()
+    if row is None or row["session_expires_at"] <= now or token_problem(row, now):
+        return None
+    return _principal(row)
+
+
+def page_reader(request: Request) -> Principal:
+    """For pages: the session's principal, or everyone's with public read, or off to the sign-in form."""
+    who = session_principal(request)
+    if who is not None:
+        return who
+    if request.app.state.public_read:
+        return PUBLIC
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    raise HTTPException(303, "sign in first", headers={"Location": f"/ui/login?next={quote(here, safe='')}"})
+
+
+# --- scopes ---
+
+def subtree(tables: Tables, grid: str) -> list[str]:
+    return [g.code for g in tables.grids if grid in tables.ancestors(g.code)] or [grid]
+
+
+def scope(who: Principal, tables: Tables) -> dict:
+    if who.role == Role.DEPARTMENT:
+        return {"department": who.department}
+    if who.role == Role.OPERATOR:
+        return {"grids": subtree(tables, who.grid or "")}
+    return {}
+
+
+def may_see(who: Principal, case: dict, tables: Tables) -> bool:
+    s = scope(who, tables)
+    return (s.get("department") in (None, case["department"])) and ("grids" not in s or case["grid"] in s["grids"])

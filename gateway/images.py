@@ -1,0 +1,47 @@
+"""Photos people upload: a JPEG is what decodes as one, not what starts with its two bytes.
+
+>>> import io; from PIL import Image
+>>> out = io.BytesIO(); Image.new("RGB", (64, 48)).save(out, "JPEG")
+>>> check_jpeg(out.getvalue())
+(64, 48)
+>>> check_jpeg(b"\\xff\\xd8<html><script>alert(1)</script></html>")
+Traceback (most recent call last):
+...
+gateway.images.ImageError: not a JPEG image (cannot identify image file)
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image
+
+MAX_PHOTO_BYTES = 8_000_000  # a 48-megapixel phone photo is 5-8 MB
+MAX_PHOTO_PIXELS = 50_000_000
+_DECODE_SIDE = 1024  # decoding at a reduced scale (JPEG's DCT scaling) proves the data without 150 MB of pixels
+
+
+class ImageError(ValueError):
+    """Why the bytes are not an acceptable photo."""
+
+
+def check_jpeg(data: bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> tuple[int, int]:
+    """Decode ``data`` as a JPEG of at most ``max_pixels``; its (width, height), or ImageError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower
+            image = Image.open(io.BytesIO(data), formats=["JPEG"])
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageError(f"a photo of {width}x{height} pixels is more than {max_pixels:,}")
+        image.draft("RGB", (_DECODE_SIDE, _DECODE_SIDE))
+        image.load()
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"too many pixels ({exc})") from None
+    except Exception as exc:  # Pillow reports broken data as OSError, SyntaxError, ValueError, struct.error...
+        message = str(exc).split(" <_io.BytesIO")[0]  # no object address in an answer
+        raise ImageError(f"not a JPEG image ({message})") from None
+    return width, height
