@@ -12,6 +12,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from xueliang.wire import GRID_PATTERN
+
 IncidentType = Literal["illegal_parking", "garbage", "spill"]
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -34,7 +36,7 @@ class Zone(Strict):
     types: list[IncidentType] = Field(min_length=1, title="Problem types this zone watches")
     polygon: list[tuple[float, float]] = Field(title="x, y points in 0..1 of the frame")
     dwell_s: float = Field(default=180.0, gt=0, le=86_400, title="Seconds a vehicle must stay before it is an incident")
-    grid: str | None = Field(default=None, min_length=1, max_length=64, title="Grid code; defaults to the camera's")
+    grid: str | None = Field(default=None, pattern=GRID_PATTERN, title="Grid code; defaults to the camera's")
     persistence_s: float = Field(default=120.0, gt=0, le=86_400,
                                  title="Seconds a pile or spill must stay before it is an incident")
     clear_s: float = Field(default=5.0, gt=0, le=3_600,
@@ -56,7 +58,7 @@ class Zone(Strict):
 class Camera(Strict):
     id: str = Field(pattern=IDENT, title="Camera id, unique within the box")
     url: str = Field(min_length=1, title="rtsp:// URL or a file path")
-    grid: str = Field(min_length=1, max_length=64, title="The camera's basic grid code")
+    grid: str = Field(pattern=GRID_PATTERN, title="The camera's basic grid code (letters, digits, . _ -)")
     location: Location | None = None
     zones: list[Zone] = Field(default_factory=list)
     analysis_interval_s: float = Field(default=1.0, gt=0, le=60, title="Seconds between analysed frames")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from datetime import date, datetime, timedelta, timezone
 from typing import Annotated
@@ -17,6 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, field_validator
 
 from gateway import storage
@@ -24,6 +26,7 @@ from gateway.auth import Principal, actor, may_see, new_token, reader, scope  # 
 from gateway.cases import dispatch_deadline
 from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level
+from gateway.metrics import REGISTRY, IngestState
 from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
 from gateway.reports import summary
 from gateway.security import SecurityHeaders, read_capped
@@ -65,14 +68,14 @@ class Case(BaseModel):
     lat: float | None
     lon: float | None
     state: str
-    created_at: str
+    created_at: str | None  # None only for a time stored before times were checked
     dispatched_at: str | None
     deadline: str | None
     overdue: bool
     urgent: bool
     level: int
     escalated_grid: str | None
-    reported_at: str
+    reported_at: str | None
     closed_at: str | None
     confidence: float
     bbox: list[float]
@@ -124,7 +127,20 @@ class ActionRequest(BaseModel):
 
 
 def _iso(t: float | None) -> str | None:
-    return wire.iso(t) if t is not None else None
+    """A stored time as shown; None for one no calendar can show (stored before times were checked)."""
+    try:
+        return wire.iso(t) if t is not None else None
+    except wire.WireError:
+        return None
+
+
+def _bbox(text: str) -> list[float]:
+    """The stored box; empty when it cannot be shown as JSON (NaN, stored before numbers were checked)."""
+    try:
+        box = json.loads(text)
+        return box if all(isinstance(v, int | float) and math.isfinite(v) for v in box) else []
+    except (TypeError, ValueError):
+        return []
 
 
 def case_view(row: dict, now: float | None = None) -> dict:
@@ -135,7 +151,7 @@ def case_view(row: dict, now: float | None = None) -> dict:
     out["overdue"] = bool(row["deadline"] is not None and row["deadline"] < now
                           and row["state"] in ("dispatched", "handling", "feedback"))
     out["urgent"] = bool(row["urgent"])
-    out["bbox"] = json.loads(row["bbox"])
+    out["bbox"] = _bbox(row["bbox"])
     out["evidence_url"] = f"/cases/{row['id']}/evidence.jpg" if row["evidence_sha256"] else None
     out["end_evidence_url"] = f"/cases/{row['id']}/evidence.jpg?which=end" if row["end_evidence_sha256"] else None
     if "timeline" in row:
@@ -395,7 +411,8 @@ def request_one(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], store: Store 
     return [georeport(_visible_case(request_id, store, tables, who))]
 
 
-def create_app(store: Store, tables: Tables, public_read: bool = False, on_change=None) -> FastAPI:
+def create_app(store: Store, tables: Tables, public_read: bool = False, on_change=None,
+               ingest_state: IngestState | None = None) -> FastAPI:
     app = FastAPI(title="xueliang gateway", version="1")
     app.add_middleware(SecurityHeaders)
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
@@ -403,9 +420,26 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     for router in (cases_router, dead_router, reports_router, open311):
         app.include_router(router)
 
+    ingest_state = ingest_state or IngestState()
+
     @app.get("/health", tags=["health"])
-    def health() -> dict:
-        return {"status": "ok", "cases": store.count("cases")}
+    def health(response: Response) -> dict:
+        """``ok``, or 503 with the reason while ingest cannot commit or the database does not answer."""
+        ingest = ingest_state.view()
+        for key in ("failing_since", "last_commit_at"):
+            ingest[key] = _iso(ingest[key])
+        try:
+            cases = store.count("cases")
+        except Exception as exc:
+            cases, ingest = None, dict(ingest, state="failing", last_error=f"database: {type(exc).__name__}: {exc}"[:500])
+        if ingest["state"] != "ok":
+            response.status_code = 503
+        return {"status": ingest["state"], "cases": cases, "ingest": ingest}
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus metrics of this gateway process (messages by outcome, ingest failures, notices)."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     from gateway.web import web_router  # the page builds on this module's reads and scopes
 

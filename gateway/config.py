@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
+from xueliang.wire import GRID_PATTERN
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
@@ -60,7 +61,7 @@ class Category(Strict):
 
 
 class Grid(Strict):
-    code: str = Field(min_length=1, max_length=64, title="Grid code, any format")
+    code: str = Field(pattern=GRID_PATTERN, title="Grid code: letters (Chinese too), digits and . _ - (it names a topic)")
     name: str = Field(min_length=1)
     level: str = Field(default="grid", title="district / street / community / grid / unit")
     parent: str | None = None

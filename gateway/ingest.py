@@ -1,10 +1,12 @@
 """Ingest: MQTT messages in, cases created or updated, or dead letters with the reason.
 
-``Ingest.handle(topic, payload)`` never raises for bad input; the process keeps running.
-``Ingest.handle_batch(items)`` does the same for many messages in one transaction: the
-commit is the costly part, so a batch costs little more than one message. If anything in
+``Ingest.handle(topic, payload)`` never raises for bad input: whatever a message holds, it
+becomes a case event, a duplicate or a dead letter with the reason, and the process keeps
+running. ``Ingest.handle_batch(items)`` does the same for many messages in one transaction:
+the commit is the costly part, so a batch costs little more than one message. If anything in
 the batch fails (a race with another gateway, a bug), the batch is rolled back and each
-message is handled alone, so one message never costs the others.
+message is handled alone, so one message never costs the others. Only a failure of the
+database itself (``DatabaseUnavailable``) stops ingest, and then nothing is acknowledged.
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ from xueliang import wire
 log = logging.getLogger(__name__)
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database itself failed (down, locked, full): stop, keep the messages, try again later."""
+
+
+def _safe_text(text: str) -> str:
+    """Text that any database stores (PostgreSQL refuses NUL)."""
+    return text.replace("\x00", "\\0")
+
+
 class Ingest:
     def __init__(self, store: Store, tables: Tables, clock: Callable[[], float] = time.time,
                  on_case: Callable[[int], None] | None = None, max_clock_skew_s: float = 300.0):
@@ -43,26 +54,43 @@ class Ingest:
         self.on_case = on_case or (lambda case_id: None)
 
     def handle(self, topic: str, payload: bytes) -> str:
-        """Process one message; returns what happened (for logs and tests)."""
+        """Process one message in a transaction of its own; returns what happened (for logs and
+        tests). A bad message becomes a dead letter; only DatabaseUnavailable is raised."""
         now = self.clock()
-        try:
-            where = wire.parse_topic(topic)
-            if where.kind == "evidence":
-                return self._evidence(where, payload, now)
-            return self._incident(where, payload, now)
-        except wire.WireError as exc:
-            return self._dead(topic, str(exc), payload, now)
-        except Exception as exc:  # a bug or a database hiccup: keep the message, keep running
-            log.exception("ingest failed on %s", topic)
-            return self._dead(topic, f"internal error: {type(exc).__name__}: {exc}", payload, now)
+        for attempt in range(3):
+            try:
+                where = wire.parse_topic(topic)
+                if where.kind == "evidence":
+                    return self._evidence(where, payload, now)
+                return self._incident(where, payload, now)
+            except wire.WireError as exc:
+                return self._dead(topic, str(exc), payload, now)
+            except Exception as exc:  # a bug, or the database: tell them apart by asking the database
+                if not self.store.reachable():
+                    raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                if attempt < 2 and storage.is_transient(exc):  # e.g. locked by another gateway
+                    time.sleep(0.2)
+                    continue
+                log.exception("ingest failed on %s; set aside", topic[:200])
+                return self._dead(topic, f"internal error: {type(exc).__name__}: {exc}", payload, now)
+        raise AssertionError("unreachable")
 
     def _dead(self, topic: str, reason: str, payload: bytes, now: float) -> str:
-        log.warning("dead letter on %s: %s", topic, reason)
-        self.store.dead_letter(topic, reason, payload, now)
+        log.warning("dead letter on %s: %s", topic[:200], reason)
+        try:
+            self.store.dead_letter(_safe_text(topic), _safe_text(reason), payload, now)
+        except Exception as exc:  # the message is not lost: unacknowledged, it comes again
+            raise DatabaseUnavailable(f"cannot write a dead letter: {type(exc).__name__}: {exc}") from exc
         return "dead_letter"
 
     def handle_batch(self, items: list[tuple[str, bytes]]) -> list[str]:
-        """Process many messages, all good ones in one transaction; outcomes in order."""
+        """Process many messages, all good ones in one transaction; outcomes in order.
+
+        Checking a message can only set that message aside (a dead letter with the reason). If
+        applying the batch fails and the database still answers, the batch is rolled back and
+        each message is handled alone, so one message never costs the others; if the database
+        does not answer, DatabaseUnavailable is raised and nothing is acknowledged.
+        """
         now = self.clock()
         outcomes: list[str] = [""] * len(items)
         work = []
@@ -72,6 +100,10 @@ class Ingest:
                 work.append((i, where, self._checked(where, payload, now)))
             except wire.WireError as exc:
                 outcomes[i] = self._dead(topic, str(exc), payload, now)
+            except Exception as exc:  # a bug in a check: this message is set aside, the others go on
+                log.exception("checking a message on %s failed; set aside", topic[:200])
+                outcomes[i] = self._dead(topic, f"internal error while checking: {type(exc).__name__}: {exc}",
+                                         payload, now)
         applied = []
         try:
             with self.store.begin() as db, storage.pipelined(db):
@@ -84,6 +116,8 @@ class Ingest:
                         outcomes[i], case_id = self._apply(db, *checked, items[i][1], now)
                         applied.append((outcomes[i], case_id, *checked))
         except Exception as exc:
+            if not self.store.reachable():
+                raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
             log.info("batch of %d rolled back (%s: %s); handling each alone", len(work), type(exc).__name__, exc)
             for i, _, _ in work:
                 outcomes[i] = self.handle(*items[i])

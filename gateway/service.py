@@ -22,6 +22,7 @@ from gateway.api import case_view, create_app
 from gateway.cases import escalation
 from gateway.config import GatewayConfig, Tables, load_tables
 from gateway.ingest import Ingest
+from gateway.metrics import CLOCK_FAILURES, NOTICES, IngestState
 from gateway.storage import Store
 from gateway.workflow import Action, Role, TransitionError
 from xueliang import wire
@@ -29,9 +30,10 @@ from xueliang.mqtt import make_client
 
 log = logging.getLogger(__name__)
 SHARE_GROUP = "$share/gateway/"
-NOTICES = ("dispatched", "escalate")
+NOTICES_ACTIONS = ("dispatched", "escalate")  # the case log rows that are also notices
 NOTICES_PER_ROUND = 1000
 ORPHAN_EVIDENCE_S = 3600.0  # evidence waits this long for its incident before it is quarantined
+PUSH_BACK_S = 3600.0  # a case the clock cannot escalate is looked at again after this long
 
 
 class MqttIngest:
@@ -54,6 +56,7 @@ class MqttIngest:
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.5, 2)
         self.queue: queue.Queue = queue.Queue()
+        self.state = IngestState()
         self.stopping = threading.Event()
         self.worker = threading.Thread(target=self._work, name="ingest", daemon=True)
 
@@ -85,10 +88,12 @@ class MqttIngest:
                     break
             while not self.stopping.is_set():
                 try:
-                    self.ingest.handle_batch([(topic, payload) for topic, payload, _, _ in batch])
+                    outcomes = self.ingest.handle_batch([(topic, payload) for topic, payload, _, _ in batch])
+                    self.state.committed(outcomes)
                     break
-                except Exception:  # the database is down: keep the batch, unacknowledged, and try again
+                except Exception as exc:  # the database failed: keep the batch, unacknowledged, and try again
                     log.exception("ingest of %d message(s) failed; retrying in 2 s", len(batch))
+                    self.state.failed(f"{type(exc).__name__}: {exc}")
                     self.stopping.wait(2.0)
             else:
                 return  # stopping: unacknowledged messages are delivered again to the next session
@@ -104,7 +109,8 @@ class MqttIngest:
         client.subscribe([(SHARE_GROUP + wire.INCIDENT_SUBSCRIPTION, 1), (SHARE_GROUP + wire.EVIDENCE_SUBSCRIPTION, 1)])
 
     def _on_message(self, client, userdata, msg) -> None:
-        self.queue.put((msg.topic, msg.payload, msg.mid, msg.qos))
+        # the raw topic: paho's ``msg.topic`` raises on bytes that are not UTF-8, in paho's own thread
+        self.queue.put((msg._topic.decode("utf-8", "replace"), msg.payload, msg.mid, msg.qos))
 
 
 class Clock(threading.Thread):
@@ -127,42 +133,68 @@ class Clock(threading.Thread):
                                   f"overdue since {wire.iso(case['deadline'])}: level {values['level']}, "
                                   f"to {values['escalated_grid']}", values)
                 done += 1
-            except (TransitionError, storage.ConflictError, KeyError) as exc:  # one bad row never stops the clock
+            except (TransitionError, storage.ConflictError) as exc:  # changed meanwhile: next round decides
                 log.warning("case %s not escalated: %s", case["id"], exc)
+            except Exception as exc:  # one bad row never stops the clock: it is pushed back, not retried each round
+                log.exception("case %s cannot be escalated; looked at again in %.0f s", case["id"], PUSH_BACK_S)
+                CLOCK_FAILURES.labels("escalate").inc()
+                with self.store.begin() as db:
+                    storage.update_case(db, case["id"], {"next_escalation_at": now + PUSH_BACK_S})
+                    storage.log(db, case["id"], now, "clock", Role.SYSTEM, "escalation_failed", case["state"],
+                                case["state"], f"{type(exc).__name__}: {exc}"[:500])
         return done
+
+    def notice(self, row: dict, case: dict, now: float) -> tuple[str, str]:
+        """The topic and JSON of one notice; WireError or ValueError when the stored case cannot make one."""
+        body = case_view(case, now)
+        if row["action"] == "dispatched":
+            topic = wire.dispatch_topic(row["target"] or case["department"])
+        else:
+            topic = wire.escalation_topic(row["target"] or case["grid"])
+            body["notice"] = row["note"]
+        return topic, json.dumps(body, ensure_ascii=False, allow_nan=False)
 
     def publish_notices(self, now: float) -> None:
         """Send the notices the case log holds (dispatch, escalation), a round at a time: one read
-        of their cases and one write marking them sent (a burst of new cases is thousands)."""
-        rows = self.store.unpublished(NOTICES, limit=NOTICES_PER_ROUND)
+        of their cases and one write marking them sent (a burst of new cases is thousands). A notice
+        that cannot be built is set aside (marked, and a dead letter says why), never retried."""
+        rows = self.store.unpublished(NOTICES_ACTIONS, limit=NOTICES_PER_ROUND)
         cases = self.store.cases_by_id({row["case_id"] for row in rows})
         sent = []
         for row in rows:
             case = cases.get(row["case_id"])
             if case is None:
                 continue
-            body = case_view(case, now)
-            if row["action"] == "dispatched":
-                topic = wire.dispatch_topic(row["target"] or case["department"])
-            else:
-                topic = wire.escalation_topic(row["target"] or case["grid"])
-                body["notice"] = row["note"]
-            if self.client.publish(topic, json.dumps(body, ensure_ascii=False), qos=1).rc != 0:
+            try:
+                topic, payload = self.notice(row, case, now)
+                info = self.client.publish(topic, payload, qos=1)
+            except Exception as exc:  # built only from checked values; a row from before the checks
+                log.exception("notice %s of case %s set aside", row["id"], row["case_id"])
+                self.store.dead_letter(f"notice:{row['action']}:case/{row['case_id']}",
+                                       f"notice set aside: {type(exc).__name__}: {exc}"[:1000],
+                                       json.dumps(row, default=str).encode(), now)
+                NOTICES.labels("set_aside").inc()
+                sent.append(row["id"])
+                continue
+            if info.rc != 0:
                 break  # not connected: the rest next round
+            NOTICES.labels("sent").inc()
             sent.append(row["id"])
         self.store.mark_published(sent, now)
         if len(rows) == NOTICES_PER_ROUND and len(sent) == len(rows):
             self.wake.set()  # more are waiting
 
     def run(self) -> None:
+        steps = (("escalate", self.escalate_overdue), ("notices", self.publish_notices),
+                 ("quarantine", lambda now: self.store.quarantine_orphan_evidence(now - ORPHAN_EVIDENCE_S, now)))
         while not self.stop.is_set():
             now = time.time()
-            try:
-                self.escalate_overdue(now)
-                self.publish_notices(now)
-                self.store.quarantine_orphan_evidence(now - ORPHAN_EVIDENCE_S, now)
-            except Exception:
-                log.exception("clock round failed")
+            for name, step in steps:  # each on its own: a failing step does not keep the others from running
+                try:
+                    step(now)
+                except Exception:
+                    CLOCK_FAILURES.labels(name).inc()
+                    log.exception("clock step %s failed", name)
             self.wake.wait(self.every_s)
             self.wake.clear()
 
@@ -176,7 +208,8 @@ def run_gateway(config: GatewayConfig) -> int:
     ingest.on_case = lambda case_id: clock.wake.set()
     mqtt_ingest.start()
     clock.start()
-    app = create_app(store, tables, config.http.public_read, on_change=lambda case_id: clock.wake.set())
+    app = create_app(store, tables, config.http.public_read, on_change=lambda case_id: clock.wake.set(),
+                     ingest_state=mqtt_ingest.state)
     try:
         uvicorn.run(app, host=config.http.host, port=config.http.port, log_level="warning")
     finally:

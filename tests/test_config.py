@@ -26,7 +26,7 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
     (config_with(zone_overrides={"dwell_s": -5}), "camera 'gate-3' zone 'p1' dwell_s: Input should be greater than 0"),
     (config_with(zone_overrides={"types": ["parking"]}), "camera 'gate-3' zone 'p1' types 0: Input should be"),
     (config_with(zone_overrides={"dwel_s": 3}), "camera 'gate-3' zone 'p1' dwel_s: Extra inputs are not permitted"),
-    (config_with(camera_overrides={"grid": ""}), "camera 'gate-3' grid: String should have at least 1 character"),
+    (config_with(camera_overrides={"grid": ""}), "camera 'gate-3' grid: String should match pattern"),
     (config_with(camera_overrides={"url": None}), "camera 'gate-3' url: Input should be a valid string"),
     (config_with(top={"box": "bad box"}), "box: String should match pattern"),
     (config_with(top={"broker": {"port": 99999}}), "broker port: Input should be less than or equal to 65535"),

@@ -12,6 +12,8 @@ Topic(box='demo-box', camera='campus-gate', kind='evidence', incident_id='abc')
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -27,6 +29,19 @@ MAX_INCIDENT_BYTES = 16_384
 MAX_EVIDENCE_BYTES = 4_000_000
 INCIDENT_SUBSCRIPTION = f"{ROOT}/+/+/incident"
 EVIDENCE_SUBSCRIPTION = f"{ROOT}/+/+/evidence/+"
+# Bounds of what a message may hold, so that nothing in it can fail later (in the database, a
+# topic, a page or a notice): times within this range, integers of at most 18 digits, finite
+# numbers only, objects nested no deeper than MAX_DEPTH (a valid incident is 3 deep).
+EARLIEST = 946_684_800.0  # 2000-01-01T00:00:00Z
+LATEST = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+MAX_INT_DIGITS = 18
+MAX_DEPTH = 16
+IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # box, camera, zone: as in the schema's $defs/ident
+INCIDENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# A grid code or department id ends up in a topic level and on pages: letters (Chinese too),
+# digits and . _ - only, so never an MQTT wildcard, a level separator, a control character or markup.
+GRID_PATTERN = r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9\u4e00-\u9fff._-]{0,63}$"  # also in the configs
+TOPIC_LEVEL = re.compile(GRID_PATTERN)
 
 
 class WireError(ValueError):
@@ -52,36 +67,85 @@ def status_topic(box: str) -> str:
     return f"{ROOT}/{box}/status"
 
 
+def topic_level(value: str, what: str) -> str:
+    """``value`` if it is safe as one topic level (see ``TOPIC_LEVEL``), else WireError.
+
+    >>> topic_level("HQ-DZG-10D-07", "grid")
+    'HQ-DZG-10D-07'
+    >>> topic_level("HQ/+", "grid")
+    Traceback (most recent call last):
+    ...
+    xueliang.wire.WireError: grid 'HQ/+' is not a safe topic level (letters, digits, . _ -; at most 64)
+    """
+    if not isinstance(value, str) or not TOPIC_LEVEL.fullmatch(value):
+        raise WireError(f"{what} {value!r} is not a safe topic level (letters, digits, . _ -; at most 64)")
+    return value
+
+
 def dispatch_topic(department: str) -> str:
     """Where a department receives the cases dispatched to it (QoS 1)."""
-    return f"{ROOT}/dispatch/{department}"
+    return f"{ROOT}/dispatch/{topic_level(department, 'department')}"
 
 
 def escalation_topic(grid: str) -> str:
     """Where the second whistle for an overdue case is heard: the grid it was escalated to."""
-    return f"{ROOT}/escalations/{grid}"
+    return f"{ROOT}/escalations/{topic_level(grid, 'grid')}"
 
 
 def parse_topic(topic: str) -> Topic:
+    """The box, camera and kind a topic names; each level checked as the schema checks the payload.
+
+    >>> parse_topic("xl/v1/box-1/gate/evidence/" + "x" * 200)
+    Traceback (most recent call last):
+    ...
+    xueliang.wire.WireError: topic's incident id 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' (200 characters) is not 1..128 of A-Z a-z 0-9 . _ : -
+    """
     parts = topic.split("/")
     if len(parts) == 5 and parts[4] == "incident" and "/".join(parts[:2]) == ROOT:
-        return Topic(parts[2], parts[3], "incident", None)
-    if len(parts) == 6 and parts[4] == "evidence" and "/".join(parts[:2]) == ROOT:
-        return Topic(parts[2], parts[3], "evidence", parts[5])
-    raise WireError(f"topic {topic!r} is neither {ROOT}/BOX/CAMERA/incident nor .../evidence/INCIDENT_ID")
+        where = Topic(parts[2], parts[3], "incident", None)
+    elif len(parts) == 6 and parts[4] == "evidence" and "/".join(parts[:2]) == ROOT:
+        where = Topic(parts[2], parts[3], "evidence", parts[5])
+    else:
+        raise WireError(f"topic {topic[:200]!r} is neither {ROOT}/BOX/CAMERA/incident nor .../evidence/INCIDENT_ID")
+    for what, value in (("box", where.box), ("camera", where.camera)):
+        if not IDENT.fullmatch(value):
+            raise WireError(f"topic's {what} {value[:40]!r} is not 1..64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)")
+    if where.incident_id is not None and not INCIDENT_ID.fullmatch(where.incident_id):
+        raise WireError(f"topic's incident id {where.incident_id[:40]!r} ({len(where.incident_id)} characters) "
+                        "is not 1..128 of A-Z a-z 0-9 . _ : -")
+    return where
 
 
 def iso(t: float) -> str:
-    """Seconds since the epoch as an ISO 8601 UTC string with milliseconds."""
-    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Seconds since the epoch as an ISO 8601 UTC string with milliseconds; WireError for a value
+    no calendar can show (a row stored before times were checked)."""
+    try:
+        return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError, TypeError) as exc:
+        raise WireError(f"time {t!r} cannot be shown: {exc}") from None
 
 
 def parse_time(text: str) -> float:
-    """ISO 8601 (a trailing Z allowed) to seconds since the epoch; naive times are UTC."""
-    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+    """ISO 8601 (a trailing Z allowed) to seconds since the epoch; naive times are UTC.
+    A time that is not on the calendar, or outside 2000..2099, is a WireError.
+
+    >>> parse_time("2026-01-01T08:00:00+08:00")
+    1767225600.0
+    >>> parse_time("2024-02-30T00:00:00Z")
+    Traceback (most recent call last):
+    ...
+    xueliang.wire.WireError: time '2024-02-30T00:00:00Z' is not a real time: day is out of range for month
+    """
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        t = dt.timestamp()
+    except (ValueError, OverflowError, TypeError, AttributeError) as exc:
+        raise WireError(f"time {str(text)[:40]!r} is not a real time: {exc}") from None
+    if not EARLIEST <= t < LATEST:
+        raise WireError(f"time {text[:40]!r} is outside {iso(EARLIEST)[:4]}..{int(iso(LATEST)[:4]) - 1}")
+    return t
 
 
 @lru_cache(maxsize=1)
@@ -102,37 +166,108 @@ def _fast_check() -> Callable[[Any], Any]:
     return fastjsonschema.compile({k: v for k, v in schema().items() if k != "$id"})
 
 
-def validate_incident(message: dict[str, Any]) -> dict[str, Any]:
-    """Return the message if it follows the schema, else raise WireError naming the field.
+TIME_FIELDS = ("started_at", "observed_at", "ended_at")
 
-    Valid messages take the compiled fast path; jsonschema explains the invalid ones.
+
+def validate_incident(message: dict[str, Any]) -> dict[str, Any]:
+    """Return the message if it follows the schema and its times are real, else raise WireError
+    naming the field.
+
+    Valid messages take the compiled fast path; jsonschema explains the invalid ones (after a
+    depth check: its explanation recurses into the value).
     """
     try:
         _fast_check()(message)
-        return message
-    except fastjsonschema.JsonSchemaException:
-        pass
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(message))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(message)"
-        raise WireError(f"{where}: {error.message[:300]}")
+    except fastjsonschema.JsonSchemaException as fast_error:
+        if depth(message) > MAX_DEPTH:
+            raise WireError(f"(message): nested deeper than {MAX_DEPTH} levels") from None
+        error = jsonschema.exceptions.best_match(_validator().iter_errors(message))
+        if error is None:  # the fast checker's date-time format refused a time jsonschema let through
+            _check_times(message)
+            raise WireError(f"(message): {fast_error.message[:300]}") from None
+        where = "/".join(str(p)[:64] for p in error.absolute_path) or "(message)"
+        raise WireError(f"{where}: {error.message[:300]}") from None
+    _check_times(message)
     return message
 
 
+def _check_times(message: dict[str, Any]) -> None:
+    for field in TIME_FIELDS:
+        if isinstance(message.get(field), str):
+            try:
+                parse_time(message[field])
+            except WireError as exc:
+                raise WireError(f"{field}: {exc}") from None
+
+
+def depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (without recursion).
+
+    >>> depth({"a": [1, {"b": []}]}), depth(3)
+    (4, 0)
+    """
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                todo.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise WireError(f"an integer of {len(text.lstrip('-'))} digits (at most {MAX_INT_DIGITS})")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise WireError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _constant(name: str):
+    raise WireError(f"{name} is not a JSON number")
+
+
+def loads(payload: bytes) -> Any:
+    """JSON from the wire (UTF-8, RFC 8259) with the bounds above, or WireError saying why.
+
+    >>> loads(b'{"confidence": NaN}')
+    Traceback (most recent call last):
+    ...
+    xueliang.wire.WireError: not JSON: NaN is not a JSON number
+    >>> loads(b"[" * 5000 + b"]" * 5000)
+    Traceback (most recent call last):
+    ...
+    xueliang.wire.WireError: not JSON: nested too deeply
+    """
+    try:
+        return json.loads(payload.decode("utf-8"), parse_int=_int, parse_float=_float, parse_constant=_constant)
+    except WireError as exc:
+        raise WireError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise WireError("not JSON: nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        raise WireError(f"not JSON: {str(exc)[:200]}") from None
+
+
 def decode_incident(payload: bytes) -> dict[str, Any]:
-    """Parse and validate an incident payload as it arrives from the broker."""
+    """Parse and validate an incident payload as it arrives from the broker. Anything wrong with
+    it, whatever it holds, is a WireError with the reason; nothing else is raised."""
     if len(payload) > MAX_INCIDENT_BYTES:
         raise WireError(f"payload of {len(payload)} bytes exceeds {MAX_INCIDENT_BYTES}")
-    try:
-        message = json.loads(payload.decode("utf-8"))  # JSON on the wire is UTF-8 (RFC 8259)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WireError(f"not JSON: {exc}") from None
+    message = loads(payload)
     if not isinstance(message, dict):
         raise WireError("payload is not a JSON object")
     if message.get("schema_version") != SCHEMA_VERSION:
-        raise WireError(f"schema_version {message.get('schema_version')!r} is not {SCHEMA_VERSION}")
+        raise WireError(f"schema_version {message.get('schema_version')!r:.40} is not {SCHEMA_VERSION}")
     return validate_incident(message)
 
 
 def encode_incident(message: dict[str, Any]) -> bytes:
-    return json.dumps(validate_incident(message), ensure_ascii=False, separators=(",", ":")).encode()
+    return json.dumps(validate_incident(message), ensure_ascii=False, separators=(",", ":"),
+                      allow_nan=False).encode()

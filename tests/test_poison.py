@@ -1,0 +1,197 @@
+"""One bad message never stops ingest or the notice clock: poison messages become dead letters one
+at a time, the rest of their batch commits, and only the database's own failure stops ingest."""
+
+import json
+import math
+import signal
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import insert, update
+
+from gateway import storage
+from gateway.api import create_app
+from gateway.config import TABLES_DIR, load_tables
+from gateway.ingest import DatabaseUnavailable, Ingest
+from gateway.service import Clock
+from gateway.storage import Store
+from xueliang import services, wire
+from xueliang.mqtt import make_client
+
+from .conftest import Watcher, wait_until
+from .test_gateway import START, TOPIC, payload
+from .test_workflow import database_url, postgres_server  # noqa: F401 (fixtures)
+
+NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def raw(field: str, token: str) -> bytes:
+    """START with one field's JSON replaced by ``token`` as it stands (not valid JSON values)."""
+    m = dict(START, **{field: "@@RAW@@"})
+    return json.dumps(m).replace('"@@RAW@@"', token).encode()
+
+
+def nested(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+POISON = [  # the messages that stopped all ingest, each under 16 kB and passing the old patterns
+    ("feb 30", payload(started_at="2024-02-30T00:00:00Z"), "started_at: time '2024-02-30T00:00:00Z' is not a real time"),
+    ("hour 25", payload(observed_at="2026-01-01T25:00:00Z"), "observed_at"),
+    ("second 60", payload(started_at="2026-01-01T00:00:60Z"), "started_at"),
+    ("offset +24:00", payload(started_at="2026-01-01T00:00:00+24:00"), "started_at"),
+    ("year 0", payload(started_at="0000-01-01T00:00:00Z"), "started_at"),
+    ("year 1", payload(started_at="0001-01-01T00:00:00+01:00"), "outside 2000..2099"),
+    ("nested 300", raw("attributes", '{"a": ' + nested(300) + "}"), "nested deeper than 16"),
+    ("nested 990", raw("attributes", '{"a": ' + nested(990) + "}"), "nested"),
+    ("nested 1000", raw("attributes", '{"a": ' + nested(1000) + "}"), "not JSON: nested too deeply"),
+    ("4400 digits", raw("seq", "1" * 4400), "an integer of 4400 digits"),
+    ("NaN bbox", raw("bbox", "[NaN, 0.1, 0.2, 0.3]"), "NaN is not a JSON number"),
+    ("Infinity", raw("confidence", "Infinity"), "Infinity is not a JSON number"),
+    ("1e999", raw("confidence", "1e999"), "out of range"),
+    ("huge seq", payload(seq=2**40), "seq"),
+    ("grid with +", payload(grid="HQ+DZG"), "grid"),
+    ("grid with NUL", payload(grid="HQ\x00"), "grid"),
+    ("grid with /", payload(grid="HQ/DZG/#"), "grid"),
+    ("zone with newline", payload(zone="kerb\n"), "zone"),
+]
+
+
+@pytest.fixture
+def tables():
+    return load_tables(TABLES_DIR / "demo.yaml")
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+
+
+def test_the_decoder_raises_nothing_but_a_wire_error_with_the_reason():
+    for name, body, reason in POISON:
+        assert len(body) <= wire.MAX_INCIDENT_BYTES, name
+        with pytest.raises(wire.WireError) as err:
+            wire.decode_incident(body)
+        assert reason in str(err.value), (name, str(err.value))
+
+
+@pytest.mark.parametrize("topic, reason", [
+    (f"xl/v1/box-1/gate/evidence/{'x' * 20000}", "20000 characters"),
+    ("xl/v1/box-1/gate/evidence/a b", "incident id 'a b'"),
+    (f"xl/v1/{'b' * 65}/gate/incident", "topic's box"),
+    ("xl/v1/box-1/<script>/incident", "topic's camera"),
+])
+def test_every_topic_level_is_checked(topic, reason):
+    with pytest.raises(wire.WireError) as err:
+        wire.parse_topic(topic)
+    assert reason in str(err.value)
+
+
+def test_a_poison_message_is_set_aside_and_the_rest_of_its_batch_commits(store, tables):
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    items = [(TOPIC, body) for _, body, _ in POISON]
+    items.insert(5, (TOPIC, payload(incident_id="good-1")))
+    items.append((TOPIC, payload(incident_id="good-2", location={"lat": 39.2, "lon": 117.2})))
+    outcomes = ingest.handle_batch(items)
+    assert outcomes.count("dead_letter") == len(POISON)
+    assert outcomes[5] == "case_created" and outcomes[-1] == "case_created"
+    assert store.count("dead_letters") == len(POISON)
+    assert sorted(c["incident_id"] for c in store.list_cases()) == ["good-1", "good-2"]
+
+
+def test_a_failure_applying_one_message_sets_only_that_one_aside(store, tables, monkeypatch):
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    apply = ingest._apply
+
+    def broken(db, message, *args):  # a bug that only this message meets
+        if message["incident_id"] == "bug":
+            raise KeyError("no such thing")
+        return apply(db, message, *args)
+
+    monkeypatch.setattr(ingest, "_apply", broken)
+    outcomes = ingest.handle_batch([(TOPIC, payload(incident_id="a")), (TOPIC, payload(incident_id="bug")),
+                                    (TOPIC, payload(incident_id="b", location={"lat": 39.3, "lon": 117.3}))])
+    assert outcomes == ["case_created", "dead_letter", "case_created"]
+    (dead,) = store.list_dead_letters()
+    assert "internal error: KeyError" in dead["reason"]
+
+
+def test_a_database_that_does_not_answer_stops_ingest_and_loses_nothing(tmp_path, tables):
+    with services.postgres(tmp_path / "pg") as pg:
+        store = Store(f"postgresql+psycopg://postgres@127.0.0.1:{pg.port}/postgres")
+        ingest = Ingest(store, tables, clock=lambda: NOW)
+        assert ingest.handle_batch([(TOPIC, payload(incident_id="before"))]) == ["case_created"]
+        pg.signal(signal.SIGINT)  # PostgreSQL's fast shutdown: clients cut off at once
+        pg.proc.wait(30)
+        batch = [(TOPIC, payload(incident_id="during", location={"lat": 39.5, "lon": 117.5})), (TOPIC, b"not json")]
+        with pytest.raises(DatabaseUnavailable):
+            ingest.handle_batch(batch)
+        with pytest.raises(DatabaseUnavailable):
+            ingest.handle(*batch[0])
+        pg.start(timeout=30)
+        wait_until(store.reachable, 30, message="PostgreSQL back")
+        assert ingest.handle_batch(batch) == ["case_created", "dead_letter"]
+        assert store.count("cases") == 2 and store.count("dead_letters") == 1
+
+
+def legacy_rows(store: Store) -> None:
+    """Rows a gateway stored before values were checked: a year-1 time, a NaN box, a grid with '+'."""
+    with store.begin() as db:
+        db.execute(update(storage.cases).where(storage.cases.c.incident_id == "bad-time")
+                   .values(reported_at=-62135600400.0, created_at=-62135600400.0))
+        db.execute(update(storage.cases).where(storage.cases.c.incident_id == "bad-box")
+                   .values(bbox="[NaN, 0.1, Infinity, 0.3]"))
+        db.execute(update(storage.cases).where(storage.cases.c.incident_id == "bad-grid").values(grid="HQ+DZG"))
+        case_id = db.execute(storage.cases.select().where(storage.cases.c.incident_id == "bad-grid")).first().id
+        db.execute(insert(storage.case_log).values(case_id=case_id, at=NOW, actor="clock", role="system",
+                                                   action="escalate", note="overdue", target=None))
+
+
+def test_rows_that_cannot_be_shown_neither_break_the_api_nor_stop_the_notices(store, tables, broker):
+    ingest = Ingest(store, tables, clock=time.time)
+    for i, incident in enumerate(["bad-time", "good", "bad-box", "bad-grid"]):
+        ingest.handle(TOPIC, payload(incident_id=incident, location={"lat": 39 + i / 10, "lon": 117.0}))
+    legacy_rows(store)
+    api = TestClient(create_app(store, tables, public_read=True))
+    listed = api.get("/cases")
+    assert listed.status_code == 200, listed.text
+    assert {c["incident_id"] for c in listed.json()} == {"bad-time", "good", "bad-box", "bad-grid"}
+    for case in listed.json():
+        assert api.get(f"/cases/{case['id']}").status_code == 200
+    assert api.get("/ui/cases").status_code == 200
+
+    watcher = Watcher(broker.port, ["xl/v1/dispatch/#", "xl/v1/escalations/#"])
+    client = make_client("clock-test")
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    try:
+        clock = Clock(store, tables, client, every_s=1)
+        time.sleep(0.5)  # the watcher's subscription
+        clock.publish_notices(time.time())
+        wait_until(lambda: len(watcher.messages) >= 3, 5, message="the notices that can be built")
+        sent = [json.loads(p) for _, p in watcher.messages]
+        assert all(isinstance(v, int | float) and math.isfinite(v) for n in sent for v in n["bbox"])
+        reasons = [d["reason"] for d in store.list_dead_letters()]
+        assert len(reasons) == 1 and "notice set aside: WireError: grid 'HQ+DZG'" in reasons[0]
+        assert store.unpublished(("dispatched", "escalate")) == []  # nothing is tried again every round
+        clock.publish_notices(time.time())
+        assert len(store.list_dead_letters()) == 1
+    finally:
+        client.loop_stop()
+        watcher.stop()
+
+
+def test_health_and_metrics_show_a_stopped_ingest(store, tables):
+    from gateway.metrics import IngestState
+
+    state = IngestState()
+    api = TestClient(create_app(store, tables, ingest_state=state))
+    assert api.get("/health").json()["status"] == "ok"
+    state.failed("OperationalError: connection refused")
+    health = api.get("/health")
+    assert health.status_code == 503 and health.json()["ingest"]["last_error"].startswith("OperationalError")
+    assert "xl_gateway_ingest_failing 1.0" in api.get("/metrics").text
+    state.committed(["case_created", "dead_letter"])
+    assert api.get("/health").status_code == 200
+    assert 'xl_gateway_messages_total{outcome="dead_letter"}' in api.get("/metrics").text
