@@ -1,4 +1,5 @@
-"""The operators' page in a real headless Chromium against a real gateway process."""
+"""The operators' page in a real headless Chromium against a real gateway process: sign-in with a
+token for a session cookie, cases, evidence, timeline, map, report, sign-out and revocation."""
 
 import json
 import shutil
@@ -6,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
@@ -69,15 +71,36 @@ def test_operator_finds_a_case_sees_its_evidence_timeline_map_and_report(tmp_pat
         client.loop_stop()
         base = f"http://127.0.0.1:{http_port}/ui"
 
+        def sign_in(with_token: str):
+            browser.get(f"{base}/cases?state=dispatched")
+            assert "/ui/login?next=" in browser.current_url  # no session: off to the sign-in form
+            browser.find_element(By.NAME, "token").send_keys(with_token)
+            browser.find_element(By.CSS_SELECTOR, "#login button").click()
+
+        sign_in("xl_not-a-token")
+        assert "登录失败: unknown token" in browser.find_element(By.TAG_NAME, "main").text
+        sign_in(token)
+        wait_until(lambda: browser.current_url == f"{base}/cases?state=dispatched", 5, message="back where it was going")
+        cookie = browser.get_cookie("xl_session")
+        assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui"
+        assert token not in cookie["value"]
+
         def rows(reload=True):
             if reload:
-                browser.get(f"{base}/cases?token={token}")
+                browser.get(f"{base}/cases")
             return browser.find_elements(By.CSS_SELECTOR, "#cases tr")[1:]
+
+        def no_token_anywhere():
+            links = [e.get_attribute("href") or e.get_attribute("src") for e in
+                     browser.find_elements(By.CSS_SELECTOR, "a, img, form")]
+            assert token not in browser.current_url and token not in browser.page_source
+            assert not [u for u in links if u and "token" in u]
 
         wait_until(lambda: len(rows()) == 1, 15, message="the case on the page")  # the hostile grid is refused
         SHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SHOTS / "cases.png"))
         assert "机动车乱停放" in rows()[0].text and "HQ-DZG-10D-07" in rows()[0].text
+        no_token_anywhere()
         Select(browser.find_element(By.NAME, "category")).select_by_visible_text("暴露垃圾")
         browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
         wait_until(lambda: "category=garbage" in browser.current_url, 5, message="the filter applied")
@@ -89,17 +112,34 @@ def test_operator_finds_a_case_sees_its_evidence_timeline_map_and_report(tmp_pat
                    == 768, 5, message="the evidence image loaded")
         timeline = browser.find_element(By.ID, "timeline").text
         assert "created" in timeline and "dispatched" in timeline
+        no_token_anywhere()
         browser.save_screenshot(str(SHOTS / "case.png"))
-        browser.get(f"{base}/map?token={token}")
+        browser.get(f"{base}/map")
         assert len(browser.find_elements(By.CSS_SELECTOR, "#map circle")) == 2  # the camera and its open case
-        browser.get(f"{base}/reports?token={token}")
+        browser.get(f"{base}/reports")
         assert "受理 1" in browser.find_element(By.TAG_NAME, "main").text
         assert browser.find_elements(By.CSS_SELECTOR, "#ranking tr")[1].text.startswith("1 traffic-police")
         browser.save_screenshot(str(SHOTS / "reports.png"))
-        browser.get(f"{base}/overdue?token={token}")
+        browser.get(f"{base}/overdue")
         assert browser.find_elements(By.CSS_SELECTOR, "#cases tr")[1:] == []
-        browser.get(f"{base}/cases")
-        assert "token" in browser.page_source.lower()  # no token, no cases
+        browser.delete_all_cookies()
+        browser.get(f"{base}/cases?token={token}")  # a token in the URL opens nothing
+        assert "/ui/login" in browser.current_url and not browser.find_elements(By.ID, "cases")
+        sign_in(token)
+        browser.find_element(By.ID, "logout").click()
+        wait_until(lambda: browser.current_url == f"{base}/login", 5, message="signed out")
+        rows_after = rows()
+        assert rows_after == [] and "/ui/login" in browser.current_url
+        # a revoked token ends its sessions at once
+        sign_in(token)
+        wait_until(lambda: len(rows()) == 1, 5, message="signed in again")
+        subprocess.run([sys.executable, "-m", "xueliang", "token", "--config", str(cfg), "--revoke", "ops"],
+                       check=True, capture_output=True)
+        assert rows() == [] and "/ui/login" in browser.current_url
+        page = httpx.get(f"{base}/login")
+        assert page.headers["x-content-type-options"] == "nosniff" and page.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["referrer-policy"] == "no-referrer"
         print(f"screenshots in {SHOTS}")
     finally:
         gateway.terminate()

@@ -61,19 +61,51 @@ def _gateway(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from gateway.api import new_token
+    import time
+
+    from gateway.auth import hash_token, new_token
     from gateway.config import load_gateway_config, load_tables
+    from gateway.deadlines import deadline, parse_service_level
     from gateway.storage import Store
+    from xueliang.wire import iso
 
     config = load_gateway_config(args.config)
+    store = Store(config.database)
+    now = time.time()
+    if args.list:
+        for t in store.tokens():
+            state = (f"revoked {iso(t['revoked_at'])}" if t["revoked_at"] else
+                     f"expires {iso(t['expires_at'])}" if t["expires_at"] else "never expires")
+            print(f"{t['name']}\t{t['prefix'] or '-'}\t{t['role']}\t{t['department'] or t['grid'] or '-'}\t{state}")
+        return 0
+    if args.revoke:
+        revoked = store.revoke_tokens(args.revoke, hash_token(args.revoke), now)
+        if not revoked:
+            print(f"error: no live token is named {args.revoke!r} or starts with it (see `xueliang token --list`)",
+                  file=sys.stderr)
+            return 2
+        for t in revoked:
+            print(f"revoked {t['name']} ({t['prefix'] or 'made before prefixes were kept'})")
+        return 0
     tables = load_tables(config.tables)
+    if not args.name or not args.role:
+        print("error: a new token needs --name and --role (or use --revoke / --list)", file=sys.stderr)
+        return 2
     if args.role == "department" and args.department not in {d.id for d in tables.departments}:
         print(f"error: --department must be one of {sorted(d.id for d in tables.departments)}", file=sys.stderr)
         return 2
     if args.role == "operator" and not args.grid:
         print("error: an operator token needs --grid (the root of the grid subtree it sees)", file=sys.stderr)
         return 2
-    print(new_token(Store(config.database), args.name, args.role, args.department, args.grid))
+    try:
+        lifetime_s = deadline(0.0, parse_service_level(args.expires))
+    except ValueError:
+        print(f"error: --expires {args.expires!r}: write a number and a unit, e.g. 90d, 12h, 30min", file=sys.stderr)
+        return 2
+    if not 0 < lifetime_s <= 5 * 366 * 86400:
+        print(f"error: --expires {args.expires!r}: must be more than 0 and at most 5 years", file=sys.stderr)
+        return 2
+    print(new_token(store, args.name, args.role, args.department, args.grid, lifetime_s, now))
     return 0
 
 
@@ -122,12 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True)
     p.set_defaults(func=_gateway)
 
-    p = sub.add_parser("token", help="make an API token (printed once; only its hash is stored)")
+    p = sub.add_parser("token", help="make an API token (printed once; only its hash is stored), revoke or list tokens")
     p.add_argument("--config", required=True, help="the gateway's config")
-    p.add_argument("--name", required=True)
-    p.add_argument("--role", required=True, choices=["admin", "operator", "department"])
+    p.add_argument("--name")
+    p.add_argument("--role", choices=["admin", "operator", "department"])
     p.add_argument("--department")
     p.add_argument("--grid")
+    p.add_argument("--expires", default="90d", help="lifetime of a new token, e.g. 90d (default), 12h, 30min")
+    p.add_argument("--revoke", metavar="NAME_OR_PREFIX", help="revoke the tokens of this name, or the token "
+                   "starting with this prefix (its first 7+ characters, as --list shows them)")
+    p.add_argument("--list", action="store_true", help="list tokens: name, prefix, role, scope, expiry")
     p.set_defaults(func=_token)
 
     p = sub.add_parser("demo", help="serve the fixture clips as cameras and run everything")
