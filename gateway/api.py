@@ -17,6 +17,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, field_validator
@@ -29,7 +30,7 @@ from gateway.deadlines import deadline, parse_service_level
 from gateway.metrics import REGISTRY, IngestState
 from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
 from gateway.reports import summary
-from gateway.security import SecurityHeaders, read_capped
+from gateway.security import SecurityHeaders, read_capped, validation_error
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
@@ -415,6 +416,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
                ingest_state: IngestState | None = None) -> FastAPI:
     app = FastAPI(title="xueliang gateway", version="1")
     app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(RequestValidationError, validation_error)
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.on_change = on_change or (lambda case_id: None)
     for router in (cases_router, dead_router, reports_router, open311):

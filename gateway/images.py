@@ -39,8 +39,8 @@ def check_jpeg(data: bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> tuple[int, in
         image.load()
     except ImageError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"too many pixels ({exc})") from None
+    except Image.DecompressionBombError:  # Pillow's own limit, far above ours
+        raise ImageError(f"a photo of more than {max_pixels:,} pixels") from None
     except Exception as exc:  # Pillow reports broken data as OSError, SyntaxError, ValueError, struct.error...
         message = str(exc).split(" <_io.BytesIO")[0]  # no object address in an answer
         raise ImageError(f"not a JPEG image ({message})") from None

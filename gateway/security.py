@@ -8,7 +8,11 @@ own script and style from its CDN and get a policy that allows exactly that.
 
 from __future__ import annotations
 
+import json
+
 from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -60,3 +64,15 @@ async def read_capped(request: Request, cap: int, what: str = "the body") -> byt
             raise HTTPException(413, f"{what} may be at most {cap:,} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+    """422 with where and what, echoing a short input only, as ASCII JSON: FastAPI's own answer
+    fails (a 500) on an input it cannot encode, such as a lone surrogate from a JSON escape."""
+    detail = []
+    for error in exc.errors():
+        item = {"type": error.get("type"), "loc": [str(p)[:100] for p in error.get("loc", ())], "msg": error.get("msg")}
+        if isinstance(error.get("input"), str | int | float | bool):
+            item["input"] = error["input"][:200] if isinstance(error["input"], str) else error["input"]
+        detail.append(item)
+    return Response(json.dumps({"detail": detail}, ensure_ascii=True, default=str), 422, media_type="application/json")

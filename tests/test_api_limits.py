@@ -1,0 +1,343 @@
+"""The HTTP API's limits on a real SQLite gateway (and a real uvicorn where the wire matters):
+permission before a photo's body, bodies capped while they stream, photos decoded, security
+headers, tokens in the header only with expiry and revocation, no 500 for bad input, dead
+letters paged and scoped; migrations 4 and 5 on SQLite and PostgreSQL."""
+
+import io
+import json
+import select
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+import uvicorn
+import yaml
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import insert, text
+
+from gateway import storage
+from gateway.api import create_app
+from gateway.auth import new_token
+from gateway.config import load_tables
+from gateway.images import MAX_PHOTO_BYTES
+from gateway.ingest import Ingest
+from gateway.storage import Store
+from xueliang import services, wire
+from xueliang.cli import main as cli
+
+from .conftest import wait_until
+from .test_workflow import (CITY, auth, database_url, incident, jpeg_photo, postgres_server,  # noqa: F401 (fixtures)
+                            undo_migrations_4_and_5)
+
+
+@pytest.fixture
+def city(tmp_path):
+    path = tmp_path / "city.yaml"
+    path.write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    tables = load_tables(path)
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables)
+    app = create_app(store, tables)
+    tokens = {"admin": new_token(store, "root", "admin"),
+              "police": new_token(store, "tp", "department", department="traffic-police"),
+              "sanitation": new_token(store, "san", "department", department="sanitation"),
+              "op-s1": new_token(store, "op1", "operator", grid="D-S1")}
+    for grid in ("D-S1-C1-G1", "D-S2-G9"):  # two police cases, far apart
+        assert ingest.handle(*incident(grid=grid, location={"lat": 39.17 if grid.startswith("D-S1") else 39.0,
+                                                            "lon": 117.15})) == "case_created"
+    return app, store, ingest, TestClient(app), tokens
+
+
+@contextmanager
+def serving(app):
+    """The app behind a real uvicorn on a free loopback port."""
+    port = services.free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, 10, message="uvicorn started")
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def post_raw(port: int, path: str, headers: dict, chunks=(), limit_s: float = 10.0) -> tuple[int, int]:
+    """POST over a plain socket, sending ``chunks`` (chunked encoding) only while the server has not
+    answered yet. Returns (status, body bytes sent before the answer came)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=limit_s)
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    sock.sendall(head.encode("latin-1"))
+    sent, deadline = 0, time.monotonic() + limit_s
+    try:
+        for chunk in chunks:
+            if select.select([sock], [], [], 0)[0] or time.monotonic() > deadline:
+                break  # the server has answered (or closed): stop sending
+            try:
+                sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+        select.select([sock], [], [], limit_s)
+        status_line = sock.recv(4096).split(b"\r\n", 1)[0]
+        return int(status_line.split()[1]), sent
+    finally:
+        sock.close()
+
+
+def test_a_photos_permission_is_settled_before_its_body_is_read(city):
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
+    huge = {"Content-Type": "image/jpeg", "Content-Length": str(300_000_000)}
+    with serving(app) as port:
+        # the 300 MB are never sent: each answer comes on the headers alone
+        assert post_raw(port, f"/cases/{case_id}/photos", huge) == (401, 0)
+        assert post_raw(port, f"/cases/{case_id}/photos", huge | auth(tokens["sanitation"])) == (404, 0)
+        assert post_raw(port, f"/cases/{case_id}/photos", huge | auth(tokens["police"])) == (413, 0)
+        assert post_raw(port, "/cases/99999999999/photos", huge | auth(tokens["police"])) == (422, 0)
+
+
+def test_a_streamed_photo_is_cut_off_at_the_cap_not_buffered(city):
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
+    chunks = (b"\xff\xd8" + b"\0" * (1 << 20) for _ in range(300))  # 300 MB, chunked, no Content-Length
+    with serving(app) as port:
+        status, sent = post_raw(port, f"/cases/{case_id}/photos", {"Transfer-Encoding": "chunked"} | auth(tokens["police"]),
+                                chunks, limit_s=30)
+    assert status == 413
+    assert MAX_PHOTO_BYTES < sent < MAX_PHOTO_BYTES + 24 * (1 << 20)  # the cap plus what socket buffers held
+    assert store.count("evidence") == 0
+
+
+def bomb_header(width: int, height: int) -> bytes:
+    """A small real JPEG whose frame header claims ``width`` x ``height`` pixels."""
+    data = bytearray(jpeg_photo((16, 16)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("body, content_type, status, reason", [
+    (b"\xff\xd8\xff\xe0<html><script>alert(document.cookie)</script></html>", "image/jpeg", 422, "not a JPEG image"),
+    (jpeg_photo()[:400], "image/jpeg", 422, "not a JPEG image"),
+    (png(), "image/jpeg", 422, "not a JPEG image"),
+    (b"", "image/jpeg", 422, "not a JPEG image"),
+    (bomb_header(8000, 8000), "image/jpeg", 422, "a photo of 8000x8000 pixels is more than 50,000,000"),
+    (bomb_header(60000, 60000), "image/jpeg", 422, "a photo of more than 50,000,000 pixels"),
+    (jpeg_photo(), "text/html", 415, "send the photo as image/jpeg"),
+    (jpeg_photo(), "image/jpeg", 201, None),
+    (jpeg_photo(), "application/octet-stream", 201, None),
+], ids=["html-behind-jpeg-magic", "truncated", "png", "empty", "pixel-bomb", "pillow-bomb", "declared-html", "jpeg", "octet-stream"])
+def test_a_photo_is_a_jpeg_that_decodes(city, body, content_type, status, reason):
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
+    r = client.post(f"/cases/{case_id}/photos", content=body, headers={"Content-Type": content_type} | auth(tokens["police"]))
+    assert r.status_code == status, r.text
+    if reason:
+        assert reason in r.json()["detail"]
+        assert store.count("evidence") == 0
+
+
+def test_the_same_photo_on_two_cases_is_served_for_both(city):
+    app, store, ingest, client, tokens = city
+    first, second = sorted(c["id"] for c in client.get("/cases", headers=auth(tokens["police"])).json())
+    photo = jpeg_photo(color="teal")
+    urls = []
+    for case_id in (first, second, second):  # the second case twice: one entry
+        r = client.post(f"/cases/{case_id}/photos", content=photo, headers=auth(tokens["police"]))
+        assert r.status_code == 201, r.text
+        urls.append([e["photo_url"] for e in r.json()["timeline"] if e["photo_url"]])
+    assert len(urls[1]) == 1 and urls[1] == urls[2] and urls[0] != urls[1]
+    for (url,) in urls[:2]:
+        r = client.get(url, headers=auth(tokens["police"]))
+        assert r.status_code == 200 and r.content == photo and r.headers["content-type"] == "image/jpeg"
+    assert store.count("evidence") == 1  # the bytes are kept once
+    assert client.get(urls[0][0].replace(f"/cases/{first}/", f"/cases/{first}/").replace(
+        photo_sha(photo), "0" * 64), headers=auth(tokens["police"])).status_code == 404
+
+
+def photo_sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("path", ["/cases", "/cases/1", "/cases/1/evidence.jpg", "/ui/login", "/ui/cases", "/nowhere",
+                                  "/docs", "/health"])
+def test_every_response_carries_the_security_headers(city, path):
+    app, store, ingest, client, tokens = city
+    r = client.get(path, headers=auth(tokens["admin"]), follow_redirects=False)
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["x-frame-options"] == "DENY" and r.headers["referrer-policy"] == "no-referrer"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    if path != "/docs":
+        assert "default-src 'none'" in r.headers["content-security-policy"]
+
+
+def test_a_token_is_taken_from_the_header_only(city):
+    app, store, ingest, client, tokens = city
+    r = client.get("/cases", params={"token": tokens["admin"]})
+    assert r.status_code == 401 and "a token in the URL is not accepted" in r.json()["detail"]
+    assert client.get("/cases", headers=auth(tokens["admin"])).status_code == 200
+    assert client.get("/cases", headers={"Authorization": tokens["admin"]}).status_code == 401  # no scheme
+    r = client.get("/ui/cases", params={"token": tokens["admin"]}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/ui/login?next=")
+
+
+def test_expired_and_revoked_tokens_answer_401_with_the_reason(city, tmp_path, capsys):
+    app, store, ingest, client, tokens = city
+    old = new_token(store, "old", "admin", lifetime_s=60, now=time.time() - 120)
+    r = client.get("/cases", headers=auth(old))
+    assert r.status_code == 401 and "token 'old' expired at" in r.json()["detail"]
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"database": str(store.engine.url), "tables": str(tmp_path / "city.yaml")}))
+    assert cli(["token", "--config", str(config), "--name", "fresh", "--role", "admin", "--expires", "2h"]) == 0
+    fresh = capsys.readouterr().out.strip()
+    assert client.get("/cases", headers=auth(fresh)).status_code == 200
+    assert store.token(storage_hash(fresh))["expires_at"] == pytest.approx(time.time() + 7200, abs=30)
+    assert cli(["token", "--config", str(config), "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert fresh[:11] in listed and fresh not in listed and "tp\t" in listed
+    assert cli(["token", "--config", str(config), "--revoke", fresh[:9]]) == 0  # by its prefix
+    assert "revoked fresh" in capsys.readouterr().out
+    r = client.get("/cases", headers=auth(fresh))
+    assert r.status_code == 401 and "token 'fresh' was revoked at" in r.json()["detail"]
+    assert cli(["token", "--config", str(config), "--revoke", "tp"]) == 0  # by its name
+    assert client.get("/cases", headers=auth(tokens["police"])).status_code == 401
+    assert client.get("/cases", headers=auth(tokens["admin"])).status_code == 200  # the others still work
+    assert cli(["token", "--config", str(config), "--revoke", "nobody"]) == 2
+    assert cli(["token", "--config", str(config), "--name", "x", "--role", "admin", "--expires", "forever"]) == 2
+
+
+def storage_hash(token: str) -> str:
+    from gateway.auth import hash_token
+
+    return hash_token(token)
+
+
+def test_a_page_session_ends_with_its_token(city):
+    app, store, ingest, client, tokens = city
+    r = client.post("/ui/login", data={"token": tokens["op-s1"], "next": "/ui/cases?state=dispatched"},
+                    follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/ui/cases?state=dispatched"
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
+    assert tokens["op-s1"] not in cookie
+    page = client.get("/ui/cases")
+    assert page.status_code == 200 and page.text.count("<tr class=") == 1  # its grid subtree only
+    assert client.post("/ui/login", data={"token": tokens["op-s1"], "next": "//evil.example/"},
+                       follow_redirects=False).headers["location"] == "/ui/cases"
+    store.revoke_tokens("op1", "", time.time())
+    assert client.get("/ui/cases", follow_redirects=False).status_code == 303
+    bad = client.post("/ui/login", data={"token": tokens["op-s1"]})
+    assert bad.status_code == 401 and "was revoked" in bad.text
+
+
+BAD_REQUESTS = [
+    ("GET", "/cases/99999999999999999999999", None),
+    ("GET", "/cases/0", None),
+    ("GET", "/cases/-5/evidence.jpg", None),
+    ("GET", "/cases/1/photos/..%2f..%2fetc.jpg", None),
+    ("GET", "/cases?offset=99999999999999999999", None),
+    ("GET", "/cases?limit=100000000000000000000000", None),
+    ("GET", "/cases?state=nonsense", None),
+    ("GET", "/cases?grid=%00", None),
+    ("GET", "/cases?category=%F0%9F%92%A9", None),
+    ("GET", "/reports/daily?date=0001-01-01", None),
+    ("GET", "/reports/weekly?date=9999-12-31", None),
+    ("GET", "/reports/daily?date=2026-02-30", None),
+    ("GET", "/reports/daily?date=%D9%A2%D9%A0%D9%A2%D9%A6-01-01", None),  # Arabic-Indic digits
+    ("GET", "/reports/monthly", None),
+    ("GET", "/open311/v2/requests/99999999999999999999.json", None),
+    ("GET", "/dead-letters?before_id=99999999999999999999", None),
+    ("GET", "/dead-letters?limit=0", None),
+    ("GET", "/ui/cases/99999999999999999999999", None),
+    ("GET", "/ui/reports?date=0001-01-01", None),
+    ("GET", "/ui/cases?state=%00", None),
+    ("POST", "/cases/1/actions", {"action": "extend", "extend_by": "99999999999 working days"}),
+    ("POST", "/cases/1/actions", {"action": "extend", "extend_by": "9" * 400 + "h"}),
+    ("POST", "/cases/1/actions", {"action": "extend", "extend_by": "367d"}),
+    ("POST", "/cases/1/actions", {"action": "acknowledge", "note": "\ud800"}),
+    ("POST", "/cases/1/actions", {"action": "acknowledge", "note": "a\x00b"}),
+    ("POST", "/cases/1/actions", {"action": "redispatch", "department": "\ud83d"}),
+    ("POST", "/cases/1/actions", {"action": "acknowledge", "note": ["not", "text"]}),
+    ("POST", "/cases/99999999999999999999/actions", {"action": "acknowledge"}),
+]
+
+
+@pytest.mark.parametrize("method, url, body", BAD_REQUESTS, ids=[f"{m} {u} {b}"[:80] for m, u, b in BAD_REQUESTS])
+def test_bad_input_is_a_4xx_that_says_why_and_cases_stay_readable(city, method, url, body):
+    app, store, ingest, client, tokens = city
+    if url.startswith("/ui/"):  # pages read as the principal of a session
+        assert client.post("/ui/login", data={"token": tokens["admin"]}, follow_redirects=False).status_code == 303
+    else:
+        client.cookies.set("xl_session", "nonsense")  # and the API ignores cookies
+    content = json.dumps(body).encode() if body is not None else None  # ensure_ascii: lone surrogates as \\ud800
+    r = client.request(method, url, content=content, headers=auth(tokens["admin"]) | {"Content-Type": "application/json"})
+    assert 400 <= r.status_code < 500, r.text
+    assert r.json()["detail"] if r.headers["content-type"] == "application/json" else True
+    for case in client.get("/cases", headers=auth(tokens["admin"])).json():
+        assert client.get(f"/cases/{case['id']}", headers=auth(tokens["admin"])).status_code == 200
+
+
+def test_an_extension_within_a_year_still_works(city):
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["admin"])).json()[0]["id"]
+    r = client.post(f"/cases/{case_id}/actions", json={"action": "extend", "extend_by": "3 working days"},
+                    headers=auth(tokens["admin"]))
+    assert r.status_code == 200, r.text
+
+
+def test_dead_letters_are_paged_and_scoped_to_the_grid_subtree(city):
+    app, store, ingest, client, tokens = city
+    for i in range(7):  # refused messages that name a grid in the operator's subtree
+        assert ingest.handle(*incident(grid="D-S1-C1-G1", seq=-i)) == "dead_letter"
+    for i in range(3):  # ... outside it
+        assert ingest.handle(*incident(grid="D-S2-G9", seq=-i)) == "dead_letter"
+    assert ingest.handle(wire.incident_topic("box-1", "gate"), b"{not json") == "dead_letter"  # nobody's grid
+    assert ingest.handle(wire.incident_topic("box-1", "gate"), b"[" * 3000) == "dead_letter"
+    admin = client.get("/dead-letters", params={"limit": 5}, headers=auth(tokens["admin"])).json()
+    assert admin["total"] == 12 and len(admin["dead_letters"]) == 5
+    seen, page = [d["id"] for d in admin["dead_letters"]], admin
+    while page["next_before_id"]:
+        page = client.get("/dead-letters", params={"limit": 5, "before_id": page["next_before_id"]},
+                          headers=auth(tokens["admin"])).json()
+        seen += [d["id"] for d in page["dead_letters"]]
+    assert len(seen) == len(set(seen)) == 12 and seen == sorted(seen, reverse=True)
+    operator = client.get("/dead-letters", headers=auth(tokens["op-s1"])).json()
+    assert operator["total"] == 7 and {d["grid"] for d in operator["dead_letters"]} == {"D-S1-C1-G1"}
+    assert operator["next_before_id"] is None
+    r = client.get("/dead-letters", headers=auth(tokens["police"]))
+    assert r.status_code == 403 and "operators and admins" in r.json()["detail"]
+
+
+def test_migrations_4_and_5_keep_photos_and_tokens(database_url):  # noqa: F811 (fixture)
+    store = Store(database_url)
+    photo, now = jpeg_photo(), time.time()
+    with store.begin() as db:  # a photo and a token as version 3 kept them
+        storage.add_evidence(db, photo_sha(photo), photo, "case:7", "-", "-", now)
+    store.add_token("a" * 64, "legacy", "admin", None, None, now - 400 * 86400)
+    with store.begin() as db:
+        undo_migrations_4_and_5(db)
+        db.execute(text("DELETE FROM schema_migrations WHERE version > 3"))
+    store.engine.dispose()
+    store = Store(database_url)
+    assert store.photo_bytes(7, photo_sha(photo)) == photo and store.photo_bytes(8, photo_sha(photo)) is None
+    legacy = store.token("a" * 64)  # expires 90 days after the upgrade, not at once
+    assert legacy["expires_at"] == pytest.approx(time.time() + 90 * 86400, abs=60) and legacy["revoked_at"] is None
+    with store.begin() as db:
+        db.execute(insert(storage.dead_letters).values(received_at=now, topic="t", reason="r", payload=b"{}",
+                                                       grid="D-S1"))
+    assert store.list_dead_letters(grids=["D-S1"])[0]["grid"] == "D-S1"
+    store.add_session("b" * 64, "a" * 64, now, now + 60)
+    assert store.session("b" * 64)["name"] == "legacy"
