@@ -1,5 +1,5 @@
 # Two commands set up a fresh machine: `make demo` runs the main job, `make test` the tests.
-.PHONY: setup demo test bench eval models clean
+.PHONY: setup demo test bench eval models clean fuzz
 
 setup:
 	@bash deploy/setup.sh
@@ -21,6 +21,10 @@ eval: setup
 clean:
 	rm -rf data .pytest_cache
 
+fuzz: setup
+	.venv/bin/python bench/fuzz_gateway.py --messages 5000
+
 bench: setup
+	.venv/bin/python bench/fuzz_gateway.py --messages 5000
 	.venv/bin/python bench/gateway_throughput.py
 	.venv/bin/python bench/edge_capacity.py
