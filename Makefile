@@ -1,5 +1,5 @@
 # Two commands set up a fresh machine: `make demo` runs the main job, `make test` the tests.
-.PHONY: setup demo test bench eval models clean fuzz
+.PHONY: setup demo test bench eval models clean fuzz fuzz-api
 
 setup:
 	@bash deploy/setup.sh
@@ -23,6 +23,9 @@ clean:
 
 fuzz: setup
 	.venv/bin/python bench/fuzz_gateway.py --messages 5000
+
+fuzz-api: setup  # the HTTP API's inputs, 2,000 examples per surface (make test runs 60)
+	XL_API_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest -q tests/test_api_fuzz.py
 
 bench: setup
 	.venv/bin/python bench/fuzz_gateway.py --messages 5000
