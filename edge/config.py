@@ -6,6 +6,7 @@ Errors name the camera, zone and field, e.g.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from xueliang.wire import GRID_PATTERN
 
+log = logging.getLogger(__name__)
 IncidentType = Literal["illegal_parking", "garbage", "spill"]
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
@@ -103,6 +105,19 @@ class Detection(Strict):
         "detector and the check agree; either: also a still, changed region with no detection; off: detector only")
     left_object_min_area: float = Field(default=0.02, gt=0, le=1,
                                         title="Smallest still, changed region (fraction of the zone) that counts")
+
+    @field_validator("left_object", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        """YAML 1.1 reads an unquoted ``off`` as false: take it as "off", say so; refuse ``on``/``yes``."""
+        if value is False:
+            log.warning("detection left_object: read as false (YAML's unquoted off); taken as \"off\" — "
+                        "write left_object: \"off\" to say it plainly")
+            return "off"
+        if value is True:
+            raise ValueError("got true (YAML reads unquoted on/yes/true so); write one of \"confirm\", "
+                             "\"either\" or \"off\"")
+        return value
 
 
 class Rules(Strict):

@@ -68,3 +68,21 @@ def test_cli_prints_the_error_and_exits_2(tmp_path):
     assert run.returncode == 2
     assert "camera 'gate-3' zone 'p1' polygon: needs at least 3 points, got 2" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("text, expected, error", [
+    ("left_object: off", "off", None),           # YAML 1.1 reads this as false
+    ("left_object: \"off\"", "off", None),
+    ("left_object: either", "either", None),
+    ("left_object: on", None, "detection left_object: got true"),
+    ("left_object: maybe", None, "detection left_object: Input should be 'confirm', 'either' or 'off'"),
+])
+def test_left_object_off_unquoted_is_accepted(tmp_path, caplog, text, expected, error):
+    path = tmp_path / "edge.yaml"
+    path.write_text(f"box: b1\ndetection:\n  {text}\ncameras:\n  - {{id: c1, url: x.mp4, grid: G1}}\n")
+    if error:
+        with pytest.raises(ConfigError, match=error):
+            load_config(path)
+        return
+    assert load_config(path).detection.left_object == expected
+    assert ("YAML's unquoted off" in caplog.text) == (text == "left_object: off")

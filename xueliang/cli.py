@@ -22,9 +22,11 @@ def _detect(args: argparse.Namespace) -> int:
         print(f"error: cannot read image {args.image}", file=sys.stderr)
         return 2
     found = load_detector(args.model).detect(image, args.min_score)
+    # an empty sv.Detections has no "class_name" data at all
+    names = found.data.get("class_name", []) if len(found) else []
     rows = [
         {"label": str(n), "score": round(float(s), 3), "box": [round(float(v), 1) for v in b]}
-        for b, s, n in zip(found.xyxy, found.confidence, found.data["class_name"])
+        for b, s, n in zip(found.xyxy, found.confidence, names)
     ]
     print(json.dumps(rows, ensure_ascii=False) if args.json else "\n".join(f"{r['label']:>12} {r['score']:.2f} {r['box']}" for r in rows))
     return 0
