@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, field_validator
 
 from gateway import storage
-from gateway.auth import Principal, actor, may_see, new_token, reader, scope  # noqa: F401 (new_token: callers make tokens here)
+from gateway.auth import Principal, actor, may_see, reader, scope
 from gateway.cases import dispatch_deadline
 from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level

@@ -12,7 +12,8 @@ import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, text
 
-from gateway.api import create_app, new_token
+from gateway.api import create_app
+from gateway.auth import new_token
 from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
 from gateway.service import Clock
