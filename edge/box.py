@@ -66,7 +66,13 @@ class Metrics:
                                 buckets=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1))
         self.infer = Histogram("xl_edge_inference_seconds", "Detector time per analyser round", registry=r,
                                buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2))
-        self.pending = Gauge("xl_edge_outbox_pending", "Messages waiting for the broker", registry=r)
+        self.pending = Gauge("xl_edge_outbox_pending", "Messages waiting for a gateway's confirmation", registry=r)
+        self.unconfirmed = Gauge("xl_edge_outbox_unconfirmed", "Messages sent, not yet confirmed by a gateway", registry=r)
+        self.oldest = Gauge("xl_edge_outbox_oldest_seconds", "Age of the oldest message no gateway confirmed", registry=r)
+        self.resent = Gauge("xl_edge_outbox_resent", "Messages sent again for want of a confirmation, since start",
+                            registry=r)
+        self.gateway_dead_letters = Gauge("xl_edge_gateway_dead_letters", "Messages a gateway set aside as dead "
+                                          "letters, since start", registry=r)
         self.incidents = Counter("xl_edge_incident_events", "Incident events queued", ["type", "state"], registry=r)
 
 
@@ -256,14 +262,14 @@ def to_wire(out: Outgoing) -> list[tuple[str, bytes]]:
     return items + [(incident_topic, wire.encode_incident(out.message))]
 
 
-def status(box: str, readers: dict[str, CameraReader], slots: Slots, pending: int) -> dict:
-    """The heartbeat; per-camera ``max_gap_s`` starts again after each one."""
+def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: dict) -> dict:
+    """The heartbeat (``delivery``: Publisher.delivery()); per-camera ``max_gap_s`` starts again after each one."""
     now = time.time()
     body = {
         "box": box,
         "state": "online",
         "at": wire.iso(now),
-        "outbox_pending": pending,
+        **delivery,
         "queue_depth": slots.depth(),
         "cameras": {cid: {"state": r.health.reported_state(now), "faults": r.health.faults, "analysed_fps": r.health.fps(now),
                           "analysed": r.health.analysed, "detector_passes": r.health.detector_passes,
@@ -292,7 +298,7 @@ def run_box(config: EdgeConfig, metrics_port: int | None = None) -> int:
     slots = Slots()
     readers = {cam.id: CameraReader(cam, slots, metrics, stop) for cam in config.cameras}
     analyser = Analyser(config, detectors, readers, slots, publisher, metrics, stop)
-    publisher.status = status(config.box, readers, slots, outbox.pending())
+    publisher.status = status(config.box, readers, slots, publisher.delivery(time.time()))
     publisher.start()
     log.info("box %s: %d camera(s), %d message(s) pending in the outbox", config.box, len(readers), outbox.pending())
     analyser.start()
@@ -300,10 +306,13 @@ def run_box(config: EdgeConfig, metrics_port: int | None = None) -> int:
         r.start()
         stop.wait(READER_START_GAP_S)
     while not stop.wait(config.heartbeat_s):
-        pending = outbox.pending()
-        metrics.pending.set(pending)
-        publisher.publish_status(status(config.box, readers, slots, pending))
+        delivery = publisher.delivery(time.time())
+        for gauge, key in ((metrics.pending, "outbox_pending"), (metrics.unconfirmed, "outbox_unconfirmed"),
+                           (metrics.oldest, "outbox_oldest_s"), (metrics.resent, "outbox_resent"),
+                           (metrics.gateway_dead_letters, "gateway_dead_letters")):
+            gauge.set(delivery[key])
+        publisher.publish_status(status(config.box, readers, slots, delivery))
     analyser.join(timeout=2)
-    publisher.stop(timeout=2)  # what is not acknowledged by then stays in the outbox for next time
+    publisher.stop(timeout=2)  # what no gateway confirmed by then stays in the outbox for next time
     outbox.close()
     return 0

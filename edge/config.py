@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from xueliang.wire import GRID_PATTERN
+from xueliang.wire import GRID_PATTERN, RESERVED_BOX_IDS
 
 log = logging.getLogger(__name__)
 IncidentType = Literal["illegal_parking", "garbage", "spill"]
@@ -90,6 +90,10 @@ class Broker(Strict):
     password: str | None = None
     tls_ca: Path | None = Field(default=None, title="CA certificate file: connect with TLS and check the broker")
     keepalive_s: int = Field(default=15, ge=5, le=600)
+    resend_after_s: float = Field(default=30.0, ge=1, le=3600, title="Send a message again when no gateway has "
+                                  "confirmed it this many seconds after the broker took it (then twice as long each time)")
+    max_unconfirmed: int = Field(default=1000, ge=1, le=100_000, title="Messages out and not yet confirmed by a "
+                                 "gateway, at most; the rest wait in the outbox")
 
 
 class Detection(Strict):
@@ -138,6 +142,22 @@ class EdgeConfig(Strict):
     data_dir: Path = Field(default=Path("data/edge"), title="Outbox and state")
     heartbeat_s: float = Field(default=10.0, gt=0, title="Seconds between status heartbeats")
     metrics_port: int = Field(default=0, ge=0, le=65535, title="Prometheus /metrics on 127.0.0.1 (0: off)")
+
+    @field_validator("box")
+    @classmethod
+    def _not_reserved(cls, box: str) -> str:
+        if box in RESERVED_BOX_IDS:
+            raise ValueError(f"{box!r} is reserved: xl/v1/{box}/ carries the gateway's messages; choose another box id")
+        return box
+
+    @field_validator("broker")
+    @classmethod
+    def _account(cls, broker: Broker, info: ValidationInfo) -> Broker:
+        box = info.data.get("box")
+        if box is not None and broker.username is not None and broker.username != box:
+            raise ValueError(f"username {broker.username!r} is not the box id {box!r}: the broker lets an "
+                             "account write only under xl/v1/{its user name}/ (deploy/mosquitto/acl)")
+        return broker
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> "EdgeConfig":

@@ -1,9 +1,13 @@
-"""MQTT publishing through an on-disk outbox.
+"""MQTT publishing through an on-disk outbox, kept until a gateway confirms it committed it.
 
-Every message is written to SQLite before it is sent and deleted only when the broker
-acknowledges it (QoS 1 PUBACK), so a broker outage or a restart of the box loses
-nothing: on start, everything pending is sent again in order. A message the broker
-refuses (e.g. not authorised) moves to ``outbox_refused`` with the reason.
+Every message is written to SQLite before it is sent and deleted only when a gateway
+acknowledges it on ``xl/v1/{box}/ack`` (see ``xueliang.wire``), after its commit. A broker's
+PUBACK is not enough: a broker killed after it (Mosquitto does not even keep shared
+subscriptions across a crash) would lose the message for good. So a broker outage, a broker
+crash or a restart of the box loses nothing: what stays unconfirmed is sent again after
+``resend_after_s`` (twice as long each further time), and on start everything pending is sent
+again in order. The gateway is idempotent, so a message sent twice is harmless. A message the
+broker refuses (e.g. not authorised) moves to ``outbox_refused`` with the reason.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import queue
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -24,6 +29,7 @@ from xueliang.mqtt import make_client
 
 log = logging.getLogger(__name__)
 
+MAX_RESEND_AFTER_S = 600.0
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -39,6 +45,16 @@ CREATE TABLE IF NOT EXISTS outbox_refused (
     reason TEXT NOT NULL
 );
 """
+
+
+def resend_after(sends: int, first_s: float) -> float:
+    """Seconds to wait for a gateway's acknowledgement after send number ``sends`` (1, 2, ...):
+    doubling, so a gateway that is down for long is not flooded with copies.
+
+    >>> [resend_after(n, 30.0) for n in (1, 2, 3, 10)]
+    [30.0, 60.0, 120.0, 600.0]
+    """
+    return min(MAX_RESEND_AFTER_S, first_s * 2 ** (sends - 1))
 
 
 class Outbox:
@@ -65,9 +81,16 @@ class Outbox:
             return self._db.execute("SELECT id, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
                                     (last_id, limit)).fetchall()
 
-    def done(self, row_id: int) -> None:
+    def get(self, row_ids: list[int]) -> list[tuple[int, str, bytes]]:
         with self._lock:
-            self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+            marks = ",".join("?" * len(row_ids))
+            return self._db.execute(f"SELECT id, topic, payload FROM outbox WHERE id IN ({marks}) ORDER BY id",
+                                    row_ids).fetchall()
+
+    def confirm(self, row_ids: list[int]) -> None:
+        """A gateway committed these: they leave the outbox."""
+        with self._lock:
+            self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in row_ids])
 
     def refuse(self, row_id: int, reason: str) -> None:
         with self._lock:
@@ -81,43 +104,59 @@ class Outbox:
         with self._lock:
             return self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
+    def oldest(self) -> float | None:
+        """When the oldest message still waiting for a gateway was queued."""
+        with self._lock:
+            return self._db.execute("SELECT min(created) FROM outbox").fetchone()[0]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
 
-class Publisher:
-    """Sends the outbox to the broker with QoS 1; last-will ``offline`` on the box's status topic.
+@dataclass
+class Sent:
+    """A message out and not yet confirmed: its digest, how often it went, when to send it again."""
+    digest: str
+    sends: int
+    due: float  # time.monotonic()
 
-    Only the sender thread touches the in-flight table: paho's callbacks just hand their
-    news over through a queue. (Taking a lock inside ``on_publish`` while the sender holds
-    it around ``publish()`` deadlocks with paho's own mutexes under load.)
+
+class Publisher:
+    """Sends the outbox to the broker with QoS 1 and deletes what gateways confirm; last-will
+    ``offline`` on the box's status topic.
+
+    Only the sender thread touches the in-flight and unconfirmed tables: paho's callbacks just
+    hand their news over through a queue. (Taking a lock inside ``on_publish`` while the sender
+    holds it around ``publish()`` deadlocks with paho's own mutexes under load.)
     """
 
-    def __init__(self, box: str, broker: Broker, outbox: Outbox, window: int = 64, resume_delay_s: float = 3.0):
+    def __init__(self, box: str, broker: Broker, outbox: Outbox, window: int = 64):
         self.box, self.outbox, self.window = box, outbox, window
         self._status_topic = wire.status_topic(box)
-        self._client = make_client(f"xl-edge-{box}", broker.username, broker.password, broker.tls_ca)
+        self._ack_topic = wire.ack_topic(box)
+        # the client id is the box id, which the deploy broker's ACL makes the user name too
+        self._client = make_client(box, broker.username, broker.password, broker.tls_ca)
         self._client.will_set(self._status_topic, json.dumps({"box": box, "state": "offline"}), qos=1, retain=True)
         self._client.max_inflight_messages_set(window)
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
         self._broker = broker
-        self._news: queue.SimpleQueue = queue.SimpleQueue()  # ("ack", mid, reason) / ("connected", resume_at)
-        self._inflight: dict[int, int] = {}  # mid -> outbox row id; sender thread only
-        self._early: dict[int, object] = {}  # acks that came before publish() returned their mid
-        self._last_id = 0
-        self._resume_at = 0.0
-        # Mosquitto 2.0 does not keep shared subscriptions across its own restart: after a
-        # reconnect without a session, give the gateways a moment to subscribe again.
-        self.resume_delay_s = resume_delay_s
+        self._news: queue.SimpleQueue = queue.SimpleQueue()  # ("ack", mid, reason) / ("confirm", payload, None)
+        self._inflight: dict[int, int] = {}  # mid -> outbox row id, until the broker's PUBACK; sender thread only
+        self._early: dict[int, object] = {}  # PUBACKs that came before publish() returned their mid
+        self._unconfirmed: dict[int, Sent] = {}  # row id -> Sent, until a gateway confirms it
+        self._by_digest: dict[str, list[int]] = {}
+        self._last_id = 0  # the newest row sent once
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self.connected = threading.Event()
         self.status: dict = {}
+        self.resent = self.dead_letters = self.refused = self.disconnects = 0
 
     def start(self) -> None:
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=self._broker.keepalive_s)
@@ -129,6 +168,15 @@ class Publisher:
         self.outbox.put(items, time.time())
         self._wake.set()
 
+    def delivery(self, now: float) -> dict:
+        """Where the outbox stands, for the heartbeat and metrics."""
+        oldest = self.outbox.oldest()
+        return {"outbox_pending": self.outbox.pending(),
+                "outbox_unconfirmed": len(self._unconfirmed),
+                "outbox_oldest_s": round(max(0.0, now - oldest), 1) if oldest is not None else 0.0,
+                "outbox_resent": self.resent, "outbox_refused": self.refused,
+                "gateway_dead_letters": self.dead_letters, "broker_disconnects": self.disconnects}
+
     def publish_status(self, status: dict) -> None:
         self.status = status
         if self.connected.is_set():
@@ -136,6 +184,7 @@ class Publisher:
             self._client.publish(self._status_topic, json.dumps(status), qos=0, retain=True)
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Give the gateways up to ``timeout`` to confirm what is pending; the rest stays for next time."""
         deadline = time.monotonic() + timeout
         while self.outbox.pending() and self.connected.is_set() and time.monotonic() < deadline:
             self._wake.set()
@@ -155,8 +204,7 @@ class Publisher:
             log.error("broker refused connection: %s", reason_code)
             return
         log.info("connected to broker %s:%s", self._broker.host, self._broker.port)
-        delay = 0.0 if flags.session_present else self.resume_delay_s
-        self._news.put(("connected", time.monotonic() + delay, None))
+        client.subscribe(self._ack_topic, qos=1)
         self.connected.set()
         client.publish(self._status_topic, json.dumps(self.status or {"box": self.box, "state": "online"}),
                        qos=0, retain=True)
@@ -164,23 +212,62 @@ class Publisher:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
+        self.disconnects += 1
         log.warning("disconnected from broker: %s", reason_code)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._news.put(("ack", mid, reason_code))
         self._wake.set()
 
+    def _on_message(self, client, userdata, msg) -> None:
+        if msg.topic == self._ack_topic:
+            self._news.put(("confirm", msg.payload, None))
+            self._wake.set()
+
     # the sender thread
+    def _forget(self, row_id: int) -> None:
+        sent = self._unconfirmed.pop(row_id, None)
+        if sent is not None:
+            rows = self._by_digest.get(sent.digest, [])
+            if row_id in rows:
+                rows.remove(row_id)
+            if not rows:
+                self._by_digest.pop(sent.digest, None)
+
     def _ack(self, mid: int, reason_code) -> None:
+        """The broker's PUBACK: refused, or taken (the wait for a gateway starts now)."""
         row_id = self._inflight.pop(mid, None)
         if row_id is None:
             self._early[mid] = reason_code
             return
+        sent = self._unconfirmed.get(row_id)
+        if sent is None:  # a gateway confirmed it before the broker's PUBACK came
+            return
         if reason_code is not None and reason_code.is_failure:
             log.error("broker refused outbox message %s: %s", row_id, reason_code)
             self.outbox.refuse(row_id, str(reason_code))
+            self._forget(row_id)
+            self.refused += 1
         else:
-            self.outbox.done(row_id)
+            sent.due = time.monotonic() + resend_after(sent.sends, self._broker.resend_after_s)
+
+    def _confirm(self, payload: bytes) -> None:
+        """A gateway's acknowledgement: what it names leaves the outbox."""
+        try:
+            messages = wire.decode_ack(payload)
+        except wire.WireError as exc:
+            log.warning("acknowledgement not understood, ignored: %s", exc)
+            return
+        done = []
+        for digest, outcome in messages.items():
+            for row_id in self._by_digest.get(digest, [])[:]:
+                if outcome == "dead_letter":
+                    log.warning("gateway set outbox message %s aside as a dead letter", row_id)
+                    self.dead_letters += 1
+                done.append(row_id)
+                self._forget(row_id)
+        if done:
+            self.outbox.confirm(done)
 
     def _drain_news(self) -> None:
         while True:
@@ -190,25 +277,47 @@ class Publisher:
                 return
             if kind == "ack":
                 self._ack(a, b)
-            else:  # paho retransmits what it had in flight; the rest of the outbox is resent after it
-                self._last_id = max(self._inflight.values(), default=0)
-                self._resume_at = a
+            else:
+                self._confirm(a)
+
+    def _publish(self, row_id: int, topic: str, payload: bytes) -> bool:
+        info = self._client.publish(topic, payload, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
+        sent = self._unconfirmed.get(row_id)
+        if sent is None:
+            sent = self._unconfirmed[row_id] = Sent(wire.message_digest(topic, payload), 0, 0.0)
+            self._by_digest.setdefault(sent.digest, []).append(row_id)
+        sent.sends += 1
+        sent.due = time.monotonic() + resend_after(sent.sends, self._broker.resend_after_s)
+        self._inflight[info.mid] = row_id
+        if info.mid in self._early:  # acknowledged before we knew its mid
+            self._ack(info.mid, self._early.pop(info.mid))
+        return True
 
     def _run(self) -> None:
+        next_resend_check = 0.0
         while not self._stop.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
             self._drain_news()
-            if not self.connected.is_set() or time.monotonic() < self._resume_at:
+            if not self.connected.is_set():
                 continue
             room = self.window - len(self._inflight)
+            now = time.monotonic()
+            if room > 0 and now >= next_resend_check:  # what no gateway confirmed in time, oldest first
+                next_resend_check = now + 1.0
+                out = set(self._inflight.values())
+                due = [i for i, s in self._unconfirmed.items() if s.due <= now and i not in out][:room]
+                for row_id, topic, payload in self.outbox.get(due) if due else []:
+                    if not self._publish(row_id, topic, payload):
+                        break
+                    self.resent += 1
+                    room -= 1
+            room = min(room, self._broker.max_unconfirmed - len(self._unconfirmed))
             if room <= 0:
                 continue
             for row_id, topic, payload in self.outbox.after(self._last_id, room):
-                info = self._client.publish(topic, payload, qos=1)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                if not self._publish(row_id, topic, payload):
                     break
-                self._inflight[info.mid] = row_id
                 self._last_id = row_id
-                if info.mid in self._early:  # acknowledged before we knew its mid
-                    self._ack(info.mid, self._early.pop(info.mid))

@@ -148,7 +148,13 @@ class Broker(Strict):
     username: str | None = None
     password: str | None = None
     tls_ca: Path | None = Field(default=None, title="CA certificate file: connect with TLS and check the broker")
-    client_id: str = Field(default="xl-gateway-1", pattern=IDENT, title="Unique per gateway process")
+    client_id: str | None = Field(default=None, pattern=IDENT, title="Unique per gateway process; defaults to the "
+                                  "user name (the deploy broker uses it as the client id whatever is sent), else xl-gateway-1")
+
+    @property
+    def identity(self) -> str:
+        """The gateway's MQTT client id and the name it signs its acknowledgements with."""
+        return self.client_id or self.username or "xl-gateway-1"
 
 
 class Http(Strict):

@@ -43,6 +43,8 @@ class MqttIngest:
     ``BATCH_MAX``) and commits it in one transaction, and only then acknowledges each
     message to the broker (manual PUBACK). A gateway that dies before its commit leaves
     the messages unacknowledged, so the broker delivers them again; ingest is idempotent.
+    Then it tells each box what became of its messages (``xl/v1/{box}/ack``): a box keeps a
+    message until a gateway has said so, whatever the broker lost in between.
     """
 
     BATCH_MAX = 500
@@ -51,7 +53,7 @@ class MqttIngest:
     def __init__(self, config: GatewayConfig, ingest: Ingest):
         self.config, self.ingest = config, ingest
         b = config.broker
-        self.client = make_client(b.client_id, b.username, b.password, b.tls_ca, manual_ack=True)
+        self.client = make_client(b.identity, b.username, b.password, b.tls_ca, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.5, 2)
@@ -100,6 +102,23 @@ class MqttIngest:
             for _, _, mid, qos in batch:
                 if qos:
                     self.client.ack(mid, qos)
+            self._confirm(batch, outcomes)
+
+    def _confirm(self, batch: list, outcomes: list[str]) -> None:
+        """Acknowledge the committed batch to the boxes it came from, one message per box; dead
+        letters too (they are accounted for, and a box must not send them again)."""
+        by_box: dict[str, dict[str, str]] = {}
+        for (topic, payload, _, _), outcome in zip(batch, outcomes):
+            try:
+                by_box.setdefault(wire.sender(topic), {})[wire.message_digest(topic, payload)] = outcome
+            except wire.WireError:  # not a box's topic: nobody to tell
+                continue
+        for box, messages in by_box.items():
+            try:
+                self.client.publish(wire.ack_topic(box), wire.encode_ack(self.config.broker.identity, time.time(),
+                                                                         messages), qos=1)
+            except Exception:  # never stops ingest: the box sends them again, and it is logged here
+                log.exception("acknowledgement of %d message(s) to box %r not sent", len(messages), box[:64])
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:

@@ -1,4 +1,5 @@
-"""The outbox: nothing is lost through a broker outage or a restart of the box (real Mosquitto)."""
+"""The outbox: nothing is lost through a broker outage, a restart of the box, or a broker that
+takes a message and then loses it; a message leaves the outbox only on a gateway's word (real Mosquitto)."""
 
 import threading
 import time
@@ -9,14 +10,20 @@ from paho.mqtt.properties import Properties
 
 from edge.config import Broker
 from edge.publisher import Outbox, Publisher
-from xueliang import services
+from xueliang import services, wire
 
 
 class Collector:
-    """A subscriber with a persistent session, so the broker keeps its messages while it is away."""
+    """A subscriber with a persistent session, so the broker keeps its messages while it is away.
 
-    def __init__(self, port: int, topic: str):
+    It stands where the gateway would and, like it, acknowledges what it got on the box's ack
+    topic in the wire's format; ``confirm=False`` leaves a message unconfirmed (a gateway that
+    never committed it), ``skip_first`` does so for the first delivery of each message only.
+    """
+
+    def __init__(self, port: int, topic: str, confirm: bool = True, skip_first: bool = False):
         self.messages: list[tuple[str, bytes]] = []
+        self.confirm, self.skip_first, self.seen = confirm, skip_first, set()
         self.lock = threading.Lock()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="collector", protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
@@ -28,8 +35,14 @@ class Collector:
         self.client.loop_start()
 
     def _on_message(self, client, userdata, msg):
+        digest = wire.message_digest(msg.topic, msg.payload)
         with self.lock:
             self.messages.append((msg.topic, msg.payload))
+            first = digest not in self.seen
+            self.seen.add(digest)
+        if self.confirm and not (self.skip_first and first):
+            client.publish(wire.ack_topic(wire.sender(msg.topic)),
+                           wire.encode_ack("collector", time.time(), {digest: "case_created"}), qos=1)
 
     def wait_for(self, n: int, timeout: float = 20.0) -> list[tuple[str, bytes]]:
         deadline = time.monotonic() + timeout
@@ -103,5 +116,53 @@ def test_pending_messages_survive_a_restart_of_the_box(tmp_path):
         assert wait_until(lambda: second.outbox.pending() == 0)
     finally:
         second.stop(timeout=1)
+        collector.stop()
+        broker.stop()
+
+
+def test_a_message_the_broker_took_stays_in_the_outbox_until_a_gateway_confirms_it(tmp_path):
+    broker = services.mosquitto(tmp_path / "mq").start()
+    collector = Collector(broker.port, "xl/v1/b1/cam/#", confirm=False)
+    time.sleep(0.3)
+    publisher = Publisher("b1", Broker(port=broker.port, resend_after_s=30), Outbox(tmp_path / "outbox.sqlite"))
+    publisher.start()
+    try:
+        publisher.send([("xl/v1/b1/cam/incident", b"one"), ("xl/v1/b1/cam/incident", b"two")])
+        assert len(collector.wait_for(2)) == 2  # the broker took both and delivered them
+        time.sleep(1.0)
+        assert publisher.outbox.pending() == 2
+        stats = publisher.delivery(time.time())
+        assert stats["outbox_unconfirmed"] == 2 and stats["outbox_oldest_s"] >= 1.0
+        # another box's acknowledgement, one that names nothing of ours, and garbage change nothing
+        collector.client.publish(wire.ack_topic("b1"), wire.encode_ack("gw", time.time(), {"0" * 20: "duplicate"}),
+                                 qos=1)
+        collector.client.publish(wire.ack_topic("b1"), b"not an ack", qos=1)
+        time.sleep(0.5)
+        assert publisher.outbox.pending() == 2
+        digest = wire.message_digest("xl/v1/b1/cam/incident", b"one")
+        collector.client.publish(wire.ack_topic("b1"), wire.encode_ack("gw", time.time(), {digest: "dead_letter"}),
+                                 qos=1)
+        assert wait_until(lambda: publisher.outbox.pending() == 1, 5)
+        assert publisher.delivery(time.time())["gateway_dead_letters"] == 1
+    finally:
+        publisher.stop(timeout=0.5)
+        collector.stop()
+        broker.stop()
+
+
+def test_what_no_gateway_confirms_is_sent_again_after_the_timeout(tmp_path):
+    broker = services.mosquitto(tmp_path / "mq").start()
+    collector = Collector(broker.port, "xl/v1/b1/cam/#", skip_first=True)  # the first copy is "lost"
+    time.sleep(0.3)
+    publisher = Publisher("b1", Broker(port=broker.port, resend_after_s=1), Outbox(tmp_path / "outbox.sqlite"))
+    publisher.start()
+    try:
+        publisher.send([("xl/v1/b1/cam/incident", b"one"), ("xl/v1/b1/cam/incident", b"two")])
+        got = collector.wait_for(4, timeout=10)
+        assert [p for _, p in got] == [b"one", b"two", b"one", b"two"]
+        assert wait_until(lambda: publisher.outbox.pending() == 0, 5)
+        assert publisher.resent == 2
+    finally:
+        publisher.stop(timeout=0.5)
         collector.stop()
         broker.stop()

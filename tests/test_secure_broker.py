@@ -1,9 +1,13 @@
-"""TLS, passwords and the ACL in deploy/: a box publishes only under its own prefix."""
+"""The shipped broker (deploy/mosquitto/: TLS, passwords, ACL, user names as client ids, autosave on
+every change), run as shipped, with real gateway processes: a box publishes only under its own
+prefix, no account takes over another's session, a department writes nothing and reads only its
+dispatches, and a broker killed with SIGKILL mid-stream loses no incident end to end."""
 
 import json
+import signal
 import sqlite3
+import threading
 import time
-import urllib.request
 
 import pytest
 import yaml
@@ -16,7 +20,8 @@ from xueliang.mqtt import make_client
 from .conftest import wait_until
 from .test_gateway import JPEG, START
 
-USERS = {"box-1": "box-secret", "gateway": "gateway-secret"}
+USERS = {"box-1": "box-secret", "box-2": "box2-secret", "gateway-1": "gateway-secret",
+         "gateway-2": "gateway2-secret", "traffic-police": "dept-secret"}
 
 
 @pytest.fixture
@@ -25,10 +30,91 @@ def secure_broker(tmp_path):
         yield service
 
 
+def ca(tmp_path):
+    return tmp_path / "mq" / "certs" / "ca.crt"
+
+
+def incident(box: str, n: int) -> tuple[str, bytes]:
+    """A valid incident of ``box``, each ``n`` at its own place (no merging), so each is a case."""
+    message = dict(START, box=box, incident_id=f"{box}-{n}", evidence=None,
+                   location={"lat": 30 + n * 0.001, "lon": {"box-1": 110, "box-2": 111}.get(box, 112)})
+    return wire.incident_topic(box, "gate"), json.dumps(message).encode()
+
+
+class Gateway:
+    """A real gateway process logged in as ``user``, its SQLite database under ``tmp_path``."""
+
+    def __init__(self, tmp_path, broker, user: str, database: str | None = None):
+        self.db = tmp_path / "gateway.sqlite"
+        self.http_port = services.free_port()
+        config = tmp_path / f"{user}.yaml"
+        config.write_text(yaml.safe_dump({
+            "broker": {"port": broker.port, "username": user, "password": USERS[user], "tls_ca": str(ca(tmp_path))},
+            "database": database or f"sqlite:///{self.db}", "escalation_check_s": 0.5,
+            "http": {"port": self.http_port, "public_read": True}}))
+        self.proc = services.xueliang(["gateway", "--config", str(config)], tmp_path / f"{user}.log")
+        services.wait_port(self.http_port, self.proc, "gateway", timeout=30)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def count(db, sql: str) -> int:
+    try:
+        with sqlite3.connect(str(db), timeout=5) as conn:
+            return conn.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def events(db) -> int:
+    return count(db, "SELECT count(*) FROM incident_events")
+
+
+class Client:
+    """A plain MQTT client of one account (``client_id`` may claim another's); what it gets and hears."""
+
+    def __init__(self, tmp_path, broker, user: str, client_id: str | None = None, subscribe: str | None = None,
+                 password: str | None = None):
+        self.messages, self.pubacks, self.disconnects = [], {}, 0
+        self.connack = threading.Event()
+        self.refused = None
+        self.client = make_client(client_id or user, user, password or USERS[user], ca(tmp_path))
+        self.client.reconnect_delay_set(0.2, 1)
+
+        def on_connect(c, u, f, rc, p):
+            self.refused = rc if rc.is_failure else None
+            if subscribe and not rc.is_failure:
+                c.subscribe(subscribe, qos=1)
+            self.connack.set()
+
+        def on_disconnect(c, u, f, rc, p):
+            self.disconnects += 1
+
+        self.client.on_connect = on_connect
+        self.client.on_disconnect = on_disconnect
+        self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
+        self.client.on_publish = lambda c, u, mid, rc, p: self.pubacks.__setitem__(mid, rc)
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        assert self.connack.wait(10), f"no CONNACK for {user}"
+
+    def publish(self, topic: str, payload: bytes):
+        info = self.client.publish(topic, payload, qos=1)
+        wait_until(lambda: info.mid in self.pubacks, 10, 0.05, message=f"PUBACK for {topic}")
+        return self.pubacks[info.mid]
+
+    def stop(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
 def test_anonymous_and_wrong_password_are_refused(secure_broker, tmp_path):
-    ca = tmp_path / "mq" / "certs" / "ca.crt"
     for user, password in [(None, None), ("box-1", "wrong")]:
-        client = make_client("intruder", user, password, ca)
+        client = make_client("intruder", user, password, ca(tmp_path))
         codes = []
         client.on_connect = lambda c, u, f, rc, p: codes.append(rc)
         client.connect("127.0.0.1", secure_broker.port)
@@ -38,39 +124,137 @@ def test_anonymous_and_wrong_password_are_refused(secure_broker, tmp_path):
         assert codes[0].is_failure
 
 
-def test_box_publishes_own_topics_over_tls_and_is_refused_for_another_box(secure_broker, tmp_path):
-    ca = tmp_path / "mq" / "certs" / "ca.crt"
-    http_port = services.free_port()
-    gateway_cfg = tmp_path / "gateway.yaml"
-    gateway_cfg.write_text(yaml.safe_dump({
-        "broker": {"port": secure_broker.port, "username": "gateway", "password": USERS["gateway"], "tls_ca": str(ca)},
-        "database": f"sqlite:///{tmp_path}/gw.sqlite", "http": {"port": http_port, "public_read": True}}))
-    gateway = services.xueliang(["gateway", "--config", str(gateway_cfg)], tmp_path / "gateway.log")
-    broker = Broker(port=secure_broker.port, username="box-1", password=USERS["box-1"], tls_ca=ca)
-    publisher = Publisher("box-1", broker, Outbox(tmp_path / "outbox.sqlite"), resume_delay_s=0)
+def test_a_box_publishes_its_own_topics_and_a_refused_message_is_set_aside_without_a_disconnect(secure_broker,
+                                                                                               tmp_path):
+    gateway = Gateway(tmp_path, secure_broker, "gateway-1")
+    broker = Broker(port=secure_broker.port, username="box-1", password=USERS["box-1"], tls_ca=ca(tmp_path))
+    publisher = Publisher("box-1", broker, Outbox(tmp_path / "outbox.sqlite"))
     try:
-        services.wait_port(http_port, gateway, "gateway", timeout=30)
         time.sleep(1)
         publisher.start()
         assert publisher.connected.wait(10)
         forged = dict(START, box="box-2", incident_id="forged")
         publisher.send([(wire.evidence_topic("box-1", "gate", START["incident_id"]), JPEG),
-                        (wire.incident_topic("box-1", "gate"), json.dumps(START).encode()),
-                        (wire.incident_topic("box-2", "gate"), json.dumps(forged).encode())])
-        wait_until(lambda: publisher.outbox.pending() == 0, 10, message="outbox drained")
-
-        def cases():
-            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/cases", timeout=3) as r:
-                return json.loads(r.read())
-
-        found = wait_until(cases, 10, message="case over TLS")
-        assert [c["incident_id"] for c in found] == [START["incident_id"]]
+                        (wire.incident_topic("box-2", "gate"), json.dumps(forged).encode()),
+                        (wire.incident_topic("box-1", "gate"), json.dumps(START).encode())])
+        # set aside at once, the others go on: the outbox drains on the gateway's acknowledgements
+        wait_until(lambda: publisher.outbox.pending() == 0, 15, message="outbox drained by the gateway's acks")
+        assert publisher.disconnects == 0
+        assert count(gateway.db, "SELECT count(*) FROM cases") == 1
+        assert count(gateway.db, "SELECT count(*) FROM evidence") == 1
         db = sqlite3.connect(str(tmp_path / "outbox.sqlite"))
         refused = db.execute("SELECT topic, reason FROM outbox_refused").fetchall()
         assert refused == [(wire.incident_topic("box-2", "gate"), "Not authorized")]
         time.sleep(1)
-        assert len(cases()) == 1
+        assert count(gateway.db, "SELECT count(*) FROM cases") == 1 and publisher.disconnects == 0
     finally:
         publisher.stop(timeout=1)
-        gateway.terminate()
-        gateway.wait(10)
+        gateway.stop()
+
+
+def test_a_box_that_claims_another_clients_id_takes_over_no_session(secure_broker, tmp_path):
+    gateway = Gateway(tmp_path, secure_broker, "gateway-1")
+    box1 = Client(tmp_path, secure_broker, "box-1")
+    box2 = Client(tmp_path, secure_broker, "box-2")
+    try:
+        n = 0
+        while events(gateway.db) == 0:  # until the gateway's shared subscription is there
+            box1.publish(*incident("box-1", n))
+            n += 1
+            time.sleep(0.5)
+        wait_until(lambda: events(gateway.db) == n, 10, message="probes ingested")
+        gateway.proc.terminate()  # its persistent session keeps what comes meanwhile
+        gateway.proc.wait(10)
+        for i in range(5):
+            box1.publish(*incident("box-1", 100 + i))
+        # box-1, with its own password, claims the gateway's client id, then box-2's, again and again
+        for _ in range(5):
+            for claimed in ("gateway-1", "box-2"):
+                intruder = Client(tmp_path, secure_broker, "box-1", client_id=claimed)
+                intruder.stop()
+        assert box2.disconnects == 0
+        assert not box2.publish(*incident("box-2", 1)).is_failure
+        gateway = Gateway(tmp_path, secure_broker, "gateway-1")
+        wait_until(lambda: events(gateway.db) == n + 6, 20, message="the 6 incidents queued in the gateway's session")
+        assert box2.disconnects == 0
+    finally:
+        box1.stop()
+        box2.stop()
+        gateway.stop()
+
+
+def test_a_department_writes_nothing_and_reads_only_its_dispatches(secure_broker, tmp_path):
+    gateway = Gateway(tmp_path, secure_broker, "gateway-1")
+    department = Client(tmp_path, secure_broker, "traffic-police", subscribe="#")
+    box1 = Client(tmp_path, secure_broker, "box-1", subscribe="#")
+    try:
+        # a forged incident under the department's own name, and under a box's
+        for box in ("traffic-police", "box-1"):
+            topic, body = incident(box, 1)
+            assert department.publish(topic, body).getName() == "Not authorized"
+        assert department.publish(wire.dispatch_topic("sanitation"), b"{}").getName() == "Not authorized"
+        assert department.disconnects == 0
+        n = 0
+        while events(gateway.db) == 0:  # a box's real incident becomes a case dispatched to traffic-police
+            box1.publish(*incident("box-1", n))
+            n += 1
+            time.sleep(0.5)
+        wait_until(lambda: any(t == wire.dispatch_topic("traffic-police") for t, _ in department.messages), 20,
+                   message="the dispatch reached the department")
+        time.sleep(1)
+        assert {t for t, _ in department.messages} == {wire.dispatch_topic("traffic-police")}
+        assert count(gateway.db, "SELECT count(*) FROM incident_events WHERE incident_id LIKE 'traffic-police%'") == 0
+        assert count(gateway.db, "SELECT count(*) FROM cases") == events(gateway.db)
+        # a box hears only its own acknowledgements, nobody's dispatches or other boxes' traffic
+        assert {t for t, _ in box1.messages} == {wire.ack_topic("box-1")}
+    finally:
+        department.stop()
+        box1.stop()
+        gateway.stop()
+
+
+@pytest.mark.slow
+def test_broker_killed_mid_stream_loses_no_incident_end_to_end(secure_broker, tmp_path):
+    """Two boxes stream 1,000 incidents each to two gateways; the broker is killed with SIGKILL
+    mid-stream and restarted while the gateways are held stopped, so the boxes reconnect and send
+    before any gateway subscribes again (Mosquitto 2.0.11 restores no shared subscription)."""
+    total_per_box = 1000
+    gateways = [Gateway(tmp_path, secure_broker, "gateway-1"),
+                Gateway(tmp_path, secure_broker, "gateway-2", database=f"sqlite:///{tmp_path}/gateway.sqlite")]
+    publishers = [Publisher(box, Broker(port=secure_broker.port, username=box, password=USERS[box],
+                                        tls_ca=ca(tmp_path), resend_after_s=3),
+                            Outbox(tmp_path / f"{box}.outbox.sqlite")) for box in ("box-1", "box-2")]
+    db = gateways[0].db
+    try:
+        time.sleep(1.5)
+        for p in publishers:
+            p.start()
+        sent = 0
+        for n in range(total_per_box):
+            for p in publishers:
+                p.send([incident(p.box, n)])
+            sent += 2
+            if n == total_per_box // 3:
+                wait_until(lambda: events(db) > 200, 30, message="ingest under way")
+                secure_broker.signal(signal.SIGKILL)
+                secure_broker.proc.wait(5)
+                for g in gateways:
+                    g.proc.send_signal(signal.SIGSTOP)
+                secure_broker.start()
+                wait_until(lambda: all(p.connected.is_set() for p in publishers), 20, message="boxes back")
+            time.sleep(0.004)
+        time.sleep(2)  # the boxes send into a broker no gateway is subscribed to
+        for g in gateways:
+            g.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: events(db) >= sent, 120, message=f"all {sent} incidents ingested")
+        wait_until(lambda: all(p.outbox.pending() == 0 for p in publishers), 30, message="outboxes confirmed")
+        lost = sent - count(db, "SELECT count(DISTINCT incident_id) FROM incident_events")
+        resent = sum(p.resent for p in publishers)
+        print(f"broker SIGKILL mid-stream: {sent} incidents sent, {lost} lost, {resent} sent again")
+        assert lost == 0
+        assert count(db, "SELECT count(*) FROM cases") == sent  # and not one twice
+    finally:
+        for p in publishers:
+            p.stop(timeout=0.5)
+        for g in gateways:
+            g.stop()

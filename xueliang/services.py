@@ -85,18 +85,56 @@ class Service:
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
 
-def mosquitto(work: Path, port: int | None = None, users: dict[str, str] | None = None) -> Service:
-    """Mosquitto on 127.0.0.1 with persistence under ``work`` and no per-client queue limit.
+BROKER_CONFIG = DEPLOY / "mosquitto" / "mosquitto.conf"
+SECURITY = ("cafile", "certfile", "keyfile", "password_file", "acl_file", "use_username_as_clientid")
 
-    With ``users`` (name -> password) it is set up as in production: TLS with a CA made by
-    deploy/make_certs.sh (``work/certs/ca.crt``), passwords, and deploy/mosquitto/acl.
+
+def broker_config(shipped: str, port: int, files: dict[str, Path | str]) -> str:
+    """The shipped Mosquitto config with only its address, port and file paths changed (``files``:
+    option -> path). Without ``password_file`` it is the same broker open to anonymous clients on
+    loopback: no TLS, passwords, ACL or user-name client ids, the rest as shipped.
+
+    >>> print(broker_config("listener 8883 10.0.0.10\\nallow_anonymous false\\nacl_file /x\\n"
+    ...                     "persistence true\\n", 1883, {}))
+    listener 1883 127.0.0.1
+    user root
+    allow_anonymous true
+    persistence true
+    <BLANKLINE>
+    """
+    lines, missing = [], set(files)
+    for line in shipped.splitlines():
+        option = line.split(" ", 1)[0]
+        if option == "listener":
+            line = f"listener {port} 127.0.0.1"
+        elif option in files:
+            line = f"{option} {files[option]}"
+            missing.discard(option)
+        elif option in SECURITY and "password_file" not in files:
+            continue
+        elif option == "allow_anonymous":
+            line = f"allow_anonymous {'false' if 'password_file' in files else 'true'}"
+        lines.append(line)
+        if option == "listener":
+            lines.append("user root")  # reads the test's root-only files (see INFRA.md)
+    if missing:
+        raise ServiceError(f"{BROKER_CONFIG} has no {', '.join(sorted(missing))} line to point at the test's files")
+    return "\n".join(lines) + "\n"
+
+
+def mosquitto(work: Path, port: int | None = None, users: dict[str, str] | None = None) -> Service:
+    """Mosquitto on 127.0.0.1 with deploy/mosquitto/mosquitto.conf, persistence under ``work``.
+
+    With ``users`` (name -> password) it is the shipped broker exactly: TLS with a CA made by
+    deploy/make_certs.sh (``work/certs/ca.crt``), passwords, deploy/mosquitto/acl, user names as
+    client ids. Without, the same broker open to anonymous clients (the demo and most tests).
     """
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         raise ServiceError("mosquitto is not installed: run `make setup` (Debian package mosquitto)")
     port = port or free_port()
     work.mkdir(parents=True, exist_ok=True)
-    secure = ""
+    files: dict[str, Path | str] = {"persistence_location": f"{work}/"}  # the trailing / is needed
     if users:
         certs = work / "certs"
         if not (certs / "ca.crt").exists():
@@ -105,20 +143,10 @@ def mosquitto(work: Path, port: int | None = None, users: dict[str, str] | None 
         passwd.write_text("")
         for name, password in users.items():
             subprocess.run(["mosquitto_passwd", "-b", str(passwd), name, password], check=True)
-        secure = (f"cafile {certs}/ca.crt\ncertfile {certs}/server.crt\nkeyfile {certs}/server.key\n"
-                  f"password_file {passwd}\nacl_file {DEPLOY}/mosquitto/acl\n")
+        files |= {"cafile": certs / "ca.crt", "certfile": certs / "server.crt", "keyfile": certs / "server.key",
+                  "password_file": passwd, "acl_file": DEPLOY / "mosquitto" / "acl"}
     conf = work / "mosquitto.conf"
-    conf.write_text(
-        f"listener {port} 127.0.0.1\n"
-        f"{secure}"
-        f"allow_anonymous {'false' if users else 'true'}\n"
-        "user root\n"
-        "persistence true\n"
-        f"persistence_location {work}/\n"
-        "max_queued_messages 0\n"
-        "max_inflight_messages 0\n"
-        "message_size_limit 8000000\n"
-    )
+    conf.write_text(broker_config(BROKER_CONFIG.read_text(), port, files))
     return Service("mosquitto", [binary, "-c", str(conf)], port, work / "mosquitto.log")
 
 

@@ -11,6 +11,7 @@ Topic(box='demo-box', camera='campus-gate', kind='evidence', incident_id='abc')
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -271,3 +272,67 @@ def decode_incident(payload: bytes) -> dict[str, Any]:
 def encode_incident(message: dict[str, Any]) -> bytes:
     return json.dumps(validate_incident(message), ensure_ascii=False, separators=(",", ":"),
                       allow_nan=False).encode()
+
+
+# End-to-end acknowledgement: a box keeps each message in its outbox until a gateway has committed
+# it and says so on the box's own ack topic (a broker's PUBACK is not the gateway's commit).
+RESERVED_BOX_IDS = frozenset({"dispatch", "escalations"})  # level 3 words the gateway's topics use
+DIGEST_CHARS = 20
+
+
+def ack_topic(box: str) -> str:
+    """Where gateways confirm a box's messages (QoS 1; the box subscribes to it)."""
+    return f"{ROOT}/{box}/ack"
+
+
+def sender(topic: str) -> str:
+    """The box a message came from: the level after the root (the broker's ACL ties it to the account).
+
+    >>> sender("xl/v1/demo-box/campus-gate/incident")
+    'demo-box'
+    """
+    parts = topic.split("/", 3)
+    if len(parts) < 4 or "/".join(parts[:2]) != ROOT:
+        raise WireError(f"topic {topic[:200]!r} is not under {ROOT}/BOX/")
+    return parts[2]
+
+
+def message_digest(topic: str, payload: bytes) -> str:
+    """How an acknowledgement names a message: both sides compute it from what crossed the wire,
+    for incidents, evidence and unreadable payloads alike.
+
+    >>> message_digest("xl/v1/b/c/incident", b"{}")
+    '6100b60099d3706aeb48'
+    """
+    return hashlib.sha256(topic.encode() + b"\n" + payload).hexdigest()[:DIGEST_CHARS]
+
+
+@lru_cache(maxsize=1)
+def _ack_validator() -> jsonschema.protocols.Validator:
+    ack_schema = json.loads(resources.files("xueliang").joinpath("schema/ack.schema.json").read_text())
+    return jsonschema.validators.validator_for(ack_schema)(ack_schema)
+
+
+def _check_ack(message: Any) -> dict[str, Any]:
+    error = jsonschema.exceptions.best_match(_ack_validator().iter_errors(message))
+    if error is not None:
+        where = "/".join(str(p)[:64] for p in error.absolute_path) or "(message)"
+        raise WireError(f"ack {where}: {error.message[:300]}")
+    return message
+
+
+def encode_ack(gateway: str, at: float, messages: dict[str, str]) -> bytes:
+    """An acknowledgement of committed messages: digest -> what became of each."""
+    ack = {"schema_version": SCHEMA_VERSION, "gateway": gateway, "at": iso(at), "messages": messages}
+    return json.dumps(_check_ack(ack), separators=(",", ":")).encode()
+
+
+def decode_ack(payload: bytes) -> dict[str, str]:
+    """The messages an acknowledgement confirms (digest -> outcome), or WireError saying why not.
+
+    >>> decode_ack(encode_ack("gateway-1", 1767225600.0, {"6100b60099d3706aeb48": "case_created"}))
+    {'6100b60099d3706aeb48': 'case_created'}
+    """
+    if len(payload) > 300_000:
+        raise WireError(f"ack of {len(payload)} bytes is too large")
+    return _check_ack(loads(payload))["messages"]
