@@ -30,6 +30,10 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
     (config_with(camera_overrides={"url": None}), "camera 'gate-3' url: Input should be a valid string"),
     (config_with(top={"box": "bad box"}), "box: String should match pattern"),
     (config_with(top={"broker": {"port": 99999}}), "broker port: Input should be less than or equal to 65535"),
+    (config_with(top={"box": "dispatch"}), "box: 'dispatch' is reserved: xl/v1/dispatch/ carries the gateway's"),
+    (config_with(top={"box": "escalations"}), "box: 'escalations' is reserved"),
+    (config_with(top={"broker": {"username": "b2"}}), "broker: username 'b2' is not the box id 'b1'"),
+    (config_with(top={"broker": {"resend_after_s": 0}}), "broker resend_after_s: Input should be greater than or equal"),
     ({"box": "b1", "cameras": []}, "cameras: List should have at least 1 item"),
 ])
 def test_bad_config_names_the_place(raw, expected):
