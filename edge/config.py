@@ -99,7 +99,10 @@ class Broker(Strict):
 class Detection(Strict):
     model: str = Field(default="ssd_mobilenet_v2_coco", title="Model name under models/")
     vehicle_labels: list[str] = Field(default=["car", "motorcycle", "bus", "truck"])
-    min_score: float = Field(default=0.4, gt=0, lt=1, title="SSD scores are quantised; 0.4 behaves like 0.42")
+    min_score: float = Field(default=0.4, gt=0, lt=1, title="Score a vehicle detection needs to start a track "
+                             "(and a stay); SSD scores are quantised: 0.4 behaves like 0.42")
+    track_min_score: float = Field(default=0.1, gt=0, lt=1, title="Vehicle detections down to this score continue "
+                                   "an existing track (ByteTrack's second association); they never start one")
     zone_crops: bool = Field(default=True, title="Also detect on a padded crop around the zones")
     threads: int = Field(default=2, ge=1, le=64, title="onnxruntime intra-op threads")
     litter_model: str = Field(default="litter_yolov8n_320", title="Garbage/spill model name under models/")
@@ -123,10 +126,20 @@ class Detection(Strict):
                              "\"either\" or \"off\"")
         return value
 
+    @model_validator(mode="after")
+    def _scores(self) -> "Detection":
+        if self.track_min_score > self.min_score:
+            raise ValueError(f"track_min_score {self.track_min_score} is above min_score {self.min_score}; "
+                             "it must be at most min_score")
+        return self
+
 
 class Rules(Strict):
     still_tolerance: float = Field(default=0.5, gt=0, le=2, title="Anchor movement allowed, in box heights")
-    gap_s: float = Field(default=10.0, gt=0, title="Seconds unseen before a vehicle counts as gone")
+    gap_s: float = Field(default=10.0, gt=0, title="Seconds unseen before a vehicle counts as gone, where its "
+                         "place cannot be checked (not yet confirmed by 3 detections), and before a pile counts as gone")
+    leave_s: float = Field(default=10.0, gt=0, le=3_600, title="Seconds a parked vehicle's place must look empty "
+                           "(changed, nothing in front, no detection) before its incident ends 'left'")
     update_interval_s: float = Field(default=60.0, gt=0, title="Seconds between update events")
     change_gate: float = Field(default=4.0, ge=0, title="Grey-level change in the zones below which the last "
                                "detector pass is reused (0: always detect)")

@@ -34,8 +34,9 @@ class Detector(Protocol):
 
 
 def min_scores(detection) -> dict[str, float]:
-    """The score threshold of each detector role, from the edge config's ``detection``."""
-    return {VEHICLE: detection.min_score, LITTER: detection.litter_min_score}
+    """The score threshold of each detector role, from the edge config's ``detection``: the vehicle
+    model's is ``track_min_score``, so the tracker can continue tracks on low-score detections."""
+    return {VEHICLE: detection.track_min_score, LITTER: detection.litter_min_score}
 
 
 def run_passes(detectors: dict[str, Detector], passes: list[tuple[str, Image]],

@@ -33,6 +33,7 @@ from edge.evidence import snapshot
 from edge.health import PictureCheck, change, thumbnail
 from edge.leftobject import LeftObject, covered, regions, zone_mask
 from edge.rules import ConditionRule, DwellRule, EndReason, Event, Sighting, point_in_polygon
+from edge.stationary import Stationary
 from edge.tracker import make_tracker, track
 from xueliang import wire
 
@@ -63,7 +64,8 @@ class CameraPipeline:
         self.tracker = make_tracker(camera.analysis_interval_s, self.detection.min_score, rules.gap_s)
         self.rules: list[tuple[Zone, DwellRule]] = [
             (zone, DwellRule(f"{config.box}/{camera.id}/{zone.id}", zone.dwell_s, rules.still_tolerance,
-                             rules.gap_s, rules.update_interval_s))
+                             rules.gap_s, rules.update_interval_s, leave_s=rules.leave_s,
+                             min_score=self.detection.min_score))
             for zone in camera.zones if "illegal_parking" in zone.types
         ]
         self.litter: list[tuple[Zone, str, ConditionRule]] = [
@@ -79,6 +81,7 @@ class CameraPipeline:
         self._litter_regions: list[Region] = []
         self._litter = sv.Detections.empty()
         self._people = sv.Detections.empty()
+        self.stationary = Stationary()
         self.picture = PictureCheck()
         self.faults = {name: ConditionRule(f"{config.box}/{camera.id}/fault/{name}", clear_after_s=5.0,
                                            update_interval_s=rules.update_interval_s) for name in FAULTS}
@@ -126,6 +129,7 @@ class CameraPipeline:
             if polys else None
         self._last_pass = None
         self.tracker.reset()
+        self.stationary.reset()
 
     def plan(self, t: float, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
         """The (model, image) passes this frame needs; [] when the last pass still holds."""
@@ -159,17 +163,25 @@ class CameraPipeline:
             n = self._full_frame + len(self._regions)
             found = merge_detections(parts[:n], self._regions, self.detection.vehicle_labels, self._full_frame)
             labels = found.data["class_name"] if len(found) else np.array([])
+            confident = found.confidence >= self.detection.min_score if len(found) else np.array([], bool)
             vehicles = found[np.isin(labels, self.detection.vehicle_labels)] if len(found) else found
-            self._vehicles = track(self.tracker, vehicles)
-            self._people = found[labels == "person"] if len(found) else found
+            # ByteTrack sees every vehicle detection down to track_min_score: the low ones only continue
+            # tracks; what it leaves untracked below min_score is noise.
+            vehicles = track(self.tracker, vehicles)
+            keep = (vehicles.tracker_id >= 0) | (vehicles.confidence >= self.detection.min_score)
+            self._vehicles = vehicles[keep] if len(vehicles) else vehicles
+            self._people = found[(labels == "person") & confident] if len(found) else found
             self._litter = in_frame(parts[n:], self._litter_regions).with_nms(threshold=0.45) \
                 if self.litter else sv.Detections.empty()
         sightings = self._sightings(self._vehicles, w, h)
         out += self._litter_events(t, image, sightings)
+        in_front = [s.box for s in sightings + self._sightings(self._people, w, h)]
         for zone, rule in self.rules:
             inside = [s for s in sightings if point_in_polygon(s.anchor, zone.polygon)]
+            views = self.stationary.views(zone.id, rule.stays(), image, in_front)
             out += [self._outgoing(zone.id, zone.polygon, zone.grid, "illegal_parking", e, image)
-                    for e in rule.observe(t, inside)]
+                    for e in rule.observe(t, inside, views, fresh=bool(parts))]
+            self.stationary.remember(zone.id, rule.stays(), t, image, in_front)
         return out
 
     def analyse(self, t: float, image: np.ndarray) -> list[Outgoing]:

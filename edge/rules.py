@@ -4,8 +4,10 @@ The dwell rule for illegal parking: a vehicle whose anchor (bottom-centre of its
 stays inside a no-parking zone, without moving more than a tolerance, for ``dwell_s``
 seconds becomes an incident. Its lifecycle is start -> update* -> end.
 
-Vehicles are followed by track id when the tracker gives one and by place otherwise,
-so a track-id switch never restarts the clock and one parked car is one incident.
+Vehicles are followed by place (anchor and box overlap), helped by track ids, so a
+track-id switch never restarts the clock and one parked car is one incident. Between
+detections the caller's view of the place keeps a stay (see ``DwellRule``): a parked car
+the detector loses for a while, or that a bus hides, keeps its clock.
 
 >>> rule = DwellRule("box/cam/zone", dwell_s=30, still_tolerance=0.5, gap_s=10, update_interval_s=60)
 >>> van = Sighting(track_id=1, anchor=(0.9, 0.17), box=(0.85, 0.08, 0.94, 0.17), score=0.7, label="car")
@@ -18,12 +20,13 @@ so a track-id switch never restarts the clock and one parked car is one incident
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 Point = tuple[float, float]
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in 0..1 of the frame
 State = Literal["start", "update", "end"]
+View = Literal["same", "occluded", "empty"]  # what a stay's place looks like with no detection there
 EndReason = Literal["left", "cleared", "stream_ended", "camera_lost"]
 
 
@@ -64,18 +67,41 @@ class _Candidate:
     started_at: float = 0.0
     seq: int = 0
     last_event_at: float = 0.0
+    key: int = 0
+    hits: int = 0  # sightings at or above the rule's min_score
+    votes: dict[str, float] = field(default_factory=dict)  # label -> summed score
+    label: str | None = None  # frozen when the incident starts
+    detected_at: float = 0.0  # last time a detection matched (not a view)
+    empty_since: float | None = None  # first "empty" view since the vehicle was last seen
+
+    def vote(self) -> str:
+        return self.label or max(self.votes, key=self.votes.__getitem__, default=self.sighting.label)
 
 
 def _event(cand: _Candidate, t: float, state: State, **end) -> Event:
-    """The next event of ``cand``'s incident (seq counts up from 1)."""
+    """The next event of ``cand``'s incident (seq counts up from 1), with the stay's one label."""
     cand.seq += 1
     cand.last_event_at = t
-    return Event(cand.incident_id or "", cand.seq, state, cand.started_at, t, cand.sighting,
+    sighting = cand.sighting if cand.sighting.label == cand.vote() else replace(cand.sighting, label=cand.vote())
+    return Event(cand.incident_id or "", cand.seq, state, cand.started_at, t, sighting,
                  round(max(0.0, (end.get("ended_at") or t) - cand.first_seen), 3), **end)
 
 
 def _overlap(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes.
+
+    >>> iou((0, 0, 2, 2), (1, 0, 3, 2))
+    0.3333333333333333
+    """
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def point_in_polygon(point: Point, polygon: list[Point]) -> bool:
@@ -98,76 +124,127 @@ def point_in_polygon(point: Point, polygon: list[Point]) -> bool:
     return inside
 
 
-class DwellRule:
-    """Illegal parking in one zone: a vehicle that stays still for ``dwell_s``."""
+@dataclass(frozen=True)
+class Stay:
+    """A vehicle the rule follows, for the pipeline's stationary check: its box at its last
+    detection and when that was."""
 
-    def __init__(self, key: str, dwell_s: float, still_tolerance: float, gap_s: float, update_interval_s: float):
+    key: int
+    box: Box
+    detected_at: float
+
+
+class DwellRule:
+    """Illegal parking in one zone: a vehicle that stays still for ``dwell_s``.
+
+    A stay is kept by its vehicle's sightings and, between them, by *views* of its place
+    the caller passes in (``View``: the picture under the stay's box is the ``same`` as at its
+    last detection, ``occluded`` by a person or vehicle passing in front, or ``empty``).
+    A stay with views ends ``left`` only once its place has been seen empty for ``leave_s``
+    with no sighting or ``same`` view in between; a stay the caller has no view of ends
+    after ``gap_s`` unseen. Sightings below ``min_score`` (tracks that ByteTrack continued on
+    low-score detections) keep a stay but never start one, and do not confirm it: a stay is
+    confirmed once seen on ``confirm_hits`` detector passes at ``min_score`` (``fresh``: this
+    frame's sightings come from a new pass, not a reused one); views count and its incident
+    starts (dated when the dwell was reached) only then. A sighting belongs
+    to a stay when its anchor has not moved more than ``still_tolerance`` box heights and
+    its box overlaps the stay's (IoU >= ``MATCH_IOU``), so a bus passing in front is not the
+    parked car, whatever the tracker's ids say. The stay's label is a score-weighted vote
+    over its sightings, frozen when the incident starts.
+    """
+
+    MATCH_IOU = 0.4
+
+    def __init__(self, key: str, dwell_s: float, still_tolerance: float, gap_s: float, update_interval_s: float,
+                 leave_s: float | None = None, min_score: float = 0.0, confirm_hits: int = 3):
         self.key = key
         self.dwell_s = dwell_s
         self.still_tolerance = still_tolerance
         self.gap_s = gap_s
+        self.leave_s = gap_s if leave_s is None else leave_s
         self.update_interval_s = update_interval_s
+        self.min_score, self.confirm_hits = min_score, confirm_hits
         self._candidates: list[_Candidate] = []
+        self._keys = 0
+
+    def stays(self) -> list[Stay]:
+        """The confirmed stays, whose place the caller should look at (see ``observe``'s ``views``)."""
+        return [Stay(c.key, c.sighting.box, c.detected_at) for c in self._candidates if c.hits >= self.confirm_hits]
 
     def _still(self, cand: _Candidate, s: Sighting) -> bool:
-        height = max(cand.sighting.box[3] - cand.sighting.box[1], s.box[3] - s.box[1], 1e-3)
+        height = max(cand.sighting.box[3] - cand.sighting.box[1], 1e-3)
         dx, dy = s.anchor[0] - cand.anchor[0], s.anchor[1] - cand.anchor[1]
-        return (dx * dx + dy * dy) ** 0.5 <= self.still_tolerance * height
+        return (dx * dx + dy * dy) ** 0.5 <= self.still_tolerance * height and iou(cand.sighting.box, s.box) >= self.MATCH_IOU
 
     def _match(self, s: Sighting, free: list[_Candidate]) -> _Candidate | None:
+        still = [c for c in free if self._still(c, s)]
         if s.track_id is not None and s.track_id >= 0:
-            for cand in free:
+            for cand in still:
                 if s.track_id in cand.track_ids:
                     return cand
-        still = [c for c in free if self._still(c, s)]
         return min(still, key=lambda c: (c.anchor[0] - s.anchor[0]) ** 2 + (c.anchor[1] - s.anchor[1]) ** 2,
                    default=None)
 
-
-    def observe(self, t: float, sightings: list[Sighting]) -> list[Event]:
-        """Feed the vehicles whose anchor is inside the zone at time ``t``; get incident events."""
+    def observe(self, t: float, sightings: list[Sighting], views: dict[int, View] | None = None,
+                fresh: bool = True) -> list[Event]:
+        """Feed the vehicles whose anchor is inside the zone at time ``t`` and, for stays from
+        ``stays()``, what their place looks like (by stay key); get incident events."""
         events: list[Event] = []
+        ends: list[Event] = []
         free = list(self._candidates)
         for s in sorted(sightings, key=lambda s: -s.score):
             cand = self._match(s, free)
             if cand is None:
-                cand = _Candidate(anchor=s.anchor, first_seen=t, last_seen=t, sighting=s)
+                if s.score < self.min_score:
+                    continue  # a low-score detection continues a stay, never starts one
+                self._keys += 1
+                cand = _Candidate(anchor=s.anchor, first_seen=t, last_seen=t, sighting=s, key=self._keys)
                 self._candidates.append(cand)
             else:
                 free.remove(cand)
-                if not self._still(cand, s):  # it moved: a new stay begins here
-                    if cand.incident_id:
-                        events.append(_event(cand, t, "end", ended_at=cand.last_seen, end_reason="left"))
-                    self._candidates.remove(cand)
-                    cand = _Candidate(anchor=s.anchor, first_seen=t, last_seen=t, sighting=s)
-                    self._candidates.append(cand)
-            cand.last_seen, cand.sighting = t, s
+            cand.last_seen, cand.detected_at, cand.sighting, cand.empty_since = t, t, s, None
+            if s.score >= self.min_score and fresh:
+                cand.hits += 1
+            cand.votes[s.label] = cand.votes.get(s.label, 0.0) + s.score
             if s.track_id is not None and s.track_id >= 0:
                 cand.track_ids.add(s.track_id)
-            if cand.incident_id is None and t - cand.first_seen >= self.dwell_s:
-                cand.started_at = cand.first_seen + self.dwell_s
-                cand.incident_id = uuid.uuid5(
-                    uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}/{cand.anchor[0]:.4f},{cand.anchor[1]:.4f}").hex
-                events.append(_event(cand, t, "start"))
-            elif cand.incident_id and t - cand.last_event_at >= self.update_interval_s:
-                events.append(_event(cand, t, "update"))
-        for cand in list(self._candidates):
-            if t - cand.last_seen > self.gap_s:
+            events += self._due(cand, t)
+        for cand in free:
+            view = (views or {}).get(cand.key) if cand.hits >= self.confirm_hits else None
+            if view == "same":  # unchanged under its box: still there, no detection needed
+                cand.last_seen, cand.empty_since = t, None
+                events += self._due(cand, t)
+            elif view == "empty" and cand.empty_since is None:
+                cand.empty_since = t
+            gone = (cand.empty_since is not None and view == "empty" and t - cand.empty_since >= self.leave_s) \
+                or (view is None and t - cand.last_seen > self.gap_s)
+            if gone:
                 self._candidates.remove(cand)
                 if cand.incident_id:
-                    events.append(_event(cand, t, "end", ended_at=cand.last_seen, end_reason="left"))
-        return events
+                    ends.append(_event(cand, t, "end", ended_at=cand.last_seen, end_reason="left"))
+        return ends + events
+
+    def _due(self, cand: _Candidate, t: float) -> list[Event]:
+        """The start once the dwell is reached and the stay confirmed, then updates."""
+        if cand.incident_id is None:
+            if t - cand.first_seen >= self.dwell_s and cand.hits >= self.confirm_hits:
+                return [self._start(cand, t)]
+        elif t - cand.last_event_at >= self.update_interval_s:
+            return [_event(cand, t, "update")]
+        return []
+
+    def _start(self, cand: _Candidate, t: float) -> Event:
+        cand.started_at = cand.first_seen + self.dwell_s
+        cand.label = cand.vote()
+        cand.incident_id = uuid.uuid5(
+            uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}/{cand.anchor[0]:.4f},{cand.anchor[1]:.4f}").hex
+        return _event(cand, t, "start")
 
     def close(self, t: float, reason: EndReason) -> list[Event]:
         """End every open incident (the stream ended, the camera was lost)."""
         events = [_event(c, t, "end", ended_at=t, end_reason=reason) for c in self._candidates if c.incident_id]
         self._candidates.clear()
         return events
-
-    @property
-    def open_incidents(self) -> int:
-        return sum(1 for c in self._candidates if c.incident_id)
-
 
 
 class ConditionRule:
@@ -230,7 +307,3 @@ class ConditionRule:
     def close(self, t: float, reason: EndReason) -> list[Event]:
         cand, self._cand = self._cand, None
         return [_event(cand, t, "end", ended_at=t, end_reason=reason)] if cand and cand.incident_id else []
-
-    @property
-    def open_incidents(self) -> int:
-        return 1 if self._cand is not None and self._cand.incident_id else 0

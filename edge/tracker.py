@@ -11,7 +11,9 @@ def make_tracker(interval_s: float, min_score: float, gap_s: float) -> ByteTrack
 
     The library's defaults assume 30 fps and confident detections: its lost-track buffer
     counts frames and its activation threshold (0.7) is above the scores a small parked
-    car gets, so both are set from the analysis rate and the detection threshold.
+    car gets, so both are set from the analysis rate and the detection threshold. ByteTrack's
+    own idea is used in full: the caller passes detections down to ``track_min_score``;
+    those under ``min_score`` only continue tracks (second association), never start one.
     """
     rate = 1.0 / interval_s
     return ByteTrackTracker(

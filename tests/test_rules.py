@@ -4,14 +4,14 @@ from dataclasses import replace
 
 import pytest
 
-from edge.rules import DwellRule, Sighting, point_in_polygon
+from edge.rules import DwellRule, Sighting, iou, point_in_polygon
 
 VAN = Sighting(track_id=1, anchor=(0.90, 0.17), box=(0.85, 0.08, 0.94, 0.17), score=0.7, label="car")
 
 
-def rule(dwell_s=30.0, gap_s=10.0, update_interval_s=60.0) -> DwellRule:
+def rule(dwell_s=30.0, gap_s=10.0, update_interval_s=60.0, leave_s=10.0, min_score=0.4) -> DwellRule:
     return DwellRule("box/cam/zone", dwell_s=dwell_s, still_tolerance=0.5, gap_s=gap_s,
-                     update_interval_s=update_interval_s)
+                     update_interval_s=update_interval_s, leave_s=leave_s, min_score=min_score)
 
 
 def shifted(s: Sighting, dx: float, dy: float = 0.0, **kw) -> Sighting:
@@ -65,7 +65,7 @@ def test_vehicle_leaving_ends_the_incident_with_the_time_last_seen():
     end = events[1]
     assert end.end_reason == "left" and end.ended_at == 40.0 and end.incident_id == events[0].incident_id
     assert end.dwell_s == 40.0
-    assert r.open_incidents == 0
+    assert r.stays() == []
 
 
 def test_updates_come_at_the_update_interval():
@@ -105,3 +105,75 @@ def test_incident_ids_are_stable_for_the_same_stay():
 @pytest.mark.parametrize("point, expected", [((0.5, 0.5), True), ((0.05, 0.5), False), ((0.5, 0.95), False)])
 def test_point_in_polygon_triangle(point, expected):
     assert point_in_polygon(point, [(0.1, 0.1), (0.9, 0.1), (0.5, 0.9)]) is expected
+
+
+def observe(r: DwellRule, frames, look):
+    """Feed ``frames`` [(t, sightings)], with ``look(t)`` the view of every stay the rule offers."""
+    events = []
+    for t, seen in frames:
+        views = {stay.key: look(t) for stay in r.stays()}
+        events += r.observe(t, seen, views)
+    return events
+
+
+def test_low_score_sightings_continue_a_stay_but_never_start_one():
+    low = replace(VAN, score=0.2)
+    assert run(rule(dwell_s=5), [(float(t), [low]) for t in range(0, 20)]) == []
+    # seen well for 5 s, then only on low scores for 30 s (the van on the model's 0.42 step): one clock
+    frames = [(float(t), [VAN if t < 5 else low]) for t in range(0, 40)]
+    assert [(e.state, e.started_at) for e in run(rule(dwell_s=30, gap_s=10), frames)] == [("start", 30.0)]
+
+
+def test_an_unchanged_place_holds_the_stay_through_a_long_dropout():
+    frames = [(float(t), [VAN] if t < 6 else []) for t in range(0, 60)]
+    events = observe(rule(dwell_s=30, gap_s=10), frames, lambda t: "same")
+    assert [(e.state, e.started_at) for e in events] == [("start", 30.0)]
+    # without a view of the place the same dropout forgets the van after gap_s
+    assert run(rule(dwell_s=30, gap_s=10), frames) == []
+
+
+def test_a_stay_seen_once_is_not_held_by_views():
+    frames = [(float(t), [VAN] if t == 0 else []) for t in range(0, 40)]
+    assert observe(rule(dwell_s=30), frames, lambda t: "same") == []
+
+
+@pytest.mark.parametrize("look, ends", [
+    (lambda t: "occluded", []),                                    # a bus stands in front for 30 s
+    (lambda t: "empty" if t < 18 else "same", []),                 # empty for 8 s < leave_s, then the van again
+    (lambda t: "empty", [("left", 9.0, 20.0)]),                    # gone: ends leave_s after first seen empty
+])
+def test_the_place_must_look_empty_for_leave_s_before_left(look, ends):
+    frames = [(float(t), [VAN] if t < 10 else []) for t in range(0, 40)]
+    events = observe(rule(dwell_s=5, gap_s=3, leave_s=10), frames, look)
+    assert events[0].state == "start" and events[0].started_at == 5.0
+    assert [(e.end_reason, e.ended_at, e.observed_at) for e in events if e.state == "end"] == ends
+
+
+def test_a_bus_passing_in_front_neither_ends_nor_restarts_the_clock():
+    bus = Sighting(track_id=1, anchor=(0.70, 0.30), box=(0.55, 0.0, 0.85, 0.30), score=0.8, label="bus")
+    frames = []
+    for t in range(0, 45):
+        if 12 <= t < 20:  # the bus drives past, over the van's box; the tracker even gives it the van's id
+            frames.append((float(t), [shifted(bus, 0.04 * (t - 12))]))
+        else:
+            frames.append((float(t), [VAN]))
+    events = observe(rule(dwell_s=30), frames, lambda t: "occluded")
+    assert [(e.state, e.started_at, e.sighting.label) for e in events] == [("start", 30.0, "car")]
+
+
+def test_one_stay_keeps_one_label_by_vote():
+    labels = ["car", "truck", "car", "bus", "car", "truck"]
+    frames = [(float(t), [replace(VAN, label=labels[t % 6])]) for t in range(0, 100)]
+    events = run(rule(dwell_s=30, update_interval_s=20), frames)
+    assert [e.state for e in events] == ["start", "update", "update", "update"]
+    assert {e.sighting.label for e in events} == {"car"}
+
+
+def test_reused_detector_passes_do_not_confirm_a_stay():
+    r = rule(dwell_s=3)
+    events = [e for t in range(0, 10) for e in r.observe(float(t), [VAN], fresh=t == 0)]
+    assert events == [] and r.stays() == []
+
+
+def test_iou():
+    assert iou((0, 0, 1, 1), (0, 0, 1, 1)) == 1.0 and iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0

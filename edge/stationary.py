@@ -1,0 +1,122 @@
+"""The stationary-vehicle check: is a parked vehicle still there when the detector does not see it?
+
+In the spirit of Frigate's stationary objects: at each detection of a stay the picture under
+its box is kept as a small grey patch; on a frame where no detection matches the stay, the
+patch of the same box now is compared with it. Unchanged: the vehicle is still there
+(``same``). Changed, with a person or vehicle box over it: something passes in front
+(``occluded``; the stay is kept). Changed with nothing in front: the place looks
+``empty``; the dwell rule ends the stay only once that has lasted ``leave_s``.
+
+Pure logic on images handed in; no I/O. The patch is brightness-normalised and blurred,
+so sensor noise, compression and a cloud barely move it, while a vehicle leaving (the
+ground or the kerb where its body was) or a person in front changes it by far more.
+
+>>> import numpy as np
+>>> frame = np.full((100, 100, 3), 90, np.uint8)
+>>> frame[40:60, 30:70] = 230; frame[45:50, 35:65] = 40          # a white van with windows
+>>> van = (0.3, 0.4, 0.7, 0.6)
+>>> ref = patch(frame, van)
+>>> noisy = np.clip(frame + np.random.default_rng(0).normal(0, 6, frame.shape), 0, 255).astype(np.uint8)
+>>> look(ref, noisy, van, [])
+'same'
+>>> empty = np.full((100, 100, 3), 90, np.uint8); empty[58:60] = 60    # the kerb, no van
+>>> look(ref, empty, van, []), look(ref, empty, van, [(0.5, 0.2, 0.6, 0.7)])
+('empty', 'occluded')
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.rules import Box, View
+
+Patch = npt.NDArray[np.float32]
+PATCH_SIZE = (16, 12)  # w, h
+SAME_BELOW = 14.0  # grey levels of mean difference (brightness-normalised) that still count as the same picture
+OCCLUDER_COVER = 0.1  # share of the stay's box a person or vehicle box must cover to count as in front
+
+
+def patch(image: np.ndarray, box: Box) -> Patch:
+    """The grey picture under ``box`` (0..1 of the frame), shrunk to ``PATCH_SIZE`` and blurred.
+
+    >>> patch(np.zeros((50, 80, 3), np.uint8), (0.1, 0.1, 0.5, 0.9)).shape
+    (12, 16)
+    """
+    h, w = image.shape[:2]
+    x1, y1 = int(box[0] * w), int(box[1] * h)
+    x2, y2 = max(x1 + 2, int(np.ceil(box[2] * w))), max(y1 + 2, int(np.ceil(box[3] * h)))
+    crop = image[max(0, y1):min(h, y2), max(0, x1):min(w, x2)]
+    if crop.size == 0:
+        return np.zeros(PATCH_SIZE[::-1], np.float32)
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    small = cv2.resize(grey, PATCH_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+    return cv2.GaussianBlur(small, (3, 3), 0)
+
+
+def difference(a: Patch, b: Patch) -> float:
+    """Mean absolute difference in grey levels after matching the two patches' brightness
+    (half of a brightness change still counts: a white van and grey asphalt differ mostly there).
+
+    >>> a = np.full((12, 16), 100, np.float32)
+    >>> difference(a, a + 10), difference(a, a + 60)
+    (5.0, 30.0)
+    """
+    shift = float(b.mean() - a.mean())
+    return float(np.abs(b - a - shift).mean()) + abs(shift) / 2
+
+
+def covered_by(box: Box, others: list[Box]) -> float:
+    """The largest share of ``box`` that one of ``others`` covers.
+
+    >>> covered_by((0, 0, 2, 2), [(1, 0, 3, 2), (5, 5, 6, 6)])
+    0.5
+    """
+    area = max(1e-9, (box[2] - box[0]) * (box[3] - box[1]))
+    best = 0.0
+    for o in others:
+        w = max(0.0, min(box[2], o[2]) - max(box[0], o[0]))
+        h = max(0.0, min(box[3], o[3]) - max(box[1], o[1]))
+        best = max(best, w * h / area)
+    return best
+
+
+def look(ref: Patch, image: np.ndarray, box: Box, occluders: list[Box], same_below: float = SAME_BELOW) -> View:
+    """What the place of a stay whose picture at its last detection was ``ref`` looks like now."""
+    if difference(ref, patch(image, box)) < same_below:
+        return "same"
+    return "occluded" if covered_by(box, occluders) >= OCCLUDER_COVER else "empty"
+
+
+class Stationary:
+    """The reference patches of one camera's stays, keyed by (zone, stay key)."""
+
+    def __init__(self, same_below: float = SAME_BELOW):
+        self.same_below = same_below
+        self._refs: dict[tuple[str, int], tuple[float, Patch]] = {}
+
+    def views(self, zone: str, stays, image: np.ndarray, occluders: list[Box]) -> dict[int, View]:
+        """A view of each stay (``DwellRule.stays()``) that has a reference patch."""
+        out: dict[int, View] = {}
+        for stay in stays:
+            ref = self._refs.get((zone, stay.key))
+            if ref is not None:
+                out[stay.key] = look(ref[1], image, stay.box, occluders, self.same_below)
+        return out
+
+    def remember(self, zone: str, stays, t: float, image: np.ndarray, occluders: list[Box]) -> None:
+        """Keep the patch of every stay detected at ``t``, unless something else stands in front of
+        it (then the older patch shows the vehicle better); forget stays that are gone."""
+        keys = set()
+        for stay in stays:
+            keys.add((zone, stay.key))
+            ref = self._refs.get((zone, stay.key))
+            others = [o for o in occluders if o != stay.box]
+            if stay.detected_at == t and (ref is None or covered_by(stay.box, others) < OCCLUDER_COVER):
+                self._refs[(zone, stay.key)] = (t, patch(image, stay.box))
+        for key in [k for k in self._refs if k[0] == zone and k not in keys]:
+            del self._refs[key]
+
+    def reset(self) -> None:
+        self._refs.clear()

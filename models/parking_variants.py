@@ -1,0 +1,124 @@
+"""Degraded variants of the real campus clip for the parking robustness suite and tests.
+
+Each variant is an ffmpeg re-encode of ``fixtures/videos/campus-gate.mp4`` (made at run
+time, never committed) plus how its picture maps to the original's, so the ground-truth
+zones of ``campus-gate.truth.yaml`` can be carried over. Nothing here was tuned on: the
+variants are what the issue names (mirrored, rescaled, zoomed, dusk, blur, noise, 1 Mb/s,
+H.265, key frames 1-8 s apart, 5 fps) and the zone layouts one a city would draw.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+CLIP = REPO / "fixtures" / "videos" / "campus-gate.mp4"
+TRUTH = yaml.safe_load((REPO / "fixtures" / "videos" / "campus-gate.truth.yaml").read_text())
+FPS = 10  # the clip's frame rate
+
+# A layout with large zones right next to the small kerb bay (the issue's walkway and hatched
+# area): the kerb's crop must survive them.
+LARGE_NEXT_TO_SMALL = [
+    {"id": "walkway", "types": ["illegal_parking"], "dwell_s": 10,
+     "polygon": [[0.00, 0.24], [0.79, 0.24], [0.79, 0.62], [0.00, 0.62]]},
+    {"id": "hatched", "types": ["illegal_parking"], "dwell_s": 10,
+     "polygon": [[0.40, 0.01], [0.79, 0.01], [0.79, 0.23], [0.40, 0.23]]},
+]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """``vf``: ffmpeg filters; ``codec``: encoder arguments; ``crop``: the part (x, y, w, h in 0..1 of
+    the original) the new picture shows; ``mirror``: flipped left-right; ``layout``: extra zones."""
+
+    name: str
+    vf: str = ""
+    codec: tuple[str, ...] = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-g", "20")
+    crop: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
+    mirror: bool = False
+    layout: list[dict] = field(default_factory=list)
+
+
+def x264(gop_s: float = 2.0, fps: int = FPS, *extra: str) -> tuple[str, ...]:
+    g = str(max(1, int(round(gop_s * fps))))
+    return ("-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-g", g, "-keyint_min", g,
+            "-sc_threshold", "0", *extra)
+
+
+def x265(gop_s: float = 2.0, fps: int = FPS) -> tuple[str, ...]:
+    g = int(round(gop_s * fps))
+    return ("-c:v", "libx265", "-preset", "ultrafast", "-crf", "30", "-tag:v", "hvc1",
+            "-x265-params", f"keyint={g}:min-keyint={g}:scenecut=0:log-level=error")
+
+
+VARIANTS = [
+    Variant("original", codec=()),
+    Variant("mirrored", vf="hflip", codec=x264(), mirror=True),
+    Variant("720p", vf="scale=1280:720", codec=x264()),
+    Variant("1080p", vf="scale=1920:1080", codec=x264()),
+    Variant("zoomed", vf="crop=iw*0.6:ih*0.6:iw*0.4:0,scale=768:576", codec=x264(), crop=(0.4, 0.0, 0.6, 0.6)),
+    Variant("dusk", vf="eq=brightness=-0.18:contrast=0.55:gamma=0.8", codec=x264()),
+    Variant("blur", vf="gblur=sigma=2", codec=x264()),
+    Variant("noise", vf="noise=alls=24:allf=t", codec=x264()),
+    Variant("1mbps", codec=("-c:v", "libx264", "-preset", "veryfast", "-b:v", "1M", "-maxrate", "1M",
+                            "-bufsize", "1M", "-g", "20")),
+    Variant("h265", codec=x265()),
+    Variant("gop1s", codec=x264(1)),
+    Variant("gop2s", codec=x264(2)),
+    Variant("gop4s", codec=x264(4)),
+    Variant("gop8s", codec=x264(8)),
+    Variant("5fps", vf="fps=5", codec=x264(2, 5)),
+    Variant("layout", codec=(), layout=LARGE_NEXT_TO_SMALL),
+    # the issue's worst case: 720p, blurred, noisy, darker, H.265 with key frames 8 s apart, big zones too
+    Variant("720p_dusk_noise_h265_gop8s", vf="scale=1280:720,gblur=sigma=1.2,noise=alls=16:allf=t,"
+            "eq=brightness=-0.12:contrast=0.7", codec=x265(8), layout=LARGE_NEXT_TO_SMALL),
+]
+BY_NAME = {v.name: v for v in VARIANTS}
+
+
+def make(variant: Variant, out_dir: Path, seconds: float | None = None) -> Path:
+    """The variant's clip under ``out_dir`` (made once; ``seconds`` cuts it short)."""
+    if not variant.codec and seconds is None:
+        return CLIP
+    out = out_dir / f"campus-{variant.name}{'' if seconds is None else f'-{seconds:g}s'}.mp4"
+    if not out.exists():
+        cmd = ["ffmpeg", "-loglevel", "error", "-y", "-i", str(CLIP)]
+        if seconds is not None:
+            cmd += ["-t", str(seconds)]
+        if variant.vf:
+            cmd += ["-vf", variant.vf]
+        cmd += list(variant.codec or x264()) + ["-pix_fmt", "yuv420p", "-an", str(out) + ".part.mp4"]
+        subprocess.run(cmd, check=True, timeout=600)
+        Path(str(out) + ".part.mp4").rename(out)
+    return out
+
+
+def _map(point: list[float], variant: Variant) -> tuple[float, float]:
+    x, y = point
+    cx, cy, cw, ch = variant.crop
+    x, y = (x - cx) / cw, (y - cy) / ch
+    if variant.mirror:
+        x = 1 - x
+    return min(1.0, max(0.0, x)), min(1.0, max(0.0, y))
+
+
+def zones(variant: Variant) -> list[dict]:
+    """The truth's zones (and the variant's extra layout) in the variant's picture; a zone that
+    falls outside the picture is left out."""
+    out = []
+    for zone in TRUTH["camera"]["zones"] + variant.layout:
+        poly = [_map(p, variant) for p in zone["polygon"]]
+        xs, ys = [p[0] for p in poly], [p[1] for p in poly]
+        if max(xs) - min(xs) < 0.02 or max(ys) - min(ys) < 0.02:
+            continue
+        out.append({**zone, "polygon": [list(p) for p in poly]})
+    return out
+
+
+def camera(variant: Variant, url: Path) -> dict:
+    """An edge-config camera entry for the variant's clip."""
+    return {**TRUTH["camera"], "url": str(url), "zones": zones(variant)}
