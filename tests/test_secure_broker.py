@@ -1,5 +1,5 @@
-"""The shipped broker (deploy/mosquitto/: TLS, passwords, ACL, user names as client ids, autosave on
-every change), run as shipped, with real gateway processes: a box publishes only under its own
+"""The shipped broker (deploy/mosquitto/: TLS, passwords, ACL, user names as client ids, saved every
+second), run as shipped, with real gateway processes: a box publishes only under its own
 prefix, no account takes over another's session, a department writes nothing and reads only its
 dispatches, and a broker killed with SIGKILL mid-stream loses no incident end to end."""
 
