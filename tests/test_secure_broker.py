@@ -136,10 +136,13 @@ def test_a_box_publishes_its_own_topics_and_a_refused_message_is_set_aside_witho
         forged = dict(START, box="box-2", incident_id="forged")
         publisher.send([(wire.evidence_topic("box-1", "gate", START["incident_id"]), JPEG),
                         (wire.incident_topic("box-2", "gate"), json.dumps(forged).encode()),
-                        (wire.incident_topic("box-1", "gate"), json.dumps(START).encode())])
-        # set aside at once, the others go on: the outbox drains on the gateway's acknowledgements
+                        (wire.incident_topic("box-1", "gate"), json.dumps(START).encode()),
+                        (wire.incident_topic("box-1", "gate"), b"not json")])
+        # set aside at once, the others go on: the outbox drains on the gateway's acknowledgements,
+        # the dead letter's too (accounted for, never sent again)
         wait_until(lambda: publisher.outbox.pending() == 0, 15, message="outbox drained by the gateway's acks")
-        assert publisher.disconnects == 0
+        assert publisher.disconnects == 0 and publisher.dead_letters == 1 and publisher.resent == 0
+        assert count(gateway.db, "SELECT count(*) FROM dead_letters") == 1
         assert count(gateway.db, "SELECT count(*) FROM cases") == 1
         assert count(gateway.db, "SELECT count(*) FROM evidence") == 1
         db = sqlite3.connect(str(tmp_path / "outbox.sqlite"))
