@@ -281,8 +281,10 @@ class Publisher:
                 self._confirm(a)
 
     def _publish(self, row_id: int, topic: str, payload: bytes) -> bool:
+        """Hand a message to paho; False if paho did not take it. (What it takes while the connection
+        is down, NO_CONN, it keeps and sends on reconnect, so that is tracked like the rest.)"""
         info = self._client.publish(topic, payload, qos=1)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+        if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             return False
         sent = self._unconfirmed.get(row_id)
         if sent is None:
@@ -314,6 +316,8 @@ class Publisher:
                         break
                     self.resent += 1
                     room -= 1
+                    if not self.connected.is_set():
+                        break
             room = min(room, self._broker.max_unconfirmed - len(self._unconfirmed))
             if room <= 0:
                 continue
@@ -321,3 +325,5 @@ class Publisher:
                 if not self._publish(row_id, topic, payload):
                     break
                 self._last_id = row_id
+                if not self.connected.is_set():
+                    break
