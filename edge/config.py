@@ -103,7 +103,11 @@ class Detection(Strict):
                              "(and a stay); SSD scores are quantised: 0.4 behaves like 0.42")
     track_min_score: float = Field(default=0.1, gt=0, lt=1, title="Vehicle detections down to this score continue "
                                    "an existing track (ByteTrack's second association); they never start one")
-    zone_crops: bool = Field(default=True, title="Also detect on a padded crop around the zones")
+    zone_crops: bool = Field(default=True, title="Detect on a padded crop around each parking zone (planned per "
+                             "zone, see crop_max_scale) instead of the whole frame")
+    crop_max_scale: float = Field(default=3.0, ge=1, le=10, title="A zone's crop is shrunk at most this much to the "
+                                  "model's input (300 px: crops up to 900 px); larger zones are tiled, and zones share "
+                                  "a crop only when that keeps their vehicles big enough")
     threads: int = Field(default=2, ge=1, le=64, title="onnxruntime intra-op threads")
     litter_model: str = Field(default="litter_yolov8n_320", title="Garbage/spill model name under models/")
     litter_min_score: float = Field(default=0.3, gt=0, lt=1, title="Chosen on the validation split (see models/litter/CARD.md)")

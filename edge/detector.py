@@ -25,6 +25,7 @@ Region = tuple[int, int, int, int]  # x1, y1, x2, y2 in pixels
 class Detector(Protocol):
     name: str
     version: str
+    input_side: int  # the model's input, in pixels (the shorter side when not square)
 
     def detect(self, image: Image, min_score: float) -> sv.Detections: ...
 
@@ -60,6 +61,7 @@ class SsdPostprocessed:
             raise ModelError(f"{self.name}: decoder ssd_postprocessed needs NHWC uint8 input, manifest says {spec}")
         self._input = spec["name"]
         self._h, self._w = spec["shape"][1], spec["shape"][2]
+        self.input_side = min(self._h, self._w)
         self._rgb = spec.get("color", "RGB") == "RGB"
         self._outputs = manifest["outputs"]
         self._classes = {int(k): v for k, v in manifest["classes"].items()}
@@ -96,6 +98,7 @@ class YoloRaw:
         if spec["layout"] != "NCHW" or spec["dtype"] != "float32":
             raise ModelError(f"{self.name}: decoder yolo_raw needs NCHW float32 input, manifest says {spec}")
         self._input, self._size = spec["name"], spec["shape"][2]
+        self.input_side = self._size
         self._batched = not isinstance(spec["shape"][0], int)  # a named (dynamic) batch axis
         self._outputs = manifest["outputs"]
         self._classes = {int(k): v for k, v in manifest["classes"].items()}
@@ -164,38 +167,84 @@ def load_detectors(config) -> dict[str, Detector]:
     return found
 
 
-def crop_regions(polygons: list[list[tuple[float, float]]], width: int, height: int, pad: float = 0.5) -> list[Region]:
-    """Padded pixel regions around zone polygons, overlapping ones merged.
+MERGE_GROWTH = 1.5  # two zones share a crop only if neither's vehicles shrink more than this against its own crop
+MAX_ASPECT = 2.0  # nor if the shared crop is more than twice as wide as high (or the reverse): the model stretches it
 
-    A region that would cover most of the frame is dropped: the full-frame pass sees it.
+
+def _starts(lo: float, hi: float, side: int, limit: int) -> list[int]:
+    """Offsets of windows of ``side`` covering [lo, hi] within [0, limit], overlapping by a quarter or more."""
+    span = hi - lo
+    if span <= side:
+        return [int(min(max(0, (lo + hi) / 2 - side / 2), max(0, limit - side)))]
+    n = int(np.ceil((span - side) / (side * 0.75))) + 1
+    step = (span - side) / (n - 1)
+    return [int(min(max(0, lo + i * step), max(0, limit - side))) for i in range(n)]
+
+
+def crop_regions(polygons: list[list[tuple[float, float]]], width: int, height: int, max_side: int = 900,
+                 pad: float = 0.5) -> list[Region]:
+    """Pixel regions the vehicle model runs on so that every zone is seen at a useful scale.
+
+    Each zone gets a square around it, padded by ``pad`` of its size on each side, clipped to
+    the frame. A zone whose square would be larger than ``max_side`` (the model's input times
+    the most a crop may be shrunk) is tiled with ``max_side`` squares overlapping by a quarter.
+    Overlapping regions are merged only when the merge keeps each zone's vehicles big enough:
+    no larger than ``max_side``, no more than ``MERGE_GROWTH`` times a member's own region or
+    the model's input (300), whichever is larger, no more than ``MAX_ASPECT`` long. No zone is
+    ever left without a region.
 
     >>> crop_regions([[(0.8, 0.03), (0.97, 0.03), (0.97, 0.22)]], 768, 576)
     [(549, 0, 768, 202)]
+    >>> kerb = [(0.8, 0.03), (0.97, 0.03), (0.97, 0.22), (0.8, 0.22)]
+    >>> road = [(0.0, 0.24), (0.79, 0.24), (0.79, 0.62), (0.0, 0.62)]
+    >>> crop_regions([kerb, road], 1280, 720, max_side=900)   # the big zone next door leaves the kerb its crop
+    [(915, 0, 1280, 307), (0, 0, 900, 720), (111, 0, 1011, 720)]
     """
-    regions: list[list[int]] = []
+    model_side = 300
+    regions: list[tuple[list[int], list[float]]] = []  # (x1, y1, x2, y2), own sides of the zones in it
     for poly in polygons:
-        xs = [p[0] * width for p in poly]
-        ys = [p[1] * height for p in poly]
+        xs = [min(width, max(0.0, p[0] * width)) for p in poly]
+        ys = [min(height, max(0.0, p[1] * height)) for p in poly]
         bw, bh = max(xs) - min(xs), max(ys) - min(ys)
         side = max(bw, bh) * (1 + 2 * pad)
-        cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
-        r = [int(max(0, cx - side / 2)), int(max(0, cy - side / 2)),
-             int(min(width, cx + side / 2)), int(min(height, cy + side / 2))]
-        regions.append(r)
+        if side <= max_side:
+            cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+            r = [int(max(0, cx - side / 2)), int(max(0, cy - side / 2)),
+                 int(min(width, cx + side / 2)), int(min(height, cy + side / 2))]
+            regions.append((r, [max(r[2] - r[0], r[3] - r[1])]))
+            continue
+        for y in _starts(min(ys), max(ys), max_side, height):
+            for x in _starts(min(xs), max(xs), max_side, width):
+                r = [x, y, min(width, x + max_side), min(height, y + max_side)]
+                if all(r != other for other, _ in regions):
+                    regions.append((r, [max(r[2] - r[0], r[3] - r[1])]))
+
+    def mergeable(a: tuple[list[int], list[float]], b: tuple[list[int], list[float]]) -> list[int] | None:
+        (ra, sa), (rb, sb) = a, b
+        if not (ra[0] < rb[2] and rb[0] < ra[2] and ra[1] < rb[3] and rb[1] < ra[3]):
+            return None
+        u = [min(ra[0], rb[0]), min(ra[1], rb[1]), max(ra[2], rb[2]), max(ra[3], rb[3])]
+        w, h = u[2] - u[0], u[3] - u[1]
+        if max(w, h) > max_side or max(w, h) > MAX_ASPECT * min(w, h):
+            return None
+        if any(max(w, h) > MERGE_GROWTH * max(model_side, own) for own in sa + sb):
+            return None
+        return u
+
     merged = True
     while merged:
         merged = False
         for i in range(len(regions)):
             for j in range(i + 1, len(regions)):
-                a, b = regions[i], regions[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    regions[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                u = mergeable(regions[i], regions[j])
+                if u is not None:
+                    regions[i] = (u, regions[i][1] + regions[j][1])
                     del regions[j]
                     merged = True
                     break
             if merged:
                 break
-    return [tuple(r) for r in regions if (r[2] - r[0]) * (r[3] - r[1]) < 0.6 * width * height]
+    return [tuple(r) for r, _ in regions]
 
 
 def tile_regions(polygons: list[list[tuple[float, float]]], width: int, height: int) -> list[Region]:
@@ -210,19 +259,8 @@ def tile_regions(polygons: list[list[tuple[float, float]]], width: int, height: 
     for poly in polygons:
         xs = [min(width, max(0, p[0] * width)) for p in poly]
         ys = [min(height, max(0, p[1] * height)) for p in poly]
-        starts = []
-        for lo, hi, limit in ((min(xs), max(xs), width), (min(ys), max(ys), height)):
-            span = hi - lo
-            n = max(1, int(np.ceil((span - side) / (side * 0.75))) + 1) if span > side else 1
-            centre = (lo + hi) / 2
-            if n == 1:
-                first = [int(min(max(0, centre - side / 2), limit - side))]
-            else:
-                step = (span - side) / (n - 1)
-                first = [int(min(max(0, lo + i * step), limit - side)) for i in range(n)]
-            starts.append(first)
-        for y in starts[1]:
-            for x in starts[0]:
+        for y in _starts(min(ys), max(ys), side, height):
+            for x in _starts(min(xs), max(xs), side, width):
                 tile = (x, y, x + side, y + side)
                 if tile not in tiles:
                     tiles.append(tile)

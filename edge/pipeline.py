@@ -20,6 +20,7 @@ model does not know).
 from __future__ import annotations
 
 import hashlib
+import logging
 import zlib
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ from edge.rules import ConditionRule, DwellRule, EndReason, Event, Sighting, poi
 from edge.stationary import Stationary
 from edge.tracker import make_tracker, track
 from xueliang import wire
+
+log = logging.getLogger(__name__)
 
 FAULTS = ("frozen", "blocked", "moved", "offline")
 LITTER_TYPES = ("garbage", "spill")
@@ -110,16 +113,17 @@ class CameraPipeline:
             return
         self._shape = (width, height)  # first frame, or the camera changed resolution
         polys = [z.polygon for z, _ in self.rules]
-        self._regions = crop_regions(polys, width, height) if self.detection.zone_crops else []
+        max_side = int(self.detectors[VEHICLE].input_side * self.detection.crop_max_scale)
+        self._regions = crop_regions(polys, width, height, max_side) if self.detection.zone_crops else []
         litter_polys = list({z.id: z.polygon for z, _, _ in self.litter}.values())
-        # The full-frame pass is for zones no crop covers (too big to crop) and for litter zones,
-        # where it finds the people the left-object check leaves out; else the crops see more,
-        # at one detector pass instead of two.
-        boxes = [(min(x for x, _ in p) * width, min(y for _, y in p) * height,
-                  max(x for x, _ in p) * width, max(y for _, y in p) * height) for p in polys]
-        self._full_frame = bool(litter_polys) or not all(
-            any(inside(box, region) > 0.99 for region in self._regions) for box in boxes)
+        # Every parking zone has a crop (large ones tiled); the full-frame pass is for cameras with
+        # litter zones, where it finds the people the left-object check leaves out, or without crops.
+        self._full_frame = bool(litter_polys) or not self._regions
         self._litter_regions = tile_regions(litter_polys, width, height)
+        log.info("camera %s: %dx%d frames; vehicle model on %s%s; litter model on %d tile(s)", self.camera.id,
+                 width, height, "the full frame and " if self._full_frame else "",
+                 " ".join(f"[{x1},{y1},{x2},{y2}]" for x1, y1, x2, y2 in self._regions) or "no crops",
+                 len(self._litter_regions))
         self._zone_masks = {}
         polys = polys + litter_polys
         xs = [x for p in polys for x, _ in p]
@@ -130,6 +134,11 @@ class CameraPipeline:
         self._last_pass = None
         self.tracker.reset()
         self.stationary.reset()
+
+    def regions(self, width: int, height: int) -> tuple[bool, list[Region]]:
+        """Whether the vehicle model sees the full frame, and the crops it sees, for frames of this size."""
+        self._layout(width, height)
+        return self._full_frame, list(self._regions)
 
     def plan(self, t: float, image: np.ndarray) -> list[tuple[str, np.ndarray]]:
         """The (model, image) passes this frame needs; [] when the last pass still holds."""

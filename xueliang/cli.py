@@ -21,7 +21,21 @@ def _detect(args: argparse.Namespace) -> int:
     if image is None:
         print(f"error: cannot read image {args.image}", file=sys.stderr)
         return 2
-    found = load_detector(args.model).detect(image, args.min_score)
+    detector = load_detector(args.model)
+    if args.config:  # the camera's crop plan, as the edge pipeline runs it
+        from edge.config import load_config
+        from edge.detector import VEHICLE, detect_frame
+        from edge.pipeline import CameraPipeline
+
+        config = load_config(args.config)
+        camera = config.camera(args.camera or config.cameras[0].id)
+        h, w = image.shape[:2]
+        full, regions = CameraPipeline(config, camera, {VEHICLE: detector}).regions(w, h)
+        print(f"camera {camera.id}: {w}x{h}, vehicle model on {'the full frame and ' if full else ''}"
+              f"{len(regions)} crop(s): {regions}", file=sys.stderr)
+        found = detect_frame(detector, image, regions, args.min_score, config.detection.vehicle_labels, full)
+    else:
+        found = detector.detect(image, args.min_score)
     # an empty sv.Detections has no "class_name" data at all
     names = found.data.get("class_name", []) if len(found) else []
     rows = [
@@ -138,9 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="ssd_mobilenet_v2_coco")
     p.add_argument("--min-score", type=float, default=0.3)
     p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--config", help="an edge config: detect on its camera's zone crops, print them on stderr")
+    p.add_argument("--camera", help="the camera in --config (default: the first)")
     p.set_defaults(func=_detect)
 
-    p = sub.add_parser("replay", help="run the edge pipeline on a video file, print incident messages")
+    p = sub.add_parser("replay", help="run the edge pipeline on a video file, print incident messages "
+                       "(the regions the vehicle model runs on are logged on stderr)")
     p.add_argument("video")
     p.add_argument("--config", required=True)
     p.add_argument("--camera", required=True)

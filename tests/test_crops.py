@@ -1,0 +1,54 @@
+"""Crop planning: every parking zone is seen at a useful scale, whatever other zones the camera has."""
+
+import pytest
+
+from edge.detector import crop_regions
+
+KERB = [(0.80, 0.03), (0.97, 0.03), (0.97, 0.22), (0.80, 0.22)]
+BAY = [(0.60, 0.05), (0.70, 0.05), (0.70, 0.15), (0.60, 0.15)]
+WALKWAY = [(0.00, 0.24), (0.79, 0.24), (0.79, 0.62), (0.00, 0.62)]
+HATCHED = [(0.40, 0.01), (0.79, 0.01), (0.79, 0.23), (0.40, 0.23)]
+EVERYTHING = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+
+
+def box_px(poly, w, h):
+    return min(x for x, _ in poly) * w, min(y for _, y in poly) * h, max(x for x, _ in poly) * w, max(y for _, y in poly) * h
+
+
+def scale_for(poly, regions, w, h) -> float:
+    """How much the zone's best region is shrunk to the 300 px input (the zone must lie inside it)."""
+    x1, y1, x2, y2 = box_px(poly, w, h)
+    fits = [r for r in regions if r[0] <= x1 + 1 and r[1] <= y1 + 1 and r[2] >= x2 - 1 and r[3] >= y2 - 1]
+    return min(max(r[2] - r[0], r[3] - r[1]) for r in fits) / 300 if fits else float("inf")
+
+
+@pytest.mark.parametrize("w, h", [(768, 576), (1280, 720), (1920, 1080)])
+@pytest.mark.parametrize("layout", [[KERB], [KERB, WALKWAY, HATCHED], [KERB, BAY, HATCHED], [EVERYTHING, KERB]])
+def test_a_small_zone_keeps_its_own_scale_next_to_large_ones(layout, w, h):
+    regions = crop_regions(layout, w, h, max_side=900)
+    alone = crop_regions([KERB], w, h, max_side=900)
+    assert scale_for(KERB, regions, w, h) <= 1.5 * max(1.0, scale_for(KERB, alone, w, h))
+    for r in regions:
+        assert max(r[2] - r[0], r[3] - r[1]) <= 900 and 0 <= r[0] < r[2] <= w and 0 <= r[1] < r[3] <= h
+
+
+@pytest.mark.parametrize("poly", [KERB, BAY, WALKWAY, HATCHED, EVERYTHING])
+def test_no_zone_is_left_without_crops_covering_it(poly):
+    w, h = 1920, 1080
+    regions = crop_regions([poly, KERB], w, h, max_side=900)
+    x1, y1, x2, y2 = box_px(poly, w, h)
+    step = 10
+    for x in range(int(x1), int(x2), step):
+        for y in range(int(y1), int(y2), step):
+            assert any(r[0] <= x <= r[2] and r[1] <= y <= r[3] for r in regions), (x, y)
+
+
+def test_two_small_neighbouring_bays_share_one_crop():
+    left = [(0.60, 0.05), (0.68, 0.05), (0.68, 0.15), (0.60, 0.15)]
+    right = [(0.69, 0.05), (0.77, 0.05), (0.77, 0.15), (0.69, 0.15)]
+    assert len(crop_regions([left, right], 1280, 720, max_side=900)) == 1
+
+
+def test_a_zone_larger_than_the_crop_limit_is_tiled():
+    regions = crop_regions([EVERYTHING], 1920, 1080, max_side=900)
+    assert len(regions) == 6 and all(r[2] - r[0] == 900 for r in regions)
