@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from edge.config import Camera, EdgeConfig
+from edge.config import Camera, EdgeConfig, Rules
 from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.publisher import Outbox, Publisher
-from edge.source import SourceError, open_frames
+from edge.source import SourceError, open_camera
 from xueliang import wire
 
 log = logging.getLogger(__name__)
@@ -133,9 +133,10 @@ class Slots:
 class CameraReader(threading.Thread):
     """Pulls one camera: open, sample, reconnect with backoff. Never touches the detector."""
 
-    def __init__(self, camera: Camera, slots: Slots, metrics: Metrics, stop: threading.Event):
+    def __init__(self, camera: Camera, slots: Slots, metrics: Metrics, stop: threading.Event, rules: Rules = Rules()):
         super().__init__(name=f"camera-{camera.id}", daemon=True)
         self.camera, self.slots, self.metrics, self.stop = camera, slots, metrics, stop
+        self.rules = rules  # how far apart key frames may be (edge.source.keyframe_gap_limit)
         self.health = CameraHealth()
 
     def run(self) -> None:
@@ -152,9 +153,7 @@ class CameraReader(threading.Thread):
             try:
                 base = None
                 cpu = time.thread_time()
-                for rel, image in open_frames(cam.url, cam.open_timeout_s, cam.read_timeout_s,
-                                              cam.analysis_interval_s, cam.sampling, cam.max_keyframe_gap_s,
-                                              cam.max_width):
+                for rel, image in open_camera(cam, self.rules):
                     if self.stop.is_set():
                         return
                     now = time.time()
@@ -296,7 +295,7 @@ def run_box(config: EdgeConfig, metrics_port: int | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     slots = Slots()
-    readers = {cam.id: CameraReader(cam, slots, metrics, stop) for cam in config.cameras}
+    readers = {cam.id: CameraReader(cam, slots, metrics, stop, config.rules) for cam in config.cameras}
     analyser = Analyser(config, detectors, readers, slots, publisher, metrics, stop)
     publisher.status = status(config.box, readers, slots, publisher.delivery(time.time()))
     publisher.start()

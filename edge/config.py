@@ -66,8 +66,11 @@ class Camera(Strict):
     analysis_interval_s: float = Field(default=1.0, gt=0, le=60, title="Seconds between analysed frames")
     sampling: Literal["auto", "keyframes", "rate"] = Field(
         default="auto", title="keyframes: decode key frames only; rate: decode all, sample by time; "
-        "auto: key frames unless they are more than max_keyframe_gap_s apart")
-    max_keyframe_gap_s: float = Field(default=2.5, gt=0, le=60)
+        "auto: key frames unless they are further apart than the camera's rules tolerate")
+    max_keyframe_gap_s: float | None = Field(
+        default=None, gt=0, le=60, title="sampling auto: decode every frame once key frames are further apart than "
+        "this; unset: what the rules tolerate, half of gap_s and a third of the shortest dwell or persistence, "
+        "6 s for a camera without zones (edge/source.py keyframe_gap_limit)")
     max_width: int = Field(default=0, ge=0, title="Analyse frames scaled down to this width (0: full size, "
                            "which is also the cheapest conversion)")
     open_timeout_s: float = Field(default=10.0, gt=0)

@@ -11,15 +11,14 @@ from collections.abc import Iterator
 from edge.config import EdgeConfig
 from edge.detector import load_detectors
 from edge.pipeline import CameraPipeline, Outgoing
-from edge.source import open_frames
+from edge.source import open_camera
 
 
 def replay(config: EdgeConfig, camera_id: str, video: str, start: float) -> Iterator[Outgoing]:
     camera = config.camera(camera_id)
     pipeline = CameraPipeline(config, camera, load_detectors(config))
     t = start
-    for rel, image in open_frames(video, camera.open_timeout_s, camera.read_timeout_s, camera.analysis_interval_s,
-                                  camera.sampling, camera.max_keyframe_gap_s, camera.max_width):
+    for rel, image in open_camera(camera.model_copy(update={"url": video}), config.rules):
         t = start + rel
         yield from pipeline.analyse(t, image)
     yield from pipeline.close(t, "stream_ended")

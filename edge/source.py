@@ -42,6 +42,42 @@ class Sampler:
         return True
 
 
+NO_ZONES_KEYFRAME_GAP_S = 6.0  # the tolerated key-frame gap of a camera with no zones (faults only)
+
+
+def keyframe_gap_limit(camera, rules) -> float:
+    """How far apart key frames may be before ``sampling: auto`` decodes every frame.
+
+    The rules tolerate a sample every half ``gap_s`` (a stay not yet confirmed must be seen
+    again within ``gap_s``) and three samples over the shortest dwell or persistence (a stay
+    is confirmed on three detector passes); never less than the analysis interval. A camera's
+    own ``max_keyframe_gap_s`` wins.
+
+    >>> from edge.config import Camera, Rules
+    >>> zone = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0, 0], [1, 0], [1, 1]], "dwell_s": 180}
+    >>> cam = Camera(id="c", url="x", grid="g", zones=[zone])
+    >>> keyframe_gap_limit(cam, Rules()), keyframe_gap_limit(cam, Rules(gap_s=20))
+    (5.0, 10.0)
+    >>> keyframe_gap_limit(Camera(id="c", url="x", grid="g", zones=[{**zone, "dwell_s": 9}]), Rules())
+    3.0
+    """
+    if camera.max_keyframe_gap_s is not None:
+        return camera.max_keyframe_gap_s
+    limits = [rules.gap_s / 2] if camera.zones else [NO_ZONES_KEYFRAME_GAP_S]
+    for zone in camera.zones:
+        if "illegal_parking" in zone.types:
+            limits.append(zone.dwell_s / 3)
+        if "garbage" in zone.types or "spill" in zone.types:
+            limits.append(zone.persistence_s / 3)
+    return max(camera.analysis_interval_s, min(limits))
+
+
+def open_camera(camera, rules) -> Iterator[tuple[float, np.ndarray]]:
+    """``open_frames`` with a camera's settings from the edge config."""
+    return open_frames(camera.url, camera.open_timeout_s, camera.read_timeout_s, camera.analysis_interval_s,
+                       camera.sampling, keyframe_gap_limit(camera, rules), camera.max_width)
+
+
 def _pixels(frame: av.VideoFrame, max_width: int) -> np.ndarray:
     if max_width and frame.width > max_width:
         height = int(round(frame.height * max_width / frame.width / 2)) * 2
@@ -55,9 +91,10 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     """Yield ``(stream_seconds, bgr_image)`` about every ``interval_s`` until the stream ends.
 
     ``sampling``: ``keyframes`` decodes only key frames (PyAV ``skip_frame="NONKEY"``,
-    25-50x less decoding); ``rate`` decodes every frame and samples by time (for cameras
-    with very long GOPs); ``auto`` starts with key frames and falls back to ``rate`` for
-    good once two key frames are more than ``max_keyframe_gap_s`` apart. Frames wider than
+    25-50x less decoding; H.264 and H.265 alike); ``rate`` decodes every frame and samples
+    by time (for cameras with very long GOPs); ``auto`` starts with key frames and falls back
+    to ``rate`` for good once two key frames are more than ``max_keyframe_gap_s`` apart (see
+    ``keyframe_gap_limit``). Frames wider than
     ``max_width`` (0: no limit) are scaled down in the same pass that converts them to BGR.
     Raises SourceError when the camera cannot be opened or a read times out.
     """

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A test RTSP server: serves H.264 files as endless live camera streams.
+"""A test RTSP server: serves H.264 and H.265 files as endless live camera streams.
 
 Runs with the system interpreter (``/usr/bin/python3``: python3-gi is a Debian package),
 started as a subprocess by the demo and the tests:
@@ -7,13 +7,14 @@ started as a subprocess by the demo and the tests:
     /usr/bin/python3 rtsp_server.py --port 8554 campus-gate=fixtures/videos/campus-gate.mp4
 
 One always-running pipeline per mount reads its file at real-time pace in an endless
-loop and pushes each H.264 access unit into the live ``appsrc`` of the shared RTSP media,
+loop and pushes each H.264/H.265 access unit into the live ``appsrc`` of the shared RTSP media,
 so every client sees one continuous stream and starts at the next key frame. (A shared
 factory reading the file itself rewinds it for everyone whenever a client connects.)
 """
 
 import argparse
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -27,13 +28,21 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 DEMUX = {".mp4": "qtdemux", ".mov": "qtdemux", ".mkv": "matroskademux"}
 
 
+def codec_of(path: str) -> str:
+    """``h264`` or ``h265``: the file's video codec, as GStreamer's element names spell it."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "stream=codec_name",
+                          "-of", "csv=p=0", path], capture_output=True, text=True, timeout=30).stdout.strip()
+    return "h265" if out == "hevc" else "h264"
+
+
 class Mount:
     def __init__(self, name: str, path: str):
         self.name = name
+        self.codec = codec_of(path)
         demux = DEMUX.get(path[path.rfind("."):].lower(), "qtdemux")
         self.pipeline = Gst.parse_launch(
-            f'filesrc location="{path}" ! {demux} ! h264parse config-interval=-1 ! '
-            "video/x-h264,stream-format=byte-stream,alignment=au ! "
+            f'filesrc location="{path}" ! {demux} ! {self.codec}parse config-interval=-1 ! '
+            f"video/x-{self.codec},stream-format=byte-stream,alignment=au ! "
             "appsink name=sink sync=false emit-signals=true max-buffers=100 drop=false")
         self.caps = None
         # pacing is ours, not the sink's: after the seek that loops the file, the stream clock
@@ -115,9 +124,10 @@ def main() -> int:
         name, _, path = spec.partition("=")
         mount = Mount(name, path)
         factory = GstRtspServer.RTSPMediaFactory()
+        c = mount.codec
         factory.set_launch("( appsrc name=src is-live=true format=time do-timestamp=true "
-                           "caps=video/x-h264,stream-format=byte-stream,alignment=au ! "
-                           "h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )")
+                           f"caps=video/x-{c},stream-format=byte-stream,alignment=au ! "
+                           f"{c}parse ! rtp{c}pay name=pay0 pt=96 config-interval=1 )")
         factory.set_shared(True)
         factory.connect("media-configure", mount.attach)
         server.get_mount_points().add_factory(f"/{name}", factory)
