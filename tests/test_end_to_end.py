@@ -66,6 +66,9 @@ def test_parked_van_becomes_one_case_with_grid_department_and_deadline(tmp_path,
         assert get(http_port, case["evidence_url"])[:2] == b"\xff\xd8"
         status = retained_status(broker.port, "e2e-box")
         assert status["state"] == "online"
+        # how the outbox stands: the gateway confirmed the case's messages
+        assert status["outbox_unconfirmed"] == 0 and status["broker_disconnects"] == 0
+        assert {"outbox_pending", "outbox_oldest_s", "outbox_resent", "gateway_dead_letters"} <= set(status)
         # the box dies: its last will says so
         edge.send_signal(signal.SIGKILL)
         edge.wait(10)
