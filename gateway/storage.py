@@ -222,6 +222,12 @@ class ConflictError(RuntimeError):
     """The case changed under us (another process acted first); retry with fresh data."""
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A database error that may pass if tried again (locked, busy, a lost connection): DB-API's
+    OperationalError, as SQLAlchemy, sqlite3 and psycopg all name it."""
+    return any(cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(exc).__mro__)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -474,6 +480,16 @@ class Store:
 
     def begin(self):
         return self.engine.begin()
+
+    def reachable(self) -> bool:
+        """Whether the database answers at all: after a failure, tells the database's own trouble
+        (stop and retry) from a message's (set it aside)."""
+        try:
+            with self.engine.begin() as db:
+                db.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
 
     def dead_letter(self, topic: str, reason: str, payload: bytes, now: float) -> None:
         with self.engine.begin() as db:
