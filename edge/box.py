@@ -282,15 +282,14 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
     return body
 
 
-def run_box(config: EdgeConfig, metrics_port: int | None = None) -> int:
+def run_box(config: EdgeConfig) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     detectors = load_detectors(config)
     outbox = Outbox(config.data_dir / f"{config.box}.outbox.sqlite")
     publisher = Publisher(config.box, config.broker, outbox)
     metrics = Metrics()
-    port = config.metrics_port if metrics_port is None else metrics_port
-    if port:
-        start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
+    if config.metrics_port:
+        start_http_server(config.metrics_port, addr="127.0.0.1", registry=metrics.registry)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -73,7 +73,9 @@ class Camera(Strict):
         "6 s for a camera without zones (edge/source.py keyframe_gap_limit)")
     max_width: int = Field(default=0, ge=0, title="Analyse frames scaled down to this width (0: full size, "
                            "which is also the cheapest conversion)")
-    open_timeout_s: float = Field(default=10.0, gt=0)
+    open_timeout_s: float = Field(default=10.0, gt=0, title="Seconds to open a file source; RTSP cameras use "
+                                  "read_timeout_s for every read of their set-up instead (FFmpeg's socket timeout, "
+                                  "see edge/source.py)")
     read_timeout_s: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 import supervision as sv
 
+from edge.geometry import in_frame, polygon_to_xyxy
 from models import ModelError, load_manifest
 
 Image = npt.NDArray[np.uint8]
@@ -203,18 +204,17 @@ def crop_regions(polygons: list[list[tuple[float, float]]], width: int, height: 
     model_side = 300
     regions: list[tuple[list[int], list[float]]] = []  # (x1, y1, x2, y2), own sides of the zones in it
     for poly in polygons:
-        xs = [min(width, max(0.0, p[0] * width)) for p in poly]
-        ys = [min(height, max(0.0, p[1] * height)) for p in poly]
-        bw, bh = max(xs) - min(xs), max(ys) - min(ys)
-        side = max(bw, bh) * (1 + 2 * pad)
+        x1, y1, x2, y2 = polygon_to_xyxy(poly)
+        x1, y1, x2, y2 = x1 * width, y1 * height, x2 * width, y2 * height
+        side = max(x2 - x1, y2 - y1) * (1 + 2 * pad)
         if side <= max_side:
-            cx, cy = (max(xs) + min(xs)) / 2, (max(ys) + min(ys)) / 2
+            cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
             r = [int(max(0, cx - side / 2)), int(max(0, cy - side / 2)),
                  int(min(width, cx + side / 2)), int(min(height, cy + side / 2))]
             regions.append((r, [max(r[2] - r[0], r[3] - r[1])]))
             continue
-        for y in _starts(min(ys), max(ys), max_side, height):
-            for x in _starts(min(xs), max(xs), max_side, width):
+        for y in _starts(y1, y2, max_side, height):
+            for x in _starts(x1, x2, max_side, width):
                 r = [x, y, min(width, x + max_side), min(height, y + max_side)]
                 if all(r != other for other, _ in regions):
                     regions.append((r, [max(r[2] - r[0], r[3] - r[1])]))
@@ -257,25 +257,13 @@ def tile_regions(polygons: list[list[tuple[float, float]]], width: int, height: 
     side = min(max(64, width // 3), width, height)
     tiles: list[Region] = []
     for poly in polygons:
-        xs = [min(width, max(0, p[0] * width)) for p in poly]
-        ys = [min(height, max(0, p[1] * height)) for p in poly]
-        for y in _starts(min(ys), max(ys), side, height):
-            for x in _starts(min(xs), max(xs), side, width):
+        x1, y1, x2, y2 = polygon_to_xyxy(poly)
+        for y in _starts(y1 * height, y2 * height, side, height):
+            for x in _starts(x1 * width, x2 * width, side, width):
                 tile = (x, y, x + side, y + side)
                 if tile not in tiles:
                     tiles.append(tile)
     return tiles
-
-
-def in_frame(parts: list[sv.Detections], regions: list[Region]) -> sv.Detections:
-    """Detections made on crops (``parts[i]`` on ``regions[i]``) moved into frame pixels, in one set."""
-    shifted = []
-    for (x1, y1, _, _), found in zip(regions, parts):
-        if len(found):
-            found = found[np.ones(len(found), dtype=bool)]  # a copy: the caller's detections stay as they were
-            found.xyxy = found.xyxy + np.array([x1, y1, x1, y1], dtype=np.float32)
-            shifted.append(found)
-    return sv.Detections.merge(shifted) if shifted else sv.Detections.empty()
 
 
 def merge_detections(parts: list[sv.Detections], regions: list[Region], vehicle_labels: list[str],

@@ -5,16 +5,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.rules import Box, Point
+from edge.geometry import Box, Point, box_to_pixels, polygon_to_pixels
 
 
 def snapshot(image: np.ndarray, box: Box, zone: list[Point], caption: str, quality: int = 85) -> bytes:
     """JPEG bytes of ``image`` with the zone outline (yellow) and the box (red) drawn."""
     h, w = image.shape[:2]
     out = image.copy()
-    pts = np.array([[x * w, y * h] for x, y in zone], dtype=np.int32)
-    cv2.polylines(out, [pts], isClosed=True, color=(0, 220, 255), thickness=2)
-    x1, y1, x2, y2 = (int(box[0] * w), int(box[1] * h), int(box[2] * w), int(box[3] * h))
+    cv2.polylines(out, [polygon_to_pixels(zone, w, h)], isClosed=True, color=(0, 220, 255), thickness=2)
+    x1, y1, x2, y2 = box_to_pixels(box, w, h)
     cv2.rectangle(out, (x1, y1), (x2, y2), (0, 0, 255), 2)
     cv2.putText(out, caption, (max(0, x1), max(14, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 255), 1, cv2.LINE_AA)
     ok, jpg = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])

@@ -91,8 +91,3 @@ class PictureCheck:
             if t - since >= after[name]:
                 active.add(name)
         return active
-
-    def accept_view(self, thumb: Thumb) -> None:
-        """An operator confirmed the new view: make it the reference."""
-        self._reference = thumb.astype(np.float32)
-        self._since.pop("moved", None)

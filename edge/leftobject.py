@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from edge.health import small_grey
-from edge.rules import Box, Point
+from edge.geometry import Box, Point, box_to_pixels, normalise, polygon_to_pixels
 
 Mask = np.ndarray  # HxW uint8, 1 = static foreground
 
@@ -67,8 +67,9 @@ class LeftObject:
         grey = self._grey(image)
         h, w = grey.shape
         hidden = np.zeros((h, w), bool)
-        for x1, y1, x2, y2 in exclude:
-            hidden[int(y1 * h):int(math.ceil(y2 * h)), int(x1 * w):int(math.ceil(x2 * w))] = True
+        for box in exclude:
+            x1, y1, x2, y2 = box_to_pixels(box, w, h, min_size=0)
+            hidden[y1:y2, x1:x2] = True
         if self._long is None or self._long.shape != grey.shape:
             self._long, self._short, self._last_t, self._known = grey.copy(), grey.copy(), t, ~hidden
             return np.zeros(grey.shape, np.uint8)
@@ -93,15 +94,14 @@ def zone_mask(polygon: list[Point], shape: tuple[int, int]) -> Mask:
     """The zone polygon rasterised on a mask of ``shape`` (h, w)."""
     h, w = shape
     mask = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(mask, [np.int32([[x * w, y * h] for x, y in polygon])], 1)
+    cv2.fillPoly(mask, [polygon_to_pixels(polygon, w, h)], 1)
     return mask
 
 
 def covered(static: Mask, box: Box) -> float:
     """The fraction of ``box`` (0..1 of the frame) that is static foreground."""
     h, w = static.shape
-    x1, y1 = int(box[0] * w), int(box[1] * h)
-    x2, y2 = max(x1 + 1, int(math.ceil(box[2] * w))), max(y1 + 1, int(math.ceil(box[3] * h)))
+    x1, y1, x2, y2 = box_to_pixels(box, w, h)
     return float(static[y1:y2, x1:x2].mean())
 
 
@@ -115,5 +115,5 @@ def regions(static: Mask, zone: Mask, min_fraction: float) -> list[tuple[Box, fl
     for i in range(1, n):
         x, y, bw, bh, pixels = stats[i]
         if pixels >= min_fraction * area:
-            out.append(((x / w, y / h, (x + bw) / w, (y + bh) / h), pixels / area))
+            out.append((normalise((x, y, x + bw, y + bh), w, h), pixels / area))
     return sorted(out, key=lambda r: -r[1])

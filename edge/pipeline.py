@@ -28,12 +28,13 @@ import numpy as np
 import supervision as sv
 
 from edge.config import Camera, EdgeConfig, Zone
-from edge.detector import (LITTER, VEHICLE, Detector, Region, crop_regions, in_frame, merge_detections, min_scores,
-                           run_passes, tile_regions)
+from edge.detector import (LITTER, VEHICLE, Detector, Region, crop_regions, merge_detections, min_scores, run_passes,
+                           tile_regions)
 from edge.evidence import snapshot
 from edge.health import PictureCheck, change, thumbnail
 from edge.leftobject import LeftObject, covered, regions, zone_mask
-from edge.rules import ConditionRule, DwellRule, EndReason, Event, Sighting, point_in_polygon
+from edge.geometry import anchor, in_frame, inside, normalise, point_in_polygon, polygon_area, polygon_to_xyxy
+from edge.rules import ConditionRule, DwellRule, EndReason, Event, Sighting
 from edge.stationary import Stationary
 from edge.tracker import make_tracker, track
 from xueliang import wire
@@ -225,7 +226,7 @@ class CameraPipeline:
                     best, confirmed, source = Sighting(None, ((x1 + x2) / 2, (y1 + y2) / 2), (x1, y1, x2, y2),
                                                        0.5, kind), True, "left_object"
             active = best is not None
-            sighting = best or Sighting(None, (0.5, 0.5), zone_box(zone.polygon), 0.0, kind)
+            sighting = best or Sighting(None, (0.5, 0.5), polygon_to_xyxy(zone.polygon), 0.0, kind)
             for e in rule.observe(t, active, sighting, confirmed or mode == "off"):
                 extra = {"source": source if e.state != "end" else "none"}
                 if kind == "spill":
@@ -266,10 +267,9 @@ class CameraPipeline:
         labels = vehicles.data.get("class_name", [""] * len(vehicles))
         return [
             Sighting(track_id=int(tid) if tid is not None and tid >= 0 else None,
-                     anchor=((x1 + x2) / 2 / w, y2 / h), box=(x1 / w, y1 / h, x2 / w, y2 / h),
-                     score=float(score), label=str(label))
-            for (x1, y1, x2, y2), score, tid, label in zip(vehicles.xyxy.astype(float).tolist(),
-                                                           vehicles.confidence, ids, labels)
+                     anchor=anchor(box), box=box, score=float(score), label=str(label))
+            for box, score, tid, label in zip((normalise(b, w, h) for b in vehicles.xyxy.astype(float).tolist()),
+                                              vehicles.confidence, ids, labels)
         ]
 
     def _outgoing(self, zone_id: str, polygon, grid: str | None, kind: str, event: Event,
@@ -303,28 +303,3 @@ class CameraPipeline:
             "model": {"name": model.name, "version": model.version},
         }
         return Outgoing(wire.validate_incident(message), jpeg)
-
-
-def inside(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    """The share of box ``a`` that lies inside box ``b``.
-
-    >>> inside((0, 0, 2, 2), (1, 0, 3, 2))
-    0.5
-    """
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    return w * h / max(1e-9, (a[2] - a[0]) * (a[3] - a[1]))
-
-
-def zone_box(polygon: list[tuple[float, float]]) -> tuple[float, float, float, float]:
-    xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
-    return min(xs), min(ys), max(xs), max(ys)
-
-
-def polygon_area(polygon: list[tuple[float, float]]) -> float:
-    """Shoelace area in frame fractions.
-
-    >>> polygon_area([(0, 0), (0.5, 0), (0.5, 0.5), (0, 0.5)])
-    0.25
-    """
-    return abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(polygon, polygon[1:] + polygon[:1]))) / 2

@@ -23,8 +23,8 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-Point = tuple[float, float]
-Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in 0..1 of the frame
+from edge.geometry import Box, Point, iou, overlap
+
 State = Literal["start", "update", "end"]
 View = Literal["same", "occluded", "empty"]  # what a stay's place looks like with no detection there
 EndReason = Literal["left", "cleared", "stream_ended", "camera_lost"]
@@ -85,43 +85,6 @@ def _event(cand: _Candidate, t: float, state: State, **end) -> Event:
     sighting = cand.sighting if cand.sighting.label == cand.vote() else replace(cand.sighting, label=cand.vote())
     return Event(cand.incident_id or "", cand.seq, state, cand.started_at, t, sighting,
                  round(max(0.0, (end.get("ended_at") or t) - cand.first_seen), 3), **end)
-
-
-def _overlap(a: Box, b: Box) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
-
-
-def iou(a: Box, b: Box) -> float:
-    """Intersection over union of two boxes.
-
-    >>> iou((0, 0, 2, 2), (1, 0, 3, 2))
-    0.3333333333333333
-    """
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def point_in_polygon(point: Point, polygon: list[Point]) -> bool:
-    """Even-odd ray casting; points on an edge may fall either way.
-
-    >>> point_in_polygon((0.5, 0.5), [(0, 0), (1, 0), (1, 1), (0, 1)])
-    True
-    >>> point_in_polygon((1.5, 0.5), [(0, 0), (1, 0), (1, 1), (0, 1)])
-    False
-    """
-    x, y = point
-    inside = False
-    j = len(polygon) - 1
-    for i in range(len(polygon)):
-        xi, yi = polygon[i]
-        xj, yj = polygon[j]
-        if (yi > y) != (yj > y) and x < (xj - xi) * (y - yi) / (yj - yi) + xi:
-            inside = not inside
-        j = i
-    return inside
 
 
 @dataclass(frozen=True)
@@ -279,7 +242,7 @@ class ConditionRule:
     def observe(self, t: float, active: bool, sighting: Sighting, confirmed: bool = True) -> list[Event]:
         cand = self._cand
         if active:
-            if cand is None or (cand.incident_id is None and not _overlap(cand.sighting.box, sighting.box)):
+            if cand is None or (cand.incident_id is None and not overlap(cand.sighting.box, sighting.box)):
                 # new, or seen somewhere else before it started: the clock starts here
                 cand = self._cand = _Candidate(anchor=sighting.anchor, first_seen=t, last_seen=t, sighting=sighting)
             cand.last_seen, cand.sighting = t, sighting

@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge.rules import Box, View
+from edge.geometry import Box, box_to_pixels, inside
+from edge.rules import View
 
 Patch = npt.NDArray[np.float32]
 PATCH_SIZE = (16, 12)  # w, h
@@ -45,8 +46,7 @@ def patch(image: np.ndarray, box: Box) -> Patch:
     (12, 16)
     """
     h, w = image.shape[:2]
-    x1, y1 = int(box[0] * w), int(box[1] * h)
-    x2, y2 = max(x1 + 2, int(np.ceil(box[2] * w))), max(y1 + 2, int(np.ceil(box[3] * h)))
+    x1, y1, x2, y2 = box_to_pixels(box, w, h, min_size=2)
     crop = image[max(0, y1):min(h, y2), max(0, x1):min(w, x2)]
     if crop.size == 0:
         return np.zeros(PATCH_SIZE[::-1], np.float32)
@@ -73,13 +73,7 @@ def covered_by(box: Box, others: list[Box]) -> float:
     >>> covered_by((0, 0, 2, 2), [(1, 0, 3, 2), (5, 5, 6, 6)])
     0.5
     """
-    area = max(1e-9, (box[2] - box[0]) * (box[3] - box[1]))
-    best = 0.0
-    for o in others:
-        w = max(0.0, min(box[2], o[2]) - max(box[0], o[0]))
-        h = max(0.0, min(box[3], o[3]) - max(box[1], o[1]))
-        best = max(best, w * h / area)
-    return best
+    return max((inside(box, o) for o in others), default=0.0)
 
 
 def look(ref: Patch, image: np.ndarray, box: Box, occluders: list[Box], same_below: float = SAME_BELOW) -> View:

@@ -4,7 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from edge.rules import DwellRule, Sighting, iou, point_in_polygon
+from edge.geometry import iou, point_in_polygon
+from edge.rules import DwellRule, Sighting
 
 VAN = Sighting(track_id=1, anchor=(0.90, 0.17), box=(0.85, 0.08, 0.94, 0.17), score=0.7, label="car")
 
