@@ -24,7 +24,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from gateway import storage
 from gateway.auth import Principal, actor, may_see, reader, scope
-from gateway.cases import dispatch_deadline
+from gateway.actions import perform
+from gateway.cases import RECHECK_REASONS, is_overdue
 from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level
 from gateway.metrics import REGISTRY, IngestState
@@ -76,6 +77,9 @@ class Case(BaseModel):
     urgent: bool
     level: int
     escalated_grid: str | None
+    fed_back_at: str | None = Field(None, title="The department's feedback: its clock stopped here")
+    recheck_deadline: str | None = Field(None, title="While in feedback: the re-check's own deadline")
+    extension_request: str | None = Field(None, title="More time the department asked for, awaiting an operator")
     reported_at: str | None
     closed_at: str | None
     confidence: float
@@ -111,7 +115,7 @@ class ActionRequest(BaseModel):
     action: Action
     note: str | None = Field(default=None, max_length=2000)
     department: str | None = Field(default=None, max_length=64, title="For redispatch: the new department")
-    extend_by: str | None = Field(default=None, max_length=64, title="For extend: e.g. 2h, 1 working day (at most 366 days)")
+    extend_by: str | None = Field(default=None, max_length=64, title="For extend and request_extension: e.g. 2h, 1 working day (at most 366 days)")
 
     @field_validator("note", "department", "extend_by")
     @classmethod
@@ -149,8 +153,9 @@ def case_view(row: dict, now: float | None = None) -> dict:
     out = dict(row)
     for key in ("created_at", "dispatched_at", "deadline", "reported_at", "closed_at", "ended_at"):
         out[key] = _iso(row.get(key))
-    out["overdue"] = bool(row["deadline"] is not None and row["deadline"] < now
-                          and row["state"] in ("dispatched", "handling", "feedback"))
+    out["overdue"] = is_overdue(row, now)
+    for key in ("fed_back_at", "recheck_deadline"):
+        out[key] = _iso(row.get(key))
     out["urgent"] = bool(row["urgent"])
     out["bbox"] = _bbox(row["bbox"])
     out["evidence_url"] = f"/cases/{row['id']}/evidence.jpg" if row["evidence_sha256"] else None
@@ -284,49 +289,30 @@ def get_photo(sha256: Sha256, row: dict = Depends(readable_case), store: Store =
 def act(case_id: CaseId, body: ActionRequest, request: Request, store: Store = Depends(get_store),
         tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
     now = time.time()
-    category_of = {c.type: c for c in tables.categories}
+    if body.extend_by is not None:
+        try:
+            level = parse_service_level(body.extend_by)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if deadline(0.0, level._replace(working=False)) > deadline(0.0, MAX_EXTENSION):
+            raise HTTPException(422, f"extend_by {body.extend_by!r} is more than 366 days")
     try:
         with store.begin() as db:
             row = store.get_case(case_id)
             if row is None or not may_see(who, row, tables):
                 raise HTTPException(404, f"no case {case_id}")
-            category = category_of.get(row["type"])
-            if category is None:
-                raise HTTPException(409, f"case {case_id}: type {row['type']!r} is no longer in the city's tables")
-            values: dict = {}
-            if body.action in (Action.CONFIRM, Action.REDISPATCH):
-                if body.action == Action.REDISPATCH:
-                    if body.department not in {d.id for d in tables.departments}:
-                        raise HTTPException(422, f"redispatch needs a known department, got {body.department!r}")
-                    values["department"] = body.department
-                values |= {"dispatched_at": now, "deadline": dispatch_deadline(category, tables, now, bool(row["urgent"])),
-                           "level": 0, "next_escalation_at": None}
-            if body.action == Action.EXTEND:
-                if not body.extend_by:
-                    raise HTTPException(422, "extend needs extend_by, e.g. '2h' or '1 working day'")
-                try:
-                    level = parse_service_level(body.extend_by)
-                except ValueError as exc:
-                    raise HTTPException(422, str(exc)) from None
-                if deadline(0.0, level._replace(working=False)) > deadline(0.0, MAX_EXTENSION):
-                    raise HTTPException(422, f"extend_by {body.extend_by!r} is more than 366 days")
-                values["deadline"] = deadline(row["deadline"] or now, level, tables.calendar)
-                values["next_escalation_at"] = None
-            note = body.note or (f"to {body.department}" if body.department else None)
-            case = storage.apply(db, row, body.action, who.role, f"{who.role.value}:{who.name}", now, note, values)
-            if body.action in (Action.CONFIRM, Action.REDISPATCH):
-                storage.log(db, case_id, now, "gateway", Role.SYSTEM, "dispatched", case["state"], case["state"],
-                            case["department"], case["department"])
+            case = perform(db, row, body.action, who.role, f"{who.role.value}:{who.name}", now, tables, body.note,
+                           extend_by=body.extend_by, department=body.department)
             # the camera already saw the problem gone (a later sighting would have cleared that, and a
             # reopening too): the re-check is done. Not compared with dispatched_at: that is the
             # gateway's clock, ended_at the box's, and an end may arrive in the same batch as its start.
-            if (body.action == Action.FEEDBACK and category.auto_close and row["end_reason"] in ("left", "cleared")
-                    and row["ended_at"] is not None):
-                storage.apply(db, case, Action.CLOSE, Role.SYSTEM, "gateway", now, "closed on the camera's re-check")
-    except TransitionError as exc:
+            if (body.action == Action.FEEDBACK and tables.category(row["type"]).auto_close
+                    and row["end_reason"] in RECHECK_REASONS and row["ended_at"] is not None):
+                perform(db, case, Action.CLOSE, Role.SYSTEM, "gateway", now, tables, "closed on the camera's re-check")
+    except (TransitionError, storage.ConflictError) as exc:
         raise HTTPException(409, str(exc)) from None
-    except storage.ConflictError as exc:
-        raise HTTPException(409, str(exc)) from None
+    except ValueError as exc:  # a request the action cannot take (an unknown department, no extend_by)
+        raise HTTPException(422, str(exc)) from None
     request.app.state.on_change(case_id)
     return case_view(store.get_case(case_id))
 

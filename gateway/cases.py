@@ -12,8 +12,8 @@ import math
 from typing import Literal
 
 from gateway.config import Category, Tables
-from gateway.deadlines import deadline
-from gateway.workflow import OPEN_STATES, CaseState
+from gateway.deadlines import deadline, parse_service_level
+from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Clock, TransitionError, effect
 from xueliang import wire
 
 RECHECK_REASONS = ("left", "cleared")  # the camera saw the problem gone
@@ -47,8 +47,8 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
     """
     radius = category.merge_radius_m
     here = [c for c in candidates if c["type"] == message["type"] and same_place(message, c, radius)]
-    open_ = [c for c in here if c["state"] in {s.value for s in OPEN_STATES}
-             and now - c["created_at"] <= category.seconds("merge_window")]
+    window = category.seconds("merge_window") if category.merge_window else math.inf
+    open_ = [c for c in here if c["state"] in {s.value for s in OPEN_STATES} and now - c["created_at"] <= window]
     if open_:
         return "merge", max(open_, key=lambda c: c["created_at"])
     closed = [c for c in here if c["state"] == CaseState.CLOSED.value and c["closed_at"] is not None
@@ -61,7 +61,8 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
 def new_case(message: dict, category: Category, tables: Tables, now: float) -> dict:
     """The row of a case opened from ``message`` at ``now``; the clock starts at dispatch."""
     location = message.get("location") or {}
-    held = category.review
+    known = tables.knows(message["grid"])  # an unknown grid is raised to the centre, held for review
+    held = category.review or not known or needs_review(message)
     urgent = is_urgent(message)
     row = {
         "incident_id": message["incident_id"],
@@ -69,7 +70,7 @@ def new_case(message: dict, category: Category, tables: Tables, now: float) -> d
         "category_code": category.code,
         "category_name": category.name,
         "department": tables.department_for(category, message["grid"]),
-        "grid": message["grid"],
+        "grid": message["grid"] if known else tables.centre,
         "box": message["box"],
         "camera": message["camera"],
         "zone": message["zone"],
@@ -93,12 +94,21 @@ def new_case(message: dict, category: Category, tables: Tables, now: float) -> d
         "ended_at": None,
         "end_reason": None,
         "end_evidence_sha256": None,
+        "fed_back_at": None,
+        "recheck_deadline": None,
+        "extension_request": None,
     }
     return row | incident_update(message)  # the first event seen may already be the end
 
 
 def dispatch_deadline(category: Category, tables: Tables, now: float, urgent: bool = False) -> float:
     return deadline(now, category.level(urgent), tables.calendar)
+
+
+def needs_review(message: dict) -> bool:
+    """The edge asks for a person (``attributes.needs_review``): a garbage or spill detection it could
+    not confirm as new, e.g. something that was there when the camera came up."""
+    return bool((message.get("attributes") or {}).get("needs_review"))
 
 
 def is_urgent(message: dict) -> bool:
@@ -137,8 +147,82 @@ def is_recheck(message: dict) -> bool:
 
 def escalation(case: dict, category: Category, tables: Tables, now: float) -> dict:
     """The second whistle for an overdue case: one level up the grid tree, and again after
-    another service level if it is still overdue."""
+    another service level if it is still overdue. An overdue re-check (in feedback) is the
+    centre's own, not the department's: it goes to the root of the tree."""
     level = case["level"] + 1
     chain = tables.ancestors(case["grid"])
-    return {"level": level, "escalated_grid": chain[min(level, len(chain) - 1)],
+    to = chain[-1] if case["state"] == CaseState.FEEDBACK.value else chain[min(level, len(chain) - 1)]
+    return {"level": level, "escalated_grid": to,
             "next_escalation_at": dispatch_deadline(category, tables, now, bool(case["urgent"]))}
+
+
+def running_deadline(case: dict) -> float | None:
+    """The deadline that runs now: the department's while it handles, the re-check's in feedback."""
+    if case["state"] in {s.value for s in DEPARTMENT_CLOCK}:
+        return case["deadline"]
+    if case["state"] == CaseState.FEEDBACK.value:
+        return case.get("recheck_deadline")
+    return None
+
+
+def is_overdue(case: dict, now: float) -> bool:
+    """Past the deadline that runs now (a department that fed back in time is not overdue).
+
+    >>> is_overdue({"state": "handling", "deadline": 10.0}, now=11.0)
+    True
+    >>> is_overdue({"state": "feedback", "deadline": 10.0, "recheck_deadline": 50.0}, now=11.0)
+    False
+    """
+    due = running_deadline(case)
+    return due is not None and due < now
+
+
+def action_values(case: dict, action: Action, category: Category, tables: Tables, now: float, *,
+                  extend_by: str | None = None, department: str | None = None) -> dict:
+    """The columns ``action`` changes on ``case`` besides its state (``workflow.EFFECTS``): one
+    place for what confirm, redispatch, reopen, feedback, extend, escalate and the rest do to the
+    clock, whoever performs them. Raises TransitionError or ValueError for a request that cannot be.
+
+    >>> from gateway.config import TABLES_DIR, load_tables
+    >>> tables = load_tables(TABLES_DIR / "demo.yaml")
+    >>> case = {"state": "closed", "type": "illegal_parking", "urgent": False, "level": 2, "grid": "HQ-DZG-10D-07",
+    ...         "deadline": 0.0, "closed_at": 5.0, "extension_request": None}
+    >>> v = action_values(case, Action.REOPEN, tables.category("illegal_parking"), tables, now=100.0)
+    >>> v["deadline"], v["level"], v["closed_at"], v["dispatched_at"]
+    (3700.0, 0, None, 100.0)
+    """
+    clock, _ = effect(action)
+    values: dict = {}
+    if action == Action.REDISPATCH:
+        if department not in {d.id for d in tables.departments}:
+            raise ValueError(f"redispatch needs a known department, got {department!r}")
+        values["department"] = department
+    if action == Action.REQUEST_EXTENSION:
+        parse_service_level(extend_by or "")  # ValueError names what is wrong
+        values["extension_request"] = extend_by
+    if action in (Action.APPROVE_EXTENSION, Action.REFUSE_EXTENSION):
+        if not case.get("extension_request"):
+            raise TransitionError(f"no request for more time is waiting on this case ({action.value})")
+        extend_by = case["extension_request"]
+        values["extension_request"] = None
+    if clock == Clock.START:
+        values |= {"dispatched_at": now, "deadline": dispatch_deadline(category, tables, now, bool(case["urgent"])),
+                   "level": 0, "escalated_grid": None, "next_escalation_at": None, "fed_back_at": None,
+                   "recheck_deadline": None, "extension_request": None}
+        if action == Action.REOPEN:
+            values |= {"closed_at": None, **NOT_ENDED}
+    elif clock == Clock.RECHECK:
+        values |= {"fed_back_at": now, "next_escalation_at": None, "extension_request": None,
+                   "recheck_deadline": deadline(now, parse_service_level(category.recheck_service_level),
+                                                tables.calendar)}
+    elif clock == Clock.EXTEND:
+        if not extend_by:
+            raise ValueError("extend needs extend_by, e.g. '2h' or '1 working day'")
+        column = "recheck_deadline" if case["state"] == CaseState.FEEDBACK.value else "deadline"
+        values |= {column: deadline(case.get(column) or now, parse_service_level(extend_by),
+                                    tables.calendar), "next_escalation_at": None}
+    elif clock == Clock.ESCALATE:
+        values |= escalation(case, category, tables, now)
+    elif clock == Clock.STOP:
+        values |= {"next_escalation_at": None, "extension_request": None}
+    return values

@@ -6,6 +6,7 @@ import csv
 from datetime import date, time
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -40,11 +41,16 @@ class Category(Strict):
         default=None, title="For incidents the edge marks urgent (a spill across the carriageway), e.g. 1h")
     review: bool = Field(default=False, title="Hold new cases for a person's confirmation before dispatch")
     auto_close: bool = Field(default=True, title="Close a case in feedback when the camera sees the problem gone")
+    recheck_service_level: str = Field(
+        default="1 working day", title="The re-check's (核查) own time after a department's feedback; an overdue "
+        "re-check is escalated to the centre, not counted against the department")
     merge_radius_m: float = Field(default=30.0, ge=0, title="An incident this close to an open case joins it")
-    merge_window: str = Field(default="1h", title="... if the case was opened within this time")
+    merge_window: str | None = Field(
+        default=None, title="Only if the case was opened within this time (default: for as long as it is open)")
     recheck_window: str = Field(default="1h", title="A recurrence this soon after closing reopens the case")
 
-    @field_validator("service_level", "urgent_service_level", "merge_window", "recheck_window")
+    @field_validator("service_level", "urgent_service_level", "recheck_service_level", "merge_window",
+                     "recheck_window")
     @classmethod
     def _level(cls, v: str | None) -> str | None:
         if v is not None:
@@ -82,6 +88,9 @@ class Tables(Strict):
                                title="Working hours of a working day, for service levels in working hours")
     grids: list[Grid] = Field(default_factory=list, title="The grid tree; may also come from grids_csv")
     routes: list[Route] = Field(default_factory=list, title="Category x grid subtree -> department")
+    unknown_grid: Literal["dead_letter", "centre"] = Field(
+        default="dead_letter", title="An incident naming a grid not in the tree: refused as a dead letter with the "
+        "reason, or raised to the centre (the tree's root) for review, flagged")
 
     @model_validator(mode="after")
     def _refs(self) -> "Tables":
@@ -137,6 +146,16 @@ class Tables(Strict):
                 if route.type == category.type and route.grid == code:
                     return route.department
         return category.department
+
+    def knows(self, grid: str) -> bool:
+        """Whether ``grid`` is in the city's tree (a city without a tree knows every grid)."""
+        return not self.grids or grid in self.parents
+
+    @cached_property
+    def centre(self) -> str | None:
+        """The root of the grid tree: the command centre (where an overdue re-check goes)."""
+        roots = [g.code for g in self.grids if g.parent is None]
+        return roots[0] if roots else None
 
     def grid_name(self, code: str) -> str:
         return next((g.name for g in self.grids if g.code == code), code)

@@ -19,16 +19,8 @@ from collections.abc import Callable
 from sqlalchemy.exc import IntegrityError
 
 from gateway import storage
-from gateway.cases import (
-    NOT_ENDED,
-    choose,
-    dispatch_deadline,
-    incident_update,
-    is_recheck,
-    is_urgent,
-    merged_urgent,
-    new_case,
-)
+from gateway.actions import perform
+from gateway.cases import NOT_ENDED, choose, incident_update, is_recheck, is_urgent, merged_urgent, new_case
 from gateway.config import Tables
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role
@@ -141,6 +133,9 @@ class Ingest:
         category = self.tables.category(message["type"])
         if category is None:
             raise wire.WireError(f"type {message['type']!r} has no category in the city's tables")
+        if not self.tables.knows(message["grid"]) and self.tables.unknown_grid == "dead_letter":
+            raise wire.WireError(f"grid {message['grid']!r} is not in the city's grid tree "
+                                 "(the tables' unknown_grid: dead_letter)")
         observed, started = wire.parse_time(message["observed_at"]), wire.parse_time(message["started_at"])
         if observed - now > self.max_clock_skew_s:  # late messages are normal (outbox), future ones are not
             raise wire.WireError(f"clock skew: observed_at is {observed - now:.0f} s ahead of the gateway's clock "
@@ -187,6 +182,10 @@ class Ingest:
             kind, case = choose(message, category, near, now)
             if kind == "new":
                 case_id = storage.open_case(db, new_case(message, category, self.tables, now), now, actor)
+                if not self.tables.knows(message["grid"]):
+                    storage.log(db, case_id, now, "gateway", Role.SYSTEM, "flagged", None, None,
+                                f"grid {message['grid']} is not in the city's grid tree: raised to the centre "
+                                "for review")
                 return "case_created", case_id
             storage.link(db, message["incident_id"], case["id"], "merged" if kind == "merge" else "reopened", now)
             if kind == "merge":
@@ -196,13 +195,10 @@ class Ingest:
                 storage.log(db, case["id"], now, actor, Role.SYSTEM, "merged", case["state"], case["state"],
                             f"incident {message['incident_id']} at the same place")
                 return "case_merged", case["id"]
-            urgent = is_urgent(message)
-            storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1})
-            storage.apply(db, case, Action.REOPEN, Role.SYSTEM, actor, now,
-                          f"the problem came back: incident {message['incident_id']}",
-                          {"closed_at": None, "dispatched_at": now, "level": 0, "next_escalation_at": None,
-                           "deadline": dispatch_deadline(category, self.tables, now, urgent), "urgent": urgent,
-                           **NOT_ENDED})
+            urgent = is_urgent(message)  # the deadline of the new cycle follows the new incident
+            storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1, "urgent": urgent})
+            perform(db, dict(case, urgent=urgent), Action.REOPEN, Role.SYSTEM, actor, now, self.tables,
+                    f"the problem came back: incident {message['incident_id']}")
             return "case_reopened", case["id"]
         # an end while another incident joined to the case is still seen is no evidence the problem is gone
         still = storage.unended_incidents(db, case["id"]) if message["state"] == "end" else []
@@ -225,4 +221,4 @@ class Ingest:
         storage.log(db, case["id"], now, actor, Role.SYSTEM, "recheck_evidence", case["state"], case["state"],
                     f"camera: {message['end_reason']} at {message['ended_at']}")
         if case["state"] == CaseState.FEEDBACK.value and category.auto_close:
-            storage.apply(db, case, Action.CLOSE, Role.SYSTEM, "gateway", now, "closed on the camera's re-check")
+            perform(db, case, Action.CLOSE, Role.SYSTEM, "gateway", now, self.tables, "closed on the camera's re-check")

@@ -14,14 +14,21 @@ from collections import defaultdict
 CLOCK = ("dispatched", "handling", "feedback")
 
 
+def _done_at(row: dict) -> float:
+    """When the department's part ended: its feedback (the re-check is not its time), else the
+    closing; infinity while neither happened."""
+    done = row.get("fed_back_at") or row["closed_at"]
+    return float("inf") if done is None else done
+
+
 def _figures(rows: list[dict], start: float, end: float, now: float) -> dict:
     received = [r for r in rows if start <= r["created_at"] < end]
     dispatched = [r for r in rows if r["dispatched_at"] is not None and start <= r["dispatched_at"] < end]
     closed = [r for r in rows if r["closed_at"] is not None and start <= r["closed_at"] < end]
-    on_time = [r for r in closed if r["deadline"] is None or r["closed_at"] <= r["deadline"]]
+    on_time = [r for r in closed if r["deadline"] is None or _done_at(r) <= r["deadline"]]
     at = min(end, now)
-    overdue = [r for r in rows if r["deadline"] is not None and r["deadline"] < at
-               and (r["closed_at"] is None or r["closed_at"] > at) and r["state"] not in ("rejected", "ledger")]
+    overdue = [r for r in rows if r["deadline"] is not None and r["deadline"] < at and _done_at(r) > at
+               and r["state"] not in ("rejected", "ledger")]
     return {"received": len(received), "dispatched": len(dispatched), "closed": len(closed),
             "closed_on_time": len(on_time), "on_time_rate": round(len(on_time) / len(closed), 4) if closed else None,
             "overdue": len(overdue)}

@@ -19,12 +19,13 @@ from paho.mqtt.properties import Properties
 
 from gateway import storage
 from gateway.api import case_view, create_app
-from gateway.cases import escalation
+from gateway.actions import perform
+from gateway.cases import escalation, running_deadline
 from gateway.config import GatewayConfig, Tables, load_tables
 from gateway.ingest import Ingest
 from gateway.metrics import CLOCK_FAILURES, NOTICES, IngestState
 from gateway.storage import Store
-from gateway.workflow import Action, Role, TransitionError
+from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
 from xueliang.mqtt import make_client
 
@@ -143,14 +144,15 @@ class Clock(threading.Thread):
 
     def escalate_overdue(self, now: float) -> int:
         done = 0
-        categories = {c.type: c for c in self.tables.categories}
         for case in self.store.overdue(now):
             try:
-                values = escalation(case, categories[case["type"]], self.tables, now)
+                what = "re-check" if case["state"] == CaseState.FEEDBACK.value else "deadline"
+                to = escalation(case, self.tables.category(case["type"]), self.tables, now)["escalated_grid"]
                 with self.store.begin() as db:
-                    storage.apply(db, case, Action.ESCALATE, Role.SYSTEM, "clock", now,
-                                  f"overdue since {wire.iso(case['deadline'])}: level {values['level']}, "
-                                  f"to {values['escalated_grid']}", values)
+                    changed = perform(db, case, Action.ESCALATE, Role.SYSTEM, "clock", now, self.tables,
+                                      f"overdue: the {what} passed at {wire.iso(running_deadline(case))}; "
+                                      f"level {case['level'] + 1}, to {to}")
+                log.info("case %s escalated to %s", case["id"], changed["escalated_grid"])
                 done += 1
             except (TransitionError, storage.ConflictError) as exc:  # changed meanwhile: next round decides
                 log.warning("case %s not escalated: %s", case["id"], exc)

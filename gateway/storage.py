@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import (
+    and_,
     Boolean,
     Column,
     Float,
@@ -46,7 +47,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateColumn
 
-from gateway.workflow import OPEN_STATES, Action, CaseState, Role, transition
+from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Role, transition
 
 log_ = logging.getLogger(__name__)  # ``log`` writes the case log
 metadata = MetaData()
@@ -80,6 +81,9 @@ cases = Table(
     Column("incident_count", Integer, nullable=False, default=1),
     Column("ended_at", Float), Column("end_reason", String(24)), Column("end_evidence_sha256", String(64)),
     Column("urgent", Boolean, nullable=False, server_default=false()),  # migration 2
+    Column("fed_back_at", Float),  # migration 6: the department's clock stopped here (its feedback)
+    Column("recheck_deadline", Float),  # migration 6: the re-check's own deadline, while in feedback
+    Column("extension_request", String(64)),  # migration 6: more time a department asked for (申请延期)
 )
 
 case_incidents = Table(
@@ -193,6 +197,10 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
      lambda db: _migrate_case_photos(db)),
     (5, "tokens expire and can be revoked; page sessions; dead letters carry their grid for scoping",
      lambda db: _migrate_tokens_sessions_dead_letters(db)),
+    (6, "cases.fed_back_at, recheck_deadline, extension_request: the department's clock stops at its feedback, "
+        "the re-check has its own; a department asks for more time",
+     lambda db: [_add_column(c)(db) for c in (cases.c.fed_back_at, cases.c.recheck_deadline,
+                                              cases.c.extension_request)]),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
@@ -226,6 +234,13 @@ def is_transient(exc: BaseException) -> bool:
     """A database error that may pass if tried again (locked, busy, a lost connection): DB-API's
     OperationalError, as SQLAlchemy, sqlite3 and psycopg all name it."""
     return any(cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(exc).__mro__)
+
+
+def overdue_clause(now: float):
+    """``cases.is_overdue`` in SQL: past the deadline that runs now (the department's while it
+    handles, the re-check's in feedback)."""
+    return or_(and_(cases.c.state.in_([s.value for s in DEPARTMENT_CLOCK]), cases.c.deadline < now),
+               and_(cases.c.state == CaseState.FEEDBACK.value, cases.c.recheck_deadline < now))
 
 
 def make_engine(url: str) -> Engine:
@@ -533,7 +548,7 @@ class Store:
         if grids is not None:
             q = q.where(cases.c.grid.in_(grids))
         if overdue_at is not None:
-            q = q.where(cases.c.deadline < overdue_at, cases.c.state.in_(["dispatched", "handling", "feedback"]))
+            q = q.where(overdue_clause(overdue_at))
         with self.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(q)]
 
@@ -584,8 +599,8 @@ class Store:
 
     def overdue(self, now: float, limit: int = 100) -> list[dict]:
         """Cases on the clock that passed their deadline and are due for (another) escalation."""
-        q = select(cases).where(cases.c.state.in_(["dispatched", "handling", "feedback"]), cases.c.deadline < now,
-                                or_(cases.c.next_escalation_at.is_(None), cases.c.next_escalation_at < now))
+        q = select(cases).where(overdue_clause(now), or_(cases.c.next_escalation_at.is_(None),
+                                                     cases.c.next_escalation_at < now))
         with self.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(q.order_by(cases.c.deadline).limit(limit))]
 

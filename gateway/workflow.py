@@ -6,7 +6,12 @@
        rejected                 returned                       ledger                 closed ──reopen──▶ dispatched
                                                                               feedback ──recheck_failed──▶ handling
 
-``extend`` and ``escalate`` keep the state and change the deadline or the level.
+``extend`` and ``escalate`` keep the state and change the deadline or the level; a department's
+``request_extension`` (申请延期) waits for an operator's ``approve_extension`` or ``refuse_extension``.
+
+What each action does besides its state, its *effect*, is in ``EFFECTS``: what it does to the
+case's clock and which notice it sends. ``gateway.actions.perform`` applies both, for the API,
+ingest and the clock alike.
 
 >>> transition(CaseState.DISPATCHED, Action.ACKNOWLEDGE, Role.DEPARTMENT)
 <CaseState.HANDLING: 'handling'>
@@ -45,6 +50,9 @@ class Action(str, Enum):
     REOPEN = "reopen"
     EXTEND = "extend"
     ESCALATE = "escalate"
+    REQUEST_EXTENSION = "request_extension"  # 申请延期: a department asks for more time
+    APPROVE_EXTENSION = "approve_extension"
+    REFUSE_EXTENSION = "refuse_extension"
 
 
 class Role(str, Enum):
@@ -58,9 +66,28 @@ class TransitionError(ValueError):
     """The action is not allowed now; the message says what is."""
 
 
+class Clock(str, Enum):
+    """What an action does to the case's clock."""
+
+    START = "start"  # the department's clock starts afresh: dispatched now, deadline from the service level, level 0
+    RECHECK = "recheck"  # the department's clock stops at its feedback; the re-check's (核查) own deadline starts
+    EXTEND = "extend"  # the running deadline moves later
+    ESCALATE = "escalate"  # one level up; looked at again after another service level
+    STOP = "stop"  # no deadline runs any more
+
+
+class Notice(str, Enum):
+    """What an action tells others over MQTT (a case-log row that the clock publishes)."""
+
+    DISPATCHED = "dispatched"  # to the department: xl/v1/dispatch/{department}
+    ESCALATE = "escalate"  # to the grid it was escalated to: xl/v1/escalations/{grid}
+
+
 S, A, R = CaseState, Action, Role
 OPEN_STATES = frozenset({S.PENDING_REVIEW, S.DISPATCHED, S.HANDLING, S.FEEDBACK, S.RETURNED})
 CLOCK_STATES = frozenset({S.DISPATCHED, S.HANDLING, S.FEEDBACK})  # a deadline applies
+DEPARTMENT_CLOCK = frozenset({S.DISPATCHED, S.HANDLING})  # the department's deadline runs (in feedback: the re-check's)
+UNDISPATCHED = frozenset({S.PENDING_REVIEW, S.REJECTED})  # never sent to a department: not theirs to see
 
 # action -> (states it applies to, the state it leads to (None: unchanged), roles allowed)
 TRANSITIONS: dict[Action, tuple[frozenset[CaseState], CaseState | None, frozenset[Role]]] = {
@@ -76,6 +103,25 @@ TRANSITIONS: dict[Action, tuple[frozenset[CaseState], CaseState | None, frozense
     A.REOPEN: (frozenset({S.CLOSED, S.FEEDBACK}), S.DISPATCHED, frozenset({R.SYSTEM, R.OPERATOR, R.ADMIN})),
     A.EXTEND: (frozenset(CLOCK_STATES), None, frozenset({R.OPERATOR, R.ADMIN})),
     A.ESCALATE: (frozenset(CLOCK_STATES), None, frozenset({R.SYSTEM, R.OPERATOR, R.ADMIN})),
+    A.REQUEST_EXTENSION: (DEPARTMENT_CLOCK, None, frozenset({R.DEPARTMENT, R.ADMIN})),
+    A.APPROVE_EXTENSION: (DEPARTMENT_CLOCK, None, frozenset({R.OPERATOR, R.ADMIN})),
+    A.REFUSE_EXTENSION: (DEPARTMENT_CLOCK, None, frozenset({R.OPERATOR, R.ADMIN})),
+}
+
+# action -> (what it does to the clock, the notice it sends); actions not here touch neither
+EFFECTS: dict[Action, tuple[Clock, Notice | None]] = {
+    A.CONFIRM: (Clock.START, Notice.DISPATCHED),
+    A.REDISPATCH: (Clock.START, Notice.DISPATCHED),
+    A.REOPEN: (Clock.START, Notice.DISPATCHED),  # the problem is back: the department hears of it again
+    A.RECHECK_FAILED: (Clock.START, Notice.DISPATCHED),  # back to the department, with a fresh deadline
+    A.FEEDBACK: (Clock.RECHECK, None),
+    A.EXTEND: (Clock.EXTEND, None),
+    A.APPROVE_EXTENSION: (Clock.EXTEND, None),
+    A.ESCALATE: (Clock.ESCALATE, Notice.ESCALATE),
+    A.CLOSE: (Clock.STOP, None),
+    A.REJECT: (Clock.STOP, None),
+    A.LEDGER: (Clock.STOP, None),
+    A.RETURN: (Clock.STOP, None),
 }
 
 
@@ -90,3 +136,14 @@ def transition(state: CaseState | str, action: Action | str, role: Role | str) -
         raise TransitionError(f"a {role.value} may not {action.value} a case "
                               f"(allowed: {', '.join(sorted(r.value for r in roles))})")
     return target or state
+
+
+def effect(action: Action | str) -> tuple[Clock | None, Notice | None]:
+    """What ``action`` does to the clock and which notice it sends.
+
+    >>> effect(Action.REOPEN)
+    (<Clock.START: 'start'>, <Notice.DISPATCHED: 'dispatched'>)
+    >>> effect(Action.ACKNOWLEDGE)
+    (None, None)
+    """
+    return EFFECTS.get(Action(action), (None, None))
