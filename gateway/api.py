@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, field_validator
 
 from gateway import storage
-from gateway.auth import Principal, actor, may_see, reader, scope
+from gateway.auth import Principal, actor, may_see, reader, scope, subtree
 from gateway.actions import perform
 from gateway.cases import RECHECK_REASONS, is_overdue
 from gateway.config import Tables
@@ -181,15 +181,22 @@ cases_router = APIRouter(prefix="/cases", tags=["cases"])
 @cases_router.get("", response_model=list[Case])
 def list_cases(store: Store = Depends(get_store), tables: Tables = Depends(get_tables), who: Principal = Depends(reader),
                state: CaseState | None = None, grid: Filter = None, department: Filter = None,
-               category: Annotated[str | None, Query(max_length=40, pattern="^[a-z][a-z0-9_]*$",
-                                                     description="incident type")] = None,
+               category: Annotated[str | None, Query(max_length=40, pattern="^[A-Za-z0-9_.-]+$",
+                                                     description="incident type or the city's category code")] = None,
                overdue: bool = False, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_ID)):
+    """Cases the token may see, newest first; ``grid`` selects that grid and everything under it."""
     s = scope(who, tables)
     if s.get("department") and department not in (None, s["department"]):
         return []
+    grids = s.get("grids")
+    if grid is not None:
+        grids = [g for g in subtree(tables, grid) if grids is None or g in grids]
+    if category is not None:
+        found = tables.category(category) or tables.category_by_code(category)
+        category = found.type if found else category
     now = time.time()
-    rows = store.list_cases(state and state.value, grid, s.get("department", department), category, now if overdue else None,
-                            s.get("grids"), limit, offset)
+    rows = store.list_cases(state and state.value, None, s.get("department", department), category,
+                            now if overdue else None, grids, limit, offset, s.get("hidden_states"))
     return [case_view(r, now) for r in rows]
 
 
@@ -387,7 +394,8 @@ def georeport(row: dict) -> dict:
 def requests_(store: Store = Depends(get_store), tables: Tables = Depends(get_tables), who: Principal = Depends(reader),
               service_code: Filter = None, status: str | None = Query(None, pattern="^(open|closed)$")):
     s = scope(who, tables)
-    rows = store.list_cases(department=s.get("department"), grids=s.get("grids"), limit=1000)
+    rows = store.list_cases(department=s.get("department"), grids=s.get("grids"), limit=1000,
+                            hidden_states=s.get("hidden_states"))
     out = [georeport(r) for r in rows if service_code in (None, r["category_code"])]
     return [r for r in out if status in (None, r["status"])]
 

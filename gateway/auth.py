@@ -20,7 +20,7 @@ from fastapi import Depends, Header, HTTPException, Request
 
 from gateway.config import Tables
 from gateway.storage import Store
-from gateway.workflow import Role
+from gateway.workflow import UNDISPATCHED, Role
 from xueliang import wire
 
 TOKEN_LIFETIME_S = 90 * 86400
@@ -152,8 +152,10 @@ def subtree(tables: Tables, grid: str) -> list[str]:
 
 
 def scope(who: Principal, tables: Tables) -> dict:
+    """What ``who`` may see: a department its own cases once dispatched to it (not those still
+    held for review or rejected before dispatch), an operator its grid subtree, an admin all."""
     if who.role == Role.DEPARTMENT:
-        return {"department": who.department}
+        return {"department": who.department, "hidden_states": sorted(s.value for s in UNDISPATCHED)}
     if who.role == Role.OPERATOR:
         return {"grids": subtree(tables, who.grid or "")}
     return {}
@@ -161,4 +163,5 @@ def scope(who: Principal, tables: Tables) -> dict:
 
 def may_see(who: Principal, case: dict, tables: Tables) -> bool:
     s = scope(who, tables)
-    return (s.get("department") in (None, case["department"])) and ("grids" not in s or case["grid"] in s["grids"])
+    return (s.get("department") in (None, case["department"]) and case["state"] not in s.get("hidden_states", ())
+            and ("grids" not in s or case["grid"] in s["grids"]))

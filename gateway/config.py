@@ -127,6 +127,10 @@ class Tables(Strict):
     def category(self, incident_type: str) -> Category | None:
         return next((c for c in self.categories if c.type == incident_type), None)
 
+    def category_by_code(self, code: str) -> Category | None:
+        """A category by the city's own code (e.g. 200505)."""
+        return next((c for c in self.categories if c.code == code), None)
+
     @cached_property
     def parents(self) -> dict[str, str | None]:
         return {g.code: g.parent for g in self.grids}

@@ -540,8 +540,10 @@ class Store:
     # --- reads ---
     def list_cases(self, state: str | None = None, grid: str | None = None, department: str | None = None,
                    category: str | None = None, overdue_at: float | None = None, grids: list[str] | None = None,
-                   limit: int = 100, offset: int = 0) -> list[dict]:
+                   limit: int = 100, offset: int = 0, hidden_states: list[str] | None = None) -> list[dict]:
         q = select(cases).order_by(cases.c.id.desc()).limit(limit).offset(offset)
+        if hidden_states:
+            q = q.where(cases.c.state.not_in(hidden_states))
         for col, value in (("state", state), ("grid", grid), ("department", department), ("type", category)):
             if value is not None:
                 q = q.where(cases.c[col] == value)

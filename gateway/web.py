@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.api import (CITY_TZ, CaseId, Filter, Sha256, Which, case_view, evidence_response, period,
                          photo_response)
-from gateway.auth import SESSION_COOKIE, Principal, hash_token, may_see, page_reader, scope, start_session
+from gateway.auth import SESSION_COOKIE, Principal, hash_token, may_see, page_reader, scope, start_session, subtree
 from gateway.reports import summary
 from gateway.security import read_capped
 from gateway.workflow import CaseState
@@ -129,8 +129,13 @@ def cases_page(request: Request, state: CaseState | None = None, category: Filte
     state = state.value if state else None
     store, tables = request.app.state.store, request.app.state.tables
     s = scope(principal, tables)
-    rows = store.list_cases(state or None, grid or None, s.get("department", department or None), category or None,
-                            time.time() if overdue else None, s.get("grids"), 500)
+    grids = s.get("grids")
+    if grid:
+        grids = [g for g in subtree(tables, grid) if grids is None or g in grids]
+    found = category and (tables.category(category) or tables.category_by_code(category))
+    rows = store.list_cases(state or None, None, s.get("department", department or None),
+                            found.type if found else category or None, time.time() if overdue else None, grids, 500,
+                            hidden_states=s.get("hidden_states"))
 
     def select(name, options, current):
         opts = "".join(f"<option value='{esc(v)}' {'selected' if v == current else ''}>{esc(n)}</option>"
@@ -190,7 +195,7 @@ def case_photo(case_id: CaseId, sha256: Sha256, request: Request, principal: Pri
 def overdue_page(request: Request, principal: Principal = Depends(page_reader)):
     s = scope(principal, request.app.state.tables)
     rows = request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"),
-                                              overdue_at=time.time(), limit=500)
+                                              overdue_at=time.time(), limit=500, hidden_states=s.get("hidden_states"))
     rows.sort(key=lambda r: (-r["level"], r["deadline"]))
     return page("超期督办", case_rows(rows), principal)
 
@@ -198,7 +203,8 @@ def overdue_page(request: Request, principal: Principal = Depends(page_reader)):
 @web_router.get("/map", response_class=HTMLResponse)
 def map_page(request: Request, principal: Principal = Depends(page_reader)):
     s = scope(principal, request.app.state.tables)
-    rows = [r for r in request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"), limit=1000)
+    rows = [r for r in request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"), limit=1000,
+                                                             hidden_states=s.get("hidden_states"))
             if r["lat"] is not None and r["lon"] is not None]
     if not rows:
         return page("点位地图", "<p>暂无带坐标的案件。</p>", principal)

@@ -9,6 +9,7 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, update
+from sqlalchemy.exc import OperationalError
 
 from gateway import storage
 from gateway.api import create_app
@@ -119,7 +120,8 @@ def test_a_failure_applying_one_message_sets_only_that_one_aside(store, tables, 
 
 def test_a_database_that_does_not_answer_stops_ingest_and_loses_nothing(tmp_path, tables):
     with services.postgres(tmp_path / "pg") as pg:
-        store = Store(f"postgresql+psycopg://postgres@127.0.0.1:{pg.port}/postgres")
+        store = wait_until(lambda: ready_store(f"postgresql+psycopg://postgres@127.0.0.1:{pg.port}/postgres"), 30,
+                           message="PostgreSQL up")
         ingest = Ingest(store, tables, clock=lambda: NOW)
         assert ingest.handle_batch([(TOPIC, payload(incident_id="before"))]) == ["case_created"]
         pg.signal(signal.SIGINT)  # PostgreSQL's fast shutdown: clients cut off at once
@@ -133,6 +135,14 @@ def test_a_database_that_does_not_answer_stops_ingest_and_loses_nothing(tmp_path
         wait_until(store.reachable, 30, message="PostgreSQL back")
         assert ingest.handle_batch(batch) == ["case_created", "dead_letter"]
         assert store.count("cases") == 2 and store.count("dead_letters") == 1
+
+
+def ready_store(url: str) -> Store | None:
+    """A store once the server takes connections (it listens a moment before it does)."""
+    try:
+        return Store(url)
+    except OperationalError:
+        return None
 
 
 def legacy_rows(store: Store) -> None:

@@ -1,0 +1,151 @@
+"""One home for every case action: the same action means the same thing from the API, ingest and
+the clock (state, clock, level, notice), on SQLite and PostgreSQL. Each test names the shortfall
+an outside check found and would have caught it."""
+
+import time
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from gateway.api import create_app
+from gateway.auth import new_token
+from gateway.cases import is_overdue
+from gateway.config import load_tables
+from gateway.ingest import Ingest
+from gateway.reports import summary
+from gateway.service import Clock
+from gateway.storage import Store
+
+from .test_workflow import CITY, act, auth, city, database_url, end_of, incident, postgres_server  # noqa: F401
+
+NOTICES = ("dispatched", "escalate")
+
+
+def notices(store, case_id):
+    """The notice rows (dispatch, escalation) of a case, in order: (action, target)."""
+    return [(r["action"], r["target"]) for r in store.unpublished(NOTICES, limit=1000) if r["case_id"] == case_id]
+
+
+def test_a_case_reopened_by_a_recurrence_notifies_its_department(city):
+    tables, store, ingest, client, tokens = city
+    first = incident()
+    ingest.handle(*first)
+    for action in ("acknowledge", "feedback"):
+        act(client, tokens["police"], 1, action)
+    ingest.handle(*end_of(first))
+    assert store.get_case(1)["state"] == "closed"
+    assert ingest.handle(*incident()) == "case_reopened"
+    case = store.get_case(1)
+    assert case["state"] == "dispatched" and case["closed_at"] is None and case["level"] == 0
+    assert notices(store, 1) == [("dispatched", "traffic-police"), ("dispatched", "traffic-police")]
+
+
+def test_an_operators_escalate_escalates_and_an_api_reopen_resets_the_cycle(city):
+    tables, store, ingest, client, tokens = city
+    ingest.handle(*incident())
+    r = act(client, tokens["op-s1"], 1, "escalate", note="the street asks")
+    assert r.status_code == 200, r.text
+    assert (r.json()["level"], r.json()["escalated_grid"]) == (1, "D-S1-C1")
+    assert notices(store, 1)[-1] == ("escalate", "D-S1-C1")
+    for token, action in (("police", "acknowledge"), ("police", "feedback"), ("op-s1", "close")):
+        assert act(client, tokens[token], 1, action).status_code == 200
+    before = store.get_case(1)
+    r = act(client, tokens["op-s1"], 1, "reopen", note="still there")
+    case = r.json()
+    assert case["state"] == "dispatched" and case["closed_at"] is None and case["level"] == 0
+    assert case["escalated_grid"] is None and case["deadline"] > case["created_at"]
+    assert store.get_case(1)["deadline"] > before["deadline"]
+    assert notices(store, 1)[-1] == ("dispatched", "traffic-police")
+
+
+def test_feedback_stops_the_departments_clock_and_an_overdue_recheck_goes_to_the_centre(city):
+    tables, store, ingest, client, tokens = city
+    ingest.handle(*incident())  # 30 s service level
+    act(client, tokens["police"], 1, "acknowledge")
+    act(client, tokens["police"], 1, "feedback")
+    case = store.get_case(1)
+    assert case["fed_back_at"] is not None and case["recheck_deadline"] > case["fed_back_at"]
+    later = case["deadline"] + 60  # the department's deadline has passed, the re-check's (1 working day) not
+    assert not is_overdue(case, later) and is_overdue(dict(case, state="handling"), later)
+    assert summary([case], later - 86400, later + 1, now=later)["overdue"] == 0  # not against the department
+    clock = Clock(store, tables, client=None, every_s=1)
+    assert clock.escalate_overdue(later) == 0
+    assert clock.escalate_overdue(case["recheck_deadline"] + 1) == 1
+    case = store.get_case(1)
+    assert case["escalated_grid"] == "D" and notices(store, 1)[-1] == ("escalate", "D")  # the centre, the tree's root
+
+
+def test_a_department_asks_for_more_time_and_an_operator_decides(city):
+    tables, store, ingest, client, tokens = city
+    ingest.handle(*incident())
+    deadline = store.get_case(1)["deadline"]
+    assert act(client, tokens["police"], 1, "request_extension", extend_by="nonsense").status_code == 422
+    assert act(client, tokens["op-s1"], 1, "approve_extension").status_code == 409  # nothing asked yet
+    r = act(client, tokens["police"], 1, "request_extension", extend_by="2h", note="waiting for a tow truck")
+    assert r.status_code == 200 and r.json()["extension_request"] == "2h"
+    assert act(client, tokens["police"], 1, "approve_extension").status_code == 409  # not the department's call
+    r = act(client, tokens["op-s1"], 1, "approve_extension")
+    assert r.status_code == 200 and r.json()["extension_request"] is None
+    assert store.get_case(1)["deadline"] == pytest.approx(deadline + 7200)
+    act(client, tokens["police"], 1, "request_extension", extend_by="1 working day")
+    act(client, tokens["op-s1"], 1, "refuse_extension", note="not for a parked car")
+    assert store.get_case(1)["deadline"] == pytest.approx(deadline + 7200)
+    timeline = [(e["action"], e["note"]) for e in client.get("/cases/1", headers=auth(tokens["admin"])).json()["timeline"]]
+    assert ("request_extension", "waiting for a tow truck") in timeline
+    assert [a for a, _ in timeline if "extension" in a] == ["request_extension", "approve_extension",
+                                                            "request_extension", "refuse_extension"]
+
+
+def test_an_open_case_absorbs_the_same_problem_for_as_long_as_it_is_open(tmp_path, database_url):
+    city = dict(CITY, categories=[dict(c, merge_window=None) if c["type"] == "illegal_parking" else c
+                                  for c in CITY["categories"]])
+    path = tmp_path / "city.yaml"
+    path.write_text(yaml.safe_dump(city, allow_unicode=True))
+    store = Store(database_url)
+    t = [time.time()]
+    ingest = Ingest(store, load_tables(path), clock=lambda: t[0])
+    assert ingest.handle(*incident()) == "case_created"
+    t[0] += 3 * 3600  # still being handled three hours later
+    assert ingest.handle(*incident()) == "case_merged"
+    assert store.count("cases") == 1
+
+
+def test_a_department_does_not_see_cases_held_for_review(city):
+    tables, store, ingest, client, tokens = city
+    ingest.handle(*incident(type="garbage"))  # garbage: review first
+    sanitation = auth(tokens["sanitation"])
+    assert client.get("/cases", headers=sanitation).json() == []
+    assert client.get("/cases/1", headers=sanitation).status_code == 404
+    assert act(client, tokens["op-s1"], 1, "confirm").status_code == 200
+    assert [c["id"] for c in client.get("/cases", headers=sanitation).json()] == [1]
+
+
+@pytest.mark.parametrize("policy", ["dead_letter", "centre"])
+def test_an_incident_naming_an_unknown_grid_is_refused_or_raised_to_the_centre(tmp_path, policy):
+    path = tmp_path / "city.yaml"
+    path.write_text(yaml.safe_dump(dict(CITY, unknown_grid=policy), allow_unicode=True))
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, load_tables(path))
+    outcome = ingest.handle(*incident(grid="NO-SUCH-GRID"))
+    if policy == "dead_letter":
+        assert outcome == "dead_letter" and store.count("cases") == 0
+        assert "'NO-SUCH-GRID' is not in the city's grid tree" in store.list_dead_letters()[0]["reason"]
+    else:
+        (case,) = store.list_cases()
+        assert (case["grid"], case["state"]) == ("D", "pending_review")
+        assert any(e["action"] == "flagged" and "NO-SUCH-GRID" in e["note"] for e in store.get_case(1)["timeline"])
+        operator = new_token(store, "op", "operator", grid="D")
+        client = TestClient(create_app(store, load_tables(path)))
+        assert [c["id"] for c in client.get("/cases", headers=auth(operator)).json()] == [1]
+
+
+def test_grid_filter_selects_the_subtree_and_category_takes_the_citys_code(city):
+    tables, store, ingest, client, tokens = city
+    ingest.handle(*incident())
+    ingest.handle(*incident(grid="D-S2-G9", location={"lat": 39.3, "lon": 117.3}))
+    admin = auth(tokens["admin"])
+    ids = lambda **q: sorted(c["id"] for c in client.get("/cases", params=q, headers=admin).json())  # noqa: E731
+    assert ids(grid="D-S1") == [1] and ids(grid="D") == [1, 2] and ids(grid="D-S1-C1-G1") == [1]
+    assert ids(category="200505") == [1, 2] == ids(category="illegal_parking")
+    assert ids(grid="D-S2", category="200102") == []
