@@ -1,0 +1,60 @@
+"""The evaluation generator (models/litter/evalgen.py): its zones, its ground plane and its labels."""
+
+import numpy as np
+import pytest
+
+from edge.geometry import polygon_area
+from models.litter.evalgen import FURNITURE, SCENES, Textures, draw_object, plan_clip, put
+from models.litter.evaluate import score_clip
+
+
+@pytest.mark.parametrize("scene", SCENES, ids=lambda s: s.name)
+def test_zones_are_seven_to_eight_times_the_object_and_hold_it(scene):
+    W, H = 768, 576
+    for seed in range(5):
+        plan = plan_clip(np.random.default_rng(seed), scene, W, H, 80.0)
+        zones = {z["id"]: z for z in plan["zones"]}
+        for o in plan["objects"]:
+            if o["type"] not in ("garbage", "spill"):
+                continue
+            x1, y1, x2, y2 = o["box_px"]
+            zone = zones[o["zone"]]
+            ratio = polygon_area([tuple(p) for p in zone["polygon"]]) * W * H / ((x2 - x1) * (y2 - y1))
+            clipped = any(v in (0.0, 1.0) for p in zone["polygon"] for v in p)  # cut by the frame's edge
+            assert (6.9 <= ratio <= 8.1) or (clipped and ratio <= 8.1), ratio
+            assert zone["types"] == ["garbage", "spill"] and zone["persistence_s"] == 10 and zone["clear_s"] == 5
+            assert 0 < o["appear_s"] < o["clear_s"] - 20 and o["clear_s"] <= 80 - 16
+
+
+def test_farther_objects_are_drawn_smaller():
+    """The ground plane: the same object is narrower higher in the picture (nearer the horizon)."""
+    from models.litter.evalgen import _size_at
+    scene = SCENES[0]
+    near, far = _size_at(scene, 0.9, 1.0, 576), _size_at(scene, 0.4, 1.0, 576)
+    assert near[0] > 1.5 * far[0] and near[1] > far[1]
+
+
+@pytest.mark.parametrize("kind", ["garbage", "spill", *FURNITURE])
+def test_objects_change_the_ground_and_only_litter_is_labelled(kind):
+    rng = np.random.default_rng(3)
+    d = draw_object(rng, Textures.synthetic(), kind, 60, 40)
+    frame = np.full((100, 120, 3), 128, np.uint8)
+    box = put(frame, d, 30, 30)
+    assert box is not None and np.abs(frame.astype(int) - 128).sum() > 0
+    assert d.labelled == (kind in ("garbage", "spill"))
+
+
+def test_scoring_counts_review_wrong_type_and_furniture_apart():
+    t0 = 1_780_300_800.0  # evaluate.T0
+    from xueliang.wire import iso
+
+    def start(kind, zone, at, review=False, iid=None):
+        return {"state": "start", "type": kind, "zone": zone, "incident_id": iid or f"{kind}{zone}{at}",
+                "observed_at": iso(t0 + at), "attributes": {"needs_review": review}}
+    expect = [{"zone": "a", "type": "garbage", "appear_s": 5, "clear_s": 40, "start_after_s": 15},
+              {"zone": "b", "type": "spill", "appear_s": 5, "clear_s": 40, "start_after_s": 15}]
+    messages = [start("garbage", "a", 16), start("garbage", "b", 17), start("spill", "b", 3, review=True)]
+    r = score_clip(messages, expect, {"a": 5, "b": 5})
+    assert (r["dispatched"], r["held"], r["true_dispatched"], r["found_dispatched"]) == (2, 1, 1, 1)
+    assert r["confusion"]["spill"]["garbage"] == 1 and r["confusion"]["garbage"]["garbage"] == 1
+    assert r["start_delays"] == [1.0] and len(r["false"]) == 2
