@@ -16,6 +16,7 @@ models: setup
 
 eval: setup
 	.venv/bin/python models/eval_vehicle.py
+	.venv/bin/python models/eval_parking.py
 	.venv/bin/python models/litter/evaluate.py
 
 clean:
@@ -24,7 +25,7 @@ clean:
 fuzz: setup
 	.venv/bin/python bench/fuzz_gateway.py --messages 5000
 
-fuzz-api: setup  # the HTTP API's inputs, 2,000 examples per surface (make test runs 60)
+fuzz-api: setup  # the HTTP API's inputs, 2,000 examples per surface (make test runs 50)
 	XL_API_FUZZ_EXAMPLES=2000 .venv/bin/python -m pytest -q tests/test_api_fuzz.py
 
 bench: setup

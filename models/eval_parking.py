@@ -32,8 +32,9 @@ from xueliang.wire import parse_time  # noqa: E402
 START = "2026-03-02T08:00:00Z"  # any time: the wire wants this century
 
 
-def score(messages: list[dict], expect: list[dict]) -> dict:
-    """Start errors, false left ends, false incidents and label flips of one replay (times from 0)."""
+def score(messages: list[dict], expect: list[dict], arrives_s: float = 0.0) -> dict:
+    """Start errors, false left ends, false incidents and label flips of one replay (times from 0);
+    the parked vehicles are there from ``arrives_s`` on."""
     starts = [m for m in messages if m["state"] == "start" and m["type"] == "illegal_parking"]
     wanted = {e["zone"]: e for e in expect if e["type"] == "illegal_parking" and e["count"] > 0}
     errors, false_incidents = {}, 0
@@ -43,7 +44,7 @@ def score(messages: list[dict], expect: list[dict]) -> dict:
         if e is None:
             false_incidents += len(mine)
             continue
-        errors[zone] = round(mine[0]["started_at"] - e["start_after_s"], 2) if mine else None
+        errors[zone] = round(mine[0]["started_at"] - e["start_after_s"] - arrives_s, 2) if mine else None
         false_incidents += max(0, len(mine) - e["count"])
     by_incident: dict[str, list[dict]] = {}
     for m in messages:
@@ -67,7 +68,9 @@ def run_variant(variant: pv.Variant, work: Path) -> dict:
             if m[k] is not None:
                 m[k] = round(parse_time(m[k]) - t0, 3)
         messages.append(m)
-    result = score(messages, pv.TRUTH["expect"])
+    result = score(messages, pv.TRUTH["expect"], variant.arrives_s)
+    result["publish_delay_s"] = max((m["observed_at"] - m["started_at"] for m in messages if m["state"] == "start"),
+                                    default=None)
     result["cpu_s"] = round(time.process_time() - started, 1)
     return result
 

@@ -33,7 +33,8 @@ LARGE_NEXT_TO_SMALL = [
 @dataclass(frozen=True)
 class Variant:
     """``vf``: ffmpeg filters; ``codec``: encoder arguments; ``crop``: the part (x, y, w, h in 0..1 of
-    the original) the new picture shows; ``mirror``: flipped left-right; ``layout``: extra zones."""
+    the original) the new picture shows; ``mirror``: flipped left-right; ``layout``: extra zones;
+    ``arrives_s``: the van is painted out (composed) until then, so its clock starts there."""
 
     name: str
     vf: str = ""
@@ -41,6 +42,7 @@ class Variant:
     crop: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
     mirror: bool = False
     layout: list[dict] = field(default_factory=list)
+    arrives_s: float = 0.0
 
 
 def x264(gop_s: float = 2.0, fps: int = FPS, *extra: str) -> tuple[str, ...]:
@@ -73,6 +75,9 @@ VARIANTS = [
     Variant("gop8s", codec=x264(8)),
     Variant("5fps", vf="fps=5", codec=x264(2, 5)),
     Variant("layout", codec=(), layout=LARGE_NEXT_TO_SMALL),
+    # composed: the van's place shows the wall and road beside it until 21 s, as if it arrived then
+    Variant("arrives_21s", vf="split[a][b];[b]crop=74:61:574:40[p];[a][p]overlay=648:40:enable='lt(t,21)'",
+            codec=x264(), arrives_s=21.0),
     # the issue's worst case: 720p, blurred, noisy, darker, H.265 with key frames 8 s apart, big zones too
     Variant("720p_dusk_noise_h265_gop8s", vf="scale=1280:720,gblur=sigma=1.2,noise=alls=16:allf=t,"
             "eq=brightness=-0.12:contrast=0.7", codec=x265(8), layout=LARGE_NEXT_TO_SMALL),

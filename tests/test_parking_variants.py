@@ -37,6 +37,7 @@ def assert_goal(messages: list[dict]) -> None:
     assert error is not None and abs(error) <= 3, result
 
 
+@pytest.mark.slow
 def test_h265_with_key_frames_3s_apart_starts_on_time_without_a_false_left(clips):
     variant = pv.Variant("h265-gop3s", codec=pv.x265(3))
     assert_goal(run(variant, pv.make(variant, clips, seconds=40)))
@@ -60,3 +61,13 @@ def test_left_only_once_the_place_looks_empty(clips):
     assert abs(start["started_at"] - 30) <= 3
     assert 47 <= end["ended_at"] <= 50.5 and 60 <= end["observed_at"] <= 63, end
     assert start["attributes"]["label"] == end["attributes"]["label"]
+
+
+@pytest.mark.slow
+def test_a_van_that_arrives_gets_its_clock_from_its_arrival(clips):
+    variant = pv.BY_NAME["arrives_21s"]
+    messages = run(variant, pv.make(variant, clips, seconds=60))
+    result = score(messages, pv.TRUTH["expect"], variant.arrives_s)
+    assert result["start_error_s"]["kerb-no-parking"] is not None
+    assert 0 <= result["start_error_s"]["kerb-no-parking"] <= 2.5, result  # seen on the next key frame (2 s)
+    assert result["false_incidents"] == 0 and result["false_left"] == 0

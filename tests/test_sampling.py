@@ -43,6 +43,7 @@ def test_hevc_key_frames_3s_apart_stay_on_the_key_frame_path(hevc_gop3):
     assert times[:2] == [0.0, 3.0] and len(times) >= 14 and max(b - a for a, b in zip(times, times[1:])) <= 3.1
 
 
+@pytest.mark.slow
 def test_hevc_camera_over_rtsp_is_read_on_key_frames(hevc_gop3, tmp_path):
     with services.rtsp_server({"hevc": hevc_gop3}, tmp_path) as server:
         started = time.monotonic()
