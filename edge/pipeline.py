@@ -11,10 +11,12 @@ pipeline's own detectors (replay, tests). No network I/O happens here.
 Garbage and spills: a zone that watches ``garbage`` or ``spill`` has a ``ConditionRule``
 per type. The litter detector's best box of that type in the zone keeps the clock
 running; under ``left_object: confirm`` the incident starts only if the left-object
-check also sees still, changed ground under that box (or after the detector has seen it
-for three times the persistence: a pile that was there before the camera came up);
-under ``either`` a still, changed region with no detection counts too (for piles the
-model does not know).
+check also sees still, changed ground under that box; under ``either`` a still, changed
+region with no detection counts too (for piles the model does not know). Nothing that was
+always there is dispatched on the detector's word alone: a detection the check never
+confirms (for ``REVIEW_FACTOR`` times the persistence), or one seen since the camera came
+up, is sent with ``attributes.needs_review: true`` and the gateway holds its case for a
+person (street furniture the model half-believes, a pile older than the camera's view).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from edge.health import PictureCheck, change, thumbnail
 from edge.leftobject import LeftObject, covered, regions, zone_mask
 from edge.geometry import anchor, in_frame, inside, normalise, point_in_polygon, polygon_area, polygon_to_xyxy
 from edge.rules import ConditionRule, DwellRule, EndReason, Event, Sighting
+from edge.source import keyframe_gap_limit
 from edge.stationary import Stationary
 from edge.tracker import make_tracker, track
 from xueliang import wire
@@ -44,7 +47,7 @@ log = logging.getLogger(__name__)
 FAULTS = ("frozen", "blocked", "moved", "offline")
 LITTER_TYPES = ("garbage", "spill")
 CONFIRM_COVER = 0.2  # share of a detected box that must be still, changed ground to confirm it
-UNCONFIRMED_FACTOR = 3  # a detection never confirmed still counts after 3x the zone's persistence
+REVIEW_FACTOR = 2  # a detection never confirmed goes for review after 2x the zone's persistence
 WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 
 
@@ -75,7 +78,8 @@ class CameraPipeline:
         self.litter: list[tuple[Zone, str, ConditionRule]] = [
             (zone, kind, ConditionRule(f"{config.box}/{camera.id}/{zone.id}/{kind}", clear_after_s=zone.clear_s,
                                        update_interval_s=rules.update_interval_s, persist_s=zone.persistence_s,
-                                       gap_s=rules.gap_s, unconfirmed_s=UNCONFIRMED_FACTOR * zone.persistence_s))
+                                       gap_s=rules.gap_s, review_s=REVIEW_FACTOR * zone.persistence_s,
+                                       start_window_s=keyframe_gap_limit(camera, rules)))
             for zone in camera.zones for kind in LITTER_TYPES if kind in zone.types
         ]
         if self.litter and LITTER not in detectors:
@@ -228,7 +232,7 @@ class CameraPipeline:
             active = best is not None
             sighting = best or Sighting(None, (0.5, 0.5), polygon_to_xyxy(zone.polygon), 0.0, kind)
             for e in rule.observe(t, active, sighting, confirmed or mode == "off"):
-                extra = {"source": source if e.state != "end" else "none"}
+                extra = {"source": source if e.state != "end" else "none", "needs_review": rule.needs_review}
                 if kind == "spill":
                     b = e.sighting.box
                     extra["urgent"] = bool((b[2] - b[0]) * (b[3] - b[1]) >= zone.urgent_area * polygon_area(zone.polygon))

@@ -215,10 +215,13 @@ class ConditionRule:
 
     The condition must hold for ``persist_s`` (gaps up to ``gap_s`` forgiven, e.g. a person
     walking in front) and be ``confirmed`` at that moment before the incident starts, dated
-    ``first seen + persist_s``; an unconfirmed condition that holds for ``unconfirmed_s``
-    starts one too (a pile already there when the camera came up is never "new"). It ends
-    with ``cleared`` once the condition has not been seen for ``clear_after_s``; updates
-    every ``update_interval_s``.
+    ``first seen + persist_s``. What is never confirmed is not dropped but sent *for review*
+    (``needs_review``: the gateway holds its case for a person): a condition that holds
+    unconfirmed for ``review_s``, and one first seen within ``start_window_s`` of the rule's
+    first observation (it was there when the camera came up, so nothing says it is new), which
+    goes for review at ``persist_s`` whatever the confirmation says. It ends with ``cleared``
+    once the condition has not been seen for ``clear_after_s``; updates every
+    ``update_interval_s``.
 
     >>> r = ConditionRule("box/cam/frozen", clear_after_s=5, update_interval_s=60)
     >>> s = Sighting(None, (0.5, 1.0), (0.0, 0.0, 1.0, 1.0), 1.0, "frozen")
@@ -229,17 +232,35 @@ class ConditionRule:
     >>> [(t, e.state, e.started_at) for t in range(90) for e in pile.observe(float(t), seen(t), s)]
     [(30, 'start', 30.0), (64, 'end', 30.0)]
 
+    A bollard the detector half-believes, never confirmed, there from the start: for review.
+
+    >>> post = ConditionRule("box/cam/z/spill", 5, 600, persist_s=10, gap_s=3, review_s=20, start_window_s=2)
+    >>> [(t, e.state, post.needs_review) for t in range(40) for e in post.observe(float(t), True, s, confirmed=False)]
+    [(10, 'start', True)]
+    >>> late = ConditionRule("box/cam/z/spill", 5, 600, persist_s=10, gap_s=3, review_s=20, start_window_s=2)
+    >>> [(t, e.state, late.needs_review) for t in range(40) for e in late.observe(float(t), t >= 5, s, t >= 9)]
+    [(15, 'start', False)]
+
     Before it starts, a sighting that does not overlap the last one starts the clock again
     (a short false alarm elsewhere in the zone must not date a real pile early).
     """
 
     def __init__(self, key: str, clear_after_s: float, update_interval_s: float, persist_s: float = 0.0,
-                 gap_s: float = 0.0, unconfirmed_s: float = float("inf")):
+                 gap_s: float = 0.0, review_s: float = float("inf"), start_window_s: float = 0.0):
         self.key, self.clear_after_s, self.update_interval_s = key, clear_after_s, update_interval_s
-        self.persist_s, self.gap_s, self.unconfirmed_s = persist_s, gap_s, unconfirmed_s
+        self.persist_s, self.gap_s, self.review_s, self.start_window_s = persist_s, gap_s, review_s, start_window_s
         self._cand: _Candidate | None = None
+        self._first_t: float | None = None  # the rule's first observation: when the camera came up
+        self._review = False
+
+    @property
+    def needs_review(self) -> bool:
+        """The open (or starting) incident was never confirmed, or was there when the camera came up."""
+        return self._review
 
     def observe(self, t: float, active: bool, sighting: Sighting, confirmed: bool = True) -> list[Event]:
+        if self._first_t is None:
+            self._first_t = t
         cand = self._cand
         if active:
             if cand is None or (cand.incident_id is None and not overlap(cand.sighting.box, sighting.box)):
@@ -248,7 +269,10 @@ class ConditionRule:
             cand.last_seen, cand.sighting = t, sighting
             if cand.incident_id is None:
                 held = t - cand.first_seen
-                if held >= self.persist_s and (confirmed or held >= self.unconfirmed_s):
+                at_start = cand.first_seen - self._first_t <= self.start_window_s
+                review = at_start or not confirmed
+                if held >= self.persist_s and (not review or at_start or held >= self.review_s):
+                    self._review = review
                     cand.started_at = cand.first_seen + self.persist_s
                     cand.incident_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}").hex
                     return [_event(cand, t, "start")]
