@@ -1,7 +1,8 @@
 """What the gateway process counts (Prometheus, served at ``/metrics``) and the state of its
-ingest (served at ``/health``): an operator sees a stopped ingest at once, and why.
+parts (served at ``/health``): an operator sees a lost broker, a stopped ingest or a stuck clock
+at once, and why.
 
-One registry per process; the ingest worker and the clock write, the HTTP API reads.
+One registry per process; the MQTT client, the ingest worker and the clock write, the HTTP API reads.
 """
 
 from __future__ import annotations
@@ -25,32 +26,64 @@ CLOCK_FAILURES = Counter("xl_gateway_clock_failures", "Clock steps that failed (
                          ["step"], registry=REGISTRY)
 
 
-class IngestState:
-    """Whether ingest is committing, since when it is not, and the last error (for ``/health``)."""
+BROKER_CONNECTED = Gauge("xl_gateway_broker_connected", "1 while the gateway's MQTT connection is up",
+                         registry=REGISTRY)
+CLOCK_LAST_ROUND = Gauge("xl_gateway_clock_last_round_timestamp_seconds", "When the clock last finished a round",
+                         registry=REGISTRY)
 
-    def __init__(self) -> None:
+
+class Health:
+    """The state of the gateway's parts for ``/health``: the broker connection, ingest (is it
+    committing?), the clock (is it going round?); the database is asked when ``/health`` is."""
+
+    def __init__(self, clock_every_s: float = 5.0) -> None:
         self._lock = threading.Lock()
-        self.failing_since: float | None = None
-        self.last_error: str | None = None
-        self.last_commit_at: float | None = None
+        self.clock_every_s = clock_every_s
+        self.started_at = time.time()
+        self.broker: dict = {"connected": False, "since": None, "last_error": None}
+        self.ingest: dict = {"failing_since": None, "last_error": None, "last_commit_at": None}
+        self.clock: dict = {"last_round_at": None, "failed_steps": []}
 
+    # --- written by the parts ---
     def committed(self, outcomes: list[str], now: float | None = None) -> None:
         for outcome in outcomes:
             MESSAGES.labels(outcome).inc()
         with self._lock:
-            self.failing_since, self.last_commit_at = None, time.time() if now is None else now
+            self.ingest.update(failing_since=None, last_commit_at=time.time() if now is None else now)
         INGEST_FAILING.set(0)
 
     def failed(self, error: str, now: float | None = None) -> None:
         INGEST_FAILURES.inc()
         INGEST_FAILING.set(1)
         with self._lock:
-            self.last_error = error[:500]
-            if self.failing_since is None:
-                self.failing_since = time.time() if now is None else now
+            self.ingest["last_error"] = error[:500]
+            if self.ingest["failing_since"] is None:
+                self.ingest["failing_since"] = time.time() if now is None else now
 
-    def view(self) -> dict:
+    def broker_up(self, up: bool, reason: str | None = None, now: float | None = None) -> None:
+        BROKER_CONNECTED.set(1 if up else 0)
         with self._lock:
-            return {"state": "failing" if self.failing_since is not None else "ok",
-                    "failing_since": self.failing_since, "last_error": self.last_error,
-                    "last_commit_at": self.last_commit_at}
+            if up != self.broker["connected"]:
+                self.broker["since"] = time.time() if now is None else now
+            self.broker["connected"] = up
+            if reason:
+                self.broker["last_error"] = reason[:300]
+
+    def clock_round(self, failed_steps: list[str], now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        CLOCK_LAST_ROUND.set(now)
+        with self._lock:
+            self.clock.update(last_round_at=now, failed_steps=list(failed_steps))
+
+    # --- read by /health ---
+    def parts(self, now: float | None = None) -> dict[str, dict]:
+        """Each part's state (``ok`` or ``down``) and details."""
+        now = time.time() if now is None else now
+        with self._lock:
+            broker, ingest, clock = dict(self.broker), dict(self.ingest), dict(self.clock)
+        late = max(3 * self.clock_every_s, 30.0)
+        last = clock["last_round_at"]
+        clock_ok = (last or self.started_at) > now - late and not clock["failed_steps"]
+        return {"broker": {"state": "ok" if broker["connected"] else "down", **broker},
+                "ingest": {"state": "ok" if ingest["failing_since"] is None else "down", **ingest},
+                "clock": {"state": "ok" if clock_ok else "down", **clock}}

@@ -17,6 +17,7 @@ from gateway.reports import summary
 from gateway.service import Clock
 from gateway.storage import Store
 
+from .conftest import wait_until
 from .test_workflow import CITY, act, auth, city, database_url, end_of, incident, postgres_server  # noqa: F401
 
 NOTICES = ("dispatched", "escalate")
@@ -149,3 +150,44 @@ def test_grid_filter_selects_the_subtree_and_category_takes_the_citys_code(city)
     assert ids(grid="D-S1") == [1] and ids(grid="D") == [1, 2] and ids(grid="D-S1-C1-G1") == [1]
     assert ids(category="200505") == [1, 2] == ids(category="illegal_parking")
     assert ids(grid="D-S2", category="200102") == []
+
+
+def test_a_token_for_an_unknown_grid_or_department_is_refused_naming_it(tmp_path, capsys):
+    from xueliang.cli import main as cli
+
+    path = tmp_path / "city.yaml"
+    path.write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"database": f"sqlite:///{tmp_path}/gw.sqlite", "tables": str(path)}))
+    base = ["token", "--config", str(config), "--name", "x"]
+    assert cli(base + ["--role", "operator", "--grid", "NO-SUCH-GRID"]) == 2
+    assert "--grid 'NO-SUCH-GRID' is not in the city's grid tree" in capsys.readouterr().err
+    assert cli(base + ["--role", "department", "--department", "fire-brigade"]) == 2
+    assert "--department 'fire-brigade' is not in the city's tables" in capsys.readouterr().err
+    assert cli(base + ["--role", "operator", "--grid", "D-S1"]) == 0 and capsys.readouterr().out.startswith("xl_")
+
+
+def test_health_says_which_part_is_down_and_details_only_with_a_token(tmp_path, broker):
+    """A real gateway process: healthy with its broker; the broker gone, /health is 503 naming it."""
+    from xueliang import services
+
+    http_port = services.free_port()
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"broker": {"port": broker.port}, "database": f"sqlite:///{tmp_path}/gw.sqlite",
+                                      "http": {"port": http_port}, "escalation_check_s": 0.5}))
+    gateway = services.xueliang(["gateway", "--config", str(config)], tmp_path / "gateway.log")
+    try:
+        services.wait_port(http_port, gateway, "gateway", timeout=30)
+        client = __import__("httpx").Client(base_url=f"http://127.0.0.1:{http_port}", timeout=5)
+        wait_until(lambda: client.get("/health").status_code == 200, 10, message="healthy")
+        assert "cases" not in client.get("/health").json()  # nothing private without a token
+        broker.stop()
+        answer = wait_until(lambda: (r := client.get("/health")).status_code == 503 and r, 10, message="broker down")
+        assert answer.json()["down"] == ["broker"]
+        token = new_token(Store(f"sqlite:///{tmp_path}/gw.sqlite"), "ops", "admin")
+        detail = client.get("/health", headers={"Authorization": f"Bearer {token}"}).json()
+        assert detail["parts"]["broker"]["state"] == "down" and "disconnected" in detail["parts"]["broker"]["last_error"]
+        assert detail["parts"]["clock"]["state"] == "ok" and detail["cases"] == 0
+    finally:
+        gateway.terminate()
+        gateway.wait(10)

@@ -121,7 +121,7 @@ def test_hostile_messages_through_the_broker_never_stop_the_gateway(broker, tmp_
         assert sent <= counted <= sent + len(retained)  # retained copies reach a new subscription at most once
         assert metric(http_port, "xl_gateway_ingest_failures_total") == 0
         status, health = get(http_port, "/health")
-        assert status == 200 and health["ingest"]["state"] == "ok"
+        assert status == 200 and health["status"] == "ok" and health["parts"]["ingest"]["state"] == "ok"
         status, cases = get(http_port, "/cases?limit=1000")
         assert status == 200 and {f"valid-{i}" for i in range(1, next(counter))} <= {c["incident_id"] for c in cases}
         log = Path(tmp_path / "gateway.log").read_text()

@@ -14,7 +14,9 @@ from sqlalchemy.exc import OperationalError
 from gateway import storage
 from gateway.api import create_app
 from gateway.config import TABLES_DIR, load_tables
+from gateway.auth import new_token
 from gateway.ingest import DatabaseUnavailable, Ingest
+from gateway.metrics import Health
 from gateway.service import Clock
 from gateway.storage import Store
 from xueliang import services, wire
@@ -193,15 +195,19 @@ def test_rows_that_cannot_be_shown_neither_break_the_api_nor_stop_the_notices(st
 
 
 def test_health_and_metrics_show_a_stopped_ingest(store, tables):
-    from gateway.metrics import IngestState
-
-    state = IngestState()
-    api = TestClient(create_app(store, tables, ingest_state=state))
+    health = Health(clock_every_s=1)
+    health.broker_up(True)
+    health.clock_round([])
+    api = TestClient(create_app(store, tables, health_state=health))
     assert api.get("/health").json()["status"] == "ok"
-    state.failed("OperationalError: connection refused")
-    health = api.get("/health")
-    assert health.status_code == 503 and health.json()["ingest"]["last_error"].startswith("OperationalError")
+    health.failed("OperationalError: connection refused")
+    answer = api.get("/health")
+    assert answer.status_code == 503 and answer.json()["down"] == ["ingest"]
+    assert "OperationalError" not in answer.text  # details only with a token
+    token = new_token(store, "ops", "admin")
+    detail = api.get("/health", headers={"Authorization": f"Bearer {token}"}).json()
+    assert detail["parts"]["ingest"]["last_error"].startswith("OperationalError") and detail["cases"] == 0
     assert "xl_gateway_ingest_failing 1.0" in api.get("/metrics").text
-    state.committed(["case_created", "dead_letter"])
+    health.committed(["case_created", "dead_letter"])
     assert api.get("/health").status_code == 200
     assert 'xl_gateway_messages_total{outcome="dead_letter"}' in api.get("/metrics").text

@@ -108,10 +108,14 @@ def _token(args: argparse.Namespace) -> int:
         print("error: a new token needs --name and --role (or use --revoke / --list)", file=sys.stderr)
         return 2
     if args.role == "department" and args.department not in {d.id for d in tables.departments}:
-        print(f"error: --department must be one of {sorted(d.id for d in tables.departments)}", file=sys.stderr)
+        print(f"error: --department {args.department!r} is not in the city's tables; "
+              f"known: {', '.join(sorted(d.id for d in tables.departments))}", file=sys.stderr)
         return 2
     if args.role == "operator" and not args.grid:
         print("error: an operator token needs --grid (the root of the grid subtree it sees)", file=sys.stderr)
+        return 2
+    if args.role == "operator" and not tables.knows(args.grid):
+        print(f"error: --grid {args.grid!r} is not in the city's grid tree (see the tables' grids)", file=sys.stderr)
         return 2
     try:
         lifetime_s = deadline(0.0, parse_service_level(args.expires))
