@@ -9,13 +9,10 @@ a 4xx that says what was wrong, never a 500.
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import time
-from datetime import date, datetime, timedelta, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -23,25 +20,23 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, field_validator
 
 from gateway import storage
-from gateway.auth import Principal, actor, may_see, reader, scope, subtree
+from gateway.auth import Principal, actor, find_cases, may_see, reader, scope, visible_case
 from gateway.actions import perform
-from gateway.cases import RECHECK_REASONS, is_overdue
+from gateway.cases import RECHECK_REASONS
 from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level
 from gateway.metrics import REGISTRY, IngestState
 from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
+from gateway.open311 import open311
+from gateway.presentation import (MAX_ID, CaseId, Filter, IncidentId, Sha256, Which, case_view, evidence_response,
+                                  incident_evidence_response, iso, period, photo_response)
 from gateway.reports import summary
 from gateway.security import SecurityHeaders, read_capped, validation_error
 from gateway.storage import Store
+from gateway.web import web_router
 from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
 
-CITY_TZ = timezone(timedelta(hours=8))
-MAX_ID = 2**31 - 1  # PostgreSQL's integer column; SQLite itself overflows past 2**63
-CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="the case's number")]
-# a filter value: what a code in the city's tables can be, without control characters (NUL breaks PostgreSQL)
-Filter = Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")]
-FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)  # reports cover this century
 MAX_EXTENSION = parse_service_level("366 days")
 
 
@@ -63,7 +58,9 @@ class Case(BaseModel):
     category_code: str
     category_name: str
     department: str
+    department_name: str = Field(title="What people call the department (the city's tables)")
     grid: str
+    grid_name: str = Field(title="What people call the grid (the city's tables)")
     box: str
     camera: str
     zone: str
@@ -91,9 +88,17 @@ class Case(BaseModel):
     end_evidence_url: str | None
 
 
+class IncidentLink(BaseModel):
+    incident_id: str
+    how: str = Field(title="opened, merged or reopened: how it joined the case")
+    linked_at: str | None
+    evidence_url: str | None = Field(title="This incident's snapshot when it was found")
+    end_evidence_url: str | None = Field(title="This incident's snapshot when the camera saw it gone")
+
+
 class CaseDetail(Case):
     timeline: list[TimelineEntry]
-    incidents: list[dict]
+    incidents: list[IncidentLink]
 
 
 class DeadLetter(BaseModel):
@@ -131,40 +136,7 @@ class ActionRequest(BaseModel):
         return value
 
 
-def _iso(t: float | None) -> str | None:
-    """A stored time as shown; None for one no calendar can show (stored before times were checked)."""
-    try:
-        return wire.iso(t) if t is not None else None
-    except wire.WireError:
-        return None
-
-
-def _bbox(text: str) -> list[float]:
-    """The stored box; empty when it cannot be shown as JSON (NaN, stored before numbers were checked)."""
-    try:
-        box = json.loads(text)
-        return box if all(isinstance(v, int | float) and math.isfinite(v) for v in box) else []
-    except (TypeError, ValueError):
-        return []
-
-
-def case_view(row: dict, now: float | None = None) -> dict:
-    now = time.time() if now is None else now
-    out = dict(row)
-    for key in ("created_at", "dispatched_at", "deadline", "reported_at", "closed_at", "ended_at"):
-        out[key] = _iso(row.get(key))
-    out["overdue"] = is_overdue(row, now)
-    for key in ("fed_back_at", "recheck_deadline"):
-        out[key] = _iso(row.get(key))
-    out["urgent"] = bool(row["urgent"])
-    out["bbox"] = _bbox(row["bbox"])
-    out["evidence_url"] = f"/cases/{row['id']}/evidence.jpg" if row["evidence_sha256"] else None
-    out["end_evidence_url"] = f"/cases/{row['id']}/evidence.jpg?which=end" if row["end_evidence_sha256"] else None
-    if "timeline" in row:
-        out["timeline"] = [dict(e, at=wire.iso(e["at"]), photo_url=f"/cases/{row['id']}/photos/{e['note']}.jpg"
-                                if e["action"] == "photo" else None) for e in row["timeline"]]
-        out["incidents"] = [dict(i, linked_at=wire.iso(i["linked_at"])) for i in row["incidents"]]
-    return out
+_iso = iso  # the health route's name for it
 
 
 def get_store(request: Request) -> Store:
@@ -185,67 +157,41 @@ def list_cases(store: Store = Depends(get_store), tables: Tables = Depends(get_t
                                                      description="incident type or the city's category code")] = None,
                overdue: bool = False, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_ID)):
     """Cases the token may see, newest first; ``grid`` selects that grid and everything under it."""
-    s = scope(who, tables)
-    if s.get("department") and department not in (None, s["department"]):
-        return []
-    grids = s.get("grids")
-    if grid is not None:
-        grids = [g for g in subtree(tables, grid) if grids is None or g in grids]
-    if category is not None:
-        found = tables.category(category) or tables.category_by_code(category)
-        category = found.type if found else category
     now = time.time()
-    rows = store.list_cases(state and state.value, None, s.get("department", department), category,
-                            now if overdue else None, grids, limit, offset, s.get("hidden_states"))
-    return [case_view(r, now) for r in rows]
-
-
-def _visible_case(case_id: int, store: Store, tables: Tables, who: Principal) -> dict:
-    row = store.get_case(case_id)
-    if row is None or not may_see(who, row, tables):
-        raise HTTPException(404, f"no case {case_id}")
-    return row
+    rows = find_cases(store, tables, who, state=state and state.value, grid=grid, department=department,
+                      category=category, overdue_at=now if overdue else None, limit=limit, offset=offset)
+    return [case_view(r, tables, now) for r in rows]
 
 
 def readable_case(case_id: CaseId, store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
                   who: Principal = Depends(reader)) -> dict:
-    return _visible_case(case_id, store, tables, who)
+    return visible_case(store, tables, who, case_id)
 
 
 def changeable_case(case_id: CaseId, store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
                     who: Principal = Depends(actor)) -> dict:
-    return _visible_case(case_id, store, tables, who)
+    return visible_case(store, tables, who, case_id)
 
 
 @cases_router.get("/{case_id}", response_model=CaseDetail)
-def get_case(row: dict = Depends(readable_case)):
-    return case_view(row)
+def get_case(row: dict = Depends(readable_case), tables: Tables = Depends(get_tables)):
+    return case_view(row, tables)
 
 
-Which = Annotated[str, Query(pattern="^(start|end)$", description="start: when it was found; end: the camera's re-check")]
-Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
+JPEG_RESPONSE = {200: {"content": {"image/jpeg": {}}}}
 
 
-def evidence_response(row: dict, which: str, store: Store) -> Response:
-    """A case's evidence image (the API's and the pages' route)."""
-    sha = row["evidence_sha256"] if which == "start" else row["end_evidence_sha256"]
-    data = store.evidence_bytes(sha) if sha else None
-    if data is None:
-        raise HTTPException(404, f"case {row['id']}: {which} evidence has not arrived")
-    return Response(data, media_type="image/jpeg")
-
-
-def photo_response(case_id: int, sha256: str, store: Store) -> Response:
-    """A photo added to a case (the API's and the pages' route)."""
-    data = store.photo_bytes(case_id, sha256)
-    if data is None:
-        raise HTTPException(404, f"case {case_id} has no photo {sha256}")
-    return Response(data, media_type="image/jpeg")
-
-
-@cases_router.get("/{case_id}/evidence.jpg", response_class=Response, responses={200: {"content": {"image/jpeg": {}}}})
+@cases_router.get("/{case_id}/evidence.jpg", response_class=Response, responses=JPEG_RESPONSE)
 def case_evidence(which: Which = "start", row: dict = Depends(readable_case), store: Store = Depends(get_store)):
+    """The snapshot of the incident that opened the case (``incidents[].evidence_url`` has each one's)."""
     return evidence_response(row, which, store)
+
+
+@cases_router.get("/{case_id}/incidents/{incident_id}/evidence.jpg", response_class=Response, responses=JPEG_RESPONSE)
+def incident_evidence(incident_id: IncidentId, which: Which = "start", row: dict = Depends(readable_case),
+                      store: Store = Depends(get_store)):
+    """The snapshot of one incident joined to the case (by merge or reopening too)."""
+    return incident_evidence_response(row, incident_id, which, store)
 
 
 def photo_owner(case_id: int) -> str:
@@ -283,11 +229,10 @@ async def add_photo(request: Request, row: dict = Depends(changeable_case), who:
     except ImageError as exc:
         raise HTTPException(422, f"send one JPEG photo as the body: {exc}") from None
     await run_in_threadpool(keep_photo, store, row, who, data)
-    return case_view(await run_in_threadpool(store.get_case, row["id"]))
+    return case_view(await run_in_threadpool(store.get_case, row["id"]), request.app.state.tables)
 
 
-@cases_router.get("/{case_id}/photos/{sha256}.jpg", response_class=Response,
-                  responses={200: {"content": {"image/jpeg": {}}}})
+@cases_router.get("/{case_id}/photos/{sha256}.jpg", response_class=Response, responses=JPEG_RESPONSE)
 def get_photo(sha256: Sha256, row: dict = Depends(readable_case), store: Store = Depends(get_store)):
     return photo_response(row["id"], sha256, store)
 
@@ -321,7 +266,7 @@ def act(case_id: CaseId, body: ActionRequest, request: Request, store: Store = D
     except ValueError as exc:  # a request the action cannot take (an unknown department, no extend_by)
         raise HTTPException(422, str(exc)) from None
     request.app.state.on_change(case_id)
-    return case_view(store.get_case(case_id))
+    return case_view(store.get_case(case_id), tables)
 
 
 dead_router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
@@ -344,17 +289,6 @@ def list_dead_letters(store: Store = Depends(get_store), tables: Tables = Depend
 reports_router = APIRouter(prefix="/reports", tags=["reports"])
 
 
-def period(kind: str, day: str | None, now: float) -> tuple[float, float]:
-    """The report's [start, end) in epoch seconds; ValueError for a day that is not YYYY-MM-DD in this century."""
-    start_day = date.fromisoformat(day) if day else datetime.fromtimestamp(now, CITY_TZ).date()
-    if not FIRST_DAY <= start_day <= LAST_DAY:
-        raise ValueError(f"date {day!r} is outside {FIRST_DAY}..{LAST_DAY}")
-    if kind == "weekly":
-        start_day -= timedelta(days=start_day.weekday())
-    start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=CITY_TZ).timestamp()
-    return start, start + (7 if kind == "weekly" else 1) * 86400
-
-
 @reports_router.get("/{kind}")
 def report(kind: str, day: Annotated[str | None, Query(alias="date", max_length=10, pattern="^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
                                                       description="YYYY-MM-DD in the city's time zone")] = None,
@@ -368,42 +302,6 @@ def report(kind: str, day: Annotated[str | None, Query(alias="date", max_length=
         raise HTTPException(422, f"date {day!r}: {exc}") from None
     rows = [r for r in store.cases_between(start, end) if may_see(who, r, tables)]
     return {"kind": kind, "from": wire.iso(start), "to": wire.iso(end), **summary(rows, start, end, now)}
-
-
-open311 = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
-
-
-@open311.get("/services.json")
-def services(tables: Tables = Depends(get_tables)):
-    return [{"service_code": c.code, "service_name": c.name, "description": f"{c.name} ({c.type})", "metadata": False,
-             "type": "realtime", "keywords": c.type, "group": c.department} for c in tables.categories]
-
-
-def georeport(row: dict) -> dict:
-    return {"service_request_id": str(row["id"]), "status": "closed" if row["state"] in ("closed", "rejected") else "open",
-            "status_notes": row["state"], "service_name": row["category_name"], "service_code": row["category_code"],
-            "description": f"{row['category_name']}: camera {row['camera']} zone {row['zone']}",
-            "agency_responsible": row["department"], "requested_datetime": _iso(row["created_at"]),
-            "updated_datetime": _iso(row["closed_at"] or row["dispatched_at"] or row["created_at"]),
-            "expected_datetime": _iso(row["deadline"]), "address": row["grid"], "address_id": row["grid"],
-            "lat": row["lat"], "long": row["lon"],
-            "media_url": f"/cases/{row['id']}/evidence.jpg" if row["evidence_sha256"] else None}
-
-
-@open311.get("/requests.json")
-def requests_(store: Store = Depends(get_store), tables: Tables = Depends(get_tables), who: Principal = Depends(reader),
-              service_code: Filter = None, status: str | None = Query(None, pattern="^(open|closed)$")):
-    s = scope(who, tables)
-    rows = store.list_cases(department=s.get("department"), grids=s.get("grids"), limit=1000,
-                            hidden_states=s.get("hidden_states"))
-    out = [georeport(r) for r in rows if service_code in (None, r["category_code"])]
-    return [r for r in out if status in (None, r["status"])]
-
-
-@open311.get("/requests/{request_id}.json")
-def request_one(request_id: Annotated[int, Path(ge=1, le=MAX_ID)], store: Store = Depends(get_store),
-                tables: Tables = Depends(get_tables), who: Principal = Depends(reader)):
-    return [georeport(_visible_case(request_id, store, tables, who))]
 
 
 def create_app(store: Store, tables: Tables, public_read: bool = False, on_change=None,
@@ -436,8 +334,6 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     def metrics() -> Response:
         """Prometheus metrics of this gateway process (messages by outcome, ingest failures, notices)."""
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
-    from gateway.web import web_router  # the page builds on this module's reads and scopes
 
     app.include_router(web_router)
     return app

@@ -165,3 +165,28 @@ def may_see(who: Principal, case: dict, tables: Tables) -> bool:
     s = scope(who, tables)
     return (s.get("department") in (None, case["department"]) and case["state"] not in s.get("hidden_states", ())
             and ("grids" not in s or case["grid"] in s["grids"]))
+
+
+def visible_case(store: Store, tables: Tables, who: Principal, case_id: int) -> dict:
+    """The case with its timeline and incidents, if ``who`` may see it; else 404 (whether it exists is not said)."""
+    row = store.get_case(case_id)
+    if row is None or not may_see(who, row, tables):
+        raise HTTPException(404, f"no case {case_id}")
+    return row
+
+
+def find_cases(store: Store, tables: Tables, who: Principal, *, state: str | None = None, grid: str | None = None,
+               department: str | None = None, category: str | None = None, overdue_at: float | None = None,
+               limit: int = 100, offset: int = 0) -> list[dict]:
+    """The cases ``who`` may see that the filters select, newest first (the API's list and the
+    pages'): ``grid`` selects that grid and everything under it, ``category`` is an incident type
+    or the city's category code."""
+    s = scope(who, tables)
+    if s.get("department") and department not in (None, s["department"]):
+        return []
+    grids = s.get("grids")
+    if grid is not None:
+        grids = [g for g in subtree(tables, grid) if grids is None or g in grids]
+    found = tables.find_category(category) if category is not None else None
+    return store.list_cases(state, None, s.get("department", department), found.type if found else category,
+                            overdue_at, grids, limit, offset, s.get("hidden_states"))

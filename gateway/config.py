@@ -131,6 +131,14 @@ class Tables(Strict):
         """A category by the city's own code (e.g. 200505)."""
         return next((c for c in self.categories if c.code == code), None)
 
+    def find_category(self, key: str) -> Category | None:
+        """A category by incident type or by the city's code, as a filter names it (``garbage``, ``200102``)."""
+        return self.category(key) or self.category_by_code(key)
+
+    def department_name(self, department: str) -> str:
+        """What people call a department (its id when the tables no longer have it)."""
+        return next((d.name for d in self.departments if d.id == department), department)
+
     @cached_property
     def parents(self) -> dict[str, str | None]:
         return {g.code: g.parent for g in self.grids}
@@ -162,7 +170,12 @@ class Tables(Strict):
         return roots[0] if roots else None
 
     def grid_name(self, code: str) -> str:
-        return next((g.name for g in self.grids if g.code == code), code)
+        """What people call a grid (its code when the tree does not have it)."""
+        return self.grid_names.get(code, code)
+
+    @cached_property
+    def grid_names(self) -> dict[str, str]:
+        return {g.code: g.name for g in self.grids}
 
 
 class Broker(Strict):

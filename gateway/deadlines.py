@@ -11,8 +11,8 @@ Working hours count only time inside the calendar's working hours on working day
 case dispatched on Friday 2026-01-02 at 17:00 (Beijing time) with 4 working hours and
 work from 09:00 to 18:00 is due on Monday at 12:00.
 
->>> due = deadline(datetime(2026, 1, 2, 17, 0, tzinfo=CST).timestamp(), parse_service_level("4 working hours"))
->>> datetime.fromtimestamp(due, CST).isoformat()
+>>> due = deadline(datetime(2026, 1, 2, 17, 0, tzinfo=CITY_TZ).timestamp(), parse_service_level("4 working hours"))
+>>> datetime.fromtimestamp(due, CITY_TZ).isoformat()
 '2026-01-05T12:00:00+08:00'
 """
 
@@ -27,7 +27,7 @@ UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "min": 60, "minute": 60, "
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(working\s+)?([a-z]+)\s*$")
 
 
-CST = timezone(timedelta(hours=8))
+CITY_TZ = timezone(timedelta(hours=8))  # Beijing time: the city's days, working hours and every time a person reads
 
 
 class Calendar(NamedTuple):
@@ -37,7 +37,7 @@ class Calendar(NamedTuple):
     workdays: frozenset[date] = frozenset()
     start: time = time(9, 0)
     end: time = time(18, 0)
-    tz: timezone = CST
+    tz: timezone = CITY_TZ
 
     def working(self, day: date) -> bool:
         return day in self.workdays or (day.weekday() < 5 and day not in self.holidays)

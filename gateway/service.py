@@ -17,8 +17,8 @@ import uvicorn
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway import storage
-from gateway.api import case_view, create_app
+from gateway import presentation, storage
+from gateway.api import create_app
 from gateway.actions import perform
 from gateway.cases import escalation, running_deadline
 from gateway.config import GatewayConfig, Tables, load_tables
@@ -165,15 +165,11 @@ class Clock(threading.Thread):
                                 case["state"], f"{type(exc).__name__}: {exc}"[:500])
         return done
 
-    def notice(self, row: dict, case: dict, now: float) -> tuple[str, str]:
-        """The topic and JSON of one notice; WireError or ValueError when the stored case cannot make one."""
-        body = case_view(case, now)
-        if row["action"] == "dispatched":
-            topic = wire.dispatch_topic(row["target"] or case["department"])
-        else:
-            topic = wire.escalation_topic(row["target"] or case["grid"])
-            body["notice"] = row["note"]
-        return topic, json.dumps(body, ensure_ascii=False, allow_nan=False)
+    def notice(self, row: dict, case: dict, now: float) -> tuple[str, bytes]:
+        """The topic and payload of one notice, checked against ``xueliang/schema/notice.schema.json``;
+        WireError or ValueError when the stored case cannot make one."""
+        body = presentation.notice(row, case, self.tables, now)
+        return wire.notice_topic(body), wire.encode_notice(body)
 
     def publish_notices(self, now: float) -> None:
         """Send the notices the case log holds (dispatch, escalation), a round at a time: one read

@@ -48,6 +48,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import CreateColumn
 
 from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Role, transition
+from xueliang import wire
 
 log_ = logging.getLogger(__name__)  # ``log`` writes the case log
 metadata = MetaData()
@@ -480,6 +481,29 @@ def dead_letter_grid(payload: bytes) -> str | None:
     return grid
 
 
+def _incident_evidence(db: Connection, incident_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """Each incident's snapshots as kept: (when it was found, when the camera saw it gone). The
+    sha256 its events named (the first that named one, and its end's), if those bytes arrived
+    for that very incident (evidence rows are keyed by incident)."""
+    if not incident_ids:
+        return {}
+    named: dict[str, list] = {i: [None, None] for i in incident_ids}
+    for iid, state, payload in db.execute(
+            select(incident_events.c.incident_id, incident_events.c.state, incident_events.c.payload)
+            .where(incident_events.c.incident_id.in_(incident_ids)).order_by(incident_events.c.seq)):
+        try:
+            sha = (json.loads(payload).get("evidence") or {}).get("sha256")
+        except (ValueError, AttributeError):  # stored as received: checked then, but never trusted twice
+            continue
+        which = 1 if state == "end" else 0
+        if isinstance(sha, str) and named[iid][which] is None:
+            named[iid][which] = sha
+    wanted = {sha for pair in named.values() for sha in pair if sha}
+    kept = set(db.execute(select(evidence.c.incident_id, evidence.c.sha256)
+                          .where(evidence.c.sha256.in_(sorted(wanted)))).all()) if wanted else set()
+    return {iid: tuple(sha if (iid, sha) in kept else None for sha in pair) for iid, pair in named.items()}
+
+
 def add_case_photo(db: Connection, case_id: int, sha256: str, now: float) -> bool:
     """Link a kept image to a case as one of its photos; False when the case had it already."""
     if db.execute(select(case_photos.c.sha256).where(case_photos.c.case_id == case_id,
@@ -528,7 +552,7 @@ class Store:
                                                      ~photo.exists())  # the same bytes, a case's photo too
                               .limit(100)).mappings().all()
             for row in rows:
-                topic = f"xl/v1/{row['box']}/{row['camera']}/evidence/{row['incident_id']}"
+                topic = wire.evidence_topic(row["box"], row["camera"], row["incident_id"])
                 db.execute(insert(dead_letters).values(
                     received_at=now, topic=topic[:512], payload=bytes(row["data"][:DEAD_LETTER_KEEP_BYTES]),
                     reason=f"evidence without an incident: no incident {row['incident_id']!r} arrived within "
@@ -540,10 +564,21 @@ class Store:
     # --- reads ---
     def list_cases(self, state: str | None = None, grid: str | None = None, department: str | None = None,
                    category: str | None = None, overdue_at: float | None = None, grids: list[str] | None = None,
-                   limit: int = 100, offset: int = 0, hidden_states: list[str] | None = None) -> list[dict]:
+                   limit: int = 100, offset: int = 0, hidden_states: list[str] | None = None, *,
+                   states: list[str] | None = None, codes: list[str] | None = None, ids: list[int] | None = None,
+                   created_from: float | None = None, created_to: float | None = None) -> list[dict]:
+        """Cases newest first; ``states``, ``codes`` (the city's category codes) and ``ids`` select any
+        of theirs, ``created_from``/``created_to`` the time the case was opened (both inclusive)."""
         q = select(cases).order_by(cases.c.id.desc()).limit(limit).offset(offset)
         if hidden_states:
             q = q.where(cases.c.state.not_in(hidden_states))
+        for col, values in (("state", states), ("category_code", codes), ("id", ids)):
+            if values is not None:
+                q = q.where(cases.c[col].in_(values))
+        if created_from is not None:
+            q = q.where(cases.c.created_at >= created_from)
+        if created_to is not None:
+            q = q.where(cases.c.created_at <= created_to)
         for col, value in (("state", state), ("grid", grid), ("department", department), ("type", category)):
             if value is not None:
                 q = q.where(cases.c[col] == value)
@@ -567,7 +602,18 @@ class Store:
             case["incidents"] = [dict(r._mapping) for r in db.execute(
                 select(case_incidents.c.incident_id, case_incidents.c.how, case_incidents.c.linked_at)
                 .where(case_incidents.c.case_id == case_id).order_by(case_incidents.c.linked_at))]
+            shots = _incident_evidence(db, [i["incident_id"] for i in case["incidents"]])
+            for i in case["incidents"]:
+                i["evidence_sha256"], i["end_evidence_sha256"] = shots.get(i["incident_id"], (None, None))
             return case
+
+    def last_changes(self, case_ids: list[int]) -> dict[int, float]:
+        """When each case last changed: its newest case-log row."""
+        if not case_ids:
+            return {}
+        with self.engine.connect() as db:
+            return dict(db.execute(select(case_log.c.case_id, func.max(case_log.c.at))
+                                   .where(case_log.c.case_id.in_(case_ids)).group_by(case_log.c.case_id)).all())
 
     def evidence_bytes(self, sha256: str) -> bytes | None:
         with self.engine.connect() as db:

@@ -1,7 +1,9 @@
 """The operators' page: case list with filters, case page with evidence and timeline, overdue
 board, a schematic map of cameras and open cases, and the daily report with its ranking.
 
-Server-rendered HTML; every value from a message or a table is escaped. The pages read with
+Server-rendered HTML; every value from a message or a table is escaped. Everything a person
+reads is in Chinese and in Beijing time (``gateway.presentation``: department and grid names from
+the city's tables, states, actions and the gateway's own notes). The pages read with
 the same scopes as the API, as the principal of a session: a token is exchanged once at
 ``/ui/login`` for an HttpOnly, SameSite=Strict cookie, so no token is ever in a URL, a link
 or a log (with ``http.public_read`` everyone reads without signing in).
@@ -11,25 +13,23 @@ from __future__ import annotations
 
 import html
 import time
-from datetime import datetime
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from gateway.api import (CITY_TZ, CaseId, Filter, Sha256, Which, case_view, evidence_response, period,
-                         photo_response)
-from gateway.auth import SESSION_COOKIE, Principal, hash_token, may_see, page_reader, scope, start_session, subtree
+from gateway.auth import (SESSION_COOKIE, Principal, find_cases, hash_token, may_see, page_reader, scope,
+                          start_session, visible_case)
+from gateway.cases import is_overdue
+from gateway.config import Tables
+from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, STATE_NAMES, CaseId, Filter, IncidentId, Sha256,
+                                  Which, actor_text, city_day, duration_text, evidence_url, incident_evidence_response,
+                                  local_time, note_text, period, photo_response, photo_url)
 from gateway.reports import summary
 from gateway.security import read_capped
 from gateway.workflow import CaseState
 
 web_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False)
-
-STATE_NAMES = {
-    "pending_review": "待审核", "dispatched": "已派遣", "handling": "处置中", "feedback": "已反馈",
-    "closed": "已结案", "returned": "已回退", "ledger": "挂账", "rejected": "已作废",
-}
 STYLE = """
 body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
 header{background:#1b3a5c;color:#fff;padding:10px 18px;display:flex;gap:18px;align-items:center}
@@ -61,18 +61,28 @@ def page(title: str, body: str, who: Principal | None = None, status_code: int =
                         headers={"Cache-Control": "no-store"})
 
 
-def case_rows(cases: list[dict]) -> str:
+def grid_text(tables: Tables, code: str | None) -> str:
+    """A grid as people read it: its name, and its code where the name is not the code."""
+    if not code:
+        return ""
+    name = tables.grid_name(code)
+    return name if name == code else f"{name} ({code})"
+
+
+def case_rows(cases: list[dict], tables: Tables) -> str:
     now = time.time()
     rows = []
-    for c in map(lambda r: case_view(r, now), cases):
+    for c in cases:
+        overdue = is_overdue(c, now)
         rows.append(
-            f"<tr class='{'overdue' if c['overdue'] else ''}'><td><a href='/ui/cases/{c['id']}'>#{c['id']}</a></td>"
+            f"<tr class='{'overdue' if overdue else ''}'><td><a href='/ui/cases/{c['id']}'>#{c['id']}</a></td>"
             f"<td>{esc(c['category_name'])}{' <span class=urgent>紧急</span>' if c['urgent'] else ''}</td>"
-            f"<td>{esc(c['grid'])}</td><td>{esc(c['department'])}</td>"
+            f"<td>{esc(grid_text(tables, c['grid']))}</td><td>{esc(tables.department_name(c['department']))}</td>"
             f"<td><span class=badge>{esc(STATE_NAMES.get(c['state'], c['state']))}</span></td>"
-            f"<td>{esc(c['deadline'])}</td><td>{esc(c['level'])}</td><td>{esc(c['camera'])}/{esc(c['zone'])}</td></tr>")
-    return ("<table id=cases><tr><th>编号</th><th>类别</th><th>网格</th><th>部门</th><th>状态</th><th>时限</th>"
-            "<th>督办级别</th><th>点位</th></tr>" + "".join(rows) + "</table>")
+            f"<td>{esc(local_time(c['created_at']))}</td><td>{esc(local_time(c['deadline']))}</td>"
+            f"<td>{esc(c['level'])}</td><td>{esc(c['camera'])}/{esc(c['zone'])}</td></tr>")
+    return ("<table id=cases><tr><th>编号</th><th>类别</th><th>网格</th><th>部门</th><th>状态</th><th>立案时间</th>"
+            "<th>处置时限</th><th>督办级别</th><th>点位</th></tr>" + "".join(rows) + "</table>")
 
 
 LOGIN_FORM = ("<form method=post action=/ui/login id=login><input type=hidden name=next value='{next}'>"
@@ -128,61 +138,68 @@ def cases_page(request: Request, state: CaseState | None = None, category: Filte
                department: Filter = None, overdue: bool = False, principal: Principal = Depends(page_reader)):
     state = state.value if state else None
     store, tables = request.app.state.store, request.app.state.tables
-    s = scope(principal, tables)
-    grids = s.get("grids")
-    if grid:
-        grids = [g for g in subtree(tables, grid) if grids is None or g in grids]
-    found = category and (tables.category(category) or tables.category_by_code(category))
-    rows = store.list_cases(state or None, None, s.get("department", department or None),
-                            found.type if found else category or None, time.time() if overdue else None, grids, 500,
-                            hidden_states=s.get("hidden_states"))
+    rows = find_cases(store, tables, principal, state=state, grid=grid or None, department=department or None,
+                      category=category or None, overdue_at=time.time() if overdue else None, limit=500)
 
-    def select(name, options, current):
+    def select(name, label, options, current):
         opts = "".join(f"<option value='{esc(v)}' {'selected' if v == current else ''}>{esc(n)}</option>"
                        for v, n in [("", "全部")] + options)
-        return f"<label>{name} <select name={name}>{opts}</select></label>"
+        return f"<label>{label} <select name={name}>{opts}</select></label>"
 
-    filters = (f"<form class=filters>{select('state', list(STATE_NAMES.items()), state)}"
-               f"{select('category', [(c.type, c.name) for c in tables.categories], category)}"
-               f"{select('department', [(d.id, d.name) for d in tables.departments], department)}"
-               f"<label>grid <input name=grid value='{esc(grid or '')}'></label>"
-               f"<label><input type=checkbox name=overdue value=true {'checked' if overdue else ''}> 超期</label>"
+    filters = (f"<form class=filters>{select('state', '状态', list(STATE_NAMES.items()), state)}"
+               f"{select('category', '类别', [(c.type, c.name) for c in tables.categories], category)}"
+               f"{select('department', '部门', [(d.id, d.name) for d in tables.departments], department)}"
+               f"<label>网格编码 <input name=grid value='{esc(grid or '')}' placeholder='含下级网格'></label>"
+               f"<label><input type=checkbox name=overdue value=true {'checked' if overdue else ''}> 只看超期</label>"
                "<button>筛选</button></form>")
-    return page("案件列表", filters + case_rows(rows), principal)
+    return page("案件列表", filters + case_rows(rows, tables), principal)
 
 
 def visible(case_id: int, request: Request, principal: Principal) -> dict:
-    row = request.app.state.store.get_case(case_id)
-    if row is None or not may_see(principal, row, request.app.state.tables):
-        raise HTTPException(404, f"no case {case_id}")
-    return row
+    return visible_case(request.app.state.store, request.app.state.tables, principal, case_id)
+
+
+def figure(label: str, url: str) -> str:
+    return f"<figure><img alt='{esc(label)}' src='{esc(url)}'><figcaption>{esc(label)}</figcaption></figure>"
 
 
 @web_router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(page_reader)):
-    c = case_view(visible(case_id, request, principal))
-    shots = [("发现", c["evidence_url"] and f"/ui/cases/{case_id}/evidence.jpg"),
-             ("视频核查", c["end_evidence_url"] and f"/ui/cases/{case_id}/evidence.jpg?which=end")]
-    shots += [("现场照片", f"/ui/cases/{case_id}/photos/{e['note']}.jpg") for e in c["timeline"] if e["photo_url"]]
-    images = "".join(f"<figure><img alt='{label}' src='{esc(url)}'><figcaption>{label}</figcaption></figure>"
-                     for label, url in shots if url)
-    timeline = "".join(f"<tr><td>{esc(e['at'])}</td><td>{esc(e['actor'])}</td><td>{esc(e['action'])}</td>"
+    c, tables = visible(case_id, request, principal), request.app.state.tables
+    incidents = "".join(
+        f"<section class=incident data-incident='{esc(i['incident_id'])}'><h3>事件 {esc(i['incident_id'])} · "
+        f"{esc(HOW_NAMES.get(i['how'], i['how']))} · {esc(local_time(i['linked_at']))}</h3>"
+        + (figure("发现", evidence_url(case_id, i["incident_id"], prefix="/ui")) if i["evidence_sha256"] else "")
+        + (figure("视频核查", evidence_url(case_id, i["incident_id"], "end", prefix="/ui"))
+           if i["end_evidence_sha256"] else "")
+        + "</section>" for i in c["incidents"])
+    photos = "".join(figure("现场照片", photo_url(case_id, e["note"], prefix="/ui"))
+                     for e in c["timeline"] if e["action"] == "photo")
+    timeline = "".join(f"<tr><td>{esc(local_time(e['at']))}</td><td>{esc(actor_text(e['actor'], e['role']))}</td>"
+                       f"<td>{esc(ACTION_NAMES.get(e['action'], e['action']))}</td>"
                        f"<td>{esc(STATE_NAMES.get(e['to_state'] or '', e['to_state']))}</td>"
-                       f"<td>{'照片' if e['photo_url'] else esc(e['note'])}</td></tr>"
+                       f"<td>{esc(note_text(e, tables))}</td></tr>"
                        for e in c["timeline"])
+    ended = f"{END_REASONS.get(c['end_reason'], c['end_reason'])} {local_time(c['ended_at'])}" if c["end_reason"] else ""
     facts = "".join(f"<tr><th>{k}</th><td>{esc(v)}</td></tr>" for k, v in (
-        ("类别", f"{c['category_name']} ({c['category_code']}){' · 紧急' if c['urgent'] else ''}"), ("网格", c["grid"]), ("部门", c["department"]),
-        ("状态", STATE_NAMES.get(c["state"], c["state"])), ("时限", c["deadline"]), ("督办级别", c["level"]),
-        ("点位", f"{c['box']}/{c['camera']}/{c['zone']}"), ("发现时间", c["reported_at"]),
-        ("合并事件数", c["incident_count"]), ("核查", c["end_reason"])))
-    return page(f"案件 #{case_id}", f"<table id=facts>{facts}</table>{images}<h2>流转记录</h2>"
-                f"<table id=timeline><tr><th>时间</th><th>操作者</th><th>动作</th><th>状态</th><th>说明</th></tr>"
-                f"{timeline}</table>", principal)
+        ("类别", f"{c['category_name']} ({c['category_code']}){' · 紧急' if c['urgent'] else ''}"),
+        ("网格", grid_text(tables, c["grid"])), ("部门", tables.department_name(c["department"])),
+        ("状态", STATE_NAMES.get(c["state"], c["state"])), ("发现时间", local_time(c["reported_at"])),
+        ("派遣时间", local_time(c["dispatched_at"])), ("处置时限", local_time(c["deadline"])),
+        ("核查时限", local_time(c["recheck_deadline"])), ("申请延期", duration_text(c["extension_request"])),
+        ("督办级别", c["level"]), ("升级至", grid_text(tables, c["escalated_grid"])),
+        ("点位", f"{c['box']}/{c['camera']}/{c['zone']}"), ("合并事件数", c["incident_count"]), ("视频核查", ended),
+        ("结案时间", local_time(c["closed_at"]))) if v not in ("", None))
+    return page(f"案件 #{case_id}", f"<table id=facts>{facts}</table><h2>事件与证据</h2>{incidents}{photos}"
+                "<h2>流转记录</h2><table id=timeline><tr><th>时间</th><th>操作者</th><th>动作</th><th>状态</th>"
+                f"<th>说明</th></tr>{timeline}</table>", principal)
 
 
-@web_router.get("/cases/{case_id}/evidence.jpg", response_class=Response)
-def case_evidence(case_id: CaseId, request: Request, which: Which = "start", principal: Principal = Depends(page_reader)):
-    return evidence_response(visible(case_id, request, principal), which, request.app.state.store)
+@web_router.get("/cases/{case_id}/incidents/{incident_id}/evidence.jpg", response_class=Response)
+def incident_evidence(case_id: CaseId, incident_id: IncidentId, request: Request, which: Which = "start",
+                      principal: Principal = Depends(page_reader)):
+    return incident_evidence_response(visible(case_id, request, principal), incident_id, which,
+                                      request.app.state.store)
 
 
 @web_router.get("/cases/{case_id}/photos/{sha256}.jpg", response_class=Response)
@@ -197,7 +214,7 @@ def overdue_page(request: Request, principal: Principal = Depends(page_reader)):
     rows = request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"),
                                               overdue_at=time.time(), limit=500, hidden_states=s.get("hidden_states"))
     rows.sort(key=lambda r: (-r["level"], r["deadline"]))
-    return page("超期督办", case_rows(rows), principal)
+    return page("超期督办", case_rows(rows, request.app.state.tables), principal)
 
 
 @web_router.get("/map", response_class=HTMLResponse)
@@ -233,17 +250,18 @@ def reports_page(request: Request, date: Filter = None, principal: Principal = D
         start, end = period("daily", date or None, now)
     except ValueError as exc:
         raise HTTPException(422, f"date {date!r}: {exc}") from None
-    rows = [r for r in request.app.state.store.cases_between(start, end) if may_see(principal, r, request.app.state.tables)]
+    tables = request.app.state.tables
+    rows = [r for r in request.app.state.store.cases_between(start, end) if may_see(principal, r, tables)]
     r = summary(rows, start, end, now)
     top = max([c["received"] for c in r["categories"]] + [1])
     bars = "".join(f"<text x=0 y={22 * i + 15}>{esc(c['category'])}</text>"
                    f"<rect class=bar x=160 y={22 * i + 3} width={round(400 * c['received'] / top)} height=16></rect>"
                    f"<text x={170 + round(400 * c['received'] / top)} y={22 * i + 15}>{c['received']}</text>"
                    for i, c in enumerate(r["categories"]))
-    ranking = "".join(f"<tr><td>{d['rank']}</td><td>{esc(d['department'])}</td><td>{d['closed']}</td>"
-                      f"<td>{pct(d['on_time_rate'])}</td><td>{d['overdue']}</td></tr>"
+    ranking = "".join(f"<tr><td>{d['rank']}</td><td>{esc(tables.department_name(d['department']))}</td>"
+                      f"<td>{d['closed']}</td><td>{pct(d['on_time_rate'])}</td><td>{d['overdue']}</td></tr>"
                       for d in r["departments"])
-    day = datetime.fromtimestamp(start, CITY_TZ).date().isoformat()
+    day = city_day(start).isoformat()
     head = (f"<p>{esc(day)}: 受理 {r['received']} · 派遣 {r['dispatched']} · 结案 {r['closed']} · "
             f"按期率 {pct(r['on_time_rate'])} · 超期 {r['overdue']}</p>")
     return page("民情快报", head + f"<svg id=chart width=640 height={22 * len(r['categories']) + 10}>{bars}</svg>"

@@ -85,3 +85,27 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = 
             return value
         time.sleep(interval)
     raise AssertionError(f"{message} within {timeout:.0f}s")
+
+
+def serve(app):
+    """A real HTTP server (uvicorn, in a thread) for ``app`` on a free loopback port, as a context
+    manager that yields its base URL; for HTTP clients and browsers that must talk over a socket."""
+    import contextlib
+    import threading
+
+    import uvicorn
+
+    @contextlib.contextmanager
+    def running():
+        port = services.free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+        thread.start()
+        try:
+            wait_until(lambda: server.started, 10, 0.05, message="the HTTP server listening")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(10)
+
+    return running()

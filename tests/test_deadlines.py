@@ -6,15 +6,15 @@ import pytest
 import yaml
 
 from gateway.config import TABLES_DIR, load_tables
-from gateway.deadlines import CST, Calendar, deadline, parse_service_level
+from gateway.deadlines import CITY_TZ, Calendar, deadline, parse_service_level
 
 
 def at(*args) -> float:
-    return datetime(*args, tzinfo=CST).timestamp()
+    return datetime(*args, tzinfo=CITY_TZ).timestamp()
 
 
 def local(ts: float) -> str:
-    return datetime.fromtimestamp(ts, CST).strftime("%a %Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(ts, CITY_TZ).strftime("%a %Y-%m-%d %H:%M")
 
 
 def test_working_days_skip_weekends_and_holidays_and_count_adjusted_workdays():

@@ -21,9 +21,10 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.api import case_view, create_app
+from gateway.api import create_app
 from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
+from gateway.presentation import case_view
 from gateway.service import Clock
 from gateway.storage import Store
 from xueliang import services
@@ -64,7 +65,7 @@ def test_hostile_batches_in_process_are_accounted_for_and_ingest_flows_on():
         listed = api.get("/cases", params={"limit": 1000})
         assert listed.status_code == 200 and len(listed.json()) == store.count("cases")
         for case in store.list_cases(limit=1000):
-            json.dumps(case_view(store.get_case(case["id"])), allow_nan=False)
+            json.dumps(case_view(store.get_case(case["id"]), tables), allow_nan=False)
             assert api.get(f"/cases/{case['id']}").status_code == 200
 
 

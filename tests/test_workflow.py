@@ -338,7 +338,7 @@ def test_open311_and_reports(city):
     reqs = client.get("/open311/v2/requests.json", headers=auth(tokens["admin"])).json()
     assert sorted(r["status"] for r in reqs) == ["closed", "open"]
     one = client.get(f"/open311/v2/requests/{police_case['id']}.json", headers=auth(tokens["police"])).json()[0]
-    assert one["service_code"] == "200505" and one["agency_responsible"] == "traffic-police" and one["lat"] == 39.17
+    assert one["service_code"] == "200505" and one["agency_responsible"] == "交警" and one["lat"] == 39.17
     report = client.get("/reports/daily", headers=auth(tokens["admin"])).json()
     assert (report["received"], report["closed"], report["on_time_rate"]) == (2, 1, 1.0)
     ranking = {d["department"]: d for d in report["departments"]}

@@ -1,4 +1,5 @@
-"""The wire between edge and gateway: topics, time format and the incident schema.
+"""The wire between edge and gateway: topics, time format, the incident schema, the gateway's
+acknowledgements and its notices (dispatch, escalation).
 
 Both sides import this module; it needs only the standard library, jsonschema and fastjsonschema,
 so a gateway host never pulls in OpenCV or onnxruntime.
@@ -336,3 +337,51 @@ def decode_ack(payload: bytes) -> dict[str, str]:
     if len(payload) > 300_000:
         raise WireError(f"ack of {len(payload)} bytes is too large")
     return _check_ack(loads(payload))["messages"]
+
+
+# The gateway's notices: a case dispatched to a department, an overdue case escalated to a grid.
+NOTICE_TYPES = ("dispatch", "escalation")
+NOTICE_CASE_FIELDS = ("id", "incident_id", "type", "category_code", "category_name", "department", "department_name",
+                      "grid", "grid_name", "box", "camera", "zone", "lat", "lon", "state", "urgent", "level",
+                      "escalated_grid", "created_at", "dispatched_at", "deadline", "reported_at", "overdue",
+                      "incident_count", "confidence", "bbox", "evidence_url")
+
+
+@lru_cache(maxsize=1)
+def notice_schema() -> dict[str, Any]:
+    return json.loads(resources.files("xueliang").joinpath("schema/notice.schema.json").read_text())
+
+
+@lru_cache(maxsize=1)
+def _notice_validator() -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(notice_schema())
+    return cls(notice_schema(), format_checker=cls.FORMAT_CHECKER)
+
+
+def notice_topic(notice: dict[str, Any]) -> str:
+    """Where a notice goes: ``dispatch/{department}`` or ``escalations/{grid}``."""
+    return dispatch_topic(notice["to"]) if notice["type"] == "dispatch" else escalation_topic(notice["to"])
+
+
+def encode_notice(notice: dict[str, Any]) -> bytes:
+    """A notice as published, if it follows ``schema/notice.schema.json``; else WireError naming the field."""
+    error = jsonschema.exceptions.best_match(_notice_validator().iter_errors(notice))
+    if error is not None:
+        where = "/".join(str(p)[:64] for p in error.absolute_path) or "(notice)"
+        raise WireError(f"notice {where}: {error.message[:300]}")
+    return json.dumps(notice, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode_notice(payload: bytes) -> dict[str, Any]:
+    """A notice as a department's or a grid's system receives it, checked; WireError saying why not.
+
+    >>> decode_notice(b'{"schema_version": 1, "type": "dispatch"}')
+    Traceback (most recent call last):
+    ...
+    xueliang.wire.WireError: notice (notice): 'at' is a required property
+    """
+    if len(payload) > 64_000:
+        raise WireError(f"notice of {len(payload)} bytes is too large")
+    notice = loads(payload)
+    encode_notice(notice)
+    return notice

@@ -1,0 +1,143 @@
+"""Open311 GeoReport v2, read-only: the city's categories as services, cases as service requests,
+for third-party tools (https://wiki.open311.org/GeoReport_v2).
+
+Both formats of the spec: ``.xml`` (its default) and ``.json``. ``requests`` takes the spec's
+filters: ``service_request_id`` (comma-delimited; overrides the others), ``service_code`` and
+``status`` (comma-delimited), ``start_date``/``end_date`` on ``requested_datetime`` (W3C times,
+e.g. ``2026-12-01T00:00:00Z``; at most 90 days apart, the last 90 days when neither is given).
+Errors are the spec's ``[{"code", "description"}]`` (``<errors>`` in XML). Services are public;
+requests take the API's token (``Authorization: Bearer``), and so does ``media_url`` (see the README).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from gateway.auth import Principal, reader, scope, visible_case
+from gateway.presentation import MAX_ID, georeport, georeport_service, open311_xml
+from gateway.workflow import CaseState
+from xueliang import wire
+
+open311 = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
+Format = Annotated[str, Path(pattern="^(json|xml)$", description="xml (the spec's default) or json")]
+CommaList = Annotated[str | None, Query(max_length=2000, pattern=r"^[^\x00-\x1f\x7f]*$")]
+W3Time = Annotated[str | None, Query(max_length=40, description="W3C date-time, e.g. 2026-12-01T00:00:00Z")]
+MAX_SPAN_S = 90 * 86400
+MAX_REQUESTS = 1000
+CLOSED = [CaseState.CLOSED.value, CaseState.REJECTED.value]
+OPEN = [s.value for s in CaseState if s.value not in CLOSED]
+
+
+class Open311Error(Exception):
+    def __init__(self, code: int, description: str):
+        super().__init__(description)
+        self.code, self.description = code, description
+
+
+def answer(fmt: str, root: str, item: str, items: list[dict], status_code: int = 200) -> Response:
+    if fmt == "xml":
+        return Response(open311_xml(root, item, items), status_code, media_type="text/xml; charset=utf-8")
+    return JSONResponse(items, status_code)
+
+
+def error(fmt: str, exc: Open311Error) -> Response:
+    return answer(fmt, "errors", "error", [{"code": exc.code, "description": exc.description}], exc.code)
+
+
+def _items(text: str | None, what: str) -> list[str] | None:
+    if text is None or not text.strip():
+        return None
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if len(values) > 100:
+        raise Open311Error(400, f"{what}: at most 100 values")
+    return values
+
+
+def _time(text: str | None, what: str) -> float | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return wire.parse_time(text.strip())
+    except wire.WireError as exc:
+        raise Open311Error(400, f"{what}: {exc}; write a W3C date-time such as 2026-12-01T00:00:00Z") from None
+
+
+def date_range(start_date: str | None, end_date: str | None, now: float) -> tuple[float, float]:
+    """The ``requested_datetime`` range the spec's filters ask for (inclusive), at most 90 days.
+
+    >>> start, end = date_range("2026-12-01T00:00:00+08:00", None, now=0.0)
+    >>> wire.iso(start), (end - start) / 86400
+    ('2026-11-30T16:00:00.000Z', 90.0)
+    """
+    start, end = _time(start_date, "start_date"), _time(end_date, "end_date")
+    if start is None and end is None:
+        end = now
+    if start is None:
+        start = end - MAX_SPAN_S
+    if end is None:
+        end = start + MAX_SPAN_S
+    if end < start:
+        raise Open311Error(400, f"end_date {end_date} is before start_date {start_date}")
+    if end - start > MAX_SPAN_S:
+        raise Open311Error(400, "start_date and end_date may not span more than 90 days")
+    return start, end
+
+
+def service_requests(request: Request, who: Principal, service_request_id: str | None, service_code: str | None,
+                     start_date: str | None, end_date: str | None, status: str | None) -> list[dict]:
+    store, tables = request.app.state.store, request.app.state.tables
+    s = scope(who, tables)
+    query: dict = {"department": s.get("department"), "grids": s.get("grids"), "hidden_states": s.get("hidden_states"),
+                   "limit": MAX_REQUESTS}
+    ids = _items(service_request_id, "service_request_id")
+    if ids is not None:  # the spec: it overrides all other arguments
+        if not all(i.isdigit() and 1 <= int(i) <= MAX_ID for i in ids):
+            raise Open311Error(400, "service_request_id: comma-delimited request numbers")
+        query["ids"] = [int(i) for i in ids]
+    else:
+        query["codes"] = _items(service_code, "service_code")
+        statuses = _items(status, "status")
+        if statuses is not None:
+            if not set(statuses) <= {"open", "closed"}:
+                raise Open311Error(400, f"status: open or closed, comma-delimited, not {status!r}")
+            query["states"] = (OPEN if "open" in statuses else []) + (CLOSED if "closed" in statuses else [])
+        query["created_from"], query["created_to"] = date_range(start_date, end_date, time.time())
+    rows = store.list_cases(**query)
+    updated = store.last_changes([r["id"] for r in rows])
+    base = str(request.base_url)
+    return [georeport(r, tables, base, updated.get(r["id"])) for r in rows]
+
+
+@open311.get("/services.{fmt}")
+def services(request: Request, fmt: Format):
+    """The city's categories (``service_code`` is the city's category code, ``group`` its department);
+    public, like the tables they come from."""
+    return answer(fmt, "services", "service", [georeport_service(c) for c in request.app.state.tables.categories])
+
+
+@open311.get("/requests.{fmt}")
+def requests_(request: Request, fmt: Format, who: Principal = Depends(reader), service_request_id: CommaList = None,
+              service_code: CommaList = None, start_date: W3Time = None, end_date: W3Time = None,
+              status: CommaList = None, jurisdiction_id: CommaList = None):
+    """Cases the token may see as service requests, newest first, at most 1000."""
+    try:
+        items = service_requests(request, who, service_request_id, service_code, start_date, end_date, status)
+    except Open311Error as exc:
+        return error(fmt, exc)
+    return answer(fmt, "service_requests", "request", items)
+
+
+@open311.get("/requests/{request_id}.{fmt}")
+def request_one(request: Request, request_id: Annotated[int, Path(ge=1, le=MAX_ID)], fmt: Format,
+                who: Principal = Depends(reader)):
+    store, tables = request.app.state.store, request.app.state.tables
+    try:
+        row = visible_case(store, tables, who, request_id)
+    except HTTPException:
+        return error(fmt, Open311Error(404, f"no service request {request_id}"))
+    item = georeport(row, tables, str(request.base_url), store.last_changes([row["id"]]).get(row["id"]))
+    return answer(fmt, "service_requests", "request", [item])

@@ -1,0 +1,342 @@
+"""What people and machines see of a case: one module for the HTTP API, the operators' pages,
+Open311 and the MQTT notices (neither the API nor the pages import the other).
+
+Machines read ISO 8601 UTC (``2026-12-05T02:30:00.000Z``) and the tables' ids; people read
+Beijing time (``2026-12-05 10:30``) and Chinese: department and grid names from the city's
+tables, states, actions and roles from the tables below.
+
+>>> local_time(wire.parse_time("2026-12-05T02:30:00Z"))
+'2026-12-05 10:30'
+>>> ACTION_NAMES["request_extension"], STATE_NAMES["feedback"], duration_text("1 working day")
+('申请延期', '已反馈', '1 个工作日')
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from datetime import date, datetime, timedelta
+from typing import Annotated
+from xml.etree import ElementTree
+
+from fastapi import HTTPException, Path, Query
+from fastapi.responses import Response
+
+from gateway.cases import is_overdue
+from gateway.config import Tables
+from gateway.deadlines import CITY_TZ, parse_service_level
+from gateway.storage import Store
+from gateway.workflow import Action, CaseState, Role
+from xueliang import wire
+
+# --- what the API and the pages take in a URL ---
+MAX_ID = 2**31 - 1  # PostgreSQL's integer column; SQLite itself overflows past 2**63
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="the case's number")]
+IncidentId = Annotated[str, Path(pattern=wire.INCIDENT_ID.pattern, description="an incident joined to the case")]
+# a filter value: what a code in the city's tables can be, without control characters (NUL breaks PostgreSQL)
+Filter = Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Which = Annotated[str, Query(pattern="^(start|end)$", description="start: when it was found; end: the camera's re-check")]
+Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)  # reports cover this century
+
+# --- Chinese for people: every state, action (the log-only ones too), role and end reason ---
+STATE_NAMES = {
+    "pending_review": "待审核", "dispatched": "已派遣", "handling": "处置中", "feedback": "已反馈",
+    "closed": "已结案", "returned": "已回退", "ledger": "挂账", "rejected": "已作废",
+}
+LOG_ONLY_ACTIONS = {  # case-log rows that are no workflow.Action
+    "created": "立案", "dispatched": "派遣", "merged": "合并事件", "recheck_evidence": "视频核查",
+    "incident_ended": "事件结束", "photo": "现场照片", "flagged": "网格待核", "escalation_failed": "升级失败",
+}
+ACTION_NAMES = {
+    "confirm": "审核通过", "reject": "作废", "acknowledge": "签收", "feedback": "处置反馈", "close": "核查结案",
+    "recheck_failed": "核查未通过", "return": "回退", "redispatch": "重新派遣", "ledger": "挂账",
+    "reopen": "重新派遣(复发)", "extend": "延期", "escalate": "升级督办", "request_extension": "申请延期",
+    "approve_extension": "批准延期", "refuse_extension": "驳回延期", **LOG_ONLY_ACTIONS,
+}
+ROLE_NAMES = {"system": "系统", "operator": "指挥中心", "department": "部门", "admin": "管理员"}
+END_REASONS = {"left": "车辆已驶离", "cleared": "已清除", "stream_ended": "视频结束", "camera_lost": "摄像机失联"}
+HOW_NAMES = {"opened": "立案", "merged": "合并", "reopened": "复发"}
+UNIT_NAMES = {"s": "秒", "min": "分钟", "h": "小时", "d": "天"}
+WORKING_UNIT_NAMES = {"min": "个工作分钟", "h": "个工作小时", "d": "个工作日"}
+assert set(STATE_NAMES) == {s.value for s in CaseState} and {a.value for a in Action} <= set(ACTION_NAMES)
+
+# --- times ---
+_ISO_IN_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)")
+
+
+def iso(t: float | None) -> str | None:
+    """A stored time for machines (ISO 8601 UTC); None for one no calendar can show (stored before
+    times were checked)."""
+    try:
+        return wire.iso(t) if t is not None else None
+    except wire.WireError:
+        return None
+
+
+def local_time(t: float | None) -> str:
+    """A stored time for people: Beijing time to the minute; empty when there is none."""
+    try:
+        return datetime.fromtimestamp(t, CITY_TZ).strftime("%Y-%m-%d %H:%M") if t is not None else ""
+    except (OverflowError, OSError, ValueError, TypeError):
+        return ""
+
+
+def city_day(t: float) -> date:
+    """The city's calendar day of ``t``: reports and the case list count days in Beijing time."""
+    return datetime.fromtimestamp(t, CITY_TZ).date()
+
+
+def local_text(text: str | None) -> str:
+    """``text`` with every ISO 8601 time in it shown in Beijing time.
+
+    >>> local_text("camera: left at 2026-12-05T02:30:00.000Z")
+    'camera: left at 2026-12-05 10:30'
+    """
+    def shown(m: re.Match) -> str:
+        try:
+            return local_time(wire.parse_time(m.group(0)))
+        except wire.WireError:
+            return m.group(0)
+    return _ISO_IN_TEXT.sub(shown, text or "")
+
+
+def duration_text(text: str | None) -> str:
+    """A service level or extension as people read it (``2h`` -> ``2 小时``); as written if it is none."""
+    try:
+        level = parse_service_level(text or "")
+    except ValueError:
+        return text or ""
+    amount = f"{level.amount:g}"
+    return f"{amount} {(WORKING_UNIT_NAMES if level.working else UNIT_NAMES)[level.unit]}"
+
+
+def period(kind: str, day: str | None, now: float) -> tuple[float, float]:
+    """A report's [start, end) in epoch seconds: a city day, or the city week (Monday on) holding
+    ``day``; ValueError for a day that is not YYYY-MM-DD in this century.
+
+    >>> start, end = period("daily", "2026-12-05", 0.0)
+    >>> iso(start), (end - start) / 3600
+    ('2026-12-04T16:00:00.000Z', 24.0)
+    """
+    start_day = date.fromisoformat(day) if day else city_day(now)
+    if not FIRST_DAY <= start_day <= LAST_DAY:
+        raise ValueError(f"date {day!r} is outside {FIRST_DAY}..{LAST_DAY}")
+    if kind == "weekly":
+        start_day -= timedelta(days=start_day.weekday())
+    start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=CITY_TZ).timestamp()
+    return start, start + (7 if kind == "weekly" else 1) * 86400
+
+
+# --- the case for machines (the API, notices) ---
+
+def bbox(text: str) -> list[float]:
+    """The stored box; empty when it cannot be shown as JSON (NaN, stored before numbers were checked)."""
+    try:
+        box = json.loads(text)
+        return box if all(isinstance(v, int | float) and math.isfinite(v) for v in box) else []
+    except (TypeError, ValueError):
+        return []
+
+
+def evidence_url(case_id: int, incident_id: str | None = None, which: str = "start", prefix: str = "") -> str:
+    """Where a case's snapshot is served: the case's own (its first incident's), or one incident's.
+
+    >>> evidence_url(3), evidence_url(3, "inc-2", "end", prefix="/ui")
+    ('/cases/3/evidence.jpg', '/ui/cases/3/incidents/inc-2/evidence.jpg?which=end')
+    """
+    path = f"{prefix}/cases/{case_id}" + (f"/incidents/{incident_id}" if incident_id else "") + "/evidence.jpg"
+    return path + ("?which=end" if which == "end" else "")
+
+
+def photo_url(case_id: int, sha256: str, prefix: str = "") -> str:
+    return f"{prefix}/cases/{case_id}/photos/{sha256}.jpg"
+
+
+def case_view(row: dict, tables: Tables, now: float | None = None) -> dict:
+    """A stored case as the API shows it: times in ISO 8601 UTC, the overdue flag, evidence URLs
+    (the case's and each joined incident's), the names people call its department and grid."""
+    now = time.time() if now is None else now
+    out = dict(row)
+    for key in ("created_at", "dispatched_at", "deadline", "reported_at", "closed_at", "ended_at", "fed_back_at",
+                "recheck_deadline"):
+        out[key] = iso(row.get(key))
+    out["overdue"] = is_overdue(row, now)
+    out["urgent"] = bool(row["urgent"])
+    out["bbox"] = bbox(row["bbox"])
+    out["department_name"] = tables.department_name(row["department"])
+    out["grid_name"] = tables.grid_name(row["grid"])
+    out["evidence_url"] = evidence_url(row["id"]) if row["evidence_sha256"] else None
+    out["end_evidence_url"] = evidence_url(row["id"], which="end") if row["end_evidence_sha256"] else None
+    if "timeline" in row:
+        out["timeline"] = [dict(e, at=iso(e["at"]), photo_url=photo_url(row["id"], e["note"])
+                                if e["action"] == "photo" else None) for e in row["timeline"]]
+        out["incidents"] = [
+            {"incident_id": i["incident_id"], "how": i["how"], "linked_at": iso(i["linked_at"]),
+             "evidence_url": evidence_url(row["id"], i["incident_id"]) if i.get("evidence_sha256") else None,
+             "end_evidence_url": evidence_url(row["id"], i["incident_id"], "end") if i.get("end_evidence_sha256")
+             else None}
+            for i in row["incidents"]]
+    return out
+
+
+# --- the images, as served to the API and the pages alike ---
+
+def evidence_response(row: dict, which: str, store: Store) -> Response:
+    """A case's own snapshot (its first incident's)."""
+    sha = row["evidence_sha256"] if which == "start" else row["end_evidence_sha256"]
+    data = store.evidence_bytes(sha) if sha else None
+    if data is None:
+        raise HTTPException(404, f"case {row['id']}: {which} evidence has not arrived")
+    return Response(data, media_type="image/jpeg")
+
+
+def incident_evidence_response(row: dict, incident_id: str, which: str, store: Store) -> Response:
+    """The snapshot of one incident joined to the case ``row`` (from ``store.get_case``); 404 for an
+    incident that is not this case's."""
+    linked = next((i for i in row["incidents"] if i["incident_id"] == incident_id), None)
+    if linked is None:
+        raise HTTPException(404, f"case {row['id']} has no incident {incident_id}")
+    sha = linked["evidence_sha256"] if which == "start" else linked["end_evidence_sha256"]
+    data = store.evidence_bytes(sha) if sha else None
+    if data is None:
+        raise HTTPException(404, f"case {row['id']}: incident {incident_id}'s {which} evidence has not arrived")
+    return Response(data, media_type="image/jpeg")
+
+
+def photo_response(case_id: int, sha256: str, store: Store) -> Response:
+    """A photo added to a case."""
+    data = store.photo_bytes(case_id, sha256)
+    if data is None:
+        raise HTTPException(404, f"case {case_id} has no photo {sha256}")
+    return Response(data, media_type="image/jpeg")
+
+
+# --- the case for people (the pages) ---
+
+def actor_text(actor: str, role: str) -> str:
+    """Who did it, as people read it: ``department:tp`` -> ``部门 tp``; the gateway and its clock are 系统.
+
+    >>> actor_text("box:demo-box", "system"), actor_text("clock", "system"), actor_text("operator:op1", "operator")
+    ('摄像机 demo-box', '系统', '指挥中心 op1')
+    """
+    kind, _, name = actor.partition(":")
+    if kind == "box":
+        return f"摄像机 {name}"
+    if not name:
+        return ROLE_NAMES.get(role, role) if actor in ("gateway", "clock") else actor
+    return f"{ROLE_NAMES.get(kind, kind)} {name}"
+
+
+def _escalate_note(m: re.Match, tables: Tables) -> str:
+    what = "核查时限" if m["what"] == "re-check" else "处置时限"
+    return f"超期: {what} {local_text(m['at'])} 已过; 第 {m['level']} 级督办, 升级至 {tables.grid_name(m['to'])}"
+
+
+# the notes the gateway itself writes, each as people read it; a person's note is shown as written
+_SYSTEM_NOTES: list[tuple[str, re.Pattern, object]] = [
+    ("created", re.compile(r"(?P<type>\w+) in zone (?P<zone>.+)"),
+     lambda m, t: f"摄像机发现{(c := t.category(m['type'])) and c.name or m['type']} · 区域 {m['zone']}"),
+    ("dispatched", re.compile(r"(?P<dept>[^ ]+)"), lambda m, t: f"派往 {t.department_name(m['dept'])}"),
+    ("redispatch", re.compile(r"to (?P<dept>[^ ]+)"), lambda m, t: f"改派至 {t.department_name(m['dept'])}"),
+    ("merged", re.compile(r"incident (?P<iid>\S+) at the same place"), lambda m, t: f"同一地点的事件 {m['iid']} 并入本案"),
+    ("reopen", re.compile(r"the problem came back: incident (?P<iid>\S+)"),
+     lambda m, t: f"问题再次出现 (事件 {m['iid']}), 重新派遣"),
+    ("recheck_evidence", re.compile(r"camera: (?P<why>\w+) at (?P<at>\S+)"),
+     lambda m, t: f"摄像机核查: {END_REASONS.get(m['why'], m['why'])} ({local_text(m['at'])})"),
+    ("incident_ended", re.compile(r"camera: (?P<why>\w+) for incident (?P<iid>\S+); still seen: (?P<still>.+)"),
+     lambda m, t: f"摄像机: 事件 {m['iid']} {END_REASONS.get(m['why'], m['why'])}; 仍可见: {m['still']}"),
+    ("close", re.compile(r"closed on the camera's re-check"), lambda m, t: "视频核查通过, 自动结案"),
+    ("escalate", re.compile(r"overdue: the (?P<what>deadline|re-check) passed at (?P<at>\S+); level (?P<level>\d+), "
+                            r"to (?P<to>\S+)"), _escalate_note),
+    ("flagged", re.compile(r"grid (?P<grid>\S+) is not in the city's grid tree: raised to the centre for review"),
+     lambda m, t: f"网格 {m['grid']} 不在本市网格表中: 提交指挥中心审核"),
+    ("escalation_failed", re.compile(r"(?P<error>.+)", re.S), lambda m, t: f"升级失败: {local_text(m['error'])}"),
+]
+
+
+def note_text(entry: dict, tables: Tables) -> str:
+    """A timeline entry's note as people read it: the gateway's own notes in Chinese, a requested
+    extension as a duration, times in Beijing time; what a person wrote as they wrote it.
+
+    >>> from gateway.config import TABLES_DIR, load_tables
+    >>> t = load_tables(TABLES_DIR / "demo.yaml")
+    >>> note_text({"action": "dispatched", "role": "system", "note": "traffic-police"}, t)
+    '派往 交警大队'
+    >>> note_text({"action": "request_extension", "role": "department", "note": "2h"}, t)
+    '2 小时'
+    """
+    note, action = entry.get("note"), entry["action"]
+    if note is None:
+        return ""
+    if action == "photo":
+        return "照片"
+    if action in ("request_extension", "approve_extension", "refuse_extension", "extend"):
+        try:
+            parse_service_level(note)
+            return duration_text(note)
+        except ValueError:
+            pass
+    for name, pattern, show in _SYSTEM_NOTES:
+        if name == action and (m := pattern.fullmatch(note)):
+            return show(m, tables)
+    return local_text(note)
+
+
+# --- Open311 GeoReport v2 ---
+
+def georeport(row: dict, tables: Tables, base_url: str, updated_at: float | None) -> dict:
+    """A case as an Open311 service request; ``media_url`` absolute (``base_url`` is the API's root).
+    ``updated_at`` is the case's last change (its newest case-log row)."""
+    return {"service_request_id": str(row["id"]), "status": "closed" if row["state"] in ("closed", "rejected") else "open",
+            "status_notes": STATE_NAMES.get(row["state"], row["state"]), "service_name": row["category_name"],
+            "service_code": row["category_code"], "description": f"{row['category_name']}: 摄像机 {row['camera']} "
+            f"区域 {row['zone']}", "agency_responsible": tables.department_name(row["department"]),
+            "service_notice": None, "requested_datetime": iso(row["created_at"]),
+            "updated_datetime": iso(updated_at or row["created_at"]), "expected_datetime": iso(row["deadline"]),
+            "address": tables.grid_name(row["grid"]), "address_id": row["grid"], "zipcode": None,
+            "lat": row["lat"], "long": row["lon"],
+            "media_url": base_url.rstrip("/") + evidence_url(row["id"]) if row["evidence_sha256"] else None}
+
+
+def georeport_service(category) -> dict:
+    return {"service_code": category.code, "service_name": category.name,
+            "description": f"{category.name} ({category.type})", "metadata": False, "type": "realtime",
+            "keywords": category.type, "group": category.department}
+
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def open311_xml(root: str, item: str, items: list[dict]) -> bytes:
+    """Open311's XML (the spec's default format): ``<root><item><field>value</field>...``, every
+    value escaped by the standard library; characters XML 1.0 cannot carry are left out.
+
+    >>> open311_xml("services", "service", [{"service_name": "<b>&", "metadata": False, "group": None}])
+    b"<?xml version='1.0' encoding='utf-8'?>\\n<services><service><service_name>&lt;b&gt;&amp;</service_name><metadata>false</metadata><group /></service></services>"
+    """
+    top = ElementTree.Element(root)
+    for values in items:
+        element = ElementTree.SubElement(top, item)
+        for key, value in values.items():
+            field = ElementTree.SubElement(element, key)
+            if value is not None:
+                field.text = _NOT_XML.sub("", str(value).lower() if isinstance(value, bool) else str(value))
+    return ElementTree.tostring(top, encoding="utf-8", xml_declaration=True)
+
+
+# --- the notices on MQTT (xueliang/schema/notice.schema.json) ---
+
+def notice(row: dict, case: dict, tables: Tables, now: float) -> dict:
+    """The notice a case-log row makes (``dispatched``: to the department; ``escalate``: to the grid
+    it was escalated to), as ``wire.encode_notice`` checks it."""
+    view = case_view(case, tables, now)
+    dispatch = row["action"] == "dispatched"
+    to = row["target"] or (case["department"] if dispatch else case["grid"])
+    return {"schema_version": wire.SCHEMA_VERSION, "type": "dispatch" if dispatch else "escalation",
+            "at": iso(row["at"]), "to": to,
+            "to_name": tables.department_name(to) if dispatch else tables.grid_name(to),
+            "note": None if dispatch else row["note"],
+            "case": {key: view[key] for key in wire.NOTICE_CASE_FIELDS}}

@@ -1,0 +1,188 @@
+"""What people and machines see of a case (gateway/presentation.py) on a real gateway database:
+each joined incident's own evidence, display names, Chinese for every action, Beijing time,
+and notices that follow their schema."""
+
+import ast
+import hashlib
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from gateway import presentation
+from gateway.config import TABLES_DIR, load_tables
+from gateway.service import Clock
+from gateway.workflow import Action, CaseState
+from xueliang import wire
+
+from .conftest import REPO
+from .test_workflow import act, auth, city, database_url, end_of, incident, postgres_server  # noqa: F401
+
+
+def jpeg(width: int, colour: str = "navy") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, 24), colour).save(out, "JPEG")
+    return out.getvalue()
+
+
+def sighting(ingest, picture: bytes, **changes) -> tuple[str, tuple[str, bytes]]:
+    """An incident whose snapshot arrived first, as a box sends them: (its id, its start message)."""
+    message = incident(evidence={"sha256": hashlib.sha256(picture).hexdigest(), "bytes": len(picture)}, **changes)
+    incident_id = json.loads(message[1])["incident_id"]
+    assert ingest.handle(wire.evidence_topic("box-1", "gate", incident_id), picture) == "evidence"
+    return incident_id, message
+
+
+def gone(ingest, message: tuple[str, bytes], picture: bytes, reason: str = "left") -> str:
+    """The camera sees the incident gone, with its own end snapshot."""
+    topic, payload = end_of(message, reason)
+    m = json.loads(payload)
+    m["evidence"] = {"sha256": hashlib.sha256(picture).hexdigest(), "bytes": len(picture)}
+    assert ingest.handle(wire.evidence_topic("box-1", "gate", m["incident_id"]), picture) == "evidence"
+    return ingest.handle(topic, json.dumps(m).encode())
+
+
+def test_each_incident_joined_by_merge_or_reopening_has_its_own_evidence(city):
+    tables, store, ingest, client, tokens = city
+    admin = auth(tokens["admin"])
+    pictures = {name: jpeg(width) for name, width in (("a", 40), ("b", 48), ("b-end", 56), ("a-end", 64), ("c", 72))}
+    a, first = sighting(ingest, pictures["a"])
+    assert ingest.handle(*first) == "case_created"
+    b, second = sighting(ingest, pictures["b"])
+    assert ingest.handle(*second) == "case_merged"
+    assert gone(ingest, second, pictures["b-end"]) == "case_updated"
+    for action in ("acknowledge", "feedback"):
+        assert act(client, tokens["police"], 1, action).status_code == 200
+    assert gone(ingest, first, pictures["a-end"]) == "case_updated"
+    assert store.get_case(1)["state"] == CaseState.CLOSED.value
+    c, third = sighting(ingest, pictures["c"])
+    assert ingest.handle(*third) == "case_reopened"
+    elsewhere, far = sighting(ingest, jpeg(80), location={"lat": 39.3, "lon": 117.3})
+    assert ingest.handle(*far) == "case_created"
+
+    case = client.get("/cases/1", headers=admin).json()
+    links = {i["incident_id"]: i for i in case["incidents"]}
+    assert [(i["incident_id"], i["how"]) for i in case["incidents"]] == [(a, "opened"), (b, "merged"), (c, "reopened")]
+    shown = {(iid, which): links[iid][key] for iid in (a, b, c)
+             for which, key in (("start", "evidence_url"), ("end", "end_evidence_url")) if links[iid][key]}
+    assert shown == {(a, "start"): f"/cases/1/incidents/{a}/evidence.jpg",
+                     (a, "end"): f"/cases/1/incidents/{a}/evidence.jpg?which=end",
+                     (b, "start"): f"/cases/1/incidents/{b}/evidence.jpg",
+                     (b, "end"): f"/cases/1/incidents/{b}/evidence.jpg?which=end",
+                     (c, "start"): f"/cases/1/incidents/{c}/evidence.jpg"}
+    expected = {(a, "start"): "a", (a, "end"): "a-end", (b, "start"): "b", (b, "end"): "b-end", (c, "start"): "c"}
+    for key, url in shown.items():
+        got = client.get(url, headers=admin)
+        assert got.status_code == 200 and got.headers["content-type"] == "image/jpeg"
+        assert got.content == pictures[expected[key]], key
+    assert client.get(case["evidence_url"], headers=admin).content == pictures["a"]  # the case's own: its first
+    # only the case's own incidents, only for those who may see the case
+    assert client.get(f"/cases/1/incidents/{elsewhere}/evidence.jpg", headers=admin).status_code == 404
+    assert client.get(f"/cases/2/incidents/{elsewhere}/evidence.jpg", headers=admin).status_code == 200
+    assert client.get(f"/cases/1/incidents/{c}/evidence.jpg?which=end", headers=admin).status_code == 404
+    assert client.get(f"/cases/1/incidents/{a}/evidence.jpg", headers=auth(tokens["sanitation"])).status_code == 404
+    assert client.get(f"/cases/1/incidents/{a}/evidence.jpg").status_code == 401
+    assert client.get(f"/cases/1/incidents/{a}/evidence.jpg", headers=auth(tokens["police"])).status_code == 200
+    assert client.get("/cases/1/incidents/a%2Fb/evidence.jpg", headers=admin).status_code in (404, 422)
+
+
+def test_the_api_keeps_utc_for_machines_and_adds_the_names_people_use(city):
+    tables, store, ingest, client, tokens = city
+    ingest.handle(*incident())
+    case = client.get("/cases/1", headers=auth(tokens["admin"])).json()
+    assert case["deadline"].endswith("Z") and wire.parse_time(case["deadline"]) == pytest.approx(
+        store.get_case(1)["deadline"], abs=0.001)
+    assert (case["department"], case["department_name"]) == ("traffic-police", "交警")
+    assert (case["grid"], case["grid_name"]) == ("D-S1-C1-G1", "网格1")
+    listed = client.get("/cases", headers=auth(tokens["admin"])).json()[0]
+    assert (listed["department_name"], listed["grid_name"]) == ("交警", "网格1")
+
+
+def logged_actions() -> set[str]:
+    """Every case-log action the gateway's code writes as a literal (storage.log, storage._log_row)."""
+    found = set()
+    for path in (REPO / "gateway").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", getattr(node.func, "id", None))
+                position = {"log": 5, "_log_row": 4}.get(name)
+                if position is not None and len(node.args) > position:
+                    arg = node.args[position]
+                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                        found.add(arg.value)
+    return found
+
+
+def test_every_action_and_every_log_entry_has_a_chinese_name():
+    written = logged_actions()
+    assert {"created", "dispatched", "merged", "recheck_evidence", "incident_ended", "photo", "flagged",
+            "escalation_failed"} <= written  # the scan finds what the gateway writes
+    missing = ({a.value for a in Action} | written) - set(presentation.ACTION_NAMES)
+    assert not missing, f"no Chinese name in presentation.ACTION_NAMES for {sorted(missing)}"
+    assert set(presentation.STATE_NAMES) == {s.value for s in CaseState}
+    assert all(not name.isascii() for name in presentation.ACTION_NAMES.values())
+
+
+@pytest.mark.parametrize("utc, shown", [
+    ("2026-12-05T02:30:00Z", "2026-12-05 10:30"),  # a 10:30 Beijing deadline, as the outside check saw it
+    ("2026-12-31T16:00:00Z", "2027-01-01 00:00"),  # the city's new year starts 8 hours before UTC's
+    (None, ""),
+])
+def test_people_read_beijing_time(utc, shown):
+    assert presentation.local_time(wire.parse_time(utc) if utc else None) == shown
+
+
+@pytest.mark.parametrize("kind, day, start, end", [
+    ("daily", "2026-12-05", "2026-12-04T16:00:00.000Z", "2026-12-05T16:00:00.000Z"),
+    ("weekly", "2026-12-05", "2026-11-29T16:00:00.000Z", "2026-12-06T16:00:00.000Z"),  # from Monday, Beijing time
+])
+def test_reports_count_beijing_days(kind, day, start, end):
+    assert tuple(map(presentation.iso, presentation.period(kind, day, 0.0))) == (start, end)
+
+
+@pytest.mark.parametrize("entry, shown", [
+    ({"action": "dispatched", "role": "system", "note": "traffic-police"}, "派往 交警大队"),
+    ({"action": "escalate", "role": "system", "note": "overdue: the deadline passed at 2026-12-05T02:30:00.000Z; "
+                                                      "level 1, to HQ-DZG"}, "超期: 处置时限 2026-12-05 10:30 已过; 第 1 级督办, 升级至 丁字沽街道"),
+    ({"action": "recheck_evidence", "role": "system", "note": "camera: cleared at 2026-12-05T02:30:00Z"},
+     "摄像机核查: 已清除 (2026-12-05 10:30)"),
+    ({"action": "redispatch", "role": "operator", "note": "to sanitation"}, "改派至 环卫所"),
+    ({"action": "approve_extension", "role": "operator", "note": "1 working day"}, "1 个工作日"),
+    ({"action": "feedback", "role": "department", "note": "moved at 2026-12-05T02:30:00Z, see photo"},
+     "moved at 2026-12-05 10:30, see photo"),  # a person's note as written, times in Beijing time
+    ({"action": "photo", "role": "department", "note": "ab" * 32}, "照片"),
+])
+def test_notes_read_in_chinese_and_beijing_time(entry, shown):
+    assert presentation.note_text(entry, load_tables(TABLES_DIR / "demo.yaml")) == shown
+
+
+def test_dispatch_and_escalation_notices_follow_their_schema(city):
+    tables, store, ingest, client, tokens = city
+    ingest.handle(*incident())
+    assert act(client, tokens["op-s1"], 1, "escalate", note="the street asks").status_code == 200
+    clock = Clock(store, tables, client=None, every_s=1)
+    rows = store.unpublished(("dispatched", "escalate"))
+    built = [clock.notice(row, store.get_case(1), time.time()) for row in rows]
+    (dispatch_topic, dispatch), (escalation_topic, escalation) = built
+    dispatch, escalation = wire.decode_notice(dispatch), wire.decode_notice(escalation)
+    assert dispatch_topic == "xl/v1/dispatch/traffic-police" and escalation_topic == "xl/v1/escalations/D-S1-C1"
+    assert (dispatch["type"], dispatch["to"], dispatch["to_name"], dispatch["schema_version"]) == (
+        "dispatch", "traffic-police", "交警", 1)
+    assert (escalation["type"], escalation["to"], escalation["to_name"], escalation["note"]) == (
+        "escalation", "D-S1-C1", "社区1", "the street asks")
+    assert escalation["case"]["id"] == 1 and escalation["case"]["level"] == 1
+    assert escalation["case"]["department_name"] == "交警" and escalation["case"]["deadline"].endswith("Z")
+    with pytest.raises(wire.WireError, match="notice case: Additional properties"):
+        wire.encode_notice(dict(escalation, case=dict(escalation["case"], secret="x")))
+    with pytest.raises(wire.WireError, match="notice type"):
+        wire.encode_notice(dict(dispatch, type="recall"))
+
+
+def test_the_notice_schema_lists_the_fields_the_gateway_sends():
+    schema = wire.notice_schema()
+    assert tuple(schema["properties"]["case"]["required"]) == wire.NOTICE_CASE_FIELDS
+    assert set(schema["properties"]["case"]["properties"]) == set(wire.NOTICE_CASE_FIELDS)
+    assert Path(REPO / "xueliang" / "schema" / "notice.schema.json").is_file()
