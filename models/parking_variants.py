@@ -78,6 +78,11 @@ VARIANTS = [
     # composed: the van's place shows the wall and road beside it until 21 s, as if it arrived then
     Variant("arrives_21s", vf="split[a][b];[b]crop=74:61:574:40[p];[a][p]overlay=648:40:enable='lt(t,21)'",
             codec=x264(), arrives_s=21.0),
+    # the footage of the issue that filed this suite (issue 12), remade: mirrored and rescaled to 1152x864;
+    # zoomed, darkened, noisy, H.265 with key frames 3 s apart
+    Variant("mirrored_1152x864", vf="hflip,scale=1152:864", codec=x264(), mirror=True),
+    Variant("zoomed_dusk_noise_h265_gop3s", vf="crop=iw*0.6:ih*0.6:iw*0.4:0,scale=768:576,"
+            "eq=brightness=-0.15:contrast=0.6,noise=alls=18:allf=t", codec=x265(3), crop=(0.4, 0.0, 0.6, 0.6)),
     # the issue's worst case: 720p, blurred, noisy, darker, H.265 with key frames 8 s apart, big zones too
     Variant("720p_dusk_noise_h265_gop8s", vf="scale=1280:720,gblur=sigma=1.2,noise=alls=16:allf=t,"
             "eq=brightness=-0.12:contrast=0.7", codec=x265(8), layout=LARGE_NEXT_TO_SMALL),
