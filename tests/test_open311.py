@@ -1,0 +1,148 @@
+"""Open311 GeoReport v2 over a real HTTP server (uvicorn on a free port) on a real gateway
+database, read with httpx and with a third-party GeoReport client from PyPI (georeport 0.3.1)."""
+
+import copy
+import hashlib
+import json
+import time
+from xml.etree import ElementTree
+
+import httpx
+import pytest
+import yaml
+
+from gateway.api import create_app
+from gateway.auth import new_token
+from gateway.config import load_tables
+from gateway.ingest import Ingest
+from gateway.storage import Store
+from xueliang import wire
+
+from .conftest import serve
+from .test_presentation import jpeg
+from .test_workflow import CITY, incident
+
+HOSTILE_NAME = "网格1 <b>&amp;\x01"  # markup and a character XML 1.0 cannot carry, in the city's own table
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    city = copy.deepcopy(CITY)
+    for grid in city["grids"]:
+        if grid["code"] == "D-S1-C1-G1":
+            grid["name"] = HOSTILE_NAME
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True))
+    tables = load_tables(tmp_path / "city.yaml")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables)
+    picture = jpeg(40)
+    message = incident(evidence={"sha256": hashlib.sha256(picture).hexdigest(), "bytes": len(picture)})
+    ingest.handle(wire.evidence_topic("box-1", "gate", json.loads(message[1])["incident_id"]), picture)
+    assert ingest.handle(*message) == "case_created"
+    assert ingest.handle(*incident(type="garbage", grid="D-S2-G9", location={"lat": 39.3, "lon": 117.3})) == "case_created"
+    return tables, store, picture
+
+
+def test_requests_tell_the_last_change_filter_by_date_and_name_the_agency_and_place(gateway):
+    tables, store, picture = gateway
+    admin = {"Authorization": f"Bearer {new_token(store, 'root', 'admin')}"}
+    police = {"Authorization": f"Bearer {new_token(store, 'tp', 'department', department='traffic-police')}"}
+    with serve(create_app(store, tables)) as base, httpx.Client(base_url=f"{base}/open311/v2", timeout=10) as api:
+        def one(headers=admin) -> dict:
+            (request,) = api.get("/requests/1.json", headers=headers).json()
+            return request
+
+        request = one()
+        assert (request["agency_responsible"], request["address"], request["address_id"]) == (
+            "交警", HOSTILE_NAME, "D-S1-C1-G1")
+        # updated_datetime is the case's last change, whoever made it
+        for who, action, extra in ((police, "acknowledge", {}), (police, "request_extension", {"extend_by": "1h"}),
+                                   (admin, "approve_extension", {}), (admin, "escalate", {}),
+                                   (police, "feedback", {"note": "moved on"}), (admin, "close", {})):
+            before = one()["updated_datetime"]
+            time.sleep(0.01)
+            done = httpx.post(f"{base}/cases/1/actions", json={"action": action, **extra}, headers=who)
+            assert done.status_code == 200, done.text
+            last = done.json()["timeline"][-1]["at"]
+            assert one()["updated_datetime"] == last and last > before, action
+        assert one(police)["updated_datetime"] == last
+
+        # media_url: absolute, and read with the same token as the request
+        media = one()["media_url"]
+        assert media == f"{base}/cases/1/evidence.jpg"
+        assert httpx.get(media).status_code == 401
+        got = httpx.get(media, headers=admin)
+        assert (got.status_code, got.headers["content-type"], got.content) == (200, "image/jpeg", picture)
+
+        ids = lambda **q: sorted(int(r["service_request_id"]) for r in api.get("/requests.json", params=q,  # noqa: E731
+                                                                                  headers=admin).json())
+        now = time.time()
+        assert ids() == [1, 2]
+        assert ids(start_date="2030-01-01T00:00:00Z") == []
+        assert ids(start_date=wire.iso(now - 3600), end_date=wire.iso(now + 3600)) == [1, 2]
+        assert ids(end_date=wire.iso(now - 3600)) == []
+        assert ids(start_date="2026-01-01T00:00:00+08:00", end_date="2026-01-02T00:00:00+08:00") == []
+        assert ids(status="open") == [2] and ids(status="closed,open") == [1, 2] and ids(status="closed") == [1]
+        assert ids(service_code="200102") == [2] and ids(service_code="200505,200102") == [1, 2]
+        assert ids(service_request_id="2,1", start_date="2030-01-01T00:00:00Z") == [1, 2]  # overrides the others
+        assert [int(r["service_request_id"]) for r in api.get("/requests.json", headers=police).json()] == [1]
+
+        for query in ({"start_date": "yesterday"}, {"start_date": "2024-02-30T00:00:00Z"},
+                      {"start_date": "2026-01-01T00:00:00Z", "end_date": "2025-12-01T00:00:00Z"},
+                      {"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-06-01T00:00:00Z"},
+                      {"status": "pending"}, {"service_request_id": "1,x"}):
+            answer = api.get("/requests.json", params=query, headers=admin)
+            assert answer.status_code == 400 and answer.json()[0]["code"] == 400, (query, answer.text)
+            xml = api.get("/requests.xml", params=query, headers=admin)
+            error = ElementTree.fromstring(xml.content).find("error")
+            assert xml.status_code == 400 and error.findtext("code") == "400" and error.findtext("description")
+        assert api.get("/requests.json", params={"start_date": "x" * 41}, headers=admin).status_code == 422
+        missing = api.get("/requests/99.xml", headers=admin)
+        assert missing.status_code == 404 and ElementTree.fromstring(missing.content).findtext("error/code") == "404"
+
+
+def test_xml_is_the_specs_format_with_every_value_escaped(gateway):
+    tables, store, picture = gateway
+    admin = {"Authorization": f"Bearer {new_token(store, 'root', 'admin')}"}
+    with serve(create_app(store, tables)) as base, httpx.Client(base_url=f"{base}/open311/v2", timeout=10) as api:
+        answer = api.get("/requests.xml", headers=admin)
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/xml")
+        assert b"<b>" not in answer.content and b"&lt;b&gt;&amp;amp;" in answer.content and b"\x01" not in answer.content
+        root = ElementTree.fromstring(answer.content)
+        assert root.tag == "service_requests"
+        by_id = {r.findtext("service_request_id"): r for r in root.findall("request")}
+        police_case = by_id["1"]
+        assert police_case.findtext("address") == HOSTILE_NAME.replace("\x01", "")
+        assert police_case.findtext("agency_responsible") == "交警" and police_case.findtext("service_code") == "200505"
+        assert police_case.findtext("media_url") == f"{base}/cases/1/evidence.jpg"
+        assert wire.parse_time(police_case.findtext("requested_datetime")) <= wire.parse_time(
+            police_case.findtext("updated_datetime"))
+        assert by_id["2"].findtext("media_url") == ""  # no snapshot: an empty element
+        services = ElementTree.fromstring(api.get("/services.xml").content)  # public, like the tables
+        assert [s.findtext("service_code") for s in services.findall("service")] == ["200505", "200102"]
+        assert services.find("service").findtext("metadata") == "false"
+        (one,) = ElementTree.fromstring(api.get("/requests/2.xml", headers=admin).content).findall("request")
+        assert one.findtext("agency_responsible") == "城管" and one.findtext("address") == "网格9"  # routed by the grid
+        assert api.get("/requests.html", headers=admin).status_code in (404, 422)
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_a_third_party_georeport_client_reads_a_city_that_publishes_its_requests(gateway, fmt):
+    """georeport (PyPI) sends no Authorization header: it reads a gateway with ``http.public_read``."""
+    from georeport import GeoReport
+
+    tables, store, picture = gateway
+    with serve(create_app(store, tables, public_read=True)) as base:
+        client = GeoReport(f"{base}/open311/v2", output_format=fmt)
+        services = client.get_service_list()
+        assert {s["service_code"] for s in services} == {"200505", "200102"}
+        now = time.time()
+        found = client.get_service_requests(start_date=wire.iso(now - 86400), end_date=wire.iso(now + 60),
+                                            status="open")
+        found = [found] if isinstance(found, dict) else found  # xmltodict: one element is no list
+        assert sorted(r["service_request_id"] for r in found) == ["1", "2"]
+        one = client.get_service_request("1")
+        assert (one["agency_responsible"], one["address_id"], one["service_code"]) == ("交警", "D-S1-C1-G1", "200505")
+        assert one["media_url"] == f"{base}/cases/1/evidence.jpg"
+        assert httpx.get(one["media_url"]).content == picture
+        assert one["updated_datetime"] >= one["requested_datetime"]
