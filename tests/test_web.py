@@ -1,7 +1,9 @@
 """The operators' page in a real headless Chromium against a real gateway process: sign-in with a
-token for a session cookie, cases, evidence, timeline, map, report, sign-out and revocation."""
+token for a session cookie, cases, evidence, timeline, map, report, sign-out and revocation; and
+what a person reads there: Chinese and Beijing time throughout, each joined incident's snapshot."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,10 +14,18 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 
+from gateway.api import create_app
+from gateway.auth import new_token
+from gateway.config import load_tables
+from gateway.ingest import Ingest
+from gateway.presentation import ACTION_NAMES, local_time
+from gateway.storage import Store
 from xueliang import services, wire
 
-from .conftest import REPO, wait_until
+from .conftest import REPO, serve, wait_until
 from .test_gateway import START
+from .test_presentation import gone, jpeg, sighting
+from .test_workflow import CITY, incident
 
 SHOTS = REPO / "data" / "screenshots"
 
@@ -111,14 +121,14 @@ def test_operator_finds_a_case_sees_its_evidence_timeline_map_and_report(tmp_pat
         wait_until(lambda: browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)
                    == 768, 5, message="the evidence image loaded")
         timeline = browser.find_element(By.ID, "timeline").text
-        assert "created" in timeline and "dispatched" in timeline
+        assert "立案" in timeline and "派遣" in timeline
         no_token_anywhere()
         browser.save_screenshot(str(SHOTS / "case.png"))
         browser.get(f"{base}/map")
         assert len(browser.find_elements(By.CSS_SELECTOR, "#map circle")) == 2  # the camera and its open case
         browser.get(f"{base}/reports")
         assert "受理 1" in browser.find_element(By.TAG_NAME, "main").text
-        assert browser.find_elements(By.CSS_SELECTOR, "#ranking tr")[1].text.startswith("1 traffic-police")
+        assert browser.find_elements(By.CSS_SELECTOR, "#ranking tr")[1].text.startswith("1 交警大队")
         browser.save_screenshot(str(SHOTS / "reports.png"))
         browser.get(f"{base}/overdue")
         assert browser.find_elements(By.CSS_SELECTOR, "#cases tr")[1:] == []
@@ -144,3 +154,82 @@ def test_operator_finds_a_case_sees_its_evidence_timeline_map_and_report(tmp_pat
     finally:
         gateway.terminate()
         gateway.wait(10)
+
+
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+ENGLISH_ACTION = re.compile(r"\b(" + "|".join(sorted(ACTION_NAMES, key=len, reverse=True)) + r")\b")
+
+
+def test_a_person_reads_chinese_and_beijing_time_and_sees_each_incidents_snapshot(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    tables = load_tables(tmp_path / "city.yaml")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables)
+    first_id, first = sighting(ingest, jpeg(40))
+    assert ingest.handle(*first) == "case_created"
+    second_id, second = sighting(ingest, jpeg(48))
+    assert ingest.handle(*second) == "case_merged"
+    assert gone(ingest, second, jpeg(56, "gold"), "left") == "case_updated"  # the first is still seen
+    assert ingest.handle(*incident(type="garbage", grid="D-S2-G9", location={"lat": 39.3, "lon": 117.3})) == "case_created"
+    admin, police, operator = (new_token(store, "root", "admin"),
+                               new_token(store, "tp", "department", department="traffic-police"),
+                               new_token(store, "op1", "operator", grid="D-S1"))
+    with serve(create_app(store, tables)) as base:
+        for token, action, extra in ((police, "acknowledge", {}), (police, "request_extension", {"extend_by": "2h"}),
+                                     (operator, "approve_extension", {}), (operator, "escalate", {})):
+            done = httpx.post(f"{base}/cases/1/actions", json={"action": action, **extra},
+                              headers={"Authorization": f"Bearer {token}"})
+            assert done.status_code == 200, done.text
+        case = store.get_case(1)
+        browser.get(f"{base}/ui/login")
+        browser.find_element(By.NAME, "token").send_keys(admin)
+        browser.find_element(By.CSS_SELECTOR, "#login button").click()
+        wait_until(lambda: browser.current_url == f"{base}/ui/cases", 5, message="signed in")
+
+        # the case list: Chinese labels, names from the tables, Beijing times
+        main = browser.find_element(By.TAG_NAME, "main").text
+        labels = [e.text.split("\n")[0].strip() for e in browser.find_elements(By.CSS_SELECTOR, "form.filters label")]
+        assert [label.split(" ")[0] for label in labels] == ["状态", "类别", "部门", "网格编码", "只看超期"]
+        row = browser.find_element(By.CSS_SELECTOR, "#cases tr:last-child").text
+        assert "交警" in row and "网格1 (D-S1-C1-G1)" in row and "traffic-police" not in main
+        assert local_time(case["created_at"]) in row and local_time(case["deadline"]) in row
+        assert not ISO_UTC.search(main), main
+        listed_day = local_time(case["created_at"])[:10]
+
+        # the case: every action, state and note in Chinese, times in Beijing time
+        browser.get(f"{base}/ui/cases/1")
+        timeline = browser.find_element(By.ID, "timeline").text
+        for shown in ("立案", "派遣", "合并事件", "事件结束", "签收", "申请延期", "批准延期", "升级督办", "派往 交警",
+                      f"同一地点的事件 {second_id} 并入本案", "2 小时", "指挥中心 op1", "部门 tp", "摄像机 box-1"):
+            assert shown in timeline, shown
+        main = browser.find_element(By.TAG_NAME, "main").text
+        assert not ENGLISH_ACTION.search(main.replace(first_id, "").replace(second_id, "")), main
+        assert not ISO_UTC.search(main) and "traffic-police" not in main
+        facts = browser.find_element(By.ID, "facts").text
+        assert f"处置时限 {local_time(case['deadline'])}" in facts and "升级至 社区1 (D-S1-C1)" in facts
+
+        # each incident joined to the case shows its own snapshots
+        def widths(incident_id):
+            images = browser.find_elements(By.CSS_SELECTOR, f"section.incident[data-incident='{incident_id}'] img")
+            wait_until(lambda: all(browser.execute_script("return arguments[0].complete", i) for i in images), 5,
+                       message="the snapshots loaded")
+            return [(i.get_attribute("alt"), browser.execute_script("return arguments[0].naturalWidth", i))
+                    for i in images]
+
+        assert widths(first_id) == [("发现", 40)]
+        assert widths(second_id) == [("发现", 48), ("视频核查", 56)]
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SHOTS / "case-incidents.png"))
+        browser.get(f"{base}/ui/cases/1/incidents/{first_id}/evidence.jpg?which=end")
+        assert "has not arrived" in browser.page_source
+        browser.get(f"{base}/ui/cases/2/incidents/{first_id}/evidence.jpg")
+        assert "has no incident" in browser.page_source
+
+        # the report counts the same Beijing day the list shows, departments by name
+        browser.get(f"{base}/ui/reports")
+        main = browser.find_element(By.TAG_NAME, "main").text
+        assert main.splitlines()[1].startswith(f"{listed_day}: 受理 2")
+        ranking = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#ranking tr")[1:]]
+        assert sorted(r.split(" ")[1] for r in ranking) == ["交警", "城管"]
