@@ -1,4 +1,7 @@
-"""Photos people upload: a JPEG is what decodes as one, not what starts with its two bytes.
+"""The JPEG checks, in one place. A photo a person uploads must decode as a JPEG (``check_jpeg``:
+what merely starts with JPEG's two bytes may be HTML behind them). A box's snapshot
+(``check_evidence``) must be bounded and start as a JPEG; it is not decoded on the ingest path
+(boxes are authenticated, and every image is served as image/jpeg with ``nosniff``).
 
 >>> import io; from PIL import Image
 >>> out = io.BytesIO(); Image.new("RGB", (64, 48)).save(out, "JPEG")
@@ -17,6 +20,9 @@ import warnings
 
 from PIL import Image
 
+from xueliang import wire
+
+JPEG_START = b"\xff\xd8"  # the start-of-image marker every JPEG begins with
 MAX_PHOTO_BYTES = 8_000_000  # a 48-megapixel phone photo is 5-8 MB
 MAX_PHOTO_PIXELS = 50_000_000
 _DECODE_SIDE = 1024  # decoding at a reduced scale (JPEG's DCT scaling) proves the data without 150 MB of pixels
@@ -45,3 +51,17 @@ def check_jpeg(data: bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> tuple[int, in
         message = str(exc).split(" <_io.BytesIO")[0]  # no object address in an answer
         raise ImageError(f"not a JPEG image ({message})") from None
     return width, height
+
+
+def check_evidence(data: bytes) -> None:
+    """A box's snapshot as it arrives: 1 byte to ``wire.MAX_EVIDENCE_BYTES``, starting as a JPEG; else ImageError.
+
+    >>> check_evidence(b"GIF89a")
+    Traceback (most recent call last):
+    ...
+    gateway.images.ImageError: evidence is not a JPEG
+    """
+    if not data or len(data) > wire.MAX_EVIDENCE_BYTES:
+        raise ImageError(f"evidence of {len(data)} bytes; must be 1..{wire.MAX_EVIDENCE_BYTES}")
+    if not data.startswith(JPEG_START):
+        raise ImageError("evidence is not a JPEG")

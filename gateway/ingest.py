@@ -22,6 +22,7 @@ from gateway import storage
 from gateway.actions import perform
 from gateway.cases import NOT_ENDED, choose, incident_update, is_recheck, is_urgent, merged_urgent, new_case
 from gateway.config import Tables
+from gateway.images import ImageError, check_evidence
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role
 from xueliang import wire
@@ -121,10 +122,10 @@ class Ingest:
     def _checked(self, where: wire.Topic, payload: bytes, now: float):
         """Everything about a message that needs no database: the evidence's sha256, or (message, category)."""
         if where.kind == "evidence":
-            if not payload or len(payload) > wire.MAX_EVIDENCE_BYTES:
-                raise wire.WireError(f"evidence of {len(payload)} bytes; must be 1..{wire.MAX_EVIDENCE_BYTES}")
-            if not payload.startswith(b"\xff\xd8"):
-                raise wire.WireError("evidence is not a JPEG")
+            try:
+                check_evidence(payload)
+            except ImageError as exc:
+                raise wire.WireError(str(exc)) from None
             return hashlib.sha256(payload).hexdigest()
         message = wire.decode_incident(payload)
         if (message["box"], message["camera"]) != (where.box, where.camera):
