@@ -20,12 +20,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, field_validator
 
 from gateway import storage
-from gateway.auth import Principal, actor, find_cases, may_see, reader, scope, visible_case
+from gateway.auth import Principal, actor, bearer, find_cases, may_see, reader, scope, visible_case
 from gateway.actions import perform
 from gateway.cases import RECHECK_REASONS
 from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level
-from gateway.metrics import REGISTRY, IngestState
+from gateway.metrics import REGISTRY, Health
 from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
 from gateway.open311 import open311
 from gateway.presentation import (MAX_ID, CaseId, Filter, IncidentId, Sha256, Which, case_view, evidence_response,
@@ -305,7 +305,7 @@ def report(kind: str, day: Annotated[str | None, Query(alias="date", max_length=
 
 
 def create_app(store: Store, tables: Tables, public_read: bool = False, on_change=None,
-               ingest_state: IngestState | None = None) -> FastAPI:
+               health_state: Health | None = None) -> FastAPI:
     app = FastAPI(title="xueliang gateway", version="1")
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -314,21 +314,26 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     for router in (cases_router, dead_router, reports_router, open311):
         app.include_router(router)
 
-    ingest_state = ingest_state or IngestState()
-
     @app.get("/health", tags=["health"])
-    def health(response: Response) -> dict:
-        """``ok``, or 503 with the reason while ingest cannot commit or the database does not answer."""
-        ingest = ingest_state.view()
-        for key in ("failing_since", "last_commit_at"):
-            ingest[key] = _iso(ingest[key])
+    def health(response: Response, who: Principal | None = Depends(bearer)) -> dict:
+        """``ok``, or 503 naming the parts that are down (broker, database, ingest, clock). Without a
+        token only the states; with one the details (errors, times) and the case count."""
+        now = time.time()
+        parts = health_state.parts(now) if health_state else {}  # an API without a gateway process: database only
         try:
             cases = store.count("cases")
+            parts["database"] = {"state": "ok"}
         except Exception as exc:
-            cases, ingest = None, dict(ingest, state="failing", last_error=f"database: {type(exc).__name__}: {exc}"[:500])
-        if ingest["state"] != "ok":
+            cases, parts["database"] = None, {"state": "down", "last_error": f"{type(exc).__name__}: {exc}"[:300]}
+        down = sorted(name for name, part in parts.items() if part["state"] != "ok")
+        if down:
             response.status_code = 503
-        return {"status": ingest["state"], "cases": cases, "ingest": ingest}
+        out = {"status": "down" if down else "ok", "down": down}
+        if who is None:
+            return out | {"parts": {name: {"state": part["state"]} for name, part in parts.items()}}
+        shown = {name: {k: _iso(v) if k.endswith(("_at", "since")) else v for k, v in part.items()}
+                 for name, part in parts.items()}
+        return out | {"cases": cases, "parts": shown}
 
     @app.get("/metrics", tags=["health"], response_class=Response)
     def metrics() -> Response:

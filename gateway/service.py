@@ -23,7 +23,7 @@ from gateway.actions import perform
 from gateway.cases import escalation, running_deadline
 from gateway.config import GatewayConfig, Tables, load_tables
 from gateway.ingest import Ingest
-from gateway.metrics import CLOCK_FAILURES, NOTICES, IngestState
+from gateway.metrics import CLOCK_FAILURES, NOTICES, Health
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
@@ -51,15 +51,16 @@ class MqttIngest:
     BATCH_MAX = 500
     RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may send ahead
 
-    def __init__(self, config: GatewayConfig, ingest: Ingest):
+    def __init__(self, config: GatewayConfig, ingest: Ingest, health: Health | None = None):
         self.config, self.ingest = config, ingest
         b = config.broker
         self.client = make_client(b.identity, b.username, b.password, b.tls_ca, manual_ack=True)
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.5, 2)
         self.queue: queue.Queue = queue.Queue()
-        self.state = IngestState()
+        self.state = health or Health()
         self.stopping = threading.Event()
         self.worker = threading.Thread(target=self._work, name="ingest", daemon=True)
 
@@ -124,9 +125,15 @@ class MqttIngest:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused connection: %s", reason_code)
+            self.state.broker_up(False, f"refused: {reason_code}")
             return
         log.info("gateway connected to broker; subscribing")
+        self.state.broker_up(True)
         client.subscribe([(SHARE_GROUP + wire.INCIDENT_SUBSCRIPTION, 1), (SHARE_GROUP + wire.EVIDENCE_SUBSCRIPTION, 1)])
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        log.warning("gateway disconnected from broker: %s", reason_code)
+        self.state.broker_up(False, f"disconnected: {reason_code}")
 
     def _on_message(self, client, userdata, msg) -> None:
         # the raw topic: paho's ``msg.topic`` raises on bytes that are not UTF-8, in paho's own thread
@@ -136,9 +143,10 @@ class MqttIngest:
 class Clock(threading.Thread):
     """Escalates overdue cases and publishes the notices the case log holds."""
 
-    def __init__(self, store: Store, tables: Tables, client, every_s: float):
+    def __init__(self, store: Store, tables: Tables, client, every_s: float, health: Health | None = None):
         super().__init__(name="clock", daemon=True)
         self.store, self.tables, self.client, self.every_s = store, tables, client, every_s
+        self.health = health or Health(every_s)
         self.wake = threading.Event()
         self.stop = threading.Event()
 
@@ -205,13 +213,15 @@ class Clock(threading.Thread):
         steps = (("escalate", self.escalate_overdue), ("notices", self.publish_notices),
                  ("quarantine", lambda now: self.store.quarantine_orphan_evidence(now - ORPHAN_EVIDENCE_S, now)))
         while not self.stop.is_set():
-            now = time.time()
+            now, failed = time.time(), []
             for name, step in steps:  # each on its own: a failing step does not keep the others from running
                 try:
                     step(now)
                 except Exception:
                     CLOCK_FAILURES.labels(name).inc()
+                    failed.append(name)
                     log.exception("clock step %s failed", name)
+            self.health.clock_round(failed)
             self.wake.wait(self.every_s)
             self.wake.clear()
 
@@ -220,13 +230,14 @@ def run_gateway(config: GatewayConfig) -> int:
     tables = load_tables(config.tables)
     store = Store(config.database)
     ingest = Ingest(store, tables)
-    mqtt_ingest = MqttIngest(config, ingest)
-    clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s)
+    health = Health(config.escalation_check_s)
+    mqtt_ingest = MqttIngest(config, ingest, health)
+    clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health)
     ingest.on_case = lambda case_id: clock.wake.set()
     mqtt_ingest.start()
     clock.start()
     app = create_app(store, tables, config.http.public_read, on_change=lambda case_id: clock.wake.set(),
-                     ingest_state=mqtt_ingest.state)
+                     health_state=health)
     try:
         uvicorn.run(app, host=config.http.host, port=config.http.port, log_level="warning")
     finally:

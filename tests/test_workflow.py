@@ -46,6 +46,17 @@ CITY = {
 @pytest.fixture(scope="session")
 def postgres_server(tmp_path_factory):
     with services.postgres(tmp_path_factory.mktemp("pg")) as server:
+        engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{server.port}/postgres")
+
+        def takes_connections():  # it listens a moment before it does ("the database system is starting up")
+            try:
+                with engine.connect():
+                    return True
+            except Exception:
+                return False
+
+        wait_until(takes_connections, 30, message="PostgreSQL takes connections")
+        engine.dispose()
         yield server
 
 
