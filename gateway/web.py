@@ -16,10 +16,12 @@ import time
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 
 from gateway.auth import (SESSION_COOKIE, Principal, find_cases, hash_token, may_see, page_reader, scope,
-                          start_session, visible_case)
+                          session_principal, start_session, visible_case)
 from gateway.cases import is_overdue
 from gateway.config import Tables
 from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, STATE_NAMES, CaseId, Filter, IncidentId, Sha256,
@@ -29,7 +31,41 @@ from gateway.reports import summary
 from gateway.security import read_capped
 from gateway.workflow import CaseState
 
-web_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False)
+ERRORS = {  # what a person reads when a page cannot be shown
+    404: ("没有找到", "案件或图片不存在, 或不在您的查看范围内。"),
+    413: ("内容过大", "提交的内容超过了上限。"),
+    422: ("请求有误", "请检查链接中的参数 (日期如 2026-12-05, 案件编号为数字)。"),
+}
+
+
+class PageRoute(APIRoute):
+    """A page's errors are pages too: the person reads in Chinese what went wrong (the API's own
+    words, for whoever supports them, folded away), not JSON."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except HTTPException as exc:
+                if exc.status_code < 400 or exc.status_code == 401:
+                    raise  # the way to the sign-in form
+                return error_page(exc.status_code, str(exc.detail), session_principal(request))
+            except RequestValidationError as exc:
+                detail = "; ".join(str(e.get("msg")) for e in exc.errors())[:500]
+                return error_page(422, detail, session_principal(request))
+
+        return route
+
+
+def error_page(status_code: int, detail: str, who: Principal | None) -> HTMLResponse:
+    title, text = ERRORS.get(status_code, ("出错了", "请稍后再试。"))
+    return page(title, f"<p>{esc(text)}</p><p><a href=/ui/cases>返回案件列表</a></p>"
+                f"<details><summary>技术信息</summary><code>{esc(detail)}</code></details>", who, status_code)
+
+
+web_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
 STYLE = """
 body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
 header{background:#1b3a5c;color:#fff;padding:10px 18px;display:flex;gap:18px;align-items:center}
@@ -86,7 +122,7 @@ def case_rows(cases: list[dict], tables: Tables) -> str:
 
 
 LOGIN_FORM = ("<form method=post action=/ui/login id=login><input type=hidden name=next value='{next}'>"
-              "<label>令牌 token <input type=password name=token autocomplete=off required maxlength=200></label> "
+              "<label>令牌 <input type=password name=token autocomplete=off required maxlength=200></label> "
               "<button>登录</button></form><p>{error}</p>")
 MAX_FORM_BYTES = 4096
 
@@ -113,14 +149,26 @@ async def login(request: Request):
     form = parse_qs((await read_capped(request, MAX_FORM_BYTES, "the sign-in form")).decode("utf-8", "replace"))
     target = local_page((form.get("next") or [None])[0])
     store, now = request.app.state.store, time.time()
+    token = (form.get("token") or [""])[0]
     try:
-        session, expires_at = start_session(store, (form.get("token") or [""])[0], now)
-    except ValueError as exc:
-        return page("登录", LOGIN_FORM.format(next=esc(target), error=esc(f"登录失败: {exc}")), status_code=401)
+        session, expires_at = start_session(store, token, now)
+    except ValueError:
+        return page("登录", LOGIN_FORM.format(next=esc(target), error=esc(f"登录失败: {sign_in_problem(store, token)}")),
+                    status_code=401)
     response = RedirectResponse(target, 303)
     response.set_cookie(SESSION_COOKIE, session, max_age=int(expires_at - now), path="/ui", httponly=True,
                         samesite="strict", secure=request.url.scheme == "https")
     return response
+
+
+def sign_in_problem(store, token: str) -> str:
+    """Why a token opens no session, as people read it (``auth.token_problem`` says it for the API)."""
+    row = store.token(hash_token(token.strip()))
+    if row is None:
+        return "令牌无效"
+    if row["revoked_at"] is not None:
+        return f"令牌 {row['name']} 已于 {local_time(row['revoked_at'])} 吊销, 请申请新令牌"
+    return f"令牌 {row['name']} 已于 {local_time(row['expires_at'])} 过期, 请申请新令牌"
 
 
 @web_router.post("/logout")

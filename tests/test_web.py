@@ -88,7 +88,7 @@ def test_operator_finds_a_case_sees_its_evidence_timeline_map_and_report(tmp_pat
             browser.find_element(By.CSS_SELECTOR, "#login button").click()
 
         sign_in("xl_not-a-token")
-        assert "登录失败: unknown token" in browser.find_element(By.TAG_NAME, "main").text
+        assert "登录失败: 令牌无效" in browser.find_element(By.TAG_NAME, "main").text
         sign_in(token)
         wait_until(lambda: browser.current_url == f"{base}/cases?state=dispatched", 5, message="back where it was going")
         cookie = browser.get_cookie("xl_session")
@@ -157,6 +157,7 @@ def test_operator_finds_a_case_sees_its_evidence_timeline_map_and_report(tmp_pat
 
 
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+ENGLISH_WORDS = re.compile(r"[A-Za-z]{3,}")
 ENGLISH_ACTION = re.compile(r"\b(" + "|".join(sorted(ACTION_NAMES, key=len, reverse=True)) + r")\b")
 
 
@@ -222,10 +223,13 @@ def test_a_person_reads_chinese_and_beijing_time_and_sees_each_incidents_snapsho
         assert widths(second_id) == [("发现", 48), ("视频核查", 56)]
         SHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SHOTS / "case-incidents.png"))
-        browser.get(f"{base}/ui/cases/1/incidents/{first_id}/evidence.jpg?which=end")
-        assert "has not arrived" in browser.page_source
-        browser.get(f"{base}/ui/cases/2/incidents/{first_id}/evidence.jpg")
-        assert "has no incident" in browser.page_source
+        for missing in (f"cases/1/incidents/{first_id}/evidence.jpg?which=end",  # no end snapshot yet
+                        f"cases/2/incidents/{first_id}/evidence.jpg",  # not that case's incident
+                        "cases/99", "cases/abc", "reports?date=2026-02-30"):
+            browser.get(f"{base}/ui/{missing}")
+            heading = browser.find_element(By.TAG_NAME, "h1").text
+            assert heading in ("没有找到", "请求有误") and browser.find_element(By.ID, "logout"), missing
+            assert not ENGLISH_WORDS.search(browser.find_element(By.TAG_NAME, "main").text), missing
 
         # the report counts the same Beijing day the list shows, departments by name
         browser.get(f"{base}/ui/reports")
