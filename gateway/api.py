@@ -136,9 +136,6 @@ class ActionRequest(BaseModel):
         return value
 
 
-_iso = iso  # the health route's name for it
-
-
 def get_store(request: Request) -> Store:
     return request.app.state.store
 
@@ -331,7 +328,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
         out = {"status": "down" if down else "ok", "down": down}
         if who is None:
             return out | {"parts": {name: {"state": part["state"]} for name, part in parts.items()}}
-        shown = {name: {k: _iso(v) if k.endswith(("_at", "since")) else v for k, v in part.items()}
+        shown = {name: {k: iso(v) if k.endswith(("_at", "since")) else v for k, v in part.items()}
                  for name, part in parts.items()}
         return out | {"cases": cases, "parts": shown}
 
