@@ -49,6 +49,7 @@ STATE_NAMES = {
 LOG_ONLY_ACTIONS = {  # case-log rows that are no workflow.Action
     "created": "立案", "dispatched": "派遣", "merged": "合并事件", "recheck_evidence": "视频核查",
     "incident_ended": "事件结束", "photo": "现场照片", "flagged": "网格待核", "escalation_failed": "升级失败",
+    "verdict": "人工研判", "suppression_lifted": "解除屏蔽",
 }
 ACTION_NAMES = {
     "confirm": "审核通过", "reject": "作废", "acknowledge": "签收", "feedback": "处置反馈", "close": "核查结案",
@@ -254,6 +255,7 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, object]] = [
     ("flagged", re.compile(r"grid (?P<grid>\S+) is not in the city's grid tree: raised to the centre for review"),
      lambda m, t: f"网格 {m['grid']} 不在本市网格表中: 提交指挥中心审核"),
     ("escalation_failed", re.compile(r"(?P<error>.+)", re.S), lambda m, t: f"升级失败: {local_text(m['error'])}"),
+    ("suppression_lifted", re.compile(r"suppression (?P<id>\d+) lifted"), lambda m, t: f"屏蔽 #{m['id']} 已解除"),
 ]
 
 
