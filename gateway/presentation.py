@@ -17,6 +17,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Annotated
 from xml.etree import ElementTree
@@ -28,7 +29,6 @@ from gateway.cases import is_overdue
 from gateway.config import Tables
 from gateway.deadlines import CITY_TZ, parse_service_level
 from gateway.storage import Store
-from gateway.workflow import Action, CaseState, Role
 from xueliang import wire
 
 # --- what the API and the pages take in a URL ---
@@ -62,7 +62,6 @@ END_REASONS = {"left": "车辆已驶离", "cleared": "已清除", "stream_ended"
 HOW_NAMES = {"opened": "立案", "merged": "合并", "reopened": "复发"}
 UNIT_NAMES = {"s": "秒", "min": "分钟", "h": "小时", "d": "天"}
 WORKING_UNIT_NAMES = {"min": "个工作分钟", "h": "个工作小时", "d": "个工作日"}
-assert set(STATE_NAMES) == {s.value for s in CaseState} and {a.value for a in Action} <= set(ACTION_NAMES)
 
 # --- times ---
 _ISO_IN_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)")
@@ -237,7 +236,7 @@ def _escalate_note(m: re.Match, tables: Tables) -> str:
 
 
 # the notes the gateway itself writes, each as people read it; a person's note is shown as written
-_SYSTEM_NOTES: list[tuple[str, re.Pattern, object]] = [
+_SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] = [
     ("created", re.compile(r"(?P<type>\w+) in zone (?P<zone>.+)"),
      lambda m, t: f"摄像机发现{(c := t.category(m['type'])) and c.name or m['type']} · 区域 {m['zone']}"),
     ("dispatched", re.compile(r"(?P<dept>[^ ]+)"), lambda m, t: f"派往 {t.department_name(m['dept'])}"),
