@@ -25,6 +25,7 @@ from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.publisher import Outbox, Publisher
 from edge.source import SourceError, open_camera
+from edge.suppression import Suppressions
 from xueliang import wire
 
 log = logging.getLogger(__name__)
@@ -195,9 +196,10 @@ class Analyser(threading.Thread):
     """Runs every ready camera's detector passes through one session per model, then tracking and rules."""
 
     def __init__(self, config: EdgeConfig, detectors: dict[str, Detector], readers: dict[str, CameraReader], slots: Slots,
-                 publisher: Publisher, metrics: Metrics, stop: threading.Event):
+                 publisher: Publisher, metrics: Metrics, stop: threading.Event, suppressions: Suppressions | None = None):
         super().__init__(name="analyser", daemon=True)
         self.detectors, self.readers, self.slots = detectors, readers, slots
+        self.suppressions = suppressions or Suppressions()  # false alarms an operator rejected: not sent again
         self.publisher, self.metrics, self.stop = publisher, metrics, stop
         self.min_score = min_scores(config.detection)
         self.pipelines = {cam.id: CameraPipeline(config, cam, detectors) for cam in config.cameras}
@@ -205,6 +207,8 @@ class Analyser(threading.Thread):
     def _emit(self, outs: list[Outgoing]) -> None:
         for out in outs:
             m = out.message
+            if not self.suppressions.admit(m):
+                continue
             log.info("incident %s %s %s camera=%s zone=%s", m["type"], m["state"], m["incident_id"], m["camera"], m["zone"])
             self.metrics.incidents.labels(m["type"], m["state"]).inc()
             self.publisher.send(to_wire(out))
@@ -261,7 +265,8 @@ def to_wire(out: Outgoing) -> list[tuple[str, bytes]]:
     return items + [(incident_topic, wire.encode_incident(out.message))]
 
 
-def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: dict) -> dict:
+def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: dict,
+           suppressions: Suppressions | None = None) -> dict:
     """The heartbeat (``delivery``: Publisher.delivery()); per-camera ``max_gap_s`` starts again after each one."""
     now = time.time()
     body = {
@@ -269,6 +274,7 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
         "state": "online",
         "at": wire.iso(now),
         **delivery,
+        **(suppressions or Suppressions()).status(),
         "queue_depth": slots.depth(),
         "cameras": {cid: {"state": r.health.reported_state(now), "faults": r.health.faults, "analysed_fps": r.health.fps(now),
                           "analysed": r.health.analysed, "detector_passes": r.health.detector_passes,
@@ -295,8 +301,10 @@ def run_box(config: EdgeConfig) -> int:
         signal.signal(sig, lambda *_: stop.set())
     slots = Slots()
     readers = {cam.id: CameraReader(cam, slots, metrics, stop, config.rules) for cam in config.cameras}
-    analyser = Analyser(config, detectors, readers, slots, publisher, metrics, stop)
-    publisher.status = status(config.box, readers, slots, publisher.delivery(time.time()))
+    suppressions = Suppressions()
+    publisher.listen(wire.suppressions_topic(config.box), lambda payload: suppressions.on_payload(payload, time.time()))
+    analyser = Analyser(config, detectors, readers, slots, publisher, metrics, stop, suppressions)
+    publisher.status = status(config.box, readers, slots, publisher.delivery(time.time()), suppressions)
     publisher.start()
     log.info("box %s: %d camera(s), %d message(s) pending in the outbox", config.box, len(readers), outbox.pending())
     analyser.start()
@@ -309,7 +317,7 @@ def run_box(config: EdgeConfig) -> int:
                            (metrics.oldest, "outbox_oldest_s"), (metrics.resent, "outbox_resent"),
                            (metrics.gateway_dead_letters, "gateway_dead_letters")):
             gauge.set(delivery[key])
-        publisher.publish_status(status(config.box, readers, slots, delivery))
+        publisher.publish_status(status(config.box, readers, slots, delivery, suppressions))
     analyser.join(timeout=2)
     publisher.stop(timeout=2)  # what no gateway confirmed by then stays in the outbox for next time
     outbox.close()

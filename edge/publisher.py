@@ -18,6 +18,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,6 +158,12 @@ class Publisher:
         self.connected = threading.Event()
         self.status: dict = {}
         self.resent = self.dead_letters = self.refused = self.disconnects = 0
+        self._listeners: dict[str, Callable[[bytes], None]] = {}  # topic -> handler(payload), e.g. the box's suppressions
+
+    def listen(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Call ``handler(payload)`` (in paho's thread: hand over, never block) for each message on
+        ``topic``, subscribed at every connection; call before ``start``."""
+        self._listeners[topic] = handler
 
     def start(self) -> None:
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=self._broker.keepalive_s)
@@ -204,7 +211,7 @@ class Publisher:
             log.error("broker refused connection: %s", reason_code)
             return
         log.info("connected to broker %s:%s", self._broker.host, self._broker.port)
-        client.subscribe(self._ack_topic, qos=1)
+        client.subscribe([(self._ack_topic, 1)] + [(topic, 1) for topic in self._listeners])
         self.connected.set()
         client.publish(self._status_topic, json.dumps(self.status or {"box": self.box, "state": "online"}),
                        qos=0, retain=True)
@@ -223,6 +230,11 @@ class Publisher:
         if msg.topic == self._ack_topic:
             self._news.put(("confirm", msg.payload, None))
             self._wake.set()
+        elif msg.topic in self._listeners:
+            try:
+                self._listeners[msg.topic](msg.payload)
+            except Exception:  # a listener's bug must not take paho's thread down
+                log.exception("handler of %s failed", msg.topic)
 
     # the sender thread
     def _forget(self, row_id: int) -> None:

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from gateway import storage
+from gateway import storage, verdicts
 from gateway.auth import Principal, actor, bearer, find_cases, may_see, reader, scope, visible_case
 from gateway.actions import perform
 from gateway.cases import RECHECK_REASONS
@@ -30,7 +31,7 @@ from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
 from gateway.open311 import open311
 from gateway.presentation import (MAX_ID, CaseId, Filter, IncidentId, Sha256, Which, case_view, evidence_response,
                                   incident_evidence_response, iso, period, photo_response)
-from gateway.reports import summary
+from gateway.reports import machine_precision, summary
 from gateway.security import SecurityHeaders, read_capped, validation_error
 from gateway.storage import Store
 from gateway.web import web_router
@@ -96,9 +97,20 @@ class IncidentLink(BaseModel):
     end_evidence_url: str | None = Field(title="This incident's snapshot when the camera saw it gone")
 
 
+class VerdictView(BaseModel):
+    verdict: verdicts.Verdict
+    at: str
+    actor: str
+    right_type: str | None = Field(None, title="wrong_type: what it was")
+    duplicate_of: int | None = Field(None, title="duplicate: the case it repeats")
+    bbox: list[float] | None = Field(None, title="the object's box as redrawn (x1, y1, x2, y2 in 0..1)")
+    note: str | None = None
+
+
 class CaseDetail(Case):
     timeline: list[TimelineEntry]
     incidents: list[IncidentLink]
+    verdict: VerdictView | None = Field(None, title="the newest verdict on this machine-made case")
 
 
 class DeadLetter(BaseModel):
@@ -136,6 +148,68 @@ class ActionRequest(BaseModel):
         return value
 
 
+class VerdictRequest(BaseModel):
+    """An operator's verdict on a machine-made case."""
+
+    verdict: verdicts.Verdict
+    right_type: str | None = Field(None, max_length=40, pattern=r"^[a-z][a-z0-9_]{0,39}$",
+                                   title="wrong_type: the incident type it really was (the city's tables)")
+    duplicate_of: int | None = Field(None, ge=1, le=MAX_ID, title="duplicate: the case it repeats")
+    bbox: list[Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]] | None = Field(
+        None, min_length=4, max_length=4, title="the object's box redrawn: x1, y1, x2, y2 in 0..1 of the frame")
+    reject: bool = Field(False, title="false_alarm or duplicate: reject the case too (while pending review)")
+    note: str | None = Field(None, max_length=2000)
+
+    @field_validator("note")
+    @classmethod
+    def storable(cls, value: str | None) -> str | None:
+        return ActionRequest.storable(value)
+
+    @model_validator(mode="after")
+    def consistent(self) -> "VerdictRequest":
+        v = self.verdict
+        if (v == verdicts.Verdict.WRONG_TYPE) != (self.right_type is not None):
+            raise ValueError("right_type goes with a wrong_type verdict, and only with it")
+        if (v == verdicts.Verdict.DUPLICATE) != (self.duplicate_of is not None):
+            raise ValueError("duplicate_of goes with a duplicate verdict, and only with it")
+        if self.bbox is not None and not (self.bbox[0] < self.bbox[2] and self.bbox[1] < self.bbox[3]):
+            raise ValueError(f"bbox {self.bbox} is empty: x1 < x2 and y1 < y2")
+        if self.reject and v not in verdicts.REJECTABLE:
+            raise ValueError(f"only a false_alarm or duplicate verdict rejects the case, not {v.value}")
+        return self
+
+
+class Suppression(BaseModel):
+    id: int
+    case_id: int | None
+    box: str
+    camera: str
+    zone: str
+    type: str
+    bbox: list[float] = Field(title="the suppressed region: x1, y1, x2, y2 in 0..1 of the frame")
+    grid: str
+    created_at: str
+    created_by: str
+    lifted_at: str | None
+    lifted_by: str | None
+
+
+def suppression_view(row: dict) -> dict:
+    return dict(row, created_at=wire.iso(row["created_at"]), lifted_at=iso(row["lifted_at"]))
+
+
+def detail(row: dict, tables: Tables, store: Store) -> dict:
+    """A case as CaseDetail shows it: its view, and its newest verdict."""
+    found = verdicts.latest(store, [row["id"]]).get(row["id"])
+    return case_view(row, tables) | {"verdict": dict(found, at=wire.iso(found["at"])) if found else None}
+
+
+def judge(who: Principal) -> Principal:
+    if who.role not in (Role.ADMIN, Role.OPERATOR):
+        raise HTTPException(403, "verdicts and suppressions are for operators and admins")
+    return who
+
+
 def get_store(request: Request) -> Store:
     return request.app.state.store
 
@@ -171,8 +245,8 @@ def changeable_case(case_id: CaseId, store: Store = Depends(get_store), tables: 
 
 
 @cases_router.get("/{case_id}", response_model=CaseDetail)
-def get_case(row: dict = Depends(readable_case), tables: Tables = Depends(get_tables)):
-    return case_view(row, tables)
+def get_case(row: dict = Depends(readable_case), tables: Tables = Depends(get_tables), store: Store = Depends(get_store)):
+    return detail(row, tables, store)
 
 
 JPEG_RESPONSE = {200: {"content": {"image/jpeg": {}}}}
@@ -226,7 +300,7 @@ async def add_photo(request: Request, row: dict = Depends(changeable_case), who:
     except ImageError as exc:
         raise HTTPException(422, f"send one JPEG photo as the body: {exc}") from None
     await run_in_threadpool(keep_photo, store, row, who, data)
-    return case_view(await run_in_threadpool(store.get_case, row["id"]), request.app.state.tables)
+    return detail(await run_in_threadpool(store.get_case, row["id"]), request.app.state.tables, store)
 
 
 @cases_router.get("/{case_id}/photos/{sha256}.jpg", response_class=Response, responses=JPEG_RESPONSE)
@@ -263,7 +337,74 @@ def act(case_id: CaseId, body: ActionRequest, request: Request, store: Store = D
     except ValueError as exc:  # a request the action cannot take (an unknown department, no extend_by)
         raise HTTPException(422, str(exc)) from None
     request.app.state.on_change(case_id)
-    return case_view(store.get_case(case_id), tables)
+    return detail(store.get_case(case_id), tables, store)
+
+
+@cases_router.post("/{case_id}/verdict", response_model=CaseDetail, status_code=201)
+def record_verdict(case_id: CaseId, body: VerdictRequest, request: Request, store: Store = Depends(get_store),
+                   tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
+    """An operator's verdict on the case (the newest is the case's); a false_alarm also makes a
+    suppression that the case's box receives at once, and with ``reject`` the case is rejected
+    (from pending review). 403 for departments, 404 for a case out of scope, 409 for a
+    rejection the state forbids, 422 for a verdict that does not fit the case or the tables."""
+    judge(who)
+    if body.right_type is not None and tables.category(body.right_type) is None:
+        raise HTTPException(422, f"right_type {body.right_type!r} is no incident type of the city's tables "
+                                 f"({', '.join(c.type for c in tables.categories)})")
+    if body.duplicate_of is not None:
+        if body.duplicate_of == case_id:
+            raise HTTPException(422, "a case is no duplicate of itself")
+        other = store.get_case(body.duplicate_of)
+        if other is None or not may_see(who, other, tables):
+            raise HTTPException(422, f"duplicate_of: no case {body.duplicate_of}")
+    now, name = time.time(), f"{who.role.value}:{who.name}"
+    try:
+        with store.begin() as db:
+            row = store.get_case(case_id)
+            if row is None or not may_see(who, row, tables):
+                raise HTTPException(404, f"no case {case_id}")
+            boxes = verdicts.record(db, row, body.verdict, name, who.role, now, right_type=body.right_type,
+                                    duplicate_of=body.duplicate_of, bbox=body.bbox, note=body.note)
+            if body.reject:
+                perform(db, row, Action.REJECT, who.role, name, now, tables, f"verdict: {body.verdict.value}")
+    except (TransitionError, storage.ConflictError) as exc:
+        raise HTTPException(409, str(exc)) from None
+    except ValueError as exc:  # the case's own box is empty and none was redrawn
+        raise HTTPException(422, str(exc)) from None
+    request.app.state.on_change(case_id)
+    for box in boxes:
+        request.app.state.on_suppressions(box)
+    return detail(store.get_case(case_id), tables, store)
+
+
+suppressions_router = APIRouter(prefix="/suppressions", tags=["suppressions"])
+
+
+@suppressions_router.get("", response_model=list[Suppression])
+def list_suppressions(store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
+                      who: Principal = Depends(reader), box: Filter = None,
+                      lifted: bool = Query(False, description="the lifted ones too"),
+                      limit: int = Query(1000, ge=1, le=1000)):
+    """Suppressions newest first: an operator those of its grid subtree, an admin all."""
+    judge(who)
+    rows = verdicts.listed(store, box=box, grids=scope(who, tables).get("grids"), lifted=lifted, limit=limit)
+    return [suppression_view(r) for r in rows]
+
+
+@suppressions_router.post("/{suppression_id}/lift", response_model=Suppression)
+def lift_suppression(suppression_id: Annotated[int, PathParam(ge=1, le=MAX_ID)], request: Request,
+                     store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
+                     who: Principal = Depends(actor)):
+    """Lift a suppression: its box reports that place again (the box's list is sent at once)."""
+    judge(who)
+    row = verdicts.lift(store, suppression_id, f"{who.role.value}:{who.name}", who.role, time.time(),
+                        scope(who, tables).get("grids"))
+    if row is None:
+        raise HTTPException(404, f"no suppression {suppression_id} in force")
+    request.app.state.on_suppressions(row["box"])
+    if row["case_id"] is not None:
+        request.app.state.on_change(row["case_id"])
+    return suppression_view(row)
 
 
 dead_router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
@@ -298,17 +439,20 @@ def report(kind: str, day: Annotated[str | None, Query(alias="date", max_length=
     except ValueError as exc:
         raise HTTPException(422, f"date {day!r}: {exc}") from None
     rows = [r for r in store.cases_between(start, end) if may_see(who, r, tables)]
-    return {"kind": kind, "from": wire.iso(start), "to": wire.iso(end), **summary(rows, start, end, now)}
+    judged = verdicts.latest(store, [r["id"] for r in rows])
+    return {"kind": kind, "from": wire.iso(start), "to": wire.iso(end), **summary(rows, start, end, now),
+            "machine": machine_precision(rows, judged, start, end)}
 
 
 def create_app(store: Store, tables: Tables, public_read: bool = False, on_change=None,
-               health_state: Health | None = None) -> FastAPI:
+               health_state: Health | None = None, on_suppressions=None) -> FastAPI:
     app = FastAPI(title="xueliang gateway", version="1")
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.on_change = on_change or (lambda case_id: None)
-    for router in (cases_router, dead_router, reports_router, open311):
+    app.state.on_suppressions = on_suppressions or (lambda box: None)  # a box's list changed: send it
+    for router in (cases_router, dead_router, reports_router, suppressions_router, open311):
         app.include_router(router)
 
     @app.get("/health", tags=["health"])

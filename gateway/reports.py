@@ -50,3 +50,36 @@ def summary(rows: list[dict], start: float, end: float, now: float) -> dict:
             "categories": sorted(({"category": c, **_figures(rs, start, end, now)} for c, rs in by_cat.items()),
                                  key=lambda c: c["category"]),
             "departments": departments}
+
+
+def _precision(rows: list[dict], judged: dict[int, dict]) -> dict:
+    confirmed = sum(1 for r in rows if judged.get(r["id"], {}).get("verdict") == "correct")
+    rejected = sum(1 for r in rows if judged.get(r["id"], {}).get("verdict") == "false_alarm")
+    return {"raised": len(rows), "judged": sum(1 for r in rows if r["id"] in judged), "confirmed": confirmed,
+            "rejected": rejected,
+            "precision": round(confirmed / (confirmed + rejected), 4) if confirmed + rejected else None}
+
+
+def machine_precision(rows: list[dict], judged: dict[int, dict], start: float, end: float) -> dict:
+    """How often the cameras were right, for cases raised in [start, end): raised, judged, confirmed
+    (verdict ``correct``), rejected (verdict ``false_alarm``) and precision = confirmed / (confirmed +
+    rejected), in all, per category and per camera (box/camera); cameras with the most false alarms
+    first. ``judged``: case id -> its newest verdict (``gateway.verdicts.latest``).
+
+    >>> rows = [{"id": i, "created_at": 5, "category_name": "暴露垃圾", "box": "b", "camera": c}
+    ...         for i, c in ((1, "gate"), (2, "gate"), (3, "yard"))]
+    >>> m = machine_precision(rows, {1: {"verdict": "false_alarm"}, 2: {"verdict": "correct"}}, 0, 10)
+    >>> m["precision"], [(c["camera"], c["rejected"], c["precision"]) for c in m["cameras"]]
+    (0.5, [('gate', 1, 0.5), ('yard', 0, None)])
+    """
+    raised = [r for r in rows if start <= r["created_at"] < end]
+    by_cat, by_cam = defaultdict(list), defaultdict(list)
+    for r in raised:
+        by_cat[r["category_name"]].append(r)
+        by_cam[(r["box"], r["camera"])].append(r)
+    cameras = [{"box": box, "camera": camera, **_precision(rs, judged)} for (box, camera), rs in by_cam.items()]
+    cameras.sort(key=lambda c: (-c["rejected"], -c["raised"], c["box"], c["camera"]))
+    return {**_precision(raised, judged),
+            "categories": sorted(({"category": c, **_precision(rs, judged)} for c, rs in by_cat.items()),
+                                 key=lambda c: c["category"]),
+            "cameras": cameras}

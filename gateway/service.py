@@ -17,7 +17,7 @@ import uvicorn
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from gateway import presentation, storage
+from gateway import presentation, storage, verdicts
 from gateway.api import create_app
 from gateway.actions import perform
 from gateway.cases import escalation, running_deadline
@@ -63,6 +63,7 @@ class MqttIngest:
         self.state = health or Health()
         self.stopping = threading.Event()
         self.worker = threading.Thread(target=self._work, name="ingest", daemon=True)
+        self.on_connected = lambda: None  # (paho's thread) e.g. send the boxes' suppressions again
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
@@ -130,6 +131,7 @@ class MqttIngest:
         log.info("gateway connected to broker; subscribing")
         self.state.broker_up(True)
         client.subscribe([(SHARE_GROUP + wire.INCIDENT_SUBSCRIPTION, 1), (SHARE_GROUP + wire.EVIDENCE_SUBSCRIPTION, 1)])
+        self.on_connected()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         log.warning("gateway disconnected from broker: %s", reason_code)
@@ -140,12 +142,56 @@ class MqttIngest:
         self.queue.put((msg._topic.decode("utf-8", "replace"), msg.payload, msg.mid, msg.qos))
 
 
-class Clock(threading.Thread):
-    """Escalates overdue cases and publishes the notices the case log holds."""
+class SuppressionSender:
+    """Sends a box its whole list of suppressions (retained, QoS 1, ``wire.suppressions_topic``)
+    after it changed, and every box's list after each connection to the broker (a broker that lost
+    its retained messages gets them again). Several gateways sending the same list is harmless."""
 
-    def __init__(self, store: Store, tables: Tables, client, every_s: float, health: Health | None = None):
+    def __init__(self, store: Store, client):
+        self.store, self.client = store, client
+        self._lock = threading.Lock()
+        self._due: set[str] = set()
+        self._everyone = True
+
+    def mark(self, box: str | None = None) -> None:
+        """Send ``box``'s list (every box's when None) at the clock's next round."""
+        with self._lock:
+            if box is None:
+                self._everyone = True
+            else:
+                self._due.add(box)
+
+    def send(self, now: float) -> int:
+        with self._lock:
+            due, everyone = self._due, self._everyone
+            self._due, self._everyone = set(), False
+        if everyone:
+            due |= set(verdicts.boxes(self.store))
+        sent, again = 0, set()
+        for box in sorted(due):
+            try:
+                payload = verdicts.box_payload(self.store, box, now)
+            except wire.WireError:  # a stored row the schema refuses: said in the log, never retried each round
+                log.exception("suppressions of box %r not sent", box[:64])
+                continue
+            if self.client.publish(wire.suppressions_topic(box), payload, qos=1, retain=True).rc != 0:
+                again.add(box)
+            else:
+                sent += 1
+        if again:
+            with self._lock:
+                self._due |= again
+        return sent
+
+
+class Clock(threading.Thread):
+    """Escalates overdue cases, publishes the notices the case log holds and the boxes' suppressions."""
+
+    def __init__(self, store: Store, tables: Tables, client, every_s: float, health: Health | None = None,
+                 suppressions: SuppressionSender | None = None):
         super().__init__(name="clock", daemon=True)
         self.store, self.tables, self.client, self.every_s = store, tables, client, every_s
+        self.suppressions = suppressions
         self.health = health or Health(every_s)
         self.wake = threading.Event()
         self.stop = threading.Event()
@@ -212,6 +258,8 @@ class Clock(threading.Thread):
     def run(self) -> None:
         steps = (("escalate", self.escalate_overdue), ("notices", self.publish_notices),
                  ("quarantine", lambda now: self.store.quarantine_orphan_evidence(now - ORPHAN_EVIDENCE_S, now)))
+        if self.suppressions is not None:
+            steps += (("suppressions", self.suppressions.send),)
         while not self.stop.is_set():
             now, failed = time.time(), []
             for name, step in steps:  # each on its own: a failing step does not keep the others from running
@@ -232,12 +280,19 @@ def run_gateway(config: GatewayConfig) -> int:
     ingest = Ingest(store, tables)
     health = Health(config.escalation_check_s)
     mqtt_ingest = MqttIngest(config, ingest, health)
-    clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health)
+    sender = SuppressionSender(store, mqtt_ingest.client)
+    clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health, sender)
     ingest.on_case = lambda case_id: clock.wake.set()
+
+    def suppressions_changed(box: str | None = None) -> None:
+        sender.mark(box)
+        clock.wake.set()
+
+    mqtt_ingest.on_connected = suppressions_changed
     mqtt_ingest.start()
     clock.start()
     app = create_app(store, tables, config.http.public_read, on_change=lambda case_id: clock.wake.set(),
-                     health_state=health)
+                     health_state=health, on_suppressions=suppressions_changed)
     try:
         uvicorn.run(app, host=config.http.host, port=config.http.port, log_level="warning")
     finally:

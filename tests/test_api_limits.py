@@ -30,7 +30,7 @@ from xueliang.cli import main as cli
 
 from .conftest import wait_until
 from .test_workflow import (CITY, auth, database_url, incident, jpeg_photo, postgres_server,  # noqa: F401 (fixtures)
-                            undo_migrations_4_to_6)
+                            undo_migrations_after_3)
 
 
 @pytest.fixture
@@ -340,7 +340,7 @@ def test_migrations_4_and_5_keep_photos_and_tokens(database_url):  # noqa: F811 
         storage.add_evidence(db, photo_sha(photo), photo, "case:7", "-", "-", now)
     store.add_token("a" * 64, "legacy", "admin", None, None, now - 400 * 86400)
     with store.begin() as db:
-        undo_migrations_4_to_6(db)
+        undo_migrations_after_3(db)
         db.execute(text("DELETE FROM schema_migrations WHERE version > 3"))
     store.engine.dispose()
     store = Store(database_url)

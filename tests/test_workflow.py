@@ -382,9 +382,11 @@ def test_urgent_spill_gets_the_urgent_service_level_and_pulls_a_merged_case_forw
     assert page.text.count("紧急") == 2
 
 
-def undo_migrations_4_to_6(db) -> None:
+def undo_migrations_after_3(db) -> None:
     """What a database of version 3 lacks: photo links, token expiry and revocation, sessions, dead letters' grid,
-    the feedback time, the re-check's deadline and the request for more time."""
+    the feedback time, the re-check's deadline and the request for more time, verdicts and suppressions."""
+    db.execute(text("DROP TABLE verdicts"))
+    db.execute(text("DROP TABLE suppressions"))
     db.execute(text("DROP TABLE case_photos"))
     db.execute(text("DROP TABLE sessions"))
     db.execute(text("DROP INDEX ix_dead_letters_grid"))
@@ -402,12 +404,12 @@ def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
         db.execute(text("ALTER TABLE cases DROP COLUMN urgent"))
         db.execute(text("DROP INDEX ix_case_log_published"))
         db.execute(text("DROP TABLE schema_migrations"))
-        undo_migrations_4_to_6(db)
+        undo_migrations_after_3(db)
     store.engine.dispose()
     store = Store(database_url)
     with store.engine.connect() as db:
         versions = db.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6]
+    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7]
     (case,) = store.list_cases()
     assert case["urgent"] is False and case["category_name"] == "机动车乱停放"
     with store.engine.connect() as db:

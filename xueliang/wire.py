@@ -385,3 +385,53 @@ def decode_notice(payload: bytes) -> dict[str, Any]:
     notice = loads(payload)
     encode_notice(notice)
     return notice
+
+
+# Suppressions: what the gateway tells a box to stop reporting (an operator's false_alarm verdict),
+# the box's whole list retained on its own prefix, so a box that (re)connects gets it at once.
+MAX_SUPPRESSIONS_BYTES = 300_000
+
+
+def suppressions_topic(box: str) -> str:
+    """Where a box finds its suppressions (retained, QoS 1; gateways write, the box reads)."""
+    return f"{ROOT}/{box}/suppressions"
+
+
+@lru_cache(maxsize=1)
+def _suppressions_validator() -> jsonschema.protocols.Validator:
+    found = json.loads(resources.files("xueliang").joinpath("schema/suppressions.schema.json").read_text())
+    return jsonschema.validators.validator_for(found)(found)
+
+
+def _check_suppressions(message: Any) -> dict[str, Any]:
+    error = jsonschema.exceptions.best_match(_suppressions_validator().iter_errors(message))
+    if error is not None:
+        where = "/".join(str(p)[:64] for p in error.absolute_path) or "(message)"
+        raise WireError(f"suppressions {where}: {error.message[:300]}")
+    for item in message["suppressions"]:
+        x1, y1, x2, y2 = item["bbox"]
+        if not (x1 < x2 and y1 < y2):
+            raise WireError(f"suppressions: suppression {item['id']} bbox {item['bbox']} is empty (needs x1 < x2, y1 < y2)")
+    return message
+
+
+def encode_suppressions(box: str, at: float, suppressions: list[dict[str, Any]]) -> bytes:
+    """A box's whole list of suppressions as published; WireError naming the field if it breaks the schema."""
+    message = {"schema_version": SCHEMA_VERSION, "box": box, "at": iso(at), "suppressions": suppressions}
+    return json.dumps(_check_suppressions(message), ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def decode_suppressions(payload: bytes) -> list[dict[str, Any]]:
+    """The suppressions a box was sent, checked; WireError saying why not.
+
+    >>> s = {"id": 3, "camera": "gate", "zone": "kerb", "type": "illegal_parking", "bbox": [0.1, 0.2, 0.3, 0.4]}
+    >>> decode_suppressions(encode_suppressions("box-1", 1767225600.0, [s]))[0]["bbox"]
+    [0.1, 0.2, 0.3, 0.4]
+    >>> decode_suppressions(encode_suppressions("box-1", 1767225600.0, [dict(s, zone="a/+")]))
+    Traceback (most recent call last):
+    ...
+    xueliang.wire.WireError: suppressions suppressions/0/zone: 'a/+' does not match '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}(?!\\\\n)$'
+    """
+    if len(payload) > MAX_SUPPRESSIONS_BYTES:
+        raise WireError(f"suppressions of {len(payload)} bytes exceed {MAX_SUPPRESSIONS_BYTES}")
+    return _check_suppressions(loads(payload))["suppressions"]
