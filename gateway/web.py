@@ -310,7 +310,9 @@ def reports_page(request: Request, date: Filter = None, principal: Principal = D
                       f"<td>{d['closed']}</td><td>{pct(d['on_time_rate'])}</td><td>{d['overdue']}</td></tr>"
                       for d in r["departments"])
     day = city_day(start).isoformat()
-    head = (f"<p>{esc(day)}: 受理 {r['received']} · 派遣 {r['dispatched']} · 结案 {r['closed']} · "
+    picker = (f"<form class=filters><label>日期 <input type=date name=date value='{esc(day)}'></label>"
+              "<button>查看</button></form>")
+    head = picker + (f"<p>{esc(day)}: 受理 {r['received']} · 派遣 {r['dispatched']} · 结案 {r['closed']} · "
             f"按期率 {pct(r['on_time_rate'])} · 超期 {r['overdue']}</p>")
     return page("民情快报", head + f"<svg id=chart width=640 height={22 * len(r['categories']) + 10}>{bars}</svg>"
                 "<h2>部门排名</h2><table id=ranking><tr><th>名次</th><th>部门</th><th>结案</th><th>按期率</th><th>超期</th></tr>"

@@ -234,6 +234,7 @@ def test_a_person_reads_chinese_and_beijing_time_and_sees_each_incidents_snapsho
         # the report counts the same Beijing day the list shows, departments by name
         browser.get(f"{base}/ui/reports")
         main = browser.find_element(By.TAG_NAME, "main").text
-        assert main.splitlines()[1].startswith(f"{listed_day}: 受理 2")
+        assert browser.find_element(By.NAME, "date").get_attribute("value") == listed_day
+        assert any(line.startswith(f"{listed_day}: 受理 2") for line in main.splitlines()), main
         ranking = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#ranking tr")[1:]]
         assert sorted(r.split(" ")[1] for r in ranking) == ["交警", "城管"]
