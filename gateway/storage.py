@@ -171,6 +171,37 @@ sessions = Table(
     Column("expires_at", Float, nullable=False),
 )
 
+# migration 7: an operator's verdict on a machine-made case (the newest is the case's), and the
+# suppressions a false_alarm verdict makes: the box stops reporting that camera/zone/type/region
+verdicts = Table(
+    "verdicts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, nullable=False, index=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("verdict", String(16), nullable=False),  # gateway.verdicts.Verdict
+    Column("right_type", String(40)),  # wrong_type: what it was
+    Column("duplicate_of", Integer),  # duplicate: the case it repeats
+    Column("bbox", Text),  # the object's box as the operator redrew it (JSON x1, y1, x2, y2 in 0..1)
+    Column("note", Text),
+)
+
+suppressions = Table(
+    "suppressions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", Integer, index=True),  # the case whose false_alarm verdict made it
+    Column("box", String(64), nullable=False, index=True),
+    Column("camera", String(64), nullable=False),
+    Column("zone", String(64), nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("bbox", Text, nullable=False),  # the suppressed region (JSON x1, y1, x2, y2 in 0..1)
+    Column("grid", String(64), nullable=False),  # the case's: who may see and lift it
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("lifted_at", Float),
+    Column("lifted_by", String(128)),
+)
+
 schema_migrations = Table(
     "schema_migrations", metadata,
     Column("version", Integer, primary_key=True),
@@ -202,6 +233,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
         "the re-check has its own; a department asks for more time",
      lambda db: [_add_column(c)(db) for c in (cases.c.fed_back_at, cases.c.recheck_deadline,
                                               cases.c.extension_request)]),
+    (7, "verdicts and suppressions: an operator's verdict on a machine-made case; a false alarm's suppression "
+        "for its box", lambda db: [verdicts.create(db), suppressions.create(db)]),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
