@@ -60,6 +60,8 @@ ACTION_NAMES = {
 ROLE_NAMES = {"system": "系统", "operator": "指挥中心", "department": "部门", "admin": "管理员"}
 END_REASONS = {"left": "车辆已驶离", "cleared": "已清除", "stream_ended": "视频结束", "camera_lost": "摄像机失联"}
 HOW_NAMES = {"opened": "立案", "merged": "合并", "reopened": "复发"}
+VERDICT_NAMES = {"correct": "研判属实", "false_alarm": "误报", "wrong_type": "类型错误", "wrong_place": "位置错误",
+                 "duplicate": "重复"}
 UNIT_NAMES = {"s": "秒", "min": "分钟", "h": "小时", "d": "天"}
 WORKING_UNIT_NAMES = {"min": "个工作分钟", "h": "个工作小时", "d": "个工作日"}
 
@@ -235,6 +237,17 @@ def _escalate_note(m: re.Match, tables: Tables) -> str:
     return f"超期: {what} {local_text(m['at'])} 已过; 第 {m['level']} 级督办, 升级至 {tables.grid_name(m['to'])}"
 
 
+def _verdict_note(m: re.Match, tables: Tables) -> str:
+    """``wrong_type: garbage; box redrawn [...]; a person's words`` -> ``类型错误: 暴露垃圾; 重画框 [...]; ...``"""
+    shown = VERDICT_NAMES.get(m["verdict"], m["verdict"])
+    if m["detail"]:
+        duplicate = re.fullmatch(r"of case (\d+)", m["detail"])
+        category = tables.category(m["detail"])
+        shown += f": 案件 #{duplicate[1]}" if duplicate else f": {category.name if category else m['detail']}"
+    rest = (m["rest"] or "").replace("box redrawn ", "重画框 ", 1)
+    return f"{shown}; {rest}" if rest else shown
+
+
 # the notes the gateway itself writes, each as people read it; a person's note is shown as written
 _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] = [
     ("created", re.compile(r"(?P<type>\w+) in zone (?P<zone>.+)"),
@@ -254,6 +267,7 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
     ("flagged", re.compile(r"grid (?P<grid>\S+) is not in the city's grid tree: raised to the centre for review"),
      lambda m, t: f"网格 {m['grid']} 不在本市网格表中: 提交指挥中心审核"),
     ("escalation_failed", re.compile(r"(?P<error>.+)", re.S), lambda m, t: f"升级失败: {local_text(m['error'])}"),
+    ("verdict", re.compile(r"(?P<verdict>[a-z_]+)(?:: (?P<detail>[^;]+))?(?:; (?P<rest>.*))?", re.S), _verdict_note),
     ("suppression_lifted", re.compile(r"suppression (?P<id>\d+) lifted"), lambda m, t: f"屏蔽 #{m['id']} 已解除"),
 ]
 

@@ -6,6 +6,7 @@ import ast
 import hashlib
 import io
 import json
+import re
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from PIL import Image
 from gateway import presentation
 from gateway.config import TABLES_DIR, load_tables
 from gateway.service import Clock
+from gateway.verdicts import Verdict, verdict_note
 from gateway.workflow import Action, CaseState
 from xueliang import wire
 
@@ -154,9 +156,42 @@ def test_reports_count_beijing_days(kind, day, start, end):
     ({"action": "feedback", "role": "department", "note": "moved at 2026-12-05T02:30:00Z, see photo"},
      "moved at 2026-12-05 10:30, see photo"),  # a person's note as written, times in Beijing time
     ({"action": "photo", "role": "department", "note": "ab" * 32}, "照片"),
+    ({"action": "verdict", "role": "operator", "note": verdict_note(Verdict.WRONG_TYPE, right_type="garbage",
+                                                                     bbox=[0.1, 0.2, 0.3, 0.4], note="pile")},
+     "类型错误: 暴露垃圾; 重画框 [0.1, 0.2, 0.3, 0.4]; pile"),
+    ({"action": "verdict", "role": "operator", "note": verdict_note(Verdict.DUPLICATE, duplicate_of=7)}, "重复: 案件 #7"),
+    ({"action": "verdict", "role": "operator", "note": verdict_note(Verdict.FALSE_ALARM)}, "误报"),
+    ({"action": "suppression_lifted", "role": "operator", "note": "suppression 3 lifted"}, "屏蔽 #3 已解除"),
 ])
 def test_notes_read_in_chinese_and_beijing_time(entry, shown):
     assert presentation.note_text(entry, load_tables(TABLES_DIR / "demo.yaml")) == shown
+
+
+def test_the_gateways_own_notes_read_in_chinese(city):
+    """Every note the gateway writes on a case's way (made, dispatched, merged, escalated by the clock,
+    re-checked by the camera, closed, reopened), as the timeline shows it, has no English left."""
+    tables, store, ingest, client, tokens = city
+    first, second = incident(), incident()
+    ingest.handle(*first)
+    ingest.handle(*second)
+    clock = Clock(store, tables, client=None, every_s=1)
+    assert clock.escalate_overdue(store.get_case(1)["deadline"] + 1) == 1
+    for action in ("acknowledge", "feedback"):
+        act(client, tokens["police"], 1, action)
+    ingest.handle(*end_of(second, "left"))
+    ingest.handle(*end_of(first, "left"))
+    assert store.get_case(1)["state"] == CaseState.CLOSED.value
+    ingest.handle(*incident())
+    timeline = store.get_case(1)["timeline"]
+    ids = [json.loads(m[1])["incident_id"] for m in (first, second)] + [i["incident_id"] for i in
+                                                                           store.get_case(1)["incidents"]]
+    system = [(e["action"], presentation.note_text(e, tables)) for e in timeline if e["role"] == "system"]
+    assert {a for a, _ in system} >= {"created", "dispatched", "merged", "escalate", "incident_ended",
+                                      "recheck_evidence", "close", "reopen"}
+    for action, shown in system:
+        for known in ids + ["kerb"]:
+            shown = shown.replace(known, "")
+        assert not re.search(r"[A-Za-z]{3,}", shown), (action, shown)
 
 
 def test_dispatch_and_escalation_notices_follow_their_schema(city):
