@@ -1,0 +1,146 @@
+"""A false alarm rejected with its verdict is not raised again, end to end: the real campus clip
+replayed through the edge pipeline, the box's suppressions and its outbox publisher, real
+Mosquitto, a real gateway process and its HTTP API."""
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+
+from edge.box import Slots, status, to_wire
+from edge.config import load_config
+from edge.publisher import Outbox, Publisher
+from edge.replay import replay
+from edge.suppression import Suppressions
+from gateway.config import TABLES_DIR
+from xueliang import services, wire
+from xueliang.demo import write_configs
+
+from .conftest import CLIP, TRUTH, wait_until
+
+BOX = "e2e-box"
+SHIFT = 0.125  # the second scene: the same van, an eighth of the frame further left, in the same zone
+
+
+def http(port: int, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, object]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST" if body is not None else "GET",
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {token}"} if token else {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def retained(port: int, topic: str, timeout: float = 5.0) -> dict:
+    got = {}
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.on_message = lambda c, u, m: got.setdefault("payload", json.loads(m.payload))
+    client.connect("127.0.0.1", port)
+    client.subscribe(topic, qos=1)
+    client.loop_start()
+    deadline = time.monotonic() + timeout
+    while "payload" not in got and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client.loop_stop()
+    client.disconnect()
+    return got.get("payload", {})
+
+
+def shifted_clip(tmp_path):
+    """The campus clip with its picture moved left by SHIFT of its width (black on the right)."""
+    out = tmp_path / "campus-shifted.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(CLIP), "-vf",
+                    f"crop=iw*{1 - SHIFT}:ih:iw*{SHIFT}:0,pad=768:576:0:0", "-c:v", "libx264", "-g", "25",
+                    "-pix_fmt", "yuv420p", str(out)], check=True, timeout=120)
+    return out
+
+
+@pytest.mark.slow
+def test_a_false_alarm_rejected_with_its_verdict_is_not_raised_again_and_one_elsewhere_in_its_zone_is(tmp_path,
+                                                                                                       broker):
+    camera = dict(TRUTH["camera"], url=str(CLIP))
+    # the kerb zone reaches further left, so that the shifted van is in it too
+    camera["zones"] = [dict(z, polygon=[[0.62, 0.03], [0.97, 0.03], [0.97, 0.22], [0.62, 0.22]])
+                       for z in camera["zones"] if z["id"] == "kerb-no-parking"]
+    http_port = services.free_port()
+    edge_cfg, gateway_cfg = write_configs(tmp_path, broker.port, http_port, [camera], box=BOX)
+    city = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())
+    city["grids_csv"] = str(TABLES_DIR / city["grids_csv"])
+    for c in city["categories"]:  # the machine's parking reports wait for a person, so one can be rejected
+        if c["type"] == "illegal_parking":
+            c["review"] = True
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True))
+    gateway_yaml = yaml.safe_load(gateway_cfg.read_text())
+    gateway_cfg.write_text(yaml.safe_dump(dict(gateway_yaml, tables=str(tmp_path / "city.yaml"),
+                                               escalation_check_s=0.5)))
+    gateway = services.xueliang(["gateway", "--config", str(gateway_cfg)], tmp_path / "gateway.log")
+    config = load_config(edge_cfg)
+    publisher = Publisher(BOX, config.broker, Outbox(tmp_path / "outbox.sqlite"))
+    held = Suppressions()
+    publisher.listen(wire.suppressions_topic(BOX), lambda payload: held.on_payload(payload, time.time()))
+
+    def play(video, start: float) -> list[dict]:
+        """Replay a clip as the box would send it: what a suppression drops never leaves."""
+        sent = []
+        for out in replay(config, "campus-gate", str(video), start):
+            if held.admit(out.message):
+                publisher.send(to_wire(out))
+                sent.append(out.message)
+        return sent
+
+    try:
+        services.wait_port(http_port, gateway, "gateway", timeout=30)
+        token = subprocess.run([sys.executable, "-m", "xueliang", "token", "--config", str(gateway_cfg), "--name",
+                                "centre", "--role", "admin"], capture_output=True, text=True, check=True).stdout.strip()
+        publisher.start()
+        assert publisher.connected.wait(10)
+        t0 = wire.parse_time("2026-03-02T08:00:00Z")
+        first = play(CLIP, t0)
+        (van,) = [m for m in first if m["state"] == "start"]
+        wait_until(lambda: http(http_port, "/cases", token)[1], 30, message="the van's case")
+        (case,) = http(http_port, "/cases", token)[1]
+        assert case["zone"] == "kerb-no-parking" and case["state"] == "pending_review"
+        # the operator: a false alarm (say, the delivery van with a permit), rejected with the verdict
+        code, case = http(http_port, f"/cases/{case['id']}/verdict", token, {"verdict": "false_alarm", "reject": True})
+        assert code == 201, case
+        assert case["state"] == "rejected" and case["verdict"]["verdict"] == "false_alarm"
+        assert [e["action"] for e in case["timeline"]][-2:] == ["verdict", "reject"]
+        # the box has it over MQTT (retained on its own topic) and says so in its heartbeat
+        wait_until(lambda: held.status()["suppressions"], 15, message="the suppression reached the box")
+        (item,) = held.status()["suppressions"]
+        assert (item["camera"], item["zone"], item["type"]) == ("campus-gate", "kerb-no-parking", "illegal_parking")
+        on_wire = retained(broker.port, wire.suppressions_topic(BOX))
+        assert on_wire["suppressions"][0]["bbox"] == case["bbox"] and on_wire["suppressions"][0]["case_id"] == case["id"]
+        publisher.publish_status(status(BOX, {}, Slots(), publisher.delivery(time.time()), held))
+        wait_until(lambda: retained(broker.port, wire.status_topic(BOX), 2).get("suppressions"), 10,
+                   message="the heartbeat lists the suppression")
+        # the same scene again: the box raises nothing, the gateway hears nothing
+        again = play(CLIP, t0 + 3600)
+        assert again == [] and held.status()["suppressed_events"] >= 2  # the start and its end
+        # the same van elsewhere in the zone: a new case
+        elsewhere = play(shifted_clip(tmp_path), t0 + 7200)
+        (moved,) = [m for m in elsewhere if m["state"] == "start"]
+        assert moved["zone"] == "kerb-no-parking" and moved["bbox"][0] < van["bbox"][0] - 0.05
+        wait_until(lambda: len(http(http_port, "/cases", token)[1]) == 2, 30, message="the case elsewhere")
+        cases = http(http_port, "/cases", token)[1]
+        assert [c["state"] for c in cases] == ["pending_review", "rejected"]
+        assert cases[0]["incident_id"] == moved["incident_id"]
+        # lifted: the box's list is empty again, and the place is watched as before
+        code, lifted = http(http_port, f"/suppressions/{item['id']}/lift", token, {})
+        assert code == 200, lifted
+        wait_until(lambda: not held.status()["suppressions"], 15, message="the lifted list reached the box")
+        back = play(CLIP, t0 + 10800)
+        assert [m["zone"] for m in back if m["state"] == "start"] == ["kerb-no-parking"]
+    finally:
+        if publisher.connected.is_set():
+            publisher.stop(timeout=2)
+        gateway.terminate()
+        gateway.wait(10)
