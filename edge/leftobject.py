@@ -1,13 +1,23 @@
 """The model-free left-object check: what changed against the long-term background and then
 stayed still. Pure logic on frames handed in with their time; no I/O, no learning.
 
-Two running backgrounds of a small grey picture: a short-term one that follows the scene
-within seconds and a long-term one that learns only where nothing stands out. A pixel
-that differs from the long-term background but no longer from the short-term one is
-*static foreground*: something arrived and stopped (a pile, a spill, a parked car, a
-person standing). Vehicles and people are cut out with the detector's boxes, so what
-remains is a candidate pile or spill. A big, sudden change of most of the picture
-(lights, a moved camera) makes it learn the scene again instead of reporting it.
+Two running backgrounds of a small picture: a short-term one that follows the scene within
+seconds and a long-term one that learns only where nothing stands out. A pixel that differs
+from the long-term background but no longer from the short-term one is *static foreground*:
+something arrived and stopped (a pile, a spill, a parked car, a person standing). Vehicles
+and people are cut out with the detector's boxes, so what remains is a candidate pile or
+spill. A big, sudden change of most of the picture (lights, a moved camera) makes it learn
+the scene again instead of reporting it.
+
+A pixel has changed when its **colour** or its **texture** has, not only its grey level: the
+picture is compared in CIE Lab (lightness, and the a*b* chroma that tells yellow sand from
+grey concrete at the same lightness) and in gradient energy (sand's grain on smooth concrete,
+water's gloss on rough asphalt). It stays silent under **lighting changes** (the frame's
+lightness is first scaled to the background's by the median ratio over the unchanged ground)
+and under **shadows**: a pixel darker by at most a shadow's factor, with its chroma and its
+relative texture kept, is not a change (a shadow's sharp edge is: a thin line of texture). A stain that only darkens the
+ground that much, or grey grit a little darker than grey concrete, is not seen either: the
+detector alone carries it, and its incident goes for review.
 
 What stands out is absorbed into the long-term background slowly (``absorb_s``, default
 10 min), so a *ghost* (something that was there when the check started and then left)
@@ -36,27 +46,59 @@ import math
 import cv2
 import numpy as np
 
-from edge.health import small_grey
 from edge.geometry import Box, Point, box_to_pixels, normalise, polygon_to_pixels
 
 Mask = np.ndarray  # HxW uint8, 1 = static foreground
+L_OFFSET = 40.0  # OpenCV's 8-bit L for L* = -16: lightness + this scales with the light (L* + 16 ~ Y^(1/3))
 
 
 class LeftObject:
-    def __init__(self, width: int = 192, threshold: float = 18.0, short_tau_s: float = 4.0,
-                 absorb_s: float = 600.0, relearn_fraction: float = 0.5):
+    """See the module docstring. Thresholds: ``threshold`` in lightness levels (0..255),
+    ``chroma_threshold`` in a*b* units, ``texture_threshold`` as the natural log of the ratio of
+    relative gradient energies; ``shadow`` the range of lightness ratios a shadow may cause."""
+
+    def __init__(self, width: int = 192, threshold: float = 18.0, chroma_threshold: float = 6.0,
+                 texture_threshold: float = 1.0, shadow: tuple[float, float] = (0.45, 1.0),
+                 short_tau_s: float = 4.0, absorb_s: float = 600.0, relearn_fraction: float = 0.5):
         self.width, self.threshold = width, threshold
+        self.chroma_threshold, self.texture_threshold, self.shadow = chroma_threshold, texture_threshold, shadow
         self.short_tau_s, self.absorb_s, self.relearn_fraction = short_tau_s, absorb_s, relearn_fraction
-        self._long: np.ndarray | None = None
+        self.texture_floor = 0.05  # relative gradient energy below this is compression noise, not texture
+        self._long: np.ndarray | None = None  # HxWx4: L, a, b, log gradient energy
         self._short: np.ndarray | None = None
         self._known: np.ndarray | None = None  # pixels whose empty ground has been seen
         self._last_t = 0.0
         self._kernel = np.ones((3, 3), np.uint8)
+        self._halo = np.ones((7, 7), np.uint8)
 
-    def _grey(self, image: np.ndarray) -> np.ndarray:
+    def _features(self, image: np.ndarray) -> np.ndarray:
+        """The small picture as L, a, b (OpenCV's 8-bit Lab scale) and log gradient energy of L."""
         h, w = image.shape[:2]
-        grey = small_grey(image, (self.width, max(1, round(self.width * h / w))), oversample=2)
-        return cv2.GaussianBlur(grey, (3, 3), 0).astype(np.float32)
+        size = (self.width, max(1, round(self.width * h / w)))
+        step = max(1, w // (size[0] * 2))  # skip pixels first: far cheaper than resizing a whole 1080p frame
+        small = cv2.resize(image[::step, ::step], size, interpolation=cv2.INTER_AREA)
+        if small.ndim == 2:
+            small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
+        lab = cv2.cvtColor(cv2.GaussianBlur(small, (3, 3), 0), cv2.COLOR_BGR2LAB).astype(np.float32)
+        relative = np.log(lab[..., 0] + L_OFFSET)  # contrast relative to lightness: the same in sun and shade
+        gx = cv2.Sobel(relative, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(relative, cv2.CV_32F, 0, 1, ksize=3)
+        energy = cv2.GaussianBlur(gx * gx + gy * gy, (0, 0), 1.0)
+        return np.dstack([lab, np.log(energy + self.texture_floor)])
+
+    def _differs(self, cur: np.ndarray, ref: np.ndarray, shadows: bool = True) -> np.ndarray:
+        """Where ``cur`` is not ``ref``: lightness, chroma or texture, unless (``shadows``) it is only a shadow.
+        Chroma is compared at the reference's lightness (a shadow scales L*+16, a* and b* alike)
+        and texture as contrast relative to the lightness (the gradient of log(L*+16))."""
+        ratio = (cur[..., 0] + L_OFFSET) / (ref[..., 0] + L_OFFSET)
+        d_light = np.abs(cur[..., 0] - ref[..., 0])
+        d_chroma = np.hypot((cur[..., 1] - 128) / ratio - (ref[..., 1] - 128), (cur[..., 2] - 128) / ratio - (ref[..., 2] - 128))
+        d_texture = cur[..., 3] - ref[..., 3]
+        # a shadow darkens, keeps the chroma and the texture (wet ground loses texture, a grey bag brings its own)
+        shadow = (ratio >= self.shadow[0]) & (ratio <= self.shadow[1]) & (d_chroma <= self.chroma_threshold) \
+            & (np.abs(d_texture) <= self.texture_threshold)
+        return ((d_light > self.threshold) | (d_chroma > self.chroma_threshold)
+                | (np.abs(d_texture) > self.texture_threshold)) & ~(shadow & shadows)
 
     def observe(self, t: float, image: np.ndarray, exclude: list[Box] = ()) -> Mask:
         """Static foreground at time ``t``, with the ``exclude`` boxes (0..1 of the frame) cut out.
@@ -64,29 +106,40 @@ class LeftObject:
         Ground hidden behind a person or vehicle when the check starts is learnt the first
         time it is seen clear, so a person who stood there at start leaves no ghost.
         """
-        grey = self._grey(image)
-        h, w = grey.shape
+        raw = self._features(image)
+        h, w = raw.shape[:2]
         hidden = np.zeros((h, w), bool)
         for box in exclude:
             x1, y1, x2, y2 = box_to_pixels(box, w, h, min_size=0)
             hidden[y1:y2, x1:x2] = True
-        if self._long is None or self._long.shape != grey.shape:
-            self._long, self._short, self._last_t, self._known = grey.copy(), grey.copy(), t, ~hidden
-            return np.zeros(grey.shape, np.uint8)
+        hidden = cv2.dilate(hidden.astype(np.uint8), self._halo).astype(bool)  # a box's edge texture reaches past it
+        if self._long is None or self._long.shape != raw.shape:
+            self._long, self._short, self._last_t, self._known = raw.copy(), raw.copy(), t, ~hidden
+            return np.zeros((h, w), np.uint8)
         dt = max(0.0, t - self._last_t)
         self._last_t = t
         fresh = ~self._known & ~hidden  # seen clear for the first time
-        self._long[fresh] = grey[fresh]
+        self._long[fresh] = raw[fresh]
         self._known |= fresh
-        changed = (np.abs(grey - self._long) > self.threshold) & self._known
+        # the light changed everywhere at once (a cloud, the street lamps): compare at the background's
+        # lightness, scaled by the median ratio over the ground (the background itself follows the light)
+        cur = raw.copy()
+        ground = self._known & ~hidden
+        if ground.any():
+            gain = float(np.clip(np.median(self._long[..., 0][ground] + L_OFFSET)
+                                 / np.median(raw[..., 0][ground] + L_OFFSET), 0.5, 2))
+            cur[..., 0] = (raw[..., 0] + L_OFFSET) * gain - L_OFFSET
+        differs = self._differs(cur, self._long, shadows=False) & self._known
+        changed = differs & self._differs(cur, self._long)
         if changed.mean() > self.relearn_fraction:  # lights or view changed: learn the scene again
-            self._long, self._short, self._known = grey.copy(), grey.copy(), ~hidden
-            return np.zeros(grey.shape, np.uint8)
-        moving = np.abs(grey - self._short) > self.threshold
+            self._long, self._short, self._known = raw.copy(), raw.copy(), ~hidden
+            return np.zeros((h, w), np.uint8)
+        moving = self._differs(raw, self._short, shadows=False)  # a passer-by's shadow is moving too
         static = (changed & ~moving & ~hidden).astype(np.uint8)
-        self._short += (1 - math.exp(-dt / self.short_tau_s)) * (grey - self._short)
-        absorbed = self._long + (1 - math.exp(-dt / self.absorb_s)) * (grey - self._long)
-        self._long = np.where(changed, absorbed, grey)  # learn at once where nothing stands out
+        self._short += (1 - math.exp(-dt / self.short_tau_s)) * (raw - self._short)
+        absorbed = self._long + (1 - math.exp(-dt / self.absorb_s)) * (cur - self._long)
+        # learn at once where nothing stands out, not even a shadow (a shadow learnt would leave a ghost)
+        self._long = np.where(differs[..., None], absorbed, raw)
         return cv2.morphologyEx(static, cv2.MORPH_OPEN, self._kernel)
 
 
