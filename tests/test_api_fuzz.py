@@ -126,16 +126,19 @@ def headers(gateway_tokens: list[str], session: str, signed: bool = False):
 
 
 QUERY_NAMES = ["state", "grid", "department", "category", "overdue", "limit", "offset", "date", "which", "before_id",
-               "service_code", "status", "token", "next"]
+               "service_code", "status", "token", "next", "start_date", "end_date", "service_request_id"]
 query_values = st.one_of(any_text.filter(lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s)), numbers.map(str),
                          st.sampled_from(["0001-01-01", "9999-12-31", "2026-02-30", "2026-01-01", "dispatched", "true",
-                                          "D-S1", "garbage", "end", "open", "/ui/cases", "//evil.example"]))
+                                          "D-S1", "garbage", "end", "open", "/ui/cases", "//evil.example",
+                                          "2026-01-01T00:00:00Z", "2030-01-01T00:00:00+08:00", "1,2", "open,closed"]))
 queries = st.dictionaries(st.one_of(st.sampled_from(QUERY_NAMES), st.text(max_size=8)), query_values, max_size=4)
 
-GET_PATHS = ["/cases", "/cases/{id}", "/cases/{id}/evidence.jpg", "/cases/{id}/photos/{seg}.jpg", "/reports/{seg}",
-             "/open311/v2/requests/{id}.json", "/open311/v2/requests.json", "/open311/v2/services.json",
-             "/dead-letters", "/health", "/ui/cases", "/ui/cases/{id}", "/ui/cases/{id}/evidence.jpg",
-             "/ui/cases/{id}/photos/{seg}.jpg", "/ui/overdue", "/ui/map", "/ui/reports", "/ui/login", "/{seg}"]
+GET_PATHS = ["/cases", "/cases/{id}", "/cases/{id}/evidence.jpg", "/cases/{id}/incidents/{seg}/evidence.jpg",
+             "/cases/{id}/photos/{seg}.jpg", "/reports/{seg}", "/open311/v2/requests/{id}.json",
+             "/open311/v2/requests/{id}.xml", "/open311/v2/requests.json", "/open311/v2/requests.xml",
+             "/open311/v2/services.json", "/open311/v2/services.xml", "/dead-letters", "/health", "/ui/cases",
+             "/ui/cases/{id}", "/ui/cases/{id}/incidents/{seg}/evidence.jpg", "/ui/cases/{id}/photos/{seg}.jpg",
+             "/ui/overdue", "/ui/map", "/ui/reports", "/ui/login", "/{seg}"]
 
 
 json_values = st.recursive(st.one_of(st.none(), st.booleans(), numbers, st.floats(), any_text),
