@@ -261,3 +261,47 @@ def test_broker_killed_mid_stream_loses_no_incident_end_to_end(secure_broker, tm
             p.stop(timeout=0.5)
         for g in gateways:
             g.stop()
+
+
+def test_a_box_reads_only_its_own_suppressions_and_writes_none(secure_broker, tmp_path):
+    """The gateway sends box-1 its suppressions (retained, on xl/v1/box-1/suppressions) through the
+    shipped ACL; box-1 cannot forge its own list, box-2 neither reads nor writes box-1's."""
+    import subprocess
+    import sys
+
+    from edge.suppression import Suppressions
+
+    gateway = Gateway(tmp_path, secure_broker, "gateway-1")
+    broker = Broker(port=secure_broker.port, username="box-1", password=USERS["box-1"], tls_ca=ca(tmp_path))
+    publisher = Publisher("box-1", broker, Outbox(tmp_path / "outbox.sqlite"))
+    held = Suppressions()
+    publisher.listen(wire.suppressions_topic("box-1"), lambda payload: held.on_payload(payload, time.time()))
+    box2 = Client(tmp_path, secure_broker, "box-2", subscribe="xl/v1/+/suppressions")
+    try:
+        token = subprocess.run([sys.executable, "-m", "xueliang", "token", "--config", str(tmp_path / "gateway-1.yaml"),
+                                "--name", "centre", "--role", "admin"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+        time.sleep(1)
+        publisher.start()
+        assert publisher.connected.wait(10)
+        publisher.send([incident("box-1", 1)])
+        wait_until(lambda: count(gateway.db, "SELECT count(*) FROM cases") == 1, 15, message="the case")
+        import urllib.request
+        request = urllib.request.Request(f"http://127.0.0.1:{gateway.http_port}/cases/1/verdict", method="POST",
+                                         data=json.dumps({"verdict": "false_alarm"}).encode(),
+                                         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 201
+        wait_until(lambda: held.status()["suppressions"], 15, message="box-1 has its suppression")
+        # box-1 forging its own list is refused and set aside; box-2 may not write it either
+        forged = wire.encode_suppressions("box-1", time.time(), [])
+        publisher.send([(wire.suppressions_topic("box-1"), forged)])
+        wait_until(lambda: publisher.refused == 1, 10, message="the forged list refused")
+        assert box2.publish(wire.suppressions_topic("box-1"), forged).getName() == "Not authorized"
+        assert box2.publish(wire.suppressions_topic("box-2"), forged).getName() == "Not authorized"
+        time.sleep(1)
+        assert len(held.status()["suppressions"]) == 1 and box2.messages == []
+    finally:
+        box2.stop()
+        publisher.stop(timeout=1)
+        gateway.stop()
