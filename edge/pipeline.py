@@ -33,9 +33,10 @@ from edge.config import Camera, EdgeConfig, Zone
 from edge.detector import (LITTER, VEHICLE, Detector, Region, crop_regions, merge_detections, min_scores, run_passes,
                            tile_regions)
 from edge.evidence import snapshot
-from edge.health import PictureCheck, change, thumbnail
+from edge.health import THUMB_SIZE, PictureCheck, change, thumbnail
 from edge.leftobject import LeftObject, covered, regions, zone_mask
-from edge.geometry import anchor, in_frame, inside, normalise, point_in_polygon, polygon_area, polygon_to_xyxy
+from edge.geometry import (anchor, box_to_pixels, in_frame, inside, normalise, point_in_polygon, polygon_area,
+                           polygon_to_xyxy)
 from edge.rules import ConditionRule, DwellRule, EndReason, Event, Sighting
 from edge.source import keyframe_gap_limit
 from edge.stationary import Stationary
@@ -100,7 +101,7 @@ class CameraPipeline:
         self._gate = rules.change_gate
         self._regions: list[Region] = []
         self._shape: tuple[int, int] | None = None
-        self._gate_box: tuple[int, int, int, int] | None = None
+        self._gate_boxes: list[tuple[int, int, int, int]] = []  # zone boxes in thumbnail pixels
         self._full_frame = True
         self._last_t = float("-inf")
         self._last_image: np.ndarray | None = None
@@ -130,12 +131,9 @@ class CameraPipeline:
                  " ".join(f"[{x1},{y1},{x2},{y2}]" for x1, y1, x2, y2 in self._regions) or "no crops",
                  len(self._litter_regions))
         self._zone_masks = {}
-        polys = polys + litter_polys
-        xs = [x for p in polys for x, _ in p]
-        ys = [y for p in polys for _, y in p]
-        tw, th = 64, 48
-        self._gate_box = (int(min(xs) * tw), int(min(ys) * th), int(np.ceil(max(xs) * tw)), int(np.ceil(max(ys) * th))) \
-            if polys else None
+        # the change gate looks at each zone on its own: a car arriving in a small zone moves that zone's
+        # mean a lot and a large box's mean little (at dusk, too little: an arrival was seen 11 s late)
+        self._gate_boxes = [box_to_pixels(polygon_to_xyxy(p), *THUMB_SIZE) for p in polys + litter_polys]
         self._last_pass = None
         self.tracker.reset()
         self.stationary.reset()
@@ -151,11 +149,12 @@ class CameraPipeline:
             return []
         h, w = image.shape[:2]
         self._layout(w, h)
-        if self._last_pass is not None and self._gate_box is not None:
+        if self._last_pass is not None and self._gate_boxes:
             last_t, last_thumb = self._last_pass
-            x1, y1, x2, y2 = self._gate_box
             thumb = self._thumbnail(image)
-            if t - last_t < self._floor_s and change(last_thumb[y1:y2, x1:x2], thumb[y1:y2, x1:x2], (1, 1)) < self._gate:
+            if t - last_t < self._floor_s and all(
+                    change(last_thumb[y1:y2, x1:x2], thumb[y1:y2, x1:x2], (1, 1)) < self._gate
+                    for x1, y1, x2, y2 in self._gate_boxes):
                 return []
         return [(VEHICLE, image)] * self._full_frame + [(VEHICLE, image[y1:y2, x1:x2]) for x1, y1, x2, y2 in self._regions] \
             + [(LITTER, image[y1:y2, x1:x2]) for x1, y1, x2, y2 in self._litter_regions]
@@ -191,10 +190,10 @@ class CameraPipeline:
         out += self._litter_events(t, image, sightings)
         in_front = [s.box for s in sightings + self._sightings(self._people, w, h)]
         for zone, rule in self.rules:
-            inside = [s for s in sightings if point_in_polygon(s.anchor, zone.polygon)]
+            mine = [s for s in sightings if point_in_polygon(s.anchor, zone.polygon)]
             views = self.stationary.views(zone.id, rule.stays(), image, in_front)
             out += [self._outgoing(zone.id, zone.polygon, zone.grid, "illegal_parking", e, image)
-                    for e in rule.observe(t, inside, views, fresh=bool(parts))]
+                    for e in rule.observe(t, mine, views, fresh=bool(parts))]
             self.stationary.remember(zone.id, rule.stays(), t, image, in_front)
         return out
 

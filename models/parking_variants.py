@@ -78,6 +78,8 @@ VARIANTS = [
     # composed: the van's place shows the wall and road beside it until 21 s, as if it arrived then
     Variant("arrives_21s", vf="split[a][b];[b]crop=74:61:574:40[p];[a][p]overlay=648:40:enable='lt(t,21)'",
             codec=x264(), arrives_s=21.0),
+    Variant("arrives_21s_dusk", vf="split[a][b];[b]crop=74:61:574:40[p];[a][p]overlay=648:40:enable='lt(t,21)',"
+            "eq=brightness=-0.18:contrast=0.55:gamma=0.8", codec=x264(), arrives_s=21.0),
     # the footage of the issue that filed this suite (issue 12), remade: mirrored and rescaled to 1152x864;
     # zoomed, darkened, noisy, H.265 with key frames 3 s apart
     Variant("mirrored_1152x864", vf="hflip,scale=1152:864", codec=x264(), mirror=True),

@@ -64,8 +64,9 @@ def test_left_only_once_the_place_looks_empty(clips):
 
 
 @pytest.mark.slow
-def test_a_van_that_arrives_gets_its_clock_from_its_arrival(clips):
-    variant = pv.BY_NAME["arrives_21s"]
+@pytest.mark.parametrize("name", ["arrives_21s", "arrives_21s_dusk"])
+def test_a_van_that_arrives_gets_its_clock_from_its_arrival(clips, name):
+    variant = pv.BY_NAME[name]
     messages = run(variant, pv.make(variant, clips, seconds=60))
     result = score(messages, pv.TRUTH["expect"], variant.arrives_s)
     assert result["start_error_s"]["kerb-no-parking"] is not None
