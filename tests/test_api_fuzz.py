@@ -138,7 +138,7 @@ GET_PATHS = ["/cases", "/cases/{id}", "/cases/{id}/evidence.jpg", "/cases/{id}/i
              "/open311/v2/requests/{id}.xml", "/open311/v2/requests.json", "/open311/v2/requests.xml",
              "/open311/v2/services.json", "/open311/v2/services.xml", "/dead-letters", "/health", "/ui/cases",
              "/ui/cases/{id}", "/ui/cases/{id}/incidents/{seg}/evidence.jpg", "/ui/cases/{id}/photos/{seg}.jpg",
-             "/ui/overdue", "/ui/map", "/ui/reports", "/ui/login", "/{seg}"]
+             "/ui/overdue", "/ui/map", "/ui/reports", "/ui/login", "/suppressions", "/{seg}"]
 
 
 json_values = st.recursive(st.one_of(st.none(), st.booleans(), numbers, st.floats(), any_text),
@@ -150,6 +150,16 @@ action_bodies = st.one_of(
                           optional={"note": st.one_of(any_text, json_values), "department": st.one_of(
                               st.sampled_from(["traffic-police", "sanitation", "city-management"]), any_text, json_values),
                               "extend_by": st.one_of(extend_by, json_values)}),
+    json_values)
+
+boxes = st.one_of(st.lists(st.one_of(st.floats(0, 1), numbers, st.floats()), min_size=0, max_size=6), json_values)
+verdict_bodies = st.one_of(
+    st.fixed_dictionaries({"verdict": st.one_of(st.sampled_from(["correct", "false_alarm", "wrong_type", "wrong_place",
+                                                                 "duplicate"]), any_text)},
+                          optional={"right_type": st.one_of(st.sampled_from(["garbage", "spill"]), any_text, json_values),
+                                    "duplicate_of": st.one_of(st.integers(-3, 5), numbers, json_values),
+                                    "bbox": boxes, "reject": st.one_of(st.booleans(), json_values),
+                                    "note": st.one_of(any_text, json_values)}),
     json_values)
 
 
@@ -182,6 +192,18 @@ def test_case_actions_never_answer_5xx(gateway, data):
     if data.draw(st.sampled_from([True, True, True, False])):  # mostly declared as JSON, as a client would
         sent["Content-Type"] = "application/json"
     gateway.request("POST", f"/cases/{case_id}/actions", sent, content=raw)
+    gateway.still_readable()
+
+
+@FUZZ
+@given(data=st.data())
+def test_verdicts_and_lifts_never_answer_5xx(gateway, data):
+    case_id = data.draw(st.one_of(st.sampled_from([str(i) for i in gateway.case_ids]), segment))
+    body = json.dumps(data.draw(verdict_bodies))
+    raw = data.draw(st.one_of(*[st.just(body.encode())] * 4, st.binary(max_size=200)))
+    sent = data.draw(headers(gateway.tokens, gateway.fuzz_session, signed=True)) | {"Content-Type": "application/json"}
+    gateway.request("POST", f"/cases/{case_id}/verdict", sent, content=raw)
+    gateway.request("POST", f"/suppressions/{data.draw(st.one_of(st.sampled_from(['1', '2']), segment))}/lift", sent)
     gateway.still_readable()
 
 
