@@ -2,17 +2,22 @@
 
 The HTTP API (a person), ingest (the camera: a recurrence reopens, a re-check closes) and the
 clock (an overdue case escalates) all call ``perform``, so an action means the same thing from
-every door: ``workflow`` says what it changes, ``cases.action_values`` computes the columns,
+every door (a person's, from the API or a page, goes through ``act``): ``workflow`` says what it changes, ``cases.action_values`` computes the columns,
 and the notice rows are written here, in the caller's transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+
 from sqlalchemy.engine import Connection
 
 from gateway import storage
-from gateway.cases import action_values
+from gateway.cases import RECHECK_REASONS, action_values
 from gateway.config import Tables
+from gateway.deadlines import deadline, parse_service_level
+from gateway.storage import Store
 from gateway.workflow import Action, Notice, Role, TransitionError, effect
 
 
@@ -34,3 +39,61 @@ def perform(db: Connection, case: dict, action: Action, role: Role, actor: str, 
         storage.log(db, case["id"], now, "gateway", Role.SYSTEM, Notice.DISPATCHED.value, changed["state"],
                     changed["state"], changed["department"], changed["department"])
     return changed
+
+
+MAX_EXTENSION = parse_service_level("366 days")
+
+
+class NotVisible(LookupError):
+    """The case does not exist or is not the principal's to see (whether it exists is not said)."""
+
+
+def check_extension(extend_by: str | None) -> None:
+    """ValueError unless ``extend_by`` is a service level of at most 366 days (None passes).
+
+    >>> check_extension("2h"); check_extension("400 days")
+    Traceback (most recent call last):
+    ...
+    ValueError: extend_by '400 days' is more than 366 days
+    """
+    if extend_by is None:
+        return
+    level = parse_service_level(extend_by)
+    if deadline(0.0, level._replace(working=False)) > deadline(0.0, MAX_EXTENSION):
+        raise ValueError(f"extend_by {extend_by!r} is more than 366 days")
+
+
+def act(store: Store, case_id: int, action: Action, role: Role, actor: str, now: float, tables: Tables,
+        may_see: Callable[[dict], bool], note: str | None = None, *, extend_by: str | None = None,
+        department: str | None = None) -> dict:
+    """A person's action on a case, from the API or a page alike, in one transaction: NotVisible
+    when ``may_see`` refuses the case, TransitionError or ConflictError when the state machine or a
+    concurrent change forbids it, ValueError for a bad request; returns the case as it is now.
+    A feedback on a case whose camera already saw the problem gone closes it (the re-check is done)."""
+    check_extension(extend_by)
+    with store.begin() as db:
+        row = store.get_case(case_id)
+        if row is None or not may_see(row):
+            raise NotVisible(f"no case {case_id}")
+        case = perform(db, row, action, role, actor, now, tables, note, extend_by=extend_by, department=department)
+        # the camera already saw the problem gone (a later sighting would have cleared that, and a
+        # reopening too): the re-check is done. Not compared with dispatched_at: that is the
+        # gateway's clock, ended_at the box's, and an end may arrive in the same batch as its start.
+        if (action == Action.FEEDBACK and tables.category(row["type"]).auto_close
+                and row["end_reason"] in RECHECK_REASONS and row["ended_at"] is not None):
+            case = perform(db, case, Action.CLOSE, Role.SYSTEM, "gateway", now, tables, "closed on the camera's re-check")
+    return case
+
+
+def photo_owner(case_id: int) -> str:
+    """Photos people upload are kept with the evidence (by sha256); the first case to add the bytes owns the row."""
+    return f"case:{case_id}"
+
+
+def keep_photo(store: Store, row: dict, role: Role, actor: str, data: bytes, now: float) -> None:
+    """Add a checked photo (``images.check_jpeg``) to the case ``row``, logged on its timeline once."""
+    sha = hashlib.sha256(data).hexdigest()
+    with store.begin() as db:
+        storage.add_evidence(db, sha, data, photo_owner(row["id"]), "-", "-", now)
+        if storage.add_case_photo(db, row["id"], sha, now):  # the same photo twice is one entry
+            storage.log(db, row["id"], now, actor, role, "photo", row["state"], row["state"], sha)

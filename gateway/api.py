@@ -8,7 +8,6 @@ a 4xx that says what was wrong, never a 500.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import Annotated, Literal
 
@@ -20,12 +19,10 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from gateway import storage, verdicts
+from gateway import actions, storage, verdicts
 from gateway.auth import Principal, actor, bearer, find_cases, may_see, reader, scope, visible_case
 from gateway.actions import perform
-from gateway.cases import RECHECK_REASONS
 from gateway.config import Tables
-from gateway.deadlines import deadline, parse_service_level
 from gateway.metrics import REGISTRY, Health
 from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
 from gateway.open311 import open311
@@ -37,9 +34,6 @@ from gateway.storage import Store
 from gateway.web import web_router
 from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
-
-MAX_EXTENSION = parse_service_level("366 days")
-
 
 class TimelineEntry(BaseModel):
     at: str
@@ -265,21 +259,6 @@ def incident_evidence(incident_id: IncidentId, which: Which = "start", row: dict
     return incident_evidence_response(row, incident_id, which, store)
 
 
-def photo_owner(case_id: int) -> str:
-    """Photos people upload are kept with the evidence (by sha256); the first case to add the bytes owns the row."""
-    return f"case:{case_id}"
-
-
-def keep_photo(store: Store, row: dict, who: Principal, data: bytes) -> None:
-    now = time.time()
-    sha = hashlib.sha256(data).hexdigest()
-    with store.begin() as db:
-        storage.add_evidence(db, sha, data, photo_owner(row["id"]), "-", "-", now)
-        if storage.add_case_photo(db, row["id"], sha, now):  # the same photo twice is one entry
-            storage.log(db, row["id"], now, f"{who.role.value}:{who.name}", who.role, "photo", row["state"],
-                        row["state"], sha)
-
-
 PHOTO_BODY = {"requestBody": {"required": True, "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
@@ -299,7 +278,7 @@ async def add_photo(request: Request, row: dict = Depends(changeable_case), who:
         await run_in_threadpool(check_jpeg, data)
     except ImageError as exc:
         raise HTTPException(422, f"send one JPEG photo as the body: {exc}") from None
-    await run_in_threadpool(keep_photo, store, row, who, data)
+    await run_in_threadpool(actions.keep_photo, store, row, who.role, f"{who.role.value}:{who.name}", data, time.time())
     return detail(await run_in_threadpool(store.get_case, row["id"]), request.app.state.tables, store)
 
 
@@ -311,27 +290,12 @@ def get_photo(sha256: Sha256, row: dict = Depends(readable_case), store: Store =
 @cases_router.post("/{case_id}/actions", response_model=CaseDetail)
 def act(case_id: CaseId, body: ActionRequest, request: Request, store: Store = Depends(get_store),
         tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
-    now = time.time()
-    if body.extend_by is not None:
-        try:
-            level = parse_service_level(body.extend_by)
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from None
-        if deadline(0.0, level._replace(working=False)) > deadline(0.0, MAX_EXTENSION):
-            raise HTTPException(422, f"extend_by {body.extend_by!r} is more than 366 days")
     try:
-        with store.begin() as db:
-            row = store.get_case(case_id)
-            if row is None or not may_see(who, row, tables):
-                raise HTTPException(404, f"no case {case_id}")
-            case = perform(db, row, body.action, who.role, f"{who.role.value}:{who.name}", now, tables, body.note,
-                           extend_by=body.extend_by, department=body.department)
-            # the camera already saw the problem gone (a later sighting would have cleared that, and a
-            # reopening too): the re-check is done. Not compared with dispatched_at: that is the
-            # gateway's clock, ended_at the box's, and an end may arrive in the same batch as its start.
-            if (body.action == Action.FEEDBACK and tables.category(row["type"]).auto_close
-                    and row["end_reason"] in RECHECK_REASONS and row["ended_at"] is not None):
-                perform(db, case, Action.CLOSE, Role.SYSTEM, "gateway", now, tables, "closed on the camera's re-check")
+        actions.act(store, case_id, body.action, who.role, f"{who.role.value}:{who.name}", time.time(), tables,
+                    lambda row: may_see(who, row, tables), body.note, extend_by=body.extend_by,
+                    department=body.department)
+    except actions.NotVisible as exc:
+        raise HTTPException(404, str(exc)) from None
     except (TransitionError, storage.ConflictError) as exc:
         raise HTTPException(409, str(exc)) from None
     except ValueError as exc:  # a request the action cannot take (an unknown department, no extend_by)
