@@ -109,11 +109,12 @@ class DwellRule:
     low-score detections) keep a stay but never start one, and do not confirm it: a stay is
     confirmed once seen on ``confirm_hits`` detector passes at ``min_score`` (``fresh``: this
     frame's sightings come from a new pass, not a reused one); views count and its incident
-    starts (dated when the dwell was reached) only then. A sighting belongs
-    to a stay when its anchor has not moved more than ``still_tolerance`` box heights and
-    its box overlaps the stay's (IoU >= ``MATCH_IOU``), so a bus passing in front is not the
-    parked car, whatever the tracker's ids say. The stay's label is a score-weighted vote
-    over its sightings, frozen when the incident starts.
+    starts (dated when the dwell was reached) only then.
+
+    A sighting belongs to a stay when its anchor has not moved more than ``still_tolerance``
+    box heights and its box overlaps the stay's (IoU >= ``MATCH_IOU``), so a bus passing in
+    front is not the parked car, whatever the tracker's ids say. The stay's label is a
+    score-weighted vote over its sightings, frozen when the incident starts.
     """
 
     MATCH_IOU = 0.4
