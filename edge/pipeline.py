@@ -10,13 +10,15 @@ pipeline's own detectors (replay, tests). No network I/O happens here.
 
 Garbage and spills: a zone that watches ``garbage`` or ``spill`` has a ``ConditionRule``
 per type. The litter detector's best box of that type in the zone keeps the clock
-running; under ``left_object: confirm`` the incident starts only if the left-object
-check also sees still, changed ground under that box; under ``either`` a still, changed
-region with no detection counts too (for piles the model does not know). Nothing that was
-always there is dispatched on the detector's word alone: a detection the check never
-confirms (for ``REVIEW_FACTOR`` times the persistence), or one seen since the camera came
-up, is sent with ``attributes.needs_review: true`` and the gateway holds its case for a
-person (street furniture the model half-believes, a pile older than the camera's view).
+running (a place takes the type its detections have voted for so far: one pile is one
+incident for one department, see ``edge/litter.py``); under ``left_object: confirm`` the
+incident starts only if the left-object check also sees still, changed ground under that
+box; under ``either`` a still, changed region with no detection counts too (for piles the
+model does not know). Nothing that was always there is dispatched on the detector's word
+alone: a detection the check never confirms (for ``REVIEW_FACTOR`` times the persistence),
+or one seen since the camera came up, is sent with ``attributes.needs_review: true`` and the
+gateway holds its case for a person (street furniture the model half-believes, a pile older
+than the camera's view).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from edge.detector import (LITTER, VEHICLE, Detector, Region, crop_regions, merg
 from edge.evidence import snapshot
 from edge.health import THUMB_SIZE, PictureCheck, change, thumbnail
 from edge.leftobject import LeftObject, covered, regions, zone_mask
+from edge.litter import TypeVote
 from edge.geometry import (anchor, box_to_pixels, in_frame, inside, normalise, point_in_polygon, polygon_area,
                            polygon_to_xyxy)
 from edge.rules import ConditionRule, DwellRule, EndReason, Event, Sighting
@@ -86,6 +89,8 @@ class CameraPipeline:
         if self.litter and LITTER not in detectors:
             raise ValueError(f"camera {camera.id!r} watches garbage or spills but no litter detector was given")
         self.left = LeftObject() if self.litter and self.detection.left_object != "off" else None
+        self.types = TypeVote(forget_s=rules.gap_s)
+        self._litter_pass = float("-inf")
         self._zone_masks: dict[str, np.ndarray] = {}
         self._litter_regions: list[Region] = []
         self._litter = sv.Detections.empty()
@@ -184,6 +189,7 @@ class CameraPipeline:
             keep = (vehicles.tracker_id >= 0) | (vehicles.confidence >= self.detection.min_score)
             self._vehicles = vehicles[keep] if len(vehicles) else vehicles
             self._people = found[(labels == "person") & confident] if len(found) else found
+            self._litter_pass = t
             self._litter = in_frame(parts[n:], self._litter_regions).with_nms(threshold=0.45) \
                 if self.litter else sv.Detections.empty()
         sightings = self._sightings(self._vehicles, w, h)
@@ -210,6 +216,7 @@ class CameraPipeline:
             static = self.left.observe(t, image, movers)
         # a "pile" that is mostly a person or a vehicle is that person or vehicle
         found = [s for s in self._sightings(self._litter, w, h) if all(inside(s.box, m) < 0.6 for m in movers)]
+        found = self.types.label(t, found, fresh=self._litter_pass == t)  # one type per place
         out = []
         for zone, kind, rule in self.litter:
             mine = [s for s in found if s.label == kind and point_in_polygon(s.anchor, zone.polygon)]

@@ -217,3 +217,13 @@ def test_left_object_is_silent_while_the_light_changes():
         check = LeftObject()
         shares[name] = max(float(check.observe(float(t), light(f, t)).mean()) for t, f in enumerate(frames))
     assert shares["as is"] < 0.03 and shares["cloud"] <= shares["as is"] + 0.005, shares
+
+
+@pytest.mark.slow
+def test_zones_watching_both_types_raise_one_incident_of_the_right_type_per_object(tmp_path):
+    """Each zone of the composed clip now watches garbage and spill: the pile is still one garbage
+    incident (sanitation) and the spill one spill incident (roads), not one of each."""
+    zones = [dict(z, types=["garbage", "spill"]) for z in LITTER_TRUTH["camera"]["zones"]]
+    messages, _ = _replay(LITTER, tmp_path, zones=zones)
+    starts = [m for m in messages if m["state"] == "start" and m["type"] in ("garbage", "spill")]
+    assert sorted((m["zone"], m["type"]) for m in starts) == sorted((e["zone"], e["type"]) for e in LITTER_TRUTH["expect"])
