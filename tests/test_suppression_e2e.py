@@ -63,6 +63,26 @@ def shifted_clip(tmp_path):
     return out
 
 
+def configs(tmp_path, broker, http_port: int, camera: dict):
+    """The box's and the gateway's configs; the city's parking reports wait for a person, so one can be rejected."""
+    edge_cfg, gateway_cfg = write_configs(tmp_path, broker.port, http_port, [camera], box=BOX)
+    city = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())
+    city["grids_csv"] = str(TABLES_DIR / city["grids_csv"])
+    for c in city["categories"]:
+        if c["type"] == "illegal_parking":
+            c["review"] = True
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True))
+    gateway_yaml = yaml.safe_load(gateway_cfg.read_text())
+    gateway_cfg.write_text(yaml.safe_dump(dict(gateway_yaml, tables=str(tmp_path / "city.yaml"),
+                                               escalation_check_s=0.5)))
+    return edge_cfg, gateway_cfg
+
+
+def admin_token(gateway_cfg) -> str:
+    return subprocess.run([sys.executable, "-m", "xueliang", "token", "--config", str(gateway_cfg), "--name",
+                           "centre", "--role", "admin"], capture_output=True, text=True, check=True).stdout.strip()
+
+
 @pytest.mark.slow
 def test_a_false_alarm_rejected_with_its_verdict_is_not_raised_again_and_one_elsewhere_in_its_zone_is(tmp_path,
                                                                                                        broker):
@@ -71,16 +91,7 @@ def test_a_false_alarm_rejected_with_its_verdict_is_not_raised_again_and_one_els
     camera["zones"] = [dict(z, polygon=[[0.62, 0.03], [0.97, 0.03], [0.97, 0.22], [0.62, 0.22]])
                        for z in camera["zones"] if z["id"] == "kerb-no-parking"]
     http_port = services.free_port()
-    edge_cfg, gateway_cfg = write_configs(tmp_path, broker.port, http_port, [camera], box=BOX)
-    city = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())
-    city["grids_csv"] = str(TABLES_DIR / city["grids_csv"])
-    for c in city["categories"]:  # the machine's parking reports wait for a person, so one can be rejected
-        if c["type"] == "illegal_parking":
-            c["review"] = True
-    (tmp_path / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True))
-    gateway_yaml = yaml.safe_load(gateway_cfg.read_text())
-    gateway_cfg.write_text(yaml.safe_dump(dict(gateway_yaml, tables=str(tmp_path / "city.yaml"),
-                                               escalation_check_s=0.5)))
+    edge_cfg, gateway_cfg = configs(tmp_path, broker, http_port, camera)
     gateway = services.xueliang(["gateway", "--config", str(gateway_cfg)], tmp_path / "gateway.log")
     config = load_config(edge_cfg)
     publisher = Publisher(BOX, config.broker, Outbox(tmp_path / "outbox.sqlite"))
@@ -98,8 +109,7 @@ def test_a_false_alarm_rejected_with_its_verdict_is_not_raised_again_and_one_els
 
     try:
         services.wait_port(http_port, gateway, "gateway", timeout=30)
-        token = subprocess.run([sys.executable, "-m", "xueliang", "token", "--config", str(gateway_cfg), "--name",
-                                "centre", "--role", "admin"], capture_output=True, text=True, check=True).stdout.strip()
+        token = admin_token(gateway_cfg)
         publisher.start()
         assert publisher.connected.wait(10)
         t0 = wire.parse_time("2026-03-02T08:00:00Z")
@@ -144,3 +154,40 @@ def test_a_false_alarm_rejected_with_its_verdict_is_not_raised_again_and_one_els
             publisher.stop(timeout=2)
         gateway.terminate()
         gateway.wait(10)
+
+
+@pytest.mark.slow
+def test_a_real_box_restarted_after_the_verdict_drops_the_same_false_alarm_and_says_so(tmp_path, broker, rtsp):
+    """The edge process itself (RTSP, detector, rules, the analyser's hook): after the verdict it is
+    restarted on the same street, sees the van again and sends nothing."""
+    camera = dict(TRUTH["camera"], url=f"rtsp://127.0.0.1:{rtsp.port}/campus-gate")
+    http_port = services.free_port()
+    edge_cfg, gateway_cfg = configs(tmp_path, broker, http_port, camera)
+    gateway = services.xueliang(["gateway", "--config", str(gateway_cfg)], tmp_path / "gateway.log")
+    edge = None
+    try:
+        services.wait_port(http_port, gateway, "gateway", timeout=30)
+        token = admin_token(gateway_cfg)
+        edge = services.xueliang(["edge", "--config", str(edge_cfg)], tmp_path / "edge.log")
+        wait_until(lambda: http(http_port, "/cases", token)[1], 150, 1, message="the van's case")
+        (case,) = [c for c in http(http_port, "/cases", token)[1] if c["zone"] == "kerb-no-parking"]
+        code, body = http(http_port, f"/cases/{case['id']}/verdict", token, {"verdict": "false_alarm", "reject": True})
+        assert code == 201, body
+        edge.terminate()
+        edge.wait(20)
+        before = len(http(http_port, "/cases", token)[1])
+        edge = services.xueliang(["edge", "--config", str(edge_cfg)], tmp_path / "edge2.log")
+        # the van is seen again (dwell 30 s) and dropped: the heartbeat says so, no case comes
+        wait_until(lambda: retained(broker.port, wire.status_topic(BOX), 2).get("suppressed_events", 0) >= 1, 120, 2,
+                   message="the restarted box drops the van:\n" + (tmp_path / "edge2.log").read_text()[-2000:])
+        status = retained(broker.port, wire.status_topic(BOX), 2)
+        assert [(s["camera"], s["zone"]) for s in status["suppressions"]] == [("campus-gate", "kerb-no-parking")]
+        time.sleep(3)
+        cases = http(http_port, "/cases", token)[1]
+        assert len(cases) == before and not [c for c in cases if c["zone"] == "kerb-no-parking" and c["id"] != case["id"]]
+        assert "suppressed by suppression" in (tmp_path / "edge2.log").read_text()
+    finally:
+        for p in (edge, gateway):
+            if p and p.poll() is None:
+                p.terminate()
+                p.wait(10)
