@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from datetime import date, time
 from functools import cached_property
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
 from xueliang.wire import GRID_PATTERN
 
@@ -88,6 +90,8 @@ class Tables(Strict):
                                title="Working hours of a working day, for service levels in working hours")
     grids: list[Grid] = Field(default_factory=list, title="The grid tree; may also come from grids_csv")
     routes: list[Route] = Field(default_factory=list, title="Category x grid subtree -> department")
+    grid_shapes: dict[str, list[list[list[tuple[float, float]]]]] = Field(
+        default_factory=dict, title="Grid code -> polygons (rings of longitude, latitude) for the map; from grids_geojson")
     unknown_grid: Literal["dead_letter", "centre"] = Field(
         default="dead_letter", title="An incident naming a grid not in the tree: refused as a dead letter with the "
         "reason, or raised to the centre (the tree's root) for review, flagged")
@@ -112,6 +116,9 @@ class Tables(Strict):
         for g in self.grids:
             if g.parent is not None and g.parent not in codes:
                 raise ValueError(f"grid {g.code!r}: parent {g.parent!r} is not in the grid table")
+        for code in self.grid_shapes:
+            if code not in codes:
+                raise ValueError(f"grid {code!r} has a boundary in the grids' GeoJSON but is not in the grid tree")
         for r in self.routes:
             if r.department not in known:
                 raise ValueError(f"route {r.type}/{r.grid}: department {r.department!r} is not in departments")
@@ -208,7 +215,8 @@ class GatewayConfig(Strict):
 
 
 def load_tables(path: Path) -> Tables:
-    """The city's tables from YAML; ``grids_csv: FILE`` (code,name,level,parent) may hold the grid tree."""
+    """The city's tables from YAML; ``grids_csv: FILE`` (code,name,level,parent) may hold the grid tree,
+    ``grids_geojson: FILE`` the grids' boundaries for the map (``gateway.gridmap``: checked here)."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
@@ -216,9 +224,19 @@ def load_tables(path: Path) -> Tables:
             with open(path.parent / raw.pop("grids_csv"), newline="", encoding="utf-8") as f:
                 raw.setdefault("grids", []).extend(
                     {k: (v or None) if k == "parent" else v for k, v in row.items()} for row in csv.DictReader(f))
+        if "grids_geojson" in raw:
+            shapes_path = path.parent / raw.pop("grids_geojson")
+            try:
+                geojson = json.loads(shapes_path.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise GatewayConfigError(f"{shapes_path}: not JSON ({exc})") from None
+            try:
+                raw["grid_shapes"] = gridmap.parse_geojson(geojson, shapes_path.name)
+            except ValueError as exc:
+                raise GatewayConfigError(str(exc)) from None
         return Tables.model_validate(raw)
-    except FileNotFoundError:
-        raise GatewayConfigError(f"{path}: no such file") from None
+    except FileNotFoundError as exc:
+        raise GatewayConfigError(f"{exc.filename or path}: no such file") from None
     except ValidationError as exc:
         errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
         raise GatewayConfigError(f"{path}: {errs}") from None
