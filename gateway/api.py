@@ -32,6 +32,7 @@ from gateway.reports import machine_precision, summary
 from gateway.security import SecurityHeaders, read_capped, validation_error
 from gateway.storage import Store
 from gateway.web import web_router
+from gateway.workbench import workbench_router
 from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
 
@@ -446,4 +447,5 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(web_router)
+    app.include_router(workbench_router)
     return app

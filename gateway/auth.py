@@ -190,3 +190,23 @@ def find_cases(store: Store, tables: Tables, who: Principal, *, state: str | Non
     found = tables.find_category(category) if category is not None else None
     return store.list_cases(state, None, s.get("department", department), found.type if found else category,
                             overdue_at, grids, limit, offset, s.get("hidden_states"))
+
+
+# --- forms that change a case: a per-session CSRF token ---
+
+CSRF_FIELD = "csrf"
+
+
+def csrf_token(request: Request) -> str | None:
+    """The hidden field a page's forms carry: derived one way from the session cookie, so it is the
+    session's own (nothing to store) and nobody without the HttpOnly cookie can compute it. With the
+    cookie's SameSite=Strict, another site's form reaches a page neither with the cookie nor with this."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return hashlib.sha256(b"xl-csrf\x00" + cookie.encode("utf-8", "surrogatepass")).hexdigest() if cookie else None
+
+
+def check_csrf(request: Request, sent: str | None) -> None:
+    """403 unless ``sent`` is the request's session's CSRF token."""
+    expected = csrf_token(request)
+    if expected is None or not sent or not secrets.compare_digest(expected.encode(), sent.encode("utf-8", "replace")):
+        raise HTTPException(403, "the form's CSRF token is missing or not this session's: reload the page and try again")

@@ -1,7 +1,9 @@
 """What every HTTP response carries, and how a request body is read: with a cap, as it streams.
 
 Headers: ``nosniff`` (an uploaded photo is never run as HTML), a Content-Security-Policy that
-allows no script and no framing, ``X-Frame-Options`` for older browsers and a referrer policy
+allows no framing and no script but the gateway's own files (the live case list's ``/ui/live.js``;
+never an inline one, so markup that slipped into a page runs nothing), ``X-Frame-Options`` for
+older browsers and a referrer policy
 that sends no URL to other sites. The interactive docs (``/docs``, ``/redoc``) load FastAPI's
 own script and style from its CDN and get a policy that allows exactly that.
 """
@@ -16,7 +18,8 @@ from fastapi.responses import Response
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CSP = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; "
+CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self'; style-src 'unsafe-inline'; "
+       "form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
             "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "

@@ -23,15 +23,16 @@ from fastapi.routing import APIRoute
 from gateway.auth import (SESSION_COOKIE, Principal, find_cases, hash_token, may_see, page_reader, scope,
                           session_principal, start_session, visible_case)
 from gateway.cases import is_overdue
+from gateway import gridmap
 from gateway.config import Tables
-from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, STATE_NAMES, CaseId, Filter, IncidentId, Sha256,
-                                  Which, actor_text, city_day, duration_text, evidence_url, incident_evidence_response,
-                                  local_time, note_text, period, photo_response, photo_url)
+from gateway.presentation import (STATE_NAMES, CaseId, Filter, IncidentId, Sha256, Which, city_day, incident_evidence_response,
+                                  local_time, period, photo_response)
 from gateway.reports import summary
 from gateway.security import read_capped
 from gateway.workflow import CaseState
 
 ERRORS = {  # what a person reads when a page cannot be shown
+    403: ("操作被拒绝", "表单已失效或您无权执行此操作, 请刷新页面后重试。"),
     404: ("没有找到", "案件或图片不存在, 或不在您的查看范围内。"),
     413: ("内容过大", "提交的内容超过了上限。"),
     422: ("请求有误", "请检查链接中的参数 (日期如 2026-12-05, 案件编号为数字)。"),
@@ -73,8 +74,19 @@ header a{color:#fff;text-decoration:none}main{padding:14px 18px}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:6px 8px;border-bottom:1px solid #dde3ea;text-align:left;font-size:14px}
 .overdue{color:#b00020;font-weight:600}.urgent{color:#fff;background:#b00020;padding:0 4px;border-radius:3px}.badge{padding:2px 6px;border-radius:4px;background:#e3ecf6}
 form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-width:640px;border:1px solid #ccd}
-.bar{fill:#2f6ea5}.cam{fill:#2f6ea5}.case{fill:#d9480f}
+.bar{fill:#2f6ea5}.cam{fill:#1b3a5c}.case{fill:#d9480f;stroke:#fff;stroke-width:1.5}
+.pair{display:flex;gap:12px;flex-wrap:wrap}.pair img{max-width:min(640px,45vw)}
+#actions{display:flex;flex-direction:column;gap:6px;margin-bottom:10px}form.act{display:flex;gap:8px;align-items:center}
+#outcome{padding:8px 12px;border-radius:4px}.done{background:#e3f4e8}.failed{background:#fde8e8;color:#b00020}
+#map{background:#fff;border:1px solid #ccd}.grid.outer{fill:none;stroke:#5b7da3;stroke-width:2;stroke-dasharray:6 3}
+.grid.leaf{fill:#eaf1f8;stroke:#7d96b3;stroke-width:1}.grid-label{font-size:12px;fill:#33475b;paint-order:stroke;stroke:#fff;stroke-width:3px}.scale{fill:none;stroke:#1d2733;stroke-width:2}
+.st-pending_review{fill:#f59f00}.st-dispatched{fill:#d9480f}.st-handling{fill:#1c7ed6}.st-feedback{fill:#7048e8}
+.st-returned{fill:#e64980}.st-closed{fill:#2b8a3e}.st-ledger{fill:#868e96}.st-rejected{fill:#adb5bd}
+circle.overdue{stroke:#b00020;stroke-width:3}.legend span{margin-right:12px}
 """
+
+
+LIVE_SCRIPT = "<script src=/ui/live.js defer></script>"  # gateway.workbench says why a script
 
 
 def pct(rate: float | None) -> str:
@@ -85,14 +97,16 @@ def esc(value) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def page(title: str, body: str, who: Principal | None = None, status_code: int = 200) -> HTMLResponse:
+def page(title: str, body: str, who: Principal | None = None, status_code: int = 200, live: bool = False) -> HTMLResponse:
+    """A whole page; ``live``: its case list (#cases) follows changes without a reload (``/ui/live.js``)."""
     nav = "".join(f'<a href="/ui/{p}">{n}</a>' for p, n in
-                  (("cases", "案件"), ("overdue", "超期督办"), ("map", "地图"), ("reports", "民情快报")))
+                  (("cases", "案件"), ("queue", "部门待办"), ("overdue", "超期督办"), ("map", "地图"),
+                   ("reports", "民情快报")))
     if who is not None and who.name != "public":
         nav += (f"<form method=post action=/ui/logout style='margin-left:auto'>{esc(who.name)} "
                 "<button id=logout>退出</button></form>")
     return HTMLResponse(f"<!doctype html><html lang=zh><head><meta charset=utf-8><title>{esc(title)} · 雪亮</title>"
-                        f"<style>{STYLE}</style></head><body><header><strong>雪亮 xueliang</strong>{nav}</header>"
+                        f"<style>{STYLE}</style>{LIVE_SCRIPT if live else ''}</head><body><header><strong>雪亮 xueliang</strong>{nav}</header>"
                         f"<main><h1>{esc(title)}</h1>{body}</main></body></html>", status_code,
                         headers={"Cache-Control": "no-store"})
 
@@ -200,7 +214,7 @@ def cases_page(request: Request, state: CaseState | None = None, category: Filte
                f"<label>网格编码 <input name=grid value='{esc(grid or '')}' placeholder='含下级网格'></label>"
                f"<label><input type=checkbox name=overdue value=true {'checked' if overdue else ''}> 只看超期</label>"
                "<button>筛选</button></form>")
-    return page("案件列表", filters + case_rows(rows, tables), principal)
+    return page("案件列表", filters + case_rows(rows, tables), principal, live=True)
 
 
 def visible(case_id: int, request: Request, principal: Principal) -> dict:
@@ -209,38 +223,6 @@ def visible(case_id: int, request: Request, principal: Principal) -> dict:
 
 def figure(label: str, url: str) -> str:
     return f"<figure><img alt='{esc(label)}' src='{esc(url)}'><figcaption>{esc(label)}</figcaption></figure>"
-
-
-@web_router.get("/cases/{case_id}", response_class=HTMLResponse)
-def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(page_reader)):
-    c, tables = visible(case_id, request, principal), request.app.state.tables
-    incidents = "".join(
-        f"<section class=incident data-incident='{esc(i['incident_id'])}'><h3>事件 {esc(i['incident_id'])} · "
-        f"{esc(HOW_NAMES.get(i['how'], i['how']))} · {esc(local_time(i['linked_at']))}</h3>"
-        + (figure("发现", evidence_url(case_id, i["incident_id"], prefix="/ui")) if i["evidence_sha256"] else "")
-        + (figure("视频核查", evidence_url(case_id, i["incident_id"], "end", prefix="/ui"))
-           if i["end_evidence_sha256"] else "")
-        + "</section>" for i in c["incidents"])
-    photos = "".join(figure("现场照片", photo_url(case_id, e["note"], prefix="/ui"))
-                     for e in c["timeline"] if e["action"] == "photo")
-    timeline = "".join(f"<tr><td>{esc(local_time(e['at']))}</td><td>{esc(actor_text(e['actor'], e['role']))}</td>"
-                       f"<td>{esc(ACTION_NAMES.get(e['action'], e['action']))}</td>"
-                       f"<td>{esc(STATE_NAMES.get(e['to_state'] or '', e['to_state']))}</td>"
-                       f"<td>{esc(note_text(e, tables))}</td></tr>"
-                       for e in c["timeline"])
-    ended = f"{END_REASONS.get(c['end_reason'], c['end_reason'])} {local_time(c['ended_at'])}" if c["end_reason"] else ""
-    facts = "".join(f"<tr><th>{k}</th><td>{esc(v)}</td></tr>" for k, v in (
-        ("类别", f"{c['category_name']} ({c['category_code']}){' · 紧急' if c['urgent'] else ''}"),
-        ("网格", grid_text(tables, c["grid"])), ("部门", tables.department_name(c["department"])),
-        ("状态", STATE_NAMES.get(c["state"], c["state"])), ("发现时间", local_time(c["reported_at"])),
-        ("派遣时间", local_time(c["dispatched_at"])), ("处置时限", local_time(c["deadline"])),
-        ("核查时限", local_time(c["recheck_deadline"])), ("申请延期", duration_text(c["extension_request"])),
-        ("督办级别", c["level"]), ("升级至", grid_text(tables, c["escalated_grid"])),
-        ("点位", f"{c['box']}/{c['camera']}/{c['zone']}"), ("合并事件数", c["incident_count"]), ("视频核查", ended),
-        ("结案时间", local_time(c["closed_at"]))) if v not in ("", None))
-    return page(f"案件 #{case_id}", f"<table id=facts>{facts}</table><h2>事件与证据</h2>{incidents}{photos}"
-                "<h2>流转记录</h2><table id=timeline><tr><th>时间</th><th>操作者</th><th>动作</th><th>状态</th>"
-                f"<th>说明</th></tr>{timeline}</table>", principal)
 
 
 @web_router.get("/cases/{case_id}/incidents/{incident_id}/evidence.jpg", response_class=Response)
@@ -262,33 +244,36 @@ def overdue_page(request: Request, principal: Principal = Depends(page_reader)):
     rows = request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"),
                                               overdue_at=time.time(), limit=500, hidden_states=s.get("hidden_states"))
     rows.sort(key=lambda r: (-r["level"], r["deadline"]))
-    return page("超期督办", case_rows(rows, request.app.state.tables), principal)
+    return page("超期督办", case_rows(rows, request.app.state.tables), principal, live=True)
 
 
 @web_router.get("/map", response_class=HTMLResponse)
 def map_page(request: Request, principal: Principal = Depends(page_reader)):
-    s = scope(principal, request.app.state.tables)
+    """The grids of the city's tables (those in the principal's scope) with the cases on them,
+    coloured by state (overdue ringed in red), each linking to its page; drawn here, no tiles."""
+    tables, now = request.app.state.tables, time.time()
+    s = scope(principal, tables)
     rows = [r for r in request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"), limit=1000,
                                                              hidden_states=s.get("hidden_states"))
             if r["lat"] is not None and r["lon"] is not None]
-    if not rows:
-        return page("点位地图", "<p>暂无带坐标的案件。</p>", principal)
-    lats, lons = [r["lat"] for r in rows], [r["lon"] for r in rows]
-    pad = 0.001
-
-    def xy(lat, lon):
-        x = 20 + 760 * (lon - min(lons) + pad) / (max(lons) - min(lons) + 2 * pad)
-        y = 20 + 460 * (max(lats) + pad - lat) / (max(lats) - min(lats) + 2 * pad)
-        return round(x, 1), round(y, 1)
-
-    cams = {(r["box"], r["camera"]): xy(r["lat"], r["lon"]) for r in rows}
-    dots = "".join(f"<circle class=cam cx={x} cy={y} r=5><title>{esc(b)}/{esc(c)}</title></circle>"
-                   for (b, c), (x, y) in cams.items())
-    open_ = [r for r in rows if r["state"] not in (CaseState.CLOSED.value, CaseState.REJECTED.value)]
-    dots += "".join(f"<circle class=case cx={xy(r['lat'], r['lon'])[0] + 6} cy={xy(r['lat'], r['lon'])[1] - 6} r=4>"
-                    f"<title>#{r['id']} {esc(r['category_name'])}</title></circle>" for r in open_)
-    return page("点位地图", f"<svg id=map width=800 height=500 style='background:#fff'>{dots}</svg>"
-                f"<p>蓝: 摄像机 {len(cams)} · 橙: 未结案件 {len(open_)}</p>", principal)
+    grids = set(s["grids"]) if "grids" in s else None
+    shapes = {code: polys for code, polys in tables.grid_shapes.items() if grids is None or code in grids}
+    if not shapes and not rows:
+        return page("网格地图", "<p>暂无网格边界或带坐标的案件。</p>", principal)
+    outer = {up for code in shapes for up in tables.ancestors(code)[1:]}
+    marks = [gridmap.Mark(r["lon"], r["lat"], f"/ui/cases/{r['id']}",
+                          f"case st-{r['state']}{' overdue' if is_overdue(r, now) else ''}",
+                          f"#{r['id']} {r['category_name']} · {STATE_NAMES.get(r['state'], r['state'])}"
+                          f"{' · 超期' if is_overdue(r, now) else ''}") for r in rows]
+    cameras = {(r["box"], r["camera"]): (r["lon"], r["lat"], f"摄像机 {r['box']}/{r['camera']}") for r in rows}
+    svg = gridmap.render(shapes, tables.grid_names, {c: len(tables.ancestors(c)) for c in shapes}, outer, marks,
+                         list(cameras.values()))
+    legend = "".join(f"<span><svg width=14 height=14><circle class='case st-{k}' cx=7 cy=7 r=5></circle></svg> {esc(v)}</span>"
+                     for k, v in STATE_NAMES.items())
+    legend += ("<span><svg width=14 height=14><circle class='case overdue' cx=7 cy=7 r=5></circle></svg> 超期</span>"
+               "<span><svg width=14 height=14><rect class=cam x=3 y=3 width=8 height=8></rect></svg> 摄像机</span>")
+    return page("网格地图", f"{svg}<p class=legend>{legend}</p><p>网格 {len(shapes)} · 案件 {len(marks)} · "
+                f"摄像机 {len(cameras)}</p>", principal)
 
 
 @web_router.get("/reports", response_class=HTMLResponse)

@@ -125,7 +125,9 @@ def test_operator_finds_a_case_sees_its_evidence_timeline_map_and_report(tmp_pat
         no_token_anywhere()
         browser.save_screenshot(str(SHOTS / "case.png"))
         browser.get(f"{base}/map")
-        assert len(browser.find_elements(By.CSS_SELECTOR, "#map circle")) == 2  # the camera and its open case
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#map a circle")) == 1  # its case, a link
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#map rect.cam")) == 1  # its camera
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#map path.grid")) == 8  # the demo city's grids
         browser.get(f"{base}/reports")
         assert "受理 1" in browser.find_element(By.TAG_NAME, "main").text
         assert browser.find_elements(By.CSS_SELECTOR, "#ranking tr")[1].text.startswith("1 交警大队")

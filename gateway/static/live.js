@@ -1,0 +1,37 @@
+// The live case list (/ui/cases, /ui/overdue, /ui/queue): every few seconds ask /ui/live/cases,
+// with the page's own filters, for a fingerprint of the list; when it changed, fetch this page
+// again and swap in its table (#cases), nothing else. Same origin only (the CSP's script-src
+// 'self' and connect-src 'self'); the session cookie goes along, no token is in any URL.
+(function () {
+  "use strict";
+  var table = document.getElementById("cases");
+  if (!table) { return; }
+  var every = Number(table.getAttribute("data-poll-ms")) || 5000;
+  var source = table.getAttribute("data-live") || "/ui/live/cases" + location.search;
+  var seen = null;
+  function get(url) {
+    return fetch(url, {credentials: "same-origin", cache: "no-store", redirect: "error"}).then(function (r) {
+      if (!r.ok) { throw new Error("HTTP " + r.status); }
+      return r.text();
+    });
+  }
+  function swap() {
+    return get(location.href).then(function (text) {
+      var fresh = new DOMParser().parseFromString(text, "text/html").getElementById("cases");
+      var now = document.getElementById("cases");
+      if (fresh && now) {
+        now.replaceWith(document.importNode(fresh, true));
+        document.body.setAttribute("data-live-updates", String(Number(document.body.getAttribute("data-live-updates") || 0) + 1));
+      }
+    });
+  }
+  function poll() {
+    get(source).then(function (mark) {
+      var changed = seen !== null && mark !== seen;
+      seen = mark;
+      return changed ? swap() : null;
+    }).catch(function () { /* signed out or the gateway away: try again later */ })
+      .then(function () { setTimeout(poll, every); });
+  }
+  poll();
+}());

@@ -1,0 +1,272 @@
+"""The workbench: where people act on cases in the page. The case page with a button for exactly
+the actions the state machine allows this principal now, each a form applied through
+``actions.act`` (the API's own code); a department's queue (吹哨报到) with its on-site photo;
+and the live case list's script and the cheap endpoint it polls.
+
+Every form that changes a case carries the session's CSRF token (``auth.csrf_token``) and is
+refused with 403 without it. After an action the page goes back to the case (303), saying in
+Chinese what was done or why it was not.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import hashlib
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+
+from gateway import actions, storage
+from gateway.auth import CSRF_FIELD, PUBLIC, Principal, check_csrf, csrf_token, find_cases, may_see, page_reader
+from gateway.cases import is_overdue
+from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
+from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, STATE_NAMES, CaseId, Filter, actor_text,
+                                  duration_text, evidence_url, local_time, note_text, photo_url)
+from gateway.security import read_capped
+from gateway.web import PageRoute, case_rows, esc, figure, grid_text, page, visible
+from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError
+
+workbench_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
+MAX_FORM_BYTES = 8192  # a note of 2,000 characters in UTF-8, percent-encoded, and the rest
+MAX_UPLOAD_BYTES = MAX_PHOTO_BYTES + 16384  # the photo and its multipart envelope
+EXTENSIONS = ("2h", "4h", "1 working day", "3 working days", "5 working days")  # what a form offers to extend by
+DONE = "已完成: {}"
+FAILED = {  # why an action from a page was not done, as people read it
+    "state": "未能{action}: 案件当前为「{state}」, 现在不能这样操作 (可能刚被他人处理), 请查看最新状态。",
+    "invalid": "未能{action}: 填写的内容有误 (部门、延期时长或说明), 请检查后重试。",
+    "not_jpeg": "照片未上传: 文件不是可以打开的 JPEG 图片。",
+    "no_photo": "照片未上传: 请先选择一张 JPEG 照片。",
+}
+ANSWERS = (Action.APPROVE_EXTENSION, Action.REFUSE_EXTENSION)  # offered only while a department's request waits
+LIVE_JS = Path(__file__).resolve().parent / "static" / "live.js"
+
+
+def allowed_actions(case: dict, who: Principal) -> list[Action]:
+    """The actions ``who`` may take on ``case`` now, in the table's order (none for public reading).
+
+    >>> allowed_actions({"state": "dispatched"}, Principal("tp", Role.DEPARTMENT, "traffic-police"))
+    [<Action.ACKNOWLEDGE: 'acknowledge'>, <Action.FEEDBACK: 'feedback'>, <Action.RETURN: 'return'>, <Action.REQUEST_EXTENSION: 'request_extension'>]
+    """
+    if who is PUBLIC:
+        return []
+    return [a for a, (sources, _, roles) in TRANSITIONS.items() if case["state"] in sources and who.role in roles
+            and (a not in ANSWERS or case.get("extension_request"))]
+
+
+def action_form(case: dict, action: Action, csrf: str, departments: list[tuple[str, str]]) -> str:
+    extra = ""
+    if action == Action.REDISPATCH:
+        options = "".join(f"<option value='{esc(d)}' {'selected' if d == case['department'] else ''}>{esc(n)}</option>"
+                          for d, n in departments)
+        extra = f"<label>改派部门 <select name=department>{options}</select></label>"
+    if action in (Action.EXTEND, Action.REQUEST_EXTENSION):
+        options = "".join(f"<option value='{esc(v)}'>{esc(duration_text(v))}</option>" for v in EXTENSIONS)
+        extra = f"<label>延期 <select name=extend_by>{options}</select></label>"
+    return (f"<form method=post action='/ui/cases/{case['id']}/actions' class=act data-action={action.value}>"
+            f"<input type=hidden name={CSRF_FIELD} value='{esc(csrf)}'><input type=hidden name=action value={action.value}>"
+            f"{extra}<input name=note maxlength=2000 placeholder='说明 (可选)'>"
+            f"<button id='act-{action.value}'>{esc(ACTION_NAMES[action.value])}</button></form>")
+
+
+def photo_form(case_id: int, csrf: str) -> str:
+    return (f"<form method=post action='/ui/cases/{case_id}/photos' enctype=multipart/form-data id=photo-form>"
+            f"<input type=hidden name={CSRF_FIELD} value='{esc(csrf)}'>"
+            "<label>现场照片 <input type=file name=photo accept='image/jpeg'></label> <button>上传照片</button></form>")
+
+
+def outcome(request: Request, state: str) -> str:
+    """What the last form did, from the redirect's query (``done=`` or ``failed=`` and ``why=``)."""
+    q = request.query_params
+    if q.get("done"):
+        what = "上传现场照片" if q["done"] == "photo" else ACTION_NAMES.get(q["done"], "")
+        return f"<p id=outcome class=done>{esc(DONE.format(what))}</p>"
+    if q.get("failed") and q.get("why") in FAILED:
+        text = FAILED[q["why"]].format(action=ACTION_NAMES.get(q["failed"], "操作"), state=STATE_NAMES.get(state, state))
+        return f"<p id=outcome class=failed>{esc(text)}</p>"
+    return ""
+
+
+@workbench_router.get("/cases/{case_id}", response_class=HTMLResponse)
+def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(page_reader)):
+    c, tables = visible(case_id, request, principal), request.app.state.tables
+
+    def pair(start_url: str | None, end_url: str | None) -> str:  # found and re-checked, side by side
+        return ("<div class=pair>" + (figure("发现", start_url) if start_url else "")
+                + (figure("视频核查", end_url) if end_url else "") + "</div>")
+
+    incidents = "".join(
+        f"<section class=incident data-incident='{esc(i['incident_id'])}'><h3>事件 {esc(i['incident_id'])} · "
+        f"{esc(HOW_NAMES.get(i['how'], i['how']))} · {esc(local_time(i['linked_at']))}</h3>"
+        + pair(i["evidence_sha256"] and evidence_url(case_id, i["incident_id"], prefix="/ui"),
+               i["end_evidence_sha256"] and evidence_url(case_id, i["incident_id"], "end", prefix="/ui"))
+        + "</section>" for i in c["incidents"])
+    photos = "".join(figure("现场照片", photo_url(case_id, e["note"], prefix="/ui"))
+                     for e in c["timeline"] if e["action"] == "photo")
+    timeline = "".join(f"<tr><td>{esc(local_time(e['at']))}</td><td>{esc(actor_text(e['actor'], e['role']))}</td>"
+                       f"<td>{esc(ACTION_NAMES.get(e['action'], e['action']))}</td>"
+                       f"<td>{esc(STATE_NAMES.get(e['to_state'] or '', e['to_state']))}</td>"
+                       f"<td>{esc(note_text(e, tables))}</td></tr>"
+                       for e in c["timeline"])
+    ended = f"{END_REASONS.get(c['end_reason'], c['end_reason'])} {local_time(c['ended_at'])}" if c["end_reason"] else ""
+    facts = "".join(f"<tr><th>{k}</th><td>{esc(v)}</td></tr>" for k, v in (
+        ("类别", f"{c['category_name']} ({c['category_code']}){' · 紧急' if c['urgent'] else ''}"),
+        ("网格", grid_text(tables, c["grid"])), ("部门", tables.department_name(c["department"])),
+        ("状态", STATE_NAMES.get(c["state"], c["state"])), ("发现时间", local_time(c["reported_at"])),
+        ("派遣时间", local_time(c["dispatched_at"])), ("处置时限", local_time(c["deadline"])),
+        ("核查时限", local_time(c["recheck_deadline"])), ("申请延期", duration_text(c["extension_request"])),
+        ("督办级别", c["level"]), ("升级至", grid_text(tables, c["escalated_grid"])),
+        ("点位", f"{c['box']}/{c['camera']}/{c['zone']}"), ("合并事件数", c["incident_count"]), ("视频核查", ended),
+        ("结案时间", local_time(c["closed_at"]))) if v not in ("", None))
+    csrf = csrf_token(request)
+    work = ""
+    if csrf and principal is not PUBLIC:
+        departments = [(d.id, d.name) for d in tables.departments]
+        forms = "".join(action_form(c, a, csrf, departments) for a in allowed_actions(c, principal))
+        work = (f"<h2>办理</h2><div id=actions>{forms or '<p>当前没有可执行的操作。</p>'}</div>"
+                + photo_form(case_id, csrf))
+    return page(f"案件 #{case_id}", outcome(request, c["state"]) + f"<table id=facts>{facts}</table>{work}"
+                f"<h2>事件与证据</h2>{incidents}{photos}"
+                "<h2>流转记录</h2><table id=timeline><tr><th>时间</th><th>操作者</th><th>动作</th><th>状态</th>"
+                f"<th>说明</th></tr>{timeline}</table>", principal)
+
+
+def acting(principal: Principal) -> Principal:
+    """Only a signed-in person acts from a page (public reading changes nothing)."""
+    if principal is PUBLIC:
+        raise HTTPException(403, "sign in to act on a case")
+    return principal
+
+
+def back(case_id: int, **query: str) -> RedirectResponse:
+    return RedirectResponse(f"/ui/cases/{case_id}?{urlencode(query)}", 303)
+
+
+@workbench_router.post("/cases/{case_id}/actions")
+async def act_in_page(case_id: CaseId, request: Request, principal: Principal = Depends(page_reader)):
+    """One action from the case page's form (``action``, ``note``, ``department``, ``extend_by``)."""
+    who = acting(principal)
+    raw = await read_capped(request, MAX_FORM_BYTES, "the action form")
+    form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
+    check_csrf(request, form.get(CSRF_FIELD))
+    name = form.get("action", "")
+    try:
+        action = Action(name)
+    except ValueError:
+        return back(case_id, failed="", why="invalid")
+    note = form.get("note", "").strip() or None
+    if note is not None and (len(note) > 2000 or "\x00" in note):
+        return back(case_id, failed=action.value, why="invalid")
+    store, tables = request.app.state.store, request.app.state.tables
+    try:
+        await run_in_threadpool(actions.act, store, case_id, action, who.role, f"{who.role.value}:{who.name}",
+                                time.time(), tables, lambda row: may_see(who, row, tables), note,
+                                extend_by=form.get("extend_by") or None, department=form.get("department") or None)
+    except actions.NotVisible as exc:
+        raise HTTPException(404, str(exc)) from None
+    except (TransitionError, storage.ConflictError):
+        return back(case_id, failed=action.value, why="state")
+    except ValueError:
+        return back(case_id, failed=action.value, why="invalid")
+    request.app.state.on_change(case_id)
+    return back(case_id, done=action.value)
+
+
+def multipart_fields(content_type: str, body: bytes) -> dict[str, bytes]:
+    """The fields of a multipart/form-data body by name (the standard library's MIME parser; the
+    body was read with its cap already).
+
+    >>> multipart_fields("multipart/form-data; boundary=b", b'--b\\r\\nContent-Disposition: form-data; name="csrf"'
+    ...                  b'\\r\\n\\r\\nabc\\r\\n--b--\\r\\n')
+    {'csrf': b'abc'}
+    """
+    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1", "replace")
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    fields = {}
+    if message.is_multipart():
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if name and name not in fields:
+                fields[name] = part.get_payload(decode=True) or b""
+    return fields
+
+
+@workbench_router.post("/cases/{case_id}/photos")
+async def photo_in_page(case_id: CaseId, request: Request, principal: Principal = Depends(page_reader)):
+    """An on-site photo from the case page (multipart: ``csrf`` and ``photo``); the API's checks:
+    who may add it before the body is read, 413 past the cap as it streams, a JPEG that decodes."""
+    who = acting(principal)
+    row = visible(case_id, request, who)
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data") or "boundary=" not in content_type:
+        raise HTTPException(422, "send the photo form as multipart/form-data")
+    body = await read_capped(request, MAX_UPLOAD_BYTES, "a photo")
+    fields = await run_in_threadpool(multipart_fields, content_type, body)
+    check_csrf(request, fields.get(CSRF_FIELD, b"").decode("utf-8", "replace"))
+    data = fields.get("photo", b"")
+    if not data:
+        return back(case_id, failed="photo", why="no_photo")
+    if len(data) > MAX_PHOTO_BYTES:
+        raise HTTPException(413, f"a photo may be at most {MAX_PHOTO_BYTES:,} bytes")
+    try:
+        await run_in_threadpool(check_jpeg, data)
+    except ImageError:
+        return back(case_id, failed="photo", why="not_jpeg")
+    await run_in_threadpool(actions.keep_photo, request.app.state.store, row, who.role, f"{who.role.value}:{who.name}",
+                            data, time.time())
+    request.app.state.on_change(case_id)
+    return back(case_id, done="photo")
+
+
+def queue_key(case: dict, now: float) -> tuple:
+    """Overdue first (the most escalated first), then the nearest deadline."""
+    return (not is_overdue(case, now), -case["level"], case["deadline"] or float("inf"), case["id"])
+
+
+@workbench_router.get("/queue", response_class=HTMLResponse)
+def queue_page(request: Request, department: Filter = None, principal: Principal = Depends(page_reader)):
+    """A department's queue (吹哨报到): its open cases, overdue first. Others pick a department."""
+    store, tables, now = request.app.state.store, request.app.state.tables, time.time()
+    mine = principal.role == Role.DEPARTMENT
+    chosen = principal.department if mine else (department or None)
+    open_states = OPEN_STATES - UNDISPATCHED
+    rows = [r for r in find_cases(store, tables, principal, department=chosen, limit=1000) if r["state"] in open_states]
+    rows.sort(key=lambda r: queue_key(r, now))
+    picker = ""
+    if not mine:
+        options = "".join(f"<option value='{esc(d.id)}' {'selected' if d.id == chosen else ''}>{esc(d.name)}</option>"
+                          for d in tables.departments)
+        picker = (f"<form class=filters><label>部门 <select name=department><option value=''>全部</option>{options}"
+                  "</select></label><button>查看</button></form>")
+    title = f"{tables.department_name(chosen)} 待办" if chosen else "部门待办"
+    return page(title, picker + case_rows(rows, tables), principal, live=True)
+
+
+# --- the live case list ---
+# Why a script and not <meta http-equiv=refresh>: a refresh reloads the whole page on a timer
+# whether or not anything changed, flickers, loses the scroll and whatever is half-chosen in the
+# filters. One small same-origin script (script-src 'self', no inline script: the CSP still
+# refuses any injected one) asks a cheap endpoint every few seconds whether the list changed and
+# swaps in the new table only then. Without scripts the list still works, by reloading.
+
+@workbench_router.get("/live.js")
+def live_script():
+    return Response(LIVE_JS.read_bytes(), media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+
+@workbench_router.get("/live/cases", response_class=PlainTextResponse)
+def live_cases(request: Request, state: CaseState | None = None, category: Filter = None, grid: Filter = None,
+               department: Filter = None, overdue: bool = False, principal: Principal = Depends(page_reader)):
+    """A fingerprint of the list these filters show: the cases, their last change and overdue flag
+    (two indexed queries); it changes exactly when the list would."""
+    store, tables, now = request.app.state.store, request.app.state.tables, time.time()
+    rows = find_cases(store, tables, principal, state=state.value if state else None, grid=grid or None,
+                      department=department or None, category=category or None,
+                      overdue_at=now if overdue else None, limit=500)
+    changes = store.last_changes([r["id"] for r in rows]) if rows else {}
+    seen = ";".join(f"{r['id']}:{r['state']}:{changes.get(r['id'])}:{is_overdue(r, now)}" for r in rows)
+    return PlainTextResponse(hashlib.sha256(seen.encode()).hexdigest()[:16], headers={"Cache-Control": "no-store"})

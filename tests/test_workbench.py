@@ -1,0 +1,247 @@
+"""The workbench in a real headless Chromium against a real app on SQLite: an operator and a
+department take a case from review to closed by clicking in the page (no URL typed after the
+sign-in page), the forms refuse a missing or foreign CSRF token, the case list follows new cases
+without a reload, and the map shows the grids with clickable cases."""
+
+import time
+
+import httpx
+import pytest
+import yaml
+
+from gateway.api import create_app
+from gateway.auth import new_token
+from gateway.config import TABLES_DIR, load_tables
+from gateway.ingest import Ingest
+from gateway.storage import Store
+
+from .conftest import serve, wait_until
+from .test_presentation import jpeg, sighting
+from .test_web import SHOTS, browser  # noqa: F401 (the fixture)
+from .test_workflow import CITY, incident
+
+
+@pytest.fixture
+def city(tmp_path):
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    tables = load_tables(tmp_path / "city.yaml")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    return tables, store, Ingest(store, tables)
+
+
+def sign_in(browser, base, token):
+    from selenium.webdriver.common.by import By
+
+    browser.delete_all_cookies()
+    browser.get(f"{base}/ui/login")  # the start page: every other page is reached by clicking
+    browser.find_element(By.NAME, "token").send_keys(token)
+    browser.find_element(By.CSS_SELECTOR, "#login button").click()
+    wait_until(lambda: browser.current_url == f"{base}/ui/cases", 5, message="signed in")
+
+
+def click(browser, selector):
+    from selenium.webdriver.common.by import By
+
+    before = browser.find_element(By.TAG_NAME, "html")
+    browser.find_element(By.CSS_SELECTOR, selector).click()
+    wait_until(lambda: _stale(before), 5, message=f"{selector} led on")
+
+
+def _stale(element) -> bool:
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        element.tag_name
+        return False
+    except StaleElementReferenceException:
+        return True
+
+
+def buttons(browser) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [b.get_attribute("id") for b in browser.find_elements(By.CSS_SELECTOR, "#actions button")]
+
+
+def act(browser, action, note=None, **selects):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    form = browser.find_element(By.CSS_SELECTOR, f"form.act[data-action='{action}']")
+    for name, shown in selects.items():
+        Select(form.find_element(By.NAME, name)).select_by_visible_text(shown)
+    if note:
+        form.find_element(By.NAME, "note").send_keys(note)
+    click(browser, f"#act-{action}")
+    return browser.find_element(By.ID, "outcome").text
+
+
+def facts(browser) -> str:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.ID, "facts").text
+
+
+@pytest.mark.slow  # ~16 s: four sign-ins and a dozen page loads
+def test_operator_and_department_take_a_case_from_review_to_closed_by_clicking(city, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    tables, store, ingest = city
+    _, start = sighting(ingest, jpeg(40), type="garbage")  # garbage waits for a person's review
+    assert ingest.handle(*start) == "case_created"
+    operator = new_token(store, "op1", "operator", grid="D")
+    sanitation = new_token(store, "hw", "department", department="sanitation")
+    photo, not_photo = tmp_path / "site.jpg", tmp_path / "site-not.jpg"
+    photo.write_bytes(jpeg(96, "green"))
+    not_photo.write_bytes(b"\xff\xd8<html><script>alert(1)</script></html>")
+    with serve(create_app(store, tables)) as base:
+        sign_in(browser, base, operator)
+        click(browser, "#cases a[href='/ui/cases/1']")
+        assert "待审核" in facts(browser)
+        assert buttons(browser) == ["act-confirm", "act-reject"]  # exactly what the machine allows an operator now
+        assert act(browser, "confirm", "现场核实属实") == "已完成: 审核通过"
+        assert "已派遣" in facts(browser) and "环卫" in facts(browser)
+        assert buttons(browser) == ["act-return", "act-extend", "act-escalate"]
+
+        # the same form without its CSRF token, or with another session's, changes nothing
+        cookie = {"xl_session": browser.get_cookie("xl_session")["value"]}
+        form = browser.find_element(By.CSS_SELECTOR, "form.act[data-action='escalate'] input[name=csrf]")
+        good = form.get_attribute("value")
+        for token in (None, "0" * 64, good[:-1] + ("0" if good[-1] != "0" else "1")):
+            refused = httpx.post(f"{base}/ui/cases/1/actions", cookies=cookie, follow_redirects=False,
+                                 data={"action": "escalate", **({"csrf": token} if token else {})})
+            assert refused.status_code == 403 and "操作被拒绝" in refused.text
+        refused = httpx.post(f"{base}/ui/cases/1/photos", cookies=cookie, files={"photo": ("a.jpg", photo.read_bytes())},
+                             data={"csrf": "0" * 64})
+        assert refused.status_code == 403
+        other = httpx.post(f"{base}/ui/login", data={"token": operator}, follow_redirects=False).cookies["xl_session"]
+        refused = httpx.post(f"{base}/ui/cases/1/actions", cookies={"xl_session": other},
+                             data={"action": "escalate", "csrf": good})  # a token of this person's other session
+        assert refused.status_code == 403
+        assert store.get_case(1)["level"] == 0 and not [e for e in store.get_case(1)["timeline"] if e["action"] == "photo"]
+        done = httpx.post(f"{base}/ui/cases/1/actions", cookies=cookie, data={"action": "escalate", "csrf": good},
+                          follow_redirects=False)  # the page's own token does it
+        assert done.status_code == 303 and done.headers["location"] == "/ui/cases/1?done=escalate"
+        assert store.get_case(1)["level"] == 1
+
+        # the department: its queue, acknowledge, more time, a photo, feedback
+        click(browser, "#logout")
+        sign_in(browser, base, sanitation)
+        click(browser, "header a[href='/ui/queue']")
+        assert browser.find_element(By.TAG_NAME, "h1").text == "环卫 待办"
+        click(browser, "#cases a[href='/ui/cases/1']")
+        assert buttons(browser) == ["act-acknowledge", "act-feedback", "act-return", "act-request_extension"]
+        assert act(browser, "acknowledge") == "已完成: 签收"
+        assert "处置中" in facts(browser)
+        assert act(browser, "request_extension", "需调车辆", extend_by="2 小时") == "已完成: 申请延期"
+        assert "申请延期 2 小时" in facts(browser)
+        browser.find_element(By.NAME, "photo").send_keys(str(not_photo))  # HTML behind JPEG's first bytes
+        click(browser, "#photo-form button")
+        assert browser.find_element(By.ID, "outcome").text == "照片未上传: 文件不是可以打开的 JPEG 图片。"
+        browser.find_element(By.NAME, "photo").send_keys(str(photo))
+        click(browser, "#photo-form button")
+        assert browser.find_element(By.ID, "outcome").text == "已完成: 上传现场照片"
+        image = browser.find_element(By.CSS_SELECTOR, "img[alt='现场照片']")
+        wait_until(lambda: browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)
+                   == 96, 5, message="the photo shown")
+        assert act(browser, "feedback", "已清运") == "已完成: 处置反馈"
+        assert "已反馈" in facts(browser) and buttons(browser) == []
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SHOTS / "workbench-department.png"))
+
+        # the operator: a failed action says why in Chinese, then the re-check closes it
+        click(browser, "#logout")
+        sign_in(browser, base, operator)
+        click(browser, "#cases a[href='/ui/cases/1']")
+        assert buttons(browser) == ["act-close", "act-recheck_failed", "act-reopen", "act-extend", "act-escalate"]
+        store_case = store.get_case(1)
+        with store.begin() as db:  # someone else closes it meanwhile (the page still shows the buttons)
+            from gateway.actions import perform
+            from gateway.workflow import Action, Role
+            perform(db, store_case, Action.CLOSE, Role.ADMIN, "admin:other", time.time(), tables, "meanwhile")
+        assert act(browser, "recheck_failed").startswith("未能核查未通过: 案件当前为「已结案」")
+        assert "已结案" in facts(browser)
+        assert act(browser, "reopen", "复查仍有垃圾") == "已完成: 重新派遣(复发)"
+        click(browser, "#logout")
+        sign_in(browser, base, sanitation)
+        click(browser, "header a[href='/ui/queue']")
+        click(browser, "#cases a[href='/ui/cases/1']")
+        assert act(browser, "feedback", "再次清运") == "已完成: 处置反馈"
+        click(browser, "#logout")
+        sign_in(browser, base, operator)
+        click(browser, "#cases a[href='/ui/cases/1']")
+        assert act(browser, "close", "视频复核无垃圾") == "已完成: 核查结案"
+        assert "已结案" in facts(browser)
+        timeline = browser.find_element(By.ID, "timeline").text
+        for shown in ("审核通过", "签收", "申请延期", "现场照片", "处置反馈", "核查结案", "部门 hw", "指挥中心 op1",
+                      "现场核实属实", "已清运", "视频复核无垃圾"):
+            assert shown in timeline, shown
+        browser.save_screenshot(str(SHOTS / "workbench-closed.png"))
+        assert [e["action"] for e in store.get_case(1)["timeline"]].count("photo") == 1
+
+
+def test_the_case_list_follows_new_cases_without_a_reload(city, browser):
+    from selenium.webdriver.common.by import By
+
+    tables, store, ingest = city
+    assert ingest.handle(*incident()) == "case_created"
+    admin = new_token(store, "root", "admin")
+    with serve(create_app(store, tables)) as base:
+        sign_in(browser, base, admin)
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#cases tr")) == 2
+        browser.execute_script("window.stillHere = 'yes'")  # gone if the page reloaded
+        time.sleep(1)  # the script has its first fingerprint
+        assert ingest.handle(*incident(location={"lat": 39.3, "lon": 117.3})) == "case_created"
+        wait_until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "#cases tr")) == 3, 15,
+                   message="the new case in the list")
+        assert browser.execute_script("return window.stillHere") == "yes"
+        assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-live-updates") == "1"
+        assert not [e for e in browser.get_log("browser") if "Content Security Policy" in e["message"]
+                    or "/ui/live" in e["message"]]  # the script ran, nothing of it refused
+        policy = httpx.get(f"{base}/ui/login").headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "unsafe-inline" not in policy.split("style-src")[0]
+
+
+def test_the_map_draws_the_grids_and_clickable_cases(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables)
+    for kind, grid, where in (("illegal_parking", "HQ-DZG-10D-07", (39.1702, 117.1531)),  # two at one camera
+                              ("garbage", "HQ-DZG-10D-07", (39.1702, 117.1531)),
+                              ("garbage", "HQ-XYM-01-01", (39.169, 117.165))):
+        assert ingest.handle(*incident(type=kind, grid=grid, location={"lat": where[0], "lon": where[1]})) \
+            == "case_created"
+    admin, operator = new_token(store, "root", "admin"), new_token(store, "op-xym", "operator", grid="HQ-XYM")
+    with serve(create_app(store, tables)) as base:
+        sign_in(browser, base, admin)
+        click(browser, "header a[href='/ui/map']")
+        grids = browser.find_elements(By.CSS_SELECTOR, "#map path.grid")
+        assert sorted(g.get_attribute("data-grid") for g in grids) == sorted(g.code for g in tables.grids)
+        labels = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#map text.grid-label")]
+        assert sorted(labels) == ["丁字沽十段第7网格", "丁字沽十段第8网格", "西于庄第1社区第1网格"]
+        assert browser.find_element(By.CSS_SELECTOR, "#scale text").text in ("500 米", "1 公里")
+        circles = browser.find_elements(By.CSS_SELECTOR, "#map a circle")
+        assert len(circles) == 3
+        # the two cases at one camera are apart enough to click each
+        spots = {(c.get_attribute("cx"), c.get_attribute("cy")) for c in circles}
+        assert len(spots) == 3
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SHOTS / "map.png"))
+        # the case in 西于庄 lies inside that grid's polygon as drawn
+        inside = browser.execute_script(
+            "const c = document.querySelector(\"#map a[href='/ui/cases/3'] circle\");"
+            "const g = document.querySelector(\"#map path[data-grid='HQ-XYM-01-01']\");"
+            "const p = document.getElementById('map').createSVGPoint(); p.x = +c.getAttribute('cx'); p.y = +c.getAttribute('cy');"
+            "return g.isPointInFill(p)")
+        assert inside is True
+        assert "st-dispatched" in browser.find_element(By.CSS_SELECTOR, "#map a[href='/ui/cases/3'] circle").get_attribute("class")
+        click(browser, "#map a[href='/ui/cases/3'] circle")
+        assert browser.find_element(By.TAG_NAME, "h1").text == "案件 #3"
+        # an operator's map holds its own subtree only
+        sign_in(browser, base, operator)
+        click(browser, "header a[href='/ui/map']")
+        assert sorted(g.get_attribute("data-grid") for g in browser.find_elements(By.CSS_SELECTOR, "#map path.grid")) \
+            == ["HQ-XYM", "HQ-XYM-01", "HQ-XYM-01-01"]
+        assert [a.get_dom_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#map a")] == ["/ui/cases/3"]
