@@ -259,9 +259,9 @@ class Analyser(threading.Thread):
 
 
 def to_wire(out: Outgoing) -> list[tuple[str, bytes]]:
-    """Evidence first, then the incident that refers to it."""
+    """Evidence first (the frame as the camera gave it, then the snapshot), then the incident that refers to them."""
     incident_topic, evidence_topic = out.topics
-    items = [(evidence_topic, out.evidence)] if out.evidence else []
+    items = [(evidence_topic, jpeg) for jpeg in (out.frame, out.evidence) if jpeg]
     return items + [(incident_topic, wire.encode_incident(out.message))]
 
 

@@ -1,4 +1,5 @@
-"""Evidence snapshots: the frame as JPEG with the incident's box and zone drawn."""
+"""Evidence: the snapshot for people (the frame as JPEG with the incident's box and zone drawn) and the
+frame as the camera gave it (for training: a detector must never learn the drawn box)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,14 @@ def snapshot(image: np.ndarray, box: Box, zone: list[Point], caption: str, quali
     cv2.rectangle(out, (x1, y1), (x2, y2), (0, 0, 255), 2)
     cv2.putText(out, caption, (max(0, x1), max(14, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 255), 1, cv2.LINE_AA)
     ok, jpg = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return jpg.tobytes()
+
+
+def frame_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
+    """JPEG bytes of ``image`` as it is, nothing drawn."""
+    ok, jpg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return jpg.tobytes()

@@ -34,7 +34,7 @@ import supervision as sv
 from edge.config import Camera, EdgeConfig, Zone
 from edge.detector import (LITTER, VEHICLE, Detector, Region, crop_regions, merge_detections, min_scores, run_passes,
                            tile_regions)
-from edge.evidence import snapshot
+from edge.evidence import frame_jpeg, snapshot
 from edge.health import THUMB_SIZE, PictureCheck, change, thumbnail
 from edge.leftobject import LeftObject, covered, regions, zone_mask
 from edge.litter import TypeVote
@@ -57,10 +57,11 @@ WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 
 @dataclass(frozen=True)
 class Outgoing:
-    """An incident message and, for start and end, its evidence JPEG."""
+    """An incident message and, for start and end, its evidence JPEG and the frame without drawing."""
 
     message: dict
     evidence: bytes | None
+    frame: bytes | None = None
 
     @property
     def topics(self) -> tuple[str, str]:
@@ -285,9 +286,10 @@ class CameraPipeline:
     def _outgoing(self, zone_id: str, polygon, grid: str | None, kind: str, event: Event,
                   image: np.ndarray | None, extra: dict | None = None) -> Outgoing:
         s = event.sighting
-        jpeg = None
+        jpeg = frame = None
         if event.state in ("start", "end") and image is not None:
             jpeg = snapshot(image, s.box, polygon, f"{s.label} {s.score:.2f} {event.dwell_s:.0f}s")
+            frame = frame_jpeg(image)
         location = self.camera.location
         model = self.detectors[LITTER if kind in LITTER_TYPES else VEHICLE]
         message = {
@@ -309,7 +311,8 @@ class CameraPipeline:
             "bbox": [round(min(1.0, max(0.0, v)), 4) for v in s.box],
             "track_id": s.track_id,
             "attributes": {"dwell_s": event.dwell_s, "label": s.label, **(extra or {})},
-            "evidence": {"sha256": hashlib.sha256(jpeg).hexdigest(), "bytes": len(jpeg)} if jpeg else None,
+            "evidence": {"sha256": hashlib.sha256(jpeg).hexdigest(), "bytes": len(jpeg),
+                         "frame": {"sha256": hashlib.sha256(frame).hexdigest(), "bytes": len(frame)}} if jpeg else None,
             "model": {"name": model.name, "version": model.version},
         }
-        return Outgoing(wire.validate_incident(message), jpeg)
+        return Outgoing(wire.validate_incident(message), jpeg, frame)

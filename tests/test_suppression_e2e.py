@@ -67,7 +67,9 @@ def configs(tmp_path, broker, http_port: int, camera: dict):
     """The box's and the gateway's configs; the city's parking reports wait for a person, so one can be rejected."""
     edge_cfg, gateway_cfg = write_configs(tmp_path, broker.port, http_port, [camera], box=BOX)
     city = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())
-    city["grids_csv"] = str(TABLES_DIR / city["grids_csv"])
+    for key, value in city.items():  # the files the tables name, beside them
+        if isinstance(value, str) and (TABLES_DIR / value).is_file():
+            city[key] = str(TABLES_DIR / value)
     for c in city["categories"]:
         if c["type"] == "illegal_parking":
             c["review"] = True

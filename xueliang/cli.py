@@ -1,4 +1,4 @@
-"""The ``xueliang`` command: detect, replay, edge, gateway, demo."""
+"""The ``xueliang`` command: detect, replay, edge, gateway, token, dataset, demo."""
 
 from __future__ import annotations
 
@@ -129,6 +129,32 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset(args: argparse.Namespace) -> int:
+    from datetime import date, datetime
+
+    from gateway.config import load_gateway_config, load_tables
+    from gateway.dataset import export
+    from gateway.deadlines import CITY_TZ
+    from gateway.storage import Store
+    from xueliang.wire import WireError, parse_time
+
+    try:  # a day is the city's day (Beijing); a time is ISO 8601
+        day = date.fromisoformat(args.since) if len(args.since) == 10 else None
+        since = datetime(day.year, day.month, day.day, tzinfo=CITY_TZ).timestamp() if day else parse_time(args.since)
+    except (ValueError, WireError) as exc:
+        print(f"error: --since {args.since!r}: write a day (2026-12-01, Beijing time) or an ISO 8601 time ({exc})",
+              file=sys.stderr)
+        return 2
+    config = load_gateway_config(args.config)
+    try:
+        counts = export(Store(config.database), load_tables(config.tables), since, Path(args.out), args.frames_only)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(counts))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from xueliang.demo import run_demo
 
@@ -188,6 +214,17 @@ def main(argv: list[str] | None = None) -> int:
                    "starting with this prefix (its first 7+ characters, as --list shows them)")
     p.add_argument("--list", action="store_true", help="list tokens: name, prefix, role, scope, expiry")
     p.set_defaults(func=_token)
+
+    p = sub.add_parser("dataset", help="training data from operators' verdicts")
+    dataset = p.add_subparsers(dest="dataset_command", required=True)
+    p = dataset.add_parser("export", help="every judged incident since DATE as an image with YOLO labels and COCO "
+                           "JSON, false alarms as hard negatives (empty labels), with a manifest of where each came from")
+    p.add_argument("--config", required=True, help="the gateway's config (its database and tables)")
+    p.add_argument("--since", required=True, help="cases created from this day (YYYY-MM-DD, Beijing) or ISO 8601 time")
+    p.add_argument("--out", required=True, help="a new or empty folder")
+    p.add_argument("--frames-only", action="store_true", help="leave out incidents whose box sent only the "
+                   "annotated snapshot (no unannotated frame)")
+    p.set_defaults(func=_dataset)
 
     p = sub.add_parser("demo", help="serve the fixture clips as cameras and run everything")
     p.add_argument("--once", action="store_true", help="exit 0 after the first cases were created")

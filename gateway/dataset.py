@@ -1,0 +1,161 @@
+"""Real frames for training: every judged incident as an image with YOLO labels and COCO JSON.
+
+Operators' verdicts on real cameras are the only real labelled data a city has. ``export``
+writes, for each incident of a case with a verdict since a time: the frame as the camera gave it
+(``evidence.frame`` on the wire) or, for incidents from boxes that did not send one, the
+annotated snapshot (``annotated: true`` in the manifest: the box and zone are drawn on it, so
+such images teach a detector the drawing too; leave them out with ``frames_only``). Labels:
+
+- ``correct``, ``wrong_place``: the incident's box, of the case's type (the box the operator
+  redrew, for the incident that opened the case);
+- ``wrong_type``: the same box, of the type the operator named;
+- ``false_alarm``: a hard negative, an empty label file;
+- ``duplicate``: left out (it says nothing about what the camera saw).
+
+Layout (what ultralytics reads): ``images/{train,val}/NAME.jpg``, ``labels/{train,val}/NAME.txt``
+(``class cx cy w h`` in 0..1), ``data.yaml`` (class names: the city's incident types),
+``annotations.json`` (COCO, pixel boxes) and ``manifest.jsonl`` (where each image came from: case,
+incident, box, camera, zone, grid, time, verdict, who judged it). One incident in five (by its id)
+goes to ``val``.
+
+>>> yolo_line(1, [0.2, 0.4, 0.6, 0.8])
+'1 0.400000 0.600000 0.400000 0.400000'
+>>> split("3f2a9d"), split("3f2a9c")
+('train', 'val')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from pathlib import Path
+
+import yaml
+from PIL import Image
+from sqlalchemy import select
+
+from gateway import verdicts
+from gateway.config import Tables
+from gateway.storage import Store, case_incidents, cases, evidence, incident_events
+from xueliang import wire
+
+POSITIVE = ("correct", "wrong_place", "wrong_type")
+NEGATIVE = ("false_alarm",)
+
+
+def yolo_line(class_id: int, bbox: list[float]) -> str:
+    """One YOLO label: class, centre x and y, width and height, all in 0..1 of the image."""
+    x1, y1, x2, y2 = bbox
+    return f"{class_id} {(x1 + x2) / 2:.6f} {(y1 + y2) / 2:.6f} {x2 - x1:.6f} {y2 - y1:.6f}"
+
+
+def split(incident_id: str) -> str:
+    """``val`` for one incident in five, by its id (stable across exports), else ``train``."""
+    return "val" if int(hashlib.sha256(incident_id.encode()).hexdigest()[:8], 16) % 5 == 0 else "train"
+
+
+def _name(case_id: int, incident_id: str) -> str:
+    return f"case{case_id}-{re.sub(r'[^A-Za-z0-9._-]', '_', incident_id)[:80]}"
+
+
+def _starts(store: Store, case_ids: list[int]) -> dict[int, list[dict]]:
+    """Each case's incidents with their first event as received (bbox, type, evidence, times)."""
+    out: dict[int, list[dict]] = {i: [] for i in case_ids}
+    with store.engine.connect() as db:
+        links = db.execute(select(case_incidents.c.case_id, case_incidents.c.incident_id)
+                           .where(case_incidents.c.case_id.in_(case_ids)).order_by(case_incidents.c.linked_at)).all()
+        for case_id, incident_id in links:
+            row = db.execute(select(incident_events.c.payload).where(incident_events.c.incident_id == incident_id)
+                             .order_by(incident_events.c.seq).limit(1)).first()
+            if row is not None:
+                out[case_id].append(json.loads(row.payload))
+    return out
+
+
+def _image(store: Store, message: dict) -> tuple[bytes, bool] | None:
+    """The incident's frame (unannotated), else its snapshot (annotated), as its own box sent them (kept once
+    by content: the same bytes sent for two incidents are one row, under the first)."""
+    shown = message.get("evidence") or {}
+    for sha, annotated in (((shown.get("frame") or {}).get("sha256"), False), (shown.get("sha256"), True)):
+        if sha:
+            with store.engine.connect() as db:
+                row = db.execute(select(evidence.c.data).where(evidence.c.sha256 == sha,
+                                                               evidence.c.box == message["box"])).first()
+            if row is not None:
+                return bytes(row.data), annotated
+    return None
+
+
+def export(store: Store, tables: Tables, since: float, out: Path, frames_only: bool = False) -> dict:
+    """Write the dataset of cases created since ``since`` that have a verdict; returns the counts.
+    ValueError when ``out`` exists and is not empty (an export never mixes with another)."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty: export into a new folder")
+    names = [c.type for c in tables.categories]
+    with store.engine.connect() as db:
+        rows = {r.id: dict(r._mapping) for r in db.execute(select(cases).where(cases.c.created_at >= since)
+                                                             .order_by(cases.c.id))}
+    judged = verdicts.latest(store, sorted(rows))
+    incidents = _starts(store, sorted(judged))
+    for part in ("images/train", "images/val", "labels/train", "labels/val"):
+        (out / part).mkdir(parents=True, exist_ok=True)
+    coco = {"images": [], "annotations": [], "categories": [{"id": i + 1, "name": n} for i, n in enumerate(names)]}
+    counts = {"images": 0, "positives": 0, "negatives": 0, "annotated": 0, "left_out": {}}
+    manifest = []
+
+    def leave_out(why: str) -> None:
+        counts["left_out"][why] = counts["left_out"].get(why, 0) + 1
+
+    for case_id, verdict in sorted(judged.items()):
+        case = rows[case_id]
+        for message in incidents[case_id]:
+            if verdict["verdict"] not in POSITIVE + NEGATIVE:
+                leave_out(verdict["verdict"])
+                continue
+            kind = verdict["right_type"] if verdict["verdict"] == "wrong_type" else case["type"]
+            if verdict["verdict"] in POSITIVE and kind not in names:
+                leave_out("type not in the tables")
+                continue
+            found = _image(store, message)
+            if found is None or (frames_only and found[1]):
+                leave_out("no frame" if found else "no image kept")
+                continue
+            data, annotated = found
+            with Image.open(io.BytesIO(data)) as picture:
+                width, height = picture.size
+            part, name = split(message["incident_id"]), _name(case_id, message["incident_id"])
+            bbox = verdict["bbox"] if verdict["bbox"] and message["incident_id"] == case["incident_id"] else message["bbox"]
+            (out / "images" / part / f"{name}.jpg").write_bytes(data)
+            labels = [] if verdict["verdict"] in NEGATIVE else [yolo_line(names.index(kind), bbox)]
+            (out / "labels" / part / f"{name}.txt").write_text("".join(line + "\n" for line in labels))
+            image_id = len(coco["images"]) + 1
+            coco["images"].append({"id": image_id, "file_name": f"images/{part}/{name}.jpg", "width": width,
+                                   "height": height})
+            if labels:
+                x1, y1, x2, y2 = bbox
+                w, h = (x2 - x1) * width, (y2 - y1) * height
+                coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": image_id,
+                                            "category_id": names.index(kind) + 1, "iscrowd": 0, "area": round(w * h, 2),
+                                            "bbox": [round(x1 * width, 2), round(y1 * height, 2), round(w, 2), round(h, 2)]})
+            counts["images"] += 1
+            counts["positives" if labels else "negatives"] += 1
+            counts["annotated"] += annotated
+            manifest.append({"image": f"images/{part}/{name}.jpg", "label": f"labels/{part}/{name}.txt",
+                             "split": part, "annotated": annotated, "type": kind if labels else None,
+                             "bbox": bbox if labels else None, "detected_type": case["type"],
+                             "detected_bbox": message["bbox"], "detector_label": message["attributes"].get("label"),
+                             "confidence": message["confidence"], "model": message["model"],
+                             "verdict": verdict["verdict"], "judged_by": verdict["actor"],
+                             "judged_at": wire.iso(verdict["at"]), "case_id": case_id,
+                             "incident_id": message["incident_id"], "box": message["box"],
+                             "camera": message["camera"], "zone": message["zone"], "grid": message["grid"],
+                             "observed_at": message["observed_at"], "width": width, "height": height})
+    (out / "annotations.json").write_text(json.dumps(coco, ensure_ascii=False))
+    (out / "manifest.jsonl").write_text("".join(json.dumps(m, ensure_ascii=False) + "\n" for m in manifest))
+    (out / "data.yaml").write_text(yaml.safe_dump({"path": str(out.resolve()), "train": "images/train",
+                                                   "val": "images/val", "names": dict(enumerate(names))},
+                                                  allow_unicode=True, sort_keys=False))
+    return counts

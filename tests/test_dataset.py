@@ -1,0 +1,168 @@
+"""Real frames for training: the box sends the frame as the camera gave it beside the annotated
+snapshot; `xueliang dataset export` writes every judged incident of a real SQLite gateway (fed
+the real campus clip through ingest) as an image with YOLO labels, COCO JSON and a manifest,
+false alarms as hard negatives."""
+
+import copy
+import hashlib
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from edge.box import to_wire
+from edge.config import load_config
+from edge.replay import replay
+from gateway.api import create_app
+from gateway.auth import new_token
+from gateway.config import TABLES_DIR, load_tables
+from gateway.dataset import yolo_line
+from gateway.ingest import Ingest
+from gateway.storage import Store
+from xueliang import wire
+
+from .conftest import CLIP
+
+
+def decoded(jpeg: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")).astype(int)
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    """The campus clip through the edge pipeline: the van's start and end, with evidence and frames."""
+    tmp = tmp_path_factory.mktemp("replay")
+    path = tmp / "edge.yaml"
+    camera = yaml.safe_load((CLIP.parent / "campus-gate.truth.yaml").read_text())["camera"]
+    path.write_text(yaml.safe_dump({"box": "box-1", "cameras": [dict(camera, url=str(CLIP))], "data_dir": str(tmp)}))
+    config = load_config(path)
+    return [out for out in replay(config, "campus-gate", str(CLIP), wire.parse_time("2026-03-02T08:00:00Z"))
+            if out.message["zone"] == "kerb-no-parking"]
+
+
+def test_the_box_sends_the_frame_as_the_camera_gave_it_beside_the_snapshot(replayed):
+    start = replayed[0]
+    assert start.message["state"] == "start" and start.frame and start.evidence
+    named = start.message["evidence"]["frame"]
+    assert named == {"sha256": hashlib.sha256(start.frame).hexdigest(), "bytes": len(start.frame)}
+    # on the wire: the frame, the snapshot, then the incident
+    topic = wire.evidence_topic("box-1", "campus-gate", start.message["incident_id"])
+    assert [t for t, _ in to_wire(start)] == [topic, topic, wire.incident_topic("box-1", "campus-gate")]
+    frame, shown = decoded(start.frame), decoded(start.evidence)
+    assert frame.shape == shown.shape == (576, 768, 3)
+    # the snapshot's red box edge is not in the frame
+    x1, y1, x2, y2 = (int(v * s) for v, s in zip(start.message["bbox"], (768, 576, 768, 576)))
+    edge = shown[y1 - 1:y1 + 2, x1 + 5:x2 - 5]
+    red = (edge[..., 0] > 180) & (edge[..., 1] < 80) & (edge[..., 2] < 80)
+    assert red.mean() > 0.3
+    raw = frame[y1 - 1:y1 + 2, x1 + 5:x2 - 5]
+    assert ((raw[..., 0] > 180) & (raw[..., 1] < 80) & (raw[..., 2] < 80)).mean() < 0.05
+
+
+def test_judged_incidents_are_exported_with_labels_coco_and_a_manifest(replayed, tmp_path):
+    city = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())
+    for key, value in city.items():  # the files the tables name, beside them
+        if isinstance(value, str) and (TABLES_DIR / value).is_file():
+            city[key] = str(TABLES_DIR / value)
+    for c in city["categories"]:
+        if c["type"] == "illegal_parking":
+            c["review"] = True
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True))
+    (tmp_path / "gateway.yaml").write_text(yaml.safe_dump({"database": f"sqlite:///{tmp_path}/gw.sqlite",
+                                                           "tables": str(tmp_path / "city.yaml")}))
+    tables = load_tables(tmp_path / "city.yaml")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables)
+    client = TestClient(create_app(store, tables))
+    admin = {"Authorization": f"Bearer {new_token(store, 'centre', 'admin')}"}
+
+    def feed(outs, **changes) -> list[dict]:
+        """Ingest what the box sent, as a new incident (its own id, ``changes`` to its message)."""
+        messages = []
+        suffix = changes.pop("suffix")
+        drop_frame = changes.pop("drop_frame", False)
+        for out in outs:
+            m = copy.deepcopy(out.message) | {"incident_id": out.message["incident_id"] + suffix} | changes
+            if drop_frame and m["evidence"]:  # a box from before frames were sent
+                del m["evidence"]["frame"]
+            topic = wire.evidence_topic(m["box"], m["camera"], m["incident_id"])
+            for jpeg in ((out.evidence,) if drop_frame else (out.frame, out.evidence)):
+                if jpeg:
+                    assert ingest.handle(topic, jpeg) == "evidence"
+            assert ingest.handle(wire.incident_topic(m["box"], m["camera"]), json.dumps(m).encode()).startswith("case")
+            messages.append(m)
+        return messages
+
+    def judge(case_id, **body):
+        r = client.post(f"/cases/{case_id}/verdict", json=body, headers=admin)
+        assert r.status_code == 201, r.text
+
+    first = feed(replayed, suffix="-a")
+    judge(1, verdict="false_alarm", reject=True)
+    second = feed(replayed, suffix="-b")  # case 1 is rejected: a new case
+    redrawn = [0.84, 0.06, 0.95, 0.19]
+    judge(2, verdict="correct", bbox=redrawn)
+    merged = feed(replayed, suffix="-c")  # joins case 2, still open
+    elsewhere = {"location": {"lat": 39.3, "lon": 117.3}}
+    old_box = feed(replayed, suffix="-d", drop_frame=True, **elsewhere)
+    judge(3, verdict="wrong_type", right_type="garbage")
+    feed(replayed, suffix="-e", location={"lat": 39.5, "lon": 117.5})
+    judge(4, verdict="duplicate", duplicate_of=3)
+    feed(replayed, suffix="-f", location={"lat": 39.7, "lon": 117.7})  # case 5: no verdict, not exported
+    assert [c["id"] for c in client.get("/cases", headers=admin).json()] == [5, 4, 3, 2, 1]
+
+    out = tmp_path / "dataset"
+    run = subprocess.run([sys.executable, "-m", "xueliang", "dataset", "export", "--config", str(tmp_path / "gateway.yaml"),
+                          "--since", "2026-01-01", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    counts = json.loads(run.stdout)
+    assert counts == {"images": 4, "positives": 3, "negatives": 1, "annotated": 1, "left_out": {"duplicate": 1}}
+    manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    by_incident = {m["incident_id"]: m for m in manifest}
+    assert set(by_incident) == {m["incident_id"] for m in first + second + merged + old_box}
+    names = yaml.safe_load((out / "data.yaml").read_text())["names"]
+    assert list(names.values()) == [c.type for c in tables.categories]
+    classes = {name: i for i, name in names.items()}
+    label = {m["incident_id"]: (out / m["label"]).read_text() for m in manifest}
+    # the false alarm: a hard negative, the frame as the camera gave it
+    neg = by_incident[first[0]["incident_id"]]
+    assert label[neg["incident_id"]] == "" and neg["verdict"] == "false_alarm" and not neg["annotated"]
+    assert hashlib.sha256((out / neg["image"]).read_bytes()).hexdigest() == first[0]["evidence"]["frame"]["sha256"]
+    # the confirmed case: its opening incident with the box the operator redrew, the merged one with its own
+    assert label[second[0]["incident_id"]] == yolo_line(classes["illegal_parking"], redrawn) + "\n"
+    assert label[merged[0]["incident_id"]] == yolo_line(classes["illegal_parking"], merged[0]["bbox"]) + "\n"
+    # the wrong type, from a box that sent only the annotated snapshot: the right class, marked annotated
+    wrong = by_incident[old_box[0]["incident_id"]]
+    assert label[wrong["incident_id"]] == yolo_line(classes["garbage"], old_box[0]["bbox"]) + "\n"
+    assert wrong["annotated"] and wrong["detected_type"] == "illegal_parking" and wrong["type"] == "garbage"
+    assert hashlib.sha256((out / wrong["image"]).read_bytes()).hexdigest() == old_box[0]["evidence"]["sha256"]
+    for m in manifest:  # where each came from
+        assert (m["box"], m["camera"], m["zone"], m["judged_by"]) == ("box-1", "campus-gate", "kerb-no-parking",
+                                                                     "admin:centre")
+        assert m["image"].startswith(f"images/{m['split']}/") and (m["width"], m["height"]) == (768, 576)
+    coco = json.loads((out / "annotations.json").read_text())
+    assert len(coco["images"]) == 4 and len(coco["annotations"]) == 3
+    image = next(i for i in coco["images"] if i["file_name"] == by_incident[second[0]["incident_id"]]["image"])
+    (ann,) = [a for a in coco["annotations"] if a["image_id"] == image["id"]]
+    assert ann["bbox"] == pytest.approx([0.84 * 768, 0.06 * 576, 0.11 * 768, 0.13 * 576], abs=0.01)
+    assert coco["categories"][ann["category_id"] - 1]["name"] == "illegal_parking"
+    # frames only: the annotated snapshot is left out; a folder in use is refused
+    run = subprocess.run([sys.executable, "-m", "xueliang", "dataset", "export", "--config", str(tmp_path / "gateway.yaml"),
+                          "--since", "2026-01-01", "--out", str(tmp_path / "frames"), "--frames-only"],
+                         capture_output=True, text=True, timeout=120)
+    assert json.loads(run.stdout)["left_out"] == {"duplicate": 1, "no frame": 1}
+    again = subprocess.run([sys.executable, "-m", "xueliang", "dataset", "export", "--config", str(tmp_path / "gateway.yaml"),
+                            "--since", "2026-01-01", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "is not empty" in again.stderr
+    late = subprocess.run([sys.executable, "-m", "xueliang", "dataset", "export", "--config", str(tmp_path / "gateway.yaml"),
+                           "--since", "2099-12-31", "--out", str(tmp_path / "none")], capture_output=True, text=True)
+    assert json.loads(late.stdout)["images"] == 0
+    bad = subprocess.run([sys.executable, "-m", "xueliang", "dataset", "export", "--config", str(tmp_path / "gateway.yaml"),
+                          "--since", "2026-02-30", "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--since '2026-02-30'" in bad.stderr
