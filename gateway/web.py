@@ -105,6 +105,8 @@ def page(title: str, body: str, who: Principal | None = None, status_code: int =
     if who is not None and who.name != "public":
         nav += (f"<form method=post action=/ui/logout style='margin-left:auto'>{esc(who.name)} "
                 "<button id=logout>退出</button></form>")
+    else:  # reading without a session (public_read): acting needs one
+        nav += "<a id=login-link href=/ui/login style='margin-left:auto'>登录</a>"
     return HTMLResponse(f"<!doctype html><html lang=zh><head><meta charset=utf-8><title>{esc(title)} · 雪亮</title>"
                         f"<style>{STYLE}</style>{LIVE_SCRIPT if live else ''}</head><body><header><strong>雪亮 xueliang</strong>{nav}</header>"
                         f"<main><h1>{esc(title)}</h1>{body}</main></body></html>", status_code,

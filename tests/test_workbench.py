@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from gateway.api import create_app
-from gateway.auth import new_token
+from gateway.auth import hash_token, new_token
 from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
 from gateway.storage import Store
@@ -245,3 +245,25 @@ def test_the_map_draws_the_grids_and_clickable_cases(tmp_path, browser):
         assert sorted(g.get_attribute("data-grid") for g in browser.find_elements(By.CSS_SELECTOR, "#map path.grid")) \
             == ["HQ-XYM", "HQ-XYM-01", "HQ-XYM-01-01"]
         assert [a.get_dom_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#map a")] == ["/ui/cases/3"]
+
+
+def test_the_demo_prints_a_token_for_the_centre_and_each_department(tmp_path):
+    from xueliang.demo import DEMO_PEOPLE, demo_tokens, write_configs
+
+    (tmp_path / "gateway").mkdir()
+    _, gateway_cfg = write_configs(tmp_path, 1883, 8080, [])
+    store = Store(f"sqlite:///{tmp_path}/gateway/gateway.sqlite")
+    lines = demo_tokens(gateway_cfg)
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    with serve(create_app(store, tables, public_read=True)) as base:
+        for (name, role, department), line in zip(DEMO_PEOPLE, lines[1:], strict=True):
+            token = line.split()[-1]
+            signed_in = httpx.post(f"{base}/ui/login", data={"token": token}, follow_redirects=False)
+            assert signed_in.status_code == 303, line
+            page = httpx.get(f"{base}/ui/queue", cookies={"xl_session": signed_in.cookies["xl_session"]})
+            assert f">{name} <button id=logout>" in page.text
+            if department:
+                assert f"<h1>{tables.department_name(department)} 待办</h1>" in page.text
+        assert "id=login-link" in httpx.get(f"{base}/ui/cases").text  # a public reader is shown the way to act
+    row = store.token(hash_token(lines[1].split()[-1]))
+    assert row["role"] == "operator" and row["grid"] == "HQ"

@@ -56,6 +56,27 @@ def describe(case: dict, http_port: int) -> str:
             f"reported {case['reported_at']}; evidence http://127.0.0.1:{http_port}{case['evidence_url']}")
 
 
+DEMO_PEOPLE = (("ops", "operator", None), ("traffic-police", "department", "traffic-police"),
+               ("sanitation", "department", "sanitation"), ("municipal-roads", "department", "municipal-roads"))
+
+
+def demo_tokens(gateway_cfg: Path) -> list[str]:
+    """Tokens for the demo's people (the command centre over the whole city, and the departments of
+    its three problems), valid a week, printed once: sign in with one at /ui/login to act in the page."""
+    from gateway.auth import new_token
+    from gateway.config import load_gateway_config, load_tables
+    from gateway.storage import Store
+
+    config = load_gateway_config(gateway_cfg)
+    store, root = Store(config.database), load_tables(config.tables).centre
+    lines = ["sign in at /ui/login with one of these tokens (valid 7 days):"]
+    for name, role, department in DEMO_PEOPLE:
+        token = new_token(store, name, role, department=department, grid=root if role == "operator" else None,
+                          lifetime_s=7 * 86400)
+        lines.append(f"  {name:16} {role:10} {token}")
+    return lines
+
+
 def run_demo(once: bool, port: int, data_dir: Path, timeout_s: float) -> int:
     data = data_dir.resolve()
     if data.exists():
@@ -78,6 +99,8 @@ def run_demo(once: bool, port: int, data_dir: Path, timeout_s: float) -> int:
         procs.append(services.xueliang(["gateway", "--config", str(gateway_cfg)], data / "gateway.log"))
         services.wait_port(port, procs[0], "gateway", timeout=30)
         procs.append(services.xueliang(["edge", "--config", str(edge_cfg)], data / "edge.log"))
+        for line in demo_tokens(gateway_cfg):
+            print(line, flush=True)
         print(f"gateway API http://127.0.0.1:{port}/cases, operators' page http://127.0.0.1:{port}/ui/cases; "
               f"logs in {data}; waiting for cases "
               f"(a vehicle must stay for its zone's dwell time, a pile or spill for its persistence time) ...",
