@@ -164,6 +164,8 @@ class EdgeConfig(Strict):
     data_dir: Path = Field(default=Path("data/edge"), title="Outbox and state")
     heartbeat_s: float = Field(default=10.0, gt=0, title="Seconds between status heartbeats")
     metrics_port: int = Field(default=0, ge=0, le=65535, title="Prometheus /metrics on 127.0.0.1 (0: off)")
+    send_frames: bool = Field(default=True, title="Send each incident's frame as the camera gave it beside the "
+                              "annotated snapshot (training data); false while a gateway is older than evidence.frame")
 
     @field_validator("box")
     @classmethod

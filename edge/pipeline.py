@@ -72,6 +72,7 @@ class Outgoing:
 class CameraPipeline:
     def __init__(self, config: EdgeConfig, camera: Camera, detectors: dict[str, Detector]):
         self.box, self.camera, self.detectors = config.box, camera, detectors
+        self.send_frames = config.send_frames
         self.detection, rules = config.detection, config.rules
         self.tracker = make_tracker(camera.analysis_interval_s, self.detection.min_score, rules.gap_s)
         self.rules: list[tuple[Zone, DwellRule]] = [
@@ -289,7 +290,7 @@ class CameraPipeline:
         jpeg = frame = None
         if event.state in ("start", "end") and image is not None:
             jpeg = snapshot(image, s.box, polygon, f"{s.label} {s.score:.2f} {event.dwell_s:.0f}s")
-            frame = frame_jpeg(image)
+            frame = frame_jpeg(image) if self.send_frames else None
         location = self.camera.location
         model = self.detectors[LITTER if kind in LITTER_TYPES else VEHICLE]
         message = {
@@ -312,7 +313,8 @@ class CameraPipeline:
             "track_id": s.track_id,
             "attributes": {"dwell_s": event.dwell_s, "label": s.label, **(extra or {})},
             "evidence": {"sha256": hashlib.sha256(jpeg).hexdigest(), "bytes": len(jpeg),
-                         "frame": {"sha256": hashlib.sha256(frame).hexdigest(), "bytes": len(frame)}} if jpeg else None,
+                         **({"frame": {"sha256": hashlib.sha256(frame).hexdigest(), "bytes": len(frame)}}
+                            if frame else {})} if jpeg else None,
             "model": {"name": model.name, "version": model.version},
         }
         return Outgoing(wire.validate_incident(message), jpeg, frame)

@@ -166,3 +166,15 @@ def test_judged_incidents_are_exported_with_labels_coco_and_a_manifest(replayed,
     bad = subprocess.run([sys.executable, "-m", "xueliang", "dataset", "export", "--config", str(tmp_path / "gateway.yaml"),
                           "--since", "2026-02-30", "--out", str(tmp_path / "bad")], capture_output=True, text=True)
     assert bad.returncode == 2 and "--since '2026-02-30'" in bad.stderr
+
+
+def test_a_box_configured_for_an_older_gateway_sends_no_frame(tmp_path):
+    camera = yaml.safe_load((CLIP.parent / "campus-gate.truth.yaml").read_text())["camera"]
+    path = tmp_path / "edge.yaml"
+    path.write_text(yaml.safe_dump({"box": "box-1", "cameras": [dict(camera, url=str(CLIP))], "data_dir": str(tmp_path),
+                                    "send_frames": False}))
+    outs = [o for o in replay(load_config(path), "campus-gate", str(CLIP), wire.parse_time("2026-03-02T08:00:00Z"))
+            if o.message["zone"] == "kerb-no-parking"]
+    assert outs and all(o.frame is None and o.evidence for o in outs)
+    assert all(set(o.message["evidence"]) == {"sha256", "bytes"} for o in outs)
+    assert len(to_wire(outs[0])) == 2
