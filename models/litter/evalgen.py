@@ -409,7 +409,7 @@ SCENES = (
 )
 
 
-def _scene_frames(scene: Scene, rng: np.random.Generator, seconds: float, fps: float) -> tuple[list[np.ndarray], float]:
+def _scene_frames(scene: Scene, seconds: float, fps: float) -> tuple[list[np.ndarray], float]:
     path = SOURCES / "scenes" / scene.source
     if scene.still:  # a photograph brought to life: slow lighting drift, sensor noise, a slight sway
         still = cv2.imread(str(path))
@@ -490,7 +490,7 @@ def plan_clip(rng: np.random.Generator, scene: Scene, W: int, H: int, duration: 
 
 def compose_clip(rng: np.random.Generator, tex: Textures, scene: Scene, name: str, out: Path,
                  seconds: float = 80.0) -> dict:
-    frames, fps = _scene_frames(scene, rng, seconds, 10.0)
+    frames, fps = _scene_frames(scene, seconds, 10.0)
     H, W = frames[0].shape[:2]
     duration = len(frames) / fps
     plan = plan_clip(rng, scene, W, H, duration)
@@ -595,7 +595,7 @@ def compose_still(rng: np.random.Generator, tex: Textures, frames: dict[str, lis
 def make_stills(rng: np.random.Generator, tex: Textures, count: int, out: Path) -> int:
     frames = {}
     for scene in SCENES:
-        all_frames, _ = _scene_frames(scene, rng, 10, 1)
+        all_frames, _ = _scene_frames(scene, 10, 1)
         frames[scene.name] = all_frames[:: max(1, len(all_frames) // 40)]
     (out / "images/test").mkdir(parents=True, exist_ok=True)
     (out / "labels/test").mkdir(parents=True, exist_ok=True)
