@@ -9,24 +9,14 @@ new case (its own incident id and place), to prove ingest still flows afterwards
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 
 from hypothesis import strategies as st
 
 from xueliang import wire
 
-JPEG = b"\xff\xd8\xff\xe0" + b"evidence-bytes" * 100
-START = {
-    "schema_version": 1, "incident_id": "fuzz-base", "seq": 1, "state": "start", "type": "illegal_parking",
-    "box": "box-1", "camera": "gate", "zone": "kerb", "grid": "HQ-DZG-10D-07",
-    "location": {"lat": 39.17, "lon": 117.15},
-    "started_at": "2026-01-01T00:00:30Z", "observed_at": "2026-01-01T00:00:30Z", "ended_at": None,
-    "end_reason": None, "confidence": 0.79, "bbox": [0.84, 0.07, 0.94, 0.17], "track_id": 3,
-    "attributes": {"dwell_s": 30, "label": "car"},
-    "evidence": {"sha256": hashlib.sha256(JPEG).hexdigest(), "bytes": len(JPEG)},
-    "model": {"name": "ssd_mobilenet_v2_coco", "version": "1"},
-}
+from .test_gateway import JPEG, START  # a good incident and its snapshot
+
 TOPIC = wire.incident_topic("box-1", "gate")
 RAW = "@@raw@@"
 
