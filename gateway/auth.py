@@ -202,7 +202,12 @@ def csrf_token(request: Request) -> str | None:
     session's own (nothing to store) and nobody without the HttpOnly cookie can compute it. With the
     cookie's SameSite=Strict, another site's form reaches a page neither with the cookie nor with this."""
     cookie = request.cookies.get(SESSION_COOKIE)
-    return hashlib.sha256(b"xl-csrf\x00" + cookie.encode("utf-8", "surrogatepass")).hexdigest() if cookie else None
+    return session_csrf(cookie) if cookie else None
+
+
+def session_csrf(cookie: str) -> str:
+    """The CSRF token of the session whose cookie is ``cookie``."""
+    return hashlib.sha256(b"xl-csrf\x00" + cookie.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def check_csrf(request: Request, sent: str | None) -> None:

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway.api import create_app
-from gateway.auth import SESSION_COOKIE, new_token, start_session
+from gateway.auth import SESSION_COOKIE, new_token, session_csrf, start_session
 from gateway.config import load_tables
 from gateway.ingest import Ingest
 from gateway.storage import Store
@@ -138,6 +138,7 @@ GET_PATHS = ["/cases", "/cases/{id}", "/cases/{id}/evidence.jpg", "/cases/{id}/i
              "/open311/v2/requests/{id}.xml", "/open311/v2/requests.json", "/open311/v2/requests.xml",
              "/open311/v2/services.json", "/open311/v2/services.xml", "/dead-letters", "/health", "/ui/cases",
              "/ui/cases/{id}", "/ui/cases/{id}/incidents/{seg}/evidence.jpg", "/ui/cases/{id}/photos/{seg}.jpg",
+             "/ui/queue", "/ui/live/cases", "/ui/live.js",
              "/ui/overdue", "/ui/map", "/ui/reports", "/ui/login", "/suppressions", "/{seg}"]
 
 
@@ -223,4 +224,33 @@ def test_photo_uploads_and_sign_ins_never_answer_5xx(gateway, data):
         gateway.request("POST", data.draw(st.sampled_from(["/ui/login", "/ui/logout"])),
                         {"Content-Type": "application/x-www-form-urlencoded"} | sent,
                         content=form if isinstance(form, bytes) else form.encode())
+    gateway.still_readable()
+
+
+@FUZZ
+@given(data=st.data())
+def test_the_pages_forms_never_answer_5xx(gateway, data):
+    """The workbench's forms: actions (urlencoded) and photos (multipart), with the session's own
+    CSRF token most of the time, so the fields get past it."""
+    case_id = data.draw(st.one_of(st.sampled_from([str(i) for i in gateway.case_ids]), segment))
+    sent = data.draw(headers(gateway.tokens, gateway.fuzz_session, signed=True))
+    csrf = data.draw(st.one_of(*[st.just(session_csrf(gateway.fuzz_session))] * 4, any_text.filter(str.isprintable)))
+    if data.draw(st.booleans()):
+        fields = data.draw(st.fixed_dictionaries({"csrf": st.just(csrf)}, optional={
+            "action": st.one_of(st.sampled_from([a.value for a in Action]), any_text), "note": any_text,
+            "department": st.one_of(st.sampled_from(["sanitation", "traffic-police"]), any_text),
+            "extend_by": st.one_of(st.sampled_from(["2h", "1 working day", "400 days", "0s"]), any_text)}))
+        form = "&".join(f"{k}={quote(v.encode('utf-8', 'surrogatepass'), safe='')}" for k, v in fields.items())
+        raw = data.draw(st.one_of(*[st.just(form.encode())] * 4, st.binary(max_size=300)))
+        gateway.request("POST", f"/ui/cases/{case_id}/actions",
+                        sent | {"Content-Type": "application/x-www-form-urlencoded"}, content=raw)
+    else:
+        photo = data.draw(photo_bodies())
+        boundary = data.draw(st.sampled_from(["xlb", "", "a" * 80, "--", "é"]))
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.jpg\"\r\n"
+                "Content-Type: image/jpeg\r\n\r\n").encode("utf-8", "surrogatepass") + photo + f"\r\n--{boundary}--\r\n".encode()
+        raw = data.draw(st.one_of(*[st.just(body)] * 4, st.binary(max_size=300)))
+        kind = data.draw(st.one_of(st.just(f"multipart/form-data; boundary={boundary}"), header_text))
+        gateway.request("POST", f"/ui/cases/{case_id}/photos", sent | {"Content-Type": kind.encode()}, content=raw)
     gateway.still_readable()
