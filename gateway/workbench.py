@@ -157,7 +157,7 @@ async def act_in_page(case_id: CaseId, request: Request, principal: Principal = 
     try:
         action = Action(name)
     except ValueError:
-        return back(case_id, failed="", why="invalid")
+        return back(case_id, failed="action", why="invalid")
     note = form.get("note", "").strip() or None
     if note is not None and (len(note) > 2000 or "\x00" in note):
         return back(case_id, failed=action.value, why="invalid")

@@ -3,6 +3,7 @@ department take a case from review to closed by clicking in the page (no URL typ
 sign-in page), the forms refuse a missing or foreign CSRF token, the case list follows new cases
 without a reload, and the map shows the grids with clickable cases."""
 
+import re
 import time
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from gateway.api import create_app
-from gateway.auth import hash_token, new_token
+from gateway.auth import hash_token, new_token, session_csrf
 from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
 from gateway.storage import Store
@@ -267,3 +268,49 @@ def test_the_demo_prints_a_token_for_the_centre_and_each_department(tmp_path):
         assert "id=login-link" in httpx.get(f"{base}/ui/cases").text  # a public reader is shown the way to act
     row = store.token(hash_token(lines[1].split()[-1]))
     assert row["role"] == "operator" and row["grid"] == "HQ"
+
+
+def test_the_queue_puts_overdue_cases_first_and_the_forms_keep_their_limits(city):
+    from fastapi.testclient import TestClient
+
+    from gateway import storage
+    from gateway.images import MAX_PHOTO_BYTES
+
+    tables, store, ingest = city
+    for n in range(3):  # three parking cases for the traffic police, far enough apart not to merge
+        assert ingest.handle(*incident(location={"lat": 39.17 + n / 100, "lon": 117.15})) == "case_created"
+    now = time.time()
+    with store.begin() as db:  # case 2 is overdue; of the others, case 3's deadline comes first
+        for case_id, deadline in ((1, now + 7200), (2, now - 60), (3, now + 600)):
+            storage.update_case(db, case_id, {"deadline": deadline})
+    police = new_token(store, "tp", "department", department="traffic-police")
+    client = TestClient(create_app(store, tables))
+    assert client.post("/ui/login", data={"token": police}, follow_redirects=False).status_code == 303
+    queue = client.get("/ui/queue").text
+    assert [int(i) for i in re.findall(r"<a href='/ui/cases/(\d+)'>", queue)] == [2, 3, 1]
+    assert "<tr class='overdue'><td><a href='/ui/cases/2'>" in queue
+    page = client.get("/ui/cases/2").text
+    csrf = re.search(r"name=csrf value='([0-9a-f]{64})'", page)[1]
+    # a photo past the cap: refused as it streams, in Chinese; nothing kept
+    huge = client.post("/ui/cases/2/photos", content=b"x" * (MAX_PHOTO_BYTES + 20000),
+                       headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert huge.status_code == 413 and "内容过大" in huge.text
+    # an unknown department, an extension past 366 days, an unknown action: said in Chinese, nothing changed
+    for fields in ({"action": "return", "extend_by": "400 days"}, {"action": "fly"},
+                   {"action": "request_extension", "extend_by": "soon"}):
+        r = client.post("/ui/cases/2/actions", data={"csrf": csrf, **fields}, follow_redirects=False)
+        assert r.status_code == 303 and "why=invalid" in r.headers["location"], fields
+        assert "填写的内容有误" in client.get(r.headers["location"]).text
+    assert store.get_case(2)["state"] == "dispatched"
+    # another department's case, and reading without a session, act on nothing
+    sanitation = new_token(store, "hw", "department", department="sanitation")
+    other = TestClient(create_app(store, tables))
+    other.post("/ui/login", data={"token": sanitation})
+    assert other.post("/ui/cases/2/actions", data={"csrf": csrf, "action": "acknowledge"}).status_code == 403
+    own = session_csrf(other.cookies["xl_session"])  # its own token: the case is still not its to see
+    refused = other.post("/ui/cases/2/actions", data={"csrf": own, "action": "acknowledge"})
+    assert refused.status_code == 404 and "没有找到" in refused.text
+    public = TestClient(create_app(store, tables, public_read=True))
+    assert "id=actions" not in public.get("/ui/cases/2").text
+    assert public.post("/ui/cases/2/actions", data={"action": "acknowledge"}).status_code == 403
+    assert store.get_case(2)["state"] == "dispatched"
