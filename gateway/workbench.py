@@ -233,7 +233,8 @@ def queue_page(request: Request, department: Filter = None, principal: Principal
     store, tables, now = request.app.state.store, request.app.state.tables, time.time()
     mine = principal.role == Role.DEPARTMENT
     chosen = principal.department if mine else (department or None)
-    open_states = OPEN_STATES - UNDISPATCHED
+    # a returned case waits for the centre to dispatch it again: on the centre's view, not the department's
+    open_states = OPEN_STATES - UNDISPATCHED - ({CaseState.RETURNED} if mine else set())
     rows = [r for r in find_cases(store, tables, principal, department=chosen, limit=1000) if r["state"] in open_states]
     rows.sort(key=lambda r: queue_key(r, now))
     picker = ""

@@ -289,6 +289,7 @@ def test_the_queue_puts_overdue_cases_first_and_the_forms_keep_their_limits(city
     queue = client.get("/ui/queue").text
     assert [int(i) for i in re.findall(r"<a href='/ui/cases/(\d+)'>", queue)] == [2, 3, 1]
     assert "<tr class='overdue'><td><a href='/ui/cases/2'>" in queue
+    assert "class='case st-dispatched overdue'" in client.get("/ui/map").text  # ringed in red on the map
     page = client.get("/ui/cases/2").text
     csrf = re.search(r"name=csrf value='([0-9a-f]{64})'", page)[1]
     # a photo past the cap: refused as it streams, in Chinese; nothing kept
@@ -302,6 +303,8 @@ def test_the_queue_puts_overdue_cases_first_and_the_forms_keep_their_limits(city
         assert r.status_code == 303 and "why=invalid" in r.headers["location"], fields
         assert "填写的内容有误" in client.get(r.headers["location"]).text
     assert store.get_case(2)["state"] == "dispatched"
+    assert client.post("/ui/cases/1/actions", data={"csrf": csrf, "action": "return"}).status_code == 200
+    assert re.findall(r"<a href='/ui/cases/(\d+)'>", client.get("/ui/queue").text) == ["2", "3"]  # back with the centre
     # another department's case, and reading without a session, act on nothing
     sanitation = new_token(store, "hw", "department", department="sanitation")
     other = TestClient(create_app(store, tables))
