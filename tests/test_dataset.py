@@ -30,6 +30,11 @@ from xueliang import wire
 from .conftest import CLIP
 
 
+def export(config, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xueliang", "dataset", "export", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
 def decoded(jpeg: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")).astype(int)
 
@@ -118,8 +123,8 @@ def test_judged_incidents_are_exported_with_labels_coco_and_a_manifest(replayed,
     assert [c["id"] for c in client.get("/cases", headers=admin).json()] == [5, 4, 3, 2, 1]
 
     out = tmp_path / "dataset"
-    run = subprocess.run([sys.executable, "-m", "xueliang", "dataset", "export", "--config", str(tmp_path / "gateway.yaml"),
-                          "--since", "2026-01-01", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    config = tmp_path / "gateway.yaml"
+    run = export(config, "--since", "2026-01-01", "--out", str(out))
     assert run.returncode == 0, run.stderr
     counts = json.loads(run.stdout)
     assert counts == {"images": 4, "positives": 3, "negatives": 1, "annotated": 1, "left_out": {"duplicate": 1}}
@@ -153,18 +158,13 @@ def test_judged_incidents_are_exported_with_labels_coco_and_a_manifest(replayed,
     assert ann["bbox"] == pytest.approx([0.84 * 768, 0.06 * 576, 0.11 * 768, 0.13 * 576], abs=0.01)
     assert coco["categories"][ann["category_id"] - 1]["name"] == "illegal_parking"
     # frames only: the annotated snapshot is left out; a folder in use is refused
-    run = subprocess.run([sys.executable, "-m", "xueliang", "dataset", "export", "--config", str(tmp_path / "gateway.yaml"),
-                          "--since", "2026-01-01", "--out", str(tmp_path / "frames"), "--frames-only"],
-                         capture_output=True, text=True, timeout=120)
+    run = export(config, "--since", "2026-01-01", "--out", str(tmp_path / "frames"), "--frames-only")
     assert json.loads(run.stdout)["left_out"] == {"duplicate": 1, "no frame": 1}
-    again = subprocess.run([sys.executable, "-m", "xueliang", "dataset", "export", "--config", str(tmp_path / "gateway.yaml"),
-                            "--since", "2026-01-01", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    again = export(config, "--since", "2026-01-01", "--out", str(out))
     assert again.returncode == 2 and "is not empty" in again.stderr
-    late = subprocess.run([sys.executable, "-m", "xueliang", "dataset", "export", "--config", str(tmp_path / "gateway.yaml"),
-                           "--since", "2099-12-31", "--out", str(tmp_path / "none")], capture_output=True, text=True)
+    late = export(config, "--since", "2099-12-31", "--out", str(tmp_path / "none"))
     assert json.loads(late.stdout)["images"] == 0
-    bad = subprocess.run([sys.executable, "-m", "xueliang", "dataset", "export", "--config", str(tmp_path / "gateway.yaml"),
-                          "--since", "2026-02-30", "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    bad = export(config, "--since", "2026-02-30", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "--since '2026-02-30'" in bad.stderr
 
 
