@@ -1,5 +1,7 @@
-"""The operators' page: case list with filters, case page with evidence and timeline, overdue
-board, a schematic map of cameras and open cases, and the daily report with its ranking.
+"""The operators' pages: case list with filters, overdue board, the grid map (``gateway.gridmap``
+draws it), the daily report with its ranking, sign-in and sign-out, and what every page shares
+(its frame, escaping, error pages). The case page and its forms, the department's queue and
+the live list's script are the workbench (``gateway.workbench``).
 
 Server-rendered HTML; every value from a message or a table is escaped. Everything a person
 reads is in Chinese and in Beijing time (``gateway.presentation``: department and grid names from
