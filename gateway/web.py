@@ -78,7 +78,7 @@ table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:6px 8px;
 form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-width:640px;border:1px solid #ccd}
 .bar{fill:#2f6ea5}.cam{fill:#1b3a5c}.case{fill:#d9480f;stroke:#fff;stroke-width:1.5}
 .pair{display:flex;gap:12px;flex-wrap:wrap}.pair img{max-width:min(640px,45vw)}
-#actions{display:flex;flex-direction:column;gap:6px;margin-bottom:10px}form.act{display:flex;gap:8px;align-items:center}
+#actions{display:flex;flex-direction:column;gap:6px;margin-bottom:10px}form.act{display:flex;gap:8px;align-items:center}form.act button{min-width:9em}
 #outcome{padding:8px 12px;border-radius:4px}.done{background:#e3f4e8}.failed{background:#fde8e8;color:#b00020}
 #map{background:#fff;border:1px solid #ccd}.grid.outer{fill:none;stroke:#5b7da3;stroke-width:2;stroke-dasharray:6 3}
 .grid.leaf{fill:#eaf1f8;stroke:#7d96b3;stroke-width:1}.grid-label{font-size:12px;fill:#33475b;paint-order:stroke;stroke:#fff;stroke-width:3px}.scale{fill:none;stroke:#1d2733;stroke-width:2}

@@ -69,8 +69,8 @@ def action_form(case: dict, action: Action, csrf: str, departments: list[tuple[s
         extra = f"<label>延期 <select name=extend_by>{options}</select></label>"
     return (f"<form method=post action='/ui/cases/{case['id']}/actions' class=act data-action={action.value}>"
             f"<input type=hidden name={CSRF_FIELD} value='{esc(csrf)}'><input type=hidden name=action value={action.value}>"
-            f"{extra}<input name=note maxlength=2000 placeholder='说明 (可选)'>"
-            f"<button id='act-{action.value}'>{esc(ACTION_NAMES[action.value])}</button></form>")
+            f"<button id='act-{action.value}'>{esc(ACTION_NAMES[action.value])}</button>"
+            f"{extra}<input name=note maxlength=2000 size=40 placeholder='说明 (可选)'></form>")
 
 
 def photo_form(case_id: int, csrf: str) -> str:
