@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -39,6 +40,7 @@ READER_START_GAP_S = 0.1
 # fall behind, and a shared RTSP mount stalls for all its clients. 1 ms keeps them flowing.
 GIL_SWITCH_INTERVAL_S = 0.001
 LOST = "lost"
+WINDOW_MAX = 2048  # analysis times kept per camera for frames/s (30 s at up to ~60 analysed frames/s)
 
 
 def backoff(attempt: int, base: float = 0.5, cap: float = 1.5, rand: float = 0.5) -> float:
@@ -90,7 +92,9 @@ class CameraHealth:
     infer_ms: float = 0.0
     faults: list[str] = field(default_factory=list)
     last_error: str | None = None
-    window: list[float] = field(default_factory=list)  # recent analysis times, for frames/s
+    # recent analysis times, for frames/s: only the analyser writes it (appends; the bound drops the oldest),
+    # the heartbeat only reads it
+    window: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW_MAX))
     last_analysed_at: float | None = None
     max_gap_s: float = 0.0  # longest wait between two analysed frames since the last heartbeat
 
@@ -100,8 +104,7 @@ class CameraHealth:
         return "offline" if now - last > OFFLINE_AFTER_S else self.state
 
     def fps(self, now: float, span: float = 30.0) -> float:
-        self.window = [t for t in self.window if now - t <= span]
-        return round(len(self.window) / span, 3)
+        return round(sum(1 for t in list(self.window) if now - t <= span) / span, 3)
 
 
 class Slots:
