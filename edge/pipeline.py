@@ -38,8 +38,8 @@ from edge.evidence import frame_jpeg, snapshot
 from edge.health import THUMB_SIZE, PictureCheck, change, thumbnail
 from edge.leftobject import LeftObject, covered, regions, zone_mask
 from edge.litter import TypeVote
-from edge.geometry import (anchor, box_to_pixels, in_frame, inside, normalise, point_in_polygon, polygon_area,
-                           polygon_to_xyxy)
+from edge.geometry import (anchor, box_to_pixels, in_frame, inside, normalise, overlap, point_in_polygon,
+                           polygon_area, polygon_to_xyxy)
 from edge.rules import ConditionRule, DwellRule, EndReason, Event, Sighting
 from edge.source import keyframe_gap_limit
 from edge.stationary import Stationary
@@ -222,6 +222,8 @@ class CameraPipeline:
         out = []
         for zone, kind, rule in self.litter:
             mine = [s for s in found if s.label == kind and point_in_polygon(s.anchor, zone.polygon)]
+            if rule.place is not None:  # an open incident is kept by sightings at its place only
+                mine = [s for s in mine if overlap(s.box, rule.place)]
             best = max(mine, key=lambda s: s.score, default=None)
             mode = self.detection.left_object
             source = "detector"

@@ -243,7 +243,11 @@ class ConditionRule:
     [(15, 'start', False)]
 
     Before it starts, a sighting that does not overlap the last one starts the clock again
-    (a short false alarm elsewhere in the zone must not date a real pile early).
+    (a short false alarm elsewhere in the zone must not date a real pile early). Once it has
+    started, ``place`` says where it is, for the caller to keep it open on sightings there only.
+
+    >>> pile.place is None, [e.state for t in range(100, 121) for e in pile.observe(float(t), True, s)], pile.place
+    (True, ['start'], (0.0, 0.0, 1.0, 1.0))
     """
 
     def __init__(self, key: str, clear_after_s: float, update_interval_s: float, persist_s: float = 0.0,
@@ -253,6 +257,13 @@ class ConditionRule:
         self._cand: _Candidate | None = None
         self._first_t: float | None = None  # the rule's first observation: when the camera came up
         self._review = False
+
+    @property
+    def place(self) -> Box | None:
+        """Where the open incident is (its latest sighting's box), or None before it starts: the
+        caller keeps it open only on sightings there, so something else in the zone (a painted
+        arrow the detector half-believes) cannot keep a cleared pile's incident alive."""
+        return self._cand.sighting.box if self._cand is not None and self._cand.incident_id else None
 
     @property
     def needs_review(self) -> bool:
