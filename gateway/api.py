@@ -21,7 +21,6 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gateway import actions, storage, verdicts
 from gateway.auth import Principal, actor, bearer, find_cases, may_see, reader, scope, visible_case
-from gateway.actions import perform
 from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
 from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
@@ -162,15 +161,8 @@ class VerdictRequest(BaseModel):
 
     @model_validator(mode="after")
     def consistent(self) -> "VerdictRequest":
-        v = self.verdict
-        if (v == verdicts.Verdict.WRONG_TYPE) != (self.right_type is not None):
-            raise ValueError("right_type goes with a wrong_type verdict, and only with it")
-        if (v == verdicts.Verdict.DUPLICATE) != (self.duplicate_of is not None):
-            raise ValueError("duplicate_of goes with a duplicate verdict, and only with it")
-        if self.bbox is not None and not (self.bbox[0] < self.bbox[2] and self.bbox[1] < self.bbox[3]):
-            raise ValueError(f"bbox {self.bbox} is empty: x1 < x2 and y1 < y2")
-        if self.reject and v not in verdicts.REJECTABLE:
-            raise ValueError(f"only a false_alarm or duplicate verdict rejects the case, not {v.value}")
+        verdicts.check(self.verdict, right_type=self.right_type, duplicate_of=self.duplicate_of, bbox=self.bbox,
+                       reject=self.reject)
         return self
 
 
@@ -313,28 +305,15 @@ def record_verdict(case_id: CaseId, body: VerdictRequest, request: Request, stor
     (from pending review). 403 for departments, 404 for a case out of scope, 409 for a
     rejection the state forbids, 422 for a verdict that does not fit the case or the tables."""
     judge(who)
-    if body.right_type is not None and tables.category(body.right_type) is None:
-        raise HTTPException(422, f"right_type {body.right_type!r} is no incident type of the city's tables "
-                                 f"({', '.join(c.type for c in tables.categories)})")
-    if body.duplicate_of is not None:
-        if body.duplicate_of == case_id:
-            raise HTTPException(422, "a case is no duplicate of itself")
-        other = store.get_case(body.duplicate_of)
-        if other is None or not may_see(who, other, tables):
-            raise HTTPException(422, f"duplicate_of: no case {body.duplicate_of}")
-    now, name = time.time(), f"{who.role.value}:{who.name}"
     try:
-        with store.begin() as db:
-            row = store.get_case(case_id)
-            if row is None or not may_see(who, row, tables):
-                raise HTTPException(404, f"no case {case_id}")
-            boxes = verdicts.record(db, row, body.verdict, name, who.role, now, right_type=body.right_type,
-                                    duplicate_of=body.duplicate_of, bbox=body.bbox, note=body.note)
-            if body.reject:
-                perform(db, row, Action.REJECT, who.role, name, now, tables, f"verdict: {body.verdict.value}")
+        boxes = verdicts.judge(store, tables, case_id, body.verdict, who.role, f"{who.role.value}:{who.name}",
+                               time.time(), lambda row: may_see(who, row, tables), right_type=body.right_type,
+                               duplicate_of=body.duplicate_of, bbox=body.bbox, note=body.note, reject=body.reject)
+    except actions.NotVisible as exc:
+        raise HTTPException(404, str(exc)) from None
     except (TransitionError, storage.ConflictError) as exc:
         raise HTTPException(409, str(exc)) from None
-    except ValueError as exc:  # the case's own box is empty and none was redrawn
+    except ValueError as exc:  # a verdict that does not fit the case or the tables
         raise HTTPException(422, str(exc)) from None
     request.app.state.on_change(case_id)
     for box in boxes:

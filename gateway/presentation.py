@@ -269,6 +269,8 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
     ("escalation_failed", re.compile(r"(?P<error>.+)", re.S), lambda m, t: f"升级失败: {local_text(m['error'])}"),
     ("verdict", re.compile(r"(?P<verdict>[a-z_]+)(?:: (?P<detail>[^;]+))?(?:; (?P<rest>.*))?", re.S), _verdict_note),
     ("suppression_lifted", re.compile(r"suppression (?P<id>\d+) lifted"), lambda m, t: f"屏蔽 #{m['id']} 已解除"),
+    ("reject", re.compile(r"verdict: (?P<verdict>[a-z_]+)"),
+     lambda m, t: f"人工研判: {VERDICT_NAMES.get(m['verdict'], m['verdict'])}"),
 ]
 
 

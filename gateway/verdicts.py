@@ -17,14 +17,17 @@ verdict on the same case lifts the suppression its earlier one made; an operator
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from enum import Enum
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from gateway import storage
+from gateway.actions import NotVisible, perform
+from gateway.config import Tables
 from gateway.storage import Store, suppressions, verdicts
-from gateway.workflow import Role
+from gateway.workflow import Action, Role
 from xueliang import wire
 
 
@@ -37,6 +40,25 @@ class Verdict(str, Enum):
 
 
 REJECTABLE = frozenset({Verdict.FALSE_ALARM, Verdict.DUPLICATE})  # may come with the case's rejection
+
+
+def check(verdict: Verdict, *, right_type: str | None = None, duplicate_of: int | None = None,
+          bbox: list[float] | None = None, reject: bool = False) -> None:
+    """ValueError unless the verdict's parts go together.
+
+    >>> check(Verdict.CORRECT, reject=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: only a false_alarm or duplicate verdict rejects the case, not correct
+    """
+    if (verdict == Verdict.WRONG_TYPE) != (right_type is not None):
+        raise ValueError("right_type goes with a wrong_type verdict, and only with it")
+    if (verdict == Verdict.DUPLICATE) != (duplicate_of is not None):
+        raise ValueError("duplicate_of goes with a duplicate verdict, and only with it")
+    if bbox is not None and not (bbox[0] < bbox[2] and bbox[1] < bbox[3]):
+        raise ValueError(f"bbox {bbox} is empty: x1 < x2 and y1 < y2")
+    if reject and verdict not in REJECTABLE:
+        raise ValueError(f"only a false_alarm or duplicate verdict rejects the case, not {verdict.value}")
 
 
 def verdict_note(verdict: Verdict, *, right_type: str | None = None, duplicate_of: int | None = None,
@@ -85,6 +107,34 @@ def record(db: Connection, case: dict, verdict: Verdict, actor: str, role: Role,
     return {case["box"]} if lifted or suppressed is not None else set()
 
 
+def judge(store: Store, tables: Tables, case_id: int, verdict: Verdict, role: Role, actor: str, now: float,
+          may_see: Callable[[dict], bool], *, right_type: str | None = None, duplicate_of: int | None = None,
+          bbox: list[float] | None = None, note: str | None = None, reject: bool = False) -> set[str]:
+    """A person's verdict on a case, from the API or a page alike, in one transaction with the
+    case's rejection when ``reject``: ValueError for a verdict that does not fit the case or the
+    tables, NotVisible when ``may_see`` refuses the case, TransitionError or ConflictError when the
+    state forbids the rejection (nothing kept). Returns the boxes whose suppression list changed."""
+    check(verdict, right_type=right_type, duplicate_of=duplicate_of, bbox=bbox, reject=reject)
+    if right_type is not None and tables.category(right_type) is None:
+        raise ValueError(f"right_type {right_type!r} is no incident type of the city's tables "
+                         f"({', '.join(c.type for c in tables.categories)})")
+    if duplicate_of is not None:
+        if duplicate_of == case_id:
+            raise ValueError("a case is no duplicate of itself")
+        other = store.get_case(duplicate_of)
+        if other is None or not may_see(other):
+            raise ValueError(f"duplicate_of: no case {duplicate_of}")
+    with store.begin() as db:
+        row = store.get_case(case_id)
+        if row is None or not may_see(row):
+            raise NotVisible(f"no case {case_id}")
+        boxes = record(db, row, verdict, actor, role, now, right_type=right_type, duplicate_of=duplicate_of,
+                       bbox=bbox, note=note)
+        if reject:
+            perform(db, row, Action.REJECT, role, actor, now, tables, f"verdict: {verdict.value}")
+    return boxes
+
+
 def latest(store: Store, case_ids: list[int]) -> dict[int, dict]:
     """Each case's newest verdict (case id -> verdict row; the redrawn bbox parsed)."""
     if not case_ids:
@@ -96,15 +146,17 @@ def latest(store: Store, case_ids: list[int]) -> dict[int, dict]:
     return {r["case_id"]: dict(r, bbox=json.loads(r["bbox"]) if r["bbox"] else None) for r in rows}
 
 
-def listed(store: Store, *, box: str | None = None, grids: list[str] | None = None,
+def listed(store: Store, *, box: str | None = None, grids: list[str] | None = None, case_id: int | None = None,
            lifted: bool = False, limit: int = 1000) -> list[dict]:
     """Suppressions in force (or, with ``lifted``, the lifted ones too), newest first; ``grids``
-    keeps those of cases in these grids."""
+    keeps those of cases in these grids, ``case_id`` those one case's verdict made."""
     q = select(suppressions).order_by(suppressions.c.id.desc()).limit(limit)
     if not lifted:
         q = q.where(suppressions.c.lifted_at.is_(None))
     if box is not None:
         q = q.where(suppressions.c.box == box)
+    if case_id is not None:
+        q = q.where(suppressions.c.case_id == case_id)
     if grids is not None:
         q = q.where(suppressions.c.grid.in_(grids))
     with store.engine.connect() as db:

@@ -1,7 +1,9 @@
 """The workbench: where people act on cases in the page. The case page with a button for exactly
 the actions the state machine allows this principal now, each a form applied through
-``actions.act`` (the API's own code); a department's queue (吹哨报到) with its on-site photo;
-and the live case list's script and the cheap endpoint it polls.
+``actions.act`` (the API's own code); for operators on a machine-made case, the verdict form and
+the case's suppression with its lift button (``verdicts.judge`` and ``verdicts.lift``, as the
+API's routes); a department's queue (吹哨报到) with its on-site photo; and the live case list's
+script and the cheap endpoint it polls.
 
 Every form that changes a case carries the session's CSRF token (``auth.csrf_token``) and is
 refused with 403 without it. After an action the page goes back to the case (303), saying in
@@ -21,12 +23,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from gateway import actions, storage
-from gateway.auth import CSRF_FIELD, PUBLIC, Principal, check_csrf, csrf_token, find_cases, may_see, page_reader
+from gateway import actions, storage, verdicts
+from gateway.auth import (CSRF_FIELD, PUBLIC, Principal, check_csrf, csrf_token, find_cases, may_see, page_reader,
+                          scope)
 from gateway.cases import is_overdue
+from gateway.config import Tables
 from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
-from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, STATE_NAMES, CaseId, Filter, actor_text,
-                                  duration_text, evidence_url, local_time, note_text, photo_url)
+from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, CaseId,
+                                  Filter, actor_text, duration_text, evidence_url, local_time, note_text, photo_url)
 from gateway.security import read_capped
 from gateway.web import PageRoute, case_rows, esc, figure, grid_text, page, visible
 from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError
@@ -41,7 +45,11 @@ FAILED = {  # why an action from a page was not done, as people read it
     "invalid": "未能{action}: 填写的内容有误 (部门、延期时长或说明), 请检查后重试。",
     "not_jpeg": "照片未上传: 文件不是可以打开的 JPEG 图片。",
     "no_photo": "照片未上传: 请先选择一张 JPEG 照片。",
+    "verdict": "未能提交研判: 填写的内容有误 (类型错误须选正确类型, 重复须填另一案件编号, 只有误报和重复可同时作废), "
+               "请检查后重试。",
+    "lifted": "未能解除屏蔽: 该屏蔽已不在生效 (可能刚被他人解除), 请查看最新状态。",
 }
+JUDGES = (Role.OPERATOR, Role.ADMIN)  # who records verdicts and lifts suppressions (as the API's ``judge``)
 ANSWERS = (Action.APPROVE_EXTENSION, Action.REFUSE_EXTENSION)  # offered only while a department's request waits
 LIVE_JS = Path(__file__).resolve().parent / "static" / "live.js"
 
@@ -79,11 +87,38 @@ def photo_form(case_id: int, csrf: str) -> str:
             "<label>现场照片 <input type=file name=photo accept='image/jpeg'></label> <button>上传照片</button></form>")
 
 
+def verdict_form(case_id: int, csrf: str, categories: list[tuple[str, str]]) -> str:
+    """What an operator says the machine-made case was (``verdicts.Verdict``)."""
+    kinds = "".join(f"<option value='{v.value}'>{esc(VERDICT_NAMES[v.value])}</option>" for v in verdicts.Verdict)
+    types = "".join(f"<option value='{esc(t)}'>{esc(n)}</option>" for t, n in categories)
+    return (f"<form method=post action='/ui/cases/{case_id}/verdict' id=verdict-form>"
+            f"<input type=hidden name={CSRF_FIELD} value='{esc(csrf)}'>"
+            f"<label>研判 <select name=verdict>{kinds}</select></label> "
+            f"<label>正确类型 <select name=right_type><option value=''>(类型错误时选择)</option>{types}</select></label> "
+            f"<label>重复于案件 # <input name=duplicate_of type=number min=1 max={MAX_ID} size=6></label> "
+            "<label><input type=checkbox name=reject value=1> 同时作废 (误报、重复)</label> "
+            "<input name=note maxlength=2000 size=30 placeholder='说明 (可选)'> <button id=verdict-submit>提交研判</button></form>")
+
+
+def suppression_rows(case_id: int, rows: list[dict], csrf: str, tables: Tables) -> str:
+    """The suppressions this case's false alarm made, each with its lift button."""
+    def one(r: dict) -> str:
+        category = tables.category(r["type"])
+        return (f"<li data-suppression={r['id']}>屏蔽 #{r['id']}: 摄像机 {esc(r['camera'])} · 区域 {esc(r['zone'])} · "
+                f"{esc(category.name if category else r['type'])} · 范围 {esc(r['bbox'])} · "
+                f"{esc(local_time(r['created_at']))} {esc(actor_text(r['created_by'], ''))}"
+                f"<form method=post action='/ui/cases/{case_id}/suppressions/{r['id']}/lift' class=lift>"
+                f"<input type=hidden name={CSRF_FIELD} value='{esc(csrf)}'>"
+                f"<button id='lift-{r['id']}'>解除屏蔽</button></form></li>")
+    return f"<ul id=suppressions>{''.join(one(r) for r in rows)}</ul>" if rows else "<p id=suppressions>无屏蔽。</p>"
+
+
 def outcome(request: Request, state: str) -> str:
     """What the last form did, from the redirect's query (``done=`` or ``failed=`` and ``why=``)."""
     q = request.query_params
     if q.get("done"):
-        what = "上传现场照片" if q["done"] == "photo" else ACTION_NAMES.get(q["done"], "")
+        what = {"photo": "上传现场照片", "verdict": f"人工研判 ({VERDICT_NAMES.get(q.get('verdict', ''), '')})"}.get(
+            q["done"], ACTION_NAMES.get(q["done"], ""))
         return f"<p id=outcome class=done>{esc(DONE.format(what))}</p>"
     if q.get("failed") and q.get("why") in FAILED:
         text = FAILED[q["why"]].format(action=ACTION_NAMES.get(q["failed"], "操作"), state=STATE_NAMES.get(state, state))
@@ -93,7 +128,7 @@ def outcome(request: Request, state: str) -> str:
 
 @workbench_router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(page_reader)):
-    c, tables = visible(case_id, request, principal), request.app.state.tables
+    c, tables, store = visible(case_id, request, principal), request.app.state.tables, request.app.state.store
 
     def pair(start_url: str | None, end_url: str | None) -> str:  # found and re-checked, side by side
         return ("<div class=pair>" + (figure("发现", start_url) if start_url else "")
@@ -121,7 +156,8 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
         ("核查时限", local_time(c["recheck_deadline"])), ("申请延期", duration_text(c["extension_request"])),
         ("督办级别", c["level"]), ("升级至", grid_text(tables, c["escalated_grid"])),
         ("点位", f"{c['box']}/{c['camera']}/{c['zone']}"), ("合并事件数", c["incident_count"]), ("视频核查", ended),
-        ("结案时间", local_time(c["closed_at"]))) if v not in ("", None))
+        ("结案时间", local_time(c["closed_at"])), ("人工研判", verdict_text(verdicts.latest(store, [case_id]).get(case_id))))
+        if v not in ("", None))
     csrf = csrf_token(request)
     work = ""
     if csrf and principal is not PUBLIC:
@@ -129,10 +165,17 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
         forms = "".join(action_form(c, a, csrf, departments) for a in allowed_actions(c, principal))
         work = (f"<h2>办理</h2><div id=actions>{forms or '<p>当前没有可执行的操作。</p>'}</div>"
                 + photo_form(case_id, csrf))
+        if principal.role in JUDGES and c["box"]:  # a machine-made case: what it was, and what it suppresses
+            work += ("<h2>人工研判</h2>" + verdict_form(case_id, csrf, [(k.type, k.name) for k in tables.categories])
+                     + suppression_rows(case_id, verdicts.listed(store, case_id=case_id), csrf, tables))
     return page(f"案件 #{case_id}", outcome(request, c["state"]) + f"<table id=facts>{facts}</table>{work}"
                 f"<h2>事件与证据</h2>{incidents}{photos}"
                 "<h2>流转记录</h2><table id=timeline><tr><th>时间</th><th>操作者</th><th>动作</th><th>状态</th>"
                 f"<th>说明</th></tr>{timeline}</table>", principal)
+
+
+def verdict_text(verdict: dict | None) -> str:
+    return f"{VERDICT_NAMES[verdict['verdict']]} ({local_time(verdict['at'])})" if verdict else ""
 
 
 def acting(principal: Principal) -> Principal:
@@ -146,13 +189,26 @@ def back(case_id: int, **query: str) -> RedirectResponse:
     return RedirectResponse(f"/ui/cases/{case_id}?{urlencode(query)}", 303)
 
 
+async def read_form(request: Request, what: str) -> dict[str, str]:
+    """A page's form (urlencoded, capped), after its CSRF token is checked (403 without it)."""
+    raw = await read_capped(request, MAX_FORM_BYTES, what)
+    form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
+    check_csrf(request, form.get(CSRF_FIELD))
+    return form
+
+
+def judging(principal: Principal) -> Principal:
+    who = acting(principal)
+    if who.role not in JUDGES:
+        raise HTTPException(403, "verdicts and suppressions are for operators and admins")
+    return who
+
+
 @workbench_router.post("/cases/{case_id}/actions")
 async def act_in_page(case_id: CaseId, request: Request, principal: Principal = Depends(page_reader)):
     """One action from the case page's form (``action``, ``note``, ``department``, ``extend_by``)."""
     who = acting(principal)
-    raw = await read_capped(request, MAX_FORM_BYTES, "the action form")
-    form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True).items()}
-    check_csrf(request, form.get(CSRF_FIELD))
+    form = await read_form(request, "the action form")
     name = form.get("action", "")
     try:
         action = Action(name)
@@ -174,6 +230,57 @@ async def act_in_page(case_id: CaseId, request: Request, principal: Principal = 
         return back(case_id, failed=action.value, why="invalid")
     request.app.state.on_change(case_id)
     return back(case_id, done=action.value)
+
+
+@workbench_router.post("/cases/{case_id}/verdict")
+async def verdict_in_page(case_id: CaseId, request: Request, principal: Principal = Depends(page_reader)):
+    """The verdict form (``verdict``, ``right_type``, ``duplicate_of``, ``reject``, ``note``), applied
+    by ``verdicts.judge`` as the API's verdict route; what the form leaves blank or does not use is
+    not sent on (a wrong type's select and a duplicate's number are ignored for other verdicts)."""
+    who = judging(principal)
+    form = await read_form(request, "the verdict form")
+    try:
+        verdict = verdicts.Verdict(form.get("verdict", ""))
+        number = form.get("duplicate_of", "").strip()
+        duplicate_of = int(number) if verdict == verdicts.Verdict.DUPLICATE and number.isdigit() else None
+        if duplicate_of is not None and not 1 <= duplicate_of <= MAX_ID:
+            raise ValueError(f"duplicate_of {duplicate_of} is no case number")
+        note = form.get("note", "").strip() or None
+        if note is not None and (len(note) > 2000 or "\x00" in note):
+            raise ValueError("the note is over 2,000 characters or holds NUL")
+        boxes = await run_in_threadpool(
+            verdicts.judge, request.app.state.store, request.app.state.tables, case_id, verdict, who.role,
+            f"{who.role.value}:{who.name}", time.time(), lambda row: may_see(who, row, request.app.state.tables),
+            right_type=(form.get("right_type") or None) if verdict == verdicts.Verdict.WRONG_TYPE else None,
+            duplicate_of=duplicate_of, note=note, reject=form.get("reject") == "1")
+    except actions.NotVisible as exc:
+        raise HTTPException(404, str(exc)) from None
+    except (TransitionError, storage.ConflictError):
+        return back(case_id, failed="reject", why="state")
+    except ValueError:
+        return back(case_id, failed="verdict", why="verdict")
+    request.app.state.on_change(case_id)
+    for box in boxes:
+        request.app.state.on_suppressions(box)
+    return back(case_id, done="verdict", verdict=verdict.value)
+
+
+@workbench_router.post("/cases/{case_id}/suppressions/{suppression_id}/lift")
+async def lift_in_page(case_id: CaseId, suppression_id: CaseId, request: Request,
+                       principal: Principal = Depends(page_reader)):
+    """The lift button beside a case's suppression (``verdicts.lift``, as the API's lift route)."""
+    who = judging(principal)
+    await read_form(request, "the lift form")
+    visible(case_id, request, who)
+    row = await run_in_threadpool(verdicts.lift, request.app.state.store, suppression_id,
+                                  f"{who.role.value}:{who.name}", who.role, time.time(),
+                                  scope(who, request.app.state.tables).get("grids"))
+    if row is None:
+        return back(case_id, failed="suppression_lifted", why="lifted")
+    request.app.state.on_suppressions(row["box"])
+    if row["case_id"] is not None:
+        request.app.state.on_change(row["case_id"])
+    return back(case_id, done="suppression_lifted")
 
 
 def multipart_fields(content_type: str, body: bytes) -> dict[str, bytes]:

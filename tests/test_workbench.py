@@ -317,3 +317,52 @@ def test_the_queue_puts_overdue_cases_first_and_the_forms_keep_their_limits(city
     assert "id=actions" not in public.get("/ui/cases/2").text
     assert public.post("/ui/cases/2/actions", data={"action": "acknowledge"}).status_code == 403
     assert store.get_case(2)["state"] == "dispatched"
+
+
+def test_an_operator_rejects_a_false_alarm_in_the_page_and_lifts_its_suppression(city, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from gateway import verdicts
+
+    tables, store, ingest = city
+    _, start = sighting(ingest, jpeg(40), type="garbage")  # held for review
+    assert ingest.handle(*start) == "case_created"
+    operator = new_token(store, "op1", "operator", grid="D")
+    sent = []  # the boxes whose suppression list the gateway sends
+    with serve(create_app(store, tables, on_suppressions=sent.append)) as base:
+        sign_in(browser, base, operator)
+        click(browser, "#cases a[href='/ui/cases/1']")
+        form = browser.find_element(By.ID, "verdict-form")
+        # the form without its CSRF token, or with another, keeps nothing
+        cookie = {"xl_session": browser.get_cookie("xl_session")["value"]}
+        for token in ({}, {"csrf": "0" * 64}):
+            refused = httpx.post(f"{base}/ui/cases/1/verdict", cookies=cookie,
+                                 data={"verdict": "false_alarm", "reject": "1", **token})
+            assert refused.status_code == 403 and "操作被拒绝" in refused.text
+        assert verdicts.latest(store, [1]) == {} and store.get_case(1)["state"] == "pending_review"
+        # a wrong type without the right one: said in Chinese, nothing kept
+        Select(form.find_element(By.NAME, "verdict")).select_by_visible_text("类型错误")
+        click(browser, "#verdict-submit")
+        assert browser.find_element(By.ID, "outcome").text.startswith("未能提交研判: 填写的内容有误")
+        assert verdicts.latest(store, [1]) == {}
+
+        form = browser.find_element(By.ID, "verdict-form")
+        Select(form.find_element(By.NAME, "verdict")).select_by_visible_text("误报")
+        form.find_element(By.NAME, "reject").click()
+        form.find_element(By.NAME, "note").send_keys("树影")
+        click(browser, "#verdict-submit")
+        assert browser.find_element(By.ID, "outcome").text == "已完成: 人工研判 (误报)"
+        assert "已作废" in facts(browser) and "误报" in facts(browser)
+        timeline = browser.find_element(By.ID, "timeline").text
+        assert "指挥中心 op1 人工研判 待审核 误报; 树影" in timeline and "作废 已作废 人工研判: 误报" in timeline
+        (held,) = verdicts.listed(store)
+        assert held["case_id"] == 1 and sent == [held["box"]]
+        shown = browser.find_element(By.ID, "suppressions").text
+        assert f"屏蔽 #{held['id']}: 摄像机 {held['camera']}" in shown and "暴露垃圾" in shown
+
+        click(browser, f"#lift-{held['id']}")
+        assert browser.find_element(By.ID, "outcome").text == "已完成: 解除屏蔽"
+        assert browser.find_element(By.ID, "suppressions").text == "无屏蔽。"
+        assert f"屏蔽 #{held['id']} 已解除" in browser.find_element(By.ID, "timeline").text
+        assert verdicts.listed(store) == [] and sent == [held["box"]] * 2
