@@ -1,5 +1,9 @@
 # Two commands set up a fresh machine: `make demo` runs the main job, `make test` the tests.
 .PHONY: setup demo test bench eval models clean fuzz fuzz-api
+# EXTRA_DATA="dir1 dir2" (folders written by `xueliang dataset export`): `make models` adds their
+# garbage/spill frames to the litter model's training and validation sets, `make eval` reports on
+# their val split separately. Without it, both do what they always did.
+export EXTRA_DATA
 
 setup:
 	@bash deploy/setup.sh
@@ -17,7 +21,7 @@ models: setup
 eval: setup
 	.venv/bin/python models/eval_vehicle.py
 	.venv/bin/python models/eval_parking.py
-	.venv/bin/python models/litter/evaluate.py
+	.venv/bin/python models/litter/evaluate.py $(if $(EXTRA_DATA),--extra $(EXTRA_DATA))
 
 clean:
 	rm -rf data .pytest_cache

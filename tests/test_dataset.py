@@ -27,7 +27,7 @@ from gateway.ingest import Ingest
 from gateway.storage import Store
 from xueliang import wire
 
-from .conftest import CLIP
+from .conftest import CLIP, REPO
 
 
 def export(config, *args: str) -> subprocess.CompletedProcess:
@@ -70,7 +70,9 @@ def test_the_box_sends_the_frame_as_the_camera_gave_it_beside_the_snapshot(repla
     assert ((raw[..., 0] > 180) & (raw[..., 1] < 80) & (raw[..., 2] < 80)).mean() < 0.05
 
 
-def test_judged_incidents_are_exported_with_labels_coco_and_a_manifest(replayed, tmp_path):
+def judging_gateway(tmp_path):
+    """A gateway on SQLite with the demo city's tables (parking held for review), its config file,
+    ``feed`` (ingest what the box sent as a new incident) and ``judge`` (an admin's verdict)."""
     city = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())
     for key, value in city.items():  # the files the tables name, beside them
         if isinstance(value, str) and (TABLES_DIR / value).is_file():
@@ -108,6 +110,11 @@ def test_judged_incidents_are_exported_with_labels_coco_and_a_manifest(replayed,
         r = client.post(f"/cases/{case_id}/verdict", json=body, headers=admin)
         assert r.status_code == 201, r.text
 
+    return tmp_path / "gateway.yaml", tables, client, admin, feed, judge
+
+
+def test_judged_incidents_are_exported_with_labels_coco_and_a_manifest(replayed, tmp_path):
+    config, tables, client, admin, feed, judge = judging_gateway(tmp_path)
     first = feed(replayed, suffix="-a")
     judge(1, verdict="false_alarm", reject=True)
     second = feed(replayed, suffix="-b")  # case 1 is rejected: a new case
@@ -123,7 +130,6 @@ def test_judged_incidents_are_exported_with_labels_coco_and_a_manifest(replayed,
     assert [c["id"] for c in client.get("/cases", headers=admin).json()] == [5, 4, 3, 2, 1]
 
     out = tmp_path / "dataset"
-    config = tmp_path / "gateway.yaml"
     run = export(config, "--since", "2026-01-01", "--out", str(out))
     assert run.returncode == 0, run.stderr
     counts = json.loads(run.stdout)
@@ -178,3 +184,59 @@ def test_a_box_configured_for_an_older_gateway_sends_no_frame(tmp_path):
     assert outs and all(o.frame is None and o.evidence for o in outs)
     assert all(set(o.message["evidence"]) == {"sha256", "bytes"} for o in outs)
     assert len(to_wire(outs[0])) == 2
+
+
+def test_exported_frames_join_the_litter_sets_in_their_split_and_the_evaluation_reads_them(replayed, tmp_path):
+    import cv2
+
+    from edge.config import Detection
+    from edge.detector import load_detector
+    from gateway.dataset import split
+    from models.litter.evaluate import detector_metrics
+    from models.litter.exported import litter_items
+
+    config, tables, client, admin, feed, judge = judging_gateway(tmp_path)
+    first = replayed[0].message["incident_id"]
+    val = next(f"-{n}" for n in range(100) if split(first + f"-{n}") == "val")
+    train = [f"-{n}" for n in range(100) if split(first + f"-{n}") == "train"][:3]
+    judged = [(val, "garbage", "correct"), (train[0], "garbage", "false_alarm"),  # a hard negative
+              (train[1], "spill", "correct"), (train[2], "illegal_parking", "correct")]  # parking: not litter
+    for case_id, (suffix, kind, verdict) in enumerate(judged, 1):
+        feed(replayed, suffix=suffix, type=kind, location={"lat": 39.1 + case_id / 5, "lon": 117.3})
+        judge(case_id, verdict=verdict)
+    exported = tmp_path / "export"
+    assert json.loads(export(config, "--since", "2026-01-01", "--out", str(exported)).stdout)["images"] == 4
+
+    for part in ("train", "heldout"):  # backgrounds for a tiny synthetic set
+        (tmp_path / "bg" / part).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "bg" / part / "a.jpg"), np.random.default_rng(1).integers(0, 255, (240, 320, 3),
+                                                                                           dtype=np.uint8))
+    dataset = tmp_path / "dataset"
+    made = subprocess.run([sys.executable, str(REPO / "models/litter/make_dataset.py"), "--train", "2", "--val", "1",
+                           "--backgrounds", str(tmp_path / "bg"), "--out", str(dataset), "--extra", str(exported)],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    spec = yaml.safe_load((dataset / "dataset.yaml").read_text())
+    assert spec["names"] == {0: "garbage", 1: "spill"}
+    manifest = {m["incident_id"]: m for m in map(json.loads, (exported / "manifest.jsonl").read_text().splitlines())}
+
+    def copied(suffix: str) -> str:
+        return "x0-" + manifest[first + suffix]["image"].rsplit("/", 1)[1]
+
+    files = {s: sorted(p.name for p in (dataset / spec[s]).glob("*.jpg")) for s in ("train", "val")}
+    assert files == {"train": ["train-00000.jpg", "train-00001.jpg", *sorted([copied(train[0]), copied(train[1])])],
+                     "val": ["val-00000.jpg", copied(val)]}
+    bbox = replayed[0].message["bbox"]
+
+    def label(part: str, suffix: str) -> str:
+        return (dataset / "labels" / part / copied(suffix)).with_suffix(".txt").read_text()
+
+    assert label("val", val) == yolo_line(0, bbox) + "\n"  # garbage, renumbered for the litter model
+    assert label("train", train[1]) == yolo_line(1, bbox) + "\n" and label("train", train[0]) == ""
+    assert (dataset / "images/val" / copied(val)).read_bytes() == (exported / manifest[first + val]["image"]).read_bytes()
+
+    # `make eval --extra`: the export's val split, its labels read and renumbered
+    (item,) = litter_items(exported, "val")
+    assert item == (exported / manifest[first + val]["image"], [yolo_line(0, bbox)])
+    scores = detector_metrics(load_detector(Detection().litter_model), [item], Detection().litter_min_score)
+    assert (scores["garbage"]["objects"], scores["spill"]["objects"]) == (1, 0)

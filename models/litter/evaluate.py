@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from edge.config import Detection, parse_config  # noqa: E402
 from edge.detector import Detector, YoloRaw, load_detector  # noqa: E402
 from edge.replay import replay  # noqa: E402
+from models.litter.exported import litter_items  # noqa: E402
 from xueliang.wire import parse_time  # noqa: E402
 
 CLASSES = ("garbage", "spill")
@@ -100,16 +101,23 @@ def confused_as(truth: np.ndarray, dets: list[tuple[np.ndarray, str, float]], mi
     return max(over)[1] if over else "missed"
 
 
-def detector_metrics(detector: Detector, images: Path, min_score: float) -> dict:
-    """Per class: precision and recall at ``min_score``, AP@0.5; their mean; the confusion matrix."""
+def yolo_items(images: Path) -> list[tuple[Path, list[str]]]:
+    """A YOLO split folder (``…/images/NAME``) as (image, its label lines in ``CLASSES``' numbering)."""
+    return [(path, (images.parent.parent / "labels" / images.name / f"{path.stem}.txt").read_text().splitlines())
+            for path in sorted(images.glob("*.jpg"))]
+
+
+def detector_metrics(detector: Detector, images: Path | list[tuple[Path, list[str]]], min_score: float) -> dict:
+    """Per class: precision and recall at ``min_score``, AP@0.5; their mean; the confusion matrix.
+    ``images``: a YOLO split folder, or (image, label lines) pairs (``exported.litter_items``)."""
     found = {c: [] for c in CLASSES}  # (score, hit)
     positives = {c: 0 for c in CLASSES}
     confusion = {c: {k: 0 for k in CLASSES + ("missed",)} for c in CLASSES}
-    for path in sorted(images.glob("*.jpg")):
+    for path, lines in yolo_items(images) if isinstance(images, Path) else images:
         image = cv2.imread(str(path))
         h, w = image.shape[:2]
         truth = {c: [] for c in CLASSES}
-        for line in (path.parent.parent.parent / "labels" / images.name / f"{path.stem}.txt").read_text().splitlines():
+        for line in lines:
             k, cx, cy, bw, bh = map(float, line.split())
             truth[CLASSES[int(k)]].append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
         dets = detector.detect(image, 0.05)
@@ -323,7 +331,14 @@ def main() -> None:
     ap.add_argument("--cross-images", type=int, default=300)
     ap.add_argument("--modes", default="", help="also replay with these left_object modes (comma-separated)")
     ap.add_argument("--work", type=Path, default=ROOT / "data/eval")
+    ap.add_argument("--extra", type=Path, nargs="*", default=[],
+                    help="folders written by `xueliang dataset export`: the detector on each one's val split "
+                         "(real frames operators judged, never trained on), reported separately")
     args = ap.parse_args()
+    try:  # a wrong folder is said before the minutes of making test sets
+        extra = {str(folder): litter_items(folder, "val") for folder in args.extra}
+    except ValueError as exc:
+        sys.exit(str(exc))
     args.work.mkdir(parents=True, exist_ok=True)
     py = sys.executable
     defaults = Detection()
@@ -345,6 +360,13 @@ def main() -> None:
            "cross": detector_metrics(detector, cross_test / "images/test", defaults.litter_min_score)}
     for gen, d in det.items():
         print(f"detector {detector.name}, {gen} generator: {_fmt_det(d)}; confusion {_fmt_confusion(d['confusion'])}")
+    exported = {}
+    for folder, items in extra.items():
+        exported[folder] = detector_metrics(detector, items, defaults.litter_min_score) | {
+            "images": len(items), "hard_negatives": sum(not labels for _, labels in items)}
+        d = exported[folder]
+        print(f"detector {detector.name}, exported frames {folder} (val: {d['images']} images, "
+              f"{d['hard_negatives']} false alarms): {_fmt_det(d)}; confusion {_fmt_confusion(d['confusion'])}")
 
     own_dir, cross_dir = args.work / "clips", args.work / "cross/clips"
     if not list(own_dir.glob("*.truth.yaml")) and args.variants:
@@ -389,7 +411,7 @@ def main() -> None:
                             for gen in clips} | {"false_incidents": v["false_alarms"]["false_incidents"]}
                         for m, v in results.items() if m != defaults.left_object},
         "goals_met_cross": met,
-    }))
+    } | ({"exported": exported} if exported else {})))
 
 
 if __name__ == "__main__":

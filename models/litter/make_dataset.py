@@ -1,6 +1,6 @@
 """Compose the garbage/spill training set: real backgrounds + procedural objects, YOLO labels.
 
-    python models/litter/make_dataset.py [--train 1200] [--val 300] [--seed 7]
+    python models/litter/make_dataset.py [--train 1200] [--val 300] [--seed 7] [--extra EXPORT ...]
 
 Reads ``data/litter/backgrounds/{train,heldout}`` (``fetch_backgrounds.sh``) and writes
 ``data/litter/dataset/`` with ``images/``, ``labels/`` and ``dataset.yaml``. The split
@@ -10,6 +10,10 @@ and grain were seen in training. Each image is a crop of a background (the edge 
 detector on padded crops around the zones), with 0-3 objects scaled and flattened by
 their height in the picture, some partly hidden behind a strip of another scene (a
 passer-by or a car), then blurred, re-lit and JPEG-compressed at random.
+
+``--extra`` adds folders written by ``xueliang dataset export`` (real frames operators judged:
+``exported.litter_items``), each image to the split the export gave it, as ``x<N>-<name>``
+(N: the folder's place in the list).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from models.litter.exported import litter_items  # noqa: E402
 from models.litter.synth import CLASSES, composite, render  # noqa: E402
 OUT_SIDE = 416
 
@@ -100,6 +105,21 @@ def write_split(rng, backgrounds, family, count, out: Path, split: str) -> int:
     return objects
 
 
+def add_exports(out: Path, folders: list[Path]) -> dict[str, int]:
+    """Copy each export's garbage/spill images and renumbered labels into ``out``'s split of the same
+    name; returns the images added per split. Named after the synthetic ones (``train-…`` sorts
+    before ``x…``): train.py's int8 calibration, the first 64 training images, stays synthetic."""
+    added = {"train": 0, "val": 0}
+    for n, folder in enumerate(folders):
+        for split in added:
+            for image, labels in litter_items(folder, split):
+                name = f"x{n}-{image.stem}"
+                (out / "images" / split / f"{name}.jpg").write_bytes(image.read_bytes())
+                (out / "labels" / split / f"{name}.txt").write_text("".join(line + "\n" for line in labels))
+                added[split] += 1
+    return added
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--train", type=int, default=1200)
@@ -110,10 +130,18 @@ def main() -> None:
                          "its own seed): the set `make eval` scores, never seen in training or model selection")
     ap.add_argument("--backgrounds", type=Path, default=ROOT / "data/litter/backgrounds")
     ap.add_argument("--out", type=Path, default=ROOT / "data/litter/dataset")
+    ap.add_argument("--extra", type=Path, nargs="*", default=[],
+                    help="folders written by `xueliang dataset export`: their garbage/spill frames join "
+                         "the training and validation sets, each in the split the export gave it")
     args = ap.parse_args()
     train_bg, heldout_bg = _load(args.backgrounds / "train"), _load(args.backgrounds / "heldout")
     if not train_bg or not heldout_bg:
         sys.exit(f"no backgrounds under {args.backgrounds}: run models/litter/fetch_backgrounds.sh first")
+    for folder in args.extra:  # a wrong folder is said before the minutes of composing
+        try:
+            litter_items(folder, "train")
+        except ValueError as exc:
+            sys.exit(str(exc))
     if args.test:
         n_test = write_split(np.random.default_rng(args.seed + 2), heldout_bg, "heldout", args.test, args.out, "test")
         print(f"test set: {args.test} images ({n_test} objects) in {args.out}")
@@ -125,6 +153,9 @@ def main() -> None:
         + "".join(f"  {i}: {name}\n" for i, name in enumerate(CLASSES)))
     print(f"dataset: {args.train} train images ({n_train} objects, {len(train_bg)} backgrounds), "
           f"{args.val} val images ({n_val} objects, {len(heldout_bg)} held-out backgrounds) in {args.out}")
+    if args.extra:
+        added = add_exports(args.out, args.extra)
+        print(f"exported frames: {added['train']} train and {added['val']} val images from {len(args.extra)} folders")
 
 
 if __name__ == "__main__":
