@@ -132,6 +132,7 @@ def test_operator_and_department_take_a_case_from_review_to_closed_by_clicking(c
         assert browser.find_element(By.TAG_NAME, "h1").text == "环卫 待办"
         click(browser, "#cases a[href='/ui/cases/1']")
         assert buttons(browser) == ["act-acknowledge", "act-feedback", "act-return", "act-request_extension"]
+        assert not browser.find_elements(By.ID, "verdict-form")  # verdicts are the centre's
         assert act(browser, "acknowledge") == "已完成: 签收"
         assert "处置中" in facts(browser)
         assert act(browser, "request_extension", "需调车辆", extend_by="2 小时") == "已完成: 申请延期"
@@ -303,6 +304,7 @@ def test_the_queue_puts_overdue_cases_first_and_the_forms_keep_their_limits(city
         assert r.status_code == 303 and "why=invalid" in r.headers["location"], fields
         assert "填写的内容有误" in client.get(r.headers["location"]).text
     assert store.get_case(2)["state"] == "dispatched"
+    assert client.post("/ui/cases/2/verdict", data={"csrf": csrf, "verdict": "correct"}).status_code == 403
     assert client.post("/ui/cases/1/actions", data={"csrf": csrf, "action": "return"}).status_code == 200
     assert re.findall(r"<a href='/ui/cases/(\d+)'>", client.get("/ui/queue").text) == ["2", "3"]  # back with the centre
     # another department's case, and reading without a session, act on nothing
