@@ -272,6 +272,8 @@ async def lift_in_page(case_id: CaseId, suppression_id: CaseId, request: Request
     who = judging(principal)
     await read_form(request, "the lift form")
     visible(case_id, request, who)
+    if suppression_id not in {r["id"] for r in verdicts.listed(request.app.state.store, case_id=case_id)}:
+        return back(case_id, failed="suppression_lifted", why="lifted")  # not this case's, or lifted already
     row = await run_in_threadpool(verdicts.lift, request.app.state.store, suppression_id,
                                   f"{who.role.value}:{who.name}", who.role, time.time(),
                                   scope(who, request.app.state.tables).get("grids"))

@@ -330,6 +330,7 @@ def test_an_operator_rejects_a_false_alarm_in_the_page_and_lifts_its_suppression
     tables, store, ingest = city
     _, start = sighting(ingest, jpeg(40), type="garbage")  # held for review
     assert ingest.handle(*start) == "case_created"
+    assert ingest.handle(*incident(location={"lat": 39.3, "lon": 117.3})) == "case_created"  # case 2: another
     operator = new_token(store, "op1", "operator", grid="D")
     sent = []  # the boxes whose suppression list the gateway sends
     with serve(create_app(store, tables, on_suppressions=sent.append)) as base:
@@ -363,6 +364,12 @@ def test_an_operator_rejects_a_false_alarm_in_the_page_and_lifts_its_suppression
         shown = browser.find_element(By.ID, "suppressions").text
         assert f"屏蔽 #{held['id']}: 摄像机 {held['camera']}" in shown and "暴露垃圾" in shown
 
+        lift = f"/ui/cases/1/suppressions/{held['id']}/lift"
+        csrf = browser.find_element(By.CSS_SELECTOR, "form.lift input[name=csrf]").get_attribute("value")
+        assert httpx.post(base + lift, cookies=cookie, data={}).status_code == 403  # the lift form's CSRF too
+        elsewhere = httpx.post(base + lift.replace("/cases/1/", "/cases/2/"), cookies=cookie, data={"csrf": csrf},
+                               follow_redirects=True)
+        assert "未能解除屏蔽" in elsewhere.text and verdicts.listed(store)  # not case 2's to lift
         click(browser, f"#lift-{held['id']}")
         assert browser.find_element(By.ID, "outcome").text == "已完成: 解除屏蔽"
         assert browser.find_element(By.ID, "suppressions").text == "无屏蔽。"
