@@ -42,6 +42,7 @@ def test_working_seconds_and_bad_working_hours_are_refused(tmp_path):
     raw = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())
     raw["working_hours"] = "18:00-09:00"
     raw["grids_csv"] = str(TABLES_DIR / raw["grids_csv"])
+    raw["grids_geojson"] = str(TABLES_DIR / raw["grids_geojson"])
     path = tmp_path / "city.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True))
     with pytest.raises(Exception, match="working_hours '18:00-09:00'"):
