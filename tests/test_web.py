@@ -50,6 +50,17 @@ def browser():
     driver.quit()
 
 
+def main_text(browser) -> str:
+    """The page's main text, or "" while a new page is still replacing the old one."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.common.by import By
+
+    try:
+        return browser.find_element(By.TAG_NAME, "main").text
+    except WebDriverException:
+        return ""
+
+
 def test_operator_finds_a_case_sees_its_evidence_timeline_map_and_report(tmp_path, broker, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -88,7 +99,7 @@ def test_operator_finds_a_case_sees_its_evidence_timeline_map_and_report(tmp_pat
             browser.find_element(By.CSS_SELECTOR, "#login button").click()
 
         sign_in("xl_not-a-token")
-        assert "登录失败: 令牌无效" in browser.find_element(By.TAG_NAME, "main").text
+        wait_until(lambda: "登录失败: 令牌无效" in main_text(browser), 5, message="the refusal shown")
         sign_in(token)
         wait_until(lambda: browser.current_url == f"{base}/cases?state=dispatched", 5, message="back where it was going")
         cookie = browser.get_cookie("xl_session")

@@ -49,12 +49,14 @@ def click(browser, selector):
 
 
 def _stale(element) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException
+    """Whether the page ``element`` was on is gone (Chromium may also answer that the node no
+    longer belongs to the document while the next page replaces it)."""
+    from selenium.common.exceptions import WebDriverException
 
     try:
         element.tag_name
         return False
-    except StaleElementReferenceException:
+    except WebDriverException:
         return True
 
 
@@ -74,7 +76,7 @@ def act(browser, action, note=None, **selects):
     if note:
         form.find_element(By.NAME, "note").send_keys(note)
     click(browser, f"#act-{action}")
-    return browser.find_element(By.ID, "outcome").text
+    return wait_until(lambda: browser.find_elements(By.ID, "outcome"), 5, message="the outcome shown")[0].text
 
 
 def facts(browser) -> str:
