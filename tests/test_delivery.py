@@ -47,15 +47,14 @@ def outbox_pending(tmp_path, box):
 
 
 @pytest.mark.slow
-def test_incident_during_a_60s_broker_outage_arrives_afterwards_as_one_case(tmp_path, broker, rtsp):
+def test_incident_during_a_broker_outage_arrives_afterwards_as_one_case(tmp_path, broker, rtsp):
     http_port, _, gateway, edge = start_stack(tmp_path, broker, rtsp, "outage-box")
     try:
         time.sleep(5)
-        broker.stop()  # for 60 s; the van reaches its 30 s dwell in the middle of it
-        down = time.monotonic()
+        broker.stop()  # the van reaches its 30 s dwell while the broker is down
         wait_until(lambda: outbox_pending(tmp_path, "outage-box") >= 1, 50, message="start queued in the outbox")
         assert cases(http_port) == []
-        time.sleep(max(0.0, 60 - (time.monotonic() - down)))
+        time.sleep(5)  # still down a while after the start was queued (the box keeps retrying)
         broker.start()
         found = wait_until(lambda: cases(http_port), 20, message="case after the broker came back")
         assert len(found) == 1 and found[0]["zone"] == "kerb-no-parking"

@@ -44,7 +44,7 @@ def test_h265_with_key_frames_3s_apart_starts_on_time_without_a_false_left(clips
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["dusk", "noise", "zoomed", "720p_dusk_noise_h265_gop8s"])
+@pytest.mark.parametrize("name", ["dusk", "720p_dusk_noise_h265_gop8s"])  # every variant: make eval
 def test_degraded_variant_meets_the_goal(clips, name):
     variant = pv.BY_NAME[name]
     assert_goal(run(variant, pv.make(variant, clips)))

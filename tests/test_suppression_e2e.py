@@ -162,7 +162,8 @@ def test_a_false_alarm_rejected_with_its_verdict_is_not_raised_again_and_one_els
 def test_a_real_box_restarted_after_the_verdict_drops_the_same_false_alarm_and_says_so(tmp_path, broker, rtsp):
     """The edge process itself (RTSP, detector, rules, the analyser's hook): after the verdict it is
     restarted on the same street, sees the van again and sends nothing."""
-    camera = dict(TRUTH["camera"], url=f"rtsp://127.0.0.1:{rtsp.port}/campus-gate")
+    camera = dict(TRUTH["camera"], url=f"rtsp://127.0.0.1:{rtsp.port}/campus-gate",  # dwell 10 s: a shorter test
+                  zones=[dict(z, dwell_s=min(z.get("dwell_s", 10), 10)) for z in TRUTH["camera"]["zones"]])
     http_port = services.free_port()
     edge_cfg, gateway_cfg = configs(tmp_path, broker, http_port, camera)
     gateway = services.xueliang(["gateway", "--config", str(gateway_cfg)], tmp_path / "gateway.log")
@@ -179,7 +180,7 @@ def test_a_real_box_restarted_after_the_verdict_drops_the_same_false_alarm_and_s
         edge.wait(20)
         before = len(http(http_port, "/cases", token)[1])
         edge = services.xueliang(["edge", "--config", str(edge_cfg)], tmp_path / "edge2.log")
-        # the van is seen again (dwell 30 s) and dropped: the heartbeat says so, no case comes
+        # the van is seen again (dwell 10 s) and dropped: the heartbeat says so, no case comes
         wait_until(lambda: retained(broker.port, wire.status_topic(BOX), 2).get("suppressed_events", 0) >= 1, 120, 2,
                    message="the restarted box drops the van:\n" + (tmp_path / "edge2.log").read_text()[-2000:])
         status = retained(broker.port, wire.status_topic(BOX), 2)
