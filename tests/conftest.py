@@ -109,3 +109,20 @@ def serve(app):
             thread.join(10)
 
     return running()
+
+
+def city_reviewing_parking(tmp_path: Path) -> Path:
+    """The demo city's tables, with its parking reports held for a person's review (so one can be
+    judged or rejected); written to ``tmp_path/city.yaml``, the files they name by full path."""
+    from gateway.config import TABLES_DIR
+
+    city = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())
+    for key, value in city.items():  # the files the tables name, beside them
+        if isinstance(value, str) and (TABLES_DIR / value).is_file():
+            city[key] = str(TABLES_DIR / value)
+    for c in city["categories"]:
+        if c["type"] == "illegal_parking":
+            c["review"] = True
+    path = tmp_path / "city.yaml"
+    path.write_text(yaml.safe_dump(city, allow_unicode=True))
+    return path

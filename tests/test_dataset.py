@@ -21,13 +21,13 @@ from edge.config import load_config
 from edge.replay import replay
 from gateway.api import create_app
 from gateway.auth import new_token
-from gateway.config import TABLES_DIR, load_tables
+from gateway.config import load_tables
 from gateway.dataset import yolo_line
 from gateway.ingest import Ingest
 from gateway.storage import Store
 from xueliang import wire
 
-from .conftest import CLIP, REPO
+from .conftest import CLIP, REPO, city_reviewing_parking
 
 
 def export(config, *args: str) -> subprocess.CompletedProcess:
@@ -73,14 +73,7 @@ def test_the_box_sends_the_frame_as_the_camera_gave_it_beside_the_snapshot(repla
 def judging_gateway(tmp_path):
     """A gateway on SQLite with the demo city's tables (parking held for review), its config file,
     ``feed`` (ingest what the box sent as a new incident) and ``judge`` (an admin's verdict)."""
-    city = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())
-    for key, value in city.items():  # the files the tables name, beside them
-        if isinstance(value, str) and (TABLES_DIR / value).is_file():
-            city[key] = str(TABLES_DIR / value)
-    for c in city["categories"]:
-        if c["type"] == "illegal_parking":
-            c["review"] = True
-    (tmp_path / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True))
+    city_reviewing_parking(tmp_path)
     (tmp_path / "gateway.yaml").write_text(yaml.safe_dump({"database": f"sqlite:///{tmp_path}/gw.sqlite",
                                                            "tables": str(tmp_path / "city.yaml")}))
     tables = load_tables(tmp_path / "city.yaml")

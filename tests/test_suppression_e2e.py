@@ -17,11 +17,10 @@ from edge.config import load_config
 from edge.publisher import Outbox, Publisher
 from edge.replay import replay
 from edge.suppression import Suppressions
-from gateway.config import TABLES_DIR
 from xueliang import services, wire
 from xueliang.demo import write_configs
 
-from .conftest import CLIP, TRUTH, wait_until
+from .conftest import CLIP, TRUTH, city_reviewing_parking, wait_until
 
 BOX = "e2e-box"
 SHIFT = 0.125  # the second scene: the same van, an eighth of the frame further left, in the same zone
@@ -66,14 +65,7 @@ def shifted_clip(tmp_path):
 def configs(tmp_path, broker, http_port: int, camera: dict):
     """The box's and the gateway's configs; the city's parking reports wait for a person, so one can be rejected."""
     edge_cfg, gateway_cfg = write_configs(tmp_path, broker.port, http_port, [camera], box=BOX)
-    city = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())
-    for key, value in city.items():  # the files the tables name, beside them
-        if isinstance(value, str) and (TABLES_DIR / value).is_file():
-            city[key] = str(TABLES_DIR / value)
-    for c in city["categories"]:
-        if c["type"] == "illegal_parking":
-            c["review"] = True
-    (tmp_path / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True))
+    city_reviewing_parking(tmp_path)
     gateway_yaml = yaml.safe_load(gateway_cfg.read_text())
     gateway_cfg.write_text(yaml.safe_dump(dict(gateway_yaml, tables=str(tmp_path / "city.yaml"),
                                                escalation_check_s=0.5)))
