@@ -34,11 +34,6 @@ class DatabaseUnavailable(RuntimeError):
     """The database itself failed (down, locked, full): stop, keep the messages, try again later."""
 
 
-def _safe_text(text: str) -> str:
-    """Text that any database stores (PostgreSQL refuses NUL)."""
-    return text.replace("\x00", "\\0")
-
-
 class Ingest:
     def __init__(self, store: Store, tables: Tables, clock: Callable[[], float] = time.time,
                  on_case: Callable[[int], None] | None = None, max_clock_skew_s: float = 300.0):
@@ -71,7 +66,7 @@ class Ingest:
     def _dead(self, topic: str, reason: str, payload: bytes, now: float) -> str:
         log.warning("dead letter on %s: %s", topic[:200], reason)
         try:
-            self.store.dead_letter(_safe_text(topic), _safe_text(reason), payload, now)
+            self.store.dead_letter(topic, reason, payload, now)
         except Exception as exc:  # the message is not lost: unacknowledged, it comes again
             raise DatabaseUnavailable(f"cannot write a dead letter: {type(exc).__name__}: {exc}") from exc
         return "dead_letter"

@@ -7,6 +7,7 @@ One registry per process; the MQTT client, the ingest worker and the clock write
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 
@@ -46,8 +47,8 @@ class Health:
 
     # --- written by the parts ---
     def committed(self, outcomes: list[str], now: float | None = None) -> None:
-        for outcome in outcomes:
-            MESSAGES.labels(outcome).inc()
+        for outcome, n in collections.Counter(outcomes).items():  # one update per outcome, not per message
+            MESSAGES.labels(outcome).inc(n)
         with self._lock:
             self.ingest.update(failing_since=None, last_commit_at=time.time() if now is None else now)
         INGEST_FAILING.set(0)

@@ -564,6 +564,9 @@ class Store:
             return False
 
     def dead_letter(self, topic: str, reason: str, payload: bytes, now: float) -> None:
+        """Keep a refused message with the reason; its topic and reason as any database stores them
+        (PostgreSQL refuses NUL in text, and both may quote what the message held)."""
+        topic, reason = topic.replace("\x00", "\\0"), reason.replace("\x00", "\\0")
         with self.engine.begin() as db:
             db.execute(insert(dead_letters).values(received_at=now, topic=topic[:512], reason=reason[:1000],
                                                    payload=bytes(payload[:DEAD_LETTER_KEEP_BYTES]),

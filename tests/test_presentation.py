@@ -217,7 +217,7 @@ def test_dispatch_and_escalation_notices_follow_their_schema(city):
 
 
 def test_the_notice_schema_lists_the_fields_the_gateway_sends():
-    schema = wire.notice_schema()
+    schema = wire.schema("notice")
     assert tuple(schema["properties"]["case"]["required"]) == wire.NOTICE_CASE_FIELDS
     assert set(schema["properties"]["case"]["properties"]) == set(wire.NOTICE_CASE_FIELDS)
     assert Path(REPO / "xueliang" / "schema" / "notice.schema.json").is_file()

@@ -150,15 +150,34 @@ def parse_time(text: str) -> float:
     return t
 
 
-@lru_cache(maxsize=1)
-def schema() -> dict[str, Any]:
-    return json.loads(resources.files("xueliang").joinpath("schema/incident.schema.json").read_text())
+@lru_cache(maxsize=None)
+def schema(name: str = "incident") -> dict[str, Any]:
+    """One of the wire's schemas, ``xueliang/schema/{name}.schema.json`` (incident, ack, notice, suppressions)."""
+    return json.loads(resources.files("xueliang").joinpath(f"schema/{name}.schema.json").read_text())
 
 
-@lru_cache(maxsize=1)
-def _validator() -> jsonschema.protocols.Validator:
-    cls = jsonschema.validators.validator_for(schema())
-    return cls(schema(), format_checker=cls.FORMAT_CHECKER)
+@lru_cache(maxsize=None)
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    cls = jsonschema.validators.validator_for(schema(name))
+    return cls(schema(name), format_checker=cls.FORMAT_CHECKER)
+
+
+def _explain(name: str, message: Any, label: str = "", whole: str = "(message)") -> WireError | None:
+    """Why ``message`` breaks schema ``name``, as a WireError naming the field (``label`` first,
+    ``whole`` where the message itself is wrong); None when it follows the schema."""
+    error = jsonschema.exceptions.best_match(_validator(name).iter_errors(message))
+    if error is None:
+        return None
+    where = "/".join(str(p)[:64] for p in error.absolute_path) or whole
+    return WireError(f"{label + ' ' if label else ''}{where}: {error.message[:300]}")
+
+
+def _check(name: str, message: Any, label: str, whole: str = "(message)") -> Any:
+    """``message`` if it follows schema ``name``, else the WireError of ``_explain``."""
+    error = _explain(name, message, label, whole)
+    if error is not None:
+        raise error
+    return message
 
 
 @lru_cache(maxsize=1)
@@ -183,12 +202,11 @@ def validate_incident(message: dict[str, Any]) -> dict[str, Any]:
     except fastjsonschema.JsonSchemaException as fast_error:
         if depth(message) > MAX_DEPTH:
             raise WireError(f"(message): nested deeper than {MAX_DEPTH} levels") from None
-        error = jsonschema.exceptions.best_match(_validator().iter_errors(message))
+        error = _explain("incident", message)
         if error is None:  # the fast checker's date-time format refused a time jsonschema let through
             _check_times(message)
             raise WireError(f"(message): {fast_error.message[:300]}") from None
-        where = "/".join(str(p)[:64] for p in error.absolute_path) or "(message)"
-        raise WireError(f"{where}: {error.message[:300]}") from None
+        raise error from None
     _check_times(message)
     return message
 
@@ -308,24 +326,10 @@ def message_digest(topic: str, payload: bytes) -> str:
     return hashlib.sha256(topic.encode() + b"\n" + payload).hexdigest()[:DIGEST_CHARS]
 
 
-@lru_cache(maxsize=1)
-def _ack_validator() -> jsonschema.protocols.Validator:
-    ack_schema = json.loads(resources.files("xueliang").joinpath("schema/ack.schema.json").read_text())
-    return jsonschema.validators.validator_for(ack_schema)(ack_schema)
-
-
-def _check_ack(message: Any) -> dict[str, Any]:
-    error = jsonschema.exceptions.best_match(_ack_validator().iter_errors(message))
-    if error is not None:
-        where = "/".join(str(p)[:64] for p in error.absolute_path) or "(message)"
-        raise WireError(f"ack {where}: {error.message[:300]}")
-    return message
-
-
 def encode_ack(gateway: str, at: float, messages: dict[str, str]) -> bytes:
     """An acknowledgement of committed messages: digest -> what became of each."""
     ack = {"schema_version": SCHEMA_VERSION, "gateway": gateway, "at": iso(at), "messages": messages}
-    return json.dumps(_check_ack(ack), separators=(",", ":")).encode()
+    return json.dumps(_check("ack", ack, "ack"), separators=(",", ":")).encode()
 
 
 def decode_ack(payload: bytes) -> dict[str, str]:
@@ -336,7 +340,7 @@ def decode_ack(payload: bytes) -> dict[str, str]:
     """
     if len(payload) > 300_000:
         raise WireError(f"ack of {len(payload)} bytes is too large")
-    return _check_ack(loads(payload))["messages"]
+    return _check("ack", loads(payload), "ack")["messages"]
 
 
 # The gateway's notices: a case dispatched to a department, an overdue case escalated to a grid.
@@ -347,17 +351,6 @@ NOTICE_CASE_FIELDS = ("id", "incident_id", "type", "category_code", "category_na
                       "incident_count", "confidence", "bbox", "evidence_url")
 
 
-@lru_cache(maxsize=1)
-def notice_schema() -> dict[str, Any]:
-    return json.loads(resources.files("xueliang").joinpath("schema/notice.schema.json").read_text())
-
-
-@lru_cache(maxsize=1)
-def _notice_validator() -> jsonschema.protocols.Validator:
-    cls = jsonschema.validators.validator_for(notice_schema())
-    return cls(notice_schema(), format_checker=cls.FORMAT_CHECKER)
-
-
 def notice_topic(notice: dict[str, Any]) -> str:
     """Where a notice goes: ``dispatch/{department}`` or ``escalations/{grid}``."""
     return dispatch_topic(notice["to"]) if notice["type"] == "dispatch" else escalation_topic(notice["to"])
@@ -365,10 +358,7 @@ def notice_topic(notice: dict[str, Any]) -> str:
 
 def encode_notice(notice: dict[str, Any]) -> bytes:
     """A notice as published, if it follows ``schema/notice.schema.json``; else WireError naming the field."""
-    error = jsonschema.exceptions.best_match(_notice_validator().iter_errors(notice))
-    if error is not None:
-        where = "/".join(str(p)[:64] for p in error.absolute_path) or "(notice)"
-        raise WireError(f"notice {where}: {error.message[:300]}")
+    _check("notice", notice, "notice", "(notice)")
     return json.dumps(notice, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -397,17 +387,8 @@ def suppressions_topic(box: str) -> str:
     return f"{ROOT}/{box}/suppressions"
 
 
-@lru_cache(maxsize=1)
-def _suppressions_validator() -> jsonschema.protocols.Validator:
-    found = json.loads(resources.files("xueliang").joinpath("schema/suppressions.schema.json").read_text())
-    return jsonschema.validators.validator_for(found)(found)
-
-
 def _check_suppressions(message: Any) -> dict[str, Any]:
-    error = jsonschema.exceptions.best_match(_suppressions_validator().iter_errors(message))
-    if error is not None:
-        where = "/".join(str(p)[:64] for p in error.absolute_path) or "(message)"
-        raise WireError(f"suppressions {where}: {error.message[:300]}")
+    _check("suppressions", message, "suppressions")
     for item in message["suppressions"]:
         x1, y1, x2, y2 = item["bbox"]
         if not (x1 < x2 and y1 < y2):
