@@ -3,7 +3,7 @@
 # backgrounds (Debian packages, PyPI wheels) -> composed training set -> YOLOv8n trained from
 # its yaml -> ONNX -> static int8. Training runs in its own venv (.venv-train) with
 # torch==2.14.1 torchvision==0.29.1 (the pair that imports here; see ../shared/INFRA.md);
-# the product's venv never gets torch. On the CPU, HOURS (0.75) and HOURS2 (0.33) bound the two
+# the product's venv never gets torch. On the CPU, HOURS (1.0) and HOURS2 (0.4) bound the two
 # training stages (stage 2 continues from stage 1's best weights). EXTRA_DATA="dir1 dir2": folders
 # written by `xueliang dataset export`, their garbage/spill frames added to training and validation
 # in the split each export gave them.
@@ -19,6 +19,6 @@ bash models/litter/fetch_backgrounds.sh
 rm -rf data/litter/dataset data/litter/runs
 # shellcheck disable=SC2086  # EXTRA_DATA is a list of folders, split on spaces
 .venv/bin/python models/litter/make_dataset.py --train 1500 --val 300 --seed 7 ${EXTRA_DATA:+--extra $EXTRA_DATA}
-.venv-train/bin/python models/litter/train.py --epochs 40 --hours "${HOURS:-0.75}"
-.venv-train/bin/python models/litter/train.py --stage 2 --epochs 8 --hours "${HOURS2:-0.33}"
+.venv-train/bin/python models/litter/train.py --epochs 40 --hours "${HOURS:-1.0}"
+.venv-train/bin/python models/litter/train.py --stage 2 --epochs 8 --hours "${HOURS2:-0.4}"
 .venv/bin/python models/litter/write_manifest.py
