@@ -58,3 +58,16 @@ def test_scoring_counts_review_wrong_type_and_furniture_apart():
     assert (r["dispatched"], r["held"], r["true_dispatched"], r["found_dispatched"]) == (2, 1, 1, 1)
     assert r["confusion"]["spill"]["garbage"] == 1 and r["confusion"]["garbage"]["garbage"] == 1
     assert r["start_delays"] == [1.0] and len(r["false"]) == 2
+
+
+def test_the_clean_footage_zones_are_valid_litter_zones():
+    """The false-alarm clips' zones (evaluate.CLEAN_FOOTAGE) pass the edge's own config checks."""
+    from edge.config import parse_config
+    from models.litter.evaluate import CLEAN_FOOTAGE
+
+    for name, (source_s, zones) in CLEAN_FOOTAGE.items():
+        assert 0 < source_s <= 30, name
+        config = parse_config({"box": "eval", "cameras": [{"id": "c", "url": name, "grid": "HQ-1", "zones": zones}]}, name)
+        parsed = config.cameras[0].zones
+        assert [z.id for z in parsed] == [z["id"] for z in zones]
+        assert all(set(z.types) == {"garbage", "spill"} for z in parsed)

