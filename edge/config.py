@@ -115,7 +115,7 @@ class Detection(Strict):
                                   "a crop only when that keeps their vehicles big enough")
     threads: int = Field(default=2, ge=1, le=64, title="onnxruntime intra-op threads")
     litter_model: str = Field(default="litter_yolov8n_320", title="Garbage/spill model name under models/")
-    litter_min_score: float = Field(default=0.3, gt=0, lt=1, title="Chosen on the validation split (see models/litter/CARD.md)")
+    litter_min_score: float = Field(default=0.3, gt=0, lt=1, title="Chosen on the validation split by models/litter/write_manifest.py (its manifest's validation.min_score)")
     left_object: Literal["confirm", "either", "off"] = Field(
         default="confirm", title="Model-free left-object check: confirm: a pile or spill counts only where the "
         "detector and the check agree; either: also a still, changed region with no detection; off: detector only")

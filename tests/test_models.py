@@ -30,6 +30,15 @@ def test_every_model_matches_its_manifest_and_has_a_card(manifest_path):
     assert onnx_file.stat().st_size < 20 * 1024 * 1024
 
 
+def test_the_edge_scores_litter_at_the_threshold_chosen_on_validation():
+    """edge/config.py's litter_min_score default is the score write_manifest.py chose for the shipped file."""
+    from edge.config import Detection
+
+    defaults = Detection()
+    manifest = json.loads((MODELS_DIR / "litter" / f"{defaults.litter_model}.manifest.json").read_text())
+    assert defaults.litter_min_score == manifest["validation"]["min_score"]
+
+
 def test_altered_model_file_is_refused(tmp_path, monkeypatch):
     import models
 

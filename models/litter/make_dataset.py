@@ -5,16 +5,19 @@
 Reads ``data/litter/backgrounds/{train,heldout}`` (``fetch_backgrounds.sh``) and writes
 ``data/litter/dataset/`` with ``images/``, ``labels/`` and ``dataset.yaml``. The split
 keeps whole backgrounds apart: validation images are composed only on held-out
-backgrounds with the held-out texture family and texture cuts from held-out pictures, so
-neither their scenes nor their colours and grain were seen in training. Each image is a
-crop of a background (the edge runs the detector on padded crops around the zones),
-sometimes with another ground in perspective, with 0-4 unlabelled hard negatives (street
-furniture, markings, shadows, puddles, leaves: ``randomise.furniture``) and 0-3 objects
-from 0.3 % to 20 % of the crop's area, flattened by their height in the picture: 40 %
-drawn by ``synth.py`` (half of those repainted with real textures), 60 % by
-``randomise.py`` (other shapes, real textures); some partly hidden behind a strip of
-another scene (a passer-by or a car); then the camera (``randomise.camera``) and a JPEG
-quality from 20 to 95.
+backgrounds with the held-out texture family, so neither their scenes nor their colours
+and grain were seen in training. Each image is a crop of a background (the edge runs the
+detector on padded crops around the zones), with 0-3 objects scaled and flattened by
+their height in the picture, some partly hidden behind a strip of another scene (a
+passer-by or a car), then blurred, re-lit and JPEG-compressed at random.
+
+``--randomise`` composes with domain randomisation and hard negatives instead
+(``randomise.py``): textures cut from the split's own pictures, 0-4 unlabelled hard
+negatives (street furniture, markings, shadows, puddles, leaves), objects from 0.3 % to 20 %
+of the crop's area, 40 % drawn by ``synth.py`` (half of those repainted with real textures)
+and 60 % by ``randomise.py``, another ground in perspective for a quarter of the images, 20 %
+with no object, the camera randomised (``randomise.camera``) and a JPEG quality from 20 to 95.
+Measured, not shipped: see CARD.md.
 
 ``--extra`` adds folders written by ``xueliang dataset export`` (real frames operators judged:
 ``exported.litter_items``), each image to the split the export gave it, as ``x<N>-<name>``
@@ -61,8 +64,8 @@ def draw_object(rng: np.random.Generator, kind: str, w: int, h: int, family: str
 
 
 def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str,
-            swatches: Swatches) -> tuple[np.ndarray, list]:
-    """One training image and its labels [(class, cx, cy, w, h) normalised]."""
+            swatches: Swatches | None = None) -> tuple[np.ndarray, list]:
+    """One training image and its labels [(class, cx, cy, w, h) normalised]; with ``swatches``, randomised."""
     bg = backgrounds[int(rng.integers(len(backgrounds)))]
     H, W = bg.shape[:2]
     side = int(min(H, W) * rng.uniform(0.4, 1.0))
@@ -71,24 +74,30 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str
     scale = OUT_SIDE / max(cw, ch)
     image = cv2.resize(bg[y0:y0 + ch, x0:x0 + cw], (int(cw * scale), int(ch * scale)), interpolation=cv2.INTER_AREA)
     h, w = image.shape[:2]
-    if rng.random() < 0.25:
-        new_ground(rng, image, swatches)
-    furniture(rng, image, swatches, int(rng.integers(0, 5)))
+    if swatches is not None:
+        if rng.random() < 0.25:
+            new_ground(rng, image, swatches)
+        furniture(rng, image, swatches, int(rng.integers(0, 5)))
     labels = []
-    n = 0 if rng.random() < 0.2 else int(rng.integers(1, 4))
+    n = 0 if rng.random() < (0.12 if swatches is None else 0.2) else int(rng.integers(1, 4))
     taken: list[tuple[int, int, int, int]] = []
     for _ in range(n):
         kind = CLASSES[int(rng.integers(2))]
         y_frac = rng.uniform(0.25, 0.95)
-        aspect = rng.uniform(0.35, 0.75) * (0.6 + 0.5 * y_frac) * (1.25 if kind == "garbage" else 1.0)
-        area = np.exp(rng.uniform(np.log(0.003), np.log(0.2))) * w * h
-        ow = int(min(0.9 * w, max(10, np.sqrt(area / aspect))))
-        oh = int(min(0.6 * h, max(8, ow * aspect)))
+        if swatches is None:
+            ow = int(w * rng.uniform(0.08, 0.42) * (0.55 + 0.6 * y_frac))
+            oh = max(8, int(ow * rng.uniform(0.35, 0.75) * (0.6 + 0.5 * y_frac) * (1.25 if kind == "garbage" else 1.0)))
+            ow = max(10, ow)
+        else:  # 0.3 % to 20 % of the crop's area
+            aspect = rng.uniform(0.35, 0.75) * (0.6 + 0.5 * y_frac) * (1.25 if kind == "garbage" else 1.0)
+            area = np.exp(rng.uniform(np.log(0.003), np.log(0.2))) * w * h
+            ow = int(min(0.9 * w, max(10, np.sqrt(area / aspect))))
+            oh = int(min(0.6 * h, max(8, ow * aspect)))
         x = int(rng.integers(-ow // 5, max(1, w - ow + ow // 5)))
         y = int(y_frac * h - oh / 2)
         if any(x < b[2] and b[0] < x + ow and y < b[3] and b[1] < y + oh for b in taken):
             continue
-        layer = draw_object(rng, kind, ow, oh, family, swatches)
+        layer = render(rng, kind, ow, oh, family) if swatches is None else draw_object(rng, kind, ow, oh, family, swatches)
         keep = None
         occluder = None
         if rng.random() < 0.3:  # a passer-by or a vehicle in front of part of it
@@ -112,18 +121,24 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str
         bx1, by1, bx2, by2 = box
         taken.append((x, y, x + ow, y + oh))
         labels.append((CLASSES.index(kind), (bx1 + bx2) / 2 / w, (by1 + by2) / 2 / h, (bx2 - bx1) / w, (by2 - by1) / h))
-    return camera(rng, image), labels
+    if swatches is not None:
+        return camera(rng, image), labels
+    image = image.astype(np.float32) * rng.uniform(0.6, 1.3) + rng.uniform(-25, 25)
+    if rng.random() < 0.35:
+        image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.5, 1.6))
+    image = image + rng.normal(0, rng.uniform(0, 6), image.shape)
+    return image.clip(0, 255).astype(np.uint8), labels
 
 
-def write_split(rng, backgrounds, family, count, out: Path, split: str) -> int:
-    """``count`` composed images and labels in ``out``; textures are cut from the same backgrounds."""
-    swatches = Swatches(rng, backgrounds)
+def write_split(rng, backgrounds, family, count, out: Path, split: str, randomise: bool = False) -> int:
+    """``count`` composed images and labels in ``out``; randomised ones take textures from the same backgrounds."""
+    swatches = Swatches(rng, backgrounds) if randomise else None
     (out / "images" / split).mkdir(parents=True, exist_ok=True)
     (out / "labels" / split).mkdir(parents=True, exist_ok=True)
     objects = 0
     for i in range(count):
         image, labels = compose(rng, backgrounds, family, swatches)
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(20, 95))])
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(45, 95) if swatches is None else rng.integers(20, 95))])
         (out / "images" / split / f"{split}-{i:05d}.jpg").write_bytes(jpeg.tobytes())
         (out / "labels" / split / f"{split}-{i:05d}.txt").write_text(
             "".join(f"{c} {cx:.5f} {cy:.5f} {bw:.5f} {bh:.5f}\n" for c, cx, cy, bw, bh in labels))
@@ -154,6 +169,8 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=0,
                     help="write only a test split of this many images (held-out backgrounds and textures, "
                          "its own seed): the set `make eval` scores, never seen in training or model selection")
+    ap.add_argument("--randomise", action="store_true",
+                    help="domain randomisation and hard negatives (randomise.py); measured, not the shipped recipe")
     ap.add_argument("--backgrounds", type=Path, default=ROOT / "data/litter/backgrounds")
     ap.add_argument("--out", type=Path, default=ROOT / "data/litter/dataset")
     ap.add_argument("--extra", type=Path, nargs="*", default=[],
@@ -169,11 +186,12 @@ def main() -> None:
         except ValueError as exc:
             sys.exit(str(exc))
     if args.test:
-        n_test = write_split(np.random.default_rng(args.seed + 2), heldout_bg, "heldout", args.test, args.out, "test")
+        n_test = write_split(np.random.default_rng(args.seed + 2), heldout_bg, "heldout", args.test, args.out, "test",
+                             args.randomise)
         print(f"test set: {args.test} images ({n_test} objects) in {args.out}")
         return
-    n_train = write_split(np.random.default_rng(args.seed), train_bg, "train", args.train, args.out, "train")
-    n_val = write_split(np.random.default_rng(args.seed + 1), heldout_bg, "heldout", args.val, args.out, "val")
+    n_train = write_split(np.random.default_rng(args.seed), train_bg, "train", args.train, args.out, "train", args.randomise)
+    n_val = write_split(np.random.default_rng(args.seed + 1), heldout_bg, "heldout", args.val, args.out, "val", args.randomise)
     (args.out / "dataset.yaml").write_text(
         f"path: {args.out}\ntrain: images/train\nval: images/val\nnames:\n"
         + "".join(f"  {i}: {name}\n" for i, name in enumerate(CLASSES)))

@@ -215,7 +215,6 @@ def _draw(rng, image, name, x, y, s, swatches):
     """Plan one negative at (x, y) of size ~s: a function that draws it, or None when it is off the picture."""
     H, W = image.shape[:2]
     s = max(6, s)
-    masks = []  # (mask, fill) or (mask, depth)
 
     def full(x1, y1, x2, y2):
         x1, y1, x2, y2 = max(0, int(x1)), max(0, int(y1)), min(W, int(x2)), min(H, int(y2))
