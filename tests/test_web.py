@@ -149,6 +149,7 @@ def test_operator_finds_a_case_sees_its_evidence_timeline_map_and_report(tmp_pat
         browser.get(f"{base}/cases?token={token}")  # a token in the URL opens nothing
         assert "/ui/login" in browser.current_url and not browser.find_elements(By.ID, "cases")
         sign_in(token)
+        wait_until(lambda: browser.find_elements(By.ID, "logout"), 5, message="signed in, the sign-out button shown")
         browser.find_element(By.ID, "logout").click()
         wait_until(lambda: browser.current_url == f"{base}/login", 5, message="signed out")
         rows_after = rows()
