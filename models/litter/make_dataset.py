@@ -138,7 +138,8 @@ def write_split(rng, backgrounds, family, count, out: Path, split: str, randomis
     objects = 0
     for i in range(count):
         image, labels = compose(rng, backgrounds, family, swatches)
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(45, 95) if swatches is None else rng.integers(20, 95))])
+        quality = int(rng.integers(45 if swatches is None else 20, 95))
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
         (out / "images" / split / f"{split}-{i:05d}.jpg").write_bytes(jpeg.tobytes())
         (out / "labels" / split / f"{split}-{i:05d}.txt").write_text(
             "".join(f"{c} {cx:.5f} {cy:.5f} {bw:.5f} {bh:.5f}\n" for c, cx, cy, bw, bh in labels))
