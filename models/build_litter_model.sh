@@ -3,12 +3,12 @@
 # backgrounds (Debian packages, PyPI wheels) -> composed training set -> YOLOv8n trained from
 # its yaml -> ONNX -> static int8. Training runs in its own venv (.venv-train) with
 # torch==2.14.1 torchvision==0.29.1 (the pair that imports here; see ../shared/INFRA.md);
-# the product's venv never gets torch. On the CPU, HOURS (0.75) and HOURS2 (0.33) bound the two
-# training stages (stage 2 continues from stage 1's best weights). EXTRA_DATA="dir1 dir2": folders
-# written by `xueliang dataset export`, their garbage/spill frames added to training and validation
-# in the split each export gave them. RANDOMISE=1 composes the training set with domain randomisation
-# and hard negatives (make_dataset.py --randomise; measured in CARD.md, not the shipped recipe: with
-# HOURS=1.0 HOURS2=0.4 on the CPU it did not beat the shipped model; give it a GPU and more epochs).
+# the product's venv never gets torch. The training set is composed with domain randomisation and
+# hard negatives (make_dataset.py --randomise; RANDOMISE=0 draws synth.py's objects only, as the model
+# shipped before issue 10). On the CPU, HOURS (1.0), HOURS2 (0.4) and HOURS3 (1.25) bound the three
+# training stages (2 and 3 continue from the previous stage's best weights; HOURS3=0 skips stage 3);
+# a GPU only makes them faster. EXTRA_DATA="dir1 dir2": folders written by `xueliang dataset export`,
+# their garbage/spill frames added to training and validation in the split each export gave them.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -20,8 +20,12 @@ fi
 bash models/litter/fetch_backgrounds.sh
 rm -rf data/litter/dataset data/litter/runs
 # shellcheck disable=SC2086  # EXTRA_DATA is a list of folders, split on spaces
-.venv/bin/python models/litter/make_dataset.py --train 1500 --val 300 --seed 7 ${RANDOMISE:+--randomise} \
+.venv/bin/python models/litter/make_dataset.py --train 1500 --val 300 --seed 7 \
+  $([ "${RANDOMISE:-1}" = 0 ] || echo --randomise) \
   ${EXTRA_DATA:+--extra $EXTRA_DATA}
-.venv-train/bin/python models/litter/train.py --epochs 40 --hours "${HOURS:-0.75}"
-.venv-train/bin/python models/litter/train.py --stage 2 --epochs 8 --hours "${HOURS2:-0.33}"
+.venv-train/bin/python models/litter/train.py --epochs 40 --hours "${HOURS:-1.0}"
+.venv-train/bin/python models/litter/train.py --stage 2 --epochs 8 --hours "${HOURS2:-0.4}"
+if [ "${HOURS3:-1.25}" != 0 ]; then
+  .venv-train/bin/python models/litter/train.py --stage 3 --epochs 24 --hours "${HOURS3:-1.25}"
+fi
 .venv/bin/python models/litter/write_manifest.py

@@ -27,6 +27,7 @@ Measured, not shipped: see CARD.md.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -171,7 +172,8 @@ def main() -> None:
                     help="write only a test split of this many images (held-out backgrounds and textures, "
                          "its own seed): the set `make eval` scores, never seen in training or model selection")
     ap.add_argument("--randomise", action="store_true",
-                    help="domain randomisation and hard negatives (randomise.py); measured, not the shipped recipe")
+                    help="domain randomisation and hard negatives (randomise.py), as the shipped model was trained; "
+                         "without it, synth.py's drawings only (the model shipped before issue 10)")
     ap.add_argument("--backgrounds", type=Path, default=ROOT / "data/litter/backgrounds")
     ap.add_argument("--out", type=Path, default=ROOT / "data/litter/dataset")
     ap.add_argument("--extra", type=Path, nargs="*", default=[],
@@ -196,6 +198,10 @@ def main() -> None:
     (args.out / "dataset.yaml").write_text(
         f"path: {args.out}\ntrain: images/train\nval: images/val\nnames:\n"
         + "".join(f"  {i}: {name}\n" for i, name in enumerate(CLASSES)))
+    # what the set was composed with, for the model's recipe (train.py) and manifest (write_manifest.py)
+    (args.out / "recipe.json").write_text(json.dumps(
+        {"seed": args.seed, "train": args.train, "val": args.val, "randomise": args.randomise,
+         "extra": [str(f) for f in args.extra]}, indent=2) + "\n")
     print(f"dataset: {args.train} train images ({n_train} objects, {len(train_bg)} backgrounds), "
           f"{args.val} val images ({n_val} objects, {len(heldout_bg)} held-out backgrounds) in {args.out}")
     if args.extra:
