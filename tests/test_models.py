@@ -39,6 +39,32 @@ def test_the_edge_scores_litter_at_the_threshold_chosen_on_validation():
     assert defaults.litter_min_score == manifest["validation"]["min_score"]
 
 
+def test_the_edge_threshold_is_the_best_f1_among_precise_enough_scores():
+    """write_manifest.py's rule on the shipped file's recorded figures: the best mean F1 among the scores
+    whose mean precision reaches MIN_PRECISION, and that is the manifest's min_score."""
+    from models.litter.write_manifest import MIN_PRECISION
+
+    v = json.loads((MODELS_DIR / "litter" / "litter_yolov8n_320.manifest.json").read_text())["validation"]
+    f1, precision = v["by_min_score"]["mean_f1"], v["by_min_score"]["mean_precision"]
+    allowed = [s for s in f1 if precision[s] >= MIN_PRECISION]
+    assert allowed and float(max(allowed, key=f1.get)) == v["min_score"]
+
+
+def test_training_exports_the_stage_whose_best_epoch_scored_highest(tmp_path):
+    """A later stage is not always better: train.py picks by ultralytics' fitness on validation."""
+    from models.litter.train import RUNS, best_stage
+
+    header = "epoch,metrics/mAP50(B),metrics/mAP50-95(B)\n"
+    for stage, rows in {1: ["1,0.50,0.30", "2,0.56,0.31"], 2: ["1,0.06,0.02", "2,0.52,0.29"]}.items():
+        run = tmp_path / RUNS[stage]
+        (run / "weights").mkdir(parents=True)
+        (run / "weights/best.pt").write_bytes(b"")
+        (run / "results.csv").write_text(header + "\n".join(rows) + "\n")
+    assert best_stage(tmp_path) == 1
+    (tmp_path / RUNS[2] / "results.csv").write_text(header + "1,0.57,0.33\n")
+    assert best_stage(tmp_path) == 2
+
+
 def test_altered_model_file_is_refused(tmp_path, monkeypatch):
     import models
 
