@@ -17,7 +17,7 @@ negatives (street furniture, markings, shadows, puddles, leaves), objects from 0
 of the crop's area, 40 % drawn by ``synth.py`` (half of those repainted with real textures)
 and 60 % by ``randomise.py``, another ground in perspective for a quarter of the images, 20 %
 with no object, the camera randomised (``randomise.camera``) and a JPEG quality from 20 to 95.
-Measured, not shipped: see CARD.md.
+The shipped model was trained on this (``build_litter_model.sh`` passes it unless ``RANDOMISE=0``).
 
 ``--extra`` adds folders written by ``xueliang dataset export`` (real frames operators judged:
 ``exported.litter_items``), each image to the split the export gave it, as ``x<N>-<name>``

@@ -3,9 +3,9 @@
 Runs in the training venv (``.venv-train``: torch==2.14.1 torchvision==0.29.1 ultralytics,
 see ``build_litter_model.sh``); the product itself never imports torch or ultralytics.
 
-    YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --epochs 40 --hours 0.75
-    YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --stage 2 --epochs 8 --hours 0.33
-    YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --stage 3 --epochs 24 --hours 1.25  # optional
+    YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --epochs 40 --hours 1.0
+    YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --stage 2 --epochs 8 --hours 0.4
+    YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --stage 3 --epochs 24 --hours 1.25
 
 YOLOv8n is built from its yaml (no pretrained download), trained at 320 px on the CPU
 (a GPU, where one is visible, is used and only makes it faster), exported to ONNX
@@ -88,7 +88,7 @@ def quantise(fp32: Path, int8: Path, calibration: list[Path]) -> None:
 
 def train(args, device: str) -> None:
     """Stage 1 builds YOLOv8n from its yaml; ``--stage 2`` (and 3) continue from the previous stage's
-    best weights with a fresh schedule (on a CPU the 45-minute budget of one stage is not enough)."""
+    best weights with a fresh schedule (``SCHEDULE``; on a CPU one stage's hour is not enough)."""
     from ultralytics import YOLO
 
     previous = args.workdir / RUNS.get(args.stage - 1, "") / "weights/best.pt"

@@ -37,8 +37,8 @@ MIN_PRECISION = 0.6
 
 def best_min_score(detector, val: Path) -> tuple[float, dict[str, float]]:
     """The score, among ``SCORES``, with the best mean F1 of the two classes on the validation split
-    among those whose mean precision there is at least ``MIN_PRECISION`` (the lowest such score if F1
-    is best below it); and every candidate's mean F1 and mean precision. The edge's
+    among those whose mean precision there is at least ``MIN_PRECISION`` (the highest candidate if
+    none is); and every candidate's mean F1 and mean precision. The edge's
     ``detection.litter_min_score`` default must be this value (``tests/test_models.py`` checks it
     against the manifest)."""
     f1, precision = {}, {}
