@@ -121,3 +121,34 @@ def test_detect_cli_prints_json(tmp_path):
 def test_manifest_loader_returns_the_onnx_path():
     manifest, path = load_manifest("ssd_mobilenet_v2_coco")
     assert path.exists() and manifest["input"]["shape"] == [1, 300, 300, 3]
+
+
+def test_thresholds_from_one_pass_are_what_a_pass_per_threshold_gives(tmp_path):
+    """write_manifest.py scores every candidate threshold from one detector pass (metrics_by_score):
+    the real litter model on frames of the committed clip, labelled from its truth file."""
+    import cv2
+    import yaml
+
+    from models.litter.evaluate import detector_metrics, metrics_by_score
+
+    truth = yaml.safe_load(CLIP.with_name("campus-litter.truth.yaml").read_text())
+    video = cv2.VideoCapture(str(CLIP.with_name("campus-litter.mp4")))
+    fps, items = video.get(cv2.CAP_PROP_FPS), []
+    for t in (5, 20, 30, 45, 60):
+        video.set(cv2.CAP_PROP_POS_FRAMES, int(t * fps))
+        ok, frame = video.read()
+        assert ok
+        path = tmp_path / f"{t}.jpg"
+        cv2.imwrite(str(path), frame)
+        h, w = frame.shape[:2]
+        items.append((path, [f"{['garbage', 'spill'].index(e['type'])} {e['centre'][0]} {e['centre'][1]} "
+                             f"{e['size_px'][0] / w} {e['size_px'][1] / h}"
+                             for e in truth["expect"] if e["appear_s"] <= t < e["clear_s"]]))
+    detector = load_detector("litter_yolov8n_320")
+    scores = [0.1, 0.3, 0.5]
+    together = metrics_by_score(detector, items, scores)
+    assert together == {s: detector_metrics(detector, items, s) for s in scores}
+    assert together[0.1]["garbage"]["objects"] == 3 and together[0.1]["spill"]["objects"] == 3
+    # the thresholds do cut: fewer found at 0.5 than at 0.1
+    found = {s: sum(m[c]["recall"] * m[c]["objects"] for c in ("garbage", "spill")) for s, m in together.items()}
+    assert found[0.1] > found[0.5]

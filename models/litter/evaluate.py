@@ -110,9 +110,15 @@ def yolo_items(images: Path) -> list[tuple[Path, list[str]]]:
 def detector_metrics(detector: Detector, images: Path | list[tuple[Path, list[str]]], min_score: float) -> dict:
     """Per class: precision and recall at ``min_score``, AP@0.5; their mean; the confusion matrix.
     ``images``: a YOLO split folder, or (image, label lines) pairs (``exported.litter_items``)."""
+    return metrics_by_score(detector, images, [min_score])[min_score]
+
+
+def metrics_by_score(detector: Detector, images: Path | list[tuple[Path, list[str]]],
+                     scores: list[float]) -> dict[float, dict]:
+    """``detector_metrics`` at each of ``scores`` from one pass over the images: detections down to
+    0.05 are matched greedily by falling score, so a threshold only cuts that list's tail."""
     found = {c: [] for c in CLASSES}  # (score, hit)
-    positives = {c: 0 for c in CLASSES}
-    confusion = {c: {k: 0 for k in CLASSES + ("missed",)} for c in CLASSES}
+    over_truth = {c: [] for c in CLASSES}  # per labelled object: the detections over it, (box, class, score)
     for path, lines in yolo_items(images) if isinstance(images, Path) else images:
         image = cv2.imread(str(path))
         h, w = image.shape[:2]
@@ -125,9 +131,7 @@ def detector_metrics(detector: Detector, images: Path | list[tuple[Path, list[st
         listed = [(dets.xyxy[i], str(names[i]), float(dets.confidence[i])) for i in range(len(dets))]
         for c in CLASSES:
             boxes = np.array(truth[c], dtype=float).reshape(-1, 4)
-            positives[c] += len(boxes)
-            for box in boxes:
-                confusion[c][confused_as(box, listed, min_score)] += 1
+            over_truth[c] += [(box, listed) for box in boxes]
             used = np.zeros(len(boxes), bool)
             mine = [i for i in range(len(dets)) if names[i] == c]
             for i in sorted(mine, key=lambda i: -dets.confidence[i]):
@@ -137,16 +141,23 @@ def detector_metrics(detector: Detector, images: Path | list[tuple[Path, list[st
                 if hit:
                     used[j] = True
                 found[c].append((float(dets.confidence[i]), hit))
-    out = {}
-    for c in CLASSES:
-        at = [hit for score, hit in found[c] if score >= min_score]
-        tp = sum(at)
-        out[c] = {"precision": round(tp / max(1, len(at)), 3), "recall": round(tp / max(1, positives[c]), 3),
-                  "ap50": average_precision([s for s, _ in found[c]], [h for _, h in found[c]], positives[c]),
-                  "objects": positives[c]}
-    out["map50"] = round(float(np.mean([out[c]["ap50"] for c in CLASSES])), 3)
-    out["confusion"] = confusion
-    return out
+    by_score = {}
+    for min_score in scores:
+        out = {}
+        for c in CLASSES:
+            at = [hit for score, hit in found[c] if score >= min_score]
+            tp = sum(at)
+            positives = len(over_truth[c])
+            out[c] = {"precision": round(tp / max(1, len(at)), 3), "recall": round(tp / max(1, positives), 3),
+                      "ap50": average_precision([s for s, _ in found[c]], [h for _, h in found[c]], positives),
+                      "objects": positives}
+        out["map50"] = round(float(np.mean([out[c]["ap50"] for c in CLASSES])), 3)
+        out["confusion"] = {c: {k: 0 for k in CLASSES + ("missed",)} for c in CLASSES}
+        for c in CLASSES:
+            for box, listed in over_truth[c]:
+                out["confusion"][c][confused_as(box, listed, min_score)] += 1
+        by_score[min_score] = out
+    return by_score
 
 
 def run_clip(truth_path: Path, left_object: str, zones: list | None = None, video: str | None = None) -> list[dict]:

@@ -23,7 +23,7 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from models.litter.evaluate import detector_metrics, yolo_file  # noqa: E402
+from models.litter.evaluate import detector_metrics, metrics_by_score, yolo_file  # noqa: E402
 from models.litter.synth import CLASSES  # noqa: E402
 
 NAME = "litter_yolov8n_320"
@@ -42,8 +42,7 @@ def best_min_score(detector, val: Path) -> tuple[float, dict[str, float]]:
     ``detection.litter_min_score`` default must be this value (``tests/test_models.py`` checks it
     against the manifest)."""
     f1, precision = {}, {}
-    for score in SCORES:
-        d = detector_metrics(detector, val, score)
+    for score, d in metrics_by_score(detector, val, list(SCORES)).items():
         f1[str(score)] = round(float(np.mean([2 * d[c]["precision"] * d[c]["recall"]
                                               / max(1e-9, d[c]["precision"] + d[c]["recall"]) for c in CLASSES])), 3)
         precision[str(score)] = round(float(np.mean([d[c]["precision"] for c in CLASSES])), 3)
