@@ -152,3 +152,26 @@ def test_thresholds_from_one_pass_are_what_a_pass_per_threshold_gives(tmp_path):
     # the thresholds do cut: fewer found at 0.5 than at 0.1
     found = {s: sum(m[c]["recall"] * m[c]["objects"] for c in ("garbage", "spill")) for s, m in together.items()}
     assert found[0.1] > found[0.5]
+
+
+def test_make_eval_makes_a_cached_set_again_when_its_generator_changes(tmp_path, monkeypatch):
+    """models/litter/evaluate.py's made_by: the same command from the same sources reuses the set;
+    an edited generator or other arguments make it again."""
+    from models.litter import evaluate
+
+    monkeypatch.setattr(evaluate, "ROOT", tmp_path)
+    generator = tmp_path / "gen.py"
+    generator.write_text("import pathlib, sys, time\nout = pathlib.Path(sys.argv[-1]); out.mkdir(parents=True)\n"
+                         "(out / 'made').write_text(str(time.time_ns()) + sys.argv[1])\n")
+    out = tmp_path / "set"
+
+    def made(count: str) -> str:
+        evaluate.made_by(out, [sys.executable, "gen.py", count], ["gen.py"])
+        return (out / "made").read_text()
+
+    first = made("3")
+    assert made("3") == first  # cached
+    assert made("4") != first and made("4").endswith("4")  # other arguments
+    before = made("4")
+    generator.write_text(generator.read_text() + "# changed\n")
+    assert made("4") != before  # the generator changed

@@ -1,9 +1,12 @@
 """`make eval`: how good the garbage/spill detection is, on data it never saw. Last line JSON.
 
 Every figure comes twice, side by side: **own generator** (``synth.py``, the generator training
-drew from, on held-out backgrounds and textures) and **cross generator** (``evalgen.py``, written
+drew from, on held-out backgrounds and textures; the detector also on ``make_dataset.py --randomise``'s
+mix, the set the shipped model trains on) and **cross generator** (``evalgen.py``, written
 separately with other drawing methods, real material textures, street furniture and its own
 scenes; never used for training or for any choice). The goals are judged on the cross generator.
+Each generated set is kept under ``--work`` with the command and the generator sources that made it
+(``made_by.json``) and made again when either changes.
 
 1. Detector: precision and recall at the configured score, AP@0.5 per class, and a garbage <->
    spill confusion matrix (each labelled object: the class of the best detection over it, or missed).
@@ -23,7 +26,9 @@ Thresholds come from the edge config defaults; nothing here tunes them.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -158,6 +163,24 @@ def metrics_by_score(detector: Detector, images: Path | list[tuple[Path, list[st
                 out["confusion"][c][confused_as(box, listed, min_score)] += 1
         by_score[min_score] = out
     return by_score
+
+
+OWN_GENERATOR = ["models/litter/make_dataset.py", "models/litter/synth.py", "models/litter/randomise.py"]
+
+
+def made_by(folder: Path, command: list[str], sources: list[str]) -> None:
+    """Make ``folder`` with ``command`` (run from the repository root, ``--out folder`` added) unless it
+    was made by the same arguments from the same ``sources`` (their sha256 in its ``made_by.json``):
+    a cached set is never scored after its generator has changed."""
+    stamp = {"command": command[1:] + ["--out", str(folder)],
+             "sources": {src: hashlib.sha256((ROOT / src).read_bytes()).hexdigest() for src in sources}}
+    record = folder / "made_by.json"
+    if record.exists() and json.loads(record.read_text()) == stamp:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    subprocess.run(command + ["--out", str(folder)], check=True, cwd=ROOT)
+    folder.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(stamp, indent=2) + "\n")
 
 
 def run_clip(truth_path: Path, left_object: str, zones: list | None = None, video: str | None = None) -> list[dict]:
@@ -380,22 +403,23 @@ def main() -> None:
     defaults = Detection()
     detector = load_detector(defaults.litter_model)
 
-    test = args.work / "testset"
-    if not (test / "images/test").exists():
-        if not (ROOT / "data/litter/backgrounds/heldout").exists():
-            subprocess.run(["bash", str(ROOT / "models/litter/fetch_backgrounds.sh")], check=True)
-        subprocess.run([py, str(ROOT / "models/litter/make_dataset.py"), "--test", str(args.test_images),
-                        "--out", str(test)], check=True)
+    if not (ROOT / "data/litter/backgrounds/heldout").exists():
+        subprocess.run(["bash", str(ROOT / "models/litter/fetch_backgrounds.sh")], check=True)
     if not (ROOT / "data/litter/evalsrc/textures").exists():
         subprocess.run(["bash", str(ROOT / "models/litter/fetch_eval_sources.sh")], check=True)
     if not (ROOT / "data/litter/evalsrc/clean").exists():
         subprocess.run(["bash", str(ROOT / "models/litter/fetch_clean_footage.sh")], check=True)
-    cross_test = args.work / "cross/stills"
-    if not (cross_test / "images/test").exists():
-        subprocess.run([py, str(ROOT / "models/litter/evalgen.py"), "stills", "--count", str(args.cross_images),
-                        "--out", str(cross_test)], check=True)
-    det = {"own": detector_metrics(detector, test / "images/test", defaults.litter_min_score),
-           "cross": detector_metrics(detector, cross_test / "images/test", defaults.litter_min_score)}
+    stills = {"own": args.work / "testset", "own_randomised": args.work / "testset-randomised",
+              "cross": args.work / "cross/stills"}
+    for gen, folder in stills.items():
+        if gen == "cross":
+            made_by(folder, [py, "models/litter/evalgen.py", "stills", "--count", str(args.cross_images)],
+                    ["models/litter/evalgen.py"])
+        else:
+            made_by(folder, [py, "models/litter/make_dataset.py", "--test", str(args.test_images)]
+                    + (["--randomise"] if gen == "own_randomised" else []), OWN_GENERATOR)
+    det = {gen: detector_metrics(detector, folder / "images/test", defaults.litter_min_score)
+           for gen, folder in stills.items()}
     for gen, d in det.items():
         print(f"detector {detector.name}, {gen} generator: {_fmt_det(d)}; confusion {_fmt_confusion(d['confusion'])}")
     exported = {}
@@ -407,12 +431,12 @@ def main() -> None:
               f"{d['hard_negatives']} false alarms): {_fmt_det(d)}; confusion {_fmt_confusion(d['confusion'])}")
 
     own_dir, cross_dir = args.work / "clips", args.work / "cross/clips"
-    if not list(own_dir.glob("*.truth.yaml")) and args.variants:
-        subprocess.run([py, str(ROOT / "fixtures/videos/make_composed.py"), "--variants", str(args.variants),
-                        "--seed", "4242", "--out", str(own_dir)], check=True)
-    if not list(cross_dir.glob("*.truth.yaml")) and args.cross_clips:
-        subprocess.run([py, str(ROOT / "models/litter/evalgen.py"), "clips", "--count", str(args.cross_clips),
-                        "--out", str(cross_dir)], check=True)
+    if args.variants:
+        made_by(own_dir, [py, "fixtures/videos/make_composed.py", "--variants", str(args.variants), "--seed", "4242"],
+                ["fixtures/videos/make_composed.py", "models/litter/synth.py"])
+    if args.cross_clips:
+        made_by(cross_dir, [py, "models/litter/evalgen.py", "clips", "--count", str(args.cross_clips)],
+                ["models/litter/evalgen.py"])
     clips = {"own": [ROOT / "fixtures/videos/campus-litter.truth.yaml"] + sorted(own_dir.glob("*.truth.yaml")),
              "cross": sorted(cross_dir.glob("*.truth.yaml"))}
     real = real_clips(args.work)
