@@ -8,6 +8,13 @@ crash or a restart of the box loses nothing: what stays unconfirmed is sent agai
 ``resend_after_s`` (twice as long each further time), and on start everything pending is sent
 again in order. The gateway is idempotent, so a message sent twice is harmless. A message the
 broker refuses (e.g. not authorised) moves to ``outbox_refused`` with the reason.
+
+A PUBACK that says "No matching subscribers" (MQTT v5 reason code 0x10) means the broker took the
+message and gave it to nobody: no gateway subscription exists at that moment. That happens after
+every restart of Mosquitto 2.0: it restores the gateways' persistent sessions but not their shared
+subscriptions (``$share/...``; its persistence file keeps only plain ones), so until a gateway
+reconnects and subscribes again, what a box sends is dropped. Such a message is sent again soon
+(after ``UNROUTED_RESEND_S``, twice as long each further time) instead of after ``resend_after_s``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from xueliang.mqtt import make_client
 log = logging.getLogger(__name__)
 
 MAX_RESEND_AFTER_S = 600.0
+UNROUTED_RESEND_S = 1.0  # first resend of a message the broker gave to no subscriber (PUBACK 0x10)
+NO_MATCHING_SUBSCRIBERS = 16  # MQTT v5 PUBACK reason code 0x10: taken, but nobody subscribes to it
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -56,6 +65,18 @@ def resend_after(sends: int, first_s: float) -> float:
     [30.0, 60.0, 120.0, 600.0]
     """
     return min(MAX_RESEND_AFTER_S, first_s * 2 ** (sends - 1))
+
+
+def resend_unrouted_after(unrouted: int) -> float:
+    """Seconds to wait before sending again a message the broker gave to no subscriber, after the
+    ``unrouted``-th such PUBACK (1, 2, ...): soon, since a gateway that lost its subscription in a
+    broker restart is typically back within seconds, then twice as long each time, as ``resend_after``
+    does (a long absence of every gateway costs no more sends than a gateway that never confirms).
+
+    >>> [resend_unrouted_after(n) for n in (1, 2, 3, 5, 6, 9, 20)]
+    [1.0, 2.0, 4.0, 16.0, 32.0, 256.0, 600.0]
+    """
+    return resend_after(unrouted, UNROUTED_RESEND_S)
 
 
 class Outbox:
@@ -121,6 +142,11 @@ class Sent:
     digest: str
     sends: int
     due: float  # time.monotonic()
+    unrouted: int = 0  # of those sends, how many the broker gave to no subscriber (PUBACK 0x10)
+
+    def routed_sends(self) -> int:
+        """Sends a gateway could have received: they alone lengthen the wait for its confirmation."""
+        return max(1, self.sends - self.unrouted)
 
 
 class Publisher:
@@ -158,6 +184,7 @@ class Publisher:
         self.connected = threading.Event()
         self.status: dict = {}
         self.resent = self.dead_letters = self.refused = self.disconnects = 0
+        self.unrouted = 0  # PUBACKs "No matching subscribers": sends no gateway could receive
         self._listeners: dict[str, Callable[[bytes], None]] = {}  # topic -> handler(payload), e.g. the box's suppressions
 
     def listen(self, topic: str, handler: Callable[[bytes], None]) -> None:
@@ -260,8 +287,17 @@ class Publisher:
             self.outbox.refuse(row_id, str(reason_code))
             self._forget(row_id)
             self.refused += 1
+        elif reason_code is not None and reason_code == NO_MATCHING_SUBSCRIBERS:
+            # taken and dropped: no gateway subscribes now (e.g. the broker restarted and forgot the
+            # gateways' shared subscriptions); send it again as soon as one is likely back
+            sent.unrouted += 1
+            self.unrouted += 1
+            if sent.unrouted == 1:
+                log.warning("broker has no subscriber for outbox message %s (no gateway subscribed); "
+                            "sending it again shortly", row_id)
+            sent.due = time.monotonic() + resend_unrouted_after(sent.unrouted)
         else:
-            sent.due = time.monotonic() + resend_after(sent.sends, self._broker.resend_after_s)
+            sent.due = time.monotonic() + resend_after(sent.routed_sends(), self._broker.resend_after_s)
 
     def _confirm(self, payload: bytes) -> None:
         """A gateway's acknowledgement: what it names leaves the outbox."""
@@ -303,7 +339,7 @@ class Publisher:
             sent = self._unconfirmed[row_id] = Sent(wire.message_digest(topic, payload), 0, 0.0)
             self._by_digest.setdefault(sent.digest, []).append(row_id)
         sent.sends += 1
-        sent.due = time.monotonic() + resend_after(sent.sends, self._broker.resend_after_s)
+        sent.due = time.monotonic() + resend_after(sent.routed_sends(), self._broker.resend_after_s)
         self._inflight[info.mid] = row_id
         if info.mid in self._early:  # acknowledged before we knew its mid
             self._ack(info.mid, self._early.pop(info.mid))
