@@ -74,6 +74,8 @@ class Metrics:
         self.oldest = Gauge("xl_edge_outbox_oldest_seconds", "Age of the oldest message no gateway confirmed", registry=r)
         self.resent = Gauge("xl_edge_outbox_resent", "Messages sent again for want of a confirmation, since start",
                             registry=r)
+        self.unrouted = Gauge("xl_edge_outbox_unrouted", "Sends the broker gave to no subscriber (no gateway "
+                              "subscribed, e.g. just after a broker restart), since start", registry=r)
         self.gateway_dead_letters = Gauge("xl_edge_gateway_dead_letters", "Messages a gateway set aside as dead "
                                           "letters, since start", registry=r)
         self.incidents = Counter("xl_edge_incident_events", "Incident events queued", ["type", "state"], registry=r)
@@ -318,7 +320,7 @@ def run_box(config: EdgeConfig) -> int:
         delivery = publisher.delivery(time.time())
         for gauge, key in ((metrics.pending, "outbox_pending"), (metrics.unconfirmed, "outbox_unconfirmed"),
                            (metrics.oldest, "outbox_oldest_s"), (metrics.resent, "outbox_resent"),
-                           (metrics.gateway_dead_letters, "gateway_dead_letters")):
+                           (metrics.unrouted, "outbox_unrouted"), (metrics.gateway_dead_letters, "gateway_dead_letters")):
             gauge.set(delivery[key])
         publisher.publish_status(status(config.box, readers, slots, delivery, suppressions))
     analyser.join(timeout=2)

@@ -208,7 +208,7 @@ class Publisher:
         return {"outbox_pending": self.outbox.pending(),
                 "outbox_unconfirmed": len(self._unconfirmed),
                 "outbox_oldest_s": round(max(0.0, now - oldest), 1) if oldest is not None else 0.0,
-                "outbox_resent": self.resent, "outbox_refused": self.refused,
+                "outbox_resent": self.resent, "outbox_unrouted": self.unrouted, "outbox_refused": self.refused,
                 "gateway_dead_letters": self.dead_letters, "broker_disconnects": self.disconnects}
 
     def publish_status(self, status: dict) -> None:

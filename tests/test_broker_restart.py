@@ -119,7 +119,7 @@ def test_messages_a_box_sends_before_the_gateway_is_back_after_a_broker_restart_
         assert time.monotonic() - back < RESEND_AFTER_S / 3
         wait_until(lambda: publisher.outbox.pending() == 0, 5, 0.05, message="the gateway's confirmation")
         assert sorted(set(got.payloads)) == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
-        assert publisher.unrouted >= 3
+        assert publisher.unrouted >= 3 and publisher.delivery(time.time())["outbox_unrouted"] == publisher.unrouted
     finally:
         publisher.stop(timeout=0.5)
         if gw is not None:
