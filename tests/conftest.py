@@ -26,6 +26,28 @@ def rtsp(tmp_path):
         yield service
 
 
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """One real PostgreSQL server for the whole session (each test makes a fresh database on it, see
+    test_workflow.database_url). Defined here, not imported into each test module: an imported
+    session fixture is a separate fixture per module, and each started (and stopped) a server of its own."""
+    from sqlalchemy import create_engine
+
+    with services.postgres(tmp_path_factory.mktemp("pg")) as server:
+        engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{server.port}/postgres")
+
+        def takes_connections():  # it listens a moment before it does ("the database system is starting up")
+            try:
+                with engine.connect():
+                    return True
+            except Exception:
+                return False
+
+        wait_until(takes_connections, 30, message="PostgreSQL takes connections")
+        engine.dispose()
+        yield server
+
+
 @pytest.fixture
 def campus_camera() -> dict:
     camera = dict(TRUTH["camera"])

@@ -29,7 +29,7 @@ from xueliang import services, wire
 from xueliang.cli import main as cli
 
 from .conftest import wait_until
-from .test_workflow import (CITY, auth, database_url, incident, jpeg_photo, postgres_server,  # noqa: F401 (fixtures)
+from .test_workflow import (CITY, auth, database_url, incident, jpeg_photo,  # noqa: F401 (fixtures)
                             undo_migrations_after_3)
 
 

@@ -18,7 +18,7 @@ from gateway.service import Clock
 from gateway.storage import Store
 
 from .conftest import wait_until
-from .test_workflow import CITY, act, auth, city, database_url, end_of, incident, postgres_server  # noqa: F401
+from .test_workflow import CITY, act, auth, city, database_url, end_of, incident  # noqa: F401
 
 NOTICES = ("dispatched", "escalate")
 

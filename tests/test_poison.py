@@ -24,7 +24,7 @@ from xueliang.mqtt import make_client
 
 from .conftest import Watcher, wait_until
 from .test_gateway import START, TOPIC, payload
-from .test_workflow import database_url, postgres_server  # noqa: F401 (fixtures)
+from .test_workflow import database_url  # noqa: F401 (fixtures)
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 

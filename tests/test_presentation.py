@@ -21,7 +21,7 @@ from gateway.workflow import Action, CaseState
 from xueliang import wire
 
 from .conftest import REPO
-from .test_workflow import act, auth, city, database_url, end_of, incident, postgres_server  # noqa: F401
+from .test_workflow import act, auth, city, database_url, end_of, incident  # noqa: F401
 
 
 def jpeg(width: int, colour: str = "navy") -> bytes:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -53,12 +54,18 @@ def retained(port: int, topic: str, timeout: float = 5.0) -> dict:
     return got.get("payload", {})
 
 
-def shifted_clip(tmp_path):
-    """The campus clip with its picture moved left by SHIFT of its width (black on the right)."""
+def start_shifted_clip(tmp_path) -> tuple[subprocess.Popen, Path]:
+    """The campus clip with its picture moved left by SHIFT of its width (black on the right): ffmpeg
+    started at once, so that it makes the clip while the test does other things."""
     out = tmp_path / "campus-shifted.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(CLIP), "-vf",
-                    f"crop=iw*{1 - SHIFT}:ih:iw*{SHIFT}:0,pad=768:576:0:0", "-c:v", "libx264", "-g", "25",
-                    "-pix_fmt", "yuv420p", str(out)], check=True, timeout=120)
+    return subprocess.Popen(["ffmpeg", "-v", "error", "-y", "-i", str(CLIP), "-vf",
+                             f"crop=iw*{1 - SHIFT}:ih:iw*{SHIFT}:0,pad=768:576:0:0", "-c:v", "libx264", "-g", "25",
+                             "-pix_fmt", "yuv420p", str(out)], stdin=subprocess.DEVNULL), out
+
+
+def shifted_clip(encoding: tuple[subprocess.Popen, Path]) -> Path:
+    proc, out = encoding
+    assert proc.wait(120) == 0, "ffmpeg failed to make the shifted clip"
     return out
 
 
@@ -86,6 +93,7 @@ def test_a_false_alarm_rejected_with_its_verdict_is_not_raised_again_and_one_els
                        for z in camera["zones"] if z["id"] == "kerb-no-parking"]
     http_port = services.free_port()
     edge_cfg, gateway_cfg = configs(tmp_path, broker, http_port, camera)
+    encoding = start_shifted_clip(tmp_path)
     gateway = services.xueliang(["gateway", "--config", str(gateway_cfg)], tmp_path / "gateway.log")
     config = load_config(edge_cfg)
     publisher = Publisher(BOX, config.broker, Outbox(tmp_path / "outbox.sqlite"))
@@ -130,7 +138,7 @@ def test_a_false_alarm_rejected_with_its_verdict_is_not_raised_again_and_one_els
         again = play(CLIP, t0 + 3600)
         assert again == [] and held.status()["suppressed_events"] >= 2  # the start and its end
         # the same van elsewhere in the zone: a new case
-        elsewhere = play(shifted_clip(tmp_path), t0 + 7200)
+        elsewhere = play(shifted_clip(encoding), t0 + 7200)
         (moved,) = [m for m in elsewhere if m["state"] == "start"]
         assert moved["zone"] == "kerb-no-parking" and moved["bbox"][0] < van["bbox"][0] - 0.05
         wait_until(lambda: len(http(http_port, "/cases", token)[1]) == 2, 30, message="the case elsewhere")
@@ -144,6 +152,9 @@ def test_a_false_alarm_rejected_with_its_verdict_is_not_raised_again_and_one_els
         back = play(CLIP, t0 + 10800)
         assert [m["zone"] for m in back if m["state"] == "start"] == ["kerb-no-parking"]
     finally:
+        if encoding[0].poll() is None:
+            encoding[0].kill()
+            encoding[0].wait()
         if publisher.connected.is_set():
             publisher.stop(timeout=2)
         gateway.terminate()
@@ -158,6 +169,8 @@ def test_a_real_box_restarted_after_the_verdict_drops_the_same_false_alarm_and_s
                   zones=[dict(z, dwell_s=min(z.get("dwell_s", 10), 10)) for z in TRUTH["camera"]["zones"]])
     http_port = services.free_port()
     edge_cfg, gateway_cfg = configs(tmp_path, broker, http_port, camera)
+    # a heartbeat each second (10 s by default), so that the status that says so comes soon after the drop
+    edge_cfg.write_text(yaml.safe_dump(dict(yaml.safe_load(edge_cfg.read_text()), heartbeat_s=1)))
     gateway = services.xueliang(["gateway", "--config", str(gateway_cfg)], tmp_path / "gateway.log")
     edge = None
     try:
@@ -173,7 +186,7 @@ def test_a_real_box_restarted_after_the_verdict_drops_the_same_false_alarm_and_s
         before = len(http(http_port, "/cases", token)[1])
         edge = services.xueliang(["edge", "--config", str(edge_cfg)], tmp_path / "edge2.log")
         # the van is seen again (dwell 10 s) and dropped: the heartbeat says so, no case comes
-        wait_until(lambda: retained(broker.port, wire.status_topic(BOX), 2).get("suppressed_events", 0) >= 1, 120, 2,
+        wait_until(lambda: retained(broker.port, wire.status_topic(BOX), 2).get("suppressed_events", 0) >= 1, 120, 0.5,
                    message="the restarted box drops the van:\n" + (tmp_path / "edge2.log").read_text()[-2000:])
         status = retained(broker.port, wire.status_topic(BOX), 2)
         assert [(s["camera"], s["zone"]) for s in status["suppressions"]] == [("campus-gate", "kerb-no-parking")]

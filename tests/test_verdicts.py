@@ -16,7 +16,7 @@ from gateway.storage import Store
 from gateway import verdicts
 from xueliang import wire
 
-from .test_workflow import act, auth, city, database_url, incident, postgres_server  # noqa: F401
+from .test_workflow import act, auth, city, database_url, incident  # noqa: F401
 
 
 @pytest.fixture
