@@ -385,7 +385,7 @@ def _fmt_inc(i: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variants", type=int, default=6, help="own-generator clips made by make_composed.py")
-    ap.add_argument("--cross-clips", type=int, default=8, help="cross-generator clips made by evalgen.py")
+    ap.add_argument("--cross-clips", type=int, default=16, help="cross-generator clips made by evalgen.py")
     ap.add_argument("--test-images", type=int, default=400)
     ap.add_argument("--cross-images", type=int, default=300)
     ap.add_argument("--modes", default="", help="also replay with these left_object modes (comma-separated)")
