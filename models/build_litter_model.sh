@@ -5,9 +5,9 @@
 # torch==2.14.1 torchvision==0.29.1 (the pair that imports here; see ../shared/INFRA.md);
 # the product's venv never gets torch. The training set is composed with domain randomisation and
 # hard negatives (make_dataset.py --randomise; RANDOMISE=0 draws synth.py's objects only, as the model
-# shipped before issue 10). On the CPU, HOURS (1.0), HOURS2 (0.4) and HOURS3 (1.25) bound the three
-# training stages (2 and 3 continue from the previous stage's best weights; HOURS3=0 skips stage 3);
-# a GPU only makes them faster. EXTRA_DATA="dir1 dir2": folders written by `xueliang dataset export`,
+# shipped before issue 10). On the CPU, HOURS (1.0), HOURS2 (0.4), HOURS3 (1.25) and HOURS4 (1.4) bound
+# the four training stages (2-4 continue from the previous stage's best weights; HOURS3=0 skips stages 3
+# and 4, HOURS4=0 stage 4); a GPU only makes them faster. EXTRA_DATA="dir1 dir2": folders written by `xueliang dataset export`,
 # their garbage/spill frames added to training and validation in the split each export gave them.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -27,5 +27,8 @@ rm -rf data/litter/dataset data/litter/runs
 .venv-train/bin/python models/litter/train.py --stage 2 --epochs 8 --hours "${HOURS2:-0.4}"
 if [ "${HOURS3:-1.25}" != 0 ]; then
   .venv-train/bin/python models/litter/train.py --stage 3 --epochs 24 --hours "${HOURS3:-1.25}"
+  if [ "${HOURS4:-1.4}" != 0 ]; then
+    .venv-train/bin/python models/litter/train.py --stage 4 --epochs 28 --hours "${HOURS4:-1.4}"
+  fi
 fi
 .venv/bin/python models/litter/write_manifest.py
