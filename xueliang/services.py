@@ -6,6 +6,7 @@ Each is a real process with a generated config on a free port; ``stop()`` ends i
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -23,8 +24,36 @@ class ServiceError(RuntimeError):
     pass
 
 
+_given: set[int] = set()  # ports this process has handed out: never twice
+
+
+def ephemeral_low(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:
+    """The lowest port the kernel gives the local end of an outgoing connection (32768 by default)."""
+    try:
+        return int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port on 127.0.0.1 nothing is bound to, for a server about to start, drawn *below* the
+    kernel's ephemeral range: a port from ``bind(0)`` lies inside that range, where every outgoing
+    connection also takes its local port, and one made before the server binds can take it (seen in
+    CI: a gateway's HTTP port "address already in use")."""
+    high = ephemeral_low()
+    low = max(1024, high - 12000)
+    for _ in range(500):
+        port = random.randrange(low, high)
+        if port in _given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    with socket.socket() as s:  # all of them busy: let the kernel pick
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
