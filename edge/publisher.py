@@ -287,7 +287,7 @@ class Publisher:
             self.outbox.refuse(row_id, str(reason_code))
             self._forget(row_id)
             self.refused += 1
-        elif reason_code is not None and reason_code == NO_MATCHING_SUBSCRIBERS:
+        elif reason_code == NO_MATCHING_SUBSCRIBERS:
             # taken and dropped: no gateway subscribes now (e.g. the broker restarted and forgot the
             # gateways' shared subscriptions); send it again as soon as one is likely back
             sent.unrouted += 1

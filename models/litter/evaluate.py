@@ -146,16 +146,16 @@ def metrics_by_score(detector: Detector, images: Path | list[tuple[Path, list[st
                 if hit:
                     used[j] = True
                 found[c].append((float(dets.confidence[i]), hit))
+    positives = {c: len(over_truth[c]) for c in CLASSES}
+    ap50 = {c: average_precision([s for s, _ in found[c]], [h for _, h in found[c]], positives[c]) for c in CLASSES}
     by_score = {}
     for min_score in scores:
         out = {}
         for c in CLASSES:
             at = [hit for score, hit in found[c] if score >= min_score]
             tp = sum(at)
-            positives = len(over_truth[c])
-            out[c] = {"precision": round(tp / max(1, len(at)), 3), "recall": round(tp / max(1, positives), 3),
-                      "ap50": average_precision([s for s, _ in found[c]], [h for _, h in found[c]], positives),
-                      "objects": positives}
+            out[c] = {"precision": round(tp / max(1, len(at)), 3), "recall": round(tp / max(1, positives[c]), 3),
+                      "ap50": ap50[c], "objects": positives[c]}
         out["map50"] = round(float(np.mean([out[c]["ap50"] for c in CLASSES])), 3)
         out["confusion"] = {c: {k: 0 for k in CLASSES + ("missed",)} for c in CLASSES}
         for c in CLASSES:
@@ -411,13 +411,11 @@ def main() -> None:
         subprocess.run(["bash", str(ROOT / "models/litter/fetch_clean_footage.sh")], check=True)
     stills = {"own": args.work / "testset", "own_randomised": args.work / "testset-randomised",
               "cross": args.work / "cross/stills"}
-    for gen, folder in stills.items():
-        if gen == "cross":
-            made_by(folder, [py, "models/litter/evalgen.py", "stills", "--count", str(args.cross_images)],
-                    ["models/litter/evalgen.py"])
-        else:
-            made_by(folder, [py, "models/litter/make_dataset.py", "--test", str(args.test_images)]
-                    + (["--randomise"] if gen == "own_randomised" else []), OWN_GENERATOR)
+    own_stills = [py, "models/litter/make_dataset.py", "--test", str(args.test_images)]
+    made_by(stills["own"], own_stills, OWN_GENERATOR)
+    made_by(stills["own_randomised"], own_stills + ["--randomise"], OWN_GENERATOR)
+    made_by(stills["cross"], [py, "models/litter/evalgen.py", "stills", "--count", str(args.cross_images)],
+            ["models/litter/evalgen.py"])
     det = {gen: detector_metrics(detector, folder / "images/test", defaults.litter_min_score)
            for gen, folder in stills.items()}
     for gen, d in det.items():
