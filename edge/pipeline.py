@@ -18,7 +18,8 @@ model does not know). Nothing that was always there is dispatched on the detecto
 alone: a detection the check never confirms (for ``REVIEW_FACTOR`` times the persistence),
 or one seen since the camera came up, is sent with ``attributes.needs_review: true`` and the
 gateway holds its case for a person (street furniture the model half-believes, a pile older
-than the camera's view).
+than the camera's view). What is put in the zone later, while such an incident is held, and the
+check sees as new ground, is raised apart and dispatched (``_later_events``).
 """
 
 from __future__ import annotations
@@ -81,11 +82,14 @@ class CameraPipeline:
                              min_score=self.detection.min_score))
             for zone in camera.zones if "illegal_parking" in zone.types
         ]
-        self.litter: list[tuple[Zone, str, ConditionRule]] = [
+        # per zone and type: the rule, and the rule for what is new at a place the first holds for review
+        self.litter: list[tuple[Zone, str, ConditionRule, ConditionRule]] = [
             (zone, kind, ConditionRule(f"{config.box}/{camera.id}/{zone.id}/{kind}", clear_after_s=zone.clear_s,
                                        update_interval_s=rules.update_interval_s, persist_s=zone.persistence_s,
                                        gap_s=rules.gap_s, review_s=REVIEW_FACTOR * zone.persistence_s,
-                                       start_window_s=keyframe_gap_limit(camera, rules)))
+                                       start_window_s=keyframe_gap_limit(camera, rules)),
+             ConditionRule(f"{config.box}/{camera.id}/{zone.id}/{kind}/later", clear_after_s=zone.clear_s,
+                           update_interval_s=rules.update_interval_s, persist_s=zone.persistence_s, gap_s=rules.gap_s))
             for zone in camera.zones for kind in LITTER_TYPES if kind in zone.types
         ]
         if self.litter and LITTER not in detectors:
@@ -128,7 +132,7 @@ class CameraPipeline:
         polys = [z.polygon for z, _ in self.rules]
         max_side = int(self.detectors[VEHICLE].input_side * self.detection.crop_max_scale)
         self._regions = crop_regions(polys, width, height, max_side) if self.detection.zone_crops else []
-        litter_polys = list({z.id: z.polygon for z, _, _ in self.litter}.values())
+        litter_polys = list({z.id: z.polygon for z, *_ in self.litter}.values())
         # Every parking zone has a crop (large ones tiled); the full-frame pass is for cameras with
         # litter zones, where it finds the people the left-object check leaves out, or without crops.
         self._full_frame = bool(litter_polys) or not self._regions
@@ -220,8 +224,9 @@ class CameraPipeline:
         found = [s for s in self._sightings(self._litter, w, h) if all(inside(s.box, m) < 0.6 for m in movers)]
         found = self.types.label(t, found, fresh=self._litter_pass == t)  # one type per place
         out = []
-        for zone, kind, rule in self.litter:
+        for zone, kind, rule, later in self.litter:
             mine = [s for s in found if s.label == kind and point_in_polygon(s.anchor, zone.polygon)]
+            out += self._later_events(t, image, zone, kind, rule, later, mine, static)
             if rule.place is not None:  # an open incident is kept by sightings at its place only
                 mine = [s for s in mine if overlap(s.box, rule.place)]
             best = max(mine, key=lambda s: s.score, default=None)
@@ -241,13 +246,34 @@ class CameraPipeline:
                                                        0.5, kind), True, "left_object"
             active = best is not None
             sighting = best or Sighting(None, (0.5, 0.5), polygon_to_xyxy(zone.polygon), 0.0, kind)
-            for e in rule.observe(t, active, sighting, confirmed or mode == "off"):
-                extra = {"source": source if e.state != "end" else "none", "needs_review": rule.needs_review}
-                if kind == "spill":
-                    b = e.sighting.box
-                    extra["urgent"] = bool((b[2] - b[0]) * (b[3] - b[1]) >= zone.urgent_area * polygon_area(zone.polygon))
-                out.append(self._outgoing(zone.id, zone.polygon, zone.grid, kind, e, image, extra))
+            out += [self._litter_outgoing(zone, kind, e, image, source, rule.needs_review)
+                    for e in rule.observe(t, active, sighting, confirmed or mode == "off")]
         return out
+
+    def _later_events(self, t: float, image: np.ndarray, zone: Zone, kind: str, rule: ConditionRule,
+                      later: ConditionRule, mine: list[Sighting], static: np.ndarray | None) -> list[Outgoing]:
+        """Something new in a zone whose rule holds an incident for review (a pile dumped on or beside
+        a stain that was there when the camera came up): the held incident cannot carry it, since it
+        stays open on the stain, only at the stain's place, and was never dispatched. While the
+        left-object check sees still, changed ground under a detection, ``later`` follows it as its
+        own incident, dispatched, and cleared when that ground is back to what it was."""
+        if later.place is not None:
+            mine = [s for s in mine if overlap(s.box, later.place)]
+        elif not rule.holds_for_review:
+            mine = []
+        new = [s for s in mine if static is not None and covered(static, s.box) >= CONFIRM_COVER]
+        best = max(new, key=lambda s: s.score, default=None)
+        sighting = best or Sighting(None, (0.5, 0.5), polygon_to_xyxy(zone.polygon), 0.0, kind)
+        return [self._litter_outgoing(zone, kind, e, image, "detector+left_object", False)
+                for e in later.observe(t, best is not None, sighting)]
+
+    def _litter_outgoing(self, zone: Zone, kind: str, e: Event, image: np.ndarray, source: str,
+                         needs_review: bool) -> Outgoing:
+        extra = {"source": source if e.state != "end" else "none", "needs_review": needs_review}
+        if kind == "spill":
+            b = e.sighting.box
+            extra["urgent"] = bool((b[2] - b[0]) * (b[3] - b[1]) >= zone.urgent_area * polygon_area(zone.polygon))
+        return self._outgoing(zone.id, zone.polygon, zone.grid, kind, e, image, extra)
 
     def camera_lost(self, t: float) -> list[Outgoing]:
         """The camera has been unreachable too long: end its incidents, raise an offline fault."""
@@ -261,7 +287,7 @@ class CameraPipeline:
         out = [self._outgoing(zone.id, zone.polygon, zone.grid, "illegal_parking", e, self._last_image)
                for zone, rule in self.rules for e in rule.close(t, reason)]
         out += [self._outgoing(zone.id, zone.polygon, zone.grid, kind, e, self._last_image)
-                for zone, kind, rule in self.litter for e in rule.close(t, reason)]
+                for zone, kind, *pair in self.litter for rule in pair for e in rule.close(t, reason)]
         return out + [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, self._last_image)
                       for name, rule in self.faults.items() if name != "offline" for e in rule.close(t, reason)]
 

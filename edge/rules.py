@@ -241,6 +241,8 @@ class ConditionRule:
     >>> late = ConditionRule("box/cam/z/spill", 5, 600, persist_s=10, gap_s=3, review_s=20, start_window_s=2)
     >>> [(t, e.state, late.needs_review) for t in range(40) for e in late.observe(float(t), t >= 5, s, t >= 9)]
     [(15, 'start', False)]
+    >>> post.holds_for_review, late.holds_for_review
+    (True, False)
 
     Before it starts, a sighting that does not overlap the last one starts the clock again
     (a short false alarm elsewhere in the zone must not date a real pile early). Once it has
@@ -264,6 +266,18 @@ class ConditionRule:
         caller keeps it open only on sightings there, so something else in the zone (a painted
         arrow the detector half-believes) cannot keep a cleared pile's incident alive."""
         return self._cand.sighting.box if self._cand is not None and self._cand.incident_id else None
+
+    @property
+    def holds_for_review(self) -> bool:
+        """Whether what the rule follows is held for review: its incident is open for review, or it
+        has been seen since the camera came up and will be. Something new put in the zone meanwhile
+        is the caller's to raise apart, or this incident would hide it (see ``edge/pipeline.py``)."""
+        cand = self._cand
+        if cand is None or self._first_t is None:
+            return False
+        if cand.incident_id:
+            return self._review
+        return cand.first_seen - self._first_t <= self.start_window_s
 
     @property
     def needs_review(self) -> bool:

@@ -39,16 +39,21 @@ def same_place(message: dict, case: dict, radius_m: float) -> bool:
     return (message["box"], message["camera"], message["zone"]) == (case["box"], case["camera"], case["zone"])
 
 
-def choose(message: dict, category: Category, candidates: list[dict], now: float
+def choose(message: dict, category: Category, candidates: list[dict], now: float, held: bool
            ) -> tuple[Literal["new", "merge", "reopen"], dict | None]:
     """What a new incident does: join an open case, reopen a recently closed one, or open a case.
 
-    ``candidates`` are cases of the same type (any state); the nearest in time wins.
+    ``candidates`` are cases of the same type (any state); the nearest in time wins. An incident
+    that goes straight to a department (not ``held``, see ``held_for_review``) never joins a case
+    still pending review: the edge confirmed something new where it had only a doubt (a pile
+    dumped on a stain that was there when the camera came up), and a person's doubt about the
+    stain must not hold back the pile.
     """
     radius = category.merge_radius_m
     here = [c for c in candidates if c["type"] == message["type"] and same_place(message, c, radius)]
     window = category.seconds("merge_window") if category.merge_window else math.inf
-    open_ = [c for c in here if c["state"] in {s.value for s in OPEN_STATES} and now - c["created_at"] <= window]
+    open_ = [c for c in here if c["state"] in {s.value for s in OPEN_STATES} and now - c["created_at"] <= window
+             and (held or c["state"] != CaseState.PENDING_REVIEW.value)]
     if open_:
         return "merge", max(open_, key=lambda c: c["created_at"])
     closed = [c for c in here if c["state"] == CaseState.CLOSED.value and c["closed_at"] is not None
@@ -61,8 +66,8 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
 def new_case(message: dict, category: Category, tables: Tables, now: float) -> dict:
     """The row of a case opened from ``message`` at ``now``; the clock starts at dispatch."""
     location = message.get("location") or {}
-    known = tables.knows(message["grid"])  # an unknown grid is raised to the centre, held for review
-    held = category.review or not known or needs_review(message)
+    known = tables.knows(message["grid"])
+    held = held_for_review(message, category, tables)
     urgent = is_urgent(message)
     row = {
         "incident_id": message["incident_id"],
@@ -103,6 +108,12 @@ def new_case(message: dict, category: Category, tables: Tables, now: float) -> d
 
 def dispatch_deadline(category: Category, tables: Tables, now: float, urgent: bool = False) -> float:
     return deadline(now, category.level(urgent), tables.calendar)
+
+
+def held_for_review(message: dict, category: Category, tables: Tables) -> bool:
+    """Whether a case opened from ``message`` waits for a person: the category is reviewed, the
+    grid is unknown (raised to the centre) or the edge asks for it."""
+    return category.review or not tables.knows(message["grid"]) or needs_review(message)
 
 
 def needs_review(message: dict) -> bool:

@@ -20,7 +20,8 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway import storage
 from gateway.actions import perform
-from gateway.cases import NOT_ENDED, choose, incident_update, is_recheck, is_urgent, merged_urgent, new_case
+from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, is_recheck, is_urgent,
+                           merged_urgent, new_case)
 from gateway.config import Tables
 from gateway.images import ImageError, check_evidence
 from gateway.storage import Store
@@ -175,7 +176,7 @@ class Ingest:
         if case is None:
             since = now - category.seconds("recheck_window")
             near = storage.candidates(db, message, since, category.merge_radius_m)
-            kind, case = choose(message, category, near, now)
+            kind, case = choose(message, category, near, now, held_for_review(message, category, self.tables))
             if kind == "new":
                 case_id = storage.open_case(db, new_case(message, category, self.tables, now), now, actor)
                 if not self.tables.knows(message["grid"]):

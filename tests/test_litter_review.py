@@ -3,9 +3,15 @@ cannot confirm as new go to the gateway marked ``needs_review``, whose case wait
 
 import subprocess
 
+import numpy as np
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+
+from edge.config import parse_config
+from edge.detector import load_detectors
+from edge.pipeline import CameraPipeline
+from models.litter.synth import composite, render
 
 from gateway.api import create_app
 from gateway.auth import new_token
@@ -14,8 +20,8 @@ from gateway.ingest import Ingest
 from gateway.storage import Store
 
 from .conftest import REPO
-from .test_litter import LITTER, _replay
-from .test_workflow import CITY, act, auth, incident
+from .test_litter import LITTER, _replay, campus_frames
+from .test_workflow import CITY, act, auth, end_of, incident
 
 ZONES = yaml.safe_load(LITTER.read_text())["camera"]["zones"]
 
@@ -61,3 +67,51 @@ def test_the_gateway_holds_a_case_the_edge_marks_for_review(tmp_path):
     token = new_token(store, "op", "operator", grid="D-S1")
     assert act(client, token, held["id"], "confirm").status_code == 200
     assert client.get(f"/cases/{held['id']}", headers=auth(token)).json()["state"] == "dispatched"
+
+
+def test_a_pile_dumped_where_one_is_held_for_review_is_dispatched_on_its_own():
+    """The campus camera, the real litter model and left-object check: a small pile lies on the road
+    when the camera comes up (held for review), a larger one is dumped over it at 20 s and taken away
+    at 50 s. The held incident cannot carry the new pile: it gets its own incident, dispatched, that
+    ends ``cleared`` once the ground is back to what the camera first saw, while the held one stays."""
+    W, H = 768, 576
+    zone = [[300 / W, 320 / H], [470 / W, 320 / H], [470 / W, 400 / H], [300 / W, 400 / H]]
+    config = parse_config({"box": "b1", "cameras": [{"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
+        {"id": "road", "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": zone}]}]})
+    pipeline = CameraPipeline(config, config.cameras[0], load_detectors(config))
+    rng = np.random.default_rng(3)
+    old, new = render(rng, "garbage", 50, 30, "heldout"), render(rng, "garbage", 70, 40, "heldout")
+    t0, events = 1_767_225_600.0, []
+    for t, frame in enumerate(campus_frames(step=10)[:75]):
+        frame = frame.copy()
+        composite(frame, old, 350, 345)
+        if 20 <= t < 50:
+            composite(frame, new, 340, 335)
+        events += [(t, o.message) for o in pipeline.analyse(t0 + t, frame)]
+    starts = [(t, m) for t, m in events if m["state"] == "start"]
+    assert [m["attributes"]["needs_review"] for _, m in starts] == [True, False], starts
+    (held_t, held), (new_t, dispatched) = starts
+    assert held_t == 10 and 30 <= new_t <= 45, (held_t, new_t)
+    assert dispatched["attributes"]["source"] == "detector+left_object" and dispatched["evidence"]
+    ends = [(t, m) for t, m in events if m["state"] == "end"]
+    assert [(m["incident_id"], m["end_reason"]) for _, m in ends] == [(dispatched["incident_id"], "cleared")], ends
+    assert 50 <= ends[0][0] <= 60
+
+
+def test_a_confirmed_incident_never_joins_a_case_pending_review(tmp_path):
+    """Real SQLite: a stain's case waits for review; a pile the edge confirms at the same place opens
+    its own case, dispatched, and the camera's "cleared" for it is closure evidence for that case only."""
+    city = dict(CITY, categories=[dict(c, review=False) for c in CITY["categories"]])
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(city, allow_unicode=True))
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, load_tables(tmp_path / "city.yaml"))
+    garbage = {"type": "garbage", "zone": "kerb"}
+    stain = incident(**garbage, attributes={"source": "detector", "needs_review": True})
+    pile = incident(**garbage, attributes={"source": "detector+left_object", "needs_review": False})
+    assert ingest.handle(*stain) == "case_created"
+    assert ingest.handle(*pile) == "case_created"
+    assert ingest.handle(*end_of(pile, reason="cleared")) == "case_updated"
+    held, dispatched = sorted(store.list_cases(), key=lambda c: c["id"])
+    assert (held["state"], held["incident_count"], held["end_reason"]) == ("pending_review", 1, None)
+    assert (dispatched["state"], dispatched["end_reason"]) == ("dispatched", "cleared")
+    assert dispatched["deadline"] is not None
