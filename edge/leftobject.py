@@ -24,6 +24,12 @@ What stands out is absorbed into the long-term background slowly (``absorb_s``, 
 fades out, and so does, after a quarter of an hour or so, an object left for good: the
 rules keep an incident alive on the detector's sightings, not on this check alone.
 
+For the end of an incident it confirmed, the check keeps what the ground under the object looked
+like before it came (``ground``: the long-term background there, which had not yet learnt the
+object) and says how much of that place still differs from it (``unlike``): a pile taken away
+leaves the ground as it was, whatever a detector still half-believes there (a stained floor),
+while one that stays differs from it for good, even after the background has absorbed it.
+
 >>> import numpy as np
 >>> check = LeftObject(width=64)
 >>> ground = np.full((48, 64, 3), 100, np.uint8)
@@ -32,11 +38,17 @@ rules keep an incident alive on the detector's sightings, not on this check alon
 >>> masks = [check.observe(float(t), pile) for t in range(10, 30)]
 >>> int(masks[0].sum()), int(masks[-1][20:30, 20:34].mean() * 100)
 (0, 100)
+>>> box = (20 / 64, 20 / 48, 34 / 64, 30 / 48)
+>>> before = check.ground(box)   # taken while the pile stands: the ground as it was
+>>> check.unlike(before, box)
+1.0
 >>> int(check.observe(30.0, pile, exclude=[(0.3, 0.4, 0.55, 0.65)]).sum())
 0
 >>> cleared = [check.observe(float(t), ground) for t in range(31, 34)]
 >>> int(cleared[-1].sum())
 0
+>>> check.unlike(before, box)
+0.0
 """
 
 from __future__ import annotations
@@ -67,6 +79,8 @@ class LeftObject:
         self._long: np.ndarray | None = None  # HxWx4: L, a, b, log gradient energy
         self._short: np.ndarray | None = None
         self._known: np.ndarray | None = None  # pixels whose empty ground has been seen
+        self._cur: np.ndarray | None = None  # the last picture's features, at the background's lightness
+        self._hidden: np.ndarray | None = None  # the last picture's pixels behind people and vehicles
         self._last_t = 0.0
         self._kernel = np.ones((3, 3), np.uint8)
         self._halo = np.ones((7, 7), np.uint8)
@@ -113,6 +127,7 @@ class LeftObject:
             x1, y1, x2, y2 = box_to_pixels(box, w, h, min_size=0)
             hidden[y1:y2, x1:x2] = True
         hidden = cv2.dilate(hidden.astype(np.uint8), self._halo).astype(bool)  # a box's edge texture reaches past it
+        self._cur, self._hidden = raw, hidden
         if self._long is None or self._long.shape != raw.shape:
             self._long, self._short, self._last_t, self._known = raw.copy(), raw.copy(), t, ~hidden
             return np.zeros((h, w), np.uint8)
@@ -129,6 +144,7 @@ class LeftObject:
             gain = float(np.clip(np.median(self._long[..., 0][ground] + L_OFFSET)
                                  / np.median(raw[..., 0][ground] + L_OFFSET), 0.5, 2))
             cur[..., 0] = (raw[..., 0] + L_OFFSET) * gain - L_OFFSET
+        self._cur = cur
         differs = self._differs(cur, self._long, shadows=False) & self._known
         changed = differs & self._differs(cur, self._long)
         if changed.mean() > self.relearn_fraction:  # lights or view changed: learn the scene again
@@ -141,6 +157,28 @@ class LeftObject:
         # learn at once where nothing stands out, not even a shadow (a shadow learnt would leave a ghost)
         self._long = np.where(differs[..., None], absorbed, raw)
         return cv2.morphologyEx(static, cv2.MORPH_OPEN, self._kernel)
+
+    def ground(self, box: Box) -> np.ndarray | None:
+        """The long-term background under ``box`` (0..1 of the frame): taken when an object there has
+        just been confirmed, it is the ground as it was before the object came."""
+        if self._long is None:
+            return None
+        h, w = self._long.shape[:2]
+        x1, y1, x2, y2 = box_to_pixels(box, w, h)
+        return self._long[y1:y2, x1:x2].copy()
+
+    def unlike(self, ground: np.ndarray, box: Box, min_seen: float = 0.5) -> float | None:
+        """The share of ``box`` in the last picture that differs from ``ground`` (see ``ground``, same
+        box), shadows not counted; None when less than ``min_seen`` of it is in view (people or
+        vehicles in front) or the picture changed size."""
+        if self._cur is None or self._hidden is None:
+            return None
+        h, w = self._cur.shape[:2]
+        x1, y1, x2, y2 = box_to_pixels(box, w, h)
+        cur, seen = self._cur[y1:y2, x1:x2], ~self._hidden[y1:y2, x1:x2]
+        if cur.shape != ground.shape or seen.mean() < min_seen:
+            return None
+        return float(self._differs(cur, ground)[seen].mean())
 
 
 def zone_mask(polygon: list[Point], shape: tuple[int, int]) -> Mask:

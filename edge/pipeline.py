@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 FAULTS = ("frozen", "blocked", "moved", "offline")
 LITTER_TYPES = ("garbage", "spill")
 CONFIRM_COVER = 0.2  # share of a detected box that must be still, changed ground to confirm it
+GONE_COVER = 0.05  # a confirmed incident's place differing less than this from its ground before: gone
 REVIEW_FACTOR = 2  # a detection never confirmed goes for review after 2x the zone's persistence
 WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 
@@ -96,6 +97,7 @@ class CameraPipeline:
             raise ValueError(f"camera {camera.id!r} watches garbage or spills but no litter detector was given")
         self.left = LeftObject() if self.litter and self.detection.left_object != "off" else None
         self.types = TypeVote(forget_s=rules.gap_s)
+        self._grounds: dict[int, tuple[tuple, np.ndarray]] = {}  # by id(rule): a confirmed incident's box, ground before
         self._litter_pass = float("-inf")
         self._zone_masks: dict[str, np.ndarray] = {}
         self._litter_regions: list[Region] = []
@@ -142,6 +144,7 @@ class CameraPipeline:
                  " ".join(f"[{x1},{y1},{x2},{y2}]" for x1, y1, x2, y2 in self._regions) or "no crops",
                  len(self._litter_regions))
         self._zone_masks = {}
+        self._grounds.clear()  # the left-object check learns the new picture size from scratch
         # the change gate looks at each zone on its own: a car arriving in a small zone moves that zone's
         # mean a lot and a large box's mean little (at dusk, too little: an arrival was seen 11 s late)
         self._gate_boxes = [box_to_pixels(polygon_to_xyxy(p), *THUMB_SIZE) for p in polys + litter_polys]
@@ -228,7 +231,7 @@ class CameraPipeline:
             mine = [s for s in found if s.label == kind and point_in_polygon(s.anchor, zone.polygon)]
             out += self._later_events(t, image, zone, kind, rule, later, mine, static)
             if rule.place is not None:  # an open incident is kept by sightings at its place only
-                mine = [s for s in mine if overlap(s.box, rule.place)]
+                mine = [] if self._gone(rule) else [s for s in mine if overlap(s.box, rule.place)]
             best = max(mine, key=lambda s: s.score, default=None)
             mode = self.detection.left_object
             source = "detector"
@@ -246,9 +249,31 @@ class CameraPipeline:
                                                        0.5, kind), True, "left_object"
             active = best is not None
             sighting = best or Sighting(None, (0.5, 0.5), polygon_to_xyxy(zone.polygon), 0.0, kind)
-            out += [self._litter_outgoing(zone, kind, e, image, source, rule.needs_review)
-                    for e in rule.observe(t, active, sighting, confirmed or mode == "off")]
+            events = rule.observe(t, active, sighting, confirmed or mode == "off")
+            self._remember_ground(rule, events, confirmed and static is not None)
+            out += [self._litter_outgoing(zone, kind, e, image, source, rule.needs_review) for e in events]
         return out
+
+    def _remember_ground(self, rule: ConditionRule, events: list[Event], confirmed: bool) -> None:
+        """An incident the left-object check confirmed keeps the ground as it was before its object
+        came (see ``LeftObject.ground``), for ``_gone``; forgotten when it ends."""
+        for e in events:
+            if e.state == "start" and confirmed and not rule.needs_review and self.left is not None:
+                ground = self.left.ground(e.sighting.box)
+                if ground is not None:
+                    self._grounds[id(rule)] = (e.sighting.box, ground)
+            elif e.state == "end":
+                self._grounds.pop(id(rule), None)
+
+    def _gone(self, rule: ConditionRule) -> bool:
+        """The place of ``rule``'s confirmed incident looks as it did before its object came: the object
+        was taken away, whatever the detector still half-believes there (a stain on the floor), and
+        the incident's clear time runs. Unknown (hidden, never confirmed) counts as not gone."""
+        if id(rule) not in self._grounds or self.left is None:
+            return False
+        box, ground = self._grounds[id(rule)]
+        unlike = self.left.unlike(ground, box)
+        return unlike is not None and unlike < GONE_COVER
 
     def _later_events(self, t: float, image: np.ndarray, zone: Zone, kind: str, rule: ConditionRule,
                       later: ConditionRule, mine: list[Sighting], static: np.ndarray | None) -> list[Outgoing]:
@@ -258,14 +283,15 @@ class CameraPipeline:
         left-object check sees still, changed ground under a detection, ``later`` follows it as its
         own incident, dispatched, and cleared when that ground is back to what it was."""
         if later.place is not None:
-            mine = [s for s in mine if overlap(s.box, later.place)]
+            mine = [] if self._gone(later) else [s for s in mine if overlap(s.box, later.place)]
         elif not rule.holds_for_review:
             mine = []
         new = [s for s in mine if static is not None and covered(static, s.box) >= CONFIRM_COVER]
         best = max(new, key=lambda s: s.score, default=None)
         sighting = best or Sighting(None, (0.5, 0.5), polygon_to_xyxy(zone.polygon), 0.0, kind)
-        return [self._litter_outgoing(zone, kind, e, image, "detector+left_object", False)
-                for e in later.observe(t, best is not None, sighting)]
+        events = later.observe(t, best is not None, sighting)
+        self._remember_ground(later, events, True)
+        return [self._litter_outgoing(zone, kind, e, image, "detector+left_object", False) for e in events]
 
     def _litter_outgoing(self, zone: Zone, kind: str, e: Event, image: np.ndarray, source: str,
                          needs_review: bool) -> Outgoing:
@@ -288,6 +314,7 @@ class CameraPipeline:
                for zone, rule in self.rules for e in rule.close(t, reason)]
         out += [self._outgoing(zone.id, zone.polygon, zone.grid, kind, e, self._last_image)
                 for zone, kind, *pair in self.litter for rule in pair for e in rule.close(t, reason)]
+        self._grounds.clear()
         return out + [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, self._last_image)
                       for name, rule in self.faults.items() if name != "offline" for e in rule.close(t, reason)]
 
