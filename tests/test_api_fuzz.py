@@ -173,6 +173,7 @@ def photo_bodies(draw):
 
 @settings(FUZZ, max_examples=max(1, EXAMPLES // 2))
 @given(data=st.data())
+@pytest.mark.slow
 def test_reads_and_pages_never_answer_5xx(gateway, data):
     """One drawn id, segment, query and header set, sent to every route that reads."""
     case_id, seg, params = data.draw(segment), data.draw(segment), data.draw(queries)
@@ -185,6 +186,7 @@ def test_reads_and_pages_never_answer_5xx(gateway, data):
 
 @FUZZ
 @given(data=st.data())
+@pytest.mark.slow
 def test_case_actions_never_answer_5xx(gateway, data):
     case_id = data.draw(st.one_of(st.sampled_from([str(i) for i in gateway.case_ids]), segment))
     body = json.dumps(data.draw(action_bodies))  # NaN and Infinity too; lone surrogates as \ud800
@@ -198,6 +200,7 @@ def test_case_actions_never_answer_5xx(gateway, data):
 
 @FUZZ
 @given(data=st.data())
+@pytest.mark.slow
 def test_verdicts_and_lifts_never_answer_5xx(gateway, data):
     case_id = data.draw(st.one_of(st.sampled_from([str(i) for i in gateway.case_ids]), segment))
     body = json.dumps(data.draw(verdict_bodies))
@@ -210,6 +213,7 @@ def test_verdicts_and_lifts_never_answer_5xx(gateway, data):
 
 @FUZZ
 @given(data=st.data())
+@pytest.mark.slow
 def test_photo_uploads_and_sign_ins_never_answer_5xx(gateway, data):
     case_id = data.draw(st.one_of(st.sampled_from([str(i) for i in gateway.case_ids]), segment))
     sent = data.draw(headers(gateway.tokens, gateway.fuzz_session, signed=True))
@@ -229,6 +233,7 @@ def test_photo_uploads_and_sign_ins_never_answer_5xx(gateway, data):
 
 @FUZZ
 @given(data=st.data())
+@pytest.mark.slow
 def test_the_pages_forms_never_answer_5xx(gateway, data):
     """The workbench's forms: actions (urlencoded) and photos (multipart), with the session's own
     CSRF token most of the time, so the fields get past it."""

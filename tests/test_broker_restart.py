@@ -12,6 +12,7 @@ import time
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
+import pytest
 from paho.mqtt.properties import Properties
 
 from edge.config import Broker
@@ -94,6 +95,7 @@ def test_mosquitto_restores_the_gateways_session_but_not_its_shared_subscription
         box.loop_stop()
 
 
+@pytest.mark.slow
 def test_messages_a_box_sends_before_the_gateway_is_back_after_a_broker_restart_arrive_soon(tmp_path, broker):
     got = Recorder()
     gw = gateway(broker.port, got)

@@ -167,6 +167,7 @@ def test_a_token_for_an_unknown_grid_or_department_is_refused_naming_it(tmp_path
     assert cli(base + ["--role", "operator", "--grid", "D-S1"]) == 0 and capsys.readouterr().out.startswith("xl_")
 
 
+@pytest.mark.slow
 def test_health_says_which_part_is_down_and_details_only_with_a_token(tmp_path, broker):
     """A real gateway process: healthy with its broker; the broker gone, /health is 503 naming it."""
     from xueliang import services

@@ -12,6 +12,7 @@ from .conftest import REPO
 
 
 @pytest.mark.parametrize("model", ["litter_yolov8n_320", "ssd_mobilenet_v2_coco"])
+@pytest.mark.slow
 def test_detect_prints_an_empty_list_when_nothing_is_found(tmp_path, model):
     """A plain grey picture has nothing above the threshold: an empty list, not a KeyError."""
     image = tmp_path / "grey.jpg"

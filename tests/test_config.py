@@ -64,6 +64,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_config(bad)
 
 
+@pytest.mark.slow
 def test_cli_prints_the_error_and_exits_2(tmp_path):
     path = tmp_path / "edge.yaml"
     path.write_text("box: b1\ncameras:\n  - {id: gate-3, url: x, grid: g, zones: [{id: p1, types: [illegal_parking], polygon: [[0, 0], [1, 1]]}]}\n")

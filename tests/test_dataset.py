@@ -106,6 +106,7 @@ def judging_gateway(tmp_path):
     return tmp_path / "gateway.yaml", tables, client, admin, feed, judge
 
 
+@pytest.mark.slow
 def test_judged_incidents_are_exported_with_labels_coco_and_a_manifest(replayed, tmp_path):
     config, tables, client, admin, feed, judge = judging_gateway(tmp_path)
     first = feed(replayed, suffix="-a")
@@ -167,6 +168,7 @@ def test_judged_incidents_are_exported_with_labels_coco_and_a_manifest(replayed,
     assert bad.returncode == 2 and "--since '2026-02-30'" in bad.stderr
 
 
+@pytest.mark.slow
 def test_a_box_configured_for_an_older_gateway_sends_no_frame(tmp_path):
     camera = yaml.safe_load((CLIP.parent / "campus-gate.truth.yaml").read_text())["camera"]
     path = tmp_path / "edge.yaml"
@@ -179,6 +181,7 @@ def test_a_box_configured_for_an_older_gateway_sends_no_frame(tmp_path):
     assert len(to_wire(outs[0])) == 2
 
 
+@pytest.mark.slow
 def test_exported_frames_join_the_litter_sets_in_their_split_and_the_evaluation_reads_them(replayed, tmp_path):
     import cv2
 

@@ -36,6 +36,7 @@ OUTCOMES = {"case_created", "case_merged", "case_updated", "case_reopened", "dup
 FUZZ = settings(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+@pytest.mark.slow
 def test_hostile_batches_in_process_are_accounted_for_and_ingest_flows_on():
     tables = load_tables(TABLES_DIR / "demo.yaml")
     with tempfile.TemporaryDirectory() as folder:

@@ -40,6 +40,7 @@ def litter_model():
     return load_detector("litter_yolov8n_320")
 
 
+@pytest.mark.slow
 def test_model_finds_held_out_piles_and_spills_on_real_frames(litter_model):
     """A regression guard, not the evaluation (that is `make eval`): 12 tiles of the real campus
     frame, each with a held-out pile and spill; the shipped model finds 20 of 24."""
@@ -58,12 +59,14 @@ def test_model_finds_held_out_piles_and_spills_on_real_frames(litter_model):
     assert found_objects >= 14, found_objects  # a broken export (e.g. int8 on the head) finds 0
 
 
+@pytest.mark.slow
 def test_model_sees_nothing_on_clean_real_frames(litter_model):
     frames = campus_frames(step=100)
     hits = [len(litter_model.detect(f, 0.4)) for f in frames]
     assert sum(hits) == 0, hits
 
 
+@pytest.mark.slow
 def test_left_object_check_finds_a_new_pile_on_real_footage_and_ignores_walkers():
     frames = campus_frames(step=10)  # one frame a second
     check = LeftObject()
@@ -106,6 +109,7 @@ def _replay(truth_path, tmp_path, zones=None, video=None, left_object="confirm")
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")], wire.parse_time(t0)
 
 
+@pytest.mark.slow
 def test_replay_of_the_composed_clip_gives_each_staged_object_once(tmp_path):
     messages, t0 = _replay(LITTER, tmp_path)
     for expect in LITTER_TRUTH["expect"]:
@@ -124,6 +128,7 @@ def test_replay_of_the_composed_clip_gives_each_staged_object_once(tmp_path):
     assert spill["attributes"]["urgent"] is False  # a stain a few percent of the carriageway
 
 
+@pytest.mark.slow
 def test_replay_of_the_real_clip_with_litter_zones_raises_nothing(tmp_path):
     messages, _ = _replay(LITTER, tmp_path, video="fixtures/videos/campus-gate.mp4")
     assert [m for m in messages if m["type"] in ("garbage", "spill")] == []
@@ -156,6 +161,7 @@ def _stays(frames, paint, box, start=10, check=None):
 ROAD = (330, 330, 430, 380)  # pixels of the light concrete road in the campus clip, where people seldom stop
 
 
+@pytest.mark.slow
 def test_left_object_sees_sand_on_light_concrete_that_grey_levels_miss():
     """Light sand on the light road: lightness within a few levels, but yellower and grainy."""
     frames = campus_frames(step=10)[:40]
@@ -177,6 +183,7 @@ def test_left_object_sees_sand_on_light_concrete_that_grey_levels_miss():
     assert share >= CONFIRM_COVER * 2, share
 
 
+@pytest.mark.slow
 def test_left_object_sees_water_on_asphalt_but_not_a_shadow():
     """Water darkens like a shadow, but it smooths the grain and mirrors the sky; a shadow keeps both."""
     frames = campus_frames(step=10)[:40]
@@ -205,6 +212,7 @@ def test_left_object_sees_water_on_asphalt_but_not_a_shadow():
     assert shadow_share < CONFIRM_COVER / 2, shadow_share
 
 
+@pytest.mark.slow
 def test_left_object_is_silent_while_the_light_changes():
     """The real clip dimming to 65 % and back over 30 s (a cloud): no more still, changed ground
     than in the clip as it is (people who stop for a chat, here with no detector to cut them out)."""
@@ -230,6 +238,7 @@ def test_zones_watching_both_types_raise_one_incident_of_the_right_type_per_obje
     assert sorted((m["zone"], m["type"]) for m in starts) == sorted((e["zone"], e["type"]) for e in LITTER_TRUTH["expect"])
 
 
+@pytest.mark.slow
 def test_a_removed_pile_ends_cleared_though_the_detector_still_sees_something_there():
     """The campus camera and the real left-object check; the litter detector's output is given: it
     keeps reporting a pile at the place after the pile was taken away at 45 s (as on a stained floor).

@@ -69,6 +69,7 @@ def test_the_gateway_holds_a_case_the_edge_marks_for_review(tmp_path):
     assert client.get(f"/cases/{held['id']}", headers=auth(token)).json()["state"] == "dispatched"
 
 
+@pytest.mark.slow
 def test_a_pile_dumped_where_one_is_held_for_review_is_dispatched_on_its_own():
     """The campus camera, the real litter model and left-object check: a small pile lies on the road
     when the camera comes up (held for review), a larger one is dumped over it at 20 s and taken away

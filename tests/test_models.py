@@ -102,6 +102,7 @@ def test_ssd_finds_the_parked_van_in_its_zone_with_crops():
     assert (found.data["class_name"] == "person").sum() >= 3  # the pedestrians on the road
 
 
+@pytest.mark.slow
 def test_detect_cli_prints_json(tmp_path):
     import cv2
 

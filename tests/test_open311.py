@@ -43,6 +43,7 @@ def gateway(tmp_path):
     return tables, store, picture
 
 
+@pytest.mark.slow
 def test_requests_tell_the_last_change_filter_by_date_and_name_the_agency_and_place(gateway):
     tables, store, picture = gateway
     admin = {"Authorization": f"Bearer {new_token(store, 'root', 'admin')}"}

@@ -50,6 +50,7 @@ def test_degraded_variant_meets_the_goal(clips, name):
     assert_goal(run(variant, pv.make(variant, clips)))
 
 
+@pytest.mark.slow
 def test_left_only_once_the_place_looks_empty(clips):
     # composed: from 50 s the van is painted over with the wall and road beside it (the van "leaves")
     variant = pv.Variant("van-leaves", vf="split[a][b];[b]crop=74:61:574:40[p];[a][p]overlay=648:40:"

@@ -120,6 +120,7 @@ def test_a_failure_applying_one_message_sets_only_that_one_aside(store, tables, 
     assert "internal error: KeyError" in dead["reason"]
 
 
+@pytest.mark.slow
 def test_a_database_that_does_not_answer_stops_ingest_and_loses_nothing(tmp_path, tables):
     with services.postgres(tmp_path / "pg") as pg:
         store = wait_until(lambda: ready_store(f"postgresql+psycopg://postgres@127.0.0.1:{pg.port}/postgres"), 30,
@@ -160,6 +161,7 @@ def legacy_rows(store: Store) -> None:
                                                    action="escalate", note="overdue", target=None))
 
 
+@pytest.mark.slow
 def test_rows_that_cannot_be_shown_neither_break_the_api_nor_stop_the_notices(store, tables, broker):
     ingest = Ingest(store, tables, clock=time.time)
     for i, incident in enumerate(["bad-time", "good", "bad-box", "bad-grid"]):

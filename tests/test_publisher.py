@@ -6,6 +6,7 @@ import time
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
+import pytest
 from paho.mqtt.properties import Properties
 
 from edge.config import Broker
@@ -67,6 +68,7 @@ def wait_until(predicate, timeout=20.0):
     return False
 
 
+@pytest.mark.slow
 def test_messages_sent_during_a_broker_outage_arrive_in_order_afterwards(tmp_path):
     broker = services.mosquitto(tmp_path / "mq").start()
     collector = Collector(broker.port, "xl/v1/b1/cam/#")
@@ -95,6 +97,7 @@ def test_messages_sent_during_a_broker_outage_arrive_in_order_afterwards(tmp_pat
         broker.stop()
 
 
+@pytest.mark.slow
 def test_pending_messages_survive_a_restart_of_the_box(tmp_path):
     port = services.free_port()
     outbox_path = tmp_path / "outbox.sqlite"
@@ -120,6 +123,7 @@ def test_pending_messages_survive_a_restart_of_the_box(tmp_path):
         broker.stop()
 
 
+@pytest.mark.slow
 def test_a_message_the_broker_took_stays_in_the_outbox_until_a_gateway_confirms_it(tmp_path):
     broker = services.mosquitto(tmp_path / "mq").start()
     collector = Collector(broker.port, "xl/v1/b1/cam/#", confirm=False)
@@ -150,6 +154,7 @@ def test_a_message_the_broker_took_stays_in_the_outbox_until_a_gateway_confirms_
         broker.stop()
 
 
+@pytest.mark.slow
 def test_what_no_gateway_confirms_is_sent_again_after_the_timeout(tmp_path):
     broker = services.mosquitto(tmp_path / "mq").start()
     collector = Collector(broker.port, "xl/v1/b1/cam/#", skip_first=True)  # the first copy is "lost"

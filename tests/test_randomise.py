@@ -69,6 +69,7 @@ def test_randomised_objects_fill_their_box(shape):
         assert 90 <= x1 and x2 <= 210 and 70 <= y1 and y2 <= 130
 
 
+@pytest.mark.slow
 def test_composed_images_span_the_sizes_and_label_only_litter():
     rng = np.random.default_rng(11)
     backgrounds = scenes(count=4)

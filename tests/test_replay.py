@@ -5,11 +5,14 @@ import subprocess
 import sys
 from datetime import datetime
 
+import pytest
+
 from xueliang import wire
 
 from .conftest import CLIP, TRUTH
 
 
+@pytest.mark.slow
 def test_replay_gives_exactly_the_ground_truth(edge_config_file, tmp_path):
     start = "2026-03-02T08:00:00Z"
     run = subprocess.run(

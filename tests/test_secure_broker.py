@@ -112,6 +112,7 @@ class Client:
         self.client.loop_stop()
 
 
+@pytest.mark.slow
 def test_anonymous_and_wrong_password_are_refused(secure_broker, tmp_path):
     for user, password in [(None, None), ("box-1", "wrong")]:
         client = make_client("intruder", user, password, ca(tmp_path))
@@ -124,6 +125,7 @@ def test_anonymous_and_wrong_password_are_refused(secure_broker, tmp_path):
         assert codes[0].is_failure
 
 
+@pytest.mark.slow
 def test_a_box_publishes_its_own_topics_and_a_refused_message_is_set_aside_without_a_disconnect(secure_broker,
                                                                                                tmp_path):
     gateway = Gateway(tmp_path, secure_broker, "gateway-1")
@@ -155,6 +157,7 @@ def test_a_box_publishes_its_own_topics_and_a_refused_message_is_set_aside_witho
         gateway.stop()
 
 
+@pytest.mark.slow
 def test_a_box_that_claims_another_clients_id_takes_over_no_session(secure_broker, tmp_path):
     gateway = Gateway(tmp_path, secure_broker, "gateway-1")
     box1 = Client(tmp_path, secure_broker, "box-1")
@@ -186,6 +189,7 @@ def test_a_box_that_claims_another_clients_id_takes_over_no_session(secure_broke
         gateway.stop()
 
 
+@pytest.mark.slow
 def test_a_department_writes_nothing_and_reads_only_its_dispatches(secure_broker, tmp_path):
     gateway = Gateway(tmp_path, secure_broker, "gateway-1")
     department = Client(tmp_path, secure_broker, "traffic-police", subscribe="#")
@@ -263,6 +267,7 @@ def test_broker_killed_mid_stream_loses_no_incident_end_to_end(secure_broker, tm
             g.stop()
 
 
+@pytest.mark.slow
 def test_a_box_reads_only_its_own_suppressions_and_writes_none(secure_broker, tmp_path):
     """The gateway sends box-1 its suppressions (retained, on xl/v1/box-1/suppressions) through the
     shipped ACL; box-1 cannot forge its own list, box-2 neither reads nor writes box-1's."""

@@ -2,6 +2,7 @@
 
 import av
 import numpy as np
+import pytest
 import supervision as sv
 
 from edge.rules import Stay
@@ -23,6 +24,7 @@ def frames_at(*seconds: float) -> list[np.ndarray]:
     return out
 
 
+@pytest.mark.slow
 def test_the_parked_van_looks_the_same_a_minute_later_and_its_neighbourhood_does_not():
     first, later = frames_at(0.0, 70.0)
     ref = patch(first, VAN)
@@ -39,6 +41,7 @@ def test_the_parked_van_looks_the_same_a_minute_later_and_its_neighbourhood_does
     assert look(ref, empty, VAN, [person]) == "occluded"
 
 
+@pytest.mark.slow
 def test_stationary_keeps_the_patch_of_the_last_clear_detection():
     first, later = frames_at(0.0, 40.0)
     check = Stationary()

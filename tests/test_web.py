@@ -61,6 +61,7 @@ def main_text(browser) -> str:
         return ""
 
 
+@pytest.mark.slow
 def test_operator_finds_a_case_sees_its_evidence_timeline_map_and_report(tmp_path, broker, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -175,6 +176,7 @@ ENGLISH_WORDS = re.compile(r"[A-Za-z]{3,}")
 ENGLISH_ACTION = re.compile(r"\b(" + "|".join(sorted(ACTION_NAMES, key=len, reverse=True)) + r")\b")
 
 
+@pytest.mark.slow
 def test_a_person_reads_chinese_and_beijing_time_and_sees_each_incidents_snapshot(tmp_path, browser):
     from selenium.webdriver.common.by import By
 

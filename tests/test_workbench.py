@@ -184,6 +184,7 @@ def test_operator_and_department_take_a_case_from_review_to_closed_by_clicking(c
         assert [e["action"] for e in store.get_case(1)["timeline"]].count("photo") == 1
 
 
+@pytest.mark.slow
 def test_the_case_list_follows_new_cases_without_a_reload(city, browser):
     from selenium.webdriver.common.by import By
 
@@ -206,6 +207,7 @@ def test_the_case_list_follows_new_cases_without_a_reload(city, browser):
         assert "script-src 'self';" in policy and "unsafe-inline" not in policy.split("style-src")[0]
 
 
+@pytest.mark.slow
 def test_the_map_draws_the_grids_and_clickable_cases(tmp_path, browser):
     from selenium.webdriver.common.by import By
 
@@ -323,6 +325,7 @@ def test_the_queue_puts_overdue_cases_first_and_the_forms_keep_their_limits(city
     assert store.get_case(2)["state"] == "dispatched"
 
 
+@pytest.mark.slow
 def test_an_operator_rejects_a_false_alarm_in_the_page_and_lifts_its_suppression(city, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select

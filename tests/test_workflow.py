@@ -289,6 +289,7 @@ def test_extension_and_invalid_actions_are_explained(city):
     assert r.status_code == 409 and "cannot confirm a case that is dispatched" in r.json()["detail"]
 
 
+@pytest.mark.slow
 def test_overdue_cases_escalate_up_the_grid_tree_with_a_notice(city, tmp_path):
     tables, store, ingest, client, tokens = city
     ingest.handle(*incident())
