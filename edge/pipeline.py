@@ -39,7 +39,7 @@ from edge.evidence import frame_jpeg, snapshot
 from edge.health import THUMB_SIZE, PictureCheck, change, thumbnail
 from edge.leftobject import LeftObject, covered, regions, zone_mask
 from edge.litter import TypeVote
-from edge.geometry import (anchor, box_to_pixels, in_frame, inside, normalise, overlap, point_in_polygon,
+from edge.geometry import (Box, anchor, box_to_pixels, in_frame, inside, normalise, overlap, point_in_polygon,
                            polygon_area, polygon_to_xyxy)
 from edge.rules import ConditionRule, DwellRule, EndReason, Event, Sighting
 from edge.source import keyframe_gap_limit
@@ -83,7 +83,8 @@ class CameraPipeline:
                              min_score=self.detection.min_score))
             for zone in camera.zones if "illegal_parking" in zone.types
         ]
-        # per zone and type: the rule, and the rule for what is new at a place the first holds for review
+        # per zone and type: the rule, and the rule for what is new in the zone while the first holds an
+        # incident for review
         self.litter: list[tuple[Zone, str, ConditionRule, ConditionRule]] = [
             (zone, kind, ConditionRule(f"{config.box}/{camera.id}/{zone.id}/{kind}", clear_after_s=zone.clear_s,
                                        update_interval_s=rules.update_interval_s, persist_s=zone.persistence_s,
@@ -97,7 +98,7 @@ class CameraPipeline:
             raise ValueError(f"camera {camera.id!r} watches garbage or spills but no litter detector was given")
         self.left = LeftObject() if self.litter and self.detection.left_object != "off" else None
         self.types = TypeVote(forget_s=rules.gap_s)
-        self._grounds: dict[int, tuple[tuple, np.ndarray]] = {}  # by id(rule): a confirmed incident's box, ground before
+        self._grounds: dict[ConditionRule, tuple[Box, np.ndarray]] = {}  # a confirmed incident's box, ground before
         self._litter_pass = float("-inf")
         self._zone_masks: dict[str, np.ndarray] = {}
         self._litter_regions: list[Region] = []
@@ -261,17 +262,17 @@ class CameraPipeline:
             if e.state == "start" and confirmed and not rule.needs_review and self.left is not None:
                 ground = self.left.ground(e.sighting.box)
                 if ground is not None:
-                    self._grounds[id(rule)] = (e.sighting.box, ground)
+                    self._grounds[rule] = (e.sighting.box, ground)
             elif e.state == "end":
-                self._grounds.pop(id(rule), None)
+                self._grounds.pop(rule, None)
 
     def _gone(self, rule: ConditionRule) -> bool:
         """The place of ``rule``'s confirmed incident looks as it did before its object came: the object
         was taken away, whatever the detector still half-believes there (a stain on the floor), and
         the incident's clear time runs. Unknown (hidden, never confirmed) counts as not gone."""
-        if id(rule) not in self._grounds or self.left is None:
+        if rule not in self._grounds or self.left is None:
             return False
-        box, ground = self._grounds[id(rule)]
+        box, ground = self._grounds[rule]
         unlike = self.left.unlike(ground, box)
         return unlike is not None and unlike < GONE_COVER
 

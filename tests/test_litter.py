@@ -238,6 +238,11 @@ def test_zones_watching_both_types_raise_one_incident_of_the_right_type_per_obje
     assert sorted((m["zone"], m["type"]) for m in starts) == sorted((e["zone"], e["type"]) for e in LITTER_TRUTH["expect"])
 
 
+def _garbage_at(xyxy: tuple) -> sv.Detections:
+    return sv.Detections(xyxy=np.array([xyxy], np.float32), confidence=np.array([0.6], np.float32),
+                         class_id=np.array([0]), data={"class_name": np.array(["garbage"])})
+
+
 @pytest.mark.slow
 def test_a_removed_pile_ends_cleared_though_the_detector_still_sees_something_there():
     """The campus camera and the real left-object check; the litter detector's output is given: it
@@ -258,12 +263,9 @@ def test_a_removed_pile_ends_cleared_though_the_detector_still_sees_something_th
             composite(frame, pile, 350, 345)
         passes = pipeline.plan(t0 + t, frame)
         vehicles = run_passes(detectors, [p for p in passes if p[0] == "vehicle"], min_scores(config.detection))
-        litter = []
-        for (model, _), (x1, y1, _, _) in zip([p for p in passes if p[0] == "litter"], pipeline._litter_regions):
-            seen = t >= 15  # the detector never lets go
-            litter.append(sv.Detections(xyxy=np.array([[350 - x1, 345 - y1, 400 - x1, 375 - y1]] * seen, np.float32).reshape(-1, 4),
-                                        confidence=np.array([0.6] * seen, np.float32),
-                                        class_id=np.zeros(int(seen), int), data={"class_name": np.array(["garbage"] * seen)}))
+        # the litter model's answer on each tile: the pile's box from 15 s on, in the tile's pixels
+        litter = [_garbage_at((350 - x1, 345 - y1, 400 - x1, 375 - y1)) if t >= 15 else sv.Detections.empty()
+                  for (x1, y1, _, _) in pipeline._litter_regions]
         events += [(t, o.message) for o in pipeline.observe(t0 + t, frame, vehicles + litter if passes else [])]
     got = [(t, m["state"], m["end_reason"], m["attributes"]["needs_review"]) for t, m in events]
     assert [g[1:] for g in got[:2]] == [("start", None, False), ("end", "cleared", False)], got
