@@ -251,15 +251,16 @@ class CameraPipeline:
             active = best is not None
             sighting = best or Sighting(None, (0.5, 0.5), polygon_to_xyxy(zone.polygon), 0.0, kind)
             events = rule.observe(t, active, sighting, confirmed or mode == "off")
-            self._remember_ground(rule, events, confirmed and static is not None)
+            self._remember_ground(rule, events)
             out += [self._litter_outgoing(zone, kind, e, image, source, rule.needs_review) for e in events]
         return out
 
-    def _remember_ground(self, rule: ConditionRule, events: list[Event], confirmed: bool) -> None:
-        """An incident the left-object check confirmed keeps the ground as it was before its object
-        came (see ``LeftObject.ground``), for ``_gone``; forgotten when it ends."""
+    def _remember_ground(self, rule: ConditionRule, events: list[Event]) -> None:
+        """An incident the left-object check confirmed (with the check on, an incident not for review
+        is one it confirmed) keeps the ground as it was before its object came (see
+        ``LeftObject.ground``), for ``_gone``; forgotten when it ends."""
         for e in events:
-            if e.state == "start" and confirmed and not rule.needs_review and self.left is not None:
+            if e.state == "start" and not rule.needs_review and self.left is not None:
                 ground = self.left.ground(e.sighting.box)
                 if ground is not None:
                     self._grounds[rule] = (e.sighting.box, ground)
@@ -291,7 +292,7 @@ class CameraPipeline:
         best = max(new, key=lambda s: s.score, default=None)
         sighting = best or Sighting(None, (0.5, 0.5), polygon_to_xyxy(zone.polygon), 0.0, kind)
         events = later.observe(t, best is not None, sighting)
-        self._remember_ground(later, events, True)
+        self._remember_ground(later, events)
         return [self._litter_outgoing(zone, kind, e, image, "detector+left_object", False) for e in events]
 
     def _litter_outgoing(self, zone: Zone, kind: str, e: Event, image: np.ndarray, source: str,

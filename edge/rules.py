@@ -273,11 +273,13 @@ class ConditionRule:
         has been seen since the camera came up and will be. Something new put in the zone meanwhile
         is the caller's to raise apart, or this incident would hide it (see ``edge/pipeline.py``)."""
         cand = self._cand
-        if cand is None or self._first_t is None:
+        if cand is None:
             return False
-        if cand.incident_id:
-            return self._review
-        return cand.first_seen - self._first_t <= self.start_window_s
+        return self._review if cand.incident_id else self._at_start(cand)
+
+    def _at_start(self, cand: _Candidate) -> bool:
+        """First seen within ``start_window_s`` of the rule's first observation: there when the camera came up."""
+        return self._first_t is not None and cand.first_seen - self._first_t <= self.start_window_s
 
     @property
     def needs_review(self) -> bool:
@@ -295,7 +297,7 @@ class ConditionRule:
             cand.last_seen, cand.sighting = t, sighting
             if cand.incident_id is None:
                 held = t - cand.first_seen
-                at_start = cand.first_seen - self._first_t <= self.start_window_s
+                at_start = self._at_start(cand)
                 review = at_start or not confirmed
                 if held >= self.persist_s and (not review or at_start or held >= self.review_s):
                     self._review = review
