@@ -11,8 +11,10 @@ setup:
 demo: setup
 	.venv/bin/xueliang demo
 
+# two pytest-xdist workers: most process-level tests wait on a clock (a dwell, a keepalive, a restart),
+# so two side by side take about 6 min where one after the other took 10
 test: setup
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n 2 --dist worksteal
 
 models: setup
 	bash models/build_vehicle_model.sh

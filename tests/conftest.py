@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,14 @@ from xueliang import services
 REPO = Path(__file__).resolve().parent.parent
 CLIP = REPO / "fixtures" / "videos" / "campus-gate.mp4"
 TRUTH = yaml.safe_load((REPO / "fixtures" / "videos" / "campus-gate.truth.yaml").read_text())
+
+
+def pytest_configure(config):
+    """``make test`` runs the tests in two pytest-xdist workers (most process-level tests wait on a
+    clock: a dwell, a keepalive, a broker's restart); each worker gives ports from its own share."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", ... in a worker, unset otherwise
+    if worker:
+        services.share_ports(int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
 
 
 @pytest.fixture

@@ -25,6 +25,17 @@ class ServiceError(RuntimeError):
 
 
 _given: set[int] = set()  # ports this process has handed out: never twice
+_share = (0, 1)  # (this process's share, shares) of the port range: see share_ports
+
+
+def share_ports(index: int, count: int) -> None:
+    """Processes that hand out ports side by side (parallel test workers) each take their own
+    ``index``-th of ``count`` slices of the range: one cannot give a port another has just given and
+    not yet bound."""
+    global _share
+    if not 0 <= index < count:
+        raise ValueError(f"port share {index} of {count}")
+    _share = (index, count)
 
 
 def ephemeral_low(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:
@@ -39,9 +50,12 @@ def free_port() -> int:
     """A port on 127.0.0.1 nothing is bound to, for a server about to start, drawn *below* the
     kernel's ephemeral range: a port from ``bind(0)`` lies inside that range, where every outgoing
     connection also takes its local port, and one made before the server binds can take it (seen in
-    CI: a gateway's HTTP port "address already in use")."""
-    high = ephemeral_low()
-    low = max(1024, high - 12000)
+    CI: a gateway's HTTP port "address already in use"), and in this process's share of it (``share_ports``)."""
+    top = ephemeral_low()
+    bottom = max(1024, top - 12000)
+    index, count = _share
+    size = (top - bottom) // count
+    low, high = bottom + index * size, bottom + (index + 1) * size
     for _ in range(500):
         port = random.randrange(low, high)
         if port in _given:
