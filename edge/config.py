@@ -116,6 +116,11 @@ class Detection(Strict):
     threads: int = Field(default=2, ge=1, le=64, title="onnxruntime intra-op threads")
     litter_model: str = Field(default="litter_yolov8n_320", title="Garbage/spill model name under models/")
     litter_min_score: float = Field(default=0.3, gt=0, lt=1, title="Chosen on the validation split by models/litter/write_manifest.py (its manifest's validation.min_score)")
+    litter_confirmed_min_score: float = Field(
+        default=0.25, gt=0, lt=1, title="Score a garbage or spill detection needs where the left-object check sees "
+        "still, changed ground under it (two signals agreeing; at most litter_min_score, not used with left_object "
+        "off); chosen on the validation split by models/litter/write_manifest.py (its manifest's "
+        "validation.confirmed_min_score: the best F1, without the precision floor a detection alone needs)")
     left_object: Literal["confirm", "either", "off"] = Field(
         default="confirm", title="Model-free left-object check: confirm: a pile or spill counts only where the "
         "detector and the check agree; either: also a still, changed region with no detection; off: detector only")
@@ -140,6 +145,9 @@ class Detection(Strict):
         if self.track_min_score > self.min_score:
             raise ValueError(f"track_min_score {self.track_min_score} is above min_score {self.min_score}; "
                              "it must be at most min_score")
+        if self.litter_confirmed_min_score > self.litter_min_score:
+            raise ValueError(f"litter_confirmed_min_score {self.litter_confirmed_min_score} is above "
+                             f"litter_min_score {self.litter_min_score}; it must be at most litter_min_score")
         return self
 
 

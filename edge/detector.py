@@ -37,8 +37,11 @@ class Detector(Protocol):
 
 def min_scores(detection) -> dict[str, float]:
     """The score threshold of each detector role, from the edge config's ``detection``: the vehicle
-    model's is ``track_min_score``, so the tracker can continue tracks on low-score detections."""
-    return {VEHICLE: detection.track_min_score, LITTER: detection.litter_min_score}
+    model's is ``track_min_score``, so the tracker can continue tracks on low-score detections; the
+    litter model's is ``litter_confirmed_min_score`` while the left-object check is on (the pipeline
+    keeps those below ``litter_min_score`` only where the check confirms them)."""
+    litter = detection.litter_min_score if detection.left_object == "off" else detection.litter_confirmed_min_score
+    return {VEHICLE: detection.track_min_score, LITTER: litter}
 
 
 def run_passes(detectors: dict[str, Detector], passes: list[tuple[str, Image]],

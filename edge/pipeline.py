@@ -13,7 +13,8 @@ per type. The litter detector's best box of that type in the zone keeps the cloc
 running (a place takes the type its detections have voted for so far: one pile is one
 incident for one department, see ``edge/litter.py``); under ``left_object: confirm`` the
 incident starts only if the left-object check also sees still, changed ground under that
-box; under ``either`` a still, changed region with no detection counts too (for piles the
+box (a detection under ``litter_min_score`` counts only there, down to ``litter_confirmed_min_score``:
+two weak signals agreeing); under ``either`` a still, changed region with no detection counts too (for piles the
 model does not know). Nothing that was always there is dispatched on the detector's word
 alone: a detection the check never confirms (for ``REVIEW_FACTOR`` times the persistence),
 or one seen since the camera came up, is sent with ``attributes.needs_review: true`` and the
@@ -224,8 +225,11 @@ class CameraPipeline:
         movers = [s.box for s in vehicles + self._sightings(self._people, w, h)]
         if self.left is not None:
             static = self.left.observe(t, image, movers)
-        # a "pile" that is mostly a person or a vehicle is that person or vehicle
-        found = [s for s in self._sightings(self._litter, w, h) if all(inside(s.box, m) < 0.6 for m in movers)]
+        # a "pile" that is mostly a person or a vehicle is that person or vehicle; below litter_min_score,
+        # a detection counts only where the check sees still, changed ground under it (two signals agreeing)
+        found = [s for s in self._sightings(self._litter, w, h) if all(inside(s.box, m) < 0.6 for m in movers)
+                 and (s.score >= self.detection.litter_min_score
+                      or static is not None and covered(static, s.box) >= CONFIRM_COVER)]
         found = self.types.label(t, found, fresh=self._litter_pass == t)  # one type per place
         out = []
         for zone, kind, rule, later in self.litter:

@@ -35,6 +35,8 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
     (config_with(top={"broker": {"username": "b2"}}), "broker: username 'b2' is not the box id 'b1'"),
     (config_with(top={"broker": {"resend_after_s": 0}}), "broker resend_after_s: Input should be greater than or equal"),
     ({"box": "b1", "cameras": []}, "cameras: List should have at least 1 item"),
+    (config_with(top={"detection": {"litter_confirmed_min_score": 0.4}}),
+     "detection: litter_confirmed_min_score 0.4 is above litter_min_score 0.3"),
 ])
 def test_bad_config_names_the_place(raw, expected):
     with pytest.raises(ConfigError) as err:

@@ -238,9 +238,11 @@ def test_zones_watching_both_types_raise_one_incident_of_the_right_type_per_obje
     assert sorted((m["zone"], m["type"]) for m in starts) == sorted((e["zone"], e["type"]) for e in LITTER_TRUTH["expect"])
 
 
-def _garbage_at(xyxy: tuple) -> sv.Detections:
-    return sv.Detections(xyxy=np.array([xyxy], np.float32), confidence=np.array([0.6], np.float32),
-                         class_id=np.array([0]), data={"class_name": np.array(["garbage"])})
+def _garbage_at(*boxes: tuple, score: float = 0.6) -> sv.Detections:
+    if not boxes:
+        return sv.Detections.empty()
+    return sv.Detections(xyxy=np.array(boxes, np.float32), confidence=np.full(len(boxes), score, np.float32),
+                         class_id=np.zeros(len(boxes), int), data={"class_name": np.array(["garbage"] * len(boxes))})
 
 
 @pytest.mark.slow
@@ -272,3 +274,37 @@ def test_a_removed_pile_ends_cleared_though_the_detector_still_sees_something_th
     assert 25 <= got[0][0] <= 35 and 45 <= got[1][0] <= 52, got
     # what the detector goes on reporting there, never confirmed, is at most held for review
     assert all(review for _, state, _, review in got[2:] if state == "start"), got
+
+
+@pytest.mark.slow
+def test_a_weak_detection_counts_only_where_the_ground_changed():
+    """Two signals agreeing: the litter detector's output is given at 0.27, under litter_min_score
+    (0.3) and over litter_confirmed_min_score (0.25). On the road a real pile is put down at 15 s and
+    taken away at 45 s: the left-object check sees new ground under the weak box, and the incident is
+    dispatched and ends cleared. On the footpath the same weak box lies over ground that never
+    changed: nothing at all, not even a case for review."""
+    W, H = 768, 576
+    road = [[300 / W, 320 / H], [470 / W, 320 / H], [470 / W, 400 / H], [300 / W, 400 / H]]
+    path = [[60 / W, 420 / H], [230 / W, 420 / H], [230 / W, 500 / H], [60 / W, 500 / H]]
+    config = parse_config({"box": "b1", "cameras": [{"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
+        {"id": "road", "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": road},
+        {"id": "path", "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": path}]}]})
+    d = config.detection
+    assert d.litter_confirmed_min_score < 0.27 < d.litter_min_score
+    detectors = {"vehicle": load_detector("ssd_mobilenet_v2_coco"), "litter": load_detector("litter_yolov8n_320")}
+    pipeline = CameraPipeline(config, config.cameras[0], detectors)
+    pile = render(np.random.default_rng(5), "garbage", 50, 30, "heldout")
+    t0, events = 1_767_225_600.0, []
+    for t, frame in enumerate(campus_frames(step=10)[:75]):
+        frame = frame.copy()
+        if 15 <= t < 45:
+            composite(frame, pile, 350, 345)
+        passes = pipeline.plan(t0 + t, frame)
+        vehicles = run_passes(detectors, [p for p in passes if p[0] == "vehicle"], min_scores(d))
+        boxes = [(120, 445, 170, 475)] + [(350, 345, 400, 375)] * (15 <= t < 45)  # frame pixels
+        litter = [_garbage_at(*[(x1 - rx, y1 - ry, x2 - rx, y2 - ry) for x1, y1, x2, y2 in boxes], score=0.27)
+                  for (rx, ry, _, _) in pipeline._litter_regions]
+        events += [(t, o.message) for o in pipeline.observe(t0 + t, frame, vehicles + litter if passes else [])]
+    got = [(t, m["zone"], m["state"], m["end_reason"], m["attributes"]["needs_review"]) for t, m in events]
+    assert [g[1:] for g in got] == [("road", "start", None, False), ("road", "end", "cleared", False)], got
+    assert 25 <= got[0][0] <= 35 and 45 <= got[1][0] <= 55, got

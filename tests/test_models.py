@@ -31,12 +31,14 @@ def test_every_model_matches_its_manifest_and_has_a_card(manifest_path):
 
 
 def test_the_edge_scores_litter_at_the_threshold_chosen_on_validation():
-    """edge/config.py's litter_min_score default is the score write_manifest.py chose for the shipped file."""
+    """edge/config.py's litter_min_score and litter_confirmed_min_score defaults are the scores
+    write_manifest.py chose for the shipped file."""
     from edge.config import Detection
 
     defaults = Detection()
     manifest = json.loads((MODELS_DIR / "litter" / f"{defaults.litter_model}.manifest.json").read_text())
     assert defaults.litter_min_score == manifest["validation"]["min_score"]
+    assert defaults.litter_confirmed_min_score == manifest["validation"]["confirmed_min_score"]
 
 
 def test_the_edge_threshold_is_the_best_f1_among_precise_enough_scores():
@@ -48,6 +50,8 @@ def test_the_edge_threshold_is_the_best_f1_among_precise_enough_scores():
     f1, precision = v["by_min_score"]["mean_f1"], v["by_min_score"]["mean_precision"]
     allowed = [s for s in f1 if precision[s] >= MIN_PRECISION]
     assert allowed and float(max(allowed, key=f1.get)) == v["min_score"]
+    # confirmed by the left-object check, a detection needs no precision floor: the best F1 of all
+    assert min(v["min_score"], float(max(f1, key=f1.get))) == v["confirmed_min_score"]
 
 
 def test_training_exports_the_stage_whose_best_epoch_scored_highest(tmp_path):

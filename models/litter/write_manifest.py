@@ -5,7 +5,8 @@
 Reads ``data/litter/runs/export/`` (``train.py``). Both files are scored on the
 validation split (held-out backgrounds; the split training used to pick its best epoch);
 the int8 file ships when its mAP@0.5 is within 0.02 of the fp32 file's, and the edge's score
-threshold is the one with the best mean F1 there among those precise enough (``best_min_score``). The test figures
+thresholds are the ones with the best mean F1 there: among those precise enough for a detection
+alone, and among all for one the left-object check confirms (``best_min_scores``). The test figures
 in CARD.md come from ``make eval``, on a set neither step has seen.
 """
 
@@ -35,19 +36,22 @@ SCORES = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)  # the candidates for the e
 MIN_PRECISION = 0.6
 
 
-def best_min_score(detector, val: Path) -> tuple[float, dict[str, float]]:
-    """The score, among ``SCORES``, with the best mean F1 of the two classes on the validation split
-    among those whose mean precision there is at least ``MIN_PRECISION`` (the highest candidate if
-    none is); and every candidate's mean F1 and mean precision. The edge's
-    ``detection.litter_min_score`` default must be this value (``tests/test_models.py`` checks it
-    against the manifest)."""
+def best_min_scores(detector, val: Path) -> tuple[float, float, dict[str, dict[str, float]]]:
+    """Two scores among ``SCORES``, from the mean F1 of the two classes on the validation split: for a
+    detection alone, the best F1 among those whose mean precision there is at least ``MIN_PRECISION``
+    (the highest candidate if none is); for one the left-object check confirms (two signals agreeing,
+    the floor's bollard never confirmed), the best F1; and every candidate's mean F1 and mean
+    precision. The edge's ``detection.litter_min_score`` and ``litter_confirmed_min_score`` defaults
+    must be these (``tests/test_models.py`` checks them against the manifest)."""
     f1, precision = {}, {}
     for score, d in metrics_by_score(detector, val, list(SCORES)).items():
         f1[str(score)] = round(float(np.mean([2 * d[c]["precision"] * d[c]["recall"]
                                               / max(1e-9, d[c]["precision"] + d[c]["recall"]) for c in CLASSES])), 3)
         precision[str(score)] = round(float(np.mean([d[c]["precision"] for c in CLASSES])), 3)
     allowed = [s for s in SCORES if precision[str(s)] >= MIN_PRECISION] or [max(SCORES)]
-    return max(allowed, key=lambda s: f1[str(s)]), {"mean_f1": f1, "mean_precision": precision}
+    alone = max(allowed, key=lambda s: f1[str(s)])
+    confirmed = min(alone, max(SCORES, key=lambda s: f1[str(s)]))
+    return alone, confirmed, {"mean_f1": f1, "mean_precision": precision}
 
 
 def manifest(file: str, sha256: str, batch: int | str = 1, randomised: bool = True) -> dict:
@@ -90,17 +94,18 @@ def main() -> None:
     shutil.copy(export / f"{NAME}.{shipped}.onnx", target)
     body = manifest(target.name, hashlib.sha256(target.read_bytes()).hexdigest(), batch,
                     randomised=bool((recipe.get("data") or {}).get("randomise")))
-    min_score, f1 = best_min_score(yolo_file(target, body), val)
+    min_score, confirmed_min_score, f1 = best_min_scores(yolo_file(target, body), val)
     body["recipe"] = recipe | {
         "quantisation": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, "
                         "64 calibration images from the training split" if shipped == "int8" else "none: int8 lost accuracy"}
     body["validation"] = {"split": "data/litter/dataset/images/val (held-out backgrounds and textures)",
                           "min_score_for_int8_choice": MIN_SCORE, "fp32": scores["fp32"], "int8": scores["int8"],
                           "shipped": shipped, "min_score": min_score, "min_mean_precision": MIN_PRECISION,
-                          "by_min_score": f1}
+                          "confirmed_min_score": confirmed_min_score, "by_min_score": f1}
     (target.parent / f"{NAME}.manifest.json").write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
     print(f"installed {target} ({shipped}, {target.stat().st_size / 1e6:.1f} MB); best litter_min_score on "
-          f"validation {min_score} ({f1}): edge/config.py's default must be {min_score}")
+          f"validation {min_score}, litter_confirmed_min_score {confirmed_min_score} ({f1}): edge/config.py's "
+          "defaults must be these")
 
 
 if __name__ == "__main__":
