@@ -26,8 +26,8 @@ rules keep an incident alive on the detector's sightings, not on this check alon
 
 For the end of an incident it confirmed, the check keeps what the ground under the object looked
 like before it came (``ground``: the long-term background there, which had not yet learnt the
-object) and says how much of that place still differs from it (``unlike``): a pile taken away
-leaves the ground as it was, whatever a detector still half-believes there (a stained floor),
+object) and says how much of that place still differs from it however the picture has shaken by a
+pixel (``unlike``): a pile taken away leaves the ground as it was, whatever a detector still half-believes there (a stained floor),
 while one that stays differs from it for good, even after the background has absorbed it.
 
 >>> import numpy as np
@@ -61,6 +61,7 @@ import numpy as np
 from edge.geometry import Box, Point, box_to_pixels, normalise, polygon_to_pixels
 
 Mask = np.ndarray  # HxW uint8, 1 = static foreground
+SHAKE = 1  # pixels of the check's picture a camera may shake by between two looks at a place
 L_OFFSET = 40.0  # OpenCV's 8-bit L for L* = -16: lightness + this scales with the light (L* + 16 ~ Y^(1/3))
 
 
@@ -159,26 +160,34 @@ class LeftObject:
         return cv2.morphologyEx(static, cv2.MORPH_OPEN, self._kernel)
 
     def ground(self, box: Box) -> np.ndarray | None:
-        """The long-term background under ``box`` (0..1 of the frame): taken when an object there has
-        just been confirmed, it is the ground as it was before the object came."""
+        """The long-term background under ``box`` (0..1 of the frame) and ``SHAKE`` pixels around it:
+        taken when an object there has just been confirmed, it is the ground as it was before the
+        object came."""
         if self._long is None:
             return None
         h, w = self._long.shape[:2]
         x1, y1, x2, y2 = box_to_pixels(box, w, h)
-        return self._long[y1:y2, x1:x2].copy()
+        m = SHAKE
+        return np.pad(self._long, ((m, m), (m, m), (0, 0)), mode="edge")[y1:y2 + 2 * m, x1:x2 + 2 * m].copy()
 
     def unlike(self, ground: np.ndarray, box: Box, min_seen: float = 0.5) -> float | None:
         """The share of ``box`` in the last picture that differs from ``ground`` (see ``ground``, same
-        box), shadows not counted; None when less than ``min_seen`` of it is in view (people or
-        vehicles in front) or the picture changed size."""
+        box) however the picture is shifted by up to ``SHAKE`` pixels (a camera shaken by the wind
+        moves a road arrow's edges, not the ground), shadows not counted; None when less than
+        ``min_seen`` of it is in view (people or vehicles in front) or the picture changed size."""
         if self._cur is None or self._hidden is None:
             return None
         h, w = self._cur.shape[:2]
         x1, y1, x2, y2 = box_to_pixels(box, w, h)
         cur, seen = self._cur[y1:y2, x1:x2], ~self._hidden[y1:y2, x1:x2]
-        if cur.shape != ground.shape or seen.mean() < min_seen:
+        bh, bw = cur.shape[:2]
+        if ground.shape[:2] != (bh + 2 * SHAKE, bw + 2 * SHAKE) or seen.mean() < min_seen:
             return None
-        return float(self._differs(cur, ground)[seen].mean())
+        differs = np.ones((bh, bw), bool)
+        for dy in range(2 * SHAKE + 1):
+            for dx in range(2 * SHAKE + 1):
+                differs &= self._differs(cur, ground[dy:dy + bh, dx:dx + bw])
+        return float(differs[seen].mean())
 
 
 def zone_mask(polygon: list[Point], shape: tuple[int, int]) -> Mask:

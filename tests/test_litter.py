@@ -229,6 +229,34 @@ def test_left_object_is_silent_while_the_light_changes():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("shake, gone", [(0, False), (1, True)])
+def test_a_place_whose_object_was_taken_away_reads_as_its_ground_though_the_camera_shook(monkeypatch, shake, gone):
+    """The campus camera's road edge with its stone bollards, and the same picture shaken by 4 and 3
+    pixels (one pixel of the check's picture): the edges of the stones move, not the ground. Compared
+    with the ground as it was, it reads as the ground again once a shift of a pixel is allowed
+    (``SHAKE``); compared pixel for pixel it did not, and a removed pile's incident was kept open. A pile
+    there differs from its ground however the picture is shifted."""
+    from edge import leftobject
+    from edge.pipeline import GONE_COVER
+
+    monkeypatch.setattr(leftobject, "SHAKE", shake)
+    frame = campus_frames(step=400)[0]
+    h, w = frame.shape[:2]
+    shaken = cv2.warpAffine(frame, np.float32([[1, 0, 4], [0, 1, 3]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
+    box = (0.0, 0.4, 0.3, 0.55)
+    check = LeftObject()
+    for t in range(5):
+        check.observe(float(t), frame)
+    ground = check.ground(box)
+    check.observe(5.0, shaken)
+    assert (check.unlike(ground, box) < GONE_COVER) == gone
+    with_pile = shaken.copy()
+    composite(with_pile, render(np.random.default_rng(3), "garbage", 120, 60, "heldout"), 40, 250)
+    check.observe(6.0, with_pile)
+    assert check.unlike(ground, box) > 0.2
+
+
+@pytest.mark.slow
 def test_zones_watching_both_types_raise_one_incident_of_the_right_type_per_object(tmp_path):
     """Each zone of the composed clip now watches garbage and spill: the pile is still one garbage
     incident (sanitation) and the spill one spill incident (roads), not one of each."""
