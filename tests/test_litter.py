@@ -273,16 +273,18 @@ def _garbage_at(*boxes: tuple, score: float = 0.6) -> sv.Detections:
                          class_id=np.zeros(len(boxes), int), data={"class_name": np.array(["garbage"] * len(boxes))})
 
 
-@pytest.mark.slow
-def test_a_removed_pile_ends_cleared_though_the_detector_still_sees_something_there():
-    """The campus camera and the real left-object check; the litter detector's output is given: it
-    keeps reporting a pile at the place after the pile was taken away at 45 s (as on a stained floor).
-    The incident ends ``cleared`` because the ground there looks as it did before the pile came; it
-    was kept open to the end before."""
-    W, H = 768, 576
-    zone = [[300 / W, 320 / H], [470 / W, 320 / H], [470 / W, 400 / H], [300 / W, 400 / H]]
+W, H = 768, 576
+ROAD = [[300 / W, 320 / H], [470 / W, 320 / H], [470 / W, 400 / H], [300 / W, 400 / H]]
+PILE_BOX = (350, 345, 400, 375)  # frame pixels
+
+
+def _given_detections(zones: dict, boxes_at, score: float = 0.6) -> list[tuple[int, dict]]:
+    """The campus camera, 75 s, a real pile put at ``PILE_BOX`` at 15 s and taken away at 45 s, through
+    the real pipeline (vehicle model, left-object check); the litter model's answer is given:
+    ``boxes_at(t)``, frame pixels, garbage at ``score``. The messages, by second."""
     config = parse_config({"box": "b1", "cameras": [{"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
-        {"id": "road", "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": zone}]}]})
+        {"id": zone, "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": polygon}
+        for zone, polygon in zones.items()]}]})
     detectors = {"vehicle": load_detector("ssd_mobilenet_v2_coco"), "litter": load_detector("litter_yolov8n_320")}
     pipeline = CameraPipeline(config, config.cameras[0], detectors)
     pile = render(np.random.default_rng(5), "garbage", 50, 30, "heldout")
@@ -290,13 +292,22 @@ def test_a_removed_pile_ends_cleared_though_the_detector_still_sees_something_th
     for t, frame in enumerate(campus_frames(step=10)[:75]):
         frame = frame.copy()
         if 15 <= t < 45:
-            composite(frame, pile, 350, 345)
+            composite(frame, pile, *PILE_BOX[:2])
         passes = pipeline.plan(t0 + t, frame)
         vehicles = run_passes(detectors, [p for p in passes if p[0] == "vehicle"], min_scores(config.detection))
-        # the litter model's answer on each tile: the pile's box from 15 s on, in the tile's pixels
-        litter = [_garbage_at((350 - x1, 345 - y1, 400 - x1, 375 - y1)) if t >= 15 else sv.Detections.empty()
-                  for (x1, y1, _, _) in pipeline._litter_regions]
+        # the litter model's answer on each tile, in the tile's pixels
+        litter = [_garbage_at(*[(x1 - rx, y1 - ry, x2 - rx, y2 - ry) for x1, y1, x2, y2 in boxes_at(t)], score=score)
+                  for (rx, ry, _, _) in pipeline._litter_regions]
         events += [(t, o.message) for o in pipeline.observe(t0 + t, frame, vehicles + litter if passes else [])]
+    return events
+
+
+@pytest.mark.slow
+def test_a_removed_pile_ends_cleared_though_the_detector_still_sees_something_there():
+    """The litter detector keeps reporting the pile at its place after it was taken away at 45 s (as
+    on a stained floor). The incident ends ``cleared`` because the ground there looks as it did before
+    the pile came; it was kept open to the end before."""
+    events = _given_detections({"road": ROAD}, lambda t: [PILE_BOX] * (t >= 15))
     got = [(t, m["state"], m["end_reason"], m["attributes"]["needs_review"]) for t, m in events]
     assert [g[1:] for g in got[:2]] == [("start", None, False), ("end", "cleared", False)], got
     assert 25 <= got[0][0] <= 35 and 45 <= got[1][0] <= 52, got
@@ -306,33 +317,16 @@ def test_a_removed_pile_ends_cleared_though_the_detector_still_sees_something_th
 
 @pytest.mark.slow
 def test_a_weak_detection_counts_only_where_the_ground_changed():
-    """Two signals agreeing: the litter detector's output is given at 0.27, under litter_min_score
-    (0.3) and over litter_confirmed_min_score (0.25). On the road a real pile is put down at 15 s and
-    taken away at 45 s: the left-object check sees new ground under the weak box, and the incident is
-    dispatched and ends cleared. On the footpath the same weak box lies over ground that never
-    changed: nothing at all, not even a case for review."""
-    W, H = 768, 576
-    road = [[300 / W, 320 / H], [470 / W, 320 / H], [470 / W, 400 / H], [300 / W, 400 / H]]
+    """Two signals agreeing: the litter detector's answer is given at 0.27, under litter_min_score
+    (0.3) and over litter_confirmed_min_score (0.25). On the road, where the pile lies from 15 to 45 s,
+    the left-object check sees new ground under the weak box: the incident is dispatched and ends
+    cleared. On the footpath the same weak box lies over ground that never changed: nothing at all,
+    not even a case for review."""
     path = [[60 / W, 420 / H], [230 / W, 420 / H], [230 / W, 500 / H], [60 / W, 500 / H]]
-    config = parse_config({"box": "b1", "cameras": [{"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
-        {"id": "road", "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": road},
-        {"id": "path", "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": path}]}]})
-    d = config.detection
+    d = parse_config({"box": "b1", "cameras": [{"id": "c", "url": "x.mp4", "grid": "G-1"}]}).detection
     assert d.litter_confirmed_min_score < 0.27 < d.litter_min_score
-    detectors = {"vehicle": load_detector("ssd_mobilenet_v2_coco"), "litter": load_detector("litter_yolov8n_320")}
-    pipeline = CameraPipeline(config, config.cameras[0], detectors)
-    pile = render(np.random.default_rng(5), "garbage", 50, 30, "heldout")
-    t0, events = 1_767_225_600.0, []
-    for t, frame in enumerate(campus_frames(step=10)[:75]):
-        frame = frame.copy()
-        if 15 <= t < 45:
-            composite(frame, pile, 350, 345)
-        passes = pipeline.plan(t0 + t, frame)
-        vehicles = run_passes(detectors, [p for p in passes if p[0] == "vehicle"], min_scores(d))
-        boxes = [(120, 445, 170, 475)] + [(350, 345, 400, 375)] * (15 <= t < 45)  # frame pixels
-        litter = [_garbage_at(*[(x1 - rx, y1 - ry, x2 - rx, y2 - ry) for x1, y1, x2, y2 in boxes], score=0.27)
-                  for (rx, ry, _, _) in pipeline._litter_regions]
-        events += [(t, o.message) for o in pipeline.observe(t0 + t, frame, vehicles + litter if passes else [])]
+    events = _given_detections({"road": ROAD, "path": path},
+                               lambda t: [(120, 445, 170, 475)] + [PILE_BOX] * (15 <= t < 45), score=0.27)
     got = [(t, m["zone"], m["state"], m["end_reason"], m["attributes"]["needs_review"]) for t, m in events]
     assert [g[1:] for g in got] == [("road", "start", None, False), ("road", "end", "cleared", False)], got
     assert 25 <= got[0][0] <= 35 and 45 <= got[1][0] <= 55, got
