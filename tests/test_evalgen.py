@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from edge.geometry import polygon_area
-from models.litter.evalgen import FURNITURE, SCENES, Textures, draw_object, plan_clip, put
+from models.litter.evalgen import FURNITURE, OTHER_SCENES, SCENES, Scene, Textures, _scene_frames, draw_object, plan_clip, put
 from models.litter.evaluate import score_clip
 
 
-@pytest.mark.parametrize("scene", SCENES, ids=lambda s: s.name)
+@pytest.mark.parametrize("scene", SCENES + OTHER_SCENES, ids=lambda s: s.name)
 def test_zones_are_seven_to_eight_times_the_object_and_hold_it(scene):
     W, H = 768, 576
     for seed in range(5):
@@ -71,3 +71,19 @@ def test_the_clean_footage_zones_are_valid_litter_zones():
         parsed = config.cameras[0].zones
         assert [z.id for z in parsed] == [z["id"] for z in zones]
         assert all(set(z.types) == {"garbage", "spill"} for z in parsed)
+
+
+def test_footage_shorter_than_a_clip_plays_again_only_where_the_scene_says(tmp_path):
+    """The other scenes' clean footage is 30 s; a clip is 80 s: it plays again (the same frames)."""
+    import cv2
+
+    clip = tmp_path / "short.avi"
+    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(30):  # 3 s
+        out.write(np.full((48, 64, 3), i * 8, np.uint8))
+    out.release()
+    looped = Scene("short", str(clip), 0.1, 10, ((0.1, 0.5, 0.4, 0.8),), (0.5, 0.3), loop=True)
+    frames, fps = _scene_frames(looped, 8.0, 10.0)
+    assert fps == 10.0 and len(frames) == 80 and frames[30] is frames[0] and frames[79] is frames[19]
+    once, _ = _scene_frames(Scene("short", str(clip), 0.1, 10, ((0.1, 0.5, 0.4, 0.8),), (0.5, 0.3)), 8.0, 10.0)
+    assert len(once) == 30

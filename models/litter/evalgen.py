@@ -2,6 +2,7 @@
 ``synth.py``, for judging the detector on objects it cannot have memorised. Never used for training.
 
     python models/litter/evalgen.py clips --out data/eval/cross/clips [--count 8] [--seed 99]
+    python models/litter/evalgen.py clips --other-scenes --out data/eval/cross-other/clips [--count 9]
     python models/litter/evalgen.py stills --out data/eval/cross/stills [--count 300] [--seed 98]
 
 How it differs from ``synth.py`` (procedural colours and noise in ellipses and blobs):
@@ -19,7 +20,10 @@ How it differs from ``synth.py`` (procedural colours and noise in ellipses and b
 - **the camera**: lighting drift, sensor noise, camera-shake motion blur on some frames, and H.264
   at 250 kb/s, 600 kb/s or 1.5 Mb/s (key frame every 2 s) through ffmpeg;
 - **its own scenes**: places on the PETS campus camera that the composed fixture does not use, and
-  the concrete floor of a garage photo (light ground, animated), for light-on-light spills.
+  the concrete floor of a garage photo (light ground, animated), for light-on-light spills; and,
+  with ``--other-scenes``, roads no rule or model choice has looked at with litter on them
+  (``OTHER_SCENES``: a motorway, a dual carriageway from an overpass, a patched junction; the
+  real clean footage of ``fetch_clean_footage.sh``).
 Zones are drawn around each object, 7-8x its box area, watching both garbage and spill;
 persistence 10 s, clear 5 s. Ground truth is written next to each clip (``*.truth.yaml``) and, for
 stills, as YOLO labels (``labels/test/*.txt``; furniture is unlabelled: background).
@@ -391,12 +395,13 @@ class Scene:
     (x1, y1, x2, y2 fractions) where litter may lie, and the sun direction for shadows."""
 
     name: str
-    source: str  # file under evalsrc/scenes
+    source: str  # file under evalsrc/scenes (or ../clean/ for fetch_clean_footage.sh's)
     horizon: float
     metre_px: float
     places: tuple[tuple[float, float, float, float], ...]
     sun: tuple[float, float]
     still: bool = False
+    loop: bool = False  # footage shorter than a clip plays again
 
 
 SCENES = (
@@ -406,6 +411,19 @@ SCENES = (
     Scene("campus-yard", "vtest.avi", 0.07, 107, ((0.08, 0.38, 0.3, 0.45), (0.75, 0.35, 0.9, 0.45)), (-0.4, 0.3)),
     Scene("garage-floor", "garage.png", 0.25, 180, ((0.42, 0.86, 0.68, 0.93), (0.04, 0.88, 0.25, 0.95)), (0.6, 0.2),
           still=True),
+)
+# scenes for a second cross set, added after the rules of issue 10 were changed on faults the first
+# showed: real clean footage (fetch_clean_footage.sh's, looped to 30 s), traffic passing over the places
+OTHER_SCENES = (
+    # lanes 3.7 m, 157 px wide at row 0.92 of 960: 48 px/m at the bottom row
+    Scene("motorway", "../clean/motorway.mp4", 0.30, 48, ((0.08, 0.62, 0.35, 0.75), (0.62, 0.62, 0.85, 0.75)),
+          (0.5, 0.2), loop=True),
+    # 352x288, greyish: two lanes and a shoulder, 10 m in 134 px at the bottom
+    Scene("speedway", "../clean/speedway.mp4", 0.12, 14, ((0.12, 0.65, 0.3, 0.8), (0.62, 0.62, 0.8, 0.78)),
+          (0.4, 0.3), loop=True),
+    # seen steeply from above: dark crack sealing on the pavement (lower left), grey road (right)
+    Scene("junction", "../clean/junction-truck.mp4", 0.05, 62, ((0.1, 0.72, 0.35, 0.85), (0.5, 0.42, 0.72, 0.52)),
+          (-0.4, 0.3), loop=True),
 )
 
 
@@ -424,6 +442,8 @@ def _scene_frames(scene: Scene, seconds: float, fps: float) -> tuple[list[np.nda
         if not ok:
             break
         frames.append(frame)
+    if scene.loop:  # played again to ``seconds`` (the same arrays, no copies)
+        frames = (frames * int(np.ceil(seconds * fps / len(frames))))[:int(seconds * fps)]
     return frames, fps
 
 
@@ -619,6 +639,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--count", type=int, default=0)
     ap.add_argument("--seed", type=int, default=99)
+    ap.add_argument("--other-scenes", action="store_true", help="clips on OTHER_SCENES (clean footage's roads)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
@@ -627,8 +648,9 @@ def main() -> None:
         n = make_stills(rng, tex, args.count or 300, args.out)
         print(f"evalgen stills: {args.count or 300} images, {n} objects in {args.out}")
         return
+    scenes = OTHER_SCENES if args.other_scenes else SCENES
     for i in range(args.count or 8):
-        scene = SCENES[i % len(SCENES)]
+        scene = scenes[i % len(scenes)]
         truth = compose_clip(rng, tex, scene, f"x-{scene.name}-{i}", args.out)
         print(f"evalgen clip x-{scene.name}-{i}: " + ", ".join(
             f"{e['type']} in {e['zone']} {e['appear_s']}-{e['clear_s']} s" for e in truth["expect"])
