@@ -222,11 +222,13 @@ class CameraPipeline:
             return []
         h, w = image.shape[:2]
         static = None
-        movers = [s.box for s in vehicles + self._sightings(self._people, w, h)]
+        # people and vehicles the vehicle model is sure of (min_score) are cut out of the left-object check,
+        # and a "pile" mostly inside one is that person or vehicle; a track kept alive on weak detections (a
+        # car's, carried on over a pile it drove past) neither hides the ground nor outweighs the litter model
+        movers = [s.box for s in vehicles + self._sightings(self._people, w, h) if s.score >= self.detection.min_score]
         if self.left is not None:
             static = self.left.observe(t, image, movers)
-        # a "pile" that is mostly a person or a vehicle is that person or vehicle; below litter_min_score,
-        # a detection counts only where the check sees still, changed ground under it (two signals agreeing)
+        # below litter_min_score, a detection counts only where the check sees still, changed ground under it
         found = [s for s in self._sightings(self._litter, w, h) if all(inside(s.box, m) < 0.6 for m in movers)
                  and (s.score >= self.detection.litter_min_score
                       or static is not None and covered(static, s.box) >= CONFIRM_COVER)]

@@ -274,14 +274,15 @@ def _garbage_at(*boxes: tuple, score: float = 0.6) -> sv.Detections:
 
 
 W, H = 768, 576
-ROAD = [[300 / W, 320 / H], [470 / W, 320 / H], [470 / W, 400 / H], [300 / W, 400 / H]]
+ROAD_ZONE = [[300 / W, 320 / H], [470 / W, 320 / H], [470 / W, 400 / H], [300 / W, 400 / H]]
 PILE_BOX = (350, 345, 400, 375)  # frame pixels
 
 
-def _given_detections(zones: dict, boxes_at, score: float = 0.6) -> list[tuple[int, dict]]:
+def _given_detections(zones: dict, boxes_at, score: float = 0.6, vehicles_at=None) -> list[tuple[int, dict]]:
     """The campus camera, 75 s, a real pile put at ``PILE_BOX`` at 15 s and taken away at 45 s, through
     the real pipeline (vehicle model, left-object check); the litter model's answer is given:
-    ``boxes_at(t)``, frame pixels, garbage at ``score``. The messages, by second."""
+    ``boxes_at(t)``, frame pixels, garbage at ``score``, and the vehicle model's too where
+    ``vehicles_at(t)`` is (its full-frame answer). The messages, by second."""
     config = parse_config({"box": "b1", "cameras": [{"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
         {"id": zone, "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": polygon}
         for zone, polygon in zones.items()]}]})
@@ -294,7 +295,8 @@ def _given_detections(zones: dict, boxes_at, score: float = 0.6) -> list[tuple[i
         if 15 <= t < 45:
             composite(frame, pile, *PILE_BOX[:2])
         passes = pipeline.plan(t0 + t, frame)
-        vehicles = run_passes(detectors, [p for p in passes if p[0] == "vehicle"], min_scores(config.detection))
+        vehicles = vehicles_at(t) if vehicles_at else \
+            run_passes(detectors, [p for p in passes if p[0] == "vehicle"], min_scores(config.detection))
         # the litter model's answer on each tile, in the tile's pixels
         litter = [_garbage_at(*[(x1 - rx, y1 - ry, x2 - rx, y2 - ry) for x1, y1, x2, y2 in boxes_at(t)], score=score)
                   for (rx, ry, _, _) in pipeline._litter_regions]
@@ -307,7 +309,7 @@ def test_a_removed_pile_ends_cleared_though_the_detector_still_sees_something_th
     """The litter detector keeps reporting the pile at its place after it was taken away at 45 s (as
     on a stained floor). The incident ends ``cleared`` because the ground there looks as it did before
     the pile came; it was kept open to the end before."""
-    events = _given_detections({"road": ROAD}, lambda t: [PILE_BOX] * (t >= 15))
+    events = _given_detections({"road": ROAD_ZONE}, lambda t: [PILE_BOX] * (t >= 15))
     got = [(t, m["state"], m["end_reason"], m["attributes"]["needs_review"]) for t, m in events]
     assert [g[1:] for g in got[:2]] == [("start", None, False), ("end", "cleared", False)], got
     assert 25 <= got[0][0] <= 35 and 45 <= got[1][0] <= 52, got
@@ -325,8 +327,29 @@ def test_a_weak_detection_counts_only_where_the_ground_changed():
     path = [[60 / W, 420 / H], [230 / W, 420 / H], [230 / W, 500 / H], [60 / W, 500 / H]]
     d = parse_config({"box": "b1", "cameras": [{"id": "c", "url": "x.mp4", "grid": "G-1"}]}).detection
     assert d.litter_confirmed_min_score < 0.27 < d.litter_min_score
-    events = _given_detections({"road": ROAD, "path": path},
+    events = _given_detections({"road": ROAD_ZONE, "path": path},
                                lambda t: [(120, 445, 170, 475)] + [PILE_BOX] * (15 <= t < 45), score=0.27)
     got = [(t, m["zone"], m["state"], m["end_reason"], m["attributes"]["needs_review"]) for t, m in events]
     assert [g[1:] for g in got] == [("road", "start", None, False), ("road", "end", "cleared", False)], got
+    assert 25 <= got[0][0] <= 35 and 45 <= got[1][0] <= 55, got
+
+
+@pytest.mark.slow
+def test_a_pile_a_car_drove_past_is_not_that_car():
+    """A car stops on the road at 8 s over the place where a pile is put at 15 s, and drives on at
+    14 s; the tracker carries its track on over the pile on the vehicle model's weak answers there
+    (a "car" at 0.2, as SSD gives on a pile). What the vehicle model is not sure of (under its
+    min_score) neither makes the pile a car nor hides the ground from the left-object check: the
+    pile's incident is dispatched. Before, it was dropped as part of the car, all the time."""
+    car = (330, 320, 420, 385)
+
+    def vehicles_at(t):
+        score = 0.9 if 8 <= t < 14 else 0.2 if t >= 14 else None
+        if score is None:
+            return [sv.Detections.empty()]
+        return [sv.Detections(xyxy=np.array([car], np.float32), confidence=np.array([score], np.float32),
+                              class_id=np.array([3]), data={"class_name": np.array(["car"])})]
+    events = _given_detections({"road": ROAD_ZONE}, lambda t: [PILE_BOX] * (15 <= t < 45), vehicles_at=vehicles_at)
+    got = [(t, m["state"], m["end_reason"], m["attributes"]["needs_review"]) for t, m in events]
+    assert [g[1:] for g in got] == [("start", None, False), ("end", "cleared", False)], got
     assert 25 <= got[0][0] <= 35 and 45 <= got[1][0] <= 55, got
