@@ -27,8 +27,9 @@ rules keep an incident alive on the detector's sightings, not on this check alon
 For the end of an incident it confirmed, the check keeps what the ground under the object looked
 like before it came (``ground``: the long-term background there, which had not yet learnt the
 object) and says how much of that place still differs from it however the picture has shaken by a
-pixel (``unlike``): a pile taken away leaves the ground as it was, whatever a detector still half-believes there (a stained floor),
-while one that stays differs from it for good, even after the background has absorbed it.
+pixel (``unlike``): a pile taken away leaves the ground as it was, whatever a detector still
+half-believes there (a stained floor), while one that stays differs from it for good, even after
+the background has absorbed it.
 
 >>> import numpy as np
 >>> check = LeftObject(width=64)
