@@ -15,12 +15,13 @@ incident for one department, see ``edge/litter.py``); under ``left_object: confi
 incident starts only if the left-object check also sees still, changed ground under that
 box (a detection under ``litter_min_score`` counts only there, down to
 ``litter_confirmed_min_score``: two weak signals agreeing); under ``either`` a still, changed
-region with no detection counts too (for piles the model does not know). Nothing that was always there is dispatched on the detector's word
-alone: a detection the check never confirms (for ``REVIEW_FACTOR`` times the persistence),
-or one seen since the camera came up, is sent with ``attributes.needs_review: true`` and the
-gateway holds its case for a person (street furniture the model half-believes, a pile older
-than the camera's view). What is put in the zone later, while such an incident is held, and the
-check sees as new ground, is raised apart and dispatched (``_later_events``).
+region with no detection counts too (for piles the model does not know). Nothing that was
+always there is dispatched on the detector's word alone: a detection the check never confirms
+(for ``REVIEW_FACTOR`` times the persistence), or one seen since the camera came up, is sent with
+``attributes.needs_review: true`` and the gateway holds its case for a person (street furniture
+the model half-believes, a pile older than the camera's view). What is put in the zone later,
+while such an incident is held, and the check sees as new ground, is raised apart and dispatched
+(``_later_events``).
 """
 
 from __future__ import annotations

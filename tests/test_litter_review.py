@@ -20,7 +20,7 @@ from gateway.ingest import Ingest
 from gateway.storage import Store
 
 from .conftest import REPO
-from .test_litter import LITTER, _replay, campus_frames
+from .test_litter import LITTER, ROAD_ZONE, _replay, campus_frames
 from .test_workflow import CITY, act, auth, end_of, incident
 
 ZONES = yaml.safe_load(LITTER.read_text())["camera"]["zones"]
@@ -75,10 +75,8 @@ def test_a_pile_dumped_where_one_is_held_for_review_is_dispatched_on_its_own():
     when the camera comes up (held for review), a larger one is dumped over it at 20 s and taken away
     at 50 s. The held incident cannot carry the new pile: it gets its own incident, dispatched, that
     ends ``cleared`` once the ground is back to what the camera first saw, while the held one stays."""
-    W, H = 768, 576
-    zone = [[300 / W, 320 / H], [470 / W, 320 / H], [470 / W, 400 / H], [300 / W, 400 / H]]
     config = parse_config({"box": "b1", "cameras": [{"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
-        {"id": "road", "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": zone}]}]})
+        {"id": "road", "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": ROAD_ZONE}]}]})
     pipeline = CameraPipeline(config, config.cameras[0], load_detectors(config))
     rng = np.random.default_rng(3)
     old, new = render(rng, "garbage", 50, 30, "heldout"), render(rng, "garbage", 70, 40, "heldout")
