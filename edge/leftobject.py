@@ -6,8 +6,11 @@ seconds and a long-term one that learns only where nothing stands out. A pixel t
 from the long-term background but no longer from the short-term one is *static foreground*:
 something arrived and stopped (a pile, a spill, a parked car, a person standing). Vehicles
 and people are cut out with the detector's boxes, so what remains is a candidate pile or
-spill. A big, sudden change of most of the picture (lights, a moved camera) makes it learn
-the scene again instead of reporting it.
+spill. Where one of them passed a moment ago, the short-term background still remembers it
+for seconds; there a pixel as it was at the last look is still too (where people cross a pile
+every few seconds, the short-term background never settled on it). A big, sudden change of
+most of the picture (lights, a moved camera) makes it learn the scene again instead of
+reporting it.
 
 A pixel has changed when its **colour** or its **texture** has, not only its grey level: the
 picture is compared in CIE Lab (lightness, and the a*b* chroma that tells yellow sand from
@@ -62,6 +65,7 @@ import numpy as np
 from edge.geometry import Box, Point, box_to_pixels, normalise, polygon_to_pixels
 
 Mask = np.ndarray  # HxW uint8, 1 = static foreground
+PASSED_S = 8.0  # seconds the short-term background (4 s time constant) remembers a passer-by
 SHAKE = 1  # pixels of the check's picture a camera may shake by between two looks at a place
 L_OFFSET = 40.0  # OpenCV's 8-bit L for L* = -16: lightness + this scales with the light (L* + 16 ~ Y^(1/3))
 
@@ -83,6 +87,8 @@ class LeftObject:
         self._known: np.ndarray | None = None  # pixels whose empty ground has been seen
         self._cur: np.ndarray | None = None  # the last picture's features, at the background's lightness
         self._hidden: np.ndarray | None = None  # the last picture's pixels behind people and vehicles
+        self._hidden_at: np.ndarray | None = None  # when each pixel was last behind a person or vehicle
+        self._last_look: np.ndarray | None = None  # the last picture's features as they came
         self._last_t = 0.0
         self._kernel = np.ones((3, 3), np.uint8)
         self._halo = np.ones((7, 7), np.uint8)
@@ -123,6 +129,7 @@ class LeftObject:
         time it is seen clear, so a person who stood there at start leaves no ghost.
         """
         raw = self._features(image)
+        last_look, self._last_look = self._last_look, raw
         h, w = raw.shape[:2]
         hidden = np.zeros((h, w), bool)
         for box in exclude:
@@ -130,6 +137,9 @@ class LeftObject:
             hidden[y1:y2, x1:x2] = True
         hidden = cv2.dilate(hidden.astype(np.uint8), self._halo).astype(bool)  # a box's edge texture reaches past it
         self._cur, self._hidden = raw, hidden
+        if self._hidden_at is None or self._hidden_at.shape != hidden.shape:
+            self._hidden_at = np.full(hidden.shape, -math.inf)
+        self._hidden_at[hidden] = t
         if self._long is None or self._long.shape != raw.shape:
             self._long, self._short, self._last_t, self._known = raw.copy(), raw.copy(), t, ~hidden
             return np.zeros((h, w), np.uint8)
@@ -153,6 +163,9 @@ class LeftObject:
             self._long, self._short, self._known = raw.copy(), raw.copy(), ~hidden
             return np.zeros((h, w), np.uint8)
         moving = self._differs(raw, self._short, shadows=False)  # a passer-by's shadow is moving too
+        if last_look is not None and last_look.shape == raw.shape:  # where the short-term picture remembers
+            passed = t - self._hidden_at <= PASSED_S  # a passer-by, as at the last look is still
+            moving &= ~passed | self._differs(raw, last_look, shadows=False)
         static = (changed & ~moving & ~hidden).astype(np.uint8)
         self._short += (1 - math.exp(-dt / self.short_tau_s)) * (raw - self._short)
         absorbed = self._long + (1 - math.exp(-dt / self.absorb_s)) * (cur - self._long)
