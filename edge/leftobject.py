@@ -90,6 +90,7 @@ class LeftObject:
         self._hidden_at: np.ndarray | None = None  # when each pixel was last behind a person or vehicle
         self._last_look: np.ndarray | None = None  # the last picture's features as they came
         self._last_t = 0.0
+        self.scene = 0  # how many times the check has learnt the scene from scratch (a picture's first, lights, a moved camera)
         self._kernel = np.ones((3, 3), np.uint8)
         self._halo = np.ones((7, 7), np.uint8)
 
@@ -142,6 +143,7 @@ class LeftObject:
         self._hidden_at[hidden] = t
         if self._long is None or self._long.shape != raw.shape:
             self._long, self._short, self._last_t, self._known = raw.copy(), raw.copy(), t, ~hidden
+            self.scene += 1
             return np.zeros((h, w), np.uint8)
         dt = max(0.0, t - self._last_t)
         self._last_t = t
@@ -161,6 +163,7 @@ class LeftObject:
         changed = differs & self._differs(cur, self._long)
         if changed.mean() > self.relearn_fraction:  # lights or view changed: learn the scene again
             self._long, self._short, self._known = raw.copy(), raw.copy(), ~hidden
+            self.scene += 1
             return np.zeros((h, w), np.uint8)
         moving = self._differs(raw, self._short, shadows=False)  # a passer-by's shadow is moving too
         if last_look is not None and last_look.shape == raw.shape:  # where the short-term picture remembers

@@ -73,6 +73,17 @@ class Outgoing:
         return wire.incident_topic(m["box"], m["camera"]), wire.evidence_topic(m["box"], m["camera"], m["incident_id"])
 
 
+@dataclass
+class _Place:
+    """A confirmed litter incident's place: its box, the ground under it before the object came
+    (``LeftObject.ground``), the check's ``scene`` then, and whether the check last saw it there."""
+
+    box: Box
+    ground: np.ndarray
+    scene: int
+    there: bool = True
+
+
 class CameraPipeline:
     def __init__(self, config: EdgeConfig, camera: Camera, detectors: dict[str, Detector]):
         self.box, self.camera, self.detectors = config.box, camera, detectors
@@ -100,7 +111,7 @@ class CameraPipeline:
             raise ValueError(f"camera {camera.id!r} watches garbage or spills but no litter detector was given")
         self.left = LeftObject() if self.litter and self.detection.left_object != "off" else None
         self.types = TypeVote(forget_s=rules.gap_s)
-        self._grounds: dict[ConditionRule, tuple[Box, np.ndarray]] = {}  # a confirmed incident's box, ground before
+        self._grounds: dict[ConditionRule, _Place] = {}  # a confirmed incident's place and its ground before
         self._litter_pass = float("-inf")
         self._zone_masks: dict[str, np.ndarray] = {}
         self._litter_regions: list[Region] = []
@@ -239,7 +250,7 @@ class CameraPipeline:
             mine = [s for s in found if s.label == kind and point_in_polygon(s.anchor, zone.polygon)]
             out += self._later_events(t, image, zone, kind, rule, later, mine, static)
             if rule.place is not None:  # an open incident is kept by sightings at its place only
-                mine = [] if self._gone(rule) else [s for s in mine if overlap(s.box, rule.place)]
+                mine = self._at_place(rule, mine)
             best = max(mine, key=lambda s: s.score, default=None)
             mode = self.detection.left_object
             source = "detector"
@@ -265,24 +276,38 @@ class CameraPipeline:
     def _remember_ground(self, rule: ConditionRule, events: list[Event]) -> None:
         """An incident the left-object check confirmed (with the check on, an incident not for review
         is one it confirmed) keeps the ground as it was before its object came (see
-        ``LeftObject.ground``), for ``_gone``; forgotten when it ends."""
+        ``LeftObject.ground``) and the scene the check knew then, for ``_at_place``; forgotten when it
+        ends."""
         for e in events:
             if e.state == "start" and not rule.needs_review and self.left is not None:
                 ground = self.left.ground(e.sighting.box)
                 if ground is not None:
-                    self._grounds[rule] = (e.sighting.box, ground)
+                    self._grounds[rule] = _Place(e.sighting.box, ground, self.left.scene)
             elif e.state == "end":
                 self._grounds.pop(rule, None)
 
-    def _gone(self, rule: ConditionRule) -> bool:
-        """The place of ``rule``'s confirmed incident looks as it did before its object came: the object
-        was taken away, whatever the detector still half-believes there (a stain on the floor), and
-        the incident's clear time runs. Unknown (hidden, never confirmed) counts as not gone."""
-        if rule not in self._grounds or self.left is None:
-            return False
-        box, ground = self._grounds[rule]
-        unlike = self.left.unlike(ground, box)
-        return unlike is not None and unlike < GONE_COVER
+    def _at_place(self, rule: ConditionRule, mine: list[Sighting]) -> list[Sighting]:
+        """The sightings that keep ``rule``'s open incident, from what the left-object check last saw of
+        the place of a confirmed one against its ground before the object came:
+        - looks as it did (less than ``GONE_COVER`` differs): none; the object was taken away, whatever
+          the detector still half-believes there (a stain on the floor), and the clear time runs;
+        - still differs (at least ``CONFIRM_COVER``, as when it was confirmed), now or at the last look
+          before people or vehicles hid it, and the check has not learnt the scene again since
+          (lights, a moved camera): the detector's sightings there, or the incident's last one where
+          the detector blinks (a weak spill it sees one pass in three, a pile behind passers-by):
+          a pile is not cleared while it is there;
+        - otherwise: the detector's sightings there."""
+        here = [s for s in mine if overlap(s.box, rule.place)]
+        place = self._grounds.get(rule)
+        if place is None or self.left is None:
+            return here
+        unlike = self.left.unlike(place.ground, place.box)
+        if unlike is not None and unlike < GONE_COVER:
+            place.there = False
+            return []
+        if unlike is not None:
+            place.there = unlike >= CONFIRM_COVER
+        return here or ([rule.sighting] if place.there and place.scene == self.left.scene else [])
 
     def _later_events(self, t: float, image: np.ndarray, zone: Zone, kind: str, rule: ConditionRule,
                       later: ConditionRule, mine: list[Sighting], static: np.ndarray | None) -> list[Outgoing]:
@@ -292,7 +317,7 @@ class CameraPipeline:
         left-object check sees still, changed ground under a detection, ``later`` follows it as its
         own incident, dispatched, and cleared when that ground is back to what it was."""
         if later.place is not None:
-            mine = [] if self._gone(later) else [s for s in mine if overlap(s.box, later.place)]
+            mine = self._at_place(later, mine)
         elif not rule.holds_for_review:
             mine = []
         new = [s for s in mine if static is not None and covered(static, s.box) >= CONFIRM_COVER]

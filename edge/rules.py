@@ -261,11 +261,16 @@ class ConditionRule:
         self._review = False
 
     @property
+    def sighting(self) -> Sighting | None:
+        """The open incident's latest sighting, or None before it starts."""
+        return self._cand.sighting if self._cand is not None and self._cand.incident_id else None
+
+    @property
     def place(self) -> Box | None:
         """Where the open incident is (its latest sighting's box), or None before it starts: the
         caller keeps it open only on sightings there, so something else in the zone (a painted
         arrow the detector half-believes) cannot keep a cleared pile's incident alive."""
-        return self._cand.sighting.box if self._cand is not None and self._cand.incident_id else None
+        return self.sighting.box if self.sighting is not None else None
 
     @property
     def holds_for_review(self) -> bool:
