@@ -90,7 +90,7 @@ class LeftObject:
         self._hidden_at: np.ndarray | None = None  # when each pixel was last behind a person or vehicle
         self._last_look: np.ndarray | None = None  # the last picture's features as they came
         self._last_t = 0.0
-        self.scene = 0  # how many times the check has learnt the scene from scratch (a picture's first, lights, a moved camera)
+        self.scene = 0  # times the check learnt the scene from scratch (its first picture, lights, a moved camera)
         self._kernel = np.ones((3, 3), np.uint8)
         self._halo = np.ones((7, 7), np.uint8)
 
@@ -166,8 +166,9 @@ class LeftObject:
             self.scene += 1
             return np.zeros((h, w), np.uint8)
         moving = self._differs(raw, self._short, shadows=False)  # a passer-by's shadow is moving too
-        if last_look is not None and last_look.shape == raw.shape:  # where the short-term picture remembers
-            passed = t - self._hidden_at <= PASSED_S  # a passer-by, as at the last look is still
+        if last_look is not None and last_look.shape == raw.shape:
+            # where the short-term background still remembers a passer-by, as it was at the last look is still
+            passed = t - self._hidden_at <= PASSED_S
             moving &= ~passed | self._differs(raw, last_look, shadows=False)
         static = (changed & ~moving & ~hidden).astype(np.uint8)
         self._short += (1 - math.exp(-dt / self.short_tau_s)) * (raw - self._short)

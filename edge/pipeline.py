@@ -111,7 +111,7 @@ class CameraPipeline:
             raise ValueError(f"camera {camera.id!r} watches garbage or spills but no litter detector was given")
         self.left = LeftObject() if self.litter and self.detection.left_object != "off" else None
         self.types = TypeVote(forget_s=rules.gap_s)
-        self._grounds: dict[ConditionRule, _Place] = {}  # a confirmed incident's place and its ground before
+        self._places: dict[ConditionRule, _Place] = {}  # a confirmed incident's place and its ground before
         self._litter_pass = float("-inf")
         self._zone_masks: dict[str, np.ndarray] = {}
         self._litter_regions: list[Region] = []
@@ -158,7 +158,7 @@ class CameraPipeline:
                  " ".join(f"[{x1},{y1},{x2},{y2}]" for x1, y1, x2, y2 in self._regions) or "no crops",
                  len(self._litter_regions))
         self._zone_masks = {}
-        self._grounds.clear()  # the left-object check learns the new picture size from scratch
+        self._places.clear()  # the left-object check learns the new picture size from scratch
         # the change gate looks at each zone on its own: a car arriving in a small zone moves that zone's
         # mean a lot and a large box's mean little (at dusk, too little: an arrival was seen 11 s late)
         self._gate_boxes = [box_to_pixels(polygon_to_xyxy(p), *THUMB_SIZE) for p in polys + litter_polys]
@@ -282,9 +282,9 @@ class CameraPipeline:
             if e.state == "start" and not rule.needs_review and self.left is not None:
                 ground = self.left.ground(e.sighting.box)
                 if ground is not None:
-                    self._grounds[rule] = _Place(e.sighting.box, ground, self.left.scene)
+                    self._places[rule] = _Place(e.sighting.box, ground, self.left.scene)
             elif e.state == "end":
-                self._grounds.pop(rule, None)
+                self._places.pop(rule, None)
 
     def _at_place(self, rule: ConditionRule, mine: list[Sighting]) -> list[Sighting]:
         """The sightings that keep ``rule``'s open incident, from what the left-object check last saw of
@@ -298,7 +298,7 @@ class CameraPipeline:
           a pile is not cleared while it is there;
         - otherwise: the detector's sightings there."""
         here = [s for s in mine if overlap(s.box, rule.place)]
-        place = self._grounds.get(rule)
+        place = self._places.get(rule)
         if place is None or self.left is None:
             return here
         unlike = self.left.unlike(place.ground, place.box)
@@ -348,7 +348,7 @@ class CameraPipeline:
                for zone, rule in self.rules for e in rule.close(t, reason)]
         out += [self._outgoing(zone.id, zone.polygon, zone.grid, kind, e, self._last_image)
                 for zone, kind, *pair in self.litter for rule in pair for e in rule.close(t, reason)]
-        self._grounds.clear()
+        self._places.clear()
         return out + [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, self._last_image)
                       for name, rule in self.faults.items() if name != "offline" for e in rule.close(t, reason)]
 

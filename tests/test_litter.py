@@ -162,7 +162,8 @@ def test_a_pile_people_keep_crossing_is_still_between_them():
             box = (x1 / 768, y1 / 576, x2 / 768, y2 / 576)
             if t % 3 == 0:  # a passer-by in a dark coat, in front of the pile
                 coat = (x1 - 6, y1 - 70, x2 + 6, y2 + 4)
-                frame[coat[1]:coat[3], coat[0]:coat[2]] = rng.integers(30, 70, (coat[3] - coat[1], coat[2] - coat[0], 3))
+                frame[coat[1]:coat[3], coat[0]:coat[2]] = rng.integers(30, 70, (coat[3] - coat[1], coat[2] - coat[0], 3),
+                                                                       dtype=np.uint8)
                 exclude = [(coat[0] / 768, coat[1] / 576, coat[2] / 768, coat[3] / 576)]
         static = check.observe(float(t), frame, exclude)
         if t >= 15 and t % 3:
