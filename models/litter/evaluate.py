@@ -392,7 +392,8 @@ def _fmt_inc(i: dict) -> str:
     return (f"P {i['precision']} R {i['recall']} (with review {i['recall_with_review']}) right type {i['right_type']}; "
             f"{i['staged']} staged, {i['dispatched']} dispatched, {i['held']} held for review; start delay median "
             f"{i['start_delay_median_s']} max {i['start_delay_max_s']} s; end delay median {i['end_delay_median_s']} "
-            f"max {i['end_delay_max_s']} s, {i['ended_cleared']} ended cleared, {i['ended_early']} while their object was there")
+            f"max {i['end_delay_max_s']} s, {i['ended_cleared']} ended cleared, {i['ended_early']} ended while their "
+            "object was there")
 
 
 def main() -> None:
