@@ -21,7 +21,9 @@ always there is dispatched on the detector's word alone: a detection the check n
 ``attributes.needs_review: true`` and the gateway holds its case for a person (street furniture
 the model half-believes, a pile older than the camera's view). What is put in the zone later,
 while such an incident is held, and the check sees as new ground, is raised apart and dispatched
-(``_later_events``).
+(``_later_events``). A confirmed incident ends when the check sees its place as it was before the
+object came, and is not cleared while the check sees the object still there, though the detector
+blinks (``_at_place``).
 """
 
 from __future__ import annotations
