@@ -166,9 +166,9 @@ class LeftObject:
             self.scene += 1
             return np.zeros((h, w), np.uint8)
         moving = self._differs(raw, self._short, shadows=False)  # a passer-by's shadow is moving too
-        if last_look is not None and last_look.shape == raw.shape:
+        passed = t - self._hidden_at <= PASSED_S
+        if last_look is not None and last_look.shape == raw.shape and passed.any():
             # where the short-term background still remembers a passer-by, as it was at the last look is still
-            passed = t - self._hidden_at <= PASSED_S
             moving &= ~passed | self._differs(raw, last_look, shadows=False)
         static = (changed & ~moving & ~hidden).astype(np.uint8)
         self._short += (1 - math.exp(-dt / self.short_tau_s)) * (raw - self._short)
