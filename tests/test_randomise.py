@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from models.litter import randomise
-from models.litter.make_dataset import compose
-from models.litter.randomise import NEGATIVES, Swatches, _draw, camera, flat_spill, furniture, pile
+from models.litter.make_dataset import compose, write_split
+from models.litter.randomise import NEGATIVES, Swatches, _draw, camera, flat_spill, furniture, h264, pile
 from models.litter.synth import composite
 
 
@@ -95,3 +95,35 @@ def test_camera_keeps_the_picture_and_sometimes_turns_it_grey():
     assert all(o.shape == image.shape and o.dtype == np.uint8 for o in outs)
     grey = [o for o in outs if (np.abs(o[..., 0].astype(int) - o[..., 2]) <= 1).mean() > 0.95]
     assert 0 < len(grey) < 20
+
+
+def test_h264_smooths_faint_ground_more_the_higher_the_crf_and_keeps_the_picture():
+    rng = np.random.default_rng(5)
+    image = np.full((241, 321, 3), 120, np.uint8)  # odd sides: the last row and column are kept as they were
+    image[60:180, 80:240] = (120 + rng.normal(0, 6, (120, 160, 3))).clip(0, 255).astype(np.uint8)  # sand on concrete
+    faint = {crf: h264(image, crf) for crf in (26, 44)}
+    assert all(o.shape == image.shape and o.dtype == np.uint8 for o in faint.values())
+    assert (faint[44][-1] == image[-1]).all() and (faint[44][:, -1] == image[:, -1]).all()
+    grain = {crf: float(o[60:180, 80:240].astype(np.float32).std()) for crf, o in faint.items()}
+    assert grain[44] < 0.6 * grain[26] <= float(image[60:180, 80:240].std())
+    assert abs(float(faint[44][60:180, 80:240].mean()) - 120) < 3  # the ground keeps its level
+
+
+def test_the_spill_share_sets_the_classes_and_the_validation_seed_keeps_the_validation_split(tmp_path):
+    backgrounds = scenes(count=3)
+    counts = {}
+    for share in (0.2, 0.8):
+        rng = np.random.default_rng(3)
+        swatches = Swatches(rng, backgrounds, count=20)
+        classes = [c for _ in range(40) for c, *_ in compose(rng, backgrounds, "train", swatches, spills=share)[1]]
+        counts[share] = classes.count(1) / len(classes)
+    assert counts[0.2] < 0.35 and counts[0.8] > 0.65
+    # a training split made otherwise (another seed, streamed frames) beside the same validation split
+    made = {}
+    for name, streamed in (("jpeg", 0.0), ("streamed", 1.0)):
+        write_split(np.random.default_rng(8), backgrounds, "heldout", 3, tmp_path / name, "val", True)
+        write_split(np.random.default_rng(17), backgrounds, "train", 3, tmp_path / name, "train", True, streamed)
+        made[name] = {p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*.*")}
+    val = [k for k in made["jpeg"] if k.parts[1] == "val"]
+    assert len(val) == 6 and all(made["jpeg"][k] == made["streamed"][k] for k in val)
+    assert any(made["jpeg"][k] != made["streamed"][k] for k in made["jpeg"] if k.parts[1] == "train" and k.suffix == ".jpg")

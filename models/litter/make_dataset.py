@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from models.litter.exported import litter_items  # noqa: E402
-from models.litter.randomise import Swatches, camera, flat_spill, furniture, new_ground, pile  # noqa: E402
+from models.litter.randomise import Swatches, camera, flat_spill, furniture, h264, new_ground, pile  # noqa: E402
 from models.litter.synth import CLASSES, Layer, composite, render  # noqa: E402
 OUT_SIDE = 416
 
@@ -65,8 +65,9 @@ def draw_object(rng: np.random.Generator, kind: str, w: int, h: int, family: str
 
 
 def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str,
-            swatches: Swatches | None = None) -> tuple[np.ndarray, list]:
-    """One training image and its labels [(class, cx, cy, w, h) normalised]; with ``swatches``, randomised."""
+            swatches: Swatches | None = None, spills: float = 0.5) -> tuple[np.ndarray, list]:
+    """One training image and its labels [(class, cx, cy, w, h) normalised]; with ``swatches``, randomised;
+    ``spills``: the share of objects that are spills."""
     bg = backgrounds[int(rng.integers(len(backgrounds)))]
     H, W = bg.shape[:2]
     side = int(min(H, W) * rng.uniform(0.4, 1.0))
@@ -83,7 +84,7 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str
     n = 0 if rng.random() < (0.12 if swatches is None else 0.2) else int(rng.integers(1, 4))
     taken: list[tuple[int, int, int, int]] = []
     for _ in range(n):
-        kind = CLASSES[int(rng.integers(2))]
+        kind = CLASSES[int(rng.integers(2))] if spills == 0.5 else CLASSES[int(rng.random() < spills)]
         y_frac = rng.uniform(0.25, 0.95)
         if swatches is None:
             ow = int(w * rng.uniform(0.08, 0.42) * (0.55 + 0.6 * y_frac))
@@ -131,15 +132,20 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str
     return image.clip(0, 255).astype(np.uint8), labels
 
 
-def write_split(rng, backgrounds, family, count, out: Path, split: str, randomise: bool = False) -> int:
-    """``count`` composed images and labels in ``out``; randomised ones take textures from the same backgrounds."""
+def write_split(rng, backgrounds, family, count, out: Path, split: str, randomise: bool = False,
+                streamed: float = 0.0, spills: float = 0.5) -> int:
+    """``count`` composed images and labels in ``out``; randomised ones take textures from the same backgrounds.
+    A share ``streamed`` of them is stored as an H.264 stream would show it (``randomise.h264``, CRF 26-44)
+    instead of as a JPEG of quality 20-95."""
     swatches = Swatches(rng, backgrounds) if randomise else None
     (out / "images" / split).mkdir(parents=True, exist_ok=True)
     (out / "labels" / split).mkdir(parents=True, exist_ok=True)
     objects = 0
     for i in range(count):
-        image, labels = compose(rng, backgrounds, family, swatches)
+        image, labels = compose(rng, backgrounds, family, swatches, spills)
         quality = int(rng.integers(45 if swatches is None else 20, 95))
+        if streamed and rng.random() < streamed:
+            image, quality = h264(image, int(rng.integers(26, 45))), 95
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
         (out / "images" / split / f"{split}-{i:05d}.jpg").write_bytes(jpeg.tobytes())
         (out / "labels" / split / f"{split}-{i:05d}.txt").write_text(
@@ -168,6 +174,13 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=1200)
     ap.add_argument("--val", type=int, default=300)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--val-seed", type=int, default=None,
+                    help="the validation split's seed (default: --seed + 1); the same value gives the same "
+                         "validation images whatever the training split is made with")
+    ap.add_argument("--h264", type=float, default=0.0,
+                    help="share of training images stored as an H.264 stream shows them (CRF 26-44), as every "
+                         "frame the edge reads is; the rest as JPEG")
+    ap.add_argument("--spills", type=float, default=0.5, help="share of training objects that are spills")
     ap.add_argument("--test", type=int, default=0,
                     help="write only a test split of this many images (held-out backgrounds and textures, "
                          "its own seed): the set `make eval` scores, never seen in training or model selection")
@@ -193,15 +206,17 @@ def main() -> None:
                              args.randomise)
         print(f"test set: {args.test} images ({n_test} objects) in {args.out}")
         return
-    n_train = write_split(np.random.default_rng(args.seed), train_bg, "train", args.train, args.out, "train", args.randomise)
-    n_val = write_split(np.random.default_rng(args.seed + 1), heldout_bg, "heldout", args.val, args.out, "val", args.randomise)
+    n_train = write_split(np.random.default_rng(args.seed), train_bg, "train", args.train, args.out, "train", args.randomise,
+                          args.h264, args.spills)
+    val_seed = args.seed + 1 if args.val_seed is None else args.val_seed
+    n_val = write_split(np.random.default_rng(val_seed), heldout_bg, "heldout", args.val, args.out, "val", args.randomise)
     (args.out / "dataset.yaml").write_text(
         f"path: {args.out}\ntrain: images/train\nval: images/val\nnames:\n"
         + "".join(f"  {i}: {name}\n" for i, name in enumerate(CLASSES)))
     # what the set was composed with, for the model's recipe (train.py) and manifest (write_manifest.py)
     (args.out / "recipe.json").write_text(json.dumps(
-        {"seed": args.seed, "train": args.train, "val": args.val, "randomise": args.randomise,
-         "extra": [str(f) for f in args.extra]}, indent=2) + "\n")
+        {"seed": args.seed, "val_seed": val_seed, "train": args.train, "val": args.val, "randomise": args.randomise,
+         "h264": args.h264, "spills": args.spills, "extra": [str(f) for f in args.extra]}, indent=2) + "\n")
     print(f"dataset: {args.train} train images ({n_train} objects, {len(train_bg)} backgrounds), "
           f"{args.val} val images ({n_val} objects, {len(heldout_bg)} held-out backgrounds) in {args.out}")
     if args.extra:

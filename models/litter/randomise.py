@@ -14,8 +14,9 @@ widens what a "pile" and a "spill" look like and shows the detector what is *not
   drain grates, road markings and arrows, kerb stones, planters, cast shadows of poles and trees,
   puddles that mirror the scene, fallen leaves.
 - **Scene randomisation** (``camera``): a ground of another texture in perspective, white balance,
-  gamma, grey (night) pictures, motion and focus blur, low resolution, noise; the JPEG quality is
-  ``make_dataset.py``'s.
+  gamma, grey (night) pictures, motion and focus blur, low resolution, noise; then either a JPEG
+  quality or an H.264 intra frame (``h264``: a camera stream smooths faint ground where JPEG makes
+  blocks), as ``make_dataset.py`` chooses.
 
 Every function draws from a seeded ``numpy.random.Generator``; nothing reads files.
 
@@ -32,6 +33,9 @@ True
 
 from __future__ import annotations
 
+import io
+
+import av
 import cv2
 import numpy as np
 
@@ -388,3 +392,24 @@ def camera(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
     if night:
         out = np.repeat(out.mean(axis=2, keepdims=True), 3, axis=2)
     return out.clip(0, 255).astype(np.uint8)
+
+
+def h264(image: np.ndarray, crf: int) -> np.ndarray:
+    """The picture as one H.264 intra frame at ``crf`` shows it (libx264, 4:2:0): what every camera
+    stream the edge reads does to low-contrast ground, which JPEG does differently (blocks, not
+    smoothing). An odd last row or column is kept as it was."""
+    h, w = image.shape[:2]
+    even = np.ascontiguousarray(image[: h - h % 2, : w - w % 2])
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="h264") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = even.shape[1], even.shape[0], "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
+        for packet in [*stream.encode(av.VideoFrame.from_ndarray(even, format="bgr24")), *stream.encode()]:
+            out.mux(packet)
+    buf.seek(0)
+    with av.open(buf, "r", format="h264") as stream_in:
+        decoded = next(stream_in.decode(video=0)).to_ndarray(format="bgr24")
+    result = image.copy()
+    result[: decoded.shape[0], : decoded.shape[1]] = decoded
+    return result
