@@ -19,6 +19,11 @@ and 60 % by ``randomise.py``, another ground in perspective for a quarter of the
 with no object, the camera randomised (``randomise.camera``) and a JPEG quality from 20 to 95.
 The shipped model was trained on this (``build_litter_model.sh`` passes it unless ``RANDOMISE=0``).
 
+``--h264``, ``--spills`` and ``--val-seed`` compose a training split otherwise (a share of its
+images as one H.264 intra frame shows them, another share of spills) beside the same validation
+images; the shipped model uses none of them (a fifth stage trained so was measured and not shipped,
+see CARD.md).
+
 ``--extra`` adds folders written by ``xueliang dataset export`` (real frames operators judged:
 ``exported.litter_items``), each image to the split the export gave it, as ``x<N>-<name>``
 (N: the folder's place in the list).
