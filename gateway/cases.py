@@ -63,6 +63,15 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
     return "new", None
 
 
+def pending_beside(message: dict, category: Category, candidates: list[dict]) -> list[dict]:
+    """The cases of the same type at the same place still pending review, beside which an incident
+    that goes straight to a department opens its own case (see ``choose``): the reviewer must see
+    that one object may have become two cases (a lead the edge could not confirm at first, then
+    confirmed), and the department that the case it works on has a doubtful twin."""
+    return [c for c in candidates if c["type"] == message["type"] and c["state"] == CaseState.PENDING_REVIEW.value
+            and same_place(message, c, category.merge_radius_m)]
+
+
 def new_case(message: dict, category: Category, tables: Tables, now: float) -> dict:
     """The row of a case opened from ``message`` at ``now``; the clock starts at dispatch."""
     location = message.get("location") or {}

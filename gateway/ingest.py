@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway import storage
 from gateway.actions import perform
 from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, is_recheck, is_urgent,
-                           merged_urgent, new_case)
+                           merged_urgent, new_case, pending_beside)
 from gateway.config import Tables
 from gateway.images import ImageError, check_evidence
 from gateway.storage import Store
@@ -179,6 +179,13 @@ class Ingest:
             kind, case = choose(message, category, near, now, held_for_review(message, category, self.tables))
             if kind == "new":
                 case_id = storage.open_case(db, new_case(message, category, self.tables, now), now, actor)
+                if not held_for_review(message, category, self.tables):
+                    for twin in pending_beside(message, category, near):
+                        storage.log(db, twin["id"], now, "gateway", Role.SYSTEM, "related", twin["state"], twin["state"],
+                                    f"case {case_id} opened at the same place for confirmed incident "
+                                    f"{message['incident_id']}")
+                        storage.log(db, case_id, now, "gateway", Role.SYSTEM, "related", None, None,
+                                    f"case {twin['id']} at the same place waits for review")
                 if not self.tables.knows(message["grid"]):
                     storage.log(db, case_id, now, "gateway", Role.SYSTEM, "flagged", None, None,
                                 f"grid {message['grid']} is not in the city's grid tree: raised to the centre "

@@ -49,7 +49,7 @@ STATE_NAMES = {
 LOG_ONLY_ACTIONS = {  # case-log rows that are no workflow.Action
     "created": "立案", "dispatched": "派遣", "merged": "合并事件", "recheck_evidence": "视频核查",
     "incident_ended": "事件结束", "photo": "现场照片", "flagged": "网格待核", "escalation_failed": "升级失败",
-    "verdict": "人工研判", "suppression_lifted": "解除屏蔽",
+    "verdict": "人工研判", "suppression_lifted": "解除屏蔽", "related": "同址案件",
 }
 ACTION_NAMES = {
     "confirm": "审核通过", "reject": "作废", "acknowledge": "签收", "feedback": "处置反馈", "close": "核查结案",
@@ -269,6 +269,10 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
     ("escalation_failed", re.compile(r"(?P<error>.+)", re.S), lambda m, t: f"升级失败: {local_text(m['error'])}"),
     ("verdict", re.compile(r"(?P<verdict>[a-z_]+)(?:: (?P<detail>[^;]+))?(?:; (?P<rest>.*))?", re.S), _verdict_note),
     ("suppression_lifted", re.compile(r"suppression (?P<id>\d+) lifted"), lambda m, t: f"屏蔽 #{m['id']} 已解除"),
+    ("related", re.compile(r"case (?P<case>\d+) opened at the same place for confirmed incident (?P<iid>\S+)"),
+     lambda m, t: f"同一地点经确认的事件 {m['iid']} 已另立案件 #{m['case']}, 如为同一问题请作废本案"),
+    ("related", re.compile(r"case (?P<case>\d+) at the same place waits for review"),
+     lambda m, t: f"同一地点的案件 #{m['case']} 待审核"),
     ("reject", re.compile(r"verdict: (?P<verdict>[a-z_]+)"),
      lambda m, t: f"人工研判: {VERDICT_NAMES.get(m['verdict'], m['verdict'])}"),
 ]

@@ -1,6 +1,7 @@
 """No incident is dispatched from what was always there: garbage and spill detections the edge
 cannot confirm as new go to the gateway marked ``needs_review``, whose case waits for a person."""
 
+import json
 import subprocess
 
 import numpy as np
@@ -17,6 +18,7 @@ from gateway.api import create_app
 from gateway.auth import new_token
 from gateway.config import load_tables
 from gateway.ingest import Ingest
+from gateway.presentation import note_text
 from gateway.storage import Store
 
 from .conftest import REPO
@@ -114,3 +116,19 @@ def test_a_confirmed_incident_never_joins_a_case_pending_review(tmp_path):
     assert (held["state"], held["incident_count"], held["end_reason"]) == ("pending_review", 1, None)
     assert (dispatched["state"], dispatched["end_reason"]) == ("dispatched", "cleared")
     assert dispatched["deadline"] is not None
+    # each case says the other is there: the reviewer may find one object became two cases
+    pile_id = json.loads(pile[1])["incident_id"]
+
+    def related(case_id: int) -> list[str]:
+        return [e["note"] for e in store.get_case(case_id)["timeline"] if e["action"] == "related"]
+
+    assert related(held["id"]) == [f"case {dispatched['id']} opened at the same place for confirmed incident "
+                                   f"{pile_id}"]
+    assert related(dispatched["id"]) == [f"case {held['id']} at the same place waits for review"]
+    tables = load_tables(tmp_path / "city.yaml")
+    shown = [note_text(e, tables) for e in store.get_case(held["id"])["timeline"] if e["action"] == "related"]
+    assert shown == [f"同一地点经确认的事件 {pile_id} 已另立案件 #{dispatched['id']}, 如为同一问题请作废本案"]
+    # a second lead still waiting for review joins the held case, and relates to nothing
+    again = incident(**garbage, attributes={"source": "detector", "needs_review": True})
+    assert ingest.handle(*again) == "case_merged"
+    assert len(related(held["id"])) == 1
