@@ -65,9 +65,9 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
 
 def pending_beside(message: dict, category: Category, candidates: list[dict]) -> list[dict]:
     """The cases of the same type at the same place still pending review, beside which an incident
-    that goes straight to a department opens its own case (see ``choose``): the reviewer must see
-    that one object may have become two cases (a lead the edge could not confirm at first, then
-    confirmed), and the department that the case it works on has a doubtful twin."""
+    that goes straight to a department opens its own case (see ``choose``). Each is noted on the
+    other: one object may have become two cases (a lead the edge could not confirm at first, then
+    confirmed), and the reviewer should see it before judging the held one."""
     return [c for c in candidates if c["type"] == message["type"] and c["state"] == CaseState.PENDING_REVIEW.value
             and same_place(message, c, category.merge_radius_m)]
 
