@@ -49,8 +49,7 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
     dumped on a stain that was there when the camera came up), and a person's doubt about the
     stain must not hold back the pile.
     """
-    radius = category.merge_radius_m
-    here = [c for c in candidates if c["type"] == message["type"] and same_place(message, c, radius)]
+    here = _here(message, category, candidates)
     window = category.seconds("merge_window") if category.merge_window else math.inf
     open_ = [c for c in here if c["state"] in {s.value for s in OPEN_STATES} and now - c["created_at"] <= window
              and (held or c["state"] != CaseState.PENDING_REVIEW.value)]
@@ -68,8 +67,12 @@ def pending_beside(message: dict, category: Category, candidates: list[dict]) ->
     that goes straight to a department opens its own case (see ``choose``). Each is noted on the
     other: one object may have become two cases (a lead the edge could not confirm at first, then
     confirmed), and the reviewer should see it before judging the held one."""
-    return [c for c in candidates if c["type"] == message["type"] and c["state"] == CaseState.PENDING_REVIEW.value
-            and same_place(message, c, category.merge_radius_m)]
+    return [c for c in _here(message, category, candidates) if c["state"] == CaseState.PENDING_REVIEW.value]
+
+
+def _here(message: dict, category: Category, candidates: list[dict]) -> list[dict]:
+    """The candidates of the message's type within the category's merge radius."""
+    return [c for c in candidates if c["type"] == message["type"] and same_place(message, c, category.merge_radius_m)]
 
 
 def new_case(message: dict, category: Category, tables: Tables, now: float) -> dict:

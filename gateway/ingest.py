@@ -176,10 +176,11 @@ class Ingest:
         if case is None:
             since = now - category.seconds("recheck_window")
             near = storage.candidates(db, message, since, category.merge_radius_m)
-            kind, case = choose(message, category, near, now, held_for_review(message, category, self.tables))
+            held = held_for_review(message, category, self.tables)
+            kind, case = choose(message, category, near, now, held)
             if kind == "new":
                 case_id = storage.open_case(db, new_case(message, category, self.tables, now), now, actor)
-                if not held_for_review(message, category, self.tables):
+                if not held:
                     for twin in pending_beside(message, category, near):
                         storage.log(db, twin["id"], now, "gateway", Role.SYSTEM, "related", twin["state"], twin["state"],
                                     f"case {case_id} opened at the same place for confirmed incident "

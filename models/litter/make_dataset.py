@@ -89,6 +89,7 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str
     n = 0 if rng.random() < (0.12 if swatches is None else 0.2) else int(rng.integers(1, 4))
     taken: list[tuple[int, int, int, int]] = []
     for _ in range(n):
+        # at an even share, the draw of the sets composed before --spills, so they are composed byte for byte
         kind = CLASSES[int(rng.integers(2))] if spills == 0.5 else CLASSES[int(rng.random() < spills)]
         y_frac = rng.uniform(0.25, 0.95)
         if swatches is None:
