@@ -117,7 +117,7 @@ class Detection(Strict):
     litter_model: str = Field(default="litter_yolov8n_320", title="Garbage/spill model name under models/")
     litter_min_score: float = Field(default=0.3, gt=0, lt=1, title="Chosen on the validation split by models/litter/write_manifest.py (its manifest's validation.min_score)")
     litter_confirmed_min_score: float = Field(
-        default=0.25, gt=0, lt=1, title="Score a garbage or spill detection needs where the left-object check sees "
+        default=0.3, gt=0, lt=1, title="Score a garbage or spill detection needs where the left-object check sees "
         "still, changed ground under it (two signals agreeing; at most litter_min_score, not used with left_object "
         "off); chosen on the validation split by models/litter/write_manifest.py (its manifest's "
         "validation.confirmed_min_score: the best F1, without the precision floor a detection alone needs)")

@@ -159,6 +159,40 @@ def test_thresholds_from_one_pass_are_what_a_pass_per_threshold_gives(tmp_path):
     assert found[0.1] > found[0.5]
 
 
+def test_the_litter_model_sees_each_frame_as_is_and_mirrored():
+    """The litter manifest says ``mirror`` as write_manifest.py chose the thresholds with it; the
+    detector runs both views of several tiles in one batch and gives what it gives one by one; and a
+    mirrored frame's detections are the frame's, mirrored (the second view's boxes are put back right)."""
+    import cv2
+
+    from models.litter.write_manifest import MIRROR
+
+    manifest, _ = load_manifest("litter_yolov8n_320")
+    assert manifest["mirror"] is MIRROR and manifest["validation"]["mirror"] is MIRROR
+    detector = load_detector("litter_yolov8n_320")
+    assert detector.mirror is MIRROR
+    video = cv2.VideoCapture(str(CLIP.with_name("campus-litter.mp4")))
+    video.set(cv2.CAP_PROP_POS_FRAMES, int(30 * video.get(cv2.CAP_PROP_FPS)))
+    ok, frame = video.read()
+    assert ok
+    h, w = frame.shape[:2]
+    # around the fixture's pile and spill at 30 s (truth centres 0.211, 0.391 and 0.859, 0.395), and all of it
+    tiles = [frame[int(0.2 * h): int(0.6 * h), : int(0.4 * w)], frame[int(0.2 * h): int(0.6 * h), int(0.6 * w):], frame]
+    batched = detector.detect_many(tiles, 0.2)
+    for tile, found in zip(tiles, batched):
+        alone = detector.detect(tile, 0.2)
+        assert np.array_equal(found.xyxy, alone.xyxy) and np.array_equal(found.confidence, alone.confidence)
+    assert len(batched[0]) and len(batched[1])
+    tile = tiles[0]
+    w = tile.shape[1]
+    found = detector.detect(tile, 0.2)
+    mirrored = detector.detect(np.ascontiguousarray(tile[:, ::-1]), 0.2)
+    order, back = np.argsort(-found.confidence, kind="stable"), np.argsort(-mirrored.confidence, kind="stable")
+    np.testing.assert_allclose(mirrored.confidence[back], found.confidence[order], rtol=1e-6)
+    x1, y1, x2, y2 = mirrored.xyxy[back].T
+    np.testing.assert_allclose(np.stack([w - x2, y1, w - x1, y2], axis=1), found.xyxy[order], atol=1e-3)
+
+
 def test_make_eval_makes_a_cached_set_again_when_its_generator_changes(tmp_path, monkeypatch):
     """models/litter/evaluate.py's made_by: the same command from the same sources reuses the set;
     an edited generator or other arguments make it again."""

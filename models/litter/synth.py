@@ -13,7 +13,7 @@ set never saw: ``family="train"`` draws hues from even 20-degree bands and fine 
 
 >>> rng = np.random.default_rng(0)
 >>> layer = render(rng, "garbage", 120, 80, "train")
->>> layer.colour.shape, layer.alpha.shape, 0 < layer.alpha.max() <= 1
+>>> layer.colour.shape, layer.alpha.shape, bool(0 < layer.alpha.max() <= 1)
 ((80, 120, 3), (80, 120), True)
 >>> ground = np.full((200, 300, 3), 128, np.uint8)
 >>> box = composite(ground, layer, 50, 60)
