@@ -38,3 +38,4 @@ bench: setup
 	.venv/bin/python bench/fuzz_gateway.py --messages 5000
 	.venv/bin/python bench/gateway_throughput.py
 	.venv/bin/python bench/edge_capacity.py
+	.venv/bin/python bench/litter_cost.py
