@@ -53,11 +53,13 @@ def test_scoring_counts_review_wrong_type_and_furniture_apart():
                 "observed_at": iso(t0 + at), "attributes": {"needs_review": review}}
     expect = [{"zone": "a", "type": "garbage", "appear_s": 5, "clear_s": 40, "start_after_s": 15},
               {"zone": "b", "type": "spill", "appear_s": 5, "clear_s": 40, "start_after_s": 15}]
-    messages = [start("garbage", "a", 16), start("garbage", "b", 17), start("spill", "b", 3, review=True)]
+    messages = [start("garbage", "a", 16), start("garbage", "b", 17), start("spill", "b", 3, review=True),
+                {"state": "end", "incident_id": "garbagea16", "observed_at": iso(t0 + 44), "end_reason": "cleared"}]
     r = score_clip(messages, expect, {"a": 5, "b": 5})
     assert (r["dispatched"], r["held"], r["true_dispatched"], r["found_dispatched"]) == (2, 1, 1, 1)
     assert r["confusion"]["spill"]["garbage"] == 1 and r["confusion"]["garbage"]["garbage"] == 1
     assert r["start_delays"] == [1.0] and len(r["false"]) == 2
+    assert r["objects"] == ["garbage in a: start +1.0 s, cleared +4.0 s", "spill in b: only as garbage"]
 
 
 def test_the_clean_footage_zones_are_valid_litter_zones():

@@ -216,7 +216,7 @@ def score_clip(messages: list[dict], expect: list[dict], zones: dict[str, float]
     r = {"staged": len(expect), "raised": len(starts), "dispatched": sum(not held(m) for m in starts),
          "held": sum(held(m) for m in starts), "true_dispatched": 0, "true_held": 0, "found_dispatched": 0,
          "found_any": 0, "typed_right": 0, "typed": 0, "start_delays": [], "end_delays": [], "end_reasons": [],
-         "confusion": {c: {k: 0 for k in CLASSES + ("missed",)} for c in CLASSES}, "false": []}
+         "confusion": {c: {k: 0 for k in CLASSES + ("missed",)} for c in CLASSES}, "false": [], "objects": []}
     used: set[str] = set()
     for e in expect:
         window = (e["appear_s"], e["clear_s"] + zones.get(e["zone"], 5.0) + 10.0)
@@ -228,21 +228,27 @@ def score_clip(messages: list[dict], expect: list[dict], zones: dict[str, float]
             r["typed"] += 1
             r["typed_right"] += here[0]["type"] == e["type"]
         right = [m for m in here if m["type"] == e["type"]]
+        what = f"{e['type']} in {e['zone']}: "  # one line per staged object, for reading a set's faults
         if not right:
+            r["objects"].append(what + (f"only as {here[0]['type']}" if here else "missed"))
             continue
         match = next((m for m in right if not held(m)), right[0])
         used.add(match["incident_id"])
         r["found_any"] += 1
         if held(match):
             r["true_held"] += 1
+            r["objects"].append(what + "held for review")
             continue
         r["found_dispatched"] += 1
         r["true_dispatched"] += 1
         r["start_delays"].append(round(parse_time(match["observed_at"]) - T0 - e["start_after_s"], 1))
+        what += f"start {r['start_delays'][-1]:+.1f} s"
         end = ends.get(match["incident_id"])
         if end is not None:
             r["end_reasons"].append(end["end_reason"])
             r["end_delays"].append(round(parse_time(end["observed_at"]) - T0 - e["clear_s"], 1))
+            what += f", {end['end_reason']} {r['end_delays'][-1]:+.1f} s"
+        r["objects"].append(what)
     r["false"] = [(m["type"], m["zone"], round(parse_time(m["observed_at"]) - T0, 1), "held" if held(m) else "dispatched")
                   for m in starts if m["incident_id"] not in used]
     return r
@@ -256,7 +262,7 @@ def incidents(clips: list[Path], left_object: str) -> dict:
         zones = {z["id"]: z.get("clear_s", 5.0) for z in truth["camera"]["zones"]}
         r = score_clip(run_clip(truth_path, left_object), truth["expect"], zones)
         per_clip[truth_path.name.removesuffix(".truth.yaml")] = {k: r[k] for k in ("staged", "found_dispatched",
-                                                                                    "true_held", "false")}
+                                                                                    "true_held", "false", "objects")}
         for k, v in r.items():
             if isinstance(v, dict):
                 node = total.setdefault(k, {c: {x: 0 for x in row} for c, row in v.items()})
