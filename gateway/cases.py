@@ -70,6 +70,26 @@ def pending_beside(message: dict, category: Category, candidates: list[dict]) ->
     return [c for c in _here(message, category, candidates) if c["state"] == CaseState.PENDING_REVIEW.value]
 
 
+def rejected_here(message: dict, category: Category, rejected: list[dict]) -> dict | None:
+    """The rejected case a lead the edge could not confirm joins, if any: the latest of ``rejected``
+    (cases a person rejected within the category's ``rejected_window``) of its type at its place. A
+    stain on a patched road, raised for review again whenever the edge restarts or loses sight of it,
+    does not come back to the review queue each time; an incident the edge confirmed (a pile dumped
+    there later) never joins one, and a category held for review as a whole does not make a lead one.
+
+    >>> from gateway.config import TABLES_DIR, load_tables
+    >>> garbage = load_tables(TABLES_DIR / "demo.yaml").category("garbage")
+    >>> lead = {"type": "garbage", "box": "b", "camera": "c", "zone": "z", "attributes": {"needs_review": True}}
+    >>> stain = {"id": 7, "type": "garbage", "box": "b", "camera": "c", "zone": "z", "state": "rejected"}
+    >>> rejected_here(lead, garbage, [stain])["id"], rejected_here(dict(lead, attributes={}), garbage, [stain])
+    (7, None)
+    """
+    if not needs_review(message):
+        return None
+    here = [c for c in _here(message, category, rejected) if c["state"] == CaseState.REJECTED.value]
+    return max(here, key=lambda c: c["id"], default=None)
+
+
 def _here(message: dict, category: Category, candidates: list[dict]) -> list[dict]:
     """The candidates of the message's type within the category's merge radius."""
     return [c for c in candidates if c["type"] == message["type"] and same_place(message, c, category.merge_radius_m)]

@@ -50,9 +50,12 @@ class Category(Strict):
     merge_window: str | None = Field(
         default=None, title="Only if the case was opened within this time (default: for as long as it is open)")
     recheck_window: str = Field(default="1h", title="A recurrence this soon after closing reopens the case")
+    rejected_window: str = Field(
+        default="7d", title="A lead the edge could not confirm (needs_review), at the place of a lead a person "
+        "rejected this recently, joins that rejected case instead of waiting for review again")
 
     @field_validator("service_level", "urgent_service_level", "recheck_service_level", "merge_window",
-                     "recheck_window")
+                     "recheck_window", "rejected_window")
     @classmethod
     def _level(cls, v: str | None) -> str | None:
         if v is not None:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from gateway import storage
 from gateway.actions import perform
 from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, is_recheck, is_urgent,
-                           merged_urgent, new_case, pending_beside)
+                           merged_urgent, needs_review, new_case, pending_beside, rejected_here)
 from gateway.config import Tables
 from gateway.images import ImageError, check_evidence
 from gateway.storage import Store
@@ -178,6 +178,16 @@ class Ingest:
             near = storage.candidates(db, message, since, category.merge_radius_m)
             held = held_for_review(message, category, self.tables)
             kind, case = choose(message, category, near, now, held)
+            if kind == "new" and needs_review(message):
+                stain = rejected_here(message, category, storage.rejected_near(
+                    db, message, now - category.seconds("rejected_window"), category.merge_radius_m))
+                if stain is not None:  # a person rejected this lead already: not to the review queue again
+                    storage.link(db, message["incident_id"], stain["id"], "merged", now)
+                    storage.update_case(db, stain["id"], {"incident_count": stain["incident_count"] + 1})
+                    storage.log(db, stain["id"], now, actor, Role.SYSTEM, "merged", stain["state"], stain["state"],
+                                f"incident {message['incident_id']}: a lead the camera could not confirm, at the "
+                                "place of this rejected case; not raised for review again")
+                    return "case_merged", stain["id"]
             if kind == "new":
                 case_id = storage.open_case(db, new_case(message, category, self.tables, now), now, actor)
                 if not held:

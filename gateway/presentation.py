@@ -255,6 +255,9 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
     ("dispatched", re.compile(r"(?P<dept>[^ ]+)"), lambda m, t: f"派往 {t.department_name(m['dept'])}"),
     ("redispatch", re.compile(r"to (?P<dept>[^ ]+)"), lambda m, t: f"改派至 {t.department_name(m['dept'])}"),
     ("merged", re.compile(r"incident (?P<iid>\S+) at the same place"), lambda m, t: f"同一地点的事件 {m['iid']} 并入本案"),
+    ("merged", re.compile(r"incident (?P<iid>\S+): a lead the camera could not confirm, at the place of this rejected "
+                          r"case; not raised for review again"),
+     lambda m, t: f"同一地点未经确认的线索 {m['iid']} 并入本已作废案件, 不再提交审核"),
     ("reopen", re.compile(r"the problem came back: incident (?P<iid>\S+)"),
      lambda m, t: f"问题再次出现 (事件 {m['iid']}), 重新派遣"),
     ("recheck_evidence", re.compile(r"camera: (?P<why>\w+) at (?P<at>\S+)"),

@@ -424,6 +424,24 @@ def candidates(db: Connection, message: dict, since: float, radius_m: float) -> 
                                  "camera": message["camera"], "zone": message["zone"]})
 
 
+def rejected_near(db: Connection, message: dict, since: float, radius_m: float) -> list[dict]:
+    """Cases of the message's type near it (as ``candidates`` finds them) that a person rejected at
+    ``since`` or later; ``gateway.cases.rejected_here`` decides whether a lead joins one."""
+    rejected = select(case_log.c.case_id).where(case_log.c.action == Action.REJECT.value, case_log.c.at >= since)
+    q = select(cases).where(cases.c.type == message["type"], cases.c.state == CaseState.REJECTED.value,
+                            cases.c.id.in_(rejected))
+    loc = message.get("location")
+    if loc:
+        dlat = radius_m / 111_000 + 1e-6
+        dlon = dlat / max(0.01, math.cos(math.radians(loc["lat"])))
+        q = q.where(or_(cases.c.lat.is_(None), cases.c.lat.between(loc["lat"] - dlat, loc["lat"] + dlat)),
+                    or_(cases.c.lon.is_(None), cases.c.lon.between(loc["lon"] - dlon, loc["lon"] + dlon)))
+    else:
+        q = q.where(cases.c.box == message["box"], cases.c.camera == message["camera"],
+                    cases.c.zone == message["zone"])
+    return [dict(row) for row in db.execute(q.order_by(cases.c.id.desc()).limit(200)).mappings()]
+
+
 def unended_incidents(db: Connection, case_id: int) -> list[str]:
     """The incidents joined to a case whose end the camera has not sent yet (still being seen)."""
     ended = select(incident_events.c.incident_id).where(

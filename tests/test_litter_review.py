@@ -3,6 +3,7 @@ cannot confirm as new go to the gateway marked ``needs_review``, whose case wait
 
 import json
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ from gateway.storage import Store
 
 from .conftest import REPO
 from .test_litter import LITTER, ROAD_ZONE, _replay, campus_frames
-from .test_workflow import CITY, act, auth, end_of, incident
+from .test_workflow import CITY, act, auth, database_url, end_of, incident  # noqa: F401 (a fixture)
 
 ZONES = yaml.safe_load(LITTER.read_text())["camera"]["zones"]
 
@@ -132,3 +133,51 @@ def test_a_confirmed_incident_never_joins_a_case_pending_review(tmp_path):
     again = incident(**garbage, attributes={"source": "detector", "needs_review": True})
     assert ingest.handle(*again) == "case_merged"
     assert len(related(held["id"])) == 1
+
+
+def test_a_lead_a_person_rejected_does_not_come_back_for_review(tmp_path, database_url):
+    """Real SQLite and PostgreSQL: a stain on a patched road is held for review and rejected. Raised again (the edge
+    restarted, or lost sight of it for a while), the same lead at the same place joins the rejected
+    case, noted in its timeline, instead of waiting in the review queue again; after the category's
+    rejected_window it is a new case for review. A pile the edge confirms there is dispatched."""
+    from gateway.actions import act as perform_act
+    from gateway.workflow import Action, Role
+
+    categories = [dict(c, review=False, rejected_window="2h") for c in CITY["categories"]]
+    roads = dict(next(c for c in categories if c["type"] == "garbage"), type="spill", code="200107", name="道路遗撒")
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(dict(CITY, categories=categories + [roads]), allow_unicode=True))
+    tables = load_tables(tmp_path / "city.yaml")
+    store = Store(database_url)
+    clock = [time.time()]  # hours pass on the gateway's clock; the messages' own times are not the point here
+    ingest = Ingest(store, tables, clock=lambda: clock[0], max_clock_skew_s=86400)
+    spill = {"type": "spill", "zone": "sealed-road"}
+
+    def lead():
+        return incident(**spill, attributes={"source": "detector", "needs_review": True})
+
+    assert ingest.handle(*lead()) == "case_created"
+    (stain,) = store.list_cases()
+    assert stain["state"] == "pending_review"
+    perform_act(store, stain["id"], Action.REJECT, Role.OPERATOR, "op", clock[0] + 60, tables, lambda c: True, "crack sealing")
+    clock[0] += 3600
+    again = lead()
+    assert ingest.handle(*again) == "case_merged"
+    assert ingest.handle(*end_of(again, reason="cleared")) == "case_updated"
+    (case,) = store.list_cases()
+    assert (case["id"], case["state"], case["incident_count"]) == (stain["id"], "rejected", 2)
+    notes = [e["note"] for e in store.get_case(stain["id"])["timeline"] if e["action"] == "merged"]
+    assert notes == [f"incident {json.loads(again[1])['incident_id']}: a lead the camera could not confirm, at "
+                     "the place of this rejected case; not raised for review again"]
+    shown = [note_text(e, tables) for e in store.get_case(stain["id"])["timeline"] if e["action"] == "merged"]
+    assert shown == [f"同一地点未经确认的线索 {json.loads(again[1])['incident_id']} 并入本已作废案件, 不再提交审核"]
+    # a lead of the other type, or one after the window, waits for review again
+    assert ingest.handle(*incident(type="garbage", zone="sealed-road",
+                                   attributes={"source": "detector", "needs_review": True})) == "case_created"
+    clock[0] += 2 * 3600
+    assert ingest.handle(*lead()) == "case_created"
+    # a spill the edge confirms at the same place is new: dispatched, whatever was rejected there
+    assert ingest.handle(*incident(**spill, attributes={"source": "detector+left_object", "needs_review": False})) \
+        == "case_created"
+    states = sorted((c["type"], c["state"]) for c in store.list_cases())
+    assert states == [("garbage", "pending_review"), ("spill", "dispatched"), ("spill", "pending_review"),
+                      ("spill", "rejected")]
