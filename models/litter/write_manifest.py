@@ -90,6 +90,9 @@ def manifest(file: str, sha256: str, batch: int | str = 1, randomised: bool = Tr
 
 def rescore(val: Path) -> None:
     """The installed file's thresholds chosen again on ``val`` as the edge now runs it (``MIRROR``)."""
+    if not any(val.glob("*.jpg")):
+        sys.exit(f"no validation images in {val}: compose them with `models/litter/make_dataset.py --randomise "
+                 "--train 0` (the split's own seed gives the same set)")
     path = ROOT / "models/litter" / f"{NAME}.manifest.json"
     body = json.loads(path.read_text())
     if hashlib.sha256((path.parent / body["file"]).read_bytes()).hexdigest() != body["sha256"]:
