@@ -123,12 +123,18 @@ class YoloRaw:
 
     def detect_many(self, images: list[Image], min_score: float) -> list[sv.Detections]:
         """Several images in one batch when the model's batch axis is dynamic, else one by one. A model
-        whose manifest says ``mirror`` also sees each image mirrored, in the same batch (``mirror_mean``)."""
+        whose manifest says ``mirror`` also sees mirrored, in a second batch, each image it saw anything
+        in at half the threshold (``mirror_mean``); where it saw nothing, only a box the mirror alone
+        scores at twice the threshold could pass, and for that the mirrored pass is not spent (on the
+        real clean footage half the tiles see nothing: see the litter model's card)."""
         if not self.mirror:
             return self._run(images, min_score)
-        views = self._run(images + [np.ascontiguousarray(image[:, ::-1]) for image in images], min_score / 2)
-        return [mirror_mean(seen, mirrored, image.shape[1], min_score)
-                for image, seen, mirrored in zip(images, views[: len(images)], views[len(images):])]
+        seen = self._run(images, min_score / 2)
+        looked = [i for i, found in enumerate(seen) if len(found)]
+        mirrored = dict(zip(looked, self._run([np.ascontiguousarray(images[i][:, ::-1]) for i in looked],
+                                              min_score / 2))) if looked else {}
+        return [mirror_mean(found, mirrored.get(i, sv.Detections.empty()), image.shape[1], min_score)
+                for i, (image, found) in enumerate(zip(images, seen))]
 
     def _run(self, images: list[Image], min_score: float) -> list[sv.Detections]:
         prepared = [self.prepare(image) for image in images]

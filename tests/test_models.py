@@ -183,6 +183,22 @@ def test_the_litter_model_sees_each_frame_as_is_and_mirrored():
         alone = detector.detect(tile, 0.2)
         assert np.array_equal(found.xyxy, alone.xyxy) and np.array_equal(found.confidence, alone.confidence)
     assert len(batched[0]) and len(batched[1])
+    # a tile it sees nothing in at half the threshold (bare grey) is not looked at mirrored
+    runs = []
+    session = detector._session
+
+    class Counting:
+        def run(self, outputs, feed):
+            runs.append(len(next(iter(feed.values()))))
+            return session.run(outputs, feed)
+
+    detector._session = Counting()
+    try:
+        grey = np.full_like(tiles[0], 128)
+        found = detector.detect_many([grey, tiles[0]], 0.3)
+    finally:
+        detector._session = session
+    assert runs == [2, 1] and len(found[0]) == 0 and len(found[1]) == len(detector.detect(tiles[0], 0.3))
     tile = tiles[0]
     w = tile.shape[1]
     found = detector.detect(tile, 0.2)

@@ -40,7 +40,7 @@ SCORES = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)  # the candidates for the e
 # stone bollard for the persistence becomes a case a person has to look at, every time, on every camera
 MIN_PRECISION = 0.6
 # each image is seen as is and mirrored, a box scoring the mean of the two views: on validation (stage 4)
-# mAP@0.5 0.405 -> 0.47, at 0.3 mean precision 0.633 -> 0.746 and mean recall 0.368 -> 0.383, for twice the inference
+# mAP@0.5 0.405 -> 0.47, at 0.3 mean precision 0.633 -> 0.746 and mean recall 0.368 -> 0.383, for up to twice the inference
 MIRROR = True
 
 
