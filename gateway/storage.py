@@ -411,15 +411,20 @@ def case_of_incident(db: Connection, incident_id: str) -> dict | None:
     return rows[0] if rows else None
 
 
+def _around(loc: dict, radius_m: float) -> dict[str, float]:
+    """The lat/lon box ``radius_m`` around ``loc`` (lat0, lat1, lon0, lon1): the index finds cases in
+    it, ``gateway.cases.same_place`` then measures the distance."""
+    dlat = radius_m / 111_000 + 1e-6
+    dlon = dlat / max(0.01, math.cos(math.radians(loc["lat"])))
+    return {"lat0": loc["lat"] - dlat, "lat1": loc["lat"] + dlat, "lon0": loc["lon"] - dlon, "lon1": loc["lon"] + dlon}
+
+
 def candidates(db: Connection, message: dict, since: float, radius_m: float) -> list[dict]:
     """Cases of the message's type near it (a lat/lon box, or the same camera and zone) that it
     could join or reopen; ``gateway.cases.choose`` decides."""
     loc = message.get("location")
     if loc:
-        dlat = radius_m / 111_000 + 1e-6
-        dlon = dlat / max(0.01, math.cos(math.radians(loc["lat"])))
-        return _NEAR.dicts(db, {"type": message["type"], "since": since, "lat0": loc["lat"] - dlat,
-                                "lat1": loc["lat"] + dlat, "lon0": loc["lon"] - dlon, "lon1": loc["lon"] + dlon})
+        return _NEAR.dicts(db, {"type": message["type"], "since": since, **_around(loc, radius_m)})
     return _SAME_ZONE.dicts(db, {"type": message["type"], "since": since, "box": message["box"],
                                  "camera": message["camera"], "zone": message["zone"]})
 
@@ -432,10 +437,9 @@ def rejected_near(db: Connection, message: dict, since: float, radius_m: float) 
                             cases.c.id.in_(rejected))
     loc = message.get("location")
     if loc:
-        dlat = radius_m / 111_000 + 1e-6
-        dlon = dlat / max(0.01, math.cos(math.radians(loc["lat"])))
-        q = q.where(or_(cases.c.lat.is_(None), cases.c.lat.between(loc["lat"] - dlat, loc["lat"] + dlat)),
-                    or_(cases.c.lon.is_(None), cases.c.lon.between(loc["lon"] - dlon, loc["lon"] + dlon)))
+        box = _around(loc, radius_m)
+        q = q.where(or_(cases.c.lat.is_(None), cases.c.lat.between(box["lat0"], box["lat1"])),
+                    or_(cases.c.lon.is_(None), cases.c.lon.between(box["lon0"], box["lon1"])))
     else:
         q = q.where(cases.c.box == message["box"], cases.c.camera == message["camera"],
                     cases.c.zone == message["zone"])

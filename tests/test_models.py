@@ -161,8 +161,9 @@ def test_thresholds_from_one_pass_are_what_a_pass_per_threshold_gives(tmp_path):
 
 def test_the_litter_model_sees_each_frame_as_is_and_mirrored():
     """The litter manifest says ``mirror`` as write_manifest.py chose the thresholds with it; the
-    detector runs both views of several tiles in one batch and gives what it gives one by one; and a
-    mirrored frame's detections are the frame's, mirrored (the second view's boxes are put back right)."""
+    detector runs several tiles together (a batch, then one of the mirrors it needs) and gives what it
+    gives one by one; a tile it sees nothing in is not looked at mirrored; and a mirrored frame's
+    detections are the frame's, mirrored (the second view's boxes are put back right)."""
     import cv2
 
     from models.litter.write_manifest import MIRROR
