@@ -398,6 +398,24 @@ def test_a_weak_detection_counts_only_where_the_ground_changed():
 
 
 @pytest.mark.slow
+def test_a_pile_under_the_vehicle_models_whole_road_car_is_seen():
+    """The vehicle model answers, on every frame, one "car" at 0.42 over most of the picture (as it
+    does on the real motorway and dual carriageway clips: the road seen from afar as one car). That
+    box is no vehicle in front of the pile: the pile's incident is dispatched and ends cleared. Before,
+    the pile was dropped as part of that car, and its ground hidden from the left-object check, on
+    every frame."""
+    road = (40, 60, 740, 560)  # 79 % of the 768x576 frame
+
+    def vehicles_at(t):
+        return [sv.Detections(xyxy=np.array([road], np.float32), confidence=np.array([0.42], np.float32),
+                              class_id=np.array([3]), data={"class_name": np.array(["car"])})]
+    events = _given_detections({"road": ROAD_ZONE}, lambda t: [PILE_BOX] * (15 <= t < 45), vehicles_at=vehicles_at)
+    got = [(t, m["state"], m["end_reason"], m["attributes"]["needs_review"]) for t, m in events]
+    assert [g[1:] for g in got] == [("start", None, False), ("end", "cleared", False)], got
+    assert 25 <= got[0][0] <= 35 and 45 <= got[1][0] <= 55, got
+
+
+@pytest.mark.slow
 def test_a_pile_a_car_drove_past_is_not_that_car():
     """A car stops on the road at 8 s over the place where a pile is put at 15 s, and drives on at
     14 s; the tracker carries its track on over the pile on the vehicle model's weak answers there
