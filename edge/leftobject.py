@@ -88,7 +88,7 @@ class LeftObject:
         self._cur: np.ndarray | None = None  # the last picture's features, at the background's lightness
         self._hidden: np.ndarray | None = None  # the last picture's pixels behind people and vehicles
         self._hidden_at: np.ndarray | None = None  # when each pixel was last behind a person or vehicle
-        self._last_look: np.ndarray | None = None  # the last picture's features as they came
+        self._last_clear: np.ndarray | None = None  # each pixel's features when last seen with nothing in front
         self._last_t = 0.0
         self.scene = 0  # times the check learnt the scene from scratch (its first picture, lights, a moved camera)
         self._kernel = np.ones((3, 3), np.uint8)
@@ -130,7 +130,6 @@ class LeftObject:
         time it is seen clear, so a person who stood there at start leaves no ghost.
         """
         raw = self._features(image)
-        last_look, self._last_look = self._last_look, raw
         h, w = raw.shape[:2]
         hidden = np.zeros((h, w), bool)
         for box in exclude:
@@ -138,6 +137,9 @@ class LeftObject:
             hidden[y1:y2, x1:x2] = True
         hidden = cv2.dilate(hidden.astype(np.uint8), self._halo).astype(bool)  # a box's edge texture reaches past it
         self._cur, self._hidden = raw, hidden
+        last_clear = self._last_clear
+        self._last_clear = raw.copy() if last_clear is None or last_clear.shape != raw.shape \
+            else np.where(hidden[..., None], last_clear, raw)
         if self._hidden_at is None or self._hidden_at.shape != hidden.shape:
             self._hidden_at = np.full(hidden.shape, -math.inf)
         self._hidden_at[hidden] = t
@@ -167,9 +169,10 @@ class LeftObject:
             return np.zeros((h, w), np.uint8)
         moving = self._differs(raw, self._short, shadows=False)  # a passer-by's shadow is moving too
         passed = t - self._hidden_at <= PASSED_S
-        if last_look is not None and last_look.shape == raw.shape and passed.any():
-            # where the short-term background still remembers a passer-by, as it was at the last look is still
-            moving &= ~passed | self._differs(raw, last_look, shadows=False)
+        if last_clear is not None and last_clear.shape == raw.shape and passed.any():
+            # where the short-term background still remembers a passer-by, as it was when last seen with
+            # nobody in front is still (the look just before may have been of the passer-by)
+            moving &= ~passed | self._differs(raw, last_clear, shadows=False)
         static = (changed & ~moving & ~hidden).astype(np.uint8)
         self._short += (1 - math.exp(-dt / self.short_tau_s)) * (raw - self._short)
         absorbed = self._long + (1 - math.exp(-dt / self.absorb_s)) * (cur - self._long)

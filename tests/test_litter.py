@@ -148,7 +148,9 @@ def test_a_pile_people_keep_crossing_is_still_between_them():
     """A pile on the real campus footage that a passer-by crosses every third second, cut out with the
     person's box as the pipeline does: the short-term background remembers each passer-by for
     seconds and never settled on the pile, so it was never still there and a detection over it was
-    never confirmed. As it was at the last look, it is still between two passers-by."""
+    never confirmed. As it was when last seen with nobody in front, it is still between two
+    passers-by, also at the look right after one (compared with the look before, the passer-by, it
+    was not: a detection there waited for the next look, 10 s on the campus road in ``make eval``)."""
     frames = campus_frames(step=10)[:40]  # one frame a second
     layer = render(np.random.default_rng(5), "garbage", 50, 36, "heldout")
     rng = np.random.default_rng(6)
@@ -168,8 +170,8 @@ def test_a_pile_people_keep_crossing_is_still_between_them():
         static = check.observe(float(t), frame, exclude)
         if t >= 15 and t % 3:
             confirmed.append(covered(static, box) >= CONFIRM_COVER)
-    # still at every look that follows a clear one (t % 3 == 2): half the looks without a passer-by
-    assert sum(confirmed) >= len(confirmed) // 2, confirmed
+    # still at every look without a passer-by (the look right after one included)
+    assert all(confirmed), confirmed
 
 
 def _stays(frames, paint, box, start=10, check=None):
