@@ -57,7 +57,8 @@ FAULTS = ("frozen", "blocked", "moved", "offline")
 LITTER_TYPES = ("garbage", "spill")
 CONFIRM_COVER = 0.2  # share of a detected box that must be still, changed ground to confirm it
 GONE_COVER = 0.05  # a confirmed incident's place differing less than this from its ground before: gone
-MOVER_MAX_AREA = 0.5  # a vehicle box over more than this share of the picture is the road seen as one car
+MAX_BOX_AREA = 0.5  # a vehicle or person box over more than this share of the picture is the road seen as one car
+STILL_LOOKS = 2  # passes that must see a stay's picture unchanged before its clock can raise an incident
 REVIEW_FACTOR = 2  # a detection never confirmed goes for review after 2x the zone's persistence
 WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 
@@ -96,7 +97,7 @@ class CameraPipeline:
         self.rules: list[tuple[Zone, DwellRule]] = [
             (zone, DwellRule(f"{config.box}/{camera.id}/{zone.id}", zone.dwell_s, rules.still_tolerance,
                              rules.gap_s, rules.update_interval_s, leave_s=rules.leave_s,
-                             min_score=self.detection.min_score))
+                             min_score=self.detection.min_score, still_looks=STILL_LOOKS))
             for zone in camera.zones if "illegal_parking" in zone.types
         ]
         # per zone and type: the rule, and the rule for what is new in the zone while the first holds an
@@ -206,6 +207,10 @@ class CameraPipeline:
             self._last_pass = (t, thumb)
             n = self._full_frame + len(self._regions)
             found = merge_detections(parts[:n], self._regions, self.detection.vehicle_labels, self._full_frame)
+            # the vehicle model sees a motorway or a dual carriageway from afar as one "car" (0.42-0.58, 53-91 %
+            # of the frame, on the real clean footage's two) on every frame: it is nothing the rules follow, and
+            # as a box "in front" it hid every parked car's place and every pile and spill on those roads
+            found = found[found.area <= MAX_BOX_AREA * w * h] if len(found) else found
             labels = found.data["class_name"] if len(found) else np.array([])
             confident = found.confidence >= self.detection.min_score if len(found) else np.array([], bool)
             vehicles = found[np.isin(labels, self.detection.vehicle_labels)] if len(found) else found
@@ -224,8 +229,10 @@ class CameraPipeline:
         for zone, rule in self.rules:
             mine = [s for s in sightings if point_in_polygon(s.anchor, zone.polygon)]
             views = self.stationary.views(zone.id, rule.stays(), image, in_front)
+            def same_vehicle(key: int, s: Sighting, zone_id: str = zone.id) -> bool | None:
+                return self.stationary.same_vehicle(zone_id, key, image, s.box, in_front)
             out += [self._outgoing(zone.id, zone.polygon, zone.grid, "illegal_parking", e, image)
-                    for e in rule.observe(t, mine, views, fresh=bool(parts))]
+                    for e in rule.observe(t, mine, views, fresh=bool(parts), same_vehicle=same_vehicle)]
             self.stationary.remember(zone.id, rule.stays(), t, image, in_front)
         return out
 
@@ -239,12 +246,8 @@ class CameraPipeline:
         static = None
         # people and vehicles the vehicle model is sure of (min_score) are cut out of the left-object check,
         # and a "pile" mostly inside one is that person or vehicle; a track kept alive on weak detections (a
-        # car's, carried on over a pile it drove past) neither hides the ground nor outweighs the litter model;
-        # nor does a box over most of the picture: the vehicle model sees a motorway or a dual carriageway
-        # seen from afar as one "car" (0.42-0.58, 53-91 % of the frame, on the real clean footage's two)
-        # on every frame, which hid every pile and spill on them
-        movers = [s.box for s in vehicles + self._sightings(self._people, w, h) if s.score >= self.detection.min_score
-                  and (s.box[2] - s.box[0]) * (s.box[3] - s.box[1]) <= MOVER_MAX_AREA]
+        # car's, carried on over a pile it drove past) neither hides the ground nor outweighs the litter model
+        movers = [s.box for s in vehicles + self._sightings(self._people, w, h) if s.score >= self.detection.min_score]
         if self.left is not None:
             static = self.left.observe(t, image, movers)
         # below litter_min_score, a detection counts only where the check sees still, changed ground under it

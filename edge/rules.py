@@ -20,6 +20,7 @@ the detector loses for a while, or that a bus hides, keeps its clock.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -28,6 +29,8 @@ from edge.geometry import Box, Point, iou, overlap
 State = Literal["start", "update", "end"]
 View = Literal["same", "occluded", "empty"]  # what a stay's place looks like with no detection there
 EndReason = Literal["left", "cleared", "stream_ended", "camera_lost"]
+# (stay key, sighting): whether the picture under the sighting is the stay's vehicle; None: it cannot tell
+SameVehicle = Callable[[int, "Sighting"], bool | None]
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class _Candidate:
     last_event_at: float = 0.0
     key: int = 0
     hits: int = 0  # sightings at or above the rule's min_score
+    still: int = 0  # sightings whose picture was seen to be the stay's vehicle
     votes: dict[str, float] = field(default_factory=dict)  # label -> summed score
     label: str | None = None  # frozen when the incident starts
     detected_at: float = 0.0  # last time a detection matched (not a view)
@@ -113,35 +117,54 @@ class DwellRule:
 
     A sighting belongs to a stay when its anchor has not moved more than ``still_tolerance``
     box heights and its box overlaps the stay's (IoU >= ``MATCH_IOU``), so a bus passing in
-    front is not the parked car, whatever the tracker's ids say. The stay's label is a
-    score-weighted vote over its sightings, frozen when the incident starts.
+    front is not the parked car, whatever the tracker's ids say; and, where the caller can
+    tell (``same_vehicle``), when the picture under it is the stay's vehicle. In flowing
+    traffic the next car stands at the same place one analysed frame later (at a far, crowded
+    spot the tracker even keeps the id): it is a new stay, and for the stay it displaced that
+    look counts as its place seen empty. With ``still_looks``, a stay is confirmed only once
+    its picture has also been seen unchanged that many times (a parked car looks the same at
+    every pass; a lane of traffic hardly ever). The stay's label is a score-weighted vote over
+    its sightings, frozen when the incident starts.
     """
 
     MATCH_IOU = 0.4
 
     def __init__(self, key: str, dwell_s: float, still_tolerance: float, gap_s: float, update_interval_s: float,
-                 leave_s: float | None = None, min_score: float = 0.0, confirm_hits: int = 3):
+                 leave_s: float | None = None, min_score: float = 0.0, confirm_hits: int = 3, still_looks: int = 0):
         self.key = key
         self.dwell_s = dwell_s
         self.still_tolerance = still_tolerance
         self.gap_s = gap_s
         self.leave_s = gap_s if leave_s is None else leave_s
         self.update_interval_s = update_interval_s
-        self.min_score, self.confirm_hits = min_score, confirm_hits
+        self.min_score, self.confirm_hits, self.still_looks = min_score, confirm_hits, still_looks
         self._candidates: list[_Candidate] = []
         self._keys = 0
 
     def stays(self) -> list[Stay]:
-        """The confirmed stays, whose place the caller should look at (see ``observe``'s ``views``)."""
-        return [Stay(c.key, c.sighting.box, c.detected_at) for c in self._candidates if c.hits >= self.confirm_hits]
+        """The stays, whose place the caller should look at (see ``observe``'s ``views`` and
+        ``same_vehicle``; views count for confirmed stays only)."""
+        return [Stay(c.key, c.sighting.box, c.detected_at) for c in self._candidates]
+
+    def _confirmed(self, cand: _Candidate) -> bool:
+        return cand.hits >= self.confirm_hits and cand.still >= self.still_looks
 
     def _still(self, cand: _Candidate, s: Sighting) -> bool:
         height = max(cand.sighting.box[3] - cand.sighting.box[1], 1e-3)
         dx, dy = s.anchor[0] - cand.anchor[0], s.anchor[1] - cand.anchor[1]
         return (dx * dx + dy * dy) ** 0.5 <= self.still_tolerance * height and iou(cand.sighting.box, s.box) >= self.MATCH_IOU
 
-    def _match(self, s: Sighting, free: list[_Candidate]) -> _Candidate | None:
+    def _match(self, s: Sighting, free: list[_Candidate], same_vehicle: SameVehicle | None,
+               displaced: set[int]) -> tuple[_Candidate | None, bool]:
+        """The stay ``s`` belongs to, and whether its picture was seen to be that stay's vehicle."""
         still = [c for c in free if self._still(c, s)]
+        verdicts = {c.key: same_vehicle(c.key, s) for c in still} if same_vehicle is not None else {}
+        displaced |= {key for key, same in verdicts.items() if same is False}
+        still = [c for c in still if verdicts.get(c.key) is not False]
+        cand = self._pick(s, still)
+        return cand, cand is not None and verdicts.get(cand.key) is True
+
+    def _pick(self, s: Sighting, still: list[_Candidate]) -> _Candidate | None:
         if s.track_id is not None and s.track_id >= 0:
             for cand in still:
                 if s.track_id in cand.track_ids:
@@ -150,14 +173,16 @@ class DwellRule:
                    default=None)
 
     def observe(self, t: float, sightings: list[Sighting], views: dict[int, View] | None = None,
-                fresh: bool = True) -> list[Event]:
+                fresh: bool = True, same_vehicle: SameVehicle | None = None) -> list[Event]:
         """Feed the vehicles whose anchor is inside the zone at time ``t`` and, for stays from
-        ``stays()``, what their place looks like (by stay key); get incident events."""
+        ``stays()``, what their place looks like (by stay key) and whether a sighting at their
+        place shows their vehicle (``same_vehicle``); get incident events."""
         events: list[Event] = []
         ends: list[Event] = []
         free = list(self._candidates)
+        displaced: set[int] = set()  # stays another vehicle was seen in place of
         for s in sorted(sightings, key=lambda s: -s.score):
-            cand = self._match(s, free)
+            cand, same = self._match(s, free, same_vehicle, displaced)
             if cand is None:
                 if s.score < self.min_score:
                     continue  # a low-score detection continues a stay, never starts one
@@ -169,12 +194,15 @@ class DwellRule:
             cand.last_seen, cand.detected_at, cand.sighting, cand.empty_since = t, t, s, None
             if s.score >= self.min_score and fresh:
                 cand.hits += 1
+            cand.still += same
             cand.votes[s.label] = cand.votes.get(s.label, 0.0) + s.score
             if s.track_id is not None and s.track_id >= 0:
                 cand.track_ids.add(s.track_id)
             events += self._due(cand, t)
         for cand in free:
-            view = (views or {}).get(cand.key) if cand.hits >= self.confirm_hits else None
+            view = (views or {}).get(cand.key) if self._confirmed(cand) else None
+            if cand.key in displaced:
+                view = "empty"  # another vehicle stands where it stood, with nothing in front
             if view == "same":  # unchanged under its box: still there, no detection needed
                 cand.last_seen, cand.empty_since = t, None
                 events += self._due(cand, t)
@@ -191,7 +219,7 @@ class DwellRule:
     def _due(self, cand: _Candidate, t: float) -> list[Event]:
         """The start once the dwell is reached and the stay confirmed, then updates."""
         if cand.incident_id is None:
-            if t - cand.first_seen >= self.dwell_s and cand.hits >= self.confirm_hits:
+            if t - cand.first_seen >= self.dwell_s and self._confirmed(cand):
                 return [self._start(cand, t)]
         elif t - cand.last_event_at >= self.update_interval_s:
             return [_event(cand, t, "update")]

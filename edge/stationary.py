@@ -88,7 +88,7 @@ class Stationary:
 
     def __init__(self, same_below: float = SAME_BELOW):
         self.same_below = same_below
-        self._refs: dict[tuple[str, int], tuple[float, Patch]] = {}
+        self._refs: dict[tuple[str, int], tuple[float, Box, Patch]] = {}  # when, where, the picture
 
     def views(self, zone: str, stays, image: np.ndarray, occluders: list[Box]) -> dict[int, View]:
         """A view of each stay (``DwellRule.stays()``) that has a reference patch."""
@@ -96,8 +96,24 @@ class Stationary:
         for stay in stays:
             ref = self._refs.get((zone, stay.key))
             if ref is not None:
-                out[stay.key] = look(ref[1], image, stay.box, occluders, self.same_below)
+                out[stay.key] = look(ref[2], image, stay.box, occluders, self.same_below)
         return out
+
+    def same_vehicle(self, zone: str, key: int, image: np.ndarray, box: Box, occluders: list[Box]) -> bool | None:
+        """Whether a vehicle detected at ``box``, over stay ``key``'s place, is the stay's vehicle: the
+        picture where the stay was last detected is unchanged (True), or has changed with no other
+        person or vehicle box in front of the detection (False: another vehicle). In front means
+        reaching lower in the picture, nearer the camera: in a queue of cars seen from behind each
+        box overlaps the one ahead, which is no reason to doubt what the picture shows. None: no
+        picture of the stay yet, or something in front. The picture is taken at the stay's box, not
+        the detection's, so a box that jitters around a parked car still sees the same picture."""
+        ref = self._refs.get((zone, key))
+        if ref is None:
+            return None
+        if difference(ref[2], patch(image, ref[1])) < self.same_below:
+            return True
+        in_front = [o for o in occluders if o != box and o[3] > box[3]]
+        return None if covered_by(box, in_front) >= OCCLUDER_COVER else False
 
     def remember(self, zone: str, stays, t: float, image: np.ndarray, occluders: list[Box]) -> None:
         """Keep the patch of every stay detected at ``t``, unless something else stands in front of
@@ -108,7 +124,7 @@ class Stationary:
             ref = self._refs.get((zone, stay.key))
             others = [o for o in occluders if o != stay.box]
             if stay.detected_at == t and (ref is None or covered_by(stay.box, others) < OCCLUDER_COVER):
-                self._refs[(zone, stay.key)] = (t, patch(image, stay.box))
+                self._refs[(zone, stay.key)] = (t, stay.box, patch(image, stay.box))
         for key in [k for k in self._refs if k[0] == zone and k not in keys]:
             del self._refs[key]
 

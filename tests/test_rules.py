@@ -173,7 +173,59 @@ def test_one_stay_keeps_one_label_by_vote():
 def test_reused_detector_passes_do_not_confirm_a_stay():
     r = rule(dwell_s=3)
     events = [e for t in range(0, 10) for e in r.observe(float(t), [VAN], fresh=t == 0)]
+    # unconfirmed, its place looking the same does not hold it either: forgotten gap_s after its last sighting
+    events += observe(r, [(float(t), []) for t in range(10, 30)], lambda t: "same")
     assert events == [] and r.stays() == []
+
+
+def traffic(r: DwellRule, frames, verdict=lambda stay_car, car, t: stay_car == car):
+    """Feed ``frames`` [(t, car, sightings)], where ``car`` names the vehicle at the place; a stay
+    belongs to the car it began with, and ``verdict(stay_car, car, t)`` is what the picture tells
+    (by default: whether they are the same car). Places without a detection look occluded."""
+    owner: dict[int, str] = {}
+    events = []
+    for t, car, seen in frames:
+        views = {stay.key: "occluded" for stay in r.stays()}
+        events += r.observe(t, seen, views, same_vehicle=lambda key, s: verdict(owner[key], car, t))
+        for stay in r.stays():
+            owner.setdefault(stay.key, car)
+    return events
+
+
+def still_rule(dwell_s=10.0) -> DwellRule:
+    return DwellRule("box/cam/zone", dwell_s=dwell_s, still_tolerance=0.5, gap_s=10.0, update_interval_s=60.0,
+                     leave_s=10.0, min_score=0.4, still_looks=2)
+
+
+def test_flowing_traffic_at_one_place_is_many_vehicles_not_one_stay():
+    # a lane of traffic: another car at the same spot every 2 s, which the tracker even keeps under one id
+    frames = [(float(t), f"car{t // 2}", [VAN]) for t in range(0, 60)]
+    assert traffic(still_rule(dwell_s=10), frames) == []
+    # without the picture's verdict the lane is one vehicle that never moves
+    assert [e.state for e in run(rule(dwell_s=10), [(t, seen) for t, _, seen in frames])] == ["start"]
+
+
+def test_a_parked_car_whose_picture_stays_the_same_starts_on_time():
+    frames = [(float(t), "van", [VAN]) for t in range(0, 40)]
+    assert [(e.state, e.started_at) for e in traffic(still_rule(dwell_s=30), frames)] == [("start", 30.0)]
+
+
+def test_a_car_with_something_in_front_keeps_its_clock_and_is_not_confirmed_on_that_alone():
+    frames = [(float(t), "van", [VAN]) for t in range(0, 40)]
+    # seen clearly for the first 3 s, then always with a queue in front of it (no verdict): one clock
+    clear_first = lambda stay_car, car, t: stay_car == car if t < 3 else None  # noqa: E731
+    assert [(e.state, e.started_at) for e in traffic(still_rule(dwell_s=30), frames, clear_first)] == [("start", 30.0)]
+    # never seen clearly: its picture was never confirmed, so no incident
+    assert traffic(still_rule(dwell_s=30), frames, lambda stay_car, car, t: None) == []
+
+
+def test_a_car_leaving_as_another_takes_its_place_ends_one_stay_and_starts_another():
+    frames = [(float(t), "van" if t < 20 else "taxi", [VAN]) for t in range(0, 60)]
+    events = traffic(still_rule(dwell_s=15), frames)
+    assert [(e.state, e.end_reason, e.started_at) for e in events] == [
+        ("start", None, 15.0), ("end", "left", 15.0), ("start", None, 35.0)]
+    assert events[0].incident_id == events[1].incident_id != events[2].incident_id
+    assert events[1].ended_at == 19.0  # the van was last seen at 19 s
 
 
 def test_iou():

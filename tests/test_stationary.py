@@ -5,6 +5,9 @@ import numpy as np
 import pytest
 import supervision as sv
 
+from edge.config import parse_config
+from edge.detector import load_detector
+from edge.pipeline import CameraPipeline
 from edge.rules import Stay
 from edge.stationary import Stationary, look, patch
 from edge.tracker import make_tracker
@@ -55,6 +58,58 @@ def test_stationary_keeps_the_patch_of_the_last_clear_detection():
     assert check.views("kerb", [stay], later, []) == {1: "same"}
     check.remember("kerb", [], 41.0, later, [])  # the stay is gone: its patch is forgotten
     assert check.views("kerb", [stay], later, []) == {}
+
+
+@pytest.mark.slow
+def test_a_detection_over_a_stay_is_told_to_be_its_vehicle_or_another():
+    first, later = frames_at(0.0, 70.0)
+    check = Stationary()
+    assert check.same_vehicle("kerb", 1, later, VAN, []) is None  # no picture of the stay yet
+    check.remember("kerb", [Stay(key=1, box=VAN, detected_at=0.0)], 0.0, first, [VAN])
+    jittered = (VAN[0] + 0.01, VAN[1] - 0.01, VAN[2] + 0.01, VAN[3])  # the detector's box a little off
+    assert check.same_vehicle("kerb", 1, later, jittered, [jittered]) is True
+    other = later.copy()  # another vehicle at the van's place: the van's picture turned upside down
+    h, w = other.shape[:2]
+    x1, y1, x2, y2 = int(VAN[0] * w), int(VAN[1] * h), int(VAN[2] * w), int(VAN[3] * h)
+    other[y1:y2, x1:x2] = other[y1:y2, x1:x2][::-1, ::-1]
+    assert check.same_vehicle("kerb", 1, other, VAN, [VAN]) is False
+    behind = (VAN[0] - 0.02, VAN[1] - 0.03, VAN[2] - 0.02, VAN[3] - 0.03)  # a car further away, overlapping it
+    assert check.same_vehicle("kerb", 1, other, VAN, [VAN, behind]) is False
+    in_front = (VAN[0] + 0.02, VAN[1] + 0.03, VAN[2] + 0.02, VAN[3] + 0.03)  # nearer the camera: cannot tell
+    assert check.same_vehicle("kerb", 1, other, VAN, [VAN, in_front]) is None
+
+
+def _painted_cars(car_at) -> list[tuple[int, str]]:
+    """The campus camera, 40 s, through the real pipeline (tracker, dwell rule, stationary check) with
+    a no-parking zone on the road (dwell 10 s); at each second a car painted at one place, ``car_at(t)``
+    its number (its colours), and the vehicle model's answer given: a car there, at 0.7. The starts."""
+    config = parse_config({"box": "b1", "detection": {"zone_crops": False}, "cameras": [
+        {"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
+            {"id": "road", "types": ["illegal_parking"], "dwell_s": 10,
+             "polygon": [[0.3, 0.45], [0.6, 0.45], [0.6, 0.75], [0.3, 0.75]]}]}]})
+    pipeline = CameraPipeline(config, config.cameras[0], {"vehicle": load_detector("ssd_mobilenet_v2_coco")})
+    x1, y1, x2, y2 = 300, 320, 390, 380
+    found = sv.Detections(xyxy=np.array([(x1, y1, x2, y2)], np.float32), confidence=np.array([0.7], np.float32),
+                          class_id=np.array([3]), data={"class_name": np.array(["car"])})
+    t0, starts = 1_767_225_600.0, []
+    for t, frame in enumerate(frames_at(*range(40))):
+        colours = np.random.default_rng(car_at(t)).integers(0, 256, (3, 3))
+        frame[y1:y2, x1:x2] = colours[0]  # body, windows, bumper
+        frame[y1 + 10:y1 + 30, x1 + 10:x2 - 10] = colours[1]
+        frame[y2 - 12:y2, x1:x2] = colours[2]
+        passes = pipeline.plan(t0 + t, frame)
+        starts += [(t, o.message["zone"]) for o in pipeline.observe(t0 + t, frame, [found] if passes else [])
+                   if o.message["state"] == "start"]
+    return starts
+
+
+@pytest.mark.slow
+def test_a_lane_of_cars_at_one_place_raises_nothing_and_a_parked_car_does():
+    """Flowing traffic as the motorway camera shows it: another car at the same place every 2 s, each
+    detected at the same box (the tracker keeps one id). Before, that was one car parked there for 40 s."""
+    assert _painted_cars(lambda t: t // 2) == []
+    starts = _painted_cars(lambda t: 0)
+    assert len(starts) == 1 and 10 <= starts[0][0] <= 14, starts
 
 
 def detections(boxes, scores) -> sv.Detections:
