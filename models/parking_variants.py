@@ -88,6 +88,11 @@ VARIANTS = [
     # the worst case: 720p, blurred, noisy, darker, H.265 with key frames 8 s apart, big zones too
     Variant("720p_dusk_noise_h265_gop8s", vf="scale=1280:720,gblur=sigma=1.2,noise=alls=16:allf=t,"
             "eq=brightness=-0.12:contrast=0.7", codec=x265(8), layout=LARGE_NEXT_TO_SMALL),
+    # the whole picture changes at once, the van staying: the camera switches to its grey night mode
+    # (brighter, harder) before the dwell is reached; the exposure drops after the incident started
+    Variant("night_mode_at_15s", vf="hue=s=0:enable='gte(t,15)',eq=brightness=0.1:contrast=1.4:enable='gte(t,15)'",
+            codec=x264()),
+    Variant("exposure_drop_at_50s", vf="eq=brightness=-0.2:contrast=0.6:enable='gte(t,50)'", codec=x264()),
 ]
 BY_NAME = {v.name: v for v in VARIANTS}
 

@@ -77,6 +77,10 @@ def test_a_detection_over_a_stay_is_told_to_be_its_vehicle_or_another():
     assert check.same_vehicle("kerb", 1, other, VAN, [VAN, behind]) is False
     in_front = (VAN[0] + 0.02, VAN[1] + 0.03, VAN[2] + 0.02, VAN[3] + 0.03)  # nearer the camera: cannot tell
     assert check.same_vehicle("kerb", 1, other, VAN, [VAN, in_front]) is None
+    # the whole picture darker and flatter (the exposure dropped): the van's picture changed with the
+    # rest, which tells nothing about the van
+    dark = (later.astype(np.float32) * 0.5 + 10).astype(np.uint8)
+    assert check.same_vehicle("kerb", 1, dark, VAN, [VAN]) is None
 
 
 def _painted_cars(car_at) -> list[tuple[int, str]]:
