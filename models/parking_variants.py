@@ -34,7 +34,8 @@ LARGE_NEXT_TO_SMALL = [
 class Variant:
     """``vf``: ffmpeg filters; ``codec``: encoder arguments; ``crop``: the part (x, y, w, h in 0..1 of
     the original) the new picture shows; ``mirror``: flipped left-right; ``layout``: extra zones;
-    ``arrives_s``: the van is painted out (composed) until then, so its clock starts there."""
+    ``arrives_s``: the van is painted out (composed) until then, so its clock starts there;
+    ``leaves_s``: painted out from then on, so its incident must end ``left``."""
 
     name: str
     vf: str = ""
@@ -43,6 +44,12 @@ class Variant:
     mirror: bool = False
     layout: list[dict] = field(default_factory=list)
     arrives_s: float = 0.0
+    leaves_s: float | None = None
+
+
+# the van's place painted with the wall and road beside it, while ``when`` (an ffmpeg expression of t)
+PAINT_OUT = "split[a][b];[b]crop=74:61:574:40[p];[a][p]overlay=648:40:enable='{when}'"
+DARK_NIGHT = "eq=brightness=-0.3:contrast=0.4:enable='gte(t,{t})',noise=alls=30:allf=t:enable='gte(t,{t})'"
 
 
 def x264(gop_s: float = 2.0, fps: int = FPS, *extra: str) -> tuple[str, ...]:
@@ -76,10 +83,11 @@ VARIANTS = [
     Variant("5fps", vf="fps=5", codec=x264(2, 5)),
     Variant("layout", codec=(), layout=LARGE_NEXT_TO_SMALL),
     # composed: the van's place shows the wall and road beside it until 21 s, as if it arrived then
-    Variant("arrives_21s", vf="split[a][b];[b]crop=74:61:574:40[p];[a][p]overlay=648:40:enable='lt(t,21)'",
+    Variant("arrives_21s", vf=PAINT_OUT.format(when="lt(t,21)"), codec=x264(), arrives_s=21.0),
+    Variant("arrives_21s_dusk", vf=PAINT_OUT.format(when="lt(t,21)") + ",eq=brightness=-0.18:contrast=0.55:gamma=0.8",
             codec=x264(), arrives_s=21.0),
-    Variant("arrives_21s_dusk", vf="split[a][b];[b]crop=74:61:574:40[p];[a][p]overlay=648:40:enable='lt(t,21)',"
-            "eq=brightness=-0.18:contrast=0.55:gamma=0.8", codec=x264(), arrives_s=21.0),
+    # composed: the van leaves at 60 s; its incident must end left
+    Variant("leaves_60s", vf=PAINT_OUT.format(when="gte(t,60)"), codec=x264(), leaves_s=60.0),
     # the footage of the issue that filed this suite (issue 12), remade: mirrored and rescaled to 1152x864;
     # zoomed, darkened, noisy, H.265 with key frames 3 s apart
     Variant("mirrored_1152x864", vf="hflip,scale=1152:864", codec=x264(), mirror=True),
@@ -93,6 +101,11 @@ VARIANTS = [
     Variant("night_mode_at_15s", vf="hue=s=0:enable='gte(t,15)',eq=brightness=0.1:contrast=1.4:enable='gte(t,15)'",
             codec=x264()),
     Variant("exposure_drop_at_50s", vf="eq=brightness=-0.2:contrast=0.6:enable='gte(t,50)'", codec=x264()),
+    # after the incident started, a night so dark and noisy that the vehicle model no longer finds the
+    # van: it stays, or it leaves at 60 s, seen in that night's light
+    Variant("dark_night_at_40s", vf=DARK_NIGHT.format(t=40), codec=x264()),
+    Variant("dark_night_at_40s_leaves_60s", vf=PAINT_OUT.format(when="gte(t,60)") + "," + DARK_NIGHT.format(t=40),
+            codec=x264(), leaves_s=60.0),
 ]
 BY_NAME = {v.name: v for v in VARIANTS}
 

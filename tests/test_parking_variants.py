@@ -73,3 +73,20 @@ def test_a_van_that_arrives_gets_its_clock_from_its_arrival(clips, name):
     assert result["start_error_s"]["kerb-no-parking"] is not None
     assert 0 <= result["start_error_s"]["kerb-no-parking"] <= 2.5, result  # seen on the next key frame (2 s)
     assert result["false_incidents"] == 0 and result["false_left"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["dark_night_at_40s", "dark_night_at_40s_leaves_60s"])
+def test_a_van_the_detector_loses_in_a_dark_night_keeps_its_incident_until_it_leaves(clips, name):
+    """From 40 s the picture is so dark and noisy that the vehicle model no longer finds the van.
+    Before, its place then read empty and the incident ended ``left`` at 50 s, the van still there."""
+    variant = pv.BY_NAME[name]
+    messages = run(variant, pv.make(variant, clips, seconds=72))
+    result = score(messages, pv.TRUTH["expect"], leaves_s=variant.leaves_s)
+    assert result["false_left"] == 0 and result["false_incidents"] == 0, result
+    if variant.leaves_s is not None:  # seen gone in the night light: ended when last seen, 10 s later
+        (end,) = [m for m in messages if m["state"] == "end"]
+        assert end["end_reason"] == "left"
+        assert -3 <= result["left_error_s"] <= 0.5 and end["observed_at"] <= variant.leaves_s + 13, (result, end)
+    else:
+        assert [m["end_reason"] for m in messages if m["state"] == "end"] == ["stream_ended"], messages

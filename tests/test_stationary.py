@@ -1,6 +1,7 @@
 """The stationary-vehicle check on real frames of the campus clip, and ByteTrack's low-score continuation."""
 
 import av
+import cv2
 import numpy as np
 import pytest
 import supervision as sv
@@ -27,18 +28,28 @@ def frames_at(*seconds: float) -> list[np.ndarray]:
     return out
 
 
+def without_van(frame: np.ndarray) -> np.ndarray:
+    """The frame with the van painted over with what is beside it (wall and road)."""
+    empty = frame.copy()
+    h, w = frame.shape[:2]
+    x1, y1, x2, y2 = int(VAN[0] * w), int(VAN[1] * h), int(VAN[2] * w), int(VAN[3] * h)
+    empty[y1:y2, x1:x2] = frame[y1:y2, 2 * x1 - x2:x1]
+    return empty
+
+
+def night(frame: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The camera's night picture: grey, a third of the contrast, dark, noisy."""
+    grey = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR).astype(np.float32)
+    noise = np.random.default_rng(seed).normal(0, 8, frame.shape)
+    return np.clip(grey * 0.35 + 15 + noise, 0, 255).astype(np.uint8)
+
+
 @pytest.mark.slow
 def test_the_parked_van_looks_the_same_a_minute_later_and_its_neighbourhood_does_not():
     first, later = frames_at(0.0, 70.0)
     ref = patch(first, VAN)
     assert look(ref, later, VAN, []) == "same"
-    w = VAN[2] - VAN[0]
-    beside = (VAN[0] - w, VAN[1], VAN[2] - w, VAN[3])  # the place next to it: wall and road, no van
-    empty = first.copy()
-    h, W = first.shape[:2]
-    x1, y1, x2, y2 = int(VAN[0] * W), int(VAN[1] * h), int(VAN[2] * W), int(VAN[3] * h)
-    bx1 = int(beside[0] * W)
-    empty[y1:y2, x1:x2] = first[y1:y2, bx1:bx1 + (x2 - x1)]  # the van painted over with what is beside it
+    empty = without_van(first)
     assert look(ref, empty, VAN, []) == "empty"
     person = (VAN[0] + 0.02, VAN[1] - 0.05, VAN[0] + 0.05, VAN[3] + 0.02)
     assert look(ref, empty, VAN, [person]) == "occluded"
@@ -78,9 +89,46 @@ def test_a_detection_over_a_stay_is_told_to_be_its_vehicle_or_another():
     in_front = (VAN[0] + 0.02, VAN[1] + 0.03, VAN[2] + 0.02, VAN[3] + 0.03)  # nearer the camera: cannot tell
     assert check.same_vehicle("kerb", 1, other, VAN, [VAN, in_front]) is None
     # the whole picture darker and flatter (the exposure dropped): the van's picture changed with the
-    # rest, which tells nothing about the van
+    # rest but kept its shape, so it is the van; a picture of another shape tells nothing then
     dark = (later.astype(np.float32) * 0.5 + 10).astype(np.uint8)
-    assert check.same_vehicle("kerb", 1, dark, VAN, [VAN]) is None
+    assert check.same_vehicle("kerb", 1, dark, VAN, [VAN]) is True
+    other_dark = (other.astype(np.float32) * 0.5 + 10).astype(np.uint8)
+    assert check.same_vehicle("kerb", 1, other_dark, VAN, [VAN]) is None
+
+
+@pytest.mark.slow
+def test_a_van_the_detector_loses_at_night_is_still_there_and_its_leaving_is_seen_in_that_light():
+    """The camera switches to night mode and the detector no longer finds the parked van. Before, its
+    place read "empty" from then on, and the incident ended ``left`` with the van still there."""
+    first, later, last = frames_at(0.0, 40.0, 70.0)
+    check = Stationary()
+    stay = Stay(key=1, box=VAN, detected_at=0.0)
+    check.remember("kerb", [stay], 0.0, first, [VAN])
+    assert look(patch(first, VAN), night(later), VAN, []) == "empty"  # the plain comparison fails
+    assert check.views("kerb", [stay], night(later), []) == {1: "same"}
+    assert check.views("kerb", [stay], night(last, seed=1), []) == {1: "same"}
+    # from then on the night picture is the reference: the van leaving is seen in the night light
+    assert check.views("kerb", [stay], night(without_van(last), seed=2), []) == {1: "empty"}
+    # a detection over it in the night light is the van; another vehicle there is not
+    assert check.same_vehicle("kerb", 1, night(last, seed=3), VAN, [VAN]) is True
+    upside_down = last.copy()
+    h, w = last.shape[:2]
+    x1, y1, x2, y2 = int(VAN[0] * w), int(VAN[1] * h), int(VAN[2] * w), int(VAN[3] * h)
+    upside_down[y1:y2, x1:x2] = last[y1:y2, x1:x2][::-1, ::-1]
+    assert check.same_vehicle("kerb", 1, night(upside_down, seed=4), VAN, [VAN]) is False
+
+
+@pytest.mark.slow
+def test_a_van_that_leaves_as_the_light_changes_is_seen_gone():
+    """The whole picture changes and the van's place does not keep its shape: that is the place
+    empty (what is beside the van), not the van in other light."""
+    first, later = frames_at(0.0, 40.0)
+    check = Stationary()
+    stay = Stay(key=1, box=VAN, detected_at=0.0)
+    check.remember("kerb", [stay], 0.0, first, [VAN])
+    assert check.views("kerb", [stay], night(without_van(later)), []) == {1: "empty"}
+    person = (VAN[0] + 0.02, VAN[1] - 0.05, VAN[0] + 0.05, VAN[3] + 0.02)
+    assert check.views("kerb", [stay], night(without_van(later)), [person]) == {1: "occluded"}
 
 
 def _painted_cars(car_at) -> list[tuple[int, str]]:
