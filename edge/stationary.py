@@ -10,6 +10,8 @@ detection does match the stay's place, the same patch tells whether it is still 
 vehicle or another one that took the place (``Stationary.same_vehicle``: flowing traffic).
 When the whole picture changed at once (night mode, an exposure jump), a place that kept its
 shape is still its vehicle in other light, and its picture in that light becomes the reference.
+A camera that shakes on its pole (wind, traffic) moves the picture: where the place's picture
+differs, it is looked at again where its neighbourhood moved it (``displacement``).
 
 Pure logic on images handed in; no I/O. The patch is brightness-normalised and blurred,
 so sensor noise, compression and a cloud barely move it, while a vehicle leaving (the
@@ -54,14 +56,20 @@ SCENE_CHANGED = 12.0
 SAME_SHAPE = 0.6
 
 
+# a place's neighbourhood, for how far the picture moved there: its box grown by this share of its size
+# on each side, shrunk to at most NEAR_WIDTH pixels wide; a move of over MOVED_MAX of the box is not shake
+NEAR, NEAR_WIDTH, MOVED_MAX = 1.0, 96, 0.5
+
+
 class Ref(NamedTuple):
     """A stay's reference: when and where it was last detected in the clear, the picture there,
-    and the whole picture then."""
+    the whole picture then, and the place's neighbourhood (``near``)."""
 
     t: float
     box: Box
     picture: Patch
     whole: Patch
+    near: np.ndarray
 
 
 def patch(image: np.ndarray, box: Box) -> Patch:
@@ -98,6 +106,50 @@ def difference(a: Patch, b: Patch) -> float:
     return float(np.abs(b - a - shift).mean()) + abs(shift) / 2
 
 
+def near(image: np.ndarray, box: Box) -> np.ndarray:
+    """The grey neighbourhood of ``box`` (grown by ``NEAR``, within the frame), at most
+    ``NEAR_WIDTH`` pixels wide: the same pixels of two frames of one size give the same shape."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box_to_pixels(grown(box), w, h, min_size=2)
+    crop = image[max(0, y1):min(h, y2), max(0, x1):min(w, x2)]
+    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
+    scale = min(1.0, NEAR_WIDTH / grey.shape[1])
+    size = (max(8, round(grey.shape[1] * scale)), max(8, round(grey.shape[0] * scale)))
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def grown(box: Box) -> Box:
+    dx, dy = (box[2] - box[0]) * NEAR, (box[3] - box[1]) * NEAR
+    return max(0.0, box[0] - dx), max(0.0, box[1] - dy), min(1.0, box[2] + dx), min(1.0, box[3] + dy)
+
+
+def displacement(before: np.ndarray, now: np.ndarray, ring: Box | None = None) -> tuple[float, float]:
+    """How far the picture moved from ``before`` to ``now`` (two same-sized grey pictures), in
+    fractions of their size (phase correlation, to a fraction of a pixel), judged on all of it but
+    ``ring`` (0..1 of the pictures): a vehicle's box, so that its surroundings say how far the
+    camera moved, and the next car in a lane (which moves while the road stays) is not lined up
+    with the last one.
+
+    >>> rng = np.random.default_rng(0)
+    >>> a = cv2.GaussianBlur(rng.random((60, 80)).astype(np.float32), (0, 0), 2)
+    >>> b = np.roll(a, (2, -3), axis=(0, 1))  # the picture moved 3 pixels left and 2 down
+    >>> dx, dy = displacement(a, b); round(dx * 80), round(dy * 60)
+    (-3, 2)
+    """
+    h, w = now.shape
+    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
+    if ring:
+        x1, y1, x2, y2 = box_to_pixels(ring, w, h)
+        window[y1:y2, x1:x2] = 0.0
+    (dx, dy), _ = cv2.phaseCorrelate(before, now, window)
+    return dx / w, dy / h
+
+
+def moved(box: Box, by: tuple[float, float]) -> Box:
+    """``box`` moved by ``by`` (fractions of the frame)."""
+    return box[0] + by[0], box[1] + by[1], box[2] + by[0], box[3] + by[1]
+
+
 def shape(a: Patch, b: Patch) -> float:
     """The correlation of two patches, blind to brightness and contrast (0 where one is flat).
 
@@ -108,12 +160,6 @@ def shape(a: Patch, b: Patch) -> float:
     a, b = a - a.mean(), b - b.mean()
     norm = float(np.sqrt((a * a).sum() * (b * b).sum()))
     return float((a * b).sum()) / norm if norm > 1e-6 else 0.0
-
-
-def relit(ref: Ref, image: np.ndarray, box: Box) -> bool:
-    """Whether the picture at ``box`` is ``ref``'s in other light: the whole picture changed as
-    a whole since (``SCENE_CHANGED``) and the place kept its shape (``SAME_SHAPE``)."""
-    return difference(ref.whole, scene(image)) >= SCENE_CHANGED and shape(ref.picture, patch(image, box)) >= SAME_SHAPE
 
 
 def covered_by(box: Box, others: list[Box]) -> float:
@@ -138,6 +184,37 @@ class Stationary:
     def __init__(self, same_below: float = SAME_BELOW):
         self.same_below = same_below
         self._refs: dict[tuple[str, int], Ref] = {}
+        self._now: tuple[np.ndarray, Patch] | None = None  # a frame and its whole patch
+
+    def _whole(self, image: np.ndarray) -> Patch:
+        """The whole patch of ``image``, made once per frame."""
+        if self._now is None or self._now[0] is not image:
+            self._now = (image, scene(image))
+        return self._now[1]
+
+    def _place(self, ref: Ref, image: np.ndarray) -> tuple[Box, Patch]:
+        """Where ``ref``'s place is in ``image``, and its picture there: its box or, where the
+        picture there differs, its box moved as far as its surroundings moved (a camera swaying on
+        its pole), whichever looks more like ``ref``."""
+        picture = patch(image, ref.box)
+        if difference(ref.picture, picture) < self.same_below:
+            return ref.box, picture
+        area = grown(ref.box)
+        ax1, ay1, ax2, ay2 = area
+        inner = ((ref.box[0] - ax1) / (ax2 - ax1), (ref.box[1] - ay1) / (ay2 - ay1),
+                 (ref.box[2] - ax1) / (ax2 - ax1), (ref.box[3] - ay1) / (ay2 - ay1))
+        dx, dy = displacement(ref.near, near(image, ref.box), inner)
+        dx, dy = dx * (area[2] - area[0]), dy * (area[3] - area[1])
+        if abs(dx) > MOVED_MAX * (ref.box[2] - ref.box[0]) or abs(dy) > MOVED_MAX * (ref.box[3] - ref.box[1]):
+            return ref.box, picture
+        box = moved(ref.box, (dx, dy))
+        other = patch(image, box)
+        return (box, other) if difference(ref.picture, other) < difference(ref.picture, picture) else (ref.box, picture)
+
+    def _relit(self, ref: Ref, image: np.ndarray, box: Box) -> bool:
+        """Whether the picture at ``box`` is ``ref``'s in other light: the whole picture changed as
+        a whole since (``SCENE_CHANGED``) and the place kept its shape (``SAME_SHAPE``)."""
+        return difference(ref.whole, self._whole(image)) >= SCENE_CHANGED and shape(ref.picture, patch(image, box)) >= SAME_SHAPE
 
     def views(self, zone: str, stays, image: np.ndarray, occluders: list[Box]) -> dict[int, View]:
         """A view of each stay (``DwellRule.stays()``) that has a reference patch. A place seen in
@@ -149,9 +226,10 @@ class Stationary:
             ref = self._refs.get((zone, stay.key))
             if ref is None:
                 continue
-            out[stay.key] = look(ref.picture, image, stay.box, occluders, self.same_below)
-            if out[stay.key] != "same" and relit(ref, image, stay.box):
-                self._refs[(zone, stay.key)] = ref._replace(picture=patch(image, stay.box), whole=scene(image))
+            place, picture = self._place(ref, image)
+            out[stay.key] = look(ref.picture, image, place, occluders, self.same_below)
+            if out[stay.key] != "same" and self._relit(ref, image, place):
+                self._refs[(zone, stay.key)] = Ref(ref.t, place, picture, self._whole(image), near(image, place))
                 out[stay.key] = "same"
         return out
 
@@ -168,27 +246,29 @@ class Stationary:
         ref = self._refs.get((zone, key))
         if ref is None:
             return None
-        if difference(ref.picture, patch(image, ref.box)) < self.same_below or relit(ref, image, ref.box):
+        place, picture = self._place(ref, image)
+        if difference(ref.picture, picture) < self.same_below or self._relit(ref, image, place):
             return True
         in_front = [o for o in occluders if o != box and o[3] > box[3]]
         if covered_by(box, in_front) >= OCCLUDER_COVER:
             return None
         # the whole picture changed too (night mode, an exposure jump): the light, not the vehicle
-        return None if difference(ref.whole, scene(image)) >= SCENE_CHANGED else False
+        return None if difference(ref.whole, self._whole(image)) >= SCENE_CHANGED else False
 
     def remember(self, zone: str, stays, t: float, image: np.ndarray, occluders: list[Box]) -> None:
         """Keep the patch of every stay detected at ``t``, unless something else stands in front of
         it (then the older patch shows the vehicle better); forget stays that are gone."""
-        keys, whole = set(), None
+        keys = set()
         for stay in stays:
             keys.add((zone, stay.key))
             ref = self._refs.get((zone, stay.key))
             others = [o for o in occluders if o != stay.box]
             if stay.detected_at == t and (ref is None or covered_by(stay.box, others) < OCCLUDER_COVER):
-                whole = scene(image) if whole is None else whole
-                self._refs[(zone, stay.key)] = Ref(t, stay.box, patch(image, stay.box), whole)
+                self._refs[(zone, stay.key)] = Ref(t, stay.box, patch(image, stay.box), self._whole(image),
+                                                   near(image, stay.box))
         for key in [k for k in self._refs if k[0] == zone and k not in keys]:
             del self._refs[key]
 
     def reset(self) -> None:
         self._refs.clear()
+        self._now = None

@@ -179,3 +179,30 @@ def test_bytetrack_continues_a_track_on_low_scores_but_starts_none_from_them():
         ids.append({tuple(b.astype(int)): int(i) for b, i in zip(out.xyxy, out.tracker_id)})
     assert all(i[tuple(van)] == ids[1][tuple(van)] >= 0 for i in ids[1:])
     assert all(i[tuple(cone)] == -1 for i in ids)  # 0.3 never starts a track
+
+
+def shaken(frame: np.ndarray, dx: int, dy: int) -> np.ndarray:
+    """The frame as a camera swaying on its pole shows it: moved ``dx``, ``dy`` pixels."""
+    return cv2.warpAffine(frame, np.float32([[1, 0, dx], [0, 1, dy]]), frame.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dx, dy", [(4, -3), (-7, 5), (8, 8)])
+def test_a_camera_swaying_on_its_pole_still_shows_the_van_and_not_another(dx, dy):
+    """The picture moved a few pixels (wind): the van's place is looked at where its neighbourhood
+    moved it. Before, the van's own picture moved out of its box, so every detection of it was taken
+    for another vehicle and no stay was ever confirmed: a parked van never became an incident."""
+    first, later = frames_at(0.0, 40.0)
+    check = Stationary()
+    stay = Stay(key=1, box=VAN, detected_at=0.0)
+    check.remember("kerb", [stay], 0.0, first, [VAN])
+    assert look(patch(first, VAN), shaken(later, dx, dy), VAN, []) == "empty"  # the fixed box alone fails
+    assert check.views("kerb", [stay], shaken(later, dx, dy), []) == {1: "same"}
+    assert check.same_vehicle("kerb", 1, shaken(later, dx, dy), VAN, [VAN]) is True
+    # the van gone, or another vehicle in its place, in the swaying picture: not the van
+    assert check.views("kerb", [stay], shaken(without_van(later), dx, dy), []) == {1: "empty"}
+    upside_down = later.copy()
+    h, w = later.shape[:2]
+    x1, y1, x2, y2 = int(VAN[0] * w), int(VAN[1] * h), int(VAN[2] * w), int(VAN[3] * h)
+    upside_down[y1:y2, x1:x2] = later[y1:y2, x1:x2][::-1, ::-1]
+    assert check.same_vehicle("kerb", 1, shaken(upside_down, dx, dy), VAN, [VAN]) is False
