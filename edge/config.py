@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from xueliang.textfile import read_text
 from xueliang.wire import GRID_PATTERN, RESERVED_BOX_IDS
 
 log = logging.getLogger(__name__)
@@ -245,9 +246,13 @@ def parse_config(raw: object, source: str = "config") -> EdgeConfig:
 def load_config(path: str | Path) -> EdgeConfig:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_text(path))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except ValueError as exc:  # not UTF-8, a folder, unreadable
+        raise ConfigError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"{path}: nested too deeply to be a configuration") from None
     return parse_config(raw, str(path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from datetime import date, time
 from functools import cached_property
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
+from xueliang.textfile import read_text
 from xueliang.wire import GRID_PATTERN
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -217,20 +219,46 @@ class GatewayConfig(Strict):
     escalation_check_s: float = Field(default=5.0, gt=0, title="How often overdue cases are looked for")
 
 
+def _text(path: Path) -> str:
+    try:
+        return read_text(path)
+    except ValueError as exc:  # not UTF-8, a folder, unreadable
+        raise GatewayConfigError(str(exc)) from None
+
+
+def _yaml(path: Path) -> object:
+    """A YAML file's data; GatewayConfigError naming the file when it cannot be read as YAML."""
+    try:
+        return yaml.safe_load(_text(path))
+    except yaml.YAMLError as exc:
+        raise GatewayConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise GatewayConfigError(f"{path}: nested too deeply to be a configuration") from None
+
+
+def _named_file(path: Path, raw: dict, key: str) -> Path:
+    name = raw.pop(key)
+    if not isinstance(name, str) or not name:
+        raise GatewayConfigError(f"{path}: {key}: write a file name next to the tables, got {name!r}")
+    return path.parent / name
+
+
 def load_tables(path: Path) -> Tables:
     """The city's tables from YAML; ``grids_csv: FILE`` (code,name,level,parent) may hold the grid tree,
     ``grids_geojson: FILE`` the grids' boundaries for the map (``gateway.gridmap``: checked here)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-        if "grids_csv" in raw:
-            with open(path.parent / raw.pop("grids_csv"), newline="", encoding="utf-8") as f:
-                raw.setdefault("grids", []).extend(
-                    {k: (v or None) if k == "parent" else v for k, v in row.items()} for row in csv.DictReader(f))
-        if "grids_geojson" in raw:
-            shapes_path = path.parent / raw.pop("grids_geojson")
+        raw = _yaml(path) or {}
+        if isinstance(raw, dict) and "grids_csv" in raw:
+            csv_path = _named_file(path, raw, "grids_csv")
+            rows = csv.DictReader(io.StringIO(_text(csv_path), newline=""))
+            raw.setdefault("grids", []).extend(
+                {k: (v or None) if k == "parent" else v for k, v in row.items()} for row in rows)
+        if isinstance(raw, dict) and "grids_geojson" in raw:
+            shapes_path = _named_file(path, raw, "grids_geojson")
+            text = _text(shapes_path)
             try:
-                geojson = json.loads(shapes_path.read_text(encoding="utf-8"))
+                geojson = json.loads(text)
             except ValueError as exc:
                 raise GatewayConfigError(f"{shapes_path}: not JSON ({exc})") from None
             try:
@@ -248,7 +276,7 @@ def load_tables(path: Path) -> Tables:
 def load_gateway_config(path: str | Path) -> GatewayConfig:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = _yaml(path) or {}
         config = GatewayConfig.model_validate(raw)
     except FileNotFoundError:
         raise GatewayConfigError(f"{path}: no such file") from None

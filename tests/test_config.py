@@ -66,6 +66,24 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_config(bad)
 
 
+@pytest.mark.parametrize("content, error", [
+    ("# 东门摄像头\nbox: b1\n".encode("gbk"), r"edge.yaml: not UTF-8 text \(byte 0xb6 at offset 2\); save the file as UTF-8"),
+    (("box: " + "[" * 5000 + "]" * 5000).encode(), "edge.yaml: nested too deeply"),
+    (None, "edge.yaml: is a folder; name the file"),
+])
+def test_a_file_that_is_not_utf8_yaml_is_named(tmp_path, content, error):
+    path = tmp_path / "edge.yaml"
+    path.mkdir() if content is None else path.write_bytes(content)
+    with pytest.raises(ConfigError, match=error):
+        load_config(path)
+
+
+def test_a_byte_order_mark_is_no_mistake(tmp_path):
+    path = tmp_path / "edge.yaml"
+    path.write_bytes("\ufeffbox: b1\ncameras:\n  - {id: c1, url: x.mp4, grid: G1}\n".encode())
+    assert load_config(path).box == "b1"
+
+
 @pytest.mark.slow
 def test_cli_prints_the_error_and_exits_2(tmp_path):
     path = tmp_path / "edge.yaml"

@@ -1,0 +1,63 @@
+"""The gateway's config and the city's tables, as people write them: a file their editor saved in
+another encoding, with a byte order mark, or broken, is refused with a line naming the file, never a
+traceback; a byte order mark alone is no mistake."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from gateway.config import TABLES_DIR, GatewayConfigError, load_gateway_config, load_tables
+
+
+@pytest.fixture
+def city(tmp_path):
+    for name in ("demo.yaml", "demo-grids.csv", "demo-grids.geojson"):
+        shutil.copy(TABLES_DIR / name, tmp_path / name)
+    return tmp_path
+
+
+def rewrite(path, encoding):
+    path.write_bytes(path.read_text(encoding="utf-8").encode(encoding))
+
+
+@pytest.mark.parametrize("name, change, error", [
+    ("demo.yaml", lambda p: rewrite(p, "gbk"), "demo.yaml: not UTF-8 text (byte 0x"),
+    ("demo-grids.csv", lambda p: rewrite(p, "gbk"), "demo-grids.csv: not UTF-8 text (byte 0x"),
+    ("demo-grids.geojson", lambda p: rewrite(p, "utf-16"), "demo-grids.geojson: not UTF-8 text (byte 0xff"),
+    ("demo.yaml", lambda p: p.write_text("departments: [\n"), "demo.yaml: not valid YAML"),
+    ("demo.yaml", lambda p: p.write_text("departments: " + "[" * 5000 + "]" * 5000), "nested too deeply"),
+    ("demo.yaml", lambda p: p.write_text(p.read_text().replace("grids_csv: demo-grids.csv", "grids_csv: 5")),
+     "demo.yaml: grids_csv: write a file name next to the tables, got 5"),
+    ("demo-grids.csv", lambda p: (p.unlink(), p.mkdir()), "demo-grids.csv: is a folder; name the file"),
+    ("demo-grids.csv", lambda p: rewrite(p, "utf-8-sig"), None),  # Excel's "CSV UTF-8"
+    ("demo.yaml", lambda p: rewrite(p, "utf-8-sig"), None),  # Windows Notepad
+])
+def test_a_table_file_that_cannot_be_read_is_named(city, name, change, error):
+    change(city / name)
+    if error is None:
+        assert load_tables(city / "demo.yaml").knows("HQ-DZG-10D-07")
+        return
+    with pytest.raises(GatewayConfigError) as failed:
+        load_tables(city / "demo.yaml")
+    assert error in str(failed.value)
+
+
+@pytest.mark.parametrize("text, error", [
+    ("database: [unclosed\n".encode(), "gateway.yaml: not valid YAML"),
+    ("# 网关\nescalation_check_s: 5\n".encode("gbk"), "gateway.yaml: not UTF-8 text (byte 0xcd at offset 2)"),
+])
+def test_a_gateway_config_that_cannot_be_read_is_named(tmp_path, text, error):
+    (tmp_path / "gateway.yaml").write_bytes(text)
+    with pytest.raises(GatewayConfigError, match=error.replace("(", r"\(").replace(")", r"\)")):
+        load_gateway_config(tmp_path / "gateway.yaml")
+
+
+@pytest.mark.slow
+def test_the_cli_prints_the_line_and_exits_2(tmp_path):
+    (tmp_path / "gateway.yaml").write_bytes("# 网关\n".encode("gbk"))
+    run = subprocess.run([sys.executable, "-m", "xueliang", "gateway", "--config", str(tmp_path / "gateway.yaml")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "gateway.yaml: not UTF-8 text" in run.stderr
