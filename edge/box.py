@@ -40,6 +40,7 @@ READER_START_GAP_S = 0.1
 # fall behind, and a shared RTSP mount stalls for all its clients. 1 ms keeps them flowing.
 GIL_SWITCH_INTERVAL_S = 0.001
 LOST = "lost"
+CLOCK_AHEAD_S = 5.0  # a live camera's frame further ahead of the box's clock than this: the camera's clock jumped
 WINDOW_MAX = 2048  # analysis times kept per camera for frames/s (30 s at up to ~60 analysed frames/s)
 
 
@@ -54,6 +55,28 @@ def backoff(attempt: int, base: float = 0.5, cap: float = 1.5, rand: float = 0.5
     [0.5, 1.0, 1.5, 1.5]
     """
     return min(cap, base * 2 ** (attempt - 1)) * (0.75 + 0.5 * rand)
+
+
+def anchor(base: float | None, rel: float, now: float, live: bool, last: float = 0.0) -> float:
+    """The base that puts a frame ``rel`` stream seconds in on the box's clock, at ``base + rel``.
+
+    The first frame is now. A live camera's frame cannot come from the future: where its clock
+    jumps ahead (a camera's NTP correction), the clock goes on from now, never before the last
+    frame (``last``); left alone, its incidents carried times the gateway refuses as ahead of its
+    clock until the camera reconnected. A file is read faster than it plays and keeps its own clock.
+
+    >>> anchor(None, 5.0, 1000.0, live=True)
+    995.0
+    >>> anchor(995.0, 3606.0, 1001.0, live=True, last=1000.0)  # an hour ahead: from now on
+    -2605.0
+    >>> anchor(995.0, 3606.0, 1001.0, live=False)
+    995.0
+    """
+    if base is None:
+        return now - rel
+    if live and base + rel > now + CLOCK_AHEAD_S:
+        return max(now, last) - rel
+    return base
 
 
 class Metrics:
@@ -155,6 +178,7 @@ class CameraReader(threading.Thread):
             pass
         attempt, lost_since = 0, None
         cam = self.camera
+        live, last = cam.url.startswith("rtsp://"), 0.0
         while not self.stop.is_set():
             try:
                 base = None
@@ -163,7 +187,8 @@ class CameraReader(threading.Thread):
                     if self.stop.is_set():
                         return
                     now = time.time()
-                    base = now - rel if base is None else base
+                    base = anchor(base, rel, now, live, last)
+                    last = base + rel
                     if self.health.state != "online":
                         log.info("camera %s online", cam.id)
                         self.metrics.online.labels(cam.id).set(1)

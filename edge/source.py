@@ -1,7 +1,8 @@
 """Camera sources: RTSP or a file, read with PyAV, with open/read timeouts.
 
 A source yields ``(seconds, frame)`` where ``seconds`` is the frame's stream time
-relative to the first frame, so the stream's own timestamps drive the clock.
+relative to the first frame, so the stream's own timestamps drive the clock; it never goes back
+(where the stream's clock steps back, it goes on from the last frame).
 Only frames the sampler wants are converted to pixels.
 """
 
@@ -42,6 +43,7 @@ class Sampler:
         return True
 
 
+CLOCK_STEP_S = 1e-3  # a frame's time after a step back of the stream's clock: just after the last one
 NO_ZONES_KEYFRAME_GAP_S = 6.0  # the tolerated key-frame gap of a camera with no zones (faults only)
 
 
@@ -123,6 +125,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         sampler = Sampler(interval_s)
         first: float | None = None
         last_key: float | None = None
+        last_t = 0.0
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
             for frame in container.decode(stream):
@@ -142,8 +145,11 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     if untimed_at is not None:
                         first -= max(1e-3, min(interval_s, time.monotonic() - untimed_at))
                 t = frame.time - first
-                if t < 0:  # a stream restarted its clock (a looped file, a camera reboot)
-                    first, t, last_key = frame.time, 0.0, None
+                if t < last_t:  # the stream's clock restarted or stepped back (a looped file, a camera's
+                    # clock reset): go on from the last frame; from 0 the sampler waited (and analysed
+                    # nothing) until the stream caught up with where it had been, hours on a live camera
+                    first, t, last_key = frame.time - last_t - CLOCK_STEP_S, last_t + CLOCK_STEP_S, None
+                last_t = t
                 if keyframes_only and sampling == "auto":
                     if last_key is not None and t - last_key > max_keyframe_gap_s:
                         log.info("%s: key frames %.1fs apart; decoding every frame from now on", url, t - last_key)
