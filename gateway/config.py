@@ -27,7 +27,8 @@ class GatewayConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # finite numbers only, as on the wire: an .inf escalation_check_s ended the gateway's clock
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Department(Strict):
@@ -216,7 +217,7 @@ class GatewayConfig(Strict):
     database: str = Field(default="sqlite:///data/gateway/gateway.sqlite", title="SQLAlchemy URL")
     http: Http = Http()
     tables: Path = Field(default=TABLES_DIR / "demo.yaml", title="The city's tables (YAML)")
-    escalation_check_s: float = Field(default=5.0, gt=0, title="How often overdue cases are looked for")
+    escalation_check_s: float = Field(default=5.0, gt=0, le=3_600, title="How often overdue cases are looked for")
 
 
 def _text(path: Path) -> str:

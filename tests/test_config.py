@@ -37,6 +37,12 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
     ({"box": "b1", "cameras": []}, "cameras: List should have at least 1 item"),
     (config_with(top={"detection": {"litter_confirmed_min_score": 0.4}}),
      "detection: litter_confirmed_min_score 0.4 is above litter_min_score 0.3"),
+    (config_with(top={"heartbeat_s": float("inf")}), "heartbeat_s: Input should be a finite number"),
+    (config_with(top={"heartbeat_s": 1e300}), "heartbeat_s: Input should be less than or equal to 3600"),
+    (config_with(camera_overrides={"read_timeout_s": float("inf")}), "camera 'gate-3' read_timeout_s: Input should be a finite"),
+    (config_with(top={"rules": {"gap_s": float("nan")}}), "rules gap_s: Input should be a finite number"),
+    (config_with(top={"rules": {"update_interval_s": float("inf")}}), "rules update_interval_s: Input should be a finite"),
+    (config_with(zone_overrides={"dwell_s": float("nan")}), "camera 'gate-3' zone 'p1' dwell_s: Input should be a finite"),
 ])
 def test_bad_config_names_the_place(raw, expected):
     with pytest.raises(ConfigError) as err:

@@ -54,6 +54,23 @@ def test_a_gateway_config_that_cannot_be_read_is_named(tmp_path, text, error):
         load_gateway_config(tmp_path / "gateway.yaml")
 
 
+@pytest.mark.parametrize("line, error", [
+    ("escalation_check_s: .inf", "escalation_check_s: Input should be a finite number"),  # ended the clock thread
+    ("escalation_check_s: 1e300", "escalation_check_s: Input should be less than or equal to 3600"),
+])
+def test_the_clocks_period_is_a_finite_number(tmp_path, line, error):
+    (tmp_path / "gateway.yaml").write_text(line + "\n")
+    with pytest.raises(GatewayConfigError, match=error):
+        load_gateway_config(tmp_path / "gateway.yaml")
+
+
+def test_a_categorys_numbers_are_finite(city):
+    path = city / "demo.yaml"
+    path.write_text(path.read_text().replace("service_level: 1h\n", "service_level: 1h\n    merge_radius_m: .inf\n", 1))
+    with pytest.raises(GatewayConfigError, match="categories.0.merge_radius_m: Input should be a finite number"):
+        load_tables(path)
+
+
 @pytest.mark.slow
 def test_the_cli_prints_the_line_and_exits_2(tmp_path):
     (tmp_path / "gateway.yaml").write_bytes("# 网关\n".encode("gbk"))
