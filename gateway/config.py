@@ -20,6 +20,7 @@ from xueliang.wire import GRID_PATTERN
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
+MAX_LEVEL_DAYS = 366  # a category's service levels and windows: longer is a typo
 
 
 class GatewayConfigError(ValueError):
@@ -62,7 +63,11 @@ class Category(Strict):
     @classmethod
     def _level(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_service_level(v)
+            # counted as calendar time: 10**20 working days made each case's deadline count days
+            # for 2 s and overflow, every incident of the category a dead letter
+            level = parse_service_level(v)
+            if deadline(0.0, level._replace(working=False)) > MAX_LEVEL_DAYS * 86400:
+                raise ValueError(f"{v!r} is longer than {MAX_LEVEL_DAYS} days; write at most '{MAX_LEVEL_DAYS} days'")
         return v
 
     def seconds(self, field: str) -> float:

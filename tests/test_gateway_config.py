@@ -71,6 +71,24 @@ def test_a_categorys_numbers_are_finite(city):
         load_tables(path)
 
 
+@pytest.mark.parametrize("level, error", [
+    ("99999999999999999999 working days", "categories.0.service_level: '99999999999999999999 working days' is longer "
+     "than 366 days"),  # each case's deadline counted days for 2 s, overflowed: every incident a dead letter
+    ("999999999 days", "is longer than 366 days"),
+    ("367 d", "is longer than 366 days"),
+    ("366 working days", None),
+    ("2000 working hours", None),
+])
+def test_a_service_level_is_at_most_a_year(city, level, error):
+    path = city / "demo.yaml"
+    path.write_text(path.read_text().replace("service_level: 1h\n", f"service_level: {level}\n", 1))
+    if error is None:
+        assert load_tables(path).categories[0].service_level == level
+        return
+    with pytest.raises(GatewayConfigError, match=error):
+        load_tables(path)
+
+
 @pytest.mark.slow
 def test_the_cli_prints_the_line_and_exits_2(tmp_path):
     (tmp_path / "gateway.yaml").write_bytes("# 网关\n".encode("gbk"))
