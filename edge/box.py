@@ -19,6 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import supervision as sv
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from edge.config import Camera, EdgeConfig, Rules
@@ -243,6 +244,22 @@ class Analyser(threading.Thread):
             self.metrics.incidents.labels(m["type"], m["state"]).inc()
             self.publisher.send(to_wire(out))
 
+    def _detect(self, jobs: list[tuple]) -> tuple[list[tuple], list[sv.Detections]]:
+        """Every camera's passes in one batch per model; where the batch fails, each camera's alone,
+        so a frame the detector refuses costs only its camera that frame (it ended the analyser,
+        and with it every camera's analysis)."""
+        try:
+            return jobs, run_passes(self.detectors, [x for *_, plan in jobs for x in plan], self.min_score)
+        except Exception:
+            kept, results = [], []
+            for job in jobs:
+                try:
+                    results += run_passes(self.detectors, job[3], self.min_score)
+                    kept.append(job)
+                except Exception:
+                    log.exception("camera %s: detection failed", job[0])
+            return kept, results
+
     def run(self) -> None:
         while not self.stop.is_set():
             ready = self.slots.take_all(timeout=0.5)
@@ -252,12 +269,14 @@ class Analyser(threading.Thread):
                 if item is LOST:
                     self._emit(pipeline.camera_lost(t))
                     continue
-                jobs.append((cam_id, t, item, pipeline.plan(t, item)))
+                try:
+                    jobs.append((cam_id, t, item, pipeline.plan(t, item)))
+                except Exception:  # one camera's bad frame must not stop the others
+                    log.exception("camera %s: analysis failed", cam_id)
             if not jobs:
                 continue
             started = time.perf_counter()
-            images = [x for *_, plan in jobs for x in plan]
-            results = run_passes(self.detectors, images, self.min_score)  # one batch per model, all cameras
+            jobs, results = self._detect(jobs)
             took = time.perf_counter() - started
             self.metrics.infer.observe(took)
             i = 0
