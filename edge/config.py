@@ -13,12 +13,14 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from edge.geometry import polygon_area
 from xueliang.textfile import read_text
 from xueliang.wire import GRID_PATTERN, RESERVED_BOX_IDS
 
 log = logging.getLogger(__name__)
 IncidentType = Literal["illegal_parking", "garbage", "spill"]
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+MIN_ZONE_AREA = 1e-6  # of the frame: about two pixels of a 1080p picture
 
 
 class ConfigError(ValueError):
@@ -56,6 +58,8 @@ class Zone(Strict):
         for x, y in points:
             if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
                 raise ValueError(f"point [{x}, {y}] is outside 0..1; give x, y as fractions of the frame")
+        if polygon_area(points) < MIN_ZONE_AREA:  # a zone on the frame's edge line failed every frame
+            raise ValueError("encloses no area: its points lie on one line or in one place; give the zone's corners")
         return points
 
 

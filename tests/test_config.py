@@ -23,6 +23,10 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
      "camera 'gate-3' zone 'p1' polygon: needs at least 3 points, got 2"),
     (config_with(zone_overrides={"polygon": [[0, 0], [1.5, 1], [0, 1]]}),
      "camera 'gate-3' zone 'p1' polygon: point [1.5, 1.0] is outside 0..1"),
+    (config_with(zone_overrides={"polygon": [[1, 1], [1, 0], [1, 0.5]]}),  # on the edge: failed every frame
+     "camera 'gate-3' zone 'p1' polygon: encloses no area: its points lie on one line or in one place"),
+    (config_with(zone_overrides={"polygon": [[0.5, 0.5]] * 3}), "camera 'gate-3' zone 'p1' polygon: encloses no area"),
+    (config_with(zone_overrides={"polygon": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]]}), "zone 'p1' polygon: encloses no area"),
     (config_with(zone_overrides={"dwell_s": -5}), "camera 'gate-3' zone 'p1' dwell_s: Input should be greater than 0"),
     (config_with(zone_overrides={"types": ["parking"]}), "camera 'gate-3' zone 'p1' types 0: Input should be"),
     (config_with(zone_overrides={"dwel_s": 3}), "camera 'gate-3' zone 'p1' dwel_s: Extra inputs are not permitted"),
