@@ -116,6 +116,9 @@ class Tables(Strict):
         except ValueError:
             raise ValueError(f"working_hours {self.working_hours!r}: write HH:MM-HH:MM, start before end") from None
         known = {d.id for d in self.departments}
+        if len(known) < len(self.departments):
+            twice = next(d.id for i, d in enumerate(self.departments) if d.id in {e.id for e in self.departments[:i]})
+            raise ValueError(f"department {twice!r} appears twice")
         types = set()
         for c in self.categories:
             if c.department not in known:
@@ -123,10 +126,25 @@ class Tables(Strict):
             if c.type in types:
                 raise ValueError(f"category {c.type!r} appears twice")
             types.add(c.type)
-        codes = {g.code for g in self.grids}
+        parents: dict[str, str | None] = {}
+        for g in self.grids:  # a second row of a code silently replaced the first's parent (its routes, its scope)
+            if g.code in parents:
+                raise ValueError(f"grid {g.code!r} appears twice in the grid table")
+            parents[g.code] = g.parent
         for g in self.grids:
-            if g.parent is not None and g.parent not in codes:
+            if g.parent is not None and g.parent not in parents:
                 raise ValueError(f"grid {g.code!r}: parent {g.parent!r} is not in the grid table")
+        rooted: set[str] = set()
+        for g in self.grids:  # a circle has no root: no centre for the cases of unknown grids
+            chain, last = {g.code: None}, g.code  # a dict: ordered, and quick to ask
+            while (up := parents[last]) is not None and up not in rooted:
+                if up in chain:
+                    circle = list(chain)[list(chain).index(up):] + [up]
+                    raise ValueError(f"grid {g.code!r}: its parents go round in a circle ({' -> '.join(circle)}); "
+                                     "the tree needs a root")
+                chain[up], last = None, up
+            rooted.update(chain)
+        codes = set(parents)
         for code in self.grid_shapes:
             if code not in codes:
                 raise ValueError(f"grid {code!r} has a boundary in the grids' GeoJSON but is not in the grid tree")

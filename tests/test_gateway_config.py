@@ -96,3 +96,27 @@ def test_the_cli_prints_the_line_and_exits_2(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "gateway.yaml: not UTF-8 text" in run.stderr
+
+
+@pytest.mark.parametrize("change, error", [
+    (lambda csv: csv + "HQ-DZG-10D-07,重复,grid,HQ-XYM\n", "grid 'HQ-DZG-10D-07' appears twice in the grid table"),
+    (lambda csv: csv.replace("HQ,红桥区,district,", "HQ,红桥区,district,HQ-DZG"),
+     "grid 'HQ': its parents go round in a circle (HQ -> HQ-DZG -> HQ); the tree needs a root"),
+    (lambda csv: csv.replace("HQ,红桥区,district,", "HQ,红桥区,district,HQ"), "(HQ -> HQ)"),
+])
+def test_a_grid_tree_with_a_code_twice_or_a_circle_is_refused(city, change, error):
+    """Both loaded before: the second row's parent replaced the first's (routes and scopes followed it),
+    and a tree with no root has no centre for the cases of grids it does not know."""
+    path = city / "demo-grids.csv"
+    path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(GatewayConfigError) as failed:
+        load_tables(city / "demo.yaml")
+    assert error in str(failed.value)
+
+
+def test_a_department_twice_is_refused(city):
+    path = city / "demo.yaml"
+    path.write_text(path.read_text().replace("  - id: sanitation\n", "  - id: traffic-police\n    name: 交警\n"
+                                             "  - id: sanitation\n"))
+    with pytest.raises(GatewayConfigError, match="department 'traffic-police' appears twice"):
+        load_tables(path)
