@@ -43,6 +43,7 @@ class Sampler:
         return True
 
 
+NO_TIMESTAMPS = 0x0080  # FFmpeg's AVFMT_NOTIMESTAMPS: the format (raw H.264, H.265, MJPEG) has no time of its own
 CLOCK_STEP_S = 1e-3  # a frame's time after a step back of the stream's clock: just after the last one
 NO_ZONES_KEYFRAME_GAP_S = 6.0  # the tolerated key-frame gap of a camera with no zones (faults only)
 
@@ -117,7 +118,12 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         if not container.streams.video:
             raise SourceError(f"{url} has no video stream")
         stream = container.streams.video[0]
-        keyframes_only = sampling in ("auto", "keyframes")
+        # a raw stream (.h264, .h265, .mjpeg) may carry no time at all: its frames are counted at its
+        # frame rate, every one decoded (key frames alone would not count time); read as the others,
+        # it gave its first frame and then nothing, the camera analysed once
+        raw_step = 1 / float(stream.guessed_rate or stream.average_rate or 25) \
+            if container.format.flags & NO_TIMESTAMPS else None
+        keyframes_only = sampling in ("auto", "keyframes") and raw_step is None
         # frame threading holds back one frame per thread: with key frames 2 s apart that is
         # seconds of delay, so key-frame decoding uses slice threads only. Key-frame skipping
         # starts after the first decoded frame: from the start it costs RTSP a whole GOP.
@@ -132,6 +138,11 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                 if keyframes_only and stream.codec_context.skip_frame != "NONKEY":
                     stream.codec_context.skip_frame = "NONKEY"
                 if frame.time is None:
+                    if raw_step is not None and (first is not None or untimed_at is not None):
+                        last_t += raw_step
+                        if sampler.due(last_t):
+                            yield last_t, _pixels(frame, max_width)
+                        continue
                     # RTSP often delivers its first (key) frame without a pts: use it at t=0 and
                     # anchor the stream clock on the next timed frame
                     if first is not None or untimed_at is not None:

@@ -96,3 +96,15 @@ def test_a_live_cameras_clock_that_jumps_ahead_keeps_the_box_on_its_own_clock(cl
         times.append(last)
         assert now - 2 <= last <= now + CLOCK_AHEAD_S, (i, rel, last - now)
     assert all(b > a for a, b in zip(times, times[1:]))
+
+
+@pytest.mark.parametrize("sampling", ["auto", "keyframes", "rate"])
+def test_a_raw_h264_stream_without_timestamps_is_counted_at_its_frame_rate(tmp_path, sampling):
+    """A raw H.264 stream (a file path, or a feed saved as .h264) carries no time: it gave its first
+    frame and then nothing, the camera analysed once."""
+    raw = tmp_path / "campus.h264"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-t", "8", "-i", str(CLIP), "-vf", "scale=320:240",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-an", "-f", "h264", str(raw)],
+                   check=True, timeout=60)
+    times = [round(t, 1) for t, _ in open_frames(str(raw), sampling=sampling)]
+    assert times == [float(s) for s in range(8)]
