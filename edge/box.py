@@ -19,6 +19,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import supervision as sv
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from edge.config import Camera, EdgeConfig, Rules
@@ -40,6 +41,7 @@ READER_START_GAP_S = 0.1
 # fall behind, and a shared RTSP mount stalls for all its clients. 1 ms keeps them flowing.
 GIL_SWITCH_INTERVAL_S = 0.001
 LOST = "lost"
+CLOCK_AHEAD_S = 5.0  # a live camera's frame further ahead of the box's clock than this: the camera's clock jumped
 WINDOW_MAX = 2048  # analysis times kept per camera for frames/s (30 s at up to ~60 analysed frames/s)
 
 
@@ -54,6 +56,28 @@ def backoff(attempt: int, base: float = 0.5, cap: float = 1.5, rand: float = 0.5
     [0.5, 1.0, 1.5, 1.5]
     """
     return min(cap, base * 2 ** (attempt - 1)) * (0.75 + 0.5 * rand)
+
+
+def anchor(base: float | None, rel: float, now: float, live: bool, last: float = 0.0) -> float:
+    """The base that puts a frame ``rel`` stream seconds in on the box's clock, at ``base + rel``.
+
+    The first frame is now. A live camera's frame cannot come from the future: where its clock
+    jumps ahead (a camera's NTP correction), the clock goes on from now, never before the last
+    frame (``last``); left alone, its incidents carried times the gateway refuses as ahead of its
+    clock until the camera reconnected. A file is read faster than it plays and keeps its own clock.
+
+    >>> anchor(None, 5.0, 1000.0, live=True)
+    995.0
+    >>> anchor(995.0, 3606.0, 1001.0, live=True, last=1000.0)  # an hour ahead: from now on
+    -2605.0
+    >>> anchor(995.0, 3606.0, 1001.0, live=False)
+    995.0
+    """
+    if base is None:
+        return now - rel
+    if live and base + rel > now + CLOCK_AHEAD_S:
+        return max(now, last) - rel
+    return base
 
 
 class Metrics:
@@ -155,6 +179,7 @@ class CameraReader(threading.Thread):
             pass
         attempt, lost_since = 0, None
         cam = self.camera
+        live, last = cam.url.startswith("rtsp://"), 0.0
         while not self.stop.is_set():
             try:
                 base = None
@@ -163,7 +188,8 @@ class CameraReader(threading.Thread):
                     if self.stop.is_set():
                         return
                     now = time.time()
-                    base = now - rel if base is None else base
+                    base = anchor(base, rel, now, live, last)
+                    last = base + rel
                     if self.health.state != "online":
                         log.info("camera %s online", cam.id)
                         self.metrics.online.labels(cam.id).set(1)
@@ -218,6 +244,22 @@ class Analyser(threading.Thread):
             self.metrics.incidents.labels(m["type"], m["state"]).inc()
             self.publisher.send(to_wire(out))
 
+    def _detect(self, jobs: list[tuple]) -> tuple[list[tuple], list[sv.Detections]]:
+        """Every camera's passes in one batch per model; where the batch fails, each camera's alone,
+        so a frame the detector refuses costs only its camera that frame (it ended the analyser,
+        and with it every camera's analysis)."""
+        try:
+            return jobs, run_passes(self.detectors, [x for *_, plan in jobs for x in plan], self.min_score)
+        except Exception:
+            kept, results = [], []
+            for job in jobs:
+                try:
+                    results += run_passes(self.detectors, job[3], self.min_score)
+                    kept.append(job)
+                except Exception:
+                    log.exception("camera %s: detection failed", job[0])
+            return kept, results
+
     def run(self) -> None:
         while not self.stop.is_set():
             ready = self.slots.take_all(timeout=0.5)
@@ -227,12 +269,14 @@ class Analyser(threading.Thread):
                 if item is LOST:
                     self._emit(pipeline.camera_lost(t))
                     continue
-                jobs.append((cam_id, t, item, pipeline.plan(t, item)))
+                try:
+                    jobs.append((cam_id, t, item, pipeline.plan(t, item)))
+                except Exception:  # one camera's bad frame must not stop the others
+                    log.exception("camera %s: analysis failed", cam_id)
             if not jobs:
                 continue
             started = time.perf_counter()
-            images = [x for *_, plan in jobs for x in plan]
-            results = run_passes(self.detectors, images, self.min_score)  # one batch per model, all cameras
+            jobs, results = self._detect(jobs)
             took = time.perf_counter() - started
             self.metrics.infer.observe(took)
             i = 0

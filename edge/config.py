@@ -13,11 +13,14 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from edge.geometry import polygon_area
+from xueliang.textfile import read_text
 from xueliang.wire import GRID_PATTERN, RESERVED_BOX_IDS
 
 log = logging.getLogger(__name__)
 IncidentType = Literal["illegal_parking", "garbage", "spill"]
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+MIN_ZONE_AREA = 1e-6  # of the frame: about two pixels of a 1080p picture
 
 
 class ConfigError(ValueError):
@@ -25,7 +28,8 @@ class ConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # finite numbers only, as on the wire: an .inf heartbeat ended the box (Event.wait overflows)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Location(Strict):
@@ -54,6 +58,8 @@ class Zone(Strict):
         for x, y in points:
             if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
                 raise ValueError(f"point [{x}, {y}] is outside 0..1; give x, y as fractions of the frame")
+        if polygon_area(points) < MIN_ZONE_AREA:  # a zone on the frame's edge line failed every frame
+            raise ValueError("encloses no area: its points lie on one line or in one place; give the zone's corners")
         return points
 
 
@@ -73,10 +79,10 @@ class Camera(Strict):
         "6 s for a camera without zones (edge/source.py keyframe_gap_limit)")
     max_width: int = Field(default=0, ge=0, title="Analyse frames scaled down to this width (0: full size, "
                            "which is also the cheapest conversion)")
-    open_timeout_s: float = Field(default=10.0, gt=0, title="Seconds to open a file source; RTSP cameras use "
+    open_timeout_s: float = Field(default=10.0, gt=0, le=600, title="Seconds to open a file source; RTSP cameras use "
                                   "read_timeout_s for every read of their set-up instead (FFmpeg's socket timeout, "
                                   "see edge/source.py)")
-    read_timeout_s: float = Field(default=5.0, gt=0)
+    read_timeout_s: float = Field(default=5.0, gt=0, le=600)
 
     @model_validator(mode="after")
     def _unique_zones(self) -> "Camera":
@@ -153,14 +159,14 @@ class Detection(Strict):
 
 class Rules(Strict):
     still_tolerance: float = Field(default=0.5, gt=0, le=2, title="Anchor movement allowed, in box heights")
-    gap_s: float = Field(default=10.0, gt=0, title="Seconds unseen before a vehicle counts as gone, where its "
+    gap_s: float = Field(default=10.0, gt=0, le=3_600, title="Seconds unseen before a vehicle counts as gone, where its "
                          "place cannot be checked (not yet confirmed by 3 detections), and before a pile counts as gone")
     leave_s: float = Field(default=10.0, gt=0, le=3_600, title="Seconds a parked vehicle's place must look empty "
                            "(changed, nothing in front, no detection) before its incident ends 'left'")
-    update_interval_s: float = Field(default=60.0, gt=0, title="Seconds between update events")
-    change_gate: float = Field(default=4.0, ge=0, title="Grey-level change in every zone below which the last "
+    update_interval_s: float = Field(default=60.0, gt=0, le=86_400, title="Seconds between update events")
+    change_gate: float = Field(default=4.0, ge=0, le=255, title="Grey-level change in every zone below which the last "
                                "detector pass is reused (0: always detect)")
-    redetect_floor_s: float = Field(default=10.0, gt=0, title="Re-run the detector at least this often")
+    redetect_floor_s: float = Field(default=10.0, gt=0, le=3_600, title="Re-run the detector at least this often")
 
 
 class EdgeConfig(Strict):
@@ -170,7 +176,7 @@ class EdgeConfig(Strict):
     detection: Detection = Detection()
     rules: Rules = Rules()
     data_dir: Path = Field(default=Path("data/edge"), title="Outbox and state")
-    heartbeat_s: float = Field(default=10.0, gt=0, title="Seconds between status heartbeats")
+    heartbeat_s: float = Field(default=10.0, gt=0, le=3_600, title="Seconds between status heartbeats")
     metrics_port: int = Field(default=0, ge=0, le=65535, title="Prometheus /metrics on 127.0.0.1 (0: off)")
     send_frames: bool = Field(default=True, title="Send each incident's frame as the camera gave it beside the "
                               "annotated snapshot (training data); false while a gateway is older than evidence.frame")
@@ -245,9 +251,13 @@ def parse_config(raw: object, source: str = "config") -> EdgeConfig:
 def load_config(path: str | Path) -> EdgeConfig:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_text(path))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except ValueError as exc:  # not UTF-8, a folder, unreadable
+        raise ConfigError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"{path}: nested too deeply to be a configuration") from None
     return parse_config(raw, str(path))

@@ -268,6 +268,9 @@ def crop_regions(polygons: list[list[tuple[float, float]]], width: int, height: 
             cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
             r = [int(max(0, cx - side / 2)), int(max(0, cy - side / 2)),
                  int(min(width, cx + side / 2)), int(min(height, cy + side / 2))]
+            # a zone under a pixel on this frame (a thumbnail sub-stream): one pixel, never an empty crop
+            r[0], r[1] = min(r[0], width - 1), min(r[1], height - 1)
+            r[2], r[3] = max(r[2], r[0] + 1), max(r[3], r[1] + 1)
             regions.append((r, [max(r[2] - r[0], r[3] - r[1])]))
             continue
         for y in _starts(y1, y2, max_side, height):

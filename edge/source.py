@@ -1,7 +1,8 @@
 """Camera sources: RTSP or a file, read with PyAV, with open/read timeouts.
 
 A source yields ``(seconds, frame)`` where ``seconds`` is the frame's stream time
-relative to the first frame, so the stream's own timestamps drive the clock.
+relative to the first frame, so the stream's own timestamps drive the clock; it never goes back
+(where the stream's clock steps back, it goes on from the last frame).
 Only frames the sampler wants are converted to pixels.
 """
 
@@ -42,6 +43,8 @@ class Sampler:
         return True
 
 
+NO_TIMESTAMPS = 0x0080  # FFmpeg's AVFMT_NOTIMESTAMPS: the format (raw H.264, H.265, MJPEG) has no time of its own
+CLOCK_STEP_S = 1e-3  # a frame's time after a step back of the stream's clock: just after the last one
 NO_ZONES_KEYFRAME_GAP_S = 6.0  # the tolerated key-frame gap of a camera with no zones (faults only)
 
 
@@ -115,7 +118,12 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         if not container.streams.video:
             raise SourceError(f"{url} has no video stream")
         stream = container.streams.video[0]
-        keyframes_only = sampling in ("auto", "keyframes")
+        # a raw stream (.h264, .h265, .mjpeg) may carry no time at all: its frames are counted at its
+        # frame rate, every one decoded (key frames alone would not count time); read as the others,
+        # it gave its first frame and then nothing, the camera analysed once
+        raw_step = 1 / float(stream.guessed_rate or stream.average_rate or 25) \
+            if container.format.flags & NO_TIMESTAMPS else None
+        keyframes_only = sampling in ("auto", "keyframes") and raw_step is None
         # frame threading holds back one frame per thread: with key frames 2 s apart that is
         # seconds of delay, so key-frame decoding uses slice threads only. Key-frame skipping
         # starts after the first decoded frame: from the start it costs RTSP a whole GOP.
@@ -123,12 +131,18 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         sampler = Sampler(interval_s)
         first: float | None = None
         last_key: float | None = None
+        last_t = 0.0
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
             for frame in container.decode(stream):
                 if keyframes_only and stream.codec_context.skip_frame != "NONKEY":
                     stream.codec_context.skip_frame = "NONKEY"
                 if frame.time is None:
+                    if raw_step is not None and (first is not None or untimed_at is not None):
+                        last_t += raw_step
+                        if sampler.due(last_t):
+                            yield last_t, _pixels(frame, max_width)
+                        continue
                     # RTSP often delivers its first (key) frame without a pts: use it at t=0 and
                     # anchor the stream clock on the next timed frame
                     if first is not None or untimed_at is not None:
@@ -142,8 +156,11 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     if untimed_at is not None:
                         first -= max(1e-3, min(interval_s, time.monotonic() - untimed_at))
                 t = frame.time - first
-                if t < 0:  # a stream restarted its clock (a looped file, a camera reboot)
-                    first, t, last_key = frame.time, 0.0, None
+                if t < last_t:  # the stream's clock restarted or stepped back (a looped file, a camera's
+                    # clock reset): go on from the last frame; from 0 the sampler waited (and analysed
+                    # nothing) until the stream caught up with where it had been, hours on a live camera
+                    first, t, last_key = frame.time - last_t - CLOCK_STEP_S, last_t + CLOCK_STEP_S, None
+                last_t = t
                 if keyframes_only and sampling == "auto":
                     if last_key is not None and t - last_key > max_keyframe_gap_s:
                         log.info("%s: key frames %.1fs apart; decoding every frame from now on", url, t - last_key)

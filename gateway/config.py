@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from datetime import date, time
 from functools import cached_property
@@ -14,10 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
+from xueliang.textfile import read_text
 from xueliang.wire import GRID_PATTERN
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
+MAX_LEVEL_DAYS = 366  # a category's service levels and windows: longer is a typo
 
 
 class GatewayConfigError(ValueError):
@@ -25,7 +28,8 @@ class GatewayConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # finite numbers only, as on the wire: an .inf escalation_check_s ended the gateway's clock
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Department(Strict):
@@ -59,7 +63,11 @@ class Category(Strict):
     @classmethod
     def _level(cls, v: str | None) -> str | None:
         if v is not None:
-            parse_service_level(v)
+            # counted as calendar time: 10**20 working days made each case's deadline count days
+            # for 2 s and overflow, every incident of the category a dead letter
+            level = parse_service_level(v)
+            if deadline(0.0, level._replace(working=False)) > MAX_LEVEL_DAYS * 86400:
+                raise ValueError(f"{v!r} is longer than {MAX_LEVEL_DAYS} days; write at most '{MAX_LEVEL_DAYS} days'")
         return v
 
     def seconds(self, field: str) -> float:
@@ -108,6 +116,9 @@ class Tables(Strict):
         except ValueError:
             raise ValueError(f"working_hours {self.working_hours!r}: write HH:MM-HH:MM, start before end") from None
         known = {d.id for d in self.departments}
+        if len(known) < len(self.departments):
+            twice = next(d.id for i, d in enumerate(self.departments) if d.id in {e.id for e in self.departments[:i]})
+            raise ValueError(f"department {twice!r} appears twice")
         types = set()
         for c in self.categories:
             if c.department not in known:
@@ -115,10 +126,25 @@ class Tables(Strict):
             if c.type in types:
                 raise ValueError(f"category {c.type!r} appears twice")
             types.add(c.type)
-        codes = {g.code for g in self.grids}
+        parents: dict[str, str | None] = {}
+        for g in self.grids:  # a second row of a code silently replaced the first's parent (its routes, its scope)
+            if g.code in parents:
+                raise ValueError(f"grid {g.code!r} appears twice in the grid table")
+            parents[g.code] = g.parent
         for g in self.grids:
-            if g.parent is not None and g.parent not in codes:
+            if g.parent is not None and g.parent not in parents:
                 raise ValueError(f"grid {g.code!r}: parent {g.parent!r} is not in the grid table")
+        rooted: set[str] = set()
+        for g in self.grids:  # a circle has no root: no centre for the cases of unknown grids
+            chain, last = {g.code: None}, g.code  # a dict: ordered, and quick to ask
+            while (up := parents[last]) is not None and up not in rooted:
+                if up in chain:
+                    circle = list(chain)[list(chain).index(up):] + [up]
+                    raise ValueError(f"grid {g.code!r}: its parents go round in a circle ({' -> '.join(circle)}); "
+                                     "the tree needs a root")
+                chain[up], last = None, up
+            rooted.update(chain)
+        codes = set(parents)
         for code in self.grid_shapes:
             if code not in codes:
                 raise ValueError(f"grid {code!r} has a boundary in the grids' GeoJSON but is not in the grid tree")
@@ -214,7 +240,31 @@ class GatewayConfig(Strict):
     database: str = Field(default="sqlite:///data/gateway/gateway.sqlite", title="SQLAlchemy URL")
     http: Http = Http()
     tables: Path = Field(default=TABLES_DIR / "demo.yaml", title="The city's tables (YAML)")
-    escalation_check_s: float = Field(default=5.0, gt=0, title="How often overdue cases are looked for")
+    escalation_check_s: float = Field(default=5.0, gt=0, le=3_600, title="How often overdue cases are looked for")
+
+
+def _text(path: Path) -> str:
+    try:
+        return read_text(path)
+    except ValueError as exc:  # not UTF-8, a folder, unreadable
+        raise GatewayConfigError(str(exc)) from None
+
+
+def _yaml(path: Path) -> object:
+    """A YAML file's data; GatewayConfigError naming the file when it cannot be read as YAML."""
+    try:
+        return yaml.safe_load(_text(path))
+    except yaml.YAMLError as exc:
+        raise GatewayConfigError(f"{path}: not valid YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise GatewayConfigError(f"{path}: nested too deeply to be a configuration") from None
+
+
+def _named_file(path: Path, raw: dict, key: str) -> Path:
+    name = raw.pop(key)
+    if not isinstance(name, str) or not name:
+        raise GatewayConfigError(f"{path}: {key}: write a file name next to the tables, got {name!r}")
+    return path.parent / name
 
 
 def load_tables(path: Path) -> Tables:
@@ -222,15 +272,17 @@ def load_tables(path: Path) -> Tables:
     ``grids_geojson: FILE`` the grids' boundaries for the map (``gateway.gridmap``: checked here)."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-        if "grids_csv" in raw:
-            with open(path.parent / raw.pop("grids_csv"), newline="", encoding="utf-8") as f:
-                raw.setdefault("grids", []).extend(
-                    {k: (v or None) if k == "parent" else v for k, v in row.items()} for row in csv.DictReader(f))
-        if "grids_geojson" in raw:
-            shapes_path = path.parent / raw.pop("grids_geojson")
+        raw = _yaml(path) or {}
+        if isinstance(raw, dict) and "grids_csv" in raw:
+            csv_path = _named_file(path, raw, "grids_csv")
+            rows = csv.DictReader(io.StringIO(_text(csv_path), newline=""))
+            raw.setdefault("grids", []).extend(
+                {k: (v or None) if k == "parent" else v for k, v in row.items()} for row in rows)
+        if isinstance(raw, dict) and "grids_geojson" in raw:
+            shapes_path = _named_file(path, raw, "grids_geojson")
+            text = _text(shapes_path)
             try:
-                geojson = json.loads(shapes_path.read_text(encoding="utf-8"))
+                geojson = json.loads(text)
             except ValueError as exc:
                 raise GatewayConfigError(f"{shapes_path}: not JSON ({exc})") from None
             try:
@@ -248,7 +300,7 @@ def load_tables(path: Path) -> Tables:
 def load_gateway_config(path: str | Path) -> GatewayConfig:
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = _yaml(path) or {}
         config = GatewayConfig.model_validate(raw)
     except FileNotFoundError:
         raise GatewayConfigError(f"{path}: no such file") from None

@@ -23,6 +23,10 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
      "camera 'gate-3' zone 'p1' polygon: needs at least 3 points, got 2"),
     (config_with(zone_overrides={"polygon": [[0, 0], [1.5, 1], [0, 1]]}),
      "camera 'gate-3' zone 'p1' polygon: point [1.5, 1.0] is outside 0..1"),
+    (config_with(zone_overrides={"polygon": [[1, 1], [1, 0], [1, 0.5]]}),  # on the edge: failed every frame
+     "camera 'gate-3' zone 'p1' polygon: encloses no area: its points lie on one line or in one place"),
+    (config_with(zone_overrides={"polygon": [[0.5, 0.5]] * 3}), "camera 'gate-3' zone 'p1' polygon: encloses no area"),
+    (config_with(zone_overrides={"polygon": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]]}), "zone 'p1' polygon: encloses no area"),
     (config_with(zone_overrides={"dwell_s": -5}), "camera 'gate-3' zone 'p1' dwell_s: Input should be greater than 0"),
     (config_with(zone_overrides={"types": ["parking"]}), "camera 'gate-3' zone 'p1' types 0: Input should be"),
     (config_with(zone_overrides={"dwel_s": 3}), "camera 'gate-3' zone 'p1' dwel_s: Extra inputs are not permitted"),
@@ -37,6 +41,12 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
     ({"box": "b1", "cameras": []}, "cameras: List should have at least 1 item"),
     (config_with(top={"detection": {"litter_confirmed_min_score": 0.4}}),
      "detection: litter_confirmed_min_score 0.4 is above litter_min_score 0.3"),
+    (config_with(top={"heartbeat_s": float("inf")}), "heartbeat_s: Input should be a finite number"),
+    (config_with(top={"heartbeat_s": 1e300}), "heartbeat_s: Input should be less than or equal to 3600"),
+    (config_with(camera_overrides={"read_timeout_s": float("inf")}), "camera 'gate-3' read_timeout_s: Input should be a finite"),
+    (config_with(top={"rules": {"gap_s": float("nan")}}), "rules gap_s: Input should be a finite number"),
+    (config_with(top={"rules": {"update_interval_s": float("inf")}}), "rules update_interval_s: Input should be a finite"),
+    (config_with(zone_overrides={"dwell_s": float("nan")}), "camera 'gate-3' zone 'p1' dwell_s: Input should be a finite"),
 ])
 def test_bad_config_names_the_place(raw, expected):
     with pytest.raises(ConfigError) as err:
@@ -64,6 +74,24 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("box: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("content, error", [
+    ("# 东门摄像头\nbox: b1\n".encode("gbk"), r"edge.yaml: not UTF-8 text \(byte 0xb6 at offset 2\); save the file as UTF-8"),
+    (("box: " + "[" * 5000 + "]" * 5000).encode(), "edge.yaml: nested too deeply"),
+    (None, "edge.yaml: is a folder; name the file"),
+])
+def test_a_file_that_is_not_utf8_yaml_is_named(tmp_path, content, error):
+    path = tmp_path / "edge.yaml"
+    path.mkdir() if content is None else path.write_bytes(content)
+    with pytest.raises(ConfigError, match=error):
+        load_config(path)
+
+
+def test_a_byte_order_mark_is_no_mistake(tmp_path):
+    path = tmp_path / "edge.yaml"
+    path.write_bytes("\ufeffbox: b1\ncameras:\n  - {id: c1, url: x.mp4, grid: G1}\n".encode())
+    assert load_config(path).box == "b1"
 
 
 @pytest.mark.slow

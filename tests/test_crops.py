@@ -52,3 +52,13 @@ def test_two_small_neighbouring_bays_share_one_crop():
 def test_a_zone_larger_than_the_crop_limit_is_tiled():
     regions = crop_regions([EVERYTHING], 1920, 1080, max_side=900)
     assert len(regions) == 6 and all(r[2] - r[0] == 900 for r in regions)
+
+
+@pytest.mark.parametrize("zone, w, h", [
+    ([(0.51, 0.51), (0.52, 0.51), (0.52, 0.52), (0.51, 0.52)], 32, 24),  # a thumbnail sub-stream
+    ([(0.999, 0.999), (1.0, 0.999), (1.0, 1.0)], 32, 24),
+    ([(0.0, 0.0), (0.001, 0.0), (0.0, 0.001)], 640, 360),
+])
+def test_a_zone_under_a_pixel_still_gets_a_pixel_never_an_empty_crop(zone, w, h):
+    for x1, y1, x2, y2 in crop_regions([zone], w, h):
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h

@@ -156,3 +156,69 @@ def test_bad_sources_get_a_clear_status_and_never_crash_the_box(tmp_path, broker
         watcher.stop()
         silent.close()
         garbage.close()
+
+
+@pytest.fixture
+def thumbnail_clip(tmp_path):
+    """The campus footage at 32x24, as a misconfigured sub-stream sends it."""
+    clip = tmp_path / "thumb.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-t", "20", "-i", str(CLIP), "-vf", "scale=32:24",
+                    "-c:v", "libx264", "-g", "10", "-an", str(clip)], check=True, timeout=60)
+    return clip
+
+
+@pytest.mark.slow
+def test_a_camera_whose_frames_are_too_small_for_its_zone_stops_no_other(tmp_path, broker, thumbnail_clip):
+    """A 1 % zone on 32x24 frames is a crop under one pixel: the detector refused it and, raised in the
+    batch of every camera's passes, ended the analyser: no camera was analysed again."""
+    small = {"id": "z", "types": ["illegal_parking"], "polygon": [[0.51, 0.51], [0.52, 0.51], [0.52, 0.52], [0.51, 0.52]]}
+    kerb = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.8, 0.03], [0.97, 0.03], [0.97, 0.22]]}
+    cfg = write_edge(tmp_path, broker.port, [camera("thumb", str(thumbnail_clip), sampling="rate", zones=[small]),
+                                             camera("steady", str(CLIP), sampling="rate", zones=[kerb])])
+    watcher = Watcher(broker.port, ["xl/v1/fault-box/status"])
+    edge = services.xueliang(["edge", "--config", str(cfg)], tmp_path / "edge.log")
+    try:
+        wait_until(lambda: analysed(watcher, "fault-box", "steady") >= 10 and analysed(watcher, "fault-box", "thumb") >= 3,
+                   60, message="both cameras analysed")
+        assert "Traceback" not in (tmp_path / "edge.log").read_text()
+        assert edge.poll() is None
+    finally:
+        edge.terminate()
+        edge.wait(10)
+        watcher.stop()
+
+
+def test_a_detector_that_fails_on_one_cameras_frame_costs_only_that_frame(tmp_path):
+    """In process, the real detector and pipelines: a pass that raises on one camera's frame (as the
+    sub-pixel crop did) used to end the analyser thread, and every camera's analysis with it."""
+    import numpy as np
+
+    from edge.box import Analyser, CameraReader, Metrics, Slots
+    from edge.config import parse_config
+    from edge.detector import VEHICLE, load_detectors
+
+    kerb = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.8, 0.03], [0.97, 0.03], [0.97, 0.22]]}
+    config = parse_config({"box": "b1", "data_dir": str(tmp_path), "cameras": [
+        camera("bad", "x.mp4", zones=[kerb]), camera("good", "x.mp4", zones=[kerb])]})
+    detectors = load_detectors(config)
+    real = detectors[VEHICLE].detect_many
+
+    def refuse_grey(images, min_score):  # the "bad" camera's frames are mid-grey
+        if any(int(x.flat[0]) == 128 for x in images):
+            raise RuntimeError("refused")
+        return real(images, min_score)
+
+    detectors[VEHICLE].detect_many = refuse_grey
+    slots, stop, metrics = Slots(), threading.Event(), Metrics()
+    readers = {c.id: CameraReader(c, slots, metrics, stop) for c in config.cameras}
+    analyser = Analyser(config, detectors, readers, slots, publisher=None, metrics=metrics, stop=stop)
+    analyser.start()
+    try:
+        for i in range(3):
+            slots.put("bad", 100.0 + i, np.full((576, 768, 3), 128, np.uint8))
+            slots.put("good", 100.0 + i, np.full((576, 768, 3), 30 * (i + 1), np.uint8))
+            wait_until(lambda: readers["good"].health.analysed == i + 1, 20, message=f"good camera's frame {i}")
+        assert analyser.is_alive() and readers["bad"].health.analysed == 0
+    finally:
+        stop.set()
+        analyser.join(5)

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from edge.box import CLOCK_AHEAD_S, anchor
 from edge.config import Camera, Rules
 from edge.source import keyframe_gap_limit, open_frames
 from xueliang import services
@@ -56,3 +57,54 @@ def test_hevc_camera_over_rtsp_is_read_on_key_frames(hevc_gop3, tmp_path):
     gaps = [b - a for a, b in zip(times[1:], times[2:])]  # the first frame of an RTSP stream comes untimed
     assert all(2.5 <= g <= 3.5 for g in gaps), times
     assert time.monotonic() - started < 20
+
+
+@pytest.fixture(scope="module")
+def clock_steps(tmp_path_factory):
+    """MPEG-TS clips of the campus footage whose clock steps back: 'restart' is two 8 s parts that
+    each start at 0 (a camera's clock reset, a looped file); 'jump' goes 8 s, then an hour ahead
+    for 8 s, then back to 16 s (a camera's NTP correction)."""
+    folder = tmp_path_factory.mktemp("clock")
+
+    def part(name, skip, offset):
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-ss", str(skip), "-t", "8", "-i", str(CLIP),
+                        "-vf", "scale=320:240", "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-an",
+                        "-output_ts_offset", str(offset), "-f", "mpegts", str(folder / name)], check=True, timeout=60)
+        return (folder / name).read_bytes()
+
+    (folder / "restart.ts").write_bytes(part("a.ts", 0, 0) + part("b.ts", 8, 0))
+    (folder / "jump.ts").write_bytes(part("a.ts", 0, 0) + part("c.ts", 8, 3600) + part("d.ts", 16, 16))
+    return folder
+
+
+@pytest.mark.parametrize("clip, seconds", [("restart.ts", 16), ("jump.ts", 24)])
+@pytest.mark.parametrize("sampling", ["rate", "keyframes"])
+def test_a_clock_that_steps_back_goes_on_and_every_part_is_analysed(clock_steps, clip, seconds, sampling):
+    times = [t for t, _ in open_frames(str(clock_steps / clip), sampling=sampling)]
+    assert all(b > a for a, b in zip(times, times[1:])), times  # never back: trackers and rules need that
+    assert len(times) >= seconds - 2, times  # about one a second (key frames every second), every part of it
+
+
+def test_a_live_cameras_clock_that_jumps_ahead_keeps_the_box_on_its_own_clock(clock_steps):
+    """Played live (one frame a second of the box's clock), the hour-ahead part neither moves the
+    box's times an hour ahead (the gateway refuses those) nor makes them go back."""
+    base, last, times = None, 0.0, []
+    for i, (rel, _) in enumerate(open_frames(str(clock_steps / "jump.ts"), sampling="rate")):
+        now = 1.7e9 + i
+        base = anchor(base, rel, now, live=True, last=last)
+        last = base + rel
+        times.append(last)
+        assert now - 2 <= last <= now + CLOCK_AHEAD_S, (i, rel, last - now)
+    assert all(b > a for a, b in zip(times, times[1:]))
+
+
+@pytest.mark.parametrize("sampling", ["auto", "keyframes", "rate"])
+def test_a_raw_h264_stream_without_timestamps_is_counted_at_its_frame_rate(tmp_path, sampling):
+    """A raw H.264 stream (a file path, or a feed saved as .h264) carries no time: it gave its first
+    frame and then nothing, the camera analysed once."""
+    raw = tmp_path / "campus.h264"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-t", "8", "-i", str(CLIP), "-vf", "scale=320:240",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-an", "-f", "h264", str(raw)],
+                   check=True, timeout=60)
+    times = [round(t, 1) for t, _ in open_frames(str(raw), sampling=sampling)]
+    assert times == [float(s) for s in range(8)]

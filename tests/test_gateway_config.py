@@ -1,0 +1,122 @@
+"""The gateway's config and the city's tables, as people write them: a file their editor saved in
+another encoding, with a byte order mark, or broken, is refused with a line naming the file, never a
+traceback; a byte order mark alone is no mistake."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from gateway.config import TABLES_DIR, GatewayConfigError, load_gateway_config, load_tables
+
+
+@pytest.fixture
+def city(tmp_path):
+    for name in ("demo.yaml", "demo-grids.csv", "demo-grids.geojson"):
+        shutil.copy(TABLES_DIR / name, tmp_path / name)
+    return tmp_path
+
+
+def rewrite(path, encoding):
+    path.write_bytes(path.read_text(encoding="utf-8").encode(encoding))
+
+
+@pytest.mark.parametrize("name, change, error", [
+    ("demo.yaml", lambda p: rewrite(p, "gbk"), "demo.yaml: not UTF-8 text (byte 0x"),
+    ("demo-grids.csv", lambda p: rewrite(p, "gbk"), "demo-grids.csv: not UTF-8 text (byte 0x"),
+    ("demo-grids.geojson", lambda p: rewrite(p, "utf-16"), "demo-grids.geojson: not UTF-8 text (byte 0xff"),
+    ("demo.yaml", lambda p: p.write_text("departments: [\n"), "demo.yaml: not valid YAML"),
+    ("demo.yaml", lambda p: p.write_text("departments: " + "[" * 5000 + "]" * 5000), "nested too deeply"),
+    ("demo.yaml", lambda p: p.write_text(p.read_text().replace("grids_csv: demo-grids.csv", "grids_csv: 5")),
+     "demo.yaml: grids_csv: write a file name next to the tables, got 5"),
+    ("demo-grids.csv", lambda p: (p.unlink(), p.mkdir()), "demo-grids.csv: is a folder; name the file"),
+    ("demo-grids.csv", lambda p: rewrite(p, "utf-8-sig"), None),  # Excel's "CSV UTF-8"
+    ("demo.yaml", lambda p: rewrite(p, "utf-8-sig"), None),  # Windows Notepad
+])
+def test_a_table_file_that_cannot_be_read_is_named(city, name, change, error):
+    change(city / name)
+    if error is None:
+        assert load_tables(city / "demo.yaml").knows("HQ-DZG-10D-07")
+        return
+    with pytest.raises(GatewayConfigError) as failed:
+        load_tables(city / "demo.yaml")
+    assert error in str(failed.value)
+
+
+@pytest.mark.parametrize("text, error", [
+    ("database: [unclosed\n".encode(), "gateway.yaml: not valid YAML"),
+    ("# 网关\nescalation_check_s: 5\n".encode("gbk"), "gateway.yaml: not UTF-8 text (byte 0xcd at offset 2)"),
+])
+def test_a_gateway_config_that_cannot_be_read_is_named(tmp_path, text, error):
+    (tmp_path / "gateway.yaml").write_bytes(text)
+    with pytest.raises(GatewayConfigError, match=error.replace("(", r"\(").replace(")", r"\)")):
+        load_gateway_config(tmp_path / "gateway.yaml")
+
+
+@pytest.mark.parametrize("line, error", [
+    ("escalation_check_s: .inf", "escalation_check_s: Input should be a finite number"),  # ended the clock thread
+    ("escalation_check_s: 1e300", "escalation_check_s: Input should be less than or equal to 3600"),
+])
+def test_the_clocks_period_is_a_finite_number(tmp_path, line, error):
+    (tmp_path / "gateway.yaml").write_text(line + "\n")
+    with pytest.raises(GatewayConfigError, match=error):
+        load_gateway_config(tmp_path / "gateway.yaml")
+
+
+def test_a_categorys_numbers_are_finite(city):
+    path = city / "demo.yaml"
+    path.write_text(path.read_text().replace("service_level: 1h\n", "service_level: 1h\n    merge_radius_m: .inf\n", 1))
+    with pytest.raises(GatewayConfigError, match="categories.0.merge_radius_m: Input should be a finite number"):
+        load_tables(path)
+
+
+@pytest.mark.parametrize("level, error", [
+    ("99999999999999999999 working days", "categories.0.service_level: '99999999999999999999 working days' is longer "
+     "than 366 days"),  # each case's deadline counted days for 2 s, overflowed: every incident a dead letter
+    ("999999999 days", "is longer than 366 days"),
+    ("367 d", "is longer than 366 days"),
+    ("366 working days", None),
+    ("2000 working hours", None),
+])
+def test_a_service_level_is_at_most_a_year(city, level, error):
+    path = city / "demo.yaml"
+    path.write_text(path.read_text().replace("service_level: 1h\n", f"service_level: {level}\n", 1))
+    if error is None:
+        assert load_tables(path).categories[0].service_level == level
+        return
+    with pytest.raises(GatewayConfigError, match=error):
+        load_tables(path)
+
+
+@pytest.mark.slow
+def test_the_cli_prints_the_line_and_exits_2(tmp_path):
+    (tmp_path / "gateway.yaml").write_bytes("# 网关\n".encode("gbk"))
+    run = subprocess.run([sys.executable, "-m", "xueliang", "gateway", "--config", str(tmp_path / "gateway.yaml")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "gateway.yaml: not UTF-8 text" in run.stderr
+
+
+@pytest.mark.parametrize("change, error", [
+    (lambda csv: csv + "HQ-DZG-10D-07,重复,grid,HQ-XYM\n", "grid 'HQ-DZG-10D-07' appears twice in the grid table"),
+    (lambda csv: csv.replace("HQ,红桥区,district,", "HQ,红桥区,district,HQ-DZG"),
+     "grid 'HQ': its parents go round in a circle (HQ -> HQ-DZG -> HQ); the tree needs a root"),
+    (lambda csv: csv.replace("HQ,红桥区,district,", "HQ,红桥区,district,HQ"), "(HQ -> HQ)"),
+])
+def test_a_grid_tree_with_a_code_twice_or_a_circle_is_refused(city, change, error):
+    """Both loaded before: the second row's parent replaced the first's (routes and scopes followed it),
+    and a tree with no root has no centre for the cases of grids it does not know."""
+    path = city / "demo-grids.csv"
+    path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(GatewayConfigError) as failed:
+        load_tables(city / "demo.yaml")
+    assert error in str(failed.value)
+
+
+def test_a_department_twice_is_refused(city):
+    path = city / "demo.yaml"
+    path.write_text(path.read_text().replace("  - id: sanitation\n", "  - id: traffic-police\n    name: 交警\n"
+                                             "  - id: sanitation\n"))
+    with pytest.raises(GatewayConfigError, match="department 'traffic-police' appears twice"):
+        load_tables(path)
