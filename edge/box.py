@@ -262,49 +262,56 @@ class Analyser(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            ready = self.slots.take_all(timeout=0.5)
-            jobs = []
-            for cam_id, (t, item) in ready.items():
-                pipeline = self.pipelines[cam_id]
-                if item is LOST:
-                    self._emit(pipeline.camera_lost(t))
-                    continue
-                try:
-                    jobs.append((cam_id, t, item, pipeline.plan(t, item)))
-                except Exception:  # one camera's bad frame must not stop the others
-                    log.exception("camera %s: analysis failed", cam_id)
-            if not jobs:
+            try:
+                self._round()
+            except Exception:  # a fault of one round must not end every camera's analysis
+                log.exception("analysis round failed")
+
+    def _round(self) -> None:
+        """Analyse the frames the cameras have ready: one batch per model, then each camera's rules."""
+        ready = self.slots.take_all(timeout=0.5)
+        jobs = []
+        for cam_id, (t, item) in ready.items():
+            pipeline = self.pipelines[cam_id]
+            if item is LOST:
+                self._emit(pipeline.camera_lost(t))
                 continue
-            started = time.perf_counter()
-            jobs, results = self._detect(jobs)
-            took = time.perf_counter() - started
-            self.metrics.infer.observe(took)
-            i = 0
-            observed = time.perf_counter()
-            for cam_id, t, image, plan in jobs:
-                parts, i = results[i:i + len(plan)], i + len(plan)
-                try:
-                    self._emit(self.pipelines[cam_id].observe(t, image, parts))
-                except Exception:  # one camera's bad frame must not stop the others
-                    log.exception("camera %s: analysis failed", cam_id)
-                    continue
-                h = self.readers[cam_id].health
-                now = time.time()
-                h.analysed += 1
-                h.window.append(now)
-                if h.last_analysed_at is not None:
-                    h.max_gap_s = max(h.max_gap_s, now - h.last_analysed_at)
-                h.last_analysed_at = now
-                h.detector_passes = self.pipelines[cam_id].detector_passes
-                h.faults = sorted(self.pipelines[cam_id].active_faults)
-                h.infer_ms = round(took * 1000 / max(1, len(jobs)), 1)
-                self.metrics.analysed.labels(cam_id).inc()
-                if plan:
-                    self.metrics.passes.labels(cam_id).inc()
-            done = time.perf_counter()
-            if done - started > 1.0:
-                log.warning("slow analysis round: %d camera(s), %d detector image(s) %.2fs, rules and evidence %.2fs",
-                            len(jobs), len(images), took, done - observed)
+            try:
+                jobs.append((cam_id, t, item, pipeline.plan(t, item)))
+            except Exception:  # one camera's bad frame must not stop the others
+                log.exception("camera %s: analysis failed", cam_id)
+        if not jobs:
+            return
+        started = time.perf_counter()
+        jobs, results = self._detect(jobs)
+        took = time.perf_counter() - started
+        self.metrics.infer.observe(took)
+        i = 0
+        observed = time.perf_counter()
+        for cam_id, t, image, plan in jobs:
+            parts, i = results[i:i + len(plan)], i + len(plan)
+            try:
+                self._emit(self.pipelines[cam_id].observe(t, image, parts))
+            except Exception:  # one camera's bad frame must not stop the others
+                log.exception("camera %s: analysis failed", cam_id)
+                continue
+            h = self.readers[cam_id].health
+            now = time.time()
+            h.analysed += 1
+            h.window.append(now)
+            if h.last_analysed_at is not None:
+                h.max_gap_s = max(h.max_gap_s, now - h.last_analysed_at)
+            h.last_analysed_at = now
+            h.detector_passes = self.pipelines[cam_id].detector_passes
+            h.faults = sorted(self.pipelines[cam_id].active_faults)
+            h.infer_ms = round(took * 1000 / max(1, len(jobs)), 1)
+            self.metrics.analysed.labels(cam_id).inc()
+            if plan:
+                self.metrics.passes.labels(cam_id).inc()
+        done = time.perf_counter()
+        if done - started > 1.0:
+            log.warning("slow analysis round: %d camera(s), %d detector image(s) %.2fs, rules and evidence %.2fs",
+                        len(jobs), sum(len(plan) for *_, plan in jobs), took, done - observed)
 
 
 def to_wire(out: Outgoing) -> list[tuple[str, bytes]]:

@@ -222,3 +222,39 @@ def test_a_detector_that_fails_on_one_cameras_frame_costs_only_that_frame(tmp_pa
     finally:
         stop.set()
         analyser.join(5)
+
+
+def test_a_slow_analysis_round_is_logged_and_analysis_goes_on(tmp_path, caplog):
+    """In process, the real detector and pipelines: a round slower than a second (a box past its
+    capacity) logged its warning with a name that no longer existed, and the error ended the analyser
+    thread: the box kept sending heartbeats and analysed no camera again (found by the litter row of
+    bench/edge_capacity.py)."""
+    import numpy as np
+
+    from edge.box import Analyser, CameraReader, Metrics, Slots
+    from edge.config import parse_config
+    from edge.detector import VEHICLE, load_detectors
+
+    kerb = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.8, 0.03], [0.97, 0.03], [0.97, 0.22]]}
+    config = parse_config({"box": "b1", "data_dir": str(tmp_path), "cameras": [camera("gate", "x.mp4", zones=[kerb])]})
+    detectors = load_detectors(config)
+    real = detectors[VEHICLE].detect_many
+
+    def slow(images, min_score):
+        time.sleep(1.1)
+        return real(images, min_score)
+
+    detectors[VEHICLE].detect_many = slow
+    slots, stop, metrics = Slots(), threading.Event(), Metrics()
+    readers = {c.id: CameraReader(c, slots, metrics, stop) for c in config.cameras}
+    analyser = Analyser(config, detectors, readers, slots, publisher=None, metrics=metrics, stop=stop)
+    analyser.start()
+    try:
+        for i in range(2):
+            slots.put("gate", 100.0 + i, np.full((576, 768, 3), 30 * (i + 1), np.uint8))
+            wait_until(lambda: readers["gate"].health.analysed == i + 1, 20, message=f"frame {i}")
+        assert analyser.is_alive()
+        assert caplog.text.count("slow analysis round: 1 camera(s), 1 detector image(s)") == 2
+    finally:
+        stop.set()
+        analyser.join(5)
