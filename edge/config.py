@@ -31,6 +31,15 @@ class Strict(BaseModel):
     # finite numbers only, as on the wire: an .inf heartbeat ended the box (Event.wait overflows)
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: object, info: ValidationInfo) -> object:
+        """YAML reads yes/no/on/off/true as a bool, which a number field would take as 1 or 0
+        (``dwell_s: yes``: every car passing a one-second incident): refused."""
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (float, int, float | None):
+            raise ValueError(f"{value!r} (YAML's yes/no/on/off/true/false) is not a number; write a number")
+        return value
+
 
 class Location(Strict):
     lat: float = Field(ge=-90, le=90)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
@@ -61,13 +61,16 @@ class Category(Strict):
     @field_validator("service_level", "urgent_service_level", "recheck_service_level", "merge_window",
                      "recheck_window", "rejected_window")
     @classmethod
-    def _level(cls, v: str | None) -> str | None:
+    def _level(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None:
             # counted as calendar time: 10**20 working days made each case's deadline count days
             # for 2 s and overflow, every incident of the category a dead letter
             level = parse_service_level(v)
             if deadline(0.0, level._replace(working=False)) > MAX_LEVEL_DAYS * 86400:
                 raise ValueError(f"{v!r} is longer than {MAX_LEVEL_DAYS} days; write at most '{MAX_LEVEL_DAYS} days'")
+            # a window of 0 switches its joining off; a service level of 0 makes every case overdue at birth
+            if level.amount == 0 and info.field_name.endswith("service_level"):
+                raise ValueError(f"{v!r} gives no time at all: every case would be overdue when it opens")
         return v
 
     def seconds(self, field: str) -> float:

@@ -47,6 +47,10 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
     (config_with(top={"rules": {"gap_s": float("nan")}}), "rules gap_s: Input should be a finite number"),
     (config_with(top={"rules": {"update_interval_s": float("inf")}}), "rules update_interval_s: Input should be a finite"),
     (config_with(zone_overrides={"dwell_s": float("nan")}), "camera 'gate-3' zone 'p1' dwell_s: Input should be a finite"),
+    # YAML's `dwell_s: yes` was a dwell of one second
+    (config_with(zone_overrides={"dwell_s": True}), "camera 'gate-3' zone 'p1' dwell_s: True (YAML's "
+     "yes/no/on/off/true/false) is not a number"),
+    (config_with(top={"detection": {"litter_min_score": False}}), "detection litter_min_score: False (YAML's"),
 ])
 def test_bad_config_names_the_place(raw, expected):
     with pytest.raises(ConfigError) as err:

@@ -78,8 +78,12 @@ def test_a_categorys_numbers_are_finite(city):
     ("367 d", "is longer than 366 days"),
     ("366 working days", None),
     ("2000 working hours", None),
+    # every case overdue when it opens, escalated at once
+    ("0s", "categories.0.service_level: '0s' gives no time at all"),
+    ("0 working days", "gives no time at all"),
+    ("0.5h", None),
 ])
-def test_a_service_level_is_at_most_a_year(city, level, error):
+def test_a_service_level_is_at_most_a_year_and_more_than_nothing(city, level, error):
     path = city / "demo.yaml"
     path.write_text(path.read_text().replace("service_level: 1h\n", f"service_level: {level}\n", 1))
     if error is None:
