@@ -188,31 +188,38 @@ def test_a_camera_whose_frames_are_too_small_for_its_zone_stops_no_other(tmp_pat
         watcher.stop()
 
 
-def test_a_detector_that_fails_on_one_cameras_frame_costs_only_that_frame(tmp_path):
-    """In process, the real detector and pipelines: a pass that raises on one camera's frame (as the
-    sub-pixel crop did) used to end the analyser thread, and every camera's analysis with it."""
-    import numpy as np
-
+def in_process_analyser(tmp_path, camera_ids: list[str], detect_many):
+    """The real analyser, pipelines and vehicle detector in process, one kerb zone per camera, the
+    detector's ``detect_many`` wrapped by ``detect_many(real, images, min_score)``; started. Returns
+    (analyser, readers, slots, stop)."""
     from edge.box import Analyser, CameraReader, Metrics, Slots
     from edge.config import parse_config
     from edge.detector import VEHICLE, load_detectors
 
     kerb = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.8, 0.03], [0.97, 0.03], [0.97, 0.22]]}
-    config = parse_config({"box": "b1", "data_dir": str(tmp_path), "cameras": [
-        camera("bad", "x.mp4", zones=[kerb]), camera("good", "x.mp4", zones=[kerb])]})
+    config = parse_config({"box": "b1", "data_dir": str(tmp_path),
+                           "cameras": [camera(c, "x.mp4", zones=[kerb]) for c in camera_ids]})
     detectors = load_detectors(config)
     real = detectors[VEHICLE].detect_many
-
-    def refuse_grey(images, min_score):  # the "bad" camera's frames are mid-grey
-        if any(int(x.flat[0]) == 128 for x in images):
-            raise RuntimeError("refused")
-        return real(images, min_score)
-
-    detectors[VEHICLE].detect_many = refuse_grey
+    detectors[VEHICLE].detect_many = lambda images, min_score: detect_many(real, images, min_score)
     slots, stop, metrics = Slots(), threading.Event(), Metrics()
     readers = {c.id: CameraReader(c, slots, metrics, stop) for c in config.cameras}
     analyser = Analyser(config, detectors, readers, slots, publisher=None, metrics=metrics, stop=stop)
     analyser.start()
+    return analyser, readers, slots, stop
+
+
+def test_a_detector_that_fails_on_one_cameras_frame_costs_only_that_frame(tmp_path):
+    """In process, the real detector and pipelines: a pass that raises on one camera's frame (as the
+    sub-pixel crop did) used to end the analyser thread, and every camera's analysis with it."""
+    import numpy as np
+
+    def refuse_grey(real, images, min_score):  # the "bad" camera's frames are mid-grey
+        if any(int(x.flat[0]) == 128 for x in images):
+            raise RuntimeError("refused")
+        return real(images, min_score)
+
+    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["bad", "good"], refuse_grey)
     try:
         for i in range(3):
             slots.put("bad", 100.0 + i, np.full((576, 768, 3), 128, np.uint8))
@@ -231,24 +238,11 @@ def test_a_slow_analysis_round_is_logged_and_analysis_goes_on(tmp_path, caplog):
     bench/edge_capacity.py)."""
     import numpy as np
 
-    from edge.box import Analyser, CameraReader, Metrics, Slots
-    from edge.config import parse_config
-    from edge.detector import VEHICLE, load_detectors
-
-    kerb = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.8, 0.03], [0.97, 0.03], [0.97, 0.22]]}
-    config = parse_config({"box": "b1", "data_dir": str(tmp_path), "cameras": [camera("gate", "x.mp4", zones=[kerb])]})
-    detectors = load_detectors(config)
-    real = detectors[VEHICLE].detect_many
-
-    def slow(images, min_score):
+    def slow(real, images, min_score):
         time.sleep(1.1)
         return real(images, min_score)
 
-    detectors[VEHICLE].detect_many = slow
-    slots, stop, metrics = Slots(), threading.Event(), Metrics()
-    readers = {c.id: CameraReader(c, slots, metrics, stop) for c in config.cameras}
-    analyser = Analyser(config, detectors, readers, slots, publisher=None, metrics=metrics, stop=stop)
-    analyser.start()
+    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["gate"], slow)
     try:
         for i in range(2):
             slots.put("gate", 100.0 + i, np.full((576, 768, 3), 30 * (i + 1), np.uint8))
