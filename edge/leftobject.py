@@ -67,6 +67,7 @@ from edge.geometry import Box, Point, box_to_pixels, normalise, polygon_to_pixel
 Mask = np.ndarray  # HxW uint8, 1 = static foreground
 PASSED_S = 8.0  # seconds the short-term background (4 s time constant) remembers a passer-by
 SHAKE = 1  # pixels of the check's picture a camera may shake by between two looks at a place
+SWAY_MIN, SWAY_MAX = 0.5, 8.0  # the whole picture's shift (pixels of the check's picture) taken back
 L_OFFSET = 40.0  # OpenCV's 8-bit L for L* = -16: lightness + this scales with the light (L* + 16 ~ Y^(1/3))
 
 
@@ -135,6 +136,7 @@ class LeftObject:
         for box in exclude:
             x1, y1, x2, y2 = box_to_pixels(box, w, h, min_size=0)
             hidden[y1:y2, x1:x2] = True
+        raw, hidden = self._registered(raw, hidden)
         hidden = cv2.dilate(hidden.astype(np.uint8), self._halo).astype(bool)  # a box's edge texture reaches past it
         self._cur, self._hidden = raw, hidden
         last_clear = self._last_clear
@@ -179,6 +181,26 @@ class LeftObject:
         # learn at once where nothing stands out, not even a shadow (a shadow learnt would leave a ghost)
         self._long = np.where(differs[..., None], absorbed, raw)
         return cv2.morphologyEx(static, cv2.MORPH_OPEN, self._kernel)
+
+    def _registered(self, raw: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The picture (and its hidden pixels) moved back onto the background where the camera sways:
+        the whole picture's shift against the long-term background (phase correlation of lightness,
+        people and vehicles filled in from the background), taken back when it is at least
+        ``SWAY_MIN`` and at most ``SWAY_MAX`` pixels. A still camera's picture seems to move by at
+        most 0.3 pixels (the campus cross clips), one swaying by 0.5 % of its size by 1-1.7."""
+        if self._long is None or self._long.shape != raw.shape:
+            return raw, hidden
+        h, w = hidden.shape
+        before = self._long[..., 0]
+        now = np.where(hidden, before, raw[..., 0]).astype(np.float32)
+        (dx, dy), _ = cv2.phaseCorrelate(before.astype(np.float32), now, cv2.createHanningWindow((w, h), cv2.CV_32F))
+        if not SWAY_MIN <= math.hypot(dx, dy) <= SWAY_MAX:
+            return raw, hidden
+        back = np.float32([[1, 0, -dx], [0, 1, -dy]])
+        raw = cv2.warpAffine(raw, back, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        hidden = cv2.warpAffine(hidden.astype(np.uint8), back, (w, h), flags=cv2.INTER_NEAREST,
+                                borderMode=cv2.BORDER_REPLICATE).astype(bool)
+        return raw, hidden
 
     def ground(self, box: Box) -> np.ndarray | None:
         """The long-term background under ``box`` (0..1 of the frame) and ``SHAKE`` pixels around it:
