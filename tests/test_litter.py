@@ -260,17 +260,21 @@ def test_left_object_is_silent_while_the_light_changes():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shake, gone", [(0, False), (1, True)])
-def test_a_place_whose_object_was_taken_away_reads_as_its_ground_though_the_camera_shook(monkeypatch, shake, gone):
+@pytest.mark.parametrize("shake, moved_back, gone", [(0, False, False), (1, False, True), (0, True, True)])
+def test_a_place_whose_object_was_taken_away_reads_as_its_ground_though_the_camera_shook(
+        monkeypatch, shake, moved_back, gone):
     """The campus camera's road edge with its stone bollards, and the same picture shaken by 4 and 3
     pixels (one pixel of the check's picture): the edges of the stones move, not the ground. Compared
     with the ground as it was, it reads as the ground again once a shift of a pixel is allowed
-    (``SHAKE``); compared pixel for pixel it did not, and a removed pile's incident was kept open. A pile
-    there differs from its ground however the picture is shifted."""
+    (``SHAKE``), or once the picture is moved back onto the background (``SWAY_MIN``); compared pixel
+    for pixel it did not, and a removed pile's incident was kept open. A pile there differs from its
+    ground however the picture is shifted."""
     from edge import leftobject
     from edge.pipeline import GONE_COVER
 
     monkeypatch.setattr(leftobject, "SHAKE", shake)
+    if not moved_back:
+        monkeypatch.setattr(leftobject, "SWAY_MIN", float("inf"))
     frame = campus_frames(step=400)[0]
     h, w = frame.shape[:2]
     shaken = cv2.warpAffine(frame, np.float32([[1, 0, 4], [0, 1, 3]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
