@@ -62,10 +62,9 @@ NEAR, NEAR_WIDTH, MOVED_MAX = 1.0, 96, 0.5
 
 
 class Ref(NamedTuple):
-    """A stay's reference: when and where it was last detected in the clear, the picture there,
-    the whole picture then, and the place's neighbourhood (``near``)."""
+    """A stay's reference: where it was last detected in the clear, the picture there, the whole
+    picture then, and the place's neighbourhood (``near``)."""
 
-    t: float
     box: Box
     picture: Patch
     whole: Patch
@@ -173,7 +172,11 @@ def covered_by(box: Box, others: list[Box]) -> float:
 
 def look(ref: Patch, image: np.ndarray, box: Box, occluders: list[Box], same_below: float = SAME_BELOW) -> View:
     """What the place of a stay whose picture at its last detection was ``ref`` looks like now."""
-    if difference(ref, patch(image, box)) < same_below:
+    return _view(difference(ref, patch(image, box)), box, occluders, same_below)
+
+
+def _view(differs_by: float, box: Box, occluders: list[Box], same_below: float) -> View:
+    if differs_by < same_below:
         return "same"
     return "occluded" if covered_by(box, occluders) >= OCCLUDER_COVER else "empty"
 
@@ -192,13 +195,14 @@ class Stationary:
             self._now = (image, scene(image))
         return self._now[1]
 
-    def _place(self, ref: Ref, image: np.ndarray) -> tuple[Box, Patch]:
-        """Where ``ref``'s place is in ``image``, and its picture there: its box or, where the
-        picture there differs, its box moved as far as its surroundings moved (a camera swaying on
-        its pole), whichever looks more like ``ref``."""
+    def _place(self, ref: Ref, image: np.ndarray) -> tuple[Box, Patch, float]:
+        """Where ``ref``'s place is in ``image``, its picture there and how much that differs from
+        ``ref``'s: at its box or, where the picture there differs, at its box moved as far as its
+        surroundings moved (a camera swaying on its pole), whichever looks more like ``ref``."""
         picture = patch(image, ref.box)
-        if difference(ref.picture, picture) < self.same_below:
-            return ref.box, picture
+        differs_by = difference(ref.picture, picture)
+        if differs_by < self.same_below:
+            return ref.box, picture, differs_by
         area = grown(ref.box)
         ax1, ay1, ax2, ay2 = area
         inner = ((ref.box[0] - ax1) / (ax2 - ax1), (ref.box[1] - ay1) / (ay2 - ay1),
@@ -206,15 +210,16 @@ class Stationary:
         dx, dy = displacement(ref.near, near(image, ref.box), inner)
         dx, dy = dx * (area[2] - area[0]), dy * (area[3] - area[1])
         if abs(dx) > MOVED_MAX * (ref.box[2] - ref.box[0]) or abs(dy) > MOVED_MAX * (ref.box[3] - ref.box[1]):
-            return ref.box, picture
+            return ref.box, picture, differs_by
         box = moved(ref.box, (dx, dy))
         other = patch(image, box)
-        return (box, other) if difference(ref.picture, other) < difference(ref.picture, picture) else (ref.box, picture)
+        other_differs_by = difference(ref.picture, other)
+        return (box, other, other_differs_by) if other_differs_by < differs_by else (ref.box, picture, differs_by)
 
-    def _relit(self, ref: Ref, image: np.ndarray, box: Box) -> bool:
-        """Whether the picture at ``box`` is ``ref``'s in other light: the whole picture changed as
-        a whole since (``SCENE_CHANGED``) and the place kept its shape (``SAME_SHAPE``)."""
-        return difference(ref.whole, self._whole(image)) >= SCENE_CHANGED and shape(ref.picture, patch(image, box)) >= SAME_SHAPE
+    def _relit(self, ref: Ref, image: np.ndarray, picture: Patch) -> bool:
+        """Whether ``picture`` (of ``ref``'s place in ``image``) is ``ref``'s in other light: the whole
+        picture changed as a whole since (``SCENE_CHANGED``) and the place kept its shape (``SAME_SHAPE``)."""
+        return difference(ref.whole, self._whole(image)) >= SCENE_CHANGED and shape(ref.picture, picture) >= SAME_SHAPE
 
     def views(self, zone: str, stays, image: np.ndarray, occluders: list[Box]) -> dict[int, View]:
         """A view of each stay (``DwellRule.stays()``) that has a reference patch. A place seen in
@@ -226,10 +231,10 @@ class Stationary:
             ref = self._refs.get((zone, stay.key))
             if ref is None:
                 continue
-            place, picture = self._place(ref, image)
-            out[stay.key] = look(ref.picture, image, place, occluders, self.same_below)
-            if out[stay.key] != "same" and self._relit(ref, image, place):
-                self._refs[(zone, stay.key)] = Ref(ref.t, place, picture, self._whole(image), near(image, place))
+            place, picture, differs_by = self._place(ref, image)
+            out[stay.key] = _view(differs_by, place, occluders, self.same_below)
+            if out[stay.key] != "same" and self._relit(ref, image, picture):
+                self._refs[(zone, stay.key)] = Ref(place, picture, self._whole(image), near(image, place))
                 out[stay.key] = "same"
         return out
 
@@ -246,8 +251,8 @@ class Stationary:
         ref = self._refs.get((zone, key))
         if ref is None:
             return None
-        place, picture = self._place(ref, image)
-        if difference(ref.picture, picture) < self.same_below or self._relit(ref, image, place):
+        _, picture, differs_by = self._place(ref, image)
+        if differs_by < self.same_below or self._relit(ref, image, picture):
             return True
         in_front = [o for o in occluders if o != box and o[3] > box[3]]
         if covered_by(box, in_front) >= OCCLUDER_COVER:
@@ -264,7 +269,7 @@ class Stationary:
             ref = self._refs.get((zone, stay.key))
             others = [o for o in occluders if o != stay.box]
             if stay.detected_at == t and (ref is None or covered_by(stay.box, others) < OCCLUDER_COVER):
-                self._refs[(zone, stay.key)] = Ref(t, stay.box, patch(image, stay.box), self._whole(image),
+                self._refs[(zone, stay.key)] = Ref(stay.box, patch(image, stay.box), self._whole(image),
                                                    near(image, stay.box))
         for key in [k for k in self._refs if k[0] == zone and k not in keys]:
             del self._refs[key]

@@ -49,8 +49,10 @@ class Variant:
 
 # the van's place painted with the wall and road beside it, while ``when`` (an ffmpeg expression of t)
 PAINT_OUT = "split[a][b];[b]crop=74:61:574:40[p];[a][p]overlay=648:40:enable='{when}'"
+# a camera swaying on its pole: the picture moves up to ``a`` of its size each way (periods of 3.1 s across
+# and 4.3 s up and down), scaled back to w x h (also the litter evaluation's, models/litter/evaluate.py)
 SWAY = ("crop=iw*(1-2*{a}):ih*(1-2*{a}):x='iw*{a}*(1+sin(2*PI*t/3.1))':y='ih*{a}*(1+cos(2*PI*t/4.3))',"
-        "scale=768:576")
+        "scale={w}:{h}")
 DARK_NIGHT = "eq=brightness=-0.3:contrast=0.4:enable='gte(t,{t})',noise=alls=30:allf=t:enable='gte(t,{t})'"
 
 
@@ -110,8 +112,8 @@ VARIANTS = [
             codec=x264(), leaves_s=60.0),
     # the camera sways on its pole (wind): the picture moves up to 0.5 % and 1 % of its size each way, on
     # periods of 3.1 s across and 4.3 s up and down
-    Variant("sway_0.5pct", vf=SWAY.format(a=0.005), codec=x264(), crop=(0.005, 0.005, 0.99, 0.99)),
-    Variant("sway_1pct", vf=SWAY.format(a=0.01), codec=x264(), crop=(0.01, 0.01, 0.98, 0.98)),
+    Variant("sway_0.5pct", vf=SWAY.format(a=0.005, w=768, h=576), codec=x264(), crop=(0.005, 0.005, 0.99, 0.99)),
+    Variant("sway_1pct", vf=SWAY.format(a=0.01, w=768, h=576), codec=x264(), crop=(0.01, 0.01, 0.98, 0.98)),
 ]
 BY_NAME = {v.name: v for v in VARIANTS}
 

@@ -28,13 +28,25 @@ def frames_at(*seconds: float) -> list[np.ndarray]:
     return out
 
 
+def van_pixels(frame: np.ndarray) -> tuple[int, int, int, int]:
+    h, w = frame.shape[:2]
+    return int(VAN[0] * w), int(VAN[1] * h), int(VAN[2] * w), int(VAN[3] * h)
+
+
 def without_van(frame: np.ndarray) -> np.ndarray:
     """The frame with the van painted over with what is beside it (wall and road)."""
     empty = frame.copy()
-    h, w = frame.shape[:2]
-    x1, y1, x2, y2 = int(VAN[0] * w), int(VAN[1] * h), int(VAN[2] * w), int(VAN[3] * h)
+    x1, y1, x2, y2 = van_pixels(frame)
     empty[y1:y2, x1:x2] = frame[y1:y2, 2 * x1 - x2:x1]
     return empty
+
+
+def upside_down(frame: np.ndarray) -> np.ndarray:
+    """Another vehicle at the van's place: the van's picture turned upside down."""
+    other = frame.copy()
+    x1, y1, x2, y2 = van_pixels(frame)
+    other[y1:y2, x1:x2] = frame[y1:y2, x1:x2][::-1, ::-1]
+    return other
 
 
 def night(frame: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -79,10 +91,7 @@ def test_a_detection_over_a_stay_is_told_to_be_its_vehicle_or_another():
     check.remember("kerb", [Stay(key=1, box=VAN, detected_at=0.0)], 0.0, first, [VAN])
     jittered = (VAN[0] + 0.01, VAN[1] - 0.01, VAN[2] + 0.01, VAN[3])  # the detector's box a little off
     assert check.same_vehicle("kerb", 1, later, jittered, [jittered]) is True
-    other = later.copy()  # another vehicle at the van's place: the van's picture turned upside down
-    h, w = other.shape[:2]
-    x1, y1, x2, y2 = int(VAN[0] * w), int(VAN[1] * h), int(VAN[2] * w), int(VAN[3] * h)
-    other[y1:y2, x1:x2] = other[y1:y2, x1:x2][::-1, ::-1]
+    other = upside_down(later)
     assert check.same_vehicle("kerb", 1, other, VAN, [VAN]) is False
     behind = (VAN[0] - 0.02, VAN[1] - 0.03, VAN[2] - 0.02, VAN[3] - 0.03)  # a car further away, overlapping it
     assert check.same_vehicle("kerb", 1, other, VAN, [VAN, behind]) is False
@@ -111,11 +120,7 @@ def test_a_van_the_detector_loses_at_night_is_still_there_and_its_leaving_is_see
     assert check.views("kerb", [stay], night(without_van(last), seed=2), []) == {1: "empty"}
     # a detection over it in the night light is the van; another vehicle there is not
     assert check.same_vehicle("kerb", 1, night(last, seed=3), VAN, [VAN]) is True
-    upside_down = last.copy()
-    h, w = last.shape[:2]
-    x1, y1, x2, y2 = int(VAN[0] * w), int(VAN[1] * h), int(VAN[2] * w), int(VAN[3] * h)
-    upside_down[y1:y2, x1:x2] = last[y1:y2, x1:x2][::-1, ::-1]
-    assert check.same_vehicle("kerb", 1, night(upside_down, seed=4), VAN, [VAN]) is False
+    assert check.same_vehicle("kerb", 1, night(upside_down(last), seed=4), VAN, [VAN]) is False
 
 
 @pytest.mark.slow
@@ -201,8 +206,4 @@ def test_a_camera_swaying_on_its_pole_still_shows_the_van_and_not_another(dx, dy
     assert check.same_vehicle("kerb", 1, shaken(later, dx, dy), VAN, [VAN]) is True
     # the van gone, or another vehicle in its place, in the swaying picture: not the van
     assert check.views("kerb", [stay], shaken(without_van(later), dx, dy), []) == {1: "empty"}
-    upside_down = later.copy()
-    h, w = later.shape[:2]
-    x1, y1, x2, y2 = int(VAN[0] * w), int(VAN[1] * h), int(VAN[2] * w), int(VAN[3] * h)
-    upside_down[y1:y2, x1:x2] = later[y1:y2, x1:x2][::-1, ::-1]
-    assert check.same_vehicle("kerb", 1, shaken(upside_down, dx, dy), VAN, [VAN]) is False
+    assert check.same_vehicle("kerb", 1, shaken(upside_down(later), dx, dy), VAN, [VAN]) is False

@@ -55,6 +55,7 @@ from edge.config import Detection, parse_config  # noqa: E402
 from edge.detector import Detector, YoloRaw, load_detector  # noqa: E402
 from edge.replay import replay  # noqa: E402
 from models.litter.exported import litter_items  # noqa: E402
+from models.parking_variants import SWAY  # noqa: E402
 from xueliang.wire import parse_time  # noqa: E402
 
 CLASSES = ("garbage", "spill")
@@ -321,8 +322,8 @@ def false_alarms(left_object: str, real: list[tuple[Path, str, list, float | Non
 
 
 def swayed(video: str, out_dir: Path, amp: float) -> str:
-    """``video`` as a camera swaying on its pole shows it: the picture moves up to ``amp`` of its size
-    each way (periods of 3.1 s across and 4.3 s up and down), re-encoded at its own size (made once)."""
+    """``video`` as a camera swaying on its pole shows it (``SWAY``, by ``amp``), re-encoded at its own
+    size (made once)."""
     out = out_dir / f"{Path(video).stem}-sway{amp:g}.mp4"
     if not out.exists():
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -330,9 +331,7 @@ def swayed(video: str, out_dir: Path, amp: float) -> str:
                                "stream=width,height", "-of", "csv=p=0", video],
                               capture_output=True, text=True, check=True).stdout.strip().split(",")
         w, h = (int(x) // 2 * 2 for x in size[:2])
-        vf = (f"crop=iw*(1-2*{amp}):ih*(1-2*{amp}):x='iw*{amp}*(1+sin(2*PI*t/3.1))':"
-              f"y='ih*{amp}*(1+cos(2*PI*t/4.3))',scale={w}:{h}")
-        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", video, "-vf", vf, "-c:v", "libx264", "-preset",
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", video, "-vf", SWAY.format(a=amp, w=w, h=h), "-c:v", "libx264", "-preset",
                         "veryfast", "-crf", "23", "-g", "20", "-pix_fmt", "yuv420p", "-an", str(out) + ".part.mp4"],
                        check=True, timeout=600)
         Path(str(out) + ".part.mp4").rename(out)
