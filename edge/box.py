@@ -89,6 +89,9 @@ class Metrics:
         self.dropped = Counter("xl_edge_frames_dropped", "Sampled frames replaced before analysis", ["camera"], registry=r)
         self.reconnects = Counter("xl_edge_reconnects", "Camera reconnect attempts", ["camera"], registry=r)
         self.online = Gauge("xl_edge_camera_online", "1 when the camera delivers frames", ["camera"], registry=r)
+        self.view_shift = Gauge("xl_edge_view_shift_ratio", "How far the picture moved since the camera came up, "
+                                "as a share of its width (x) or height (y); the zones follow it", ["camera", "axis"],
+                                registry=r)
         self.decode = Histogram("xl_edge_decode_seconds", "Reader CPU time per sampled frame", ["camera"], registry=r,
                                 buckets=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1))
         self.infer = Histogram("xl_edge_inference_seconds", "Detector time per analyser round", registry=r,
@@ -117,6 +120,7 @@ class CameraHealth:
     decode_ms: float = 0.0
     infer_ms: float = 0.0
     faults: list[str] = field(default_factory=list)
+    view_shift: tuple[float, float] = (0.0, 0.0)  # Alignment.shift: a camera nudged since it came up
     last_error: str | None = None
     # recent analysis times, for frames/s: only the analyser writes it (appends; the bound drops the oldest),
     # the heartbeat only reads it
@@ -304,6 +308,11 @@ class Analyser(threading.Thread):
             h.last_analysed_at = now
             h.detector_passes = self.pipelines[cam_id].detector_passes
             h.faults = sorted(self.pipelines[cam_id].active_faults)
+            shift = self.pipelines[cam_id].alignment.shift
+            if shift != h.view_shift:
+                h.view_shift = shift
+                for axis, value in zip("xy", shift):
+                    self.metrics.view_shift.labels(cam_id, axis).set(value)
             h.infer_ms = round(took * 1000 / max(1, len(jobs)), 1)
             self.metrics.analysed.labels(cam_id).inc()
             if plan:
@@ -336,6 +345,7 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
                           "analysed": r.health.analysed, "detector_passes": r.health.detector_passes,
                           "decode_ms": r.health.decode_ms, "inference_ms": r.health.infer_ms,
                           "max_gap_s": round(r.health.max_gap_s, 2),
+                          "view_shift_pct": [round(100 * v, 1) for v in r.health.view_shift],
                           "dropped": r.health.dropped, "reconnects": r.health.reconnects,
                           "last_error": r.health.last_error} for cid, r in readers.items()},
     }

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import supervision as sv
 
+from edge.alignment import Alignment
 from edge.config import Camera, EdgeConfig, Zone
 from edge.detector import (LITTER, VEHICLE, Detector, Region, crop_regions, merge_detections, min_scores, run_passes,
                            tile_regions)
@@ -122,6 +123,8 @@ class CameraPipeline:
         self._litter = sv.Detections.empty()
         self._people = sv.Detections.empty()
         self.stationary = Stationary()
+        self.alignment = Alignment()
+        self._aligned_frame: tuple[np.ndarray, np.ndarray] | None = None  # (a frame, it moved back)
         self.picture = PictureCheck()
         self.faults = {name: ConditionRule(f"{config.box}/{camera.id}/fault/{name}", clear_after_s=5.0,
                                            update_interval_s=rules.update_interval_s) for name in FAULTS}
@@ -145,10 +148,24 @@ class CameraPipeline:
             self._thumb = (image, thumbnail(image))
         return self._thumb[1]
 
+    def _aligned(self, t: float, image: np.ndarray) -> np.ndarray:
+        """``image`` as the camera's view was when it came up (``edge/alignment.py``): a camera
+        nudged on its pole keeps its zones on the ground they were drawn on; made once per frame."""
+        if self._aligned_frame is None or self._aligned_frame[0] is not image:
+            h, w = image.shape[:2]
+            self._layout(w, h)
+            if self.alignment.look(t, image):
+                log.warning("camera %s: the picture moved by %.1f%% across and %.1f%% down since it came up; the "
+                            "zones follow it (re-aim the camera)", self.camera.id,
+                            100 * self.alignment.shift[0], 100 * self.alignment.shift[1])
+            self._aligned_frame = (image, self.alignment.aligned(image))
+        return self._aligned_frame[1]
+
     def _layout(self, width: int, height: int) -> None:
         if self._shape == (width, height):
             return
         self._shape = (width, height)  # first frame, or the camera changed resolution
+        self.alignment.reset()
         polys = [z.polygon for z, _ in self.rules]
         max_side = int(self.detectors[VEHICLE].input_side * self.detection.crop_max_scale)
         self._regions = crop_regions(polys, width, height, max_side) if self.detection.zone_crops else []
@@ -179,8 +196,7 @@ class CameraPipeline:
         """The (model, image) passes this frame needs; [] when the last pass still holds."""
         if not self.rules and not self.litter:
             return []
-        h, w = image.shape[:2]
-        self._layout(w, h)
+        image = self._aligned(t, image)
         if self._last_pass is not None and self._gate_boxes:
             last_t, last_thumb = self._last_pass
             thumb = self._thumbnail(image)
@@ -195,9 +211,9 @@ class CameraPipeline:
         """Tracking, zone rules and picture checks for a frame; ``parts`` are the detector's
         results for ``plan``'s images, or [] to reuse the last pass."""
         t = max(t, self._last_t + 1e-3)  # rules need time that never goes back
+        image = self._aligned(t, image)
         self._last_t, self._last_image = t, image
         h, w = image.shape[:2]
-        self._layout(w, h)
         thumb = self._thumbnail(image)
         out = self._faults(t, thumb, image)
         if not self.rules and not self.litter:

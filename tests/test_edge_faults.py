@@ -252,3 +252,30 @@ def test_a_slow_analysis_round_is_logged_and_analysis_goes_on(tmp_path, caplog):
     finally:
         stop.set()
         analyser.join(5)
+
+
+def test_a_nudged_camera_is_reported_in_its_heartbeat_and_metrics(tmp_path):
+    """In process, the real analyser and pipelines: a camera knocked 5 % off says so (the zones follow
+    the picture: edge/alignment.py) where the people who keep the boxes look, so it can be re-aimed."""
+    import cv2
+
+    from edge.box import status
+
+    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["knocked", "still"], lambda real, i, s: real(i, s))
+    ok, frame = cv2.VideoCapture(str(CLIP)).read()
+    assert ok
+    view = lambda dx: frame[40:-40, 40 + dx:frame.shape[1] - 40 + dx].copy()  # noqa: E731
+    try:
+        for i in range(12):
+            slots.put("knocked", 100.0 + i, view(0 if i < 4 else 34))  # from 4 s, what it shows 34 px left
+            slots.put("still", 100.0 + i, view(0))
+            wait_until(lambda: readers["knocked"].health.analysed == i + 1 and readers["still"].health.analysed == i + 1,
+                       20, message=f"frame {i}")
+        cams = status("b1", readers, slots, {})["cameras"]
+        assert cams["knocked"]["view_shift_pct"][0] == pytest.approx(-100 * 34 / 688, abs=0.5), cams["knocked"]
+        assert cams["still"]["view_shift_pct"] == [0.0, 0.0]
+        gauge = analyser.metrics.registry.get_sample_value("xl_edge_view_shift_ratio", {"camera": "knocked", "axis": "x"})
+        assert gauge == pytest.approx(-34 / 688, abs=0.005)
+    finally:
+        stop.set()
+        analyser.join(5)

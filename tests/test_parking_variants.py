@@ -3,6 +3,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge.config import parse_config
@@ -99,3 +100,19 @@ def test_a_camera_swaying_in_the_wind_starts_the_van_on_time(clips):
     never became an incident."""
     variant = pv.BY_NAME["sway_0.5pct"]
     assert_goal(run(variant, pv.make(variant, clips, seconds=45)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, seconds", [("nudged_2pct_at_15s", 55), ("nudged_5pct_at_45s", None)])
+def test_a_camera_nudged_on_its_pole_keeps_its_zones_on_the_ground(clips, name, seconds):
+    """The picture moves 2 % (at 15 s) or 5 % (at 45 s, the van's incident open) and stays there.
+    Before, the 2 % one carried a car parked beside the kerb zone into it (a false incident at 46 s),
+    and after the 5 % one the van became a second stay and a second incident at 76 s."""
+    variant = pv.BY_NAME[name]
+    messages = run(variant, pv.make(variant, clips, seconds=seconds))
+    assert_goal(messages)
+    kerb = [m for m in messages if m["zone"] == "kerb-no-parking"]
+    assert len({m["incident_id"] for m in kerb}) == 1 and kerb[-1]["end_reason"] == "stream_ended", kerb
+    # the van's box stays where it was on the picture the zones were drawn on (moved back: 0.2-0.4 % off)
+    boxes = np.array([m["bbox"] for m in kerb])
+    assert (boxes.max(axis=0) - boxes.min(axis=0)).max() < 0.01, boxes
