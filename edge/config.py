@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from edge.geometry import polygon_area
+from xueliang.polygon import crossing_edges
 from xueliang.textfile import read_text
 from xueliang.wire import GRID_PATTERN, RESERVED_BOX_IDS
 
@@ -21,6 +22,7 @@ log = logging.getLogger(__name__)
 IncidentType = Literal["illegal_parking", "garbage", "spill"]
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MIN_ZONE_AREA = 1e-6  # of the frame: about two pixels of a 1080p picture
+MAX_ZONE_POINTS = 100  # a zone is drawn by hand; 200,000 points were tested on every frame
 
 
 class ConfigError(ValueError):
@@ -49,7 +51,9 @@ class Location(Strict):
 class Zone(Strict):
     id: str = Field(pattern=IDENT, title="Zone id, unique within the camera")
     types: list[IncidentType] = Field(min_length=1, title="Problem types this zone watches")
-    polygon: list[tuple[float, float]] = Field(title="x, y points in 0..1 of the frame")
+    polygon: list[tuple[float, float]] = Field(
+        title=f"x, y points in 0..1 of the frame: 3 to {MAX_ZONE_POINTS} corners in order around the zone "
+        "(its outline must not cross itself)")
     dwell_s: float = Field(default=180.0, gt=0, le=86_400, title="Seconds a vehicle must stay before it is an incident")
     grid: str | None = Field(default=None, pattern=GRID_PATTERN, title="Grid code; defaults to the camera's")
     persistence_s: float = Field(default=120.0, gt=0, le=86_400,
@@ -64,9 +68,17 @@ class Zone(Strict):
     def _polygon(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:
         if len(points) < 3:
             raise ValueError(f"needs at least 3 points, got {len(points)}")
+        if len(points) > MAX_ZONE_POINTS:  # every point is tested on every frame
+            raise ValueError(f"has {len(points)} points, at most {MAX_ZONE_POINTS}; draw the zone by its corners")
         for x, y in points:
             if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
                 raise ValueError(f"point [{x}, {y}] is outside 0..1; give x, y as fractions of the frame")
+        # a bow-tie's area is the difference of its loops (the urgent spill share), its inside ambiguous;
+        # a point repeated right after itself counts as one (see crossing_edges), the polygon stays as written
+        if crossed := crossing_edges(points):
+            (a, b), (c, d) = ([list(points[k]), list(points[(k + 1) % len(points)])] for k in crossed)
+            raise ValueError(f"edges {crossed[0] + 1} and {crossed[1] + 1} cross ({a}-{b} and {c}-{d}; edge n runs "
+                             "from point n to the next); list the zone's corners in order around it")
         if polygon_area(points) < MIN_ZONE_AREA:  # a zone on the frame's edge line failed every frame
             raise ValueError("encloses no area: its points lie on one line or in one place; give the zone's corners")
         return points

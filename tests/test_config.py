@@ -1,5 +1,6 @@
 """Bad edge configuration gets an error that names the camera, zone and field."""
 
+import math
 import subprocess
 import sys
 
@@ -27,6 +28,17 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
      "camera 'gate-3' zone 'p1' polygon: encloses no area: its points lie on one line or in one place"),
     (config_with(zone_overrides={"polygon": [[0.5, 0.5]] * 3}), "camera 'gate-3' zone 'p1' polygon: encloses no area"),
     (config_with(zone_overrides={"polygon": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]]}), "zone 'p1' polygon: encloses no area"),
+    # a bow-tie: its area the difference of its loops (the litter rule's urgent share), or none at all
+    (config_with(zone_overrides={"polygon": [[0, 0], [1, 1], [1, 0], [0, 1]]}),
+     "camera 'gate-3' zone 'p1' polygon: edges 1 and 3 cross ([0.0, 0.0]-[1.0, 1.0] and [1.0, 0.0]-[0.0, 1.0]; edge n "
+     "runs from point n to the next); list the zone's corners in order around it"),
+    (config_with(zone_overrides={"polygon": [[0.1, 0.1], [0.9, 0.9], [0.9, 0.1], [0.1, 0.5]]}),
+     "camera 'gate-3' zone 'p1' polygon: edges 1 and 3 cross"),
+    (config_with(zone_overrides={"polygon": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5], [0.3, 0.1], [0.1, 0.5]]}),
+     "zone 'p1' polygon: edges 1 and 3 cross"),  # touching: point 4 lies on edge 1
+    (config_with(zone_overrides={"polygon": [[0.5 + 0.4 * math.cos(i / 1e4), 0.5 + 0.4 * math.sin(i / 1e4)]
+                                             for i in range(200_000)]}),  # every point tested on every frame
+     "camera 'gate-3' zone 'p1' polygon: has 200000 points, at most 100; draw the zone by its corners"),
     (config_with(zone_overrides={"dwell_s": -5}), "camera 'gate-3' zone 'p1' dwell_s: Input should be greater than 0"),
     (config_with(zone_overrides={"types": ["parking"]}), "camera 'gate-3' zone 'p1' types 0: Input should be"),
     (config_with(zone_overrides={"dwel_s": 3}), "camera 'gate-3' zone 'p1' dwel_s: Extra inputs are not permitted"),
@@ -56,6 +68,17 @@ def test_bad_config_names_the_place(raw, expected):
     with pytest.raises(ConfigError) as err:
         parse_config(raw)
     assert expected in str(err.value)
+
+
+@pytest.mark.parametrize("polygon", [
+    [[0.5 + 0.4 * math.cos(k / 16), 0.5 + 0.4 * math.sin(k / 16)] for k in range(100)],  # the most corners
+    [[0.1, 0.1], [0.5, 0.1], [0.5, 0.1], [0.5, 0.5]],  # a point repeated: taken as one, kept as written
+    [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5], [0.1, 0.1]],  # closed as GeoJSON closes a ring
+    [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5], [0.3, 0.2], [0.1, 0.5]],  # not convex
+])
+def test_a_zone_may_have_100_corners_and_repeat_a_point(polygon):
+    assert parse_config(config_with(zone_overrides={"polygon": polygon})).cameras[0].zones[0].polygon == \
+        [tuple(p) for p in polygon]
 
 
 def test_duplicate_zone_ids_are_refused():
