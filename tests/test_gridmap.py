@@ -2,6 +2,7 @@
 names its grid), and the demo city's file agrees with its grid tree and its cameras."""
 
 import json
+import math
 import shutil
 
 import pytest
@@ -12,6 +13,14 @@ from gateway.config import TABLES_DIR, GatewayConfigError, load_tables
 from xueliang.demo import fixture_cameras
 
 SQUARE = [[117.0, 39.0], [117.01, 39.0], [117.01, 39.01], [117.0, 39.01], [117.0, 39.0]]
+BOW_TIE = [[117.0, 39.0], [117.01, 39.01], [117.01, 39.0], [117.0, 39.01], [117.0, 39.0]]
+
+
+def circle(n):
+    """A closed ring of ``n`` positions about 1 km across."""
+    ring = [[117.0 + 0.005 * math.cos(2 * math.pi * k / (n - 1)), 39.0 + 0.005 * math.sin(2 * math.pi * k / (n - 1))]
+            for k in range(n - 1)]
+    return ring + [ring[0]]
 
 
 def feature(code, coordinates, kind="Polygon"):
@@ -29,7 +38,16 @@ def feature(code, coordinates, kind="Polygon"):
      "feature 0 (grid 'HQ'): polygon 0 ring 0 encloses no area"),
     ([feature("HQ", [SQUARE], "Point")], "feature 0 (grid 'HQ'): geometry must be a Polygon or MultiPolygon, not Point"),
     ([{"type": "Feature", "properties": {}, "geometry": None}], "feature 0 (grid None): properties.code must name a grid"),
+    # a bow-tie: its area the difference of its loops (the symmetric one was refused as enclosing none)
+    ([feature("HQ", [BOW_TIE])], "feature 0 (grid 'HQ'): polygon 0 ring 0 crosses itself: edges 0 and 2 cross "
+     "([117.0, 39.0]-[117.01, 39.01] and [117.01, 39.0]-[117.0, 39.01]; edge k runs from position k to k + 1)"),
+    ([feature("HQ", [[[117.0, 39.0], [117.01, 39.01], [117.01, 39.0], [117.0, 39.005], [117.0, 39.0]]])],
+     "feature 0 (grid 'HQ'): polygon 0 ring 0 crosses itself: edges 0 and 2 cross"),
+    ([feature("HQ", [SQUARE, circle(10_001)])], "feature 0 (grid 'HQ'): polygon 0 ring 1 has 10001 positions, "
+     "at most 10000; simplify the boundary"),
     ([feature("HQ", [[SQUARE]], "MultiPolygon")], None),
+    ([feature("HQ", [circle(gridmap.MAX_RING_POSITIONS)])], None),
+    ([feature("HQ", [SQUARE[:2] + SQUARE[1:]])], None),  # a position repeated: as GIS tools write them
 ])
 def test_grid_boundaries_are_checked_when_the_tables_load(tmp_path, features, error):
     for name in ("demo.yaml", "demo-grids.csv"):
