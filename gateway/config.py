@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from datetime import date, time
 from functools import cached_property
@@ -270,6 +271,29 @@ def _named_file(path: Path, raw: dict, key: str) -> Path:
     return path.parent / name
 
 
+def _grid_rows(path: Path) -> list[dict]:
+    """The grid tree's rows from its CSV, the header first (code,name,level,parent); a wrong row is named by
+    its row number as a spreadsheet shows it (the header is row 1) and its column, not by a list index.
+    Cells missing at a row's end are empty (a root written without its last comma)."""
+    reader = csv.reader(io.StringIO(_text(path), newline=""))
+    header = next(reader, [])
+    rows = []
+    for cells in reader:
+        if not cells:  # a blank line
+            continue
+        if len(cells) > len(header):  # an unquoted comma in a name moved the level into the parent's column
+            raise GatewayConfigError(f"{path} row {reader.line_num}: {len(cells)} columns, the header has "
+                                     f"{len(header)} ({','.join(header)})")
+        row = {k: (v or None) if k == "parent" else v for k, v in itertools.zip_longest(header, cells)}
+        try:
+            Grid.model_validate(row)
+        except ValidationError as exc:
+            errs = "; ".join(f"column {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise GatewayConfigError(f"{path} row {reader.line_num} {errs}") from None
+        rows.append(row)
+    return rows
+
+
 def load_tables(path: Path) -> Tables:
     """The city's tables from YAML; ``grids_csv: FILE`` (code,name,level,parent) may hold the grid tree,
     ``grids_geojson: FILE`` the grids' boundaries for the map (``gateway.gridmap``: checked here)."""
@@ -277,10 +301,7 @@ def load_tables(path: Path) -> Tables:
     try:
         raw = _yaml(path) or {}
         if isinstance(raw, dict) and "grids_csv" in raw:
-            csv_path = _named_file(path, raw, "grids_csv")
-            rows = csv.DictReader(io.StringIO(_text(csv_path), newline=""))
-            raw.setdefault("grids", []).extend(
-                {k: (v or None) if k == "parent" else v for k, v in row.items()} for row in rows)
+            raw.setdefault("grids", []).extend(_grid_rows(_named_file(path, raw, "grids_csv")))
         if isinstance(raw, dict) and "grids_geojson" in raw:
             shapes_path = _named_file(path, raw, "grids_geojson")
             text = _text(shapes_path)

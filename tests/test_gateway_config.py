@@ -124,3 +124,25 @@ def test_a_department_twice_is_refused(city):
                                              "  - id: sanitation\n"))
     with pytest.raises(GatewayConfigError, match="department 'traffic-police' appears twice"):
         load_tables(path)
+
+
+@pytest.mark.parametrize("change, error", [
+    # the extra cell had no column: the error named a list index and a key None
+    (lambda csv: csv.replace("HQ-DZG-10D,丁字沽十段社区,", "HQ-DZG-10D,丁字沽,十段社区,"),
+     "demo-grids.csv row 4: 5 columns, the header has 4 (code,name,level,parent)"),
+    (lambda csv: csv.replace("HQ-DZG,丁字沽街道,street,HQ\n", "HQ-DZG,,street,HQ\n"),
+     "demo-grids.csv row 3 column name: String should have at least 1 character"),
+    (lambda csv: csv.replace("HQ-DZG,丁字沽街道,street,HQ\n", "\nHQ-DZG,丁字沽街道\n"),  # a blank row counts
+     "demo-grids.csv row 4 column level: Input should be a valid string"),
+    # a root written without its last comma: the missing cell is empty, as before
+    (lambda csv: csv.replace("HQ,红桥区,district,\n", "HQ,红桥区,district\n"), None),
+])
+def test_a_grid_table_row_is_named_by_its_row_and_column(city, change, error):
+    path = city / "demo-grids.csv"
+    path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+    if error is None:
+        assert load_tables(city / "demo.yaml").centre == "HQ"
+        return
+    with pytest.raises(GatewayConfigError) as failed:
+        load_tables(city / "demo.yaml")
+    assert error in str(failed.value)
