@@ -22,6 +22,10 @@ from xueliang.wire import GRID_PATTERN
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
 MAX_LEVEL_DAYS = 366  # a category's service levels and windows: longer is a typo
+# a category's merge radius: a camera sees a few hundred metres, a street block is 100-300 m; a kilometre
+# already joins incidents of different streets into one case, so more is a typo (1e300 joined every case of
+# the category in the city into one)
+MAX_MERGE_RADIUS_M = 1_000.0
 
 
 class GatewayConfigError(ValueError):
@@ -51,7 +55,8 @@ class Category(Strict):
     recheck_service_level: str = Field(
         default="1 working day", title="The re-check's (核查) own time after a department's feedback; an overdue "
         "re-check is escalated to the centre, not counted against the department")
-    merge_radius_m: float = Field(default=30.0, ge=0, title="An incident this close to an open case joins it")
+    merge_radius_m: float = Field(default=30.0, ge=0, le=MAX_MERGE_RADIUS_M,
+                                  title="An incident this close to an open case joins it (metres)")
     merge_window: str | None = Field(
         default=None, title="Only if the case was opened within this time (default: for as long as it is open)")
     recheck_window: str = Field(default="1h", title="A recurrence this soon after closing reopens the case")

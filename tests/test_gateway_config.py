@@ -64,10 +64,22 @@ def test_the_clocks_period_is_a_finite_number(tmp_path, line, error):
         load_gateway_config(tmp_path / "gateway.yaml")
 
 
-def test_a_categorys_numbers_are_finite(city):
+@pytest.mark.parametrize("radius, error", [
+    (".inf", "categories.0.merge_radius_m: Input should be a finite number"),
+    # every case of the category in the city joined one
+    ("1e300", "categories.0.merge_radius_m: Input should be less than or equal to 1000"),
+    ("3000", "categories.0.merge_radius_m: Input should be less than or equal to 1000"),
+    ("1000", None),
+    ("0", None),
+])
+def test_a_categorys_merge_radius_is_finite_and_at_most_a_kilometre(city, radius, error):
     path = city / "demo.yaml"
-    path.write_text(path.read_text().replace("service_level: 1h\n", "service_level: 1h\n    merge_radius_m: .inf\n", 1))
-    with pytest.raises(GatewayConfigError, match="categories.0.merge_radius_m: Input should be a finite number"):
+    text = path.read_text().replace("service_level: 1h\n", f"service_level: 1h\n    merge_radius_m: {radius}\n", 1)
+    path.write_text(text)
+    if error is None:
+        assert load_tables(path).categories[0].merge_radius_m == float(radius)
+        return
+    with pytest.raises(GatewayConfigError, match=error):
         load_tables(path)
 
 
