@@ -9,7 +9,9 @@ Hanning window; blind to brightness, so night and exposure changes do not move i
 looks of ``HOLD_S`` agree (``STEADY``) on a shift at least ``MIN_SHIFT`` from the one it has,
 and at most ``MAX_SHIFT``, that shift becomes the camera's; ``aligned(image)`` moves the picture
 back by it, so zones, stays, the left-object check and evidence see the view as it was when the
-camera came up (the strip that came into view on the far side is lost: black).
+camera came up (the strip that came into view on the far side is lost: black). The box keeps that
+first picture under its data folder (``edge/box.py``), so a camera knocked while its box was down is
+seen as moved when it comes back up.
 
 A camera that sways in wind moves to and fro: its looks never agree for ``HOLD_S``, and the
 stationary and left-object checks line up their own places for that. A camera turned to
@@ -60,7 +62,8 @@ class Alignment:
 
     def __init__(self) -> None:
         self.shift: tuple[float, float] = (0.0, 0.0)
-        self._reference: npt.NDArray[np.float32] | None = None
+        # the picture the camera came up with, small and grey (``SIZE``); the box keeps it across restarts
+        self.reference: npt.NDArray[np.float32] | None = None
         self._window = cv2.createHanningWindow(SIZE, cv2.CV_32F)
         self._looks: deque[tuple[float, float, float]] = deque()
         self._last = float("-inf")
@@ -73,10 +76,10 @@ class Alignment:
         grey = small_grey(image, SIZE, OVERSAMPLE).astype(np.float32)
         if float(grey.std()) < FLAT:
             return False
-        if self._reference is None:
-            self._reference = grey
+        if self.reference is None:
+            self.reference = grey
             return False
-        (dx, dy), response = cv2.phaseCorrelate(self._reference, grey, self._window)
+        (dx, dy), response = cv2.phaseCorrelate(self.reference, grey, self._window)
         if response < MIN_RESPONSE:
             return False
         self._looks.append((t, dx, dy))

@@ -9,6 +9,8 @@ and rules. Incidents go through the outbox (edge/publisher.py).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import random
@@ -18,10 +20,14 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import cv2
+import numpy as np
 import supervision as sv
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from edge.alignment import SIZE as VIEW_SIZE
 from edge.config import Camera, EdgeConfig, Rules
 from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
@@ -238,6 +244,18 @@ class Analyser(threading.Thread):
         self.publisher, self.metrics, self.stop = publisher, metrics, stop
         self.min_score = min_scores(config.detection)
         self.pipelines = {cam.id: CameraPipeline(config, cam, detectors) for cam in config.cameras}
+        self.views = {cam.id: view_file(config.data_dir, cam) for cam in config.cameras}
+        for cam_id, path in self.views.items():
+            self.pipelines[cam_id].alignment.reference = load_view(path)
+
+    def _keep_view(self, cam_id: str) -> None:
+        """The camera's first picture, once it has one, kept for its next start."""
+        path, reference = self.views.get(cam_id), self.pipelines[cam_id].alignment.reference
+        if path is None or reference is None:
+            return
+        del self.views[cam_id]
+        if not path.exists():
+            save_view(path, reference)
 
     def _emit(self, outs: list[Outgoing]) -> None:
         for out in outs:
@@ -308,6 +326,7 @@ class Analyser(threading.Thread):
             h.last_analysed_at = now
             h.detector_passes = self.pipelines[cam_id].detector_passes
             h.faults = sorted(self.pipelines[cam_id].active_faults)
+            self._keep_view(cam_id)
             shift = self.pipelines[cam_id].alignment.shift
             if shift != h.view_shift:
                 h.view_shift = shift
@@ -321,6 +340,37 @@ class Analyser(threading.Thread):
         if done - started > 1.0:
             log.warning("slow analysis round: %d camera(s), %d detector image(s) %.2fs, rules and evidence %.2fs",
                         len(jobs), sum(len(plan) for *_, plan in jobs), took, done - observed)
+
+
+def view_file(data_dir: Path, camera: Camera) -> Path:
+    """Where the box keeps a camera's first picture (``Alignment.reference``), named by what it goes with:
+    the camera's address and zones (zones drawn again are drawn on another picture: a new first one)."""
+    key = json.dumps([camera.url, [zone.polygon for zone in camera.zones]])
+    return data_dir / "views" / f"{camera.id}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.png"
+
+
+def load_view(path: Path) -> np.ndarray | None:
+    """A kept first picture, or None (none kept, or unreadable: the camera's next first picture is)."""
+    if not path.exists():
+        return None
+    picture = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if picture is None or picture.shape != VIEW_SIZE[::-1]:
+        log.warning("%s: not a kept camera view (%s); the camera's next picture is its view", path,
+                    "unreadable" if picture is None else f"{picture.shape[1]}x{picture.shape[0]}")
+        return None
+    return picture.astype(np.float32)
+
+
+def save_view(path: Path, picture: np.ndarray) -> None:
+    """Keep a camera's first picture; a disk that refuses it costs only the next start's comparison."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_suffix(".part.png")
+        if not cv2.imwrite(str(part), np.clip(picture, 0, 255).astype(np.uint8)):
+            raise OSError("the image could not be written")
+        part.replace(path)
+    except OSError as exc:
+        log.warning("%s: camera view not kept: %s", path, exc)
 
 
 def to_wire(out: Outgoing) -> list[tuple[str, bytes]]:

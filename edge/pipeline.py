@@ -164,8 +164,9 @@ class CameraPipeline:
     def _layout(self, width: int, height: int) -> None:
         if self._shape == (width, height):
             return
+        if self._shape is not None:  # the camera changed resolution: another picture to line up on
+            self.alignment.reset()
         self._shape = (width, height)  # first frame, or the camera changed resolution
-        self.alignment.reset()
         polys = [z.polygon for z, _ in self.rules]
         max_side = int(self.detectors[VEHICLE].input_side * self.detection.crop_max_scale)
         self._regions = crop_regions(polys, width, height, max_side) if self.detection.zone_crops else []

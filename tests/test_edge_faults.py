@@ -188,6 +188,9 @@ def test_a_camera_whose_frames_are_too_small_for_its_zone_stops_no_other(tmp_pat
         watcher.stop()
 
 
+KERB = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.8, 0.03], [0.97, 0.03], [0.97, 0.22]]}
+
+
 def in_process_analyser(tmp_path, camera_ids: list[str], detect_many):
     """The real analyser, pipelines and vehicle detector in process, one kerb zone per camera, the
     detector's ``detect_many`` wrapped by ``detect_many(real, images, min_score)``; started. Returns
@@ -196,9 +199,8 @@ def in_process_analyser(tmp_path, camera_ids: list[str], detect_many):
     from edge.config import parse_config
     from edge.detector import VEHICLE, load_detectors
 
-    kerb = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.8, 0.03], [0.97, 0.03], [0.97, 0.22]]}
     config = parse_config({"box": "b1", "data_dir": str(tmp_path),
-                           "cameras": [camera(c, "x.mp4", zones=[kerb]) for c in camera_ids]})
+                           "cameras": [camera(c, "x.mp4", zones=[KERB]) for c in camera_ids]})
     detectors = load_detectors(config)
     real = detectors[VEHICLE].detect_many
     detectors[VEHICLE].detect_many = lambda images, min_score: detect_many(real, images, min_score)
@@ -279,3 +281,54 @@ def test_a_nudged_camera_is_reported_in_its_heartbeat_and_metrics(tmp_path):
     finally:
         stop.set()
         analyser.join(5)
+
+
+def test_a_camera_knocked_while_its_box_was_down_is_seen_as_moved_when_it_comes_back(tmp_path, caplog):
+    """In process, the real analyser and pipelines: the box keeps each camera's first picture under its
+    data folder; started again after the camera was knocked, it lines up on that, not on the knocked
+    picture (which would leave the zones off the ground they were drawn on for good)."""
+    import cv2
+
+    from edge.box import view_file
+
+    ok, frame = cv2.VideoCapture(str(CLIP)).read()
+    assert ok
+    view = lambda dx: frame[40:-40, 40 + dx:frame.shape[1] - 40 + dx].copy()  # noqa: E731
+
+    def run(dx: float, frames: int):
+        analyser, readers, slots, stop = in_process_analyser(tmp_path, ["cam"], lambda real, i, s: real(i, s))
+        try:
+            for i in range(frames):
+                slots.put("cam", 100.0 + i, view(dx))
+                wait_until(lambda: readers["cam"].health.analysed == i + 1, 20, message=f"frame {i}")
+            return analyser.pipelines["cam"].alignment.shift
+        finally:
+            stop.set()
+            analyser.join(5)
+
+    assert run(0, 3) == (0.0, 0.0)
+    (kept,) = (tmp_path / "views").glob("cam-*.png")
+    assert kept == view_file(tmp_path, analyser_camera(tmp_path))
+    assert run(34, 8)[0] == pytest.approx(-34 / 688, abs=0.005)  # knocked while down: followed
+    kept.write_bytes(b"not a picture")  # a damaged file: the next first picture is the view
+    assert run(34, 8) == (0.0, 0.0)
+    assert "not a kept camera view (unreadable)" in caplog.text
+
+
+def analyser_camera(tmp_path):
+    """The camera ``in_process_analyser`` makes, as its config has it."""
+    from edge.config import parse_config
+
+    return parse_config({"box": "b1", "data_dir": str(tmp_path), "cameras": [camera("cam", "x.mp4", zones=[KERB])]}
+                        ).cameras[0]
+
+
+def test_a_cameras_kept_view_goes_with_its_address_and_zones(tmp_path):
+    """Zones drawn again are drawn on another picture: its first picture is kept anew."""
+    from edge.box import view_file
+
+    cam = analyser_camera(tmp_path)
+    moved_zone = cam.zones[0].model_copy(update={"polygon": [(0.7, 0.03), (0.97, 0.03), (0.97, 0.22)]})
+    assert view_file(tmp_path, cam) == view_file(tmp_path, cam.model_copy())
+    assert view_file(tmp_path, cam) != view_file(tmp_path, cam.model_copy(update={"zones": [moved_zone]}))
+    assert view_file(tmp_path, cam) != view_file(tmp_path, cam.model_copy(update={"url": "rtsp://other/x"}))
