@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 IncidentType = Literal["illegal_parking", "garbage", "spill"]
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MIN_ZONE_AREA = 1e-6  # of the frame: about two pixels of a 1080p picture
+MIN_WIDTH = 64  # max_width: the picture checks' thumbnail is 64 wide
 MAX_ZONE_POINTS = 100  # a zone is drawn by hand; 200,000 points were tested on every frame
 
 
@@ -98,12 +99,19 @@ class Camera(Strict):
         default=None, gt=0, le=60, title="sampling auto: decode every frame once key frames are further apart than "
         "this; unset: what the rules tolerate, half of gap_s and a third of the shortest dwell or persistence, "
         "6 s for a camera without zones (edge/source.py keyframe_gap_limit)")
-    max_width: int = Field(default=0, ge=0, title="Analyse frames scaled down to this width (0: full size, "
-                           "which is also the cheapest conversion)")
+    max_width: int = Field(default=0, ge=0, le=16_384, title="Analyse frames scaled down to this width (0: full "
+                           f"size, which is also the cheapest conversion; else at least {MIN_WIDTH} pixels)")
     open_timeout_s: float = Field(default=10.0, gt=0, le=600, title="Seconds to open a file source; RTSP cameras use "
                                   "read_timeout_s for every read of their set-up instead (FFmpeg's socket timeout, "
                                   "see edge/source.py)")
     read_timeout_s: float = Field(default=5.0, gt=0, le=600)
+
+    @field_validator("max_width")
+    @classmethod
+    def _max_width(cls, width: int) -> int:
+        if 0 < width < MIN_WIDTH:  # 1 failed every read as "Operation not supported", like a broken camera
+            raise ValueError(f"{width} pixels is too narrow to analyse; 0 (full size) or at least {MIN_WIDTH}")
+        return width
 
     @model_validator(mode="after")
     def _unique_zones(self) -> "Camera":

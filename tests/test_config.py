@@ -44,6 +44,9 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
     (config_with(zone_overrides={"dwel_s": 3}), "camera 'gate-3' zone 'p1' dwel_s: Extra inputs are not permitted"),
     (config_with(camera_overrides={"grid": ""}), "camera 'gate-3' grid: String should match pattern"),
     (config_with(camera_overrides={"url": None}), "camera 'gate-3' url: Input should be a valid string"),
+    # 1 failed every read as "Operation not supported", which reads like a broken camera
+    (config_with(camera_overrides={"max_width": 1}),
+     "camera 'gate-3' max_width: 1 pixels is too narrow to analyse; 0 (full size) or at least 64"),
     (config_with(top={"box": "bad box"}), "box: String should match pattern"),
     (config_with(top={"broker": {"port": 99999}}), "broker port: Input should be less than or equal to 65535"),
     (config_with(top={"box": "dispatch"}), "box: 'dispatch' is reserved: xl/v1/dispatch/ carries the gateway's"),
