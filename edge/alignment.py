@@ -113,6 +113,23 @@ class Alignment:
         out[dst_y, dst_x] = image[src_y, src_x]
         return out
 
+    def unseen(self) -> list[tuple[float, float, float, float]]:
+        """The strips of a picture moved back (``aligned``) that the camera no longer shows, black, as
+        boxes (x1, y1, x2, y2 in 0..1; a pixel wider for rounding): nothing there is new ground.
+
+        >>> a = Alignment(); a.shift = (-0.05, 0.02)   # what it shows moved left and down
+        >>> [tuple(round(v, 3) for v in box) for box in a.unseen()]
+        [(0.0, 0.0, 0.051, 1.0), (0.0, 0.979, 1.0, 1.0)]
+        """
+        x, y = self.shift
+        pad = 1 / 1000
+        out = []
+        if x:
+            out.append((0.0, 0.0, -x + pad, 1.0) if x < 0 else (1 - x - pad, 0.0, 1.0, 1.0))
+        if y:
+            out.append((0.0, 0.0, 1.0, -y + pad) if y < 0 else (0.0, 1 - y - pad, 1.0, 1.0))
+        return out
+
     def reset(self) -> None:
         """Forget the first picture and the shift (the camera changed resolution)."""
         self.__init__()

@@ -265,6 +265,9 @@ class CameraPipeline:
         # and a "pile" mostly inside one is that person or vehicle; a track kept alive on weak detections (a
         # car's, carried on over a pile it drove past) neither hides the ground nor outweighs the litter model
         movers = [s.box for s in vehicles + self._sightings(self._people, w, h) if s.score >= self.detection.min_score]
+        # where a knocked camera's picture was moved back, the strip it no longer shows is black: not new ground,
+        # and a "pile" mostly in it is its edge (edge/alignment.py)
+        movers += self.alignment.unseen()
         if self.left is not None:
             static = self.left.observe(t, image, movers)
         # below litter_min_score, a detection counts only where the check sees still, changed ground under it

@@ -145,11 +145,14 @@ def make(variant: Variant, out_dir: Path, seconds: float | None = None) -> Path:
     return out
 
 
-def _map(point: list[float], variant: Variant) -> tuple[float, float]:
+def map_point(point: list[float], crop: tuple[float, float, float, float], mirror: bool = False) -> tuple[float, float]:
+    """``point`` (0..1 of the original picture) in a picture that shows the part ``crop`` (x, y, w, h in
+    0..1 of the original) of it, scaled to fill it, and flipped left-right where ``mirror``; on its edge
+    where it falls outside."""
     x, y = point
-    cx, cy, cw, ch = variant.crop
+    cx, cy, cw, ch = crop
     x, y = (x - cx) / cw, (y - cy) / ch
-    if variant.mirror:
+    if mirror:
         x = 1 - x
     return min(1.0, max(0.0, x)), min(1.0, max(0.0, y))
 
@@ -159,7 +162,7 @@ def zones(variant: Variant) -> list[dict]:
     falls outside the picture is left out."""
     out = []
     for zone in TRUTH["camera"]["zones"] + variant.layout:
-        poly = [_map(p, variant) for p in zone["polygon"]]
+        poly = [map_point(p, variant.crop, variant.mirror) for p in zone["polygon"]]
         xs, ys = [p[0] for p in poly], [p[1] for p in poly]
         if max(xs) - min(xs) < 0.02 or max(ys) - min(ys) < 0.02:
             continue

@@ -469,3 +469,23 @@ def test_a_pile_seen_by_a_swaying_camera_is_still_and_nothing_else_is():
     static[int(0.3 * static.shape[0]):int(0.5 * static.shape[0]), int(0.18 * static.shape[1]):int(0.3 * static.shape[1])] = 0
     assert static.mean() < 0.01  # the sway itself (every edge moving) is no static foreground
     assert check.scene == 1  # nor a new scene to learn
+
+
+@pytest.mark.slow
+def test_the_strip_a_knocked_camera_no_longer_shows_is_not_new_ground(tmp_path):
+    """The campus camera knocked 4 % at 10 s: once its picture is moved back (edge/alignment.py) the
+    strip it no longer shows, on the left, is black, still and unlike the ground there before. With
+    the left-object check alone raising incidents (``either``), a zone along that edge got one."""
+    config = parse_config({"box": "b1", "detection": {"left_object": "either"}, "cameras": [
+        {"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
+            {"id": "west-edge", "types": ["garbage"], "persistence_s": 10, "clear_s": 5,
+             "polygon": [[0.0, 0.45], [0.12, 0.45], [0.12, 0.95], [0.0, 0.95]]}]}]})
+    detectors = {"vehicle": load_detector("ssd_mobilenet_v2_coco"), "litter": load_detector("litter_yolov8n_320")}
+    pipeline = CameraPipeline(config, config.cameras[0], detectors)
+    t0, messages = 1_767_225_600.0, []
+    for t, frame in enumerate(campus_frames(step=10)[:45]):
+        dx = 30 if t >= 10 else 0  # what the camera shows moves 30 px (4 % of 736) left
+        view = np.ascontiguousarray(frame[16:-16, 16 + dx:frame.shape[1] - 16 - 30 + dx])
+        messages += [o.message for o in pipeline.analyse(t0 + t, view)]
+    assert pipeline.alignment.shift[0] == pytest.approx(-30 / 706, abs=0.006)
+    assert [m for m in messages if m["type"] == "garbage"] == []

@@ -28,6 +28,8 @@ Each generated set is kept under ``--work`` with the command and the generator s
 4. A swaying camera (``--sway``, 0.5 % of the picture each way): the cross clips and the real clean
    footage re-encoded as a camera on a pole in wind shows them (``swayed``), replayed the same way
    (``cross_sway``; the re-encode alone, without sway, costs the cross set about two objects).
+5. A knocked camera (``--knock``, 3 % of the picture across and 1.5 % up, for good, halfway through
+   each cross clip's first object: ``knocked_truths``; ``cross_knock``).
 
 Thresholds come from the edge config defaults; nothing here tunes them.
 """
@@ -55,7 +57,7 @@ from edge.config import Detection, parse_config  # noqa: E402
 from edge.detector import Detector, YoloRaw, load_detector  # noqa: E402
 from edge.replay import replay  # noqa: E402
 from models.litter.exported import litter_items  # noqa: E402
-from models.parking_variants import SWAY  # noqa: E402
+from models.parking_variants import NUDGE, SWAY, map_point  # noqa: E402
 from xueliang.wire import parse_time  # noqa: E402
 
 CLASSES = ("garbage", "spill")
@@ -324,18 +326,46 @@ def false_alarms(left_object: str, real: list[tuple[Path, str, list, float | Non
 def swayed(video: str, out_dir: Path, amp: float) -> str:
     """``video`` as a camera swaying on its pole shows it (``SWAY``, by ``amp``), re-encoded at its own
     size (made once)."""
-    out = out_dir / f"{Path(video).stem}-sway{amp:g}.mp4"
+    return _refilmed(video, out_dir / f"{Path(video).stem}-sway{amp:g}.mp4", SWAY, a=amp)
+
+
+def _refilmed(video: str, out: Path, vf: str, **params: float) -> str:
+    """``video`` through the ffmpeg filters ``vf`` (given ``params`` and its size, ``w`` and ``h``),
+    re-encoded at its own size as ``out`` (made once)."""
     if not out.exists():
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
         size = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
                                "stream=width,height", "-of", "csv=p=0", video],
                               capture_output=True, text=True, check=True).stdout.strip().split(",")
         w, h = (int(x) // 2 * 2 for x in size[:2])
-        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", video, "-vf", SWAY.format(a=amp, w=w, h=h), "-c:v", "libx264", "-preset",
-                        "veryfast", "-crf", "23", "-g", "20", "-pix_fmt", "yuv420p", "-an", str(out) + ".part.mp4"],
-                       check=True, timeout=600)
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", video, "-vf", vf.format(w=w, h=h, **params),
+                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", "20", "-pix_fmt", "yuv420p",
+                        "-an", str(out) + ".part.mp4"], check=True, timeout=600)
         Path(str(out) + ".part.mp4").rename(out)
     return str(out)
+
+
+def knocked_truths(truths: list[Path], out_dir: Path, share: float) -> list[Path]:
+    """The clips of ``truths`` as a camera knocked off by ``share`` of the picture across and half that
+    up shows them (``NUDGE``), halfway between its first object's appearing and its removal (an
+    incident open, or about to start), each with a truth file of its own: the zones moved onto the
+    ground they covered, in the picture the camera showed before the knock (the middle, 1 - 2 x
+    ``share`` of each side, scaled back)."""
+    out = []
+    for truth_path in truths:
+        truth = yaml.safe_load(truth_path.read_text())
+        first = min(truth["expect"], key=lambda e: e["appear_s"])
+        when = round((first["appear_s"] + first["clear_s"]) / 2, 1)
+        truth["camera"]["url"] = _refilmed(truth["camera"]["url"], out_dir / f"{Path(truth_path).stem}-knock.mp4",
+                                           NUDGE, a=share, dx=share, dy=-share / 2, t=when)
+        view = (share, share, 1 - 2 * share, 1 - 2 * share)
+        for zone in truth["camera"]["zones"]:
+            zone["polygon"] = [list(map_point(p, view)) for p in zone["polygon"]]
+        truth["knocked_at_s"] = when
+        path = out_dir / truth_path.name.replace(".truth.yaml", "-knock.truth.yaml")
+        path.write_text(yaml.safe_dump(truth, allow_unicode=True))
+        out.append(path)
+    return out
 
 
 def swayed_truths(truths: list[Path], out_dir: Path, amp: float) -> list[Path]:
@@ -454,6 +484,9 @@ def main() -> None:
     ap.add_argument("--cross-images", type=int, default=300)
     ap.add_argument("--sway", type=float, default=0.005,
                     help="also replay the cross clips and the real footage swayed by this share of the picture (0: no)")
+    ap.add_argument("--knock", type=float, default=0.03,
+                    help="also replay the cross clips with the camera knocked off by this share of the picture "
+                    "(0: no)")
     ap.add_argument("--modes", default="", help="also replay with these left_object modes (comma-separated)")
     ap.add_argument("--work", type=Path, default=ROOT / "data/eval")
     ap.add_argument("--extra", type=Path, nargs="*", default=[],
@@ -517,6 +550,8 @@ def main() -> None:
     real = real_clips(args.work)
     if args.sway:
         clips["cross_sway"] = swayed_truths(clips["cross"], args.work / "cross-sway", args.sway)
+    if args.knock:
+        clips["cross_knock"] = knocked_truths(clips["cross"], args.work / "cross-knock", args.knock)
     modes = [defaults.left_object] + [m for m in args.modes.split(",") if m and m != defaults.left_object]
     results = {}
     for mode in modes:
