@@ -54,7 +54,9 @@ from xueliang import wire
 
 log = logging.getLogger(__name__)
 
-FAULTS = ("frozen", "blocked", "moved", "offline")
+# camera faults, each a camera_fault incident while it lasts; "shifted": knocked a little off, followed
+# (edge/alignment.py), to be re-aimed; "moved": turned to another view
+FAULTS = ("frozen", "blocked", "moved", "shifted", "offline")
 LITTER_TYPES = ("garbage", "spill")
 CONFIRM_COVER = 0.2  # share of a detected box that must be still, changed ground to confirm it
 GONE_COVER = 0.05  # a confirmed incident's place differing less than this from its ground before: gone
@@ -386,11 +388,15 @@ class CameraPipeline:
 
     def _faults(self, t: float, thumb: np.ndarray, image: np.ndarray) -> list[Outgoing]:
         self.active_faults = self.picture.observe(t, thumb)
+        shift = [round(100 * v, 1) for v in self.alignment.shift]
+        if any(shift):
+            self.active_faults.add("shifted")
         out = []
         for name, rule in self.faults.items():
             s = Sighting(None, (0.5, 1.0), (0.0, 0.0, 1.0, 1.0), 1.0, name)
             active = name in self.active_faults
-            out += [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, image)
+            extra = {"view_shift_x_pct": shift[0], "view_shift_y_pct": shift[1]} if name == "shifted" else None
+            out += [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, image, extra)
                     for e in rule.observe(t, active, s)]
         return out
 

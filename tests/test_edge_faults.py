@@ -188,6 +188,21 @@ def test_a_camera_whose_frames_are_too_small_for_its_zone_stops_no_other(tmp_pat
         watcher.stop()
 
 
+NOW = 1_767_225_600.0  # stream times the wire takes (this century)
+
+
+class Sent:
+    """Where the in-process analyser's messages go: kept, in order (``sent``: topic and parsed JSON)."""
+
+    def __init__(self):
+        self.sent: list[tuple[str, dict]] = []
+
+    def send(self, items: list[tuple[str, bytes]]) -> None:
+        import json
+
+        self.sent += [(topic, json.loads(body)) for topic, body in items if "/evidence/" not in topic]
+
+
 KERB = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.8, 0.03], [0.97, 0.03], [0.97, 0.22]]}
 
 
@@ -206,7 +221,7 @@ def in_process_analyser(tmp_path, camera_ids: list[str], detect_many):
     detectors[VEHICLE].detect_many = lambda images, min_score: detect_many(real, images, min_score)
     slots, stop, metrics = Slots(), threading.Event(), Metrics()
     readers = {c.id: CameraReader(c, slots, metrics, stop) for c in config.cameras}
-    analyser = Analyser(config, detectors, readers, slots, publisher=None, metrics=metrics, stop=stop)
+    analyser = Analyser(config, detectors, readers, slots, publisher=Sent(), metrics=metrics, stop=stop)
     analyser.start()
     return analyser, readers, slots, stop
 
@@ -269,8 +284,8 @@ def test_a_nudged_camera_is_reported_in_its_heartbeat_and_metrics(tmp_path):
     view = lambda dx: frame[40:-40, 40 + dx:frame.shape[1] - 40 + dx].copy()  # noqa: E731
     try:
         for i in range(12):
-            slots.put("knocked", 100.0 + i, view(0 if i < 4 else 34))  # from 4 s, what it shows 34 px left
-            slots.put("still", 100.0 + i, view(0))
+            slots.put("knocked", NOW + i, view(0 if i < 4 else 34))  # from 4 s, what it shows 34 px left
+            slots.put("still", NOW + i, view(0))
             wait_until(lambda: readers["knocked"].health.analysed == i + 1 and readers["still"].health.analysed == i + 1,
                        20, message=f"frame {i}")
         cams = status("b1", readers, slots, {})["cameras"]
@@ -278,6 +293,11 @@ def test_a_nudged_camera_is_reported_in_its_heartbeat_and_metrics(tmp_path):
         assert cams["still"]["view_shift_pct"] == [0.0, 0.0]
         gauge = analyser.metrics.registry.get_sample_value("xl_edge_view_shift_ratio", {"camera": "knocked", "axis": "x"})
         assert gauge == pytest.approx(-34 / 688, abs=0.005)
+        # and a camera_fault incident, a case for whoever keeps the cameras: to be re-aimed
+        faults = [m for _, m in analyser.publisher.sent if m["type"] == "camera_fault"]
+        assert [(m["camera"], m["state"], m["attributes"]["label"]) for m in faults] == [("knocked", "start", "shifted")]
+        shift = faults[0]["attributes"]
+        assert [shift["view_shift_x_pct"], shift["view_shift_y_pct"]] == cams["knocked"]["view_shift_pct"]
     finally:
         stop.set()
         analyser.join(5)
@@ -299,7 +319,7 @@ def test_a_camera_knocked_while_its_box_was_down_is_seen_as_moved_when_it_comes_
         analyser, readers, slots, stop = in_process_analyser(tmp_path, ["cam"], lambda real, i, s: real(i, s))
         try:
             for i in range(frames):
-                slots.put("cam", 100.0 + i, view(dx))
+                slots.put("cam", NOW + i, view(dx))
                 wait_until(lambda: readers["cam"].health.analysed == i + 1, 20, message=f"frame {i}")
             return analyser.pipelines["cam"].alignment.shift
         finally:

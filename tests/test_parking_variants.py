@@ -116,3 +116,6 @@ def test_a_camera_nudged_on_its_pole_keeps_its_zones_on_the_ground(clips, name, 
     # the van's box stays where it was on the picture the zones were drawn on (moved back: 0.2-0.4 % off)
     boxes = np.array([m["bbox"] for m in kerb])
     assert (boxes.max(axis=0) - boxes.min(axis=0)).max() < 0.01, boxes
+    # the camera is to be re-aimed: a camera_fault while it stays knocked, ended with the stream
+    fault = [(m["state"], m["attributes"]["label"], m["end_reason"]) for m in messages if m["type"] == "camera_fault"]
+    assert fault[0][:2] == ("start", "shifted") and fault[-1] == ("end", "shifted", "stream_ended"), fault
