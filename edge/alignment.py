@@ -91,6 +91,8 @@ class Alignment:
         if any(abs(x - mx) > STEADY or abs(y - my) > STEADY for _, x, y in self._looks):
             return False
         now = (mx / SIZE[0], my / SIZE[1])
+        if abs(mx) < MIN_SHIFT and abs(my) < MIN_SHIFT:  # re-aimed, near enough: as it came up
+            now = (0.0, 0.0)
         if abs(now[0] - self.shift[0]) * SIZE[0] < MIN_SHIFT and abs(now[1] - self.shift[1]) * SIZE[1] < MIN_SHIFT:
             return False
         if abs(now[0]) > MAX_SHIFT or abs(now[1]) > MAX_SHIFT:

@@ -48,12 +48,13 @@ def test_a_knocked_camera_is_followed_within_the_hold_and_its_picture_moved_back
     assert moved_back < as_knocked / 2, (moved_back, as_knocked)
 
 
-def test_a_camera_knocked_back_into_place_is_followed_back(frames):
+def test_a_camera_re_aimed_near_enough_is_as_it_came_up(frames):
+    """Re-aimed by hand to 4 px (0.6 %) of where it was: no shift left, so its ``shifted`` fault ends."""
     a = Alignment()
     run(a, [window(f, 0, 0) for f in frames[:5]] + [window(f, -25, 0) for f in frames[5:20]])
     assert a.shift[0] > 0.03
-    run(a, [window(f, 0, 0) for f in frames[20:35]], start=20)
-    assert a.shift == pytest.approx((0.0, 0.0), abs=0.005)
+    run(a, [window(f, 4, -2) for f in frames[20:35]], start=20)
+    assert a.shift == (0.0, 0.0)
 
 
 @pytest.mark.parametrize("share", [0.005, 0.01, 0.02])
