@@ -1,4 +1,4 @@
-"""A nudged camera: how far its picture moved since it came up, and the picture moved back.
+"""A knocked camera: how far its picture moved since it came up, and the picture moved back.
 
 A camera knocked on its pole, or loose on its mount, keeps pointing nearly where it did, a few
 per cent off. The zones were drawn on the picture as it was, so the picture moves under them: a
@@ -9,9 +9,11 @@ Hanning window; blind to brightness, so night and exposure changes do not move i
 looks of ``HOLD_S`` agree (``STEADY``) on a shift at least ``MIN_SHIFT`` from the one it has,
 and at most ``MAX_SHIFT``, that shift becomes the camera's; ``aligned(image)`` moves the picture
 back by it, so zones, stays, the left-object check and evidence see the view as it was when the
-camera came up (the strip that came into view on the far side is lost: black). The box keeps that
-first picture under its data folder (``edge/box.py``), so a camera knocked while its box was down is
-seen as moved when it comes back up.
+camera came up. The strip of it the camera no longer shows is black (``unseen``: cut out of the
+left-object check, for it is no new ground). While a shift is kept the camera has a ``shifted``
+fault, a case for whoever keeps the cameras (``edge/pipeline.py``); re-aimed to within ``MIN_SHIFT``
+of where it was, it is as it came up. The box keeps that first picture under its data folder
+(``edge/box.py``), so a camera knocked while its box was down is seen as moved when it comes back up.
 
 A camera that sways in wind moves to and fro: its looks never agree for ``HOLD_S``, and the
 stationary and left-object checks line up their own places for that. A camera turned to

@@ -126,7 +126,7 @@ class CameraHealth:
     decode_ms: float = 0.0
     infer_ms: float = 0.0
     faults: list[str] = field(default_factory=list)
-    view_shift: tuple[float, float] = (0.0, 0.0)  # Alignment.shift: a camera nudged since it came up
+    view_shift: tuple[float, float] = (0.0, 0.0)  # Alignment.shift: a camera knocked off since it came up
     last_error: str | None = None
     # recent analysis times, for frames/s: only the analyser writes it (appends; the bound drops the oldest),
     # the heartbeat only reads it

@@ -152,7 +152,7 @@ class CameraPipeline:
 
     def _aligned(self, t: float, image: np.ndarray) -> np.ndarray:
         """``image`` as the camera's view was when it came up (``edge/alignment.py``): a camera
-        nudged on its pole keeps its zones on the ground they were drawn on; made once per frame."""
+        knocked on its pole keeps its zones on the ground they were drawn on; made once per frame."""
         if self._aligned_frame is None or self._aligned_frame[0] is not image:
             h, w = image.shape[:2]
             self._layout(w, h)

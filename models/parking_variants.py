@@ -53,9 +53,9 @@ PAINT_OUT = "split[a][b];[b]crop=74:61:574:40[p];[a][p]overlay=648:40:enable='{w
 # and 4.3 s up and down), scaled back to w x h (also the litter evaluation's, models/litter/evaluate.py)
 SWAY = ("crop=iw*(1-2*{a}):ih*(1-2*{a}):x='iw*{a}*(1+sin(2*PI*t/3.1))':y='ih*{a}*(1+cos(2*PI*t/4.3))',"
         "scale={w}:{h}")
-# a camera nudged at t (a knock, a loose mount): the picture moves by dx, dy of the original at t and stays
+# a camera knocked at t (by a truck, a loose mount): the picture moves by dx, dy of the original at t and stays
 # there; before, it shows the part (a, a, 1-2a, 1-2a), as the installer saw it, scaled back to w x h
-NUDGE = ("crop=iw*(1-2*{a}):ih*(1-2*{a}):x='iw*({a}+{dx}*gte(t,{t}))':y='ih*({a}+{dy}*gte(t,{t}))',"
+KNOCK = ("crop=iw*(1-2*{a}):ih*(1-2*{a}):x='iw*({a}+{dx}*gte(t,{t}))':y='ih*({a}+{dy}*gte(t,{t}))',"
          "scale={w}:{h}")
 DARK_NIGHT = "eq=brightness=-0.3:contrast=0.4:enable='gte(t,{t})',noise=alls=30:allf=t:enable='gte(t,{t})'"
 
@@ -117,11 +117,11 @@ VARIANTS = [
     # the camera sways on its pole (wind): the picture moves up to 0.5 % and 1 % of its size each way, on
     # periods of 3.1 s across and 4.3 s up and down
     Variant("sway_0.5pct", vf=SWAY.format(a=0.005, w=768, h=576), codec=x264(), crop=(0.005, 0.005, 0.99, 0.99)),
-    Variant("nudged_2pct_at_15s", vf=NUDGE.format(a=0.03, dx=0.02, dy=0.01, t=15, w=768, h=576), codec=x264(),
+    Variant("knocked_2pct_at_15s", vf=KNOCK.format(a=0.03, dx=0.02, dy=0.01, t=15, w=768, h=576), codec=x264(),
             crop=(0.03, 0.03, 0.94, 0.94)),
-    Variant("nudged_2pct_at_45s", vf=NUDGE.format(a=0.03, dx=0.02, dy=0.01, t=45, w=768, h=576), codec=x264(),
+    Variant("knocked_2pct_at_45s", vf=KNOCK.format(a=0.03, dx=0.02, dy=0.01, t=45, w=768, h=576), codec=x264(),
             crop=(0.03, 0.03, 0.94, 0.94)),
-    Variant("nudged_5pct_at_45s", vf=NUDGE.format(a=0.06, dx=0.05, dy=-0.03, t=45, w=768, h=576), codec=x264(),
+    Variant("knocked_5pct_at_45s", vf=KNOCK.format(a=0.06, dx=0.05, dy=-0.03, t=45, w=768, h=576), codec=x264(),
             crop=(0.06, 0.06, 0.88, 0.88)),
     Variant("sway_1pct", vf=SWAY.format(a=0.01, w=768, h=576), codec=x264(), crop=(0.01, 0.01, 0.98, 0.98)),
 ]

@@ -1,4 +1,4 @@
-"""A nudged camera's shift, on real frames of the campus clip (people walking through them) seen
+"""A knocked camera's shift, on real frames of the campus clip (people walking through them) seen
 through a window that moves as the camera would: knocked, swaying, turned away, in other light."""
 
 import math

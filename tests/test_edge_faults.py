@@ -271,7 +271,7 @@ def test_a_slow_analysis_round_is_logged_and_analysis_goes_on(tmp_path, caplog):
         analyser.join(5)
 
 
-def test_a_nudged_camera_is_reported_in_its_heartbeat_and_metrics(tmp_path):
+def test_a_knocked_camera_is_reported_in_its_heartbeat_and_metrics(tmp_path):
     """In process, the real analyser and pipelines: a camera knocked 5 % off says so (the zones follow
     the picture: edge/alignment.py) where the people who keep the boxes look, so it can be re-aimed."""
     import cv2

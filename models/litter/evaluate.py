@@ -57,7 +57,7 @@ from edge.config import Detection, parse_config  # noqa: E402
 from edge.detector import Detector, YoloRaw, load_detector  # noqa: E402
 from edge.replay import replay  # noqa: E402
 from models.litter.exported import litter_items  # noqa: E402
-from models.parking_variants import NUDGE, SWAY, map_point  # noqa: E402
+from models.parking_variants import KNOCK, SWAY, map_point  # noqa: E402
 from xueliang.wire import parse_time  # noqa: E402
 
 CLASSES = ("garbage", "spill")
@@ -347,7 +347,7 @@ def _refilmed(video: str, out: Path, vf: str, **params: float) -> str:
 
 def knocked_truths(truths: list[Path], out_dir: Path, share: float) -> list[Path]:
     """The clips of ``truths`` as a camera knocked off by ``share`` of the picture across and half that
-    up shows them (``NUDGE``), halfway between its first object's appearing and its removal (an
+    up shows them (``KNOCK``), halfway between its first object's appearing and its removal (an
     incident open, or about to start), each with a truth file of its own: the zones moved onto the
     ground they covered, in the picture the camera showed before the knock (the middle, 1 - 2 x
     ``share`` of each side, scaled back)."""
@@ -357,7 +357,7 @@ def knocked_truths(truths: list[Path], out_dir: Path, share: float) -> list[Path
         first = min(truth["expect"], key=lambda e: e["appear_s"])
         when = round((first["appear_s"] + first["clear_s"]) / 2, 1)
         truth["camera"]["url"] = _refilmed(truth["camera"]["url"], out_dir / f"{Path(truth_path).stem}-knock.mp4",
-                                           NUDGE, a=share, dx=share, dy=-share / 2, t=when)
+                                           KNOCK, a=share, dx=share, dy=-share / 2, t=when)
         view = (share, share, 1 - 2 * share, 1 - 2 * share)
         for zone in truth["camera"]["zones"]:
             zone["polygon"] = [list(map_point(p, view)) for p in zone["polygon"]]
