@@ -344,8 +344,10 @@ class Analyser(threading.Thread):
 
 def view_file(data_dir: Path, camera: Camera) -> Path:
     """Where the box keeps a camera's first picture (``Alignment.reference``), named by what it goes with:
-    the camera's address and zones (zones drawn again are drawn on another picture: a new first one)."""
-    key = json.dumps([camera.url, [zone.polygon for zone in camera.zones]])
+    the camera and its zones (zones drawn again are drawn on another picture: a new first one). Not its
+    address: a camera replaced on its pole, or a stream moved to another port, still watches the ground
+    its zones were drawn on."""
+    key = json.dumps([zone.polygon for zone in camera.zones])
     return data_dir / "views" / f"{camera.id}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.png"
 
 
