@@ -157,9 +157,12 @@ class CameraPipeline:
             h, w = image.shape[:2]
             self._layout(w, h)
             if self.alignment.look(t, image):
-                log.warning("camera %s: the picture moved by %.1f%% across and %.1f%% down since it came up; the "
-                            "zones follow it (re-aim the camera)", self.camera.id,
-                            100 * self.alignment.shift[0], 100 * self.alignment.shift[1])
+                x, y = self.alignment.shift
+                if x or y:
+                    log.warning("camera %s: the picture moved by %.1f%% across and %.1f%% down since it came up; "
+                                "the zones follow it (re-aim the camera)", self.camera.id, 100 * x, 100 * y)
+                else:
+                    log.warning("camera %s: the picture is back where it was when it came up", self.camera.id)
             self._aligned_frame = (image, self.alignment.aligned(image))
         return self._aligned_frame[1]
 
