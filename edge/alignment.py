@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from edge.health import small_grey
+from edge.health import PictureCheck, small_grey
 
 SIZE = (128, 96)  # w, h of the small grey picture compared; shifts are measured in its pixels
 LOOK_S = 1.0  # at most one look a second
@@ -54,7 +54,7 @@ STEADY = 1.0  # pixels of SIZE: looks within this of their median agree (a still
 MIN_SHIFT = 1.5  # pixels of SIZE (1.2 % of the width, 1.6 % of the height): less is left to the sway handling
 MAX_SHIFT = 0.1  # share of each side: a camera turned further watches another place
 OVERSAMPLE = 1  # pixels skipped down to SIZE itself before it is made: 0.06 ms on 1080p (4x: 1.5 ms)
-FLAT = 6.0  # grey standard deviation under which a picture shows nothing to line up on (a covered lens)
+FLAT = PictureCheck.blocked_std  # grey spread under which a picture shows nothing to line up on (a covered lens)
 MIN_RESPONSE = 0.1  # phase correlation peak under which a look says nothing
 
 
@@ -109,8 +109,6 @@ class Alignment:
         sx, sy = round(self.shift[0] * w), round(self.shift[1] * h)
         if sx == 0 and sy == 0:
             return image
-        if abs(sx) >= w or abs(sy) >= h:
-            return np.zeros_like(image)
         out = np.zeros_like(image)  # out[y, x] = image[y + sy, x + sx]
         dst_x, src_x = (slice(0, w - sx), slice(sx, w)) if sx >= 0 else (slice(-sx, w), slice(0, w + sx))
         dst_y, src_y = (slice(0, h - sy), slice(sy, h)) if sy >= 0 else (slice(-sy, h), slice(0, h + sy))
