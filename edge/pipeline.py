@@ -249,12 +249,14 @@ class CameraPipeline:
         out += self._litter_events(t, image, sightings)
         in_front = [s.box for s in sightings + self._sightings(self._people, w, h)]
         for zone, rule in self.rules:
-            mine = [s for s in sightings if point_in_polygon(s.anchor, zone.polygon)]
+            inside = [point_in_polygon(s.anchor, zone.polygon) for s in sightings]
+            mine = [s for s, i in zip(sightings, inside) if i]
             views = self.stationary.views(zone.id, rule.stays(), image, in_front)
             def same_vehicle(key: int, s: Sighting, zone_id: str = zone.id) -> bool | None:
                 return self.stationary.same_vehicle(zone_id, key, image, s.box, in_front)
             out += [self._outgoing(zone.id, zone.polygon, zone.grid, "illegal_parking", e, image)
-                    for e in rule.observe(t, mine, views, fresh=bool(parts), same_vehicle=same_vehicle)]
+                    for e in rule.observe(t, mine, views, fresh=bool(parts), same_vehicle=same_vehicle,
+                                          outside=[s for s, i in zip(sightings, inside) if not i])]
             self.stationary.remember(zone.id, rule.stays(), t, image, in_front)
         return out
 

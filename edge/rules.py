@@ -76,6 +76,8 @@ class _Candidate:
     votes: dict[str, float] = field(default_factory=dict)  # label -> summed score
     label: str | None = None  # frozen when the incident starts
     detected_at: float = 0.0  # last time a detection matched (not a view)
+    inside: int = 0  # detector passes that saw its anchor inside the zone
+    outside: int = 0  # ... and just outside it (a car at the zone's edge, a swaying camera)
     empty_since: float | None = None  # first "empty" view since the vehicle was last seen
 
     def vote(self) -> str:
@@ -125,6 +127,12 @@ class DwellRule:
     its picture has also been seen unchanged that many times (a parked car looks the same at
     every pass; a lane of traffic hardly ever). The stay's label is a score-weighted vote over
     its sightings, frozen when the incident starts.
+
+    A vehicle at the zone's edge has its anchor now in, now out (the detector's box wobbles, a
+    camera sways on its pole), and its stay is kept between the looks that see it inside. So the
+    caller also passes the sightings just ``outside`` the zone: one that belongs to a stay keeps
+    it like any other but never starts one, and a stay starts only once its anchor was inside
+    on at least as many detector passes as outside: a vehicle parked beside the zone is not in it.
     """
 
     MATCH_IOU = 0.4
@@ -173,19 +181,22 @@ class DwellRule:
                    default=None)
 
     def observe(self, t: float, sightings: list[Sighting], views: dict[int, View] | None = None,
-                fresh: bool = True, same_vehicle: SameVehicle | None = None) -> list[Event]:
-        """Feed the vehicles whose anchor is inside the zone at time ``t`` and, for stays from
-        ``stays()``, what their place looks like (by stay key) and whether a sighting at their
-        place shows their vehicle (``same_vehicle``); get incident events."""
+                fresh: bool = True, same_vehicle: SameVehicle | None = None,
+                outside: list[Sighting] = ()) -> list[Event]:
+        """Feed the vehicles whose anchor is inside the zone at time ``t`` (and those ``outside``
+        it) and, for stays from ``stays()``, what their place looks like (by stay key) and whether
+        a sighting at their place shows their vehicle (``same_vehicle``); get incident events."""
         events: list[Event] = []
         ends: list[Event] = []
         free = list(self._candidates)
         displaced: set[int] = set()  # stays another vehicle was seen in place of
-        for s in sorted(sightings, key=lambda s: -s.score):
+        seen = [(s, True) for s in sorted(sightings, key=lambda s: -s.score)] \
+            + [(s, False) for s in sorted(outside, key=lambda s: -s.score)]
+        for s, inside in seen:
             cand, same = self._match(s, free, same_vehicle, displaced)
             if cand is None:
-                if s.score < self.min_score:
-                    continue  # a low-score detection continues a stay, never starts one
+                if s.score < self.min_score or not inside:
+                    continue  # a low-score detection, or one outside, continues a stay, never starts one
                 self._keys += 1
                 cand = _Candidate(anchor=s.anchor, first_seen=t, last_seen=t, sighting=s, key=self._keys)
                 self._candidates.append(cand)
@@ -194,6 +205,9 @@ class DwellRule:
             cand.last_seen, cand.detected_at, cand.sighting, cand.empty_since = t, t, s, None
             if s.score >= self.min_score and fresh:
                 cand.hits += 1
+            if fresh:
+                cand.inside += inside
+                cand.outside += not inside
             cand.still += same
             cand.votes[s.label] = cand.votes.get(s.label, 0.0) + s.score
             if s.track_id is not None and s.track_id >= 0:
@@ -219,7 +233,7 @@ class DwellRule:
     def _due(self, cand: _Candidate, t: float) -> list[Event]:
         """The start once the dwell is reached and the stay confirmed, then updates."""
         if cand.incident_id is None:
-            if t - cand.first_seen >= self.dwell_s and self._confirmed(cand):
+            if t - cand.first_seen >= self.dwell_s and self._confirmed(cand) and cand.inside >= cand.outside:
                 return [self._start(cand, t)]
         elif t - cand.last_event_at >= self.update_interval_s:
             return [_event(cand, t, "update")]

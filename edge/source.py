@@ -30,6 +30,12 @@ class Sampler:
     >>> s = Sampler(1.0)
     >>> [t for t in [0.0, 0.1, 0.9, 1.0, 1.5, 2.05] if s.due(t)]
     [0.0, 1.0, 2.05]
+
+    After a gap in the stream the grid starts again at the first frame after it, so the frame
+    right behind that one is not sampled too:
+
+    >>> [t for t in [8.0, 8.04, 8.5, 9.0] if s.due(t)]
+    [8.0, 9.0]
     """
 
     interval_s: float
@@ -38,8 +44,9 @@ class Sampler:
     def due(self, t: float) -> bool:
         if self._next is not None and t < self._next - 1e-6:
             return False
-        # stay on the grid of the first sample so jitter does not accumulate
-        self._next = t + self.interval_s if self._next is None else max(self._next + self.interval_s, t)
+        # stay on the grid of the first sample so jitter does not accumulate; after a gap, start it again
+        behind = self._next is None or t >= self._next + self.interval_s
+        self._next = (t if behind else self._next) + self.interval_s
         return True
 
 

@@ -94,11 +94,13 @@ def test_a_van_the_detector_loses_in_a_dark_night_keeps_its_incident_until_it_le
 
 
 @pytest.mark.slow
-def test_a_camera_swaying_in_the_wind_starts_the_van_on_time(clips):
-    """The picture moves up to 0.5 % each way (a camera on a pole in wind). Before, the van's picture
-    moved out of its box at every pass, each detection was taken for another vehicle, and the van
-    never became an incident."""
-    variant = pv.BY_NAME["sway_0.5pct"]
+@pytest.mark.parametrize("name", ["sway_0.5pct", "sway_1pct"])
+def test_a_camera_swaying_in_the_wind_starts_the_van_on_time(clips, name):
+    """The picture moves up to 0.5 % or 1 % each way (a camera on a pole in wind). Before, at 0.5 % the
+    van's picture moved out of its box at every pass, each detection was taken for another vehicle, and
+    the van never became an incident; at 1 % the car parked at the kerb zone's edge (its anchor in on
+    14 of 40 passes) was kept by its passes inside and became a false incident at 34 s."""
+    variant = pv.BY_NAME[name]
     assert_goal(run(variant, pv.make(variant, clips, seconds=45)))
 
 

@@ -230,3 +230,31 @@ def test_a_car_leaving_as_another_takes_its_place_ends_one_stay_and_starts_anoth
 
 def test_iou():
     assert iou((0, 0, 1, 1), (0, 0, 1, 1)) == 1.0 and iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
+
+
+def edge_run(r: DwellRule, inside_every: int, seconds: int = 60):
+    """VAN seen every second, its anchor inside the zone on one look of ``inside_every`` and just
+    outside on the others (a car at the zone's edge, a swaying camera)."""
+    events = []
+    for t in range(seconds):
+        inside = t % inside_every == 0
+        events += r.observe(float(t), [VAN] if inside else [], outside=[] if inside else [VAN])
+    return events
+
+
+def test_a_vehicle_mostly_outside_the_zone_never_starts():
+    # before: its looks inside kept the stay and the dwell was reached at 30 s
+    assert edge_run(rule(dwell_s=30), inside_every=3) == []
+
+
+def test_a_vehicle_mostly_inside_starts_on_time_and_its_looks_outside_keep_it():
+    r = rule(dwell_s=30, gap_s=1.0)  # looks outside alone keep it: inside ones are 2 s apart
+    events = edge_run(r, inside_every=2)
+    assert [e.state for e in events] == ["start"]
+    assert events[0].started_at == 30.0
+
+
+def test_looks_outside_the_zone_never_start_a_stay():
+    r = rule(dwell_s=5)
+    assert [e for t in range(30) for e in r.observe(float(t), [], outside=[VAN])] == []
+    assert r.stays() == []
