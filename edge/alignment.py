@@ -4,7 +4,7 @@ A camera knocked on its pole, or loose on its mount, keeps pointing nearly where
 per cent off. The zones were drawn on the picture as it was, so the picture moves under them: a
 parked van is seen at another place and becomes a second stay, a second incident for one van,
 and a car parked just beside a zone is carried into it. ``Alignment`` compares each analysed
-picture, small and grey, with the first one by phase correlation (``cv2.phaseCorrelate``, a
+picture, small and grey, with the first one by phase correlation (``edge.phase``, a
 Hanning window; blind to brightness, so night and exposure changes do not move it). Once the
 looks of ``HOLD_S`` agree (``STEADY``) on a shift at least ``MIN_SHIFT`` from the one it has,
 and at most ``MAX_SHIFT``, that shift becomes the camera's; ``aligned(image)`` moves the picture
@@ -46,6 +46,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.health import PictureCheck, small_grey
+from edge.phase import phase_shift
 
 SIZE = (128, 96)  # w, h of the small grey picture compared; shifts are measured in its pixels
 LOOK_S = 1.0  # at most one look a second
@@ -66,7 +67,6 @@ class Alignment:
         self.shift: tuple[float, float] = (0.0, 0.0)
         # the picture the camera came up with, small and grey (``SIZE``); the box keeps it across restarts
         self.reference: npt.NDArray[np.float32] | None = None
-        self._window = cv2.createHanningWindow(SIZE, cv2.CV_32F)
         self._looks: deque[tuple[float, float, float]] = deque()
         self._last = float("-inf")
 
@@ -81,7 +81,7 @@ class Alignment:
         if self.reference is None:
             self.reference = grey
             return False
-        (dx, dy), response = cv2.phaseCorrelate(self.reference, grey, self._window)
+        (dx, dy), response = phase_shift(self.reference, grey)
         if response < MIN_RESPONSE:
             return False
         self._looks.append((t, dx, dy))

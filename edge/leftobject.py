@@ -58,17 +58,26 @@ the background has absorbed it.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from edge.geometry import Box, Point, box_to_pixels, normalise, polygon_to_pixels
+from edge.phase import phase_shift
 
 Mask = np.ndarray  # HxW uint8, 1 = static foreground
 PASSED_S = 8.0  # seconds the short-term background (4 s time constant) remembers a passer-by
 SHAKE = 1  # pixels of the check's picture a camera may shake by between two looks at a place
 SWAY_MIN, SWAY_MAX = 0.5, 8.0  # the whole picture's shift (pixels of the check's picture) taken back
 L_OFFSET = 40.0  # OpenCV's 8-bit L for L* = -16: lightness + this scales with the light (L* + 16 ~ Y^(1/3))
+
+
+class Ground(NamedTuple):
+    """A place's ground as the check last knew it before an object came (``LeftObject.ground``)."""
+
+    features: np.ndarray  # L, a, b, log gradient energy, ``SHAKE`` pixels around the place
+    light: float  # how light the whole background was then (``LeftObject._light``)
 
 
 class LeftObject:
@@ -136,8 +145,9 @@ class LeftObject:
         for box in exclude:
             x1, y1, x2, y2 = box_to_pixels(box, w, h, min_size=0)
             hidden[y1:y2, x1:x2] = True
-        raw, hidden = self._registered(raw, hidden)
+        raw, hidden, unseen = self._registered(raw, hidden)
         hidden = cv2.dilate(hidden.astype(np.uint8), self._halo).astype(bool)  # a box's edge texture reaches past it
+        hidden |= unseen
         self._cur, self._hidden = raw, hidden
         last_clear = self._last_clear
         self._last_clear = raw.copy() if last_clear is None or last_clear.shape != raw.shape \
@@ -182,54 +192,75 @@ class LeftObject:
         self._long = np.where(differs[..., None], absorbed, raw)
         return cv2.morphologyEx(static, cv2.MORPH_OPEN, self._kernel)
 
-    def _registered(self, raw: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _registered(self, raw: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The picture (and its hidden pixels) moved back onto the background where the camera sways:
         the whole picture's shift against the long-term background (phase correlation of lightness,
         people and vehicles filled in from the background), taken back when it is at least
         ``SWAY_MIN`` and at most ``SWAY_MAX`` pixels. A still camera's picture seems to move by at
-        most 0.3 pixels (the campus cross clips), one swaying by 0.5 % of its size by 1-1.7."""
+        most 0.3 pixels (the campus cross clips), one swaying by 0.5 % of its size by 1-1.7. Also the
+        strip along the picture's edge that the moved picture does not show (filled with its edge's
+        copy): it is hidden like ground behind a passer-by, or a pile's place at the picture's edge
+        reads unlike its ground while the camera sways, and its incident stays open after the pile
+        is taken away (16.5 s after, on the cross set's garage swayed by 0.5 %)."""
+        unseen = np.zeros(hidden.shape, bool)
         if self._long is None or self._long.shape != raw.shape:
-            return raw, hidden
+            return raw, hidden, unseen
         h, w = hidden.shape
         before = self._long[..., 0]
         now = np.where(hidden, before, raw[..., 0]).astype(np.float32)
-        (dx, dy), _ = cv2.phaseCorrelate(before.astype(np.float32), now, cv2.createHanningWindow((w, h), cv2.CV_32F))
+        (dx, dy), _ = phase_shift(before.astype(np.float32), now)
         if not SWAY_MIN <= math.hypot(dx, dy) <= SWAY_MAX:
-            return raw, hidden
+            return raw, hidden, unseen
         back = np.float32([[1, 0, -dx], [0, 1, -dy]])
         raw = cv2.warpAffine(raw, back, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         hidden = cv2.warpAffine(hidden.astype(np.uint8), back, (w, h), flags=cv2.INTER_NEAREST,
                                 borderMode=cv2.BORDER_REPLICATE).astype(bool)
-        return raw, hidden
+        shown = cv2.warpAffine(np.ones((h, w), np.float32), back, (w, h), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return raw, hidden, shown < 1 - 1e-3
 
-    def ground(self, box: Box) -> np.ndarray | None:
-        """The long-term background under ``box`` (0..1 of the frame) and ``SHAKE`` pixels around it:
-        taken when an object there has just been confirmed, it is the ground as it was before the
-        object came."""
+    def _light(self) -> float:
+        """How light the long-term background is (its median L + ``L_OFFSET``, which scales with the light)."""
+        assert self._long is not None
+        return float(np.median(self._long[..., 0])) + L_OFFSET
+
+    def ground(self, box: Box) -> Ground | None:
+        """The long-term background under ``box`` (0..1 of the frame) and ``SHAKE`` pixels around it,
+        and how light the background was then: taken when an object there has just been confirmed, it
+        is the ground as it was before the object came."""
         if self._long is None:
             return None
         h, w = self._long.shape[:2]
         x1, y1, x2, y2 = box_to_pixels(box, w, h)
         m = SHAKE
-        return np.pad(self._long, ((m, m), (m, m), (0, 0)), mode="edge")[y1:y2 + 2 * m, x1:x2 + 2 * m].copy()
+        patch = np.pad(self._long, ((m, m), (m, m), (0, 0)), mode="edge")[y1:y2 + 2 * m, x1:x2 + 2 * m].copy()
+        return Ground(patch, self._light())
 
-    def unlike(self, ground: np.ndarray, box: Box, min_seen: float = 0.5) -> float | None:
+    def unlike(self, ground: Ground, box: Box, min_seen: float = 0.5) -> float | None:
         """The share of ``box`` in the last picture that differs from ``ground`` (see ``ground``, same
         box) however the picture is shifted by up to ``SHAKE`` pixels (a camera shaken by the wind
         moves a road arrow's edges, not the ground), shadows not counted; None when less than
-        ``min_seen`` of it is in view (people or vehicles in front) or the picture changed size."""
-        if self._cur is None or self._hidden is None:
+        ``min_seen`` of it is in view (people or vehicles in front) or the picture changed size.
+        The ground is seen in today's light: its lightness and chroma scaled as the whole background's
+        lightness changed since (the picture is compared at the background's lightness), so a pile
+        taken away after the sun came out reads as its ground (the cross set's light goes up and down
+        by 15 %; its garage pile, taken away as the light rose, read 13-19 % unlike its ground for 12 s)."""
+        if self._cur is None or self._hidden is None or self._long is None:
             return None
         h, w = self._cur.shape[:2]
         x1, y1, x2, y2 = box_to_pixels(box, w, h)
         cur, seen = self._cur[y1:y2, x1:x2], ~self._hidden[y1:y2, x1:x2]
         bh, bw = cur.shape[:2]
-        if ground.shape[:2] != (bh + 2 * SHAKE, bw + 2 * SHAKE) or seen.mean() < min_seen:
+        if ground.features.shape[:2] != (bh + 2 * SHAKE, bw + 2 * SHAKE) or seen.mean() < min_seen:
             return None
+        gain = self._light() / ground.light
+        relit = ground.features.copy()
+        relit[..., 0] = (relit[..., 0] + L_OFFSET) * gain - L_OFFSET
+        relit[..., 1:3] = (relit[..., 1:3] - 128) * gain + 128
         differs = np.ones((bh, bw), bool)
         for dy in range(2 * SHAKE + 1):
             for dx in range(2 * SHAKE + 1):
-                differs &= self._differs(cur, ground[dy:dy + bh, dx:dx + bw])
+                differs &= self._differs(cur, relit[dy:dy + bh, dx:dx + bw])
         return float(differs[seen].mean())
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.geometry import Box, box_to_pixels, inside
+from edge.phase import phase_shift
 from edge.rules import View
 
 Patch = npt.NDArray[np.float32]
@@ -136,11 +137,7 @@ def displacement(before: np.ndarray, now: np.ndarray, ring: Box | None = None) -
     (-3, 2)
     """
     h, w = now.shape
-    window = cv2.createHanningWindow((w, h), cv2.CV_32F)
-    if ring:
-        x1, y1, x2, y2 = box_to_pixels(ring, w, h)
-        window[y1:y2, x1:x2] = 0.0
-    (dx, dy), _ = cv2.phaseCorrelate(before, now, window)
+    (dx, dy), _ = phase_shift(before, now, hole=ring)
     return dx / w, dy / h
 
 

@@ -345,39 +345,43 @@ def _refilmed(video: str, out: Path, vf: str, **params: float) -> str:
     return str(out)
 
 
+def _retold(truths: list[Path], out_dir: Path, suffix: str, change) -> list[Path]:
+    """A truth file of each of ``truths`` in ``out_dir``, named with ``suffix``, after ``change(truth, stem)``
+    (``stem``: the truth file's) pointed it at another clip (and moved its zones, where that clip shows
+    another picture)."""
+    out = []
+    for truth_path in truths:
+        truth = yaml.safe_load(truth_path.read_text())
+        change(truth, truth_path.stem)
+        path = out_dir / truth_path.name.replace(".truth.yaml", f"-{suffix}.truth.yaml")
+        path.write_text(yaml.safe_dump(truth, allow_unicode=True))
+        out.append(path)
+    return out
+
+
 def knocked_truths(truths: list[Path], out_dir: Path, share: float) -> list[Path]:
     """The clips of ``truths`` as a camera knocked off by ``share`` of the picture across and half that
     up shows them (``KNOCK``), halfway between its first object's appearing and its removal (an
     incident open, or about to start), each with a truth file of its own: the zones moved onto the
     ground they covered, in the picture the camera showed before the knock (the middle, 1 - 2 x
     ``share`` of each side, scaled back)."""
-    out = []
-    for truth_path in truths:
-        truth = yaml.safe_load(truth_path.read_text())
+    def knock(truth: dict, stem: str) -> None:
         first = min(truth["expect"], key=lambda e: e["appear_s"])
         when = round((first["appear_s"] + first["clear_s"]) / 2, 1)
-        truth["camera"]["url"] = _refilmed(truth["camera"]["url"], out_dir / f"{Path(truth_path).stem}-knock.mp4",
+        truth["camera"]["url"] = _refilmed(truth["camera"]["url"], out_dir / f"{stem}-knock.mp4",
                                            KNOCK, a=share, dx=share, dy=-share / 2, t=when)
         view = (share, share, 1 - 2 * share, 1 - 2 * share)
         for zone in truth["camera"]["zones"]:
             zone["polygon"] = [list(map_point(p, view)) for p in zone["polygon"]]
         truth["knocked_at_s"] = when
-        path = out_dir / truth_path.name.replace(".truth.yaml", "-knock.truth.yaml")
-        path.write_text(yaml.safe_dump(truth, allow_unicode=True))
-        out.append(path)
-    return out
+    return _retold(truths, out_dir, "knock", knock)
 
 
 def swayed_truths(truths: list[Path], out_dir: Path, amp: float) -> list[Path]:
     """The clips of ``truths`` swayed (``swayed``), each with a truth file of its own pointing at it."""
-    out = []
-    for truth_path in truths:
-        truth = yaml.safe_load(truth_path.read_text())
+    def sway(truth: dict, stem: str) -> None:
         truth["camera"]["url"] = swayed(truth["camera"]["url"], out_dir, amp)
-        path = out_dir / truth_path.name.replace(".truth.yaml", f"-sway{amp:g}.truth.yaml")
-        path.write_text(yaml.safe_dump(truth, allow_unicode=True))
-        out.append(path)
-    return out
+    return _retold(truths, out_dir, f"sway{amp:g}", sway)
 
 
 def _zone(zone_id: str, polygon: list, persistence_s: float = 10.0) -> dict:
