@@ -97,6 +97,7 @@ class LeftObject:
         self._known: np.ndarray | None = None  # pixels whose empty ground has been seen
         self._cur: np.ndarray | None = None  # the last picture's features, at the background's lightness
         self._hidden: np.ndarray | None = None  # the last picture's pixels behind people and vehicles
+        self._unseen: np.ndarray | None = None  # ... and its edge strip a swaying camera did not show
         self._hidden_at: np.ndarray | None = None  # when each pixel was last behind a person or vehicle
         self._last_clear: np.ndarray | None = None  # each pixel's features when last seen with nothing in front
         self._last_t = 0.0
@@ -147,8 +148,7 @@ class LeftObject:
             hidden[y1:y2, x1:x2] = True
         raw, hidden, unseen = self._registered(raw, hidden)
         hidden = cv2.dilate(hidden.astype(np.uint8), self._halo).astype(bool)  # a box's edge texture reaches past it
-        hidden |= unseen
-        self._cur, self._hidden = raw, hidden
+        self._cur, self._hidden, self._unseen = raw, hidden, unseen
         last_clear = self._last_clear
         self._last_clear = raw.copy() if last_clear is None or last_clear.shape != raw.shape \
             else np.where(hidden[..., None], last_clear, raw)
@@ -185,7 +185,7 @@ class LeftObject:
             # where the short-term background still remembers a passer-by, as it was when last seen with
             # nobody in front is still (the look just before may have been of the passer-by)
             moving &= ~passed | self._differs(raw, last_clear, shadows=False)
-        static = (changed & ~moving & ~hidden).astype(np.uint8)
+        static = (changed & ~moving & ~hidden & ~unseen).astype(np.uint8)
         self._short += (1 - math.exp(-dt / self.short_tau_s)) * (raw - self._short)
         absorbed = self._long + (1 - math.exp(-dt / self.absorb_s)) * (cur - self._long)
         # learn at once where nothing stands out, not even a shadow (a shadow learnt would leave a ghost)
@@ -199,9 +199,9 @@ class LeftObject:
         ``SWAY_MIN`` and at most ``SWAY_MAX`` pixels. A still camera's picture seems to move by at
         most 0.3 pixels (the campus cross clips), one swaying by 0.5 % of its size by 1-1.7. Also the
         strip along the picture's edge that the moved picture does not show (filled with its edge's
-        copy): it is hidden like ground behind a passer-by, or a pile's place at the picture's edge
-        reads unlike its ground while the camera sways, and its incident stays open after the pile
-        is taken away (16.5 s after, on the cross set's garage swayed by 0.5 %)."""
+        copy): no static foreground, and left out where a place is compared with its ground (a pile's
+        place in the picture's corner read a few per cent more unlike its ground while the camera
+        swayed: the cross set's garage swayed by 0.5 %)."""
         unseen = np.zeros(hidden.shape, bool)
         if self._long is None or self._long.shape != raw.shape:
             return raw, hidden, unseen
@@ -245,11 +245,12 @@ class LeftObject:
         lightness changed since (the picture is compared at the background's lightness), so a pile
         taken away after the sun came out reads as its ground (the cross set's light goes up and down
         by 15 %; its garage pile, taken away as the light rose, read 13-19 % unlike its ground for 12 s)."""
-        if self._cur is None or self._hidden is None or self._long is None:
+        if self._cur is None or self._hidden is None or self._unseen is None or self._long is None:
             return None
         h, w = self._cur.shape[:2]
         x1, y1, x2, y2 = box_to_pixels(box, w, h)
-        cur, seen = self._cur[y1:y2, x1:x2], ~self._hidden[y1:y2, x1:x2]
+        cur = self._cur[y1:y2, x1:x2]
+        seen = ~self._hidden[y1:y2, x1:x2] & ~self._unseen[y1:y2, x1:x2]
         bh, bw = cur.shape[:2]
         if ground.features.shape[:2] != (bh + 2 * SHAKE, bw + 2 * SHAKE) or seen.mean() < min_seen:
             return None

@@ -29,15 +29,15 @@ from edge.geometry import Box, box_to_pixels
 
 @lru_cache(maxsize=256)
 def even_size(n: int) -> int:
-    """The largest even size, at most ``n``, that is its own optimal DFT size (at least 2).
+    """The largest even size, at most ``n``, that is its own optimal DFT size (``n`` itself below 2).
 
-    >>> even_size(130), even_size(125), even_size(96), even_size(17)
-    (128, 120, 96, 16)
+    >>> even_size(130), even_size(125), even_size(96), even_size(17), even_size(1)
+    (128, 120, 96, 16, 1)
     """
     m = n - n % 2
     while m > 2 and cv2.getOptimalDFTSize(m) != m:
         m -= 2
-    return max(m, 2)
+    return m if m >= 2 else n
 
 
 @lru_cache(maxsize=64)
