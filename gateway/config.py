@@ -309,6 +309,9 @@ def load_tables(path: Path) -> Tables:
             raw.setdefault("grids", []).extend(_grid_rows(_named_file(path, raw, "grids_csv")))
         if isinstance(raw, dict) and "grids_geojson" in raw:
             shapes_path = _named_file(path, raw, "grids_geojson")
+            if shapes_path.is_file() and (size := shapes_path.stat().st_size) > gridmap.MAX_FILE_BYTES:
+                raise GatewayConfigError(f"{shapes_path}: {size:,} bytes, at most {gridmap.MAX_FILE_BYTES:,} (64 MiB); simplify "
+                                         "the boundaries (a GIS's simplify tool keeps their shape to a metre)")
             text = _text(shapes_path)
             try:
                 geojson = json.loads(text)

@@ -33,6 +33,9 @@ METRES_PER_DEGREE = 111_320.0  # along a meridian; along a parallel times cos(la
 # crossing itself when the tables load (xueliang.polygon.crossing_edges: 0.1 s for 10,000 around a district,
 # 8 s for a comb of 10,000 long teeth, its worst)
 MAX_RING_POSITIONS = 10_000
+# the file, at most: read whole and parsed in memory (about 10x its size) when the tables load; a city's
+# boundaries at surveyed detail (thousands of grids, hundreds of positions each) are a few tens of MB
+MAX_FILE_BYTES = 64 * 2**20
 
 
 def _ring(raw, where: str) -> Ring:

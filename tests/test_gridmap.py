@@ -3,6 +3,7 @@ names its grid), and the demo city's file agrees with its grid tree and its came
 
 import json
 import math
+import os
 import shutil
 
 import pytest
@@ -68,6 +69,10 @@ def test_a_missing_or_broken_geojson_file_is_named(tmp_path):
         load_tables(tmp_path / "demo.yaml")
     (tmp_path / "demo-grids.geojson").write_text("{not json")
     with pytest.raises(GatewayConfigError, match="demo-grids.geojson: not JSON"):
+        load_tables(tmp_path / "demo.yaml")
+    # too big to read whole (a sparse file: no disk used): refused before it is read
+    os.truncate(tmp_path / "demo-grids.geojson", gridmap.MAX_FILE_BYTES + 1)
+    with pytest.raises(GatewayConfigError, match=r"demo-grids.geojson: 67,108,865 bytes, at most 67,108,864 \(64 MiB\); simplify"):
         load_tables(tmp_path / "demo.yaml")
 
 
