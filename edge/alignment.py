@@ -6,7 +6,8 @@ parked van is seen at another place and becomes a second stay, a second incident
 and a car parked just beside a zone is carried into it. ``Alignment`` compares each analysed
 picture, small and grey, with the first one by phase correlation (``edge.phase``, a
 Hanning window; blind to brightness, so night and exposure changes do not move it). Once the
-looks of ``HOLD_S`` agree (``STEADY``) on a shift at least ``MIN_SHIFT`` from the one it has,
+looks of ``HOLD_S``, at least ``LOOKS`` of them (8 s where key frames come every 2 s), agree
+(``STEADY``) on a shift at least ``MIN_SHIFT`` from the one it has,
 and at most ``MAX_SHIFT``, that shift becomes the camera's; ``aligned(image)`` moves the picture
 back by it, so zones, stays, the left-object check and evidence see the view as it was when the
 camera came up. The strip of it the camera no longer shows is black (``unseen``: cut out of the
@@ -51,6 +52,7 @@ from edge.phase import phase_shift
 SIZE = (128, 96)  # w, h of the small grey picture compared; shifts are measured in its pixels
 LOOK_S = 1.0  # at most one look a second
 HOLD_S = 4.0  # looks over this long must agree before the shift is taken (a sway's half period: 1.5-2 s)
+LOOKS = 5  # ... and at least this many (every 2 s, three looks in 4 s caught a 1 % sway's far end in agreement)
 STEADY = 1.0  # pixels of SIZE: looks within this of their median agree (a still camera's: 0.2-0.5, one 1.2)
 MIN_SHIFT = 1.5  # pixels of SIZE (1.2 % of the width, 1.6 % of the height): less is left to the sway handling
 MAX_SHIFT = 0.1  # share of each side: a camera turned further watches another place
@@ -85,9 +87,9 @@ class Alignment:
         if response < MIN_RESPONSE:
             return False
         self._looks.append((t, dx, dy))
-        while self._looks[0][0] < t - HOLD_S:
+        while len(self._looks) > LOOKS and self._looks[0][0] < t - HOLD_S:
             self._looks.popleft()
-        if self._looks[-1][0] - self._looks[0][0] < HOLD_S - LOOK_S:
+        if len(self._looks) < LOOKS or self._looks[-1][0] - self._looks[0][0] < HOLD_S - LOOK_S:
             return False
         mx, my = (float(np.median([look[i] for look in self._looks])) for i in (1, 2))
         if any(abs(x - mx) > STEADY or abs(y - my) > STEADY for _, x, y in self._looks):
