@@ -79,8 +79,9 @@ def moved(frame: np.ndarray, dx: float, dy: float) -> np.ndarray:
 def test_a_swaying_camera_seen_every_2_s_is_not_followed(frames):
     """A camera swaying by 1 % whose first picture was at one end of its swing, seen on key frames 2 s
     apart: ``make eval``'s cross clips swayed by 1 % read, on 2 of 16, three looks in a row at 2.0, 1.0
-    and 1.8 px down (of 96), which agreed within a pixel on a move of 1.9 %; the camera got a
-    ``shifted`` fault and every picture was moved back by it. Now five looks must agree."""
+    and 1.8 px down (of 96) and -0.1, 0.8 and -0.7 across, each within a pixel of their median, a move
+    of 1.9 %; the camera got a ``shifted`` fault and every picture was moved back by it. Now looks
+    agree only within 0.7 px of each other (a knock's looks scatter by 0.4)."""
     swing = [(0.6, 0.4), (-0.7, 2.2), (0.8, 0.5), (-0.1, 2.0), (0.8, 1.0), (-0.7, 1.8), (0.7, 0.6), (-0.2, 2.1)]
     a = Alignment()
     assert not a.look(0.0, window(frames[0], 0, 0))
@@ -89,12 +90,12 @@ def test_a_swaying_camera_seen_every_2_s_is_not_followed(frames):
     assert not any(looks) and a.shift == (0.0, 0.0)
 
 
-def test_a_knocked_camera_seen_every_2_s_is_followed_after_five_looks(frames):
+def test_a_knocked_camera_seen_every_2_s_is_followed_within_the_hold(frames):
     a = Alignment()
     looks = [window(f, 0, 0) for f in frames[:10:2]] + [window(f, 30, -20) for f in frames[10:40:2]]
     changed = [a.look(2.0 * k, picture) for k, picture in enumerate(looks)]
     (when,) = [k for k, c in enumerate(changed) if c]
-    assert when == 5 + 4  # the fifth look after the knock: 8 s
+    assert when == 5 + 2  # the third look after the knock, 4 s on
 
 
 def test_other_light_and_noise_are_not_a_move(frames):
