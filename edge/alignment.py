@@ -6,8 +6,8 @@ parked van is seen at another place and becomes a second stay, a second incident
 and a car parked just beside a zone is carried into it. ``Alignment`` compares each analysed
 picture, small and grey, with the first one by phase correlation (``edge.phase``, a
 Hanning window; blind to brightness, so night and exposure changes do not move it). Once the
-looks of ``HOLD_S`` agree (all within ``STEADY`` of each other) on a shift at least ``MIN_SHIFT``
-from the one it has, and at most ``MAX_SHIFT``, that shift becomes the camera's; ``aligned(image)`` moves the picture
+looks of ``HOLD_S`` agree (``STEADY``) on a shift at least ``MIN_SHIFT`` from the one it has,
+and at most ``MAX_SHIFT``, that shift becomes the camera's; ``aligned(image)`` moves the picture
 back by it, so zones, stays, the left-object check and evidence see the view as it was when the
 camera came up. The strip of it the camera no longer shows is black (``unseen``: cut out of the
 left-object check, for it is no new ground). While a shift is kept the camera has a ``shifted``
@@ -51,9 +51,7 @@ from edge.phase import phase_shift
 SIZE = (128, 96)  # w, h of the small grey picture compared; shifts are measured in its pixels
 LOOK_S = 1.0  # at most one look a second
 HOLD_S = 4.0  # looks over this long must agree before the shift is taken (a sway's half period: 1.5-2 s)
-STEADY = 0.7  # pixels of SIZE: looks that lie within this of each other agree (a still camera's scatter 0.2-0.5, once
-# 1.2; a 2 % knock read 2.8-3.2); within 1 px of their median, three looks 2 s apart caught a 1 % sway's far end and
-# agreed on 1.9 % (2 of the 16 cross clips swayed by 1 %); within 1 px of each other, still one of them
+STEADY = 1.0  # pixels of SIZE: looks within this of their median agree (a still camera's: 0.2-0.5, one 1.2)
 MIN_SHIFT = 1.5  # pixels of SIZE (1.2 % of the width, 1.6 % of the height): less is left to the sway handling
 MAX_SHIFT = 0.1  # share of each side: a camera turned further watches another place
 OVERSAMPLE = 1  # pixels skipped down to SIZE itself before it is made: 0.06 ms on 1080p (4x: 1.5 ms)
@@ -91,10 +89,9 @@ class Alignment:
             self._looks.popleft()
         if self._looks[-1][0] - self._looks[0][0] < HOLD_S - LOOK_S:
             return False
-        xs, ys = [look[1] for look in self._looks], [look[2] for look in self._looks]
-        if max(xs) - min(xs) > STEADY or max(ys) - min(ys) > STEADY:
+        mx, my = (float(np.median([look[i] for look in self._looks])) for i in (1, 2))
+        if any(abs(x - mx) > STEADY or abs(y - my) > STEADY for _, x, y in self._looks):
             return False
-        mx, my = float(np.median(xs)), float(np.median(ys))
         now = (mx / SIZE[0], my / SIZE[1])
         if abs(mx) < MIN_SHIFT and abs(my) < MIN_SHIFT:  # re-aimed, near enough: as it came up
             now = (0.0, 0.0)
