@@ -243,6 +243,11 @@ def test_left_object_sees_water_on_asphalt_but_not_a_shadow():
     assert shadow_share < CONFIRM_COVER / 2, shadow_share
 
 
+def lighter(frame: np.ndarray, gain: float) -> np.ndarray:
+    """``frame`` in ``gain`` times the light."""
+    return np.clip(frame.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
 @pytest.mark.slow
 def test_left_object_is_silent_while_the_light_changes():
     """The real clip dimming to 65 % and back over 30 s (a cloud): no more still, changed ground
@@ -250,8 +255,7 @@ def test_left_object_is_silent_while_the_light_changes():
     frames = campus_frames(step=10)[:60]
 
     def cloud(frame, t):
-        gain = 1 - 0.35 * np.sin(np.pi * min(1.0, (t - 10) / 30)) if t >= 10 else 1.0
-        return (frame.astype(np.float32) * gain).clip(0, 255).astype(np.uint8)
+        return lighter(frame, 1 - 0.35 * np.sin(np.pi * min(1.0, (t - 10) / 30)) if t >= 10 else 1.0)
     shares = {}
     for name, light in (("as is", lambda f, t: f), ("cloud", cloud)):
         check = LeftObject()
@@ -273,10 +277,6 @@ def test_a_still_camera_whose_small_picture_is_130_rows_high_is_not_taken_to_swa
     check = LeftObject()
     frame = texture()
     assert max(float(check.observe(float(t), frame).mean()) for t in range(40)) == 0.0
-
-
-def lighter(frame: np.ndarray, gain: float) -> np.ndarray:
-    return np.clip(frame.astype(np.float32) * gain, 0, 255).astype(np.uint8)
 
 
 @pytest.mark.parametrize("gain", [1.0, 1.15, 0.87])
