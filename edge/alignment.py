@@ -15,8 +15,11 @@ fault, a case for whoever keeps the cameras (``edge/pipeline.py``); re-aimed to 
 of where it was, it is as it came up. The box keeps that first picture under its data folder
 (``edge/box.py``), so a camera knocked while its box was down is seen as moved when it comes back up.
 
-A camera that sways in wind moves to and fro: its looks never agree for ``HOLD_S``, and the
-stationary and left-object checks line up their own places for that. A camera turned to
+A camera that sways in wind moves to and fro: its looks seldom agree for ``HOLD_S``, and the
+stationary and left-object checks line up their own places for that. Seen every 2 s (key frames), a
+sway of 1 % can still show three looks on one side that agree; but a sway comes back where a knock
+stays, so a shift that the looks of the ``BACK_S`` before the hold already showed and then left
+again is the sway passing through, and is not taken. A camera turned to
 another view (more than ``MAX_SHIFT``, or nothing that correlates) is not followed: that is
 the picture check's ``moved`` fault (``edge/health.py``). Pure logic on pictures handed in
 with their time; no I/O.
@@ -40,6 +43,7 @@ with their time; no I/O.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -51,6 +55,7 @@ from edge.phase import phase_shift
 SIZE = (128, 96)  # w, h of the small grey picture compared; shifts are measured in its pixels
 LOOK_S = 1.0  # at most one look a second
 HOLD_S = 4.0  # looks over this long must agree before the shift is taken (a sway's half period: 1.5-2 s)
+BACK_S = 12.0  # looks kept this long: a shift they showed and then left before the hold is a sway passing
 STEADY = 1.0  # pixels of SIZE: looks within this of their median agree (a still camera's: 0.2-0.5, one 1.2)
 MIN_SHIFT = 1.5  # pixels of SIZE (1.2 % of the width, 1.6 % of the height): less is left to the sway handling
 MAX_SHIFT = 0.1  # share of each side: a camera turned further watches another place
@@ -85,12 +90,13 @@ class Alignment:
         if response < MIN_RESPONSE:
             return False
         self._looks.append((t, dx, dy))
-        while self._looks[0][0] < t - HOLD_S:
+        while self._looks[0][0] < t - BACK_S:
             self._looks.popleft()
-        if self._looks[-1][0] - self._looks[0][0] < HOLD_S - LOOK_S:
+        hold = [look for look in self._looks if look[0] >= t - HOLD_S]
+        if hold[-1][0] - hold[0][0] < HOLD_S - LOOK_S:
             return False
-        mx, my = (float(np.median([look[i] for look in self._looks])) for i in (1, 2))
-        if any(abs(x - mx) > STEADY or abs(y - my) > STEADY for _, x, y in self._looks):
+        mx, my = (float(np.median([look[i] for look in hold])) for i in (1, 2))
+        if any(abs(x - mx) > STEADY or abs(y - my) > STEADY for _, x, y in hold):
             return False
         now = (mx / SIZE[0], my / SIZE[1])
         if abs(mx) < MIN_SHIFT and abs(my) < MIN_SHIFT:  # re-aimed, near enough: as it came up
@@ -98,6 +104,8 @@ class Alignment:
         if abs(now[0] - self.shift[0]) * SIZE[0] < MIN_SHIFT and abs(now[1] - self.shift[1]) * SIZE[1] < MIN_SHIFT:
             return False
         if abs(now[0]) > MAX_SHIFT or abs(now[1]) > MAX_SHIFT:
+            return False
+        if passed_through(self._looks, hold[0][0], (mx, my)):
             return False
         self.shift = now
         return True
@@ -135,3 +143,24 @@ class Alignment:
     def reset(self) -> None:
         """Forget the first picture and the shift (the camera changed resolution)."""
         self.__init__()
+
+
+def passed_through(looks: Iterable[tuple[float, float, float]], before: float, shift: tuple[float, float]) -> bool:
+    """Whether the looks ``(t, dx, dy)`` from before ``before`` showed ``shift`` (within ``STEADY``) and
+    then left it: a sway passing through, where a knock, once made, stays.
+
+    >>> at = lambda *ys: [(2.0 * k, 0.0, y) for k, y in enumerate(ys)]
+    >>> passed_through(at(0, 0, 0, 2, 2, 2), 6.0, (0.0, 2.0))       # still, then knocked 2 px: stays
+    False
+    >>> passed_through(at(2, 0, 2, 0.4, 2, 2, 2), 8.0, (0.0, 2.0))   # there at 0 s and 4 s, and back
+    True
+    """
+    seen = False
+    for t, x, y in looks:
+        if t >= before:
+            break
+        if abs(x - shift[0]) <= STEADY and abs(y - shift[1]) <= STEADY:
+            seen = True
+        elif seen:
+            return True
+    return False
