@@ -64,6 +64,14 @@ class Zone(Strict):
     urgent_area: float = Field(default=0.25, gt=0, le=1,
                                title="A spill covering at least this fraction of the zone is urgent")
 
+    @field_validator("types")
+    @classmethod
+    def _types(cls, types: list[str]) -> list[str]:
+        """A type named twice would give the zone two rules under one key: the same incident raised twice."""
+        if twice := sorted({t for t in types if types.count(t) > 1}):
+            raise ValueError(f"{', '.join(twice)} named more than once; name each type once")
+        return types
+
     @field_validator("polygon")
     @classmethod
     def _polygon(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:

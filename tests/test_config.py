@@ -41,6 +41,9 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
      "camera 'gate-3' zone 'p1' polygon: has 200000 points, at most 100; draw the zone by its corners"),
     (config_with(zone_overrides={"dwell_s": -5}), "camera 'gate-3' zone 'p1' dwell_s: Input should be greater than 0"),
     (config_with(zone_overrides={"types": ["parking"]}), "camera 'gate-3' zone 'p1' types 0: Input should be"),
+    # two rules under one key: every pile raised twice, with one incident id
+    (config_with(zone_overrides={"types": ["garbage", "spill", "garbage"]}),
+     "camera 'gate-3' zone 'p1' types: garbage named more than once; name each type once"),
     (config_with(zone_overrides={"dwel_s": 3}), "camera 'gate-3' zone 'p1' dwel_s: Extra inputs are not permitted"),
     (config_with(camera_overrides={"grid": ""}), "camera 'gate-3' grid: String should match pattern"),
     (config_with(camera_overrides={"url": None}), "camera 'gate-3' url: Input should be a valid string"),
