@@ -21,7 +21,10 @@ sway of 1 % can still show three looks on one side that agree; but a sway comes 
 stays, so a shift that the looks of the ``BACK_S`` before the hold already showed and then left
 again is the sway passing through, and is not taken. A camera turned to
 another view (more than ``MAX_SHIFT``, or nothing that correlates) is not followed: that is
-the picture check's ``moved`` fault (``edge/health.py``). Pure logic on pictures handed in
+the picture check's ``moved`` fault (``edge/health.py``), which learns the view it compares with
+as it goes, so it cannot see a camera turned while its box was down. Looks that agree on a
+move beyond ``MAX_SHIFT`` from the kept first picture are that: ``turned``, raised as the same
+fault until the looks agree on a move within it (re-aimed). Pure logic on pictures handed in
 with their time; no I/O.
 
 >>> import numpy as np
@@ -70,6 +73,7 @@ class Alignment:
 
     def __init__(self) -> None:
         self.shift: tuple[float, float] = (0.0, 0.0)
+        self.turned = False  # the looks agreed on a move beyond MAX_SHIFT: the zones watch other ground
         # the picture the camera came up with, small and grey (``SIZE``); the box keeps it across restarts
         self.reference: npt.NDArray[np.float32] | None = None
         self._looks: deque[tuple[float, float, float]] = deque()
@@ -98,14 +102,15 @@ class Alignment:
         mx, my = (float(np.median([look[i] for look in hold])) for i in (1, 2))
         if any(abs(x - mx) > STEADY or abs(y - my) > STEADY for _, x, y in hold):
             return False
+        if passed_through(self._looks, hold[0][0], (mx, my)):
+            return False
         now = (mx / SIZE[0], my / SIZE[1])
         if abs(mx) < MIN_SHIFT and abs(my) < MIN_SHIFT:  # re-aimed, near enough: as it came up
             now = (0.0, 0.0)
+        self.turned = abs(now[0]) > MAX_SHIFT or abs(now[1]) > MAX_SHIFT
+        if self.turned:
+            return False
         if abs(now[0] - self.shift[0]) * SIZE[0] < MIN_SHIFT and abs(now[1] - self.shift[1]) * SIZE[1] < MIN_SHIFT:
-            return False
-        if abs(now[0]) > MAX_SHIFT or abs(now[1]) > MAX_SHIFT:
-            return False
-        if passed_through(self._looks, hold[0][0], (mx, my)):
             return False
         self.shift = now
         return True

@@ -394,7 +394,9 @@ class CameraPipeline:
     def _faults(self, t: float, thumb: np.ndarray, image: np.ndarray) -> list[Outgoing]:
         self.active_faults = self.picture.observe(t, thumb)
         shift = [round(100 * v, 1) for v in self.alignment.shift]
-        if any(shift):
+        if self.alignment.turned:  # turned while the box was down: the picture check learnt the new view
+            self.active_faults.add("moved")
+        elif any(shift):
             self.active_faults.add("shifted")
         out = []
         for name, rule in self.faults.items():

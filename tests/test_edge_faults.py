@@ -335,6 +335,32 @@ def test_a_camera_knocked_while_its_box_was_down_is_seen_as_moved_when_it_comes_
     assert "not a kept camera view (unreadable)" in caplog.text
 
 
+def test_a_camera_turned_while_its_box_was_down_is_a_moved_fault_when_it_comes_back(tmp_path):
+    """Turned by a fifth of its width while its box was down: the picture check learns the view it comes
+    back with, so only the kept first picture tells that the zones now lie on other ground."""
+    import cv2
+
+    ok, frame = cv2.VideoCapture(str(CLIP)).read()
+    assert ok
+    view = lambda dx: frame[40:-40, 150 + dx:550 + dx].copy()  # noqa: E731
+
+    def run(dx: float, frames: int) -> list[tuple[str, str]]:
+        analyser, readers, slots, stop = in_process_analyser(tmp_path, ["cam"], lambda real, i, s: real(i, s))
+        try:
+            for i in range(frames):
+                slots.put("cam", NOW + i, view(dx))
+                wait_until(lambda: readers["cam"].health.analysed == i + 1, 20, message=f"frame {i}")
+            return [(m["state"], m["attributes"]["label"]) for _, m in analyser.publisher.sent
+                    if m["type"] == "camera_fault"]
+        finally:
+            stop.set()
+            analyser.join(5)
+
+    assert run(0, 3) == []
+    assert run(80, 8) == [("start", "moved")]  # 80 of 400 pixels
+    assert run(2, 8) == []  # re-aimed
+
+
 def analyser_camera(tmp_path):
     """The camera ``in_process_analyser`` makes, as its config has it."""
     from edge.config import parse_config
