@@ -14,6 +14,11 @@ left-object check, for it is no new ground). While a shift is kept the camera ha
 fault, a case for whoever keeps the cameras (``edge/pipeline.py``); re-aimed to within ``MIN_SHIFT``
 of where it was, it is as it came up. The box keeps that first picture under its data folder
 (``edge/box.py``), so a camera knocked while its box was down is seen as moved when it comes back up.
+A knock often rolls the camera a little too: a picture turned 1.5 degrees about its middle moves a van
+in its corner by 2 % and turns it, and phase correlation, which measures a move only, reads no move at
+all. Each look therefore also measures the picture's turn (``rotation``: OpenCV's ECC, Euclidean,
+starting from the move), the looks must agree on it too (``STEADY_DEG``), and a turn of at least
+``MIN_DEG`` is the camera's ``angle``, turned back with the move.
 
 A camera that sways in wind moves to and fro: its looks seldom agree for ``HOLD_S``, and the
 stationary and left-object checks line up their own places for that. Seen every 2 s (key frames), a
@@ -23,7 +28,7 @@ again is the sway passing through, and is not taken. A camera turned to
 another view (more than ``MAX_SHIFT``, or nothing that correlates) is not followed: that is
 the picture check's ``moved`` fault (``edge/health.py``), which learns the view it compares with
 as it goes, so it cannot see a camera turned while its box was down. Looks that agree on a
-move beyond ``MAX_SHIFT`` from the kept first picture are that: ``turned``, raised as the same
+move beyond ``MAX_SHIFT`` from the kept first picture are that: ``moved``, raised as the same
 fault until the looks agree on a move within it (re-aimed). Pure logic on pictures handed in
 with their time; no I/O.
 
@@ -45,6 +50,7 @@ with their time; no I/O.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable
 
@@ -65,6 +71,9 @@ MAX_SHIFT = 0.1  # share of each side: a camera turned further watches another p
 OVERSAMPLE = 1  # pixels skipped down to SIZE itself before it is made: 0.06 ms on 1080p (4x: 1.5 ms)
 FLAT = PictureCheck.blocked_std  # grey spread under which a picture shows nothing to line up on (a covered lens)
 MIN_RESPONSE = 0.1  # phase correlation peak under which a look says nothing
+STEADY_DEG = 0.3  # degrees: looks within this of their median turn agree (a still camera's: within 0.12)
+MIN_DEG = 0.5  # degrees: a smaller turn is left alone (0.5 degrees moves a corner of SIZE by 0.6 px)
+ECC_STOP = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)  # 0.6 ms a look at SIZE (phase: 0.15)
 
 
 class Alignment:
@@ -73,10 +82,13 @@ class Alignment:
 
     def __init__(self) -> None:
         self.shift: tuple[float, float] = (0.0, 0.0)
-        self.turned = False  # the looks agreed on a move beyond MAX_SHIFT: the zones watch other ground
+        self.angle = 0.0  # degrees the picture turned (clockwise as seen) about its middle, with ``shift``
+        self.moved = False  # looks agreed on a move beyond MAX_SHIFT (the moved fault): the zones watch other ground
+        self.before: tuple[tuple[float, float], float] = ((0.0, 0.0), 0.0)  # shift and angle before the last change
+        self.since = float("-inf")  # when the picture moved to where the last change follows it
         # the picture the camera came up with, small and grey (``SIZE``); the box keeps it across restarts
         self.reference: npt.NDArray[np.float32] | None = None
-        self._looks: deque[tuple[float, float, float]] = deque()
+        self._looks: deque[tuple[float, float, float, float]] = deque()  # t, dx, dy (pixels of SIZE), degrees
         self._last = float("-inf")
 
     def look(self, t: float, image: np.ndarray) -> bool:
@@ -93,32 +105,51 @@ class Alignment:
         (dx, dy), response = phase_shift(self.reference, grey)
         if response < MIN_RESPONSE:
             return False
-        self._looks.append((t, dx, dy))
+        angle = rotation(self.reference, grey, (dx, dy))
+        if angle is None:
+            return False
+        if abs(angle) >= MIN_DEG / 2:  # turned: the move is measured with the turn taken out (else it reads wild)
+            (dx, dy), response = phase_shift(self.reference, rotated(grey, -angle))
+            if response < MIN_RESPONSE:
+                return False
+            dx, dy = rotated_vector((dx, dy), angle)
+        self._looks.append((t, dx, dy, angle))
         while self._looks[0][0] < t - BACK_S:
             self._looks.popleft()
         hold = [look for look in self._looks if look[0] >= t - HOLD_S]
         if hold[-1][0] - hold[0][0] < HOLD_S - LOOK_S:
             return False
-        mx, my = (float(np.median([look[i] for look in hold])) for i in (1, 2))
-        if any(abs(x - mx) > STEADY or abs(y - my) > STEADY for _, x, y in hold):
+        mx, my, ma = (float(np.median([look[i] for look in hold])) for i in (1, 2, 3))
+        if any(not agrees(look, (mx, my, ma)) for look in hold):
             return False
-        if passed_through(self._looks, hold[0][0], (mx, my)):
+        if passed_through(self._looks, hold[0][0], (mx, my, ma)):
             return False
         now = (mx / SIZE[0], my / SIZE[1])
         if abs(mx) < MIN_SHIFT and abs(my) < MIN_SHIFT:  # re-aimed, near enough: as it came up
             now = (0.0, 0.0)
-        self.turned = abs(now[0]) > MAX_SHIFT or abs(now[1]) > MAX_SHIFT
-        if self.turned:
+        angle = ma if abs(ma) >= MIN_DEG else 0.0
+        self.moved = abs(now[0]) > MAX_SHIFT or abs(now[1]) > MAX_SHIFT
+        if self.moved:
             return False
-        if abs(now[0] - self.shift[0]) * SIZE[0] < MIN_SHIFT and abs(now[1] - self.shift[1]) * SIZE[1] < MIN_SHIFT:
+        if abs(now[0] - self.shift[0]) * SIZE[0] < MIN_SHIFT and abs(now[1] - self.shift[1]) * SIZE[1] < MIN_SHIFT \
+                and abs(angle - self.angle) < MIN_DEG:
             return False
-        self.shift = now
+        self.before = (self.shift, self.angle)
+        self.shift, self.angle = now, angle
+        earlier = [look for look in self._looks if look[0] < hold[0][0]]
+        self.since = hold[0][0]  # the first of the looks up to now that agree: the camera was knocked just before
+        for look in reversed(earlier):
+            if not agrees(look, (mx, my, ma)):
+                break
+            self.since = look[0]
         return True
 
     def aligned(self, image: np.ndarray) -> np.ndarray:
         """``image`` moved back by ``shift`` to the view the camera came up with (``image`` itself
         where it has not moved); what it no longer shows is black."""
         h, w = image.shape[:2]
+        if self.angle:
+            return cv2.warpAffine(image, self._turn(w, h), (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         sx, sy = round(self.shift[0] * w), round(self.shift[1] * h)
         if sx == 0 and sy == 0:
             return image
@@ -128,6 +159,33 @@ class Alignment:
         out[dst_y, dst_x] = image[src_y, src_x]
         return out
 
+    def carried(self, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        """``box`` (x1, y1, x2, y2 in 0..1) of a picture moved back as it was before the last change of
+        ``shift`` and ``angle``, where the same ground is in the picture moved back now: what a stay
+        seen before the change is now (moved as its middle moved; a turn of a few degrees hardly
+        changes its size).
+
+        >>> a = Alignment(); a.before, a.shift = ((0.0, 0.0), 0.0), (0.02, -0.01)  # moved 2 % right, 1 % up
+        >>> [round(v, 3) for v in a.carried((0.5, 0.5, 0.6, 0.6))]   # seen there then, it is back here now
+        [0.48, 0.51, 0.58, 0.61]
+        """
+        (bx, by), b_angle = self.before
+        middle = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+        x, y = _into_picture(_into_picture(middle, (bx, by), b_angle), self.shift, self.angle, back=True)
+        dx, dy = x - middle[0], y - middle[1]
+        return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
+
+    def _turn(self, w: int, h: int) -> np.ndarray:
+        """The affine map from the view as it came up to a ``w`` x ``h`` picture now: turned by ``angle``
+        about the middle of the small picture (``SIZE``, so a picture of another shape turns as it does),
+        then moved by ``shift``."""
+        turn = rotation_matrix(self.angle)
+        scale = np.diag([w / SIZE[0], h / SIZE[1]])
+        middle = np.array([SIZE[0] / 2, SIZE[1] / 2])
+        move = np.array([self.shift[0] * SIZE[0], self.shift[1] * SIZE[1]])
+        linear = scale @ turn @ np.linalg.inv(scale)
+        return np.hstack([linear, (scale @ (middle - turn @ middle + move))[:, None]])
+
     def unseen(self) -> list[tuple[float, float, float, float]]:
         """The strips of a picture moved back (``aligned``) that the camera no longer shows, black, as
         boxes (x1, y1, x2, y2 in 0..1; a pixel wider for rounding): nothing there is new ground.
@@ -135,9 +193,17 @@ class Alignment:
         >>> a = Alignment(); a.shift = (-0.05, 0.02)   # what it shows moved left and down
         >>> [tuple(round(v, 3) for v in box) for box in a.unseen()]
         [(0.0, 0.0, 0.051, 1.0), (0.0, 0.979, 1.0, 1.0)]
+        >>> a.shift, a.angle = (0.0, 0.0), 2.0   # turned: a wedge at each corner, as wide as a corner moved
+        >>> [tuple(round(v, 3) for v in box) for box in a.unseen()]
+        [(0.0, 0.0, 0.014, 1.0), (0.986, 0.0, 1.0, 1.0), (0.0, 0.0, 1.0, 0.024), (0.0, 0.976, 1.0, 1.0)]
         """
         x, y = self.shift
         pad = 1 / 1000
+        if self.angle:  # the corners turned in: as far as a corner moved, across and down, on every side
+            sin = abs(math.sin(math.radians(self.angle)))
+            across, down = sin * SIZE[1] / 2 / SIZE[0] + abs(x) + pad, sin * SIZE[0] / 2 / SIZE[1] + abs(y) + pad
+            return [(0.0, 0.0, across, 1.0), (1 - across, 0.0, 1.0, 1.0),
+                    (0.0, 0.0, 1.0, down), (0.0, 1 - down, 1.0, 1.0)]
         out = []
         if x:
             out.append((0.0, 0.0, -x + pad, 1.0) if x < 0 else (1 - x - pad, 0.0, 1.0, 1.0))
@@ -150,22 +216,85 @@ class Alignment:
         self.__init__()
 
 
-def passed_through(looks: Iterable[tuple[float, float, float]], before: float, shift: tuple[float, float]) -> bool:
-    """Whether the looks ``(t, dx, dy)`` from before ``before`` showed ``shift`` (within ``STEADY``) and
-    then left it: a sway passing through, where a knock, once made, stays.
+def agrees(look: tuple[float, float, float, float], median: tuple[float, float, float]) -> bool:
+    """Whether a look ``(t, dx, dy, degrees)`` is within ``STEADY`` and ``STEADY_DEG`` of ``median``."""
+    _, x, y, a = look
+    return abs(x - median[0]) <= STEADY and abs(y - median[1]) <= STEADY and abs(a - median[2]) <= STEADY_DEG
 
-    >>> at = lambda *ys: [(2.0 * k, 0.0, y) for k, y in enumerate(ys)]
-    >>> passed_through(at(0, 0, 0, 2, 2, 2), 6.0, (0.0, 2.0))       # still, then knocked 2 px: stays
+
+def passed_through(looks: Iterable[tuple[float, float, float, float]], before: float,
+                   median: tuple[float, float, float]) -> bool:
+    """Whether the looks ``(t, dx, dy, degrees)`` from before ``before`` showed ``median`` (they agree
+    with it) and then left it: a sway passing through, where a knock, once made, stays.
+
+    >>> at = lambda *ys: [(2.0 * k, 0.0, y, 0.0) for k, y in enumerate(ys)]
+    >>> passed_through(at(0, 0, 0, 2, 2, 2), 6.0, (0.0, 2.0, 0.0))       # still, then knocked 2 px: stays
     False
-    >>> passed_through(at(2, 0, 2, 0.4, 2, 2, 2), 8.0, (0.0, 2.0))   # there at 0 s and 4 s, and back
+    >>> passed_through(at(2, 0, 2, 0.4, 2, 2, 2), 8.0, (0.0, 2.0, 0.0))   # there at 0 s and 4 s, and back
     True
     """
     seen = False
-    for t, x, y in looks:
-        if t >= before:
+    for look in looks:
+        if look[0] >= before:
             break
-        if abs(x - shift[0]) <= STEADY and abs(y - shift[1]) <= STEADY:
+        if agrees(look, median):
             seen = True
         elif seen:
             return True
     return False
+
+
+def rotation(reference: np.ndarray, picture: np.ndarray, move: tuple[float, float]) -> float | None:
+    """How far ``picture`` turned from ``reference`` (two small grey float32 pictures), in degrees,
+    clockwise as seen: OpenCV's ECC (Euclidean), starting from ``move`` (pixels); None where it finds
+    nothing (a flat or unrelated picture).
+
+    >>> rng = np.random.default_rng(2)
+    >>> scene = cv2.GaussianBlur(rng.random((160, 200)).astype(np.float32), (0, 0), 2)
+    >>> rolled = cv2.warpAffine(scene, cv2.getRotationMatrix2D((100, 80), -2.0, 1.0), (200, 160))
+    >>> view, now = scene[32:128, 36:164], rolled[32:128, 36:164]   # what the camera shows, 128 x 96
+    >>> round(rotation(view, now, (0.0, 0.0)), 1), round(rotation(view, view, (0.0, 0.0)), 1) + 0.0
+    (2.0, 0.0)
+    """
+    warp = np.array([[1, 0, move[0]], [0, 1, move[1]]], np.float32)
+    try:
+        _, warp = cv2.findTransformECC(reference, picture, warp, cv2.MOTION_EUCLIDEAN, ECC_STOP, None, 5)
+    except cv2.error:  # did not converge
+        return None
+    return float(np.degrees(np.arctan2(warp[1, 0], warp[0, 0])))
+
+
+def rotation_matrix(degrees: float) -> np.ndarray:
+    """The 2x2 matrix turning a vector by ``degrees``, clockwise as seen in a picture (y down)."""
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    return np.array([[c, -s], [s, c]])
+
+
+def rotated_vector(vector: tuple[float, float], degrees: float) -> tuple[float, float]:
+    """``vector`` turned by ``degrees``, clockwise as seen."""
+    x, y = rotation_matrix(degrees) @ np.array(vector)
+    return float(x), float(y)
+
+
+def rotated(picture: np.ndarray, degrees: float) -> np.ndarray:
+    """``picture`` turned by ``degrees`` about its middle, clockwise as seen (what it shows moves so)."""
+    h, w = picture.shape[:2]
+    middle = np.array([w / 2, h / 2])
+    back = rotation_matrix(-degrees)  # each pixel of the result is taken from where the turn brought it
+    warp = np.hstack([back, (middle - back @ middle)[:, None]])
+    return cv2.warpAffine(picture, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+
+
+def _into_picture(point: tuple[float, float], shift: tuple[float, float], degrees: float,
+                  back: bool = False) -> tuple[float, float]:
+    """Where ``point`` (0..1) of the view the camera came up with is in the picture it shows when
+    moved by ``shift`` and turned by ``degrees`` (about the small picture's middle, as ``_turn``);
+    ``back``: the other way, from the picture into the view."""
+    size, middle = np.array(SIZE, float), np.array(SIZE, float) / 2
+    move = np.array(shift) * size
+    p = np.array(point) * size
+    if back:
+        q = rotation_matrix(-degrees) @ (p - middle - move) + middle
+    else:
+        q = rotation_matrix(degrees) @ (p - middle) + middle + move
+    return float(q[0] / size[0]), float(q[1] / size[1])

@@ -156,14 +156,20 @@ class CameraPipeline:
         if self._aligned_frame is None or self._aligned_frame[0] is not image:
             h, w = image.shape[:2]
             self._layout(w, h)
-            if self.alignment.look(t, image):
+            changed = self.alignment.look(t, image)
+            self._aligned_frame = (image, self.alignment.aligned(image))
+            if changed:
                 x, y = self.alignment.shift
-                if x or y:
-                    log.warning("camera %s: the picture moved by %.1f%% across and %.1f%% down since it came up; "
-                                "the zones follow it (re-aim the camera)", self.camera.id, 100 * x, 100 * y)
+                if x or y or self.alignment.angle:
+                    log.warning("camera %s: the picture moved by %.1f%% across and %.1f%% down and turned %.1f degrees "
+                                "since it came up; the zones follow it (re-aim the camera)", self.camera.id, 100 * x,
+                                100 * y, self.alignment.angle)
                 else:
                     log.warning("camera %s: the picture is back where it was when it came up", self.camera.id)
-            self._aligned_frame = (image, self.alignment.aligned(image))
+                # the stays seen in the picture as it was moved back until now are where it is moved back now
+                for zone, rule in self.rules:
+                    keys = rule.carry(self.alignment.carried, self.alignment.since)
+                    self.stationary.carry(zone.id, keys, self.alignment.carried, self._aligned_frame[1])
         return self._aligned_frame[1]
 
     def _layout(self, width: int, height: int) -> None:
@@ -394,15 +400,16 @@ class CameraPipeline:
     def _faults(self, t: float, thumb: np.ndarray, image: np.ndarray) -> list[Outgoing]:
         self.active_faults = self.picture.observe(t, thumb)
         shift = [round(100 * v, 1) for v in self.alignment.shift]
-        if self.alignment.turned:  # turned while the box was down: the picture check learnt the new view
+        if self.alignment.moved:  # turned while the box was down: the picture check learnt the new view
             self.active_faults.add("moved")
-        elif any(shift):
+        elif any(shift) or self.alignment.angle:
             self.active_faults.add("shifted")
         out = []
         for name, rule in self.faults.items():
             s = Sighting(None, (0.5, 1.0), (0.0, 0.0, 1.0, 1.0), 1.0, name)
             active = name in self.active_faults
-            extra = {"view_shift_x_pct": shift[0], "view_shift_y_pct": shift[1]} if name == "shifted" else None
+            extra = {"view_shift_x_pct": shift[0], "view_shift_y_pct": shift[1],
+                     "view_angle_deg": round(self.alignment.angle, 1)} if name == "shifted" else None
             out += [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, image, extra)
                     for e in rule.observe(t, active, s)]
         return out

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from edge.geometry import Box, Point, iou, overlap
+from edge.geometry import Box, Point, anchor, iou, overlap
 
 State = Literal["start", "update", "end"]
 View = Literal["same", "occluded", "empty"]  # what a stay's place looks like with no detection there
@@ -153,6 +153,27 @@ class DwellRule:
         """The stays, whose place the caller should look at (see ``observe``'s ``views`` and
         ``same_vehicle``; views count for confirmed stays only)."""
         return [Stay(c.key, c.sighting.box, c.detected_at) for c in self._candidates]
+
+    def carry(self, moved: Callable[[Box], Box], since: float) -> set[int]:
+        """The picture moved at ``since`` and is now moved back by another amount (a knocked camera,
+        ``edge/alignment.py``): a stay detected since was seen in the moved picture, so its box and
+        anchor are where ``moved`` puts its box, and its vehicle, seen there from now on, continues it;
+        a stay detected only before was seen as the picture is moved back now. A stay carried onto an
+        older one (its vehicle, seen in the moved picture as a new stay) is that one and is dropped,
+        unless its incident started. The keys of the stays carried."""
+        carried = set()
+        for cand in [c for c in self._candidates if c.detected_at >= since]:
+            box = moved(cand.sighting.box)
+            (x0, y0), (x1, y1) = anchor(cand.sighting.box), anchor(box)
+            cand.sighting = replace(cand.sighting, box=box, anchor=(x1, y1))
+            cand.anchor = (cand.anchor[0] + x1 - x0, cand.anchor[1] + y1 - y0)
+            older = [c for c in self._candidates if c.first_seen < cand.first_seen and c.key not in carried
+                     and c is not cand and self._still(c, cand.sighting)]
+            if older and cand.incident_id is None:
+                self._candidates.remove(cand)
+            else:
+                carried.add(cand.key)
+        return carried
 
     def _confirmed(self, cand: _Candidate) -> bool:
         return cand.hits >= self.confirm_hits and cand.still >= self.still_looks

@@ -32,6 +32,7 @@ ground or the kerb where its body was) or a person in front changes it by far mo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import cv2
@@ -270,6 +271,16 @@ class Stationary:
                                                    near(image, stay.box))
         for key in [k for k in self._refs if k[0] == zone and k not in keys]:
             del self._refs[key]
+
+    def carry(self, zone: str, keys: set[int], moved: Callable[[Box], Box], image: np.ndarray) -> None:
+        """The stays ``keys`` of ``zone`` were carried (``DwellRule.carry``): each reference is at the box
+        ``moved`` gives, its neighbourhood as ``image`` (the picture moved back now) shows it there; its
+        picture stays, for it shows the same vehicle."""
+        for key in keys:
+            ref = self._refs.get((zone, key))
+            if ref is not None:
+                box = moved(ref.box)
+                self._refs[(zone, key)] = ref._replace(box=box, near=near(image, box))
 
     def reset(self) -> None:
         self._refs.clear()

@@ -57,6 +57,10 @@ SWAY = ("crop=iw*(1-2*{a}):ih*(1-2*{a}):x='iw*{a}*(1+sin(2*PI*t/3.1))':y='ih*{a}
 # there; before, it shows the part (a, a, 1-2a, 1-2a), as the installer saw it, scaled back to w x h
 KNOCK = ("crop=iw*(1-2*{a}):ih*(1-2*{a}):x='iw*({a}+{dx}*gte(t,{t}))':y='ih*({a}+{dy}*gte(t,{t}))',"
          "scale={w}:{h}")
+# a camera knocked at t that also rolled: the picture turns by ``deg`` degrees about its middle at t and stays
+# so; before, it shows the part (a, a, 1-2a, 1-2a), scaled back to w x h (the turn brings in no black there)
+TURN = ("rotate='{deg}*PI/180*gte(t,{t})':c=black,crop=iw*(1-2*{a}):ih*(1-2*{a}):iw*{a}:ih*{a},"
+        "scale={w}:{h}")
 DARK_NIGHT = "eq=brightness=-0.3:contrast=0.4:enable='gte(t,{t})',noise=alls=30:allf=t:enable='gte(t,{t})'"
 
 
@@ -124,6 +128,13 @@ VARIANTS = [
     Variant("knocked_5pct_at_45s", vf=KNOCK.format(a=0.06, dx=0.05, dy=-0.03, t=45, w=768, h=576), codec=x264(),
             crop=(0.06, 0.06, 0.88, 0.88)),
     Variant("sway_1pct", vf=SWAY.format(a=0.01, w=768, h=576), codec=x264(), crop=(0.01, 0.01, 0.98, 0.98)),
+    # knocked and rolled: the van, in the picture's corner, moves by 1-2 % and turns with it
+    Variant("rolled_1.5deg_at_15s", vf=TURN.format(deg=1.5, t=15, a=0.03, w=768, h=576), codec=x264(),
+            crop=(0.03, 0.03, 0.94, 0.94)),
+    Variant("rolled_1.5deg_at_45s", vf=TURN.format(deg=1.5, t=45, a=0.03, w=768, h=576), codec=x264(),
+            crop=(0.03, 0.03, 0.94, 0.94)),
+    Variant("rolled_3deg_at_45s", vf=TURN.format(deg=-3.0, t=45, a=0.03, w=768, h=576), codec=x264(),
+            crop=(0.03, 0.03, 0.94, 0.94)),
 ]
 BY_NAME = {v.name: v for v in VARIANTS}
 

@@ -258,3 +258,20 @@ def test_looks_outside_the_zone_never_start_a_stay():
     r = rule(dwell_s=5)
     assert [e for t in range(30) for e in r.observe(float(t), [], outside=[VAN])] == []
     assert r.stays() == []
+
+
+def test_a_stay_seen_in_the_moved_picture_of_a_knocked_camera_is_carried_back_with_it():
+    """Knocked at 10 s, its picture moved back from 15 s (``edge/alignment.py``): the van's stay from
+    before was kept by views, and the van seen in the moved picture meanwhile became a second stay. That
+    one, carried to where the picture is moved back now, lies on the first and is dropped: the van keeps
+    its clock. A stay first seen in the moved picture is carried and kept."""
+    r = DwellRule("b/c/kerb", dwell_s=30, still_tolerance=0.5, gap_s=10, update_interval_s=60, confirm_hits=1)
+    at = lambda x: Sighting(None, (x + 0.05, 0.6), (x, 0.5, x + 0.1, 0.6), 0.8, "car")  # noqa: E731
+    events = [e for t in range(10) for e in r.observe(float(t), [at(0.5)])]
+    events += [e for t in range(10, 15) for e in r.observe(float(t), [at(0.55), at(0.2)], {1: "occluded"})]
+    assert [s.key for s in r.stays()] == [1, 2, 3]  # the van where it was, seen moved, a car that came
+    back = lambda box: (box[0] - 0.05, box[1], box[2] - 0.05, box[3])  # noqa: E731
+    assert r.carry(back, since=10.0) == {3}
+    assert [(s.key, round(s.box[0], 3)) for s in r.stays()] == [(1, 0.5), (3, 0.15)]
+    events += [e for t in range(15, 31) for e in r.observe(float(t), [at(0.5)], {3: "same"})]
+    assert [(e.state, e.started_at) for e in events] == [("start", 30.0)]
