@@ -98,6 +98,8 @@ class Metrics:
         self.view_shift = Gauge("xl_edge_view_shift_ratio", "How far the picture moved since the camera came up, "
                                 "as a share of its width (x) or height (y); the zones follow it", ["camera", "axis"],
                                 registry=r)
+        self.view_angle = Gauge("xl_edge_view_angle_degrees", "How far the picture turned since the camera came up "
+                                "(knocked so that it rolled); the zones follow it", ["camera"], registry=r)
         self.decode = Histogram("xl_edge_decode_seconds", "Reader CPU time per sampled frame", ["camera"], registry=r,
                                 buckets=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1))
         self.infer = Histogram("xl_edge_inference_seconds", "Detector time per analyser round", registry=r,
@@ -127,6 +129,7 @@ class CameraHealth:
     infer_ms: float = 0.0
     faults: list[str] = field(default_factory=list)
     view_shift: tuple[float, float] = (0.0, 0.0)  # Alignment.shift: a camera knocked off since it came up
+    view_angle: float = 0.0  # Alignment.angle: degrees it rolled, knocked
     last_error: str | None = None
     # recent analysis times, for frames/s: only the analyser writes it (appends; the bound drops the oldest),
     # the heartbeat only reads it
@@ -327,11 +330,12 @@ class Analyser(threading.Thread):
             h.detector_passes = self.pipelines[cam_id].detector_passes
             h.faults = sorted(self.pipelines[cam_id].active_faults)
             self._keep_view(cam_id)
-            shift = self.pipelines[cam_id].alignment.shift
-            if shift != h.view_shift:
-                h.view_shift = shift
+            shift, angle = self.pipelines[cam_id].alignment.shift, self.pipelines[cam_id].alignment.angle
+            if shift != h.view_shift or angle != h.view_angle:
+                h.view_shift, h.view_angle = shift, angle
                 for axis, value in zip("xy", shift):
                     self.metrics.view_shift.labels(cam_id, axis).set(value)
+                self.metrics.view_angle.labels(cam_id).set(angle)
             h.infer_ms = round(took * 1000 / max(1, len(jobs)), 1)
             self.metrics.analysed.labels(cam_id).inc()
             if plan:
@@ -398,6 +402,7 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
                           "decode_ms": r.health.decode_ms, "inference_ms": r.health.infer_ms,
                           "max_gap_s": round(r.health.max_gap_s, 2),
                           "view_shift_pct": [round(100 * v, 1) for v in r.health.view_shift],
+                          "view_angle_deg": round(r.health.view_angle, 1),
                           "dropped": r.health.dropped, "reconnects": r.health.reconnects,
                           "last_error": r.health.last_error} for cid, r in readers.items()},
     }

@@ -291,6 +291,7 @@ def test_a_knocked_camera_is_reported_in_its_heartbeat_and_metrics(tmp_path):
         cams = status("b1", readers, slots, {})["cameras"]
         assert cams["knocked"]["view_shift_pct"][0] == pytest.approx(-100 * 34 / 688, abs=0.5), cams["knocked"]
         assert cams["still"]["view_shift_pct"] == [0.0, 0.0]
+        assert cams["knocked"]["view_angle_deg"] == 0.0  # moved, not turned
         gauge = analyser.metrics.registry.get_sample_value("xl_edge_view_shift_ratio", {"camera": "knocked", "axis": "x"})
         assert gauge == pytest.approx(-34 / 688, abs=0.005)
         # and a camera_fault incident, a case for whoever keeps the cameras: to be re-aimed
