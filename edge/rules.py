@@ -161,19 +161,17 @@ class DwellRule:
         a stay detected only before was seen as the picture is moved back now. A stay carried onto an
         older one (its vehicle, seen in the moved picture as a new stay) is that one and is dropped,
         unless its incident started. The keys of the stays carried."""
-        carried = set()
-        for cand in [c for c in self._candidates if c.detected_at >= since]:
+        seen_moved = [c for c in self._candidates if c.detected_at >= since]
+        kept = [c for c in self._candidates if c.detected_at < since]  # already where the picture is now
+        for cand in seen_moved:
             box = moved(cand.sighting.box)
             (x0, y0), (x1, y1) = anchor(cand.sighting.box), anchor(box)
             cand.sighting = replace(cand.sighting, box=box, anchor=(x1, y1))
             cand.anchor = (cand.anchor[0] + x1 - x0, cand.anchor[1] + y1 - y0)
-            older = [c for c in self._candidates if c.first_seen < cand.first_seen and c.key not in carried
-                     and c is not cand and self._still(c, cand.sighting)]
-            if older and cand.incident_id is None:
+            if cand.incident_id is None and any(c.first_seen < cand.first_seen and self._still(c, cand.sighting)
+                                                for c in kept):
                 self._candidates.remove(cand)
-            else:
-                carried.add(cand.key)
-        return carried
+        return {c.key for c in seen_moved if c in self._candidates}
 
     def _confirmed(self, cand: _Candidate) -> bool:
         return cand.hits >= self.confirm_hits and cand.still >= self.still_looks
