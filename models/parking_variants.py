@@ -135,6 +135,9 @@ VARIANTS = [
             crop=(0.03, 0.03, 0.94, 0.94)),
     Variant("rolled_3deg_at_45s", vf=TURN.format(deg=-3.0, t=45, a=0.03, w=768, h=576), codec=x264(),
             crop=(0.03, 0.03, 0.94, 0.94)),
+    # ... and turned into the corner the van is cut by: after the turn back, part of its place is black
+    Variant("rolled_3deg_into_corner_at_45s", vf=TURN.format(deg=3.0, t=45, a=0.03, w=768, h=576), codec=x264(),
+            crop=(0.03, 0.03, 0.94, 0.94)),
 ]
 BY_NAME = {v.name: v for v in VARIANTS}
 
