@@ -18,7 +18,9 @@ A knock often rolls the camera a little too: a picture turned 1.5 degrees about 
 in its corner by 2 % and turns it, and phase correlation, which measures a move only, reads no move at
 all. Each look therefore also measures the picture's turn (``rotation``: OpenCV's ECC, Euclidean,
 starting from the move), the looks must agree on it too (``STEADY_DEG``), and a turn of at least
-``MIN_DEG`` is the camera's ``angle``, turned back with the move.
+``MIN_DEG`` is the camera's ``angle``, turned back with the move. The stays seen in the moved picture
+before it was followed (``since``) are carried back with it (``carried``; ``edge/pipeline.py``), so a
+van keeps its clock. A zoom is not measured: one of 4 % is followed as a move of about 2 %.
 
 A camera that sways in wind moves to and fro: its looks seldom agree for ``HOLD_S``, and the
 stationary and left-object checks line up their own places for that. Seen every 2 s (key frames), a
