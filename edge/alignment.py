@@ -114,7 +114,7 @@ class Alignment:
             (dx, dy), response = phase_shift(self.reference, rotated(grey, -angle))
             if response < MIN_RESPONSE:
                 return False
-            dx, dy = rotated_vector((dx, dy), angle)
+            dx, dy = (float(v) for v in rotation_matrix(angle) @ (dx, dy))
         self._looks.append((t, dx, dy, angle))
         while self._looks[0][0] < t - BACK_S:
             self._looks.popleft()
@@ -151,7 +151,8 @@ class Alignment:
         where it has not moved); what it no longer shows is black."""
         h, w = image.shape[:2]
         if self.angle:
-            return cv2.warpAffine(image, self._turn(w, h), (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+            return cv2.warpAffine(image, view_map(self.shift, self.angle, w, h), (w, h),
+                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         sx, sy = round(self.shift[0] * w), round(self.shift[1] * h)
         if sx == 0 and sy == 0:
             return image
@@ -171,22 +172,11 @@ class Alignment:
         >>> [round(v, 3) for v in a.carried((0.5, 0.5, 0.6, 0.6))]   # seen there then, it is back here now
         [0.48, 0.51, 0.58, 0.61]
         """
-        (bx, by), b_angle = self.before
-        middle = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-        x, y = _into_picture(_into_picture(middle, (bx, by), b_angle), self.shift, self.angle, back=True)
-        dx, dy = x - middle[0], y - middle[1]
+        middle = np.array([(box[0] + box[2]) / 2, (box[1] + box[3]) / 2, 1.0])
+        seen = view_map(*self.before, 1, 1) @ middle  # where the camera showed it then, in 0..1 of the picture
+        back = cv2.invertAffineTransform(view_map(self.shift, self.angle, 1, 1))  # ... and where that is now
+        dx, dy = (float(v) for v in back @ [*seen, 1.0] - middle[:2])
         return box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy
-
-    def _turn(self, w: int, h: int) -> np.ndarray:
-        """The affine map from the view as it came up to a ``w`` x ``h`` picture now: turned by ``angle``
-        about the middle of the small picture (``SIZE``, so a picture of another shape turns as it does),
-        then moved by ``shift``."""
-        turn = rotation_matrix(self.angle)
-        scale = np.diag([w / SIZE[0], h / SIZE[1]])
-        middle = np.array([SIZE[0] / 2, SIZE[1] / 2])
-        move = np.array([self.shift[0] * SIZE[0], self.shift[1] * SIZE[1]])
-        linear = scale @ turn @ np.linalg.inv(scale)
-        return np.hstack([linear, (scale @ (middle - turn @ middle + move))[:, None]])
 
     def unseen(self) -> list[tuple[float, float, float, float]]:
         """The strips of a picture moved back (``aligned``) that the camera no longer shows, black, as
@@ -272,31 +262,24 @@ def rotation_matrix(degrees: float) -> np.ndarray:
     return np.array([[c, -s], [s, c]])
 
 
-def rotated_vector(vector: tuple[float, float], degrees: float) -> tuple[float, float]:
-    """``vector`` turned by ``degrees``, clockwise as seen."""
-    x, y = rotation_matrix(degrees) @ np.array(vector)
-    return float(x), float(y)
-
-
 def rotated(picture: np.ndarray, degrees: float) -> np.ndarray:
-    """``picture`` turned by ``degrees`` about its middle, clockwise as seen (what it shows moves so)."""
+    """``picture`` (``SIZE``) turned by ``degrees`` about its middle, clockwise as seen."""
     h, w = picture.shape[:2]
-    middle = np.array([w / 2, h / 2])
-    back = rotation_matrix(-degrees)  # each pixel of the result is taken from where the turn brought it
-    warp = np.hstack([back, (middle - back @ middle)[:, None]])
-    return cv2.warpAffine(picture, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    return cv2.warpAffine(picture, view_map((0.0, 0.0), -degrees, w, h), (w, h),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
 
 
-def _into_picture(point: tuple[float, float], shift: tuple[float, float], degrees: float,
-                  back: bool = False) -> tuple[float, float]:
-    """Where ``point`` (0..1) of the view the camera came up with is in the picture it shows when
-    moved by ``shift`` and turned by ``degrees`` (about the small picture's middle, as ``_turn``);
-    ``back``: the other way, from the picture into the view."""
-    size, middle = np.array(SIZE, float), np.array(SIZE, float) / 2
-    move = np.array(shift) * size
-    p = np.array(point) * size
-    if back:
-        q = rotation_matrix(-degrees) @ (p - middle - move) + middle
-    else:
-        q = rotation_matrix(degrees) @ (p - middle) + middle + move
-    return float(q[0] / size[0]), float(q[1] / size[1])
+def view_map(shift: tuple[float, float], degrees: float, w: int, h: int) -> np.ndarray:
+    """The affine map (2x3) from the view the camera came up with to the picture it shows now, both
+    ``w`` x ``h``: turned by ``degrees`` about the middle of the small picture (``SIZE``, so a picture of
+    another shape turns as it does), then moved by ``shift`` (fractions of each side). ``w = h = 1``
+    maps points in 0..1.
+
+    >>> [round(float(v), 3) for v in view_map((0.02, -0.01), 0.0, 1, 1) @ [0.5, 0.5, 1.0]]
+    [0.52, 0.49]
+    """
+    turn = rotation_matrix(degrees)
+    scale = np.diag([w / SIZE[0], h / SIZE[1]])
+    middle = np.array([SIZE[0] / 2, SIZE[1] / 2])
+    move = np.array([shift[0] * SIZE[0], shift[1] * SIZE[1]])
+    return np.hstack([scale @ turn @ np.linalg.inv(scale), (scale @ (middle - turn @ middle + move))[:, None]])

@@ -58,7 +58,8 @@ SWAY = ("crop=iw*(1-2*{a}):ih*(1-2*{a}):x='iw*{a}*(1+sin(2*PI*t/3.1))':y='ih*{a}
 KNOCK = ("crop=iw*(1-2*{a}):ih*(1-2*{a}):x='iw*({a}+{dx}*gte(t,{t}))':y='ih*({a}+{dy}*gte(t,{t}))',"
          "scale={w}:{h}")
 # a camera knocked at t that also rolled: the picture turns by ``deg`` degrees about its middle at t and stays
-# so; before, it shows the part (a, a, 1-2a, 1-2a), scaled back to w x h (the turn brings in no black there)
+# so; before, it shows the part (a, a, 1-2a, 1-2a), scaled back to w x h (the turn's black corners fall
+# outside it at 1.5 degrees; at 3, a sliver at two corners)
 TURN = ("rotate='{deg}*PI/180*gte(t,{t})':c=black,crop=iw*(1-2*{a}):ih*(1-2*{a}):iw*{a}:ih*{a},"
         "scale={w}:{h}")
 DARK_NIGHT = "eq=brightness=-0.3:contrast=0.4:enable='gte(t,{t})',noise=alls=30:allf=t:enable='gte(t,{t})'"
