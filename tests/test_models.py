@@ -69,6 +69,29 @@ def test_training_exports_the_stage_whose_best_epoch_scored_highest(tmp_path):
     assert best_stage(tmp_path) == 2
 
 
+def test_a_stage_started_from_a_file_records_the_stages_that_made_the_file(tmp_path):
+    """Stage 5 run from weights read back out of the shipped file (``--start``): the recipe names the
+    file and takes stages 1-4 from the file's manifest, not from runs that are not here."""
+    import json
+
+    from models.litter.train import RUNS, recipe_stages
+
+    header = "epoch,metrics/mAP50(B),metrics/mAP50-95(B)\n"
+    run = tmp_path / RUNS[5]
+    run.mkdir()
+    (run / "results.csv").write_text(header + "1,0.45,0.24\n2,0.47,0.26\n")
+    earlier = [{"stage": s, "epochs_run": 3} for s in (1, 2, 3, 4)]
+    (run / "start.json").write_text(json.dumps({"weights": "from_onnx.pt", "source": "read back from x.onnx",
+                                                "earlier_stages": earlier}))
+    stages = recipe_stages(tmp_path, 5)
+    assert [s["stage"] for s in stages] == [1, 2, 3, 4, 5]
+    assert stages[4]["start"] == {"weights": "from_onnx.pt", "source": "read back from x.onnx"}
+    assert stages[4]["epochs_run"] == 2 and stages[4]["last_epoch"]["metrics/mAP50(B)"] == "0.47"
+    # without a start file the stages are the runs found, in order
+    (run / "start.json").unlink()
+    assert [s["stage"] for s in recipe_stages(tmp_path, 5)] == [5]
+
+
 def test_altered_model_file_is_refused(tmp_path, monkeypatch):
     import models
 

@@ -24,6 +24,11 @@ images as one H.264 intra frame shows them, another share of spills) beside the 
 images; the shipped model uses none of them (a fifth stage trained so was measured and not shipped,
 see CARD.md).
 
+``--physical SHARE`` draws that share of the randomised training split's objects with a third family,
+``physical.py`` (heaps rendered from a lit height field, spills as flowing films of oil, water, grains or
+paint), instead of ``synth.py``/``randomise.py``; the validation split never has them. At the default 0
+the training split is composed byte for byte as before.
+
 ``--extra`` adds folders written by ``xueliang dataset export`` (real frames operators judged:
 ``exported.litter_items``), each image to the split the export gave it, as ``x<N>-<name>``
 (N: the folder's place in the list).
@@ -41,6 +46,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+from models.litter import physical as physical_family  # noqa: E402
 from models.litter.exported import litter_items  # noqa: E402
 from models.litter.randomise import Swatches, camera, flat_spill, furniture, h264, new_ground, pile  # noqa: E402
 from models.litter.synth import CLASSES, Layer, composite, render  # noqa: E402
@@ -70,9 +76,10 @@ def draw_object(rng: np.random.Generator, kind: str, w: int, h: int, family: str
 
 
 def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str,
-            swatches: Swatches | None = None, spills: float = 0.5) -> tuple[np.ndarray, list]:
+            swatches: Swatches | None = None, spills: float = 0.5, physical: float = 0.0) -> tuple[np.ndarray, list]:
     """One training image and its labels [(class, cx, cy, w, h) normalised]; with ``swatches``, randomised;
-    ``spills``: the share of objects that are spills."""
+    ``spills``: the share of objects that are spills; ``physical``: with ``swatches``, the share of objects
+    drawn by ``physical.draw`` (at 0 no random number is drawn for it, so the image is as before)."""
     bg = backgrounds[int(rng.integers(len(backgrounds)))]
     H, W = bg.shape[:2]
     side = int(min(H, W) * rng.uniform(0.4, 1.0))
@@ -105,7 +112,12 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str
         y = int(y_frac * h - oh / 2)
         if any(x < b[2] and b[0] < x + ow and y < b[3] and b[1] < y + oh for b in taken):
             continue
-        layer = render(rng, kind, ow, oh, family) if swatches is None else draw_object(rng, kind, ow, oh, family, swatches)
+        if swatches is None:
+            layer = render(rng, kind, ow, oh, family)
+        elif physical and rng.random() < physical:
+            layer = physical_family.draw(rng, kind, ow, oh, swatches)
+        else:
+            layer = draw_object(rng, kind, ow, oh, family, swatches)
         keep = None
         occluder = None
         if rng.random() < 0.3:  # a passer-by or a vehicle in front of part of it
@@ -139,16 +151,17 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str
 
 
 def write_split(rng, backgrounds, family, count, out: Path, split: str, randomise: bool = False,
-                streamed: float = 0.0, spills: float = 0.5) -> int:
+                streamed: float = 0.0, spills: float = 0.5, physical: float = 0.0) -> int:
     """``count`` composed images and labels in ``out``; randomised ones take textures from the same backgrounds.
     A share ``streamed`` of them is stored as an H.264 stream would show it (``randomise.h264``, CRF 26-44)
-    instead of as a JPEG of quality 20-95."""
+    instead of as a JPEG of quality 20-95. A share ``physical`` of randomised objects is drawn by
+    ``physical.py`` (pass it for the training split only)."""
     swatches = Swatches(rng, backgrounds) if randomise else None
     (out / "images" / split).mkdir(parents=True, exist_ok=True)
     (out / "labels" / split).mkdir(parents=True, exist_ok=True)
     objects = 0
     for i in range(count):
-        image, labels = compose(rng, backgrounds, family, swatches, spills)
+        image, labels = compose(rng, backgrounds, family, swatches, spills, physical)
         quality = int(rng.integers(45 if swatches is None else 20, 95))
         if streamed and rng.random() < streamed:
             image, quality = h264(image, int(rng.integers(26, 45))), 95
@@ -187,6 +200,9 @@ def main() -> None:
                     help="share of training images stored as an H.264 stream shows them (CRF 26-44), as every "
                          "frame the edge reads is; the rest as JPEG")
     ap.add_argument("--spills", type=float, default=0.5, help="share of training objects that are spills")
+    ap.add_argument("--physical", type=float, default=0.0,
+                    help="with --randomise, share of training objects drawn by physical.py (lit height-field heaps, "
+                         "flowing film spills); never in the validation split; 0 composes as before")
     ap.add_argument("--test", type=int, default=0,
                     help="write only a test split of this many images (held-out backgrounds and textures, "
                          "its own seed): the set `make eval` scores, never seen in training or model selection")
@@ -213,7 +229,7 @@ def main() -> None:
         print(f"test set: {args.test} images ({n_test} objects) in {args.out}")
         return
     n_train = write_split(np.random.default_rng(args.seed), train_bg, "train", args.train, args.out, "train", args.randomise,
-                          args.h264, args.spills)
+                          args.h264, args.spills, args.physical)
     val_seed = args.seed + 1 if args.val_seed is None else args.val_seed
     n_val = write_split(np.random.default_rng(val_seed), heldout_bg, "heldout", args.val, args.out, "val", args.randomise)
     (args.out / "dataset.yaml").write_text(
@@ -222,7 +238,8 @@ def main() -> None:
     # what the set was composed with, for the model's recipe (train.py) and manifest (write_manifest.py)
     (args.out / "recipe.json").write_text(json.dumps(
         {"seed": args.seed, "val_seed": val_seed, "train": args.train, "val": args.val, "randomise": args.randomise,
-         "h264": args.h264, "spills": args.spills, "extra": [str(f) for f in args.extra]}, indent=2) + "\n")
+         "h264": args.h264, "spills": args.spills, "physical": args.physical,
+         "extra": [str(f) for f in args.extra]}, indent=2) + "\n")
     print(f"dataset: {args.train} train images ({n_train} objects, {len(train_bg)} backgrounds), "
           f"{args.val} val images ({n_val} objects, {len(heldout_bg)} held-out backgrounds) in {args.out}")
     if args.extra:

@@ -7,6 +7,10 @@ see ``build_litter_model.sh``); the product itself never imports torch or ultral
     YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --stage 2 --epochs 8 --hours 0.4
     YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --stage 3 --epochs 24 --hours 1.25
     YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --stage 4 --epochs 28 --hours 1.4
+    YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --stage 5 --epochs 30 --hours 1.25 \
+        --data data/litter/dataset5/dataset.yaml  # make_dataset.py --physical 0.4 --out data/litter/dataset5
+    # without stage 4's run at hand: from the shipped file's weights (onnx_weights.py)
+    YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --stage 5 ... --start data/litter/runs/start/from_onnx.pt
 
 YOLOv8n is built from its yaml (no pretrained download), trained at 320 px on the CPU
 (a GPU, where one is visible, is used and only makes it faster), exported to ONNX
@@ -34,15 +38,17 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 NAME = "litter_yolov8n_320"
-RUNS = {1: "train", 2: "train2", 3: "train3", 4: "train4"}
+RUNS = {1: "train", 2: "train2", 3: "train3", 4: "train4", 5: "train5"}
 # what each stage changes in ultralytics' schedule; stages 2 and 3 start from the previous stage's best weights.
 # Stage 2 restarts at full rate without warm-up (validation mAP falls for an epoch or two, then passes
 # stage 1); stage 3, for a longer run, warms up an epoch at a tenth of that rate (AdamW's moments start
 # again at zero: at full rate the first epoch undoes what was learnt) and decays it tenfold; stage 4
-# does the same again from a lower rate (stage 3's validation mAP was still rising at its end).
+# does the same again from a lower rate (stage 3's validation mAP was still rising at its end), and stage 5
+# again on a second training set with a third drawing family (physical.py).
 SCHEDULE = {1: {"warmup_epochs": 3}, 2: {"warmup_epochs": 0},
             3: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0008, "lrf": 0.1},
-            4: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0005, "lrf": 0.1}}
+            4: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0005, "lrf": 0.1},
+            5: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0003, "lrf": 0.1}}
 IMGSZ = 320
 
 
@@ -94,8 +100,19 @@ def train(args, device: str) -> None:
     best weights with a fresh schedule (``SCHEDULE``; on a CPU one stage's hour is not enough)."""
     from ultralytics import YOLO
 
-    previous = args.workdir / RUNS.get(args.stage - 1, "") / "weights/best.pt"
+    previous = args.start or args.workdir / RUNS.get(args.stage - 1, "") / "weights/best.pt"
     model = YOLO("yolov8n.yaml") if args.stage == 1 else YOLO(str(previous))
+    run = args.workdir / RUNS[args.stage]
+    run.mkdir(parents=True, exist_ok=True)
+    if (args.data.parent / "recipe.json").exists():  # what this stage's images were composed with
+        shutil.copy(args.data.parent / "recipe.json", run / "data.json")
+    if args.start:  # where the weights came from, for the recipe (``onnx_weights.py`` says it in the file)
+        import torch
+
+        ckpt = torch.load(str(args.start), map_location="cpu", weights_only=False)
+        (run / "start.json").write_text(json.dumps(
+            {"weights": str(args.start), "source": ckpt.get("source"),
+             "earlier_stages": ckpt.get("recipe_stages", [])}, indent=2) + "\n")
     extra = {"time": args.hours} if args.hours else {}
     # ``pretrained`` is the only way ultralytics keeps given weights: False would start from scratch
     model.train(data=str(args.data), epochs=args.epochs, imgsz=IMGSZ, batch=args.batch, device=device,
@@ -124,6 +141,28 @@ def best_stage(workdir: Path) -> int:
     return max(done, key=fitness)
 
 
+def recipe_stages(workdir: Path, chosen: int) -> list[dict]:
+    """The stages that made stage ``chosen``'s weights, for the recipe: each run's schedule and last
+    epoch; a stage started from a file (``--start``) says so (``start.json``), and the stages before it,
+    run elsewhere, are the ones that file's manifest recorded."""
+    stages: list[dict] = []
+    for stage in range(1, chosen + 1):
+        run = workdir / RUNS[stage]
+        if not (run / "results.csv").exists():
+            continue
+        header, rows = results(run)
+        entry = {"stage": stage, "epochs_run": len(rows), "schedule": SCHEDULE[stage],
+                 "last_epoch": dict(zip(header, rows[-1]))}
+        if (run / "data.json").exists():
+            entry["data"] = json.loads((run / "data.json").read_text())
+        if (run / "start.json").exists():
+            start = json.loads((run / "start.json").read_text())
+            stages = [s for s in start.pop("earlier_stages") if s["stage"] < stage]
+            entry["start"] = start
+        stages.append(entry)
+    return stages
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT / "data/litter/dataset/dataset.yaml")
@@ -133,7 +172,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--hours", type=float, default=0.0, help="train for this long instead of --epochs")
     ap.add_argument("--stage", type=int, choices=tuple(RUNS), default=1,
-                    help="1: from scratch; 2, 3, 4: continue from the previous stage's best weights")
+                    help="1: from scratch; 2 to 5: continue from the previous stage's best weights")
+    ap.add_argument("--start", type=Path, help="continue from these weights (an ultralytics .pt, e.g. from "
+                    "onnx_weights.py) instead of the previous stage's best")
     ap.add_argument("--export-only", action="store_true", help="export and quantise the best stage's best.pt")
     args = ap.parse_args()
 
@@ -154,11 +195,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(fp32, out / f"{NAME}.fp32.onnx")
     quantise(out / f"{NAME}.fp32.onnx", out / f"{NAME}.int8.onnx", sorted((dataset / "images/train").glob("*.jpg"))[:64])
-    stages = []
-    for stage in range(1, chosen + 1):
-        header, rows = results(args.workdir / RUNS[stage])
-        stages.append({"stage": stage, "epochs_run": len(rows), "schedule": SCHEDULE[stage],
-                       "last_epoch": dict(zip(header, rows[-1]))})
+    stages = recipe_stages(args.workdir, chosen)
     recipe = {
         "ultralytics": __import__("ultralytics").__version__, "torch": torch.__version__,
         "model": "yolov8n.yaml (from scratch, no pretrained weights)", "imgsz": IMGSZ,
