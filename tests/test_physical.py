@@ -12,18 +12,9 @@ from models.litter.physical import draw
 from models.litter.randomise import Swatches
 from models.litter.synth import composite
 
+from .test_randomise import scenes  # backgrounds with some structure
+
 SIZES = [(10, 8), (24, 16), (120, 60), (200, 150), (370, 250)]
-
-
-def scenes(seed: int = 0, count: int = 2) -> list[np.ndarray]:
-    """Backgrounds with some structure: a gradient, stripes, noise."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for k in range(count):
-        yy, xx = np.mgrid[0:300, 0:400]
-        base = np.stack([(xx * (k + 1)) % 256, (yy * 2) % 256, (xx + yy) % 256], axis=2).astype(np.float32)
-        out.append((base * 0.6 + rng.integers(0, 100, base.shape)).clip(0, 255).astype(np.uint8))
-    return out
 
 
 @pytest.fixture(scope="module")
