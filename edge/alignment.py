@@ -185,7 +185,7 @@ class Alignment:
         >>> a = Alignment(); a.shift = (-0.05, 0.02)   # what it shows moved left and down
         >>> [tuple(round(v, 3) for v in box) for box in a.unseen()]
         [(0.0, 0.0, 0.051, 1.0), (0.0, 0.979, 1.0, 1.0)]
-        >>> a.shift, a.angle = (0.0, 0.0), 2.0   # turned: a wedge at each corner, as wide as a corner moved
+        >>> a.shift, a.angle = (0.0, 0.0), 2.0   # turned: a strip on every side, as wide as a corner moved in
         >>> [tuple(round(v, 3) for v in box) for box in a.unseen()]
         [(0.0, 0.0, 0.014, 1.0), (0.986, 0.0, 1.0, 1.0), (0.0, 0.0, 1.0, 0.024), (0.0, 0.976, 1.0, 1.0)]
         """
