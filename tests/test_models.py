@@ -69,6 +69,26 @@ def test_training_exports_the_stage_whose_best_epoch_scored_highest(tmp_path):
     assert best_stage(tmp_path) == 2
 
 
+def test_stages_validated_on_other_images_are_not_compared(tmp_path):
+    """Stage 6 is validated on a split with physical.py's objects: its mAP is not comparable to stage 5's,
+    so the last stage's validation split decides which stages compete."""
+    import json
+
+    from models.litter.train import RUNS, best_stage
+
+    header = "epoch,metrics/mAP50(B),metrics/mAP50-95(B)\n"
+    plain = {"val_seed": 8, "val": 300, "randomise": True, "physical": 0.4}
+    for stage, rows, data in ((5, "1,0.44,0.25", plain), (6, "1,0.38,0.20", {**plain, "val_physical": 0.4})):
+        run = tmp_path / RUNS[stage]
+        (run / "weights").mkdir(parents=True)
+        (run / "weights/best.pt").write_bytes(b"")
+        (run / "results.csv").write_text(header + rows + "\n")
+        (run / "data.json").write_text(json.dumps(data))
+    assert best_stage(tmp_path) == 6  # lower mAP, but on harder images than stage 5's
+    (tmp_path / RUNS[6] / "data.json").write_text(json.dumps({**plain, "physical": 0.5, "seed": 11}))
+    assert best_stage(tmp_path) == 5  # the same validation images: the higher mAP wins
+
+
 def test_a_stage_started_from_a_file_records_the_stages_that_made_the_file(tmp_path):
     """Stage 5 run from weights read back out of the shipped file (``--start``): the recipe names the
     file and takes stages 1-4 from the file's manifest, not from runs that are not here."""

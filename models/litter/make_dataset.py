@@ -26,8 +26,9 @@ see CARD.md).
 
 ``--physical SHARE`` draws that share of the randomised training split's objects with a third family,
 ``physical.py`` (heaps rendered from a lit height field, spills as flowing films of oil, water, grains or
-paint), instead of ``synth.py``/``randomise.py``; the validation split never has them. At the default 0
-the training split is composed byte for byte as before.
+paint), instead of ``synth.py``/``randomise.py``. ``--val-physical SHARE`` does the same for the validation
+split, so that the epoch and the edge's thresholds are chosen on objects like the ones trained on. At the
+default 0 each split is composed byte for byte as before.
 
 ``--extra`` adds folders written by ``xueliang dataset export`` (real frames operators judged:
 ``exported.litter_items``), each image to the split the export gave it, as ``x<N>-<name>``
@@ -155,7 +156,7 @@ def write_split(rng, backgrounds, family, count, out: Path, split: str, randomis
     """``count`` composed images and labels in ``out``; randomised ones take textures from the same backgrounds.
     A share ``streamed`` of them is stored as an H.264 stream would show it (``randomise.h264``, CRF 26-44)
     instead of as a JPEG of quality 20-95. A share ``physical`` of randomised objects is drawn by
-    ``physical.py`` (pass it for the training split only)."""
+    ``physical.py``."""
     swatches = Swatches(rng, backgrounds) if randomise else None
     (out / "images" / split).mkdir(parents=True, exist_ok=True)
     (out / "labels" / split).mkdir(parents=True, exist_ok=True)
@@ -202,7 +203,9 @@ def main() -> None:
     ap.add_argument("--spills", type=float, default=0.5, help="share of training objects that are spills")
     ap.add_argument("--physical", type=float, default=0.0,
                     help="with --randomise, share of training objects drawn by physical.py (lit height-field heaps, "
-                         "flowing film spills); never in the validation split; 0 composes as before")
+                         "flowing film spills); 0 composes as before")
+    ap.add_argument("--val-physical", type=float, default=0.0,
+                    help="with --randomise, share of validation objects drawn by physical.py; 0 composes as before")
     ap.add_argument("--test", type=int, default=0,
                     help="write only a test split of this many images (held-out backgrounds and textures, "
                          "its own seed): the set `make eval` scores, never seen in training or model selection")
@@ -231,7 +234,8 @@ def main() -> None:
     n_train = write_split(np.random.default_rng(args.seed), train_bg, "train", args.train, args.out, "train", args.randomise,
                           args.h264, args.spills, args.physical)
     val_seed = args.seed + 1 if args.val_seed is None else args.val_seed
-    n_val = write_split(np.random.default_rng(val_seed), heldout_bg, "heldout", args.val, args.out, "val", args.randomise)
+    n_val = write_split(np.random.default_rng(val_seed), heldout_bg, "heldout", args.val, args.out, "val", args.randomise,
+                        physical=args.val_physical)
     (args.out / "dataset.yaml").write_text(
         f"path: {args.out}\ntrain: images/train\nval: images/val\nnames:\n"
         + "".join(f"  {i}: {name}\n" for i, name in enumerate(CLASSES)))
@@ -239,7 +243,7 @@ def main() -> None:
     (args.out / "recipe.json").write_text(json.dumps(
         {"seed": args.seed, "val_seed": val_seed, "train": args.train, "val": args.val, "randomise": args.randomise,
          "h264": args.h264, "spills": args.spills, "physical": args.physical,
-         "extra": [str(f) for f in args.extra]}, indent=2) + "\n")
+         "val_physical": args.val_physical, "extra": [str(f) for f in args.extra]}, indent=2) + "\n")
     print(f"dataset: {args.train} train images ({n_train} objects, {len(train_bg)} backgrounds), "
           f"{args.val} val images ({n_val} objects, {len(heldout_bg)} held-out backgrounds) in {args.out}")
     if args.extra:

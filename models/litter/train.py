@@ -11,6 +11,8 @@ see ``build_litter_model.sh``); the product itself never imports torch or ultral
         --data data/litter/dataset5/dataset.yaml  # make_dataset.py --physical 0.4 --out data/litter/dataset5
     # without stage 4's run at hand: from the shipped file's weights (onnx_weights.py)
     YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --stage 5 ... --start data/litter/runs/start/from_onnx.pt
+    YOLO_OFFLINE=1 .venv-train/bin/python models/litter/train.py --stage 6 --epochs 30 --hours 1.15 \
+        --data data/litter/dataset6/dataset.yaml  # --seed 11 --spills 0.6 --physical 0.5 --val-physical 0.4
 
 YOLOv8n is built from its yaml (no pretrained download), trained at 320 px on the CPU
 (a GPU, where one is visible, is used and only makes it faster), exported to ONNX
@@ -38,17 +40,19 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 NAME = "litter_yolov8n_320"
-RUNS = {1: "train", 2: "train2", 3: "train3", 4: "train4", 5: "train5"}
+RUNS = {1: "train", 2: "train2", 3: "train3", 4: "train4", 5: "train5", 6: "train6"}
 # what each stage changes in ultralytics' schedule; stages 2 and 3 start from the previous stage's best weights.
 # Stage 2 restarts at full rate without warm-up (validation mAP falls for an epoch or two, then passes
 # stage 1); stage 3, for a longer run, warms up an epoch at a tenth of that rate (AdamW's moments start
 # again at zero: at full rate the first epoch undoes what was learnt) and decays it tenfold; stage 4
 # does the same again from a lower rate (stage 3's validation mAP was still rising at its end), and stage 5
-# again on a second training set with a third drawing family (physical.py).
+# again on a second training set with a third drawing family (physical.py), and stage 6 again on a third set
+# with more spills and a validation split that has physical.py's objects too.
 SCHEDULE = {1: {"warmup_epochs": 3}, 2: {"warmup_epochs": 0},
             3: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0008, "lrf": 0.1},
             4: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0005, "lrf": 0.1},
-            5: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0003, "lrf": 0.1}}
+            5: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0003, "lrf": 0.1},
+            6: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0003, "lrf": 0.1}}
 IMGSZ = 320
 
 
@@ -129,16 +133,26 @@ def results(run: Path) -> tuple[list[str], list[list[str]]]:
     return rows[0], rows[1:]
 
 
+def validation(run: Path) -> tuple | None:
+    """What a run's validation split was composed with (its ``data.json``), None where unrecorded."""
+    if not (run / "data.json").exists():
+        return None
+    data = json.loads((run / "data.json").read_text())
+    return tuple(data.get(k, 0.0) for k in ("val_seed", "val", "randomise", "val_physical"))
+
+
 def best_stage(workdir: Path) -> int:
     """The stage whose best epoch has the highest fitness as ultralytics measures it for best.pt
-    (0.1 mAP@0.5 + 0.9 mAP@0.5:0.95 on validation): a later stage is not always better."""
+    (0.1 mAP@0.5 + 0.9 mAP@0.5:0.95 on validation): a later stage is not always better. Only stages
+    validated on the same split as the last one are compared: figures on other images say nothing."""
     def fitness(stage: int) -> float:
         header, rows = results(workdir / RUNS[stage])
         i, j = header.index("metrics/mAP50(B)"), header.index("metrics/mAP50-95(B)")
         return max(0.1 * float(r[i]) + 0.9 * float(r[j]) for r in rows)
 
     done = [s for s in RUNS if (workdir / RUNS[s] / "weights/best.pt").exists()]
-    return max(done, key=fitness)
+    last = validation(workdir / RUNS[max(done)])
+    return max((s for s in done if validation(workdir / RUNS[s]) == last), key=fitness)
 
 
 def recipe_stages(workdir: Path, chosen: int) -> list[dict]:
@@ -172,7 +186,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--hours", type=float, default=0.0, help="train for this long instead of --epochs")
     ap.add_argument("--stage", type=int, choices=tuple(RUNS), default=1,
-                    help="1: from scratch; 2 to 5: continue from the previous stage's best weights")
+                    help="1: from scratch; 2 to 6: continue from the previous stage's best weights")
     ap.add_argument("--start", type=Path, help="continue from these weights (an ultralytics .pt, e.g. from "
                     "onnx_weights.py) instead of the previous stage's best")
     ap.add_argument("--export-only", action="store_true", help="export and quantise the best stage's best.pt")

@@ -132,7 +132,8 @@ def main() -> None:
     body["recipe"] = recipe | {
         "quantisation": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, "
                         "64 calibration images from the training split" if shipped == "int8" else "none: int8 lost accuracy"}
-    body["validation"] = {"split": "data/litter/dataset/images/val (held-out backgrounds and textures)",
+    split = val.resolve().relative_to(ROOT) if val.resolve().is_relative_to(ROOT) else val
+    body["validation"] = {"split": f"{split} (held-out backgrounds and textures)",
                           "min_score_for_int8_choice": MIN_SCORE, "fp32": scores["fp32"], "int8": scores["int8"],
                           "shipped": shipped, "mirror": MIRROR, "min_score": min_score, "min_mean_precision": MIN_PRECISION,
                           "confirmed_min_score": confirmed_min_score, "by_min_score": f1}
