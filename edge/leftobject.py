@@ -77,7 +77,7 @@ class Ground(NamedTuple):
     """A place's ground as the check last knew it before an object came (``LeftObject.ground``)."""
 
     features: np.ndarray  # L, a, b, log gradient energy, ``SHAKE`` pixels around the place
-    light: float  # how light the whole background was then (``LeftObject._light``)
+    light: np.ndarray  # per pixel, how light the whole background was when it learnt that pixel (``LeftObject._lit``)
 
 
 class LeftObject:
@@ -100,6 +100,7 @@ class LeftObject:
         self._unseen: np.ndarray | None = None  # ... and its edge strip a swaying camera did not show
         self._hidden_at: np.ndarray | None = None  # when each pixel was last behind a person or vehicle
         self._last_clear: np.ndarray | None = None  # each pixel's features when last seen with nothing in front
+        self._lit: np.ndarray | None = None  # HxW: how light the background was when it last learnt each pixel
         self._last_t = 0.0
         self.scene = 0  # times the check learnt the scene from scratch (its first picture, lights, a moved camera)
         self._kernel = np.ones((3, 3), np.uint8)
@@ -157,12 +158,14 @@ class LeftObject:
         self._hidden_at[hidden] = t
         if self._long is None or self._long.shape != raw.shape:
             self._long, self._short, self._last_t, self._known = raw.copy(), raw.copy(), t, ~hidden
+            self._lit = np.full((h, w), self._light(), np.float32)
             self.scene += 1
             return np.zeros((h, w), np.uint8)
         dt = max(0.0, t - self._last_t)
         self._last_t = t
         fresh = ~self._known & ~hidden  # seen clear for the first time
         self._long[fresh] = raw[fresh]
+        self._lit[fresh] = self._light()
         self._known |= fresh
         # the light changed everywhere at once (a cloud, the street lamps): compare at the background's
         # lightness, scaled by the median ratio over the ground (the background itself follows the light)
@@ -177,6 +180,7 @@ class LeftObject:
         changed = differs & self._differs(cur, self._long)
         if changed.mean() > self.relearn_fraction:  # lights or view changed: learn the scene again
             self._long, self._short, self._known = raw.copy(), raw.copy(), ~hidden
+            self._lit = np.full((h, w), self._light(), np.float32)
             self.scene += 1
             return np.zeros((h, w), np.uint8)
         moving = self._differs(raw, self._short, shadows=False)  # a passer-by's shadow is moving too
@@ -190,6 +194,9 @@ class LeftObject:
         absorbed = self._long + (1 - math.exp(-dt / self.absorb_s)) * (cur - self._long)
         # learn at once where nothing stands out, not even a shadow (a shadow learnt would leave a ghost)
         self._long = np.where(differs[..., None], absorbed, raw)
+        # where something stands out the background keeps the light it was learnt in (a pile's ground
+        # in the light before the pile came); elsewhere it is in today's
+        self._lit = np.where(differs, self._lit, np.float32(self._light()))
         return cv2.morphologyEx(static, cv2.MORPH_OPEN, self._kernel)
 
     def _registered(self, raw: np.ndarray, hidden: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -226,15 +233,19 @@ class LeftObject:
 
     def ground(self, box: Box) -> Ground | None:
         """The long-term background under ``box`` (0..1 of the frame) and ``SHAKE`` pixels around it,
-        and how light the background was then: taken when an object there has just been confirmed, it
-        is the ground as it was before the object came."""
-        if self._long is None:
+        and how light the background was when it learnt each of its pixels: taken when an object there
+        has just been confirmed, it is the ground as it was before the object came, in the light of
+        then (not of the confirmation: the cross set's light rose by 13 % while a garage pile waited
+        to be confirmed, its ground was read in the wrong light, and its incident stayed open after
+        the pile was taken away)."""
+        if self._long is None or self._lit is None:
             return None
         h, w = self._long.shape[:2]
         x1, y1, x2, y2 = box_to_pixels(box, w, h)
         m = SHAKE
         patch = np.pad(self._long, ((m, m), (m, m), (0, 0)), mode="edge")[y1:y2 + 2 * m, x1:x2 + 2 * m].copy()
-        return Ground(patch, self._light())
+        lit = np.pad(self._lit, m, mode="edge")[y1:y2 + 2 * m, x1:x2 + 2 * m].copy()
+        return Ground(patch, lit)
 
     def unlike(self, ground: Ground, box: Box, min_seen: float = 0.5) -> float | None:
         """The share of ``box`` in the last picture that differs from ``ground`` (see ``ground``, same
@@ -242,7 +253,7 @@ class LeftObject:
         moves a road arrow's edges, not the ground), shadows not counted; None when less than
         ``min_seen`` of it is in view (people or vehicles in front) or the picture changed size.
         The ground is seen in today's light: its lightness and chroma scaled as the whole background's
-        lightness changed since (the picture is compared at the background's lightness), so a pile
+        lightness changed since it learnt each pixel (the picture is compared at the background's lightness), so a pile
         taken away after the sun came out reads as its ground (the cross set's light goes up and down
         by 15 %; its garage pile, taken away as the light rose, read 13-19 % unlike its ground for 12 s)."""
         if self._cur is None or self._hidden is None or self._unseen is None or self._long is None:
@@ -257,7 +268,7 @@ class LeftObject:
         gain = self._light() / ground.light
         relit = ground.features.copy()
         relit[..., 0] = (relit[..., 0] + L_OFFSET) * gain - L_OFFSET
-        relit[..., 1:3] = (relit[..., 1:3] - 128) * gain + 128
+        relit[..., 1:3] = (relit[..., 1:3] - 128) * gain[..., None] + 128
         differs = np.ones((bh, bw), bool)
         for dy in range(2 * SHAKE + 1):
             for dx in range(2 * SHAKE + 1):

@@ -304,6 +304,31 @@ def test_a_place_whose_object_was_taken_away_as_the_light_changed_reads_as_its_g
     assert check.unlike(ground, box) < GONE_COVER
 
 
+@pytest.mark.parametrize("gain", [1.15, 0.87])
+def test_a_place_whose_light_changed_before_its_object_was_confirmed_reads_as_its_ground(gain):
+    """The light changes between a pile's arrival and its confirmation. The background under the pile
+    stood out, so it kept the light before the pile; the ground was read as if it had today's (the
+    cross set's garage pile came as the light was at its lowest and was confirmed 11 s later, 13 %
+    lighter: taken away, its place read 70-78 % unlike its ground, and the incident stayed open to the
+    end of the clip)."""
+    from edge.pipeline import GONE_COVER
+
+    frame = texture(height=384, width=512)
+    box = (0.3, 0.5, 0.5, 0.7)
+    check = LeftObject()
+    for t in range(5):
+        check.observe(float(t), frame)
+    pile = frame.copy()
+    composite(pile, render(np.random.default_rng(3), "garbage", 90, 70, "heldout"), 160, 200)
+    for t in range(5, 25):  # the light changes while the pile waits for its confirmation
+        check.observe(float(t), lighter(pile, 1 + (gain - 1) * min(1.0, (t - 5) / 15)))
+    ground = check.ground(box)
+    check.observe(25.0, lighter(pile, gain))
+    assert check.unlike(ground, box) > 0.2
+    check.observe(26.0, lighter(frame, gain))
+    assert check.unlike(ground, box) < GONE_COVER
+
+
 def test_a_place_at_the_edge_of_a_swaying_picture_reads_as_its_ground():
     """Moved back onto the background, a swaying picture's edge strip is a copy of its last row or
     column: not the ground, so it is left out like ground behind a passer-by."""
