@@ -164,8 +164,9 @@ class LeftObject:
         dt = max(0.0, t - self._last_t)
         self._last_t = t
         fresh = ~self._known & ~hidden  # seen clear for the first time
-        self._long[fresh] = raw[fresh]
-        self._lit[fresh] = self._light()
+        if fresh.any():  # most looks have none: no second median of the background per look
+            self._long[fresh] = raw[fresh]
+            self._lit[fresh] = self._light()
         self._known |= fresh
         # the light changed everywhere at once (a cloud, the street lamps): compare at the background's
         # lightness, scaled by the median ratio over the ground (the background itself follows the light)
