@@ -305,19 +305,27 @@ class ConditionRule:
     >>> post.holds_for_review, late.holds_for_review
     (True, False)
 
-    Before it starts, a sighting that does not overlap the last one starts the clock again
-    (a short false alarm elsewhere in the zone must not date a real pile early). Once it has
-    started, ``place`` says where it is, for the caller to keep it open on sightings there only.
+    Before it starts, each place seen has its own clock: a sighting that does not overlap the
+    earlier ones starts a clock of its own (a short false alarm elsewhere in the zone must not date
+    a real pile early), and does not stop theirs (nor must it make a real pile, which the detector
+    missed on that pass, start again from nought). A place unseen for more than ``gap_s`` is
+    forgotten. Once it has started, ``place`` says where it is, for the caller to keep it open on
+    sightings there only.
 
     >>> pile.place is None, [e.state for t in range(100, 121) for e in pile.observe(float(t), True, s)], pile.place
     (True, ['start'], (0.0, 0.0, 1.0, 1.0))
+    >>> here, there = s, Sighting(None, (0.1, 0.1), (0.0, 0.0, 0.2, 0.2), 0.4, "garbage")
+    >>> blink = ConditionRule("box/cam/z/garbage", clear_after_s=5, update_interval_s=600, persist_s=10, gap_s=3)
+    >>> [(t, e.state, e.started_at) for t in range(30) for e in blink.observe(float(t), True, there if t == 4 else here)]
+    [(10, 'start', 10.0)]
     """
 
     def __init__(self, key: str, clear_after_s: float, update_interval_s: float, persist_s: float = 0.0,
                  gap_s: float = 0.0, review_s: float = float("inf"), start_window_s: float = 0.0):
         self.key, self.clear_after_s, self.update_interval_s = key, clear_after_s, update_interval_s
         self.persist_s, self.gap_s, self.review_s, self.start_window_s = persist_s, gap_s, review_s, start_window_s
-        self._cand: _Candidate | None = None
+        self._cand: _Candidate | None = None  # the open incident's, or the place seen last before one starts
+        self._waiting: list[_Candidate] = []  # before an incident starts: a clock per place seen
         self._first_t: float | None = None  # the rule's first observation: when the camera came up
         self._review = False
 
@@ -339,9 +347,9 @@ class ConditionRule:
         has been seen since the camera came up and will be. Something new put in the zone meanwhile
         is the caller's to raise apart, or this incident would hide it (see ``edge/pipeline.py``)."""
         cand = self._cand
-        if cand is None:
-            return False
-        return self._review if cand.incident_id else self._at_start(cand)
+        if cand is not None and cand.incident_id:
+            return self._review
+        return any(self._at_start(c) for c in self._waiting)
 
     def _at_start(self, cand: _Candidate) -> bool:
         """First seen within ``start_window_s`` of the rule's first observation: there when the camera came up."""
@@ -356,35 +364,41 @@ class ConditionRule:
         if self._first_t is None:
             self._first_t = t
         cand = self._cand
+        if cand is None or cand.incident_id is None:
+            return self._before_start(t, active, sighting, confirmed)
         if active:
-            if cand is None or (cand.incident_id is None and not overlap(cand.sighting.box, sighting.box)):
-                # new, or seen somewhere else before it started: the clock starts here
-                cand = self._cand = _Candidate(anchor=sighting.anchor, first_seen=t, last_seen=t, sighting=sighting)
             cand.last_seen, cand.sighting = t, sighting
-            if cand.incident_id is None:
-                held = t - cand.first_seen
-                at_start = self._at_start(cand)
-                review = at_start or not confirmed
-                if held >= self.persist_s and (not review or at_start or held >= self.review_s):
-                    self._review = review
-                    cand.started_at = cand.first_seen + self.persist_s
-                    cand.incident_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}").hex
-                    return [_event(cand, t, "start")]
-                return []
             if t - cand.last_event_at >= self.update_interval_s:
                 return [_event(cand, t, "update")]
-            return []
-        if cand is None:
-            return []
-        if cand.incident_id is None:
-            if t - cand.last_seen > self.gap_s:
-                self._cand = None
             return []
         if t - cand.last_seen >= self.clear_after_s:
             self._cand = None
             return [_event(cand, t, "end", ended_at=t, end_reason="cleared")]
         return []
 
+    def _before_start(self, t: float, active: bool, sighting: Sighting, confirmed: bool) -> list[Event]:
+        self._waiting = [c for c in self._waiting if t - c.last_seen <= self.gap_s]
+        if not active:
+            self._cand = self._cand if self._cand in self._waiting else None
+            return []
+        cand = next((c for c in self._waiting if overlap(c.sighting.box, sighting.box)), None)
+        if cand is None:  # a place not seen before (or not within gap_s): its clock starts here
+            cand = _Candidate(anchor=sighting.anchor, first_seen=t, last_seen=t, sighting=sighting)
+            self._waiting.append(cand)
+        cand.last_seen, cand.sighting = t, sighting
+        self._cand = cand
+        held = t - cand.first_seen
+        at_start = self._at_start(cand)
+        review = at_start or not confirmed
+        if held >= self.persist_s and (not review or at_start or held >= self.review_s):
+            self._review = review
+            self._waiting = []
+            cand.started_at = cand.first_seen + self.persist_s
+            cand.incident_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}").hex
+            return [_event(cand, t, "start")]
+        return []
+
     def close(self, t: float, reason: EndReason) -> list[Event]:
+        self._waiting = []
         cand, self._cand = self._cand, None
         return [_event(cand, t, "end", ended_at=t, end_reason=reason)] if cand and cand.incident_id else []
