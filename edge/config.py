@@ -169,6 +169,11 @@ class Detection(Strict):
         "detector and the check agree; either: also a still, changed region with no detection; off: detector only")
     left_object_min_area: float = Field(default=0.02, gt=0, le=1,
                                         title="Smallest still, changed region (fraction of the zone) that counts")
+    closer_looks: int = Field(
+        default=2, ge=0, le=16, title="Still, changed places in garbage/spill zones (the left-object check's, the "
+        "largest share of their zone first) the litter model also sees on a crop of their own, three times their "
+        "size, at each pass: a pile small in its tile is seen bigger (0: none; each costs one more litter model run "
+        "per pass while such a place is there)")
 
     @field_validator("left_object", mode="before")
     @classmethod

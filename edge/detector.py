@@ -326,6 +326,24 @@ def tile_regions(polygons: list[list[tuple[float, float]]], width: int, height: 
     return tiles
 
 
+def closer_regions(boxes: list[tuple[float, float, float, float]], width: int, height: int, largest: int,
+                   context: float = 3.0, smallest: int = 96) -> list[Region]:
+    """Square crops for a closer look at places (boxes 0..1 of the frame): ``context`` times a place's
+    longer side, at least ``smallest`` and at most ``largest`` pixels, centred on it within the frame.
+
+    >>> closer_regions([(0.5, 0.5, 0.55, 0.56)], 768, 576, largest=256)
+    [(345, 247, 460, 362)]
+    """
+    out = []
+    for x1, y1, x2, y2 in boxes:
+        side = int(min(max(context * max((x2 - x1) * width, (y2 - y1) * height), smallest), largest, width, height))
+        cx, cy = (x1 + x2) / 2 * width, (y1 + y2) / 2 * height
+        x = int(min(max(0, cx - side / 2), width - side))
+        y = int(min(max(0, cy - side / 2), height - side))
+        out.append((x, y, x + side, y + side))
+    return out
+
+
 def merge_detections(parts: list[sv.Detections], regions: list[Region], vehicle_labels: list[str],
                      full_frame: bool = True) -> sv.Detections:
     """Detections of the full frame (``parts[0]``, when ``full_frame``) and of each region (the
