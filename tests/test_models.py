@@ -274,3 +274,21 @@ def test_make_eval_makes_a_cached_set_again_when_its_generator_changes(tmp_path,
     before = made("4")
     generator.write_text(generator.read_text() + "# changed\n")
     assert made("4") != before  # the generator changed
+
+
+def test_make_eval_names_each_set_by_a_digest_of_its_files(tmp_path):
+    """The digest ``make eval`` prints per set changes with any file's bytes or name, not with its
+    ``made_by.json`` or the folder's place: two runs scored the same sets when their digests agree."""
+    from models.litter.evaluate import digest
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder in (a, b):
+        (folder / "images").mkdir(parents=True)
+        (folder / "images" / "x.jpg").write_bytes(b"\xff\xd8one")
+        (folder / "made_by.json").write_text(str(folder))
+    assert digest(a) == digest(b) and len(digest(a)) == 12
+    (b / "images" / "x.jpg").write_bytes(b"\xff\xd8two")
+    assert digest(a) != digest(b)
+    (b / "images" / "x.jpg").write_bytes(b"\xff\xd8one")
+    (b / "images" / "x.jpg").rename(b / "images" / "y.jpg")
+    assert digest(a) != digest(b)

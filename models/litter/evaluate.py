@@ -182,6 +182,16 @@ OWN_GENERATOR = ["models/litter/make_dataset.py", "models/litter/synth.py", "mod
 BLIND_GENERATOR = [f"models/litter/blind{part}.py" for part in ("gen", "scenes", "plan", "draw", "props", "render")]
 
 
+def digest(folder: Path) -> str:
+    """A short sha256 of the files under ``folder`` (names and bytes; ``made_by.json`` left out): the
+    same generator and command made different sets on two machines once (what the fetch scripts got
+    or how it was decoded), and figures are comparable only on the same sets."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "made_by.json"):
+        h.update(str(path.relative_to(folder)).encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()[:12]
+
+
 def made_by(folder: Path, command: list[str], sources: list[str]) -> None:
     """Make ``folder`` with ``command`` (run from the repository root, ``--out folder`` added) unless it
     was made by the same arguments from the same ``sources`` (their sha256 in its ``made_by.json``):
@@ -575,6 +585,12 @@ def main() -> None:
     if args.blind_clips:
         clips["blind"] = sorted(blind_dir.glob("*.truth.yaml"))
     real = real_clips(args.work)
+    made = {f"{name}_stills": folder for name, folder in stills.items()} | {
+        "own_clips": own_dir, "cross_clips": cross_dir, "cross_other_clips": other_dir, "blind_clips": blind_dir,
+        "clean_footage": CLEAN}
+    digests = {name: digest(folder) for name, folder in made.items() if folder.exists()}
+    print("sets (sha256 of their files, to tell whether two runs scored the same sets): "
+          + ", ".join(f"{name} {d}" for name, d in digests.items()))
     if args.sway:
         clips["cross_sway"] = swayed_truths(clips["cross"], args.work / "cross-sway", args.sway)
     if args.knock:
@@ -612,7 +628,7 @@ def main() -> None:
         }
     summary = {gen: {k: v for k, v in i.items() if k != "per_clip"} for gen, i in chosen["incidents"].items()}
     print(json.dumps({
-        "detector": det, "left_object": defaults.left_object, "incidents": summary,
+        "detector": det, "left_object": defaults.left_object, "incidents": summary, "set_digests": digests,
         "false_incidents": fa["false_incidents"], "held_for_review_on_clean": fa["held_for_review"],
         "false_incidents_per_hour": fa["false_per_hour"], "held_for_review_per_hour": fa["held_per_hour"],
         "real_footage_min": fa["footage_min"], "real_replayed_min": fa["replayed_min"],
