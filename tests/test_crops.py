@@ -1,8 +1,10 @@
 """Crop planning: every parking zone is seen at a useful scale, whatever other zones the camera has."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from edge.detector import crop_regions
+from edge.detector import closer_regions, crop_regions
 
 KERB = [(0.80, 0.03), (0.97, 0.03), (0.97, 0.22), (0.80, 0.22)]
 BAY = [(0.60, 0.05), (0.70, 0.05), (0.70, 0.15), (0.60, 0.15)]
@@ -62,3 +64,22 @@ def test_a_zone_larger_than_the_crop_limit_is_tiled():
 def test_a_zone_under_a_pixel_still_gets_a_pixel_never_an_empty_crop(zone, w, h):
     for x1, y1, x2, y2 in crop_regions([zone], w, h):
         assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1),
+       st.sampled_from([(768, 576), (1920, 1080), (352, 288), (64, 48), (2560, 1440)]), st.integers(16, 1000))
+def test_a_closer_look_is_a_square_crop_in_the_frame_around_its_place(a, b, c, d, size, largest):
+    """Whatever the still, changed place (down to none wide, at the frame's edge) and the frame: the
+    closer look's crop is square, inside the frame, not empty, at most ``largest`` (or the frame's
+    shorter side), and holds the place's centre; a place it can hold whole, it holds."""
+    w, h = size
+    box = (min(a, c), min(b, d), max(a, c), max(b, d))
+    ((x1, y1, x2, y2),) = closer_regions([box], w, h, largest=largest)
+    side = x2 - x1
+    assert side == y2 - y1 and 0 < side <= min(largest, w, h)
+    assert 0 <= x1 and 0 <= y1 and x2 <= w and y2 <= h
+    cx, cy = (box[0] + box[2]) / 2 * w, (box[1] + box[3]) / 2 * h
+    assert x1 - 1 <= cx <= x2 + 1 and y1 - 1 <= cy <= y2 + 1
+    if max((box[2] - box[0]) * w, (box[3] - box[1]) * h) * 3 <= min(largest, w, h):
+        assert x1 - 1 <= box[0] * w and box[2] * w <= x2 + 1 and y1 - 1 <= box[1] * h and box[3] * h <= y2 + 1
