@@ -88,13 +88,26 @@ def manifest(file: str, sha256: str, batch: int | str = 1, randomised: bool = Tr
     }
 
 
-def rescore(val: Path) -> None:
-    """The installed file's thresholds chosen again on ``val`` as the edge now runs it (``MIRROR``)."""
+def recorded_split(body: dict) -> Path:
+    """The validation split a manifest says its thresholds were chosen on (``validation.split``: the
+    folder, from the repository root, then what it holds in brackets).
+
+    >>> recorded_split({"validation": {"split": "data/litter/dataset6/images/val (held-out backgrounds)"}}).parts[-3:]
+    ('dataset6', 'images', 'val')
+    """
+    split = Path(body["validation"]["split"].split(" (")[0])
+    return split if split.is_absolute() else ROOT / split
+
+
+def rescore(val: Path | None) -> None:
+    """The installed file's thresholds chosen again on ``val`` (by default the split its manifest
+    records) as the edge now runs it (``MIRROR``)."""
+    path = ROOT / "models/litter" / f"{NAME}.manifest.json"
+    body = json.loads(path.read_text())
+    val = val or recorded_split(body)
     if not any(val.glob("*.jpg")):
         sys.exit(f"no validation images in {val}: compose them with `models/litter/make_dataset.py --randomise "
                  "--train 0` (the split's own seed gives the same set)")
-    path = ROOT / "models/litter" / f"{NAME}.manifest.json"
-    body = json.loads(path.read_text())
     if hashlib.sha256((path.parent / body["file"]).read_bytes()).hexdigest() != body["sha256"]:
         sys.exit(f"{body['file']} does not match its manifest's sha256")
     body["mirror"] = MIRROR
@@ -110,12 +123,13 @@ def rescore(val: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rescore", action="store_true", help="choose the installed file's thresholds again")
-    ap.add_argument("--val", type=Path, default=ROOT / "data/litter/dataset/images/val")
+    ap.add_argument("--val", type=Path, help="the validation split's images (default: data/litter/dataset/images/val; "
+                    "with --rescore, the split the installed manifest records)")
     args = ap.parse_args()
     if args.rescore:
         return rescore(args.val)
     export = ROOT / "data/litter/runs/export"
-    val = args.val
+    val = args.val or ROOT / "data/litter/dataset/images/val"
     recipe = json.loads((export / "recipe.json").read_text())
     batch = ort.InferenceSession(str(export / f"{NAME}.fp32.onnx")).get_inputs()[0].shape[0]  # 'batch' when dynamic
     scores = {}
