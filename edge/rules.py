@@ -331,7 +331,7 @@ class ConditionRule:
                  gap_s: float = 0.0, review_s: float = float("inf"), start_window_s: float = 0.0):
         self.key, self.clear_after_s, self.update_interval_s = key, clear_after_s, update_interval_s
         self.persist_s, self.gap_s, self.review_s, self.start_window_s = persist_s, gap_s, review_s, start_window_s
-        self._cand: _Candidate | None = None  # the open incident's, or the place seen last before one starts
+        self._cand: _Candidate | None = None  # the open incident's
         self._waiting: list[_Candidate] = []  # before an incident starts: a clock per place seen
         self._first_t: float | None = None  # the rule's first observation: when the camera came up
         self._review = False
@@ -339,7 +339,7 @@ class ConditionRule:
     @property
     def sighting(self) -> Sighting | None:
         """The open incident's latest sighting, or None before it starts."""
-        return self._cand.sighting if self._cand is not None and self._cand.incident_id else None
+        return self._cand.sighting if self._cand is not None else None
 
     @property
     def place(self) -> Box | None:
@@ -353,8 +353,7 @@ class ConditionRule:
         """Whether what the rule follows is held for review: its incident is open for review, or it
         has been seen since the camera came up and will be. Something new put in the zone meanwhile
         is the caller's to raise apart, or this incident would hide it (see ``edge/pipeline.py``)."""
-        cand = self._cand
-        if cand is not None and cand.incident_id:
+        if self._cand is not None:
             return self._review
         return any(self._at_start(c) for c in self._waiting)
 
@@ -371,7 +370,7 @@ class ConditionRule:
         if self._first_t is None:
             self._first_t = t
         cand = self._cand
-        if cand is None or cand.incident_id is None:
+        if cand is None:
             return self._before_start(t, active, sighting, confirmed)
         if active:
             cand.last_seen, cand.sighting = t, sighting
@@ -386,20 +385,18 @@ class ConditionRule:
     def _before_start(self, t: float, active: bool, sighting: Sighting, confirmed: bool) -> list[Event]:
         self._waiting = [c for c in self._waiting if t - c.last_seen <= self.gap_s]
         if not active:
-            self._cand = self._cand if self._cand in self._waiting else None
             return []
         cand = next((c for c in self._waiting if overlap(c.sighting.box, sighting.box)), None)
         if cand is None:  # a place not seen before (or not within gap_s): its clock starts here
             cand = _Candidate(anchor=sighting.anchor, first_seen=t, last_seen=t, sighting=sighting)
             self._waiting = [c for c in self._waiting if c.confirmed] + [cand]
         cand.last_seen, cand.sighting, cand.confirmed = t, sighting, confirmed
-        self._cand = cand
         held = t - cand.first_seen
         at_start = self._at_start(cand)
         review = at_start or not confirmed
         if held >= self.persist_s and (not review or at_start or held >= self.review_s):
             self._review = review
-            self._waiting = []
+            self._cand, self._waiting = cand, []
             cand.started_at = cand.first_seen + self.persist_s
             cand.incident_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}").hex
             return [_event(cand, t, "start")]
