@@ -292,3 +292,25 @@ def test_make_eval_names_each_set_by_a_digest_of_its_files(tmp_path):
     (b / "images" / "x.jpg").write_bytes(b"\xff\xd8one")
     (b / "images" / "x.jpg").rename(b / "images" / "y.jpg")
     assert digest(a) != digest(b)
+
+
+def test_make_eval_names_the_fetched_files_whose_bytes_changed(tmp_path):
+    """``changed_fetched``: a fetched file with other bytes than recorded, or only on one side, is named;
+    the same bytes are not."""
+    import hashlib
+
+    from models.litter.evaluate import FETCHED, FETCHED_RECORD, changed_fetched
+
+    (tmp_path / "evalsrc").mkdir()
+    (tmp_path / "evalsrc" / "a.png").write_bytes(b"a")
+    (tmp_path / "evalsrc" / "new.png").write_bytes(b"n")
+    record = (f"{hashlib.sha256(b'a').hexdigest()}  evalsrc/a.png\n{hashlib.sha256(b'n').hexdigest()}  evalsrc/new.png\n")
+    assert changed_fetched(record, tmp_path) == []
+    (tmp_path / "evalsrc" / "a.png").write_bytes(b"b")
+    (tmp_path / "evalsrc" / "new.png").unlink()
+    record += f"{'0' * 64}  evalsrc/gone.png\n"
+    assert changed_fetched(record, tmp_path) == ["evalsrc/a.png", "evalsrc/gone.png", "evalsrc/new.png"]
+    # the committed record reads as sha256sum lines, one per fetched file
+    lines = FETCHED_RECORD.read_text().splitlines()
+    assert lines and all(len(line.split("  ", 1)[0]) == 64 for line in lines)
+    assert FETCHED.name == "litter"

@@ -192,6 +192,22 @@ def digest(folder: Path) -> str:
     return h.hexdigest()[:12]
 
 
+FETCHED = ROOT / "data/litter"  # what the fetch scripts bring: evalsrc/, backgrounds/, blindsrc/
+FETCHED_RECORD = ROOT / "models/litter/fetched.sha256"  # as fetched when the card's figures were made
+
+
+def changed_fetched(record: str, root: Path, folders: tuple[str, ...] = ("evalsrc", "backgrounds", "blindsrc")
+                    ) -> list[str]:
+    """The fetched files (under ``root``'s ``folders``) whose bytes differ from ``record`` (``sha256sum``
+    lines), or that one has and the other has not: the registries can serve other bytes under the same
+    names, and the sets made from them then score otherwise. Record again, from ``data/litter``:
+    ``find evalsrc backgrounds blindsrc -type f | sort | xargs sha256sum > ../../models/litter/fetched.sha256``."""
+    recorded = dict(reversed(line.split(None, 1)) for line in record.splitlines() if line.strip())
+    present = {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+               for folder in folders if (root / folder).exists() for p in (root / folder).rglob("*") if p.is_file()}
+    return sorted(name for name in recorded.keys() | present.keys() if recorded.get(name) != present.get(name))
+
+
 def made_by(folder: Path, command: list[str], sources: list[str]) -> None:
     """Make ``folder`` with ``command`` (run from the repository root, ``--out folder`` added) unless it
     was made by the same arguments from the same ``sources`` (their sha256 in its ``made_by.json``):
@@ -591,6 +607,11 @@ def main() -> None:
     digests = {name: digest(folder) for name, folder in made.items() if folder.exists()}
     print("sets (sha256 of their files, to tell whether two runs scored the same sets): "
           + ", ".join(f"{name} {d}" for name, d in digests.items()))
+    changed = changed_fetched(FETCHED_RECORD.read_text(), FETCHED)
+    record = FETCHED_RECORD.relative_to(ROOT)
+    print(f"fetched files: all as {record} records" if not changed else
+          f"fetched files: {len(changed)} differ from what {record} records, so these figures are not comparable "
+          f"with the card's: {', '.join(changed)}")
     if args.sway:
         clips["cross_sway"] = swayed_truths(clips["cross"], args.work / "cross-sway", args.sway)
     if args.knock:
@@ -629,6 +650,7 @@ def main() -> None:
     summary = {gen: {k: v for k, v in i.items() if k != "per_clip"} for gen, i in chosen["incidents"].items()}
     print(json.dumps({
         "detector": det, "left_object": defaults.left_object, "incidents": summary, "set_digests": digests,
+        "fetched_changed": changed,
         "false_incidents": fa["false_incidents"], "held_for_review_on_clean": fa["held_for_review"],
         "false_incidents_per_hour": fa["false_per_hour"], "held_for_review_per_hour": fa["held_per_hour"],
         "real_footage_min": fa["footage_min"], "real_replayed_min": fa["replayed_min"],
