@@ -182,13 +182,20 @@ OWN_GENERATOR = ["models/litter/make_dataset.py", "models/litter/synth.py", "mod
 BLIND_GENERATOR = [f"models/litter/blind{part}.py" for part in ("gen", "scenes", "plan", "draw", "props", "render")]
 
 
+def file_hashes(root: Path, folders: tuple[str, ...] = ("",)) -> dict[str, str]:
+    """The sha256 of each file under ``root``'s ``folders``, by its path from ``root``."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for folder in folders if (root / folder).exists() for p in (root / folder).rglob("*") if p.is_file()}
+
+
 def digest(folder: Path) -> str:
     """A short sha256 of the files under ``folder`` (names and bytes; ``made_by.json`` left out): the
     same generator and command made different sets on two machines once (what the fetch scripts got
     or how it was decoded), and figures are comparable only on the same sets."""
     h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "made_by.json"):
-        h.update(str(path.relative_to(folder)).encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    for name, sha in sorted(file_hashes(folder).items(), key=lambda item: Path(item[0])):
+        if Path(name).name != "made_by.json":
+            h.update(name.encode() + b"\0" + bytes.fromhex(sha))
     return h.hexdigest()[:12]
 
 
@@ -203,8 +210,7 @@ def changed_fetched(record: str, root: Path, folders: tuple[str, ...] = ("evalsr
     names, and the sets made from them then score otherwise. Record again, from ``data/litter``:
     ``find evalsrc backgrounds blindsrc -type f | sort | xargs sha256sum > ../../models/litter/fetched.sha256``."""
     recorded = dict(reversed(line.split(None, 1)) for line in record.splitlines() if line.strip())
-    present = {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-               for folder in folders if (root / folder).exists() for p in (root / folder).rglob("*") if p.is_file()}
+    present = file_hashes(root, folders)
     return sorted(name for name in recorded.keys() | present.keys() if recorded.get(name) != present.get(name))
 
 
