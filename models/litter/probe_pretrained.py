@@ -14,9 +14,9 @@ generator's stills, which no part of it saw:
 - garbage against spill: on every cross object, and on those the litter model itself finds at its
   threshold, beside the litter model's own type on those.
 
-Needs the ``onnx`` package to expose the feature maps (the training venv has it: ``.venv-train``,
-see ``models/build_litter_model.sh``) and the sets ``make eval`` writes under ``data/eval``. Prints
-its figures and a final JSON line. About a minute on two cores.
+Runs in the product's venv with the ``onnx`` package added (``.venv/bin/pip install onnx``; it
+exposes the feature maps, and the edge never needs it), on the sets ``make eval`` writes under
+``data/eval``. Prints its figures and a final JSON line. About three minutes on two cores.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ RIDGES = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)  # the L2 weights tried, on standardi
 
 def backbone() -> ort.InferenceSession:
     """The vehicle model with its MobileNetV2 feature maps (``LAYERS``, uint8 NHWC) as outputs."""
-    import onnx  # the training venv's; the product's venv has no need of it
+    import onnx  # only here: the edge never needs it
 
     model = onnx.load(str(VEHICLE))
     for name in LAYERS:
