@@ -49,16 +49,30 @@ FIELDS = sorted(START) + ["location.lat", "location.lon", "evidence.sha256", "ev
 
 
 def _set(message: dict, path: str, value) -> None:
+    """Put ``value`` at the dotted ``path`` (numbers index lists). Where an earlier hostile value took
+    a parent's place (``evidence`` became a list, ``bbox`` a shorter list or a string), the path leads
+    nowhere and nothing is set.
+
+    >>> m = {"evidence": [1], "bbox": [0, 1]}
+    >>> _set(m, "evidence.sha256", "x"); _set(m, "bbox.3", 9); _set(m, "bbox.0", 5); _set(m, "model.name", "y")
+    >>> m
+    {'evidence': [1], 'bbox': [5, 1], 'model': {'name': 'y'}}
+    """
     *parents, last = path.split(".")
     target = message
-    for p in parents:
-        target = target[int(p)] if isinstance(target, list) else target.setdefault(p, {})
+    for key in parents:
+        if isinstance(target, dict):
+            target = target.setdefault(key, {})
+        elif key.isdigit() and int(key) < len(target):
+            target = target[int(key)]
+        else:
+            return
         if not isinstance(target, dict | list):
             return
-    if isinstance(target, list):
-        target[int(last)] = value
-    else:
+    if isinstance(target, dict):
         target[last] = value
+    elif last.isdigit() and int(last) < len(target):
+        target[int(last)] = value
 
 
 @st.composite
