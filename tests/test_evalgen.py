@@ -89,3 +89,26 @@ def test_footage_shorter_than_a_clip_plays_again_only_where_the_scene_says(tmp_p
     assert fps == 10.0 and len(frames) == 80 and frames[30] is frames[0] and frames[79] is frames[19]
     once, _ = _scene_frames(Scene("short", str(clip), 0.1, 10, ((0.1, 0.5, 0.4, 0.8),), (0.5, 0.3)), 8.0, 10.0)
     assert len(once) == 30
+
+
+def test_a_set_counts_what_a_rule_for_keeping_a_change_names():
+    """``summarise`` over clips: objects dispatched with their type, and dispatched incidents that
+    match none (a pile called spill is both a miss and a false one); held ones are neither."""
+    from models.litter.evaluate import summarise
+    from xueliang.wire import iso
+
+    t0 = 1_780_300_800.0  # evaluate.T0
+
+    def start(kind, zone, at, review=False):
+        return {"state": "start", "type": kind, "zone": zone, "incident_id": f"{kind}{zone}{at}",
+                "observed_at": iso(t0 + at), "attributes": {"needs_review": review}}
+    expect = [{"zone": "a", "type": "garbage", "appear_s": 5, "clear_s": 40, "start_after_s": 15},
+              {"zone": "b", "type": "spill", "appear_s": 5, "clear_s": 40, "start_after_s": 15}]
+    one = score_clip([start("garbage", "a", 16), start("garbage", "b", 17)], expect, {"a": 5, "b": 5})
+    two = score_clip([start("garbage", "a", 18), start("spill", "b", 19), start("spill", "a", 3, review=True)],
+                     expect, {"a": 5, "b": 5})
+    s = summarise({"one": one, "two": two})
+    assert (s["right_typed_dispatched"], s["false_dispatched"], s["held"]) == (3, 1, 1)
+    assert (s["staged"], s["dispatched"], s["recall"]) == (4, 4, 0.75)
+    assert s["confusion"]["spill"] == {"garbage": 1, "spill": 1, "missed": 0}
+    assert list(s["per_clip"]) == ["one", "two"]
