@@ -44,18 +44,23 @@ def test_objects_change_the_ground_and_only_litter_is_labelled(kind):
     assert d.labelled == (kind in ("garbage", "spill"))
 
 
-def test_scoring_counts_review_wrong_type_and_furniture_apart():
-    t0 = 1_780_300_800.0  # evaluate.T0
-    from xueliang.wire import iso
+T0 = 1_780_300_800.0  # evaluate.T0
+EXPECT = [{"zone": "a", "type": "garbage", "appear_s": 5, "clear_s": 40, "start_after_s": 15},
+          {"zone": "b", "type": "spill", "appear_s": 5, "clear_s": 40, "start_after_s": 15}]
 
-    def start(kind, zone, at, review=False, iid=None):
-        return {"state": "start", "type": kind, "zone": zone, "incident_id": iid or f"{kind}{zone}{at}",
-                "observed_at": iso(t0 + at), "attributes": {"needs_review": review}}
-    expect = [{"zone": "a", "type": "garbage", "appear_s": 5, "clear_s": 40, "start_after_s": 15},
-              {"zone": "b", "type": "spill", "appear_s": 5, "clear_s": 40, "start_after_s": 15}]
-    messages = [start("garbage", "a", 16), start("garbage", "b", 17), start("spill", "b", 3, review=True),
-                {"state": "end", "incident_id": "garbagea16", "observed_at": iso(t0 + 44), "end_reason": "cleared"}]
-    r = score_clip(messages, expect, {"a": 5, "b": 5})
+
+def _start(kind, zone, at, review=False):
+    """An incident's start message, ``at`` seconds into the clip."""
+    from xueliang.wire import iso
+    return {"state": "start", "type": kind, "zone": zone, "incident_id": f"{kind}{zone}{at}",
+            "observed_at": iso(T0 + at), "attributes": {"needs_review": review}}
+
+
+def test_scoring_counts_review_wrong_type_and_furniture_apart():
+    from xueliang.wire import iso
+    messages = [_start("garbage", "a", 16), _start("garbage", "b", 17), _start("spill", "b", 3, review=True),
+                {"state": "end", "incident_id": "garbagea16", "observed_at": iso(T0 + 44), "end_reason": "cleared"}]
+    r = score_clip(messages, EXPECT, {"a": 5, "b": 5})
     assert (r["dispatched"], r["held"], r["true_dispatched"], r["found_dispatched"]) == (2, 1, 1, 1)
     assert r["confusion"]["spill"]["garbage"] == 1 and r["confusion"]["garbage"]["garbage"] == 1
     assert r["start_delays"] == [1.0] and len(r["false"]) == 2
@@ -95,18 +100,9 @@ def test_a_set_counts_what_a_rule_for_keeping_a_change_names():
     """``summarise`` over clips: objects dispatched with their type, and dispatched incidents that
     match none (a pile called spill is both a miss and a false one); held ones are neither."""
     from models.litter.evaluate import summarise
-    from xueliang.wire import iso
-
-    t0 = 1_780_300_800.0  # evaluate.T0
-
-    def start(kind, zone, at, review=False):
-        return {"state": "start", "type": kind, "zone": zone, "incident_id": f"{kind}{zone}{at}",
-                "observed_at": iso(t0 + at), "attributes": {"needs_review": review}}
-    expect = [{"zone": "a", "type": "garbage", "appear_s": 5, "clear_s": 40, "start_after_s": 15},
-              {"zone": "b", "type": "spill", "appear_s": 5, "clear_s": 40, "start_after_s": 15}]
-    one = score_clip([start("garbage", "a", 16), start("garbage", "b", 17)], expect, {"a": 5, "b": 5})
-    two = score_clip([start("garbage", "a", 18), start("spill", "b", 19), start("spill", "a", 3, review=True)],
-                     expect, {"a": 5, "b": 5})
+    one = score_clip([_start("garbage", "a", 16), _start("garbage", "b", 17)], EXPECT, {"a": 5, "b": 5})
+    two = score_clip([_start("garbage", "a", 18), _start("spill", "b", 19), _start("spill", "a", 3, review=True)],
+                     EXPECT, {"a": 5, "b": 5})
     s = summarise({"one": one, "two": two})
     assert (s["right_typed_dispatched"], s["false_dispatched"], s["held"]) == (3, 1, 1)
     assert (s["staged"], s["dispatched"], s["recall"]) == (4, 4, 0.75)

@@ -119,6 +119,12 @@ def confused_as(truth: np.ndarray, dets: list[tuple[np.ndarray, str, float]], mi
     return max(over)[1] if over else "missed"
 
 
+def listed_detections(dets) -> list[tuple[np.ndarray, str, float]]:
+    """Detections as (box, class name, score), as ``confused_as`` takes them."""
+    names = dets.data["class_name"] if len(dets) else []
+    return [(dets.xyxy[i], str(names[i]), float(dets.confidence[i])) for i in range(len(dets))]
+
+
 def yolo_items(images: Path) -> list[tuple[Path, list[str]]]:
     """A YOLO split folder (``…/images/NAME``) as (image, its label lines in ``CLASSES``' numbering)."""
     return [(path, (images.parent.parent / "labels" / images.name / f"{path.stem}.txt").read_text().splitlines())
@@ -146,7 +152,7 @@ def metrics_by_score(detector: Detector, images: Path | list[tuple[Path, list[st
             truth[CLASSES[int(k)]].append([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h])
         dets = detector.detect(image, 0.05)
         names = dets.data["class_name"] if len(dets) else []
-        listed = [(dets.xyxy[i], str(names[i]), float(dets.confidence[i])) for i in range(len(dets))]
+        listed = listed_detections(dets)
         for c in CLASSES:
             boxes = np.array(truth[c], dtype=float).reshape(-1, 4)
             over_truth[c] += [(box, listed) for box in boxes]

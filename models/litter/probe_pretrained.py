@@ -168,16 +168,13 @@ def main() -> None:
     spill = score(kind, x_things) > 0
     out["type_right_all"] = round(float(np.mean(spill == (labels == 1))), 3)
     # the litter model's type on the objects it finds (IoU >= 0.5 at its threshold), beside the probe's there
-    manifest = json.loads((ROOT / "models/litter/litter_yolov8n_320.manifest.json").read_text())
-    detector = ev.yolo_file(ROOT / "models/litter/litter_yolov8n_320.onnx", manifest)
-    threshold = ev.Detection().litter_min_score  # the edge's default, as make eval scores the model
+    defaults = ev.Detection()  # the edge's litter model and threshold, as make eval scores them
+    detector, threshold = ev.load_detector(defaults.litter_model), defaults.litter_min_score
     listed: dict[Path, list] = {}
     model_right, probe_right = [], []
     for i, (path, box) in enumerate(where):
         if path not in listed:
-            dets = detector.detect(cv2.imread(str(path)), 0.05)
-            names = dets.data["class_name"] if len(dets) else []
-            listed[path] = [(dets.xyxy[j], str(names[j]), float(dets.confidence[j])) for j in range(len(dets))]
+            listed[path] = ev.listed_detections(detector.detect(cv2.imread(str(path)), 0.05))
         called = ev.confused_as(box, listed[path], threshold)
         if called != "missed":
             model_right.append(called == ev.CLASSES[labels[i]])
