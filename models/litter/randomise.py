@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import io
 
-import av
 import cv2
 import numpy as np
 
@@ -397,7 +396,10 @@ def camera(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
 def h264(image: np.ndarray, crf: int) -> np.ndarray:
     """The picture as one H.264 intra frame at ``crf`` shows it (libx264, 4:2:0): what every camera
     stream the edge reads does to low-contrast ground, which JPEG does differently (blocks, not
-    smoothing). An odd last row or column is kept as it was."""
+    smoothing). An odd last row or column is kept as it was. PyAV is imported here, not above: a
+    machine that composes without ``--h264`` (a lent GPU machine, ``device_train.sh``) has none."""
+    import av
+
     h, w = image.shape[:2]
     even = np.ascontiguousarray(image[: h - h % 2, : w - w % 2])
     buf = io.BytesIO()

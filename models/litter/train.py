@@ -120,7 +120,7 @@ def train(args, device: str) -> None:
     extra = {"time": args.hours} if args.hours else {}
     # ``pretrained`` is the only way ultralytics keeps given weights: False would start from scratch
     model.train(data=str(args.data), epochs=args.epochs, imgsz=IMGSZ, batch=args.batch, device=device,
-                workers=2, seed=args.seed, deterministic=True, pretrained=args.stage > 1 and str(previous),
+                workers=args.workers, seed=args.seed, deterministic=True, pretrained=args.stage > 1 and str(previous),
                 amp=False, plots=False,
                 project=str(args.workdir), name=RUNS[args.stage], exist_ok=True,
                 close_mosaic=max(1, args.epochs // 6), fliplr=0.5, degrees=0.0, scale=0.4, mosaic=1.0,
@@ -184,6 +184,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--workdir", type=Path, default=ROOT / "data/litter/runs")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--workers", type=int, default=2, help="data-loading processes (2 on this 2-core machine; "
+                    "12 on the lent GPU machine's 16 cores, device_train.sh)")
     ap.add_argument("--hours", type=float, default=0.0, help="train for this long instead of --epochs")
     ap.add_argument("--stage", type=int, choices=tuple(RUNS), default=1,
                     help="1: from scratch; 2 to 6: continue from the previous stage's best weights")
