@@ -57,15 +57,9 @@ case "${1:-}" in
     rm -rf data/litter/dataset /tmp/xl-runs
     { compose "$PY"
       "$PY" models/litter/train.py --stage 1 --epochs "$EPOCHS" --hours "$HOURS" --batch "$BATCH" \
-        --workers "$WORKERS" --seed "$SEED" --data data/litter/dataset/dataset.yaml --workdir /tmp/xl-runs
+        --workers "$WORKERS" --seed "$SEED" --data data/litter/dataset/dataset.yaml --workdir /tmp/xl-runs \
+        --recipe-command "models/litter/device_train.sh train (on a lent GPU machine)"
     } 2>&1 | tee "$out/train.log"
-    "$PY" - <<'PYEOF'  # the recipe names the command that made it
-import json, pathlib
-p = pathlib.Path("/tmp/xl-runs/export/recipe.json")
-recipe = json.loads(p.read_text())
-recipe["command"] = "models/litter/device_train.sh train (on a lent GPU machine)"
-p.write_text(json.dumps(recipe, indent=2) + "\n")
-PYEOF
     cp /tmp/xl-runs/export/litter_yolov8n_320.fp32.onnx /tmp/xl-runs/export/litter_yolov8n_320.int8.onnx \
       /tmp/xl-runs/export/recipe.json /tmp/xl-runs/train/results.csv "$out/"
     ;;

@@ -54,7 +54,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from edge.config import Detection, parse_config  # noqa: E402
+from edge.config import Detection, EdgeConfig, parse_config  # noqa: E402
 from edge.detector import Detector, YoloRaw, load_detector  # noqa: E402
 from edge.replay import replay  # noqa: E402
 from edge.source import keyframe_gap_limit  # noqa: E402
@@ -236,8 +236,10 @@ def made_by(folder: Path, command: list[str], sources: list[str]) -> None:
     record.write_text(json.dumps(stamp, indent=2) + "\n")
 
 
-def run_clip(truth_path: Path, left_object: str, zones: list | None = None, video: str | None = None) -> list[dict]:
-    """Replay one clip with the camera from its truth file; the incident messages (clock from ``T0``)."""
+def clip_config(truth_path: Path, left_object: str, zones: list | None = None,
+                video: str | None = None) -> tuple[EdgeConfig, str]:
+    """The edge config of one clip's camera from its truth file (``zones`` and ``video`` instead of its
+    own where given), and the video's path."""
     truth = yaml.safe_load(truth_path.read_text())
     camera = dict(truth["camera"])
     if zones is not None:
@@ -246,8 +248,17 @@ def run_clip(truth_path: Path, left_object: str, zones: list | None = None, vide
         camera["url"] = video
     config = parse_config({"box": "eval", "cameras": [camera], "detection": {"left_object": left_object}},
                           str(truth_path))
-    url = camera["url"] if Path(camera["url"]).is_absolute() else str(ROOT / camera["url"])
-    return [o.message for o in replay(config, camera["id"], url, T0)]
+    return config, camera["url"] if Path(camera["url"]).is_absolute() else str(ROOT / camera["url"])
+
+
+def replay_messages(config: EdgeConfig, url: str) -> list[dict]:
+    """Replay ``url`` with the config's one camera; the incident messages (clock from ``T0``)."""
+    return [o.message for o in replay(config, config.cameras[0].id, url, T0)]
+
+
+def run_clip(truth_path: Path, left_object: str, zones: list | None = None, video: str | None = None) -> list[dict]:
+    """Replay one clip with the camera from its truth file; the incident messages (clock from ``T0``)."""
+    return replay_messages(*clip_config(truth_path, left_object, zones, video))
 
 
 def held(message: dict) -> bool:
@@ -391,21 +402,20 @@ def false_alarms(left_object: str, real: list[tuple[Path, str, list, float | Non
     window, ``keyframe_gap_limit``) and later (never confirmed: the steady cost to a review queue)."""
     dispatched, review, later, seconds, seen, distinct = 0, 0, 0, 0.0, {}, {}
     for truth_path, video, zones, source_s in real:
-        messages = run_clip(truth_path, left_object, zones, video)
-        starts = [m for m in messages if m["state"] == "start" and m["type"] in CLASSES]
-        camera = dict(yaml.safe_load(truth_path.read_text())["camera"], zones=zones)
-        config = parse_config({"box": "eval", "cameras": [camera]}, str(truth_path))
+        config, url = clip_config(truth_path, left_object, zones, video)
+        starts = [m for m in replay_messages(config, url) if m["state"] == "start" and m["type"] in CLASSES]
         window = keyframe_gap_limit(config.cameras[0], config.rules)
         persistence = {z.id: z.persistence_s for z in config.cameras[0].zones}
+        how = ["dispatched" if not held(m) else "held" if at_camera_start(m, persistence[m["zone"]], window)
+               else "held later" for m in starts]
         replayed = duration_s(video)
         distinct[video] = source_s or replayed
         seconds += replayed
-        dispatched += sum(not held(m) for m in starts)
-        review += sum(held(m) for m in starts)
-        later += sum(held(m) and not at_camera_start(m, persistence[m["zone"]], window) for m in starts)
+        dispatched += how.count("dispatched")
+        review += len(how) - how.count("dispatched")
+        later += how.count("held later")
         seen[f"{Path(video).name} {'+'.join(z['id'] for z in zones)}"] = [
-            (m["type"], m["zone"], "dispatched" if not held(m)
-             else "held" if at_camera_start(m, persistence[m["zone"]], window) else "held later") for m in starts]
+            (m["type"], m["zone"], h) for m, h in zip(starts, how)]
     return {"false_incidents": dispatched, "held_for_review": review, "held_later": later,
             "replayed_min": round(seconds / 60, 2),
             "footage_min": round(sum(distinct.values()) / 60, 2), "clips": len(distinct),

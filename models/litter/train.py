@@ -186,6 +186,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workers", type=int, default=2, help="data-loading processes (2 on this 2-core machine; "
                     "12 on the lent GPU machine's 16 cores, device_train.sh)")
+    ap.add_argument("--recipe-command", default="models/build_litter_model.sh",
+                    help="the command the recipe names as the one that made the model")
     ap.add_argument("--hours", type=float, default=0.0, help="train for this long instead of --epochs")
     ap.add_argument("--stage", type=int, choices=tuple(RUNS), default=1,
                     help="1: from scratch; 2 to 6: continue from the previous stage's best weights")
@@ -215,7 +217,7 @@ def main() -> None:
     recipe = {
         "ultralytics": __import__("ultralytics").__version__, "torch": torch.__version__,
         "model": "yolov8n.yaml (from scratch, no pretrained weights)", "imgsz": IMGSZ,
-        "stages": stages, "command": "models/build_litter_model.sh",
+        "stages": stages, "command": args.recipe_command,
         "batch": args.batch, "seed": args.seed, "device": device,
         "data": json.loads((dataset / "recipe.json").read_text()) if (dataset / "recipe.json").exists() else None,
         "train_images": len(list((dataset / "images/train").glob("*.jpg"))),
