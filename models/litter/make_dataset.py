@@ -30,6 +30,11 @@ paint), instead of ``synth.py``/``randomise.py``. ``--val-physical SHARE`` does 
 split, so that the epoch and the edge's thresholds are chosen on objects like the ones trained on. At the
 default 0 each split is composed byte for byte as before.
 
+``--shards N`` composes the training split as N pieces, each with its own random stream (spawned from
+``--seed`` by numpy's ``SeedSequence``), so that ``--processes`` of them are drawn at once: the images
+depend on the seed and N, not on how many processes drew them. The lent GPU machine's 16 cores compose
+thousands of images so (``device_train.sh``). At the default 1 the split is one stream, as before.
+
 ``--extra`` adds folders written by ``xueliang dataset export`` (real frames operators judged:
 ``exported.litter_items``), each image to the split the export gave it, as ``x<N>-<name>``
 (N: the folder's place in the list).
@@ -39,6 +44,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import sys
 from pathlib import Path
 
@@ -152,11 +159,12 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str
 
 
 def write_split(rng, backgrounds, family, count, out: Path, split: str, randomise: bool = False,
-                streamed: float = 0.0, spills: float = 0.5, physical: float = 0.0) -> int:
+                streamed: float = 0.0, spills: float = 0.5, physical: float = 0.0, name: str = "") -> int:
     """``count`` composed images and labels in ``out``; randomised ones take textures from the same backgrounds.
     A share ``streamed`` of them is stored as an H.264 stream would show it (``randomise.h264``, CRF 26-44)
     instead of as a JPEG of quality 20-95. A share ``physical`` of randomised objects is drawn by
-    ``physical.py``."""
+    ``physical.py``. Files are named ``<name>-<i>`` (``name``: the split's by default)."""
+    name = name or split
     swatches = Swatches(rng, backgrounds) if randomise else None
     (out / "images" / split).mkdir(parents=True, exist_ok=True)
     (out / "labels" / split).mkdir(parents=True, exist_ok=True)
@@ -167,11 +175,34 @@ def write_split(rng, backgrounds, family, count, out: Path, split: str, randomis
         if streamed and rng.random() < streamed:
             image, quality = h264(image, int(rng.integers(26, 45))), 95
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-        (out / "images" / split / f"{split}-{i:05d}.jpg").write_bytes(jpeg.tobytes())
-        (out / "labels" / split / f"{split}-{i:05d}.txt").write_text(
+        (out / "images" / split / f"{name}-{i:05d}.jpg").write_bytes(jpeg.tobytes())
+        (out / "labels" / split / f"{name}-{i:05d}.txt").write_text(
             "".join(f"{c} {cx:.5f} {cy:.5f} {bw:.5f} {bh:.5f}\n" for c, cx, cy, bw, bh in labels))
         objects += len(labels)
     return objects
+
+
+_SHARDED: dict = {}  # what every shard's process reads: set before the pool forks, so nothing is pickled but the index
+
+
+def _write_shard(k: int) -> int:
+    a = _SHARDED
+    count = a["count"] // a["shards"] + (k < a["count"] % a["shards"])
+    return write_split(np.random.default_rng(a["seeds"][k]), a["backgrounds"], "train", count, a["out"], "train",
+                       a["randomise"], a["streamed"], a["spills"], a["physical"], name=f"train-{k:02d}")
+
+
+def write_train_split(seed: int, shards: int, processes: int, backgrounds, count: int, out: Path,
+                      randomise: bool, streamed: float, spills: float, physical: float) -> int:
+    """The training split: one random stream from ``seed`` (``shards`` 1, as before), or ``shards`` streams
+    spawned from it, drawn by ``processes`` processes at once; returns the objects drawn."""
+    if shards <= 1:
+        return write_split(np.random.default_rng(seed), backgrounds, "train", count, out, "train", randomise,
+                           streamed, spills, physical)
+    _SHARDED.update(seeds=np.random.SeedSequence(seed).spawn(shards), shards=shards, count=count, out=out,
+                    backgrounds=backgrounds, randomise=randomise, streamed=streamed, spills=spills, physical=physical)
+    with multiprocessing.get_context("fork").Pool(max(1, min(processes, shards)), cv2.setNumThreads, (1,)) as pool:
+        return sum(pool.map(_write_shard, range(shards)))
 
 
 def add_exports(out: Path, folders: list[Path]) -> dict[str, int]:
@@ -197,6 +228,11 @@ def main() -> None:
     ap.add_argument("--val-seed", type=int, default=None,
                     help="the validation split's seed (default: --seed + 1); the same value gives the same "
                          "validation images whatever the training split is made with")
+    ap.add_argument("--shards", type=int, default=1,
+                    help="compose the training split as this many independently seeded pieces (1: one stream, as "
+                         "before); the images depend on --seed and this, not on --processes")
+    ap.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                    help="how many shards are composed at once (default: one per core)")
     ap.add_argument("--h264", type=float, default=0.0,
                     help="share of training images stored as an H.264 stream shows them (CRF 26-44), as every "
                          "frame the edge reads is; the rest as JPEG")
@@ -231,8 +267,8 @@ def main() -> None:
                              args.randomise)
         print(f"test set: {args.test} images ({n_test} objects) in {args.out}")
         return
-    n_train = write_split(np.random.default_rng(args.seed), train_bg, "train", args.train, args.out, "train", args.randomise,
-                          args.h264, args.spills, args.physical)
+    n_train = write_train_split(args.seed, args.shards, args.processes, train_bg, args.train, args.out, args.randomise,
+                                args.h264, args.spills, args.physical)
     val_seed = args.seed + 1 if args.val_seed is None else args.val_seed
     n_val = write_split(np.random.default_rng(val_seed), heldout_bg, "heldout", args.val, args.out, "val", args.randomise,
                         physical=args.val_physical)
@@ -241,7 +277,7 @@ def main() -> None:
         + "".join(f"  {i}: {name}\n" for i, name in enumerate(CLASSES)))
     # what the set was composed with, for the model's recipe (train.py) and manifest (write_manifest.py)
     (args.out / "recipe.json").write_text(json.dumps(
-        {"seed": args.seed, "val_seed": val_seed, "train": args.train, "val": args.val, "randomise": args.randomise,
+        {"seed": args.seed, "shards": args.shards, "val_seed": val_seed, "train": args.train, "val": args.val, "randomise": args.randomise,
          "h264": args.h264, "spills": args.spills, "physical": args.physical,
          "val_physical": args.val_physical, "extra": [str(f) for f in args.extra]}, indent=2) + "\n")
     print(f"dataset: {args.train} train images ({n_train} objects, {len(train_bg)} backgrounds), "

@@ -121,7 +121,7 @@ def train(args, device: str) -> None:
     # ``pretrained`` is the only way ultralytics keeps given weights: False would start from scratch
     model.train(data=str(args.data), epochs=args.epochs, imgsz=IMGSZ, batch=args.batch, device=device,
                 workers=args.workers, seed=args.seed, deterministic=True, pretrained=args.stage > 1 and str(previous),
-                amp=False, plots=False,
+                amp=False, plots=False, cache=args.cache or False,
                 project=str(args.workdir), name=RUNS[args.stage], exist_ok=True,
                 close_mosaic=max(1, args.epochs // 6), fliplr=0.5, degrees=0.0, scale=0.4, mosaic=1.0,
                 patience=1000, verbose=False, **SCHEDULE[args.stage], **extra)
@@ -188,6 +188,8 @@ def main() -> None:
                     "12 on the lent GPU machine's 16 cores, device_train.sh)")
     ap.add_argument("--recipe-command", default="models/build_litter_model.sh",
                     help="the command the recipe names as the one that made the model")
+    ap.add_argument("--cache", choices=("ram", "disk"), help="keep the decoded training images (ultralytics' "
+                    "cache): ram on the lent GPU machine, where decoding, not the GPU, bounds an epoch")
     ap.add_argument("--hours", type=float, default=0.0, help="train for this long instead of --epochs")
     ap.add_argument("--stage", type=int, choices=tuple(RUNS), default=1,
                     help="1: from scratch; 2 to 6: continue from the previous stage's best weights")
@@ -206,7 +208,7 @@ def main() -> None:
     best = args.workdir / RUNS[chosen] / "weights/best.pt"
     trained = YOLO(str(best))
     # dynamic axes: the edge runs all tiles of all cameras in one batch
-    fp32 = Path(trained.export(format="onnx", imgsz=IMGSZ, opset=17, dynamic=True, simplify=True))
+    fp32 = Path(trained.export(format="onnx", imgsz=IMGSZ, opset=17, dynamic=True, simplify=True, device="cpu"))
 
     dataset = args.data.parent
     out = args.workdir / "export"
