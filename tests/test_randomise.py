@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.litter import randomise
-from models.litter.make_dataset import compose, write_split
+from models.litter.make_dataset import compose, write_split, write_train_split
 from models.litter.randomise import NEGATIVES, Swatches, _draw, camera, flat_spill, furniture, h264, pile
 from models.litter.synth import composite
 
@@ -127,3 +127,25 @@ def test_the_spill_share_sets_the_classes_and_the_validation_seed_keeps_the_vali
     val = [k for k in made["jpeg"] if k.parts[1] == "val"]
     assert len(val) == 6 and all(made["jpeg"][k] == made["streamed"][k] for k in val)
     assert any(made["jpeg"][k] != made["streamed"][k] for k in made["jpeg"] if k.parts[1] == "train" and k.suffix == ".jpg")
+
+
+def test_a_sharded_training_split_is_the_same_however_many_processes_draw_it(tmp_path):
+    backgrounds = scenes(count=3)
+    made = {}
+    for processes in (1, 2):
+        out = tmp_path / str(processes)
+        objects = write_train_split(7, 3, processes, backgrounds, 7, out, True, 0.0, 0.5, 0.0)
+        made[processes] = {p.name: p.read_bytes() for p in sorted((out / "images/train").glob("*.jpg"))}
+        labels = sum(len(p.read_text().splitlines()) for p in (out / "labels/train").glob("*.txt"))
+        assert objects == labels
+    # 7 images in 3 shards of 3, 2 and 2, each named by its shard
+    assert sorted(made[1]) == [f"train-00-0000{i}.jpg" for i in range(3)] + [
+        f"train-{k:02d}-0000{i}.jpg" for k in (1, 2) for i in range(2)]
+    assert made[1] == made[2]
+    # the shards are drawn from streams of their own: not three copies of one
+    assert len({made[1]["train-00-00000.jpg"], made[1]["train-01-00000.jpg"], made[1]["train-02-00000.jpg"]}) == 3
+    # one shard is the one stream of before, named as before
+    write_train_split(7, 1, 2, backgrounds, 2, tmp_path / "one", True, 0.0, 0.5, 0.0)
+    write_split(np.random.default_rng(7), backgrounds, "train", 2, tmp_path / "before", "train", True)
+    assert [p.read_bytes() for p in sorted((tmp_path / "one/images/train").glob("*.jpg"))] == [
+        p.read_bytes() for p in sorted((tmp_path / "before/images/train").glob("*.jpg"))]

@@ -182,7 +182,12 @@ def write_split(rng, backgrounds, family, count, out: Path, split: str, randomis
     return objects
 
 
-_SHARDED: dict = {}  # what every shard's process reads: set before the pool forks, so nothing is pickled but the index
+_SHARDED: dict = {}  # what every shard reads, given once to each process (``_share``)
+
+
+def _share(sharded: dict) -> None:
+    _SHARDED.update(sharded)
+    cv2.setNumThreads(1)  # one core per process
 
 
 def _write_shard(k: int) -> int:
@@ -195,13 +200,15 @@ def _write_shard(k: int) -> int:
 def write_train_split(seed: int, shards: int, processes: int, backgrounds, count: int, out: Path,
                       randomise: bool, streamed: float, spills: float, physical: float) -> int:
     """The training split: one random stream from ``seed`` (``shards`` 1, as before), or ``shards`` streams
-    spawned from it, drawn by ``processes`` processes at once; returns the objects drawn."""
+    spawned from it, drawn by ``processes`` processes at once; returns the objects drawn. The processes
+    are started afresh (``spawn``), not forked: a fork of a process with threads (a test run, OpenCV's
+    own pool) can hang."""
     if shards <= 1:
         return write_split(np.random.default_rng(seed), backgrounds, "train", count, out, "train", randomise,
                            streamed, spills, physical)
-    _SHARDED.update(seeds=np.random.SeedSequence(seed).spawn(shards), shards=shards, count=count, out=out,
-                    backgrounds=backgrounds, randomise=randomise, streamed=streamed, spills=spills, physical=physical)
-    with multiprocessing.get_context("fork").Pool(max(1, min(processes, shards)), cv2.setNumThreads, (1,)) as pool:
+    sharded = dict(seeds=np.random.SeedSequence(seed).spawn(shards), shards=shards, count=count, out=out,
+                   backgrounds=backgrounds, randomise=randomise, streamed=streamed, spills=spills, physical=physical)
+    with multiprocessing.get_context("spawn").Pool(max(1, min(processes, shards)), _share, (sharded,)) as pool:
         return sum(pool.map(_write_shard, range(shards)))
 
 
