@@ -27,7 +27,8 @@
 # the images were few (1,200 to 2,400) because an epoch cost minutes; there, decoding and augmenting bound
 # an epoch, not the GPU, so the images are many and kept decoded in memory (train.py --cache ram). TRAIN,
 # SHARDS, VAL, PHYSICAL, VAL_PHYSICAL, SPILLS, SEED, BUDGET, EXPORT_S, EPOCHS (what ultralytics plans the
-# closing epochs without mosaic by; BUDGET decides when it stops), BATCH and WORKERS change it; PY is the
+# closing epochs without mosaic by; BUDGET decides when it stops), BATCH and WORKERS change it; START, an
+# ultralytics .pt carried along, continues from those weights (train.py's stage 7) instead of from the yaml; PY is the
 # Python that runs it (python3 there). Tried here on the CPU at a small scale (TRAIN=64 SHARDS=4 VAL=10
 # BUDGET=90 WORKERS=2 BATCH=16 PY=.venv-train/bin/python), and once there with the defaults (2026-12-04:
 # composed in 73 s with the install, 54 epochs, done in 497 s; the machine's start and the transfers
@@ -65,14 +66,16 @@ case "${1:-}" in
       compose "$PY"
       hours=$("$PY" -c "print(round(max(60, $BUDGET - $SECONDS - $EXPORT_S) / 3600, 4))")
       echo "device_train: ${SECONDS} s gone; training for $hours h"
-      "$PY" models/litter/train.py --stage 1 --epochs "$EPOCHS" --hours "$hours" --batch "$BATCH" --cache ram \
+      "$PY" models/litter/train.py ${START:+--stage 7 --start "$START"} --epochs "$EPOCHS" --hours "$hours" \
+        --batch "$BATCH" --cache ram \
         --workers "$WORKERS" --seed "$SEED" --data data/litter/dataset/dataset.yaml --workdir /tmp/xl-runs \
         --recipe-command "models/litter/device_train.sh train (on a lent GPU machine)"
       echo "device_train: done in ${SECONDS} s"
     } 2>&1 | tee "$out/train.log"
-    cp /tmp/xl-runs/train/weights/best.pt "$out/"  # to export here, should the export there fail
+    run=/tmp/xl-runs/train${START:+7}
+    cp $run/weights/best.pt "$out/"  # to export here, should the export there fail
     cp /tmp/xl-runs/export/litter_yolov8n_320.fp32.onnx /tmp/xl-runs/export/litter_yolov8n_320.int8.onnx \
-      /tmp/xl-runs/export/recipe.json /tmp/xl-runs/train/results.csv "$out/"
+      /tmp/xl-runs/export/recipe.json $run/results.csv "$out/"
     ;;
   finish)
     from="${2:?finish DIR: the folder the files of the run came back to}"

@@ -40,19 +40,21 @@ import numpy as np  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 NAME = "litter_yolov8n_320"
-RUNS = {1: "train", 2: "train2", 3: "train3", 4: "train4", 5: "train5", 6: "train6"}
+RUNS = {1: "train", 2: "train2", 3: "train3", 4: "train4", 5: "train5", 6: "train6", 7: "train7"}
 # what each stage changes in ultralytics' schedule; stages 2 and 3 start from the previous stage's best weights.
 # Stage 2 restarts at full rate without warm-up (validation mAP falls for an epoch or two, then passes
 # stage 1); stage 3, for a longer run, warms up an epoch at a tenth of that rate (AdamW's moments start
 # again at zero: at full rate the first epoch undoes what was learnt) and decays it tenfold; stage 4
 # does the same again from a lower rate (stage 3's validation mAP was still rising at its end), and stage 5
 # again on a second training set with a third drawing family (physical.py), and stage 6 again on a third set
-# with more spills and a validation split that has physical.py's objects too.
+# with more spills and a validation split that has physical.py's objects too. Stage 7 continues a GPU run's
+# best weights (``device_train.sh`` with START) on a fresh set, as stage 4 did.
 SCHEDULE = {1: {"warmup_epochs": 3}, 2: {"warmup_epochs": 0},
             3: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0008, "lrf": 0.1},
             4: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0005, "lrf": 0.1},
             5: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0003, "lrf": 0.1},
-            6: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0003, "lrf": 0.1}}
+            6: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0003, "lrf": 0.1},
+            7: {"warmup_epochs": 1, "optimizer": "AdamW", "lr0": 0.0005, "lrf": 0.1}}
 IMGSZ = 320
 
 
@@ -192,7 +194,7 @@ def main() -> None:
                     "cache): ram on the lent GPU machine, where decoding, not the GPU, bounds an epoch")
     ap.add_argument("--hours", type=float, default=0.0, help="train for this long instead of --epochs")
     ap.add_argument("--stage", type=int, choices=tuple(RUNS), default=1,
-                    help="1: from scratch; 2 to 6: continue from the previous stage's best weights")
+                    help="1: from scratch; 2 to 7: continue from the previous stage's best weights (7: from --start)")
     ap.add_argument("--start", type=Path, help="continue from these weights (an ultralytics .pt, e.g. from "
                     "onnx_weights.py) instead of the previous stage's best")
     ap.add_argument("--export-only", action="store_true", help="export and quantise the best stage's best.pt")
@@ -218,7 +220,8 @@ def main() -> None:
     stages = recipe_stages(args.workdir, chosen)
     recipe = {
         "ultralytics": __import__("ultralytics").__version__, "torch": torch.__version__,
-        "model": "yolov8n.yaml (from scratch, no pretrained weights)", "imgsz": IMGSZ,
+        "model": "yolov8n.yaml (from scratch, no pretrained weights)" if not args.start
+        else f"yolov8n.yaml, continued from {args.start} (made by this project; no pretrained weights)", "imgsz": IMGSZ,
         "stages": stages, "command": args.recipe_command,
         "batch": args.batch, "seed": args.seed, "device": device,
         "data": json.loads((dataset / "recipe.json").read_text()) if (dataset / "recipe.json").exists() else None,
