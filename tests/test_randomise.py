@@ -1,6 +1,7 @@
 """The litter training set's domain randomisation and hard negatives (models/litter/randomise.py)."""
 
 import doctest
+import warnings
 
 import numpy as np
 import pytest
@@ -149,3 +150,16 @@ def test_a_sharded_training_split_is_the_same_however_many_processes_draw_it(tmp
     write_split(np.random.default_rng(7), backgrounds, "train", 2, tmp_path / "before", "train", True)
     assert [p.read_bytes() for p in sorted((tmp_path / "one/images/train").glob("*.jpg"))] == [
         p.read_bytes() for p in sorted((tmp_path / "before/images/train").glob("*.jpg"))]
+
+
+def test_a_fill_that_is_not_a_number_where_the_mask_is_zero_leaves_the_picture_as_it_was():
+    # new_ground's perspective interpolates NaN on its vanishing line, above the horizon the mask covers
+    image = np.full((6, 8, 3), 128, np.uint8)
+    fill = np.full((6, 8, 3), 40, np.float32)
+    fill[:2] = np.nan
+    mask = np.zeros((6, 8), np.float32)
+    mask[3:] = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        randomise._blend(image, mask, fill)
+    assert (image[:3] == 128).all() and (image[3:] == 40).all()

@@ -180,8 +180,12 @@ def flat_spill(rng: np.random.Generator, w: int, h: int, swatches: Swatches) -> 
 
 
 def _blend(image: np.ndarray, mask: np.ndarray, fill: np.ndarray) -> None:
+    """``fill`` over ``image`` where ``mask`` (0..1) says, in place. A fill may hold NaN where the mask is 0:
+    ``new_ground``'s perspective maps the row of its vanishing line, above the horizon, to infinity, and
+    OpenCV interpolates NaN there (about once in 7,000 composed images); 0 times NaN is NaN, which became
+    a black pixel."""
     m = mask[..., None]
-    image[:] = (image.astype(np.float32) * (1 - m) + fill * m).clip(0, 255).astype(np.uint8)
+    image[:] = (image.astype(np.float32) * (1 - m) + np.nan_to_num(fill) * m).clip(0, 255).astype(np.uint8)
 
 
 def _darken(image: np.ndarray, mask: np.ndarray, depth: float) -> None:
