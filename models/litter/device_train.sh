@@ -17,7 +17,7 @@
 #       int8 files, recipe.json, results.csv, the log and the best weights
 #   bash models/litter/device_train.sh finish DIR
 #       here, DIR being the run's files_at: the files into data/litter/runs/export/, the same
-#       validation split composed here, write_manifest.py (installs the chosen file under
+#       validation split composed here (only it: a minute, not five), write_manifest.py (installs the chosen file under
 #       models/litter/ and chooses its thresholds); then `make eval` says whether it ships (CARD.md's
 #       rules; `git checkout models/litter` puts the shipped file back when it does not)
 #
@@ -84,7 +84,7 @@ case "${1:-}" in
     cp "$from"/litter_yolov8n_320.fp32.onnx "$from"/litter_yolov8n_320.int8.onnx "$from"/recipe.json "$export_dir/"
     cp "$from"/results.csv "$from"/train.log data/litter/runs/ 2>/dev/null || true
     rm -rf data/litter/dataset
-    compose .venv/bin/python
+    TRAIN=0 SHARDS=1 compose .venv/bin/python  # the validation split alone: the training images stayed there
     .venv/bin/python models/litter/write_manifest.py --val data/litter/dataset/images/val
     echo "device_train: installed under models/litter/ (edge/config.py's two litter score defaults must be the thresholds above); now make eval, and git checkout models/litter edge/config.py if it is refused"
     ;;
