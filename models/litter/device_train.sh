@@ -17,9 +17,9 @@
 #       int8 files, recipe.json, results.csv, the log and the best weights
 #   bash models/litter/device_train.sh finish DIR
 #       here, DIR being the run's files_at: the files into data/litter/runs/export/, the same
-#       validation split composed here (only it: a minute, not five), write_manifest.py (installs the chosen file under
-#       models/litter/ and chooses its thresholds); then `make eval` says whether it ships (CARD.md's
-#       rules; `git checkout models/litter` puts the shipped file back when it does not)
+#       validation split composed here (only it: a minute, not five), write_manifest.py (installs the
+#       chosen file under models/litter/ and chooses its thresholds); then `make eval` says whether it
+#       ships (CARD.md's rules; `git checkout models/litter` puts the shipped file back when it does not)
 #
 # The training set follows the last CPU stages' lesson (CARD.md): all three drawing families from the
 # first epoch (--physical) and a validation split with the third family's objects too (--val-physical),
@@ -28,11 +28,13 @@
 # an epoch, not the GPU, so the images are many and kept decoded in memory (train.py --cache ram). TRAIN,
 # SHARDS, VAL, PHYSICAL, VAL_PHYSICAL, SPILLS, SEED, BUDGET, EXPORT_S, EPOCHS (what ultralytics plans the
 # closing epochs without mosaic by; BUDGET decides when it stops), BATCH and WORKERS change it; START, an
-# ultralytics .pt carried along, continues from those weights (train.py's stage 7) instead of from the yaml; PY is the
-# Python that runs it (python3 there). Tried here on the CPU at a small scale (TRAIN=64 SHARDS=4 VAL=10
-# BUDGET=90 WORKERS=2 BATCH=16 PY=.venv-train/bin/python), and once there with the defaults (2026-12-04:
-# composed in 73 s with the install, 54 epochs, done in 497 s; the machine's start and the transfers
-# about 40 s more; what it made and why it did not ship: CARD.md, "A first GPU-trained candidate").
+# ultralytics .pt carried along, continues from those weights (train.py's stage 7) instead of from the
+# yaml; PY is the Python that runs it (python3 there). Tried here on the CPU at a small scale
+# (TRAIN=64 SHARDS=4 VAL=10 BUDGET=90 WORKERS=2 BATCH=16 PY=.venv-train/bin/python), and twice there
+# (2026-12-04): with the defaults (composed in 73 s with the install, 54 epochs, done in 497 s; the
+# machine's start and the transfers about 40 s more), then with START, SEED=17, SPILLS=0.65, BUDGET=245,
+# EXPORT_S=40 (11 epochs, 247 s); what they made and why neither shipped: CARD.md, "A first GPU-trained
+# candidate" and the section after it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
