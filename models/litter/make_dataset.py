@@ -84,10 +84,12 @@ def draw_object(rng: np.random.Generator, kind: str, w: int, h: int, family: str
 
 
 def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str,
-            swatches: Swatches | None = None, spills: float = 0.5, physical: float = 0.0) -> tuple[np.ndarray, list]:
+            swatches: Swatches | None = None, spills: float = 0.5, physical: float = 0.0,
+            slabs: float = 0.0) -> tuple[np.ndarray, list]:
     """One training image and its labels [(class, cx, cy, w, h) normalised]; with ``swatches``, randomised;
     ``spills``: the share of objects that are spills; ``physical``: with ``swatches``, the share of objects
-    drawn by ``physical.draw`` (at 0 no random number is drawn for it, so the image is as before)."""
+    drawn by ``physical.draw``; ``slabs``: with ``swatches``, the share of spills drawn as opaque slabs by
+    ``physical.slab`` (at 0 no random number is drawn for either, so the image is as before)."""
     bg = backgrounds[int(rng.integers(len(backgrounds)))]
     H, W = bg.shape[:2]
     side = int(min(H, W) * rng.uniform(0.4, 1.0))
@@ -122,6 +124,8 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str
             continue
         if swatches is None:
             layer = render(rng, kind, ow, oh, family)
+        elif slabs and kind == "spill" and rng.random() < slabs:
+            layer = physical_family.slab(rng, ow, oh, swatches)
         elif physical and rng.random() < physical:
             layer = physical_family.draw(rng, kind, ow, oh, swatches)
         else:
@@ -159,18 +163,19 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str
 
 
 def write_split(rng, backgrounds, family, count, out: Path, split: str, randomise: bool = False,
-                streamed: float = 0.0, spills: float = 0.5, physical: float = 0.0, name: str = "") -> int:
+                streamed: float = 0.0, spills: float = 0.5, physical: float = 0.0, name: str = "",
+                slabs: float = 0.0) -> int:
     """``count`` composed images and labels in ``out``; randomised ones take textures from the same backgrounds.
     A share ``streamed`` of them is stored as an H.264 stream would show it (``randomise.h264``, CRF 26-44)
     instead of as a JPEG of quality 20-95. A share ``physical`` of randomised objects is drawn by
-    ``physical.py``. Files are named ``<name>-<i>`` (``name``: the split's by default)."""
+    ``physical.py``, and a share ``slabs`` of its spills as opaque slabs. Files are named ``<name>-<i>`` (``name``: the split's by default)."""
     name = name or split
     swatches = Swatches(rng, backgrounds) if randomise else None
     (out / "images" / split).mkdir(parents=True, exist_ok=True)
     (out / "labels" / split).mkdir(parents=True, exist_ok=True)
     objects = 0
     for i in range(count):
-        image, labels = compose(rng, backgrounds, family, swatches, spills, physical)
+        image, labels = compose(rng, backgrounds, family, swatches, spills, physical, slabs)
         quality = int(rng.integers(45 if swatches is None else 20, 95))
         if streamed and rng.random() < streamed:
             image, quality = h264(image, int(rng.integers(26, 45))), 95
@@ -194,20 +199,22 @@ def _write_shard(k: int) -> int:
     a = _SHARDED
     count = a["count"] // a["shards"] + (k < a["count"] % a["shards"])
     return write_split(np.random.default_rng(a["seeds"][k]), a["backgrounds"], "train", count, a["out"], "train",
-                       a["randomise"], a["streamed"], a["spills"], a["physical"], name=f"train-{k:02d}")
+                       a["randomise"], a["streamed"], a["spills"], a["physical"], name=f"train-{k:02d}",
+                       slabs=a["slabs"])
 
 
 def write_train_split(seed: int, shards: int, processes: int, backgrounds, count: int, out: Path,
-                      randomise: bool, streamed: float, spills: float, physical: float) -> int:
+                      randomise: bool, streamed: float, spills: float, physical: float, slabs: float = 0.0) -> int:
     """The training split: one random stream from ``seed`` (``shards`` 1, as before), or ``shards`` streams
     spawned from it, drawn by ``processes`` processes at once; returns the objects drawn. The processes
     are started afresh (``spawn``), not forked: a fork of a process with threads (a test run, OpenCV's
     own pool) can hang."""
     if shards <= 1:
         return write_split(np.random.default_rng(seed), backgrounds, "train", count, out, "train", randomise,
-                           streamed, spills, physical)
+                           streamed, spills, physical, slabs=slabs)
     sharded = dict(seeds=np.random.SeedSequence(seed).spawn(shards), shards=shards, count=count, out=out,
-                   backgrounds=backgrounds, randomise=randomise, streamed=streamed, spills=spills, physical=physical)
+                   backgrounds=backgrounds, randomise=randomise, streamed=streamed, spills=spills, physical=physical,
+                   slabs=slabs)
     with multiprocessing.get_context("spawn").Pool(max(1, min(processes, shards)), _share, (sharded,)) as pool:
         return sum(pool.map(_write_shard, range(shards)))
 
@@ -247,6 +254,9 @@ def main() -> None:
     ap.add_argument("--physical", type=float, default=0.0,
                     help="with --randomise, share of training objects drawn by physical.py (lit height-field heaps, "
                          "flowing film spills); 0 composes as before")
+    ap.add_argument("--slabs", type=float, default=0.0,
+                    help="with --randomise, share of training spills drawn as opaque slabs (physical.slab: soil, grit, "
+                         "thick paint lying flat); 0 composes as before")
     ap.add_argument("--val-physical", type=float, default=0.0,
                     help="with --randomise, share of validation objects drawn by physical.py; 0 composes as before")
     ap.add_argument("--test", type=int, default=0,
@@ -275,7 +285,7 @@ def main() -> None:
         print(f"test set: {args.test} images ({n_test} objects) in {args.out}")
         return
     n_train = write_train_split(args.seed, args.shards, args.processes, train_bg, args.train, args.out, args.randomise,
-                                args.h264, args.spills, args.physical)
+                                args.h264, args.spills, args.physical, args.slabs)
     val_seed = args.seed + 1 if args.val_seed is None else args.val_seed
     n_val = write_split(np.random.default_rng(val_seed), heldout_bg, "heldout", args.val, args.out, "val", args.randomise,
                         physical=args.val_physical)
@@ -285,7 +295,7 @@ def main() -> None:
     # what the set was composed with, for the model's recipe (train.py) and manifest (write_manifest.py)
     (args.out / "recipe.json").write_text(json.dumps(
         {"seed": args.seed, "shards": args.shards, "val_seed": val_seed, "train": args.train, "val": args.val, "randomise": args.randomise,
-         "h264": args.h264, "spills": args.spills, "physical": args.physical,
+         "h264": args.h264, "spills": args.spills, "physical": args.physical, "slabs": args.slabs,
          "val_physical": args.val_physical, "extra": [str(f) for f in args.extra]}, indent=2) + "\n")
     print(f"dataset: {args.train} train images ({n_train} objects, {len(train_bg)} backgrounds), "
           f"{args.val} val images ({n_val} objects, {len(heldout_bg)} held-out backgrounds) in {args.out}")

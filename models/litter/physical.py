@@ -436,6 +436,27 @@ def _spill(rng: np.random.Generator, w: int, h: int, swatches: Swatches) -> Laye
     return _fit((colour.astype(np.float32), alpha.astype(np.float32), np.asarray(shade, np.float32)), w, h)
 
 
+def slab(rng: np.random.Generator, w: int, h: int, swatches: Swatches) -> Layer:
+    """An opaque spill without height: soil, grit, sand, cement slurry or thick paint lying flat, a
+    real-picture texture (earth-tinted or recoloured) with mottling, a sharp flowing outline and no
+    lighting of its own. The other spills here are films, stains and speckled grains, and the piles are
+    the only opaque textured things, so a detector trained on them alone names such a spill garbage."""
+    gw, gh = _work_size(w, h)
+    gw, gh = int(gw * 1.3) + 2, int(gh * 1.3) + 2
+    body, thick, _flow = _spill_outline(rng, gh, gw)
+    body = np.clip((body - 0.5) * rng.uniform(3, 8) + 0.5, 0, 1)  # a sharp edge
+    if rng.random() < 0.7:
+        tint = EARTH[int(rng.integers(len(EARTH)))] if rng.random() < 0.75 else PAINT[int(rng.integers(len(PAINT)))]
+        tex = swatches.take(rng, gw, gh, tint * np.float32(rng.uniform(0.8, 1.2, 3)))
+    else:
+        tex = swatches.take(rng, gw, gh)
+    mottle = 1 + rng.uniform(0.05, 0.3) * _noise(rng, gh, gw, rng.uniform(4, 16), 3)
+    colour = tex * mottle[..., None] * (1 + rng.uniform(-0.15, 0.1) * thick[..., None])  # thicker: a shade apart
+    alpha = body * rng.uniform(0.85, 1.0)
+    shade = 1 - rng.uniform(0.0, 0.12) * body  # a damp rim at most, no shadow of its own
+    return _fit((colour.astype(np.float32), alpha.astype(np.float32), np.asarray(shade, np.float32)), w, h)
+
+
 def draw(rng: np.random.Generator, kind: str, w: int, h: int, swatches: Swatches) -> Layer:
     """One garbage heap or spill filling about a w x h box, rendered from a lit height field or film."""
     if kind not in ("garbage", "spill"):
