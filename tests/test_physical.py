@@ -97,3 +97,35 @@ def test_a_physical_share_of_zero_composes_as_before_and_a_share_changes_the_ima
         made[name] = {p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*.jpg")}
     assert made["old"].keys() == made["physical"].keys() and len(made["old"]) == 3
     assert any(made["old"][k] != made["physical"][k] for k in made["old"])
+
+
+@pytest.mark.parametrize("w,h", SIZES)
+def test_slabs_are_opaque_flat_and_fill_their_box(swatches, w, h):
+    """An opaque spill: most of its box covered nearly fully, no shadow of its own outside its paint."""
+    for seed in range(4):
+        layer = physical.slab(np.random.default_rng(seed), w, h, swatches)
+        assert layer.colour.shape == (h, w, 3) and layer.alpha.shape == (h, w) and layer.shade.shape == (h, w)
+        assert 0 <= layer.colour.min() and layer.colour.max() <= 255
+        covered = layer.alpha > 0.3
+        assert 0.15 <= float(covered.mean()) <= 1.0, (w, h, seed)
+        if w >= 24:
+            assert float(np.median(layer.alpha[covered])) >= 0.8, (w, h, seed)  # opaque, not a film
+            assert float(layer.shade[layer.alpha < 0.1].min(initial=1.0)) >= 0.85  # casts no shadow
+
+
+def test_a_slab_share_draws_only_spills_as_slabs_and_zero_composes_as_before():
+    backgrounds = scenes(count=2)
+    a = compose(np.random.default_rng(4), backgrounds, "train", Swatches(np.random.default_rng(1), backgrounds, 10),
+                0.5, 0.4)
+    b = compose(np.random.default_rng(4), backgrounds, "train", Swatches(np.random.default_rng(1), backgrounds, 10),
+                0.5, 0.4, 0.0)
+    assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    # garbage only: the slab share is never drawn, so the images are those without it
+    g = [compose(np.random.default_rng(s), backgrounds, "train", Swatches(np.random.default_rng(1), backgrounds, 10),
+                 0.0, 0.0, slabs) for s in range(3) for slabs in (0.0, 1.0)]
+    assert all(np.array_equal(g[i][0], g[i + 1][0]) for i in range(0, 6, 2))
+    # spills only: every one a slab changes the images, and the labels stay spills
+    s = [compose(np.random.default_rng(seed), backgrounds, "train", Swatches(np.random.default_rng(1), backgrounds, 10),
+                 1.0, 0.0, slabs) for seed in range(3) for slabs in (0.0, 1.0)]
+    assert any(not np.array_equal(s[i][0], s[i + 1][0]) for i in range(0, 6, 2) if s[i][1])
+    assert all(label[0] == 1 for _, labels in s for label in labels)
