@@ -17,7 +17,9 @@ Each generated set is kept under ``--work`` with the command and the generator s
    footage, a set made after the rules were last changed on what the first cross set showed; blind:
    ``--blind-clips`` from ``blindgen.py``, a third generator written by someone who did not read the
    others' drawing code, on scenes no other composed set uses, made after every rule change it
-   reports on). An incident is true
+   reports on; mesh: ``--mesh-clips`` from ``meshgen.py``, a fourth, written by someone who read none
+   of the drawing code: meshes and simulated spills composed into the real clean footage's moving
+   traffic, which passes in front of them). An incident is true
    when its zone holds a staged object of its type and it starts while that object is there; it
    is *dispatched* unless it carries ``attributes.needs_review`` (held for a person at the
    gateway). Start delay: start message time - (appear + persistence); end delay: end message
@@ -187,6 +189,7 @@ def metrics_by_score(detector: Detector, images: Path | list[tuple[Path, list[st
 
 OWN_GENERATOR = ["models/litter/make_dataset.py", "models/litter/synth.py", "models/litter/randomise.py"]
 BLIND_GENERATOR = [f"models/litter/blind{part}.py" for part in ("gen", "scenes", "plan", "draw", "props", "render")]
+MESH_GENERATOR = ["models/litter/meshgen.py", "models/litter/meshdraw.py"]
 
 
 def file_hashes(root: Path, folders: tuple[str, ...] = ("",)) -> dict[str, str]:
@@ -598,6 +601,8 @@ def main() -> None:
     ap.add_argument("--cross-other-clips", type=int, default=9,
                     help="cross-generator clips on other scenes (evalgen.py --other-scenes)")
     ap.add_argument("--blind-clips", type=int, default=12, help="clips made by blindgen.py, the blind generator")
+    ap.add_argument("--mesh-clips", type=int, default=10,
+                    help="clips made by meshgen.py, the fourth generator (objects in the real clean footage)")
     ap.add_argument("--test-images", type=int, default=400)
     ap.add_argument("--cross-images", type=int, default=300)
     ap.add_argument("--sway", type=float, default=0.005,
@@ -647,7 +652,7 @@ def main() -> None:
               f"{d['hard_negatives']} false alarms): {_fmt_det(d)}; confusion {_fmt_confusion(d['confusion'])}")
 
     own_dir, cross_dir, other_dir = args.work / "clips", args.work / "cross/clips", args.work / "cross-other/clips"
-    blind_dir = args.work / "blind/clips"
+    blind_dir, mesh_dir = args.work / "blind/clips", args.work / "mesh/clips"
     if args.variants:
         made_by(own_dir, [py, "fixtures/videos/make_composed.py", "--variants", str(args.variants), "--seed", "4242"],
                 ["fixtures/videos/make_composed.py", "models/litter/synth.py"])
@@ -659,15 +664,20 @@ def main() -> None:
                             str(args.cross_other_clips)], ["models/litter/evalgen.py"])
     if args.blind_clips:
         made_by(blind_dir, [py, "models/litter/blindgen.py", "clips", "--count", str(args.blind_clips)], BLIND_GENERATOR)
+    if args.mesh_clips:
+        made_by(mesh_dir, [py, "models/litter/meshgen.py", "clips", "--count", str(args.mesh_clips)], MESH_GENERATOR)
     clips = {"own": [ROOT / "fixtures/videos/campus-litter.truth.yaml"] + sorted(own_dir.glob("*.truth.yaml")),
              "cross": sorted(cross_dir.glob("*.truth.yaml"))}
     if args.cross_other_clips:
         clips["cross_other"] = sorted(other_dir.glob("*.truth.yaml"))
     if args.blind_clips:
         clips["blind"] = sorted(blind_dir.glob("*.truth.yaml"))
+    if args.mesh_clips:
+        clips["mesh"] = sorted(mesh_dir.glob("*.truth.yaml"))
     real = real_clips(args.work)
     made = {f"{name}_stills": folder for name, folder in stills.items()} | {
         "own_clips": own_dir, "cross_clips": cross_dir, "cross_other_clips": other_dir, "blind_clips": blind_dir,
+        "mesh_clips": mesh_dir,
         "clean_footage": CLEAN}
     digests = {name: digest(folder) for name, folder in made.items() if folder.exists()}
     print("sets (sha256 of their files, to tell whether two runs scored the same sets): "
@@ -738,6 +748,7 @@ def main() -> None:
         "goals_met_cross": met(chosen["incidents"]["cross"]),
         **({"goals_met_cross_other": met(chosen["incidents"]["cross_other"])} if "cross_other" in clips else {}),
         **({"goals_met_blind": met(chosen["incidents"]["blind"])} if "blind" in clips else {}),
+        **({"goals_met_mesh": met(chosen["incidents"]["mesh"])} if "mesh" in clips else {}),
     } | ({"exported": exported} if exported else {})))
 
 
