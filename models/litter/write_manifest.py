@@ -145,7 +145,8 @@ def main() -> None:
     min_score, confirmed_min_score, f1 = best_min_scores(yolo_file(target, body), val)
     body["recipe"] = recipe | {
         "quantisation": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations, "
-                        "64 calibration images from the training split" if shipped == "int8" else "none: int8 lost accuracy"}
+                        "convolutions only and not the first (the picture's), 64 calibration images from the "
+                        "training split" if shipped == "int8" else "none: int8 lost accuracy"}
     split = val.resolve().relative_to(ROOT) if val.resolve().is_relative_to(ROOT) else val
     body["validation"] = {"split": f"{split} (held-out backgrounds and textures)",
                           "min_score_for_int8_choice": MIN_SCORE, "fp32": scores["fp32"], "int8": scores["int8"],
