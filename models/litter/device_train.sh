@@ -26,10 +26,10 @@
 # so that the best epoch and the thresholds are chosen on what the model was trained to see. On the CPU
 # the images were few (1,200 to 2,400) because an epoch cost minutes; there, decoding and augmenting bound
 # an epoch, not the GPU, so the images are many and kept decoded in memory (train.py --cache ram). TRAIN,
-# SHARDS, VAL, PHYSICAL, VAL_PHYSICAL, SPILLS, SEED, BUDGET, EXPORT_S, EPOCHS (what ultralytics plans the
-# closing epochs without mosaic by; BUDGET decides when it stops), BATCH and WORKERS change it; START, an
-# ultralytics .pt carried along, continues from those weights (train.py's stage 7) instead of from the
-# yaml; PY is the Python that runs it (python3 there). Tried here on the CPU at a small scale
+# SHARDS, VAL, PHYSICAL, VAL_PHYSICAL, SPILLS, SLABS (make_dataset.py --slabs), SEED, BUDGET, EXPORT_S,
+# EPOCHS (what ultralytics plans the closing epochs without mosaic by; BUDGET decides when it stops),
+# BATCH and WORKERS change it; START, an ultralytics .pt carried along, continues from those weights
+# (train.py's stage 7) instead of from the yaml; PY is the Python that runs it (python3 there). Tried here on the CPU at a small scale
 # (TRAIN=64 SHARDS=4 VAL=10 BUDGET=90 WORKERS=2 BATCH=16 PY=.venv-train/bin/python), and twice there
 # (2026-12-04): with the defaults (composed in 73 s with the install, 54 epochs, done in 497 s; the
 # machine's start and the transfers about 40 s more), then with START, SEED=17, SPILLS=0.65, BUDGET=245,
@@ -39,11 +39,11 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 TRAIN="${TRAIN:-8000}" SHARDS="${SHARDS:-16}" VAL="${VAL:-300}" PHYSICAL="${PHYSICAL:-0.4}"
-VAL_PHYSICAL="${VAL_PHYSICAL:-0.4}" SPILLS="${SPILLS:-0.5}" SEED="${SEED:-7}" BUDGET="${BUDGET:-540}"
+VAL_PHYSICAL="${VAL_PHYSICAL:-0.4}" SPILLS="${SPILLS:-0.5}" SLABS="${SLABS:-0}" SEED="${SEED:-7}" BUDGET="${BUDGET:-540}"
 EXPORT_S="${EXPORT_S:-80}" EPOCHS="${EPOCHS:-60}" BATCH="${BATCH:-64}" WORKERS="${WORKERS:-12}"
 compose() {  # $1: the Python; the same images wherever it runs with the same numpy and OpenCV
   "$1" models/litter/make_dataset.py --train "$TRAIN" --shards "$SHARDS" --val "$VAL" --seed "$SEED" --val-seed 8 \
-    --randomise --physical "$PHYSICAL" --val-physical "$VAL_PHYSICAL" --spills "$SPILLS" --out data/litter/dataset
+    --randomise --physical "$PHYSICAL" --val-physical "$VAL_PHYSICAL" --spills "$SPILLS" --slabs "$SLABS" --out data/litter/dataset
 }
 case "${1:-}" in
   prepare)
