@@ -65,8 +65,9 @@ def test_a_dead_or_hung_camera_goes_offline_and_comes_back_while_others_keep_the
         back = time.monotonic()
         # a restarted server answers at once (5 s: backoff, a key frame, the 1 s heartbeat); a resumed
         # one first answers its stalled session with bad data, and FFmpeg's RTSP set-up against it
-        # then takes several 3 s socket timeouts (seen 9-14 s in full-suite runs)
-        limit = 5 + 1.5 if how == "kill" else 20
+        # then takes several 3 s socket timeouts (seen 9-14 s in full-suite runs, once 20.9 s on a loaded
+        # machine: the bound catches a camera that never comes back or a backoff grown to minutes, not speed)
+        limit = 5 + 1.5 if how == "kill" else 30
         wait_until(lambda: state(watcher, "fault-box", "failing") == "online", limit + 1, interval=0.1,
                    message="failing camera back online")
         assert time.monotonic() - back <= limit
