@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from edge.config import parse_config
+from edge.geometry import polygon_area
 from models.litter import meshdraw, meshgen
-from models.litter.meshgen import BOX_FRACTION, ZONE_RATIO, box_inside, overlaps, plan_set, polygon_area, truth_text
+from models.litter.meshgen import BOX_FRACTION, ZONE_RATIO, box_inside, overlaps, plan_set, truth_text
 
 PLANS = plan_set(4, seed=11)
 

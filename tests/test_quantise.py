@@ -41,7 +41,7 @@ def test_quantise_keeps_the_first_convolution_in_float_and_quantises_the_rest(tm
         pictures.append(p)
     quantise(tmp_path / "m.onnx", tmp_path / "m.int8.onnx", pictures)
     graph = onnx.load(str(tmp_path / "m.int8.onnx")).graph
-    feeds = {n.name: [i for i in n.input] for n in graph.node if n.op_type == "Conv"}
+    feeds = {n.name: list(n.input) for n in graph.node if n.op_type == "Conv"}
     made_by = {o: n.op_type for n in graph.node for o in n.output}
     # the quantised convolution reads dequantised weights; the first reads its float weights as they were
     assert made_by.get(feeds["body"][1]) == "DequantizeLinear"

@@ -168,7 +168,8 @@ def write_split(rng, backgrounds, family, count, out: Path, split: str, randomis
     """``count`` composed images and labels in ``out``; randomised ones take textures from the same backgrounds.
     A share ``streamed`` of them is stored as an H.264 stream would show it (``randomise.h264``, CRF 26-44)
     instead of as a JPEG of quality 20-95. A share ``physical`` of randomised objects is drawn by
-    ``physical.py``, and a share ``slabs`` of its spills as opaque slabs. Files are named ``<name>-<i>`` (``name``: the split's by default)."""
+    ``physical.py``, and a share ``slabs`` of their spills as opaque slabs. Files are named ``<name>-<i>``
+    (``name``: the split's by default)."""
     name = name or split
     swatches = Swatches(rng, backgrounds) if randomise else None
     (out / "images" / split).mkdir(parents=True, exist_ok=True)

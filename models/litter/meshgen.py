@@ -48,6 +48,7 @@ import numpy as np  # noqa: E402
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from edge.geometry import polygon_area  # noqa: E402
 from models.litter import meshdraw as draw  # noqa: E402
 from models.litter.meshdraw import Camera, Light  # noqa: E402
 
@@ -186,11 +187,6 @@ class ClipPlan:
 
 
 # --- geometry -----------------------------------------------------------------------------------------
-
-def polygon_area(points) -> float:
-    p = np.asarray(points, float)
-    return float(abs(np.dot(p[:, 0], np.roll(p[:, 1], -1)) - np.dot(p[:, 1], np.roll(p[:, 0], -1))) / 2)
-
 
 def box_inside(box, polygon, margin: float = 0.0) -> bool:
     """Whether all four corners of ``box`` lie inside the convex ``polygon`` (at least ``margin`` in).
