@@ -52,7 +52,7 @@ case "${1:-}" in
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
       ultralytics==8.4.190 ultralytics-thop==2.2.3 ultralytics-platform==0.1.99 polars==0.20.31 onnxslim==0.1.98
-    [ -d data/litter/backgrounds/train ] || bash models/litter/fetch_backgrounds.sh
+    [ -n "$(ls -A data/litter/backgrounds/train 2>/dev/null)" ] || bash models/litter/fetch_backgrounds.sh
     tree=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
     extra=$(du -cb .whl data/litter/backgrounds | tail -1 | cut -f1)
     echo "device_train: repo $((tree / 1048576)) MiB + wheels and backgrounds $((extra / 1048576)) MiB (the limit is 64 MiB)"
