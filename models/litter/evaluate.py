@@ -741,7 +741,8 @@ def main() -> None:
         "held_for_review_later": fa["held_later"], "held_for_review_later_per_hour": fa["held_later_per_hour"],
         "real_footage_min": fa["footage_min"], "real_replayed_min": fa["replayed_min"],
         **({"sway": args.sway, "false_incidents_swayed": fa_sway["false_incidents"],
-            "held_for_review_swayed": fa_sway["held_for_review"]} if fa_sway else {}),
+            "held_for_review_swayed": fa_sway["held_for_review"],
+            "held_for_review_later_swayed": fa_sway["held_later"]} if fa_sway else {}),
         "other_modes": {m: {gen: {"precision": v["incidents"][gen]["precision"], "recall": v["incidents"][gen]["recall"]}
                             for gen in clips} | {"false_incidents": v["false_alarms"]["false_incidents"]}
                         for m, v in results.items() if m != defaults.left_object},

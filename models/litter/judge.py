@@ -1,0 +1,102 @@
+"""Whether a litter model candidate ships: CARD.md's rule, read from two ``make eval`` summaries.
+
+The rule (CARD.md, "A fourth and fifth candidate, on the GPU"), against the shipped file's figures
+from the same machine's sets:
+
+1. real clean footage dispatches nothing, plain and swayed; holds at most 10 (swayed 6); none later
+   than the camera's start;
+2. over the five independent sets (cross, other scenes, blind, swayed, knocked) right-typed
+   dispatched rises and the share of dispatched incidents that are right-typed is at least the
+   shipped file's;
+3. no set loses more than one right-typed dispatched object;
+4. every set's latest end within clear + 10 s, and no set ends more incidents while their object
+   lay there than the shipped file;
+5. on blind and mesh, right-typed dispatched does not fall and false dispatched rises by at most one.
+
+    .venv/bin/python models/litter/judge.py SHIPPED.log CANDIDATE.log
+
+Each argument is ``evaluate.py``'s output (its last line is the JSON summary). Prints one line per
+condition and a final JSON line; exits 0 when every condition is met, 1 when one is not.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+FIVE = ("cross", "cross_other", "blind", "cross_sway", "cross_knock")
+UNSEEN_IN_KIND = ("blind", "mesh")
+CLEAR_S, END_AFTER_CLEAR_S = 5.0, 10.0
+
+
+def summary(text: str) -> dict:
+    """The JSON summary: the last line of ``evaluate.py``'s output that parses as an object."""
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError("no JSON summary line: is this evaluate.py's whole output?")
+
+
+def _sets(s: dict) -> dict:
+    return s["incidents"]
+
+
+def judge(shipped: dict, candidate: dict) -> list[tuple[str, bool, str]]:
+    """(condition, met, the figures that decide it) for each of the rule's five conditions. A file
+    judged against itself fails (2): right-typed dispatched must rise."""
+    out = []
+    c = candidate
+    real = (c["false_incidents"], c["held_for_review_on_clean"], c["held_for_review_later"],
+            c.get("false_incidents_swayed"), c.get("held_for_review_swayed"), c.get("held_for_review_later_swayed"))
+    ok1 = (real[0] == 0 and real[1] <= 10 and real[2] == 0 and real[3] == 0 and real[4] is not None
+           and real[4] <= 6 and (real[5] or 0) == 0)
+    out.append(("1 real footage", ok1, f"dispatched {real[0]}, held {real[1]} ({real[2]} later); swayed: "
+                                       f"dispatched {real[3]}, held {real[4]} ({real[5]} later)"))
+
+    def five(s: dict) -> tuple[int, int]:
+        right = sum(_sets(s)[g]["right_typed_dispatched"] for g in FIVE)
+        return right, sum(_sets(s)[g]["dispatched"] for g in FIVE)
+
+    (rs, ds), (rc, dc) = five(shipped), five(c)
+    share = lambda r, d: r / d if d else 0.0  # noqa: E731
+    ok2 = rc > rs and share(rc, dc) >= share(rs, ds)
+    out.append(("2 five sets", ok2, f"right-typed dispatched {rs} -> {rc}; share right {rs}/{ds} = "
+                                    f"{share(rs, ds):.3f} -> {rc}/{dc} = {share(rc, dc):.3f}"))
+
+    drops = {g: _sets(shipped)[g]["right_typed_dispatched"] - _sets(c)[g]["right_typed_dispatched"]
+             for g in _sets(shipped) if g != "own" and g in _sets(c)}
+    out.append(("3 no set loses more than one", all(d <= 1 for d in drops.values()),
+                ", ".join(f"{g} {-d:+d}" for g, d in drops.items())))
+
+    late = {g: i["end_delay_max_s"] for g, i in _sets(c).items()
+            if g != "own" and i["end_delay_max_s"] is not None and i["end_delay_max_s"] > CLEAR_S + END_AFTER_CLEAR_S}
+    early = {g: (_sets(shipped)[g]["ended_early"], i["ended_early"]) for g, i in _sets(c).items()
+             if g != "own" and g in _sets(shipped) and i["ended_early"] > _sets(shipped)[g]["ended_early"]}
+    out.append(("4 ends", not late and not early,
+                f"later than clear + {END_AFTER_CLEAR_S:.0f} s: {late or 'none'}; more ended early: {early or 'none'}"))
+
+    moves = {g: (_sets(shipped)[g]["right_typed_dispatched"], _sets(c)[g]["right_typed_dispatched"],
+                 _sets(shipped)[g]["false_dispatched"], _sets(c)[g]["false_dispatched"])
+             for g in UNSEEN_IN_KIND if g in _sets(shipped) and g in _sets(c)}
+    ok5 = len(moves) == len(UNSEEN_IN_KIND) and all(rc_ >= rs_ and fc - fs <= 1 for rs_, rc_, fs, fc in moves.values())
+    out.append(("5 blind and mesh", ok5, ", ".join(f"{g}: right-typed {a} -> {b}, false {x} -> {y}"
+                                                   for g, (a, b, x, y) in moves.items()) or "missing"))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("shipped", type=Path, help="evaluate.py's output for the shipped file")
+    ap.add_argument("candidate", type=Path, help="evaluate.py's output for the candidate")
+    a = ap.parse_args()
+    verdict = judge(summary(a.shipped.read_text()), summary(a.candidate.read_text()))
+    for name, ok, why in verdict:
+        print(f"({name}) {'met' if ok else 'NOT MET'}: {why}")
+    ships = all(ok for _, ok, _ in verdict)
+    print(json.dumps({"ships": ships, "conditions": {name: ok for name, ok, _ in verdict}}))
+    sys.exit(0 if ships else 1)
+
+
+if __name__ == "__main__":
+    main()

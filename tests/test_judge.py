@@ -1,0 +1,78 @@
+"""models/litter/judge.py: CARD.md's keep-or-refuse rule, read from two ``make eval`` summaries (pure logic)."""
+import copy
+import json
+
+import pytest
+
+from models.litter.judge import judge, summary
+
+SETS = ("cross", "cross_other", "blind", "mesh", "cross_sway", "cross_knock")
+
+
+def eval_summary(right: int = 10, dispatched: int = 12, false: int = 2) -> dict:
+    """A summary shaped like evaluate.py's: every set the same figures, the real footage quiet."""
+    inc = {"right_typed_dispatched": right, "dispatched": dispatched, "false_dispatched": false,
+           "end_delay_max_s": 9.0, "ended_early": 0}
+    return {"incidents": {"own": dict(inc)} | {g: dict(inc) for g in SETS},
+            "false_incidents": 0, "held_for_review_on_clean": 5, "held_for_review_later": 0,
+            "false_incidents_swayed": 0, "held_for_review_swayed": 3, "held_for_review_later_swayed": 0}
+
+
+def verdict(shipped: dict, candidate: dict) -> dict[str, bool]:
+    return {name.split()[0]: ok for name, ok, _ in judge(shipped, candidate)}
+
+
+def better() -> dict:
+    c = eval_summary(right=12, dispatched=14, false=2)  # share 12/14 > 10/12
+    return c
+
+
+def test_a_candidate_better_everywhere_ships():
+    assert all(verdict(eval_summary(), better()).values())
+
+
+def test_a_file_against_itself_does_not_ship():
+    v = verdict(eval_summary(), eval_summary())
+    assert v["2"] is False and v["1"] and v["3"] and v["4"] and v["5"]
+
+
+@pytest.mark.parametrize("change, condition", [
+    (lambda c: c.update(false_incidents=1), "1"),
+    (lambda c: c.update(false_incidents_swayed=1), "1"),
+    (lambda c: c.update(held_for_review_on_clean=11), "1"),
+    (lambda c: c.update(held_for_review_swayed=7), "1"),
+    (lambda c: c.update(held_for_review_later=1), "1"),
+    (lambda c: c.update(held_for_review_later_swayed=1), "1"),
+    (lambda c: c["incidents"]["cross"].update(dispatched=30), "2"),  # more found, but a lower share
+    (lambda c: c["incidents"]["cross_other"].update(right_typed_dispatched=8, dispatched=8), "3"),  # 10 -> 8 there
+    (lambda c: c["incidents"]["mesh"].update(end_delay_max_s=15.8), "4"),
+    (lambda c: c["incidents"]["blind"].update(ended_early=1), "4"),
+    (lambda c: c["incidents"]["mesh"].update(false_dispatched=4), "5"),  # 2 -> 4
+    (lambda c: c["incidents"]["mesh"].update(right_typed_dispatched=9), "5"),
+])
+def test_each_condition_refuses_on_its_own(change, condition):
+    c = better()
+    change(c)
+    v = verdict(eval_summary(), c)
+    assert v[condition] is False
+    assert all(ok for name, ok in v.items() if name != condition)
+
+
+def test_the_own_generator_does_not_count():
+    c = better()
+    c["incidents"]["own"].update(right_typed_dispatched=0, end_delay_max_s=60.0, ended_early=3)
+    assert all(verdict(eval_summary(), c).values())
+
+
+def test_a_missing_swayed_replay_is_not_met():
+    c = better()
+    del c["held_for_review_swayed"]
+    assert verdict(eval_summary(), c)["1"] is False
+
+
+def test_summary_reads_the_last_json_line_of_the_output():
+    s = eval_summary()
+    text = "left_object=confirm incidents ...\n{\"not\": \"this\"}\n" + json.dumps(s) + "\n"
+    assert summary(text) == copy.deepcopy(s)
+    with pytest.raises(ValueError, match="no JSON summary"):
+        summary("no json here\n")
