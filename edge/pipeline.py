@@ -380,14 +380,16 @@ class CameraPipeline:
                       later: ConditionRule, mine: list[Sighting], static: np.ndarray | None) -> list[Outgoing]:
         """Something new in a zone whose rule holds an incident for review (a pile dumped on or beside
         a stain that was there when the camera came up): the held incident cannot carry it, since it
-        stays open on the stain, only at the stain's place, and was never dispatched. While the
-        left-object check sees still, changed ground under a detection, ``later`` follows it as its
-        own incident, dispatched, and cleared when that ground is back to what it was."""
-        if later.place is not None:
-            mine = self._at_place(later, mine)
-        elif not rule.holds_for_review:
-            mine = []
-        new = [s for s in mine if static is not None and covered(static, s.box) >= CONFIRM_COVER]
+        stays open on the stain, only at the stain's place, and was never dispatched. Once the
+        left-object check sees still, changed ground under a detection, ``later`` raises it as its own
+        incident, dispatched, kept at its place as a confirmed incident is (``_at_place``: not only while
+        the check still sees it still, which a swaying camera's check stopped doing 8-12 s before a
+        spill was taken away) and cleared when that ground is back to what it was."""
+        if later.place is not None:  # open: kept at its place until that ground is back, as `_at_place` says
+            new = self._at_place(later, mine)
+        else:
+            new = [s for s in (mine if rule.holds_for_review else [])
+                   if static is not None and covered(static, s.box) >= CONFIRM_COVER]
         best = max(new, key=lambda s: s.score, default=None)
         sighting = best or Sighting(None, (0.5, 0.5), polygon_to_xyxy(zone.polygon), 0.0, kind)
         events = later.observe(t, best is not None, sighting)

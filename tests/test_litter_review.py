@@ -181,3 +181,36 @@ def test_a_lead_a_person_rejected_does_not_come_back_for_review(tmp_path, databa
     states = sorted((c["type"], c["state"]) for c in store.list_cases())
     assert states == [("garbage", "pending_review"), ("spill", "dispatched"), ("spill", "pending_review"),
                       ("spill", "rejected")]
+
+
+@pytest.mark.slow
+def test_a_dumped_pile_stays_open_while_it_lies_there_though_the_check_stops_seeing_it_still():
+    """As above, but once the new pile's incident is dispatched the left-object check reports no still,
+    changed ground anywhere (as it did on make eval's swayed garage clip, where the dispatched spill
+    ended 8-12 s before it was taken away): the open incident is kept at its place until its ground is
+    back, so it ends after the pile is taken away at 50 s, not clear_s after it was dispatched."""
+    config = parse_config({"box": "b1", "cameras": [{"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
+        {"id": "road", "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": ROAD_ZONE}]}]})
+    pipeline = CameraPipeline(config, config.cameras[0], load_detectors(config))
+    observe, dispatched = pipeline.left.observe, []
+
+    def blind_once_dispatched(t, image, exclude=()):
+        static = observe(t, image, exclude)
+        return np.zeros_like(static) if dispatched else static
+
+    pipeline.left.observe = blind_once_dispatched
+    t0 = 1_767_225_600.0
+    rng = np.random.default_rng(3)
+    old, new = render(rng, "garbage", 50, 30, "heldout"), render(rng, "garbage", 70, 40, "heldout")
+    events = []
+    for t, frame in enumerate(campus_frames(step=10)[:75]):
+        frame = frame.copy()
+        composite(frame, old, 350, 345)
+        if 20 <= t < 50:
+            composite(frame, new, 340, 335)
+        out = [o.message for o in pipeline.analyse(t0 + t, frame)]
+        events += [(t, m) for m in out]
+        dispatched += [(t, m) for m in out if m["state"] == "start" and not m["attributes"]["needs_review"]]
+    assert len(dispatched) == 1 and dispatched[0][0] < 45, events
+    ends = [t for t, m in events if m["state"] == "end" and m["incident_id"] == dispatched[0][1]["incident_id"]]
+    assert ends and 50 <= ends[0] <= 60, (dispatched[0][0], ends)
