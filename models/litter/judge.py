@@ -42,6 +42,10 @@ def _sets(s: dict) -> dict:
     return s["incidents"]
 
 
+def _share(right: int, dispatched: int) -> float:
+    return right / dispatched if dispatched else 0.0
+
+
 def judge(shipped: dict, candidate: dict) -> list[tuple[str, bool, str]]:
     """(condition, met, the figures that decide it) for each of the rule's five conditions. A file
     judged against itself fails (2): right-typed dispatched must rise."""
@@ -59,10 +63,9 @@ def judge(shipped: dict, candidate: dict) -> list[tuple[str, bool, str]]:
         return right, sum(_sets(s)[g]["dispatched"] for g in FIVE)
 
     (rs, ds), (rc, dc) = five(shipped), five(c)
-    share = lambda r, d: r / d if d else 0.0  # noqa: E731
-    ok2 = rc > rs and share(rc, dc) >= share(rs, ds)
+    ok2 = rc > rs and _share(rc, dc) >= _share(rs, ds)
     out.append(("2 five sets", ok2, f"right-typed dispatched {rs} -> {rc}; share right {rs}/{ds} = "
-                                    f"{share(rs, ds):.3f} -> {rc}/{dc} = {share(rc, dc):.3f}"))
+                                    f"{_share(rs, ds):.3f} -> {rc}/{dc} = {_share(rc, dc):.3f}"))
 
     drops = {g: _sets(shipped)[g]["right_typed_dispatched"] - _sets(c)[g]["right_typed_dispatched"]
              for g in _sets(shipped) if g != "own" and g in _sets(c)}
