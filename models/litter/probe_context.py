@@ -25,6 +25,7 @@ import onnxruntime as ort
 import yaml
 
 from edge.detector import YoloRaw
+from models.litter.evaluate import iou
 
 CUTS = (1.5, 3.0, 6.0, 12.0)
 SEEN = 0.1
@@ -37,19 +38,13 @@ def load(path: str) -> YoloRaw:
     return YoloRaw(manifest, ort.InferenceSession(f"{path}.onnx", options, providers=["CPUExecutionProvider"]))
 
 
-def iou(a, b) -> float:
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, x2 - x1) * max(0, y2 - y1)
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter + 1e-9)
-
-
 def type_scores(model: YoloRaw, image: np.ndarray, box) -> tuple[float, float]:
     """The best (garbage, spill) score over the raw anchors overlapping ``box`` (pixels of ``image``)."""
     x, scale = model.prepare(image)
     out = model._session.run(model._outputs, {model._input: x})[0][0]  # [4 + classes, anchors]
     cx, cy, w, h = out[:4]
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) / scale
-    near = np.array([iou(b, box) > 0.3 for b in boxes])
+    near = iou(np.asarray(box, np.float32), boxes) > 0.3
     if not near.any():
         return 0.0, 0.0
     return round(float(out[4][near].max()), 2), round(float(out[5][near].max()), 2)
