@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from models.litter.judge import judge, summary
+from models.litter.judge import judge, judge_edge, summary
 
 SETS = ("cross", "cross_other", "blind", "mesh", "cross_sway", "cross_knock")
 
@@ -12,7 +12,7 @@ SETS = ("cross", "cross_other", "blind", "mesh", "cross_sway", "cross_knock")
 def eval_summary(right: int = 10, dispatched: int = 12, false: int = 2) -> dict:
     """A summary shaped like evaluate.py's: every set the same figures, the real footage quiet."""
     inc = {"right_typed_dispatched": right, "dispatched": dispatched, "false_dispatched": false,
-           "end_delay_max_s": 9.0, "ended_early": 0}
+           "end_delay_max_s": 9.0, "start_delay_max_s": 12.0, "ended_early": 0}
     return {"incidents": {"own": dict(inc)} | {g: dict(inc) for g in SETS},
             "false_incidents": 0, "held_for_review_on_clean": 5, "held_for_review_later": 0,
             "false_incidents_swayed": 0, "held_for_review_swayed": 3, "held_for_review_later_swayed": 0}
@@ -75,3 +75,36 @@ def test_summary_reads_the_last_json_line_of_the_output():
     assert summary(text) == copy.deepcopy(s)
     with pytest.raises(ValueError, match="no JSON summary"):
         summary("no json here\n")
+
+
+def edge_verdict(before: dict, after: dict) -> dict[str, bool]:
+    return {name.split()[0]: ok for name, ok, _ in judge_edge(before, after)}
+
+
+def test_an_edge_change_that_alters_nothing_passes_the_edge_rule():
+    assert all(edge_verdict(eval_summary(), eval_summary()).values())
+
+
+@pytest.mark.parametrize("change, condition", [
+    (lambda c: c.update(false_incidents_swayed=1), "E1"),
+    (lambda c: c.update(held_for_review_on_clean=6), "E1"),  # 5 before
+    (lambda c: c.update(held_for_review_later_swayed=1), "E1"),
+    (lambda c: c["incidents"]["mesh"].update(right_typed_dispatched=9), "E2"),
+    (lambda c: c["incidents"]["cross_knock"].update(false_dispatched=3), "E2"),
+    (lambda c: c["incidents"]["blind"].update(ended_early=1), "E3"),
+    (lambda c: c["incidents"]["cross"].update(end_delay_max_s=15.5), "E3"),
+    (lambda c: c["incidents"]["cross_other"].update(start_delay_max_s=14.5), "E4"),  # 12 before
+])
+def test_each_edge_condition_refuses_on_its_own(change, condition):
+    c = eval_summary()
+    change(c)
+    v = edge_verdict(eval_summary(), c)
+    assert v[condition] is False
+    assert all(ok for name, ok in v.items() if name != condition)
+
+
+def test_a_late_end_no_later_than_before_passes_the_edge_rule():
+    before, after = eval_summary(), eval_summary()
+    before["incidents"]["cross"].update(end_delay_max_s=30.2)
+    after["incidents"]["cross"].update(end_delay_max_s=20.0)
+    assert edge_verdict(before, after)["E3"]

@@ -15,6 +15,17 @@ from the same machine's sets:
 
     .venv/bin/python models/litter/judge.py SHIPPED.log CANDIDATE.log
 
+``--rule edge`` reads the rule for a change of the edge's own logic judged with the same model file
+(CARD.md, "The left-object check's ghosts"), against the same file's figures before the change:
+
+E1. real clean footage dispatches nothing, plain and swayed; holds no more, and no more later than
+    the camera's start, than before;
+E2. on every independent set (the five and mesh) right-typed dispatched does not fall and false
+    dispatched does not rise;
+E3. no set ends more incidents while their object lay there, and each set's latest end is within
+    clear + 10 s or no later than before;
+E4. no set's latest start is more than 2 s later than before.
+
 Each argument is ``evaluate.py``'s output (its last line is the JSON summary). Prints one line per
 condition and a final JSON line; exits 0 when every condition is met, 1 when one is not.
 """
@@ -88,12 +99,49 @@ def judge(shipped: dict, candidate: dict) -> list[tuple[str, bool, str]]:
     return out
 
 
+INDEPENDENT = FIVE + ("mesh",)
+START_SLACK_S = 2.0
+
+
+def judge_edge(before: dict, after: dict) -> list[tuple[str, bool, str]]:
+    """(condition, met, the figures that decide it) for the edge rule's four conditions (module docstring)."""
+    def real(s: dict) -> tuple:
+        return (s["false_incidents"], s.get("false_incidents_swayed"), s["held_for_review_on_clean"],
+                s.get("held_for_review_swayed"), s["held_for_review_later"], s.get("held_for_review_later_swayed"))
+    b, a = real(before), real(after)
+    ok1 = a[0] == 0 and a[1] == 0 and all(x is not None and y is not None and y <= x for x, y in zip(b[2:], a[2:]))
+    out = [("E1 real footage", ok1, f"dispatched {a[0]}, swayed {a[1]}; held {b[2]} -> {a[2]}, swayed {b[3]} -> {a[3]}; "
+                                    f"later {b[4]} -> {a[4]}, swayed {b[5]} -> {a[5]}")]
+    pairs = {g: (_sets(before)[g], _sets(after)[g]) for g in INDEPENDENT if g in _sets(before) and g in _sets(after)}
+    complete = len(pairs) == len(INDEPENDENT)
+    ok2 = complete and all(y["right_typed_dispatched"] >= x["right_typed_dispatched"]
+                           and y["false_dispatched"] <= x["false_dispatched"] for x, y in pairs.values())
+    out.append(("E2 every set", ok2, ", ".join(
+        f"{g}: right-typed {x['right_typed_dispatched']} -> {y['right_typed_dispatched']}, "
+        f"false {x['false_dispatched']} -> {y['false_dispatched']}" for g, (x, y) in pairs.items()) or "missing"))
+
+    def later(x: float | None, y: float | None, slack: float) -> bool:
+        return y is not None and (x is None or y > x + slack)
+    ok3 = complete and all(y["ended_early"] <= x["ended_early"] for x, y in pairs.values()) and not any(
+        later(x["end_delay_max_s"], y["end_delay_max_s"], 0.0) and y["end_delay_max_s"] > CLEAR_S + END_AFTER_CLEAR_S
+        for x, y in pairs.values())
+    out.append(("E3 ends", ok3, ", ".join(f"{g}: early {x['ended_early']} -> {y['ended_early']}, latest end "
+                                          f"{x['end_delay_max_s']} -> {y['end_delay_max_s']} s" for g, (x, y) in pairs.items())))
+    ok4 = complete and not any(later(x.get("start_delay_max_s"), y.get("start_delay_max_s"), START_SLACK_S)
+                               for x, y in pairs.values())
+    out.append(("E4 starts", ok4, ", ".join(f"{g}: latest start {x.get('start_delay_max_s')} -> "
+                                            f"{y.get('start_delay_max_s')} s" for g, (x, y) in pairs.items())))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("shipped", type=Path, help="evaluate.py's output for the shipped file")
     ap.add_argument("candidate", type=Path, help="evaluate.py's output for the candidate")
+    ap.add_argument("--rule", choices=("model", "edge"), default="model",
+                    help="model: a candidate file against the shipped one; edge: the edge's logic changed, same file")
     a = ap.parse_args()
-    verdict = judge(summary(a.shipped.read_text()), summary(a.candidate.read_text()))
+    verdict = (judge if a.rule == "model" else judge_edge)(summary(a.shipped.read_text()), summary(a.candidate.read_text()))
     for name, ok, why in verdict:
         print(f"({name}) {'met' if ok else 'NOT MET'}: {why}")
     ships = all(ok for _, ok, _ in verdict)
