@@ -4,7 +4,10 @@ The litter model can call one pile ``garbage`` on one pass and ``spill`` on the 
 once with overlapping boxes; a zone watching both types would then raise two incidents for two
 departments. ``TypeVote`` follows the places where litter is seen (boxes that overlap) and
 sums each label's scores there over the detector's passes; every sighting at a place takes the
-place's leading label, and a place gives one sighting per frame (its best).
+place's leading label, and a place gives one sighting per frame (its best). Where an incident is
+open, its place keeps the incident's type whatever the vote says later: its department
+has it, and a vote that turns would raise a second incident for the other department at the same
+place (a pile dispatched as garbage, later seen as spill by closer looks, was raised again as a spill).
 
 >>> from edge.rules import Sighting
 >>> vote = TypeVote(forget_s=10)
@@ -17,6 +20,8 @@ place's leading label, and a place gives one sighting per frame (its best).
 ['garbage']
 >>> vote.label(30.0, [])   # the place is forgotten after forget_s unseen
 []
+>>> [s.label for s in vote.label(31.0, [pile("spill", 0.9)], incidents=[((0.45, 0.45, 0.55, 0.55), "garbage")])]
+['garbage']
 """
 
 from __future__ import annotations
@@ -42,9 +47,11 @@ class TypeVote:
         self.forget_s = forget_s
         self._places: list[_Place] = []
 
-    def label(self, t: float, sightings: list[Sighting], fresh: bool = True) -> list[Sighting]:
-        """The best sighting per place, labelled with the place's leading type; ``fresh``: these
-        sightings come from a new detector pass (a reused pass does not vote again)."""
+    def label(self, t: float, sightings: list[Sighting], fresh: bool = True,
+              incidents: list[tuple[Box, str]] = ()) -> list[Sighting]:
+        """The best sighting per place, labelled with the place's leading type, or with the type of an
+        open incident it overlaps (``incidents``: each one's place and type); ``fresh``: these sightings come from a new
+        detector pass (a reused pass does not vote again)."""
         self._places = [p for p in self._places if t - p.last_t <= self.forget_s]
         best: dict[int, Sighting] = {}
         for s in sorted(sightings, key=lambda s: -s.score):
@@ -60,4 +67,5 @@ class TypeVote:
                 best[key] = s
                 place.box = s.box
         by_id = {id(p): p for p in self._places}
-        return [replace(s, label=by_id[k].leader()) for k, s in best.items()]
+        return [replace(s, label=next((kind for box, kind in incidents if overlap(box, s.box)), by_id[k].leader()))
+                for k, s in best.items()]

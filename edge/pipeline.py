@@ -291,7 +291,9 @@ class CameraPipeline:
         found = [s for s in self._sightings(self._litter, w, h) if all(inside(s.box, m) < 0.6 for m in movers)
                  and (s.score >= self.detection.litter_min_score
                       or static is not None and covered(static, s.box) >= CONFIRM_COVER)]
-        found = self.types.label(t, found, fresh=self._litter_pass == t)  # one type per place
+        # one type per place, and an open incident's place keeps its type
+        incidents = [(r.place, kind) for _, kind, rule, later in self.litter for r in (rule, later) if r.place is not None]
+        found = self.types.label(t, found, fresh=self._litter_pass == t, incidents=incidents)
         out = []
         for zone, kind, rule, later in self.litter:
             mine = [s for s in found if s.label == kind and point_in_polygon(s.anchor, zone.polygon)]

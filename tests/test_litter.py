@@ -376,11 +376,12 @@ def test_zones_watching_both_types_raise_one_incident_of_the_right_type_per_obje
     assert sorted((m["zone"], m["type"]) for m in starts) == sorted((e["zone"], e["type"]) for e in LITTER_TRUTH["expect"])
 
 
-def _garbage_at(*boxes: tuple, score: float = 0.6) -> sv.Detections:
+def _garbage_at(*boxes: tuple, score: float = 0.6, label: str = "garbage") -> sv.Detections:
     if not boxes:
         return sv.Detections.empty()
     return sv.Detections(xyxy=np.array(boxes, np.float32), confidence=np.full(len(boxes), score, np.float32),
-                         class_id=np.zeros(len(boxes), int), data={"class_name": np.array(["garbage"] * len(boxes))})
+                         class_id=np.full(len(boxes), ("garbage", "spill").index(label)),
+                         data={"class_name": np.array([label] * len(boxes))})
 
 
 W, H = 768, 576
@@ -389,7 +390,8 @@ PILE_BOX = (350, 345, 400, 375)  # frame pixels
 
 
 def _given_detections(zones: dict, boxes_at, score: float = 0.6, vehicles_at=None,
-                      detection: dict | None = None, opacity: float = 1.0, closer_only: list | None = None
+                      detection: dict | None = None, opacity: float = 1.0, closer_only: list | None = None,
+                      answer_at=None, types: tuple[str, ...] = ("garbage",), pile_s: tuple[int, int] = (15, 45)
                       ) -> list[tuple[int, dict]]:
     """The campus camera, 75 s, a real pile put at ``PILE_BOX`` at 15 s and taken away at 45 s, through
     the real pipeline (vehicle model, left-object check); the litter model's answer is given:
@@ -397,18 +399,19 @@ def _given_detections(zones: dict, boxes_at, score: float = 0.6, vehicles_at=Non
     ``vehicles_at(t)`` is (its full-frame answer); ``detection``: the config's, over the defaults;
     ``opacity``: the pile's (a faint one, as a thin spill); ``closer_only``: a list, the model sees the
     boxes only on the closer looks' crops that hold them whole, not on its tiles, and the list gets the
-    crops of each pass. The messages, by second."""
+    crops of each pass; ``answer_at(t)``: the (label, score) the model gives instead of garbage at ``score``;
+    ``types``: what the zones watch; ``pile_s``: when the pile is put down and taken away. The messages, by second."""
     config = parse_config({"box": "b1", "detection": detection or {}, "cameras": [
         {"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
-            {"id": zone, "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": polygon}
+            {"id": zone, "types": list(types), "persistence_s": 10, "clear_s": 5, "polygon": polygon}
             for zone, polygon in zones.items()]}]})
     detectors = {"vehicle": load_detector("ssd_mobilenet_v2_coco"), "litter": load_detector("litter_yolov8n_320")}
     pipeline = CameraPipeline(config, config.cameras[0], detectors)
     pile = render(np.random.default_rng(5), "garbage", 50, 30, "heldout")
     t0, events = 1_767_225_600.0, []
-    for t, frame in enumerate(campus_frames(step=10)[:75]):
+    for t, frame in enumerate(campus_frames(step=10)[:max(75, pile_s[1] + 12)]):
         frame = frame.copy()
-        if 15 <= t < 45:
+        if pile_s[0] <= t < pile_s[1]:
             composite(frame, pile, *PILE_BOX[:2], opacity=opacity)
         passes = pipeline.plan(t0 + t, frame)
         vehicles = vehicles_at(t) if vehicles_at else \
@@ -418,11 +421,24 @@ def _given_detections(zones: dict, boxes_at, score: float = 0.6, vehicles_at=Non
         if closer_only is not None and passes:
             closer_only.append((t, list(pipeline._closer)))
             looks += [(region, True) for region in pipeline._closer]
+        label, said = answer_at(t) if answer_at else ("garbage", score)
         litter = [_garbage_at(*[(x1 - rx, y1 - ry, x2 - rx, y2 - ry) for x1, y1, x2, y2 in boxes_at(t)
-                                if sees and rx <= x1 and ry <= y1 and x2 <= rx2 and y2 <= ry2], score=score)
+                                if sees and rx <= x1 and ry <= y1 and x2 <= rx2 and y2 <= ry2], score=said, label=label)
                   for (rx, ry, rx2, ry2), sees in looks]
         events += [(t, o.message) for o in pipeline.observe(t0 + t, frame, vehicles + litter if passes else [])]
     return events
+
+
+@pytest.mark.slow
+def test_a_dispatched_pile_the_model_later_calls_spill_is_not_raised_again_for_the_other_department():
+    """A zone watching both types. The model calls the pile garbage (0.6) from 15 s, then spill (0.95)
+    from 36 s, so the place's vote turns to spill at about 50 s, while the garbage incident is open.
+    The spill rule raised a second incident at the same place, to the roads department, for a pile
+    sanitation already had. The open incident's place keeps its type: one incident, garbage, cleared."""
+    events = _given_detections({"road": ROAD_ZONE}, lambda t: [PILE_BOX] * (15 <= t < 65), types=("garbage", "spill"),
+                               answer_at=lambda t: ("garbage", 0.6) if t < 36 else ("spill", 0.95), pile_s=(15, 65))
+    got = [(t, m["type"], m["state"], m["end_reason"]) for t, m in events]
+    assert [g[1:] for g in got] == [("garbage", "start", None), ("garbage", "end", "cleared")], got
 
 
 @pytest.mark.slow
