@@ -5,9 +5,9 @@ once with overlapping boxes; a zone watching both types would then raise two inc
 departments. ``TypeVote`` follows the places where litter is seen (boxes that overlap) and
 sums each label's scores there over the detector's passes; every sighting at a place takes the
 place's leading label, and a place gives one sighting per frame (its best). Where an incident is
-open, its place keeps the incident's type whatever the vote says later: its department
-has it, and a vote that turns would raise a second incident for the other department at the same
-place (a pile dispatched as garbage, later seen as spill by closer looks, was raised again as a spill).
+open, its place keeps the incident's type whatever the vote says later: its department has it,
+and a vote that turns would raise a second incident for the other department at the same place
+(a pile dispatched as garbage, later seen as spill by closer looks, was raised again as a spill).
 
 >>> from edge.rules import Sighting
 >>> vote = TypeVote(forget_s=10)
@@ -50,8 +50,8 @@ class TypeVote:
     def label(self, t: float, sightings: list[Sighting], fresh: bool = True,
               incidents: list[tuple[Box, str]] = ()) -> list[Sighting]:
         """The best sighting per place, labelled with the place's leading type, or with the type of an
-        open incident it overlaps (``incidents``: each one's place and type); ``fresh``: these sightings come from a new
-        detector pass (a reused pass does not vote again)."""
+        open incident it overlaps (``incidents``: each one's place and type); ``fresh``: these
+        sightings come from a new detector pass (a reused pass does not vote again)."""
         self._places = [p for p in self._places if t - p.last_t <= self.forget_s]
         best: dict[int, Sighting] = {}
         for s in sorted(sightings, key=lambda s: -s.score):

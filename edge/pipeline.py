@@ -292,7 +292,8 @@ class CameraPipeline:
                  and (s.score >= self.detection.litter_min_score
                       or static is not None and covered(static, s.box) >= CONFIRM_COVER)]
         # one type per place, and an open incident's place keeps its type
-        incidents = [(r.place, kind) for _, kind, rule, later in self.litter for r in (rule, later) if r.place is not None]
+        incidents = [(r.place, kind) for _, kind, rule, later in self.litter
+                     for r in (rule, later) if r.place is not None]
         found = self.types.label(t, found, fresh=self._litter_pass == t, incidents=incidents)
         out = []
         for zone, kind, rule, later in self.litter:

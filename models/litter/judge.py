@@ -110,8 +110,8 @@ def judge_edge(before: dict, after: dict) -> list[tuple[str, bool, str]]:
                 s.get("held_for_review_swayed"), s["held_for_review_later"], s.get("held_for_review_later_swayed"))
     b, a = real(before), real(after)
     ok1 = a[0] == 0 and a[1] == 0 and all(x is not None and y is not None and y <= x for x, y in zip(b[2:], a[2:]))
-    out = [("E1 real footage", ok1, f"dispatched {a[0]}, swayed {a[1]}; held {b[2]} -> {a[2]}, swayed {b[3]} -> {a[3]}; "
-                                    f"later {b[4]} -> {a[4]}, swayed {b[5]} -> {a[5]}")]
+    out = [("E1 real footage", ok1, f"dispatched {a[0]}, swayed {a[1]}; held {b[2]} -> {a[2]}, "
+                                    f"swayed {b[3]} -> {a[3]}; later {b[4]} -> {a[4]}, swayed {b[5]} -> {a[5]}")]
     pairs = {g: (_sets(before)[g], _sets(after)[g]) for g in INDEPENDENT if g in _sets(before) and g in _sets(after)}
     complete = len(pairs) == len(INDEPENDENT)
     ok2 = complete and all(y["right_typed_dispatched"] >= x["right_typed_dispatched"]
@@ -122,11 +122,13 @@ def judge_edge(before: dict, after: dict) -> list[tuple[str, bool, str]]:
 
     def later(x: float | None, y: float | None, slack: float) -> bool:
         return y is not None and (x is None or y > x + slack)
+    too_late = CLEAR_S + END_AFTER_CLEAR_S
     ok3 = complete and all(y["ended_early"] <= x["ended_early"] for x, y in pairs.values()) and not any(
-        later(x["end_delay_max_s"], y["end_delay_max_s"], 0.0) and y["end_delay_max_s"] > CLEAR_S + END_AFTER_CLEAR_S
+        later(x["end_delay_max_s"], y["end_delay_max_s"], 0.0) and y["end_delay_max_s"] > too_late
         for x, y in pairs.values())
     out.append(("E3 ends", ok3, ", ".join(f"{g}: early {x['ended_early']} -> {y['ended_early']}, latest end "
-                                          f"{x['end_delay_max_s']} -> {y['end_delay_max_s']} s" for g, (x, y) in pairs.items())))
+                                          f"{x['end_delay_max_s']} -> {y['end_delay_max_s']} s"
+                                          for g, (x, y) in pairs.items())))
     ok4 = complete and not any(later(x.get("start_delay_max_s"), y.get("start_delay_max_s"), START_SLACK_S)
                                for x, y in pairs.values())
     out.append(("E4 starts", ok4, ", ".join(f"{g}: latest start {x.get('start_delay_max_s')} -> "
@@ -141,7 +143,8 @@ def main() -> None:
     ap.add_argument("--rule", choices=("model", "edge"), default="model",
                     help="model: a candidate file against the shipped one; edge: the edge's logic changed, same file")
     a = ap.parse_args()
-    verdict = (judge if a.rule == "model" else judge_edge)(summary(a.shipped.read_text()), summary(a.candidate.read_text()))
+    rule = judge if a.rule == "model" else judge_edge
+    verdict = rule(summary(a.shipped.read_text()), summary(a.candidate.read_text()))
     for name, ok, why in verdict:
         print(f"({name}) {'met' if ok else 'NOT MET'}: {why}")
     ships = all(ok for _, ok, _ in verdict)
