@@ -1,7 +1,11 @@
 """The litter training set's domain randomisation and hard negatives (models/litter/randomise.py)."""
 
 import doctest
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +14,8 @@ from models.litter import randomise
 from models.litter.make_dataset import compose, write_split, write_train_split
 from models.litter.randomise import NEGATIVES, Swatches, _draw, camera, flat_spill, furniture, h264, pile
 from models.litter.synth import composite
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def scenes(seed: int = 0, count: int = 3) -> list[np.ndarray]:
@@ -108,6 +114,20 @@ def test_h264_smooths_faint_ground_more_the_higher_the_crf_and_keeps_the_picture
     grain = {crf: float(o[60:180, 80:240].astype(np.float32).std()) for crf, o in faint.items()}
     assert grain[44] < 0.6 * grain[26] <= float(image[60:180, 80:240].std())
     assert abs(float(faint[44][60:180, 80:240].mean()) - 120) < 3  # the ground keeps its level
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs a second core to run on one and on all")
+def test_h264_gives_the_same_picture_on_one_core_as_on_all():
+    """x264 with zerolatency cut the frame into a slice per thread, and its thread count followed the
+    cores: the same picture came out otherwise on a 2-core machine than pinned to one core (and so the
+    randomised training set differed from machine to machine). It encodes on one thread now."""
+    script = ("import hashlib, sys, numpy as np; from models.litter.randomise import h264; "
+              "rng = np.random.default_rng(3); image = (rng.random((360, 640, 3)) * 255).astype(np.uint8); "
+              "print(hashlib.sha256(h264(image, 30).tobytes()).hexdigest())")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    one, every = (subprocess.run([*pin, sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                 cwd=REPO, env=env).stdout for pin in (["taskset", "-c", "0"], []))
+    assert one == every and len(one.strip()) == 64
 
 
 def test_the_spill_share_sets_the_classes_and_the_validation_seed_keeps_the_validation_split(tmp_path):
