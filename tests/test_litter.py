@@ -376,7 +376,7 @@ def test_zones_watching_both_types_raise_one_incident_of_the_right_type_per_obje
     assert sorted((m["zone"], m["type"]) for m in starts) == sorted((e["zone"], e["type"]) for e in LITTER_TRUTH["expect"])
 
 
-def _garbage_at(*boxes: tuple, score: float = 0.6, label: str = "garbage") -> sv.Detections:
+def _litter_at(*boxes: tuple, score: float = 0.6, label: str = "garbage") -> sv.Detections:
     if not boxes:
         return sv.Detections.empty()
     return sv.Detections(xyxy=np.array(boxes, np.float32), confidence=np.full(len(boxes), score, np.float32),
@@ -422,7 +422,7 @@ def _given_detections(zones: dict, boxes_at, score: float = 0.6, vehicles_at=Non
             closer_only.append((t, list(pipeline._closer)))
             looks += [(region, True) for region in pipeline._closer]
         label, said = answer_at(t) if answer_at else ("garbage", score)
-        litter = [_garbage_at(*[(x1 - rx, y1 - ry, x2 - rx, y2 - ry) for x1, y1, x2, y2 in boxes_at(t)
+        litter = [_litter_at(*[(x1 - rx, y1 - ry, x2 - rx, y2 - ry) for x1, y1, x2, y2 in boxes_at(t)
                                 if sees and rx <= x1 and ry <= y1 and x2 <= rx2 and y2 <= ry2], score=said, label=label)
                   for (rx, ry, rx2, ry2), sees in looks]
         events += [(t, o.message) for o in pipeline.observe(t0 + t, frame, vehicles + litter if passes else [])]

@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from models.litter.make_dataset import compose, write_split, write_train_split
 from models.litter.randomise import NEGATIVES, Swatches, _draw, camera, flat_spill, furniture, h264, pile
 from models.litter.synth import composite
 
-REPO = Path(__file__).resolve().parents[1]
+from .conftest import REPO
 
 
 def scenes(seed: int = 0, count: int = 3) -> list[np.ndarray]:
@@ -121,7 +120,7 @@ def test_h264_gives_the_same_picture_on_one_core_as_on_all():
     """x264 with zerolatency cut the frame into a slice per thread, and its thread count followed the
     cores: the same picture came out otherwise on a 2-core machine than pinned to one core (and so the
     randomised training set differed from machine to machine). It encodes on one thread now."""
-    script = ("import hashlib, sys, numpy as np; from models.litter.randomise import h264; "
+    script = ("import hashlib, numpy as np; from models.litter.randomise import h264; "
               "rng = np.random.default_rng(3); image = (rng.random((360, 640, 3)) * 255).astype(np.uint8); "
               "print(hashlib.sha256(h264(image, 30).tobytes()).hexdigest())")
     env = dict(os.environ, PYTHONPATH=str(REPO))

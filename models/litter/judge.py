@@ -53,6 +53,13 @@ def _sets(s: dict) -> dict:
     return s["incidents"]
 
 
+def _real(s: dict) -> tuple:
+    """The real clean footage's figures: dispatched, held, held later than the camera's start; the same
+    for the swayed replay (None where it was not run)."""
+    return (s["false_incidents"], s["held_for_review_on_clean"], s["held_for_review_later"],
+            s.get("false_incidents_swayed"), s.get("held_for_review_swayed"), s.get("held_for_review_later_swayed"))
+
+
 def _share(right: int, dispatched: int) -> float:
     return right / dispatched if dispatched else 0.0
 
@@ -62,8 +69,7 @@ def judge(shipped: dict, candidate: dict) -> list[tuple[str, bool, str]]:
     judged against itself fails (2): right-typed dispatched must rise."""
     out = []
     c = candidate
-    real = (c["false_incidents"], c["held_for_review_on_clean"], c["held_for_review_later"],
-            c.get("false_incidents_swayed"), c.get("held_for_review_swayed"), c.get("held_for_review_later_swayed"))
+    real = _real(c)
     ok1 = (real[0] == 0 and real[1] <= 10 and real[2] == 0 and real[3] == 0 and real[4] is not None
            and real[4] <= 6 and (real[5] or 0) == 0)
     out.append(("1 real footage", ok1, f"dispatched {real[0]}, held {real[1]} ({real[2]} later); swayed: "
@@ -105,13 +111,11 @@ START_SLACK_S = 2.0
 
 def judge_edge(before: dict, after: dict) -> list[tuple[str, bool, str]]:
     """(condition, met, the figures that decide it) for the edge rule's four conditions (module docstring)."""
-    def real(s: dict) -> tuple:
-        return (s["false_incidents"], s.get("false_incidents_swayed"), s["held_for_review_on_clean"],
-                s.get("held_for_review_swayed"), s["held_for_review_later"], s.get("held_for_review_later_swayed"))
-    b, a = real(before), real(after)
-    ok1 = a[0] == 0 and a[1] == 0 and all(x is not None and y is not None and y <= x for x, y in zip(b[2:], a[2:]))
-    out = [("E1 real footage", ok1, f"dispatched {a[0]}, swayed {a[1]}; held {b[2]} -> {a[2]}, "
-                                    f"swayed {b[3]} -> {a[3]}; later {b[4]} -> {a[4]}, swayed {b[5]} -> {a[5]}")]
+    b, a = _real(before), _real(after)
+    held = (1, 2, 4, 5)  # held, held later; swayed: the same
+    ok1 = a[0] == 0 and a[3] == 0 and all(b[i] is not None and a[i] is not None and a[i] <= b[i] for i in held)
+    out = [("E1 real footage", ok1, f"dispatched {a[0]}, swayed {a[3]}; held {b[1]} -> {a[1]}, "
+                                    f"swayed {b[4]} -> {a[4]}; later {b[2]} -> {a[2]}, swayed {b[5]} -> {a[5]}")]
     pairs = {g: (_sets(before)[g], _sets(after)[g]) for g in INDEPENDENT if g in _sets(before) and g in _sets(after)}
     complete = len(pairs) == len(INDEPENDENT)
     ok2 = complete and all(y["right_typed_dispatched"] >= x["right_typed_dispatched"]

@@ -412,7 +412,7 @@ def h264(image: np.ndarray, crf: int) -> np.ndarray:
         stream.width, stream.height, stream.pix_fmt = even.shape[1], even.shape[0], "yuv420p"
         # one thread: with zerolatency x264 cuts a frame into a slice per thread, and the thread count
         # follows the machine's cores, so the same picture came out otherwise on another machine
-        stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency", "threads": "1"}
+        stream.options = {"crf": str(crf), "preset": "veryfast", "tune": "zerolatency"}
         stream.thread_count = 1
         for packet in [*stream.encode(av.VideoFrame.from_ndarray(even, format="bgr24")), *stream.encode()]:
             out.mux(packet)
