@@ -129,3 +129,24 @@ def test_a_slab_share_draws_only_spills_as_slabs_and_zero_composes_as_before():
                  1.0, 0.0, slabs) for seed in range(3) for slabs in (0.0, 1.0)]
     assert any(not np.array_equal(s[i][0], s[i + 1][0]) for i in range(0, 6, 2) if s[i][1])
     assert all(label[0] == 1 for _, labels in s for label in labels)
+
+
+def test_a_close_share_composes_one_large_object_and_zero_composes_as_before():
+    """``close``: a close view, as the edge's closer looks cut around a place, has one object over 15-45 %
+    of the crop's area (its box may be trimmed where it leans over the crop's edge); at 0 the image is
+    the one composed without it."""
+    backgrounds = scenes(count=2)
+
+    def made(seed, close):
+        return compose(np.random.default_rng(seed), backgrounds, "train",
+                       Swatches(np.random.default_rng(1), backgrounds, 10), 0.5, 0.0, 0.0, close)
+
+    for seed in range(3):
+        a, b = made(seed, 0.0), compose(np.random.default_rng(seed), backgrounds, "train",
+                                        Swatches(np.random.default_rng(1), backgrounds, 10), 0.5, 0.0, 0.0)
+        assert np.array_equal(a[0], b[0]) and a[1] == b[1]
+    near = [made(seed, 1.0)[1] for seed in range(8)]
+    assert all(len(labels) <= 1 for labels in near) and sum(map(len, near)) >= 6, near
+    assert all(0.08 <= w * h <= 0.6 for labels in near for _, _, _, w, h in labels), near
+    far = [label for seed in range(8) for label in made(seed, 0.0)[1]]
+    assert max(w * h for _, _, _, w, h in far) < 0.25, far

@@ -24,6 +24,10 @@ images as one H.264 intra frame shows them, another share of spills) beside the 
 images; the shipped model uses none of them (a fifth stage trained so was measured and not shipped,
 see CARD.md).
 
+``--close SHARE`` makes that share of the randomised training images a close view: one object over 15-45 %
+of the crop, as the edge's closer looks show a place (three times its still, changed ground, which is
+often less than the whole object). At the default 0 the split is composed byte for byte as before.
+
 ``--physical SHARE`` draws that share of the randomised training split's objects with a third family,
 ``physical.py`` (heaps rendered from a lit height field, spills as flowing films of oil, water, grains or
 paint), instead of ``synth.py``/``randomise.py``. ``--val-physical SHARE`` does the same for the validation
@@ -85,11 +89,13 @@ def draw_object(rng: np.random.Generator, kind: str, w: int, h: int, family: str
 
 def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str,
             swatches: Swatches | None = None, spills: float = 0.5, physical: float = 0.0,
-            slabs: float = 0.0) -> tuple[np.ndarray, list]:
+            slabs: float = 0.0, close: float = 0.0) -> tuple[np.ndarray, list]:
     """One training image and its labels [(class, cx, cy, w, h) normalised]; with ``swatches``, randomised;
     ``spills``: the share of objects that are spills; ``physical``: with ``swatches``, the share of objects
     drawn by ``physical.draw``; ``slabs``: with ``swatches``, the share of spills drawn as opaque slabs by
-    ``physical.slab`` (at 0 no random number is drawn for either, so the image is as before)."""
+    ``physical.slab``; ``close``: with ``swatches``, the share of images that are a close view, one object
+    over 15-45 % of the crop, as the edge's closer looks show a place (at 0 no random number is drawn for
+    any of the three, so the image is as before)."""
     bg = backgrounds[int(rng.integers(len(backgrounds)))]
     H, W = bg.shape[:2]
     side = int(min(H, W) * rng.uniform(0.4, 1.0))
@@ -104,20 +110,23 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str
         furniture(rng, image, swatches, int(rng.integers(0, 5)))
     labels = []
     n = 0 if rng.random() < (0.12 if swatches is None else 0.2) else int(rng.integers(1, 4))
+    near = bool(close) and swatches is not None and rng.random() < close
+    n = 1 if near else n
     taken: list[tuple[int, int, int, int]] = []
     for _ in range(n):
         # at an even share, the draw of the sets composed before --spills, so they are composed byte for byte
         kind = CLASSES[int(rng.integers(2))] if spills == 0.5 else CLASSES[int(rng.random() < spills)]
-        y_frac = rng.uniform(0.25, 0.95)
+        y_frac = rng.uniform(0.4, 0.6) if near else rng.uniform(0.25, 0.95)
         if swatches is None:
             ow = int(w * rng.uniform(0.08, 0.42) * (0.55 + 0.6 * y_frac))
             oh = max(8, int(ow * rng.uniform(0.35, 0.75) * (0.6 + 0.5 * y_frac) * (1.25 if kind == "garbage" else 1.0)))
             ow = max(10, ow)
-        else:  # 0.3 % to 20 % of the crop's area
+        else:  # 0.3 % to 20 % of the crop's area; a close view's one object 15 % to 45 %
             aspect = rng.uniform(0.35, 0.75) * (0.6 + 0.5 * y_frac) * (1.25 if kind == "garbage" else 1.0)
-            area = np.exp(rng.uniform(np.log(0.003), np.log(0.2))) * w * h
+            lo, hi = (0.15, 0.45) if near else (0.003, 0.2)
+            area = np.exp(rng.uniform(np.log(lo), np.log(hi))) * w * h
             ow = int(min(0.9 * w, max(10, np.sqrt(area / aspect))))
-            oh = int(min(0.6 * h, max(8, ow * aspect)))
+            oh = int(min((0.8 if near else 0.6) * h, max(8, ow * aspect)))
         x = int(rng.integers(-ow // 5, max(1, w - ow + ow // 5)))
         y = int(y_frac * h - oh / 2)
         if any(x < b[2] and b[0] < x + ow and y < b[3] and b[1] < y + oh for b in taken):
@@ -164,11 +173,12 @@ def compose(rng: np.random.Generator, backgrounds: list[np.ndarray], family: str
 
 def write_split(rng, backgrounds, family, count, out: Path, split: str, randomise: bool = False,
                 streamed: float = 0.0, spills: float = 0.5, physical: float = 0.0, name: str = "",
-                slabs: float = 0.0) -> int:
+                slabs: float = 0.0, close: float = 0.0) -> int:
     """``count`` composed images and labels in ``out``; randomised ones take textures from the same backgrounds.
     A share ``streamed`` of them is stored as an H.264 stream would show it (``randomise.h264``, CRF 26-44)
     instead of as a JPEG of quality 20-95. A share ``physical`` of randomised objects is drawn by
-    ``physical.py``, and a share ``slabs`` of their spills as opaque slabs. Files are named ``<name>-<i>``
+    ``physical.py``, and a share ``slabs`` of their spills as opaque slabs; a share ``close`` of randomised
+    images is a close view of one object. Files are named ``<name>-<i>``
     (``name``: the split's by default)."""
     name = name or split
     swatches = Swatches(rng, backgrounds) if randomise else None
@@ -176,7 +186,7 @@ def write_split(rng, backgrounds, family, count, out: Path, split: str, randomis
     (out / "labels" / split).mkdir(parents=True, exist_ok=True)
     objects = 0
     for i in range(count):
-        image, labels = compose(rng, backgrounds, family, swatches, spills, physical, slabs)
+        image, labels = compose(rng, backgrounds, family, swatches, spills, physical, slabs, close)
         quality = int(rng.integers(45 if swatches is None else 20, 95))
         if streamed and rng.random() < streamed:
             image, quality = h264(image, int(rng.integers(26, 45))), 95
@@ -201,21 +211,22 @@ def _write_shard(k: int) -> int:
     count = a["count"] // a["shards"] + (k < a["count"] % a["shards"])
     return write_split(np.random.default_rng(a["seeds"][k]), a["backgrounds"], "train", count, a["out"], "train",
                        a["randomise"], a["streamed"], a["spills"], a["physical"], name=f"train-{k:02d}",
-                       slabs=a["slabs"])
+                       slabs=a["slabs"], close=a["close"])
 
 
 def write_train_split(seed: int, shards: int, processes: int, backgrounds, count: int, out: Path,
-                      randomise: bool, streamed: float, spills: float, physical: float, slabs: float = 0.0) -> int:
+                      randomise: bool, streamed: float, spills: float, physical: float, slabs: float = 0.0,
+                      close: float = 0.0) -> int:
     """The training split: one random stream from ``seed`` (``shards`` 1, as before), or ``shards`` streams
     spawned from it, drawn by ``processes`` processes at once; returns the objects drawn. The processes
     are started afresh (``spawn``), not forked: a fork of a process with threads (a test run, OpenCV's
     own pool) can hang."""
     if shards <= 1:
         return write_split(np.random.default_rng(seed), backgrounds, "train", count, out, "train", randomise,
-                           streamed, spills, physical, slabs=slabs)
+                           streamed, spills, physical, slabs=slabs, close=close)
     sharded = dict(seeds=np.random.SeedSequence(seed).spawn(shards), shards=shards, count=count, out=out,
                    backgrounds=backgrounds, randomise=randomise, streamed=streamed, spills=spills, physical=physical,
-                   slabs=slabs)
+                   slabs=slabs, close=close)
     with multiprocessing.get_context("spawn").Pool(max(1, min(processes, shards)), _share, (sharded,)) as pool:
         return sum(pool.map(_write_shard, range(shards)))
 
@@ -258,6 +269,9 @@ def main() -> None:
     ap.add_argument("--slabs", type=float, default=0.0,
                     help="with --randomise, share of training spills drawn as opaque slabs (physical.slab: soil, grit, "
                          "thick paint lying flat); 0 composes as before")
+    ap.add_argument("--close", type=float, default=0.0,
+                    help="with --randomise, share of training images that are a close view: one object over 15-45 %% "
+                         "of the crop, as the edge's closer looks show a place; 0 composes as before")
     ap.add_argument("--val-physical", type=float, default=0.0,
                     help="with --randomise, share of validation objects drawn by physical.py; 0 composes as before")
     ap.add_argument("--test", type=int, default=0,
@@ -286,7 +300,7 @@ def main() -> None:
         print(f"test set: {args.test} images ({n_test} objects) in {args.out}")
         return
     n_train = write_train_split(args.seed, args.shards, args.processes, train_bg, args.train, args.out, args.randomise,
-                                args.h264, args.spills, args.physical, args.slabs)
+                                args.h264, args.spills, args.physical, args.slabs, args.close)
     val_seed = args.seed + 1 if args.val_seed is None else args.val_seed
     n_val = write_split(np.random.default_rng(val_seed), heldout_bg, "heldout", args.val, args.out, "val", args.randomise,
                         physical=args.val_physical)
@@ -297,7 +311,7 @@ def main() -> None:
     (args.out / "recipe.json").write_text(json.dumps(
         {"seed": args.seed, "shards": args.shards, "val_seed": val_seed, "train": args.train, "val": args.val, "randomise": args.randomise,
          "h264": args.h264, "spills": args.spills, "physical": args.physical, "slabs": args.slabs,
-         "val_physical": args.val_physical, "extra": [str(f) for f in args.extra]}, indent=2) + "\n")
+         "close": args.close, "val_physical": args.val_physical, "extra": [str(f) for f in args.extra]}, indent=2) + "\n")
     print(f"dataset: {args.train} train images ({n_train} objects, {len(train_bg)} backgrounds), "
           f"{args.val} val images ({n_val} objects, {len(heldout_bg)} held-out backgrounds) in {args.out}")
     if args.extra:
