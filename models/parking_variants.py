@@ -74,7 +74,7 @@ def x264(gop_s: float = 2.0, fps: int = FPS, *extra: str) -> tuple[str, ...]:
 def x265(gop_s: float = 2.0, fps: int = FPS) -> tuple[str, ...]:
     g = int(round(gop_s * fps))
     return ("-c:v", "libx265", "-preset", "ultrafast", "-crf", "30", "-tag:v", "hvc1",
-            "-x265-params", f"keyint={g}:min-keyint={g}:scenecut=0:log-level=error")
+            "-x265-params", f"keyint={g}:min-keyint={g}:scenecut=0:log-level=error:pools=1:frame-threads=1")
 
 
 VARIANTS = [
@@ -154,7 +154,9 @@ def make(variant: Variant, out_dir: Path, seconds: float | None = None) -> Path:
             cmd += ["-t", str(seconds)]
         if variant.vf:
             cmd += ["-vf", variant.vf]
-        cmd += list(variant.codec or x264()) + ["-pix_fmt", "yuv420p", "-an", str(out) + ".part.mp4"]
+        # one encoder thread: x264 and x265 cut their output by their thread count, which otherwise follows
+        # the machine's cores, so the same variant came out otherwise on machines of other sizes
+        cmd += list(variant.codec or x264()) + ["-threads", "1", "-pix_fmt", "yuv420p", "-an", str(out) + ".part.mp4"]
         subprocess.run(cmd, check=True, timeout=600)
         Path(str(out) + ".part.mp4").rename(out)
     return out
