@@ -210,6 +210,8 @@ def main() -> None:
                     "onnx_weights.py) instead of the previous stage's best")
     ap.add_argument("--export-only", action="store_true", help="export and quantise the best stage's best.pt")
     args = ap.parse_args()
+    # ultralytics puts a relative project folder under its own runs/detect/, where best_stage() does not look
+    args.workdir = args.workdir.resolve()
 
     import torch
     from ultralytics import YOLO
