@@ -15,7 +15,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 import supervision as sv
 
-from edge.geometry import in_frame, polygon_to_xyxy
+from edge.geometry import Box, in_frame, overlap, polygon_to_xyxy, union
 from models import ModelError, load_manifest
 
 Image = npt.NDArray[np.uint8]
@@ -324,6 +324,18 @@ def tile_regions(polygons: list[list[tuple[float, float]]], width: int, height: 
                 if tile not in tiles:
                     tiles.append(tile)
     return tiles
+
+
+def closer_places(still: list[Box], named: list[Box]) -> list[Box]:
+    """The places closer looks are cut around: each still, changed place the left-object check sees, with
+    the litter model's boxes over it (``named``, from its last pass). For a faint or partly hidden object
+    the still place is a piece of it, and a crop three times the piece shows the object at 1.5-3 times
+    its size, where the model types piles worse than at three (see the litter model's card).
+
+    >>> closer_places([(0.50, 0.50, 0.52, 0.52)], [(0.49, 0.50, 0.56, 0.55), (0.1, 0.1, 0.2, 0.2)])
+    [(0.49, 0.5, 0.56, 0.55)]
+    """
+    return [union([place] + [box for box in named if overlap(box, place)]) for place in still]
 
 
 def closer_regions(boxes: list[tuple[float, float, float, float]], width: int, height: int, largest: int,

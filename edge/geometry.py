@@ -115,6 +115,15 @@ def overlap(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+def union(boxes: list[Box]) -> Box:
+    """The smallest box holding all of ``boxes``.
+
+    >>> union([(0.1, 0.2, 0.3, 0.4), (0.2, 0.1, 0.5, 0.3)])
+    (0.1, 0.1, 0.5, 0.4)
+    """
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
 def iou(a: Box, b: Box) -> float:
     """Intersection over union of two boxes.
 

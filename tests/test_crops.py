@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.detector import closer_regions, crop_regions
+from edge.detector import closer_places, closer_regions, crop_regions
 
 KERB = [(0.80, 0.03), (0.97, 0.03), (0.97, 0.22), (0.80, 0.22)]
 BAY = [(0.60, 0.05), (0.70, 0.05), (0.70, 0.15), (0.60, 0.15)]
@@ -83,3 +83,26 @@ def test_a_closer_look_is_a_square_crop_in_the_frame_around_its_place(a, b, c, d
     assert x1 - 1 <= cx <= x2 + 1 and y1 - 1 <= cy <= y2 + 1
     if max((box[2] - box[0]) * w, (box[3] - box[1]) * h) * 3 <= min(largest, w, h):
         assert x1 - 1 <= box[0] * w and box[2] * w <= x2 + 1 and y1 - 1 <= box[1] * h and box[3] * h <= y2 + 1
+
+
+boxes = st.tuples(st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1)).map(
+    lambda v: (min(v[0], v[2]), min(v[1], v[3]), max(v[0], v[2]), max(v[1], v[3])))
+
+
+@settings(max_examples=300, deadline=None)
+@given(boxes, st.lists(boxes, max_size=4))
+def test_a_closer_look_holds_the_model_boxes_over_its_place_and_no_others(place, named):
+    """A still, changed place that is a piece of an object (a faint spill, a pile half behind a passer-by):
+    the closer look is cut around the place and every box the model put over it, so on a frame that can
+    hold three times that, the whole object is in the crop; a box elsewhere does not widen it."""
+    (got,) = closer_places([place], named)
+    over = [b for b in named if b[0] < place[2] and place[0] < b[2] and b[1] < place[3] and place[1] < b[3]]
+    for b in [place] + over:
+        assert got[0] <= b[0] and got[1] <= b[1] and b[2] <= got[2] and b[3] <= got[3], (got, b)
+    assert got[0] in [b[0] for b in [place] + over] and got[2] in [b[2] for b in [place] + over]
+    assert got[1] in [b[1] for b in [place] + over] and got[3] in [b[3] for b in [place] + over]
+    w, h = 1920, 1080
+    ((x1, y1, x2, y2),) = closer_regions([got], w, h, largest=1080)
+    if max((got[2] - got[0]) * w, (got[3] - got[1]) * h) * 3 <= h:
+        for b in over:
+            assert x1 - 1 <= b[0] * w and b[2] * w <= x2 + 1 and y1 - 1 <= b[1] * h and b[3] * h <= y2 + 1
