@@ -154,8 +154,9 @@ def make(variant: Variant, out_dir: Path, seconds: float | None = None) -> Path:
             cmd += ["-t", str(seconds)]
         if variant.vf:
             cmd += ["-vf", variant.vf]
-        # one encoder thread: x264 and x265 cut their output by their thread count, which otherwise follows
-        # the machine's cores, so the same variant came out otherwise on machines of other sizes
+        # one encoder thread: x264's output depends on its thread count, which otherwise follows the machine's
+        # cores (the 1 Mb/s and mirrored variants came out otherwise on one core than on two); x265 picks its
+        # frame threads by the cores too
         cmd += list(variant.codec or x264()) + ["-threads", "1", "-pix_fmt", "yuv420p", "-an", str(out) + ".part.mp4"]
         subprocess.run(cmd, check=True, timeout=600)
         Path(str(out) + ".part.mp4").rename(out)

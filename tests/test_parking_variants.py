@@ -133,9 +133,9 @@ def test_a_camera_knocked_on_its_pole_keeps_its_zones_on_the_ground(clips, name,
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs a second core to run on one and on all")
 def test_a_variant_is_the_same_file_on_one_core_as_on_all(tmp_path):
-    """x264 (and x265) cut their output by their thread count, which followed the machine's cores: the
-    1 Mb/s and mirrored variants came out otherwise on a 2-core machine than pinned to one core, so the
-    parking suite replayed other clips on machines of other sizes. They encode on one thread now."""
+    """x264's output depends on its thread count, which followed the machine's cores (so do x265's frame
+    threads): the 1 Mb/s and mirrored variants came out otherwise on a 2-core machine than pinned to one
+    core, so the parking suite replayed other clips on machines of other sizes. They encode on one thread now."""
     script = ("import hashlib, sys; from pathlib import Path; from models import parking_variants as pv; "
               "print(*(hashlib.sha256(pv.make(pv.BY_NAME[n], Path(sys.argv[1]), seconds=3).read_bytes()).hexdigest()"
               " for n in ('1mbps', 'h265')))")
