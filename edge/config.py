@@ -172,8 +172,8 @@ class Detection(Strict):
     closer_looks: int = Field(
         default=2, ge=0, le=16, title="Still, changed places in garbage/spill zones (the left-object check's, the "
         "largest share of their zone first) the litter model also sees on a crop of their own, three times their "
-        "size, at each pass: a pile small in its tile is seen bigger (0: none; each costs one more litter model run "
-        "per pass while such a place is there; none with left_object off)")
+        "size with the model's boxes over them, at each pass: a pile small in its tile is seen bigger (0: none; "
+        "each costs one more litter model run per pass while such a place is there; none with left_object off)")
 
     @field_validator("left_object", mode="before")
     @classmethod
