@@ -284,11 +284,13 @@ class CameraPipeline:
         # where a knocked camera's picture was moved back, the strip it no longer shows is black: not new ground,
         # and a "pile" mostly in it is its edge (edge/alignment.py)
         movers += self.alignment.unseen()
+        seen = self._sightings(self._litter, w, h)
         if self.left is not None:
             static = self.left.observe(t, image, movers)
-            self._closer = self._closer_looks(static, w, h)
+            named = [s.box for s in seen if s.score >= self.detection.litter_confirmed_min_score]
+            self._closer = self._closer_looks(static, named, w, h)
         # below litter_min_score, a detection counts only where the check sees still, changed ground under it
-        found = [s for s in self._sightings(self._litter, w, h) if all(inside(s.box, m) < 0.6 for m in movers)
+        found = [s for s in seen if all(inside(s.box, m) < 0.6 for m in movers)
                  and (s.score >= self.detection.litter_min_score
                       or static is not None and covered(static, s.box) >= CONFIRM_COVER)]
         # one type per place, and an open incident's place keeps its type
@@ -320,10 +322,10 @@ class CameraPipeline:
             out += [self._litter_outgoing(zone, kind, e, image, source, rule.needs_review) for e in events]
         return out
 
-    def _closer_looks(self, static: np.ndarray, w: int, h: int) -> list[Region]:
+    def _closer_looks(self, static: np.ndarray, named: list[Box], w: int, h: int) -> list[Region]:
         """Crops for the litter model's next pass around the still, changed places the check sees in the
         garbage/spill zones, ``closer_looks`` of them, the largest share of their zone first, each with the
-        litter model's boxes over it from its last pass (the place may be a piece of the object). In a tile a
+        litter model's boxes over it from its last pass (``named``; the place may be a piece of the object). In a tile a
         third of the frame wide, a pile 3 % of the frame wide is some 30 of the model's 320 pixels; on a
         crop three times its size, a third of them. On ``make eval``'s cross sets this found piles and
         spills the tiles never scored, and others sooner (see the litter model's card)."""
@@ -333,8 +335,6 @@ class CameraPipeline:
         for zone in {z.id: z for z, *_ in self.litter}.values():
             still += regions(static, self._zone_mask(zone, static.shape), self.detection.left_object_min_area)
         boxes = [b for b, _ in sorted(still, key=lambda r: -r[1])[:self.detection.closer_looks]]
-        named = [normalise(tuple(xyxy), w, h) for xyxy, score in zip(self._litter.xyxy, self._litter.confidence)
-                 if score >= self.detection.litter_confirmed_min_score] if len(self._litter) else []
         boxes = closer_places(boxes, named)
         side = self._litter_regions[0][2] - self._litter_regions[0][0] if self._litter_regions else min(w, h)
         return closer_regions(boxes, w, h, largest=side)

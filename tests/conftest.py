@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,18 @@ from xueliang import services
 REPO = Path(__file__).resolve().parent.parent
 CLIP = REPO / "fixtures" / "videos" / "campus-gate.mp4"
 TRUTH = yaml.safe_load((REPO / "fixtures" / "videos" / "campus-gate.truth.yaml").read_text())
+
+
+needs_two_cores = pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs a second core to run on one and on all")
+
+
+def on_one_core_and_on_all(script: str) -> tuple[str, str]:
+    """What the Python ``script`` prints run pinned to one core and run on all: an encoder whose output
+    follows the machine's cores prints otherwise."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    one, every = (subprocess.run([*pin, sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                                 cwd=REPO, env=env).stdout for pin in (["taskset", "-c", "0"], []))
+    return one, every
 
 
 def pytest_configure(config):

@@ -1,9 +1,6 @@
 """The parked van on degraded re-encodes of the real campus clip, made at test time with ffmpeg
 (models/parking_variants.py; the full list runs in `make eval`)."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +12,7 @@ from models import parking_variants as pv
 from models.eval_parking import score
 from xueliang.wire import parse_time
 
-from .conftest import REPO
+from .conftest import needs_two_cores, on_one_core_and_on_all
 
 T0 = parse_time("2026-03-02T08:00:00Z")
 
@@ -131,18 +128,13 @@ def test_a_camera_knocked_on_its_pole_keeps_its_zones_on_the_ground(clips, name,
     assert fault[0][:2] == ("start", "shifted") and fault[-1] == ("end", "shifted", "stream_ended"), fault
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs a second core to run on one and on all")
-def test_a_variant_is_the_same_file_on_one_core_as_on_all(tmp_path):
+@needs_two_cores
+def test_a_variant_is_the_same_file_on_one_core_as_on_all():
     """x264's output depends on its thread count, which followed the machine's cores (so do x265's frame
     threads): the 1 Mb/s and mirrored variants came out otherwise on a 2-core machine than pinned to one
     core, so the parking suite replayed other clips on machines of other sizes. They encode on one thread now."""
-    script = ("import hashlib, sys; from pathlib import Path; from models import parking_variants as pv; "
-              "print(*(hashlib.sha256(pv.make(pv.BY_NAME[n], Path(sys.argv[1]), seconds=3).read_bytes()).hexdigest()"
-              " for n in ('1mbps', 'h265')))")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    for name in ("one", "every"):
-        (tmp_path / name).mkdir()
-    one, every = (subprocess.run([*pin, sys.executable, "-c", script, str(tmp_path / name)], capture_output=True,
-                                 text=True, check=True, cwd=REPO, env=env).stdout
-                  for name, pin in (("one", ["taskset", "-c", "0"]), ("every", [])))
+    one, every = on_one_core_and_on_all(
+        "import hashlib, tempfile; from pathlib import Path; from models import parking_variants as pv; "
+        "print(*(hashlib.sha256(pv.make(pv.BY_NAME[n], Path(tempfile.mkdtemp()), seconds=3).read_bytes()).hexdigest()"
+        " for n in ('1mbps', 'h265')))")
     assert one == every and len(one.split()) == 2, (one, every)

@@ -1,9 +1,6 @@
 """The litter training set's domain randomisation and hard negatives (models/litter/randomise.py)."""
 
 import doctest
-import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -14,7 +11,7 @@ from models.litter.make_dataset import compose, write_split, write_train_split
 from models.litter.randomise import NEGATIVES, Swatches, _draw, camera, flat_spill, furniture, h264, pile
 from models.litter.synth import composite
 
-from .conftest import REPO
+from .conftest import needs_two_cores, on_one_core_and_on_all
 
 
 def scenes(seed: int = 0, count: int = 3) -> list[np.ndarray]:
@@ -115,17 +112,15 @@ def test_h264_smooths_faint_ground_more_the_higher_the_crf_and_keeps_the_picture
     assert abs(float(faint[44][60:180, 80:240].mean()) - 120) < 3  # the ground keeps its level
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs a second core to run on one and on all")
+@needs_two_cores
 def test_h264_gives_the_same_picture_on_one_core_as_on_all():
     """x264 with zerolatency cut the frame into a slice per thread, and its thread count followed the
     cores: the same picture came out otherwise on a 2-core machine than pinned to one core (and so the
     randomised training set differed from machine to machine). It encodes on one thread now."""
-    script = ("import hashlib, numpy as np; from models.litter.randomise import h264; "
-              "rng = np.random.default_rng(3); image = (rng.random((360, 640, 3)) * 255).astype(np.uint8); "
-              "print(hashlib.sha256(h264(image, 30).tobytes()).hexdigest())")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    one, every = (subprocess.run([*pin, sys.executable, "-c", script], capture_output=True, text=True, check=True,
-                                 cwd=REPO, env=env).stdout for pin in (["taskset", "-c", "0"], []))
+    one, every = on_one_core_and_on_all(
+        "import hashlib, numpy as np; from models.litter.randomise import h264; "
+        "rng = np.random.default_rng(3); image = (rng.random((360, 640, 3)) * 255).astype(np.uint8); "
+        "print(hashlib.sha256(h264(image, 30).tobytes()).hexdigest())")
     assert one == every and len(one.strip()) == 64
 
 
