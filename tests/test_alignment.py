@@ -141,6 +141,7 @@ def test_an_unmoved_picture_is_handed_back_as_is(frames):
     assert Alignment().aligned(picture) is picture
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("share", [0.01, 0.0125, 0.015])
 def test_a_camera_swaying_in_wind_seen_every_2_s_is_not_followed_whatever_its_phase(frames, share):
     """Seen at key frames 2 s apart, a sway (the periods above, moved by a fraction of a pixel, from

@@ -249,6 +249,7 @@ def test_a_detector_that_fails_on_one_cameras_frame_costs_only_that_frame(tmp_pa
         analyser.join(5)
 
 
+@pytest.mark.slow
 def test_a_slow_analysis_round_is_logged_and_analysis_goes_on(tmp_path, caplog):
     """In process, the real detector and pipelines: a round slower than a second (a box past its
     capacity) logged its warning with a name that no longer existed, and the error ended the analyser
@@ -272,6 +273,7 @@ def test_a_slow_analysis_round_is_logged_and_analysis_goes_on(tmp_path, caplog):
         analyser.join(5)
 
 
+@pytest.mark.slow
 def test_a_knocked_camera_is_reported_in_its_heartbeat_and_metrics(tmp_path):
     """In process, the real analyser and pipelines: a camera knocked 5 % off says so (the zones follow
     the picture: edge/alignment.py) where the people who keep the boxes look, so it can be re-aimed."""
@@ -305,6 +307,7 @@ def test_a_knocked_camera_is_reported_in_its_heartbeat_and_metrics(tmp_path):
         analyser.join(5)
 
 
+@pytest.mark.slow
 def test_a_camera_knocked_while_its_box_was_down_is_seen_as_moved_when_it_comes_back(tmp_path, caplog):
     """In process, the real analyser and pipelines: the box keeps each camera's first picture under its
     data folder; started again after the camera was knocked, it lines up on that, not on the knocked
@@ -337,6 +340,7 @@ def test_a_camera_knocked_while_its_box_was_down_is_seen_as_moved_when_it_comes_
     assert "not a kept camera view (unreadable)" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_camera_turned_while_its_box_was_down_is_a_moved_fault_when_it_comes_back(tmp_path):
     """Turned by a fifth of its width while its box was down: the picture check learns the view it comes
     back with, so only the kept first picture tells that the zones now lie on other ground."""

@@ -54,6 +54,7 @@ def test_camera_ground_round_trip():
     assert np.allclose(back[:, 0], u) and np.allclose(back[:, 1], v)
 
 
+@pytest.mark.slow
 def test_same_seed_same_plan_and_another_seed_another():
     assert plan_set(2, seed=5) == plan_set(2, seed=5)
     assert plan_set(2, seed=6) != plan_set(2, seed=5)
@@ -76,6 +77,7 @@ def test_boxes_lie_in_their_zones_which_lie_in_frame_apart(plan):
             assert not overlaps(a.polygon, b.polygon, gap=0.0)
 
 
+@pytest.mark.slow
 def test_types_are_balanced_over_a_set():
     types = [s.type for p in plan_set(6, seed=3) for s in p.staged]
     assert abs(types.count("garbage") - types.count("spill")) <= 1

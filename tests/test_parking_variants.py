@@ -128,6 +128,7 @@ def test_a_camera_knocked_on_its_pole_keeps_its_zones_on_the_ground(clips, name,
     assert fault[0][:2] == ("start", "shifted") and fault[-1] == ("end", "shifted", "stream_ended"), fault
 
 
+@pytest.mark.slow
 @needs_two_cores
 def test_a_variant_is_the_same_file_on_one_core_as_on_all():
     """x264's output depends on its thread count, which followed the machine's cores (so do x265's frame

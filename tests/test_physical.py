@@ -113,6 +113,7 @@ def test_slabs_are_opaque_flat_and_fill_their_box(swatches, w, h):
             assert float(layer.shade[layer.alpha < 0.1].min(initial=1.0)) >= 0.85  # casts no shadow
 
 
+@pytest.mark.slow
 def test_a_slab_share_draws_only_spills_as_slabs_and_zero_composes_as_before():
     backgrounds = scenes(count=2)
     a = compose(np.random.default_rng(4), backgrounds, "train", Swatches(np.random.default_rng(1), backgrounds, 10),
@@ -131,6 +132,7 @@ def test_a_slab_share_draws_only_spills_as_slabs_and_zero_composes_as_before():
     assert all(label[0] == 1 for _, labels in s for label in labels)
 
 
+@pytest.mark.slow
 def test_a_close_share_composes_one_large_object_and_zero_composes_as_before():
     """``close``: a close view, as the edge's closer looks cut around a place, has one object over 15-45 %
     of the crop's area (its box may be trimmed where it leans over the crop's edge); at 0 the image is

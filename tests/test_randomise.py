@@ -124,6 +124,7 @@ def test_h264_gives_the_same_picture_on_one_core_as_on_all():
     assert one == every and len(one.strip()) == 64
 
 
+@pytest.mark.slow
 def test_the_spill_share_sets_the_classes_and_the_validation_seed_keeps_the_validation_split(tmp_path):
     backgrounds = scenes(count=3)
     counts = {}
@@ -144,6 +145,7 @@ def test_the_spill_share_sets_the_classes_and_the_validation_seed_keeps_the_vali
     assert any(made["jpeg"][k] != made["streamed"][k] for k in made["jpeg"] if k.parts[1] == "train" and k.suffix == ".jpg")
 
 
+@pytest.mark.slow
 def test_a_sharded_training_split_is_the_same_however_many_processes_draw_it(tmp_path):
     backgrounds = scenes(count=3)
     made = {}

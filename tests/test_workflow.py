@@ -43,11 +43,13 @@ CITY = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def database_url(request, tmp_path):
     """The same tests on SQLite and on a real PostgreSQL server, each with a fresh database (dropped
     after its test: soon enough that little of it ever reaches the disk; left for the end, the
-    session's databases took 20-70 s to delete on a disk mounted with online discard)."""
+    session's databases took 20-70 s to delete on a disk mounted with online discard). The PostgreSQL
+    runs are ``slow``: a server for the session and a database per test cost the quick loop 35 s of its
+    70 (``make test`` runs them)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/gw.sqlite"
         return
