@@ -152,3 +152,28 @@ def test_a_close_share_composes_one_large_object_and_zero_composes_as_before():
     assert all(0.08 <= w * h <= 0.6 for labels in near for _, _, _, w, h in labels), near
     far = [label for seed in range(8) for label in made(seed, 0.0)[1]]
     assert max(w * h for _, _, _, w, h in far) < 0.25, far
+
+
+def test_a_heap_where_no_item_landed_is_drawn_as_one_sack(swatches, monkeypatch):
+    """The fallback for a heap none of whose items landed (rare: about one in thousands of a training
+    split's heaps) drew the sack's float64 profile into a Sobel to float32, which OpenCV 5 refuses; it
+    stopped a 6,000-image ``make_dataset.py`` run. Here every item but the sack lands nowhere."""
+    item, grids = physical._item, []
+
+    def nothing_lands(rng, form, gh, gw, cx, cy, size, yy, xx):
+        prof, mask = item(rng, form, gh, gw, cx, cy, size, yy, xx)
+        grids.append((form, yy.shape == physical_grid[0]))
+        return (prof, mask) if yy.shape == physical_grid[0] else (prof, np.zeros_like(mask))
+
+    physical_grid, work = [], physical._work_size
+
+    def grid_of(w, h, most=physical.WORK):
+        ww, wh = work(w, h, most)
+        physical_grid[:] = [(int(wh * 1.3) + 4, int(ww * 1.2) + 4)]
+        return ww, wh
+    monkeypatch.setattr(physical, "_item", nothing_lands)
+    monkeypatch.setattr(physical, "_work_size", grid_of)
+    layer = draw(np.random.default_rng(0), "garbage", 120, 60, swatches)
+    assert grids[-1] == ("bag", True) and not any(whole for _, whole in grids[:-1])  # only the sack landed
+    assert layer.colour.dtype == layer.alpha.dtype == layer.shade.dtype == np.float32
+    assert layer.colour.shape == (60, 120, 3) and float((layer.alpha > 0.3).mean()) >= 0.15

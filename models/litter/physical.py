@@ -228,7 +228,8 @@ def _garbage(rng: np.random.Generator, w: int, h: int, swatches: Swatches) -> La
         shine[sl][win] = {"bottle": 60.0, "bag": 20.0}.get(form, 6.0)
     if cover.max() == 0:  # nothing landed: one lumpy sack
         prof, mask = _item(rng, "bag", gh, gw, fcx, fcy, min(gw, wh) * 0.8, yy, xx)
-        height, cover, colour = prof, mask, _material(rng, swatches, gw, gh, PALETTE[4])
+        # float32 as the grid it replaces (a bag's profile is float64: OpenCV 5 has no float64 -> float32 Sobel)
+        height, cover, colour = prof.astype(np.float32), mask, _material(rng, swatches, gw, gh, PALETTE[4])
         spec[:] = 0.3
     height = cv2.GaussianBlur(height, (0, 0), 0.7)
     # light: Lambert + Blinn-Phong + ambient occlusion + marched shadows
