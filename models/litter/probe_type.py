@@ -211,7 +211,8 @@ def judge(onnx_path: Path, eval_root: Path) -> dict:
             "probe_right_found": int(probe_right[found].sum()),
             "probe_confusion": {ev.CLASSES[k]: {ev.CLASSES[j]: int(((labels == k) & (probe == j)).sum()) for j in (0, 1)}
                                 for k in (0, 1)},
-            "wrong": [n for n, r in zip(names, probe_right) if not r]}
+            "wrong": [n for n, r in zip(names, probe_right) if not r],
+            "model_wrong_found": [n for n, r, f in zip(names, model_right, found) if f and not r]}
         r = result[name]
         print(f"{name}: {r['objects']} objects; probe right {r['probe_right']}/{r['objects']}; on the "
               f"{r['found_by_model']} the litter model finds in the crop: litter model right {r['model_right_found']}, "
