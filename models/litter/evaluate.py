@@ -612,6 +612,11 @@ def main() -> None:
                     "(0: no)")
     ap.add_argument("--modes", default="", help="also replay with these left_object modes (comma-separated)")
     ap.add_argument("--work", type=Path, default=ROOT / "data/eval")
+    ap.add_argument("--draw", type=int, default=0,
+                    help="0: the four independent generators' clip sets as always; K > 0: a fresh draw of each "
+                         "(seed 1000003 x K plus the set's place), in folders of its own (clips-drawK, "
+                         "cross-sway-drawK, cross-knock-drawK): clips no one has looked at, for a rule that must "
+                         "not be judged on the sets it was tuned on")
     ap.add_argument("--extra", type=Path, nargs="*", default=[],
                     help="folders written by `xueliang dataset export`: the detector on each one's val split "
                          "(real frames operators judged, never trained on), reported separately")
@@ -651,21 +656,27 @@ def main() -> None:
         print(f"detector {detector.name}, exported frames {folder} (val: {d['images']} images, "
               f"{d['hard_negatives']} false alarms): {_fmt_det(d)}; confusion {_fmt_confusion(d['confusion'])}")
 
-    own_dir, cross_dir, other_dir = args.work / "clips", args.work / "cross/clips", args.work / "cross-other/clips"
-    blind_dir, mesh_dir = args.work / "blind/clips", args.work / "mesh/clips"
+    drawn = f"-draw{args.draw}" if args.draw else ""
+
+    def seed(place: int) -> list[str]:  # each generator's own default seed, unless a fresh draw is asked for
+        return ["--seed", str(1000003 * args.draw + place)] if args.draw else []
+    own_dir, cross_dir = args.work / "clips", args.work / f"cross/clips{drawn}"
+    other_dir, blind_dir, mesh_dir = (args.work / f"{name}/clips{drawn}" for name in ("cross-other", "blind", "mesh"))
     if args.variants:
         made_by(own_dir, [py, "fixtures/videos/make_composed.py", "--variants", str(args.variants), "--seed", "4242"],
                 ["fixtures/videos/make_composed.py", "models/litter/synth.py"])
     if args.cross_clips:
-        made_by(cross_dir, [py, "models/litter/evalgen.py", "clips", "--count", str(args.cross_clips)],
+        made_by(cross_dir, [py, "models/litter/evalgen.py", "clips", "--count", str(args.cross_clips)] + seed(0),
                 ["models/litter/evalgen.py"])
     if args.cross_other_clips:
         made_by(other_dir, [py, "models/litter/evalgen.py", "clips", "--other-scenes", "--count",
-                            str(args.cross_other_clips)], ["models/litter/evalgen.py"])
+                            str(args.cross_other_clips)] + seed(1), ["models/litter/evalgen.py"])
     if args.blind_clips:
-        made_by(blind_dir, [py, "models/litter/blindgen.py", "clips", "--count", str(args.blind_clips)], BLIND_GENERATOR)
+        made_by(blind_dir, [py, "models/litter/blindgen.py", "clips", "--count", str(args.blind_clips)] + seed(2),
+                BLIND_GENERATOR)
     if args.mesh_clips:
-        made_by(mesh_dir, [py, "models/litter/meshgen.py", "clips", "--count", str(args.mesh_clips)], MESH_GENERATOR)
+        made_by(mesh_dir, [py, "models/litter/meshgen.py", "clips", "--count", str(args.mesh_clips)] + seed(3),
+                MESH_GENERATOR)
     clips = {"own": [ROOT / "fixtures/videos/campus-litter.truth.yaml"] + sorted(own_dir.glob("*.truth.yaml")),
              "cross": sorted(cross_dir.glob("*.truth.yaml"))}
     if args.cross_other_clips:
@@ -688,9 +699,9 @@ def main() -> None:
           f"fetched files: {len(changed)} differ from what {record} records, so these figures are not comparable "
           f"with the card's: {', '.join(changed)}")
     if args.sway:
-        clips["cross_sway"] = swayed_truths(clips["cross"], args.work / "cross-sway", args.sway)
+        clips["cross_sway"] = swayed_truths(clips["cross"], args.work / f"cross-sway{drawn}", args.sway)
     if args.knock:
-        clips["cross_knock"] = knocked_truths(clips["cross"], args.work / "cross-knock", args.knock)
+        clips["cross_knock"] = knocked_truths(clips["cross"], args.work / f"cross-knock{drawn}", args.knock)
     modes = [defaults.left_object] + [m for m in args.modes.split(",") if m and m != defaults.left_object]
     results = {}
     for mode in modes:
