@@ -108,3 +108,17 @@ def test_a_set_counts_what_a_rule_for_keeping_a_change_names():
     assert (s["staged"], s["dispatched"], s["recall"]) == (4, 4, 0.75)
     assert s["confusion"]["spill"] == {"garbage": 1, "spill": 1, "missed": 0}
     assert list(s["per_clip"]) == ["one", "two"]
+
+
+def test_a_fresh_draw_has_seeds_and_folders_of_its_own_and_draw_0_is_the_sets_as_always(tmp_path):
+    """``make eval --draw K``: the four independent sets drawn again where no earlier draw (and no
+    default set) lies, each generator with a seed no other set or draw has."""
+    from models.litter.evaluate import drawn_sets
+
+    draws = {k: drawn_sets(tmp_path, k) for k in (0, 1, 2)}
+    assert draws[0][0] == "" and all(seed == [] for _, seed in draws[0][1].values())
+    assert [folder.relative_to(tmp_path).as_posix() for folder, _ in draws[0][1].values()] == \
+        ["cross/clips", "cross-other/clips", "blind/clips", "mesh/clips"]
+    folders = [folder for _, sets in draws.values() for folder, _ in sets.values()]
+    seeds = [tuple(seed) for k, (_, sets) in draws.items() if k for _, seed in sets.values()]
+    assert len(set(folders)) == 12 and len(set(seeds)) == 8

@@ -239,6 +239,23 @@ def made_by(folder: Path, command: list[str], sources: list[str]) -> None:
     record.write_text(json.dumps(stamp, indent=2) + "\n")
 
 
+def drawn_sets(work: Path, draw: int) -> tuple[str, dict[str, tuple[Path, list[str]]]]:
+    """The folder suffix of ``draw`` and, per independent set, its folder and the seed arguments its
+    generator gets: at draw 0 each generator's own default seed, in the folders as always; at K > 0 a seed
+    of its own per set and draw (1000003 x K plus the set's place), in folders of that draw's own.
+
+    >>> suffix, sets = drawn_sets(Path("w"), 2)
+    >>> suffix, sets["blind"]
+    ('-draw2', (PosixPath('w/blind/clips-draw2'), ['--seed', '2000008']))
+    >>> drawn_sets(Path("w"), 0)[1]["cross_other"]
+    (PosixPath('w/cross-other/clips'), [])
+    """
+    suffix = f"-draw{draw}" if draw else ""
+    folders = {"cross": "cross", "cross_other": "cross-other", "blind": "blind", "mesh": "mesh"}
+    return suffix, {name: (work / folder / f"clips{suffix}", ["--seed", str(1000003 * draw + place)] if draw else [])
+                    for place, (name, folder) in enumerate(folders.items())}
+
+
 def clip_config(truth_path: Path, left_object: str, zones: list | None = None,
                 video: str | None = None) -> tuple[EdgeConfig, str]:
     """The edge config of one clip's camera from its truth file (``zones`` and ``video`` instead of its
@@ -656,26 +673,23 @@ def main() -> None:
         print(f"detector {detector.name}, exported frames {folder} (val: {d['images']} images, "
               f"{d['hard_negatives']} false alarms): {_fmt_det(d)}; confusion {_fmt_confusion(d['confusion'])}")
 
-    drawn = f"-draw{args.draw}" if args.draw else ""
-
-    def seed(place: int) -> list[str]:  # each generator's own default seed, unless a fresh draw is asked for
-        return ["--seed", str(1000003 * args.draw + place)] if args.draw else []
-    own_dir, cross_dir = args.work / "clips", args.work / f"cross/clips{drawn}"
-    other_dir, blind_dir, mesh_dir = (args.work / f"{name}/clips{drawn}" for name in ("cross-other", "blind", "mesh"))
+    drawn, sets = drawn_sets(args.work, args.draw)
+    own_dir = args.work / "clips"
+    (cross_dir, seed_cross), (other_dir, seed_other), (blind_dir, seed_blind), (mesh_dir, seed_mesh) = sets.values()
     if args.variants:
         made_by(own_dir, [py, "fixtures/videos/make_composed.py", "--variants", str(args.variants), "--seed", "4242"],
                 ["fixtures/videos/make_composed.py", "models/litter/synth.py"])
     if args.cross_clips:
-        made_by(cross_dir, [py, "models/litter/evalgen.py", "clips", "--count", str(args.cross_clips)] + seed(0),
+        made_by(cross_dir, [py, "models/litter/evalgen.py", "clips", "--count", str(args.cross_clips)] + seed_cross,
                 ["models/litter/evalgen.py"])
     if args.cross_other_clips:
         made_by(other_dir, [py, "models/litter/evalgen.py", "clips", "--other-scenes", "--count",
-                            str(args.cross_other_clips)] + seed(1), ["models/litter/evalgen.py"])
+                            str(args.cross_other_clips)] + seed_other, ["models/litter/evalgen.py"])
     if args.blind_clips:
-        made_by(blind_dir, [py, "models/litter/blindgen.py", "clips", "--count", str(args.blind_clips)] + seed(2),
+        made_by(blind_dir, [py, "models/litter/blindgen.py", "clips", "--count", str(args.blind_clips)] + seed_blind,
                 BLIND_GENERATOR)
     if args.mesh_clips:
-        made_by(mesh_dir, [py, "models/litter/meshgen.py", "clips", "--count", str(args.mesh_clips)] + seed(3),
+        made_by(mesh_dir, [py, "models/litter/meshgen.py", "clips", "--count", str(args.mesh_clips)] + seed_mesh,
                 MESH_GENERATOR)
     clips = {"own": [ROOT / "fixtures/videos/campus-litter.truth.yaml"] + sorted(own_dir.glob("*.truth.yaml")),
              "cross": sorted(cross_dir.glob("*.truth.yaml"))}
