@@ -51,7 +51,12 @@ SETS = {"own": "clips", "cross": "cross/clips", "cross_other": "cross-other/clip
 
 def square(image: np.ndarray, cx: float, cy: float, side: float) -> np.ndarray:
     """A square of ``side`` around (cx, cy), padded with the edge's grey where it leaves the picture,
-    resized to SIDE."""
+    resized to SIDE.
+
+    >>> picture = np.full((10, 20, 3), 200, np.uint8)
+    >>> [float((square(picture, *at, 10) == 114).all(axis=2).mean()) for at in ((0, 0), (10, 5))]  # a corner: 3/4 out
+    [0.75, 0.0]
+    """
     h, w = image.shape[:2]
     side = max(8, int(round(side)))
     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
