@@ -92,7 +92,7 @@ def test_ground_and_frame_round_trip(geometry):
 def test_a_clip_whose_first_object_took_the_room_keeps_it_alone():
     """With ``make eval --draw 2``'s seed, clip 11's first object (on the east junction) left no
     surface room for its spill, and the plan raised, so that draw could not be made at all. Now the clip
-    has the one object; a clip with no room for its first still says so."""
+    has the one object (only a clip with no room for its first object still raises)."""
     plans = plan_set(12, seed=2000008)
     assert len(plans) == 12 and len(plans[11].staged) == 1
     assert all(1 <= len(p.staged) <= 2 for p in plans)
