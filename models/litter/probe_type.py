@@ -186,7 +186,24 @@ def train(x: np.ndarray, y: np.ndarray, vx: np.ndarray, vy: np.ndarray, epochs: 
     return {"val_right": round(best[0], 4), "val_history": history}
 
 
-def judge(onnx_path: Path, eval_root: Path) -> dict:
+def class_shares(detector, crop: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    """The litter model's two class scores at its best anchor whose box overlaps ``box`` (pixels of
+    ``crop``) by IoU 0.5 or more, made to sum to one; None where no anchor does."""
+    from models.litter import evaluate as ev
+
+    x, scale = detector.prepare(crop)
+    out = detector._session.run(None, {detector._input: x})[0][0]  # [4 + classes, anchors]
+    cx, cy, w, h = out[:4] / scale
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    near = ev.iou(box, boxes) >= 0.5
+    if not near.any():
+        return None
+    scores = out[4:, near]
+    best = scores.max(axis=0).argmax()
+    return scores[:, best] / max(float(scores[:, best].sum()), 1e-9)
+
+
+def judge(onnx_path: Path, eval_root: Path, draw: int = 0) -> dict:
     import onnxruntime as ort
 
     from models.litter import evaluate as ev
@@ -196,24 +213,30 @@ def judge(onnx_path: Path, eval_root: Path) -> dict:
     detector, threshold = ev.load_detector(defaults.litter_model), defaults.litter_min_score
     result = {}
     for name, sub in SETS.items():
-        small, labels, full, names = clip_crops(eval_root / sub)
+        small, labels, full, names = clip_crops(eval_root / (sub + (f"-draw{draw}" if draw else "")))
         if not small:
             continue
         logits = session.run(None, {"image": prepared(np.array(small))})[0]
         probe = logits.argmax(1)
-        model = []
-        for crop, box in full:
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probe_shares = e / e.sum(axis=1, keepdims=True)
+        model, together = [], []
+        for (crop, box), shares in zip(full, probe_shares):
             dets = ev.listed_detections(detector.detect(crop, 0.05))
             called = ev.confused_as(box, dets, threshold)
             model.append(called)
+            own = class_shares(detector, crop, box)
+            together.append(int(((own if own is not None else shares) + shares).argmax()))
         labels = np.array(labels)
         found = np.array([m != "missed" for m in model])
         model_right = np.array([m == ev.CLASSES[k] for m, k in zip(model, labels)])
         probe_right = probe == labels
+        together_right = np.array(together) == labels
         result[name] = {
             "objects": int(len(labels)), "probe_right": int(probe_right.sum()),
             "found_by_model": int(found.sum()), "model_right_found": int(model_right[found].sum()),
             "probe_right_found": int(probe_right[found].sum()),
+            "together_right_found": int(together_right[found].sum()),
             "probe_confusion": {ev.CLASSES[k]: {ev.CLASSES[j]: int(((labels == k) & (probe == j)).sum()) for j in (0, 1)}
                                 for k in (0, 1)},
             "wrong": [n for n, r in zip(names, probe_right) if not r],
@@ -221,7 +244,8 @@ def judge(onnx_path: Path, eval_root: Path) -> dict:
         r = result[name]
         print(f"{name}: {r['objects']} objects; probe right {r['probe_right']}/{r['objects']}; on the "
               f"{r['found_by_model']} the litter model finds in the crop: litter model right {r['model_right_found']}, "
-              f"probe right {r['probe_right_found']}; probe confusion {r['probe_confusion']}", flush=True)
+              f"probe right {r['probe_right_found']}, the two together right {r['together_right_found']}; "
+              f"probe confusion {r['probe_confusion']}", flush=True)
     return result
 
 
@@ -233,6 +257,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--judge-only", action="store_true")
+    ap.add_argument("--draw", type=int, default=0, help="judge on this fresh draw's clips (make eval --draw K)")
     args = ap.parse_args()
     out = {}
     if not args.judge_only:
@@ -248,7 +273,7 @@ def main() -> None:
         print(f"crops: {len(x)} training ({int((y == 1).sum())} spills), {len(vx)} validation", flush=True)
         out = {"train_crops": int(len(x)), "val_crops": int(len(vx))} | train(x, y, vx, vy, args.epochs, args.out, args.seed)
     if args.judge_only:
-        out["judged"] = judge(args.out / "type.onnx", args.eval)
+        out["judged"] = judge(args.out / "type.onnx", args.eval, args.draw)
     print(json.dumps(out))
 
 
