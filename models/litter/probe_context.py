@@ -38,16 +38,22 @@ def load(path: str) -> YoloRaw:
     return YoloRaw(manifest, ort.InferenceSession(f"{path}.onnx", options, providers=["CPUExecutionProvider"]))
 
 
-def type_scores(model: YoloRaw, image: np.ndarray, box) -> tuple[float, float]:
-    """The best (garbage, spill) score over the raw anchors overlapping ``box`` (pixels of ``image``)."""
+def anchors(model: YoloRaw, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model's raw anchors on ``image``, before NMS: their boxes (pixels of ``image``, x1 y1 x2 y2)
+    and their class scores ([classes, anchors])."""
     x, scale = model.prepare(image)
     out = model._session.run(model._outputs, {model._input: x})[0][0]  # [4 + classes, anchors]
     cx, cy, w, h = out[:4]
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) / scale
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) / scale, out[4:]
+
+
+def type_scores(model: YoloRaw, image: np.ndarray, box) -> tuple[float, float]:
+    """The best (garbage, spill) score over the raw anchors overlapping ``box`` (pixels of ``image``)."""
+    boxes, scores = anchors(model, image)
     near = iou(np.asarray(box, np.float32), boxes) > 0.3
     if not near.any():
         return 0.0, 0.0
-    return round(float(out[4][near].max()), 2), round(float(out[5][near].max()), 2)
+    return round(float(scores[0][near].max()), 2), round(float(scores[1][near].max()), 2)
 
 
 def objects(clips: Path):

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -57,12 +56,16 @@ def square(image: np.ndarray, cx: float, cy: float, side: float) -> np.ndarray:
     >>> [float((square(picture, *at, 10) == 114).all(axis=2).mean()) for at in ((0, 0), (10, 5))]  # a corner: 3/4 out
     [0.75, 0.0]
     """
-    h, w = image.shape[:2]
+    return cv2.resize(padded(image, cx, cy, side)[0], (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+
+
+def padded(image: np.ndarray, cx: float, cy: float, side: float) -> tuple[np.ndarray, int, int]:
+    """The square of ``side`` (at least 8) around (cx, cy), padded with the edge's grey where it leaves
+    the picture, at full resolution, and where its corner lies in the picture."""
     side = max(8, int(round(side)))
     x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
     pad = cv2.copyMakeBorder(image, side, side, side, side, cv2.BORDER_CONSTANT, value=(114, 114, 114))
-    cut = pad[y0 + side:y0 + 2 * side, x0 + side:x0 + 2 * side]
-    return cv2.resize(cut, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+    return pad[y0 + side:y0 + 2 * side, x0 + side:x0 + 2 * side], x0, y0
 
 
 def split_crops(folder: Path, rng: np.random.Generator, cuts: int) -> tuple[np.ndarray, np.ndarray]:
@@ -89,29 +92,19 @@ def split_crops(folder: Path, rng: np.random.Generator, cuts: int) -> tuple[np.n
 def clip_crops(folder: Path) -> tuple[list[np.ndarray], list[int], list[np.ndarray], list[str]]:
     """Per object of each clip: the crop at 1.4x its box (SIDE), its class, the 3x crop at full
     resolution with the box in it (for the litter model, as a closer look shows it) and a name."""
+    from models.litter.probe_context import objects  # the product venv's: the edge's decoder
+
     small, labels, full, names = [], [], [], []
-    for truth_path in sorted(folder.glob("*.truth.yaml")):
-        truth = yaml.safe_load(truth_path.read_text())
-        cap = cv2.VideoCapture(truth["camera"]["url"])
-        for i, e in enumerate(truth.get("expect", [])):
-            if "box_px" not in e:
-                continue
-            t = (e["appear_s"] + e["clear_s"]) / 2
-            cap.set(cv2.CAP_PROP_POS_MSEC, t * 1000)
-            ok, frame = cap.read()
-            if not ok:
-                continue
-            x1, y1, x2, y2 = e["box_px"]
-            cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, 3 * max(x2 - x1, y2 - y1)
-            small.append(square(frame, cx, cy, side * sum(CONTEXT) / 2 / 3))
-            labels.append(0 if e["type"] == "garbage" else 1)
-            s = max(8, int(round(side)))
-            pad = cv2.copyMakeBorder(frame, s, s, s, s, cv2.BORDER_CONSTANT, value=(114, 114, 114))
-            x0, y0 = int(round(cx - s / 2)), int(round(cy - s / 2))
-            full.append((pad[y0 + s:y0 + 2 * s, x0 + s:x0 + 2 * s].copy(),
-                         np.array([x1 - x0, y1 - y0, x2 - x0, y2 - y0], float)))
-            names.append(f"{truth_path.name.split('.')[0]}:{e['zone']}:{e['type']}")
-        cap.release()
+    for name, e, frame in objects(folder):
+        if "box_px" not in e:
+            continue
+        x1, y1, x2, y2 = e["box_px"]
+        cx, cy, side = (x1 + x2) / 2, (y1 + y2) / 2, 3 * max(x2 - x1, y2 - y1)
+        small.append(square(frame, cx, cy, side * sum(CONTEXT) / 2 / 3))
+        labels.append(0 if e["type"] == "garbage" else 1)
+        cut, x0, y0 = padded(frame, cx, cy, side)
+        full.append((cut.copy(), np.array([x1 - x0, y1 - y0, x2 - x0, y2 - y0], float)))
+        names.append(f"{name}:{e['zone']}:{e['type']}")
     return small, labels, full, names
 
 
@@ -190,15 +183,13 @@ def class_shares(detector, crop: np.ndarray, box: np.ndarray) -> np.ndarray | No
     """The litter model's two class scores at its best anchor whose box overlaps ``box`` (pixels of
     ``crop``) by IoU 0.5 or more, made to sum to one; None where no anchor does."""
     from models.litter import evaluate as ev
+    from models.litter.probe_context import anchors
 
-    x, scale = detector.prepare(crop)
-    out = detector._session.run(None, {detector._input: x})[0][0]  # [4 + classes, anchors]
-    cx, cy, w, h = out[:4] / scale
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    boxes, scores = anchors(detector, crop)
     near = ev.iou(box, boxes) >= 0.5
     if not near.any():
         return None
-    scores = out[4:, near]
+    scores = scores[:, near]
     best = scores.max(axis=0).argmax()
     return scores[:, best] / max(float(scores[:, best].sum()), 1e-9)
 
