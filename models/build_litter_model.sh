@@ -12,7 +12,7 @@
 # HOURS6 (0: off; needs HOURS5) a sixth on a third set (more spills, half the objects physical) whose
 # validation split has physical objects too: the epoch, the stage and the edge's thresholds are then chosen there.
 # Without stages 1-4's runs at hand, a stage can start from the shipped file's weights read back out of it:
-# models/litter/onnx_weights.py, then train.py --start (see CARD.md). On a lent GPU machine (the session tool `device`),
+# models/litter/onnx_weights.py, then train.py --start (see models/litter/HISTORY.md). On a lent GPU machine (the session tool `device`),
 # models/litter/device_train.sh composes and trains there in one command (see its comment). EXTRA_DATA="dir1 dir2": folders written by `xueliang dataset export`,
 # their garbage/spill frames added to training and validation in the split each export gave them.
 set -euo pipefail

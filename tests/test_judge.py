@@ -1,4 +1,4 @@
-"""models/litter/judge.py: CARD.md's keep-or-refuse rule, read from two ``make eval`` summaries (pure logic)."""
+"""models/litter/judge.py: HISTORY.md's keep-or-refuse rules, read from two ``make eval`` summaries (pure logic)."""
 import copy
 import json
 

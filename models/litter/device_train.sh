@@ -19,9 +19,9 @@
 #       here, DIR being the run's files_at: the files into data/litter/runs/export/, the same
 #       validation split composed here (only it: a minute, not five), write_manifest.py (installs the
 #       chosen file under models/litter/ and chooses its thresholds); then `make eval` says whether it
-#       ships (CARD.md's rules; `git checkout models/litter` puts the shipped file back when it does not)
+#       ships (HISTORY.md's rules; `git checkout models/litter` puts the shipped file back when it does not)
 #
-# The training set follows the last CPU stages' lesson (CARD.md): all three drawing families from the
+# The training set follows the last CPU stages' lesson (HISTORY.md): all three drawing families from the
 # first epoch (--physical) and a validation split with the third family's objects too (--val-physical),
 # so that the best epoch and the thresholds are chosen on what the model was trained to see. On the CPU
 # the images were few (1,200 to 2,400) because an epoch cost minutes; there, decoding and augmenting bound
@@ -33,7 +33,7 @@
 # (TRAIN=64 SHARDS=4 VAL=10 BUDGET=90 WORKERS=2 BATCH=16 PY=.venv-train/bin/python), and twice there
 # (2026-12-04): with the defaults (composed in 73 s with the install, 54 epochs, done in 497 s; the
 # machine's start and the transfers about 40 s more), then with START, SEED=17, SPILLS=0.65, BUDGET=245,
-# EXPORT_S=40 (11 epochs, 247 s); what they made and why neither shipped: CARD.md, "A first GPU-trained
+# EXPORT_S=40 (11 epochs, 247 s); what they made and why neither shipped: HISTORY.md, "A first GPU-trained
 # candidate" and the section after it.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"

@@ -1,6 +1,6 @@
-"""Whether a litter model candidate ships: CARD.md's rule, read from two ``make eval`` summaries.
+"""Whether a litter model candidate ships: HISTORY.md's rule, read from two ``make eval`` summaries.
 
-The rule (CARD.md, "A fourth and fifth candidate, on the GPU"), against the shipped file's figures
+The rule (HISTORY.md, "A fourth and fifth candidate, on the GPU"), against the shipped file's figures
 from the same machine's sets:
 
 1. real clean footage dispatches nothing, plain and swayed; holds at most 10 (swayed 6); none later
@@ -16,7 +16,7 @@ from the same machine's sets:
     .venv/bin/python models/litter/judge.py SHIPPED.log CANDIDATE.log
 
 ``--rule edge`` reads the rule for a change of the edge's own logic judged with the same model file
-(CARD.md, "The left-object check's ghosts"), against the same file's figures before the change:
+(HISTORY.md, "The left-object check's ghosts"), against the same file's figures before the change:
 
 E1. real clean footage dispatches nothing, plain and swayed; holds no more, and no more later than
     the camera's start, than before;

@@ -22,7 +22,7 @@ The shipped model was trained on this (``build_litter_model.sh`` passes it unles
 ``--h264``, ``--spills`` and ``--val-seed`` compose a training split otherwise (a share of its
 images as one H.264 intra frame shows them, another share of spills) beside the same validation
 images; the shipped model uses none of them (a fifth stage trained so was measured and not shipped,
-see CARD.md).
+see HISTORY.md).
 
 ``--close SHARE`` makes that share of the randomised training images a close view: one object over 15-45 %
 of the crop, as the edge's closer looks show a place (three times its still, changed ground, which is

@@ -3,7 +3,7 @@ garbage pile from a spill, on close crops of the training families, type the obj
 independent generators better than the litter model's own head does?
 
 The litter model types 18-27 % of the cross objects it finds wrongly, and is as sure of a wrong type
-as of a right one (CARD.md, "Where the misses come from"). A classifier sees one object, cut tight around
+as of a right one (HISTORY.md, "Where the misses come from"). A classifier sees one object, cut tight around
 the box the litter model gives it, and has no boxes to learn, so all its capacity
 goes to the type. This trains one on the CPU (torch from ``.venv-train``; a few minutes) and judges it.
 

@@ -105,7 +105,7 @@ def quantise(fp32: Path, int8: Path, calibration: list[Path]) -> None:
         # convolutions only: the head's last Concat mixes box pixels (0..320) with class scores (0..1),
         # and one uint8 scale for both turns every score into 0 or 1 (measured: mAP 0.55 -> 0.0); and not
         # the first, on the picture itself: quantised, it cost the GPU files 0.03-0.04 of validation mAP,
-        # kept in float none, at the same speed (CARD.md, "int8 without the first convolution")
+        # kept in float none, at the same speed (HISTORY.md, "int8 without the first convolution")
         quantize_static(str(pre), str(int8), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=["Conv"], nodes_to_exclude=first_convolution(pre))
