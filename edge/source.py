@@ -102,9 +102,13 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
 
     ``sampling``: ``keyframes`` decodes only key frames (PyAV ``skip_frame="NONKEY"``,
     25-50x less decoding; H.264 and H.265 alike); ``rate`` decodes every frame and samples
-    by time (for cameras with very long GOPs); ``auto`` starts with key frames and falls back
-    to ``rate`` for good once two key frames are more than ``max_keyframe_gap_s`` apart (see
-    ``keyframe_gap_limit``). Frames wider than
+    by time (for cameras with very long GOPs); ``auto`` decodes every frame until the stream shows
+    two key frames at most ``max_keyframe_gap_s`` apart (see ``keyframe_gap_limit``), then key
+    frames only; where none comes within that gap it stays with ``rate`` for good, and a key-frame
+    stream whose key frames later come further apart falls back to it. (It used to skip to key
+    frames from the first frame: a file with the encoders' default GOP, ten seconds or more, was
+    analysed once at its start and then not until its second key frame, and one with B-frames
+    decoded nothing more after the fallback.) Frames wider than
     ``max_width`` (0: no limit) are scaled down in the same pass that converts them to BGR.
     Raises SourceError when the camera cannot be opened or a read times out.
     """
@@ -133,8 +137,10 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         keyframes_only = sampling in ("auto", "keyframes") and raw_step is None
         # frame threading holds back one frame per thread: with key frames 2 s apart that is
         # seconds of delay, so key-frame decoding uses slice threads only. Key-frame skipping
-        # starts after the first decoded frame: from the start it costs RTSP a whole GOP.
+        # starts after the first decoded frame (``auto``: after the second key frame, close enough
+        # to the first): from the start it costs RTSP a whole GOP.
         stream.thread_type = "SLICE" if keyframes_only else "AUTO"
+        skipping = False  # decoding key frames only (skip_frame NONKEY)
         sampler = Sampler(interval_s)
         first: float | None = None
         last_key: float | None = None
@@ -142,8 +148,9 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
             for frame in container.decode(stream):
-                if keyframes_only and stream.codec_context.skip_frame != "NONKEY":
+                if keyframes_only and sampling == "keyframes" and not skipping:
                     stream.codec_context.skip_frame = "NONKEY"
+                    skipping = True
                 if frame.time is None:
                     if raw_step is not None and (first is not None or untimed_at is not None):
                         last_t += raw_step
@@ -169,11 +176,17 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     first, t, last_key = frame.time - last_t - CLOCK_STEP_S, last_t + CLOCK_STEP_S, None
                 last_t = t
                 if keyframes_only and sampling == "auto":
-                    if last_key is not None and t - last_key > max_keyframe_gap_s:
-                        log.info("%s: key frames %.1fs apart; decoding every frame from now on", url, t - last_key)
-                        stream.codec_context.skip_frame = "DEFAULT"
-                        keyframes_only = False
-                    last_key = t
+                    gap = t - last_key if last_key is not None else 0.0
+                    if gap > max_keyframe_gap_s:
+                        log.info("%s: no key frame for %.1fs; decoding every frame from now on", url, gap)
+                        if skipping:
+                            stream.codec_context.skip_frame = "DEFAULT"
+                        keyframes_only = skipping = False
+                    elif frame.key_frame:
+                        if last_key is not None and not skipping:  # two key frames close enough: skip to them
+                            stream.codec_context.skip_frame = "NONKEY"
+                            skipping = True
+                        last_key = t
                 if sampler.due(t):
                     yield t, _pixels(frame, max_width)
         except (av.FFmpegError, OSError) as exc:
