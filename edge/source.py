@@ -102,13 +102,13 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
 
     ``sampling``: ``keyframes`` decodes only key frames (PyAV ``skip_frame="NONKEY"``,
     25-50x less decoding; H.264 and H.265 alike); ``rate`` decodes every frame and samples
-    by time (for cameras with very long GOPs); ``auto`` decodes every frame until the stream shows
-    two key frames at most ``max_keyframe_gap_s`` apart (see ``keyframe_gap_limit``), then key
-    frames only; where none comes within that gap it stays with ``rate`` for good, and a key-frame
-    stream whose key frames later come further apart falls back to it. (It used to skip to key
-    frames from the first frame: a file with the encoders' default GOP, ten seconds or more, was
-    analysed once at its start and then not until its second key frame, and one with B-frames
-    decoded nothing more after the fallback.) Frames wider than
+    by time (for cameras with very long GOPs); ``auto`` decodes every frame (analysing the key
+    frames) until the stream shows two key frames at most ``max_keyframe_gap_s`` apart (see
+    ``keyframe_gap_limit``), then key frames only; where none comes within that gap it samples every
+    frame by time (``rate``) for good, and a key-frame stream whose key frames later come further
+    apart falls back to it. (It used to skip to key frames from the first frame: a file with the
+    encoders' default GOP, ten seconds or more, was analysed once at its start and then not until its
+    second key frame, and one with B-frames decoded nothing more after the fallback.) Frames wider than
     ``max_width`` (0: no limit) are scaled down in the same pass that converts them to BGR.
     Raises SourceError when the camera cannot be opened or a read times out.
     """
@@ -187,7 +187,9 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                             stream.codec_context.skip_frame = "NONKEY"
                             skipping = True
                         last_key = t
-                if sampler.due(t):
+                # on the key-frame path only key frames are analysed: while ``auto`` still decodes every frame
+                # to find the GOP, and the frames a decoder still hands out after it skips to key frames
+                if (frame.key_frame or not keyframes_only) and sampler.due(t):
                     yield t, _pixels(frame, max_width)
         except (av.FFmpegError, OSError) as exc:
             raise SourceError(f"{url}: read failed: {exc}") from None
