@@ -122,3 +122,28 @@ def test_a_fresh_draw_has_seeds_and_folders_of_its_own_and_draw_0_is_the_sets_as
     folders = [folder for _, sets in draws.values() for folder, _ in sets.values()]
     seeds = [tuple(seed) for k, (_, sets) in draws.items() if k for _, seed in sets.values()]
     assert len(set(folders)) == 12 and len(set(seeds)) == 8
+
+
+@pytest.mark.slow
+def test_a_regopped_clip_has_one_key_frame_in_250_frames_and_its_own_truth(tmp_path):
+    """``make eval``'s long-GOP replay (``--gop``): the clip re-encoded with x264's default key-frame
+    interval (its 30 s at 10 fps: key frames at 0 s and 25 s only), the truth file a copy pointing at it."""
+    import subprocess
+
+    import yaml
+
+    from models.litter.evaluate import regopped_truths
+
+    from .conftest import CLIP
+
+    short = tmp_path / "short.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(CLIP), "-t", "30", "-r", "10", "-an", str(short)],
+                   check=True, timeout=120)
+    truth = tmp_path / "c.truth.yaml"
+    truth.write_text(yaml.safe_dump({"camera": {"id": "c", "url": str(short), "zones": []}, "expect": []}))
+    [told] = regopped_truths([truth], tmp_path / "gop", 250)
+    url = yaml.safe_load(told.read_text())["camera"]["url"]
+    assert told.name == "c-gop250.truth.yaml" and url.endswith("/short-gop250.mp4")
+    keys = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-skip_frame", "nokey", "-show_entries",
+                           "frame=pts_time", "-of", "csv=p=0", url], capture_output=True, text=True, check=True)
+    assert [round(float(t.strip(",") or 0)) for t in keys.stdout.split()] == [0, 25]

@@ -32,6 +32,10 @@ Each generated set is kept under ``--work`` with the command and the generator s
    (``cross_sway``; the re-encode alone, without sway, costs the cross set about two objects).
 5. A knocked camera (``--knock``, 3 % of the picture across and 1.5 % up, for good, halfway through
    each cross clip's first object: ``knocked_truths``; ``cross_knock``).
+6. A long GOP (``--gop``, 250 frames: x264's default, 25 s at the cross clips' 10 fps, with B-frames):
+   the cross clips re-encoded as an encoder left at its defaults, or an NVR's export, writes them
+   (``regopped_truths``; ``cross_gop``). Not in the tally of the independent sets, so that tally stays
+   comparable with the runs before it (2026-12-05).
 
 Thresholds come from the edge config defaults; nothing here tunes them.
 """
@@ -450,9 +454,10 @@ def swayed(video: str, out_dir: Path, amp: float) -> str:
     return _refilmed(video, out_dir / f"{Path(video).stem}-sway{amp:g}.mp4", SWAY, a=amp)
 
 
-def _refilmed(video: str, out: Path, vf: str, **params: float) -> str:
+def _refilmed(video: str, out: Path, vf: str, gop: int = 20, **params: float) -> str:
     """``video`` through the ffmpeg filters ``vf`` (given ``params`` and its size, ``w`` and ``h``),
-    re-encoded at its own size as ``out`` (made once), on one thread: the same bytes on every machine."""
+    re-encoded at its own size as ``out`` with a key frame every ``gop`` frames (made once), on one
+    thread: the same bytes on every machine."""
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         size = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
@@ -460,7 +465,7 @@ def _refilmed(video: str, out: Path, vf: str, **params: float) -> str:
                               capture_output=True, text=True, check=True).stdout.strip().split(",")
         w, h = (int(x) // 2 * 2 for x in size[:2])
         subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", video, "-vf", vf.format(w=w, h=h, **params),
-                        "-c:v", "libx264", "-preset", "veryfast", "-threads", "1", "-crf", "23", "-g", "20",
+                        "-c:v", "libx264", "-preset", "veryfast", "-threads", "1", "-crf", "23", "-g", str(gop),
                         "-pix_fmt", "yuv420p", "-an", str(out) + ".part.mp4"], check=True, timeout=600)
         Path(str(out) + ".part.mp4").rename(out)
     return str(out)
@@ -496,6 +501,17 @@ def knocked_truths(truths: list[Path], out_dir: Path, share: float) -> list[Path
             zone["polygon"] = [list(map_point(p, view)) for p in zone["polygon"]]
         truth["knocked_at_s"] = when
     return _retold(truths, out_dir, "knock", knock)
+
+
+def regopped_truths(truths: list[Path], out_dir: Path, gop: int) -> list[Path]:
+    """The clips of ``truths`` re-encoded with a key frame every ``gop`` frames (B-frames as x264's
+    veryfast preset writes them), nothing else changed, each with a truth file of its own. The edge
+    used to analyse such a file at its first frame and then not until its second key frame (with
+    B-frames, nothing more at all): the cross set at 250 frames dispatched 0 of 32 objects (2026-12-05)."""
+    def regop(truth: dict, stem: str) -> None:
+        video = truth["camera"]["url"]
+        truth["camera"]["url"] = _refilmed(video, out_dir / f"{Path(video).stem}-gop{gop}.mp4", "null", gop=gop)
+    return _retold(truths, out_dir, f"gop{gop}", regop)
 
 
 def swayed_truths(truths: list[Path], out_dir: Path, amp: float) -> list[Path]:
@@ -627,12 +643,14 @@ def main() -> None:
     ap.add_argument("--knock", type=float, default=0.03,
                     help="also replay the cross clips with the camera knocked off by this share of the picture "
                     "(0: no)")
+    ap.add_argument("--gop", type=int, default=250,
+                    help="also replay the cross clips re-encoded with a key frame every this many frames (0: no)")
     ap.add_argument("--modes", default="", help="also replay with these left_object modes (comma-separated)")
     ap.add_argument("--work", type=Path, default=ROOT / "data/eval")
     ap.add_argument("--draw", type=int, default=0,
                     help="0: the four independent generators' clip sets as always; K > 0: a fresh draw of each "
                          "(seed 1000003 x K plus the set's place), in folders of its own (clips-drawK, "
-                         "cross-sway-drawK, cross-knock-drawK): clips no one has looked at, for a rule that must "
+                         "cross-sway-drawK, cross-knock-drawK, cross-gop-drawK): clips no one has looked at, for a rule that must "
                          "not be judged on the sets it was tuned on")
     ap.add_argument("--extra", type=Path, nargs="*", default=[],
                     help="folders written by `xueliang dataset export`: the detector on each one's val split "
@@ -716,6 +734,8 @@ def main() -> None:
         clips["cross_sway"] = swayed_truths(clips["cross"], args.work / f"cross-sway{drawn}", args.sway)
     if args.knock:
         clips["cross_knock"] = knocked_truths(clips["cross"], args.work / f"cross-knock{drawn}", args.knock)
+    if args.gop:
+        clips["cross_gop"] = regopped_truths(clips["cross"], args.work / f"cross-gop{drawn}", args.gop)
     modes = [defaults.left_object] + [m for m in args.modes.split(",") if m and m != defaults.left_object]
     results = {}
     for mode in modes:
@@ -740,7 +760,7 @@ def main() -> None:
               f"({fa_sway['held_later']} later than the camera came up)")
 
     # what a rule for keeping a change names: every set the model never learnt from, the swayed and knocked too
-    independent = [gen for gen in clips if gen != "own"]
+    independent = [gen for gen in clips if gen not in ("own", "cross_gop")]  # the tally as before cross_gop
     tally = {k: sum(chosen["incidents"][gen][k] for gen in independent)
              for k in ("right_typed_dispatched", "false_dispatched")}
     print(f"left_object={defaults.left_object}, the sets no training saw ({', '.join(independent)}): "
@@ -765,6 +785,7 @@ def main() -> None:
         "false_incidents_per_hour": fa["false_per_hour"], "held_for_review_per_hour": fa["held_per_hour"],
         "held_for_review_later": fa["held_later"], "held_for_review_later_per_hour": fa["held_later_per_hour"],
         "real_footage_min": fa["footage_min"], "real_replayed_min": fa["replayed_min"],
+        "gop": args.gop,
         **({"sway": args.sway, "false_incidents_swayed": fa_sway["false_incidents"],
             "held_for_review_swayed": fa_sway["held_for_review"],
             "held_for_review_later_swayed": fa_sway["held_later"]} if fa_sway else {}),
