@@ -53,6 +53,11 @@ class Sampler:
 NO_TIMESTAMPS = 0x0080  # FFmpeg's AVFMT_NOTIMESTAMPS: the format (raw H.264, H.265, MJPEG) has no time of its own
 CLOCK_STEP_S = 1e-3  # a frame's time after a step back of the stream's clock: just after the last one
 NO_ZONES_KEYFRAME_GAP_S = 6.0  # the tolerated key-frame gap of a camera with no zones (faults only)
+# ``auto`` skips to key frames once this many came in a row, each within the tolerated gap of the one
+# before: two were not enough, since an encoder's scene cuts add key frames (x264's defaults at 25 fps
+# gave 0, 2.6, 9.7, 15.2 s), and going back to every frame after skipping does not work with B-frames
+# (the decoder hands out key frames only until its next IDR frame: 25 s later there, never in another file)
+KEYS_SEEN = 3
 
 
 def keyframe_gap_limit(camera, rules) -> float:
@@ -103,8 +108,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     ``sampling``: ``keyframes`` decodes only key frames (PyAV ``skip_frame="NONKEY"``,
     25-50x less decoding; H.264 and H.265 alike); ``rate`` decodes every frame and samples
     by time (for cameras with very long GOPs); ``auto`` decodes every frame (analysing the key
-    frames) until the stream shows two key frames at most ``max_keyframe_gap_s`` apart (see
-    ``keyframe_gap_limit``), then key frames only; where none comes within that gap it samples every
+    frames) until the stream shows ``KEYS_SEEN`` key frames in a row at most ``max_keyframe_gap_s``
+    apart (see ``keyframe_gap_limit``), then key frames only; where none comes within that gap it samples every
     frame by time (``rate``) for good, and a key-frame stream whose key frames later come further
     apart falls back to it. (It used to skip to key frames from the first frame: a file with the
     encoders' default GOP, ten seconds or more, was analysed once at its start and then not until its
@@ -137,13 +142,14 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         keyframes_only = sampling in ("auto", "keyframes") and raw_step is None
         # frame threading holds back one frame per thread: with key frames 2 s apart that is
         # seconds of delay, so key-frame decoding uses slice threads only. Key-frame skipping
-        # starts after the first decoded frame (``auto``: after the second key frame, close enough
-        # to the first): from the start it costs RTSP a whole GOP.
+        # starts after the first decoded frame (``auto``: once ``KEYS_SEEN`` key frames in a row came
+        # close enough): from the start it costs RTSP a whole GOP.
         stream.thread_type = "SLICE" if keyframes_only else "AUTO"
         skipping = False  # decoding key frames only (skip_frame NONKEY)
         sampler = Sampler(interval_s)
         first: float | None = None
         last_key: float | None = None
+        close_keys = 0  # key frames in a row, each within the gap of the one before (``auto``)
         last_t = 0.0
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
@@ -174,6 +180,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     # clock reset): go on from the last frame; from 0 the sampler waited (and analysed
                     # nothing) until the stream caught up with where it had been, hours on a live camera
                     first, t, last_key = frame.time - last_t - CLOCK_STEP_S, last_t + CLOCK_STEP_S, None
+                    close_keys = 0
                 last_t = t
                 if keyframes_only and sampling == "auto":
                     gap = t - last_key if last_key is not None else 0.0
@@ -183,7 +190,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                             stream.codec_context.skip_frame = "DEFAULT"
                         keyframes_only = skipping = False
                     elif frame.key_frame:
-                        if last_key is not None and not skipping:  # two key frames close enough: skip to them
+                        close_keys += 1
+                        if close_keys >= KEYS_SEEN and not skipping:  # the GOP is short: key frames only
                             stream.codec_context.skip_frame = "NONKEY"
                             skipping = True
                         last_key = t

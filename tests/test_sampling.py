@@ -126,3 +126,18 @@ def test_a_raw_h264_stream_without_timestamps_is_counted_at_its_frame_rate(tmp_p
                    check=True, timeout=60)
     times = [round(t, 1) for t, _ in open_frames(str(raw), sampling=sampling)]
     assert times == [float(s) for s in range(8)]
+
+
+@pytest.mark.slow
+def test_two_key_frames_close_together_do_not_send_a_long_gop_file_to_the_key_frame_path(tmp_path):
+    """An encoder's scene cuts put key frames close together now and then in a long GOP (x264's defaults
+    at 25 fps: 0, 2.6, 9.7, 15.2 s). Skipping to key frames after the first two, and going back to every
+    frame at the third, left a file with B-frames on key frames only until its next IDR frame. Now it
+    takes three key frames in a row within the gap: here it decodes every frame from 5.8 s on."""
+    clip = tmp_path / "cuts.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(CLIP), "-t", "30", "-r", "10", "-c:v", "libx264",
+                    "-preset", "veryfast", "-g", "250", "-sc_threshold", "0", "-force_key_frames", "0,2.5,25",
+                    "-bf", "2", "-threads", "1", "-an", str(clip)], check=True, timeout=120)
+    times = [round(t, 1) for t, _ in open_frames(str(clip), sampling="auto", max_keyframe_gap_s=3.3)]
+    assert times[:2] == [0.0, 2.5] and 5.8 < times[2] <= 6.0 and times[-1] >= 29.0, times
+    assert max(b - a for a, b in zip(times[2:], times[3:])) <= 1.1, times
