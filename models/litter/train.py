@@ -190,6 +190,27 @@ def recipe_stages(workdir: Path, chosen: int) -> list[dict]:
     return stages
 
 
+def run_settings(workdir: Path, chosen: int, data: Path, batch: int, seed: int) -> dict:
+    """What stage ``chosen`` was trained with, for the recipe and the calibration images: its run's own
+    record (ultralytics' ``args.yaml``: the data, batch and seed it was given), or the given ones where
+    the run has none. ``--export-only`` is called without the training's arguments (a later session, a
+    GPU run fetched back): the recipe it wrote took its own defaults for the run's.
+
+    >>> import tempfile
+    >>> work = Path(tempfile.mkdtemp()); (work / RUNS[2]).mkdir()
+    >>> _ = (work / RUNS[2] / "args.yaml").write_text("data: /d/six/dataset.yaml\\nbatch: 16\\nseed: 3\\n")
+    >>> run_settings(work, 2, Path("/d/one/dataset.yaml"), 32, 7)
+    {'data': PosixPath('/d/six/dataset.yaml'), 'batch': 16, 'seed': 3}
+    >>> run_settings(work, 1, Path("/d/one/dataset.yaml"), 32, 7)["batch"]
+    32
+    """
+    import yaml
+
+    record = workdir / RUNS[chosen] / "args.yaml"
+    ran = (yaml.safe_load(record.read_text()) or {}) if record.exists() else {}
+    return {"data": Path(ran.get("data") or data), "batch": ran.get("batch", batch), "seed": ran.get("seed", seed)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT / "data/litter/dataset/dataset.yaml")
@@ -225,18 +246,20 @@ def main() -> None:
     # dynamic axes: the edge runs all tiles of all cameras in one batch
     fp32 = Path(trained.export(format="onnx", imgsz=IMGSZ, opset=17, dynamic=True, simplify=True, device="cpu"))
 
-    dataset = args.data.parent
+    ran = run_settings(args.workdir, chosen, args.data, args.batch, args.seed)
+    dataset = ran["data"].parent
     out = args.workdir / "export"
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(fp32, out / f"{NAME}.fp32.onnx")
     quantise(out / f"{NAME}.fp32.onnx", out / f"{NAME}.int8.onnx", sorted((dataset / "images/train").glob("*.jpg"))[:64])
     stages = recipe_stages(args.workdir, chosen)
+    started = [st["start"]["weights"] for st in stages if "start" in st]  # the run's record, not this call's
     recipe = {
         "ultralytics": __import__("ultralytics").__version__, "torch": torch.__version__,
-        "model": "yolov8n.yaml (from scratch, no pretrained weights)" if not args.start
-        else f"yolov8n.yaml, continued from {args.start} (made by this project; no pretrained weights)", "imgsz": IMGSZ,
+        "model": "yolov8n.yaml (from scratch, no pretrained weights)" if not started
+        else f"yolov8n.yaml, continued from {started[0]} (made by this project; no pretrained weights)", "imgsz": IMGSZ,
         "stages": stages, "command": args.recipe_command,
-        "batch": args.batch, "seed": args.seed, "device": device,
+        "batch": ran["batch"], "seed": ran["seed"], "device": device,
         "data": json.loads((dataset / "recipe.json").read_text()) if (dataset / "recipe.json").exists() else None,
         "train_images": len(list((dataset / "images/train").glob("*.jpg"))),
         "val_images": len(list((dataset / "images/val").glob("*.jpg"))),
