@@ -109,11 +109,11 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     25-50x less decoding; H.264 and H.265 alike); ``rate`` decodes every frame and samples
     by time (for cameras with very long GOPs); ``auto`` decodes every frame (analysing the key
     frames) until the stream shows ``KEYS_SEEN`` key frames in a row at most ``max_keyframe_gap_s``
-    apart (see ``keyframe_gap_limit``), then key frames only; where none comes within that gap it samples every
-    frame by time (``rate``) for good, and a key-frame stream whose key frames later come further
-    apart falls back to it. (It used to skip to key frames from the first frame: a file with the
-    encoders' default GOP, ten seconds or more, was analysed once at its start and then not until its
-    second key frame, and one with B-frames decoded nothing more after the fallback.) Frames wider than
+    apart (see ``keyframe_gap_limit``), then key frames only; where none comes within that gap it
+    samples every frame by time (``rate``) for good, and a key-frame stream whose key frames later
+    come further apart falls back to it. (It used to skip to key frames from the first frame: a file
+    with the encoders' default GOP, ten seconds or more, was analysed once at its start and then not
+    until its second key frame, and one with B-frames decoded nothing more after the fallback.) Frames wider than
     ``max_width`` (0: no limit) are scaled down in the same pass that converts them to BGR.
     Raises SourceError when the camera cannot be opened or a read times out.
     """

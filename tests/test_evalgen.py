@@ -1,11 +1,16 @@
 """The evaluation generator (models/litter/evalgen.py): its zones, its ground plane and its labels."""
 
+import subprocess
+
 import numpy as np
 import pytest
+import yaml
 
 from edge.geometry import polygon_area
 from models.litter.evalgen import FURNITURE, OTHER_SCENES, SCENES, Scene, Textures, _scene_frames, draw_object, plan_clip, put
-from models.litter.evaluate import score_clip
+from models.litter.evaluate import regopped_truths, score_clip
+
+from .conftest import CLIP
 
 
 @pytest.mark.parametrize("scene", SCENES + OTHER_SCENES, ids=lambda s: s.name)
@@ -128,14 +133,6 @@ def test_a_fresh_draw_has_seeds_and_folders_of_its_own_and_draw_0_is_the_sets_as
 def test_a_regopped_clip_has_one_key_frame_in_250_frames_and_its_own_truth(tmp_path):
     """``make eval``'s long-GOP replay (``--gop``): the clip re-encoded with x264's default key-frame
     interval (its 30 s at 10 fps: key frames at 0 s and 25 s only), the truth file a copy pointing at it."""
-    import subprocess
-
-    import yaml
-
-    from models.litter.evaluate import regopped_truths
-
-    from .conftest import CLIP
-
     short = tmp_path / "short.mp4"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(CLIP), "-t", "30", "-r", "10", "-an", str(short)],
                    check=True, timeout=120)

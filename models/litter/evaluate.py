@@ -650,8 +650,8 @@ def main() -> None:
     ap.add_argument("--draw", type=int, default=0,
                     help="0: the four independent generators' clip sets as always; K > 0: a fresh draw of each "
                          "(seed 1000003 x K plus the set's place), in folders of its own (clips-drawK, "
-                         "cross-sway-drawK, cross-knock-drawK, cross-gop-drawK): clips no one has looked at, for a rule that must "
-                         "not be judged on the sets it was tuned on")
+                         "cross-sway-drawK, cross-knock-drawK, cross-gop-drawK): clips no one has looked at, "
+                         "for a rule that must not be judged on the sets it was tuned on")
     ap.add_argument("--extra", type=Path, nargs="*", default=[],
                     help="folders written by `xueliang dataset export`: the detector on each one's val split "
                          "(real frames operators judged, never trained on), reported separately")
