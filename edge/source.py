@@ -53,11 +53,6 @@ class Sampler:
 NO_TIMESTAMPS = 0x0080  # FFmpeg's AVFMT_NOTIMESTAMPS: the format (raw H.264, H.265, MJPEG) has no time of its own
 CLOCK_STEP_S = 1e-3  # a frame's time after a step back of the stream's clock: just after the last one
 NO_ZONES_KEYFRAME_GAP_S = 6.0  # the tolerated key-frame gap of a camera with no zones (faults only)
-# ``auto`` skips to key frames once this many came in a row, each within the tolerated gap of the one
-# before: two were not enough, since an encoder's scene cuts add key frames (x264's defaults at 25 fps
-# gave 0, 2.6, 9.7, 15.2 s), and going back to every frame after skipping does not work with B-frames
-# (the decoder hands out key frames only until its next IDR frame: 25 s later there, never in another file)
-KEYS_SEEN = 3
 
 
 def keyframe_gap_limit(camera, rules) -> float:
@@ -100,21 +95,72 @@ def _pixels(frame: av.VideoFrame, max_width: int) -> np.ndarray:
     return frame.to_ndarray(format="bgr24")
 
 
+def _packet_time(packet: av.Packet) -> float | None:
+    stamp = packet.pts if packet.pts is not None else packet.dts
+    return float(stamp * packet.time_base) if stamp is not None and packet.time_base is not None else None
+
+
+def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float,
+             url: str) -> Iterator[tuple[av.VideoFrame, bool]]:
+    """The frames of ``stream``, each with whether only key frames are wanted from there.
+
+    ``keyframes``: from the first frame on, the decoder skips all but key frames (``skip_frame``
+    NONKEY; 25-50x less decoding). ``auto`` does the same but keeps the packets since the last key
+    frame (a GOP's worth: about 1 MB for 2 s of 1080p at 4 Mb/s); when one comes more than
+    ``max_keyframe_gap_s`` after that key frame, the decoder is reset and decodes them again from the
+    key frame, and every frame from then on, for good: nothing of that stretch is skipped, B-frames or
+    not. Anything else: every frame.
+    """
+    codec = stream.codec_context
+    key_path = sampling in ("auto", "keyframes")
+    since_key: list[av.Packet] | None = None  # ``auto`` on the key-frame path: the packets from the last key frame
+    key_at: float | None = None  # that key frame's stream time
+    handed: int | None = None  # the pts of the last frame handed out
+    replayed_to: int | None = None  # decoding again: frames up to this pts were handed out already
+    for packet in container.demux(stream):
+        todo = [packet]
+        if key_path and sampling == "auto":
+            at = _packet_time(packet)
+            if packet.is_keyframe:
+                since_key, key_at = [packet], at
+            elif since_key is not None:
+                since_key.append(packet)
+                if at is not None and key_at is not None and at < key_at:  # the clock stepped back
+                    key_at = at
+                elif at is not None and key_at is not None and at - key_at > max_keyframe_gap_s:
+                    log.info("%s: no key frame for %.1fs; decoding every frame from the last one on", url,
+                             at - key_at)
+                    for frame in codec.decode(None):  # what the decoder holds back (B-frames) comes first
+                        frame.time_base = stream.time_base  # a drained frame comes without it
+                        handed = frame.pts if frame.pts is not None else handed
+                        yield frame, True
+                    codec.flush_buffers()
+                    codec.skip_frame = "DEFAULT"
+                    key_path, todo, since_key, replayed_to = False, since_key, None, handed
+        for each in todo:
+            for frame in each.decode():
+                if replayed_to is not None and frame.pts is not None:
+                    if frame.pts <= replayed_to:
+                        continue
+                    replayed_to = None
+                # skipping starts after the first decoded frame: from the start it costs RTSP a whole GOP
+                if key_path and codec.skip_frame != "NONKEY":
+                    codec.skip_frame = "NONKEY"
+                handed = frame.pts if frame.pts is not None else handed
+                yield frame, key_path
+
+
 def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
                 interval_s: float = 1.0, sampling: str = "auto",
                 max_keyframe_gap_s: float = 2.5, max_width: int = 0) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(stream_seconds, bgr_image)`` about every ``interval_s`` until the stream ends.
 
-    ``sampling``: ``keyframes`` decodes only key frames (PyAV ``skip_frame="NONKEY"``,
-    25-50x less decoding; H.264 and H.265 alike); ``rate`` decodes every frame and samples
-    by time (for cameras with very long GOPs); ``auto`` decodes every frame (analysing the key
-    frames) until the stream shows ``KEYS_SEEN`` key frames in a row at most ``max_keyframe_gap_s``
-    apart (see ``keyframe_gap_limit``), then key frames only; where none comes within that gap it
-    samples every frame by time (``rate``) for good, and a key-frame stream whose key frames later
-    come further apart falls back to it. (It used to skip to key frames from the first frame: a file
-    with the encoders' default GOP, ten seconds or more, was analysed once at its start and then not
-    until its second key frame, and one with B-frames decoded nothing more after the fallback.) Frames wider than
-    ``max_width`` (0: no limit) are scaled down in the same pass that converts them to BGR.
+    ``sampling``: ``keyframes`` decodes and analyses only key frames (H.264 and H.265 alike);
+    ``rate`` decodes every frame and samples by time (for cameras with very long GOPs); ``auto``
+    analyses key frames only while they come at most ``max_keyframe_gap_s`` apart (see
+    ``keyframe_gap_limit``) and, from the first one that does not, decodes every frame again from the
+    last key frame and samples by time for good (``_decoded``). Frames wider than ``max_width`` (0: no
+    limit) are scaled down in the same pass that converts them to BGR.
     Raises SourceError when the camera cannot be opened or a read times out.
     """
     options = {"analyzeduration": "1000000", "probesize": "1000000"}
@@ -139,24 +185,17 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         # it gave its first frame and then nothing, the camera analysed once
         raw_step = 1 / float(stream.guessed_rate or stream.average_rate or 25) \
             if container.format.flags & NO_TIMESTAMPS else None
-        keyframes_only = sampling in ("auto", "keyframes") and raw_step is None
+        if raw_step is not None:
+            sampling = "rate"
         # frame threading holds back one frame per thread: with key frames 2 s apart that is
-        # seconds of delay, so key-frame decoding uses slice threads only. Key-frame skipping
-        # starts after the first decoded frame (``auto``: once ``KEYS_SEEN`` key frames in a row came
-        # close enough): from the start it costs RTSP a whole GOP.
-        stream.thread_type = "SLICE" if keyframes_only else "AUTO"
-        skipping = False  # decoding key frames only (skip_frame NONKEY)
+        # seconds of delay, so key-frame decoding uses slice threads only
+        stream.thread_type = "SLICE" if sampling in ("auto", "keyframes") else "AUTO"
         sampler = Sampler(interval_s)
         first: float | None = None
-        last_key: float | None = None
-        close_keys = 0  # key frames in a row, each within the gap of the one before (``auto``)
         last_t = 0.0
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
-            for frame in container.decode(stream):
-                if keyframes_only and sampling == "keyframes" and not skipping:
-                    stream.codec_context.skip_frame = "NONKEY"
-                    skipping = True
+            for frame, keyframes_only in _decoded(container, stream, sampling, max_keyframe_gap_s, url):
                 if frame.time is None:
                     if raw_step is not None and (first is not None or untimed_at is not None):
                         last_t += raw_step
@@ -179,24 +218,9 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                 if t < last_t:  # the stream's clock restarted or stepped back (a looped file, a camera's
                     # clock reset): go on from the last frame; from 0 the sampler waited (and analysed
                     # nothing) until the stream caught up with where it had been, hours on a live camera
-                    first, t, last_key = frame.time - last_t - CLOCK_STEP_S, last_t + CLOCK_STEP_S, None
-                    close_keys = 0
+                    first, t = frame.time - last_t - CLOCK_STEP_S, last_t + CLOCK_STEP_S
                 last_t = t
-                if keyframes_only and sampling == "auto":
-                    gap = t - last_key if last_key is not None else 0.0
-                    if gap > max_keyframe_gap_s:
-                        log.info("%s: no key frame for %.1fs; decoding every frame from now on", url, gap)
-                        if skipping:
-                            stream.codec_context.skip_frame = "DEFAULT"
-                        keyframes_only = skipping = False
-                    elif frame.key_frame:
-                        close_keys += 1
-                        if close_keys >= KEYS_SEEN and not skipping:  # the GOP is short: key frames only
-                            stream.codec_context.skip_frame = "NONKEY"
-                            skipping = True
-                        last_key = t
-                # on the key-frame path only key frames are analysed: while ``auto`` still decodes every frame
-                # to find the GOP, and the frames a decoder still hands out after it skips to key frames
+                # on the key-frame path only key frames are analysed (a decoder still hands out a few others)
                 if (frame.key_frame or not keyframes_only) and sampler.due(t):
                     yield t, _pixels(frame, max_width)
         except (av.FFmpegError, OSError) as exc:
