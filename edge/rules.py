@@ -75,7 +75,7 @@ class _Candidate:
     still: int = 0  # sightings whose picture was seen to be the stay's vehicle
     votes: dict[str, float] = field(default_factory=dict)  # label -> summed score
     label: str | None = None  # frozen when the incident starts
-    confirmed: bool = False  # ConditionRule: its last sighting was confirmed
+    confirmed: bool = False  # ConditionRule: confirmed at one of its sightings since its clock started
     detected_at: float = 0.0  # last time a detection matched (not a view)
     inside: int = 0  # detector passes that saw its anchor inside the zone
     outside: int = 0  # ... and just outside it (a car at the zone's edge, a swaying camera)
@@ -307,12 +307,13 @@ class ConditionRule:
     (True, False)
 
     Before it starts, a sighting that does not overlap the earlier ones starts a clock of its own (a
-    short false alarm elsewhere in the zone must not date a real pile early). The places whose last
-    sighting was confirmed keep theirs meanwhile: a pile the detector missed on that pass does not
-    start again from nought. The others' clocks stop (what the detector half-believes now here, now
-    there, as traffic on a road, is not followed place by place: on the real clean footage that
-    held two more leads for review). A place unseen for more than ``gap_s`` is forgotten. Once it
-    has started, ``place`` says where it is, for the caller to keep it open on sightings there only.
+    short false alarm elsewhere in the zone must not date a real pile early). The places confirmed at
+    one of their sightings keep theirs meanwhile: a pile the detector missed on that pass, or named
+    once with a walker over it (too little still ground to confirm it), does not start again from
+    nought. The others' clocks stop (what the detector half-believes now here, now there, as traffic
+    on a road, is not followed place by place: on the real clean footage that held two more leads for
+    review). A place unseen for more than ``gap_s`` is forgotten. Once it has started, ``place`` says
+    where it is, for the caller to keep it open on sightings there only.
 
     >>> pile.place is None, [e.state for t in range(100, 121) for e in pile.observe(float(t), True, s)], pile.place
     (True, ['start'], (0.0, 0.0, 1.0, 1.0))
@@ -320,6 +321,10 @@ class ConditionRule:
     >>> there = Sighting(None, (0.1, 0.2), (0.0, 0.0, 0.2, 0.2), 0.4, "garbage")
     >>> blink = ConditionRule("box/cam/z/garbage", clear_after_s=5, update_interval_s=600, persist_s=10, gap_s=3)
     >>> [(t, e.state, e.started_at) for t in range(30) for e in blink.observe(float(t), True, there if t == 4 else here)]
+    [(10, 'start', 10.0)]
+    >>> walker = ConditionRule("box/cam/z/spill", 5, 600, persist_s=10, gap_s=3)   # confirmed, then not at 7 s
+    >>> [(t, e.state, e.started_at) for t in range(30)
+    ...  for e in walker.observe(float(t), True, there if t == 8 else here, confirmed=t != 7)]
     [(10, 'start', 10.0)]
     >>> unsure = ConditionRule("box/cam/z/garbage", 5, 600, persist_s=10, gap_s=3, review_s=20)
     >>> [(t, e.state, e.started_at, unsure.needs_review) for t in range(40)
@@ -390,7 +395,7 @@ class ConditionRule:
         if cand is None:  # a place not seen before (or not within gap_s): its clock starts here
             cand = _Candidate(anchor=sighting.anchor, first_seen=t, last_seen=t, sighting=sighting)
             self._waiting = [c for c in self._waiting if c.confirmed] + [cand]
-        cand.last_seen, cand.sighting, cand.confirmed = t, sighting, confirmed
+        cand.last_seen, cand.sighting, cand.confirmed = t, sighting, cand.confirmed or confirmed
         held = t - cand.first_seen
         at_start = self._at_start(cand)
         review = at_start or not confirmed

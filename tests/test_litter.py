@@ -129,6 +129,27 @@ def test_replay_of_the_composed_clip_gives_each_staged_object_once(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("name, codec", [
+    ("clip.avi", ["-c:v", "mjpeg", "-q:v", "4"]),  # every frame a key frame
+    ("clip.h264", ["-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-f", "h264"]),  # no timestamps at all
+    ("clip.mkv", ["-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le",  # 10-bit, default GOP
+                  "-x265-params", "log-level=error"]),
+])
+def test_the_composed_clip_written_by_another_tool_gives_each_staged_object_once(tmp_path, name, codec):
+    """What another generator or an NVR export may write: each staged object once, its type, on time."""
+    truth = yaml.safe_load(LITTER.read_text())
+    video = tmp_path / name
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(REPO / truth["camera"]["url"]), *codec, "-an",
+                    str(video)], check=True, timeout=300)
+    messages, t0 = _replay(LITTER, tmp_path, video=str(video))
+    for expect in truth["expect"]:
+        starts = [m for m in messages if m["state"] == "start" and m["type"] == expect["type"]]
+        assert [m["zone"] for m in starts] == [expect["zone"]], (expect, starts)
+        assert not starts[0]["attributes"].get("needs_review")
+        assert -1.0 <= wire.parse_time(starts[0]["observed_at"]) - t0 - expect["start_after_s"] <= 6.0
+
+
+@pytest.mark.slow
 def test_replay_of_the_real_clip_with_litter_zones_raises_nothing(tmp_path):
     messages, _ = _replay(LITTER, tmp_path, video="fixtures/videos/campus-gate.mp4")
     assert [m for m in messages if m["type"] in ("garbage", "spill")] == []
