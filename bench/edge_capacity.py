@@ -5,8 +5,9 @@ frame every 2 s) from the test server pinned to core 0, and runs the edge box pi
 core 1. The window starts 8 s after every camera is online and analysed (the box's start-up,
 all cameras connecting at once, is reported as ``all_online_s``, not judged); the cameras'
 incidents fall inside it. N is sustained when, over a 40 s window, every camera's every key frame (one per
-2 s) is analysed (none dropped, >= 0.45 analysed frames/s, no gap over 4.5 s) and the dwell
-timing holds (incident start <= 3 s after the dwell was reached). The naive pipeline (OpenCV
+2 s) is analysed (none dropped, >= 0.45 analysed frames/s, no gap over 4.5 s), the dwell
+timing holds (incident start <= 3 s after the dwell was reached) and no camera reconnected, its start
+included. The naive pipeline (OpenCV
 decodes every frame, detector on every 5th) is sustained when it decodes >= 95% of 25 fps
 and analyses >= 0.5 frames/s per camera.
 Prints both, the ratio, CPU per camera, p50/p99 frame-to-publish, and a last JSON line.
@@ -164,10 +165,13 @@ def trial_xueliang(n: int, rtsp_port: int, broker_port: int, server_pid: int | N
         dropped = sum(b["cameras"][c]["dropped"] - a["cameras"][c]["dropped"] for c in b.get("cameras", {}))
         # Sustained: every key frame (one per 2 s) of every camera analysed, none replaced before its turn,
         # at >= 0.45 analysed frames/s measured over the window; gaps past 2 s are delivery and scheduling
-        # jitter, tolerated up to 4.5 s (one late key frame, never a lost one); dwell start <= 3 s late.
-        ok = (len(rates) == n and dropped == 0 and min(rates) >= 0.9 / gop_s and max_gap <= gop_s + 2.5
-              and len(starts) == n and max(lags, default=99) <= max(3.0, gop_s + 0.5))
+        # jitter, tolerated up to 4.5 s (one late key frame, never a lost one); dwell start <= 3 s late;
+        # and no camera dropped at any time, its start included (a reader that decoded every camera's first
+        # seconds in full at once made 48 cameras reconnect 12-21 times while they came up, 2026-12-05)
         cams = b.get("cameras", {}).values()
+        ok = (len(rates) == n and dropped == 0 and min(rates) >= 0.9 / gop_s and max_gap <= gop_s + 2.5
+              and len(starts) == n and max(lags, default=99) <= max(3.0, gop_s + 0.5)
+              and sum(c["reconnects"] for c in cams) == 0)
         return {"n": n, "sustained": ok, "all_online_s": round(online_s, 1), "min_rate": round(min(rates, default=0), 3), "max_gap_s": max_gap, "late_at": late, "late_camera_heartbeats": late_cams,
                 "dropped_in_window": dropped, "reconnects": sum(c["reconnects"] for c in cams),
                 "detector_passes": sum(c["detector_passes"] for c in cams), "analysed": sum(c["analysed"] for c in cams),

@@ -131,7 +131,6 @@ def test_replay_of_the_composed_clip_gives_each_staged_object_once(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name, codec", [
     ("clip.avi", ["-c:v", "mjpeg", "-q:v", "4"]),  # every frame a key frame
-    ("clip.h264", ["-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-f", "h264"]),  # no timestamps at all
     ("clip.mkv", ["-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le",  # 10-bit, default GOP
                   "-x265-params", "log-level=error"]),
 ])
