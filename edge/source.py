@@ -53,6 +53,7 @@ class Sampler:
 NO_TIMESTAMPS = 0x0080  # FFmpeg's AVFMT_NOTIMESTAMPS: the format (raw H.264, H.265, MJPEG) has no time of its own
 CLOCK_STEP_S = 1e-3  # a frame's time after a step back of the stream's clock: just after the last one
 NO_ZONES_KEYFRAME_GAP_S = 6.0  # the tolerated key-frame gap of a camera with no zones (faults only)
+MAX_HELD_PACKETS = 1500  # ``auto`` holds at most this many packets since a key frame (60 fps: 25 s)
 
 
 def keyframe_gap_limit(camera, rules) -> float:
@@ -127,9 +128,10 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float,
                 since_key.append(packet)
                 if at is not None and key_at is not None and at < key_at:  # the clock stepped back
                     key_at = at
-                elif at is not None and key_at is not None and at - key_at > max_keyframe_gap_s:
-                    log.info("%s: no key frame for %.1fs; decoding every frame from the last one on", url,
-                             at - key_at)
+                elif (at is not None and key_at is not None and at - key_at > max_keyframe_gap_s
+                      or len(since_key) > MAX_HELD_PACKETS):  # (packets with no time: held no longer)
+                    log.info("%s: no key frame within %.1fs (%d packets); decoding every frame from the last one on",
+                             url, max_keyframe_gap_s, len(since_key))
                     for frame in codec.decode(None):  # what the decoder holds back (B-frames) comes first
                         frame.time_base = stream.time_base  # a drained frame comes without it
                         handed = frame.pts if frame.pts is not None else handed

@@ -7,6 +7,7 @@ import pytest
 
 from edge.box import CLOCK_AHEAD_S, anchor
 from edge.config import Camera, Rules
+from edge import source
 from edge.source import keyframe_gap_limit, open_frames
 from xueliang import services
 
@@ -43,6 +44,14 @@ def test_hevc_key_frames_3s_apart_stay_on_the_key_frame_path(hevc_gop3):
     # a rule that tolerates less than 3 s: every second from the first frame, decoded again from the key
     # frame once the gap is past
     times = [round(t, 1) for t, _ in open_frames(str(hevc_gop3), sampling="auto", max_keyframe_gap_s=2.5)]
+    assert times == [float(s) for s in range(20)], times
+
+
+def test_auto_holds_a_bounded_number_of_packets_between_key_frames(hevc_gop3, monkeypatch):
+    """Packets whose time cannot be read would be held until the next key frame, however far: past
+    ``MAX_HELD_PACKETS`` the reader decodes every frame from the last key frame instead."""
+    monkeypatch.setattr(source, "MAX_HELD_PACKETS", 5)
+    times = [round(t, 1) for t, _ in open_frames(str(hevc_gop3), sampling="auto", max_keyframe_gap_s=5.0)]
     assert times == [float(s) for s in range(20)], times
 
 
