@@ -5,9 +5,9 @@ import time
 
 import pytest
 
+from edge import source
 from edge.box import CLOCK_AHEAD_S, anchor
 from edge.config import Camera, Rules
-from edge import source
 from edge.source import keyframe_gap_limit, open_frames
 from xueliang import services
 
