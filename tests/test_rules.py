@@ -325,3 +325,45 @@ def test_an_incident_starts_on_one_place_seen_for_the_persistence_with_no_gap_ov
         assert all(b - a <= rule.gap_s for a, b in zip(since, since[1:])), (seen, t)
         assert all(first - u > rule.gap_s for u in times if u < first), (seen, t)
         return
+
+
+@settings(max_examples=300, deadline=None)
+@given(interval=st.floats(0.5, 2.5), phase=st.floats(0.0, 1.0), appear=st.floats(10.0, 20.0),
+       upsets=st.lists(st.sampled_from(["walker", "elsewhere", "blink", None, None]), min_size=40, max_size=40))
+def test_a_pile_confirmed_at_every_third_look_starts_on_time_whatever_the_cadence(interval, phase, appear, upsets):
+    """A pile the detector names and the check confirms at least at every third look; at the looks
+    between, a walker over it (named, too little still ground to confirm it), the zone's best sighting
+    elsewhere (unconfirmed), or nothing, never two looks in a row without the pile named. Whatever the
+    analysis cadence and its phase, its incident starts, dispatched, dated within persistence + three
+    looks of its coming, and is sent within three looks of that date. (A walker at one look and a
+    sighting elsewhere at the next restarted the pile's clock: the committed composed clip read every
+    second started its spill 10 s late.)"""
+    rule = ConditionRule("box/cam/road/spill", clear_after_s=5, update_interval_s=600, persist_s=10, gap_s=10,
+                         review_s=20, start_window_s=5)
+    looks = [phase * interval + k * interval for k in range(int((appear + 40) / interval) + 1)]
+    before: list[str | None] = [None, None]  # the last two looks' upsets
+    k = 0
+    for t in looks:
+        if t < appear:
+            events = rule.observe(t, False, PLACES["pile"])
+        else:
+            upset = upsets[k % len(upsets)]
+            unnamed = ("elsewhere", "blink")
+            if before[-1] is not None and before[-2] is not None or upset == before[-1] \
+                    or upset in unnamed and before[-1] in unnamed:
+                upset = None
+            before, k = [before[-1], upset], k + 1
+            if upset == "walker":
+                events = rule.observe(t, True, PLACES["pile"], confirmed=False)
+            elif upset == "elsewhere":
+                events = rule.observe(t, True, PLACES["kerb"], confirmed=False)
+            else:
+                events = rule.observe(t, upset != "blink", PLACES["pile"], confirmed=True)
+        starts = [e for e in events if e.state == "start"]
+        if starts:
+            start = starts[0]
+            assert start.sighting.box == PLACES["pile"].box and not rule.needs_review, (t, upsets)
+            assert start.started_at <= appear + rule.persist_s + 3 * interval + 1e-6, (start.started_at, upsets)
+            assert t <= start.started_at + 3 * interval + 1e-6, (t, start.started_at, upsets)
+            return
+    raise AssertionError(f"no start: {upsets}")
