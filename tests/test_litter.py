@@ -136,12 +136,11 @@ def test_replay_of_the_composed_clip_gives_each_staged_object_once(tmp_path):
 ])
 def test_the_composed_clip_written_by_another_tool_gives_each_staged_object_once(tmp_path, name, codec):
     """What another generator or an NVR export may write: each staged object once, its type, on time."""
-    truth = yaml.safe_load(LITTER.read_text())
     video = tmp_path / name
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(REPO / truth["camera"]["url"]), *codec, "-an",
-                    str(video)], check=True, timeout=300)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(REPO / LITTER_TRUTH["camera"]["url"]), *codec,
+                    "-an", str(video)], check=True, timeout=300)
     messages, t0 = _replay(LITTER, tmp_path, video=str(video))
-    for expect in truth["expect"]:
+    for expect in LITTER_TRUTH["expect"]:
         starts = [m for m in messages if m["state"] == "start" and m["type"] == expect["type"]]
         assert [m["zone"] for m in starts] == [expect["zone"]], (expect, starts)
         assert not starts[0]["attributes"].get("needs_review")

@@ -311,8 +311,7 @@ def main() -> None:
     (args.out / "recipe.json").write_text(json.dumps(
         {"seed": args.seed, "shards": args.shards, "val_seed": val_seed, "train": args.train, "val": args.val, "randomise": args.randomise,
          "h264": args.h264, "spills": args.spills, "physical": args.physical, "slabs": args.slabs,
-         "close": args.close, "val_physical": args.val_physical,
-         "extra": [str(f) for f in args.extra]}, indent=2) + "\n")
+         "close": args.close, "val_physical": args.val_physical, "extra": [str(f) for f in args.extra]}, indent=2) + "\n")
     print(f"dataset: {args.train} train images ({n_train} objects, {len(train_bg)} backgrounds), "
           f"{args.val} val images ({n_val} objects, {len(heldout_bg)} held-out backgrounds) in {args.out}")
     if args.extra:
