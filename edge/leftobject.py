@@ -80,6 +80,14 @@ class Ground(NamedTuple):
     light: np.ndarray  # per pixel, how light the whole background was when it learnt that pixel (``LeftObject._lit``)
 
 
+class Look(NamedTuple):
+    """A place as the check saw it with its object there (``LeftObject.look``)."""
+
+    features: np.ndarray  # L, a, b, log gradient energy, ``SHAKE`` pixels around the place
+    object: np.ndarray  # HxW bool over the place: where it differed from its ground, in view
+    light: float  # how light the whole background was then (``LeftObject._light``)
+
+
 class LeftObject:
     """See the module docstring. Thresholds: ``threshold`` in lightness levels (0..255),
     ``chroma_threshold`` in a*b* units, ``texture_threshold`` as the natural log of the ratio of
@@ -257,6 +265,60 @@ class LeftObject:
         lightness changed since it learnt each pixel (the picture is compared at the background's lightness), so a pile
         taken away after the sun came out reads as its ground (the cross set's light goes up and down
         by 15 %; its garage pile, taken away as the light rose, read 13-19 % unlike its ground for 12 s)."""
+        compared = self._against_ground(ground, box)
+        if compared is None or compared[1].mean() < min_seen:
+            return None
+        differs, seen = compared
+        return float(differs[seen].mean())
+
+    def look(self, ground: Ground, box: Box) -> Look | None:
+        """The place in the last picture with its object there: its features and the pixels in view
+        where it differs from ``ground`` (the object); None when it shows no such pixel."""
+        compared = self._against_ground(ground, box)
+        if compared is None or not (compared[0] & compared[1]).any():
+            return None
+        assert self._cur is not None
+        h, w = self._cur.shape[:2]
+        x1, y1, x2, y2 = box_to_pixels(box, w, h)
+        m = SHAKE
+        features = np.pad(self._cur, ((m, m), (m, m), (0, 0)), mode="edge")[y1:y2 + 2 * m, x1:x2 + 2 * m].copy()
+        return Look(features, compared[0] & compared[1], self._light())
+
+    def like(self, look: Look, box: Box, min_seen: float = 0.5) -> float | None:
+        """The share of ``look``'s object pixels (see ``look``, same box) that the last picture shows as
+        they were then, however the picture is shifted by up to ``SHAKE`` pixels, in today's light (the
+        look's lightness and chroma scaled as the background's lightness changed since), shadows not
+        counted as a change; None when less than ``min_seen`` of them is in view or the picture changed
+        size. A place can differ from its ground before and still not hold its object: the ground
+        itself read wrong (a background that learnt the place while a lane of traffic stood on it), or
+        something else there now."""
+        if self._cur is None or self._hidden is None or self._unseen is None or self._long is None:
+            return None
+        h, w = self._cur.shape[:2]
+        x1, y1, x2, y2 = box_to_pixels(box, w, h)
+        cur = self._cur[y1:y2, x1:x2]
+        bh, bw = cur.shape[:2]
+        if look.features.shape[:2] != (bh + 2 * SHAKE, bw + 2 * SHAKE):
+            return None
+        shown = look.object & ~self._hidden[y1:y2, x1:x2] & ~self._unseen[y1:y2, x1:x2]
+        if shown.sum() < min_seen * look.object.sum():
+            return None
+        differs = self._shaken(cur, _relit(look.features, self._light() / look.light))
+        return float(1.0 - differs[shown].mean())
+
+    def _shaken(self, cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """Where ``cur`` differs from ``ref`` (``SHAKE`` pixels larger each side) at every shift of up to
+        ``SHAKE`` pixels, shadows not counted."""
+        bh, bw = cur.shape[:2]
+        differs = np.ones((bh, bw), bool)
+        for dy in range(2 * SHAKE + 1):
+            for dx in range(2 * SHAKE + 1):
+                differs &= self._differs(cur, ref[dy:dy + bh, dx:dx + bw])
+        return differs
+
+    def _against_ground(self, ground: Ground, box: Box) -> tuple[np.ndarray, np.ndarray] | None:
+        """Where ``box`` in the last picture differs from ``ground`` (see ``unlike``), and where it is
+        in view; None before the first picture or when the picture changed size."""
         if self._cur is None or self._hidden is None or self._unseen is None or self._long is None:
             return None
         h, w = self._cur.shape[:2]
@@ -264,17 +326,19 @@ class LeftObject:
         cur = self._cur[y1:y2, x1:x2]
         seen = ~self._hidden[y1:y2, x1:x2] & ~self._unseen[y1:y2, x1:x2]
         bh, bw = cur.shape[:2]
-        if ground.features.shape[:2] != (bh + 2 * SHAKE, bw + 2 * SHAKE) or seen.mean() < min_seen:
+        if ground.features.shape[:2] != (bh + 2 * SHAKE, bw + 2 * SHAKE) or not seen.any():
             return None
-        gain = self._light() / ground.light
-        relit = ground.features.copy()
-        relit[..., 0] = (relit[..., 0] + L_OFFSET) * gain - L_OFFSET
-        relit[..., 1:3] = (relit[..., 1:3] - 128) * gain[..., None] + 128
-        differs = np.ones((bh, bw), bool)
-        for dy in range(2 * SHAKE + 1):
-            for dx in range(2 * SHAKE + 1):
-                differs &= self._differs(cur, relit[dy:dy + bh, dx:dx + bw])
-        return float(differs[seen].mean())
+        return self._shaken(cur, _relit(ground.features, self._light() / ground.light)), seen
+
+
+def _relit(features: np.ndarray, gain: float | np.ndarray) -> np.ndarray:
+    """``features`` seen in another light: lightness (+ ``L_OFFSET``) and chroma scaled by ``gain``
+    (a number, or one per pixel)."""
+    relit = features.copy()
+    gain = np.asarray(gain, np.float32)
+    relit[..., 0] = (relit[..., 0] + L_OFFSET) * gain - L_OFFSET
+    relit[..., 1:3] = (relit[..., 1:3] - 128) * gain[..., None] + 128
+    return relit
 
 
 def zone_mask(polygon: list[Point], shape: tuple[int, int]) -> Mask:
