@@ -62,6 +62,7 @@ LITTER_TYPES = ("garbage", "spill")
 CONFIRM_COVER = 0.2  # share of a detected box that must be still, changed ground to confirm it
 GONE_COVER = 0.05  # a confirmed incident's place differing less than this from its ground before: gone
 LIKE_COVER = 0.5  # ... and differing from it, but showing less than this share of its object as it was: not there
+LOOK_FOLLOWS = 0.9  # showing at least this share of it: the same object, its look follows it (light, drying)
 MAX_BOX_AREA = 0.5  # a vehicle or person box over more than this share of the picture is the road seen as one car
 STILL_LOOKS = 2  # passes that must see a stay's picture unchanged before its clock can raise an incident
 REVIEW_FACTOR = 2  # a detection never confirmed goes for review after 2x the zone's persistence
@@ -381,7 +382,9 @@ class CameraPipeline:
           the ground read before it came, for the 36 s the clip went on, and its incident open on its
           last sighting (``make eval --draw 5``, the long-GOP copy); what showed there was the
           yard, not the spill.
-        The object's look follows it while the check sees it so (light, a spill that dries)."""
+        The object's look follows it while the check sees nearly all of it so (``LOOK_FOLLOWS``: light,
+        a spill that dries), not what half covers it (on draw 5's motorway a lorry the vehicle model
+        missed, half over a pile, became its look, and the empty place later "showed" it)."""
         here = [s for s in mine if overlap(s.box, rule.place)]
         place = self._places.get(rule)
         if place is None or self.left is None:
@@ -393,7 +396,7 @@ class CameraPipeline:
         if unlike is not None and unlike >= CONFIRM_COVER:
             like = self.left.like(place.look, place.box) if place.look is not None else None
             place.there = like is None or like >= LIKE_COVER
-            if place.there and like is not None:
+            if like is not None and like >= LOOK_FOLLOWS:
                 place.look = self.left.look(place.ground, place.box) or place.look
         return here or ([rule.sighting] if place.there and place.scene == self.left.scene else [])
 
