@@ -24,11 +24,7 @@ the model half-believes, a pile older than the camera's view). What is put in th
 while such an incident is held, and the check sees as new ground, is raised apart and dispatched
 (``_later_events``). A confirmed incident ends when the check sees its place as it was before the
 object came, and is not cleared while the check sees the object still there, though the detector
-blinks (``_at_place``). Before it starts, a place the detector named and the check confirmed on
-``KEPT_PASSES`` fresh passes is seen where the detector blinks while the check still sees still,
-changed ground under it: its clock runs on, and it starts on time (a spill the detector named at 26,
-30 and 34 s and then not until 44 s started at 44 s, 18 s past its persistence, though the check saw
-it all along).
+blinks (``_at_place``).
 """
 
 from __future__ import annotations
@@ -66,7 +62,6 @@ LITTER_TYPES = ("garbage", "spill")
 CONFIRM_COVER = 0.2  # share of a detected box that must be still, changed ground to confirm it
 GONE_COVER = 0.05  # a confirmed incident's place differing less than this from its ground before: gone
 LIKE_COVER = 0.5  # ... and differing from it, but showing less than this share of its object as it was: not there
-KEPT_PASSES = 2  # a place named, confirmed, on this many fresh passes is seen where the check still sees it
 LOOK_FOLLOWS = 0.9  # showing at least this share of it: the same object, its look follows it (light, drying)
 MAX_BOX_AREA = 0.5  # a vehicle or person box over more than this share of the picture is the road seen as one car
 STILL_LOOKS = 2  # passes that must see a stay's picture unchanged before its clock can raise an incident
@@ -324,15 +319,9 @@ class CameraPipeline:
                     (x1, y1, x2, y2), _ = still[0]
                     best, confirmed, source = Sighting(None, ((x1 + x2) / 2, (y1 + y2) / 2), (x1, y1, x2, y2),
                                                        0.5, kind), True, "left_object"
-            fresh = self._litter_pass == t
-            if best is None and static is not None:  # a place named and confirmed before, where the detector blinks
-                kept = [s for s in rule.confirmed_places(KEPT_PASSES) if covered(static, s.box) >= CONFIRM_COVER]
-                if kept:
-                    best, confirmed, fresh = max(kept, key=lambda s: s.score), True, False
-                    source = "detector+left_object"
             active = best is not None
             sighting = best or Sighting(None, (0.5, 0.5), polygon_to_xyxy(zone.polygon), 0.0, kind)
-            events = rule.observe(t, active, sighting, confirmed or mode == "off", fresh)
+            events = rule.observe(t, active, sighting, confirmed or mode == "off")
             self._remember_ground(rule, events)
             out += [self._litter_outgoing(zone, kind, e, image, source, rule.needs_review) for e in events]
         return out

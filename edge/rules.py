@@ -76,7 +76,6 @@ class _Candidate:
     votes: dict[str, float] = field(default_factory=dict)  # label -> summed score
     label: str | None = None  # frozen when the incident starts
     confirmed: bool = False  # ConditionRule: confirmed at one of its sightings since its clock started
-    confirmed_passes: int = 0  # ConditionRule: fresh detector passes that named it, the check agreeing
     detected_at: float = 0.0  # last time a detection matched (not a view)
     inside: int = 0  # detector passes that saw its anchor inside the zone
     outside: int = 0  # ... and just outside it (a car at the zone's edge, a swaying camera)
@@ -327,23 +326,6 @@ class ConditionRule:
     >>> [(t, e.state, e.started_at) for t in range(30)
     ...  for e in walker.observe(float(t), True, there if t == 8 else here, confirmed=t != 7)]
     [(10, 'start', 10.0)]
-
-    Before it starts, ``confirmed_places`` says which places were named, confirmed, on fresh passes
-    often enough for the caller to keep seeing them on other evidence (``fresh=False``, which does not
-    count), where the detector blinks:
-
-    >>> spill = ConditionRule("box/cam/z/spill", 5, 600, persist_s=10, gap_s=3)
-    >>> _ = spill.observe(0.0, True, here); spill.confirmed_places(2)   # one fresh pass
-    []
-    >>> _ = spill.observe(1.0, True, here, fresh=False); spill.confirmed_places(2)   # a reused one
-    []
-    >>> _ = spill.observe(2.0, True, here); spill.confirmed_places(2) == [here]
-    True
-    >>> [(t, e.state) for t in range(3, 12) for e in spill.observe(float(t), True, here, fresh=False)]
-    [(10, 'start')]
-    >>> spill.confirmed_places(1)   # started: nothing waits
-    []
-
     >>> unsure = ConditionRule("box/cam/z/garbage", 5, 600, persist_s=10, gap_s=3, review_s=20)
     >>> [(t, e.state, e.started_at, unsure.needs_review) for t in range(40)
     ...  for e in unsure.observe(float(t), t > 0, there if t == 4 else here, confirmed=t == 4)]
@@ -389,21 +371,12 @@ class ConditionRule:
         """The open (or starting) incident was never confirmed, or was there when the camera came up."""
         return self._review
 
-    def confirmed_places(self, passes: int) -> list[Sighting]:
-        """Before the incident starts, the last sightings of the places named, confirmed, on at least
-        ``passes`` fresh detector passes (see ``observe``): what the caller may keep seeing there
-        where the detector blinks and the left-object check still sees them."""
-        return [c.sighting for c in self._waiting if c.confirmed_passes >= passes] if self._cand is None else []
-
-    def observe(self, t: float, active: bool, sighting: Sighting, confirmed: bool = True,
-                fresh: bool = True) -> list[Event]:
-        """``fresh``: the sighting comes from a new detector pass (not a reused one, nor a place the caller
-        keeps seeing on other evidence), so it counts towards ``confirmed_places``."""
+    def observe(self, t: float, active: bool, sighting: Sighting, confirmed: bool = True) -> list[Event]:
         if self._first_t is None:
             self._first_t = t
         cand = self._cand
         if cand is None:
-            return self._before_start(t, active, sighting, confirmed, fresh)
+            return self._before_start(t, active, sighting, confirmed)
         if active:
             cand.last_seen, cand.sighting = t, sighting
             if t - cand.last_event_at >= self.update_interval_s:
@@ -414,7 +387,7 @@ class ConditionRule:
             return [_event(cand, t, "end", ended_at=t, end_reason="cleared")]
         return []
 
-    def _before_start(self, t: float, active: bool, sighting: Sighting, confirmed: bool, fresh: bool) -> list[Event]:
+    def _before_start(self, t: float, active: bool, sighting: Sighting, confirmed: bool) -> list[Event]:
         self._waiting = [c for c in self._waiting if t - c.last_seen <= self.gap_s]
         if not active:
             return []
@@ -423,7 +396,6 @@ class ConditionRule:
             cand = _Candidate(anchor=sighting.anchor, first_seen=t, last_seen=t, sighting=sighting)
             self._waiting = [c for c in self._waiting if c.confirmed] + [cand]
         cand.last_seen, cand.sighting, cand.confirmed = t, sighting, cand.confirmed or confirmed
-        cand.confirmed_passes += confirmed and fresh
         held = t - cand.first_seen
         at_start = self._at_start(cand)
         review = at_start or not confirmed
