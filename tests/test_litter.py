@@ -290,6 +290,19 @@ def texture(height: int = 518, width: int = 768, seed: int = 1) -> np.ndarray:
     return cv2.normalize(cv2.GaussianBlur(noise, (0, 0), 3), None, 0, 255, cv2.NORM_MINMAX)
 
 
+def ground_and_pile(height: int = 384, width: int = 512, seed: int = 1, pile_seed: int = 3,
+                    size: tuple[int, int] = (90, 70), at: tuple[int, int] = (160, 200)):
+    """A left-object check that has seen rough ground (``texture``) for 5 looks, that ground, and the same
+    with a pile of ``size`` put at ``at`` (pixels)."""
+    frame = texture(height=height, width=width, seed=seed)
+    check = LeftObject()
+    for t in range(5):
+        check.observe(float(t), frame)
+    pile = frame.copy()
+    composite(pile, render(np.random.default_rng(pile_seed), "garbage", *size, "heldout"), *at)
+    return check, frame, pile
+
+
 def test_a_still_camera_whose_small_picture_is_130_rows_high_is_not_taken_to_sway():
     """A 768x518 camera (the cross set's garage) is seen by the check at 192x130, where OpenCV's phase
     correlation reads a still picture as moved half a pixel down (``edge.phase``): every look was moved
@@ -313,13 +326,8 @@ def test_a_place_whose_object_was_taken_away_as_the_light_changed_reads_as_its_g
     open to the end of the clip). A pile there still differs from its ground in any light."""
     from edge.pipeline import GONE_COVER
 
-    frame = texture(height=384, width=512)
+    check, frame, pile = ground_and_pile()
     box = (0.3, 0.5, 0.5, 0.7)
-    check = LeftObject()
-    for t in range(5):
-        check.observe(float(t), frame)
-    pile = frame.copy()
-    composite(pile, render(np.random.default_rng(3), "garbage", 90, 70, "heldout"), 160, 200)
     light = lambda t, t0, span: 1 + (gain - 1) * min(1.0, (t - t0) / span)  # noqa: E731  a slow change
     if before_confirmed:
         for t in range(5, 25):
@@ -342,13 +350,8 @@ def test_a_place_shows_its_object_as_it_looked_in_any_light_and_not_what_replace
     """``LeftObject.look`` keeps the pile as the check saw it; ``like`` says how much of it the place still
     shows: all of it, in 15 % more or less light; little once another thing stands there instead, though
     the place differs from its ground as much as with the pile; nothing to say while people hide it."""
-    frame = texture(height=384, width=512)
+    check, frame, pile = ground_and_pile()
     box = (0.3, 0.5, 0.5, 0.7)
-    check = LeftObject()
-    for t in range(5):
-        check.observe(float(t), frame)
-    pile = frame.copy()
-    composite(pile, render(np.random.default_rng(3), "garbage", 90, 70, "heldout"), 160, 200)
     for t in range(5, 20):
         check.observe(float(t), pile)
     ground = check.ground(box)
@@ -377,13 +380,8 @@ def test_a_pile_shows_as_itself_through_a_slow_change_of_light_and_not_once_take
     model scales lightness + ``L_OFFSET``, which dark and clipped pixels do not follow exactly.)"""
     from edge.pipeline import LIKE_COVER
 
-    frame = texture(height=192, width=256, seed=seed)
+    check, frame, pile = ground_and_pile(192, 256, seed, seed, (45, 35), (80, 100))
     box = (0.3, 0.5, 0.5, 0.7)
-    check = LeftObject()
-    for t in range(5):
-        check.observe(float(t), frame)
-    pile = frame.copy()
-    composite(pile, render(np.random.default_rng(seed), "garbage", 45, 35, "heldout"), 80, 100)
     for t in range(5, 15):
         check.observe(float(t), pile)
     look = check.look(check.ground(box), box)
