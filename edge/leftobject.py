@@ -32,7 +32,10 @@ like before it came (``ground``: the long-term background there, which had not y
 object) and says how much of that place still differs from it however the picture has shaken by a
 pixel (``unlike``): a pile taken away leaves the ground as it was, whatever a detector still
 half-believes there (a stained floor), while one that stays differs from it for good, even after
-the background has absorbed it.
+the background has absorbed it. Since that ground can be read wrong (learnt from sharper or other
+pictures than today's), it also keeps how the place looked with the object there (``look``) and says
+how much of the object the place still shows (``like``): something else there, or the ground read
+wrong, differs from the ground and from the object alike.
 
 >>> import numpy as np
 >>> check = LeftObject(width=64)

@@ -378,7 +378,7 @@ class CameraPipeline:
           away, found on ``make eval``'s cross set on other scenes);
         - otherwise (seen as gone, then differing a little again; or differing from its ground but
           not showing its object: the ground was read wrong, or something else stands there): the
-          detector's sightings there. A spill on a yard taken away left its place 31-47 % unlike
+          detector's sightings there. A spill on a yard taken away left its place 28-47 % unlike
           the ground read before it came, for the 36 s the clip went on, and its incident open on its
           last sighting (``make eval --draw 5``, the long-GOP copy); what showed there was the
           yard, not the spill.
