@@ -252,12 +252,7 @@ class LeftObject:
         the pile was taken away)."""
         if self._long is None or self._lit is None:
             return None
-        h, w = self._long.shape[:2]
-        x1, y1, x2, y2 = box_to_pixels(box, w, h)
-        m = SHAKE
-        patch = np.pad(self._long, ((m, m), (m, m), (0, 0)), mode="edge")[y1:y2 + 2 * m, x1:x2 + 2 * m].copy()
-        lit = np.pad(self._lit, m, mode="edge")[y1:y2 + 2 * m, x1:x2 + 2 * m].copy()
-        return Ground(patch, lit)
+        return Ground(_around(self._long, box), _around(self._lit, box))
 
     def unlike(self, ground: Ground, box: Box, min_seen: float = 0.5) -> float | None:
         """The share of ``box`` in the last picture that differs from ``ground`` (see ``ground``, same
@@ -278,14 +273,13 @@ class LeftObject:
         """The place in the last picture with its object there: its features and the pixels in view
         where it differs from ``ground`` (the object); None when it shows no such pixel."""
         compared = self._against_ground(ground, box)
-        if compared is None or not (compared[0] & compared[1]).any():
+        if compared is None:
+            return None
+        shown = compared[0] & compared[1]
+        if not shown.any():
             return None
         assert self._cur is not None
-        h, w = self._cur.shape[:2]
-        x1, y1, x2, y2 = box_to_pixels(box, w, h)
-        m = SHAKE
-        features = np.pad(self._cur, ((m, m), (m, m), (0, 0)), mode="edge")[y1:y2 + 2 * m, x1:x2 + 2 * m].copy()
-        return Look(features, compared[0] & compared[1], self._light())
+        return Look(_around(self._cur, box), shown, self._light())
 
     def like(self, look: Look, box: Box, min_seen: float = 0.5) -> float | None:
         """The share of ``look``'s object pixels (see ``look``, same box) that the last picture shows as
@@ -295,15 +289,11 @@ class LeftObject:
         size. A place can differ from its ground before and still not hold its object: the ground
         itself read wrong (a background that learnt the place while a lane of traffic stood on it), or
         something else there now."""
-        if self._cur is None or self._hidden is None or self._unseen is None or self._long is None:
+        view = self._view(box, look.features)
+        if view is None:
             return None
-        h, w = self._cur.shape[:2]
-        x1, y1, x2, y2 = box_to_pixels(box, w, h)
-        cur = self._cur[y1:y2, x1:x2]
-        bh, bw = cur.shape[:2]
-        if look.features.shape[:2] != (bh + 2 * SHAKE, bw + 2 * SHAKE):
-            return None
-        shown = look.object & ~self._hidden[y1:y2, x1:x2] & ~self._unseen[y1:y2, x1:x2]
+        cur, seen = view
+        shown = look.object & seen
         if shown.sum() < min_seen * look.object.sum():
             return None
         differs = self._shaken(cur, _relit(look.features, self._light() / look.light))
@@ -321,17 +311,36 @@ class LeftObject:
 
     def _against_ground(self, ground: Ground, box: Box) -> tuple[np.ndarray, np.ndarray] | None:
         """Where ``box`` in the last picture differs from ``ground`` (see ``unlike``), and where it is
-        in view; None before the first picture or when the picture changed size."""
+        in view; None before the first picture, when the picture changed size or none of it is in view."""
+        view = self._view(box, ground.features)
+        if view is None or not view[1].any():
+            return None
+        cur, seen = view
+        return self._shaken(cur, _relit(ground.features, self._light() / ground.light)), seen
+
+    def _view(self, box: Box, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """``box`` in the last picture, and where it is in view (no person or vehicle in front, not the
+        strip a swaying picture does not show); None before the first picture or when ``kept`` (features
+        kept of that box, ``SHAKE`` pixels around it) is of another size: the picture changed size."""
         if self._cur is None or self._hidden is None or self._unseen is None or self._long is None:
             return None
         h, w = self._cur.shape[:2]
         x1, y1, x2, y2 = box_to_pixels(box, w, h)
         cur = self._cur[y1:y2, x1:x2]
-        seen = ~self._hidden[y1:y2, x1:x2] & ~self._unseen[y1:y2, x1:x2]
         bh, bw = cur.shape[:2]
-        if ground.features.shape[:2] != (bh + 2 * SHAKE, bw + 2 * SHAKE) or not seen.any():
+        if kept.shape[:2] != (bh + 2 * SHAKE, bw + 2 * SHAKE):
             return None
-        return self._shaken(cur, _relit(ground.features, self._light() / ground.light)), seen
+        return cur, ~self._hidden[y1:y2, x1:x2] & ~self._unseen[y1:y2, x1:x2]
+
+
+def _around(picture: np.ndarray, box: Box) -> np.ndarray:
+    """A copy of ``box`` (0..1 of the frame) in ``picture`` (HxW or HxWxC) and ``SHAKE`` pixels around
+    it, the picture's edge repeated where the box touches it."""
+    h, w = picture.shape[:2]
+    x1, y1, x2, y2 = box_to_pixels(box, w, h)
+    m = SHAKE
+    pad = ((m, m), (m, m)) + ((0, 0),) * (picture.ndim - 2)
+    return np.pad(picture, pad, mode="edge")[y1:y2 + 2 * m, x1:x2 + 2 * m].copy()
 
 
 def _relit(features: np.ndarray, gain: float | np.ndarray) -> np.ndarray:
