@@ -144,3 +144,37 @@ def test_a_regopped_clip_has_one_key_frame_in_250_frames_and_its_own_truth(tmp_p
     keys = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v", "-skip_frame", "nokey", "-show_entries",
                            "frame=pts_time", "-of", "csv=p=0", url], capture_output=True, text=True, check=True)
     assert [round(float(t.strip(",") or 0)) for t in keys.stdout.split()] == [0, 25]
+
+
+def test_an_incident_is_counted_for_the_object_its_box_is_on_not_for_the_zone_it_was_raised_in():
+    """Two zones that overlap, an object in each and both in both (the cross set's garage): each zone's
+    garbage incident about the one pile is one find and one false, and the other object, raised only
+    as spill, is a wrong type, though a garbage incident was raised in its zone."""
+    pile, other = (0.08, 0.80, 0.33, 0.99), (0.36, 0.79, 0.60, 0.98)  # two piles, the other one seen as spill
+    expect = [{**EXPECT[0], "zone": "b", "box": pile}, {**EXPECT[0], "zone": "a", "box": other}]
+    at = lambda m, box: {**m, "bbox": list(box)}
+    messages = [at(_start("garbage", "a", 16), (0.12, 0.83, 0.30, 0.99)), at(_start("garbage", "b", 16), (0.12, 0.83, 0.30, 0.99)),
+                at(_start("spill", "a", 16.5), (0.36, 0.85, 0.43, 0.95)), at(_start("spill", "b", 16.5), (0.36, 0.85, 0.43, 0.95))]
+    r = score_clip(messages, expect, {"a": 5, "b": 5})
+    assert r["objects"] == ["garbage in b: start +1.0 s", "garbage in a: only as spill"]
+    assert r["confusion"]["garbage"] == {"garbage": 1, "spill": 1, "missed": 0}
+    assert sorted(r["false"]) == [("garbage", "b", 16.0, "dispatched"), ("spill", "a", 16.5, "dispatched"),
+                                  ("spill", "b", 16.5, "dispatched")]
+    zone_only = score_clip([{k: v for k, v in m.items() if k != "bbox"} for m in messages], expect, {"a": 5, "b": 5})
+    assert zone_only["objects"] == ["garbage in b: start +1.0 s", "garbage in a: start +1.0 s"]  # as counted before
+
+
+def test_a_staged_objects_box_is_where_the_edge_sees_it_in_a_knocked_cameras_view(tmp_path):
+    """``truth_boxes``: pixels over the clip's size, moved into the view a knocked camera's truth names."""
+    import cv2
+
+    from models.litter.evaluate import truth_boxes
+
+    clip = tmp_path / "c.avi"
+    out = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (200, 100))
+    out.write(np.zeros((100, 200, 3), np.uint8))
+    out.release()
+    truth = {"camera": {"url": str(clip)}, "expect": [{"box_px": [20, 50, 120, 100]}, {"zone": "a"}]}
+    assert truth_boxes(truth) == [(0.1, 0.5, 0.6, 1.0), None]
+    knocked = truth_boxes({**truth, "view": [0.1, 0.1, 0.8, 0.8]})[0]
+    assert knocked == pytest.approx((0.0, 0.5, 0.625, 1.0))

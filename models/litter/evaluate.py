@@ -20,7 +20,9 @@ Each generated set is kept under ``--work`` with the command and the generator s
    reports on; mesh: ``--mesh-clips`` from ``meshgen.py``, a fourth, written by someone who read none
    of the drawing code: meshes and simulated spills composed into the real clean footage's moving
    traffic, which passes in front of them). An incident is true
-   when its zone holds a staged object of its type and it starts while that object is there; it
+   when it is about a staged object of its type (its box meets the object's; on the own generator's
+   clips, whose truth gives no boxes, its zone holds the object) and it starts while that object is
+   there, one incident per object (a second one about it, in another zone, is false); it
    is *dispatched* unless it carries ``attributes.needs_review`` (held for a person at the
    gateway). Start delay: start message time - (appear + persistence); end delay: end message
    time - the object's removal (``ended_early``: incidents ended while their object was still
@@ -69,6 +71,7 @@ from models.parking_variants import KNOCK, SWAY, map_point  # noqa: E402
 from xueliang.wire import parse_time  # noqa: E402
 
 CLASSES = ("garbage", "spill")
+AT_OBJECT_MARGIN = 0.02  # of the picture, around a staged object's box (at_object)
 T0 = parse_time("2026-06-01T08:00:00Z")  # replays run on this clock; clip times are relative to it
 GOALS = {"recall": 0.9, "precision": 0.9, "right_type": 0.95, "start_delay_s": 6.0, "end_after_clear_s": 10.0,
          "false_incidents": 0}
@@ -290,8 +293,44 @@ def held(message: dict) -> bool:
     return bool(message["attributes"].get("needs_review"))
 
 
+def truth_boxes(truth: dict) -> list[tuple[float, float, float, float] | None]:
+    """Each staged object's box in 0..1 of the picture the edge sees (``box_px`` over the clip's size;
+    moved as the zones were where a knocked camera's truth says what it shows, ``view``), or None where
+    the truth gives none (the own generator's clips)."""
+    cap = cv2.VideoCapture(str(truth["camera"]["url"]))
+    w, h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    cap.release()
+    boxes = []
+    for e in truth["expect"]:
+        if "box_px" not in e or not w or not h:
+            boxes.append(None)
+            continue
+        x1, y1, x2, y2 = e["box_px"]
+        corners = [(x1 / w, y1 / h), (x2 / w, y2 / h)]
+        if "view" in truth:
+            corners = [map_point(c, tuple(truth["view"])) for c in corners]
+        boxes.append((*corners[0], *corners[1]))
+    return boxes
+
+
+def at_object(message: dict, e: dict) -> bool:
+    """Whether an incident's start is about the staged object ``e``: its box meets the object's (grown
+    by ``AT_OBJECT_MARGIN`` of the picture: a sway, a knock's mapping) where both are known, or else its
+    zone is the object's. The box, not the zone: where two zones overlap, an object in both raised in
+    the other zone is still that object, and an incident in the object's zone about something else
+    (another object raised there too) is not (2026-12-05: on the cross set's garage, both objects were
+    raised in both zones, one of them as spill, and each zone's garbage incident was counted for the
+    object staged in it, though one of them was the other object's)."""
+    box, bbox = e.get("box"), message.get("bbox")
+    if box is None or bbox is None:
+        return message["zone"] == e["zone"]
+    m = AT_OBJECT_MARGIN
+    return bbox[0] < box[2] + m and box[0] - m < bbox[2] and bbox[1] < box[3] + m and box[1] - m < bbox[3]
+
+
 def score_clip(messages: list[dict], expect: list[dict], zones: dict[str, float]) -> dict:
-    """Incidents against the staged objects (see the module docstring); ``zones``: clear_s by zone id."""
+    """Incidents against the staged objects (see the module docstring); ``zones``: clear_s by zone id;
+    an object's ``box`` (``truth_boxes``), where given, says which incidents are about it (``at_object``)."""
     starts = [m for m in messages if m["state"] == "start" and m["type"] in CLASSES]
     ends = {m["incident_id"]: m for m in messages if m["state"] == "end"}
     r = {"staged": len(expect), "raised": len(starts), "dispatched": sum(not held(m) for m in starts),
@@ -301,7 +340,7 @@ def score_clip(messages: list[dict], expect: list[dict], zones: dict[str, float]
     used: set[str] = set()
     for e in expect:
         window = (e["appear_s"], e["clear_s"] + zones.get(e["zone"], 5.0) + 10.0)
-        here = sorted((m for m in starts if m["zone"] == e["zone"] and m["incident_id"] not in used
+        here = sorted((m for m in starts if at_object(m, e) and m["incident_id"] not in used
                        and window[0] <= parse_time(m["observed_at"]) - T0 <= window[1]),
                       key=lambda m: m["observed_at"])
         r["confusion"][e["type"]][here[0]["type"] if here else "missed"] += 1
@@ -354,8 +393,9 @@ def incidents(clips: list[Path], left_object: str) -> dict:
     for truth_path in clips:
         truth = yaml.safe_load(truth_path.read_text())
         zones = {z["id"]: z.get("clear_s", 5.0) for z in truth["camera"]["zones"]}
+        expect = [{**e, "box": box} for e, box in zip(truth["expect"], truth_boxes(truth))]
         scored[truth_path.name.removesuffix(".truth.yaml")] = score_clip(run_clip(truth_path, left_object),
-                                                                         truth["expect"], zones)
+                                                                         expect, zones)
     return summarise(scored)
 
 
@@ -500,6 +540,7 @@ def knocked_truths(truths: list[Path], out_dir: Path, share: float) -> list[Path
         for zone in truth["camera"]["zones"]:
             zone["polygon"] = [list(map_point(p, view)) for p in zone["polygon"]]
         truth["knocked_at_s"] = when
+        truth["view"] = list(view)
     return _retold(truths, out_dir, "knock", knock)
 
 
