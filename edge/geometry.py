@@ -56,41 +56,6 @@ def polygon_area(polygon: list[Point]) -> float:
     return abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(polygon, polygon[1:] + polygon[:1]))) / 2
 
 
-def box_share(box: Box, polygon: list[Point]) -> float:
-    """The share of ``box`` that lies inside ``polygon``: the polygon clipped to the box, edge by edge
-    (Sutherland-Hodgman; the box is convex, the polygon need not be), over the box's area.
-
-    >>> box_share((0.0, 0.0, 0.5, 0.5), [(0, 0), (1, 0), (1, 1), (0, 1)])
-    1.0
-    >>> box_share((0.5, 0.0, 1.5, 1.0), [(0, 0), (1, 0), (1, 1), (0, 1)])
-    0.5
-    >>> round(box_share((0, 0, 1, 1), [(0, 0), (1, 0), (0, 1)]), 3)  # half a square
-    0.5
-    """
-    x1, y1, x2, y2 = box
-    area = (x2 - x1) * (y2 - y1)
-    points = list(polygon)
-    for axis, bound, above in ((0, x1, True), (0, x2, False), (1, y1, True), (1, y2, False)):
-        points = _clip(points, axis, bound, above)
-    return min(1.0, polygon_area(points) / area) if area > 0 and points else 0.0
-
-
-def _clip(points: list[Point], axis: int, bound: float, above: bool) -> list[Point]:
-    """The part of a polygon on one side of the line where coordinate ``axis`` is ``bound`` (at or above
-    it where ``above``)."""
-    def keeps(p: Point) -> bool:
-        return p[axis] >= bound if above else p[axis] <= bound
-
-    out: list[Point] = []
-    for p, q in zip(points[-1:] + points[:-1], points):  # each edge p -> q
-        if keeps(p) != keeps(q):
-            f = (bound - p[axis]) / (q[axis] - p[axis])
-            out.append((p[0] + f * (q[0] - p[0]), p[1] + f * (q[1] - p[1])))
-        if keeps(q):
-            out.append(q)
-    return out
-
-
 def polygon_to_pixels(polygon: list[Point], width: int, height: int) -> npt.NDArray[np.int32]:
     """A polygon in pixels of a ``width`` x ``height`` picture, as OpenCV draws and fills it.
 

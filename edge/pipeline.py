@@ -45,8 +45,8 @@ from edge.evidence import frame_jpeg, snapshot
 from edge.health import THUMB_SIZE, PictureCheck, change, thumbnail
 from edge.leftobject import Ground, LeftObject, Look, covered, regions, zone_mask
 from edge.litter import TypeVote
-from edge.geometry import (Box, anchor, box_share, box_to_pixels, in_frame, inside, normalise, overlap,
-                           point_in_polygon, polygon_area, polygon_to_xyxy)
+from edge.geometry import (Box, anchor, box_to_pixels, in_frame, inside, normalise, overlap, point_in_polygon,
+                           polygon_area, polygon_to_xyxy)
 from edge.rules import ConditionRule, DwellRule, EndReason, Event, Sighting
 from edge.source import keyframe_gap_limit
 from edge.stationary import Stationary
@@ -121,12 +121,6 @@ class CameraPipeline:
         ]
         if self.litter and LITTER not in detectors:
             raise ValueError(f"camera {camera.id!r} watches garbage or spills but no litter detector was given")
-        zones = list({zone.id: zone for zone, *_ in self.litter}.values())
-        for i, a in enumerate(zones):
-            for b in zones[i + 1:]:
-                if (zone_mask(a.polygon, (90, 160)) & zone_mask(b.polygon, (90, 160))).any():
-                    log.info("camera %s: litter zones %s and %s overlap; what lies in both is raised once, in the "
-                             "one that holds most of it", camera.id, a.id, b.id)
         self.left = LeftObject() if self.litter and self.detection.left_object != "off" else None
         self.types = TypeVote(forget_s=rules.gap_s)
         self._places: dict[ConditionRule, _Place] = {}  # a confirmed incident's place and its ground before
@@ -307,10 +301,9 @@ class CameraPipeline:
         incidents = [(r.place, kind) for _, kind, rule, later in self.litter
                      for r in (rule, later) if r.place is not None]
         found = self.types.label(t, found, fresh=self._litter_pass == t, incidents=incidents)
-        homes = [self._home(s) for s in found]
         out = []
         for zone, kind, rule, later in self.litter:
-            mine = [s for s, home in zip(found, homes) if s.label == kind and home == zone.id]
+            mine = [s for s in found if s.label == kind and point_in_polygon(s.anchor, zone.polygon)]
             out += self._later_events(t, image, zone, kind, rule, later, mine, static)
             if rule.place is not None:  # an open incident is kept by sightings at its place only
                 mine = self._at_place(rule, mine)
@@ -332,14 +325,6 @@ class CameraPipeline:
             self._remember_ground(rule, events)
             out += [self._litter_outgoing(zone, kind, e, image, source, rule.needs_review) for e in events]
         return out
-
-    def _home(self, s: Sighting) -> str | None:
-        """The one zone a litter sighting is raised in: of the zones watching its type that hold its
-        bottom-centre, the one holding the largest share of its box (the first listed on a tie). Where
-        zones overlap, a pile in both was two incidents, two cases for one pile (``make eval``'s garage,
-        2026-12-05), and a zone that followed the other zone's pile left its own unraised."""
-        zones = [zone for zone, kind, *_ in self.litter if kind == s.label and point_in_polygon(s.anchor, zone.polygon)]
-        return max(zones, key=lambda zone: box_share(s.box, zone.polygon)).id if zones else None
 
     def _closer_looks(self, static: np.ndarray, named: list[Box], w: int, h: int) -> list[Region]:
         """Crops for the litter model's next pass around the still, changed places the check sees in the

@@ -522,47 +522,6 @@ def test_a_dispatched_pile_the_model_later_calls_spill_is_not_raised_again_for_t
     assert [g[1:] for g in got] == [("garbage", "start", None), ("garbage", "end", "cleared")], got
 
 
-def _star(centre, radii, turn):
-    """A star-shaped polygon (concave where its radii differ) around ``centre``."""
-    n = len(radii)
-    return [(centre[0] + r * np.cos(turn + 2 * np.pi * i / n), centre[1] + r * np.sin(turn + 2 * np.pi * i / n))
-            for i, r in enumerate(radii)]
-
-
-@settings(max_examples=150, deadline=None)
-@given(centre=st.tuples(st.floats(0.3, 0.7), st.floats(0.3, 0.7)),
-       radii=st.lists(st.floats(0.05, 0.45), min_size=3, max_size=8), turn=st.floats(0, 6.3),
-       box=st.tuples(st.floats(0.0, 0.7), st.floats(0.0, 0.7), st.floats(0.2, 0.3), st.floats(0.2, 0.3)),
-       cut=st.floats(0.05, 0.95))
-def test_the_share_of_a_box_in_a_zone_is_the_share_of_its_pixels_and_adds_up_over_its_parts(centre, radii, turn, box, cut):
-    """``box_share``, which picks the zone a pile is raised in: within 3 % of the share of the box's
-    pixels a 1,000-pixel picture of the zone fills, and the shares of the box's two halves (cut
-    anywhere across) add up to it, weighted by area."""
-    from edge.geometry import box_share
-
-    zone = _star(centre, radii, turn)
-    x, y, w, h = box
-    share = box_share((x, y, x + w, y + h), zone)
-    mask = np.zeros((1000, 1000), np.uint8)
-    cv2.fillPoly(mask, [np.round(np.array(zone) * 1000 * 16).astype(np.int32)], 1, shift=4)
-    pixels = mask[round(y * 1000):round((y + h) * 1000), round(x * 1000):round((x + w) * 1000)].mean()
-    assert 0.0 <= share <= 1.0 and share == pytest.approx(pixels, abs=0.03)
-    xm = x + cut * w
-    halves = box_share((x, y, xm, y + h), zone) * cut + box_share((xm, y, x + w, y + h), zone) * (1 - cut)
-    assert halves == pytest.approx(share, abs=1e-9)
-
-
-@pytest.mark.slow
-def test_a_pile_in_two_overlapping_zones_is_one_incident_in_the_zone_that_holds_most_of_it():
-    """Two zones over the same road, the kerb zone listed first and holding the pile's bottom-centre
-    and four fifths of it, the road zone all of it: one incident, in the road zone. Each zone raised
-    the pile before (two cases for one pile, as on ``make eval``'s garage floor)."""
-    kerb = [[360 / W, 300 / H], [520 / W, 300 / H], [520 / W, 420 / H], [360 / W, 420 / H]]
-    events = _given_detections({"kerb": kerb, "road": ROAD_ZONE}, lambda t: [PILE_BOX] * (15 <= t < 45))
-    got = [(t, m["zone"], m["state"], m["end_reason"]) for t, m in events]
-    assert [g[1:] for g in got] == [("road", "start", None), ("road", "end", "cleared")], got
-
-
 @pytest.mark.slow
 def test_a_removed_pile_ends_cleared_though_the_detector_still_sees_something_there():
     """The litter detector keeps reporting the pile at its place after it was taken away at 45 s (as
