@@ -303,7 +303,8 @@ class CameraPipeline:
         found = self.types.label(t, found, fresh=self._litter_pass == t, incidents=incidents)
         out = []
         for zone, kind, rule, later in self.litter:
-            mine = [s for s in found if s.label == kind and point_in_polygon(s.anchor, zone.polygon)]
+            mine = [s for s in found if s.label == kind and point_in_polygon(s.anchor, zone.polygon)
+                    and not self._raised_elsewhere(zone, s)]
             out += self._later_events(t, image, zone, kind, rule, later, mine, static)
             if rule.place is not None:  # an open incident is kept by sightings at its place only
                 mine = self._at_place(rule, mine)
@@ -325,6 +326,16 @@ class CameraPipeline:
             self._remember_ground(rule, events)
             out += [self._litter_outgoing(zone, kind, e, image, source, rule.needs_review) for e in events]
         return out
+
+    def _raised_elsewhere(self, zone: Zone, s: Sighting) -> bool:
+        """Whether another zone's incident (open, or held for review) is at the place of ``s``: one object
+        is one incident, in the zone that raised it first. Where zones overlap, a pile in both was
+        raised in each (two cases for one pile, and its held leads twice: ``make eval``'s garage floor,
+        2026-12-05). Each zone still follows what it sees until then: a zone whose rule is busy with
+        another incident leaves the object to the other zone (raising it in the zone that holds most of
+        it instead lost a spill on draw 8's swayed garage)."""
+        return any(r.place is not None and overlap(s.box, r.place)
+                   for other, _, rule, later in self.litter if other.id != zone.id for r in (rule, later))
 
     def _closer_looks(self, static: np.ndarray, named: list[Box], w: int, h: int) -> list[Region]:
         """Crops for the litter model's next pass around the still, changed places the check sees in the

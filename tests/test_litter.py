@@ -523,6 +523,17 @@ def test_a_dispatched_pile_the_model_later_calls_spill_is_not_raised_again_for_t
 
 
 @pytest.mark.slow
+def test_a_pile_in_two_overlapping_zones_is_one_incident():
+    """Two zones over the same road, both holding the pile's bottom-centre: one incident, in the zone
+    that raised it first, the first listed (each zone raised the pile before: two cases for one pile, as
+    on ``make eval``'s garage floor)."""
+    kerb = [[360 / W, 300 / H], [520 / W, 300 / H], [520 / W, 420 / H], [360 / W, 420 / H]]
+    events = _given_detections({"kerb": kerb, "road": ROAD_ZONE}, lambda t: [PILE_BOX] * (15 <= t < 45))
+    got = [(t, m["zone"], m["state"], m["end_reason"]) for t, m in events]
+    assert [g[1:] for g in got] == [("kerb", "start", None), ("kerb", "end", "cleared")], got
+
+
+@pytest.mark.slow
 def test_a_removed_pile_ends_cleared_though_the_detector_still_sees_something_there():
     """The litter detector keeps reporting the pile at its place after it was taken away at 45 s (as
     on a stained floor). The incident ends ``cleared`` because the ground there looks as it did before
