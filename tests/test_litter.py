@@ -563,6 +563,22 @@ def test_a_removed_pile_ends_cleared_though_something_else_now_stands_where_it_l
 
 
 @pytest.mark.slow
+def test_a_removed_pile_ends_cleared_though_its_place_differs_a_little_from_the_ground_before():
+    """The pile is taken away at 45 s and a small dark mark is left where it lay (a tenth of its box,
+    as a swaying picture's edges left on draw 8's road): the place reads some 11 % unlike the ground
+    before the pile came, under ``CONFIRM_COVER``, and shows less than a third of the pile as it last
+    looked. The incident was kept open on its last sighting to the end (43 s past the clear time on
+    the swayed road); the place does not show the pile: it ends ``cleared``."""
+    x1, y1, x2, y2 = PILE_BOX
+    mark = campus_frames(step=10)[0][y1:y2, x1:x2].copy()
+    mark[13:17, 20:30] = (40, 40, 40)
+    events = _given_detections({"road": ROAD_ZONE}, lambda t: [PILE_BOX] * (15 <= t < 45), then=mark)
+    got = [(t, m["state"], m["end_reason"], m["attributes"]["needs_review"]) for t, m in events]
+    assert [g[1:] for g in got] == [("start", None, False), ("end", "cleared", False)], got
+    assert 25 <= got[0][0] <= 35 and 45 <= got[1][0] <= 55, got
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("closer_looks", [2, 0])
 def test_a_pile_the_model_sees_only_close_up_is_seen_by_a_closer_look_at_its_still_changed_ground(closer_looks):
     """The litter model finds the pile (at ``PILE_BOX`` from 15 to 45 s) only on a crop around it, not in
