@@ -12,7 +12,8 @@ pipeline's own detectors (replay, tests). No network I/O happens here.
 Garbage and spills: a zone that watches ``garbage`` or ``spill`` has a ``ConditionRule``
 per type. The litter detector's best box of that type in the zone keeps the clock
 running (a place takes the type its detections have voted for so far: one pile is one
-incident for one department, see ``edge/litter.py``); under ``left_object: confirm`` the
+incident for one department, see ``edge/litter.py``; where zones overlap, it is the incident of the
+zone that raised it first, ``_raised_elsewhere``); under ``left_object: confirm`` the
 incident starts only if the left-object check also sees still, changed ground under that
 box (a detection under ``litter_min_score`` counts only there, down to
 ``litter_confirmed_min_score``: two weak signals agreeing); under ``either`` a still, changed
