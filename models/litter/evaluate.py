@@ -64,6 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge.config import Detection, EdgeConfig, parse_config  # noqa: E402
 from edge.detector import Detector, YoloRaw, load_detector  # noqa: E402
+from edge.geometry import overlap  # noqa: E402
 from edge.replay import replay  # noqa: E402
 from edge.source import keyframe_gap_limit  # noqa: E402
 from models.litter.exported import litter_items  # noqa: E402
@@ -325,7 +326,7 @@ def at_object(message: dict, e: dict) -> bool:
     if box is None or bbox is None:
         return message["zone"] == e["zone"]
     m = AT_OBJECT_MARGIN
-    return bbox[0] < box[2] + m and box[0] - m < bbox[2] and bbox[1] < box[3] + m and box[1] - m < bbox[3]
+    return overlap(tuple(bbox), (box[0] - m, box[1] - m, box[2] + m, box[3] + m))
 
 
 def score_clip(messages: list[dict], expect: list[dict], zones: dict[str, float]) -> dict:
