@@ -113,6 +113,8 @@ def test_a_set_counts_what_a_rule_for_keeping_a_change_names():
     assert (s["staged"], s["dispatched"], s["recall"]) == (4, 4, 0.75)
     assert s["confusion"]["spill"] == {"garbage": 1, "spill": 1, "missed": 0}
     assert list(s["per_clip"]) == ["one", "two"]
+    assert s["object_starts"].keys() == {"one #0", "two #0", "two #1"}  # "one #1" only as garbage
+    assert s["object_starts"]["two #0"] - s["object_starts"]["one #0"] == pytest.approx(2.0)
 
 
 def test_a_fresh_draw_has_seeds_and_folders_of_its_own_and_draw_0_is_the_sets_as_always(tmp_path):

@@ -104,3 +104,37 @@ def test_a_late_end_no_later_than_before_passes_the_edge_rule():
     before["incidents"]["cross"].update(end_delay_max_s=30.2)
     after["incidents"]["cross"].update(end_delay_max_s=20.0)
     assert verdict(before, after, judge_edge)["E3"]
+
+
+def with_starts(s: dict, starts: dict[str, float]) -> dict:
+    """``s`` with every set's starts by object ``starts`` (evaluate.py's ``object_starts``)."""
+    for g in s["incidents"].values():
+        g["object_starts"] = dict(starts)
+    return s
+
+
+def test_an_object_found_by_both_that_starts_later_fails_e4_though_no_latest_start_moved():
+    before = with_starts(eval_summary(), {"clip-1 #0": 3.0, "clip-2 #1": 12.0})
+    after = with_starts(eval_summary(), {"clip-1 #0": 3.0, "clip-2 #1": 12.0})
+    after["incidents"]["blind"]["object_starts"]["clip-1 #0"] = 5.5  # 2.5 s later; the set's latest still 12
+    assert refused(verdict(before, after, judge_edge)) == {"E4"}
+    after["incidents"]["blind"]["object_starts"]["clip-1 #0"] = 4.9  # within the 2 s slack
+    assert refused(verdict(before, after, judge_edge)) == set()
+
+
+def test_a_newly_found_object_that_starts_late_does_not_fail_e4():
+    before = with_starts(eval_summary(), {"clip-1 #0": 3.0})
+    after = with_starts(eval_summary(), {"clip-1 #0": 2.0})
+    after["incidents"]["cross"]["object_starts"]["clip-1 #1"] = 25.7  # found now, missed before
+    after["incidents"]["cross"].update(start_delay_max_s=25.7)  # the set's latest start: 12 before
+    v = judge_edge(before, after)
+    assert refused({n.split()[0]: ok for n, ok, _ in v}) == set()
+    assert "newly found clip-1 #1 +25.7 s" in dict((n, why) for n, _, why in v)["E4 starts"]
+
+
+def test_summaries_without_starts_by_object_are_judged_by_each_sets_latest_start():
+    before, after = eval_summary(), with_starts(eval_summary(), {"clip-1 #0": 3.0})
+    after["incidents"]["mesh"].update(start_delay_max_s=14.5)  # 12 before
+    v = judge_edge(before, after)
+    assert refused({n.split()[0]: ok for n, ok, _ in v}) == {"E4"}
+    assert "by set" in dict((n, why) for n, _, why in v)["E4 starts"]

@@ -337,9 +337,10 @@ def score_clip(messages: list[dict], expect: list[dict], zones: dict[str, float]
     r = {"staged": len(expect), "raised": len(starts), "dispatched": sum(not held(m) for m in starts),
          "held": sum(held(m) for m in starts), "true_dispatched": 0, "true_held": 0, "found_dispatched": 0,
          "found_any": 0, "typed_right": 0, "typed": 0, "start_delays": [], "end_delays": [], "end_reasons": [],
+         "object_starts": [],
          "confusion": {c: {k: 0 for k in CLASSES + ("missed",)} for c in CLASSES}, "false": [], "objects": []}
     used: set[str] = set()
-    for e in expect:
+    for n, e in enumerate(expect):
         window = (e["appear_s"], e["clear_s"] + zones.get(e["zone"], 5.0) + 10.0)
         here = sorted((m for m in starts if at_object(m, e) and m["incident_id"] not in used
                        and window[0] <= parse_time(m["observed_at"]) - T0 <= window[1]),
@@ -363,6 +364,7 @@ def score_clip(messages: list[dict], expect: list[dict], zones: dict[str, float]
         r["found_dispatched"] += 1
         r["true_dispatched"] += 1
         r["start_delays"].append(round(parse_time(match["observed_at"]) - T0 - e["start_after_s"], 1))
+        r["object_starts"].append((n, r["start_delays"][-1]))
         what += f"start {r['start_delays'][-1]:+.1f} s"
         end = ends.get(match["incident_id"])
         if end is not None:
@@ -403,7 +405,9 @@ def incidents(clips: list[Path], left_object: str) -> dict:
 def summarise(scored: dict[str, dict]) -> dict:
     """A set's figures from its clips' ``score_clip`` results, by clip name. Beside the shares, the
     counts a rule for keeping a change can name: ``right_typed_dispatched`` (objects found, dispatched,
-    with their type) and ``false_dispatched`` (dispatched incidents that match no object of their type)."""
+    with their type) and ``false_dispatched`` (dispatched incidents that match no object of their type);
+    ``object_starts``: each object dispatched with its type, ``"clip #n"`` (n: its place in the clip's
+    truth), and its start delay, so two runs' starts can be compared object by object."""
     total: dict = {}
     per_clip = {}
     for name, r in scored.items():
@@ -430,6 +434,7 @@ def summarise(scored: dict[str, dict]) -> dict:
         "staged": total.get("staged", 0), "dispatched": total.get("dispatched", 0), "held": total.get("held", 0),
         "start_delay_median_s": round(float(np.median(starts)), 1) if starts else None,
         "start_delay_max_s": max(starts) if starts else None,
+        "object_starts": {f"{name} #{n}": d for name, r in scored.items() for n, d in r.get("object_starts", [])},
         "end_delay_median_s": round(float(np.median(ends)), 1) if ends else None,
         "end_delay_max_s": max(ends) if ends else None,
         "ended_cleared": sum(1 for r in total.get("end_reasons", []) if r == "cleared"),

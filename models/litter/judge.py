@@ -24,7 +24,10 @@ E2. on every independent set (the five and mesh) right-typed dispatched does not
     dispatched does not rise;
 E3. no set ends more incidents while their object lay there, and each set's latest end is within
     clear + 10 s or no later than before;
-E4. no set's latest start is more than 2 s later than before.
+E4. no object dispatched with its type in both runs starts more than 2 s later than before (an object
+    newly found is a gain and does not count here, however late: its start is printed beside, and
+    counts against the 6 s goal in CARD.md); where a summary has no starts by object (written before
+    2026-12-05), no set's latest start is more than 2 s later than before.
 
 Each argument is ``evaluate.py``'s output (its last line is the JSON summary). Prints one line per
 condition and a final JSON line; exits 0 when every condition is met, 1 when one is not.
@@ -133,10 +136,25 @@ def judge_edge(before: dict, after: dict) -> list[tuple[str, bool, str]]:
     out.append(("E3 ends", ok3, ", ".join(f"{g}: early {x['ended_early']} -> {y['ended_early']}, latest end "
                                           f"{x['end_delay_max_s']} -> {y['end_delay_max_s']} s"
                                           for g, (x, y) in pairs.items())))
-    ok4 = complete and not any(later(x.get("start_delay_max_s"), y.get("start_delay_max_s"), START_SLACK_S)
-                               for x, y in pairs.values())
-    out.append(("E4 starts", ok4, ", ".join(f"{g}: latest start {x.get('start_delay_max_s')} -> "
-                                            f"{y.get('start_delay_max_s')} s" for g, (x, y) in pairs.items())))
+    by_object = complete and all("object_starts" in x and "object_starts" in y for x, y in pairs.values())
+    if not by_object:
+        ok4 = complete and not any(later(x.get("start_delay_max_s"), y.get("start_delay_max_s"), START_SLACK_S)
+                                   for x, y in pairs.values())
+        out.append(("E4 starts", ok4, "by set (no starts by object): " + ", ".join(
+            f"{g}: latest start {x.get('start_delay_max_s')} -> {y.get('start_delay_max_s')} s"
+            for g, (x, y) in pairs.items())))
+        return out
+    moved, found = {}, {}  # by set: {object: (start before, start now)} where it moved; {object: start} if new
+    for g, (x, y) in pairs.items():
+        was, now = x["object_starts"], y["object_starts"]
+        moved[g] = {o: (was[o], d) for o, d in now.items() if o in was and d != was[o]}
+        found[g] = {o: d for o, d in now.items() if o not in was}
+    ok4 = not any(d > w + START_SLACK_S for g in moved for w, d in moved[g].values())
+
+    def starts(g: str) -> str:
+        text = "; ".join(f"{o} {w:+.1f} -> {d:+.1f} s" for o, (w, d) in sorted(moved[g].items())) or "none moved"
+        return text + "".join(f"; newly found {o} {d:+.1f} s" for o, d in sorted(found[g].items()))
+    out.append(("E4 starts", ok4, ", ".join(f"{g}: {starts(g)}" for g in pairs)))
     return out
 
 
