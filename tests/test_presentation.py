@@ -214,6 +214,8 @@ def test_dispatch_and_escalation_notices_follow_their_schema(city):
         wire.encode_notice(dict(escalation, case=dict(escalation["case"], secret="x")))
     with pytest.raises(wire.WireError, match="notice type"):
         wire.encode_notice(dict(dispatch, type="recall"))
+    with pytest.raises(wire.WireError, match="notice .*at must be date-time"):  # jsonschema here checks no format
+        wire.encode_notice(dict(dispatch, at="2026-12-05 yesterday"))
 
 
 def test_the_notice_schema_lists_the_fields_the_gateway_sends():
