@@ -110,6 +110,7 @@ class LeftObject:
         self._hidden: np.ndarray | None = None  # the last picture's pixels behind people and vehicles
         self._unseen: np.ndarray | None = None  # ... and its edge strip a swaying camera did not show
         self._hidden_at: np.ndarray | None = None  # when each pixel was last behind a person or vehicle
+        self._judged: np.ndarray | None = None  # the last look's pixels it could call still or not (see judged)
         self._last_clear: np.ndarray | None = None  # each pixel's features when last seen with nothing in front
         self._lit: np.ndarray | None = None  # HxW: how light the background was when it last learnt each pixel
         self._last_t = 0.0
@@ -171,6 +172,7 @@ class LeftObject:
             self._long, self._short, self._last_t, self._known = raw.copy(), raw.copy(), t, ~hidden
             self._lit = np.full((h, w), self._light(), np.float32)
             self.scene += 1
+            self._judged = np.ones((h, w), bool)  # a scene learnt afresh: nothing differs from it yet
             return np.zeros((h, w), np.uint8)
         dt = max(0.0, t - self._last_t)
         self._last_t = t
@@ -194,6 +196,7 @@ class LeftObject:
             self._long, self._short, self._known = raw.copy(), raw.copy(), ~hidden
             self._lit = np.full((h, w), self._light(), np.float32)
             self.scene += 1
+            self._judged = np.ones((h, w), bool)  # a scene learnt afresh: nothing differs from it yet
             return np.zeros((h, w), np.uint8)
         moving = self._differs(raw, self._short, shadows=False)  # a passer-by's shadow is moving too
         passed = t - self._hidden_at <= PASSED_S
@@ -201,7 +204,8 @@ class LeftObject:
             # where the short-term background still remembers a passer-by, as it was when last seen with
             # nobody in front is still (the look just before may have been of the passer-by)
             moving &= ~passed | self._differs(raw, last_clear, shadows=False)
-        static = (changed & ~moving & ~hidden & ~unseen).astype(np.uint8)
+        self._judged = ~moving & ~hidden & ~unseen
+        static = (changed & self._judged).astype(np.uint8)
         self._short += (1 - math.exp(-dt / self.short_tau_s)) * (raw - self._short)
         absorbed = self._long + (1 - math.exp(-dt / self.absorb_s)) * (cur - self._long)
         # learn at once where nothing stands out, not even a shadow (a shadow learnt would leave a ghost)
@@ -237,6 +241,17 @@ class LeftObject:
         shown = cv2.warpAffine(np.ones((h, w), np.float32), back, (w, h), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         return raw, hidden, shown < 1 - 1e-3
+
+    def judged(self, box: Box) -> float:
+        """The share of ``box`` (0..1 of the frame) whose pixels the last look could call still or not:
+        not behind a person or vehicle (or their edges), not moving, not still showing a passer-by the
+        short-term background remembers, not outside a swaying picture. Where it is small, the check
+        cannot tell whether an object lies there (a pile people stand beside)."""
+        if self._judged is None:
+            return 0.0
+        h, w = self._judged.shape
+        x1, y1, x2, y2 = box_to_pixels(box, w, h)
+        return float(self._judged[y1:y2, x1:x2].mean())
 
     def _light(self) -> float:
         """How light the long-term background is (its median L + ``L_OFFSET``, which scales with the light)."""

@@ -62,6 +62,7 @@ FAULTS = ("frozen", "blocked", "moved", "shifted", "offline")
 LITTER_TYPES = ("garbage", "spill")
 CONFIRM_COVER = 0.2  # share of a detected box that must be still, changed ground to confirm it
 GONE_COVER = 0.05  # a confirmed incident's place differing less than this from its ground before: gone
+JUDGED_COVER = 0.5  # a detected box less than this share of which the check could judge: it cannot tell
 LIKE_COVER = 0.5  # ... and differing from it, but showing less than this share of its object as it was: not there
 LOOK_FOLLOWS = 0.9  # showing at least this share of it: the same object, its look follows it (light, drying)
 MAX_BOX_AREA = 0.5  # a vehicle or person box over more than this share of the picture is the road seen as one car
@@ -312,8 +313,12 @@ class CameraPipeline:
             best = max(mine, key=lambda s: s.score, default=None)
             mode = self.detection.left_object
             source = "detector"
-            confirmed = best is not None and (static is None or covered(static, best.box) >= CONFIRM_COVER)
-            if confirmed and static is not None:
+            confirmed: bool | None = False
+            if best is not None and (static is None or covered(static, best.box) >= CONFIRM_COVER):
+                confirmed = True
+            elif best is not None and self.left is not None and self.left.judged(best.box) < JUDGED_COVER:
+                confirmed = None  # the check cannot tell (people in front): as the place was at its last sightings
+            if confirmed is not False and static is not None:
                 source = "detector+left_object"
             if best is None and mode == "either" and kind == next(k for k in zone.types if k in LITTER_TYPES):
                 still = regions(static, self._zone_mask(zone, static.shape), self.detection.left_object_min_area)
@@ -323,7 +328,7 @@ class CameraPipeline:
                                                        0.5, kind), True, "left_object"
             active = best is not None
             sighting = best or Sighting(None, (0.5, 0.5), polygon_to_xyxy(zone.polygon), 0.0, kind)
-            events = rule.observe(t, active, sighting, confirmed or mode == "off")
+            events = rule.observe(t, active, sighting, True if mode == "off" else confirmed)
             self._remember_ground(rule, events)
             out += [self._litter_outgoing(zone, kind, e, image, source, rule.needs_review) for e in events]
         return out
@@ -408,6 +413,8 @@ class CameraPipeline:
             place.there = False
             return []
         if unlike is not None:  # differs from its ground, at least GONE_COVER of it
+            if place.look is None and unlike >= CONFIRM_COVER:  # started while people stood in front of it:
+                place.look = self.left.look(place.ground, place.box)  # the object as it first shows
             like = self.left.like(place.look, place.box) if place.look is not None else None
             if unlike >= CONFIRM_COVER:
                 place.there = like is None or like >= LIKE_COVER

@@ -330,6 +330,18 @@ class ConditionRule:
     >>> [(t, e.state, e.started_at, unsure.needs_review) for t in range(40)
     ...  for e in unsure.observe(float(t), t > 0, there if t == 4 else here, confirmed=t == 4)]
     [(25, 'start', 15.0, True)]
+
+    Where the check cannot tell (``confirmed=None``: people stand in front of the place), a place
+    confirmed earlier on its clock stays confirmed and starts at its persistence; one never confirmed
+    does not (it goes for review at ``review_s``).
+
+    >>> crowd = lambda t: True if t == 4 else None   # confirmed once, then people in front
+    >>> seen = ConditionRule("box/cam/z/garbage", 5, 600, persist_s=10, gap_s=3, review_s=20)
+    >>> [(t, e.state, seen.needs_review) for t in range(40) for e in seen.observe(float(t), t >= 2, here, crowd(t))]
+    [(12, 'start', False)]
+    >>> never = ConditionRule("box/cam/z/garbage", 5, 600, persist_s=10, gap_s=3, review_s=20)
+    >>> [(t, e.state, never.needs_review) for t in range(40) for e in never.observe(float(t), t >= 2, here, None)]
+    [(22, 'start', True)]
     """
 
     def __init__(self, key: str, clear_after_s: float, update_interval_s: float, persist_s: float = 0.0,
@@ -371,7 +383,10 @@ class ConditionRule:
         """The open (or starting) incident was never confirmed, or was there when the camera came up."""
         return self._review
 
-    def observe(self, t: float, active: bool, sighting: Sighting, confirmed: bool = True) -> list[Event]:
+    def observe(self, t: float, active: bool, sighting: Sighting, confirmed: bool | None = True) -> list[Event]:
+        """``confirmed``: True or False, or None where the confirming check cannot tell at this look
+        (people in front of the place): then what was confirmed at an earlier sighting of the same
+        clock stays confirmed."""
         if self._first_t is None:
             self._first_t = t
         cand = self._cand
@@ -387,7 +402,7 @@ class ConditionRule:
             return [_event(cand, t, "end", ended_at=t, end_reason="cleared")]
         return []
 
-    def _before_start(self, t: float, active: bool, sighting: Sighting, confirmed: bool) -> list[Event]:
+    def _before_start(self, t: float, active: bool, sighting: Sighting, confirmed: bool | None) -> list[Event]:
         self._waiting = [c for c in self._waiting if t - c.last_seen <= self.gap_s]
         if not active:
             return []
@@ -395,6 +410,8 @@ class ConditionRule:
         if cand is None:  # a place not seen before (or not within gap_s): its clock starts here
             cand = _Candidate(anchor=sighting.anchor, first_seen=t, last_seen=t, sighting=sighting)
             self._waiting = [c for c in self._waiting if c.confirmed] + [cand]
+        if confirmed is None:  # cannot tell now: as confirmed as the place was
+            confirmed = cand.confirmed
         cand.last_seen, cand.sighting, cand.confirmed = t, sighting, cand.confirmed or confirmed
         held = t - cand.first_seen
         at_start = self._at_start(cand)
