@@ -296,6 +296,20 @@ class LeftObject:
         assert self._cur is not None
         return Look(_around(self._cur, box), shown, self._light())
 
+    def object_unlike(self, ground: Ground, look: Look, box: Box, min_seen: float) -> float | None:
+        """The share of ``look``'s object pixels in view in the last picture (see ``look``, same box) that
+        differ from ``ground`` (as ``unlike`` counts them); None when less than ``min_seen`` of them is in
+        view. Where people hide most of a place, the part of its object they leave in view still tells
+        whether the object lies there: a pile does not read as its ground, an empty place does."""
+        compared = self._against_ground(ground, box)
+        if compared is None or compared[1].shape != look.object.shape:
+            return None
+        differs, seen = compared
+        shown = look.object & seen
+        if shown.sum() < min_seen * look.object.sum() or not shown.any():
+            return None
+        return float(differs[shown].mean())
+
     def like(self, look: Look, box: Box, min_seen: float = 0.5) -> float | None:
         """The share of ``look``'s object pixels (see ``look``, same box) that the last picture shows as
         they were then, however the picture is shifted by up to ``SHAKE`` pixels, in today's light (the

@@ -652,6 +652,27 @@ def test_a_pile_confirmed_before_people_stood_in_front_of_it_starts_at_its_persi
 
 
 @pytest.mark.slow
+def test_a_removed_pile_ends_cleared_though_a_person_stands_over_most_of_its_place():
+    """A pile put down at 15 s and taken away at 45 s by a person who stands over most of its place from
+    44 to 70 s (the check, which leaves out people and their edges, sees a third of the box and a fifth
+    of the pile). The part of the pile's place in view reads as the ground did: the pile is gone, and the
+    incident ends cleared about the clear time later. It stayed open on its last sighting until the
+    person left, to 74 s (as a pile on draw 11's campus road did, 20.8 s after it was taken away)."""
+    person = (330, 300, 372, 380)
+
+    def vehicles_at(t):
+        if not 44 <= t < 70:
+            return [sv.Detections.empty()]
+        return [sv.Detections(xyxy=np.array([person], np.float32), confidence=np.array([0.9], np.float32),
+                              class_id=np.array([1]), data={"class_name": np.array(["person"])})]
+    events = _given_detections({"road": ROAD_ZONE}, lambda t: [PILE_BOX] * (15 <= t < 45), vehicles_at=vehicles_at,
+                               drawn_at=lambda t: [person] * (44 <= t < 70))
+    got = [(t, m["state"], m["end_reason"], m["attributes"]["needs_review"]) for t, m in events]
+    assert [g[1:] for g in got] == [("start", None, False), ("end", "cleared", False)], got
+    assert 25 <= got[0][0] <= 35 and 48 <= got[1][0] <= 56, got
+
+
+@pytest.mark.slow
 def test_a_faint_object_is_not_cleared_while_it_lies_there_though_the_detector_lost_it():
     """The same, with the pile at 30 % opacity (a thin spill): the left-object check sees its place
     10-15 % unlike its ground before, under ``CONFIRM_COVER`` though it confirmed it, and far from
