@@ -388,7 +388,10 @@ class CameraPipeline:
           the detector still half-believes there (a stain on the floor), and the clear time runs; also
           where people hide more than half of it and the object's pixels in view (``PART_SEEN`` of them
           at least) look as the ground did (people stood on a removed pile's place for 14 s, and its
-          incident stayed open on its last sighting: ``make eval --draw 11``, ``x-campus-road-3``);
+          incident stayed open on its last sighting: ``make eval --draw 11``, ``x-campus-road-3``); but
+          where the detector names it at this look and it shows at least ``LIKE_COVER`` of its object as
+          it last looked, the detector's sightings: a faint spill reads as its ground and as itself at
+          once (one was ended 15.8 s before it was taken away: ``make eval --draw 12``, ``x-campus-yard-1``);
         - has not looked as it did since it was confirmed (or since it last differed by at least
           ``CONFIRM_COVER`` and showed at least ``LIKE_COVER`` of its object as it last looked there),
           also while people or vehicles hide it, and the check has not learnt the scene again since
@@ -419,6 +422,9 @@ class CameraPipeline:
                 place.there = False
                 return []
         if unlike is not None and unlike < GONE_COVER:
+            like = self.left.like(place.look, place.box) if here and place.look is not None else None
+            if like is not None and like >= LIKE_COVER:  # a faint object, named there and showing itself
+                return here
             place.there = False
             return []
         if unlike is not None:  # differs from its ground, at least GONE_COVER of it

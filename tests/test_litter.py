@@ -685,6 +685,23 @@ def test_a_faint_object_is_not_cleared_while_it_lies_there_though_the_detector_l
 
 
 @pytest.mark.slow
+def test_a_faint_spill_that_reads_as_its_ground_is_kept_while_the_detector_names_it_and_it_shows_itself():
+    """A thin spill (30 % opacity) from 15 s, dispatched at about 34 s; at 35 s it dries to half that: its
+    place now reads 2 % unlike its ground before (under ``GONE_COVER``) and still shows all of the spill's
+    pixels as it last looked, and the detector names it until 60 s. It was judged gone at once and ended
+    at 39 s, the spill still there and named (as a faint spill on draw 12's yard was, 15.8 s before it
+    was taken away); it now ends cleared once the detector no longer names it."""
+    x1, y1, x2, y2 = PILE_BOX
+    dried = campus_frames(step=10)[0][y1:y2, x1:x2].copy()
+    composite(dried, render(np.random.default_rng(5), "garbage", 50, 30, "heldout"), 0, 0, opacity=0.15)
+    events = _given_detections({"road": ROAD_ZONE}, lambda t: [PILE_BOX] * (15 <= t < 60), opacity=0.3,
+                               pile_s=(15, 35), then=dried)
+    got = [(t, m["state"], m["end_reason"], m["attributes"]["needs_review"]) for t, m in events]
+    assert [g[1:] for g in got] == [("start", None, False), ("end", "cleared", False)], got
+    assert 25 <= got[0][0] <= 35 and 60 <= got[1][0] <= 67, got
+
+
+@pytest.mark.slow
 def test_a_weak_detection_counts_only_where_the_ground_changed():
     """Two signals agreeing: the litter detector's answer is given at 0.27, under litter_min_score
     (0.3) and over litter_confirmed_min_score (0.25 here; the shipped model's defaults leave no band,
