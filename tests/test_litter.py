@@ -628,6 +628,17 @@ def test_a_pile_is_not_cleared_while_it_lies_there_though_the_detector_lost_it()
     assert 25 <= got[0][0] <= 35 and 45 <= got[1][0] <= 52, got
 
 
+def _person(box: tuple[int, int, int, int], seconds: tuple[int, int]):
+    """``_given_detections``' ``vehicles_at``: the vehicle model sees a person at ``box`` (frame pixels)
+    from ``seconds[0]`` to ``seconds[1]`` (paint them with ``drawn_at``), and nothing else."""
+    def vehicles_at(t):
+        if not seconds[0] <= t < seconds[1]:
+            return [sv.Detections.empty()]
+        return [sv.Detections(xyxy=np.array([box], np.float32), confidence=np.array([0.9], np.float32),
+                              class_id=np.array([1]), data={"class_name": np.array(["person"])})]
+    return vehicles_at
+
+
 @pytest.mark.slow
 def test_a_pile_confirmed_before_people_stood_in_front_of_it_starts_at_its_persistence():
     """A pile put down at 15 s; the detector first runs on it at about 24 s (the change gate) and the
@@ -638,14 +649,9 @@ def test_a_pile_confirmed_before_people_stood_in_front_of_it_starts_at_its_persi
     see it again, after the person left and the check stopped remembering them (as a spill on draw 7's
     campus yard did, 13 s late)."""
     person = (330, 300, 379, 380)
-
-    def vehicles_at(t):
-        if not 28 <= t < 40:
-            return [sv.Detections.empty()]
-        return [sv.Detections(xyxy=np.array([person], np.float32), confidence=np.array([0.9], np.float32),
-                              class_id=np.array([1]), data={"class_name": np.array(["person"])})]
-    events = _given_detections({"road": ROAD_ZONE}, lambda t: [PILE_BOX] * (15 <= t < 60), vehicles_at=vehicles_at,
-                               pile_s=(15, 60), drawn_at=lambda t: [person] * (28 <= t < 40))
+    events = _given_detections({"road": ROAD_ZONE}, lambda t: [PILE_BOX] * (15 <= t < 60),
+                               vehicles_at=_person(person, (28, 40)), pile_s=(15, 60),
+                               drawn_at=lambda t: [person] * (28 <= t < 40))
     got = [(t, m["state"], m["end_reason"], m["attributes"]["needs_review"]) for t, m in events]
     assert [g[1:] for g in got] == [("start", None, False), ("end", "cleared", False)], got
     assert 30 <= got[0][0] <= 36 and 60 <= got[1][0] <= 67, got
@@ -659,14 +665,8 @@ def test_a_removed_pile_ends_cleared_though_a_person_stands_over_most_of_its_pla
     incident ends cleared about the clear time later. It stayed open on its last sighting until the
     person left, to 74 s (as a pile on draw 11's campus road did, 20.8 s after it was taken away)."""
     person = (330, 300, 372, 380)
-
-    def vehicles_at(t):
-        if not 44 <= t < 70:
-            return [sv.Detections.empty()]
-        return [sv.Detections(xyxy=np.array([person], np.float32), confidence=np.array([0.9], np.float32),
-                              class_id=np.array([1]), data={"class_name": np.array(["person"])})]
-    events = _given_detections({"road": ROAD_ZONE}, lambda t: [PILE_BOX] * (15 <= t < 45), vehicles_at=vehicles_at,
-                               drawn_at=lambda t: [person] * (44 <= t < 70))
+    events = _given_detections({"road": ROAD_ZONE}, lambda t: [PILE_BOX] * (15 <= t < 45),
+                               vehicles_at=_person(person, (44, 70)), drawn_at=lambda t: [person] * (44 <= t < 70))
     got = [(t, m["state"], m["end_reason"], m["attributes"]["needs_review"]) for t, m in events]
     assert [g[1:] for g in got] == [("start", None, False), ("end", "cleared", False)], got
     assert 25 <= got[0][0] <= 35 and 48 <= got[1][0] <= 56, got
