@@ -269,20 +269,26 @@ class LeftObject:
             return None
         return Ground(_around(self._long, box), _around(self._lit, box))
 
-    def unlike(self, ground: Ground, box: Box, min_seen: float = 0.5) -> float | None:
+    def unlike(self, ground: Ground, box: Box, min_seen: float = 0.5, within: np.ndarray | None = None) -> float | None:
         """The share of ``box`` in the last picture that differs from ``ground`` (see ``ground``, same
         box) however the picture is shifted by up to ``SHAKE`` pixels (a camera shaken by the wind
         moves a road arrow's edges, not the ground), shadows not counted; None when less than
         ``min_seen`` of it is in view (people or vehicles in front) or the picture changed size.
+        ``within`` (a ``Look``'s object pixels, same box): the share of those in view instead; where
+        people hide most of a place, the part of its object they leave in view still tells whether the
+        object lies there (a pile does not read as its ground, an empty place does).
         The ground is seen in today's light: its lightness and chroma scaled as the whole background's
         lightness changed since it learnt each pixel (the picture is compared at the background's lightness), so a pile
         taken away after the sun came out reads as its ground (the cross set's light goes up and down
         by 15 %; its garage pile, taken away as the light rose, read 13-19 % unlike its ground for 12 s)."""
         compared = self._against_ground(ground, box)
-        if compared is None or compared[1].mean() < min_seen:
+        if compared is None:
             return None
         differs, seen = compared
-        return float(differs[seen].mean())
+        judged = seen if within is None else seen & within
+        if not judged.any() or judged.sum() < min_seen * (seen.size if within is None else within.sum()):
+            return None
+        return float(differs[judged].mean())
 
     def look(self, ground: Ground, box: Box) -> Look | None:
         """The place in the last picture with its object there: its features and the pixels in view
@@ -295,20 +301,6 @@ class LeftObject:
             return None
         assert self._cur is not None
         return Look(_around(self._cur, box), shown, self._light())
-
-    def object_unlike(self, ground: Ground, look: Look, box: Box, min_seen: float) -> float | None:
-        """The share of ``look``'s object pixels in view in the last picture (see ``look``, same box) that
-        differ from ``ground`` (as ``unlike`` counts them); None when less than ``min_seen`` of them is in
-        view. Where people hide most of a place, the part of its object they leave in view still tells
-        whether the object lies there: a pile does not read as its ground, an empty place does."""
-        compared = self._against_ground(ground, box)
-        if compared is None or compared[1].shape != look.object.shape:
-            return None
-        differs, seen = compared
-        shown = look.object & seen
-        if shown.sum() < min_seen * look.object.sum() or not shown.any():
-            return None
-        return float(differs[shown].mean())
 
     def like(self, look: Look, box: Box, min_seen: float = 0.5) -> float | None:
         """The share of ``look``'s object pixels (see ``look``, same box) that the last picture shows as

@@ -417,7 +417,7 @@ class CameraPipeline:
             return here
         unlike = self.left.unlike(place.ground, place.box)
         if unlike is None and place.look is not None:  # mostly hidden: judged on its object's pixels in view
-            part = self.left.object_unlike(place.ground, place.look, place.box, PART_SEEN)
+            part = self.left.unlike(place.ground, place.box, PART_SEEN, within=place.look.object)
             if part is not None and part < GONE_COVER:
                 place.there = False
                 return []

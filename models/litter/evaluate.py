@@ -434,7 +434,7 @@ def summarise(scored: dict[str, dict]) -> dict:
         "staged": total.get("staged", 0), "dispatched": total.get("dispatched", 0), "held": total.get("held", 0),
         "start_delay_median_s": round(float(np.median(starts)), 1) if starts else None,
         "start_delay_max_s": max(starts) if starts else None,
-        "object_starts": {f"{name} #{n}": d for name, r in scored.items() for n, d in r.get("object_starts", [])},
+        "object_starts": {f"{name} #{n}": d for name, r in scored.items() for n, d in r["object_starts"]},
         "end_delay_median_s": round(float(np.median(ends)), 1) if ends else None,
         "end_delay_max_s": max(ends) if ends else None,
         "ended_cleared": sum(1 for r in total.get("end_reasons", []) if r == "cleared"),
