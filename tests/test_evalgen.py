@@ -166,6 +166,26 @@ def test_an_incident_is_counted_for_the_object_its_box_is_on_not_for_the_zone_it
     assert zone_only["objects"] == ["garbage in b: start +1.0 s", "garbage in a: start +1.0 s"]  # as counted before
 
 
+def test_an_incident_whose_box_reaches_a_neighbours_is_counted_for_the_object_holding_most_of_it():
+    """Draw 12's garage (``x-garage-floor-5``): a spill and a pile side by side, the pile raised as spill
+    and the spill as garbage, each incident's box within the margin of the other object's. Two wrong
+    types, not two finds with odd ends (the spill "cleared 3.1 s early" at the pile's clear, the pile
+    "12.6 s late" at the spill's)."""
+    from xueliang.wire import iso
+    spill, pile = (0.311, 0.772, 0.561, 0.971), (0.121, 0.797, 0.342, 0.996)
+    expect = [{"zone": "litter-1", "type": "spill", "appear_s": 12.2, "clear_s": 49.1, "start_after_s": 22.2, "box": spill},
+              {"zone": "litter-2", "type": "garbage", "appear_s": 14.8, "clear_s": 41.4, "start_after_s": 24.8, "box": pile}]
+    end = lambda m, at: {"state": "end", "incident_id": m["incident_id"], "observed_at": iso(T0 + at), "end_reason": "cleared"}
+    on_pile = {**_start("spill", "litter-1", 32), "bbox": [0.133, 0.835, 0.307, 0.955]}
+    on_spill = {**_start("garbage", "litter-1", 44), "bbox": [0.352, 0.800, 0.451, 0.913]}
+    r = score_clip([on_pile, on_spill, end(on_pile, 46), end(on_spill, 54)], expect, {"litter-1": 5, "litter-2": 5})
+    assert r["objects"] == ["spill in litter-1: only as garbage", "garbage in litter-2: only as spill"]
+    assert r["confusion"] == {"garbage": {"garbage": 0, "spill": 1, "missed": 0}, "spill": {"garbage": 1, "spill": 0, "missed": 0}}
+    assert r["end_delays"] == [] and sorted(f[0] for f in r["false"]) == ["garbage", "spill"]
+    alone = score_clip([on_pile, end(on_pile, 46)], expect[:1], {"litter-1": 5})  # no neighbour: the margin still holds
+    assert alone["objects"] == ["spill in litter-1: start +9.8 s, cleared -3.1 s"]
+
+
 def test_a_staged_objects_box_is_where_the_edge_sees_it_in_a_knocked_cameras_view(tmp_path):
     """``truth_boxes``: pixels over the clip's size, moved into the view a knocked camera's truth names."""
     import cv2
