@@ -340,6 +340,8 @@ class CameraPipeline:
             active = best is not None
             sighting = best or Sighting(None, (0.5, 0.5), polygon_to_xyxy(zone.polygon), 0.0, kind)
             events = rule.observe(t, active, sighting, True if mode == "off" else confirmed)
+            if confirmed is None and rule.needs_review:  # the check could not tell, and never confirmed it
+                source = "detector"
             self._remember_ground(rule, events)
             out += [self._litter_outgoing(zone, kind, e, image, source, rule.needs_review) for e in events]
         return out

@@ -658,6 +658,20 @@ def test_a_pile_confirmed_before_people_stood_in_front_of_it_starts_at_its_persi
 
 
 @pytest.mark.slow
+def test_a_lead_people_stood_in_front_of_all_along_is_held_and_says_the_detector_alone_saw_it():
+    """A person stands over half of the pile's place from before it is put down at 15 s until after it
+    is taken away: the check cannot tell at any look, never confirms it, and the pile is held for
+    review at twice the persistence. Its message said ``source: detector+left_object`` (the check's
+    word "cannot tell" taken for agreement); the detector alone saw it."""
+    person = (330, 300, 379, 380)
+    events = _given_detections({"road": ROAD_ZONE}, lambda t: [PILE_BOX] * (15 <= t < 60),
+                               vehicles_at=_person(person, (14, 70)), pile_s=(15, 60),
+                               drawn_at=lambda t: [person] * (14 <= t < 70))
+    got = [(m["state"], m["attributes"]["needs_review"], m["attributes"]["source"]) for _, m in events]
+    assert got == [("start", True, "detector"), ("end", True, "none")], got
+
+
+@pytest.mark.slow
 def test_a_pile_too_small_to_move_the_change_gate_is_looked_at_once_the_check_sees_it():
     """A pile put down at 15 s changes too little of its zone to move the change gate, so the detector
     first ran on it at 24 s, at its floor, and its persistence ran from then (started at 34 s). The
