@@ -276,6 +276,28 @@ def test_make_eval_makes_a_cached_set_again_when_its_generator_changes(tmp_path,
     assert made("4") != before  # the generator changed
 
 
+def test_make_eval_reuses_a_set_made_from_another_checkout_of_the_same_data(tmp_path, monkeypatch):
+    """A run from a second checkout (a git worktree with ``data`` linked to the first's) finds the set
+    the first made, from the same command and sources, and does not make it again."""
+    from models.litter import evaluate
+
+    main, worktree = tmp_path / "main", tmp_path / "worktree"
+    for root in (main, worktree):
+        root.mkdir()
+        (root / "gen.py").write_text("import pathlib, sys, time\nout = pathlib.Path(sys.argv[-1]); out.mkdir(parents=True)\n"
+                                     "(out / 'made').write_text(str(time.time_ns()))\n")
+    (main / "data").mkdir()
+    (worktree / "data").symlink_to(main / "data")
+
+    def made(root) -> str:
+        monkeypatch.setattr(evaluate, "ROOT", root)
+        evaluate.made_by(root / "data" / "set", [sys.executable, "gen.py"], ["gen.py"])
+        return (main / "data" / "set" / "made").read_text()
+
+    first = made(main)
+    assert made(worktree) == first
+
+
 def test_make_eval_names_each_set_by_a_digest_of_its_files(tmp_path):
     """The digest ``make eval`` prints per set changes with any file's bytes or name, not with its
     ``made_by.json`` or the folder's place: two runs scored the same sets when their digests agree."""

@@ -235,8 +235,12 @@ def changed_fetched(record: str, root: Path, folders: tuple[str, ...] = ("evalsr
 def made_by(folder: Path, command: list[str], sources: list[str]) -> None:
     """Make ``folder`` with ``command`` (run from the repository root, ``--out folder`` added) unless it
     was made by the same arguments from the same ``sources`` (their sha256 in its ``made_by.json``):
-    a cached set is never scored after its generator has changed."""
-    stamp = {"command": command[1:] + ["--out", str(folder)],
+    a cached set is never scored after its generator has changed. The folder is recorded from the
+    repository root: a run from another checkout (a git worktree whose ``data`` is this one's) reuses the
+    set; with the absolute path it made every set again, and two such runs at once made them over each
+    other (2026-12-05)."""
+    out = folder.relative_to(ROOT) if folder.is_relative_to(ROOT) else folder
+    stamp = {"command": command[1:] + ["--out", str(out)],
              "sources": {src: hashlib.sha256((ROOT / src).read_bytes()).hexdigest() for src in sources}}
     record = folder / "made_by.json"
     if record.exists() and json.loads(record.read_text()) == stamp:
