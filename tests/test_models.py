@@ -4,6 +4,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import av
 import numpy as np
@@ -253,15 +254,21 @@ def test_the_litter_model_sees_each_frame_as_is_and_mirrored():
     np.testing.assert_allclose(np.stack([w - x2, y1, w - x1, y2], axis=1), found.xyxy[order], atol=1e-3)
 
 
+def _generator(root: Path) -> Path:
+    """A set generator for ``made_by``: writes its folder (the last argument) with the time and its first argument."""
+    generator = root / "gen.py"
+    generator.write_text("import pathlib, sys, time\nout = pathlib.Path(sys.argv[-1]); out.mkdir(parents=True)\n"
+                         "(out / 'made').write_text(str(time.time_ns()) + sys.argv[1])\n")
+    return generator
+
+
 def test_make_eval_makes_a_cached_set_again_when_its_generator_changes(tmp_path, monkeypatch):
     """models/litter/evaluate.py's made_by: the same command from the same sources reuses the set;
     an edited generator or other arguments make it again."""
     from models.litter import evaluate
 
     monkeypatch.setattr(evaluate, "ROOT", tmp_path)
-    generator = tmp_path / "gen.py"
-    generator.write_text("import pathlib, sys, time\nout = pathlib.Path(sys.argv[-1]); out.mkdir(parents=True)\n"
-                         "(out / 'made').write_text(str(time.time_ns()) + sys.argv[1])\n")
+    generator = _generator(tmp_path)
     out = tmp_path / "set"
 
     def made(count: str) -> str:
@@ -284,8 +291,7 @@ def test_make_eval_reuses_a_set_made_from_another_checkout_of_the_same_data(tmp_
     main, worktree = tmp_path / "main", tmp_path / "worktree"
     for root in (main, worktree):
         root.mkdir()
-        (root / "gen.py").write_text("import pathlib, sys, time\nout = pathlib.Path(sys.argv[-1]); out.mkdir(parents=True)\n"
-                                     "(out / 'made').write_text(str(time.time_ns()))\n")
+        _generator(root)
     (main / "data").mkdir()
     (worktree / "data").symlink_to(main / "data")
 
