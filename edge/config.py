@@ -109,9 +109,8 @@ class Camera(Strict):
         "6 s for a camera without zones (edge/source.py keyframe_gap_limit)")
     max_width: int = Field(default=0, ge=0, le=16_384, title="Analyse frames scaled down to this width (0: full "
                            f"size, which is also the cheapest conversion; else at least {MIN_WIDTH} pixels)")
-    open_timeout_s: float = Field(default=10.0, gt=0, le=600, title="Seconds to open a file source; RTSP cameras use "
-                                  "read_timeout_s for every read of their set-up instead (FFmpeg's socket timeout, "
-                                  "see edge/source.py)")
+    open_timeout_s: float = Field(default=10.0, gt=0, le=600, title="Seconds to open a source, its RTSP set-up "
+                                  "included (a server that answers a byte at a time is given up on after them)")
     read_timeout_s: float = Field(default=5.0, gt=0, le=600)
 
     @field_validator("max_width")

@@ -54,6 +54,7 @@ NO_TIMESTAMPS = 0x0080  # FFmpeg's AVFMT_NOTIMESTAMPS: the format (raw H.264, H.
 CLOCK_STEP_S = 1e-3  # a frame's time after a step back of the stream's clock: just after the last one
 NO_ZONES_KEYFRAME_GAP_S = 6.0  # the tolerated key-frame gap of a camera with no zones (faults only)
 MAX_HELD_PACKETS = 1500  # ``auto`` holds at most this many packets since a key frame (60 fps: 25 s)
+MAX_BAD_PACKETS = 250  # packets in a row the decoder refuses before the stream counts as broken (25 fps: 10 s)
 
 
 def keyframe_gap_limit(camera, rules) -> float:
@@ -110,7 +111,10 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float,
     frame (a GOP's worth: about 1 MB for 2 s of 1080p at 4 Mb/s); when one comes more than
     ``max_keyframe_gap_s`` after that key frame, the decoder is reset and decodes them again from the
     key frame, and every frame from then on, for good: nothing of that stretch is skipped, B-frames or
-    not. Anything else: every frame.
+    not. Anything else: every frame. A packet the decoder refuses (damaged on the network or on disk) is
+    skipped and the frames after it are read (until its next key frame the decoder shows them as best it
+    can); only ``MAX_BAD_PACKETS`` refused in a row end the read. One damaged packet of a recording had
+    ended it there, and a camera whose stream carried one was read again from its start, and again.
     """
     codec = stream.codec_context
     key_path = sampling in ("auto", "keyframes")
@@ -118,6 +122,7 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float,
     key_at: float | None = None  # that key frame's stream time
     handed: int | None = None  # the pts of the last frame handed out
     replayed_to: int | None = None  # decoding again: frames up to this pts were handed out already
+    bad = skipped = 0  # packets the decoder refused in a row, and in all
     for packet in container.demux(stream):
         todo = [packet]
         if key_path and sampling == "auto":
@@ -140,7 +145,17 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float,
                     codec.skip_frame = "DEFAULT"
                     key_path, todo, since_key, replayed_to = False, since_key, None, handed
         for each in todo:
-            for frame in each.decode():
+            try:
+                frames = each.decode()
+            except av.FFmpegError as exc:  # a damaged packet (lost on the network, a bad sector): skip it alone
+                bad, skipped = bad + 1, skipped + 1
+                if skipped == 1 or skipped % 100 == 0:
+                    log.warning("%s: %d damaged packet(s) skipped so far (the last: %s)", url, skipped, exc)
+                if bad >= MAX_BAD_PACKETS:
+                    raise SourceError(f"{url}: {bad} packets in a row could not be decoded (the last: {exc})") from None
+                continue
+            bad = 0
+            for frame in frames:
                 if replayed_to is not None and frame.pts is not None:
                     if frame.pts <= replayed_to:
                         continue
@@ -166,18 +181,21 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     Raises SourceError when the camera cannot be opened or a read times out.
     """
     options = {"analyzeduration": "1000000", "probesize": "1000000"}
-    timeout: tuple[float, float] | None = (open_timeout_s, read_timeout_s)
+    timeout: tuple[float, float | None] = (open_timeout_s, read_timeout_s)
     if url.startswith("rtsp://"):
         # FFmpeg's own socket timeout, not PyAV's: PyAV's is an interrupt callback that takes the
         # GIL on every network read (hundreds a second per camera), which starved the readers of
-        # a busy box. A hung camera sends nothing, so the socket timeout catches it all the same;
-        # it bounds each read of the RTSP set-up too, so ``open_timeout_s`` applies to files only.
+        # a busy box. A hung camera sends nothing, so the socket timeout catches its reads all the same.
+        # PyAV's interrupt bounds the whole set-up only (it takes no GIL where no timeout is set): a
+        # server that answers a byte at a time never trips a socket timeout, and hung the open for good.
         options |= {"rtsp_transport": "tcp", "timeout": str(int(read_timeout_s * 1e6))}
-        timeout = None
+        timeout = (open_timeout_s, None)
+    began = time.monotonic()
     try:
         container = av.open(url, options=options, timeout=timeout)
     except (av.FFmpegError, OSError) as exc:
-        raise SourceError(f"cannot open {url}: {exc}") from None
+        late = f"not set up within {open_timeout_s:g} s, " if time.monotonic() - began >= open_timeout_s else ""
+        raise SourceError(f"cannot open {url}: {late}{exc}") from None
     try:
         if not container.streams.video:
             raise SourceError(f"{url} has no video stream")

@@ -1,0 +1,112 @@
+"""Streams damaged on the network or on disk, and a camera that answers a byte at a time: each is read
+as far as it can be, or given up on in its own time with the reason, never hung on."""
+
+import random
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from edge import source
+from edge.config import load_config
+from edge.replay import replay
+from edge.source import SourceError, open_frames
+from xueliang.wire import parse_time
+
+from .conftest import CLIP
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """The campus clip's first 12 s, a key frame every second, its index first (made here with ffmpeg)."""
+    out = tmp_path_factory.mktemp("damaged") / "clip.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-t", "12", "-i", str(CLIP), "-c:v", "libx264",
+                    "-preset", "ultrafast", "-g", "25", "-movflags", "+faststart", "-an", str(out)], check=True, timeout=120)
+    return out
+
+
+def damaged(path, out, start: float, every: int, length: int, seed: int = 1):
+    """A copy of ``path`` with ``length`` random bytes every ``every`` bytes from ``start`` (a share of the file)
+    on: the container's index stays whole, the packets there do not."""
+    data = bytearray(path.read_bytes())
+    rng = random.Random(seed)
+    for at in range(int(len(data) * start), len(data) - length - 1000, every):
+        data[at:at + length] = rng.randbytes(length)
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("sampling, frames", [("rate", 11), ("auto", 4), ("keyframes", 4)])
+def test_damaged_packets_are_skipped_and_the_rest_is_read(clip, tmp_path, sampling, frames, caplog):
+    spots = damaged(clip, tmp_path / "spots.mp4", start=0.3, every=50_000, length=2000)
+    times = [t for t, _ in open_frames(str(spots), sampling=sampling)]
+    # the clean copy gives 12 frames, one a second; before, the first damaged packet ended the read after 1-2
+    assert len(times) >= frames and times[-1] >= 9.5, times
+    assert "damaged packet(s) skipped" in caplog.text
+
+
+def test_a_stream_that_stays_undecodable_ends_with_the_reason(clip, tmp_path, monkeypatch):
+    rest = damaged(clip, tmp_path / "rest.mp4", start=0.4, every=2000, length=2000)
+    assert len(list(open_frames(str(rest), sampling="rate"))) >= 4  # fewer than 250 refused: read to its end
+    monkeypatch.setattr(source, "MAX_BAD_PACKETS", 5)
+    times = []
+    with pytest.raises(SourceError, match=r"rest\.mp4: 5 packets in a row could not be decoded \(the last: "):
+        for t, _ in open_frames(str(rest), sampling="rate"):
+            times.append(t)
+    assert 3 <= len(times) <= 6 and times[-1] < 5.5  # what came before the damage was read
+
+
+@pytest.fixture
+def trickle_server():
+    """An "RTSP camera" that accepts and answers one byte every 0.2 s, for ever: no read ever times out."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                while not stop.is_set():
+                    conn.sendall(b"R")
+                    time.sleep(0.2)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield srv.getsockname()[1]
+    stop.set()
+    srv.close()
+
+
+def test_a_camera_that_answers_a_byte_at_a_time_is_given_up_on_after_the_open_timeout(trickle_server):
+    began = time.monotonic()
+    with pytest.raises(SourceError, match=r"cannot open rtsp://127\.0\.0\.1:\d+/cam: not set up within 1\.5 s"):
+        next(open_frames(f"rtsp://127.0.0.1:{trickle_server}/cam", open_timeout_s=1.5, read_timeout_s=1.0))
+    assert time.monotonic() - began < 6  # it hung for good before, each byte resetting the socket timeout
+
+
+@pytest.mark.slow
+def test_replay_of_a_recording_damaged_after_an_incident_started_ends_it_then_says_why(
+        edge_config_file, tmp_path, monkeypatch):
+    # the van is parked from the first frame and its incident starts at 30 s; from about 60 % of the file
+    # (some 50 s in) every packet is damaged
+    broken = damaged(CLIP, tmp_path / "broken.mp4", start=0.6, every=3000, length=3000)
+    monkeypatch.setattr(source, "MAX_BAD_PACKETS", 3)
+    config = load_config(edge_config_file)
+    out = []
+    with pytest.raises(SourceError, match="could not be decoded"):
+        for o in replay(config, "campus-gate", str(broken), parse_time("2026-03-02T08:00:00Z")):
+            out.append(o.message)
+    starts = [m for m in out if m["state"] == "start" and m["zone"] == "kerb-no-parking"]
+    assert len(starts) == 1
+    ends = [m for m in out if m["state"] == "end" and m["incident_id"] == starts[0]["incident_id"]]
+    assert [e["end_reason"] for e in ends] == ["stream_ended"]
