@@ -15,6 +15,8 @@ import logging
 import os
 import random
 import signal
+import sqlite3
+import ssl
 import sys
 import threading
 import time
@@ -28,7 +30,7 @@ import supervision as sv
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from edge.alignment import SIZE as VIEW_SIZE
-from edge.config import Camera, EdgeConfig, Rules
+from edge.config import Camera, ConfigError, EdgeConfig, Rules
 from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.publisher import Outbox, Publisher
@@ -411,14 +413,41 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
     return body
 
 
+def open_outbox(config: EdgeConfig) -> Outbox:
+    """The box's outbox; ConfigError naming ``data_dir`` where it cannot be kept there. A file that is not an
+    outbox (damaged on disk) is moved aside, named with the time, and a new one begun: every camera stayed
+    down behind it, and what it held cannot be read anyway."""
+    path = config.data_dir / f"{config.box}.outbox.sqlite"
+    try:
+        try:
+            return Outbox(path)
+        except sqlite3.DatabaseError as exc:
+            aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+            path.rename(aside)
+            for extra in ("-wal", "-shm"):
+                path.with_name(path.name + extra).unlink(missing_ok=True)
+            log.error("outbox %s could not be read (%s): moved aside to %s, a new one begun", path, exc, aside)
+            return Outbox(path)
+    except OSError as exc:
+        raise ConfigError(f"data_dir {config.data_dir}: cannot keep the outbox there ({exc.strerror or exc})") from None
+
+
 def run_box(config: EdgeConfig) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     detectors = load_detectors(config)
-    outbox = Outbox(config.data_dir / f"{config.box}.outbox.sqlite")
-    publisher = Publisher(config.box, config.broker, outbox)
+    outbox = open_outbox(config)
+    try:
+        publisher = Publisher(config.box, config.broker, outbox)
+    except (OSError, ssl.SSLError) as exc:  # tls_ca missing, unreadable or not a certificate
+        raise ConfigError(f"broker tls_ca {config.broker.tls_ca}: cannot be used as the CA certificate "
+                          f"({exc.strerror or exc})") from None
     metrics = Metrics()
     if config.metrics_port:
-        start_http_server(config.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        try:
+            start_http_server(config.metrics_port, addr="127.0.0.1", registry=metrics.registry)
+        except OSError as exc:
+            raise ConfigError(f"metrics_port {config.metrics_port}: cannot serve metrics on 127.0.0.1 "
+                              f"({exc.strerror or exc})") from None
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from edge.geometry import polygon_area
 from xueliang.polygon import crossing_edges
-from xueliang.textfile import read_text
+from xueliang.textfile import load_yaml, read_text
 from xueliang.wire import GRID_PATTERN, RESERVED_BOX_IDS
 
 log = logging.getLogger(__name__)
@@ -89,8 +89,22 @@ class Zone(Strict):
             raise ValueError(f"edges {crossed[0] + 1} and {crossed[1] + 1} cross ({a}-{b} and {c}-{d}; edge n runs "
                              "from point n to the next); list the zone's corners in order around it")
         if polygon_area(points) < MIN_ZONE_AREA:  # a zone on the frame's edge line failed every frame
-            raise ValueError("encloses no area: its points lie on one line or in one place; give the zone's corners")
+            raise ValueError(f"encloses no area, or less than {MIN_ZONE_AREA:g} of the frame (about two pixels of "
+                             "1080p): its points lie on one line or close together; give the zone's corners")
         return points
+
+    @model_validator(mode="after")
+    def _settings_for_its_types(self) -> "Zone":
+        """A setting for a type the zone does not watch does nothing: ``dwell_s: 60`` written on a litter zone
+        left it at the default persistence of 120 s, silently."""
+        idle = [f"{name} is for {' or '.join(sorted(types))}"
+                for name, types in (("dwell_s", {"illegal_parking"}), ("persistence_s", {"garbage", "spill"}),
+                                    ("clear_s", {"garbage", "spill"}), ("urgent_area", {"spill"}))
+                if name in self.model_fields_set and not types & set(self.types)]
+        if idle:
+            raise ValueError(f"{'; '.join(idle)}, which zone {self.id!r} does not watch (types: "
+                             f"{', '.join(self.types)}); leave it out or add the type")
+        return self
 
 
 class Camera(Strict):
@@ -108,7 +122,8 @@ class Camera(Strict):
         "this; unset: what the rules tolerate, half of gap_s and a third of the shortest dwell or persistence, "
         "6 s for a camera without zones (edge/source.py keyframe_gap_limit)")
     max_width: int = Field(default=0, ge=0, le=16_384, title="Analyse frames scaled down to this width (0: full "
-                           f"size, which is also the cheapest conversion; else at least {MIN_WIDTH} pixels)")
+                           f"size, which is also the cheapest conversion; else at least {MIN_WIDTH} pixels); a "
+                           "frame over 4K UHD's pixels is analysed scaled down to them either way")
     open_timeout_s: float = Field(default=10.0, gt=0, le=600, title="Seconds to open a source, its RTSP set-up "
                                   "included (a server that answers a byte at a time is given up on after them)")
     read_timeout_s: float = Field(default=5.0, gt=0, le=600)
@@ -131,7 +146,7 @@ class Camera(Strict):
 
 
 class Broker(Strict):
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = Field(default=None, title="Broker user; under the ACL in deploy/ it is the box id")
     password: str | None = None
@@ -145,7 +160,8 @@ class Broker(Strict):
 
 class Detection(Strict):
     model: str = Field(default="ssd_mobilenet_v2_coco", title="Model name under models/")
-    vehicle_labels: list[str] = Field(default=["car", "motorcycle", "bus", "truck"])
+    vehicle_labels: list[str] = Field(default=["car", "motorcycle", "bus", "truck"], min_length=1,
+                                      title="The vehicle model's classes that are vehicles (each must be one of them)")
     min_score: float = Field(default=0.4, gt=0, lt=1, title="Score a vehicle detection needs to start a track "
                              "(and a stay); SSD scores are quantised: 0.4 behaves like 0.42")
     track_min_score: float = Field(default=0.1, gt=0, lt=1, title="Vehicle detections down to this score continue "
@@ -238,14 +254,15 @@ class EdgeConfig(Strict):
                              "account write only under xl/v1/{its user name}/ (deploy/mosquitto/acl)")
         return broker
 
-    @model_validator(mode="after")
-    def _unique_cameras(self) -> "EdgeConfig":
+    @field_validator("cameras")
+    @classmethod
+    def _unique_cameras(cls, cameras: list[Camera]) -> list[Camera]:
         seen = set()
-        for camera in self.cameras:
+        for camera in cameras:
             if camera.id in seen:
                 raise ValueError(f"camera id {camera.id!r} appears twice")
             seen.add(camera.id)
-        return self
+        return cameras
 
     def camera(self, camera_id: str) -> Camera:
         for camera in self.cameras:
@@ -292,12 +309,14 @@ def parse_config(raw: object, source: str = "config") -> EdgeConfig:
 def load_config(path: str | Path) -> EdgeConfig:
     path = Path(path)
     try:
-        raw = yaml.safe_load(read_text(path))
+        text = read_text(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except ValueError as exc:  # not UTF-8, a folder, unreadable
         raise ConfigError(str(exc)) from None
-    except yaml.YAMLError as exc:
+    try:
+        raw = load_yaml(text)
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a number of 100,000 digits
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except RecursionError:  # PyYAML composes nested collections recursively
         raise ConfigError(f"{path}: nested too deeply to be a configuration") from None

@@ -7,6 +7,7 @@ model family is one new class registered in ``DECODERS``.
 
 from __future__ import annotations
 
+import difflib
 from typing import Protocol
 
 import cv2
@@ -16,6 +17,7 @@ import onnxruntime as ort
 import supervision as sv
 
 from edge.geometry import Box, in_frame, overlap, polygon_to_xyxy, union
+from edge.config import ConfigError
 from models import ModelError, load_manifest
 
 Image = npt.NDArray[np.uint8]
@@ -27,6 +29,7 @@ class Detector(Protocol):
     name: str
     version: str
     input_side: int  # the model's input, in pixels (the shorter side when not square)
+    classes: dict[int, str]  # the model's class ids and names (its manifest's)
 
     def detect(self, image: Image, min_score: float) -> sv.Detections: ...
 
@@ -68,7 +71,7 @@ class SsdPostprocessed:
         self.input_side = min(self._h, self._w)
         self._rgb = spec.get("color", "RGB") == "RGB"
         self._outputs = manifest["outputs"]
-        self._classes = {int(k): v for k, v in manifest["classes"].items()}
+        self.classes = {int(k): v for k, v in manifest["classes"].items()}
         self._session = session
 
     def detect(self, image: Image, min_score: float) -> sv.Detections:
@@ -83,7 +86,7 @@ class SsdPostprocessed:
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
         xyxy = np.stack([boxes[:, 1] * w, boxes[:, 0] * h, boxes[:, 3] * w, boxes[:, 2] * h], axis=1)
         xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32).reshape(-1, 4)
-        names = np.array([self._classes.get(c, f"class_{c}") for c in classes], dtype=object)
+        names = np.array([self.classes.get(c, f"class_{c}") for c in classes], dtype=object)
         return sv.Detections(
             xyxy=xyxy, confidence=scores.astype(np.float32), class_id=classes, data={"class_name": names}
         )
@@ -105,7 +108,7 @@ class YoloRaw:
         self.input_side = self._size
         self._batched = not isinstance(spec["shape"][0], int)  # a named (dynamic) batch axis
         self._outputs = manifest["outputs"]
-        self._classes = {int(k): v for k, v in manifest["classes"].items()}
+        self.classes = {int(k): v for k, v in manifest["classes"].items()}
         self._session = session
         self.mirror = bool(manifest.get("mirror", False))  # see ``mirror_mean``
 
@@ -157,7 +160,7 @@ class YoloRaw:
         xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1) / scale
         xyxy = np.clip(xyxy, 0, [w, h, w, h]).astype(np.float32)
         classes = classes[keep]
-        names = np.array([self._classes.get(int(c), f"class_{c}") for c in classes], dtype=object)
+        names = np.array([self.classes.get(int(c), f"class_{c}") for c in classes], dtype=object)
         found = sv.Detections(xyxy=xyxy, confidence=best[keep].astype(np.float32), class_id=classes.astype(int),
                               data={"class_name": names})
         return found.with_nms(threshold=0.5)
@@ -220,6 +223,13 @@ def load_detector(name: str, threads: int = 2) -> Detector:
 def load_detectors(config) -> dict[str, Detector]:
     """The detectors an edge config needs: vehicles always, litter when a zone watches garbage or spills."""
     found = {VEHICLE: load_detector(config.detection.model, config.detection.threads)}
+    classes = set(found[VEHICLE].classes.values())
+    unknown = [label for label in config.detection.vehicle_labels if label not in classes]
+    if unknown:  # a typo ("cars") matched nothing, and the box found no vehicle, silently
+        close = {label: difflib.get_close_matches(label, classes, n=1) for label in unknown}
+        raise ConfigError("detection vehicle_labels: " + "; ".join(
+            f"{label!r} is not a class of model {config.detection.model!r}"
+            + (f" (did you mean {close[label][0]!r}?)" if close[label] else "") for label in unknown))
     if any(t in ("garbage", "spill") for cam in config.cameras for zone in cam.zones for t in zone.types):
         found[LITTER] = load_detector(config.detection.litter_model, config.detection.threads)
     return found

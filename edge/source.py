@@ -9,6 +9,7 @@ Only frames the sampler wants are converted to pixels.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ NO_TIMESTAMPS = 0x0080  # FFmpeg's AVFMT_NOTIMESTAMPS: the format (raw H.264, H.
 CLOCK_STEP_S = 1e-3  # a frame's time after a step back of the stream's clock: just after the last one
 NO_ZONES_KEYFRAME_GAP_S = 6.0  # the tolerated key-frame gap of a camera with no zones (faults only)
 MAX_HELD_PACKETS = 1500  # ``auto`` holds at most this many packets since a key frame (60 fps: 25 s)
+# a picture above 4K UHD is analysed scaled down to it: a 16000x16000 stream made 576 detector crops a frame,
+# and every other camera of the box waited 10 s a round for it
+MAX_FRAME_PIXELS = 3840 * 2160
 MAX_BAD_PACKETS = 250  # packets in a row the decoder refuses before the stream counts as broken (25 fps: 10 s)
 
 
@@ -90,10 +94,28 @@ def open_camera(camera, rules) -> Iterator[tuple[float, np.ndarray]]:
                        camera.sampling, keyframe_gap_limit(camera, rules), camera.max_width)
 
 
+def analysed_size(width: int, height: int, max_width: int) -> tuple[int, int] | None:
+    """The size a frame is analysed at, where not its own: at most ``max_width`` wide (0: no limit) and
+    ``MAX_FRAME_PIXELS`` in all, heights even, never below 2.
+
+    >>> analysed_size(1920, 1080, 0), analysed_size(1920, 1080, 960), analysed_size(4000, 2, 640)
+    (None, (960, 540), (640, 2))
+    >>> analysed_size(16000, 16000, 0)   # one camera's picture is one camera's share of the analyser
+    (2880, 2880)
+    """
+    scale = max_width / width if max_width and width > max_width else 1.0
+    if width * height * scale * scale > MAX_FRAME_PIXELS:
+        scale = math.sqrt(MAX_FRAME_PIXELS / (width * height))
+    if scale >= 1.0:
+        return None
+    new_width = max_width if max_width and round(width * scale) == max_width else int(width * scale) // 2 * 2
+    return max(2, new_width), max(2, int(round(height * scale / 2)) * 2)
+
+
 def _pixels(frame: av.VideoFrame, max_width: int) -> np.ndarray:
-    if max_width and frame.width > max_width:
-        height = int(round(frame.height * max_width / frame.width / 2)) * 2
-        return frame.reformat(width=max_width, height=height, format="bgr24").to_ndarray()
+    size = analysed_size(frame.width, frame.height, max_width)
+    if size is not None:
+        return frame.reformat(width=size[0], height=size[1], format="bgr24").to_ndarray()
     return frame.to_ndarray(format="bgr24")
 
 

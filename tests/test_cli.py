@@ -21,3 +21,64 @@ def test_detect_prints_an_empty_list_when_nothing_is_found(tmp_path, model):
                          capture_output=True, text=True, timeout=60, cwd=REPO)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == []
+
+
+def xueliang(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xueliang.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+def png_claiming(path, width: int, height: int) -> None:
+    """A small PNG whose header claims ``width`` x ``height``: grey, deflated to a few hundred kB per 10^8 pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = zlib.compressobj(9)
+    body = b"".join(rows.compress(b"\0" + b"\x80" * width) for _ in range(height)) + rows.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+@pytest.mark.slow
+def test_detect_refuses_a_picture_too_large_to_be_a_cameras_without_decoding_it(tmp_path):
+    bomb = tmp_path / "bomb.png"
+    png_claiming(bomb, 9000, 9000)  # 81 MP: over the 64 MP limit; OpenCV's own is 1024 MP
+    run = xueliang("detect", str(bomb), "--json")
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert f"error: cannot read image {bomb}: over 67,108,864 pixels, or damaged" in run.stderr
+
+
+@pytest.mark.slow
+def test_detect_with_the_config_of_a_camera_watching_litter_prints_its_crops(tmp_path):
+    import yaml
+
+    image = tmp_path / "frame.jpg"
+    cv2.imwrite(str(image), np.full((576, 768, 3), 128, np.uint8))
+    zone = {"id": "kerb", "types": ["garbage"], "polygon": [[0.1, 0.5], [0.9, 0.5], [0.9, 0.9], [0.1, 0.9]]}
+    config = tmp_path / "edge.yaml"
+    config.write_text(yaml.safe_dump({"box": "b1", "cameras": [{"id": "c1", "url": "x", "grid": "G-1",
+                                                                "zones": [zone]}]}))
+    run = xueliang("detect", str(image), "--json", "--config", str(config))
+    assert run.returncode == 0, run.stderr[-2000:]  # it stopped on "no litter detector was given"
+    assert "camera c1: 768x576, vehicle model on" in run.stderr and json.loads(run.stdout) == []
+
+
+@pytest.mark.parametrize("score", ["nan", "0", "1.5", "-0.1", "high"])
+def test_detect_refuses_a_score_threshold_that_is_not_between_0_and_1(score):
+    run = xueliang("detect", "any.jpg", "--min-score", score)
+    assert run.returncode == 2 and "error: argument --min-score:" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("start, expected", [
+    ("yesterday", "error: --start yesterday: time 'yesterday' is not a real time"),
+    ("1970-01-01T00:00:00Z", "error: --start 1970-01-01T00:00:00Z: time '1970-01-01T00:00:00Z' is outside 2000..2099"),
+])
+def test_replay_names_a_start_time_the_wire_cannot_carry(edge_config_file, start, expected):
+    run = xueliang("replay", str(REPO / "fixtures" / "videos" / "campus-gate.mp4"), "--config", str(edge_config_file),
+                   "--camera", "campus-gate", "--start", start)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert expected in run.stderr

@@ -1,6 +1,7 @@
 """Bad edge configuration gets an error that names the camera, zone and field."""
 
 import math
+import re
 import subprocess
 import sys
 
@@ -25,7 +26,7 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
     (config_with(zone_overrides={"polygon": [[0, 0], [1.5, 1], [0, 1]]}),
      "camera 'gate-3' zone 'p1' polygon: point [1.5, 1.0] is outside 0..1"),
     (config_with(zone_overrides={"polygon": [[1, 1], [1, 0], [1, 0.5]]}),  # on the edge: failed every frame
-     "camera 'gate-3' zone 'p1' polygon: encloses no area: its points lie on one line or in one place"),
+     "camera 'gate-3' zone 'p1' polygon: encloses no area, or less than 1e-06 of the frame (about two pixels of 1080p): its points lie on one line or close together"),
     (config_with(zone_overrides={"polygon": [[0.5, 0.5]] * 3}), "camera 'gate-3' zone 'p1' polygon: encloses no area"),
     (config_with(zone_overrides={"polygon": [[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]]}), "zone 'p1' polygon: encloses no area"),
     # a bow-tie: its area the difference of its loops (the litter rule's urgent share), or none at all
@@ -92,6 +93,49 @@ def test_duplicate_zone_ids_are_refused():
     raw["cameras"][0]["zones"].append(dict(raw["cameras"][0]["zones"][0]))
     with pytest.raises(ConfigError, match="camera 'gate-3': zone id 'p1' appears twice"):
         parse_config(raw)
+
+
+def test_duplicate_camera_ids_are_refused_under_cameras():
+    raw = config_with()
+    raw["cameras"].append(dict(raw["cameras"][0]))
+    with pytest.raises(ConfigError, match=r"\n  cameras: camera id 'gate-3' appears twice"):
+        parse_config(raw)
+
+
+@pytest.mark.parametrize("text, line", [
+    ("box: b1\ncameras: []\nbox: b2\n", "'box' is written twice in one mapping (lines 1 and 3)"),
+    # a camera's zones pasted twice, the second list empty: the camera loaded with no zones
+    ("box: b1\ncameras:\n  - id: c1\n    url: x\n    grid: G-1\n    zones:\n      - id: z\n    zones: []\n",
+     "'zones' is written twice in one mapping (lines 6 and 8)"),
+])
+def test_a_yaml_key_written_twice_is_refused_with_both_lines(tmp_path, text, line):
+    path = tmp_path / "edge.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: not valid YAML: {line}; keep one")):
+        load_config(path)
+
+
+def test_yaml_merge_keys_are_not_keys_written_twice(tmp_path):
+    path = tmp_path / "edge.yaml"
+    path.write_text("box: b1\nzone: &kerb {types: [illegal_parking], polygon: [[0, 0], [1, 0], [1, 1]], dwell_s: 30}\n"
+                    "cameras:\n  - id: c1\n    url: x\n    grid: G-1\n    zones:\n"
+                    "      - {<<: *kerb, id: a}\n      - {<<: *kerb, id: b, dwell_s: 60}\n")
+    with pytest.raises(ConfigError, match="zone: Extra inputs are not permitted"):  # read, then refused as a field
+        load_config(path)
+
+
+@pytest.mark.parametrize("zone, expected", [
+    ({"types": ["garbage"], "dwell_s": 60}, "zone 'p1': dwell_s is for illegal_parking, which zone 'p1' does not watch"),
+    ({"types": ["illegal_parking"], "persistence_s": 60}, "persistence_s is for garbage or spill, which"),
+    ({"types": ["illegal_parking"], "clear_s": 9}, "clear_s is for garbage or spill, which"),
+    ({"types": ["garbage"], "urgent_area": 0.5}, "zone 'p1': dwell_s is for illegal_parking; urgent_area is for spill, "
+     "which zone 'p1' does not watch (types: garbage); leave it out or add the type"),
+])
+def test_a_setting_for_a_type_the_zone_does_not_watch_is_refused(zone, expected):
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        parse_config(config_with(zone_overrides=zone))
+    both = {**zone, "types": ["illegal_parking", "garbage", "spill"]}
+    assert parse_config(config_with(zone_overrides=both)).cameras[0].zones[0].types == both["types"]
 
 
 def test_good_config_fills_defaults():

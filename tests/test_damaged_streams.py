@@ -87,6 +87,7 @@ def trickle_server():
     srv.close()
 
 
+@pytest.mark.slow
 def test_a_camera_that_answers_a_byte_at_a_time_is_given_up_on_after_the_open_timeout(trickle_server):
     began = time.monotonic()
     with pytest.raises(SourceError, match=r"cannot open rtsp://127\.0\.0\.1:\d+/cam: not set up within 1\.5 s"):

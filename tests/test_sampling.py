@@ -169,3 +169,16 @@ def test_a_camera_whose_key_frames_stop_coming_is_read_every_second_over_rtsp(tm
                 break
     gaps = [b - a for a, b in zip(times[1:], times[2:])]  # the first frame of an RTSP stream comes untimed
     assert max(gaps) <= 2.2 and sum(g <= 1.1 for g in gaps) >= 8, times
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size, max_width, analysed", [
+    ("5120x2880", 0, (2160, 3840)),  # 5K: 14.7 MP, analysed at 4K UHD's 8.3 MP
+    ("4000x2", 640, (2, 640)),  # its height had rounded to 0: every read failed, "Operation not supported"
+])
+def test_a_picture_is_analysed_at_most_at_4k_and_never_zero_high(tmp_path, size, max_width, analysed):
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"color=c=gray:s={size}:r=1:d=2",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip)], check=True, timeout=60)
+    frames = [image.shape[:2] for _, image in open_frames(str(clip), max_width=max_width)]
+    assert frames and set(frames) == {analysed}

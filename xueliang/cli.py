@@ -10,6 +10,20 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
+# OpenCV's own limit is 2^30 pixels: a 1 MB PNG claiming 20000x20000 took 2.5 GB to decode
+MAX_IMAGE_PIXELS = 1 << 26  # 64 MP, 8192x8192: above any camera's picture
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
+
+
+def _score(text: str) -> float:
+    """A score threshold for the command line: a number between 0 and 1 (``nan`` matched nothing, silently)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 1:  # also nan
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1")
+    return value
 
 
 def _detect(args: argparse.Namespace) -> int:
@@ -17,20 +31,26 @@ def _detect(args: argparse.Namespace) -> int:
 
     from edge.detector import load_detector
 
-    image = cv2.imread(args.image)
+    try:
+        image = cv2.imread(args.image)
+    except cv2.error as exc:  # a header claiming more than OPENCV_IO_MAX_IMAGE_PIXELS, among others
+        print(f"error: cannot read image {args.image}: over {MAX_IMAGE_PIXELS:,} pixels, or damaged "
+              f"({getattr(exc, 'err', exc)})", file=sys.stderr)
+        return 2
     if image is None:
         print(f"error: cannot read image {args.image}", file=sys.stderr)
         return 2
     detector = load_detector(args.model)
     if args.config:  # the camera's crop plan, as the edge pipeline runs it
         from edge.config import load_config
-        from edge.detector import VEHICLE, detect_frame
+        from edge.detector import VEHICLE, detect_frame, load_detectors
         from edge.pipeline import CameraPipeline
 
         config = load_config(args.config)
         camera = config.camera(args.camera or config.cameras[0].id)
         h, w = image.shape[:2]
-        full, regions = CameraPipeline(config, camera, {VEHICLE: detector}).regions(w, h)
+        # the camera's other models too: a camera watching garbage or spills needs the litter model's
+        full, regions = CameraPipeline(config, camera, {**load_detectors(config), VEHICLE: detector}).regions(w, h)
         print(f"camera {camera.id}: {w}x{h}, vehicle model on {'the full frame and ' if full else ''}"
               f"{len(regions)} crop(s): {regions}", file=sys.stderr)
         found = detect_frame(detector, image, regions, args.min_score, config.detection.vehicle_labels, full)
@@ -49,16 +69,20 @@ def _detect(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from edge.config import load_config
     from edge.replay import replay
-    from xueliang.wire import parse_time
+    from xueliang.wire import WireError, parse_time
 
     config = load_config(args.config)
     out_dir = Path(args.evidence_dir) if args.evidence_dir else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
-    for out in replay(config, args.camera, args.video, parse_time(args.start)):
-        print(json.dumps(out.message, ensure_ascii=False), flush=True)
-        if out_dir and out.evidence:
-            (out_dir / f"{out.message['incident_id']}-{out.message['seq']}.jpg").write_bytes(out.evidence)
+    try:
+        for out in replay(config, args.camera, args.video, parse_time(args.start)):
+            print(json.dumps(out.message, ensure_ascii=False), flush=True)
+            if out_dir and out.evidence:
+                (out_dir / f"{out.message['incident_id']}-{out.message['seq']}.jpg").write_bytes(out.evidence)
+    except WireError as exc:  # a time the wire cannot carry: --start, or where the file's clock takes it
+        print(f"error: --start {args.start}: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -180,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("detect", help="run a detector on one image")
     p.add_argument("image")
     p.add_argument("--model", default="ssd_mobilenet_v2_coco")
-    p.add_argument("--min-score", type=float, default=0.3)
+    p.add_argument("--min-score", type=_score, default=0.3)
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--config", help="an edge config: detect on its camera's zone crops, print them on stderr")
     p.add_argument("--camera", help="the camera in --config (default: the first)")

@@ -2,12 +2,14 @@
 
 They come from whatever editor is at hand. A UTF-8 byte order mark (Windows Notepad, Excel's
 "CSV UTF-8") is dropped; another encoding (GBK from a Chinese Windows) or a folder is refused
-with a reason, never a traceback.
+with a reason, never a traceback; a YAML key written twice is refused, not read as its last value.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import yaml
 
 
 def read_text(path: Path) -> str:
@@ -31,3 +33,39 @@ def read_text(path: Path) -> str:
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
                          "save the file as UTF-8") from None
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key written twice in one mapping: it keeps the last one silently, and a
+    camera with ``zones:`` pasted twice (the second list empty) loaded with no zones."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *anchor`` merges, it is no key
+                    continue
+                key = self.construct_object(key_node, deep=False)
+                try:
+                    first = seen.setdefault(key, key_node.start_mark.line)
+                except TypeError:  # an unhashable key: the safe loader says so itself
+                    continue
+                if first != key_node.start_mark.line:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"{key!r} is written twice in one mapping (lines {first + 1} and "
+                        f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> object:
+    """YAML's data, as ``yaml.safe_load`` reads it, but a key written twice in one mapping is a
+    ``yaml.YAMLError`` naming both lines.
+
+    >>> load_yaml("box: b1\\ncameras: []\\n")
+    {'box': 'b1', 'cameras': []}
+    >>> load_yaml("box: b1\\ncameras: []\\nbox: b2\\n")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    yaml.constructor.ConstructorError: 'box' is written twice in one mapping (lines 1 and 3); keep one
+    ...
+    """
+    return yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 (a SafeLoader)
