@@ -413,6 +413,19 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
     return body
 
 
+def hung(healths: dict[str, CameraHealth], now: float) -> list[str]:
+    """The cameras whose reader has had no frame for ``CAMERA_LOST_AFTER_S`` and has not said it failed: a read
+    that hangs (a server that keeps the connection alive and sends no picture, a pipe no one writes to) raises
+    nothing, so the reader never marks the camera lost itself; it was reported offline, and no fault opened.
+
+    >>> ok, stuck = CameraHealth(state="online", last_frame_at=100.0), CameraHealth(state="online", last_frame_at=10.0)
+    >>> hung({"a": ok, "b": stuck, "c": CameraHealth(state="offline", last_frame_at=10.0)}, now=120.0)
+    ['b']
+    """
+    return [cam_id for cam_id, h in healths.items()
+            if h.state != "offline" and now - (h.last_frame_at or h.started_at) > CAMERA_LOST_AFTER_S]
+
+
 def open_outbox(config: EdgeConfig) -> Outbox:
     """The box's outbox; ConfigError naming ``data_dir`` where it cannot be kept there. A file that is not an
     outbox (damaged on disk) is moved aside, named with the time, and a new one begun: every camera stayed
@@ -464,7 +477,10 @@ def run_box(config: EdgeConfig) -> int:
         r.start()
         stop.wait(READER_START_GAP_S)
     while not stop.wait(config.heartbeat_s):
-        delivery = publisher.delivery(time.time())
+        now = time.time()
+        for cam_id in hung({cid: r.health for cid, r in readers.items()}, now):
+            slots.put(cam_id, now, LOST)  # its incidents end camera_lost and an offline fault opens, as on a failure
+        delivery = publisher.delivery(now)
         for gauge, key in ((metrics.pending, "outbox_pending"), (metrics.unconfirmed, "outbox_unconfirmed"),
                            (metrics.oldest, "outbox_oldest_s"), (metrics.resent, "outbox_resent"),
                            (metrics.unrouted, "outbox_unrouted"), (metrics.gateway_dead_letters, "gateway_dead_letters")):
