@@ -168,7 +168,16 @@ class Ingest:
             self.on_case(case_id)
 
     def _apply(self, db, message: dict, category, payload: bytes, now: float) -> tuple[str, int | None]:
-        """All of one incident event's effect, in the caller's transaction."""
+        """All of one incident event's effect, in the caller's transaction. An event for an incident of
+        another box is refused here, as a dead letter in the same transaction: it is known only to the
+        database, and refusing it so costs the rest of a batch nothing."""
+        owner = storage.incident_box(db, message["incident_id"])
+        if owner is not None and owner != message["box"]:
+            reason = (f"incident {message['incident_id']!r} belongs to box {owner!r}, which sent it first; "
+                      f"box {message['box']!r} may not send events for it")
+            log.warning("dead letter from box %r: %s", message["box"], reason)
+            storage.dead_letter(db, wire.incident_topic(message["box"], message["camera"]), reason, payload, now)
+            return "dead_letter", None
         if not storage.record_event(db, message, payload.decode("utf-8"), now):
             return "duplicate", None
         actor = f"box:{message['box']}"

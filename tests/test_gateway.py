@@ -158,3 +158,40 @@ def test_evidence_whose_incident_never_comes_is_quarantined_with_the_reason(inge
     assert dead["topic"] == wire.evidence_topic("box-1", "gate", "ghost")
     (case,) = store.list_cases()
     assert store.count("evidence") == 1 and store.evidence_bytes(case["evidence_sha256"]) == JPEG
+
+
+def box_2(**changes) -> tuple[str, bytes]:
+    """An event of box-2, on box-2's own topic (so it passes the topic/payload check)."""
+    return wire.incident_topic("box-2", "cam-x"), payload(box="box-2", camera="cam-x", **changes)
+
+
+def test_another_box_cannot_update_or_end_an_incident_it_did_not_start(ingest, store):
+    """Incident ids are not secret (notices carry them): box-2's update and end of box-1's incident
+    rewrote the case's picture and closed it as the camera's re-check."""
+    assert ingest.handle(TOPIC, payload()) == "case_created"
+    before = store.get_case(1)
+    assert ingest.handle(*box_2(seq=2, state="update", bbox=[0, 0, 1, 1], confidence=0.01)) == "dead_letter"
+    assert ingest.handle(*box_2(seq=3, state="end", ended_at="2026-01-01T00:05:00Z", end_reason="left")) == "dead_letter"
+    assert ingest.handle(*box_2(seq=1)) == "dead_letter"  # the start itself again, from box-2
+    after = store.get_case(1)
+    assert after == before  # bbox, confidence, end, timeline: all as box-1 left them
+    for dead in store.list_dead_letters():
+        assert dead["topic"] == wire.incident_topic("box-2", "cam-x")
+        assert "incident '3f2a9c' belongs to box 'box-1'" in dead["reason"] and "box 'box-2' may not" in dead["reason"]
+    assert store.count("incident_events") == 1
+    # box-1's own events still count
+    assert ingest.handle(TOPIC, payload(seq=2, state="end", ended_at="2026-01-01T00:05:00Z",
+                                        end_reason="left")) == "case_updated"
+    assert store.get_case(1)["end_reason"] == "left"
+
+
+def test_a_box_that_uses_another_boxs_incident_id_first_is_not_silently_taken_for_it(ingest, store):
+    """box-2 sent box-1's id first: box-1's own start was then a silent duplicate, acknowledged as such
+    (so box-1 dropped it), and the city never had its case. Now it is a dead letter naming both boxes."""
+    far = {"lat": 30.0, "lon": 110.0}
+    topic, body = box_2(location=far)
+    outcomes = ingest.handle_batch([(topic, body), (TOPIC, payload()), (TOPIC, payload(incident_id="other-1"))])
+    assert outcomes == ["case_created", "dead_letter", "case_created"]  # the rest of the batch commits
+    (dead,) = store.list_dead_letters()
+    assert dead["topic"] == TOPIC
+    assert "belongs to box 'box-2'" in dead["reason"] and "box 'box-1' may not" in dead["reason"]
