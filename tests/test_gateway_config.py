@@ -10,6 +10,8 @@ import pytest
 
 from gateway.config import TABLES_DIR, GatewayConfigError, load_gateway_config, load_tables
 
+from .conftest import wait_until
+
 
 @pytest.fixture
 def city(tmp_path):
@@ -158,3 +160,47 @@ def test_a_grid_table_row_is_named_by_its_row_and_column(city, change, error):
     with pytest.raises(GatewayConfigError) as failed:
         load_tables(city / "demo.yaml")
     assert error in str(failed.value)
+
+
+def test_the_http_host_and_port_are_named_when_the_gateway_cannot_listen():
+    from gateway.config import Http
+    from gateway.service import listen
+
+    with pytest.raises(GatewayConfigError, match=r"http.host '999.1.1.1': not an address"):
+        listen(Http(host="999.1.1.1"))
+    with listen(Http(port=0)) as taken:
+        port = taken.getsockname()[1]
+        taken.listen()
+        with pytest.raises(GatewayConfigError, match=rf"http.port {port}: cannot listen on 127.0.0.1:{port} "
+                                                     r"\(Address already in use\)"):
+            listen(Http(port=port))
+
+
+@pytest.mark.slow
+def test_a_gateway_whose_http_port_is_taken_stops_before_it_joins_the_shared_subscription(tmp_path, broker):
+    """It used to subscribe first (a persistent session, 7 days) and fail at the port after: the broker
+    then kept every other message of the city for a session nobody would resume."""
+    import socket
+
+    import paho.mqtt.client as mqtt
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        (tmp_path / "gateway.yaml").write_text(
+            f"broker: {{host: 127.0.0.1, port: {broker.port}, client_id: second-gw}}\n"
+            f"database: sqlite:///{tmp_path}/gateway.sqlite\nhttp: {{host: 127.0.0.1, port: {port}}}\n")
+        run = subprocess.run([sys.executable, "-m", "xueliang", "gateway", "--config", str(tmp_path / "gateway.yaml")],
+                             capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert f"error: {tmp_path / 'gateway.yaml'}: http.port {port}: cannot listen" in run.stderr
+    connected = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="second-gw", protocol=mqtt.MQTTv5)
+    client.on_connect = lambda c, u, flags, rc, p: connected.append(flags.session_present)
+    client.connect("127.0.0.1", broker.port, clean_start=False)
+    client.loop_start()
+    try:
+        wait_until(lambda: connected, 10, message="connected to the broker")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert connected == [False]  # the broker holds no session of that gateway

@@ -70,10 +70,14 @@ def _edge(args: argparse.Namespace) -> int:
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    from gateway.config import load_gateway_config
+    from gateway.config import GatewayConfigError, load_gateway_config
     from gateway.service import run_gateway
 
-    return run_gateway(load_gateway_config(args.config))
+    config = load_gateway_config(args.config)
+    try:
+        return run_gateway(config)
+    except GatewayConfigError as exc:  # found while starting (the HTTP port taken): still the file's
+        raise GatewayConfigError(f"{args.config}: {exc}") from None
 
 
 def _token(args: argparse.Namespace) -> int:
