@@ -123,6 +123,34 @@ def test_a_streamed_photo_is_cut_off_at_the_cap_not_buffered(city):
     assert store.count("evidence") == 0
 
 
+@pytest.mark.parametrize("path", ["/cases/{id}/actions", "/cases/{id}/verdict", "/ui/cases/{id}/actions", "/ui/login"])
+def test_a_json_or_form_body_over_the_cap_is_refused_on_its_headers_token_or_not(city, path):
+    """FastAPI read and parsed a JSON body whole before the token was checked: 400 MB without a token
+    cost the gateway 1.2 GB of memory before its 401."""
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["admin"])).json()[0]["id"]
+    path = path.format(id=case_id)
+    huge = {"Content-Type": "application/json", "Content-Length": str(400_000_000)}
+    with serving(app) as port:
+        assert post_raw(port, path, huge) == (413, 0)  # the 400 MB are never sent
+        assert post_raw(port, path, huge | auth(tokens["admin"])) == (413, 0)
+    r = client.post(path, headers=auth(tokens["admin"]), json={"action": "acknowledge", "note": "x" * (2 << 20)})
+    assert r.status_code == 413 and "at most 1,048,576 bytes" in r.text
+
+
+def test_a_streamed_json_body_is_cut_off_at_the_cap_not_buffered(city):
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["admin"])).json()[0]["id"]
+    chunks = (b'{"note": "' if i == 0 else b"x" * (1 << 20) for i in range(300))  # 300 MB, no Content-Length
+    with serving(app) as port:
+        status, sent = post_raw(port, f"/cases/{case_id}/actions",
+                                {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}, chunks, limit_s=30)
+    assert status == 413
+    assert sent < 24 * (1 << 20)  # the 1 MiB cap plus what socket buffers held
+    r = client.post(f"/cases/{case_id}/actions", headers=auth(tokens["police"]), json={"action": "acknowledge"})
+    assert r.status_code == 200 and r.json()["state"] == "handling"  # a body under the cap goes through
+
+
 def bomb_header(width: int, height: int) -> bytes:
     """A small real JPEG whose frame header claims ``width`` x ``height`` pixels."""
     data = bytearray(jpeg_photo((16, 16)))
