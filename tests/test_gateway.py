@@ -100,6 +100,10 @@ BAD = [
     (wire.evidence_topic("box-1", "gate", "x"), b"", "evidence of 0 bytes"),
     (TOPIC, payload(observed_at="2026-01-01T01:00:00Z"), "clock skew: observed_at is 3600 s ahead"),
     (TOPIC, payload(started_at="2026-01-01T00:03:00Z"), "started_at is after observed_at"),
+    # bool("false") is True: an urgent case (1 h, not 24) and a case held for review
+    (TOPIC, payload(attributes={"urgent": "false"}), "attributes/urgent: 'false' is not of type 'boolean'"),
+    (TOPIC, payload(attributes={"urgent": 0}), "attributes/urgent: 0 is not of type 'boolean'"),
+    (TOPIC, payload(attributes={"needs_review": "no"}), "attributes/needs_review: 'no' is not of type 'boolean'"),
 ]
 
 
