@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
 from xueliang.textfile import read_text
+from xueliang import wire
 from xueliang.wire import GRID_PATTERN
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -223,10 +224,16 @@ class Tables(Strict):
         return {g.code: g.name for g in self.grids}
 
 
+# the gateway signs its acknowledgements with its client id or user name (``Broker.identity``); one the
+# ack schema refuses meant no box ever heard of a commit, and resent everything for ever
+MAX_IDENTITY = wire.schema("ack")["properties"]["gateway"]["maxLength"]
+
+
 class Broker(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
-    username: str | None = None
+    username: str | None = Field(default=None, max_length=MAX_IDENTITY,
+                                 title="The gateway's account; also its client id and the name on its acknowledgements")
     password: str | None = None
     tls_ca: Path | None = Field(default=None, title="CA certificate file: connect with TLS and check the broker")
     client_id: str | None = Field(default=None, pattern=IDENT, title="Unique per gateway process; defaults to the "

@@ -204,3 +204,22 @@ def test_a_gateway_whose_http_port_is_taken_stops_before_it_joins_the_shared_sub
         client.disconnect()
         client.loop_stop()
     assert connected == [False]  # the broker holds no session of that gateway
+
+
+@pytest.mark.parametrize("broker, error", [
+    ("{username: " + "g" * 129 + "}", "broker.username: String should have at most 128 characters"),
+    ("{username: " + "g" * 128 + "}", None),
+    ("{username: " + "g" * 200 + ", client_id: gw-1}", "broker.username: String should have at most 128"),
+])
+def test_the_name_a_gateway_signs_its_acknowledgements_with_fits_the_ack_schema(tmp_path, broker, error):
+    """A 130-character user name was accepted; every acknowledgement then broke the ack schema, was
+    never sent, and the boxes resent everything until their outboxes were full."""
+    from xueliang import wire
+
+    (tmp_path / "gateway.yaml").write_text(f"broker: {broker}\n")
+    if error is not None:
+        with pytest.raises(GatewayConfigError, match=error):
+            load_gateway_config(tmp_path / "gateway.yaml")
+        return
+    identity = load_gateway_config(tmp_path / "gateway.yaml").broker.identity
+    assert wire.decode_ack(wire.encode_ack(identity, 1767225600.0, {"0" * 20: "case_created"}))
