@@ -29,6 +29,7 @@ from xueliang import services, wire
 from xueliang.cli import main as cli
 
 from .conftest import wait_until
+from .test_gateway import claiming
 from .test_workflow import (CITY, auth, database_url, incident, jpeg_photo,  # noqa: F401 (fixtures)
                             undo_migrations_after_3)
 
@@ -153,10 +154,7 @@ def test_a_streamed_json_body_is_cut_off_at_the_cap_not_buffered(city):
 
 def bomb_header(width: int, height: int) -> bytes:
     """A small real JPEG whose frame header claims ``width`` x ``height`` pixels."""
-    data = bytearray(jpeg_photo((16, 16)))
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
-    return bytes(data)
+    return claiming(jpeg_photo((16, 16)), width, height)
 
 
 def png() -> bytes:

@@ -2,10 +2,12 @@
 
 import copy
 import hashlib
+import io
 import json
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from gateway.api import create_app
 from gateway.config import TABLES_DIR, load_tables
@@ -13,7 +15,22 @@ from gateway.ingest import Ingest
 from gateway.storage import Store
 from xueliang import wire
 
-JPEG = b"\xff\xd8\xff\xe0" + b"evidence-bytes" * 100
+
+def jpeg_photo(size: tuple[int, int] = (320, 240), color: str = "olive") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "JPEG")
+    return out.getvalue()
+
+
+JPEG = jpeg_photo((64, 48), "red")  # a snapshot as a box sends it (ingest reads its headers)
+
+
+def claiming(jpeg: bytes, width: int, height: int) -> bytes:
+    """``jpeg`` with its frame header (SOF0) claiming ``width`` x ``height`` pixels."""
+    data = bytearray(jpeg)
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 START = {
@@ -98,6 +115,13 @@ BAD = [
     ("xl/v1/box-1/incident", payload(), "topic"),
     (wire.evidence_topic("box-1", "gate", "x"), b"GIF89a", "not a JPEG"),
     (wire.evidence_topic("box-1", "gate", "x"), b"", "evidence of 0 bytes"),
+    # each passed the old check of two bytes, and then stopped `xueliang dataset export`
+    (wire.evidence_topic("box-1", "gate", "x"), b"\xff\xd8<html><script>alert(1)</script></html>",
+     "evidence is not a JPEG (cannot identify image file)"),
+    (wire.evidence_topic("box-1", "gate", "x"), JPEG[:40], "evidence is not a JPEG"),
+    (wire.evidence_topic("box-1", "gate", "x"), claiming(JPEG, 8000, 6000),
+     "evidence of 8000x6000 pixels is more than 40,000,000"),
+    (wire.evidence_topic("box-1", "gate", "x"), claiming(JPEG, 65500, 65500), "evidence of more than 40,000,000 pixels"),
     (TOPIC, payload(observed_at="2026-01-01T01:00:00Z"), "clock skew: observed_at is 3600 s ahead"),
     (TOPIC, payload(started_at="2026-01-01T00:03:00Z"), "started_at is after observed_at"),
     # bool("false") is True: an urgent case (1 h, not 24) and a case held for review

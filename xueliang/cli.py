@@ -155,6 +155,9 @@ def _dataset(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for skipped in counts["skipped"]:
+        print(f"warning: case {skipped['case_id']} incident {skipped['incident_id']} left out: {skipped['reason']}",
+              file=sys.stderr)
     print(json.dumps(counts))
     return 0
 
