@@ -14,6 +14,7 @@ own script and style from its CDN and get a policy that allows exactly that.
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from fastapi import HTTPException, Request
@@ -109,12 +110,17 @@ async def read_capped(request: Request, cap: int, what: str = "the body") -> byt
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-    """422 with where and what, echoing a short input only, as ASCII JSON: FastAPI's own answer
-    fails (a 500) on an input it cannot encode, such as a lone surrogate from a JSON escape."""
+    """422 with where and what, echoing a short input only, as strict ASCII JSON: FastAPI's own answer
+    fails (a 500) on an input it cannot encode, such as a lone surrogate from a JSON escape, and a bare
+    NaN echoed back is no JSON a strict parser reads."""
     detail = []
     for error in exc.errors():
         item = {"type": error.get("type"), "loc": [str(p)[:100] for p in error.get("loc", ())], "msg": error.get("msg")}
-        if isinstance(error.get("input"), str | int | float | bool):
-            item["input"] = error["input"][:200] if isinstance(error["input"], str) else error["input"]
+        value = error.get("input")
+        if isinstance(value, float) and not math.isfinite(value):  # as text: strict JSON has no such number
+            item["input"] = str(value)
+        elif isinstance(value, str | int | float | bool):
+            item["input"] = value[:200] if isinstance(value, str) else value
         detail.append(item)
-    return Response(json.dumps({"detail": detail}, ensure_ascii=True, default=str), 422, media_type="application/json")
+    return Response(json.dumps({"detail": detail}, ensure_ascii=True, allow_nan=False, default=str), 422,
+                    media_type="application/json")

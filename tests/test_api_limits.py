@@ -152,6 +152,26 @@ def test_a_streamed_json_body_is_cut_off_at_the_cap_not_buffered(city):
     assert r.status_code == 200 and r.json()["state"] == "handling"  # a body under the cap goes through
 
 
+@pytest.mark.parametrize("body, echoed", [
+    ('{"verdict": "correct", "bbox": [NaN, 0, 1, 1]}', "nan"),
+    ('{"verdict": "correct", "bbox": [1e999, 0, 1, 1]}', "inf"),
+    ('{"action": "acknowledge", "department": -Infinity}', "-inf"),
+])
+def test_a_422_that_echoes_nan_or_infinity_is_strict_json(city, body, echoed):
+    """The echoed input was a bare NaN, which strict JSON parsers refuse."""
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["admin"])).json()[0]["id"]
+    path = f"/cases/{case_id}/{'verdict' if 'verdict' in body else 'actions'}"
+    r = client.post(path, content=body, headers={"Content-Type": "application/json"} | auth(tokens["admin"]))
+    assert r.status_code == 422
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    detail = json.loads(r.text, parse_constant=refuse)["detail"]
+    assert echoed in [d.get("input") for d in detail], detail
+
+
 def bomb_header(width: int, height: int) -> bytes:
     """A small real JPEG whose frame header claims ``width`` x ``height`` pixels."""
     return claiming(jpeg_photo((16, 16)), width, height)
