@@ -139,6 +139,13 @@ class Ingest:
                                  f"(more than {self.max_clock_skew_s:.0f} s); check the box's time sync")
         if started > observed + 1.0:
             raise wire.WireError("started_at is after observed_at")
+        if message["ended_at"] is not None:  # the case shows it, and a re-check closes on it
+            ended = wire.parse_time(message["ended_at"])
+            if ended - now > self.max_clock_skew_s:
+                raise wire.WireError(f"clock skew: ended_at is {ended - now:.0f} s ahead of the gateway's clock "
+                                     f"(more than {self.max_clock_skew_s:.0f} s); check the box's time sync")
+            if ended < started - 1.0:
+                raise wire.WireError("ended_at is before started_at")
         return message, category
 
     def _evidence(self, where: wire.Topic, payload: bytes, now: float) -> str:

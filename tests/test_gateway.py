@@ -124,6 +124,10 @@ BAD = [
     (wire.evidence_topic("box-1", "gate", "x"), claiming(JPEG, 65500, 65500), "evidence of more than 40,000,000 pixels"),
     (TOPIC, payload(observed_at="2026-01-01T01:00:00Z"), "clock skew: observed_at is 3600 s ahead"),
     (TOPIC, payload(started_at="2026-01-01T00:03:00Z"), "started_at is after observed_at"),
+    # the case showed it ended in 2000, or in 2099
+    (TOPIC, payload(state="end", ended_at="2000-01-01T00:00:00Z", end_reason="left"), "ended_at is before started_at"),
+    (TOPIC, payload(state="end", ended_at="2099-12-31T23:59:59Z", end_reason="left"),
+     "clock skew: ended_at is 2335219199 s ahead"),
     # bool("false") is True: an urgent case (1 h, not 24) and a case held for review
     (TOPIC, payload(attributes={"urgent": "false"}), "attributes/urgent: 'false' is not of type 'boolean'"),
     (TOPIC, payload(attributes={"urgent": 0}), "attributes/urgent: 0 is not of type 'boolean'"),
