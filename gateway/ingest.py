@@ -176,16 +176,17 @@ class Ingest:
 
     def _apply(self, db, message: dict, category, payload: bytes, now: float) -> tuple[str, int | None]:
         """All of one incident event's effect, in the caller's transaction. An event for an incident of
-        another box is refused here, as a dead letter in the same transaction: it is known only to the
-        database, and refusing it so costs the rest of a batch nothing."""
+        another box, or one that reuses a recorded (incident_id, seq) with other content, is refused
+        here (``_refused``): only the database knows, and refusing it so costs the rest of a batch nothing."""
         owner = storage.incident_box(db, message["incident_id"])
         if owner is not None and owner != message["box"]:
-            reason = (f"incident {message['incident_id']!r} belongs to box {owner!r}, which sent it first; "
-                      f"box {message['box']!r} may not send events for it")
-            log.warning("dead letter from box %r: %s", message["box"], reason)
-            storage.dead_letter(db, wire.incident_topic(message["box"], message["camera"]), reason, payload, now)
-            return "dead_letter", None
-        if not storage.record_event(db, message, payload.decode("utf-8"), now):
+            return self._refused(db, message, payload, now, f"incident {message['incident_id']!r} belongs to box "
+                                 f"{owner!r}, which sent it first; box {message['box']!r} may not send events for it")
+        text = payload.decode("utf-8")
+        if not storage.record_event(db, message, text, now):
+            if storage.recorded_payload(db, message["incident_id"], message["seq"]) != text:  # not a redelivery
+                return self._refused(db, message, payload, now, f"event {message['incident_id']!r} seq {message['seq']} "
+                                     "differs from the one recorded; a box sends each seq of an incident once")
             return "duplicate", None
         actor = f"box:{message['box']}"
         case = storage.case_of_incident(db, message["incident_id"])
@@ -243,6 +244,12 @@ class Ingest:
         elif is_recheck(message):
             self._recheck(db, case, message, category, actor, now)
         return "case_updated", case["id"]
+
+    def _refused(self, db, message: dict, payload: bytes, now: float, reason: str) -> tuple[str, None]:
+        """A dead letter found only by asking the database, written in the batch's own transaction."""
+        log.warning("dead letter from box %r: %s", message["box"], reason)
+        storage.dead_letter(db, wire.incident_topic(message["box"], message["camera"]), reason, payload, now)
+        return "dead_letter", None
 
     def _recheck(self, db, case: dict, message: dict, category, actor: str, now: float) -> None:
         """The camera saw the problem gone: evidence for closure (视频核查)."""

@@ -406,6 +406,16 @@ def record_event(db: Connection, message: dict, payload: str, now: float) -> boo
     return _NEW_EVENT[db.dialect.name].first(db, row) is not None
 
 
+_RECORDED = Prepared(select(incident_events.c.payload).where(incident_events.c.incident_id == bindparam("incident_id"),
+                                                            incident_events.c.seq == bindparam("seq")))
+
+
+def recorded_payload(db: Connection, incident_id: str, seq: int) -> str | None:
+    """The payload of an incident event as first received (a redelivery is the same bytes)."""
+    row = _RECORDED.first(db, {"incident_id": incident_id, "seq": seq})
+    return row[0] if row else None
+
+
 _FIRST_EVENT = Prepared(select(incident_events.c.payload).where(incident_events.c.incident_id == bindparam("incident_id"))
                         .order_by(incident_events.c.received_at, incident_events.c.seq).limit(1))
 

@@ -81,6 +81,18 @@ def test_redelivered_message_never_makes_a_second_case(ingest, store):
     assert store.count("cases") == 1 and store.count("incident_events") == 2
 
 
+def test_an_event_that_reuses_a_recorded_seq_with_other_content_is_a_dead_letter(ingest, store):
+    """It was acknowledged as a duplicate, silently: a box that reuses ids lost incidents unseen."""
+    assert ingest.handle(TOPIC, payload()) == "case_created"
+    other = payload(type="spill", zone="other", bbox=[0.1, 0.1, 0.2, 0.2], attributes={"urgent": True})
+    assert ingest.handle_batch([(TOPIC, other), (TOPIC, payload())]) == ["dead_letter", "duplicate"]
+    (dead,) = store.list_dead_letters()
+    assert dead["reason"] == ("event '3f2a9c' seq 1 differs from the one recorded; "
+                              "a box sends each seq of an incident once")
+    (case,) = store.list_cases()
+    assert case["type"] == "illegal_parking" and not case["urgent"]
+
+
 def test_end_records_recheck_evidence_and_stale_events_do_not_overwrite(ingest, store):
     ingest.handle(TOPIC, payload())
     end = payload(seq=3, state="end", ended_at="2026-01-01T00:05:00Z", end_reason="left")
