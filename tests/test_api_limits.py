@@ -288,6 +288,18 @@ def test_expired_and_revoked_tokens_answer_401_with_the_reason(city, tmp_path, c
     assert cli(["token", "--config", str(config), "--name", "x", "--role", "admin", "--expires", "forever"]) == 2
 
 
+@pytest.mark.parametrize("name", ["x\x1b[31mred", "a\nb", "tab\there", "\u202eevil"])
+def test_a_token_name_with_control_characters_is_refused(city, tmp_path, capsys, name):
+    """It went as it was into --list (a terminal's escapes), timelines and logs."""
+    app, store, ingest, client, tokens = city
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"database": str(store.engine.url), "tables": str(tmp_path / "city.yaml")}))
+    before = len(store.tokens())
+    assert cli(["token", "--config", str(config), "--name", name, "--role", "admin"]) == 2
+    assert "has control characters" in capsys.readouterr().err and len(store.tokens()) == before
+    assert cli(["token", "--config", str(config), "--name", "交警 值班 (night)", "--role", "admin"]) == 0
+
+
 def storage_hash(token: str) -> str:
     from gateway.auth import hash_token
 

@@ -111,6 +111,10 @@ def _token(args: argparse.Namespace) -> int:
     if not args.name or not args.role:
         print("error: a new token needs --name and --role (or use --revoke / --list)", file=sys.stderr)
         return 2
+    if not args.name.isprintable():  # it is printed by --list, in timelines and in logs: no terminal escapes
+        print(f"error: --name {args.name!r} has control characters; use letters, digits and punctuation",
+              file=sys.stderr)
+        return 2
     if args.role == "department" and args.department not in {d.id for d in tables.departments}:
         print(f"error: --department {args.department!r} is not in the city's tables; "
               f"known: {', '.join(sorted(d.id for d in tables.departments))}", file=sys.stderr)
