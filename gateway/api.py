@@ -28,7 +28,7 @@ from gateway.open311 import open311
 from gateway.presentation import (MAX_ID, CaseId, Filter, IncidentId, Sha256, Which, case_view, evidence_response,
                                   incident_evidence_response, iso, period, photo_response)
 from gateway.reports import machine_precision, summary
-from gateway.security import SecurityHeaders, read_capped, validation_error
+from gateway.security import BodyCap, SecurityHeaders, read_capped, validation_error
 from gateway.storage import Store
 from gateway.web import web_router
 from gateway.workbench import workbench_router
@@ -388,9 +388,13 @@ def report(kind: str, day: Annotated[str | None, Query(alias="date", max_length=
             "machine": machine_precision(rows, judged, start, end)}
 
 
+UPLOADS = r"(/ui)?/cases/[^/]+/photos"  # the API's and the case page's photo: 8 MB, read by the route itself
+
+
 def create_app(store: Store, tables: Tables, public_read: bool = False, on_change=None,
                health_state: Health | None = None, on_suppressions=None) -> FastAPI:
     app = FastAPI(title="xueliang gateway", version="1")
+    app.add_middleware(BodyCap, uploads=UPLOADS)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read

@@ -151,12 +151,12 @@ def held_for_review(message: dict, category: Category, tables: Tables) -> bool:
 def needs_review(message: dict) -> bool:
     """The edge asks for a person (``attributes.needs_review``): a garbage or spill detection it could
     not confirm as new, e.g. something that was there when the camera came up."""
-    return bool((message.get("attributes") or {}).get("needs_review"))
+    return (message.get("attributes") or {}).get("needs_review") is True  # the schema holds it to a boolean
 
 
 def is_urgent(message: dict) -> bool:
     """The edge marks an incident urgent (``attributes.urgent``): a spill that endangers traffic."""
-    return bool((message.get("attributes") or {}).get("urgent"))
+    return (message.get("attributes") or {}).get("urgent") is True  # "false" is refused by the schema
 
 
 def merged_urgent(case: dict, message: dict, category: Category, tables: Tables, now: float) -> dict:

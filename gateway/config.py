@@ -6,17 +6,21 @@ import csv
 import io
 import itertools
 import json
+import ssl
 from datetime import date, time
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
 import yaml
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
 from xueliang.textfile import read_text
+from xueliang import wire
 from xueliang.wire import GRID_PATTERN
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -128,13 +132,16 @@ class Tables(Strict):
         if len(known) < len(self.departments):
             twice = next(d.id for i, d in enumerate(self.departments) if d.id in {e.id for e in self.departments[:i]})
             raise ValueError(f"department {twice!r} appears twice")
-        types = set()
+        types, codes = set(), {}
         for c in self.categories:
             if c.department not in known:
                 raise ValueError(f"category {c.type!r}: department {c.department!r} is not in departments {sorted(known)}")
             if c.type in types:
                 raise ValueError(f"category {c.type!r} appears twice")
+            if c.code in codes:  # a filter, a report or Open311 by code found only the first
+                raise ValueError(f"category {c.type!r}: code {c.code!r} is category {codes[c.code]!r}'s too")
             types.add(c.type)
+            codes[c.code] = c.type
         parents: dict[str, str | None] = {}
         for g in self.grids:  # a second row of a code silently replaced the first's parent (its routes, its scope)
             if g.code in parents:
@@ -153,15 +160,16 @@ class Tables(Strict):
                                      "the tree needs a root")
                 chain[up], last = None, up
             rooted.update(chain)
-        codes = set(parents)
         for code in self.grid_shapes:
-            if code not in codes:
+            if code not in parents:
                 raise ValueError(f"grid {code!r} has a boundary in the grids' GeoJSON but is not in the grid tree")
         for r in self.routes:
             if r.department not in known:
                 raise ValueError(f"route {r.type}/{r.grid}: department {r.department!r} is not in departments")
             if r.type not in types:
                 raise ValueError(f"route {r.type}/{r.grid}: type {r.type!r} has no category")
+            if parents and r.grid not in parents:  # a typo: the route never applied, the category's department did
+                raise ValueError(f"route {r.type}/{r.grid}: grid {r.grid!r} is not in the grid tree")
         return self
 
     @property
@@ -223,14 +231,33 @@ class Tables(Strict):
         return {g.code: g.name for g in self.grids}
 
 
+# the gateway signs its acknowledgements with its client id or user name (``Broker.identity``); one the
+# ack schema refuses meant no box ever heard of a commit, and resent everything for ever
+MAX_IDENTITY = wire.schema("ack")["properties"]["gateway"]["maxLength"]
+
+
 class Broker(Strict):
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=1883, ge=1, le=65535)
-    username: str | None = None
+    username: str | None = Field(default=None, max_length=MAX_IDENTITY,
+                                 title="The gateway's account; also its client id and the name on its acknowledgements")
     password: str | None = None
     tls_ca: Path | None = Field(default=None, title="CA certificate file: connect with TLS and check the broker")
     client_id: str | None = Field(default=None, pattern=IDENT, title="Unique per gateway process; defaults to the "
                                   "user name (the deploy broker uses it as the client id whatever is sent), else xl-gateway-1")
+
+    @field_validator("tls_ca")
+    @classmethod
+    def _ca(cls, v: Path | None) -> Path | None:
+        """Read now: a missing CA file was a traceback from inside paho naming neither file nor field."""
+        if v is not None:
+            if not v.is_file():
+                raise ValueError(f"no such file {str(v)!r} (the CA certificate that signed the broker's)")
+            try:
+                ssl.create_default_context(cafile=str(v))
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise ValueError(f"{str(v)!r} is not a CA certificate in PEM ({exc})") from None
+        return v
 
     @property
     def identity(self) -> str:
@@ -250,6 +277,25 @@ class GatewayConfig(Strict):
     http: Http = Http()
     tables: Path = Field(default=TABLES_DIR / "demo.yaml", title="The city's tables (YAML)")
     escalation_check_s: float = Field(default=5.0, gt=0, le=3_600, title="How often overdue cases are looked for")
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, v: str) -> str:
+        """A URL SQLAlchemy can open, with its driver installed (each was a traceback at start)."""
+        try:
+            url = make_url(v)
+        except ArgumentError:
+            raise ValueError(f"{v[:80]!r} is not a database URL; write sqlite:///PATH or "
+                             "postgresql+psycopg://USER@HOST/DB") from None
+        try:
+            url.get_dialect().import_dbapi()
+        except NoSuchModuleError:
+            raise ValueError(f"{url.drivername!r} is not a database SQLAlchemy knows; use sqlite:/// or "
+                             "postgresql+psycopg://") from None
+        except ImportError as exc:
+            raise ValueError(f"the driver for {url.drivername!r} is not installed ({exc}); use sqlite:/// or "
+                             "postgresql+psycopg://") from None
+        return v
 
 
 def _text(path: Path) -> str:
@@ -296,7 +342,16 @@ def _grid_rows(path: Path) -> list[dict]:
             errs = "; ".join(f"column {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
             raise GatewayConfigError(f"{path} row {reader.line_num} {errs}") from None
         rows.append(row)
+    if not rows:  # else the first boundary of the GeoJSON was named as the mistake
+        raise GatewayConfigError(f"{path}: no grids; write the header code,name,level,parent and a row for each grid")
     return rows
+
+
+def _errors(exc: ValidationError) -> str:
+    """Each mistake by its field (``broker.port: ...``); one of the whole file (not a mapping, a route
+    to an unknown grid) by itself, not after an empty field name."""
+    return "; ".join(": ".join(filter(None, (".".join(map(str, e["loc"])), e["msg"].removeprefix("Value error, "))))
+                     for e in exc.errors())
 
 
 def load_tables(path: Path) -> Tables:
@@ -325,8 +380,7 @@ def load_tables(path: Path) -> Tables:
     except FileNotFoundError as exc:
         raise GatewayConfigError(f"{exc.filename or path}: no such file") from None
     except ValidationError as exc:
-        errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
-        raise GatewayConfigError(f"{path}: {errs}") from None
+        raise GatewayConfigError(f"{path}: {_errors(exc)}") from None
 
 
 def load_gateway_config(path: str | Path) -> GatewayConfig:
@@ -337,8 +391,7 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
     except FileNotFoundError:
         raise GatewayConfigError(f"{path}: no such file") from None
     except ValidationError as exc:
-        errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise GatewayConfigError(f"{path}: {errs}") from None
+        raise GatewayConfigError(f"{path}: {_errors(exc)}") from None
     if not config.tables.is_absolute():
         config = config.model_copy(update={"tables": (path.parent / config.tables).resolve()})
     return config

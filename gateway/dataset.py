@@ -16,7 +16,9 @@ Layout (what ultralytics reads): ``images/{train,val}/NAME.jpg``, ``labels/{trai
 (``class cx cy w h`` in 0..1), ``data.yaml`` (class names: the city's incident types),
 ``annotations.json`` (COCO, pixel boxes) and ``manifest.jsonl`` (where each image came from: case,
 incident, box, camera, zone, grid, time, verdict, who judged it). One incident in five (by its id)
-goes to ``val``.
+goes to ``val``. An image that does not decode as a JPEG (kept by a gateway from before ingest read
+evidence headers) is left out and listed, with the reason, in the counts' ``skipped``; the rest is
+exported.
 
 >>> yolo_line(1, [0.2, 0.4, 0.6, 0.8])
 '1 0.400000 0.600000 0.400000 0.400000'
@@ -27,17 +29,16 @@ goes to ``val``.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 from pathlib import Path
 
 import yaml
-from PIL import Image
 from sqlalchemy import select
 
 from gateway import verdicts
 from gateway.config import Tables
+from gateway.images import ImageError, check_jpeg
 from gateway.storage import Store, case_incidents, cases, evidence, incident_events
 from xueliang import wire
 
@@ -103,7 +104,7 @@ def export(store: Store, tables: Tables, since: float, out: Path, frames_only: b
     for part in ("images/train", "images/val", "labels/train", "labels/val"):
         (out / part).mkdir(parents=True, exist_ok=True)
     coco = {"images": [], "annotations": [], "categories": [{"id": i + 1, "name": n} for i, n in enumerate(names)]}
-    counts = {"images": 0, "positives": 0, "negatives": 0, "annotated": 0, "left_out": {}}
+    counts = {"images": 0, "positives": 0, "negatives": 0, "annotated": 0, "left_out": {}, "skipped": []}
     manifest = []
 
     def leave_out(why: str) -> None:
@@ -124,8 +125,13 @@ def export(store: Store, tables: Tables, since: float, out: Path, frames_only: b
                 leave_out("no frame" if found else "no image kept")
                 continue
             data, annotated = found
-            with Image.open(io.BytesIO(data)) as picture:
-                width, height = picture.size
+            try:  # decoded, not only opened: a training run would stop at an image that does not decode
+                width, height = check_jpeg(data)
+            except ImageError as exc:
+                leave_out("image does not decode")
+                counts["skipped"].append({"case_id": case_id, "incident_id": message["incident_id"],
+                                          "reason": f"its image does not decode: {exc}"})
+                continue
             part, name = split(message["incident_id"]), _name(case_id, message["incident_id"])
             bbox = verdict["bbox"] if verdict["bbox"] and message["incident_id"] == case["incident_id"] else message["bbox"]
             (out / "images" / part / f"{name}.jpg").write_bytes(data)

@@ -1,7 +1,9 @@
 """The JPEG checks, in one place. A photo a person uploads must decode as a JPEG (``check_jpeg``:
 what merely starts with JPEG's two bytes may be HTML behind them). A box's snapshot
-(``check_evidence``) must be bounded and start as a JPEG; it is not decoded on the ingest path
-(boxes are authenticated, and every image is served as image/jpeg with ``nosniff``).
+(``check_evidence``) must be bounded and have a JPEG's headers, of at most ``MAX_EVIDENCE_PIXELS``;
+only its headers are read on the ingest path (Pillow's open: the markers up to the first scan, no
+pixels), enough to keep HTML, a cut-off file or a header claiming 65500x65500 out of the cases and the
+training exports.
 
 >>> import io; from PIL import Image
 >>> out = io.BytesIO(); Image.new("RGB", (64, 48)).save(out, "JPEG")
@@ -25,6 +27,10 @@ from xueliang import wire
 JPEG_START = b"\xff\xd8"  # the start-of-image marker every JPEG begins with
 MAX_PHOTO_BYTES = 8_000_000  # a 48-megapixel phone photo is 5-8 MB
 MAX_PHOTO_PIXELS = 50_000_000
+MAX_EVIDENCE_PIXELS = 40_000_000  # an 8K camera's frame is 33 megapixels
+# a progressive JPEG has about 10 scans; libjpeg decodes every one, repeated or not (a 7000x7000
+# picture's last scan sent 1,000 times, 267 kB, took 31 s of CPU; at 8 MB it would be about an hour)
+MAX_SCANS = 64
 _DECODE_SIDE = 1024  # decoding at a reduced scale (JPEG's DCT scaling) proves the data without 150 MB of pixels
 
 
@@ -32,8 +38,36 @@ class ImageError(ValueError):
     """Why the bytes are not an acceptable photo."""
 
 
+def count_scans(data: bytes) -> int:
+    """How many scans (SOS markers) a JPEG holds, walking its segments by their lengths (an EXIF
+    thumbnail inside APP1 is not counted) and through each scan's data to the next marker.
+
+    >>> import io; from PIL import Image
+    >>> out = io.BytesIO(); Image.new("L", (64, 48)).save(out, "JPEG", progressive=True)
+    >>> data = out.getvalue(); last = data[data.rindex(b"\\xff\\xda"):-2]  # the last scan, to the end of image
+    >>> count_scans(data), count_scans(data[:-2] + last * 100 + b"\\xff\\xd9")
+    (6, 106)
+    """
+    scans, at = 0, 2
+    while (at := data.find(b"\xff", at)) >= 0 and at + 1 < len(data):
+        marker = data[at + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            at += 1
+        elif marker in (0x00, 0x01) or 0xD0 <= marker <= 0xD7:  # a stuffed FF in scan data, TEM, a restart
+            at += 2
+        elif marker == 0xD9:  # the end of the image
+            break
+        else:  # a segment: its length covers its header (a scan's data follows the SOS header)
+            scans += marker == 0xDA
+            at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return scans
+
+
 def check_jpeg(data: bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> tuple[int, int]:
-    """Decode ``data`` as a JPEG of at most ``max_pixels``; its (width, height), or ImageError."""
+    """Decode ``data`` as a JPEG of at most ``max_pixels`` and ``MAX_SCANS`` scans; its (width, height),
+    or ImageError."""
+    if (scans := count_scans(data)) > MAX_SCANS:  # counted before anything is decoded
+        raise ImageError(f"a JPEG of {scans:,} scans; at most {MAX_SCANS} (a progressive JPEG has about 10)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower
@@ -54,7 +88,8 @@ def check_jpeg(data: bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> tuple[int, in
 
 
 def check_evidence(data: bytes) -> None:
-    """A box's snapshot as it arrives: 1 byte to ``wire.MAX_EVIDENCE_BYTES``, starting as a JPEG; else ImageError.
+    """A box's snapshot as it arrives: 1 byte to ``wire.MAX_EVIDENCE_BYTES``, a JPEG's headers (not its
+    pixels) of at most ``MAX_EVIDENCE_PIXELS``; else ImageError.
 
     >>> check_evidence(b"GIF89a")
     Traceback (most recent call last):
@@ -65,3 +100,13 @@ def check_evidence(data: bytes) -> None:
         raise ImageError(f"evidence of {len(data)} bytes; must be 1..{wire.MAX_EVIDENCE_BYTES}")
     if not data.startswith(JPEG_START):
         raise ImageError("evidence is not a JPEG")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower
+            width, height = Image.open(io.BytesIO(data), formats=["JPEG"]).size
+    except Image.DecompressionBombError:  # Pillow's own limit, far above ours
+        raise ImageError(f"evidence of more than {MAX_EVIDENCE_PIXELS:,} pixels") from None
+    except Exception as exc:  # Pillow reports broken headers as OSError, SyntaxError, struct.error...
+        raise ImageError(f"evidence is not a JPEG ({str(exc).split(' <_io.BytesIO')[0]})") from None
+    if width * height > MAX_EVIDENCE_PIXELS:
+        raise ImageError(f"evidence of {width}x{height} pixels is more than {MAX_EVIDENCE_PIXELS:,}")

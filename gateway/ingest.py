@@ -139,6 +139,13 @@ class Ingest:
                                  f"(more than {self.max_clock_skew_s:.0f} s); check the box's time sync")
         if started > observed + 1.0:
             raise wire.WireError("started_at is after observed_at")
+        if message["ended_at"] is not None:  # the case shows it, and a re-check closes on it
+            ended = wire.parse_time(message["ended_at"])
+            if ended - now > self.max_clock_skew_s:
+                raise wire.WireError(f"clock skew: ended_at is {ended - now:.0f} s ahead of the gateway's clock "
+                                     f"(more than {self.max_clock_skew_s:.0f} s); check the box's time sync")
+            if ended < started - 1.0:
+                raise wire.WireError("ended_at is before started_at")
         return message, category
 
     def _evidence(self, where: wire.Topic, payload: bytes, now: float) -> str:
@@ -168,8 +175,18 @@ class Ingest:
             self.on_case(case_id)
 
     def _apply(self, db, message: dict, category, payload: bytes, now: float) -> tuple[str, int | None]:
-        """All of one incident event's effect, in the caller's transaction."""
-        if not storage.record_event(db, message, payload.decode("utf-8"), now):
+        """All of one incident event's effect, in the caller's transaction. An event for an incident of
+        another box, or one that reuses a recorded (incident_id, seq) with other content, is refused
+        here (``_refused``): only the database knows, and refusing it so costs the rest of a batch nothing."""
+        owner = storage.incident_box(db, message["incident_id"])
+        if owner is not None and owner != message["box"]:
+            return self._refused(db, message, payload, now, f"incident {message['incident_id']!r} belongs to box "
+                                 f"{owner!r}, which sent it first; box {message['box']!r} may not send events for it")
+        text = payload.decode("utf-8")
+        if not storage.record_event(db, message, text, now):
+            if storage.recorded_payload(db, message["incident_id"], message["seq"]) != text:  # not a redelivery
+                return self._refused(db, message, payload, now, f"event {message['incident_id']!r} seq {message['seq']} "
+                                     "differs from the one recorded; a box sends each seq of an incident once")
             return "duplicate", None
         actor = f"box:{message['box']}"
         case = storage.case_of_incident(db, message["incident_id"])
@@ -227,6 +244,12 @@ class Ingest:
         elif is_recheck(message):
             self._recheck(db, case, message, category, actor, now)
         return "case_updated", case["id"]
+
+    def _refused(self, db, message: dict, payload: bytes, now: float, reason: str) -> tuple[str, None]:
+        """A dead letter found only by asking the database, written in the batch's own transaction."""
+        log.warning("dead letter from box %r: %s", message["box"], reason)
+        storage.dead_letter(db, wire.incident_topic(message["box"], message["camera"]), reason, payload, now)
+        return "dead_letter", None
 
     def _recheck(self, db, case: dict, message: dict, category, actor: str, now: float) -> None:
         """The camera saw the problem gone: evidence for closure (视频核查)."""

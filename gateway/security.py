@@ -1,5 +1,8 @@
 """What every HTTP response carries, and how a request body is read: with a cap, as it streams.
 
+Bodies: ``BodyCap`` refuses any body over ``MAX_BODY_BYTES`` (413) before the app reads it, whoever
+sends it; the photo uploads, which take more, read theirs with ``read_capped`` and a cap of their own.
+
 Headers: ``nosniff`` (an uploaded photo is never run as HTML), a Content-Security-Policy that
 allows no framing and no script but the gateway's own files (the live case list's ``/ui/live.js``;
 never an inline one, so markup that slipped into a page runs nothing), ``X-Frame-Options`` for
@@ -11,11 +14,13 @@ own script and style from its CDN and get a policy that allows exactly that.
 from __future__ import annotations
 
 import json
+import math
+import re
 
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self'; style-src 'unsafe-inline'; "
@@ -27,6 +32,8 @@ DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.j
 HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
            "Cross-Origin-Resource-Policy": "same-origin"}
 DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
+# a JSON action or verdict, a sign-in or case form: a 2,000-character note is a few kB
+MAX_BODY_BYTES = 1 << 20
 
 
 class SecurityHeaders:
@@ -51,6 +58,39 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class BodyCap:
+    """A pure ASGI middleware: a request body over ``cap`` bytes is refused with 413, a declared
+    Content-Length before a byte is read, a chunked body as soon as it passes the cap. FastAPI reads
+    (and parses) a JSON body whole before any dependency runs, the token check too: a 400 MB body
+    without a token cost the gateway 1.2 GB before its 401. Paths matching ``uploads`` (photos) are
+    left to their routes, which read with ``read_capped`` after checking who sends."""
+
+    def __init__(self, app: ASGIApp, cap: int = MAX_BODY_BYTES, uploads: str = r"(?!)"):
+        self.app, self.cap, self.uploads = app, cap, re.compile(uploads)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.uploads.fullmatch(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > self.cap:
+            too_large = json.dumps({"detail": f"a request body may be at most {self.cap:,} bytes; "
+                                              f"this one says {int(declared):,}"})
+            await Response(too_large, 413, media_type="application/json")(scope, receive, send)
+            return
+        received = 0
+
+        async def capped() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.cap:  # the app's exception handlers answer 413 (a page's as a page)
+                raise HTTPException(413, f"a request body may be at most {self.cap:,} bytes")
+            return message
+
+        await self.app(scope, capped, send)
+
+
 async def read_capped(request: Request, cap: int, what: str = "the body") -> bytes:
     """The request body, refused with 413 as soon as it is longer than ``cap`` bytes: a declared
     Content-Length is judged before a byte is read, a chunked body while it streams."""
@@ -70,12 +110,17 @@ async def read_capped(request: Request, cap: int, what: str = "the body") -> byt
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-    """422 with where and what, echoing a short input only, as ASCII JSON: FastAPI's own answer
-    fails (a 500) on an input it cannot encode, such as a lone surrogate from a JSON escape."""
+    """422 with where and what, echoing a short input only, as strict ASCII JSON: FastAPI's own answer
+    fails (a 500) on an input it cannot encode, such as a lone surrogate from a JSON escape, and a bare
+    NaN echoed back is no JSON a strict parser reads."""
     detail = []
     for error in exc.errors():
         item = {"type": error.get("type"), "loc": [str(p)[:100] for p in error.get("loc", ())], "msg": error.get("msg")}
-        if isinstance(error.get("input"), str | int | float | bool):
-            item["input"] = error["input"][:200] if isinstance(error["input"], str) else error["input"]
+        value = error.get("input")
+        if isinstance(value, float) and not math.isfinite(value):  # as text: strict JSON has no such number
+            item["input"] = str(value)
+        elif isinstance(value, str | int | float | bool):
+            item["input"] = value[:200] if isinstance(value, str) else value
         detail.append(item)
-    return Response(json.dumps({"detail": detail}, ensure_ascii=True, default=str), 422, media_type="application/json")
+    return Response(json.dumps({"detail": detail}, ensure_ascii=True, allow_nan=False, default=str), 422,
+                    media_type="application/json")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import socket
 import threading
 import time
 
@@ -21,7 +22,7 @@ from gateway import presentation, storage, verdicts
 from gateway.api import create_app
 from gateway.actions import perform
 from gateway.cases import escalation, running_deadline
-from gateway.config import GatewayConfig, Tables, load_tables
+from gateway.config import GatewayConfig, GatewayConfigError, Http, Tables, load_tables
 from gateway.ingest import Ingest
 from gateway.metrics import CLOCK_FAILURES, NOTICES, Health
 from gateway.storage import Store
@@ -274,9 +275,32 @@ class Clock(threading.Thread):
             self.wake.clear()
 
 
+def listen(http: Http) -> socket.socket:
+    """The HTTP API's socket, bound; GatewayConfigError naming the field when the host does not resolve
+    or the port is taken (another gateway, another service)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(http.host, http.port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+    except (OSError, UnicodeError) as exc:
+        raise GatewayConfigError(f"http.host {http.host!r}: not an address of this machine ({exc})") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a restart need not wait
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise GatewayConfigError(f"http.port {http.port}: cannot listen on {http.host}:{http.port} "
+                                 f"({exc.strerror or exc}); is another gateway running there?") from None
+    return sock
+
+
 def run_gateway(config: GatewayConfig) -> int:
+    """Everything that can fail on a configuration (tables, database, the HTTP port) comes before
+    the MQTT subscription: a gateway whose session joined the shared group and then stopped keeps,
+    for the session's 7 days, every other message of the city at the broker."""
     tables = load_tables(config.tables)
     store = Store(config.database)
+    http_socket = listen(config.http)
     ingest = Ingest(store, tables)
     health = Health(config.escalation_check_s)
     mqtt_ingest = MqttIngest(config, ingest, health)
@@ -294,7 +318,8 @@ def run_gateway(config: GatewayConfig) -> int:
     app = create_app(store, tables, config.http.public_read, on_change=lambda case_id: clock.wake.set(),
                      health_state=health, on_suppressions=suppressions_changed)
     try:
-        uvicorn.run(app, host=config.http.host, port=config.http.port, log_level="warning")
+        server = uvicorn.Server(uvicorn.Config(app, host=config.http.host, port=config.http.port, log_level="warning"))
+        server.run(sockets=[http_socket])
     finally:
         clock.stop.set()
         mqtt_ingest.stop()

@@ -406,6 +406,34 @@ def record_event(db: Connection, message: dict, payload: str, now: float) -> boo
     return _NEW_EVENT[db.dialect.name].first(db, row) is not None
 
 
+_RECORDED = Prepared(select(incident_events.c.payload).where(incident_events.c.incident_id == bindparam("incident_id"),
+                                                            incident_events.c.seq == bindparam("seq")))
+
+
+def recorded_payload(db: Connection, incident_id: str, seq: int) -> str | None:
+    """The payload of an incident event as first received (a redelivery is the same bytes)."""
+    row = _RECORDED.first(db, {"incident_id": incident_id, "seq": seq})
+    return row[0] if row else None
+
+
+_FIRST_EVENT = Prepared(select(incident_events.c.payload).where(incident_events.c.incident_id == bindparam("incident_id"))
+                        .order_by(incident_events.c.received_at, incident_events.c.seq).limit(1))
+
+
+def incident_box(db: Connection, incident_id: str) -> str | None:
+    """The box an incident belongs to: the one whose event of it came first (None for an incident not
+    seen yet). Incident ids are not secret (notices carry them), so ingest refuses another box's events
+    for it rather than let them close or rewrite the case."""
+    row = _FIRST_EVENT.first(db, {"incident_id": incident_id})
+    if row is None:
+        return None
+    try:
+        box = json.loads(row[0]).get("box")
+    except (ValueError, AttributeError):  # stored as received: checked then, but never trusted twice
+        return None
+    return box if isinstance(box, str) else None
+
+
 def case_of_incident(db: Connection, incident_id: str) -> dict | None:
     rows = _CASE_OF_INCIDENT.dicts(db, {"incident_id": incident_id})
     return rows[0] if rows else None
@@ -514,6 +542,15 @@ def add_evidence(db: Connection, sha256: str, data: bytes, incident_id: str, box
     return True
 
 
+def dead_letter(db: Connection, topic: str, reason: str, payload: bytes, now: float) -> None:
+    """Keep a refused message with the reason, in the caller's transaction; its topic and reason as any
+    database stores them (PostgreSQL refuses NUL in text, and both may quote what the message held)."""
+    topic, reason = topic.replace("\x00", "\\0"), reason.replace("\x00", "\\0")
+    db.execute(insert(dead_letters).values(received_at=now, topic=topic[:512], reason=reason[:1000],
+                                           payload=bytes(payload[:DEAD_LETTER_KEEP_BYTES]),
+                                           grid=dead_letter_grid(payload)))
+
+
 def dead_letter_grid(payload: bytes) -> str | None:
     """The grid a refused message names, best effort, so an operator sees its own grid's dead letters.
 
@@ -586,13 +623,9 @@ class Store:
             return False
 
     def dead_letter(self, topic: str, reason: str, payload: bytes, now: float) -> None:
-        """Keep a refused message with the reason; its topic and reason as any database stores them
-        (PostgreSQL refuses NUL in text, and both may quote what the message held)."""
-        topic, reason = topic.replace("\x00", "\\0"), reason.replace("\x00", "\\0")
+        """Keep a refused message with the reason (``dead_letter``), in a transaction of its own."""
         with self.engine.begin() as db:
-            db.execute(insert(dead_letters).values(received_at=now, topic=topic[:512], reason=reason[:1000],
-                                                   payload=bytes(payload[:DEAD_LETTER_KEEP_BYTES]),
-                                                   grid=dead_letter_grid(payload)))
+            dead_letter(db, topic, reason, payload, now)
 
     def add_evidence(self, sha256: str, data: bytes, incident_id: str, box: str, camera: str, now: float) -> bool:
         with self.engine.begin() as db:

@@ -29,6 +29,7 @@ from xueliang import services, wire
 from xueliang.cli import main as cli
 
 from .conftest import wait_until
+from .test_gateway import claiming
 from .test_workflow import (CITY, auth, database_url, incident, jpeg_photo,  # noqa: F401 (fixtures)
                             undo_migrations_after_3)
 
@@ -123,12 +124,67 @@ def test_a_streamed_photo_is_cut_off_at_the_cap_not_buffered(city):
     assert store.count("evidence") == 0
 
 
+@pytest.mark.parametrize("path", ["/cases/{id}/actions", "/cases/{id}/verdict", "/ui/cases/{id}/actions", "/ui/login"])
+def test_a_json_or_form_body_over_the_cap_is_refused_on_its_headers_token_or_not(city, path):
+    """FastAPI read and parsed a JSON body whole before the token was checked: 400 MB without a token
+    cost the gateway 1.2 GB of memory before its 401."""
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["admin"])).json()[0]["id"]
+    path = path.format(id=case_id)
+    huge = {"Content-Type": "application/json", "Content-Length": str(400_000_000)}
+    with serving(app) as port:
+        assert post_raw(port, path, huge) == (413, 0)  # the 400 MB are never sent
+        assert post_raw(port, path, huge | auth(tokens["admin"])) == (413, 0)
+    r = client.post(path, headers=auth(tokens["admin"]), json={"action": "acknowledge", "note": "x" * (2 << 20)})
+    assert r.status_code == 413 and "at most 1,048,576 bytes" in r.text
+
+
+def test_a_streamed_json_body_is_cut_off_at_the_cap_not_buffered(city):
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["admin"])).json()[0]["id"]
+    chunks = (b'{"note": "' if i == 0 else b"x" * (1 << 20) for i in range(300))  # 300 MB, no Content-Length
+    with serving(app) as port:
+        status, sent = post_raw(port, f"/cases/{case_id}/actions",
+                                {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}, chunks, limit_s=30)
+    assert status == 413
+    assert sent < 24 * (1 << 20)  # the 1 MiB cap plus what socket buffers held
+    r = client.post(f"/cases/{case_id}/actions", headers=auth(tokens["police"]), json={"action": "acknowledge"})
+    assert r.status_code == 200 and r.json()["state"] == "handling"  # a body under the cap goes through
+
+
+@pytest.mark.parametrize("body, echoed", [
+    ('{"verdict": "correct", "bbox": [NaN, 0, 1, 1]}', "nan"),
+    ('{"verdict": "correct", "bbox": [1e999, 0, 1, 1]}', "inf"),
+    ('{"action": "acknowledge", "department": -Infinity}', "-inf"),
+])
+def test_a_422_that_echoes_nan_or_infinity_is_strict_json(city, body, echoed):
+    """The echoed input was a bare NaN, which strict JSON parsers refuse."""
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["admin"])).json()[0]["id"]
+    path = f"/cases/{case_id}/{'verdict' if 'verdict' in body else 'actions'}"
+    r = client.post(path, content=body, headers={"Content-Type": "application/json"} | auth(tokens["admin"]))
+    assert r.status_code == 422
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    detail = json.loads(r.text, parse_constant=refuse)["detail"]
+    assert echoed in [d.get("input") for d in detail], detail
+
+
 def bomb_header(width: int, height: int) -> bytes:
     """A small real JPEG whose frame header claims ``width`` x ``height`` pixels."""
-    data = bytearray(jpeg_photo((16, 16)))
-    sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
-    return bytes(data)
+    return claiming(jpeg_photo((16, 16)), width, height)
+
+
+def scans(repeats: int) -> bytes:
+    """A progressive JPEG whose last scan is sent ``repeats`` more times: libjpeg decodes each (with a
+    warning), and a 7000x7000 picture took 31 s of CPU for 1,000 of 75 bytes each."""
+    out = io.BytesIO()
+    Image.new("L", (640, 480), 128).save(out, "JPEG", progressive=True)
+    data = out.getvalue()
+    last = data[data.rindex(b"\xff\xda"):-2]  # the last scan's header and data, up to the end of image
+    return data[:-2] + last * repeats + b"\xff\xd9"
 
 
 def png() -> bytes:
@@ -144,10 +200,13 @@ def png() -> bytes:
     (b"", "image/jpeg", 422, "not a JPEG image"),
     (bomb_header(8000, 8000), "image/jpeg", 422, "a photo of 8000x8000 pixels is more than 50,000,000"),
     (bomb_header(60000, 60000), "image/jpeg", 422, "a photo of more than 50,000,000 pixels"),
+    (scans(500), "image/jpeg", 422, "a JPEG of 506 scans; at most 64 (a progressive JPEG has about 10)"),
+    (scans(0), "image/jpeg", 201, None),
     (jpeg_photo(), "text/html", 415, "send the photo as image/jpeg"),
     (jpeg_photo(), "image/jpeg", 201, None),
     (jpeg_photo(), "application/octet-stream", 201, None),
-], ids=["html-behind-jpeg-magic", "truncated", "png", "empty", "pixel-bomb", "pillow-bomb", "declared-html", "jpeg", "octet-stream"])
+], ids=["html-behind-jpeg-magic", "truncated", "png", "empty", "pixel-bomb", "pillow-bomb", "scan-bomb", "progressive",
+        "declared-html", "jpeg", "octet-stream"])
 def test_a_photo_is_a_jpeg_that_decodes(city, body, content_type, status, reason):
     app, store, ingest, client, tokens = city
     case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
@@ -227,6 +286,18 @@ def test_expired_and_revoked_tokens_answer_401_with_the_reason(city, tmp_path, c
     assert client.get("/cases", headers=auth(tokens["admin"])).status_code == 200  # the others still work
     assert cli(["token", "--config", str(config), "--revoke", "nobody"]) == 2
     assert cli(["token", "--config", str(config), "--name", "x", "--role", "admin", "--expires", "forever"]) == 2
+
+
+@pytest.mark.parametrize("name", ["x\x1b[31mred", "a\nb", "tab\there", "\u202eevil"])
+def test_a_token_name_with_control_characters_is_refused(city, tmp_path, capsys, name):
+    """It went as it was into --list (a terminal's escapes), timelines and logs."""
+    app, store, ingest, client, tokens = city
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"database": str(store.engine.url), "tables": str(tmp_path / "city.yaml")}))
+    before = len(store.tokens())
+    assert cli(["token", "--config", str(config), "--name", name, "--role", "admin"]) == 2
+    assert "has control characters" in capsys.readouterr().err and len(store.tokens()) == before
+    assert cli(["token", "--config", str(config), "--name", "交警 值班 (night)", "--role", "admin"]) == 0
 
 
 def storage_hash(token: str) -> str:

@@ -127,7 +127,8 @@ def test_judged_incidents_are_exported_with_labels_coco_and_a_manifest(replayed,
     run = export(config, "--since", "2026-01-01", "--out", str(out))
     assert run.returncode == 0, run.stderr
     counts = json.loads(run.stdout)
-    assert counts == {"images": 4, "positives": 3, "negatives": 1, "annotated": 1, "left_out": {"duplicate": 1}}
+    assert counts == {"images": 4, "positives": 3, "negatives": 1, "annotated": 1, "left_out": {"duplicate": 1},
+                      "skipped": []}
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     by_incident = {m["incident_id"]: m for m in manifest}
     assert set(by_incident) == {m["incident_id"] for m in first + second + merged + old_box}
@@ -236,3 +237,55 @@ def test_exported_frames_join_the_litter_sets_in_their_split_and_the_evaluation_
     assert item == (exported / manifest[first + val]["image"], [yolo_line(0, bbox)])
     scores = detector_metrics(load_detector(Detection().litter_model), [item], Detection().litter_min_score)
     assert (scores["garbage"]["objects"], scores["spill"]["objects"]) == (1, 0)
+
+
+def stored_before_the_header_check(tmp_path):
+    """A gateway on SQLite whose evidence rows include three a gateway of an earlier release kept
+    (it looked at two bytes): HTML behind JPEG's first bytes, a JPEG cut off, a header claiming
+    65500x65500. Each with a good neighbour, all judged ``correct``."""
+    from gateway.config import TABLES_DIR
+    from gateway.verdicts import Verdict, judge
+    from gateway.workflow import Role
+
+    from .test_gateway import JPEG, START, claiming
+
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"))
+    bad = {"html": b"\xff\xd8<html><script>alert(1)</script></html>", "cut": JPEG[:40],
+           "bomb": claiming(JPEG, 65500, 65500)}
+    for n, (name, data) in enumerate({**bad, "good": JPEG}.items()):
+        sha = hashlib.sha256(data).hexdigest()
+        store.add_evidence(sha, data, name, "box-1", "gate", 1767225600.0)  # as the older gateway kept it
+        message = dict(copy.deepcopy(START), incident_id=name, location={"lat": 39.0 + n, "lon": 117.0},
+                       evidence={"sha256": sha, "bytes": len(data)})
+        assert ingest.handle(wire.incident_topic("box-1", "gate"), json.dumps(message).encode()) == "case_created"
+    for case in store.list_cases():
+        judge(store, ingest.tables, case["id"], Verdict.CORRECT, Role.ADMIN, "admin:centre", 1767225600.0,
+              lambda row: True)
+    (tmp_path / "gateway.yaml").write_text(yaml.safe_dump({"database": f"sqlite:///{tmp_path}/gw.sqlite"}))
+    return store, ingest.tables
+
+
+def test_an_image_that_does_not_decode_is_left_out_of_the_export_with_the_reason(tmp_path):
+    """It stopped the whole export with Pillow's traceback, and left a half-made folder."""
+    from gateway.dataset import export as export_dataset
+
+    store, tables = stored_before_the_header_check(tmp_path)
+    counts = export_dataset(store, tables, 0.0, tmp_path / "out")
+    assert counts["images"] == 1 and counts["left_out"] == {"image does not decode": 3}
+    reasons = {s["incident_id"]: s["reason"] for s in counts["skipped"]}
+    assert set(reasons) == {"html", "cut", "bomb"}
+    assert reasons["html"] == "its image does not decode: not a JPEG image (cannot identify image file)"
+    assert "more than 50,000,000 pixels" in reasons["bomb"]
+    (good,) = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert good["incident_id"] == "good" and (good["width"], good["height"]) == (64, 48)
+
+
+@pytest.mark.slow
+def test_the_export_command_says_what_it_left_out_and_finishes(tmp_path):
+    stored_before_the_header_check(tmp_path)
+    run = export(tmp_path / "gateway.yaml", "--since", "2026-01-01", "--out", str(tmp_path / "out"))
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    assert json.loads(run.stdout)["images"] == 1
+    assert "warning: case 1 incident html left out: its image does not decode: not a JPEG image" in run.stderr
+    assert run.stderr.count("warning: case") == 3

@@ -2,10 +2,12 @@
 
 import copy
 import hashlib
+import io
 import json
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from gateway.api import create_app
 from gateway.config import TABLES_DIR, load_tables
@@ -13,7 +15,22 @@ from gateway.ingest import Ingest
 from gateway.storage import Store
 from xueliang import wire
 
-JPEG = b"\xff\xd8\xff\xe0" + b"evidence-bytes" * 100
+
+def jpeg_photo(size: tuple[int, int] = (320, 240), color: str = "olive") -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "JPEG")
+    return out.getvalue()
+
+
+JPEG = jpeg_photo((64, 48), "red")  # a snapshot as a box sends it (ingest reads its headers)
+
+
+def claiming(jpeg: bytes, width: int, height: int) -> bytes:
+    """``jpeg`` with its frame header (SOF0) claiming ``width`` x ``height`` pixels."""
+    data = bytearray(jpeg)
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 START = {
@@ -64,6 +81,18 @@ def test_redelivered_message_never_makes_a_second_case(ingest, store):
     assert store.count("cases") == 1 and store.count("incident_events") == 2
 
 
+def test_an_event_that_reuses_a_recorded_seq_with_other_content_is_a_dead_letter(ingest, store):
+    """It was acknowledged as a duplicate, silently: a box that reuses ids lost incidents unseen."""
+    assert ingest.handle(TOPIC, payload()) == "case_created"
+    other = payload(type="spill", zone="other", bbox=[0.1, 0.1, 0.2, 0.2], attributes={"urgent": True})
+    assert ingest.handle_batch([(TOPIC, other), (TOPIC, payload())]) == ["dead_letter", "duplicate"]
+    (dead,) = store.list_dead_letters()
+    assert dead["reason"] == ("event '3f2a9c' seq 1 differs from the one recorded; "
+                              "a box sends each seq of an incident once")
+    (case,) = store.list_cases()
+    assert case["type"] == "illegal_parking" and not case["urgent"]
+
+
 def test_end_records_recheck_evidence_and_stale_events_do_not_overwrite(ingest, store):
     ingest.handle(TOPIC, payload())
     end = payload(seq=3, state="end", ended_at="2026-01-01T00:05:00Z", end_reason="left")
@@ -98,8 +127,23 @@ BAD = [
     ("xl/v1/box-1/incident", payload(), "topic"),
     (wire.evidence_topic("box-1", "gate", "x"), b"GIF89a", "not a JPEG"),
     (wire.evidence_topic("box-1", "gate", "x"), b"", "evidence of 0 bytes"),
+    # each passed the old check of two bytes, and then stopped `xueliang dataset export`
+    (wire.evidence_topic("box-1", "gate", "x"), b"\xff\xd8<html><script>alert(1)</script></html>",
+     "evidence is not a JPEG (cannot identify image file)"),
+    (wire.evidence_topic("box-1", "gate", "x"), JPEG[:40], "evidence is not a JPEG"),
+    (wire.evidence_topic("box-1", "gate", "x"), claiming(JPEG, 8000, 6000),
+     "evidence of 8000x6000 pixels is more than 40,000,000"),
+    (wire.evidence_topic("box-1", "gate", "x"), claiming(JPEG, 65500, 65500), "evidence of more than 40,000,000 pixels"),
     (TOPIC, payload(observed_at="2026-01-01T01:00:00Z"), "clock skew: observed_at is 3600 s ahead"),
     (TOPIC, payload(started_at="2026-01-01T00:03:00Z"), "started_at is after observed_at"),
+    # the case showed it ended in 2000, or in 2099
+    (TOPIC, payload(state="end", ended_at="2000-01-01T00:00:00Z", end_reason="left"), "ended_at is before started_at"),
+    (TOPIC, payload(state="end", ended_at="2099-12-31T23:59:59Z", end_reason="left"),
+     "clock skew: ended_at is 2335219199 s ahead"),
+    # bool("false") is True: an urgent case (1 h, not 24) and a case held for review
+    (TOPIC, payload(attributes={"urgent": "false"}), "attributes/urgent: 'false' is not of type 'boolean'"),
+    (TOPIC, payload(attributes={"urgent": 0}), "attributes/urgent: 0 is not of type 'boolean'"),
+    (TOPIC, payload(attributes={"needs_review": "no"}), "attributes/needs_review: 'no' is not of type 'boolean'"),
 ]
 
 
@@ -158,3 +202,40 @@ def test_evidence_whose_incident_never_comes_is_quarantined_with_the_reason(inge
     assert dead["topic"] == wire.evidence_topic("box-1", "gate", "ghost")
     (case,) = store.list_cases()
     assert store.count("evidence") == 1 and store.evidence_bytes(case["evidence_sha256"]) == JPEG
+
+
+def box_2(**changes) -> tuple[str, bytes]:
+    """An event of box-2, on box-2's own topic (so it passes the topic/payload check)."""
+    return wire.incident_topic("box-2", "cam-x"), payload(box="box-2", camera="cam-x", **changes)
+
+
+def test_another_box_cannot_update_or_end_an_incident_it_did_not_start(ingest, store):
+    """Incident ids are not secret (notices carry them): box-2's update and end of box-1's incident
+    rewrote the case's picture and closed it as the camera's re-check."""
+    assert ingest.handle(TOPIC, payload()) == "case_created"
+    before = store.get_case(1)
+    assert ingest.handle(*box_2(seq=2, state="update", bbox=[0, 0, 1, 1], confidence=0.01)) == "dead_letter"
+    assert ingest.handle(*box_2(seq=3, state="end", ended_at="2026-01-01T00:05:00Z", end_reason="left")) == "dead_letter"
+    assert ingest.handle(*box_2(seq=1)) == "dead_letter"  # the start itself again, from box-2
+    after = store.get_case(1)
+    assert after == before  # bbox, confidence, end, timeline: all as box-1 left them
+    for dead in store.list_dead_letters():
+        assert dead["topic"] == wire.incident_topic("box-2", "cam-x")
+        assert "incident '3f2a9c' belongs to box 'box-1'" in dead["reason"] and "box 'box-2' may not" in dead["reason"]
+    assert store.count("incident_events") == 1
+    # box-1's own events still count
+    assert ingest.handle(TOPIC, payload(seq=2, state="end", ended_at="2026-01-01T00:05:00Z",
+                                        end_reason="left")) == "case_updated"
+    assert store.get_case(1)["end_reason"] == "left"
+
+
+def test_a_box_that_uses_another_boxs_incident_id_first_is_not_silently_taken_for_it(ingest, store):
+    """box-2 sent box-1's id first: box-1's own start was then a silent duplicate, acknowledged as such
+    (so box-1 dropped it), and the city never had its case. Now it is a dead letter naming both boxes."""
+    far = {"lat": 30.0, "lon": 110.0}
+    topic, body = box_2(location=far)
+    outcomes = ingest.handle_batch([(topic, body), (TOPIC, payload()), (TOPIC, payload(incident_id="other-1"))])
+    assert outcomes == ["case_created", "dead_letter", "case_created"]  # the rest of the batch commits
+    (dead,) = store.list_dead_letters()
+    assert dead["topic"] == TOPIC
+    assert "belongs to box 'box-2'" in dead["reason"] and "box 'box-1' may not" in dead["reason"]

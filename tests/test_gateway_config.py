@@ -10,6 +10,8 @@ import pytest
 
 from gateway.config import TABLES_DIR, GatewayConfigError, load_gateway_config, load_tables
 
+from .conftest import wait_until
+
 
 @pytest.fixture
 def city(tmp_path):
@@ -158,3 +160,133 @@ def test_a_grid_table_row_is_named_by_its_row_and_column(city, change, error):
     with pytest.raises(GatewayConfigError) as failed:
         load_tables(city / "demo.yaml")
     assert error in str(failed.value)
+
+
+def test_the_http_host_and_port_are_named_when_the_gateway_cannot_listen():
+    from gateway.config import Http
+    from gateway.service import listen
+
+    with pytest.raises(GatewayConfigError, match=r"http.host '999.1.1.1': not an address"):
+        listen(Http(host="999.1.1.1"))
+    with listen(Http(port=0)) as taken:
+        port = taken.getsockname()[1]
+        taken.listen()
+        with pytest.raises(GatewayConfigError, match=rf"http.port {port}: cannot listen on 127.0.0.1:{port} "
+                                                     r"\(Address already in use\)"):
+            listen(Http(port=port))
+
+
+@pytest.mark.slow
+def test_a_gateway_whose_http_port_is_taken_stops_before_it_joins_the_shared_subscription(tmp_path, broker):
+    """It used to subscribe first (a persistent session, 7 days) and fail at the port after: the broker
+    then kept every other message of the city for a session nobody would resume."""
+    import socket
+
+    import paho.mqtt.client as mqtt
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        (tmp_path / "gateway.yaml").write_text(
+            f"broker: {{host: 127.0.0.1, port: {broker.port}, client_id: second-gw}}\n"
+            f"database: sqlite:///{tmp_path}/gateway.sqlite\nhttp: {{host: 127.0.0.1, port: {port}}}\n")
+        run = subprocess.run([sys.executable, "-m", "xueliang", "gateway", "--config", str(tmp_path / "gateway.yaml")],
+                             capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert f"error: {tmp_path / 'gateway.yaml'}: http.port {port}: cannot listen" in run.stderr
+    connected = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="second-gw", protocol=mqtt.MQTTv5)
+    client.on_connect = lambda c, u, flags, rc, p: connected.append(flags.session_present)
+    client.connect("127.0.0.1", broker.port, clean_start=False)
+    client.loop_start()
+    try:
+        wait_until(lambda: connected, 10, message="connected to the broker")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert connected == [False]  # the broker holds no session of that gateway
+
+
+@pytest.mark.parametrize("broker, error", [
+    ("{username: " + "g" * 129 + "}", "broker.username: String should have at most 128 characters"),
+    ("{username: " + "g" * 128 + "}", None),
+    ("{username: " + "g" * 200 + ", client_id: gw-1}", "broker.username: String should have at most 128"),
+])
+def test_the_name_a_gateway_signs_its_acknowledgements_with_fits_the_ack_schema(tmp_path, broker, error):
+    """A 130-character user name was accepted; every acknowledgement then broke the ack schema, was
+    never sent, and the boxes resent everything until their outboxes were full."""
+    from xueliang import wire
+
+    (tmp_path / "gateway.yaml").write_text(f"broker: {broker}\n")
+    if error is not None:
+        with pytest.raises(GatewayConfigError, match=error):
+            load_gateway_config(tmp_path / "gateway.yaml")
+        return
+    identity = load_gateway_config(tmp_path / "gateway.yaml").broker.identity
+    assert wire.decode_ack(wire.encode_ack(identity, 1767225600.0, {"0" * 20: "case_created"}))
+
+
+@pytest.mark.parametrize("text, error", [
+    ("database: not-a-url\n", "database: 'not-a-url' is not a database URL; write sqlite:///PATH"),
+    ("database: mysql://u@127.0.0.1/x\n", "database: the driver for 'mysql' is not installed (No module named 'MySQLdb')"),
+    ("database: nosuchdb://x\n", "database: 'nosuchdb' is not a database SQLAlchemy knows"),
+    ("broker: {tls_ca: /nonexistent/ca.crt}\n", "broker.tls_ca: no such file '/nonexistent/ca.crt'"),
+    ("broker: {tls_ca: TABLES}\n", "is not a CA certificate in PEM"),
+    ("broker: {host: ''}\n", "broker.host: String should have at least 1 character"),
+    ("- broker\n- database\n", "gateway.yaml: Input should be a valid dictionary"),  # was "gateway.yaml: : Input"
+])
+def test_a_gateway_config_mistake_found_at_start_is_named_by_its_field(tmp_path, text, error):
+    """Each was a traceback from SQLAlchemy or paho (the CA file named neither itself nor its field)."""
+    (tmp_path / "gateway.yaml").write_text(text.replace("TABLES", str(TABLES_DIR / "demo.yaml")))
+    with pytest.raises(GatewayConfigError) as failed:
+        load_gateway_config(tmp_path / "gateway.yaml")
+    assert error in str(failed.value)
+
+
+def test_a_ca_file_and_a_database_url_that_work_are_taken(tmp_path):
+    import subprocess as sp
+
+    sp.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "ca.key"), "-out",
+            str(tmp_path / "ca.crt"), "-days", "1", "-subj", "/CN=test-ca"], check=True, capture_output=True)
+    (tmp_path / "gateway.yaml").write_text(f"broker: {{tls_ca: {tmp_path / 'ca.crt'}}}\n"
+                                           "database: postgresql+psycopg://gw@127.0.0.1/city\n")
+    config = load_gateway_config(tmp_path / "gateway.yaml")
+    assert config.broker.tls_ca == tmp_path / "ca.crt" and config.database.startswith("postgresql+psycopg")
+
+
+@pytest.mark.parametrize("change, error", [
+    # a typo of HQ-XYM: the route never applied, and garbage there went to the category's department
+    (lambda y: y.replace("grid: HQ-XYM,", "grid: HQ-XYN,"), "route garbage/HQ-XYN: grid 'HQ-XYN' is not in the grid tree"),
+    # a filter, a report or Open311 by code found only the first
+    (lambda y: y.replace('code: "200102"', 'code: "200505"'), "code '200505' is category 'illegal_parking''s too"),
+])
+def test_a_route_to_an_unknown_grid_or_a_category_code_twice_is_refused(city, change, error):
+    path = city / "demo.yaml"
+    text = path.read_text()
+    assert change(text) != text
+    path.write_text(change(text))
+    with pytest.raises(GatewayConfigError) as failed:
+        load_tables(path)
+    assert error in str(failed.value)
+
+
+@pytest.mark.parametrize("csv", ["", "code,name,level,parent\n", "code,name,level,parent\n\n\n"])
+def test_a_grid_table_without_rows_says_so(city, csv):
+    """It said a boundary in the GeoJSON was not in the grid tree."""
+    (city / "demo-grids.csv").write_text(csv)
+    with pytest.raises(GatewayConfigError) as failed:
+        load_tables(city / "demo.yaml")
+    assert "demo-grids.csv: no grids; write the header code,name,level,parent" in str(failed.value)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text, error", [
+    ("database: mysql://u@127.0.0.1/x\n", "database: the driver for 'mysql' is not installed"),
+    ("broker: {tls_ca: /nonexistent/ca.crt}\n", "broker.tls_ca: no such file '/nonexistent/ca.crt'"),
+    ("http: {host: 999.1.1.1, port: 8080}\n", "http.host '999.1.1.1': not an address of this machine"),
+])
+def test_the_cli_names_the_file_and_field_and_exits_2_without_a_traceback(tmp_path, text, error):
+    (tmp_path / "gateway.yaml").write_text(f"database: sqlite:///{tmp_path}/gw.sqlite\n" * ("database" not in text) + text)
+    run = subprocess.run([sys.executable, "-m", "xueliang", "gateway", "--config", str(tmp_path / "gateway.yaml")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert f"error: {tmp_path / 'gateway.yaml'}: " in run.stderr and error in run.stderr

@@ -84,6 +84,8 @@ def test_the_decoder_raises_nothing_but_a_wire_error_with_the_reason():
     ("xl/v1/box-1/gate/evidence/a b", "incident id 'a b'"),
     (f"xl/v1/{'b' * 65}/gate/incident", "topic's box"),
     ("xl/v1/box-1/<script>/incident", "topic's camera"),
+    ("xl/v1/dispatch/cam-1/incident", "topic's box 'dispatch' is reserved: xl/v1/dispatch/ carries the gateway's notices"),
+    ("xl/v1/escalations/cam-1/evidence/x", "topic's box 'escalations' is reserved"),
 ])
 def test_every_topic_level_is_checked(topic, reason):
     with pytest.raises(wire.WireError) as err:
@@ -193,6 +195,39 @@ def test_rows_that_cannot_be_shown_neither_break_the_api_nor_stop_the_notices(st
         assert len(store.list_dead_letters()) == 1
     finally:
         client.loop_stop()
+        watcher.stop()
+
+
+@pytest.mark.slow
+def test_a_box_named_like_the_notice_topics_gets_no_case_and_no_acknowledgement(store, tables, broker):
+    """Box ids ``dispatch`` and ``escalations`` opened cases, and the gateway then acknowledged them on
+    xl/v1/dispatch/ack (and sent suppressions there): non-notices where departments read notices."""
+    from gateway.config import Broker, GatewayConfig
+    from gateway.service import MqttIngest
+
+    watcher = Watcher(broker.port, ["xl/v1/+/ack"])
+    gateway = MqttIngest(GatewayConfig(broker=Broker(port=broker.port, client_id="gateway-1")),
+                         Ingest(store, tables, clock=time.time))
+    gateway.start()
+    box = make_client("boxes")
+    box.connect("127.0.0.1", broker.port)
+    box.loop_start()
+    try:
+        wait_until(lambda: gateway.state.broker["connected"], 10, message="gateway connected")
+        time.sleep(0.5)  # the subscriptions
+        for name in ("dispatch", "escalations"):
+            box.publish(wire.incident_topic(name, "cam-1"), payload(box=name, camera="cam-1"), qos=1).wait_for_publish(5)
+        box.publish(TOPIC, payload(), qos=1).wait_for_publish(5)
+        wait_until(lambda: watcher.latest_json("box-1/ack"), 10, message="box-1's acknowledgement")
+        assert [c["box"] for c in store.list_cases()] == ["box-1"]
+        reasons = sorted(d["reason"] for d in store.list_dead_letters())
+        assert reasons == [f"topic's box '{name}' is reserved: xl/v1/{name}/ carries the gateway's notices"
+                           for name in ("dispatch", "escalations")]
+        time.sleep(0.5)
+        assert {t for t, _ in watcher.messages} == {"xl/v1/box-1/ack"}  # none among the notices
+    finally:
+        box.loop_stop()
+        gateway.stop()
         watcher.stop()
 
 

@@ -22,7 +22,7 @@ from gateway.workflow import TRANSITIONS, Action, CaseState, TransitionError, tr
 from xueliang import services, wire
 
 from .conftest import wait_until
-from .test_gateway import START
+from .test_gateway import START, jpeg_photo
 
 CITY = {
     "departments": [{"id": "traffic-police", "name": "交警"}, {"id": "sanitation", "name": "环卫"},
@@ -178,16 +178,6 @@ def test_departments_see_and_act_on_their_own_cases_only(city):
     with store.engine.connect() as db:
         stored = [r[0] for r in db.execute(text("SELECT sha256 FROM tokens"))]
     assert tokens["police"] not in stored and len(stored) == 4
-
-
-def jpeg_photo(size: tuple[int, int] = (320, 240), color: str = "olive") -> bytes:
-    import io
-
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("RGB", size, color).save(out, "JPEG")
-    return out.getvalue()
 
 
 def test_a_department_adds_its_on_site_photo_and_only_it_sees_it(city):

@@ -94,10 +94,14 @@ def _edge(args: argparse.Namespace) -> int:
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    from gateway.config import load_gateway_config
+    from gateway.config import GatewayConfigError, load_gateway_config
     from gateway.service import run_gateway
 
-    return run_gateway(load_gateway_config(args.config))
+    config = load_gateway_config(args.config)
+    try:
+        return run_gateway(config)
+    except GatewayConfigError as exc:  # found while starting (the HTTP port taken): still the file's
+        raise GatewayConfigError(f"{args.config}: {exc}") from None
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -130,6 +134,10 @@ def _token(args: argparse.Namespace) -> int:
     tables = load_tables(config.tables)
     if not args.name or not args.role:
         print("error: a new token needs --name and --role (or use --revoke / --list)", file=sys.stderr)
+        return 2
+    if not args.name.isprintable():  # it is printed by --list, in timelines and in logs: no terminal escapes
+        print(f"error: --name {args.name!r} has control characters; use letters, digits and punctuation",
+              file=sys.stderr)
         return 2
     if args.role == "department" and args.department not in {d.id for d in tables.departments}:
         print(f"error: --department {args.department!r} is not in the city's tables; "
@@ -175,6 +183,9 @@ def _dataset(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for skipped in counts["skipped"]:
+        print(f"warning: case {skipped['case_id']} incident {skipped['incident_id']} left out: {skipped['reason']}",
+              file=sys.stderr)
     print(json.dumps(counts))
     return 0
 

@@ -40,6 +40,7 @@ MAX_INT_DIGITS = 18
 MAX_DEPTH = 16
 IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # box, camera, zone: as in the schema's $defs/ident
 INCIDENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+RESERVED_BOX_IDS = frozenset({"dispatch", "escalations"})  # level 3 words the gateway's topics use
 # A grid code or department id ends up in a topic level and on pages: letters (Chinese too),
 # digits and . _ - only, so never an MQTT wildcard, a level separator, a control character or markup.
 GRID_PATTERN = r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9\u4e00-\u9fff._-]{0,63}$"  # also in the configs
@@ -112,6 +113,8 @@ def parse_topic(topic: str) -> Topic:
     for what, value in (("box", where.box), ("camera", where.camera)):
         if not IDENT.fullmatch(value):
             raise WireError(f"topic's {what} {value[:40]!r} is not 1..64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)")
+    if where.box in RESERVED_BOX_IDS:  # its acks and suppressions would land among the notices
+        raise WireError(f"topic's box {where.box!r} is reserved: {ROOT}/{where.box}/ carries the gateway's notices")
     if where.incident_id is not None and not INCIDENT_ID.fullmatch(where.incident_id):
         raise WireError(f"topic's incident id {where.incident_id[:40]!r} ({len(where.incident_id)} characters) "
                         "is not 1..128 of A-Z a-z 0-9 . _ : -")
@@ -299,7 +302,6 @@ def encode_incident(message: dict[str, Any]) -> bytes:
 
 # End-to-end acknowledgement: a box keeps each message in its outbox until a gateway has committed
 # it and says so on the box's own ack topic (a broker's PUBACK is not the gateway's commit).
-RESERVED_BOX_IDS = frozenset({"dispatch", "escalations"})  # level 3 words the gateway's topics use
 DIGEST_CHARS = 20
 
 
@@ -309,14 +311,15 @@ def ack_topic(box: str) -> str:
 
 
 def sender(topic: str) -> str:
-    """The box a message came from: the level after the root (the broker's ACL ties it to the account).
+    """The box a message came from: the level after the root (the broker's ACL ties it to the account);
+    WireError for a topic no box may publish on (nobody to acknowledge).
 
     >>> sender("xl/v1/demo-box/campus-gate/incident")
     'demo-box'
     """
     parts = topic.split("/", 3)
-    if len(parts) < 4 or "/".join(parts[:2]) != ROOT:
-        raise WireError(f"topic {topic[:200]!r} is not under {ROOT}/BOX/")
+    if len(parts) < 4 or "/".join(parts[:2]) != ROOT or parts[2] in RESERVED_BOX_IDS:
+        raise WireError(f"topic {topic[:200]!r} is not under {ROOT}/BOX/ of a box")
     return parts[2]
 
 
