@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
-from xueliang.textfile import read_text
+from xueliang.textfile import load_yaml, read_text
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN
 
@@ -307,9 +307,10 @@ def _text(path: Path) -> str:
 
 def _yaml(path: Path) -> object:
     """A YAML file's data; GatewayConfigError naming the file when it cannot be read as YAML."""
+    text = _text(path)
     try:
-        return yaml.safe_load(_text(path))
-    except yaml.YAMLError as exc:
+        return load_yaml(text)
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a number of 100,000 digits
         raise GatewayConfigError(f"{path}: not valid YAML: {exc}") from None
     except RecursionError:  # PyYAML composes nested collections recursively
         raise GatewayConfigError(f"{path}: nested too deeply to be a configuration") from None

@@ -290,3 +290,11 @@ def test_the_cli_names_the_file_and_field_and_exits_2_without_a_traceback(tmp_pa
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
     assert f"error: {tmp_path / 'gateway.yaml'}: " in run.stderr and error in run.stderr
+
+
+def test_a_yaml_key_written_twice_in_the_gateway_config_is_refused_with_both_lines(tmp_path):
+    path = tmp_path / "gateway.yaml"
+    path.write_text("database: sqlite:///a.sqlite\nhttp: {port: 8080}\ndatabase: sqlite:///b.sqlite\n")
+    with pytest.raises(GatewayConfigError, match=r"not valid YAML: 'database' is written twice in one mapping "
+                                                 r"\(lines 1 and 3\); keep one"):
+        load_gateway_config(path)
