@@ -19,6 +19,7 @@ from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level
 from gateway.storage import Store
 from gateway.workflow import Action, Notice, Role, TransitionError, effect
+from xueliang import wire
 
 
 def perform(db: Connection, case: dict, action: Action, role: Role, actor: str, now: float, tables: Tables,
@@ -87,7 +88,7 @@ def act(store: Store, case_id: int, action: Action, role: Role, actor: str, now:
 
 def photo_owner(case_id: int) -> str:
     """Photos people upload are kept with the evidence (by sha256); the first case to add the bytes owns the row."""
-    return f"case:{case_id}"
+    return f"{wire.GATEWAY_KEY_PREFIX}{case_id}"
 
 
 def keep_photo(store: Store, row: dict, role: Role, actor: str, data: bytes, now: float) -> None:

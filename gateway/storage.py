@@ -243,9 +243,9 @@ TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long af
 def _migrate_case_photos(db: Connection) -> None:
     case_photos.create(db)
     photos = db.execute(select(evidence.c.incident_id, evidence.c.sha256, evidence.c.received_at)
-                        .where(evidence.c.incident_id.startswith("case:"))).all()
-    rows = [{"case_id": int(owner.removeprefix("case:")), "sha256": sha, "added_at": at}
-            for owner, sha, at in photos if owner.removeprefix("case:").isdigit()]
+                        .where(evidence.c.incident_id.startswith(wire.GATEWAY_KEY_PREFIX))).all()
+    rows = [{"case_id": int(owner.removeprefix(wire.GATEWAY_KEY_PREFIX)), "sha256": sha, "added_at": at}
+            for owner, sha, at in photos if owner.removeprefix(wire.GATEWAY_KEY_PREFIX).isdigit()]
     if rows:
         db.execute(insert(case_photos), rows)
 
@@ -638,8 +638,8 @@ class Store:
         with self.engine.begin() as db:
             known = select(incident_events.c.incident_id).where(incident_events.c.incident_id == evidence.c.incident_id)
             photo = select(case_photos.c.sha256).where(case_photos.c.sha256 == evidence.c.sha256)
-            rows = db.execute(select(evidence).where(evidence.c.received_at < older_than, ~known.exists(),
-                                                     ~evidence.c.incident_id.startswith("case:"),  # people's photos
+            photos = evidence.c.incident_id.startswith(wire.GATEWAY_KEY_PREFIX)  # people's photos
+            rows = db.execute(select(evidence).where(evidence.c.received_at < older_than, ~known.exists(), ~photos,
                                                      ~photo.exists())  # the same bytes, a case's photo too
                               .limit(100)).mappings().all()
             for row in rows:

@@ -58,6 +58,7 @@ POISON = [  # the messages that stopped all ingest, each under 16 kB and passing
     ("grid with NUL", payload(grid="HQ\x00"), "grid"),
     ("grid with /", payload(grid="HQ/DZG/#"), "grid"),
     ("zone with newline", payload(zone="kerb\n"), "zone"),
+    ("the gateway's photo key", payload(incident_id="case:5"), "incident_id"),  # case 5's photos are kept under it
 ]
 
 
@@ -86,6 +87,9 @@ def test_the_decoder_raises_nothing_but_a_wire_error_with_the_reason():
     ("xl/v1/box-1/<script>/incident", "topic's camera"),
     ("xl/v1/dispatch/cam-1/incident", "topic's box 'dispatch' is reserved: xl/v1/dispatch/ carries the gateway's notices"),
     ("xl/v1/escalations/cam-1/evidence/x", "topic's box 'escalations' is reserved"),
+    # people's photos are kept under case:N; such evidence from a box was never quarantined, and stayed for good
+    ("xl/v1/box-1/gate/evidence/case:junk-1", "incident id 'case:junk-1' (11 characters) is not 1..128 of A-Z a-z 0-9 . _ : - "
+                                              "(not beginning case:, the gateway's own)"),
 ])
 def test_every_topic_level_is_checked(topic, reason):
     with pytest.raises(wire.WireError) as err:

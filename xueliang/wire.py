@@ -40,6 +40,9 @@ MAX_INT_DIGITS = 18
 MAX_DEPTH = 16
 IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # box, camera, zone: as in the schema's $defs/ident
 INCIDENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# ``case:`` begins the gateway's own keys for people's photos (gateway/actions.py), never a box's incident id: evidence a
+# box sent under such an id was never quarantined as an orphan, and kept for good (incident.schema.json says so too)
+GATEWAY_KEY_PREFIX = "case:"
 RESERVED_BOX_IDS = frozenset({"dispatch", "escalations"})  # level 3 words the gateway's topics use
 # A grid code or department id ends up in a topic level and on pages: letters (Chinese too),
 # digits and . _ - only, so never an MQTT wildcard, a level separator, a control character or markup.
@@ -115,9 +118,10 @@ def parse_topic(topic: str) -> Topic:
             raise WireError(f"topic's {what} {value[:40]!r} is not 1..64 of A-Z a-z 0-9 . _ - (starting with a letter or digit)")
     if where.box in RESERVED_BOX_IDS:  # its acks and suppressions would land among the notices
         raise WireError(f"topic's box {where.box!r} is reserved: {ROOT}/{where.box}/ carries the gateway's notices")
-    if where.incident_id is not None and not INCIDENT_ID.fullmatch(where.incident_id):
+    if where.incident_id is not None and (not INCIDENT_ID.fullmatch(where.incident_id)
+                                          or where.incident_id.startswith(GATEWAY_KEY_PREFIX)):
         raise WireError(f"topic's incident id {where.incident_id[:40]!r} ({len(where.incident_id)} characters) "
-                        "is not 1..128 of A-Z a-z 0-9 . _ : -")
+                        "is not 1..128 of A-Z a-z 0-9 . _ : - (not beginning case:, the gateway's own)")
     return where
 
 
