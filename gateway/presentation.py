@@ -187,9 +187,11 @@ def case_view(row: dict, tables: Tables, now: float | None = None) -> dict:
 # --- the images, as served to the API and the pages alike ---
 
 def evidence_response(row: dict, which: str, store: Store) -> Response:
-    """A case's own snapshot (its first incident's)."""
-    sha = row["evidence_sha256"] if which == "start" else row["end_evidence_sha256"]
-    data = store.evidence_bytes(sha) if sha else None
+    """A case's own snapshot (its first incident's), where one of its incidents shows those bytes (``row``
+    from ``store.get_case``): a box that named another box's picture had it served as its case's."""
+    key = "evidence_sha256" if which == "start" else "end_evidence_sha256"
+    sha = row[key]
+    data = store.evidence_bytes(sha) if sha and any(i[key] == sha for i in row["incidents"]) else None
     if data is None:
         raise HTTPException(404, f"case {row['id']}: {which} evidence has not arrived")
     return Response(data, media_type="image/jpeg")

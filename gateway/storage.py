@@ -576,24 +576,35 @@ def dead_letter_grid(payload: bytes) -> str | None:
 def _incident_evidence(db: Connection, incident_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
     """Each incident's snapshots as kept: (when it was found, when the camera saw it gone). The
     sha256 its events named (the first that named one, and its end's), if those bytes arrived
-    for that very incident (evidence rows are keyed by incident)."""
+    from its own box: for that very incident, or for another of the box's (the bytes are kept once,
+    under the first incident that sent them; a blocked lens's black picture is the same bytes at
+    every fault). Another box's bytes are never shown for it, whatever sha256 it names."""
     if not incident_ids:
         return {}
     named: dict[str, list] = {i: [None, None] for i in incident_ids}
+    boxes: dict[str, object] = {}
     for iid, state, payload in db.execute(
             select(incident_events.c.incident_id, incident_events.c.state, incident_events.c.payload)
             .where(incident_events.c.incident_id.in_(incident_ids)).order_by(incident_events.c.seq)):
         try:
-            sha = (json.loads(payload).get("evidence") or {}).get("sha256")
+            message = json.loads(payload)
+            sha = (message.get("evidence") or {}).get("sha256")
         except (ValueError, AttributeError):  # stored as received: checked then, but never trusted twice
             continue
+        boxes.setdefault(iid, message.get("box"))
         which = 1 if state == "end" else 0
         if isinstance(sha, str) and named[iid][which] is None:
             named[iid][which] = sha
     wanted = {sha for pair in named.values() for sha in pair if sha}
-    kept = {tuple(r) for r in db.execute(select(evidence.c.incident_id, evidence.c.sha256)
-                                         .where(evidence.c.sha256.in_(sorted(wanted))))} if wanted else set()
-    return {iid: tuple(sha if (iid, sha) in kept else None for sha in pair) for iid, pair in named.items()}
+    kept = {sha: (owner, box) for owner, sha, box in db.execute(
+        select(evidence.c.incident_id, evidence.c.sha256, evidence.c.box)
+        .where(evidence.c.sha256.in_(sorted(wanted))))} if wanted else {}
+
+    def shown(iid: str, sha: str | None) -> str | None:
+        owner, box = kept.get(sha, (None, None)) if sha else (None, None)
+        return sha if owner is not None and (owner == iid or box == boxes.get(iid)) else None
+
+    return {iid: (shown(iid, start), shown(iid, end)) for iid, (start, end) in named.items()}
 
 
 def add_case_photo(db: Connection, case_id: int, sha256: str, now: float) -> bool:

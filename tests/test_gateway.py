@@ -204,6 +204,28 @@ def test_evidence_whose_incident_never_comes_is_quarantined_with_the_reason(inge
     assert store.count("evidence") == 1 and store.evidence_bytes(case["evidence_sha256"]) == JPEG
 
 
+def test_one_picture_sent_for_two_incidents_of_a_box_is_shown_for_both_and_never_for_another_box(ingest, store):
+    """The bytes are kept once, under the first incident that sent them; a blocked lens's black picture is the
+    same at every fault, and the second fault's case showed "evidence has not arrived"."""
+    far = {"lat": 39.30, "lon": 117.30}  # another place: another case
+    for iid, location in (("3f2a9c", START["location"]), ("3f2a9d", far)):
+        ingest.handle(wire.evidence_topic("box-1", "gate", iid), JPEG)
+        assert ingest.handle(TOPIC, payload(incident_id=iid, location=location)) == "case_created"
+    topic, body = box_2(incident_id="b2-1", location={"lat": 30.0, "lon": 110.0})  # names box-1's picture
+    assert ingest.handle(topic, body) == "case_created"
+    client = TestClient(create_app(store, load_tables(TABLES_DIR / "demo.yaml"), public_read=True))
+    shown = {}
+    for case in client.get("/cases").json():
+        (incident,) = client.get(f"/cases/{case['id']}").json()["incidents"]
+        url = incident["evidence_url"]
+        shown[incident["incident_id"]] = url and client.get(url).content
+    assert shown == {"3f2a9c": JPEG, "3f2a9d": JPEG, "b2-1": None}
+    case_of = {client.get(f"/cases/{c['id']}").json()["incidents"][0]["incident_id"]: c["id"]
+               for c in client.get("/cases").json()}
+    served = [client.get(f"/cases/{case_of[i]}/evidence.jpg").status_code for i in ("3f2a9c", "3f2a9d", "b2-1")]
+    assert served == [200, 200, 404]  # the case's own snapshot: box-2's case had box-1's picture served
+
+
 def box_2(**changes) -> tuple[str, bytes]:
     """An event of box-2, on box-2's own topic (so it passes the topic/payload check)."""
     return wire.incident_topic("box-2", "cam-x"), payload(box="box-2", camera="cam-x", **changes)
