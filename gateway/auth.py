@@ -175,21 +175,36 @@ def visible_case(store: Store, tables: Tables, who: Principal, case_id: int) -> 
     return row
 
 
-def find_cases(store: Store, tables: Tables, who: Principal, *, state: str | None = None, grid: str | None = None,
-               department: str | None = None, category: str | None = None, overdue_at: float | None = None,
-               limit: int = 100, offset: int = 0) -> list[dict]:
-    """The cases ``who`` may see that the filters select, newest first (the API's list and the
-    pages'): ``grid`` selects that grid and everything under it, ``category`` is an incident type
-    or the city's category code."""
+def case_filters(tables: Tables, who: Principal, *, state: str | None = None, grid: str | None = None,
+                 department: str | None = None, category: str | None = None, overdue_at: float | None = None,
+                 states: list[str] | None = None) -> dict | None:
+    """``Store.list_cases``' filters for the cases ``who`` may see that these select (None: no case
+    can be): ``grid`` selects that grid and everything under it, ``category`` is an incident type
+    or the city's category code, ``states`` any of those states."""
     s = scope(who, tables)
     if s.get("department") and department not in (None, s["department"]):
-        return []
+        return None
     grids = s.get("grids")
     if grid is not None:
         grids = [g for g in subtree(tables, grid) if grids is None or g in grids]
     found = tables.find_category(category) if category is not None else None
-    return store.list_cases(state, None, s.get("department", department), found.type if found else category,
-                            overdue_at, grids, limit, offset, s.get("hidden_states"))
+    return {"state": state, "department": s.get("department", department),
+            "category": found.type if found else category, "overdue_at": overdue_at, "grids": grids,
+            "hidden_states": s.get("hidden_states"), "states": states}
+
+
+def find_cases(store: Store, tables: Tables, who: Principal, *, limit: int = 100, offset: int = 0,
+               urgent_at: float | None = None, **filters) -> list[dict]:
+    """The cases ``who`` may see that the filters (``case_filters``) select, newest first or, with
+    ``urgent_at``, the most urgent first (the API's list and the pages')."""
+    selected = case_filters(tables, who, **filters)
+    return [] if selected is None else store.list_cases(**selected, limit=limit, offset=offset, urgent_at=urgent_at)
+
+
+def count_found(store: Store, tables: Tables, who: Principal, **filters) -> int:
+    """How many cases ``find_cases`` finds with these filters, its limit aside."""
+    selected = case_filters(tables, who, **filters)
+    return 0 if selected is None else store.count_cases(**selected)
 
 
 # --- forms that change a case: a per-session CSRF token ---

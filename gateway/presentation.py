@@ -37,6 +37,8 @@ CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="the case's number")]
 IncidentId = Annotated[str, Path(pattern=wire.INCIDENT_ID.pattern, description="an incident joined to the case")]
 # a filter value: what a code in the city's tables can be, without control characters (NUL breaks PostgreSQL)
 Filter = Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="cases skipped: the list pages' paging")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="cases a list page shows")]
 Which = Annotated[str, Query(pattern="^(start|end)$", description="start: when it was found; end: the camera's re-check")]
 Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)  # reports cover this century

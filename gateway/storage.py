@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import (
     and_,
     Boolean,
+    case as sql_case,
     Column,
     Float,
     Index,
@@ -275,6 +276,41 @@ def overdue_clause(now: float):
     handles, the re-check's in feedback)."""
     return or_(and_(cases.c.state.in_([s.value for s in DEPARTMENT_CLOCK]), cases.c.deadline < now),
                and_(cases.c.state == CaseState.FEEDBACK.value, cases.c.recheck_deadline < now))
+
+
+def urgency_order(now: float) -> list:
+    """The order of a department's queue and the overdue board, in SQL so a page's limit cuts the
+    least urgent: overdue first, the most escalated first, then the deadline that runs now
+    (``cases.running_deadline``) nearest or longest past, cases with none last, then the oldest."""
+    running = sql_case((cases.c.state.in_([s.value for s in DEPARTMENT_CLOCK]), cases.c.deadline),
+                   (cases.c.state == CaseState.FEEDBACK.value, cases.c.recheck_deadline))
+    return [sql_case((overdue_clause(now), 0), else_=1), cases.c.level.desc(), running.is_(None), running, cases.c.id]
+
+
+def _selected(q, state: str | None = None, grid: str | None = None, department: str | None = None,
+              category: str | None = None, overdue_at: float | None = None, grids: list[str] | None = None,
+              hidden_states: list[str] | None = None, *, states: list[str] | None = None,
+              codes: list[str] | None = None, ids: list[int] | None = None, created_from: float | None = None,
+              created_to: float | None = None):
+    """``q`` restricted to the cases ``Store.list_cases``' filters select (one place for both it and
+    ``Store.count_cases``)."""
+    if hidden_states:
+        q = q.where(cases.c.state.not_in(hidden_states))
+    for col, values in (("state", states), ("category_code", codes), ("id", ids)):
+        if values is not None:
+            q = q.where(cases.c[col].in_(values))
+    if created_from is not None:
+        q = q.where(cases.c.created_at >= created_from)
+    if created_to is not None:
+        q = q.where(cases.c.created_at <= created_to)
+    for col, value in (("state", state), ("grid", grid), ("department", department), ("type", category)):
+        if value is not None:
+            q = q.where(cases.c[col] == value)
+    if grids is not None:
+        q = q.where(cases.c.grid.in_(grids))
+    if overdue_at is not None:
+        q = q.where(overdue_clause(overdue_at))
+    return q
 
 
 def make_engine(url: str) -> Engine:
@@ -657,28 +693,21 @@ class Store:
                    category: str | None = None, overdue_at: float | None = None, grids: list[str] | None = None,
                    limit: int = 100, offset: int = 0, hidden_states: list[str] | None = None, *,
                    states: list[str] | None = None, codes: list[str] | None = None, ids: list[int] | None = None,
-                   created_from: float | None = None, created_to: float | None = None) -> list[dict]:
-        """Cases newest first; ``states``, ``codes`` (the city's category codes) and ``ids`` select any
-        of theirs, ``created_from``/``created_to`` the time the case was opened (both inclusive)."""
-        q = select(cases).order_by(cases.c.id.desc()).limit(limit).offset(offset)
-        if hidden_states:
-            q = q.where(cases.c.state.not_in(hidden_states))
-        for col, values in (("state", states), ("category_code", codes), ("id", ids)):
-            if values is not None:
-                q = q.where(cases.c[col].in_(values))
-        if created_from is not None:
-            q = q.where(cases.c.created_at >= created_from)
-        if created_to is not None:
-            q = q.where(cases.c.created_at <= created_to)
-        for col, value in (("state", state), ("grid", grid), ("department", department), ("type", category)):
-            if value is not None:
-                q = q.where(cases.c[col] == value)
-        if grids is not None:
-            q = q.where(cases.c.grid.in_(grids))
-        if overdue_at is not None:
-            q = q.where(overdue_clause(overdue_at))
+                   created_from: float | None = None, created_to: float | None = None,
+                   urgent_at: float | None = None) -> list[dict]:
+        """Cases newest first, or with ``urgent_at`` the most urgent at that time first (``urgency_order``);
+        ``states``, ``codes`` (the city's category codes) and ``ids`` select any of theirs,
+        ``created_from``/``created_to`` the time the case was opened (both inclusive)."""
+        q = _selected(select(cases), state, grid, department, category, overdue_at, grids, hidden_states,
+                      states=states, codes=codes, ids=ids, created_from=created_from, created_to=created_to)
+        order = urgency_order(urgent_at) if urgent_at is not None else [cases.c.id.desc()]
         with self.engine.connect() as db:
-            return [dict(r._mapping) for r in db.execute(q)]
+            return [dict(r._mapping) for r in db.execute(q.order_by(*order).limit(limit).offset(offset))]
+
+    def count_cases(self, **filters) -> int:
+        """How many cases ``list_cases(**filters)`` selects, its limit aside (a page says how many it does not show)."""
+        with self.engine.connect() as db:
+            return db.execute(_selected(select(func.count()).select_from(cases), **filters)).scalar_one()
 
     def get_case(self, case_id: int) -> dict | None:
         with self.engine.connect() as db:

@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import html
 import time
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
-from gateway.auth import (SESSION_COOKIE, Principal, find_cases, hash_token, may_see, page_reader, scope,
-                          session_principal, start_session, visible_case)
+from gateway.auth import (SESSION_COOKIE, Principal, count_found, find_cases, hash_token, may_see, page_reader,
+                          scope, session_principal, start_session, visible_case)
 from gateway.cases import is_overdue
 from gateway import gridmap
 from gateway.config import Tables
-from gateway.presentation import (STATE_NAMES, CaseId, Filter, IncidentId, Sha256, Which, city_day, incident_evidence_response,
-                                  local_time, period, photo_response)
+from gateway.presentation import (STATE_NAMES, CaseId, Filter, IncidentId, Limit, Offset, Sha256, Which, city_day,
+                                  incident_evidence_response, local_time, period, photo_response)
 from gateway.reports import summary
 from gateway.security import read_capped
 from gateway.workflow import CaseState
@@ -139,6 +139,26 @@ def case_rows(cases: list[dict], tables: Tables) -> str:
             "<th>处置时限</th><th>督办级别</th><th>点位</th></tr>" + "".join(rows) + "</table>")
 
 
+PAGE_ROWS = 500  # the cases a list page shows unless its link asks for others (``limit``, at most 1000)
+
+
+def pager(request: Request, offset: int, limit: int, shown: int, total: int) -> str:
+    """Which of how many cases a list shows, and links to those before and after (the page's own
+    filters kept): a list that stops at its limit says so, and the rest are a click away."""
+    def link(at: int, text: str, rel: str) -> str:
+        query = urlencode({**request.query_params, "offset": at, "limit": limit})
+        return f" <a rel={rel} href='{esc(request.url.path)}?{esc(query)}'>{text}</a>"
+
+    text = (f"第 {offset + 1}–{offset + shown} 条, 共 {total} 条" if shown else f"本页没有案件, 共 {total} 条")
+    if total > shown:
+        text += f", 另有 {total - shown} 条不在本页"
+    if offset > 0:
+        text += link(max(0, offset - limit), "上一页", "prev")
+    if offset + shown < total:
+        text += link(offset + limit, "下一页", "next")
+    return f"<p id=pager>{text}</p>"
+
+
 LOGIN_FORM = ("<form method=post action=/ui/login id=login><input type=hidden name=next value='{next}'>"
               "<label>令牌 <input type=password name=token autocomplete=off required maxlength=200></label> "
               "<button>登录</button></form><p>{error}</p>")
@@ -201,11 +221,15 @@ def logout(request: Request):
 
 @web_router.get("/cases", response_class=HTMLResponse)
 def cases_page(request: Request, state: CaseState | None = None, category: Filter = None, grid: Filter = None,
-               department: Filter = None, overdue: bool = False, principal: Principal = Depends(page_reader)):
+               department: Filter = None, overdue: bool = False, offset: Offset = 0, limit: Limit = PAGE_ROWS,
+               principal: Principal = Depends(page_reader)):
+    """The cases the reader may see that the filters select, newest first, a page at a time."""
     state = state.value if state else None
     store, tables = request.app.state.store, request.app.state.tables
-    rows = find_cases(store, tables, principal, state=state, grid=grid or None, department=department or None,
-                      category=category or None, overdue_at=time.time() if overdue else None, limit=500)
+    selected = dict(state=state, grid=grid or None, department=department or None, category=category or None,
+                    overdue_at=time.time() if overdue else None)
+    rows = find_cases(store, tables, principal, **selected, limit=limit, offset=offset)
+    total = count_found(store, tables, principal, **selected)
 
     def select(name, label, options, current):
         opts = "".join(f"<option value='{esc(v)}' {'selected' if v == current else ''}>{esc(n)}</option>"
@@ -218,7 +242,8 @@ def cases_page(request: Request, state: CaseState | None = None, category: Filte
                f"<label>网格编码 <input name=grid value='{esc(grid or '')}' placeholder='含下级网格'></label>"
                f"<label><input type=checkbox name=overdue value=true {'checked' if overdue else ''}> 只看超期</label>"
                "<button>筛选</button></form>")
-    return page("案件列表", filters + case_rows(rows, tables), principal, live=True)
+    return page("案件列表", filters + case_rows(rows, tables) + pager(request, offset, limit, len(rows), total),
+                principal, live=True)
 
 
 def visible(case_id: int, request: Request, principal: Principal) -> dict:
@@ -243,12 +268,15 @@ def case_photo(case_id: CaseId, sha256: Sha256, request: Request, principal: Pri
 
 
 @web_router.get("/overdue", response_class=HTMLResponse)
-def overdue_page(request: Request, principal: Principal = Depends(page_reader)):
-    s = scope(principal, request.app.state.tables)
-    rows = request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"),
-                                              overdue_at=time.time(), limit=500, hidden_states=s.get("hidden_states"))
-    rows.sort(key=lambda r: (-r["level"], r["deadline"]))
-    return page("超期督办", case_rows(rows, request.app.state.tables), principal, live=True)
+def overdue_page(request: Request, offset: Offset = 0, limit: Limit = PAGE_ROWS,
+                 principal: Principal = Depends(page_reader)):
+    """The overdue cases the reader may see, the most escalated and longest overdue first
+    (``storage.urgency_order``, in SQL: a page's limit cuts the least urgent), a page at a time."""
+    store, tables, now = request.app.state.store, request.app.state.tables, time.time()
+    rows = find_cases(store, tables, principal, overdue_at=now, urgent_at=now, limit=limit, offset=offset)
+    total = count_found(store, tables, principal, overdue_at=now)
+    return page("超期督办", case_rows(rows, tables) + pager(request, offset, limit, len(rows), total), principal,
+                live=True)
 
 
 @web_router.get("/map", response_class=HTMLResponse)

@@ -24,15 +24,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
 from gateway import actions, storage, verdicts
-from gateway.auth import (CSRF_FIELD, PUBLIC, Principal, check_csrf, csrf_token, find_cases, may_see, page_reader,
-                          scope)
+from gateway.auth import (CSRF_FIELD, PUBLIC, Principal, check_csrf, count_found, csrf_token, find_cases, may_see,
+                          page_reader, scope)
 from gateway.cases import is_overdue
 from gateway.config import Tables
 from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
 from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, CaseId,
-                                  Filter, actor_text, duration_text, evidence_url, local_time, note_text, photo_url)
+                                  Filter, Limit, Offset, actor_text, duration_text, evidence_url, local_time, note_text,
+                                  photo_url)
 from gateway.security import read_capped
-from gateway.web import PageRoute, case_rows, esc, figure, grid_text, page, visible
+from gateway.web import PAGE_ROWS, PageRoute, case_rows, esc, figure, grid_text, page, pager, visible
 from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError
 
 workbench_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
@@ -331,21 +332,20 @@ async def photo_in_page(case_id: CaseId, request: Request, principal: Principal 
     return back(case_id, done="photo")
 
 
-def queue_key(case: dict, now: float) -> tuple:
-    """Overdue first (the most escalated first), then the nearest deadline."""
-    return (not is_overdue(case, now), -case["level"], case["deadline"] or float("inf"), case["id"])
-
-
 @workbench_router.get("/queue", response_class=HTMLResponse)
-def queue_page(request: Request, department: Filter = None, principal: Principal = Depends(page_reader)):
-    """A department's queue (吹哨报到): its open cases, overdue first. Others pick a department."""
+def queue_page(request: Request, department: Filter = None, offset: Offset = 0, limit: Limit = PAGE_ROWS,
+               principal: Principal = Depends(page_reader)):
+    """A department's queue (吹哨报到): its open cases, overdue first (the most escalated first), then
+    the nearest deadline (``storage.urgency_order``, in SQL: a page's limit cuts the least urgent).
+    Others pick a department."""
     store, tables, now = request.app.state.store, request.app.state.tables, time.time()
     mine = principal.role == Role.DEPARTMENT
     chosen = principal.department if mine else (department or None)
     # a returned case waits for the centre to dispatch it again: on the centre's view, not the department's
-    open_states = OPEN_STATES - UNDISPATCHED - ({CaseState.RETURNED} if mine else set())
-    rows = [r for r in find_cases(store, tables, principal, department=chosen, limit=1000) if r["state"] in open_states]
-    rows.sort(key=lambda r: queue_key(r, now))
+    open_states = sorted(s.value for s in OPEN_STATES - UNDISPATCHED - ({CaseState.RETURNED} if mine else set()))
+    rows = find_cases(store, tables, principal, department=chosen, states=open_states, urgent_at=now, limit=limit,
+                      offset=offset)
+    total = count_found(store, tables, principal, department=chosen, states=open_states)
     picker = ""
     if not mine:
         options = "".join(f"<option value='{esc(d.id)}' {'selected' if d.id == chosen else ''}>{esc(d.name)}</option>"
@@ -353,7 +353,8 @@ def queue_page(request: Request, department: Filter = None, principal: Principal
         picker = (f"<form class=filters><label>部门 <select name=department><option value=''>全部</option>{options}"
                   "</select></label><button>查看</button></form>")
     title = f"{tables.department_name(chosen)} 待办" if chosen else "部门待办"
-    return page(title, picker + case_rows(rows, tables), principal, live=True)
+    return page(title, picker + case_rows(rows, tables) + pager(request, offset, limit, len(rows), total), principal,
+                live=True)
 
 
 # --- the live case list ---
@@ -370,13 +371,14 @@ def live_script():
 
 @workbench_router.get("/live/cases", response_class=PlainTextResponse)
 def live_cases(request: Request, state: CaseState | None = None, category: Filter = None, grid: Filter = None,
-               department: Filter = None, overdue: bool = False, principal: Principal = Depends(page_reader)):
+               department: Filter = None, overdue: bool = False, offset: Offset = 0, limit: Limit = PAGE_ROWS,
+               principal: Principal = Depends(page_reader)):
     """A fingerprint of the list these filters show: the cases, their last change and overdue flag
     (two indexed queries); it changes exactly when the list would."""
     store, tables, now = request.app.state.store, request.app.state.tables, time.time()
     rows = find_cases(store, tables, principal, state=state.value if state else None, grid=grid or None,
                       department=department or None, category=category or None,
-                      overdue_at=now if overdue else None, limit=500)
+                      overdue_at=now if overdue else None, limit=limit, offset=offset)
     changes = store.last_changes([r["id"] for r in rows]) if rows else {}
     seen = ";".join(f"{r['id']}:{r['state']}:{changes.get(r['id'])}:{is_overdue(r, now)}" for r in rows)
     return PlainTextResponse(hashlib.sha256(seen.encode()).hexdigest()[:16], headers={"Cache-Control": "no-store"})

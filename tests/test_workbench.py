@@ -325,6 +325,61 @@ def test_the_queue_puts_overdue_cases_first_and_the_forms_keep_their_limits(city
     assert store.get_case(2)["state"] == "dispatched"
 
 
+def many_overdue_cases(store, ingest, n: int, now: float) -> None:
+    """``n`` open parking cases for the traffic police, all overdue, the oldest the longest overdue,
+    case 7 escalated once: put in one transaction through the storage layer (well under a second)."""
+    from gateway import storage
+
+    assert ingest.handle(*incident()) == "case_created"
+    template = {k: v for k, v in store.get_case(1).items() if k not in ("id", "timeline", "incidents")}
+    with store.begin() as db:
+        for number in range(2, n + 1):
+            storage.open_case(db, dict(template, incident_id=f"many-{number}"), now, "test")
+        for case_id in range(1, n + 1):
+            storage.update_case(db, case_id, {"deadline": now - (n + 1 - case_id) * 60, "level": int(case_id == 7)})
+
+
+def listed(page: str) -> list[int]:
+    return [int(i) for i in re.findall(r"<a href='/ui/cases/(\d+)'>", page)]
+
+
+def every_page(client, url: str) -> tuple[list[int], list[str]]:
+    """The cases a list shows on its first page and on every page its "next" links reach, and what each pager says."""
+    ids, pagers = [], []
+    while url:
+        page = client.get(url)
+        assert page.status_code == 200, page.text
+        ids += listed(page.text)
+        pagers.append(re.search(r"<p id=pager>(.*?)</p>", page.text)[1])
+        following = re.search(r"<a rel=next href='([^']+)'>", page.text)
+        url = following and following[1].replace("&amp;", "&")
+    return ids, pagers
+
+
+def test_the_queue_and_overdue_board_show_the_most_urgent_first_past_their_limit_and_page_to_the_rest(city):
+    from fastapi.testclient import TestClient
+
+    tables, store, ingest = city
+    n = 1100  # past the queue's old cut of the newest 1,000 and the overdue board's 500
+    many_overdue_cases(store, ingest, n, time.time())
+    most_urgent_first = [7] + [i for i in range(1, n + 1) if i != 7]  # escalated, then the longest overdue
+    police = new_token(store, "tp", "department", department="traffic-police")
+    client = TestClient(create_app(store, tables))
+    client.post("/ui/login", data={"token": police})
+    first = client.get("/ui/queue").text
+    assert listed(first) == most_urgent_first[:500]
+    assert "第 1–500 条, 共 1100 条, 另有 600 条不在本页" in first
+    for url in ("/ui/queue", "/ui/overdue"):
+        ids, pagers = every_page(client, url)
+        assert ids == most_urgent_first, url
+        assert pagers[-1].startswith("第 1001–1100 条, 共 1100 条") and "上一页" in pagers[-1], url
+    ids, pagers = every_page(client, "/ui/cases?limit=400")  # the case list: newest first, the paging it asked for
+    assert ids == list(range(n, 0, -1)) and len(pagers) == 3
+    assert listed(client.get("/ui/cases?offset=1098").text) == [2, 1]
+    assert "本页没有案件, 共 1100 条" in client.get("/ui/cases?offset=5000").text
+    assert client.get("/ui/cases?limit=1001").status_code == 422
+
+
 @pytest.mark.slow
 def test_an_operator_rejects_a_false_alarm_in_the_page_and_lifts_its_suppression(city, browser):
     from selenium.webdriver.common.by import By
