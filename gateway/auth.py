@@ -122,6 +122,27 @@ def start_session(store: Store, token: str, now: float) -> tuple[str, float]:
     return session, expires_at
 
 
+def check_same_origin(request: Request) -> None:
+    """403 for a sign-in or sign-out form that another site's page sent. The session cookie's
+    SameSite=Strict keeps it off such a request, but the browser still stores the answer's
+    Set-Cookie: another site could sign a person in as the attacker (their uploads and actions then
+    go under the attacker's name) or sign them out. Browsers say where a form came from:
+    ``Sec-Fetch-Site`` (only ``same-origin``, or ``none`` for the person's own navigation, passes) or,
+    where they do not send that, ``Origin`` (this gateway's own, as the request reached it). A request
+    with neither is not a browser's form from another site (curl, scripts, the tests; browsers before
+    2019 sent neither, and those are out of support), so it passes: refusing it would break them and
+    protect nobody."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        if fetch_site not in ("same-origin", "none"):
+            raise HTTPException(403, f"a form from another site (Sec-Fetch-Site: {fetch_site[:40]}) is refused")
+        return
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if origin is not None and origin.lower() != own.lower():
+        raise HTTPException(403, f"a form from another site (Origin: {origin[:200]}) is refused")
+
+
 def session_principal(request: Request) -> Principal | None:
     """The principal of the request's session cookie, if it names a live session of a good token."""
     cookie = request.cookies.get(SESSION_COOKIE)

@@ -22,8 +22,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
-from gateway.auth import (SESSION_COOKIE, Principal, count_found, find_cases, hash_token, may_see, page_reader,
-                          scope, session_principal, start_session, visible_case)
+from gateway.auth import (SESSION_COOKIE, Principal, check_same_origin, count_found, find_cases, hash_token, may_see,
+                          page_reader, scope, session_principal, start_session, visible_case)
 from gateway.cases import is_overdue
 from gateway import gridmap
 from gateway.config import Tables
@@ -183,7 +183,9 @@ def login_page(next: str | None = None):  # noqa: A002 (the parameter's name in 
 
 @web_router.post("/login", response_class=HTMLResponse)
 async def login(request: Request):
-    """Exchange a token (form field ``token``) for a session cookie, once; then back to ``next``."""
+    """Exchange a token (form field ``token``) for a session cookie, once; then back to ``next``.
+    Only from this gateway's own page (``auth.check_same_origin``)."""
+    check_same_origin(request)
     form = parse_qs((await read_capped(request, MAX_FORM_BYTES, "the sign-in form")).decode("utf-8", "replace"))
     target = local_page((form.get("next") or [None])[0])
     store, now = request.app.state.store, time.time()
@@ -211,6 +213,8 @@ def sign_in_problem(store, token: str) -> str:
 
 @web_router.post("/logout")
 def logout(request: Request):
+    """End the session and drop its cookie; only from this gateway's own page (``auth.check_same_origin``)."""
+    check_same_origin(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         request.app.state.store.end_session(hash_token(cookie))
