@@ -84,7 +84,8 @@ form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-widt
 .grid.leaf{fill:#eaf1f8;stroke:#7d96b3;stroke-width:1}.grid-label{font-size:12px;fill:#33475b;paint-order:stroke;stroke:#fff;stroke-width:3px}.scale{fill:none;stroke:#1d2733;stroke-width:2}
 .st-pending_review{fill:#f59f00}.st-dispatched{fill:#d9480f}.st-handling{fill:#1c7ed6}.st-feedback{fill:#7048e8}
 .st-returned{fill:#e64980}.st-closed{fill:#2b8a3e}.st-ledger{fill:#868e96}.st-rejected{fill:#adb5bd}
-circle.overdue{stroke:#b00020;stroke-width:3}.legend span{margin-right:12px}
+circle.overdue{stroke:#b00020;stroke-width:3}circle.off-map{stroke:#1d2733;stroke-dasharray:2 2}
+.more circle{fill:#fff;stroke:#1b3a5c;stroke-width:1.5}.more text{font-size:10px;fill:#1b3a5c}.legend span{margin-right:12px}
 """
 
 
@@ -283,15 +284,19 @@ def overdue_page(request: Request, offset: Offset = 0, limit: Limit = PAGE_ROWS,
                 live=True)
 
 
+MAP_CASES = 1000  # the cases the map draws, the most urgent first (``storage.urgency_order``)
+
+
 @web_router.get("/map", response_class=HTMLResponse)
 def map_page(request: Request, principal: Principal = Depends(page_reader)):
     """The grids of the city's tables (those in the principal's scope) with the cases on them,
-    coloured by state (overdue ringed in red), each linking to its page; drawn here, no tiles."""
-    tables, now = request.app.state.tables, time.time()
+    coloured by state (overdue ringed in red), each linking to its page; drawn here, no tiles.
+    A case whose place lies outside the grids is drawn at the map's edge and listed below it."""
+    store, tables, now = request.app.state.store, request.app.state.tables, time.time()
     s = scope(principal, tables)
-    rows = [r for r in request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"), limit=1000,
-                                                             hidden_states=s.get("hidden_states"))
-            if r["lat"] is not None and r["lon"] is not None]
+    found = find_cases(store, tables, principal, urgent_at=now, limit=MAP_CASES)
+    rows = [r for r in found if r["lat"] is not None and r["lon"] is not None]
+    left_out = count_found(store, tables, principal) - len(found)
     grids = set(s["grids"]) if "grids" in s else None
     shapes = {code: polys for code, polys in tables.grid_shapes.items() if grids is None or code in grids}
     if not shapes and not rows:
@@ -302,14 +307,22 @@ def map_page(request: Request, principal: Principal = Depends(page_reader)):
                           f"#{r['id']} {r['category_name']} · {STATE_NAMES.get(r['state'], r['state'])}"
                           f"{' · 超期' if is_overdue(r, now) else ''}") for r in rows]
     cameras = {(r["box"], r["camera"]): (r["lon"], r["lat"], f"摄像机 {r['box']}/{r['camera']}") for r in rows}
-    svg = gridmap.render(shapes, tables.grid_names, {c: len(tables.ancestors(c)) for c in shapes}, outer, marks,
-                         list(cameras.values()))
+    drawn = gridmap.render(shapes, tables.grid_names, {c: len(tables.ancestors(c)) for c in shapes}, outer, marks,
+                           list(cameras.values()))
     legend = "".join(f"<span><svg width=14 height=14><circle class='case st-{k}' cx=7 cy=7 r=5></circle></svg> {esc(v)}</span>"
                      for k, v in STATE_NAMES.items())
     legend += ("<span><svg width=14 height=14><circle class='case overdue' cx=7 cy=7 r=5></circle></svg> 超期</span>"
+               "<span><svg width=14 height=14><circle class='case off-map' cx=7 cy=7 r=5></circle></svg> 网格范围外</span>"
                "<span><svg width=14 height=14><rect class=cam x=3 y=3 width=8 height=8></rect></svg> 摄像机</span>")
-    return page("网格地图", f"{svg}<p class=legend>{legend}</p><p>网格 {len(shapes)} · 案件 {len(marks)} · "
-                f"摄像机 {len(cameras)}</p>", principal)
+    notes = f"<p>网格 {len(shapes)} · 案件 {len(marks)} · 摄像机 {len(cameras)}"
+    if left_out > 0:
+        notes += f" · 另有 {left_out} 个案件未画出 (地图只画最紧急的 {MAP_CASES} 个), 见案件列表"
+    notes += "</p>"
+    if drawn.off_map:  # a box that sends 0, 0 or another city's place: said, and a click away
+        items = "".join(f"<li><a href='{esc(m.href)}'>{esc(m.title)}</a></li>" for m in drawn.off_map[:50])
+        more = f"<li>等, 共 {len(drawn.off_map)} 个</li>" if len(drawn.off_map) > 50 else ""
+        notes += f"<p>位置在网格范围外的案件 (画在地图边缘):</p><ul id=off-map>{items}{more}</ul>"
+    return page("网格地图", f"{drawn.svg}<p class=legend>{legend}</p>{notes}", principal)
 
 
 @web_router.get("/reports", response_class=HTMLResponse)

@@ -17,6 +17,7 @@ from gateway.ingest import Ingest
 from gateway.storage import Store
 
 from .conftest import serve, wait_until
+from .test_gridmap import grid_extent
 from .test_presentation import jpeg, sighting
 from .test_web import SHOTS, browser  # noqa: F401 (the fixture)
 from .test_workflow import CITY, incident
@@ -251,6 +252,22 @@ def test_the_map_draws_the_grids_and_clickable_cases(tmp_path, browser):
         assert sorted(g.get_attribute("data-grid") for g in browser.find_elements(By.CSS_SELECTOR, "#map path.grid")) \
             == ["HQ-XYM", "HQ-XYM-01", "HQ-XYM-01-01"]
         assert [a.get_dom_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#map a")] == ["/ui/cases/3"]
+
+
+def test_the_map_keeps_the_city_in_view_and_lists_a_case_placed_far_away(tmp_path):
+    from fastapi.testclient import TestClient
+
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables)
+    for where in ((39.1702, 117.1531), (0.0, 0.0)):  # the second from a box that sends 0, 0
+        assert ingest.handle(*incident(grid="HQ-DZG-10D-07", location={"lat": where[0], "lon": where[1]})) \
+            == "case_created"
+    client = TestClient(create_app(store, tables))
+    client.post("/ui/login", data={"token": new_token(store, "root", "admin")})
+    page = client.get("/ui/map").text
+    assert re.findall(r"<ul id=off-map><li><a href='(/ui/cases/\d+)'>", page) == ["/ui/cases/2"]
+    assert min(grid_extent(page, "HQ")) > 200  # the city fills the picture, not a dot in its corner
 
 
 def test_the_demo_prints_a_token_for_the_centre_and_each_department(tmp_path):
