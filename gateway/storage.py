@@ -147,6 +147,9 @@ case_log = Table(
     Column("note", Text),
     Column("target", String(64)),  # where its notice goes: the department dispatched to, the grid escalated to
     Column("published", Float),  # the log row is also the outbox of notices (dispatch, escalation)
+    # migration 8: the more time an extension's row asked for, granted, refused or gave (its note is
+    # the person's own words, never this value: a note "2h" on a request for 5 working days is the person's)
+    Column("extend_by", String(64)),
 )
 UNPUBLISHED = Index("ix_case_log_published", case_log.c.published)  # migration 3: the clock finds its notices
 
@@ -236,6 +239,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
                                               cases.c.extension_request)]),
     (7, "verdicts and suppressions: an operator's verdict on a machine-made case; a false alarm's suppression "
         "for its box", lambda db: [verdicts.create(db), suppressions.create(db)]),
+    (8, "case_log.extend_by: an extension's duration in its own field, the note left to the person's words",
+     _add_column(case_log.c.extend_by)),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
@@ -535,14 +540,17 @@ def link(db: Connection, incident_id: str, case_id: int, how: str, now: float) -
 
 
 def log(db: Connection, case_id: int, now: float, actor: str, role: Role | str, action: str,
-        from_state: str | None, to_state: str | None, note: str | None = None, target: str | None = None) -> None:
-    _LOG.run(db, _log_row(case_id, now, actor, role, action, from_state, to_state, note, target))
+        from_state: str | None, to_state: str | None, note: str | None = None, target: str | None = None,
+        extend_by: str | None = None) -> None:
+    _LOG.run(db, _log_row(case_id, now, actor, role, action, from_state, to_state, note, target, extend_by))
 
 
 def _log_row(case_id: int, now: float, actor: str, role: Role | str, action: str, from_state: str | None,
-             to_state: str | None, note: str | None = None, target: str | None = None) -> dict:
+             to_state: str | None, note: str | None = None, target: str | None = None,
+             extend_by: str | None = None) -> dict:
     return {"case_id": case_id, "at": now, "actor": actor[:128], "role": Role(role).value, "action": action,
-            "from_state": from_state, "to_state": to_state, "note": note, "target": target, "published": None}
+            "from_state": from_state, "to_state": to_state, "note": note, "target": target, "published": None,
+            "extend_by": extend_by}
 
 
 def update_case(db: Connection, case_id: int, values: dict, **where) -> bool:
@@ -555,7 +563,7 @@ def update_case(db: Connection, case_id: int, values: dict, **where) -> bool:
 
 
 def apply(db: Connection, case: dict, action: Action, role: Role, actor: str, now: float,
-          note: str | None = None, values: dict | None = None) -> dict:
+          note: str | None = None, values: dict | None = None, extend_by: str | None = None) -> dict:
     """Move ``case`` by ``action`` (TransitionError if not allowed), log it; compare-and-set on state."""
     target = transition(case["state"], action, role)
     changes = {"state": target.value, **(values or {})}
@@ -564,7 +572,7 @@ def apply(db: Connection, case: dict, action: Action, role: Role, actor: str, no
     if not update_case(db, case["id"], changes, state=case["state"]):
         raise ConflictError(f"case {case['id']} changed while {action.value} was applied")
     log(db, case["id"], now, actor, role, action.value, case["state"], target.value, note,
-        changes.get("escalated_grid") if action == Action.ESCALATE else None)
+        changes.get("escalated_grid") if action == Action.ESCALATE else None, extend_by)
     return {**case, **changes}
 
 
@@ -717,7 +725,7 @@ class Store:
             case = dict(row._mapping)
             case["timeline"] = [dict(r._mapping) for r in db.execute(
                 select(case_log.c.at, case_log.c.actor, case_log.c.role, case_log.c.action, case_log.c.from_state,
-                       case_log.c.to_state, case_log.c.note)
+                       case_log.c.to_state, case_log.c.note, case_log.c.extend_by)
                 .where(case_log.c.case_id == case_id).order_by(case_log.c.id))]
             case["incidents"] = [dict(r._mapping) for r in db.execute(
                 select(case_incidents.c.incident_id, case_incidents.c.how, case_incidents.c.linked_at)

@@ -254,6 +254,32 @@ def test_the_map_draws_the_grids_and_clickable_cases(tmp_path, browser):
         assert [a.get_dom_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#map a")] == ["/ui/cases/3"]
 
 
+def test_a_persons_note_is_shown_as_their_words_and_an_extension_as_the_duration_asked_for(city):
+    from fastapi.testclient import TestClient
+
+    tables, store, ingest = city
+    assert ingest.handle(*incident()) == "case_created"
+    police = new_token(store, "tp", "department", department="traffic-police")
+    admin = new_token(store, "root", "admin")
+    api = TestClient(create_app(store, tables))
+    for token, action, extra in (
+            (police, "request_extension", {"extend_by": "5 working days", "note": "2h"}),
+            (admin, "escalate", {"note": "overdue: the deadline passed at 2026-12-01T00:00:00Z; level 3, to D"}),
+            (admin, "approve_extension", {"note": "3 working days"})):
+        done = api.post("/cases/1/actions", json={"action": action, **extra}, headers={"Authorization": f"Bearer {token}"})
+        assert done.status_code == 200, done.text
+    assert store.get_case(1)["level"] == 1
+    timeline = api.get("/cases/1", headers={"Authorization": f"Bearer {admin}"}).json()["timeline"]
+    assert [(e["note"], e["extend_by"]) for e in timeline if "extension" in e["action"]] == [
+        ("2h", "5 working days"), ("3 working days", "5 working days")]
+    page = TestClient(create_app(store, tables))
+    page.post("/ui/login", data={"token": admin})
+    rows = [re.sub(r"<[^>]+>", "|", row) for row in re.findall(r"<tr>(.*?)</tr>", page.get("/ui/cases/1").text)]
+    shown = {row.split("|")[5]: row.split("|")[9] for row in rows if "|管理员 root|" in row or "|部门 tp|" in row}
+    assert shown == {"申请延期": "5 个工作日 · 2h", "批准延期": "5 个工作日 · 3 working days",
+                     "升级督办": "overdue: the deadline passed at 2026-12-01 08:00; level 3, to D"}
+
+
 def test_the_map_keeps_the_city_in_view_and_lists_a_case_placed_far_away(tmp_path):
     from fastapi.testclient import TestClient
 
@@ -435,7 +461,7 @@ def test_an_operator_rejects_a_false_alarm_in_the_page_and_lifts_its_suppression
         assert browser.find_element(By.ID, "outcome").text == "已完成: 人工研判 (误报)"
         assert "已作废" in facts(browser) and "误报" in facts(browser)
         timeline = browser.find_element(By.ID, "timeline").text
-        assert "指挥中心 op1 人工研判 待审核 误报; 树影" in timeline and "作废 已作废 人工研判: 误报" in timeline
+        assert "指挥中心 op1 人工研判 待审核 误报; 树影" in timeline and "指挥中心 op1 作废 已作废" in timeline  # the verdict's row says why
         (held,) = verdicts.listed(store)
         assert held["case_id"] == 1 and sent == [held["box"]]
         shown = browser.find_element(By.ID, "suppressions").text
