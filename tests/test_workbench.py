@@ -280,6 +280,32 @@ def test_a_persons_note_is_shown_as_their_words_and_an_extension_as_the_duration
                      "升级督办": "overdue: the deadline passed at 2026-12-01 08:00; level 3, to D"}
 
 
+def test_the_photo_form_checks_its_csrf_token_before_parsing_the_rest_and_takes_few_parts(city):
+    from fastapi.testclient import TestClient
+
+    tables, store, ingest = city
+    assert ingest.handle(*incident()) == "case_created"
+    client = TestClient(create_app(store, tables))
+    client.post("/ui/login", data={"token": new_token(store, "tp", "department", department="traffic-police")})
+    csrf = session_csrf(client.cookies["xl_session"])
+    multipart = {"Content-Type": "multipart/form-data; boundary=b"}
+
+    def part(name: str, value: bytes) -> bytes:
+        return b'--b\r\nContent-Disposition: form-data; name="' + name.encode() + b'"\r\n\r\n' + value + b"\r\n"
+
+    tiny = part("x", b"y") * 40_000  # 2 MB of tiny parts: about 4 s of the parser's CPU
+    for first, status in ((part("csrf", b"0" * 64), 403), (part("csrf", csrf.encode()), 413)):
+        began = time.monotonic()
+        answer = client.post("/ui/cases/1/photos", content=first + tiny + b"--b--\r\n", headers=multipart,
+                             follow_redirects=False)
+        assert answer.status_code == status and time.monotonic() - began < 1.0, (status, answer.status_code)
+    photo = jpeg(40)
+    kept = client.post("/ui/cases/1/photos", content=part("csrf", csrf.encode()) + part("photo", photo) + b"--b--\r\n",
+                       headers=multipart, follow_redirects=False)
+    assert kept.status_code == 303 and "done=photo" in kept.headers["location"]
+    assert [e["action"] for e in store.get_case(1)["timeline"]].count("photo") == 1
+
+
 def test_the_map_keeps_the_city_in_view_and_lists_a_case_placed_far_away(tmp_path):
     from fastapi.testclient import TestClient
 
