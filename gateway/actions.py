@@ -30,11 +30,11 @@ def perform(db: Connection, case: dict, action: Action, role: Role, actor: str, 
     if category is None:
         raise TransitionError(f"case {case['id']}: type {case['type']!r} has no category in the city's tables")
     values = action_values(case, action, category, tables, now, extend_by=extend_by, department=department)
-    if note is None and action == Action.REDISPATCH:
-        note = f"to {department}"
-    if note is None and action in (Action.REQUEST_EXTENSION, Action.APPROVE_EXTENSION, Action.REFUSE_EXTENSION):
-        note = extend_by or case.get("extension_request")
-    changed = storage.apply(db, case, action, role, actor, now, note, values)
+    # the note is whoever acted's own words; what an extension asked for, granted or refused has its own field
+    # (a redispatch's department is on the dispatched row that follows)
+    duration = {Action.REQUEST_EXTENSION: extend_by, Action.EXTEND: extend_by, Action.APPROVE_EXTENSION:
+                case.get("extension_request"), Action.REFUSE_EXTENSION: case.get("extension_request")}.get(action)
+    changed = storage.apply(db, case, action, role, actor, now, note, values, duration)
     _, notice = effect(action)
     if notice == Notice.DISPATCHED:  # (an escalation's notice is its own log row, with the grid as target)
         storage.log(db, case["id"], now, "gateway", Role.SYSTEM, Notice.DISPATCHED.value, changed["state"],

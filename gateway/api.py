@@ -42,7 +42,8 @@ class TimelineEntry(BaseModel):
     action: str
     from_state: str | None = None
     to_state: str | None = None
-    note: str | None = None
+    note: str | None = None  # the words of whoever acted (for the gateway's own rows, its text)
+    extend_by: str | None = None  # an extension's duration: asked for, granted, refused or given
     photo_url: str | None = None
 
 

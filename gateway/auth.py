@@ -122,6 +122,27 @@ def start_session(store: Store, token: str, now: float) -> tuple[str, float]:
     return session, expires_at
 
 
+def check_same_origin(request: Request) -> None:
+    """403 for a sign-in or sign-out form that another site's page sent. The session cookie's
+    SameSite=Strict keeps it off such a request, but the browser still stores the answer's
+    Set-Cookie: another site could sign a person in as the attacker (their uploads and actions then
+    go under the attacker's name) or sign them out. Browsers say where a form came from:
+    ``Sec-Fetch-Site`` (only ``same-origin``, or ``none`` for the person's own navigation, passes) or,
+    where they do not send that, ``Origin`` (this gateway's own, as the request reached it). A request
+    with neither is not a browser's form from another site (curl, scripts, the tests; browsers before
+    2019 sent neither, and those are out of support), so it passes: refusing it would break them and
+    protect nobody."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        if fetch_site not in ("same-origin", "none"):
+            raise HTTPException(403, f"a form from another site (Sec-Fetch-Site: {fetch_site[:40]}) is refused")
+        return
+    origin = request.headers.get("origin")
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if origin is not None and origin.lower() != own.lower():
+        raise HTTPException(403, f"a form from another site (Origin: {origin[:200]}) is refused")
+
+
 def session_principal(request: Request) -> Principal | None:
     """The principal of the request's session cookie, if it names a live session of a good token."""
     cookie = request.cookies.get(SESSION_COOKIE)
@@ -175,21 +196,36 @@ def visible_case(store: Store, tables: Tables, who: Principal, case_id: int) -> 
     return row
 
 
-def find_cases(store: Store, tables: Tables, who: Principal, *, state: str | None = None, grid: str | None = None,
-               department: str | None = None, category: str | None = None, overdue_at: float | None = None,
-               limit: int = 100, offset: int = 0) -> list[dict]:
-    """The cases ``who`` may see that the filters select, newest first (the API's list and the
-    pages'): ``grid`` selects that grid and everything under it, ``category`` is an incident type
-    or the city's category code."""
+def case_filters(tables: Tables, who: Principal, *, state: str | None = None, grid: str | None = None,
+                 department: str | None = None, category: str | None = None, overdue_at: float | None = None,
+                 states: list[str] | None = None) -> dict | None:
+    """``Store.list_cases``' filters for the cases ``who`` may see that these select (None: no case
+    can be): ``grid`` selects that grid and everything under it, ``category`` is an incident type
+    or the city's category code, ``states`` any of those states."""
     s = scope(who, tables)
     if s.get("department") and department not in (None, s["department"]):
-        return []
+        return None
     grids = s.get("grids")
     if grid is not None:
         grids = [g for g in subtree(tables, grid) if grids is None or g in grids]
     found = tables.find_category(category) if category is not None else None
-    return store.list_cases(state, None, s.get("department", department), found.type if found else category,
-                            overdue_at, grids, limit, offset, s.get("hidden_states"))
+    return {"state": state, "department": s.get("department", department),
+            "category": found.type if found else category, "overdue_at": overdue_at, "grids": grids,
+            "hidden_states": s.get("hidden_states"), "states": states}
+
+
+def find_cases(store: Store, tables: Tables, who: Principal, *, limit: int = 100, offset: int = 0,
+               urgent_at: float | None = None, **filters) -> list[dict]:
+    """The cases ``who`` may see that the filters (``case_filters``) select, newest first or, with
+    ``urgent_at``, the most urgent first (the API's list and the pages')."""
+    selected = case_filters(tables, who, **filters)
+    return [] if selected is None else store.list_cases(**selected, limit=limit, offset=offset, urgent_at=urgent_at)
+
+
+def count_found(store: Store, tables: Tables, who: Principal, **filters) -> int:
+    """How many cases ``find_cases`` finds with these filters, its limit aside."""
+    selected = case_filters(tables, who, **filters)
+    return 0 if selected is None else store.count_cases(**selected)
 
 
 # --- forms that change a case: a per-session CSRF token ---

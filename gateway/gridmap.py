@@ -23,6 +23,7 @@ import html
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from xueliang.polygon import crossing_edges
 
@@ -186,13 +187,47 @@ def _path(polygons: list[Polygon], proj: Projection) -> str:
                     for polygon in polygons for ring in polygon)
 
 
+SPACING_PX = 13  # between the centres of two cases' circles (radius 6) spread around one place
+RING_MAX_PX = 50  # the widest ring of cases around one place: it stays near its camera, and in the picture
+EDGE_PX = 8  # a case whose place lies outside the picture is drawn this far inside its edge
+
+
+def ring(n: int) -> tuple[float, int]:
+    """How ``n`` cases at one place are spread so each can be clicked: (the ring's radius in px, how
+    many circles it holds). Past what the widest ring holds, the last slot is a count of the rest.
+
+    >>> ring(1), ring(2), ring(20), ring(300)
+    ((0.0, 1), (9.0, 2), (41.4, 20), (50, 24))
+    """
+    if n == 1:
+        return 0.0, 1
+    most = int(2 * math.pi * RING_MAX_PX / SPACING_PX)
+    if n > most:
+        return RING_MAX_PX, most
+    return round(max(9.0, SPACING_PX * n / (2 * math.pi)), 1), n
+
+
+class Drawn(NamedTuple):
+    """The map's SVG, and the cases whose place lies outside the grids' picture (drawn at its edge)."""
+
+    svg: str
+    off_map: list[Mark]
+
+
 def render(shapes: dict[str, list[Polygon]], names: dict[str, str], depth: dict[str, int], outer: set[str],
-           marks: list[Mark], cameras: list[tuple[float, float, str]], width: int = 900, height: int = 600) -> str:
+           marks: list[Mark], cameras: list[tuple[float, float, str]], width: int = 900, height: int = 600) -> Drawn:
     """The map as one SVG: grid polygons (outer levels as outlines, basic grids filled and named),
-    cameras as squares, cases as circles linking to their page (cases at one place spread on a small
-    ring so each can be clicked), and a scale bar. ``depth``: a grid's level in the tree (outer levels
-    are drawn first); ``outer``: grids with a shaped grid under them (drawn as outlines, not named)."""
-    points = [pt for polys in shapes.values() for p in polys for pt in p[0]] + [(m.lon, m.lat) for m in marks]
+    cameras as squares, cases as circles linking to their page, and a scale bar. ``depth``: a grid's
+    level in the tree (outer levels are drawn first); ``outer``: grids with a shaped grid under them
+    (drawn as outlines, not named).
+
+    The picture is fitted to the grids (to the cases only where no grid has a boundary): one case
+    far away (a box that sends 0, 0) would otherwise shrink the city to a dot. A case outside the
+    picture is drawn just inside its edge, in the direction of its place, ringed as ``off-map``.
+    Cases at one place are spread on a ring (``ring``) whose last slot, when they are more than it
+    holds, counts the rest; the ring is kept whole inside the picture. ``marks`` come most important
+    first: those are the ones drawn."""
+    points = [pt for polys in shapes.values() for p in polys for pt in p[0]] or [(m.lon, m.lat) for m in marks]
     proj = Projection.fit(points, width, height)
     out = []
     for code in sorted(shapes, key=lambda c: (depth.get(c, 0), c)):
@@ -203,22 +238,42 @@ def render(shapes: dict[str, list[Polygon]], names: dict[str, str], depth: dict[
         if code not in outer:
             x, y = proj.xy(*label_point(shapes[code]))
             out.append(f"<text class=grid-label x={x} y={y} text-anchor=middle>{_esc(names.get(code, code))}</text>")
+
+    def inside(x: float, y: float) -> bool:
+        return 0 <= x <= width and 0 <= y <= height
+
     for lon, lat, title in cameras:
         x, y = proj.xy(lon, lat)
-        out.append(f"<rect class=cam x={x - 4} y={y - 4} width=8 height=8><title>{_esc(title)}</title></rect>")
+        if inside(x, y):
+            out.append(f"<rect class=cam x={x - 4} y={y - 4} width=8 height=8><title>{_esc(title)}</title></rect>")
     at_place: dict[tuple[float, float], list[Mark]] = {}
     for m in marks:
         at_place.setdefault(proj.xy(m.lon, m.lat), []).append(m)
+    off_map = []
     for (x, y), group in at_place.items():
-        ring = 0 if len(group) == 1 else max(9.0, 3.2 * len(group))
-        for k, m in enumerate(group):
-            angle = 2 * math.pi * k / len(group)
-            cx, cy = round(x + ring * math.cos(angle), 1), round(y + ring * math.sin(angle), 1)
-            out.append(f"<a href='{_esc(m.href)}'><circle class='{_esc(m.classes)}' cx={cx} cy={cy} r=6>"
-                       f"<title>{_esc(m.title)}</title></circle></a>")
+        radius, slots = ring(len(group))
+        off = not inside(x, y)
+        if off:
+            off_map += group
+        keep = radius + EDGE_PX  # the whole ring inside the picture
+        x, y = min(max(x, keep), width - keep), min(max(y, keep), height - keep)
+        shown = group if len(group) <= slots else group[:slots - 1]
+        for k in range(slots):
+            angle = 2 * math.pi * k / slots
+            cx, cy = round(x + radius * math.cos(angle), 1), round(y + radius * math.sin(angle), 1)
+            if k < len(shown):
+                m = shown[k]
+                classes = m.classes + (" off-map" if off else "")
+                title = ("位置在网格范围外: " if off else "") + m.title
+                out.append(f"<a href='{_esc(m.href)}'><circle class='{_esc(classes)}' cx={cx} cy={cy} r=6>"
+                           f"<title>{_esc(title)}</title></circle></a>")
+            else:
+                rest = len(group) - len(shown)
+                out.append(f"<g class=more><circle cx={cx} cy={cy} r=8></circle><text x={cx} y={cy + 4} "
+                           f"text-anchor=middle>+{rest}</text><title>此处另有 {rest} 个案件, 见案件列表</title></g>")
     bar_px, bar_label = scale_bar(proj.metres_per_px)
     x0, y0 = 20, height - 20
     out.append(f"<g id=scale><path class=scale d='M{x0},{y0 - 6} L{x0},{y0} L{x0 + bar_px},{y0} L{x0 + bar_px},{y0 - 6}'/>"
                f"<text x={x0 + bar_px / 2} y={y0 - 9} text-anchor=middle>{_esc(bar_label)}</text></g>")
-    return (f"<svg id=map xmlns='http://www.w3.org/2000/svg' width={width} height={height} "
-            f"viewBox='0 0 {width} {height}'>{''.join(out)}</svg>")
+    return Drawn(f"<svg id=map xmlns='http://www.w3.org/2000/svg' width={width} height={height} "
+                 f"viewBox='0 0 {width} {height}'>{''.join(out)}</svg>", off_map)

@@ -29,6 +29,7 @@ from gateway.cases import is_overdue
 from gateway.config import Tables
 from gateway.deadlines import CITY_TZ, parse_service_level
 from gateway.storage import Store
+from gateway.workflow import Role
 from xueliang import wire
 
 # --- what the API and the pages take in a URL ---
@@ -37,6 +38,8 @@ CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="the case's number")]
 IncidentId = Annotated[str, Path(pattern=wire.INCIDENT_ID.pattern, description="an incident joined to the case")]
 # a filter value: what a code in the city's tables can be, without control characters (NUL breaks PostgreSQL)
 Filter = Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")]
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="cases skipped: the list pages' paging")]
+Limit = Annotated[int, Query(ge=1, le=1000, description="cases a list page shows")]
 Which = Annotated[str, Query(pattern="^(start|end)$", description="start: when it was found; end: the camera's re-check")]
 Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)  # reports cover this century
@@ -255,7 +258,6 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
     ("created", re.compile(r"(?P<type>\w+) in zone (?P<zone>.+)"),
      lambda m, t: f"摄像机发现{(c := t.category(m['type'])) and c.name or m['type']} · 区域 {m['zone']}"),
     ("dispatched", re.compile(r"(?P<dept>[^ ]+)"), lambda m, t: f"派往 {t.department_name(m['dept'])}"),
-    ("redispatch", re.compile(r"to (?P<dept>[^ ]+)"), lambda m, t: f"改派至 {t.department_name(m['dept'])}"),
     ("merged", re.compile(r"incident (?P<iid>\S+) at the same place"), lambda m, t: f"同一地点的事件 {m['iid']} 并入本案"),
     ("merged", re.compile(r"incident (?P<iid>\S+): a lead the camera could not confirm, at the place of this rejected "
                           r"case; not raised for review again"),
@@ -278,33 +280,34 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
      lambda m, t: f"同一地点经确认的事件 {m['iid']} 已另立案件 #{m['case']}, 如为同一问题请作废本案"),
     ("related", re.compile(r"case (?P<case>\d+) at the same place waits for review"),
      lambda m, t: f"同一地点的案件 #{m['case']} 待审核"),
-    ("reject", re.compile(r"verdict: (?P<verdict>[a-z_]+)"),
-     lambda m, t: f"人工研判: {VERDICT_NAMES.get(m['verdict'], m['verdict'])}"),
 ]
 
 
+GATEWAY_WORDED = ("verdict", "suppression_lifted", "photo")  # rows whose note the gateway composes, whoever acted
+
+
 def note_text(entry: dict, tables: Tables) -> str:
-    """A timeline entry's note as people read it: the gateway's own notes in Chinese, a requested
-    extension as a duration, times in Beijing time; what a person wrote as they wrote it.
+    """A timeline entry's note as people read it: the gateway's own notes (its rows, and the few it
+    composes for a person: a verdict, a lifted suppression, a photo) in Chinese from its templates;
+    a person's note as they wrote it, times in Beijing time, after the duration an extension asked
+    for or granted (from its own field, ``extend_by``, never read out of the note). A person's note
+    that reads like one of the gateway's is still the person's: it is never shown as the gateway's.
 
     >>> from gateway.config import TABLES_DIR, load_tables
     >>> t = load_tables(TABLES_DIR / "demo.yaml")
     >>> note_text({"action": "dispatched", "role": "system", "note": "traffic-police"}, t)
     '派往 交警大队'
-    >>> note_text({"action": "request_extension", "role": "department", "note": "2h"}, t)
-    '2 小时'
+    >>> note_text({"action": "request_extension", "role": "department", "note": "2h", "extend_by": "5 working days"}, t)
+    '5 个工作日 · 2h'
     """
     note, action = entry.get("note"), entry["action"]
+    if entry["role"] != Role.SYSTEM.value and action not in GATEWAY_WORDED:
+        parts = [duration_text(entry["extend_by"])] if entry.get("extend_by") else []
+        return " · ".join(parts + ([local_text(note)] if note else []))
     if note is None:
         return ""
     if action == "photo":
         return "照片"
-    if action in ("request_extension", "approve_extension", "refuse_extension", "extend"):
-        try:
-            parse_service_level(note)
-            return duration_text(note)
-        except ValueError:
-            pass
     for name, pattern, show in _SYSTEM_NOTES:
         if name == action and (m := pattern.fullmatch(note)):
             return show(m, tables)

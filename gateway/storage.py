@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import (
     and_,
     Boolean,
+    case as sql_case,
     Column,
     Float,
     Index,
@@ -146,6 +147,9 @@ case_log = Table(
     Column("note", Text),
     Column("target", String(64)),  # where its notice goes: the department dispatched to, the grid escalated to
     Column("published", Float),  # the log row is also the outbox of notices (dispatch, escalation)
+    # migration 8: the more time an extension's row asked for, granted, refused or gave (its note is
+    # the person's own words, never this value: a note "2h" on a request for 5 working days is the person's)
+    Column("extend_by", String(64)),
 )
 UNPUBLISHED = Index("ix_case_log_published", case_log.c.published)  # migration 3: the clock finds its notices
 
@@ -235,6 +239,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
                                               cases.c.extension_request)]),
     (7, "verdicts and suppressions: an operator's verdict on a machine-made case; a false alarm's suppression "
         "for its box", lambda db: [verdicts.create(db), suppressions.create(db)]),
+    (8, "case_log.extend_by: an extension's duration in its own field, the note left to the person's words",
+     _add_column(case_log.c.extend_by)),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
@@ -275,6 +281,41 @@ def overdue_clause(now: float):
     handles, the re-check's in feedback)."""
     return or_(and_(cases.c.state.in_([s.value for s in DEPARTMENT_CLOCK]), cases.c.deadline < now),
                and_(cases.c.state == CaseState.FEEDBACK.value, cases.c.recheck_deadline < now))
+
+
+def urgency_order(now: float) -> list:
+    """The order of a department's queue and the overdue board, in SQL so a page's limit cuts the
+    least urgent: overdue first, the most escalated first, then the deadline that runs now
+    (``cases.running_deadline``) nearest or longest past, cases with none last, then the oldest."""
+    running = sql_case((cases.c.state.in_([s.value for s in DEPARTMENT_CLOCK]), cases.c.deadline),
+                   (cases.c.state == CaseState.FEEDBACK.value, cases.c.recheck_deadline))
+    return [sql_case((overdue_clause(now), 0), else_=1), cases.c.level.desc(), running.is_(None), running, cases.c.id]
+
+
+def _selected(q, state: str | None = None, grid: str | None = None, department: str | None = None,
+              category: str | None = None, overdue_at: float | None = None, grids: list[str] | None = None,
+              hidden_states: list[str] | None = None, *, states: list[str] | None = None,
+              codes: list[str] | None = None, ids: list[int] | None = None, created_from: float | None = None,
+              created_to: float | None = None):
+    """``q`` restricted to the cases ``Store.list_cases``' filters select (one place for both it and
+    ``Store.count_cases``)."""
+    if hidden_states:
+        q = q.where(cases.c.state.not_in(hidden_states))
+    for col, values in (("state", states), ("category_code", codes), ("id", ids)):
+        if values is not None:
+            q = q.where(cases.c[col].in_(values))
+    if created_from is not None:
+        q = q.where(cases.c.created_at >= created_from)
+    if created_to is not None:
+        q = q.where(cases.c.created_at <= created_to)
+    for col, value in (("state", state), ("grid", grid), ("department", department), ("type", category)):
+        if value is not None:
+            q = q.where(cases.c[col] == value)
+    if grids is not None:
+        q = q.where(cases.c.grid.in_(grids))
+    if overdue_at is not None:
+        q = q.where(overdue_clause(overdue_at))
+    return q
 
 
 def make_engine(url: str) -> Engine:
@@ -499,14 +540,17 @@ def link(db: Connection, incident_id: str, case_id: int, how: str, now: float) -
 
 
 def log(db: Connection, case_id: int, now: float, actor: str, role: Role | str, action: str,
-        from_state: str | None, to_state: str | None, note: str | None = None, target: str | None = None) -> None:
-    _LOG.run(db, _log_row(case_id, now, actor, role, action, from_state, to_state, note, target))
+        from_state: str | None, to_state: str | None, note: str | None = None, target: str | None = None,
+        extend_by: str | None = None) -> None:
+    _LOG.run(db, _log_row(case_id, now, actor, role, action, from_state, to_state, note, target, extend_by))
 
 
 def _log_row(case_id: int, now: float, actor: str, role: Role | str, action: str, from_state: str | None,
-             to_state: str | None, note: str | None = None, target: str | None = None) -> dict:
+             to_state: str | None, note: str | None = None, target: str | None = None,
+             extend_by: str | None = None) -> dict:
     return {"case_id": case_id, "at": now, "actor": actor[:128], "role": Role(role).value, "action": action,
-            "from_state": from_state, "to_state": to_state, "note": note, "target": target, "published": None}
+            "from_state": from_state, "to_state": to_state, "note": note, "target": target, "published": None,
+            "extend_by": extend_by}
 
 
 def update_case(db: Connection, case_id: int, values: dict, **where) -> bool:
@@ -519,7 +563,7 @@ def update_case(db: Connection, case_id: int, values: dict, **where) -> bool:
 
 
 def apply(db: Connection, case: dict, action: Action, role: Role, actor: str, now: float,
-          note: str | None = None, values: dict | None = None) -> dict:
+          note: str | None = None, values: dict | None = None, extend_by: str | None = None) -> dict:
     """Move ``case`` by ``action`` (TransitionError if not allowed), log it; compare-and-set on state."""
     target = transition(case["state"], action, role)
     changes = {"state": target.value, **(values or {})}
@@ -528,7 +572,7 @@ def apply(db: Connection, case: dict, action: Action, role: Role, actor: str, no
     if not update_case(db, case["id"], changes, state=case["state"]):
         raise ConflictError(f"case {case['id']} changed while {action.value} was applied")
     log(db, case["id"], now, actor, role, action.value, case["state"], target.value, note,
-        changes.get("escalated_grid") if action == Action.ESCALATE else None)
+        changes.get("escalated_grid") if action == Action.ESCALATE else None, extend_by)
     return {**case, **changes}
 
 
@@ -668,28 +712,21 @@ class Store:
                    category: str | None = None, overdue_at: float | None = None, grids: list[str] | None = None,
                    limit: int = 100, offset: int = 0, hidden_states: list[str] | None = None, *,
                    states: list[str] | None = None, codes: list[str] | None = None, ids: list[int] | None = None,
-                   created_from: float | None = None, created_to: float | None = None) -> list[dict]:
-        """Cases newest first; ``states``, ``codes`` (the city's category codes) and ``ids`` select any
-        of theirs, ``created_from``/``created_to`` the time the case was opened (both inclusive)."""
-        q = select(cases).order_by(cases.c.id.desc()).limit(limit).offset(offset)
-        if hidden_states:
-            q = q.where(cases.c.state.not_in(hidden_states))
-        for col, values in (("state", states), ("category_code", codes), ("id", ids)):
-            if values is not None:
-                q = q.where(cases.c[col].in_(values))
-        if created_from is not None:
-            q = q.where(cases.c.created_at >= created_from)
-        if created_to is not None:
-            q = q.where(cases.c.created_at <= created_to)
-        for col, value in (("state", state), ("grid", grid), ("department", department), ("type", category)):
-            if value is not None:
-                q = q.where(cases.c[col] == value)
-        if grids is not None:
-            q = q.where(cases.c.grid.in_(grids))
-        if overdue_at is not None:
-            q = q.where(overdue_clause(overdue_at))
+                   created_from: float | None = None, created_to: float | None = None,
+                   urgent_at: float | None = None) -> list[dict]:
+        """Cases newest first, or with ``urgent_at`` the most urgent at that time first (``urgency_order``);
+        ``states``, ``codes`` (the city's category codes) and ``ids`` select any of theirs,
+        ``created_from``/``created_to`` the time the case was opened (both inclusive)."""
+        q = _selected(select(cases), state, grid, department, category, overdue_at, grids, hidden_states,
+                      states=states, codes=codes, ids=ids, created_from=created_from, created_to=created_to)
+        order = urgency_order(urgent_at) if urgent_at is not None else [cases.c.id.desc()]
         with self.engine.connect() as db:
-            return [dict(r._mapping) for r in db.execute(q)]
+            return [dict(r._mapping) for r in db.execute(q.order_by(*order).limit(limit).offset(offset))]
+
+    def count_cases(self, **filters) -> int:
+        """How many cases ``list_cases(**filters)`` selects, its limit aside (a page says how many it does not show)."""
+        with self.engine.connect() as db:
+            return db.execute(_selected(select(func.count()).select_from(cases), **filters)).scalar_one()
 
     def get_case(self, case_id: int) -> dict | None:
         with self.engine.connect() as db:
@@ -699,7 +736,7 @@ class Store:
             case = dict(row._mapping)
             case["timeline"] = [dict(r._mapping) for r in db.execute(
                 select(case_log.c.at, case_log.c.actor, case_log.c.role, case_log.c.action, case_log.c.from_state,
-                       case_log.c.to_state, case_log.c.note)
+                       case_log.c.to_state, case_log.c.note, case_log.c.extend_by)
                 .where(case_log.c.case_id == case_id).order_by(case_log.c.id))]
             case["incidents"] = [dict(r._mapping) for r in db.execute(
                 select(case_incidents.c.incident_id, case_incidents.c.how, case_incidents.c.linked_at)

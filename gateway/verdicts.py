@@ -131,7 +131,7 @@ def judge(store: Store, tables: Tables, case_id: int, verdict: Verdict, role: Ro
         boxes = record(db, row, verdict, actor, role, now, right_type=right_type, duplicate_of=duplicate_of,
                        bbox=bbox, note=note)
         if reject:
-            perform(db, row, Action.REJECT, role, actor, now, tables, f"verdict: {verdict.value}")
+            perform(db, row, Action.REJECT, role, actor, now, tables)  # the verdict's row just above says why
     return boxes
 
 

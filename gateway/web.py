@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import html
 import time
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 
-from gateway.auth import (SESSION_COOKIE, Principal, find_cases, hash_token, may_see, page_reader, scope,
-                          session_principal, start_session, visible_case)
+from gateway.auth import (SESSION_COOKIE, Principal, check_same_origin, count_found, find_cases, hash_token, may_see,
+                          page_reader, scope, session_principal, start_session, visible_case)
 from gateway.cases import is_overdue
 from gateway import gridmap
 from gateway.config import Tables
-from gateway.presentation import (STATE_NAMES, CaseId, Filter, IncidentId, Sha256, Which, city_day, incident_evidence_response,
-                                  local_time, period, photo_response)
+from gateway.presentation import (STATE_NAMES, CaseId, Filter, IncidentId, Limit, Offset, Sha256, Which, city_day,
+                                  incident_evidence_response, local_time, period, photo_response)
 from gateway.reports import summary
 from gateway.security import read_capped
 from gateway.workflow import CaseState
@@ -84,7 +84,8 @@ form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-widt
 .grid.leaf{fill:#eaf1f8;stroke:#7d96b3;stroke-width:1}.grid-label{font-size:12px;fill:#33475b;paint-order:stroke;stroke:#fff;stroke-width:3px}.scale{fill:none;stroke:#1d2733;stroke-width:2}
 .st-pending_review{fill:#f59f00}.st-dispatched{fill:#d9480f}.st-handling{fill:#1c7ed6}.st-feedback{fill:#7048e8}
 .st-returned{fill:#e64980}.st-closed{fill:#2b8a3e}.st-ledger{fill:#868e96}.st-rejected{fill:#adb5bd}
-circle.overdue{stroke:#b00020;stroke-width:3}.legend span{margin-right:12px}
+circle.overdue{stroke:#b00020;stroke-width:3}circle.off-map{stroke:#1d2733;stroke-dasharray:2 2}
+.more circle{fill:#fff;stroke:#1b3a5c;stroke-width:1.5}.more text{font-size:10px;fill:#1b3a5c}.legend span{margin-right:12px}
 """
 
 
@@ -139,6 +140,26 @@ def case_rows(cases: list[dict], tables: Tables) -> str:
             "<th>处置时限</th><th>督办级别</th><th>点位</th></tr>" + "".join(rows) + "</table>")
 
 
+PAGE_ROWS = 500  # the cases a list page shows unless its link asks for others (``limit``, at most 1000)
+
+
+def pager(request: Request, offset: int, limit: int, shown: int, total: int) -> str:
+    """Which of how many cases a list shows, and links to those before and after (the page's own
+    filters kept): a list that stops at its limit says so, and the rest are a click away."""
+    def link(at: int, text: str, rel: str) -> str:
+        query = urlencode({**request.query_params, "offset": at, "limit": limit})
+        return f" <a rel={rel} href='{esc(request.url.path)}?{esc(query)}'>{text}</a>"
+
+    text = (f"第 {offset + 1}–{offset + shown} 条, 共 {total} 条" if shown else f"本页没有案件, 共 {total} 条")
+    if total > shown:
+        text += f", 另有 {total - shown} 条不在本页"
+    if offset > 0:
+        text += link(max(0, offset - limit), "上一页", "prev")
+    if offset + shown < total:
+        text += link(offset + limit, "下一页", "next")
+    return f"<p id=pager>{text}</p>"
+
+
 LOGIN_FORM = ("<form method=post action=/ui/login id=login><input type=hidden name=next value='{next}'>"
               "<label>令牌 <input type=password name=token autocomplete=off required maxlength=200></label> "
               "<button>登录</button></form><p>{error}</p>")
@@ -163,7 +184,9 @@ def login_page(next: str | None = None):  # noqa: A002 (the parameter's name in 
 
 @web_router.post("/login", response_class=HTMLResponse)
 async def login(request: Request):
-    """Exchange a token (form field ``token``) for a session cookie, once; then back to ``next``."""
+    """Exchange a token (form field ``token``) for a session cookie, once; then back to ``next``.
+    Only from this gateway's own page (``auth.check_same_origin``)."""
+    check_same_origin(request)
     form = parse_qs((await read_capped(request, MAX_FORM_BYTES, "the sign-in form")).decode("utf-8", "replace"))
     target = local_page((form.get("next") or [None])[0])
     store, now = request.app.state.store, time.time()
@@ -191,6 +214,8 @@ def sign_in_problem(store, token: str) -> str:
 
 @web_router.post("/logout")
 def logout(request: Request):
+    """End the session and drop its cookie; only from this gateway's own page (``auth.check_same_origin``)."""
+    check_same_origin(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         request.app.state.store.end_session(hash_token(cookie))
@@ -201,11 +226,15 @@ def logout(request: Request):
 
 @web_router.get("/cases", response_class=HTMLResponse)
 def cases_page(request: Request, state: CaseState | None = None, category: Filter = None, grid: Filter = None,
-               department: Filter = None, overdue: bool = False, principal: Principal = Depends(page_reader)):
+               department: Filter = None, overdue: bool = False, offset: Offset = 0, limit: Limit = PAGE_ROWS,
+               principal: Principal = Depends(page_reader)):
+    """The cases the reader may see that the filters select, newest first, a page at a time."""
     state = state.value if state else None
     store, tables = request.app.state.store, request.app.state.tables
-    rows = find_cases(store, tables, principal, state=state, grid=grid or None, department=department or None,
-                      category=category or None, overdue_at=time.time() if overdue else None, limit=500)
+    selected = dict(state=state, grid=grid or None, department=department or None, category=category or None,
+                    overdue_at=time.time() if overdue else None)
+    rows = find_cases(store, tables, principal, **selected, limit=limit, offset=offset)
+    total = count_found(store, tables, principal, **selected)
 
     def select(name, label, options, current):
         opts = "".join(f"<option value='{esc(v)}' {'selected' if v == current else ''}>{esc(n)}</option>"
@@ -218,7 +247,8 @@ def cases_page(request: Request, state: CaseState | None = None, category: Filte
                f"<label>网格编码 <input name=grid value='{esc(grid or '')}' placeholder='含下级网格'></label>"
                f"<label><input type=checkbox name=overdue value=true {'checked' if overdue else ''}> 只看超期</label>"
                "<button>筛选</button></form>")
-    return page("案件列表", filters + case_rows(rows, tables), principal, live=True)
+    return page("案件列表", filters + case_rows(rows, tables) + pager(request, offset, limit, len(rows), total),
+                principal, live=True)
 
 
 def visible(case_id: int, request: Request, principal: Principal) -> dict:
@@ -243,23 +273,30 @@ def case_photo(case_id: CaseId, sha256: Sha256, request: Request, principal: Pri
 
 
 @web_router.get("/overdue", response_class=HTMLResponse)
-def overdue_page(request: Request, principal: Principal = Depends(page_reader)):
-    s = scope(principal, request.app.state.tables)
-    rows = request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"),
-                                              overdue_at=time.time(), limit=500, hidden_states=s.get("hidden_states"))
-    rows.sort(key=lambda r: (-r["level"], r["deadline"]))
-    return page("超期督办", case_rows(rows, request.app.state.tables), principal, live=True)
+def overdue_page(request: Request, offset: Offset = 0, limit: Limit = PAGE_ROWS,
+                 principal: Principal = Depends(page_reader)):
+    """The overdue cases the reader may see, the most escalated and longest overdue first
+    (``storage.urgency_order``, in SQL: a page's limit cuts the least urgent), a page at a time."""
+    store, tables, now = request.app.state.store, request.app.state.tables, time.time()
+    rows = find_cases(store, tables, principal, overdue_at=now, urgent_at=now, limit=limit, offset=offset)
+    total = count_found(store, tables, principal, overdue_at=now)
+    return page("超期督办", case_rows(rows, tables) + pager(request, offset, limit, len(rows), total), principal,
+                live=True)
+
+
+MAP_CASES = 1000  # the cases the map draws, the most urgent first (``storage.urgency_order``)
 
 
 @web_router.get("/map", response_class=HTMLResponse)
 def map_page(request: Request, principal: Principal = Depends(page_reader)):
     """The grids of the city's tables (those in the principal's scope) with the cases on them,
-    coloured by state (overdue ringed in red), each linking to its page; drawn here, no tiles."""
-    tables, now = request.app.state.tables, time.time()
+    coloured by state (overdue ringed in red), each linking to its page; drawn here, no tiles.
+    A case whose place lies outside the grids is drawn at the map's edge and listed below it."""
+    store, tables, now = request.app.state.store, request.app.state.tables, time.time()
     s = scope(principal, tables)
-    rows = [r for r in request.app.state.store.list_cases(department=s.get("department"), grids=s.get("grids"), limit=1000,
-                                                             hidden_states=s.get("hidden_states"))
-            if r["lat"] is not None and r["lon"] is not None]
+    found = find_cases(store, tables, principal, urgent_at=now, limit=MAP_CASES)
+    rows = [r for r in found if r["lat"] is not None and r["lon"] is not None]
+    left_out = count_found(store, tables, principal) - len(found)
     grids = set(s["grids"]) if "grids" in s else None
     shapes = {code: polys for code, polys in tables.grid_shapes.items() if grids is None or code in grids}
     if not shapes and not rows:
@@ -270,14 +307,22 @@ def map_page(request: Request, principal: Principal = Depends(page_reader)):
                           f"#{r['id']} {r['category_name']} · {STATE_NAMES.get(r['state'], r['state'])}"
                           f"{' · 超期' if is_overdue(r, now) else ''}") for r in rows]
     cameras = {(r["box"], r["camera"]): (r["lon"], r["lat"], f"摄像机 {r['box']}/{r['camera']}") for r in rows}
-    svg = gridmap.render(shapes, tables.grid_names, {c: len(tables.ancestors(c)) for c in shapes}, outer, marks,
-                         list(cameras.values()))
+    drawn = gridmap.render(shapes, tables.grid_names, {c: len(tables.ancestors(c)) for c in shapes}, outer, marks,
+                           list(cameras.values()))
     legend = "".join(f"<span><svg width=14 height=14><circle class='case st-{k}' cx=7 cy=7 r=5></circle></svg> {esc(v)}</span>"
                      for k, v in STATE_NAMES.items())
     legend += ("<span><svg width=14 height=14><circle class='case overdue' cx=7 cy=7 r=5></circle></svg> 超期</span>"
+               "<span><svg width=14 height=14><circle class='case off-map' cx=7 cy=7 r=5></circle></svg> 网格范围外</span>"
                "<span><svg width=14 height=14><rect class=cam x=3 y=3 width=8 height=8></rect></svg> 摄像机</span>")
-    return page("网格地图", f"{svg}<p class=legend>{legend}</p><p>网格 {len(shapes)} · 案件 {len(marks)} · "
-                f"摄像机 {len(cameras)}</p>", principal)
+    notes = f"<p>网格 {len(shapes)} · 案件 {len(marks)} · 摄像机 {len(cameras)}"
+    if left_out > 0:
+        notes += f" · 另有 {left_out} 个案件未画出 (地图只画最紧急的 {MAP_CASES} 个), 见案件列表"
+    notes += "</p>"
+    if drawn.off_map:  # a box that sends 0, 0 or another city's place: said, and a click away
+        items = "".join(f"<li><a href='{esc(m.href)}'>{esc(m.title)}</a></li>" for m in drawn.off_map[:50])
+        more = f"<li>等, 共 {len(drawn.off_map)} 个</li>" if len(drawn.off_map) > 50 else ""
+        notes += f"<p>位置在网格范围外的案件 (画在地图边缘):</p><ul id=off-map>{items}{more}</ul>"
+    return page("网格地图", f"{drawn.svg}<p class=legend>{legend}</p>{notes}", principal)
 
 
 @web_router.get("/reports", response_class=HTMLResponse)

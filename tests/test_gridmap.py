@@ -2,6 +2,7 @@
 names its grid), and the demo city's file agrees with its grid tree and its cameras."""
 
 import json
+import re
 import math
 import os
 import shutil
@@ -110,3 +111,45 @@ def test_the_scale_bar_matches_the_projection():
 
 def test_demo_yaml_names_the_geojson():
     assert yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())["grids_geojson"] == "demo-grids.geojson"
+
+
+def demo_map(marks, cameras=()):
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    shapes = tables.grid_shapes
+    return gridmap.render(shapes, tables.grid_names, {c: len(tables.ancestors(c)) for c in shapes},
+                          {up for c in shapes for up in tables.ancestors(c)[1:]}, marks, list(cameras))
+
+
+def circles(svg: str) -> list[tuple[float, float]]:
+    return [(float(x), float(y)) for x, y in re.findall(r"<circle[^>]* cx=(-?[\d.]+) cy=(-?[\d.]+)", svg)]
+
+
+def grid_extent(svg: str, code: str) -> tuple[float, float]:
+    d = re.search(rf"data-grid='{code}' fill-rule=evenodd d='([^']+)'", svg)[1]
+    xs, ys = zip(*((float(x), float(y)) for x, y in re.findall(r"(-?[\d.]+),(-?[\d.]+)", d)))
+    return max(xs) - min(xs), max(ys) - min(ys)
+
+
+def test_a_case_far_from_the_city_is_drawn_at_the_edge_and_listed_not_shrinking_the_city():
+    at_home = gridmap.Mark(117.155, 39.17, "/ui/cases/1", "case", "#1")
+    far = gridmap.Mark(0.0, 0.0, "/ui/cases/2", "case", "#2")  # a box that sends 0, 0
+    alone, with_far = demo_map([at_home]), demo_map([at_home, far], [(0.0, 0.0, "摄像机 far")])
+    assert grid_extent(with_far.svg, "HQ") == grid_extent(alone.svg, "HQ")
+    assert min(grid_extent(with_far.svg, "HQ")) > 200  # the city fills the picture, not a dot
+    assert with_far.off_map == [far] and alone.off_map == []
+    (x, y), = circles(with_far.svg.split("/ui/cases/2")[1])[:1]
+    assert 0 < x < 900 and 0 < y < 600 and "off-map" in with_far.svg and "位置在网格范围外: #2" in with_far.svg
+    assert "摄像机 far" not in with_far.svg  # a camera off the map is not drawn at the edge
+
+
+@pytest.mark.parametrize("n, lon, lat", [(100, 117.155, 39.17), (300, 117.155, 39.17), (300, 0.0, 0.0),
+                                         (30, 117.2, 39.17)])
+def test_many_cases_at_one_place_stay_inside_the_map_each_clickable_the_rest_counted(n, lon, lat):
+    drawn = demo_map([gridmap.Mark(lon, lat, f"/ui/cases/{i}", "case", f"#{i}") for i in range(1, n + 1)])
+    radius, slots = gridmap.ring(n)
+    spots = circles(drawn.svg)  # the cases' circles and the count's
+    assert len(spots) == slots and all(6 <= x <= 900 - 6 and 6 <= y <= 600 - 6 for x, y in spots)
+    assert min(math.dist(a, b) for a in spots for b in spots if a != b) >= gridmap.SPACING_PX - 1
+    linked = re.findall(r"<a href='/ui/cases/(\d+)'>", drawn.svg)
+    assert linked == [str(i) for i in range(1, slots)]  # the first ones given: the most urgent
+    assert f"+{n - slots + 1}</text>" in drawn.svg and f"此处另有 {n - slots + 1} 个案件" in drawn.svg

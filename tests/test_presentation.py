@@ -151,8 +151,13 @@ def test_reports_count_beijing_days(kind, day, start, end):
                                                       "level 1, to HQ-DZG"}, "超期: 处置时限 2026-12-05 10:30 已过; 第 1 级督办, 升级至 丁字沽街道"),
     ({"action": "recheck_evidence", "role": "system", "note": "camera: cleared at 2026-12-05T02:30:00Z"},
      "摄像机核查: 已清除 (2026-12-05 10:30)"),
-    ({"action": "redispatch", "role": "operator", "note": "to sanitation"}, "改派至 环卫所"),
-    ({"action": "approve_extension", "role": "operator", "note": "1 working day"}, "1 个工作日"),
+    ({"action": "approve_extension", "role": "operator", "note": None, "extend_by": "1 working day"}, "1 个工作日"),
+    # a person's note that reads like the gateway's is still the person's: the duration from its own field
+    ({"action": "request_extension", "role": "department", "note": "2h", "extend_by": "5 working days"},
+     "5 个工作日 · 2h"),
+    ({"action": "escalate", "role": "admin", "note": "overdue: the deadline passed at 2026-12-01T00:00:00Z; level 3, "
+                                                     "to HQ"}, "overdue: the deadline passed at 2026-12-01 08:00; level 3, to HQ"),
+    ({"action": "redispatch", "role": "operator", "note": "to sanitation"}, "to sanitation"),
     ({"action": "feedback", "role": "department", "note": "moved at 2026-12-05T02:30:00Z, see photo"},
      "moved at 2026-12-05 10:30, see photo"),  # a person's note as written, times in Beijing time
     ({"action": "photo", "role": "department", "note": "ab" * 32}, "照片"),

@@ -254,3 +254,75 @@ def test_a_person_reads_chinese_and_beijing_time_and_sees_each_incidents_snapsho
         assert any(line.startswith(f"{listed_day}: 受理 2") for line in main.splitlines()), main
         ranking = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#ranking tr")[1:]]
         assert sorted(r.split(" ")[1] for r in ranking) == ["交警", "城管"]
+
+
+CROSS_SITE = ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"},
+              {"Sec-Fetch-Site": "same-site", "Origin": "http://testserver"})
+
+
+def test_sign_in_and_sign_out_are_refused_from_another_site_and_work_from_the_gateways_own(tmp_path):
+    from fastapi.testclient import TestClient
+
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    admin, attacker = new_token(store, "root", "admin"), new_token(store, "evil", "department", department="sanitation")
+    client = TestClient(create_app(store, load_tables(tmp_path / "city.yaml")))
+    for headers in CROSS_SITE:  # another site's page cannot sign anyone in
+        refused = client.post("/ui/login", data={"token": attacker}, headers=headers, follow_redirects=False)
+        assert refused.status_code == 403 and "操作被拒绝" in refused.text, headers
+        assert "set-cookie" not in refused.headers and store.count("sessions") == 0, headers
+    for headers in ({"Origin": "http://testserver"}, {"Sec-Fetch-Site": "same-origin", "Origin": "http://testserver"},
+                    {}):  # the gateway's own form; a client that is no browser (curl, scripts) sends neither header
+        client.cookies.clear()
+        signed_in = client.post("/ui/login", data={"token": admin}, headers=headers, follow_redirects=False)
+        assert signed_in.status_code == 303 and "xl_session" in signed_in.cookies, headers
+    for headers in CROSS_SITE:  # nor sign them out
+        refused = client.post("/ui/logout", headers=headers, follow_redirects=False)
+        assert refused.status_code == 403 and "set-cookie" not in refused.headers, headers
+    assert client.get("/ui/cases").url.path == "/ui/cases"  # still signed in
+    out = client.post("/ui/logout", headers={"Sec-Fetch-Site": "same-origin"}, follow_redirects=False)
+    assert out.status_code == 303 and client.get("/ui/cases").url.path == "/ui/login"
+
+
+@pytest.mark.slow
+def test_another_sites_page_neither_signs_a_person_in_as_someone_else_nor_out(tmp_path, browser):
+    """A page on another origin (localhost, another port) auto-submits the sign-in form with the
+    attacker's token, then the sign-out form, in a real Chromium where the person is signed in."""
+    import functools
+    import http.server
+    import threading
+
+    from selenium.webdriver.common.by import By
+
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    admin, attacker = new_token(store, "root", "admin"), new_token(store, "evil", "department", department="sanitation")
+    site = tmp_path / "attacker"
+    site.mkdir()
+    with serve(create_app(store, load_tables(tmp_path / "city.yaml"))) as base:
+        for name, fields in (("login", f"<input name=token value='{attacker}'><input name=next value=/ui/cases>"),
+                             ("logout", "")):
+            (site / f"{name}.html").write_text(f"<form id=f method=post action='{base}/ui/{name}'>{fields}</form>"
+                                               "<script>document.getElementById('f').submit()</script>")
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+        other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=other.serve_forever, daemon=True).start()
+        try:
+            browser.get(f"{base}/ui/login")  # the gateway's own form signs in
+            browser.find_element(By.NAME, "token").send_keys(admin)
+            browser.find_element(By.CSS_SELECTOR, "#login button").click()
+            wait_until(lambda: browser.current_url == f"{base}/ui/cases", 5, message="signed in")
+
+            def signed_in_as() -> str:
+                browser.get(f"{base}/ui/cases")
+                forms = browser.find_elements(By.CSS_SELECTOR, "header form")
+                return forms[0].text.split()[0] if forms else ""
+
+            assert signed_in_as() == "root"
+            for name in ("login", "logout"):
+                browser.get(f"http://localhost:{other.server_port}/{name}.html")
+                wait_until(lambda: browser.current_url.startswith(f"{base}/ui/{name}"), 5, message="the form sent")
+                assert browser.find_element(By.TAG_NAME, "h1").text == "操作被拒绝", name
+                assert signed_in_as() == "root", name
+        finally:
+            other.shutdown()

@@ -367,7 +367,8 @@ def test_urgent_spill_gets_the_urgent_service_level_and_pulls_a_merged_case_forw
 
 def undo_migrations_after_3(db) -> None:
     """What a database of version 3 lacks: photo links, token expiry and revocation, sessions, dead letters' grid,
-    the feedback time, the re-check's deadline and the request for more time, verdicts and suppressions."""
+    the feedback time, the re-check's deadline and the request for more time, verdicts and suppressions, an
+    extension's duration on its timeline row."""
     db.execute(text("DROP TABLE verdicts"))
     db.execute(text("DROP TABLE suppressions"))
     db.execute(text("DROP TABLE case_photos"))
@@ -375,7 +376,7 @@ def undo_migrations_after_3(db) -> None:
     db.execute(text("DROP INDEX ix_dead_letters_grid"))
     for table, column in (("dead_letters", "grid"), ("tokens", "prefix"), ("tokens", "expires_at"),
                           ("tokens", "revoked_at"), ("cases", "fed_back_at"), ("cases", "recheck_deadline"),
-                          ("cases", "extension_request")):
+                          ("cases", "extension_request"), ("case_log", "extend_by")):
         db.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
 
 
@@ -392,7 +393,7 @@ def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
     store = Store(database_url)
     with store.engine.connect() as db:
         versions = db.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7]
+    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7, 8]
     (case,) = store.list_cases()
     assert case["urgent"] is False and case["category_name"] == "机动车乱停放"
     with store.engine.connect() as db:
