@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -171,3 +174,27 @@ def city_reviewing_parking(tmp_path: Path) -> Path:
     path = tmp_path / "city.yaml"
     path.write_text(yaml.safe_dump(city, allow_unicode=True))
     return path
+
+
+def tcp_server(answer: Callable[[socket.socket], None]) -> socket.socket:
+    """A TCP port on 127.0.0.1 that gives each connection to ``answer`` (one at a time) until it is closed:
+    a camera that answers wrongly, or too slowly. The answer's OSError (the client gone) ends that connection."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                answer(conn)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv

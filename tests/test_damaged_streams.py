@@ -2,9 +2,7 @@
 as far as it can be, or given up on in its own time with the reason, never hung on."""
 
 import random
-import socket
 import subprocess
-import threading
 import time
 
 import pytest
@@ -15,7 +13,7 @@ from edge.replay import replay
 from edge.source import SourceError, open_frames
 from xueliang.wire import parse_time
 
-from .conftest import CLIP
+from .conftest import CLIP, tcp_server
 
 
 @pytest.fixture(scope="module")
@@ -61,29 +59,13 @@ def test_a_stream_that_stays_undecodable_ends_with_the_reason(clip, tmp_path, mo
 @pytest.fixture
 def trickle_server():
     """An "RTSP camera" that accepts and answers one byte every 0.2 s, for ever: no read ever times out."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(4)
-    stop = threading.Event()
+    def answer(conn):
+        while True:
+            conn.sendall(b"R")
+            time.sleep(0.2)
 
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            try:
-                while not stop.is_set():
-                    conn.sendall(b"R")
-                    time.sleep(0.2)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
+    srv = tcp_server(answer)
     yield srv.getsockname()[1]
-    stop.set()
     srv.close()
 
 

@@ -11,7 +11,7 @@ import yaml
 
 from xueliang import services
 
-from .conftest import CLIP, Watcher, wait_until
+from .conftest import CLIP, Watcher, tcp_server, wait_until
 
 
 def write_edge(tmp_path, broker_port, cameras, box="fault-box"):
@@ -92,27 +92,12 @@ def garbage_server():
     """A TCP port that answers anything with random bytes."""
     import os
 
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
+    def answer(conn):
+        conn.recv(4096)
+        conn.sendall(os.urandom(65536))
+        time.sleep(0.5)
 
-    def serve():
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            try:
-                conn.recv(4096)
-                conn.sendall(os.urandom(65536))
-                time.sleep(0.5)
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv
+    return tcp_server(answer)
 
 
 @pytest.fixture
