@@ -480,6 +480,7 @@ def run_box(config: EdgeConfig) -> int:
         now = time.time()
         for cam_id in hung({cid: r.health for cid, r in readers.items()}, now):
             slots.put(cam_id, now, LOST)  # its incidents end camera_lost and an offline fault opens, as on a failure
+        publisher.write_unwritten()  # what a full disk held back, once it has room
         delivery = publisher.delivery(now)
         for gauge, key in ((metrics.pending, "outbox_pending"), (metrics.unconfirmed, "outbox_unconfirmed"),
                            (metrics.oldest, "outbox_oldest_s"), (metrics.resent, "outbox_resent"),

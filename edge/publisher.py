@@ -25,6 +25,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 MAX_RESEND_AFTER_S = 600.0
 UNROUTED_RESEND_S = 1.0  # first resend of a message the broker gave to no subscriber (PUBACK 0x10)
 NO_MATCHING_SUBSCRIBERS = 16  # MQTT v5 PUBACK reason code 0x10: taken, but nobody subscribes to it
+MAX_UNWRITTEN = 10_000  # messages held in memory while the outbox cannot be written (its disk full), at most
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -186,6 +188,10 @@ class Publisher:
         self.resent = self.dead_letters = self.refused = self.disconnects = 0
         self.unrouted = 0  # PUBACKs "No matching subscribers": sends no gateway could receive
         self._listeners: dict[str, Callable[[bytes], None]] = {}  # topic -> handler(payload), e.g. the box's suppressions
+        self._unwritten: deque[list[tuple[str, bytes]]] = deque()  # batches the outbox could not take yet, in order
+        self._unwritten_lock = threading.Lock()
+        self.write_error: str | None = None  # why the outbox cannot be written now (None: it can)
+        self.unwritten_dropped = 0  # messages given up past MAX_UNWRITTEN
 
     def listen(self, topic: str, handler: Callable[[bytes], None]) -> None:
         """Call ``handler(payload)`` (in paho's thread: hand over, never block) for each message on
@@ -198,14 +204,44 @@ class Publisher:
         self._thread.start()
 
     def send(self, items: list[tuple[str, bytes]]) -> None:
-        """Queue messages durably; they go out as soon as the broker is reachable."""
-        self.outbox.put(items, time.time())
+        """Queue messages durably; they go out as soon as the broker is reachable. Where the outbox cannot be
+        written (its disk full), they wait in memory, in order, behind any that wait already, and are written
+        at the next send or ``write_unwritten``: a full disk had lost each incident made while it lasted."""
+        with self._unwritten_lock:
+            self._unwritten.append(items)
+            held = sum(map(len, self._unwritten))
+            while held > MAX_UNWRITTEN and len(self._unwritten) > 1:  # the oldest go first, counted
+                dropped = self._unwritten.popleft()
+                held -= len(dropped)
+                self.unwritten_dropped += len(dropped)
+                log.error("outbox unwritable for too long: %d message(s) given up", len(dropped))
+        self.write_unwritten()
+
+    def write_unwritten(self) -> None:
+        """Write what waits in memory into the outbox, oldest first, as far as it can take it."""
+        with self._unwritten_lock:
+            while self._unwritten:
+                try:
+                    self.outbox.put(self._unwritten[0], time.time())
+                except sqlite3.Error as exc:  # disk full, read-only, an I/O error: the messages wait
+                    if self.write_error is None:
+                        log.error("outbox cannot be written (%s): %d message(s) wait in memory", exc,
+                                  sum(map(len, self._unwritten)))
+                    self.write_error = str(exc)
+                    return
+                self._unwritten.popleft()
+            if self.write_error is not None:
+                log.info("outbox written again")
+                self.write_error = None
         self._wake.set()
 
     def delivery(self, now: float) -> dict:
         """Where the outbox stands, for the heartbeat and metrics."""
         oldest = self.outbox.oldest()
-        return {"outbox_pending": self.outbox.pending(),
+        with self._unwritten_lock:
+            unwritten = sum(map(len, self._unwritten))
+        return {"outbox_pending": self.outbox.pending(), "outbox_unwritten": unwritten,
+                "outbox_write_error": self.write_error, "outbox_unwritten_dropped": self.unwritten_dropped,
                 "outbox_unconfirmed": len(self._unconfirmed),
                 "outbox_oldest_s": round(max(0.0, now - oldest), 1) if oldest is not None else 0.0,
                 "outbox_resent": self.resent, "outbox_unrouted": self.unrouted, "outbox_refused": self.refused,

@@ -1,0 +1,51 @@
+"""The edge's outbox on a full disk: incidents made meanwhile wait in memory, in order, and are written once
+there is room; nothing raised into the analyser (it had dropped them, and its round's other cameras with them)."""
+
+import os
+import subprocess
+
+import pytest
+
+from edge.config import Broker
+from edge.publisher import Outbox, Publisher
+from xueliang import services
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs, as root mounts it; skipped where mounting is not allowed."""
+    where = tmp_path / "small"
+    where.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(where)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk) -> None:
+    fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:  # ENOSPC
+        pass
+    finally:
+        os.close(fd)
+
+
+def test_messages_made_while_the_disk_is_full_wait_in_memory_and_are_written_in_order_once_it_has_room(small_disk):
+    outbox = Outbox(small_disk / "box.outbox.sqlite")
+    publisher = Publisher("box-1", Broker(port=services.free_port()), outbox)  # never started: nothing leaves
+    publisher.send([("t/0", b"before")])
+    fill(small_disk)
+    batches = [[(f"t/{i}/evidence", b"\xff\xd8" + bytes(30_000)), (f"t/{i}", b"incident %d" % i)] for i in range(1, 6)]
+    for batch in batches:
+        publisher.send(batch)  # raised "database or disk is full" into the analyser, and the messages were gone
+    state = publisher.delivery(0.0)
+    assert state["outbox_unwritten"] >= 2 and "full" in state["outbox_write_error"]
+    (small_disk / "filler").unlink()
+    publisher.write_unwritten()  # as the heartbeat does
+    state = publisher.delivery(0.0)
+    assert state["outbox_unwritten"] == 0 and state["outbox_write_error"] is None
+    topics = [topic for _, topic, _ in outbox.after(0, 100)]
+    assert topics == ["t/0"] + [topic for batch in batches for topic, _ in batch]  # each evidence before its incident
