@@ -53,6 +53,25 @@ CLOCK_AHEAD_S = 5.0  # a live camera's frame further ahead of the box's clock th
 WINDOW_MAX = 2048  # analysis times kept per camera for frames/s (30 s at up to ~60 analysed frames/s)
 
 
+_BOX_EPOCH = time.time() - time.monotonic()
+
+
+def box_now() -> float:
+    """The box's own clock: the wall clock as it read when the box started, run on by the monotonic clock.
+
+    The rules' times (a dwell, a persistence, a clear) and the cameras' health run on it, so a step of the
+    wall clock (NTP correcting a box that booted with a stale clock, or setting it back) neither freezes them
+    nor ages every camera at once; the times on the wire are this clock re-read on the wall clock's current
+    time (``wall_offset``). Set back an hour, the wall clock had pinned every live camera's frames to the last
+    frame's time for that hour: no incident started or ended."""
+    return time.monotonic() + _BOX_EPOCH
+
+
+def wall_offset() -> float:
+    """What to add to a time on the box's clock for the wall clock's time now (0 until the wall clock steps)."""
+    return time.time() - box_now()
+
+
 def backoff(attempt: int, base: float = 0.5, cap: float = 1.5, rand: float = 0.5) -> float:
     """Seconds to wait before reconnect ``attempt`` (1, 2, ...): capped exponential, +-25% jitter.
 
@@ -122,7 +141,7 @@ class Metrics:
 class CameraHealth:
     state: str = "connecting"  # connecting / online / reconnecting / offline
     last_frame_at: float | None = None
-    started_at: float = field(default_factory=time.time)
+    started_at: float = field(default_factory=box_now)  # health times are on the box's clock (box_now)
     analysed: int = 0
     detector_passes: int = 0
     reconnects: int = 0
@@ -202,7 +221,7 @@ class CameraReader(threading.Thread):
                 for rel, image in open_camera(cam, self.rules):
                     if self.stop.is_set():
                         return
-                    now = time.time()
+                    now = box_now()
                     base = anchor(base, rel, now, live, last)
                     last = base + rel
                     if self.health.state != "online":
@@ -227,7 +246,7 @@ class CameraReader(threading.Thread):
             self.health.reconnects += 1
             self.metrics.reconnects.labels(cam.id).inc()
             self.metrics.online.labels(cam.id).set(0)
-            now = time.time()
+            now = box_now()
             lost_since = lost_since or now
             state = "reconnecting" if now - lost_since < CAMERA_LOST_AFTER_S else "offline"
             if state == "offline":
@@ -298,8 +317,10 @@ class Analyser(threading.Thread):
         """Analyse the frames the cameras have ready: one batch per model, then each camera's rules."""
         ready = self.slots.take_all(timeout=0.5)
         jobs = []
+        offset = wall_offset()
         for cam_id, (t, item) in ready.items():
             pipeline = self.pipelines[cam_id]
+            pipeline.wall_offset = offset
             if item is LOST:
                 self._emit(pipeline.camera_lost(t))
                 continue
@@ -323,7 +344,7 @@ class Analyser(threading.Thread):
                 log.exception("camera %s: analysis failed", cam_id)
                 continue
             h = self.readers[cam_id].health
-            now = time.time()
+            now = box_now()
             h.analysed += 1
             h.window.append(now)
             if h.last_analysed_at is not None:
@@ -391,11 +412,11 @@ def to_wire(out: Outgoing) -> list[tuple[str, bytes]]:
 def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: dict,
            suppressions: Suppressions | None = None) -> dict:
     """The heartbeat (``delivery``: Publisher.delivery()); per-camera ``max_gap_s`` starts again after each one."""
-    now = time.time()
+    now = box_now()
     body = {
         "box": box,
         "state": "online",
-        "at": wire.iso(now),
+        "at": wire.iso(time.time()),
         **delivery,
         **(suppressions or Suppressions()).status(),
         "queue_depth": slots.depth(),
@@ -477,11 +498,11 @@ def run_box(config: EdgeConfig) -> int:
         r.start()
         stop.wait(READER_START_GAP_S)
     while not stop.wait(config.heartbeat_s):
-        now = time.time()
+        now = box_now()
         for cam_id in hung({cid: r.health for cid, r in readers.items()}, now):
             slots.put(cam_id, now, LOST)  # its incidents end camera_lost and an offline fault opens, as on a failure
         publisher.write_unwritten()  # what a full disk held back, once it has room
-        delivery = publisher.delivery(now)
+        delivery = publisher.delivery(time.time())
         for gauge, key in ((metrics.pending, "outbox_pending"), (metrics.unconfirmed, "outbox_unconfirmed"),
                            (metrics.oldest, "outbox_oldest_s"), (metrics.resent, "outbox_resent"),
                            (metrics.unrouted, "outbox_unrouted"), (metrics.gateway_dead_letters, "gateway_dead_letters")):

@@ -130,6 +130,9 @@ class CameraPipeline:
         self._litter_pass = float("-inf")
         self._zone_masks: dict[str, np.ndarray] = {}
         self._litter_regions: list[Region] = []
+        # seconds from the times it is given (the box's clock, edge/box.py box_now) to the wall clock's, for the
+        # times on the wire; the box sets it as the wall clock steps (NTP), a replay leaves it 0
+        self.wall_offset = 0.0
         self._closer: list[Region] = []  # crops for a closer look at the next pass (still, changed places)
         self._looked: list[Region] = []  # the closer looks the last pass took
         self._litter = sv.Detections.empty()
@@ -544,9 +547,9 @@ class CameraPipeline:
             "zone": zone_id,
             "grid": grid or self.camera.grid,
             "location": {"lat": location.lat, "lon": location.lon} if location else None,
-            "started_at": wire.iso(event.started_at),
-            "observed_at": wire.iso(event.observed_at),
-            "ended_at": wire.iso(event.ended_at) if event.ended_at is not None else None,
+            "started_at": wire.iso(event.started_at + self.wall_offset),
+            "observed_at": wire.iso(event.observed_at + self.wall_offset),
+            "ended_at": wire.iso(event.ended_at + self.wall_offset) if event.ended_at is not None else None,
             "end_reason": event.end_reason,
             "confidence": round(min(1.0, max(0.0, s.score)), 3),
             "bbox": [round(min(1.0, max(0.0, v)), 4) for v in s.box],

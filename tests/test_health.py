@@ -8,6 +8,7 @@ from edge.detector import load_detector
 from edge.health import PictureCheck, thumbnail
 from edge.pipeline import CameraPipeline
 from edge.source import open_frames
+from xueliang import wire
 
 from .conftest import CLIP
 
@@ -52,3 +53,32 @@ def test_blocked_camera_becomes_a_camera_fault_incident_and_clears(frames):
     states = [(o.message["type"], o.message["state"], o.message["attributes"]["label"], o.message["end_reason"]) for o in outs]
     assert states == [("camera_fault", "start", "blocked", None), ("camera_fault", "end", "blocked", "cleared")]
     assert all(o.evidence for o in outs) and outs[0].message["zone"] == "camera"
+
+
+def test_times_on_the_wire_follow_the_wall_clock_while_the_rules_keep_the_boxs_own(frames):
+    """A box whose wall clock NTP sets back an hour: the box gives its pipelines its own clock (edge/box.py box_now,
+    which a step does not move) and the step as ``wall_offset``; the blocked lens is a fault after the same looks
+    as ever, and its times on the wire are the wall clock's."""
+    config = parse_config({"box": "b1", "cameras": [{"id": "gate", "url": str(CLIP), "grid": "G-1"}]})
+    runs = {}
+    for offset in (0.0, -3600.0):
+        pipeline = CameraPipeline(config, config.cameras[0], {"vehicle": load_detector("ssd_mobilenet_v2_coco")})
+        covered = [np.full_like(frames[0], 10)] * 12
+        outs = []
+        for t, img in enumerate(frames[:5] + covered + frames[5:20]):
+            if t == 3:
+                pipeline.wall_offset = offset  # the step came between two looks
+            outs += pipeline.observe(1_767_225_600.0 + t, img, [])
+        runs[offset] = [(o.message["state"], wire.parse_time(o.message["observed_at"])) for o in outs]
+    assert [state for state, _ in runs[-3600.0]] == [state for state, _ in runs[0.0]] == ["start", "end"]
+    assert [at for _, at in runs[-3600.0]] == [at - 3600.0 for _, at in runs[0.0]]
+
+
+def test_the_boxs_own_clock_is_not_moved_by_a_step_of_the_wall_clock(monkeypatch):
+    from edge import box
+
+    before, offset = box.box_now(), box.wall_offset()
+    real = box.time.time
+    monkeypatch.setattr(box.time, "time", lambda: real() - 3600.0)  # NTP sets the wall clock back an hour
+    assert 0 <= box.box_now() - before < 1.0  # frames of live cameras were pinned to the last one's time for that hour
+    assert abs(box.wall_offset() - offset + 3600.0) < 1.0
