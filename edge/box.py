@@ -50,6 +50,9 @@ READER_START_GAP_S = 0.1
 GIL_SWITCH_INTERVAL_S = 0.001
 LOST = "lost"
 CLOCK_AHEAD_S = 5.0  # a live camera's frame further ahead of the box's clock than this: the camera's clock jumped
+# A file given as a camera's url plays in real time, as a camera would (read as fast as it could be, its incidents
+# carried times a minute ahead of the wall clock after 30 s); a jump in its clock longer than this is skipped
+FILE_GAP_S = 5.0
 WINDOW_MAX = 2048  # analysis times kept per camera for frames/s (30 s at up to ~60 analysed frames/s)
 
 
@@ -223,6 +226,11 @@ class CameraReader(threading.Thread):
                         return
                     now = box_now()
                     base = anchor(base, rel, now, live, last)
+                    if not live and base + rel - now > FILE_GAP_S:  # a file's clock jumps ahead: go on from now
+                        base = max(now, last) - rel
+                    if not live and self.stop.wait(max(0.0, base + rel - now)):  # a file plays as a camera would
+                        return
+                    now = box_now()
                     last = base + rel
                     if self.health.state != "online":
                         log.info("camera %s online", cam.id)

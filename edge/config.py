@@ -315,7 +315,7 @@ def load_config(path: str | Path) -> EdgeConfig:
     except ValueError as exc:  # not UTF-8, a folder, unreadable
         raise ConfigError(str(exc)) from None
     try:
-        raw = load_yaml(text)
+        raw = load_yaml(text, str(path))
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: a number of 100,000 digits
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except RecursionError:  # PyYAML composes nested collections recursively

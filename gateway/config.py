@@ -309,7 +309,7 @@ def _yaml(path: Path) -> object:
     """A YAML file's data; GatewayConfigError naming the file when it cannot be read as YAML."""
     text = _text(path)
     try:
-        return load_yaml(text)
+        return load_yaml(text, str(path))
     except (yaml.YAMLError, ValueError) as exc:  # ValueError: a number of 100,000 digits
         raise GatewayConfigError(f"{path}: not valid YAML: {exc}") from None
     except RecursionError:  # PyYAML composes nested collections recursively

@@ -82,3 +82,27 @@ def test_replay_names_a_start_time_the_wire_cannot_carry(edge_config_file, start
                    "--camera", "campus-gate", "--start", start)
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert expected in run.stderr
+
+
+@pytest.mark.slow
+def test_a_gateway_only_install_names_its_config_errors(tmp_path):
+    """Without the edge's packages (the ``gateway`` extra alone), the error handler's own import of the edge's
+    config failed, and a config mistake came out as two chained tracebacks."""
+    bad = tmp_path / "gateway.yaml"
+    bad.write_text("database: 5\n")
+    block = "import sys\nfor m in ('supervision', 'cv2', 'onnxruntime', 'av'): sys.modules[m] = None\n"
+    run = subprocess.run([sys.executable, "-c", block + "from xueliang.cli import main\n"
+                          f"sys.exit(main(['gateway', '--config', {str(bad)!r}]))"],
+                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert f"error: {bad}: database: Input should be a valid string" in run.stderr
+
+
+@pytest.mark.slow
+def test_the_demo_empties_only_a_folder_it_made(tmp_path):
+    kept = tmp_path / "eval" / "results.json"
+    kept.parent.mkdir()
+    kept.write_text("{}")
+    run = xueliang("demo", "--once", "--data", str(tmp_path), "--timeout", "1")
+    assert run.returncode == 2 and "a folder with files the demo did not make" in run.stderr, run.stderr[-2000:]
+    assert kept.read_text() == "{}"  # `--data data` from the repository root had wiped data/eval

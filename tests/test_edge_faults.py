@@ -9,7 +9,7 @@ import time
 import pytest
 import yaml
 
-from xueliang import services
+from xueliang import services, wire
 
 from .conftest import CLIP, Watcher, tcp_server, wait_until
 
@@ -370,3 +370,28 @@ def test_a_cameras_kept_view_goes_with_its_zones(tmp_path):
     assert view_file(tmp_path, cam) == view_file(tmp_path, cam.model_copy())
     assert view_file(tmp_path, cam) != view_file(tmp_path, cam.model_copy(update={"zones": [moved_zone]}))
     assert view_file(tmp_path, cam) == view_file(tmp_path, cam.model_copy(update={"url": "rtsp://other/x"}))
+
+
+@pytest.mark.slow
+def test_a_file_given_as_a_cameras_url_plays_in_real_time(tmp_path, broker):
+    """Read as fast as it could be, a file camera's incidents carried times ahead of the wall clock (a minute
+    after 30 s), which the gateway refuses past 5 minutes."""
+    kerb = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.80, 0.03], [0.97, 0.03], [0.97, 0.22], [0.80, 0.22]],
+            "dwell_s": 8}
+    cfg = write_edge(tmp_path, broker.port, [camera("file", str(CLIP), zones=[kerb])])
+    watcher = Watcher(broker.port, ["xl/v1/fault-box/+/incident"])
+    began = time.time()
+    edge = services.xueliang(["edge", "--config", str(cfg)], tmp_path / "edge.log")
+    try:
+        wait_until(lambda: watcher.messages, 60, message="the parked van's incident")
+        arrived = time.time()
+        import json
+
+        start = json.loads(watcher.messages[0][1])
+        observed = wire.parse_time(start["observed_at"])
+        assert start["state"] == "start" and observed <= arrived + 1.0, (observed - arrived)
+        assert arrived - began >= 8  # its dwell, played in real time (read at full speed: under 3 s)
+    finally:
+        edge.terminate()
+        edge.wait(10)
+        watcher.stop()

@@ -277,12 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a clear line instead of a traceback for the errors we name
-        from edge.config import ConfigError
         from models import ModelError
 
-        named: tuple[type[Exception], ...] = (ConfigError, ModelError)
-        for module, name in (("gateway.config", "GatewayConfigError"), ("edge.source", "SourceError")):
-            try:  # each is there only where its extra is installed
+        named: tuple[type[Exception], ...] = (ModelError,)
+        for module, name in (("edge.config", "ConfigError"), ("gateway.config", "GatewayConfigError"),
+                             ("edge.source", "SourceError")):
+            try:  # each is there only where its extra is installed (a gateway-only install has no edge)
                 named += (getattr(__import__(module, fromlist=[name]), name),)
             except ImportError:
                 pass

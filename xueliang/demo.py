@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -19,6 +20,7 @@ from xueliang import services
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures" / "videos"
+DEMO_MARK = ".xueliang-demo"  # in a demo's data folder: the demo may empty it at its next start
 
 
 def fixture_cameras() -> list[dict]:
@@ -79,9 +81,14 @@ def demo_tokens(gateway_cfg: Path) -> list[str]:
 
 def run_demo(once: bool, port: int, data_dir: Path, timeout_s: float) -> int:
     data = data_dir.resolve()
-    if data.exists():
+    if data.exists() and any(data.iterdir()):
+        if not (data / DEMO_MARK).exists():  # `--data data` from the repository root had wiped data/eval
+            print(f"error: --data {data_dir}: a folder with files the demo did not make; name a new or empty one, "
+                  f"or a demo's own (it holds {DEMO_MARK})", file=sys.stderr)
+            return 2
         shutil.rmtree(data)  # a demo starts from an empty case book
-    data.mkdir(parents=True)
+    data.mkdir(parents=True, exist_ok=True)
+    (data / DEMO_MARK).write_text("made by xueliang demo; it empties this folder at its next start\n")
     cameras = fixture_cameras()
     if not cameras:
         print(f"error: no fixture clips with a *.truth.yaml in {FIXTURES}")

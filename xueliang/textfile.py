@@ -7,6 +7,7 @@ with a reason, never a traceback; a YAML key written twice is refused, not read 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import yaml
@@ -57,9 +58,9 @@ class _UniqueKeys(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml(text: str) -> object:
+def load_yaml(text: str, name: str = "<unicode string>") -> object:
     """YAML's data, as ``yaml.safe_load`` reads it, but a key written twice in one mapping is a
-    ``yaml.YAMLError`` naming both lines.
+    ``yaml.YAMLError`` naming both lines; ``name``: the file, as its errors name it.
 
     >>> load_yaml("box: b1\\ncameras: []\\n")
     {'box': 'b1', 'cameras': []}
@@ -68,4 +69,6 @@ def load_yaml(text: str) -> object:
     yaml.constructor.ConstructorError: 'box' is written twice in one mapping (lines 1 and 3); keep one
     ...
     """
-    return yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 (a SafeLoader)
+    stream = io.StringIO(text)
+    stream.name = name  # what PyYAML's marks call the file ("<unicode string>" otherwise)
+    return yaml.load(stream, Loader=_UniqueKeys)  # noqa: S506 (a SafeLoader)
