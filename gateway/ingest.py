@@ -16,12 +16,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy.exc import IntegrityError
-
 from gateway import storage
 from gateway.actions import perform
 from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, is_recheck, is_urgent,
-                           merged_urgent, needs_review, new_case, pending_beside, rejected_here)
+                           merged_urgent, needs_review, new_case, pending_beside, place_locks, rejected_here)
 from gateway.config import Tables
 from gateway.images import ImageError, check_evidence
 from gateway.storage import Store
@@ -96,6 +94,7 @@ class Ingest:
         applied = []
         try:
             with self.store.begin() as db, storage.pipelined(db):
+                storage.lock_places(db, [self._places(*checked) for _, where, checked in work if where.kind != "evidence"])
                 for i, where, checked in work:
                     if where.kind == "evidence":
                         storage.add_evidence(db, checked, items[i][1], where.incident_id or "", where.box,
@@ -158,13 +157,19 @@ class Ingest:
         for attempt in range(3):  # two gateways may act on the same case at once: the loser retries
             try:
                 with self.store.begin() as db:
+                    storage.lock_places(db, [self._places(message, category)])
                     outcome, case_id = self._apply(db, message, category, payload, now)
                 break
-            except (IntegrityError, storage.ConflictError):
-                if attempt == 2:
+            except Exception as exc:
+                if attempt == 2 or not storage.lost_race(exc):
                     raise
         self._committed(outcome, case_id, message, category)
         return outcome
+
+    @staticmethod
+    def _places(message: dict, category) -> tuple[str, list[tuple[str, bool]]]:
+        """What ``storage.lock_places`` takes for an incident event before ``_apply`` may look for its case."""
+        return message["incident_id"], place_locks(message, category.merge_radius_m)
 
     def _committed(self, outcome: str, case_id: int | None, message: dict, category) -> None:
         """After the commit: log a new case, wake the clock for its notices."""
