@@ -30,7 +30,10 @@ log = logging.getLogger(__name__)
 
 
 class DatabaseUnavailable(RuntimeError):
-    """The database itself failed (down, locked, full): stop, keep the messages, try again later."""
+    """The database itself failed (down, locked, full, read-only, its file gone): stop, keep the messages
+    (unacknowledged, they come again), try again later. Told from a message's fault by the error
+    (``storage.cannot_write``, ``storage.contended``) and by asking the database (``Store.reachable``):
+    a full disk still answers reads."""
 
 
 class Ingest:
@@ -52,12 +55,14 @@ class Ingest:
                 return self._incident(where, payload, now)
             except wire.WireError as exc:
                 return self._dead(topic, str(exc), payload, now)
-            except Exception as exc:  # a bug, or the database: tell them apart by asking the database
+            except Exception as exc:  # a bug, or the database: tell them apart by the error and by asking the database
                 if not self.store.reachable():
                     raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
                 if attempt < 2 and storage.is_transient(exc):  # e.g. locked by another gateway
                     time.sleep(0.2)
                     continue
+                if storage.cannot_write(exc) or storage.contended(exc):  # full, read-only, ...: not the message
+                    raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
                 log.exception("ingest failed on %s; set aside", topic[:200])
                 return self._dead(topic, f"internal error: {type(exc).__name__}: {exc}", payload, now)
         raise AssertionError("unreachable")
@@ -104,7 +109,7 @@ class Ingest:
                         outcomes[i], case_id = self._apply(db, *checked, items[i][1], now)
                         applied.append((outcomes[i], case_id, *checked))
         except Exception as exc:
-            if not self.store.reachable():
+            if storage.cannot_write(exc) or not self.store.reachable():
                 raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
             log.info("batch of %d rolled back (%s: %s); handling each alone", len(work), type(exc).__name__, exc)
             for i, _, _ in work:
