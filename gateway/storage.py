@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -326,6 +327,8 @@ def cannot_write(exc: BaseException) -> bool:
     SQLITE_READONLY True
     SQLITE_ERROR False
     """
+    if any(isinstance(e, DatabaseFileGone) for e in _causes(exc)):
+        return True
     if _database_says(exc, _SQLITE_CANNOT_WRITE, _PG_CANNOT_WRITE):
         return True
     # psycopg's own OperationalError without a SQLSTATE: the server closed the connection, or none was made
@@ -764,17 +767,58 @@ def add_case_photo(db: Connection, case_id: int, sha256: str, now: float) -> boo
     return True
 
 
+class DatabaseFileGone(RuntimeError):
+    """The SQLite file the gateway opened is no longer the one at its path (deleted, or another put there)."""
+
+
 class Store:
     def __init__(self, url: str):
         self.engine = make_engine(url)
+        # a SQLite file deleted under a running gateway took commits (into the unlinked file) and answered
+        # SELECT 1: incidents were acknowledged and lost. Every commit checks the file is still the one opened.
+        self.path = Path(url.removeprefix("sqlite:///")).resolve() if url.startswith("sqlite:///") and \
+            url != "sqlite:///:memory:" else None
+        self._opened = self._identity()
+        self._gone = False
+        if self.path is not None:
+            event.listen(self.engine, "commit", lambda conn: self.check_file())
+
+    def _identity(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def check_file(self) -> None:
+        """Raise DatabaseFileGone when the SQLite file at the path is not the one opened (nothing for
+        PostgreSQL): what is written then is never read again, so nothing may be acknowledged."""
+        if self.path is None:
+            return
+        now = self._identity()
+        if now == self._opened:
+            if self._gone:
+                self._gone = False
+                log_.warning("database file %s is back: writing again", self.path)
+            return
+        if not self._gone:
+            self._gone = True
+            log_.error("database file %s was %s under the running gateway: nothing is written or acknowledged "
+                       "until it is back; restore it, or restart the gateway to begin a new one",
+                       self.path, "deleted or moved" if now is None else "replaced by another file")
+        raise DatabaseFileGone(f"database file {self.path} is {'gone' if now is None else 'another file'} "
+                               "(deleted or replaced since the gateway opened it)")
 
     def begin(self):
         return self.engine.begin()
 
     def reachable(self) -> bool:
-        """Whether the database answers at all: after a failure, tells the database's own trouble
-        (stop and retry) from a message's (set it aside)."""
+        """Whether the database answers at all, and is still the file it opened: after a failure, tells
+        the database's own trouble (stop and retry) from a message's (set it aside)."""
         try:
+            self.check_file()
             with self.engine.begin() as db:
                 db.execute(text("SELECT 1"))
             return True

@@ -5,6 +5,7 @@ import errno
 import json
 import math
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -201,6 +202,34 @@ def test_a_full_disk_stops_ingest_and_sets_no_message_aside(small_disk, tables):
     (small_disk / "filler").unlink()
     assert ingest.handle_batch(batch) == ["case_created"]
     assert store.count("cases") == 2
+
+
+def test_a_database_file_deleted_under_the_gateway_stops_ingest(tmp_path, tables, caplog):
+    folder, away = tmp_path / "gateway", tmp_path / "away"
+    store = Store(f"sqlite:///{folder}/gateway.sqlite")
+    ingest, api = Ingest(store, tables, clock=lambda: NOW), TestClient(create_app(store, tables))
+    assert ingest.handle_batch([(TOPIC, payload(incident_id="before"))]) == ["case_created"]
+    batch = [(TOPIC, payload(incident_id="during", location={"lat": 39.5, "lon": 117.5})), (TOPIC, b"not json")]
+
+    def refused(why: str) -> None:
+        with pytest.raises(DatabaseUnavailable, match=why):  # nothing acknowledged: it comes again
+            ingest.handle_batch(batch)
+        health = api.get("/health")
+        assert health.status_code == 503 and health.json()["down"] == ["database"]
+
+    folder.rename(away)  # moved away: the open file follows, but nothing reads it at the path
+    refused("gone")
+    assert "database file " + str(folder / "gateway.sqlite") + " was deleted or moved under the running gateway" in caplog.text
+    folder.mkdir()  # a copy put back while the gateway runs is another file: writes to the old one would vanish
+    shutil.copy(away / "gateway.sqlite", folder / "gateway.sqlite")
+    refused("another file")
+    shutil.rmtree(folder)
+    away.rename(folder)  # the file itself back where it was: on again
+    assert ingest.handle_batch(batch) == ["case_created", "dead_letter"]
+    assert api.get("/health").status_code == 200 and store.count("cases") == 2
+    shutil.rmtree(folder)  # rm -rf: gone for good
+    refused("gone")
+    assert not store.reachable()
 
 
 def raised(db: sqlite3.Connection, sql: str) -> sqlite3.Error:
