@@ -411,6 +411,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
         now = time.time()
         parts = health_state.parts(now) if health_state else {}  # an API without a gateway process: database only
         try:
+            store.check_file()  # a SQLite file deleted under the gateway still answers reads
             cases = store.count("cases")
             parts["database"] = {"state": "ok"}
         except Exception as exc:

@@ -39,6 +39,40 @@ def same_place(message: dict, case: dict, radius_m: float) -> bool:
     return (message["box"], message["camera"], message["zone"]) == (case["box"], case["camera"], case["zone"])
 
 
+def place_locks(message: dict, radius_m: float) -> list[tuple[str, bool]]:
+    """The locks (name, exclusive) an incident holds while it looks for a case to join and opens one if
+    none (``choose``): two gateways on one PostgreSQL must not both find nothing and both open a case.
+
+    Any two incidents ``same_place`` could match share a lock, exclusive on one side at least; others
+    rarely do, so gateways at different places do not wait for each other. A located incident locks the
+    cells of a grid of its type (4 merge radii a side) that a box half the radius around it overlaps:
+    two places within the radius have overlapping boxes, so both lock the cell where they overlap
+    (1 to 4 cells, mostly 1). Where either has no location, ``same_place`` compares camera and zone:
+    the zone's lock, exclusive for an incident without a location, shared for one with (two located
+    incidents of one zone meet in the cells).
+
+    >>> place_locks({"type": "spill", "box": "b", "camera": "c", "zone": "z"}, 30)
+    [('spill/b/c/z', True)]
+    >>> here = {"type": "spill", "box": "b", "camera": "c", "zone": "z", "location": {"lat": 39.17, "lon": 117.1502}}
+    >>> place_locks(here, 30)  # near a cell's east edge: that cell and the next
+    [('spill/b/c/z', False), ('spill@36232,108363', True), ('spill@36232,108364', True)]
+    >>> there = dict(here, box="b2", location={"lat": 39.17, "lon": 117.15052})  # 28 m east, in the next cell
+    >>> place_locks(there, 30)
+    [('spill/b2/c/z', False), ('spill@36232,108364', True)]
+    """
+    zone = (f"{message['type']}/{message['box']}/{message['camera']}/{message['zone']}", not message.get("location"))
+    loc = message.get("location")
+    if not loc:
+        return [zone]
+    radius_deg = max(radius_m, 1.0) / 111_000  # 111.2 km per degree of latitude on distance_m's sphere
+    cell = 4 * radius_deg
+    half_lat = 0.51 * radius_deg + 1e-6  # a hair over half (candidates' box adds 1e-6 degrees too)
+    half_lon = half_lat / max(0.01, math.cos(math.radians(loc["lat"])))
+    rows = range(math.floor((loc["lat"] - half_lat) / cell), math.floor((loc["lat"] + half_lat) / cell) + 1)
+    cols = range(math.floor((loc["lon"] - half_lon) / cell), math.floor((loc["lon"] + half_lon) / cell) + 1)
+    return [zone] + [(f"{message['type']}@{r},{c}", True) for r in rows for c in cols]
+
+
 def choose(message: dict, category: Category, candidates: list[dict], now: float, held: bool
            ) -> tuple[Literal["new", "merge", "reopen"], dict | None]:
     """What a new incident does: join an open case, reopen a recently closed one, or open a case.

@@ -16,12 +16,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from sqlalchemy.exc import IntegrityError
-
 from gateway import storage
 from gateway.actions import perform
 from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, is_recheck, is_urgent,
-                           merged_urgent, needs_review, new_case, pending_beside, rejected_here)
+                           merged_urgent, needs_review, new_case, pending_beside, place_locks, rejected_here)
 from gateway.config import Tables
 from gateway.images import ImageError, check_evidence
 from gateway.storage import Store
@@ -32,7 +30,10 @@ log = logging.getLogger(__name__)
 
 
 class DatabaseUnavailable(RuntimeError):
-    """The database itself failed (down, locked, full): stop, keep the messages, try again later."""
+    """The database itself failed (down, locked, full, read-only, its file gone): stop, keep the messages
+    (unacknowledged, they come again), try again later. Told from a message's fault by the error
+    (``storage.cannot_write``, ``storage.contended``) and by asking the database (``Store.reachable``):
+    a full disk still answers reads."""
 
 
 class Ingest:
@@ -54,12 +55,14 @@ class Ingest:
                 return self._incident(where, payload, now)
             except wire.WireError as exc:
                 return self._dead(topic, str(exc), payload, now)
-            except Exception as exc:  # a bug, or the database: tell them apart by asking the database
+            except Exception as exc:  # a bug, or the database: tell them apart by the error and by asking the database
                 if not self.store.reachable():
                     raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
                 if attempt < 2 and storage.is_transient(exc):  # e.g. locked by another gateway
                     time.sleep(0.2)
                     continue
+                if storage.cannot_write(exc) or storage.contended(exc):  # full, read-only, ...: not the message
+                    raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
                 log.exception("ingest failed on %s; set aside", topic[:200])
                 return self._dead(topic, f"internal error: {type(exc).__name__}: {exc}", payload, now)
         raise AssertionError("unreachable")
@@ -96,6 +99,7 @@ class Ingest:
         applied = []
         try:
             with self.store.begin() as db, storage.pipelined(db):
+                storage.lock_places(db, [self._places(*checked) for _, where, checked in work if where.kind != "evidence"])
                 for i, where, checked in work:
                     if where.kind == "evidence":
                         storage.add_evidence(db, checked, items[i][1], where.incident_id or "", where.box,
@@ -105,7 +109,7 @@ class Ingest:
                         outcomes[i], case_id = self._apply(db, *checked, items[i][1], now)
                         applied.append((outcomes[i], case_id, *checked))
         except Exception as exc:
-            if not self.store.reachable():
+            if storage.cannot_write(exc) or not self.store.reachable():
                 raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
             log.info("batch of %d rolled back (%s: %s); handling each alone", len(work), type(exc).__name__, exc)
             for i, _, _ in work:
@@ -158,13 +162,19 @@ class Ingest:
         for attempt in range(3):  # two gateways may act on the same case at once: the loser retries
             try:
                 with self.store.begin() as db:
+                    storage.lock_places(db, [self._places(message, category)])
                     outcome, case_id = self._apply(db, message, category, payload, now)
                 break
-            except (IntegrityError, storage.ConflictError):
-                if attempt == 2:
+            except Exception as exc:
+                if attempt == 2 or not storage.lost_race(exc):
                     raise
         self._committed(outcome, case_id, message, category)
         return outcome
+
+    @staticmethod
+    def _places(message: dict, category) -> tuple[str, list[tuple[str, bool]]]:
+        """What ``storage.lock_places`` takes for an incident event before ``_apply`` may look for its case."""
+        return message["incident_id"], place_locks(message, category.merge_radius_m)
 
     def _committed(self, outcome: str, case_id: int | None, message: dict, category) -> None:
         """After the commit: log a new case, wake the clock for its notices."""

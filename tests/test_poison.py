@@ -1,11 +1,17 @@
 """One bad message never stops ingest or the notice clock: poison messages become dead letters one
 at a time, the rest of their batch commits, and only the database's own failure stops ingest."""
 
+import errno
 import json
 import math
+import os
+import shutil
 import signal
+import sqlite3
+import subprocess
 import time
 
+import psycopg.errors
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import insert, update
@@ -144,6 +150,117 @@ def test_a_database_that_does_not_answer_stops_ingest_and_loses_nothing(tmp_path
         wait_until(store.reachable, 30, message="PostgreSQL back")
         assert ingest.handle_batch(batch) == ["case_created", "dead_letter"]
         assert store.count("cases") == 2 and store.count("dead_letters") == 1
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 4 MiB filesystem (tmpfs) to fill; skipped where mounting is not permitted (not root)."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill (needs root): {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(path) -> None:
+    """Write ``path`` until the filesystem has not a byte left."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        for size in (1 << 16, 1 << 12, 1):
+            while True:
+                try:
+                    os.write(fd, b"\0" * size)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+                    break
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_stops_ingest_and_sets_no_message_aside(small_disk, tables):
+    store = Store(f"sqlite:///{small_disk}/gateway.sqlite")
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    assert ingest.handle_batch([(TOPIC, payload(incident_id="before"))]) == ["case_created"]
+    # the disk full, with room for a small write in the WAL file (checkpointed, it is written again from
+    # its start): a dead letter fits there, a case does not (as it happened while a disk filled up)
+    with store.engine.connect() as db:
+        db.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.dead_letter(TOPIC, "the room a dead letter takes", payload(incident_id="room"), NOW)
+    with store.engine.connect() as db:
+        db.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+    fill(small_disk / "filler")
+    batch = [(TOPIC, payload(incident_id="during", location={"lat": 39.5, "lon": 117.5}))]
+    with pytest.raises(DatabaseUnavailable, match="full"):
+        ingest.handle_batch(batch)  # nothing acknowledged: the broker delivers it again
+    with pytest.raises(DatabaseUnavailable, match="full"):
+        ingest.handle(*batch[0])
+    assert [d["reason"] for d in store.list_dead_letters()] == ["the room a dead letter takes"]
+    (small_disk / "filler").unlink()
+    assert ingest.handle_batch(batch) == ["case_created"]
+    assert store.count("cases") == 2
+
+
+def test_a_database_file_deleted_under_the_gateway_stops_ingest(tmp_path, tables, caplog):
+    folder, away = tmp_path / "gateway", tmp_path / "away"
+    store = Store(f"sqlite:///{folder}/gateway.sqlite")
+    ingest, api = Ingest(store, tables, clock=lambda: NOW), TestClient(create_app(store, tables))
+    assert ingest.handle_batch([(TOPIC, payload(incident_id="before"))]) == ["case_created"]
+    batch = [(TOPIC, payload(incident_id="during", location={"lat": 39.5, "lon": 117.5})), (TOPIC, b"not json")]
+
+    def refused(why: str) -> None:
+        with pytest.raises(DatabaseUnavailable, match=why):  # nothing acknowledged: it comes again
+            ingest.handle_batch(batch)
+        health = api.get("/health")
+        assert health.status_code == 503 and health.json()["down"] == ["database"]
+
+    folder.rename(away)  # moved away: the open file follows, but nothing reads it at the path
+    refused("gone")
+    assert "database file " + str(folder / "gateway.sqlite") + " was deleted or moved under the running gateway" in caplog.text
+    folder.mkdir()  # a copy put back while the gateway runs is another file: writes to the old one would vanish
+    shutil.copy(away / "gateway.sqlite", folder / "gateway.sqlite")
+    refused("another file")
+    shutil.rmtree(folder)
+    away.rename(folder)  # the file itself back where it was: on again
+    assert ingest.handle_batch(batch) == ["case_created", "dead_letter"]
+    assert api.get("/health").status_code == 200 and store.count("cases") == 2
+    shutil.rmtree(folder)  # rm -rf: gone for good
+    refused("gone")
+    assert not store.reachable()
+
+
+def raised(db: sqlite3.Connection, sql: str) -> sqlite3.Error:
+    try:
+        db.execute(sql)
+    except sqlite3.Error as exc:
+        return exc
+    raise AssertionError(f"{sql} did not fail")
+
+
+def test_only_errors_that_say_the_database_cannot_write_are_the_databases(tmp_path):
+    db = sqlite3.connect(tmp_path / "x.sqlite", timeout=0)
+    db.execute("CREATE TABLE t (x UNIQUE)")
+    db.execute("INSERT INTO t VALUES (1)")
+    db.commit()
+    other = sqlite3.connect(tmp_path / "x.sqlite", timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    locked = raised(db, "INSERT INTO t VALUES (2)")
+    other.rollback()
+    db.execute("PRAGMA query_only=1")
+    read_only = raised(db, "INSERT INTO t VALUES (3)")
+    db.execute("PRAGMA query_only=0")
+    mistakes = [raised(db, "INSERT INTO t VALUES (1)"), raised(db, "SELEC 1"), raised(db, "SELECT nothing FROM t")]
+    assert storage.cannot_write(read_only) and not storage.cannot_write(locked) and storage.contended(locked)
+    for exc in mistakes:  # a message that fails so fails every time: a dead letter, as before
+        assert not storage.cannot_write(exc) and not storage.contended(exc), exc
+    for state in ("53100", "25006", "08006", "57P01", "58030"):  # disk full, read-only, connection lost, shut down, I/O
+        assert storage.cannot_write(psycopg.errors.lookup(state)("")), state
+    for state in ("22001", "23505", "42601", "54000"):  # value too long, unique, syntax, too complex
+        assert not storage.cannot_write(psycopg.errors.lookup(state)("")), state
+    assert storage.cannot_write(psycopg.OperationalError("server closed the connection unexpectedly"))
 
 
 def ready_store(url: str) -> Store | None:

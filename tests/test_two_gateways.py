@@ -1,0 +1,116 @@
+"""Two gateways on one PostgreSQL database ingest at the same moments (two Ingest instances, each with
+its own connection pool, in two threads): one place still gets one case, one incident one case."""
+
+import math
+import random
+import threading
+
+import pytest
+
+from gateway.cases import distance_m, place_locks
+from gateway.config import TABLES_DIR, load_tables
+from gateway.ingest import Ingest
+from gateway.storage import Store
+from xueliang import wire
+
+from .test_gateway import payload
+from .test_workflow import database_url  # noqa: F401 (fixture)
+
+NOW = 1_767_225_630.0  # START's observed_at, 2026-01-01T00:00:30Z
+
+
+def shared(a: list[tuple[str, bool]], b: list[tuple[str, bool]]) -> bool:
+    """Whether two lock lists make their holders wait for each other (a name in both, exclusive in one)."""
+    mine = dict(a)
+    return any(name in mine and (exclusive or mine[name]) for name, exclusive in b)
+
+
+def test_two_incidents_a_merge_could_join_always_meet_at_a_lock():
+    rng = random.Random(7)
+    for _ in range(20_000):
+        radius = rng.choice([0, 1, 30, 100, 1000])
+        lat, lon = rng.uniform(-60, 60), rng.uniform(-179, 179)
+        bearing, d = rng.uniform(0, 2 * math.pi), rng.uniform(0, radius)
+        lat2 = lat + d * math.cos(bearing) / 111_195
+        lon2 = lon + d * math.sin(bearing) / (111_195 * math.cos(math.radians(lat)))
+        if distance_m(lat, lon, lat2, lon2) > radius:  # the flat step above is a hair off on the sphere
+            continue
+        a = {"type": "spill", "box": "a", "camera": "c", "zone": "z", "location": {"lat": lat, "lon": lon}}
+        b = dict(a, box="b", location={"lat": lat2, "lon": lon2})
+        assert shared(place_locks(a, radius), place_locks(b, radius)), (radius, a, b)
+    located = {"type": "spill", "box": "a", "camera": "c", "zone": "z", "location": {"lat": 39.0, "lon": 117.0}}
+    unlocated = {k: v for k, v in located.items() if k != "location"}
+    assert shared(place_locks(located, 30), place_locks(unlocated, 30))  # camera and zone decide then
+    assert shared(place_locks(unlocated, 30), place_locks(unlocated, 30))
+    far = dict(located, location={"lat": 39.01, "lon": 117.0})  # 1.1 km, one zone: no waiting for each other
+    assert not shared(place_locks(located, 30), place_locks(far, 30))
+
+
+def at_once(*jobs) -> list:
+    """Run the jobs in threads released together; their results (an exception is raised here)."""
+    go, results = threading.Barrier(len(jobs)), [None] * len(jobs)
+
+    def run(i, job):
+        go.wait()
+        try:
+            results[i] = job()
+        except BaseException as exc:  # noqa: BLE001 (raised below, in the test's thread)
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, job)) for i, job in enumerate(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return results
+
+
+def place(i: int) -> dict:
+    return {"lat": 39.0 + i * 0.01, "lon": 117.0}  # 1.1 km apart: never one case
+
+
+def near(i: int) -> dict:
+    return {"lat": 39.0 + i * 0.01 + 0.0001, "lon": 117.0}  # 11 m from place(i): joins its case
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_gateways_on_postgresql_open_one_case_per_place_and_per_incident(database_url):
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    one, two = (Ingest(Store(database_url), tables, clock=lambda: NOW) for _ in range(2))
+    a, b = wire.incident_topic("box-a", "gate"), wire.incident_topic("box-b", "gate")
+
+    def event(topic, incident, where, **more):
+        box = wire.parse_topic(topic).box
+        return topic, payload(box=box, camera="gate", incident_id=incident, location=where, **more)
+
+    # batches: box A's incident and box B's at each of 30 places, in opposite orders
+    batch_a = [event(a, f"a-{i}", place(i)) for i in range(30)]
+    batch_b = [event(b, f"b-{i}", near(i)) for i in reversed(range(30))]
+    at_once(lambda: one.handle_batch(batch_a), lambda: two.handle_batch(batch_b))
+    # one message at a time, 20 more places
+    for i in range(30, 50):
+        at_once(lambda i=i: one.handle(*event(a, f"a-{i}", place(i))), lambda i=i: two.handle(*event(b, f"b-{i}", near(i))))
+    # one incident, its start at one gateway and its update at the other (at its place, and, as if the
+    # camera had been moved, 1.1 km away: no place lock in common, the case's key decides)
+    for i in range(50, 60):
+        at_once(lambda i=i: one.handle(*event(a, f"x-{i}", place(i))),
+                lambda i=i: two.handle(*event(a, f"x-{i}", place(i), seq=2, state="update")))
+        at_once(lambda i=i: one.handle(*event(a, f"y-{i}", place(i + 20))),
+                lambda i=i: two.handle(*event(a, f"y-{i}", place(i + 40), seq=2, state="update")))
+
+    store = one.store
+    cases = store.list_cases(limit=1000)
+    by_place = {}
+    for case in cases:
+        if case["incident_id"][0] in "ab":
+            by_place.setdefault(round((case["lat"] - 39.0) / 0.01), []).append(case["incident_id"])
+    assert {i: ids for i, ids in by_place.items() if len(ids) > 1} == {}
+    assert len(by_place) == 50
+    assert sorted(c["incident_id"] for c in cases if c["incident_id"][0] in "xy") == sorted(
+        f"{p}-{i}" for p in "xy" for i in range(50, 60))
+    assert [d["reason"] for d in store.list_dead_letters()] == []
+    assert store.count("case_incidents") == 120 and store.count("incident_events") == 140
