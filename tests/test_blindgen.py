@@ -89,6 +89,7 @@ def test_ground_and_frame_round_trip(geometry):
         assert np.allclose(to_image(geometry, size, *to_ground(geometry, size, u, v)), (u, v))
 
 
+@pytest.mark.slow
 def test_a_clip_whose_first_object_took_the_room_keeps_it_alone():
     """With ``make eval --draw 2``'s seed, clip 11's first object (on the east junction) left no
     surface room for its spill, and the plan raised, so that draw could not be made at all. Now the clip

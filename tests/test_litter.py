@@ -368,6 +368,7 @@ def test_a_place_shows_its_object_as_it_looked_in_any_light_and_not_what_replace
     assert check.like(look, box) is None
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 1000), gain=st.floats(0.8, 1.25), looks=st.integers(5, 40))
 def test_a_pile_shows_as_itself_through_a_slow_change_of_light_and_not_once_taken_away(seed, gain, looks):
