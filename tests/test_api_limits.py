@@ -300,6 +300,21 @@ def test_a_token_name_with_control_characters_is_refused(city, tmp_path, capsys,
     assert cli(["token", "--config", str(config), "--name", "交警 值班 (night)", "--role", "admin"]) == 0
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["--expires", "2 working days"], "--expires '2 working days': write a number and a unit"),  # counted from 1970
+    (["--expires", "1831d"], "at most 5 years (1830d)"),
+    (["--revoke", "xl_ab"], "a prefix names a token from 7 characters on, its xl_ included"),
+])
+def test_token_options_that_cannot_mean_what_they_say_are_refused(city, tmp_path, capsys, args, expected):
+    app, store, ingest, client, tokens = city
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"database": str(store.engine.url), "tables": str(tmp_path / "city.yaml")}))
+    before = [(t["name"], t["revoked_at"]) for t in store.tokens()]
+    assert cli(["token", "--config", str(config), "--name", "x", "--role", "admin", *args]) == 2
+    assert expected in capsys.readouterr().err
+    assert [(t["name"], t["revoked_at"]) for t in store.tokens()] == before
+
+
 def storage_hash(token: str) -> str:
     from gateway.auth import hash_token
 

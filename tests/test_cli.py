@@ -106,3 +106,16 @@ def test_the_demo_empties_only_a_folder_it_made(tmp_path):
     run = xueliang("demo", "--once", "--data", str(tmp_path), "--timeout", "1")
     assert run.returncode == 2 and "a folder with files the demo did not make" in run.stderr, run.stderr[-2000:]
     assert kept.read_text() == "{}"  # `--data data` from the repository root had wiped data/eval
+
+
+@pytest.mark.slow
+def test_the_demo_on_a_taken_port_says_so_before_printing_anything_else(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        run = xueliang("demo", "--once", "--data", str(tmp_path / "demo"), "--port", str(port), "--timeout", "1")
+    assert run.returncode == 2 and run.stdout == "", run.stdout[-2000:]  # it printed tokens for the other server
+    assert f"error: --port {port}: cannot listen on 127.0.0.1" in run.stderr

@@ -21,7 +21,7 @@ from .conftest import wait_until
 from .test_gateway import JPEG, START
 
 USERS = {"box-1": "box-secret", "box-2": "box2-secret", "gateway-1": "gateway-secret",
-         "gateway-2": "gateway2-secret", "traffic-police": "dept-secret"}
+         "gateway-2": "gateway2-secret", "traffic-police": "dept-secret", "command-centre": "centre-secret"}
 
 
 @pytest.fixture
@@ -309,4 +309,23 @@ def test_a_box_reads_only_its_own_suppressions_and_writes_none(secure_broker, tm
     finally:
         box2.stop()
         publisher.stop(timeout=1)
+        gateway.stop()
+
+
+@pytest.mark.slow
+def test_the_command_centre_reads_the_overdue_notices_and_writes_nothing(secure_broker, tmp_path):
+    """No account of the shipped ACL could read xl/v1/escalations/#, where the gateway sends them."""
+    centre = Client(tmp_path, secure_broker, "command-centre", subscribe="#")
+    gateway = Client(tmp_path, secure_broker, "gateway-1")
+    try:
+        notice = wire.escalation_topic("HQ-DZG-10D")
+        assert gateway.publish(notice, b"{}").getName() == "Success"
+        assert gateway.publish(wire.dispatch_topic("traffic-police"), b"{}").getName() == "Success"
+        wait_until(lambda: any(t == notice for t, _ in centre.messages), 10, message="the notice reached the centre")
+        time.sleep(0.5)
+        assert {t for t, _ in centre.messages} == {notice}  # not the departments' dispatches
+        assert centre.publish(notice, b"{}").getName() == "Not authorized"
+        assert centre.disconnects == 0
+    finally:
+        centre.stop()
         gateway.stop()

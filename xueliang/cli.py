@@ -124,6 +124,10 @@ def _token(args: argparse.Namespace) -> int:
         return 0
     if args.revoke:
         revoked = store.revoke_tokens(args.revoke, hash_token(args.revoke), now)
+        if not revoked and args.revoke.startswith("xl_") and len(args.revoke) < 7:  # it said "no live token"
+            print(f"error: --revoke {args.revoke!r}: a prefix names a token from 7 characters on, its xl_ included "
+                  "(see `xueliang token --list`)", file=sys.stderr)
+            return 2
         if not revoked:
             print(f"error: no live token is named {args.revoke!r} or starts with it (see `xueliang token --list`)",
                   file=sys.stderr)
@@ -150,12 +154,15 @@ def _token(args: argparse.Namespace) -> int:
         print(f"error: --grid {args.grid!r} is not in the city's grid tree (see the tables' grids)", file=sys.stderr)
         return 2
     try:
-        lifetime_s = deadline(0.0, parse_service_level(args.expires))
+        level = parse_service_level(args.expires)
+        if level.working:  # counted in working days from the epoch, not from now: "2 working days" was a lie
+            raise ValueError("working time")
+        lifetime_s = deadline(0.0, level)
     except ValueError:
         print(f"error: --expires {args.expires!r}: write a number and a unit, e.g. 90d, 12h, 30min", file=sys.stderr)
         return 2
     if not 0 < lifetime_s <= 5 * 366 * 86400:
-        print(f"error: --expires {args.expires!r}: must be more than 0 and at most 5 years", file=sys.stderr)
+        print(f"error: --expires {args.expires!r}: must be more than 0 and at most 5 years (1830d)", file=sys.stderr)
         return 2
     print(new_token(store, args.name, args.role, args.department, args.grid, lifetime_s, now))
     return 0

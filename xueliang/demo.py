@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import sys
 import time
 import urllib.request
@@ -80,6 +81,13 @@ def demo_tokens(gateway_cfg: Path) -> list[str]:
 
 
 def run_demo(once: bool, port: int, data_dir: Path, timeout_s: float) -> int:
+    with socket.socket() as probe:  # a port someone else holds answered the demo's wait: its tokens and URL were
+        try:                          # printed for another server before the gateway failed
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no owner
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            print(f"error: --port {port}: cannot listen on 127.0.0.1 ({exc.strerror}); name a free one", file=sys.stderr)
+            return 2
     data = data_dir.resolve()
     if data.exists() and any(data.iterdir()):
         if not (data / DEMO_MARK).exists():  # `--data data` from the repository root had wiped data/eval
