@@ -16,6 +16,7 @@ import time
 
 import uvicorn
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.subscribeoptions import SubscribeOptions
 from paho.mqtt.properties import Properties
 
 from gateway import presentation, storage, verdicts
@@ -131,7 +132,11 @@ class MqttIngest:
             return
         log.info("gateway connected to broker; subscribing")
         self.state.broker_up(True)
-        client.subscribe([(SHARE_GROUP + wire.INCIDENT_SUBSCRIPTION, 1), (SHARE_GROUP + wire.EVIDENCE_SUBSCRIPTION, 1)])
+        # no retained message at subscribe time: boxes never retain incidents or evidence, and a retained one (a
+        # hostile or broken client's) came again at every reconnect, each time one more dead letter
+        fresh = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+        client.subscribe([(SHARE_GROUP + wire.INCIDENT_SUBSCRIPTION, fresh),
+                          (SHARE_GROUP + wire.EVIDENCE_SUBSCRIPTION, fresh)])
         self.on_connected()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:

@@ -352,6 +352,36 @@ def test_a_box_named_like_the_notice_topics_gets_no_case_and_no_acknowledgement(
         watcher.stop()
 
 
+@pytest.mark.slow
+def test_a_retained_poison_message_is_set_aside_once_not_at_every_reconnect(store, tables, broker):
+    """Boxes never retain incidents; a retained one came again at every subscription: one more dead letter
+    at each reconnect, for as long as it stayed at the broker."""
+    from gateway.config import Broker, GatewayConfig
+    from gateway.service import MqttIngest
+
+    hostile = make_client("hostile")
+    hostile.connect("127.0.0.1", broker.port)
+    hostile.loop_start()
+    try:
+        for run in range(3):  # the gateway comes up, or back, three times
+            gateway = MqttIngest(GatewayConfig(broker=Broker(port=broker.port, client_id="gateway-1")),
+                                 Ingest(store, tables, clock=time.time))
+            gateway.start()
+            try:
+                wait_until(lambda: gateway.state.broker["connected"], 10, message="gateway connected")
+                time.sleep(0.5)  # the subscriptions
+                if run == 0:
+                    hostile.publish(TOPIC, b'{"retained": "poison"}', qos=1, retain=True).wait_for_publish(5)
+                    wait_until(lambda: store.list_dead_letters(), 10, message="the poison set aside")
+                time.sleep(1)
+            finally:
+                gateway.stop()
+        assert len(store.list_dead_letters()) == 1
+    finally:
+        hostile.publish(TOPIC, b"", qos=1, retain=True).wait_for_publish(5)  # the broker forgets it
+        hostile.loop_stop()
+
+
 def test_health_and_metrics_show_a_stopped_ingest(store, tables):
     health = Health(clock_every_s=1)
     health.broker_up(True)
