@@ -104,11 +104,12 @@ def analysed_size(width: int, height: int, max_width: int) -> tuple[int, int] | 
     (2880, 2880)
     """
     scale = max_width / width if max_width and width > max_width else 1.0
-    if width * height * scale * scale > MAX_FRAME_PIXELS:
+    by_pixels = width * height * scale * scale > MAX_FRAME_PIXELS
+    if by_pixels:
         scale = math.sqrt(MAX_FRAME_PIXELS / (width * height))
     if scale >= 1.0:
         return None
-    new_width = max_width if max_width and round(width * scale) == max_width else int(width * scale) // 2 * 2
+    new_width = int(width * scale) // 2 * 2 if by_pixels else max_width
     return max(2, new_width), max(2, int(round(height * scale / 2)) * 2)
 
 
