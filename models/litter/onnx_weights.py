@@ -87,38 +87,38 @@ def unfused_model(tensors: dict[str, np.ndarray], classes: dict[int, str]):
     return model
 
 
-def calibrate_norms(model, images: list[Path]) -> None:
-    """Give each batch norm the statistics its convolution's output really has over ``images``, and the
-    scale and shift that undo them, so the block still computes ``conv(x) + bias`` in eval mode and
-    nearly the same in training, where batch norm divides by the batch's own statistics. Left at
-    mean 0 and variance 1, the first training batch would normalise every channel afresh and undo
-    what the file had learnt."""
+def calibrate_norms(model, images: list[Path], within=None) -> None:
+    """Give each batch norm (of ``within``, a part of ``model``; all of it by default) the statistics its
+    input really has over ``images``, and the scale and shift that undo them, so the block still computes
+    ``conv(x) + bias`` in eval mode and nearly the same in training, where batch norm divides by the
+    batch's own statistics. Left at mean 0 and variance 1, the first training batch would normalise every
+    channel afresh and undo what the file had learnt."""
     import cv2
     import torch
 
     from train import IMGSZ, letterbox  # same folder
 
-    blocks = {n: m for n, m in model.named_modules() if isinstance(getattr(m, "bn", None), torch.nn.BatchNorm2d)}
+    norms = {n: m for n, m in (within or model).named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
     stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def hook(name):
-        def keep(_module, _inputs, output):
-            stats[name] = (output.mean(dim=(0, 2, 3)), output.var(dim=(0, 2, 3)))
+        def keep(_module, inputs):
+            stats[name] = (inputs[0].mean(dim=(0, 2, 3)), inputs[0].var(dim=(0, 2, 3)))
         return keep
 
-    handles = [m.conv.register_forward_hook(hook(n)) for n, m in blocks.items()]
+    handles = [m.register_forward_pre_hook(hook(n)) for n, m in norms.items()]
     x = torch.from_numpy(np.concatenate([letterbox(cv2.imread(str(p)), IMGSZ) for p in images]))
     model.eval()
     with torch.no_grad():
         model(x)
-        for name, block in blocks.items():
+        for name, norm in norms.items():
             mean, var = stats[name]
             var = var.clamp(min=1e-4)
-            bias = block.bn.bias.clone()
-            block.bn.running_mean.copy_(mean)
-            block.bn.running_var.copy_(var - block.bn.eps).clamp_(min=1e-6)
-            block.bn.weight.copy_(torch.sqrt(block.bn.running_var + block.bn.eps))
-            block.bn.bias.copy_(bias + mean)
+            bias = norm.bias.clone()
+            norm.running_mean.copy_(mean)
+            norm.running_var.copy_(var - norm.eps).clamp_(min=1e-6)
+            norm.weight.copy_(torch.sqrt(norm.running_var + norm.eps))
+            norm.bias.copy_(bias + mean)
     for h in handles:
         h.remove()
 

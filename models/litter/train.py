@@ -113,12 +113,13 @@ def quantise(fp32: Path, int8: Path, calibration: list[Path]) -> None:
 
 
 def train(args, device: str) -> None:
-    """Stage 1 builds YOLOv8n from its yaml; ``--stage 2`` (and 3) continue from the previous stage's
-    best weights with a fresh schedule (``SCHEDULE``; on a CPU one stage's hour is not enough)."""
+    """Stage 1 builds YOLOv8n from its yaml (or starts from ``--start``: ``coco_backbone.py``'s backbone
+    learnt on real photographs); ``--stage 2`` (and 3) continue from the previous stage's best weights
+    with a fresh schedule (``SCHEDULE``; on a CPU one stage's hour is not enough)."""
     from ultralytics import YOLO
 
-    previous = args.start or args.workdir / RUNS.get(args.stage - 1, "") / "weights/best.pt"
-    model = YOLO("yolov8n.yaml") if args.stage == 1 else YOLO(str(previous))
+    previous = args.start or (args.workdir / RUNS[args.stage - 1] / "weights/best.pt" if args.stage > 1 else None)
+    model = YOLO(str(previous)) if previous else YOLO("yolov8n.yaml")
     run = args.workdir / RUNS[args.stage]
     run.mkdir(parents=True, exist_ok=True)
     if (args.data.parent / "recipe.json").exists():  # what this stage's images were composed with
@@ -133,11 +134,11 @@ def train(args, device: str) -> None:
     extra = {"time": args.hours} if args.hours else {}
     # ``pretrained`` is the only way ultralytics keeps given weights: False would start from scratch
     model.train(data=str(args.data), epochs=args.epochs, imgsz=IMGSZ, batch=args.batch, device=device,
-                workers=args.workers, seed=args.seed, deterministic=True, pretrained=args.stage > 1 and str(previous),
+                workers=args.workers, seed=args.seed, deterministic=True, pretrained=bool(previous) and str(previous),
                 amp=False, plots=False, cache=args.cache or False,
                 project=str(args.workdir), name=RUNS[args.stage], exist_ok=True,
                 close_mosaic=max(1, args.epochs // 6), fliplr=0.5, degrees=0.0, scale=0.4, mosaic=1.0,
-                patience=1000, verbose=False, **SCHEDULE[args.stage], **extra)
+                patience=1000, verbose=False, freeze=args.freeze or None, **SCHEDULE[args.stage], **extra)
 
 
 def results(run: Path) -> tuple[list[str], list[list[str]]]:
@@ -228,7 +229,9 @@ def main() -> None:
     ap.add_argument("--stage", type=int, choices=tuple(RUNS), default=1,
                     help="1: from scratch; 2 to 7: continue from the previous stage's best weights (7: from --start)")
     ap.add_argument("--start", type=Path, help="continue from these weights (an ultralytics .pt, e.g. from "
-                    "onnx_weights.py) instead of the previous stage's best")
+                    "onnx_weights.py, or coco_backbone.py's for stage 1) instead of the previous stage's best")
+    ap.add_argument("--freeze", type=int, default=0, help="keep the model's first N layers as they start "
+                    "(1: coco_backbone.py's backbone learnt on real photographs; only the neck and head learn)")
     ap.add_argument("--export-only", action="store_true", help="export and quantise the best stage's best.pt")
     args = ap.parse_args()
     # ultralytics puts a relative project folder under its own runs/detect/, where best_stage() does not look
@@ -253,11 +256,12 @@ def main() -> None:
     shutil.copy(fp32, out / f"{NAME}.fp32.onnx")
     quantise(out / f"{NAME}.fp32.onnx", out / f"{NAME}.int8.onnx", sorted((dataset / "images/train").glob("*.jpg"))[:64])
     stages = recipe_stages(args.workdir, chosen)
-    started = [st["start"]["weights"] for st in stages if "start" in st]  # the run's record, not this call's
+    started = [st["start"] for st in stages if "start" in st]  # the run's record, not this call's
     recipe = {
         "ultralytics": __import__("ultralytics").__version__, "torch": torch.__version__,
         "model": "yolov8n.yaml (from scratch, no pretrained weights)" if not started
-        else f"yolov8n.yaml, continued from {started[0]} (made by this project; no pretrained weights)", "imgsz": IMGSZ,
+        else f"{trained.model.yaml_file or 'yolov8n.yaml'}, started from {started[0]['weights']}: {started[0]['source']}",
+        "imgsz": IMGSZ,
         "stages": stages, "command": args.recipe_command,
         "batch": ran["batch"], "seed": ran["seed"], "device": device,
         "data": json.loads((dataset / "recipe.json").read_text()) if (dataset / "recipe.json").exists() else None,
