@@ -3,7 +3,10 @@
 Bodies: ``BodyCap`` refuses any body over ``MAX_BODY_BYTES`` (413) before the app reads it, whoever
 sends it; the photo uploads, which take more, read theirs with ``read_capped`` and a cap of their own.
 
-Headers: ``nosniff`` (an uploaded photo is never run as HTML), a Content-Security-Policy that
+Headers: ``Cache-Control: private, no-store`` unless a route says otherwise (only ``/ui/live.js``
+does): evidence, photos, cases and pages show streets, people and number plates, and a command
+centre's shared machines and proxies must keep none of them; ``nosniff`` (an uploaded photo is never
+run as HTML), a Content-Security-Policy that
 allows no framing and no script but the gateway's own files (the live case list's ``/ui/live.js``;
 never an inline one, so markup that slipped into a page runs nothing), ``X-Frame-Options`` for
 older browsers and a referrer policy
@@ -29,6 +32,7 @@ CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self
 DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
             "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
             "frame-ancestors 'none'; base-uri 'none'")
+NO_STORE = "private, no-store"
 HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
            "Cross-Origin-Resource-Policy": "same-origin"}
 DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
@@ -53,6 +57,8 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in (*HEADERS.items(), ("Content-Security-Policy", csp)):
                     headers[name] = value
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = NO_STORE
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

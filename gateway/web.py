@@ -112,8 +112,7 @@ def page(title: str, body: str, who: Principal | None = None, status_code: int =
         nav += "<a id=login-link href=/ui/login style='margin-left:auto'>登录</a>"
     return HTMLResponse(f"<!doctype html><html lang=zh><head><meta charset=utf-8><title>{esc(title)} · 雪亮</title>"
                         f"<style>{STYLE}</style>{LIVE_SCRIPT if live else ''}</head><body><header><strong>雪亮 xueliang</strong>{nav}</header>"
-                        f"<main><h1>{esc(title)}</h1>{body}</main></body></html>", status_code,
-                        headers={"Cache-Control": "no-store"})
+                        f"<main><h1>{esc(title)}</h1>{body}</main></body></html>", status_code)
 
 
 def grid_text(tables: Tables, code: str | None) -> str:

@@ -419,4 +419,4 @@ def live_cases(request: Request, state: CaseState | None = None, category: Filte
                       overdue_at=now if overdue else None, limit=limit, offset=offset)
     changes = store.last_changes([r["id"] for r in rows]) if rows else {}
     seen = ";".join(f"{r['id']}:{r['state']}:{changes.get(r['id'])}:{is_overdue(r, now)}" for r in rows)
-    return PlainTextResponse(hashlib.sha256(seen.encode()).hexdigest()[:16], headers={"Cache-Control": "no-store"})
+    return PlainTextResponse(hashlib.sha256(seen.encode()).hexdigest()[:16])

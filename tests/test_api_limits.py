@@ -253,6 +253,38 @@ def test_every_response_carries_the_security_headers(city, path):
         assert "default-src 'none'" in r.headers["content-security-policy"]
 
 
+def test_no_response_with_a_picture_or_a_case_may_be_kept_by_a_browser_or_proxy(city):
+    """Evidence and photos show streets, people and plates; the shared machines of a command centre
+    and the city's proxies kept them (no Cache-Control). Over real HTTP: every picture, case, list
+    and page answers ``private, no-store``; only the live list's script may be revalidated."""
+    import httpx
+
+    from .test_presentation import jpeg, sighting
+
+    app, store, ingest, client, tokens = city
+    incident_id, start = sighting(ingest, jpeg(40), grid="D-S2-G9", location={"lat": 39.3, "lon": 117.3})
+    assert ingest.handle(*start) == "case_created"
+    case_id = max(c["id"] for c in client.get("/cases", headers=auth(tokens["admin"])).json())
+    photo = client.post(f"/cases/{case_id}/photos", content=jpeg_photo(), headers=auth(tokens["police"]))
+    assert photo.status_code == 201, photo.text
+    (photo_url,) = [e["photo_url"] for e in photo.json()["timeline"] if e["photo_url"]]
+    pictures = [f"/cases/{case_id}/evidence.jpg", f"/cases/{case_id}/incidents/{incident_id}/evidence.jpg", photo_url]
+    with serving(app) as port:
+        base = f"http://127.0.0.1:{port}"
+        signed_in = httpx.post(f"{base}/ui/login", data={"token": tokens["admin"]})
+        session = {"xl_session": signed_in.cookies["xl_session"]}
+        for url, kwargs in [(path, {"headers": auth(tokens["admin"])}) for path in pictures] + [
+                ("/ui" + path, {"cookies": session}) for path in pictures[1:]]:  # the pages show each incident's
+            r = httpx.get(base + url, **kwargs)
+            assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", url
+            assert r.headers["cache-control"] == "private, no-store", url
+        for url in (f"/cases/{case_id}", "/cases", "/open311/v2/requests.json", "/reports/daily", "/nowhere"):
+            assert httpx.get(base + url, headers=auth(tokens["admin"])).headers["cache-control"] == "private, no-store", url
+        for url in (f"/ui/cases/{case_id}", "/ui/cases", "/ui/queue", "/ui/map", "/ui/live/cases", "/ui/cases/99"):
+            assert httpx.get(base + url, cookies=session).headers["cache-control"] == "private, no-store", url
+        assert httpx.get(f"{base}/ui/live.js").headers["cache-control"] == "no-cache"  # its own: no one's data
+
+
 def test_a_token_is_taken_from_the_header_only(city):
     app, store, ingest, client, tokens = city
     r = client.get("/cases", params={"token": tokens["admin"]})
