@@ -44,9 +44,29 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def token_name_problem(name: str) -> str | None:
+    r"""Why ``name`` cannot name a token, or None. A name is printed by ``token --list`` and shown in
+    the pages' header and the cases' timelines: no control characters (a terminal's escapes) and no
+    invisible formatting ones, bidi controls above all (``evil\u202eabc``, a right-to-left override,
+    reads "evilcba": one person's name can be made to read as another's).
+
+    >>> token_name_problem("交警 值班 (night)"), token_name_problem("evil\u202eabc")
+    (None, "'evil\\u202eabc' has control or invisible formatting characters (U+202E); use letters, digits and punctuation")
+    """
+    hidden = [c for c in name if not c.isprintable()]
+    if hidden:
+        codes = ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(hidden))
+        return f"{name!r} has control or invisible formatting characters ({codes}); use letters, digits and punctuation"
+    return None
+
+
 def new_token(store: Store, name: str, role: str, department: str | None = None, grid: str | None = None,
               lifetime_s: float = TOKEN_LIFETIME_S, now: float | None = None) -> str:
-    """Make a token that expires after ``lifetime_s``, keep only its hash (and first characters), return it once."""
+    """Make a token that expires after ``lifetime_s``, keep only its hash (and first characters), return it once.
+    ValueError for a name ``token_name_problem`` refuses."""
+    problem = token_name_problem(name)
+    if problem:
+        raise ValueError(problem)
     now = time.time() if now is None else now
     token = "xl_" + secrets.token_urlsafe(24)
     store.add_token(hash_token(token), name, Role(role).value, department, grid, now, prefix=token[:PREFIX_CHARS],

@@ -320,15 +320,24 @@ def test_expired_and_revoked_tokens_answer_401_with_the_reason(city, tmp_path, c
     assert cli(["token", "--config", str(config), "--name", "x", "--role", "admin", "--expires", "forever"]) == 2
 
 
-@pytest.mark.parametrize("name", ["x\x1b[31mred", "a\nb", "tab\there", "\u202eevil"])
-def test_a_token_name_with_control_characters_is_refused(city, tmp_path, capsys, name):
-    """It went as it was into --list (a terminal's escapes), timelines and logs."""
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+@pytest.mark.parametrize("name", ["x\x1b[31mred", "a\nb", "tab\there", "zero\u200bwidth"]
+                         + [f"evil{c}abc" for c in BIDI_CONTROLS])
+def test_a_token_name_with_control_or_bidi_characters_is_refused(city, tmp_path, capsys, name):
+    """It went as it was into --list (a terminal's escapes), timelines and logs; a bidi control
+    (``evil\u202eabc`` reads "evilcba") makes one name read as another on the pages."""
     app, store, ingest, client, tokens = city
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump({"database": str(store.engine.url), "tables": str(tmp_path / "city.yaml")}))
     before = len(store.tokens())
     assert cli(["token", "--config", str(config), "--name", name, "--role", "admin"]) == 2
-    assert "has control characters" in capsys.readouterr().err and len(store.tokens()) == before
+    hidden = next(c for c in name if not c.isascii() or not c.isprintable())
+    assert f"has control or invisible formatting characters (U+{ord(hidden):04X})" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="invisible formatting"):  # whoever makes a token, not only the CLI
+        new_token(store, name, "admin")
+    assert len(store.tokens()) == before
     assert cli(["token", "--config", str(config), "--name", "交警 值班 (night)", "--role", "admin"]) == 0
 
 
