@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import time
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -166,14 +166,24 @@ MAX_FORM_BYTES = 4096
 
 
 def local_page(target: str | None) -> str:
-    """Where to go after signing in: one of these pages, never another site.
+    """Where to go after signing in: one of these pages, never another site nor another path of this
+    one. ``next`` is followed only as a plain path under ``/ui/``: no scheme or host, no backslash,
+    no empty, ``.`` or ``..`` segment, percent-encoded or not (a browser resolves ``/ui/..//x`` to
+    ``//x`` and ``%2e%2e`` as ``..``); anything else goes to the case list.
 
     >>> local_page("/ui/cases/3?state=closed"), local_page("//evil.example/ui/"), local_page(None)
     ('/ui/cases/3?state=closed', '/ui/cases', '/ui/cases')
+    >>> local_page("/ui/..//evil.example/"), local_page("/ui/%2E%2e/x"), local_page("/ui/cases?next=//x")
+    ('/ui/cases', '/ui/cases', '/ui/cases?next=//x')
     """
-    if target and target.startswith("/ui/") and "\\" not in target and target.isprintable():
-        return target
-    return "/ui/cases"
+    if not target or not target.isprintable() or "\\" in target:
+        return "/ui/cases"
+    parts = urlsplit(target)
+    segments = unquote(parts.path).split("/")
+    if (parts.scheme or parts.netloc or not parts.path.startswith("/ui/") or "\\" in unquote(parts.path)
+            or any(s in ("", ".", "..") for s in segments[1:-1]) or segments[-1] in (".", "..")):
+        return "/ui/cases"
+    return target
 
 
 @web_router.get("/login", response_class=HTMLResponse)
