@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPBearer
 
 from gateway.config import Tables
 from gateway.storage import Store
@@ -91,8 +92,15 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def bearer(request: Request, authorization: str | None = Header(default=None)) -> Principal | None:
+# How /openapi.json says to send the token, so an OpenAPI tool (a Swagger UI of one's own, Postman,
+# a generated client) sends it; reading the header and its errors stay ``bearer``'s own.
+TOKEN_SCHEME = HTTPBearer(auto_error=False, scheme_name="token",
+                          description="a token from `xueliang token`, as `Authorization: Bearer <token>`")
+
+
+def bearer(request: Request, _declared: object = Security(TOKEN_SCHEME)) -> Principal | None:
     """The principal of the request's ``Authorization: Bearer`` token; None without the header."""
+    authorization = request.headers.get("authorization")
     if authorization is None:
         return None
     scheme, _, token = authorization.partition(" ")

@@ -242,15 +242,31 @@ def photo_sha(data: bytes) -> str:
 
 
 @pytest.mark.parametrize("path", ["/cases", "/cases/1", "/cases/1/evidence.jpg", "/ui/login", "/ui/cases", "/nowhere",
-                                  "/docs", "/health"])
+                                  "/openapi.json", "/docs", "/health"])
 def test_every_response_carries_the_security_headers(city, path):
     app, store, ingest, client, tokens = city
     r = client.get(path, headers=auth(tokens["admin"]), follow_redirects=False)
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["x-frame-options"] == "DENY" and r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["content-security-policy"].startswith("default-src 'none'; script-src 'self';")
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
-    if path != "/docs":
-        assert "default-src 'none'" in r.headers["content-security-policy"]
+
+
+def test_the_api_is_described_at_openapi_json_with_its_token_and_no_page_loads_a_cdn(city):
+    """/docs loaded Swagger UI from a CDN (blank on a city's intranet) under a looser CSP, and its
+    "Try it out" could send no token: /openapi.json, for an OpenAPI tool of one's own, says how."""
+    app, store, ingest, client, tokens = city
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert client.get(path).status_code == 404, path
+    described = client.get("/openapi.json").json()
+    assert described["components"]["securitySchemes"]["token"] == {
+        "type": "http", "scheme": "bearer", "description": "a token from `xueliang token`, as `Authorization: Bearer <token>`"}
+    for path, method in (("/cases", "get"), ("/cases/{case_id}/actions", "post"), ("/open311/v2/requests.{fmt}", "get")):
+        assert described["paths"][path][method]["security"] == [{"token": []}], path
+    assert "security" not in described["paths"]["/open311/v2/services.{fmt}"]["get"]  # public
+    assert client.get("/cases", headers=auth(tokens["admin"])).status_code == 200  # as the scheme says
+    assert client.get("/cases", headers={"Authorization": "Basic eDp5"}).json()["detail"] == \
+        "the Authorization header must read 'Bearer <token>'"
 
 
 def test_no_response_with_a_picture_or_a_case_may_be_kept_by_a_browser_or_proxy(city):
