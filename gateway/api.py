@@ -394,7 +394,9 @@ UPLOADS = r"(/ui)?/cases/[^/]+/photos"  # the API's and the case page's photo: 8
 
 def create_app(store: Store, tables: Tables, public_read: bool = False, on_change=None,
                health_state: Health | None = None, on_suppressions=None) -> FastAPI:
-    app = FastAPI(title="xueliang gateway", version="1")
+    # /openapi.json describes the API; no /docs or /redoc: FastAPI's pages load their script from a CDN
+    # (blank on a city's intranet) and need an inline one, which no page of the gateway's CSP runs
+    app = FastAPI(title="xueliang gateway", version="1", docs_url=None, redoc_url=None)
     app.add_middleware(BodyCap, uploads=UPLOADS)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RequestValidationError, validation_error)

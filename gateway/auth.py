@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import HTTPBearer
 
 from gateway.config import Tables
 from gateway.storage import Store
@@ -44,9 +45,29 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def token_name_problem(name: str) -> str | None:
+    r"""Why ``name`` cannot name a token, or None. A name is printed by ``token --list`` and shown in
+    the pages' header and the cases' timelines: no control characters (a terminal's escapes) and no
+    invisible formatting ones, bidi controls above all (``evil\u202eabc``, a right-to-left override,
+    reads "evilcba": one person's name can be made to read as another's).
+
+    >>> token_name_problem("交警 值班 (night)"), token_name_problem("evil\u202eabc")
+    (None, "'evil\\u202eabc' has control or invisible formatting characters (U+202E); use letters, digits and punctuation")
+    """
+    hidden = [c for c in name if not c.isprintable()]
+    if hidden:
+        codes = ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(hidden))
+        return f"{name!r} has control or invisible formatting characters ({codes}); use letters, digits and punctuation"
+    return None
+
+
 def new_token(store: Store, name: str, role: str, department: str | None = None, grid: str | None = None,
               lifetime_s: float = TOKEN_LIFETIME_S, now: float | None = None) -> str:
-    """Make a token that expires after ``lifetime_s``, keep only its hash (and first characters), return it once."""
+    """Make a token that expires after ``lifetime_s``, keep only its hash (and first characters), return it once.
+    ValueError for a name ``token_name_problem`` refuses."""
+    problem = token_name_problem(name)
+    if problem:
+        raise ValueError(problem)
     now = time.time() if now is None else now
     token = "xl_" + secrets.token_urlsafe(24)
     store.add_token(hash_token(token), name, Role(role).value, department, grid, now, prefix=token[:PREFIX_CHARS],
@@ -71,8 +92,15 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def bearer(request: Request, authorization: str | None = Header(default=None)) -> Principal | None:
+# How /openapi.json says to send the token, so an OpenAPI tool (a Swagger UI of one's own, Postman,
+# a generated client) sends it; reading the header and its errors stay ``bearer``'s own.
+TOKEN_SCHEME = HTTPBearer(auto_error=False, scheme_name="token",
+                          description="a token from `xueliang token`, as `Authorization: Bearer <token>`")
+
+
+def bearer(request: Request, _declared: object = Security(TOKEN_SCHEME)) -> Principal | None:
     """The principal of the request's ``Authorization: Bearer`` token; None without the header."""
+    authorization = request.headers.get("authorization")
     if authorization is None:
         return None
     scheme, _, token = authorization.partition(" ")

@@ -3,12 +3,14 @@
 Bodies: ``BodyCap`` refuses any body over ``MAX_BODY_BYTES`` (413) before the app reads it, whoever
 sends it; the photo uploads, which take more, read theirs with ``read_capped`` and a cap of their own.
 
-Headers: ``nosniff`` (an uploaded photo is never run as HTML), a Content-Security-Policy that
+Headers: ``Cache-Control: private, no-store`` unless a route says otherwise (only ``/ui/live.js``
+does): evidence, photos, cases and pages show streets, people and number plates, and a command
+centre's shared machines and proxies must keep none of them; ``nosniff`` (an uploaded photo is never
+run as HTML), a Content-Security-Policy that
 allows no framing and no script but the gateway's own files (the live case list's ``/ui/live.js``;
 never an inline one, so markup that slipped into a page runs nothing), ``X-Frame-Options`` for
 older browsers and a referrer policy
-that sends no URL to other sites. The interactive docs (``/docs``, ``/redoc``) load FastAPI's
-own script and style from its CDN and get a policy that allows exactly that.
+that sends no URL to other sites.
 """
 
 from __future__ import annotations
@@ -26,12 +28,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self'; style-src 'unsafe-inline'; "
        "form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
-DOCS_CSP = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-            "frame-ancestors 'none'; base-uri 'none'")
+NO_STORE = "private, no-store"
 HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
            "Cross-Origin-Resource-Policy": "same-origin"}
-DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
 # a JSON action or verdict, a sign-in or case form: a 2,000-character note is a few kB
 MAX_BODY_BYTES = 1 << 20
 
@@ -46,13 +45,14 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = DOCS_CSP if scope["path"] in DOCS_PATHS else CSP
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in (*HEADERS.items(), ("Content-Security-Policy", csp)):
+                for name, value in (*HEADERS.items(), ("Content-Security-Policy", CSP)):
                     headers[name] = value
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = NO_STORE
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import time
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -112,8 +112,7 @@ def page(title: str, body: str, who: Principal | None = None, status_code: int =
         nav += "<a id=login-link href=/ui/login style='margin-left:auto'>登录</a>"
     return HTMLResponse(f"<!doctype html><html lang=zh><head><meta charset=utf-8><title>{esc(title)} · 雪亮</title>"
                         f"<style>{STYLE}</style>{LIVE_SCRIPT if live else ''}</head><body><header><strong>雪亮 xueliang</strong>{nav}</header>"
-                        f"<main><h1>{esc(title)}</h1>{body}</main></body></html>", status_code,
-                        headers={"Cache-Control": "no-store"})
+                        f"<main><h1>{esc(title)}</h1>{body}</main></body></html>", status_code)
 
 
 def grid_text(tables: Tables, code: str | None) -> str:
@@ -167,14 +166,24 @@ MAX_FORM_BYTES = 4096
 
 
 def local_page(target: str | None) -> str:
-    """Where to go after signing in: one of these pages, never another site.
+    """Where to go after signing in: one of these pages, never another site nor another path of this
+    one. ``next`` is followed only as a plain path under ``/ui/``: no scheme or host, no backslash,
+    no empty, ``.`` or ``..`` segment, percent-encoded or not (a browser resolves ``/ui/..//x`` to
+    ``//x`` and ``%2e%2e`` as ``..``); anything else goes to the case list.
 
     >>> local_page("/ui/cases/3?state=closed"), local_page("//evil.example/ui/"), local_page(None)
     ('/ui/cases/3?state=closed', '/ui/cases', '/ui/cases')
+    >>> local_page("/ui/..//evil.example/"), local_page("/ui/%2E%2e/x"), local_page("/ui/cases?next=//x")
+    ('/ui/cases', '/ui/cases', '/ui/cases?next=//x')
     """
-    if target and target.startswith("/ui/") and "\\" not in target and target.isprintable():
-        return target
-    return "/ui/cases"
+    if not target or not target.isprintable() or "\\" in target:
+        return "/ui/cases"
+    parts = urlsplit(target)
+    segments = unquote(parts.path).split("/")
+    if (parts.scheme or parts.netloc or not parts.path.startswith("/ui/") or "\\" in unquote(parts.path)
+            or any(s in ("", ".", "..") for s in segments[1:-1]) or segments[-1] in (".", "..")):
+        return "/ui/cases"
+    return target
 
 
 @web_router.get("/login", response_class=HTMLResponse)
@@ -224,17 +233,26 @@ def logout(request: Request):
     return response
 
 
-@web_router.get("/cases", response_class=HTMLResponse)
-def cases_page(request: Request, state: CaseState | None = None, category: Filter = None, grid: Filter = None,
-               department: Filter = None, overdue: bool = False, offset: Offset = 0, limit: Limit = PAGE_ROWS,
-               principal: Principal = Depends(page_reader)):
-    """The cases the reader may see that the filters select, newest first, a page at a time."""
-    state = state.value if state else None
+def cases_listing(request: Request, state: CaseState | None = None, category: Filter = None, grid: Filter = None,
+                  department: Filter = None, overdue: bool = False, offset: Offset = 0, limit: Limit = PAGE_ROWS,
+                  principal: Principal = Depends(page_reader)) -> str:
+    """What ``/ui/cases`` shows of its cases (the table and its pager): the cases the reader may see
+    that the filters select, newest first, a page at a time. Its live fingerprint is made of the same."""
     store, tables = request.app.state.store, request.app.state.tables
-    selected = dict(state=state, grid=grid or None, department=department or None, category=category or None,
-                    overdue_at=time.time() if overdue else None)
+    selected = dict(state=state.value if state else None, grid=grid or None, department=department or None,
+                    category=category or None, overdue_at=time.time() if overdue else None)
     rows = find_cases(store, tables, principal, **selected, limit=limit, offset=offset)
     total = count_found(store, tables, principal, **selected)
+    return case_rows(rows, tables) + pager(request, offset, limit, len(rows), total)
+
+
+@web_router.get("/cases", response_class=HTMLResponse)
+def cases_page(request: Request, state: CaseState | None = None, category: Filter = None, grid: Filter = None,
+               department: Filter = None, overdue: bool = False, listing: str = Depends(cases_listing),
+               principal: Principal = Depends(page_reader)):
+    """The case list (``cases_listing``) under its filters."""
+    state = state.value if state else None
+    tables = request.app.state.tables
 
     def select(name, label, options, current):
         opts = "".join(f"<option value='{esc(v)}' {'selected' if v == current else ''}>{esc(n)}</option>"
@@ -247,8 +265,7 @@ def cases_page(request: Request, state: CaseState | None = None, category: Filte
                f"<label>网格编码 <input name=grid value='{esc(grid or '')}' placeholder='含下级网格'></label>"
                f"<label><input type=checkbox name=overdue value=true {'checked' if overdue else ''}> 只看超期</label>"
                "<button>筛选</button></form>")
-    return page("案件列表", filters + case_rows(rows, tables) + pager(request, offset, limit, len(rows), total),
-                principal, live=True)
+    return page("案件列表", filters + listing, principal, live=True)
 
 
 def visible(case_id: int, request: Request, principal: Principal) -> dict:
@@ -272,16 +289,20 @@ def case_photo(case_id: CaseId, sha256: Sha256, request: Request, principal: Pri
     return photo_response(case_id, sha256, request.app.state.store)
 
 
-@web_router.get("/overdue", response_class=HTMLResponse)
-def overdue_page(request: Request, offset: Offset = 0, limit: Limit = PAGE_ROWS,
-                 principal: Principal = Depends(page_reader)):
-    """The overdue cases the reader may see, the most escalated and longest overdue first
-    (``storage.urgency_order``, in SQL: a page's limit cuts the least urgent), a page at a time."""
+def overdue_listing(request: Request, offset: Offset = 0, limit: Limit = PAGE_ROWS,
+                    principal: Principal = Depends(page_reader)) -> str:
+    """What ``/ui/overdue`` shows: the overdue cases the reader may see, the most escalated and
+    longest overdue first (``storage.urgency_order``, in SQL: a page's limit cuts the least urgent),
+    a page at a time."""
     store, tables, now = request.app.state.store, request.app.state.tables, time.time()
     rows = find_cases(store, tables, principal, overdue_at=now, urgent_at=now, limit=limit, offset=offset)
     total = count_found(store, tables, principal, overdue_at=now)
-    return page("超期督办", case_rows(rows, tables) + pager(request, offset, limit, len(rows), total), principal,
-                live=True)
+    return case_rows(rows, tables) + pager(request, offset, limit, len(rows), total)
+
+
+@web_router.get("/overdue", response_class=HTMLResponse)
+def overdue_page(listing: str = Depends(overdue_listing), principal: Principal = Depends(page_reader)):
+    return page("超期督办", listing, principal, live=True)
 
 
 MAP_CASES = 1000  # the cases the map draws, the most urgent first (``storage.urgency_order``)

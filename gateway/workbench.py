@@ -27,14 +27,14 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from gateway import actions, storage, verdicts
 from gateway.auth import (CSRF_FIELD, PUBLIC, Principal, check_csrf, count_found, csrf_token, find_cases, may_see,
                           page_reader, scope)
-from gateway.cases import is_overdue
 from gateway.config import Tables
 from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
 from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, CaseId,
                                   Filter, Limit, Offset, actor_text, duration_text, evidence_url, local_time, note_text,
                                   photo_url)
 from gateway.security import read_capped
-from gateway.web import PAGE_ROWS, PageRoute, case_rows, esc, figure, grid_text, page, pager, visible
+from gateway.web import (PAGE_ROWS, PageRoute, case_rows, cases_listing, esc, figure, grid_text, overdue_listing,
+                         page, pager, visible)
 from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError
 
 workbench_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
@@ -370,29 +370,41 @@ async def photo_in_page(case_id: CaseId, request: Request, principal: Principal 
     return back(case_id, done="photo")
 
 
-@workbench_router.get("/queue", response_class=HTMLResponse)
-def queue_page(request: Request, department: Filter = None, offset: Offset = 0, limit: Limit = PAGE_ROWS,
-               principal: Principal = Depends(page_reader)):
-    """A department's queue (吹哨报到): its open cases, overdue first (the most escalated first), then
-    the nearest deadline (``storage.urgency_order``, in SQL: a page's limit cuts the least urgent).
-    Others pick a department."""
+def queue_department(principal: Principal, department: str | None) -> str | None:
+    """Whose queue: a department's own, for others the one they picked (None: every department's)."""
+    return principal.department if principal.role == Role.DEPARTMENT else (department or None)
+
+
+def queue_listing(request: Request, department: Filter = None, offset: Offset = 0, limit: Limit = PAGE_ROWS,
+                  principal: Principal = Depends(page_reader)) -> str:
+    """What ``/ui/queue`` shows: a department's open cases, overdue first (the most escalated first),
+    then the nearest deadline (``storage.urgency_order``, in SQL: a page's limit cuts the least
+    urgent), a page at a time."""
     store, tables, now = request.app.state.store, request.app.state.tables, time.time()
     mine = principal.role == Role.DEPARTMENT
-    chosen = principal.department if mine else (department or None)
+    chosen = queue_department(principal, department)
     # a returned case waits for the centre to dispatch it again: on the centre's view, not the department's
     open_states = sorted(s.value for s in OPEN_STATES - UNDISPATCHED - ({CaseState.RETURNED} if mine else set()))
     rows = find_cases(store, tables, principal, department=chosen, states=open_states, urgent_at=now, limit=limit,
                       offset=offset)
     total = count_found(store, tables, principal, department=chosen, states=open_states)
+    return case_rows(rows, tables) + pager(request, offset, limit, len(rows), total)
+
+
+@workbench_router.get("/queue", response_class=HTMLResponse)
+def queue_page(request: Request, department: Filter = None, listing: str = Depends(queue_listing),
+               principal: Principal = Depends(page_reader)):
+    """A department's queue (吹哨报到, ``queue_listing``); others pick a department."""
+    tables = request.app.state.tables
+    chosen = queue_department(principal, department)
     picker = ""
-    if not mine:
+    if principal.role != Role.DEPARTMENT:
         options = "".join(f"<option value='{esc(d.id)}' {'selected' if d.id == chosen else ''}>{esc(d.name)}</option>"
                           for d in tables.departments)
         picker = (f"<form class=filters><label>部门 <select name=department><option value=''>全部</option>{options}"
                   "</select></label><button>查看</button></form>")
     title = f"{tables.department_name(chosen)} 待办" if chosen else "部门待办"
-    return page(title, picker + case_rows(rows, tables) + pager(request, offset, limit, len(rows), total), principal,
-                live=True)
+    return page(title, picker + listing, principal, live=True)
 
 
 # --- the live case list ---
@@ -401,22 +413,32 @@ def queue_page(request: Request, department: Filter = None, offset: Offset = 0, 
 # filters. One small same-origin script (script-src 'self', no inline script: the CSP still
 # refuses any injected one) asks a cheap endpoint every few seconds whether the list changed and
 # swaps in the new table only then. Without scripts the list still works, by reloading.
+# Each list page has its own fingerprint, of exactly what it shows (its listing, with its own
+# order, page and filters): a fingerprint of the newest cases missed a change on page 2, on the
+# overdue board and in the queue, and a case moving up the queue as its deadline passed.
 
 @workbench_router.get("/live.js")
 def live_script():
     return Response(LIVE_JS.read_bytes(), media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
+def fingerprint(listing: str) -> PlainTextResponse:
+    return PlainTextResponse(hashlib.sha256(listing.encode()).hexdigest()[:16])
+
+
 @workbench_router.get("/live/cases", response_class=PlainTextResponse)
-def live_cases(request: Request, state: CaseState | None = None, category: Filter = None, grid: Filter = None,
-               department: Filter = None, overdue: bool = False, offset: Offset = 0, limit: Limit = PAGE_ROWS,
-               principal: Principal = Depends(page_reader)):
-    """A fingerprint of the list these filters show: the cases, their last change and overdue flag
-    (two indexed queries); it changes exactly when the list would."""
-    store, tables, now = request.app.state.store, request.app.state.tables, time.time()
-    rows = find_cases(store, tables, principal, state=state.value if state else None, grid=grid or None,
-                      department=department or None, category=category or None,
-                      overdue_at=now if overdue else None, limit=limit, offset=offset)
-    changes = store.last_changes([r["id"] for r in rows]) if rows else {}
-    seen = ";".join(f"{r['id']}:{r['state']}:{changes.get(r['id'])}:{is_overdue(r, now)}" for r in rows)
-    return PlainTextResponse(hashlib.sha256(seen.encode()).hexdigest()[:16], headers={"Cache-Control": "no-store"})
+def live_cases(listing: str = Depends(cases_listing)):
+    """The fingerprint of what ``/ui/cases`` with the same query shows."""
+    return fingerprint(listing)
+
+
+@workbench_router.get("/live/overdue", response_class=PlainTextResponse)
+def live_overdue(listing: str = Depends(overdue_listing)):
+    """The fingerprint of what ``/ui/overdue`` with the same query shows."""
+    return fingerprint(listing)
+
+
+@workbench_router.get("/live/queue", response_class=PlainTextResponse)
+def live_queue(listing: str = Depends(queue_listing)):
+    """The fingerprint of what ``/ui/queue`` with the same query shows."""
+    return fingerprint(listing)

@@ -138,7 +138,7 @@ GET_PATHS = ["/cases", "/cases/{id}", "/cases/{id}/evidence.jpg", "/cases/{id}/i
              "/open311/v2/requests/{id}.xml", "/open311/v2/requests.json", "/open311/v2/requests.xml",
              "/open311/v2/services.json", "/open311/v2/services.xml", "/dead-letters", "/health", "/ui/cases",
              "/ui/cases/{id}", "/ui/cases/{id}/incidents/{seg}/evidence.jpg", "/ui/cases/{id}/photos/{seg}.jpg",
-             "/ui/queue", "/ui/live/cases", "/ui/live.js",
+             "/ui/queue", "/ui/live/cases", "/ui/live/overdue", "/ui/live/queue", "/ui/live.js",
              "/ui/overdue", "/ui/map", "/ui/reports", "/ui/login", "/suppressions", "/{seg}"]
 
 

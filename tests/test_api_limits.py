@@ -242,15 +242,63 @@ def photo_sha(data: bytes) -> str:
 
 
 @pytest.mark.parametrize("path", ["/cases", "/cases/1", "/cases/1/evidence.jpg", "/ui/login", "/ui/cases", "/nowhere",
-                                  "/docs", "/health"])
+                                  "/openapi.json", "/docs", "/health"])
 def test_every_response_carries_the_security_headers(city, path):
     app, store, ingest, client, tokens = city
     r = client.get(path, headers=auth(tokens["admin"]), follow_redirects=False)
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["x-frame-options"] == "DENY" and r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["content-security-policy"].startswith("default-src 'none'; script-src 'self';")
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
-    if path != "/docs":
-        assert "default-src 'none'" in r.headers["content-security-policy"]
+
+
+def test_the_api_is_described_at_openapi_json_with_its_token_and_no_page_loads_a_cdn(city):
+    """/docs loaded Swagger UI from a CDN (blank on a city's intranet) under a looser CSP, and its
+    "Try it out" could send no token: /openapi.json, for an OpenAPI tool of one's own, says how."""
+    app, store, ingest, client, tokens = city
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert client.get(path).status_code == 404, path
+    described = client.get("/openapi.json").json()
+    assert described["components"]["securitySchemes"]["token"] == {
+        "type": "http", "scheme": "bearer", "description": "a token from `xueliang token`, as `Authorization: Bearer <token>`"}
+    for path, method in (("/cases", "get"), ("/cases/{case_id}/actions", "post"), ("/open311/v2/requests.{fmt}", "get")):
+        assert described["paths"][path][method]["security"] == [{"token": []}], path
+    assert "security" not in described["paths"]["/open311/v2/services.{fmt}"]["get"]  # public
+    assert client.get("/cases", headers=auth(tokens["admin"])).status_code == 200  # as the scheme says
+    assert client.get("/cases", headers={"Authorization": "Basic eDp5"}).json()["detail"] == \
+        "the Authorization header must read 'Bearer <token>'"
+
+
+def test_no_response_with_a_picture_or_a_case_may_be_kept_by_a_browser_or_proxy(city):
+    """Evidence and photos show streets, people and plates; the shared machines of a command centre
+    and the city's proxies kept them (no Cache-Control). Over real HTTP: every picture, case, list
+    and page answers ``private, no-store``; only the live list's script may be revalidated."""
+    import httpx
+
+    from .test_presentation import jpeg, sighting
+
+    app, store, ingest, client, tokens = city
+    incident_id, start = sighting(ingest, jpeg(40), grid="D-S2-G9", location={"lat": 39.3, "lon": 117.3})
+    assert ingest.handle(*start) == "case_created"
+    case_id = max(c["id"] for c in client.get("/cases", headers=auth(tokens["admin"])).json())
+    photo = client.post(f"/cases/{case_id}/photos", content=jpeg_photo(), headers=auth(tokens["police"]))
+    assert photo.status_code == 201, photo.text
+    (photo_url,) = [e["photo_url"] for e in photo.json()["timeline"] if e["photo_url"]]
+    pictures = [f"/cases/{case_id}/evidence.jpg", f"/cases/{case_id}/incidents/{incident_id}/evidence.jpg", photo_url]
+    with serving(app) as port:
+        base = f"http://127.0.0.1:{port}"
+        signed_in = httpx.post(f"{base}/ui/login", data={"token": tokens["admin"]})
+        session = {"xl_session": signed_in.cookies["xl_session"]}
+        for url, kwargs in [(path, {"headers": auth(tokens["admin"])}) for path in pictures] + [
+                ("/ui" + path, {"cookies": session}) for path in pictures[1:]]:  # the pages show each incident's
+            r = httpx.get(base + url, **kwargs)
+            assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg", url
+            assert r.headers["cache-control"] == "private, no-store", url
+        for url in (f"/cases/{case_id}", "/cases", "/open311/v2/requests.json", "/reports/daily", "/nowhere"):
+            assert httpx.get(base + url, headers=auth(tokens["admin"])).headers["cache-control"] == "private, no-store", url
+        for url in (f"/ui/cases/{case_id}", "/ui/cases", "/ui/queue", "/ui/map", "/ui/live/cases", "/ui/cases/99"):
+            assert httpx.get(base + url, cookies=session).headers["cache-control"] == "private, no-store", url
+        assert httpx.get(f"{base}/ui/live.js").headers["cache-control"] == "no-cache"  # its own: no one's data
 
 
 def test_a_token_is_taken_from_the_header_only(city):
@@ -288,15 +336,24 @@ def test_expired_and_revoked_tokens_answer_401_with_the_reason(city, tmp_path, c
     assert cli(["token", "--config", str(config), "--name", "x", "--role", "admin", "--expires", "forever"]) == 2
 
 
-@pytest.mark.parametrize("name", ["x\x1b[31mred", "a\nb", "tab\there", "\u202eevil"])
-def test_a_token_name_with_control_characters_is_refused(city, tmp_path, capsys, name):
-    """It went as it was into --list (a terminal's escapes), timelines and logs."""
+BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+@pytest.mark.parametrize("name", ["x\x1b[31mred", "a\nb", "tab\there", "zero\u200bwidth"]
+                         + [f"evil{c}abc" for c in BIDI_CONTROLS])
+def test_a_token_name_with_control_or_bidi_characters_is_refused(city, tmp_path, capsys, name):
+    """It went as it was into --list (a terminal's escapes), timelines and logs; a bidi control
+    (``evil\u202eabc`` reads "evilcba") makes one name read as another on the pages."""
     app, store, ingest, client, tokens = city
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump({"database": str(store.engine.url), "tables": str(tmp_path / "city.yaml")}))
     before = len(store.tokens())
     assert cli(["token", "--config", str(config), "--name", name, "--role", "admin"]) == 2
-    assert "has control characters" in capsys.readouterr().err and len(store.tokens()) == before
+    hidden = next(c for c in name if not c.isascii() or not c.isprintable())
+    assert f"has control or invisible formatting characters (U+{ord(hidden):04X})" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="invisible formatting"):  # whoever makes a token, not only the CLI
+        new_token(store, name, "admin")
+    assert len(store.tokens()) == before
     assert cli(["token", "--config", str(config), "--name", "交警 值班 (night)", "--role", "admin"]) == 0
 
 

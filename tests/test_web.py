@@ -2,6 +2,7 @@
 token for a session cookie, cases, evidence, timeline, map, report, sign-out and revocation; and
 what a person reads there: Chinese and Beijing time throughout, each joined incident's snapshot."""
 
+import html
 import json
 import re
 import shutil
@@ -282,6 +283,28 @@ def test_sign_in_and_sign_out_are_refused_from_another_site_and_work_from_the_ga
     assert client.get("/ui/cases").url.path == "/ui/cases"  # still signed in
     out = client.post("/ui/logout", headers={"Sec-Fetch-Site": "same-origin"}, follow_redirects=False)
     assert out.status_code == 303 and client.get("/ui/cases").url.path == "/ui/login"
+
+
+@pytest.mark.parametrize("target, followed", [
+    ("/ui/cases/1?state=closed", "/ui/cases/1?state=closed"), ("/ui/map", "/ui/map"),
+    ("//evil.example/", None), ("/\\evil.example/", None), ("/ui/\\evil.example", None),
+    ("/ui/..//evil.example/", None), ("/ui/%2e%2e//evil.example/", None), ("/ui/.%2E//evil.example/", None),
+    ("/ui/%2e%2e%2f%2fevil.example", None), ("/ui/%5c%5cevil.example", None), ("/ui/../x", None), ("/ui//x", None),
+    ("/ui/./cases", None), ("/ui/cases/..", None), ("https://evil.example/ui/cases", None), ("http:/ui/cases", None),
+    ("/docs", None), ("/ui/cases\t", None), ("%2F%2Fevil.example", None)])
+def test_sign_in_goes_on_only_to_a_plain_path_under_the_pages(tmp_path, target, followed):
+    """``next`` names where to go after signing in: a path under /ui/ as written, or the case list.
+    ``/ui/..//x`` passed the check and a browser resolves it to ``//x`` (the same origin, but no page)."""
+    from fastapi.testclient import TestClient
+
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    admin = new_token(store, "root", "admin")
+    client = TestClient(create_app(store, load_tables(tmp_path / "city.yaml")))
+    form = client.get("/ui/login", params={"next": target})
+    assert f"name=next value='{html.escape(followed or '/ui/cases')}'" in form.text
+    signed_in = client.post("/ui/login", data={"token": admin, "next": target}, follow_redirects=False)
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == (followed or "/ui/cases")
 
 
 @pytest.mark.slow

@@ -449,6 +449,61 @@ def test_the_queue_and_overdue_board_show_the_most_urgent_first_past_their_limit
     assert client.get("/ui/cases?limit=1001").status_code == 422
 
 
+def test_each_list_pages_live_fingerprint_follows_what_it_shows_in_its_own_order_and_page(city):
+    """The live script asked every list page for a fingerprint of the newest cases: the overdue
+    board's and the queue's own order, and a page past the first, were not what it looked at."""
+    from fastapi.testclient import TestClient
+
+    tables, store, ingest = city
+    many_overdue_cases(store, ingest, 5, time.time())  # all overdue, case 1 the longest
+    admin = new_token(store, "root", "admin")
+    client = TestClient(create_app(store, tables))
+    client.post("/ui/login", data={"token": admin})
+    pages = {"overdue": "limit=2", "queue": "department=traffic-police&limit=2", "cases": "limit=2&offset=2"}
+    shown = {name: listed(client.get(f"/ui/{name}?{query}").text) for name, query in pages.items()}
+    marks = {name: client.get(f"/ui/live/{name}?{query}").text for name, query in pages.items()}
+    assert shown == {"overdue": [1, 2], "queue": [1, 2], "cases": [3, 2]}
+    assert marks == {name: client.get(f"/ui/live/{name}?{query}").text for name, query in pages.items()}  # steady
+    assert client.get("/ui/live/overdue?limit=3").text != marks["overdue"]  # another page, another fingerprint
+
+    note = client.post("/cases/5/actions", json={"action": "acknowledge", "note": "已到场"},
+                       headers={"Authorization": f"Bearer {new_token(store, 'tp', 'department', department='traffic-police')}"})
+    assert note.status_code == 200, note.text  # case 5 is on none of these pages: nothing they show changed
+    assert marks == {name: client.get(f"/ui/live/{name}?{query}").text for name, query in pages.items()}
+
+    escalated = client.post("/cases/3/actions", json={"action": "escalate"}, headers={"Authorization": f"Bearer {admin}"})
+    assert escalated.status_code == 200, escalated.text  # case 3 leads the board and the queue now
+    for name, query in pages.items():
+        page = client.get(f"/ui/{name}?{query}").text
+        assert listed(page) == {"overdue": [3, 1], "queue": [3, 1], "cases": [3, 2]}[name]
+        assert client.get(f"/ui/live/{name}?{query}").text != marks[name], name  # the cases page: case 3's level
+
+
+@pytest.mark.slow
+def test_the_overdue_board_follows_a_case_that_moves_to_its_top_without_a_reload(city, browser):
+    from selenium.webdriver.common.by import By
+
+    tables, store, ingest = city
+    many_overdue_cases(store, ingest, 5, time.time())  # the newest, 5 and 4, are not on the board's first page
+    admin = new_token(store, "root", "admin")
+    with serve(create_app(store, tables)) as base:
+        sign_in(browser, base, admin)
+        browser.get(f"{base}/ui/overdue?limit=2")
+
+        def board() -> list[int]:
+            return [int(a.text.lstrip("#")) for a in browser.find_elements(By.CSS_SELECTOR, "#cases a")]
+
+        assert board() == [1, 2]
+        browser.execute_script("window.stillHere = 'yes'")  # gone if the page reloaded
+        time.sleep(1)  # the script has its first fingerprint
+        escalated = httpx.post(f"{base}/cases/3/actions", json={"action": "escalate"},
+                               headers={"Authorization": f"Bearer {admin}"})
+        assert escalated.status_code == 200, escalated.text
+        wait_until(lambda: board() == [3, 1], 15, message="case 3 at the top of the board")
+        assert browser.execute_script("return window.stillHere") == "yes"
+        assert "第 1–2 条, 共 5 条" in browser.find_element(By.ID, "pager").text
+
+
 @pytest.mark.slow
 def test_an_operator_rejects_a_false_alarm_in_the_page_and_lifts_its_suppression(city, browser):
     from selenium.webdriver.common.by import By

@@ -107,7 +107,7 @@ def _gateway(args: argparse.Namespace) -> int:
 def _token(args: argparse.Namespace) -> int:
     import time
 
-    from gateway.auth import hash_token, new_token
+    from gateway.auth import hash_token, new_token, token_name_problem
     from gateway.config import load_gateway_config, load_tables
     from gateway.deadlines import deadline, parse_service_level
     from gateway.storage import Store
@@ -139,9 +139,8 @@ def _token(args: argparse.Namespace) -> int:
     if not args.name or not args.role:
         print("error: a new token needs --name and --role (or use --revoke / --list)", file=sys.stderr)
         return 2
-    if not args.name.isprintable():  # it is printed by --list, in timelines and in logs: no terminal escapes
-        print(f"error: --name {args.name!r} has control characters; use letters, digits and punctuation",
-              file=sys.stderr)
+    if token_name_problem(args.name):
+        print(f"error: --name {token_name_problem(args.name)}", file=sys.stderr)
         return 2
     if args.role == "department" and args.department not in {d.id for d in tables.departments}:
         print(f"error: --department {args.department!r} is not in the city's tables; "

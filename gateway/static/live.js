@@ -1,13 +1,14 @@
-// The live case list (/ui/cases, /ui/overdue, /ui/queue): every few seconds ask /ui/live/cases,
-// with the page's own filters, for a fingerprint of the list; when it changed, fetch this page
-// again and swap in its table (#cases), nothing else. Same origin only (the CSP's script-src
-// 'self' and connect-src 'self'); the session cookie goes along, no token is in any URL.
+// The live case list (/ui/cases, /ui/overdue, /ui/queue): every few seconds ask the page's own
+// fingerprint (/ui/live/cases, /ui/live/overdue, /ui/live/queue), with the page's own query, of
+// what the list shows; when it changed, fetch this page again and swap in its table (#cases) and
+// the line under it (#pager), nothing else. Same origin only (the CSP's script-src 'self' and
+// connect-src 'self'); the session cookie goes along, no token is in any URL.
 (function () {
   "use strict";
   var table = document.getElementById("cases");
   if (!table) { return; }
   var every = Number(table.getAttribute("data-poll-ms")) || 5000;
-  var source = table.getAttribute("data-live") || "/ui/live/cases" + location.search;
+  var source = location.pathname.replace(/^\/ui\//, "/ui/live/") + location.search;
   var seen = null;
   function get(url) {
     return fetch(url, {credentials: "same-origin", cache: "no-store", redirect: "error"}).then(function (r) {
@@ -17,10 +18,13 @@
   }
   function swap() {
     return get(location.href).then(function (text) {
-      var fresh = new DOMParser().parseFromString(text, "text/html").getElementById("cases");
-      var now = document.getElementById("cases");
-      if (fresh && now) {
-        now.replaceWith(document.importNode(fresh, true));
+      var page = new DOMParser().parseFromString(text, "text/html");
+      var swapped = ["cases", "pager"].filter(function (id) {
+        var fresh = page.getElementById(id), now = document.getElementById(id);
+        if (fresh && now) { now.replaceWith(document.importNode(fresh, true)); }
+        return fresh && now;
+      });
+      if (swapped.length) {
         document.body.setAttribute("data-live-updates", String(Number(document.body.getAttribute("data-live-updates") || 0) + 1));
       }
     });
