@@ -24,7 +24,7 @@ from gateway.api import create_app
 from gateway.actions import perform
 from gateway.cases import escalation, running_deadline
 from gateway.config import GatewayConfig, GatewayConfigError, Http, Tables, load_tables
-from gateway.ingest import Ingest
+from gateway.ingest import DatabaseUnavailable, Ingest
 from gateway.metrics import CLOCK_FAILURES, NOTICES, Health
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role, TransitionError
@@ -100,7 +100,7 @@ class MqttIngest:
                     break
                 except Exception as exc:  # the database failed: keep the batch, unacknowledged, and try again
                     log.exception("ingest of %d message(s) failed; retrying in 2 s", len(batch))
-                    self.state.failed(f"{type(exc).__name__}: {exc}")
+                    self.state.failed(f"{type(exc).__name__}: {exc}", cannot_write=isinstance(exc, DatabaseUnavailable))
                     self.stopping.wait(2.0)
             else:
                 return  # stopping: unacknowledged messages are delivered again to the next session

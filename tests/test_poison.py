@@ -204,6 +204,49 @@ def test_a_full_disk_stops_ingest_and_sets_no_message_aside(small_disk, tables):
     assert store.count("cases") == 2
 
 
+@pytest.mark.slow
+def test_on_a_full_disk_health_says_the_database_cannot_write(small_disk, tables, broker):
+    """/health read the database (a full disk still answers) and said it was ok while ingest could not
+    commit; its database part now says what ingest found, and is ok again once a batch commits."""
+    from gateway.config import Broker, GatewayConfig
+    from gateway.service import MqttIngest
+
+    store = Store(f"sqlite:///{small_disk}/gateway.sqlite")
+    token = new_token(store, "ops", "admin")
+    gateway = MqttIngest(GatewayConfig(broker=Broker(port=broker.port, client_id="gateway-1")),
+                         Ingest(store, tables, clock=time.time))
+    api = TestClient(create_app(store, tables, health_state=gateway.state))
+    gateway.start()
+    box = make_client("box-1")
+    box.connect("127.0.0.1", broker.port)
+    box.loop_start()
+
+    def send(incident_id: str, lat: float) -> None:
+        box.publish(TOPIC, payload(incident_id=incident_id, location={"lat": lat, "lon": 117.5},
+                                   observed_at=wire.iso(time.time()), started_at=wire.iso(time.time() - 30)),
+                    qos=1).wait_for_publish(5)
+
+    try:
+        wait_until(lambda: gateway.state.broker["connected"], 10, message="gateway connected")
+        time.sleep(0.5)  # the subscriptions
+        send("before", 39.4)
+        wait_until(lambda: store.count("cases") == 1, 10, message="the first case")
+        assert api.get("/health").status_code == 200
+        fill(small_disk / "filler")
+        send("during", 39.5)
+        answer = wait_until(lambda: (r := api.get("/health")).status_code == 503 and r, 10, message="health 503")
+        assert answer.json()["down"] == ["database", "ingest"]
+        database = api.get("/health", headers={"Authorization": f"Bearer {token}"}).json()["parts"]["database"]
+        assert database["state"] == "down" and "database or disk is full" in database["last_error"]
+        assert database["cannot_write_since"] is not None
+        (small_disk / "filler").unlink()
+        wait_until(lambda: api.get("/health").status_code == 200, 10, message="healthy once it writes")
+        assert store.count("cases") == 2 and store.count("dead_letters") == 0
+    finally:
+        box.loop_stop()
+        gateway.stop()
+
+
 def test_a_database_file_deleted_under_the_gateway_stops_ingest(tmp_path, tables, caplog):
     folder, away = tmp_path / "gateway", tmp_path / "away"
     store = Store(f"sqlite:///{folder}/gateway.sqlite")
