@@ -411,13 +411,14 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
         """``ok``, or 503 naming the parts that are down (broker, database, ingest, clock). Without a
         token only the states; with one the details (errors, times) and the case count."""
         now = time.time()
-        parts = health_state.parts(now) if health_state else {}  # an API without a gateway process: database only
+        # the database's writes as ingest found them; an API without a gateway process: the read below only
+        parts = health_state.parts(now) if health_state else {"database": {"state": "ok"}}
         try:
             store.check_file()  # a SQLite file deleted under the gateway still answers reads
             cases = store.count("cases")
-            parts["database"] = {"state": "ok"}
         except Exception as exc:
-            cases, parts["database"] = None, {"state": "down", "last_error": f"{type(exc).__name__}: {exc}"[:300]}
+            cases = None
+            parts["database"] |= {"state": "down", "last_error": f"{type(exc).__name__}: {exc}"[:300]}
         down = sorted(name for name, part in parts.items() if part["state"] != "ok")
         if down:
             response.status_code = 503

@@ -35,7 +35,9 @@ CLOCK_LAST_ROUND = Gauge("xl_gateway_clock_last_round_timestamp_seconds", "When 
 
 class Health:
     """The state of the gateway's parts for ``/health``: the broker connection, ingest (is it
-    committing?), the clock (is it going round?); the database is asked when ``/health`` is."""
+    committing?), the clock (is it going round?), the database (can it write, as ingest found out: a
+    full disk still answers the read ``/health`` makes, and a write there at every call would cost a
+    commit and the writer's lock)."""
 
     def __init__(self, clock_every_s: float = 5.0) -> None:
         self._lock = threading.Lock()
@@ -44,6 +46,7 @@ class Health:
         self.broker: dict = {"connected": False, "since": None, "last_error": None}
         self.ingest: dict = {"failing_since": None, "last_error": None, "last_commit_at": None}
         self.clock: dict = {"last_round_at": None, "failed_steps": []}
+        self.database: dict = {"cannot_write_since": None, "last_error": None}
 
     # --- written by the parts ---
     def committed(self, outcomes: list[str], now: float | None = None) -> None:
@@ -51,15 +54,22 @@ class Health:
             MESSAGES.labels(outcome).inc(n)
         with self._lock:
             self.ingest.update(failing_since=None, last_commit_at=time.time() if now is None else now)
+            self.database["cannot_write_since"] = None
         INGEST_FAILING.set(0)
 
-    def failed(self, error: str, now: float | None = None) -> None:
+    def failed(self, error: str, now: float | None = None, cannot_write: bool = False) -> None:
+        """Ingest could not commit; ``cannot_write`` when the database said so (``DatabaseUnavailable``)."""
         INGEST_FAILURES.inc()
         INGEST_FAILING.set(1)
+        now = time.time() if now is None else now
         with self._lock:
             self.ingest["last_error"] = error[:500]
             if self.ingest["failing_since"] is None:
-                self.ingest["failing_since"] = time.time() if now is None else now
+                self.ingest["failing_since"] = now
+            if cannot_write:
+                self.database["last_error"] = error[:500]
+                if self.database["cannot_write_since"] is None:
+                    self.database["cannot_write_since"] = now
 
     def broker_up(self, up: bool, reason: str | None = None, now: float | None = None) -> None:
         BROKER_CONNECTED.set(1 if up else 0)
@@ -81,10 +91,11 @@ class Health:
         """Each part's state (``ok`` or ``down``) and details."""
         now = time.time() if now is None else now
         with self._lock:
-            broker, ingest, clock = dict(self.broker), dict(self.ingest), dict(self.clock)
+            broker, ingest, clock, database = dict(self.broker), dict(self.ingest), dict(self.clock), dict(self.database)
         late = max(3 * self.clock_every_s, 30.0)
         last = clock["last_round_at"]
         clock_ok = (last or self.started_at) > now - late and not clock["failed_steps"]
         return {"broker": {"state": "ok" if broker["connected"] else "down", **broker},
                 "ingest": {"state": "ok" if ingest["failing_since"] is None else "down", **ingest},
-                "clock": {"state": "ok" if clock_ok else "down", **clock}}
+                "clock": {"state": "ok" if clock_ok else "down", **clock},
+                "database": {"state": "ok" if database["cannot_write_since"] is None else "down", **database}}

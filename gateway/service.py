@@ -1,4 +1,5 @@
-"""The gateway process: MQTT ingest through a shared subscription, the clock, notices, and the HTTP API.
+"""The gateway process: MQTT ingest through a shared subscription, the clock, notices, and the HTTP API;
+and the retirement of a gateway identity no process runs under any more (``retire_gateway``).
 
 Notices (a case dispatched, a case escalated) are rows of the case log; a worker publishes
 each on MQTT with QoS 1 and marks it published (a conditional update, so several gateway
@@ -7,10 +8,12 @@ processes are safe). The clock finds overdue cases and escalates them (二次吹
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import queue
 import socket
+import sys
 import threading
 import time
 
@@ -23,8 +26,8 @@ from gateway import presentation, storage, verdicts
 from gateway.api import create_app
 from gateway.actions import perform
 from gateway.cases import escalation, running_deadline
-from gateway.config import GatewayConfig, GatewayConfigError, Http, Tables, load_tables
-from gateway.ingest import Ingest
+from gateway.config import Broker, GatewayConfig, GatewayConfigError, Http, Tables, load_tables
+from gateway.ingest import DatabaseUnavailable, Ingest
 from gateway.metrics import CLOCK_FAILURES, NOTICES, Health
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role, TransitionError
@@ -33,6 +36,12 @@ from xueliang.mqtt import make_client
 
 log = logging.getLogger(__name__)
 SHARE_GROUP = "$share/gateway/"
+SHARED_SUBSCRIPTIONS = (SHARE_GROUP + wire.INCIDENT_SUBSCRIPTION, SHARE_GROUP + wire.EVIDENCE_SUBSCRIPTION)
+# messages wait this long at the broker for a gateway that is down (a restart, an upgrade); a gateway identity
+# that never comes back keeps its share of the city's messages as long, unless it is retired (``retire_gateway``)
+SESSION_EXPIRY_S = 7 * 86400
+RETIRE_QUIET_S = 3.0  # a retired identity's session gave nothing more for this long: it has given all it held
+RETIRE_CONNECT_S = 30.0  # a broker that does not answer a retire in this long is named as unreachable
 NOTICES_ACTIONS = ("dispatched", "escalate")  # the case log rows that are also notices
 NOTICES_PER_ROUND = 1000
 ORPHAN_EVIDENCE_S = 3600.0  # evidence waits this long for its incident before it is quarantined
@@ -48,39 +57,61 @@ class MqttIngest:
     the messages unacknowledged, so the broker delivers them again; ingest is idempotent.
     Then it tells each box what became of its messages (``xl/v1/{box}/ack``): a box keeps a
     message until a gateway has said so, whatever the broker lost in between.
+
+    ``retiring``: the session of an identity no gateway runs under any more is taken back (see
+    ``retire_gateway``): no reconnection, and the shared subscriptions are dropped instead of made,
+    so the broker sends only what the session holds.
     """
 
     BATCH_MAX = 500
     RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may send ahead
 
-    def __init__(self, config: GatewayConfig, ingest: Ingest, health: Health | None = None):
-        self.config, self.ingest = config, ingest
+    def __init__(self, config: GatewayConfig, ingest: Ingest, health: Health | None = None, retiring: bool = False):
+        self.config, self.ingest, self.retiring = config, ingest, retiring
         b = config.broker
-        self.client = make_client(b.identity, b.username, b.password, b.tls_ca, manual_ack=True)
+        self.client = make_client(b.identity, b.username, b.password, b.tls_ca, manual_ack=True, reconnect=not retiring)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_unsubscribe = self._on_unsubscribe
         self.client.reconnect_delay_set(0.5, 2)
         self.queue: queue.Queue = queue.Queue()
         self.state = health or Health()
         self.stopping = threading.Event()
         self.worker = threading.Thread(target=self._work, name="ingest", daemon=True)
         self.on_connected = lambda: None  # (paho's thread) e.g. send the boxes' suppressions again
+        self.outcomes: collections.Counter = collections.Counter()  # what became of the messages taken
+        self.session_present: bool | None = None  # as the broker said at the last connection
+        self.cut_off: str | None = None  # retiring: why the broker ended the connection (another client took it)
+        self.unsubscribed = threading.Event()
+        self.last_message_at = time.monotonic()
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = 7 * 86400
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
         props.ReceiveMaximum = self.RECEIVE_MAXIMUM
         b = self.config.broker
         self.worker.start()
         self.client.connect_async(b.host, b.port, keepalive=15, clean_start=False, properties=props)
         self.client.loop_start()
 
-    def stop(self) -> None:
+    def stop(self, end_session: bool = False) -> None:
+        """Disconnect; the session waits at the broker for the next start, or with ``end_session`` is
+        ended (session expiry 0): the broker forgets its subscriptions and sends it nothing more."""
         self.stopping.set()
         self.worker.join(timeout=10)
-        self.client.disconnect()
+        props = None
+        if end_session:
+            props = Properties(PacketTypes.DISCONNECT)
+            props.SessionExpiryInterval = 0
+        self.client.disconnect(properties=props)
         self.client.loop_stop()
+
+    def drained(self, quiet_s: float) -> bool:
+        """Retiring: the subscriptions dropped, every message taken committed and acknowledged, and none
+        came for ``quiet_s``."""
+        return (self.unsubscribed.is_set() and self.queue.unfinished_tasks == 0
+                and time.monotonic() - self.last_message_at >= quiet_s)
 
     def _work(self) -> None:
         while not self.stopping.is_set():
@@ -100,7 +131,7 @@ class MqttIngest:
                     break
                 except Exception as exc:  # the database failed: keep the batch, unacknowledged, and try again
                     log.exception("ingest of %d message(s) failed; retrying in 2 s", len(batch))
-                    self.state.failed(f"{type(exc).__name__}: {exc}")
+                    self.state.failed(f"{type(exc).__name__}: {exc}", cannot_write=isinstance(exc, DatabaseUnavailable))
                     self.stopping.wait(2.0)
             else:
                 return  # stopping: unacknowledged messages are delivered again to the next session
@@ -108,6 +139,9 @@ class MqttIngest:
                 if qos:
                     self.client.ack(mid, qos)
             self._confirm(batch, outcomes)
+            self.outcomes.update(outcomes)
+            for _ in batch:
+                self.queue.task_done()
 
     def _confirm(self, batch: list, outcomes: list[str]) -> None:
         """Acknowledge the committed batch to the boxes it came from, one message per box; dead
@@ -129,21 +163,40 @@ class MqttIngest:
         if reason_code.is_failure:
             log.error("broker refused connection: %s", reason_code)
             self.state.broker_up(False, f"refused: {reason_code}")
+            if self.retiring:
+                self.cut_off = f"the broker refused the connection ({reason_code}): check the config's account"
             return
-        log.info("gateway connected to broker; subscribing")
         self.state.broker_up(True)
+        self.session_present = bool(flags.session_present)
+        identity = self.config.broker.identity
+        if self.retiring:  # the session gives what it holds; nothing new is shared out to it
+            client.unsubscribe(list(SHARED_SUBSCRIPTIONS))
+            return
+        log.info("gateway %r connected to broker; subscribing", identity)
+        if not self.session_present:
+            log.warning("the broker held no session for gateway identity %r: a first start, a new identity, or a "
+                        "broker that lost its sessions. A gateway that ran under another identity keeps its share of "
+                        "the city's messages at the broker for %d days after it stopped: end its session with "
+                        "`xueliang gateway --config CONFIG --retire OLD_IDENTITY`", identity, SESSION_EXPIRY_S // 86400)
         # no retained message at subscribe time: boxes never retain incidents or evidence, and a retained one (a
         # hostile or broken client's) came again at every reconnect, each time one more dead letter
         fresh = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
-        client.subscribe([(SHARE_GROUP + wire.INCIDENT_SUBSCRIPTION, fresh),
-                          (SHARE_GROUP + wire.EVIDENCE_SUBSCRIPTION, fresh)])
+        client.subscribe([(topic, fresh) for topic in SHARED_SUBSCRIPTIONS])
         self.on_connected()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         log.warning("gateway disconnected from broker: %s", reason_code)
         self.state.broker_up(False, f"disconnected: {reason_code}")
+        if self.retiring and not self.stopping.is_set():
+            self.cut_off = (f"the broker ended the connection ({reason_code}), as it does when another client connects "
+                            "under the same identity (a gateway still running under it)")
+
+    def _on_unsubscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        self.last_message_at = time.monotonic()
+        self.unsubscribed.set()
 
     def _on_message(self, client, userdata, msg) -> None:
+        self.last_message_at = time.monotonic()
         # the raw topic: paho's ``msg.topic`` raises on bytes that are not UTF-8, in paho's own thread
         self.queue.put((msg._topic.decode("utf-8", "replace"), msg.payload, msg.mid, msg.qos))
 
@@ -328,4 +381,55 @@ def run_gateway(config: GatewayConfig) -> int:
     finally:
         clock.stop.set()
         mqtt_ingest.stop()
+    return 0
+
+
+def retire_gateway(config: GatewayConfig, identity: str, timeout_s: float = 600.0) -> int:
+    """End the broker session of ``identity``, a gateway identity no process runs under any more (renamed, or
+    a gateway taken out), as ``xueliang gateway --config CONFIG --retire IDENTITY`` does. Until it expires
+    (``SESSION_EXPIRY_S``) such a session stays in the shared group and the broker keeps giving it its share
+    of the city's messages, which wait there unread. This connects as the identity, takes what the session
+    holds (ingested into ``config``'s database, committed, acknowledged to the broker and the boxes, as a
+    running gateway does), and then ends the session. Prints what it took; 0 once the session is ended."""
+    b = config.broker
+    if b.username and identity != b.username:
+        raise GatewayConfigError(
+            f"--retire {identity!r}: this config logs in as {b.username!r}, and a broker with accounts uses the user "
+            f"name as the client id (deploy/mosquitto: use_username_as_clientid), so it would take {b.username!r}'s "
+            f"session instead: give a config with {identity!r}'s account as broker.username and broker.password")
+    try:
+        old = config.model_copy(update={"broker": Broker.model_validate(b.model_dump() | {"client_id": identity})})
+    except ValueError as exc:
+        raise GatewayConfigError(f"--retire {identity!r}: not a client id ({exc.errors()[0]['msg']})") from None
+    gateway = MqttIngest(old, Ingest(Store(config.database), load_tables(config.tables)), retiring=True)
+    gateway.start()
+    started, ended = time.monotonic(), False
+    try:
+        while gateway.cut_off is None and not gateway.drained(RETIRE_QUIET_S):
+            if gateway.session_present is None and time.monotonic() - started > RETIRE_CONNECT_S:
+                gateway.cut_off = f"no connection to the broker at {b.host}:{b.port} within {RETIRE_CONNECT_S:.0f} s"
+            elif time.monotonic() - started > timeout_s:
+                break
+            time.sleep(0.1)
+        ended = gateway.cut_off is None and gateway.drained(RETIRE_QUIET_S)
+    finally:  # interrupted, cut off or not drained: the session stays, with what it still holds
+        gateway.stop(end_session=ended)
+    taken = sum(gateway.outcomes.values())
+    what = ", ".join(f"{outcome} {n}" for outcome, n in sorted(gateway.outcomes.items()))
+    if gateway.cut_off is not None:
+        print(f"error: gateway identity {identity!r}: {gateway.cut_off}. {taken} message(s) taken; its session was "
+              "not ended", file=sys.stderr)
+        return 1
+    if not ended:
+        failing = gateway.state.ingest["last_error"] if gateway.state.ingest["failing_since"] is not None else None
+        why = f"the database failed: {failing}" if failing else "its session still gave messages"
+        print(f"error: gateway identity {identity!r}: not done after {timeout_s:.0f} s ({why}; {taken} message(s) "
+              "taken); its session was not ended: run it again", file=sys.stderr)
+        return 1
+    if not gateway.session_present:
+        print(f"gateway identity {identity!r} held no session at the broker at {b.host}:{b.port}: nothing to retire")
+    else:
+        print(f"gateway identity {identity!r} retired: its session held {taken} message(s)"
+              f"{f' ({what})' if what else ''}, ingested and acknowledged; the session is ended, and the broker "
+              "shares no more messages with it")
     return 0

@@ -29,7 +29,7 @@ from xueliang import services, wire
 from xueliang.cli import main as cli
 
 from .conftest import wait_until
-from .test_gateway import claiming
+from .test_gateway import claiming, scans
 from .test_workflow import (CITY, auth, database_url, incident, jpeg_photo,  # noqa: F401 (fixtures)
                             undo_migrations_after_3)
 
@@ -175,16 +175,6 @@ def test_a_422_that_echoes_nan_or_infinity_is_strict_json(city, body, echoed):
 def bomb_header(width: int, height: int) -> bytes:
     """A small real JPEG whose frame header claims ``width`` x ``height`` pixels."""
     return claiming(jpeg_photo((16, 16)), width, height)
-
-
-def scans(repeats: int) -> bytes:
-    """A progressive JPEG whose last scan is sent ``repeats`` more times: libjpeg decodes each (with a
-    warning), and a 7000x7000 picture took 31 s of CPU for 1,000 of 75 bytes each."""
-    out = io.BytesIO()
-    Image.new("L", (640, 480), 128).save(out, "JPEG", progressive=True)
-    data = out.getvalue()
-    last = data[data.rindex(b"\xff\xda"):-2]  # the last scan's header and data, up to the end of image
-    return data[:-2] + last * repeats + b"\xff\xd9"
 
 
 def png() -> bytes:

@@ -31,6 +31,18 @@ def claiming(jpeg: bytes, width: int, height: int) -> bytes:
     sof = data.index(b"\xff\xc0")
     data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
     return bytes(data)
+
+
+def scans(repeats: int) -> bytes:
+    """A progressive JPEG whose last scan is sent ``repeats`` more times: libjpeg decodes each (with a
+    warning), and a 7000x7000 picture took 31 s of CPU for 1,000 of 75 bytes each."""
+    out = io.BytesIO()
+    Image.new("L", (640, 480), 128).save(out, "JPEG", progressive=True)
+    data = out.getvalue()
+    last = data[data.rindex(b"\xff\xda"):-2]  # the last scan's header and data, up to the end of image
+    return data[:-2] + last * repeats + b"\xff\xd9"
+
+
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 START = {
@@ -134,6 +146,9 @@ BAD = [
     (wire.evidence_topic("box-1", "gate", "x"), claiming(JPEG, 8000, 6000),
      "evidence of 8000x6000 pixels is more than 40,000,000"),
     (wire.evidence_topic("box-1", "gate", "x"), claiming(JPEG, 65500, 65500), "evidence of more than 40,000,000 pixels"),
+    # counted as a photo's are: every browser that shows it, and the training export, decoded each scan
+    (wire.evidence_topic("box-1", "gate", "x"), scans(500),
+     "a JPEG of 506 scans; at most 64 (a progressive JPEG has about 10)"),
     (TOPIC, payload(observed_at="2026-01-01T01:00:00Z"), "clock skew: observed_at is 3600 s ahead"),
     (TOPIC, payload(started_at="2026-01-01T00:03:00Z"), "started_at is after observed_at"),
     # the case showed it ended in 2000, or in 2099

@@ -29,7 +29,7 @@ from xueliang import services, wire
 from xueliang.mqtt import make_client
 
 from .conftest import Watcher, wait_until
-from .test_gateway import START, TOPIC, payload
+from .test_gateway import START, TOPIC, payload, scans
 from .test_workflow import database_url  # noqa: F401 (fixtures)
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -204,6 +204,49 @@ def test_a_full_disk_stops_ingest_and_sets_no_message_aside(small_disk, tables):
     assert store.count("cases") == 2
 
 
+@pytest.mark.slow
+def test_on_a_full_disk_health_says_the_database_cannot_write(small_disk, tables, broker):
+    """/health read the database (a full disk still answers) and said it was ok while ingest could not
+    commit; its database part now says what ingest found, and is ok again once a batch commits."""
+    from gateway.config import Broker, GatewayConfig
+    from gateway.service import MqttIngest
+
+    store = Store(f"sqlite:///{small_disk}/gateway.sqlite")
+    token = new_token(store, "ops", "admin")
+    gateway = MqttIngest(GatewayConfig(broker=Broker(port=broker.port, client_id="gateway-1")),
+                         Ingest(store, tables, clock=time.time))
+    api = TestClient(create_app(store, tables, health_state=gateway.state))
+    gateway.start()
+    box = make_client("box-1")
+    box.connect("127.0.0.1", broker.port)
+    box.loop_start()
+
+    def send(incident_id: str, lat: float) -> None:
+        box.publish(TOPIC, payload(incident_id=incident_id, location={"lat": lat, "lon": 117.5},
+                                   observed_at=wire.iso(time.time()), started_at=wire.iso(time.time() - 30)),
+                    qos=1).wait_for_publish(5)
+
+    try:
+        wait_until(lambda: gateway.state.broker["connected"], 10, message="gateway connected")
+        time.sleep(0.5)  # the subscriptions
+        send("before", 39.4)
+        wait_until(lambda: store.count("cases") == 1, 10, message="the first case")
+        assert api.get("/health").status_code == 200
+        fill(small_disk / "filler")
+        send("during", 39.5)
+        answer = wait_until(lambda: (r := api.get("/health")).status_code == 503 and r, 10, message="health 503")
+        assert answer.json()["down"] == ["database", "ingest"]
+        database = api.get("/health", headers={"Authorization": f"Bearer {token}"}).json()["parts"]["database"]
+        assert database["state"] == "down" and "database or disk is full" in database["last_error"]
+        assert database["cannot_write_since"] is not None
+        (small_disk / "filler").unlink()
+        wait_until(lambda: api.get("/health").status_code == 200, 10, message="healthy once it writes")
+        assert store.count("cases") == 2 and store.count("dead_letters") == 0
+    finally:
+        box.loop_stop()
+        gateway.stop()
+
+
 def test_a_database_file_deleted_under_the_gateway_stops_ingest(tmp_path, tables, caplog):
     folder, away = tmp_path / "gateway", tmp_path / "away"
     store = Store(f"sqlite:///{folder}/gateway.sqlite")
@@ -346,6 +389,49 @@ def test_a_box_named_like_the_notice_topics_gets_no_case_and_no_acknowledgement(
                            for name in ("dispatch", "escalations")]
         time.sleep(0.5)
         assert {t for t, _ in watcher.messages} == {"xl/v1/box-1/ack"}  # none among the notices
+    finally:
+        box.loop_stop()
+        gateway.stop()
+        watcher.stop()
+
+
+@pytest.mark.slow
+def test_evidence_of_too_many_scans_from_a_box_is_a_dead_letter(store, tables, broker):
+    """A photo's scans were counted, a box's snapshot's were not: a progressive JPEG of thousands of scans
+    was kept, and decoded (each scan) by every browser that showed the case and by the training export."""
+    from gateway.config import Broker, GatewayConfig
+    from gateway.service import MqttIngest
+
+    watcher = Watcher(broker.port, ["xl/v1/box-1/ack"])
+    gateway = MqttIngest(GatewayConfig(broker=Broker(port=broker.port, client_id="gateway-1")),
+                         Ingest(store, tables, clock=time.time))
+    gateway.start()
+    box = make_client("box-1")
+    box.connect("127.0.0.1", broker.port)
+    box.loop_start()
+    sent = {"bomb": (wire.evidence_topic("box-1", "gate", "bomb"), scans(500)),
+            "fine": (wire.evidence_topic("box-1", "gate", "fine"), scans(0)),  # progressive, six scans
+            "incident": (TOPIC, payload(incident_id="bomb", observed_at=wire.iso(time.time()),
+                                        started_at=wire.iso(time.time() - 30)))}
+    try:
+        wait_until(lambda: gateway.state.broker["connected"], 10, message="gateway connected")
+        time.sleep(0.5)  # the subscriptions
+        for topic, body in sent.values():
+            box.publish(topic, body, qos=1).wait_for_publish(5)
+        told = {}
+
+        def all_told():
+            for _, ack in watcher.messages:
+                told.update(wire.decode_ack(ack))
+            return len(told) == 3
+
+        wait_until(all_told, 10, message="box-1's acknowledgements")
+        outcome = {name: told[wire.message_digest(*sent[name])] for name in sent}
+        assert outcome == {"bomb": "dead_letter", "fine": "evidence", "incident": "case_created"}
+        (dead,) = store.list_dead_letters()
+        assert dead["topic"] == sent["bomb"][0]
+        assert dead["reason"] == "a JPEG of 506 scans; at most 64 (a progressive JPEG has about 10)"
+        assert store.count("evidence") == 1  # the six-scan one
     finally:
         box.loop_stop()
         gateway.stop()

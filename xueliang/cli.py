@@ -95,11 +95,11 @@ def _edge(args: argparse.Namespace) -> int:
 
 def _gateway(args: argparse.Namespace) -> int:
     from gateway.config import GatewayConfigError, load_gateway_config
-    from gateway.service import run_gateway
+    from gateway.service import retire_gateway, run_gateway
 
     config = load_gateway_config(args.config)
     try:
-        return run_gateway(config)
+        return retire_gateway(config, args.retire) if args.retire else run_gateway(config)
     except GatewayConfigError as exc:  # found while starting (the HTTP port taken): still the file's
         raise GatewayConfigError(f"{args.config}: {exc}") from None
 
@@ -242,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("gateway", help="run the gateway")
     p.add_argument("--config", required=True)
+    p.add_argument("--retire", metavar="IDENTITY", help="instead of running: end the broker session of a gateway "
+                   "identity (client id) no gateway runs under any more, after ingesting what it holds (until then "
+                   "the broker keeps giving it its share of the messages, for 7 days)")
     p.set_defaults(func=_gateway)
 
     p = sub.add_parser("token", help="make an API token (printed once; only its hash is stored), revoke or list tokens")

@@ -1,0 +1,143 @@
+"""A gateway identity no process runs under any more (renamed, or a gateway taken out) keeps its persistent
+session in the shared group for 7 days, and the broker keeps giving it its share of the city's messages,
+which wait there unread. ``xueliang gateway --retire`` takes what the session holds as a gateway does
+(cases, acknowledgements) and ends it (real Mosquitto, the CLI as a process)."""
+
+import logging
+import re
+import subprocess
+import sys
+import time
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from gateway.config import Broker, GatewayConfig, GatewayConfigError, TABLES_DIR, load_gateway_config, load_tables
+from gateway.ingest import Ingest
+from gateway.service import MqttIngest, retire_gateway
+from gateway.storage import Store
+from xueliang import wire
+from xueliang.mqtt import make_client
+
+from .conftest import Watcher, wait_until
+from .test_gateway import TOPIC, payload
+
+
+def gateway(port: int, identity: str, store: Store) -> MqttIngest:
+    running = MqttIngest(GatewayConfig(broker=Broker(port=port, client_id=identity)),
+                         Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=time.time))
+    running.start()
+    wait_until(lambda: running.state.broker["connected"], 10, message=f"{identity} connected")
+    time.sleep(0.5)  # its subscriptions
+    return running
+
+
+def incident(i: int) -> tuple[str, bytes]:
+    now = time.time()
+    return TOPIC, payload(incident_id=f"i-{i}", location={"lat": 39.0 + i * 0.01, "lon": 117.0},
+                          observed_at=wire.iso(now), started_at=wire.iso(now - 30))
+
+
+def session_present(port: int, identity: str) -> bool:
+    seen = []
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=identity, protocol=mqtt.MQTTv5)
+    client.on_connect = lambda c, u, flags, rc, p: seen.append(flags.session_present)
+    client.connect("127.0.0.1", port, clean_start=False)
+    client.loop_start()
+    try:
+        return wait_until(lambda: seen, 10, message="connected")[0]
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.mark.slow
+def test_retire_ingests_what_an_old_identitys_session_holds_and_ends_it(tmp_path, broker, caplog):
+    database = f"sqlite:///{tmp_path}/gateway.sqlite"
+    store = Store(database)
+    (tmp_path / "gateway.yaml").write_text(f"broker: {{host: 127.0.0.1, port: {broker.port}, client_id: new-gw}}\n"
+                                           f"database: {database}\n")
+    gateway(broker.port, "old-gw", store).stop()  # ran, and was renamed: its session stays at the broker
+    caplog.set_level(logging.WARNING, logger="gateway.service")
+    live = gateway(broker.port, "new-gw", store)
+    assert "the broker held no session for gateway identity 'new-gw'" in caplog.text  # the hint, at the rename
+    acks = Watcher(broker.port, ["xl/v1/box-1/ack"])
+    box = make_client("box-1")
+    box.connect("127.0.0.1", broker.port)
+    box.loop_start()
+    try:
+        sent = [incident(i) for i in range(10)]
+        for topic, body in sent:
+            box.publish(topic, body, qos=1).wait_for_publish(5)
+        wait_until(lambda: store.count("cases") > 0, 10, message="the live gateway's share")
+        time.sleep(1)
+        held = 10 - store.count("cases")
+        assert held > 0  # the old session's share waits at the broker
+
+        run = subprocess.run([sys.executable, "-m", "xueliang", "gateway", "--config", str(tmp_path / "gateway.yaml"),
+                              "--retire", "old-gw"], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        assert (f"gateway identity 'old-gw' retired: its session held {held} message(s) (case_created {held}), "
+                "ingested and acknowledged; the session is ended") in run.stdout
+        assert store.count("cases") == 10 and store.count("dead_letters") == 0
+        told = {}
+        for _, ack in acks.messages:
+            told.update(wire.decode_ack(ack))
+        assert {wire.message_digest(*m) for m in sent} <= set(told)  # the box may forget every one
+
+        later = [incident(i) for i in range(10, 20)]
+        for topic, body in later:
+            box.publish(topic, body, qos=1).wait_for_publish(5)
+        wait_until(lambda: store.count("cases") == 20, 10, message="every later incident at the live gateway")
+        assert not session_present(broker.port, "old-gw")
+    finally:
+        box.loop_stop()
+        acks.stop()
+        live.stop()
+
+
+@pytest.mark.slow
+def test_retiring_an_identity_without_a_session_says_so(tmp_path, broker, capsys):
+    config = GatewayConfig(broker=Broker(port=broker.port, client_id="new-gw"), database=f"sqlite:///{tmp_path}/g.sqlite")
+    assert retire_gateway(config, "never-ran") == 0
+    assert "gateway identity 'never-ran' held no session at the broker" in capsys.readouterr().out
+    assert not session_present(broker.port, "never-ran")  # none left behind by looking
+
+
+@pytest.mark.parametrize("broker_yaml, identity, error", [
+    # the deploy broker makes the user name the client id: this would take gateway-2's own session
+    ("{username: gateway-2, password: x}", "gateway-1", "--retire 'gateway-1': this config logs in as 'gateway-2'"),
+    ("{client_id: new-gw}", "old gw/#", "--retire 'old gw/#': not a client id"),
+])
+def test_retire_refuses_an_identity_it_cannot_connect_as(tmp_path, broker_yaml, identity, error):
+    (tmp_path / "gateway.yaml").write_text(f"broker: {broker_yaml}\ndatabase: sqlite:///{tmp_path}/g.sqlite\n")
+    with pytest.raises(GatewayConfigError, match=re.escape(error)):
+        retire_gateway(load_gateway_config(tmp_path / "gateway.yaml"), identity)
+
+
+@pytest.mark.slow
+def test_retiring_the_identity_a_running_gateway_uses_stops_and_leaves_it_its_session(tmp_path, broker):
+    """Connecting as a running gateway takes its session over; it takes it back at once: retire says so,
+    ends nothing, and the running gateway keeps taking the city's messages."""
+    database = f"sqlite:///{tmp_path}/gateway.sqlite"
+    store = Store(database)
+    (tmp_path / "gateway.yaml").write_text(f"broker: {{host: 127.0.0.1, port: {broker.port}, client_id: gw}}\n"
+                                           f"database: {database}\n")
+    live = gateway(broker.port, "gw", store)
+    box = make_client("box-1")
+    box.connect("127.0.0.1", broker.port)
+    box.loop_start()
+    try:
+        run = subprocess.run([sys.executable, "-m", "xueliang", "gateway", "--config", str(tmp_path / "gateway.yaml"),
+                              "--retire", "gw"], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+        assert ("error: gateway identity 'gw': the broker ended the connection (" in run.stderr
+                and "(a gateway still running under it). 0 message(s) taken; its session was not ended" in run.stderr)
+        wait_until(lambda: live.state.broker["connected"], 10, message="the running gateway back")
+        time.sleep(0.5)  # its subscriptions, made again
+        for i in range(6):
+            box.publish(*incident(i), qos=1).wait_for_publish(5)
+        wait_until(lambda: store.count("cases") == 6, 10, message="every incident at the running gateway")
+    finally:
+        box.loop_stop()
+        live.stop()
