@@ -103,6 +103,9 @@ def _unauthorized(detail: str) -> HTTPException:
 # a generated client) sends it; reading the header and its errors stay ``bearer``'s own.
 TOKEN_SCHEME = HTTPBearer(auto_error=False, scheme_name="token",
                           description="a token from `xueliang token`, as `Authorization: Bearer <token>`")
+# For a route that reads a token only if one is sent (``bearer`` alone, as /health): OpenAPI's empty
+# requirement, "or none", beside the token's that FastAPI writes from TOKEN_SCHEME (it appends lists)
+TOKEN_OPTIONAL = {"security": [{}]}
 
 
 def bearer(request: Request, _declared: object = Security(TOKEN_SCHEME)) -> Principal | None:

@@ -264,6 +264,10 @@ def test_the_api_is_described_at_openapi_json_with_its_token_and_no_page_loads_a
     for path, method in (("/cases", "get"), ("/cases/{case_id}/actions", "post"), ("/open311/v2/requests.{fmt}", "get")):
         assert described["paths"][path][method]["security"] == [{"token": []}], path
     assert "security" not in described["paths"]["/open311/v2/services.{fmt}"]["get"]  # public
+    health = described["paths"]["/health"]["get"]  # the token was said to be needed: it adds the details
+    assert health["security"] == [{"token": []}, {}]  # OpenAPI's empty requirement: or none
+    assert client.get("/health").json()["status"] == "ok" and "cases" not in client.get("/health").json()
+    assert "cases" in client.get("/health", headers=auth(tokens["admin"])).json()
     assert client.get("/cases", headers=auth(tokens["admin"])).status_code == 200  # as the scheme says
     assert client.get("/cases", headers={"Authorization": "Basic eDp5"}).json()["detail"] == \
         "the Authorization header must read 'Bearer <token>'"
