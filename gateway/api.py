@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gateway import actions, storage, verdicts
-from gateway.auth import Principal, actor, bearer, find_cases, may_see, reader, scope, visible_case
+from gateway.auth import TOKEN_OPTIONAL, Principal, actor, bearer, find_cases, may_see, reader, scope, visible_case
 from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
 from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
@@ -406,7 +406,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     for router in (cases_router, dead_router, reports_router, suppressions_router, open311):
         app.include_router(router)
 
-    @app.get("/health", tags=["health"])
+    @app.get("/health", tags=["health"], openapi_extra=TOKEN_OPTIONAL)
     def health(response: Response, who: Principal | None = Depends(bearer)) -> dict:
         """``ok``, or 503 naming the parts that are down (broker, database, ingest, clock). Without a
         token only the states; with one the details (errors, times) and the case count."""

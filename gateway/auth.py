@@ -28,6 +28,8 @@ TOKEN_LIFETIME_S = 90 * 86400
 SESSION_S = 12 * 3600  # a working day and some: a page signs in again the next morning
 SESSION_COOKIE = "xl_session"
 PREFIX_CHARS = 11  # "xl_" and 8 random characters: enough to name a token in a revocation, useless to guess it
+# a name fits a page header, and whole, after its role, in the timeline (``case_log.actor``: 128)
+TOKEN_NAME_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -47,13 +49,18 @@ def hash_token(token: str) -> str:
 
 def token_name_problem(name: str) -> str | None:
     r"""Why ``name`` cannot name a token, or None. A name is printed by ``token --list`` and shown in
-    the pages' header and the cases' timelines: no control characters (a terminal's escapes) and no
-    invisible formatting ones, bidi controls above all (``evil\u202eabc``, a right-to-left override,
-    reads "evilcba": one person's name can be made to read as another's).
+    the pages' header and the cases' timelines: at most ``TOKEN_NAME_CHARS`` characters, no control
+    characters (a terminal's escapes) and no invisible formatting ones, bidi controls above all
+    (``evil\u202eabc``, a right-to-left override, reads "evilcba": one person's name can be made to
+    read as another's).
 
     >>> token_name_problem("交警 值班 (night)"), token_name_problem("evil\u202eabc")
     (None, "'evil\\u202eabc' has control or invisible formatting characters (U+202E); use letters, digits and punctuation")
+    >>> token_name_problem("x" * 65)
+    "'xxxxxxxxxxxxxxxxxxxx'... is 65 characters long; at most 64"
     """
+    if len(name) > TOKEN_NAME_CHARS:
+        return f"{name[:20]!r}... is {len(name)} characters long; at most {TOKEN_NAME_CHARS}"
     hidden = [c for c in name if not c.isprintable()]
     if hidden:
         codes = ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(hidden))
@@ -96,6 +103,9 @@ def _unauthorized(detail: str) -> HTTPException:
 # a generated client) sends it; reading the header and its errors stay ``bearer``'s own.
 TOKEN_SCHEME = HTTPBearer(auto_error=False, scheme_name="token",
                           description="a token from `xueliang token`, as `Authorization: Bearer <token>`")
+# For a route that reads a token only if one is sent (``bearer`` alone, as /health): OpenAPI's empty
+# requirement, "or none", beside the token's that FastAPI writes from TOKEN_SCHEME (it appends lists)
+TOKEN_OPTIONAL = {"security": [{}]}
 
 
 def bearer(request: Request, _declared: object = Security(TOKEN_SCHEME)) -> Principal | None:

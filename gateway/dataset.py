@@ -13,8 +13,9 @@ such images teach a detector the drawing too; leave them out with ``frames_only`
 - ``duplicate``: left out (it says nothing about what the camera saw).
 
 Layout (what ultralytics reads): ``images/{train,val}/NAME.jpg``, ``labels/{train,val}/NAME.txt``
-(``class cx cy w h`` in 0..1), ``data.yaml`` (class names: the city's incident types),
-``annotations.json`` (COCO, pixel boxes) and ``manifest.jsonl`` (where each image came from: case,
+(``class cx cy w h`` in 0..1; NAME: the case, the incident id and a hash of it, ``_name``),
+``data.yaml`` (class names: the city's incident types), ``annotations.json`` (COCO, pixel boxes) and
+``manifest.jsonl`` (where each image came from: case,
 incident, box, camera, zone, grid, time, verdict, who judged it). One incident in five (by its id)
 goes to ``val``. An image that does not decode as a JPEG (kept by a gateway from before ingest read
 evidence headers) is left out and listed, with the reason, in the counts' ``skipped``; the rest is
@@ -58,7 +59,15 @@ def split(incident_id: str) -> str:
 
 
 def _name(case_id: int, incident_id: str) -> str:
-    return f"case{case_id}-{re.sub(r'[^A-Za-z0-9._-]', '_', incident_id)[:80]}"
+    """An incident's image and label file name: its case, its id as a file name may show it (``:``
+    made ``_``, cut at 80), and the first 12 hex digits of the id's SHA-256, so that ids differing only
+    where the name cannot show it are two files, named alike at every export.
+
+    >>> _name(3, "gate:0001"), _name(3, "gate_0001")
+    ('case3-gate_0001-0ec88718eb3b', 'case3-gate_0001-65fad5faab35')
+    """
+    shown = re.sub(r"[^A-Za-z0-9._-]", "_", incident_id)[:80]
+    return f"case{case_id}-{shown}-{hashlib.sha256(incident_id.encode()).hexdigest()[:12]}"
 
 
 def _starts(store: Store, case_ids: list[int]) -> dict[int, list[dict]]:

@@ -254,6 +254,10 @@ def test_the_api_is_described_at_openapi_json_with_its_token_and_no_page_loads_a
     for path, method in (("/cases", "get"), ("/cases/{case_id}/actions", "post"), ("/open311/v2/requests.{fmt}", "get")):
         assert described["paths"][path][method]["security"] == [{"token": []}], path
     assert "security" not in described["paths"]["/open311/v2/services.{fmt}"]["get"]  # public
+    health = described["paths"]["/health"]["get"]  # the token was said to be needed: it adds the details
+    assert health["security"] == [{"token": []}, {}]  # OpenAPI's empty requirement: or none
+    assert client.get("/health").json()["status"] == "ok" and "cases" not in client.get("/health").json()
+    assert "cases" in client.get("/health", headers=auth(tokens["admin"])).json()
     assert client.get("/cases", headers=auth(tokens["admin"])).status_code == 200  # as the scheme says
     assert client.get("/cases", headers={"Authorization": "Basic eDp5"}).json()["detail"] == \
         "the Authorization header must read 'Bearer <token>'"
@@ -345,6 +349,27 @@ def test_a_token_name_with_control_or_bidi_characters_is_refused(city, tmp_path,
         new_token(store, name, "admin")
     assert len(store.tokens()) == before
     assert cli(["token", "--config", str(config), "--name", "交警 值班 (night)", "--role", "admin"]) == 0
+
+
+def test_a_token_name_past_64_characters_is_refused_and_one_of_64_is_shown_whole(city_on_both, tmp_path, capsys):
+    """A name of 5,000 characters was taken on SQLite (shown whole in every page's header and cut at
+    128, its role included, in the timelines) and stopped the command with PostgreSQL's traceback
+    ("value too long for type character varying(128)")."""
+    app, store, ingest, client, tokens = city_on_both
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"database": str(store.engine.url), "tables": str(tmp_path / "city.yaml")}))
+    before = len(store.tokens())
+    for name in ("x" * 65, "值" * 65, "y" * 5000):
+        assert cli(["token", "--config", str(config), "--name", name, "--role", "admin"]) == 2
+        assert f"is {len(name)} characters long; at most 64" in capsys.readouterr().err
+        with pytest.raises(ValueError, match="at most 64"):  # whoever makes a token, not only the CLI
+            new_token(store, name, "admin")
+    assert len(store.tokens()) == before
+    longest = "交警值班" * 16
+    police = new_token(store, longest, "department", department="traffic-police")
+    acted = client.post("/cases/1/actions", json={"action": "acknowledge"}, headers=auth(police))
+    assert acted.status_code == 200, acted.text
+    assert acted.json()["timeline"][-1]["actor"] == f"department:{longest}"
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -289,3 +289,41 @@ def test_the_export_command_says_what_it_left_out_and_finishes(tmp_path):
     assert json.loads(run.stdout)["images"] == 1
     assert "warning: case 1 incident html left out: its image does not decode: not a JPEG image" in run.stderr
     assert run.stderr.count("warning: case") == 3
+
+
+def test_incidents_of_one_case_whose_ids_a_file_name_cannot_tell_apart_are_each_their_own_image(tmp_path):
+    """Images were named ``case{id}-{the id, ':' made '_', cut at 80}``: two incidents of one case whose
+    ids differ only in ':' against '_', or only past the 80th character, wrote one file (the second over
+    the first) while the manifest and COCO listed two, the first labelled over the second's picture."""
+    from gateway.config import TABLES_DIR
+    from gateway.dataset import export as export_dataset
+    from gateway.verdicts import Verdict, judge
+    from gateway.workflow import Role
+
+    from .test_gateway import START, jpeg_photo
+
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"))
+    ids = ["gate:0001", "gate_0001", "g" * 90 + "a", "g" * 90 + "b"]  # each pair in one split, train
+    pictures = {}
+    for n, incident_id in enumerate(ids):
+        data = jpeg_photo((64, 48), ("red", "green", "blue", "white")[n])
+        pictures[incident_id] = hashlib.sha256(data).hexdigest()
+        store.add_evidence(pictures[incident_id], data, incident_id, "box-1", "gate", 1767225600.0)
+        message = dict(copy.deepcopy(START), incident_id=incident_id,
+                       evidence={"sha256": pictures[incident_id], "bytes": len(data)})
+        assert ingest.handle(wire.incident_topic("box-1", "gate"), json.dumps(message).encode()) == (
+            "case_merged" if n else "case_created"), incident_id
+    (case,) = store.list_cases()  # one place: one case
+    judge(store, ingest.tables, case["id"], Verdict.CORRECT, Role.ADMIN, "admin:centre", 1767225600.0, lambda row: True)
+
+    assert export_dataset(store, ingest.tables, 0.0, tmp_path / "out")["images"] == 4
+    manifest = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
+    assert len({m["image"] for m in manifest}) == len({m["label"] for m in manifest}) == 4
+    assert len(list((tmp_path / "out" / "images").rglob("*.jpg"))) == 4
+    for m in manifest:  # each image is its own incident's picture
+        assert hashlib.sha256((tmp_path / "out" / m["image"]).read_bytes()).hexdigest() == pictures[m["incident_id"]]
+    again = export_dataset(store, ingest.tables, 0.0, tmp_path / "again")  # the same names at every export
+    assert again["images"] == 4
+    assert (tmp_path / "again" / "manifest.jsonl").read_text().replace("/again", "/out") == \
+        (tmp_path / "out" / "manifest.jsonl").read_text()

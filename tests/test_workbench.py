@@ -20,7 +20,7 @@ from .conftest import serve, wait_until
 from .test_gridmap import grid_extent
 from .test_presentation import jpeg, sighting
 from .test_web import SHOTS, browser  # noqa: F401 (the fixture)
-from .test_workflow import CITY, incident
+from .test_workflow import CITY, database_url, incident  # noqa: F401 (the fixture)
 
 
 @pytest.fixture
@@ -447,6 +447,60 @@ def test_the_queue_and_overdue_board_show_the_most_urgent_first_past_their_limit
     assert listed(client.get("/ui/cases?offset=1098").text) == [2, 1]
     assert "本页没有案件, 共 1100 条" in client.get("/ui/cases?offset=5000").text
     assert client.get("/ui/cases?limit=1001").status_code == 422
+
+
+# Each (state, deadline, re-check deadline, level) in minutes from now: ties of level and deadline, a
+# deadline past and one to come of both clocks, none running (a feedback with no re-check deadline, a
+# case returned or closed), open and closed. The cases are numbered in this order.
+MIXED = [("handling", -30, None, 0), ("dispatched", 60, None, 0), ("feedback", -90, -5, 0), ("returned", -200, None, 0),
+         ("dispatched", -30, None, 1), ("handling", 60, None, 0), ("feedback", -90, None, 0), ("dispatched", -30, None, 0),
+         ("closed", -300, None, 2), ("feedback", -90, 30, 1), ("handling", -30, None, 1), ("dispatched", None, None, 0),
+         ("handling", 60, None, 0), ("feedback", -90, -5, 0), ("returned", 60, None, 0)]
+
+
+def test_the_queue_board_and_lists_order_and_page_alike_on_sqlite_and_postgresql(tmp_path, database_url):
+    """Every order here is SQL (``storage.urgency_order``, newest first) with LIMIT/OFFSET: NULLs sort
+    first in SQLite and last in PostgreSQL, and rows that tie come back in either database's own
+    order unless a unique key breaks the tie. Each page, walked a few rows at a time, gives the
+    order ``cases.is_overdue`` and ``running_deadline`` say, on both."""
+    from fastapi.testclient import TestClient
+
+    from gateway import storage
+    from gateway.cases import is_overdue, running_deadline
+
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    tables = load_tables(tmp_path / "city.yaml")
+    store = Store(database_url)
+    assert Ingest(store, tables).handle(*incident()) == "case_created"
+    template = {k: v for k, v in store.get_case(1).items() if k not in ("id", "timeline", "incidents")}
+    now = time.time()
+
+    def at(minutes):
+        return None if minutes is None else now + minutes * 60
+
+    with store.begin() as db:
+        for number in range(2, len(MIXED) + 1):
+            storage.open_case(db, dict(template, incident_id=f"mixed-{number}"), now, "test")
+        for case_id, (state, deadline, recheck, level) in enumerate(MIXED, 1):
+            storage.update_case(db, case_id, {"state": state, "deadline": at(deadline), "recheck_deadline": at(recheck),
+                                              "level": level})
+    cases = [store.get_case(i) for i in range(1, len(MIXED) + 1)]
+
+    def urgent(rows):
+        return [r["id"] for r in sorted(rows, key=lambda r: (not is_overdue(r, now), -r["level"],
+                                                               running_deadline(r) is None, running_deadline(r) or 0,
+                                                               r["id"]))]
+
+    open_cases = [c for c in cases if c["state"] != "closed"]
+    assert urgent(open_cases)[:4] == [5, 11, 1, 8]  # escalated and overdue; then, at one deadline, the oldest first
+    admin = new_token(store, "root", "admin")
+    client = TestClient(create_app(store, tables))
+    client.post("/ui/login", data={"token": admin})
+    assert every_page(client, "/ui/queue?department=traffic-police&limit=4")[0] == urgent(open_cases)
+    assert every_page(client, "/ui/overdue?limit=4")[0] == urgent([c for c in cases if is_overdue(c, now)])
+    assert every_page(client, "/ui/cases?limit=4")[0] == list(range(len(MIXED), 0, -1))
+    assert [r["id"] for offset in range(0, len(MIXED), 4)
+            for r in store.list_cases(urgent_at=now, limit=4, offset=offset)] == urgent(cases)  # the map's order
 
 
 def test_each_list_pages_live_fingerprint_follows_what_it_shows_in_its_own_order_and_page(city):
