@@ -38,6 +38,9 @@ EARLIEST = 946_684_800.0  # 2000-01-01T00:00:00Z
 LATEST = 4_102_444_800.0  # 2100-01-01T00:00:00Z
 MAX_INT_DIGITS = 18
 MAX_DEPTH = 16
+# How far ahead of a gateway's clock an incident's times may be. A message further ahead is right but its box's
+# clock is not: the gateway holds it (no acknowledgement, so the box keeps it).
+MAX_CLOCK_SKEW_S = 300.0
 IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # box, camera, zone: as in the schema's $defs/ident
 INCIDENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # ``case:`` begins the gateway's own keys for people's photos (gateway/actions.py), never a box's incident id: evidence a
@@ -229,6 +232,18 @@ def _check_times(message: dict[str, Any]) -> None:
                 parse_time(message[field])
             except WireError as exc:
                 raise WireError(f"{field}: {exc}") from None
+
+
+def ahead(message: dict[str, Any], now: float) -> float:
+    """Seconds the latest of a valid incident's times (``observed_at``, ``ended_at``) lies ahead of ``now``.
+
+    >>> ahead({"observed_at": "2026-01-01T01:00:00Z", "ended_at": None}, 1767225600.0)
+    3600.0
+    """
+    latest = parse_time(message["observed_at"])
+    if message["ended_at"] is not None:
+        latest = max(latest, parse_time(message["ended_at"]))
+    return latest - now
 
 
 def depth(value: Any) -> int:
