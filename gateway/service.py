@@ -146,7 +146,7 @@ class MqttIngest:
     def _confirm(self, batch: list, outcomes: list[str]) -> None:
         """Acknowledge the committed batch to the boxes it came from, one message per box; dead
         letters too (they are accounted for, and a box must not send them again), never a held incident
-        (its box keeps it and sends it again)."""
+        (its box keeps it and sends it again). ``at`` is the gateway's clock: a box learns it from it."""
         by_box: dict[str, dict[str, str]] = {}
         for (topic, payload, _, _), outcome in zip(batch, outcomes):
             if outcome == AHEAD_OF_CLOCK:
@@ -155,10 +155,11 @@ class MqttIngest:
                 by_box.setdefault(wire.sender(topic), {})[wire.message_digest(topic, payload)] = outcome
             except wire.WireError:  # not a box's topic: nobody to tell
                 continue
+        at = self.ingest.clock()
         for box, messages in by_box.items():
             try:
-                self.client.publish(wire.ack_topic(box), wire.encode_ack(self.config.broker.identity, time.time(),
-                                                                         messages), qos=1)
+                self.client.publish(wire.ack_topic(box), wire.encode_ack(self.config.broker.identity, at, messages),
+                                    qos=1)
             except Exception:  # never stops ingest: the box sends them again, and it is logged here
                 log.exception("acknowledgement of %d message(s) to box %r not sent", len(messages), box[:64])
 
