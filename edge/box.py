@@ -70,9 +70,11 @@ def box_now() -> float:
     return time.monotonic() + _BOX_EPOCH
 
 
-def wall_offset() -> float:
-    """What to add to a time on the box's clock for the wall clock's time now (0 until the wall clock steps)."""
-    return time.time() - box_now()
+def wall_offset(gateway_offset: float = 0.0) -> float:
+    """What to add to a time on the box's clock for the time on the wire now: the wall clock's (0 until it steps),
+    moved by ``gateway_offset`` (``Publisher.clock.offset``: the gateways' clock less the wall clock's where the
+    two differ by more than a gateway accepts, else 0)."""
+    return time.time() + gateway_offset - box_now()
 
 
 def backoff(attempt: int, base: float = 0.5, cap: float = 1.5, rand: float = 0.5) -> float:
@@ -325,7 +327,7 @@ class Analyser(threading.Thread):
         """Analyse the frames the cameras have ready: one batch per model, then each camera's rules."""
         ready = self.slots.take_all(timeout=0.5)
         jobs = []
-        offset = wall_offset()
+        offset = wall_offset(self.publisher.clock.offset)
         for cam_id, (t, item) in ready.items():
             pipeline = self.pipelines[cam_id]
             pipeline.wall_offset = offset

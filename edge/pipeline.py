@@ -130,8 +130,9 @@ class CameraPipeline:
         self._litter_pass = float("-inf")
         self._zone_masks: dict[str, np.ndarray] = {}
         self._litter_regions: list[Region] = []
-        # seconds from the times it is given (the box's clock, edge/box.py box_now) to the wall clock's, for the
-        # times on the wire; the box sets it as the wall clock steps (NTP), a replay leaves it 0
+        # seconds from the times it is given (the box's clock, edge/box.py box_now) to the times on the wire: the
+        # box sets it (edge/box.py wall_offset) as the wall clock steps (NTP) or is found off the gateways'; a
+        # replay leaves it 0
         self.wall_offset = 0.0
         self._closer: list[Region] = []  # crops for a closer look at the next pass (still, changed places)
         self._looked: list[Region] = []  # the closer looks the last pass took

@@ -9,6 +9,11 @@ crash or a restart of the box loses nothing: what stays unconfirmed is sent agai
 again in order. The gateway is idempotent, so a message sent twice is harmless. A message the
 broker refuses (e.g. not authorised) moves to ``outbox_refused`` with the reason.
 
+The acknowledgements also tell the gateways' clock (``GatewayClock``). A box whose wall clock is off it by
+more than the gateway accepts (``wire.MAX_CLOCK_SKEW_S``) puts the gateways' time on what it makes from then
+on (edge/box.py ``wall_offset``), and re-stamps, as it sends them, the queued incidents (made before it knew)
+that a gateway would hold, unacknowledged, for times ahead of its clock.
+
 A PUBACK that says "No matching subscribers" (MQTT v5 reason code 0x10) means the broker took the
 message and gave it to nobody: no gateway subscription exists at that moment. That happens after
 every restart of Mosquitto 2.0: it restores the gateways' persistent sessions but not their shared
@@ -23,11 +28,12 @@ import json
 import logging
 import queue
 import sqlite3
+import statistics
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -42,6 +48,7 @@ MAX_RESEND_AFTER_S = 600.0
 UNROUTED_RESEND_S = 1.0  # first resend of a message the broker gave to no subscriber (PUBACK 0x10)
 NO_MATCHING_SUBSCRIBERS = 16  # MQTT v5 PUBACK reason code 0x10: taken, but nobody subscribes to it
 MAX_UNWRITTEN = 10_000  # messages held in memory while the outbox cannot be written (its disk full), at most
+CLOCK_SAMPLES = 5  # acknowledgements whose median tells the gateways' clock
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -81,6 +88,53 @@ def resend_unrouted_after(unrouted: int) -> float:
     return resend_after(unrouted, UNROUTED_RESEND_S)
 
 
+@dataclass
+class GatewayClock:
+    """The gateways' clock as their acknowledgements tell it: each one's ``at`` was written a moment before it
+    came. ``measured``: the gateways' clock less the box's wall clock, the median of the last ``CLOCK_SAMPLES``
+    (one odd acknowledgement moves nothing); None until one came. ``offset``: what the box adds to its wall
+    clock for the times it puts on the wire: 0 while the two agree within ``limit_s`` (the gateway takes such
+    times), else ``measured``; once applied, until they agree within half of it (near the limit, times on the
+    wire do not jump back and forth). Pure logic: times are passed in.
+
+    >>> clock = GatewayClock()
+    >>> clock.observe(gateway_at=1000.0, now=1120.0), clock.offset  # two minutes ahead: the gateway takes them
+    (False, 0.0)
+    >>> clock = GatewayClock()
+    >>> clock.observe(gateway_at=1000.0, now=4600.5), clock.offset  # an hour ahead
+    (True, -3600.5)
+    """
+    limit_s: float = wire.MAX_CLOCK_SKEW_S
+    measured: float | None = None
+    offset: float = 0.0
+    samples: deque[float] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
+
+    def observe(self, gateway_at: float, now: float) -> bool:
+        """One acknowledgement written at ``gateway_at`` that came at ``now`` (the wall clock); True when the
+        box starts or stops putting the gateways' time on the wire."""
+        self.samples.append(gateway_at - now)
+        self.measured = statistics.median(self.samples)
+        corrected = bool(self.offset)
+        self.offset = self.measured if abs(self.measured) > (self.limit_s / 2 if corrected else self.limit_s) else 0.0
+        return corrected != bool(self.offset)
+
+
+def restamped(payload: bytes, offset: float, gateway_now: float,
+              limit_s: float = wire.MAX_CLOCK_SKEW_S) -> bytes | None:
+    """An incident ``payload`` a gateway holds for its times (ahead of its clock ``gateway_now`` by more than
+    ``limit_s``) with every time moved by ``offset``; None for any other payload."""
+    try:
+        message = wire.decode_incident(payload)
+        if wire.ahead(message, gateway_now) <= limit_s:
+            return None
+        for name in wire.TIME_FIELDS:
+            if message[name] is not None:
+                message[name] = wire.iso(wire.parse_time(message[name]) + offset)
+        return wire.encode_incident(message)
+    except wire.WireError:  # not an incident, or moved out of the wire's years: sent as it is
+        return None
+
+
 class Outbox:
     """A durable FIFO of (topic, payload) in SQLite; thread-safe."""
 
@@ -110,6 +164,11 @@ class Outbox:
             marks = ",".join("?" * len(row_ids))
             return self._db.execute(f"SELECT id, topic, payload FROM outbox WHERE id IN ({marks}) ORDER BY id",
                                     row_ids).fetchall()
+
+    def rewrite(self, row_id: int, payload: bytes) -> None:
+        """The message re-stamped (``restamped``): what is sent from now on."""
+        with self._lock:
+            self._db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (payload, row_id))
 
     def confirm(self, row_ids: list[int]) -> None:
         """A gateway committed these: they leave the outbox."""
@@ -192,6 +251,7 @@ class Publisher:
         self._unwritten_lock = threading.Lock()
         self.write_error: str | None = None  # why the outbox cannot be written now (None: it can)
         self.unwritten_dropped = 0  # messages given up past MAX_UNWRITTEN
+        self.clock = GatewayClock()  # written by the sender thread, its offset read by the analyser
 
     def listen(self, topic: str, handler: Callable[[bytes], None]) -> None:
         """Call ``handler(payload)`` (in paho's thread: hand over, never block) for each message on
@@ -236,7 +296,7 @@ class Publisher:
         self._wake.set()
 
     def delivery(self, now: float) -> dict:
-        """Where the outbox stands, for the heartbeat and metrics."""
+        """Where the outbox stands, and the box's clock against the gateways', for the heartbeat and metrics."""
         oldest = self.outbox.oldest()
         with self._unwritten_lock:
             unwritten = sum(map(len, self._unwritten))
@@ -245,7 +305,9 @@ class Publisher:
                 "outbox_unconfirmed": len(self._unconfirmed),
                 "outbox_oldest_s": round(max(0.0, now - oldest), 1) if oldest is not None else 0.0,
                 "outbox_resent": self.resent, "outbox_unrouted": self.unrouted, "outbox_refused": self.refused,
-                "gateway_dead_letters": self.dead_letters, "broker_disconnects": self.disconnects}
+                "gateway_dead_letters": self.dead_letters, "broker_disconnects": self.disconnects,
+                "clock_offset_s": None if self.clock.measured is None else round(self.clock.measured, 1),
+                "clock_corrected": bool(self.clock.offset)}
 
     def publish_status(self, status: dict) -> None:
         self.status = status
@@ -336,14 +398,15 @@ class Publisher:
             sent.due = time.monotonic() + resend_after(sent.routed_sends(), self._broker.resend_after_s)
 
     def _confirm(self, payload: bytes) -> None:
-        """A gateway's acknowledgement: what it names leaves the outbox."""
+        """A gateway's acknowledgement: what it names leaves the outbox, and its time tells the gateways' clock."""
         try:
-            messages = wire.decode_ack(payload)
+            ack = wire.checked_ack(payload)
         except wire.WireError as exc:
             log.warning("acknowledgement not understood, ignored: %s", exc)
             return
+        self._gateway_time(ack["at"])
         done = []
-        for digest, outcome in messages.items():
+        for digest, outcome in ack["messages"].items():
             for row_id in self._by_digest.get(digest, [])[:]:
                 if outcome == "dead_letter":
                     log.warning("gateway set outbox message %s aside as a dead letter", row_id)
@@ -352,6 +415,37 @@ class Publisher:
                 self._forget(row_id)
         if done:
             self.outbox.confirm(done)
+
+    def _gateway_time(self, at: str) -> None:
+        try:
+            gateway_at = wire.parse_time(at)
+        except wire.WireError:  # the schema leaves ``at`` free: the messages still count
+            return
+        if not self.clock.observe(gateway_at, time.time()):
+            return
+        if self.clock.offset:
+            way = "ahead of" if self.clock.offset < 0 else "behind"
+            log.warning("the box's wall clock is %.0f s %s the gateways': its messages carry the gateways' time "
+                        "(check its time sync)", abs(self.clock.offset), way)
+        else:
+            log.info("the box's wall clock agrees with the gateways' again (%.1f s): its messages carry it",
+                     self.clock.measured)
+
+    def _restamp(self, row_id: int, topic: str, payload: bytes) -> bytes:
+        """``payload``, or where a gateway holds it for times ahead of its clock (made before the box knew the
+        gateways' clock), re-stamped in the outbox with the gateways' time."""
+        if not self.clock.offset or not topic.endswith("/incident"):
+            return payload
+        new = restamped(payload, self.clock.offset, time.time() + self.clock.offset, self.clock.limit_s)
+        if new is None:
+            return payload
+        try:
+            self.outbox.rewrite(row_id, new)
+        except sqlite3.Error as exc:  # a full disk: sent as it is (a gateway holds it), re-stamped at a later send
+            log.warning("outbox message %s not re-stamped: %s", row_id, exc)
+            return payload
+        log.info("outbox message %s re-stamped by %.0f s (the gateways' clock)", row_id, self.clock.offset)
+        return new
 
     def _drain_news(self) -> None:
         while True:
@@ -367,12 +461,16 @@ class Publisher:
     def _publish(self, row_id: int, topic: str, payload: bytes) -> bool:
         """Hand a message to paho; False if paho did not take it. (What it takes while the connection
         is down, NO_CONN, it keeps and sends on reconnect, so that is tracked like the rest.)"""
-        info = self._client.publish(topic, payload, qos=1)
+        sent, new = self._unconfirmed.get(row_id), self._restamp(row_id, topic, payload)
+        if sent is not None and new is not payload:  # re-stamped: confirmed under its new digest from now on
+            self._forget(row_id)
+            sent = self._unconfirmed[row_id] = replace(sent, digest=wire.message_digest(topic, new))
+            self._by_digest.setdefault(sent.digest, []).append(row_id)
+        info = self._client.publish(topic, new, qos=1)
         if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
             return False
-        sent = self._unconfirmed.get(row_id)
         if sent is None:
-            sent = self._unconfirmed[row_id] = Sent(wire.message_digest(topic, payload), 0, 0.0)
+            sent = self._unconfirmed[row_id] = Sent(wire.message_digest(topic, new), 0, 0.0)
             self._by_digest.setdefault(sent.digest, []).append(row_id)
         sent.sends += 1
         sent.due = time.monotonic() + resend_after(sent.routed_sends(), self._broker.resend_after_s)

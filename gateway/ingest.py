@@ -7,6 +7,8 @@ the commit is the costly part, so a batch costs little more than one message. If
 the batch fails (a race with another gateway, a bug), the batch is rolled back and each
 message is handled alone, so one message never costs the others. Only a failure of the
 database itself (``DatabaseUnavailable``) stops ingest, and then nothing is acknowledged.
+An incident whose times are ahead of the gateway's clock is held (``AHEAD_OF_CLOCK``): not acknowledged,
+so its box keeps it and sends it again, and taken once the gateway's clock allows it.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, 
                            merged_urgent, needs_review, new_case, pending_beside, place_locks, rejected_here)
 from gateway.config import Tables
 from gateway.images import ImageError, check_evidence
+from gateway.metrics import Health
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role
 from xueliang import wire
 
 log = logging.getLogger(__name__)
+AHEAD_OF_CLOCK = "ahead_of_clock"  # the outcome of a held incident: never acknowledged to its box
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -36,12 +40,23 @@ class DatabaseUnavailable(RuntimeError):
     a full disk still answers reads."""
 
 
+class AheadOfClock(Exception):
+    """An incident right in every way but its times, further ahead of the gateway's clock than
+    ``max_clock_skew_s``: its box's clock is wrong (no NTP in a street office), and the incident is real."""
+
+    def __init__(self, box: str, ahead_s: float):
+        super().__init__(f"box {box!r}: times {ahead_s:.0f} s ahead of the gateway's clock")
+        self.box, self.ahead_s = box, ahead_s
+
+
 class Ingest:
     def __init__(self, store: Store, tables: Tables, clock: Callable[[], float] = time.time,
-                 on_case: Callable[[int], None] | None = None, max_clock_skew_s: float = 300.0):
+                 on_case: Callable[[int], None] | None = None, max_clock_skew_s: float = wire.MAX_CLOCK_SKEW_S,
+                 health: Health | None = None):
         self.store, self.tables, self.clock = store, tables, clock
         self.max_clock_skew_s = max_clock_skew_s
         self.on_case = on_case or (lambda case_id: None)
+        self.health = health or Health()  # lists the boxes whose incidents are held for their clocks
 
     def handle(self, topic: str, payload: bytes) -> str:
         """Process one message in a transaction of its own; returns what happened (for logs and
@@ -55,6 +70,8 @@ class Ingest:
                 return self._incident(where, payload, now)
             except wire.WireError as exc:
                 return self._dead(topic, str(exc), payload, now)
+            except AheadOfClock as exc:
+                return self._held(exc)
             except Exception as exc:  # a bug, or the database: tell them apart by the error and by asking the database
                 if not self.store.reachable():
                     raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
@@ -75,6 +92,15 @@ class Ingest:
             raise DatabaseUnavailable(f"cannot write a dead letter: {type(exc).__name__}: {exc}") from exc
         return "dead_letter"
 
+    def _held(self, exc: AheadOfClock) -> str:
+        """Neither a dead letter nor acknowledged, and no database work (a box sending such messages on purpose
+        costs the gateway less than one sending bad ones): the box keeps the message and sends it again, and
+        it is taken once the gateway's clock allows it. Said once per box, with how far ahead."""
+        if self.health.held_ahead(exc.box, exc.ahead_s):
+            log.warning("%s (more than %.0f s): its incidents are held, not acknowledged, until the gateway's clock "
+                        "reaches them; check the box's time sync", exc, self.max_clock_skew_s)
+        return AHEAD_OF_CLOCK
+
     def handle_batch(self, items: list[tuple[str, bytes]]) -> list[str]:
         """Process many messages, all good ones in one transaction; outcomes in order.
 
@@ -92,6 +118,8 @@ class Ingest:
                 work.append((i, where, self._checked(where, payload, now)))
             except wire.WireError as exc:
                 outcomes[i] = self._dead(topic, str(exc), payload, now)
+            except AheadOfClock as exc:
+                outcomes[i] = self._held(exc)
             except Exception as exc:  # a bug in a check: this message is set aside, the others go on
                 log.exception("checking a message on %s failed; set aside", topic[:200])
                 outcomes[i] = self._dead(topic, f"internal error while checking: {type(exc).__name__}: {exc}",
@@ -138,18 +166,19 @@ class Ingest:
             raise wire.WireError(f"grid {message['grid']!r} is not in the city's grid tree "
                                  "(the tables' unknown_grid: dead_letter)")
         observed, started = wire.parse_time(message["observed_at"]), wire.parse_time(message["started_at"])
-        if observed - now > self.max_clock_skew_s:  # late messages are normal (outbox), future ones are not
-            raise wire.WireError(f"clock skew: observed_at is {observed - now:.0f} s ahead of the gateway's clock "
-                                 f"(more than {self.max_clock_skew_s:.0f} s); check the box's time sync")
         if started > observed + 1.0:
             raise wire.WireError("started_at is after observed_at")
         if message["ended_at"] is not None:  # the case shows it, and a re-check closes on it
             ended = wire.parse_time(message["ended_at"])
-            if ended - now > self.max_clock_skew_s:
-                raise wire.WireError(f"clock skew: ended_at is {ended - now:.0f} s ahead of the gateway's clock "
-                                     f"(more than {self.max_clock_skew_s:.0f} s); check the box's time sync")
             if ended < started - 1.0:
                 raise wire.WireError("ended_at is before started_at")
+            if ended > observed + self.max_clock_skew_s:  # one clock stamps both: no wrong clock explains it
+                raise wire.WireError(f"ended_at is {ended - observed:.0f} s after observed_at "
+                                     f"(more than {self.max_clock_skew_s:.0f} s)")
+        # last: only a message right in every other way is held (late messages are normal: an outbox)
+        ahead = wire.ahead(message, now)
+        if ahead > self.max_clock_skew_s:
+            raise AheadOfClock(message["box"], ahead)
         return message, category
 
     def _evidence(self, where: wire.Topic, payload: bytes, now: float) -> str:

@@ -13,9 +13,12 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from xueliang.wire import iso
+
 REGISTRY = CollectorRegistry()
 MESSAGES = Counter("xl_gateway_messages", "Messages taken from the broker, by outcome "
-                   "(case_created, case_merged, case_updated, case_reopened, duplicate, evidence, dead_letter)",
+                   "(case_created, case_merged, case_updated, case_reopened, duplicate, evidence, dead_letter, "
+                   "ahead_of_clock: held, not acknowledged, for times ahead of the gateway's clock)",
                    ["outcome"], registry=REGISTRY)
 INGEST_FAILURES = Counter("xl_gateway_ingest_failures", "Batches not committed because the database failed "
                           "(kept unacknowledged and tried again)", registry=REGISTRY)
@@ -31,6 +34,10 @@ BROKER_CONNECTED = Gauge("xl_gateway_broker_connected", "1 while the gateway's M
                          registry=REGISTRY)
 CLOCK_LAST_ROUND = Gauge("xl_gateway_clock_last_round_timestamp_seconds", "When the clock last finished a round",
                          registry=REGISTRY)
+BOXES_AHEAD = Gauge("xl_gateway_boxes_ahead", "Boxes whose incidents were held within the hour for times ahead of "
+                    "the gateway's clock (the box's clock is wrong; /health names them)", registry=REGISTRY)
+AHEAD_SHOWN_S = 3600.0  # a box is listed as ahead this long after its last held incident
+AHEAD_BOXES_MAX = 1000  # boxes listed at most (topics name them: the broker's ACL bounds them, a test broker does not)
 
 
 class Health:
@@ -47,6 +54,7 @@ class Health:
         self.ingest: dict = {"failing_since": None, "last_error": None, "last_commit_at": None}
         self.clock: dict = {"last_round_at": None, "failed_steps": []}
         self.database: dict = {"cannot_write_since": None, "last_error": None}
+        self.ahead: dict[str, dict] = {}  # box -> its held incidents: how far ahead, how many, since, last_at
 
     # --- written by the parts ---
     def committed(self, outcomes: list[str], now: float | None = None) -> None:
@@ -86,12 +94,34 @@ class Health:
         with self._lock:
             self.clock.update(last_round_at=now, failed_steps=list(failed_steps))
 
+    def held_ahead(self, box: str, ahead_s: float, now: float | None = None) -> bool:
+        """An incident of ``box`` held for times ``ahead_s`` ahead of the gateway's clock; True when the box
+        was not listed (the caller logs it: once per box, not at every resend)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            self._forget_quiet(now)
+            new = box not in self.ahead
+            entry = self.ahead.setdefault(box, {"since": now, "held": 0})
+            entry.update(ahead_s=round(ahead_s), held=entry["held"] + 1, last_at=now)
+            if len(self.ahead) > AHEAD_BOXES_MAX:
+                del self.ahead[min(self.ahead, key=lambda b: self.ahead[b]["last_at"])]
+            BOXES_AHEAD.set(len(self.ahead))
+        return new
+
+    def _forget_quiet(self, now: float) -> None:
+        for box in [b for b, entry in self.ahead.items() if entry["last_at"] < now - AHEAD_SHOWN_S]:
+            del self.ahead[box]
+
     # --- read by /health ---
     def parts(self, now: float | None = None) -> dict[str, dict]:
         """Each part's state (``ok`` or ``down``) and details."""
         now = time.time() if now is None else now
         with self._lock:
             broker, ingest, clock, database = dict(self.broker), dict(self.ingest), dict(self.clock), dict(self.database)
+            self._forget_quiet(now)
+            BOXES_AHEAD.set(len(self.ahead))
+            ingest["boxes_ahead"] = {box: {**entry, "since": iso(entry["since"]), "last_at": iso(entry["last_at"])}
+                                     for box, entry in sorted(self.ahead.items())}
         late = max(3 * self.clock_every_s, 30.0)
         last = clock["last_round_at"]
         clock_ok = (last or self.started_at) > now - late and not clock["failed_steps"]

@@ -27,7 +27,7 @@ from gateway.api import create_app
 from gateway.actions import perform
 from gateway.cases import escalation, running_deadline
 from gateway.config import Broker, GatewayConfig, GatewayConfigError, Http, Tables, load_tables
-from gateway.ingest import DatabaseUnavailable, Ingest
+from gateway.ingest import AHEAD_OF_CLOCK, DatabaseUnavailable, Ingest
 from gateway.metrics import CLOCK_FAILURES, NOTICES, Health
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role, TransitionError
@@ -145,17 +145,21 @@ class MqttIngest:
 
     def _confirm(self, batch: list, outcomes: list[str]) -> None:
         """Acknowledge the committed batch to the boxes it came from, one message per box; dead
-        letters too (they are accounted for, and a box must not send them again)."""
+        letters too (they are accounted for, and a box must not send them again), never a held incident
+        (its box keeps it and sends it again). ``at`` is the gateway's clock: a box learns it from it."""
         by_box: dict[str, dict[str, str]] = {}
         for (topic, payload, _, _), outcome in zip(batch, outcomes):
+            if outcome == AHEAD_OF_CLOCK:
+                continue
             try:
                 by_box.setdefault(wire.sender(topic), {})[wire.message_digest(topic, payload)] = outcome
             except wire.WireError:  # not a box's topic: nobody to tell
                 continue
+        at = self.ingest.clock()
         for box, messages in by_box.items():
             try:
-                self.client.publish(wire.ack_topic(box), wire.encode_ack(self.config.broker.identity, time.time(),
-                                                                         messages), qos=1)
+                self.client.publish(wire.ack_topic(box), wire.encode_ack(self.config.broker.identity, at, messages),
+                                    qos=1)
             except Exception:  # never stops ingest: the box sends them again, and it is logged here
                 log.exception("acknowledgement of %d message(s) to box %r not sent", len(messages), box[:64])
 
@@ -359,8 +363,8 @@ def run_gateway(config: GatewayConfig) -> int:
     tables = load_tables(config.tables)
     store = Store(config.database)
     http_socket = listen(config.http)
-    ingest = Ingest(store, tables)
     health = Health(config.escalation_check_s)
+    ingest = Ingest(store, tables, health=health)
     mqtt_ingest = MqttIngest(config, ingest, health)
     sender = SuppressionSender(store, mqtt_ingest.client)
     clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health, sender)

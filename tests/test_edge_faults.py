@@ -181,7 +181,10 @@ class Sent:
     """Where the in-process analyser's messages go: kept, in order (``sent``: topic and parsed JSON)."""
 
     def __init__(self):
+        from edge.publisher import GatewayClock
+
         self.sent: list[tuple[str, dict]] = []
+        self.clock = GatewayClock()  # the gateways' clock, as a publisher learns it from their acknowledgements
 
     def send(self, items: list[tuple[str, bytes]]) -> None:
         import json

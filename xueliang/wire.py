@@ -38,6 +38,10 @@ EARLIEST = 946_684_800.0  # 2000-01-01T00:00:00Z
 LATEST = 4_102_444_800.0  # 2100-01-01T00:00:00Z
 MAX_INT_DIGITS = 18
 MAX_DEPTH = 16
+# How far ahead of a gateway's clock an incident's times may be. A message further ahead is right but its box's
+# clock is not: the gateway holds it (no acknowledgement, so the box keeps it), and a box that learns from the
+# acknowledgements that its wall clock is further off than this puts the gateways' time on its messages.
+MAX_CLOCK_SKEW_S = 300.0
 IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # box, camera, zone: as in the schema's $defs/ident
 INCIDENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # ``case:`` begins the gateway's own keys for people's photos (gateway/actions.py), never a box's incident id: evidence a
@@ -231,6 +235,18 @@ def _check_times(message: dict[str, Any]) -> None:
                 raise WireError(f"{field}: {exc}") from None
 
 
+def ahead(message: dict[str, Any], now: float) -> float:
+    """Seconds the latest of a valid incident's times (``observed_at``, ``ended_at``) lies ahead of ``now``.
+
+    >>> ahead({"observed_at": "2026-01-01T01:00:00Z", "ended_at": None}, 1767225600.0)
+    3600.0
+    """
+    latest = parse_time(message["observed_at"])
+    if message["ended_at"] is not None:
+        latest = max(latest, parse_time(message["ended_at"]))
+    return latest - now
+
+
 def depth(value: Any) -> int:
     """How deeply lists and objects nest in ``value`` (without recursion).
 
@@ -349,9 +365,19 @@ def decode_ack(payload: bytes) -> dict[str, str]:
     >>> decode_ack(encode_ack("gateway-1", 1767225600.0, {"6100b60099d3706aeb48": "case_created"}))
     {'6100b60099d3706aeb48': 'case_created'}
     """
+    return checked_ack(payload)["messages"]
+
+
+def checked_ack(payload: bytes) -> dict[str, Any]:
+    """An acknowledgement, checked: its ``messages`` and ``at``, the gateway's clock when it wrote it (a box
+    sets its own by it); WireError saying why not.
+
+    >>> checked_ack(encode_ack("gateway-1", 1767225600.0, {"6100b60099d3706aeb48": "duplicate"}))["at"]
+    '2026-01-01T00:00:00.000Z'
+    """
     if len(payload) > 300_000:
         raise WireError(f"ack of {len(payload)} bytes is too large")
-    return _check("ack", loads(payload), "ack")["messages"]
+    return _check("ack", loads(payload), "ack")
 
 
 # The gateway's notices: a case dispatched to a department, an overdue case escalated to a grid.

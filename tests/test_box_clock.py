@@ -1,0 +1,143 @@
+"""A box whose wall clock runs an hour ahead of the gateway's (no NTP in a street office) loses nothing: the real
+broker, the gateway's ingest on SQLite, the box's publisher and outbox. Its incidents were dead letters, and the
+box deleted them on the gateway's word."""
+
+import json
+import time
+
+import pytest
+
+from edge.box import box_now, wall_offset
+from edge.config import Broker
+from edge.publisher import GatewayClock, Outbox, Publisher, restamped
+from gateway.config import TABLES_DIR, GatewayConfig, load_tables
+from gateway.config import Broker as GatewayBroker
+from gateway.ingest import Ingest
+from gateway.service import MqttIngest
+from gateway.storage import Store
+from xueliang import wire
+
+from .conftest import wait_until
+from .test_gateway import JPEG, START, TOPIC
+
+HOUR = 3600.0
+
+
+def incident(t: float, **changes) -> bytes:
+    """START as the box makes it at ``t`` on the clock it puts on the wire."""
+    return wire.encode_incident({**START, "started_at": wire.iso(t), "observed_at": wire.iso(t), **changes})
+
+
+@pytest.fixture
+def stack(tmp_path, broker):
+    """(gateway's ingest, its store, how far its clock is behind this machine's, the box's publisher): the
+    gateway's clock an hour behind, so the box's wall clock (this machine's) is an hour ahead of it."""
+    behind = [HOUR]
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=lambda: time.time() - behind[0])
+    gateway = MqttIngest(GatewayConfig(broker=GatewayBroker(port=broker.port, client_id="gateway-1")), ingest)
+    gateway.start()
+    publisher = Publisher("box-1", Broker(port=broker.port, resend_after_s=1), Outbox(tmp_path / "outbox.sqlite"))
+    try:
+        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
+        time.sleep(0.5)  # its subscriptions
+        publisher.start()
+        assert publisher.connected.wait(10)
+        yield ingest, store, behind, publisher
+    finally:
+        publisher.stop(timeout=0.5)
+        gateway.stop()
+
+
+@pytest.mark.slow
+def test_an_incident_ahead_of_the_gateways_clock_stays_in_the_outbox_until_the_gateway_takes_it(stack):
+    """No acknowledgement tells this box the gateway's clock (no evidence before the incident): it keeps sending
+    it, the gateway holds it each time (no dead letter) and lists the box, and takes it once its clock allows."""
+    ingest, store, behind, publisher = stack
+    publisher.send([(TOPIC, incident(time.time()))])
+    wait_until(lambda: publisher.resent >= 1, 15, 0.05, message="sent again for want of an acknowledgement")
+    assert store.count("dead_letters") == 0 and publisher.outbox.pending() == 1
+    assert publisher.delivery(time.time())["gateway_dead_letters"] == 0
+    listed = ingest.health.parts()["ingest"]["boxes_ahead"]["box-1"]
+    assert abs(listed["ahead_s"] - HOUR) < 10 and listed["held"] >= 1
+    behind[0] = 0.0  # the gateway's clock reaches the incident's time
+    wait_until(lambda: publisher.outbox.pending() == 0, 20, message="taken and acknowledged")
+    (case,) = store.list_cases()
+    assert case["incident_id"] == START["incident_id"] and store.count("dead_letters") == 0
+
+
+@pytest.mark.slow
+def test_a_box_an_hour_ahead_learns_the_gateways_clock_and_its_incident_becomes_a_case_at_once(stack):
+    """The evidence's acknowledgement tells the box the gateway's clock: the incident made before it knew is
+    re-stamped as it is sent again, and becomes a case with the gateway's time; what the box makes from then on
+    carries it and is taken at its first send. The heartbeat says how far off the box's clock is."""
+    ingest, store, behind, publisher = stack
+    made = time.time()
+    publisher.send([(wire.evidence_topic("box-1", "gate", START["incident_id"]), JPEG), (TOPIC, incident(made))])
+    (case,) = wait_until(store.list_cases, 15, 0.05, message="a case")
+    assert abs(case["reported_at"] - (made - HOUR)) < 5 and store.count("dead_letters") == 0
+    assert store.evidence_bytes(case["evidence_sha256"]) == JPEG
+    status = publisher.delivery(time.time())
+    assert abs(status["clock_offset_s"] + HOUR) < 5 and status["clock_corrected"] is True
+    wait_until(lambda: publisher.outbox.pending() == 0, 10, 0.05, message="the outbox emptied")
+
+    resent, held = publisher.resent, ingest.health.ahead["box-1"]["held"]
+    now = box_now() + wall_offset(publisher.clock.offset)  # as the analyser stamps what it makes
+    publisher.send([(TOPIC, incident(made + publisher.clock.offset, seq=2, state="end", observed_at=wire.iso(now),
+                                     ended_at=wire.iso(now), end_reason="left"))])
+    wait_until(lambda: store.list_cases()[0]["ended_at"], 10, 0.05, message="the end taken")
+    assert abs(store.list_cases()[0]["ended_at"] - (time.time() - HOUR)) < 5
+    wait_until(lambda: publisher.outbox.pending() == 0, 10, 0.05, message="the end acknowledged")
+    assert (publisher.resent, ingest.health.ahead["box-1"]["held"]) == (resent, held)
+
+
+@pytest.mark.parametrize("acks, offset", [
+    ([120.0], 0.0),  # two minutes apart: a gateway takes such times
+    ([-HOUR], -HOUR),  # the box an hour ahead: corrected from the first acknowledgement
+    ([HOUR], HOUR),  # an hour behind: its times were an hour late on every case
+    ([-HOUR, -HOUR, 7 * 86400.0, -HOUR, -HOUR], -HOUR),  # one odd acknowledgement moves nothing
+    ([-HOUR, -HOUR, -HOUR, 0.0, 0.0, 0.0], 0.0),  # NTP set the box right: its own time again
+    ([-400.0, -200.0, -200.0], -200.0),  # corrected, it stays so until within half the limit ...
+    ([-400.0, -100.0, -100.0], 0.0),  # ... so that near the limit times on the wire do not jump back and forth
+])
+def test_the_gateways_clock_is_the_median_of_the_last_acknowledgements(acks, offset):
+    clock = GatewayClock(limit_s=300.0)
+    for i, gateway_minus_wall in enumerate(acks):
+        clock.observe(gateway_at=1_767_225_600.0 + i + gateway_minus_wall, now=1_767_225_600.0 + i)
+    assert clock.offset == offset
+
+
+def test_only_an_incident_ahead_of_the_gateways_clock_is_restamped():
+    gateway_now = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+    later = wire.iso(gateway_now + HOUR + 1)
+    end = incident(gateway_now + HOUR, seq=2, state="end", end_reason="left", observed_at=later, ended_at=later)
+    held = restamped(end, -HOUR, gateway_now)
+    message = json.loads(held)
+    assert [message[k] for k in wire.TIME_FIELDS] == ["2026-01-01T00:00:00.000Z"] + ["2026-01-01T00:00:01.000Z"] * 2
+    assert {k: v for k, v in message.items() if k not in wire.TIME_FIELDS} == \
+        {k: v for k, v in json.loads(end).items() if k not in wire.TIME_FIELDS}
+    assert restamped(incident(gateway_now + 200.0), -HOUR, gateway_now) is None  # taken as it is
+    assert restamped(incident(gateway_now - HOUR), -HOUR, gateway_now) is None  # late: an outbox's, taken
+    assert restamped(b"not an incident", -HOUR, gateway_now) is None
+
+
+def test_what_the_analyser_makes_once_the_box_knows_the_gateways_clock_carries_it(tmp_path):
+    """In process, the real analyser, pipeline and detector: a covered lens (a camera fault) seen after an
+    acknowledgement told the box that its wall clock is an hour ahead is stamped with the gateway's time."""
+    import numpy as np
+
+    from .test_edge_faults import in_process_analyser
+
+    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["gate"], lambda real, images, s: real(images, s))
+    analyser.publisher.clock.observe(gateway_at=time.time() - HOUR, now=time.time())
+    try:
+        start, wall = box_now(), time.time()
+        for i in range(12):
+            slots.put("gate", start + i, np.full((576, 768, 3), 10, np.uint8))  # a covered lens, a frame a second
+            wait_until(lambda: readers["gate"].health.analysed == i + 1, 20, 0.05, message=f"frame {i}")
+        (_, fault), = analyser.publisher.sent
+        assert fault["type"] == "camera_fault" and fault["state"] == "start"
+        assert abs(wire.parse_time(fault["observed_at"]) - (wall + 11 - HOUR)) < 5
+    finally:
+        stop.set()
+        analyser.join(5)
