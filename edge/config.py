@@ -316,7 +316,7 @@ def load_config(path: str | Path) -> EdgeConfig:
         raise ConfigError(str(exc)) from None
     try:
         raw = load_yaml(text, str(path))
-    except (yaml.YAMLError, ValueError) as exc:  # ValueError: a number of 100,000 digits
+    except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except RecursionError:  # PyYAML composes nested collections recursively
         raise ConfigError(f"{path}: nested too deeply to be a configuration") from None

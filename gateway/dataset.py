@@ -14,7 +14,8 @@ such images teach a detector the drawing too; leave them out with ``frames_only`
 
 Layout (what ultralytics reads): ``images/{train,val}/NAME.jpg``, ``labels/{train,val}/NAME.txt``
 (``class cx cy w h`` in 0..1; NAME: the case, the incident id and a hash of it, ``_name``),
-``data.yaml`` (class names: the city's incident types), ``annotations.json`` (COCO, pixel boxes) and
+``data.yaml`` (class names: the city's incident types; no ``path``: ultralytics reads the folders beside it,
+wherever the export is copied), ``annotations.json`` (COCO, pixel boxes) and
 ``manifest.jsonl`` (where each image came from: case,
 incident, box, camera, zone, grid, time, verdict, who judged it). One incident in five (by its id)
 goes to ``val``. An image that does not decode as a JPEG (kept by a gateway from before ingest read
@@ -71,11 +72,13 @@ def _name(case_id: int, incident_id: str) -> str:
 
 
 def _starts(store: Store, case_ids: list[int]) -> dict[int, list[dict]]:
-    """Each case's incidents with their first event as received (bbox, type, evidence, times)."""
+    """Each case's incidents with their first event as received (bbox, type, evidence, times), in the order
+    they joined it (those of one instant by id: the same at every export)."""
     out: dict[int, list[dict]] = {i: [] for i in case_ids}
     with store.engine.connect() as db:
         links = db.execute(select(case_incidents.c.case_id, case_incidents.c.incident_id)
-                           .where(case_incidents.c.case_id.in_(case_ids)).order_by(case_incidents.c.linked_at)).all()
+                           .where(case_incidents.c.case_id.in_(case_ids))
+                           .order_by(case_incidents.c.linked_at, case_incidents.c.incident_id)).all()
         for case_id, incident_id in links:
             row = db.execute(select(incident_events.c.payload).where(incident_events.c.incident_id == incident_id)
                              .order_by(incident_events.c.seq).limit(1)).first()
@@ -170,7 +173,7 @@ def export(store: Store, tables: Tables, since: float, out: Path, frames_only: b
                              "observed_at": message["observed_at"], "width": width, "height": height})
     (out / "annotations.json").write_text(json.dumps(coco, ensure_ascii=False))
     (out / "manifest.jsonl").write_text("".join(json.dumps(m, ensure_ascii=False) + "\n" for m in manifest))
-    (out / "data.yaml").write_text(yaml.safe_dump({"path": str(out.resolve()), "train": "images/train",
-                                                   "val": "images/val", "names": dict(enumerate(names))},
+    (out / "data.yaml").write_text(yaml.safe_dump({"train": "images/train", "val": "images/val",  # no path: beside it
+                                                   "names": dict(enumerate(names))},
                                                   allow_unicode=True, sort_keys=False))
     return counts

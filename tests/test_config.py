@@ -115,6 +115,22 @@ def test_a_yaml_key_written_twice_is_refused_with_both_lines(tmp_path, text, lin
         load_config(path)
 
 
+@pytest.mark.parametrize("line, error", [
+    # Python's "Exceeds the limit (4300 digits) ...; use sys.set_int_max_str_digits()", naming neither
+    ("broker: {port: " + "9" * 100_000 + "}", "port: a number of 100000 digits; a setting's number has at most "
+     "4300\n  in \"{path}\", line 2, column 16"),
+    # "day is out of range for month", alone
+    ("heartbeat_s: 2026-02-30", "heartbeat_s: '2026-02-30' cannot be read as a YAML timestamp (day is out of range "
+     "for month)\n  in \"{path}\", line 2, column 14"),
+])
+def test_a_yaml_value_python_cannot_make_is_named_by_key_and_place(tmp_path, line, error):
+    path = tmp_path / "edge.yaml"
+    path.write_text(f"box: b1\n{line}\ncameras: []\n")
+    with pytest.raises(ConfigError) as failed:
+        load_config(path)
+    assert str(failed.value) == f"{path}: not valid YAML: " + error.format(path=path)
+
+
 def test_yaml_merge_keys_are_not_keys_written_twice(tmp_path):
     path = tmp_path / "edge.yaml"
     path.write_text("box: b1\nzone: &kerb {types: [illegal_parking], polygon: [[0, 0], [1, 0], [1, 1]], dwell_s: 30}\n"

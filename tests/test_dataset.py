@@ -327,3 +327,37 @@ def test_incidents_of_one_case_whose_ids_a_file_name_cannot_tell_apart_are_each_
     assert again["images"] == 4
     assert (tmp_path / "again" / "manifest.jsonl").read_text().replace("/again", "/out") == \
         (tmp_path / "out" / "manifest.jsonl").read_text()
+
+
+def test_two_exports_of_the_same_cases_are_the_same_bytes(tmp_path):
+    """``data.yaml`` named the folder it was written to (two exports differed, and a copy on a training
+    machine pointed at the gateway's disk); incidents linked to a case in one instant came in the
+    database's order, which PostgreSQL does not keep from one query to the next."""
+    from gateway.config import TABLES_DIR
+    from gateway.dataset import export as export_dataset
+    from gateway.verdicts import Verdict, judge
+    from gateway.workflow import Role
+
+    from .test_gateway import START, jpeg_photo
+
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=lambda: 1767225600.0)  # one instant
+    ids = ["gate-c", "gate-a", "gate-b"]
+    for n, incident_id in enumerate(ids):
+        data = jpeg_photo((64, 48), ("red", "green", "blue")[n])
+        sha = hashlib.sha256(data).hexdigest()
+        store.add_evidence(sha, data, incident_id, "box-1", "gate", 1767225600.0)
+        message = dict(copy.deepcopy(START), incident_id=incident_id, evidence={"sha256": sha, "bytes": len(data)})
+        assert ingest.handle(wire.incident_topic("box-1", "gate"), json.dumps(message).encode()).startswith("case_")
+    (case,) = store.list_cases()
+    judge(store, ingest.tables, case["id"], Verdict.CORRECT, Role.ADMIN, "admin:centre", 1767225600.0, lambda row: True)
+
+    def exported(out):
+        assert export_dataset(store, ingest.tables, 0.0, out)["images"] == 3
+        return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()}
+
+    first, second = exported(tmp_path / "one"), exported(tmp_path / "elsewhere" / "two")
+    assert first == second
+    manifest = [json.loads(line) for line in first["manifest.jsonl"].decode().splitlines()]
+    assert [m["incident_id"] for m in manifest] == sorted(ids)  # linked in one instant: by id
+    assert "path" not in yaml.safe_load(first["data.yaml"])  # ultralytics reads the folders beside it

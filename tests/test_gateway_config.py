@@ -48,7 +48,8 @@ def test_a_table_file_that_cannot_be_read_is_named(city, name, change, error):
 
 @pytest.mark.parametrize("text, error", [
     ("database: [unclosed\n".encode(), "gateway.yaml: not valid YAML"),
-    ("# 网关\nescalation_check_s: 5\n".encode("gbk"), "gateway.yaml: not UTF-8 text (byte 0xcd at offset 2)"),
+    ("# 网关\nescalation_check_s: 5\n".encode("gbk"), "gateway.yaml: not UTF-8 text (byte 0xcd at offset 2)"),    (("escalation_check_s: " + "5" * 5000).encode(), "gateway.yaml: not valid YAML: escalation_check_s: a number "
+     "of 5000 digits"),  # Python's "Exceeds the limit (4300 digits)", naming neither file nor field
 ])
 def test_a_gateway_config_that_cannot_be_read_is_named(tmp_path, text, error):
     (tmp_path / "gateway.yaml").write_bytes(text)

@@ -1,6 +1,7 @@
 """The parked van on degraded re-encodes of the real campus clip, made at test time with ffmpeg
 (models/parking_variants.py; the full list runs in `make eval`)."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,10 @@ def test_a_variant_is_the_same_file_on_one_core_as_on_all():
         "print(*(hashlib.sha256(pv.make(pv.BY_NAME[n], Path(tempfile.mkdtemp()), seconds=3).read_bytes()).hexdigest()"
         " for n in ('1mbps', 'h265')))")
     assert one == every and len(one.split()) == 2, (one, every)
+
+
+def test_the_readme_counts_the_variants_the_suite_runs():
+    """The README said 28 variants, then 31, in the paragraph that also said 35: each count is the list's."""
+    text = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    counts = re.findall(r"on the (\d+) variants of the campus clip|paragraph\): all (\d+) variants within the goal", text)
+    assert [int(a or b) for a, b in counts] == [len(pv.VARIANTS)] * 2

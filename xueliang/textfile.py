@@ -2,12 +2,14 @@
 
 They come from whatever editor is at hand. A UTF-8 byte order mark (Windows Notepad, Excel's
 "CSV UTF-8") is dropped; another encoding (GBK from a Chinese Windows) or a folder is refused
-with a reason, never a traceback; a YAML key written twice is refused, not read as its last value.
+with a reason, never a traceback; a YAML key written twice is refused, not read as its last value; a value
+Python cannot make (an integer of 5,000 digits, 2026-02-30) is refused naming its key and line.
 """
 
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import yaml
@@ -55,7 +57,27 @@ class _UniqueKeys(yaml.SafeLoader):
                     raise yaml.constructor.ConstructorError(
                         None, None, f"{key!r} is written twice in one mapping (lines {first + 1} and "
                         f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
-        return super().construct_mapping(node, deep=deep)
+        try:
+            return super().construct_mapping(node, deep=deep)
+        except yaml.constructor.ConstructorError as exc:  # a value it could not read: name its key
+            key = next((k.value for k, v in node.value if v.start_mark is exc.problem_mark
+                        and isinstance(k, yaml.ScalarNode)), None)
+            if key is not None and exc.problem:
+                exc.problem = f"{key}: {exc.problem}"
+            raise
+
+    def construct_object(self, node, deep=False):
+        """A value YAML resolved but Python cannot make (a date past its month's end, an integer of more
+        digits than Python reads) is a ``ConstructorError`` at its place, not a bare ValueError."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except ValueError as exc:
+            if node.tag == "tag:yaml.org,2002:int":
+                digits = sum(c.isdigit() for c in node.value)
+                problem = f"a number of {digits} digits; a setting's number has at most {sys.get_int_max_str_digits()}"
+            else:
+                problem = f"{node.value!r} cannot be read as a YAML {node.tag.rsplit(':', 1)[-1]} ({exc})"
+            raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark) from None
 
 
 def load_yaml(text: str, name: str = "<unicode string>") -> object:
