@@ -22,9 +22,8 @@ import warnings
 
 from PIL import Image
 
-from xueliang import wire
+from xueliang import jpeg, wire
 
-JPEG_START = b"\xff\xd8"  # the start-of-image marker every JPEG begins with
 MAX_PHOTO_BYTES = 8_000_000  # a 48-megapixel phone photo is 5-8 MB
 MAX_PHOTO_PIXELS = 50_000_000
 MAX_EVIDENCE_PIXELS = 40_000_000  # an 8K camera's frame is 33 megapixels
@@ -38,35 +37,10 @@ class ImageError(ValueError):
     """Why the bytes are not an acceptable photo."""
 
 
-def count_scans(data: bytes) -> int:
-    """How many scans (SOS markers) a JPEG holds, walking its segments by their lengths (an EXIF
-    thumbnail inside APP1 is not counted) and through each scan's data to the next marker.
-
-    >>> import io; from PIL import Image
-    >>> out = io.BytesIO(); Image.new("L", (64, 48)).save(out, "JPEG", progressive=True)
-    >>> data = out.getvalue(); last = data[data.rindex(b"\\xff\\xda"):-2]  # the last scan, to the end of image
-    >>> count_scans(data), count_scans(data[:-2] + last * 100 + b"\\xff\\xd9")
-    (6, 106)
-    """
-    scans, at = 0, 2
-    while (at := data.find(b"\xff", at)) >= 0 and at + 1 < len(data):
-        marker = data[at + 1]
-        if marker == 0xFF:  # a fill byte before a marker
-            at += 1
-        elif marker in (0x00, 0x01) or 0xD0 <= marker <= 0xD7:  # a stuffed FF in scan data, TEM, a restart
-            at += 2
-        elif marker == 0xD9:  # the end of the image
-            break
-        else:  # a segment: its length covers its header (a scan's data follows the SOS header)
-            scans += marker == 0xDA
-            at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
-    return scans
-
-
 def check_jpeg(data: bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> tuple[int, int]:
     """Decode ``data`` as a JPEG of at most ``max_pixels`` and ``MAX_SCANS`` scans; its (width, height),
     or ImageError."""
-    if (scans := count_scans(data)) > MAX_SCANS:  # counted before anything is decoded
+    if (scans := jpeg.walk(data)[0]) > MAX_SCANS:  # counted before anything is decoded
         raise ImageError(f"a JPEG of {scans:,} scans; at most {MAX_SCANS} (a progressive JPEG has about 10)")
     try:
         with warnings.catch_warnings():
@@ -98,7 +72,7 @@ def check_evidence(data: bytes) -> None:
     """
     if not data or len(data) > wire.MAX_EVIDENCE_BYTES:
         raise ImageError(f"evidence of {len(data)} bytes; must be 1..{wire.MAX_EVIDENCE_BYTES}")
-    if not data.startswith(JPEG_START):
+    if not data.startswith(jpeg.START):
         raise ImageError("evidence is not a JPEG")
     try:
         with warnings.catch_warnings():
