@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import av
+import cv2
 import numpy as np
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ MAX_HELD_PACKETS = 1500  # ``auto`` holds at most this many packets since a key 
 # a picture above 4K UHD is analysed scaled down to it: a 16000x16000 stream made 576 detector crops a frame,
 # and every other camera of the box waited 10 s a round for it
 MAX_FRAME_PIXELS = 3840 * 2160
+# the turn that shows a frame upright, by its display matrix's rotation (PyAV's: counterclockwise degrees, as
+# FFmpeg's players turn it); other angles are analysed as stored
+TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 MAX_BAD_PACKETS = 250  # packets in a row the decoder refuses before the stream counts as broken (25 fps: 10 s)
 
 
@@ -114,10 +118,19 @@ def analysed_size(width: int, height: int, max_width: int) -> tuple[int, int] | 
 
 
 def _pixels(frame: av.VideoFrame, max_width: int) -> np.ndarray:
-    size = analysed_size(frame.width, frame.height, max_width)
+    """The frame's BGR pixels at the size it is analysed at, upright: turned as its display matrix says (a phone
+    films portrait and stores it on its side; analysed so, a zone drawn on the picture as seen lay on other ground).
+    The size is the upright picture's, so ``max_width`` is the width as seen."""
+    turn = TURNS.get(frame.rotation % 360)
+    quarter = turn in (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_90_CLOCKWISE)
+    width, height = (frame.height, frame.width) if quarter else (frame.width, frame.height)
+    size = analysed_size(width, height, max_width)
     if size is not None:
-        return frame.reformat(width=size[0], height=size[1], format="bgr24").to_ndarray()
-    return frame.to_ndarray(format="bgr24")
+        w, h = size[::-1] if quarter else size
+        image = frame.reformat(width=w, height=h, format="bgr24").to_ndarray()
+    else:
+        image = frame.to_ndarray(format="bgr24")
+    return image if turn is None else cv2.rotate(image, turn)
 
 
 def _packet_time(packet: av.Packet) -> float | None:
