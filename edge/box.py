@@ -41,6 +41,7 @@ from xueliang import wire
 log = logging.getLogger(__name__)
 
 CAMERA_LOST_AFTER_S = 60.0  # then its open incidents end with camera_lost and an offline fault opens
+MAX_ABANDONED_READS = 2  # a camera's hung reads left to end on their own, at most (CameraReader.replace)
 OFFLINE_AFTER_S = 8.0  # no frame for this long: the camera is reported offline
 READER_NICE = 15  # camera readers yield the CPU to the analyser
 READER_START_GAP_S = 0.1
@@ -146,6 +147,7 @@ class Metrics:
 class CameraHealth:
     state: str = "connecting"  # connecting / online / reconnecting / offline
     last_frame_at: float | None = None
+    tried_at: float | None = None  # when its reader last began to open it
     started_at: float = field(default_factory=box_now)  # health times are on the box's clock (box_now)
     analysed: int = 0
     detector_passes: int = 0
@@ -199,16 +201,64 @@ class Slots:
             return len(self._items)
 
 
-class CameraReader(threading.Thread):
-    """Pulls one camera: open, sample, reconnect with backoff. Never touches the detector."""
+class CameraReader:
+    """Pulls one camera in a thread of its own: open, sample, reconnect with backoff. Never touches the detector.
+
+    A read that hangs without failing (a server that keeps the session alive and sends no picture: FFmpeg's
+    socket timeout is reset by every byte; a pipe no one writes to) cannot be interrupted from outside, and
+    bounding every camera's every read with PyAV's interrupt costs each of them GIL time. ``replace`` leaves
+    such a read to end on its own and reads the camera afresh in a new thread, from then on with each read
+    bounded (``bound_reads``): a camera that hung once pays that cost, and its RTSP reads cannot hang again. A
+    generation number makes whatever the old thread gets later (a frame, an error) count for nothing, and it
+    ends there. A read the kernel holds (a pipe's) no interrupt reaches: at most ``MAX_ABANDONED_READS`` of a
+    camera's are left at a time; past that it waits for one of them to end.
+    """
 
     def __init__(self, camera: Camera, slots: Slots, metrics: Metrics, stop: threading.Event, rules: Rules = Rules()):
-        super().__init__(name=f"camera-{camera.id}", daemon=True)
         self.camera, self.slots, self.metrics, self.stop = camera, slots, metrics, stop
         self.rules = rules  # how far apart key frames may be (edge.source.keyframe_gap_limit)
         self.health = CameraHealth()
+        self.generation = 0  # the reading thread's; a thread of an older one was left hung
+        self._lock = threading.Lock()  # a thread checks its generation and writes under it
+        self._thread: threading.Thread | None = None
+        self._abandoned: list[threading.Thread] = []
+        # carried from one thread to the next: reconnect attempts, since when the camera is lost, and the last
+        # frame's time on the box's clock (a camera's clock never goes back)
+        self._attempt, self._lost_since, self._last = 0, None, 0.0
+        self._bound_reads = False  # once a read of the camera hung
 
-    def run(self) -> None:
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, args=(self.generation,), daemon=True,
+                                        name=f"camera-{self.camera.id}-{self.generation}")
+        self._thread.start()
+
+    def replace(self) -> bool:
+        """Leave the hung read and read the camera afresh; False (and nothing changed) where
+        ``MAX_ABANDONED_READS`` of this camera's are still hung."""
+        with self._lock:
+            self._abandoned = [t for t in self._abandoned if t.is_alive()]
+            if len(self._abandoned) >= MAX_ABANDONED_READS:
+                self.health.tried_at = box_now()  # asked again after CAMERA_LOST_AFTER_S
+                log.warning("camera %s: its read hangs, and %d earlier hung read(s) have not ended; waiting for one",
+                            self.camera.id, len(self._abandoned))
+                return False
+            if self._thread is not None:
+                self._abandoned.append(self._thread)
+            self.generation += 1
+            self._bound_reads = True
+            h = self.health
+            self._lost_since = self._lost_since or h.last_frame_at or h.started_at
+            h.state, h.tried_at = "offline", box_now()
+            h.last_error = f"{self.camera.url}: no frame for {CAMERA_LOST_AFTER_S:g} s, the read hangs; read afresh"
+            h.reconnects += 1
+            self.metrics.reconnects.labels(self.camera.id).inc()
+            self.metrics.online.labels(self.camera.id).set(0)
+        log.warning("camera %s: no frame for %.0f s and its read hangs; reading it afresh, each read bounded "
+                    "(%d hung read(s) left)", self.camera.id, CAMERA_LOST_AFTER_S, len(self._abandoned))
+        self.start()
+        return True
+
+    def _run(self, generation: int) -> None:
         # Readers (and the decoder threads FFmpeg starts from them) run at a lower priority than
         # the analyser: key frames of many cameras arrive in bursts, and the detector must not
         # wait for a dozen decoders sharing its core. Linux applies nice per thread.
@@ -216,54 +266,66 @@ class CameraReader(threading.Thread):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), READER_NICE)
         except OSError:
             pass
-        attempt, lost_since = 0, None
         cam = self.camera
-        live, last = cam.url.startswith("rtsp://"), 0.0
-        while not self.stop.is_set():
+        live = cam.url.startswith("rtsp://")
+        while not self.stop.is_set() and generation == self.generation:
+            frames = None
             try:
                 base = None
                 cpu = time.thread_time()
-                for rel, image in open_camera(cam, self.rules):
+                self.health.tried_at = box_now()
+                frames = open_camera(cam, self.rules, self._bound_reads)
+                for rel, image in frames:
                     if self.stop.is_set():
                         return
                     now = box_now()
-                    base = anchor(base, rel, now, live, last)
+                    base = anchor(base, rel, now, live, self._last)
                     if not live and base + rel - now > FILE_GAP_S:  # a file's clock jumps ahead: go on from now
-                        base = max(now, last) - rel
+                        base = max(now, self._last) - rel
                     if not live and self.stop.wait(max(0.0, base + rel - now)):  # a file plays as a camera would
                         return
-                    now = box_now()
-                    last = base + rel
-                    if self.health.state != "online":
-                        log.info("camera %s online", cam.id)
-                        self.metrics.online.labels(cam.id).set(1)
-                    self.health.state, attempt, lost_since = "online", 0, None
-                    self.health.last_frame_at = now
-                    used = time.thread_time() - cpu
-                    cpu += used
-                    self.health.decode_ms = round(used * 1000, 2)
-                    self.metrics.decode.labels(cam.id).observe(used)
-                    if self.slots.put(cam.id, base + rel, image):
-                        self.health.dropped += 1
-                        self.metrics.dropped.labels(cam.id).inc()
+                    with self._lock:
+                        if generation != self.generation:  # left hung, and replaced
+                            return
+                        now = box_now()
+                        self._last = base + rel
+                        if self.health.state != "online":
+                            log.info("camera %s online", cam.id)
+                            self.metrics.online.labels(cam.id).set(1)
+                        self.health.state, self._attempt, self._lost_since = "online", 0, None
+                        self.health.last_frame_at = now
+                        used = time.thread_time() - cpu
+                        cpu += used
+                        self.health.decode_ms = round(used * 1000, 2)
+                        self.metrics.decode.labels(cam.id).observe(used)
+                        if self.slots.put(cam.id, base + rel, image):
+                            self.health.dropped += 1
+                            self.metrics.dropped.labels(cam.id).inc()
                 raise SourceError(f"{cam.url}: stream ended")
             except SourceError as exc:
-                self.health.last_error = str(exc)
+                error = str(exc)
             except Exception as exc:  # a decoder bug on garbage input must not end the camera for good
                 log.exception("camera %s reader failed", cam.id)
-                self.health.last_error = f"{type(exc).__name__}: {exc}"
-            attempt += 1
-            self.health.reconnects += 1
-            self.metrics.reconnects.labels(cam.id).inc()
-            self.metrics.online.labels(cam.id).set(0)
-            now = box_now()
-            lost_since = lost_since or now
-            state = "reconnecting" if now - lost_since < CAMERA_LOST_AFTER_S else "offline"
-            if state == "offline":
-                self.slots.put(cam.id, now, LOST)
-            self.health.state = state
-            delay = backoff(attempt, rand=random.random())
-            log.warning("camera %s %s (%s); retry in %.1fs", cam.id, state, self.health.last_error, delay)
+                error = f"{type(exc).__name__}: {exc}"
+            finally:
+                if frames is not None:
+                    frames.close()
+            with self._lock:
+                if generation != self.generation:
+                    return
+                self.health.last_error = error
+                self._attempt += 1
+                self.health.reconnects += 1
+                self.metrics.reconnects.labels(cam.id).inc()
+                self.metrics.online.labels(cam.id).set(0)
+                now = box_now()
+                self._lost_since = self._lost_since or now
+                state = "reconnecting" if now - self._lost_since < CAMERA_LOST_AFTER_S else "offline"
+                if state == "offline":
+                    self.slots.put(cam.id, now, LOST)
+                self.health.state = state
+                delay = backoff(self._attempt, rand=random.random())
+            log.warning("camera %s %s (%s); retry in %.1fs", cam.id, state, error, delay)
             self.stop.wait(delay)
 
 
@@ -445,16 +507,27 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
 
 
 def hung(healths: dict[str, CameraHealth], now: float) -> list[str]:
-    """The cameras whose reader has had no frame for ``CAMERA_LOST_AFTER_S`` and has not said it failed: a read
-    that hangs (a server that keeps the connection alive and sends no picture, a pipe no one writes to) raises
-    nothing, so the reader never marks the camera lost itself; it was reported offline, and no fault opened.
+    """The cameras whose reader has had no frame for ``CAMERA_LOST_AFTER_S`` and has not tried to open it again
+    since then either: a read that hangs (a server that keeps the connection alive and sends no picture, a pipe
+    no one writes to) raises nothing, so the reader never marks the camera lost itself, nor reconnects; it was
+    reported offline, no fault opened, and it stayed down until the box restarted. A reader that fails tries
+    again within seconds.
 
     >>> ok, stuck = CameraHealth(state="online", last_frame_at=100.0), CameraHealth(state="online", last_frame_at=10.0)
-    >>> hung({"a": ok, "b": stuck, "c": CameraHealth(state="offline", last_frame_at=10.0)}, now=120.0)
-    ['b']
+    >>> failing = CameraHealth(state="offline", last_frame_at=10.0, tried_at=119.0)
+    >>> hung({"a": ok, "b": stuck, "c": failing, "d": CameraHealth(tried_at=50.0, started_at=0.0)}, now=120.0)
+    ['b', 'd']
     """
     return [cam_id for cam_id, h in healths.items()
-            if h.state != "offline" and now - (h.last_frame_at or h.started_at) > CAMERA_LOST_AFTER_S]
+            if now - max(h.last_frame_at or h.started_at, h.tried_at or 0.0) > CAMERA_LOST_AFTER_S]
+
+
+def look_after(readers: dict[str, CameraReader], slots: Slots, now: float) -> None:
+    """Each hung camera is lost (its incidents end camera_lost and an offline fault opens, as on a failure) and
+    read afresh (``CameraReader.replace``), so it comes back when its source does."""
+    for cam_id in hung({cid: r.health for cid, r in readers.items()}, now):
+        slots.put(cam_id, now, LOST)
+        readers[cam_id].replace()
 
 
 def open_outbox(config: EdgeConfig) -> Outbox:
@@ -509,8 +582,7 @@ def run_box(config: EdgeConfig) -> int:
         stop.wait(READER_START_GAP_S)
     while not stop.wait(config.heartbeat_s):
         now = box_now()
-        for cam_id in hung({cid: r.health for cid, r in readers.items()}, now):
-            slots.put(cam_id, now, LOST)  # its incidents end camera_lost and an offline fault opens, as on a failure
+        look_after(readers, slots, now)
         publisher.write_unwritten()  # what a full disk held back, once it has room
         delivery = publisher.delivery(time.time())
         for gauge, key in ((metrics.pending, "outbox_pending"), (metrics.unconfirmed, "outbox_unconfirmed"),

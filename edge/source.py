@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import av
+import cv2
 import numpy as np
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ MAX_HELD_PACKETS = 1500  # ``auto`` holds at most this many packets since a key 
 # a picture above 4K UHD is analysed scaled down to it: a 16000x16000 stream made 576 detector crops a frame,
 # and every other camera of the box waited 10 s a round for it
 MAX_FRAME_PIXELS = 3840 * 2160
+# the turn that shows a frame upright, by its display matrix's rotation (PyAV's: counterclockwise degrees, as
+# FFmpeg's players turn it); other angles are analysed as stored
+TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 MAX_BAD_PACKETS = 250  # packets in a row the decoder refuses before the stream counts as broken (25 fps: 10 s)
 
 
@@ -88,10 +92,10 @@ def keyframe_gap_limit(camera, rules) -> float:
     return max(camera.analysis_interval_s, min(limits))
 
 
-def open_camera(camera, rules) -> Iterator[tuple[float, np.ndarray]]:
+def open_camera(camera, rules, bound_reads: bool = False) -> Iterator[tuple[float, np.ndarray]]:
     """``open_frames`` with a camera's settings from the edge config."""
     return open_frames(camera.url, camera.open_timeout_s, camera.read_timeout_s, camera.analysis_interval_s,
-                       camera.sampling, keyframe_gap_limit(camera, rules), camera.max_width)
+                       camera.sampling, keyframe_gap_limit(camera, rules), camera.max_width, bound_reads)
 
 
 def analysed_size(width: int, height: int, max_width: int) -> tuple[int, int] | None:
@@ -114,10 +118,19 @@ def analysed_size(width: int, height: int, max_width: int) -> tuple[int, int] | 
 
 
 def _pixels(frame: av.VideoFrame, max_width: int) -> np.ndarray:
-    size = analysed_size(frame.width, frame.height, max_width)
+    """The frame's BGR pixels at the size it is analysed at, upright: turned as its display matrix says (a phone
+    films portrait and stores it on its side; analysed so, a zone drawn on the picture as seen lay on other ground).
+    The size is the upright picture's, so ``max_width`` is the width as seen."""
+    turn = TURNS.get(frame.rotation % 360)
+    quarter = turn in (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_90_CLOCKWISE)
+    width, height = (frame.height, frame.width) if quarter else (frame.width, frame.height)
+    size = analysed_size(width, height, max_width)
     if size is not None:
-        return frame.reformat(width=size[0], height=size[1], format="bgr24").to_ndarray()
-    return frame.to_ndarray(format="bgr24")
+        w, h = size[::-1] if quarter else size
+        image = frame.reformat(width=w, height=h, format="bgr24").to_ndarray()
+    else:
+        image = frame.to_ndarray(format="bgr24")
+    return image if turn is None else cv2.rotate(image, turn)
 
 
 def _packet_time(packet: av.Packet) -> float | None:
@@ -192,7 +205,8 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float,
 
 def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
                 interval_s: float = 1.0, sampling: str = "auto",
-                max_keyframe_gap_s: float = 2.5, max_width: int = 0) -> Iterator[tuple[float, np.ndarray]]:
+                max_keyframe_gap_s: float = 2.5, max_width: int = 0,
+                bound_reads: bool = False) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(stream_seconds, bgr_image)`` about every ``interval_s`` until the stream ends.
 
     ``sampling``: ``keyframes`` decodes and analyses only key frames (H.264 and H.265 alike);
@@ -200,7 +214,9 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     analyses key frames only while they come at most ``max_keyframe_gap_s`` apart (see
     ``keyframe_gap_limit``) and, from the first one that does not, decodes every frame again from the
     last key frame and samples by time for good (``_decoded``). Frames wider than ``max_width`` (0: no
-    limit) are scaled down in the same pass that converts them to BGR.
+    limit) are scaled down in the same pass that converts them to BGR. ``bound_reads``: PyAV's interrupt
+    bounds each read of an RTSP stream at ``read_timeout_s`` too, not only its set-up (a file's always), for
+    a camera whose read has hung (see below).
     Raises SourceError when the camera cannot be opened or a read times out.
     """
     options = {"analyzeduration": "1000000", "probesize": "1000000"}
@@ -208,11 +224,14 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     if url.startswith("rtsp://"):
         # FFmpeg's own socket timeout, not PyAV's: PyAV's is an interrupt callback that takes the
         # GIL on every network read (hundreds a second per camera), which starved the readers of
-        # a busy box. A hung camera sends nothing, so the socket timeout catches its reads all the same.
+        # a busy box. A camera that sends nothing trips the socket timeout all the same.
         # PyAV's interrupt bounds the whole set-up only (it takes no GIL where no timeout is set): a
         # server that answers a byte at a time never trips a socket timeout, and hung the open for good.
+        # Nor does one that keeps the session alive and sends no picture (nor FFmpeg's rw_timeout: every
+        # byte resets both): its read hung for good. A camera found so (edge.box.hung) is read on with
+        # ``bound_reads``: PyAV's interrupt on every read, GIL and all.
         options |= {"rtsp_transport": "tcp", "timeout": str(int(read_timeout_s * 1e6))}
-        timeout = (open_timeout_s, None)
+        timeout = (open_timeout_s, read_timeout_s if bound_reads else None)
     began = time.monotonic()
     try:
         container = av.open(url, options=options, timeout=timeout)
@@ -266,6 +285,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                 # on the key-frame path only key frames are analysed (a decoder still hands out a few others)
                 if (frame.key_frame or not keyframes_only) and sampler.due(t):
                     yield t, _pixels(frame, max_width)
+        except av.ExitError:  # PyAV's interrupt: a read of a file, or with ``bound_reads``, went on too long
+            raise SourceError(f"{url}: read failed: no packet within {read_timeout_s:g} s") from None
         except (av.FFmpegError, OSError) as exc:
             raise SourceError(f"{url}: read failed: {exc}") from None
     finally:

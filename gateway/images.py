@@ -19,23 +19,18 @@ gateway.images.ImageError: not a JPEG image (cannot identify image file)
 from __future__ import annotations
 
 import io
-import re
 import warnings
 
 from PIL import Image
 
-from xueliang import wire
+from xueliang import jpeg, wire
 
-JPEG_START = b"\xff\xd8"  # the start-of-image marker every JPEG begins with
 MAX_PHOTO_BYTES = 8_000_000  # a 48-megapixel phone photo is 5-8 MB
 MAX_PHOTO_PIXELS = 50_000_000
 MAX_EVIDENCE_PIXELS = 40_000_000  # an 8K camera's frame is 33 megapixels
 # a progressive JPEG has about 10 scans; libjpeg decodes every one, repeated or not (a 7000x7000
 # picture's last scan sent 1,000 times, 267 kB, took 31 s of CPU; at 8 MB it would be about an hour)
 MAX_SCANS = 64
-# a marker: FF and a byte that is none of a stuffed FF in scan data (00), TEM (01), a restart (D0-D7) or a
-# fill byte (FF); searched for in C, as a Python loop over 4 MB of FF bytes took a second of ingest's time
-_MARKER = re.compile(rb"\xff[^\x00\x01\xd0-\xd7\xff]")
 _DECODE_SIDE = 1024  # decoding at a reduced scale (JPEG's DCT scaling) proves the data without 150 MB of pixels
 
 
@@ -43,29 +38,20 @@ class ImageError(ValueError):
     """Why the bytes are not an acceptable photo."""
 
 
-def count_scans(data: bytes) -> int:
-    """How many scans (SOS markers) a JPEG holds, walking its segments by their lengths (an EXIF
-    thumbnail inside APP1 is not counted) and through each scan's data to the next marker.
+def check_scans(data: bytes) -> None:
+    """ImageError if the JPEG ``data`` holds more than ``MAX_SCANS`` scans; counted (``xueliang.jpeg.walk``),
+    nothing decoded.
 
     >>> import io; from PIL import Image
     >>> out = io.BytesIO(); Image.new("L", (64, 48)).save(out, "JPEG", progressive=True)
     >>> data = out.getvalue(); last = data[data.rindex(b"\\xff\\xda"):-2]  # the last scan, to the end of image
-    >>> count_scans(data), count_scans(data[:-2] + last * 100 + b"\\xff\\xd9")
-    (6, 106)
+    >>> check_scans(data)
+    >>> check_scans(data[:-2] + last * 100 + b"\\xff\\xd9")
+    Traceback (most recent call last):
+    ...
+    gateway.images.ImageError: a JPEG of 106 scans; at most 64 (a progressive JPEG has about 10)
     """
-    scans, at = 0, 2
-    while (found := _MARKER.search(data, at)) is not None:
-        at = found.start()
-        if data[at + 1] == 0xD9:  # the end of the image
-            break
-        scans += data[at + 1] == 0xDA  # a segment: its length covers its header (a scan's data follows SOS's)
-        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
-    return scans
-
-
-def check_scans(data: bytes) -> None:
-    """ImageError if the JPEG ``data`` holds more than ``MAX_SCANS`` scans; counted, nothing decoded."""
-    if (scans := count_scans(data)) > MAX_SCANS:
+    if (scans := jpeg.walk(data)[0]) > MAX_SCANS:
         raise ImageError(f"a JPEG of {scans:,} scans; at most {MAX_SCANS} (a progressive JPEG has about 10)")
 
 
@@ -103,7 +89,7 @@ def check_evidence(data: bytes) -> None:
     """
     if not data or len(data) > wire.MAX_EVIDENCE_BYTES:
         raise ImageError(f"evidence of {len(data)} bytes; must be 1..{wire.MAX_EVIDENCE_BYTES}")
-    if not data.startswith(JPEG_START):
+    if not data.startswith(jpeg.START):
         raise ImageError("evidence is not a JPEG")
     check_scans(data)
     try:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -198,3 +199,105 @@ def tcp_server(answer: Callable[[socket.socket], None]) -> socket.socket:
 
     threading.Thread(target=serve, daemon=True).start()
     return srv
+
+
+class StallingCamera:
+    """The real RTSP test server behind a proxy on 127.0.0.1:``port`` whose sessions can wedge: from ``stall()``
+    every session, open or opened until ``resume()``, is kept alive (a 4-byte interleaved packet on a channel no
+    stream uses, every 0.3 s) and sent no picture, for good, as by a camera server whose sessions hang; after
+    ``resume()`` new sessions are served. No socket timeout trips on a wedged session: the bytes keep coming.
+    ``close()`` ends them all."""
+
+    def __init__(self, upstream_port: int):
+        self.upstream, self.stalled, self.closed = upstream_port, False, threading.Event()
+        self.wedged: list[threading.Event] = []  # each session's: sent no picture
+        self.srv = socket.socket()  # not tcp_server's: the sessions run side by side
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def stall(self) -> None:
+        self.stalled = True
+        for wedged in self.wedged:
+            wedged.set()
+
+    def resume(self) -> None:
+        self.stalled = False
+
+    def close(self) -> None:
+        self.closed.set()
+        for s in [self.srv, *self.sockets]:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.srv.accept()
+            except OSError:
+                return
+            wedged = threading.Event()
+            if self.stalled:
+                wedged.set()
+            self.wedged.append(wedged)
+            threading.Thread(target=self._session, args=(client, wedged), daemon=True).start()
+
+    def _session(self, client: socket.socket, wedged: threading.Event) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.upstream))
+        self.sockets += [client, upstream]
+        sending = threading.Lock()
+
+        def send(data: bytes) -> None:
+            with sending:
+                client.sendall(data)
+
+        def requests():  # the client's requests (and its keep-alives) go up as they are
+            while data := client.recv(65536):
+                upstream.sendall(data)
+
+        def keep_alive():
+            while not self.closed.wait(0.3):
+                if wedged.is_set():
+                    send(b"$\x07\x00\x04ping")
+
+        for f in (requests, keep_alive):
+            threading.Thread(target=_quietly(f), daemon=True).start()
+        stream = upstream.makefile("rb")
+        try:
+            while first := stream.read(1):
+                if first == b"$":  # an interleaved packet: channel, length, payload; even channels carry RTP
+                    head = stream.read(3)
+                    message = first + head + stream.read(int.from_bytes(head[1:], "big"))
+                    if wedged.is_set() and head[0] % 2 == 0:
+                        continue
+                else:  # an RTSP response: headers, then as many bytes as Content-Length says
+                    message = first
+                    while not message.endswith(b"\r\n\r\n"):
+                        message += stream.read(1)
+                    length = [line.split(b":")[1] for line in message.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")]
+                    message += stream.read(int(length[0])) if length else b""
+                send(message)
+        except (OSError, ValueError):  # (ValueError: a read of the socket close() closed)
+            pass
+        finally:
+            for s in (upstream, client):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+
+def _quietly(f: Callable[[], None]) -> Callable[[], None]:
+    def run():
+        try:
+            f()
+        except OSError:  # the session ended
+            pass
+    return run

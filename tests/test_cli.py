@@ -52,6 +52,26 @@ def test_detect_refuses_a_picture_too_large_to_be_a_cameras_without_decoding_it(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("progressive", [0, 1], ids=["baseline", "progressive"])
+def test_detect_refuses_a_jpeg_cut_off_and_reads_it_whole(tmp_path, progressive):
+    """Cut at 60 %, a camera's frame decoded with its lower part grey, and was analysed without a word (libjpeg's
+    "Premature end of JPEG file" on stderr the only hint)."""
+    from .conftest import CLIP
+
+    ok, frame = cv2.VideoCapture(str(CLIP)).read()
+    assert ok
+    whole, cut = tmp_path / "whole.jpg", tmp_path / "cut.jpg"
+    cv2.imwrite(str(whole), frame, [cv2.IMWRITE_JPEG_PROGRESSIVE, progressive])
+    data = whole.read_bytes()
+    cut.write_bytes(data[:len(data) * 6 // 10])
+    run = xueliang("detect", str(cut), "--json")
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert f"error: cannot read image {cut}: the JPEG is cut off (it ends before its end-of-image marker)" in run.stderr
+    run = xueliang("detect", str(whole), "--json")
+    assert run.returncode == 0 and "car" in [d["label"] for d in json.loads(run.stdout)], run.stderr[-2000:]
+
+
+@pytest.mark.slow
 def test_detect_with_the_config_of_a_camera_watching_litter_prints_its_crops(tmp_path):
     import yaml
 

@@ -11,7 +11,7 @@ import yaml
 
 from xueliang import services, wire
 
-from .conftest import CLIP, Watcher, tcp_server, wait_until
+from .conftest import CLIP, StallingCamera, Watcher, tcp_server, wait_until
 
 
 def write_edge(tmp_path, broker_port, cameras, box="fault-box"):
@@ -144,6 +144,105 @@ def test_bad_sources_get_a_clear_status_and_never_crash_the_box(tmp_path, broker
         garbage.close()
 
 
+def looked_after(readers, slots, stop):
+    """The box's watch over its readers (``edge.box.look_after``) every 0.2 s until ``stop``, in a thread."""
+    from edge import box
+
+    def run():
+        while not stop.wait(0.2):
+            box.look_after(readers, slots, box.box_now())
+
+    threading.Thread(target=run, daemon=True).start()
+
+
+def write_once(pipe) -> None:
+    """Open ``pipe`` for writing and close it, where someone has it open for reading."""
+    import os
+
+    try:
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:  # no one reads it
+        pass
+
+
+def reading_threads(camera_id: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(f"camera-{camera_id}-")]
+
+
+@pytest.mark.slow
+def test_a_camera_whose_read_hangs_is_lost_then_read_again_when_its_picture_comes_back(tmp_path, rtsp, monkeypatch):
+    """A server whose session stays alive and sends no picture resets FFmpeg's socket timeout with every byte:
+    the read hung for good. The camera was marked lost, but read again only once the box restarted."""
+    from edge import box
+
+    monkeypatch.setattr(box, "CAMERA_LOST_AFTER_S", 8.0)  # (a first frame can take 6 s here)
+    proxy = StallingCamera(rtsp.port)
+    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["cam"], lambda real, i, s: real(i, s),
+                                                         url=f"rtsp://127.0.0.1:{proxy.port}/campus-gate")
+    reader = readers["cam"]
+
+    def faults():
+        return [m["state"] for _, m in analyser.publisher.sent
+                if m["type"] == "camera_fault" and m["attributes"]["label"] == "offline"]
+
+    looked_after(readers, slots, stop)
+    reader.start()
+    try:
+        wait_until(lambda: reader.health.analysed >= 1, 30, message="the camera analysed")
+        proxy.stall()
+        wait_until(lambda: faults() == ["start"], 20, message="the offline fault")
+        assert "the read hangs" in reader.health.last_error and reader.generation == 1
+        # the camera read afresh, its reads bounded: they fail in their time, and none hangs
+        wait_until(lambda: "read failed: no packet within 3 s" in reader.health.last_error, 20,
+                   message="a bounded read failed")
+        time.sleep(8)  # the hang limit again
+        assert reader.generation == 1
+        analysed = reader.health.analysed
+        proxy.resume()
+        wait_until(lambda: reader.health.analysed >= analysed + 2, 30, message="the camera read again")
+        wait_until(lambda: faults() == ["start", "end"], 20, message="the offline fault closed")
+        assert reader.generation == 1 and len(reading_threads("cam")) == 2  # the one hung read, still wedged
+        proxy.close()  # the sessions end: so does the hung read, its error ignored
+        wait_until(lambda: [t.name for t in reading_threads("cam")] == ["camera-cam-1"], 20,
+                   message="the hung read ended")
+    finally:
+        stop.set()
+        analyser.join(5)
+        proxy.close()
+
+
+@pytest.mark.slow
+def test_the_hung_reads_a_camera_leaves_are_bounded_and_end_when_their_source_answers(tmp_path, monkeypatch):
+    """A pipe no one writes to hangs its open in the kernel, where no timeout reaches: each hung read is left
+    and the camera read afresh, no more than MAX_ABANDONED_READS left at a time, and each ends once its read
+    returns."""
+    import os
+
+    from edge import box
+
+    monkeypatch.setattr(box, "CAMERA_LOST_AFTER_S", 0.3)
+    pipe = tmp_path / "camera.ts"
+    os.mkfifo(pipe)
+    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["pipe"], lambda real, i, s: real(i, s),
+                                                         url=str(pipe))
+    looked_after(readers, slots, stop)
+    readers["pipe"].start()
+    try:
+        wait_until(lambda: readers["pipe"].generation == box.MAX_ABANDONED_READS, 10, message="hung reads left")
+        time.sleep(1.5)  # five times the hang limit again: no further one
+        threads = [t.name for t in reading_threads("pipe")]
+        assert readers["pipe"].generation == box.MAX_ABANDONED_READS, threads
+        assert len(threads) == 1 + box.MAX_ABANDONED_READS, threads
+        # a writer that goes at once: every open there returns (an empty stream); again, for any thread the
+        # busy machine let reach its open only now
+        wait_until(lambda: write_once(pipe) or len(reading_threads("pipe")) <= 1, 10,
+                   message="the hung reads ended")
+    finally:
+        stop.set()
+        write_once(pipe)  # the current read's, in its open again
+        analyser.join(5)
+
+
 @pytest.fixture
 def thumbnail_clip(tmp_path):
     """The campus footage at 32x24, as a misconfigured sub-stream sends it."""
@@ -195,16 +294,16 @@ class Sent:
 KERB = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.8, 0.03], [0.97, 0.03], [0.97, 0.22]]}
 
 
-def in_process_analyser(tmp_path, camera_ids: list[str], detect_many):
-    """The real analyser, pipelines and vehicle detector in process, one kerb zone per camera, the
-    detector's ``detect_many`` wrapped by ``detect_many(real, images, min_score)``; started. Returns
-    (analyser, readers, slots, stop)."""
+def in_process_analyser(tmp_path, camera_ids: list[str], detect_many, url: str = "x.mp4"):
+    """The real analyser, pipelines and vehicle detector in process, one kerb zone per camera (each reading
+    ``url`` once its reader is started), the detector's ``detect_many`` wrapped by ``detect_many(real, images,
+    min_score)``; started. Returns (analyser, readers, slots, stop)."""
     from edge.box import Analyser, CameraReader, Metrics, Slots
     from edge.config import parse_config
     from edge.detector import VEHICLE, load_detectors
 
     config = parse_config({"box": "b1", "data_dir": str(tmp_path),
-                           "cameras": [camera(c, "x.mp4", zones=[KERB]) for c in camera_ids]})
+                           "cameras": [camera(c, url, zones=[KERB]) for c in camera_ids]})
     detectors = load_detectors(config)
     real = detectors[VEHICLE].detect_many
     detectors[VEHICLE].detect_many = lambda images, min_score: detect_many(real, images, min_score)

@@ -182,3 +182,32 @@ def test_a_picture_is_analysed_at_most_at_4k_and_never_zero_high(tmp_path, size,
                     "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip)], check=True, timeout=60)
     frames = [image.shape[:2] for _, image in open_frames(str(clip), max_width=max_width)]
     assert frames and set(frames) == {analysed}
+
+
+@pytest.fixture(scope="module")
+def phone_clips(tmp_path_factory):
+    """The campus clip's first 2 s stored as it is, with a display matrix that turns it by 90, 180 or 270
+    degrees, as a phone stores what it films in portrait or upside down (ffmpeg's ``rotate``, no re-encoding)."""
+    folder = tmp_path_factory.mktemp("phone")
+    for rotate in (90, 180, 270):
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-t", "2", "-i", str(CLIP), "-c", "copy", "-an",
+                        "-metadata:s:v:0", f"rotate={rotate}", str(folder / f"turned{rotate}.mp4")],
+                       check=True, timeout=60)
+    return folder
+
+
+@pytest.mark.parametrize("rotate", [90, 180, 270])
+def test_a_clip_stored_on_its_side_is_analysed_upright(phone_clips, rotate):
+    """Analysed as stored, a phone's portrait clip lay on its side: a zone drawn on the picture as seen lay on
+    other ground, and the evidence was sideways. Upright is as FFmpeg's players show it."""
+    import numpy as np
+
+    clip = phone_clips / f"turned{rotate}.mp4"
+    width, height = (576, 768) if rotate in (90, 270) else (768, 576)
+    shown = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(clip), "-frames:v", "1", "-f", "rawvideo",
+                            "-pix_fmt", "bgr24", "-"], capture_output=True, check=True, timeout=60).stdout
+    shown = np.frombuffer(shown, np.uint8).reshape(height, width, 3)
+    _, first = next(open_frames(str(clip)))
+    assert first.shape == shown.shape and np.abs(first.astype(int) - shown).mean() < 1
+    _, narrow = next(open_frames(str(clip), max_width=400))  # max_width is the width as seen
+    assert narrow.shape[:2] == ((534, 400) if rotate in (90, 270) else (300, 400))

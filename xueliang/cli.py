@@ -26,11 +26,29 @@ def _score(text: str) -> float:
     return value
 
 
+def cut_off(path: Path) -> bool:
+    """Whether ``path`` is a JPEG that ends before its end-of-image marker (cut off in a copy or a download):
+    libjpeg decodes it with the missing part grey and says so only on stderr. A file that cannot be read is
+    not (cv2.imread says so)."""
+    from xueliang import jpeg
+
+    try:
+        with path.open("rb") as f:
+            data = f.read(len(jpeg.START))
+            return data == jpeg.START and not jpeg.walk(data + f.read())[1]
+    except OSError:
+        return False
+
+
 def _detect(args: argparse.Namespace) -> int:
     import cv2
 
     from edge.detector import load_detector
 
+    if cut_off(Path(args.image)):
+        print(f"error: cannot read image {args.image}: the JPEG is cut off (it ends before its end-of-image marker); "
+              "its missing part would be analysed as grey", file=sys.stderr)
+        return 2
     try:
         image = cv2.imread(args.image)
     except cv2.error as exc:  # a header claiming more than OPENCV_IO_MAX_IMAGE_PIXELS, among others
