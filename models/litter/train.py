@@ -260,7 +260,7 @@ def main() -> None:
     recipe = {
         "ultralytics": __import__("ultralytics").__version__, "torch": torch.__version__,
         "model": "yolov8n.yaml (from scratch, no pretrained weights)" if not started
-        else f"{trained.model.yaml_file or 'yolov8n.yaml'}, started from {started[0]['weights']}: {started[0]['source']}",
+        else f"{trained.model.yaml.get('yaml_file', 'yolov8n.yaml')}, started from {started[0]['weights']}: {started[0]['source']}",
         "imgsz": IMGSZ,
         "stages": stages, "command": args.recipe_command,
         "batch": ran["batch"], "seed": ran["seed"], "device": device,
