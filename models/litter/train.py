@@ -181,6 +181,8 @@ def recipe_stages(workdir: Path, chosen: int) -> list[dict]:
         header, rows = results(run)
         entry = {"stage": stage, "epochs_run": len(rows), "schedule": SCHEDULE[stage],
                  "last_epoch": dict(zip(header, rows[-1]))}
+        if frozen := run_settings(workdir, stage, Path(), 0, 0).get("freeze"):
+            entry["frozen_layers"] = frozen  # train.py --freeze: these layers kept as they started
         if (run / "data.json").exists():
             entry["data"] = json.loads((run / "data.json").read_text())
         if (run / "start.json").exists():
@@ -201,7 +203,7 @@ def run_settings(workdir: Path, chosen: int, data: Path, batch: int, seed: int) 
     >>> work = Path(tempfile.mkdtemp()); (work / RUNS[2]).mkdir()
     >>> _ = (work / RUNS[2] / "args.yaml").write_text("data: /d/six/dataset.yaml\\nbatch: 16\\nseed: 3\\n")
     >>> run_settings(work, 2, Path("/d/one/dataset.yaml"), 32, 7)
-    {'data': PosixPath('/d/six/dataset.yaml'), 'batch': 16, 'seed': 3}
+    {'data': PosixPath('/d/six/dataset.yaml'), 'batch': 16, 'seed': 3, 'freeze': None}
     >>> run_settings(work, 1, Path("/d/one/dataset.yaml"), 32, 7)["batch"]
     32
     """
@@ -209,7 +211,8 @@ def run_settings(workdir: Path, chosen: int, data: Path, batch: int, seed: int) 
 
     record = workdir / RUNS[chosen] / "args.yaml"
     ran = (yaml.safe_load(record.read_text()) or {}) if record.exists() else {}
-    return {"data": Path(ran.get("data") or data), "batch": ran.get("batch", batch), "seed": ran.get("seed", seed)}
+    return {"data": Path(ran.get("data") or data), "batch": ran.get("batch", batch), "seed": ran.get("seed", seed),
+            "freeze": ran.get("freeze")}
 
 
 def main() -> None:
