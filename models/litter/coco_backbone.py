@@ -175,9 +175,7 @@ def check(model, images: list[Path], path: Path = VEHICLE) -> dict[int, float]:
 
 
 def main() -> None:
-    import torch
-
-    from onnx_weights import calibrate_norms, sha256  # same folder
+    from onnx_weights import calibrate_norms, checkpoint, sha256  # same folder
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", type=Path)
@@ -192,14 +190,8 @@ def main() -> None:
         print("correlation with the vehicle model's own features, block 6 / 13 / 17 (strides 8 / 16 / 32): "
               + " / ".join(f"{c:.3f}" for c in check(model, images).values()))
     calibrate_norms(model, sorted(args.calibration.glob("*.jpg"))[:64], within=model.model[0])  # the neck's start fresh
-    from ultralytics.cfg import DEFAULT_CFG_DICT
-
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    model.args = dict(DEFAULT_CFG_DICT)
-    torch.save({"model": model.float(), "train_args": {}, "epoch": -1, "date": None,
-                "source": f"backbone read out of {VEHICLE.name} (SSD-MobileNet-v2 trained on COCO, sha256 "
-                          f"{sha256(VEHICLE)}) by coco_backbone.py; neck and head untrained",
-                "recipe_stages": []}, args.out)
+    checkpoint(model, args.out, f"backbone read out of {VEHICLE.name} (SSD-MobileNet-v2 trained on COCO, sha256 "
+                                f"{sha256(VEHICLE)}) by coco_backbone.py; neck and head untrained", [])
     print(f"wrote {args.out}")
 
 

@@ -127,18 +127,23 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def save(model, out: Path, source: Path) -> None:
-    """An ultralytics checkpoint (``YOLO(out)`` loads it; ``train(pretrained=out)`` starts from it)."""
+def checkpoint(model, out: Path, source: str, stages: list[dict]) -> None:
+    """An ultralytics checkpoint (``YOLO(out)`` loads it; ``train(pretrained=out)`` starts from it) saying where
+    its weights came from (``source``) and the stages that made them (``stages``), for ``train.py``'s recipe."""
     import torch
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
     out.parent.mkdir(parents=True, exist_ok=True)
     model.args = dict(DEFAULT_CFG_DICT)
+    torch.save({"model": model.float(), "train_args": {}, "epoch": -1, "date": None,
+                "source": source, "recipe_stages": stages}, out)
+
+
+def save(model, out: Path, source: Path) -> None:
+    """``checkpoint`` of weights read back from the shipped file ``source``, with its manifest's stages."""
     manifest = source.with_suffix(".manifest.json")
     stages = json.loads(manifest.read_text())["recipe"]["stages"] if manifest.exists() else []
-    torch.save({"model": model.float(), "train_args": {}, "epoch": -1, "date": None,
-                "source": f"weights read back from {source.name} (sha256 {sha256(source)}) by onnx_weights.py",
-                "recipe_stages": stages}, out)
+    checkpoint(model, out, f"weights read back from {source.name} (sha256 {sha256(source)}) by onnx_weights.py", stages)
 
 
 def check(model, onnx_path: Path, images: list[Path]) -> float:
