@@ -29,7 +29,8 @@
 # SHARDS, VAL, PHYSICAL, VAL_PHYSICAL, SPILLS, SLABS (make_dataset.py --slabs), SEED, BUDGET, EXPORT_S,
 # EPOCHS (what ultralytics plans the closing epochs without mosaic by; BUDGET decides when it stops),
 # BATCH and WORKERS change it; START, an ultralytics .pt carried along, continues from those weights
-# (train.py's stage 7) instead of from the yaml; PY is the Python that runs it (python3 there). Tried here on the CPU at a small scale
+# (train.py's stage 7) instead of from the yaml (coco_backbone.py's start too: the architecture is the .pt's), FREEZE
+# keeps its first N layers as they start (1: that backbone learnt on real photographs); PY is the Python that runs it (python3 there). Tried here on the CPU at a small scale
 # (TRAIN=64 SHARDS=4 VAL=10 BUDGET=90 WORKERS=2 BATCH=16 PY=.venv-train/bin/python), and twice there
 # (2026-12-04): with the defaults (composed in 73 s with the install, 54 epochs, done in 497 s; the
 # machine's start and the transfers about 40 s more), then with START, SEED=17, SPILLS=0.65, BUDGET=245,
@@ -68,7 +69,7 @@ case "${1:-}" in
       compose "$PY"
       hours=$("$PY" -c "print(round(max(60, $BUDGET - $SECONDS - $EXPORT_S) / 3600, 4))")
       echo "device_train: ${SECONDS} s gone; training for $hours h"
-      "$PY" models/litter/train.py ${START:+--stage 7 --start "$START"} --epochs "$EPOCHS" --hours "$hours" \
+      "$PY" models/litter/train.py ${START:+--stage 7 --start "$START"} ${FREEZE:+--freeze "$FREEZE"} --epochs "$EPOCHS" --hours "$hours" \
         --batch "$BATCH" --cache ram \
         --workers "$WORKERS" --seed "$SEED" --data data/litter/dataset/dataset.yaml --workdir /tmp/xl-runs \
         --recipe-command "models/litter/device_train.sh train (on a lent GPU machine)"
