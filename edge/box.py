@@ -506,26 +506,34 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
     return body
 
 
-def hung(healths: dict[str, CameraHealth], now: float) -> list[str]:
+def hung(healths: dict[str, CameraHealth], now: float, open_limits: dict[str, float] | None = None) -> list[str]:
     """The cameras whose reader has had no frame for ``CAMERA_LOST_AFTER_S`` and has not tried to open it again
     since then either: a read that hangs (a server that keeps the connection alive and sends no picture, a pipe
     no one writes to) raises nothing, so the reader never marks the camera lost itself, nor reconnects; it was
     reported offline, no fault opened, and it stayed down until the box restarted. A reader that fails tries
-    again within seconds.
+    again within seconds. A camera allowed longer than that to open (``open_limits``: its ``open_timeout_s``)
+    is hung only past its own limit: an open still within it is not a hang.
 
     >>> ok, stuck = CameraHealth(state="online", last_frame_at=100.0), CameraHealth(state="online", last_frame_at=10.0)
     >>> failing = CameraHealth(state="offline", last_frame_at=10.0, tried_at=119.0)
     >>> hung({"a": ok, "b": stuck, "c": failing, "d": CameraHealth(tried_at=50.0, started_at=0.0)}, now=120.0)
     ['b', 'd']
+    >>> opening = CameraHealth(tried_at=20.0, started_at=0.0)  # a slow camera opening for 100 s of its 120
+    >>> hung({"slow": opening}, now=120.0, open_limits={"slow": 120.0}), hung({"slow": opening}, now=145.0,
+    ...                                                                       open_limits={"slow": 120.0})
+    ([], ['slow'])
     """
+    limits = open_limits or {}
     return [cam_id for cam_id, h in healths.items()
-            if now - max(h.last_frame_at or h.started_at, h.tried_at or 0.0) > CAMERA_LOST_AFTER_S]
+            if now - max(h.last_frame_at or h.started_at, h.tried_at or 0.0)
+            > max(CAMERA_LOST_AFTER_S, limits.get(cam_id, 0.0))]
 
 
 def look_after(readers: dict[str, CameraReader], slots: Slots, now: float) -> None:
     """Each hung camera is lost (its incidents end camera_lost and an offline fault opens, as on a failure) and
     read afresh (``CameraReader.replace``), so it comes back when its source does."""
-    for cam_id in hung({cid: r.health for cid, r in readers.items()}, now):
+    for cam_id in hung({cid: r.health for cid, r in readers.items()}, now,
+                       {cid: r.camera.open_timeout_s for cid, r in readers.items()}):
         slots.put(cam_id, now, LOST)
         readers[cam_id].replace()
 
