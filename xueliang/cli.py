@@ -157,8 +157,8 @@ def _token(args: argparse.Namespace) -> int:
     if not args.name or not args.role:
         print("error: a new token needs --name and --role (or use --revoke / --list)", file=sys.stderr)
         return 2
-    if token_name_problem(args.name):
-        print(f"error: --name {token_name_problem(args.name)}", file=sys.stderr)
+    if problem := token_name_problem(args.name):
+        print(f"error: --name {problem}", file=sys.stderr)
         return 2
     if args.role == "department" and args.department not in {d.id for d in tables.departments}:
         print(f"error: --department {args.department!r} is not in the city's tables; "
