@@ -73,7 +73,7 @@ def box_now() -> float:
 
 def wall_offset(gateway_offset: float = 0.0) -> float:
     """What to add to a time on the box's clock for the time on the wire now: the wall clock's (0 until it steps),
-    moved by ``gateway_offset`` (``Publisher.clock.offset``: the gateways' clock less the wall clock's where the
+    moved by ``gateway_offset`` (``Publisher.gateway_offset()``: the gateways' clock less the wall clock's where the
     two differ by more than a gateway accepts, else 0)."""
     return time.time() + gateway_offset - box_now()
 
@@ -389,7 +389,7 @@ class Analyser(threading.Thread):
         """Analyse the frames the cameras have ready: one batch per model, then each camera's rules."""
         ready = self.slots.take_all(timeout=0.5)
         jobs = []
-        offset = wall_offset(self.publisher.clock.offset)
+        offset = wall_offset(self.publisher.gateway_offset())
         for cam_id, (t, item) in ready.items():
             pipeline = self.pipelines[cam_id]
             pipeline.wall_offset = offset

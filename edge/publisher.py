@@ -91,32 +91,47 @@ def resend_unrouted_after(unrouted: int) -> float:
 @dataclass
 class GatewayClock:
     """The gateways' clock as their acknowledgements tell it: each one's ``at`` was written a moment before it
-    came. ``measured``: the gateways' clock less the box's wall clock, the median of the last ``CLOCK_SAMPLES``
-    (one odd acknowledgement moves nothing); None until one came. ``offset``: what the box adds to its wall
-    clock for the times it puts on the wire: 0 while the two agree within ``limit_s`` (the gateway takes such
-    times), else ``measured``; once applied, until they agree within half of it (near the limit, times on the
-    wire do not jump back and forth). Pure logic: times are passed in.
+    came. It is kept against the box's monotonic clock (``mono``), which no step of the wall clock moves: the
+    median of the gateways' clock less it over the last ``CLOCK_SAMPLES`` acknowledgements (``base``; one odd
+    acknowledgement moves nothing; None until one came). ``measured``: the gateways' clock less the wall clock
+    (``wall``) at a moment. ``corrected``: the box puts the gateways' time on the wire, decided at each
+    acknowledgement: when the two differ by more than ``limit_s`` (the gateway takes such times), and once so,
+    until they agree within half of it (near the limit, times on the wire do not jump back and forth).
+    ``offset``: what the box adds to its wall clock for the times it puts on the wire, 0 while not corrected.
+    Read against the monotonic clock, a wall clock NTP steps after the box was corrected moves nothing on the
+    wire: measured against the wall clock, the messages made before the next few acknowledgements carried the
+    old offset (an hour off). Pure logic: times are passed in.
 
     >>> clock = GatewayClock()
-    >>> clock.observe(gateway_at=1000.0, now=1120.0), clock.offset  # two minutes ahead: the gateway takes them
+    >>> clock.observe(gateway_at=1000.0, mono=20.0, wall=1120.0), clock.offset(20.0, 1120.0)  # two minutes ahead
     (False, 0.0)
     >>> clock = GatewayClock()
-    >>> clock.observe(gateway_at=1000.0, now=4600.5), clock.offset  # an hour ahead
+    >>> clock.observe(gateway_at=1000.0, mono=20.0, wall=4600.5), clock.offset(20.0, 4600.5)  # an hour ahead
     (True, -3600.5)
+    >>> clock.offset(mono=21.0, wall=1001.0)  # NTP set the wall clock right: on the wire, the gateways' time
+    0.0
     """
     limit_s: float = wire.MAX_CLOCK_SKEW_S
-    measured: float | None = None
-    offset: float = 0.0
+    base: float | None = None
+    corrected: bool = False
     samples: deque[float] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
 
-    def observe(self, gateway_at: float, now: float) -> bool:
-        """One acknowledgement written at ``gateway_at`` that came at ``now`` (the wall clock); True when the
-        box starts or stops putting the gateways' time on the wire."""
-        self.samples.append(gateway_at - now)
-        self.measured = statistics.median(self.samples)
-        corrected = bool(self.offset)
-        self.offset = self.measured if abs(self.measured) > (self.limit_s / 2 if corrected else self.limit_s) else 0.0
-        return corrected != bool(self.offset)
+    def observe(self, gateway_at: float, mono: float, wall: float) -> bool:
+        """One acknowledgement written at ``gateway_at`` that came at ``mono`` (the monotonic clock) and ``wall``
+        (the wall clock); True when the box starts or stops putting the gateways' time on the wire."""
+        self.samples.append(gateway_at - mono)
+        self.base = statistics.median(self.samples)
+        was = self.corrected
+        self.corrected = abs(self.measured(mono, wall)) > (self.limit_s / 2 if was else self.limit_s)
+        return was != self.corrected
+
+    def measured(self, mono: float, wall: float) -> float | None:
+        """The gateways' clock less the wall clock at ``mono`` / ``wall``; None until an acknowledgement came."""
+        return None if self.base is None else self.base + mono - wall
+
+    def offset(self, mono: float, wall: float) -> float:
+        """What to add to the wall clock (at ``mono`` / ``wall``) for the time on the wire."""
+        return self.measured(mono, wall) if self.corrected else 0.0
 
 
 def restamped(payload: bytes, offset: float, gateway_now: float,
@@ -251,7 +266,7 @@ class Publisher:
         self._unwritten_lock = threading.Lock()
         self.write_error: str | None = None  # why the outbox cannot be written now (None: it can)
         self.unwritten_dropped = 0  # messages given up past MAX_UNWRITTEN
-        self.clock = GatewayClock()  # written by the sender thread, its offset read by the analyser
+        self.clock = GatewayClock()  # written by the sender thread, read by the analyser (gateway_offset)
 
     def listen(self, topic: str, handler: Callable[[bytes], None]) -> None:
         """Call ``handler(payload)`` (in paho's thread: hand over, never block) for each message on
@@ -298,6 +313,7 @@ class Publisher:
     def delivery(self, now: float) -> dict:
         """Where the outbox stands, and the box's clock against the gateways', for the heartbeat and metrics."""
         oldest = self.outbox.oldest()
+        measured = self.clock.measured(time.monotonic(), time.time())
         with self._unwritten_lock:
             unwritten = sum(map(len, self._unwritten))
         return {"outbox_pending": self.outbox.pending(), "outbox_unwritten": unwritten,
@@ -306,8 +322,8 @@ class Publisher:
                 "outbox_oldest_s": round(max(0.0, now - oldest), 1) if oldest is not None else 0.0,
                 "outbox_resent": self.resent, "outbox_unrouted": self.unrouted, "outbox_refused": self.refused,
                 "gateway_dead_letters": self.dead_letters, "broker_disconnects": self.disconnects,
-                "clock_offset_s": None if self.clock.measured is None else round(self.clock.measured, 1),
-                "clock_corrected": bool(self.clock.offset)}
+                "clock_offset_s": None if measured is None else round(measured, 1),
+                "clock_corrected": self.clock.corrected}
 
     def publish_status(self, status: dict) -> None:
         self.status = status
@@ -421,22 +437,28 @@ class Publisher:
             gateway_at = wire.parse_time(at)
         except wire.WireError:  # the schema leaves ``at`` free: the messages still count
             return
-        if not self.clock.observe(gateway_at, time.time()):
+        mono, wall = time.monotonic(), time.time()
+        if not self.clock.observe(gateway_at, mono, wall):
             return
-        if self.clock.offset:
-            way = "ahead of" if self.clock.offset < 0 else "behind"
+        offset = self.clock.measured(mono, wall)
+        if self.clock.corrected:
+            way = "ahead of" if offset < 0 else "behind"
             log.warning("the box's wall clock is %.0f s %s the gateways': its messages carry the gateways' time "
-                        "(check its time sync)", abs(self.clock.offset), way)
+                        "(check its time sync)", abs(offset), way)
         else:
-            log.info("the box's wall clock agrees with the gateways' again (%.1f s): its messages carry it",
-                     self.clock.measured)
+            log.info("the box's wall clock agrees with the gateways' again (%.1f s): its messages carry it", offset)
+
+    def gateway_offset(self) -> float:
+        """What to add to the wall clock now for the time on the wire (``GatewayClock.offset``)."""
+        return self.clock.offset(time.monotonic(), time.time())
 
     def _restamp(self, row_id: int, topic: str, payload: bytes) -> bytes:
         """``payload``, or where a gateway holds it for times ahead of its clock (made before the box knew the
         gateways' clock), re-stamped in the outbox with the gateways' time."""
-        if not self.clock.offset or not topic.endswith("/incident"):
+        if not self.clock.corrected or not topic.endswith("/incident"):
             return payload
-        new = restamped(payload, self.clock.offset, time.time() + self.clock.offset, self.clock.limit_s)
+        offset = self.gateway_offset()
+        new = restamped(payload, offset, time.time() + offset, self.clock.limit_s)
         if new is None:
             return payload
         try:
@@ -444,7 +466,7 @@ class Publisher:
         except sqlite3.Error as exc:  # a full disk: sent as it is (a gateway holds it), re-stamped at a later send
             log.warning("outbox message %s not re-stamped: %s", row_id, exc)
             return payload
-        log.info("outbox message %s re-stamped by %.0f s (the gateways' clock)", row_id, self.clock.offset)
+        log.info("outbox message %s re-stamped by %.0f s (the gateways' clock)", row_id, offset)
         return new
 
     def _drain_news(self) -> None:

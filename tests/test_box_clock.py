@@ -82,8 +82,8 @@ def test_a_box_an_hour_ahead_learns_the_gateways_clock_and_its_incident_becomes_
     wait_until(lambda: publisher.outbox.pending() == 0, 10, 0.05, message="the outbox emptied")
 
     resent, held = publisher.resent, ingest.health.ahead["box-1"]["held"]
-    now = box_now() + wall_offset(publisher.clock.offset)  # as the analyser stamps what it makes
-    publisher.send([(TOPIC, incident(made + publisher.clock.offset, seq=2, state="end", observed_at=wire.iso(now),
+    now = box_now() + wall_offset(publisher.gateway_offset())  # as the analyser stamps what it makes
+    publisher.send([(TOPIC, incident(made + publisher.gateway_offset(), seq=2, state="end", observed_at=wire.iso(now),
                                      ended_at=wire.iso(now), end_reason="left"))])
     wait_until(lambda: store.list_cases()[0]["ended_at"], 10, 0.05, message="the end taken")
     assert abs(store.list_cases()[0]["ended_at"] - (time.time() - HOUR)) < 5
@@ -96,15 +96,30 @@ def test_a_box_an_hour_ahead_learns_the_gateways_clock_and_its_incident_becomes_
     ([-HOUR], -HOUR),  # the box an hour ahead: corrected from the first acknowledgement
     ([HOUR], HOUR),  # an hour behind: its times were an hour late on every case
     ([-HOUR, -HOUR, 7 * 86400.0, -HOUR, -HOUR], -HOUR),  # one odd acknowledgement moves nothing
-    ([-HOUR, -HOUR, -HOUR, 0.0, 0.0, 0.0], 0.0),  # NTP set the box right: its own time again
+    ([-HOUR, -HOUR, -HOUR, 0.0, 0.0, 0.0], 0.0),  # the acknowledgements agree with the box again: its own time
     ([-400.0, -200.0, -200.0], -200.0),  # corrected, it stays so until within half the limit ...
     ([-400.0, -100.0, -100.0], 0.0),  # ... so that near the limit times on the wire do not jump back and forth
 ])
 def test_the_gateways_clock_is_the_median_of_the_last_acknowledgements(acks, offset):
     clock = GatewayClock(limit_s=300.0)
     for i, gateway_minus_wall in enumerate(acks):
-        clock.observe(gateway_at=1_767_225_600.0 + i + gateway_minus_wall, now=1_767_225_600.0 + i)
-    assert clock.offset == offset
+        clock.observe(gateway_at=1_767_225_600.0 + i + gateway_minus_wall, mono=50.0 + i, wall=1_767_225_600.0 + i)
+    assert clock.offset(mono=50.0 + i, wall=1_767_225_600.0 + i) == offset
+
+
+def test_a_corrected_box_whose_wall_clock_ntp_sets_right_keeps_the_gateways_time_on_the_wire():
+    """Five acknowledgements told a box an hour ahead the gateways' clock; then NTP steps its wall clock back an
+    hour, before any other acknowledgement: the times on the wire stay the gateways' (they were two hours behind
+    it until three acknowledgements had moved the median), and the heartbeat's offset is near 0 at once."""
+    gateway = 1_767_225_600.0
+    clock = GatewayClock(limit_s=300.0)
+    for i in range(5):
+        clock.observe(gateway_at=gateway + i, mono=50.0 + i, wall=gateway + HOUR + i)
+    assert clock.offset(mono=54.0, wall=gateway + HOUR + 4) == -HOUR
+    stepped = gateway + 10.0  # the wall clock, 10 s later, set right
+    assert stepped + clock.offset(mono=60.0, wall=stepped) == gateway + 10.0
+    assert clock.measured(mono=60.0, wall=stepped) == 0.0
+    assert clock.observe(gateway_at=gateway + 11, mono=61.0, wall=stepped + 1) and not clock.corrected
 
 
 def test_only_an_incident_ahead_of_the_gateways_clock_is_restamped():
@@ -121,23 +136,30 @@ def test_only_an_incident_ahead_of_the_gateways_clock_is_restamped():
     assert restamped(b"not an incident", -HOUR, gateway_now) is None
 
 
-def test_what_the_analyser_makes_once_the_box_knows_the_gateways_clock_carries_it(tmp_path):
+@pytest.mark.parametrize("ntp", [False, True])
+def test_what_the_analyser_makes_once_the_box_knows_the_gateways_clock_carries_it(tmp_path, monkeypatch, ntp):
     """In process, the real analyser, pipeline and detector: a covered lens (a camera fault) seen after an
-    acknowledgement told the box that its wall clock is an hour ahead is stamped with the gateway's time."""
+    acknowledgement told the box that its wall clock is an hour ahead is stamped with the gateway's time; and
+    so it is when NTP then sets the box's wall clock right before the next acknowledgement (``ntp``: it was
+    stamped two hours behind the gateway)."""
     import numpy as np
 
     from .test_edge_faults import in_process_analyser
 
     analyser, readers, slots, stop = in_process_analyser(tmp_path, ["gate"], lambda real, images, s: real(images, s))
-    analyser.publisher.clock.observe(gateway_at=time.time() - HOUR, now=time.time())
+    analyser.publisher.clock.observe(gateway_at=time.time() - HOUR, mono=time.monotonic(), wall=time.time())
+    gateway_now = time.time() - HOUR
+    if ntp:
+        real = time.time
+        monkeypatch.setattr(time, "time", lambda: real() - HOUR)
     try:
-        start, wall = box_now(), time.time()
+        start = box_now()
         for i in range(12):
             slots.put("gate", start + i, np.full((576, 768, 3), 10, np.uint8))  # a covered lens, a frame a second
             wait_until(lambda: readers["gate"].health.analysed == i + 1, 20, 0.05, message=f"frame {i}")
         (_, fault), = analyser.publisher.sent
         assert fault["type"] == "camera_fault" and fault["state"] == "start"
-        assert abs(wire.parse_time(fault["observed_at"]) - (wall + 11 - HOUR)) < 5
+        assert abs(wire.parse_time(fault["observed_at"]) - (gateway_now + 11)) < 5
     finally:
         stop.set()
         analyser.join(5)

@@ -287,6 +287,11 @@ class Sent:
         self.sent: list[tuple[str, dict]] = []
         self.clock = GatewayClock()  # the gateways' clock, as a publisher learns it from their acknowledgements
 
+    def gateway_offset(self) -> float:
+        import time
+
+        return self.clock.offset(time.monotonic(), time.time())
+
     def send(self, items: list[tuple[str, bytes]]) -> None:
         import json
 
