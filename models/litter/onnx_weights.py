@@ -7,7 +7,7 @@ scale). This reads every convolution's weight and bias back to float (``Dequanti
 hand: ``(q - zero_point) * scale`` along the channel axis) and puts them into an unfused YOLOv8n
 built from its yaml: the weight into the convolution, the bias into its batch norm as the shift,
 with a scale of 1 over a running variance of 1 - eps, so the module computes what the fused one did.
-The result is what the shipped file computes up to the int8 rounding of the weights (measured by
+The result is what the shipped file computes up to its int8 rounding of the activations (measured by
 ``--check``), saved as an ultralytics checkpoint that ``train.py --start`` continues from.
 
     .venv-train/bin/python models/litter/onnx_weights.py models/litter/litter_yolov8n_320.onnx \
@@ -148,7 +148,9 @@ def save(model, out: Path, source: Path) -> None:
 
 def check(model, onnx_path: Path, images: list[Path]) -> float:
     """The largest difference in class score between the rebuilt model and the ONNX file, over
-    ``images`` (both fed the edge's own letterbox); the int8 rounding alone gives a few hundredths."""
+    ``images`` (both fed the edge's own letterbox). The weights are read back exactly; what differs is the
+    file's int8 rounding of every convolution's input (static QDQ: each of its QuantizeLinear nodes is on an
+    activation), carried through some sixty layers: 0.12 on the shipped file over 16 validation images."""
     import cv2
     import onnxruntime as ort
     import torch
