@@ -286,7 +286,8 @@ class CameraPipeline:
                 return self.stationary.same_vehicle(zone_id, key, image, s.box, in_front)
             out += [self._outgoing(zone.id, zone.polygon, zone.grid, "illegal_parking", e, image)
                     for e in rule.observe(t, mine, views, fresh=bool(parts), same_vehicle=same_vehicle,
-                                          outside=[s for s, i in zip(sightings, inside) if not i])]
+                                          outside=[s for s, i in zip(sightings, inside) if not i],
+                                          taken=self._parked_elsewhere(zone))]
             self.stationary.remember(zone.id, rule.stays(), t, image, in_front)
         return out
 
@@ -349,6 +350,13 @@ class CameraPipeline:
             self._remember_ground(rule, events)
             out += [self._litter_outgoing(zone, kind, e, image, source, rule.needs_review) for e in events]
         return out
+
+    def _parked_elsewhere(self, zone: Zone) -> list[Box]:
+        """The boxes of the vehicles another parking zone's incident is open for: one vehicle is one incident,
+        in the zone whose dwell it reached first. Where parking zones overlap (a no-stopping bay inside a
+        kerb zone), a vehicle in both was raised in each: two cases for one car."""
+        return [stay.box for other, rule in self.rules if other.id != zone.id for stay in rule.stays()
+                if stay.incident_id is not None]
 
     def _raised_elsewhere(self, zone: Zone, s: Sighting) -> bool:
         """Whether another zone's incident (open, or held for review) is at the place of ``s``: one object

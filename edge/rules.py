@@ -97,11 +97,12 @@ def _event(cand: _Candidate, t: float, state: State, **end) -> Event:
 @dataclass(frozen=True)
 class Stay:
     """A vehicle the rule follows, for the pipeline's stationary check: its box at its last
-    detection and when that was."""
+    detection and when that was; the incident open for it, if one is."""
 
     key: int
     box: Box
     detected_at: float
+    incident_id: str | None = None
 
 
 class DwellRule:
@@ -134,6 +135,10 @@ class DwellRule:
     caller also passes the sightings just ``outside`` the zone: one that belongs to a stay keeps
     it like any other but never starts one, and a stay starts only once its anchor was inside
     on at least as many detector passes as outside: a vehicle parked beside the zone is not in it.
+
+    Where zones overlap, the caller passes the boxes of the vehicles another zone's incident is open
+    for (``taken``): a stay there (IoU >= ``MATCH_IOU``) keeps its clock but does not start while it is
+    so. One vehicle is one incident, in the zone whose dwell it reached first.
     """
 
     MATCH_IOU = 0.4
@@ -153,7 +158,7 @@ class DwellRule:
     def stays(self) -> list[Stay]:
         """The stays, whose place the caller should look at (see ``observe``'s ``views`` and
         ``same_vehicle``; views count for confirmed stays only)."""
-        return [Stay(c.key, c.sighting.box, c.detected_at) for c in self._candidates]
+        return [Stay(c.key, c.sighting.box, c.detected_at, c.incident_id) for c in self._candidates]
 
     def carry(self, moved: Callable[[Box], Box], since: float) -> set[int]:
         """The picture moved at ``since`` and is now moved back by another amount (a knocked camera,
@@ -202,10 +207,11 @@ class DwellRule:
 
     def observe(self, t: float, sightings: list[Sighting], views: dict[int, View] | None = None,
                 fresh: bool = True, same_vehicle: SameVehicle | None = None,
-                outside: list[Sighting] = ()) -> list[Event]:
+                outside: list[Sighting] = (), taken: list[Box] = ()) -> list[Event]:
         """Feed the vehicles whose anchor is inside the zone at time ``t`` (and those ``outside``
         it) and, for stays from ``stays()``, what their place looks like (by stay key) and whether
-        a sighting at their place shows their vehicle (``same_vehicle``); get incident events."""
+        a sighting at their place shows their vehicle (``same_vehicle``), and the vehicles whose
+        incident another zone holds (``taken``); get incident events."""
         events: list[Event] = []
         ends: list[Event] = []
         free = list(self._candidates)
@@ -232,14 +238,14 @@ class DwellRule:
             cand.votes[s.label] = cand.votes.get(s.label, 0.0) + s.score
             if s.track_id is not None and s.track_id >= 0:
                 cand.track_ids.add(s.track_id)
-            events += self._due(cand, t)
+            events += self._due(cand, t, taken)
         for cand in free:
             view = (views or {}).get(cand.key) if self._confirmed(cand) else None
             if cand.key in displaced:
                 view = "empty"  # another vehicle stands where it stood, with nothing in front
             if view == "same":  # unchanged under its box: still there, no detection needed
                 cand.last_seen, cand.empty_since = t, None
-                events += self._due(cand, t)
+                events += self._due(cand, t, taken)
             elif view == "empty" and cand.empty_since is None:
                 cand.empty_since = t
             gone = (cand.empty_since is not None and view == "empty" and t - cand.empty_since >= self.leave_s) \
@@ -250,10 +256,12 @@ class DwellRule:
                     ends.append(_event(cand, t, "end", ended_at=cand.last_seen, end_reason="left"))
         return ends + events
 
-    def _due(self, cand: _Candidate, t: float) -> list[Event]:
-        """The start once the dwell is reached and the stay confirmed, then updates."""
+    def _due(self, cand: _Candidate, t: float, taken: list[Box]) -> list[Event]:
+        """The start once the dwell is reached and the stay confirmed (and its vehicle's incident is not
+        another zone's), then updates."""
         if cand.incident_id is None:
-            if t - cand.first_seen >= self.dwell_s and self._confirmed(cand) and cand.inside >= cand.outside:
+            if t - cand.first_seen >= self.dwell_s and self._confirmed(cand) and cand.inside >= cand.outside \
+                    and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in taken):
                 return [self._start(cand, t)]
         elif t - cand.last_event_at >= self.update_interval_s:
             return [_event(cand, t, "update")]

@@ -39,3 +39,23 @@ def test_replay_gives_exactly_the_ground_truth(edge_config_file, tmp_path):
     evidence = sorted((tmp_path / "ev").glob("*.jpg"))
     assert len(evidence) == 2 and all(p.read_bytes()[:2] == b"\xff\xd8" for p in evidence)
     assert datetime.fromisoformat(messages[0]["observed_at"].replace("Z", "+00:00")).year == 2026
+
+
+@pytest.mark.slow
+def test_a_van_in_two_overlapping_parking_zones_is_one_incident_in_the_zone_whose_dwell_it_reached_first():
+    """A no-stopping bay (dwell 20 s) drawn inside the kerb zone (30 s): the parked van was raised in each, two
+    cases for one van. Now it is one incident, the bay's, from its 20 s, to the clip's end."""
+    from edge.config import parse_config
+    from edge.replay import replay
+
+    camera = TRUTH["camera"]
+    bay = {"id": "kerb-bay", "types": ["illegal_parking"], "dwell_s": 20,
+           "polygon": [[0.8, 0.0], [0.96, 0.0], [0.96, 0.25], [0.8, 0.25]]}
+    config = parse_config({"box": "t", "data_dir": "unused",
+                           "cameras": [{**camera, "url": str(CLIP), "zones": camera["zones"] + [bay]}]})
+    t0 = wire.parse_time("2026-03-02T08:00:00Z")
+    messages = [o.message for o in replay(config, "campus-gate", str(CLIP), t0)]
+    starts = [m for m in messages if m["state"] == "start"]
+    assert [m["zone"] for m in starts] == ["kerb-bay"], [(m["zone"], m["started_at"]) for m in starts]
+    assert abs(wire.parse_time(starts[0]["started_at"]) - t0 - 20) <= 3
+    assert {m["incident_id"] for m in messages} == {starts[0]["incident_id"]}

@@ -367,3 +367,16 @@ def test_a_pile_confirmed_at_every_third_look_starts_on_time_whatever_the_cadenc
             assert t <= start.started_at + 3 * interval + 1e-6, (t, start.started_at, upsets)
             return
     raise AssertionError(f"no start: {upsets}")
+
+
+def test_a_vehicle_whose_incident_another_zone_holds_keeps_its_clock_but_does_not_start():
+    """Overlapping parking zones: the van's incident is open in the zone whose dwell it reached first; this
+    zone starts it only once that one ends, dated when its own dwell was reached."""
+    r = rule(dwell_s=30)
+    held = [e for t in range(0, 50) for e in r.observe(float(t), [VAN], taken=[VAN.box])]
+    assert held == []
+    (start,) = r.observe(50.0, [VAN])
+    assert start.state == "start" and start.started_at == 30.0
+    other = rule(dwell_s=30)  # a box barely overlapping the van's is another vehicle
+    assert [e.state for t in range(0, 31) for e in other.observe(float(t), [VAN], taken=[shifted(VAN, 0.06).box])] \
+        == ["start"]
