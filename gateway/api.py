@@ -23,7 +23,7 @@ from gateway import actions, storage, verdicts
 from gateway.auth import TOKEN_OPTIONAL, Principal, actor, bearer, find_cases, may_see, reader, scope, visible_case
 from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
-from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
+from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg
 from gateway.open311 import open311
 from gateway.presentation import (MAX_ID, CaseId, Filter, IncidentId, Sha256, Which, case_view, evidence_response,
                                   incident_evidence_response, iso, period, photo_response)
@@ -237,7 +237,8 @@ def get_case(row: dict = Depends(readable_case), tables: Tables = Depends(get_ta
     return detail(row, tables, store)
 
 
-JPEG_RESPONSE = {200: {"content": {"image/jpeg": {}}}}
+JPEG_RESPONSE = {200: {"content": {"image/jpeg": {}}},
+                 410: {"description": f"withheld: a JPEG of more than {MAX_SCANS} scans, kept before ingest counted them"}}
 
 
 @cases_router.get("/{case_id}/evidence.jpg", response_class=Response, responses=JPEG_RESPONSE)
