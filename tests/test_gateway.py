@@ -322,3 +322,22 @@ def test_a_box_that_uses_another_boxs_incident_id_first_is_not_silently_taken_fo
     (dead,) = store.list_dead_letters()
     assert dead["topic"] == TOPIC
     assert "belongs to box 'box-2'" in dead["reason"] and "box 'box-1' may not" in dead["reason"]
+
+
+def test_an_incident_id_the_edge_made_cannot_be_taken_by_another_box_sending_it_first(ingest, store):
+    """box-2 sent box-1's id first and owned it: box-1's real incident was refused, and the city never had its
+    case. The edge's ids now end with its box id: another box's event, or evidence, under such an id is a dead
+    letter, and the owner's incident becomes its case. An id of another form is the first sender's, as before."""
+    own = "3f2a9c" * 5 + "00:box-1"  # as wire.owned_incident_id makes it
+    squat = box_2(incident_id=own, location={"lat": 30.0, "lon": 110.0})
+    evidence = (wire.evidence_topic("box-2", "cam-x", own), JPEG)
+    assert ingest.handle_batch([squat, evidence]) == ["dead_letter", "dead_letter"]
+    assert ingest.handle(*squat) == "dead_letter"
+    assert ingest.handle(wire.evidence_topic("box-1", "gate", own), JPEG) == "evidence"
+    assert ingest.handle(TOPIC, payload(incident_id=own)) == "case_created"
+    assert store.get_case(1)["incident_id"] == own
+    reasons = [d["reason"] for d in store.list_dead_letters()]
+    assert len(reasons) == 3 and all(f"incident id '{own}' names box 'box-1'" in r and "box 'box-2' may not" in r
+                                     for r in reasons), reasons
+    assert ingest.handle(*box_2(incident_id="3f2a9c" * 5 + "00:box-2", location={"lat": 30.0, "lon": 110.0})) \
+        == "case_created"  # its own
