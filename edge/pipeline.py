@@ -547,7 +547,7 @@ class CameraPipeline:
         model = self.detectors[LITTER if kind in LITTER_TYPES else VEHICLE]
         message = {
             "schema_version": wire.SCHEMA_VERSION,
-            "incident_id": event.incident_id,
+            "incident_id": wire.owned_incident_id(self.box, event.incident_id),
             "seq": event.seq,
             "state": event.state,
             "type": kind,

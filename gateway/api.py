@@ -20,10 +20,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gateway import actions, storage, verdicts
-from gateway.auth import TOKEN_OPTIONAL, Principal, actor, bearer, find_cases, may_see, reader, scope, visible_case
+from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, find_cases, may_see, reader, scope,
+                          token_optional_for_public_reads, visible_case)
 from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
-from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
+from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg
 from gateway.open311 import open311
 from gateway.presentation import (MAX_ID, CaseId, Filter, IncidentId, Sha256, Which, case_view, evidence_response,
                                   incident_evidence_response, iso, period, photo_response)
@@ -237,7 +238,8 @@ def get_case(row: dict = Depends(readable_case), tables: Tables = Depends(get_ta
     return detail(row, tables, store)
 
 
-JPEG_RESPONSE = {200: {"content": {"image/jpeg": {}}}}
+JPEG_RESPONSE = {200: {"content": {"image/jpeg": {}}},
+                 410: {"description": f"withheld: a JPEG of more than {MAX_SCANS} scans, kept before ingest counted them"}}
 
 
 @cases_router.get("/{case_id}/evidence.jpg", response_class=Response, responses=JPEG_RESPONSE)
@@ -389,6 +391,8 @@ def report(kind: str, day: Annotated[str | None, Query(alias="date", max_length=
             "machine": machine_precision(rows, judged, start, end)}
 
 
+HEALTH_DOWN = {503: {"description": "a part is down (broker, database, ingest, clock): the same body, `down` names them",
+                     "content": {"application/json": {"schema": {"type": "object"}}}}}
 UPLOADS = r"(/ui)?/cases/[^/]+/photos"  # the API's and the case page's photo: 8 MB, read by the route itself
 
 
@@ -403,10 +407,11 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.on_change = on_change or (lambda case_id: None)
     app.state.on_suppressions = on_suppressions or (lambda box: None)  # a box's list changed: send it
-    for router in (cases_router, dead_router, reports_router, suppressions_router, open311):
+    routers = (cases_router, dead_router, reports_router, suppressions_router, open311)
+    for router in routers:
         app.include_router(router)
 
-    @app.get("/health", tags=["health"], openapi_extra=TOKEN_OPTIONAL)
+    @app.get("/health", tags=["health"], openapi_extra=TOKEN_OPTIONAL, responses=HEALTH_DOWN)
     def health(response: Response, who: Principal | None = Depends(bearer)) -> dict:
         """``ok``, or 503 naming the parts that are down (broker, database, ingest, clock). Without a
         token only the states; with one the details (errors, times) and the case count."""
@@ -436,4 +441,10 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
 
     app.include_router(web_router)
     app.include_router(workbench_router)
+
+    def openapi() -> dict:  # the routers' own routes: the app's are wrapped once included (FastAPI 0.165)
+        return token_optional_for_public_reads(FastAPI.openapi(app), [r for router in routers for r in router.routes])
+
+    if public_read:
+        app.openapi = openapi
     return app

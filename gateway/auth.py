@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from fastapi import Depends, HTTPException, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
 from gateway.config import Tables
@@ -142,6 +144,22 @@ def actor(request: Request, who: Principal | None = Depends(bearer)) -> Principa
     if who is None:
         raise _needed(request, "to change a case")
     return who
+
+
+def token_optional_for_public_reads(schema: dict, routes: list) -> dict:
+    """``schema`` (/openapi.json) for a gateway with ``http.public_read``: each route that reads through
+    ``reader`` takes the token or none, as it does (``TOKEN_OPTIONAL``); FastAPI wrote the token as needed."""
+    for route in routes:
+        if isinstance(route, APIRoute) and route.include_in_schema and _reads_through_reader(route.dependant):
+            for method in route.methods:
+                operation = schema["paths"][route.path_format][method.lower()]
+                if {} not in operation.setdefault("security", []):
+                    operation["security"].append({})
+    return schema
+
+
+def _reads_through_reader(dependant: Dependant) -> bool:
+    return any(d.call is reader or _reads_through_reader(d) for d in dependant.dependencies)
 
 
 # --- the operators' pages: one sign-in with a token, then a session cookie ---

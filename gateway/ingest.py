@@ -44,9 +44,9 @@ class AheadOfClock(Exception):
     """An incident right in every way but its times, further ahead of the gateway's clock than
     ``max_clock_skew_s``: its box's clock is wrong (no NTP in a street office), and the incident is real."""
 
-    def __init__(self, box: str, ahead_s: float):
+    def __init__(self, box: str, message: tuple[str, int], ahead_s: float):
         super().__init__(f"box {box!r}: times {ahead_s:.0f} s ahead of the gateway's clock")
-        self.box, self.ahead_s = box, ahead_s
+        self.box, self.message, self.ahead_s = box, message, ahead_s
 
 
 class Ingest:
@@ -96,7 +96,7 @@ class Ingest:
         """Neither a dead letter nor acknowledged, and no database work (a box sending such messages on purpose
         costs the gateway less than one sending bad ones): the box keeps the message and sends it again, and
         it is taken once the gateway's clock allows it. Said once per box, with how far ahead."""
-        if self.health.held_ahead(exc.box, exc.ahead_s):
+        if self.health.held_ahead(exc.box, exc.message, exc.ahead_s):
             log.warning("%s (more than %.0f s): its incidents are held, not acknowledged, until the gateway's clock "
                         "reaches them; check the box's time sync", exc, self.max_clock_skew_s)
         return AHEAD_OF_CLOCK
@@ -178,7 +178,7 @@ class Ingest:
         # last: only a message right in every other way is held (late messages are normal: an outbox)
         ahead = wire.ahead(message, now)
         if ahead > self.max_clock_skew_s:
-            raise AheadOfClock(message["box"], ahead)
+            raise AheadOfClock(message["box"], (message["incident_id"], message["seq"]), ahead)
         return message, category
 
     def _evidence(self, where: wire.Topic, payload: bytes, now: float) -> str:

@@ -16,10 +16,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from xueliang.wire import iso
 
 REGISTRY = CollectorRegistry()
-MESSAGES = Counter("xl_gateway_messages", "Messages taken from the broker, by outcome "
+MESSAGES = Counter("xl_gateway_messages", "Messages taken from the broker, by outcome, each delivery counted "
                    "(case_created, case_merged, case_updated, case_reopened, duplicate, evidence, dead_letter, "
-                   "ahead_of_clock: held, not acknowledged, for times ahead of the gateway's clock)",
+                   "ahead_of_clock: held, not acknowledged, for times ahead of the gateway's clock, so counted at "
+                   "each resend; xl_gateway_held_messages counts each once)",
                    ["outcome"], registry=REGISTRY)
+HELD = Counter("xl_gateway_held_messages", "Incident messages held for times ahead of the gateway's clock, each "
+               "counted once however often its box sends it again", registry=REGISTRY)
 INGEST_FAILURES = Counter("xl_gateway_ingest_failures", "Batches not committed because the database failed "
                           "(kept unacknowledged and tried again)", registry=REGISTRY)
 INGEST_FAILING = Gauge("xl_gateway_ingest_failing", "1 while ingest cannot commit (the database fails)",
@@ -38,6 +41,9 @@ BOXES_AHEAD = Gauge("xl_gateway_boxes_ahead", "Boxes whose incidents were held w
                     "the gateway's clock (the box's clock is wrong; /health names them)", registry=REGISTRY)
 AHEAD_SHOWN_S = 3600.0  # a box is listed as ahead this long after its last held incident
 AHEAD_BOXES_MAX = 1000  # boxes listed at most (topics name them: the broker's ACL bounds them, a test broker does not)
+# held messages remembered, to count each once (a box resends what is held every 15 s or so): the oldest
+# resent is forgotten past this, and counted again if sent again; about 2 MB
+HELD_MESSAGES_MAX = 10_000
 
 
 class Health:
@@ -55,6 +61,7 @@ class Health:
         self.clock: dict = {"last_round_at": None, "failed_steps": []}
         self.database: dict = {"cannot_write_since": None, "last_error": None}
         self.ahead: dict[str, dict] = {}  # box -> its held incidents: how far ahead, how many, since, last_at
+        self._held: collections.OrderedDict[tuple[str, str, int], None] = collections.OrderedDict()  # (box, id, seq)
 
     # --- written by the parts ---
     def committed(self, outcomes: list[str], now: float | None = None) -> None:
@@ -94,23 +101,42 @@ class Health:
         with self._lock:
             self.clock.update(last_round_at=now, failed_steps=list(failed_steps))
 
-    def held_ahead(self, box: str, ahead_s: float, now: float | None = None) -> bool:
-        """An incident of ``box`` held for times ``ahead_s`` ahead of the gateway's clock; True when the box
-        was not listed (the caller logs it: once per box, not at every resend)."""
+    def held_ahead(self, box: str, message: tuple[str, int], ahead_s: float, now: float | None = None) -> bool:
+        """A delivery of ``box``'s incident ``message`` (its id and seq) held for times ``ahead_s`` ahead of the
+        gateway's clock: ``held`` counts each message once (its box sends it again until it is taken),
+        ``deliveries`` every time; True when the box was not listed (the caller logs it: once per box, not at
+        every resend)."""
         now = time.time() if now is None else now
+        key = (box, *message)
         with self._lock:
             self._forget_quiet(now)
             new = box not in self.ahead
-            entry = self.ahead.setdefault(box, {"since": now, "held": 0})
-            entry.update(ahead_s=round(ahead_s), held=entry["held"] + 1, last_at=now)
+            entry = self.ahead.setdefault(box, {"since": now, "held": 0, "deliveries": 0})
+            if key in self._held:
+                self._held.move_to_end(key)
+            else:
+                self._held[key] = None
+                entry["held"] += 1
+                HELD.inc()
+                if len(self._held) > HELD_MESSAGES_MAX:
+                    self._held.popitem(last=False)
+            entry.update(ahead_s=round(ahead_s), deliveries=entry["deliveries"] + 1, last_at=now)
             if len(self.ahead) > AHEAD_BOXES_MAX:
-                del self.ahead[min(self.ahead, key=lambda b: self.ahead[b]["last_at"])]
+                self._forget([min(self.ahead, key=lambda b: self.ahead[b]["last_at"])])
             BOXES_AHEAD.set(len(self.ahead))
         return new
 
     def _forget_quiet(self, now: float) -> None:
-        for box in [b for b, entry in self.ahead.items() if entry["last_at"] < now - AHEAD_SHOWN_S]:
+        self._forget([b for b, entry in self.ahead.items() if entry["last_at"] < now - AHEAD_SHOWN_S])
+
+    def _forget(self, boxes: list[str]) -> None:
+        """No longer list ``boxes``, nor remember their held messages: listed again, a box counts afresh."""
+        if not boxes:
+            return
+        for box in boxes:
             del self.ahead[box]
+        gone = set(boxes)
+        self._held = collections.OrderedDict((key, None) for key in self._held if key[0] not in gone)
 
     # --- read by /health ---
     def parts(self, now: float | None = None) -> dict[str, dict]:

@@ -28,6 +28,7 @@ from fastapi.responses import Response
 from gateway.cases import is_overdue
 from gateway.config import Tables
 from gateway.deadlines import CITY_TZ, parse_service_level
+from gateway.images import ImageError, check_scans
 from gateway.storage import Store
 from gateway.workflow import Role
 from xueliang import wire
@@ -189,6 +190,19 @@ def case_view(row: dict, tables: Tables, now: float | None = None) -> dict:
 
 # --- the images, as served to the API and the pages alike ---
 
+def picture_response(data: bytes, what: str) -> Response:
+    """Stored JPEG bytes as served; 410 for one of more than ``images.MAX_SCANS`` scans, kept before ingest
+    counted them: every browser that shows it decodes each scan (minutes of an operator's CPU), so it is
+    withheld, the reason named, as it would be refused today. Counting is a walk over the bytes, nothing
+    decoded (a 4 MB snapshot: milliseconds)."""
+    try:
+        check_scans(data)
+    except ImageError as exc:
+        raise HTTPException(410, f"{what} is withheld: {exc}; it was kept before the gateway counted scans, "
+                                 "and a browser would decode each one") from None
+    return Response(data, media_type="image/jpeg")
+
+
 def evidence_response(row: dict, which: str, store: Store) -> Response:
     """A case's own snapshot (its first incident's), where one of its incidents shows those bytes (``row``
     from ``store.get_case``): a box that named another box's picture had it served as its case's."""
@@ -197,7 +211,7 @@ def evidence_response(row: dict, which: str, store: Store) -> Response:
     data = store.evidence_bytes(sha) if sha and any(i[key] == sha for i in row["incidents"]) else None
     if data is None:
         raise HTTPException(404, f"case {row['id']}: {which} evidence has not arrived")
-    return Response(data, media_type="image/jpeg")
+    return picture_response(data, f"case {row['id']}'s {which} evidence")
 
 
 def incident_evidence_response(row: dict, incident_id: str, which: str, store: Store) -> Response:
@@ -210,7 +224,7 @@ def incident_evidence_response(row: dict, incident_id: str, which: str, store: S
     data = store.evidence_bytes(sha) if sha else None
     if data is None:
         raise HTTPException(404, f"case {row['id']}: incident {incident_id}'s {which} evidence has not arrived")
-    return Response(data, media_type="image/jpeg")
+    return picture_response(data, f"case {row['id']}: incident {incident_id}'s {which} evidence")
 
 
 def photo_response(case_id: int, sha256: str, store: Store) -> Response:
@@ -218,7 +232,7 @@ def photo_response(case_id: int, sha256: str, store: Store) -> Response:
     data = store.photo_bytes(case_id, sha256)
     if data is None:
         raise HTTPException(404, f"case {case_id} has no photo {sha256}")
-    return Response(data, media_type="image/jpeg")
+    return picture_response(data, f"case {case_id}'s photo {sha256}")
 
 
 # --- the case for people (the pages) ---

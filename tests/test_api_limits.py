@@ -263,6 +263,36 @@ def test_the_api_is_described_at_openapi_json_with_its_token_and_no_page_loads_a
         "the Authorization header must read 'Bearer <token>'"
 
 
+def test_openapi_json_says_what_each_route_takes_and_answers_as_the_routes_do(city):
+    """With ``http.public_read`` every read was still described as needing the token, and /health's 503 (a
+    part down: broker, database, ingest, clock) was not described. Each operation's security is checked
+    against the route itself: where the token is optional a request without one is not refused."""
+    app, store, ingest, client, tokens = city
+    values = {"case_id": "1", "incident_id": "x", "sha256": "0" * 64, "kind": "daily", "fmt": "json",
+              "request_id": "1", "suppression_id": "1"}
+    for public_read in (False, True):
+        anyone = TestClient(create_app(store, app.state.tables, public_read=public_read))
+        described = anyone.get("/openapi.json").json()
+        optional = set()
+        for path, operations in described["paths"].items():
+            for method, operation in operations.items():
+                url = path.format(**values)
+                if {} in operation.get("security", [{}]):
+                    optional.add((method, path))
+                    assert anyone.request(method, url).status_code != 401, (public_read, method, url)
+                else:
+                    assert operation["security"] == [{"token": []}], (method, path)
+                    assert anyone.request(method, url).status_code == 401, (public_read, method, url)
+        reads = {("get", p) for p in ("/cases", "/cases/{case_id}", "/cases/{case_id}/evidence.jpg",
+                                      "/cases/{case_id}/incidents/{incident_id}/evidence.jpg",
+                                      "/cases/{case_id}/photos/{sha256}.jpg", "/dead-letters", "/reports/{kind}",
+                                      "/suppressions", "/open311/v2/requests.{fmt}",
+                                      "/open311/v2/requests/{request_id}.{fmt}")}
+        public = {("get", "/health"), ("get", "/metrics"), ("get", "/open311/v2/services.{fmt}")}
+        assert optional == public | (reads if public_read else set()), public_read
+        assert "503" in described["paths"]["/health"]["get"]["responses"]
+
+
 def test_no_response_with_a_picture_or_a_case_may_be_kept_by_a_browser_or_proxy(city):
     """Evidence and photos show streets, people and plates; the shared machines of a command centre
     and the city's proxies kept them (no Cache-Control). Over real HTTP: every picture, case, list

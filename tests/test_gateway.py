@@ -4,6 +4,7 @@ import copy
 import hashlib
 import io
 import json
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -182,12 +183,38 @@ def test_an_incident_ahead_of_the_gateways_clock_is_held_and_taken_once_the_cloc
     assert ingest.handle_batch([(TOPIC, ahead), (TOPIC, elsewhere)]) == ["ahead_of_clock", "case_created"]
     assert store.count("dead_letters") == 0 and store.count("incident_events") == 1
     (listed,) = ingest.health.parts()["ingest"]["boxes_ahead"].items()
-    assert listed[0] == "box-1" and listed[1]["ahead_s"] == 3630 and listed[1]["held"] == 2
+    assert listed[0] == "box-1" and listed[1]["ahead_s"] == 3630
+    assert listed[1]["held"] == 1 and listed[1]["deliveries"] == 2  # one message, sent again: held once
     # wrong in another way too: a dead letter, as ever (only the clock's fault is held)
     assert ingest.handle(TOPIC, payload(incident_id="x", started_at="2026-01-01T02:00:00Z",
                                         observed_at="2026-01-01T01:00:30Z")) == "dead_letter"
     clock[0] = NOW + 3400.0  # 230 s behind the incident's time: within the limit
     assert ingest.handle(TOPIC, ahead) == "case_created"
+
+
+def test_a_held_message_is_counted_once_however_often_its_box_sends_it_again(store):
+    """A box an hour ahead resends what is held every 15 s or so: /health said 240 messages held, and the
+    metric rose by 240, for one incident held an hour. Each held message (incident id, seq) now counts once,
+    its deliveries beside it; the outcome counter still counts every message taken from the broker."""
+    from gateway.metrics import REGISTRY
+
+    clock = [NOW]
+    ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=lambda: clock[0])
+    ahead = {"started_at": "2026-01-01T01:00:00Z", "observed_at": "2026-01-01T01:00:30Z"}
+    start, update = payload(**ahead), payload(**ahead, seq=2, state="update")
+    other = payload(**ahead, incident_id="b2", location={"lat": 39.2, "lon": 117.2})
+    before = REGISTRY.get_sample_value("xl_gateway_held_messages_total")
+    for resend in range(5):
+        assert ingest.handle_batch([(TOPIC, start), (TOPIC, update)]) == ["ahead_of_clock"] * 2
+        clock[0] += 15.0
+    assert ingest.handle(TOPIC, other) == "ahead_of_clock"
+    listed = ingest.health.parts()["ingest"]["boxes_ahead"]["box-1"]
+    assert listed["held"] == 3 and listed["deliveries"] == 11
+    assert REGISTRY.get_sample_value("xl_gateway_held_messages_total") - before == 3
+    health, later = ingest.health, time.time() + 2 * 3600.0  # quiet for two hours: no longer listed ...
+    assert "box-1" not in health.parts(later)["ingest"]["boxes_ahead"]
+    assert health.held_ahead("box-1", ("3f2a9c", 1), 3630.0, later)  # ... and held again, counted afresh
+    assert health.parts(later)["ingest"]["boxes_ahead"]["box-1"]["held"] == 1
 
 
 def test_api_lists_cases_and_serves_evidence(ingest, store):
@@ -295,3 +322,22 @@ def test_a_box_that_uses_another_boxs_incident_id_first_is_not_silently_taken_fo
     (dead,) = store.list_dead_letters()
     assert dead["topic"] == TOPIC
     assert "belongs to box 'box-2'" in dead["reason"] and "box 'box-1' may not" in dead["reason"]
+
+
+def test_an_incident_id_the_edge_made_cannot_be_taken_by_another_box_sending_it_first(ingest, store):
+    """box-2 sent box-1's id first and owned it: box-1's real incident was refused, and the city never had its
+    case. The edge's ids now end with its box id: another box's event, or evidence, under such an id is a dead
+    letter, and the owner's incident becomes its case. An id of another form is the first sender's, as before."""
+    own = "3f2a9c" * 5 + "00:box-1"  # as wire.owned_incident_id makes it
+    squat = box_2(incident_id=own, location={"lat": 30.0, "lon": 110.0})
+    evidence = (wire.evidence_topic("box-2", "cam-x", own), JPEG)
+    assert ingest.handle_batch([squat, evidence]) == ["dead_letter", "dead_letter"]
+    assert ingest.handle(*squat) == "dead_letter"
+    assert ingest.handle(wire.evidence_topic("box-1", "gate", own), JPEG) == "evidence"
+    assert ingest.handle(TOPIC, payload(incident_id=own)) == "case_created"
+    assert store.get_case(1)["incident_id"] == own
+    reasons = [d["reason"] for d in store.list_dead_letters()]
+    assert len(reasons) == 3 and all(f"incident id '{own}' names box 'box-1'" in r and "box 'box-2' may not" in r
+                                     for r in reasons), reasons
+    assert ingest.handle(*box_2(incident_id="3f2a9c" * 5 + "00:box-2", location={"lat": 30.0, "lon": 110.0})) \
+        == "case_created"  # its own

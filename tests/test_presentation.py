@@ -91,6 +91,40 @@ def test_each_incident_joined_by_merge_or_reopening_has_its_own_evidence(city):
     assert client.get("/cases/1/incidents/a%2Fb/evidence.jpg", headers=admin).status_code in (404, 422)
 
 
+def test_a_scan_bomb_kept_before_ingest_counted_scans_is_withheld_not_served(city):
+    """Evidence and photos kept before ingest refused JPEGs of more than 64 scans were served as kept: every
+    browser that showed one decoded each scan (a 7000x7000 picture's 1,000 took 31 s of CPU). Each is now
+    withheld (410, the reason named) on the API and the pages alike; a picture of few scans is served."""
+    from gateway import storage
+
+    from .test_gateway import scans
+
+    tables, store, ingest, client, tokens = city
+    admin, bomb, now = auth(tokens["admin"]), scans(500), time.time()
+    bomb_sha = hashlib.sha256(bomb).hexdigest()
+    topic, payload = incident(evidence={"sha256": bomb_sha, "bytes": len(bomb)})
+    incident_id = json.loads(payload)["incident_id"]
+    with store.begin() as db:  # as ingest kept them before it counted scans
+        storage.add_evidence(db, bomb_sha, bomb, incident_id, "box-1", "gate", now)
+    assert ingest.handle(topic, payload) == "case_created"
+    with store.begin() as db:
+        storage.add_evidence(db, bomb_sha, bomb, "case:1", "-", "-", now)
+        assert storage.add_case_photo(db, 1, bomb_sha, now)
+    few = scans(0)
+    assert client.post("/cases/1/photos", content=few, headers=auth(tokens["police"])).status_code == 201
+    assert client.post("/ui/login", data={"token": tokens["admin"]}).status_code in (200, 303)
+    pictures = ["/cases/1/evidence.jpg", f"/cases/1/incidents/{incident_id}/evidence.jpg", f"/cases/1/photos/{bomb_sha}.jpg"]
+    for url in pictures + ["/ui" + url for url in pictures[1:]]:
+        got = client.get(url, headers=admin)
+        assert got.status_code == 410 and got.headers["content-type"] != "image/jpeg", url
+        assert "is withheld: a JPEG of 506 scans; at most 64" in got.text, url
+        assert ("图片不予显示" in got.text) == url.startswith("/ui"), url  # a page's error is a page
+    few_url = f"/cases/1/photos/{hashlib.sha256(few).hexdigest()}.jpg"
+    for url in (few_url, "/ui" + few_url):
+        got = client.get(url, headers=admin)
+        assert got.status_code == 200 and got.content == few, url
+
+
 def test_the_api_keeps_utc_for_machines_and_adds_the_names_people_use(city):
     tables, store, ingest, client, tokens = city
     ingest.handle(*incident())

@@ -22,6 +22,7 @@ def test_replay_gives_exactly_the_ground_truth(edge_config_file, tmp_path):
     messages = [json.loads(line) for line in run.stdout.splitlines()]
     for m in messages:
         wire.validate_incident(m)
+        assert wire.incident_owner(m["incident_id"]) == m["box"]  # no other box may send it
     t0 = wire.parse_time(start)
     for expect in TRUTH["expect"]:
         starts = [m for m in messages if m["zone"] == expect["zone"] and m["state"] == "start"

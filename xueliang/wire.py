@@ -44,6 +44,10 @@ MAX_DEPTH = 16
 MAX_CLOCK_SKEW_S = 300.0
 IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # box, camera, zone: as in the schema's $defs/ident
 INCIDENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# An incident id as xueliang's edge makes it (``owned_incident_id``): 32 hex digits and its box's id. The gateway
+# refuses such an id from any other box (``incident_owner``), so no box can take another's incident id by sending
+# it first; an id of any other form (a box older than this, another maker's) belongs to the box that sent it first.
+_OWNED_INCIDENT_ID = re.compile(r"[0-9a-f]{32}:(?P<box>" + IDENT.pattern + ")")
 # ``case:`` begins the gateway's own keys for people's photos (gateway/actions.py), never a box's incident id: evidence a
 # box sent under such an id was never quarantined as an orphan, and kept for good (incident.schema.json says so too)
 GATEWAY_KEY_PREFIX = "case:"
@@ -126,7 +130,34 @@ def parse_topic(topic: str) -> Topic:
                                           or where.incident_id.startswith(GATEWAY_KEY_PREFIX)):
         raise WireError(f"topic's incident id {where.incident_id[:40]!r} ({len(where.incident_id)} characters) "
                         "is not 1..128 of A-Z a-z 0-9 . _ : - (not beginning case:, the gateway's own)")
+    if where.incident_id is not None:
+        check_incident_owner(where.incident_id, where.box)
     return where
+
+
+def owned_incident_id(box: str, made: str) -> str:
+    """The id ``box`` gives on the wire to the incident its rules named ``made`` (32 hex digits).
+
+    >>> owned_incident_id("box-1", "3f2a9c" * 5 + "00")
+    '3f2a9c3f2a9c3f2a9c3f2a9c3f2a9c00:box-1'
+    >>> incident_owner(_), incident_owner("3f2a9c"), incident_owner("3f2a9c" * 5 + "00:x/y")
+    ('box-1', None, None)
+    """
+    return f"{made}:{box}"
+
+
+def incident_owner(incident_id: str) -> str | None:
+    """The box an incident id names, for an id ``owned_incident_id`` made; None for one of another form."""
+    found = _OWNED_INCIDENT_ID.fullmatch(incident_id)
+    return found["box"] if found else None
+
+
+def check_incident_owner(incident_id: str, box: str) -> None:
+    """WireError if ``incident_id`` names a box other than ``box``, the one sending it."""
+    owner = incident_owner(incident_id)
+    if owner is not None and owner != box:
+        raise WireError(f"incident id {incident_id!r} names box {owner!r} (an id the edge makes ends with its box's); "
+                        f"box {box!r} may not send it")
 
 
 def iso(t: float) -> str:
@@ -223,6 +254,7 @@ def validate_incident(message: dict[str, Any]) -> dict[str, Any]:
             raise WireError(f"(message): {fast_error.message[:300]}") from None
         raise error from None
     _check_times(message)
+    check_incident_owner(message["incident_id"], message["box"])
     return message
 
 
