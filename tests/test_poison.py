@@ -1,6 +1,7 @@
 """One bad message never stops ingest or the notice clock: poison messages become dead letters one
 at a time, the rest of their batch commits, and only the database's own failure stops ingest."""
 
+import contextlib
 import errno
 import json
 import math
@@ -33,6 +34,28 @@ from .test_gateway import START, TOPIC, payload, scans
 from .test_workflow import database_url  # noqa: F401 (fixtures)
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+@contextlib.contextmanager
+def gateway_and_box(store: Store, tables, port: int, box_id: str):
+    """A real gateway ingesting into ``store`` over the broker at ``port`` (connected and subscribed) and a box's
+    MQTT client ``box_id`` beside it; both stopped after."""
+    from gateway.config import Broker, GatewayConfig
+    from gateway.service import MqttIngest
+
+    gateway = MqttIngest(GatewayConfig(broker=Broker(port=port, client_id="gateway-1")),
+                         Ingest(store, tables, clock=time.time))
+    gateway.start()
+    box = make_client(box_id)
+    box.connect("127.0.0.1", port)
+    box.loop_start()
+    try:
+        wait_until(lambda: gateway.state.broker["connected"], 10, message="gateway connected")
+        time.sleep(0.5)  # the subscriptions
+        yield gateway, box
+    finally:
+        box.loop_stop()
+        gateway.stop()
 
 
 def raw(field: str, token: str) -> bytes:
@@ -208,27 +231,16 @@ def test_a_full_disk_stops_ingest_and_sets_no_message_aside(small_disk, tables):
 def test_on_a_full_disk_health_says_the_database_cannot_write(small_disk, tables, broker):
     """/health read the database (a full disk still answers) and said it was ok while ingest could not
     commit; its database part now says what ingest found, and is ok again once a batch commits."""
-    from gateway.config import Broker, GatewayConfig
-    from gateway.service import MqttIngest
-
     store = Store(f"sqlite:///{small_disk}/gateway.sqlite")
     token = new_token(store, "ops", "admin")
-    gateway = MqttIngest(GatewayConfig(broker=Broker(port=broker.port, client_id="gateway-1")),
-                         Ingest(store, tables, clock=time.time))
-    api = TestClient(create_app(store, tables, health_state=gateway.state))
-    gateway.start()
-    box = make_client("box-1")
-    box.connect("127.0.0.1", broker.port)
-    box.loop_start()
+    with gateway_and_box(store, tables, broker.port, "box-1") as (gateway, box):
+        api = TestClient(create_app(store, tables, health_state=gateway.state))
 
-    def send(incident_id: str, lat: float) -> None:
-        box.publish(TOPIC, payload(incident_id=incident_id, location={"lat": lat, "lon": 117.5},
-                                   observed_at=wire.iso(time.time()), started_at=wire.iso(time.time() - 30)),
-                    qos=1).wait_for_publish(5)
+        def send(incident_id: str, lat: float) -> None:
+            box.publish(TOPIC, payload(incident_id=incident_id, location={"lat": lat, "lon": 117.5},
+                                       observed_at=wire.iso(time.time()), started_at=wire.iso(time.time() - 30)),
+                        qos=1).wait_for_publish(5)
 
-    try:
-        wait_until(lambda: gateway.state.broker["connected"], 10, message="gateway connected")
-        time.sleep(0.5)  # the subscriptions
         send("before", 39.4)
         wait_until(lambda: store.count("cases") == 1, 10, message="the first case")
         assert api.get("/health").status_code == 200
@@ -242,9 +254,6 @@ def test_on_a_full_disk_health_says_the_database_cannot_write(small_disk, tables
         (small_disk / "filler").unlink()
         wait_until(lambda: api.get("/health").status_code == 200, 10, message="healthy once it writes")
         assert store.count("cases") == 2 and store.count("dead_letters") == 0
-    finally:
-        box.loop_stop()
-        gateway.stop()
 
 
 def test_a_database_file_deleted_under_the_gateway_stops_ingest(tmp_path, tables, caplog):
@@ -366,32 +375,21 @@ def test_rows_that_cannot_be_shown_neither_break_the_api_nor_stop_the_notices(st
 def test_a_box_named_like_the_notice_topics_gets_no_case_and_no_acknowledgement(store, tables, broker):
     """Box ids ``dispatch`` and ``escalations`` opened cases, and the gateway then acknowledged them on
     xl/v1/dispatch/ack (and sent suppressions there): non-notices where departments read notices."""
-    from gateway.config import Broker, GatewayConfig
-    from gateway.service import MqttIngest
-
     watcher = Watcher(broker.port, ["xl/v1/+/ack"])
-    gateway = MqttIngest(GatewayConfig(broker=Broker(port=broker.port, client_id="gateway-1")),
-                         Ingest(store, tables, clock=time.time))
-    gateway.start()
-    box = make_client("boxes")
-    box.connect("127.0.0.1", broker.port)
-    box.loop_start()
     try:
-        wait_until(lambda: gateway.state.broker["connected"], 10, message="gateway connected")
-        time.sleep(0.5)  # the subscriptions
-        for name in ("dispatch", "escalations"):
-            box.publish(wire.incident_topic(name, "cam-1"), payload(box=name, camera="cam-1"), qos=1).wait_for_publish(5)
-        box.publish(TOPIC, payload(), qos=1).wait_for_publish(5)
-        wait_until(lambda: watcher.latest_json("box-1/ack"), 10, message="box-1's acknowledgement")
-        assert [c["box"] for c in store.list_cases()] == ["box-1"]
-        reasons = sorted(d["reason"] for d in store.list_dead_letters())
-        assert reasons == [f"topic's box '{name}' is reserved: xl/v1/{name}/ carries the gateway's notices"
-                           for name in ("dispatch", "escalations")]
-        time.sleep(0.5)
-        assert {t for t, _ in watcher.messages} == {"xl/v1/box-1/ack"}  # none among the notices
+        with gateway_and_box(store, tables, broker.port, "boxes") as (_, box):
+            for name in ("dispatch", "escalations"):
+                box.publish(wire.incident_topic(name, "cam-1"), payload(box=name, camera="cam-1"),
+                            qos=1).wait_for_publish(5)
+            box.publish(TOPIC, payload(), qos=1).wait_for_publish(5)
+            wait_until(lambda: watcher.latest_json("box-1/ack"), 10, message="box-1's acknowledgement")
+            assert [c["box"] for c in store.list_cases()] == ["box-1"]
+            reasons = sorted(d["reason"] for d in store.list_dead_letters())
+            assert reasons == [f"topic's box '{name}' is reserved: xl/v1/{name}/ carries the gateway's notices"
+                               for name in ("dispatch", "escalations")]
+            time.sleep(0.5)
+            assert {t for t, _ in watcher.messages} == {"xl/v1/box-1/ack"}  # none among the notices
     finally:
-        box.loop_stop()
-        gateway.stop()
         watcher.stop()
 
 
@@ -399,33 +397,23 @@ def test_a_box_named_like_the_notice_topics_gets_no_case_and_no_acknowledgement(
 def test_evidence_of_too_many_scans_from_a_box_is_a_dead_letter(store, tables, broker):
     """A photo's scans were counted, a box's snapshot's were not: a progressive JPEG of thousands of scans
     was kept, and decoded (each scan) by every browser that showed the case and by the training export."""
-    from gateway.config import Broker, GatewayConfig
-    from gateway.service import MqttIngest
-
     watcher = Watcher(broker.port, ["xl/v1/box-1/ack"])
-    gateway = MqttIngest(GatewayConfig(broker=Broker(port=broker.port, client_id="gateway-1")),
-                         Ingest(store, tables, clock=time.time))
-    gateway.start()
-    box = make_client("box-1")
-    box.connect("127.0.0.1", broker.port)
-    box.loop_start()
     sent = {"bomb": (wire.evidence_topic("box-1", "gate", "bomb"), scans(500)),
             "fine": (wire.evidence_topic("box-1", "gate", "fine"), scans(0)),  # progressive, six scans
             "incident": (TOPIC, payload(incident_id="bomb", observed_at=wire.iso(time.time()),
                                         started_at=wire.iso(time.time() - 30)))}
     try:
-        wait_until(lambda: gateway.state.broker["connected"], 10, message="gateway connected")
-        time.sleep(0.5)  # the subscriptions
-        for topic, body in sent.values():
-            box.publish(topic, body, qos=1).wait_for_publish(5)
-        told = {}
+        with gateway_and_box(store, tables, broker.port, "box-1") as (_, box):
+            for topic, body in sent.values():
+                box.publish(topic, body, qos=1).wait_for_publish(5)
+            told = {}
 
-        def all_told():
-            for _, ack in watcher.messages:
-                told.update(wire.decode_ack(ack))
-            return len(told) == 3
+            def all_told():
+                for _, ack in watcher.messages:
+                    told.update(wire.decode_ack(ack))
+                return len(told) == 3
 
-        wait_until(all_told, 10, message="box-1's acknowledgements")
+            wait_until(all_told, 10, message="box-1's acknowledgements")
         outcome = {name: told[wire.message_digest(*sent[name])] for name in sent}
         assert outcome == {"bomb": "dead_letter", "fine": "evidence", "incident": "case_created"}
         (dead,) = store.list_dead_letters()
@@ -433,8 +421,6 @@ def test_evidence_of_too_many_scans_from_a_box_is_a_dead_letter(store, tables, b
         assert dead["reason"] == "a JPEG of 506 scans; at most 64 (a progressive JPEG has about 10)"
         assert store.count("evidence") == 1  # the six-scan one
     finally:
-        box.loop_stop()
-        gateway.stop()
         watcher.stop()
 
 
