@@ -482,13 +482,15 @@ def to_wire(out: Outgoing) -> list[tuple[str, bytes]]:
 
 
 def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: dict,
-           suppressions: Suppressions | None = None) -> dict:
-    """The heartbeat (``delivery``: Publisher.delivery()); per-camera ``max_gap_s`` starts again after each one."""
+           suppressions: Suppressions | None = None, heartbeat_s: float = wire.HEARTBEAT_S) -> dict:
+    """The heartbeat (``delivery``: Publisher.delivery()); per-camera ``max_gap_s`` starts again after each one.
+    ``heartbeat_s``: when the next one is due (a gateway takes the box for silent after three missed)."""
     now = box_now()
     body = {
         "box": box,
         "state": "online",
         "at": wire.iso(time.time()),
+        "heartbeat_s": heartbeat_s,
         **delivery,
         **(suppressions or Suppressions()).status(),
         "queue_depth": slots.depth(),
@@ -581,7 +583,8 @@ def run_box(config: EdgeConfig) -> int:
     suppressions = Suppressions()
     publisher.listen(wire.suppressions_topic(config.box), lambda payload: suppressions.on_payload(payload, time.time()))
     analyser = Analyser(config, detectors, readers, slots, publisher, metrics, stop, suppressions)
-    publisher.status = status(config.box, readers, slots, publisher.delivery(time.time()), suppressions)
+    publisher.status = status(config.box, readers, slots, publisher.delivery(time.time()), suppressions,
+                              config.heartbeat_s)
     publisher.start()
     log.info("box %s: %d camera(s), %d message(s) pending in the outbox", config.box, len(readers), outbox.pending())
     analyser.start()
@@ -597,7 +600,7 @@ def run_box(config: EdgeConfig) -> int:
                            (metrics.oldest, "outbox_oldest_s"), (metrics.resent, "outbox_resent"),
                            (metrics.unrouted, "outbox_unrouted"), (metrics.gateway_dead_letters, "gateway_dead_letters")):
             gauge.set(delivery[key])
-        publisher.publish_status(status(config.box, readers, slots, delivery, suppressions))
+        publisher.publish_status(status(config.box, readers, slots, delivery, suppressions, config.heartbeat_s))
     analyser.join(timeout=2)
     publisher.stop(timeout=2)  # what no gateway confirmed by then stays in the outbox for next time
     outbox.close()

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from edge.geometry import polygon_area
 from xueliang.polygon import crossing_edges
 from xueliang.textfile import load_yaml, read_text
-from xueliang.wire import GRID_PATTERN, RESERVED_BOX_IDS
+from xueliang.wire import GRID_PATTERN, HEARTBEAT_S, RESERVED_BOX_IDS
 
 log = logging.getLogger(__name__)
 IncidentType = Literal["illegal_parking", "garbage", "spill"]
@@ -233,7 +233,7 @@ class EdgeConfig(Strict):
     detection: Detection = Detection()
     rules: Rules = Rules()
     data_dir: Path = Field(default=Path("data/edge"), title="Outbox and state")
-    heartbeat_s: float = Field(default=10.0, gt=0, le=3_600, title="Seconds between status heartbeats")
+    heartbeat_s: float = Field(default=HEARTBEAT_S, gt=0, le=3_600, title="Seconds between status heartbeats")
     metrics_port: int = Field(default=0, ge=0, le=65535, title="Prometheus /metrics on 127.0.0.1 (0: off)")
     send_frames: bool = Field(default=True, title="Send each incident's frame as the camera gave it beside the "
                               "annotated snapshot (training data); false while a gateway is older than evidence.frame")

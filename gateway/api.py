@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from gateway import actions, storage, verdicts
+from gateway import actions, boxes, storage, verdicts
 from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, find_cases, may_see, reader, scope,
                           token_optional_for_public_reads, visible_case)
 from gateway.config import Tables
@@ -371,6 +371,57 @@ def list_dead_letters(store: Store = Depends(get_store), tables: Tables = Depend
             "next_before_id": items[-1]["id"] if len(items) == limit else None}
 
 
+class BoxCamera(BaseModel):
+    camera: str
+    state: str = Field(title="connecting, online, reconnecting or offline")
+    faults: list[str] = Field(title="picture faults it reports: frozen, blocked, moved, shifted, offline")
+    max_gap_s: float = Field(title="longest wait between two analysed frames before the heartbeat")
+
+
+class BoxView(BaseModel):
+    box: str
+    state: str = Field(title="online, or offline: it stopped, or its broker's last will said its connection died")
+    heard_at: str | None = Field(title="when its latest heartbeat came, the gateway's clock; none: never")
+    heartbeat_s: float = Field(title="its heartbeat interval")
+    silent: bool = Field(title=f"no heartbeat for more than {boxes.SILENT_AFTER} of its intervals")
+    cameras: list[BoxCamera]
+    cameras_up: int
+    cameras_total: int
+    outbox_pending: int | None = Field(title="messages in its outbox, awaiting a gateway's acknowledgement")
+    outbox_oldest_s: float | None = Field(title="how long the oldest of them has waited")
+    outbox_unwritten: int | None = Field(title="messages held in memory: the outbox cannot be written")
+    outbox_write_error: str | None
+    clock_offset_s: float | None = Field(title="the gateways' clock less the box's (below zero: the box is ahead)")
+    clock_offset_by: str | None = Field(title="box: from the gateways' acknowledgements; gateway: from the heartbeat's "
+                                        "own time against its arrival, before the box has measured it")
+    clock_off: bool = Field(title="further off than the gateway accepts an incident's times (clock_limit_s)")
+    clock_corrected: bool = Field(title="its messages carry the gateways' time")
+    suppressions: int = Field(title="suppressions it holds")
+    refused_at: str | None = Field(title="its heartbeats refused since the latest taken: when last said")
+    refused_reason: str | None
+
+
+class BoxesView(BaseModel):
+    now: str = Field(title="the gateway's time")
+    clock_limit_s: float = Field(title="how far ahead of the gateway's clock an incident's times may be")
+    boxes: list[BoxView] = Field(title="the troubled first (silent, offline, a camera down, clock off, outbox "
+                                       "unwritable, heartbeats refused), each part by box id")
+
+
+boxes_router = APIRouter(prefix="/boxes", tags=["boxes"])
+
+
+@boxes_router.get("", response_model=BoxesView)
+def list_boxes(store: Store = Depends(get_store), who: Principal = Depends(reader)):
+    """Each edge box as its latest heartbeat tells it (``/ui/boxes`` shows the same); for operators and admins."""
+    if who.role not in boxes.READERS:
+        raise HTTPException(403, "the boxes are for operators and admins")
+    now = time.time()
+    return {"now": wire.iso(now), "clock_limit_s": wire.MAX_CLOCK_SKEW_S,
+            "boxes": [dict(v, heard_at=iso(v["heard_at"]), refused_at=iso(v["refused_at"]))
+                      for v in boxes.listed(store, now)]}
+
+
 reports_router = APIRouter(prefix="/reports", tags=["reports"])
 
 
@@ -407,7 +458,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.on_change = on_change or (lambda case_id: None)
     app.state.on_suppressions = on_suppressions or (lambda box: None)  # a box's list changed: send it
-    routers = (cases_router, dead_router, reports_router, suppressions_router, open311)
+    routers = (cases_router, dead_router, reports_router, suppressions_router, boxes_router, open311)
     for router in routers:
         app.include_router(router)
 

@@ -8,7 +8,8 @@ the batch fails (a race with another gateway, a bug), the batch is rolled back a
 message is handled alone, so one message never costs the others. Only a failure of the
 database itself (``DatabaseUnavailable``) stops ingest, and then nothing is acknowledged.
 An incident whose times are ahead of the gateway's clock is held (``AHEAD_OF_CLOCK``): not acknowledged,
-so its box keeps it and sends it again, and taken once the gateway's clock allows it.
+so its box keeps it and sends it again, and taken once the gateway's clock allows it. A box's status message
+(``xl/v1/{box}/status``) is recorded or refused by ``gateway.boxes``, never a dead letter.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Callable
 
 from gateway import storage
 from gateway.actions import perform
+from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeats
 from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, is_recheck, is_urgent,
                            merged_urgent, needs_review, new_case, pending_beside, place_locks, rejected_here)
 from gateway.config import Tables
@@ -31,6 +33,7 @@ from xueliang import wire
 
 log = logging.getLogger(__name__)
 AHEAD_OF_CLOCK = "ahead_of_clock"  # the outcome of a held incident: never acknowledged to its box
+UNACKNOWLEDGED = frozenset({AHEAD_OF_CLOCK, HEARTBEAT, HEARTBEAT_REFUSED})  # outcomes no box is told of
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -57,13 +60,19 @@ class Ingest:
         self.max_clock_skew_s = max_clock_skew_s
         self.on_case = on_case or (lambda case_id: None)
         self.health = health or Health()  # lists the boxes whose incidents are held for their clocks
+        self.heartbeats = Heartbeats()
 
     def handle(self, topic: str, payload: bytes) -> str:
         """Process one message in a transaction of its own; returns what happened (for logs and
         tests). A bad message becomes a dead letter; only DatabaseUnavailable is raised."""
         now = self.clock()
+        box = wire.status_box(topic)
         for attempt in range(3):
             try:
+                if box is not None:
+                    item = self.heartbeats.checked(box, payload)
+                    with self.store.begin() as db:
+                        return self.heartbeats.apply(db, item, now)
                 where = wire.parse_topic(topic)
                 if where.kind == "evidence":
                     return self._evidence(where, payload, now)
@@ -80,6 +89,9 @@ class Ingest:
                     continue
                 if storage.cannot_write(exc) or storage.contended(exc):  # full, read-only, ...: not the message
                     raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                if box is not None:  # a heartbeat is never a dead letter: the next one comes
+                    log.exception("ingest failed on %s; refused", topic[:200])
+                    return HEARTBEAT_REFUSED
                 log.exception("ingest failed on %s; set aside", topic[:200])
                 return self._dead(topic, f"internal error: {type(exc).__name__}: {exc}", payload, now)
         raise AssertionError("unreachable")
@@ -111,8 +123,12 @@ class Ingest:
         """
         now = self.clock()
         outcomes: list[str] = [""] * len(items)
-        work = []
+        work, beats = [], []
         for i, (topic, payload) in enumerate(items):
+            box = wire.status_box(topic)
+            if box is not None:
+                beats.append((i, self.heartbeats.checked(box, payload)))
+                continue
             try:
                 where = wire.parse_topic(topic)
                 work.append((i, where, self._checked(where, payload, now)))
@@ -136,11 +152,15 @@ class Ingest:
                     else:
                         outcomes[i], case_id = self._apply(db, *checked, items[i][1], now)
                         applied.append((outcomes[i], case_id, *checked))
+                # last, and by box: two gateways' batches take the boxes' rows in one order, holding nothing else then
+                for i, item in sorted(beats, key=lambda beat: beat[1].box):
+                    outcomes[i] = self.heartbeats.apply(db, item, now)
         except Exception as exc:
             if storage.cannot_write(exc) or not self.store.reachable():
                 raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
-            log.info("batch of %d rolled back (%s: %s); handling each alone", len(work), type(exc).__name__, exc)
-            for i, _, _ in work:
+            log.info("batch of %d rolled back (%s: %s); handling each alone", len(work) + len(beats),
+                     type(exc).__name__, exc)
+            for i in sorted([i for i, _, _ in work] + [i for i, _ in beats]):
                 outcomes[i] = self.handle(*items[i])
             return outcomes
         for done in applied:

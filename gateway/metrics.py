@@ -19,10 +19,15 @@ REGISTRY = CollectorRegistry()
 MESSAGES = Counter("xl_gateway_messages", "Messages taken from the broker, by outcome, each delivery counted "
                    "(case_created, case_merged, case_updated, case_reopened, duplicate, evidence, dead_letter, "
                    "ahead_of_clock: held, not acknowledged, for times ahead of the gateway's clock, so counted at "
-                   "each resend; xl_gateway_held_messages counts each once)",
+                   "each resend, xl_gateway_held_messages counts each once; heartbeat, heartbeat_refused: a box's "
+                   "status, xl_gateway_heartbeats says why)",
                    ["outcome"], registry=REGISTRY)
 HELD = Counter("xl_gateway_held_messages", "Incident messages held for times ahead of the gateway's clock, each "
                "counted once however often its box sends it again", registry=REGISTRY)
+HEARTBEATS = Counter("xl_gateway_heartbeats", "Box status messages (xl/v1/{box}/status) by outcome: recorded, or "
+                     "refused for a reason (too_large, not_json, invalid, other_box: a box speaking for another, "
+                     "not_a_box, unknown_box: no room for another box, internal), or dropped unread while the "
+                     "database held ingest back (QoS 0: the next one replaces it)", ["outcome"], registry=REGISTRY)
 INGEST_FAILURES = Counter("xl_gateway_ingest_failures", "Batches not committed because the database failed "
                           "(kept unacknowledged and tried again)", registry=REGISTRY)
 INGEST_FAILING = Gauge("xl_gateway_ingest_failing", "1 while ingest cannot commit (the database fails)",

@@ -67,6 +67,10 @@ HOW_NAMES = {"opened": "立案", "merged": "合并", "reopened": "复发"}
 VERDICT_NAMES = {"correct": "研判属实", "false_alarm": "误报", "wrong_type": "类型错误", "wrong_place": "位置错误",
                  "duplicate": "重复"}
 UNIT_NAMES = {"s": "秒", "min": "分钟", "h": "小时", "d": "天"}
+# the boxes page: a box's state (silent: no heartbeat for 3 of its intervals), its cameras' states and faults
+BOX_STATE_NAMES = {"online": "在线", "offline": "离线", "silent": "失联"}
+CAMERA_STATE_NAMES = {"online": "在线", "connecting": "连接中", "reconnecting": "重连中", "offline": "离线"}
+FAULT_NAMES = {"frozen": "画面冻结", "blocked": "镜头遮挡", "moved": "视角改变", "shifted": "视角偏移", "offline": "离线"}
 WORKING_UNIT_NAMES = {"min": "个工作分钟", "h": "个工作小时", "d": "个工作日"}
 
 # --- times ---
@@ -82,12 +86,26 @@ def iso(t: float | None) -> str | None:
         return None
 
 
-def local_time(t: float | None) -> str:
-    """A stored time for people: Beijing time to the minute; empty when there is none."""
+def local_time(t: float | None, seconds: bool = False) -> str:
+    """A stored time for people: Beijing time to the minute (or the second); empty when there is none."""
     try:
-        return datetime.fromtimestamp(t, CITY_TZ).strftime("%Y-%m-%d %H:%M") if t is not None else ""
+        return datetime.fromtimestamp(t, CITY_TZ).strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else "")) \
+            if t is not None else ""
     except (OverflowError, OSError, ValueError, TypeError):
         return ""
+
+
+def span_text(seconds: float) -> str:
+    """A length of time as people read it, in the largest unit that keeps it at 2 or more.
+
+    >>> span_text(42.4), span_text(300), span_text(7300), span_text(3 * 86400)
+    ('42 秒', '5 分钟', '2 小时', '3 天')
+    """
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds // size:.0f} {UNIT_NAMES[unit]}"
+    return f"{seconds:.0f} {UNIT_NAMES['s']}"
 
 
 def city_day(t: float) -> date:

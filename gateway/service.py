@@ -27,8 +27,8 @@ from gateway.api import create_app
 from gateway.actions import perform
 from gateway.cases import escalation, running_deadline
 from gateway.config import Broker, GatewayConfig, GatewayConfigError, Http, Tables, load_tables
-from gateway.ingest import AHEAD_OF_CLOCK, DatabaseUnavailable, Ingest
-from gateway.metrics import CLOCK_FAILURES, NOTICES, Health
+from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, Ingest
+from gateway.metrics import CLOCK_FAILURES, HEARTBEATS, NOTICES, Health
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
@@ -36,7 +36,10 @@ from xueliang.mqtt import make_client
 
 log = logging.getLogger(__name__)
 SHARE_GROUP = "$share/gateway/"
-SHARED_SUBSCRIPTIONS = (SHARE_GROUP + wire.INCIDENT_SUBSCRIPTION, SHARE_GROUP + wire.EVIDENCE_SUBSCRIPTION)
+# the boxes' status too, shared: the boxes' table is the gateways' one database; QoS 1 for the last wills, kept
+# for a gateway that is down (the heartbeats themselves are QoS 0: what a gateway misses, the next one replaces)
+SHARED_SUBSCRIPTIONS = tuple(SHARE_GROUP + topic for topic in (wire.INCIDENT_SUBSCRIPTION, wire.EVIDENCE_SUBSCRIPTION,
+                                                                wire.STATUS_SUBSCRIPTION))
 # messages wait this long at the broker for a gateway that is down (a restart, an upgrade); a gateway identity
 # that never comes back keeps its share of the city's messages as long, unless it is retired (``retire_gateway``)
 SESSION_EXPIRY_S = 7 * 86400
@@ -65,6 +68,9 @@ class MqttIngest:
 
     BATCH_MAX = 500
     RECEIVE_MAXIMUM = 2000  # unacknowledged messages the broker may send ahead
+    # QoS 0 messages (the boxes' heartbeats) are not held back by RECEIVE_MAXIMUM: while the database is slow or
+    # down they are dropped once this many messages wait (the next heartbeat replaces each), not kept in memory
+    WAITING_MAX = RECEIVE_MAXIMUM + BATCH_MAX
 
     def __init__(self, config: GatewayConfig, ingest: Ingest, health: Health | None = None, retiring: bool = False):
         self.config, self.ingest, self.retiring = config, ingest, retiring
@@ -146,10 +152,11 @@ class MqttIngest:
     def _confirm(self, batch: list, outcomes: list[str]) -> None:
         """Acknowledge the committed batch to the boxes it came from, one message per box; dead
         letters too (they are accounted for, and a box must not send them again), never a held incident
-        (its box keeps it and sends it again). ``at`` is the gateway's clock: a box learns it from it."""
+        (its box keeps it and sends it again) nor a status message (no outbox keeps it). ``at`` is the gateway's
+        clock: a box learns it from it."""
         by_box: dict[str, dict[str, str]] = {}
         for (topic, payload, _, _), outcome in zip(batch, outcomes):
-            if outcome == AHEAD_OF_CLOCK:
+            if outcome in UNACKNOWLEDGED:
                 continue
             try:
                 by_box.setdefault(wire.sender(topic), {})[wire.message_digest(topic, payload)] = outcome
@@ -183,7 +190,8 @@ class MqttIngest:
                         "the city's messages at the broker for %d days after it stopped: end its session with "
                         "`xueliang gateway --config CONFIG --retire OLD_IDENTITY`", identity, SESSION_EXPIRY_S // 86400)
         # no retained message at subscribe time: boxes never retain incidents or evidence, and a retained one (a
-        # hostile or broken client's) came again at every reconnect, each time one more dead letter
+        # hostile or broken client's) came again at every reconnect, each time one more dead letter; a retained
+        # status is old news (the box's row keeps what was heard, when it was heard)
         fresh = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
         client.subscribe([(topic, fresh) for topic in SHARED_SUBSCRIPTIONS])
         self.on_connected()
@@ -201,6 +209,9 @@ class MqttIngest:
 
     def _on_message(self, client, userdata, msg) -> None:
         self.last_message_at = time.monotonic()
+        if msg.qos == 0 and self.queue.qsize() >= self.WAITING_MAX:
+            HEARTBEATS.labels("dropped").inc()
+            return
         # the raw topic: paho's ``msg.topic`` raises on bytes that are not UTF-8, in paho's own thread
         self.queue.put((msg._topic.decode("utf-8", "replace"), msg.payload, msg.mid, msg.qos))
 

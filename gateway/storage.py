@@ -208,6 +208,18 @@ suppressions = Table(
     Column("lifted_by", String(128)),
 )
 
+# migration 9: each box's latest status (gateway.boxes writes it): one row per box, replaced by its next heartbeat
+boxes = Table(
+    "boxes", metadata,
+    Column("box", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),  # online / offline: its latest status message (a last will too)
+    Column("heard_at", Float),  # when its latest heartbeat came, the gateway's clock (none: only its last will came)
+    Column("sent_at", Float),  # that heartbeat's own time, the box's wall clock
+    Column("heartbeat", Text),  # that heartbeat as checked (gateway.boxes.Heartbeat, JSON)
+    Column("refused_at", Float),  # its latest heartbeat refused (noted at most once per box in boxes.REFUSAL_NOTE_S)
+    Column("refused_reason", String(300)),
+)
+
 schema_migrations = Table(
     "schema_migrations", metadata,
     Column("version", Integer, primary_key=True),
@@ -243,6 +255,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
         "for its box", lambda db: [verdicts.create(db), suppressions.create(db)]),
     (8, "case_log.extend_by: an extension's duration in its own field, the note left to the person's words",
      _add_column(case_log.c.extend_by)),
+    (9, "boxes: each box's latest heartbeat, for the boxes page", lambda db: boxes.create(db)),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade

@@ -1,7 +1,7 @@
 """The operators' pages: case list with filters, overdue board, the grid map (``gateway.gridmap``
-draws it), the daily report with its ranking, sign-in and sign-out, and what every page shares
-(its frame, escaping, error pages). The case page and its forms, the department's queue and
-the live list's script are the workbench (``gateway.workbench``).
+draws it), the daily report with its ranking, the edge boxes (``gateway.boxes``), sign-in and
+sign-out, and what every page shares (its frame, escaping, error pages). The case page and its
+forms, the department's queue and the live list's script are the workbench (``gateway.workbench``).
 
 Server-rendered HTML; every value from a message or a table is escaped. Everything a person
 reads is in Chinese and in Beijing time (``gateway.presentation``: department and grid names from
@@ -25,13 +25,15 @@ from fastapi.routing import APIRoute
 from gateway.auth import (SESSION_COOKIE, Principal, check_same_origin, count_found, find_cases, hash_token, may_see,
                           page_reader, scope, session_principal, start_session, visible_case)
 from gateway.cases import is_overdue
-from gateway import gridmap
+from gateway import boxes, gridmap
 from gateway.config import Tables
-from gateway.presentation import (STATE_NAMES, CaseId, Filter, IncidentId, Limit, Offset, Sha256, Which, city_day,
-                                  incident_evidence_response, local_time, period, photo_response)
+from gateway.presentation import (BOX_STATE_NAMES, CAMERA_STATE_NAMES, FAULT_NAMES, STATE_NAMES, CaseId, Filter,
+                                  IncidentId, Limit, Offset, Sha256, Which, city_day, incident_evidence_response,
+                                  local_time, period, photo_response, span_text)
 from gateway.reports import summary
 from gateway.security import read_capped
 from gateway.workflow import CaseState
+from xueliang import wire
 
 ERRORS = {  # what a person reads when a page cannot be shown
     403: ("操作被拒绝", "表单已失效或您无权执行此操作, 请刷新页面后重试。"),
@@ -87,6 +89,7 @@ form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-widt
 .st-returned{fill:#e64980}.st-closed{fill:#2b8a3e}.st-ledger{fill:#868e96}.st-rejected{fill:#adb5bd}
 circle.overdue{stroke:#b00020;stroke-width:3}circle.off-map{stroke:#1d2733;stroke-dasharray:2 2}
 .more circle{fill:#fff;stroke:#1b3a5c;stroke-width:1.5}.more text{font-size:10px;fill:#1b3a5c}.legend span{margin-right:12px}
+.flag{color:#b00020;font-weight:600}
 """
 
 
@@ -105,7 +108,7 @@ def page(title: str, body: str, who: Principal | None = None, status_code: int =
     """A whole page; ``live``: its case list (#cases) follows changes without a reload (``/ui/live.js``)."""
     nav = "".join(f'<a href="/ui/{p}">{n}</a>' for p, n in
                   (("cases", "案件"), ("queue", "部门待办"), ("overdue", "超期督办"), ("map", "地图"),
-                   ("reports", "民情快报")))
+                   ("reports", "民情快报"), ("boxes", "边缘盒子")))
     if who is not None and who.name != "public":
         nav += (f"<form method=post action=/ui/logout style='margin-left:auto'>{esc(who.name)} "
                 "<button id=logout>退出</button></form>")
@@ -373,3 +376,67 @@ def reports_page(request: Request, date: Filter = None, principal: Principal = D
     return page("民情快报", head + f"<svg id=chart width=640 height={22 * len(r['categories']) + 10}>{bars}</svg>"
                 "<h2>部门排名</h2><table id=ranking><tr><th>名次</th><th>部门</th><th>结案</th><th>按期率</th><th>超期</th></tr>"
                 f"{ranking}</table>", principal)
+
+
+def box_row(v: dict, now: float) -> str:
+    """One box of ``/ui/boxes`` (``boxes.view``), as people read it."""
+    state = esc(BOX_STATE_NAMES.get(v["state"], v["state"]))
+    if v["state"] != "online":
+        state = f"<span class=flag>{state}</span>"
+    if v["silent"]:
+        state += f" · <span class=flag>{BOX_STATE_NAMES['silent']}</span>"
+    if v["refused_at"] is not None:
+        state += (f"<br><span class=flag>心跳被拒收 ({esc(local_time(v['refused_at'], seconds=True))}): "
+                  f"{esc(v['refused_reason'])}</span>")
+    heard = (f"{esc(local_time(v['heard_at'], seconds=True))} ({esc(span_text(now - v['heard_at']))}前)"
+             if v["heard_at"] is not None else "从未收到心跳")
+    down = [c for c in v["cameras"] if c["state"] != "online"]
+    faulty = [c for c in v["cameras"] if c["faults"]]
+    cameras = f"{v['cameras_up']}/{v['cameras_total']}"
+    if down:
+        cameras += " <span class=flag>未在线: " + ", ".join(
+            f"{esc(c['camera'])} ({esc(CAMERA_STATE_NAMES.get(c['state'], c['state']))})" for c in down) + "</span>"
+    if faulty:
+        cameras += " · 故障: " + ", ".join(
+            f"{esc(c['camera'])} ({esc('、'.join(FAULT_NAMES.get(f, f) for f in c['faults']))})" for c in faulty)
+    outbox = "" if v["outbox_pending"] is None else f"{v['outbox_pending']} 条"
+    if v["outbox_pending"]:
+        outbox += f", 最早的已等 {esc(span_text(v['outbox_oldest_s']))}"
+    if v["outbox_unwritten"]:
+        outbox += f", 另有 {v['outbox_unwritten']} 条未能写入"
+    if v["outbox_write_error"]:
+        outbox += f" <span class=flag>无法写入: {esc(v['outbox_write_error'])}</span>"
+    offset = v["clock_offset_s"]
+    if offset is None:
+        clock = "未知"
+    else:  # the gateways' clock less the box's: below zero, the box is ahead
+        clock = "一致" if abs(offset) < 1 else f"{'快' if offset < 0 else '慢'} {esc(span_text(offset))}"
+        if v["clock_offset_by"] == "gateway":
+            clock += " (网关测得)"
+        if v["clock_off"]:
+            clock = f"<span class=flag>{clock}, 超过 {esc(span_text(wire.MAX_CLOCK_SKEW_S))}</span>"
+        if v["clock_corrected"]:
+            clock += " · 已改用网关时间"
+    return (f"<tr data-box='{esc(v['box'])}'><td>{esc(v['box'])}</td><td>{state}</td><td>{heard}</td>"
+            f"<td>{cameras}</td><td>{outbox}</td><td>{clock}</td></tr>")
+
+
+@web_router.get("/boxes", response_class=HTMLResponse)
+def boxes_page(request: Request, principal: Principal = Depends(page_reader)):
+    """The edge boxes as their latest heartbeats tell them (``gateway.boxes``), the troubled first: when each was
+    last heard (silent after 3 of its heartbeat intervals), its cameras up and those down, its outbox, its clock
+    against the gateways'; with the gateway's own time. For operators and admins (as the dead letters)."""
+    if principal.role not in boxes.READERS:
+        raise HTTPException(403, "the boxes page is for operators and admins")
+    now = time.time()
+    views = boxes.listed(request.app.state.store, now)
+    head = (f"<p id=gateway-time>网关时间 {esc(local_time(now, seconds=True))} · 盒子 {len(views)} 台 · "
+            f"失联 {sum(v['silent'] for v in views)} 台 · 时钟偏差超过 {esc(span_text(wire.MAX_CLOCK_SKEW_S))} "
+            f"{sum(v['clock_off'] for v in views)} 台</p><p>超过 {boxes.SILENT_AFTER} 个心跳周期没有收到心跳的盒子为失联; "
+            "时钟偏差以网关时间为准: 盒子时钟快于网关超过 "
+            f"{esc(span_text(wire.MAX_CLOCK_SKEW_S))}, 其事件暂缓受理, 直至盒子改用网关时间。</p>")
+    if not views:
+        return page("边缘盒子", head + "<p>尚未收到任何边缘盒子的心跳。</p>", principal)
+    table = ("<table id=boxes><tr><th>盒子</th><th>状态</th><th>最后心跳</th><th>摄像机 (在线/总数)</th>"
+             "<th>待发消息</th><th>时钟偏差</th></tr>" + "".join(box_row(v, now) for v in views) + "</table>")
+    return page("边缘盒子", head + table, principal)

@@ -117,7 +117,29 @@ def hostile_topic(draw) -> tuple[str, bytes]:
     return f"xl/v1/{box}/{tail}", json.dumps(START).encode()
 
 
-HOSTILE = hostile_incident() | hostile_bytes() | hostile_evidence() | hostile_topic()
+# a box's heartbeat as the edge sends it (edge/box.py ``status``): what hostile_status breaks
+HEARTBEAT = {"box": "box-1", "state": "online", "at": "2026-01-01T00:00:00.000Z", "heartbeat_s": 10.0,
+             "outbox_pending": 3, "outbox_oldest_s": 42.0, "clock_offset_s": None, "clock_corrected": False,
+             "suppressions": [{"id": 1, "camera": "gate", "zone": "kerb", "type": "spill"}], "suppressed_events": 0,
+             "cameras": {"gate": {"state": "online", "faults": [], "max_gap_s": 1.5, "analysed_fps": 0.5}}}
+HEARTBEAT_FIELDS = sorted(HEARTBEAT) + ["cameras.gate.state", "cameras.gate.faults", "cameras.gate.max_gap_s",
+                                        "suppressions.0", "cameras.<b>"]
+
+
+@st.composite
+def hostile_status(draw) -> tuple[str, bytes]:
+    """A box's heartbeat with one to three fields replaced by hostile values (or raw tokens), on its own
+    topic or another box's."""
+    message = copy.deepcopy(HEARTBEAT)
+    raw_token = draw(RAW_TOKENS)
+    for path in draw(st.lists(st.sampled_from(HEARTBEAT_FIELDS), min_size=1, max_size=3, unique=True)):
+        _set(message, path, draw(HOSTILE_VALUES))
+    box = draw(st.sampled_from(["box-1", "box-2", "dispatch", "x" * 65]))
+    text = json.dumps(message, ensure_ascii=draw(st.booleans())).replace(json.dumps(RAW), raw_token)
+    return wire.status_topic(box), text.encode("utf-8", "surrogatepass")
+
+
+HOSTILE = hostile_incident() | hostile_bytes() | hostile_evidence() | hostile_topic() | hostile_status()
 
 
 def publishable(topic: str) -> bool:
@@ -140,8 +162,9 @@ def valid(n: int, box: str = "box-1") -> tuple[str, bytes]:
 
 
 def subscribed(topic: str) -> bool:
-    """Whether the gateway's subscriptions (``wire.INCIDENT_SUBSCRIPTION``, ``EVIDENCE_SUBSCRIPTION``)
-    match ``topic``, as MQTT matches: ``+`` is any one level, empty ones included."""
+    """Whether the gateway's subscriptions (``wire.INCIDENT_SUBSCRIPTION``, ``EVIDENCE_SUBSCRIPTION``,
+    ``STATUS_SUBSCRIPTION``) match ``topic``, as MQTT matches: ``+`` is any one level, empty ones included."""
     levels = topic.split("/")
     return any(len(levels) == len(pattern) and all(p in ("+", t) for p, t in zip(pattern, levels))
-               for pattern in (wire.INCIDENT_SUBSCRIPTION.split("/"), wire.EVIDENCE_SUBSCRIPTION.split("/")))
+               for pattern in (wire.INCIDENT_SUBSCRIPTION.split("/"), wire.EVIDENCE_SUBSCRIPTION.split("/"),
+                               wire.STATUS_SUBSCRIPTION.split("/")))

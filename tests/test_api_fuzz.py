@@ -29,6 +29,7 @@ from gateway.storage import Store
 from gateway.workflow import Action
 from xueliang import wire
 
+from .hostile import HEARTBEAT
 from .test_api_limits import bomb_header
 from .test_workflow import CITY, incident, jpeg_photo
 
@@ -57,6 +58,7 @@ class Gateway:
         assert ingest.handle(*incident(grid="D-S2-G9", location={"lat": 38.0, "lon": 116.0})) == "case_created"
         assert ingest.handle(*incident(grid="D-S1-C1-G1", seq=0)) == "dead_letter"
         assert ingest.handle(wire.incident_topic("box-1", "gate"), b"{not json") == "dead_letter"
+        assert ingest.handle(wire.status_topic("box-1"), json.dumps(HEARTBEAT).encode()) == "heartbeat"
         self.case_ids = [c["id"] for c in self.store.list_cases()]
         self.tokens = [new_token(self.store, "root", "admin"),
                        new_token(self.store, "tp", "department", department="traffic-police"),
@@ -139,7 +141,7 @@ GET_PATHS = ["/cases", "/cases/{id}", "/cases/{id}/evidence.jpg", "/cases/{id}/i
              "/open311/v2/services.json", "/open311/v2/services.xml", "/dead-letters", "/health", "/ui/cases",
              "/ui/cases/{id}", "/ui/cases/{id}/incidents/{seg}/evidence.jpg", "/ui/cases/{id}/photos/{seg}.jpg",
              "/ui/queue", "/ui/live/cases", "/ui/live/overdue", "/ui/live/queue", "/ui/live.js",
-             "/ui/overdue", "/ui/map", "/ui/reports", "/ui/login", "/suppressions", "/{seg}"]
+             "/ui/overdue", "/ui/map", "/ui/reports", "/ui/login", "/suppressions", "/boxes", "/ui/boxes", "/{seg}"]
 
 
 json_values = st.recursive(st.one_of(st.none(), st.booleans(), numbers, st.floats(), any_text),

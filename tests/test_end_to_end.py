@@ -69,6 +69,10 @@ def test_parked_van_becomes_one_case_with_grid_department_and_deadline(tmp_path,
         # how the outbox stands: the gateway confirmed the case's messages
         assert status["outbox_unconfirmed"] == 0 and status["broker_disconnects"] == 0
         assert {"outbox_pending", "outbox_oldest_s", "outbox_resent", "gateway_dead_letters"} <= set(status)
+        # the gateway keeps the box's latest heartbeat: the boxes page's JSON says what the box said
+        (box,) = get(http_port, "/boxes")["boxes"]
+        assert (box["box"], box["state"], box["silent"], box["heartbeat_s"]) == ("e2e-box", "online", False, 10.0)
+        assert (box["cameras_up"], box["cameras_total"]) == (1, 1) and not box["clock_off"]
         # the box dies: its last will says so
         edge.send_signal(signal.SIGKILL)
         edge.wait(10)
@@ -76,6 +80,11 @@ def test_parked_van_becomes_one_case_with_grid_department_and_deadline(tmp_path,
         while retained_status(broker.port, "e2e-box").get("state") != "offline":
             assert time.monotonic() < deadline, "last will never published"
             time.sleep(1)
+        deadline = time.monotonic() + 10
+        while (box := get(http_port, "/boxes")["boxes"][0])["state"] != "offline":  # the gateway took the will too
+            assert time.monotonic() < deadline, box
+            time.sleep(0.5)
+        assert box["cameras_total"] == 1  # what it said last is kept
         # structured logs: every line of both processes is one JSON object
         logs = {name: [json.loads(line) for line in (tmp_path / f"{name}.log").read_text().splitlines()]
                 for name in ("edge", "gateway")}

@@ -33,7 +33,8 @@ from .conftest import wait_until
 from .hostile import HOSTILE, publishable, subscribed, valid
 
 OUTCOMES = {"case_created", "case_merged", "case_updated", "case_reopened", "duplicate", "evidence", "dead_letter",
-            "ahead_of_clock"}  # held, for times ahead of the gateway's clock: nothing written
+            "ahead_of_clock",  # held, for times ahead of the gateway's clock: nothing written
+            "heartbeat", "heartbeat_refused"}  # a box's status: its row, never a dead letter
 FUZZ = settings(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -69,6 +70,9 @@ def test_hostile_batches_in_process_are_accounted_for_and_ingest_flows_on():
         for case in store.list_cases(limit=1000):
             json.dumps(case_view(store.get_case(case["id"]), tables), allow_nan=False)
             assert api.get(f"/cases/{case['id']}").status_code == 200
+        shown = api.get("/boxes")  # whatever heartbeats were taken, the boxes show
+        assert shown.status_code == 200 and {b["box"] for b in shown.json()["boxes"]} <= {"box-1"}
+        assert api.get("/ui/boxes").status_code == 200
 
 
 def metric(port: int, name: str) -> float:

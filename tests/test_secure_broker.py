@@ -152,6 +152,16 @@ def test_a_box_publishes_its_own_topics_and_a_refused_message_is_set_aside_witho
         assert refused == [(wire.incident_topic("box-2", "gate"), "Not authorized")]
         time.sleep(1)
         assert count(gateway.db, "SELECT count(*) FROM cases") == 1 and publisher.disconnects == 0
+        # its status reaches the gateway (the ACL lets gateways read xl/v1/+/status); another box may not write it
+        wait_until(lambda: count(gateway.db, "SELECT count(*) FROM boxes WHERE box = 'box-1'") == 1, 10,
+                   message="box-1's status kept")
+        liar = Client(tmp_path, secure_broker, "box-2")
+        try:
+            assert liar.publish(wire.status_topic("box-1"), b'{"box": "box-1", "state": "offline"}').is_failure
+        finally:
+            liar.stop()
+        time.sleep(0.5)
+        assert count(gateway.db, "SELECT count(*) FROM boxes WHERE state = 'offline'") == 0
     finally:
         publisher.stop(timeout=1)
         gateway.stop()

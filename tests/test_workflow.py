@@ -368,7 +368,8 @@ def test_urgent_spill_gets_the_urgent_service_level_and_pulls_a_merged_case_forw
 def undo_migrations_after_3(db) -> None:
     """What a database of version 3 lacks: photo links, token expiry and revocation, sessions, dead letters' grid,
     the feedback time, the re-check's deadline and the request for more time, verdicts and suppressions, an
-    extension's duration on its timeline row."""
+    extension's duration on its timeline row, the boxes' heartbeats."""
+    db.execute(text("DROP TABLE boxes"))
     db.execute(text("DROP TABLE verdicts"))
     db.execute(text("DROP TABLE suppressions"))
     db.execute(text("DROP TABLE case_photos"))
@@ -393,12 +394,14 @@ def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
     store = Store(database_url)
     with store.engine.connect() as db:
         versions = db.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7, 8, 9]
     (case,) = store.list_cases()
     assert case["urgent"] is False and case["category_name"] == "机动车乱停放"
     with store.engine.connect() as db:
         assert "ix_case_log_published" in {i["name"] for i in inspect(db).get_indexes("case_log")}
     assert migrate(store.engine) == []  # nothing left to do, twice
+    assert Ingest(store, load_tables(TABLES_DIR / "demo.yaml")).handle(
+        wire.status_topic("box-1"), b'{"box": "box-1", "state": "offline"}') == "heartbeat"  # its table made
 
 
 def test_a_failed_batch_is_redone_message_by_message_on_both_databases(city, monkeypatch):

@@ -31,6 +31,8 @@ MAX_INCIDENT_BYTES = 16_384
 MAX_EVIDENCE_BYTES = 4_000_000
 INCIDENT_SUBSCRIPTION = f"{ROOT}/+/+/incident"
 EVIDENCE_SUBSCRIPTION = f"{ROOT}/+/+/evidence/+"
+STATUS_SUBSCRIPTION = f"{ROOT}/+/status"  # each box's heartbeat (QoS 0, retained) and its last will (QoS 1)
+HEARTBEAT_S = 10.0  # a box's heartbeat interval unless its config says otherwise (and what a gateway assumes)
 # Bounds of what a message may hold, so that nothing in it can fail later (in the database, a
 # topic, a page or a notice): times within this range, integers of at most 18 digits, finite
 # numbers only, objects nested no deeper than MAX_DEPTH (a valid incident is 3 deep).
@@ -79,6 +81,16 @@ def evidence_topic(box: str, camera: str, incident_id: str) -> str:
 
 def status_topic(box: str) -> str:
     return f"{ROOT}/{box}/status"
+
+
+def status_box(topic: str) -> str | None:
+    """The box level of a status topic (``xl/v1/{box}/status``), unchecked; None for any other topic.
+
+    >>> status_box("xl/v1/demo-box/status"), status_box("xl/v1/demo-box/gate/incident")
+    ('demo-box', None)
+    """
+    parts = topic.split("/")
+    return parts[2] if len(parts) == 4 and parts[3] == "status" and "/".join(parts[:2]) == ROOT else None
 
 
 def topic_level(value: str, what: str) -> str:

@@ -1,0 +1,312 @@
+"""The edge boxes as the gateway hears them: each box's heartbeat on ``xl/v1/{box}/status`` checked, the latest kept
+(one row per box, ``storage.boxes``; this module is its one writer), and what the boxes page shows of it.
+
+A box publishes its status every ``heartbeat_s`` (QoS 0, retained: edge/box.py ``status``), ``{"box": ...,
+"state": "offline"}`` when it stops, and its broker the same as its last will (QoS 1) when its connection dies.
+A box speaks only for itself: the broker's ACL lets account ``{box}`` write ``xl/v1/{box}/status`` alone, and the
+payload's ``box`` must be the topic's, as for incidents.
+
+A refused heartbeat is not a dead letter. The dead letters keep what a box would otherwise send again and what
+cases are made of; a heartbeat is replaced by the next one within ``heartbeat_s``, and a box whose heartbeats are
+all wrong (an old or newer release, a bug) would add 8,640 rows a day to them. Each is counted
+(``xl_gateway_heartbeats{outcome=REASON}``), and said at most once per box per ``REFUSAL_NOTE_S``: in the log and
+on the box's row, so the page tells a box that is silent from one whose heartbeats are refused.
+
+>>> beat = decode("box-1", b'{"box": "box-1", "state": "online", "at": "2026-01-01T00:00:00Z", "cameras": {}}')
+>>> beat.heartbeat_s, beat.full
+(10.0, True)
+>>> decode("box-1", b'{"box": "box-2", "state": "online"}')
+Traceback (most recent call last):
+...
+gateway.boxes.Refused: payload says box 'box-2' but came on xl/v1/box-1/status: a box speaks only for itself
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from gateway.metrics import HEARTBEATS
+from gateway.storage import Prepared, Store, boxes
+from gateway.workflow import Role
+from xueliang import wire
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT, HEARTBEAT_REFUSED = "heartbeat", "heartbeat_refused"  # ingest's outcomes (never acknowledged to the box)
+SILENT_AFTER = 3  # heartbeat intervals without one: the box is silent
+MAX_HEARTBEAT_BYTES = 262_144  # 36 cameras are 15 kB, a full list of 1,000 suppressions 90 kB more
+MAX_CAMERAS = 1_000
+MAX_FAULTS = 16
+MAX_SUPPRESSIONS = 1_000  # as the suppressions' schema allows a box
+BOXES_MAX = 10_000  # rows kept at most: a box not among them is refused once they are full (see ``Heartbeats``)
+REFUSAL_NOTE_S = 300.0  # a box's refused heartbeats are logged and noted on its row at most this often
+NOTED_MAX = 1_000  # boxes whose last note is remembered (topics name them: the broker's ACL bounds them, a test
+# broker does not)
+TEXT_CHARS = 300
+READERS = frozenset({Role.ADMIN, Role.OPERATOR})  # who sees the boxes (page and API), as the dead letters
+
+
+def _plain(text: str) -> str:
+    """Free text from a box as any database and page take it: at most TEXT_CHARS characters, no control characters
+    or lone surrogates (PostgreSQL refuses NUL; neither driver encodes a surrogate)."""
+    text = text[:TEXT_CHARS].encode("utf-8", "replace").decode("utf-8")
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _real_time(text: str) -> str:
+    """An ISO 8601 time of any year: a box whose clock stands in 1970 (no battery) is the one to show."""
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise ValueError("not an ISO 8601 time") from None
+    return text
+
+
+Ident = Annotated[str, Field(pattern=f"^{wire.IDENT.pattern}$")]
+Word = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+Count = Annotated[int, Field(ge=0, le=10**15)]
+Seconds = Annotated[float, Field(ge=0, le=1e10)]
+Text = Annotated[str, AfterValidator(_plain)]
+
+
+class Checked(BaseModel):
+    """Strict types (``"5"`` or ``true`` is no count), finite numbers, fields this gateway does not read ignored (a
+    newer box adds some: gateways are upgraded first, but a box must not go silent on the page for it)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False, frozen=True)
+
+
+class CameraStatus(Checked):
+    state: Word = Field(title="connecting, online, reconnecting or offline")
+    faults: list[Word] = Field(default_factory=list, max_length=MAX_FAULTS, title="frozen, blocked, moved, ...")
+    max_gap_s: Seconds = Field(0.0, title="longest wait between two analysed frames since the last heartbeat")
+    analysed_fps: Annotated[float, Field(ge=0, le=1_000)] = 0.0
+    reconnects: Count = 0
+
+
+class SuppressionHeld(Checked):
+    id: Annotated[int, Field(ge=1, le=2**31 - 1)]
+    camera: Ident
+    zone: Ident
+    type: Word
+
+
+class Heartbeat(Checked):
+    """A box's status message as checked: a heartbeat (``cameras`` present), or its state alone (its last will,
+    its stop, or its first word before it has a heartbeat)."""
+
+    box: Ident
+    state: Literal["online", "offline"]
+    at: Annotated[str, Field(max_length=40), AfterValidator(_real_time)] | None = Field(
+        None, title="when the box made it, by its wall clock")
+    heartbeat_s: Annotated[float, Field(gt=0, le=3_600)] = wire.HEARTBEAT_S
+    outbox_pending: Count = 0
+    outbox_unconfirmed: Count = 0
+    outbox_oldest_s: Seconds = 0.0
+    outbox_unwritten: Count = 0
+    outbox_write_error: Text | None = None
+    clock_offset_s: Annotated[float, Field(ge=-1e10, le=1e10)] | None = Field(
+        None, title="the gateways' clock less the box's wall clock, from their acknowledgements")
+    clock_corrected: bool = False
+    cameras: dict[Ident, CameraStatus] | None = Field(None, max_length=MAX_CAMERAS)
+    suppressions: list[SuppressionHeld] = Field(default_factory=list, max_length=MAX_SUPPRESSIONS)
+    suppressed_events: Count = 0
+
+    @property
+    def full(self) -> bool:
+        return self.cameras is not None
+
+    def sent_at(self) -> float | None:
+        if self.at is None:
+            return None
+        when = datetime.fromisoformat(self.at.replace("Z", "+00:00"))
+        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+class Refused(Exception):
+    """A status message refused: ``box`` the topic's (the sender), ``kind`` the metric's label, the text why."""
+
+    def __init__(self, box: str, kind: str, reason: str):
+        super().__init__(reason)
+        self.box, self.kind, self.reason = box, kind, reason
+
+
+def _explain(exc: ValidationError) -> str:
+    errors = exc.errors()
+    first = errors[0]
+    where = "/".join(str(p)[:64] for p in first["loc"]) or "(message)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first['msg'][:200]}{more}"
+
+
+def decode(box: str, payload: bytes) -> Heartbeat:
+    """The status message ``payload`` that came on ``xl/v1/{box}/status``, checked; Refused saying why not."""
+    if box in wire.RESERVED_BOX_IDS or not wire.IDENT.fullmatch(box):
+        raise Refused(box[:64], "not_a_box", f"{wire.ROOT}/{box[:64]}/status is no box's status topic (a box id is "
+                      "1..64 of A-Z a-z 0-9 . _ -, and not a level the gateway's notices use)")
+    if len(payload) > MAX_HEARTBEAT_BYTES:
+        raise Refused(box, "too_large", f"{len(payload)} bytes, more than {MAX_HEARTBEAT_BYTES}")
+    try:
+        message = wire.loads(payload)
+    except wire.WireError as exc:
+        raise Refused(box, "not_json", str(exc)) from None
+    if not isinstance(message, dict):
+        raise Refused(box, "invalid", "not a JSON object")
+    try:
+        beat = Heartbeat.model_validate(message)
+    except ValidationError as exc:
+        raise Refused(box, "invalid", _explain(exc)) from None
+    if beat.box != box:
+        raise Refused(box, "other_box", f"payload says box {beat.box!r} but came on {wire.status_topic(box)}: "
+                      "a box speaks only for itself")
+    return beat
+
+
+_COLUMNS = ("state", "heard_at", "sent_at", "heartbeat")
+_UPSERTS = {  # (dialect, a heartbeat or the state alone): one statement, its row replaced or made
+    (name, full): Prepared(dialect(boxes).values({c: bindparam(c) for c in ("box", *_COLUMNS)})
+                           .on_conflict_do_update(index_elements=[boxes.c.box],
+                                                  set_={c: bindparam(c) for c in (_COLUMNS if full else ("state",))}))
+    for name, dialect in (("sqlite", sqlite_insert), ("postgresql", pg_insert)) for full in (True, False)}
+_KNOWN = Prepared(select(boxes.c.box).where(boxes.c.box == bindparam("box")))
+_HOW_MANY = Prepared(select(func.count()).select_from(boxes))
+
+
+class Heartbeats:
+    """Ingest's part for status messages: ``checked`` needs no database, ``apply`` writes (one upsert per heartbeat,
+    in ingest's transaction). At most ``BOXES_MAX`` boxes are kept: one beyond them is refused (``unknown_box``),
+    so a client that makes up box ids (a broker without the ACL) cannot grow the table without end. Used by ingest's
+    one worker thread."""
+
+    def __init__(self) -> None:
+        self._known: set[str] = set()  # boxes this process found in the table
+        self._noted: dict[str, float] = {}  # box -> when its last refusal was said
+
+    def checked(self, box: str, payload: bytes) -> Heartbeat | Refused:
+        """The message checked, or why it is refused; never raises."""
+        try:
+            return decode(box, payload)
+        except Refused as refused:
+            return refused
+        except Exception as exc:  # a bug in a check: this message is refused, the others go on
+            log.exception("checking a heartbeat of box %r failed", box[:64])
+            return Refused(box[:64], "internal", f"internal error while checking: {type(exc).__name__}: {exc}")
+
+    def apply(self, db: Connection, item: Heartbeat | Refused, now: float) -> str:
+        """Record a checked message (``HEARTBEAT``), or say why it is refused (``HEARTBEAT_REFUSED``)."""
+        if isinstance(item, Heartbeat):
+            try:
+                self._record(db, item, now)
+                HEARTBEATS.labels("recorded").inc()
+                return HEARTBEAT
+            except Refused as refused:
+                item = refused
+        HEARTBEATS.labels(item.kind).inc()
+        if self._due(item.box, now):
+            log.warning("heartbeat of box %r refused: %s (said once per box in %.0f s; all are counted in "
+                        "xl_gateway_heartbeats)", item.box, item.reason, REFUSAL_NOTE_S)
+            db.execute(update(boxes).where(boxes.c.box == item.box)
+                       .values(refused_at=now, refused_reason=item.reason[:TEXT_CHARS]))
+        return HEARTBEAT_REFUSED
+
+    def _record(self, db: Connection, beat: Heartbeat, now: float) -> None:
+        if beat.box not in self._known:
+            if _KNOWN.first(db, {"box": beat.box}) is None and _HOW_MANY.first(db, {})[0] >= BOXES_MAX:
+                raise Refused(beat.box, "unknown_box", f"box {beat.box!r} is not among the {BOXES_MAX} boxes the "
+                              "gateway keeps, and there is no room for another")
+            if len(self._known) < BOXES_MAX:
+                self._known.add(beat.box)
+        row = {"box": beat.box, "state": beat.state, "heard_at": None, "sent_at": None, "heartbeat": None}
+        if beat.full:
+            row.update(heard_at=now, sent_at=beat.sent_at(), heartbeat=beat.model_dump_json())
+        _UPSERTS[db.dialect.name, beat.full].run(db, row)
+
+    def _due(self, box: str, now: float) -> bool:
+        """Whether a refusal of ``box`` is to be said now (the first, or none said for REFUSAL_NOTE_S)."""
+        if now - self._noted.get(box, float("-inf")) < REFUSAL_NOTE_S:
+            return False
+        self._noted[box] = now
+        if len(self._noted) > NOTED_MAX:
+            del self._noted[min(self._noted, key=self._noted.get)]
+        return True
+
+
+# --- what the boxes page and /boxes show ---
+
+def stored(text: str | None) -> Heartbeat | None:
+    """A row's heartbeat; None for none, or one this release cannot read (kept by another)."""
+    if text is None:
+        return None
+    try:
+        return Heartbeat.model_validate(json.loads(text))
+    except (ValueError, ValidationError):
+        return None
+
+
+def view(row: dict, now: float) -> dict:
+    """A box as the page and the API show it at ``now`` (times in seconds since the epoch): ``silent`` when no
+    heartbeat came for more than ``SILENT_AFTER`` of its intervals, its cameras, outbox and clock. The clock's
+    offset is the box's own measure (``clock_offset_s``); before it has one, the gateway's, from the heartbeat's
+    time against its arrival. ``clock_off``: further off than the gateway accepts an incident's times
+    (``wire.MAX_CLOCK_SKEW_S``). ``refused_*``: its heartbeats refused since the last it took.
+
+    >>> beat = Heartbeat(box="b", state="online", at="2026-01-01T00:00:00Z", heartbeat_s=10.0,
+    ...                  cameras={"gate": CameraStatus(state="online"), "yard": CameraStatus(state="offline")})
+    >>> row = {"box": "b", "state": "online", "heard_at": 1767225900.0, "sent_at": 1767225600.0,
+    ...        "heartbeat": beat.model_dump_json(), "refused_at": None, "refused_reason": None}
+    >>> v = view(row, now=1767225920.0)
+    >>> v["silent"], v["cameras_up"], v["cameras_total"], v["clock_offset_s"], v["clock_offset_by"], v["clock_off"]
+    (False, 1, 2, 300.0, 'gateway', False)
+    >>> view(row, now=1767225931.0)["silent"]
+    True
+    """
+    beat = stored(row["heartbeat"])
+    heartbeat_s = beat.heartbeat_s if beat else wire.HEARTBEAT_S
+    heard = row["heard_at"]
+    offset, by = None, None
+    if beat and beat.clock_offset_s is not None:
+        offset, by = beat.clock_offset_s, "box"
+    elif heard is not None and row["sent_at"] is not None:
+        offset, by = round(heard - row["sent_at"], 1), "gateway"
+    cameras = [{"camera": cid, "state": c.state, "faults": list(c.faults), "max_gap_s": c.max_gap_s}
+               for cid, c in sorted((beat.cameras or {}).items() if beat else [])]
+    refused = row["refused_at"] is not None and (heard is None or row["refused_at"] > heard)
+    return {"box": row["box"], "state": row["state"], "heard_at": heard, "heartbeat_s": heartbeat_s,
+            "silent": heard is None or now - heard > SILENT_AFTER * heartbeat_s,
+            "cameras": cameras, "cameras_total": len(cameras),
+            "cameras_up": sum(1 for c in cameras if c["state"] == "online"),
+            "outbox_pending": beat.outbox_pending if beat else None,
+            "outbox_oldest_s": beat.outbox_oldest_s if beat else None,
+            "outbox_unwritten": beat.outbox_unwritten if beat else None,
+            "outbox_write_error": beat.outbox_write_error if beat else None,
+            "clock_offset_s": offset, "clock_offset_by": by,
+            "clock_off": offset is not None and abs(offset) > wire.MAX_CLOCK_SKEW_S,
+            "clock_corrected": bool(beat and beat.clock_corrected),
+            "suppressions": len(beat.suppressions) if beat else 0,
+            "refused_at": row["refused_at"] if refused else None,
+            "refused_reason": row["refused_reason"] if refused else None}
+
+
+def troubled(v: dict) -> bool:
+    """A box the page lists first: silent, offline, a camera down, its clock off, its outbox unwritable or its
+    heartbeats refused."""
+    return bool(v["silent"] or v["state"] != "online" or v["cameras_up"] < v["cameras_total"] or v["clock_off"]
+                or v["outbox_write_error"] or v["refused_at"])
+
+
+def listed(store: Store, now: float) -> list[dict]:
+    """Every box kept, viewed at ``now``: the troubled ones first, each part by box id."""
+    with store.engine.connect() as db:
+        rows = [dict(r._mapping) for r in db.execute(select(boxes))]
+    views = [view(r, now) for r in rows]
+    return sorted(views, key=lambda v: (not troubled(v), v["box"]))

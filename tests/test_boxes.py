@@ -1,0 +1,437 @@
+"""The boxes page: each box's heartbeat (``xl/v1/{box}/status``, made by the edge's own code) checked and kept,
+one row per box, on SQLite and PostgreSQL; hostile ones refused alone with the reason, counted and said once per
+box, never dead letters; ``/ui/boxes`` and ``/boxes`` for operators and admins; and a real box's publisher
+over real Mosquitto to a real gateway, the page read in a real headless Chromium."""
+
+import json
+import logging
+import re
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from edge.box import CameraReader, Metrics, Slots, box_now, status
+from edge.config import Broker as EdgeBroker
+from edge.config import Camera
+from edge.publisher import Outbox, Publisher
+from gateway import boxes
+from gateway.api import create_app
+from gateway.auth import new_token
+from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, CameraStatus, Heartbeat, view
+from gateway.config import TABLES_DIR, GatewayConfig, load_tables
+from gateway.config import Broker as GatewayBroker
+from gateway.ingest import Ingest
+from gateway.metrics import REGISTRY
+from gateway.security import CSP
+from gateway.service import MqttIngest
+from gateway.storage import Store
+from xueliang import wire
+from xueliang.mqtt import make_client
+
+from .conftest import serve, wait_until
+from .test_gateway import NOW, TOPIC, payload
+from .test_web import SHOTS, browser, main_text  # noqa: F401 (the fixture)
+from .test_workflow import database_url  # noqa: F401 (the fixture)
+
+BOX = "box-1"
+TABLES = load_tables(TABLES_DIR / "demo.yaml")
+
+
+def edge_box(tmp_path, box: str = BOX, cameras: dict[str, str] | None = None,
+             port: int = 1883) -> tuple[Publisher, dict, Slots]:
+    """A box's publisher (not started) and its camera readers (not reading), states set as a reader sets them."""
+    slots, stop, metrics = Slots(), threading.Event(), Metrics()
+    readers = {}
+    for cid, state in (cameras or {"gate": "online", "yard": "reconnecting"}).items():
+        reader = CameraReader(Camera(id=cid, url=f"rtsp://127.0.0.1:9/{cid}", grid="G-1"), slots, metrics, stop)
+        reader.health.state, reader.health.last_frame_at = state, box_now()
+        readers[cid] = reader
+    publisher = Publisher(box, EdgeBroker(port=port), Outbox(tmp_path / f"{box}.outbox.sqlite"))
+    return publisher, readers, slots
+
+
+def heartbeat(tmp_path, box: str = BOX, **edit) -> bytes:
+    """A heartbeat as the edge makes it (edge/box.py ``status``): three messages waiting 42 s in the outbox, two
+    cameras (``yard`` reconnecting), then ``edit`` applied."""
+    publisher, readers, slots = edge_box(tmp_path, box)
+    publisher.outbox.put([(TOPIC, payload())] * 3, time.time() - 42)
+    body = status(box, readers, slots, publisher.delivery(time.time()), heartbeat_s=10.0)
+    publisher.outbox.close()
+    return json.dumps({**body, **edit}).encode()
+
+
+def refused(kind: str) -> float:
+    return REGISTRY.get_sample_value("xl_gateway_heartbeats_total", {"outcome": kind}) or 0.0
+
+
+def rows(store: Store) -> dict[str, dict]:
+    return {v["box"]: v for v in boxes.listed(store, NOW)}
+
+
+def test_a_boxs_heartbeats_are_kept_one_row_each_replaced_by_the_next_and_its_last_will_keeps_them(
+        tmp_path, database_url):  # noqa: F811 (the fixture)
+    store = Store(database_url)
+    clock = [NOW]
+    ingest = Ingest(store, TABLES, clock=lambda: clock[0])
+    first = heartbeat(tmp_path)
+    batch = [(wire.status_topic(BOX), first), (TOPIC, payload()),
+             (wire.status_topic("box-2"), heartbeat(tmp_path, "box-2"))]
+    assert ingest.handle_batch(batch) == [HEARTBEAT, "case_created", HEARTBEAT]  # in one transaction with incidents
+    clock[0] += 10
+    later = heartbeat(tmp_path, outbox_pending=0, clock_offset_s=-3600.0, clock_corrected=True)
+    assert ingest.handle(wire.status_topic(BOX), later) == HEARTBEAT
+    assert store.count("boxes") == 2 and store.count("dead_letters") == 0
+    box = rows(store)[BOX]
+    assert box["heard_at"] == NOW + 10 and box["outbox_pending"] == 0 and box["state"] == "online"
+    assert (box["clock_offset_s"], box["clock_offset_by"], box["clock_off"], box["clock_corrected"]) == (
+        -3600.0, "box", True, True)
+    assert [(c["camera"], c["state"]) for c in box["cameras"]] == [("gate", "online"), ("yard", "reconnecting")]
+    assert (box["cameras_up"], box["cameras_total"]) == (1, 2)
+    # the box's broker says it died (its last will, as edge/publisher.py sets it): offline, what it said kept
+    clock[0] += 5
+    will = json.dumps({"box": BOX, "state": "offline"}).encode()
+    assert ingest.handle_batch([(wire.status_topic(BOX), will)]) == [HEARTBEAT]
+    box = rows(store)[BOX]
+    assert box["state"] == "offline" and box["heard_at"] == NOW + 10 and box["cameras_total"] == 2
+    assert store.count("boxes") == 2
+    # a box heard only through its last will is listed, never heard, and silent
+    will = json.dumps({"box": "box-3", "state": "offline"}).encode()
+    assert ingest.handle(wire.status_topic("box-3"), will) == HEARTBEAT
+    assert rows(store)["box-3"]["heard_at"] is None and rows(store)["box-3"]["silent"]
+
+
+def test_a_batch_rolled_back_takes_its_heartbeats_again_one_by_one(tmp_path, monkeypatch):
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, TABLES, clock=lambda: NOW)
+    real_apply, calls = ingest._apply, {"n": 0}
+
+    def flaky(db, message, category, payload, now):  # the batch's incident hits a database error once
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("deadlock detected")
+        return real_apply(db, message, category, payload, now)
+
+    monkeypatch.setattr(ingest, "_apply", flaky)
+    batch = [(TOPIC, payload()), (wire.status_topic(BOX), heartbeat(tmp_path))]
+    assert ingest.handle_batch(batch) == ["case_created", HEARTBEAT]
+    assert store.count("cases") == 1 and set(rows(store)) == {BOX}
+
+
+def test_the_heartbeat_the_edge_makes_says_its_interval(tmp_path):
+    publisher, readers, slots = edge_box(tmp_path)
+    assert status(BOX, readers, slots, publisher.delivery(time.time()), heartbeat_s=2.5)["heartbeat_s"] == 2.5
+    assert boxes.decode(BOX, heartbeat(tmp_path)).heartbeat_s == 10.0
+
+
+def deep(levels: int) -> bytes:
+    return b'{"box": "box-1", "state": "online", "x": ' + b"[" * levels + b"]" * levels + b"}"
+
+
+def hostile(tmp_path, **edit) -> bytes:
+    return heartbeat(tmp_path, **edit)
+
+
+SUPPRESSION = {"id": 1, "camera": "gate", "zone": "kerb", "type": "spill"}
+# (what, its topic's box, its payload (made in tmp_path), the metric's reason, what the refusal says)
+HOSTILE = [
+    ("a count as text", BOX, lambda p: hostile(p, outbox_pending="3"), "invalid",
+     "outbox_pending: Input should be a valid integer"),
+    ("true for a count", BOX, lambda p: hostile(p, outbox_pending=True), "invalid",
+     "outbox_pending: Input should be a valid integer"),
+    ("a negative backlog", BOX, lambda p: hostile(p, outbox_pending=-1), "invalid",
+     "outbox_pending: Input should be greater than or equal to 0"),
+    ("cameras as a list", BOX, lambda p: hostile(p, cameras=["gate"]), "invalid",
+     "cameras: Input should be a valid dictionary"),
+    ("a camera's gap as text", BOX, lambda p: hostile(p, cameras={"gate": {"state": "online", "max_gap_s": "1"}}),
+     "invalid", "cameras/gate/max_gap_s: Input should be a valid number"),
+    ("an unknown state", BOX, lambda p: hostile(p, state="rebooting"), "invalid",
+     "state: Input should be 'online' or 'offline'"),
+    ("a time not on the calendar", BOX, lambda p: hostile(p, at="2026-02-30T00:00:00Z"), "invalid",
+     "at: Value error, not an ISO 8601 time"),
+    ("markup for a camera id", BOX, lambda p: hostile(p, cameras={"<img src=x onerror=alert(1)>": {"state": "online"}}),
+     "invalid", "cameras/<img src=x onerror=alert(1)>/[key]: String should match pattern"),
+    ("a huge array", BOX, lambda p: hostile(p, suppressions=[SUPPRESSION] * 1001), "invalid",
+     "suppressions: List should have at most 1000 items after validation, not 1001"),
+    ("too many cameras", BOX, lambda p: hostile(p, cameras={f"c{i}": {"state": "online"} for i in range(1001)}),
+     "invalid", "cameras: Dictionary should have at most 1000 items"),
+    ("too many faults", BOX, lambda p: hostile(p, cameras={"gate": {"state": "online", "faults": ["frozen"] * 17}}),
+     "invalid", "cameras/gate/faults: List should have at most 16 items"),
+    ("NaN", BOX, lambda p: hostile(p).replace(b'"outbox_oldest_s": 42', b'"outbox_oldest_s": NaN'), "not_json",
+     "not JSON: NaN is not a JSON number"),
+    ("a number past a float", BOX, lambda p: hostile(p).replace(b'"outbox_oldest_s": 42', b'"outbox_oldest_s": 1e999'),
+     "not_json", "not JSON: number 1e999 is out of range"),
+    ("nested too deep", BOX, lambda p: deep(5000), "not_json", "not JSON: nested too deeply"),
+    ("not UTF-8", BOX, lambda p: b"\xff\xfe{}", "not_json", "not JSON"),
+    ("empty", BOX, lambda p: b"", "not_json", "not JSON"),
+    ("not an object", BOX, lambda p: b"[1, 2]", "invalid", "not a JSON object"),
+    ("oversize", BOX, lambda p: hostile(p, padding="x" * 300_000), "too_large", "more than 262144"),
+    ("another box's", BOX, lambda p: heartbeat(p, "box-2"), "other_box",
+     "payload says box 'box-2' but came on xl/v1/box-1/status: a box speaks only for itself"),
+    ("the gateway's notices' level", "dispatch", lambda p: heartbeat(p, "dispatch"), "not_a_box",
+     "xl/v1/dispatch/status is no box's status topic"),
+    ("no box id", "a+b", lambda p: heartbeat(p), "not_a_box", "xl/v1/a+b/status is no box's status topic"),
+]
+
+
+@pytest.mark.parametrize("what, box, make, kind, reason", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_a_hostile_heartbeat_is_refused_alone_with_its_reason_counted_and_never_a_dead_letter(
+        tmp_path, caplog, what, box, make, kind, reason):
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    clock = [NOW]
+    ingest = Ingest(store, TABLES, clock=lambda: clock[0])
+    assert ingest.handle(wire.status_topic(BOX), heartbeat(tmp_path)) == HEARTBEAT  # the box is known already
+    before = dict(rows(store)[BOX])
+    clock[0] += 10
+    counted = refused(kind)
+    caplog.set_level(logging.WARNING, logger="gateway.boxes")
+    batch = [(wire.status_topic("box-7"), heartbeat(tmp_path, "box-7")), (f"xl/v1/{box}/status", make(tmp_path)),
+             (TOPIC, payload()), (wire.status_topic("box-8"), heartbeat(tmp_path, "box-8"))]
+    assert ingest.handle_batch(batch) == [HEARTBEAT, HEARTBEAT_REFUSED, "case_created", HEARTBEAT]
+    assert refused(kind) == counted + 1
+    said = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(said) == 1 and reason in said[0], said
+    assert store.count("dead_letters") == 0 and set(rows(store)) == {BOX, "box-7", "box-8"}
+    after = rows(store)[BOX]
+    assert {k: v for k, v in after.items() if not k.startswith("refused")} == \
+        {k: v for k, v in before.items() if not k.startswith("refused")}  # what it said before stands
+    if box == BOX:  # the sender's row says why its heartbeat was refused (a newer one than it took)
+        assert after["refused_at"] == NOW + 10 and reason[:100] in after["refused_reason"]
+
+
+def test_a_box_whose_heartbeats_are_refused_is_said_once_per_interval_and_counted_each_time(tmp_path, caplog):
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    clock = [NOW]
+    ingest = Ingest(store, TABLES, clock=lambda: clock[0])
+    caplog.set_level(logging.WARNING, logger="gateway.boxes")
+    counted = refused("invalid")
+    bad = heartbeat(tmp_path, outbox_pending="many")
+    for _ in range(5):  # a box sending the same wrong heartbeat every 10 s
+        assert ingest.handle(wire.status_topic(BOX), bad) == HEARTBEAT_REFUSED
+        clock[0] += 10
+    assert refused("invalid") == counted + 5
+    assert len([r for r in caplog.records if "heartbeat of box 'box-1' refused" in r.getMessage()]) == 1
+    clock[0] = NOW + boxes.REFUSAL_NOTE_S
+    assert ingest.handle(wire.status_topic(BOX), bad) == HEARTBEAT_REFUSED
+    assert len([r for r in caplog.records if "heartbeat of box 'box-1' refused" in r.getMessage()]) == 2
+    assert store.count("boxes") == 0 and store.count("dead_letters") == 0  # a box never heard is not made up
+
+
+def test_a_box_beyond_those_the_gateway_keeps_is_refused_and_those_kept_are_still_taken(tmp_path, monkeypatch):
+    monkeypatch.setattr(boxes, "BOXES_MAX", 2)
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, TABLES, clock=lambda: NOW)
+    counted = refused("unknown_box")
+    for box in ("a", "b"):
+        assert ingest.handle(wire.status_topic(box), heartbeat(tmp_path, box)) == HEARTBEAT
+    assert ingest.handle(wire.status_topic("c"), heartbeat(tmp_path, "c")) == HEARTBEAT_REFUSED
+    assert refused("unknown_box") == counted + 1
+    another = Ingest(store, TABLES, clock=lambda: NOW)  # another gateway process: it knows the boxes from the table
+    assert [another.handle(wire.status_topic(box), heartbeat(tmp_path, box)) for box in ("b", "c", "a")] == [
+        HEARTBEAT, HEARTBEAT_REFUSED, HEARTBEAT]
+    assert store.count("boxes") == 2
+
+
+def beat(**changes) -> Heartbeat:
+    return Heartbeat(**{"box": "b", "state": "online", "at": "2026-01-01T00:00:00Z", "heartbeat_s": 10.0,
+                        "cameras": {"gate": CameraStatus(state="online")}, **changes})
+
+
+def row(b: Heartbeat | None, heard_at: float | None = NOW, sent_at: float | None = NOW, **changes) -> dict:
+    return {"box": "b", "state": "online", "heard_at": heard_at, "sent_at": sent_at,
+            "heartbeat": b.model_dump_json() if b else None, "refused_at": None, "refused_reason": None, **changes}
+
+
+@pytest.mark.parametrize("box, now, expected", [
+    (row(beat()), NOW + 30, {"silent": False}),  # three intervals: not yet
+    (row(beat()), NOW + 30.1, {"silent": True}),
+    (row(beat(heartbeat_s=60.0)), NOW + 179, {"silent": False}),  # its own interval, not the default
+    (row(None, heard_at=None, sent_at=None), NOW, {"silent": True, "heartbeat_s": 10.0, "clock_offset_s": None}),
+    (row(beat(), sent_at=NOW - 300), NOW, {"clock_offset_s": 300.0, "clock_offset_by": "gateway", "clock_off": False}),
+    (row(beat(), sent_at=NOW - 301), NOW, {"clock_offset_s": 301.0, "clock_off": True}),
+    (row(beat(), sent_at=NOW + 3600), NOW, {"clock_offset_s": -3600.0, "clock_off": True}),  # an hour ahead
+    (row(beat(), sent_at=946_684_800.0 - 9e8), NOW, {"clock_off": True}),  # a clock that stands in 1971
+    (row(beat(clock_offset_s=12.5), sent_at=NOW - 999), NOW, {"clock_offset_s": 12.5, "clock_offset_by": "box"}),
+    (row(beat(), refused_at=NOW - 5, refused_reason="old"), NOW, {"refused_at": None}),  # taken since
+    (row(beat(), refused_at=NOW + 5, refused_reason="why"), NOW, {"refused_at": NOW + 5, "refused_reason": "why"}),
+    (row(beat(cameras={"a": CameraStatus(state="offline"), "b": CameraStatus(state="online", faults=["blocked"])})),
+     NOW, {"cameras_up": 1, "cameras_total": 2}),
+])
+def test_what_the_page_shows_of_a_box_at_a_given_time(box, now, expected):
+    shown = view(box, now)
+    assert {k: shown[k] for k in expected} == expected
+
+
+def signed_in(app, token: str) -> TestClient:
+    client = TestClient(app)
+    client.post("/ui/login", data={"token": token})
+    return client
+
+
+def test_the_boxes_page_and_its_json_for_operators_and_admins_escaped_uncached(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, TABLES, clock=time.time)
+    markup = "<script>alert(1)</script>"
+    assert ingest.handle(wire.status_topic(BOX), heartbeat(tmp_path, outbox_write_error=markup)) == HEARTBEAT
+    assert ingest.handle(wire.status_topic("box-2"), heartbeat(tmp_path, "box-2", clock_offset_s=-3600.0)) == HEARTBEAT
+    app = create_app(store, TABLES)
+    operator = signed_in(app, new_token(store, "op1", "operator", grid="HQ"))
+    page = operator.get("/ui/boxes")
+    assert page.status_code == 200 and page.headers["cache-control"] == "private, no-store"
+    assert page.headers["content-security-policy"] == CSP
+    assert markup not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert "<span class=flag>快 60 分钟, 超过 5 分钟</span>" in page.text  # an hour ahead: flagged
+    assert re.search(r"网关时间 \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", page.text)
+    assert '<a href="/ui/boxes">边缘盒子</a>' in operator.get("/ui/cases").text  # in the navigation every page shares
+    department = signed_in(app, new_token(store, "tp", "department", department="traffic-police"))
+    refused_page = department.get("/ui/boxes")
+    assert refused_page.status_code == 403 and "操作被拒绝" in refused_page.text and BOX not in refused_page.text
+    anyone = TestClient(app).get("/ui/boxes", follow_redirects=False)
+    assert anyone.headers["location"] == "/ui/login?next=%2Fui%2Fboxes"
+    admin = new_token(store, "root", "admin")
+    for token, code in ((admin, 200), (new_token(store, "op2", "operator", grid="HQ"), 200),
+                        (new_token(store, "tp2", "department", department="traffic-police"), 403)):
+        answer = TestClient(app).get("/boxes", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == code, answer.text
+    body = TestClient(app).get("/boxes", headers={"Authorization": f"Bearer {admin}"}).json()
+    box, ahead = body["boxes"]
+    assert ahead["box"] == "box-2" and ahead["clock_off"] and ahead["clock_offset_s"] == -3600.0
+    assert box["box"] == BOX and box["outbox_pending"] == 3 and box["outbox_write_error"] == markup
+    assert wire.parse_time(body["now"]) == pytest.approx(time.time(), abs=5) and body["clock_limit_s"] == 300.0
+    assert TestClient(app).get("/boxes").status_code == 401
+
+
+def cut_off(client) -> None:
+    """End a client's connection without a DISCONNECT, as a box that loses power: the broker sends its last will."""
+    client.loop_stop()
+    client.socket().shutdown(socket.SHUT_RDWR)
+    client.socket().close()
+
+
+@pytest.mark.slow
+def test_a_real_boxs_heartbeats_reach_the_page_in_chromium_and_hostile_ones_change_nothing(tmp_path, broker, browser):
+    """A box's own publisher (edge/publisher.py) sends the heartbeats edge/box.py makes, over real Mosquitto, to a
+    real gateway's ingest on SQLite; an operator finds them in the page's navigation. Another client speaking for
+    the box and a NaN heartbeat change nothing; a box cut off is offline by its last will; no box is sent an
+    acknowledgement of a heartbeat (a box learns the gateways' clock from those)."""
+    from selenium.webdriver.common.by import By
+
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, TABLES)
+    gateway = MqttIngest(GatewayConfig(broker=GatewayBroker(port=broker.port, client_id="gateway-1")), ingest)
+    gateway.start()
+    publisher, readers, slots = edge_box(tmp_path, BOX, {"gate": "online", "yard": "reconnecting", "lawn": "online"},
+                                         broker.port)
+    ahead = wire.iso(time.time() + 3600)  # incidents the gateway holds for their times: never acknowledged
+    publisher.outbox.put([(TOPIC, payload(incident_id=f"i-{i}", started_at=ahead, observed_at=ahead))
+                          for i in range(2)], time.time() - 90)
+    other = make_client("box-2")  # a broker without the deploy ACL: anyone may write any topic
+    dying = make_client("box-9")
+    try:
+        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
+        time.sleep(0.5)  # its subscriptions
+        # the box's status before the publisher starts, as run_box sets it; then one heartbeat an interval
+        publisher.status = status(BOX, readers, slots, publisher.delivery(time.time()), heartbeat_s=1.0)
+        publisher.start()
+        assert publisher.connected.wait(10)
+        wait_until(lambda: store.count("boxes") == 1, 10, 0.05, message="the box's first word recorded")
+        first = rows(store)[BOX]["heard_at"]
+        publisher.publish_status(status(BOX, readers, slots, publisher.delivery(time.time()), heartbeat_s=1.0))
+        wait_until(lambda: rows(store)[BOX]["heard_at"] > first, 10, 0.05, message="the next heartbeat recorded")
+        other.connect("127.0.0.1", broker.port)
+        other.loop_start()
+        lie = json.dumps({"box": BOX, "state": "offline"}).encode()
+        other.publish(wire.status_topic("box-2"), lie, qos=0).wait_for_publish(5)  # speaking for box-1
+        other.publish(wire.status_topic(BOX), b'{"box": "box-1", "state": "online", "outbox_pending": NaN}',
+                      qos=0).wait_for_publish(5)
+        wait_until(lambda: gateway.outcomes["heartbeat_refused"] == 2, 10, 0.05, message="both refused")
+        assert rows(store)[BOX]["state"] == "online" and "box-2" not in rows(store)
+        dying.will_set(wire.status_topic("box-9"), json.dumps({"box": "box-9", "state": "offline"}), qos=1, retain=True)
+        dying.connect("127.0.0.1", broker.port)
+        dying.loop_start()
+        dying.publish(wire.status_topic("box-9"), heartbeat(tmp_path, "box-9"), qos=0).wait_for_publish(5)
+        wait_until(lambda: "box-9" in rows(store), 10, 0.05, message="box-9 heard")
+        cut_off(dying)
+        wait_until(lambda: rows(store)["box-9"]["state"] == "offline", 10, 0.05, message="its last will recorded")
+        assert store.count("dead_letters") == 0 and publisher.clock.measured is None  # no acknowledgement came
+
+        with serve(create_app(store, TABLES)) as base:
+            browser.get(f"{base}/ui/login")
+            browser.find_element(By.NAME, "token").send_keys(new_token(store, "op1", "operator", grid="HQ"))
+            browser.find_element(By.CSS_SELECTOR, "#login button").click()
+            wait_until(lambda: browser.current_url == f"{base}/ui/cases", 5, message="signed in")
+            heard = rows(store)[BOX]["heard_at"]  # a heartbeat just before the page: silent only 9 s after it
+            publisher.publish_status(status(BOX, readers, slots, publisher.delivery(time.time()), heartbeat_s=3.0))
+            wait_until(lambda: rows(store)[BOX]["heard_at"] > heard, 10, 0.05, message="the heartbeat recorded")
+            browser.find_element(By.LINK_TEXT, "边缘盒子").click()
+            wait_until(lambda: browser.find_elements(By.ID, "boxes"), 5, message="the boxes page")
+            shown = {r.get_attribute("data-box"): r.text
+                     for r in browser.find_elements(By.CSS_SELECTOR, "#boxes tr")[1:]}
+            assert list(shown) == ["box-1", "box-9"]  # both troubled (a camera down; offline): by id
+            assert "在线" in shown[BOX] and "失联" not in shown[BOX], shown
+            assert "2/3" in shown[BOX] and "未在线: yard (重连中)" in shown[BOX], shown
+            assert "2 条, 最早的已等" in shown[BOX]
+            assert "离线" in shown["box-9"]
+            main = main_text(browser)
+            stamp = re.search(r"网关时间 (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", main)
+            assert stamp, main
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            browser.save_screenshot(str(SHOTS / "boxes.png"))
+
+            def silent() -> bool:  # three of its 3 s intervals without a heartbeat
+                browser.refresh()
+                return "失联" in browser.find_element(By.CSS_SELECTOR, "#boxes tr[data-box='box-1']").text
+
+            wait_until(silent, 15, 1.0, message="box-1 shown silent")
+            assert httpx.get(f"{base}/ui/boxes").status_code == 303  # no session: to the sign-in form
+    finally:
+        other.loop_stop()
+        other.disconnect()
+        publisher.stop(timeout=0.5)
+        gateway.stop()
+
+
+@pytest.mark.slow
+def test_heartbeats_past_those_waiting_are_dropped_while_ingest_is_held_back_and_incidents_are_not(tmp_path, broker):
+    """QoS 0 messages are not held back at the broker by the gateway's receive maximum: while the database holds
+    ingest back, the heartbeats past WAITING_MAX waiting messages are dropped (and counted), never every heartbeat
+    of the outage kept in memory; the incidents (QoS 1) wait, all of them."""
+
+    class Held(MqttIngest):
+        WAITING_MAX = 5
+
+    gateway = Held(GatewayConfig(broker=GatewayBroker(port=broker.port, client_id="gateway-1")),
+                   Ingest(Store(f"sqlite:///{tmp_path}/gw.sqlite"), TABLES))
+    connected = threading.Event()
+    gateway.on_connected = connected.set
+    gateway.client.connect("127.0.0.1", broker.port)  # no worker: nothing leaves the queue
+    gateway.client.loop_start()
+    box = make_client(BOX)
+    try:
+        assert connected.wait(10)
+        time.sleep(0.5)  # its subscriptions
+        dropped = refused("dropped")
+        box.connect("127.0.0.1", broker.port)
+        box.loop_start()
+        for i in range(3):
+            box.publish(*incident_message(i), qos=1).wait_for_publish(5)
+        beat = heartbeat(tmp_path)
+        for _ in range(20):
+            box.publish(wire.status_topic(BOX), beat, qos=0).wait_for_publish(5)
+        box.publish(*incident_message(3), qos=1).wait_for_publish(5)
+        wait_until(lambda: refused("dropped") == dropped + 18, 10, 0.05, message="the heartbeats past 5 dropped")
+        waiting = [gateway.queue.get_nowait() for _ in range(gateway.queue.qsize())]
+        kinds = [topic.rsplit("/", 1)[1] for topic, *_ in waiting]
+        assert (kinds.count("incident"), kinds.count("status")) == (4, 2), kinds
+    finally:
+        box.loop_stop()
+        box.disconnect()
+        gateway.client.loop_stop()
+        gateway.client.disconnect()
+
+
+def incident_message(i: int) -> tuple[str, bytes]:
+    return TOPIC, payload(incident_id=f"held-{i}")
