@@ -285,7 +285,7 @@ def test_openapi_json_says_what_each_route_takes_and_answers_as_the_routes_do(ci
                     assert anyone.request(method, url).status_code == 401, (public_read, method, url)
         reads = {("get", p) for p in ("/cases", "/cases/{case_id}", "/cases/{case_id}/evidence.jpg",
                                       "/cases/{case_id}/incidents/{incident_id}/evidence.jpg",
-                                      "/cases/{case_id}/photos/{sha256}.jpg", "/dead-letters", "/reports/{kind}",
+                                      "/cases/{case_id}/photos/{sha256}.jpg", "/dead-letters", "/boxes", "/reports/{kind}",
                                       "/suppressions", "/open311/v2/requests.{fmt}",
                                       "/open311/v2/requests/{request_id}.{fmt}")}
         public = {("get", "/health"), ("get", "/metrics"), ("get", "/open311/v2/services.{fmt}")}
