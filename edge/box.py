@@ -34,7 +34,7 @@ from edge.config import Camera, ConfigError, EdgeConfig, Rules
 from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.publisher import Outbox, Publisher
-from edge.source import SourceError, open_camera
+from edge.source import SourceError, open_camera, without_password
 from edge.suppression import Suppressions
 from xueliang import wire
 
@@ -249,7 +249,8 @@ class CameraReader:
             h = self.health
             self._lost_since = self._lost_since or h.last_frame_at or h.started_at
             h.state, h.tried_at = "offline", box_now()
-            h.last_error = f"{self.camera.url}: no frame for {CAMERA_LOST_AFTER_S:g} s, the read hangs; read afresh"
+            h.last_error = without_password(f"{self.camera.url}: no frame for {CAMERA_LOST_AFTER_S:g} s, the read hangs; "
+                                            "read afresh")
             h.reconnects += 1
             self.metrics.reconnects.labels(self.camera.id).inc()
             self.metrics.online.labels(self.camera.id).set(0)
@@ -306,7 +307,7 @@ class CameraReader:
                 error = str(exc)
             except Exception as exc:  # a decoder bug on garbage input must not end the camera for good
                 log.exception("camera %s reader failed", cam.id)
-                error = f"{type(exc).__name__}: {exc}"
+                error = without_password(f"{type(exc).__name__}: {exc}")
             finally:
                 if frames is not None:
                     frames.close()

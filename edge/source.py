@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +22,29 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+# the password in a URL's user information (rtsp://admin:12345@10.0.0.5/...: how most cameras are addressed); up to
+# the last @ before the host, so a password with an @ in it is hidden whole
+_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:'\"]*):[^\s/'\"]*@")
+
+
+def without_password(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``: a camera's URL is in the errors the box
+    logs and sends in its heartbeat (retained at the broker, read by every gateway), and FFmpeg's own errors
+    repeat it.
+
+    >>> without_password("cannot open rtsp://admin:s3cr%40et@10.0.0.5:554/s1: refused: 'rtsp://admin:p@ss@10.0.0.5/s1'")
+    "cannot open rtsp://admin:***@10.0.0.5:554/s1: refused: 'rtsp://admin:***@10.0.0.5/s1'"
+    >>> without_password("rtsp://10.0.0.5/s1 and rtsp://user@10.0.0.5/s1 and /data/a:b@c.mp4")
+    'rtsp://10.0.0.5/s1 and rtsp://user@10.0.0.5/s1 and /data/a:b@c.mp4'
+    """
+    return _PASSWORD.sub(r"\g<scheme>:***@", text)
+
+
 class SourceError(RuntimeError):
-    """The camera could not be opened or stopped sending; the text says which and why."""
+    """The camera could not be opened or stopped sending; the text says which and why (no password)."""
+
+    def __init__(self, text: str):
+        super().__init__(without_password(text))
 
 
 @dataclass
