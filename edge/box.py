@@ -30,7 +30,7 @@ import supervision as sv
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from edge.alignment import SIZE as VIEW_SIZE
-from edge.config import Camera, ConfigError, EdgeConfig, Rules
+from edge.config import Camera, ConfigError, EdgeConfig, Rules, is_rtsp
 from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.publisher import Outbox, Publisher
@@ -268,7 +268,7 @@ class CameraReader:
         except OSError:
             pass
         cam = self.camera
-        live = cam.url.startswith("rtsp://")
+        live = is_rtsp(cam.url)
         while not self.stop.is_set() and generation == self.generation:
             frames = None
             try:
