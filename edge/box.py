@@ -49,7 +49,6 @@ READER_START_GAP_S = 0.1
 # default 5 ms switch interval a busy analyser lets only ~200 of them through a second, readers
 # fall behind, and a shared RTSP mount stalls for all its clients. 1 ms keeps them flowing.
 GIL_SWITCH_INTERVAL_S = 0.001
-LOST = "lost"
 CLOCK_AHEAD_S = 5.0  # a live camera's frame further ahead of the box's clock than this: the camera's clock jumped
 # A file given as a camera's url plays in real time, as a camera would (read as fast as it could be, its incidents
 # carried times a minute ahead of the wall clock after 30 s); a jump in its clock longer than this is skipped
@@ -174,8 +173,16 @@ class CameraHealth:
         return round(sum(1 for t in list(self.window) if now - t <= span) / span, 3)
 
 
+@dataclass(frozen=True)
+class Lost:
+    """A camera's slot mark: lost (its incidents end camera_lost and an offline fault opens), and why: its reader's
+    last error, which the fault carries."""
+
+    reason: str | None
+
+
 class Slots:
-    """The latest sampled frame (or a lost-camera mark) per camera; a newer one replaces an older."""
+    """The latest sampled frame (or a ``Lost`` mark) per camera; a newer one replaces an older."""
 
     def __init__(self) -> None:
         self._items: dict[str, tuple[float, object]] = {}
@@ -184,7 +191,7 @@ class Slots:
     def put(self, camera: str, t: float, item: object) -> bool:
         """Store; returns True when an unanalysed frame was replaced."""
         with self._cond:
-            replaced = camera in self._items and self._items[camera][1] is not LOST
+            replaced = camera in self._items and not isinstance(self._items[camera][1], Lost)
             self._items[camera] = (t, item)
             self._cond.notify()
             return replaced
@@ -249,8 +256,7 @@ class CameraReader:
             h = self.health
             self._lost_since = self._lost_since or h.last_frame_at or h.started_at
             h.state, h.tried_at = "offline", box_now()
-            h.last_error = without_password(f"{self.camera.url}: no frame for {CAMERA_LOST_AFTER_S:g} s, the read hangs; "
-                                            "read afresh")
+            h.last_error = self.hang_error()
             h.reconnects += 1
             self.metrics.reconnects.labels(self.camera.id).inc()
             self.metrics.online.labels(self.camera.id).set(0)
@@ -258,6 +264,10 @@ class CameraReader:
                     "(%d hung read(s) left)", self.camera.id, CAMERA_LOST_AFTER_S, len(self._abandoned))
         self.start()
         return True
+
+    def hang_error(self) -> str:
+        return without_password(f"{self.camera.url}: no frame for {CAMERA_LOST_AFTER_S:g} s, the read hangs; "
+                                "read afresh")
 
     def _run(self, generation: int) -> None:
         # Readers (and the decoder threads FFmpeg starts from them) run at a lower priority than
@@ -323,7 +333,7 @@ class CameraReader:
                 self._lost_since = self._lost_since or now
                 state = "reconnecting" if now - self._lost_since < CAMERA_LOST_AFTER_S else "offline"
                 if state == "offline":
-                    self.slots.put(cam.id, now, LOST)
+                    self.slots.put(cam.id, now, Lost(error))
                 self.health.state = state
                 delay = backoff(self._attempt, rand=random.random())
             log.warning("camera %s %s (%s); retry in %.1fs", cam.id, state, error, delay)
@@ -394,8 +404,8 @@ class Analyser(threading.Thread):
         for cam_id, (t, item) in ready.items():
             pipeline = self.pipelines[cam_id]
             pipeline.wall_offset = offset
-            if item is LOST:
-                self._emit(pipeline.camera_lost(t))
+            if isinstance(item, Lost):
+                self._emit(pipeline.camera_lost(t, item.reason))
                 continue
             try:
                 jobs.append((cam_id, t, item, pipeline.plan(t, item)))
@@ -537,7 +547,7 @@ def look_after(readers: dict[str, CameraReader], slots: Slots, now: float) -> No
     read afresh (``CameraReader.replace``), so it comes back when its source does."""
     for cam_id in hung({cid: r.health for cid, r in readers.items()}, now,
                        {cid: r.camera.open_timeout_s for cid, r in readers.items()}):
-        slots.put(cam_id, now, LOST)
+        slots.put(cam_id, now, Lost(readers[cam_id].hang_error()))
         readers[cam_id].replace()
 
 

@@ -91,6 +91,8 @@ class IncidentLink(BaseModel):
     linked_at: str | None
     evidence_url: str | None = Field(title="This incident's snapshot when it was found")
     end_evidence_url: str | None = Field(title="This incident's snapshot when the camera saw it gone")
+    reason: str | None = Field(None, title="A camera fault's cause as its box last gave it (attributes.reason: its "
+                               "reader's error, e.g. a refused connection or a 401)")
 
 
 class VerdictView(BaseModel):

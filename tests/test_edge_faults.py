@@ -1,5 +1,7 @@
 """Edge faults with real processes: dead and hung cameras, bad sources, resolution changes."""
 
+import html
+import json
 import signal
 import socket
 import subprocess
@@ -308,16 +310,16 @@ class Sent:
 KERB = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.8, 0.03], [0.97, 0.03], [0.97, 0.22]]}
 
 
-def in_process_analyser(tmp_path, camera_ids: list[str], detect_many, url: str = "x.mp4"):
+def in_process_analyser(tmp_path, camera_ids: list[str], detect_many, url: str = "x.mp4", grid: str = "G-1"):
     """The real analyser, pipelines and vehicle detector in process, one kerb zone per camera (each reading
-    ``url`` once its reader is started), the detector's ``detect_many`` wrapped by ``detect_many(real, images,
-    min_score)``; started. Returns (analyser, readers, slots, stop)."""
+    ``url`` once its reader is started, in ``grid``), the detector's ``detect_many`` wrapped by
+    ``detect_many(real, images, min_score)``; started. Returns (analyser, readers, slots, stop)."""
     from edge.box import Analyser, CameraReader, Metrics, Slots
     from edge.config import parse_config
     from edge.detector import VEHICLE, load_detectors
 
     config = parse_config({"box": "b1", "data_dir": str(tmp_path),
-                           "cameras": [camera(c, url, zones=[KERB]) for c in camera_ids]})
+                           "cameras": [camera(c, url, zones=[KERB], grid=grid) for c in camera_ids]})
     detectors = load_detectors(config)
     real = detectors[VEHICLE].detect_many
     detectors[VEHICLE].detect_many = lambda images, min_score: detect_many(real, images, min_score)
@@ -511,3 +513,54 @@ def test_a_file_given_as_a_cameras_url_plays_in_real_time(tmp_path, broker):
         edge.terminate()
         edge.wait(10)
         watcher.stop()
+
+
+def offline_faults(analyser) -> list[tuple[str, dict]]:
+    return [(topic, m) for topic, m in analyser.publisher.sent
+            if m["type"] == "camera_fault" and m["attributes"]["label"] == "offline"]
+
+
+@pytest.mark.slow
+def test_an_offline_fault_says_why_and_its_case_shows_it(tmp_path, monkeypatch):
+    """The offline fault carried no reason: a folder for a url, a wrong password and a dead camera looked the same
+    on the wire, and maintenance went to the pole for what a URL or a password would fix."""
+    from fastapi.testclient import TestClient
+
+    from edge import box
+    from edge.config import parse_config
+    from edge.pipeline import CameraPipeline
+    from gateway.api import create_app
+    from gateway.auth import new_token
+    from gateway.config import TABLES_DIR, load_tables
+    from gateway.ingest import Ingest
+    from gateway.storage import Store
+
+    monkeypatch.setattr(box, "CAMERA_LOST_AFTER_S", 1.0)
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["gate"], lambda real, i, s: real(i, s),
+                                                         url=str(folder), grid="HQ-DZG-10D-07")
+    readers["gate"].start()
+    try:
+        wait_until(lambda: offline_faults(analyser), 20, message="the offline fault")
+    finally:
+        stop.set()
+        analyser.join(5)
+    topic, fault = offline_faults(analyser)[0]
+    reason = fault["attributes"]["reason"]
+    assert fault["state"] == "start" and "Is a directory" in reason and str(folder) in reason, reason
+    # a longer error is cut to what the wire takes (refused by the schema, the fault was lost)
+    fresh = CameraPipeline(parse_config({"box": "b1", "cameras": [camera("gate", "x.mp4")]}),
+                           analyser.pipelines["gate"].camera, analyser.detectors)
+    cut = fresh.camera_lost(time.time(), "cannot open " + "x" * 1000)[0].message["attributes"]["reason"]
+    assert cut == ("cannot open " + "x" * 1000)[:wire.MAX_ATTRIBUTE_CHARS]
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    assert Ingest(store, tables, clock=time.time).handle(topic, json.dumps(fault).encode()) == "case_created"
+    app = create_app(store, tables)
+    token = new_token(store, "root", "admin")
+    case = TestClient(app).get("/cases/1", headers={"Authorization": f"Bearer {token}"}).json()
+    assert case["type"] == "camera_fault" and case["incidents"][0]["reason"] == reason
+    client = TestClient(app)
+    client.post("/ui/login", data={"token": token})
+    assert f"<p class=reason>摄像机报告的原因: {html.escape(reason)}</p>" in client.get("/ui/cases/1").text
