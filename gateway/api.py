@@ -378,6 +378,8 @@ class BoxCamera(BaseModel):
     state: str = Field(title="connecting, online, reconnecting or offline")
     faults: list[str] = Field(title="picture faults it reports: frozen, blocked, moved, shifted, offline")
     max_gap_s: float = Field(title="longest wait between two analysed frames before the heartbeat")
+    last_error: str | None = Field(None, title="why its reader last failed (a refused connection, a 401, ...)")
+    last_error_at: str | None = Field(None, title="when, by the box's wall clock (kept once the camera is back)")
 
 
 class BoxView(BaseModel):

@@ -2,6 +2,7 @@
 
 import html
 import json
+import logging
 import signal
 import socket
 import subprocess
@@ -564,3 +565,82 @@ def test_an_offline_fault_says_why_and_its_case_shows_it(tmp_path, monkeypatch):
     client = TestClient(app)
     client.post("/ui/login", data={"token": token})
     assert f"<p class=reason>摄像机报告的原因: {html.escape(reason)}</p>" in client.get("/ui/cases/1").text
+
+
+@pytest.mark.slow
+def test_a_camera_that_keeps_failing_is_logged_on_its_first_failure_and_each_change_not_each_try(
+        tmp_path, monkeypatch, caplog):
+    """A camera whose url was a folder was tried every 1.5 s with a warning each time: 40 lines a minute."""
+    from edge import box
+    from edge.config import parse_config
+
+    monkeypatch.setattr(box, "CAMERA_LOST_AFTER_S", 2.0)
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    config = parse_config({"box": "b1", "cameras": [camera("folder", str(folder))]})
+    stop = threading.Event()
+    reader = box.CameraReader(config.cameras[0], box.Slots(), box.Metrics(), stop)
+    caplog.set_level(logging.DEBUG, logger="edge.box")
+    reader.start()
+    try:
+        wait_until(lambda: reader.health.reconnects >= 5, 20, message="five tries")  # about 4.5 s
+    finally:
+        stop.set()
+    said = [r.getMessage() for r in caplog.records if r.name == "edge.box" and r.levelno == logging.WARNING]
+    assert [m.split(" (")[0] for m in said] == ["camera folder reconnecting", "camera folder offline"], said
+    assert "Is a directory" in said[0]
+    assert sum(1 for r in caplog.records if r.levelno == logging.DEBUG and "camera folder" in r.getMessage()) >= 3
+
+
+def test_a_camera_back_online_keeps_its_last_error_with_when_it_was(tmp_path):
+    """A camera back online still showed its last error (online, "No such file"), with nothing to tell an old
+    error from a new one: the heartbeat says when it was, so a camera that comes and goes still says why."""
+    from edge import box
+    from edge.config import parse_config
+
+    later = tmp_path / "later.mp4"
+    config = parse_config({"box": "b1", "cameras": [camera("later", str(later))]})
+    stop, slots = threading.Event(), box.Slots()
+    reader = box.CameraReader(config.cameras[0], slots, box.Metrics(), stop)
+    began = time.time()
+    reader.start()
+    try:
+        wait_until(lambda: reader.health.last_error, 10, message="the first failure")
+        failed = time.time()
+        later.write_bytes(CLIP.read_bytes())
+        wait_until(lambda: reader.health.state == "online", 20, message="the camera online")
+        cam = box.status("b1", {"later": reader}, slots, {})["cameras"]["later"]
+    finally:
+        stop.set()
+    assert cam["state"] == "online" and "No such file or directory" in cam["last_error"], cam
+    assert began - 0.5 <= wire.parse_time(cam["last_error_at"]) <= failed + 0.5, (cam, began, failed)
+
+
+def test_a_camera_waiting_on_a_source_that_sends_nothing_says_so_once_and_in_its_heartbeat(
+        tmp_path, monkeypatch, caplog):
+    """A pipe no one writes to was reported offline with last_error null, and nothing in the log, for the minute
+    before it counted as hung."""
+    import os
+
+    from edge import box
+    from edge.config import parse_config
+
+    monkeypatch.setattr(box, "OFFLINE_AFTER_S", 0.5)
+    pipe = tmp_path / "camera.ts"
+    os.mkfifo(pipe)
+    config = parse_config({"box": "b1", "cameras": [camera("pipe", str(pipe))]})
+    stop, slots = threading.Event(), box.Slots()
+    readers = {"pipe": box.CameraReader(config.cameras[0], slots, box.Metrics(), stop)}
+    readers["pipe"].start()
+    try:
+        time.sleep(1.0)
+        for _ in range(3):
+            box.look_after(readers, slots, box.box_now())
+        cam = box.status("b1", readers, slots, {})["cameras"]["pipe"]
+    finally:
+        stop.set()
+        write_once(pipe)  # its open returns
+    assert cam["state"] == "offline", cam
+    assert "s and no error: its open or read waits on a source that sends nothing" in cam["last_error"], cam
+    assert wire.parse_time(cam["last_error_at"]) <= time.time()
+    assert caplog.text.count("camera pipe offline: no frame for") == 1, caplog.text
