@@ -30,7 +30,7 @@ import supervision as sv
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from edge.alignment import SIZE as VIEW_SIZE
-from edge.config import Camera, ConfigError, EdgeConfig, Rules
+from edge.config import Camera, ConfigError, EdgeConfig, Rules, is_rtsp
 from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.publisher import Outbox, Publisher
@@ -49,7 +49,7 @@ READER_START_GAP_S = 0.1
 # default 5 ms switch interval a busy analyser lets only ~200 of them through a second, readers
 # fall behind, and a shared RTSP mount stalls for all its clients. 1 ms keeps them flowing.
 GIL_SWITCH_INTERVAL_S = 0.001
-LOST = "lost"
+REPEAT_LOG_S = 60.0  # a camera's failure repeated as it was (a directory for a url) is logged at most this often
 CLOCK_AHEAD_S = 5.0  # a live camera's frame further ahead of the box's clock than this: the camera's clock jumped
 # A file given as a camera's url plays in real time, as a camera would (read as fast as it could be, its incidents
 # carried times a minute ahead of the wall clock after 30 s); a jump in its clock longer than this is skipped
@@ -76,6 +76,21 @@ def wall_offset(gateway_offset: float = 0.0) -> float:
     moved by ``gateway_offset`` (``Publisher.gateway_offset()``: the gateways' clock less the wall clock's where the
     two differ by more than a gateway accepts, else 0)."""
     return time.time() + gateway_offset - box_now()
+
+
+def worth_saying(said: tuple[str, str, float] | None, state: str, error: str, now: float) -> bool:
+    """Whether a camera's failure is logged at WARNING: its first, a change of state or of error, and the same
+    again once ``REPEAT_LOG_S`` passed since it was last said; the rest at DEBUG (still tried as often). A camera
+    whose url was a directory failed every 1.5 s: 40 warnings a minute.
+
+    >>> said = ("reconnecting", "refused", 0.0)
+    >>> [worth_saying(None, "reconnecting", "refused", 0.0), worth_saying(said, "reconnecting", "refused", 59.0)]
+    [True, False]
+    >>> [worth_saying(said, "offline", "refused", 1.0), worth_saying(said, "reconnecting", "401", 1.0),
+    ...  worth_saying(said, "reconnecting", "refused", 60.0)]
+    [True, True, True]
+    """
+    return said is None or said[:2] != (state, error) or now - said[2] >= REPEAT_LOG_S
 
 
 def backoff(attempt: int, base: float = 0.5, cap: float = 1.5, rand: float = 0.5) -> float:
@@ -159,6 +174,9 @@ class CameraHealth:
     view_shift: tuple[float, float] = (0.0, 0.0)  # Alignment.shift: a camera knocked off since it came up
     view_angle: float = 0.0  # Alignment.angle: degrees it rolled, knocked
     last_error: str | None = None
+    # when (box clock): kept once the camera is back, so a camera that comes and goes still says why, and
+    # last_error_at tells an operator it is an old error
+    last_error_at: float | None = None
     # recent analysis times, for frames/s: only the analyser writes it (appends; the bound drops the oldest),
     # the heartbeat only reads it
     window: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW_MAX))
@@ -170,12 +188,43 @@ class CameraHealth:
         last = self.last_frame_at or self.started_at
         return "offline" if now - last > OFFLINE_AFTER_S else self.state
 
+    def failed(self, error: str, now: float) -> None:
+        self.last_error, self.last_error_at = error, now
+
+    def waiting(self, now: float) -> bool:
+        """Reported offline with nothing said: its reader has not failed since its last frame or its start, but is
+        still in an open or a read (a pipe no one writes to), until ``hung`` finds it."""
+        return self.reported_state(now) == "offline" and self.state in ("connecting", "online")
+
+    def error(self, now: float) -> tuple[str | None, float | None]:
+        """The error the heartbeat reports, and when (box clock): the last, or what a camera ``waiting`` waits on.
+
+        >>> h = CameraHealth(state="online", last_frame_at=100.0, last_error="refused", last_error_at=50.0)
+        >>> h.error(now=105.0)
+        ('refused', 50.0)
+        >>> h.error(now=130.0)  # its read has not returned for 30 s: reported offline since 108
+        ('no frame for 30 s and no error: its open or read waits on a source that sends nothing', 108.0)
+        """
+        if self.waiting(now):
+            since = self.last_frame_at or self.started_at
+            return (f"no frame for {now - since:.0f} s and no error: its open or read waits on a source that sends "
+                    "nothing", since + OFFLINE_AFTER_S)
+        return self.last_error, self.last_error_at
+
     def fps(self, now: float, span: float = 30.0) -> float:
         return round(sum(1 for t in list(self.window) if now - t <= span) / span, 3)
 
 
+@dataclass(frozen=True)
+class Lost:
+    """A camera's slot mark: lost (its incidents end camera_lost and an offline fault opens), and why: its reader's
+    last error, which the fault carries."""
+
+    reason: str | None
+
+
 class Slots:
-    """The latest sampled frame (or a lost-camera mark) per camera; a newer one replaces an older."""
+    """The latest sampled frame (or a ``Lost`` mark) per camera; a newer one replaces an older."""
 
     def __init__(self) -> None:
         self._items: dict[str, tuple[float, object]] = {}
@@ -184,7 +233,7 @@ class Slots:
     def put(self, camera: str, t: float, item: object) -> bool:
         """Store; returns True when an unanalysed frame was replaced."""
         with self._cond:
-            replaced = camera in self._items and self._items[camera][1] is not LOST
+            replaced = camera in self._items and not isinstance(self._items[camera][1], Lost)
             self._items[camera] = (t, item)
             self._cond.notify()
             return replaced
@@ -226,6 +275,9 @@ class CameraReader:
         # frame's time on the box's clock (a camera's clock never goes back)
         self._attempt, self._lost_since, self._last = 0, None, 0.0
         self._bound_reads = False  # once a read of the camera hung
+        self._said: tuple[str, str, float] | None = None  # the failure last logged at WARNING: state, error, when
+        self._unsaid = 0  # failures since, logged at DEBUG
+        self._said_waiting = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, args=(self.generation,), daemon=True,
@@ -249,8 +301,7 @@ class CameraReader:
             h = self.health
             self._lost_since = self._lost_since or h.last_frame_at or h.started_at
             h.state, h.tried_at = "offline", box_now()
-            h.last_error = without_password(f"{self.camera.url}: no frame for {CAMERA_LOST_AFTER_S:g} s, the read hangs; "
-                                            "read afresh")
+            h.failed(self.hang_error(), box_now())
             h.reconnects += 1
             self.metrics.reconnects.labels(self.camera.id).inc()
             self.metrics.online.labels(self.camera.id).set(0)
@@ -258,6 +309,18 @@ class CameraReader:
                     "(%d hung read(s) left)", self.camera.id, CAMERA_LOST_AFTER_S, len(self._abandoned))
         self.start()
         return True
+
+    def hang_error(self) -> str:
+        return without_password(f"{self.camera.url}: no frame for {CAMERA_LOST_AFTER_S:g} s, the read hangs; "
+                                "read afresh")
+
+    def say_waiting(self, now: float) -> None:
+        """Log once that the camera is offline with nothing said (``CameraHealth.waiting``): a pipe no one wrote to
+        was offline a minute with no line in the log."""
+        waiting = self.health.waiting(now)
+        if waiting and not self._said_waiting:
+            log.warning("camera %s offline: %s", self.camera.id, self.health.error(now)[0])
+        self._said_waiting = waiting
 
     def _run(self, generation: int) -> None:
         # Readers (and the decoder threads FFmpeg starts from them) run at a lower priority than
@@ -268,7 +331,7 @@ class CameraReader:
         except OSError:
             pass
         cam = self.camera
-        live = cam.url.startswith("rtsp://")
+        live = is_rtsp(cam.url)
         while not self.stop.is_set() and generation == self.generation:
             frames = None
             try:
@@ -292,6 +355,7 @@ class CameraReader:
                         self._last = base + rel
                         if self.health.state != "online":
                             log.info("camera %s online", cam.id)
+                            self._said, self._unsaid = None, 0
                             self.metrics.online.labels(cam.id).set(1)
                         self.health.state, self._attempt, self._lost_since = "online", 0, None
                         self.health.last_frame_at = now
@@ -314,19 +378,23 @@ class CameraReader:
             with self._lock:
                 if generation != self.generation:
                     return
-                self.health.last_error = error
+                now = box_now()
+                self.health.failed(error, now)
                 self._attempt += 1
                 self.health.reconnects += 1
                 self.metrics.reconnects.labels(cam.id).inc()
                 self.metrics.online.labels(cam.id).set(0)
-                now = box_now()
                 self._lost_since = self._lost_since or now
                 state = "reconnecting" if now - self._lost_since < CAMERA_LOST_AFTER_S else "offline"
                 if state == "offline":
-                    self.slots.put(cam.id, now, LOST)
+                    self.slots.put(cam.id, now, Lost(error))
                 self.health.state = state
                 delay = backoff(self._attempt, rand=random.random())
-            log.warning("camera %s %s (%s); retry in %.1fs", cam.id, state, error, delay)
+                loud = worth_saying(self._said, state, error, now)
+                again = f" ({self._unsaid} more the same since it was last said)" if loud and self._unsaid else ""
+                self._said, self._unsaid = ((state, error, now), 0) if loud else (self._said, self._unsaid + 1)
+            log.log(logging.WARNING if loud else logging.DEBUG, "camera %s %s (%s); retry in %.1fs%s", cam.id, state,
+                    error, delay, again)
             self.stop.wait(delay)
 
 
@@ -394,8 +462,8 @@ class Analyser(threading.Thread):
         for cam_id, (t, item) in ready.items():
             pipeline = self.pipelines[cam_id]
             pipeline.wall_offset = offset
-            if item is LOST:
-                self._emit(pipeline.camera_lost(t))
+            if isinstance(item, Lost):
+                self._emit(pipeline.camera_lost(t, item.reason))
                 continue
             try:
                 jobs.append((cam_id, t, item, pipeline.plan(t, item)))
@@ -487,6 +555,12 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
     """The heartbeat (``delivery``: Publisher.delivery()); per-camera ``max_gap_s`` starts again after each one.
     ``heartbeat_s``: when the next one is due (a gateway takes the box for silent after three missed)."""
     now = box_now()
+    wall = time.time() - now  # box clock to wall clock
+
+    def error(h: CameraHealth) -> dict:
+        text, at = h.error(now)
+        return {"last_error": text, "last_error_at": wire.iso(at + wall) if at is not None else None}
+
     body = {
         "box": box,
         "state": "online",
@@ -502,7 +576,7 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
                           "view_shift_pct": [round(100 * v, 1) for v in r.health.view_shift],
                           "view_angle_deg": round(r.health.view_angle, 1),
                           "dropped": r.health.dropped, "reconnects": r.health.reconnects,
-                          "last_error": r.health.last_error} for cid, r in readers.items()},
+                          **error(r.health)} for cid, r in readers.items()},
     }
     for r in readers.values():
         r.health.max_gap_s = 0.0
@@ -535,9 +609,11 @@ def hung(healths: dict[str, CameraHealth], now: float, open_limits: dict[str, fl
 def look_after(readers: dict[str, CameraReader], slots: Slots, now: float) -> None:
     """Each hung camera is lost (its incidents end camera_lost and an offline fault opens, as on a failure) and
     read afresh (``CameraReader.replace``), so it comes back when its source does."""
+    for reader in readers.values():
+        reader.say_waiting(now)
     for cam_id in hung({cid: r.health for cid, r in readers.items()}, now,
                        {cid: r.camera.open_timeout_s for cid, r in readers.items()}):
-        slots.put(cam_id, now, LOST)
+        slots.put(cam_id, now, Lost(readers[cam_id].hang_error()))
         readers[cam_id].replace()
 
 

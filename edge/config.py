@@ -7,6 +7,7 @@ Errors name the camera, zone and field, e.g.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +25,55 @@ IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MIN_ZONE_AREA = 1e-6  # of the frame: about two pixels of a 1080p picture
 MIN_WIDTH = 64  # max_width: the picture checks' thumbnail is 64 wide
 MAX_ZONE_POINTS = 100  # a zone is drawn by hand; 200,000 points were tested on every frame
+# the live streams the box reads right: RTSP carries each frame's time (rtsps: RTSP over TLS, FFmpeg's). An
+# http:// MJPEG camera has none: counted at an assumed 25 fps, a 5 fps one's clock ran 5x slow
+RTSP_SCHEMES = ("rtsp", "rtsps")
+# what FFmpeg takes for a protocol: a url's leading letters, digits and + - . up to a colon (url_find_protocol)
+_PROTOCOL = re.compile(r"[A-Za-z0-9+.-]+(?=:)")
+URLS_READ = "an rtsp:// or rtsps:// URL, or a file path"
+UNENCODED = {"@": ("@", "%40"), "#": ("#", "%23"), " ": ("space", "%20")}  # in a camera url's user information
+
+
+def is_rtsp(url: str) -> bool:
+    """Whether a camera's url (as ``camera_url`` gave it) is a live RTSP stream rather than a file.
+
+    >>> is_rtsp("rtsps://10.0.0.5/s1"), is_rtsp("/data/gate.mp4")
+    (True, False)
+    """
+    return url.startswith(tuple(f"{scheme}://" for scheme in RTSP_SCHEMES))
+
+
+def camera_url(url: str) -> str:
+    """A camera's url as the box reads it, its scheme in lower case (FFmpeg knows ``RTSP://`` as no protocol); a
+    ValueError says what is wrong and what the box reads, never the password. An ``@``, ``#`` or space in a user
+    name or password must be percent-encoded (FFmpeg decodes it): a ``#`` ends the address there.
+
+    >>> camera_url("RTSP://admin:p%40ss@10.0.0.5:554/s1"), camera_url("/data/gate.mp4")
+    ('rtsp://admin:p%40ss@10.0.0.5:554/s1', '/data/gate.mp4')
+    >>> camera_url("rtsp://admin:p@ss#1@10.0.0.5/s1")
+    Traceback (most recent call last):
+    ...
+    ValueError: the user name or password has an unencoded @ and #: percent-encode them (@ as %40, # as %23)
+    """
+    protocol = _PROTOCOL.match(url)
+    if protocol is None:
+        return url  # a file path
+    named, scheme, rest = protocol.group(), protocol.group().lower(), url[protocol.end() + 1:]
+    if not rest.startswith("//"):
+        raise ValueError(f"begins {named}:, which FFmpeg reads as a protocol; give {URLS_READ} (a file path with a "
+                         "colon in its first name: write ./ before it)")
+    if scheme not in RTSP_SCHEMES:
+        raise ValueError(f"{named}:// is not a source the box reads right; give {URLS_READ} (a camera's stream over "
+                         "http:// or another protocol carries no time the box can follow: serve it over RTSP)")
+    user, _, host = re.split(r"[/?]", rest[2:], maxsplit=1)[0].rpartition("@")  # user information: to the last @
+    if wrong := [UNENCODED[char] for char in UNENCODED if char in user]:
+        raise ValueError(f"the user name or password has an unencoded {' and '.join(name for name, _ in wrong)}: "
+                         f"percent-encode {'them' if wrong[1:] else 'it'} ({', '.join(' as '.join(w) for w in wrong)})")
+    if re.search(r"\s", rest):
+        raise ValueError("has a space in it: percent-encode it (a space as %20)")
+    if not host:
+        raise ValueError(f"names no host; give {URLS_READ}, e.g. rtsp://10.0.0.5:554/stream1")
+    return scheme + url[len(scheme):]
 
 
 class ConfigError(ValueError):
@@ -109,7 +159,8 @@ class Zone(Strict):
 
 class Camera(Strict):
     id: str = Field(pattern=IDENT, title="Camera id, unique within the box")
-    url: str = Field(min_length=1, title="rtsp:// URL or a file path")
+    url: str = Field(min_length=1, title=f"{URLS_READ[0].upper()}{URLS_READ[1:]}: the scheme in any case; a user "
+                     "name or password percent-encoded (@ as %40, # as %23, a space as %20)")
     grid: str = Field(pattern=GRID_PATTERN, title="The camera's basic grid code (letters, digits, . _ -)")
     location: Location | None = None
     zones: list[Zone] = Field(default_factory=list)
@@ -127,6 +178,11 @@ class Camera(Strict):
     open_timeout_s: float = Field(default=10.0, gt=0, le=600, title="Seconds to open a source, its RTSP set-up "
                                   "included (a server that answers a byte at a time is given up on after them)")
     read_timeout_s: float = Field(default=5.0, gt=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        return camera_url(url)
 
     @field_validator("max_width")
     @classmethod

@@ -491,11 +491,14 @@ class CameraPipeline:
             extra["urgent"] = bool((b[2] - b[0]) * (b[3] - b[1]) >= zone.urgent_area * polygon_area(zone.polygon))
         return self._outgoing(zone.id, zone.polygon, zone.grid, kind, e, image, extra)
 
-    def camera_lost(self, t: float) -> list[Outgoing]:
-        """The camera has been unreachable too long: end its incidents, raise an offline fault."""
+    def camera_lost(self, t: float, reason: str | None = None) -> list[Outgoing]:
+        """The camera has been unreachable too long: end its incidents, raise an offline fault saying why
+        (``reason``: its reader's last error, e.g. a refused connection or a 401). Without it "no video stream",
+        a wrong password and a dead camera looked the same, and maintenance went to the pole for a URL's fault."""
         out = self.close(t, "camera_lost")
         s = Sighting(None, (0.5, 1.0), (0.0, 0.0, 1.0, 1.0), 1.0, "offline")
-        return out + [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, None)
+        extra = {"reason": reason[:wire.MAX_ATTRIBUTE_CHARS]} if reason else None
+        return out + [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, None, extra)
                       for e in self.faults["offline"].observe(t, True, s)]
 
     def close(self, t: float, reason: EndReason) -> list[Outgoing]:

@@ -19,6 +19,8 @@ import av
 import cv2
 import numpy as np
 
+from edge.config import is_rtsp
+
 log = logging.getLogger(__name__)
 
 
@@ -243,7 +245,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     """
     options = {"analyzeduration": "1000000", "probesize": "1000000"}
     timeout: tuple[float, float | None] = (open_timeout_s, read_timeout_s)
-    if url.startswith("rtsp://"):
+    if is_rtsp(url):
         # FFmpeg's own socket timeout, not PyAV's: PyAV's is an interrupt callback that takes the
         # GIL on every network read (hundreds a second per camera), which starved the readers of
         # a busy box. A camera that sends nothing trips the socket timeout all the same.

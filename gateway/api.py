@@ -91,6 +91,8 @@ class IncidentLink(BaseModel):
     linked_at: str | None
     evidence_url: str | None = Field(title="This incident's snapshot when it was found")
     end_evidence_url: str | None = Field(title="This incident's snapshot when the camera saw it gone")
+    reason: str | None = Field(None, title="A camera fault's cause as its box last gave it (attributes.reason: its "
+                               "reader's error, e.g. a refused connection or a 401)")
 
 
 class VerdictView(BaseModel):
@@ -376,6 +378,8 @@ class BoxCamera(BaseModel):
     state: str = Field(title="connecting, online, reconnecting or offline")
     faults: list[str] = Field(title="picture faults it reports: frozen, blocked, moved, shifted, offline")
     max_gap_s: float = Field(title="longest wait between two analysed frames before the heartbeat")
+    last_error: str | None = Field(None, title="why its reader last failed (a refused connection, a 401, ...)")
+    last_error_at: str | None = Field(None, title="when, by the box's wall clock (kept once the camera is back)")
 
 
 class BoxView(BaseModel):

@@ -92,6 +92,9 @@ class CameraStatus(Checked):
     max_gap_s: Seconds = Field(0.0, title="longest wait between two analysed frames since the last heartbeat")
     analysed_fps: Annotated[float, Field(ge=0, le=1_000)] = 0.0
     reconnects: Count = 0
+    last_error: Text | None = Field(None, title="why its reader last failed (a refused connection, a 401, ...)")
+    last_error_at: Annotated[str, Field(max_length=40), AfterValidator(_real_time)] | None = Field(
+        None, title="when, by the box's wall clock (kept once the camera is back)")
 
 
 class SuppressionHeld(Checked):
@@ -278,7 +281,8 @@ def view(row: dict, now: float) -> dict:
         offset, by = beat.clock_offset_s, "box"
     elif heard is not None and row["sent_at"] is not None:
         offset, by = round(heard - row["sent_at"], 1), "gateway"
-    cameras = [{"camera": cid, "state": c.state, "faults": list(c.faults), "max_gap_s": c.max_gap_s}
+    cameras = [{"camera": cid, "state": c.state, "faults": list(c.faults), "max_gap_s": c.max_gap_s,
+                "last_error": c.last_error, "last_error_at": c.last_error_at}
                for cid, c in sorted((beat.cameras or {}).items() if beat else [])]
     refused = row["refused_at"] is not None and (heard is None or row["refused_at"] > heard)
     return {"box": row["box"], "state": row["state"], "heard_at": heard, "heartbeat_s": heartbeat_s,

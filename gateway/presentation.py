@@ -201,7 +201,7 @@ def case_view(row: dict, tables: Tables, now: float | None = None) -> dict:
             {"incident_id": i["incident_id"], "how": i["how"], "linked_at": iso(i["linked_at"]),
              "evidence_url": evidence_url(row["id"], i["incident_id"]) if i.get("evidence_sha256") else None,
              "end_evidence_url": evidence_url(row["id"], i["incident_id"], "end") if i.get("end_evidence_sha256")
-             else None}
+             else None, "reason": i.get("reason")}
             for i in row["incidents"]]
     return out
 

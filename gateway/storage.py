@@ -737,8 +737,10 @@ def dead_letter_grid(payload: bytes) -> str | None:
     return grid
 
 
-def _incident_evidence(db: Connection, incident_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
-    """Each incident's snapshots as kept: (when it was found, when the camera saw it gone). The
+def _incident_facts(db: Connection, incident_ids: list[str]) -> dict[str, dict]:
+    """What each incident's events tell its case: ``reason``, a camera fault's cause as its latest event that gave
+    one said (``attributes.reason``), and ``evidence_sha256`` and ``end_evidence_sha256``, its snapshots as kept
+    (when it was found, when the camera saw it gone). The
     sha256 its events named (the first that named one, and its end's), if those bytes arrived
     from its own box: for that very incident, or for another of the box's (the bytes are kept once,
     under the first incident that sent them; a blocked lens's black picture is the same bytes at
@@ -746,6 +748,7 @@ def _incident_evidence(db: Connection, incident_ids: list[str]) -> dict[str, tup
     if not incident_ids:
         return {}
     named: dict[str, list] = {i: [None, None] for i in incident_ids}
+    reasons: dict[str, str] = {}
     boxes: dict[str, object] = {}
     for iid, state, payload in db.execute(
             select(incident_events.c.incident_id, incident_events.c.state, incident_events.c.payload)
@@ -753,8 +756,11 @@ def _incident_evidence(db: Connection, incident_ids: list[str]) -> dict[str, tup
         try:
             message = json.loads(payload)
             sha = (message.get("evidence") or {}).get("sha256")
+            reason = (message.get("attributes") or {}).get("reason")
         except (ValueError, AttributeError):  # stored as received: checked then, but never trusted twice
             continue
+        if isinstance(reason, str):
+            reasons[iid] = reason
         boxes.setdefault(iid, message.get("box"))
         which = 1 if state == "end" else 0
         if isinstance(sha, str) and named[iid][which] is None:
@@ -768,7 +774,8 @@ def _incident_evidence(db: Connection, incident_ids: list[str]) -> dict[str, tup
         owner, box = kept.get(sha, (None, None)) if sha else (None, None)
         return sha if owner is not None and (owner == iid or box == boxes.get(iid)) else None
 
-    return {iid: (shown(iid, start), shown(iid, end)) for iid, (start, end) in named.items()}
+    return {iid: {"evidence_sha256": shown(iid, start), "end_evidence_sha256": shown(iid, end),
+                  "reason": reasons.get(iid)} for iid, (start, end) in named.items()}
 
 
 def add_case_photo(db: Connection, case_id: int, sha256: str, now: float) -> bool:
@@ -902,9 +909,9 @@ class Store:
             case["incidents"] = [dict(r._mapping) for r in db.execute(
                 select(case_incidents.c.incident_id, case_incidents.c.how, case_incidents.c.linked_at)
                 .where(case_incidents.c.case_id == case_id).order_by(case_incidents.c.linked_at))]
-            shots = _incident_evidence(db, [i["incident_id"] for i in case["incidents"]])
+            facts = _incident_facts(db, [i["incident_id"] for i in case["incidents"]])
             for i in case["incidents"]:
-                i["evidence_sha256"], i["end_evidence_sha256"] = shots.get(i["incident_id"], (None, None))
+                i.update(facts[i["incident_id"]])
             return case
 
     def last_changes(self, case_ids: list[int]) -> dict[int, float]:

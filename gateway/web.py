@@ -395,7 +395,8 @@ def box_row(v: dict, now: float) -> str:
     cameras = f"{v['cameras_up']}/{v['cameras_total']}"
     if down:
         cameras += " <span class=flag>未在线: " + ", ".join(
-            f"{esc(c['camera'])} ({esc(CAMERA_STATE_NAMES.get(c['state'], c['state']))})" for c in down) + "</span>"
+            f"{esc(c['camera'])} ({esc(CAMERA_STATE_NAMES.get(c['state'], c['state']))}"
+            + (f": {esc(c['last_error'])}" if c["last_error"] else "") + ")" for c in down) + "</span>"
     if faulty:
         cameras += " · 故障: " + ", ".join(
             f"{esc(c['camera'])} ({esc('、'.join(FAULT_NAMES.get(f, f) for f in c['faults']))})" for c in faulty)

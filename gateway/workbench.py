@@ -139,6 +139,7 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
     incidents = "".join(
         f"<section class=incident data-incident='{esc(i['incident_id'])}'><h3>事件 {esc(i['incident_id'])} · "
         f"{esc(HOW_NAMES.get(i['how'], i['how']))} · {esc(local_time(i['linked_at']))}</h3>"
+        + (f"<p class=reason>摄像机报告的原因: {esc(i['reason'])}</p>" if i["reason"] else "")
         + pair(i["evidence_sha256"] and evidence_url(case_id, i["incident_id"], prefix="/ui"),
                i["end_evidence_sha256"] and evidence_url(case_id, i["incident_id"], "end", prefix="/ui"))
         + "</section>" for i in c["incidents"])

@@ -265,6 +265,24 @@ def test_what_the_page_shows_of_a_box_at_a_given_time(box, now, expected):
     assert {k: shown[k] for k in expected} == expected
 
 
+def test_the_page_says_why_a_camera_is_down_as_its_heartbeat_does(tmp_path):
+    """The box says each camera's last error and when; the page showed only that a camera was down, not that its
+    connection was refused (a cable, a camera) or its password wrong (a config)."""
+    from gateway.web import box_row
+
+    publisher, readers, slots = edge_box(tmp_path)
+    yard = readers["yard"].health  # as its reader leaves it
+    yard.last_error = "cannot open rtsp://127.0.0.1:9/yard: [Errno 111] Connection refused"
+    yard.last_error_at = box_now() - 5
+    body = status(BOX, readers, slots, publisher.delivery(time.time()))
+    publisher.outbox.close()
+    beat = boxes.decode(BOX, json.dumps(body).encode())
+    assert beat.cameras["yard"].last_error.endswith("Connection refused")
+    assert wire.parse_time(beat.cameras["yard"].last_error_at) == pytest.approx(time.time() - 5, abs=1)
+    shown = box_row(view(row(beat), NOW), NOW)
+    assert "yard (重连中: cannot open rtsp://127.0.0.1:9/yard: [Errno 111] Connection refused)" in shown, shown
+
+
 def signed_in(app, token: str) -> TestClient:
     client = TestClient(app)
     client.post("/ui/login", data={"token": token})

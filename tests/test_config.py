@@ -154,6 +154,45 @@ def test_a_setting_for_a_type_the_zone_does_not_watch_is_refused(zone, expected)
     assert parse_config(config_with(zone_overrides=both)).cameras[0].zones[0].types == both["types"]
 
 
+URL_READ = "give an rtsp:// or rtsps:// URL, or a file path"
+
+
+@pytest.mark.parametrize("url, expected", [
+    # opened through FFmpeg, but with no time of its own: a 5 fps MJPEG camera's clock ran 5x slow
+    ("http://admin:Hunter2@10.0.0.5/video.mjpg", f"http:// is not a source the box reads right; {URL_READ} (a "
+     "camera's stream over http:// or another protocol carries no time the box can follow: serve it over RTSP)"),
+    ("udp://239.0.0.1:5000", "udp:// is not a source the box reads right"),
+    ("foo://bar/x", "foo:// is not a source the box reads right"),  # each failed only at run time
+    ("a:b.mp4", f"begins a:, which FFmpeg reads as a protocol; {URL_READ} (a file path with a colon in its first "
+     "name: write ./ before it)"),
+    # FFmpeg: "Input/output error" at run time; a # ends the address
+    ("rtsp://admin:Hunter2@x#1@10.0.0.5/s1", "url: the user name or password has an unencoded @ and #: "
+     "percent-encode them (@ as %40, # as %23)"),
+    ("rtsp://admin:Hunter2#x@10.0.0.5/s1", "url: the user name or password has an unencoded #: percent-encode "
+     "it (# as %23)"),
+    ("rtsp://admin:Hunter2 x@10.0.0.5/s1", "the user name or password has an unencoded space: percent-encode it "
+     "(space as %20)"),
+    ("rtsp://10.0.0.5/main stream", "url: has a space in it: percent-encode it (a space as %20)"),
+    ("RTSP://admin:Hunter2@/s1", f"url: names no host; {URL_READ}"),
+])
+def test_a_camera_url_the_box_cannot_read_right_is_refused_at_load_without_its_password(url, expected):
+    with pytest.raises(ConfigError) as err:
+        parse_config(config_with(camera_overrides={"url": url}))
+    assert "camera 'gate-3' url: " in str(err.value) and expected in str(err.value)
+    assert "Hunter2" not in str(err.value)
+
+
+@pytest.mark.parametrize("url, read_as", [
+    ("RTSP://10.0.0.5:554/s1", "rtsp://10.0.0.5:554/s1"),  # FFmpeg: "Protocol not found"
+    ("Rtsps://admin:p%40ss%23w0rd@10.0.0.5:322/s1?channel=1", "rtsps://admin:p%40ss%23w0rd@10.0.0.5:322/s1?channel=1"),
+    ("rtsp://10.0.0.5/live@main", "rtsp://10.0.0.5/live@main"),  # an @ in the path is no user information
+    ("/data/videos/gate 1.mp4", "/data/videos/gate 1.mp4"),
+    ("./a:b.mp4", "./a:b.mp4"),
+])
+def test_an_rtsp_url_of_any_case_and_a_file_path_are_read(url, read_as):
+    assert parse_config(config_with(camera_overrides={"url": url})).cameras[0].url == read_as
+
+
 def test_good_config_fills_defaults():
     config = parse_config(config_with())
     assert config.cameras[0].zones[0].grid is None

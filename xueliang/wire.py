@@ -27,6 +27,7 @@ import jsonschema
 
 ROOT = "xl/v1"
 SCHEMA_VERSION = 1
+MAX_ATTRIBUTE_CHARS = 256  # an incident's string attribute, at most (incident.schema.json attributes)
 MAX_INCIDENT_BYTES = 16_384
 MAX_EVIDENCE_BYTES = 4_000_000
 INCIDENT_SUBSCRIPTION = f"{ROOT}/+/+/incident"
