@@ -5,8 +5,13 @@ ffmpeg and the real models: refused as the camera's fault (edge/source.py), boun
 
 import subprocess
 
+import numpy as np
 import pytest
 
+from edge.config import parse_config
+from edge.detector import LITTER, MAX_TILES, load_detectors
+from edge.leftobject import TALLEST, LeftObject
+from edge.pipeline import CameraPipeline
 from edge.source import SourceError, open_frames
 
 from .conftest import CLIP
@@ -51,3 +56,33 @@ def test_the_longest_and_smallest_pictures_cameras_make_are_analysed(tmp_path):
     for size, shape in (("256x32", (32, 256)), ("32x256", (256, 32)), ("128x96", (96, 128))):
         _, image = next(open_frames(str(still(tmp_path / f"{size}.mp4", size))))
         assert image.shape[:2] == shape
+
+
+@pytest.fixture(scope="module")
+def detectors():
+    config = parse_config({"box": "b1", "cameras": [{"id": "c", "url": "x", "grid": "G-1", "zones": [KERB, FOOT]}]})
+    return config, load_detectors(config)
+
+
+@pytest.mark.parametrize("width, height", [(4000, 4), (4, 4000)])
+def test_a_picture_of_any_shape_costs_a_bounded_number_of_detector_images_and_fails_no_frame(detectors, width,
+                                                                                              height):
+    """Behind the source's refusal, the pipeline bounds what one camera's frame costs: its litter tiles were "a
+    third of the width" capped at the height, 667 of 4x4 pixels on a 4000x4 picture (27 s a round, the box's
+    other cameras waiting), and the left-object check failed on every frame of it (OpenCV refused its
+    192x1 picture)."""
+    config, models = detectors
+    pipeline = CameraPipeline(config, config.cameras[0], models)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (height, width, 3), np.uint8) for _ in range(3)]
+    assert sum(model == LITTER for model, _ in pipeline.plan(NOW, frames[0])) <= MAX_TILES
+    for t, image in enumerate(frames):
+        pipeline.analyse(NOW + t, image)  # raises nothing
+    assert pipeline.detector_passes == 3
+
+
+def test_the_left_object_checks_picture_of_a_tall_camera_is_bounded():
+    """The check's picture is 192 wide: an 8x2000 camera's had been 192x48000 (a 4x4000 one's 6 GB, 25 s a look)."""
+    check = LeftObject()
+    masks = [check.observe(float(t), np.full((2000, 8, 3), 40 * t, np.uint8)) for t in range(3)]
+    assert masks[-1].shape == (TALLEST * check.width, check.width)
