@@ -375,6 +375,7 @@ def test_a_slow_analysis_round_is_logged_and_analysis_goes_on(tmp_path, caplog):
             wait_until(lambda: readers["gate"].health.analysed == i + 1, 20, message=f"frame {i}")
         assert analyser.is_alive()
         assert caplog.text.count("slow analysis round: 1 camera(s), 1 detector image(s)") == 2
+        assert caplog.text.count("the costliest: gate (1 image(s), rules and evidence") == 2  # which camera
     finally:
         stop.set()
         analyser.join(5)
