@@ -86,3 +86,42 @@ def test_the_left_object_checks_picture_of_a_tall_camera_is_bounded():
     check = LeftObject()
     masks = [check.observe(float(t), np.full((2000, 8, 3), 40 * t, np.uint8)) for t in range(3)]
     assert masks[-1].shape == (TALLEST * check.width, check.width)
+
+
+def events(pipeline, clip):
+    """(stream second, picture height, type, state, label, end reason, attributes) of what the pipeline sends."""
+    out = []
+    for t, image in open_frames(str(clip), sampling="rate"):
+        out += [(round(t), image.shape[0], m["type"], m["state"], m["attributes"]["label"], m["end_reason"],
+                 m["attributes"]) for m in (o.message for o in pipeline.analyse(NOW + t, image))]
+    return out
+
+
+def test_a_picture_cropped_to_another_shape_is_a_moved_fault_and_its_zones_rest_until_it_is_back(tmp_path, caplog):
+    """A 4:3 stream cropped to 16:9 while it ran (its profile changed): the zones, in fractions of the picture, lay on
+    other ground, and only an INFO line said so; a parking incident was raised in the kerb zone moved onto the road."""
+    clip = stream(tmp_path / "crop.ts", (0, 15, "null"), (15, 8, "crop=768:432:0:72"), (23, 8, "null"))
+    config = parse_config({"box": "b1", "cameras": [{"id": "c", "url": "x", "grid": "G-1", "zones": [KERB]}]})
+    pipeline = CameraPipeline(config, config.cameras[0], load_detectors(config))
+    sent = events(pipeline, clip)
+    parking = [(t, h, state, reason) for t, h, kind, state, _, reason, _ in sent if kind == "illegal_parking"]
+    faults = [(t, h, state, label, attributes) for t, h, kind, state, label, _, attributes in sent
+              if kind == "camera_fault"]
+    assert parking[0][1:] == (576, "start", None) and parking[1] == (15, 432, "end", "camera_lost")
+    assert all(h == 576 for _, h, *_ in parking[2:])  # nothing raised on the cropped picture
+    assert faults[0][:4] == (15, 432, "start", "moved")
+    assert {k: faults[0][4][k] for k in ("picture_size", "first_picture_size")} == {
+        "picture_size": "768x432", "first_picture_size": "768x576"}
+    assert [(state, label) for _, _, state, label, _ in faults] == [("start", "moved"), ("end", "moved")]
+    assert faults[1][:2] >= (23, 576)  # cleared once the picture has its shape again
+    assert "changed shape, from 768x576 to 768x432: the zones were drawn on a picture of another shape" in caplog.text
+
+
+def test_a_picture_at_another_resolution_of_its_shape_is_no_fault(tmp_path):
+    """1280x720, then 640x360, then 1920x1080: the same picture, the zones on their ground, analysed throughout."""
+    clip = stream(tmp_path / "sizes.ts", (0, 6, "scale=1280:720"), (6, 6, "scale=640:360"), (12, 6, "scale=1920:1080"))
+    config = parse_config({"box": "b1", "cameras": [{"id": "c", "url": "x", "grid": "G-1", "zones": [KERB]}]})
+    pipeline = CameraPipeline(config, config.cameras[0], load_detectors(config))
+    sent = events(pipeline, clip)
+    assert [e for e in sent if e[2] == "camera_fault"] == []
+    assert ("illegal_parking", "start") in [(e[2], e[3]) for e in sent] and not pipeline.reshaped
