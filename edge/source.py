@@ -184,6 +184,23 @@ def _pixels(frame: av.VideoFrame, max_width: int, url: str) -> np.ndarray:
     return image if turn is None else cv2.rotate(image, turn)
 
 
+def video_stream(streams, url: str):
+    """The video stream of a source a person means: of those that are not a cover picture (a file's attached
+    picture), the largest picture, the default one first where two are as large (FFmpeg's own best stream is the
+    default one: a file with a 160x120 preview track before its 768x576 one was analysed at 160x120). Which one,
+    logged where there are several; SourceError where there is none."""
+    moving = [s for s in streams if not s.disposition & av.stream.Disposition.attached_pic]
+    if not moving:
+        raise SourceError(f"{url} has no video stream" + (" (only a cover picture)" if streams else ""))
+    chosen = max(moving, key=lambda s: (s.codec_context.width * s.codec_context.height,
+                                        bool(s.disposition & av.stream.Disposition.default), -s.index))
+    if len(streams) > 1:
+        log.info("%s: %d video streams (%s); analysing #%d, the largest picture", without_password(url), len(streams),
+                 ", ".join(f"#{s.index} {s.codec_context.width}x{s.codec_context.height}"
+                           + (" cover picture" if s not in moving else "") for s in streams), chosen.index)
+    return chosen
+
+
 def _packet_time(packet: av.Packet) -> float | None:
     stamp = packet.pts if packet.pts is not None else packet.dts
     return float(stamp * packet.time_base) if stamp is not None and packet.time_base is not None else None
@@ -290,9 +307,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         late = f"not set up within {open_timeout_s:g} s, " if time.monotonic() - began >= open_timeout_s else ""
         raise SourceError(f"cannot open {url}: {late}{exc}") from None
     try:
-        if not container.streams.video:
-            raise SourceError(f"{url} has no video stream")
-        stream = container.streams.video[0]
+        stream = video_stream(container.streams.video, url)
         # a raw stream (.h264, .h265, .mjpeg) may carry no time at all: its frames are counted at its
         # frame rate, every one decoded (key frames alone would not count time); read as the others,
         # it gave its first frame and then nothing, the camera analysed once

@@ -3,6 +3,7 @@ ffmpeg and the real models: refused as the camera's fault (edge/source.py), boun
 (edge/detector.py tile_regions, edge/leftobject.py), a moved fault while the zones would lie on other ground
 (edge/pipeline.py); the video track a person means, of several."""
 
+import logging
 import subprocess
 
 import numpy as np
@@ -56,6 +57,18 @@ def test_the_longest_and_smallest_pictures_cameras_make_are_analysed(tmp_path):
     for size, shape in (("256x32", (32, 256)), ("32x256", (256, 32)), ("128x96", (96, 128))):
         _, image = next(open_frames(str(still(tmp_path / f"{size}.mp4", size))))
         assert image.shape[:2] == shape
+
+
+def test_of_several_video_tracks_the_largest_picture_is_analysed_and_said(tmp_path, caplog):
+    """A file with a 160x120 preview track before its 768x576 one was analysed at 160x120 (FFmpeg's best
+    stream, the default one, is the preview)."""
+    clip = tmp_path / "two.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=s=160x120:r=2:d=2", "-t", "2", "-i", str(CLIP), "-map", "0", "-map", "1",
+           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip))
+    caplog.set_level(logging.INFO, "edge.source")
+    shapes = {image.shape for _, image in open_frames(str(clip))}
+    assert shapes == {(576, 768, 3)}
+    assert "2 video streams (#0 160x120, #1 768x576); analysing #1, the largest picture" in caplog.text
 
 
 @pytest.fixture(scope="module")
