@@ -477,13 +477,17 @@ class Analyser(threading.Thread):
         self.metrics.infer.observe(took)
         i = 0
         observed = time.perf_counter()
+        rules_s: dict[str, float] = {}
         for cam_id, t, image, plan in jobs:
             parts, i = results[i:i + len(plan)], i + len(plan)
+            began = time.perf_counter()
             try:
                 self._emit(self.pipelines[cam_id].observe(t, image, parts))
             except Exception:  # one camera's bad frame must not stop the others
                 log.exception("camera %s: analysis failed", cam_id)
                 continue
+            finally:
+                rules_s[cam_id] = time.perf_counter() - began
             h = self.readers[cam_id].health
             now = box_now()
             h.analysed += 1
@@ -506,8 +510,14 @@ class Analyser(threading.Thread):
                 self.metrics.passes.labels(cam_id).inc()
         done = time.perf_counter()
         if done - started > 1.0:
-            log.warning("slow analysis round: %d camera(s), %d detector image(s) %.2fs, rules and evidence %.2fs",
-                        len(jobs), sum(len(plan) for *_, plan in jobs), took, done - observed)
+            images = sum(len(plan) for *_, plan in jobs)
+            # each camera's share: of the detector's time as of its images, and its own rules and evidence
+            costs = sorted(((took * len(plan) / max(1, images) + rules_s.get(cam_id, 0.0), cam_id, len(plan))
+                            for cam_id, *_, plan in jobs), reverse=True)
+            log.warning("slow analysis round: %d camera(s), %d detector image(s) %.2fs, rules and evidence %.2fs; "
+                        "the costliest: %s", len(jobs), images, took, done - observed,
+                        ", ".join(f"{cam_id} ({n} image(s), rules and evidence {rules_s.get(cam_id, 0.0):.2f}s)"
+                                  for _, cam_id, n in costs[:3]))
 
 
 def view_file(data_dir: Path, camera: Camera) -> Path:

@@ -74,6 +74,9 @@ PASSED_S = 8.0  # seconds the short-term background (4 s time constant) remember
 SHAKE = 1  # pixels of the check's picture a camera may shake by between two looks at a place
 SWAY_MIN, SWAY_MAX = 0.5, 8.0  # the whole picture's shift (pixels of the check's picture) taken back
 L_OFFSET = 40.0  # OpenCV's 8-bit L for L* = -16: lightness + this scales with the light (L* + 16 ~ Y^(1/3))
+# the check's picture is at most this many times as high as wide, taller ones squeezed to it: a 4x4000 camera's had
+# been 192x192000 (6 GB, 25 s a look)
+TALLEST = 8
 
 
 class Ground(NamedTuple):
@@ -121,7 +124,7 @@ class LeftObject:
     def _features(self, image: np.ndarray) -> np.ndarray:
         """The small picture as L, a, b (OpenCV's 8-bit Lab scale) and log gradient energy of L."""
         h, w = image.shape[:2]
-        size = (self.width, max(1, round(self.width * h / w)))
+        size = (self.width, min(max(1, round(self.width * h / w)), TALLEST * self.width))
         step = max(1, w // (size[0] * 2))  # skip pixels first: far cheaper than resizing a whole 1080p frame
         small = cv2.resize(image[::step, ::step], size, interpolation=cv2.INTER_AREA)
         if small.ndim == 2:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import zlib
 from dataclasses import dataclass
 
@@ -57,7 +58,7 @@ from xueliang import wire
 log = logging.getLogger(__name__)
 
 # camera faults, each a camera_fault incident while it lasts; "shifted": knocked a little off, followed
-# (edge/alignment.py), to be re-aimed; "moved": turned to another view
+# (edge/alignment.py), to be re-aimed; "moved": turned to another view, or its picture changed shape
 FAULTS = ("frozen", "blocked", "moved", "shifted", "offline")
 LITTER_TYPES = ("garbage", "spill")
 CONFIRM_COVER = 0.2  # share of a detected box that must be still, changed ground to confirm it
@@ -70,6 +71,21 @@ MAX_BOX_AREA = 0.5  # a vehicle or person box over more than this share of the p
 STILL_LOOKS = 2  # passes that must see a stay's picture unchanged before its clock can raise an incident
 REVIEW_FACTOR = 2  # a detection never confirmed goes for review after 2x the zone's persistence
 WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+SHAPE_TOLERANCE = 0.05  # pictures whose width-to-height ratios differ by less than this share have one shape
+
+
+def same_shape(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether two picture sizes (w, h) have one shape: the same picture at another resolution, where
+    zones, drawn in fractions of the picture, stay on their ground. Within ``SHAPE_TOLERANCE``: a
+    stream's 1920x1088 is its 1920x1080, and a D1 stream's 720x576 its 704x576 (which leaves out
+    8 pixels each side).
+
+    >>> same_shape((1280, 720), (640, 360)), same_shape((1920, 1080), (1920, 1088)), same_shape((720, 576), (704, 576))
+    (True, True, True)
+    >>> same_shape((768, 576), (768, 432)), same_shape((1280, 960), (1280, 1024))   # 4:3 cropped to 16:9; to 5:4
+    (False, False)
+    """
+    return abs(math.log(a[0] * b[1] / (a[1] * b[0]))) <= math.log(1 + SHAPE_TOLERANCE)
 
 
 @dataclass(frozen=True)
@@ -151,6 +167,7 @@ class CameraPipeline:
         self._gate = rules.change_gate
         self._regions: list[Region] = []
         self._shape: tuple[int, int] | None = None
+        self._first_shape: tuple[int, int] | None = None  # the camera's first picture's: taken for its zones'
         self._gate_boxes: list[tuple[int, int, int, int]] = []  # zone boxes in thumbnail pixels
         self._full_frame = True
         self._last_t = float("-inf")
@@ -191,7 +208,16 @@ class CameraPipeline:
             return
         if self._shape is not None:  # the camera changed resolution: another picture to line up on
             self.alignment.reset()
-        self._shape = (width, height)  # first frame, or the camera changed resolution
+        before, self._shape = self._shape, (width, height)  # first frame, or the camera changed resolution
+        first = self._first_shape = self._first_shape or self._shape
+        if self.reshaped:
+            log.warning("camera %s: its picture changed shape, from %dx%d to %dx%d: the zones were drawn on a picture "
+                        "of another shape and would lie on other ground; its zones are not analysed (their incidents "
+                        "end, camera_lost) and it has a moved fault until the picture has its shape again (set the "
+                        "camera's stream back, or draw its zones again)", self.camera.id, *first, width, height)
+        elif before is not None and not same_shape(before, self._shape):
+            log.warning("camera %s: its picture has the shape of its first again (%dx%d); its zones are analysed again",
+                        self.camera.id, width, height)
         polys = [z.polygon for z, _ in self.rules]
         max_side = int(self.detectors[VEHICLE].input_side * self.detection.crop_max_scale)
         self._regions = crop_regions(polys, width, height, max_side) if self.detection.zone_crops else []
@@ -214,6 +240,14 @@ class CameraPipeline:
         self.tracker.reset()
         self.stationary.reset()
 
+    @property
+    def reshaped(self) -> bool:
+        """Whether the picture has another shape than the camera's first (``same_shape``): cropped from 4:3
+        to 16:9, a zone drawn in fractions of the picture lies on other ground, and was analysed there
+        silently (a parking incident was raised in a zone moved onto the road)."""
+        return self._shape is not None and self._first_shape is not None and not same_shape(self._shape,
+                                                                                           self._first_shape)
+
     def regions(self, width: int, height: int) -> tuple[bool, list[Region]]:
         """Whether the vehicle model sees the full frame, and the crops it sees, for frames of this size."""
         self._layout(width, height)
@@ -224,6 +258,8 @@ class CameraPipeline:
         if not self.rules and not self.litter:
             return []
         image = self._aligned(t, image)
+        if self.reshaped:
+            return []
         if self._last_pass is not None and self._gate_boxes:
             last_t, last_thumb = self._last_pass
             thumb = self._thumbnail(image)
@@ -248,12 +284,15 @@ class CameraPipeline:
         results for ``plan``'s images, or [] to reuse the last pass."""
         t = max(t, self._last_t + 1e-3)  # rules need time that never goes back
         image = self._aligned(t, image)
-        self._last_t, self._last_image = t, image
+        before, self._last_t, self._last_image = self._last_image, t, image
         h, w = image.shape[:2]
         thumb = self._thumbnail(image)
         out = self._faults(t, thumb, image)
         if not self.rules and not self.litter:
             return out
+        if self.reshaped:  # the zones would lie on other ground: what they had open ends, shown as it was last seen
+            return out + self._end_zones(t, "camera_lost", before if before is not None and same_shape(
+                before.shape[1::-1], self._first_shape) else None)
         if parts:
             self.detector_passes += 1
             self._last_pass = (t, thumb)
@@ -503,18 +542,24 @@ class CameraPipeline:
 
     def close(self, t: float, reason: EndReason) -> list[Outgoing]:
         t = max(t, self._last_t)
-        out = [self._outgoing(zone.id, zone.polygon, zone.grid, "illegal_parking", e, self._last_image)
+        return self._end_zones(t, reason, self._last_image) + [
+            self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, self._last_image)
+            for name, rule in self.faults.items() if name != "offline" for e in rule.close(t, reason)]
+
+    def _end_zones(self, t: float, reason: EndReason, image: np.ndarray | None) -> list[Outgoing]:
+        """End the zones' open incidents (``image``: the evidence's picture)."""
+        out = [self._outgoing(zone.id, zone.polygon, zone.grid, "illegal_parking", e, image)
                for zone, rule in self.rules for e in rule.close(t, reason)]
-        out += [self._outgoing(zone.id, zone.polygon, zone.grid, kind, e, self._last_image)
+        out += [self._outgoing(zone.id, zone.polygon, zone.grid, kind, e, image)
                 for zone, kind, *pair in self.litter for rule in pair for e in rule.close(t, reason)]
         self._places.clear()
-        return out + [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, self._last_image)
-                      for name, rule in self.faults.items() if name != "offline" for e in rule.close(t, reason)]
+        return out
 
     def _faults(self, t: float, thumb: np.ndarray, image: np.ndarray) -> list[Outgoing]:
         self.active_faults = self.picture.observe(t, thumb)
         shift = [round(100 * v, 1) for v in self.alignment.shift]
-        if self.alignment.moved:  # turned while the box was down: the picture check learnt the new view
+        # turned while the box was down (the picture check learnt the new view), or a picture of another shape
+        if self.alignment.moved or self.reshaped:
             self.active_faults.add("moved")
         elif any(shift) or self.alignment.angle:
             self.active_faults.add("shifted")
@@ -524,6 +569,8 @@ class CameraPipeline:
             active = name in self.active_faults
             extra = {"view_shift_x_pct": shift[0], "view_shift_y_pct": shift[1],
                      "view_angle_deg": round(self.alignment.angle, 1)} if name == "shifted" else None
+            if name == "moved" and self.reshaped and self._shape and self._first_shape:
+                extra = {"picture_size": "%dx%d" % self._shape, "first_picture_size": "%dx%d" % self._first_shape}
             out += [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, image, extra)
                     for e in rule.observe(t, active, s)]
         return out

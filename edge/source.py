@@ -87,6 +87,12 @@ MAX_FRAME_PIXELS = 3840 * 2160
 # FFmpeg's players turn it); other angles are analysed as stored
 TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 MAX_BAD_PACKETS = 250  # packets in a row the decoder refuses before the stream counts as broken (25 fps: 10 s)
+# The picture shapes cameras make lie well within these: the smallest format a camera offers is SQCIF (128x96), the
+# longest a panoramic camera's four 16:9 sensors stitched side by side (7680x1080, 7.1:1); 32:9 (5120x1440) and a
+# phone's or a corridor mode's 9:16 are common. A 4000x4 "picture" made 667 detector images a frame and took the
+# analyser from every other camera of the box for 27 s a round.
+MIN_PICTURE_SIDE = 32
+MAX_PICTURE_RATIO = 8.0
 
 
 def keyframe_gap_limit(camera, rules) -> float:
@@ -141,13 +147,36 @@ def analysed_size(width: int, height: int, max_width: int) -> tuple[int, int] | 
     return max(2, new_width), max(2, int(round(height * scale / 2)) * 2)
 
 
-def _pixels(frame: av.VideoFrame, max_width: int) -> np.ndarray:
+def picture_fault(width: int, height: int) -> str | None:
+    """Why a picture of this size (as seen, upright) is no camera's, or None where cameras make it.
+
+    >>> picture_fault(1920, 1080), picture_fault(1080, 1920), picture_fault(7680, 1080), picture_fault(128, 96)
+    (None, None, None, None)
+    >>> picture_fault(4000, 4)
+    "a 4000x4 picture is no camera's: a side under 32 pixels"
+    >>> picture_fault(3840, 400)
+    "a 3840x400 picture is no camera's: 9.6 times as wide as high, more than 8"
+    """
+    if min(width, height) < MIN_PICTURE_SIDE:
+        return f"a {width}x{height} picture is no camera's: a side under {MIN_PICTURE_SIDE} pixels"
+    ratio = max(width, height) / min(width, height)
+    if ratio > MAX_PICTURE_RATIO:
+        how = "wide as high" if width > height else "high as wide"
+        return f"a {width}x{height} picture is no camera's: {ratio:.1f} times as {how}, more than {MAX_PICTURE_RATIO:g}"
+    return None
+
+
+def _pixels(frame: av.VideoFrame, max_width: int, url: str) -> np.ndarray:
     """The frame's BGR pixels at the size it is analysed at, upright: turned as its display matrix says (a phone
     films portrait and stores it on its side; analysed so, a zone drawn on the picture as seen lay on other ground).
-    The size is the upright picture's, so ``max_width`` is the width as seen."""
+    The size is the upright picture's, so ``max_width`` is the width as seen. A picture no camera makes
+    (``picture_fault``) is the camera's fault: SourceError, which names its size."""
     turn = TURNS.get(frame.rotation % 360)
     quarter = turn in (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_90_CLOCKWISE)
     width, height = (frame.height, frame.width) if quarter else (frame.width, frame.height)
+    fault = picture_fault(width, height)
+    if fault:
+        raise SourceError(f"{url}: {fault}; not analysed")
     size = analysed_size(width, height, max_width)
     if size is not None:
         w, h = size[::-1] if quarter else size
@@ -155,6 +184,23 @@ def _pixels(frame: av.VideoFrame, max_width: int) -> np.ndarray:
     else:
         image = frame.to_ndarray(format="bgr24")
     return image if turn is None else cv2.rotate(image, turn)
+
+
+def video_stream(streams, url: str):
+    """The video stream of a source a person means: of those that are not a cover picture (a file's attached
+    picture), the largest picture, the default one first where two are as large (FFmpeg's own best stream is the
+    default one: a file with a 160x120 preview track before its 768x576 one was analysed at 160x120). Which one,
+    logged where there are several; SourceError where there is none."""
+    moving = [s for s in streams if not s.disposition & av.stream.Disposition.attached_pic]
+    if not moving:
+        raise SourceError(f"{url} has no video stream" + (" (only a cover picture)" if streams else ""))
+    chosen = max(moving, key=lambda s: (s.codec_context.width * s.codec_context.height,
+                                        bool(s.disposition & av.stream.Disposition.default), -s.index))
+    if len(streams) > 1:
+        log.info("%s: %d video streams (%s); analysing #%d, the largest picture", without_password(url), len(streams),
+                 ", ".join(f"#{s.index} {s.codec_context.width}x{s.codec_context.height}"
+                           + (" cover picture" if s not in moving else "") for s in streams), chosen.index)
+    return chosen
 
 
 def _packet_time(packet: av.Packet) -> float | None:
@@ -263,9 +309,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         late = f"not set up within {open_timeout_s:g} s, " if time.monotonic() - began >= open_timeout_s else ""
         raise SourceError(f"cannot open {url}: {late}{exc}") from None
     try:
-        if not container.streams.video:
-            raise SourceError(f"{url} has no video stream")
-        stream = container.streams.video[0]
+        stream = video_stream(container.streams.video, url)
         # a raw stream (.h264, .h265, .mjpeg) may carry no time at all: its frames are counted at its
         # frame rate, every one decoded (key frames alone would not count time); read as the others,
         # it gave its first frame and then nothing, the camera analysed once
@@ -286,7 +330,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     if raw_step is not None and (first is not None or untimed_at is not None):
                         last_t += raw_step
                         if sampler.due(last_t):
-                            yield last_t, _pixels(frame, max_width)
+                            yield last_t, _pixels(frame, max_width, url)
                         continue
                     # RTSP often delivers its first (key) frame without a pts: use it at t=0 and
                     # anchor the stream clock on the next timed frame
@@ -294,7 +338,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                         continue
                     untimed_at = time.monotonic()
                     sampler.due(0.0)
-                    yield 0.0, _pixels(frame, max_width)
+                    yield 0.0, _pixels(frame, max_width, url)
                     continue
                 if first is None:
                     first = frame.time
@@ -308,7 +352,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                 last_t = t
                 # on the key-frame path only key frames are analysed (a decoder still hands out a few others)
                 if (frame.key_frame or not keyframes_only) and sampler.due(t):
-                    yield t, _pixels(frame, max_width)
+                    yield t, _pixels(frame, max_width, url)
         except av.ExitError:  # PyAV's interrupt: a read of a file, or with ``bound_reads``, went on too long
             raise SourceError(f"{url}: read failed: no packet within {read_timeout_s:g} s") from None
         except (av.FFmpegError, OSError) as exc:

@@ -255,28 +255,34 @@ def test_the_hung_reads_a_camera_leaves_are_bounded_and_end_when_their_source_an
         analyser.join(5)
 
 
-@pytest.fixture
-def thumbnail_clip(tmp_path):
-    """The campus footage at 32x24, as a misconfigured sub-stream sends it."""
-    clip = tmp_path / "thumb.mp4"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-t", "20", "-i", str(CLIP), "-vf", "scale=32:24",
-                    "-c:v", "libx264", "-g", "10", "-an", str(clip)], check=True, timeout=60)
-    return clip
+def scaled_clip(path, size: str):
+    """The campus footage's first 20 s at ``size``."""
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-t", "20", "-i", str(CLIP), "-vf", f"scale={size}",
+                    "-c:v", "libx264", "-preset", "veryfast", "-g", "10", "-an", str(path)], check=True, timeout=60)
+    return path
 
 
 @pytest.mark.slow
-def test_a_camera_whose_frames_are_too_small_for_its_zone_stops_no_other(tmp_path, broker, thumbnail_clip):
-    """A 1 % zone on 32x24 frames is a crop under one pixel: the detector refused it and, raised in the
-    batch of every camera's passes, ended the analyser: no camera was analysed again."""
-    small = {"id": "z", "types": ["illegal_parking"], "polygon": [[0.51, 0.51], [0.52, 0.51], [0.52, 0.52], [0.51, 0.52]]}
+def test_a_camera_whose_frames_are_too_small_for_its_zone_or_of_no_cameras_shape_stops_no_other(tmp_path, broker):
+    """A 0.7 % zone on 64x48 frames (a misconfigured sub-stream) is a crop under one pixel: the detector refused
+    it and, raised in the batch of every camera's passes, ended the analyser: no camera was analysed again. A
+    4000x4 picture made 667 detector images a frame (27 s a round: the steady camera was analysed twice in a
+    minute) and a traceback on every frame: it is refused as its camera's fault, naming its size."""
+    small = {"id": "z", "types": ["illegal_parking"],
+             "polygon": [[0.505, 0.505], [0.512, 0.505], [0.512, 0.512], [0.505, 0.512]]}
     kerb = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.8, 0.03], [0.97, 0.03], [0.97, 0.22]]}
-    cfg = write_edge(tmp_path, broker.port, [camera("thumb", str(thumbnail_clip), sampling="rate", zones=[small]),
-                                             camera("steady", str(CLIP), sampling="rate", zones=[kerb])])
+    foot = {"id": "foot", "types": ["garbage", "spill"], "polygon": [[0.02, 0.33], [0.42, 0.33], [0.52, 0.47]]}
+    cfg = write_edge(tmp_path, broker.port, [
+        camera("thumb", str(scaled_clip(tmp_path / "thumb.mp4", "64:48")), sampling="rate", zones=[small]),
+        camera("strip", str(scaled_clip(tmp_path / "strip.mp4", "4000:4")), sampling="rate", zones=[kerb, foot]),
+        camera("steady", str(CLIP), sampling="rate", zones=[kerb])])
     watcher = Watcher(broker.port, ["xl/v1/fault-box/status"])
     edge = services.xueliang(["edge", "--config", str(cfg)], tmp_path / "edge.log")
     try:
         wait_until(lambda: analysed(watcher, "fault-box", "steady") >= 10 and analysed(watcher, "fault-box", "thumb") >= 3,
                    60, message="both cameras analysed")
+        strip = watcher.latest_json("fault-box/status")["cameras"]["strip"]
+        assert "a 4000x4 picture is no camera's" in (strip["last_error"] or "") and strip["analysed"] == 0, strip
         assert "Traceback" not in (tmp_path / "edge.log").read_text()
         assert edge.poll() is None
     finally:
@@ -372,6 +378,7 @@ def test_a_slow_analysis_round_is_logged_and_analysis_goes_on(tmp_path, caplog):
             wait_until(lambda: readers["gate"].health.analysed == i + 1, 20, message=f"frame {i}")
         assert analyser.is_alive()
         assert caplog.text.count("slow analysis round: 1 camera(s), 1 detector image(s)") == 2
+        assert caplog.text.count("the costliest: gate (1 image(s), rules and evidence") == 2  # which camera
     finally:
         stop.set()
         analyser.join(5)
