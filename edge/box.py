@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 CAMERA_LOST_AFTER_S = 60.0  # then its open incidents end with camera_lost and an offline fault opens
 MAX_ABANDONED_READS = 2  # a camera's hung reads left to end on their own, at most (CameraReader.replace)
+BACKOFF_CAP_S = 1.5  # the longest wait before a camera is tried again, less its jitter (backoff)
 OFFLINE_AFTER_S = 8.0  # no frame for this long: the camera is reported offline
 READER_NICE = 15  # camera readers yield the CPU to the analyser
 READER_START_GAP_S = 0.1
@@ -93,7 +94,7 @@ def worth_saying(said: tuple[str, str, float] | None, state: str, error: str, no
     return said is None or said[:2] != (state, error) or now - said[2] >= REPEAT_LOG_S
 
 
-def backoff(attempt: int, base: float = 0.5, cap: float = 1.5, rand: float = 0.5) -> float:
+def backoff(attempt: int, base: float = 0.5, cap: float = BACKOFF_CAP_S, rand: float = 0.5) -> float:
     """Seconds to wait before reconnect ``attempt`` (1, 2, ...): capped exponential, +-25% jitter.
 
     The cap is low on purpose: a camera must be back within seconds of its return, and a
@@ -290,7 +291,7 @@ class CameraReader:
         with self._lock:
             self._abandoned = [t for t in self._abandoned if t.is_alive()]
             if len(self._abandoned) >= MAX_ABANDONED_READS:
-                self.health.tried_at = box_now()  # asked again after CAMERA_LOST_AFTER_S
+                self.health.tried_at = box_now()  # asked again after its limit (hung)
                 log.warning("camera %s: its read hangs, and %d earlier hung read(s) have not ended; waiting for one",
                             self.camera.id, len(self._abandoned))
                 return False
@@ -306,12 +307,12 @@ class CameraReader:
             self.metrics.reconnects.labels(self.camera.id).inc()
             self.metrics.online.labels(self.camera.id).set(0)
         log.warning("camera %s: no frame for %.0f s and its read hangs; reading it afresh, each read bounded "
-                    "(%d hung read(s) left)", self.camera.id, CAMERA_LOST_AFTER_S, len(self._abandoned))
+                    "(%d hung read(s) left)", self.camera.id, hang_limit(self.camera), len(self._abandoned))
         self.start()
         return True
 
     def hang_error(self) -> str:
-        return without_password(f"{self.camera.url}: no frame for {CAMERA_LOST_AFTER_S:g} s, the read hangs; "
+        return without_password(f"{self.camera.url}: no frame for {hang_limit(self.camera):g} s, the read hangs; "
                                 "read afresh")
 
     def say_waiting(self, now: float) -> None:
@@ -593,27 +594,46 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
     return body
 
 
-def hung(healths: dict[str, CameraHealth], now: float, open_limits: dict[str, float] | None = None) -> list[str]:
+def hang_limit(camera: Camera) -> float:
+    """How long a camera's reader may go without a frame and without trying the camera again before its read is
+    taken for hung: ``CAMERA_LOST_AFTER_S``, or longer where one try of its own can take longer while each of its
+    reads ends in its time: an open (PyAV bounds its set-up, then its probe of the streams, by ``open_timeout_s``
+    each), a first read that gets nothing (``read_timeout_s``), then the longest backoff.
+
+    >>> hang_limit(Camera(id="c", url="rtsp://x", grid="G-1")), hang_limit(Camera(id="c", url="rtsp://x",
+    ...                                                                           grid="G-1", open_timeout_s=60))
+    (60.0, 126.875)
+    """
+    return max(CAMERA_LOST_AFTER_S, 2 * camera.open_timeout_s + camera.read_timeout_s + 1.25 * BACKOFF_CAP_S)
+
+
+def hung(healths: dict[str, CameraHealth], now: float, cameras: dict[str, Camera] | None = None) -> list[str]:
     """The cameras whose reader has had no frame for ``CAMERA_LOST_AFTER_S`` and has not tried to open it again
     since then either: a read that hangs (a server that keeps the connection alive and sends no picture, a pipe
     no one writes to) raises nothing, so the reader never marks the camera lost itself, nor reconnects; it was
     reported offline, no fault opened, and it stayed down until the box restarted. A reader that fails tries
-    again within seconds. A camera allowed longer than that to open (``open_limits``: its ``open_timeout_s``)
-    is hung only past its own limit: an open still within it is not a hang.
+    again within seconds; one whose tries take longer than that (``cameras``: its config; ``hang_limit``: a
+    slow open that fails, a read that gets nothing, the backoff after them) is hung only past its own limit.
+    Taken for hung within it (its limit was its ``open_timeout_s`` alone), a camera whose every open and read
+    ended in its time was marked lost and read afresh between two of its tries, its working reader left behind.
 
     >>> ok, stuck = CameraHealth(state="online", last_frame_at=100.0), CameraHealth(state="online", last_frame_at=10.0)
     >>> failing = CameraHealth(state="offline", last_frame_at=10.0, tried_at=119.0)
     >>> hung({"a": ok, "b": stuck, "c": failing, "d": CameraHealth(tried_at=50.0, started_at=0.0)}, now=120.0)
     ['b', 'd']
-    >>> opening = CameraHealth(tried_at=20.0, started_at=0.0)  # a slow camera opening for 100 s of its 120
-    >>> hung({"slow": opening}, now=120.0, open_limits={"slow": 120.0}), hung({"slow": opening}, now=145.0,
-    ...                                                                       open_limits={"slow": 120.0})
+
+    A camera given 60 s to open whose open began at 0, failed at 120 (set-up and probe), got nothing, and waits
+    out its backoff is not hung; past its try and backoff, it is:
+
+    >>> slow = {"slow": Camera(id="slow", url="rtsp://x", grid="G-1", open_timeout_s=60, read_timeout_s=5)}
+    >>> opening = CameraHealth(tried_at=0.0, started_at=0.0)
+    >>> hung({"slow": opening}, now=126.0, cameras=slow), hung({"slow": opening}, now=127.0, cameras=slow)
     ([], ['slow'])
     """
-    limits = open_limits or {}
+    cameras = cameras or {}
     return [cam_id for cam_id, h in healths.items()
             if now - max(h.last_frame_at or h.started_at, h.tried_at or 0.0)
-            > max(CAMERA_LOST_AFTER_S, limits.get(cam_id, 0.0))]
+            > (hang_limit(cameras[cam_id]) if cam_id in cameras else CAMERA_LOST_AFTER_S)]
 
 
 def look_after(readers: dict[str, CameraReader], slots: Slots, now: float) -> None:
@@ -622,7 +642,7 @@ def look_after(readers: dict[str, CameraReader], slots: Slots, now: float) -> No
     for reader in readers.values():
         reader.say_waiting(now)
     for cam_id in hung({cid: r.health for cid, r in readers.items()}, now,
-                       {cid: r.camera.open_timeout_s for cid, r in readers.items()}):
+                       {cid: r.camera for cid, r in readers.items()}):
         slots.put(cam_id, now, Lost(readers[cam_id].hang_error()))
         readers[cam_id].replace()
 
