@@ -44,6 +44,9 @@ CAMERA_LOST_AFTER_S = 60.0  # then its open incidents end with camera_lost and a
 MAX_ABANDONED_READS = 2  # a camera's hung reads left to end on their own, at most (CameraReader.replace)
 BACKOFF_CAP_S = 1.5  # the longest wait before a camera is tried again, less its jitter (backoff)
 OFFLINE_AFTER_S = 8.0  # no frame for this long: the camera is reported offline
+# or for this many of its analysis intervals, where longer: a camera analysed once a minute (analysis_interval_s 60)
+# gives its reader a frame a minute, and was reported offline between two, and lost and read afresh at each
+MISSED_FRAMES = 2
 READER_NICE = 15  # camera readers yield the CPU to the analyser
 READER_START_GAP_S = 0.1
 # Every RTSP packet (25/s per camera) needs the GIL for a moment in its reader; with Python's
@@ -165,6 +168,7 @@ class CameraHealth:
     last_frame_at: float | None = None
     tried_at: float | None = None  # when its reader last began to open it
     started_at: float = field(default_factory=box_now)  # health times are on the box's clock (box_now)
+    frame_interval_s: float = 0.0  # its analysis_interval_s: its reader gives a frame this often
     analysed: int = 0
     detector_passes: int = 0
     reconnects: int = 0
@@ -185,9 +189,21 @@ class CameraHealth:
     max_gap_s: float = 0.0  # longest wait between two analysed frames since the last heartbeat
 
     def reported_state(self, now: float) -> str:
-        """``offline`` once no frame came for OFFLINE_AFTER_S, even while a read or open still hangs."""
+        """``offline`` once no frame came for OFFLINE_AFTER_S (or ``MISSED_FRAMES`` of its frame intervals, where
+        longer), even while a read or open still hangs.
+
+        >>> once_a_minute = CameraHealth(state="online", last_frame_at=100.0, frame_interval_s=60.0)
+        >>> once_a_minute.reported_state(150.0), once_a_minute.reported_state(221.0)
+        ('online', 'offline')
+        >>> CameraHealth(state="online", last_frame_at=100.0, frame_interval_s=1.0).reported_state(109.0)
+        'offline'
+        """
         last = self.last_frame_at or self.started_at
-        return "offline" if now - last > OFFLINE_AFTER_S else self.state
+        return "offline" if now - last > self.offline_after_s() else self.state
+
+    def offline_after_s(self) -> float:
+        """How long without a frame before the camera is reported offline."""
+        return max(OFFLINE_AFTER_S, MISSED_FRAMES * self.frame_interval_s)
 
     def failed(self, error: str, now: float) -> None:
         self.last_error, self.last_error_at = error, now
@@ -209,7 +225,7 @@ class CameraHealth:
         if self.waiting(now):
             since = self.last_frame_at or self.started_at
             return (f"no frame for {now - since:.0f} s and no error: its open or read waits on a source that sends "
-                    "nothing", since + OFFLINE_AFTER_S)
+                    "nothing", since + self.offline_after_s())
         return self.last_error, self.last_error_at
 
     def fps(self, now: float, span: float = 30.0) -> float:
@@ -267,7 +283,7 @@ class CameraReader:
     def __init__(self, camera: Camera, slots: Slots, metrics: Metrics, stop: threading.Event, rules: Rules = Rules()):
         self.camera, self.slots, self.metrics, self.stop = camera, slots, metrics, stop
         self.rules = rules  # how far apart key frames may be (edge.source.keyframe_gap_limit)
-        self.health = CameraHealth()
+        self.health = CameraHealth(frame_interval_s=camera.analysis_interval_s)
         self.generation = 0  # the reading thread's; a thread of an older one was left hung
         self._lock = threading.Lock()  # a thread checks its generation and writes under it
         self._thread: threading.Thread | None = None
@@ -598,13 +614,17 @@ def hang_limit(camera: Camera) -> float:
     """How long a camera's reader may go without a frame and without trying the camera again before its read is
     taken for hung: ``CAMERA_LOST_AFTER_S``, or longer where one try of its own can take longer while each of its
     reads ends in its time: an open (PyAV bounds its set-up, then its probe of the streams, by ``open_timeout_s``
-    each), a first read that gets nothing (``read_timeout_s``), then the longest backoff.
+    each), a first read that gets nothing (``read_timeout_s``), then the longest backoff; or where its reader gives
+    a frame only every ``analysis_interval_s``, ``MISSED_FRAMES`` of them.
 
     >>> hang_limit(Camera(id="c", url="rtsp://x", grid="G-1")), hang_limit(Camera(id="c", url="rtsp://x",
     ...                                                                           grid="G-1", open_timeout_s=60))
     (60.0, 126.875)
+    >>> hang_limit(Camera(id="c", url="rtsp://x", grid="G-1", analysis_interval_s=60))
+    120.0
     """
-    return max(CAMERA_LOST_AFTER_S, 2 * camera.open_timeout_s + camera.read_timeout_s + 1.25 * BACKOFF_CAP_S)
+    return max(CAMERA_LOST_AFTER_S, 2 * camera.open_timeout_s + camera.read_timeout_s + 1.25 * BACKOFF_CAP_S,
+               MISSED_FRAMES * camera.analysis_interval_s)
 
 
 def hung(healths: dict[str, CameraHealth], now: float, cameras: dict[str, Camera] | None = None) -> list[str]:

@@ -246,6 +246,29 @@ def test_a_camera_whose_slow_opens_keep_failing_is_hung_only_past_its_try_and_it
     assert reader.generation == 1 and isinstance(slots.take_all(0)["slow"][1], box.Lost)
 
 
+def test_a_camera_analysed_once_a_minute_is_neither_offline_nor_hung_between_its_frames(tmp_path):
+    """``analysis_interval_s`` may be 60: its reader gives a frame a minute. It was reported offline 8 s after each
+    frame, and 60 s after one it was taken for hung: marked lost (its incidents ended, an offline fault opened) and
+    read afresh, every minute. Now two missed frames are its limit."""
+    from edge import box
+    from edge.config import parse_config
+
+    config = parse_config({"box": "b1", "data_dir": str(tmp_path), "cameras": [
+        camera("minute", "rtsp://127.0.0.1:9/minute", analysis_interval_s=60)]})
+    slots, stop = box.Slots(), threading.Event()
+    stop.set()  # a reader read afresh ends at once: the box's decision alone is under test
+    reader = box.CameraReader(config.cameras[0], slots, box.Metrics(), stop)
+    now = box.box_now()
+    reader.health.state, reader.health.tried_at = "online", now - 600.0
+    reader.health.last_frame_at = now - 65.0  # its next frame a little late
+    assert reader.health.reported_state(now) == "online"
+    box.look_after({"minute": reader}, slots, now)
+    assert reader.generation == 0 and slots.depth() == 0
+    box.look_after({"minute": reader}, slots, now + 56.0)  # two frames missed
+    assert reader.health.reported_state(now + 56.0) == "offline"
+    assert reader.generation == 1 and isinstance(slots.take_all(0)["minute"][1], box.Lost)
+
+
 @pytest.mark.slow
 def test_the_hung_reads_a_camera_leaves_are_bounded_and_end_when_their_source_answers(tmp_path, monkeypatch):
     """A pipe no one writes to hangs its open in the kernel, where no timeout reaches: each hung read is left
