@@ -175,9 +175,11 @@ class Camera(Strict):
     max_width: int = Field(default=0, ge=0, le=16_384, title="Analyse frames scaled down to this width (0: full "
                            f"size, which is also the cheapest conversion; else at least {MIN_WIDTH} pixels); a "
                            "frame over 4K UHD's pixels is analysed scaled down to them either way")
-    open_timeout_s: float = Field(default=10.0, gt=0, le=600, title="Seconds to open a source, its RTSP set-up "
-                                  "included (a server that answers a byte at a time is given up on after them)")
-    read_timeout_s: float = Field(default=5.0, gt=0, le=600)
+    open_timeout_s: float = Field(default=10.0, gt=0, le=600, title="Seconds for each of the two steps of opening "
+                                  "a source: its set-up (RTSP's included) and the probe of its streams, so an open "
+                                  "can take twice this (a server that answers a byte at a time is given up on after "
+                                  "them)")
+    read_timeout_s: float = Field(default=5.0, gt=0, le=600, title="Seconds a read may wait for a packet")
 
     @field_validator("url")
     @classmethod
