@@ -682,7 +682,7 @@ def test_a_camera_waiting_on_a_source_that_sends_nothing_says_so_once_and_in_its
     monkeypatch.setattr(box, "OFFLINE_AFTER_S", 0.5)
     pipe = tmp_path / "camera.ts"
     os.mkfifo(pipe)
-    config = parse_config({"box": "b1", "cameras": [camera("pipe", str(pipe))]})
+    config = parse_config({"box": "b1", "cameras": [camera("pipe", str(pipe), analysis_interval_s=0.2)]})
     stop, slots = threading.Event(), box.Slots()
     readers = {"pipe": box.CameraReader(config.cameras[0], slots, box.Metrics(), stop)}
     readers["pipe"].start()
