@@ -428,16 +428,16 @@ class Analyser(threading.Thread):
         self.pipelines = {cam.id: CameraPipeline(config, cam, detectors) for cam in config.cameras}
         self.views = {cam.id: view_file(config.data_dir, cam) for cam in config.cameras}
         for cam_id, path in self.views.items():
-            self.pipelines[cam_id].alignment.reference = load_view(path)
+            self.pipelines[cam_id].alignment.reference, self.pipelines[cam_id].first_shape = load_view(path)
 
     def _keep_view(self, cam_id: str) -> None:
         """The camera's first picture, once it has one, kept for its next start."""
-        path, reference = self.views.get(cam_id), self.pipelines[cam_id].alignment.reference
-        if path is None or reference is None:
+        path, pipeline = self.views.get(cam_id), self.pipelines[cam_id]
+        if path is None or pipeline.alignment.reference is None:
             return
         del self.views[cam_id]
         if not path.exists():
-            save_view(path, reference)
+            save_view(path, pipeline.alignment.reference, pipeline.first_shape)
 
     def _emit(self, outs: list[Outgoing]) -> None:
         for out in outs:
@@ -546,22 +546,44 @@ def view_file(data_dir: Path, camera: Camera) -> Path:
     return data_dir / "views" / f"{camera.id}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.png"
 
 
-def load_view(path: Path) -> np.ndarray | None:
-    """A kept first picture, or None (none kept, or unreadable: the camera's next first picture is)."""
+def load_view(path: Path) -> tuple[np.ndarray | None, tuple[int, int] | None]:
+    """A kept first picture and the size the camera's pictures had then (None for a view kept before sizes were,
+    or unreadable), or (None, None): none kept, or unreadable (the camera's next first picture is)."""
     if not path.exists():
-        return None
+        return None, None
     picture = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if picture is None or picture.shape != VIEW_SIZE[::-1]:
         log.warning("%s: not a kept camera view (%s); the camera's next picture is its view", path,
                     "unreadable" if picture is None else f"{picture.shape[1]}x{picture.shape[0]}")
+        return None, None
+    return picture.astype(np.float32), kept_size(path.with_suffix(".json"))
+
+
+def kept_size(path: Path) -> tuple[int, int] | None:
+    """The picture size kept beside a view (``{"picture_size": [width, height]}``), None where there is none that
+    can be read: the camera's next picture's size is taken for its first."""
+    try:
+        width, height = json.loads(path.read_text())["picture_size"]
+        if isinstance(width, int) and isinstance(height, int) and 0 < width <= 1 << 16 and 0 < height <= 1 << 16:
+            return width, height
+    except FileNotFoundError:
         return None
-    return picture.astype(np.float32)
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    log.warning("%s: not a kept picture size; the camera's next picture's size is its first", path)
+    return None
 
 
-def save_view(path: Path, picture: np.ndarray) -> None:
-    """Keep a camera's first picture; a disk that refuses it costs only the next start's comparison."""
+def save_view(path: Path, picture: np.ndarray, size: tuple[int, int] | None) -> None:
+    """Keep a camera's first picture and its size (a box started again after the camera's stream was cropped to
+    another shape took the cropped one for its first, and its zones lay on other ground unseen); a disk that
+    refuses it costs only the next start's comparison."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        if size is not None:
+            part = path.with_suffix(".part.json")
+            part.write_text(json.dumps({"picture_size": list(size)}))
+            part.replace(path.with_suffix(".json"))
         part = path.with_suffix(".part.png")
         if not cv2.imwrite(str(part), np.clip(picture, 0, 255).astype(np.uint8)):
             raise OSError("the image could not be written")

@@ -167,7 +167,7 @@ class CameraPipeline:
         self._gate = rules.change_gate
         self._regions: list[Region] = []
         self._shape: tuple[int, int] | None = None
-        self._first_shape: tuple[int, int] | None = None  # the camera's first picture's: taken for its zones'
+        self.first_shape: tuple[int, int] | None = None  # the camera's first picture's: taken for its zones'
         self._gate_boxes: list[tuple[int, int, int, int]] = []  # zone boxes in thumbnail pixels
         self._full_frame = True
         self._last_t = float("-inf")
@@ -209,7 +209,7 @@ class CameraPipeline:
         if self._shape is not None:  # the camera changed resolution: another picture to line up on
             self.alignment.reset()
         before, self._shape = self._shape, (width, height)  # first frame, or the camera changed resolution
-        first = self._first_shape = self._first_shape or self._shape
+        first = self.first_shape = self.first_shape or self._shape
         if self.reshaped:
             log.warning("camera %s: its picture changed shape, from %dx%d to %dx%d: the zones were drawn on a picture "
                         "of another shape and would lie on other ground; its zones are not analysed (their incidents "
@@ -245,8 +245,8 @@ class CameraPipeline:
         """Whether the picture has another shape than the camera's first (``same_shape``): cropped from 4:3
         to 16:9, a zone drawn in fractions of the picture lies on other ground, and was analysed there
         silently (a parking incident was raised in a zone moved onto the road)."""
-        return self._shape is not None and self._first_shape is not None and not same_shape(self._shape,
-                                                                                           self._first_shape)
+        return self._shape is not None and self.first_shape is not None and not same_shape(self._shape,
+                                                                                           self.first_shape)
 
     def regions(self, width: int, height: int) -> tuple[bool, list[Region]]:
         """Whether the vehicle model sees the full frame, and the crops it sees, for frames of this size."""
@@ -292,7 +292,7 @@ class CameraPipeline:
             return out
         if self.reshaped:  # the zones would lie on other ground: what they had open ends, shown as it was last seen
             return out + self._end_zones(t, "camera_lost", before if before is not None and same_shape(
-                before.shape[1::-1], self._first_shape) else None)
+                before.shape[1::-1], self.first_shape) else None)
         if parts:
             self.detector_passes += 1
             self._last_pass = (t, thumb)
@@ -569,8 +569,8 @@ class CameraPipeline:
             active = name in self.active_faults
             extra = {"view_shift_x_pct": shift[0], "view_shift_y_pct": shift[1],
                      "view_angle_deg": round(self.alignment.angle, 1)} if name == "shifted" else None
-            if name == "moved" and self.reshaped and self._shape and self._first_shape:
-                extra = {"picture_size": "%dx%d" % self._shape, "first_picture_size": "%dx%d" % self._first_shape}
+            if name == "moved" and self.reshaped and self._shape and self.first_shape:
+                extra = {"picture_size": "%dx%d" % self._shape, "first_picture_size": "%dx%d" % self.first_shape}
             out += [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, image, extra)
                     for e in rule.observe(t, active, s)]
         return out

@@ -525,6 +525,34 @@ def test_a_camera_turned_while_its_box_was_down_is_a_moved_fault_when_it_comes_b
     assert run(2, 8) == []  # re-aimed
 
 
+@pytest.mark.slow
+def test_a_camera_cropped_to_another_shape_while_its_box_was_down_is_a_moved_fault_when_it_comes_back(tmp_path):
+    """Its stream cropped from 4:3 to 16:9 while its box was down: the box took the cropped picture for its first,
+    and its zones lay on other ground, unseen. The first picture's size is kept beside its view."""
+    import cv2
+
+    ok, frame = cv2.VideoCapture(str(CLIP)).read()
+    assert ok
+
+    def run(picture, frames: int) -> list[tuple[str, str, str | None]]:
+        analyser, readers, slots, stop = in_process_analyser(tmp_path, ["cam"], lambda real, i, s: real(i, s))
+        try:
+            for i in range(frames):
+                slots.put("cam", NOW + i, picture.copy())
+                wait_until(lambda: readers["cam"].health.analysed == i + 1, 20, message=f"frame {i}")
+            return [(m["state"], m["attributes"]["label"], m["attributes"].get("first_picture_size"))
+                    for _, m in analyser.publisher.sent if m["type"] == "camera_fault"]
+        finally:
+            stop.set()
+            analyser.join(5)
+
+    height, width = frame.shape[:2]
+    assert run(frame, 3) == []
+    assert json.loads(next((tmp_path / "views").glob("cam-*.json")).read_text()) == {"picture_size": [width, height]}
+    cropped = frame[(height - width * 9 // 16) // 2:][:width * 9 // 16]  # 4:3 cut to 16:9
+    assert run(cropped, 4) == [("start", "moved", f"{width}x{height}")]
+
+
 def analyser_camera(tmp_path):
     """The camera ``in_process_analyser`` makes, as its config has it."""
     from edge.config import parse_config
