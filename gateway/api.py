@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, field_validator, model_validator
+from sqlalchemy.exc import OperationalError
 
 from gateway import actions, boxes, storage, verdicts
 from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, find_cases, may_see, reader, scope,
@@ -29,7 +30,7 @@ from gateway.open311 import open311
 from gateway.presentation import (MAX_ID, CaseId, Filter, IncidentId, Sha256, Which, case_view, evidence_response,
                                   incident_evidence_response, iso, period, photo_response)
 from gateway.reports import machine_precision, summary
-from gateway.security import BodyCap, SecurityHeaders, read_capped, validation_error
+from gateway.security import BodyCap, SecurityHeaders, database_unavailable, read_capped, validation_error
 from gateway.storage import Store
 from gateway.web import web_router
 from gateway.workbench import workbench_router
@@ -459,6 +460,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     app.add_middleware(BodyCap, uploads=UPLOADS)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(OperationalError, database_unavailable)
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.on_change = on_change or (lambda case_id: None)
     app.state.on_suppressions = on_suppressions or (lambda box: None)  # a box's list changed: send it

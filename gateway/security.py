@@ -16,14 +16,18 @@ that sends no URL to other sites.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 
 from fastapi import HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import OperationalError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
 
 CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self'; style-src 'unsafe-inline'; "
        "form-action 'self'; "
@@ -124,3 +128,22 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
         detail.append(item)
     return Response(json.dumps({"detail": detail}, ensure_ascii=True, allow_nan=False, default=str), 422,
                     media_type="application/json")
+
+
+DATABASE_RETRY_S = 5  # Retry-After on a 503 for a database that did not answer
+
+
+def database_down(error: OperationalError) -> str:
+    """What a person is told when the database did not answer a request: the driver's first line, short (no SQL,
+    no parameters: SQLAlchemy's own text carries both)."""
+    said = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return f"the database did not answer ({said[0][:200] if said else type(error).__name__}); try again shortly"
+
+
+async def database_unavailable(request: Request, exc: OperationalError) -> Response:
+    """503 with ``Retry-After`` where a request found the database down (a PostgreSQL restart, a locked or
+    deleted SQLite file, a full disk): it was a bare 500 "Internal Server Error" and a traceback in the log,
+    which told neither the person nor a client that trying again later would do."""
+    log.warning("%s %s: %s", request.method, request.url.path, database_down(exc))
+    return Response(json.dumps({"detail": database_down(exc)}, ensure_ascii=True), 503,
+                    media_type="application/json", headers={"Retry-After": str(DATABASE_RETRY_S)})

@@ -14,6 +14,7 @@ or a log (with ``http.public_read`` everyone reads without signing in).
 from __future__ import annotations
 
 import html
+import logging
 import time
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
@@ -21,6 +22,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import OperationalError
 
 from gateway.auth import (SESSION_COOKIE, Principal, check_same_origin, count_found, find_cases, hash_token, may_see,
                           page_reader, scope, session_principal, start_session, visible_case)
@@ -31,15 +33,18 @@ from gateway.presentation import (BOX_STATE_NAMES, CAMERA_STATE_NAMES, FAULT_NAM
                                   IncidentId, Limit, Offset, Sha256, Which, city_day, incident_evidence_response,
                                   local_time, period, photo_response, span_text)
 from gateway.reports import summary
-from gateway.security import read_capped
+from gateway.security import DATABASE_RETRY_S, database_down, read_capped
 from gateway.workflow import CaseState
 from xueliang import wire
+
+log = logging.getLogger(__name__)
 
 ERRORS = {  # what a person reads when a page cannot be shown
     403: ("操作被拒绝", "表单已失效或您无权执行此操作, 请刷新页面后重试。"),
     404: ("没有找到", "案件或图片不存在, 或不在您的查看范围内。"),
     410: ("图片不予显示", "这张图片是旧版网关收下的, 扫描段过多, 浏览器解码它会占用数分钟, 因此不再提供。"),
     413: ("内容过大", "提交的内容超过了上限。"),
+    503: ("数据库暂时不可用", "网关暂时无法读写数据库, 请稍后刷新本页。"),
     422: ("请求有误", "请检查链接中的参数 (日期如 2026-12-05, 案件编号为数字)。"),
 }
 
@@ -61,6 +66,11 @@ class PageRoute(APIRoute):
             except RequestValidationError as exc:
                 detail = "; ".join(str(e.get("msg")) for e in exc.errors())[:500]
                 return error_page(422, detail, session_principal(request))
+            except OperationalError as exc:  # the signed-in person is not looked up: that reads the database too
+                log.warning("%s %s: %s", request.method, request.url.path, database_down(exc))
+                answer = error_page(503, database_down(exc), None)
+                answer.headers["Retry-After"] = str(DATABASE_RETRY_S)
+                return answer
 
         return route
 

@@ -284,6 +284,29 @@ def test_a_database_file_deleted_under_the_gateway_stops_ingest(tmp_path, tables
     assert not store.reachable()
 
 
+def test_a_request_that_finds_the_database_down_is_told_503_and_when_to_try_again(tmp_path, tables, caplog):
+    """A read or a page while the database did not answer was a bare 500 "Internal Server Error" and a traceback:
+    neither the operator nor a client could tell that trying again later would do. Here the SQLite file is
+    deleted under the gateway, and the next connection opens an empty one."""
+    path = tmp_path / "gw.sqlite"
+    store = Store(f"sqlite:///{path}")
+    token = new_token(store, "ops", "admin")
+    client = TestClient(create_app(store, tables), raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/cases", headers=headers).status_code == 200
+    signed_in = client.post("/ui/login", data={"token": token}, follow_redirects=False)
+    assert signed_in.status_code == 303 and client.get("/ui/cases").status_code == 200
+    path.unlink()
+    store.engine.dispose()
+    answer = client.get("/cases", headers=headers)
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5", answer.text
+    assert answer.json()["detail"].startswith("the database did not answer (no such table")
+    assert "SELECT" not in answer.text  # the statement SQLAlchemy puts in its error is not told
+    page = client.get("/ui/cases")
+    assert page.status_code == 503 and "数据库暂时不可用" in page.text and page.headers["retry-after"] == "5"
+    assert "Traceback" not in caplog.text
+
+
 def raised(db: sqlite3.Connection, sql: str) -> sqlite3.Error:
     try:
         db.execute(sql)
