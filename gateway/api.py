@@ -449,6 +449,8 @@ def report(kind: str, day: Annotated[str | None, Query(alias="date", max_length=
 
 HEALTH_DOWN = {503: {"description": "a part is down (broker, database, ingest, clock): the same body, `down` names them",
                      "content": {"application/json": {"schema": {"type": "object"}}}}}
+DATABASE_DOWN = {503: {"description": "the database did not answer (security.database_unavailable): try again after "
+                                      "Retry-After seconds"}}
 UPLOADS = r"(/ui)?/cases/[^/]+/photos"  # the API's and the case page's photo: 8 MB, read by the route itself
 
 
@@ -456,7 +458,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
                health_state: Health | None = None, on_suppressions=None) -> FastAPI:
     # /openapi.json describes the API; no /docs or /redoc: FastAPI's pages load their script from a CDN
     # (blank on a city's intranet) and need an inline one, which no page of the gateway's CSP runs
-    app = FastAPI(title="xueliang gateway", version="1", docs_url=None, redoc_url=None)
+    app = FastAPI(title="xueliang gateway", version="1", docs_url=None, redoc_url=None, responses=DATABASE_DOWN)
     app.add_middleware(BodyCap, uploads=UPLOADS)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RequestValidationError, validation_error)

@@ -291,6 +291,8 @@ def test_openapi_json_says_what_each_route_takes_and_answers_as_the_routes_do(ci
         public = {("get", "/health"), ("get", "/metrics"), ("get", "/open311/v2/services.{fmt}")}
         assert optional == public | (reads if public_read else set()), public_read
         assert "503" in described["paths"]["/health"]["get"]["responses"]
+        assert all("503" in operation["responses"] for operations in described["paths"].values()
+                   for operation in operations.values())  # every route answers 503 when the database does not
 
 
 def test_no_response_with_a_picture_or_a_case_may_be_kept_by_a_browser_or_proxy(city):
