@@ -47,6 +47,7 @@ OFFLINE_AFTER_S = 8.0  # no frame for this long: the camera is reported offline
 # or for this many of its analysis intervals, where longer: a camera analysed once a minute (analysis_interval_s 60)
 # gives its reader a frame a minute, and was reported offline between two, and lost and read afresh at each
 MISSED_FRAMES = 2
+FILE_AGAIN_S = 0.5  # a file camera played to its end is played again after this (a file of one frame is no busy loop)
 READER_NICE = 15  # camera readers yield the CPU to the analyser
 READER_START_GAP_S = 0.1
 # Every RTSP packet (25/s per camera) needs the GIL for a moment in its reader; with Python's
@@ -350,7 +351,7 @@ class CameraReader:
         cam = self.camera
         live = is_rtsp(cam.url)
         while not self.stop.is_set() and generation == self.generation:
-            frames = None
+            frames, played = None, False
             try:
                 base = None
                 cpu = time.thread_time()
@@ -383,6 +384,11 @@ class CameraReader:
                         if self.slots.put(cam.id, base + rel, image):
                             self.health.dropped += 1
                             self.metrics.dropped.labels(cam.id).inc()
+                        played = True
+                if not live and played:  # a file played to its end is played again, as a camera goes on: no failure
+                    log.info("camera %s: its file played to its end; played again", cam.id)
+                    self.stop.wait(FILE_AGAIN_S)
+                    continue
                 raise SourceError(f"{cam.url}: stream ended")
             except SourceError as exc:
                 error = str(exc)

@@ -698,6 +698,34 @@ def test_a_camera_back_online_keeps_its_last_error_with_when_it_was(tmp_path):
     assert began - 0.5 <= wire.parse_time(cam["last_error_at"]) <= failed + 0.5, (cam, began, failed)
 
 
+def test_a_file_camera_played_to_its_end_is_played_again_without_a_failure(tmp_path, caplog):
+    """A file loops, as README says: at each end it was a failure ("stream ended"), a WARNING, a reconnect counted
+    and its camera's online gauge at 0, and the boxes page showed the error."""
+    from edge import box
+    from edge.config import parse_config
+
+    clip = tmp_path / "short.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-t", "1.5", "-i", str(CLIP), "-c:v", "libx264", "-g", "5",
+                    str(clip)], check=True)
+    config = parse_config({"box": "b1", "cameras": [camera("file", str(clip), analysis_interval_s=0.5)]})
+    stop, slots = threading.Event(), box.Slots()
+    reader = box.CameraReader(config.cameras[0], slots, box.Metrics(), stop)
+    caplog.set_level(logging.INFO, logger="edge.box")
+    reader.start()
+    times = []
+    try:
+        deadline = time.time() + 6.0
+        while time.time() < deadline:
+            if "file" in (got := slots.take_all(timeout=0.5)):
+                times.append(got["file"][0])
+    finally:
+        stop.set()
+    assert caplog.text.count("its file played to its end; played again") >= 2, caplog.text
+    assert len(times) >= 8 and all(b > a for a, b in zip(times, times[1:]))  # its clock runs on across the ends
+    assert (reader.health.reconnects, reader.health.last_error, reader.health.state) == (0, None, "online")
+    assert "stream ended" not in caplog.text
+
+
 def test_a_camera_waiting_on_a_source_that_sends_nothing_says_so_once_and_in_its_heartbeat(
         tmp_path, monkeypatch, caplog):
     """A pipe no one writes to was reported offline with last_error null, and nothing in the log, for the minute
