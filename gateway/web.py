@@ -115,7 +115,7 @@ def esc(value) -> str:
 
 
 def page(title: str, body: str, who: Principal | None = None, status_code: int = 200, live: bool = False) -> HTMLResponse:
-    """A whole page; ``live``: its case list (#cases) follows changes without a reload (``/ui/live.js``)."""
+    """A whole page; ``live``: its list (#cases, or #boxes) follows changes without a reload (``/ui/live.js``)."""
     nav = "".join(f'<a href="/ui/{p}">{n}</a>' for p, n in
                   (("cases", "案件"), ("queue", "部门待办"), ("overdue", "超期督办"), ("map", "地图"),
                    ("reports", "民情快报"), ("boxes", "边缘盒子")))
@@ -432,13 +432,22 @@ def box_row(v: dict, now: float) -> str:
             f"<td>{cameras}</td><td>{outbox}</td><td>{clock}</td></tr>")
 
 
+def boxes_listing(request: Request, principal: Principal = Depends(page_reader)) -> str:
+    """What ``/ui/boxes`` shows of the boxes (its table), the troubled first; its live fingerprint is made of the
+    same, so the page follows a heartbeat, a box turning silent and one coming back without a reload."""
+    if principal.role not in boxes.READERS:
+        raise HTTPException(403, "the boxes page is for operators and admins")
+    views = boxes.listed(request.app.state.store, time.time())
+    rows = "".join(box_row(v, time.time()) for v in views) or "<tr><td colspan=6>尚未收到任何边缘盒子的心跳。</td></tr>"
+    return ("<table id=boxes><tr><th>盒子</th><th>状态</th><th>最后心跳</th><th>摄像机 (在线/总数)</th>"
+            "<th>待发消息</th><th>时钟偏差</th></tr>" + rows + "</table>")
+
+
 @web_router.get("/boxes", response_class=HTMLResponse)
-def boxes_page(request: Request, principal: Principal = Depends(page_reader)):
+def boxes_page(request: Request, listing: str = Depends(boxes_listing), principal: Principal = Depends(page_reader)):
     """The edge boxes as their latest heartbeats tell them (``gateway.boxes``), the troubled first: when each was
     last heard (silent after 3 of its heartbeat intervals), its cameras up and those down, its outbox, its clock
     against the gateways'; with the gateway's own time. For operators and admins (as the dead letters)."""
-    if principal.role not in boxes.READERS:
-        raise HTTPException(403, "the boxes page is for operators and admins")
     now = time.time()
     views = boxes.listed(request.app.state.store, now)
     head = (f"<p id=gateway-time>网关时间 {esc(local_time(now, seconds=True))} · 盒子 {len(views)} 台 · "
@@ -446,8 +455,4 @@ def boxes_page(request: Request, principal: Principal = Depends(page_reader)):
             f"{sum(v['clock_off'] for v in views)} 台</p><p>超过 {boxes.SILENT_AFTER} 个心跳周期没有收到心跳的盒子为失联; "
             "时钟偏差以网关时间为准: 盒子时钟快于网关超过 "
             f"{esc(span_text(wire.MAX_CLOCK_SKEW_S))}, 其事件暂缓受理, 直至盒子改用网关时间。</p>")
-    if not views:
-        return page("边缘盒子", head + "<p>尚未收到任何边缘盒子的心跳。</p>", principal)
-    table = ("<table id=boxes><tr><th>盒子</th><th>状态</th><th>最后心跳</th><th>摄像机 (在线/总数)</th>"
-             "<th>待发消息</th><th>时钟偏差</th></tr>" + "".join(box_row(v, now) for v in views) + "</table>")
-    return page("边缘盒子", head + table, principal)
+    return page("边缘盒子", head + listing, principal, live=True)

@@ -33,8 +33,8 @@ from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, 
                                   Filter, Limit, Offset, actor_text, duration_text, evidence_url, local_time, note_text,
                                   photo_url)
 from gateway.security import read_capped
-from gateway.web import (PAGE_ROWS, PageRoute, case_rows, cases_listing, esc, figure, grid_text, overdue_listing,
-                         page, pager, visible)
+from gateway.web import (PAGE_ROWS, PageRoute, boxes_listing, case_rows, cases_listing, esc, figure, grid_text,
+                         overdue_listing, page, pager, visible)
 from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError
 
 workbench_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
@@ -436,6 +436,12 @@ def live_cases(listing: str = Depends(cases_listing)):
 @workbench_router.get("/live/overdue", response_class=PlainTextResponse)
 def live_overdue(listing: str = Depends(overdue_listing)):
     """The fingerprint of what ``/ui/overdue`` with the same query shows."""
+    return fingerprint(listing)
+
+
+@workbench_router.get("/live/boxes", response_class=PlainTextResponse)
+def live_boxes(listing: str = Depends(boxes_listing)):
+    """The fingerprint of what ``/ui/boxes`` shows."""
     return fingerprint(listing)
 
 
