@@ -432,24 +432,31 @@ def box_row(v: dict, now: float) -> str:
             f"<td>{cameras}</td><td>{outbox}</td><td>{clock}</td></tr>")
 
 
-def boxes_listing(request: Request, principal: Principal = Depends(page_reader)) -> str:
-    """What ``/ui/boxes`` shows of the boxes (its table), the troubled first; its live fingerprint is made of the
-    same, so the page follows a heartbeat, a box turning silent and one coming back without a reload."""
+def box_views(request: Request, principal: Principal = Depends(page_reader)) -> tuple[float, list[dict]]:
+    """The gateway's time and the boxes as ``boxes.listed`` gives them then, read once a request (FastAPI keeps a
+    dependency's answer for the request: the page's table and its head share it)."""
     if principal.role not in boxes.READERS:
         raise HTTPException(403, "the boxes page is for operators and admins")
-    views = boxes.listed(request.app.state.store, time.time())
-    rows = "".join(box_row(v, time.time()) for v in views) or "<tr><td colspan=6>尚未收到任何边缘盒子的心跳。</td></tr>"
+    now = time.time()
+    return now, boxes.listed(request.app.state.store, now)
+
+
+def boxes_listing(shown: tuple[float, list[dict]] = Depends(box_views)) -> str:
+    """What ``/ui/boxes`` shows of the boxes (its table), the troubled first; its live fingerprint is made of the
+    same, so the page follows a heartbeat, a box turning silent and one coming back without a reload."""
+    now, views = shown
+    rows = "".join(box_row(v, now) for v in views) or "<tr><td colspan=6>尚未收到任何边缘盒子的心跳。</td></tr>"
     return ("<table id=boxes><tr><th>盒子</th><th>状态</th><th>最后心跳</th><th>摄像机 (在线/总数)</th>"
             "<th>待发消息</th><th>时钟偏差</th></tr>" + rows + "</table>")
 
 
 @web_router.get("/boxes", response_class=HTMLResponse)
-def boxes_page(request: Request, listing: str = Depends(boxes_listing), principal: Principal = Depends(page_reader)):
+def boxes_page(listing: str = Depends(boxes_listing), shown: tuple[float, list[dict]] = Depends(box_views),
+               principal: Principal = Depends(page_reader)):
     """The edge boxes as their latest heartbeats tell them (``gateway.boxes``), the troubled first: when each was
     last heard (silent after 3 of its heartbeat intervals), its cameras up and those down, its outbox, its clock
     against the gateways'; with the gateway's own time. For operators and admins (as the dead letters)."""
-    now = time.time()
-    views = boxes.listed(request.app.state.store, now)
+    now, views = shown
     head = (f"<p id=gateway-time>网关时间 {esc(local_time(now, seconds=True))} · 盒子 {len(views)} 台 · "
             f"失联 {sum(v['silent'] for v in views)} 台 · 时钟偏差超过 {esc(span_text(wire.MAX_CLOCK_SKEW_S))} "
             f"{sum(v['clock_off'] for v in views)} 台</p><p>超过 {boxes.SILENT_AFTER} 个心跳周期没有收到心跳的盒子为失联; "
