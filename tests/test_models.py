@@ -113,6 +113,35 @@ def test_a_stage_started_from_a_file_records_the_stages_that_made_the_file(tmp_p
     assert [s["stage"] for s in recipe_stages(tmp_path, 5)] == [5]
 
 
+def test_a_stage_started_from_an_earlier_runs_best_epoch_carries_that_runs_stages(tmp_path):
+    """``--start data/litter/runs/train/weights/best.pt``: ultralytics' file names no source, so the
+    recipe had "started from .../best.pt: None" and lost the COCO backbone stage 1 had started from."""
+    import json
+
+    from models.litter.train import RUNS, recipe_stages, started_from
+
+    header = "epoch,metrics/mAP50(B),metrics/mAP50-95(B)\n"
+    first = tmp_path / RUNS[1]
+    (first / "weights").mkdir(parents=True)
+    (first / "results.csv").write_text(header + "1,0.40,0.20\n2,0.52,0.28\n")
+    (first / "start.json").write_text(json.dumps({"weights": "coco_mnv2.pt", "source": "COCO backbone",
+                                                  "earlier_stages": []}))
+    start = started_from(first / "weights/best.pt", {"model": "ultralytics' own keys, no source"})
+    assert [s["stage"] for s in start["earlier_stages"]] == [1]
+    assert "stage 1's best epoch" in start["source"] and "coco_mnv2.pt: COCO backbone" in start["source"]
+    fifth = tmp_path / RUNS[5]
+    fifth.mkdir()
+    (fifth / "results.csv").write_text(header + "1,0.58,0.33\n")
+    (fifth / "start.json").write_text(json.dumps(start))
+    stages = recipe_stages(tmp_path, 5)
+    assert [s["stage"] for s in stages] == [1, 5]
+    assert stages[0]["start"]["source"] == "COCO backbone"  # the recipe's model line names the first start
+    # a file that says where it came from is taken at its word; any other file is unknown, not guessed
+    assert started_from(tmp_path / "x.pt", {"source": "read back", "recipe_stages": [{"stage": 2}]}) == {
+        "weights": str(tmp_path / "x.pt"), "source": "read back", "earlier_stages": [{"stage": 2}]}
+    assert started_from(tmp_path / "other/weights/best.pt", {})["source"] is None
+
+
 def test_altered_model_file_is_refused(tmp_path, monkeypatch):
     import models
 

@@ -124,13 +124,11 @@ def train(args, device: str) -> None:
     run.mkdir(parents=True, exist_ok=True)
     if (args.data.parent / "recipe.json").exists():  # what this stage's images were composed with
         shutil.copy(args.data.parent / "recipe.json", run / "data.json")
-    if args.start:  # where the weights came from, for the recipe (``onnx_weights.py`` says it in the file)
+    if args.start:  # where the weights came from, for the recipe
         import torch
 
         ckpt = torch.load(str(args.start), map_location="cpu", weights_only=False)
-        (run / "start.json").write_text(json.dumps(
-            {"weights": str(args.start), "source": ckpt.get("source"),
-             "earlier_stages": ckpt.get("recipe_stages", [])}, indent=2) + "\n")
+        (run / "start.json").write_text(json.dumps(started_from(args.start, ckpt), indent=2) + "\n")
     extra = {"time": args.hours} if args.hours else {}
     # ``pretrained`` is the only way ultralytics keeps given weights: False would start from scratch
     model.train(data=str(args.data), epochs=args.epochs, imgsz=IMGSZ, batch=args.batch, device=device,
@@ -167,6 +165,24 @@ def best_stage(workdir: Path) -> int:
     done = [s for s in RUNS if (workdir / RUNS[s] / "weights/best.pt").exists()]
     last = validation(workdir / RUNS[max(done)])
     return max((s for s in done if validation(workdir / RUNS[s]) == last), key=fitness)
+
+
+def started_from(start: Path, ckpt: dict) -> dict:
+    """What ``--start``'s weights were made by, for ``start.json``. A file ``onnx_weights.py`` or
+    ``coco_backbone.py`` wrote says so itself (its ``source`` and ``recipe_stages``). An earlier run's
+    ``best.pt`` (``<workdir>/<run>/weights/best.pt``) says nothing: ultralytics keeps no source, so that
+    run's own stages are read from its folder, and the first of them that started from a file names it."""
+    if ckpt.get("source") is not None or ckpt.get("recipe_stages"):
+        return {"weights": str(start), "source": ckpt.get("source"), "earlier_stages": ckpt.get("recipe_stages", [])}
+    run = Path(start).resolve().parent.parent
+    stage = next((s for s, name in RUNS.items() if name == run.name), None)
+    if Path(start).name != "best.pt" or stage is None or not (run / "results.csv").exists():
+        return {"weights": str(start), "source": None, "earlier_stages": []}
+    earlier = recipe_stages(run.parent, stage)
+    origin = next((s["start"] for s in earlier if "start" in s), None)
+    source = f"stage {stage}'s best epoch (train.py, {run})" + (
+        f", itself started from {origin['weights']}: {origin['source']}" if origin else ", itself from scratch")
+    return {"weights": str(start), "source": source, "earlier_stages": earlier}
 
 
 def recipe_stages(workdir: Path, chosen: int) -> list[dict]:
