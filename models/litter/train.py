@@ -167,6 +167,12 @@ def best_stage(workdir: Path) -> int:
     return max((s for s in done if validation(workdir / RUNS[s]) == last), key=fitness)
 
 
+def relative(path: str | Path) -> str:
+    """A path inside the repository as the repository names it (recipes are read on other machines)."""
+    path = Path(path)
+    return str(path.relative_to(ROOT)) if path.is_absolute() and path.is_relative_to(ROOT) else str(path)
+
+
 def started_from(start: Path, ckpt: dict) -> dict:
     """What ``--start``'s weights were made by, for ``start.json``. A file ``onnx_weights.py`` or
     ``coco_backbone.py`` wrote says so itself (its ``source`` and ``recipe_stages``). An earlier run's
@@ -180,7 +186,7 @@ def started_from(start: Path, ckpt: dict) -> dict:
         return {"weights": str(start), "source": None, "earlier_stages": []}
     earlier = recipe_stages(run.parent, stage)
     origin = next((s["start"] for s in earlier if "start" in s), None)
-    source = f"stage {stage}'s best epoch (train.py, {run})" + (
+    source = f"stage {stage}'s best epoch (train.py, {relative(run)})" + (
         f", itself started from {origin['weights']}: {origin['source']}" if origin else ", itself from scratch")
     return {"weights": str(start), "source": source, "earlier_stages": earlier}
 
@@ -279,7 +285,7 @@ def main() -> None:
     recipe = {
         "ultralytics": __import__("ultralytics").__version__, "torch": torch.__version__,
         "model": "yolov8n.yaml (from scratch, no pretrained weights)" if not started
-        else f"{trained.model.yaml.get('yaml_file', 'yolov8n.yaml')}, started from {started[0]['weights']}: {started[0]['source']}",
+        else f"{relative(trained.model.yaml.get('yaml_file', 'yolov8n.yaml'))}, started from {started[0]['weights']}: {started[0]['source']}",
         "imgsz": IMGSZ,
         "stages": stages, "command": args.recipe_command,
         "batch": ran["batch"], "seed": ran["seed"], "device": device,
