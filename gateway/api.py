@@ -27,8 +27,8 @@ from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
 from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg
 from gateway.open311 import open311
-from gateway.presentation import (MAX_ID, CaseId, Filter, IncidentId, Sha256, Which, case_view, evidence_response,
-                                  incident_evidence_response, iso, period, photo_response)
+from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha256, Which, case_view,
+                                  evidence_response, incident_evidence_response, iso, period, photo_response)
 from gateway.reports import machine_precision, summary
 from gateway.security import BodyCap, SecurityHeaders, database_unavailable, read_capped, validation_error
 from gateway.storage import Store
@@ -435,6 +435,19 @@ def list_boxes(store: Store = Depends(get_store), who: Principal = Depends(reade
     return {"now": wire.iso(now), "clock_limit_s": wire.MAX_CLOCK_SKEW_S,
             "boxes": [dict(v, heard_at=iso(v["heard_at"]), refused_at=iso(v["refused_at"]))
                       for v in boxes.listed(store, now)]}
+
+
+@boxes_router.delete("/{box}", status_code=204, response_class=Response, responses={
+        **refused("an operator's or a department's token: only admins remove a box"),
+        404: {"description": "no such box is kept (never heard, or removed already)"}})
+def remove_box(box: BoxId, store: Store = Depends(get_store), who: Principal = Depends(actor)):
+    """Remove a box from ``/boxes`` and ``/ui/boxes`` (a retired box, listed as silent until then); for admins, the
+    log says who. Nothing bans it: a status message from it again (a heartbeat, its stop) lists it again."""
+    if who.role not in boxes.REMOVERS:
+        raise HTTPException(403, "only admins remove a box")
+    if not boxes.remove(store, box, f"{who.role.value}:{who.name}"):
+        raise HTTPException(404, f"no box {box!r} is kept")
+    return Response(status_code=204)
 
 
 reports_router = APIRouter(prefix="/reports", tags=["reports"])
