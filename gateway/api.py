@@ -21,14 +21,14 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy.exc import OperationalError
 
 from gateway import actions, boxes, storage, verdicts
-from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, find_cases, may_see, reader, scope,
-                          token_optional_for_public_reads, visible_case)
+from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, find_cases, may_see, reader, refusals_described,
+                          scope, token_optional_for_public_reads, visible_case)
 from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
 from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg
 from gateway.open311 import open311
-from gateway.presentation import (MAX_ID, CaseId, Filter, IncidentId, Sha256, Which, case_view, evidence_response,
-                                  incident_evidence_response, iso, period, photo_response)
+from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha256, Which, case_view,
+                                  evidence_response, incident_evidence_response, iso, period, photo_response)
 from gateway.reports import machine_precision, summary
 from gateway.security import BodyCap, SecurityHeaders, database_unavailable, read_capped, validation_error
 from gateway.storage import Store
@@ -202,6 +202,14 @@ def judge(who: Principal) -> Principal:
     return who
 
 
+def refused(description: str) -> dict:
+    """A route's (or a router's) ``responses`` for the role it refuses: /openapi.json lists its 403."""
+    return {403: {"description": description}}
+
+
+FOR_JUDGES = refused("a department's token: verdicts and suppressions are for operators and admins")
+
+
 def get_store(request: Request) -> Store:
     return request.app.state.store
 
@@ -303,7 +311,7 @@ def act(case_id: CaseId, body: ActionRequest, request: Request, store: Store = D
     return detail(store.get_case(case_id), tables, store)
 
 
-@cases_router.post("/{case_id}/verdict", response_model=CaseDetail, status_code=201)
+@cases_router.post("/{case_id}/verdict", response_model=CaseDetail, status_code=201, responses=FOR_JUDGES)
 def record_verdict(case_id: CaseId, body: VerdictRequest, request: Request, store: Store = Depends(get_store),
                    tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
     """An operator's verdict on the case (the newest is the case's); a false_alarm also makes a
@@ -327,7 +335,7 @@ def record_verdict(case_id: CaseId, body: VerdictRequest, request: Request, stor
     return detail(store.get_case(case_id), tables, store)
 
 
-suppressions_router = APIRouter(prefix="/suppressions", tags=["suppressions"])
+suppressions_router = APIRouter(prefix="/suppressions", tags=["suppressions"], responses=FOR_JUDGES)
 
 
 @suppressions_router.get("", response_model=list[Suppression])
@@ -357,7 +365,8 @@ def lift_suppression(suppression_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],
     return suppression_view(row)
 
 
-dead_router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
+dead_router = APIRouter(prefix="/dead-letters", tags=["dead letters"],
+                        responses=refused("a department's token: dead letters are for operators and admins"))
 
 
 @dead_router.get("", response_model=DeadLetterPage)
@@ -413,7 +422,8 @@ class BoxesView(BaseModel):
                                        "unwritable, heartbeats refused), each part by box id")
 
 
-boxes_router = APIRouter(prefix="/boxes", tags=["boxes"])
+boxes_router = APIRouter(prefix="/boxes", tags=["boxes"],
+                         responses=refused("a department's token: the boxes are for operators and admins"))
 
 
 @boxes_router.get("", response_model=BoxesView)
@@ -425,6 +435,19 @@ def list_boxes(store: Store = Depends(get_store), who: Principal = Depends(reade
     return {"now": wire.iso(now), "clock_limit_s": wire.MAX_CLOCK_SKEW_S,
             "boxes": [dict(v, heard_at=iso(v["heard_at"]), refused_at=iso(v["refused_at"]))
                       for v in boxes.listed(store, now)]}
+
+
+@boxes_router.delete("/{box}", status_code=204, response_class=Response, responses={
+        **refused("an operator's or a department's token: only admins remove a box"),
+        404: {"description": "no such box is kept (never heard, or removed already)"}})
+def remove_box(box: BoxId, store: Store = Depends(get_store), who: Principal = Depends(actor)):
+    """Remove a box from ``/boxes`` and ``/ui/boxes`` (a retired box, listed as silent until then); for admins, the
+    log says who. Nothing bans it: a status message from it again (a heartbeat, its stop) lists it again."""
+    if who.role not in boxes.REMOVERS:
+        raise HTTPException(403, "only admins remove a box")
+    if not boxes.remove(store, box, f"{who.role.value}:{who.name}"):
+        raise HTTPException(404, f"no box {box!r} is kept")
+    return Response(status_code=204)
 
 
 reports_router = APIRouter(prefix="/reports", tags=["reports"])
@@ -502,8 +525,10 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     app.include_router(workbench_router)
 
     def openapi() -> dict:  # the routers' own routes: the app's are wrapped once included (FastAPI 0.165)
-        return token_optional_for_public_reads(FastAPI.openapi(app), [r for router in routers for r in router.routes])
+        schema = FastAPI.openapi(app)
+        if public_read:
+            token_optional_for_public_reads(schema, [r for router in routers for r in router.routes])
+        return refusals_described(schema)
 
-    if public_read:
-        app.openapi = openapi
+    app.openapi = openapi
     return app

@@ -162,6 +162,23 @@ def _reads_through_reader(dependant: Dependant) -> bool:
     return any(d.call is reader or _reads_through_reader(d) for d in dependant.dependencies)
 
 
+TOKEN_REFUSED = {"description": "no token, or one unknown, expired or revoked (`WWW-Authenticate: Bearer`): send "
+                                "`Authorization: Bearer <token>` with a token from `xueliang token`"}
+
+
+def refusals_described(schema: dict) -> dict:
+    """``schema`` (/openapi.json) with 401 (``TOKEN_REFUSED``) on each operation that needs the token: whose
+    security is the token's alone, as FastAPI writes it from ``bearer`` (and ``token_optional_for_public_reads``
+    where a read takes none). A route without the token's requirement (/metrics) or with OpenAPI's empty one
+    beside it (/health, the reads with ``http.public_read``) is not refused for want of a token."""
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            security = operation.get("security")
+            if security and {} not in security:
+                operation["responses"].setdefault("401", TOKEN_REFUSED)
+    return schema
+
+
 # --- the operators' pages: one sign-in with a token, then a session cookie ---
 
 def start_session(store: Store, token: str, now: float) -> tuple[str, float]:

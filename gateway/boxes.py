@@ -1,5 +1,6 @@
 """The edge boxes as the gateway hears them: each box's heartbeat on ``xl/v1/{box}/status`` checked, the latest kept
-(one row per box, ``storage.boxes``; this module is its one writer), and what the boxes page shows of it.
+(one row per box, ``storage.boxes``; this module is its one writer), what the boxes page shows of it, and an admin's
+removal of a box (``remove``: a retired one, listed as silent until then; a status message from it lists it again).
 
 A box publishes its status every ``heartbeat_s`` (QoS 0, retained: edge/box.py ``status``), ``{"box": ...,
 "state": "offline"}`` when it stops, and its broker the same as its last will (QoS 1) when its connection dies.
@@ -53,6 +54,7 @@ NOTED_MAX = 1_000  # boxes whose last note is remembered (topics name them: the 
 # broker does not)
 TEXT_CHARS = 300
 READERS = frozenset({Role.ADMIN, Role.OPERATOR})  # who sees the boxes (page and API), as the dead letters
+REMOVERS = frozenset({Role.ADMIN})  # who removes a box from them (page and API): ``remove``
 
 
 def _plain(text: str) -> str:
@@ -314,3 +316,24 @@ def listed(store: Store, now: float) -> list[dict]:
         rows = [dict(r._mapping) for r in db.execute(select(boxes))]
     views = [view(r, now) for r in rows]
     return sorted(views, key=lambda v: (not troubled(v), v["box"]))
+
+
+def kept(store: Store, box: str, now: float) -> dict | None:
+    """The box ``box`` viewed at ``now``, or None if none is kept."""
+    with store.engine.connect() as db:
+        row = db.execute(select(boxes).where(boxes.c.box == box)).first()
+    return view(dict(row._mapping), now) if row else None
+
+
+def remove(store: Store, box: str, by: str) -> bool:
+    """Remove ``box`` from the boxes kept (a retired box, else listed as silent for good), saying in the log who did
+    (``by``, as the case log names people); False if none is kept. Nothing bans it: a status message from it again
+    (a heartbeat, its stop, its last will) makes its row again, and its heartbeats are taken as before."""
+    with store.begin() as db:
+        row = db.execute(select(boxes.c.heard_at, boxes.c.state).where(boxes.c.box == box)).first()
+        if row is None or db.execute(boxes.delete().where(boxes.c.box == box)).rowcount == 0:
+            return False
+    heard = wire.iso(row.heard_at) if row.heard_at is not None else "never"
+    log.info("box %r removed from the boxes by %s (it was %s, last heartbeat %s); a status message from it lists it "
+             "again", box, by, row.state, heard)
+    return True

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 
 import yaml
@@ -60,15 +59,14 @@ def split(incident_id: str) -> str:
 
 
 def _name(case_id: int, incident_id: str) -> str:
-    """An incident's image and label file name: its case, its id as a file name may show it (``:``
-    made ``_``, cut at 80), and the first 12 hex digits of the id's SHA-256, so that ids differing only
-    where the name cannot show it are two files, named alike at every export.
+    """An incident's image and label file name: its case and its id as a file name may show it
+    (``wire.incident_file_name``), so that ids differing only where the name cannot show it are two
+    files, named alike at every export.
 
     >>> _name(3, "gate:0001"), _name(3, "gate_0001")
     ('case3-gate_0001-0ec88718eb3b', 'case3-gate_0001-65fad5faab35')
     """
-    shown = re.sub(r"[^A-Za-z0-9._-]", "_", incident_id)[:80]
-    return f"case{case_id}-{shown}-{hashlib.sha256(incident_id.encode()).hexdigest()[:12]}"
+    return f"case{case_id}-{wire.incident_file_name(incident_id)}"
 
 
 def _starts(store: Store, case_ids: list[int]) -> dict[int, list[dict]]:

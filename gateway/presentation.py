@@ -43,6 +43,7 @@ Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="cases skipped: the l
 Limit = Annotated[int, Query(ge=1, le=1000, description="cases a list page shows")]
 Which = Annotated[str, Query(pattern="^(start|end)$", description="start: when it was found; end: the camera's re-check")]
 Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
+BoxId = Annotated[str, Path(pattern=f"^{wire.IDENT.pattern}$", description="the box's id")]
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)  # reports cover this century
 
 # --- Chinese for people: every state, action (the log-only ones too), role and end reason ---

@@ -24,8 +24,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
 
-from gateway.auth import (SESSION_COOKIE, Principal, check_same_origin, count_found, find_cases, hash_token, may_see,
-                          page_reader, scope, session_principal, start_session, visible_case)
+from gateway.auth import (PUBLIC, SESSION_COOKIE, Principal, check_same_origin, count_found, find_cases, hash_token,
+                          may_see, page_reader, scope, session_principal, start_session, visible_case)
 from gateway.cases import is_overdue
 from gateway import boxes, gridmap
 from gateway.config import Tables
@@ -388,8 +388,9 @@ def reports_page(request: Request, date: Filter = None, principal: Principal = D
                 f"{ranking}</table>", principal)
 
 
-def box_row(v: dict, now: float) -> str:
-    """One box of ``/ui/boxes`` (``boxes.view``), as people read it."""
+def box_row(v: dict, now: float, removable: bool = False) -> str:
+    """One box of ``/ui/boxes`` (``boxes.view``), as people read it; ``removable``: with its remove button, which
+    asks first (``/ui/boxes/{box}/remove``, the workbench's)."""
     state = esc(BOX_STATE_NAMES.get(v["state"], v["state"]))
     if v["state"] != "online":
         state = f"<span class=flag>{state}</span>"
@@ -428,8 +429,15 @@ def box_row(v: dict, now: float) -> str:
             clock = f"<span class=flag>{clock}, 超过 {esc(span_text(wire.MAX_CLOCK_SKEW_S))}</span>"
         if v["clock_corrected"]:
             clock += " · 已改用网关时间"
+    remove = (f"<td><form method=get action='/ui/boxes/{esc(v['box'])}/remove' class=remove>"
+              f"<button id='remove-{esc(v['box'])}'>移除</button></form></td>") if removable else ""
     return (f"<tr data-box='{esc(v['box'])}'><td>{esc(v['box'])}</td><td>{state}</td><td>{heard}</td>"
-            f"<td>{cameras}</td><td>{outbox}</td><td>{clock}</td></tr>")
+            f"<td>{cameras}</td><td>{outbox}</td><td>{clock}</td>{remove}</tr>")
+
+
+def removes_boxes(who: Principal) -> bool:
+    """Whether ``who`` may remove a box (``boxes.REMOVERS``): a signed-in admin, never public reading."""
+    return who is not PUBLIC and who.role in boxes.REMOVERS
 
 
 def box_views(request: Request, principal: Principal = Depends(page_reader)) -> tuple[float, list[dict]]:
@@ -441,25 +449,42 @@ def box_views(request: Request, principal: Principal = Depends(page_reader)) -> 
     return now, boxes.listed(request.app.state.store, now)
 
 
-def boxes_listing(shown: tuple[float, list[dict]] = Depends(box_views)) -> str:
-    """What ``/ui/boxes`` shows of the boxes (its table), the troubled first; its live fingerprint is made of the
-    same, so the page follows a heartbeat, a box turning silent and one coming back without a reload."""
+def boxes_listing(shown: tuple[float, list[dict]] = Depends(box_views),
+                  principal: Principal = Depends(page_reader)) -> str:
+    """What ``/ui/boxes`` shows of the boxes (its table), the troubled first, with a remove button each for an
+    admin; its live fingerprint is made of the same, so the page follows a heartbeat, a box turning silent, one
+    coming back and one removed without a reload."""
     now, views = shown
-    rows = "".join(box_row(v, now) for v in views) or "<tr><td colspan=6>尚未收到任何边缘盒子的心跳。</td></tr>"
+    removable = removes_boxes(principal)
+    rows = "".join(box_row(v, now, removable) for v in views) or (
+        f"<tr><td colspan={7 if removable else 6}>尚未收到任何边缘盒子的心跳。</td></tr>")
     return ("<table id=boxes><tr><th>盒子</th><th>状态</th><th>最后心跳</th><th>摄像机 (在线/总数)</th>"
-            "<th>待发消息</th><th>时钟偏差</th></tr>" + rows + "</table>")
+            f"<th>待发消息</th><th>时钟偏差</th>{'<th>移除</th>' if removable else ''}</tr>" + rows + "</table>")
+
+
+def removal_outcome(request: Request) -> str:
+    """What the last removal did, from the redirect's query (``removed=`` or ``missing=``, a box's id)."""
+    q = request.query_params
+    if q.get("removed"):
+        return (f"<p id=outcome class=done>已移除边缘盒子 {esc(q['removed'][:64])}。"
+                "它若再发来心跳, 将重新列出。</p>")
+    if q.get("missing"):
+        return (f"<p id=outcome class=failed>未能移除: 列表中没有边缘盒子 {esc(q['missing'][:64])} "
+                "(可能刚被他人移除)。</p>")
+    return ""
 
 
 @web_router.get("/boxes", response_class=HTMLResponse)
-def boxes_page(listing: str = Depends(boxes_listing), shown: tuple[float, list[dict]] = Depends(box_views),
-               principal: Principal = Depends(page_reader)):
+def boxes_page(request: Request, listing: str = Depends(boxes_listing),
+               shown: tuple[float, list[dict]] = Depends(box_views), principal: Principal = Depends(page_reader)):
     """The edge boxes as their latest heartbeats tell them (``gateway.boxes``), the troubled first: when each was
     last heard (silent after 3 of its heartbeat intervals), its cameras up and those down, its outbox, its clock
-    against the gateways'; with the gateway's own time. For operators and admins (as the dead letters)."""
+    against the gateways'; with the gateway's own time. For operators and admins (as the dead letters); an admin
+    removes a retired box (``removes_boxes``)."""
     now, views = shown
     head = (f"<p id=gateway-time>网关时间 {esc(local_time(now, seconds=True))} · 盒子 {len(views)} 台 · "
             f"失联 {sum(v['silent'] for v in views)} 台 · 时钟偏差超过 {esc(span_text(wire.MAX_CLOCK_SKEW_S))} "
             f"{sum(v['clock_off'] for v in views)} 台</p><p>超过 {boxes.SILENT_AFTER} 个心跳周期没有收到心跳的盒子为失联; "
             "时钟偏差以网关时间为准: 盒子时钟快于网关超过 "
             f"{esc(span_text(wire.MAX_CLOCK_SKEW_S))}, 其事件暂缓受理, 直至盒子改用网关时间。</p>")
-    return page("边缘盒子", head + listing, principal, live=True)
+    return page("边缘盒子", removal_outcome(request) + head + listing, principal, live=True)

@@ -2,8 +2,8 @@
 the actions the state machine allows this principal now, each a form applied through
 ``actions.act`` (the API's own code); for operators on a machine-made case, the verdict form and
 the case's suppression with its lift button (``verdicts.judge`` and ``verdicts.lift``, as the
-API's routes); a department's queue (吹哨报到) with its on-site photo; and the live case list's
-script and the cheap endpoint it polls.
+API's routes); a department's queue (吹哨报到) with its on-site photo; an admin's removal of an
+edge box, asked first; and the live case list's script and the cheap endpoint it polls.
 
 Every form that changes a case carries the session's CSRF token (``auth.csrf_token``) and is
 refused with 403 without it. After an action the page goes back to the case (303), saying in
@@ -24,17 +24,17 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from gateway import actions, storage, verdicts
+from gateway import actions, boxes, storage, verdicts
 from gateway.auth import (CSRF_FIELD, PUBLIC, Principal, check_csrf, count_found, csrf_token, find_cases, may_see,
                           page_reader, scope)
 from gateway.config import Tables
 from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
-from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, CaseId,
-                                  Filter, Limit, Offset, actor_text, duration_text, evidence_url, local_time, note_text,
-                                  photo_url)
+from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, BoxId,
+                                  CaseId, Filter, Limit, Offset, actor_text, duration_text, evidence_url, local_time,
+                                  note_text, photo_url)
 from gateway.security import read_capped
 from gateway.web import (PAGE_ROWS, PageRoute, boxes_listing, case_rows, cases_listing, esc, figure, grid_text,
-                         overdue_listing, page, pager, visible)
+                         overdue_listing, page, pager, removes_boxes, visible)
 from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError
 
 workbench_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
@@ -406,6 +406,48 @@ def queue_page(request: Request, department: Filter = None, listing: str = Depen
                   "</select></label><button>查看</button></form>")
     title = f"{tables.department_name(chosen)} 待办" if chosen else "部门待办"
     return page(title, picker + listing, principal, live=True)
+
+
+# --- removing a box (admins): a retired box, listed as silent until then ---
+
+def removing(principal: Principal) -> Principal:
+    """Only a signed-in admin removes a box (``web.removes_boxes``)."""
+    if not removes_boxes(principal):
+        raise HTTPException(403, "only admins remove a box")
+    return principal
+
+
+def boxes_back(**query: str) -> RedirectResponse:
+    return RedirectResponse(f"/ui/boxes?{urlencode(query)}", 303)
+
+
+@workbench_router.get("/boxes/{box}/remove", response_class=HTMLResponse)
+def remove_box_page(box: BoxId, request: Request, principal: Principal = Depends(page_reader)):
+    """What removing ``box`` means, and the button that does it: the boxes page's remove button asks here first
+    (a page, not a script's dialog: the CSP runs no inline script, and it asks without scripts too)."""
+    removing(principal)
+    found = boxes.kept(request.app.state.store, box, time.time())
+    if found is None:
+        return boxes_back(missing=box)
+    heard = (f"最后心跳 {local_time(found['heard_at'], seconds=True)}" if found["heard_at"] is not None
+             else "从未收到心跳")
+    return page("移除边缘盒子",
+                f"<p id=remove-what>确认从列表中移除边缘盒子 <strong>{esc(box)}</strong> ({esc(heard)})?</p>"
+                "<p>移除只删去网关记下的盒子状态, 不影响盒子本身和已有案件; 它若再发来心跳, 将重新列出。</p>"
+                f"<form method=post action='/ui/boxes/{esc(box)}/remove' id=remove-form>"
+                f"<input type=hidden name={CSRF_FIELD} value='{esc(csrf_token(request))}'>"
+                "<button id=remove-confirm>确认移除</button> <a href=/ui/boxes id=remove-cancel>取消</a></form>",
+                principal)
+
+
+@workbench_router.post("/boxes/{box}/remove")
+async def remove_box_in_page(box: BoxId, request: Request, principal: Principal = Depends(page_reader)):
+    """The confirmation's form: ``boxes.remove``, as the API's ``DELETE /boxes/{box}``; back to the boxes page,
+    saying what was done."""
+    who = removing(principal)
+    await read_form(request, "the remove form")
+    removed = await run_in_threadpool(boxes.remove, request.app.state.store, box, f"{who.role.value}:{who.name}")
+    return boxes_back(**{"removed" if removed else "missing": box})
 
 
 # --- the live case list ---

@@ -141,7 +141,8 @@ GET_PATHS = ["/cases", "/cases/{id}", "/cases/{id}/evidence.jpg", "/cases/{id}/i
              "/open311/v2/services.json", "/open311/v2/services.xml", "/dead-letters", "/health", "/ui/cases",
              "/ui/cases/{id}", "/ui/cases/{id}/incidents/{seg}/evidence.jpg", "/ui/cases/{id}/photos/{seg}.jpg",
              "/ui/queue", "/ui/live/cases", "/ui/live/overdue", "/ui/live/queue", "/ui/live.js",
-             "/ui/overdue", "/ui/map", "/ui/reports", "/ui/login", "/suppressions", "/boxes", "/ui/boxes", "/{seg}"]
+             "/ui/overdue", "/ui/map", "/ui/reports", "/ui/login", "/suppressions", "/boxes", "/ui/boxes", "/{seg}",
+             "/boxes/{seg}", "/ui/boxes/{seg}/remove"]
 
 
 json_values = st.recursive(st.one_of(st.none(), st.booleans(), numbers, st.floats(), any_text),

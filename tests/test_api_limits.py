@@ -11,6 +11,7 @@ import threading
 import time
 from contextlib import contextmanager
 
+import httpx
 import pytest
 import uvicorn
 import yaml
@@ -269,7 +270,7 @@ def test_openapi_json_says_what_each_route_takes_and_answers_as_the_routes_do(ci
     against the route itself: where the token is optional a request without one is not refused."""
     app, store, ingest, client, tokens = city
     values = {"case_id": "1", "incident_id": "x", "sha256": "0" * 64, "kind": "daily", "fmt": "json",
-              "request_id": "1", "suppression_id": "1"}
+              "request_id": "1", "suppression_id": "1", "box": "box-1"}
     for public_read in (False, True):
         anyone = TestClient(create_app(store, app.state.tables, public_read=public_read))
         described = anyone.get("/openapi.json").json()
@@ -293,6 +294,43 @@ def test_openapi_json_says_what_each_route_takes_and_answers_as_the_routes_do(ci
         assert "503" in described["paths"]["/health"]["get"]["responses"]
         assert all("503" in operation["responses"] for operations in described["paths"].values()
                    for operation in operations.values())  # every route answers 503 when the database does not
+
+
+
+def test_openapi_json_lists_401_where_a_token_is_needed_and_403_where_a_role_is_refused_as_a_served_gateway_answers(
+        city):
+    """/openapi.json described neither 401 nor 403: a client made from it had no word for a missing token or a
+    refused role. Over a real uvicorn, with and without ``http.public_read``, each operation lists 401 exactly where
+    a request without a token gets it, and 403 exactly where a department's or an operator's token does."""
+    app, store, ingest, client, tokens = city
+    values = {"case_id": "1", "incident_id": "x", "sha256": "0" * 64, "kind": "daily", "fmt": "json",
+              "request_id": "1", "suppression_id": "1", "box": "box-1"}
+    bodies = {"/cases/{case_id}/verdict": {"verdict": "correct"}, "/cases/{case_id}/actions": {"action": "acknowledge"}}
+    for public_read in (False, True):
+        with serving(create_app(store, app.state.tables, public_read=public_read)) as port, \
+                httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:
+            described = http.get("/openapi.json").json()
+            needing, refusing = set(), set()
+            for path, operations in described["paths"].items():
+                for method, operation in operations.items():
+                    url, body, listed = path.format(**values), bodies.get(path), operation["responses"]
+                    without = http.request(method, url, json=body).status_code
+                    assert ("401" in listed) == (without == 401), (public_read, method, path, without, listed)
+                    if without == 401:
+                        needing.add((method, path))
+                        assert listed["401"]["description"].startswith("no token, or one unknown, expired or revoked")
+                    roles = {http.request(method, url, json=body, headers=auth(tokens[who])).status_code
+                             for who in ("police", "op-s1")}
+                    assert ("403" in listed) == (403 in roles), (public_read, method, path, roles, listed)
+                    if 403 in roles:
+                        refusing.add((method, path))
+                        assert "'s token: " in listed["403"]["description"], listed["403"]
+            assert refusing == {("post", "/cases/{case_id}/verdict"), ("get", "/suppressions"),
+                                ("post", "/suppressions/{suppression_id}/lift"), ("get", "/dead-letters"),
+                                ("get", "/boxes"), ("delete", "/boxes/{box}")}, public_read
+            assert ("get", "/health") not in needing and ("get", "/open311/v2/services.{fmt}") not in needing
+            assert (("get", "/cases") in needing) != public_read  # a read is public with http.public_read
+            assert ("post", "/cases/{case_id}/actions") in needing  # acting needs a token all the same
 
 
 def test_no_response_with_a_picture_or_a_case_may_be_kept_by_a_browser_or_proxy(city):

@@ -1,6 +1,8 @@
 """`xueliang replay` on the real campus clip against its ground truth."""
 
+import hashlib
 import json
+import re
 import subprocess
 import sys
 from datetime import datetime
@@ -39,6 +41,12 @@ def test_replay_gives_exactly_the_ground_truth(edge_config_file, tmp_path):
             assert [e["seq"] for e in messages if e["incident_id"] == m["incident_id"]] == [1, 2]
     evidence = sorted((tmp_path / "ev").glob("*.jpg"))
     assert len(evidence) == 2 and all(p.read_bytes()[:2] == b"\xff\xd8" for p in evidence)
+    # named as any system takes a file name (the id's ':' before its box is refused on Windows), the box kept
+    def named(m: dict) -> str:  # the id, ':' made '_', a short hash of it, the message's seq
+        return f"{m['incident_id'].replace(':', '_')}-{hashlib.sha256(m['incident_id'].encode()).hexdigest()[:12]}"
+
+    assert sorted(p.name for p in evidence) == sorted(f"{named(m)}-{m['seq']}.jpg" for m in messages if m.get("evidence"))
+    assert all(re.fullmatch(r"[0-9a-f]{32}_test-box-[0-9a-f]{12}-[12]\.jpg", p.name) for p in evidence), evidence
     assert datetime.fromisoformat(messages[0]["observed_at"].replace("Z", "+00:00")).year == 2026
 
 

@@ -87,7 +87,7 @@ def _detect(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from edge.config import load_config
     from edge.replay import replay
-    from xueliang.wire import WireError, parse_time
+    from xueliang.wire import WireError, incident_file_name, parse_time
 
     config = load_config(args.config)
     out_dir = Path(args.evidence_dir) if args.evidence_dir else None
@@ -97,7 +97,8 @@ def _replay(args: argparse.Namespace) -> int:
         for out in replay(config, args.camera, args.video, parse_time(args.start)):
             print(json.dumps(out.message, ensure_ascii=False), flush=True)
             if out_dir and out.evidence:
-                (out_dir / f"{out.message['incident_id']}-{out.message['seq']}.jpg").write_bytes(out.evidence)
+                name = f"{incident_file_name(out.message['incident_id'])}-{out.message['seq']}.jpg"
+                (out_dir / name).write_bytes(out.evidence)
     except WireError as exc:  # a time the wire cannot carry: --start, or where the file's clock takes it
         print(f"error: --start {args.start}: {exc}", file=sys.stderr)
         return 2
@@ -192,7 +193,7 @@ def _dataset(args: argparse.Namespace) -> int:
     from gateway.dataset import export
     from gateway.deadlines import CITY_TZ
     from gateway.storage import Store
-    from xueliang.wire import WireError, parse_time
+    from xueliang.wire import WireError, incident_file_name, parse_time
 
     try:  # a day is the city's day (Beijing); a time is ISO 8601
         day = date.fromisoformat(args.since) if len(args.since) == 10 else None
@@ -251,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", required=True)
     p.add_argument("--camera", required=True)
     p.add_argument("--start", default="2026-01-01T00:00:00Z", help="ISO 8601 time of the first frame")
-    p.add_argument("--evidence-dir", help="also write evidence JPEGs here")
+    p.add_argument("--evidence-dir", help="also write evidence JPEGs here, each named by its incident id as a file "
+                   "name may show it (':' made '_', a short hash of the id) and its seq")
     p.set_defaults(func=_replay)
 
     p = sub.add_parser("edge", help="run an edge box")

@@ -173,6 +173,20 @@ def check_incident_owner(incident_id: str, box: str) -> None:
                         f"box {box!r} may not send it")
 
 
+def incident_file_name(incident_id: str) -> str:
+    """An incident's id as a file name may show it on any system (Windows refuses the ``:`` before an id's box, shells
+    and zip tools quote it): each character but ``A-Z a-z 0-9 . _ -`` made ``_`` (the box kept), cut at 80, and the
+    first 12 hex digits of the id's SHA-256, so ids that differ only where the name cannot show it are two names.
+
+    >>> incident_file_name(owned_incident_id("box-1", "3f2a9c" * 5 + "00"))
+    '3f2a9c3f2a9c3f2a9c3f2a9c3f2a9c00_box-1-f7e8ac3ab79f'
+    >>> incident_file_name("gate:0001"), incident_file_name("gate_0001")
+    ('gate_0001-0ec88718eb3b', 'gate_0001-65fad5faab35')
+    """
+    shown = re.sub(r"[^A-Za-z0-9._-]", "_", incident_id)[:80]
+    return f"{shown}-{hashlib.sha256(incident_id.encode()).hexdigest()[:12]}"
+
+
 def iso(t: float) -> str:
     """Seconds since the epoch as an ISO 8601 UTC string with milliseconds; WireError for a value
     no calendar can show (a row stored before times were checked)."""
