@@ -13,12 +13,13 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from edge.box import CameraReader, Metrics, Slots, box_now, status
 from edge.config import Broker as EdgeBroker
 from edge.config import Camera
 from edge.publisher import Outbox, Publisher
-from gateway import boxes
+from gateway import boxes, storage
 from gateway.api import create_app
 from gateway.auth import new_token
 from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, CameraStatus, Heartbeat, view
@@ -34,6 +35,7 @@ from xueliang.mqtt import make_client
 
 from .conftest import serve, wait_until
 from .test_gateway import NOW, TOPIC, payload
+from .test_two_gateways import at_once
 from .test_web import SHOTS, browser, main_text  # noqa: F401 (the fixture)
 from .test_workflow import database_url  # noqa: F401 (the fixture)
 
@@ -102,6 +104,32 @@ def test_a_boxs_heartbeats_are_kept_one_row_each_replaced_by_the_next_and_its_la
     will = json.dumps({"box": "box-3", "state": "offline"}).encode()
     assert ingest.handle(wire.status_topic("box-3"), will) == HEARTBEAT
     assert rows(store)["box-3"]["heard_at"] is None and rows(store)["box-3"]["silent"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_gateways_writing_the_same_boxes_in_opposite_orders_never_deadlock_and_keep_the_latest(
+        tmp_path, database_url, caplog):  # noqa: F811 (the fixture)
+    """Two gateways on one PostgreSQL take heartbeats from the shared subscription, each in batches of its own:
+    40 rounds, each gateway's batch released at once with the other's, of 15 of 20 boxes (10 in both), one in box
+    order and one in its reverse. A batch that deadlocked would be rolled back (and its heartbeats taken again one by
+    one); none is, and each box's row is its latest heartbeat."""
+    one, two = (Ingest(Store(database_url), TABLES, clock=time.time) for _ in range(2))
+    made = json.loads(heartbeat(tmp_path))  # as the edge makes it
+    names = [f"box-{i:02d}" for i in range(20)]
+    caplog.set_level(logging.INFO, logger="gateway.ingest")
+    rounds = 40
+    for r in range(rounds):
+        beats = [(wire.status_topic(b), json.dumps(dict(made, box=b, at=wire.iso(NOW + r))).encode()) for b in names]
+        first, second = beats[:15], list(reversed(beats[5:]))
+        done = at_once(lambda: one.handle_batch(first), lambda: two.handle_batch(second))
+        assert done == [[HEARTBEAT] * 15] * 2, (r, done)
+    assert [r.getMessage() for r in caplog.records if "rolled back" in r.getMessage()] == []
+    latest = {v["box"]: v for v in boxes.listed(one.store, NOW)}
+    with one.store.engine.connect() as db:
+        sent = dict(db.execute(select(storage.boxes.c.box, storage.boxes.c.sent_at)).all())
+    assert sent == {b: NOW + rounds - 1 for b in names}
+    assert set(latest) == set(names) and all(v["cameras_total"] == 2 for v in latest.values())
 
 
 def test_a_batch_rolled_back_takes_its_heartbeats_again_one_by_one(tmp_path, monkeypatch):
