@@ -608,7 +608,8 @@ def to_wire(out: Outgoing) -> list[tuple[str, bytes]]:
 def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: dict,
            suppressions: Suppressions | None = None, heartbeat_s: float = wire.HEARTBEAT_S) -> dict:
     """The heartbeat (``delivery``: Publisher.delivery()); per-camera ``max_gap_s`` starts again after each one.
-    ``heartbeat_s``: when the next one is due (a gateway takes the box for silent after three missed)."""
+    ``heartbeat_s``: when the next one is due (a gateway takes the box for silent after three missed). Each camera
+    says its grid (its config's): a gateway shows an operator the boxes with a camera in the operator's grids."""
     now = box_now()
     wall = time.time() - now  # box clock to wall clock
 
@@ -624,8 +625,9 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
         **delivery,
         **(suppressions or Suppressions()).status(),
         "queue_depth": slots.depth(),
-        "cameras": {cid: {"state": r.health.reported_state(now), "faults": r.health.faults, "analysed_fps": r.health.fps(now),
-                          "analysed": r.health.analysed, "detector_passes": r.health.detector_passes,
+        "cameras": {cid: {"grid": r.camera.grid, "state": r.health.reported_state(now), "faults": r.health.faults,
+                          "analysed_fps": r.health.fps(now), "analysed": r.health.analysed,
+                          "detector_passes": r.health.detector_passes,
                           "decode_ms": r.health.decode_ms, "inference_ms": r.health.infer_ms,
                           "max_gap_s": round(r.health.max_gap_s, 2),
                           "view_shift_pct": [round(100 * v, 1) for v in r.health.view_shift],

@@ -385,6 +385,7 @@ def list_dead_letters(store: Store = Depends(get_store), tables: Tables = Depend
 
 class BoxCamera(BaseModel):
     camera: str
+    grid: str | None = Field(title="its grid, as its box's config names it; none: a box older than this")
     state: str = Field(title="connecting, online, reconnecting or offline")
     faults: list[str] = Field(title="picture faults it reports: frozen, blocked, moved, shifted, offline")
     max_gap_s: float = Field(title="longest wait between two analysed frames before the heartbeat")
@@ -398,7 +399,9 @@ class BoxView(BaseModel):
     heard_at: str | None = Field(title="when its latest heartbeat came, the gateway's clock; none: never")
     heartbeat_s: float = Field(title="its heartbeat interval")
     silent: bool = Field(title=f"no heartbeat for more than {boxes.SILENT_AFTER} of its intervals")
-    cameras: list[BoxCamera]
+    grids: list[str] = Field(title="its cameras' grids (an operator's: of its cameras in the operator's grids); none: "
+                                   "its heartbeat names none (a box older than this: listed to admins alone)")
+    cameras: list[BoxCamera] = Field(title="its cameras (an operator's: those in the operator's grids)")
     cameras_up: int
     cameras_total: int
     outbox_pending: int | None = Field(title="messages in its outbox, awaiting a gateway's acknowledgement")
@@ -427,14 +430,16 @@ boxes_router = APIRouter(prefix="/boxes", tags=["boxes"],
 
 
 @boxes_router.get("", response_model=BoxesView)
-def list_boxes(store: Store = Depends(get_store), who: Principal = Depends(reader)):
-    """Each edge box as its latest heartbeat tells it (``/ui/boxes`` shows the same); for operators and admins."""
+def list_boxes(store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
+               who: Principal = Depends(reader)):
+    """Each edge box as its latest heartbeat tells it (``/ui/boxes`` shows the same); for operators and admins. An
+    operator gets the boxes with a camera in its grid subtree, and of each those cameras alone; an admin all."""
     if who.role not in boxes.READERS:
         raise HTTPException(403, "the boxes are for operators and admins")
     now = time.time()
     return {"now": wire.iso(now), "clock_limit_s": wire.MAX_CLOCK_SKEW_S,
             "boxes": [dict(v, heard_at=iso(v["heard_at"]), refused_at=iso(v["refused_at"]))
-                      for v in boxes.listed(store, now)]}
+                      for v in boxes.listed(store, now, scope(who, tables).get("grids"))]}
 
 
 @boxes_router.delete("/{box}", status_code=204, response_class=Response, responses={

@@ -1,6 +1,8 @@
 """The edge boxes as the gateway hears them: each box's heartbeat on ``xl/v1/{box}/status`` checked, the latest kept
 (one row per box, ``storage.boxes``; this module is its one writer), what the boxes page shows of it, and an admin's
 removal of a box (``remove``: a retired one, listed as silent until then; a status message from it lists it again).
+An operator sees the boxes with a camera in its grid subtree, and of them those cameras alone (``listed``); a box
+whose heartbeat names no camera's grid (a release older than the cameras' ``grid``) only an admin sees.
 
 A box publishes its status every ``heartbeat_s`` (QoS 0, retained: edge/box.py ``status``), ``{"box": ...,
 "state": "offline"}`` when it stops, and its broker the same as its last will (QoS 1) when its connection dies.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
@@ -75,6 +78,7 @@ def _real_time(text: str) -> str:
 
 
 Ident = Annotated[str, Field(pattern=f"^{wire.IDENT.pattern}$")]
+Grid = Annotated[str, Field(pattern=wire.GRID_PATTERN)]
 Word = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 Count = Annotated[int, Field(ge=0, le=10**15)]
 Seconds = Annotated[float, Field(ge=0, le=1e10)]
@@ -89,6 +93,7 @@ class Checked(BaseModel):
 
 
 class CameraStatus(Checked):
+    grid: Grid | None = Field(None, title="its grid, as its config names it (none from a box older than this)")
     state: Word = Field(title="connecting, online, reconnecting or offline")
     faults: list[Word] = Field(default_factory=list, max_length=MAX_FAULTS, title="frozen, blocked, moved, ...")
     max_gap_s: Seconds = Field(0.0, title="longest wait between two analysed frames since the last heartbeat")
@@ -258,15 +263,17 @@ def stored(text: str | None) -> Heartbeat | None:
         return None
 
 
-def view(row: dict, now: float) -> dict:
+def view(row: dict, now: float, grids: Collection[str] | None = None) -> dict:
     """A box as the page and the API show it at ``now`` (times in seconds since the epoch): ``silent`` when no
-    heartbeat came for more than ``SILENT_AFTER`` of its intervals, its cameras, outbox and clock. The clock's
-    offset is the box's own measure (``clock_offset_s``); before it has one, the gateway's, from the heartbeat's
-    time against its arrival. ``clock_off``: further off than the gateway accepts an incident's times
+    heartbeat came for more than ``SILENT_AFTER`` of its intervals, its cameras (those in ``grids`` alone, an
+    operator's; None: all) and their grids (none known: a box older than the cameras' grid), outbox and clock.
+    The clock's offset is the box's own measure (``clock_offset_s``); before it has one, the gateway's, from the
+    heartbeat's time against its arrival. ``clock_off``: further off than the gateway accepts an incident's times
     (``wire.MAX_CLOCK_SKEW_S``). ``refused_*``: its heartbeats refused since the last it took.
 
     >>> beat = Heartbeat(box="b", state="online", at="2026-01-01T00:00:00Z", heartbeat_s=10.0,
-    ...                  cameras={"gate": CameraStatus(state="online"), "yard": CameraStatus(state="offline")})
+    ...                  cameras={"gate": CameraStatus(grid="G-1", state="online"),
+    ...                           "yard": CameraStatus(grid="G-2", state="offline")})
     >>> row = {"box": "b", "state": "online", "heard_at": 1767225900.0, "sent_at": 1767225600.0,
     ...        "heartbeat": beat.model_dump_json(), "refused_at": None, "refused_reason": None}
     >>> v = view(row, now=1767225920.0)
@@ -274,6 +281,9 @@ def view(row: dict, now: float) -> dict:
     (False, 1, 2, 300.0, 'gateway', False)
     >>> view(row, now=1767225931.0)["silent"]
     True
+    >>> v = view(row, now=1767225920.0, grids={"G-2"})
+    >>> v["grids"], v["cameras_up"], v["cameras_total"]
+    (['G-2'], 0, 1)
     """
     beat = stored(row["heartbeat"])
     heartbeat_s = beat.heartbeat_s if beat else wire.HEARTBEAT_S
@@ -283,12 +293,14 @@ def view(row: dict, now: float) -> dict:
         offset, by = beat.clock_offset_s, "box"
     elif heard is not None and row["sent_at"] is not None:
         offset, by = round(heard - row["sent_at"], 1), "gateway"
-    cameras = [{"camera": cid, "state": c.state, "faults": list(c.faults), "max_gap_s": c.max_gap_s,
+    cameras = [{"camera": cid, "grid": c.grid, "state": c.state, "faults": list(c.faults), "max_gap_s": c.max_gap_s,
                 "last_error": c.last_error, "last_error_at": c.last_error_at}
-               for cid, c in sorted((beat.cameras or {}).items() if beat else [])]
+               for cid, c in sorted((beat.cameras or {}).items() if beat else [])
+               if grids is None or c.grid in grids]
     refused = row["refused_at"] is not None and (heard is None or row["refused_at"] > heard)
     return {"box": row["box"], "state": row["state"], "heard_at": heard, "heartbeat_s": heartbeat_s,
             "silent": heard is None or now - heard > SILENT_AFTER * heartbeat_s,
+            "grids": sorted({c["grid"] for c in cameras if c["grid"] is not None}),
             "cameras": cameras, "cameras_total": len(cameras),
             "cameras_up": sum(1 for c in cameras if c["state"] == "online"),
             "outbox_pending": beat.outbox_pending if beat else None,
@@ -310,11 +322,14 @@ def troubled(v: dict) -> bool:
                 or v["outbox_write_error"] or v["refused_at"])
 
 
-def listed(store: Store, now: float) -> list[dict]:
-    """Every box kept, viewed at ``now``: the troubled ones first, each part by box id."""
+def listed(store: Store, now: float, grids: Collection[str] | None = None) -> list[dict]:
+    """The boxes kept, viewed at ``now``: every one (``grids`` None: an admin's), or those with a camera in
+    ``grids`` (an operator's subtree, ``auth.scope``), each with those cameras alone; the troubled ones first, each
+    part by box id. A box whose heartbeat names no grid (older software, or none heard) is in no operator's."""
     with store.engine.connect() as db:
         rows = [dict(r._mapping) for r in db.execute(select(boxes))]
-    views = [view(r, now) for r in rows]
+    among = None if grids is None else frozenset(grids)
+    views = [v for v in (view(r, now, among) for r in rows) if among is None or v["cameras"]]
     return sorted(views, key=lambda v: (not troubled(v), v["box"]))
 
 

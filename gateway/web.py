@@ -34,7 +34,7 @@ from gateway.presentation import (BOX_STATE_NAMES, CAMERA_STATE_NAMES, FAULT_NAM
                                   local_time, period, photo_response, span_text)
 from gateway.reports import summary
 from gateway.security import DATABASE_RETRY_S, database_down, read_capped
-from gateway.workflow import CaseState
+from gateway.workflow import CaseState, Role
 from xueliang import wire
 
 log = logging.getLogger(__name__)
@@ -388,9 +388,20 @@ def reports_page(request: Request, date: Filter = None, principal: Principal = D
                 f"{ranking}</table>", principal)
 
 
-def box_row(v: dict, now: float, removable: bool = False) -> str:
-    """One box of ``/ui/boxes`` (``boxes.view``), as people read it; ``removable``: with its remove button, which
-    asks first (``/ui/boxes/{box}/remove``, the workbench's)."""
+def box_grids(v: dict, tables: Tables) -> str:
+    """Under a box's id: its cameras' grids, or that they are unknown (a box older than the cameras' grid in its
+    heartbeat, or none heard), which only admins see (``boxes.listed``)."""
+    if v["grids"]:
+        return "网格: " + esc("、".join(grid_text(tables, g) for g in v["grids"]))
+    if v["cameras_total"]:
+        return ("<span class=flag>网格未知</span>: 心跳未注明摄像机所在网格 (盒子软件较旧, 升级后按网格列给各网格的操作员); "
+                "现仅管理员可见")
+    return "<span class=flag>网格未知</span>: 心跳中没有摄像机; 仅管理员可见"
+
+
+def box_row(v: dict, now: float, tables: Tables, removable: bool = False) -> str:
+    """One box of ``/ui/boxes`` (``boxes.view``), as people read it, its grids under its id; ``removable``: with its
+    remove button, which asks first (``/ui/boxes/{box}/remove``, the workbench's)."""
     state = esc(BOX_STATE_NAMES.get(v["state"], v["state"]))
     if v["state"] != "online":
         state = f"<span class=flag>{state}</span>"
@@ -431,7 +442,8 @@ def box_row(v: dict, now: float, removable: bool = False) -> str:
             clock += " · 已改用网关时间"
     remove = (f"<td><form method=get action='/ui/boxes/{esc(v['box'])}/remove' class=remove>"
               f"<button id='remove-{esc(v['box'])}'>移除</button></form></td>") if removable else ""
-    return (f"<tr data-box='{esc(v['box'])}'><td>{esc(v['box'])}</td><td>{state}</td><td>{heard}</td>"
+    return (f"<tr data-box='{esc(v['box'])}'><td>{esc(v['box'])}<br><small>{box_grids(v, tables)}</small></td>"
+            f"<td>{state}</td><td>{heard}</td>"
             f"<td>{cameras}</td><td>{outbox}</td><td>{clock}</td>{remove}</tr>")
 
 
@@ -441,23 +453,26 @@ def removes_boxes(who: Principal) -> bool:
 
 
 def box_views(request: Request, principal: Principal = Depends(page_reader)) -> tuple[float, list[dict]]:
-    """The gateway's time and the boxes as ``boxes.listed`` gives them then, read once a request (FastAPI keeps a
-    dependency's answer for the request: the page's table and its head share it)."""
+    """The gateway's time and the boxes as ``boxes.listed`` gives them then to ``principal`` (an operator those with
+    a camera in its grid subtree, an admin all), read once a request (FastAPI keeps a dependency's answer for the
+    request: the page's table and its head share it, and the live fingerprint is scoped as the page)."""
     if principal.role not in boxes.READERS:
         raise HTTPException(403, "the boxes page is for operators and admins")
     now = time.time()
-    return now, boxes.listed(request.app.state.store, now)
+    return now, boxes.listed(request.app.state.store, now, scope(principal, request.app.state.tables).get("grids"))
 
 
-def boxes_listing(shown: tuple[float, list[dict]] = Depends(box_views),
+def boxes_listing(request: Request, shown: tuple[float, list[dict]] = Depends(box_views),
                   principal: Principal = Depends(page_reader)) -> str:
     """What ``/ui/boxes`` shows of the boxes (its table), the troubled first, with a remove button each for an
     admin; its live fingerprint is made of the same, so the page follows a heartbeat, a box turning silent, one
     coming back and one removed without a reload."""
     now, views = shown
     removable = removes_boxes(principal)
-    rows = "".join(box_row(v, now, removable) for v in views) or (
-        f"<tr><td colspan={7 if removable else 6}>尚未收到任何边缘盒子的心跳。</td></tr>")
+    none = (f"网格 {esc(grid_text(request.app.state.tables, principal.grid))} 及其下级网格内尚无边缘盒子的摄像机。"
+            if principal.role == Role.OPERATOR else "尚未收到任何边缘盒子的心跳。")
+    rows = "".join(box_row(v, now, request.app.state.tables, removable) for v in views) or (
+        f"<tr><td colspan={7 if removable else 6}>{none}</td></tr>")
     return ("<table id=boxes><tr><th>盒子</th><th>状态</th><th>最后心跳</th><th>摄像机 (在线/总数)</th>"
             f"<th>待发消息</th><th>时钟偏差</th>{'<th>移除</th>' if removable else ''}</tr>" + rows + "</table>")
 
@@ -487,4 +502,7 @@ def boxes_page(request: Request, listing: str = Depends(boxes_listing),
             f"{sum(v['clock_off'] for v in views)} 台</p><p>超过 {boxes.SILENT_AFTER} 个心跳周期没有收到心跳的盒子为失联; "
             "时钟偏差以网关时间为准: 盒子时钟快于网关超过 "
             f"{esc(span_text(wire.MAX_CLOCK_SKEW_S))}, 其事件暂缓受理, 直至盒子改用网关时间。</p>")
+    if principal.role == Role.OPERATOR:
+        head += (f"<p id=box-scope>只列出有摄像机在网格 {esc(grid_text(request.app.state.tables, principal.grid))} "
+                 "及其下级网格内的盒子, 摄像机也只列出这些; 心跳未注明网格的盒子 (软件较旧) 只列给管理员。</p>")
     return page("边缘盒子", removal_outcome(request) + head + listing, principal, live=True)
