@@ -175,6 +175,51 @@ def write_once(pipe) -> None:
         pass
 
 
+def write_frames(pipe, frames: int, picture: str = "testsrc=size=160x120:rate=10") -> subprocess.Popen:
+    """The system ffmpeg writing ``frames`` frames of ``picture`` into ``pipe`` in real time (10 a second), as
+    H.264 in MPEG-TS, each packet as soon as it is made; its open waits for a reader."""
+    return subprocess.Popen(["ffmpeg", "-loglevel", "error", "-y", "-re", "-f", "lavfi", "-i", picture,
+                             "-frames:v", str(frames), "-c:v", "libx264", "-preset", "ultrafast", "-tune",
+                             "zerolatency", "-g", "10", "-flush_packets", "1", "-f", "mpegts", str(pipe)])
+
+
+def test_a_pipe_is_read_whole_when_its_writer_comes_late_and_pauses(tmp_path):
+    """A pipe's open waits in the kernel for its writer and its reads for the writer's bytes, where PyAV's
+    timeouts never reach: they fired at the first read once the writer was there (the open failed, "Immediate
+    exit requested", and the writer died of a broken pipe) or had paused a while (the read failed mid-stream)."""
+    import os
+    import signal
+
+    from edge.source import open_frames
+
+    pipe = tmp_path / "camera.ts"
+    os.mkfifo(pipe)
+    got, errors = [], []
+
+    def read():
+        try:
+            got.extend(t for t, _ in open_frames(str(pipe), 0.1, 0.1, interval_s=0.01, sampling="rate"))
+        except Exception as exc:
+            errors.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.5)  # five times its open_timeout_s
+    # a noise picture: each packet a few hundred kB, more than the pipe holds, so a read takes several
+    writer = write_frames(pipe, 30, "nullsrc=size=640x360:rate=10,geq=random(1)*255:128:128")
+    try:
+        wait_until(lambda: len(got) >= 5 or errors or writer.poll() is not None, 20, message="the first frames")
+        writer.send_signal(signal.SIGSTOP)
+        time.sleep(1.0)  # ten times its read_timeout_s
+        writer.send_signal(signal.SIGCONT)
+        assert writer.wait(20) == 0
+        reader.join(10)
+    finally:
+        writer.kill()
+        write_once(pipe)
+    assert not errors and len(got) == 30, (errors, len(got))
+
+
 def reading_threads(camera_id: str) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith(f"camera-{camera_id}-")]
 
