@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 CAMERA_LOST_AFTER_S = 60.0  # then its open incidents end with camera_lost and an offline fault opens
 MAX_ABANDONED_READS = 2  # a camera's hung reads left to end on their own, at most; a pipe's none (CameraReader.replace)
 BACKOFF_CAP_S = 1.5  # the longest wait before a camera is tried again, less its jitter (backoff)
+# a camera's try is taken for hung only this share and these seconds past its bound (hang_limit): on a very busy box
+# the steps of a slow open that fails run past their timeouts a little (a thread waits for the CPU between them)
+HANG_MARGIN, HANG_MARGIN_S = 0.1, 2.0
 OFFLINE_AFTER_S = 8.0  # no frame for this long: the camera is reported offline
 # or for this many of its analysis intervals, where longer: a camera analysed once a minute (analysis_interval_s 60)
 # gives its reader a frame a minute, and was reported offline between two, and lost and read afresh at each
@@ -660,16 +663,18 @@ def hang_limit(camera: Camera) -> float:
     """How long a camera's reader may go without a frame and without trying the camera again before its read is
     taken for hung: ``CAMERA_LOST_AFTER_S``, or longer where one try of its own can take longer while each of its
     reads ends in its time: an open (PyAV bounds its set-up, then its probe of the streams, by ``open_timeout_s``
-    each), a first read that gets nothing (``read_timeout_s``), then the longest backoff; or where its reader gives
-    a frame only every ``analysis_interval_s``, ``MISSED_FRAMES`` of them.
+    each), a first read that gets nothing (``read_timeout_s``), then the longest backoff, and a margin for a busy
+    box (``HANG_MARGIN``: it had none, and a slow open run over its time was taken for hung); or where its reader
+    gives a frame only every ``analysis_interval_s``, ``MISSED_FRAMES`` of them.
 
     >>> hang_limit(Camera(id="c", url="rtsp://x", grid="G-1")), hang_limit(Camera(id="c", url="rtsp://x",
     ...                                                                           grid="G-1", open_timeout_s=60))
-    (60.0, 126.875)
+    (60.0, 141.5625)
     >>> hang_limit(Camera(id="c", url="rtsp://x", grid="G-1", analysis_interval_s=60))
     120.0
     """
-    return max(CAMERA_LOST_AFTER_S, 2 * camera.open_timeout_s + camera.read_timeout_s + 1.25 * BACKOFF_CAP_S,
+    a_try = 2 * camera.open_timeout_s + camera.read_timeout_s + 1.25 * BACKOFF_CAP_S
+    return max(CAMERA_LOST_AFTER_S, (1 + HANG_MARGIN) * a_try + HANG_MARGIN_S,
                MISSED_FRAMES * camera.analysis_interval_s)
 
 
@@ -689,11 +694,11 @@ def hung(healths: dict[str, CameraHealth], now: float, cameras: dict[str, Camera
     ['b', 'd']
 
     A camera given 60 s to open whose open began at 0, failed at 120 (set-up and probe), got nothing, and waits
-    out its backoff is not hung; past its try and backoff, it is:
+    out its backoff (to 127), later on a busy box, is not hung; past its try, its backoff and their margin, it is:
 
     >>> slow = {"slow": Camera(id="slow", url="rtsp://x", grid="G-1", open_timeout_s=60, read_timeout_s=5)}
     >>> opening = CameraHealth(tried_at=0.0, started_at=0.0)
-    >>> hung({"slow": opening}, now=126.0, cameras=slow), hung({"slow": opening}, now=127.0, cameras=slow)
+    >>> hung({"slow": opening}, now=141.0, cameras=slow), hung({"slow": opening}, now=142.0, cameras=slow)
     ([], ['slow'])
     """
     cameras = cameras or {}

@@ -235,8 +235,8 @@ def test_a_camera_whose_read_hangs_is_lost_then_read_again_when_its_picture_come
     analyser, readers, slots, stop = in_process_analyser(tmp_path, ["cam"], lambda real, i, s: real(i, s),
                                                          url=f"rtsp://127.0.0.1:{proxy.port}/campus-gate")
     reader = readers["cam"]
-    # its hang limit: a try of its own (3 s set-up, 3 s probe, 3 s read, the backoff) takes up to 10.9 s; it was
-    # 8 s, and a try on a wedged session (6 s, then the backoff) took it there now and then, and read it afresh
+    # its hang limit: a try of its own (3 s set-up, 3 s probe, 3 s read, the backoff) takes up to 10.9 s, 14 s with
+    # its margin; it was 8 s, and a try on a wedged session (6 s, then the backoff) took it there now and then
     limit = box.hang_limit(reader.camera)
     assert limit > box.CAMERA_LOST_AFTER_S
 
@@ -284,10 +284,11 @@ def test_a_camera_whose_slow_opens_keep_failing_is_hung_only_past_its_try_and_it
     stop.set()  # a reader read afresh ends at once: the box's decision alone is under test
     reader = box.CameraReader(config.cameras[0], slots, box.Metrics(), stop)
     now = box.box_now()
-    reader.health.started_at = reader.health.tried_at = now - 126.0  # 120 s open, 5 s read, in its backoff
+    # 120 s open, 5 s read, 1.9 s backoff: 127 s, within its margin (141.6 s)
+    reader.health.started_at = reader.health.tried_at = now - 141.0
     box.look_after({"slow": reader}, now)
     assert reader.generation == 0 and slots.depth() == 0
-    box.look_after({"slow": reader}, now + 1.0)  # past its longest backoff: its try hangs
+    box.look_after({"slow": reader}, now + 1.0)  # past its longest backoff and its margin: its try hangs
     assert reader.generation == 1 and isinstance(slots.take_all(0)["slow"][1], box.Lost)
 
 
