@@ -34,15 +34,18 @@ from edge.config import Camera, ConfigError, EdgeConfig, Rules, is_rtsp
 from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.publisher import Outbox, Publisher
-from edge.source import SourceError, open_camera, without_password
+from edge.source import SourceError, is_pipe, open_camera, without_password
 from edge.suppression import Suppressions
 from xueliang import wire
 
 log = logging.getLogger(__name__)
 
 CAMERA_LOST_AFTER_S = 60.0  # then its open incidents end with camera_lost and an offline fault opens
-MAX_ABANDONED_READS = 2  # a camera's hung reads left to end on their own, at most (CameraReader.replace)
+MAX_ABANDONED_READS = 2  # a camera's hung reads left to end on their own, at most; a pipe's none (CameraReader.replace)
 BACKOFF_CAP_S = 1.5  # the longest wait before a camera is tried again, less its jitter (backoff)
+# a camera's try is taken for hung only this share and these seconds past its bound (hang_limit): on a very busy box
+# the steps of a slow open that fails run past their timeouts a little (a thread waits for the CPU between them)
+HANG_MARGIN, HANG_MARGIN_S = 0.1, 2.0
 OFFLINE_AFTER_S = 8.0  # no frame for this long: the camera is reported offline
 # or for this many of its analysis intervals, where longer: a camera analysed once a minute (analysis_interval_s 60)
 # gives its reader a frame a minute, and was reported offline between two, and lost and read afresh at each
@@ -277,8 +280,9 @@ class CameraReader:
     such a read to end on its own and reads the camera afresh in a new thread, from then on with each read
     bounded (``bound_reads``): a camera that hung once pays that cost, and its RTSP reads cannot hang again. A
     generation number makes whatever the old thread gets later (a frame, an error) count for nothing, and it
-    ends there. A read the kernel holds (a pipe's) no interrupt reaches: at most ``MAX_ABANDONED_READS`` of a
-    camera's are left at a time; past that it waits for one of them to end.
+    ends there. A read the kernel holds no interrupt reaches: at most ``MAX_ABANDONED_READS`` of a camera's are
+    left at a time; past that it waits for one of them to end. A pipe's read is never left: it is the camera's
+    one read, and goes on when its writer writes.
     """
 
     def __init__(self, camera: Camera, slots: Slots, metrics: Metrics, stop: threading.Event, rules: Rules = Rules()):
@@ -302,35 +306,50 @@ class CameraReader:
                                         name=f"camera-{self.camera.id}-{self.generation}")
         self._thread.start()
 
-    def replace(self) -> bool:
-        """Leave the hung read and read the camera afresh; False (and nothing changed) where
-        ``MAX_ABANDONED_READS`` of this camera's are still hung."""
-        with self._lock:
-            self._abandoned = [t for t in self._abandoned if t.is_alive()]
-            if len(self._abandoned) >= MAX_ABANDONED_READS:
-                self.health.tried_at = box_now()  # asked again after its limit (hung)
-                log.warning("camera %s: its read hangs, and %d earlier hung read(s) have not ended; waiting for one",
-                            self.camera.id, len(self._abandoned))
-                return False
-            if self._thread is not None:
-                self._abandoned.append(self._thread)
-            self.generation += 1
-            self._bound_reads = True
+    def replace(self, now: float) -> bool:
+        """Its read hangs (``hung`` at ``now``): mark the camera lost (its incidents end camera_lost and an offline
+        fault opens, saying why), leave the hung read to end on its own and read the camera afresh in a new thread;
+        whether it is read afresh. Not a pipe (a FIFO): the kernel gives each byte written to it to one of its
+        readers, so a hung read left beside a fresh one took its share of the writer's bytes once the writer came
+        back (the fresh one got 59 of 117 frames, the picture torn); a pipe's one read goes on when its writer
+        writes (or ends, and its reader opens the pipe again). Nor while ``MAX_ABANDONED_READS`` of the camera's
+        reads are still hung: it waits for one of them to end."""
+        pipe = is_pipe(self.camera.url)
+        with self._lock:  # under the reader's lock: a frame its read gives now comes after the lost mark, or before it
             h = self.health
+            if not hung({self.camera.id: h}, now, {self.camera.id: self.camera}):
+                return False  # its read gave a frame, or it tried again, since it was found
+            error = self.hang_error(pipe)
+            self.slots.put(self.camera.id, now, Lost(error))
             self._lost_since = self._lost_since or h.last_frame_at or h.started_at
-            h.state, h.tried_at = "offline", box_now()
-            h.failed(self.hang_error(), box_now())
-            h.reconnects += 1
-            self.metrics.reconnects.labels(self.camera.id).inc()
+            h.state, h.tried_at = "offline", now  # taken for hung again only past its limit again
+            h.failed(error, now)
             self.metrics.online.labels(self.camera.id).set(0)
-        log.warning("camera %s: no frame for %.0f s and its read hangs; reading it afresh, each read bounded "
-                    "(%d hung read(s) left)", self.camera.id, hang_limit(self.camera), len(self._abandoned))
-        self.start()
-        return True
+            self._abandoned = [t for t in self._abandoned if t.is_alive()]
+            afresh = not pipe and len(self._abandoned) < MAX_ABANDONED_READS
+            if afresh:
+                if self._thread is not None:
+                    self._abandoned.append(self._thread)
+                self.generation += 1
+                self._bound_reads = True
+                h.reconnects += 1
+                self.metrics.reconnects.labels(self.camera.id).inc()
+        if afresh:
+            log.warning("camera %s: no frame for %.0f s and its read hangs; reading it afresh, each read bounded "
+                        "(%d hung read(s) left)", self.camera.id, hang_limit(self.camera), len(self._abandoned))
+            self.start()
+        elif pipe:
+            log.warning("camera %s: no frame for %.0f s, its pipe's read waits for a writer; it reads on when one "
+                        "writes (a second read of a pipe would take a share of its bytes)", self.camera.id,
+                        hang_limit(self.camera))
+        else:
+            log.warning("camera %s: its read hangs, and %d earlier hung read(s) have not ended; waiting for one",
+                        self.camera.id, len(self._abandoned))
+        return afresh
 
-    def hang_error(self) -> str:
+    def hang_error(self, pipe: bool) -> str:
         return without_password(f"{self.camera.url}: no frame for {hang_limit(self.camera):g} s, the read hangs; "
-                                "read afresh")
+                                + ("read on when the pipe's writer writes" if pipe else "read afresh"))
 
     def say_waiting(self, now: float) -> None:
         """Log once that the camera is offline with nothing said (``CameraHealth.waiting``): a pipe no one wrote to
@@ -644,16 +663,18 @@ def hang_limit(camera: Camera) -> float:
     """How long a camera's reader may go without a frame and without trying the camera again before its read is
     taken for hung: ``CAMERA_LOST_AFTER_S``, or longer where one try of its own can take longer while each of its
     reads ends in its time: an open (PyAV bounds its set-up, then its probe of the streams, by ``open_timeout_s``
-    each), a first read that gets nothing (``read_timeout_s``), then the longest backoff; or where its reader gives
-    a frame only every ``analysis_interval_s``, ``MISSED_FRAMES`` of them.
+    each), a first read that gets nothing (``read_timeout_s``), then the longest backoff, and a margin for a busy
+    box (``HANG_MARGIN``: it had none, and a slow open run over its time was taken for hung); or where its reader
+    gives a frame only every ``analysis_interval_s``, ``MISSED_FRAMES`` of them.
 
     >>> hang_limit(Camera(id="c", url="rtsp://x", grid="G-1")), hang_limit(Camera(id="c", url="rtsp://x",
     ...                                                                           grid="G-1", open_timeout_s=60))
-    (60.0, 126.875)
+    (60.0, 141.5625)
     >>> hang_limit(Camera(id="c", url="rtsp://x", grid="G-1", analysis_interval_s=60))
     120.0
     """
-    return max(CAMERA_LOST_AFTER_S, 2 * camera.open_timeout_s + camera.read_timeout_s + 1.25 * BACKOFF_CAP_S,
+    a_try = 2 * camera.open_timeout_s + camera.read_timeout_s + 1.25 * BACKOFF_CAP_S
+    return max(CAMERA_LOST_AFTER_S, (1 + HANG_MARGIN) * a_try + HANG_MARGIN_S,
                MISSED_FRAMES * camera.analysis_interval_s)
 
 
@@ -673,11 +694,11 @@ def hung(healths: dict[str, CameraHealth], now: float, cameras: dict[str, Camera
     ['b', 'd']
 
     A camera given 60 s to open whose open began at 0, failed at 120 (set-up and probe), got nothing, and waits
-    out its backoff is not hung; past its try and backoff, it is:
+    out its backoff (to 127), later on a busy box, is not hung; past its try, its backoff and their margin, it is:
 
     >>> slow = {"slow": Camera(id="slow", url="rtsp://x", grid="G-1", open_timeout_s=60, read_timeout_s=5)}
     >>> opening = CameraHealth(tried_at=0.0, started_at=0.0)
-    >>> hung({"slow": opening}, now=126.0, cameras=slow), hung({"slow": opening}, now=127.0, cameras=slow)
+    >>> hung({"slow": opening}, now=141.0, cameras=slow), hung({"slow": opening}, now=142.0, cameras=slow)
     ([], ['slow'])
     """
     cameras = cameras or {}
@@ -686,15 +707,14 @@ def hung(healths: dict[str, CameraHealth], now: float, cameras: dict[str, Camera
             > (hang_limit(cameras[cam_id]) if cam_id in cameras else CAMERA_LOST_AFTER_S)]
 
 
-def look_after(readers: dict[str, CameraReader], slots: Slots, now: float) -> None:
+def look_after(readers: dict[str, CameraReader], now: float) -> None:
     """Each hung camera is lost (its incidents end camera_lost and an offline fault opens, as on a failure) and
-    read afresh (``CameraReader.replace``), so it comes back when its source does."""
+    read afresh, or a pipe's read left to go on (``CameraReader.replace``), so it comes back when its source does."""
     for reader in readers.values():
         reader.say_waiting(now)
     for cam_id in hung({cid: r.health for cid, r in readers.items()}, now,
                        {cid: r.camera for cid, r in readers.items()}):
-        slots.put(cam_id, now, Lost(readers[cam_id].hang_error()))
-        readers[cam_id].replace()
+        readers[cam_id].replace(now)
 
 
 def open_outbox(config: EdgeConfig) -> Outbox:
@@ -750,7 +770,7 @@ def run_box(config: EdgeConfig) -> int:
         stop.wait(READER_START_GAP_S)
     while not stop.wait(config.heartbeat_s):
         now = box_now()
-        look_after(readers, slots, now)
+        look_after(readers, now)
         publisher.write_unwritten()  # what a full disk held back, once it has room
         delivery = publisher.delivery(time.time())
         for gauge, key in ((metrics.pending, "outbox_pending"), (metrics.unconfirmed, "outbox_unconfirmed"),

@@ -178,8 +178,9 @@ class Camera(Strict):
     open_timeout_s: float = Field(default=10.0, gt=0, le=600, title="Seconds for each of the two steps of opening "
                                   "a source: its set-up (RTSP's included) and the probe of its streams, so an open "
                                   "can take twice this (a server that answers a byte at a time is given up on after "
-                                  "them)")
-    read_timeout_s: float = Field(default=5.0, gt=0, le=600, title="Seconds a read may wait for a packet")
+                                  "them); a pipe's open waits for its writer, unbounded")
+    read_timeout_s: float = Field(default=5.0, gt=0, le=600, title="Seconds a read may wait for a packet (a pipe's "
+                                  "waits for its writer, unbounded)")
 
     @field_validator("url")
     @classmethod

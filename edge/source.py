@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -120,6 +122,21 @@ def keyframe_gap_limit(camera, rules) -> float:
         if "garbage" in zone.types or "spill" in zone.types:
             limits.append(zone.persistence_s / 3)
     return max(camera.analysis_interval_s, min(limits))
+
+
+def is_pipe(url: str) -> bool:
+    """Whether a camera's url names a pipe (a FIFO) rather than an RTSP stream or a file: the kernel gives each
+    byte written to a pipe to one of its readers, and its open and reads wait there for a writer.
+
+    >>> is_pipe("rtsp://10.0.0.5/s1"), is_pipe("/no/such/file.mp4")
+    (False, False)
+    """
+    if is_rtsp(url):
+        return False
+    try:
+        return stat.S_ISFIFO(os.stat(url).st_mode)
+    except (OSError, ValueError):  # no such file (yet), or a path no file can have
+        return False
 
 
 def open_camera(camera, rules, bound_reads: bool = False) -> Iterator[tuple[float, np.ndarray]]:
@@ -286,11 +303,11 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     last key frame and samples by time for good (``_decoded``). Frames wider than ``max_width`` (0: no
     limit) are scaled down in the same pass that converts them to BGR. ``bound_reads``: PyAV's interrupt
     bounds each read of an RTSP stream at ``read_timeout_s`` too, not only its set-up (a file's always), for
-    a camera whose read has hung (see below).
+    a camera whose read has hung (see below). A pipe's open and reads have no time limit (see below).
     Raises SourceError when the camera cannot be opened or a read times out.
     """
     options = {"analyzeduration": "1000000", "probesize": "1000000"}
-    timeout: tuple[float, float | None] = (open_timeout_s, read_timeout_s)
+    timeout: tuple[float, float | None] | None = (open_timeout_s, read_timeout_s)
     if is_rtsp(url):
         # FFmpeg's own socket timeout, not PyAV's: PyAV's is an interrupt callback that takes the
         # GIL on every network read (hundreds a second per camera), which starved the readers of
@@ -302,11 +319,18 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         # ``bound_reads``: PyAV's interrupt on every read, GIL and all.
         options |= {"rtsp_transport": "tcp", "timeout": str(int(read_timeout_s * 1e6))}
         timeout = (open_timeout_s, read_timeout_s if bound_reads else None)
+    elif is_pipe(url):
+        # A pipe's open waits in the kernel for a writer, and its reads for the writer's bytes, where PyAV's
+        # interrupt never reaches: it fired only at the first read once the writer was back (the wait counted
+        # against it), ended the read, and the writer with it (SIGPIPE: no reader left). A pipe that gives
+        # nothing is found by the box (edge.box.hung), and its read goes on when its writer writes.
+        timeout = None
     began = time.monotonic()
     try:
         container = av.open(url, options=options, timeout=timeout)
     except (av.FFmpegError, OSError) as exc:
-        late = f"not set up within {open_timeout_s:g} s, " if time.monotonic() - began >= open_timeout_s else ""
+        late = f"not set up within {open_timeout_s:g} s, " \
+            if timeout is not None and time.monotonic() - began >= open_timeout_s else ""
         raise SourceError(f"cannot open {url}: {late}{exc}") from None
     try:
         stream = video_stream(container.streams.video, url)

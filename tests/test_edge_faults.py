@@ -154,13 +154,13 @@ def test_bad_sources_get_a_clear_status_and_never_crash_the_box(tmp_path, broker
         garbage.close()
 
 
-def looked_after(readers, slots, stop):
+def looked_after(readers, stop):
     """The box's watch over its readers (``edge.box.look_after``) every 0.2 s until ``stop``, in a thread."""
     from edge import box
 
     def run():
         while not stop.wait(0.2):
-            box.look_after(readers, slots, box.box_now())
+            box.look_after(readers, box.box_now())
 
     threading.Thread(target=run, daemon=True).start()
 
@@ -173,6 +173,51 @@ def write_once(pipe) -> None:
         os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
     except OSError:  # no one reads it
         pass
+
+
+def write_frames(pipe, frames: int, picture: str = "testsrc=size=160x120:rate=10") -> subprocess.Popen:
+    """The system ffmpeg writing ``frames`` frames of ``picture`` into ``pipe`` in real time (10 a second), as
+    H.264 in MPEG-TS, each packet as soon as it is made; its open waits for a reader."""
+    return subprocess.Popen(["ffmpeg", "-loglevel", "error", "-y", "-re", "-f", "lavfi", "-i", picture,
+                             "-frames:v", str(frames), "-c:v", "libx264", "-preset", "ultrafast", "-tune",
+                             "zerolatency", "-g", "10", "-flush_packets", "1", "-f", "mpegts", str(pipe)])
+
+
+def test_a_pipe_is_read_whole_when_its_writer_comes_late_and_pauses(tmp_path):
+    """A pipe's open waits in the kernel for its writer and its reads for the writer's bytes, where PyAV's
+    timeouts never reach: they fired at the first read once the writer was there (the open failed, "Immediate
+    exit requested", and the writer died of a broken pipe) or had paused a while (the read failed mid-stream)."""
+    import os
+    import signal
+
+    from edge.source import open_frames
+
+    pipe = tmp_path / "camera.ts"
+    os.mkfifo(pipe)
+    got, errors = [], []
+
+    def read():
+        try:
+            got.extend(t for t, _ in open_frames(str(pipe), 0.1, 0.1, interval_s=0.01, sampling="rate"))
+        except Exception as exc:
+            errors.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.5)  # five times its open_timeout_s
+    # a noise picture: each packet a few hundred kB, more than the pipe holds, so a read takes several
+    writer = write_frames(pipe, 30, "nullsrc=size=640x360:rate=10,geq=random(1)*255:128:128")
+    try:
+        wait_until(lambda: len(got) >= 5 or errors or writer.poll() is not None, 20, message="the first frames")
+        writer.send_signal(signal.SIGSTOP)
+        time.sleep(1.0)  # ten times its read_timeout_s
+        writer.send_signal(signal.SIGCONT)
+        assert writer.wait(20) == 0
+        reader.join(10)
+    finally:
+        writer.kill()
+        write_once(pipe)
+    assert not errors and len(got) == 30, (errors, len(got))
 
 
 def reading_threads(camera_id: str) -> list[threading.Thread]:
@@ -190,8 +235,8 @@ def test_a_camera_whose_read_hangs_is_lost_then_read_again_when_its_picture_come
     analyser, readers, slots, stop = in_process_analyser(tmp_path, ["cam"], lambda real, i, s: real(i, s),
                                                          url=f"rtsp://127.0.0.1:{proxy.port}/campus-gate")
     reader = readers["cam"]
-    # its hang limit: a try of its own (3 s set-up, 3 s probe, 3 s read, the backoff) takes up to 10.9 s; it was
-    # 8 s, and a try on a wedged session (6 s, then the backoff) took it there now and then, and read it afresh
+    # its hang limit: a try of its own (3 s set-up, 3 s probe, 3 s read, the backoff) takes up to 10.9 s, 14 s with
+    # its margin; it was 8 s, and a try on a wedged session (6 s, then the backoff) took it there now and then
     limit = box.hang_limit(reader.camera)
     assert limit > box.CAMERA_LOST_AFTER_S
 
@@ -199,7 +244,7 @@ def test_a_camera_whose_read_hangs_is_lost_then_read_again_when_its_picture_come
         return [m["state"] for _, m in analyser.publisher.sent
                 if m["type"] == "camera_fault" and m["attributes"]["label"] == "offline"]
 
-    looked_after(readers, slots, stop)
+    looked_after(readers, stop)
     reader.start()
     try:
         wait_until(lambda: reader.health.analysed >= 1, 30, message="the camera analysed")
@@ -239,10 +284,11 @@ def test_a_camera_whose_slow_opens_keep_failing_is_hung_only_past_its_try_and_it
     stop.set()  # a reader read afresh ends at once: the box's decision alone is under test
     reader = box.CameraReader(config.cameras[0], slots, box.Metrics(), stop)
     now = box.box_now()
-    reader.health.started_at = reader.health.tried_at = now - 126.0  # 120 s open, 5 s read, in its backoff
-    box.look_after({"slow": reader}, slots, now)
+    # 120 s open, 5 s read, 1.9 s backoff: 127 s, within its margin (141.6 s)
+    reader.health.started_at = reader.health.tried_at = now - 141.0
+    box.look_after({"slow": reader}, now)
     assert reader.generation == 0 and slots.depth() == 0
-    box.look_after({"slow": reader}, slots, now + 1.0)  # past its longest backoff: its try hangs
+    box.look_after({"slow": reader}, now + 1.0)  # past its longest backoff and its margin: its try hangs
     assert reader.generation == 1 and isinstance(slots.take_all(0)["slow"][1], box.Lost)
 
 
@@ -262,44 +308,109 @@ def test_a_camera_analysed_once_a_minute_is_neither_offline_nor_hung_between_its
     reader.health.state, reader.health.tried_at = "online", now - 600.0
     reader.health.last_frame_at = now - 65.0  # its next frame a little late
     assert reader.health.reported_state(now) == "online"
-    box.look_after({"minute": reader}, slots, now)
+    box.look_after({"minute": reader}, now)
     assert reader.generation == 0 and slots.depth() == 0
-    box.look_after({"minute": reader}, slots, now + 56.0)  # two frames missed
+    box.look_after({"minute": reader}, now + 56.0)  # two frames missed
     assert reader.health.reported_state(now + 56.0) == "offline"
     assert reader.generation == 1 and isinstance(slots.take_all(0)["minute"][1], box.Lost)
 
 
 @pytest.mark.slow
 def test_the_hung_reads_a_camera_leaves_are_bounded_and_end_when_their_source_answers(tmp_path, monkeypatch):
-    """A pipe no one writes to hangs its open in the kernel, where no timeout reaches: each hung read is left
-    and the camera read afresh, no more than MAX_ABANDONED_READS left at a time, and each ends once its read
-    returns."""
+    """A read the kernel holds (here a terminal's; a file on a network mount that stopped answering) no timeout
+    reaches: each hung read is left and the camera read afresh, no more than MAX_ABANDONED_READS left at a time,
+    and each ends once its read returns."""
     import os
 
     from edge import box
 
     monkeypatch.setattr(box, "CAMERA_LOST_AFTER_S", 0.3)
-    pipe = tmp_path / "camera.ts"
-    os.mkfifo(pipe)
-    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["pipe"], lambda real, i, s: real(i, s),
-                                                         url=str(pipe), open_timeout_s=0.1, read_timeout_s=0.1)
-    limit = box.hang_limit(readers["pipe"].camera)  # its hang limit: 2.2 s, most of it the longest backoff
-    looked_after(readers, slots, stop)
-    readers["pipe"].start()
+    terminal, other_end = os.openpty()
+    name = os.ttyname(other_end)
+    os.close(other_end)
+    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["tty"], lambda real, i, s: real(i, s),
+                                                         url=name, open_timeout_s=0.1, read_timeout_s=0.1)
+    limit = box.hang_limit(readers["tty"].camera)  # most of it the longest backoff
+    looked_after(readers, stop)
+    readers["tty"].start()
     try:
-        wait_until(lambda: readers["pipe"].generation == box.MAX_ABANDONED_READS, 10, message="hung reads left")
+        wait_until(lambda: readers["tty"].generation == box.MAX_ABANDONED_READS,
+                   (box.MAX_ABANDONED_READS + 1) * limit + 5, message="hung reads left")
         time.sleep(1.5 * limit)  # past the hang limit again: no further one
-        threads = [t.name for t in reading_threads("pipe")]
-        assert readers["pipe"].generation == box.MAX_ABANDONED_READS, threads
+        threads = [t.name for t in reading_threads("tty")]
+        assert readers["tty"].generation == box.MAX_ABANDONED_READS, threads
         assert len(threads) == 1 + box.MAX_ABANDONED_READS, threads
-        # a writer that goes at once: every open there returns (an empty stream); again, for any thread the
-        # busy machine let reach its open only now
-        wait_until(lambda: write_once(pipe) or len(reading_threads("pipe")) <= 1, 10,
-                   message="the hung reads ended")
+        assert readers["tty"].health.last_error.endswith("the read hangs; read afresh")
+        os.close(terminal)  # every read of the terminal fails: each hung one ends
+        terminal = None
+        wait_until(lambda: len(reading_threads("tty")) <= 1, 10, message="the hung reads ended")
     finally:
         stop.set()
-        write_once(pipe)  # the current read's, in its open again
+        if terminal is not None:
+            os.close(terminal)
         analyser.join(5)
+
+
+@pytest.mark.parametrize("how", ["paused", "restarted"])
+def test_a_pipe_camera_whose_writer_comes_back_is_read_whole_by_its_one_read(tmp_path, monkeypatch, how):
+    """A pipe camera taken for hung (its writer paused, or gone and started again) was read afresh beside its hung
+    read: the kernel gave each of the two a share of the writer's bytes once it came back (the fresh read got 59
+    of 117 frames, the picture torn). It is marked lost all the same, and its one read goes on: every frame the
+    writer sends reaches it."""
+    import os
+    import signal
+
+    from edge import box
+    from edge.config import parse_config
+
+    monkeypatch.setattr(box, "CAMERA_LOST_AFTER_S", 0.3)
+    pipe = tmp_path / "camera.ts"
+    os.mkfifo(pipe)
+    name = f"pipe-{how}"  # its reading threads' names: no other test's
+    config = parse_config({"box": "b1", "cameras": [camera(name, str(pipe), open_timeout_s=0.1, read_timeout_s=0.1,
+                                                           analysis_interval_s=0.05, sampling="rate")]})
+    frames, marks = [], []
+
+    class Kept(box.Slots):  # every frame and mark the reader gives, not only the latest
+        def put(self, camera_id, t, item):
+            (marks if isinstance(item, box.Lost) else frames).append(item)
+            return super().put(camera_id, t, item)
+
+    stop = threading.Event()
+    reader = box.CameraReader(config.cameras[0], Kept(), box.Metrics(), stop)
+    reads = []  # how many reads of the pipe are alive, every 10 ms
+
+    def count():
+        while not stop.wait(0.01):
+            reads.append(len(reading_threads(name)))
+
+    threading.Thread(target=count, daemon=True).start()
+    looked_after({name: reader}, stop)
+    reader.start()
+    writer = write_frames(pipe, 20)
+    try:
+        wait_until(lambda: len(frames) >= 10, 20, message="the first frames")
+        if how == "paused":
+            writer.send_signal(signal.SIGSTOP)
+        else:
+            assert writer.wait(20) == 0
+        wait_until(lambda: marks, 2 * box.hang_limit(reader.camera) + 5, message="the camera marked lost")
+        time.sleep(0.5)  # the box looks after it twice more
+        if how == "paused":
+            writer.send_signal(signal.SIGCONT)
+        else:
+            writer = write_frames(pipe, 20)
+        assert writer.wait(20) == 0
+        sent = 20 if how == "paused" else 40
+        wait_until(lambda: len(frames) >= sent, 10, message="every frame")
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        writer.kill()
+        write_once(pipe)
+    assert len(frames) == sent and reader.generation == 0, (len(frames), reader.generation)
+    assert max(reads) == 1, reads
+    assert "the read hangs; read on when the pipe's writer writes" in marks[0].reason, marks
 
 
 def scaled_clip(path, size: str):
@@ -745,7 +856,7 @@ def test_a_camera_waiting_on_a_source_that_sends_nothing_says_so_once_and_in_its
     try:
         time.sleep(1.0)
         for _ in range(3):
-            box.look_after(readers, slots, box.box_now())
+            box.look_after(readers, box.box_now())
         cam = box.status("b1", readers, slots, {})["cameras"]["pipe"]
     finally:
         stop.set()
