@@ -624,6 +624,12 @@ def to_wire(out: Outgoing) -> list[tuple[str, bytes]]:
     return items + [(incident_topic, wire.encode_incident(out.message))]
 
 
+def zone_grids(camera: Camera) -> list[str]:
+    """The grids a camera's zones name other than its own (a zone on a neighbouring grid's street), for the heartbeat:
+    that grid's operators see the box too."""
+    return sorted({z.grid for z in camera.zones if z.grid and z.grid != camera.grid})
+
+
 def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: dict,
            suppressions: Suppressions | None = None, heartbeat_s: float = wire.HEARTBEAT_S) -> dict:
     """The heartbeat (``delivery``: Publisher.delivery()); per-camera ``max_gap_s`` starts again after each one.
@@ -644,7 +650,7 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
         **delivery,
         **(suppressions or Suppressions()).status(),
         "queue_depth": slots.depth(),
-        "cameras": {cid: {"grid": r.camera.grid, "state": r.health.reported_state(now), "faults": r.health.faults,
+        "cameras": {cid: {"grid": r.camera.grid, "zone_grids": zone_grids(r.camera), "state": r.health.reported_state(now), "faults": r.health.faults,
                           "analysed_fps": r.health.fps(now), "analysed": r.health.analysed,
                           "detector_passes": r.health.detector_passes,
                           "decode_ms": r.health.decode_ms, "inference_ms": r.health.infer_ms,

@@ -386,6 +386,7 @@ def list_dead_letters(store: Store = Depends(get_store), tables: Tables = Depend
 class BoxCamera(BaseModel):
     camera: str
     grid: str | None = Field(title="its grid, as its box's config names it; none: a box older than this")
+    zone_grids: list[str] = Field(title="its zones' own grids, where a zone names one other than the camera's")
     state: str = Field(title="connecting, online, reconnecting or offline")
     faults: list[str] = Field(title="picture faults it reports: frozen, blocked, moved, shifted, offline")
     max_gap_s: float = Field(title="longest wait between two analysed frames before the heartbeat")

@@ -50,6 +50,7 @@ SILENT_AFTER = 3  # heartbeat intervals without one: the box is silent
 MAX_HEARTBEAT_BYTES = 262_144  # 36 cameras are 15 kB, a full list of 1,000 suppressions 90 kB more
 MAX_CAMERAS = 1_000
 MAX_FAULTS = 16
+MAX_ZONE_GRIDS = 64  # a camera's zones' own grids, at most (a config's zones are few)
 MAX_SUPPRESSIONS = 1_000  # as the suppressions' schema allows a box
 BOXES_MAX = 10_000  # rows kept at most: a box not among them is refused once they are full (see ``Heartbeats``)
 REFUSAL_NOTE_S = 300.0  # a box's refused heartbeats are logged and noted on its row at most this often
@@ -94,6 +95,8 @@ class Checked(BaseModel):
 
 class CameraStatus(Checked):
     grid: Grid | None = Field(None, title="its grid, as its config names it (none from a box older than this)")
+    zone_grids: list[Grid] = Field(default_factory=list, max_length=MAX_ZONE_GRIDS,
+                                   title="its zones' own grids, where a zone names one other than the camera's")
     state: Word = Field(title="connecting, online, reconnecting or offline")
     faults: list[Word] = Field(default_factory=list, max_length=MAX_FAULTS, title="frozen, blocked, moved, ...")
     max_gap_s: Seconds = Field(0.0, title="longest wait between two analysed frames since the last heartbeat")
@@ -293,14 +296,14 @@ def view(row: dict, now: float, grids: Collection[str] | None = None) -> dict:
         offset, by = beat.clock_offset_s, "box"
     elif heard is not None and row["sent_at"] is not None:
         offset, by = round(heard - row["sent_at"], 1), "gateway"
-    cameras = [{"camera": cid, "grid": c.grid, "state": c.state, "faults": list(c.faults), "max_gap_s": c.max_gap_s,
+    cameras = [{"camera": cid, "grid": c.grid, "zone_grids": list(c.zone_grids), "state": c.state, "faults": list(c.faults), "max_gap_s": c.max_gap_s,
                 "last_error": c.last_error, "last_error_at": c.last_error_at}
                for cid, c in sorted((beat.cameras or {}).items() if beat else [])
-               if grids is None or c.grid in grids]
+               if grids is None or c.grid in grids or any(g in grids for g in c.zone_grids)]
     refused = row["refused_at"] is not None and (heard is None or row["refused_at"] > heard)
     return {"box": row["box"], "state": row["state"], "heard_at": heard, "heartbeat_s": heartbeat_s,
             "silent": heard is None or now - heard > SILENT_AFTER * heartbeat_s,
-            "grids": sorted({c["grid"] for c in cameras if c["grid"] is not None}),
+            "grids": sorted({g for c in cameras for g in (c["grid"], *c["zone_grids"]) if g is not None}),
             "cameras": cameras, "cameras_total": len(cameras),
             "cameras_up": sum(1 for c in cameras if c["state"] == "online"),
             "outbox_pending": beat.outbox_pending if beat else None,

@@ -43,7 +43,8 @@ def made(box: str, cameras: dict[str, tuple[str, str]]) -> dict:
 
 def older(body: dict) -> dict:
     """The same heartbeat from a box older than the cameras' grid in it."""
-    return dict(body, cameras={cid: {k: v for k, v in c.items() if k != "grid"} for cid, c in body["cameras"].items()})
+    return dict(body, cameras={cid: {k: v for k, v in c.items() if k not in ("grid", "zone_grids")}
+                               for cid, c in body["cameras"].items()})
 
 
 BOXES = {  # what each box says: two cameras in one street, one camera in each street, one in the other street
@@ -52,6 +53,26 @@ BOXES = {  # what each box says: two cameras in one street, one camera in each s
     "box-xym": made("box-xym", {"yard": (XYM, "online")}),
     "box-old": older(made("box-old", {"lane": (DZG_07, "online")})),
 }
+
+
+def test_a_zone_on_another_grids_street_shows_the_box_to_that_grids_operator():
+    """A camera of one grid whose zone names a neighbouring grid (its kerb across the street): that grid's operator
+    gets the zone's cases, so sees the box and that camera too; an operator of neither grid does not."""
+    kerb = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]], "grid": XYM}
+    own = {"id": "gate", "types": ["garbage"], "polygon": [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9]], "grid": DZG_07}
+    slots, stop, metrics = Slots(), threading.Event(), Metrics()
+    camera = Camera(id="gate", url="rtsp://127.0.0.1:9/gate", grid=DZG_07, zones=[kerb, own])
+    body = status("box-kerb", {"gate": CameraReader(camera, slots, metrics, stop)}, slots, {}, heartbeat_s=10.0)
+    assert body["cameras"]["gate"]["zone_grids"] == [XYM]  # the camera's own grid is not said twice
+    beat = boxes.decode("box-kerb", json.dumps(body).encode())
+    row = {"box": "box-kerb", "state": "online", "heard_at": time.time(), "sent_at": time.time(),
+           "heartbeat": beat.model_dump_json(), "refused_at": None, "refused_reason": None}
+    assert [c["camera"] for c in boxes.view(row, time.time(), grids={XYM})["cameras"]] == ["gate"]
+    assert boxes.view(row, time.time(), grids={XYM})["grids"] == [DZG_07, XYM]
+    assert boxes.view(row, time.time(), grids={DZG_08})["cameras"] == []
+    with pytest.raises(boxes.Refused):  # a zone grid is a grid code, as the camera's
+        boxes.decode("box-kerb", json.dumps(dict(body, cameras={"gate": dict(body["cameras"]["gate"],
+                                                                              zone_grids=["HQ/+"])})).encode())
 
 
 def test_the_edge_says_each_cameras_grid_and_the_gateway_checks_it_or_takes_a_heartbeat_without():
