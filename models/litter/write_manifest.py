@@ -114,7 +114,8 @@ def rescore(val: Path | None) -> None:
     detector = yolo_file(path.parent / body["file"], body)
     min_score, confirmed_min_score, f1 = best_min_scores(detector, val)
     body["validation"] |= {"mirror": MIRROR, "shipped_mirrored": detector_metrics(detector, val, MIN_SCORE),
-                           "min_score": min_score, "confirmed_min_score": confirmed_min_score, "by_min_score": f1}
+                           "min_score": min_score, "min_mean_precision": MIN_PRECISION,
+                           "confirmed_min_score": confirmed_min_score, "by_min_score": f1}
     path.write_text(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
     print(f"rescored {body['file']} (mirror {MIRROR}): litter_min_score {min_score}, litter_confirmed_min_score "
           f"{confirmed_min_score} ({f1}): edge/config.py's defaults must be these")
