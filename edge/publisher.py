@@ -253,7 +253,10 @@ class Publisher:
         self._early: dict[int, object] = {}  # PUBACKs that came before publish() returned their mid
         self._unconfirmed: dict[int, Sent] = {}  # row id -> Sent, until a gateway confirms it
         self._by_digest: dict[str, list[int]] = {}
+        self._confirmed: list[int] = []  # rows gateways confirmed that the outbox could not delete yet (disk full)
         self._last_id = 0  # the newest row sent once
+        self._next_resend_check = 0.0  # time.monotonic() of the next look for what is due again
+        self._sender_error: str | None = None  # why the sender could not use the outbox last (None: it could)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
@@ -429,8 +432,27 @@ class Publisher:
                     self.dead_letters += 1
                 done.append(row_id)
                 self._forget(row_id)
-        if done:
-            self.outbox.confirm(done)
+        self._confirmed += done
+
+    def _delete_confirmed(self) -> None:
+        """What gateways confirmed leaves the outbox; where it cannot be deleted now (a full disk: a delete is a
+        write), it is tried again each round, and sent again only after a restart (harmless: the gateway is
+        idempotent). It raised into the sender thread, which ended: nothing was sent again until a restart."""
+        if not self._confirmed:
+            return
+        try:
+            self.outbox.confirm(self._confirmed)
+        except sqlite3.Error as exc:
+            self._outbox_failed(exc)
+            return
+        self._confirmed = []
+
+    def _outbox_failed(self, exc: sqlite3.Error) -> None:
+        """Logged once while the same: the sender goes on, and what it could not do it does in a later round."""
+        if str(exc) != self._sender_error:
+            log.error("outbox cannot be used (%s): what gateways confirmed stays in it, and what waits in it is sent "
+                      "once it can be read again", exc)
+        self._sender_error = str(exc)
 
     def _gateway_time(self, at: str) -> None:
         try:
@@ -502,32 +524,43 @@ class Publisher:
         return True
 
     def _run(self) -> None:
-        next_resend_check = 0.0
         while not self._stop.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
-            self._drain_news()
-            if not self.connected.is_set():
+            try:
+                self._round()
+            except sqlite3.Error as exc:  # an I/O error, a damaged page: tried again in the next round
+                self._outbox_failed(exc)
                 continue
-            room = self.window - len(self._inflight)
-            now = time.monotonic()
-            if room > 0 and now >= next_resend_check:  # what no gateway confirmed in time, oldest first
-                next_resend_check = now + 1.0
-                out = set(self._inflight.values())
-                due = [i for i, s in self._unconfirmed.items() if s.due <= now and i not in out][:room]
-                for row_id, topic, payload in self.outbox.get(due) if due else []:
-                    if not self._publish(row_id, topic, payload):
-                        break
-                    self.resent += 1
-                    room -= 1
-                    if not self.connected.is_set():
-                        break
-            room = min(room, self._broker.max_unconfirmed - len(self._unconfirmed))
-            if room <= 0:
-                continue
-            for row_id, topic, payload in self.outbox.after(self._last_id, room):
+            if self._sender_error is not None and not self._confirmed:
+                log.info("outbox used again")
+                self._sender_error = None
+
+    def _round(self) -> None:
+        """Take the broker's and gateways' news, then send what is due again and what is new, as the window allows."""
+        self._drain_news()
+        self._delete_confirmed()
+        if not self.connected.is_set():
+            return
+        room = self.window - len(self._inflight)
+        now = time.monotonic()
+        if room > 0 and now >= self._next_resend_check:  # what no gateway confirmed in time, oldest first
+            self._next_resend_check = now + 1.0
+            out = set(self._inflight.values())
+            due = [i for i, s in self._unconfirmed.items() if s.due <= now and i not in out][:room]
+            for row_id, topic, payload in self.outbox.get(due) if due else []:
                 if not self._publish(row_id, topic, payload):
                     break
-                self._last_id = row_id
+                self.resent += 1
+                room -= 1
                 if not self.connected.is_set():
                     break
+        room = min(room, self._broker.max_unconfirmed - len(self._unconfirmed))
+        if room <= 0:
+            return
+        for row_id, topic, payload in self.outbox.after(self._last_id, room):
+            if not self._publish(row_id, topic, payload):
+                break
+            self._last_id = row_id
+            if not self.connected.is_set():
+                break
