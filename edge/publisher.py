@@ -24,6 +24,7 @@ reconnects and subscribes again, what a box sends is dropped. Such a message is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -150,16 +151,47 @@ def restamped(payload: bytes, offset: float, gateway_now: float,
         return None
 
 
+class NotAnOutbox(sqlite3.DatabaseError):
+    """An SQLite file that is no outbox: a page of it damaged, or a table of it missing a column of ``SCHEMA``'s."""
+
+
 class Outbox:
-    """A durable FIFO of (topic, payload) in SQLite; thread-safe."""
+    """A durable FIFO of (topic, payload) in SQLite; thread-safe. Opened, it is checked: NotAnOutbox where the file
+    is none (found before anything in it is changed), SQLite's error where it cannot be written (read-only), at start
+    and not later (a page damaged mid-file ended the sender thread at its first read of it, and a table of another
+    making failed every incident, 'table outbox has no column named created')."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._check()
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:  # deletes nothing, but a read-only file refuses it: opening it and reading it do not
+                self._db.execute("DELETE FROM outbox WHERE id < 0")
+            finally:
+                self._db.execute("ROLLBACK")
+        except BaseException:
+            self._db.close()
+            raise
         self._lock = threading.Lock()
+
+    def _check(self) -> None:
+        """NotAnOutbox where a page is damaged, or a table of ``SCHEMA``'s that the file has lacks a column."""
+        problem = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if problem != "ok":
+            raise NotAnOutbox(f"damaged: {' '.join(problem.split())}")
+        with contextlib.closing(sqlite3.connect(":memory:")) as expected:
+            expected.executescript(SCHEMA)
+            for (table,) in expected.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                             "AND name NOT LIKE 'sqlite_%'").fetchall():
+                has = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                missing = {row[1] for row in expected.execute(f"PRAGMA table_info({table})")} - has
+                if has and missing:
+                    raise NotAnOutbox(f"table {table} has no column {', '.join(sorted(missing))}")
 
     def put(self, items: list[tuple[str, bytes]], now: float) -> None:
         """Store messages atomically, in order (evidence before its incident)."""
