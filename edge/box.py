@@ -589,11 +589,11 @@ def kept_size(path: Path) -> tuple[int, int] | None:
     can be read: the camera's next picture's size is taken for its first."""
     try:
         width, height = json.loads(path.read_text())["picture_size"]
-        if isinstance(width, int) and isinstance(height, int) and 0 < width <= 1 << 16 and 0 < height <= 1 << 16:
+        if type(width) is type(height) is int and 0 < width <= 1 << 16 and 0 < height <= 1 << 16:  # true is an int
             return width, height
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
         pass
     log.warning("%s: not a kept picture size; the camera's next picture's size is its first", path)
     return None
