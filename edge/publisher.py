@@ -50,6 +50,10 @@ UNROUTED_RESEND_S = 1.0  # first resend of a message the broker gave to no subsc
 NO_MATCHING_SUBSCRIBERS = 16  # MQTT v5 PUBACK reason code 0x10: taken, but nobody subscribes to it
 MAX_UNWRITTEN = 10_000  # messages held in memory while the outbox cannot be written (its disk full), at most
 CLOCK_SAMPLES = 5  # acknowledgements whose median tells the gateways' clock
+# pages the write-ahead log takes before SQLite copies it into the file and begins it again: its default, 1,000
+# (4 MiB), wanted that much free disk beside what the outbox holds, and a disk with less (nearly full) failed every
+# write for good, the messages confirmed long ago filling it; 64 pages (256 KiB) is a copy every few incidents
+WAL_CHECKPOINT_PAGES = 64
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -167,6 +171,7 @@ class Outbox:
         try:
             self._check()
             self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
             self._db.execute("BEGIN IMMEDIATE")
