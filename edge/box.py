@@ -33,10 +33,10 @@ from edge.alignment import SIZE as VIEW_SIZE
 from edge.config import Camera, ConfigError, EdgeConfig, Rules, is_rtsp
 from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
-from edge.publisher import Outbox, Publisher
+from edge.publisher import NotAnOutbox, Outbox, Publisher
 from edge.source import SourceError, is_pipe, open_camera, without_password
 from edge.suppression import Suppressions
-from xueliang import wire
+from xueliang import sqlitefile, wire
 
 log = logging.getLogger(__name__)
 
@@ -589,11 +589,11 @@ def kept_size(path: Path) -> tuple[int, int] | None:
     can be read: the camera's next picture's size is taken for its first."""
     try:
         width, height = json.loads(path.read_text())["picture_size"]
-        if isinstance(width, int) and isinstance(height, int) and 0 < width <= 1 << 16 and 0 < height <= 1 << 16:
+        if type(width) is type(height) is int and 0 < width <= 1 << 16 and 0 < height <= 1 << 16:  # true is an int
             return width, height
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, TypeError, KeyError):
+    except (OSError, ValueError, TypeError, KeyError, RecursionError):  # RecursionError: JSON nested too deep
         pass
     log.warning("%s: not a kept picture size; the camera's next picture's size is its first", path)
     return None
@@ -725,19 +725,30 @@ def look_after(readers: dict[str, CameraReader], now: float) -> None:
 
 def open_outbox(config: EdgeConfig) -> Outbox:
     """The box's outbox; ConfigError naming ``data_dir`` where it cannot be kept there. A file that is not an
-    outbox (damaged on disk) is moved aside, named with the time, and a new one begun: every camera stayed
-    down behind it, and what it held cannot be read anyway."""
+    outbox (damaged on disk, a folder, a table of another making) is moved aside, named with the time, and a new
+    one begun: every camera stayed down behind it, and what it held cannot be sent anyway.
+    A file out of reach (read-only, not to be opened, a link to nothing, a full disk) is ConfigError saying so and
+    left where it is: moved aside, the incidents it held were never sent, and a full disk refused the new one too."""
     path = config.data_dir / f"{config.box}.outbox.sqlite"
     try:
         try:
             return Outbox(path)
         except sqlite3.DatabaseError as exc:
+            if not (isinstance(exc, NotAnOutbox) or sqlitefile.damaged(exc) or path.is_dir()):
+                raise
+            why = sqlitefile.out_of_reach(path)
             aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
             path.rename(aside)
             for extra in ("-wal", "-shm"):
                 path.with_name(path.name + extra).unlink(missing_ok=True)
-            log.error("outbox %s could not be read (%s): moved aside to %s, a new one begun", path, exc, aside)
+            log.error("outbox %s could not be read (%s%s): moved aside to %s, a new one begun", path, exc,
+                      f"; {why}" if why else "", aside)
             return Outbox(path)
+    except sqlite3.DatabaseError as exc:
+        why = sqlitefile.out_of_reach(path)
+        raise ConfigError(f"outbox {path}: cannot be used ({exc}{f'; {why}' if why else ''}): let the box's user read "
+                          "and write it and its folder, with room on its disk, and start the box again (it was left "
+                          "as it is: it may hold incidents not yet sent)") from None
     except OSError as exc:
         raise ConfigError(f"data_dir {config.data_dir}: cannot keep the outbox there ({exc.strerror or exc})") from None
 

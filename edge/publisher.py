@@ -24,6 +24,7 @@ reconnects and subscribes again, what a box sends is dropped. Such a message is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -49,6 +50,10 @@ UNROUTED_RESEND_S = 1.0  # first resend of a message the broker gave to no subsc
 NO_MATCHING_SUBSCRIBERS = 16  # MQTT v5 PUBACK reason code 0x10: taken, but nobody subscribes to it
 MAX_UNWRITTEN = 10_000  # messages held in memory while the outbox cannot be written (its disk full), at most
 CLOCK_SAMPLES = 5  # acknowledgements whose median tells the gateways' clock
+# pages the write-ahead log takes before SQLite copies it into the file and begins it again: its default, 1,000
+# (4 MiB), wanted that much free disk beside what the outbox holds, and a disk with less (nearly full) failed every
+# write for good, the messages confirmed long ago filling it; 64 pages (256 KiB) is a copy every few incidents
+WAL_CHECKPOINT_PAGES = 64
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -150,16 +155,48 @@ def restamped(payload: bytes, offset: float, gateway_now: float,
         return None
 
 
+class NotAnOutbox(sqlite3.DatabaseError):
+    """An SQLite file that is no outbox: a page of it damaged, or a table of it missing a column of ``SCHEMA``'s."""
+
+
 class Outbox:
-    """A durable FIFO of (topic, payload) in SQLite; thread-safe."""
+    """A durable FIFO of (topic, payload) in SQLite; thread-safe. Opened, it is checked: NotAnOutbox where the file
+    is none (found before anything in it is changed), SQLite's error where it cannot be written (read-only), at start
+    and not later (a page damaged mid-file ended the sender thread at its first read of it, and a table of another
+    making failed every incident, 'table outbox has no column named created')."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
+        try:
+            self._check()
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:  # deletes nothing, but a read-only file refuses it: opening it and reading it do not
+                self._db.execute("DELETE FROM outbox WHERE id < 0")
+            finally:
+                self._db.execute("ROLLBACK")
+        except BaseException:
+            self._db.close()
+            raise
         self._lock = threading.Lock()
+
+    def _check(self) -> None:
+        """NotAnOutbox where a page is damaged, or a table of ``SCHEMA``'s that the file has lacks a column."""
+        problem = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if problem != "ok":
+            raise NotAnOutbox(f"damaged: {' '.join(problem.split())}")
+        with contextlib.closing(sqlite3.connect(":memory:")) as expected:
+            expected.executescript(SCHEMA)
+            for (table,) in expected.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                             "AND name NOT LIKE 'sqlite_%'").fetchall():
+                has = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                missing = {row[1] for row in expected.execute(f"PRAGMA table_info({table})")} - has
+                if has and missing:
+                    raise NotAnOutbox(f"table {table} has no column {', '.join(sorted(missing))}")
 
     def put(self, items: list[tuple[str, bytes]], now: float) -> None:
         """Store messages atomically, in order (evidence before its incident)."""
@@ -253,7 +290,10 @@ class Publisher:
         self._early: dict[int, object] = {}  # PUBACKs that came before publish() returned their mid
         self._unconfirmed: dict[int, Sent] = {}  # row id -> Sent, until a gateway confirms it
         self._by_digest: dict[str, list[int]] = {}
+        self._confirmed: list[int] = []  # rows gateways confirmed that the outbox could not delete yet (disk full)
         self._last_id = 0  # the newest row sent once
+        self._next_resend_check = 0.0  # time.monotonic() of the next look for what is due again
+        self._sender_error: str | None = None  # why the sender could not use the outbox last (None: it could)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
@@ -429,8 +469,27 @@ class Publisher:
                     self.dead_letters += 1
                 done.append(row_id)
                 self._forget(row_id)
-        if done:
-            self.outbox.confirm(done)
+        self._confirmed += done
+
+    def _delete_confirmed(self) -> None:
+        """What gateways confirmed leaves the outbox; where it cannot be deleted now (a full disk: a delete is a
+        write), it is tried again each round, and sent again only after a restart (harmless: the gateway is
+        idempotent). It raised into the sender thread, which ended: nothing was sent again until a restart."""
+        if not self._confirmed:
+            return
+        try:
+            self.outbox.confirm(self._confirmed)
+        except sqlite3.Error as exc:
+            self._outbox_failed(exc)
+            return
+        self._confirmed = []
+
+    def _outbox_failed(self, exc: sqlite3.Error) -> None:
+        """Logged once while the same: the sender goes on, and what it could not do it does in a later round."""
+        if str(exc) != self._sender_error:
+            log.error("outbox cannot be used (%s): what gateways confirmed stays in it, and what waits in it is sent "
+                      "once it can be read again", exc)
+        self._sender_error = str(exc)
 
     def _gateway_time(self, at: str) -> None:
         try:
@@ -502,32 +561,43 @@ class Publisher:
         return True
 
     def _run(self) -> None:
-        next_resend_check = 0.0
         while not self._stop.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
-            self._drain_news()
-            if not self.connected.is_set():
+            try:
+                self._round()
+            except sqlite3.Error as exc:  # an I/O error, a damaged page: tried again in the next round
+                self._outbox_failed(exc)
                 continue
-            room = self.window - len(self._inflight)
-            now = time.monotonic()
-            if room > 0 and now >= next_resend_check:  # what no gateway confirmed in time, oldest first
-                next_resend_check = now + 1.0
-                out = set(self._inflight.values())
-                due = [i for i, s in self._unconfirmed.items() if s.due <= now and i not in out][:room]
-                for row_id, topic, payload in self.outbox.get(due) if due else []:
-                    if not self._publish(row_id, topic, payload):
-                        break
-                    self.resent += 1
-                    room -= 1
-                    if not self.connected.is_set():
-                        break
-            room = min(room, self._broker.max_unconfirmed - len(self._unconfirmed))
-            if room <= 0:
-                continue
-            for row_id, topic, payload in self.outbox.after(self._last_id, room):
+            if self._sender_error is not None and not self._confirmed:
+                log.info("outbox used again")
+                self._sender_error = None
+
+    def _round(self) -> None:
+        """Take the broker's and gateways' news, then send what is due again and what is new, as the window allows."""
+        self._drain_news()
+        self._delete_confirmed()
+        if not self.connected.is_set():
+            return
+        room = self.window - len(self._inflight)
+        now = time.monotonic()
+        if room > 0 and now >= self._next_resend_check:  # what no gateway confirmed in time, oldest first
+            self._next_resend_check = now + 1.0
+            out = set(self._inflight.values())
+            due = [i for i, s in self._unconfirmed.items() if s.due <= now and i not in out][:room]
+            for row_id, topic, payload in self.outbox.get(due) if due else []:
                 if not self._publish(row_id, topic, payload):
                     break
-                self._last_id = row_id
+                self.resent += 1
+                room -= 1
                 if not self.connected.is_set():
                     break
+        room = min(room, self._broker.max_unconfirmed - len(self._unconfirmed))
+        if room <= 0:
+            return
+        for row_id, topic, payload in self.outbox.after(self._last_id, room):
+            if not self._publish(row_id, topic, payload):
+                break
+            self._last_id = row_id
+            if not self.connected.is_set():
+                break

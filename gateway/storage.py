@@ -34,6 +34,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     create_engine,
+    delete,
     event,
     false,
     func,
@@ -47,11 +48,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateColumn
 
 from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Role, transition
-from xueliang import wire
+from xueliang import sqlitefile, wire
 
 log_ = logging.getLogger(__name__)  # ``log`` writes the case log
 metadata = MetaData()
@@ -405,9 +407,26 @@ def _selected(q, state: str | None = None, grid: str | None = None, department: 
     return q
 
 
+class DatabaseUnusable(RuntimeError):
+    """The database cannot be used as it is: damaged, of a later version, read-only, out of reach or not answering.
+    Said in one line at start (``xueliang gateway`` exits 2); the file is left as it is, never begun anew."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL, None for any other database (or SQLite in memory)."""
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") and url != "sqlite:///:memory:" else None
+
+
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    """The engine, its database brought up to date (``migrate``); DatabaseUnusable saying where, what is wrong and
+    what to do where it cannot be (it was a traceback of 120 lines, and a database of a later version was served)."""
+    path = sqlite_path(url)
+    where = path if path is not None else make_url(url).render_as_string(hide_password=True)
+    try:
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatabaseUnusable(f"database {where}: cannot be kept there ({exc.strerror or exc})") from None
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
@@ -415,13 +434,37 @@ def make_engine(url: str) -> Engine:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
-    migrate(engine)
+    try:
+        migrate(engine)
+    except (SQLAlchemyError, DatabaseUnusable) as exc:
+        engine.dispose()
+        raise DatabaseUnusable(f"database {where}: {unusable(exc, path)}") from None
     return engine
+
+
+def unusable(exc: Exception, path: Path | None) -> str:
+    """Why the database cannot be used (``exc``, from ``migrate``), and what to do, for DatabaseUnusable."""
+    if isinstance(exc, DatabaseUnusable):
+        return str(exc)
+    said = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if sqlitefile.damaged(getattr(exc, "orig", exc)):
+        return (f"damaged ({said}): restore it from a backup, or move it away for a new one to begin; it was left "
+                "as it is")
+    if getattr(getattr(exc, "orig", None), "sqlite_errorname", None) == "SQLITE_ERROR":  # no such table, column
+        return (f"not a gateway's database ({said}): name the gateway's, or move this one away for a new one to "
+                "begin; it was left as it is")
+    if path is None:
+        return f"cannot be used ({said}): see that it runs, takes this URL and lets it write; nothing was changed"
+    why = sqlitefile.out_of_reach(path)
+    return (f"cannot be used ({said}{f'; {why}' if why else ''}): let the gateway's user read and write it and its "
+            "folder, with room on its disk; it was left as it is")
 
 
 def migrate(engine: Engine) -> list[int]:
     """Create a new database at the last version, or apply the steps an existing one lacks;
-    returns the versions applied. Gateways starting together on PostgreSQL take turns."""
+    returns the versions applied. Gateways starting together on PostgreSQL take turns. DatabaseUnusable for a
+    database of a later version (its steps unknown here: served as it was, what this gateway wrote could break it),
+    and SQLAlchemy's error for one that cannot be written (read-only: found now, not at the first incident)."""
     now = time.time()
     with engine.begin() as db:
         if db.dialect.name == "postgresql":
@@ -437,7 +480,11 @@ def migrate(engine: Engine) -> list[int]:
                 schema_migrations.create(db)
                 db.execute(insert(schema_migrations).values(version=1, what=MIGRATIONS[0][1], applied_at=now))
             done = set(db.execute(select(schema_migrations.c.version)).scalars())
+            if max(done) > MIGRATIONS[-1][0]:
+                raise DatabaseUnusable(f"schema version {max(done)} is newer than this gateway's ({MIGRATIONS[-1][0]}): "
+                                       "run a gateway of the release that made it; it was left as it is")
             todo = [m for m in MIGRATIONS if m[0] not in done]
+            db.execute(delete(schema_migrations).where(schema_migrations.c.version < 0))  # writes nothing; read-only refuses
         for version, what, step in todo:
             if step is not None:
                 log_.info("schema migration %d: %s", version, what)
@@ -796,8 +843,7 @@ class Store:
         self.engine = make_engine(url)
         # a SQLite file deleted under a running gateway took commits (into the unlinked file) and answered
         # SELECT 1: incidents were acknowledged and lost. Every commit checks the file is still the one opened.
-        self.path = Path(url.removeprefix("sqlite:///")).resolve() if url.startswith("sqlite:///") and \
-            url != "sqlite:///:memory:" else None
+        self.path = path.resolve() if (path := sqlite_path(url)) is not None else None
         self._opened = self._identity()
         self._gone = False
         if self.path is not None:

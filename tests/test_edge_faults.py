@@ -609,6 +609,46 @@ def test_a_camera_knocked_while_its_box_was_down_is_seen_as_moved_when_it_comes_
     assert "not a kept camera view (unreadable)" in caplog.text
 
 
+@pytest.mark.parametrize("broken, says", [
+    ({"json": "[" * 100_000 + "]" * 100_000}, "not a kept picture size"),  # raised RecursionError: the box did not start
+    ({"json": '{"picture_size": [true, 480]}'}, "not a kept picture size"),  # taken for 1 x 480: a wrong cropped fault
+    ({"json": "a folder"}, "not a kept picture size"),
+    ({"png": "a folder"}, "not a kept camera view (unreadable)"),
+    ({"png": b"not a picture"}, "not a kept camera view (unreadable)")],
+    ids=["size nested too deep", "size true", "size a folder", "view a folder", "view not a picture"])
+def test_a_cameras_broken_kept_view_costs_that_camera_its_view_alone(tmp_path, caplog, broken, says):
+    """Each camera's kept view and size are its own files: one broken is that camera's next picture taken for its
+    first, with a warning naming the file (the camera's id begins its name); the other cameras keep theirs."""
+    import threading
+
+    import numpy as np
+
+    from edge.alignment import SIZE
+    from edge.box import Analyser, CameraReader, Metrics, Slots, save_view, view_file
+    from edge.config import parse_config
+    from edge.detector import load_detectors
+
+    config = parse_config({"box": "b1", "data_dir": str(tmp_path),
+                           "cameras": [camera(c, "x.mp4", zones=[KERB]) for c in ("good", "bad")]})
+    views = {cam.id: view_file(tmp_path, cam) for cam in config.cameras}
+    for path in views.values():
+        save_view(path, np.full(SIZE[::-1], 90, np.float32), (640, 480))
+    (kind, content), = broken.items()
+    path = views["bad"].with_suffix(f".{kind}")
+    if content == "a folder":
+        path.unlink()
+        path.mkdir()
+    else:
+        path.write_bytes(content.encode() if isinstance(content, str) else content)
+    slots, stop, metrics = Slots(), threading.Event(), Metrics()
+    readers = {c.id: CameraReader(c, slots, metrics, stop) for c in config.cameras}
+    analyser = Analyser(config, load_detectors(config), readers, slots, publisher=Sent(), metrics=metrics, stop=stop)
+    good, bad = analyser.pipelines["good"], analyser.pipelines["bad"]
+    assert good.alignment.reference is not None and good.first_shape == (640, 480)
+    assert bad.first_shape is None and (bad.alignment.reference is None) == (kind == "png")
+    assert f"{path}: {says}" in caplog.text
+
+
 @pytest.mark.slow
 def test_a_camera_turned_while_its_box_was_down_is_a_moved_fault_when_it_comes_back(tmp_path):
     """Turned by a fifth of its width while its box was down: the picture check learns the view it comes

@@ -1,8 +1,12 @@
 """`xueliang edge` with settings that validate but cannot be used on this machine: one `error:` line naming
-the field, exit 2, never a traceback; a damaged outbox is moved aside and the box starts."""
+the field, exit 2, never a traceback; a damaged outbox is moved aside and the box starts; an outbox out of reach
+(read-only, a link to nothing, a full disk) is named, and left as it is."""
 
+import contextlib
+import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -84,3 +88,135 @@ def test_a_damaged_outbox_is_moved_aside_and_the_box_starts(tmp_path):
         box.terminate()
         box.wait(10)
     assert "Traceback" not in (tmp_path / "edge.log").read_text()
+
+
+def box_config(data_dir):
+    from edge.config import parse_config
+
+    return parse_config({"box": "b1", "data_dir": str(data_dir), "cameras": [{"id": "c", "url": "x.mp4", "grid": "G-1"}]})
+
+
+def outbox_with(path, n: int) -> None:
+    from edge.publisher import Outbox
+
+    outbox = Outbox(path)
+    outbox.put([(f"t/{i}", b"incident %d" % i + bytes(3000)) for i in range(n)], 0.0)
+    outbox.close()
+
+
+def damage(path, how: str) -> None:
+    """``path``, an outbox of 300 messages, damaged as ``how`` says."""
+    if how == "a folder":
+        path.mkdir()
+        return
+    if how == "a table of another making":
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB)")
+        db.commit()
+        db.close()
+        return
+    outbox_with(path, 300)
+    data = bytearray(path.read_bytes())
+    if how == "garbage":
+        data[:] = b"\x13" * len(data)
+    elif how == "cut mid-page":
+        del data[len(data) // 2 + 100:]
+    elif how == "a page overwritten":
+        data[4096 * 10:4096 * 11] = b"\x13" * 4096
+    path.write_bytes(data)
+
+
+@pytest.mark.parametrize("how", ["garbage", "cut mid-page", "a page overwritten", "a table of another making",
+                                 "a folder"])
+def test_an_outbox_that_is_none_is_moved_aside_as_it_was_and_a_new_one_begun(tmp_path, caplog, how):
+    """A page overwritten mid-file opened, and the sender thread ended at its first read of it; a table of
+    another making opened, and every incident waited in memory, 'table outbox has no column named created'."""
+    from edge.box import open_outbox
+
+    path = tmp_path / "b1.outbox.sqlite"
+    damage(path, how)
+    was = None if path.is_dir() else path.read_bytes()
+    outbox = open_outbox(box_config(tmp_path))
+    outbox.put([("t", b"new")], 0.0)
+    assert [payload for _, _, payload in outbox.after(0, 10)] == [b"new"]
+    outbox.close()
+    (aside,) = tmp_path.glob("b1.outbox.sqlite.damaged-*[0-9]")
+    assert aside.is_dir() if was is None else aside.read_bytes() == was
+    assert f"outbox {path} could not be read" in caplog.text and f"moved aside to {aside}" in caplog.text
+
+
+@contextlib.contextmanager
+def read_only(path):
+    """``path`` made read-only even for root (immutable), or skipped where it cannot be."""
+    os.chmod(path, 0o444)
+    if os.geteuid() == 0 and subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("cannot make a file immutable here (chattr)")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+
+
+def outbox_out_of_reach(tmp_path, how, stack):
+    """An outbox of 5 messages out of reach as ``how`` says; the folder it is in."""
+    from .test_outbox_full import fill
+
+    folder = tmp_path
+    path = folder / "b1.outbox.sqlite"
+    if how == "a link to nothing":
+        path.symlink_to(tmp_path / "unmounted" / "b1.outbox.sqlite")
+        return folder
+    if how == "on a full disk":
+        folder = tmp_path / "small"
+        folder.mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True
+                          ).returncode:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        stack.callback(subprocess.run, ["umount", "-l", str(folder)], check=False)
+        path = folder / "b1.outbox.sqlite"
+    outbox_with(path, 5)
+    if how == "read-only":
+        stack.enter_context(read_only(path))
+    else:
+        fill(folder)
+    return folder
+
+
+@pytest.mark.parametrize("how, says", [
+    ("read-only", "attempt to write a readonly database; (Operation not permitted|Permission denied)"),
+    ("a link to nothing", "unable to open database file; it is a link to .*unmounted/b1.outbox.sqlite, which does "
+                          "not exist"),
+    ("on a full disk", "(disk I/O error|database or disk is full); 0 KiB free on its disk")])
+def test_an_outbox_out_of_reach_is_named_and_left_as_it_is(tmp_path, how, says):
+    """Moved aside as damaged, its incidents were never sent; on a full disk the new one failed too, a traceback."""
+    from edge.box import open_outbox
+    from edge.config import ConfigError
+
+    with contextlib.ExitStack() as stack:
+        folder = outbox_out_of_reach(tmp_path, how, stack)
+        before = sorted(p.name for p in folder.iterdir())
+        with pytest.raises(ConfigError) as refused:
+            open_outbox(box_config(folder))
+        assert re.fullmatch(f"outbox {folder}/b1.outbox.sqlite: cannot be used \\({says}\\): let the box's user read "
+                            "and write it and its folder, with room on its disk, and start the box again \\(it was "
+                            "left as it is: it may hold incidents not yet sent\\)", str(refused.value)), refused.value
+        assert not any(p.name.startswith("b1.outbox.sqlite.damaged") for p in folder.iterdir())
+        if how != "a link to nothing":
+            assert {"b1.outbox.sqlite"} <= set(before)
+            db = sqlite3.connect(f"file:{folder}/b1.outbox.sqlite?immutable=1", uri=True)  # a full disk
+            assert db.execute("SELECT count(*) FROM outbox").fetchone() == (5,)
+            db.close()
+
+
+def test_a_read_only_outbox_stops_the_box_with_one_line_saying_what_to_do(tmp_path):
+    config = write(tmp_path)
+    path = tmp_path / "edge" / "start-box.outbox.sqlite"
+    path.parent.mkdir()
+    outbox_with(path, 5)
+    with read_only(path):
+        run = edge(config)
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    (line,) = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert line.startswith(f"error: outbox {path}: cannot be used (attempt to write a readonly database"), line
+    assert [p.name for p in path.parent.iterdir() if "damaged" in p.name] == []

@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
 
         named: tuple[type[Exception], ...] = (ModelError,)
         for module, name in (("edge.config", "ConfigError"), ("gateway.config", "GatewayConfigError"),
-                             ("edge.source", "SourceError")):
+                             ("gateway.storage", "DatabaseUnusable"), ("edge.source", "SourceError")):
             try:  # each is there only where its extra is installed (a gateway-only install has no edge)
                 named += (getattr(__import__(module, fromlist=[name]), name),)
             except ImportError:

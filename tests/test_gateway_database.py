@@ -1,0 +1,104 @@
+"""The gateway's own database broken or out of reach at start (not SQLite, cut short, of a later release, of another
+making, a folder, a link to nothing, read-only, a PostgreSQL that does not answer): one line saying where, what is
+wrong and what to do, exit 2, never a traceback, and the file left as it was."""
+
+import re
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from gateway.storage import MIGRATIONS, DatabaseUnusable, Store
+from xueliang import services
+
+from .test_edge_startup import read_only
+
+
+def a_gateway_database(path) -> None:
+    Store(f"sqlite:///{path}").engine.dispose()  # closed: all of it in the file, none in a write-ahead log
+
+
+def broken(path, how: str) -> None:
+    if how == "a folder":
+        path.mkdir()
+    elif how == "a link to nothing":
+        path.symlink_to(path.parent / "unmounted" / "gateway.sqlite")
+    elif how == "of another making":
+        db = sqlite3.connect(path)
+        db.execute("CREATE TABLE cases (x)")
+        db.commit()
+        db.close()
+    else:
+        a_gateway_database(path)
+        if how == "not SQLite":
+            path.write_bytes(b"\x13" * path.stat().st_size)
+        elif how == "cut short":
+            path.write_bytes(path.read_bytes()[:path.stat().st_size // 2 + 100])
+        elif how == "of a later release":
+            db = sqlite3.connect(path)
+            db.execute("INSERT INTO schema_migrations VALUES (?, 'a later release', 0)", (MIGRATIONS[-1][0] + 1,))
+            db.commit()
+            db.close()
+
+
+LEFT = "; it was left as it is"
+CASES = {
+    "not SQLite": r"damaged \(file is not a database\): restore it from a backup, or move it away for a new one to "
+                  "begin" + LEFT,
+    "cut short": r"damaged \(database disk image is malformed\): restore it" ".*" + LEFT,
+    "of a later release": f"schema version {MIGRATIONS[-1][0] + 1} is newer than this gateway's "
+                          rf"\({MIGRATIONS[-1][0]}\): run a gateway of the release that made it" + LEFT,
+    "of another making": r"not a gateway's database \(no such table: main\.\w+\): name the gateway's, or move this "
+                         "one away for a new one to begin" + LEFT,
+    "a folder": r"cannot be used \(unable to open database file; it is a folder\): let the gateway's user read and "
+                "write it and its folder, with room on its disk" + LEFT,
+    "a link to nothing": r"cannot be used \(unable to open database file; it is a link to .*/unmounted/gateway\.sqlite, "
+                         r"which does not exist\): let the gateway's user" ".*" + LEFT,
+}
+
+
+@pytest.mark.parametrize("how", list(CASES))
+def test_a_broken_database_is_refused_with_what_is_wrong_and_left_as_it_was(tmp_path, how):
+    """A database of a later release was served as it was (its steps unknown here, what this gateway wrote could
+    break it); the others were a traceback of 120 lines."""
+    path = tmp_path / "gateway.sqlite"
+    broken(path, how)
+    was = path.read_bytes() if path.is_file() and how != "of another making" else None
+    with pytest.raises(DatabaseUnusable) as refused:
+        Store(f"sqlite:///{path}")
+    assert re.fullmatch(f"database {re.escape(str(path))}: {CASES[how]}", str(refused.value)), refused.value
+    if was is not None:
+        assert path.read_bytes() == was
+
+
+def test_a_read_only_database_is_refused_at_start(tmp_path):
+    """It was served, and every incident failed at ingest: found at start, as the box's outbox is."""
+    path = tmp_path / "gateway.sqlite"
+    a_gateway_database(path)
+    with read_only(path), pytest.raises(DatabaseUnusable, match=re.escape(
+            f"database {path}: cannot be used (attempt to write a readonly database; ")):
+        Store(f"sqlite:///{path}")
+
+
+def test_a_postgresql_that_does_not_answer_is_named_without_its_password():
+    url = f"postgresql+psycopg://xl:secret@127.0.0.1:{services.free_port()}/city"
+    with pytest.raises(DatabaseUnusable, match=re.escape(f"database {url.replace('secret', '***')}: cannot be used "
+                                                         "(connection failed: ")) as refused:
+        Store(url)
+    assert "secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("how", ["not SQLite", "of a later release"])
+def test_the_gateway_started_on_a_broken_database_says_so_in_one_line_and_exits_2(tmp_path, how):
+    path = tmp_path / "gateway.sqlite"
+    broken(path, how)
+    was = path.read_bytes()
+    (tmp_path / "gateway.yaml").write_text(f"database: sqlite:///{path}\nhttp: {{port: {services.free_port()}}}\n"
+                                           f"broker: {{port: {services.free_port()}}}\n")
+    run = subprocess.run([sys.executable, "-m", "xueliang", "gateway", "--config", str(tmp_path / "gateway.yaml")],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    (line,) = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert re.fullmatch(f"error: database {re.escape(str(path))}: {CASES[how]}", line), line
+    assert path.read_bytes() == was
