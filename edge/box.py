@@ -34,6 +34,7 @@ from edge.config import Camera, ConfigError, EdgeConfig, Rules, is_rtsp
 from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.publisher import NotAnOutbox, Outbox, Publisher
+from edge.salvage import salvage_into
 from edge.source import SourceError, is_pipe, open_camera, without_password
 from edge.suppression import Suppressions
 from xueliang import sqlitefile, wire
@@ -726,7 +727,7 @@ def look_after(readers: dict[str, CameraReader], now: float) -> None:
 def open_outbox(config: EdgeConfig) -> Outbox:
     """The box's outbox; ConfigError naming ``data_dir`` where it cannot be kept there. A file that is not an
     outbox (damaged on disk, a folder, a table of another making) is moved aside, named with the time, and a new
-    one begun: every camera stayed down behind it, and what it held cannot be sent anyway.
+    one begun, every camera stayed down behind it; what can be read of it is put into the new one (``salvage_into``).
     A file out of reach (read-only, not to be opened, a link to nothing, a full disk) is ConfigError saying so and
     left where it is: moved aside, the incidents it held were never sent, and a full disk refused the new one too."""
     path = config.data_dir / f"{config.box}.outbox.sqlite"
@@ -743,7 +744,9 @@ def open_outbox(config: EdgeConfig) -> Outbox:
                 path.with_name(path.name + extra).unlink(missing_ok=True)
             log.error("outbox %s could not be read (%s%s): moved aside to %s, a new one begun", path, exc,
                       f"; {why}" if why else "", aside)
-            return Outbox(path)
+            outbox = Outbox(path)
+            salvage_into(outbox, aside, config.box)
+            return outbox
     except sqlite3.DatabaseError as exc:
         why = sqlitefile.out_of_reach(path)
         raise ConfigError(f"outbox {path}: cannot be used ({exc}{f'; {why}' if why else ''}): let the box's user read "

@@ -159,6 +159,25 @@ class NotAnOutbox(sqlite3.DatabaseError):
     """An SQLite file that is no outbox: a page of it damaged, or a table of it missing a column of ``SCHEMA``'s."""
 
 
+def of_another_making(db: sqlite3.Connection) -> str | None:
+    """What shows a table of ``SCHEMA``'s in ``db`` to be of another making, in words (a column it lacks), or None.
+
+    >>> db = sqlite3.connect(":memory:")
+    >>> _ = db.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB)")
+    >>> of_another_making(db), of_another_making(sqlite3.connect(":memory:"))
+    ('table outbox has no column created', None)
+    """
+    with contextlib.closing(sqlite3.connect(":memory:")) as expected:
+        expected.executescript(SCHEMA)
+        for (table,) in expected.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                         "AND name NOT LIKE 'sqlite_%'").fetchall():
+            has = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            missing = {row[1] for row in expected.execute(f"PRAGMA table_info({table})")} - has
+            if has and missing:
+                return f"table {table} has no column {', '.join(sorted(missing))}"
+    return None
+
+
 class Outbox:
     """A durable FIFO of (topic, payload) in SQLite; thread-safe. Opened, it is checked: NotAnOutbox where the file
     is none (found before anything in it is changed), SQLite's error where it cannot be written (read-only), at start
@@ -189,14 +208,8 @@ class Outbox:
         problem = self._db.execute("PRAGMA quick_check(1)").fetchone()[0]
         if problem != "ok":
             raise NotAnOutbox(f"damaged: {' '.join(problem.split())}")
-        with contextlib.closing(sqlite3.connect(":memory:")) as expected:
-            expected.executescript(SCHEMA)
-            for (table,) in expected.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                             "AND name NOT LIKE 'sqlite_%'").fetchall():
-                has = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-                missing = {row[1] for row in expected.execute(f"PRAGMA table_info({table})")} - has
-                if has and missing:
-                    raise NotAnOutbox(f"table {table} has no column {', '.join(sorted(missing))}")
+        if (other := of_another_making(self._db)) is not None:
+            raise NotAnOutbox(other)
 
     def put(self, items: list[tuple[str, bytes]], now: float) -> None:
         """Store messages atomically, in order (evidence before its incident)."""
@@ -205,6 +218,18 @@ class Outbox:
             self._db.executemany("INSERT INTO outbox(topic, payload, created) VALUES (?, ?, ?)",
                                  [(t, p, now) for t, p in items])
             self._db.execute("COMMIT")
+
+    def restore(self, rows: list[tuple[str, bytes, float]]) -> None:
+        """Store messages read back from an earlier outbox (edge/salvage.py), each with when it was first queued,
+        atomically, in order."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("INSERT INTO outbox(topic, payload, created) VALUES (?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+            finally:  # a full disk: nothing of it stays, and the outbox takes the next put
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
 
     def after(self, last_id: int, limit: int) -> list[tuple[int, str, bytes]]:
         with self._lock:
