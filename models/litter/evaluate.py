@@ -828,7 +828,7 @@ def main() -> None:
     if fa_sway:
         print(f"left_object={defaults.left_object}: false incidents on the real clean footage swayed by "
               f"{args.sway:.1%}: {fa_sway['false_incidents']} dispatched, {fa_sway['held_for_review']} held for review "
-              f"({fa_sway['held_later']} later than the camera came up)")
+              f"({fa_sway['held_later']} later than the camera came up) {fa_sway['seen']}")
 
     # what a rule for keeping a change names: every set the model never learnt from, the swayed and knocked too
     independent = [gen for gen in clips if gen not in ("own", "cross_gop")]  # the tally as before cross_gop
