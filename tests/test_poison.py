@@ -25,7 +25,7 @@ from gateway.auth import new_token
 from gateway.ingest import DatabaseUnavailable, Ingest
 from gateway.metrics import Health
 from gateway.service import Clock
-from gateway.storage import Store
+from gateway.storage import DatabaseUnusable, Store
 from xueliang import services, wire
 from xueliang.mqtt import make_client
 
@@ -339,10 +339,11 @@ def test_only_errors_that_say_the_database_cannot_write_are_the_databases(tmp_pa
 
 
 def ready_store(url: str) -> Store | None:
-    """A store once the server takes connections (it listens a moment before it does)."""
+    """A store once the server takes connections (it listens a moment before it does: "the database system is
+    starting up", which ``Store`` says as DatabaseUnusable)."""
     try:
         return Store(url)
-    except OperationalError:
+    except (OperationalError, DatabaseUnusable):
         return None
 
 
