@@ -213,15 +213,11 @@ class Outbox:
 
     def put(self, items: list[tuple[str, bytes]], now: float) -> None:
         """Store messages atomically, in order (evidence before its incident)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT INTO outbox(topic, payload, created) VALUES (?, ?, ?)",
-                                 [(t, p, now) for t, p in items])
-            self._db.execute("COMMIT")
+        self.restore([(t, p, now) for t, p in items])
 
     def restore(self, rows: list[tuple[str, bytes, float]]) -> None:
-        """Store messages read back from an earlier outbox (edge/salvage.py), each with when it was first queued,
-        atomically, in order."""
+        """Store messages, each with when it was first queued (``put``'s now; an earlier outbox's time, read back by
+        edge/salvage.py), atomically, in order."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

@@ -296,8 +296,9 @@ def view(row: dict, now: float, grids: Collection[str] | None = None) -> dict:
         offset, by = beat.clock_offset_s, "box"
     elif heard is not None and row["sent_at"] is not None:
         offset, by = round(heard - row["sent_at"], 1), "gateway"
-    cameras = [{"camera": cid, "grid": c.grid, "zone_grids": list(c.zone_grids), "state": c.state, "faults": list(c.faults), "max_gap_s": c.max_gap_s,
-                "last_error": c.last_error, "last_error_at": c.last_error_at}
+    cameras = [{"camera": cid, "grid": c.grid, "zone_grids": list(c.zone_grids), "state": c.state,
+                "faults": list(c.faults), "max_gap_s": c.max_gap_s, "last_error": c.last_error,
+                "last_error_at": c.last_error_at}
                for cid, c in sorted((beat.cameras or {}).items() if beat else [])
                if grids is None or c.grid in grids or any(g in grids for g in c.zone_grids)]
     refused = row["refused_at"] is not None and (heard is None or row["refused_at"] > heard)
