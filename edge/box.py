@@ -9,6 +9,7 @@ and rules. Incidents go through the outbox (edge/publisher.py).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -725,12 +726,56 @@ def look_after(readers: dict[str, CameraReader], now: float) -> None:
         readers[cam_id].replace(now)
 
 
+class NoRoom(Exception):
+    """The outbox's disk has no room for it: (its path, what SQLite or the system said)."""
+
+
 def open_outbox(config: EdgeConfig) -> Outbox:
-    """The box's outbox; ConfigError naming ``data_dir`` where it cannot be kept there. A file that is not an
-    outbox (damaged on disk, a folder, a table of another making) is moved aside, named with the time, and a new
-    one begun, every camera stayed down behind it; what can be read of it is put into the new one (``salvage_into``).
-    A file out of reach (read-only, not to be opened, a link to nothing, a full disk) is ConfigError saying so and
-    left where it is: moved aside, the incidents it held were never sent, and a full disk refused the new one too."""
+    """The box's outbox (``outbox_file``), or where its disk has no room for it, one kept in memory, said once at
+    ERROR: the box runs, its incidents are sent, and ``keep_outbox`` writes them into the file once there is room,
+    as a full disk's are at run time (it stopped the box, and every incident its cameras saw until someone freed
+    room was lost)."""
+    try:
+        return outbox_file(config)
+    except NoRoom as exc:
+        path, why = exc.args
+        log.error("outbox %s cannot be written (%s): its messages are held in memory and sent, and written to it "
+                  "once its disk has room; free room on it", path, why)
+        return Outbox.in_memory(why)
+
+
+def keep_outbox(config: EdgeConfig, publisher: Publisher) -> None:
+    """An outbox kept in memory written into its file, opened or made, once its disk has room
+    (``Publisher.move_to``); tried at each heartbeat. Still no room: nothing said (said at start, and the heartbeat
+    shows it); anything else said once."""
+    held = publisher.outbox
+    if held.path is not None:
+        return
+    try:
+        outbox = outbox_file(config)
+        try:
+            moved = publisher.move_to(outbox)
+        except sqlite3.Error as exc:  # room for the file, not for all that the memory holds
+            outbox.close()
+            if sqlitefile.no_room(exc, outbox.path):
+                raise NoRoom(outbox.path, str(exc)) from None
+            raise ConfigError(f"outbox {outbox.path}: cannot be written ({exc})") from None
+    except NoRoom:
+        return
+    except ConfigError as exc:
+        if str(exc) != held.unwritable:
+            log.error("%s (its messages are still held in memory)", exc)
+            held.unwritable = str(exc)
+        return
+    log.info("outbox %s written again: %d message(s) held in memory written to it", outbox.path, moved)
+
+
+def outbox_file(config: EdgeConfig) -> Outbox:
+    """The box's outbox file; ConfigError naming ``data_dir`` where it cannot be kept there, NoRoom where its disk has
+    no room. A file that is not an outbox (damaged on disk, a folder, a table of another making) is moved aside,
+    named with the time, and a new one begun, every camera stayed down behind it; what can be read of it is put into
+    the new one (``salvage_into``). A file out of reach (read-only, not to be opened, a link to nothing) is ConfigError
+    saying so and left where it is: moved aside, the incidents it held were never sent."""
     path = config.data_dir / f"{config.box}.outbox.sqlite"
     try:
         try:
@@ -750,10 +795,14 @@ def open_outbox(config: EdgeConfig) -> Outbox:
             return outbox
     except sqlite3.DatabaseError as exc:
         why = sqlitefile.out_of_reach(path)
+        if sqlitefile.no_room(exc, path):
+            raise NoRoom(path, f"{exc}{f'; {why}' if why else ''}") from None
         raise ConfigError(f"outbox {path}: cannot be used ({exc}{f'; {why}' if why else ''}): let the box's user read "
                           "and write it and its folder, with room on its disk, and start the box again (it was left "
                           "as it is: it may hold incidents not yet sent)") from None
     except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise NoRoom(path, exc.strerror) from None
         raise ConfigError(f"data_dir {config.data_dir}: cannot keep the outbox there ({exc.strerror or exc})") from None
 
 
@@ -792,6 +841,7 @@ def run_box(config: EdgeConfig) -> int:
     while not stop.wait(config.heartbeat_s):
         now = box_now()
         look_after(readers, now)
+        keep_outbox(config, publisher)
         publisher.write_unwritten()  # what a full disk held back, once it has room
         delivery = publisher.delivery(time.time())
         for gauge, key in ((metrics.pending, "outbox_pending"), (metrics.unconfirmed, "outbox_unconfirmed"),
@@ -801,5 +851,7 @@ def run_box(config: EdgeConfig) -> int:
         publisher.publish_status(status(config.box, readers, slots, delivery, suppressions, config.heartbeat_s))
     analyser.join(timeout=2)
     publisher.stop(timeout=2)  # what no gateway confirmed by then stays in the outbox for next time
-    outbox.close()
+    if publisher.outbox.path is None and (lost := publisher.outbox.pending()):
+        log.error("outbox never written (its disk had no room): %d message(s) no gateway confirmed are lost", lost)
+    publisher.outbox.close()
     return 0

@@ -49,6 +49,7 @@ MAX_RESEND_AFTER_S = 600.0
 UNROUTED_RESEND_S = 1.0  # first resend of a message the broker gave to no subscriber (PUBACK 0x10)
 NO_MATCHING_SUBSCRIBERS = 16  # MQTT v5 PUBACK reason code 0x10: taken, but nobody subscribes to it
 MAX_UNWRITTEN = 10_000  # messages held in memory while the outbox cannot be written (its disk full), at most
+MEMORY_BYTES = 64 << 20  # what an outbox kept in memory (its disk full at start) takes, at most: then it is full
 CLOCK_SAMPLES = 5  # acknowledgements whose median tells the gateways' clock
 # pages the write-ahead log takes before SQLite copies it into the file and begins it again: its default, 1,000
 # (4 MiB), wanted that much free disk beside what the outbox holds, and a disk with less (nearly full) failed every
@@ -182,12 +183,20 @@ class Outbox:
     """A durable FIFO of (topic, payload) in SQLite; thread-safe. Opened, it is checked: NotAnOutbox where the file
     is none (found before anything in it is changed), SQLite's error where it cannot be written (read-only), at start
     and not later (a page damaged mid-file ended the sender thread at its first read of it, and a table of another
-    making failed every incident, 'table outbox has no column named created')."""
+    making failed every incident, 'table outbox has no column named created'). ``path`` None: kept in memory
+    (``in_memory``)."""
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.unwritable: str | None = None  # kept in memory: why its file cannot be written
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(":memory:" if path is None else str(path), check_same_thread=False,
+                                   isolation_level=None)
         try:
+            if path is None:
+                page = self._db.execute("PRAGMA page_size").fetchone()[0]
+                self._db.execute(f"PRAGMA max_page_count = {MEMORY_BYTES // page}")
             self._check()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
@@ -202,6 +211,23 @@ class Outbox:
             self._db.close()
             raise
         self._lock = threading.Lock()
+
+    @classmethod
+    def in_memory(cls, why: str) -> Outbox:
+        """An outbox in memory, for one whose file cannot be written for ``why`` (its disk full at start: edge/box.py
+        ``open_outbox``): it takes ``MEMORY_BYTES`` at most, then refuses as a full disk does (``Publisher.send``).
+
+        >>> outbox = Outbox.in_memory("database or disk is full")
+        >>> outbox.put([("t", bytes(MEMORY_BYTES // 2))], 0.0)
+        >>> outbox.put([("t", bytes(MEMORY_BYTES // 2))], 0.0)
+        Traceback (most recent call last):
+        sqlite3.OperationalError: database or disk is full
+        >>> outbox.rows()[0][0], outbox.path, outbox.unwritable
+        ('t', None, 'database or disk is full')
+        """
+        outbox = cls(None)
+        outbox.unwritable = why
+        return outbox
 
     def _check(self) -> None:
         """NotAnOutbox where a page is damaged, or a table of ``SCHEMA``'s that the file has lacks a column."""
@@ -226,6 +252,11 @@ class Outbox:
             finally:  # a full disk: nothing of it stays, and the outbox takes the next put
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
+
+    def rows(self) -> list[tuple[str, bytes, float]]:
+        """Every message waiting, with when it was queued, in order (as ``restore`` takes them)."""
+        with self._lock:
+            return self._db.execute("SELECT topic, payload, created FROM outbox ORDER BY id").fetchall()
 
     def after(self, last_id: int, limit: int) -> list[tuple[int, str, bytes]]:
         with self._lock:
@@ -315,6 +346,7 @@ class Publisher:
         self._last_id = 0  # the newest row sent once
         self._next_resend_check = 0.0  # time.monotonic() of the next look for what is due again
         self._sender_error: str | None = None  # why the sender could not use the outbox last (None: it could)
+        self._round_lock = threading.Lock()  # held by the sender thread through a round, and by ``move_to``
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
@@ -371,14 +403,33 @@ class Publisher:
                 self.write_error = None
         self._wake.set()
 
+    def move_to(self, outbox: Outbox) -> int:
+        """What the outbox in memory holds (its disk was full at start) written into ``outbox``, its file, after what
+        that holds, and sent from it from now on, as after a restart: what was sent and not yet confirmed is sent
+        again (a gateway takes it once). SQLite's error where ``outbox`` cannot take it all: the memory keeps it.
+        Returns how many messages it moved."""
+        with self._round_lock, self._unwritten_lock:
+            rows = self.outbox.rows()
+            outbox.restore(rows)
+            self.outbox.close()
+            self.outbox = outbox
+            # other ids in the file: the sender starts again, and PUBACKs still to come are of no row (ids begin at 1)
+            self._inflight = dict.fromkeys(self._inflight, 0)
+            self._early, self._unconfirmed, self._by_digest, self._confirmed, self._last_id = {}, {}, {}, [], 0
+        self.write_unwritten()
+        return len(rows)
+
     def delivery(self, now: float) -> dict:
-        """Where the outbox stands, and the box's clock against the gateways', for the heartbeat and metrics."""
+        """Where the outbox stands, and the box's clock against the gateways', for the heartbeat and metrics. An
+        outbox kept in memory counts as unwritten, and why its file cannot be written is its write error."""
         oldest = self.outbox.oldest()
         measured = self.clock.measured(time.monotonic(), time.time())
         with self._unwritten_lock:
             unwritten = sum(map(len, self._unwritten))
-        return {"outbox_pending": self.outbox.pending(), "outbox_unwritten": unwritten,
-                "outbox_write_error": self.write_error, "outbox_unwritten_dropped": self.unwritten_dropped,
+        pending = self.outbox.pending()
+        return {"outbox_pending": pending, "outbox_unwritten": unwritten + (pending if self.outbox.path is None else 0),
+                "outbox_write_error": self.write_error or self.outbox.unwritable,
+                "outbox_unwritten_dropped": self.unwritten_dropped,
                 "outbox_unconfirmed": len(self._unconfirmed),
                 "outbox_oldest_s": round(max(0.0, now - oldest), 1) if oldest is not None else 0.0,
                 "outbox_resent": self.resent, "outbox_unrouted": self.unrouted, "outbox_refused": self.refused,
@@ -586,7 +637,8 @@ class Publisher:
             self._wake.wait(0.5)
             self._wake.clear()
             try:
-                self._round()
+                with self._round_lock:
+                    self._round()
             except sqlite3.Error as exc:  # an I/O error, a damaged page: tried again in the next round
                 self._outbox_failed(exc)
                 continue

@@ -1,6 +1,6 @@
 """`xueliang edge` with settings that validate but cannot be used on this machine: one `error:` line naming
 the field, exit 2, never a traceback; a damaged outbox is moved aside and the box starts; an outbox out of reach
-(read-only, a link to nothing, a full disk) is named, and left as it is."""
+(read-only, a link to nothing) is named, and left as it is; on a full disk the box starts with its outbox in memory."""
 
 import contextlib
 import os
@@ -157,8 +157,8 @@ def read_only(path):
         subprocess.run(["chattr", "-i", str(path)], capture_output=True)
 
 
-def outbox_out_of_reach(tmp_path, how, stack):
-    """An outbox of 5 messages out of reach as ``how`` says; the folder it is in."""
+def outbox_out_of_reach(tmp_path, how, stack, messages=5):
+    """An outbox of ``messages`` (none: no outbox) out of reach as ``how`` says; the folder it is in."""
     from .test_outbox_full import fill
 
     folder = tmp_path
@@ -174,7 +174,8 @@ def outbox_out_of_reach(tmp_path, how, stack):
             pytest.skip("cannot mount a tmpfs here (needs root)")
         stack.callback(subprocess.run, ["umount", "-l", str(folder)], check=False)
         path = folder / "b1.outbox.sqlite"
-    outbox_with(path, 5)
+    if messages:
+        outbox_with(path, messages)
     if how == "read-only":
         stack.enter_context(read_only(path))
     else:
@@ -185,10 +186,9 @@ def outbox_out_of_reach(tmp_path, how, stack):
 @pytest.mark.parametrize("how, says", [
     ("read-only", "attempt to write a readonly database; (Operation not permitted|Permission denied)"),
     ("a link to nothing", "unable to open database file; it is a link to .*unmounted/b1.outbox.sqlite, which does "
-                          "not exist"),
-    ("on a full disk", "(disk I/O error|database or disk is full); 0 KiB free on its disk")])
+                          "not exist")])
 def test_an_outbox_out_of_reach_is_named_and_left_as_it_is(tmp_path, how, says):
-    """Moved aside as damaged, its incidents were never sent; on a full disk the new one failed too, a traceback."""
+    """Moved aside as damaged, its incidents were never sent."""
     from edge.box import open_outbox
     from edge.config import ConfigError
 
@@ -206,6 +206,68 @@ def test_an_outbox_out_of_reach_is_named_and_left_as_it_is(tmp_path, how, says):
             db = sqlite3.connect(f"file:{folder}/b1.outbox.sqlite?immutable=1", uri=True)  # a full disk
             assert db.execute("SELECT count(*) FROM outbox").fetchone() == (5,)
             db.close()
+
+
+def no_inode_free(tmp_path, stack):
+    """A folder on a disk with room and no inode free (a file or folder cannot be made there); ``free``: frees some."""
+    folder = tmp_path / "few"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M,nr_inodes=16", "tmpfs", str(folder)], capture_output=True
+                      ).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    stack.callback(subprocess.run, ["umount", "-l", str(folder)], check=False)
+    for i in range(16):
+        with contextlib.suppress(OSError):
+            (folder / f"log.{i}").touch()
+    return folder
+
+
+@pytest.mark.parametrize("how, says", [
+    ("no outbox yet", "(disk I/O error|database or disk is full); 0 KiB free on its disk"),
+    ("an outbox of 5 messages", "(disk I/O error|database or disk is full); 0 KiB free on its disk"),
+    ("no inode free", "unable to open database file; no inode free on its disk")])
+def test_an_outbox_on_a_full_disk_is_kept_in_memory_and_written_to_its_file_once_there_is_room(tmp_path, caplog,
+                                                                                                how, says):
+    """A full disk at start stopped the box, a ConfigError, and every incident its cameras saw until someone freed
+    room was lost; at run time it held them in memory. Now the outbox is kept in memory, said once with its file and
+    why, shown in the heartbeat as a full disk at run time is, and written to its file once there is room."""
+    from edge.box import keep_outbox, open_outbox
+    from edge.config import Broker
+    from edge.publisher import Publisher
+
+    with contextlib.ExitStack() as stack:
+        if how == "no inode free":
+            folder = no_inode_free(tmp_path, stack)
+        else:
+            messages = 5 if how == "an outbox of 5 messages" else 0
+            folder = outbox_out_of_reach(tmp_path, "on a full disk", stack, messages)
+        config = box_config(folder)
+        held = open_outbox(config)
+        path = folder / "b1.outbox.sqlite"
+        (said,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert re.fullmatch(f"outbox {path} cannot be written \\({says}\\): its messages are held in memory and sent, "
+                            "and written to it once its disk has room; free room on it", said), said
+        publisher = Publisher("b1", Broker(port=services.free_port()), held)  # never started: nothing leaves
+        publisher.send([("t/new", b"made while the disk was full")])
+        keep_outbox(config, publisher)  # still no room: nothing said again
+        state = publisher.delivery(0.0)
+        assert (state["outbox_unwritten"], state["outbox_pending"]) == (1, 1)
+        assert re.fullmatch(says, state["outbox_write_error"])
+        assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1
+        for filler in folder.glob("filler"):
+            filler.unlink()
+        for log in folder.glob("log.*"):
+            log.unlink()
+        keep_outbox(config, publisher)  # the next heartbeat
+        state = publisher.delivery(0.0)
+        assert (state["outbox_unwritten"], state["outbox_write_error"]) == (0, None)
+        assert publisher.outbox.path == path
+        publisher.send([("t/after", b"made once there was room")])
+        publisher.outbox.close()
+        db = sqlite3.connect(path)
+        assert [t for (t,) in db.execute("SELECT topic FROM outbox ORDER BY id")] == [
+            f"t/{i}" for i in range(5 if how == "an outbox of 5 messages" else 0)] + ["t/new", "t/after"]
+        db.close()
 
 
 def test_a_read_only_outbox_stops_the_box_with_one_line_saying_what_to_do(tmp_path):

@@ -98,3 +98,58 @@ def test_messages_confirmed_as_they_come_leave_room_on_a_nearly_full_disk(tiny_d
         outbox.put([("t", bytes([row_id % 256]) * 3000)], 0.0)
         outbox.confirm([row_id])
     assert outbox.pending() == 0
+
+
+@pytest.mark.slow
+def test_a_box_started_on_a_full_disk_runs_sends_its_incidents_and_writes_them_once_there_is_room(small_disk, broker,
+                                                                                                   tmp_path):
+    """A box rebooted on a disk filled (by logs, over months) stopped at start, and stayed down, every incident its
+    cameras saw lost, until someone freed room. Now it runs with its outbox in memory: a parked van's incident from a
+    real clip reaches a subscriber while the disk is full, and is in the outbox's file once there is room, after
+    the message the file held from before."""
+    import json
+    import sqlite3
+
+    import yaml
+
+    from .conftest import CLIP, Watcher, wait_until
+    from .test_edge_faults import camera
+
+    path = small_disk / "edge" / "full-box.outbox.sqlite"
+    before = Outbox(path)
+    before.put([("xl/v1/full-box/old/incident", b"queued before the reboot")], 0.0)
+    before.close()
+    fill(small_disk)
+    kerb = {"id": "kerb", "types": ["illegal_parking"], "dwell_s": 8,
+            "polygon": [[0.80, 0.03], [0.97, 0.03], [0.97, 0.22], [0.80, 0.22]]}
+    config = tmp_path / "edge.yaml"
+    config.write_text(yaml.safe_dump({"box": "full-box", "broker": {"port": broker.port}, "heartbeat_s": 1,
+                                      "cameras": [camera("file", str(CLIP), zones=[kerb])],
+                                      "data_dir": str(small_disk / "edge")}))
+    watcher = Watcher(broker.port, ["xl/v1/full-box/+/incident", "xl/v1/full-box/status"])  # confirms nothing
+    log = tmp_path / "edge.log"
+    box = services.xueliang(["edge", "--config", str(config)], log)
+    try:
+        def incidents():
+            assert box.poll() is None, log.read_text()[-2000:]  # stopped at start: "error: outbox ... cannot be used"
+            return [p for t, p in watcher.messages if t == "xl/v1/full-box/file/incident"]
+
+        first = wait_until(incidents, 60, message="the parked van's incident, the disk full")[0]
+        status = wait_until(lambda: (s := watcher.latest_json("full-box/status")).get("outbox_unwritten") and s, 5,
+                            message="the heartbeat counting the incident held in memory")
+        assert "free on its disk" in status["outbox_write_error"], status
+        (said,) = [line for line in log.read_text().splitlines() if "cannot be written" in line]
+        assert f"outbox {path} cannot be written (" in said and "held in memory" in said
+        (small_disk / "filler").unlink()
+        wait_until(lambda: watcher.latest_json("full-box/status").get("outbox_write_error", "") is None, 10,
+                   message="the heartbeat without the write error")
+        with sqlite3.connect(path) as db:
+            payloads = [p for (p,) in db.execute("SELECT payload FROM outbox ORDER BY id")]
+        assert payloads[0] == b"queued before the reboot" and first in payloads, payloads
+        assert json.loads(first)["state"] == "start"
+    finally:
+        box.terminate()
+        box.wait(10)
+        watcher.stop()
+    assert "Traceback" not in log.read_text()
+    assert len([line for line in log.read_text().splitlines() if "cannot be written" in line]) == 1

@@ -2,13 +2,12 @@
 both sides must act on it: *damaged* (SQLite says it is no database, or a damaged one) or *out of reach* (a
 read-only file or folder, one the user may not open, a link to nothing, a full disk). The box moves a damaged
 outbox aside and begins a new one; a file out of reach is never moved: it is fixed where it lies, for it may
-hold what was not yet sent.
+hold what was not yet sent (on a disk with *no room*, the box keeps its outbox in memory meanwhile).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 LOW_SPACE = 1 << 20  # bytes free on a file's disk under which an error says so
@@ -29,9 +28,35 @@ def damaged(exc: BaseException) -> bool:
     return (getattr(exc, "sqlite_errorname", None) or "").startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT"))
 
 
+def no_room(exc: BaseException, path: Path) -> bool:
+    """Whether SQLite's error ``exc`` on the file at ``path`` comes of a full disk: it says so (``SQLITE_FULL``), or it
+    is an I/O error (a full disk's, where SQLite makes the file's shared memory beside it: ``SQLITE_IOERR_SHMSIZE``)
+    and the disk has less than ``LOW_SPACE`` free, or it cannot open the file and the disk has no inode free.
+
+    >>> import sqlite3, tempfile
+    >>> db = sqlite3.connect(":memory:"); _ = db.execute("PRAGMA max_page_count = 1")
+    >>> try:
+    ...     db.execute("CREATE TABLE t (x)")
+    ... except sqlite3.OperationalError as exc:
+    ...     no_room(exc, Path(tempfile.mkdtemp()) / "x.sqlite"), no_room(sqlite3.OperationalError("locked"), Path("x"))
+    (True, False)
+    """
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    if name == "SQLITE_FULL":
+        return True
+    try:
+        disk = os.statvfs(path.parent)
+    except OSError:
+        return False
+    if name.startswith("SQLITE_IOERR"):
+        return disk.f_bavail * disk.f_frsize < LOW_SPACE
+    return name == "SQLITE_CANTOPEN" and disk.f_files > 0 and disk.f_favail == 0
+
+
 def out_of_reach(path: Path) -> str | None:
     """What the system says keeps the file at ``path`` from being opened to read and write, in words (SQLite says
-    "unable to open database file", or "disk I/O error" on a full disk), or None where it says nothing.
+    "unable to open database file", or "disk I/O error" on a full disk, of bytes or of inodes), or None where it
+    says nothing.
 
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
@@ -52,7 +77,10 @@ def out_of_reach(path: Path) -> str | None:
     except OSError as exc:
         return exc.strerror
     try:
-        free = shutil.disk_usage(path.parent).free
+        disk = os.statvfs(path.parent)
     except OSError:
         return None
-    return f"{free // 1024} KiB free on its disk" if free < LOW_SPACE else None
+    free = disk.f_bavail * disk.f_frsize
+    if free < LOW_SPACE:
+        return f"{free // 1024} KiB free on its disk"
+    return "no inode free on its disk" if disk.f_files > 0 and disk.f_favail == 0 else None
