@@ -10,6 +10,7 @@ import logging
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -31,7 +32,17 @@ RTSP_SCHEMES = ("rtsp", "rtsps")
 # what FFmpeg takes for a protocol: a url's leading letters, digits and + - . up to a colon (url_find_protocol)
 _PROTOCOL = re.compile(r"[A-Za-z0-9+.-]+(?=:)")
 URLS_READ = "an rtsp:// or rtsps:// URL, or a file path"
-UNENCODED = {"@": ("@", "%40"), "#": ("#", "%23"), " ": ("space", "%20")}  # in a camera url's user information
+# where FFmpeg ends a url's host and begins its path (av_url_split): the first of these after the //
+_PATH_START = re.compile(r"[/?#]")
+# a host as FFmpeg takes it: a name or an IPv4 address, or an IPv6 one in brackets; a port of digits
+_HOST = re.compile(r"(?:[\w.-]+|\[[0-9A-Fa-f:.]+(?:%25[\w.-]+)?\])(?::(?P<port>[0-9]{1,5}))?")
+_IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+# in a camera url's user information, percent-encoded for FFmpeg (which decodes it): what ends the address (/ ? #),
+# the user information (@) or a url in an error (a space, a quote), so without_password hides it all; and brackets,
+# which Python's urlsplit takes for an IPv6 address's
+_ENCODED = frozenset("/?#@'\"[]")
+AMBIGUOUS = ("reads more than one way (where the password ends and the host begins): percent-encode a / ? # or @ "
+             "in the password (/ as %2F, ? as %3F, # as %23, @ as %40), and an @ in the path as %40")
 
 
 def is_rtsp(url: str) -> bool:
@@ -44,16 +55,21 @@ def is_rtsp(url: str) -> bool:
 
 
 def camera_url(url: str) -> str:
-    """A camera's url as the box reads it, its scheme in lower case (FFmpeg knows ``RTSP://`` as no protocol); a
-    ValueError says what is wrong and what the box reads, never the password. An ``@``, ``#`` or space in a user
-    name or password must be percent-encoded (FFmpeg decodes it): a ``#`` ends the address there.
+    """A camera's url as the box reads it: its scheme in lower case (FFmpeg knows ``RTSP://`` as no protocol), a
+    ``/ ? # @``, space, quote or bracket in its user name or password percent-encoded (FFmpeg decodes it; a ``%``
+    and two hex digits are taken for one already encoded). A ValueError says what is wrong and what the box reads,
+    never the password. The user information runs to the last ``@`` before the host, where FFmpeg reads it; a
+    password with a ``/ ? #`` in it, which FFmpeg takes for the path begun, is read whole where that is the only
+    reading that names a host (``_readings``); a url that reads more than one way is refused.
 
     >>> camera_url("RTSP://admin:p%40ss@10.0.0.5:554/s1"), camera_url("/data/gate.mp4")
     ('rtsp://admin:p%40ss@10.0.0.5:554/s1', '/data/gate.mp4')
-    >>> camera_url("rtsp://admin:p@ss#1@10.0.0.5/s1")
+    >>> camera_url("rtsp://admin:ab/c?d@e@10.0.0.5:554/Streaming/Channels/101")
+    'rtsp://admin:ab%2Fc%3Fd%40e@10.0.0.5:554/Streaming/Channels/101'
+    >>> camera_url("rtsp://admin:1234/5@10.0.0.5/s1")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: the user name or password has an unencoded @ and #: percent-encode them (@ as %40, # as %23)
+    ValueError: reads more than one way (where the password ends and the host begins): percent-encode a / ? # or @ ...
     """
     protocol = _PROTOCOL.match(url)
     if protocol is None:
@@ -65,15 +81,54 @@ def camera_url(url: str) -> str:
     if scheme not in RTSP_SCHEMES:
         raise ValueError(f"{named}:// is not a source the box reads right; give {URLS_READ} (a camera's stream over "
                          "http:// or another protocol carries no time the box can follow: serve it over RTSP)")
-    user, _, host = re.split(r"[/?]", rest[2:], maxsplit=1)[0].rpartition("@")  # user information: to the last @
-    if wrong := [UNENCODED[char] for char in UNENCODED if char in user]:
-        raise ValueError(f"the user name or password has an unencoded {' and '.join(name for name, _ in wrong)}: "
-                         f"percent-encode {'them' if wrong[1:] else 'it'} ({', '.join(' as '.join(w) for w in wrong)})")
-    if re.search(r"\s", rest):
+    readings = _readings(rest[2:])
+    if not readings:
+        raise ValueError(f"names no host, or a port that is no number of 1 to 65535; give {URLS_READ}, e.g. "
+                         "rtsp://admin:password@10.0.0.5:554/stream1")
+    if len(readings) > 1:
+        raise ValueError(AMBIGUOUS)
+    ((userinfo, from_host),) = readings
+    if re.search(r"\s", from_host):
         raise ValueError("has a space in it: percent-encode it (a space as %20)")
-    if not host:
-        raise ValueError(f"names no host; give {URLS_READ}, e.g. rtsp://10.0.0.5:554/stream1")
-    return scheme + url[len(scheme):]
+    return f"{scheme}://{from_host}" if userinfo is None else f"{scheme}://{_encoded(userinfo)}@{from_host}"
+
+
+def _readings(address: str) -> list[tuple[str | None, str]]:
+    """The ways ``address`` (a url past its ``//``) reads as user information (None: none) and the rest, from the
+    host on, where each names a host: FFmpeg's, the user information to the last ``@`` before the first ``/ ? #``;
+    and each that takes a ``/ ? #`` before an ``@`` for the password's, where a ``user:`` begins the address (not
+    an IP address and its port) and a host follows that ``@`` (a name or an address, up to the next ``/ ? #``).
+
+    >>> _readings("10.0.0.5:554/live@main"), _readings("admin:x/y@10.0.0.5/s1"), _readings("admin:x/y")
+    ([(None, '10.0.0.5:554/live@main')], [('admin:x/y', '10.0.0.5/s1')], [])
+    """
+    first = _PATH_START.search(address)
+    end = first.start() if first else len(address)
+    userinfo, at, host = address[:end].rpartition("@")
+    readings = [(userinfo if at else None, address[len(userinfo + at):])] if _is_host(host) else []
+    name, colon, _ = address[:end].partition(":")
+    if not colon or "@" in name or _IPV4.fullmatch(name) or name.startswith("["):  # the colon is a port's
+        return readings
+    for after in re.finditer("@", address[end:]):
+        host = address[end + after.end():]
+        if _is_host(_PATH_START.split(host, maxsplit=1)[0]):
+            readings.append((address[:end + after.start()], host))
+    return readings
+
+
+def _encoded(userinfo: str) -> str:
+    """``userinfo`` with each of ``_ENCODED``, a space and what is not printable percent-encoded.
+
+    >>> _encoded("admin:a/b?c#d@e f'%41")
+    'admin:a%2Fb%3Fc%23d%40e%20f%27%41'
+    """
+    return "".join(quote(c, safe="") if c in _ENCODED or c.isspace() or not c.isprintable() else c for c in userinfo)
+
+
+def _is_host(text: str) -> bool:
+    """Whether ``text`` is a host, and a port of 1 to 65535 if any, as FFmpeg reads one."""
+    host = _HOST.fullmatch(text)
+    return host is not None and (host["port"] is None or 0 < int(host["port"]) < 65536)
 
 
 class ConfigError(ValueError):
@@ -159,8 +214,8 @@ class Zone(Strict):
 
 class Camera(Strict):
     id: str = Field(pattern=IDENT, title="Camera id, unique within the box")
-    url: str = Field(min_length=1, title=f"{URLS_READ[0].upper()}{URLS_READ[1:]}: the scheme in any case; a user "
-                     "name or password percent-encoded (@ as %40, # as %23, a space as %20)")
+    url: str = Field(min_length=1, title=f"{URLS_READ[0].upper()}{URLS_READ[1:]}: the scheme in any case; a / ? # @ in "
+                     "the password taken as typed, or percent-encoded (/ as %2F, ? as %3F, # as %23, @ as %40)")
     grid: str = Field(pattern=GRID_PATTERN, title="The camera's basic grid code (letters, digits, . _ -)")
     location: Location | None = None
     zones: list[Zone] = Field(default_factory=list)

@@ -431,11 +431,13 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _pragmas(conn, _record):
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
     try:
         migrate(engine)
+        if engine.dialect.name == "sqlite":  # only once the file is the gateway's: the switch writes its header
+            with engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
     except (SQLAlchemyError, DatabaseUnusable) as exc:
         engine.dispose()
         raise DatabaseUnusable(f"database {where}: {unusable(exc, path)}") from None
@@ -463,8 +465,10 @@ def unusable(exc: Exception, path: Path | None) -> str:
 def migrate(engine: Engine) -> list[int]:
     """Create a new database at the last version, or apply the steps an existing one lacks;
     returns the versions applied. Gateways starting together on PostgreSQL take turns. DatabaseUnusable for a
-    database of a later version (its steps unknown here: served as it was, what this gateway wrote could break it),
-    and SQLAlchemy's error for one that cannot be written (read-only: found now, not at the first incident)."""
+    database of a later version (its steps unknown here: served as it was, what this gateway wrote could break it)
+    and an SQLite file of another application's, with tables and no cases (the gateway made its tables beside
+    theirs), and SQLAlchemy's error for one that cannot be written (read-only: found now, not at the first
+    incident). A file refused is left as it was: nothing is written until the steps are all done."""
     now = time.time()
     with engine.begin() as db:
         if db.dialect.name == "postgresql":
@@ -473,6 +477,10 @@ def migrate(engine: Engine) -> list[int]:
             db.exec_driver_sql("BEGIN IMMEDIATE")
         have = inspect(db)
         if not have.has_table("cases"):
+            if db.dialect.name == "sqlite" and (others := have.get_table_names()):  # another application's file
+                raise DatabaseUnusable(f"not a gateway's database (no table cases; tables {', '.join(others[:5])}"
+                                       f"{', ...' if others[5:] else ''}): name the gateway's, or move this one away "
+                                       "for a new one to begin; it was left as it is")
             metadata.create_all(db)
             todo = [(v, what, None) for v, what, _ in MIGRATIONS]
         else:

@@ -1,13 +1,21 @@
 """Bad edge configuration gets an error that names the camera, zone and field."""
 
+import base64
 import math
 import re
+import string
 import subprocess
 import sys
+from urllib.parse import quote, unquote, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from edge.config import ConfigError, load_config, parse_config
+from edge.config import AMBIGUOUS, ConfigError, camera_url, load_config, parse_config
+from edge.source import SourceError, open_frames, without_password
+
+from .conftest import tcp_server
 
 
 def config_with(camera_overrides=None, zone_overrides=None, top=None):
@@ -165,15 +173,15 @@ URL_READ = "give an rtsp:// or rtsps:// URL, or a file path"
     ("foo://bar/x", "foo:// is not a source the box reads right"),  # each failed only at run time
     ("a:b.mp4", f"begins a:, which FFmpeg reads as a protocol; {URL_READ} (a file path with a colon in its first "
      "name: write ./ before it)"),
-    # FFmpeg: "Input/output error" at run time; a # ends the address
-    ("rtsp://admin:Hunter2@x#1@10.0.0.5/s1", "url: the user name or password has an unencoded @ and #: "
-     "percent-encode them (@ as %40, # as %23)"),
-    ("rtsp://admin:Hunter2#x@10.0.0.5/s1", "url: the user name or password has an unencoded #: percent-encode "
-     "it (# as %23)"),
-    ("rtsp://admin:Hunter2 x@10.0.0.5/s1", "the user name or password has an unencoded space: percent-encode it "
-     "(space as %20)"),
+    # where the password ends and the host begins, read two ways (host admin and port 1234, or host 10.0.0.5; host x
+    # or 10.0.0.5; an @ in the path, or in a password with a / in it)
+    ("rtsp://admin:1234/Hunter2@10.0.0.5/s1", f"url: {AMBIGUOUS}"),
+    ("rtsp://admin:Hunter2@x#1@10.0.0.5/s1", f"url: {AMBIGUOUS}"),
+    ("rtsp://admin:Hunter2@10.0.0.5/live@main", f"url: {AMBIGUOUS}"),
     ("rtsp://10.0.0.5/main stream", "url: has a space in it: percent-encode it (a space as %20)"),
-    ("RTSP://admin:Hunter2@/s1", f"url: names no host; {URL_READ}"),
+    ("RTSP://admin:Hunter2@/s1", f"url: names no host, or a port that is no number of 1 to 65535; {URL_READ}"),
+    ("rtsp://admin:Hunter2/x", "url: names no host, or a port that is no number"),  # no @: port Hunter2
+    ("rtsp://admin:Hunter2@10.0.0.5:65536/s1", "url: names no host, or a port that is no number"),
 ])
 def test_a_camera_url_the_box_cannot_read_right_is_refused_at_load_without_its_password(url, expected):
     with pytest.raises(ConfigError) as err:
@@ -186,11 +194,74 @@ def test_a_camera_url_the_box_cannot_read_right_is_refused_at_load_without_its_p
     ("RTSP://10.0.0.5:554/s1", "rtsp://10.0.0.5:554/s1"),  # FFmpeg: "Protocol not found"
     ("Rtsps://admin:p%40ss%23w0rd@10.0.0.5:322/s1?channel=1", "rtsps://admin:p%40ss%23w0rd@10.0.0.5:322/s1?channel=1"),
     ("rtsp://10.0.0.5/live@main", "rtsp://10.0.0.5/live@main"),  # an @ in the path is no user information
+    ("rtsp://10.0.0.5:554/live@main", "rtsp://10.0.0.5:554/live@main"),
+    ("rtsp://10.0.0.5:554/user=admin&password=Admin@123&channel=1&stream=0.sdp?",  # a password in the path
+     "rtsp://10.0.0.5:554/user=admin&password=Admin@123&channel=1&stream=0.sdp?"),
+    # a password as typed: FFmpeg read the host in it (admin, port ab: "Name or service not known"), and the box
+    # logged it whole; now percent-encoded, which FFmpeg decodes
+    ("rtsp://admin:ab/c?d@10.0.0.5:554/Streaming/Channels/101",
+     "rtsp://admin:ab%2Fc%3Fd@10.0.0.5:554/Streaming/Channels/101"),
+    ("rtsp://admin:Admin@123@10.0.0.5/s1", "rtsp://admin:Admin%40123@10.0.0.5/s1"),
+    ("rtsp://admin:p#1 x@10.0.0.5:554/cam/realmonitor?channel=1&subtype=0",
+     "rtsp://admin:p%231%20x@10.0.0.5:554/cam/realmonitor?channel=1&subtype=0"),
+    ("rtsp://admin:a/b@[fe80::1]:554/s1", "rtsp://admin:a%2Fb@[fe80::1]:554/s1"),
     ("/data/videos/gate 1.mp4", "/data/videos/gate 1.mp4"),
     ("./a:b.mp4", "./a:b.mp4"),
 ])
 def test_an_rtsp_url_of_any_case_and_a_file_path_are_read(url, read_as):
     assert parse_config(config_with(camera_overrides={"url": url})).cameras[0].url == read_as
+
+
+HIKVISION = "rtsp://admin:{}@10.0.0.5:554/Streaming/Channels/101"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from(sorted(set(string.printable) - set(string.whitespace) - {"%"}) + [" "]), min_size=1))
+def test_a_password_of_printable_characters_is_read_whole_or_refused_without_it(password):
+    """Read whole where it reads one way only (always where it has no / ? #); refused in words that never hold it."""
+    try:
+        read = camera_url(HIKVISION.format(password))
+    except ValueError as refused:
+        assert re.search("[/?#]", password) and str(refused) == AMBIGUOUS
+        return
+    parts = urlsplit(read)
+    assert (parts.username, unquote(parts.password), parts.hostname, parts.port, parts.path) == \
+        ("admin", password, "10.0.0.5", 554, "/Streaming/Channels/101")
+    assert camera_url(read) == read  # read as FFmpeg reads it
+    assert without_password(f"cannot open {read}: refused") == f"cannot open {HIKVISION.format('***')}: refused"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1))
+def test_a_password_percent_encoded_is_read_as_it_is(password):
+    url = HIKVISION.format(quote(password, safe=""))
+    assert camera_url(url) == url and unquote(urlsplit(url).password) == password
+
+
+@pytest.mark.parametrize("password", ["ab/c?d", "ab/c?d#e@f g'h:i%", "Admin@123"])
+def test_a_password_as_typed_reaches_the_camera(password):
+    """What FFmpeg sends the camera (RTSP basic authentication) is the password typed in the url, and what the box
+    says of the camera never holds it: the first was read for host admin, port ab, and the error showed it."""
+    sent = []
+
+    def camera(conn):  # asks for a password, then has no such stream
+        requests = conn.makefile("rb")
+        while lines := list(iter(lambda: requests.readline().strip(), b"")):
+            cseq = next(line.split(b":")[1].strip() for line in lines if line.lower().startswith(b"cseq"))
+            auth = [line.split()[-1] for line in lines if line.lower().startswith(b"authorization: basic")]
+            sent.extend(base64.b64decode(a).decode() for a in auth)
+            conn.sendall(b"RTSP/1.0 " + (b"404 Not Found" if auth else b'401 Unauthorized\r\nWWW-Authenticate: Basic '
+                         b'realm="cam"') + b"\r\nCSeq: " + cseq + b"\r\n\r\n")
+
+    server = tcp_server(camera)
+    url = f"rtsp://admin:{password}@127.0.0.1:{server.getsockname()[1]}/Streaming/Channels/101"
+    try:
+        with pytest.raises(SourceError) as refused:
+            next(open_frames(parse_config(config_with(camera_overrides={"url": url})).cameras[0].url, 5, 5))
+    finally:
+        server.close()
+    assert sent == [f"admin:{password}"]
+    assert "404 Not Found" in str(refused.value) and password not in str(refused.value), refused.value
 
 
 def test_good_config_fills_defaults():

@@ -2,6 +2,7 @@
 making, a folder, a link to nothing, read-only, a PostgreSQL that does not answer): one line saying where, what is
 wrong and what to do, exit 2, never a traceback, and the file left as it was."""
 
+import hashlib
 import re
 import sqlite3
 import subprocess
@@ -24,10 +25,11 @@ def broken(path, how: str) -> None:
         path.mkdir()
     elif how == "a link to nothing":
         path.symlink_to(path.parent / "unmounted" / "gateway.sqlite")
-    elif how == "of another making":
+    elif how in ("of another making", "another application's"):
         db = sqlite3.connect(path)
-        db.execute("CREATE TABLE cases (x)")
-        db.commit()
+        db.executescript("CREATE TABLE cases (x); INSERT INTO cases VALUES (1);" if how == "of another making" else
+                         "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users VALUES (1, 'li');"
+                         "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER); INSERT INTO orders VALUES (7, 1);")
         db.close()
     else:
         a_gateway_database(path)
@@ -51,6 +53,8 @@ CASES = {
                           rf"\({MIGRATIONS[-1][0]}\): run a gateway of the release that made it" + LEFT,
     "of another making": r"not a gateway's database \(no such table: main\.\w+\): name the gateway's, or move this "
                          "one away for a new one to begin" + LEFT,
+    "another application's": r"not a gateway's database \(no table cases; tables orders, users\): name the "
+                             "gateway's, or move this one away for a new one to begin" + LEFT,
     "a folder": r"cannot be used \(unable to open database file; it is a folder\): let the gateway's user read and "
                 "write it and its folder, with room on its disk" + LEFT,
     "a link to nothing": r"cannot be used \(unable to open database file; it is a link to .*/unmounted/gateway\.sqlite, "
@@ -61,15 +65,18 @@ CASES = {
 @pytest.mark.parametrize("how", list(CASES))
 def test_a_broken_database_is_refused_with_what_is_wrong_and_left_as_it_was(tmp_path, how):
     """A database of a later release was served as it was (its steps unknown here, what this gateway wrote could
-    break it); the others were a traceback of 120 lines."""
+    break it), and another application's had the gateway's tables made beside its own; the others were a traceback
+    of 120 lines. Each is left as it was to the byte: the file of another making had been switched to a write-ahead
+    log before it was refused (two bytes of its header, and its change counter)."""
     path = tmp_path / "gateway.sqlite"
     broken(path, how)
-    was = path.read_bytes() if path.is_file() and how != "of another making" else None
+    was = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
     with pytest.raises(DatabaseUnusable) as refused:
         Store(f"sqlite:///{path}")
     assert re.fullmatch(f"database {re.escape(str(path))}: {CASES[how]}", str(refused.value)), refused.value
     if was is not None:
-        assert path.read_bytes() == was
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == was
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["gateway.sqlite"]  # no write-ahead log, no journal
 
 
 def test_a_read_only_database_is_refused_at_start(tmp_path):
@@ -102,3 +109,10 @@ def test_the_gateway_started_on_a_broken_database_says_so_in_one_line_and_exits_
     (line,) = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert re.fullmatch(f"error: database {re.escape(str(path))}: {CASES[how]}", line), line
     assert path.read_bytes() == was
+
+
+def test_a_new_database_is_begun_with_a_write_ahead_log(tmp_path):
+    """The switch comes once the file is known to be the gateway's (above), and still comes."""
+    path = tmp_path / "gateway.sqlite"
+    a_gateway_database(path)
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
