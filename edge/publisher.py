@@ -214,8 +214,9 @@ class Outbox:
 
     @classmethod
     def in_memory(cls, why: str) -> Outbox:
-        """An outbox in memory, for one whose file cannot be written for ``why`` (its disk full at start: edge/box.py
-        ``open_outbox``): it takes ``MEMORY_BYTES`` at most, then refuses as a full disk does (``Publisher.send``).
+        """An outbox in memory, for one whose file cannot be written for ``why`` (its disk full at start:
+        edge/outboxfile.py ``open_outbox``): it takes ``MEMORY_BYTES`` at most, then refuses as a full disk does
+        (``Publisher.send``).
 
         >>> outbox = Outbox.in_memory("database or disk is full")
         >>> outbox.put([("t", bytes(MEMORY_BYTES // 2))], 0.0)

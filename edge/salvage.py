@@ -1,7 +1,7 @@
 """What can still be read of a damaged outbox, put into the new one in its order.
 
-edge/box.py ``open_outbox`` moves an outbox that is none aside and begins a new one; every message still in it was
-never sent (a gateway's confirmation deletes a message), yet a damaged page spoils the rows on it, not the rest.
+edge/outboxfile.py ``open_outbox`` moves an outbox that is none aside and begins a new one; every message still in
+it was never sent (a gateway's confirmation deletes a message), yet a damaged page spoils the rows on it, not the rest.
 The file aside is read, never written (``immutable``: no lock, no journal beside it), in id order: a range at a
 time, and one id at a time past a range whose read fails, so the rows before and after a damaged page are kept and
 the ids on it counted. What is read goes into the new outbox as it was queued (evidence before its incident, the

@@ -131,7 +131,7 @@ def damage(path, how: str) -> None:
 def test_an_outbox_that_is_none_is_moved_aside_as_it_was_and_a_new_one_begun(tmp_path, caplog, how):
     """A page overwritten mid-file opened, and the sender thread ended at its first read of it; a table of
     another making opened, and every incident waited in memory, 'table outbox has no column named created'."""
-    from edge.box import open_outbox
+    from edge.outboxfile import open_outbox
 
     path = tmp_path / "b1.outbox.sqlite"
     damage(path, how)
@@ -189,7 +189,7 @@ def outbox_out_of_reach(tmp_path, how, stack, messages=5):
                           "not exist")])
 def test_an_outbox_out_of_reach_is_named_and_left_as_it_is(tmp_path, how, says):
     """Moved aside as damaged, its incidents were never sent."""
-    from edge.box import open_outbox
+    from edge.outboxfile import open_outbox
     from edge.config import ConfigError
 
     with contextlib.ExitStack() as stack:
@@ -231,7 +231,7 @@ def test_an_outbox_on_a_full_disk_is_kept_in_memory_and_written_to_its_file_once
     """A full disk at start stopped the box, a ConfigError, and every incident its cameras saw until someone freed
     room was lost; at run time it held them in memory. Now the outbox is kept in memory, said once with its file and
     why, shown in the heartbeat as a full disk at run time is, and written to its file once there is room."""
-    from edge.box import keep_outbox, open_outbox
+    from edge.outboxfile import keep_outbox, open_outbox
     from edge.config import Broker
     from edge.publisher import Publisher
 

@@ -1,6 +1,6 @@
-"""A damaged outbox moved aside at start (edge/box.py ``open_outbox``): what can still be read of it is put into the
-new one in its order and sent; the rows on a damaged page alone are lost, counted; the file aside is left as it
-was. Real SQLite files, damaged at test time; a real Mosquitto and publisher."""
+"""A damaged outbox moved aside at start (edge/outboxfile.py ``open_outbox``): what can still be read of it is put
+into the new one in its order and sent; the rows on a damaged page alone are lost, counted; the file aside is left
+as it was. Real SQLite files, damaged at test time; a real Mosquitto and publisher."""
 
 import copy
 import hashlib
@@ -8,7 +8,7 @@ import re
 import sqlite3
 import time
 
-from edge.box import open_outbox
+from edge.outboxfile import open_outbox
 from edge.config import Broker
 from edge.publisher import Outbox, Publisher
 from edge.salvage import salvage
