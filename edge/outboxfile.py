@@ -69,9 +69,10 @@ def keep_outbox(config: EdgeConfig, publisher: Publisher) -> None:
 
 def outbox_file(config: EdgeConfig) -> Outbox:
     """The box's outbox file; ConfigError naming ``data_dir`` where it cannot be kept there, NoRoom where its disk has
-    no room. A file that is not an outbox (damaged on disk, a folder, a table of another making) is moved aside,
-    named with the time, and a new one begun, every camera stayed down behind it; what can be read of it is put into
-    the new one (``salvage_into``). A file out of reach (read-only, not to be opened, a link to nothing) is ConfigError
+    no room. A file that is not an outbox (damaged on disk, a folder, a table of another making, another application's
+    file) is moved aside, named with the time, and a new one begun, every camera stayed down behind it (another
+    application's had the outbox's tables made beside its own); what can be read of it is put into the new one
+    (``salvage_into``). A file out of reach (read-only, not to be opened, a link to nothing) is ConfigError
     saying so and left where it is: moved aside, the incidents it held were never sent."""
     path = config.data_dir / f"{config.box}.outbox.sqlite"
     try:

@@ -3,6 +3,7 @@ the field, exit 2, never a traceback; a damaged outbox is moved aside and the bo
 (read-only, a link to nothing) is named, and left as it is; on a full disk the box starts with its outbox in memory."""
 
 import contextlib
+import hashlib
 import os
 import re
 import socket
@@ -143,6 +144,36 @@ def test_an_outbox_that_is_none_is_moved_aside_as_it_was_and_a_new_one_begun(tmp
     (aside,) = tmp_path.glob("b1.outbox.sqlite.damaged-*[0-9]")
     assert aside.is_dir() if was is None else aside.read_bytes() == was
     assert f"outbox {path} could not be read" in caplog.text and f"moved aside to {aside}" in caplog.text
+
+
+def test_another_applications_file_is_moved_aside_unchanged_and_a_new_outbox_begun(tmp_path, caplog):
+    """An SQLite file of another application's at the outbox's path (tables, none of them outbox) was taken for an
+    outbox: the box made its tables beside the application's and switched the file to a write-ahead log."""
+    from edge.outboxfile import open_outbox
+
+    path = tmp_path / "b1.outbox.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);"
+                     "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users, total REAL);"
+                     "INSERT INTO users(name) VALUES ('ann'), ('bo');"
+                     "INSERT INTO orders(user_id, total) VALUES (1, 9.5);")
+    db.close()
+    was = hashlib.sha256(path.read_bytes()).hexdigest()
+    outbox = open_outbox(box_config(tmp_path))
+    outbox.put([("t", b"new")], 0.0)
+    assert outbox.path == path and [payload for _, _, payload in outbox.after(0, 10)] == [b"new"]
+    outbox.close()
+    (aside,) = tmp_path.glob("b1.outbox.sqlite.damaged-*[0-9]")
+    assert hashlib.sha256(aside.read_bytes()).hexdigest() == was
+    db = sqlite3.connect(path)
+    assert {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {
+        "outbox", "outbox_refused", "sqlite_sequence"}
+    db.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors[0] == (f"outbox {path} could not be read (another application's file: no table outbox, tables "
+                         f"orders, users): moved aside to {aside}, a new one begun"), errors
+    assert errors[1:] == [f"outbox {aside}: nothing salvaged: of another making (another application's file: no table "
+                          "outbox, tables orders, users), nothing in it safe to send"], errors
 
 
 @contextlib.contextmanager

@@ -158,8 +158,8 @@ def test_a_table_of_another_making_salvages_nothing(tmp_path, caplog):
     was = digest(path)
     assert salvaged(tmp_path, caplog) == []
     assert digest(aside_of(tmp_path)) == was
-    assert "nothing salvaged: table outbox has no column created: a table of another making, nothing in it safe " \
-           "to send" in caplog.text
+    assert "nothing salvaged: of another making (table outbox has no column created), nothing in it safe to send" \
+           in caplog.text
 
 
 def test_a_salvage_out_of_time_stops_and_says_where(tmp_path, caplog):
