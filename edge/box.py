@@ -34,7 +34,7 @@ from edge.alignment import SIZE as VIEW_SIZE
 from edge.config import Camera, ConfigError, EdgeConfig, Rules, is_rtsp
 from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
-from edge.outboxfile import keep_outbox, open_outbox
+from edge.outboxfile import keep_outbox, open_outbox, pending_words
 from edge.publisher import Publisher
 from edge.source import SourceError, is_pipe, open_camera, without_password
 from edge.suppression import Suppressions
@@ -753,7 +753,7 @@ def run_box(config: EdgeConfig) -> int:
     publisher.status = status(config.box, readers, slots, publisher.delivery(time.time()), suppressions,
                               config.heartbeat_s)
     publisher.start()
-    log.info("box %s: %d camera(s), %d message(s) pending in the outbox", config.box, len(readers), outbox.pending())
+    log.info("box %s: %d camera(s), %s", config.box, len(readers), pending_words(config, outbox))
     analyser.start()
     for r in readers.values():  # a little apart: dozens of RTSP set-ups at once overwhelm an NVR (and the box)
         r.start()

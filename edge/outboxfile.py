@@ -4,16 +4,19 @@ once there is room.
 ``open_outbox`` gives the box its outbox (``outbox_file``): a file that is not an outbox is moved aside, named
 with the time, and a new one begun, what can be read of it put into the new one (edge/salvage.py); a file out of
 reach is a ConfigError saying so, left where it lies; a full disk (``NoRoom``) gives an outbox in memory, which
-``keep_outbox`` writes into the file at a heartbeat once its disk has room. The outbox itself and its sending are
-edge/publisher.py's; the box process that calls these is edge/box.py's.
+``keep_outbox`` writes into the file at a heartbeat once its disk has room (``pending_words`` counts what waits
+in both for the start-up line). The outbox itself and its sending are edge/publisher.py's; the box process that
+calls these is edge/box.py's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import sqlite3
 import time
+from pathlib import Path
 
 from edge.config import ConfigError, EdgeConfig
 from edge.publisher import NotAnOutbox, Outbox, Publisher
@@ -67,6 +70,33 @@ def keep_outbox(config: EdgeConfig, publisher: Publisher) -> None:
     log.info("outbox %s written again: %d message(s) held in memory written to it", outbox.path, moved)
 
 
+def outbox_path(config: EdgeConfig) -> Path:
+    return config.data_dir / f"{config.box}.outbox.sqlite"
+
+
+def pending_words(config: EdgeConfig, outbox: Outbox) -> str:
+    """How many messages wait in the box's ``outbox``, in words, for the start-up line. Kept in memory (its disk full
+    at start), those its file holds are counted too, read without writing (``immutable``: no lock, no journal), or
+    said not to be where that cannot be done: a write-ahead log beside it (a box stopped short) holds what such a read
+    does not see. The line said 0 for a file that held messages, counting the memory alone."""
+    said = f"{outbox.pending()} message(s) pending in the outbox"
+    if outbox.path is not None:
+        return said
+    path = outbox_path(config)
+    wal = path.with_name(path.name + "-wal")
+    try:
+        if wal.exists() and wal.stat().st_size:
+            return f"{said} held in memory; those in its file {path} not counted (a write-ahead log is beside it)"
+        held = 0
+        if path.exists():
+            with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro&immutable=1",
+                                                    uri=True)) as db:
+                held = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    except (OSError, sqlite3.Error) as exc:
+        return f"{said} held in memory; those in its file {path} not counted ({exc})"
+    return f"{said} held in memory and {held} in its file {path}, sent once its disk has room"
+
+
 def outbox_file(config: EdgeConfig) -> Outbox:
     """The box's outbox file; ConfigError naming ``data_dir`` where it cannot be kept there, NoRoom where its disk has
     no room. A file that is not an outbox (damaged on disk, a folder, a table of another making, another application's
@@ -74,7 +104,7 @@ def outbox_file(config: EdgeConfig) -> Outbox:
     application's had the outbox's tables made beside its own); what can be read of it is put into the new one
     (``salvage_into``). A file out of reach (read-only, not to be opened, a link to nothing) is ConfigError
     saying so and left where it is: moved aside, the incidents it held were never sent."""
-    path = config.data_dir / f"{config.box}.outbox.sqlite"
+    path = outbox_path(config)
     try:
         try:
             return Outbox(path)

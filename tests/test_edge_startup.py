@@ -4,6 +4,7 @@ the field, exit 2, never a traceback; a damaged outbox is moved aside and the bo
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import socket
@@ -299,6 +300,58 @@ def test_an_outbox_on_a_full_disk_is_kept_in_memory_and_written_to_its_file_once
         assert [t for (t,) in db.execute("SELECT topic FROM outbox ORDER BY id")] == [
             f"t/{i}" for i in range(5 if how == "an outbox of 5 messages" else 0)] + ["t/new", "t/after"]
         db.close()
+
+
+@pytest.mark.slow
+def test_a_box_started_on_a_full_disk_counts_the_messages_its_outbox_file_holds(tmp_path):
+    """Its start-up line counted the outbox in memory alone: 0 pending, where its file held 5."""
+    with contextlib.ExitStack() as stack:
+        folder = outbox_out_of_reach(tmp_path, "on a full disk", stack, 5)
+        log = tmp_path / "edge.log"
+        box = services.xueliang(["edge", "--config", str(write(tmp_path, box="b1", data_dir=str(folder)))], log)
+        try:
+            wait_until(lambda: "pending in the outbox" in log.read_text(), 60, message="the start-up line")
+        finally:
+            box.terminate()
+            box.wait(10)
+        (said,) = [json.loads(line)["msg"] for line in log.read_text().splitlines() if "pending in the outbox" in line]
+        assert said == (f"box b1: 1 camera(s), 0 message(s) pending in the outbox held in memory and 5 in its file "
+                        f"{folder}/b1.outbox.sqlite, sent once its disk has room"), said
+
+
+@pytest.mark.parametrize("file, says", [
+    ("of 5 messages", "held in memory and 5 in its file {path}, sent once its disk has room"),
+    ("none yet", "held in memory and 0 in its file {path}, sent once its disk has room"),
+    ("with a write-ahead log", "held in memory; those in its file {path} not counted (a write-ahead log is beside "
+                               "it)"),
+    ("another application's", "held in memory; those in its file {path} not counted (no such table: outbox)")])
+def test_an_outbox_kept_in_memory_counts_what_its_file_holds_read_without_writing(tmp_path, file, says):
+    """A box stopped short leaves a write-ahead log beside its file, which a read that writes nothing cannot see:
+    a count without it could be short, or count messages already confirmed."""
+    from edge.outboxfile import pending_words
+    from edge.publisher import Outbox
+
+    path = tmp_path / "b1.outbox.sqlite"
+    if file == "of 5 messages":
+        outbox_with(path, 5)
+    elif file == "with a write-ahead log":  # copied while the outbox is open: as a box killed leaves it
+        outbox = Outbox(tmp_path / "open.sqlite")
+        outbox.put([("t", b"m")], 0.0)
+        path.write_bytes((tmp_path / "open.sqlite").read_bytes())
+        path.with_name(path.name + "-wal").write_bytes((tmp_path / "open.sqlite-wal").read_bytes())
+        outbox.close()
+    elif file == "another application's":
+        sqlite3.connect(path).executescript("CREATE TABLE users (id INTEGER PRIMARY KEY)").close()
+    was = sorted((p.name, p.read_bytes()) for p in tmp_path.glob("b1.*"))
+    held = Outbox.in_memory("database or disk is full")
+    held.put([("t", b"made at start")], 0.0)
+    assert pending_words(box_config(tmp_path), held) == f"1 message(s) pending in the outbox {says.format(path=path)}"
+    held.close()
+    assert sorted((p.name, p.read_bytes()) for p in tmp_path.glob("b1.*")) == was  # nothing written, nothing made
+    if file == "of 5 messages":
+        outbox = Outbox(path)
+        assert pending_words(box_config(tmp_path), outbox) == "5 message(s) pending in the outbox"
+        outbox.close()
 
 
 def test_a_read_only_outbox_stops_the_box_with_one_line_saying_what_to_do(tmp_path):
