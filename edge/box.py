@@ -4,19 +4,19 @@ Each camera has a reader thread (I/O and decoding only) that leaves its latest s
 frame in a slot; a camera that hangs, floods or changes resolution only ever fills its
 own slot. One analyser thread takes the frames of all cameras that are ready, runs the
 detector passes they need through one onnxruntime session, then each camera's tracking
-and rules. Incidents go through the outbox (edge/publisher.py).
+and rules. Incidents go through the outbox (edge/publisher.py); edge/outboxfile.py opens its
+file at start (one that is not an outbox moved aside, a full disk's kept in memory until there
+is room).
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
 import os
 import random
 import signal
-import sqlite3
 import ssl
 import sys
 import threading
@@ -34,11 +34,11 @@ from edge.alignment import SIZE as VIEW_SIZE
 from edge.config import Camera, ConfigError, EdgeConfig, Rules, is_rtsp
 from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
-from edge.publisher import NotAnOutbox, Outbox, Publisher
-from edge.salvage import salvage_into
+from edge.outboxfile import keep_outbox, open_outbox, pending_words
+from edge.publisher import Publisher
 from edge.source import SourceError, is_pipe, open_camera, without_password
 from edge.suppression import Suppressions
-from xueliang import sqlitefile, wire
+from xueliang import wire
 
 log = logging.getLogger(__name__)
 
@@ -726,86 +726,6 @@ def look_after(readers: dict[str, CameraReader], now: float) -> None:
         readers[cam_id].replace(now)
 
 
-class NoRoom(Exception):
-    """The outbox's disk has no room for it: (its path, what SQLite or the system said)."""
-
-
-def open_outbox(config: EdgeConfig) -> Outbox:
-    """The box's outbox (``outbox_file``), or where its disk has no room for it, one kept in memory, said once at
-    ERROR: the box runs, its incidents are sent, and ``keep_outbox`` writes them into the file once there is room,
-    as a full disk's are at run time (it stopped the box, and every incident its cameras saw until someone freed
-    room was lost)."""
-    try:
-        return outbox_file(config)
-    except NoRoom as exc:
-        path, why = exc.args
-        log.error("outbox %s cannot be written (%s): its messages are held in memory and sent, and written to it "
-                  "once its disk has room; free room on it", path, why)
-        return Outbox.in_memory(why)
-
-
-def keep_outbox(config: EdgeConfig, publisher: Publisher) -> None:
-    """An outbox kept in memory written into its file, opened or made, once its disk has room
-    (``Publisher.move_to``); tried at each heartbeat. Still no room: nothing said (said at start, and the heartbeat
-    shows it); anything else said once."""
-    held = publisher.outbox
-    if held.path is not None:
-        return
-    try:
-        outbox = outbox_file(config)
-        try:
-            moved = publisher.move_to(outbox)
-        except sqlite3.Error as exc:  # room for the file, not for all that the memory holds
-            outbox.close()
-            if sqlitefile.no_room(exc, outbox.path):
-                raise NoRoom(outbox.path, str(exc)) from None
-            raise ConfigError(f"outbox {outbox.path}: cannot be written ({exc})") from None
-    except NoRoom:
-        return
-    except ConfigError as exc:
-        if str(exc) != held.unwritable:
-            log.error("%s (its messages are still held in memory)", exc)
-            held.unwritable = str(exc)
-        return
-    log.info("outbox %s written again: %d message(s) held in memory written to it", outbox.path, moved)
-
-
-def outbox_file(config: EdgeConfig) -> Outbox:
-    """The box's outbox file; ConfigError naming ``data_dir`` where it cannot be kept there, NoRoom where its disk has
-    no room. A file that is not an outbox (damaged on disk, a folder, a table of another making) is moved aside,
-    named with the time, and a new one begun, every camera stayed down behind it; what can be read of it is put into
-    the new one (``salvage_into``). A file out of reach (read-only, not to be opened, a link to nothing) is ConfigError
-    saying so and left where it is: moved aside, the incidents it held were never sent."""
-    path = config.data_dir / f"{config.box}.outbox.sqlite"
-    try:
-        try:
-            return Outbox(path)
-        except sqlite3.DatabaseError as exc:
-            if not (isinstance(exc, NotAnOutbox) or sqlitefile.damaged(exc) or path.is_dir()):
-                raise
-            why = sqlitefile.out_of_reach(path)
-            aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
-            path.rename(aside)
-            for extra in ("-wal", "-shm"):
-                path.with_name(path.name + extra).unlink(missing_ok=True)
-            log.error("outbox %s could not be read (%s%s): moved aside to %s, a new one begun", path, exc,
-                      f"; {why}" if why else "", aside)
-            outbox = Outbox(path)
-            salvage_into(outbox, aside, config.box)
-            return outbox
-    except sqlite3.DatabaseError as exc:
-        why = sqlitefile.out_of_reach(path)
-        if sqlitefile.no_room(exc, path):
-            raise NoRoom(path, f"{exc}{f'; {why}' if why else ''}") from None
-        raise ConfigError(f"outbox {path}: cannot be used ({exc}{f'; {why}' if why else ''}): let the box's user read "
-                          "and write it and its folder, with room on its disk, and start the box again (it was left "
-                          "as it is: it may hold incidents not yet sent)") from None
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            raise NoRoom(path, exc.strerror) from None
-        raise ConfigError(f"data_dir {config.data_dir}: cannot keep the outbox there ({exc.strerror or exc})") from None
-
-
 def run_box(config: EdgeConfig) -> int:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     detectors = load_detectors(config)
@@ -833,7 +753,7 @@ def run_box(config: EdgeConfig) -> int:
     publisher.status = status(config.box, readers, slots, publisher.delivery(time.time()), suppressions,
                               config.heartbeat_s)
     publisher.start()
-    log.info("box %s: %d camera(s), %d message(s) pending in the outbox", config.box, len(readers), outbox.pending())
+    log.info("box %s: %d camera(s), %s", config.box, len(readers), pending_words(config, outbox))
     analyser.start()
     for r in readers.values():  # a little apart: dozens of RTSP set-ups at once overwhelm an NVR (and the box)
         r.start()

@@ -157,17 +157,27 @@ def restamped(payload: bytes, offset: float, gateway_now: float,
 
 
 class NotAnOutbox(sqlite3.DatabaseError):
-    """An SQLite file that is no outbox: a page of it damaged, or a table of it missing a column of ``SCHEMA``'s."""
+    """An SQLite file that is no outbox: a page of it damaged, another application's file (tables, none of them
+    ``outbox``), or a table of it missing a column of ``SCHEMA``'s."""
 
 
 def of_another_making(db: sqlite3.Connection) -> str | None:
-    """What shows a table of ``SCHEMA``'s in ``db`` to be of another making, in words (a column it lacks), or None.
+    """What shows ``db`` to be of another making than an outbox, in words, or None: tables, none of them ``outbox``
+    (another application's file: the box made its own beside them), or a table of ``SCHEMA``'s that lacks a column.
 
     >>> db = sqlite3.connect(":memory:")
     >>> _ = db.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY, topic TEXT, payload BLOB)")
     >>> of_another_making(db), of_another_making(sqlite3.connect(":memory:"))
     ('table outbox has no column created', None)
+    >>> _ = db.execute("ALTER TABLE outbox RENAME TO users")
+    >>> of_another_making(db)
+    "another application's file: no table outbox, tables users"
     """
+    tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                             "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    if tables and "outbox" not in tables:
+        more = ", ..." if tables[5:] else ""
+        return f"another application's file: no table outbox, tables {', '.join(tables[:5])}{more}"
     with contextlib.closing(sqlite3.connect(":memory:")) as expected:
         expected.executescript(SCHEMA)
         for (table,) in expected.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
@@ -214,8 +224,9 @@ class Outbox:
 
     @classmethod
     def in_memory(cls, why: str) -> Outbox:
-        """An outbox in memory, for one whose file cannot be written for ``why`` (its disk full at start: edge/box.py
-        ``open_outbox``): it takes ``MEMORY_BYTES`` at most, then refuses as a full disk does (``Publisher.send``).
+        """An outbox in memory, for one whose file cannot be written for ``why`` (its disk full at start:
+        edge/outboxfile.py ``open_outbox``): it takes ``MEMORY_BYTES`` at most, then refuses as a full disk does
+        (``Publisher.send``).
 
         >>> outbox = Outbox.in_memory("database or disk is full")
         >>> outbox.put([("t", bytes(MEMORY_BYTES // 2))], 0.0)

@@ -1,7 +1,7 @@
 """What can still be read of a damaged outbox, put into the new one in its order.
 
-edge/box.py ``open_outbox`` moves an outbox that is none aside and begins a new one; every message still in it was
-never sent (a gateway's confirmation deletes a message), yet a damaged page spoils the rows on it, not the rest.
+edge/outboxfile.py ``open_outbox`` moves an outbox that is none aside and begins a new one; every message still in
+it was never sent (a gateway's confirmation deletes a message), yet a damaged page spoils the rows on it, not the rest.
 The file aside is read, never written (``immutable``: no lock, no journal beside it), in id order: a range at a
 time, and one id at a time past a range whose read fails, so the rows before and after a damaged page are kept and
 the ids on it counted. What is read goes into the new outbox as it was queued (evidence before its incident, the
@@ -128,8 +128,9 @@ def id_range(db: sqlite3.Connection) -> tuple[int, int]:
 
 def salvage(aside: Path, outbox: Outbox, box: str, deadline: float) -> Salvaged:
     """The rows of the outbox ``aside`` (moved aside as damaged) that can be read and are messages ``box``'s
-    publisher writes, put into ``outbox`` in their order, until ``deadline`` (``time.monotonic()``). A table of
-    another making holds nothing it is safe to send: nothing is read. ``aside`` is left as it is."""
+    publisher writes, put into ``outbox`` in their order, until ``deadline`` (``time.monotonic()``). A file of
+    another making (``of_another_making``) holds nothing it is safe to send: nothing is read. ``aside`` is left as
+    it is."""
     report = Salvaged()
     now = time.time()
     if aside.is_dir():
@@ -149,7 +150,7 @@ def salvage(aside: Path, outbox: Outbox, box: str, deadline: float) -> Salvaged:
             report.nothing = f"its tables cannot be read ({exc})"
             return report
         if other is not None:
-            report.nothing = f"{other}: a table of another making, nothing in it safe to send"
+            report.nothing = f"of another making ({other}), nothing in it safe to send"
             return report
         if "outbox" not in tables:
             report.nothing = "it has no table outbox"

@@ -3,6 +3,8 @@ the field, exit 2, never a traceback; a damaged outbox is moved aside and the bo
 (read-only, a link to nothing) is named, and left as it is; on a full disk the box starts with its outbox in memory."""
 
 import contextlib
+import hashlib
+import json
 import os
 import re
 import socket
@@ -131,7 +133,7 @@ def damage(path, how: str) -> None:
 def test_an_outbox_that_is_none_is_moved_aside_as_it_was_and_a_new_one_begun(tmp_path, caplog, how):
     """A page overwritten mid-file opened, and the sender thread ended at its first read of it; a table of
     another making opened, and every incident waited in memory, 'table outbox has no column named created'."""
-    from edge.box import open_outbox
+    from edge.outboxfile import open_outbox
 
     path = tmp_path / "b1.outbox.sqlite"
     damage(path, how)
@@ -143,6 +145,36 @@ def test_an_outbox_that_is_none_is_moved_aside_as_it_was_and_a_new_one_begun(tmp
     (aside,) = tmp_path.glob("b1.outbox.sqlite.damaged-*[0-9]")
     assert aside.is_dir() if was is None else aside.read_bytes() == was
     assert f"outbox {path} could not be read" in caplog.text and f"moved aside to {aside}" in caplog.text
+
+
+def test_another_applications_file_is_moved_aside_unchanged_and_a_new_outbox_begun(tmp_path, caplog):
+    """An SQLite file of another application's at the outbox's path (tables, none of them outbox) was taken for an
+    outbox: the box made its tables beside the application's and switched the file to a write-ahead log."""
+    from edge.outboxfile import open_outbox
+
+    path = tmp_path / "b1.outbox.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);"
+                     "CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users, total REAL);"
+                     "INSERT INTO users(name) VALUES ('ann'), ('bo');"
+                     "INSERT INTO orders(user_id, total) VALUES (1, 9.5);")
+    db.close()
+    was = hashlib.sha256(path.read_bytes()).hexdigest()
+    outbox = open_outbox(box_config(tmp_path))
+    outbox.put([("t", b"new")], 0.0)
+    assert outbox.path == path and [payload for _, _, payload in outbox.after(0, 10)] == [b"new"]
+    outbox.close()
+    (aside,) = tmp_path.glob("b1.outbox.sqlite.damaged-*[0-9]")
+    assert hashlib.sha256(aside.read_bytes()).hexdigest() == was
+    db = sqlite3.connect(path)
+    assert {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {
+        "outbox", "outbox_refused", "sqlite_sequence"}
+    db.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors[0] == (f"outbox {path} could not be read (another application's file: no table outbox, tables "
+                         f"orders, users): moved aside to {aside}, a new one begun"), errors
+    assert errors[1:] == [f"outbox {aside}: nothing salvaged: of another making (another application's file: no table "
+                          "outbox, tables orders, users), nothing in it safe to send"], errors
 
 
 @contextlib.contextmanager
@@ -189,7 +221,7 @@ def outbox_out_of_reach(tmp_path, how, stack, messages=5):
                           "not exist")])
 def test_an_outbox_out_of_reach_is_named_and_left_as_it_is(tmp_path, how, says):
     """Moved aside as damaged, its incidents were never sent."""
-    from edge.box import open_outbox
+    from edge.outboxfile import open_outbox
     from edge.config import ConfigError
 
     with contextlib.ExitStack() as stack:
@@ -231,7 +263,7 @@ def test_an_outbox_on_a_full_disk_is_kept_in_memory_and_written_to_its_file_once
     """A full disk at start stopped the box, a ConfigError, and every incident its cameras saw until someone freed
     room was lost; at run time it held them in memory. Now the outbox is kept in memory, said once with its file and
     why, shown in the heartbeat as a full disk at run time is, and written to its file once there is room."""
-    from edge.box import keep_outbox, open_outbox
+    from edge.outboxfile import keep_outbox, open_outbox
     from edge.config import Broker
     from edge.publisher import Publisher
 
@@ -268,6 +300,58 @@ def test_an_outbox_on_a_full_disk_is_kept_in_memory_and_written_to_its_file_once
         assert [t for (t,) in db.execute("SELECT topic FROM outbox ORDER BY id")] == [
             f"t/{i}" for i in range(5 if how == "an outbox of 5 messages" else 0)] + ["t/new", "t/after"]
         db.close()
+
+
+@pytest.mark.slow
+def test_a_box_started_on_a_full_disk_counts_the_messages_its_outbox_file_holds(tmp_path):
+    """Its start-up line counted the outbox in memory alone: 0 pending, where its file held 5."""
+    with contextlib.ExitStack() as stack:
+        folder = outbox_out_of_reach(tmp_path, "on a full disk", stack, 5)
+        log = tmp_path / "edge.log"
+        box = services.xueliang(["edge", "--config", str(write(tmp_path, box="b1", data_dir=str(folder)))], log)
+        try:
+            wait_until(lambda: "pending in the outbox" in log.read_text(), 60, message="the start-up line")
+        finally:
+            box.terminate()
+            box.wait(10)
+        (said,) = [json.loads(line)["msg"] for line in log.read_text().splitlines() if "pending in the outbox" in line]
+        assert said == (f"box b1: 1 camera(s), 0 message(s) pending in the outbox held in memory and 5 in its file "
+                        f"{folder}/b1.outbox.sqlite, sent once its disk has room"), said
+
+
+@pytest.mark.parametrize("file, says", [
+    ("of 5 messages", "held in memory and 5 in its file {path}, sent once its disk has room"),
+    ("none yet", "held in memory and 0 in its file {path}, sent once its disk has room"),
+    ("with a write-ahead log", "held in memory; those in its file {path} not counted (a write-ahead log is beside "
+                               "it)"),
+    ("another application's", "held in memory; those in its file {path} not counted (no such table: outbox)")])
+def test_an_outbox_kept_in_memory_counts_what_its_file_holds_read_without_writing(tmp_path, file, says):
+    """A box stopped short leaves a write-ahead log beside its file, which a read that writes nothing cannot see:
+    a count without it could be short, or count messages already confirmed."""
+    from edge.outboxfile import pending_words
+    from edge.publisher import Outbox
+
+    path = tmp_path / "b1.outbox.sqlite"
+    if file == "of 5 messages":
+        outbox_with(path, 5)
+    elif file == "with a write-ahead log":  # copied while the outbox is open: as a box killed leaves it
+        outbox = Outbox(tmp_path / "open.sqlite")
+        outbox.put([("t", b"m")], 0.0)
+        path.write_bytes((tmp_path / "open.sqlite").read_bytes())
+        path.with_name(path.name + "-wal").write_bytes((tmp_path / "open.sqlite-wal").read_bytes())
+        outbox.close()
+    elif file == "another application's":
+        sqlite3.connect(path).executescript("CREATE TABLE users (id INTEGER PRIMARY KEY)").close()
+    was = sorted((p.name, p.read_bytes()) for p in tmp_path.glob("b1.*"))
+    held = Outbox.in_memory("database or disk is full")
+    held.put([("t", b"made at start")], 0.0)
+    assert pending_words(box_config(tmp_path), held) == f"1 message(s) pending in the outbox {says.format(path=path)}"
+    held.close()
+    assert sorted((p.name, p.read_bytes()) for p in tmp_path.glob("b1.*")) == was  # nothing written, nothing made
+    if file == "of 5 messages":
+        outbox = Outbox(path)
+        assert pending_words(box_config(tmp_path), outbox) == "5 message(s) pending in the outbox"
+        outbox.close()
 
 
 def test_a_read_only_outbox_stops_the_box_with_one_line_saying_what_to_do(tmp_path):

@@ -1,6 +1,6 @@
-"""A damaged outbox moved aside at start (edge/box.py ``open_outbox``): what can still be read of it is put into the
-new one in its order and sent; the rows on a damaged page alone are lost, counted; the file aside is left as it
-was. Real SQLite files, damaged at test time; a real Mosquitto and publisher."""
+"""A damaged outbox moved aside at start (edge/outboxfile.py ``open_outbox``): what can still be read of it is put
+into the new one in its order and sent; the rows on a damaged page alone are lost, counted; the file aside is left
+as it was. Real SQLite files, damaged at test time; a real Mosquitto and publisher."""
 
 import copy
 import hashlib
@@ -8,7 +8,7 @@ import re
 import sqlite3
 import time
 
-from edge.box import open_outbox
+from edge.outboxfile import open_outbox
 from edge.config import Broker
 from edge.publisher import Outbox, Publisher
 from edge.salvage import salvage
@@ -158,8 +158,8 @@ def test_a_table_of_another_making_salvages_nothing(tmp_path, caplog):
     was = digest(path)
     assert salvaged(tmp_path, caplog) == []
     assert digest(aside_of(tmp_path)) == was
-    assert "nothing salvaged: table outbox has no column created: a table of another making, nothing in it safe " \
-           "to send" in caplog.text
+    assert "nothing salvaged: of another making (table outbox has no column created), nothing in it safe to send" \
+           in caplog.text
 
 
 def test_a_salvage_out_of_time_stops_and_says_where(tmp_path, caplog):
