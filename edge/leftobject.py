@@ -67,7 +67,7 @@ import cv2
 import numpy as np
 
 from edge.geometry import Box, Point, box_to_pixels, normalise, polygon_to_pixels
-from edge.phase import phase_shift
+from edge.phase import MIN_RESPONSE, phase_shift
 
 Mask = np.ndarray  # HxW uint8, 1 = static foreground
 PASSED_S = 8.0  # seconds the short-term background (4 s time constant) remembers a passer-by
@@ -222,7 +222,8 @@ class LeftObject:
         """The picture (and its hidden pixels) moved back onto the background where the camera sways:
         the whole picture's shift against the long-term background (phase correlation of lightness,
         people and vehicles filled in from the background), taken back when it is at least
-        ``SWAY_MIN`` and at most ``SWAY_MAX`` pixels. A still camera's picture seems to move by at
+        ``SWAY_MIN`` and at most ``SWAY_MAX`` pixels and its peak's response is at least ``MIN_RESPONSE``
+        (a light falling 4 % a look read as a move of 6.7 px, peak -0.06, once). A still camera's picture seems to move by at
         most 0.3 pixels (the campus cross clips), one swaying by 0.5 % of its size by 1-1.7. Also the
         strip along the picture's edge that the moved picture does not show (filled with its edge's
         copy): no static foreground, and left out where a place is compared with its ground (a pile's
@@ -234,8 +235,8 @@ class LeftObject:
         h, w = hidden.shape
         before = self._long[..., 0]
         now = np.where(hidden, before, raw[..., 0]).astype(np.float32)
-        (dx, dy), _ = phase_shift(before.astype(np.float32), now)
-        if not SWAY_MIN <= math.hypot(dx, dy) <= SWAY_MAX:
+        (dx, dy), response = phase_shift(before.astype(np.float32), now)
+        if response < MIN_RESPONSE or not SWAY_MIN <= math.hypot(dx, dy) <= SWAY_MAX:
             return raw, hidden, unseen
         back = np.float32([[1, 0, -dx], [0, 1, -dy]])
         raw = cv2.warpAffine(raw, back, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

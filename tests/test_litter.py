@@ -370,16 +370,19 @@ def test_a_place_shows_its_object_as_it_looked_in_any_light_and_not_what_replace
 
 @pytest.mark.slow
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 1000), gain=st.floats(0.8, 1.25), looks=st.integers(10, 40))
-def test_a_pile_shows_as_itself_through_a_slow_change_of_light_and_not_once_taken_away(seed, gain, looks):
+@given(seed=st.integers(0, 1000), gain=st.floats(0.8, 1.25), looks=st.integers(2, 40))
+def test_a_pile_shows_as_itself_through_a_change_of_light_and_not_once_taken_away(seed, gain, looks):
     """Property of ``LeftObject.like`` against the pipeline's threshold: a pile (any ground, any pile), its
     look kept when it was confirmed and never followed, shows at least ``LIKE_COVER`` of itself (it is
     there) at every look while the light drifts to anything from 20 % darker to 25 % lighter over
-    ``looks`` looks (at most 2 % a look: a slow change), and after, and less than ``LIKE_COVER`` once it is
+    ``looks`` looks (a cloud's few seconds, or slowly), and after, and less than ``LIKE_COVER`` once it is
     taken away in that light. (The pipeline follows the look while it shows nine tenths of it; far greater
     changes than these, 30 % darker, left a high-contrast pile showing 55 % of itself against its first
     look: the check's light model scales lightness + ``L_OFFSET``, which dark and clipped pixels do not
-    follow exactly.) A faster drift is not held: ``test_a_pile_through_a_fast_drift_of_light``."""
+    follow exactly.) Until 2026-12-06 it held only from 10 looks: ``test_a_pile_through_a_fast_drift_of_light``.
+    A light that jumps by a fifth between two looks is not held at the first look after: 55 of 715 grounds and
+    lights (seeds 0-1000 by 7; 0.8-0.85 and 1.2-1.25 at once) showed 0.22-0.50 there, each itself again at the
+    next look."""
     from edge.pipeline import LIKE_COVER
 
     check, frame, pile = ground_and_pile(192, 256, seed, seed, (45, 35), (80, 100))
@@ -395,14 +398,12 @@ def test_a_pile_shows_as_itself_through_a_slow_change_of_light_and_not_once_take
     assert check.like(look, box) < LIKE_COVER
 
 
-@pytest.mark.xfail(strict=True, reason="known defect, not fixed (2026-12-06): a drift of 4 % a look relearns the "
-                   "scene, and a confirmed pile's kept look no longer matches it")
 def test_a_pile_through_a_fast_drift_of_light():
-    """Found by the property above when it allowed 5 looks (CI, 2026-12-06: seed 147, gain 0.80, 5 looks): the
-    light falling 20 % over 5 looks (4 % a look; a cloud can be faster) makes the check learn the scene again at
-    the 4th (``relearn_fraction`` of it changed after the light's compensation), and the pile's look, kept in the
-    earlier light, then shows 0.15 of itself: taken for gone while it lies there. 6 and 7 looks fail the same
-    on this seed; 10 looks (2 % a look) held on 143 seeds of 0-1000. When it passes, widen the property's looks."""
+    """Found by the property above when it allowed 5 looks (CI, 2026-12-06: seed 147, gain 0.80, 5 looks): at the
+    4th look of the light falling 20 % over 5, phase correlation read the picture as moved 6.7 px down with a peak
+    of -0.06 (nothing alike), the check moved the picture back by it, found most of it changed, and learnt the
+    scene again from the moved picture; the pile's look, kept before, then showed 0.15 of itself: taken for gone
+    while it lay there. A move whose peak is under ``MIN_RESPONSE`` is not taken back now."""
     from edge.pipeline import LIKE_COVER
 
     check, frame, pile = ground_and_pile(192, 256, 147, 147, (45, 35), (80, 100))
@@ -413,6 +414,7 @@ def test_a_pile_through_a_fast_drift_of_light():
     for k in range(1, 8):
         check.observe(15.0 + k, lighter(pile, 1 - 0.2 * min(1.0, k / 5)))
         assert check.like(look, box) >= LIKE_COVER, k
+    assert check.scene == 1
 
 
 def test_a_place_at_the_edge_of_a_swaying_picture_reads_as_its_ground():
