@@ -61,7 +61,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.health import PictureCheck, small_grey
-from edge.phase import phase_shift
+from edge.phase import MIN_RESPONSE, phase_shift
 
 SIZE = (128, 96)  # w, h of the small grey picture compared; shifts are measured in its pixels
 LOOK_S = 1.0  # at most one look a second
@@ -72,7 +72,6 @@ MIN_SHIFT = 1.5  # pixels of SIZE (1.2 % of the width, 1.6 % of the height): les
 MAX_SHIFT = 0.1  # share of each side: a camera turned further watches another place
 OVERSAMPLE = 1  # pixels skipped down to SIZE itself before it is made: 0.06 ms on 1080p (4x: 1.5 ms)
 FLAT = PictureCheck.blocked_std  # grey spread under which a picture shows nothing to line up on (a covered lens)
-MIN_RESPONSE = 0.1  # phase correlation peak under which a look says nothing
 STEADY_DEG = 0.3  # degrees: looks within this of their median turn agree (a still camera's: within 0.12)
 MIN_DEG = 0.5  # degrees: a smaller turn is left alone (0.5 degrees moves a corner of SIZE by 0.6 px)
 ECC_STOP = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4)  # 0.6 ms a look at SIZE (phase: 0.15)

@@ -67,7 +67,7 @@ import cv2
 import numpy as np
 
 from edge.geometry import Box, Point, box_to_pixels, normalise, polygon_to_pixels
-from edge.phase import phase_shift
+from edge.phase import MIN_RESPONSE, phase_shift
 
 Mask = np.ndarray  # HxW uint8, 1 = static foreground
 PASSED_S = 8.0  # seconds the short-term background (4 s time constant) remembers a passer-by
@@ -110,6 +110,7 @@ class LeftObject:
         self._short: np.ndarray | None = None
         self._known: np.ndarray | None = None  # pixels whose empty ground has been seen
         self._cur: np.ndarray | None = None  # the last picture's features, at the background's lightness
+        self._cur_light = 0.0  # ... the background's lightness it is at (``_light`` before the look was learnt)
         self._hidden: np.ndarray | None = None  # the last picture's pixels behind people and vehicles
         self._unseen: np.ndarray | None = None  # ... and its edge strip a swaying camera did not show
         self._hidden_at: np.ndarray | None = None  # when each pixel was last behind a person or vehicle
@@ -174,6 +175,7 @@ class LeftObject:
         if self._long is None or self._long.shape != raw.shape:
             self._long, self._short, self._last_t, self._known = raw.copy(), raw.copy(), t, ~hidden
             self._lit = np.full((h, w), self._light(), np.float32)
+            self._cur_light = self._light()
             self.scene += 1
             self._judged = np.ones((h, w), bool)  # a scene learnt afresh: nothing differs from it yet
             return np.zeros((h, w), np.uint8)
@@ -192,11 +194,12 @@ class LeftObject:
             gain = float(np.clip(np.median(self._long[..., 0][ground] + L_OFFSET)
                                  / np.median(raw[..., 0][ground] + L_OFFSET), 0.5, 2))
             cur[..., 0] = (raw[..., 0] + L_OFFSET) * gain - L_OFFSET
-        self._cur = cur
+        self._cur, self._cur_light = cur, self._light()
         differs = self._differs(cur, self._long, shadows=False) & self._known
         changed = differs & self._differs(cur, self._long)
         if changed.mean() > self.relearn_fraction:  # lights or view changed: learn the scene again
             self._long, self._short, self._known = raw.copy(), raw.copy(), ~hidden
+            self._cur, self._cur_light = raw, self._light()
             self._lit = np.full((h, w), self._light(), np.float32)
             self.scene += 1
             self._judged = np.ones((h, w), bool)  # a scene learnt afresh: nothing differs from it yet
@@ -222,7 +225,8 @@ class LeftObject:
         """The picture (and its hidden pixels) moved back onto the background where the camera sways:
         the whole picture's shift against the long-term background (phase correlation of lightness,
         people and vehicles filled in from the background), taken back when it is at least
-        ``SWAY_MIN`` and at most ``SWAY_MAX`` pixels. A still camera's picture seems to move by at
+        ``SWAY_MIN`` and at most ``SWAY_MAX`` pixels and its peak's response is at least ``MIN_RESPONSE``
+        (a light falling 4 % a look read as a move of 6.7 px, peak -0.06, once). A still camera's picture seems to move by at
         most 0.3 pixels (the campus cross clips), one swaying by 0.5 % of its size by 1-1.7. Also the
         strip along the picture's edge that the moved picture does not show (filled with its edge's
         copy): no static foreground, and left out where a place is compared with its ground (a pile's
@@ -234,8 +238,8 @@ class LeftObject:
         h, w = hidden.shape
         before = self._long[..., 0]
         now = np.where(hidden, before, raw[..., 0]).astype(np.float32)
-        (dx, dy), _ = phase_shift(before.astype(np.float32), now)
-        if not SWAY_MIN <= math.hypot(dx, dy) <= SWAY_MAX:
+        (dx, dy), response = phase_shift(before.astype(np.float32), now)
+        if response < MIN_RESPONSE or not SWAY_MIN <= math.hypot(dx, dy) <= SWAY_MAX:
             return raw, hidden, unseen
         back = np.float32([[1, 0, -dx], [0, 1, -dy]])
         raw = cv2.warpAffine(raw, back, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -303,7 +307,7 @@ class LeftObject:
         if not shown.any():
             return None
         assert self._cur is not None
-        return Look(_around(self._cur, box), shown, self._light())
+        return Look(_around(self._cur, box), shown, self._cur_light)
 
     def like(self, look: Look, box: Box, min_seen: float = 0.5) -> float | None:
         """The share of ``look``'s object pixels (see ``look``, same box) that the last picture shows as
@@ -320,7 +324,7 @@ class LeftObject:
         shown = look.object & seen
         if shown.sum() < min_seen * look.object.sum():
             return None
-        differs = self._shaken(cur, _relit(look.features, self._light() / look.light))
+        differs = self._shaken(cur, _relit(look.features, self._cur_light / look.light))
         return float(1.0 - differs[shown].mean())
 
     def _shaken(self, cur: np.ndarray, ref: np.ndarray) -> np.ndarray:
@@ -340,7 +344,7 @@ class LeftObject:
         if view is None or not view[1].any():
             return None
         cur, seen = view
-        return self._shaken(cur, _relit(ground.features, self._light() / ground.light)), seen
+        return self._shaken(cur, _relit(ground.features, self._cur_light / ground.light)), seen
 
     def _view(self, box: Box, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """``box`` in the last picture, and where it is in view (no person or vehicle in front, not the

@@ -370,16 +370,17 @@ def test_a_place_shows_its_object_as_it_looked_in_any_light_and_not_what_replace
 
 @pytest.mark.slow
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 1000), gain=st.floats(0.8, 1.25), looks=st.integers(10, 40))
-def test_a_pile_shows_as_itself_through_a_slow_change_of_light_and_not_once_taken_away(seed, gain, looks):
+@given(seed=st.integers(0, 1000), gain=st.floats(0.8, 1.25), looks=st.integers(2, 40))
+def test_a_pile_shows_as_itself_through_a_change_of_light_and_not_once_taken_away(seed, gain, looks):
     """Property of ``LeftObject.like`` against the pipeline's threshold: a pile (any ground, any pile), its
     look kept when it was confirmed and never followed, shows at least ``LIKE_COVER`` of itself (it is
     there) at every look while the light drifts to anything from 20 % darker to 25 % lighter over
-    ``looks`` looks (at most 2 % a look: a slow change), and after, and less than ``LIKE_COVER`` once it is
+    ``looks`` looks (a cloud's few seconds, or slowly), and after, and less than ``LIKE_COVER`` once it is
     taken away in that light. (The pipeline follows the look while it shows nine tenths of it; far greater
     changes than these, 30 % darker, left a high-contrast pile showing 55 % of itself against its first
     look: the check's light model scales lightness + ``L_OFFSET``, which dark and clipped pixels do not
-    follow exactly.) A faster drift is not held: ``test_a_pile_through_a_fast_drift_of_light``."""
+    follow exactly.) Until 2026-12-06 it held only from 10 looks: ``test_a_pile_through_a_fast_drift_of_light``.
+    A light that jumps by a fifth between two looks: ``test_a_pile_shows_as_itself_at_the_first_look_after_the_light_jumps``."""
     from edge.pipeline import LIKE_COVER
 
     check, frame, pile = ground_and_pile(192, 256, seed, seed, (45, 35), (80, 100))
@@ -395,14 +396,12 @@ def test_a_pile_shows_as_itself_through_a_slow_change_of_light_and_not_once_take
     assert check.like(look, box) < LIKE_COVER
 
 
-@pytest.mark.xfail(strict=True, reason="known defect, not fixed (2026-12-06): a drift of 4 % a look relearns the "
-                   "scene, and a confirmed pile's kept look no longer matches it")
 def test_a_pile_through_a_fast_drift_of_light():
-    """Found by the property above when it allowed 5 looks (CI, 2026-12-06: seed 147, gain 0.80, 5 looks): the
-    light falling 20 % over 5 looks (4 % a look; a cloud can be faster) makes the check learn the scene again at
-    the 4th (``relearn_fraction`` of it changed after the light's compensation), and the pile's look, kept in the
-    earlier light, then shows 0.15 of itself: taken for gone while it lies there. 6 and 7 looks fail the same
-    on this seed; 10 looks (2 % a look) held on 143 seeds of 0-1000. When it passes, widen the property's looks."""
+    """Found by the property above when it allowed 5 looks (CI, 2026-12-06: seed 147, gain 0.80, 5 looks): at the
+    4th look of the light falling 20 % over 5, phase correlation read the picture as moved 6.7 px down with a peak
+    of -0.06 (nothing alike), the check moved the picture back by it, found most of it changed, and learnt the
+    scene again from the moved picture; the pile's look, kept before, then showed 0.15 of itself: taken for gone
+    while it lay there. A move whose peak is under ``MIN_RESPONSE`` is not taken back now."""
     from edge.pipeline import LIKE_COVER
 
     check, frame, pile = ground_and_pile(192, 256, 147, 147, (45, 35), (80, 100))
@@ -413,6 +412,28 @@ def test_a_pile_through_a_fast_drift_of_light():
     for k in range(1, 8):
         check.observe(15.0 + k, lighter(pile, 1 - 0.2 * min(1.0, k / 5)))
         assert check.like(look, box) >= LIKE_COVER, k
+    assert check.scene == 1
+
+
+@pytest.mark.parametrize("seed, gain", [(63, 0.8), (168, 0.8), (203, 1.25)])
+def test_a_pile_shows_as_itself_at_the_first_look_after_the_light_jumps(seed, gain):
+    """The light 20 % darker (or 25 % lighter) from one look to the next: the look's picture is compared at the
+    background's lightness before it learnt that look, and the kept look of the pile was relit to the lightness
+    after (the background learns the new light at once where nothing stands out), so the pile showed 0.34-0.47 of
+    itself at that look (these three, of 55 in 715 grounds and lights, seeds 0-1000 by 7, 0.8-0.85 and 1.2-1.25;
+    all were themselves again at the next look). Both are now at the lightness the picture is compared at; one of
+    the 715 still showed 0.47 (seed 945, 25 % lighter: the picture's chroma is not brought to that lightness)."""
+    from edge.pipeline import LIKE_COVER
+
+    check, frame, pile = ground_and_pile(192, 256, seed, seed, (45, 35), (80, 100))
+    box = (0.3, 0.5, 0.5, 0.7)
+    for t in range(5, 15):
+        check.observe(float(t), pile)
+    look = check.look(check.ground(box), box)
+    check.observe(15.0, lighter(pile, gain))
+    assert check.like(look, box) >= LIKE_COVER
+    check.observe(16.0, lighter(frame, gain))
+    assert check.like(look, box) < LIKE_COVER
 
 
 def test_a_place_at_the_edge_of_a_swaying_picture_reads_as_its_ground():
