@@ -19,6 +19,7 @@ import yaml
 from xueliang import services
 
 from .conftest import CLIP, wait_until
+from .test_outbox_full import fill, mounted_tmpfs
 
 
 def write(tmp_path, **settings):
@@ -191,20 +192,13 @@ def read_only(path):
 
 def outbox_out_of_reach(tmp_path, how, stack, messages=5):
     """An outbox of ``messages`` (none: no outbox) out of reach as ``how`` says; the folder it is in."""
-    from .test_outbox_full import fill
-
     folder = tmp_path
     path = folder / "b1.outbox.sqlite"
     if how == "a link to nothing":
         path.symlink_to(tmp_path / "unmounted" / "b1.outbox.sqlite")
         return folder
     if how == "on a full disk":
-        folder = tmp_path / "small"
-        folder.mkdir()
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True
-                          ).returncode:
-            pytest.skip("cannot mount a tmpfs here (needs root)")
-        stack.callback(subprocess.run, ["umount", "-l", str(folder)], check=False)
+        folder = stack.enter_context(contextlib.contextmanager(mounted_tmpfs)(tmp_path, "256k"))
         path = folder / "b1.outbox.sqlite"
     if messages:
         outbox_with(path, messages)
@@ -235,19 +229,14 @@ def test_an_outbox_out_of_reach_is_named_and_left_as_it_is(tmp_path, how, says):
         assert not any(p.name.startswith("b1.outbox.sqlite.damaged") for p in folder.iterdir())
         if how != "a link to nothing":
             assert {"b1.outbox.sqlite"} <= set(before)
-            db = sqlite3.connect(f"file:{folder}/b1.outbox.sqlite?immutable=1", uri=True)  # a full disk
+            db = sqlite3.connect(f"file:{folder}/b1.outbox.sqlite?immutable=1", uri=True)  # read-only, even for root
             assert db.execute("SELECT count(*) FROM outbox").fetchone() == (5,)
             db.close()
 
 
 def no_inode_free(tmp_path, stack):
     """A folder on a disk with room and no inode free (a file or folder cannot be made there); ``free``: frees some."""
-    folder = tmp_path / "few"
-    folder.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M,nr_inodes=16", "tmpfs", str(folder)], capture_output=True
-                      ).returncode:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-    stack.callback(subprocess.run, ["umount", "-l", str(folder)], check=False)
+    folder = stack.enter_context(contextlib.contextmanager(mounted_tmpfs)(tmp_path, "1M", "few", ",nr_inodes=16"))
     for i in range(16):
         with contextlib.suppress(OSError):
             (folder / f"log.{i}").touch()

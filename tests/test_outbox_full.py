@@ -12,11 +12,13 @@ from edge.publisher import Outbox, Publisher
 from xueliang import services
 
 
-def mounted_tmpfs(tmp_path, size: str):
-    """A tmpfs of ``size``, as root mounts it; skipped where mounting is not allowed."""
-    where = tmp_path / "small"
+def mounted_tmpfs(tmp_path, size: str, name: str = "small", options: str = ""):
+    """A tmpfs of ``size`` (and ``options``, e.g. ``,nr_inodes=16``) at ``tmp_path / name``, as root mounts it;
+    skipped where mounting is not allowed."""
+    where = tmp_path / name
     where.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}{options}", "tmpfs", str(where)],
+                      capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield where
     subprocess.run(["umount", "-l", str(where)], check=False)
