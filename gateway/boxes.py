@@ -197,8 +197,9 @@ _COLUMNS = ("state", "heard_at", "sent_at", "heartbeat", "boot", "seq")
 
 def _upsert(dialect, full: bool):
     """A status message's row made, or replaced: a heartbeat's whole unless the stored one is of the same ``boot``
-    with a ``seq`` at least its own (one gateway wrote it late, another the later one first: ``replaces``), the
-    state alone of a last will or a stop."""
+    with a ``seq`` at least its own (one gateway wrote it late, another the later one first; a new boot is the box
+    started again, and one without them, of an older box, replaces as before), the state alone of a last will or
+    a stop."""
     stmt = dialect(boxes).values({c: bindparam(c) for c in ("box", *_COLUMNS)})
     if not full:
         return stmt.on_conflict_do_update(index_elements=[boxes.c.box], set_={"state": bindparam("state")})
@@ -210,19 +211,6 @@ def _upsert(dialect, full: bool):
 
 _UPSERTS = {(name, full): Prepared(_upsert(dialect, full))  # (dialect, a heartbeat or the state alone)
             for name, dialect in (("sqlite", sqlite_insert), ("postgresql", pg_insert)) for full in (True, False)}
-
-
-def replaces(new: tuple[str, int] | None, stored: tuple[str, int] | None) -> bool:
-    """Whether a heartbeat ordered ``new`` (``Heartbeat.order``) replaces the stored one, as the upsert decides: yes
-    unless both are of one boot and the stored one's seq is at least the new one's. A new boot is a box started
-    again; one without an order (an older box) replaces as before.
-
-    >>> replaces(("a1", 2), ("a1", 1)), replaces(("a1", 1), ("a1", 2)), replaces(("a1", 2), ("a1", 2))
-    (True, False, False)
-    >>> replaces(("b2", 1), ("a1", 9)), replaces(None, ("a1", 9)), replaces(("a1", 1), None)
-    (True, True, True)
-    """
-    return new is None or stored is None or new[0] != stored[0] or stored[1] < new[1]
 
 
 _KNOWN = Prepared(select(boxes.c.box).where(boxes.c.box == bindparam("box")))

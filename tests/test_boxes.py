@@ -169,18 +169,6 @@ def test_the_heartbeats_the_edge_makes_are_numbered_from_one_start(tmp_path):
     assert two.order() == (one.boot, one.seq + 1)
 
 
-@pytest.mark.parametrize("new, stored, expected", [
-    (("a1", 2), ("a1", 1), True),  # the next of one start
-    (("a1", 1), ("a1", 2), False),  # written late: the stored one is later
-    (("a1", 2), ("a1", 2), False),  # the same again (a retained status sent again at a reconnect)
-    (("b2", 1), ("a1", 9), True),  # the box started again
-    (None, ("a1", 9), True),  # a box older than boot and seq, as before
-    (("a1", 1), None, True),  # the first of them after one without
-])
-def test_which_heartbeat_of_a_box_replaces_the_stored_one(new, stored, expected):
-    assert boxes.replaces(new, stored) is expected
-
-
 def kept(store: Store, box: str = BOX) -> tuple:
     """The box's row: its heartbeat's boot, seq and time by the box's clock, and what the page shows of its outbox."""
     with store.engine.connect() as db:
