@@ -12,10 +12,12 @@ is room).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
 import random
+import secrets
 import signal
 import ssl
 import sys
@@ -632,11 +634,17 @@ def zone_grids(camera: Camera) -> list[str]:
     return sorted({z.grid for z in camera.zones if z.grid and z.grid != camera.grid})
 
 
+BOOT = secrets.token_hex(8)  # this start of the box's process: its heartbeats' ``boot``
+_SEQ = itertools.count(1)  # its heartbeats' ``seq``, 1 at each start
+
+
 def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: dict,
            suppressions: Suppressions | None = None, heartbeat_s: float = wire.HEARTBEAT_S) -> dict:
     """The heartbeat (``delivery``: Publisher.delivery()); per-camera ``max_gap_s`` starts again after each one.
     ``heartbeat_s``: when the next one is due (a gateway takes the box for silent after three missed). Each camera
-    says its grid (its config's): a gateway shows an operator the boxes with a camera in the operator's grids."""
+    says its grid (its config's): a gateway shows an operator the boxes with a camera in the operator's grids.
+    ``boot`` (this start, random) and ``seq`` (1, 2, ... from each start) order the box's heartbeats without its wall
+    clock: a gateway keeps a later one of the same start that another gateway wrote first."""
     now = box_now()
     wall = time.time() - now  # box clock to wall clock
 
@@ -648,6 +656,8 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
         "box": box,
         "state": "online",
         "at": wire.iso(time.time()),
+        "boot": BOOT,
+        "seq": next(_SEQ),
         "heartbeat_s": heartbeat_s,
         **delivery,
         **(suppressions or Suppressions()).status(),

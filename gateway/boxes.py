@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -122,6 +122,8 @@ class Heartbeat(Checked):
     state: Literal["online", "offline"]
     at: Annotated[str, Field(max_length=40), AfterValidator(_real_time)] | None = Field(
         None, title="when the box made it, by its wall clock")
+    boot: Ident | None = Field(None, title="the box's start that made it (random at each start)")
+    seq: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = Field(None, title="its number in that start, from 1")
     heartbeat_s: Annotated[float, Field(gt=0, le=3_600)] = wire.HEARTBEAT_S
     outbox_pending: Count = 0
     outbox_unconfirmed: Count = 0
@@ -138,6 +140,11 @@ class Heartbeat(Checked):
     @property
     def full(self) -> bool:
         return self.cameras is not None
+
+    def order(self) -> tuple[str, int] | None:
+        """``(boot, seq)``: what orders the box's heartbeats without its wall clock; None from a box older than them
+        (or one that sends one without the other)."""
+        return (self.boot, self.seq) if self.boot is not None and self.seq is not None else None
 
     def sent_at(self) -> float | None:
         if self.at is None:
@@ -185,12 +192,27 @@ def decode(box: str, payload: bytes) -> Heartbeat:
     return beat
 
 
-_COLUMNS = ("state", "heard_at", "sent_at", "heartbeat")
-_UPSERTS = {  # (dialect, a heartbeat or the state alone): one statement, its row replaced or made
-    (name, full): Prepared(dialect(boxes).values({c: bindparam(c) for c in ("box", *_COLUMNS)})
-                           .on_conflict_do_update(index_elements=[boxes.c.box],
-                                                  set_={c: bindparam(c) for c in (_COLUMNS if full else ("state",))}))
-    for name, dialect in (("sqlite", sqlite_insert), ("postgresql", pg_insert)) for full in (True, False)}
+_COLUMNS = ("state", "heard_at", "sent_at", "heartbeat", "boot", "seq")
+
+
+def _upsert(dialect, full: bool):
+    """A status message's row made, or replaced: a heartbeat's whole unless the stored one is of the same ``boot``
+    with a ``seq`` at least its own (one gateway wrote it late, another the later one first; a new boot is the box
+    started again, and one without them, of an older box, replaces as before), the state alone of a last will or
+    a stop."""
+    stmt = dialect(boxes).values({c: bindparam(c) for c in ("box", *_COLUMNS)})
+    if not full:
+        return stmt.on_conflict_do_update(index_elements=[boxes.c.box], set_={"state": bindparam("state")})
+    new = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[boxes.c.box], set_={c: bindparam(c) for c in _COLUMNS},
+        where=or_(boxes.c.boot.is_(None), new.boot.is_(None), boxes.c.boot != new.boot, boxes.c.seq < new.seq))
+
+
+_UPSERTS = {(name, full): Prepared(_upsert(dialect, full))  # (dialect, a heartbeat or the state alone)
+            for name, dialect in (("sqlite", sqlite_insert), ("postgresql", pg_insert)) for full in (True, False)}
+
+
 _KNOWN = Prepared(select(boxes.c.box).where(boxes.c.box == bindparam("box")))
 _HOW_MANY = Prepared(select(func.count()).select_from(boxes))
 
@@ -239,9 +261,10 @@ class Heartbeats:
                               "gateway keeps, and there is no room for another")
             if len(self._known) < BOXES_MAX:
                 self._known.add(beat.box)
-        row = {"box": beat.box, "state": beat.state, "heard_at": None, "sent_at": None, "heartbeat": None}
+        row = dict.fromkeys(_COLUMNS) | {"box": beat.box, "state": beat.state}
         if beat.full:
-            row.update(heard_at=now, sent_at=beat.sent_at(), heartbeat=beat.model_dump_json())
+            boot, seq = beat.order() or (None, None)
+            row.update(heard_at=now, sent_at=beat.sent_at(), heartbeat=beat.model_dump_json(), boot=boot, seq=seq)
         _UPSERTS[db.dialect.name, beat.full].run(db, row)
 
     def _due(self, box: str, now: float) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import (
     and_,
+    BigInteger,
     Boolean,
     case as sql_case,
     Column,
@@ -218,6 +219,8 @@ boxes = Table(
     Column("heard_at", Float),  # when its latest heartbeat came, the gateway's clock (none: only its last will came)
     Column("sent_at", Float),  # that heartbeat's own time, the box's wall clock
     Column("heartbeat", Text),  # that heartbeat as checked (gateway.boxes.Heartbeat, JSON)
+    Column("boot", String(64)),  # that heartbeat's boot and seq: a later one of the same boot alone replaces it
+    Column("seq", BigInteger),  # (none: a box older than them, whose next heartbeat replaces it)
     Column("refused_at", Float),  # its latest heartbeat refused (noted at most once per box in boxes.REFUSAL_NOTE_S)
     Column("refused_reason", String(300)),
 )
@@ -233,6 +236,15 @@ schema_migrations = Table(
 def _add_column(column: Column):
     def step(db: Connection) -> None:
         db.execute(text(f"ALTER TABLE {column.table.name} ADD COLUMN {CreateColumn(column).compile(dialect=db.dialect)}"))
+    return step
+
+
+def _add_missing(*columns: Column):
+    """Each column its table lacks added: a table made by an earlier step (from the tables above) has them."""
+    def step(db: Connection) -> None:
+        for column in columns:
+            if column.name not in {c["name"] for c in inspect(db).get_columns(column.table.name)}:
+                _add_column(column)(db)
     return step
 
 
@@ -258,6 +270,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
     (8, "case_log.extend_by: an extension's duration in its own field, the note left to the person's words",
      _add_column(case_log.c.extend_by)),
     (9, "boxes: each box's latest heartbeat, for the boxes page", lambda db: boxes.create(db)),
+    (10, "boxes.boot, boxes.seq: a box's heartbeat written late by one gateway no longer replaces the later one "
+         "another wrote", _add_missing(boxes.c.boot, boxes.c.seq)),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade

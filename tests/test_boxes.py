@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from edge.box import CameraReader, Metrics, Slots, box_now, status
 from edge.config import Broker as EdgeBroker
@@ -122,11 +122,17 @@ def test_two_gateways_writing_the_same_boxes_in_opposite_orders_never_deadlock_a
     caplog.set_level(logging.INFO, logger="gateway.ingest")
     rounds = 40
     for r in range(rounds):
-        beats = [(wire.status_topic(b), json.dumps(dict(made, box=b, at=wire.iso(NOW + r))).encode()) for b in names]
+        beats = [(wire.status_topic(b), json.dumps(dict(made, box=b, at=wire.iso(NOW + r), seq=r + 1)).encode())
+                 for b in names]
         first, second = beats[:15], list(reversed(beats[5:]))
         done = at_once(lambda: one.handle_batch(first), lambda: two.handle_batch(second))
         assert done == [[HEARTBEAT] * 15] * 2, (r, done)
     assert [r.getMessage() for r in caplog.records if "rolled back" in r.getMessage()] == []
+    # the second gateway's ingest was backlogged: it writes each box's heartbeat of round 0 late (a later time by the
+    # box's clock, set back since), and the row stays the later one the first gateway wrote
+    late = [(wire.status_topic(b), json.dumps(dict(made, box=b, at=wire.iso(NOW + 3600), seq=1)).encode())
+            for b in names]
+    assert two.handle_batch(late) == [HEARTBEAT] * 20
     latest = {v["box"]: v for v in boxes.listed(one.store, NOW)}
     with one.store.engine.connect() as db:
         sent = dict(db.execute(select(storage.boxes.c.box, storage.boxes.c.sent_at)).all())
@@ -155,6 +161,66 @@ def test_the_heartbeat_the_edge_makes_says_its_interval(tmp_path):
     publisher, readers, slots = edge_box(tmp_path)
     assert status(BOX, readers, slots, publisher.delivery(time.time()), heartbeat_s=2.5)["heartbeat_s"] == 2.5
     assert boxes.decode(BOX, heartbeat(tmp_path)).heartbeat_s == 10.0
+
+
+def test_the_heartbeats_the_edge_makes_are_numbered_from_one_start(tmp_path):
+    one, two = (boxes.decode(BOX, heartbeat(tmp_path)) for _ in range(2))
+    assert one.boot == two.boot and re.fullmatch("[0-9a-f]{16}", one.boot) and two.seq == one.seq + 1 >= 2
+    assert two.order() == (one.boot, one.seq + 1)
+
+
+def kept(store: Store, box: str = BOX) -> tuple:
+    """The box's row: its heartbeat's boot, seq and time by the box's clock, and what the page shows of its outbox."""
+    with store.engine.connect() as db:
+        row = db.execute(select(storage.boxes.c.boot, storage.boxes.c.seq, storage.boxes.c.sent_at)
+                         .where(storage.boxes.c.box == box)).one()
+    return (*row, rows(store)[box]["outbox_pending"])
+
+
+def test_a_heartbeat_written_late_never_replaces_a_later_one_of_the_same_start(tmp_path, database_url):  # noqa: F811
+    """Two gateways on one database: the second writes the box's heartbeat 1 after the first wrote its heartbeat 2
+    (the second's ingest backlogged). The row went back to heartbeat 1 until the next; it stays heartbeat 2, while a
+    box started again, or one older than ``boot`` and ``seq``, is taken as before, whatever its clock says."""
+    one, two = (Ingest(Store(database_url), TABLES, clock=lambda: NOW) for _ in range(2))
+    made = {k: v for k, v in json.loads(heartbeat(tmp_path)).items() if k not in ("boot", "seq")}
+
+    def beat(pending: int, at: float, **order) -> bytes:
+        return json.dumps({**made, **order, "outbox_pending": pending, "at": wire.iso(at)}).encode()
+
+    topic = wire.status_topic(BOX)
+    assert one.handle(topic, beat(2, NOW, boot="a1", seq=2)) == HEARTBEAT
+    assert two.handle(topic, beat(1, NOW + 60, boot="a1", seq=1)) == HEARTBEAT  # late, its clock set back since
+    assert kept(one.store) == ("a1", 2, NOW, 2)
+    assert two.handle(topic, beat(3, NOW - 3600, boot="a1", seq=3)) == HEARTBEAT  # the next, its clock set back
+    assert kept(one.store) == ("a1", 3, NOW - 3600, 3)
+    assert two.handle(topic, beat(4, NOW - 3600, boot="b2", seq=1)) == HEARTBEAT  # the box started again
+    assert kept(one.store) == ("b2", 1, NOW - 3600, 4)
+    assert one.handle(topic, beat(5, NOW - 7200)) == HEARTBEAT  # an older box's (downgraded): taken as before
+    assert kept(one.store) == (None, None, NOW - 7200, 5)
+    assert one.handle(topic, beat(6, NOW - 7200)) == HEARTBEAT
+    assert kept(one.store) == (None, None, NOW - 7200, 6)
+    assert two.handle(topic, beat(7, NOW, boot="b2", seq=1)) == HEARTBEAT  # upgraded again
+    assert kept(one.store) == ("b2", 1, NOW, 7)
+    # its last will sets it offline and keeps what it said, its order too
+    assert one.handle(topic, json.dumps({"box": BOX, "state": "offline"}).encode()) == HEARTBEAT
+    assert kept(one.store) == ("b2", 1, NOW, 7) and rows(one.store)[BOX]["state"] == "offline"
+
+
+def test_migration_10_brings_a_version_9_database_up_and_its_boxes_heartbeats_are_replaced_as_before(
+        tmp_path, database_url):  # noqa: F811 (the fixture)
+    store = Store(database_url)
+    ingest = Ingest(store, TABLES, clock=lambda: NOW)
+    assert ingest.handle(wire.status_topic(BOX), heartbeat(tmp_path, outbox_pending=1)) == HEARTBEAT
+    with store.engine.begin() as db:
+        for column in ("boot", "seq"):
+            db.execute(text(f"ALTER TABLE boxes DROP COLUMN {column}"))
+        db.execute(text("DELETE FROM schema_migrations WHERE version = 10"))
+    store.engine.dispose()
+    store = Store(database_url)
+    assert kept(store) == (None, None, pytest.approx(time.time(), abs=60), 1)
+    ingest = Ingest(store, TABLES, clock=lambda: NOW)
+    assert ingest.handle(wire.status_topic(BOX), heartbeat(tmp_path, outbox_pending=2, seq=1)) == HEARTBEAT
+    assert kept(store)[1:] == (1, pytest.approx(time.time(), abs=60), 2)
 
 
 def deep(levels: int) -> bytes:
