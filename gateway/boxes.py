@@ -241,8 +241,7 @@ class Heartbeats:
         """Record a checked message (``HEARTBEAT``), or say why it is refused (``HEARTBEAT_REFUSED``)."""
         if isinstance(item, Heartbeat):
             try:
-                self._record(db, item, now)
-                HEARTBEATS.labels("recorded").inc()
+                HEARTBEATS.labels("recorded" if self._record(db, item, now) else "late").inc()
                 return HEARTBEAT
             except Refused as refused:
                 item = refused
@@ -254,7 +253,9 @@ class Heartbeats:
                        .values(refused_at=now, refused_reason=item.reason[:TEXT_CHARS]))
         return HEARTBEAT_REFUSED
 
-    def _record(self, db: Connection, beat: Heartbeat, now: float) -> None:
+    def _record(self, db: Connection, beat: Heartbeat, now: float) -> bool:
+        """Whether ``beat`` was written; False where the stored heartbeat is a later one of the same start (``_upsert``:
+        another gateway wrote it first)."""
         if beat.box not in self._known:
             if _KNOWN.first(db, {"box": beat.box}) is None and _HOW_MANY.first(db, {})[0] >= BOXES_MAX:
                 raise Refused(beat.box, "unknown_box", f"box {beat.box!r} is not among the {BOXES_MAX} boxes the "
@@ -265,7 +266,7 @@ class Heartbeats:
         if beat.full:
             boot, seq = beat.order() or (None, None)
             row.update(heard_at=now, sent_at=beat.sent_at(), heartbeat=beat.model_dump_json(), boot=boot, seq=seq)
-        _UPSERTS[db.dialect.name, beat.full].run(db, row)
+        return _UPSERTS[db.dialect.name, beat.full].run(db, row).rowcount != 0
 
     def _due(self, box: str, now: float) -> bool:
         """Whether a refusal of ``box`` is to be said now (the first, or none said for REFUSAL_NOTE_S)."""

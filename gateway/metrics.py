@@ -24,7 +24,8 @@ MESSAGES = Counter("xl_gateway_messages", "Messages taken from the broker, by ou
                    ["outcome"], registry=REGISTRY)
 HELD = Counter("xl_gateway_held_messages", "Incident messages held for times ahead of the gateway's clock, each "
                "counted once however often its box sends it again", registry=REGISTRY)
-HEARTBEATS = Counter("xl_gateway_heartbeats", "Box status messages (xl/v1/{box}/status) by outcome: recorded, or "
+HEARTBEATS = Counter("xl_gateway_heartbeats", "Box status messages (xl/v1/{box}/status) by outcome: recorded, late (a later one of the same start was "
+                     "stored first, by another gateway: kept), or "
                      "refused for a reason (too_large, not_json, invalid, other_box: a box speaking for another, "
                      "not_a_box, unknown_box: no room for another box, internal), or dropped unread while the "
                      "database held ingest back (QoS 0: the next one replaces it)", ["outcome"], registry=REGISTRY)

@@ -68,7 +68,8 @@ def heartbeat(tmp_path, box: str = BOX, grid: str = GRID, **edit) -> bytes:
     return json.dumps({**body, **edit}).encode()
 
 
-def refused(kind: str) -> float:
+def outcomes(kind: str) -> float:
+    """How many status messages xl_gateway_heartbeats has counted with the outcome ``kind``."""
     return REGISTRY.get_sample_value("xl_gateway_heartbeats_total", {"outcome": kind}) or 0.0
 
 
@@ -189,10 +190,13 @@ def test_a_heartbeat_written_late_never_replaces_a_later_one_of_the_same_start(t
 
     topic = wire.status_topic(BOX)
     assert one.handle(topic, beat(2, NOW, boot="a1", seq=2)) == HEARTBEAT
+    late, recorded = outcomes("late"), outcomes("recorded")
     assert two.handle(topic, beat(1, NOW + 60, boot="a1", seq=1)) == HEARTBEAT  # late, its clock set back since
     assert kept(one.store) == ("a1", 2, NOW, 2)
+    assert (outcomes("late") - late, outcomes("recorded") - recorded) == (1, 0)
     assert two.handle(topic, beat(3, NOW - 3600, boot="a1", seq=3)) == HEARTBEAT  # the next, its clock set back
     assert kept(one.store) == ("a1", 3, NOW - 3600, 3)
+    assert (outcomes("late") - late, outcomes("recorded") - recorded) == (1, 1)
     assert two.handle(topic, beat(4, NOW - 3600, boot="b2", seq=1)) == HEARTBEAT  # the box started again
     assert kept(one.store) == ("b2", 1, NOW - 3600, 4)
     assert one.handle(topic, beat(5, NOW - 7200)) == HEARTBEAT  # an older box's (downgraded): taken as before
@@ -284,12 +288,12 @@ def test_a_hostile_heartbeat_is_refused_alone_with_its_reason_counted_and_never_
     assert ingest.handle(wire.status_topic(BOX), heartbeat(tmp_path)) == HEARTBEAT  # the box is known already
     before = dict(rows(store)[BOX])
     clock[0] += 10
-    counted = refused(kind)
+    counted = outcomes(kind)
     caplog.set_level(logging.WARNING, logger="gateway.boxes")
     batch = [(wire.status_topic("box-7"), heartbeat(tmp_path, "box-7")), (f"xl/v1/{box}/status", make(tmp_path)),
              (TOPIC, payload()), (wire.status_topic("box-8"), heartbeat(tmp_path, "box-8"))]
     assert ingest.handle_batch(batch) == [HEARTBEAT, HEARTBEAT_REFUSED, "case_created", HEARTBEAT]
-    assert refused(kind) == counted + 1
+    assert outcomes(kind) == counted + 1
     said = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(said) == 1 and reason in said[0], said
     assert store.count("dead_letters") == 0 and set(rows(store)) == {BOX, "box-7", "box-8"}
@@ -305,12 +309,12 @@ def test_a_box_whose_heartbeats_are_refused_is_said_once_per_interval_and_counte
     clock = [NOW]
     ingest = Ingest(store, TABLES, clock=lambda: clock[0])
     caplog.set_level(logging.WARNING, logger="gateway.boxes")
-    counted = refused("invalid")
+    counted = outcomes("invalid")
     bad = heartbeat(tmp_path, outbox_pending="many")
     for _ in range(5):  # a box sending the same wrong heartbeat every 10 s
         assert ingest.handle(wire.status_topic(BOX), bad) == HEARTBEAT_REFUSED
         clock[0] += 10
-    assert refused("invalid") == counted + 5
+    assert outcomes("invalid") == counted + 5
     assert len([r for r in caplog.records if "heartbeat of box 'box-1' refused" in r.getMessage()]) == 1
     clock[0] = NOW + boxes.REFUSAL_NOTE_S
     assert ingest.handle(wire.status_topic(BOX), bad) == HEARTBEAT_REFUSED
@@ -322,11 +326,11 @@ def test_a_box_beyond_those_the_gateway_keeps_is_refused_and_those_kept_are_stil
     monkeypatch.setattr(boxes, "BOXES_MAX", 2)
     store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
     ingest = Ingest(store, TABLES, clock=lambda: NOW)
-    counted = refused("unknown_box")
+    counted = outcomes("unknown_box")
     for box in ("a", "b"):
         assert ingest.handle(wire.status_topic(box), heartbeat(tmp_path, box)) == HEARTBEAT
     assert ingest.handle(wire.status_topic("c"), heartbeat(tmp_path, "c")) == HEARTBEAT_REFUSED
-    assert refused("unknown_box") == counted + 1
+    assert outcomes("unknown_box") == counted + 1
     another = Ingest(store, TABLES, clock=lambda: NOW)  # another gateway process: it knows the boxes from the table
     assert [another.handle(wire.status_topic(box), heartbeat(tmp_path, box)) for box in ("b", "c", "a")] == [
         HEARTBEAT, HEARTBEAT_REFUSED, HEARTBEAT]
@@ -533,7 +537,7 @@ def test_heartbeats_past_those_waiting_are_dropped_while_ingest_is_held_back_and
     try:
         assert connected.wait(10)
         time.sleep(0.5)  # its subscriptions
-        dropped = refused("dropped")
+        dropped = outcomes("dropped")
         box.connect("127.0.0.1", broker.port)
         box.loop_start()
         for i in range(3):
@@ -542,7 +546,7 @@ def test_heartbeats_past_those_waiting_are_dropped_while_ingest_is_held_back_and
         for _ in range(20):
             box.publish(wire.status_topic(BOX), beat, qos=0).wait_for_publish(5)
         box.publish(*incident_message(3), qos=1).wait_for_publish(5)
-        wait_until(lambda: refused("dropped") == dropped + 18, 10, 0.05, message="the heartbeats past 5 dropped")
+        wait_until(lambda: outcomes("dropped") == dropped + 18, 10, 0.05, message="the heartbeats past 5 dropped")
         waiting = [gateway.queue.get_nowait() for _ in range(gateway.queue.qsize())]
         kinds = [topic.rsplit("/", 1)[1] for topic, *_ in waiting]
         assert (kinds.count("incident"), kinds.count("status")) == (4, 2), kinds
