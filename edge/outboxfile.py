@@ -89,8 +89,7 @@ def pending_words(config: EdgeConfig, outbox: Outbox) -> str:
             return f"{said} held in memory; those in its file {path} not counted (a write-ahead log is beside it)"
         held = 0
         if path.exists():
-            with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro&immutable=1",
-                                                    uri=True)) as db:
+            with contextlib.closing(sqlitefile.read_only(path)) as db:
                 held = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
     except (OSError, sqlite3.Error) as exc:
         return f"{said} held in memory; those in its file {path} not counted ({exc})"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.publisher import Outbox, of_another_making
-from xueliang import jpeg, wire
+from xueliang import jpeg, sqlitefile, wire
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def salvage(aside: Path, outbox: Outbox, box: str, deadline: float) -> Salvaged:
         report.nothing = "it is a folder"
         return report
     try:
-        db = sqlite3.connect(f"{aside.absolute().as_uri()}?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        db = sqlitefile.read_only(aside, check_same_thread=False)
     except sqlite3.Error as exc:
         report.nothing = f"it cannot be opened ({exc})"
         return report

@@ -8,9 +8,16 @@ hold what was not yet sent (on a disk with *no room*, the box keeps its outbox i
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 LOW_SPACE = 1 << 20  # bytes free on a file's disk under which an error says so
+
+
+def read_only(path: Path, **options) -> sqlite3.Connection:
+    """The SQLite file at ``path`` opened to read and never write (``immutable``: no lock taken, no journal or
+    shared memory made beside it: safe on a full disk and on a file set aside); ``options`` as ``sqlite3.connect``'s."""
+    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro&immutable=1", uri=True, **options)
 
 
 def damaged(exc: BaseException) -> bool:
