@@ -545,7 +545,10 @@ def test_the_overdue_board_follows_a_case_that_moves_to_its_top_without_a_reload
         browser.get(f"{base}/ui/overdue?limit=2")
 
         def board() -> list[int]:
-            return [int(a.text.lstrip("#")) for a in browser.find_elements(By.CSS_SELECTOR, "#cases a")]
+            # read in one script: the live page may replace its rows between a find and a read
+            texts = browser.execute_script(
+                "return Array.from(document.querySelectorAll('#cases a'), a => a.textContent.trim())")
+            return [int(t.lstrip("#")) for t in texts]
 
         assert board() == [1, 2]
         browser.execute_script("window.stillHere = 'yes'")  # gone if the page reloaded
