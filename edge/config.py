@@ -148,6 +148,16 @@ class Strict(BaseModel):
             raise ValueError(f"{value!r} (YAML's yes/no/on/off/true/false) is not a number; write a number")
         return value
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        """A NUL (YAML's ``"\\0"``) ends a name where the system reads it: a ``data_dir`` or ``tls_ca`` with one
+        stopped the box with a traceback, and a camera's url or the broker's host was read cut short there (another
+        file, another host). Refused; the value is not shown (it may be a password)."""
+        if isinstance(value, str) and "\0" in value:
+            raise ValueError("has a NUL character (\\0) in it, which no name, path or address can hold; remove it")
+        return value
+
 
 class Location(Strict):
     lat: float = Field(ge=-90, le=90)

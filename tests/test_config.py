@@ -123,6 +123,24 @@ def test_a_yaml_key_written_twice_is_refused_with_both_lines(tmp_path, text, lin
         load_config(path)
 
 
+@pytest.mark.parametrize("setting, where", [
+    ('data_dir: "/var/lib/xl\\0old"', "data_dir"),  # stopped the box with a traceback (embedded null byte)
+    ('broker: {tls_ca: "/etc/xl/ca.crt\\0"}', "broker tls_ca"),  # the same, at the TLS set-up
+    ('broker: {host: "10.0.0.9\\0.example"}', "broker host"),  # read cut short: another host
+    ('broker: {password: "s3cr\\0et"}', "broker password"),
+])
+def test_a_nul_character_in_a_setting_is_refused_by_its_place_never_showing_it(tmp_path, setting, where):
+    """YAML writes a NUL as "\\0"; the system reads a name only up to it. The camera's url, cut short there, opened
+    another file or host; its password is not shown."""
+    path = tmp_path / "edge.yaml"
+    path.write_text(f"box: b1\n{setting}\ncameras: [{{id: c1, url: \"rtsp://admin:s3cr\\0et@10.0.0.5/s1\", grid: G}}]\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    nul = "has a NUL character (\\0) in it, which no name, path or address can hold; remove it"
+    assert f"\n  {where}: {nul}" in str(err.value) and f"\n  camera 'c1' url: {nul}" in str(err.value)
+    assert "s3cr" not in str(err.value)
+
+
 @pytest.mark.parametrize("line, error", [
     # Python's "Exceeds the limit (4300 digits) ...; use sys.set_int_max_str_digits()", naming neither
     ("broker: {port: " + "9" * 100_000 + "}", "port: a number of 100000 digits; a setting's number has at most "
