@@ -7,7 +7,9 @@ Errors name the camera, zone and field, e.g.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
@@ -52,6 +54,21 @@ def is_rtsp(url: str) -> bool:
     (True, False)
     """
     return url.startswith(tuple(f"{scheme}://" for scheme in RTSP_SCHEMES))
+
+
+def is_pipe(url: str) -> bool:
+    """Whether a camera's url names a pipe (a FIFO) rather than an RTSP stream or a file: the kernel gives each
+    byte written to a pipe to one of its readers, and its open and reads wait there for a writer.
+
+    >>> is_pipe("rtsp://10.0.0.5/s1"), is_pipe("/no/such/file.mp4")
+    (False, False)
+    """
+    if is_rtsp(url):
+        return False
+    try:
+        return stat.S_ISFIFO(os.stat(url).st_mode)
+    except (OSError, ValueError):  # no such file (yet), or a path no file can have
+        return False
 
 
 def camera_url(url: str) -> str:
@@ -386,6 +403,12 @@ class EdgeConfig(Strict):
             if camera.id in seen:
                 raise ValueError(f"camera id {camera.id!r} appears twice")
             seen.add(camera.id)
+        pipes: dict[str, str] = {}
+        for camera in cameras:  # a file or an RTSP stream is read whole by each camera that names it; a pipe is not
+            if is_pipe(camera.url) and (first := pipes.setdefault(camera.url, camera.id)) != camera.id:
+                raise ValueError(f"cameras {first!r} and {camera.id!r} read the same pipe: the kernel gives each byte "
+                                 "written to it to one of its readers, so each camera got a torn share of the "
+                                 "stream; give one camera both cameras' zones")
         return cameras
 
     def camera(self, camera_id: str) -> Camera:

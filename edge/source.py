@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ import av
 import cv2
 import numpy as np
 
-from edge.config import is_rtsp
+from edge.config import is_pipe, is_rtsp
 
 log = logging.getLogger(__name__)
 
@@ -126,21 +124,6 @@ def keyframe_gap_limit(camera, rules) -> float:
         if "garbage" in zone.types or "spill" in zone.types:
             limits.append(zone.persistence_s / 3)
     return max(camera.analysis_interval_s, min(limits))
-
-
-def is_pipe(url: str) -> bool:
-    """Whether a camera's url names a pipe (a FIFO) rather than an RTSP stream or a file: the kernel gives each
-    byte written to a pipe to one of its readers, and its open and reads wait there for a writer.
-
-    >>> is_pipe("rtsp://10.0.0.5/s1"), is_pipe("/no/such/file.mp4")
-    (False, False)
-    """
-    if is_rtsp(url):
-        return False
-    try:
-        return stat.S_ISFIFO(os.stat(url).st_mode)
-    except (OSError, ValueError):  # no such file (yet), or a path no file can have
-        return False
 
 
 def open_camera(camera, rules, bound_reads: bool = False) -> Iterator[tuple[float, np.ndarray]]:

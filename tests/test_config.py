@@ -2,6 +2,7 @@
 
 import base64
 import math
+import os
 import re
 import string
 import subprocess
@@ -108,6 +109,23 @@ def test_duplicate_camera_ids_are_refused_under_cameras():
     raw["cameras"].append(dict(raw["cameras"][0]))
     with pytest.raises(ConfigError, match=r"\n  cameras: camera id 'gate-3' appears twice"):
         parse_config(raw)
+
+
+def test_two_cameras_reading_one_pipe_are_refused_and_one_file_is_not(tmp_path):
+    """The kernel gives each byte written to a pipe (a FIFO) to one of its readers: two cameras named on one pipe
+    each got a torn share of the stream. A file or an RTSP stream is read whole by each camera that names it."""
+    pipe, clip = tmp_path / "cam.fifo", tmp_path / "cam.mp4"
+    os.mkfifo(pipe)
+    clip.write_bytes(b"")
+    raw = config_with()
+    for url in (pipe, clip):
+        raw["cameras"] = [dict(raw["cameras"][0], url=str(url)), dict(raw["cameras"][0], id="gate-4", url=str(url))]
+        if url == clip:
+            assert [c.id for c in parse_config(raw).cameras] == ["gate-3", "gate-4"]
+            continue
+        with pytest.raises(ConfigError, match=r"\n  cameras: cameras 'gate-3' and 'gate-4' read the same pipe: the "
+                                              "kernel gives each byte written to it to one of its readers"):
+            parse_config(raw)
 
 
 @pytest.mark.parametrize("text, line", [
