@@ -33,12 +33,12 @@ import supervision as sv
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from edge.alignment import SIZE as VIEW_SIZE
-from edge.config import Camera, ConfigError, EdgeConfig, Rules, is_rtsp
+from edge.config import Camera, ConfigError, EdgeConfig, Rules, is_pipe, is_rtsp
 from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.outboxfile import keep_outbox, open_outbox, pending_words
 from edge.publisher import Publisher
-from edge.source import SourceError, is_pipe, open_camera, without_password
+from edge.source import SourceError, open_camera, without_password
 from edge.suppression import Suppressions
 from xueliang import wire
 

@@ -7,7 +7,9 @@ Errors name the camera, zone and field, e.g.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
@@ -52,6 +54,21 @@ def is_rtsp(url: str) -> bool:
     (True, False)
     """
     return url.startswith(tuple(f"{scheme}://" for scheme in RTSP_SCHEMES))
+
+
+def is_pipe(url: str) -> bool:
+    """Whether a camera's url names a pipe (a FIFO) rather than an RTSP stream or a file: the kernel gives each
+    byte written to a pipe to one of its readers, and its open and reads wait there for a writer.
+
+    >>> is_pipe("rtsp://10.0.0.5/s1"), is_pipe("/no/such/file.mp4")
+    (False, False)
+    """
+    if is_rtsp(url):
+        return False
+    try:
+        return stat.S_ISFIFO(os.stat(url).st_mode)
+    except (OSError, ValueError):  # no such file (yet), or a path no file can have
+        return False
 
 
 def camera_url(url: str) -> str:
@@ -146,6 +163,16 @@ class Strict(BaseModel):
         (``dwell_s: yes``: every car passing a one-second incident): refused."""
         if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (float, int, float | None):
             raise ValueError(f"{value!r} (YAML's yes/no/on/off/true/false) is not a number; write a number")
+        return value
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        """A NUL (YAML's ``"\\0"``) ends a name where the system reads it: a ``data_dir`` or ``tls_ca`` with one
+        stopped the box with a traceback, and a camera's url or the broker's host was read cut short there (another
+        file, another host). Refused; the value is not shown (it may be a password)."""
+        if isinstance(value, str) and "\0" in value:
+            raise ValueError("has a NUL character (\\0) in it, which no name, path or address can hold; remove it")
         return value
 
 
@@ -376,6 +403,12 @@ class EdgeConfig(Strict):
             if camera.id in seen:
                 raise ValueError(f"camera id {camera.id!r} appears twice")
             seen.add(camera.id)
+        pipes: dict[str, str] = {}
+        for camera in cameras:  # a file or an RTSP stream is read whole by each camera that names it; a pipe is not
+            if is_pipe(camera.url) and (first := pipes.setdefault(camera.url, camera.id)) != camera.id:
+                raise ValueError(f"cameras {first!r} and {camera.id!r} read the same pipe: the kernel gives each byte "
+                                 "written to it to one of its readers, so each camera got a torn share of the "
+                                 "stream; give one camera both cameras' zones")
         return cameras
 
     def camera(self, camera_id: str) -> Camera:

@@ -475,6 +475,7 @@ class Publisher:
             log.error("broker refused connection: %s", reason_code)
             return
         log.info("connected to broker %s:%s", self._broker.host, self._broker.port)
+        client.on_connect_fail.reached()
         client.subscribe([(self._ack_topic, 1)] + [(topic, 1) for topic in self._listeners])
         self.connected.set()
         client.publish(self._status_topic, json.dumps(self.status or {"box": self.box, "state": "online"}),

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
-import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +19,7 @@ import av
 import cv2
 import numpy as np
 
-from edge.config import is_rtsp
+from edge.config import is_pipe, is_rtsp
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +93,10 @@ MAX_BAD_PACKETS = 250  # packets in a row the decoder refuses before the stream 
 # analyser from every other camera of the box for 27 s a round.
 MIN_PICTURE_SIDE = 32
 MAX_PICTURE_RATIO = 8.0
+# The largest picture of H.264's and H.265's highest levels (8192x4352, 8K): a stream of a larger one is no camera's.
+# The decoder refuses it (FFmpeg's max_pixels) before it allocates one: a 16384x8192 stream of 800 KB took a reader
+# 1.5 GB (its frame threads' pictures), enough to have the box's every camera killed with it on a small machine.
+MAX_PICTURE_PIXELS = 8192 * 4352
 
 
 def keyframe_gap_limit(camera, rules) -> float:
@@ -122,21 +124,6 @@ def keyframe_gap_limit(camera, rules) -> float:
         if "garbage" in zone.types or "spill" in zone.types:
             limits.append(zone.persistence_s / 3)
     return max(camera.analysis_interval_s, min(limits))
-
-
-def is_pipe(url: str) -> bool:
-    """Whether a camera's url names a pipe (a FIFO) rather than an RTSP stream or a file: the kernel gives each
-    byte written to a pipe to one of its readers, and its open and reads wait there for a writer.
-
-    >>> is_pipe("rtsp://10.0.0.5/s1"), is_pipe("/no/such/file.mp4")
-    (False, False)
-    """
-    if is_rtsp(url):
-        return False
-    try:
-        return stat.S_ISFIFO(os.stat(url).st_mode)
-    except (OSError, ValueError):  # no such file (yet), or a path no file can have
-        return False
 
 
 def open_camera(camera, rules, bound_reads: bool = False) -> Iterator[tuple[float, np.ndarray]]:
@@ -173,7 +160,12 @@ def picture_fault(width: int, height: int) -> str | None:
     "a 4000x4 picture is no camera's: a side under 32 pixels"
     >>> picture_fault(3840, 400)
     "a 3840x400 picture is no camera's: 9.6 times as wide as high, more than 8"
+    >>> picture_fault(8192, 4352), picture_fault(16384, 8192)
+    (None, "a 16384x8192 picture is no camera's: 134.2 megapixels, more than H.264's and H.265's largest (35.7)")
     """
+    if width * height > MAX_PICTURE_PIXELS:
+        return (f"a {width}x{height} picture is no camera's: {width * height / 1e6:.1f} megapixels, more than "
+                f"H.264's and H.265's largest ({MAX_PICTURE_PIXELS / 1e6:.1f})")
     if min(width, height) < MIN_PICTURE_SIDE:
         return f"a {width}x{height} picture is no camera's: a side under {MIN_PICTURE_SIDE} pixels"
     ratio = max(width, height) / min(width, height)
@@ -271,6 +263,8 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float,
             try:
                 frames = each.decode()
             except av.FFmpegError as exc:  # a damaged packet (lost on the network, a bad sector): skip it alone
+                if codec.width * codec.height > MAX_PICTURE_PIXELS:  # the picture it sets up is refused: no damage
+                    raise SourceError(f"{url}: {picture_fault(codec.width, codec.height)}; not decoded") from None
                 bad, skipped = bad + 1, skipped + 1
                 if skipped == 1 or skipped % 100 == 0:
                     log.warning("%s: %d damaged packet(s) skipped so far (the last: %s)", url, skipped, exc)
@@ -334,6 +328,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         raise SourceError(f"cannot open {url}: {late}{exc}") from None
     try:
         stream = video_stream(container.streams.video, url)
+        stream.codec_context.options = {"max_pixels": str(MAX_PICTURE_PIXELS)}  # refused before it is allocated
         # a raw stream (.h264, .h265, .mjpeg) may carry no time at all: its frames are counted at its
         # frame rate, every one decoded (key frames alone would not count time); read as the others,
         # it gave its first frame and then nothing, the camera analysed once

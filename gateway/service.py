@@ -178,6 +178,7 @@ class MqttIngest:
                 self.cut_off = f"the broker refused the connection ({reason_code}): check the config's account"
             return
         self.state.broker_up(True)
+        client.on_connect_fail.reached()
         self.session_present = bool(flags.session_present)
         identity = self.config.broker.identity
         if self.retiring:  # the session gives what it holds; nothing new is shared out to it

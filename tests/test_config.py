@@ -2,6 +2,7 @@
 
 import base64
 import math
+import os
 import re
 import string
 import subprocess
@@ -110,6 +111,23 @@ def test_duplicate_camera_ids_are_refused_under_cameras():
         parse_config(raw)
 
 
+def test_two_cameras_reading_one_pipe_are_refused_and_one_file_is_not(tmp_path):
+    """The kernel gives each byte written to a pipe (a FIFO) to one of its readers: two cameras named on one pipe
+    each got a torn share of the stream. A file or an RTSP stream is read whole by each camera that names it."""
+    pipe, clip = tmp_path / "cam.fifo", tmp_path / "cam.mp4"
+    os.mkfifo(pipe)
+    clip.write_bytes(b"")
+    raw = config_with()
+    for url in (pipe, clip):
+        raw["cameras"] = [dict(raw["cameras"][0], url=str(url)), dict(raw["cameras"][0], id="gate-4", url=str(url))]
+        if url == clip:
+            assert [c.id for c in parse_config(raw).cameras] == ["gate-3", "gate-4"]
+            continue
+        with pytest.raises(ConfigError, match=r"\n  cameras: cameras 'gate-3' and 'gate-4' read the same pipe: the "
+                                              "kernel gives each byte written to it to one of its readers"):
+            parse_config(raw)
+
+
 @pytest.mark.parametrize("text, line", [
     ("box: b1\ncameras: []\nbox: b2\n", "'box' is written twice in one mapping (lines 1 and 3)"),
     # a camera's zones pasted twice, the second list empty: the camera loaded with no zones
@@ -121,6 +139,24 @@ def test_a_yaml_key_written_twice_is_refused_with_both_lines(tmp_path, text, lin
     path.write_text(text)
     with pytest.raises(ConfigError, match=re.escape(f"{path}: not valid YAML: {line}; keep one")):
         load_config(path)
+
+
+@pytest.mark.parametrize("setting, where", [
+    ('data_dir: "/var/lib/xl\\0old"', "data_dir"),  # stopped the box with a traceback (embedded null byte)
+    ('broker: {tls_ca: "/etc/xl/ca.crt\\0"}', "broker tls_ca"),  # the same, at the TLS set-up
+    ('broker: {host: "10.0.0.9\\0.example"}', "broker host"),  # read cut short: another host
+    ('broker: {password: "s3cr\\0et"}', "broker password"),
+])
+def test_a_nul_character_in_a_setting_is_refused_by_its_place_never_showing_it(tmp_path, setting, where):
+    """YAML writes a NUL as "\\0"; the system reads a name only up to it. The camera's url, cut short there, opened
+    another file or host; its password is not shown."""
+    path = tmp_path / "edge.yaml"
+    path.write_text(f"box: b1\n{setting}\ncameras: [{{id: c1, url: \"rtsp://admin:s3cr\\0et@10.0.0.5/s1\", grid: G}}]\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    nul = "has a NUL character (\\0) in it, which no name, path or address can hold; remove it"
+    assert f"\n  {where}: {nul}" in str(err.value) and f"\n  camera 'c1' url: {nul}" in str(err.value)
+    assert "s3cr" not in str(err.value)
 
 
 @pytest.mark.parametrize("line, error", [

@@ -46,11 +46,30 @@ def still(path, size: str):
     return path
 
 
-@pytest.mark.parametrize("size", ["4000x4", "4x4000", "16x16", "3840x400"])
+@pytest.mark.parametrize("size", ["4000x4", "4x4000", "16x16", "3840x400", "8200x4400"])
 def test_a_picture_no_camera_makes_is_the_cameras_fault_and_names_its_size(tmp_path, size):
-    """A 4000x4 stream made 667 detector images a frame and stopped analysis for every camera of the box."""
+    """A 4000x4 stream made 667 detector images a frame and stopped analysis for every camera of the box. A picture
+    larger than H.264 and H.265 allow (8200x4400: 36.1 megapixels) was decoded whole before it was scaled down."""
     with pytest.raises(SourceError, match=f"a {size} picture is no camera's"):
         next(open_frames(str(still(tmp_path / "odd.mp4", size))))
+
+
+def test_a_stream_whose_picture_grows_past_any_cameras_ends_its_read_naming_the_size(tmp_path):
+    """A stream of 800 KB whose pictures were 16384x8192 took the reader 1.5 GB: its decoder allocated every one
+    before the box looked at its size. The decoder now refuses such a picture (FFmpeg's max_pixels), and the
+    read ends at once with the camera's fault, the frames before it analysed."""
+    parts = [tmp_path / "small.ts", tmp_path / "large.ts"]
+    ffmpeg("-f", "lavfi", "-i", "testsrc=s=320x240:r=5:d=2", "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts",
+           str(parts[0]))
+    ffmpeg("-f", "lavfi", "-i", "color=gray:s=8200x4400:r=5:d=1", "-c:v", "libx264", "-preset", "ultrafast", "-f",
+           "mpegts", str(parts[1]))
+    clip = tmp_path / "grows.ts"
+    clip.write_bytes(b"".join(part.read_bytes() for part in parts))
+    shapes = []
+    with pytest.raises(SourceError, match=r"a 8200x4400 picture is no camera's: 36\.1 megapixels, more than H\.264's"):
+        for _, image in open_frames(str(clip), sampling="rate"):
+            shapes.append(image.shape)
+    assert len(shapes) == 2 and set(shapes) == {(240, 320, 3)}
 
 
 def test_the_longest_and_smallest_pictures_cameras_make_are_analysed(tmp_path):

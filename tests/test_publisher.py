@@ -1,6 +1,7 @@
 """The outbox: nothing is lost through a broker outage, a restart of the box, or a broker that
 takes a message and then loses it; a message leaves the outbox only on a gateway's word (real Mosquitto)."""
 
+import logging
 import threading
 import time
 
@@ -177,3 +178,32 @@ def test_what_no_gateway_confirms_is_sent_again_after_the_timeout(tmp_path):
         publisher.stop(timeout=0.5)
         collector.stop()
         broker.stop()
+
+
+
+@pytest.mark.slow
+def test_a_broker_out_of_reach_is_said_in_the_log_with_why_once_a_minute_and_again_once_it_was_back(tmp_path,
+                                                                                                     caplog):
+    """paho tries again in silence: a box given a port where no broker listens ran with its cameras online and no
+    line saying that nothing it saw went out. The first failed try is said with why, the same one again only after a
+    minute (or on another reason), and the first once the broker was back and lost again."""
+    port = services.free_port()
+    publisher = Publisher("b1", Broker(port=port), Outbox(tmp_path / "outbox.sqlite"))
+    publisher._client.reconnect_delay_set(min_delay=1, max_delay=1)
+    said = f"cannot reach the MQTT broker at 127.0.0.1:{port} (ConnectionRefusedError: [Errno 111] Connection refused)"
+
+    def warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "MQTT broker" in r.getMessage()]
+
+    publisher.start()
+    try:
+        assert wait_until(lambda: warnings(), timeout=10)
+        time.sleep(2.5)  # two or three more tries, a second apart
+        assert warnings() == [f"{said}; 1 try failed, trying again"]
+        broker = services.mosquitto(tmp_path / "mq", port=port).start()
+        assert publisher.connected.wait(10)
+        broker.stop()
+        assert wait_until(lambda: len(warnings()) == 2, timeout=10)
+        assert warnings()[1] == f"{said}; 1 try failed, trying again"
+    finally:
+        publisher.stop(timeout=0.5)

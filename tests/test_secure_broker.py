@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -339,3 +340,20 @@ def test_the_command_centre_reads_the_overdue_notices_and_writes_nothing(secure_
     finally:
         centre.stop()
         gateway.stop()
+
+
+@pytest.mark.slow
+def test_a_box_given_a_ca_that_did_not_sign_the_brokers_certificate_says_so(secure_broker, tmp_path, caplog):
+    """A box given the wrong CA certificate (here the system's bundle, which did not sign the broker's) failed
+    every TLS handshake in silence, its cameras online, nothing going out."""
+    broker = Broker(port=secure_broker.port, username="box-1", password=USERS["box-1"],
+                    tls_ca=Path("/etc/ssl/certs/ca-certificates.crt"))
+    publisher = Publisher("box-1", broker, Outbox(tmp_path / "outbox.sqlite"))
+    publisher.start()
+    try:
+        wait_until(lambda: "cannot reach" in caplog.text, 10, message="the failure said")
+        assert not publisher.connected.is_set()
+        assert f"cannot reach the MQTT broker at 127.0.0.1:{secure_broker.port} (SSLCertVerificationError: " \
+               "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed" in caplog.text
+    finally:
+        publisher.stop(timeout=0.5)

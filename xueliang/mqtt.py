@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+
+log = logging.getLogger(__name__)
+SAY_AGAIN_S = 60.0  # a broker that stays out of reach for the same reason is said again this often
+
+
+class ConnectFailures:
+    """Logs a client's failed tries to reach its broker (paho's ``on_connect_fail``, which it calls from the
+    ``except OSError`` around its try, so the exception is the one being handled): the first, a change of reason,
+    and the same again once ``SAY_AGAIN_S`` passed, each with how many tries failed since it was last reached.
+    paho tries again in silence: a box given a wrong broker host or port, or a CA the broker's certificate is not
+    signed by, ran with no line saying that nothing it saw went out."""
+
+    def __init__(self) -> None:
+        self.tries = 0  # failed since the broker was last reached
+        self._said: tuple[str, float] | None = None  # the reason last logged, and when
+
+    def __call__(self, client: mqtt.Client, userdata: object) -> None:
+        self.tries += 1
+        exc = sys.exc_info()[1]
+        reason = f"{type(exc).__name__}: {exc}" if exc is not None else "no reason given"
+        now = time.monotonic()
+        if self._said is None or self._said[0] != reason or now - self._said[1] >= SAY_AGAIN_S:
+            log.warning("cannot reach the MQTT broker at %s:%s (%s); %d tr%s failed, trying again", client.host,
+                        client.port, reason, self.tries, "y" if self.tries == 1 else "ies")
+            self._said = (reason, now)
+
+    def reached(self) -> None:
+        """The broker was reached: the next failure is said at once."""
+        self.tries, self._said = 0, None
 
 
 def make_client(client_id: str, username: str | None = None, password: str | None = None,
@@ -17,4 +49,5 @@ def make_client(client_id: str, username: str | None = None, password: str | Non
         client.username_pw_set(username, password)
     if tls_ca:
         client.tls_set(ca_certs=str(tls_ca))
+    client.on_connect_fail = ConnectFailures()
     return client
