@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from edge.geometry import polygon_area
+from xueliang.certificates import ca_certificate
 from xueliang.polygon import crossing_edges
 from xueliang.textfile import load_yaml, read_text
 from xueliang.wire import GRID_PATTERN, HEARTBEAT_S, RESERVED_BOX_IDS
@@ -263,11 +264,19 @@ class Camera(Strict):
                                   "them); a pipe's open waits for its writer, unbounded")
     read_timeout_s: float = Field(default=5.0, gt=0, le=600, title="Seconds a read may wait for a packet (a pipe's "
                                   "waits for its writer, unbounded)")
+    tls_ca: Path | None = Field(default=None, title="rtsps:// only: CA certificate file (PEM) that signed the camera's "
+                                "certificate; the box then reads the camera only where its certificate verifies "
+                                "against it and names the url's host (unset: the certificate is not checked)")
 
     @field_validator("url")
     @classmethod
     def _url(cls, url: str) -> str:
         return camera_url(url)
+
+    @field_validator("tls_ca")
+    @classmethod
+    def _tls_ca(cls, tls_ca: Path | None) -> Path | None:
+        return tls_ca if tls_ca is None else ca_certificate(tls_ca, "the camera's")
 
     @field_validator("max_width")
     @classmethod
@@ -275,6 +284,15 @@ class Camera(Strict):
         if 0 < width < MIN_WIDTH:  # 1 failed every read as "Operation not supported", like a broken camera
             raise ValueError(f"{width} pixels is too narrow to analyse; 0 (full size) or at least {MIN_WIDTH}")
         return width
+
+    @model_validator(mode="after")
+    def _tls_ca_over_tls(self) -> "Camera":
+        """A CA checks a certificate only a camera read over TLS shows: on rtsp:// or a file it did nothing."""
+        if self.tls_ca is not None and not self.url.startswith("rtsps://"):
+            what = "an rtsp:// url" if is_rtsp(self.url) else "a file"
+            raise ValueError(f"tls_ca is for a camera read over TLS (rtsps://), and its url is {what}; write "
+                             "rtsps:// (the camera's TLS port, often 322) or leave tls_ca out")
+        return self
 
     @model_validator(mode="after")
     def _unique_zones(self) -> "Camera":

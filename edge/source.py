@@ -8,12 +8,17 @@ Only frames the sampler wants are converted to pixels.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import re
+import socket
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import av
 import cv2
@@ -97,6 +102,7 @@ MAX_PICTURE_RATIO = 8.0
 # The decoder refuses it (FFmpeg's max_pixels) before it allocates one: a 16384x8192 stream of 800 KB took a reader
 # 1.5 GB (its frame threads' pictures), enough to have the box's every camera killed with it on a small machine.
 MAX_PICTURE_PIXELS = 8192 * 4352
+RTSPS_PORT = 322  # an rtsps:// url's port where it names none (FFmpeg's RTSPS_DEFAULT_PORT)
 
 
 def keyframe_gap_limit(camera, rules) -> float:
@@ -129,7 +135,7 @@ def keyframe_gap_limit(camera, rules) -> float:
 def open_camera(camera, rules, bound_reads: bool = False) -> Iterator[tuple[float, np.ndarray]]:
     """``open_frames`` with a camera's settings from the edge config."""
     return open_frames(camera.url, camera.open_timeout_s, camera.read_timeout_s, camera.analysis_interval_s,
-                       camera.sampling, keyframe_gap_limit(camera, rules), camera.max_width, bound_reads)
+                       camera.sampling, keyframe_gap_limit(camera, rules), camera.max_width, bound_reads, camera.tls_ca)
 
 
 def analysed_size(width: int, height: int, max_width: int) -> tuple[int, int] | None:
@@ -173,6 +179,23 @@ def picture_fault(width: int, height: int) -> str | None:
         how = "wide as high" if width > height else "high as wide"
         return f"a {width}x{height} picture is no camera's: {ratio:.1f} times as {how}, more than {MAX_PICTURE_RATIO:g}"
     return None
+
+
+def certificate_fault(url: str, tls_ca: Path, timeout_s: float) -> str | None:
+    """Why the certificate the camera at ``url`` (rtsps://) shows does not verify against ``tls_ca`` and the url's
+    host, as Python's TLS sees it; None where it does, or where no TLS handshake was had. Asked only once FFmpeg
+    has refused the camera, which decides: FFmpeg says "Input/output error" alone, its reason going to its log,
+    which PyAV keeps only with FFmpeg's logging turned on for the whole process (every camera's decoder too)."""
+    parts = urlsplit(url)
+    try:
+        context = ssl.create_default_context(cafile=str(tls_ca))
+        with socket.create_connection((parts.hostname, parts.port or RTSPS_PORT), timeout=timeout_s) as raw, \
+                context.wrap_socket(raw, server_hostname=parts.hostname):
+            return None
+    except ssl.SSLCertVerificationError as exc:
+        return exc.verify_message
+    except (OSError, ValueError):  # no connection, another TLS failure, the CA file gone since the config was read
+        return None
 
 
 def _pixels(frame: av.VideoFrame, max_width: int, url: str) -> np.ndarray:
@@ -287,7 +310,7 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float,
 def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
                 interval_s: float = 1.0, sampling: str = "auto",
                 max_keyframe_gap_s: float = 2.5, max_width: int = 0,
-                bound_reads: bool = False) -> Iterator[tuple[float, np.ndarray]]:
+                bound_reads: bool = False, tls_ca: Path | None = None) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(stream_seconds, bgr_image)`` about every ``interval_s`` until the stream ends.
 
     ``sampling``: ``keyframes`` decodes and analyses only key frames (H.264 and H.265 alike);
@@ -297,7 +320,9 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     last key frame and samples by time for good (``_decoded``). Frames wider than ``max_width`` (0: no
     limit) are scaled down in the same pass that converts them to BGR. ``bound_reads``: PyAV's interrupt
     bounds each read of an RTSP stream at ``read_timeout_s`` too, not only its set-up (a file's always), for
-    a camera whose read has hung (see below). A pipe's open and reads have no time limit (see below).
+    a camera whose read has hung (see below). A pipe's open and reads have no time limit (see below). ``tls_ca``
+    (rtsps:// only): FFmpeg reads the camera only where its certificate verifies against this CA file and names
+    the url's host; a camera it refuses so is a SourceError that says why (``certificate_fault``).
     Raises SourceError when the camera cannot be opened or a read times out.
     """
     options = {"analyzeduration": "1000000", "probesize": "1000000"}
@@ -313,6 +338,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         # ``bound_reads``: PyAV's interrupt on every read, GIL and all.
         options |= {"rtsp_transport": "tcp", "timeout": str(int(read_timeout_s * 1e6))}
         timeout = (open_timeout_s, read_timeout_s if bound_reads else None)
+        if tls_ca is not None:  # the rtsp demuxer hands these on to its TLS connection (GnuTLS in PyAV's FFmpeg 8),
+            options |= {"tls_verify": "1", "ca_file": str(tls_ca)}  # which checks the chain and the url's host
     elif is_pipe(url):
         # A pipe's open waits in the kernel for a writer, and its reads for the writer's bytes, where PyAV's
         # interrupt never reaches: it fired only at the first read once the writer was back (the wait counted
@@ -325,6 +352,12 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     except (av.FFmpegError, OSError) as exc:
         late = f"not set up within {open_timeout_s:g} s, " \
             if timeout is not None and time.monotonic() - began >= open_timeout_s else ""
+        fault = certificate_fault(url, tls_ca, open_timeout_s) \
+            if tls_ca is not None and not late and getattr(exc, "errno", None) == errno.EIO else None
+        if fault:
+            raise SourceError(f"cannot open {url}: its certificate does not verify against tls_ca {tls_ca} "
+                              f"({fault}); not read: a stand-in for the camera, or a certificate tls_ca did not "
+                              "sign or that names another host") from None
         raise SourceError(f"cannot open {url}: {late}{exc}") from None
     try:
         stream = video_stream(container.streams.video, url)

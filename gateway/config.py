@@ -6,7 +6,6 @@ import csv
 import io
 import itertools
 import json
-import ssl
 from datetime import date, time
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
+from xueliang.certificates import ca_certificate
 from xueliang.textfile import load_yaml, read_text
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN
@@ -250,14 +250,7 @@ class Broker(Strict):
     @classmethod
     def _ca(cls, v: Path | None) -> Path | None:
         """Read now: a missing CA file was a traceback from inside paho naming neither file nor field."""
-        if v is not None:
-            if not v.is_file():
-                raise ValueError(f"no such file {str(v)!r} (the CA certificate that signed the broker's)")
-            try:
-                ssl.create_default_context(cafile=str(v))
-            except (ssl.SSLError, OSError, ValueError) as exc:
-                raise ValueError(f"{str(v)!r} is not a CA certificate in PEM ({exc})") from None
-        return v
+        return v if v is None else ca_certificate(v, "the broker's")
 
     @property
     def identity(self) -> str:

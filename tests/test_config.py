@@ -198,6 +198,33 @@ def test_a_setting_for_a_type_the_zone_does_not_watch_is_refused(zone, expected)
     assert parse_config(config_with(zone_overrides=both)).cameras[0].zones[0].types == both["types"]
 
 
+@pytest.mark.parametrize("url, tls_ca, expected", [
+    ("rtsps://admin:Hunter2@10.0.0.5/s1", "nope.crt",
+     "camera 'gate-3' tls_ca: no such file '{tmp}/nope.crt' (the CA certificate that signed the camera's)"),
+    ("rtsps://admin:Hunter2@10.0.0.5/s1", "notes.txt", "camera 'gate-3' tls_ca: '{tmp}/notes.txt' is not a CA "
+     "certificate in PEM ([X509: NO_CERTIFICATE_OR_CRL_FOUND] no certificate or crl found"),
+    ("rtsps://admin:Hunter2@10.0.0.5/s1", ".", "camera 'gate-3' tls_ca: no such file '{tmp}'"),  # a folder
+    # a CA checks only a certificate shown over TLS: on rtsp:// or a file it did nothing, and seemed to
+    ("rtsp://admin:Hunter2@10.0.0.5/s1", "ca.crt", "camera 'gate-3': tls_ca is for a camera read over TLS (rtsps://), "
+     "and its url is an rtsp:// url; write rtsps:// (the camera's TLS port, often 322) or leave tls_ca out"),
+    ("/data/gate.mp4", "ca.crt", "camera 'gate-3': tls_ca is for a camera read over TLS (rtsps://), and its url is "
+     "a file"),
+])
+def test_a_cameras_tls_ca_that_is_missing_no_certificate_or_not_over_tls_is_refused_at_load(tmp_path, url, tls_ca,
+                                                                                            expected):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-days", "1", "-subj", "/CN=site CA", "-keyout", str(tmp_path / "ca.key"), "-out",
+                    str(tmp_path / "ca.crt")], check=True, capture_output=True, timeout=60)
+    (tmp_path / "notes.txt").write_text("not a certificate\n")
+    with pytest.raises(ConfigError) as err:
+        parse_config(config_with(camera_overrides={"url": url, "tls_ca": str(tmp_path / tls_ca)}))
+    assert expected.format(tmp=tmp_path) in str(err.value)
+    assert "Hunter2" not in str(err.value)
+    config = parse_config(config_with(camera_overrides={"url": "rtsps://10.0.0.5/s1",
+                                                        "tls_ca": str(tmp_path / "ca.crt")}))
+    assert config.cameras[0].tls_ca == tmp_path / "ca.crt"
+
+
 URL_READ = "give an rtsp:// or rtsps:// URL, or a file path"
 
 

@@ -1,9 +1,6 @@
 """Sampling that fits the rules: key frames only while they come often enough, H.265 too."""
 
-import socket
-import ssl
 import subprocess
-import threading
 import time
 
 import pytest
@@ -88,52 +85,19 @@ def test_hevc_camera_over_rtsp_is_read_on_key_frames(hevc_gop3, tmp_path):
     assert time.monotonic() - started < 20
 
 
-def tls_in_front(port: int, certs) -> socket.socket:
-    """A TLS port on 127.0.0.1 (deploy/make_certs.sh's certificate) whose every session is passed on to ``port``
-    as it comes: an RTSPS camera."""
-    subprocess.run(["bash", str(services.DEPLOY / "make_certs.sh"), str(certs)], check=True, timeout=60)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certs / "server.crt", certs / "server.key")
-    srv = socket.create_server(("127.0.0.1", 0))
-
-    def pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                s.close()
-
-    def serve() -> None:
-        while True:
-            try:
-                client = context.wrap_socket(srv.accept()[0], server_side=True)
-            except ssl.SSLError:
-                continue
-            except OSError:  # closed
-                return
-            upstream = socket.create_connection(("127.0.0.1", port))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=pipe, args=(a, b), daemon=True).start()
-
-    threading.Thread(target=serve, daemon=True).start()
-    return srv
-
-
 @pytest.mark.slow
-def test_an_rtsps_camera_written_in_capitals_is_read_over_tls(rtsp, tmp_path):
+def test_an_rtsps_camera_written_in_capitals_is_read_over_tls(tmp_path):
     """The edge config takes rtsp:// and rtsps:// in any case, as FFmpeg reads them (``RTSP://`` it knows as no
-    protocol: the camera failed at run time), and reads rtsps:// as the live RTSP stream it is."""
-    server = tls_in_front(rtsp.port, tmp_path / "certs")
-    try:
-        camera = Camera(id="c", url=f"RTSPS://127.0.0.1:{server.getsockname()[1]}/campus-gate", grid="g")
+    protocol: the camera failed at run time), and reads rtsps:// as the live RTSP stream it is (the test server
+    serving TLS with deploy/make_certs.sh's certificate)."""
+    certs = tmp_path / "certs"
+    subprocess.run(["bash", str(services.DEPLOY / "make_certs.sh"), str(certs)], check=True, timeout=60)
+    tls = (certs / "server.crt", certs / "server.key")
+    with services.rtsp_server({"campus-gate": CLIP}, tmp_path, tls=tls) as server:
+        camera = Camera(id="c", url=f"RTSPS://127.0.0.1:{server.port}/campus-gate", grid="g")
         frames = open_camera(camera, Rules())
         times = [next(frames)[0], next(frames)[0]]
         frames.close()
-    finally:
-        server.close()
     assert camera.url.startswith("rtsps://") and times[0] == 0.0 and 1.0 <= times[1] <= 5.0, times
 
 

@@ -6,6 +6,9 @@ started as a subprocess by the demo and the tests:
 
     /usr/bin/python3 rtsp_server.py --port 8554 campus-gate=fixtures/videos/campus-gate.mp4
 
+With ``--tls-cert FILE --tls-key FILE`` (PEM) it serves rtsps:// instead: RTSP over TLS with that
+certificate, as a camera that checks no password does.
+
 One always-running pipeline per mount reads its file at real-time pace in an endless
 loop and pushes each H.264/H.265 access unit into the live ``appsrc`` of the shared RTSP media,
 so every client sees one continuous stream and starts at the next key frame. (A shared
@@ -23,7 +26,7 @@ import gi
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtspServer  # noqa: E402
 
 DEMUX = {".mp4": "qtdemux", ".mov": "qtdemux", ".mkv": "matroskademux"}
 
@@ -109,16 +112,41 @@ class Mount:
             self.clients.append([src, True])
 
 
+ROLE = "anyone"
+
+
+def tls_auth(cert: str, key: str) -> GstRtspServer.RTSPAuth:
+    """The server's TLS: its certificate, and every client let in as ``ROLE`` (a server with an auth lets in only
+    the roles its factories' permissions name)."""
+    auth = GstRtspServer.RTSPAuth()
+    auth.set_tls_certificate(Gio.TlsCertificate.new_from_files(cert, key))
+    token = GstRtspServer.RTSPToken()
+    token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, ROLE)
+    auth.set_default_token(token)
+    return auth
+
+
+def anyone_plays() -> GstRtspServer.RTSPPermissions:
+    permissions = GstRtspServer.RTSPPermissions()
+    for permission in (GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT):
+        permissions.add_permission_for_role(ROLE, permission, True)
+    return permissions
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8554)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--tls-cert", help="serve rtsps:// with this certificate (PEM; --tls-key its key)")
+    parser.add_argument("--tls-key")
     parser.add_argument("mounts", nargs="+", help="NAME=FILE")
     args = parser.parse_args()
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
     server.set_service(str(args.port))
+    if args.tls_cert:
+        server.set_auth(tls_auth(args.tls_cert, args.tls_key))
     mounts = []
     for spec in args.mounts:
         name, _, path = spec.partition("=")
@@ -129,6 +157,8 @@ def main() -> int:
                            f"caps=video/x-{c},stream-format=byte-stream,alignment=au ! "
                            f"{c}parse ! rtp{c}pay name=pay0 pt=96 config-interval=1 )")
         factory.set_shared(True)
+        if args.tls_cert:
+            factory.set_permissions(anyone_plays())
         factory.connect("media-configure", mount.attach)
         server.get_mount_points().add_factory(f"/{name}", factory)
         mount.start()
@@ -139,7 +169,8 @@ def main() -> int:
     loop = GLib.MainLoop()
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, loop.quit)
-    print(f"rtsp-server: ready on rtsp://{args.host}:{args.port}/ " + " ".join(m.name for m in mounts), flush=True)
+    scheme = "rtsps" if args.tls_cert else "rtsp"
+    print(f"rtsp-server: ready on {scheme}://{args.host}:{args.port}/ " + " ".join(m.name for m in mounts), flush=True)
     loop.run()
     for m in mounts:
         m.pipeline.set_state(Gst.State.NULL)
