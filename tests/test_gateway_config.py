@@ -37,6 +37,11 @@ def rewrite(path, encoding):
     ("demo-grids.csv", lambda p: (p.unlink(), p.mkdir()), "demo-grids.csv: is a folder; name the file"),
     ("demo-grids.csv", lambda p: rewrite(p, "utf-8-sig"), None),  # Excel's "CSV UTF-8"
     ("demo.yaml", lambda p: rewrite(p, "utf-8-sig"), None),  # Windows Notepad
+    # grids beside grids_csv that are no list: a traceback (AttributeError: 'str' object has no attribute 'extend')
+    ("demo.yaml", lambda p: p.write_text(p.read_text() + "grids: HQ\n"),
+     "demo.yaml: grids: a list of grids (code, name, level, parent) beside grids_csv, or none; got str 'HQ'"),
+    ("demo.yaml", lambda p: p.write_text(p.read_text() + "grids: {code: HQ}\n"), "grids: a list of grids"),
+    ("demo.yaml", lambda p: p.write_text(p.read_text() + "grids:\n"), None),  # written empty: none
 ])
 def test_a_table_file_that_cannot_be_read_is_named(city, name, change, error):
     change(city / name)
