@@ -355,7 +355,11 @@ def load_tables(path: Path) -> Tables:
     try:
         raw = _yaml(path) or {}
         if isinstance(raw, dict) and "grids_csv" in raw:
-            raw.setdefault("grids", []).extend(_grid_rows(_named_file(path, raw, "grids_csv")))
+            written = raw.get("grids") or []  # grids in the YAML too (none written: an empty ``grids:``)
+            if not isinstance(written, list):
+                raise GatewayConfigError(f"{path}: grids: a list of grids (code, name, level, parent) beside grids_csv, "
+                                         f"or none; got {type(written).__name__} {str(written)[:60]!r}")
+            raw["grids"] = [*written, *_grid_rows(_named_file(path, raw, "grids_csv"))]  # not into an anchor's list
         if isinstance(raw, dict) and "grids_geojson" in raw:
             shapes_path = _named_file(path, raw, "grids_geojson")
             if shapes_path.is_file() and (size := shapes_path.stat().st_size) > gridmap.MAX_FILE_BYTES:

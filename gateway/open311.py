@@ -95,8 +95,10 @@ def service_requests(request: Request, who: Principal, service_request_id: str |
                    "limit": MAX_REQUESTS}
     ids = _items(service_request_id, "service_request_id")
     if ids is not None:  # the spec: it overrides all other arguments
-        if not all(i.isdigit() and 1 <= int(i) <= MAX_ID for i in ids):
-            raise Open311Error(400, "service_request_id: comma-delimited request numbers")
+        # ASCII digits: str.isdigit() holds for "²", which int() refuses
+        if not all(i.isascii() and i.isdigit() and 1 <= int(i) <= MAX_ID for i in ids):
+            raise Open311Error(400, f"service_request_id: comma-delimited request numbers (1 to {MAX_ID}), not "
+                                    f"{service_request_id[:60]!r}")
         query["ids"] = [int(i) for i in ids]
     else:
         query["codes"] = _items(service_code, "service_code")

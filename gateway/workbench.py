@@ -16,7 +16,9 @@ import email.message
 import email.parser
 import email.policy
 import hashlib
+import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
@@ -289,6 +291,18 @@ async def lift_in_page(case_id: CaseId, suppression_id: CaseId, request: Request
 
 
 MAX_FORM_PARTS = 16  # the photo form has two (csrf, photo); the parser spends ~0.1 ms of CPU on each part
+# a part's headers, at most: a browser's are its Content-Disposition (the field's and the file's name: 300 Chinese
+# characters are 900 bytes) and a Content-Type; the parser's cost grows faster than their length (1.5 MB of
+# Content-Disposition parameters took 43 s of CPU, under the GIL)
+MAX_PART_HEAD = 4096
+
+
+class FormRefused(ValueError):
+    """A multipart form the photo route does not parse: ``status`` (413 or 422) and why."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
 
 
 def form_boundary(content_type: str) -> bytes | None:
@@ -303,16 +317,62 @@ def form_boundary(content_type: str) -> bytes | None:
     return boundary.encode("latin-1", "replace") if boundary else None
 
 
+def delimiters(body: bytes, boundary: bytes) -> Iterator[re.Match]:
+    """Each ``--boundary`` at a line's start in ``body``, as the standard library's parser takes a delimiter: after
+    CR, LF or CRLF (not CRLF alone, as browsers send it), or at the start; found by a scan, nothing parsed. A few more
+    than the parser's (it wants nothing else on the line), never fewer.
+
+    >>> [m.start() for m in delimiters(b'--b\\r\\nA\\n--b\\rB\\r\\n--bc\\r\\n--b--', b"b")]
+    [0, 7, 14, 20]
+    """
+    if body.startswith(b"--" + boundary):
+        yield re.match(re.escape(b"--" + boundary), body)
+    for m in re.finditer(rb"(?<=[\r\n])--" + re.escape(boundary), body):
+        yield m
+
+
 def first_part(body: bytes, boundary: bytes) -> bytes:
     """The body cut after its first part and closed: what the parser reads to check the form's CSRF
     token (its first field) before it reads the rest.
 
     >>> first_part(b'--b\\r\\nA\\r\\n--b\\r\\nB\\r\\n--b--\\r\\n', b"b")
     b'--b\\r\\nA\\r\\n--b--\\r\\n'
+    >>> first_part(b'--b\\nA\\n--b\\nB\\n--b--\\n', b"b")  # LF alone: the parser's delimiters too
+    b'--b\\nA\\n--b--\\r\\n'
     """
-    delimiter = b"\r\n--" + boundary
-    end = body.find(delimiter, body.find(b"--" + boundary) + 2 + len(boundary))
-    return body if end < 0 else body[:end] + delimiter + b"--\r\n"
+    found = [m for m, _ in zip(delimiters(body, boundary), range(2))]
+    return body if len(found) < 2 else body[:found[1].start()] + b"--" + boundary + b"--\r\n"
+
+
+def check_parts(body: bytes, boundary: bytes) -> None:
+    """FormRefused unless the parser's cost on ``body`` is bounded: at most ``MAX_FORM_PARTS`` parts (413), the
+    headers of each at most ``MAX_PART_HEAD`` bytes (413), and none a multipart or a message itself (422: the
+    parser takes their parts and headers too, uncounted). A scan, and each part's headers parsed alone.
+
+    >>> check_parts(b'--b\\r\\nContent-Disposition: form-data; name="a"\\r\\n\\r\\nx\\r\\n--b--\\r\\n', b"b")
+    >>> check_parts(b'--b\\r\\nContent-Disposition: form-data; name="a"' + b"; a=b" * 1000 + b'\\r\\n\\r\\nx\\r\\n', b"b")
+    Traceback (most recent call last):
+    ...
+    gateway.workbench.FormRefused: part 1 of the form has more than 4,096 bytes of headers
+    """
+    for n, m in enumerate(delimiters(body, boundary), start=1):
+        if n > MAX_FORM_PARTS + 1:  # the closing delimiter is one more
+            raise FormRefused(413, f"the photo form has at most {MAX_FORM_PARTS} parts; this one has more")
+        if body.startswith(b"--", m.end()):  # the closing delimiter: what follows is not read
+            continue
+        window = body[m.end():m.end() + MAX_PART_HEAD + 2]
+        lines = window.splitlines()  # the parser's lines: CR, LF or CRLF
+        if "" not in (blank := [line.decode("latin-1") for line in lines[1:]]):  # no blank line: no end of headers
+            if m.end() + len(window) < len(body):
+                raise FormRefused(413, f"part {n} of the form has more than {MAX_PART_HEAD:,} bytes of headers")
+            continue  # the body ends within its headers: the parser reads no more
+        head = "\r\n".join(blank[:blank.index("")]).encode("latin-1")
+        if len(head) > MAX_PART_HEAD:
+            raise FormRefused(413, f"part {n} of the form has more than {MAX_PART_HEAD:,} bytes of headers")
+        kind = email.parser.BytesHeaderParser(policy=email.policy.HTTP).parsebytes(head + b"\r\n\r\n")
+        if kind.get_content_maintype() in ("multipart", "message"):
+            raise FormRefused(422, f"part {n} of the form is a {kind.get_content_type()}; send each field as a "
+                                   "part of the form itself")
 
 
 def multipart_fields(content_type: str, body: bytes) -> dict[str, bytes]:
@@ -350,11 +410,14 @@ async def photo_in_page(case_id: CaseId, request: Request, principal: Principal 
     if not content_type.lower().startswith("multipart/form-data") or not boundary:
         raise HTTPException(422, "send the photo form as multipart/form-data")
     body = await read_capped(request, MAX_UPLOAD_BYTES, "a photo")
-    first = await run_in_threadpool(multipart_fields, content_type, first_part(body, boundary))
-    check_csrf(request, first.get(CSRF_FIELD, b"").decode("utf-8", "replace"))
-    delimiters = body.count(b"\r\n--" + boundary) + body.startswith(b"--" + boundary)  # the closing one too
-    if delimiters > MAX_FORM_PARTS + 1:
-        raise HTTPException(413, f"the photo form has at most {MAX_FORM_PARTS} parts; this one {delimiters - 1}")
+    try:
+        first = first_part(body, boundary)
+        check_parts(first, boundary)
+        check_csrf(request, (await run_in_threadpool(multipart_fields, content_type, first)).get(
+            CSRF_FIELD, b"").decode("utf-8", "replace"))
+        await run_in_threadpool(check_parts, body, boundary)
+    except FormRefused as exc:
+        raise HTTPException(exc.status, str(exc)) from None
     fields = await run_in_threadpool(multipart_fields, content_type, body)
     data = fields.get("photo", b"")
     if not data:

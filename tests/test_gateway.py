@@ -150,6 +150,11 @@ BAD = [
     # counted as a photo's are: every browser that shows it, and the training export, decoded each scan
     (wire.evidence_topic("box-1", "gate", "x"), scans(500),
      "a JPEG of 506 scans; at most 64 (a progressive JPEG has about 10)"),
+    # Pillow reads a header a segment, and a byte between them, at a time: 2 s and 1.4 s of ingest's CPU each
+    (wire.evidence_topic("box-1", "gate", "x"), JPEG[:2] + b"\xff\xe1\x00\x02" * 999_000 + JPEG[2:],
+     "a JPEG whose header holds more than 1,000 segments (a camera's has about 10)"),
+    (wire.evidence_topic("box-1", "gate", "x"), JPEG[:2] + b"\xff" * 3_990_000 + JPEG[2:],
+     "a JPEG with 3,990,000 bytes between its header's segments that begin none (fill bytes, junk); at most 65,536"),
     (TOPIC, payload(started_at="2026-01-01T00:03:00Z"), "started_at is after observed_at"),
     # the case showed it ended in 2000, or in 2099
     (TOPIC, payload(state="end", ended_at="2000-01-01T00:00:00Z", end_reason="left"), "ended_at is before started_at"),

@@ -7,8 +7,10 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from gateway.config import TABLES_DIR, GatewayConfigError, load_gateway_config, load_tables
+from xueliang.textfile import load_yaml
 
 from .conftest import wait_until
 
@@ -35,6 +37,11 @@ def rewrite(path, encoding):
     ("demo-grids.csv", lambda p: (p.unlink(), p.mkdir()), "demo-grids.csv: is a folder; name the file"),
     ("demo-grids.csv", lambda p: rewrite(p, "utf-8-sig"), None),  # Excel's "CSV UTF-8"
     ("demo.yaml", lambda p: rewrite(p, "utf-8-sig"), None),  # Windows Notepad
+    # grids beside grids_csv that are no list: a traceback (AttributeError: 'str' object has no attribute 'extend')
+    ("demo.yaml", lambda p: p.write_text(p.read_text() + "grids: HQ\n"),
+     "demo.yaml: grids: a list of grids (code, name, level, parent) beside grids_csv, or none; got str 'HQ'"),
+    ("demo.yaml", lambda p: p.write_text(p.read_text() + "grids: {code: HQ}\n"), "grids: a list of grids"),
+    ("demo.yaml", lambda p: p.write_text(p.read_text() + "grids:\n"), None),  # written empty: none
 ])
 def test_a_table_file_that_cannot_be_read_is_named(city, name, change, error):
     change(city / name)
@@ -299,3 +306,20 @@ def test_a_yaml_key_written_twice_in_the_gateway_config_is_refused_with_both_lin
     with pytest.raises(GatewayConfigError, match=r"not valid YAML: 'database' is written twice in one mapping "
                                                  r"\(lines 1 and 3\); keep one"):
         load_gateway_config(path)
+
+
+def test_a_yaml_key_written_twice_on_one_line_is_refused_too(tmp_path):
+    """A mapping written on one line, as the README writes broker and http: the check compared lines, and the
+    gateway listened on the second port without a word."""
+    path = tmp_path / "gateway.yaml"
+    path.write_text("database: sqlite:///a.sqlite\nhttp: {host: 127.0.0.1, port: 8080, port: 9090}\n")
+    with pytest.raises(GatewayConfigError, match=r"not valid YAML: 'port' is written twice in one mapping "
+                                                 r"\(twice on line 2\); keep one"):
+        load_gateway_config(path)
+
+
+def test_a_merged_key_overridden_is_no_key_written_twice(tmp_path):
+    """``<<: *anchor`` copies the anchor's pairs into the mapping's in place; where a mapping merging a deeper one
+    was read first, the deeper one's override of its own merge was refused as a key written twice."""
+    text = "a: &a {x: 1}\nb:\n  c: &c {<<: *a, x: 2}\nd: {<<: *c, y: 3}\n"
+    assert load_yaml(text) == yaml.safe_load(text)

@@ -127,6 +127,19 @@ def test_xml_is_the_specs_format_with_every_value_escaped(gateway):
         assert api.get("/requests.html", headers=admin).status_code in (404, 422)
 
 
+def test_a_request_number_in_other_digits_is_the_specs_400_not_a_500(gateway):
+    """"²" and "١" are digits to str.isdigit(); the first broke int() (a 500 and a traceback in the log)."""
+    tables, store, picture = gateway
+    admin = {"Authorization": f"Bearer {new_token(store, 'root', 'admin')}"}
+    with serve(create_app(store, tables)) as base, httpx.Client(base_url=f"{base}/open311/v2", timeout=10) as api:
+        for ids in ("²", "1,²", "١", "𝟏"):
+            answer = api.get("/requests.json", params={"service_request_id": ids}, headers=admin)
+            assert answer.status_code == 400, (ids, answer.text)
+            assert "request numbers" in answer.json()[0]["description"] and ids in answer.json()[0]["description"]
+        assert [r["service_request_id"] for r in api.get("/requests.json", params={"service_request_id": "01"},
+                                                         headers=admin).json()] == ["1"]
+
+
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_a_third_party_georeport_client_reads_a_city_that_publishes_its_requests(gateway, fmt):
     """georeport (PyPI) sends no Authorization header: it reads a gateway with ``http.public_read``."""

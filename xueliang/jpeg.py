@@ -31,3 +31,25 @@ def walk(data: bytes) -> tuple[int, bool]:
         scans += data[at + 1] == 0xDA  # a segment: its length covers its header (a scan's data follows SOS's)
         at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
     return scans, False
+
+
+def head(data: bytes, stop_after: int) -> tuple[int, int]:
+    """(segments, skipped) of a JPEG's header, up to its first scan: how many segments it holds (counted to
+    ``stop_after`` and one more, then the walk stops), and how many bytes lie between them that begin none (fill
+    bytes, junk). Pillow reads a header one segment, and each byte between them, at a time in Python: 4 MB of
+    fill bytes, or of empty APP1 segments, took it 1.4 s and 2 s; a camera's or a phone's header has about 10.
+
+    >>> app0 = b"\\xff\\xe0\\x00\\x04JF"
+    >>> head(START + app0 + b"\\xff\\xff\\x00" + app0 + b"\\xff\\xda\\x00\\x02\\xff\\xe0", 10), head(START + app0 * 5, 2)
+    ((2, 3), (3, 0))
+    """
+    segments = skipped = 0
+    at = 2
+    while segments <= stop_after and (found := _MARKER.search(data, at)) is not None:
+        skipped += found.start() - at
+        at = found.start()
+        if data[at + 1] in (0xDA, 0xD9):  # the first scan, or the end: Pillow reads no further
+            break
+        segments += 1
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return segments, skipped

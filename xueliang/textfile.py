@@ -40,23 +40,32 @@ def read_text(path: Path) -> str:
 
 class _UniqueKeys(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a key written twice in one mapping: it keeps the last one silently, and a
-    camera with ``zones:`` pasted twice (the second list empty) loaded with no zones."""
+    camera with ``zones:`` pasted twice (the second list empty) loaded with no zones. The keys compared are those
+    written in the mapping (``written``, kept as it is composed): a merge (``<<: *anchor``) copies the anchor's
+    pairs into its mapping's, and into the anchor's own where that merges another, in place, before or after the
+    check, and an override of a merged key is no key written twice."""
+
+    def compose_mapping_node(self, anchor):
+        node = super().compose_mapping_node(anchor)
+        node.written = list(node.value)  # its pairs as written, before any merge adds to node.value
+        return node
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
             seen: dict = {}
-            for key_node, _ in node.value:
+            for key_node, _ in getattr(node, "written", node.value):
                 if key_node.tag == "tag:yaml.org,2002:merge":  # ``<<: *anchor`` merges, it is no key
                     continue
                 key = self.construct_object(key_node, deep=False)
                 try:
-                    first = seen.setdefault(key, key_node.start_mark.line)
+                    first = seen.setdefault(key, key_node.start_mark)
                 except TypeError:  # an unhashable key: the safe loader says so itself
                     continue
-                if first != key_node.start_mark.line:
+                if first is not key_node.start_mark:  # twice on one line too: {port: 8080, port: 9090}
+                    where = (f"lines {first.line + 1} and {key_node.start_mark.line + 1}"
+                             if first.line != key_node.start_mark.line else f"twice on line {first.line + 1}")
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"{key!r} is written twice in one mapping (lines {first + 1} and "
-                        f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
+                        None, None, f"{key!r} is written twice in one mapping ({where}); keep one", key_node.start_mark)
         try:
             return super().construct_mapping(node, deep=deep)
         except yaml.constructor.ConstructorError as exc:  # a value it could not read: name its key
