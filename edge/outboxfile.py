@@ -99,7 +99,8 @@ def pending_words(config: EdgeConfig, outbox: Outbox) -> str:
 def outbox_file(config: EdgeConfig) -> Outbox:
     """The box's outbox file; ConfigError naming ``data_dir`` where it cannot be kept there, NoRoom where its disk has
     no room. A file that is not an outbox (damaged on disk, a folder, a table of another making, another application's
-    file) is moved aside, named with the time, and a new one begun, every camera stayed down behind it (another
+    file) is moved aside, named with the time (``.damaged-TIME``, or ``.foreign-TIME`` for another application's), and
+    a new one begun, every camera stayed down behind it (another
     application's had the outbox's tables made beside its own); what can be read of it is put into the new one
     (``salvage_into``). A file out of reach (read-only, not to be opened, a link to nothing) is ConfigError
     saying so and left where it is: moved aside, the incidents it held were never sent."""
@@ -111,7 +112,8 @@ def outbox_file(config: EdgeConfig) -> Outbox:
             if not (isinstance(exc, NotAnOutbox) or sqlitefile.damaged(exc) or path.is_dir()):
                 raise
             why = sqlitefile.out_of_reach(path)
-            aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+            kind = exc.kind if isinstance(exc, NotAnOutbox) else "damaged"
+            aside = path.with_name(f"{path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}")
             path.rename(aside)
             for extra in ("-wal", "-shm"):
                 path.with_name(path.name + extra).unlink(missing_ok=True)

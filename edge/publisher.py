@@ -158,7 +158,16 @@ def restamped(payload: bytes, offset: float, gateway_now: float,
 
 class NotAnOutbox(sqlite3.DatabaseError):
     """An SQLite file that is no outbox: a page of it damaged, another application's file (tables, none of them
-    ``outbox``), or a table of it missing a column of ``SCHEMA``'s."""
+    ``outbox``), or a table of it missing a column of ``SCHEMA``'s. ``kind``: ``damaged``, or ``foreign`` for another
+    application's file (the name it is moved aside with: an installer finding ``.damaged-`` on an application's
+    file looked for a broken disk)."""
+
+    def __init__(self, reason: str, kind: str = "damaged"):
+        super().__init__(reason)
+        self.kind = kind
+
+
+ANOTHER_APPLICATIONS = "another application's file"
 
 
 def of_another_making(db: sqlite3.Connection) -> str | None:
@@ -177,7 +186,7 @@ def of_another_making(db: sqlite3.Connection) -> str | None:
                                              "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
     if tables and "outbox" not in tables:
         more = ", ..." if tables[5:] else ""
-        return f"another application's file: no table outbox, tables {', '.join(tables[:5])}{more}"
+        return f"{ANOTHER_APPLICATIONS}: no table outbox, tables {', '.join(tables[:5])}{more}"
     with contextlib.closing(sqlite3.connect(":memory:")) as expected:
         expected.executescript(SCHEMA)
         for (table,) in expected.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
@@ -246,7 +255,7 @@ class Outbox:
         if problem != "ok":
             raise NotAnOutbox(f"damaged: {' '.join(problem.split())}")
         if (other := of_another_making(self._db)) is not None:
-            raise NotAnOutbox(other)
+            raise NotAnOutbox(other, "foreign" if other.startswith(ANOTHER_APPLICATIONS) else "damaged")
 
     def put(self, items: list[tuple[str, bytes]], now: float) -> None:
         """Store messages atomically, in order (evidence before its incident)."""

@@ -165,7 +165,7 @@ def test_another_applications_file_is_moved_aside_unchanged_and_a_new_outbox_beg
     outbox.put([("t", b"new")], 0.0)
     assert outbox.path == path and [payload for _, _, payload in outbox.after(0, 10)] == [b"new"]
     outbox.close()
-    (aside,) = tmp_path.glob("b1.outbox.sqlite.damaged-*[0-9]")
+    (aside,) = tmp_path.glob("b1.outbox.sqlite.foreign-*[0-9]")  # named for what it is, not as damaged
     assert hashlib.sha256(aside.read_bytes()).hexdigest() == was
     db = sqlite3.connect(path)
     assert {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {
