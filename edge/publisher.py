@@ -261,13 +261,15 @@ class Outbox:
         """Store messages atomically, in order (evidence before its incident)."""
         self.restore([(t, p, now) for t, p in items])
 
-    def restore(self, rows: list[tuple[str, bytes, float]]) -> None:
+    def restore(self, rows: list[tuple[str, bytes, float]], refused: list[tuple[str, bytes, float, str]] = ()) -> None:
         """Store messages, each with when it was first queued (``put``'s now; an earlier outbox's time, read back by
-        edge/salvage.py), atomically, in order."""
+        edge/salvage.py), atomically, in order; and ``refused`` ones (``refused_rows``) beside those it holds."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany("INSERT INTO outbox(topic, payload, created) VALUES (?, ?, ?)", rows)
+                self._db.executemany("INSERT INTO outbox_refused(topic, payload, created, reason) VALUES (?, ?, ?, ?)",
+                                     refused)
                 self._db.execute("COMMIT")
             finally:  # a full disk: nothing of it stays, and the outbox takes the next put
                 if self._db.in_transaction:
@@ -277,6 +279,11 @@ class Outbox:
         """Every message waiting, with when it was queued, in order (as ``restore`` takes them)."""
         with self._lock:
             return self._db.execute("SELECT topic, payload, created FROM outbox ORDER BY id").fetchall()
+
+    def refused_rows(self) -> list[tuple[str, bytes, float, str]]:
+        """Every message the broker refused, with when it was queued and why, in order (as ``restore`` takes them)."""
+        with self._lock:
+            return self._db.execute("SELECT topic, payload, created, reason FROM outbox_refused ORDER BY id").fetchall()
 
     def after(self, last_id: int, limit: int) -> list[tuple[int, str, bytes]]:
         with self._lock:
@@ -426,11 +433,12 @@ class Publisher:
     def move_to(self, outbox: Outbox) -> int:
         """What the outbox in memory holds (its disk was full at start) written into ``outbox``, its file, after what
         that holds, and sent from it from now on, as after a restart: what was sent and not yet confirmed is sent
-        again (a gateway takes it once). SQLite's error where ``outbox`` cannot take it all: the memory keeps it.
-        Returns how many messages it moved."""
+        again (a gateway takes it once). What the broker refused meanwhile is kept beside what the file's refused
+        holds, with its reason (it was lost with the memory). SQLite's error where ``outbox`` cannot take it all: the
+        memory keeps it. Returns how many messages it moved to be sent."""
         with self._round_lock, self._unwritten_lock:
             rows = self.outbox.rows()
-            outbox.restore(rows)
+            outbox.restore(rows, self.outbox.refused_rows())
             self.outbox.close()
             self.outbox = outbox
             # other ids in the file: the sender starts again, and PUBACKs still to come are of no row (ids begin at 1)

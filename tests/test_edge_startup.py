@@ -269,6 +269,9 @@ def test_an_outbox_on_a_full_disk_is_kept_in_memory_and_written_to_its_file_once
         assert re.fullmatch(f"outbox {path} cannot be written \\({says}\\): its messages are held in memory and sent, "
                             "and written to it once its disk has room; free room on it", said), said
         publisher = Publisher("b1", Broker(port=services.free_port()), held)  # never started: nothing leaves
+        publisher.send([("t/refused", b"refused by the broker while the disk was full")])
+        ((refused, _, _),) = held.after(0, 10)
+        held.refuse(refused, "not authorised")  # as the sender does on the broker's refusal
         publisher.send([("t/new", b"made while the disk was full")])
         keep_outbox(config, publisher)  # still no room: nothing said again
         state = publisher.delivery(0.0)
@@ -288,6 +291,8 @@ def test_an_outbox_on_a_full_disk_is_kept_in_memory_and_written_to_its_file_once
         db = sqlite3.connect(path)
         assert [t for (t,) in db.execute("SELECT topic FROM outbox ORDER BY id")] == [
             f"t/{i}" for i in range(5 if how == "an outbox of 5 messages" else 0)] + ["t/new", "t/after"]
+        # what the broker refused while the outbox was in memory is kept too (it was lost with the memory)
+        assert db.execute("SELECT topic, reason FROM outbox_refused").fetchall() == [("t/refused", "not authorised")]
         db.close()
 
 
