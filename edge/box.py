@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import random
-import secrets
 import signal
 import ssl
 import sys
@@ -37,7 +36,7 @@ from edge.config import Camera, ConfigError, EdgeConfig, Rules, is_pipe, is_rtsp
 from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.outboxfile import keep_outbox, open_outbox, pending_words
-from edge.publisher import Publisher
+from edge.publisher import BOOT, Publisher
 from edge.source import SourceError, open_camera, without_password
 from edge.suppression import Suppressions
 from xueliang import wire
@@ -634,7 +633,6 @@ def zone_grids(camera: Camera) -> list[str]:
     return sorted({z.grid for z in camera.zones if z.grid and z.grid != camera.grid})
 
 
-BOOT = secrets.token_hex(8)  # this start of the box's process: its heartbeats' ``boot``
 _SEQ = itertools.count(1)  # its heartbeats' ``seq``, 1 at each start
 
 

@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import queue
+import secrets
 import sqlite3
 import statistics
 import threading
@@ -44,6 +45,8 @@ from xueliang import wire
 from xueliang.mqtt import make_client
 
 log = logging.getLogger(__name__)
+
+BOOT = secrets.token_hex(8)  # this start of the box's process: its heartbeats', last will's and stop's ``boot``
 
 MAX_RESEND_AFTER_S = 600.0
 UNROUTED_RESEND_S = 1.0  # first resend of a message the broker gave to no subscriber (PUBACK 0x10)
@@ -356,7 +359,10 @@ class Publisher:
         self._ack_topic = wire.ack_topic(box)
         # the client id is the box id, which the deploy broker's ACL makes the user name too
         self._client = make_client(box, broker.username, broker.password, broker.tls_ca)
-        self._client.will_set(self._status_topic, json.dumps({"box": box, "state": "offline"}), qos=1, retain=True)
+        # its start's: a gateway that has a later start's heartbeat leaves it (the broker says it when it notices the
+        # connection gone, which may be after the box started again and said so)
+        self._client.will_set(self._status_topic, json.dumps({"box": box, "state": "offline", "boot": BOOT}), qos=1,
+                              retain=True)
         self._client.max_inflight_messages_set(window)
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.on_connect = self._on_connect
@@ -481,7 +487,7 @@ class Publisher:
         self._wake.set()
         self._thread.join(timeout=2)
         if self.connected.is_set():
-            self._client.publish(self._status_topic, json.dumps({"box": self.box, "state": "offline"}),
+            self._client.publish(self._status_topic, json.dumps({"box": self.box, "state": "offline", "boot": BOOT}),
                                  qos=0, retain=True).wait_for_publish(1)
         self._client.disconnect()
         self._client.loop_stop()

@@ -199,10 +199,18 @@ def _upsert(dialect, full: bool):
     """A status message's row made, or replaced: a heartbeat's whole unless the stored one is of the same ``boot``
     with a ``seq`` at least its own (one gateway wrote it late, another the later one first; a new boot is the box
     started again, and one without them, of an older box, replaces as before), the state alone of a last will or
-    a stop."""
+    a stop, or of a first word: an ``offline`` of another start than the stored heartbeat's is left (a start's last
+    will, said by the broker once it noticed the connection gone, came after the box started again and said so;
+    it showed a running box offline until its next heartbeat)."""
     stmt = dialect(boxes).values({c: bindparam(c) for c in ("box", *_COLUMNS)})
     if not full:
-        return stmt.on_conflict_do_update(index_elements=[boxes.c.box], set_={"state": bindparam("state")})
+        # the message's start (typed: PostgreSQL names no type for a parameter in WHERE alone); the row made for a
+        # new box keeps none, as it has no seq to go with it
+        said = bindparam("said_boot", type_=boxes.c.boot.type)
+        state = bindparam("state", type_=boxes.c.state.type)
+        return stmt.on_conflict_do_update(
+            index_elements=[boxes.c.box], set_={"state": state},
+            where=or_(state != "offline", boxes.c.boot.is_(None), said.is_(None), boxes.c.boot == said))
     new = stmt.excluded
     return stmt.on_conflict_do_update(
         index_elements=[boxes.c.box], set_={c: bindparam(c) for c in _COLUMNS},
@@ -255,7 +263,7 @@ class Heartbeats:
 
     def _record(self, db: Connection, beat: Heartbeat, now: float) -> bool:
         """Whether ``beat`` was written; False where the stored heartbeat is a later one of the same start (``_upsert``:
-        another gateway wrote it first)."""
+        another gateway wrote it first), or ``beat`` an ``offline`` of another start than the stored heartbeat's."""
         if beat.box not in self._known:
             if _KNOWN.first(db, {"box": beat.box}) is None and _HOW_MANY.first(db, {})[0] >= BOXES_MAX:
                 raise Refused(beat.box, "unknown_box", f"box {beat.box!r} is not among the {BOXES_MAX} boxes the "
@@ -266,6 +274,8 @@ class Heartbeats:
         if beat.full:
             boot, seq = beat.order() or (None, None)
             row.update(heard_at=now, sent_at=beat.sent_at(), heartbeat=beat.model_dump_json(), boot=boot, seq=seq)
+        else:
+            row["said_boot"] = beat.boot
         return _UPSERTS[db.dialect.name, beat.full].run(db, row).rowcount != 0
 
     def _due(self, box: str, now: float) -> bool:

@@ -210,6 +210,32 @@ def test_a_heartbeat_written_late_never_replaces_a_later_one_of_the_same_start(t
     assert kept(one.store) == ("b2", 1, NOW, 7) and rows(one.store)[BOX]["state"] == "offline"
 
 
+def test_a_last_will_of_an_earlier_start_leaves_a_box_started_again_online(tmp_path, database_url):  # noqa: F811
+    """The broker says a start's last will once it notices its connection gone, which can be after the box started
+    again and sent its first heartbeat (or another gateway, backlogged, writes it then): the box, running, showed
+    offline until its next heartbeat. A will or stop says its start (``boot``) now; one of another start than the
+    stored heartbeat's is left (counted ``late``), its own start's or one without a start (an older box) is taken."""
+    one, two = (Ingest(Store(database_url), TABLES, clock=lambda: NOW) for _ in range(2))
+    made = {k: v for k, v in json.loads(heartbeat(tmp_path)).items() if k not in ("boot", "seq")}
+    topic = wire.status_topic(BOX)
+
+    def said(state: str, **boot) -> bytes:
+        return json.dumps({"box": BOX, "state": state, **boot}).encode()
+
+    assert one.handle(topic, said("online", boot="b2")) == HEARTBEAT  # a box's first word makes its row
+    assert one.handle(topic, json.dumps({**made, "boot": "b2", "seq": 1}).encode()) == HEARTBEAT
+    late = outcomes("late")
+    assert two.handle(topic, said("offline", boot="a1")) == HEARTBEAT  # the earlier start's will, late
+    assert rows(one.store)[BOX]["state"] == "online" and kept(one.store)[:2] == ("b2", 1)
+    assert outcomes("late") - late == 1
+    assert two.handle(topic, said("offline", boot="b2")) == HEARTBEAT  # its own start's: taken
+    assert rows(one.store)[BOX]["state"] == "offline" and kept(one.store)[:2] == ("b2", 1)
+    assert one.handle(topic, said("online", boot="c3")) == HEARTBEAT  # started again: its first word is taken
+    assert rows(one.store)[BOX]["state"] == "online"
+    assert one.handle(topic, said("offline")) == HEARTBEAT  # an older box's will, no start said: taken as before
+    assert rows(one.store)[BOX]["state"] == "offline"
+
+
 def test_migration_10_brings_a_version_9_database_up_and_its_boxes_heartbeats_are_replaced_as_before(
         tmp_path, database_url):  # noqa: F811 (the fixture)
     store = Store(database_url)
