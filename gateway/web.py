@@ -478,14 +478,16 @@ def boxes_listing(request: Request, shown: tuple[float, list[dict]] = Depends(bo
 
 
 def removal_outcome(request: Request) -> str:
-    """What the last removal did, from the redirect's query (``removed=`` or ``missing=``, a box's id)."""
+    """What the last removal did, from the redirect's query (``removed=`` or ``missing=``, a box's id). Only a box's
+    id is shown (``wire.IDENT``): the query is anyone's to write, and a link to ``?removed=<any words>`` put those
+    words in the gateway's own green line (``已移除边缘盒子 全部盒子。请访问 ...``), a right-to-left override reversing
+    the rest of it."""
     q = request.query_params
-    if q.get("removed"):
-        return (f"<p id=outcome class=done>已移除边缘盒子 {esc(q['removed'][:64])}。"
-                "它若再发来心跳, 将重新列出。</p>")
-    if q.get("missing"):
-        return (f"<p id=outcome class=failed>未能移除: 列表中没有边缘盒子 {esc(q['missing'][:64])} "
-                "(可能刚被他人移除)。</p>")
+    removed, missing = (q.get(k, "") for k in ("removed", "missing"))
+    if wire.IDENT.fullmatch(removed):
+        return f"<p id=outcome class=done>已移除边缘盒子 {esc(removed)}。它若再发来心跳, 将重新列出。</p>"
+    if wire.IDENT.fullmatch(missing):
+        return f"<p id=outcome class=failed>未能移除: 列表中没有边缘盒子 {esc(missing)} (可能刚被他人移除)。</p>"
     return ""
 
 
