@@ -185,6 +185,29 @@ def test_operator_and_department_take_a_case_from_review_to_closed_by_clicking(c
         assert [e["action"] for e in store.get_case(1)["timeline"]].count("photo") == 1
 
 
+@pytest.mark.slow  # ~7 s: a browser, two sign-ins
+def test_a_form_sent_after_its_session_ended_leads_through_the_sign_in_back_to_its_page(city, browser):
+    """The case page stood open while its session ended (12 hours, or signed out in another tab): a click on 签收
+    leads to the sign-in form and, signed in again, back to the case page, the action not taken (it was the POST's
+    own path, where a GET answered {"detail":"Method Not Allowed"})."""
+    from selenium.webdriver.common.by import By
+
+    tables, store, ingest = city
+    assert ingest.handle(*incident()) == "case_created"
+    police = new_token(store, "tp", "department", department="traffic-police")
+    with serve(create_app(store, tables)) as base:
+        sign_in(browser, base, police)
+        click(browser, "#cases a[href='/ui/cases/1']")
+        assert buttons(browser)[0] == "act-acknowledge"
+        store.end_session(hash_token(browser.get_cookie("xl_session")["value"]))
+        click(browser, "#act-acknowledge")
+        assert browser.current_url == f"{base}/ui/login?next=%2Fui%2Fcases%2F1"
+        browser.find_element(By.NAME, "token").send_keys(police)
+        click(browser, "#login button")
+        assert browser.current_url == f"{base}/ui/cases/1" and browser.find_element(By.TAG_NAME, "h1").text == "案件 #1"
+        assert buttons(browser)[0] == "act-acknowledge" and store.get_case(1)["state"] == "dispatched"
+
+
 @pytest.mark.slow
 def test_the_case_list_follows_new_cases_without_a_reload(city, browser):
     from selenium.webdriver.common.by import By
