@@ -82,6 +82,9 @@ def error_page(status_code: int, detail: str, who: Principal | None) -> HTMLResp
 
 
 web_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
+# main: an unbroken id (an incident's, 128 characters) wraps; the timeline: its note (2,000 characters, a pasted link)
+# wraps anywhere and the columns before it keep their line (a 2,000-character note made the page 19,000 px wide
+# and its time, who and what one character wide)
 STYLE = """
 body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
 header{background:#1b3a5c;color:#fff;padding:10px 18px;display:flex;gap:18px;align-items:center}
@@ -99,7 +102,8 @@ form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-widt
 .st-returned{fill:#e64980}.st-closed{fill:#2b8a3e}.st-ledger{fill:#868e96}.st-rejected{fill:#adb5bd}
 circle.overdue{stroke:#b00020;stroke-width:3}circle.off-map{stroke:#1d2733;stroke-dasharray:2 2}
 .more circle{fill:#fff;stroke:#1b3a5c;stroke-width:1.5}.more text{font-size:10px;fill:#1b3a5c}.legend span{margin-right:12px}
-.flag{color:#b00020;font-weight:600}
+.flag{color:#b00020;font-weight:600}main{overflow-wrap:break-word}
+#timeline td:not(:last-child){white-space:nowrap}#timeline td:last-child{overflow-wrap:anywhere}
 """
 
 
