@@ -21,8 +21,8 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy.exc import OperationalError
 
 from gateway import actions, boxes, storage, verdicts
-from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, find_cases, may_see, reader, refusals_described,
-                          scope, token_optional_for_public_reads, visible_case)
+from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, count_found, find_cases, may_see, reader,
+                          refusals_described, scope, token_optional_for_public_reads, visible_case)
 from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
 from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg
@@ -502,13 +502,14 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     @app.get("/health", tags=["health"], openapi_extra=TOKEN_OPTIONAL, responses=HEALTH_DOWN)
     def health(response: Response, who: Principal | None = Depends(bearer)) -> dict:
         """``ok``, or 503 naming the parts that are down (broker, database, ingest, clock). Without a
-        token only the states; with one the details (errors, times) and the case count."""
+        token only the states; with one the details (errors, times) and how many cases it may see (all of the
+        city's told any token, a department's too)."""
         now = time.time()
         # the database's writes as ingest found them; an API without a gateway process: the read below only
         parts = health_state.parts(now) if health_state else {"database": {"state": "ok"}}
         try:
             store.check_file()  # a SQLite file deleted under the gateway still answers reads
-            cases = store.count("cases")
+            cases = store.count("cases") if who is None else count_found(store, tables, who)
         except Exception as exc:
             cases = None
             parts["database"] |= {"state": "down", "last_error": f"{type(exc).__name__}: {exc}"[:300]}

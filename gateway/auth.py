@@ -20,6 +20,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
+from starlette.routing import Match
 
 from gateway.config import Tables
 from gateway.storage import Store
@@ -235,8 +236,25 @@ def page_reader(request: Request) -> Principal:
         return who
     if request.app.state.public_read:
         return PUBLIC
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method in ("GET", "HEAD"):
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    else:
+        here = form_page(request)
     raise HTTPException(303, "sign in first", headers={"Location": f"/ui/login?next={quote(here, safe='')}"})
+
+
+def form_page(request: Request) -> str:
+    """Where a form sent without a live session goes back to once its person has signed in again: the nearest page
+    up its path (``/ui/cases/3`` for ``/ui/cases/3/actions``; the form is not sent again). Its own path was a POST's:
+    a session that ended while the case page stood open (12 hours, or signed out in another tab) led a click on
+    签收 through the sign-in form to a GET there, and the person to ``{"detail":"Method Not Allowed"}``."""
+    path = request.url.path
+    while path.count("/") > 1:
+        probe = {"type": "http", "path": path, "root_path": "", "method": "GET"}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            return path
+        path = path.rsplit("/", 1)[0]
+    return "/ui/cases"
 
 
 # --- scopes ---

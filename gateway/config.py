@@ -6,15 +6,16 @@ import csv
 import io
 import itertools
 import json
+import unicodedata
 from datetime import date, time
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
@@ -36,6 +37,31 @@ class GatewayConfigError(ValueError):
     """The gateway configuration or a table is wrong; the message says where."""
 
 
+HIDDEN = {"Cc", "Cf", "Zl", "Zp", "Cs"}  # control, invisible formatting (bidi controls among them), line breaks
+
+
+def _shown(name: str) -> str:
+    r"""A name the pages show (a department's, a category's and its code, a grid's): ValueError for control or
+    invisible formatting characters. A right-to-left override (U+202E, or a mark pasted from a spreadsheet) in a
+    grid's name reversed what followed it on the line: its code, ``网格1 (D-S1-C1-G1)`` read ``网格1 (1G-1C-1S-D)``.
+    Spaces of any width are names' own.
+
+    >>> _shown("丁字沽　十段"), _shown("网格1‮")
+    Traceback (most recent call last):
+    ...
+    ValueError: '网格1\u202e' has control or invisible formatting characters (U+202E); write it in letters, digits, punctuation and spaces
+    """
+    hidden = [c for c in name if unicodedata.category(c) in HIDDEN]
+    if hidden:
+        codes = ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(hidden))
+        raise ValueError(f"{name[:40]!r} has control or invisible formatting characters ({codes}); write it in "
+                         "letters, digits, punctuation and spaces")
+    return name
+
+
+Name = Annotated[str, Field(min_length=1), AfterValidator(_shown)]
+
+
 class Strict(BaseModel):
     # finite numbers only, as on the wire: an .inf escalation_check_s ended the gateway's clock
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -43,13 +69,13 @@ class Strict(BaseModel):
 
 class Department(Strict):
     id: str = Field(pattern=IDENT)
-    name: str = Field(min_length=1)
+    name: Name
 
 
 class Category(Strict):
     type: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$", title="Incident type from the edge")
-    code: str = Field(min_length=1, title="The city's category code")
-    name: str = Field(min_length=1, title="Category name shown to people")
+    code: Name = Field(title="The city's category code")
+    name: Name = Field(title="Category name shown to people")
     department: str = Field(pattern=IDENT)
     service_level: str = Field(title="e.g. 30s, 1h, 3 working days")
     urgent_service_level: str | None = Field(
@@ -94,7 +120,7 @@ class Category(Strict):
 
 class Grid(Strict):
     code: str = Field(pattern=GRID_PATTERN, title="Grid code: letters (Chinese too), digits and . _ - (it names a topic)")
-    name: str = Field(min_length=1)
+    name: Name
     level: str = Field(default="grid", title="district / street / community / grid / unit")
     parent: str | None = None
 
@@ -333,7 +359,7 @@ def _grid_rows(path: Path) -> list[dict]:
         try:
             Grid.model_validate(row)
         except ValidationError as exc:
-            errs = "; ".join(f"column {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            errs = "; ".join(f"column {'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
             raise GatewayConfigError(f"{path} row {reader.line_num} {errs}") from None
         rows.append(row)
     if not rows:  # else the first boundary of the GeoJSON was named as the mistake

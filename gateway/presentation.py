@@ -376,7 +376,7 @@ def open311_xml(root: str, item: str, items: list[dict]) -> bytes:
     """Open311's XML (the spec's default format): ``<root><item><field>value</field>...``, every
     value escaped by the standard library; characters XML 1.0 cannot carry are left out.
 
-    >>> open311_xml("services", "service", [{"service_name": "<b>&", "metadata": False, "group": None}])
+    >>> open311_xml("services", "service", [{"service_name": "<b>&\\x01", "metadata": False, "group": None}])
     b"<?xml version='1.0' encoding='utf-8'?>\\n<services><service><service_name>&lt;b&gt;&amp;</service_name><metadata>false</metadata><group /></service></services>"
     """
     top = ElementTree.Element(root)

@@ -82,6 +82,9 @@ def error_page(status_code: int, detail: str, who: Principal | None) -> HTMLResp
 
 
 web_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
+# main: an unbroken id (an incident's, 128 characters) wraps; the timeline: its note (2,000 characters, a pasted link)
+# wraps anywhere and the columns before it keep their line (a 2,000-character note made the page 19,000 px wide
+# and its time, who and what one character wide)
 STYLE = """
 body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
 header{background:#1b3a5c;color:#fff;padding:10px 18px;display:flex;gap:18px;align-items:center}
@@ -99,7 +102,8 @@ form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-widt
 .st-returned{fill:#e64980}.st-closed{fill:#2b8a3e}.st-ledger{fill:#868e96}.st-rejected{fill:#adb5bd}
 circle.overdue{stroke:#b00020;stroke-width:3}circle.off-map{stroke:#1d2733;stroke-dasharray:2 2}
 .more circle{fill:#fff;stroke:#1b3a5c;stroke-width:1.5}.more text{font-size:10px;fill:#1b3a5c}.legend span{margin-right:12px}
-.flag{color:#b00020;font-weight:600}
+.flag{color:#b00020;font-weight:600}main{overflow-wrap:break-word}
+#timeline td:not(:last-child){white-space:nowrap}#timeline td:last-child{overflow-wrap:anywhere}
 """
 
 
@@ -478,14 +482,16 @@ def boxes_listing(request: Request, shown: tuple[float, list[dict]] = Depends(bo
 
 
 def removal_outcome(request: Request) -> str:
-    """What the last removal did, from the redirect's query (``removed=`` or ``missing=``, a box's id)."""
+    """What the last removal did, from the redirect's query (``removed=`` or ``missing=``, a box's id). Only a box's
+    id is shown (``wire.IDENT``): the query is anyone's to write, and a link to ``?removed=<any words>`` put those
+    words in the gateway's own green line (``已移除边缘盒子 全部盒子。请访问 ...``), a right-to-left override reversing
+    the rest of it."""
     q = request.query_params
-    if q.get("removed"):
-        return (f"<p id=outcome class=done>已移除边缘盒子 {esc(q['removed'][:64])}。"
-                "它若再发来心跳, 将重新列出。</p>")
-    if q.get("missing"):
-        return (f"<p id=outcome class=failed>未能移除: 列表中没有边缘盒子 {esc(q['missing'][:64])} "
-                "(可能刚被他人移除)。</p>")
+    removed, missing = (q.get(k, "") for k in ("removed", "missing"))
+    if wire.IDENT.fullmatch(removed):
+        return f"<p id=outcome class=done>已移除边缘盒子 {esc(removed)}。它若再发来心跳, 将重新列出。</p>"
+    if wire.IDENT.fullmatch(missing):
+        return f"<p id=outcome class=failed>未能移除: 列表中没有边缘盒子 {esc(missing)} (可能刚被他人移除)。</p>"
     return ""
 
 

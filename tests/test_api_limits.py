@@ -260,7 +260,9 @@ def test_the_api_is_described_at_openapi_json_with_its_token_and_no_page_loads_a
     health = described["paths"]["/health"]["get"]  # the token was said to be needed: it adds the details
     assert health["security"] == [{"token": []}, {}]  # OpenAPI's empty requirement: or none
     assert client.get("/health").json()["status"] == "ok" and "cases" not in client.get("/health").json()
-    assert "cases" in client.get("/health", headers=auth(tokens["admin"])).json()
+    # with a token, how many cases it may see: the city's two for an admin, not for the operator of one street
+    assert [client.get("/health", headers=auth(tokens[who])).json()["cases"] for who in ("admin", "op-s1", "sanitation")] \
+        == [2, 1, 0]
     assert client.get("/cases", headers=auth(tokens["admin"])).status_code == 200  # as the scheme says
     assert client.get("/cases", headers={"Authorization": "Basic eDp5"}).json()["detail"] == \
         "the Authorization header must read 'Bearer <token>'"

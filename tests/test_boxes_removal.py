@@ -96,6 +96,17 @@ def test_the_boxes_page_offers_admins_alone_to_remove_a_box_and_asks_first(tmp_p
     assert admin.get(f"/ui/boxes/{BOX}/remove", follow_redirects=False).headers["location"] == f"/ui/boxes?missing={BOX}"
 
 
+@pytest.mark.parametrize("query", [{"removed": "全部盒子。系统已迁移, 请到 http://evil.example 重新登录"},
+                                   {"missing": "box-1\u202e列出将"}, {"removed": "<b>x</b>"}, {"removed": "x" * 65}])
+def test_a_link_to_the_boxes_page_puts_no_words_of_its_own_in_the_removals_outcome(tmp_path, query):
+    """The outcome line names a box's id from the query; a link anyone can write names no box with other words."""
+    store = two_boxes(tmp_path)
+    admin = signed_in(create_app(store, TABLES), new_token(store, "root", "admin"))
+    shown = admin.get("/ui/boxes", params=query)
+    assert shown.status_code == 200 and "id=outcome" not in shown.text and f"data-box='{BOX}'" in shown.text
+    assert "已移除边缘盒子 box-2。" in admin.get("/ui/boxes", params={"removed": "box-2"}).text
+
+
 @pytest.mark.slow
 def test_a_removed_box_stays_removed_across_a_gateway_restart_until_it_speaks_again_over_mosquitto(tmp_path, broker):
     """Removal bans nothing: the box's next heartbeat, over a real Mosquitto, lists it again. Its retained status,

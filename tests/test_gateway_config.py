@@ -170,6 +170,25 @@ def test_a_grid_table_row_is_named_by_its_row_and_column(city, change, error):
     assert error in str(failed.value)
 
 
+@pytest.mark.parametrize("name, old, new, error", [
+    ("demo-grids.csv", "HQ-DZG,丁字沽街道,", "HQ-DZG,丁字沽街道\u202e,",
+     "demo-grids.csv row 3 column name: '丁字沽街道\\u202e' has control or invisible formatting characters (U+202E)"),
+    ("demo.yaml", "name: 交警大队", 'name: "交警\\u200f大队"', "departments.0.name: '交警\\u200f大队' has control"),
+    ("demo.yaml", 'code: "200505"', 'code: "2005\\a05"', "categories.0.code: '2005\\x0705' has control"),
+    ("demo-grids.csv", "HQ-DZG,丁字沽街道,", "HQ-DZG,丁字沽　街道,", None),  # a full-width space is a name's own
+])
+def test_a_name_the_pages_show_with_control_or_bidi_characters_is_refused(city, name, old, new, error):
+    """A right-to-left override in a grid's name reversed its code after it on the pages (网格1 (1G-1C-1S-D))."""
+    path = city / name
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    if error is None:
+        assert load_tables(city / "demo.yaml").grid_name("HQ-DZG") == "丁字沽　街道"
+        return
+    with pytest.raises(GatewayConfigError) as failed:
+        load_tables(city / "demo.yaml")
+    assert error in str(failed.value)
+
+
 def test_the_http_host_and_port_are_named_when_the_gateway_cannot_listen():
     from gateway.config import Http
     from gateway.service import listen

@@ -185,6 +185,51 @@ def test_operator_and_department_take_a_case_from_review_to_closed_by_clicking(c
         assert [e["action"] for e in store.get_case(1)["timeline"]].count("photo") == 1
 
 
+@pytest.mark.slow  # ~7 s: a browser, two sign-ins
+def test_a_form_sent_after_its_session_ended_leads_through_the_sign_in_back_to_its_page(city, browser):
+    """The case page stood open while its session ended (12 hours, or signed out in another tab): a click on 签收
+    leads to the sign-in form and, signed in again, back to the case page, the action not taken (it was the POST's
+    own path, where a GET answered {"detail":"Method Not Allowed"})."""
+    from selenium.webdriver.common.by import By
+
+    tables, store, ingest = city
+    assert ingest.handle(*incident()) == "case_created"
+    police = new_token(store, "tp", "department", department="traffic-police")
+    with serve(create_app(store, tables)) as base:
+        sign_in(browser, base, police)
+        click(browser, "#cases a[href='/ui/cases/1']")
+        assert buttons(browser)[0] == "act-acknowledge"
+        store.end_session(hash_token(browser.get_cookie("xl_session")["value"]))
+        click(browser, "#act-acknowledge")
+        assert browser.current_url == f"{base}/ui/login?next=%2Fui%2Fcases%2F1"
+        browser.find_element(By.NAME, "token").send_keys(police)
+        click(browser, "#login button")
+        assert browser.current_url == f"{base}/ui/cases/1" and browser.find_element(By.TAG_NAME, "h1").text == "案件 #1"
+        assert buttons(browser)[0] == "act-acknowledge" and store.get_case(1)["state"] == "dispatched"
+
+
+@pytest.mark.slow  # ~6 s: a browser
+def test_a_long_unbroken_note_and_incident_id_wrap_and_keep_the_case_page_in_the_window(city, browser):
+    """A department's note of 2,000 characters without a space (a pasted link) made the case page 19,000 px wide, the
+    timeline's time, who and what one character wide; an incident id of 128 characters ran off its heading."""
+    from selenium.webdriver.common.by import By
+
+    tables, store, ingest = city
+    assert ingest.handle(*incident(incident_id="W" * 128)) == "case_created"
+    police = new_token(store, "tp", "department", department="traffic-police")
+    with serve(create_app(store, tables)) as base:
+        sign_in(browser, base, police)
+        click(browser, "#cases a[href='/ui/cases/1']")
+        act(browser, "acknowledge", "https://example.org/" + "a" * 1980)
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= \
+            browser.execute_script("return window.innerWidth")
+        lines = browser.execute_script(
+            "return [...document.querySelectorAll('#timeline tr:last-child td')].slice(0, 4).map(function (td) {"
+            "  var r = document.createRange(); r.selectNodeContents(td); return r.getClientRects().length; })")
+        assert lines == [1, 1, 1, 1]  # time, who, what and the state each on one line
+        assert browser.find_element(By.CSS_SELECTOR, "#timeline tr:last-child td:last-child").text.endswith("a" * 20)
+
+
 @pytest.mark.slow
 def test_the_case_list_follows_new_cases_without_a_reload(city, browser):
     from selenium.webdriver.common.by import By
