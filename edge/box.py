@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from edge.alignment import SIZE as VIEW_SIZE
 from edge.config import Camera, ConfigError, EdgeConfig, Rules, is_pipe, is_rtsp
 from edge.detector import Detector, load_detectors, min_scores, run_passes
+from edge.ledger import OpenIncidents
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.outboxfile import keep_outbox, open_outbox, pending_words
 from edge.publisher import BOOT, Publisher
@@ -447,11 +448,13 @@ class Analyser(threading.Thread):
     """Runs every ready camera's detector passes through one session per model, then tracking and rules."""
 
     def __init__(self, config: EdgeConfig, detectors: dict[str, Detector], readers: dict[str, CameraReader], slots: Slots,
-                 publisher: Publisher, metrics: Metrics, stop: threading.Event, suppressions: Suppressions | None = None):
+                 publisher: Publisher, metrics: Metrics, stop: threading.Event,
+                 suppressions: Suppressions | None = None, ledger: OpenIncidents | None = None):
         super().__init__(name="analyser", daemon=True)
         self.detectors, self.readers, self.slots = detectors, readers, slots
         self.suppressions = suppressions or Suppressions()  # false alarms an operator rejected: not sent again
         self.publisher, self.metrics, self.stop = publisher, metrics, stop
+        self.ledger = ledger  # the incidents open, for the next start to end where this one is stopped short
         self.min_score = min_scores(config.detection)
         self.pipelines = {cam.id: CameraPipeline(config, cam, detectors) for cam in config.cameras}
         self.views = {cam.id: view_file(config.data_dir, cam) for cam in config.cameras}
@@ -475,6 +478,15 @@ class Analyser(threading.Thread):
             log.info("incident %s %s %s camera=%s zone=%s", m["type"], m["state"], m["incident_id"], m["camera"], m["zone"])
             self.metrics.incidents.labels(m["type"], m["state"]).inc()
             self.publisher.send(to_wire(out))
+            if self.ledger is not None:
+                self.ledger.note(m)
+
+    def end_all(self, t: float) -> None:
+        """The box stops: every camera's open incidents end (``box_stopped``), sent as any others are."""
+        offset = wall_offset(self.publisher.gateway_offset())
+        for pipeline in self.pipelines.values():
+            pipeline.wall_offset = offset
+            self._emit(pipeline.stop(t))
 
     def _detect(self, jobs: list[tuple]) -> tuple[list[tuple], list[sv.Detections]]:
         """Every camera's passes in one batch per model; where the batch fails, each camera's alone,
@@ -757,7 +769,13 @@ def run_box(config: EdgeConfig) -> int:
     readers = {cam.id: CameraReader(cam, slots, metrics, stop, config.rules) for cam in config.cameras}
     suppressions = Suppressions()
     publisher.listen(wire.suppressions_topic(config.box), lambda payload: suppressions.on_payload(payload, time.time()))
-    analyser = Analyser(config, detectors, readers, slots, publisher, metrics, stop, suppressions)
+    ledger = OpenIncidents(config.data_dir / f"{config.box}.open-incidents.json")
+    if ends := ledger.ends(time.time()):  # open when the box was last stopped short: nobody watched them since
+        for end in ends:
+            publisher.send([(wire.incident_topic(end["box"], end["camera"]), wire.encode_incident(end))])
+        log.warning("box %s: %d incident(s) open when it last stopped (killed, or its power cut) ended: box_stopped",
+                    config.box, len(ends))
+    analyser = Analyser(config, detectors, readers, slots, publisher, metrics, stop, suppressions, ledger)
     publisher.status = status(config.box, readers, slots, publisher.delivery(time.time()), suppressions,
                               config.heartbeat_s)
     publisher.start()
@@ -778,6 +796,8 @@ def run_box(config: EdgeConfig) -> int:
             gauge.set(delivery[key])
         publisher.publish_status(status(config.box, readers, slots, delivery, suppressions, config.heartbeat_s))
     analyser.join(timeout=2)
+    if not analyser.is_alive():  # else the next start ends them, from the ledger
+        analyser.end_all(box_now())
     publisher.stop(timeout=2)  # what no gateway confirmed by then stays in the outbox for next time
     if publisher.outbox.path is None and (lost := publisher.outbox.pending()):
         log.error("outbox never written (its disk had no room): %d message(s) no gateway confirmed are lost", lost)

@@ -546,6 +546,13 @@ class CameraPipeline:
             self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, self._last_image)
             for name, rule in self.faults.items() if name != "offline" for e in rule.close(t, reason)]
 
+    def stop(self, t: float) -> list[Outgoing]:
+        """The box stops: every open incident ends, ``box_stopped``, its offline fault too (no one watches them from
+        now on; one still there is raised again after the box's next start)."""
+        t = max(t, self._last_t)
+        return self.close(t, "box_stopped") + [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, None)
+                                               for e in self.faults["offline"].close(t, "box_stopped")]
+
     def _end_zones(self, t: float, reason: EndReason, image: np.ndarray | None) -> list[Outgoing]:
         """End the zones' open incidents (``image``: the evidence's picture)."""
         out = [self._outgoing(zone.id, zone.polygon, zone.grid, "illegal_parking", e, image)

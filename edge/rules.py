@@ -28,7 +28,7 @@ from edge.geometry import Box, Point, anchor, iou, overlap
 
 State = Literal["start", "update", "end"]
 View = Literal["same", "occluded", "empty"]  # what a stay's place looks like with no detection there
-EndReason = Literal["left", "cleared", "stream_ended", "camera_lost"]
+EndReason = Literal["left", "cleared", "stream_ended", "camera_lost", "box_stopped"]
 # (stay key, sighting): whether the picture under the sighting is the stay's vehicle; None: it cannot tell
 SameVehicle = Callable[[int, "Sighting"], bool | None]
 

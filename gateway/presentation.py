@@ -63,7 +63,8 @@ ACTION_NAMES = {
     "approve_extension": "批准延期", "refuse_extension": "驳回延期", **LOG_ONLY_ACTIONS,
 }
 ROLE_NAMES = {"system": "系统", "operator": "指挥中心", "department": "部门", "admin": "管理员"}
-END_REASONS = {"left": "车辆已驶离", "cleared": "已清除", "stream_ended": "视频结束", "camera_lost": "摄像机失联"}
+END_REASONS = {"left": "车辆已驶离", "cleared": "已清除", "stream_ended": "视频结束", "camera_lost": "摄像机失联",
+               "box_stopped": "边缘盒子停止"}
 HOW_NAMES = {"opened": "立案", "merged": "合并", "reopened": "复发"}
 VERDICT_NAMES = {"correct": "研判属实", "false_alarm": "误报", "wrong_type": "类型错误", "wrong_place": "位置错误",
                  "duplicate": "重复"}

@@ -4,6 +4,7 @@ at a time, the rest of their batch commits, and only the database's own failure 
 import contextlib
 import errno
 import json
+import logging
 import math
 import os
 import shutil
@@ -282,6 +283,45 @@ def test_a_database_file_deleted_under_the_gateway_stops_ingest(tmp_path, tables
     shutil.rmtree(folder)  # rm -rf: gone for good
     refused("gone")
     assert not store.reachable()
+
+
+@pytest.mark.slow
+def test_a_database_down_is_said_once_by_the_clock_and_by_ingest_not_at_every_try(tmp_path, tables, broker, caplog):
+    """A PostgreSQL stopped for 30 s wrote 226 tracebacks into the gateway's log (the clock's steps each round,
+    ingest every 2 s). Each failure is said once (again on another reason or after a minute), its end once."""
+    from gateway.service import MqttIngest
+    from gateway.config import Broker as GatewayBroker, GatewayConfig
+
+    caplog.set_level(logging.INFO, logger="gateway.service")
+    folder, away = tmp_path / "gateway", tmp_path / "away"
+    store = Store(f"sqlite:///{folder}/gateway.sqlite")
+    health = Health(0.02)
+    clock = Clock(store, tables, make_client("gateway-clock"), every_s=0.02, health=health)  # not connected
+    gateway = MqttIngest(GatewayConfig(broker=GatewayBroker(port=broker.port, client_id="gateway-1")),
+                         Ingest(store, tables, clock=lambda: NOW), health)
+    folder.rename(away)  # the database gone from under the gateway
+    clock.start()
+    gateway.start()
+    publisher = make_client("box-1")
+    publisher.connect("127.0.0.1", broker.port)
+    publisher.loop_start()
+    try:
+        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
+        time.sleep(0.5)  # its subscriptions
+        publisher.publish(TOPIC, payload(incident_id="during"), qos=1)
+        wait_until(lambda: health.ingest["failing_since"], 10, 0.05, message="ingest failed")
+        time.sleep(4.5)  # two more tries of ingest, some 200 rounds of the clock
+        assert len(health.clock["failed_steps"]) == 3, health.clock
+        said = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+        assert len(said) == 4, said  # each of the clock's three steps and ingest, once
+        away.rename(folder)  # back: the batch commits
+        wait_until(lambda: store.count("cases") == 1, 10, 0.05, message="the case once the database is back")
+        wait_until(lambda: "clock step escalate works again" in caplog.text, 5, 0.05, message="the clock again")
+    finally:
+        clock.stop.set()
+        gateway.stop()
+        publisher.loop_stop()
+    assert "tried again every 2 s) works again (3 tries failed since" in caplog.text
 
 
 def test_a_request_that_finds_the_database_down_is_told_503_and_when_to_try_again(tmp_path, tables, caplog):
