@@ -319,21 +319,16 @@ def test_the_cli_names_the_file_and_field_and_exits_2_without_a_traceback(tmp_pa
     assert f"error: {tmp_path / 'gateway.yaml'}: " in run.stderr and error in run.stderr
 
 
-def test_a_yaml_key_written_twice_in_the_gateway_config_is_refused_with_both_lines(tmp_path):
+@pytest.mark.parametrize("text, key, where", [
+    ("database: sqlite:///a.sqlite\nhttp: {port: 8080}\ndatabase: sqlite:///b.sqlite\n", "database", "lines 1 and 3"),
+    # a mapping written on one line, as the README writes broker and http: the check compared lines, and the
+    # gateway listened on the second port without a word
+    ("database: sqlite:///a.sqlite\nhttp: {host: 127.0.0.1, port: 8080, port: 9090}\n", "port", "twice on line 2")])
+def test_a_yaml_key_written_twice_in_the_gateway_config_is_refused_saying_where(tmp_path, text, key, where):
     path = tmp_path / "gateway.yaml"
-    path.write_text("database: sqlite:///a.sqlite\nhttp: {port: 8080}\ndatabase: sqlite:///b.sqlite\n")
-    with pytest.raises(GatewayConfigError, match=r"not valid YAML: 'database' is written twice in one mapping "
-                                                 r"\(lines 1 and 3\); keep one"):
-        load_gateway_config(path)
-
-
-def test_a_yaml_key_written_twice_on_one_line_is_refused_too(tmp_path):
-    """A mapping written on one line, as the README writes broker and http: the check compared lines, and the
-    gateway listened on the second port without a word."""
-    path = tmp_path / "gateway.yaml"
-    path.write_text("database: sqlite:///a.sqlite\nhttp: {host: 127.0.0.1, port: 8080, port: 9090}\n")
-    with pytest.raises(GatewayConfigError, match=r"not valid YAML: 'port' is written twice in one mapping "
-                                                 r"\(twice on line 2\); keep one"):
+    path.write_text(text)
+    with pytest.raises(GatewayConfigError, match=rf"not valid YAML: '{key}' is written twice in one mapping "
+                                                 rf"\({where}\); keep one"):
         load_gateway_config(path)
 
 
