@@ -20,8 +20,10 @@ def mounted_tmpfs(tmp_path, size: str, name: str = "small", options: str = ""):
     if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}{options}", "tmpfs", str(where)],
                       capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here (needs root)")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=False)
+    try:  # as a context manager (test_edge_startup's), a failing test throws into the yield: unmounted still
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 @pytest.fixture
