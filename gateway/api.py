@@ -17,6 +17,7 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -34,7 +35,7 @@ from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha
 from gateway.reports import machine_precision, summary
 from gateway.security import BodyCap, SecurityHeaders, database_unavailable, read_capped, validation_error
 from gateway.storage import Store
-from gateway.web import web_router
+from gateway.web import not_a_page, web_router
 from gateway.workbench import workbench_router
 from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
@@ -498,6 +499,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts), www_redirect=False)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(StarletteHTTPException, not_a_page)  # /ui/ in Chinese, the rest FastAPI's JSON
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.on_change = on_change or (lambda case_id: None)
     app.state.on_suppressions = on_suppressions or (lambda box: None)  # a box's list changed: send it
