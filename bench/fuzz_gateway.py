@@ -69,7 +69,7 @@ def main() -> int:
         http_port = services.free_port()
         config = Path(folder) / "gateway.yaml"
         config.write_text(yaml.safe_dump({"broker": {"port": broker.port}, "database": f"sqlite:///{folder}/gw.sqlite",
-                                          "http": {"port": http_port, "public_read": True},
+                                          "http": {"port": http_port, "public_read": True, "allowed_hosts": ["127.0.0.1"]},
                                           "tables": str(TABLES_DIR / "demo.yaml")}))
         gateway = services.xueliang(["gateway", "--config", str(config)], Path(folder) / "gateway.log")
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="fuzz-bench", protocol=mqtt.MQTTv5)

@@ -21,11 +21,12 @@ from edge.geometry import polygon_area
 from xueliang.certificates import ca_certificate
 from xueliang.polygon import crossing_edges
 from xueliang.textfile import load_yaml, read_text
+from xueliang import wire
 from xueliang.wire import GRID_PATTERN, HEARTBEAT_S, RESERVED_BOX_IDS
 
 log = logging.getLogger(__name__)
 IncidentType = Literal["illegal_parking", "garbage", "spill"]
-IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+IDENT = f"^{wire.IDENT.pattern}$"  # box, camera, zone: the wire's (a letter or digit first: never . or .., a path's)
 MIN_ZONE_AREA = 1e-6  # of the frame: about two pixels of a 1080p picture
 MIN_WIDTH = 64  # max_width: the picture checks' thumbnail is 64 wide
 MAX_ZONE_POINTS = 100  # a zone is drawn by hand; 200,000 points were tested on every frame

@@ -9,6 +9,7 @@ a 4xx that says what was wrong, never a 500.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
@@ -16,6 +17,8 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, field_validator, model_validator
 from sqlalchemy.exc import OperationalError
@@ -32,7 +35,7 @@ from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha
 from gateway.reports import machine_precision, summary
 from gateway.security import BodyCap, SecurityHeaders, database_unavailable, read_capped, validation_error
 from gateway.storage import Store
-from gateway.web import web_router
+from gateway.web import not_a_page, web_router
 from gateway.workbench import workbench_router
 from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
@@ -484,14 +487,19 @@ UPLOADS = r"(/ui)?/cases/[^/]+/photos"  # the API's and the case page's photo: 8
 
 
 def create_app(store: Store, tables: Tables, public_read: bool = False, on_change=None,
-               health_state: Health | None = None, on_suppressions=None) -> FastAPI:
+               health_state: Health | None = None, on_suppressions=None,
+               allowed_hosts: Sequence[str] = ("*",)) -> FastAPI:
     # /openapi.json describes the API; no /docs or /redoc: FastAPI's pages load their script from a CDN
     # (blank on a city's intranet) and need an inline one, which no page of the gateway's CSP runs
     app = FastAPI(title="xueliang gateway", version="1", docs_url=None, redoc_url=None, responses=DATABASE_DOWN)
     app.add_middleware(BodyCap, uploads=UPLOADS)
     app.add_middleware(SecurityHeaders)
+    # outermost: a Host not listed (http.allowed_hosts) is a 400 before anything reads the request; a listed
+    # www. name does not redirect the bare one to it (www_redirect), a host not listed is refused
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts), www_redirect=False)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(StarletteHTTPException, not_a_page)  # /ui/ in Chinese, the rest FastAPI's JSON
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.on_change = on_change or (lambda case_id: None)
     app.state.on_suppressions = on_suppressions or (lambda box: None)  # a box's list changed: send it

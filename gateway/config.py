@@ -6,6 +6,7 @@ import csv
 import io
 import itertools
 import json
+import re
 import unicodedata
 from datetime import date, time
 from functools import cached_property
@@ -284,10 +285,50 @@ class Broker(Strict):
         return self.client_id or self.username or "xl-gateway-1"
 
 
+# a name or IPv4 address as a browser sends it in Host (IDN names in their xn-- form), ``*.`` before a domain for
+# all of its names, or an IPv6 address in brackets; Starlette's TrustedHostMiddleware compares it, without the port
+ALLOWED_HOST = re.compile(r"\*|(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\]")
+
+
+def _allowed_host(host: str) -> str:
+    """A host name of ``http.allowed_hosts``: ValueError saying how to write one.
+
+    >>> _allowed_host("gateway.city.local"), _allowed_host("*.city.local"), _allowed_host("[::1]")
+    ('gateway.city.local', '*.city.local', '[::1]')
+    >>> _allowed_host("http://10.0.0.5:8080")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'http://10.0.0.5:8080' is not a host name: write the name or address alone, as in the address bar between // and the port (gateway.city.local, 10.0.0.5, [::1]), or *.city.local for a domain's names
+    """
+    if not ALLOWED_HOST.fullmatch(host):
+        raise ValueError(f"{host[:80]!r} is not a host name: write the name or address alone, as in the address bar "
+                         "between // and the port (gateway.city.local, 10.0.0.5, [::1]), or *.city.local for a "
+                         "domain's names")
+    return host
+
+
 class Http(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     public_read: bool = Field(default=False, title="Let anyone read cases without a token (demo only)")
+    allowed_hosts: list[Annotated[str, AfterValidator(_allowed_host)]] | None = Field(
+        default=None, min_length=1, validate_default=True,
+        title="The host names and addresses people open the gateway by (the Host a browser sends); any other is "
+        "a 400. Required with public_read; any host ('*') without it")
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str] | None, info: ValidationInfo) -> list[str]:
+        """Any host unless ``public_read``: then a page on the internet whose name has been pointed at the
+        gateway's address (DNS rebinding) could read the cases through the browser of anyone inside the
+        city's network who opens it; the Host that browser sends names the page's site, not the gateway."""
+        if v is not None:
+            return v
+        if info.data.get("public_read"):
+            raise ValueError("with public_read on, list the names and addresses people open the gateway by "
+                             "(e.g. [gateway.city.local, 10.0.0.5]), or ['*'] for any: else a page on the internet "
+                             "could read the cases through a browser inside the city's network (DNS rebinding)")
+        return ["*"]
 
 
 class GatewayConfig(Strict):

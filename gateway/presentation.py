@@ -36,7 +36,9 @@ from xueliang import wire
 # --- what the API and the pages take in a URL ---
 MAX_ID = 2**31 - 1  # PostgreSQL's integer column; SQLite itself overflows past 2**63
 CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="the case's number")]
-IncidentId = Annotated[str, Path(pattern=wire.INCIDENT_ID.pattern, description="an incident joined to the case")]
+# compiled: Python's engine (pydantic's own has no look-ahead, and the wire's id is not dots alone by one)
+IncidentId = Annotated[str, Path(pattern=re.compile(f"^{wire.INCIDENT_ID.pattern}$"),
+                                 description="an incident joined to the case")]
 # a filter value: what a code in the city's tables can be, without control characters (NUL breaks PostgreSQL)
 Filter = Annotated[str | None, Query(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="cases skipped: the list pages' paging")]

@@ -421,7 +421,7 @@ def run_gateway(config: GatewayConfig) -> int:
     mqtt_ingest.start()
     clock.start()
     app = create_app(store, tables, config.http.public_read, on_change=lambda case_id: clock.wake.set(),
-                     health_state=health, on_suppressions=suppressions_changed)
+                     health_state=health, on_suppressions=suppressions_changed, allowed_hosts=config.http.allowed_hosts)
     try:
         server = uvicorn.Server(uvicorn.Config(app, host=config.http.host, port=config.http.port, log_level="warning"))
         server.run(sockets=[http_socket])

@@ -19,13 +19,15 @@ import time
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.auth import (PUBLIC, SESSION_COOKIE, Principal, check_same_origin, count_found, find_cases, hash_token,
-                          may_see, page_reader, scope, session_principal, start_session, visible_case)
+from gateway.auth import (PUBLIC, SESSION_COOKIE, Principal, check_same_origin, count_found, find_cases, form_page,
+                          hash_token, may_see, page_reader, scope, session_principal, start_session, visible_case)
 from gateway.cases import is_overdue
 from gateway import boxes, gridmap
 from gateway.config import Tables
@@ -41,7 +43,8 @@ log = logging.getLogger(__name__)
 
 ERRORS = {  # what a person reads when a page cannot be shown
     403: ("操作被拒绝", "表单已失效或您无权执行此操作, 请刷新页面后重试。"),
-    404: ("没有找到", "案件或图片不存在, 或不在您的查看范围内。"),
+    404: ("没有找到", "页面、案件或图片不存在, 或不在您的查看范围内。"),
+    405: ("无法打开此地址", "此地址不接受这样的请求 (表单的提交地址不能在浏览器中直接打开), 请回到页面重新操作。"),
     410: ("图片不予显示", "这张图片是旧版网关收下的, 扫描段过多, 浏览器解码它会占用数分钟, 因此不再提供。"),
     413: ("内容过大", "提交的内容超过了上限。"),
     503: ("数据库暂时不可用", "网关暂时无法读写数据库, 请稍后刷新本页。"),
@@ -75,10 +78,28 @@ class PageRoute(APIRoute):
         return route
 
 
-def error_page(status_code: int, detail: str, who: Principal | None) -> HTMLResponse:
+def error_page(status_code: int, detail: str, who: Principal | None, back: str = "/ui/cases") -> HTMLResponse:
+    """The page of an error: what went wrong in Chinese, a way ``back`` (a page's path), the technical words folded."""
     title, text = ERRORS.get(status_code, ("出错了", "请稍后再试。"))
-    return page(title, f"<p>{esc(text)}</p><p><a href=/ui/cases>返回案件列表</a></p>"
+    way = "返回案件列表" if back == "/ui/cases" else "返回页面"
+    return page(title, f"<p>{esc(text)}</p><p><a id=back href='{esc(back)}'>{way}</a></p>"
                 f"<details><summary>技术信息</summary><code>{esc(detail)}</code></details>", who, status_code)
+
+
+async def not_a_page(request: Request, exc: StarletteHTTPException) -> Response:
+    """An address under /ui/ with no page, or a method its page does not take (a form's address opened with a GET):
+    the error page in Chinese, back to the nearest page up its path; they answered the API's English JSON
+    (``{"detail":"Not Found"}``, ``Method Not Allowed``). The pages' own errors are ``PageRoute``'s; the way to the
+    sign-in form (a redirect, a 401) and every other address keep FastAPI's answer."""
+    if not (request.url.path + "/").startswith("/ui/") or exc.status_code < 400 or exc.status_code == 401:
+        return await http_exception_handler(request, exc)
+    try:
+        who = session_principal(request)
+    except OperationalError:  # the database down: the page without the signed-in person
+        who = None
+    answer = error_page(exc.status_code, str(exc.detail), who, form_page(request))
+    answer.headers.update(exc.headers or {})  # a 405's Allow
+    return answer
 
 
 web_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)

@@ -245,6 +245,23 @@ def test_every_response_carries_the_security_headers(city, path):
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
 
 
+def test_a_host_not_listed_is_a_400_before_a_case_is_read(city):
+    """With ``http.public_read`` a page on the internet whose name has been pointed at the gateway's address (DNS
+    rebinding) read the cases through the browser of anyone inside the city's network who opened it: nothing
+    looked at the Host its requests named. Over a real uvicorn, as such a browser sends them."""
+    app, store, *_ = city
+    public = create_app(store, app.state.tables, public_read=True, allowed_hosts=["gateway.city.local", "127.0.0.1"])
+    with serving(public) as port:
+        base = f"http://127.0.0.1:{port}"
+        for path in ("/cases", "/ui/cases", "/cases/1/evidence.jpg", "/open311/v2/requests.json", "/health"):
+            for host in (f"evil.example:{port}", "evil.example", "127.0.0.1.evil.example", "city.local", ""):
+                refused = httpx.get(base + path, headers={"Host": host})
+                assert (refused.status_code, refused.text) == (400, "Invalid host header"), (path, host)
+            for host in (f"127.0.0.1:{port}", "gateway.city.local", f"Gateway.City.Local:{port}"):
+                assert httpx.get(base + path, headers={"Host": host}).status_code in (200, 404), (path, host)
+        assert {c["id"] for c in httpx.get(base + "/cases", headers={"Host": "gateway.city.local"}).json()} == {1, 2}
+
+
 def test_the_api_is_described_at_openapi_json_with_its_token_and_no_page_loads_a_cdn(city):
     """/docs loaded Swagger UI from a CDN (blank on a city's intranet) under a looser CSP, and its
     "Try it out" could send no token: /openapi.json, for an OpenAPI tool of one's own, says how."""

@@ -61,6 +61,10 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
     (config_with(camera_overrides={"max_width": 1}),
      "camera 'gate-3' max_width: 1 pixels is too narrow to analyse; 0 (full size) or at least 64"),
     (config_with(top={"box": "bad box"}), "box: String should match pattern"),
+    # ids in topics and in the gateway's URLs: . and .. are path segments a URL shortens
+    (config_with(top={"box": ".."}), "box: String should match pattern"),
+    (config_with(camera_overrides={"id": "."}), "camera '.' id: String should match pattern"),
+    (config_with(zone_overrides={"id": ".."}), "zone '..' id: String should match pattern"),
     (config_with(top={"broker": {"port": 99999}}), "broker port: Input should be less than or equal to 65535"),
     (config_with(top={"box": "dispatch"}), "box: 'dispatch' is reserved: xl/v1/dispatch/ carries the gateway's"),
     (config_with(top={"box": "escalations"}), "box: 'escalations' is reserved"),

@@ -101,7 +101,7 @@ def test_hostile_messages_through_the_broker_never_stop_the_gateway(broker, tmp_
     http_port = services.free_port()
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump({"broker": {"port": broker.port}, "database": f"sqlite:///{tmp_path}/gw.sqlite",
-                                      "http": {"port": http_port, "public_read": True},
+                                      "http": {"port": http_port, "public_read": True, "allowed_hosts": ["127.0.0.1"]},
                                       "tables": str(TABLES_DIR / "demo.yaml"), "escalation_check_s": 0.5}))
     gateway = services.xueliang(["gateway", "--config", str(config)], tmp_path / "gateway.log")
     published = itertools.count()

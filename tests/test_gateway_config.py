@@ -2,14 +2,17 @@
 another encoding, with a byte order mark, or broken, is refused with a line naming the file, never a
 traceback; a byte order mark alone is no mistake."""
 
+import re
 import shutil
 import subprocess
 import sys
 
+import httpx
 import pytest
 import yaml
 
 from gateway.config import TABLES_DIR, GatewayConfigError, load_gateway_config, load_tables
+from xueliang import services
 from xueliang.textfile import load_yaml
 
 from .conftest import wait_until
@@ -72,6 +75,51 @@ def test_the_clocks_period_is_a_finite_number(tmp_path, line, error):
     (tmp_path / "gateway.yaml").write_text(line + "\n")
     with pytest.raises(GatewayConfigError, match=error):
         load_gateway_config(tmp_path / "gateway.yaml")
+
+
+@pytest.mark.parametrize("http, error", [
+    # a page on the internet could have read the cases through a browser inside the city's network (DNS rebinding)
+    ("{public_read: true}", "http.allowed_hosts: with public_read on, list the names and addresses people open the "
+                            "gateway by (e.g. [gateway.city.local, 10.0.0.5]), or ['*'] for any"),
+    ("{allowed_hosts: ['http://10.0.0.5:8080']}", "http.allowed_hosts.0: 'http://10.0.0.5:8080' is not a host name: "
+                                                  "write the name or address alone"),
+    ("{allowed_hosts: [gateway.*]}", "http.allowed_hosts.0: 'gateway.*' is not a host name"),  # an assert in Starlette
+    ("{allowed_hosts: []}", "http.allowed_hosts: List should have at least 1 item"),  # every request refused
+])
+def test_the_host_names_the_gateway_answers_to_are_required_with_public_read_and_written_as_browsers_send_them(
+        tmp_path, http, error):
+    (tmp_path / "gateway.yaml").write_text(f"http: {http}\n")
+    with pytest.raises(GatewayConfigError, match=re.escape(error)):
+        load_gateway_config(tmp_path / "gateway.yaml")
+
+
+@pytest.mark.parametrize("http, hosts", [
+    ("{}", ["*"]),  # signed in only: a rebinding page's browser has no session or token of the gateway's
+    ("{public_read: true, allowed_hosts: ['*']}", ["*"]),  # any, written down
+    ("{public_read: true, allowed_hosts: [gateway.city.local, 10.0.0.5, '[::1]', '*.city.local']}",
+     ["gateway.city.local", "10.0.0.5", "[::1]", "*.city.local"]),
+])
+def test_the_host_names_the_gateway_answers_to_by_default_and_as_written(tmp_path, http, hosts):
+    (tmp_path / "gateway.yaml").write_text(f"http: {http}\n")
+    assert load_gateway_config(tmp_path / "gateway.yaml").http.allowed_hosts == hosts
+
+
+@pytest.mark.slow
+def test_a_running_gateway_answers_only_the_host_names_of_its_config(tmp_path, broker):
+    """``http.allowed_hosts`` reaches the app the gateway serves, not only its configuration."""
+    port = services.free_port()
+    (tmp_path / "gateway.yaml").write_text(
+        f"broker: {{port: {broker.port}}}\ndatabase: sqlite:///{tmp_path}/gw.sqlite\n"
+        f"http: {{port: {port}, public_read: true, allowed_hosts: [gateway.city.local]}}\n")
+    gateway = services.xueliang(["gateway", "--config", str(tmp_path / "gateway.yaml")], tmp_path / "gateway.log")
+    try:
+        services.wait_port(port, gateway, "gateway", timeout=30)
+        assert httpx.get(f"http://127.0.0.1:{port}/cases", headers={"Host": "gateway.city.local"}).json() == []
+        refused = httpx.get(f"http://127.0.0.1:{port}/cases")  # Host: 127.0.0.1:PORT, not listed
+        assert (refused.status_code, refused.text) == (400, "Invalid host header")
+    finally:
+        gateway.terminate()
+        gateway.wait(10)
 
 
 @pytest.mark.parametrize("radius, error", [

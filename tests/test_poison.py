@@ -89,6 +89,9 @@ POISON = [  # the messages that stopped all ingest, each under 16 kB and passing
     ("grid with /", payload(grid="HQ/DZG/#"), "grid"),
     ("zone with newline", payload(zone="kerb\n"), "zone"),
     ("the gateway's photo key", payload(incident_id="case:5"), "incident_id"),  # case 5's photos are kept under it
+    # its snapshot's URL .../incidents/../evidence.jpg, shortened by browsers: a broken image, or another's picture
+    ("incident id ..", payload(incident_id=".."), "incident_id: '..' does not match"),
+    ("incident id .", payload(incident_id="."), "incident_id: '.' does not match"),
 ]
 
 
@@ -119,7 +122,13 @@ def test_the_decoder_raises_nothing_but_a_wire_error_with_the_reason():
     ("xl/v1/escalations/cam-1/evidence/x", "topic's box 'escalations' is reserved"),
     # people's photos are kept under case:N; such evidence from a box was never quarantined, and stayed for good
     ("xl/v1/box-1/gate/evidence/case:junk-1", "incident id 'case:junk-1' (11 characters) is not 1..128 of A-Z a-z 0-9 . _ : - "
-                                              "(not beginning case:, the gateway's own)"),
+                                              "(not dots alone, nor beginning case:, the gateway's own)"),
+    # . and .. are path segments: its snapshot's URL .../incidents/../evidence.jpg is shortened by browsers
+    ("xl/v1/box-1/gate/evidence/..", "incident id '..' (2 characters) is not 1..128 of A-Z a-z 0-9 . _ : - (not dots alone"),
+    ("xl/v1/box-1/gate/evidence/.", "incident id '.' (1 characters)"),
+    ("xl/v1/box-1/gate/evidence/...", "incident id '...' (3 characters)"),
+    ("xl/v1/../gate/incident", "topic's box '..' is not 1..64"),  # a box, camera or zone id begins with a letter or digit
+    ("xl/v1/box-1/./incident", "topic's camera '.' is not 1..64"),
 ])
 def test_every_topic_level_is_checked(topic, reason):
     with pytest.raises(wire.WireError) as err:

@@ -52,7 +52,7 @@ class Gateway:
         config.write_text(yaml.safe_dump({
             "broker": {"port": broker.port, "username": user, "password": USERS[user], "tls_ca": str(ca(tmp_path))},
             "database": database or f"sqlite:///{self.db}", "escalation_check_s": 0.5,
-            "http": {"port": self.http_port, "public_read": True}}))
+            "http": {"port": self.http_port, "public_read": True, "allowed_hosts": ["127.0.0.1"]}}))
         self.proc = services.xueliang(["gateway", "--config", str(config)], tmp_path / f"{user}.log")
         services.wait_port(self.http_port, self.proc, "gateway", timeout=30)
 

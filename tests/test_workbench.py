@@ -185,6 +185,34 @@ def test_operator_and_department_take_a_case_from_review_to_closed_by_clicking(c
         assert [e["action"] for e in store.get_case(1)["timeline"]].count("photo") == 1
 
 
+def test_an_address_under_ui_with_no_page_or_a_forms_address_opened_is_a_page_in_chinese(city):
+    """Operators read Chinese: an address under /ui/ with no page (a link typed or cut short) and a form's address
+    opened with a GET (a bookmark, a reload after a form) answered the API's {"detail":"Not Found"} and
+    {"detail":"Method Not Allowed"}. Now the gateway's error page with the signed-in person's header and the way
+    back to the nearest page up the path; the API keeps its JSON."""
+    tables, store, ingest = city
+    assert ingest.handle(*incident()) == "case_created"
+    police = new_token(store, "tp", "department", department="traffic-police")
+    with serve(create_app(store, tables)) as base:
+        cookies = {"xl_session": httpx.post(f"{base}/ui/login", data={"token": police}).cookies["xl_session"]}
+        for method, path, status, heading, back in [
+                ("GET", "/ui/nowhere", 404, "没有找到", "/ui/cases"),
+                ("GET", "/ui", 404, "没有找到", "/ui/cases"),
+                ("GET", "/ui/cases/1/nowhere", 404, "没有找到", "/ui/cases/1"),
+                ("GET", "/ui/cases/1/actions", 405, "无法打开此地址", "/ui/cases/1"),
+                ("GET", "/ui/cases/1/photos", 405, "无法打开此地址", "/ui/cases/1"),
+                ("GET", "/ui/logout", 405, "无法打开此地址", "/ui/cases"),
+                ("DELETE", "/ui/cases", 405, "无法打开此地址", "/ui/cases")]:
+            answer = httpx.request(method, base + path, cookies=cookies)
+            assert (answer.status_code, answer.headers["content-type"]) == (status, "text/html; charset=utf-8"), path
+            assert f"<h1>{heading}</h1>" in answer.text and f"<a id=back href='{back}'>" in answer.text, path
+            assert ">tp <button id=logout>" in answer.text, path
+        assert httpx.get(f"{base}/ui/cases/1/actions").headers["allow"] == "POST"
+        assert "id=login-link" in httpx.get(f"{base}/ui/nowhere").text  # no session: the way to sign in
+        for path, detail in [("/nowhere", "Not Found"), ("/cases/1/actions", "Method Not Allowed")]:
+            assert httpx.get(base + path).json() == {"detail": detail}
+
+
 @pytest.mark.slow  # ~7 s: a browser, two sign-ins
 def test_a_form_sent_after_its_session_ended_leads_through_the_sign_in_back_to_its_page(city, browser):
     """The case page stood open while its session ended (12 hours, or signed out in another tab): a click on 签收

@@ -38,7 +38,8 @@ def write_configs(data: Path, broker_port: int, http_port: int, cameras: list[di
     edge = {"box": box, "broker": {"host": "127.0.0.1", "port": broker_port}, "cameras": cameras,
             "data_dir": str(data / "edge")}
     gateway = {"broker": {"host": "127.0.0.1", "port": broker_port}, "database": f"sqlite:///{data}/gateway/gateway.sqlite",
-               "http": {"host": "127.0.0.1", "port": http_port, "public_read": True}}
+               "http": {"host": "127.0.0.1", "port": http_port, "public_read": True,
+                        "allowed_hosts": ["127.0.0.1", "localhost"]}}
     edge_path, gateway_path = data / "edge.yaml", data / "gateway.yaml"
     edge_path.write_text(yaml.safe_dump(edge, allow_unicode=True, sort_keys=False))
     gateway_path.write_text(yaml.safe_dump(gateway, allow_unicode=True, sort_keys=False))

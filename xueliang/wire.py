@@ -46,7 +46,9 @@ MAX_DEPTH = 16
 # acknowledgements that its wall clock is further off than this puts the gateways' time on its messages.
 MAX_CLOCK_SKEW_S = 300.0
 IDENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # box, camera, zone: as in the schema's $defs/ident
-INCIDENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# not dots alone (as the schema's incident_id): an id of . or .. made its snapshot's URL .../incidents/../evidence.jpg,
+# which browsers shorten to another address (a broken image on the case page; the API's opened the case's first picture)
+INCIDENT_ID = re.compile(r"(?!\.+$)[A-Za-z0-9._:-]{1,128}")
 # An incident id as xueliang's edge makes it (``owned_incident_id``): 32 hex digits and its box's id. The gateway
 # refuses such an id from any other box (``incident_owner``), so no box can take another's incident id by sending
 # it first; an id of any other form (a box older than this, another maker's) belongs to the box that sent it first.
@@ -142,7 +144,7 @@ def parse_topic(topic: str) -> Topic:
     if where.incident_id is not None and (not INCIDENT_ID.fullmatch(where.incident_id)
                                           or where.incident_id.startswith(GATEWAY_KEY_PREFIX)):
         raise WireError(f"topic's incident id {where.incident_id[:40]!r} ({len(where.incident_id)} characters) "
-                        "is not 1..128 of A-Z a-z 0-9 . _ : - (not beginning case:, the gateway's own)")
+                        "is not 1..128 of A-Z a-z 0-9 . _ : - (not dots alone, nor beginning case:, the gateway's own)")
     if where.incident_id is not None:
         check_incident_owner(where.incident_id, where.box)
     return where
