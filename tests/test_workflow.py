@@ -3,6 +3,7 @@ close, reopening, escalation (with real Mosquitto), Open311 and reports."""
 
 import copy
 import json
+import logging
 import time
 import uuid
 
@@ -265,6 +266,23 @@ def test_stream_end_is_not_a_recheck(city):
     act(client, tokens["police"], case["id"], "feedback")
     ingest.handle(*end_of(first, "stream_ended"))
     assert client.get(f"/cases/{case['id']}", headers=auth(tokens["admin"])).json()["state"] == "feedback"
+
+
+def test_a_start_and_its_end_in_one_batch_commit_together(city, caplog):
+    """On PostgreSQL the end's look for the case's incidents still seen got no rows in the batch's pipeline
+    mode (ResourceClosedError): every such batch was rolled back and taken again one message at a time."""
+    tables, store, ingest, client, tokens = city
+    first, lead = incident(), incident(type="garbage", attributes={"needs_review": True})
+    with caplog.at_level(logging.INFO, logger="gateway.ingest"):
+        assert ingest.handle_batch([first, end_of(first, "left"), lead]) == ["case_created", "case_updated",
+                                                                             "case_created"]
+        assert act(client, tokens["police"], 1, "feedback").json()["state"] == "closed"  # seen gone already
+        second = incident(location={"lat": 39.17005, "lon": 117.15})
+        assert ingest.handle_batch([second]) == ["case_reopened"]
+        assert act(client, tokens["police"], 1, "feedback").json()["state"] == "feedback"
+        assert ingest.handle_batch([end_of(second, "left")]) == ["case_updated"]
+    assert "rolled back" not in caplog.text
+    assert store.get_case(1)["state"] == "closed"  # closed on the camera's re-check, in the batch
 
 
 def test_extension_and_invalid_actions_are_explained(city):
