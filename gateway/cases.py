@@ -81,7 +81,18 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
     that goes straight to a department (not ``held``, see ``held_for_review``) never joins a case
     still pending review: the edge confirmed something new where it had only a doubt (a pile
     dumped on a stain that was there when the camera came up), and a person's doubt about the
-    stain must not hold back the pile.
+    stain must not hold back the pile. An end whose start never reached the gateway (``is_lone_end``)
+    never reopens a closed case: the problem came back and went, or nobody watches it any more, and no
+    department is sent to it; it opens a case of its own, held for review.
+
+    >>> closed = {"id": 4, "type": "spill", "box": "b", "camera": "c", "zone": "z", "state": "closed",
+    ...           "created_at": 0.0, "closed_at": 50.0}
+    >>> start = {"type": "spill", "box": "b", "camera": "c", "zone": "z", "state": "start"}
+    >>> from gateway.config import TABLES_DIR, load_tables
+    >>> spill = load_tables(TABLES_DIR / "demo.yaml").category("spill")
+    >>> end = dict(start, state="end")
+    >>> choose(start, spill, [closed], 100.0, held=False)[0], choose(end, spill, [closed], 100.0, held=True)
+    ('reopen', ('new', None))
     """
     here = _here(message, category, candidates)
     window = category.seconds("merge_window") if category.merge_window else math.inf
@@ -91,7 +102,7 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
         return "merge", max(open_, key=lambda c: c["created_at"])
     closed = [c for c in here if c["state"] == CaseState.CLOSED.value and c["closed_at"] is not None
               and now - c["closed_at"] <= category.seconds("recheck_window")]
-    if closed:
+    if closed and not is_lone_end(message):
         return "reopen", max(closed, key=lambda c: c["closed_at"])
     return "new", None
 
@@ -155,7 +166,7 @@ def new_case(message: dict, category: Category, tables: Tables, now: float) -> d
         "reported_at": wire.parse_time(message["started_at"]),
         "confidence": message["confidence"],
         "bbox": json.dumps(message["bbox"]),
-        "evidence_sha256": (message.get("evidence") or {}).get("sha256"),
+        "evidence_sha256": None if is_lone_end(message) else (message.get("evidence") or {}).get("sha256"),
         "last_seq": message["seq"],
         "level": 0,
         "escalated_grid": None,
@@ -169,7 +180,7 @@ def new_case(message: dict, category: Category, tables: Tables, now: float) -> d
         "recheck_deadline": None,
         "extension_request": None,
     }
-    return row | incident_update(message)  # the first event seen may already be the end
+    return row | incident_update(message)  # a lone end's snapshot is the end's (the place seen gone)
 
 
 def dispatch_deadline(category: Category, tables: Tables, now: float, urgent: bool = False) -> float:
@@ -178,8 +189,17 @@ def dispatch_deadline(category: Category, tables: Tables, now: float, urgent: bo
 
 def held_for_review(message: dict, category: Category, tables: Tables) -> bool:
     """Whether a case opened from ``message`` waits for a person: the category is reviewed, the
-    grid is unknown (raised to the centre) or the edge asks for it."""
-    return category.review or not tables.knows(message["grid"]) or needs_review(message)
+    grid is unknown (raised to the centre), the edge asks for it, or it is a lone end (``is_lone_end``)."""
+    return category.review or not tables.knows(message["grid"]) or needs_review(message) or is_lone_end(message)
+
+
+def is_lone_end(message: dict) -> bool:
+    """Asked of the first event the gateway has of an incident (one that would open a case): its end, the
+    start never received (lost with a box's damaged outbox, or a dead letter), or not yet (a resent start
+    comes after its end). The camera saw a problem, and saw it gone (``left``, ``cleared``) or stopped
+    watching it (``box_stopped``, ``camera_lost``, ``stream_ended``): a person decides, no department is sent.
+    An incident still seen would come back as an ``update`` or a new start."""
+    return message["state"] == "end"
 
 
 def needs_review(message: dict) -> bool:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from gateway import storage
 from gateway.actions import perform
 from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeats
-from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, is_recheck, is_urgent,
+from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, is_lone_end, is_recheck, is_urgent,
                            merged_urgent, needs_review, new_case, pending_beside, place_locks, rejected_here)
 from gateway.config import Tables
 from gateway.images import ImageError, check_evidence
@@ -50,6 +50,27 @@ class AheadOfClock(Exception):
     def __init__(self, box: str, message: tuple[str, int], ahead_s: float):
         super().__init__(f"box {box!r}: times {ahead_s:.0f} s ahead of the gateway's clock")
         self.box, self.message, self.ahead_s = box, message, ahead_s
+
+
+def in_seq_order(work: list[tuple]) -> list[tuple]:
+    """A batch's checked messages, ``(index, topic, checked)``, with each incident's events in the order of
+    their ``seq``, in the places its events held (others keep theirs): a box sends an unconfirmed start
+    again after ``resend_after_s``, so its end may come first, and applied first it is a lone end
+    (``cases.is_lone_end``).
+
+    >>> ev = lambda i, iid, seq: (i, wire.Topic("b", "c", "incident", None), ({"incident_id": iid, "seq": seq}, None))
+    >>> [w[0] for w in in_seq_order([ev(0, "a", 3), ev(1, "x", 9), ev(2, "a", 1)])]
+    [2, 1, 0]
+    """
+    places: dict[str, list[int]] = {}
+    for place, (_, where, checked) in enumerate(work):
+        if where.kind != "evidence":
+            places.setdefault(checked[0]["incident_id"], []).append(place)
+    ordered = list(work)
+    for held in places.values():
+        for place, item in zip(held, sorted((work[p] for p in held), key=lambda w: w[2][0]["seq"])):
+            ordered[place] = item
+    return ordered
 
 
 class Ingest:
@@ -140,6 +161,7 @@ class Ingest:
                 log.exception("checking a message on %s failed; set aside", topic[:200])
                 outcomes[i] = self._dead(topic, f"internal error while checking: {type(exc).__name__}: {exc}",
                                          payload, now)
+        work = in_seq_order(work)
         applied = []
         try:
             with self.store.begin() as db, storage.pipelined(db):
@@ -160,7 +182,7 @@ class Ingest:
                 raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
             log.info("batch of %d rolled back (%s: %s); handling each alone", len(work) + len(beats),
                      type(exc).__name__, exc)
-            for i in sorted([i for i, _, _ in work] + [i for i, _ in beats]):
+            for i in [i for i, _, _ in work] + [i for i, _ in beats]:
                 outcomes[i] = self.handle(*items[i])
             return outcomes
         for done in applied:
@@ -249,6 +271,7 @@ class Ingest:
             return "duplicate", None
         actor = f"box:{message['box']}"
         case = storage.case_of_incident(db, message["incident_id"])
+        outcome = "case_updated"
         if case is None:
             since = now - category.seconds("recheck_window")
             near = storage.candidates(db, message, since, category.merge_radius_m)
@@ -277,32 +300,42 @@ class Ingest:
                     storage.log(db, case_id, now, "gateway", Role.SYSTEM, "flagged", None, None,
                                 f"grid {message['grid']} is not in the city's grid tree: raised to the centre "
                                 "for review")
+                if is_lone_end(message):
+                    storage.log(db, case_id, now, "gateway", Role.SYSTEM, "flagged", None, None,
+                                f"incident {message['incident_id']} ended ({message['end_reason']} at "
+                                f"{message['ended_at']}) before its start reached the gateway: held for review, "
+                                "not dispatched")
                 return "case_created", case_id
             storage.link(db, message["incident_id"], case["id"], "merged" if kind == "merge" else "reopened", now)
-            if kind == "merge":
-                # the problem is there again: the camera's earlier "gone" no longer holds
-                storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1, **NOT_ENDED,
-                                                     **merged_urgent(case, message, category, self.tables, now)})
-                storage.log(db, case["id"], now, actor, Role.SYSTEM, "merged", case["state"], case["state"],
-                            f"incident {message['incident_id']} at the same place")
+            if kind == "reopen":
+                urgent = is_urgent(message)  # the deadline of the new cycle follows the new incident
+                storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1, "urgent": urgent})
+                perform(db, dict(case, urgent=urgent), Action.REOPEN, Role.SYSTEM, actor, now, self.tables,
+                        f"the problem came back: incident {message['incident_id']}")
+                return "case_reopened", case["id"]
+            # the problem is there again: the camera's earlier "gone" no longer holds
+            storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1, **NOT_ENDED,
+                                                 **merged_urgent(case, message, category, self.tables, now)})
+            storage.log(db, case["id"], now, actor, Role.SYSTEM, "merged", case["state"], case["state"],
+                        f"incident {message['incident_id']} at the same place")
+            if not is_lone_end(message):
                 return "case_merged", case["id"]
-            urgent = is_urgent(message)  # the deadline of the new cycle follows the new incident
-            storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1, "urgent": urgent})
-            perform(db, dict(case, urgent=urgent), Action.REOPEN, Role.SYSTEM, actor, now, self.tables,
-                    f"the problem came back: incident {message['incident_id']}")
-            return "case_reopened", case["id"]
+            outcome = "case_merged"  # a lone end joins as its start would have, and ends below
         # an end while another incident joined to the case is still seen is no evidence the problem is gone
         still = storage.unended_incidents(db, case["id"]) if message["state"] == "end" else []
         if case["incident_id"] == message["incident_id"]:  # the case's own incident: keep its picture current
             storage.update_case(db, case["id"], incident_update(message, with_end=not still),
                                 last_seq_below=message["seq"])
+            first = (message.get("evidence") or {}).get("sha256") if message["state"] == "start" else None
+            if first and case["evidence_sha256"] is None:  # its start came after its end: the case's picture
+                storage.update_case(db, case["id"], {"evidence_sha256": first})
         if is_recheck(message) and still:
             storage.log(db, case["id"], now, actor, Role.SYSTEM, "incident_ended", case["state"], case["state"],
                         f"camera: {message['end_reason']} for incident {message['incident_id']}; "
                         f"still seen: {', '.join(still)}")
         elif is_recheck(message):
             self._recheck(db, case, message, category, actor, now)
-        return "case_updated", case["id"]
+        return outcome, case["id"]
 
     def _refused(self, db, message: dict, payload: bytes, now: float, reason: str) -> tuple[str, None]:
         """A dead letter found only by asking the database, written in the batch's own transaction."""

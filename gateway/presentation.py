@@ -309,6 +309,10 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
                             r"to (?P<to>\S+)"), _escalate_note),
     ("flagged", re.compile(r"grid (?P<grid>\S+) is not in the city's grid tree: raised to the centre for review"),
      lambda m, t: f"网格 {m['grid']} 不在本市网格表中: 提交指挥中心审核"),
+    ("flagged", re.compile(r"incident (?P<iid>\S+) ended \((?P<why>\w+) at (?P<at>\S+)\) before its start reached the "
+                           r"gateway: held for review, not dispatched"),
+     lambda m, t: f"事件 {m['iid']} 的发现未送达网关, 只收到其结束 ({END_REASONS.get(m['why'], m['why'])}, "
+                  f"{local_text(m['at'])}): 提交审核, 未派遣"),
     ("escalation_failed", re.compile(r"(?P<error>.+)", re.S), lambda m, t: f"升级失败: {local_text(m['error'])}"),
     ("verdict", re.compile(r"(?P<verdict>[a-z_]+)(?:: (?P<detail>[^;]+))?(?:; (?P<rest>.*))?", re.S), _verdict_note),
     ("suppression_lifted", re.compile(r"suppression (?P<id>\d+) lifted"), lambda m, t: f"屏蔽 #{m['id']} 已解除"),

@@ -687,29 +687,42 @@ def candidates(db: Connection, message: dict, since: float, radius_m: float) -> 
                                  "camera": message["camera"], "zone": message["zone"]})
 
 
+_REJECTED = select(cases).where(
+    cases.c.type == bindparam("type"), cases.c.state == literal_column(f"'{CaseState.REJECTED.value}'"),
+    cases.c.id.in_(select(case_log.c.case_id).where(case_log.c.action == literal_column(f"'{Action.REJECT.value}'"),
+                                                    case_log.c.at >= bindparam("since"))))
+_REJECTED_NEAR = Prepared(_REJECTED.where(
+    or_(cases.c.lat.is_(None), cases.c.lat.between(bindparam("lat0"), bindparam("lat1"))),
+    or_(cases.c.lon.is_(None), cases.c.lon.between(bindparam("lon0"), bindparam("lon1")))
+).order_by(cases.c.id.desc()).limit(200))
+_REJECTED_SAME_ZONE = Prepared(_REJECTED.where(
+    cases.c.box == bindparam("box"), cases.c.camera == bindparam("camera"), cases.c.zone == bindparam("zone")
+).order_by(cases.c.id.desc()).limit(200))
+
+
 def rejected_near(db: Connection, message: dict, since: float, radius_m: float) -> list[dict]:
     """Cases of the message's type near it (as ``candidates`` finds them) that a person rejected at
-    ``since`` or later; ``gateway.cases.rejected_here`` decides whether a lead joins one."""
-    rejected = select(case_log.c.case_id).where(case_log.c.action == Action.REJECT.value, case_log.c.at >= since)
-    q = select(cases).where(cases.c.type == message["type"], cases.c.state == CaseState.REJECTED.value,
-                            cases.c.id.in_(rejected))
+    ``since`` or later; ``gateway.cases.rejected_here`` decides whether a lead joins one. On the driver's
+    cursor (``Prepared``): in a batch's pipeline mode SQLAlchemy's result had no rows to give."""
     loc = message.get("location")
     if loc:
-        box = _around(loc, radius_m)
-        q = q.where(or_(cases.c.lat.is_(None), cases.c.lat.between(box["lat0"], box["lat1"])),
-                    or_(cases.c.lon.is_(None), cases.c.lon.between(box["lon0"], box["lon1"])))
-    else:
-        q = q.where(cases.c.box == message["box"], cases.c.camera == message["camera"],
-                    cases.c.zone == message["zone"])
-    return [dict(row) for row in db.execute(q.order_by(cases.c.id.desc()).limit(200)).mappings()]
+        return _REJECTED_NEAR.dicts(db, {"type": message["type"], "since": since, **_around(loc, radius_m)})
+    return _REJECTED_SAME_ZONE.dicts(db, {"type": message["type"], "since": since, "box": message["box"],
+                                          "camera": message["camera"], "zone": message["zone"]})
+
+
+_UNENDED = Prepared(select(case_incidents.c.incident_id).where(
+    case_incidents.c.case_id == bindparam("case_id"),
+    ~select(incident_events.c.incident_id).where(incident_events.c.incident_id == case_incidents.c.incident_id,
+                                                 incident_events.c.state == literal_column("'end'")).exists()))
 
 
 def unended_incidents(db: Connection, case_id: int) -> list[str]:
-    """The incidents joined to a case whose end the camera has not sent yet (still being seen)."""
-    ended = select(incident_events.c.incident_id).where(
-        incident_events.c.incident_id == case_incidents.c.incident_id, incident_events.c.state == "end")
-    return list(db.execute(select(case_incidents.c.incident_id)
-                           .where(case_incidents.c.case_id == case_id, ~ended.exists())).scalars())
+    """The incidents joined to a case whose end the camera has not sent yet (still being seen). On the
+    driver's cursor, as ``Prepared`` reads: in a batch's pipeline mode SQLAlchemy's result had no rows to
+    give (ResourceClosedError), and each batch holding a start and its end was rolled back and taken again
+    one message at a time."""
+    return [row[0] for row in _UNENDED.run(db, {"case_id": case_id}).fetchall()]
 
 
 def open_case(db: Connection, row: dict, now: float, actor: str) -> int:
@@ -742,13 +755,24 @@ def _log_row(case_id: int, now: float, actor: str, role: Role | str, action: str
             "extend_by": extend_by}
 
 
+_UPDATES: dict[tuple[tuple[str, ...], tuple[str, ...]], Prepared] = {}  # by the columns set and compared
+
+
 def update_case(db: Connection, case_id: int, values: dict, **where) -> bool:
     """Set ``values`` on a case if its columns equal ``where`` (compare-and-set);
-    ``last_seq_below=N`` applies only while the stored seq is older than N. True when a row changed."""
-    q = update(cases).where(cases.c.id == case_id)
-    for col, value in where.items():
-        q = q.where(cases.c[col] == value) if col != "last_seq_below" else q.where(cases.c.last_seq < value)
-    return db.execute(q.values(**values)).rowcount == 1
+    ``last_seq_below=N`` applies only while the stored seq is older than N. True when a row changed:
+    told by the row it returns, on the driver's cursor (``Prepared``), as psycopg's pipeline mode (a
+    batch's) gives no rowcount: every batch holding a reopening or a camera's close was rolled back as
+    a conflict and taken again one message at a time."""
+    key = (tuple(sorted(values)), tuple(sorted(where)))
+    if key not in _UPDATES:
+        q = update(cases).where(cases.c.id == bindparam("case_id"))
+        for col in key[1]:
+            q = q.where(cases.c.last_seq < bindparam("w_last_seq_below") if col == "last_seq_below"
+                        else cases.c[col] == bindparam(f"w_{col}"))
+        _UPDATES[key] = Prepared(q.values({col: bindparam(f"v_{col}") for col in key[0]}).returning(cases.c.id))
+    params = {"case_id": case_id, **{f"v_{c}": v for c, v in values.items()}, **{f"w_{c}": v for c, v in where.items()}}
+    return len(_UPDATES[key].run(db, params).fetchall()) == 1
 
 
 def apply(db: Connection, case: dict, action: Action, role: Role, actor: str, now: float,

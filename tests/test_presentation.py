@@ -185,6 +185,9 @@ def test_reports_count_beijing_days(kind, day, start, end):
                                                       "level 1, to HQ-DZG"}, "超期: 处置时限 2026-12-05 10:30 已过; 第 1 级督办, 升级至 丁字沽街道"),
     ({"action": "recheck_evidence", "role": "system", "note": "camera: cleared at 2026-12-05T02:30:00Z"},
      "摄像机核查: 已清除 (2026-12-05 10:30)"),
+    ({"action": "flagged", "role": "system", "note": "incident 3f2a9c ended (left at 2026-12-05T02:30:00Z) before its "
+                                                     "start reached the gateway: held for review, not dispatched"},
+     "事件 3f2a9c 的发现未送达网关, 只收到其结束 (车辆已驶离, 2026-12-05 10:30): 提交审核, 未派遣"),
     ({"action": "approve_extension", "role": "operator", "note": None, "extend_by": "1 working day"}, "1 个工作日"),
     # a person's note that reads like the gateway's is still the person's: the duration from its own field
     ({"action": "request_extension", "role": "department", "note": "2h", "extend_by": "5 working days"},

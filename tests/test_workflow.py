@@ -2,7 +2,9 @@
 close, reopening, escalation (with real Mosquitto), Open311 and reports."""
 
 import copy
+import hashlib
 import json
+import logging
 import time
 import uuid
 
@@ -267,6 +269,93 @@ def test_stream_end_is_not_a_recheck(city):
     assert client.get(f"/cases/{case['id']}", headers=auth(tokens["admin"])).json()["state"] == "feedback"
 
 
+def pictured(picture: bytes) -> dict:
+    return {"sha256": hashlib.sha256(picture).hexdigest(), "bytes": len(picture)}
+
+
+@pytest.mark.parametrize("reason, end_picture", [("left", True), ("cleared", True), ("box_stopped", False)])
+def test_an_end_whose_start_never_arrived_is_kept_for_review_and_sent_to_no_department(city, reason, end_picture):
+    """Its start lost at the box (a salvaged outbox, one held in memory on a full disk) or a dead letter, or
+    still to be resent: it opened a dispatched case, a department sent to a problem the camera had seen gone
+    or no longer watched."""
+    tables, store, ingest, client, tokens = city
+    found, gone = jpeg_photo(color="red"), jpeg_photo(color="gray")
+    start = incident(evidence=pictured(found))
+    topic, end = end_of(start, reason)
+    end = json.dumps(dict(json.loads(end), evidence=pictured(gone) if end_picture else None)).encode()
+    iid = json.loads(end)["incident_id"]
+    for picture in (found, gone):
+        assert ingest.handle(wire.evidence_topic("box-1", "gate", iid), picture) == "evidence"
+    assert ingest.handle(topic, end) == "case_created"  # a trace: the camera saw a problem there
+    case = client.get("/cases/1", headers=auth(tokens["admin"])).json()
+    assert (case["state"], case["dispatched_at"], case["deadline"], case["end_reason"]) == (
+        "pending_review", None, None, reason)
+    assert [e["action"] for e in case["timeline"]] == ["created", "flagged"]  # no dispatch notice
+    assert f"incident {iid} ended ({reason} at " in case["timeline"][-1]["note"]
+    assert case["evidence_url"] is None  # no picture of the problem reached the gateway, only of its end
+    assert (case["end_evidence_url"] is not None) == end_picture
+    assert client.get("/cases", headers=auth(tokens["police"])).json() == []
+    assert ingest.handle(*start) == "case_updated"  # the start, sent again by its box, comes after all
+    case = client.get("/cases/1", headers=auth(tokens["admin"])).json()
+    assert (case["state"], case["end_reason"]) == ("pending_review", reason)
+    assert client.get(case["evidence_url"], headers=auth(tokens["admin"])).content == found
+    assert act(client, tokens["op-s1"], 1, "confirm").json()["state"] == "dispatched"  # a person may still send it
+
+
+def test_an_end_whose_start_never_arrived_never_reopens_a_closed_case(city):
+    tables, store, ingest, client, tokens = city
+    first = incident()
+    ingest.handle(*first)
+    act(client, tokens["police"], 1, "feedback")
+    ingest.handle(*end_of(first, "left"))
+    assert store.get_case(1)["state"] == "closed"
+    # another car parked there and left; only its end reached the gateway
+    assert ingest.handle(*end_of(incident(location={"lat": 39.17005, "lon": 117.15}), "left")) == "case_created"
+    assert (store.get_case(1)["state"], store.get_case(1)["incident_count"]) == ("closed", 1)
+    assert store.get_case(2)["state"] == "pending_review"
+    assert client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"] == 1  # nothing new sent
+
+
+def test_an_end_whose_start_never_arrived_joins_an_open_case_as_its_start_and_end_would(city):
+    tables, store, ingest, client, tokens = city
+    first = incident()
+    ingest.handle(*first)
+    act(client, tokens["police"], 1, "feedback")
+    ingest.handle(*end_of(first, "camera_lost"))  # lost sight of it: no re-check
+    assert store.get_case(1)["state"] == "feedback"
+    # the camera is back, saw a car there and saw it leave; the car's start was lost
+    assert ingest.handle(*end_of(incident(location={"lat": 39.17005, "lon": 117.15}), "left")) == "case_merged"
+    case = store.get_case(1)
+    assert (case["state"], case["end_reason"], case["incident_count"]) == ("closed", "left", 2)
+    assert [e["action"] for e in case["timeline"]][-3:] == ["merged", "recheck_evidence", "close"]
+
+
+def test_a_start_and_its_end_in_one_batch_commit_together(city, caplog):
+    """On PostgreSQL the end's look for the case's incidents still seen got no rows in the batch's pipeline
+    mode (ResourceClosedError): every such batch was rolled back and taken again one message at a time."""
+    tables, store, ingest, client, tokens = city
+    first, lead = incident(), incident(type="garbage", attributes={"needs_review": True})
+    with caplog.at_level(logging.INFO, logger="gateway.ingest"):
+        assert ingest.handle_batch([first, end_of(first, "left"), lead]) == ["case_created", "case_updated",
+                                                                             "case_created"]
+        assert act(client, tokens["police"], 1, "feedback").json()["state"] == "closed"  # seen gone already
+        second = incident(location={"lat": 39.17005, "lon": 117.15})
+        assert ingest.handle_batch([second]) == ["case_reopened"]
+        assert act(client, tokens["police"], 1, "feedback").json()["state"] == "feedback"
+        assert ingest.handle_batch([end_of(second, "left")]) == ["case_updated"]
+    assert "rolled back" not in caplog.text
+    assert store.get_case(1)["state"] == "closed"  # closed on the camera's re-check, in the batch
+
+
+def test_a_start_and_its_end_in_one_batch_are_taken_in_their_order_whichever_came_first(city):
+    """A box sends an unconfirmed start again after resend_after_s: its end may be ahead of it."""
+    tables, store, ingest, client, tokens = city
+    first = incident()
+    assert ingest.handle_batch([end_of(first, "left"), first]) == ["case_updated", "case_created"]
+    (case,) = store.list_cases()
+    assert (case["state"], case["end_reason"], case["last_seq"]) == ("dispatched", "left", 2)
+
+
 def test_extension_and_invalid_actions_are_explained(city):
     tables, store, ingest, client, tokens = city
     ingest.handle(*incident())
@@ -459,3 +548,4 @@ def test_a_failed_batch_is_redone_message_by_message_on_both_databases(city, mon
     assert ingest.handle_batch(batch) == ["case_created", "case_created", "case_updated"]
     assert len(store.list_cases()) == 2 and store.count("incident_events") == 3
     assert ingest.handle_batch(batch) == ["duplicate"] * 3  # redelivered after a crash: nothing twice
+
