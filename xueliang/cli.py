@@ -219,6 +219,10 @@ def _dataset(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the folder out of reach or the disk full: the export has left nothing there
+        print(f"error: --out {args.out}: cannot be written ({exc.strerror or exc}); nothing was exported",
+              file=sys.stderr)
+        return 2
     for skipped in counts["skipped"]:
         print(f"warning: case {skipped['case_id']} incident {skipped['incident_id']} left out: {skipped['reason']}",
               file=sys.stderr)
