@@ -228,3 +228,14 @@ def test_a_demo_port_that_is_no_port_is_refused(tmp_path, port):
     run = xueliang("demo", "--once", "--data", str(tmp_path / "demo"), "--port", port, "--timeout", "1")
     assert run.returncode == 2 and "error: argument --port:" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.slow
+def test_replay_of_a_file_with_no_picture_to_decode_says_so(edge_config_file, tmp_path):
+    """A text file named .jpg, or a clip cut off before its first picture, printed nothing and exited 0: read as
+    a clip in which nothing happened."""
+    text = tmp_path / "frame.jpg"
+    text.write_text("hello\n")
+    run = xueliang("replay", str(text), "--config", str(edge_config_file), "--camera", "campus-gate")
+    assert run.returncode == 2 and run.stdout == "" and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert f"error: {text}: no picture in it could be decoded" in run.stderr
