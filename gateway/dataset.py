@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import yaml
@@ -101,10 +102,24 @@ def _image(store: Store, message: dict) -> tuple[bytes, bool] | None:
 
 def export(store: Store, tables: Tables, since: float, out: Path, frames_only: bool = False) -> dict:
     """Write the dataset of cases created since ``since`` that have a verdict; returns the counts.
-    ValueError when ``out`` exists and is not empty (an export never mixes with another)."""
+    ValueError when ``out`` exists and is not an empty folder (an export never mixes with another). An export
+    that fails (OSError: the disk full, a folder it may not write; or stopped) leaves ``out`` as it found it:
+    half an export, images without their manifest, looked like one and refused the next into the same folder."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file: export into a new folder")
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty: export into a new folder")
+    made = not out.exists()
+    try:
+        return _write(store, tables, since, out, frames_only)
+    except BaseException:
+        for child in [out] if made else list(out.iterdir()) if out.is_dir() else []:
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+        raise
+
+
+def _write(store: Store, tables: Tables, since: float, out: Path, frames_only: bool) -> dict:
     names = [c.type for c in tables.categories]
     with store.engine.connect() as db:
         rows = {r.id: dict(r._mapping) for r in db.execute(select(cases).where(cases.c.created_at >= since)

@@ -1,6 +1,7 @@
 """The `xueliang detect` command on real pictures and real models."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -139,3 +140,102 @@ def test_the_demo_on_a_taken_port_says_so_before_printing_anything_else(tmp_path
         run = xueliang("demo", "--once", "--data", str(tmp_path / "demo"), "--port", str(port), "--timeout", "1")
     assert run.returncode == 2 and run.stdout == "", run.stdout[-2000:]  # it printed tokens for the other server
     assert f"error: --port {port}: cannot listen on 127.0.0.1" in run.stderr
+
+
+def children_of(pid: int) -> list[int]:
+    """The ids of the live processes whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit():
+                stat = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+                if int(stat[1]) == pid and stat[0] != "Z":
+                    found.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            pass
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_a_second_demo_on_a_running_demos_folder_is_refused_and_a_stopped_demo_leaves_no_process(tmp_path):
+    """A second demo on another port emptied the first's folder under it (its database, its broker's files); a
+    demo ended with SIGTERM (a service manager, a closed terminal) left its broker, cameras, gateway and edge
+    running, each in a session of its own."""
+    import signal
+    import socket
+    from xueliang.services import free_port
+
+    from .conftest import wait_until
+
+    data, children = tmp_path / "demo", []
+    first = subprocess.Popen([sys.executable, "-m", "xueliang.cli", "demo", "--data", str(data), "--port",
+                              str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    try:
+        for line in first.stdout:
+            if line.startswith("gateway API"):
+                break
+        else:
+            pytest.fail(f"the demo ended with {first.wait()} before its gateway answered")
+        database = data / "gateway" / "gateway.sqlite"
+        inode = database.stat().st_ino
+        second = xueliang("demo", "--once", "--data", str(data), "--port", str(free_port()), "--timeout", "1")
+        assert second.returncode == 2 and second.stdout == "", second.stdout[-2000:]
+        assert f"error: --data {data}: another xueliang demo is using it" in second.stderr, second.stderr[-2000:]
+        assert database.stat().st_ino == inode and (data / "mosquitto" / "mosquitto.conf").exists()
+        children = children_of(first.pid)
+        assert len(children) == 4, children  # broker, RTSP server, gateway, edge
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 128 + signal.SIGTERM
+        wait_until(lambda: not any(map(alive, children)), 15, message="the demo's processes are still running")
+        with socket.socket() as s:  # its port is free again
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", int(first.args[first.args.index("--port") + 1])))
+    finally:
+        for pid in [first.pid, *children_of(first.pid), *children]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("how, says", [
+    ("a file", "cannot be made or opened (File exists)"),
+    ("read-only", "cannot be made or opened (Read-only file system)"),
+])
+def test_a_demo_data_folder_it_cannot_use_is_refused_before_anything_starts(tmp_path, how, says):
+    import contextlib
+
+    from .test_outbox_full import mounted_tmpfs
+
+    with contextlib.ExitStack() as stack:
+        if how == "a file":
+            data = tmp_path / "demo"
+            data.write_text("notes")
+        else:
+            data = stack.enter_context(contextlib.contextmanager(mounted_tmpfs)(tmp_path, "1M", "ro", ",ro")) / "demo"
+        run = xueliang("demo", "--once", "--data", str(data), "--port", "18093", "--timeout", "1")
+    assert run.returncode == 2 and run.stdout == "" and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert f"error: --data {data}: {says}" in run.stderr
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999", "http"])
+def test_a_demo_port_that_is_no_port_is_refused(tmp_path, port):
+    run = xueliang("demo", "--once", "--data", str(tmp_path / "demo"), "--port", port, "--timeout", "1")
+    assert run.returncode == 2 and "error: argument --port:" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "demo").exists()
+
+
+@pytest.mark.slow
+def test_replay_of_a_file_with_no_picture_to_decode_says_so(edge_config_file, tmp_path):
+    """A text file named .jpg, or a clip cut off before its first picture, printed nothing and exited 0: read as
+    a clip in which nothing happened."""
+    text = tmp_path / "frame.jpg"
+    text.write_text("hello\n")
+    run = xueliang("replay", str(text), "--config", str(edge_config_file), "--camera", "campus-gate")
+    assert run.returncode == 2 and run.stdout == "" and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert f"error: {text}: no picture in it could be decoded" in run.stderr

@@ -367,3 +367,41 @@ def test_two_exports_of_the_same_cases_are_the_same_bytes(tmp_path):
     manifest = [json.loads(line) for line in first["manifest.jsonl"].decode().splitlines()]
     assert [m["incident_id"] for m in manifest] == sorted(ids)  # linked in one instant: by id
     assert "path" not in yaml.safe_load(first["data.yaml"])  # ultralytics reads the folders beside it
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how, says", [
+    ("on a full disk", "--out {out}: cannot be written (No space left on device); nothing was exported"),
+    ("read-only", "--out {out}: cannot be written (Read-only file system); nothing was exported"),
+    ("a file", "{out} is a file: export into a new folder"),
+])
+def test_an_export_that_cannot_be_written_says_so_and_leaves_nothing_half_made(tmp_path, how, says):
+    """A full disk or a folder it may not write was a traceback, and the full disk left images without their
+    manifest that the next export into the folder refused ("is not empty")."""
+    import contextlib
+
+    from .test_outbox_full import fill, mounted_tmpfs
+
+    stored_before_the_header_check(tmp_path)
+    with contextlib.ExitStack() as stack:
+        if how == "a file":
+            out = tmp_path / "out"
+            out.write_text("notes")
+        else:
+            disk = stack.enter_context(contextlib.contextmanager(mounted_tmpfs)(
+                tmp_path, "1M", "disk", ",ro" if how == "read-only" else ""))
+            out = disk / "export"
+            if how == "on a full disk":
+                fill(disk)
+        run = export(tmp_path / "gateway.yaml", "--since", "2026-01-01", "--out", str(out))
+        assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+        assert "error: " + says.format(out=out) in run.stderr
+        if how == "a file":
+            assert out.read_text() == "notes"
+            return
+        assert not out.exists()
+        if how == "on a full disk":  # room made: the same folder takes the export
+            (disk / "filler").unlink()
+            again = export(tmp_path / "gateway.yaml", "--since", "2026-01-01", "--out", str(out))
+            assert again.returncode == 0 and json.loads(again.stdout)["images"] == 1, again.stderr[-2000:]
+            assert (out / "manifest.jsonl").read_text().count("\n") == 1

@@ -26,6 +26,17 @@ def _score(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    """A TCP port to listen on: 1..65535 (0 let the kernel pick one the demo then waited 30 s to find answering)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (1 to 65535)")
+    return value
+
+
 def cut_off(path: Path) -> bool:
     """Whether ``path`` is a JPEG that ends before its end-of-image marker (cut off in a copy or a download):
     libjpeg decodes it with the missing part grey and says so only on stderr. A file that cannot be read is
@@ -208,6 +219,10 @@ def _dataset(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the folder out of reach or the disk full: the export has left nothing there
+        print(f"error: --out {args.out}: cannot be written ({exc.strerror or exc}); nothing was exported",
+              file=sys.stderr)
+        return 2
     for skipped in counts["skipped"]:
         print(f"warning: case {skipped['case_id']} incident {skipped['incident_id']} left out: {skipped['reason']}",
               file=sys.stderr)
@@ -292,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("demo", help="serve the fixture clips as cameras and run everything")
     p.add_argument("--once", action="store_true", help="exit 0 after the first cases were created")
-    p.add_argument("--port", type=int, default=8080, help="gateway HTTP port")
+    p.add_argument("--port", type=_port, default=8080, help="gateway HTTP port")
     p.add_argument("--data", default="data/demo", help="local data folder")
     p.add_argument("--timeout", type=float, default=240.0, help="--once gives up after this many seconds")
     p.set_defaults(func=_demo)
@@ -310,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
 
         named: tuple[type[Exception], ...] = (ModelError,)
         for module, name in (("edge.config", "ConfigError"), ("gateway.config", "GatewayConfigError"),
-                             ("gateway.storage", "DatabaseUnusable"), ("edge.source", "SourceError")):
+                             ("gateway.storage", "DatabaseUnusable"), ("edge.source", "SourceError"),
+                             ("xueliang.services", "ServiceError")):
             try:  # each is there only where its extra is installed (a gateway-only install has no edge)
                 named += (getattr(__import__(module, fromlist=[name]), name),)
             except ImportError:

@@ -7,8 +7,11 @@ and prints each case as it is created.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -81,6 +84,41 @@ def demo_tokens(gateway_cfg: Path) -> list[str]:
     return lines
 
 
+def _stop(signum, frame) -> None:
+    """SIGTERM or SIGHUP (a service manager, a closed terminal): end as Ctrl-C does, the demo's processes with it
+    (each runs in a session of its own, out of the signal's reach: they were left running)."""
+    raise SystemExit(128 + signum)
+
+
+def take_data(data_dir: Path) -> int | str:
+    """The demo's data folder, made or emptied and held (a lock on the folder itself, for as long as this process
+    lives): its descriptor, or why it cannot be the demo's. A second demo on the same folder, on another port,
+    had emptied it under the first (its database, its broker's files)."""
+    data = data_dir.resolve()
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        held = os.open(data, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        return f"cannot be made or opened ({exc.strerror or exc})"
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(held)
+        return "another xueliang demo is using it; stop that one, or name another folder"
+    try:
+        children = list(data.iterdir())
+        if children and not (data / DEMO_MARK).exists():  # `--data data` from the repository root had wiped data/eval
+            os.close(held)
+            return f"a folder with files the demo did not make; name a new or empty one, or a demo's own (it holds {DEMO_MARK})"
+        for child in children:  # a demo starts from an empty case book
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        (data / DEMO_MARK).write_text("made by xueliang demo; it empties this folder at its next start\n")
+    except OSError as exc:
+        os.close(held)
+        return f"cannot be emptied or written ({exc.strerror or exc})"
+    return held
+
+
 def run_demo(once: bool, port: int, data_dir: Path, timeout_s: float) -> int:
     with socket.socket() as probe:  # a port someone else holds answered the demo's wait: its tokens and URL were
         try:                          # printed for another server before the gateway failed
@@ -89,18 +127,23 @@ def run_demo(once: bool, port: int, data_dir: Path, timeout_s: float) -> int:
         except OSError as exc:
             print(f"error: --port {port}: cannot listen on 127.0.0.1 ({exc.strerror}); name a free one", file=sys.stderr)
             return 2
+    held = take_data(data_dir)
+    if isinstance(held, str):
+        print(f"error: --data {data_dir}: {held}", file=sys.stderr)
+        return 2
     data = data_dir.resolve()
-    if data.exists() and any(data.iterdir()):
-        if not (data / DEMO_MARK).exists():  # `--data data` from the repository root had wiped data/eval
-            print(f"error: --data {data_dir}: a folder with files the demo did not make; name a new or empty one, "
-                  f"or a demo's own (it holds {DEMO_MARK})", file=sys.stderr)
-            return 2
-        shutil.rmtree(data)  # a demo starts from an empty case book
-    data.mkdir(parents=True, exist_ok=True)
-    (data / DEMO_MARK).write_text("made by xueliang demo; it empties this folder at its next start\n")
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
+    try:
+        return _run(once, port, data, timeout_s)
+    finally:
+        os.close(held)
+
+
+def _run(once: bool, port: int, data: Path, timeout_s: float) -> int:
     cameras = fixture_cameras()
     if not cameras:
-        print(f"error: no fixture clips with a *.truth.yaml in {FIXTURES}")
+        print(f"error: no fixture clips with a *.truth.yaml in {FIXTURES}", file=sys.stderr)
         return 2
     broker = services.mosquitto(data / "mosquitto")
     rtsp = services.rtsp_server({c["id"]: Path(c["url"]) for c in cameras}, data)
