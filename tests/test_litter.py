@@ -380,7 +380,9 @@ def test_a_pile_shows_as_itself_through_a_change_of_light_and_not_once_taken_awa
     changes than these, 30 % darker, left a high-contrast pile showing 55 % of itself against its first
     look: the check's light model scales lightness + ``L_OFFSET``, which dark and clipped pixels do not
     follow exactly.) Until 2026-12-06 it held only from 10 looks: ``test_a_pile_through_a_fast_drift_of_light``.
-    A light that jumps by a fifth between two looks: ``test_a_pile_shows_as_itself_at_the_first_look_after_the_light_jumps``."""
+    A light that jumps by a fifth between two looks: ``test_a_pile_shows_as_itself_at_the_first_look_after_the_light_jumps``.
+    A still camera read as moving in a slow fall of light (seed 689, strict xfail):
+    ``test_a_pile_through_a_slow_fall_of_light_with_a_still_camera``."""
     from edge.pipeline import LIKE_COVER
 
     check, frame, pile = ground_and_pile(192, 256, seed, seed, (45, 35), (80, 100))
@@ -394,6 +396,29 @@ def test_a_pile_shows_as_itself_through_a_change_of_light_and_not_once_taken_awa
         assert check.like(look, box) >= LIKE_COVER, k
     check.observe(20.0 + looks, lighter(frame, gain))
     assert check.like(look, box) < LIKE_COVER
+
+
+@pytest.mark.xfail(strict=True, reason="phase correlation reads a still camera as moving where a bright pile stands "
+                   "out from the ground the background keeps (left: HISTORY.md, 2026-12-06)")
+def test_a_pile_through_a_slow_fall_of_light_with_a_still_camera():
+    """Found by the light property (2026-12-06; seed 689, the light 20 % lower over 19 looks): the pile showed
+    0.44 of itself after the fall, taken for gone while it lay there. Not the light model: phase correlation of
+    the picture against the background, which keeps the ground under the pile, read the still camera as moved,
+    0.7 px at the 7th look and 3 px by the 21st (peaks 0.5-0.7: the bright pile against its ground in another
+    light), and each look was moved back by it. Leaving what stands out (the last look's static foreground) out
+    of that correlation, as people and vehicles are, fixed it and lost a knocked camera's spill on draw 24 (not
+    merged: models/litter/HISTORY.md, "What stands out left out of the sway's phase correlation")."""
+    from edge.pipeline import LIKE_COVER
+
+    check, frame, pile = ground_and_pile(192, 256, 689, 689, (45, 35), (80, 100))
+    box = (0.3, 0.5, 0.5, 0.7)
+    for t in range(5, 15):
+        check.observe(float(t), pile)
+    look = check.look(check.ground(box), box)
+    for k in range(1, 22):
+        check.observe(15.0 + k, lighter(pile, 1 - 0.2 * min(1.0, k / 19)))
+        assert check.like(look, box) >= LIKE_COVER, k
+    assert check.scene == 1
 
 
 def test_a_pile_through_a_fast_drift_of_light():
@@ -422,7 +447,9 @@ def test_a_pile_shows_as_itself_at_the_first_look_after_the_light_jumps(seed, ga
     after (the background learns the new light at once where nothing stands out), so the pile showed 0.34-0.47 of
     itself at that look (these three, of 55 in 715 grounds and lights, seeds 0-1000 by 7, 0.8-0.85 and 1.2-1.25;
     all were themselves again at the next look). Both are now at the lightness the picture is compared at; one of
-    the 715 still showed 0.47 (seed 945, 25 % lighter: the picture's chroma is not brought to that lightness)."""
+    the 715 still showed 0.47 (seed 945, 25 % lighter: the picture's chroma is not brought to that lightness;
+    bringing it, as a kept look's is, doubled the still, changed ground of the real clip under a cloud,
+    ``test_left_object_is_silent_while_the_light_changes``: 0.024 to 0.045, 2026-12-06)."""
     from edge.pipeline import LIKE_COVER
 
     check, frame, pile = ground_and_pile(192, 256, seed, seed, (45, 35), (80, 100))
