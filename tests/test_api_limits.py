@@ -478,6 +478,20 @@ def test_token_options_that_cannot_mean_what_they_say_are_refused(city, tmp_path
     assert [(t["name"], t["revoked_at"]) for t in store.tokens()] == before
 
 
+@pytest.mark.parametrize("command, options", [("token", ["--list"]), ("token", ["--revoke", "tp"]),
+                                               ("dataset export", ["--since", "2026-12-01", "--out", "OUT"])])
+def test_a_command_that_reads_the_database_refuses_a_path_with_none(tmp_path, capsys, command, options):
+    """A mistyped SQLite path made a new, empty database (and its folders): ``token --list`` listed no tokens and
+    ``dataset export`` exported nothing, each without a word."""
+    config = tmp_path / "gateway.yaml"
+    missing = tmp_path / "typo" / "gw.sqlite"
+    config.write_text(yaml.safe_dump({"database": f"sqlite:///{missing}"}))
+    options = [str(tmp_path / "out") if o == "OUT" else o for o in options]
+    assert cli([*command.split(), "--config", str(config), *options]) == 2
+    assert f"error: no database at {missing}" in capsys.readouterr().err
+    assert not missing.parent.exists() and not (tmp_path / "out").exists()
+
+
 def storage_hash(token: str) -> str:
     from gateway.auth import hash_token
 

@@ -134,6 +134,19 @@ def _gateway(args: argparse.Namespace) -> int:
         raise GatewayConfigError(f"{args.config}: {exc}") from None
 
 
+def missing_database(url: str) -> str | None:
+    """Why a command that only reads the gateway's database (``token --list``, ``--revoke``, ``dataset export``)
+    is not to open ``url``: an SQLite file that is not there (a mistyped path made a new, empty database, and the
+    command found no tokens or no cases without a word). None where it may."""
+    from gateway.storage import sqlite_path
+
+    path = sqlite_path(url)
+    if path is None or path.exists():
+        return None
+    return (f"no database at {path}: the gateway makes it at its first start; check the config's database "
+            "(nothing was made)")
+
+
 def _token(args: argparse.Namespace) -> int:
     import time
 
@@ -144,6 +157,9 @@ def _token(args: argparse.Namespace) -> int:
     from xueliang.wire import iso
 
     config = load_gateway_config(args.config)
+    if (args.list or args.revoke) and (missing := missing_database(config.database)):
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     store = Store(config.database)
     now = time.time()
     if args.list:
@@ -214,6 +230,9 @@ def _dataset(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     config = load_gateway_config(args.config)
+    if missing := missing_database(config.database):
+        print(f"error: {missing}", file=sys.stderr)
+        return 2
     try:
         counts = export(Store(config.database), load_tables(config.tables), since, Path(args.out), args.frames_only)
     except ValueError as exc:
