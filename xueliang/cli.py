@@ -98,14 +98,14 @@ def _detect(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from edge.config import load_config
     from edge.replay import replay
-    from xueliang.wire import WireError, incident_file_name, parse_time
+    from xueliang.wire import WireError, incident_file_name
 
     config = load_config(args.config)
     out_dir = Path(args.evidence_dir) if args.evidence_dir else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        for out in replay(config, args.camera, args.video, parse_time(args.start)):
+        for out in replay(config, args.camera, args.video, city_time(args.start)):
             print(json.dumps(out.message, ensure_ascii=False), flush=True)
             if out_dir and out.evidence:
                 name = f"{incident_file_name(out.message['incident_id'])}-{out.message['seq']}.jpg"
@@ -132,6 +132,30 @@ def _gateway(args: argparse.Namespace) -> int:
         return retire_gateway(config, args.retire) if args.retire else run_gateway(config)
     except GatewayConfigError as exc:  # found while starting (the HTTP port taken): still the file's
         raise GatewayConfigError(f"{args.config}: {exc}") from None
+
+
+def city_time(text: str) -> float:
+    """A time typed on the command line (``replay --start``, ``dataset export --since``), seconds since the epoch:
+    ISO 8601 with its zone as written; without one, and a bare day (its midnight), in the city's time (Beijing),
+    as a person there means it. A zone-less time was UTC in both and a bare day Beijing's in one only: a recording
+    replayed from ``2026-11-22T08:00:00`` carried times 8 h late. WireError for what is no time.
+
+    >>> city_time("2026-12-01") == city_time("2026-12-01T00:00:00") == city_time("2026-11-30T16:00:00Z")
+    True
+    >>> city_time("2026-12-01T08:00:00+00:00") - city_time("2026-12-01T08:00:00")
+    28800.0
+    """
+    from datetime import date, datetime
+
+    from gateway.deadlines import CITY_TZ
+    from xueliang.wire import WireError, parse_time
+
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00")) if len(text) != 10 else \
+            datetime.combine(date.fromisoformat(text), datetime.min.time())
+    except ValueError as exc:
+        raise WireError(f"time {text[:40]!r} is not a real time: {exc}") from None
+    return parse_time(text if when.tzinfo is not None else when.replace(tzinfo=CITY_TZ).isoformat())
 
 
 def missing_database(url: str) -> str | None:
@@ -214,18 +238,14 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _dataset(args: argparse.Namespace) -> int:
-    from datetime import date, datetime
-
     from gateway.config import load_gateway_config, load_tables
     from gateway.dataset import export
-    from gateway.deadlines import CITY_TZ
     from gateway.storage import Store
-    from xueliang.wire import WireError, incident_file_name, parse_time
+    from xueliang.wire import WireError, incident_file_name
 
-    try:  # a day is the city's day (Beijing); a time is ISO 8601
-        day = date.fromisoformat(args.since) if len(args.since) == 10 else None
-        since = datetime(day.year, day.month, day.day, tzinfo=CITY_TZ).timestamp() if day else parse_time(args.since)
-    except (ValueError, WireError) as exc:
+    try:
+        since = city_time(args.since)
+    except WireError as exc:
         print(f"error: --since {args.since!r}: write a day (2026-12-01, Beijing time) or an ISO 8601 time ({exc})",
               file=sys.stderr)
         return 2
@@ -285,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("video")
     p.add_argument("--config", required=True)
     p.add_argument("--camera", required=True)
-    p.add_argument("--start", default="2026-01-01T00:00:00Z", help="ISO 8601 time of the first frame")
+    p.add_argument("--start", default="2026-01-01T00:00:00Z", help="ISO 8601 time of the first frame (without a "
+                   "zone: Beijing time)")
     p.add_argument("--evidence-dir", help="also write evidence JPEGs here, each named by its incident id as a file "
                    "name may show it (':' made '_', a short hash of the id) and its seq")
     p.set_defaults(func=_replay)
@@ -318,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     p = dataset.add_parser("export", help="every judged incident since DATE as an image with YOLO labels and COCO "
                            "JSON, false alarms as hard negatives (empty labels), with a manifest of where each came from")
     p.add_argument("--config", required=True, help="the gateway's config (its database and tables)")
-    p.add_argument("--since", required=True, help="cases created from this day (YYYY-MM-DD, Beijing) or ISO 8601 time")
+    p.add_argument("--since", required=True, help="cases created from this day (YYYY-MM-DD, Beijing) or ISO 8601 time (without a zone: Beijing time)")
     p.add_argument("--out", required=True, help="a new or empty folder")
     p.add_argument("--frames-only", action="store_true", help="leave out incidents whose box sent only the "
                    "annotated snapshot (no unannotated frame)")
