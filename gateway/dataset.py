@@ -41,7 +41,7 @@ from sqlalchemy import select
 from gateway import verdicts
 from gateway.config import Tables
 from gateway.images import ImageError, check_jpeg
-from gateway.storage import Store, case_incidents, cases, evidence, incident_events
+from gateway.storage import Store, case_incidents, cases, evidence, in_chunks, incident_events
 from xueliang import wire
 
 POSITIVE = ("correct", "wrong_place", "wrong_type")
@@ -75,9 +75,10 @@ def _starts(store: Store, case_ids: list[int]) -> dict[int, list[dict]]:
     they joined it (those of one instant by id: the same at every export)."""
     out: dict[int, list[dict]] = {i: [] for i in case_ids}
     with store.engine.connect() as db:
-        links = db.execute(select(case_incidents.c.case_id, case_incidents.c.incident_id)
-                           .where(case_incidents.c.case_id.in_(case_ids))
-                           .order_by(case_incidents.c.linked_at, case_incidents.c.incident_id)).all()
+        links = [link for some in in_chunks(case_ids)
+                 for link in db.execute(select(case_incidents.c.case_id, case_incidents.c.incident_id)
+                                        .where(case_incidents.c.case_id.in_(some))
+                                        .order_by(case_incidents.c.linked_at, case_incidents.c.incident_id)).all()]
         for case_id, incident_id in links:
             row = db.execute(select(incident_events.c.payload).where(incident_events.c.incident_id == incident_id)
                              .order_by(incident_events.c.seq).limit(1)).first()

@@ -211,3 +211,15 @@ def test_a_new_list_replaces_the_old_at_once_and_a_bad_one_is_ignored():
     assert held.admit(dict(start, incident_id="b")) is True
     assert held.status()["suppressions"] == [] and held.status()["suppressed_events"] == 1
     assert inside_share([0.1, 0.1, 0.2, 0.2], [0.0, 0.0, 1.0, 1.0]) == 1.0
+
+
+def test_the_newest_verdicts_and_first_events_of_more_cases_than_a_query_takes_parameters(database_url):  # noqa: F811
+    """``dataset export --since`` a day months back asks of every case since: 70,000 ids in one ``IN (...)`` is more
+    than PostgreSQL takes as parameters of one statement (65,535), and the export failed."""
+    from gateway import dataset
+
+    store = Store(database_url)
+    many = list(range(1, 70_001))
+    assert verdicts.latest(store, many) == {}
+    starts = dataset._starts(store, many)
+    assert len(starts) == 70_000 and not any(starts.values())
