@@ -398,6 +398,22 @@ def test_a_pile_shows_as_itself_through_a_change_of_light_and_not_once_taken_awa
     assert check.like(look, box) < LIKE_COVER
 
 
+def a_pile_through_a_fall_of_light(seed: int, over: int, looks: int) -> None:
+    """A confirmed pile (ground and pile of ``seed``) shows as itself at each of ``looks`` looks while the light
+    falls by a fifth ``over`` looks, and the check learns its scene once."""
+    from edge.pipeline import LIKE_COVER
+
+    check, frame, pile = ground_and_pile(192, 256, seed, seed, (45, 35), (80, 100))
+    box = (0.3, 0.5, 0.5, 0.7)
+    for t in range(5, 15):
+        check.observe(float(t), pile)
+    look = check.look(check.ground(box), box)
+    for k in range(1, looks + 1):
+        check.observe(15.0 + k, lighter(pile, 1 - 0.2 * min(1.0, k / over)))
+        assert check.like(look, box) >= LIKE_COVER, k
+    assert check.scene == 1
+
+
 @pytest.mark.xfail(strict=True, reason="phase correlation reads a still camera as moving where a bright pile stands "
                    "out from the ground the background keeps (left: HISTORY.md, 2026-12-06)")
 def test_a_pile_through_a_slow_fall_of_light_with_a_still_camera():
@@ -408,17 +424,7 @@ def test_a_pile_through_a_slow_fall_of_light_with_a_still_camera():
     light), and each look was moved back by it. Leaving what stands out (the last look's static foreground) out
     of that correlation, as people and vehicles are, fixed it and lost a knocked camera's spill on draw 24 (not
     merged: models/litter/HISTORY.md, "What stands out left out of the sway's phase correlation")."""
-    from edge.pipeline import LIKE_COVER
-
-    check, frame, pile = ground_and_pile(192, 256, 689, 689, (45, 35), (80, 100))
-    box = (0.3, 0.5, 0.5, 0.7)
-    for t in range(5, 15):
-        check.observe(float(t), pile)
-    look = check.look(check.ground(box), box)
-    for k in range(1, 22):
-        check.observe(15.0 + k, lighter(pile, 1 - 0.2 * min(1.0, k / 19)))
-        assert check.like(look, box) >= LIKE_COVER, k
-    assert check.scene == 1
+    a_pile_through_a_fall_of_light(seed=689, over=19, looks=21)
 
 
 def test_a_pile_through_a_fast_drift_of_light():
@@ -427,17 +433,7 @@ def test_a_pile_through_a_fast_drift_of_light():
     of -0.06 (nothing alike), the check moved the picture back by it, found most of it changed, and learnt the
     scene again from the moved picture; the pile's look, kept before, then showed 0.15 of itself: taken for gone
     while it lay there. A move whose peak is under ``MIN_RESPONSE`` is not taken back now."""
-    from edge.pipeline import LIKE_COVER
-
-    check, frame, pile = ground_and_pile(192, 256, 147, 147, (45, 35), (80, 100))
-    box = (0.3, 0.5, 0.5, 0.7)
-    for t in range(5, 15):
-        check.observe(float(t), pile)
-    look = check.look(check.ground(box), box)
-    for k in range(1, 8):
-        check.observe(15.0 + k, lighter(pile, 1 - 0.2 * min(1.0, k / 5)))
-        assert check.like(look, box) >= LIKE_COVER, k
-    assert check.scene == 1
+    a_pile_through_a_fall_of_light(seed=147, over=5, looks=7)
 
 
 @pytest.mark.parametrize("seed, gain", [(63, 0.8), (168, 0.8), (203, 1.25)])
