@@ -124,6 +124,17 @@ class Watcher:
         self.client.disconnect()
 
 
+def page_rows(browser, selector: str, attribute: str | None = None) -> list:
+    """The text of each element ``selector`` finds on the page (as shown, ``innerText``), or ``(attribute's value,
+    text)`` pairs, read in one script in the page: a live list (gateway/static/live.js) swaps its table between a
+    find and a read of the elements found, and a read of one found before failed (StaleElementReferenceException;
+    CI, twice)."""
+    found = browser.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]),"
+        " e => [arguments[1] === null ? null : e.getAttribute(arguments[1]), e.innerText])", selector, attribute)
+    return [text for _, text in found] if attribute is None else [tuple(pair) for pair in found]
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = "condition not met"):
     import time
 

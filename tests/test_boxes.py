@@ -33,7 +33,7 @@ from gateway.storage import Store
 from xueliang import wire
 from xueliang.mqtt import make_client
 
-from .conftest import serve, wait_until
+from .conftest import page_rows, serve, wait_until
 from .test_gateway import NOW, TOPIC, payload
 from .test_two_gateways import at_once
 from .test_web import SHOTS, browser, main_text  # noqa: F401 (the fixture)
@@ -515,8 +515,7 @@ def test_a_real_boxs_heartbeats_reach_the_page_in_chromium_and_hostile_ones_chan
             wait_until(lambda: rows(store)[BOX]["heard_at"] > heard, 10, 0.05, message="the heartbeat recorded")
             browser.find_element(By.LINK_TEXT, "边缘盒子").click()
             wait_until(lambda: browser.find_elements(By.ID, "boxes"), 5, message="the boxes page")
-            shown = {r.get_attribute("data-box"): r.text
-                     for r in browser.find_elements(By.CSS_SELECTOR, "#boxes tr")[1:]}
+            shown = dict(page_rows(browser, "#boxes tr[data-box]", "data-box"))
             assert list(shown) == ["box-1"]  # box-9's camera is in another street (HQ-XYM)
             assert "在线" in shown[BOX] and "失联" not in shown[BOX], shown
             assert "2/3" in shown[BOX] and "未在线: yard (重连中)" in shown[BOX], shown
@@ -530,12 +529,12 @@ def test_a_real_boxs_heartbeats_reach_the_page_in_chromium_and_hostile_ones_chan
             browser.execute_script("window.stillHere = 'yes'")  # gone if the page reloaded
 
             def silent() -> bool:  # three of its 3 s intervals without a heartbeat: the page follows, not reloaded
-                return "失联" in browser.find_element(By.CSS_SELECTOR, "#boxes tr[data-box='box-1']").text
+                return any("失联" in text for text in page_rows(browser, "#boxes tr[data-box='box-1']"))
 
             wait_until(silent, 20, 0.5, message="box-1 shown silent")
             assert browser.execute_script("return window.stillHere") == "yes"
             assert int(browser.find_element(By.TAG_NAME, "body").get_attribute("data-live-updates")) >= 1
-            assert "失联 1 台" in browser.find_element(By.ID, "gateway-time").text
+            assert "失联 1 台" in page_rows(browser, "#gateway-time")[0]
             assert httpx.get(f"{base}/ui/boxes").status_code == 303  # no session: to the sign-in form
     finally:
         other.loop_stop()

@@ -19,7 +19,7 @@ from gateway.storage import Store
 from xueliang import wire
 from xueliang.mqtt import make_client
 
-from .conftest import serve, wait_until
+from .conftest import page_rows, serve, wait_until
 from .test_boxes import BOX, TABLES, heartbeat, rows, signed_in
 from .test_web import browser, main_text  # noqa: F401 (the fixture)
 
@@ -158,7 +158,7 @@ def test_in_chromium_an_admin_removes_a_box_after_confirming_and_an_operator_see
 
     with serve(create_app(store, TABLES)) as base:
         sign_in(base, new_token(store, "op1", "operator", grid="HQ"))
-        assert len(browser.find_elements(By.CSS_SELECTOR, "#boxes tr[data-box]")) == 2
+        assert len(page_rows(browser, "#boxes tr[data-box]")) == 2
         assert browser.find_elements(By.CSS_SELECTOR, "#boxes button") == []  # no remove button for an operator
 
         sign_in(base, new_token(store, "root", "admin"))
@@ -172,6 +172,6 @@ def test_in_chromium_an_admin_removes_a_box_after_confirming_and_an_operator_see
         wait_until(lambda: browser.find_elements(By.ID, "remove-confirm"), 5, message="asked to confirm")
         browser.find_element(By.ID, "remove-confirm").click()
         wait_until(lambda: "已移除边缘盒子 box-1" in main_text(browser), 5, message="the removal said")
-        assert [r.get_attribute("data-box") for r in browser.find_elements(By.CSS_SELECTOR, "#boxes tr[data-box]")] \
+        assert [box for box, _ in page_rows(browser, "#boxes tr[data-box]", "data-box")] \
             == ["box-2"]
         assert set(rows(store)) == {"box-2"}

@@ -23,7 +23,7 @@ from gateway.presentation import ACTION_NAMES, local_time
 from gateway.storage import Store
 from xueliang import services, wire
 
-from .conftest import REPO, serve, wait_until
+from .conftest import REPO, page_rows, serve, wait_until
 from .test_gateway import START
 from .test_presentation import gone, jpeg, sighting
 from .test_workflow import CITY, incident
@@ -210,7 +210,7 @@ def test_a_person_reads_chinese_and_beijing_time_and_sees_each_incidents_snapsho
         main = browser.find_element(By.TAG_NAME, "main").text
         labels = [e.text.split("\n")[0].strip() for e in browser.find_elements(By.CSS_SELECTOR, "form.filters label")]
         assert [label.split(" ")[0] for label in labels] == ["状态", "类别", "部门", "网格编码", "只看超期"]
-        row = browser.find_element(By.CSS_SELECTOR, "#cases tr:last-child").text
+        row = page_rows(browser, "#cases tr:last-child")[0]
         assert "交警" in row and "网格1 (D-S1-C1-G1)" in row and "traffic-police" not in main
         assert local_time(case["created_at"]) in row and local_time(case["deadline"]) in row
         assert not ISO_UTC.search(main), main

@@ -16,7 +16,7 @@ from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
 from gateway.storage import Store
 
-from .conftest import serve, wait_until
+from .conftest import page_rows, serve, wait_until
 from .test_gridmap import grid_extent
 from .test_presentation import jpeg, sighting
 from .test_web import SHOTS, browser  # noqa: F401 (the fixture)
@@ -661,10 +661,7 @@ def test_the_overdue_board_follows_a_case_that_moves_to_its_top_without_a_reload
         browser.get(f"{base}/ui/overdue?limit=2")
 
         def board() -> list[int]:
-            # read in one script: the live page may replace its rows between a find and a read
-            texts = browser.execute_script(
-                "return Array.from(document.querySelectorAll('#cases a'), a => a.textContent.trim())")
-            return [int(t.lstrip("#")) for t in texts]
+            return [int(text.strip().lstrip("#")) for text in page_rows(browser, "#cases a")]
 
         assert board() == [1, 2]
         browser.execute_script("window.stillHere = 'yes'")  # gone if the page reloaded
@@ -674,7 +671,7 @@ def test_the_overdue_board_follows_a_case_that_moves_to_its_top_without_a_reload
         assert escalated.status_code == 200, escalated.text
         wait_until(lambda: board() == [3, 1], 15, message="case 3 at the top of the board")
         assert browser.execute_script("return window.stillHere") == "yes"
-        assert "第 1–2 条, 共 5 条" in browser.find_element(By.ID, "pager").text
+        assert "第 1–2 条, 共 5 条" in page_rows(browser, "#pager")[0]
 
 
 @pytest.mark.slow
