@@ -651,8 +651,6 @@ def test_each_list_pages_live_fingerprint_follows_what_it_shows_in_its_own_order
 
 @pytest.mark.slow
 def test_the_overdue_board_follows_a_case_that_moves_to_its_top_without_a_reload(city, browser):
-    from selenium.webdriver.common.by import By
-
     tables, store, ingest = city
     many_overdue_cases(store, ingest, 5, time.time())  # the newest, 5 and 4, are not on the board's first page
     admin = new_token(store, "root", "admin")

@@ -241,7 +241,7 @@ def _dataset(args: argparse.Namespace) -> int:
     from gateway.config import load_gateway_config, load_tables
     from gateway.dataset import export
     from gateway.storage import Store
-    from xueliang.wire import WireError, incident_file_name
+    from xueliang.wire import WireError
 
     try:
         since = city_time(args.since)
