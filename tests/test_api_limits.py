@@ -7,6 +7,7 @@ import io
 import json
 import select
 import socket
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -17,12 +18,12 @@ import uvicorn
 import yaml
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import insert, text
+from sqlalchemy import event, insert, text
 
 from gateway import storage
 from gateway.api import create_app
 from gateway.auth import new_token
-from gateway.config import load_tables
+from gateway.config import Tables, load_tables
 from gateway.images import MAX_PHOTO_BYTES
 from gateway.ingest import Ingest
 from gateway.storage import Store
@@ -616,3 +617,32 @@ def test_migrations_4_and_5_keep_photos_and_tokens(database_url):  # noqa: F811 
     assert store.list_dead_letters(grids=["D-S1"])[0]["grid"] == "D-S1"
     store.add_session("b" * 64, "a" * 64, now, now + 60)
     assert store.session("b" * 64)["name"] == "legacy"
+
+
+def test_an_operator_over_more_grids_than_a_statement_takes_parameters_sees_its_lists(tmp_path, database_url):  # noqa: F811
+    """An operator of a street of 70,000 grids: each grid of its scope was one parameter of ``grid IN (...)``, more than
+    PostgreSQL takes in a statement (65,535) and SQLite as built by default (32,766), and each list it asked for was a
+    500. Its cases, dead letters and suppressions are still its subtree's alone."""
+    many = [{"code": f"D-S1-C1-G{i}", "name": f"网格{i}", "parent": "D-S1-C1"} for i in range(2, 70_002)]
+    tables = Tables.model_validate(dict(CITY, grids=CITY["grids"] + many))
+    store = Store(database_url)
+    if store.engine.dialect.name == "sqlite":  # Debian's SQLite takes 250,000 parameters; the default build's limit
+        event.listen(store.engine, "connect",
+                     lambda conn, _: conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766))
+        store.engine.dispose()
+    ingest = Ingest(store, tables)
+    for grid, lat in (("D-S1-C1-G70001", 39.17), ("D-S2-G9", 39.0)):  # far apart: two cases
+        assert ingest.handle(*incident(grid=grid, location={"lat": lat, "lon": 117.15})) == "case_created"
+    for grid in ("D-S1-C1-G5", "D-S2-G9"):
+        assert ingest.handle(*incident(grid=grid, seq=-1)) == "dead_letter"
+    client, operator = TestClient(create_app(store, tables)), auth(new_token(store, "op", "operator", grid="D-S1"))
+    cases = client.get("/cases", headers=operator)
+    assert cases.status_code == 200 and [c["grid"] for c in cases.json()] == ["D-S1-C1-G70001"]
+    assert [c["grid"] for c in client.get("/cases", params={"grid": "D-S1-C1"}, headers=operator).json()] == [
+        "D-S1-C1-G70001"]
+    dead = client.get("/dead-letters", headers=operator).json()
+    assert dead["total"] == 1 and [d["grid"] for d in dead["dead_letters"]] == ["D-S1-C1-G5"]
+    assert client.get("/suppressions", headers=operator).json() == []
+    assert client.post("/suppressions/1/lift", headers=operator).status_code == 404
+    requests = client.get("/open311/v2/requests.json", headers=operator)
+    assert requests.status_code == 200 and len(requests.json()) == 1
