@@ -493,10 +493,11 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     # (blank on a city's intranet) and need an inline one, which no page of the gateway's CSP runs
     app = FastAPI(title="xueliang gateway", version="1", docs_url=None, redoc_url=None, responses=DATABASE_DOWN)
     app.add_middleware(BodyCap, uploads=UPLOADS)
-    app.add_middleware(SecurityHeaders)
-    # outermost: a Host not listed (http.allowed_hosts) is a 400 before anything reads the request; a listed
+    # a Host not listed (http.allowed_hosts) is a 400 before anything reads the request; a listed
     # www. name does not redirect the bare one to it (www_redirect), a host not listed is refused
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts), www_redirect=False)
+    # outermost, so that 400 has the headers too: it reads nothing of the request, it adds to the answer's head
+    app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(OperationalError, database_unavailable)
     app.add_exception_handler(StarletteHTTPException, not_a_page)  # /ui/ in Chinese, the rest FastAPI's JSON
