@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.exc import OperationalError
 
 from gateway import actions, boxes, storage, verdicts
@@ -31,7 +31,8 @@ from gateway.metrics import REGISTRY, Health
 from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg
 from gateway.open311 import open311
 from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha256, Which, case_view,
-                                  evidence_response, incident_evidence_response, iso, period, photo_response)
+                                  evidence_response, incident_evidence_response, iso, note_hidden, period,
+                                  photo_response)
 from gateway.reports import machine_precision, summary
 from gateway.security import BodyCap, SecurityHeaders, database_unavailable, read_capped, validation_error
 from gateway.storage import Store
@@ -138,7 +139,7 @@ class ActionRequest(BaseModel):
 
     @field_validator("note", "department", "extend_by")
     @classmethod
-    def storable(cls, value: str | None) -> str | None:
+    def storable(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         try:
@@ -147,6 +148,9 @@ class ActionRequest(BaseModel):
             raise ValueError("must be text without unpaired surrogates") from None
         if "\x00" in value:
             raise ValueError("must be text without NUL characters")
+        if codes := note_hidden(value):
+            raise ValueError(f"{info.field_name}: has control or invisible formatting characters ({codes}); "
+                             "write it without them")
         return value
 
 
@@ -164,8 +168,8 @@ class VerdictRequest(BaseModel):
 
     @field_validator("note")
     @classmethod
-    def storable(cls, value: str | None) -> str | None:
-        return ActionRequest.storable(value)
+    def storable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return ActionRequest.storable(value, info)
 
     @model_validator(mode="after")
     def consistent(self) -> "VerdictRequest":

@@ -22,7 +22,7 @@ from sqlalchemy import event, insert, text
 
 from gateway import storage
 from gateway.api import create_app
-from gateway.auth import new_token
+from gateway.auth import SESSION_COOKIE, new_token, session_csrf
 from gateway.config import Tables, load_tables
 from gateway.images import MAX_PHOTO_BYTES
 from gateway.ingest import Ingest
@@ -520,6 +520,33 @@ def test_a_page_session_ends_with_its_token(city):
     assert client.get("/ui/cases", follow_redirects=False).status_code == 303
     bad = client.post("/ui/login", data={"token": tokens["op-s1"]})
     assert bad.status_code == 401 and "吊销" in bad.text  # revoked, said in Chinese on the page
+
+
+@pytest.mark.parametrize("note, code", [("已到场\u202e12:00", "U+202E"), ("zero\u200bwidth", "U+200B"),
+                                        ("x\x1b[31mred", "U+001B"), ("one\u2028line", "U+2028")])
+def test_a_note_with_control_or_bidi_characters_is_refused_naming_the_field_and_the_character(city, note, code):
+    """A person's note with a right-to-left override (U+202E) reversed the rest of its row of the case's timeline (one
+    person's words could be made to read as other words), and a terminal escape or an invisible one was kept as sent.
+    Refused with the field and the character, by the API and by the case page's forms; lines and tabs are a note's
+    own."""
+    app, store, ingest, client, tokens = city
+    for path, token, body in (("/cases/1/actions", "police", {"action": "acknowledge"}),
+                              ("/cases/1/verdict", "admin", {"verdict": "correct"})):
+        r = client.post(path, json=dict(body, note=note), headers=auth(tokens[token]))
+        assert r.status_code == 422, (path, r.text)
+        (detail,) = r.json()["detail"]
+        assert detail["loc"] == ["body", "note"] and "note" in detail["msg"] and code in detail["msg"], detail
+    signed_in = client.post("/ui/login", data={"token": tokens["admin"]}, follow_redirects=False)
+    form = {"csrf": session_csrf(signed_in.cookies[SESSION_COOKIE]), "note": note}
+    for path, fields, why in (("/ui/cases/1/actions", {"action": "escalate"}, "invalid"),
+                              ("/ui/cases/1/verdict", {"verdict": "correct"}, "verdict")):
+        r = client.post(path, data=dict(form, **fields), follow_redirects=False)
+        assert r.status_code == 303 and f"why={why}" in r.headers["location"], (path, r.headers.get("location"))
+    case = client.get("/cases/1", headers=auth(tokens["admin"])).json()
+    assert case["state"] == "dispatched" and [e["action"] for e in case["timeline"]] == ["created", "dispatched"]
+    kept = client.post("/cases/1/actions", json={"action": "acknowledge", "note": "已到场\n车已挪走\t12:00"},
+                       headers=auth(tokens["police"]))
+    assert kept.status_code == 200 and kept.json()["timeline"][-1]["note"] == "已到场\n车已挪走\t12:00"
 
 
 BAD_REQUESTS = [
