@@ -52,6 +52,16 @@ def hidden(text: str, keep: str = "") -> str:
                                                                 and unicodedata.category(c) in HIDDEN))
 
 
+def neutralised(text: str) -> str:
+    r"""``text`` with each control or invisible formatting character replaced by U+FFFD, for text from a machine that
+    is kept and shown rather than refused.
+
+    >>> neutralised("cannot open rtsp://cam\u202egpj.exe\x1b[2J") == "cannot open rtsp://cam\ufffdgpj.exe\ufffd[2J"
+    True
+    """
+    return "".join("\ufffd" if unicodedata.category(c) in HIDDEN else c for c in text)
+
+
 def _shown(name: str) -> str:
     r"""A name the pages show (a department's, a category's and its code, a grid's): ValueError for control or
     invisible formatting characters. A right-to-left override (U+202E, or a mark pasted from a spreadsheet) in a

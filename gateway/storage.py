@@ -55,6 +55,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.functions import FunctionElement
 
+from gateway.config import neutralised
 from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Role, transition
 from xueliang import sqlitefile, wire
 
@@ -894,8 +895,10 @@ def _incident_facts(db: Connection, incident_ids: list[str]) -> dict[str, dict]:
             reason = (message.get("attributes") or {}).get("reason")
         except (ValueError, AttributeError):  # stored as received: checked then, but never trusted twice
             continue
-        if isinstance(reason, str):
-            reasons[iid] = reason
+        if isinstance(reason, str):  # it may hold a camera's own words (an RTSP reason phrase): shown with each
+            # control or invisible formatting character replaced, not refused (the fault is no less one), the event
+            # kept as it came; a lone surrogate broke the case's JSON, a right-to-left override the page's line
+            reasons[iid] = neutralised(reason)
         boxes.setdefault(iid, message.get("box"))
         which = 1 if state == "end" else 0
         if isinstance(sha, str) and named[iid][which] is None:
