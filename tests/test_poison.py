@@ -547,6 +547,26 @@ def test_health_and_metrics_show_a_stopped_ingest(store, tables):
     assert 'xl_gateway_messages_total{outcome="dead_letter"}' in api.get("/metrics").text
 
 
+def test_the_health_details_are_an_admins_alone(store, tables):
+    """/health showed any token, a department's too, the error texts of the broker, the database and ingest (hosts,
+    paths, the driver's words) and which boxes run ahead of the clock. Any token gets the parts' states and how many
+    cases it may see; only an admin's the details."""
+    health = Health(clock_every_s=1)
+    health.broker_up(True)
+    health.clock_round([])
+    health.failed("OperationalError: connection to server at 10.0.0.5, port 5432 failed")
+    health.held_ahead("box-7", ("i-1", 1), 3600.0)
+    api = TestClient(create_app(store, tables, health_state=health))
+    for token in (new_token(store, "tp", "department", department="traffic-police"),
+                  new_token(store, "op", "operator", grid="HQ-DZG")):
+        answer = api.get("/health", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 503 and answer.json()["down"] == ["ingest"] and answer.json()["cases"] == 0
+        assert answer.json()["parts"]["ingest"] == {"state": "down"}
+        assert "10.0.0.5" not in answer.text and "box-7" not in answer.text, answer.text
+    admin = api.get("/health", headers={"Authorization": f"Bearer {new_token(store, 'ops', 'admin')}"}).json()
+    assert "10.0.0.5" in admin["parts"]["ingest"]["last_error"] and "box-7" in admin["parts"]["ingest"]["boxes_ahead"]
+
+
 def test_a_fault_reason_with_control_or_bidi_characters_is_a_case_with_them_shown_replaced(store, tables):
     """A camera fault's reason is its reader's error, with words the camera's own server may choose (an RTSP reason
     phrase): a right-to-left override in it reversed the rest of the case page's line, and a terminal escape and a
