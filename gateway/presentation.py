@@ -51,13 +51,14 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)  # reports cover this
 
 def note_hidden(note: str) -> str:
     r"""A person's note's control and invisible formatting characters (``config.hidden``) that the API and the pages
-    refuse, lines and tabs aside (a note's own): a right-to-left override (U+202E) reversed the rest of its row of the
-    case's timeline, and made one person's words read as other words. "" for none.
+    refuse, line breaks and tabs aside (a note's own; a browser sends a text area's lines as CR LF): a right-to-left
+    override (U+202E) reversed the rest of its row of the case's timeline, and made one person's words read as
+    other words. "" for none.
 
-    >>> note_hidden("已到场\n车已挪走\t12:00"), note_hidden("已到场\u202e00:21")
+    >>> note_hidden("已到场\r\n车已挪走\t12:00"), note_hidden("已到场\u202e00:21")
     ('', 'U+202E')
     """
-    return hidden(note, keep="\n\t")
+    return hidden(note, keep="\r\n\t")
 
 # --- Chinese for people: every state, action (the log-only ones too), role and end reason ---
 STATE_NAMES = {

@@ -544,9 +544,9 @@ def test_a_note_with_control_or_bidi_characters_is_refused_naming_the_field_and_
         assert r.status_code == 303 and f"why={why}" in r.headers["location"], (path, r.headers.get("location"))
     case = client.get("/cases/1", headers=auth(tokens["admin"])).json()
     assert case["state"] == "dispatched" and [e["action"] for e in case["timeline"]] == ["created", "dispatched"]
-    kept = client.post("/cases/1/actions", json={"action": "acknowledge", "note": "已到场\n车已挪走\t12:00"},
+    kept = client.post("/cases/1/actions", json={"action": "acknowledge", "note": "已到场\r\n车已挪走\t12:00"},
                        headers=auth(tokens["police"]))
-    assert kept.status_code == 200 and kept.json()["timeline"][-1]["note"] == "已到场\n车已挪走\t12:00"
+    assert kept.status_code == 200 and kept.json()["timeline"][-1]["note"] == "已到场\r\n车已挪走\t12:00"
 
 
 BAD_REQUESTS = [
