@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.exc import OperationalError
 
 from gateway import actions, boxes, storage, verdicts
@@ -31,7 +31,8 @@ from gateway.metrics import REGISTRY, Health
 from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg
 from gateway.open311 import open311
 from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha256, Which, case_view,
-                                  evidence_response, incident_evidence_response, iso, period, photo_response)
+                                  evidence_response, incident_evidence_response, iso, note_hidden, period,
+                                  photo_response)
 from gateway.reports import machine_precision, summary
 from gateway.security import BodyCap, SecurityHeaders, database_unavailable, read_capped, validation_error
 from gateway.storage import Store
@@ -138,7 +139,7 @@ class ActionRequest(BaseModel):
 
     @field_validator("note", "department", "extend_by")
     @classmethod
-    def storable(cls, value: str | None) -> str | None:
+    def storable(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         try:
@@ -147,6 +148,9 @@ class ActionRequest(BaseModel):
             raise ValueError("must be text without unpaired surrogates") from None
         if "\x00" in value:
             raise ValueError("must be text without NUL characters")
+        if codes := note_hidden(value):
+            raise ValueError(f"{info.field_name}: has control or invisible formatting characters ({codes}); "
+                             "write it without them")
         return value
 
 
@@ -164,8 +168,8 @@ class VerdictRequest(BaseModel):
 
     @field_validator("note")
     @classmethod
-    def storable(cls, value: str | None) -> str | None:
-        return ActionRequest.storable(value)
+    def storable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return ActionRequest.storable(value, info)
 
     @model_validator(mode="after")
     def consistent(self) -> "VerdictRequest":
@@ -493,10 +497,11 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     # (blank on a city's intranet) and need an inline one, which no page of the gateway's CSP runs
     app = FastAPI(title="xueliang gateway", version="1", docs_url=None, redoc_url=None, responses=DATABASE_DOWN)
     app.add_middleware(BodyCap, uploads=UPLOADS)
-    app.add_middleware(SecurityHeaders)
-    # outermost: a Host not listed (http.allowed_hosts) is a 400 before anything reads the request; a listed
+    # a Host not listed (http.allowed_hosts) is a 400 before anything reads the request; a listed
     # www. name does not redirect the bare one to it (www_redirect), a host not listed is refused
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts), www_redirect=False)
+    # outermost, so that 400 has the headers too: it reads nothing of the request, it adds to the answer's head
+    app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(OperationalError, database_unavailable)
     app.add_exception_handler(StarletteHTTPException, not_a_page)  # /ui/ in Chinese, the rest FastAPI's JSON
@@ -510,8 +515,8 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     @app.get("/health", tags=["health"], openapi_extra=TOKEN_OPTIONAL, responses=HEALTH_DOWN)
     def health(response: Response, who: Principal | None = Depends(bearer)) -> dict:
         """``ok``, or 503 naming the parts that are down (broker, database, ingest, clock). Without a
-        token only the states; with one the details (errors, times) and how many cases it may see (all of the
-        city's told any token, a department's too)."""
+        token only the states; with one how many cases it may see too, and with an admin's the parts' details
+        (errors, times, the boxes ahead of the clock)."""
         now = time.time()
         # the database's writes as ingest found them; an API without a gateway process: the read below only
         parts = health_state.parts(now) if health_state else {"database": {"state": "ok"}}
@@ -525,8 +530,11 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
         if down:
             response.status_code = 503
         out = {"status": "down" if down else "ok", "down": down}
+        states = {name: {"state": part["state"]} for name, part in parts.items()}
         if who is None:
-            return out | {"parts": {name: {"state": part["state"]} for name, part in parts.items()}}
+            return out | {"parts": states}
+        if who.role != Role.ADMIN:  # the details name hosts, paths, the driver's words and boxes: an admin's alone
+            return out | {"cases": cases, "parts": states}
         shown = {name: {k: iso(v) if k.endswith(("_at", "since")) else v for k, v in part.items()}
                  for name, part in parts.items()}
         return out | {"cases": cases, "parts": shown}

@@ -41,6 +41,27 @@ class GatewayConfigError(ValueError):
 HIDDEN = {"Cc", "Cf", "Zl", "Zp", "Cs"}  # control, invisible formatting (bidi controls among them), line breaks
 
 
+def hidden(text: str, keep: str = "") -> str:
+    r"""The control and invisible formatting characters in ``text`` (but those of ``keep``) as code points, each once;
+    "" for none.
+
+    >>> hidden("已到场\u202e12:00\u202e\t"), hidden("已到场\n车已挪走\t12:00", keep="\n\t")
+    ('U+202E, U+0009', '')
+    """
+    return ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(c for c in text if c not in keep
+                                                                and unicodedata.category(c) in HIDDEN))
+
+
+def neutralised(text: str) -> str:
+    r"""``text`` with each control or invisible formatting character replaced by U+FFFD, for text from a machine that
+    is kept and shown rather than refused.
+
+    >>> neutralised("cannot open rtsp://cam\u202egpj.exe\x1b[2J") == "cannot open rtsp://cam\ufffdgpj.exe\ufffd[2J"
+    True
+    """
+    return "".join("\ufffd" if unicodedata.category(c) in HIDDEN else c for c in text)
+
+
 def _shown(name: str) -> str:
     r"""A name the pages show (a department's, a category's and its code, a grid's): ValueError for control or
     invisible formatting characters. A right-to-left override (U+202E, or a mark pasted from a spreadsheet) in a
@@ -52,9 +73,8 @@ def _shown(name: str) -> str:
     ...
     ValueError: '网格1\u202e' has control or invisible formatting characters (U+202E); write it in letters, digits, punctuation and spaces
     """
-    hidden = [c for c in name if unicodedata.category(c) in HIDDEN]
-    if hidden:
-        codes = ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(hidden))
+    codes = hidden(name)
+    if codes:
         raise ValueError(f"{name[:40]!r} has control or invisible formatting characters ({codes}); write it in "
                          "letters, digits, punctuation and spaces")
     return name

@@ -26,7 +26,7 @@ from fastapi import HTTPException, Path, Query
 from fastapi.responses import Response
 
 from gateway.cases import is_overdue
-from gateway.config import Tables
+from gateway.config import Tables, hidden
 from gateway.deadlines import CITY_TZ, parse_service_level
 from gateway.images import ImageError, check_scans
 from gateway.storage import Store
@@ -47,6 +47,18 @@ Which = Annotated[str, Query(pattern="^(start|end)$", description="start: when i
 Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
 BoxId = Annotated[str, Path(pattern=f"^{wire.IDENT.pattern}$", description="the box's id")]
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)  # reports cover this century
+
+
+def note_hidden(note: str) -> str:
+    r"""A person's note's control and invisible formatting characters (``config.hidden``) that the API and the pages
+    refuse, line breaks and tabs aside (a note's own; a browser sends a text area's lines as CR LF): a right-to-left
+    override (U+202E) reversed the rest of its row of the case's timeline, and made one person's words read as
+    other words. "" for none.
+
+    >>> note_hidden("已到场\r\n车已挪走\t12:00"), note_hidden("已到场\u202e00:21")
+    ('', 'U+202E')
+    """
+    return hidden(note, keep="\r\n\t")
 
 # --- Chinese for people: every state, action (the log-only ones too), role and end reason ---
 STATE_NAMES = {

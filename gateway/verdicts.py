@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from gateway import storage
 from gateway.actions import NotVisible, perform
 from gateway.config import Tables
-from gateway.storage import Store, in_chunks, suppressions, verdicts
+from gateway.storage import Store, among, in_chunks, suppressions, verdicts
 from gateway.workflow import Action, Role
 from xueliang import wire
 
@@ -158,7 +158,7 @@ def listed(store: Store, *, box: str | None = None, grids: list[str] | None = No
     if case_id is not None:
         q = q.where(suppressions.c.case_id == case_id)
     if grids is not None:
-        q = q.where(suppressions.c.grid.in_(grids))
+        q = q.where(among(suppressions.c.grid, grids))
     with store.engine.connect() as db:
         return [dict(r._mapping, bbox=json.loads(r.bbox)) for r in db.execute(q)]
 
@@ -175,7 +175,7 @@ def lift(store: Store, suppression_id: int, actor: str, role: Role, now: float,
     None when there is no such suppression in force."""
     with store.begin() as db:
         q = select(suppressions).where(suppressions.c.id == suppression_id, suppressions.c.lifted_at.is_(None))
-        row = db.execute(q if grids is None else q.where(suppressions.c.grid.in_(grids))).first()
+        row = db.execute(q if grids is None else q.where(among(suppressions.c.grid, grids))).first()
         if row is None:
             return None
         if db.execute(update(suppressions).where(suppressions.c.id == suppression_id, suppressions.c.lifted_at.is_(None))

@@ -33,7 +33,7 @@ from gateway.config import Tables
 from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
 from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, BoxId,
                                   CaseId, Filter, Limit, Offset, actor_text, duration_text, evidence_url, local_time,
-                                  note_text, photo_url)
+                                  note_hidden, note_text, photo_url)
 from gateway.security import read_capped
 from gateway.web import (PAGE_ROWS, PageRoute, boxes_listing, case_rows, cases_listing, esc, figure, grid_text,
                          overdue_listing, page, pager, removes_boxes, visible)
@@ -220,7 +220,7 @@ async def act_in_page(case_id: CaseId, request: Request, principal: Principal = 
     except ValueError:
         return back(case_id, failed="action", why="invalid")
     note = form.get("note", "").strip() or None
-    if note is not None and (len(note) > 2000 or "\x00" in note):
+    if note is not None and (len(note) > 2000 or note_hidden(note)):
         return back(case_id, failed=action.value, why="invalid")
     store, tables = request.app.state.store, request.app.state.tables
     try:
@@ -251,8 +251,8 @@ async def verdict_in_page(case_id: CaseId, request: Request, principal: Principa
         if duplicate_of is not None and not 1 <= duplicate_of <= MAX_ID:
             raise ValueError(f"duplicate_of {duplicate_of} is no case number")
         note = form.get("note", "").strip() or None
-        if note is not None and (len(note) > 2000 or "\x00" in note):
-            raise ValueError("the note is over 2,000 characters or holds NUL")
+        if note is not None and (len(note) > 2000 or note_hidden(note)):
+            raise ValueError("the note is over 2,000 characters or holds control or invisible formatting characters")
         boxes = await run_in_threadpool(
             verdicts.judge, request.app.state.store, request.app.state.tables, case_id, verdict, who.role,
             f"{who.role.value}:{who.name}", time.time(), lambda row: may_see(who, row, request.app.state.tables),

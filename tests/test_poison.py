@@ -3,6 +3,7 @@ at a time, the rest of their batch commits, and only the database's own failure 
 
 import contextlib
 import errno
+import html
 import json
 import logging
 import math
@@ -544,3 +545,42 @@ def test_health_and_metrics_show_a_stopped_ingest(store, tables):
     health.committed(["case_created", "dead_letter"])
     assert api.get("/health").status_code == 200
     assert 'xl_gateway_messages_total{outcome="dead_letter"}' in api.get("/metrics").text
+
+
+def test_the_health_details_are_an_admins_alone(store, tables):
+    """/health showed any token, a department's too, the error texts of the broker, the database and ingest (hosts,
+    paths, the driver's words) and which boxes run ahead of the clock. Any token gets the parts' states and how many
+    cases it may see; only an admin's the details."""
+    health = Health(clock_every_s=1)
+    health.broker_up(True)
+    health.clock_round([])
+    health.failed("OperationalError: connection to server at 10.0.0.5, port 5432 failed")
+    health.held_ahead("box-7", ("i-1", 1), 3600.0)
+    api = TestClient(create_app(store, tables, health_state=health))
+    for token in (new_token(store, "tp", "department", department="traffic-police"),
+                  new_token(store, "op", "operator", grid="HQ-DZG")):
+        answer = api.get("/health", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 503 and answer.json()["down"] == ["ingest"] and answer.json()["cases"] == 0
+        assert answer.json()["parts"]["ingest"] == {"state": "down"}
+        assert "10.0.0.5" not in answer.text and "box-7" not in answer.text, answer.text
+    admin = api.get("/health", headers={"Authorization": f"Bearer {new_token(store, 'ops', 'admin')}"}).json()
+    assert "10.0.0.5" in admin["parts"]["ingest"]["last_error"] and "box-7" in admin["parts"]["ingest"]["boxes_ahead"]
+
+
+def test_a_fault_reason_with_control_or_bidi_characters_is_a_case_with_them_shown_replaced(store, tables):
+    """A camera fault's reason is its reader's error, with words the camera's own server may choose (an RTSP reason
+    phrase): a right-to-left override in it reversed the rest of the case page's line, and a terminal escape and a
+    lone surrogate (a JSON escape) were shown as sent. The fault is a case all the same, its reason shown with each
+    such character as U+FFFD; the event is kept as it came."""
+    sent = "cannot open rtsp://cam\u202egpj.exe: 401 \x1b[2J\ud800 Unauthorized"
+    fault = payload(type="camera_fault", incident_id="fault-1", attributes={"reason": sent}, evidence=None)
+    assert Ingest(store, tables, clock=time.time).handle(TOPIC, fault) == "case_created"
+    shown = "cannot open rtsp://cam\ufffdgpj.exe: 401 \ufffd[2J\ufffd Unauthorized"
+    token = new_token(store, "root", "admin")
+    client = TestClient(create_app(store, tables))
+    case = client.get("/cases/1", headers={"Authorization": f"Bearer {token}"})
+    assert case.status_code == 200 and case.json()["incidents"][0]["reason"] == shown, case.text
+    client.post("/ui/login", data={"token": token})
+    assert f"<p class=reason>摄像机报告的原因: {html.escape(shown)}</p>" in client.get("/ui/cases/1").text
+    with store.engine.connect() as db:
+        assert storage.recorded_payload(db, "fault-1", 1) == fault.decode()
