@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from starlette.routing import Match
 
-from gateway.config import Tables
+from gateway.config import Tables, hidden
 from gateway.storage import Store
 from gateway.workflow import UNDISPATCHED, Role
 from xueliang import wire
@@ -57,16 +57,14 @@ def token_name_problem(name: str) -> str | None:
     (``evil\u202eabc``, a right-to-left override, reads "evilcba": one person's name can be made to
     read as another's).
 
-    >>> token_name_problem("交警 值班 (night)"), token_name_problem("evil\u202eabc")
-    (None, "'evil\\u202eabc' has control or invisible formatting characters (U+202E); use letters, digits and punctuation")
+    >>> token_name_problem("交警 值班 (night)"), token_name_problem("交警\u3000值班"), token_name_problem("evil\u202eabc")
+    (None, None, "'evil\\u202eabc' has control or invisible formatting characters (U+202E); use letters, digits and punctuation")
     >>> token_name_problem("x" * 65)
     "'xxxxxxxxxxxxxxxxxxxx'... is 65 characters long; at most 64"
     """
     if len(name) > TOKEN_NAME_CHARS:
         return f"{name[:20]!r}... is {len(name)} characters long; at most {TOKEN_NAME_CHARS}"
-    hidden = [c for c in name if not c.isprintable()]
-    if hidden:
-        codes = ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(hidden))
+    if codes := hidden(name):
         return f"{name!r} has control or invisible formatting characters ({codes}); use letters, digits and punctuation"
     return None
 

@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from gateway.config import neutralised
 from gateway.metrics import HEARTBEATS
 from gateway.storage import Prepared, Store, boxes
 from gateway.workflow import Role
@@ -62,10 +63,9 @@ REMOVERS = frozenset({Role.ADMIN})  # who removes a box from them (page and API)
 
 
 def _plain(text: str) -> str:
-    """Free text from a box as any database and page take it: at most TEXT_CHARS characters, no control characters
-    or lone surrogates (PostgreSQL refuses NUL; neither driver encodes a surrogate)."""
-    text = text[:TEXT_CHARS].encode("utf-8", "replace").decode("utf-8")
-    return "".join(c if c.isprintable() else "?" for c in text)
+    """Free text from a box as any database and page take it: at most TEXT_CHARS characters, each control or invisible
+    formatting character or lone surrogate as U+FFFD (PostgreSQL refuses NUL; neither driver encodes a surrogate)."""
+    return neutralised(text[:TEXT_CHARS])
 
 
 def _real_time(text: str) -> str:
