@@ -83,6 +83,10 @@ class Sampler:
 
 NO_TIMESTAMPS = 0x0080  # FFmpeg's AVFMT_NOTIMESTAMPS: the format (raw H.264, H.265, MJPEG) has no time of its own
 CLOCK_STEP_S = 1e-3  # a frame's time after a step back of the stream's clock: just after the last one
+CLOCK_AHEAD_S = 5.0  # a live camera's frame further ahead of the box's clock than this: the camera's clock jumped
+# A file is read ahead of its time (the box waits for each frame to be due, a replay does not wait): a frame further
+# than this past where the next one was due at the latest (``frame_spacing``) is a jump in its clock, skipped
+FILE_GAP_S = 5.0
 NO_ZONES_KEYFRAME_GAP_S = 6.0  # the tolerated key-frame gap of a camera with no zones (faults only)
 MAX_HELD_PACKETS = 1500  # ``auto`` holds at most this many packets since a key frame (60 fps: 25 s)
 # a picture above 4K UHD is analysed scaled down to it: a 16000x16000 stream made 576 detector crops a frame,
@@ -130,6 +134,46 @@ def keyframe_gap_limit(camera, rules) -> float:
         if "garbage" in zone.types or "spill" in zone.types:
             limits.append(zone.persistence_s / 3)
     return max(camera.analysis_interval_s, min(limits))
+
+
+def frame_spacing(camera, rules) -> float:
+    """How far apart a camera's sampled frames come at most in a stream that runs on unbroken: its analysis
+    interval, or where ``sampling: auto`` analyses key frames alone, as far apart as it lets them be.
+
+    >>> from edge.config import Camera, Rules
+    >>> frame_spacing(Camera(id="c", url="x", grid="g"), Rules()), frame_spacing(Camera(
+    ...     id="c", url="x", grid="g", analysis_interval_s=30, max_keyframe_gap_s=4), Rules())
+    (6.0, 30.0)
+    """
+    return max(camera.analysis_interval_s, keyframe_gap_limit(camera, rules))
+
+
+def anchor(base: float | None, rel: float, now: float, live: bool, last: float = 0.0, spacing: float = 0.0) -> float:
+    """The base that puts a frame ``rel`` stream seconds in on the box's clock, at ``base + rel``.
+
+    The first frame is now. A frame cannot come from the future: where its clock jumps ahead, it goes on
+    from now, never at or before the last frame (``last``). A live camera's frame is ahead past now and
+    ``CLOCK_AHEAD_S`` (a camera's NTP correction; left alone, its incidents carried times the gateway refuses
+    as ahead of its clock until the camera reconnected). A file is read ahead of its time (the box waits for
+    each of its frames, a replay takes them at once, ``now`` its last frame's time): its frame is ahead past
+    the last frame, ``spacing`` (``frame_spacing``) and ``FILE_GAP_S`` (a recording joined from two hours
+    apart, a recorder's clock set). Left alone, a replay counted the hours no frame showed as a parked car's
+    dwell, and raised a car seen at 10:00 and again at 20:00 as parked for 10 h.
+
+    >>> anchor(None, 5.0, 1000.0, live=True)
+    995.0
+    >>> anchor(995.0, 3606.0, 1001.0, live=True, last=1000.0)  # an hour ahead: from now on
+    -2605.0
+    >>> anchor(995.0, 15.0, 1000.0, live=False, last=1000.0, spacing=6.0)  # a file's next frame, 10 s on
+    995.0
+    >>> anchor(995.0, 3606.0, 1000.0, live=False, last=1000.0, spacing=6.0)  # an hour on: just after the last
+    -2605.999
+    """
+    if base is None:
+        return now - rel
+    if base + rel > (now + CLOCK_AHEAD_S if live else last + spacing + FILE_GAP_S):
+        return max(now, last + CLOCK_STEP_S) - rel
+    return base
 
 
 def open_camera(camera, rules, bound_reads: bool = False) -> Iterator[tuple[float, np.ndarray]]:
