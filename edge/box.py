@@ -38,7 +38,7 @@ from edge.ledger import OpenIncidents
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.outboxfile import keep_outbox, open_outbox, pending_words
 from edge.publisher import BOOT, Publisher
-from edge.source import SourceError, open_camera, without_password
+from edge.source import SourceError, anchor, frame_spacing, open_camera, without_password
 from edge.suppression import Suppressions
 from xueliang import wire
 
@@ -62,10 +62,6 @@ READER_START_GAP_S = 0.1
 # fall behind, and a shared RTSP mount stalls for all its clients. 1 ms keeps them flowing.
 GIL_SWITCH_INTERVAL_S = 0.001
 REPEAT_LOG_S = 60.0  # a camera's failure repeated as it was (a directory for a url) is logged at most this often
-CLOCK_AHEAD_S = 5.0  # a live camera's frame further ahead of the box's clock than this: the camera's clock jumped
-# A file given as a camera's url plays in real time, as a camera would (read as fast as it could be, its incidents
-# carried times a minute ahead of the wall clock after 30 s); a jump in its clock longer than this is skipped
-FILE_GAP_S = 5.0
 WINDOW_MAX = 2048  # analysis times kept per camera for frames/s (30 s at up to ~60 analysed frames/s)
 
 
@@ -116,28 +112,6 @@ def backoff(attempt: int, base: float = 0.5, cap: float = BACKOFF_CAP_S, rand: f
     [0.5, 1.0, 1.5, 1.5]
     """
     return min(cap, base * 2 ** (attempt - 1)) * (0.75 + 0.5 * rand)
-
-
-def anchor(base: float | None, rel: float, now: float, live: bool, last: float = 0.0) -> float:
-    """The base that puts a frame ``rel`` stream seconds in on the box's clock, at ``base + rel``.
-
-    The first frame is now. A live camera's frame cannot come from the future: where its clock
-    jumps ahead (a camera's NTP correction), the clock goes on from now, never before the last
-    frame (``last``); left alone, its incidents carried times the gateway refuses as ahead of its
-    clock until the camera reconnected. A file is read faster than it plays and keeps its own clock.
-
-    >>> anchor(None, 5.0, 1000.0, live=True)
-    995.0
-    >>> anchor(995.0, 3606.0, 1001.0, live=True, last=1000.0)  # an hour ahead: from now on
-    -2605.0
-    >>> anchor(995.0, 3606.0, 1001.0, live=False)
-    995.0
-    """
-    if base is None:
-        return now - rel
-    if live and base + rel > now + CLOCK_AHEAD_S:
-        return max(now, last) - rel
-    return base
 
 
 class Metrics:
@@ -372,7 +346,7 @@ class CameraReader:
         except OSError:
             pass
         cam = self.camera
-        live = is_rtsp(cam.url)
+        live, spacing = is_rtsp(cam.url), frame_spacing(cam, self.rules)
         while not self.stop.is_set() and generation == self.generation:
             frames, played = None, False
             try:
@@ -384,10 +358,10 @@ class CameraReader:
                     if self.stop.is_set():
                         return
                     now = box_now()
-                    base = anchor(base, rel, now, live, self._last)
-                    if not live and base + rel - now > FILE_GAP_S:  # a file's clock jumps ahead: go on from now
-                        base = max(now, self._last) - rel
-                    if not live and self.stop.wait(max(0.0, base + rel - now)):  # a file plays as a camera would
+                    base = anchor(base, rel, now, live, self._last, spacing)
+                    # a file plays in real time, as a camera would (read as fast as it could be, its incidents
+                    # carried times a minute ahead of the wall clock after 30 s)
+                    if not live and self.stop.wait(max(0.0, base + rel - now)):
                         return
                     with self._lock:
                         if generation != self.generation:  # left hung, and replaced

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from edge.geometry import polygon_area
 from xueliang.certificates import ca_certificate
 from xueliang.polygon import crossing_edges
-from xueliang.textfile import load_yaml, read_text
+from xueliang.textfile import TooLong, load_yaml, read_text
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN, HEARTBEAT_S, RESERVED_BOX_IDS
 
@@ -30,6 +30,8 @@ IDENT = f"^{wire.IDENT.pattern}$"  # box, camera, zone: the wire's (a letter or 
 MIN_ZONE_AREA = 1e-6  # of the frame: about two pixels of a 1080p picture
 MIN_WIDTH = 64  # max_width: the picture checks' thumbnail is 64 wide
 MAX_ZONE_POINTS = 100  # a zone is drawn by hand; 200,000 points were tested on every frame
+# a box's config is a kilobyte or two a camera; a bound on what is read of one (a zone of 100,000 points: 2 MB)
+MAX_CONFIG_BYTES = 4 << 20
 # the live streams the box reads right: RTSP carries each frame's time (rtsps: RTSP over TLS, FFmpeg's). An
 # http:// MJPEG camera has none: counted at an assumed 25 fps, a 5 fps one's clock ran 5x slow
 RTSP_SCHEMES = ("rtsp", "rtsps")
@@ -475,13 +477,17 @@ def parse_config(raw: object, source: str = "config") -> EdgeConfig:
 def load_config(path: str | Path) -> EdgeConfig:
     path = Path(path)
     try:
-        text = read_text(path)
+        text = read_text(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except ValueError as exc:  # not UTF-8, a folder, unreadable
+    except ValueError as exc:  # not UTF-8, a folder, unreadable, too long
         raise ConfigError(str(exc)) from None
-    try:
-        raw = load_yaml(text, str(path))
+    try:  # a zone's polygon is refused at its point past the bound: PyYAML took 7-15 s over 100,000 of them
+        raw = load_yaml(text, str(path), longest={"polygon": MAX_ZONE_POINTS})
+    except TooLong as exc:
+        raise ConfigError(f"{path}: 1 error(s)\n  {_where(exc.partial, exc.loc)}: has more than {exc.limit} points "
+                          f"(read up to line {exc.problem_mark.line + 1}), at most {MAX_ZONE_POINTS}; draw the zone by "
+                          "its corners") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except RecursionError:  # PyYAML composes nested collections recursively

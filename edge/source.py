@@ -81,8 +81,51 @@ class Sampler:
         return True
 
 
+@dataclass
+class Damage:
+    """What a read of a file found damaged (``open_frames``'s ``damage``), in seconds into the file: packets the
+    decoder refused (skipped, the frames after them read on), where the read got to, and the length the file's
+    index states (an MP4's: it counts the frames, and the packets stop short of it where the file is cut off, a
+    copy or a download that stopped; a stream with no index states none). ``stopped``: why the read ended
+    before the file did, where the caller notes it. A cut-off MP4 was read to its cut without a word but one
+    damaged packet's.
+
+    >>> Damage(read_to_s=23.9, stated_s=40.0).words()
+    'cut off at about 23.9 s in, of the 40.0 s its index states'
+    >>> Damage(refused=3, first_refused_s=12.0, read_to_s=40.0, stated_s=40.0).words()
+    'packets the decoder refused: 3, skipped, the first at about 12.0 s in'
+    >>> Damage(read_to_s=40.0, stated_s=40.0).words() is None
+    True
+    """
+
+    refused: int = 0
+    first_refused_s: float | None = None
+    read_to_s: float | None = None
+    stated_s: float | None = None
+    stopped: str | None = None
+
+    def cut_off(self) -> bool:
+        return self.read_to_s is not None and self.stated_s is not None and self.stated_s - self.read_to_s > CUT_OFF_S
+
+    def words(self) -> str | None:
+        """What is damaged, for a person; None where nothing is."""
+        said = []
+        if self.stopped is not None:
+            said.append(f"not readable on from about {self.read_to_s or 0.0:.1f} s in ({self.stopped})")
+        elif self.cut_off():
+            said.append(f"cut off at about {self.read_to_s:.1f} s in, of the {self.stated_s:.1f} s its index states")
+        if self.refused:
+            said.append(f"packets the decoder refused: {self.refused}, skipped, the first at about "
+                        f"{self.first_refused_s or 0.0:.1f} s in")
+        return "; ".join(said) or None
+
+
 NO_TIMESTAMPS = 0x0080  # FFmpeg's AVFMT_NOTIMESTAMPS: the format (raw H.264, H.265, MJPEG) has no time of its own
 CLOCK_STEP_S = 1e-3  # a frame's time after a step back of the stream's clock: just after the last one
+CLOCK_AHEAD_S = 5.0  # a live camera's frame further ahead of the box's clock than this: the camera's clock jumped
+# A file is read ahead of its time (the box waits for each frame to be due, a replay does not wait): a frame further
+# than this past where the next one was due at the latest (``frame_spacing``) is a jump in its clock, skipped
+FILE_GAP_S = 5.0
 NO_ZONES_KEYFRAME_GAP_S = 6.0  # the tolerated key-frame gap of a camera with no zones (faults only)
 MAX_HELD_PACKETS = 1500  # ``auto`` holds at most this many packets since a key frame (60 fps: 25 s)
 # a picture above 4K UHD is analysed scaled down to it: a 16000x16000 stream made 576 detector crops a frame,
@@ -92,6 +135,7 @@ MAX_FRAME_PIXELS = 3840 * 2160
 # FFmpeg's players turn it); other angles are analysed as stored
 TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 MAX_BAD_PACKETS = 250  # packets in a row the decoder refuses before the stream counts as broken (25 fps: 10 s)
+CUT_OFF_S = 1.0  # a file whose packets end this much short of the length its index states is cut off
 # The picture shapes cameras make lie well within these: the smallest format a camera offers is SQCIF (128x96), the
 # longest a panoramic camera's four 16:9 sensors stitched side by side (7680x1080, 7.1:1); 32:9 (5120x1440) and a
 # phone's or a corridor mode's 9:16 are common. A 4000x4 "picture" made 667 detector images a frame and took the
@@ -132,10 +176,52 @@ def keyframe_gap_limit(camera, rules) -> float:
     return max(camera.analysis_interval_s, min(limits))
 
 
-def open_camera(camera, rules, bound_reads: bool = False) -> Iterator[tuple[float, np.ndarray]]:
+def frame_spacing(camera, rules) -> float:
+    """How far apart a camera's sampled frames come at most in a stream that runs on unbroken: its analysis
+    interval, or where ``sampling: auto`` analyses key frames alone, as far apart as it lets them be.
+
+    >>> from edge.config import Camera, Rules
+    >>> frame_spacing(Camera(id="c", url="x", grid="g"), Rules()), frame_spacing(Camera(
+    ...     id="c", url="x", grid="g", analysis_interval_s=30, max_keyframe_gap_s=4), Rules())
+    (6.0, 30.0)
+    """
+    return max(camera.analysis_interval_s, keyframe_gap_limit(camera, rules))
+
+
+def anchor(base: float | None, rel: float, now: float, live: bool, last: float = 0.0, spacing: float = 0.0) -> float:
+    """The base that puts a frame ``rel`` stream seconds in on the box's clock, at ``base + rel``.
+
+    The first frame is now. A frame cannot come from the future: where its clock jumps ahead, it goes on
+    from now, never at or before the last frame (``last``). A live camera's frame is ahead past now and
+    ``CLOCK_AHEAD_S`` (a camera's NTP correction; left alone, its incidents carried times the gateway refuses
+    as ahead of its clock until the camera reconnected). A file is read ahead of its time (the box waits for
+    each of its frames, a replay takes them at once, ``now`` its last frame's time): its frame is ahead past
+    the last frame, ``spacing`` (``frame_spacing``) and ``FILE_GAP_S`` (a recording joined from two hours
+    apart, a recorder's clock set). Left alone, a replay counted the hours no frame showed as a parked car's
+    dwell, and raised a car seen at 10:00 and again at 20:00 as parked for 10 h.
+
+    >>> anchor(None, 5.0, 1000.0, live=True)
+    995.0
+    >>> anchor(995.0, 3606.0, 1001.0, live=True, last=1000.0)  # an hour ahead: from now on
+    -2605.0
+    >>> anchor(995.0, 15.0, 1000.0, live=False, last=1000.0, spacing=6.0)  # a file's next frame, 10 s on
+    995.0
+    >>> anchor(995.0, 3606.0, 1000.0, live=False, last=1000.0, spacing=6.0)  # an hour on: just after the last
+    -2605.999
+    """
+    if base is None:
+        return now - rel
+    if base + rel > (now + CLOCK_AHEAD_S if live else last + spacing + FILE_GAP_S):
+        return max(now, last + CLOCK_STEP_S) - rel
+    return base
+
+
+def open_camera(camera, rules, bound_reads: bool = False,
+                damage: Damage | None = None) -> Iterator[tuple[float, np.ndarray]]:
     """``open_frames`` with a camera's settings from the edge config."""
     return open_frames(camera.url, camera.open_timeout_s, camera.read_timeout_s, camera.analysis_interval_s,
-                       camera.sampling, keyframe_gap_limit(camera, rules), camera.max_width, bound_reads, camera.tls_ca)
+                       camera.sampling, keyframe_gap_limit(camera, rules), camera.max_width, bound_reads, camera.tls_ca,
+                       damage)
 
 
 def analysed_size(width: int, height: int, max_width: int) -> tuple[int, int] | None:
@@ -240,8 +326,8 @@ def _packet_time(packet: av.Packet) -> float | None:
     return float(stamp * packet.time_base) if stamp is not None and packet.time_base is not None else None
 
 
-def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float,
-             url: str) -> Iterator[tuple[av.VideoFrame, bool]]:
+def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: str,
+             damage: Damage) -> Iterator[tuple[av.VideoFrame, bool]]:
     """The frames of ``stream``, each with whether only key frames are wanted from there.
 
     ``keyframes``: from the first frame on, the decoder skips all but key frames (``skip_frame``
@@ -252,19 +338,24 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float,
     not. Anything else: every frame. A packet the decoder refuses (damaged on the network or on disk) is
     skipped and the frames after it are read (until its next key frame the decoder shows them as best it
     can); only ``MAX_BAD_PACKETS`` refused in a row end the read. One damaged packet of a recording had
-    ended it there, and a camera whose stream carried one was read again from its start, and again.
+    ended it there, and a camera whose stream carried one was read again from its start, and again. ``damage``
+    is told of each, and of how far the packets went.
     """
     codec = stream.codec_context
+    origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
     key_path = sampling in ("auto", "keyframes")
     since_key: list[av.Packet] | None = None  # ``auto`` on the key-frame path: the packets from the last key frame
     key_at: float | None = None  # that key frame's stream time
     handed: int | None = None  # the pts of the last frame handed out
     replayed_to: int | None = None  # decoding again: frames up to this pts were handed out already
-    bad = skipped = 0  # packets the decoder refused in a row, and in all
+    bad = 0  # packets the decoder refused in a row (``damage.refused``: in all)
     for packet in container.demux(stream):
-        todo = [packet]
+        todo, at = [packet], _packet_time(packet)
+        if at is not None:  # how far the file was read, its last frame's length on
+            origin = at if origin is None else origin
+            length = float(packet.duration * packet.time_base) if packet.duration else 0.0
+            damage.read_to_s = max(damage.read_to_s or 0.0, at - origin + length)
         if key_path and sampling == "auto":
-            at = _packet_time(packet)
             if packet.is_keyframe:
                 since_key, key_at = [packet], at
             elif since_key is not None:
@@ -288,9 +379,11 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float,
             except av.FFmpegError as exc:  # a damaged packet (lost on the network, a bad sector): skip it alone
                 if codec.width * codec.height > MAX_PICTURE_PIXELS:  # the picture it sets up is refused: no damage
                     raise SourceError(f"{url}: {picture_fault(codec.width, codec.height)}; not decoded") from None
-                bad, skipped = bad + 1, skipped + 1
-                if skipped == 1 or skipped % 100 == 0:
-                    log.warning("%s: %d damaged packet(s) skipped so far (the last: %s)", url, skipped, exc)
+                bad, damage.refused = bad + 1, damage.refused + 1
+                if damage.first_refused_s is None and origin is not None and (when := _packet_time(each)) is not None:
+                    damage.first_refused_s = when - origin
+                if damage.refused == 1 or damage.refused % 100 == 0:
+                    log.warning("%s: %d damaged packet(s) skipped so far (the last: %s)", url, damage.refused, exc)
                 if bad >= MAX_BAD_PACKETS:
                     raise SourceError(f"{url}: {bad} packets in a row could not be decoded (the last: {exc})") from None
                 continue
@@ -310,7 +403,8 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float,
 def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
                 interval_s: float = 1.0, sampling: str = "auto",
                 max_keyframe_gap_s: float = 2.5, max_width: int = 0,
-                bound_reads: bool = False, tls_ca: Path | None = None) -> Iterator[tuple[float, np.ndarray]]:
+                bound_reads: bool = False, tls_ca: Path | None = None,
+                damage: Damage | None = None) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(stream_seconds, bgr_image)`` about every ``interval_s`` until the stream ends.
 
     ``sampling``: ``keyframes`` decodes and analyses only key frames (H.264 and H.265 alike);
@@ -322,7 +416,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     bounds each read of an RTSP stream at ``read_timeout_s`` too, not only its set-up (a file's always), for
     a camera whose read has hung (see below). A pipe's open and reads have no time limit (see below). ``tls_ca``
     (rtsps:// only): FFmpeg reads the camera only where its certificate verifies against this CA file and names
-    the url's host; a camera it refuses so is a SourceError that says why (``certificate_fault``).
+    the url's host; a camera it refuses so is a SourceError that says why (``certificate_fault``). ``damage``:
+    told what the read found damaged (``Damage``; a replay says so).
     Raises SourceError when the camera cannot be opened or a read times out.
     """
     options = {"analyzeduration": "1000000", "probesize": "1000000"}
@@ -362,6 +457,9 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     try:
         stream = video_stream(container.streams.video, url)
         stream.codec_context.options = {"max_pixels": str(MAX_PICTURE_PIXELS)}  # refused before it is allocated
+        damage = Damage() if damage is None else damage
+        if stream.frames and stream.duration:  # an index that counts its frames states the length (an MP4's)
+            damage.stated_s = float(stream.duration * stream.time_base)
         # a raw stream (.h264, .h265, .mjpeg) may carry no time at all: its frames are counted at its
         # frame rate, every one decoded (key frames alone would not count time); read as the others,
         # it gave its first frame and then nothing, the camera analysed once
@@ -377,7 +475,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         last_t = 0.0
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
-            for frame, keyframes_only in _decoded(container, stream, sampling, max_keyframe_gap_s, url):
+            for frame, keyframes_only in _decoded(container, stream, sampling, max_keyframe_gap_s, url, damage):
                 if frame.time is None:
                     if raw_step is not None and (first is not None or untimed_at is not None):
                         last_t += raw_step

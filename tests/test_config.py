@@ -391,3 +391,26 @@ def test_left_object_off_unquoted_is_accepted(tmp_path, caplog, text, expected, 
         return
     assert load_config(path).detection.left_object == expected
     assert ("YAML's unquoted off" in caplog.text) == (text == "left_object: off")
+
+
+@pytest.mark.parametrize("style", ["flow", "block"])
+def test_a_zone_of_100000_points_is_refused_at_its_101st_naming_camera_zone_and_field(tmp_path, style):
+    """A mask's outline pasted as a zone (2-3 MB): PyYAML took 7-15 s over it before the polygon's bound refused it."""
+    points = [f"[{0.5 + 0.4 * math.cos(i / 1e4):.6f}, {0.5 + 0.4 * math.sin(i / 1e4):.6f}]" for i in range(100_000)]
+    polygon = f" [{', '.join(points)}]" if style == "flow" else "".join(f"\n          - {p}" for p in points)
+    path = tmp_path / "edge.yaml"
+    path.write_text("box: b1\ncameras:\n  - id: gate-3\n    url: rtsp://127.0.0.1:8554/x\n    grid: HQ-1\n    zones:\n"
+                    f"      - id: p1\n        types: [illegal_parking]\n        polygon:{polygon}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert str(refused.value) == (f"{path}: 1 error(s)\n  camera 'gate-3' zone 'p1' polygon: has more than 100 points "
+                                  f"(read up to line {9 if style == 'flow' else 110}), at most 100; draw the zone by "
+                                  "its corners")
+
+
+def test_an_edge_config_over_4_mib_is_refused_unread(tmp_path):
+    path = tmp_path / "edge.yaml"
+    path.write_text("box: b1\n" + "# a comment\n" * 400_000)
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: more than 4,194,304 bytes; a file written by hand is a "
+                                                    "fraction of that")):
+        load_config(path)

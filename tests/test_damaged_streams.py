@@ -1,11 +1,15 @@
 """Streams damaged on the network or on disk, and a camera that answers a byte at a time: each is read
 as far as it can be, or given up on in its own time with the reason, never hung on."""
 
+import json
 import random
+import re
 import subprocess
+import sys
 import time
 
 import pytest
+import yaml
 
 from edge import source
 from edge.config import load_config
@@ -13,7 +17,7 @@ from edge.replay import replay
 from edge.source import SourceError, open_frames
 from xueliang.wire import parse_time
 
-from .conftest import CLIP, tcp_server
+from .conftest import CLIP, TRUTH, tcp_server
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +97,25 @@ def test_replay_of_a_recording_damaged_after_an_incident_started_ends_it_then_sa
     assert len(starts) == 1
     ends = [m for m in out if m["state"] == "end" and m["incident_id"] == starts[0]["incident_id"]]
     assert [e["end_reason"] for e in ends] == ["stream_ended"]
+
+
+@pytest.mark.slow
+def test_replay_of_a_cut_off_mp4_prints_what_it_saw_then_says_where_it_is_cut_and_exits_3(clip, tmp_path):
+    """An MP4 copied short (its index whole, the rest of its packets missing) was replayed to the cut and exited 0,
+    with only a damaged packet's warning: its evidence read as whole."""
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.read_bytes()[:int(clip.stat().st_size * 0.6)])
+    # the van, parked from the first frame, raised before the cut (its detector passes a second apart: confirmed)
+    kerb = {**TRUTH["camera"]["zones"][0], "dwell_s": 4}
+    config = tmp_path / "edge.yaml"
+    config.write_text(yaml.safe_dump({"box": "test-box", "data_dir": str(tmp_path / "edge"),
+                                      "rules": {"redetect_floor_s": 1},
+                                      "cameras": [{**TRUTH["camera"], "url": str(clip), "zones": [kerb]}]}))
+    run = subprocess.run([sys.executable, "-m", "xueliang", "replay", str(cut), "--config", str(config),
+                          "--camera", "campus-gate"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 3, run.stderr
+    messages = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [(m["state"], m.get("end_reason")) for m in messages] == [("start", None), ("end", "stream_ended")]
+    said = re.search(r"error: \S*cut\.mp4 is damaged: cut off at about ([\d.]+) s in, of the 12\.0 s its index "
+                     r"states.*incidents open where it ends ended stream_ended", run.stderr)
+    assert said and 5 <= float(said[1]) <= 9, run.stderr  # 60 % of 12 s

@@ -28,10 +28,59 @@ def test_a_folder_that_holds_a_ca_is_refused_and_the_ca_kept(tmp_path):
     assert make_certs(str(certs)).returncode == 0
     before = {name: (certs / name).read_bytes() for name in FILES}
     again = make_certs(str(certs))
-    assert again.returncode == 2 and f"error: {certs}/ca.key exists: name a new folder" in again.stderr, again.stderr
+    assert again.returncode == 2 and f"error: {certs}: holds the CA and the broker's certificate: nothing to make" \
+        in again.stderr, again.stderr
     assert {name: (certs / name).read_bytes() for name in FILES} == before
     assert sorted(p.name for p in certs.iterdir()) == FILES
     assert make_certs().returncode == 2  # no folder: its usage, not "$1: unbound variable"
+
+
+@pytest.mark.slow
+def test_the_brokers_certificate_is_issued_again_by_the_ca_kept_never_writing_over_a_key(tmp_path):
+    """A folder holding any of the four files was refused: the broker's certificate for another address needed a new
+    folder, and a new CA that no box trusted."""
+    certs = tmp_path / "certs 证书"
+    assert make_certs(str(certs)).returncode == 0
+    kept = {name: (certs / name).read_bytes() for name in ["ca.crt", "ca.key", "server.key"]}
+    first = (certs / "ca.crt").read_bytes()
+    (certs / "server.crt").unlink()
+    again = make_certs(str(certs), "10.0.0.10")
+    assert again.returncode == 0 and again.stdout == f"{certs}: made server.crt for 10.0.0.10\n", again.stderr
+    assert {name: (certs / name).read_bytes() for name in kept} == kept  # the broker's key too
+    assert verifies(certs, "-verify_ip", "10.0.0.10") and sorted(p.name for p in certs.iterdir()) == FILES
+    for name in ["server.crt", "server.key"]:
+        (certs / name).unlink()
+    assert make_certs(str(certs)).returncode == 0 and (certs / "server.key").read_bytes() != kept["server.key"]
+    assert (certs / "ca.crt").read_bytes() == first and verifies(certs, "-verify_hostname", "localhost")
+
+
+@pytest.mark.parametrize("held, error", [
+    (["ca.crt"], "holds ca.crt without its pair"),  # the CA's key kept apart: nothing can be signed here
+    (["server.key"], "holds the broker's files without the CA that signed them: name a new folder"),
+    (["server.crt", "server.key"], "holds the broker's files without the CA that signed them"),
+])
+def test_a_folder_whose_files_no_ca_here_can_sign_for_is_refused_untouched(tmp_path, held, error):
+    for name in held:
+        (tmp_path / name).write_text(name)
+    run = make_certs(str(tmp_path))
+    assert run.returncode == 2 and f"error: {tmp_path}: {error}" in run.stderr, run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == held and all((tmp_path / n).read_text() == n for n in held)
+
+
+@pytest.mark.slow
+@pytest.mark.slow
+def test_a_ca_key_that_is_not_its_certificates_signs_nothing_and_is_kept(tmp_path):
+    """Its broker certificate would verify against no CA the boxes trust; and the key stays as it was."""
+    certs = tmp_path / "certs"
+    assert make_certs(str(certs)).returncode == 0
+    for name in ["server.crt", "server.key", "ca.key"]:
+        (certs / name).unlink()
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-out", str(certs / "ca.key")], check=True,
+                   capture_output=True)
+    other = (certs / "ca.key").read_bytes()
+    run = make_certs(str(certs))
+    assert run.returncode == 2 and "key values mismatch" in run.stderr, run.stderr
+    assert sorted(p.name for p in certs.iterdir()) == ["ca.crt", "ca.key"] and (certs / "ca.key").read_bytes() == other
 
 
 @pytest.mark.slow

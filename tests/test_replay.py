@@ -68,3 +68,25 @@ def test_a_van_in_two_overlapping_parking_zones_is_one_incident_in_the_zone_whos
     assert [m["zone"] for m in starts] == ["kerb-bay"], [(m["zone"], m["started_at"]) for m in starts]
     assert abs(wire.parse_time(starts[0]["started_at"]) - t0 - 20) <= 3
     assert {m["incident_id"] for m in messages} == {starts[0]["incident_id"]}
+
+
+@pytest.mark.slow
+def test_a_recording_whose_clock_jumps_ten_hours_raises_no_parking_from_the_hours_it_does_not_show(
+        edge_config_file, tmp_path):
+    """8 s of the parked van, then 8 s more whose clock is 10 h on (two recordings joined, a recorder's clock set):
+    the van seen at 08:00 and again at 18:00 was raised as parked for 10 h. Seen for 16 s, it is under its 30 s."""
+    from edge.config import load_config
+    from edge.replay import replay
+
+    def part(skip: float, offset: float) -> bytes:
+        out = tmp_path / f"part-{skip:g}.ts"
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-ss", str(skip), "-t", "8", "-i", str(CLIP),
+                        "-c:v", "libx264", "-preset", "ultrafast", "-g", "10", "-an", "-output_ts_offset", str(offset),
+                        "-f", "mpegts", str(out)], check=True, timeout=60)
+        return out.read_bytes()
+
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part(0, 0) + part(8, 10 * 3600))
+    t0 = wire.parse_time("2026-03-02T08:00:00Z")
+    messages = [o.message for o in replay(load_config(edge_config_file), "campus-gate", str(joined), t0)]
+    assert not [m for m in messages if m["type"] == "illegal_parking"], messages

@@ -6,9 +6,8 @@ import time
 import pytest
 
 from edge import source
-from edge.box import CLOCK_AHEAD_S, anchor
 from edge.config import Camera, Rules
-from edge.source import keyframe_gap_limit, open_camera, open_frames
+from edge.source import CLOCK_AHEAD_S, anchor, keyframe_gap_limit, open_camera, open_frames
 from xueliang import services
 
 from .conftest import CLIP

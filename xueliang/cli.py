@@ -13,6 +13,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 # OpenCV's own limit is 2^30 pixels: a 1 MB PNG claiming 20000x20000 took 2.5 GB to decode
 MAX_IMAGE_PIXELS = 1 << 26  # 64 MP, 8192x8192: above any camera's picture
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
+DAMAGED = 3  # replay's status for a file cut off or damaged: what it printed is what could be read (2: nothing was)
 
 
 def _score(text: str) -> float:
@@ -98,14 +99,16 @@ def _detect(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from edge.config import load_config
     from edge.replay import replay
+    from edge.source import Damage, SourceError
     from xueliang.wire import WireError, incident_file_name
 
     config = load_config(args.config)
     out_dir = Path(args.evidence_dir) if args.evidence_dir else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
+    damage = Damage()
     try:
-        for out in replay(config, args.camera, args.video, city_time(args.start)):
+        for out in replay(config, args.camera, args.video, city_time(args.start), damage):
             print(json.dumps(out.message, ensure_ascii=False), flush=True)
             if out_dir and out.evidence:
                 name = f"{incident_file_name(out.message['incident_id'])}-{out.message['seq']}.jpg"
@@ -113,6 +116,14 @@ def _replay(args: argparse.Namespace) -> int:
     except WireError as exc:  # a time the wire cannot carry: --start, or where the file's clock takes it
         print(f"error: --start {args.start}: {exc}", file=sys.stderr)
         return 2
+    except SourceError:
+        if damage.stopped is None:  # nothing of it read: no video, or none that can be decoded (main says why)
+            raise
+    # evidence from a damaged file is evidence with holes: said apart from the decoder's warnings, and in the status
+    if said := damage.words():
+        print(f"error: {args.video} is damaged: {said}. The messages above are what could be read of it; the "
+              "incidents open where it ends ended stream_ended", file=sys.stderr)
+        return DAMAGED
     return 0
 
 
@@ -301,7 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_detect)
 
     p = sub.add_parser("replay", help="run the edge pipeline on a video file, print incident messages "
-                       "(the regions the vehicle model runs on are logged on stderr)")
+                       "(the regions the vehicle model runs on are logged on stderr)",
+                       epilog=f"exit status: 0 the file was read to its end; 2 nothing was replayed (a config, a "
+                       f"--start or a file that is no video, or none that can be decoded: error: on stderr); {DAMAGED} "
+                       "the file is damaged (cut off short of the length its index states, packets the decoder "
+                       "refused, or not readable on from some point): the messages printed are what could be read, "
+                       "the incidents open where it ends ended stream_ended, and stderr says what and about where")
     p.add_argument("video")
     p.add_argument("--config", required=True)
     p.add_argument("--camera", required=True)
