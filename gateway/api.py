@@ -34,7 +34,8 @@ from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha
                                   evidence_response, incident_evidence_response, iso, note_hidden, period,
                                   photo_response)
 from gateway.reports import machine_precision, summary
-from gateway.security import BodyCap, SecurityHeaders, database_unavailable, read_capped, validation_error
+from gateway.security import (BodyCap, SecurityHeaders, database_unavailable, read_capped, server_error,
+                              validation_error)
 from gateway.storage import Store
 from gateway.web import not_a_page, web_router
 from gateway.workbench import workbench_router
@@ -504,6 +505,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(Exception, server_error)  # Starlette's error middleware calls it, outermost
     app.add_exception_handler(StarletteHTTPException, not_a_page)  # /ui/ in Chinese, the rest FastAPI's JSON
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.on_change = on_change or (lambda case_id: None)

@@ -140,6 +140,15 @@ def database_down(error: OperationalError) -> str:
     return f"the database did not answer ({said[0][:200] if said else type(error).__name__}); try again shortly"
 
 
+async def server_error(request: Request, exc: Exception) -> Response:
+    """The 500 of a fault in the gateway's own code (the traceback goes to the log, as Starlette logs it), with the
+    headers every other answer has: Starlette's error middleware is outside every middleware, ``SecurityHeaders``
+    too, and its bare "Internal Server Error" had none of them (no CSP, no ``no-store``)."""
+    return Response(json.dumps({"detail": "the gateway failed on this request; its log says why"}), 500,
+                    media_type="application/json",
+                    headers={**HEADERS, "Content-Security-Policy": CSP, "Cache-Control": NO_STORE})
+
+
 async def database_unavailable(request: Request, exc: OperationalError) -> Response:
     """503 with ``Retry-After`` where a request found the database down (a PostgreSQL restart, a locked or
     deleted SQLite file, a full disk): it was a bare 500 "Internal Server Error" and a traceback in the log,

@@ -249,6 +249,23 @@ def carries_the_security_headers(r: httpx.Response) -> None:
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
 
 
+def test_a_fault_of_the_gateways_own_is_a_500_with_the_security_headers(city):
+    """Starlette's error middleware, outside every other, answered a fault in the gateway's code with a bare 500 and
+    none of the headers (no CSP, no ``no-store``); its handler now sets them. A route that fails stands for the
+    fault (README: no input makes a 500, so only a fault of the gateway's own does)."""
+    app, store, *_ = city
+    failing = create_app(store, app.state.tables)
+
+    @failing.get("/fails")
+    def fails() -> dict:
+        raise RuntimeError("a fault of the gateway's own")
+
+    r = TestClient(failing, raise_server_exceptions=False).get("/fails")
+    assert r.status_code == 500 and "RuntimeError" not in r.text
+    carries_the_security_headers(r)
+    assert r.headers["cache-control"] == "private, no-store"
+
+
 def test_a_host_not_listed_is_a_400_with_the_security_headers_before_a_case_is_read(city):
     """With ``http.public_read`` a page on the internet whose name has been pointed at the gateway's address (DNS
     rebinding) read the cases through the browser of anyone inside the city's network who opened it: nothing
