@@ -327,11 +327,14 @@ def _packet_time(packet: av.Packet) -> float | None:
 
 
 def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: str,
-             damage: Damage) -> Iterator[tuple[av.VideoFrame, bool]]:
-    """The frames of ``stream``, each with whether only key frames are wanted from there.
+             damage: Damage) -> Iterator[av.VideoFrame]:
+    """The frames of ``stream`` that may be analysed: on the key-frame path, key frames alone.
 
     ``keyframes``: from the first frame on, the decoder skips all but key frames (``skip_frame``
-    NONKEY; 25-50x less decoding). ``auto`` does the same but keeps the packets since the last key
+    NONKEY; 25-50x less decoding). A frame between that a decoder hands out all the same (VP9's skips
+    none, nor AV1's told to once open) is passed over, and never counts as handed out: handed out and
+    not analysed, the stretch decoded again below was taken for seen and lost (5 s of a camera at each
+    connection). ``auto`` does the same but keeps the packets since the last key
     frame (a GOP's worth: about 1 MB for 2 s of 1080p at 4 Mb/s); when one comes more than
     ``max_keyframe_gap_s`` after that key frame, the decoder is reset and decodes them again from the
     key frame, and every frame from then on, for good: nothing of that stretch is skipped, B-frames or
@@ -367,9 +370,10 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
                     log.info("%s: no key frame within %.1fs (%d packets); decoding every frame from the last one on",
                              url, max_keyframe_gap_s, len(since_key))
                     for frame in codec.decode(None):  # what the decoder holds back (B-frames) comes first
-                        frame.time_base = stream.time_base  # a drained frame comes without it
-                        handed = frame.pts if frame.pts is not None else handed
-                        yield frame, True
+                        if frame.key_frame:
+                            frame.time_base = stream.time_base  # a drained frame comes without it
+                            handed = frame.pts if frame.pts is not None else handed
+                            yield frame
                     codec.flush_buffers()
                     codec.skip_frame = "DEFAULT"
                     key_path, todo, since_key, replayed_to = False, since_key, None, handed
@@ -396,8 +400,10 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
                 # skipping starts after the first decoded frame: from the start it costs RTSP a whole GOP
                 if key_path and codec.skip_frame != "NONKEY":
                     codec.skip_frame = "NONKEY"
+                if key_path and not frame.key_frame:
+                    continue
                 handed = frame.pts if frame.pts is not None else handed
-                yield frame, key_path
+                yield frame
 
 
 def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
@@ -475,7 +481,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         last_t = 0.0
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
-            for frame, keyframes_only in _decoded(container, stream, sampling, max_keyframe_gap_s, url, damage):
+            for frame in _decoded(container, stream, sampling, max_keyframe_gap_s, url, damage):
                 if frame.time is None:
                     if raw_step is not None and (first is not None or untimed_at is not None):
                         last_t += raw_step
@@ -500,8 +506,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     # nothing) until the stream caught up with where it had been, hours on a live camera
                     first, t = frame.time - last_t - CLOCK_STEP_S, last_t + CLOCK_STEP_S
                 last_t = t
-                # on the key-frame path only key frames are analysed (a decoder still hands out a few others)
-                if (frame.key_frame or not keyframes_only) and sampler.due(t):
+                if sampler.due(t):
                     yield t, _pixels(frame, max_width, url)
         except av.ExitError:  # PyAV's interrupt: a read of a file, or with ``bound_reads``, went on too long
             raise SourceError(f"{url}: read failed: no packet within {read_timeout_s:g} s") from None
