@@ -17,6 +17,7 @@ import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -284,18 +285,23 @@ def certificate_fault(url: str, tls_ca: Path, timeout_s: float) -> str | None:
         return None
 
 
-def _pixels(frame: av.VideoFrame, max_width: int, url: str) -> np.ndarray:
-    """The frame's BGR pixels at the size it is analysed at, upright: turned as its display matrix says (a phone
-    films portrait and stores it on its side; analysed so, a zone drawn on the picture as seen lay on other ground).
-    The size is the upright picture's, so ``max_width`` is the width as seen. A picture no camera makes
+def _pixels(frame: av.VideoFrame, max_width: int, url: str, sar: Fraction | None = None) -> np.ndarray:
+    """The frame's BGR pixels at the size it is analysed at, as shown: as wide as its pixels' aspect ratio ``sar``
+    makes it (an analogue encoder's D1 stream, an anamorphic one: analysed as stored, a 4:3 stream's vehicles were
+    three quarters as wide to the detector and in the evidence), then upright, turned as its display matrix says (a
+    phone films portrait and stores it on its side; analysed so, a zone drawn on the picture as seen lay on other
+    ground). The size is the picture's as seen, so ``max_width`` is the width as seen. A picture no camera makes
     (``picture_fault``) is the camera's fault: SourceError, which names its size."""
     turn = TURNS.get(frame.rotation % 360)
     quarter = turn in (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_90_CLOCKWISE)
-    width, height = (frame.height, frame.width) if quarter else (frame.width, frame.height)
+    wide = max(1, round(frame.width * sar)) if sar and sar != 1 else frame.width
+    width, height = (frame.height, wide) if quarter else (wide, frame.height)
     fault = picture_fault(width, height)
     if fault:
-        raise SourceError(f"{url}: {fault}; not analysed")
-    size = analysed_size(width, height, max_width)
+        stored = f" (stored {frame.width}x{frame.height}, its pixels {sar.numerator}:{sar.denominator})" \
+            if wide != frame.width else ""
+        raise SourceError(f"{url}: {fault}{stored}; not analysed")
+    size = analysed_size(width, height, max_width) or ((width, height) if wide != frame.width else None)
     if size is not None:
         w, h = size[::-1] if quarter else size
         image = frame.reformat(width=w, height=h, format="bgr24").to_ndarray()
@@ -462,7 +468,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         raise SourceError(f"cannot open {url}: {late}{exc}") from None
     try:
         stream = video_stream(container.streams.video, url)
-        stream.codec_context.options = {"max_pixels": str(MAX_PICTURE_PIXELS)}  # refused before it is allocated
+        codec = stream.codec_context
+        codec.options = {"max_pixels": str(MAX_PICTURE_PIXELS)}  # refused before it is allocated
         damage = Damage() if damage is None else damage
         if stream.frames and stream.duration:  # an index that counts its frames states the length (an MP4's)
             damage.stated_s = float(stream.duration * stream.time_base)
@@ -486,7 +493,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     if raw_step is not None and (first is not None or untimed_at is not None):
                         last_t += raw_step
                         if sampler.due(last_t):
-                            yield last_t, _pixels(frame, max_width, url)
+                            yield last_t, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
                         continue
                     # RTSP often delivers its first (key) frame without a pts: use it at t=0 and
                     # anchor the stream clock on the next timed frame
@@ -494,7 +501,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                         continue
                     untimed_at = time.monotonic()
                     sampler.due(0.0)
-                    yield 0.0, _pixels(frame, max_width, url)
+                    yield 0.0, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
                     continue
                 if first is None:
                     first = frame.time
@@ -507,7 +514,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     first, t = frame.time - last_t - CLOCK_STEP_S, last_t + CLOCK_STEP_S
                 last_t = t
                 if sampler.due(t):
-                    yield t, _pixels(frame, max_width, url)
+                    yield t, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
         except av.ExitError:  # PyAV's interrupt: a read of a file, or with ``bound_reads``, went on too long
             raise SourceError(f"{url}: read failed: no packet within {read_timeout_s:g} s") from None
         except (av.FFmpegError, OSError) as exc:

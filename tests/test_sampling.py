@@ -239,3 +239,34 @@ def test_a_vp9_or_av1_stream_whose_key_frames_stop_coming_loses_none_of_the_fram
                     "-t", "6", "-c:v", *codec, "-g", "600", str(clip)], check=True, timeout=60)
     times = [round(t, 1) for t, _ in open_frames(str(clip), sampling="auto", max_keyframe_gap_s=2.5)]
     assert times == [float(s) for s in range(6)], times
+
+
+@pytest.mark.parametrize("rotate, shown", [(0, (240, 427)), (90, (427, 240))])
+def test_a_picture_of_non_square_pixels_is_analysed_as_wide_as_it_is_shown(tmp_path, rotate, shown):
+    """An analogue encoder's D1 stream or an anamorphic one stores its picture narrower than it is shown (its
+    pixels' aspect ratio, SAR 4:3 here): analysed as stored, its vehicles were three quarters as wide to the
+    detector and in the evidence. Turned by a display matrix too, it is widened first, then turned, as players do."""
+    import numpy as np
+
+    stored, clip = tmp_path / "stored.mp4", tmp_path / "anamorphic.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
+                    "-t", "1", "-vf", "setsar=4/3", "-c:v", "libx264", str(stored)], check=True, timeout=60)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(stored), "-c", "copy", "-metadata:s:v:0",
+                    f"rotate={rotate}", str(clip)], check=True, timeout=60)  # (ffmpeg 5 keeps it only so)
+    as_shown = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(clip), "-frames:v", "1", "-vf",
+                               f"scale={shown[1]}:{shown[0]}", "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
+                              capture_output=True, check=True, timeout=60).stdout
+    as_shown = np.frombuffer(as_shown, np.uint8).reshape(*shown, 3)
+    _, first = next(open_frames(str(clip)))
+    assert first.shape == as_shown.shape and np.abs(first.astype(int) - as_shown).mean() < 4
+    _, narrow = next(open_frames(str(clip), max_width=200))  # max_width is the width as seen
+    assert narrow.shape[:2] == ((112, 200) if rotate == 0 else (356, 200))
+
+
+def test_pixels_no_camera_has_are_the_cameras_fault_and_named(tmp_path):
+    clip = tmp_path / "thin-pixels.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
+                    "-t", "1", "-vf", "setsar=20/1", "-c:v", "libx264", str(clip)], check=True, timeout=60)
+    with pytest.raises(source.SourceError, match=r"a 6400x240 picture is no camera's: .* \(stored 320x240, its "
+                                                 r"pixels 20:1\); not analysed"):
+        next(open_frames(str(clip)))
