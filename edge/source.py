@@ -14,6 +14,7 @@ import math
 import re
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 
 import av
 import cv2
+from av.sidedata.sidedata import Type
 import numpy as np
 
 from edge.config import is_pipe, is_rtsp
@@ -132,8 +134,8 @@ MAX_HELD_PACKETS = 1500  # ``auto`` holds at most this many packets since a key 
 # a picture above 4K UHD is analysed scaled down to it: a 16000x16000 stream made 576 detector crops a frame,
 # and every other camera of the box waited 10 s a round for it
 MAX_FRAME_PIXELS = 3840 * 2160
-# the turn that shows a frame upright, by its display matrix's rotation (PyAV's: counterclockwise degrees, as
-# FFmpeg's players turn it); other angles are analysed as stored
+# the turn that shows a frame upright, by its display matrix's rotation (counterclockwise degrees, as FFmpeg's
+# players turn it: ``orientation``); other angles are analysed as stored, with a warning
 TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 MAX_BAD_PACKETS = 250  # packets in a row the decoder refuses before the stream counts as broken (25 fps: 10 s)
 CUT_OFF_S = 1.0  # a file whose packets end this much short of the length its index states is cut off
@@ -147,6 +149,7 @@ MAX_PICTURE_RATIO = 8.0
 # The decoder refuses it (FFmpeg's max_pixels) before it allocates one: a 16384x8192 stream of 800 KB took a reader
 # 1.5 GB (its frame threads' pictures), enough to have the box's every camera killed with it on a small machine.
 MAX_PICTURE_PIXELS = 8192 * 4352
+DISPLAY_MATRIX = Type.DISPLAYMATRIX
 RTSPS_PORT = 322  # an rtsps:// url's port where it names none (FFmpeg's RTSPS_DEFAULT_PORT)
 
 
@@ -285,14 +288,44 @@ def certificate_fault(url: str, tls_ca: Path, timeout_s: float) -> str | None:
         return None
 
 
+def orientation(matrix: bytes | None) -> tuple[int, bool]:
+    """The turn (counterclockwise degrees, 0 to 359) and whether the picture is mirrored before it, that show a
+    picture as its display matrix (FFmpeg's: nine 32-bit integers) says. PyAV's ``rotation`` reads a mirror as a turn
+    of 180 degrees: a mirrored clip was analysed upside down and mirrored the other way.
+
+    >>> import struct
+    >>> orientation(struct.pack("=9i", 0, -65536, 0, 65536, 0, 0, 0, 0, 1 << 30)), orientation(None)  # portrait
+    ((90, False), (0, False))
+    >>> orientation(struct.pack("=9i", -65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30))  # a selfie camera's mirror
+    (0, True)
+    >>> orientation(struct.pack("=9i", 65536, 0, 0, 0, -65536, 0, 0, 0, 1 << 30))  # upside down: mirrored, turned
+    (180, True)
+    """
+    if matrix is None or len(matrix) < 36:
+        return 0, False
+    m = struct.unpack("=9i", matrix[:36])
+    mirrored = m[0] * m[4] - m[1] * m[3] < 0
+    across, down = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if not across or not down:
+        return 0, False
+    sign = -1 if mirrored else 1  # the matrix of the picture once mirrored: its first row the other way
+    return round(-math.degrees(math.atan2(sign * m[1] / down, sign * m[0] / across))) % 360, mirrored
+
+
+def _display_matrix(frame: av.VideoFrame) -> bytes | None:
+    matrix = frame.side_data.get(DISPLAY_MATRIX)
+    return bytes(matrix) if matrix is not None else None
+
+
 def _pixels(frame: av.VideoFrame, max_width: int, url: str, sar: Fraction | None = None) -> np.ndarray:
     """The frame's BGR pixels at the size it is analysed at, as shown: as wide as its pixels' aspect ratio ``sar``
     makes it (an analogue encoder's D1 stream, an anamorphic one: analysed as stored, a 4:3 stream's vehicles were
     three quarters as wide to the detector and in the evidence), then upright, turned as its display matrix says (a
     phone films portrait and stores it on its side; analysed so, a zone drawn on the picture as seen lay on other
-    ground). The size is the picture's as seen, so ``max_width`` is the width as seen. A picture no camera makes
+    ground), mirrored first where it says so. The size is the picture's as seen, so ``max_width`` is the width as seen. A picture no camera makes
     (``picture_fault``) is the camera's fault: SourceError, which names its size."""
-    turn = TURNS.get(frame.rotation % 360)
+    degrees, mirrored = orientation(_display_matrix(frame))
+    turn = TURNS.get(degrees)
     quarter = turn in (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_90_CLOCKWISE)
     wide = max(1, round(frame.width * sar)) if sar and sar != 1 else frame.width
     width, height = (frame.height, wide) if quarter else (wide, frame.height)
@@ -307,7 +340,18 @@ def _pixels(frame: av.VideoFrame, max_width: int, url: str, sar: Fraction | None
         image = frame.reformat(width=w, height=h, format="bgr24").to_ndarray()
     else:
         image = frame.to_ndarray(format="bgr24")
+    if mirrored:
+        image = cv2.flip(image, 1)
     return image if turn is None else cv2.rotate(image, turn)
+
+
+def _say_orientation(frame: av.VideoFrame, url: str) -> None:
+    """A warning where the first frame's display matrix turns it by other than a quarter (a clip turned by an
+    editor): analysed as stored, its picture leans; quarter turns and mirrors are followed (``_pixels``)."""
+    degrees, mirrored = orientation(_display_matrix(frame))
+    if degrees not in TURNS and degrees:
+        log.warning("%s: its display matrix turns the picture %d degrees%s; only quarter turns are followed, so it "
+                    "is analysed as stored, leaning", without_password(url), degrees, " and mirrors it" if mirrored else "")
 
 
 def video_stream(streams, url: str):
@@ -489,6 +533,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
             for frame in _decoded(container, stream, sampling, max_keyframe_gap_s, url, damage):
+                if first is None and untimed_at is None:
+                    _say_orientation(frame, url)
                 if frame.time is None:
                     if raw_step is not None and (first is not None or untimed_at is not None):
                         last_t += raw_step

@@ -270,3 +270,42 @@ def test_pixels_no_camera_has_are_the_cameras_fault_and_named(tmp_path):
     with pytest.raises(source.SourceError, match=r"a 6400x240 picture is no camera's: .* \(stored 320x240, its "
                                                  r"pixels 20:1\); not analysed"):
         next(open_frames(str(clip)))
+
+
+def with_display_matrix(plain, out, matrix):
+    """``plain`` (an MP4 of the identity matrix) with its track's matrix replaced: FFmpeg 5's command line writes
+    turns alone, no mirror."""
+    import struct
+
+    data = plain.read_bytes()
+    at = data.index(struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000), data.index(b"tkhd"))
+    out.write_bytes(data[:at] + struct.pack(">9i", *matrix) + data[at + 36:])
+    return out
+
+
+@pytest.mark.parametrize("matrix, flip", [((-0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000), 1),
+                                          ((0x10000, 0, 0, 0, -0x10000, 0, 0, 0, 0x40000000), 0)])
+def test_a_clip_whose_display_matrix_mirrors_it_is_analysed_as_shown(tmp_path, matrix, flip):
+    """A mirror (a selfie camera's) read as a turn of 180 degrees was analysed upside down and mirrored the other
+    way; one upside down by a mirror (the matrix of a camera mounted on a ceiling) was analysed as stored."""
+    import cv2
+    import numpy as np
+
+    plain = tmp_path / "plain.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
+                    "-t", "1", "-c:v", "libx264", str(plain)], check=True, timeout=60)
+    mirrored = with_display_matrix(plain, tmp_path / "mirrored.mp4", matrix)
+    _, stored = next(open_frames(str(plain)))
+    _, shown = next(open_frames(str(mirrored)))
+    assert np.array_equal(shown, cv2.flip(stored, flip))
+
+
+def test_a_clip_turned_by_other_than_a_quarter_is_analysed_as_stored_and_said(tmp_path, caplog):
+    plain, turned = tmp_path / "plain.mp4", tmp_path / "leaning.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
+                    "-t", "1", "-c:v", "libx264", str(plain)], check=True, timeout=60)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(plain), "-c", "copy", "-metadata:s:v:0",
+                    "rotate=45", str(turned)], check=True, timeout=60)
+    with caplog.at_level("WARNING", logger="edge.source"):
+        assert next(open_frames(str(turned)))[1].shape == (240, 320, 3)
+    assert "leaning.mp4: its display matrix turns the picture 45 degrees; only quarter turns are followed" in caplog.text
