@@ -139,6 +139,7 @@ MAX_FRAME_PIXELS = 3840 * 2160
 TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 MAX_BAD_PACKETS = 250  # packets in a row the decoder refuses before the stream counts as broken (25 fps: 10 s)
 CUT_OFF_S = 1.0  # a file whose packets end this much short of the length its index states is cut off
+MAX_BLANK_KEY_FRAMES = 3  # key frames in a row that give no picture before the decoder is taken to skip them
 # The picture shapes cameras make lie well within these: the smallest format a camera offers is SQCIF (128x96), the
 # longest a panoramic camera's four 16:9 sensors stitched side by side (7680x1080, 7.1:1); 32:9 (5120x1440) and a
 # phone's or a corridor mode's 9:16 are common. A 4000x4 "picture" made 667 detector images a frame and took the
@@ -402,6 +403,8 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
     handed: int | None = None  # the pts of the last frame handed out
     replayed_to: int | None = None  # decoding again: frames up to this pts were handed out already
     bad = 0  # packets the decoder refused in a row (``damage.refused``: in all)
+    blank = 0  # packets in a row due a picture that gave none: past the first picture, key frames on the key path
+    pictured = False  # a picture came: from then on a key frame's comes as it is decoded (the reordering is full)
     for packet in container.demux(stream):
         todo, at = [packet], _packet_time(packet)
         if at is not None:  # how far the file was read, its last frame's length on
@@ -413,12 +416,17 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
                 since_key, key_at = [packet], at
             elif since_key is not None:
                 since_key.append(packet)
-                if at is not None and key_at is not None and at < key_at:  # the clock stepped back
+                if blank >= MAX_BLANK_KEY_FRAMES:  # key frames the decoder skips (an intra-refresh camera's):
+                    # their pictures never came, and the camera was analysed once a connection, without a word
+                    log.info("%s: %d key frames in a row gave no picture (the decoder skips them: recovery points of an "
+                             "intra refresh); decoding every frame from the last one on", url, blank)
+                elif at is not None and key_at is not None and at < key_at:  # the clock stepped back
                     key_at = at
-                elif (at is not None and key_at is not None and at - key_at > max_keyframe_gap_s
-                      or len(since_key) > MAX_HELD_PACKETS):  # (packets with no time: held no longer)
-                    log.info("%s: no key frame within %.1fs (%d packets); decoding every frame from the last one on",
-                             url, max_keyframe_gap_s, len(since_key))
+                if (blank >= MAX_BLANK_KEY_FRAMES or at is not None and key_at is not None
+                        and at - key_at > max_keyframe_gap_s or len(since_key) > MAX_HELD_PACKETS):
+                    if blank < MAX_BLANK_KEY_FRAMES:  # (packets with no time: held no longer)
+                        log.info("%s: no key frame within %.1fs (%d packets); decoding every frame from the last one "
+                                 "on", url, max_keyframe_gap_s, len(since_key))
                     for frame in codec.decode(None):  # what the decoder holds back (B-frames) comes first
                         if frame.key_frame:
                             frame.time_base = stream.time_base  # a drained frame comes without it
@@ -426,14 +434,15 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
                             yield frame
                     codec.flush_buffers()
                     codec.skip_frame = "DEFAULT"
-                    key_path, todo, since_key, replayed_to = False, since_key, None, handed
+                    key_path, todo, since_key, replayed_to, blank = False, since_key, None, handed, 0
         for each in todo:
+            due = pictured and (not key_path or each.is_keyframe)
             try:
                 frames = each.decode()
             except av.FFmpegError as exc:  # a damaged packet (lost on the network, a bad sector): skip it alone
                 if codec.width * codec.height > MAX_PICTURE_PIXELS:  # the picture it sets up is refused: no damage
                     raise SourceError(f"{url}: {picture_fault(codec.width, codec.height)}; not decoded") from None
-                bad, damage.refused = bad + 1, damage.refused + 1
+                bad, damage.refused, blank = bad + 1, damage.refused + 1, blank + due
                 if damage.first_refused_s is None and origin is not None and (when := _packet_time(each)) is not None:
                     damage.first_refused_s = when - origin
                 if damage.refused == 1 or damage.refused % 100 == 0:
@@ -441,7 +450,11 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
                 if bad >= MAX_BAD_PACKETS:
                     raise SourceError(f"{url}: {bad} packets in a row could not be decoded (the last: {exc})") from None
                 continue
-            bad = 0
+            bad, pictured = 0, pictured or bool(frames)
+            blank = 0 if frames else blank + due
+            if key_path and sampling == "keyframes" and blank >= MAX_BLANK_KEY_FRAMES:
+                raise SourceError(f"{url}: {blank} key frames in a row gave no picture (the decoder skips them: "
+                                  "recovery points of an intra refresh); set the camera's sampling to auto or rate")
             for frame in frames:
                 if replayed_to is not None and frame.pts is not None:
                     if frame.pts <= replayed_to:

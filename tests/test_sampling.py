@@ -309,3 +309,29 @@ def test_a_clip_turned_by_other_than_a_quarter_is_analysed_as_stored_and_said(tm
     with caplog.at_level("WARNING", logger="edge.source"):
         assert next(open_frames(str(turned)))[1].shape == (240, 320, 3)
     assert "leaning.mp4: its display matrix turns the picture 45 degrees; only quarter turns are followed" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def intra_refresh(tmp_path_factory):
+    """20 s of an intra-refresh H.264 stream (no key frame but the first: a recovery point each second, the
+    picture refreshed column by column; low-latency cameras' setting), as an MPEG-TS recording."""
+    clip = tmp_path_factory.mktemp("refresh") / "refresh.ts"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25",
+                    "-t", "20", "-c:v", "libx264", "-x264-params", "intra-refresh=1:keyint=25", str(clip)],
+                   check=True, timeout=60)
+    return clip
+
+
+def test_an_intra_refresh_stream_is_analysed_every_second_on_auto(intra_refresh, caplog):
+    """Its recovery points are key frames to the demuxer and none to the decoder, which skipped them on the key-frame
+    path: the camera was analysed once a connection, and looked as if it sent nothing."""
+    with caplog.at_level("INFO", logger="edge.source"):
+        times = [t for t, _ in open_frames(str(intra_refresh), sampling="auto")]
+    assert len(times) >= 16 and times[-1] > 19, times  # from the third recovery point on, every second
+    assert "3 key frames in a row gave no picture (the decoder skips them: recovery points" in caplog.text
+
+
+def test_an_intra_refresh_stream_read_on_key_frames_alone_says_to_read_it_otherwise(intra_refresh):
+    with pytest.raises(source.SourceError, match="3 key frames in a row gave no picture .* set the camera's sampling "
+                                                 "to auto or rate"):
+        list(open_frames(str(intra_refresh), sampling="keyframes"))
