@@ -418,8 +418,8 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
                 since_key.append(packet)
                 if blank >= MAX_BLANK_KEY_FRAMES:  # key frames the decoder skips (an intra-refresh camera's):
                     # their pictures never came, and the camera was analysed once a connection, without a word
-                    log.info("%s: %d key frames in a row gave no picture (the decoder skips them: recovery points of an "
-                             "intra refresh); decoding every frame from the last one on", url, blank)
+                    log.info("%s: %d key frames in a row gave no picture (the decoder skips them: an intra refresh's "
+                             "recovery points, or another codec's); decoding every frame from the last one on", url, blank)
                 elif at is not None and key_at is not None and at < key_at:  # the clock stepped back
                     key_at = at
                 if (blank >= MAX_BLANK_KEY_FRAMES or at is not None and key_at is not None
@@ -449,12 +449,21 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
                     log.warning("%s: %d damaged packet(s) skipped so far (the last: %s)", url, damage.refused, exc)
                 if bad >= MAX_BAD_PACKETS:
                     raise SourceError(f"{url}: {bad} packets in a row could not be decoded (the last: {exc})") from None
+            else:
+                bad, pictured = 0, pictured or bool(frames)
+                blank = 0 if frames else blank + due
+            # A stream whose codec changed mid-way (two recordings joined, H.264 then H.265) goes to the first one's
+            # decoder, which refuses most of the rest and takes the packets it reads as key frames without a
+            # picture (250 refused in a row never came): the rest went unread, and the read ended as if all was read
+            if not key_path and blank >= MAX_BAD_PACKETS:
+                raise SourceError(f"{url}: {blank} packets in a row gave no picture; no {codec.name} stream any more "
+                                  "(its codec changed mid-way?)")
+            if bad:
                 continue
-            bad, pictured = 0, pictured or bool(frames)
-            blank = 0 if frames else blank + due
             if key_path and sampling == "keyframes" and blank >= MAX_BLANK_KEY_FRAMES:
-                raise SourceError(f"{url}: {blank} key frames in a row gave no picture (the decoder skips them: "
-                                  "recovery points of an intra refresh); set the camera's sampling to auto or rate")
+                raise SourceError(f"{url}: {blank} key frames in a row gave no picture (the decoder skips them: an "
+                                  "intra refresh's recovery points, or another codec's); set the camera's sampling to "
+                                  "auto or rate")
             for frame in frames:
                 if replayed_to is not None and frame.pts is not None:
                     if frame.pts <= replayed_to:

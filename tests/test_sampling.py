@@ -328,10 +328,33 @@ def test_an_intra_refresh_stream_is_analysed_every_second_on_auto(intra_refresh,
     with caplog.at_level("INFO", logger="edge.source"):
         times = [t for t, _ in open_frames(str(intra_refresh), sampling="auto")]
     assert len(times) >= 16 and times[-1] > 19, times  # from the third recovery point on, every second
-    assert "3 key frames in a row gave no picture (the decoder skips them: recovery points" in caplog.text
+    assert "3 key frames in a row gave no picture (the decoder skips them: an intra refresh's recovery" in caplog.text
 
 
 def test_an_intra_refresh_stream_read_on_key_frames_alone_says_to_read_it_otherwise(intra_refresh):
     with pytest.raises(source.SourceError, match="3 key frames in a row gave no picture .* set the camera's sampling "
                                                  "to auto or rate"):
         list(open_frames(str(intra_refresh), sampling="keyframes"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampling", ["auto", "rate"])
+def test_a_stream_whose_codec_changes_mid_way_ends_its_read_saying_so(tmp_path, sampling):
+    """Two recordings joined (H.264 for 2 s, then H.265): the rest went to the H.264 decoder, which refused most of it
+    and took the packets it read as key frames without a picture; the read ended at the end as if all was read (a
+    file camera played its first 2 s again and again, replay printed what they held and exited 0)."""
+    def part(name, codec, seconds, offset):
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25",
+                        "-t", str(seconds), "-c:v", *codec, "-g", "25", "-output_ts_offset", str(offset), "-f",
+                        "mpegts", str(tmp_path / name)], check=True, timeout=60)
+        return (tmp_path / name).read_bytes()
+
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part("a.ts", ["libx264"], 2, 0) + part("b.ts", [
+        "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error"], 20, 2))
+    times = []
+    with pytest.raises(source.SourceError, match=r"joined.ts: 250 packets in a row gave no picture; no h264 stream any "
+                                                 r"more \(its codec changed mid-way\?\)"):
+        for t, _ in open_frames(str(joined), sampling=sampling):
+            times.append(t)
+    assert times == [0.0, 1.0]
