@@ -14,14 +14,17 @@ import math
 import re
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import av
 import cv2
+from av.sidedata.sidedata import Type
 import numpy as np
 
 from edge.config import is_pipe, is_rtsp
@@ -131,11 +134,12 @@ MAX_HELD_PACKETS = 1500  # ``auto`` holds at most this many packets since a key 
 # a picture above 4K UHD is analysed scaled down to it: a 16000x16000 stream made 576 detector crops a frame,
 # and every other camera of the box waited 10 s a round for it
 MAX_FRAME_PIXELS = 3840 * 2160
-# the turn that shows a frame upright, by its display matrix's rotation (PyAV's: counterclockwise degrees, as
-# FFmpeg's players turn it); other angles are analysed as stored
+# the turn that shows a frame upright, by its display matrix's rotation (counterclockwise degrees, as FFmpeg's
+# players turn it: ``orientation``); other angles are analysed as stored, with a warning
 TURNS = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 MAX_BAD_PACKETS = 250  # packets in a row the decoder refuses before the stream counts as broken (25 fps: 10 s)
 CUT_OFF_S = 1.0  # a file whose packets end this much short of the length its index states is cut off
+MAX_BLANK_KEY_FRAMES = 3  # key frames in a row that give no picture before the decoder is taken to skip them
 # The picture shapes cameras make lie well within these: the smallest format a camera offers is SQCIF (128x96), the
 # longest a panoramic camera's four 16:9 sensors stitched side by side (7680x1080, 7.1:1); 32:9 (5120x1440) and a
 # phone's or a corridor mode's 9:16 are common. A 4000x4 "picture" made 667 detector images a frame and took the
@@ -146,6 +150,7 @@ MAX_PICTURE_RATIO = 8.0
 # The decoder refuses it (FFmpeg's max_pixels) before it allocates one: a 16384x8192 stream of 800 KB took a reader
 # 1.5 GB (its frame threads' pictures), enough to have the box's every camera killed with it on a small machine.
 MAX_PICTURE_PIXELS = 8192 * 4352
+DISPLAY_MATRIX = Type.DISPLAYMATRIX
 RTSPS_PORT = 322  # an rtsps:// url's port where it names none (FFmpeg's RTSPS_DEFAULT_PORT)
 
 
@@ -284,24 +289,70 @@ def certificate_fault(url: str, tls_ca: Path, timeout_s: float) -> str | None:
         return None
 
 
-def _pixels(frame: av.VideoFrame, max_width: int, url: str) -> np.ndarray:
-    """The frame's BGR pixels at the size it is analysed at, upright: turned as its display matrix says (a phone
-    films portrait and stores it on its side; analysed so, a zone drawn on the picture as seen lay on other ground).
-    The size is the upright picture's, so ``max_width`` is the width as seen. A picture no camera makes
+def orientation(matrix: bytes | None) -> tuple[int, bool]:
+    """The turn (counterclockwise degrees, 0 to 359) and whether the picture is mirrored before it, that show a
+    picture as its display matrix (FFmpeg's: nine 32-bit integers) says. PyAV's ``rotation`` reads a mirror as a turn
+    of 180 degrees: a mirrored clip was analysed upside down and mirrored the other way.
+
+    >>> import struct
+    >>> orientation(struct.pack("=9i", 0, -65536, 0, 65536, 0, 0, 0, 0, 1 << 30)), orientation(None)  # portrait
+    ((90, False), (0, False))
+    >>> orientation(struct.pack("=9i", -65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30))  # a selfie camera's mirror
+    (0, True)
+    >>> orientation(struct.pack("=9i", 65536, 0, 0, 0, -65536, 0, 0, 0, 1 << 30))  # upside down: mirrored, turned
+    (180, True)
+    """
+    if matrix is None or len(matrix) < 36:
+        return 0, False
+    m = struct.unpack("=9i", matrix[:36])
+    mirrored = m[0] * m[4] - m[1] * m[3] < 0
+    across, down = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if not across or not down:
+        return 0, False
+    sign = -1 if mirrored else 1  # the matrix of the picture once mirrored: its first row the other way
+    return round(-math.degrees(math.atan2(sign * m[1] / down, sign * m[0] / across))) % 360, mirrored
+
+
+def _display_matrix(frame: av.VideoFrame) -> bytes | None:
+    matrix = frame.side_data.get(DISPLAY_MATRIX)
+    return bytes(matrix) if matrix is not None else None
+
+
+def _pixels(frame: av.VideoFrame, max_width: int, url: str, sar: Fraction | None = None) -> np.ndarray:
+    """The frame's BGR pixels at the size it is analysed at, as shown: as wide as its pixels' aspect ratio ``sar``
+    makes it (an analogue encoder's D1 stream, an anamorphic one: analysed as stored, a 4:3 stream's vehicles were
+    three quarters as wide to the detector and in the evidence), then upright, turned as its display matrix says (a
+    phone films portrait and stores it on its side; analysed so, a zone drawn on the picture as seen lay on other
+    ground), mirrored first where it says so. The size is the picture's as seen, so ``max_width`` is the width as seen. A picture no camera makes
     (``picture_fault``) is the camera's fault: SourceError, which names its size."""
-    turn = TURNS.get(frame.rotation % 360)
+    degrees, mirrored = orientation(_display_matrix(frame))
+    turn = TURNS.get(degrees)
     quarter = turn in (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_90_CLOCKWISE)
-    width, height = (frame.height, frame.width) if quarter else (frame.width, frame.height)
+    wide = max(1, round(frame.width * sar)) if sar and sar != 1 else frame.width
+    width, height = (frame.height, wide) if quarter else (wide, frame.height)
     fault = picture_fault(width, height)
     if fault:
-        raise SourceError(f"{url}: {fault}; not analysed")
-    size = analysed_size(width, height, max_width)
+        stored = f" (stored {frame.width}x{frame.height}, its pixels {sar.numerator}:{sar.denominator})" \
+            if wide != frame.width else ""
+        raise SourceError(f"{url}: {fault}{stored}; not analysed")
+    size = analysed_size(width, height, max_width) or ((width, height) if wide != frame.width else None)
     if size is not None:
         w, h = size[::-1] if quarter else size
         image = frame.reformat(width=w, height=h, format="bgr24").to_ndarray()
     else:
         image = frame.to_ndarray(format="bgr24")
+    if mirrored:
+        image = cv2.flip(image, 1)
     return image if turn is None else cv2.rotate(image, turn)
+
+
+def _say_orientation(frame: av.VideoFrame, url: str) -> None:
+    """A warning where the first frame's display matrix turns it by other than a quarter (a clip turned by an
+    editor): analysed as stored, its picture leans; quarter turns and mirrors are followed (``_pixels``)."""
+    degrees, mirrored = orientation(_display_matrix(frame))
+    if degrees not in TURNS and degrees:
+        log.warning("%s: its display matrix turns the picture %d degrees%s; only quarter turns are followed, so it "
+                    "is analysed as stored, leaning", without_password(url), degrees, " and mirrors it" if mirrored else "")
 
 
 def video_stream(streams, url: str):
@@ -327,11 +378,14 @@ def _packet_time(packet: av.Packet) -> float | None:
 
 
 def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: str,
-             damage: Damage) -> Iterator[tuple[av.VideoFrame, bool]]:
-    """The frames of ``stream``, each with whether only key frames are wanted from there.
+             damage: Damage) -> Iterator[av.VideoFrame]:
+    """The frames of ``stream`` that may be analysed: on the key-frame path, key frames alone.
 
     ``keyframes``: from the first frame on, the decoder skips all but key frames (``skip_frame``
-    NONKEY; 25-50x less decoding). ``auto`` does the same but keeps the packets since the last key
+    NONKEY; 25-50x less decoding). A frame between that a decoder hands out all the same (VP9's skips
+    none, nor AV1's told to once open) is passed over, and never counts as handed out: handed out and
+    not analysed, the stretch decoded again below was taken for seen and lost (5 s of a camera at each
+    connection). ``auto`` does the same but keeps the packets since the last key
     frame (a GOP's worth: about 1 MB for 2 s of 1080p at 4 Mb/s); when one comes more than
     ``max_keyframe_gap_s`` after that key frame, the decoder is reset and decodes them again from the
     key frame, and every frame from then on, for good: nothing of that stretch is skipped, B-frames or
@@ -349,6 +403,8 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
     handed: int | None = None  # the pts of the last frame handed out
     replayed_to: int | None = None  # decoding again: frames up to this pts were handed out already
     bad = 0  # packets the decoder refused in a row (``damage.refused``: in all)
+    blank = 0  # packets in a row due a picture that gave none: past the first picture, key frames on the key path
+    pictured = False  # a picture came: from then on a key frame's comes as it is decoded (the reordering is full)
     for packet in container.demux(stream):
         todo, at = [packet], _packet_time(packet)
         if at is not None:  # how far the file was read, its last frame's length on
@@ -360,34 +416,54 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
                 since_key, key_at = [packet], at
             elif since_key is not None:
                 since_key.append(packet)
-                if at is not None and key_at is not None and at < key_at:  # the clock stepped back
+                if blank >= MAX_BLANK_KEY_FRAMES:  # key frames the decoder skips (an intra-refresh camera's):
+                    # their pictures never came, and the camera was analysed once a connection, without a word
+                    log.info("%s: %d key frames in a row gave no picture (the decoder skips them: an intra refresh's "
+                             "recovery points, or another codec's); decoding every frame from the last one on", url, blank)
+                elif at is not None and key_at is not None and at < key_at:  # the clock stepped back
                     key_at = at
-                elif (at is not None and key_at is not None and at - key_at > max_keyframe_gap_s
-                      or len(since_key) > MAX_HELD_PACKETS):  # (packets with no time: held no longer)
-                    log.info("%s: no key frame within %.1fs (%d packets); decoding every frame from the last one on",
-                             url, max_keyframe_gap_s, len(since_key))
+                if (blank >= MAX_BLANK_KEY_FRAMES or at is not None and key_at is not None
+                        and at - key_at > max_keyframe_gap_s or len(since_key) > MAX_HELD_PACKETS):
+                    if blank < MAX_BLANK_KEY_FRAMES:  # (packets with no time: held no longer)
+                        log.info("%s: no key frame within %.1fs (%d packets); decoding every frame from the last one "
+                                 "on", url, max_keyframe_gap_s, len(since_key))
                     for frame in codec.decode(None):  # what the decoder holds back (B-frames) comes first
-                        frame.time_base = stream.time_base  # a drained frame comes without it
-                        handed = frame.pts if frame.pts is not None else handed
-                        yield frame, True
+                        if frame.key_frame:
+                            frame.time_base = stream.time_base  # a drained frame comes without it
+                            handed = frame.pts if frame.pts is not None else handed
+                            yield frame
                     codec.flush_buffers()
                     codec.skip_frame = "DEFAULT"
-                    key_path, todo, since_key, replayed_to = False, since_key, None, handed
+                    key_path, todo, since_key, replayed_to, blank = False, since_key, None, handed, 0
         for each in todo:
+            due = pictured and (not key_path or each.is_keyframe)
             try:
                 frames = each.decode()
             except av.FFmpegError as exc:  # a damaged packet (lost on the network, a bad sector): skip it alone
                 if codec.width * codec.height > MAX_PICTURE_PIXELS:  # the picture it sets up is refused: no damage
                     raise SourceError(f"{url}: {picture_fault(codec.width, codec.height)}; not decoded") from None
-                bad, damage.refused = bad + 1, damage.refused + 1
+                bad, damage.refused, blank = bad + 1, damage.refused + 1, blank + due
                 if damage.first_refused_s is None and origin is not None and (when := _packet_time(each)) is not None:
                     damage.first_refused_s = when - origin
                 if damage.refused == 1 or damage.refused % 100 == 0:
                     log.warning("%s: %d damaged packet(s) skipped so far (the last: %s)", url, damage.refused, exc)
                 if bad >= MAX_BAD_PACKETS:
                     raise SourceError(f"{url}: {bad} packets in a row could not be decoded (the last: {exc})") from None
+            else:
+                bad, pictured = 0, pictured or bool(frames)
+                blank = 0 if frames else blank + due
+            # A stream whose codec changed mid-way (two recordings joined, H.264 then H.265) goes to the first one's
+            # decoder, which refuses most of the rest and takes the packets it reads as key frames without a
+            # picture (250 refused in a row never came): the rest went unread, and the read ended as if all was read
+            if not key_path and blank >= MAX_BAD_PACKETS:
+                raise SourceError(f"{url}: {blank} packets in a row gave no picture; no {codec.name} stream any more "
+                                  "(its codec changed mid-way?)")
+            if bad:
                 continue
-            bad = 0
+            if key_path and sampling == "keyframes" and blank >= MAX_BLANK_KEY_FRAMES:
+                raise SourceError(f"{url}: {blank} key frames in a row gave no picture (the decoder skips them: an "
+                                  "intra refresh's recovery points, or another codec's); set the camera's sampling to "
+                                  "auto or rate")
             for frame in frames:
                 if replayed_to is not None and frame.pts is not None:
                     if frame.pts <= replayed_to:
@@ -396,8 +472,10 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
                 # skipping starts after the first decoded frame: from the start it costs RTSP a whole GOP
                 if key_path and codec.skip_frame != "NONKEY":
                     codec.skip_frame = "NONKEY"
+                if key_path and not frame.key_frame:
+                    continue
                 handed = frame.pts if frame.pts is not None else handed
-                yield frame, key_path
+                yield frame
 
 
 def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
@@ -456,7 +534,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         raise SourceError(f"cannot open {url}: {late}{exc}") from None
     try:
         stream = video_stream(container.streams.video, url)
-        stream.codec_context.options = {"max_pixels": str(MAX_PICTURE_PIXELS)}  # refused before it is allocated
+        codec = stream.codec_context
+        codec.options = {"max_pixels": str(MAX_PICTURE_PIXELS)}  # refused before it is allocated
         damage = Damage() if damage is None else damage
         if stream.frames and stream.duration:  # an index that counts its frames states the length (an MP4's)
             damage.stated_s = float(stream.duration * stream.time_base)
@@ -475,12 +554,14 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         last_t = 0.0
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
-            for frame, keyframes_only in _decoded(container, stream, sampling, max_keyframe_gap_s, url, damage):
+            for frame in _decoded(container, stream, sampling, max_keyframe_gap_s, url, damage):
+                if first is None and untimed_at is None:
+                    _say_orientation(frame, url)
                 if frame.time is None:
                     if raw_step is not None and (first is not None or untimed_at is not None):
                         last_t += raw_step
                         if sampler.due(last_t):
-                            yield last_t, _pixels(frame, max_width, url)
+                            yield last_t, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
                         continue
                     # RTSP often delivers its first (key) frame without a pts: use it at t=0 and
                     # anchor the stream clock on the next timed frame
@@ -488,7 +569,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                         continue
                     untimed_at = time.monotonic()
                     sampler.due(0.0)
-                    yield 0.0, _pixels(frame, max_width, url)
+                    yield 0.0, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
                     continue
                 if first is None:
                     first = frame.time
@@ -500,9 +581,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     # nothing) until the stream caught up with where it had been, hours on a live camera
                     first, t = frame.time - last_t - CLOCK_STEP_S, last_t + CLOCK_STEP_S
                 last_t = t
-                # on the key-frame path only key frames are analysed (a decoder still hands out a few others)
-                if (frame.key_frame or not keyframes_only) and sampler.due(t):
-                    yield t, _pixels(frame, max_width, url)
+                if sampler.due(t):
+                    yield t, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
         except av.ExitError:  # PyAV's interrupt: a read of a file, or with ``bound_reads``, went on too long
             raise SourceError(f"{url}: read failed: no packet within {read_timeout_s:g} s") from None
         except (av.FFmpegError, OSError) as exc:

@@ -226,3 +226,135 @@ def test_a_clip_stored_on_its_side_is_analysed_upright(phone_clips, rotate):
     assert first.shape == shown.shape and np.abs(first.astype(int) - shown).mean() < 1
     _, narrow = next(open_frames(str(clip), max_width=400))  # max_width is the width as seen
     assert narrow.shape[:2] == ((534, 400) if rotate in (90, 270) else (300, 400))
+
+
+@pytest.mark.parametrize("codec, suffix", [(["libvpx-vp9", "-deadline", "realtime"], "webm"),
+                                           (["libsvtav1", "-preset", "12", "-svtav1-params", "keyint=-1"], "mkv")])
+def test_a_vp9_or_av1_stream_whose_key_frames_stop_coming_loses_none_of_the_frames_between(tmp_path, codec, suffix):
+    """VP9's decoder skips no frame, nor AV1's told to once it is open: on the key-frame path it handed out the
+    frames between, which were not analysed and yet counted as seen, so decoding again from the key frame passed
+    them over (0, 2.6, 3.6 ...: the seconds up to the gap were lost, at each connection of such a camera)."""
+    clip = tmp_path / f"one-key.{suffix}"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
+                    "-t", "6", "-c:v", *codec, "-g", "600", str(clip)], check=True, timeout=60)
+    times = [round(t, 1) for t, _ in open_frames(str(clip), sampling="auto", max_keyframe_gap_s=2.5)]
+    assert times == [float(s) for s in range(6)], times
+
+
+@pytest.mark.parametrize("rotate, shown", [(0, (240, 427)), (90, (427, 240))])
+def test_a_picture_of_non_square_pixels_is_analysed_as_wide_as_it_is_shown(tmp_path, rotate, shown):
+    """An analogue encoder's D1 stream or an anamorphic one stores its picture narrower than it is shown (its
+    pixels' aspect ratio, SAR 4:3 here): analysed as stored, its vehicles were three quarters as wide to the
+    detector and in the evidence. Turned by a display matrix too, it is widened first, then turned, as players do."""
+    import numpy as np
+
+    stored, clip = tmp_path / "stored.mp4", tmp_path / "anamorphic.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
+                    "-t", "1", "-vf", "setsar=4/3", "-c:v", "libx264", str(stored)], check=True, timeout=60)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(stored), "-c", "copy", "-metadata:s:v:0",
+                    f"rotate={rotate}", str(clip)], check=True, timeout=60)  # (ffmpeg 5 keeps it only so)
+    as_shown = subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(clip), "-frames:v", "1", "-vf",
+                               f"scale={shown[1]}:{shown[0]}", "-f", "rawvideo", "-pix_fmt", "bgr24", "-"],
+                              capture_output=True, check=True, timeout=60).stdout
+    as_shown = np.frombuffer(as_shown, np.uint8).reshape(*shown, 3)
+    _, first = next(open_frames(str(clip)))
+    assert first.shape == as_shown.shape and np.abs(first.astype(int) - as_shown).mean() < 4
+    _, narrow = next(open_frames(str(clip), max_width=200))  # max_width is the width as seen
+    assert narrow.shape[:2] == ((112, 200) if rotate == 0 else (356, 200))
+
+
+def test_pixels_no_camera_has_are_the_cameras_fault_and_named(tmp_path):
+    clip = tmp_path / "thin-pixels.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
+                    "-t", "1", "-vf", "setsar=20/1", "-c:v", "libx264", str(clip)], check=True, timeout=60)
+    with pytest.raises(source.SourceError, match=r"a 6400x240 picture is no camera's: .* \(stored 320x240, its "
+                                                 r"pixels 20:1\); not analysed"):
+        next(open_frames(str(clip)))
+
+
+def with_display_matrix(plain, out, matrix):
+    """``plain`` (an MP4 of the identity matrix) with its track's matrix replaced: FFmpeg 5's command line writes
+    turns alone, no mirror."""
+    import struct
+
+    data = plain.read_bytes()
+    at = data.index(struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000), data.index(b"tkhd"))
+    out.write_bytes(data[:at] + struct.pack(">9i", *matrix) + data[at + 36:])
+    return out
+
+
+@pytest.mark.parametrize("matrix, flip", [((-0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000), 1),
+                                          ((0x10000, 0, 0, 0, -0x10000, 0, 0, 0, 0x40000000), 0)])
+def test_a_clip_whose_display_matrix_mirrors_it_is_analysed_as_shown(tmp_path, matrix, flip):
+    """A mirror (a selfie camera's) read as a turn of 180 degrees was analysed upside down and mirrored the other
+    way; one upside down by a mirror (the matrix of a camera mounted on a ceiling) was analysed as stored."""
+    import cv2
+    import numpy as np
+
+    plain = tmp_path / "plain.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
+                    "-t", "1", "-c:v", "libx264", str(plain)], check=True, timeout=60)
+    mirrored = with_display_matrix(plain, tmp_path / "mirrored.mp4", matrix)
+    _, stored = next(open_frames(str(plain)))
+    _, shown = next(open_frames(str(mirrored)))
+    assert np.array_equal(shown, cv2.flip(stored, flip))
+
+
+def test_a_clip_turned_by_other_than_a_quarter_is_analysed_as_stored_and_said(tmp_path, caplog):
+    plain, turned = tmp_path / "plain.mp4", tmp_path / "leaning.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
+                    "-t", "1", "-c:v", "libx264", str(plain)], check=True, timeout=60)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(plain), "-c", "copy", "-metadata:s:v:0",
+                    "rotate=45", str(turned)], check=True, timeout=60)
+    with caplog.at_level("WARNING", logger="edge.source"):
+        assert next(open_frames(str(turned)))[1].shape == (240, 320, 3)
+    assert "leaning.mp4: its display matrix turns the picture 45 degrees; only quarter turns are followed" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def intra_refresh(tmp_path_factory):
+    """20 s of an intra-refresh H.264 stream (no key frame but the first: a recovery point each second, the
+    picture refreshed column by column; low-latency cameras' setting), as an MPEG-TS recording."""
+    clip = tmp_path_factory.mktemp("refresh") / "refresh.ts"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25",
+                    "-t", "20", "-c:v", "libx264", "-x264-params", "intra-refresh=1:keyint=25", str(clip)],
+                   check=True, timeout=60)
+    return clip
+
+
+def test_an_intra_refresh_stream_is_analysed_every_second_on_auto(intra_refresh, caplog):
+    """Its recovery points are key frames to the demuxer and none to the decoder, which skipped them on the key-frame
+    path: the camera was analysed once a connection, and looked as if it sent nothing."""
+    with caplog.at_level("INFO", logger="edge.source"):
+        times = [t for t, _ in open_frames(str(intra_refresh), sampling="auto")]
+    assert len(times) >= 16 and times[-1] > 19, times  # from the third recovery point on, every second
+    assert "3 key frames in a row gave no picture (the decoder skips them: an intra refresh's recovery" in caplog.text
+
+
+def test_an_intra_refresh_stream_read_on_key_frames_alone_says_to_read_it_otherwise(intra_refresh):
+    with pytest.raises(source.SourceError, match="3 key frames in a row gave no picture .* set the camera's sampling "
+                                                 "to auto or rate"):
+        list(open_frames(str(intra_refresh), sampling="keyframes"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampling", ["auto", "rate"])
+def test_a_stream_whose_codec_changes_mid_way_ends_its_read_saying_so(tmp_path, sampling):
+    """Two recordings joined (H.264 for 2 s, then H.265): the rest went to the H.264 decoder, which refused most of it
+    and took the packets it read as key frames without a picture; the read ended at the end as if all was read (a
+    file camera played its first 2 s again and again, replay printed what they held and exited 0)."""
+    def part(name, codec, seconds, offset):
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25",
+                        "-t", str(seconds), "-c:v", *codec, "-g", "25", "-output_ts_offset", str(offset), "-f",
+                        "mpegts", str(tmp_path / name)], check=True, timeout=60)
+        return (tmp_path / name).read_bytes()
+
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(part("a.ts", ["libx264"], 2, 0) + part("b.ts", [
+        "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error"], 20, 2))
+    times = []
+    with pytest.raises(source.SourceError, match=r"joined.ts: 250 packets in a row gave no picture; no h264 stream any "
+                                                 r"more \(its codec changed mid-way\?\)"):
+        for t, _ in open_frames(str(joined), sampling=sampling):
+            times.append(t)
+    assert times == [0.0, 1.0]
