@@ -221,6 +221,25 @@ def anchor(base: float | None, rel: float, now: float, live: bool, last: float =
     return base
 
 
+def file_end(last: float, rel: float, read_to_s: float | None, spacing: float = 0.0) -> float:
+    """When a pass of a file camera ends on the box's clock: its last frame handed on was at ``last``, ``rel`` s
+    into it (``open_frames``'s time), and its packets went on to ``read_to_s`` s in (``Damage.read_to_s``: its last
+    frame's end). The file is opened again then, so a pass takes the file's length whatever was analysed of it: a
+    4 s clip of one key frame (an encoder's default key-frame spacing is 10 s) was played again 0.5 s after its
+    first frame, eight times its speed. A rest of the file longer than ``spacing`` (``frame_spacing``) and
+    ``FILE_GAP_S`` is a jump of its clock, as ``anchor`` takes a frame's: played again from the last frame.
+
+    >>> file_end(1000.0, 0.0, 4.0, spacing=6.0)  # a 4 s clip of one key frame
+    1004.0
+    >>> file_end(1000.0, 29.0, 30.0, spacing=6.0), file_end(1000.0, 29.0, None)  # a 30 s clip; a stream with no time
+    (1001.0, 1000.0)
+    >>> file_end(1000.0, 29.0, 3629.0, spacing=6.0)  # its clock set an hour on after its last frame analysed
+    1000.0
+    """
+    rest = max(0.0, read_to_s - rel) if read_to_s is not None else 0.0
+    return last + (rest if rest <= spacing + FILE_GAP_S else 0.0)
+
+
 def open_camera(camera, rules, bound_reads: bool = False,
                 damage: Damage | None = None) -> Iterator[tuple[float, np.ndarray]]:
     """``open_frames`` with a camera's settings from the edge config."""
@@ -560,6 +579,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                 if frame.time is None:
                     if raw_step is not None and (first is not None or untimed_at is not None):
                         last_t += raw_step
+                        damage.read_to_s = last_t + raw_step  # its packets carry no time: its frames counted
                         if sampler.due(last_t):
                             yield last_t, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
                         continue
