@@ -278,6 +278,8 @@ class CameraReader:
         self._said: tuple[str, str, float] | None = None  # the failure last logged at WARNING: state, error, when
         self._unsaid = 0  # failures since, logged at DEBUG
         self._said_waiting = False
+        # what its reads logged of a file (or a pipe) it reads again at each end: said once (``edge.source._say``)
+        self._said_of_source: set[str] | None = None if is_rtsp(camera.url) else set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, args=(self.generation,), daemon=True,
@@ -353,7 +355,7 @@ class CameraReader:
                 base, read = None, Damage()  # ``read``: how far its packets went (a file's end: ``file_end``)
                 cpu = time.thread_time()
                 self.health.tried_at = box_now()
-                frames = open_camera(cam, self.rules, self._bound_reads, read)
+                frames = open_camera(cam, self.rules, self._bound_reads, read, self._said_of_source)
                 for rel, image in frames:
                     if self.stop.is_set():
                         return
