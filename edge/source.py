@@ -589,7 +589,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         last_t = 0.0
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
-            for frame in _decoded(container, stream, sampling, max_keyframe_gap_s, url, damage, said):
+            for frame in _decoded(container, stream, sampling, max_keyframe_gap_s, without_password(url), damage,
+                                  said):
                 if first is None and untimed_at is None:
                     _say_orientation(frame, url, said)
                 if frame.time is None:
