@@ -38,7 +38,7 @@ from edge.ledger import OpenIncidents
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.outboxfile import keep_outbox, open_outbox, pending_words
 from edge.publisher import BOOT, Publisher
-from edge.source import SourceError, anchor, frame_spacing, open_camera, without_password
+from edge.source import Damage, SourceError, anchor, file_end, frame_spacing, open_camera, without_password
 from edge.suppression import Suppressions
 from xueliang import wire
 
@@ -54,7 +54,7 @@ OFFLINE_AFTER_S = 8.0  # no frame for this long: the camera is reported offline
 # or for this many of its analysis intervals, where longer: a camera analysed once a minute (analysis_interval_s 60)
 # gives its reader a frame a minute, and was reported offline between two, and lost and read afresh at each
 MISSED_FRAMES = 2
-FILE_AGAIN_S = 0.5  # a file camera played to its end is played again after this (a file of one frame is no busy loop)
+FILE_AGAIN_S = 0.5  # a file camera's pass takes at least this (a file of one frame is no busy loop)
 READER_NICE = 15  # camera readers yield the CPU to the analyser
 READER_START_GAP_S = 0.1
 # Every RTSP packet (25/s per camera) needs the GIL for a moment in its reader; with Python's
@@ -278,6 +278,8 @@ class CameraReader:
         self._said: tuple[str, str, float] | None = None  # the failure last logged at WARNING: state, error, when
         self._unsaid = 0  # failures since, logged at DEBUG
         self._said_waiting = False
+        # what its reads logged of a file (or a pipe) it reads again at each end: said once (``edge.source._say``)
+        self._said_of_source: set[str] | None = None if is_rtsp(camera.url) else set()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, args=(self.generation,), daemon=True,
@@ -348,12 +350,12 @@ class CameraReader:
         cam = self.camera
         live, spacing = is_rtsp(cam.url), frame_spacing(cam, self.rules)
         while not self.stop.is_set() and generation == self.generation:
-            frames, played = None, False
+            frames, played, began, rel = None, False, 0.0, 0.0
             try:
-                base = None
+                base, read = None, Damage()  # ``read``: how far its packets went (a file's end: ``file_end``)
                 cpu = time.thread_time()
                 self.health.tried_at = box_now()
-                frames = open_camera(cam, self.rules, self._bound_reads)
+                frames = open_camera(cam, self.rules, self._bound_reads, read, self._said_of_source)
                 for rel, image in frames:
                     if self.stop.is_set():
                         return
@@ -381,10 +383,12 @@ class CameraReader:
                         if self.slots.put(cam.id, base + rel, image):
                             self.health.dropped += 1
                             self.metrics.dropped.labels(cam.id).inc()
-                        played = True
+                        began, played = began if played else base + rel, True
                 if not live and played:  # a file played to its end is played again, as a camera goes on: no failure
                     log.info("camera %s: its file played to its end; played again", cam.id)
-                    self.stop.wait(FILE_AGAIN_S)
+                    end = max(file_end(self._last, rel, read.read_to_s, spacing), began + FILE_AGAIN_S)
+                    if self.stop.wait(max(0.0, end - box_now())):
+                        return
                     continue
                 raise SourceError(f"{cam.url}: stream ended")
             except SourceError as exc:

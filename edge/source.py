@@ -221,12 +221,42 @@ def anchor(base: float | None, rel: float, now: float, live: bool, last: float =
     return base
 
 
-def open_camera(camera, rules, bound_reads: bool = False,
-                damage: Damage | None = None) -> Iterator[tuple[float, np.ndarray]]:
+def file_end(last: float, rel: float, read_to_s: float | None, spacing: float = 0.0) -> float:
+    """When a pass of a file camera ends on the box's clock: its last frame handed on was at ``last``, ``rel`` s
+    into it (``open_frames``'s time), and its packets went on to ``read_to_s`` s in (``Damage.read_to_s``: its last
+    frame's end). The file is opened again then, so a pass takes the file's length whatever was analysed of it: a
+    4 s clip of one key frame (an encoder's default key-frame spacing is 10 s) was played again 0.5 s after its
+    first frame, eight times its speed. A rest of the file longer than ``spacing`` (``frame_spacing``) and
+    ``FILE_GAP_S`` is a jump of its clock, as ``anchor`` takes a frame's: played again from the last frame.
+
+    >>> file_end(1000.0, 0.0, 4.0, spacing=6.0)  # a 4 s clip of one key frame
+    1004.0
+    >>> file_end(1000.0, 29.0, 30.0, spacing=6.0), file_end(1000.0, 29.0, None)  # a 30 s clip; a stream with no time
+    (1001.0, 1000.0)
+    >>> file_end(1000.0, 29.0, 3629.0, spacing=6.0)  # its clock set an hour on after its last frame analysed
+    1000.0
+    """
+    rest = max(0.0, read_to_s - rel) if read_to_s is not None else 0.0
+    return last + (rest if rest <= spacing + FILE_GAP_S else 0.0)
+
+
+def open_camera(camera, rules, bound_reads: bool = False, damage: Damage | None = None,
+                said: set[str] | None = None) -> Iterator[tuple[float, np.ndarray]]:
     """``open_frames`` with a camera's settings from the edge config."""
     return open_frames(camera.url, camera.open_timeout_s, camera.read_timeout_s, camera.analysis_interval_s,
                        camera.sampling, keyframe_gap_limit(camera, rules), camera.max_width, bound_reads, camera.tls_ca,
-                       damage)
+                       damage, said)
+
+
+def _say(said: set[str] | None, level: int, message: str, *args) -> None:
+    """Log what a read found of its source, at DEBUG where ``said`` (its camera's, kept across its reads) holds it
+    already: a file camera is read again at each end, and every pass logged the same lines of it ("2 video streams",
+    "no key frame within ..."), one every few seconds for a short clip."""
+    if said is not None:
+        text = message % args
+        level = logging.DEBUG if text in said else level
+        said.add(text)
+    log.log(level, message, *args)
 
 
 def analysed_size(width: int, height: int, max_width: int) -> tuple[int, int] | None:
@@ -346,16 +376,17 @@ def _pixels(frame: av.VideoFrame, max_width: int, url: str, sar: Fraction | None
     return image if turn is None else cv2.rotate(image, turn)
 
 
-def _say_orientation(frame: av.VideoFrame, url: str) -> None:
+def _say_orientation(frame: av.VideoFrame, url: str, said: set[str] | None = None) -> None:
     """A warning where the first frame's display matrix turns it by other than a quarter (a clip turned by an
     editor): analysed as stored, its picture leans; quarter turns and mirrors are followed (``_pixels``)."""
     degrees, mirrored = orientation(_display_matrix(frame))
     if degrees not in TURNS and degrees:
-        log.warning("%s: its display matrix turns the picture %d degrees%s; only quarter turns are followed, so it "
-                    "is analysed as stored, leaning", without_password(url), degrees, " and mirrors it" if mirrored else "")
+        _say(said, logging.WARNING, "%s: its display matrix turns the picture %d degrees%s; only quarter turns are "
+             "followed, so it is analysed as stored, leaning", without_password(url), degrees,
+             " and mirrors it" if mirrored else "")
 
 
-def video_stream(streams, url: str):
+def video_stream(streams, url: str, said: set[str] | None = None):
     """The video stream of a source a person means: of those that are not a cover picture (a file's attached
     picture), the largest picture, the default one first where two are as large (FFmpeg's own best stream is the
     default one: a file with a 160x120 preview track before its 768x576 one was analysed at 160x120). Which one,
@@ -366,7 +397,8 @@ def video_stream(streams, url: str):
     chosen = max(moving, key=lambda s: (s.codec_context.width * s.codec_context.height,
                                         bool(s.disposition & av.stream.Disposition.default), -s.index))
     if len(streams) > 1:
-        log.info("%s: %d video streams (%s); analysing #%d, the largest picture", without_password(url), len(streams),
+        _say(said, logging.INFO, "%s: %d video streams (%s); analysing #%d, the largest picture", without_password(url),
+             len(streams),
                  ", ".join(f"#{s.index} {s.codec_context.width}x{s.codec_context.height}"
                            + (" cover picture" if s not in moving else "") for s in streams), chosen.index)
     return chosen
@@ -377,8 +409,8 @@ def _packet_time(packet: av.Packet) -> float | None:
     return float(stamp * packet.time_base) if stamp is not None and packet.time_base is not None else None
 
 
-def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: str,
-             damage: Damage) -> Iterator[av.VideoFrame]:
+def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: str, damage: Damage,
+             said: set[str] | None = None) -> Iterator[av.VideoFrame]:
     """The frames of ``stream`` that may be analysed: on the key-frame path, key frames alone.
 
     ``keyframes``: from the first frame on, the decoder skips all but key frames (``skip_frame``
@@ -418,15 +450,16 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
                 since_key.append(packet)
                 if blank >= MAX_BLANK_KEY_FRAMES:  # key frames the decoder skips (an intra-refresh camera's):
                     # their pictures never came, and the camera was analysed once a connection, without a word
-                    log.info("%s: %d key frames in a row gave no picture (the decoder skips them: an intra refresh's "
-                             "recovery points, or another codec's); decoding every frame from the last one on", url, blank)
+                    _say(said, logging.INFO, "%s: %d key frames in a row gave no picture (the decoder skips them: an "
+                         "intra refresh's recovery points, or another codec's); decoding every frame from the last one "
+                         "on", url, blank)
                 elif at is not None and key_at is not None and at < key_at:  # the clock stepped back
                     key_at = at
                 if (blank >= MAX_BLANK_KEY_FRAMES or at is not None and key_at is not None
                         and at - key_at > max_keyframe_gap_s or len(since_key) > MAX_HELD_PACKETS):
                     if blank < MAX_BLANK_KEY_FRAMES:  # (packets with no time: held no longer)
-                        log.info("%s: no key frame within %.1fs (%d packets); decoding every frame from the last one "
-                                 "on", url, max_keyframe_gap_s, len(since_key))
+                        _say(said, logging.INFO, "%s: no key frame within %.1fs (%d packets); decoding every frame "
+                             "from the last one on", url, max_keyframe_gap_s, len(since_key))
                     for frame in codec.decode(None):  # what the decoder holds back (B-frames) comes first
                         if frame.key_frame:
                             frame.time_base = stream.time_base  # a drained frame comes without it
@@ -446,7 +479,8 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
                 if damage.first_refused_s is None and origin is not None and (when := _packet_time(each)) is not None:
                     damage.first_refused_s = when - origin
                 if damage.refused == 1 or damage.refused % 100 == 0:
-                    log.warning("%s: %d damaged packet(s) skipped so far (the last: %s)", url, damage.refused, exc)
+                    _say(said, logging.WARNING, "%s: %d damaged packet(s) skipped so far (the last: %s)", url,
+                         damage.refused, exc)
                 if bad >= MAX_BAD_PACKETS:
                     raise SourceError(f"{url}: {bad} packets in a row could not be decoded (the last: {exc})") from None
             else:
@@ -482,7 +516,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                 interval_s: float = 1.0, sampling: str = "auto",
                 max_keyframe_gap_s: float = 2.5, max_width: int = 0,
                 bound_reads: bool = False, tls_ca: Path | None = None,
-                damage: Damage | None = None) -> Iterator[tuple[float, np.ndarray]]:
+                damage: Damage | None = None, said: set[str] | None = None) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(stream_seconds, bgr_image)`` about every ``interval_s`` until the stream ends.
 
     ``sampling``: ``keyframes`` decodes and analyses only key frames (H.264 and H.265 alike);
@@ -495,7 +529,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     a camera whose read has hung (see below). A pipe's open and reads have no time limit (see below). ``tls_ca``
     (rtsps:// only): FFmpeg reads the camera only where its certificate verifies against this CA file and names
     the url's host; a camera it refuses so is a SourceError that says why (``certificate_fault``). ``damage``:
-    told what the read found damaged (``Damage``; a replay says so).
+    told what the read found damaged (``Damage``; a replay says so). ``said``: what earlier reads of the source
+    logged of it, logged again at DEBUG only (``_say``).
     Raises SourceError when the camera cannot be opened or a read times out.
     """
     options = {"analyzeduration": "1000000", "probesize": "1000000"}
@@ -533,7 +568,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                               "sign or that names another host") from None
         raise SourceError(f"cannot open {url}: {late}{exc}") from None
     try:
-        stream = video_stream(container.streams.video, url)
+        stream = video_stream(container.streams.video, url, said)
         codec = stream.codec_context
         codec.options = {"max_pixels": str(MAX_PICTURE_PIXELS)}  # refused before it is allocated
         damage = Damage() if damage is None else damage
@@ -554,12 +589,14 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         last_t = 0.0
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
-            for frame in _decoded(container, stream, sampling, max_keyframe_gap_s, url, damage):
+            for frame in _decoded(container, stream, sampling, max_keyframe_gap_s, without_password(url), damage,
+                                  said):
                 if first is None and untimed_at is None:
-                    _say_orientation(frame, url)
+                    _say_orientation(frame, url, said)
                 if frame.time is None:
                     if raw_step is not None and (first is not None or untimed_at is not None):
                         last_t += raw_step
+                        damage.read_to_s = last_t + raw_step  # its packets carry no time: its frames counted
                         if sampler.due(last_t):
                             yield last_t, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
                         continue

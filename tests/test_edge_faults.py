@@ -877,6 +877,62 @@ def test_a_file_camera_played_to_its_end_is_played_again_without_a_failure(tmp_p
     assert "stream ended" not in caplog.text
 
 
+@pytest.mark.slow
+def test_a_file_camera_shorter_than_its_key_frame_spacing_plays_its_length_each_pass(tmp_path):
+    """A clip shorter than its key-frame spacing (a probe's 4 s HEVC clip, with the encoder's 10 s; here 1.5 s) gives
+    ``sampling: auto`` its first frame alone: its reader waited for that frame only and played the clip again 0.5 s
+    on (the 4 s clip at eight times its speed). A pass takes the file's length now, whatever is analysed of it."""
+    from edge import box
+    from edge.config import parse_config
+
+    clip = tmp_path / "short.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-t", "1.5", "-i", str(CLIP), "-vf", "scale=320:-2", "-an",
+                    "-c:v", "libx265", "-preset", "ultrafast", "-g", "250", "-x265-params", "log-level=error:scenecut=0",
+                    str(clip)], check=True)
+    config = parse_config({"box": "b1", "cameras": [camera("short", str(clip))]})
+    passes = []
+
+    class Kept(box.Slots):  # every frame's time, not only the latest
+        def put(self, camera_id, t, item):
+            passes.append(t)
+            return super().put(camera_id, t, item)
+
+    stop = threading.Event()
+    reader = box.CameraReader(config.cameras[0], Kept(), box.Metrics(), stop)
+    reader.start()
+    try:
+        wait_until(lambda: len(passes) >= 3, 15, interval=0.05, message="three passes")
+    finally:
+        stop.set()
+    gaps = [b - a for a, b in zip(passes, passes[1:3])]
+    assert all(1.2 < gap < 2.5 for gap in gaps), gaps  # one frame a pass (its key frame), each 1.5 s on
+
+
+@pytest.mark.slow
+def test_what_a_file_camera_says_of_its_file_is_said_once_not_at_each_pass(tmp_path, caplog):
+    """A file camera is read again at each end, and each read logged its lines about the file at INFO again ("2 video
+    streams ...", "no key frame within ..."): for a short clip, two lines every few seconds for good."""
+    from edge import box
+    from edge.config import parse_config
+
+    clip = tmp_path / "two-streams.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=s=320x240:r=10:d=0.6", "-f",
+                    "lavfi", "-i", "testsrc=s=160x120:r=10:d=0.6", "-map", "0", "-map", "1", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-g", "250", str(clip)], check=True)
+    config = parse_config({"box": "b1", "cameras": [camera("file", str(clip), max_keyframe_gap_s=0.25)]})
+    stop = threading.Event()
+    reader = box.CameraReader(config.cameras[0], box.Slots(), box.Metrics(), stop)
+    caplog.set_level(logging.DEBUG)
+    reader.start()
+    try:
+        wait_until(lambda: caplog.text.count("played again") >= 2, 15, interval=0.05, message="two ends")
+    finally:
+        stop.set()
+    for words in ("2 video streams", "no key frame within"):
+        levels = [r.levelname for r in caplog.records if r.name == "edge.source" and words in r.getMessage()]
+        assert levels[0] == "INFO" and set(levels[1:]) == {"DEBUG"} and len(levels) >= 2, (words, levels)
+
+
 def test_a_camera_waiting_on_a_source_that_sends_nothing_says_so_once_and_in_its_heartbeat(
         tmp_path, monkeypatch, caplog):
     """A pipe no one writes to was reported offline with last_error null, and nothing in the log, for the minute
