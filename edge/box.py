@@ -38,9 +38,10 @@ from edge.ledger import OpenIncidents
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.outboxfile import keep_outbox, open_outbox, pending_words
 from edge.publisher import BOOT, Publisher
-from edge.source import Damage, SourceError, anchor, file_end, frame_spacing, open_camera, without_password
+from edge.source import Damage, SourceError, anchor, file_end, frame_spacing, open_camera
 from edge.suppression import Suppressions
 from xueliang import wire
+from xueliang.passwords import without_password
 
 log = logging.getLogger(__name__)
 

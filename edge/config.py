@@ -44,8 +44,8 @@ _PATH_START = re.compile(r"[/?#]")
 _HOST = re.compile(r"(?:[\w.-]+|\[[0-9A-Fa-f:.]+(?:%25[\w.-]+)?\])(?::(?P<port>[0-9]{1,5}))?")
 _IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
 # in a camera url's user information, percent-encoded for FFmpeg (which decodes it): what ends the address (/ ? #),
-# the user information (@) or a url in an error (a space, a quote), so without_password hides it all; and brackets,
-# which Python's urlsplit takes for an IPv6 address's
+# the user information (@) or a url in an error (a space, a quote), so xueliang.passwords.without_password hides it
+# all; and brackets, which Python's urlsplit takes for an IPv6 address's
 _ENCODED = frozenset("/?#@'\"[]")
 AMBIGUOUS = ("reads more than one way (where the password ends and the host begins): percent-encode a / ? # or @ "
              "in the password (/ as %2F, ? as %3F, # as %23, @ as %40), and an @ in the path as %40")

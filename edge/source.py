@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import logging
 import math
-import re
 import socket
 import ssl
 import struct
@@ -28,26 +27,9 @@ from av.sidedata.sidedata import Type
 import numpy as np
 
 from edge.config import is_pipe, is_rtsp
+from xueliang.passwords import without_password
 
 log = logging.getLogger(__name__)
-
-
-# the password in a URL's user information (rtsp://admin:12345@10.0.0.5/...: how most cameras are addressed); up to
-# the last @ before the host, so a password with an @ in it is hidden whole
-_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:'\"]*):[^\s/'\"]*@")
-
-
-def without_password(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``: a camera's URL is in the errors the box
-    logs and sends in its heartbeat (retained at the broker, read by every gateway), and FFmpeg's own errors
-    repeat it.
-
-    >>> without_password("cannot open rtsp://admin:s3cr%40et@10.0.0.5:554/s1: refused: 'rtsp://admin:p@ss@10.0.0.5/s1'")
-    "cannot open rtsp://admin:***@10.0.0.5:554/s1: refused: 'rtsp://admin:***@10.0.0.5/s1'"
-    >>> without_password("rtsp://10.0.0.5/s1 and rtsp://user@10.0.0.5/s1 and /data/a:b@c.mp4")
-    'rtsp://10.0.0.5/s1 and rtsp://user@10.0.0.5/s1 and /data/a:b@c.mp4'
-    """
-    return _PASSWORD.sub(r"\g<scheme>:***@", text)
 
 
 class SourceError(RuntimeError):

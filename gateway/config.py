@@ -361,12 +361,17 @@ class GatewayConfig(Strict):
     @field_validator("database")
     @classmethod
     def _database(cls, v: str) -> str:
-        """A URL SQLAlchemy can open, with its driver installed (each was a traceback at start)."""
+        """A URL SQLAlchemy can open, with its driver installed (each was a traceback at start). What is wrong is
+        said without the URL: it may hold the database's password, and a URL that does not parse has no password
+        ``without_password`` can find for sure."""
         try:
             url = make_url(v)
-        except ArgumentError:
-            raise ValueError(f"{v[:80]!r} is not a database URL; write sqlite:///PATH or "
-                             "postgresql+psycopg://USER@HOST/DB") from None
+        except (ArgumentError, ValueError):  # ValueError: a port that is no number
+            raise ValueError("is not a database URL (not shown: it may hold a password); write sqlite:///PATH or "
+                             "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB") from None
+        if "@" in (url.host or ""):  # SQLAlchemy ends the password at its first @, the rest of it read as the host
+            raise ValueError("names a host with an @ in it (not shown: it may be part of a password); "
+                             "percent-encode an @ in the password as %40")
         try:
             url.get_dialect().import_dbapi()
         except NoSuchModuleError:

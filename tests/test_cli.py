@@ -239,3 +239,34 @@ def test_replay_of_a_file_with_no_picture_to_decode_says_so(edge_config_file, tm
     run = xueliang("replay", str(text), "--config", str(edge_config_file), "--camera", "campus-gate")
     assert run.returncode == 2 and run.stdout == "" and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert f"error: {text}: no picture in it could be decoded" in run.stderr
+
+
+def test_a_log_line_and_its_traceback_show_no_password():
+    """What the box logs of a reader's unforeseen failure (``camera %s reader failed``, with the traceback, in
+    edge.box) is the exception's own text: one that quoted the camera's url showed its password in the log, though
+    the heartbeat's ``last_error`` of the same failure hid it. Every log line passes ``without_password``."""
+    import io
+    import logging
+
+    from xueliang.cli import JsonLines
+
+    url = "rtsp://admin:S3cr3t-PW@10.0.0.5:554/Streaming/Channels/101"
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonLines())
+    log = logging.getLogger("test.secrets")
+    log.addHandler(handler)
+    try:
+        log.warning("camera gate-3: opening %s", url)
+        try:
+            raise ValueError(f"no decoder for {url}")
+        except ValueError:
+            log.exception("camera %s reader failed", "gate-3")
+    finally:
+        log.removeHandler(handler)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert "S3cr3t" not in out.getvalue(), out.getvalue()
+    hidden = url.replace("S3cr3t-PW", "***")
+    assert lines[0]["msg"] == f"camera gate-3: opening {hidden}"
+    assert lines[1]["msg"] == "camera gate-3 reader failed"
+    assert f"ValueError: no decoder for {hidden}" in lines[1]["exc"]

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge.config import AMBIGUOUS, ConfigError, camera_url, load_config, parse_config
-from edge.source import SourceError, open_frames, without_password
+from edge.source import SourceError, open_frames
+from xueliang.passwords import without_password
 
 from .conftest import tcp_server
 

@@ -9,6 +9,8 @@ import os
 import sys
 from pathlib import Path
 
+from xueliang.passwords import without_password
+
 os.environ.setdefault("YOLO_OFFLINE", "1")
 # OpenCV's own limit is 2^30 pixels: a 1 MB PNG claiming 20000x20000 took 2.5 GB to decode
 MAX_IMAGE_PIXELS = 1 << 26  # 64 MP, 8192x8192: above any camera's picture
@@ -287,13 +289,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 class JsonLines(logging.Formatter):
-    """Structured logs: one JSON object per line (time, level, logger, message, traceback if any)."""
+    """Structured logs: one JSON object per line (time, level, logger, message, traceback if any), the password of
+    every URL in them hidden: an exception's text (a traceback's last line) is the library's own, and FFmpeg's and
+    PyAV's quote the camera's url as given."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = {"t": self.formatTime(record), "level": record.levelname, "logger": record.name,
-                "msg": record.getMessage()}
+                "msg": without_password(record.getMessage())}
         if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+            line["exc"] = without_password(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False)
 
 
