@@ -14,7 +14,7 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.dependencies.models import Dependant
@@ -227,6 +227,21 @@ def session_principal(request: Request) -> Principal | None:
     return _principal(row)
 
 
+SECRET_PARAMETERS = frozenset({"token", "access_token"})  # what no link a page makes carries on
+
+
+def kept_query(request: Request) -> dict[str, str]:
+    """The request's query parameters a page's own links keep (a list's filters), less a token someone typed into
+    the address (the pages never read one there): the pager's links and the sign-in's way back copied it on, into
+    more addresses, the browser's history among them.
+
+    >>> from starlette.requests import Request
+    >>> kept_query(Request({"type": "http", "query_string": b"state=dispatched&token=S3cr3t&limit=50"}))
+    {'state': 'dispatched', 'limit': '50'}
+    """
+    return {k: v for k, v in request.query_params.items() if k not in SECRET_PARAMETERS}
+
+
 def page_reader(request: Request) -> Principal:
     """For pages: the session's principal, or everyone's with public read, or off to the sign-in form."""
     who = session_principal(request)
@@ -235,7 +250,8 @@ def page_reader(request: Request) -> Principal:
     if request.app.state.public_read:
         return PUBLIC
     if request.method in ("GET", "HEAD"):
-        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        query = urlencode(kept_query(request))
+        here = request.url.path + (f"?{query}" if query else "")
     else:
         here = form_page(request)
     raise HTTPException(303, "sign in first", headers={"Location": f"/ui/login?next={quote(here, safe='')}"})

@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.auth import (PUBLIC, SESSION_COOKIE, Principal, check_same_origin, count_found, find_cases, form_page,
-                          hash_token, may_see, page_reader, scope, session_principal, start_session, visible_case)
+                          hash_token, kept_query, may_see, page_reader, scope, session_principal, start_session, visible_case)
 from gateway.cases import is_overdue
 from gateway import boxes, gridmap
 from gateway.config import Tables
@@ -185,7 +185,7 @@ def pager(request: Request, offset: int, limit: int, shown: int, total: int) -> 
     """Which of how many cases a list shows, and links to those before and after (the page's own
     filters kept): a list that stops at its limit says so, and the rest are a click away."""
     def link(at: int, text: str, rel: str) -> str:
-        query = urlencode({**request.query_params, "offset": at, "limit": limit})
+        query = urlencode({**kept_query(request), "offset": at, "limit": limit})
         return f" <a rel={rel} href='{esc(request.url.path)}?{esc(query)}'>{text}</a>"
 
     text = (f"第 {offset + 1}–{offset + shown} 条, 共 {total} 条" if shown else f"本页没有案件, 共 {total} 条")
