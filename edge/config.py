@@ -311,7 +311,7 @@ class Broker(Strict):
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = Field(default=None, title="Broker user; under the ACL in deploy/ it is the box id")
-    password: str | None = None
+    password: str | None = Field(default=None, repr=False)  # a config printed whole (a log, a traceback) shows none
     tls_ca: Path | None = Field(default=None, title="CA certificate file: connect with TLS and check the broker")
     keepalive_s: int = Field(default=15, ge=5, le=600)
     resend_after_s: float = Field(default=30.0, ge=1, le=3600, title="Send a message again when no gateway has "

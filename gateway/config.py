@@ -288,7 +288,7 @@ class Broker(Strict):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = Field(default=None, max_length=MAX_IDENTITY,
                                  title="The gateway's account; also its client id and the name on its acknowledgements")
-    password: str | None = None
+    password: str | None = Field(default=None, repr=False)  # a config printed whole (a log, a traceback) shows none
     tls_ca: Path | None = Field(default=None, title="CA certificate file: connect with TLS and check the broker")
     client_id: str | None = Field(default=None, pattern=IDENT, title="Unique per gateway process; defaults to the "
                                   "user name (the deploy broker uses it as the client id whatever is sent), else xl-gateway-1")
@@ -353,7 +353,8 @@ class Http(Strict):
 
 class GatewayConfig(Strict):
     broker: Broker = Broker()
-    database: str = Field(default="sqlite:///data/gateway/gateway.sqlite", title="SQLAlchemy URL")
+    database: str = Field(default="sqlite:///data/gateway/gateway.sqlite", title="SQLAlchemy URL",
+                          repr=False)  # its password: a config printed whole (a log, a traceback) shows none
     http: Http = Http()
     tables: Path = Field(default=TABLES_DIR / "demo.yaml", title="The city's tables (YAML)")
     escalation_check_s: float = Field(default=5.0, gt=0, le=3_600, title="How often overdue cases are looked for")

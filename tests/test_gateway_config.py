@@ -402,3 +402,16 @@ def test_a_merged_key_overridden_is_no_key_written_twice(tmp_path):
     was read first, the deeper one's override of its own merge was refused as a key written twice."""
     text = "a: &a {x: 1}\nb:\n  c: &c {<<: *a, x: 2}\nd: {<<: *c, y: 3}\n"
     assert load_yaml(text) == yaml.safe_load(text)
+
+
+def test_a_gateway_config_printed_whole_shows_no_password():
+    """A config in a log line or a traceback's locals is printed by its repr: the broker's password and the database
+    URL (its password) are left out of it."""
+    from gateway.config import GatewayConfig
+    from edge.config import Broker as EdgeBroker
+
+    config = GatewayConfig.model_validate({"database": "postgresql+psycopg://gw:S3cr3t-PW@db/city",
+                                           "broker": {"username": "gw", "password": "S3cr3t-PW"}})
+    assert "S3cr3t-PW" not in repr(config) and "S3cr3t-PW" not in str(config) and "username='gw'" in repr(config)
+    assert config.database.endswith("@db/city") and config.broker.password == "S3cr3t-PW"
+    assert "S3cr3t-PW" not in repr(EdgeBroker(username="box-1", password="S3cr3t-PW"))
