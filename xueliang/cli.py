@@ -123,8 +123,8 @@ def _replay(args: argparse.Namespace) -> int:
             raise
     # evidence from a damaged file is evidence with holes: said apart from the decoder's warnings, and in the status
     if said := damage.words():
-        print(f"error: {args.video} is damaged: {said}. The messages above are what could be read of it; the "
-              "incidents open where it ends ended stream_ended", file=sys.stderr)
+        print(f"error: {without_password(args.video)} is damaged: {said}. The messages above are what could be read of "
+              "it; the incidents open where it ends ended stream_ended", file=sys.stderr)
         return DAMAGED
     return 0
 
