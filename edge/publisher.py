@@ -508,7 +508,10 @@ class Publisher:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         self.disconnects += 1
-        log.warning("disconnected from broker: %s", reason_code)
+        if self._stop.is_set() and not reason_code.is_failure:  # the box's own goodbye as it stops: nothing to act on
+            log.info("disconnected from broker (the box is stopping)")
+        else:
+            log.warning("disconnected from broker: %s", reason_code)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._news.put(("ack", mid, reason_code))

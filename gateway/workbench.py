@@ -47,6 +47,8 @@ DONE = "已完成: {}"
 FAILED = {  # why an action from a page was not done, as people read it
     "state": "未能{action}: 案件当前为「{state}」, 现在不能这样操作 (可能刚被他人处理), 请查看最新状态。",
     "invalid": "未能{action}: 填写的内容有误 (部门、延期时长或说明), 请检查后重试。",
+    # the page cannot show what it refused: a zero-width space pasted from a chat looks like nothing at all
+    "hidden": "未能{action}: 说明中有看不见的控制字符或格式字符 (常随复制的文字带入), 请删去说明重新输入后再试。",
     "not_jpeg": "照片未上传: 文件不是可以打开的 JPEG 图片。",
     "no_photo": "照片未上传: 请先选择一张 JPEG 照片。",
     "verdict": "未能提交研判: 填写的内容有误 (类型错误须选正确类型, 重复须填另一案件编号, 只有误报和重复可同时作废), "
@@ -221,7 +223,7 @@ async def act_in_page(case_id: CaseId, request: Request, principal: Principal = 
         return back(case_id, failed="action", why="invalid")
     note = form.get("note", "").strip() or None
     if note is not None and (len(note) > 2000 or note_hidden(note)):
-        return back(case_id, failed=action.value, why="invalid")
+        return back(case_id, failed=action.value, why="hidden" if note_hidden(note) else "invalid")
     store, tables = request.app.state.store, request.app.state.tables
     try:
         await run_in_threadpool(actions.act, store, case_id, action, who.role, f"{who.role.value}:{who.name}",
@@ -251,8 +253,10 @@ async def verdict_in_page(case_id: CaseId, request: Request, principal: Principa
         if duplicate_of is not None and not 1 <= duplicate_of <= MAX_ID:
             raise ValueError(f"duplicate_of {duplicate_of} is no case number")
         note = form.get("note", "").strip() or None
-        if note is not None and (len(note) > 2000 or note_hidden(note)):
-            raise ValueError("the note is over 2,000 characters or holds control or invisible formatting characters")
+        if note is not None and note_hidden(note):
+            return back(case_id, failed="verdict", why="hidden")
+        if note is not None and len(note) > 2000:
+            raise ValueError("the note is over 2,000 characters")
         boxes = await run_in_threadpool(
             verdicts.judge, request.app.state.store, request.app.state.tables, case_id, verdict, who.role,
             f"{who.role.value}:{who.name}", time.time(), lambda row: may_see(who, row, request.app.state.tables),

@@ -207,3 +207,25 @@ def test_a_broker_out_of_reach_is_said_in_the_log_with_why_once_a_minute_and_aga
         assert warnings()[1] == f"{said}; 1 try failed, trying again"
     finally:
         publisher.stop(timeout=0.5)
+
+
+@pytest.mark.slow
+def test_the_box_s_own_disconnect_as_it_stops_is_no_warning_and_a_lost_broker_still_is(tmp_path, caplog):
+    """Every stop of a box (the demo's Ctrl-C too) logged ``WARNING disconnected from broker: Normal disconnection``:
+    its own goodbye, nothing to act on. A broker that goes away is still a warning."""
+    caplog.set_level(logging.INFO, logger="edge.publisher")
+    broker = services.mosquitto(tmp_path / "mq").start()
+    publisher = Publisher("b1", Broker(port=broker.port), Outbox(tmp_path / "outbox.sqlite"))
+    publisher.start()
+    try:
+        assert publisher.connected.wait(10)
+        broker.stop()
+        assert wait_until(lambda: not publisher.connected.is_set(), timeout=10)
+        assert [r.levelno for r in caplog.records if "disconnected from broker" in r.getMessage()] == [logging.WARNING]
+        broker = services.mosquitto(tmp_path / "mq", port=broker.port).start()
+        assert publisher.connected.wait(10)
+    finally:
+        publisher.stop(timeout=0.5)
+        broker.stop()
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if "disconnected from broker" in r.getMessage()]
+    assert said[1:] == [(logging.INFO, "disconnected from broker (the box is stopping)")], said

@@ -16,6 +16,7 @@ import socket
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -57,10 +58,23 @@ def fetch_cases(http_port: int) -> list[dict] | None:
         return None
 
 
+def beijing(iso: str) -> str:
+    """An API time (UTC, ``Z``) as the pages show it: the terminal printed ``20:24:08.487Z`` for a deadline the case
+    page showed as ``04:24``, the next morning.
+
+    >>> beijing("2026-12-06T20:24:08.487Z")
+    '2026-12-07 04:24:08'
+    """
+    from gateway.deadlines import CITY_TZ
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def describe(case: dict, http_port: int) -> str:
     return (f"case {case['id']}: {case['category_name']} ({case['category_code']}) grid {case['grid']} -> "
-            f"{case['department']}, deadline {case['deadline']}; camera {case['camera']} zone {case['zone']}, "
-            f"reported {case['reported_at']}; evidence http://127.0.0.1:{http_port}{case['evidence_url']}")
+            f"{case['department']}, deadline {beijing(case['deadline'])}; camera {case['camera']} zone {case['zone']}, "
+            f"reported {beijing(case['reported_at'])}; "
+            f"evidence http://127.0.0.1:{http_port}{case['evidence_url']}")
 
 
 DEMO_PEOPLE = (("ops", "operator", None), ("traffic-police", "department", "traffic-police"),
@@ -161,8 +175,8 @@ def _run(once: bool, port: int, data: Path, timeout_s: float) -> int:
         for line in demo_tokens(gateway_cfg):
             print(line, flush=True)
         print(f"gateway API http://127.0.0.1:{port}/cases, operators' page http://127.0.0.1:{port}/ui/cases; "
-              f"logs in {data}; waiting for cases "
-              f"(a vehicle must stay for its zone's dwell time, a pile or spill for its persistence time) ...",
+              f"logs in {data}; waiting for cases (times in Beijing time; "
+              f"a vehicle must stay for its zone's dwell time, a pile or spill for its persistence time) ...",
               flush=True)
         seen: set[int] = set()
         started = time.monotonic()
