@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -513,6 +513,14 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     routers = (cases_router, dead_router, reports_router, suppressions_router, boxes_router, open311)
     for router in routers:
         app.include_router(router)
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/ui", include_in_schema=False)
+    @app.get("/ui/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        """The gateway's bare address, as a person types it into a browser: the cases page (the sign-in first where
+        there is no session). It answered the API's JSON 404, and ``/ui`` the pages' 404."""
+        return RedirectResponse("/ui/cases", 303)
 
     @app.get("/health", tags=["health"], openapi_extra=TOKEN_OPTIONAL, responses=HEALTH_DOWN)
     def health(response: Response, who: Principal | None = Depends(bearer)) -> dict:

@@ -410,6 +410,17 @@ def test_no_response_with_a_picture_or_a_case_may_be_kept_by_a_browser_or_proxy(
         assert httpx.get(f"{base}/ui/live.js").headers["cache-control"] == "no-cache"  # its own: no one's data
 
 
+def test_the_bare_address_leads_a_person_to_the_cases_page(city):
+    """``http://gateway:8080/`` typed into a browser answered ``{"detail":"Not Found"}``, and ``/ui`` a 404 page."""
+    app, store, ingest, client, tokens = city
+    for path in ("/", "/ui", "/ui/"):
+        r = client.get(path, follow_redirects=False)
+        assert (r.status_code, r.headers["location"]) == (303, "/ui/cases"), path
+        carries_the_security_headers(r)
+    assert client.get("/", follow_redirects=True).url.path == "/ui/login"  # no session: the sign-in first
+    assert "/" not in client.get("/openapi.json").json()["paths"]
+
+
 def test_a_token_is_taken_from_the_header_only(city):
     app, store, ingest, client, tokens = city
     r = client.get("/cases", params={"token": tokens["admin"]})
