@@ -197,7 +197,6 @@ def test_an_address_under_ui_with_no_page_or_a_forms_address_opened_is_a_page_in
         cookies = {"xl_session": httpx.post(f"{base}/ui/login", data={"token": police}).cookies["xl_session"]}
         for method, path, status, heading, back in [
                 ("GET", "/ui/nowhere", 404, "没有找到", "/ui/cases"),
-                ("GET", "/ui", 404, "没有找到", "/ui/cases"),
                 ("GET", "/ui/cases/1/nowhere", 404, "没有找到", "/ui/cases/1"),
                 ("GET", "/ui/cases/1/actions", 405, "无法打开此地址", "/ui/cases/1"),
                 ("GET", "/ui/cases/1/photos", 405, "无法打开此地址", "/ui/cases/1"),
