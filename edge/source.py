@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import os
 import socket
 import ssl
 import struct
@@ -548,6 +549,9 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
             raise SourceError(f"cannot open {url}: its certificate does not verify against tls_ca {tls_ca} "
                               f"({fault}); not read: a stand-in for the camera, or a certificate tls_ca did not "
                               "sign or that names another host") from None
+        if not late and "://" not in url and os.path.isfile(url) and os.path.getsize(url) == 0:
+            # FFmpeg says "Invalid data found when processing input" of an empty file: a copy that never ran
+            raise SourceError(f"cannot open {url}: the file is empty (0 bytes)") from None
         raise SourceError(f"cannot open {url}: {late}{exc}") from None
     try:
         stream = video_stream(container.streams.video, url, said)

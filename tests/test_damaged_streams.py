@@ -119,3 +119,15 @@ def test_replay_of_a_cut_off_mp4_prints_what_it_saw_then_says_where_it_is_cut_an
     said = re.search(r"error: \S*cut\.mp4 is damaged: cut off at about ([\d.]+) s in, of the 12\.0 s its index "
                      r"states.*incidents open where it ends ended stream_ended", run.stderr)
     assert said and 5 <= float(said[1]) <= 9, run.stderr  # 60 % of 12 s
+
+
+def test_an_empty_file_is_named_empty(tmp_path):
+    """A copy that never ran leaves a file of 0 bytes: FFmpeg said only "Invalid data found when processing input"."""
+    empty = tmp_path / "cam.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(SourceError, match=r"cam\.mp4: the file is empty \(0 bytes\)"):
+        next(iter(open_frames(str(empty))))
+    garbage = tmp_path / "not.mp4"
+    garbage.write_bytes(b"not a video" * 10)
+    with pytest.raises(SourceError, match="cannot open .*not.mp4: (?!the file is empty)"):
+        next(iter(open_frames(str(garbage))))
