@@ -34,7 +34,7 @@ CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self
        "frame-ancestors 'none'; base-uri 'none'")
 NO_STORE = "private, no-store"
 HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
-           "Cross-Origin-Resource-Policy": "same-origin"}
+           "Cross-Origin-Resource-Policy": "same-origin", "Content-Security-Policy": CSP}  # on every answer
 # a JSON action or verdict, a sign-in or case form: a 2,000-character note is a few kB
 MAX_BODY_BYTES = 1 << 20
 
@@ -53,7 +53,7 @@ class SecurityHeaders:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                for name, value in (*HEADERS.items(), ("Content-Security-Policy", CSP)):
+                for name, value in HEADERS.items():
                     headers[name] = value
                 if "cache-control" not in headers:
                     headers["Cache-Control"] = NO_STORE
@@ -146,7 +146,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
     too, and its bare "Internal Server Error" had none of them (no CSP, no ``no-store``)."""
     return Response(json.dumps({"detail": "the gateway failed on this request; its log says why"}), 500,
                     media_type="application/json",
-                    headers={**HEADERS, "Content-Security-Policy": CSP, "Cache-Control": NO_STORE})
+                    headers={**HEADERS, "Cache-Control": NO_STORE})
 
 
 async def database_unavailable(request: Request, exc: OperationalError) -> Response:

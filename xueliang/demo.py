@@ -16,7 +16,6 @@ import socket
 import sys
 import time
 import urllib.request
-from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -65,9 +64,10 @@ def beijing(iso: str) -> str:
     >>> beijing("2026-12-06T20:24:08.487Z")
     '2026-12-07 04:24:08'
     """
-    from gateway.deadlines import CITY_TZ
+    from gateway.presentation import local_time
+    from xueliang.wire import parse_time
 
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone(CITY_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    return local_time(parse_time(iso), seconds=True)
 
 
 def describe(case: dict, http_port: int) -> str:
