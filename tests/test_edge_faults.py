@@ -130,18 +130,22 @@ def test_bad_sources_get_a_clear_status_and_never_crash_the_box(tmp_path, broker
         camera("silent", f"rtsp://admin:{SECRET}@127.0.0.1:{silent.getsockname()[1]}/x"),
         camera("garbage", f"rtsp://admin:{SECRET}@127.0.0.1:{garbage.getsockname()[1]}/x"),
         camera("refused", f"rtsp://admin:{SECRET}@127.0.0.1:{closed}/x"),
+        # many a DVR's: the password a parameter of the stream's path
+        camera("dvr", f"rtsp://127.0.0.1:{closed}/user=admin&password={SECRET}&channel=1&stream=0.sdp?"),
         camera("resize", str(resolution_change_clip), sampling="rate", zones=[zone]),
     ])
     watcher = Watcher(broker.port, ["xl/v1/fault-box/status"])
     edge = services.xueliang(["edge", "--config", str(cfg)], tmp_path / "edge.log")
     try:
         wait_until(lambda: analysed(watcher, "fault-box", "resize") >= 14, 60, message="resize camera analysed")
-        wait_until(lambda: all(state(watcher, "fault-box", c) == "offline" for c in ("silent", "garbage", "refused")),
+        bad = ("silent", "garbage", "refused", "dvr")
+        wait_until(lambda: all(state(watcher, "fault-box", c) == "offline" for c in bad),
                    15, message="bad cameras reported offline")
         cams = watcher.latest_json("fault-box/status")["cameras"]
-        for cid in ("silent", "garbage", "refused"):
+        for cid in bad:
             assert cams[cid]["last_error"] and cams[cid]["analysed"] == 0, cams[cid]
         assert f"rtsp://admin:***@127.0.0.1:{closed}/x" in cams["refused"]["last_error"]
+        assert f"rtsp://127.0.0.1:{closed}/user=admin&password=***&channel=1" in cams["dvr"]["last_error"]
         log = (tmp_path / "edge.log").read_text()
         assert "Traceback" not in log
         assert "s3cr" not in log and all(b"s3cr" not in body for _, body in watcher.messages)
