@@ -281,6 +281,7 @@ class CameraReader:
         self._said_waiting = False
         # what its reads logged of a file (or a pipe) it reads again at each end: said once (``edge.source._say``)
         self._said_of_source: set[str] | None = None if is_rtsp(camera.url) else set()
+        self._passes = 0  # a file camera's passes to its end: the first said at INFO, the rest at DEBUG
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, args=(self.generation,), daemon=True,
@@ -386,7 +387,14 @@ class CameraReader:
                             self.metrics.dropped.labels(cam.id).inc()
                         began, played = began if played else base + rel, True
                 if not live and played:  # a file played to its end is played again, as a camera goes on: no failure
-                    log.info("camera %s: its file played to its end; played again", cam.id)
+                    # said once at INFO: a 1.5 s clip ends 40 times a minute, and a box may loop dozens of them
+                    self._passes += 1
+                    if self._passes == 1:
+                        log.info("camera %s: its file played to its end; played again (and at each end after, "
+                                 "logged at DEBUG)", cam.id)
+                    else:
+                        log.debug("camera %s: its file played to its end (%d times); played again", cam.id,
+                                  self._passes)
                     end = max(file_end(self._last, rel, read.read_to_s, spacing), began + FILE_AGAIN_S)
                     if self.stop.wait(max(0.0, end - box_now())):
                         return

@@ -423,7 +423,11 @@ def run_gateway(config: GatewayConfig) -> int:
     app = create_app(store, tables, config.http.public_read, on_change=lambda case_id: clock.wake.set(),
                      health_state=health, on_suppressions=suppressions_changed, allowed_hosts=config.http.allowed_hosts)
     try:
-        server = uvicorn.Server(uvicorn.Config(app, host=config.http.host, port=config.http.port, log_level="warning"))
+        # uvicorn's lines go through the command's handler (xueliang.cli.JsonLines: one JSON object a line, passwords
+        # hidden), not its own (plain text amid the JSON, unmasked); no access log: a request's line is its address,
+        # and a page's sign-in typed into it (?token=) was a live token in the log
+        server = uvicorn.Server(uvicorn.Config(app, host=config.http.host, port=config.http.port, log_level="warning",
+                                               log_config=None, access_log=False))
         server.run(sockets=[http_socket])
     finally:
         clock.stop.set()

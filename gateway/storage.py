@@ -58,6 +58,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from gateway.config import neutralised
 from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Role, transition
 from xueliang import sqlitefile, wire
+from xueliang.passwords import without_password
 
 log_ = logging.getLogger(__name__)  # ``log`` writes the case log
 metadata = MetaData()
@@ -478,7 +479,8 @@ def make_engine(url: str) -> Engine:
     """The engine, its database brought up to date (``migrate``); DatabaseUnusable saying where, what is wrong and
     what to do where it cannot be (it was a traceback of 120 lines, and a database of a later version was served)."""
     path = sqlite_path(url)
-    where = path if path is not None else make_url(url).render_as_string(hide_password=True)
+    # SQLAlchemy hides the password it reads from the user information, not one given as a parameter (?password=)
+    where = path if path is not None else without_password(make_url(url).render_as_string(hide_password=True))
     try:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -270,3 +270,45 @@ def test_a_log_line_and_its_traceback_show_no_password():
     assert lines[0]["msg"] == f"camera gate-3: opening {hidden}"
     assert lines[1]["msg"] == "camera gate-3 reader failed"
     assert f"ValueError: no decoder for {hidden}" in lines[1]["exc"]
+
+
+@pytest.mark.slow
+def test_the_gateways_http_server_logs_as_the_gateway_does_and_never_a_token_in_an_address(tmp_path, broker):
+    """uvicorn logged with its own handler: plain lines ("WARNING:  Invalid HTTP request received.") amid the JSON,
+    which no password rule saw. A token typed into the address (a page opened as /ui/cases?token=...) must not be
+    in the log either: uvicorn's access log would print each request's address."""
+    import socket
+    import urllib.request
+
+    import yaml
+
+    from xueliang import services
+
+    token = "xl_S3cr3tT0kenInTheAddress"
+    port = services.free_port()
+    cfg = tmp_path / "gateway.yaml"
+    cfg.write_text(yaml.safe_dump({"broker": {"port": broker.port}, "database": f"sqlite:///{tmp_path}/gw.sqlite",
+                                   "http": {"port": port}}))
+    gateway = services.xueliang(["gateway", "--config", str(cfg)], tmp_path / "gateway.log")
+    try:
+        services.wait_port(port, gateway, "gateway", timeout=30)
+        for path in (f"/ui/cases?token={token}", f"/cases?token={token}", f"/health?token={token}"):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).close()
+            except urllib.error.HTTPError:
+                pass  # refused or not found: its request line is what an access log prints
+        for request in (f"GET /ui/cases?token={token} HTTP/1.1\r\nHost: a b\r\n\0\r\n\r\n",  # no HTTP: uvicorn says so
+                        f"GET /ui/cases?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: upgrade\r\n"
+                        "Upgrade: h2c\r\n\r\n"):  # an upgrade it does not know: uvicorn says so
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(request.encode())
+                assert s.recv(100).startswith(b"HTTP/1.1 ")
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=15)
+    log = (tmp_path / "gateway.log").read_text()
+    assert token not in log, log
+    assert all(line.startswith("{") for line in log.splitlines()), log  # each line one JSON object, uvicorn's too
+    lines = [json.loads(line) for line in log.splitlines()]
+    said = {line["msg"] for line in lines if line["logger"] == "uvicorn.error"}
+    assert {"Invalid HTTP request received.", "Unsupported upgrade request."} <= said, log

@@ -306,6 +306,18 @@ def test_a_password_percent_encoded_is_read_as_it_is(password):
     assert camera_url(url) == url and unquote(urlsplit(url).password) == password
 
 
+DVR = "rtsp://10.0.0.5:554/user=admin&password={}&channel=1&stream=0.sdp?"  # many a DVR's: the password a parameter
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(st.sampled_from(sorted(set(string.printable) - set(string.whitespace) - {"&"})), min_size=1))
+def test_a_password_given_as_a_parameter_of_the_url_is_hidden_whole(password):
+    """A DVR's stream (as a database URL's ?password=) carries its password as a parameter, not before the host:
+    the box's log and heartbeat showed it (``cannot open URL: [Errno 111] Connection refused: 'URL'``)."""
+    said = "cannot open {0}: [Errno 111] Connection refused: '{0}'"
+    assert without_password(said.format(DVR.format(password))) == said.format(DVR.format("***"))
+
+
 @pytest.mark.parametrize("password", ["ab/c?d", "ab/c?d#e@f g'h:i%", "Admin@123"])
 def test_a_password_as_typed_reaches_the_camera(password):
     """What FFmpeg sends the camera (RTSP basic authentication) is the password typed in the url, and what the box
