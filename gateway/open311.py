@@ -5,16 +5,19 @@ Both formats of the spec: ``.xml`` (its default) and ``.json``. ``requests`` tak
 filters: ``service_request_id`` (comma-delimited; overrides the others), ``service_code`` and
 ``status`` (comma-delimited), ``start_date``/``end_date`` on ``requested_datetime`` (W3C times,
 e.g. ``2026-12-01T00:00:00Z``; at most 90 days apart, the last 90 days when neither is given).
-Errors are the spec's ``[{"code", "description"}]`` (``<errors>`` in XML). Services are public;
+Errors are the spec's ``[{"code", "description"}]`` (``<errors>`` in XML), whatever answers them (``in_spec_format``:
+a missing token, a value FastAPI refuses, a path or method it has no route for). Services are public;
 requests take the API's token (``Authorization: Bearer``), and so does ``media_url`` (see the README).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from gateway.auth import Principal, reader, scope, visible_case
@@ -46,6 +49,32 @@ def answer(fmt: str, root: str, item: str, items: list[dict], status_code: int =
 
 def error(fmt: str, exc: Open311Error) -> Response:
     return answer(fmt, "errors", "error", [{"code": exc.code, "description": exc.description}], exc.code)
+
+
+def in_spec_format(handler: Callable, describe: Callable[[Exception], str] = lambda exc: str(exc.detail),
+                   status: int | None = None) -> Callable:
+    """The app's exception ``handler``, whose answer on Open311's paths is the spec's error instead, in the format the
+    path names (XML, the spec's default, where it names none): ``describe(exc)`` its description, ``status`` its code
+    (the handler's where None), the handler's ``WWW-Authenticate``, ``Allow`` and ``Retry-After`` kept. A missing
+    token, an over-long value and an unknown path were FastAPI's ``{"detail": ...}``, JSON on an ``.xml`` path too,
+    which a GeoReport client reads as no error it knows (the one on an ``.xml`` path as no XML at all)."""
+    async def handle(request: Request, exc: Exception) -> Response:
+        answer = await handler(request, exc)  # it logs what it logs
+        path = request.url.path
+        if not path.startswith(f"{open311.prefix}/"):
+            return answer
+        spec = error("json" if path.endswith(".json") else "xml", Open311Error(status or answer.status_code, describe(exc)))
+        for name in ("www-authenticate", "allow", "retry-after"):
+            if name in answer.headers:
+                spec.headers[name] = answer.headers[name]
+        return spec
+    return handle
+
+
+def input_problems(exc: RequestValidationError) -> str:
+    """What FastAPI refused in a request, as a spec error's description: each parameter and why."""
+    return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
+                     for e in exc.errors())[:500]
 
 
 def _items(text: str | None, what: str) -> list[str] | None:
