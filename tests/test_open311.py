@@ -5,6 +5,7 @@ import copy
 import hashlib
 import json
 import time
+from datetime import datetime, timedelta
 from xml.etree import ElementTree
 
 import httpx
@@ -14,6 +15,7 @@ import yaml
 from gateway.api import create_app
 from gateway.auth import new_token
 from gateway.config import load_tables
+from gateway.deadlines import CITY_TZ
 from gateway.ingest import Ingest
 from gateway.storage import Store
 from xueliang import wire
@@ -175,6 +177,31 @@ def test_every_error_on_open311s_paths_is_the_specs_in_the_format_the_path_names
         code, description = spec_error(api.get("/requests.html", headers=admin), "xml")  # the spec's default format
         assert code == 400 and "fmt" in description
         assert httpx.get(f"{base}/cases/abc", headers=admin).json()["detail"]  # the API's own stay FastAPI's
+
+
+def test_a_date_or_time_without_a_zone_is_the_citys_as_everywhere_else(gateway):
+    """``start_date=2026-12-01T09:00:00`` from a tool in the city was read as UTC: 17:00 Beijing time, the morning's
+    requests left out without a word (``dataset export --since`` and ``replay --start`` read it as Beijing time)."""
+    tables, store, picture = gateway
+    admin = {"Authorization": f"Bearer {new_token(store, 'root', 'admin')}"}
+    beijing = lambda t: datetime.fromtimestamp(t, CITY_TZ).replace(tzinfo=None)  # noqa: E731 (a clock on the wall)
+    now = time.time()
+    with serve(create_app(store, tables)) as base, httpx.Client(base_url=f"{base}/open311/v2", timeout=10) as api:
+        def ids(**query) -> list[str]:
+            answer = api.get("/requests.json", params=query, headers=admin)
+            assert answer.status_code == 200, answer.text
+            return sorted(r["service_request_id"] for r in answer.json())
+
+        an_hour_ago, in_an_hour = (beijing(now + s).isoformat(timespec="seconds") for s in (-3600, 3600))
+        assert ids(start_date=an_hour_ago) == ["1", "2"]  # read as UTC: 7 hours ahead, none
+        assert ids(end_date=an_hour_ago) == []  # read as UTC: 9 hours after, both
+        assert ids(start_date=an_hour_ago, end_date=in_an_hour) == ["1", "2"]
+        today = beijing(now).date()
+        assert ids(start_date=today.isoformat(), end_date=(today + timedelta(days=1)).isoformat()) == ["1", "2"]
+        assert ids(start_date=f"{an_hour_ago}+08:00") == ["1", "2"] and ids(start_date=f"{an_hour_ago}Z") == []
+        # a '+' left unencoded in the query is a space by the time it is read: said, with the way to write it
+        unencoded = api.get(f"/requests.json?start_date={an_hour_ago}+08:00", headers=admin)
+        assert unencoded.status_code == 400 and "%2B" in unencoded.json()[0]["description"]
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
