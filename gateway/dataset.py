@@ -142,7 +142,8 @@ def _judged(store: Store, since: float) -> Iterator[tuple[dict, dict, list[dict]
 
 def _write_json(path: Path, value: dict[str, list]) -> None:
     """``json.dumps(value)``'s bytes, written a list entry at a time: the whole made at once held about 2 kB for each
-    COCO image at its peak, and ``json.dump`` (Python's encoder, not C's) took 5 times as long."""
+    COCO image at its peak, and ``json.dump`` (Python's encoder, not C's) took 3.6 times as long (100,000 images:
+    1.3 s; this 0.6 s, ``json.dumps`` 0.36 s)."""
     with path.open("w", encoding="utf-8") as f:
         for n, (key, items) in enumerate(value.items()):
             f.write(("{" if n == 0 else "], ") + json.dumps(key) + ": [")
