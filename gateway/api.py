@@ -29,13 +29,13 @@ from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, count_found,
 from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
 from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg
-from gateway.open311 import open311
+from gateway.open311 import in_spec_format, input_problems, open311
 from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha256, Which, case_view,
                                   evidence_response, incident_evidence_response, iso, note_hidden, period,
                                   photo_response)
 from gateway.reports import machine_precision, summary
-from gateway.security import (BodyCap, SecurityHeaders, database_unavailable, read_capped, server_error,
-                              validation_error)
+from gateway.security import (BodyCap, SecurityHeaders, database_down, database_unavailable, read_capped,
+                              server_error, validation_error)
 from gateway.storage import Store
 from gateway.web import not_a_page, web_router
 from gateway.workbench import workbench_router
@@ -503,10 +503,12 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts), www_redirect=False)
     # outermost, so that 400 has the headers too: it reads nothing of the request, it adds to the answer's head
     app.add_middleware(SecurityHeaders)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(OperationalError, database_unavailable)
+    # Open311's paths answer every error in the spec's format (a bad value: its 400, as its own checks answer)
+    app.add_exception_handler(RequestValidationError, in_spec_format(validation_error, input_problems, 400))
+    app.add_exception_handler(OperationalError, in_spec_format(database_unavailable, database_down))
     app.add_exception_handler(Exception, server_error)  # Starlette's error middleware calls it, outermost
-    app.add_exception_handler(StarletteHTTPException, not_a_page)  # /ui/ in Chinese, the rest FastAPI's JSON
+    # /ui/ in Chinese, Open311's in the spec's format, the rest FastAPI's JSON
+    app.add_exception_handler(StarletteHTTPException, in_spec_format(not_a_page))
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.on_change = on_change or (lambda case_id: None)
     app.state.on_suppressions = on_suppressions or (lambda box: None)  # a box's list changed: send it

@@ -22,12 +22,34 @@ import re
 from datetime import date, datetime, time, timedelta, timezone
 from typing import NamedTuple
 
+from xueliang.wire import WireError, parse_time
+
 UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "min": 60, "minute": 60, "minutes": 60, "m": 60,
          "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(working\s+)?([a-z]+)\s*$")
 
 
 CITY_TZ = timezone(timedelta(hours=8))  # Beijing time: the city's days, working hours and every time a person reads
+
+
+def city_time(text: str) -> float:
+    """A time a person or a city's tool writes (``replay --start``, ``dataset export --since``, Open311's
+    ``start_date``), seconds since the epoch: ISO 8601 with its zone as written; without one, and a bare day (its
+    midnight), in the city's time (Beijing), as a person there means it. A zone-less time was UTC (a recording
+    replayed from ``2026-11-22T08:00:00`` carried times 8 h late; Open311's ``start_date=2026-12-01`` left out the
+    day's first 8 hours). WireError for what is no time.
+
+    >>> city_time("2026-12-01") == city_time("2026-12-01T00:00:00") == city_time("2026-11-30T16:00:00Z")
+    True
+    >>> city_time("2026-12-01T08:00:00+00:00") - city_time("2026-12-01T08:00:00")
+    28800.0
+    """
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00")) if len(text) != 10 else \
+            datetime.combine(date.fromisoformat(text), datetime.min.time())
+    except ValueError as exc:
+        raise WireError(f"time {text[:40]!r} is not a real time: {exc}") from None
+    return parse_time(text if when.tzinfo is not None else when.replace(tzinfo=CITY_TZ).isoformat())
 
 
 class Calendar(NamedTuple):

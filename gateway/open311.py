@@ -4,20 +4,25 @@ for third-party tools (https://wiki.open311.org/GeoReport_v2).
 Both formats of the spec: ``.xml`` (its default) and ``.json``. ``requests`` takes the spec's
 filters: ``service_request_id`` (comma-delimited; overrides the others), ``service_code`` and
 ``status`` (comma-delimited), ``start_date``/``end_date`` on ``requested_datetime`` (W3C times,
-e.g. ``2026-12-01T00:00:00Z``; at most 90 days apart, the last 90 days when neither is given).
-Errors are the spec's ``[{"code", "description"}]`` (``<errors>`` in XML). Services are public;
+e.g. ``2026-12-01T00:00:00Z``, or days; without a zone the city's; at most 90 days apart, the last 90 days when
+neither is given).
+Errors are the spec's ``[{"code", "description"}]`` (``<errors>`` in XML), whatever answers them (``in_spec_format``:
+a missing token, a value FastAPI refuses, a path or method it has no route for). Services are public;
 requests take the API's token (``Authorization: Bearer``), and so does ``media_url`` (see the README).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from gateway.auth import Principal, reader, scope, visible_case
+from gateway.deadlines import city_time
 from gateway.presentation import MAX_ID, georeport, georeport_service, open311_xml
 from gateway.workflow import CaseState
 from xueliang import wire
@@ -25,7 +30,8 @@ from xueliang import wire
 open311 = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
 Format = Annotated[str, Path(pattern="^(json|xml)$", description="xml (the spec's default) or json")]
 CommaList = Annotated[str | None, Query(max_length=2000, pattern=r"^[^\x00-\x1f\x7f]*$")]
-W3Time = Annotated[str | None, Query(max_length=40, description="W3C date-time, e.g. 2026-12-01T00:00:00Z")]
+W3Time = Annotated[str | None, Query(max_length=40, description="W3C date-time, e.g. 2026-12-01T00:00:00Z, or a day; "
+                                                                 "without a zone, Beijing time")]
 MAX_SPAN_S = 90 * 86400
 MAX_REQUESTS = 1000
 CLOSED = [CaseState.CLOSED.value, CaseState.REJECTED.value]
@@ -48,6 +54,32 @@ def error(fmt: str, exc: Open311Error) -> Response:
     return answer(fmt, "errors", "error", [{"code": exc.code, "description": exc.description}], exc.code)
 
 
+def in_spec_format(handler: Callable, describe: Callable[[Exception], str] = lambda exc: str(exc.detail),
+                   status: int | None = None) -> Callable:
+    """The app's exception ``handler``, whose answer on Open311's paths is the spec's error instead, in the format the
+    path names (XML, the spec's default, where it names none): ``describe(exc)`` its description, ``status`` its code
+    (the handler's where None), the handler's ``WWW-Authenticate``, ``Allow`` and ``Retry-After`` kept. A missing
+    token, an over-long value and an unknown path were FastAPI's ``{"detail": ...}``, JSON on an ``.xml`` path too,
+    which a GeoReport client reads as no error it knows (the one on an ``.xml`` path as no XML at all)."""
+    async def handle(request: Request, exc: Exception) -> Response:
+        answer = await handler(request, exc)  # it logs what it logs
+        path = request.url.path
+        if not path.startswith(f"{open311.prefix}/"):
+            return answer
+        spec = error("json" if path.endswith(".json") else "xml", Open311Error(status or answer.status_code, describe(exc)))
+        for name in ("www-authenticate", "allow", "retry-after"):
+            if name in answer.headers:
+                spec.headers[name] = answer.headers[name]
+        return spec
+    return handle
+
+
+def input_problems(exc: RequestValidationError) -> str:
+    """What FastAPI refused in a request, as a spec error's description: each parameter and why."""
+    return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
+                     for e in exc.errors())[:500]
+
+
 def _items(text: str | None, what: str) -> list[str] | None:
     if text is None or not text.strip():
         return None
@@ -58,12 +90,15 @@ def _items(text: str | None, what: str) -> list[str] | None:
 
 
 def _time(text: str | None, what: str) -> float | None:
+    """A ``start_date`` or ``end_date``: a W3C date-time, or a day; without a zone the city's (``city_time``)."""
     if text is None or not text.strip():
         return None
     try:
-        return wire.parse_time(text.strip())
+        return city_time(text.strip())
     except wire.WireError as exc:
-        raise Open311Error(400, f"{what}: {exc}; write a W3C date-time such as 2026-12-01T00:00:00Z") from None
+        # a '+' left as it is in a URL's query arrives as a space: "+08:00", Beijing's own offset, most of all
+        plus = "; a '+' in a URL's query is read as a space: write it %2B" if " " in text.strip() else ""
+        raise Open311Error(400, f"{what}: {exc}; write a W3C date-time such as 2026-12-01T00:00:00Z{plus}") from None
 
 
 def date_range(start_date: str | None, end_date: str | None, now: float) -> tuple[float, float]:

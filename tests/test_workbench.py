@@ -726,3 +726,39 @@ def test_an_operator_rejects_a_false_alarm_in_the_page_and_lifts_its_suppression
         assert browser.find_element(By.ID, "suppressions").text == "无屏蔽。"
         assert f"屏蔽 #{held['id']} 已解除" in browser.find_element(By.ID, "timeline").text
         assert verdicts.listed(store) == [] and sent == [held["box"]] * 2
+
+
+@pytest.mark.slow  # ~5 s: a browser
+def test_a_case_of_hundreds_of_merged_incidents_loads_the_snapshots_a_person_scrolls_to(city, browser):
+    """A case open for weeks at a busy kerb joins every car parked there: its page fetched every incident's snapshot
+    at each view (no browser keeps them: no-store), 200 incidents 200 pictures, 30-60 MB of a camera's. Those out of
+    sight load as the person scrolls to them."""
+    from selenium.webdriver.common.by import By
+
+    from .test_gateway import jpeg_photo
+
+    tables, store, ingest = city
+    picture = jpeg_photo((320, 240), "teal")
+    for n in range(200):
+        incident_id, message = sighting(ingest, picture)
+        assert ingest.handle(*message) == ("case_merged" if n else "case_created")
+    fetched = []
+    app = create_app(store, tables)
+
+    async def counting(scope, receive, send):  # the pictures the browser asked for
+        if scope["type"] == "http" and scope["path"].endswith("/evidence.jpg"):
+            fetched.append(scope["path"])
+        await app(scope, receive, send)
+
+    with serve(counting) as base:
+        sign_in(browser, base, new_token(store, "root", "admin"))
+        browser.get(f"{base}/ui/cases/1")
+        wait_until(lambda: browser.execute_script("return document.readyState") == "complete", 10, message="loaded")
+        pictures = browser.find_elements(By.CSS_SELECTOR, "section.incident img")
+        assert len(pictures) == 200
+        time.sleep(0.5)  # anything the browser still meant to fetch
+        assert 0 < len(fetched) < 40, len(fetched)
+        browser.execute_script("arguments[0].scrollIntoView()", pictures[-1])
+        wait_until(lambda: browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth",
+                                                  pictures[-1]) == 320, 10, message="the last snapshot shown")
+        assert f"/ui/cases/1/incidents/{incident_id}/evidence.jpg" in fetched

@@ -102,6 +102,7 @@ def _replay(args: argparse.Namespace) -> int:
     from edge.config import load_config
     from edge.replay import replay
     from edge.source import Damage, SourceError
+    from gateway.deadlines import city_time
     from xueliang.wire import WireError, incident_file_name
 
     config = load_config(args.config)
@@ -145,30 +146,6 @@ def _gateway(args: argparse.Namespace) -> int:
         return retire_gateway(config, args.retire) if args.retire else run_gateway(config)
     except GatewayConfigError as exc:  # found while starting (the HTTP port taken): still the file's
         raise GatewayConfigError(f"{args.config}: {exc}") from None
-
-
-def city_time(text: str) -> float:
-    """A time typed on the command line (``replay --start``, ``dataset export --since``), seconds since the epoch:
-    ISO 8601 with its zone as written; without one, and a bare day (its midnight), in the city's time (Beijing),
-    as a person there means it. A zone-less time was UTC in both and a bare day Beijing's in one only: a recording
-    replayed from ``2026-11-22T08:00:00`` carried times 8 h late. WireError for what is no time.
-
-    >>> city_time("2026-12-01") == city_time("2026-12-01T00:00:00") == city_time("2026-11-30T16:00:00Z")
-    True
-    >>> city_time("2026-12-01T08:00:00+00:00") - city_time("2026-12-01T08:00:00")
-    28800.0
-    """
-    from datetime import date, datetime
-
-    from gateway.deadlines import CITY_TZ
-    from xueliang.wire import WireError, parse_time
-
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00")) if len(text) != 10 else \
-            datetime.combine(date.fromisoformat(text), datetime.min.time())
-    except ValueError as exc:
-        raise WireError(f"time {text[:40]!r} is not a real time: {exc}") from None
-    return parse_time(text if when.tzinfo is not None else when.replace(tzinfo=CITY_TZ).isoformat())
 
 
 def missing_database(url: str) -> str | None:
@@ -253,6 +230,7 @@ def _token(args: argparse.Namespace) -> int:
 def _dataset(args: argparse.Namespace) -> int:
     from gateway.config import load_gateway_config, load_tables
     from gateway.dataset import export
+    from gateway.deadlines import city_time
     from gateway.storage import Store
     from xueliang.wire import WireError
 
