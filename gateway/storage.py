@@ -223,8 +223,10 @@ boxes = Table(
     Column("heard_at", Float),  # when its latest heartbeat came, the gateway's clock (none: only its last will came)
     Column("sent_at", Float),  # that heartbeat's own time, the box's wall clock
     Column("heartbeat", Text),  # that heartbeat as checked (gateway.boxes.Heartbeat, JSON)
-    Column("boot", String(64)),  # that heartbeat's boot and seq: a later one of the same boot alone replaces it
-    Column("seq", BigInteger),  # (none: a box older than them, whose next heartbeat replaces it)
+    Column("boot", String(64)),  # that heartbeat's start, connection to the broker (migration 11) and number: its
+    Column("link", BigInteger),  # place in the box's order (gateway.boxes._upsert; none: a box older than them, or
+    Column("seq", BigInteger),  # only its last will heard)
+    Column("ended_link", BigInteger),  # migration 11: the last connection of that start a last will or stop ended
     Column("refused_at", Float),  # its latest heartbeat refused (noted at most once per box in boxes.REFUSAL_NOTE_S)
     Column("refused_reason", String(300)),
 )
@@ -276,6 +278,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
     (9, "boxes: each box's latest heartbeat, for the boxes page", lambda db: boxes.create(db)),
     (10, "boxes.boot, boxes.seq: a box's heartbeat written late by one gateway no longer replaces the later one "
          "another wrote", _add_missing(boxes.c.boot, boxes.c.seq)),
+    (11, "boxes.link, boxes.ended_link: a box's last will is ordered after the heartbeats of the connection it ends "
+         "and before the next one's", _add_missing(boxes.c.link, boxes.c.ended_link)),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade

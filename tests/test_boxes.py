@@ -167,7 +167,7 @@ def test_the_heartbeat_the_edge_makes_says_its_interval(tmp_path):
 def test_the_heartbeats_the_edge_makes_are_numbered_from_one_start(tmp_path):
     one, two = (boxes.decode(BOX, heartbeat(tmp_path)) for _ in range(2))
     assert one.boot == two.boot and re.fullmatch("[0-9a-f]{16}", one.boot) and two.seq == one.seq + 1 >= 2
-    assert two.order() == (one.boot, one.seq + 1)
+    assert two.order() == (one.boot, None, one.seq + 1)  # its link is the connection's: the publisher's, as it sends
 
 
 def kept(store: Store, box: str = BOX) -> tuple:
@@ -236,21 +236,23 @@ def test_a_last_will_of_an_earlier_start_leaves_a_box_started_again_online(tmp_p
     assert rows(one.store)[BOX]["state"] == "offline"
 
 
-def test_migration_10_brings_a_version_9_database_up_and_its_boxes_heartbeats_are_replaced_as_before(
+def test_migrations_10_and_11_bring_a_version_9_database_up_and_its_boxes_heartbeats_are_replaced_as_before(
         tmp_path, database_url):  # noqa: F811 (the fixture)
     store = Store(database_url)
     ingest = Ingest(store, TABLES, clock=lambda: NOW)
     assert ingest.handle(wire.status_topic(BOX), heartbeat(tmp_path, outbox_pending=1)) == HEARTBEAT
     with store.engine.begin() as db:
-        for column in ("boot", "seq"):
+        for column in ("boot", "link", "seq", "ended_link"):
             db.execute(text(f"ALTER TABLE boxes DROP COLUMN {column}"))
-        db.execute(text("DELETE FROM schema_migrations WHERE version = 10"))
+        db.execute(text("DELETE FROM schema_migrations WHERE version >= 10"))
     store.engine.dispose()
     store = Store(database_url)
     assert kept(store) == (None, None, pytest.approx(time.time(), abs=60), 1)
     ingest = Ingest(store, TABLES, clock=lambda: NOW)
-    assert ingest.handle(wire.status_topic(BOX), heartbeat(tmp_path, outbox_pending=2, seq=1)) == HEARTBEAT
+    assert ingest.handle(wire.status_topic(BOX), heartbeat(tmp_path, outbox_pending=2, link=1, seq=1)) == HEARTBEAT
     assert kept(store)[1:] == (1, pytest.approx(time.time(), abs=60), 2)
+    assert ingest.handle(wire.status_topic(BOX), heartbeat(tmp_path, outbox_pending=3, link=1, seq=1)) == HEARTBEAT
+    assert kept(store)[3] == 2  # a heartbeat of the same start and link no later: left
 
 
 def deep(levels: int) -> bytes:
