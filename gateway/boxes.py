@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.config import neutralised
 from gateway.metrics import HEARTBEATS
-from gateway.storage import Prepared, Store, boxes
+from gateway.storage import Prepared, Store, boxes, database_now
 from gateway.workflow import Role
 from xueliang import wire
 
@@ -221,15 +221,17 @@ def _upsert(dialect, kind: str):
     gone after the box had connected again or started again, is left (a running box showed offline until its next
     heartbeat). A message of the state alone (``STATE_ROW``: a box's first word, or a will or stop of a box older
     than ``link``) sets the state alone: an ``offline`` is left where the stored heartbeat is of another start."""
-    stmt = dialect(boxes).values({c: bindparam(c) for c in ("box", *_COLUMNS)})
+    values = {c: bindparam(c) for c in ("box", *_COLUMNS)}
+    stmt = dialect(boxes).values(values)
     link = func.coalesce(boxes.c.link, 0)  # 0: a box older than links, whose every message has none
-    if kind == HEARTBEAT_ROW:
+    if kind == HEARTBEAT_ROW:  # heard by the database's clock: gateways sharing it may not agree on the time
+        stmt = dialect(boxes).values(values | {"heard_at": database_now()})
         new = stmt.excluded
         new_link, same = func.coalesce(new.link, 0), boxes.c.boot == new.boot
         later = or_(link < new_link, and_(link == new_link, func.coalesce(boxes.c.seq, 0) < new.seq))
         return stmt.on_conflict_do_update(
             index_elements=[boxes.c.box],
-            set_={**{c: bindparam(c) for c in _COLUMNS},
+            set_={**{c: getattr(new, c) for c in _COLUMNS},
                   "state": case((and_(same, boxes.c.ended_link >= new_link), "offline"), else_=new.state),
                   "ended_link": case((same, boxes.c.ended_link), else_=None)},
             where=or_(boxes.c.boot.is_(None), new.boot.is_(None), boxes.c.boot != new.boot, later))
@@ -279,10 +281,11 @@ class Heartbeats:
             return Refused(box[:64], "internal", f"internal error while checking: {type(exc).__name__}: {exc}")
 
     def apply(self, db: Connection, item: Heartbeat | Refused, now: float) -> str:
-        """Record a checked message (``HEARTBEAT``), or say why it is refused (``HEARTBEAT_REFUSED``)."""
+        """Record a checked message (``HEARTBEAT``), or say why it is refused (``HEARTBEAT_REFUSED``), at most once per
+        box in REFUSAL_NOTE_S by ``now``, this gateway's clock (the row is timed by the database's)."""
         if isinstance(item, Heartbeat):
             try:
-                HEARTBEATS.labels("recorded" if self._record(db, item, now) else "late").inc()
+                HEARTBEATS.labels("recorded" if self._record(db, item) else "late").inc()
                 return HEARTBEAT
             except Refused as refused:
                 item = refused
@@ -290,11 +293,11 @@ class Heartbeats:
         if self._due(item.box, now):
             log.warning("heartbeat of box %r refused: %s (said once per box in %.0f s; all are counted in "
                         "xl_gateway_heartbeats)", item.box, item.reason, REFUSAL_NOTE_S)
-            db.execute(update(boxes).where(boxes.c.box == item.box)
-                       .values(refused_at=now, refused_reason=item.reason[:TEXT_CHARS]))
+            db.execute(update(boxes).where(boxes.c.box == item.box)  # by the clock its heartbeats are heard by
+                       .values(refused_at=database_now(), refused_reason=item.reason[:TEXT_CHARS]))
         return HEARTBEAT_REFUSED
 
-    def _record(self, db: Connection, beat: Heartbeat, now: float) -> bool:
+    def _record(self, db: Connection, beat: Heartbeat) -> bool:
         """Whether ``beat`` was written; False where the stored row comes later in the box's order (``_upsert``:
         another gateway wrote it first), or ``beat`` is an ``offline`` of another start than the stored row's."""
         if beat.box not in self._known:
@@ -307,8 +310,7 @@ class Heartbeats:
         if beat.full:
             kind = HEARTBEAT_ROW
             boot, link, seq = beat.order() or (None, None, None)
-            row.update(heard_at=now, sent_at=beat.sent_at(), heartbeat=beat.model_dump_json(), boot=boot, link=link,
-                       seq=seq)
+            row.update(sent_at=beat.sent_at(), heartbeat=beat.model_dump_json(), boot=boot, link=link, seq=seq)
         elif beat.last_word:
             kind = LAST_WORD_ROW
             row.update(boot=beat.boot, ended_link=beat.link)
@@ -340,11 +342,11 @@ def stored(text: str | None) -> Heartbeat | None:
 
 
 def view(row: dict, now: float, grids: Collection[str] | None = None) -> dict:
-    """A box as the page and the API show it at ``now`` (times in seconds since the epoch): ``silent`` when no
-    heartbeat came for more than ``SILENT_AFTER`` of its intervals, its cameras (those in ``grids`` alone, an
-    operator's; None: all) and their grids (none known: a box older than the cameras' grid), outbox and clock.
-    The clock's offset is the box's own measure (``clock_offset_s``); before it has one, the gateway's, from the
-    heartbeat's time against its arrival. ``clock_off``: further off than the gateway accepts an incident's times
+    """A box as the page and the API show it at ``now`` (times in seconds since the epoch, by the database's clock, as
+    its row's ``heard_at``): ``silent`` when no heartbeat came for more than ``SILENT_AFTER`` of its intervals, its
+    cameras (those in ``grids`` alone, an operator's; None: all) and their grids (none known: a box older than the
+    cameras' grid), outbox and clock. The clock's offset is the box's own measure (``clock_offset_s``); before it has
+    one, the gateway's, from the heartbeat's time against its arrival (by the database's clock). ``clock_off``: further off than the gateway accepts an incident's times
     (``wire.MAX_CLOCK_SKEW_S``). ``refused_*``: its heartbeats refused since the last it took.
 
     >>> beat = Heartbeat(box="b", state="online", at="2026-01-01T00:00:00Z", heartbeat_s=10.0,
@@ -399,20 +401,24 @@ def troubled(v: dict) -> bool:
                 or v["outbox_write_error"] or v["refused_at"])
 
 
-def listed(store: Store, now: float, grids: Collection[str] | None = None) -> list[dict]:
-    """The boxes kept, viewed at ``now``: every one (``grids`` None: an admin's), or those with a camera in
-    ``grids`` (an operator's subtree, ``auth.scope``), each with those cameras alone; the troubled ones first, each
-    part by box id. A box whose heartbeat names no grid (older software, or none heard) is in no operator's."""
+def listed(store: Store, grids: Collection[str] | None = None) -> tuple[float, list[dict]]:
+    """The time now by the database's clock, and the boxes kept, viewed then: every one (``grids`` None: an admin's),
+    or those with a camera in ``grids`` (an operator's subtree, ``auth.scope``), each with those cameras alone; the
+    troubled ones first, each part by box id. A box whose heartbeat names no grid (older software, or none heard) is
+    in no operator's. By the clock they were heard by, whichever gateway serves the page: judged by its own clock, a
+    box written by a gateway whose clock is behind the page's flapped silent while it was heard."""
     with store.engine.connect() as db:
+        now = db.execute(select(database_now())).scalar_one()
         rows = [dict(r._mapping) for r in db.execute(select(boxes))]
     among = None if grids is None else frozenset(grids)
     views = [v for v in (view(r, now, among) for r in rows) if among is None or v["cameras"]]
-    return sorted(views, key=lambda v: (not troubled(v), v["box"]))
+    return now, sorted(views, key=lambda v: (not troubled(v), v["box"]))
 
 
-def kept(store: Store, box: str, now: float) -> dict | None:
-    """The box ``box`` viewed at ``now``, or None if none is kept."""
+def kept(store: Store, box: str) -> dict | None:
+    """The box ``box`` viewed now (by the database's clock, as ``listed``), or None if none is kept."""
     with store.engine.connect() as db:
+        now = db.execute(select(database_now())).scalar_one()
         row = db.execute(select(boxes).where(boxes.c.box == box)).first()
     return view(dict(row._mapping), now) if row else None
 

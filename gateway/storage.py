@@ -220,7 +220,7 @@ boxes = Table(
     "boxes", metadata,
     Column("box", String(64), primary_key=True),
     Column("state", String(16), nullable=False),  # online / offline: its latest status message (a last will too)
-    Column("heard_at", Float),  # when its latest heartbeat came, the gateway's clock (none: only its last will came)
+    Column("heard_at", Float),  # when its latest heartbeat came, the database's clock (none: only its last will came)
     Column("sent_at", Float),  # that heartbeat's own time, the box's wall clock
     Column("heartbeat", Text),  # that heartbeat as checked (gateway.boxes.Heartbeat, JSON)
     Column("boot", String(64)),  # that heartbeat's start, connection to the broker (migration 11) and number: its
@@ -460,6 +460,27 @@ class among(FunctionElement):
 
     def __init__(self, column, values: list[str]):
         super().__init__(column, bindparam("among", json.dumps(list(values)), type_=Text, unique=True))
+
+
+class database_now(FunctionElement):
+    """The database's clock, in seconds since the epoch: one clock for every gateway sharing the database, where each
+    gateway's own may be ahead of another's, or step. When a box was last heard is written and judged by it.
+
+    >>> print(database_now())
+    ((julianday('now') - 2440587.5) * 86400.0)
+    """
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(database_now)  # SQLite's (and the default's, as printed): the Julian day, to the millisecond
+def _julian_now(element, compiler, **kw) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@compiles(database_now, "postgresql")
+def _epoch_now(element, compiler, **kw) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
 
 @compiles(among)  # SQLite's (and the default's, as printed)

@@ -142,6 +142,6 @@ def test_a_real_boxs_blip_and_death_over_mosquitto_show_right_in_every_order(tmp
                     beat = ingest.heartbeats.checked(box, json.dumps({**json.loads(payload), "box": box}).encode())
                     assert ingest.heartbeats.apply(db, beat, NOW) == boxes.HEARTBEAT
                 shown[box] = (until, "online" if alive else "offline")
-    states = {v["box"]: (v["state"], v["heard_at"] is not None) for v in boxes.listed(ingest.store, NOW)}
+    states = {v["box"]: (v["state"], v["heard_at"] is not None) for v in boxes.listed(ingest.store)[1]}
     wrong = [(box, shown[box], states[box]) for box in shown if states[box] != (shown[box][1], True)]
     assert wrong == [], f"{len(wrong)} of {len(shown)} orders wrong, e.g. {wrong[:3]}"
