@@ -500,9 +500,10 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") and url != "sqlite:///:memory:" else None
 
 
-def make_engine(url: str) -> Engine:
-    """The engine, its database brought up to date (``migrate``); DatabaseUnusable saying where, what is wrong and
-    what to do where it cannot be (it was a traceback of 120 lines, and a database of a later version was served)."""
+def make_engine(url: str) -> tuple[Engine, list[int]]:
+    """The engine, its database brought up to date (``migrate``, whose versions applied come with it);
+    DatabaseUnusable saying where, what is wrong and what to do where it cannot be (it was a traceback of 120 lines,
+    and a database of a later version was served)."""
     path = sqlite_path(url)
     # SQLAlchemy hides the password it reads from the user information, not one given as a parameter (?password=)
     where = path if path is not None else without_password(make_url(url).render_as_string(hide_password=True))
@@ -518,14 +519,14 @@ def make_engine(url: str) -> Engine:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
     try:
-        migrate(engine)
+        applied = migrate(engine)
         if engine.dialect.name == "sqlite":  # only once the file is the gateway's: the switch writes its header
             with engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
     except (SQLAlchemyError, DatabaseUnusable) as exc:
         engine.dispose()
         raise DatabaseUnusable(f"database {where}: {unusable(exc, path)}") from None
-    return engine
+    return engine, applied
 
 
 def unusable(exc: Exception, path: Path | None) -> str:
@@ -548,11 +549,12 @@ def unusable(exc: Exception, path: Path | None) -> str:
 
 def migrate(engine: Engine) -> list[int]:
     """Create a new database at the last version, or apply the steps an existing one lacks;
-    returns the versions applied. Gateways starting together on PostgreSQL take turns. DatabaseUnusable for a
-    database of a later version (its steps unknown here: served as it was, what this gateway wrote could break it)
-    and an SQLite file of another application's, with tables and no cases (the gateway made its tables beside
-    theirs), and SQLAlchemy's error for one that cannot be written (read-only: found now, not at the first
-    incident). A file refused is left as it was: nothing is written until the steps are all done."""
+    returns the versions applied (every one for a database it made). Gateways starting together on PostgreSQL
+    take turns. DatabaseUnusable for a database of a later version (its steps unknown here: served as it was, what
+    this gateway wrote could break it) and an SQLite file of another application's, with tables and no cases (the
+    gateway made its tables beside theirs), and SQLAlchemy's error for one that cannot be written (read-only: found
+    now, not at the first incident). A file refused is left as it was: nothing is written until the steps are all
+    done."""
     now = time.time()
     with engine.begin() as db:
         if db.dialect.name == "postgresql":
@@ -566,8 +568,9 @@ def migrate(engine: Engine) -> list[int]:
                                        f"{', ...' if others[5:] else ''}): name the gateway's, or move this one away "
                                        "for a new one to begin; it was left as it is")
             metadata.create_all(db)
-            todo = [(v, what, None) for v, what, _ in MIGRATIONS]
+            todo, made = [(v, what, None) for v, what, _ in MIGRATIONS], True
         else:
+            made = False
             if not have.has_table("schema_migrations"):  # made before migrations: version 1
                 schema_migrations.create(db)
                 db.execute(insert(schema_migrations).values(version=1, what=MIGRATIONS[0][1], applied_at=now))
@@ -582,7 +585,7 @@ def migrate(engine: Engine) -> list[int]:
                 log_.info("schema migration %d: %s", version, what)
                 step(db)
             db.execute(insert(schema_migrations).values(version=version, what=what, applied_at=now))
-        return [version for version, _, step in todo if step is not None]
+        return [version for version, _, step in todo if step is not None or made]
 
 
 # --- write helpers (inside one transaction) ---
@@ -958,7 +961,10 @@ class DatabaseFileGone(RuntimeError):
 
 class Store:
     def __init__(self, url: str):
-        self.engine = make_engine(url)
+        self.engine, applied = make_engine(url)
+        # this process made the database, so no gateway used it before (version 1 is applied only by making one: a
+        # database older than migrations is recorded at it)
+        self.made = MIGRATIONS[0][0] in applied
         # a SQLite file deleted under a running gateway took commits (into the unlinked file) and answered
         # SELECT 1: incidents were acknowledged and lost. Every commit checks the file is still the one opened.
         self.path = path.resolve() if (path := sqlite_path(url)) is not None else None
