@@ -641,7 +641,8 @@ def status(box: str, readers: dict[str, CameraReader], slots: Slots, delivery: d
     ``heartbeat_s``: when the next one is due (a gateway takes the box for silent after three missed). Each camera
     says its grid (its config's): a gateway shows an operator the boxes with a camera in the operator's grids.
     ``boot`` (this start, random) and ``seq`` (1, 2, ... from each start) order the box's heartbeats without its wall
-    clock: a gateway keeps a later one of the same start that another gateway wrote first."""
+    clock, with the ``link`` the publisher adds as it sends one: a gateway keeps a later one of the same start that
+    another gateway wrote first."""
     now = box_now()
     wall = time.time() - now  # box clock to wall clock
 

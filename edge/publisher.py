@@ -359,10 +359,9 @@ class Publisher:
         self._ack_topic = wire.ack_topic(box)
         # the client id is the box id, which the deploy broker's ACL makes the user name too
         self._client = make_client(box, broker.username, broker.password, broker.tls_ca)
-        # its start's: a gateway that has a later start's heartbeat leaves it (the broker says it when it notices the
-        # connection gone, which may be after the box started again and said so)
-        self._client.will_set(self._status_topic, json.dumps({"box": box, "state": "offline", "boot": BOOT}), qos=1,
-                              retain=True)
+        # the last will is set before each try to connect, each connection's own (``_on_pre_connect``)
+        self._link = 0
+        self._client.on_pre_connect = self._on_pre_connect
         self._client.max_inflight_messages_set(window)
         self._client.reconnect_delay_set(min_delay=1, max_delay=10)
         self._client.on_connect = self._on_connect
@@ -475,7 +474,17 @@ class Publisher:
         self.status = status
         if self.connected.is_set():
             # QoS 0: a heartbeat is replaced by the next one, and every QoS 1 ack belongs to the outbox
-            self._client.publish(self._status_topic, json.dumps(status), qos=0, retain=True)
+            self._client.publish(self._status_topic, json.dumps(self._linked(status)), qos=0, retain=True)
+
+    def _linked(self, status: dict) -> dict:
+        """``status`` as sent on the connection now held: with its ``link``, which a gateway orders it by against
+        that start's last wills (``_last_word``)."""
+        return {**status, "link": self._link}
+
+    def _last_word(self) -> dict:
+        """The box's ``offline`` on the connection now held, as its last will or its stop: after every heartbeat sent
+        on it, before any of the next connection's (``link``)."""
+        return {"box": self.box, "state": "offline", "boot": BOOT, "link": self._link}
 
     def stop(self, timeout: float = 5.0) -> None:
         """Give the gateways up to ``timeout`` to confirm what is pending; the rest stays for next time."""
@@ -487,12 +496,19 @@ class Publisher:
         self._wake.set()
         self._thread.join(timeout=2)
         if self.connected.is_set():
-            self._client.publish(self._status_topic, json.dumps({"box": self.box, "state": "offline", "boot": BOOT}),
-                                 qos=0, retain=True).wait_for_publish(1)
+            self._client.publish(self._status_topic, json.dumps(self._last_word()), qos=0,
+                                 retain=True).wait_for_publish(1)
         self._client.disconnect()
         self._client.loop_stop()
 
     # paho's network thread: hand over, never block
+    def _on_pre_connect(self, client, userdata) -> None:
+        # each connection's own will: the broker says it once it notices the connection gone (a keepalive later, at
+        # the next connection, or hours later through a gateway that was down), and its ``link`` orders it after that
+        # connection's heartbeats and before the next one's (gateway/boxes.py ``_upsert``)
+        self._link += 1
+        client.will_set(self._status_topic, json.dumps(self._last_word()), qos=1, retain=True)
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused connection: %s", reason_code)
@@ -501,8 +517,8 @@ class Publisher:
         client.on_connect_fail.reached()
         client.subscribe([(self._ack_topic, 1)] + [(topic, 1) for topic in self._listeners])
         self.connected.set()
-        client.publish(self._status_topic, json.dumps(self.status or {"box": self.box, "state": "online"}),
-                       qos=0, retain=True)
+        client.publish(self._status_topic, json.dumps(self._linked(self.status) if self.status else
+                                                      {"box": self.box, "state": "online"}), qos=0, retain=True)
         self._wake.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:

@@ -405,7 +405,8 @@ class BoxCamera(BaseModel):
 class BoxView(BaseModel):
     box: str
     state: str = Field(title="online, or offline: it stopped, or its broker's last will said its connection died")
-    heard_at: str | None = Field(title="when its latest heartbeat came, the gateway's clock; none: never")
+    heard_at: str | None = Field(title="when its latest heartbeat came, the database's clock (the gateways'); none: "
+                                 "never")
     heartbeat_s: float = Field(title="its heartbeat interval")
     silent: bool = Field(title=f"no heartbeat for more than {boxes.SILENT_AFTER} of its intervals")
     grids: list[str] = Field(title="its cameras' grids (an operator's: of its cameras in the operator's grids); none: "
@@ -428,7 +429,7 @@ class BoxView(BaseModel):
 
 
 class BoxesView(BaseModel):
-    now: str = Field(title="the gateway's time")
+    now: str = Field(title="the gateways' time, the database's clock, by which each box is heard and judged silent")
     clock_limit_s: float = Field(title="how far ahead of the gateway's clock an incident's times may be")
     boxes: list[BoxView] = Field(title="the troubled first (silent, offline, a camera down, clock off, outbox "
                                        "unwritable, heartbeats refused), each part by box id")
@@ -445,10 +446,9 @@ def list_boxes(store: Store = Depends(get_store), tables: Tables = Depends(get_t
     operator gets the boxes with a camera in its grid subtree, and of each those cameras alone; an admin all."""
     if who.role not in boxes.READERS:
         raise HTTPException(403, "the boxes are for operators and admins")
-    now = time.time()
+    now, views = boxes.listed(store, scope(who, tables).get("grids"))
     return {"now": wire.iso(now), "clock_limit_s": wire.MAX_CLOCK_SKEW_S,
-            "boxes": [dict(v, heard_at=iso(v["heard_at"]), refused_at=iso(v["refused_at"]))
-                      for v in boxes.listed(store, now, scope(who, tables).get("grids"))]}
+            "boxes": [dict(v, heard_at=iso(v["heard_at"]), refused_at=iso(v["refused_at"])) for v in views]}
 
 
 @boxes_router.delete("/{box}", status_code=204, response_class=Response, responses={

@@ -6,6 +6,8 @@ whose heartbeat names no camera's grid (a release older than the cameras' ``grid
 
 A box publishes its status every ``heartbeat_s`` (QoS 0, retained: edge/box.py ``status``), ``{"box": ...,
 "state": "offline"}`` when it stops, and its broker the same as its last will (QoS 1) when its connection dies.
+Their ``boot`` (the box's start), ``link`` (its connection to the broker in that start) and ``seq`` (the
+heartbeat's number in the start) order them whatever order gateways write them in (``_upsert``).
 A box speaks only for itself: the broker's ACL lets account ``{box}`` write ``xl/v1/{box}/status`` alone, and the
 payload's ``box`` must be the topic's, as for incidents.
 
@@ -33,14 +35,14 @@ from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from gateway.config import neutralised
 from gateway.metrics import HEARTBEATS
-from gateway.storage import Prepared, Store, boxes
+from gateway.storage import Prepared, Store, boxes, database_now
 from gateway.workflow import Role
 from xueliang import wire
 
@@ -123,6 +125,9 @@ class Heartbeat(Checked):
     at: Annotated[str, Field(max_length=40), AfterValidator(_real_time)] | None = Field(
         None, title="when the box made it, by its wall clock")
     boot: Ident | None = Field(None, title="the box's start that made it (random at each start)")
+    link: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = Field(
+        None, title="the box's connection to the broker it was sent on, in that start, from 1 (a last will's: the "
+        "connection it ends)")
     seq: Annotated[int, Field(ge=1, le=2**63 - 1)] | None = Field(None, title="its number in that start, from 1")
     heartbeat_s: Annotated[float, Field(gt=0, le=3_600)] = wire.HEARTBEAT_S
     outbox_pending: Count = 0
@@ -141,10 +146,15 @@ class Heartbeat(Checked):
     def full(self) -> bool:
         return self.cameras is not None
 
-    def order(self) -> tuple[str, int] | None:
-        """``(boot, seq)``: what orders the box's heartbeats without its wall clock; None from a box older than them
-        (or one that sends one without the other)."""
-        return (self.boot, self.seq) if self.boot is not None and self.seq is not None else None
+    def order(self) -> tuple[str, int | None, int] | None:
+        """``(boot, link, seq)``: what orders the box's heartbeats without its wall clock (``link`` None from a box
+        older than it); None from a box older than them (or one that sends ``boot`` without ``seq``)."""
+        return (self.boot, self.link, self.seq) if self.boot is not None and self.seq is not None else None
+
+    @property
+    def last_word(self) -> bool:
+        """A last will or a stop that says which connection it ends: after every heartbeat sent on it."""
+        return not self.full and self.state == "offline" and self.boot is not None and self.link is not None
 
     def sent_at(self) -> float | None:
         if self.at is None:
@@ -192,33 +202,58 @@ def decode(box: str, payload: bytes) -> Heartbeat:
     return beat
 
 
-_COLUMNS = ("state", "heard_at", "sent_at", "heartbeat", "boot", "seq")
+_COLUMNS = ("state", "heard_at", "sent_at", "heartbeat", "boot", "link", "seq", "ended_link")
+HEARTBEAT_ROW, LAST_WORD_ROW, STATE_ROW = "heartbeat", "last_word", "state"  # what a status message writes
 
 
-def _upsert(dialect, full: bool):
-    """A status message's row made, or replaced: a heartbeat's whole unless the stored one is of the same ``boot``
-    with a ``seq`` at least its own (one gateway wrote it late, another the later one first; a new boot is the box
-    started again, and one without them, of an older box, replaces as before), the state alone of a last will or
-    a stop, or of a first word: an ``offline`` of another start than the stored heartbeat's is left (a start's last
-    will, said by the broker once it noticed the connection gone, came after the box started again and said so;
-    it showed a running box offline until its next heartbeat)."""
-    stmt = dialect(boxes).values({c: bindparam(c) for c in ("box", *_COLUMNS)})
-    if not full:
-        # the message's start (typed: PostgreSQL names no type for a parameter in WHERE alone); the row made for a
-        # new box keeps none, as it has no seq to go with it
-        said = bindparam("said_boot", type_=boxes.c.boot.type)
-        state = bindparam("state", type_=boxes.c.state.type)
+def _upsert(dialect, kind: str):
+    """A status message's row made, or changed where the message comes later in its box's order than what is stored.
+
+    A start's messages are ordered by ``(link, seq)``, a last will or a stop (``LAST_WORD_ROW``) after every
+    heartbeat of the connection it ends: gateways write them in any order (one wrote a heartbeat late, its ingest
+    held back; the broker said a connection's will after the box had connected again, or kept it for a gateway that
+    was down). A heartbeat (``HEARTBEAT_ROW``) replaces the stored one where it comes later, or is of another start
+    (a new boot is the box started again), or either is of a box older than ``boot`` and ``seq`` (none: it replaces
+    as before); it sets the box online unless a last word of its start ended its connection or a later one
+    (``ended_link``: a heartbeat written after the will of its own connection is late, and a dead box showed
+    online). A last word sets the box offline where the stored heartbeat is of its start and of no later connection,
+    or of none (a box older than ``boot``); one of an earlier connection or start, said once the broker noticed it
+    gone after the box had connected again or started again, is left (a running box showed offline until its next
+    heartbeat). A message of the state alone (``STATE_ROW``: a box's first word, or a will or stop of a box older
+    than ``link``) sets the state alone: an ``offline`` is left where the stored heartbeat is of another start."""
+    values = {c: bindparam(c) for c in ("box", *_COLUMNS)}
+    stmt = dialect(boxes).values(values)
+    link = func.coalesce(boxes.c.link, 0)  # 0: a box older than links, whose every message has none
+    if kind == HEARTBEAT_ROW:  # heard by the database's clock: gateways sharing it may not agree on the time
+        stmt = dialect(boxes).values(values | {"heard_at": database_now()})
+        new = stmt.excluded
+        new_link, same = func.coalesce(new.link, 0), boxes.c.boot == new.boot
+        later = or_(link < new_link, and_(link == new_link, func.coalesce(boxes.c.seq, 0) < new.seq))
         return stmt.on_conflict_do_update(
-            index_elements=[boxes.c.box], set_={"state": state},
-            where=or_(state != "offline", boxes.c.boot.is_(None), said.is_(None), boxes.c.boot == said))
-    new = stmt.excluded
+            index_elements=[boxes.c.box],
+            set_={**{c: getattr(new, c) for c in _COLUMNS},
+                  "state": case((and_(same, boxes.c.ended_link >= new_link), "offline"), else_=new.state),
+                  "ended_link": case((same, boxes.c.ended_link), else_=None)},
+            where=or_(boxes.c.boot.is_(None), new.boot.is_(None), boxes.c.boot != new.boot, later))
+    if kind == LAST_WORD_ROW:  # typed: PostgreSQL names no type for a parameter in WHERE alone
+        said, ends = bindparam("boot", type_=boxes.c.boot.type), bindparam("ended_link", type_=boxes.c.link.type)
+        return stmt.on_conflict_do_update(
+            index_elements=[boxes.c.box],
+            set_={"state": bindparam("state"), "boot": said,
+                  "ended_link": case((and_(boxes.c.boot == said, boxes.c.ended_link > ends), boxes.c.ended_link),
+                                     else_=ends)},
+            where=or_(boxes.c.boot.is_(None), and_(boxes.c.boot == said, link <= ends)))
+    # the row made for a new box keeps no start, as it has no seq to go with it
+    state = bindparam("state", type_=boxes.c.state.type)
+    said = bindparam("said_boot", type_=boxes.c.boot.type)
     return stmt.on_conflict_do_update(
-        index_elements=[boxes.c.box], set_={c: bindparam(c) for c in _COLUMNS},
-        where=or_(boxes.c.boot.is_(None), new.boot.is_(None), boxes.c.boot != new.boot, boxes.c.seq < new.seq))
+        index_elements=[boxes.c.box], set_={"state": state},
+        where=or_(state != "offline", boxes.c.boot.is_(None), said.is_(None), boxes.c.boot == said))
 
 
-_UPSERTS = {(name, full): Prepared(_upsert(dialect, full))  # (dialect, a heartbeat or the state alone)
-            for name, dialect in (("sqlite", sqlite_insert), ("postgresql", pg_insert)) for full in (True, False)}
+_UPSERTS = {(name, kind): Prepared(_upsert(dialect, kind))  # (dialect, what the message writes)
+            for name, dialect in (("sqlite", sqlite_insert), ("postgresql", pg_insert))
+            for kind in (HEARTBEAT_ROW, LAST_WORD_ROW, STATE_ROW)}
 
 
 _KNOWN = Prepared(select(boxes.c.box).where(boxes.c.box == bindparam("box")))
@@ -246,10 +281,11 @@ class Heartbeats:
             return Refused(box[:64], "internal", f"internal error while checking: {type(exc).__name__}: {exc}")
 
     def apply(self, db: Connection, item: Heartbeat | Refused, now: float) -> str:
-        """Record a checked message (``HEARTBEAT``), or say why it is refused (``HEARTBEAT_REFUSED``)."""
+        """Record a checked message (``HEARTBEAT``), or say why it is refused (``HEARTBEAT_REFUSED``), at most once per
+        box in REFUSAL_NOTE_S by ``now``, this gateway's clock (the row is timed by the database's)."""
         if isinstance(item, Heartbeat):
             try:
-                HEARTBEATS.labels("recorded" if self._record(db, item, now) else "late").inc()
+                HEARTBEATS.labels("recorded" if self._record(db, item) else "late").inc()
                 return HEARTBEAT
             except Refused as refused:
                 item = refused
@@ -257,13 +293,13 @@ class Heartbeats:
         if self._due(item.box, now):
             log.warning("heartbeat of box %r refused: %s (said once per box in %.0f s; all are counted in "
                         "xl_gateway_heartbeats)", item.box, item.reason, REFUSAL_NOTE_S)
-            db.execute(update(boxes).where(boxes.c.box == item.box)
-                       .values(refused_at=now, refused_reason=item.reason[:TEXT_CHARS]))
+            db.execute(update(boxes).where(boxes.c.box == item.box)  # by the clock its heartbeats are heard by
+                       .values(refused_at=database_now(), refused_reason=item.reason[:TEXT_CHARS]))
         return HEARTBEAT_REFUSED
 
-    def _record(self, db: Connection, beat: Heartbeat, now: float) -> bool:
-        """Whether ``beat`` was written; False where the stored heartbeat is a later one of the same start (``_upsert``:
-        another gateway wrote it first), or ``beat`` an ``offline`` of another start than the stored heartbeat's."""
+    def _record(self, db: Connection, beat: Heartbeat) -> bool:
+        """Whether ``beat`` was written; False where the stored row comes later in the box's order (``_upsert``:
+        another gateway wrote it first), or ``beat`` is an ``offline`` of another start than the stored row's."""
         if beat.box not in self._known:
             if _KNOWN.first(db, {"box": beat.box}) is None and _HOW_MANY.first(db, {})[0] >= BOXES_MAX:
                 raise Refused(beat.box, "unknown_box", f"box {beat.box!r} is not among the {BOXES_MAX} boxes the "
@@ -272,11 +308,16 @@ class Heartbeats:
                 self._known.add(beat.box)
         row = dict.fromkeys(_COLUMNS) | {"box": beat.box, "state": beat.state}
         if beat.full:
-            boot, seq = beat.order() or (None, None)
-            row.update(heard_at=now, sent_at=beat.sent_at(), heartbeat=beat.model_dump_json(), boot=boot, seq=seq)
+            kind = HEARTBEAT_ROW
+            boot, link, seq = beat.order() or (None, None, None)
+            row.update(sent_at=beat.sent_at(), heartbeat=beat.model_dump_json(), boot=boot, link=link, seq=seq)
+        elif beat.last_word:
+            kind = LAST_WORD_ROW
+            row.update(boot=beat.boot, ended_link=beat.link)
         else:
+            kind = STATE_ROW
             row["said_boot"] = beat.boot
-        return _UPSERTS[db.dialect.name, beat.full].run(db, row).rowcount != 0
+        return _UPSERTS[db.dialect.name, kind].run(db, row).rowcount != 0
 
     def _due(self, box: str, now: float) -> bool:
         """Whether a refusal of ``box`` is to be said now (the first, or none said for REFUSAL_NOTE_S)."""
@@ -301,11 +342,11 @@ def stored(text: str | None) -> Heartbeat | None:
 
 
 def view(row: dict, now: float, grids: Collection[str] | None = None) -> dict:
-    """A box as the page and the API show it at ``now`` (times in seconds since the epoch): ``silent`` when no
-    heartbeat came for more than ``SILENT_AFTER`` of its intervals, its cameras (those in ``grids`` alone, an
-    operator's; None: all) and their grids (none known: a box older than the cameras' grid), outbox and clock.
-    The clock's offset is the box's own measure (``clock_offset_s``); before it has one, the gateway's, from the
-    heartbeat's time against its arrival. ``clock_off``: further off than the gateway accepts an incident's times
+    """A box as the page and the API show it at ``now`` (times in seconds since the epoch, by the database's clock, as
+    its row's ``heard_at``): ``silent`` when no heartbeat came for more than ``SILENT_AFTER`` of its intervals, its
+    cameras (those in ``grids`` alone, an operator's; None: all) and their grids (none known: a box older than the
+    cameras' grid), outbox and clock. The clock's offset is the box's own measure (``clock_offset_s``); before it has
+    one, the gateway's, from the heartbeat's time against its arrival (by the database's clock). ``clock_off``: further off than the gateway accepts an incident's times
     (``wire.MAX_CLOCK_SKEW_S``). ``refused_*``: its heartbeats refused since the last it took.
 
     >>> beat = Heartbeat(box="b", state="online", at="2026-01-01T00:00:00Z", heartbeat_s=10.0,
@@ -360,20 +401,24 @@ def troubled(v: dict) -> bool:
                 or v["outbox_write_error"] or v["refused_at"])
 
 
-def listed(store: Store, now: float, grids: Collection[str] | None = None) -> list[dict]:
-    """The boxes kept, viewed at ``now``: every one (``grids`` None: an admin's), or those with a camera in
-    ``grids`` (an operator's subtree, ``auth.scope``), each with those cameras alone; the troubled ones first, each
-    part by box id. A box whose heartbeat names no grid (older software, or none heard) is in no operator's."""
+def listed(store: Store, grids: Collection[str] | None = None) -> tuple[float, list[dict]]:
+    """The time now by the database's clock, and the boxes kept, viewed then: every one (``grids`` None: an admin's),
+    or those with a camera in ``grids`` (an operator's subtree, ``auth.scope``), each with those cameras alone; the
+    troubled ones first, each part by box id. A box whose heartbeat names no grid (older software, or none heard) is
+    in no operator's. By the clock they were heard by, whichever gateway serves the page: judged by its own clock, a
+    box written by a gateway whose clock is behind the page's flapped silent while it was heard."""
     with store.engine.connect() as db:
+        now = db.execute(select(database_now())).scalar_one()
         rows = [dict(r._mapping) for r in db.execute(select(boxes))]
     among = None if grids is None else frozenset(grids)
     views = [v for v in (view(r, now, among) for r in rows) if among is None or v["cameras"]]
-    return sorted(views, key=lambda v: (not troubled(v), v["box"]))
+    return now, sorted(views, key=lambda v: (not troubled(v), v["box"]))
 
 
-def kept(store: Store, box: str, now: float) -> dict | None:
-    """The box ``box`` viewed at ``now``, or None if none is kept."""
+def kept(store: Store, box: str) -> dict | None:
+    """The box ``box`` viewed now (by the database's clock, as ``listed``), or None if none is kept."""
     with store.engine.connect() as db:
+        now = db.execute(select(database_now())).scalar_one()
         row = db.execute(select(boxes).where(boxes.c.box == box)).first()
     return view(dict(row._mapping), now) if row else None
 

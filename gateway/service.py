@@ -73,8 +73,10 @@ class MqttIngest:
     # down they are dropped once this many messages wait (the next heartbeat replaces each), not kept in memory
     WAITING_MAX = RECEIVE_MAXIMUM + BATCH_MAX
 
-    def __init__(self, config: GatewayConfig, ingest: Ingest, health: Health | None = None, retiring: bool = False):
+    def __init__(self, config: GatewayConfig, ingest: Ingest, health: Health | None = None, retiring: bool = False,
+                 first_start: bool = False):
         self.config, self.ingest, self.retiring = config, ingest, retiring
+        self.first_start = first_start  # its database was made at this start: no gateway ran on it before
         b = config.broker
         self.client = make_client(b.identity, b.username, b.password, b.tls_ca, manual_ack=True, reconnect=not retiring)
         self.client.on_connect = self._on_connect
@@ -188,11 +190,16 @@ class MqttIngest:
             client.unsubscribe(list(SHARED_SUBSCRIPTIONS))
             return
         log.info("gateway %r connected to broker; subscribing", identity)
+        # no session at the first connection to a database made at this start is a first start's (the demo's, each
+        # time); at a later one, or on a database a gateway used before, it may be a session the broker lost
+        first, self.first_start = self.first_start, False
         if not self.session_present:
-            log.warning("the broker held no session for gateway identity %r: a first start, a new identity, or a "
-                        "broker that lost its sessions. A gateway that ran under another identity keeps its share of "
-                        "the city's messages at the broker for %d days after it stopped: end its session with "
-                        "`xueliang gateway --config CONFIG --retire OLD_IDENTITY`", identity, SESSION_EXPIRY_S // 86400)
+            log.log(logging.INFO if first else logging.WARNING,
+                    "the broker held no session for gateway identity %r: %s. A gateway that ran under another identity "
+                    "keeps its share of the city's messages at the broker for %d days after it stopped: end its "
+                    "session with `xueliang gateway --config CONFIG --retire OLD_IDENTITY`", identity,
+                    "a first start (its database was made now)" if first else
+                    "a first start, a new identity, or a broker that lost its sessions", SESSION_EXPIRY_S // 86400)
         # no retained message at subscribe time: boxes never retain incidents or evidence, and a retained one (a
         # hostile or broken client's) came again at every reconnect, each time one more dead letter; a retained
         # status is old news (the box's row keeps what was heard, when it was heard)
@@ -408,7 +415,7 @@ def run_gateway(config: GatewayConfig) -> int:
     http_socket = listen(config.http)
     health = Health(config.escalation_check_s)
     ingest = Ingest(store, tables, health=health)
-    mqtt_ingest = MqttIngest(config, ingest, health)
+    mqtt_ingest = MqttIngest(config, ingest, health, first_start=store.made)
     sender = SuppressionSender(store, mqtt_ingest.client)
     clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health, sender)
     ingest.on_case = lambda case_id: clock.wake.set()

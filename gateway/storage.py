@@ -220,11 +220,13 @@ boxes = Table(
     "boxes", metadata,
     Column("box", String(64), primary_key=True),
     Column("state", String(16), nullable=False),  # online / offline: its latest status message (a last will too)
-    Column("heard_at", Float),  # when its latest heartbeat came, the gateway's clock (none: only its last will came)
+    Column("heard_at", Float),  # when its latest heartbeat came, the database's clock (none: only its last will came)
     Column("sent_at", Float),  # that heartbeat's own time, the box's wall clock
     Column("heartbeat", Text),  # that heartbeat as checked (gateway.boxes.Heartbeat, JSON)
-    Column("boot", String(64)),  # that heartbeat's boot and seq: a later one of the same boot alone replaces it
-    Column("seq", BigInteger),  # (none: a box older than them, whose next heartbeat replaces it)
+    Column("boot", String(64)),  # that heartbeat's start, connection to the broker (migration 11) and number: its
+    Column("link", BigInteger),  # place in the box's order (gateway.boxes._upsert; none: a box older than them, or
+    Column("seq", BigInteger),  # only its last will heard)
+    Column("ended_link", BigInteger),  # migration 11: the last connection of that start a last will or stop ended
     Column("refused_at", Float),  # its latest heartbeat refused (noted at most once per box in boxes.REFUSAL_NOTE_S)
     Column("refused_reason", String(300)),
 )
@@ -276,6 +278,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
     (9, "boxes: each box's latest heartbeat, for the boxes page", lambda db: boxes.create(db)),
     (10, "boxes.boot, boxes.seq: a box's heartbeat written late by one gateway no longer replaces the later one "
          "another wrote", _add_missing(boxes.c.boot, boxes.c.seq)),
+    (11, "boxes.link, boxes.ended_link: a box's last will is ordered after the heartbeats of the connection it ends "
+         "and before the next one's", _add_missing(boxes.c.link, boxes.c.ended_link)),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
@@ -458,6 +462,27 @@ class among(FunctionElement):
         super().__init__(column, bindparam("among", json.dumps(list(values)), type_=Text, unique=True))
 
 
+class database_now(FunctionElement):
+    """The database's clock, in seconds since the epoch: one clock for every gateway sharing the database, where each
+    gateway's own may be ahead of another's, or step. When a box was last heard is written and judged by it.
+
+    >>> print(database_now())
+    ((julianday('now') - 2440587.5) * 86400.0)
+    """
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(database_now)  # SQLite's (and the default's, as printed): the Julian day, to the millisecond
+def _julian_now(element, compiler, **kw) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@compiles(database_now, "postgresql")
+def _epoch_now(element, compiler, **kw) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
 @compiles(among)  # SQLite's (and the default's, as printed)
 def _among_json_each(element, compiler, **kw) -> str:
     column, values = (compiler.process(c, **kw) for c in element.clauses)
@@ -475,9 +500,10 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") and url != "sqlite:///:memory:" else None
 
 
-def make_engine(url: str) -> Engine:
-    """The engine, its database brought up to date (``migrate``); DatabaseUnusable saying where, what is wrong and
-    what to do where it cannot be (it was a traceback of 120 lines, and a database of a later version was served)."""
+def make_engine(url: str) -> tuple[Engine, list[int]]:
+    """The engine, its database brought up to date (``migrate``, whose versions applied come with it);
+    DatabaseUnusable saying where, what is wrong and what to do where it cannot be (it was a traceback of 120 lines,
+    and a database of a later version was served)."""
     path = sqlite_path(url)
     # SQLAlchemy hides the password it reads from the user information, not one given as a parameter (?password=)
     where = path if path is not None else without_password(make_url(url).render_as_string(hide_password=True))
@@ -493,14 +519,14 @@ def make_engine(url: str) -> Engine:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
     try:
-        migrate(engine)
+        applied = migrate(engine)
         if engine.dialect.name == "sqlite":  # only once the file is the gateway's: the switch writes its header
             with engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
     except (SQLAlchemyError, DatabaseUnusable) as exc:
         engine.dispose()
         raise DatabaseUnusable(f"database {where}: {unusable(exc, path)}") from None
-    return engine
+    return engine, applied
 
 
 def unusable(exc: Exception, path: Path | None) -> str:
@@ -523,11 +549,12 @@ def unusable(exc: Exception, path: Path | None) -> str:
 
 def migrate(engine: Engine) -> list[int]:
     """Create a new database at the last version, or apply the steps an existing one lacks;
-    returns the versions applied. Gateways starting together on PostgreSQL take turns. DatabaseUnusable for a
-    database of a later version (its steps unknown here: served as it was, what this gateway wrote could break it)
-    and an SQLite file of another application's, with tables and no cases (the gateway made its tables beside
-    theirs), and SQLAlchemy's error for one that cannot be written (read-only: found now, not at the first
-    incident). A file refused is left as it was: nothing is written until the steps are all done."""
+    returns the versions applied (every one for a database it made). Gateways starting together on PostgreSQL
+    take turns. DatabaseUnusable for a database of a later version (its steps unknown here: served as it was, what
+    this gateway wrote could break it) and an SQLite file of another application's, with tables and no cases (the
+    gateway made its tables beside theirs), and SQLAlchemy's error for one that cannot be written (read-only: found
+    now, not at the first incident). A file refused is left as it was: nothing is written until the steps are all
+    done."""
     now = time.time()
     with engine.begin() as db:
         if db.dialect.name == "postgresql":
@@ -541,8 +568,9 @@ def migrate(engine: Engine) -> list[int]:
                                        f"{', ...' if others[5:] else ''}): name the gateway's, or move this one away "
                                        "for a new one to begin; it was left as it is")
             metadata.create_all(db)
-            todo = [(v, what, None) for v, what, _ in MIGRATIONS]
+            todo, made = [(v, what, None) for v, what, _ in MIGRATIONS], True
         else:
+            made = False
             if not have.has_table("schema_migrations"):  # made before migrations: version 1
                 schema_migrations.create(db)
                 db.execute(insert(schema_migrations).values(version=1, what=MIGRATIONS[0][1], applied_at=now))
@@ -557,7 +585,7 @@ def migrate(engine: Engine) -> list[int]:
                 log_.info("schema migration %d: %s", version, what)
                 step(db)
             db.execute(insert(schema_migrations).values(version=version, what=what, applied_at=now))
-        return [version for version, _, step in todo if step is not None]
+        return [version for version, _, step in todo if step is not None or made]
 
 
 # --- write helpers (inside one transaction) ---
@@ -933,7 +961,10 @@ class DatabaseFileGone(RuntimeError):
 
 class Store:
     def __init__(self, url: str):
-        self.engine = make_engine(url)
+        self.engine, applied = make_engine(url)
+        # this process made the database, so no gateway used it before (version 1 is applied only by making one: a
+        # database older than migrations is recorded at it)
+        self.made = MIGRATIONS[0][0] in applied
         # a SQLite file deleted under a running gateway took commits (into the unlinked file) and answered
         # SELECT 1: incidents were acknowledged and lost. Every commit checks the file is still the one opened.
         self.path = path.resolve() if (path := sqlite_path(url)) is not None else None

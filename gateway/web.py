@@ -482,13 +482,12 @@ def removes_boxes(who: Principal) -> bool:
 
 
 def box_views(request: Request, principal: Principal = Depends(page_reader)) -> tuple[float, list[dict]]:
-    """The gateway's time and the boxes as ``boxes.listed`` gives them then to ``principal`` (an operator those with
+    """The gateways' time and the boxes as ``boxes.listed`` gives them then to ``principal`` (an operator those with
     a camera in its grid subtree, an admin all), read once a request (FastAPI keeps a dependency's answer for the
     request: the page's table and its head share it, and the live fingerprint is scoped as the page)."""
     if principal.role not in boxes.READERS:
         raise HTTPException(403, "the boxes page is for operators and admins")
-    now = time.time()
-    return now, boxes.listed(request.app.state.store, now, scope(principal, request.app.state.tables).get("grids"))
+    return boxes.listed(request.app.state.store, scope(principal, request.app.state.tables).get("grids"))
 
 
 def boxes_listing(request: Request, shown: tuple[float, list[dict]] = Depends(box_views),

@@ -493,7 +493,7 @@ def remove_box_page(box: BoxId, request: Request, principal: Principal = Depends
     """What removing ``box`` means, and the button that does it: the boxes page's remove button asks here first
     (a page, not a script's dialog: the CSP runs no inline script, and it asks without scripts too)."""
     removing(principal)
-    found = boxes.kept(request.app.state.store, box, time.time())
+    found = boxes.kept(request.app.state.store, box)
     if found is None:
         return boxes_back(missing=box)
     heard = (f"最后心跳 {local_time(found['heard_at'], seconds=True)}" if found["heard_at"] is not None

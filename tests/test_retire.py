@@ -97,6 +97,44 @@ def test_retire_ingests_what_an_old_identitys_session_holds_and_ends_it(tmp_path
 
 
 @pytest.mark.slow
+def test_no_session_at_a_first_start_on_a_new_database_is_said_as_such_and_a_lost_one_warns(tmp_path, broker, caplog):
+    """The demo's gateway starts on a new database and a new broker each time: the broker holds no session for it,
+    which it warned of at every start. On a database made at that start, its first connection says it as a first
+    start's (INFO); a session the broker lost under it, or one missing on a database a gateway used before, warns."""
+    url = f"sqlite:///{tmp_path}/gateway.sqlite"
+
+    def started() -> MqttIngest:
+        store = Store(url)
+        running = MqttIngest(GatewayConfig(broker=Broker(port=broker.port, client_id="gw-1")),
+                             Ingest(store, load_tables(TABLES_DIR / "demo.yaml")), first_start=store.made)
+        running.start()
+        wait_until(lambda: running.state.broker["connected"], 10, message="connected")
+        return running
+
+    def said() -> list[tuple[str, str]]:
+        found = [(r.levelname, r.getMessage()) for r in caplog.records if "held no session" in r.getMessage()]
+        caplog.clear()
+        return [(level, re.search(r"'gw-1': ([^.]+)\.", message).group(1)) for level, message in found]
+
+    caplog.set_level(logging.INFO, logger="gateway.service")
+    running = started()
+    assert said() == [("INFO", "a first start (its database was made now)")]
+    broker.stop()  # the broker loses its sessions under it (started again without its persistence file)
+    (tmp_path / "mosquitto" / "mosquitto.db").unlink()
+    broker.start()
+    wait_until(lambda: [r for r in caplog.records if "held no session" in r.getMessage()], 10,
+               message="connected again")
+    assert said() == [("WARNING", "a first start, a new identity, or a broker that lost its sessions")]
+    running.stop()
+    running = started()  # the database made before, the session held: nothing to say
+    assert running.session_present and said() == []
+    running.stop(end_session=True)
+    running = started()  # the database made before, the session gone
+    running.stop(end_session=True)
+    assert said() == [("WARNING", "a first start, a new identity, or a broker that lost its sessions")]
+
+
+@pytest.mark.slow
 def test_retiring_an_identity_without_a_session_says_so(tmp_path, broker, capsys):
     config = GatewayConfig(broker=Broker(port=broker.port, client_id="new-gw"), database=f"sqlite:///{tmp_path}/g.sqlite")
     assert retire_gateway(config, "never-ran") == 0
