@@ -409,11 +409,11 @@ def test_the_photo_form_refuses_parts_the_parser_would_spend_more_on_than_their_
     client.post("/ui/login", data={"token": new_token(store, "tp", "department", department="traffic-police")})
     csrf = session_csrf(client.cookies["xl_session"]).encode()
     multipart = {"Content-Type": "multipart/form-data; boundary=b"}
-    began = time.monotonic()
+    began = time.process_time()  # this process's CPU (the app runs in its thread): a loaded machine's wait is not it
     answer = client.post("/ui/cases/1/photos", content=body(csrf) + b"--b--\r\n", headers=multipart,
                          follow_redirects=False)
     assert answer.status_code == status and why in answer.text, (answer.status_code, answer.text[:300])
-    assert time.monotonic() - began < 1.0
+    assert time.process_time() - began < 0.5
     named = b'; filename="' + "现场照片".encode() * 75 + b'.jpg"\r\nContent-Type: image/jpeg'  # 300 characters
     kept = client.post("/ui/cases/1/photos", content=form_part("csrf", csrf) + form_part("photo", PHOTO, named)
                        + b"--b--\r\n", headers=multipart, follow_redirects=False)
