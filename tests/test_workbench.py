@@ -367,10 +367,10 @@ def test_the_photo_form_checks_its_csrf_token_before_parsing_the_rest_and_takes_
 
     tiny = part("x", b"y") * 40_000  # 2 MB of tiny parts: about 4 s of the parser's CPU
     for first, status in ((part("csrf", b"0" * 64), 403), (part("csrf", csrf.encode()), 413)):
-        began = time.monotonic()
+        began = time.process_time()  # the process's CPU: a loaded machine's wait is not the parser's
         answer = client.post("/ui/cases/1/photos", content=first + tiny + b"--b--\r\n", headers=multipart,
                              follow_redirects=False)
-        assert answer.status_code == status and time.monotonic() - began < 1.0, (status, answer.status_code)
+        assert answer.status_code == status and time.process_time() - began < 1.0, (status, answer.status_code)
     photo = jpeg(40)
     kept = client.post("/ui/cases/1/photos", content=part("csrf", csrf.encode()) + part("photo", photo) + b"--b--\r\n",
                        headers=multipart, follow_redirects=False)
