@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import Counter
 import tempfile
+import time
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
@@ -27,12 +30,15 @@ from sqlalchemy import select
 
 from gateway.actions import act
 from gateway.cases import RECHECK_REASONS
-from gateway.config import TABLES_DIR, load_tables
+from gateway.config import TABLES_DIR, Broker, GatewayConfig, load_tables
 from gateway.ingest import Ingest
+from gateway.service import MqttIngest
 from gateway.storage import Store, case_incidents, incident_events
 from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
+from xueliang.mqtt import make_client
 
+from .conftest import Watcher, wait_until
 from .test_gateway import NOW, START
 
 TABLES = load_tables(TABLES_DIR / "demo.yaml")
@@ -40,10 +46,12 @@ HERE, THERE = {"lat": 39.17, "lon": 117.15}, {"lat": 39.30, "lon": 117.30}  # on
 
 
 def event(incident: str, seq: int, state: str, *, camera: str = "gate", zone: str = "kerb", at: float = 0.0,
-          location: dict = HERE, end_reason: str = "left", type: str = "illegal_parking") -> tuple[str, bytes]:
-    """One event of box-1 as its outbox holds it (the same bytes however often it is sent)."""
+          location: dict = HERE, end_reason: str = "left", type: str = "illegal_parking", now: float = NOW
+          ) -> tuple[str, bytes]:
+    """One event of box-1 as its outbox holds it (the same bytes however often it is sent), ``at`` seconds after
+    ten minutes before ``now``."""
     m = copy.deepcopy(START)
-    started, observed = wire.iso(NOW - 600 + at), wire.iso(NOW - 600 + at + 30 * seq)
+    started, observed = wire.iso(now - 600 + at), wire.iso(now - 600 + at + 30 * seq)
     m.update(incident_id=incident, seq=seq, state=state, camera=camera, zone=zone, type=type, location=location,
              started_at=started, observed_at=observed, confidence=round(0.5 + seq / 100, 2))
     if state == "end":
@@ -56,11 +64,17 @@ def lifecycle(incident: str, end_reason: str, **where) -> list[tuple[str, bytes]
             event(incident, 3, "end", end_reason=end_reason, **where)]
 
 
-# two incidents at one place (the second joins the first's case, or reopens it), one elsewhere
-MESSAGES = (lifecycle("a", "left") + lifecycle("b", "cleared", at=120.0)
-            + lifecycle("c", "camera_lost", location=THERE, zone="far"))
+DAY = 86_400.0
+# incidents at one place (each joins the first's case, or reopens it; one the camera lost, one days late), one
+# elsewhere; then what no edge sends but a broker may deliver: an id sent again by another camera of the box, a seq
+# sent again with other content (a box restarted, counting from 1), times an hour ahead of the gateway (held)
+MESSAGES = (lifecycle("a", "left") + lifecycle("b", "cleared", at=120.0) + lifecycle("d", "camera_lost", at=300.0)
+            + lifecycle("e", "left", at=-3 * DAY) + lifecycle("c", "camera_lost", location=THERE, zone="far")
+            + [event("a", 4, "end", camera="gate-2"), event("b", 1, "start", at=900.0),
+               event("f", 1, "start", at=7200.0)])
 PERSON = {Action.ACKNOWLEDGE: Role.DEPARTMENT, Action.FEEDBACK: Role.DEPARTMENT, Action.CONFIRM: Role.OPERATOR,
           Action.CLOSE: Role.OPERATOR, Action.RECHECK_FAILED: Role.OPERATOR, Action.REJECT: Role.OPERATOR}
+IDENTITY = ("box", "camera", "zone", "type")
 APPLIED = {"case_created", "case_merged", "case_updated", "case_reopened"}
 
 
@@ -70,9 +84,10 @@ class Delivery(RuleBasedStateMachine):
         self.folder = tempfile.TemporaryDirectory()
         self.store = Store(f"sqlite:///{self.folder.name}/gw.sqlite")
         self.now = NOW
-        self.ingest = Ingest(self.store, TABLES, clock=lambda: self.now)
+        # two gateways of one broker group on one database: either may get any message, or a redelivery of it
+        self.ingests = [Ingest(self.store, TABLES, clock=lambda: self.now) for _ in range(2)]
         self.taken: dict[tuple[str, int], bytes] = {}  # (incident, seq) -> the bytes first applied
-        self.person_moved: set[int] = set()  # cases a person changed since the last check
+        self.first: dict[str, dict] = {}  # incident -> its first event applied
 
     def teardown(self):
         if hasattr(self, "store"):
@@ -87,9 +102,13 @@ class Delivery(RuleBasedStateMachine):
             key = (m["incident_id"], m["seq"])
             if outcome in APPLIED:
                 assert key not in self.taken, (key, outcome)
+                first = self.first.setdefault(m["incident_id"], m)  # an incident's camera, zone and type are its own
+                assert [first[k] for k in IDENTITY] == [m[k] for k in IDENTITY], (first, m)
                 self.taken[key] = body
             elif outcome == "duplicate":
                 assert self.taken.get(key) == body, (key, "a duplicate of bytes never taken")
+            elif outcome == "ahead_of_clock":  # not acknowledged: its box sends it again
+                assert wire.ahead(m, self.now) > wire.MAX_CLOCK_SKEW_S
             else:
                 assert outcome == "dead_letter", outcome
         assert dead - self.dead_before == outcomes.count("dead_letter")
@@ -98,17 +117,17 @@ class Delivery(RuleBasedStateMachine):
         self.dead_before = self.store.count("dead_letters")
         self.states = {c["id"]: c["state"] for c in self.store.list_cases(limit=1000)}
 
-    @rule(i=st.integers(0, len(MESSAGES) - 1))
-    def deliver(self, i):
+    @rule(i=st.integers(0, len(MESSAGES) - 1), gateway=st.integers(0, 1))
+    def deliver(self, i, gateway):
         self._before()
-        self._account([MESSAGES[i]], [self.ingest.handle(*MESSAGES[i])])
+        self._account([MESSAGES[i]], [self.ingests[gateway].handle(*MESSAGES[i])])
         self._only_the_camera_moved()
 
-    @rule(picks=st.lists(st.integers(0, len(MESSAGES) - 1), min_size=1, max_size=8))
-    def deliver_batch(self, picks):
+    @rule(picks=st.lists(st.integers(0, len(MESSAGES) - 1), min_size=1, max_size=8), gateway=st.integers(0, 1))
+    def deliver_batch(self, picks, gateway):
         self._before()
         items = [MESSAGES[i] for i in picks]
-        self._account(items, self.ingest.handle_batch(items))
+        self._account(items, self.ingests[gateway].handle_batch(items))
         self._only_the_camera_moved()
 
     @rule(action=st.sampled_from(sorted(PERSON)), pick=st.integers(0, 3))
@@ -118,9 +137,11 @@ class Delivery(RuleBasedStateMachine):
             return
         case = listed[pick % len(listed)]
         try:
-            act(self.store, case["id"], action, PERSON[action], "someone", self.now, TABLES, lambda c: True)
+            done = act(self.store, case["id"], action, PERSON[action], "someone", self.now, TABLES, lambda c: True)
         except TransitionError:
-            pass
+            return
+        if action == Action.FEEDBACK and done["state"] == CaseState.CLOSED.value:  # the camera saw it gone before
+            self._has_recheck_evidence(done)
 
     @rule(minutes=st.sampled_from([1, 20, 90]))
     def time_passes(self, minutes):
@@ -156,7 +177,14 @@ class Delivery(RuleBasedStateMachine):
             linked = [r[0] for r in db.execute(select(case_incidents.c.incident_id))]
         assert sorted(linked) == sorted(seen)  # each incident with an event taken is in exactly one case
 
+    @invariant()
+    def a_case_shows_its_incidents_latest_event(self):
+        for case in self.store.list_cases(limit=1000) if hasattr(self, "store") else []:
+            own = max(seq for (incident, seq) in self.taken if incident == case["incident_id"])
+            assert case["last_seq"] == own, (case["id"], case["last_seq"], own)
 
+
+@pytest.mark.slow
 def test_any_order_and_any_repeat_of_events_keeps_the_operators_invariants():
     run = Delivery.TestCase
     run.settings = settings(max_examples=60, stateful_step_count=25, deadline=None, database=None,
@@ -186,3 +214,49 @@ def test_an_incident_id_another_camera_zone_or_type_of_its_box_sends_is_a_dead_l
     assert "zone 'footpath'" in reasons[2] and "zone 'kerb' spill:" in reasons[3]
     assert ingest.handle(*event("17", 2, "end")) == "case_updated"  # its own camera's end closes it
     assert store.get_case(1)["state"] == "closed"
+
+
+@pytest.mark.slow
+def test_an_outbox_flushed_twice_to_two_gateways_of_one_group_is_each_incidents_one_case(tmp_path, broker):
+    """A box back after a day offline sends its outbox (each incident's start, update and end, a day old), then,
+    nothing confirmed yet, all of it again; two gateways of one broker group on one SQLite file split it as the broker
+    chooses. Each incident is one case with its end; every message is acknowledged to the box, applied once (the other
+    copy a duplicate); nothing is a dead letter."""
+    database = f"sqlite:///{tmp_path}/gw.sqlite"
+    stores = [Store(database) for _ in range(2)]
+    gateways = [MqttIngest(GatewayConfig(broker=Broker(port=broker.port, client_id=f"gw-{i}")),
+                           Ingest(store, TABLES, clock=time.time)) for i, store in enumerate(stores)]
+    acks = Watcher(broker.port, [wire.ack_topic("box-1")])
+    box = make_client("box-1")
+    try:
+        for g in gateways:
+            g.start()
+        wait_until(lambda: all(g.state.broker["connected"] for g in gateways), 10, message="both gateways connected")
+        time.sleep(0.5)  # their subscriptions
+        box.connect("127.0.0.1", broker.port)
+        box.loop_start()
+        outbox = [m for i in range(12) for m in lifecycle(f"i-{i}", "left", location={"lat": 39.0 + i * 0.01,
+                                                                                      "lon": 117.0},
+                                                           now=time.time() - DAY)]
+        for topic, body in outbox + outbox:
+            box.publish(topic, body, qos=1).wait_for_publish(5)
+        digests = {wire.message_digest(t, b) for t, b in outbox}
+
+        def acknowledged() -> set[str]:
+            return {digest for _, ack in list(acks.messages) for digest in wire.decode_ack(ack)}
+
+        taken = lambda: sum(g.outcomes.total() for g in gateways)  # noqa: E731
+        wait_until(lambda: taken() == 2 * len(outbox) and acknowledged() == digests, 20,
+                   message="every copy taken and every message acknowledged")
+        told = sum((g.outcomes for g in gateways), Counter())
+        assert told["duplicate"] == len(outbox) and told.total() == 2 * len(outbox), told  # each applied once
+        store = stores[0]
+        assert store.count("dead_letters") == 0
+        cases = store.list_cases(limit=100)
+        assert sorted(c["incident_id"] for c in cases) == [f"i-{i}" for i in sorted(range(12), key=str)]
+        assert all(c["end_reason"] == "left" and c["last_seq"] == 3 for c in cases), cases
+    finally:
+        box.loop_stop()
+        acks.stop()
+        for g in gateways:
+            g.stop()
