@@ -464,8 +464,16 @@ class Analyser(threading.Thread):
                 continue
             log.info("incident %s %s %s camera=%s zone=%s", m["type"], m["state"], m["incident_id"], m["camera"], m["zone"])
             self.metrics.incidents.labels(m["type"], m["state"]).inc()
+            # the file of open incidents is never behind the outbox: a box killed between the two ended an incident
+            # with the seq of the update its outbox held, the gateway set the end aside, and the case waited on the
+            # incident for good. An end leaves the file only once the outbox has it (killed between, the next start
+            # ends the incident again with the end's seq: the gateway takes the first, the outbox's, and sets the
+            # other aside).
+            ahead = self.ledger is not None and m["state"] != "end"
+            if ahead:
+                self.ledger.note(m)
             self.publisher.send(to_wire(out))
-            if self.ledger is not None:
+            if self.ledger is not None and not ahead:
                 self.ledger.note(m)
 
     def end_all(self, t: float) -> None:

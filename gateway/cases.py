@@ -73,6 +73,35 @@ def place_locks(message: dict, radius_m: float) -> list[tuple[str, bool]]:
     return [zone] + [(f"{message['type']}@{r},{c}", True) for r in rows for c in cols]
 
 
+def not_its_incident(first: dict | None, message: dict) -> str | None:
+    """Why ``message`` is no event of the incident whose first event the gateway received was ``first``, or None.
+
+    Incident ids are not secret (notices carry them): another box's event must not close or rewrite the case. Nor
+    may another camera, zone or type of the same box: a box that numbers incidents per camera (another maker's)
+    sent id 17 from two cameras, and the second camera's end was taken for the first's re-check. The edge never
+    changes them within an incident (its rule is one camera's zone and type; a box restarted ends an incident
+    with its last message's).
+
+    >>> start = {"incident_id": "17", "box": "b", "camera": "gate", "zone": "kerb", "type": "spill"}
+    >>> not_its_incident(None, start), not_its_incident(start, dict(start, seq=2))
+    (None, None)
+    >>> not_its_incident(start, dict(start, camera="gate-2"))  # doctest: +NORMALIZE_WHITESPACE
+    "incident '17' is camera 'gate' zone 'kerb' spill (its first event); this event says camera 'gate-2' zone
+    'kerb' spill: an incident's camera, zone and type never change"
+    """
+    if first is None:
+        return None
+    if first.get("box") != message["box"]:
+        return (f"incident {message['incident_id']!r} belongs to box {first.get('box')!r}, which sent it first; "
+                f"box {message['box']!r} may not send events for it")
+    said = [(m.get("camera"), m.get("zone"), m.get("type")) for m in (first, message)]
+    if said[0] != said[1]:
+        return (f"incident {message['incident_id']!r} is camera {said[0][0]!r} zone {said[0][1]!r} {said[0][2]} (its "
+                f"first event); this event says camera {said[1][0]!r} zone {said[1][1]!r} {said[1][2]}: an "
+                "incident's camera, zone and type never change")
+    return None
+
+
 def choose(message: dict, category: Category, candidates: list[dict], now: float, held: bool
            ) -> tuple[Literal["new", "merge", "reopen"], dict | None]:
     """What a new incident does: join an open case, reopen a recently closed one, or open a case.

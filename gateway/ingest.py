@@ -23,7 +23,8 @@ from gateway import storage
 from gateway.actions import perform
 from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeats
 from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, is_lone_end, is_recheck, is_urgent,
-                           merged_urgent, needs_review, new_case, pending_beside, place_locks, rejected_here)
+                           merged_urgent, needs_review, new_case, not_its_incident, pending_beside, place_locks,
+                           rejected_here)
 from gateway.config import Tables
 from gateway.images import ImageError, check_evidence
 from gateway.metrics import Health
@@ -257,12 +258,12 @@ class Ingest:
 
     def _apply(self, db, message: dict, category, payload: bytes, now: float) -> tuple[str, int | None]:
         """All of one incident event's effect, in the caller's transaction. An event for an incident of
-        another box, or one that reuses a recorded (incident_id, seq) with other content, is refused
-        here (``_refused``): only the database knows, and refusing it so costs the rest of a batch nothing."""
-        owner = storage.incident_box(db, message["incident_id"])
-        if owner is not None and owner != message["box"]:
-            return self._refused(db, message, payload, now, f"incident {message['incident_id']!r} belongs to box "
-                                 f"{owner!r}, which sent it first; box {message['box']!r} may not send events for it")
+        another box, camera, zone or type (``not_its_incident``), or one that reuses a recorded (incident_id, seq)
+        with other content, is refused here (``_refused``): only the database knows, and refusing it so costs the
+        rest of a batch nothing."""
+        wrong = not_its_incident(storage.first_event(db, message["incident_id"]), message)
+        if wrong:
+            return self._refused(db, message, payload, now, wrong)
         text = payload.decode("utf-8")
         if not storage.record_event(db, message, text, now):
             if storage.recorded_payload(db, message["incident_id"], message["seq"]) != text:  # not a redelivery

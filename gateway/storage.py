@@ -723,18 +723,17 @@ _FIRST_EVENT = Prepared(select(incident_events.c.payload).where(incident_events.
                         .order_by(incident_events.c.received_at, incident_events.c.seq).limit(1))
 
 
-def incident_box(db: Connection, incident_id: str) -> str | None:
-    """The box an incident belongs to: the one whose event of it came first (None for an incident not
-    seen yet). Incident ids are not secret (notices carry them), so ingest refuses another box's events
-    for it rather than let them close or rewrite the case."""
+def first_event(db: Connection, incident_id: str) -> dict | None:
+    """The first event received of an incident, as it came (None for an incident not seen yet, or whose stored
+    payload is no object): whose it is, box, camera, zone and type (``gateway.cases.not_its_incident``)."""
     row = _FIRST_EVENT.first(db, {"incident_id": incident_id})
     if row is None:
         return None
     try:
-        box = json.loads(row[0]).get("box")
-    except (ValueError, AttributeError):  # stored as received: checked then, but never trusted twice
+        first = json.loads(row[0])
+    except ValueError:  # stored as received: checked then, but never trusted twice
         return None
-    return box if isinstance(box, str) else None
+    return first if isinstance(first, dict) else None
 
 
 def case_of_incident(db: Connection, incident_id: str) -> dict | None:

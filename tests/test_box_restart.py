@@ -4,6 +4,7 @@ them: at the gateway each stayed "still seen" for good, and its case never close
 import json
 import signal
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -113,3 +114,47 @@ def test_a_box_killed_then_restarted_with_its_zone_renamed_ends_the_old_zones_in
         (1, None), (2, "box_stopped")]
     assert json.loads((tmp_path / "edge" / "kill-box.open-incidents.json").read_text()) == []
     assert "Traceback" not in (tmp_path / "edge2.log").read_text()
+
+
+@pytest.mark.slow  # the detectors load in a second
+def test_a_box_killed_just_after_its_outbox_took_an_event_ends_the_incident_past_that_events_seq(tmp_path):
+    """The outbox takes each event before the file of open incidents notes it: a box killed between the two (its
+    power cut) had the update seq 2 in its outbox and the start seq 1 in the file, and at its next start ended the
+    incident with seq 2 too. The gateway took the outbox's update and set the end aside as a dead letter (a box
+    sends each seq once), and the case waited on the incident, "still seen", for good."""
+    from edge.box import Analyser, CameraReader, Metrics, Slots
+    from edge.config import parse_config
+    from edge.detector import load_detectors
+    from edge.pipeline import Outgoing
+
+    from .test_edge_faults import KERB, camera
+
+    config = parse_config({"box": "box-1", "data_dir": str(tmp_path),
+                           "cameras": [camera("gate", "x.mp4", zones=[KERB])]})
+    path = tmp_path / "box-1.open-incidents.json"
+    on_disk_when_sent = []  # the file as a box killed the moment its outbox took each message leaves it
+
+    class Outbox:
+        def gateway_offset(self) -> float:
+            return 0.0
+
+        def send(self, items):
+            on_disk_when_sent.append(path.read_text() if path.exists() else "[]")
+
+    slots, stop, metrics = Slots(), threading.Event(), Metrics()
+    readers = {c.id: CameraReader(c, slots, metrics, stop) for c in config.cameras}
+    analyser = Analyser(config, load_detectors(config), readers, slots, Outbox(), metrics, stop,
+                        ledger=OpenIncidents(path))
+    now = time.time()
+    start, update = (event("d" * 32 + ":box-1", seq, state, now - 60 + seq)
+                     for seq, state in ((1, "start"), (2, "update")))
+    analyser._emit([Outgoing(start, None), Outgoing(update, None)])
+
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"))
+    assert [ingest.handle(TOPIC, wire.encode_incident(m)) for m in (start, update)] == ["case_created", "case_updated"]
+    path.write_text(on_disk_when_sent[-1])  # killed as the outbox took the update; the next start:
+    (end,) = OpenIncidents(path).ends(now)
+    assert end["seq"] > update["seq"]
+    assert ingest.handle(TOPIC, wire.encode_incident(end)) == "case_updated"
+    assert store.get_case(1)["end_reason"] == "box_stopped"
