@@ -112,7 +112,11 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
     dumped on a stain that was there when the camera came up), and a person's doubt about the
     stain must not hold back the pile. An end whose start never reached the gateway (``is_lone_end``)
     never reopens a closed case: the problem came back and went, or nobody watches it any more, and no
-    department is sent to it; it opens a case of its own, held for review.
+    department is sent to it; it opens a case of its own, held for review. Nor does an incident the camera
+    last saw (``wire.last_seen``, by its own times) before the case closed, less what a box's clock may be
+    behind (``wire.MAX_CLOCK_SKEW_S``): the problem did not come back after the case closed, its report came
+    late (a box back after a day offline sends its outbox at once), and it opens a case of its own
+    (held for review where it is late, ``reported_late``) or joins an open one.
 
     >>> closed = {"id": 4, "type": "spill", "box": "b", "camera": "c", "zone": "z", "state": "closed",
     ...           "created_at": 1767225000.0, "closed_at": 1767225600.0}  # closed at 2026-01-01T00:00:00Z
@@ -124,6 +128,8 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
     >>> now = 1767225700.0
     >>> choose(start, spill, [closed], now, held=False)[0], choose(end, spill, [closed], now, held=True)
     ('reopen', ('new', None))
+    >>> choose(dict(start, observed_at="2025-12-31T00:00:00Z"), spill, [closed], now, held=True)  # a day late
+    ('new', None)
     """
     here = _here(message, category, candidates)
     window = category.seconds("merge_window") if category.merge_window else math.inf
@@ -131,8 +137,10 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
              and (held or c["state"] != CaseState.PENDING_REVIEW.value)]
     if open_:
         return "merge", max(open_, key=lambda c: c["created_at"])
+    seen = wire.last_seen(message)
     closed = [c for c in here if c["state"] == CaseState.CLOSED.value and c["closed_at"] is not None
-              and now - c["closed_at"] <= category.seconds("recheck_window")]
+              and now - c["closed_at"] <= category.seconds("recheck_window")
+              and seen >= c["closed_at"] - wire.MAX_CLOCK_SKEW_S]
     if closed and not is_lone_end(message):
         return "reopen", max(closed, key=lambda c: c["closed_at"])
     return "new", None

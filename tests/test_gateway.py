@@ -377,3 +377,25 @@ def test_a_box_back_after_a_day_offline_sends_no_department_to_what_its_camera_s
     assert ingest.handle(TOPIC, payload(incident_id="recent", location={"lat": 39.2, "lon": 117.2}, started_at=seen,
                                         observed_at=seen)) == "case_created"
     assert store.list_cases()[0]["state"] == "dispatched"
+
+
+def test_a_days_old_start_does_not_reopen_a_case_closed_minutes_before(store):
+    """A case the camera closed minutes ago, and a start its box saw there a day before, sent now from its outbox:
+    the case was reopened and its department sent again (the re-check window is by the gateway's clock). It stays
+    closed; the start opens a case of its own, held for review for how late it came."""
+    from gateway.actions import act
+    from gateway.workflow import Action, Role
+
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    clock = [NOW + DAY]
+    ingest = Ingest(store, tables, clock=lambda: clock[0])
+    seen, gone = wire.iso(clock[0] - 600), wire.iso(clock[0] - 300)
+    fresh = {"incident_id": "fresh", "started_at": seen, "observed_at": seen}
+    assert ingest.handle(TOPIC, payload(**fresh)) == "case_created"
+    end = payload(**dict(fresh, observed_at=gone), seq=2, state="end", ended_at=gone, end_reason="left", evidence=None)
+    assert ingest.handle(TOPIC, end) == "case_updated"
+    assert act(store, 1, Action.FEEDBACK, Role.DEPARTMENT, "police", clock[0], tables, lambda c: True)["state"] == "closed"
+    clock[0] += 300
+    assert ingest.handle(TOPIC, payload(incident_id="day-old")) == "case_created"  # seen at NOW + 30 s
+    assert [(c["id"], c["state"], c["incident_count"]) for c in store.list_cases()] == [
+        (2, "pending_review", 1), (1, "closed", 1)]
