@@ -394,6 +394,17 @@ def view(row: dict, now: float, grids: Collection[str] | None = None) -> dict:
             "refused_reason": row["refused_reason"] if refused else None}
 
 
+_ROW = Prepared(select(boxes).where(boxes.c.box == bindparam("box")))
+
+
+def clock_offset(db: Connection, box: str) -> float | None:
+    """The gateways' clock less ``box``'s, as the boxes page shows it (``view``'s ``clock_offset_s``); None where no
+    heartbeat of it tells. Read in ingest's transaction, on the driver's cursor (``Prepared``): in a batch's pipeline
+    mode on PostgreSQL, SQLAlchemy's result had no row to give."""
+    rows = _ROW.dicts(db, {"box": box})
+    return view(rows[0], 0.0)["clock_offset_s"] if rows else None
+
+
 def troubled(v: dict) -> bool:
     """A box the page lists first: silent, offline, a camera down, its clock off, its outbox unwritable or its
     heartbeats refused."""

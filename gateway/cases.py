@@ -112,16 +112,24 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
     dumped on a stain that was there when the camera came up), and a person's doubt about the
     stain must not hold back the pile. An end whose start never reached the gateway (``is_lone_end``)
     never reopens a closed case: the problem came back and went, or nobody watches it any more, and no
-    department is sent to it; it opens a case of its own, held for review.
+    department is sent to it; it opens a case of its own, held for review. Nor does an incident the camera
+    last saw (``wire.last_seen``, by its own times) before the case closed, less what a box's clock may be
+    behind (``wire.MAX_CLOCK_SKEW_S``): the problem did not come back after the case closed, its report came
+    late (a box back after a day offline sends its outbox at once), and it opens a case of its own
+    (held for review where it is late, ``reported_late``) or joins an open one.
 
     >>> closed = {"id": 4, "type": "spill", "box": "b", "camera": "c", "zone": "z", "state": "closed",
-    ...           "created_at": 0.0, "closed_at": 50.0}
-    >>> start = {"type": "spill", "box": "b", "camera": "c", "zone": "z", "state": "start"}
+    ...           "created_at": 1767225000.0, "closed_at": 1767225600.0}  # closed at 2026-01-01T00:00:00Z
+    >>> start = {"type": "spill", "box": "b", "camera": "c", "zone": "z", "state": "start",
+    ...          "observed_at": "2026-01-01T00:01:00Z", "ended_at": None}
     >>> from gateway.config import TABLES_DIR, load_tables
     >>> spill = load_tables(TABLES_DIR / "demo.yaml").category("spill")
     >>> end = dict(start, state="end")
-    >>> choose(start, spill, [closed], 100.0, held=False)[0], choose(end, spill, [closed], 100.0, held=True)
+    >>> now = 1767225700.0
+    >>> choose(start, spill, [closed], now, held=False)[0], choose(end, spill, [closed], now, held=True)
     ('reopen', ('new', None))
+    >>> choose(dict(start, observed_at="2025-12-31T00:00:00Z"), spill, [closed], now, held=True)  # a day late
+    ('new', None)
     """
     here = _here(message, category, candidates)
     window = category.seconds("merge_window") if category.merge_window else math.inf
@@ -129,8 +137,10 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
              and (held or c["state"] != CaseState.PENDING_REVIEW.value)]
     if open_:
         return "merge", max(open_, key=lambda c: c["created_at"])
+    seen = wire.last_seen(message)
     closed = [c for c in here if c["state"] == CaseState.CLOSED.value and c["closed_at"] is not None
-              and now - c["closed_at"] <= category.seconds("recheck_window")]
+              and now - c["closed_at"] <= category.seconds("recheck_window")
+              and seen >= c["closed_at"] - wire.MAX_CLOCK_SKEW_S]
     if closed and not is_lone_end(message):
         return "reopen", max(closed, key=lambda c: c["closed_at"])
     return "new", None
@@ -173,7 +183,7 @@ def new_case(message: dict, category: Category, tables: Tables, now: float) -> d
     """The row of a case opened from ``message`` at ``now``; the clock starts at dispatch."""
     location = message.get("location") or {}
     known = tables.knows(message["grid"])
-    held = held_for_review(message, category, tables)
+    held = held_for_review(message, category, tables, now)
     urgent = is_urgent(message)
     row = {
         "incident_id": message["incident_id"],
@@ -216,10 +226,69 @@ def dispatch_deadline(category: Category, tables: Tables, now: float, urgent: bo
     return deadline(now, category.level(urgent), tables.calendar)
 
 
-def held_for_review(message: dict, category: Category, tables: Tables) -> bool:
-    """Whether a case opened from ``message`` waits for a person: the category is reviewed, the
-    grid is unknown (raised to the centre), the edge asks for it, or it is a lone end (``is_lone_end``)."""
-    return category.review or not tables.knows(message["grid"]) or needs_review(message) or is_lone_end(message)
+def held_for_review(message: dict, category: Category, tables: Tables, now: float) -> bool:
+    """Whether a case opened from ``message`` at ``now`` waits for a person: the category is reviewed, the
+    grid is unknown (raised to the centre), the edge asks for it, it is a lone end (``is_lone_end``), or it
+    was reported late (``reported_late``)."""
+    return (category.review or not tables.knows(message["grid"]) or needs_review(message) or is_lone_end(message)
+            or reported_late(message, category, tables, now) is not None)
+
+
+def reported_late(message: dict, category: Category, tables: Tables, now: float) -> float | None:
+    """How long before ``now`` the camera saw an incident (its ``observed_at``) whose first event reaches the
+    gateway only once the category's ``late_limit`` (its service level, unless ``late_after`` says otherwise),
+    counted from then, has passed, and ``wire.MAX_CLOCK_SKEW_S`` more (what a box's clock may be behind
+    uncorrected); None for one reported in time. A box back after a day offline sends its outbox at once: its
+    start and its end ``left`` made a dispatched case, and the department was sent to a car gone a day ago. A
+    person decides (``late_note`` says why), as for a case the department would already be overdue on.
+
+    >>> from gateway.config import TABLES_DIR, load_tables
+    >>> tables = load_tables(TABLES_DIR / "demo.yaml")
+    >>> parking = tables.category("illegal_parking")  # service level 1h
+    >>> start = {"type": "illegal_parking", "observed_at": "2026-01-01T00:00:00Z"}
+    >>> seen = wire.parse_time(start["observed_at"])
+    >>> reported_late(start, parking, tables, seen + 3900), reported_late(start, parking, tables, seen + 3901)
+    (None, 3901.0)
+    """
+    seen = wire.parse_time(message["observed_at"])
+    due = deadline(seen, parse_service_level(category.late_limit(is_urgent(message))), tables.calendar)
+    return now - seen if now - wire.MAX_CLOCK_SKEW_S > due else None
+
+
+def late_note(message: dict, limit: str, late_s: float, clock_offset_s: float | None) -> str:
+    """The timeline's word on a case held for review because its incident was reported ``late_s`` after the camera
+    saw it, more than ``limit`` (``reported_late``). Where its box's clock is off the gateways' by more than an
+    incident's times may be (``clock_offset_s``, the gateways' clock less the box's, as the boxes page shows it),
+    it says so: the time may be the clock's. A box whose clock battery is dead stands in 2000 after each start
+    until a gateway's acknowledgement tells it the time (edge/publisher.py ``GatewayClock``), so its first
+    incident of a start is held, and those it makes from then on carry the gateways' time.
+
+    >>> m = {"incident_id": "3f2a9c", "box": "box-1", "observed_at": "2026-01-01T00:00:30Z"}
+    >>> late_note(m, "1h", 86_400.0, -2.0)
+    'incident 3f2a9c reported 24.0 h after the camera saw it (2026-01-01T00:00:30Z; more than 1h): held for review, not dispatched'
+    >>> late_note(dict(m, observed_at="2000-01-01T00:03:00Z"), "1h", 8.2e8, 8.2e8)  # doctest: +NORMALIZE_WHITESPACE
+    "incident 3f2a9c reported 9491 days after the camera saw it (2000-01-01T00:03:00Z; more than 1h) by box box-1's
+    clock, 9491 days behind the gateway's: held for review, not dispatched"
+    """
+    clock = ""
+    if clock_offset_s is not None and abs(clock_offset_s) > wire.MAX_CLOCK_SKEW_S:
+        clock = (f" by box {message['box']}'s clock, {_span(abs(clock_offset_s))} "
+                 f"{'behind' if clock_offset_s > 0 else 'ahead of'} the gateway's")
+    return (f"incident {message['incident_id']} reported {_span(late_s)} after the camera saw it "
+            f"({message['observed_at']}; more than {limit}){clock}: held for review, not dispatched")
+
+
+def _span(seconds: float) -> str:
+    """A time span written as a service level is, so the pages show it in Chinese (``presentation.duration_text``).
+
+    >>> _span(90.0), _span(9000.0), _span(200_000.0)
+    ('2 min', '2.5 h', '2 days')
+    """
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
 
 
 def is_lone_end(message: dict) -> bool:

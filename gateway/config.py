@@ -114,9 +114,14 @@ class Category(Strict):
     rejected_window: str = Field(
         default="7d", title="A lead the edge could not confirm (needs_review), at the place of a lead a person "
         "rejected this recently, joins that rejected case instead of waiting for review again")
+    late_after: str | None = Field(
+        default=None, title="An incident that first reaches the gateway this long after the camera saw it (a box "
+        "back after a day offline sends its outbox at once) opens a case held for review, not dispatched: the "
+        "camera may have seen it gone long ago (default: the case's service level, the urgent one for an urgent "
+        "incident)")
 
     @field_validator("service_level", "urgent_service_level", "recheck_service_level", "merge_window",
-                     "recheck_window", "rejected_window")
+                     "recheck_window", "rejected_window", "late_after")
     @classmethod
     def _level(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None:
@@ -133,10 +138,17 @@ class Category(Strict):
     def seconds(self, field: str) -> float:
         return deadline(0.0, parse_service_level(getattr(self, field)))
 
+    def level_written(self, urgent: bool = False) -> str:
+        """The service level of a case as written: the urgent one where the case is urgent and one is set."""
+        return self.urgent_service_level if urgent and self.urgent_service_level else self.service_level
+
     def level(self, urgent: bool = False) -> ServiceLevel:
-        """The service level of a case: the urgent one where the case is urgent and one is set."""
-        return parse_service_level(self.urgent_service_level if urgent and self.urgent_service_level
-                                   else self.service_level)
+        return parse_service_level(self.level_written(urgent))
+
+    def late_limit(self, urgent: bool = False) -> str:
+        """How long after the camera saw an incident its first event may reach the gateway and its case still be
+        dispatched, as written: ``late_after``, else the service level of its case."""
+        return self.late_after or self.level_written(urgent)
 
 
 class Grid(Strict):

@@ -21,10 +21,10 @@ from collections.abc import Callable
 
 from gateway import storage
 from gateway.actions import perform
-from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeats
+from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeats, clock_offset
 from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, is_lone_end, is_recheck, is_urgent,
-                           merged_urgent, needs_review, new_case, not_its_incident, pending_beside, place_locks,
-                           rejected_here)
+                           late_note, merged_urgent, needs_review, new_case, not_its_incident, pending_beside,
+                           place_locks, rejected_here, reported_late)
 from gateway.config import Tables
 from gateway.images import ImageError, check_evidence
 from gateway.metrics import Health
@@ -276,7 +276,7 @@ class Ingest:
         if case is None:
             since = now - category.seconds("recheck_window")
             near = storage.candidates(db, message, since, category.merge_radius_m)
-            held = held_for_review(message, category, self.tables)
+            held = held_for_review(message, category, self.tables, now)
             kind, case = choose(message, category, near, now, held)
             if kind == "new" and needs_review(message):
                 stain = rejected_here(message, category, storage.rejected_near(
@@ -306,6 +306,11 @@ class Ingest:
                                 f"incident {message['incident_id']} ended ({message['end_reason']} at "
                                 f"{message['ended_at']}) before its start reached the gateway: held for review, "
                                 "not dispatched")
+                late = reported_late(message, category, self.tables, now)
+                if late is not None:
+                    storage.log(db, case_id, now, "gateway", Role.SYSTEM, "flagged", None, None,
+                                late_note(message, category.late_limit(is_urgent(message)), late,
+                                          clock_offset(db, message["box"])))
                 return "case_created", case_id
             storage.link(db, message["incident_id"], case["id"], "merged" if kind == "merge" else "reopened", now)
             if kind == "reopen":

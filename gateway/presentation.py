@@ -301,6 +301,13 @@ def _verdict_note(m: re.Match, tables: Tables) -> str:
     return f"{shown}; {rest}" if rest else shown
 
 
+def _late_note(m: re.Match, tables: Tables) -> str:
+    clock = (f", 按盒子 {m['box']} 的时钟 (比网关{'慢' if m['way'] == 'behind' else '快'} {duration_text(m['off'])}, "
+             "发现时间可能有误)") if m["box"] else ""
+    return (f"事件 {m['iid']} 在摄像机发现 {duration_text(m['late'])} 后才送达 ({local_text(m['at'])}; 超过 "
+            f"{duration_text(m['limit'])}){clock}: 提交审核, 未派遣")
+
+
 # the notes the gateway itself writes, each as people read it; a person's note is shown as written
 _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] = [
     ("created", re.compile(r"(?P<type>\w+) in zone (?P<zone>.+)"),
@@ -325,6 +332,9 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
                            r"gateway: held for review, not dispatched"),
      lambda m, t: f"事件 {m['iid']} 的发现未送达网关, 只收到其结束 ({END_REASONS.get(m['why'], m['why'])}, "
                   f"{local_text(m['at'])}): 提交审核, 未派遣"),
+    ("flagged", re.compile(r"incident (?P<iid>\S+) reported (?P<late>.+?) after the camera saw it \((?P<at>\S+); more "
+                           r"than (?P<limit>.+?)\)(?: by box (?P<box>\S+)'s clock, (?P<off>.+?) (?P<way>behind|ahead of) "
+                           r"the gateway's)?: held for review, not dispatched"), _late_note),
     ("escalation_failed", re.compile(r"(?P<error>.+)", re.S), lambda m, t: f"升级失败: {local_text(m['error'])}"),
     ("verdict", re.compile(r"(?P<verdict>[a-z_]+)(?:: (?P<detail>[^;]+))?(?:; (?P<rest>.*))?", re.S), _verdict_note),
     ("suppression_lifted", re.compile(r"suppression (?P<id>\d+) lifted"), lambda m, t: f"屏蔽 #{m['id']} 已解除"),

@@ -3,6 +3,8 @@ broker, the gateway's ingest on SQLite, the box's publisher and outbox. Its inci
 box deleted them on the gateway's word."""
 
 import json
+import logging
+import re
 import time
 
 import pytest
@@ -19,6 +21,7 @@ from xueliang import wire
 
 from .conftest import wait_until
 from .test_gateway import JPEG, START, TOPIC
+from .test_workflow import database_url  # noqa: F401 (the fixture)
 
 HOUR = 3600.0
 
@@ -163,3 +166,29 @@ def test_what_the_analyser_makes_once_the_box_knows_the_gateways_clock_carries_i
     finally:
         stop.set()
         analyser.join(5)
+
+
+def test_a_box_whose_clock_stands_in_2000_has_the_incident_it_made_before_it_knew_the_time_held_saying_so(
+        database_url, caplog):  # noqa: F811 (the fixture)
+    """A box with a dead clock battery and no NTP starts in 2000-01-01: the incident it makes before any
+    acknowledgement tells it the gateways' clock (edge/publisher.py ``GatewayClock``) carries that time. It was
+    dispatched, reported in 2000; now it waits for a person, the timeline saying the box's clock is years behind
+    (the boxes page shows it off). What the box makes once it knows the gateways' clock is dispatched."""
+    from gateway import boxes
+
+    store = Store(database_url)
+    ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=time.time)
+    beat = {"box": "box-1", "state": "online", "at": "2000-01-01T00:02:00Z", "boot": "b1", "seq": 1, "cameras": {}}
+    assert ingest.handle(wire.status_topic("box-1"), json.dumps(beat).encode()) == "heartbeat"
+    assert boxes.kept(store, "box-1")["clock_off"]
+    with caplog.at_level(logging.INFO, logger="gateway.ingest"):
+        assert ingest.handle_batch([(TOPIC, incident(wire.parse_time("2000-01-01T00:03:00Z")))]) == ["case_created"]
+    assert "rolled back" not in caplog.text  # the box's row read in the batch's pipeline mode on PostgreSQL
+    (case,) = store.list_cases()
+    note = store.get_case(case["id"])["timeline"][-1]["note"]
+    assert case["state"] == "pending_review" and re.fullmatch(
+        r"incident 3f2a9c reported \d+ days after the camera saw it \(2000-01-01T00:03:00.000Z; more than 1h\) by box "
+        r"box-1's clock, \d+ days behind the gateway's: held for review, not dispatched", note), note
+    later = incident(time.time(), incident_id="next", location={"lat": 39.2, "lon": 117.2})  # the gateways' time
+    assert ingest.handle(TOPIC, later) == "case_created"
+    assert store.list_cases()[0]["state"] == "dispatched"

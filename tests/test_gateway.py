@@ -346,3 +346,56 @@ def test_an_incident_id_the_edge_made_cannot_be_taken_by_another_box_sending_it_
                                      for r in reasons), reasons
     assert ingest.handle(*box_2(incident_id="3f2a9c" * 5 + "00:box-2", location={"lat": 30.0, "lon": 110.0})) \
         == "case_created"  # its own
+
+
+DAY = 86_400.0
+
+
+def test_a_box_back_after_a_day_offline_sends_no_department_to_what_its_camera_saw_gone(store):
+    """Its outbox sends each incident's start and its end ``left`` together, a day old: each was a dispatched case,
+    the traffic police sent to a car gone a day. Now it waits for a person, its timeline saying how late it came;
+    nothing is lost (the end is the case's re-check evidence). One reported within its service level is dispatched."""
+    from gateway.presentation import note_text
+
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    clock = [NOW + DAY]
+    ingest = Ingest(store, tables, clock=lambda: clock[0])
+    gone = "2026-01-01T00:05:00Z"
+    end = payload(seq=2, state="end", observed_at=gone, ended_at=gone, end_reason="left", evidence=None)
+    assert ingest.handle_batch([(TOPIC, payload()), (TOPIC, end)]) == ["case_created", "case_updated"]
+    (case,) = store.list_cases()
+    assert (case["state"], case["dispatched_at"], case["deadline"], case["end_reason"]) == (
+        "pending_review", None, None, "left")
+    timeline = store.get_case(case["id"])["timeline"]
+    assert [e["action"] for e in timeline] == ["created", "flagged", "recheck_evidence"]
+    assert timeline[1]["note"] == ("incident 3f2a9c reported 24.0 h after the camera saw it (2026-01-01T00:00:30Z; "
+                                   "more than 1h): held for review, not dispatched")
+    assert note_text(timeline[1], tables) == ("事件 3f2a9c 在摄像机发现 24 小时 后才送达 (2026-01-01 08:00; 超过 1 小时): "
+                                              "提交审核, 未派遣")
+    assert store.unpublished(("dispatched",)) == []  # no notice
+    seen = wire.iso(clock[0] - 3000)  # 50 min ago: within the hour
+    assert ingest.handle(TOPIC, payload(incident_id="recent", location={"lat": 39.2, "lon": 117.2}, started_at=seen,
+                                        observed_at=seen)) == "case_created"
+    assert store.list_cases()[0]["state"] == "dispatched"
+
+
+def test_a_days_old_start_does_not_reopen_a_case_closed_minutes_before(store):
+    """A case the camera closed minutes ago, and a start its box saw there a day before, sent now from its outbox:
+    the case was reopened and its department sent again (the re-check window is by the gateway's clock). It stays
+    closed; the start opens a case of its own, held for review for how late it came."""
+    from gateway.actions import act
+    from gateway.workflow import Action, Role
+
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    clock = [NOW + DAY]
+    ingest = Ingest(store, tables, clock=lambda: clock[0])
+    seen, gone = wire.iso(clock[0] - 600), wire.iso(clock[0] - 300)
+    fresh = {"incident_id": "fresh", "started_at": seen, "observed_at": seen}
+    assert ingest.handle(TOPIC, payload(**fresh)) == "case_created"
+    end = payload(**dict(fresh, observed_at=gone), seq=2, state="end", ended_at=gone, end_reason="left", evidence=None)
+    assert ingest.handle(TOPIC, end) == "case_updated"
+    assert act(store, 1, Action.FEEDBACK, Role.DEPARTMENT, "police", clock[0], tables, lambda c: True)["state"] == "closed"
+    clock[0] += 300
+    assert ingest.handle(TOPIC, payload(incident_id="day-old")) == "case_created"  # seen at NOW + 30 s
+    assert [(c["id"], c["state"], c["incident_count"]) for c in store.list_cases()] == [
+        (2, "pending_review", 1), (1, "closed", 1)]

@@ -24,7 +24,7 @@ from gateway.storage import Store
 
 from .conftest import REPO
 from .test_litter import LITTER, ROAD_ZONE, _replay, campus_frames
-from .test_workflow import CITY, act, auth, database_url, end_of, incident  # noqa: F401 (a fixture)
+from .test_workflow import CITY, act, auth, database_url, end_of, incident, seen  # noqa: F401 (a fixture)
 
 ZONES = yaml.safe_load(LITTER.read_text())["camera"]["zones"]
 
@@ -176,8 +176,8 @@ def test_a_lead_a_person_rejected_does_not_come_back_for_review(tmp_path, databa
     clock[0] += 2 * 3600
     assert ingest.handle(*lead()) == "case_created"
     # a spill the edge confirms at the same place is new: dispatched, whatever was rejected there
-    assert ingest.handle(*incident(**spill, attributes={"source": "detector+left_object", "needs_review": False})) \
-        == "case_created"
+    assert ingest.handle(*incident(**spill, attributes={"source": "detector+left_object", "needs_review": False},
+                                   **seen(clock[0]))) == "case_created"  # seen now: reported late, it would be held
     states = sorted((c["type"], c["state"]) for c in store.list_cases())
     assert states == [("garbage", "pending_review"), ("spill", "dispatched"), ("spill", "pending_review"),
                       ("spill", "rejected")]

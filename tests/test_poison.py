@@ -413,8 +413,10 @@ def legacy_rows(store: Store) -> None:
 @pytest.mark.slow
 def test_rows_that_cannot_be_shown_neither_break_the_api_nor_stop_the_notices(store, tables, broker):
     ingest = Ingest(store, tables, clock=time.time)
+    seen = wire.iso(time.time())  # dispatched: one seen long ago would wait for review, with no notice
     for i, incident in enumerate(["bad-time", "good", "bad-box", "bad-grid"]):
-        ingest.handle(TOPIC, payload(incident_id=incident, location={"lat": 39 + i / 10, "lon": 117.0}))
+        ingest.handle(TOPIC, payload(incident_id=incident, location={"lat": 39 + i / 10, "lon": 117.0},
+                                     started_at=seen, observed_at=seen))
     legacy_rows(store)
     api = TestClient(create_app(store, tables, public_read=True))
     listed = api.get("/cases")

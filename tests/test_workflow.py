@@ -87,10 +87,16 @@ def city(tmp_path, database_url):
     return tables, store, ingest, client, tokens
 
 
+def seen(t: float) -> dict:
+    """An incident's times, as a box that saw it at ``t`` stamps them."""
+    return {"started_at": wire.iso(t), "observed_at": wire.iso(t)}
+
+
 def incident(**changes) -> tuple[str, bytes]:
+    """A start as a box sends it now (``seen`` for another time): the gateway holds one seen long ago for review."""
     m = copy.deepcopy(START)
     m.update({"incident_id": uuid.uuid4().hex, "grid": "D-S1-C1-G1", "evidence": None,
-              "location": {"lat": 39.17, "lon": 117.15}})
+              "location": {"lat": 39.17, "lon": 117.15}, **seen(time.time())})
     m.update(changes)
     return wire.incident_topic(m["box"], m["camera"]), json.dumps(m).encode()
 
@@ -444,7 +450,7 @@ def test_a_report_reads_no_case_rejected_or_put_on_the_ledger_before_its_day(tmp
     ingest = Ingest(store, tables, clock=lambda: clock[0])
 
     def case(kind: str, *actions: tuple[Action, Role]) -> int:
-        assert ingest.handle(*incident(type=kind, grid="D-S1-C1-G1")) == "case_created"
+        assert ingest.handle(*incident(type=kind, grid="D-S1-C1-G1", **seen(clock[0]))) == "case_created"
         (case_id,) = [c["id"] for c in store.list_cases(limit=1)]
         for action, role in actions:
             apply_action(store, case_id, action, role, f"{role.value}:x", clock[0], tables, lambda row: True)

@@ -296,16 +296,26 @@ def _check_times(message: dict[str, Any]) -> None:
                 raise WireError(f"{field}: {exc}") from None
 
 
-def ahead(message: dict[str, Any], now: float) -> float:
-    """Seconds the latest of a valid incident's times (``observed_at``, ``ended_at``) lies ahead of ``now``.
+def last_seen(message: dict[str, Any]) -> float:
+    """When the camera last saw a valid incident, by its box's clock: the latest of its times (``observed_at``,
+    ``ended_at``).
 
-    >>> ahead({"observed_at": "2026-01-01T01:00:00Z", "ended_at": None}, 1767225600.0)
-    3600.0
+    >>> last_seen({"observed_at": "2026-01-01T01:00:00Z", "ended_at": "2026-01-01T00:59:59Z"})
+    1767229200.0
     """
     latest = parse_time(message["observed_at"])
     if message["ended_at"] is not None:
         latest = max(latest, parse_time(message["ended_at"]))
-    return latest - now
+    return latest
+
+
+def ahead(message: dict[str, Any], now: float) -> float:
+    """Seconds the latest of a valid incident's times (``last_seen``) lies ahead of ``now``.
+
+    >>> ahead({"observed_at": "2026-01-01T01:00:00Z", "ended_at": None}, 1767225600.0)
+    3600.0
+    """
+    return last_seen(message) - now
 
 
 def depth(value: Any) -> int:
