@@ -110,9 +110,12 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
     that goes straight to a department (not ``held``, see ``held_for_review``) never joins a case
     still pending review: the edge confirmed something new where it had only a doubt (a pile
     dumped on a stain that was there when the camera came up), and a person's doubt about the
-    stain must not hold back the pile. An end whose start never reached the gateway (``is_lone_end``)
-    never reopens a closed case: the problem came back and went, or nobody watches it any more, and no
-    department is sent to it; it opens a case of its own, held for review. Nor does an incident the camera
+    stain must not hold back the pile. A ``held`` incident never reopens a closed case, since reopening
+    sends its department again with nobody having looked: a lead the edge could not confirm, a lone end
+    (``is_lone_end``: the problem came back and went, or nobody watches it any more), a late report, a
+    reviewed category or an unknown grid. It opens a case of its own, held for review, and ``choose`` names
+    the closed case it did not reopen (``("new", closed)``) for both timelines; a person who rejects the lead
+    leaves the closed case closed, as it was handled. Nor does an incident the camera
     last saw (``wire.last_seen``, by its own times) before the case closed, less what a box's clock may be
     behind (``wire.MAX_CLOCK_SKEW_S``): the problem did not come back after the case closed, its report came
     late (a box back after a day offline sends its outbox at once), and it opens a case of its own
@@ -126,8 +129,11 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
     >>> spill = load_tables(TABLES_DIR / "demo.yaml").category("spill")
     >>> end = dict(start, state="end")
     >>> now = 1767225700.0
-    >>> choose(start, spill, [closed], now, held=False)[0], choose(end, spill, [closed], now, held=True)
-    ('reopen', ('new', None))
+    >>> choose(start, spill, [closed], now, held=False)[0], choose(end, spill, [closed], now, held=True)[0]
+    ('reopen', 'new')
+    >>> lead = dict(start, attributes={"needs_review": True})  # held: nobody confirmed it
+    >>> choose(lead, spill, [closed], now, held=True) == ("new", closed)
+    True
     >>> choose(dict(start, observed_at="2025-12-31T00:00:00Z"), spill, [closed], now, held=True)  # a day late
     ('new', None)
     """
@@ -141,9 +147,10 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
     closed = [c for c in here if c["state"] == CaseState.CLOSED.value and c["closed_at"] is not None
               and now - c["closed_at"] <= category.seconds("recheck_window")
               and seen >= c["closed_at"] - wire.MAX_CLOCK_SKEW_S]
-    if closed and not is_lone_end(message):
-        return "reopen", max(closed, key=lambda c: c["closed_at"])
-    return "new", None
+    latest = max(closed, key=lambda c: c["closed_at"], default=None)
+    if latest is not None and not held:
+        return "reopen", latest
+    return "new", latest  # held: the closed case it did not reopen, if any
 
 
 def pending_beside(message: dict, category: Category, candidates: list[dict]) -> list[dict]:

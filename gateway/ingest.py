@@ -297,6 +297,12 @@ class Ingest:
                                     f"{message['incident_id']}")
                         storage.log(db, case_id, now, "gateway", Role.SYSTEM, "related", None, None,
                                     f"case {twin['id']} at the same place waits for review")
+                if case is not None:  # held: a closed case here is not reopened, its department not sent again
+                    storage.log(db, case["id"], now, "gateway", Role.SYSTEM, "related", case["state"], case["state"],
+                                f"incident {message['incident_id']} at the same place waits for review in case "
+                                f"{case_id}; this case not reopened")
+                    storage.log(db, case_id, now, "gateway", Role.SYSTEM, "related", None, None,
+                                f"case {case['id']} at the same place closed recently; not reopened without review")
                 if not self.tables.knows(message["grid"]):
                     storage.log(db, case_id, now, "gateway", Role.SYSTEM, "flagged", None, None,
                                 f"grid {message['grid']} is not in the city's grid tree: raised to the centre "

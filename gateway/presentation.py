@@ -342,6 +342,11 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
      lambda m, t: f"同一地点经确认的事件 {m['iid']} 已另立案件 #{m['case']}, 如为同一问题请作废本案"),
     ("related", re.compile(r"case (?P<case>\d+) at the same place waits for review"),
      lambda m, t: f"同一地点的案件 #{m['case']} 待审核"),
+    ("related", re.compile(r"incident (?P<iid>\S+) at the same place waits for review in case (?P<case>\d+); this "
+                           r"case not reopened"),
+     lambda m, t: f"同一地点的事件 {m['iid']} 待审核, 已另立案件 #{m['case']}; 本案未重新派遣"),
+    ("related", re.compile(r"case (?P<case>\d+) at the same place closed recently; not reopened without review"),
+     lambda m, t: f"同一地点的案件 #{m['case']} 刚结案; 未经审核不重新派遣"),
 ]
 
 

@@ -56,7 +56,26 @@ def test_only_an_incident_seen_after_a_case_closed_reopens_it(seen, kind):
     """A start a day old, sent by a box back online, reopened a case closed minutes before (the window is by the
     gateway's clock) and sent its department to it again; it opens a case of its own now."""
     assert choose(sighting(seen=seen), TABLES.category("illegal_parking"), [CLOSED], FRIDAY + 300,
-                  held=True)[0] == kind
+                  held=False)[0] == kind
+
+
+PARKING = TABLES.category("illegal_parking")
+
+
+@pytest.mark.parametrize("message, category, now", [
+    (sighting("garbage", attributes={"needs_review": True}), TABLES.category("garbage"), FRIDAY + 300),  # a lead
+    (sighting(grid="NOWHERE-1"), PARKING, FRIDAY + 300),  # raised to the centre
+    (sighting(), PARKING.model_copy(update={"review": True}), FRIDAY + 300),  # a reviewed category
+    (sighting(state="end", ended_at=wire.iso(FRIDAY + 60), end_reason="left"), PARKING, FRIDAY + 300),
+    (sighting(seen=FRIDAY + 60), PARKING.model_copy(update={"late_after": "15 min"}), FRIDAY + 60 + 20 * 60 + SKEW),
+], ids=["needs_review", "unknown_grid", "reviewed_category", "lone_end", "late"])
+def test_an_incident_held_for_review_never_reopens_a_closed_case(message, category, now):
+    """A lead the edge could not confirm, seen where a case closed minutes before, reopened it and sent its
+    department again with nobody having looked. It opens a case of its own, held for review, naming the closed one."""
+    message, closed = dict(message, type=category.type), dict(CLOSED, type=category.type)
+    held = held_for_review(message, category, TABLES, now)
+    assert held and choose(message, category, [closed], now, held) == ("new", closed)
+    assert choose(sighting(type=category.type), category, [closed], now, held=False) == ("reopen", closed)
 
 
 def test_a_late_incident_still_joins_an_open_case_at_its_place():

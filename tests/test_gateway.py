@@ -399,3 +399,38 @@ def test_a_days_old_start_does_not_reopen_a_case_closed_minutes_before(store):
     assert ingest.handle(TOPIC, payload(incident_id="day-old")) == "case_created"  # seen at NOW + 30 s
     assert [(c["id"], c["state"], c["incident_count"]) for c in store.list_cases()] == [
         (2, "pending_review", 1), (1, "closed", 1)]
+
+
+def test_a_lead_nobody_confirmed_does_not_reopen_a_closed_case_and_send_its_department_again(store):
+    """A pile taken away and its case closed; minutes later the edge raises a lead there it could not confirm
+    (``needs_review``): it reopened the case and sent sanitation again, with nobody having looked. The closed case
+    stays closed, the lead waits for review in a case of its own, and each case's timeline names the other."""
+    from gateway.actions import act
+    from gateway.presentation import note_text
+    from gateway.workflow import Action, Role
+
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    clock = [NOW + DAY]
+    ingest = Ingest(store, tables, clock=lambda: clock[0])
+    seen, gone = wire.iso(clock[0] - 600), wire.iso(clock[0] - 300)
+    pile = {"incident_id": "pile", "type": "garbage", "started_at": seen, "observed_at": seen}
+    assert ingest.handle(TOPIC, payload(**pile)) == "case_created"
+    end = payload(**dict(pile, observed_at=gone), seq=2, state="end", ended_at=gone, end_reason="cleared", evidence=None)
+    assert ingest.handle(TOPIC, end) == "case_updated"
+    assert act(store, 1, Action.FEEDBACK, Role.DEPARTMENT, "sanitation", clock[0], tables, lambda c: True
+               )["state"] == "closed"
+    clock[0] += 300
+    now = wire.iso(clock[0] - 60)
+    lead = payload(**dict(pile, incident_id="lead", started_at=now, observed_at=now),
+                   attributes={"needs_review": True})
+    assert ingest.handle(TOPIC, lead) == "case_created"
+    assert [(c["id"], c["state"], c["incident_count"]) for c in store.list_cases()] == [
+        (2, "pending_review", 1), (1, "closed", 1)]
+    assert len(store.unpublished(("dispatched",))) == 1  # case 1's first dispatch, nothing since
+    closed, held = (store.get_case(i)["timeline"][-1] for i in (1, 2))
+    assert (closed["action"], closed["note"]) == (
+        "related", "incident lead at the same place waits for review in case 2; this case not reopened")
+    assert (held["action"], held["note"]) == (
+        "related", "case 1 at the same place closed recently; not reopened without review")
+    assert note_text(closed, tables) == "同一地点的事件 lead 待审核, 已另立案件 #2; 本案未重新派遣"
+    assert note_text(held, tables) == "同一地点的案件 #1 刚结案; 未经审核不重新派遣"
