@@ -325,9 +325,11 @@ class Ingest:
                 perform(db, dict(case, urgent=urgent), Action.REOPEN, Role.SYSTEM, actor, now, self.tables,
                         f"the problem came back: incident {message['incident_id']}")
                 return "case_reopened", case["id"]
-            # the problem is there again: the camera's earlier "gone" no longer holds
+            # the problem is there again: the camera's earlier "gone" no longer holds; an urgent incident brings the
+            # deadline forward, unless it is held (a lead nobody confirmed changed the department's clock)
             storage.update_case(db, case["id"], {"incident_count": case["incident_count"] + 1, **NOT_ENDED,
-                                                 **merged_urgent(case, message, category, self.tables, now)})
+                                                 **({} if held else merged_urgent(case, message, category, self.tables,
+                                                                                  now))})
             storage.log(db, case["id"], now, actor, Role.SYSTEM, "merged", case["state"], case["state"],
                         f"incident {message['incident_id']} at the same place")
             if not is_lone_end(message):

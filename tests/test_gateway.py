@@ -401,6 +401,30 @@ def test_a_days_old_start_does_not_reopen_a_case_closed_minutes_before(store):
         (2, "pending_review", 1), (1, "closed", 1)]
 
 
+def test_an_urgent_lead_nobody_confirmed_does_not_bring_a_dispatched_cases_deadline_forward(store):
+    """A spill case dispatched to municipal roads at its ordinary level; a lead at its place the edge could not
+    confirm (``needs_review``) that calls itself urgent joins it. It made the case urgent and brought its deadline
+    forward to the urgent level, the department's clock changed with nobody having looked. A confirmed urgent
+    incident still does."""
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    clock = [NOW + DAY]
+    ingest = Ingest(store, tables, clock=lambda: clock[0])
+    seen = wire.iso(clock[0] - 60)
+    spill = {"incident_id": "spill", "type": "spill", "started_at": seen, "observed_at": seen}
+    assert ingest.handle(TOPIC, payload(**spill)) == "case_created"
+    before = store.list_cases()[0]
+    assert (before["state"], bool(before["urgent"])) == ("dispatched", False)
+    clock[0] += 60
+    lead = payload(**dict(spill, incident_id="lead"), attributes={"needs_review": True, "urgent": True})
+    assert ingest.handle(TOPIC, lead) == "case_merged"
+    after = store.list_cases()[0]
+    assert (after["incident_count"], bool(after["urgent"]), after["deadline"]) == (2, False, before["deadline"])
+    confirmed = payload(**dict(spill, incident_id="confirmed"), attributes={"urgent": True})
+    assert ingest.handle(TOPIC, confirmed) == "case_merged"
+    now_urgent = store.list_cases()[0]
+    assert bool(now_urgent["urgent"]) and now_urgent["deadline"] < before["deadline"]
+
+
 def test_a_lead_nobody_confirmed_does_not_reopen_a_closed_case_and_send_its_department_again(store):
     """A pile taken away and its case closed; minutes later the edge raises a lead there it could not confirm
     (``needs_review``): it reopened the case and sent sanitation again, with nobody having looked. The closed case
