@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from edge.geometry import Box, Point, anchor, iou, overlap
+from edge.geometry import Box, Point, anchor, inside, iou, overlap
 
 State = Literal["start", "update", "end"]
 View = Literal["same", "occluded", "empty"]  # what a stay's place looks like with no detection there
@@ -140,11 +140,14 @@ class DwellRule:
 
     Where zones overlap, the caller passes the boxes of the vehicles another zone's incident is open
     for (``taken``): a stay there (IoU >= ``MATCH_IOU``) keeps its clock but does not start while it is
-    so. One vehicle is one incident, in the zone whose dwell it reached first.
+    so. One vehicle is one incident, in the zone whose dwell it reached first. In one zone too: a stay
+    whose box lies mostly (``PART_OF``) inside an older stay's, seen within ``gap_s``, is that one's
+    vehicle seen in part (its top above a bus stopped in front of it) and does not start.
     """
 
     MATCH_IOU = 0.4
     IN_FRONT = 0.15
+    PART_OF = 0.8
 
     def __init__(self, key: str, dwell_s: float, still_tolerance: float, gap_s: float, update_interval_s: float,
                  leave_s: float | None = None, min_score: float = 0.0, confirm_hits: int = 3, still_looks: int = 0):
@@ -271,11 +274,19 @@ class DwellRule:
         another zone's), then updates."""
         if cand.incident_id is None:
             if t - cand.first_seen >= self.dwell_s and self._confirmed(cand) and cand.inside >= cand.outside \
-                    and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in taken):
+                    and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in taken) \
+                    and not self._part_of_another(cand, t):
                 return [self._start(cand, t)]
         elif t - cand.last_event_at >= self.update_interval_s:
             return [_event(cand, t, "update")]
         return []
+
+    def _part_of_another(self, cand: _Candidate, t: float) -> bool:
+        """Whether ``cand``'s box lies mostly (``PART_OF``) inside the box of a stay followed since before it
+        and seen within ``gap_s``: that one's vehicle, seen in part (its top above a bus stopped in front of
+        it). One only held while something stands at its place (a lorry's, after it left) is no reason."""
+        return any(other.first_seen < cand.first_seen and t - other.last_seen <= self.gap_s
+                   and inside(cand.sighting.box, other.sighting.box) >= self.PART_OF for other in self._candidates)
 
     def _start(self, cand: _Candidate, t: float) -> Event:
         cand.started_at = cand.first_seen + self.dwell_s
