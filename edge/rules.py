@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from edge.geometry import Box, Point, anchor, iou, overlap
+from edge.geometry import Box, Point, anchor, inside, iou, overlap
 
 State = Literal["start", "update", "end"]
 View = Literal["same", "occluded", "empty"]  # what a stay's place looks like with no detection there
@@ -125,10 +125,12 @@ class DwellRule:
     tell (``same_vehicle``), when the picture under it is the stay's vehicle. In flowing
     traffic the next car stands at the same place one analysed frame later (at a far, crowded
     spot the tracker even keeps the id): it is a new stay, and for the stay it displaced that
-    look counts as its place seen empty. With ``still_looks``, a stay is confirmed only once
-    its picture has also been seen unchanged that many times (a parked car looks the same at
-    every pass; a lane of traffic hardly ever). The stay's label is a score-weighted vote over
-    its sightings, frozen when the incident starts.
+    look counts as its place seen empty. A vehicle that reaches lower in the picture than the stay
+    (by ``IN_FRONT`` of its height: nearer the camera, a queue at a light beside a parked car) stands
+    in front of it, not in its place: it displaces nothing, and the stay's place is looked at as any
+    hidden one's. With ``still_looks``, a stay is confirmed only once its picture has also been seen
+    unchanged that many times (a parked car looks the same at every pass; a lane of traffic hardly
+    ever). The stay's label is a score-weighted vote over its sightings, frozen when the incident starts.
 
     A vehicle at the zone's edge has its anchor now in, now out (the detector's box wobbles, a
     camera sways on its pole), and its stay is kept between the looks that see it inside. So the
@@ -138,10 +140,14 @@ class DwellRule:
 
     Where zones overlap, the caller passes the boxes of the vehicles another zone's incident is open
     for (``taken``): a stay there (IoU >= ``MATCH_IOU``) keeps its clock but does not start while it is
-    so. One vehicle is one incident, in the zone whose dwell it reached first.
+    so. One vehicle is one incident, in the zone whose dwell it reached first. In one zone too: a stay
+    whose box lies mostly (``PART_OF``) inside an older stay's, seen within ``gap_s``, is that one's
+    vehicle seen in part (its top above a bus stopped in front of it) and does not start.
     """
 
     MATCH_IOU = 0.4
+    IN_FRONT = 0.15
+    PART_OF = 0.8
 
     def __init__(self, key: str, dwell_s: float, still_tolerance: float, gap_s: float, update_interval_s: float,
                  leave_s: float | None = None, min_score: float = 0.0, confirm_hits: int = 3, still_looks: int = 0):
@@ -187,12 +193,19 @@ class DwellRule:
         dx, dy = s.anchor[0] - cand.anchor[0], s.anchor[1] - cand.anchor[1]
         return (dx * dx + dy * dy) ** 0.5 <= self.still_tolerance * height and iou(cand.sighting.box, s.box) >= self.MATCH_IOU
 
+    def _in_front(self, cand: _Candidate, s: Sighting) -> bool:
+        """Whether ``s`` reaches lower in the picture than the stay's box, by ``IN_FRONT`` of its height:
+        nearer the camera, in front of it (the detector's box of a parked van wobbles by 4 % of its height)."""
+        return s.box[3] - cand.sighting.box[3] > self.IN_FRONT * (cand.sighting.box[3] - cand.sighting.box[1])
+
     def _match(self, s: Sighting, free: list[_Candidate], same_vehicle: SameVehicle | None,
                displaced: set[int]) -> tuple[_Candidate | None, bool]:
         """The stay ``s`` belongs to, and whether its picture was seen to be that stay's vehicle."""
         still = [c for c in free if self._still(c, s)]
         verdicts = {c.key: same_vehicle(c.key, s) for c in still} if same_vehicle is not None else {}
-        displaced |= {key for key, same in verdicts.items() if same is False}
+        # another vehicle standing in front of a stay (a queue at a light beside a parked car) hides it, it
+        # does not stand in its place: the stay's place is looked at as any hidden one's
+        displaced |= {c.key for c in still if verdicts.get(c.key) is False and not self._in_front(c, s)}
         still = [c for c in still if verdicts.get(c.key) is not False]
         cand = self._pick(s, still)
         return cand, cand is not None and verdicts.get(cand.key) is True
@@ -261,11 +274,19 @@ class DwellRule:
         another zone's), then updates."""
         if cand.incident_id is None:
             if t - cand.first_seen >= self.dwell_s and self._confirmed(cand) and cand.inside >= cand.outside \
-                    and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in taken):
+                    and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in taken) \
+                    and not self._part_of_another(cand, t):
                 return [self._start(cand, t)]
         elif t - cand.last_event_at >= self.update_interval_s:
             return [_event(cand, t, "update")]
         return []
+
+    def _part_of_another(self, cand: _Candidate, t: float) -> bool:
+        """Whether ``cand``'s box lies mostly (``PART_OF``) inside the box of a stay followed since before it
+        and seen within ``gap_s``: that one's vehicle, seen in part (its top above a bus stopped in front of
+        it). One only held while something stands at its place (a lorry's, after it left) is no reason."""
+        return any(other.first_seen < cand.first_seen and t - other.last_seen <= self.gap_s
+                   and inside(cand.sighting.box, other.sighting.box) >= self.PART_OF for other in self._candidates)
 
     def _start(self, cand: _Candidate, t: float) -> Event:
         cand.started_at = cand.first_seen + self.dwell_s

@@ -230,6 +230,40 @@ def test_a_car_leaving_as_another_takes_its_place_ends_one_stay_and_starts_anoth
     assert events[1].ended_at == 19.0  # the van was last seen at 19 s
 
 
+def test_a_car_waiting_in_front_of_a_parked_one_neither_ends_nor_restarts_its_clock():
+    """A queue at a red light beside the parked van: for 20 s a car stands in front of it (lower in the
+    picture, nearer the camera), over most of its box, and the van is not detected. Before, that car was
+    taken to stand in the van's place: the van's incident ended `left` 10 s later, though the van never
+    moved, and its clock began again when the queue drove on (at every light, a car parked on a road
+    with traffic lights never reached its dwell)."""
+    height = VAN.box[3] - VAN.box[1]
+    queued = shifted(VAN, -0.01, 0.3 * height, track_id=2)
+    frames = [(float(t), "queued" if 35 <= t < 55 else "van", [queued] if 35 <= t < 55 else [VAN])
+              for t in range(100)]
+    events = traffic(still_rule(dwell_s=30), frames)
+    assert [(e.state, e.started_at) for e in events] == [("start", 30.0), ("update", 30.0)]
+    assert len({e.incident_id for e in events}) == 1
+
+
+def test_a_parked_van_seen_in_part_above_a_bus_in_front_of_it_is_one_incident():
+    """From 20 s to 50 s a bus stands in front of the parked van and the detector sees only the van's top
+    above it (a box of its own, too far up to be the van's): that part became a stay of its own, held
+    after the bus left by its place looking the same (the van's top), and a second incident for the van
+    at 50 s."""
+    x1, y1, x2, y2 = VAN.box
+    top = replace(VAN, box=(x1, y1, x2, y1 + 0.3 * (y2 - y1)), anchor=(VAN.anchor[0], y1 + 0.3 * (y2 - y1)),
+                  track_id=None, score=0.6)
+    r = still_rule(dwell_s=30)
+    events = []
+    for t in range(100):
+        hidden = 20 <= t < 50
+        views = {stay.key: "occluded" if hidden and stay.key == 1 else "same" for stay in r.stays()}
+        events += r.observe(float(t), [top] if hidden else [VAN], views,
+                            same_vehicle=lambda key, s: (None if hidden else s == VAN) if key == 1 else s == top)
+    # the van's start waits until it is seen again (hidden when its dwell was reached), dated as it was
+    assert [(e.state, e.started_at, e.observed_at) for e in events] == [("start", 30.0, 50.0)]
+
+
 def test_iou():
     assert iou((0, 0, 1, 1), (0, 0, 1, 1)) == 1.0 and iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
 

@@ -169,6 +169,32 @@ def test_a_lane_of_cars_at_one_place_raises_nothing_and_a_parked_car_does():
     assert len(starts) == 1 and 10 <= starts[0][0] <= 14, starts
 
 
+@pytest.mark.slow
+def test_a_car_queueing_in_front_of_the_parked_van_hides_it_and_does_not_take_its_place():
+    """The real pipeline on the campus camera's first 70 s, the vehicle model's answers given: the van, and
+    from 35 s to 55 s a car (the van's picture, dimmed and turned) stopped in front of it, a third of its
+    height lower, that hides it. Before, that car was taken to stand in the van's place: the van's incident
+    ended `left` at 45 s, the van still there."""
+    config = parse_config({"box": "b1", "detection": {"zone_crops": False}, "cameras": [
+        {"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
+            {"id": "kerb", "types": ["illegal_parking"], "dwell_s": 30,
+             "polygon": [[0.80, 0.03], [0.97, 0.03], [0.97, 0.22], [0.80, 0.22]]}]}]})
+    pipeline = CameraPipeline(config, config.cameras[0], {"vehicle": load_detector("ssd_mobilenet_v2_coco")})
+    x1, y1, x2, y2 = van = 648, 40, 722, 101
+    queued = (x1 - 6, y1 + 20, x2 + 6, y2 + 20)
+    t0, messages = 1_767_225_600.0, []
+    for t, frame in enumerate(frames_at(*range(70))):
+        box = van
+        if 35 <= t < 55:
+            a1, b1, a2, b2 = box = queued
+            frame[b1:b2, a1:a2] = cv2.resize(frame[y1:y2, x1:x2], (a2 - a1, b2 - b1))[:, ::-1] // 2 + 40
+        found = sv.Detections(xyxy=np.array([box], np.float32), confidence=np.array([0.8], np.float32),
+                              class_id=np.array([3]), data={"class_name": np.array(["car"])})
+        messages += [o.message for o in pipeline.observe(t0 + t, frame, [found])]
+    messages += [o.message for o in pipeline.close(t0 + 70, "stream_ended")]
+    assert [(m["state"], m["end_reason"]) for m in messages] == [("start", None), ("end", "stream_ended")]
+
+
 def detections(boxes, scores) -> sv.Detections:
     return sv.Detections(xyxy=np.array(boxes, np.float32), confidence=np.array(scores, np.float32),
                          class_id=np.full(len(boxes), 2))
