@@ -20,6 +20,7 @@ from xueliang.mqtt import make_client
 
 from .conftest import wait_until
 from .test_gateway import JPEG, START
+from .test_workflow import seen
 
 USERS = {"box-1": "box-secret", "box-2": "box2-secret", "gateway-1": "gateway-secret",
          "gateway-2": "gateway2-secret", "traffic-police": "dept-secret", "command-centre": "centre-secret"}
@@ -37,7 +38,7 @@ def ca(tmp_path):
 
 def incident(box: str, n: int) -> tuple[str, bytes]:
     """A valid incident of ``box``, each ``n`` at its own place (no merging), so each is a case."""
-    message = dict(START, box=box, incident_id=f"{box}-{n}", evidence=None,
+    message = dict(START, **seen(time.time()), box=box, incident_id=f"{box}-{n}", evidence=None,
                    location={"lat": 30 + n * 0.001, "lon": {"box-1": 110, "box-2": 111}.get(box, 112)})
     return wire.incident_topic(box, "gate"), json.dumps(message).encode()
 
