@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -37,7 +37,7 @@ from edge.detector import Detector, load_detectors, min_scores, run_passes
 from edge.ledger import OpenIncidents
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.outboxfile import keep_outbox, open_outbox, pending_words
-from edge.publisher import BOOT, Publisher
+from edge.publisher import BOOT, Publisher, on_boot_clock
 from edge.source import Damage, SourceError, anchor, file_end, frame_spacing, open_camera
 from edge.suppression import Suppressions
 from xueliang import wire
@@ -459,6 +459,7 @@ class Analyser(threading.Thread):
 
     def _emit(self, outs: list[Outgoing]) -> None:
         for out in outs:
+            out = replace(out, message=on_boot_clock(out.message))  # made before the box knew the time: marked
             m = out.message
             if not self.suppressions.admit(m):
                 continue

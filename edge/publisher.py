@@ -14,6 +14,13 @@ more than the gateway accepts (``wire.MAX_CLOCK_SKEW_S``) puts the gateways' tim
 on (edge/box.py ``wall_offset``), and re-stamps, as it sends them, the queued incidents (made before it knew)
 that a gateway would hold, unacknowledged, for times ahead of its clock.
 
+A box whose wall clock is plainly wrong (before ``CLOCK_FLOOR``: a dead clock battery starts it in 1970 or 2000)
+cannot stamp what it makes before an acknowledgement tells it the time: it stamps it on its boot clock (2000-01-01
+plus the seconds since the machine booted, marked ``attributes.boot_clock`` with the boot's id), holds it in the
+outbox, and puts the gateways' time on it once one came (a heartbeat is acknowledged to a box that asks, so one
+comes without incidents). At 1970 the box had refused its own incidents (no time on the wire is before 2000), and
+at 2000 a gateway held them for review as reported 9,000 days late.
+
 A PUBACK that says "No matching subscribers" (MQTT v5 reason code 0x10) means the broker took the
 message and gave it to nobody: no gateway subscription exists at that moment. That happens after
 every restart of Mosquitto 2.0: it restores the gateways' persistent sessions but not their shared
@@ -54,6 +61,9 @@ NO_MATCHING_SUBSCRIBERS = 16  # MQTT v5 PUBACK reason code 0x10: taken, but nobo
 MAX_UNWRITTEN = 10_000  # messages held in memory while the outbox cannot be written (its disk full), at most
 MEMORY_BYTES = 64 << 20  # what an outbox kept in memory (its disk full at start) takes, at most: then it is full
 CLOCK_SAMPLES = 5  # acknowledgements whose median tells the gateways' clock
+# a wall clock before this is plainly wrong: no box runs this release before it was written (November 2026)
+CLOCK_FLOOR = 1_793_491_200.0  # 2026-11-01T00:00:00Z
+BOOT_CLOCK = "boot_clock"  # the attribute of an incident stamped on its box's boot clock: the boot's id
 # pages the write-ahead log takes before SQLite copies it into the file and begins it again: its default, 1,000
 # (4 MiB), wanted that much free disk beside what the outbox holds, and a disk with less (nearly full) failed every
 # write for good, the messages confirmed long ago filling it; 64 pages (256 KiB) is a copy every few incidents
@@ -73,6 +83,19 @@ CREATE TABLE IF NOT EXISTS outbox_refused (
     reason TEXT NOT NULL
 );
 """
+
+
+def boot_id() -> str:
+    """This boot of the machine (the kernel's id): the monotonic clock, which the boot clock runs on, begins again
+    at each. Where it cannot be read, this start of the process (``BOOT``): what another start made is then taken
+    for another boot's, its times sent as they are (never given a wrong one)."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:64] or BOOT
+    except OSError:
+        return BOOT
+
+
+BOOT_ID = boot_id()
 
 
 def resend_after(sends: int, first_s: float) -> float:
@@ -109,7 +132,9 @@ class GatewayClock:
     ``offset``: what the box adds to its wall clock for the times it puts on the wire, 0 while not corrected.
     Read against the monotonic clock, a wall clock NTP steps after the box was corrected moves nothing on the
     wire: measured against the wall clock, the messages made before the next few acknowledgements carried the
-    old offset (an hour off). Pure logic: times are passed in.
+    old offset (an hour off). While no acknowledgement came and the wall clock is before ``CLOCK_FLOOR`` (plainly
+    wrong), the times on the wire are the boot clock (``on_boot_clock``): 2000-01-01 plus the monotonic clock.
+    Pure logic: times are passed in.
 
     >>> clock = GatewayClock()
     >>> clock.observe(gateway_at=1000.0, mono=20.0, wall=1120.0), clock.offset(20.0, 1120.0)  # two minutes ahead
@@ -119,6 +144,8 @@ class GatewayClock:
     (True, -3600.5)
     >>> clock.offset(mono=21.0, wall=1001.0)  # NTP set the wall clock right: on the wire, the gateways' time
     0.0
+    >>> wire.iso(5.0 + GatewayClock().offset(mono=100.0, wall=5.0))  # 1970, no acknowledgement yet: the boot clock
+    '2000-01-01T00:01:40.000Z'
     """
     limit_s: float = wire.MAX_CLOCK_SKEW_S
     base: float | None = None
@@ -140,7 +167,65 @@ class GatewayClock:
 
     def offset(self, mono: float, wall: float) -> float:
         """What to add to the wall clock (at ``mono`` / ``wall``) for the time on the wire."""
+        if self.base is None and wall < CLOCK_FLOOR:
+            return wire.EARLIEST + mono - wall
         return self.measured(mono, wall) if self.corrected else 0.0
+
+
+def on_boot_clock(message: dict, boot: str | None = None) -> dict:
+    """``message`` marked ``attributes.boot_clock``, ``boot`` (this boot's id), where a time of it is before
+    ``CLOCK_FLOOR``: the box stamped it on its boot clock (``GatewayClock.offset``), and the outbox holds it until
+    ``from_boot_clock`` can put the gateways' time on it.
+
+    >>> m = {"started_at": "2000-01-01T00:01:40.000Z", "observed_at": "2000-01-01T00:01:45.000Z", "ended_at": None,
+    ...      "attributes": {"dwell_s": 5.0}}
+    >>> on_boot_clock(m, "b1")["attributes"], on_boot_clock(dict(m, observed_at="2026-12-06T08:00:00Z"), "b1") == m
+    ({'dwell_s': 5.0, 'boot_clock': 'b1'}, False)
+    """
+    if all(message[name] is None or wire.parse_time(message[name]) >= CLOCK_FLOOR for name in wire.TIME_FIELDS):
+        return message
+    return {**message, "attributes": {**message["attributes"], BOOT_CLOCK: boot or BOOT_ID}}
+
+
+def boot_clock_of(payload: bytes) -> str | None:
+    """The boot whose clock an incident ``payload`` was stamped on (``attributes.boot_clock``), or None."""
+    if BOOT_CLOCK.encode() not in payload:  # the outbox's every incident is read: most have no mark
+        return None
+    try:
+        return wire.decode_incident(payload)["attributes"].get(BOOT_CLOCK)
+    except wire.WireError:
+        return None
+
+
+def from_boot_clock(payload: bytes, boot: str, base: float) -> bytes | None:
+    """An incident ``payload`` stamped on boot ``boot``'s clock with each time before ``CLOCK_FLOOR`` (on that clock)
+    put on the gateways' (``base``: theirs less the monotonic clock, ``GatewayClock.base``), and its mark taken off;
+    None for any other payload, and for one of another boot: the monotonic clock it was stamped on ended with that
+    boot, so its time cannot be known, and it is sent as it is (a gateway holds it for review as reported late).
+
+    >>> m = {"schema_version": 1, "incident_id": "i-1", "seq": 1, "state": "start", "type": "illegal_parking",
+    ...      "box": "b", "camera": "c", "zone": "z", "grid": "G-1", "location": None,
+    ...      "started_at": "2000-01-01T00:01:40.000Z", "observed_at": "2000-01-01T00:01:45.000Z", "ended_at": None,
+    ...      "end_reason": None, "confidence": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2], "track_id": None,
+    ...      "attributes": {"boot_clock": "b1"}, "evidence": None, "model": {"name": "m", "version": "1"}}
+    >>> base = wire.parse_time("2026-12-06T08:00:00Z")  # the gateways' clock read 08:00 at the boot
+    >>> moved = json.loads(from_boot_clock(wire.encode_incident(m), "b1", base))
+    >>> moved["started_at"], moved["observed_at"], moved["attributes"]
+    ('2026-12-06T08:01:40.000Z', '2026-12-06T08:01:45.000Z', {})
+    >>> from_boot_clock(wire.encode_incident(m), "another boot", base) is None
+    True
+    """
+    if boot_clock_of(payload) != boot:
+        return None
+    message = wire.decode_incident(payload)
+    for name in wire.TIME_FIELDS:
+        if message[name] is not None and (t := wire.parse_time(message[name])) < CLOCK_FLOOR:
+            message[name] = wire.iso(t - wire.EARLIEST + base)
+    message["attributes"] = {k: v for k, v in message["attributes"].items() if k != BOOT_CLOCK}
+    try:
+        return wire.encode_incident(message)
+    except wire.WireError:  # moved out of the wire's years (a gateway's clock as wrong): sent as it is
+        return None
 
 
 def restamped(payload: bytes, offset: float, gateway_now: float,
@@ -376,6 +461,7 @@ class Publisher:
         self._by_digest: dict[str, list[int]] = {}
         self._confirmed: list[int] = []  # rows gateways confirmed that the outbox could not delete yet (disk full)
         self._last_id = 0  # the newest row sent once
+        self._held: list[int] = []  # incidents stamped on the boot clock, and those after them, until the time is known
         self._next_resend_check = 0.0  # time.monotonic() of the next look for what is due again
         self._sender_error: str | None = None  # why the sender could not use the outbox last (None: it could)
         self._round_lock = threading.Lock()  # held by the sender thread through a round, and by ``move_to``
@@ -399,6 +485,11 @@ class Publisher:
         self._listeners[topic] = handler
 
     def start(self) -> None:
+        if (wall := time.time()) < CLOCK_FLOOR:
+            log.warning("box %s: its wall clock reads %s, before this release was written (%s): it is wrong (a dead "
+                        "clock battery, no time sync). What it makes waits in the outbox until a gateway's "
+                        "acknowledgement tells it the time, then carries the gateways' time", self.box,
+                        wire.iso(wall), wire.iso(CLOCK_FLOOR)[:10])
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=self._broker.keepalive_s)
         self._client.loop_start()
         self._thread.start()
@@ -449,6 +540,7 @@ class Publisher:
             # other ids in the file: the sender starts again, and PUBACKs still to come are of no row (ids begin at 1)
             self._inflight = dict.fromkeys(self._inflight, 0)
             self._early, self._unconfirmed, self._by_digest, self._confirmed, self._last_id = {}, {}, {}, [], 0
+            self._held = []
         self.write_unwritten()
         return len(rows)
 
@@ -463,7 +555,7 @@ class Publisher:
         return {"outbox_pending": pending, "outbox_unwritten": unwritten + (pending if self.outbox.path is None else 0),
                 "outbox_write_error": self.write_error or self.outbox.unwritable,
                 "outbox_unwritten_dropped": self.unwritten_dropped,
-                "outbox_unconfirmed": len(self._unconfirmed),
+                "outbox_unconfirmed": len(self._unconfirmed), "outbox_held": len(self._held),
                 "outbox_oldest_s": round(max(0.0, now - oldest), 1) if oldest is not None else 0.0,
                 "outbox_resent": self.resent, "outbox_unrouted": self.unrouted, "outbox_refused": self.refused,
                 "gateway_dead_letters": self.dead_letters, "broker_disconnects": self.disconnects,
@@ -638,12 +730,15 @@ class Publisher:
         return self.clock.offset(time.monotonic(), time.time())
 
     def _restamp(self, row_id: int, topic: str, payload: bytes) -> bytes:
-        """``payload``, or where a gateway holds it for times ahead of its clock (made before the box knew the
-        gateways' clock), re-stamped in the outbox with the gateways' time."""
-        if not self.clock.corrected or not topic.endswith("/incident"):
+        """``payload``, or where it was stamped on this boot's clock (``from_boot_clock``), or a gateway holds it for
+        times ahead of its clock (made before the box knew the gateways' clock), re-stamped in the outbox with the
+        gateways' time."""
+        if self.clock.base is None or not topic.endswith("/incident"):
             return payload
-        offset = self.gateway_offset()
-        new = restamped(payload, offset, time.time() + offset, self.clock.limit_s)
+        new = from_boot_clock(payload, BOOT_ID, self.clock.base)
+        if new is None and self.clock.corrected:
+            offset = self.gateway_offset()
+            new = restamped(payload, offset, time.time() + offset, self.clock.limit_s)
         if new is None:
             return payload
         try:
@@ -651,8 +746,37 @@ class Publisher:
         except sqlite3.Error as exc:  # a full disk: sent as it is (a gateway holds it), re-stamped at a later send
             log.warning("outbox message %s not re-stamped: %s", row_id, exc)
             return payload
-        log.info("outbox message %s re-stamped by %.0f s (the gateways' clock)", row_id, offset)
+        log.info("outbox message %s re-stamped with the gateways' time", row_id)
         return new
+
+    def _holds(self, row_id: int, topic: str, payload: bytes) -> bool:
+        """Whether a new row waits for the time: while no gateway told it, an incident stamped on the boot clock;
+        and every incident after one, until those are sent (a box's incidents reach the gateways in the order it
+        made them)."""
+        if not topic.endswith("/incident"):
+            return False
+        if self._held:
+            return True
+        if self.clock.base is not None or boot_clock_of(payload) is None:
+            return False
+        log.warning("outbox message %s and the incidents after it wait for a gateway's acknowledgement to tell the "
+                    "time: they were stamped on the box's boot clock (its wall clock is wrong)", row_id)
+        return True
+
+    def _release(self, room: int) -> int:
+        """The incidents held for the time (``_holds``), oldest first, as ``room`` allows, once a gateway told it;
+        returns how many went."""
+        went = 0
+        for row_id, topic, payload in self.outbox.get(self._held[:room]):
+            if not self._publish(row_id, topic, payload):
+                break
+            went = self._held.index(row_id) + 1
+            if not self.connected.is_set():
+                break
+        self._held = self._held[went:]
+        if went and not self._held:
+            log.info("the incidents made before the box knew the time are sent, with the gateways' time")
+        return went
 
     def _drain_news(self) -> None:
         while True:
@@ -707,6 +831,8 @@ class Publisher:
         if not self.connected.is_set():
             return
         room = self.window - len(self._inflight)
+        if self._held and self.clock.base is not None and room > 0:
+            room -= self._release(room)
         now = time.monotonic()
         if room > 0 and now >= self._next_resend_check:  # what no gateway confirmed in time, oldest first
             self._next_resend_check = now + 1.0
@@ -723,7 +849,9 @@ class Publisher:
         if room <= 0:
             return
         for row_id, topic, payload in self.outbox.after(self._last_id, room):
-            if not self._publish(row_id, topic, payload):
+            if self._holds(row_id, topic, payload):
+                self._held.append(row_id)
+            elif not self._publish(row_id, topic, payload):
                 break
             self._last_id = row_id
             if not self.connected.is_set():

@@ -48,7 +48,7 @@ from xueliang import wire
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT, HEARTBEAT_REFUSED = "heartbeat", "heartbeat_refused"  # ingest's outcomes (never acknowledged to the box)
+HEARTBEAT, HEARTBEAT_REFUSED = "heartbeat", "heartbeat_refused"  # ingest's outcomes (acknowledged: ``asks_time``)
 SILENT_AFTER = 3  # heartbeat intervals without one: the box is silent
 MAX_HEARTBEAT_BYTES = 262_144  # 36 cameras are 15 kB, a full list of 1,000 suppressions 90 kB more
 MAX_CAMERAS = 1_000
@@ -177,6 +177,26 @@ def _explain(exc: ValidationError) -> str:
     where = "/".join(str(p)[:64] for p in first["loc"]) or "(message)"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {first['msg'][:200]}{more}"
+
+
+def asks_time(payload: bytes) -> bool:
+    """Whether a heartbeat recorded (``HEARTBEAT``) is of a box that has heard no gateway's clock since it started (no
+    ``clock_offset_s``): the gateway acknowledges it, and the acknowledgement's ``at`` tells the box the time. A box
+    whose wall clock is wrong (a dead clock battery: 1970) holds its incidents until then (edge/publisher.py
+    ``GatewayClock``), and one whose camera is down has no other message to be acknowledged. Other heartbeats are
+    not: each box's every 10 s.
+
+    >>> asks_time(b'{"box": "b", "state": "online", "cameras": {}}'), asks_time(b'{"box": "b", "state": "offline"}')
+    (True, False)
+    >>> asks_time(b'{"box": "b", "state": "online", "cameras": {}, "clock_offset_s": 0.2}')
+    False
+    """
+    try:
+        beat = wire.loads(payload)
+    except wire.WireError:
+        return False
+    return (isinstance(beat, dict) and beat.get("state") == "online" and beat.get("cameras") is not None
+            and beat.get("clock_offset_s") is None)
 
 
 def decode(box: str, payload: bytes) -> Heartbeat:

@@ -267,8 +267,8 @@ def late_note(message: dict, limit: str, late_s: float, clock_offset_s: float | 
     saw it, more than ``limit`` (``reported_late``). Where its box's clock is off the gateways' by more than an
     incident's times may be (``clock_offset_s``, the gateways' clock less the box's, as the boxes page shows it),
     it says so: the time may be the clock's. A box whose clock battery is dead stands in 2000 after each start
-    until a gateway's acknowledgement tells it the time (edge/publisher.py ``GatewayClock``), so its first
-    incident of a start is held, and those it makes from then on carry the gateways' time.
+    until a gateway's acknowledgement tells it the time (edge/publisher.py ``GatewayClock``): what it made before
+    is held so where no one can know its time (a box older than the boot clock, or what it made in a boot before).
 
     >>> m = {"incident_id": "3f2a9c", "box": "box-1", "observed_at": "2026-01-01T00:00:30Z"}
     >>> late_note(m, "1h", 86_400.0, -2.0)

@@ -11,7 +11,8 @@ import pytest
 
 from edge.box import box_now, wall_offset
 from edge.config import Broker
-from edge.publisher import GatewayClock, Outbox, Publisher, restamped
+from edge.publisher import BOOT_ID, GatewayClock, Outbox, Publisher, on_boot_clock, restamped
+from gateway import boxes
 from gateway.config import TABLES_DIR, GatewayConfig, load_tables
 from gateway.config import Broker as GatewayBroker
 from gateway.ingest import Ingest
@@ -170,10 +171,11 @@ def test_what_the_analyser_makes_once_the_box_knows_the_gateways_clock_carries_i
 
 def test_a_box_whose_clock_stands_in_2000_has_the_incident_it_made_before_it_knew_the_time_held_saying_so(
         database_url, caplog):  # noqa: F811 (the fixture)
-    """A box with a dead clock battery and no NTP starts in 2000-01-01: the incident it makes before any
-    acknowledgement tells it the gateways' clock (edge/publisher.py ``GatewayClock``) carries that time. It was
-    dispatched, reported in 2000; now it waits for a person, the timeline saying the box's clock is years behind
-    (the boxes page shows it off). What the box makes once it knows the gateways' clock is dispatched."""
+    """A box with a dead clock battery and no NTP starts in 2000-01-01: an incident it sends before any
+    acknowledgement tells it the gateways' clock (edge/publisher.py ``GatewayClock``) carries that time (a box older
+    than the boot clock; one it made in a boot before). It was dispatched, reported in 2000; now it waits for a
+    person, the timeline saying the box's clock is years behind (the boxes page shows it off). What the box makes
+    once it knows the gateways' clock is dispatched."""
     from gateway import boxes
 
     store = Store(database_url)
@@ -192,3 +194,86 @@ def test_a_box_whose_clock_stands_in_2000_has_the_incident_it_made_before_it_kne
     later = incident(time.time(), incident_id="next", location={"lat": 39.2, "lon": 117.2})  # the gateways' time
     assert ingest.handle(TOPIC, later) == "case_created"
     assert store.list_cases()[0]["state"] == "dispatched"
+
+
+def stood_in(monkeypatch, year: str = "1970") -> float:
+    """The box's wall clock set to ``year``-01-01T00:00:05Z now (a dead clock battery, no NTP); returns how far behind
+    this machine's it is."""
+    real, behind = time.time, time.time() - 5.0 - (wire.EARLIEST if year == "2000" else 0.0)
+    monkeypatch.setattr(time, "time", lambda: real() - behind)
+    return behind
+
+
+@pytest.mark.parametrize("year", ["1970", "2000"])
+def test_what_the_analyser_makes_while_the_box_clock_stands_in_1970_is_on_its_boot_clock(tmp_path, monkeypatch, year):
+    """In process, the real analyser, pipeline and detector, no gateway heard yet: a covered lens seen by a box whose
+    clock stands in 1970 or 2000 is stamped on its boot clock (2000-01-01 plus the seconds since the machine booted)
+    and marked so, for the outbox to hold until it knows the time. At 1970 the box had refused its own incident (no
+    time before 2000 is on the wire): 'camera gate: analysis failed', and nothing it saw reached a gateway until
+    someone set its clock; at 2000 it was sent, and held for review as reported 9,000 days late."""
+    import numpy as np
+
+    from .test_edge_faults import in_process_analyser
+
+    stood_in(monkeypatch, year)
+    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["gate"], lambda real, images, s: real(images, s))
+    try:
+        start = box_now()
+        for i in range(12):
+            slots.put("gate", start + i, np.full((576, 768, 3), 10, np.uint8))  # a covered lens, a frame a second
+            wait_until(lambda: readers["gate"].health.analysed == i + 1, 20, 0.05, message=f"frame {i}")
+        (_, fault), = analyser.publisher.sent
+        assert fault["type"] == "camera_fault" and fault["attributes"]["boot_clock"] == BOOT_ID
+        frame = wire.parse_time(fault["observed_at"]) - (start + wire.EARLIEST + time.monotonic() - box_now())
+        assert 0 <= round(frame) < 12 and abs(frame - round(frame)) < 0.01  # a frame's time, on the boot clock
+    finally:
+        stop.set()
+        analyser.join(5)
+
+
+@pytest.mark.slow
+def test_a_box_whose_clock_stands_in_1970_holds_its_incidents_until_a_gateway_tells_it_the_time(
+        tmp_path, broker, monkeypatch, caplog):
+    """The real broker and gateway: a box whose clock stands in 1970 started again (its last start, in this boot of
+    the machine, left an incident it made a minute ago in its outbox, and its boot before one more), and no incident
+    of this start is acknowledged yet to tell it the time. Its heartbeat asks it (no ``clock_offset_s``), the
+    gateway's acknowledgement tells it, and the two incidents become cases: this boot's with its true time,
+    dispatched; the boot before's, whose time no one can know now, held for review as reported late. Heartbeats were
+    never acknowledged, and the box, not knowing the time, had nothing it saw reach a gateway."""
+    real = time.time
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=real)
+    gateway = MqttIngest(GatewayConfig(broker=GatewayBroker(port=broker.port, client_id="gateway-1")), ingest)
+    gateway.start()
+    behind = stood_in(monkeypatch)
+    this_boot = wire.EARLIEST + time.monotonic() - 60.0  # a minute ago, on the boot clock
+
+    def made(at: float, **changes) -> bytes:
+        message = {**START, "started_at": wire.iso(at), "observed_at": wire.iso(at), **changes}
+        return wire.encode_incident(on_boot_clock(message, changes.pop("boot", BOOT_ID)))
+
+    outbox = Outbox(tmp_path / "outbox.sqlite")  # as the box's earlier starts left it
+    outbox.put([(TOPIC, wire.encode_incident({**json.loads(made(wire.EARLIEST + 50.0)), "incident_id": "before",
+                                              "location": {"lat": 39.2, "lon": 117.2},
+                                              "attributes": {"boot_clock": "the boot before"}})),
+                (TOPIC, made(this_boot))], time.time())
+    publisher = Publisher("box-1", Broker(port=broker.port, resend_after_s=1), outbox)
+    publisher.status = {"box": "box-1", "state": "online", "at": wire.iso(time.time()), "cameras": {},
+                        **publisher.delivery(time.time())}
+    try:
+        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
+        time.sleep(0.5)  # its subscriptions
+        with caplog.at_level(logging.WARNING, logger="edge.publisher"):
+            publisher.start()
+            wait_until(lambda: publisher.outbox.pending() == 0, 15, 0.05, message="told the time, sent and taken")
+        assert "its wall clock reads 1970-01-01T00:00:05" in caplog.text
+        assert boxes.kept(store, "box-1")["clock_off"] and store.count("dead_letters") == 0
+        cases = {case["incident_id"]: store.get_case(case["id"]) for case in store.list_cases()}
+        assert cases[START["incident_id"]]["state"] == "dispatched"
+        assert abs(cases[START["incident_id"]]["reported_at"] - (real() - 60.0)) < 5
+        assert cases["before"]["state"] == "pending_review"
+        status = publisher.delivery(time.time())
+        assert abs(status["clock_offset_s"] - behind) < 5 and status["clock_corrected"] is True
+    finally:
+        publisher.stop(timeout=0.5)
+        gateway.stop()
