@@ -231,10 +231,10 @@ class DwellRule:
         displaced: set[int] = set()  # stays another vehicle was seen in place of
         seen = [(s, True) for s in sorted(sightings, key=lambda s: -s.score)] \
             + [(s, False) for s in sorted(outside, key=lambda s: -s.score)]
-        for s, inside in seen:
+        for s, in_zone in seen:
             cand, same = self._match(s, free, same_vehicle, displaced)
             if cand is None:
-                if s.score < self.min_score or not inside:
+                if s.score < self.min_score or not in_zone:
                     continue  # a low-score detection, or one outside, continues a stay, never starts one
                 self._keys += 1
                 cand = _Candidate(anchor=s.anchor, first_seen=t, last_seen=t, sighting=s, key=self._keys)
@@ -245,8 +245,8 @@ class DwellRule:
             if s.score >= self.min_score and fresh:
                 cand.hits += 1
             if fresh:
-                cand.inside += inside
-                cand.outside += not inside
+                cand.inside += in_zone
+                cand.outside += not in_zone
             cand.still += same
             cand.votes[s.label] = cand.votes.get(s.label, 0.0) + s.score
             if s.track_id is not None and s.track_id >= 0:

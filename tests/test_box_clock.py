@@ -140,14 +140,25 @@ def test_only_an_incident_ahead_of_the_gateways_clock_is_restamped():
     assert restamped(b"not an incident", -HOUR, gateway_now) is None
 
 
+def covered_lens_fault(analyser, readers, slots) -> tuple[float, dict]:
+    """Twelve frames of a covered lens, a second apart, through an in-process analyser: when the first was read (the
+    box's clock) and the one message it sent, the camera's fault."""
+    import numpy as np
+
+    start = box_now()
+    for i in range(12):
+        slots.put("gate", start + i, np.full((576, 768, 3), 10, np.uint8))
+        wait_until(lambda: readers["gate"].health.analysed == i + 1, 20, 0.05, message=f"frame {i}")
+    (_, fault), = analyser.publisher.sent
+    return start, fault
+
+
 @pytest.mark.parametrize("ntp", [False, True])
 def test_what_the_analyser_makes_once_the_box_knows_the_gateways_clock_carries_it(tmp_path, monkeypatch, ntp):
     """In process, the real analyser, pipeline and detector: a covered lens (a camera fault) seen after an
     acknowledgement told the box that its wall clock is an hour ahead is stamped with the gateway's time; and
     so it is when NTP then sets the box's wall clock right before the next acknowledgement (``ntp``: it was
     stamped two hours behind the gateway)."""
-    import numpy as np
-
     from .test_edge_faults import in_process_analyser
 
     analyser, readers, slots, stop = in_process_analyser(tmp_path, ["gate"], lambda real, images, s: real(images, s))
@@ -157,11 +168,7 @@ def test_what_the_analyser_makes_once_the_box_knows_the_gateways_clock_carries_i
         real = time.time
         monkeypatch.setattr(time, "time", lambda: real() - HOUR)
     try:
-        start = box_now()
-        for i in range(12):
-            slots.put("gate", start + i, np.full((576, 768, 3), 10, np.uint8))  # a covered lens, a frame a second
-            wait_until(lambda: readers["gate"].health.analysed == i + 1, 20, 0.05, message=f"frame {i}")
-        (_, fault), = analyser.publisher.sent
+        start, fault = covered_lens_fault(analyser, readers, slots)
         assert fault["type"] == "camera_fault" and fault["state"] == "start"
         assert abs(wire.parse_time(fault["observed_at"]) - (gateway_now + 11)) < 5
     finally:
@@ -211,18 +218,12 @@ def test_what_the_analyser_makes_while_the_box_clock_stands_in_1970_is_on_its_bo
     and marked so, for the outbox to hold until it knows the time. At 1970 the box had refused its own incident (no
     time before 2000 is on the wire): 'camera gate: analysis failed', and nothing it saw reached a gateway until
     someone set its clock; at 2000 it was sent, and held for review as reported 9,000 days late."""
-    import numpy as np
-
     from .test_edge_faults import in_process_analyser
 
     stood_in(monkeypatch, year)
     analyser, readers, slots, stop = in_process_analyser(tmp_path, ["gate"], lambda real, images, s: real(images, s))
     try:
-        start = box_now()
-        for i in range(12):
-            slots.put("gate", start + i, np.full((576, 768, 3), 10, np.uint8))  # a covered lens, a frame a second
-            wait_until(lambda: readers["gate"].health.analysed == i + 1, 20, 0.05, message=f"frame {i}")
-        (_, fault), = analyser.publisher.sent
+        start, fault = covered_lens_fault(analyser, readers, slots)
         assert fault["type"] == "camera_fault" and fault["attributes"]["boot_clock"] == BOOT_ID
         frame = wire.parse_time(fault["observed_at"]) - (start + wire.EARLIEST + time.monotonic() - box_now())
         assert 0 <= round(frame) < 12 and abs(frame - round(frame)) < 0.01  # a frame's time, on the boot clock
