@@ -11,11 +11,11 @@ setup:
 demo: setup
 	.venv/bin/xueliang demo
 
-# three pytest-xdist workers on two cores: most process-level tests wait on a clock (a dwell, a keepalive, a
+# four pytest-xdist workers on two cores: most process-level tests wait on a clock (a dwell, a keepalive, a
 # restart), so the cores idle under two (1,099 tests on 2026-12-06: 568 s with two workers, 63 % of two cores
-# busy; 437 s with three)
+# busy; 437 s with three; 1,514 tests in a fresh clone the same evening: 543 s with three, 444 s with four)
 test: setup
-	.venv/bin/python -m pytest -q -n 3 --dist worksteal
+	.venv/bin/python -m pytest -q -n 4 --dist worksteal
 
 models: setup
 	bash models/build_vehicle_model.sh
