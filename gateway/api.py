@@ -418,6 +418,8 @@ class BoxView(BaseModel):
     outbox_oldest_s: float | None = Field(title="how long the oldest of them has waited")
     outbox_unwritten: int | None = Field(title="messages held in memory: the outbox cannot be written")
     outbox_write_error: str | None
+    outbox_held: int | None = Field(title="incidents among them it holds until a gateway's acknowledgement tells it "
+                                    "the time (its wall clock plainly wrong)")
     clock_offset_s: float | None = Field(title="the gateways' clock less the box's (below zero: the box is ahead)")
     clock_offset_by: str | None = Field(title="box: from the gateways' acknowledgements; gateway: from the heartbeat's "
                                         "own time against its arrival, before the box has measured it")

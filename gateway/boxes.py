@@ -135,6 +135,7 @@ class Heartbeat(Checked):
     outbox_oldest_s: Seconds = 0.0
     outbox_unwritten: Count = 0
     outbox_write_error: Text | None = None
+    outbox_held: Count = 0
     clock_offset_s: Annotated[float, Field(ge=-1e10, le=1e10)] | None = Field(
         None, title="the gateways' clock less the box's wall clock, from their acknowledgements")
     clock_corrected: bool = False
@@ -406,6 +407,7 @@ def view(row: dict, now: float, grids: Collection[str] | None = None) -> dict:
             "outbox_oldest_s": beat.outbox_oldest_s if beat else None,
             "outbox_unwritten": beat.outbox_unwritten if beat else None,
             "outbox_write_error": beat.outbox_write_error if beat else None,
+            "outbox_held": beat.outbox_held if beat else None,
             "clock_offset_s": offset, "clock_offset_by": by,
             "clock_off": offset is not None and abs(offset) > wire.MAX_CLOCK_SKEW_S,
             "clock_corrected": bool(beat and beat.clock_corrected),

@@ -269,6 +269,8 @@ def late_note(message: dict, limit: str, late_s: float, clock_offset_s: float | 
     it says so: the time may be the clock's. A box whose clock battery is dead stands in 2000 after each start
     until a gateway's acknowledgement tells it the time (edge/publisher.py ``GatewayClock``): what it made before
     is held so where no one can know its time (a box older than the boot clock, or what it made in a boot before).
+    One marked ``attributes.boot_clock`` (stamped on a boot's clock, sent from a boot before) has no time to count
+    from: the note says its time is unknown.
 
     >>> m = {"incident_id": "3f2a9c", "box": "box-1", "observed_at": "2026-01-01T00:00:30Z"}
     >>> late_note(m, "1h", 86_400.0, -2.0)
@@ -276,7 +278,12 @@ def late_note(message: dict, limit: str, late_s: float, clock_offset_s: float | 
     >>> late_note(dict(m, observed_at="2000-01-01T00:03:00Z"), "1h", 8.2e8, 8.2e8)  # doctest: +NORMALIZE_WHITESPACE
     "incident 3f2a9c reported 9491 days after the camera saw it (2000-01-01T00:03:00Z; more than 1h) by box box-1's
     clock, 9491 days behind the gateway's: held for review, not dispatched"
+    >>> late_note(dict(m, attributes={"boot_clock": "b0"}), "1h", 8.2e8, None)
+    "incident 3f2a9c stamped on box box-1's boot clock (its time unknown): held for review, not dispatched"
     """
+    if (message.get("attributes") or {}).get("boot_clock") is not None:  # its times count from a boot, not a date
+        return (f"incident {message['incident_id']} stamped on box {message['box']}'s boot clock (its time unknown): "
+                "held for review, not dispatched")
     clock = ""
     if clock_offset_s is not None and abs(clock_offset_s) > wire.MAX_CLOCK_SKEW_S:
         clock = (f" by box {message['box']}'s clock, {_span(abs(clock_offset_s))} "

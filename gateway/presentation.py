@@ -335,6 +335,9 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
     ("flagged", re.compile(r"incident (?P<iid>\S+) reported (?P<late>.+?) after the camera saw it \((?P<at>\S+); more "
                            r"than (?P<limit>.+?)\)(?: by box (?P<box>\S+)'s clock, (?P<off>.+?) (?P<way>behind|ahead of) "
                            r"the gateway's)?: held for review, not dispatched"), _late_note),
+    ("flagged", re.compile(r"incident (?P<iid>\S+) stamped on box (?P<box>\S+)'s boot clock \(its time unknown\): held "
+                           r"for review, not dispatched"),
+     lambda m, t: f"事件 {m['iid']} 按盒子 {m['box']} 的开机时钟计时 (发现时间未知): 提交审核, 未派遣"),
     ("escalation_failed", re.compile(r"(?P<error>.+)", re.S), lambda m, t: f"升级失败: {local_text(m['error'])}"),
     ("verdict", re.compile(r"(?P<verdict>[a-z_]+)(?:: (?P<detail>[^;]+))?(?:; (?P<rest>.*))?", re.S), _verdict_note),
     ("suppression_lifted", re.compile(r"suppression (?P<id>\d+) lifted"), lambda m, t: f"屏蔽 #{m['id']} 已解除"),

@@ -454,6 +454,8 @@ def box_row(v: dict, now: float, tables: Tables, removable: bool = False) -> str
     outbox = "" if v["outbox_pending"] is None else f"{v['outbox_pending']} 条"
     if v["outbox_pending"]:
         outbox += f", 最早的已等 {esc(span_text(v['outbox_oldest_s']))}"
+    if v["outbox_held"]:  # within the pending: they go once an acknowledgement tells the box the time
+        outbox += f", 其中 {v['outbox_held']} 条等待校时"
     if v["outbox_unwritten"]:
         outbox += f", 另有 {v['outbox_unwritten']} 条未能写入"
     if v["outbox_write_error"]:

@@ -273,6 +273,8 @@ def test_a_box_whose_clock_stands_in_1970_holds_its_incidents_until_a_gateway_te
         assert cases[START["incident_id"]]["state"] == "dispatched"
         assert abs(cases[START["incident_id"]]["reported_at"] - (real() - 60.0)) < 5
         assert cases["before"]["state"] == "pending_review"
+        assert ("incident before stamped on box box-1's boot clock (its time unknown): held for review, not "
+                "dispatched") in {e["note"] for e in cases["before"]["timeline"] if e["action"] == "flagged"}
         status = publisher.delivery(time.time())
         assert abs(status["clock_offset_s"] - behind) < 5 and status["clock_corrected"] is True
     finally:

@@ -275,6 +275,8 @@ HOSTILE = [
      "outbox_pending: Input should be a valid integer"),
     ("a negative backlog", BOX, lambda p: hostile(p, outbox_pending=-1), "invalid",
      "outbox_pending: Input should be greater than or equal to 0"),
+    ("a negative held count", BOX, lambda p: hostile(p, outbox_held=-2), "invalid",
+     "outbox_held: Input should be greater than or equal to 0"),
     ("cameras as a list", BOX, lambda p: hostile(p, cameras=["gate"]), "invalid",
      "cameras: Input should be a valid dictionary"),
     ("a camera's gap as text", BOX, lambda p: hostile(p, cameras={"gate": {"state": "online", "max_gap_s": "1"}}),
@@ -418,6 +420,20 @@ def test_a_box_heard_through_gateways_whose_clocks_disagree_is_judged_by_one_clo
     assert now == pytest.approx(time.time(), abs=5)
     time.sleep(3 * 0.3 + 0.05)  # three of its intervals unheard
     assert shown()[1]["silent"]
+
+
+def test_the_boxes_page_says_how_many_incidents_a_box_holds_until_it_is_told_the_time(tmp_path):
+    """A box whose wall clock is plainly wrong holds its incidents until a gateway tells it the time and reports how
+    many (``outbox_held``); the gateway dropped the count, and its page showed them as any backlog."""
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, TABLES, clock=time.time)
+    assert ingest.handle(wire.status_topic(BOX), heartbeat(tmp_path, outbox_held=2)) == HEARTBEAT
+    app = create_app(store, TABLES)
+    admin = new_token(store, "root", "admin")
+    box = TestClient(app).get("/boxes", headers={"Authorization": f"Bearer {admin}"}).json()["boxes"][0]
+    assert (box["outbox_pending"], box["outbox_held"]) == (3, 2)
+    page = signed_in(app, admin).get("/ui/boxes").text
+    assert re.search(r"<td>3 条, 最早的已等 [^,<]+, 其中 2 条等待校时</td>", page), page
 
 
 def test_the_page_says_why_a_camera_is_down_as_its_heartbeat_does(tmp_path):

@@ -3,7 +3,7 @@ incident does, and what it no longer does to a case closed since."""
 
 import pytest
 
-from gateway.cases import choose, held_for_review, reported_late
+from gateway.cases import choose, held_for_review, late_note, reported_late
 from gateway.config import TABLES_DIR, load_tables
 from xueliang import wire
 
@@ -40,6 +40,15 @@ def test_a_citys_late_after_overrides_the_service_level():
     parking = TABLES.category("illegal_parking").model_copy(update={"late_after": "15 min"})  # seldom there long
     assert reported_late(sighting(), parking, TABLES, FRIDAY + 15 * 60 + SKEW) is None
     assert reported_late(sighting(), parking, TABLES, FRIDAY + 20 * 60 + SKEW) == 20 * 60 + SKEW
+
+
+def test_a_late_incident_stamped_on_a_boot_clock_says_its_time_is_unknown():
+    """One a box stamped on a boot's clock and sent from a later boot (``attributes.boot_clock``) has no real time:
+    its note said it was reported thousands of days after the camera saw it."""
+    on_boot = sighting(seen=wire.EARLIEST + 50, attributes={"boot_clock": "the boot before"})
+    late = reported_late(on_boot, TABLES.category("illegal_parking"), TABLES, FRIDAY)
+    assert late_note(on_boot, "1h", late, None) == (
+        "incident i-1 stamped on box b's boot clock (its time unknown): held for review, not dispatched")
 
 
 CLOSED = {"id": 4, "type": "illegal_parking", "box": "b", "camera": "c", "zone": "z", "state": "closed",

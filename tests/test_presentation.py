@@ -188,6 +188,9 @@ def test_reports_count_beijing_days(kind, day, start, end):
     ({"action": "flagged", "role": "system", "note": "incident 3f2a9c ended (left at 2026-12-05T02:30:00Z) before its "
                                                      "start reached the gateway: held for review, not dispatched"},
      "事件 3f2a9c 的发现未送达网关, 只收到其结束 (车辆已驶离, 2026-12-05 10:30): 提交审核, 未派遣"),
+    ({"action": "flagged", "role": "system", "note": "incident 3f2a9c stamped on box box-1's boot clock (its time "
+                                                     "unknown): held for review, not dispatched"},
+     "事件 3f2a9c 按盒子 box-1 的开机时钟计时 (发现时间未知): 提交审核, 未派遣"),
     ({"action": "approve_extension", "role": "operator", "note": None, "extend_by": "1 working day"}, "1 个工作日"),
     # a person's note that reads like the gateway's is still the person's: the duration from its own field
     ({"action": "request_extension", "role": "department", "note": "2h", "extend_by": "5 working days"},
