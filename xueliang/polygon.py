@@ -66,7 +66,6 @@ def crossing_edges(points: Sequence[Point]) -> tuple[int, int] | None:
     >>> crossing_edges([(0, 0), (1, 0), (1, 1), (0, 1), (0, 0)]) is None  # a closed ring
     True
     """
-    n = len(points)
     edges = sorted((min(p[0], q[0]), max(p[0], q[0]), min(p[1], q[1]), max(p[1], q[1]), k, p, q)
                    for k, (p, q) in enumerate(zip(points, [*points[1:], *points[:1]])) if p != q)
     rank = {e[4]: i for i, e in enumerate(sorted(edges, key=lambda e: e[4]))}
