@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from edge.alignment import SIZE as VIEW_SIZE
 from edge.config import Camera, ConfigError, EdgeConfig, Rules, is_pipe, is_rtsp
 from edge.detector import Detector, load_detectors, min_scores, run_passes
-from edge.ledger import OpenIncidents
+from edge.ledger import adopt_file, end_left_open, old_file
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.outboxfile import keep_outbox, open_outbox, pending_words
 from edge.publisher import BOOT, Publisher, on_boot_clock
@@ -436,12 +436,11 @@ class Analyser(threading.Thread):
 
     def __init__(self, config: EdgeConfig, detectors: dict[str, Detector], readers: dict[str, CameraReader], slots: Slots,
                  publisher: Publisher, metrics: Metrics, stop: threading.Event,
-                 suppressions: Suppressions | None = None, ledger: OpenIncidents | None = None):
+                 suppressions: Suppressions | None = None):
         super().__init__(name="analyser", daemon=True)
         self.detectors, self.readers, self.slots = detectors, readers, slots
         self.suppressions = suppressions or Suppressions()  # false alarms an operator rejected: not sent again
         self.publisher, self.metrics, self.stop = publisher, metrics, stop
-        self.ledger = ledger  # the incidents open, for the next start to end where this one is stopped short
         self.min_score = min_scores(config.detection)
         self.pipelines = {cam.id: CameraPipeline(config, cam, detectors) for cam in config.cameras}
         self.views = {cam.id: view_file(config.data_dir, cam) for cam in config.cameras}
@@ -465,17 +464,7 @@ class Analyser(threading.Thread):
                 continue
             log.info("incident %s %s %s camera=%s zone=%s", m["type"], m["state"], m["incident_id"], m["camera"], m["zone"])
             self.metrics.incidents.labels(m["type"], m["state"]).inc()
-            # the file of open incidents is never behind the outbox: a box killed between the two ended an incident
-            # with the seq of the update its outbox held, the gateway set the end aside, and the case waited on the
-            # incident for good. An end leaves the file only once the outbox has it (killed between, the next start
-            # ends the incident again with the end's seq: the gateway takes the first, the outbox's, and sets the
-            # other aside).
-            ahead = self.ledger is not None and m["state"] != "end"
-            if ahead:
-                self.ledger.note(m)
-            self.publisher.send(to_wire(out))
-            if self.ledger is not None and not ahead:
-                self.ledger.note(m)
+            self.publisher.send(to_wire(out))  # the outbox keeps it and, in the same write, the incident open or not
 
     def end_all(self, t: float) -> None:
         """The box stops: every camera's open incidents end (``box_stopped``), sent as any others are."""
@@ -766,13 +755,12 @@ def run_box(config: EdgeConfig) -> int:
     readers = {cam.id: CameraReader(cam, slots, metrics, stop, config.rules) for cam in config.cameras}
     suppressions = Suppressions()
     publisher.listen(wire.suppressions_topic(config.box), lambda payload: suppressions.on_payload(payload, time.time()))
-    ledger = OpenIncidents(config.data_dir / f"{config.box}.open-incidents.json")
-    if ends := ledger.ends(time.time()):  # open when the box was last stopped short: nobody watched them since
-        for end in ends:
-            publisher.send([(wire.incident_topic(end["box"], end["camera"]), wire.encode_incident(end))])
-        log.warning("box %s: %d incident(s) open when it last stopped (killed, or its power cut) ended: box_stopped",
-                    config.box, len(ends))
-    analyser = Analyser(config, detectors, readers, slots, publisher, metrics, stop, suppressions, ledger)
+    # open when the box was last stopped short: nobody watched them since. An outbox kept in memory (its disk full)
+    # holds none: its file's are ended once it is written there (keep_outbox)
+    if outbox.path is not None:
+        adopt_file(outbox, old_file(config))
+    end_left_open(config.box, publisher, outbox.open_incidents(), time.time())
+    analyser = Analyser(config, detectors, readers, slots, publisher, metrics, stop, suppressions)
     publisher.status = status(config.box, readers, slots, publisher.delivery(time.time()), suppressions,
                               config.heartbeat_s)
     publisher.start()
@@ -793,7 +781,7 @@ def run_box(config: EdgeConfig) -> int:
             gauge.set(delivery[key])
         publisher.publish_status(status(config.box, readers, slots, delivery, suppressions, config.heartbeat_s))
     analyser.join(timeout=2)
-    if not analyser.is_alive():  # else the next start ends them, from the ledger
+    if not analyser.is_alive():  # else the next start ends them, as the outbox holds them open
         analyser.end_all(box_now())
     publisher.stop(timeout=2)  # what no gateway confirmed by then stays in the outbox for next time
     if publisher.outbox.path is None and (lost := publisher.outbox.pending()):

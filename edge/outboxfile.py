@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from edge.config import ConfigError, EdgeConfig
+from edge.ledger import adopt_file, end_left_open, old_file
 from edge.publisher import NotAnOutbox, Outbox, Publisher
 from edge.salvage import salvage_into
 from xueliang import sqlitefile
@@ -47,13 +48,16 @@ def open_outbox(config: EdgeConfig) -> Outbox:
 def keep_outbox(config: EdgeConfig, publisher: Publisher) -> None:
     """An outbox kept in memory written into its file, opened or made, once its disk has room
     (``Publisher.move_to``); tried at each heartbeat. Still no room: nothing said (said at start, and the heartbeat
-    shows it); anything else said once."""
+    shows it); anything else said once. The incidents its file holds open (a box stopped short left them so) are
+    ended then, as at a start with room (edge/ledger.py)."""
     held = publisher.outbox
     if held.path is not None:
         return
     try:
         outbox = outbox_file(config)
         try:
+            adopt_file(outbox, old_file(config))
+            left_open = outbox.open_incidents()  # read before those the memory holds open join them
             moved = publisher.move_to(outbox)
         except sqlite3.Error as exc:  # room for the file, not for all that the memory holds
             outbox.close()
@@ -68,6 +72,7 @@ def keep_outbox(config: EdgeConfig, publisher: Publisher) -> None:
             held.unwritable = str(exc)
         return
     log.info("outbox %s written again: %d message(s) held in memory written to it", outbox.path, moved)
+    end_left_open(config.box, publisher, left_open, time.time())
 
 
 def outbox_path(config: EdgeConfig) -> Path:

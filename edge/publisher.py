@@ -82,6 +82,10 @@ CREATE TABLE IF NOT EXISTS outbox_refused (
     created REAL NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS open_incident (
+    incident_id TEXT PRIMARY KEY,
+    message BLOB NOT NULL
+);
 """
 
 
@@ -244,6 +248,30 @@ def restamped(payload: bytes, offset: float, gateway_now: float,
         return None
 
 
+def open_change(topic: str, payload: bytes) -> tuple[str, bytes | None] | None:
+    """What a message the outbox takes changes in its open incidents (``Outbox.open_incidents``): an incident's start
+    or update is its last message while it is open, its end closes it; (its incident id, the message, or None once
+    it ended). None for any other message (evidence, a heartbeat's topic, a payload that is no incident).
+
+    >>> open_change("xl/v1/b/c/incident", b'{"incident_id": "i-1", "seq": 1, "state": "start"}')
+    ('i-1', b'{"incident_id": "i-1", "seq": 1, "state": "start"}')
+    >>> open_change("xl/v1/b/c/incident", b'{"incident_id": "i-1", "seq": 2, "state": "end"}')
+    ('i-1', None)
+    >>> open_change("xl/v1/b/c/evidence/i-1", b"\\xff\\xd8"), open_change("xl/v1/b/c/incident", b"one")
+    (None, None)
+    """
+    if not topic.endswith("/incident"):
+        return None
+    try:
+        message = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if not (isinstance(message, dict) and isinstance(message.get("incident_id"), str)
+            and message.get("state") in ("start", "update", "end")):
+        return None
+    return message["incident_id"], None if message["state"] == "end" else payload
+
+
 class NotAnOutbox(sqlite3.DatabaseError):
     """An SQLite file that is no outbox: a page of it damaged, another application's file (tables, none of them
     ``outbox``), or a table of it missing a column of ``SCHEMA``'s. ``kind``: ``damaged``, or ``foreign`` for another
@@ -346,18 +374,30 @@ class Outbox:
             raise NotAnOutbox(other, "foreign" if other.startswith(ANOTHER_APPLICATIONS) else "damaged")
 
     def put(self, items: list[tuple[str, bytes]], now: float) -> None:
-        """Store messages atomically, in order (evidence before its incident)."""
-        self.restore([(t, p, now) for t, p in items])
+        """Store messages atomically, in order (evidence before its incident), and in the same transaction the open
+        incidents they change (``open_change``): a full disk takes both or neither. (A file of open incidents beside
+        the outbox, written after it, fell behind it on a full disk: a box killed then ended at its next start none
+        of the incidents the outbox had sent, or ended one with the seq of an update the gateway had.)"""
+        self.restore([(t, p, now) for t, p in items],
+                     opened=[change for t, p in items if (change := open_change(t, p)) is not None])
 
-    def restore(self, rows: list[tuple[str, bytes, float]], refused: list[tuple[str, bytes, float, str]] = ()) -> None:
+    def restore(self, rows: list[tuple[str, bytes, float]], refused: list[tuple[str, bytes, float, str]] = (),
+                opened: list[tuple[str, bytes | None]] = ()) -> None:
         """Store messages, each with when it was first queued (``put``'s now; an earlier outbox's time, read back by
-        edge/salvage.py), atomically, in order; and ``refused`` ones (``refused_rows``) beside those it holds."""
+        edge/salvage.py), atomically, in order; ``refused`` ones (``refused_rows``) beside those it holds; and
+        ``opened``, (incident id, its last message, or None where it ended), into the open incidents."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany("INSERT INTO outbox(topic, payload, created) VALUES (?, ?, ?)", rows)
                 self._db.executemany("INSERT INTO outbox_refused(topic, payload, created, reason) VALUES (?, ?, ?, ?)",
                                      refused)
+                for incident_id, message in opened:
+                    if message is None:
+                        self._db.execute("DELETE FROM open_incident WHERE incident_id = ?", (incident_id,))
+                    else:
+                        self._db.execute("INSERT OR REPLACE INTO open_incident(incident_id, message) VALUES (?, ?)",
+                                         (incident_id, message))
                 self._db.execute("COMMIT")
             finally:  # a full disk: nothing of it stays, and the outbox takes the next put
                 if self._db.in_transaction:
@@ -372,6 +412,13 @@ class Outbox:
         """Every message the broker refused, with when it was queued and why, in order (as ``restore`` takes them)."""
         with self._lock:
             return self._db.execute("SELECT topic, payload, created, reason FROM outbox_refused ORDER BY id").fetchall()
+
+    def open_incidents(self) -> list[tuple[str, bytes]]:
+        """The incidents not yet ended, each with the last message of it the outbox took, as (incident id, payload),
+        the least recently changed first (as ``restore`` takes them): those a box stopped short left open, which its
+        next start ends (edge/ledger.py)."""
+        with self._lock:
+            return self._db.execute("SELECT incident_id, message FROM open_incident ORDER BY rowid").fetchall()
 
     def after(self, last_id: int, limit: int) -> list[tuple[int, str, bytes]]:
         with self._lock:
@@ -530,11 +577,12 @@ class Publisher:
         """What the outbox in memory holds (its disk was full at start) written into ``outbox``, its file, after what
         that holds, and sent from it from now on, as after a restart: what was sent and not yet confirmed is sent
         again (a gateway takes it once). What the broker refused meanwhile is kept beside what the file's refused
-        holds, with its reason (it was lost with the memory). SQLite's error where ``outbox`` cannot take it all: the
-        memory keeps it. Returns how many messages it moved to be sent."""
+        holds, with its reason (it was lost with the memory), and the incidents it holds open beside those the file
+        holds (a box stopped short left them open: edge/outboxfile.py ``keep_outbox`` ends them). SQLite's error where
+        ``outbox`` cannot take it all: the memory keeps it. Returns how many messages it moved to be sent."""
         with self._round_lock, self._unwritten_lock:
             rows = self.outbox.rows()
-            outbox.restore(rows, self.outbox.refused_rows())
+            outbox.restore(rows, self.outbox.refused_rows(), self.outbox.open_incidents())
             self.outbox.close()
             self.outbox = outbox
             # other ids in the file: the sender starts again, and PUBACKs still to come are of no row (ids begin at 1)

@@ -8,7 +8,9 @@ the ids on it counted. What is read goes into the new outbox as it was queued (e
 time it was first queued kept), a row the publisher would not have written (another box's topic, an incident that
 is not one, evidence that is no whole JPEG) skipped and counted. A gateway takes a message sent twice as once, so
 a row sent before the damage and not yet confirmed costs nothing. The walk is bounded in time (``SALVAGE_S``): a
-huge damaged file must not keep the cameras down; what it did not reach stays in the file aside.
+huge damaged file must not keep the cameras down; what it did not reach stays in the file aside. The incidents it
+held open go into the new one too (``open_of``), as far as they can be read: an outbox is damaged mostly by a power
+cut, and the box's start ends those (edge/ledger.py).
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ Row = tuple[int, object, object, object]  # id, topic, payload, created as SQLit
 
 @dataclass
 class Salvaged:
-    """What a salvage did: rows saved into the new outbox, ids whose read failed, rows skipped (the first one's
-    reason), why it read nothing (``nothing``) or stopped before the end (``stopped``)."""
+    """What a salvage did: rows saved into the new outbox, incidents it held open kept (``open``), ids whose read
+    failed, rows skipped (the first one's reason), why it read nothing (``nothing``) or stopped before the end
+    (``stopped``)."""
     saved: int = 0
+    open: int = 0
     unreadable: int = 0
     skipped: int = 0
     first_skipped: str | None = None
@@ -126,6 +130,18 @@ def id_range(db: sqlite3.Connection) -> tuple[int, int]:
     return first if first is not None else 1, last if last is not None else given if given is not None else LAST_ID
 
 
+def open_of(db: sqlite3.Connection, box: str) -> list[tuple[str, bytes]]:
+    """The open incidents of the damaged outbox ``db`` (``Outbox.open_incidents``) that can be read and are incidents
+    of ``box``'s; none where its table cannot be read (a few rows of last messages: read whole, or not at all)."""
+    try:
+        rows = db.execute("SELECT incident_id, message FROM open_incident ORDER BY rowid").fetchall()
+    except sqlite3.DatabaseError:
+        return []
+    return [(incident_id, payload) for incident_id, payload in rows
+            if isinstance(payload, bytes) and problem(box, wire.incident_topic(box, "camera"), payload) is None
+            and wire.decode_incident(payload)["incident_id"] == incident_id]
+
+
 def salvage(aside: Path, outbox: Outbox, box: str, deadline: float) -> Salvaged:
     """The rows of the outbox ``aside`` (moved aside as damaged) that can be read and are messages ``box``'s
     publisher writes, put into ``outbox`` in their order, until ``deadline`` (``time.monotonic()``). A file of
@@ -170,13 +186,20 @@ def salvage(aside: Path, outbox: Outbox, box: str, deadline: float) -> Salvaged:
                 if not _write(outbox, batch, report):
                     return report
                 batch, held = [], 0
-        _write(outbox, batch, report)
+        if not _write(outbox, batch, report):
+            return report
+        try:
+            outbox.restore([], opened=(opened := open_of(db, box)))
+        except sqlite3.Error as exc:
+            report.stopped = f"the new outbox cannot take its open incidents ({exc})"
+            return report
+        report.open = len(opened)
     return report
 
 
 def salvage_into(outbox: Outbox, aside: Path, box: str) -> None:
     """What can be read of the outbox moved ``aside`` put into the new ``outbox``, and said at ERROR (once, not
-    per row): rows saved, ids that could not be read, rows skipped."""
+    per row): rows saved, ids that could not be read, rows skipped, open incidents kept."""
     started = time.monotonic()
     try:
         done = salvage(aside, outbox, box, started + SALVAGE_S)
@@ -187,9 +210,10 @@ def salvage_into(outbox: Outbox, aside: Path, box: str) -> None:
         log.error("outbox %s: nothing salvaged: %s", aside, done.nothing)
         return
     log.error("outbox %s: %d message(s) salvaged into the new one in %.1f s, in order; %d id(s) could not be read%s%s; "
-              "the file is kept as it was", aside, done.saved, time.monotonic() - started, done.unreadable,
+              "the file is kept as it was%s", aside, done.saved, time.monotonic() - started, done.unreadable,
               f", {done.skipped} row(s) skipped as no message of this box's (the first: {done.first_skipped})"
-              if done.skipped else "", f"; {done.stopped}: the rest stays in it" if done.stopped else "")
+              if done.skipped else "", f"; {done.stopped}: the rest stays in it" if done.stopped else "",
+              f"; {done.open} incident(s) it held open kept, ended as the box starts" if done.open else "")
 
 
 def _write(outbox: Outbox, batch: list[tuple[str, bytes, float]], report: Salvaged) -> bool:

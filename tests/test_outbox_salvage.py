@@ -172,3 +172,29 @@ def test_a_salvage_out_of_time_stops_and_says_where(tmp_path, caplog):
     got = [(topic, payload) for _, topic, payload in outbox.after(0, 1000)]
     outbox.close()
     assert done.stopped == "out of time at id 1" and got == original[:1]
+
+
+def test_the_incidents_a_damaged_outbox_held_open_are_kept_open_in_the_new_one(tmp_path, caplog):
+    """An outbox is damaged mostly by a power cut, when the box had no time to end its incidents: a new one begun
+    without them, the next start ended none, and their cases waited for good."""
+    original = messages(200)
+    path = tmp_path / "b1.outbox.sqlite"
+    outbox = Outbox(path)
+    outbox.restore([(topic, payload, 0.0) for topic, payload in original])  # queued, and since confirmed as open
+    (_, start), (_, ended) = original[1], original[3]
+    outbox.put([(wire.incident_topic("b1", "gate"), start)], 0.0)
+    outbox.put([(wire.incident_topic("b1", "gate"), ended)], 0.0)
+    end = {**wire.decode_incident(ended), "seq": 2, "state": "end", "ended_at": START["observed_at"],
+           "end_reason": "left", "evidence": None}
+    outbox.put([(wire.incident_topic("b1", "gate"), wire.encode_incident(end))], 0.0)
+    outbox.close()
+    data = bytearray(path.read_bytes())
+    data[PAGE * 20:PAGE * 21] = b"\x13" * PAGE  # a page of rows
+    path.write_bytes(data)
+    outbox = open_outbox(box_config(tmp_path))
+    try:
+        assert outbox.open_incidents() == [(wire.decode_incident(start)["incident_id"], start)]
+        assert 0 < outbox.pending() < len(original) + 3
+    finally:
+        outbox.close()
+    assert "1 incident(s) it held open kept, ended as the box starts" in caplog.text
