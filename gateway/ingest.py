@@ -37,6 +37,20 @@ AHEAD_OF_CLOCK = "ahead_of_clock"  # the outcome of a held incident: never ackno
 UNACKNOWLEDGED = frozenset({AHEAD_OF_CLOCK, HEARTBEAT, HEARTBEAT_REFUSED})  # outcomes no box is told of
 
 
+def told(outcome: str, other: str | None) -> str:
+    """What a box is told of a message two copies of which came in one batch (sent again before a gateway confirmed
+    it), given the outcomes of both: what the message did beats ``duplicate`` (the copy applied after it), and either
+    beats a dead letter (a copy set aside on a race lost while handled alone); of two alike, the first.
+
+    >>> told("duplicate", "case_created"), told("dead_letter", "duplicate"), told("case_created", None)
+    ('case_created', 'duplicate', 'case_created')
+    """
+    if other is None:
+        return outcome
+    rank = {"dead_letter": 0, "duplicate": 1}
+    return outcome if rank.get(outcome, 2) > rank.get(other, 2) else other
+
+
 class DatabaseUnavailable(RuntimeError):
     """The database itself failed (down, locked, full, read-only, its file gone): stop, keep the messages
     (unacknowledged, they come again), try again later. Told from a message's fault by the error
