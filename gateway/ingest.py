@@ -292,7 +292,9 @@ class Ingest:
             near = storage.candidates(db, message, since, category.merge_radius_m)
             held = held_for_review(message, category, self.tables, now)
             kind, case = choose(message, category, near, now, held)
-            if kind == "new" and needs_review(message):
+            # a closed case named here (``choose``: held, not reopened) comes first: the problem a department handled
+            # may be back, and a person looks, as at the closed case alone; a rejected stain there does not decide it
+            if kind == "new" and case is None and needs_review(message):
                 stain = rejected_here(message, category, storage.rejected_near(
                     db, message, now - category.seconds("rejected_window"), category.merge_radius_m))
                 if stain is not None:  # a person rejected this lead already: not to the review queue again
