@@ -132,8 +132,8 @@ def test_one_incident_id_from_two_cameras_at_two_gateways_at_once_is_one_cameras
     one, two = (Ingest(Store(database_url), tables, clock=lambda: NOW) for _ in range(2))
     gate = (wire.incident_topic("box-1", "gate"), payload(incident_id="17"))
     update = dict({"box": "box-1", "camera": "gate"}, **other)
-    elsewhere = (wire.incident_topic(update["box"], update["camera"]),
-                 payload(incident_id="17", seq=2, state="update", location=place(40), **update))  # no place lock in common
+    elsewhere = (wire.incident_topic(update["box"], update["camera"]),  # at a place with no lock in common
+                 payload(incident_id="17", seq=2, state="update", location=place(40), **update))
     engine = create_engine(database_url)
 
     def waiting() -> int:
