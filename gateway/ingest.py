@@ -37,6 +37,20 @@ AHEAD_OF_CLOCK = "ahead_of_clock"  # the outcome of a held incident: never ackno
 UNACKNOWLEDGED = frozenset({AHEAD_OF_CLOCK, HEARTBEAT, HEARTBEAT_REFUSED})  # outcomes no box is told of
 
 
+def told(outcome: str, other: str | None) -> str:
+    """What a box is told of a message two copies of which came in one batch (sent again before a gateway confirmed
+    it), given the outcomes of both: what the message did beats ``duplicate`` (the copy applied after it), and either
+    beats a dead letter (a copy set aside on a race lost while handled alone); of two alike, the first.
+
+    >>> told("duplicate", "case_created"), told("dead_letter", "duplicate"), told("case_created", None)
+    ('case_created', 'duplicate', 'case_created')
+    """
+    if other is None:
+        return outcome
+    rank = {"dead_letter": 0, "duplicate": 1}
+    return outcome if rank.get(outcome, 2) > rank.get(other, 2) else other
+
+
 class DatabaseUnavailable(RuntimeError):
     """The database itself failed (down, locked, full, read-only, its file gone): stop, keep the messages
     (unacknowledged, they come again), try again later. Told from a message's fault by the error
@@ -278,7 +292,9 @@ class Ingest:
             near = storage.candidates(db, message, since, category.merge_radius_m)
             held = held_for_review(message, category, self.tables, now)
             kind, case = choose(message, category, near, now, held)
-            if kind == "new" and needs_review(message):
+            # a closed case named here (``choose``: held, not reopened) comes first: the problem a department handled
+            # may be back, and a person looks, as at the closed case alone; a rejected stain there does not decide it
+            if kind == "new" and case is None and needs_review(message):
                 stain = rejected_here(message, category, storage.rejected_near(
                     db, message, now - category.seconds("rejected_window"), category.merge_radius_m))
                 if stain is not None:  # a person rejected this lead already: not to the review queue again

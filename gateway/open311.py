@@ -5,7 +5,10 @@ Both formats of the spec: ``.xml`` (its default) and ``.json``. ``requests`` tak
 filters: ``service_request_id`` (comma-delimited; overrides the others), ``service_code`` and
 ``status`` (comma-delimited), ``start_date``/``end_date`` on ``requested_datetime`` (W3C times,
 e.g. ``2026-12-01T00:00:00Z``, or days; without a zone the city's; at most 90 days apart, the last 90 days when
-neither is given).
+neither is given). At most the spec's 1,000 requests an answer, newest first: ``page`` (from 1) and ``per_page`` (at
+most 1,000, the default), the names SeeClickFix's API and the R client r311 use, choose a page, and while another
+follows, the answer's ``Link`` header names it (``rel="next"``, RFC 8288): the spec's body has no place for it, and the
+list was cut at 1,000 with nothing said.
 Errors are the spec's ``[{"code", "description"}]`` (``<errors>`` in XML), whatever answers them (``in_spec_format``:
 a missing token, a value FastAPI refuses, a path or method it has no route for). Services are public;
 requests take the API's token (``Authorization: Bearer``), and so does ``media_url`` (see the README).
@@ -13,6 +16,7 @@ requests take the API's token (``Authorization: Bearer``), and so does ``media_u
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Annotated
@@ -20,6 +24,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import URL
 
 from gateway.auth import Principal, reader, scope, visible_case
 from gateway.deadlines import city_time
@@ -33,7 +38,10 @@ CommaList = Annotated[str | None, Query(max_length=2000, pattern=r"^[^\x00-\x1f\
 W3Time = Annotated[str | None, Query(max_length=40, description="W3C date-time, e.g. 2026-12-01T00:00:00Z, or a day; "
                                                                  "without a zone, Beijing time")]
 MAX_SPAN_S = 90 * 86400
-MAX_REQUESTS = 1000
+MAX_REQUESTS = 1000  # an answer's, at most (the spec's "first 1000 requests")
+Page = Annotated[int, Query(ge=1, le=MAX_ID, description="which page of the requests, from 1 (newest first); the "
+                                                         "answer's Link header names the next, while there is one")]
+PerPage = Annotated[int, Query(ge=1, le=MAX_REQUESTS, description="requests a page, at most 1000 (the spec's)")]
 CLOSED = [CaseState.CLOSED.value, CaseState.REJECTED.value]
 OPEN = [s.value for s in CaseState if s.value not in CLOSED]
 
@@ -122,12 +130,28 @@ def date_range(start_date: str | None, end_date: str | None, now: float) -> tupl
     return start, end
 
 
+def next_page(url: URL, page: int, window: tuple[float, float] | None) -> str:
+    """The address of the page after ``page`` of the requests ``url`` asked for; ``window``, the last 90 days its
+    first page took (it gave no dates), is kept, so a case opened meanwhile does not push one into the next page twice.
+
+    >>> next_page(URL("http://gw/requests.json?status=open&page=2"), 2, None)
+    'http://gw/requests.json?status=open&page=3'
+    >>> next_page(URL("http://gw/requests.json"), 1, (1759449600.0, 1767225600.0))
+    'http://gw/requests.json?page=2&start_date=2025-10-03T00%3A00%3A00.000Z&end_date=2026-01-01T00%3A00%3A00.000Z'
+    """
+    pinned = {"start_date": wire.iso(window[0]), "end_date": wire.iso(window[1])} if window else {}
+    return str(url.include_query_params(page=page + 1, **pinned))
+
+
 def service_requests(request: Request, who: Principal, service_request_id: str | None, service_code: str | None,
-                     start_date: str | None, end_date: str | None, status: str | None) -> list[dict]:
+                     start_date: str | None, end_date: str | None, status: str | None, page: int = 1,
+                     per_page: int = MAX_REQUESTS) -> tuple[list[dict], str | None]:
+    """One page of the requests ``who`` may see, and the address of the next page (None after the last)."""
     store, tables = request.app.state.store, request.app.state.tables
     s = scope(who, tables)
     query: dict = {"department": s.get("department"), "grids": s.get("grids"), "hidden_states": s.get("hidden_states"),
-                   "limit": MAX_REQUESTS}
+                   "limit": per_page + 1, "offset": (page - 1) * per_page}  # one more: is there a next page
+    window = None
     ids = _items(service_request_id, "service_request_id")
     if ids is not None:  # the spec: it overrides all other arguments
         # ASCII digits: str.isdigit() holds for "²", which int() refuses
@@ -142,11 +166,16 @@ def service_requests(request: Request, who: Principal, service_request_id: str |
             if not set(statuses) <= {"open", "closed"}:
                 raise Open311Error(400, f"status: open or closed, comma-delimited, not {status!r}")
             query["states"] = (OPEN if "open" in statuses else []) + (CLOSED if "closed" in statuses else [])
-        query["created_from"], query["created_to"] = date_range(start_date, end_date, time.time())
+        # to the millisecond, as a next page's address writes the window it keeps
+        query["created_from"], query["created_to"] = date_range(start_date, end_date, math.floor(time.time() * 1e3) / 1e3)
+        if not (start_date or "").strip() and not (end_date or "").strip():
+            window = query["created_from"], query["created_to"]
     rows = store.list_cases(**query)
+    after = next_page(request.url, page, window) if len(rows) > per_page else None
+    rows = rows[:per_page]
     updated = store.last_changes([r["id"] for r in rows])
     base = str(request.base_url)
-    return [georeport(r, tables, base, updated.get(r["id"])) for r in rows]
+    return [georeport(r, tables, base, updated.get(r["id"])) for r in rows], after
 
 
 @open311.get("/services.{fmt}")
@@ -159,13 +188,19 @@ def services(request: Request, fmt: Format):
 @open311.get("/requests.{fmt}")
 def requests_(request: Request, fmt: Format, who: Principal = Depends(reader), service_request_id: CommaList = None,
               service_code: CommaList = None, start_date: W3Time = None, end_date: W3Time = None,
-              status: CommaList = None, jurisdiction_id: CommaList = None):
-    """Cases the token may see as service requests, newest first, at most 1000."""
+              status: CommaList = None, jurisdiction_id: CommaList = None, page: Page = 1,
+              per_page: PerPage = MAX_REQUESTS):
+    """Cases the token may see as service requests, newest first, a page of at most 1000; the Link header names
+    the next page while there is one."""
     try:
-        items = service_requests(request, who, service_request_id, service_code, start_date, end_date, status)
+        items, after = service_requests(request, who, service_request_id, service_code, start_date, end_date, status,
+                                        page, per_page)
     except Open311Error as exc:
         return error(fmt, exc)
-    return answer(fmt, "service_requests", "request", items)
+    response = answer(fmt, "service_requests", "request", items)
+    if after is not None:
+        response.headers["Link"] = f'<{after}>; rel="next"'
+    return response
 
 
 @open311.get("/requests/{request_id}.{fmt}")

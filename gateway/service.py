@@ -28,7 +28,7 @@ from gateway.actions import perform
 from gateway.boxes import HEARTBEAT, asks_time
 from gateway.cases import escalation, running_deadline
 from gateway.config import Broker, GatewayConfig, GatewayConfigError, Http, Tables, load_tables
-from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, Ingest
+from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, Ingest, told
 from gateway.metrics import CLOCK_FAILURES, HEARTBEATS, NOTICES, Health
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role, TransitionError
@@ -165,9 +165,11 @@ class MqttIngest:
             if outcome in UNACKNOWLEDGED and not (outcome == HEARTBEAT and asks_time(payload)):
                 continue
             try:
-                by_box.setdefault(wire.sender(topic), {})[wire.message_digest(topic, payload)] = outcome
+                messages = by_box.setdefault(wire.sender(topic), {})
             except wire.WireError:  # not a box's topic: nobody to tell
                 continue
+            digest = wire.message_digest(topic, payload)
+            messages[digest] = told(outcome, messages.get(digest))
         at = self.ingest.clock()
         for box, messages in by_box.items():
             try:

@@ -677,12 +677,15 @@ _TAKE_PLACE_LOCKS = (  # in the order of the keys: a subquery with ORDER BY is n
 
 def lock_places(db: Connection, incidents: list[tuple[str, list[tuple[str, bool]]]]) -> None:
     """Take the place locks (``gateway.cases.place_locks``) of these (incident id, locks) until the
-    transaction ends, but for incidents that have a case already (their events find it, not a place).
+    transaction ends, and each incident's own, but for incidents that have a case already (their events find it, not
+    a place, and their first event is committed).
 
     Two gateways on PostgreSQL, under READ COMMITTED, each found no case near an incident and each
-    opened one (51 of 300 places had two). Advisory locks, all at once in the order of their keys,
-    before the transaction writes anything: two transactions never wait for each other in a circle.
-    SQLite has one writer at a time already: nothing to do.
+    opened one (51 of 300 places had two). And one incident id from two cameras (or boxes) at once: each read no first
+    event, the check that fixes its camera and box (``gateway.cases.not_its_incident``), and the event whose check
+    passed before the other's start committed joined the case that start opened. Advisory locks, all at once in the
+    order of their keys, before the transaction writes anything: two transactions never wait for each other in a
+    circle. SQLite has one writer at a time already: nothing to do.
     """
     if db.dialect.name != "postgresql" or not incidents:
         return
@@ -693,7 +696,8 @@ def lock_places(db: Connection, incidents: list[tuple[str, list[tuple[str, bool]
     for incident_id, locks in incidents:
         if incident_id in have_case:
             continue
-        for name, exclusive in locks:  # 32-bit keys: two names on one key only wait for each other
+        # its own lock, then its places'; 32-bit keys: two names on one key only wait for each other
+        for name, exclusive in [(f"incident:{incident_id}", True), *locks]:
             key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "big", signed=True)
             keys[key] = keys.get(key, False) or exclusive
     if keys:

@@ -128,7 +128,8 @@ def headers(gateway_tokens: list[str], session: str, signed: bool = False):
 
 
 QUERY_NAMES = ["state", "grid", "department", "category", "overdue", "limit", "offset", "date", "which", "before_id",
-               "service_code", "status", "token", "next", "start_date", "end_date", "service_request_id"]
+               "service_code", "status", "token", "next", "start_date", "end_date", "service_request_id", "page",
+               "per_page"]
 query_values = st.one_of(any_text.filter(lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s)), numbers.map(str),
                          st.sampled_from(["0001-01-01", "9999-12-31", "2026-02-30", "2026-01-01", "dispatched", "true",
                                           "D-S1", "garbage", "end", "open", "/ui/cases", "//evil.example",

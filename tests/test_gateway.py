@@ -458,3 +458,40 @@ def test_a_lead_nobody_confirmed_does_not_reopen_a_closed_case_and_send_its_depa
         "related", "case 1 at the same place closed recently; not reopened without review")
     assert note_text(closed, tables) == "同一地点的事件 lead 待审核, 已另立案件 #2; 本案未重新派遣"
     assert note_text(held, tables) == "同一地点的案件 #1 刚结案; 未经审核不重新派遣"
+
+
+def test_a_lead_at_a_closed_case_and_a_rejected_one_waits_for_review_as_at_the_closed_one_alone(store):
+    """A stain rejected there, then a pile there taken away and its case closed; minutes later a lead there the edge
+    could not confirm. It joined the rejected case (a stain judged already) and said nothing on the closed one, though
+    the pile may be back: as at the closed case alone, it waits for review in a case of its own, each case's timeline
+    naming the other, and the rejected case is left as it was."""
+    from gateway.actions import act
+    from gateway.workflow import Action, Role
+
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    clock = [NOW + DAY]
+    ingest = Ingest(store, tables, clock=lambda: clock[0])
+    seen = wire.iso(clock[0] - 900)
+    stain = {"incident_id": "stain", "type": "garbage", "started_at": seen, "observed_at": seen}
+    assert ingest.handle(TOPIC, payload(**stain, attributes={"needs_review": True})) == "case_created"
+    assert act(store, 1, Action.REJECT, Role.OPERATOR, "op", clock[0], tables, lambda c: True)["state"] == "rejected"
+    seen, gone = wire.iso(clock[0] - 600), wire.iso(clock[0] - 300)
+    pile = dict(stain, incident_id="pile", started_at=seen, observed_at=seen)
+    assert ingest.handle(TOPIC, payload(**pile)) == "case_created"
+    end = payload(**dict(pile, observed_at=gone), seq=2, state="end", ended_at=gone, end_reason="cleared", evidence=None)
+    assert ingest.handle(TOPIC, end) == "case_updated"
+    assert act(store, 2, Action.FEEDBACK, Role.DEPARTMENT, "sanitation", clock[0], tables, lambda c: True
+               )["state"] == "closed"
+    rejected_before = store.get_case(1)
+    clock[0] += 300
+    now = wire.iso(clock[0] - 60)
+    lead = payload(**dict(stain, incident_id="lead", started_at=now, observed_at=now), attributes={"needs_review": True})
+    assert ingest.handle(TOPIC, lead) == "case_created"
+    assert [(c["id"], c["state"], c["incident_count"]) for c in store.list_cases()] == [
+        (3, "pending_review", 1), (2, "closed", 1), (1, "rejected", 1)]
+    assert store.get_case(1) == rejected_before
+    closed, held = (store.get_case(i)["timeline"][-1] for i in (2, 3))
+    assert (closed["action"], closed["note"]) == (
+        "related", "incident lead at the same place waits for review in case 3; this case not reopened")
+    assert (held["action"], held["note"]) == (
+        "related", "case 2 at the same place closed recently; not reopened without review")

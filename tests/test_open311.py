@@ -224,3 +224,34 @@ def test_a_third_party_georeport_client_reads_a_city_that_publishes_its_requests
         assert one["media_url"] == f"{base}/cases/1/evidence.jpg"
         assert httpx.get(one["media_url"]).content == picture
         assert one["updated_datetime"] >= one["requested_datetime"]
+
+
+def test_more_requests_than_the_specs_1000_come_in_pages_and_the_answer_names_the_next(tmp_path):
+    """1,001 cases in the last 90 days: the answer was the newest 1,000, and nothing said one was left out. An answer
+    is still at most the spec's 1,000, ``page`` and ``per_page`` choose a page, and the ``Link`` header names the next
+    while there is one, in the window the first page took: a case opened meanwhile does not push one into it twice."""
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    tables = load_tables(tmp_path / "city.yaml")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables)
+    places = [incident(location={"lat": 39.0 + i * 0.001, "lon": 117.15}) for i in range(1001)]  # 111 m apart
+    assert set(ingest.handle_batch(places[:500]) + ingest.handle_batch(places[500:])) == {"case_created"}
+    admin = {"Authorization": f"Bearer {new_token(store, 'root', 'admin')}"}
+    ids = lambda answer: [int(r["service_request_id"]) for r in answer.json()]  # noqa: E731
+    with serve(create_app(store, tables)) as base, httpx.Client(base_url=f"{base}/open311/v2", timeout=30,
+                                                                headers=admin) as api:
+        first = api.get("/requests.json")
+        assert ids(first) == list(range(1001, 1, -1))
+        assert ingest.handle(*incident(location={"lat": 38.0, "lon": 117.15})) == "case_created"  # case 1002
+        last = api.get(first.links["next"]["url"])
+        assert ids(last) == [1] and "next" not in last.links and "link" not in last.headers
+        pages, url = [], "/requests.xml?status=open&per_page=400"
+        while url:
+            answer = api.get(url)
+            pages.append([int(r.findtext("service_request_id")) for r in ElementTree.fromstring(answer.content)])
+            url = answer.links.get("next", {}).get("url")
+        assert [len(p) for p in pages] == [400, 400, 202] and sum(pages, []) == list(range(1002, 0, -1))
+        assert api.get("/requests.json", params={"page": 12, "per_page": 100}).json() == []
+        for query in ({"per_page": 1001}, {"per_page": 0}, {"page": 0}, {"page": "x"}):
+            answer = api.get("/requests.json", params=query)
+            assert answer.status_code == 400 and next(iter(query)) in answer.json()[0]["description"], query

@@ -20,6 +20,7 @@ import copy
 import json
 from collections import Counter
 import tempfile
+import threading
 import time
 
 import pytest
@@ -260,3 +261,38 @@ def test_an_outbox_flushed_twice_to_two_gateways_of_one_group_is_each_incidents_
         acks.stop()
         for g in gateways:
             g.stop()
+
+
+@pytest.mark.slow
+def test_a_message_sent_twice_in_one_batch_is_acknowledged_with_what_it_did(tmp_path, broker):
+    """A box sends a start again before any gateway confirmed it (``resend_after_s``), and both copies reach one
+    gateway's batch: the first opens the case, the second is a duplicate of it. The acknowledgement named the message
+    once, with the last copy's outcome ("duplicate"), though the message made the case: it says "case_created"."""
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    gateway = MqttIngest(GatewayConfig(broker=Broker(port=broker.port, client_id="gw-0")),
+                         Ingest(store, TABLES, clock=time.time))
+    # both copies wait in its queue before its worker takes any, as they do while it commits an earlier batch
+
+    def work() -> None:
+        wait_until(lambda: gateway.queue.qsize() == 2, 10, message="both copies waiting")
+        gateway._work()
+
+    gateway.worker = threading.Thread(target=work, name="ingest", daemon=True)
+    acks = Watcher(broker.port, [wire.ack_topic("box-1")])
+    box = make_client("box-1")
+    try:
+        gateway.start()
+        wait_until(lambda: gateway.state.broker["connected"], 10, message="gateway connected")
+        time.sleep(0.5)  # its subscriptions
+        box.connect("127.0.0.1", broker.port)
+        box.loop_start()
+        start = event("i-1", 1, "start", now=time.time())
+        for _ in range(2):
+            box.publish(*start, qos=1).wait_for_publish(5)
+        wait_until(lambda: acks.messages and gateway.outcomes.total() == 2, 10, message="the acknowledgement")
+        assert gateway.outcomes == Counter(case_created=1, duplicate=1)  # one batch: one acknowledgement
+        assert [wire.decode_ack(ack) for _, ack in acks.messages] == [{wire.message_digest(*start): "case_created"}]
+    finally:
+        box.loop_stop()
+        acks.stop()
+        gateway.stop()

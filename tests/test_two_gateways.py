@@ -6,6 +6,7 @@ import random
 import threading
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from gateway.cases import distance_m, place_locks
 from gateway.config import TABLES_DIR, load_tables
@@ -13,6 +14,7 @@ from gateway.ingest import Ingest
 from gateway.storage import Store
 from xueliang import wire
 
+from .conftest import wait_until
 from .test_gateway import payload
 from .test_workflow import database_url  # noqa: F401 (fixture)
 
@@ -114,3 +116,51 @@ def test_two_gateways_on_postgresql_open_one_case_per_place_and_per_incident(dat
         f"{p}-{i}" for p in "xy" for i in range(50, 60))
     assert [d["reason"] for d in store.list_dead_letters()] == []
     assert store.count("case_incidents") == 120 and store.count("incident_events") == 140
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("other", [{"camera": "gate-2"}, {"box": "box-2"}], ids=["camera", "box"])
+def test_one_incident_id_from_two_cameras_at_two_gateways_at_once_is_one_cameras(database_url, other):
+    """Incident 17 of camera gate at one gateway and of another camera (another maker's box numbers per camera) or
+    another box at the other, at once. Each read the incident's first event (none yet) before it wrote: the other's
+    update, its check passed before gate's start committed, found gate's case when it looked for one, and changed it.
+    A third connection holds the key the update is written under, so that gateway waits there, between its check and
+    its write, while the other takes gate's start: one camera's events make the incident, the other's is a dead
+    letter."""
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    one, two = (Ingest(Store(database_url), tables, clock=lambda: NOW) for _ in range(2))
+    gate = (wire.incident_topic("box-1", "gate"), payload(incident_id="17"))
+    update = dict({"box": "box-1", "camera": "gate"}, **other)
+    elsewhere = (wire.incident_topic(update["box"], update["camera"]),  # at a place with no lock in common
+                 payload(incident_id="17", seq=2, state="update", location=place(40), **update))
+    engine = create_engine(database_url)
+
+    def waiting() -> int:
+        with engine.connect() as db:
+            return db.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one()
+
+    outcomes = {}
+
+    def take(name, ingest, message):
+        return threading.Thread(target=lambda: outcomes.update({name: ingest.handle(*message)}))
+
+    with engine.connect() as gate_keeper:
+        gate_keeper.execute(text("INSERT INTO incident_events (incident_id, seq, state, received_at, payload) "
+                                 "VALUES ('17', 2, 'update', 0, '{}')"))  # not committed: the update's write waits
+        later = take("elsewhere", two, elsewhere)
+        later.start()
+        wait_until(lambda: waiting() == 1, 10, message="the update waiting to be written")
+        first = take("gate", one, gate)
+        first.start()
+        wait_until(lambda: not first.is_alive() or waiting() == 2, 10, message="gate's start taken, or waiting")
+        gate_keeper.rollback()
+    for thread in (first, later):
+        thread.join(20)
+    engine.dispose()
+    assert sorted(outcomes.values()) == ["case_created", "dead_letter"], outcomes
+    (case,) = one.store.list_cases()
+    (dead,) = one.store.list_dead_letters()
+    assert dead["reason"].startswith("incident '17' ") and case["incident_count"] == 1
+    won = {"box": "box-1", "camera": "gate"} if outcomes["gate"] == "case_created" else update
+    assert (case["box"], case["camera"]) == (won["box"], won["camera"])
