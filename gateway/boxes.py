@@ -153,6 +153,21 @@ class Heartbeat(Checked):
         return (self.boot, self.link, self.seq) if self.boot is not None and self.seq is not None else None
 
     @property
+    def asks_time(self) -> bool:
+        """A heartbeat of a box that has heard no gateway's clock since it started (no ``clock_offset_s``): the gateway
+        acknowledges it once recorded (ingest's ``Outcomes.asking``), and the acknowledgement's ``at`` tells the box the
+        time. A box whose wall clock is wrong (a dead clock battery: 1970) holds its incidents until then
+        (edge/publisher.py ``GatewayClock``), and one whose camera is down has no other message to be acknowledged.
+        Other status messages are not: each box's heartbeat every 10 s, its last will, its stop.
+
+        >>> Heartbeat(box="b", state="online", cameras={}).asks_time, Heartbeat(box="b", state="offline").asks_time
+        (True, False)
+        >>> Heartbeat(box="b", state="online", cameras={}, clock_offset_s=0.2).asks_time
+        False
+        """
+        return self.full and self.state == "online" and self.clock_offset_s is None
+
+    @property
     def last_word(self) -> bool:
         """A last will or a stop that says which connection it ends: after every heartbeat sent on it."""
         return not self.full and self.state == "offline" and self.boot is not None and self.link is not None
@@ -178,26 +193,6 @@ def _explain(exc: ValidationError) -> str:
     where = "/".join(str(p)[:64] for p in first["loc"]) or "(message)"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {first['msg'][:200]}{more}"
-
-
-def asks_time(payload: bytes) -> bool:
-    """Whether a heartbeat recorded (``HEARTBEAT``) is of a box that has heard no gateway's clock since it started (no
-    ``clock_offset_s``): the gateway acknowledges it, and the acknowledgement's ``at`` tells the box the time. A box
-    whose wall clock is wrong (a dead clock battery: 1970) holds its incidents until then (edge/publisher.py
-    ``GatewayClock``), and one whose camera is down has no other message to be acknowledged. Other heartbeats are
-    not: each box's every 10 s.
-
-    >>> asks_time(b'{"box": "b", "state": "online", "cameras": {}}'), asks_time(b'{"box": "b", "state": "offline"}')
-    (True, False)
-    >>> asks_time(b'{"box": "b", "state": "online", "cameras": {}, "clock_offset_s": 0.2}')
-    False
-    """
-    try:
-        beat = wire.loads(payload)
-    except wire.WireError:
-        return False
-    return (isinstance(beat, dict) and beat.get("state") == "online" and beat.get("cameras") is not None
-            and beat.get("clock_offset_s") is None)
 
 
 def decode(box: str, payload: bytes) -> Heartbeat:

@@ -157,8 +157,25 @@ def test_a_batch_rolled_back_takes_its_heartbeats_again_one_by_one(tmp_path, mon
 
     monkeypatch.setattr(ingest, "_apply", flaky)
     batch = [(TOPIC, payload()), (wire.status_topic(BOX), heartbeat(tmp_path))]
-    assert ingest.handle_batch(batch) == ["case_created", HEARTBEAT]
+    outcomes = ingest.handle_batch(batch)
+    assert outcomes == ["case_created", HEARTBEAT] and outcomes.asking == {1}  # it asks the time: acknowledged
     assert store.count("cases") == 1 and set(rows(store)) == {BOX}
+
+
+def test_a_batch_names_the_heartbeats_that_ask_the_time_as_ingest_checked_them(tmp_path):
+    """The gateway acknowledges the heartbeats recorded of boxes that have heard no gateway's clock (no
+    ``clock_offset_s``): ingest says which (``Outcomes.asking``) from the heartbeats it checked, their JSON read once.
+    Not one with an offset, a box's last will, nor one refused however it asks; the outcomes are counted as before."""
+    ingest = Ingest(Store(f"sqlite:///{tmp_path}/gw.sqlite"), TABLES, clock=lambda: NOW)
+    will = json.dumps({"box": "box-3", "state": "offline"}).encode()
+    batch = [(wire.status_topic(BOX), heartbeat(tmp_path)),
+             (wire.status_topic("box-2"), heartbeat(tmp_path, "box-2", clock_offset_s=0.4)),
+             (wire.status_topic("box-3"), will), (TOPIC, payload()),
+             (wire.status_topic("box-4"), heartbeat(tmp_path, "box-4", outbox_pending=-1)),
+             (wire.status_topic("box-5"), heartbeat(tmp_path, "box-5"))]
+    outcomes = ingest.handle_batch(batch)
+    assert outcomes == [HEARTBEAT, HEARTBEAT, HEARTBEAT, "case_created", HEARTBEAT_REFUSED, HEARTBEAT]
+    assert outcomes.asking == {0, 5}
 
 
 def test_the_heartbeat_the_edge_makes_says_its_interval(tmp_path):
