@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection
-from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -71,12 +70,10 @@ def _plain(text: str) -> str:
 
 
 def _real_time(text: str) -> str:
-    """An ISO 8601 time of any year: a box whose clock stands in 1970 (no battery) is the one to show."""
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
-    except (ValueError, OverflowError, OSError):
-        raise ValueError("not an ISO 8601 time") from None
+    """A time as the wire writes it (``wire.checked_time``: with its zone, on the calendar), of any year: a box whose
+    clock stands in 1970 (no battery) is the one to show. One with no zone was read as UTC: a box writing Beijing
+    time so showed its clock 8 h off, not why."""
+    wire.checked_time(text, any_year=True)
     return text
 
 
@@ -173,10 +170,7 @@ class Heartbeat(Checked):
         return not self.full and self.state == "offline" and self.boot is not None and self.link is not None
 
     def sent_at(self) -> float | None:
-        if self.at is None:
-            return None
-        when = datetime.fromisoformat(self.at.replace("Z", "+00:00"))
-        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+        return None if self.at is None else wire.checked_time(self.at, any_year=True)
 
 
 class Refused(Exception):
