@@ -14,12 +14,13 @@ more than the gateway accepts (``wire.MAX_CLOCK_SKEW_S``) puts the gateways' tim
 on (edge/box.py ``wall_offset``), and re-stamps, as it sends them, the queued incidents (made before it knew)
 that a gateway would hold, unacknowledged, for times ahead of its clock.
 
-A box whose wall clock is plainly wrong (before ``CLOCK_FLOOR``: a dead clock battery starts it in 1970 or 2000)
-cannot stamp what it makes before an acknowledgement tells it the time: it stamps it on its boot clock (2000-01-01
-plus the seconds since the machine booted, marked ``attributes.boot_clock`` with the boot's id), holds it in the
-outbox, and puts the gateways' time on it once one came (a heartbeat is acknowledged to a box that asks, so one
-comes without incidents). At 1970 the box had refused its own incidents (no time on the wire is before 2000), and
-at 2000 a gateway held them for review as reported 9,000 days late.
+A box whose wall clock is plainly wrong (before ``clock_floor``: a dead clock battery starts it in 1970 or 2000, or
+it reads before the gateways' time the box knew when it last ran) cannot stamp what it makes before an
+acknowledgement tells it the time: it stamps it on its boot clock (2000-01-01 plus the seconds since the machine
+booted, marked ``attributes.boot_clock`` with the boot's id), holds it in the outbox, and puts the gateways' time on
+it once one came (a heartbeat is acknowledged to a box that asks, so one comes without incidents). At 1970 the box
+had refused its own incidents (no time on the wire is before 2000), and at 2000 a gateway held them for review as
+reported 9,000 days late.
 
 A PUBACK that says "No matching subscribers" (MQTT v5 reason code 0x10) means the broker took the
 message and gave it to nobody: no gateway subscription exists at that moment. That happens after
@@ -34,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import queue
 import secrets
 import sqlite3
@@ -61,8 +63,11 @@ NO_MATCHING_SUBSCRIBERS = 16  # MQTT v5 PUBACK reason code 0x10: taken, but nobo
 MAX_UNWRITTEN = 10_000  # messages held in memory while the outbox cannot be written (its disk full), at most
 MEMORY_BYTES = 64 << 20  # what an outbox kept in memory (its disk full at start) takes, at most: then it is full
 CLOCK_SAMPLES = 5  # acknowledgements whose median tells the gateways' clock
-# a wall clock before this is plainly wrong: no box runs this release before it was written (November 2026)
+# a wall clock before this is plainly wrong: no box runs this release before it was written (November 2026). No one
+# moves it at a release: a box that has heard a gateway knows a later floor (``clock_floor``); and the boot clock's
+# times (2000 plus the seconds since the machine booted) are before it
 CLOCK_FLOOR = 1_793_491_200.0  # 2026-11-01T00:00:00Z
+KNOWN_TIME_EVERY_S = 600.0  # the gateways' time, as the box knows it, kept beside its outbox at most this often
 BOOT_CLOCK = "boot_clock"  # the attribute of an incident stamped on its box's boot clock: the boot's id
 # pages the write-ahead log takes before SQLite copies it into the file and begins it again: its default, 1,000
 # (4 MiB), wanted that much free disk beside what the outbox holds, and a disk with less (nearly full) failed every
@@ -124,6 +129,43 @@ def resend_unrouted_after(unrouted: int) -> float:
     return resend_after(unrouted, UNROUTED_RESEND_S)
 
 
+def clock_floor(known: float | None, margin_s: float = wire.MAX_CLOCK_SKEW_S) -> float:
+    """The earliest time a right wall clock can read: the newest of ``CLOCK_FLOOR`` (this release was written after
+    it) and the gateways' time the box last knew (``known``: ``known_time``, kept at an earlier start) less
+    ``margin_s`` (a clock that far behind the gateways' has its times taken). A clock that went back before what the
+    box already knew is wrong (its battery died since, or someone set it back by hand), however late the release.
+
+    >>> wire.iso(clock_floor(None)), wire.iso(clock_floor(wire.parse_time("2027-03-01T08:00:00Z")))
+    ('2026-11-01T00:00:00.000Z', '2027-03-01T07:55:00.000Z')
+    >>> clock_floor(wire.parse_time("2026-10-31T00:00:00Z")) == CLOCK_FLOOR  # a gateway's clock behind the release's
+    True
+    """
+    return CLOCK_FLOOR if known is None else max(CLOCK_FLOOR, known - margin_s)
+
+
+def known_time_file(outbox: Path) -> Path:
+    """Where the gateways' time the box knows is kept, beside its outbox (``b1.outbox.sqlite``: ``b1.outbox.time``):
+    a file of its own, the outbox's pages left as they were."""
+    return outbox.with_suffix(".time")
+
+
+def known_time(path: Path) -> float | None:
+    """The gateways' time kept in ``path`` (``keep_known_time``); None where none was kept or it cannot be read (the
+    floor is then the release's)."""
+    try:
+        return wire.parse_time(path.read_text("utf-8")[:40].strip())
+    except (OSError, UnicodeDecodeError, wire.WireError):
+        return None
+
+
+def keep_known_time(path: Path, at: float) -> None:
+    """``at`` kept in ``path`` as ISO 8601 text, replaced whole (written beside it, then renamed: a box killed
+    mid-write keeps the one before); OSError where it cannot be (a full disk)."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(wire.iso(at), "utf-8")
+    os.replace(part, path)
+
+
 @dataclass
 class GatewayClock:
     """The gateways' clock as their acknowledgements tell it: each one's ``at`` was written a moment before it
@@ -136,9 +178,9 @@ class GatewayClock:
     ``offset``: what the box adds to its wall clock for the times it puts on the wire, 0 while not corrected.
     Read against the monotonic clock, a wall clock NTP steps after the box was corrected moves nothing on the
     wire: measured against the wall clock, the messages made before the next few acknowledgements carried the
-    old offset (an hour off). While no acknowledgement came and the wall clock is before ``CLOCK_FLOOR`` (plainly
-    wrong), the times on the wire are the boot clock (``on_boot_clock``): 2000-01-01 plus the monotonic clock.
-    Pure logic: times are passed in.
+    old offset (an hour off). While no acknowledgement came and the wall clock is before ``floor`` (plainly wrong:
+    ``clock_floor``), the times on the wire are the boot clock (``on_boot_clock``): 2000-01-01 plus the monotonic
+    clock. Pure logic: times are passed in.
 
     >>> clock = GatewayClock()
     >>> clock.observe(gateway_at=1000.0, mono=20.0, wall=1120.0), clock.offset(20.0, 1120.0)  # two minutes ahead
@@ -150,8 +192,13 @@ class GatewayClock:
     0.0
     >>> wire.iso(5.0 + GatewayClock().offset(mono=100.0, wall=5.0))  # 1970, no acknowledgement yet: the boot clock
     '2000-01-01T00:01:40.000Z'
+    >>> told = wire.parse_time("2027-03-01T08:00:00Z")  # what a gateway told the box before it started again
+    >>> back = told - 86400.0  # its wall clock a day behind, after the release
+    >>> wire.iso(back + GatewayClock(floor=clock_floor(told)).offset(mono=100.0, wall=back))
+    '2000-01-01T00:01:40.000Z'
     """
     limit_s: float = wire.MAX_CLOCK_SKEW_S
+    floor: float = CLOCK_FLOOR
     base: float | None = None
     corrected: bool = False
     samples: deque[float] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
@@ -165,13 +212,17 @@ class GatewayClock:
         self.corrected = abs(self.measured(mono, wall)) > (self.limit_s / 2 if was else self.limit_s)
         return was != self.corrected
 
+    def known(self, mono: float) -> float | None:
+        """The gateways' time at ``mono`` (the monotonic clock); None until an acknowledgement came."""
+        return None if self.base is None else self.base + mono
+
     def measured(self, mono: float, wall: float) -> float | None:
         """The gateways' clock less the wall clock at ``mono`` / ``wall``; None until an acknowledgement came."""
         return None if self.base is None else self.base + mono - wall
 
     def offset(self, mono: float, wall: float) -> float:
         """What to add to the wall clock (at ``mono`` / ``wall``) for the time on the wire."""
-        if self.base is None and wall < CLOCK_FLOOR:
+        if self.base is None and wall < self.floor:
             return wire.EARLIEST + mono - wall
         return self.measured(mono, wall) if self.corrected else 0.0
 
@@ -524,7 +575,10 @@ class Publisher:
         self._unwritten_lock = threading.Lock()
         self.write_error: str | None = None  # why the outbox cannot be written now (None: it can)
         self.unwritten_dropped = 0  # messages given up past MAX_UNWRITTEN
-        self.clock = GatewayClock()  # written by the sender thread, read by the analyser (gateway_offset)
+        # written by the sender thread, read by the analyser (gateway_offset)
+        kept = None if outbox.path is None else known_time(known_time_file(outbox.path))
+        self.clock = GatewayClock(floor=clock_floor(kept))
+        self._kept_known = float("-inf")  # the gateways' time last kept beside the outbox (``_keep_known``)
 
     def listen(self, topic: str, handler: Callable[[bytes], None]) -> None:
         """Call ``handler(payload)`` (in paho's thread: hand over, never block) for each message on
@@ -532,11 +586,12 @@ class Publisher:
         self._listeners[topic] = handler
 
     def start(self) -> None:
-        if (wall := time.time()) < CLOCK_FLOOR:
-            log.warning("box %s: its wall clock reads %s, before this release was written (%s): it is wrong (a dead "
-                        "clock battery, no time sync). What it makes waits in the outbox until a gateway's "
-                        "acknowledgement tells it the time, then carries the gateways' time", self.box,
-                        wire.iso(wall), wire.iso(CLOCK_FLOOR)[:10])
+        if (wall := time.time()) < (floor := self.clock.floor):
+            since = (f"this release was written ({wire.iso(CLOCK_FLOOR)[:10]})" if floor == CLOCK_FLOOR else
+                     f"{wire.iso(floor)}, {wire.MAX_CLOCK_SKEW_S:.0f} s before the gateways' time it last knew")
+            log.warning("box %s: its wall clock reads %s, before %s: it is wrong (a dead clock battery, no time sync, "
+                        "or set back by hand). What it makes waits in the outbox until a gateway's acknowledgement "
+                        "tells it the time, then carries the gateways' time", self.box, wire.iso(wall), since)
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=self._broker.keepalive_s)
         self._client.loop_start()
         self._thread.start()
@@ -588,7 +643,7 @@ class Publisher:
             # other ids in the file: the sender starts again, and PUBACKs still to come are of no row (ids begin at 1)
             self._inflight = dict.fromkeys(self._inflight, 0)
             self._early, self._unconfirmed, self._by_digest, self._confirmed, self._last_id = {}, {}, {}, [], 0
-            self._held = []
+            self._held, self._kept_known = [], float("-inf")
         self.write_unwritten()
         return len(rows)
 
@@ -763,7 +818,9 @@ class Publisher:
         except wire.WireError:  # the schema leaves ``at`` free: the messages still count
             return
         mono, wall = time.monotonic(), time.time()
-        if not self.clock.observe(gateway_at, mono, wall):
+        changed = self.clock.observe(gateway_at, mono, wall)
+        self._keep_known(mono)
+        if not changed:
             return
         offset = self.clock.measured(mono, wall)
         if self.clock.corrected:
@@ -772,6 +829,19 @@ class Publisher:
                         "(check its time sync)", abs(offset), way)
         else:
             log.info("the box's wall clock agrees with the gateways' again (%.1f s): its messages carry it", offset)
+
+    def _keep_known(self, mono: float) -> None:
+        """The gateways' time now kept beside the outbox, at most every ``KNOWN_TIME_EVERY_S``: a wall clock that reads
+        before it at the next start is wrong (``clock_floor``). Not kept now (a full disk; an outbox in memory): at
+        a later acknowledgement."""
+        known = self.clock.known(mono)
+        if known is None or self.outbox.path is None or abs(known - self._kept_known) < KNOWN_TIME_EVERY_S:
+            return
+        try:
+            keep_known_time(known_time_file(self.outbox.path), known)
+        except OSError:
+            return
+        self._kept_known = known
 
     def gateway_offset(self) -> float:
         """What to add to the wall clock now for the time on the wire (``GatewayClock.offset``)."""

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection
-from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -71,12 +70,10 @@ def _plain(text: str) -> str:
 
 
 def _real_time(text: str) -> str:
-    """An ISO 8601 time of any year: a box whose clock stands in 1970 (no battery) is the one to show."""
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
-    except (ValueError, OverflowError, OSError):
-        raise ValueError("not an ISO 8601 time") from None
+    """A time as the wire writes it (``wire.checked_time``: with its zone, on the calendar), of any year: a box whose
+    clock stands in 1970 (no battery) is the one to show. One with no zone was read as UTC: a box writing Beijing
+    time so showed its clock 8 h off, not why."""
+    wire.checked_time(text, any_year=True)
     return text
 
 
@@ -153,15 +150,27 @@ class Heartbeat(Checked):
         return (self.boot, self.link, self.seq) if self.boot is not None and self.seq is not None else None
 
     @property
+    def asks_time(self) -> bool:
+        """A heartbeat of a box that has heard no gateway's clock since it started (no ``clock_offset_s``): the gateway
+        acknowledges it once recorded (ingest's ``Outcomes.asking``), and the acknowledgement's ``at`` tells the box the
+        time. A box whose wall clock is wrong (a dead clock battery: 1970) holds its incidents until then
+        (edge/publisher.py ``GatewayClock``), and one whose camera is down has no other message to be acknowledged.
+        Other status messages are not: each box's heartbeat every 10 s, its last will, its stop.
+
+        >>> Heartbeat(box="b", state="online", cameras={}).asks_time, Heartbeat(box="b", state="offline").asks_time
+        (True, False)
+        >>> Heartbeat(box="b", state="online", cameras={}, clock_offset_s=0.2).asks_time
+        False
+        """
+        return self.full and self.state == "online" and self.clock_offset_s is None
+
+    @property
     def last_word(self) -> bool:
         """A last will or a stop that says which connection it ends: after every heartbeat sent on it."""
         return not self.full and self.state == "offline" and self.boot is not None and self.link is not None
 
     def sent_at(self) -> float | None:
-        if self.at is None:
-            return None
-        when = datetime.fromisoformat(self.at.replace("Z", "+00:00"))
-        return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+        return None if self.at is None else wire.checked_time(self.at, any_year=True)
 
 
 class Refused(Exception):
@@ -178,26 +187,6 @@ def _explain(exc: ValidationError) -> str:
     where = "/".join(str(p)[:64] for p in first["loc"]) or "(message)"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{where}: {first['msg'][:200]}{more}"
-
-
-def asks_time(payload: bytes) -> bool:
-    """Whether a heartbeat recorded (``HEARTBEAT``) is of a box that has heard no gateway's clock since it started (no
-    ``clock_offset_s``): the gateway acknowledges it, and the acknowledgement's ``at`` tells the box the time. A box
-    whose wall clock is wrong (a dead clock battery: 1970) holds its incidents until then (edge/publisher.py
-    ``GatewayClock``), and one whose camera is down has no other message to be acknowledged. Other heartbeats are
-    not: each box's every 10 s.
-
-    >>> asks_time(b'{"box": "b", "state": "online", "cameras": {}}'), asks_time(b'{"box": "b", "state": "offline"}')
-    (True, False)
-    >>> asks_time(b'{"box": "b", "state": "online", "cameras": {}, "clock_offset_s": 0.2}')
-    False
-    """
-    try:
-        beat = wire.loads(payload)
-    except wire.WireError:
-        return False
-    return (isinstance(beat, dict) and beat.get("state") == "online" and beat.get("cameras") is not None
-            and beat.get("clock_offset_s") is None)
 
 
 def decode(box: str, payload: bytes) -> Heartbeat:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from gateway import storage
 from gateway.actions import perform
-from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeats, clock_offset
+from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeat, Heartbeats, Refused, clock_offset
 from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, is_lone_end, is_recheck, is_urgent,
                            late_note, merged_urgent, needs_review, new_case, not_its_incident, pending_beside,
                            place_locks, rejected_here, reported_late)
@@ -49,6 +49,17 @@ def told(outcome: str, other: str | None) -> str:
         return outcome
     rank = {"dead_letter": 0, "duplicate": 1}
     return outcome if rank.get(outcome, 2) > rank.get(other, 2) else other
+
+
+class Outcomes(list[str]):
+    """What became of each message of a batch, in its order (``Ingest.handle_batch``): the outcomes the metrics count
+    and the acknowledgements name. ``asking``: the places of the heartbeats recorded whose box asks the time
+    (``Heartbeat.asks_time``), acknowledged as incidents are: told by the heartbeat as ingest checked it, its JSON
+    not read twice."""
+
+    def __init__(self, outcomes: list[str], asking: frozenset[int] = frozenset()):
+        super().__init__(outcomes)
+        self.asking = asking
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -149,8 +160,9 @@ class Ingest:
                         "reaches them; check the box's time sync", exc, self.max_clock_skew_s)
         return AHEAD_OF_CLOCK
 
-    def handle_batch(self, items: list[tuple[str, bytes]]) -> list[str]:
-        """Process many messages, all good ones in one transaction; outcomes in order.
+    def handle_batch(self, items: list[tuple[str, bytes]]) -> Outcomes:
+        """Process many messages, all good ones in one transaction; outcomes in order, and the heartbeats that ask
+        the time among them (``Outcomes.asking``).
 
         Checking a message can only set that message aside (a dead letter with the reason). If
         applying the batch fails and the database still answers, the batch is rolled back and
@@ -199,10 +211,16 @@ class Ingest:
                      type(exc).__name__, exc)
             for i in [i for i, _, _ in work] + [i for i, _ in beats]:
                 outcomes[i] = self.handle(*items[i])
-            return outcomes
+            return self._outcomes(outcomes, beats)
         for done in applied:
             self._committed(*done)
-        return outcomes
+        return self._outcomes(outcomes, beats)
+
+    @staticmethod
+    def _outcomes(outcomes: list[str], beats: list[tuple[int, Heartbeat | Refused]]) -> Outcomes:
+        """``outcomes`` with the places of the heartbeats recorded whose box asks the time, as checked in the batch."""
+        return Outcomes(outcomes, frozenset(i for i, beat in beats if isinstance(beat, Heartbeat) and beat.asks_time
+                                            and outcomes[i] == HEARTBEAT))
 
     def _checked(self, where: wire.Topic, payload: bytes, now: float):
         """Everything about a message that needs no database: the evidence's sha256, or (message, category)."""

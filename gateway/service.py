@@ -25,10 +25,9 @@ from paho.mqtt.properties import Properties
 from gateway import presentation, storage, verdicts
 from gateway.api import create_app
 from gateway.actions import perform
-from gateway.boxes import HEARTBEAT, asks_time
 from gateway.cases import escalation, running_deadline
 from gateway.config import Broker, GatewayConfig, GatewayConfigError, Http, Tables, load_tables
-from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, Ingest, told
+from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, Ingest, Outcomes, told
 from gateway.metrics import CLOCK_FAILURES, HEARTBEATS, NOTICES, Health
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role, TransitionError
@@ -155,14 +154,14 @@ class MqttIngest:
             for _ in batch:
                 self.queue.task_done()
 
-    def _confirm(self, batch: list, outcomes: list[str]) -> None:
+    def _confirm(self, batch: list, outcomes: Outcomes) -> None:
         """Acknowledge the committed batch to the boxes it came from, one message per box; dead
         letters too (they are accounted for, and a box must not send them again), never a held incident
         (its box keeps it and sends it again) nor a status message (no outbox keeps it) but the heartbeat of a box
-        that asks the time (``boxes.asks_time``). ``at`` is the gateway's clock: a box learns it from it."""
+        that asks the time (``outcomes.asking``). ``at`` is the gateway's clock: a box learns it from it."""
         by_box: dict[str, dict[str, str]] = {}
-        for (topic, payload, _, _), outcome in zip(batch, outcomes):
-            if outcome in UNACKNOWLEDGED and not (outcome == HEARTBEAT and asks_time(payload)):
+        for i, ((topic, payload, _, _), outcome) in enumerate(zip(batch, outcomes)):
+            if outcome in UNACKNOWLEDGED and i not in outcomes.asking:
                 continue
             try:
                 messages = by_box.setdefault(wire.sender(topic), {})

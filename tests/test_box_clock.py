@@ -11,7 +11,8 @@ import pytest
 
 from edge.box import box_now, wall_offset
 from edge.config import Broker
-from edge.publisher import BOOT_ID, GatewayClock, Outbox, Publisher, on_boot_clock, restamped
+from edge.publisher import (BOOT_ID, CLOCK_FLOOR, GatewayClock, Outbox, Publisher, clock_floor, keep_known_time,
+                            known_time, known_time_file, on_boot_clock, restamped)
 from gateway import boxes
 from gateway.config import TABLES_DIR, GatewayConfig, load_tables
 from gateway.config import Broker as GatewayBroker
@@ -279,4 +280,114 @@ def test_a_box_whose_clock_stands_in_1970_holds_its_incidents_until_a_gateway_te
         assert abs(status["clock_offset_s"] - behind) < 5 and status["clock_corrected"] is True
     finally:
         publisher.stop(timeout=0.5)
+        gateway.stop()
+
+
+KNEW = 1_803_974_400.0  # 2027-03-01T08:00:00Z: the gateways' time a box knew when it last ran
+
+
+@pytest.mark.parametrize("known, wall, boot_clock", [
+    (None, wire.parse_time("2026-12-06T08:00:00Z"), False),  # after the release: taken
+    (None, 5.0, True),  # 1970, a dead clock battery
+    (None, CLOCK_FLOOR - 86400.0, True),  # before the release was written
+    (KNEW, KNEW - 86400.0, True),  # a day before what the box knew: set back, though after the release
+    (KNEW, KNEW - 200.0, False),  # within what a gateway takes of a clock behind its own
+    (KNEW, KNEW + 90 * 86400.0, False),  # the box ran on since (off for three months)
+    (CLOCK_FLOOR - 30 * 86400.0, CLOCK_FLOOR - 86400.0, True),  # a gateway's clock behind the release's: the release's
+])
+def test_a_wall_clock_before_the_gateways_time_the_box_knew_is_plainly_wrong(known, wall, boot_clock):
+    """The floor no one bumps at a release: the newest of the release's (``CLOCK_FLOOR``) and the gateways' time
+    the box last knew, less what a gateway takes of a clock behind its own. Before it, and before any acknowledgement,
+    the box stamps on its boot clock (2000-01-01 plus the monotonic clock) and holds what it makes for the time."""
+    clock = GatewayClock(floor=clock_floor(known))
+    on_the_wire = wall + clock.offset(mono=100.0, wall=wall)
+    assert on_the_wire == (wire.EARLIEST + 100.0 if boot_clock else wall)
+
+
+def test_a_box_started_again_with_its_clock_set_back_before_what_a_gateway_told_it_takes_it_for_wrong(
+        tmp_path, monkeypatch):
+    """The gateways' time a box knew is kept beside its outbox; started again with its wall clock a day before it (set
+    back by hand, an RTC that lost a day: after the release was written, so ``CLOCK_FLOOR`` alone took it), the box
+    stamps what it makes on its boot clock until a gateway tells it the time. It sent every incident a day late,
+    held for review as reported late."""
+    told = time.time()
+    kept = known_time_file(tmp_path / "box-1.outbox.sqlite")
+    assert known_time(kept) is None
+    keep_known_time(kept, told)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() - 86400.0)
+    publisher = Publisher("box-1", Broker(port=9), Outbox(tmp_path / "box-1.outbox.sqlite"))
+    assert abs(publisher.clock.floor - (told - wire.MAX_CLOCK_SKEW_S)) < 0.01  # kept to the millisecond
+    on_the_wire = time.time() + publisher.gateway_offset()
+    assert abs(on_the_wire - (wire.EARLIEST + time.monotonic())) < 1  # the boot clock
+    publisher.outbox.close()
+
+
+@pytest.mark.slow
+def test_a_box_whose_clock_stands_in_1970_is_shown_its_clock_flagged_and_told_the_time_which_it_keeps(
+        tmp_path, broker, monkeypatch, caplog):
+    """The real broker and gateway, the heartbeats edge/box.py makes sent by the box's publisher while its wall clock
+    stands in 1970 (their own ``at`` and a camera's ``last_error_at`` too): each is recorded (none refused, no dead
+    letter), the boxes API shows the box with its clock flagged (by the heartbeat's time, then by the box's own
+    measure), and the one that asks the time is acknowledged. The box keeps the gateways' time beside its outbox:
+    started again with its clock set a day before it, after the release was written, it takes its clock for wrong and
+    asks."""
+    from fastapi.testclient import TestClient
+
+    from edge.box import status
+    from gateway.api import create_app
+    from gateway.auth import new_token
+
+    from .test_boxes import TABLES, edge_box
+
+    real = time.time
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    admin = {"Authorization": f"Bearer {new_token(store, 'admin-1', 'admin')}"}
+    gateway = MqttIngest(GatewayConfig(broker=GatewayBroker(port=broker.port, client_id="gateway-1")),
+                         Ingest(store, TABLES, clock=real))
+    gateway.start()
+    api = TestClient(create_app(store, TABLES))
+    behind = stood_in(monkeypatch)
+
+    def shown() -> dict:
+        return {b["box"]: b for b in api.get("/boxes", headers=admin).json()["boxes"]}["box-1"]
+
+    running = []
+
+    def started(**cameras):
+        publisher, readers, slots = edge_box(tmp_path, "box-1", cameras, broker.port)
+        publisher.status = status("box-1", readers, slots, publisher.delivery(time.time()), heartbeat_s=1.0)
+        running.append(publisher)
+        publisher.start()
+        wait_until(lambda: publisher.delivery(time.time())["clock_offset_s"] is not None, 10, 0.05,
+                   message="the heartbeat that asks the time acknowledged")
+        return publisher, readers, slots
+
+    try:
+        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
+        time.sleep(0.5)  # its subscriptions
+        publisher, readers, slots = started(gate="online", yard="reconnecting")
+        box = shown()
+        assert (box["state"], box["clock_offset_by"], box["clock_off"]) == ("online", "gateway", True)
+        assert abs(box["clock_offset_s"] - behind) < 5 and abs(wire.parse_time(box["heard_at"]) - real()) < 60
+        readers["yard"].health.failed("connection refused", box_now())
+        publisher.publish_status(status("box-1", readers, slots, publisher.delivery(time.time()), heartbeat_s=1.0))
+        wait_until(lambda: shown()["clock_offset_by"] == "box", 10, 0.05, message="the box's own measure shown")
+        box = shown()
+        assert abs(box["clock_offset_s"] - behind) < 5 and box["clock_off"] and box["clock_corrected"]
+        assert box["cameras"][1]["last_error_at"].startswith("1970-01-01T00:00")
+        assert abs(known_time(known_time_file(publisher.outbox.path)) - real()) < 5  # kept for its next start
+        assert gateway.outcomes["heartbeat_refused"] == 0 and store.count("dead_letters") == 0
+        running.pop().stop(timeout=0.5)
+        publisher.outbox.close()
+
+        monkeypatch.setattr(time, "time", lambda: real() - 86400.0)  # a day behind: 2026, after the release
+        with caplog.at_level(logging.WARNING, logger="edge.publisher"):
+            publisher, _, _ = started(gate="online")
+        assert publisher.clock.floor > real() - 3600
+        assert "300 s before the gateways' time it last knew" in caplog.text
+        assert abs(publisher.delivery(time.time())["clock_offset_s"] - 86400.0) < 5
+    finally:
+        for publisher in running:
+            publisher.stop(timeout=0.5)
         gateway.stop()

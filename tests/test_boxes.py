@@ -157,8 +157,25 @@ def test_a_batch_rolled_back_takes_its_heartbeats_again_one_by_one(tmp_path, mon
 
     monkeypatch.setattr(ingest, "_apply", flaky)
     batch = [(TOPIC, payload()), (wire.status_topic(BOX), heartbeat(tmp_path))]
-    assert ingest.handle_batch(batch) == ["case_created", HEARTBEAT]
+    outcomes = ingest.handle_batch(batch)
+    assert outcomes == ["case_created", HEARTBEAT] and outcomes.asking == {1}  # it asks the time: acknowledged
     assert store.count("cases") == 1 and set(rows(store)) == {BOX}
+
+
+def test_a_batch_names_the_heartbeats_that_ask_the_time_as_ingest_checked_them(tmp_path):
+    """The gateway acknowledges the heartbeats recorded of boxes that have heard no gateway's clock (no
+    ``clock_offset_s``): ingest says which (``Outcomes.asking``) from the heartbeats it checked, their JSON read once.
+    Not one with an offset, a box's last will, nor one refused however it asks; the outcomes are counted as before."""
+    ingest = Ingest(Store(f"sqlite:///{tmp_path}/gw.sqlite"), TABLES, clock=lambda: NOW)
+    will = json.dumps({"box": "box-3", "state": "offline"}).encode()
+    batch = [(wire.status_topic(BOX), heartbeat(tmp_path)),
+             (wire.status_topic("box-2"), heartbeat(tmp_path, "box-2", clock_offset_s=0.4)),
+             (wire.status_topic("box-3"), will), (TOPIC, payload()),
+             (wire.status_topic("box-4"), heartbeat(tmp_path, "box-4", outbox_pending=-1)),
+             (wire.status_topic("box-5"), heartbeat(tmp_path, "box-5"))]
+    outcomes = ingest.handle_batch(batch)
+    assert outcomes == [HEARTBEAT, HEARTBEAT, HEARTBEAT, "case_created", HEARTBEAT_REFUSED, HEARTBEAT]
+    assert outcomes.asking == {0, 5}
 
 
 def test_the_heartbeat_the_edge_makes_says_its_interval(tmp_path):
@@ -284,7 +301,15 @@ HOSTILE = [
     ("an unknown state", BOX, lambda p: hostile(p, state="rebooting"), "invalid",
      "state: Input should be 'online' or 'offline'"),
     ("a time not on the calendar", BOX, lambda p: hostile(p, at="2026-02-30T00:00:00Z"), "invalid",
-     "at: Value error, not an ISO 8601 time"),
+     "at: Value error, time '2026-02-30T00:00:00Z' is not a real time: day is out of range for month"),
+    ("a leap second", BOX, lambda p: hostile(p, at="2026-12-31T23:59:60Z"), "invalid",
+     "at: Value error, time '2026-12-31T23:59:60Z' is not a real time: second must be in 0..59"),
+    # read as UTC, it showed a box writing Beijing time 8 h off, and not why
+    ("a time with no zone", BOX, lambda p: hostile(p, at="2026-12-06T16:00:00"), "invalid",
+     "at: Value error, time '2026-12-06T16:00:00' has no zone (Z, or an offset as +08:00)"),
+    ("a bare day for a camera's error", BOX,
+     lambda p: hostile(p, cameras={"gate": {"state": "online", "last_error_at": "2026-12-06"}}), "invalid",
+     "cameras/gate/last_error_at: Value error, time '2026-12-06' is not written as the wire's times are"),
     ("markup for a camera id", BOX, lambda p: hostile(p, cameras={"<img src=x onerror=alert(1)>": {"state": "online"}}),
      "invalid", "cameras/<img src=x onerror=alert(1)>/[key]: String should match pattern"),
     ("a huge array", BOX, lambda p: hostile(p, suppressions=[SUPPRESSION] * 1001), "invalid",

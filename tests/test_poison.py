@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, update
 from sqlalchemy.exc import OperationalError
 
-from gateway import storage
+from gateway import boxes, storage
 from gateway.api import create_app
 from gateway.config import TABLES_DIR, load_tables
 from gateway.auth import new_token
@@ -586,3 +586,61 @@ def test_a_fault_reason_with_control_or_bidi_characters_is_a_case_with_them_show
     assert f"<p class=reason>摄像机报告的原因: {html.escape(shown)}</p>" in client.get("/ui/cases/1").text
     with store.engine.connect() as db:
         assert storage.recorded_payload(db, "fault-1", 1) == fault.decode()
+
+
+@pytest.mark.slow
+def test_hostile_times_through_the_real_gateway_are_dead_letters_or_refusals_saying_why(store, tables, broker):
+    """Incidents and heartbeats whose times are NaN, 1e308, negative, words, year 9999, without a zone, or a leap
+    second, from a box over real Mosquitto to a real gateway: each incident is a dead letter saying which field and
+    why (a time without a zone said only that it did not match the schema's pattern), each heartbeat refused saying
+    why (one without a zone was read as UTC: a box writing Beijing time showed its clock 8 h off) or, on the calendar
+    in any year, recorded with the box's clock flagged. Ingest goes on, and the cases it opens on odd but real times
+    (an offset of +14:00, a start in 2000) are due by the gateway's clock."""
+    now = time.time()
+    seen = wire.iso(now - 30)
+
+    def incident(name: str, **changes) -> bytes:
+        return payload(**{"incident_id": name, "started_at": seen, "observed_at": seen, **changes})
+
+    def nan(body: bytes) -> bytes:
+        return body.replace(b'"@@"', b"NaN")
+
+    sent = [(nan(incident("nan", observed_at="@@")), "not JSON: NaN is not a JSON number"),
+            (incident("huge", observed_at=1e308), "observed_at: 1e+308 is not of type 'string'"),
+            (incident("negative", observed_at=-5), "observed_at: -5 is not of type 'string'"),
+            (incident("words", observed_at="yesterday"),
+             "observed_at: time 'yesterday' is not written as the wire's times are (2026-12-06T08:00:00.000Z)"),
+            (incident("y9999", observed_at="9999-12-31T23:59:59Z"),
+             "observed_at: time '9999-12-31T23:59:59Z' is outside 2000..2099"),
+            (incident("no-zone", observed_at=seen[:-1]),
+             f"observed_at: time '{seen[:-1]}' has no zone (Z, or an offset as +08:00)"),
+            (incident("leap", state="end", seq=2, end_reason="left", ended_at="2026-12-31T23:59:60Z"),
+             "ended_at: time '2026-12-31T23:59:60Z' is not a real time: second must be in 0..59")]
+    odd = [incident("plus-14", location={"lat": 39.1, "lon": 117.1},
+                    observed_at=time.strftime("%Y-%m-%dT%H:%M:%S+14:00", time.gmtime(now - 30 + 14 * 3600))),
+           incident("since-2000", location={"lat": 39.3, "lon": 117.3}, started_at="2000-01-01T00:00:00Z"),
+           incident("after", location={"lat": 39.5, "lon": 117.5})]
+
+    def beat(at) -> bytes:
+        return json.dumps({"box": "box-1", "state": "online", "at": at,
+                           "cameras": {"gate": {"state": "online"}}}).encode()
+
+    refused = [nan(beat("@@")), beat(1e308), beat(-5), beat("yesterday"), beat(seen[:-1]), beat("2026-12-31T23:59:60Z")]
+    with gateway_and_box(store, tables, broker.port, "box-1") as (gateway, box):
+        for body, _ in sent:
+            box.publish(TOPIC, body, qos=1).wait_for_publish(5)
+        for body in refused:
+            box.publish(wire.status_topic("box-1"), body, qos=0).wait_for_publish(5)
+        wait_until(lambda: gateway.outcomes["heartbeat_refused"] == len(refused), 10, message="the heartbeats refused")
+        for i, at in enumerate(("9999-12-31T23:59:59Z", "1970-01-01T00:00:05Z")):  # the box shown, its clock off
+            box.publish(wire.status_topic("box-1"), beat(at), qos=0).wait_for_publish(5)
+            wait_until(lambda: gateway.outcomes["heartbeat"] == i + 1, 10, message=f"the heartbeat of {at}")
+            (shown,) = boxes.listed(store)[1]
+            behind = now - wire.checked_time(at, any_year=True)
+            assert shown["clock_off"] and abs(shown["clock_offset_s"] - behind) < 60
+        for body in odd:
+            box.publish(TOPIC, body, qos=1).wait_for_publish(5)
+        wait_until(lambda: store.count("cases") == len(odd), 10, message="the cases after them")
+    assert sorted(d["reason"] for d in store.list_dead_letters()) == sorted(reason for _, reason in sent)
+    for case in store.list_cases():  # 1h, counted from when the gateway opened each
+        assert case["state"] == "dispatched" and case["deadline"] == case["created_at"] + 3600.0, case

@@ -265,6 +265,42 @@ def _fast_check(name: str = "incident") -> Callable[[Any], Any]:
 TIME_FIELDS = ("started_at", "observed_at", "ended_at")
 
 
+@lru_cache(maxsize=None)
+def _time_syntax() -> re.Pattern:
+    """How the wire writes a time: the schema's ``$defs/time`` pattern, its digits ASCII (Python's ``\\d`` takes
+    ``２０２６``)."""
+    return re.compile(schema()["$defs"]["time"]["pattern"], re.ASCII)
+
+
+def checked_time(text: str, any_year: bool = False) -> float:
+    """A time as the wire writes it (RFC 3339: ``2026-12-06T08:00:00.000Z``, or an offset for the Z) in seconds
+    since the epoch; WireError saying why not: no zone, another form ISO 8601 allows (a bare day, a week, a space
+    for the T), not on the calendar (a leap second, 23:59:60: no box's clock reads it), or outside 2000..2099 unless
+    ``any_year`` (a box's heartbeat: its clock may stand in 1970, and that is what to show).
+
+    >>> checked_time("2026-01-01T08:00:00+08:00"), checked_time("1970-01-01T00:00:05.000Z", any_year=True)
+    (1767225600.0, 5.0)
+    >>> checked_time("2026-01-01T08:00:00")
+    Traceback (most recent call last):
+    ...
+    xueliang.wire.WireError: time '2026-01-01T08:00:00' has no zone (Z, or an offset as +08:00)
+    >>> checked_time("2026-12-31T23:59:60Z")
+    Traceback (most recent call last):
+    ...
+    xueliang.wire.WireError: time '2026-12-31T23:59:60Z' is not a real time: second must be in 0..59
+    """
+    if not _time_syntax().match(text):
+        if _time_syntax().match(text + "Z"):
+            raise WireError(f"time {text[:40]!r} has no zone (Z, or an offset as +08:00)")
+        raise WireError(f"time {text[:40]!r} is not written as the wire's times are (2026-12-06T08:00:00.000Z)")
+    if not any_year:
+        return parse_time(text)
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError) as exc:
+        raise WireError(f"time {text[:40]!r} is not a real time: {exc}") from None
+
+
 def validate_incident(message: dict[str, Any]) -> dict[str, Any]:
     """Return the message if it follows the schema and its times are real, else raise WireError
     naming the field.
@@ -277,11 +313,9 @@ def validate_incident(message: dict[str, Any]) -> dict[str, Any]:
     except fastjsonschema.JsonSchemaException as fast_error:
         if depth(message) > MAX_DEPTH:
             raise WireError(f"(message): nested deeper than {MAX_DEPTH} levels") from None
+        _check_times(message)  # a time's own reason (no zone, a leap second) reads better than the schema's pattern
         error = _explain("incident", message)
-        if error is None:  # the fast checker's date-time format refused a time jsonschema let through
-            _check_times(message)
-            raise WireError(f"(message): {fast_error.message[:300]}") from None
-        raise error from None
+        raise error or WireError(f"(message): {fast_error.message[:300]}") from None
     _check_times(message)
     check_incident_owner(message["incident_id"], message["box"])
     return message
@@ -291,7 +325,7 @@ def _check_times(message: dict[str, Any]) -> None:
     for field in TIME_FIELDS:
         if isinstance(message.get(field), str):
             try:
-                parse_time(message[field])
+                checked_time(message[field])
             except WireError as exc:
                 raise WireError(f"{field}: {exc}") from None
 
