@@ -93,6 +93,10 @@ POISON = [  # the messages that stopped all ingest, each under 16 kB and passing
     # its snapshot's URL .../incidents/../evidence.jpg, shortened by browsers: a broken image, or another's picture
     ("incident id ..", payload(incident_id=".."), "incident_id: '..' does not match"),
     ("incident id .", payload(incident_id="."), "incident_id: '.' does not match"),
+    # Python kept the last, other parsers the first: a case for incident "other" that a reader of the bytes saw as 3f2a9c
+    ("a key twice", payload()[:-1] + b', "incident_id": "other"}', "not JSON: key 'incident_id' is written twice"),
+    ("a key twice, deeper", payload(location={"lat": 39.17, "lon": 117.15}).replace(b'"lon"', b'"lat": 1, "lon"'),
+     "key 'lat' is written twice"),
 ]
 
 
