@@ -144,6 +144,11 @@ BAD = [
     (wire.evidence_topic("box-1", "gate", "x"), b"\xff\xd8<html><script>alert(1)</script></html>",
      "evidence is not a JPEG (cannot identify image file)"),
     (wire.evidence_topic("box-1", "gate", "x"), JPEG[:40], "evidence is not a JPEG"),
+    # cut after its headers: kept, and shown grey below the cut (the export left it out: it does not decode)
+    (wire.evidence_topic("box-1", "gate", "x"), jpeg_photo((640, 480), "navy")[:2000],
+     "evidence is cut off: its 2,000 bytes end before the JPEG's end-of-image marker"),
+    (wire.evidence_topic("box-1", "gate", "x"), JPEG[:JPEG.index(b"\xff\xda")] + b"\xff\xd9",
+     "evidence is a JPEG's headers without a picture (no scan)"),
     (wire.evidence_topic("box-1", "gate", "x"), claiming(JPEG, 8000, 6000),
      "evidence of 8000x6000 pixels is more than 40,000,000"),
     (wire.evidence_topic("box-1", "gate", "x"), claiming(JPEG, 65500, 65500), "evidence of more than 40,000,000 pixels"),
