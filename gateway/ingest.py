@@ -239,6 +239,9 @@ class Ingest:
         if (message["box"], message["camera"]) != (where.box, where.camera):
             raise wire.WireError(f"payload says box {message['box']!r} camera {message['camera']!r} "
                                  f"but was published on {where.box!r}/{where.camera!r}")
+        x1, y1, x2, y2 = message["bbox"]
+        if x2 < x1 or y2 < y1:  # the training export wrote it as a label of negative width or height
+            raise wire.WireError(f"bbox {message['bbox']}: x2 < x1 or y2 < y1 (x1, y1, the top left corner, come first)")
         category = self.tables.category(message["type"])
         if category is None:
             raise wire.WireError(f"type {message['type']!r} has no category in the city's tables")

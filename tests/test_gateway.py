@@ -135,6 +135,10 @@ BAD = [
     (TOPIC, payload(zone="kerb'; DROP TABLE cases;--"), "zone"),
     (TOPIC, payload(state="end"), "ended_at"),
     (TOPIC, payload(bbox=[0.1, 0.2, 1.7, 0.3]), "bbox"),
+    # a case all the same, and its training label, once judged correct, a box of negative width
+    (TOPIC, payload(bbox=[0.94, 0.07, 0.84, 0.17]),
+     "bbox [0.94, 0.07, 0.84, 0.17]: x2 < x1 or y2 < y1 (x1, y1, the top left corner, come first)"),
+    (TOPIC, payload(bbox=[0.84, 0.17, 0.94, 0.07]), "x2 < x1 or y2 < y1"),
     (TOPIC, b"{" + b" " * 20000 + b"}", "exceeds"),
     (wire.incident_topic("other-box", "gate"), payload(), "payload says box 'box-1'"),
     ("xl/v1/box-1/incident", payload(), "topic"),
