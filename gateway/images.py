@@ -44,21 +44,24 @@ class ImageError(ValueError):
     """Why the bytes are not an acceptable photo."""
 
 
-def check_scans(data: bytes) -> None:
+def check_scans(data: bytes) -> tuple[int, bool]:
     """ImageError if the JPEG ``data`` holds more than ``MAX_SCANS`` scans; counted (``xueliang.jpeg.walk``),
-    nothing decoded.
+    nothing decoded. Else how many, and whether the walk reached its end-of-image marker.
 
     >>> import io; from PIL import Image
     >>> out = io.BytesIO(); Image.new("L", (64, 48)).save(out, "JPEG", progressive=True)
     >>> data = out.getvalue(); last = data[data.rindex(b"\\xff\\xda"):-2]  # the last scan, to the end of image
-    >>> check_scans(data)
+    >>> check_scans(data), check_scans(data[:-2])
+    ((6, True), (6, False))
     >>> check_scans(data[:-2] + last * 100 + b"\\xff\\xd9")
     Traceback (most recent call last):
     ...
     gateway.images.ImageError: a JPEG of 106 scans; at most 64 (a progressive JPEG has about 10)
     """
-    if (scans := jpeg.walk(data)[0]) > MAX_SCANS:
+    scans, ended = jpeg.walk(data)
+    if scans > MAX_SCANS:
         raise ImageError(f"a JPEG of {scans:,} scans; at most {MAX_SCANS} (a progressive JPEG has about 10)")
+    return scans, ended
 
 
 def check_header(data: bytes) -> None:
@@ -106,7 +109,8 @@ def check_jpeg(data: bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> tuple[int, in
 
 def check_evidence(data: bytes) -> None:
     """A box's snapshot as it arrives: 1 byte to ``wire.MAX_EVIDENCE_BYTES``, a JPEG's headers (not its
-    pixels) of at most ``MAX_EVIDENCE_PIXELS`` and ``MAX_SCANS`` scans; else ImageError.
+    pixels) of at most ``MAX_EVIDENCE_PIXELS``, 1 to ``MAX_SCANS`` scans and its end-of-image marker; else
+    ImageError.
 
     >>> check_evidence(b"GIF89a")
     Traceback (most recent call last):
@@ -117,7 +121,7 @@ def check_evidence(data: bytes) -> None:
         raise ImageError(f"evidence of {len(data)} bytes; must be 1..{wire.MAX_EVIDENCE_BYTES}")
     if not data.startswith(jpeg.START):
         raise ImageError("evidence is not a JPEG")
-    check_scans(data)
+    scans, ended = check_scans(data)
     check_header(data)
     try:
         with warnings.catch_warnings():
@@ -129,3 +133,9 @@ def check_evidence(data: bytes) -> None:
         raise ImageError(f"evidence is not a JPEG ({str(exc).split(' <_io.BytesIO')[0]})") from None
     if width * height > MAX_EVIDENCE_PIXELS:
         raise ImageError(f"evidence of {width}x{height} pixels is more than {MAX_EVIDENCE_PIXELS:,}")
+    # walked to its end for the count: headers whole and the rest cut off opened as a JPEG, and the case page showed
+    # it grey below the cut (a box salvaging its outbox sends no such snapshot: ``edge.salvage``)
+    if not ended:
+        raise ImageError(f"evidence is cut off: its {len(data):,} bytes end before the JPEG's end-of-image marker")
+    if not scans:
+        raise ImageError("evidence is a JPEG's headers without a picture (no scan)")

@@ -164,14 +164,16 @@ class Ingest:
         """Process many messages, all good ones in one transaction; outcomes in order, and the heartbeats that ask
         the time among them (``Outcomes.asking``).
 
-        Checking a message can only set that message aside (a dead letter with the reason). If
-        applying the batch fails and the database still answers, the batch is rolled back and
-        each message is handled alone, so one message never costs the others; if the database
-        does not answer, DatabaseUnavailable is raised and nothing is acknowledged.
+        Checking a message can only set that message aside (a dead letter with the reason), written in
+        the batch's transaction: a batch the database failed (full, locked, gone) is tried again whole, and
+        each of its dead letters was kept again at every try. If applying the batch fails and the database
+        still answers, the batch is rolled back and each message is handled alone, so one message never
+        costs the others; if the database does not answer, DatabaseUnavailable is raised and nothing is
+        acknowledged.
         """
         now = self.clock()
         outcomes: list[str] = [""] * len(items)
-        work, beats = [], []
+        work, beats, refused = [], [], []
         for i, (topic, payload) in enumerate(items):
             box = wire.status_box(topic)
             if box is not None:
@@ -181,17 +183,20 @@ class Ingest:
                 where = wire.parse_topic(topic)
                 work.append((i, where, self._checked(where, payload, now)))
             except wire.WireError as exc:
-                outcomes[i] = self._dead(topic, str(exc), payload, now)
+                refused.append((i, str(exc)))
             except AheadOfClock as exc:
                 outcomes[i] = self._held(exc)
             except Exception as exc:  # a bug in a check: this message is set aside, the others go on
                 log.exception("checking a message on %s failed; set aside", topic[:200])
-                outcomes[i] = self._dead(topic, f"internal error while checking: {type(exc).__name__}: {exc}",
-                                         payload, now)
+                refused.append((i, f"internal error while checking: {type(exc).__name__}: {exc}"))
         work = in_seq_order(work)
         applied = []
         try:
             with self.store.begin() as db, storage.pipelined(db):
+                for i, reason in refused:
+                    log.warning("dead letter on %s: %s", items[i][0][:200], reason)
+                    storage.dead_letter(db, items[i][0], reason, items[i][1], now)
+                    outcomes[i] = "dead_letter"
                 storage.lock_places(db, [self._places(*checked) for _, where, checked in work if where.kind != "evidence"])
                 for i, where, checked in work:
                     if where.kind == "evidence":
@@ -207,9 +212,9 @@ class Ingest:
         except Exception as exc:
             if storage.cannot_write(exc) or not self.store.reachable():
                 raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
-            log.info("batch of %d rolled back (%s: %s); handling each alone", len(work) + len(beats),
+            log.info("batch of %d rolled back (%s: %s); handling each alone", len(refused) + len(work) + len(beats),
                      type(exc).__name__, exc)
-            for i in [i for i, _, _ in work] + [i for i, _ in beats]:
+            for i in [i for i, _ in refused] + [i for i, _, _ in work] + [i for i, _ in beats]:
                 outcomes[i] = self.handle(*items[i])
             return self._outcomes(outcomes, beats)
         for done in applied:
@@ -234,6 +239,9 @@ class Ingest:
         if (message["box"], message["camera"]) != (where.box, where.camera):
             raise wire.WireError(f"payload says box {message['box']!r} camera {message['camera']!r} "
                                  f"but was published on {where.box!r}/{where.camera!r}")
+        x1, y1, x2, y2 = message["bbox"]
+        if x2 < x1 or y2 < y1:  # the training export wrote it as a label of negative width or height
+            raise wire.WireError(f"bbox {message['bbox']}: x2 < x1 or y2 < y1 (x1, y1, the top left corner, come first)")
         category = self.tables.category(message["type"])
         if category is None:
             raise wire.WireError(f"type {message['type']!r} has no category in the city's tables")

@@ -135,6 +135,10 @@ BAD = [
     (TOPIC, payload(zone="kerb'; DROP TABLE cases;--"), "zone"),
     (TOPIC, payload(state="end"), "ended_at"),
     (TOPIC, payload(bbox=[0.1, 0.2, 1.7, 0.3]), "bbox"),
+    # a case all the same, and its training label, once judged correct, a box of negative width
+    (TOPIC, payload(bbox=[0.94, 0.07, 0.84, 0.17]),
+     "bbox [0.94, 0.07, 0.84, 0.17]: x2 < x1 or y2 < y1 (x1, y1, the top left corner, come first)"),
+    (TOPIC, payload(bbox=[0.84, 0.17, 0.94, 0.07]), "x2 < x1 or y2 < y1"),
     (TOPIC, b"{" + b" " * 20000 + b"}", "exceeds"),
     (wire.incident_topic("other-box", "gate"), payload(), "payload says box 'box-1'"),
     ("xl/v1/box-1/incident", payload(), "topic"),
@@ -144,6 +148,11 @@ BAD = [
     (wire.evidence_topic("box-1", "gate", "x"), b"\xff\xd8<html><script>alert(1)</script></html>",
      "evidence is not a JPEG (cannot identify image file)"),
     (wire.evidence_topic("box-1", "gate", "x"), JPEG[:40], "evidence is not a JPEG"),
+    # cut after its headers: kept, and shown grey below the cut (the export left it out: it does not decode)
+    (wire.evidence_topic("box-1", "gate", "x"), jpeg_photo((640, 480), "navy")[:2000],
+     "evidence is cut off: its 2,000 bytes end before the JPEG's end-of-image marker"),
+    (wire.evidence_topic("box-1", "gate", "x"), JPEG[:JPEG.index(b"\xff\xda")] + b"\xff\xd9",
+     "evidence is a JPEG's headers without a picture (no scan)"),
     (wire.evidence_topic("box-1", "gate", "x"), claiming(JPEG, 8000, 6000),
      "evidence of 8000x6000 pixels is more than 40,000,000"),
     (wire.evidence_topic("box-1", "gate", "x"), claiming(JPEG, 65500, 65500), "evidence of more than 40,000,000 pixels"),

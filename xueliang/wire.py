@@ -385,6 +385,18 @@ def _constant(name: str):
     raise WireError(f"{name} is not a JSON number")
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are each written once: of ``{"incident_id": "a", ..., "incident_id": "b"}`` Python
+    keeps the last and other parsers the first or neither (RFC 8259: such an object's meaning is unpredictable),
+    so what the gateway made a case of and what a reader of the same bytes sees could differ."""
+    message = dict(pairs)
+    if len(message) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise WireError(f"key {twice[:64]!r} is written twice in one object")
+    return message
+
+
 def loads(payload: bytes) -> Any:
     """JSON from the wire (UTF-8, RFC 8259) with the bounds above, or WireError saying why.
 
@@ -396,9 +408,14 @@ def loads(payload: bytes) -> Any:
     Traceback (most recent call last):
     ...
     xueliang.wire.WireError: not JSON: nested too deeply
+    >>> loads(b'{"box": "box-1", "seq": 1, "box": "box-2"}')
+    Traceback (most recent call last):
+    ...
+    xueliang.wire.WireError: not JSON: key 'box' is written twice in one object
     """
     try:
-        return json.loads(payload.decode("utf-8"), parse_int=_int, parse_float=_float, parse_constant=_constant)
+        return json.loads(payload.decode("utf-8"), parse_int=_int, parse_float=_float, parse_constant=_constant,
+                          object_pairs_hook=_object)
     except WireError as exc:
         raise WireError(f"not JSON: {exc}") from None
     except RecursionError:
