@@ -1,0 +1,107 @@
+"""The workbench as people use it, not as its happy path goes: two operators on one case from two pages, a form
+sent twice, a page left open while the case moved on, a department sending an action it has no button for, a long
+note in Chinese, and the pages on a phone."""
+
+import re
+import threading
+import time
+
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from gateway import actions, storage
+from gateway.api import create_app
+from gateway.auth import new_token
+from gateway.config import load_tables
+from gateway.ingest import Ingest
+from gateway.storage import Store
+from gateway.workflow import Action, Role
+
+from .conftest import serve
+from .test_workbench import act, buttons, city, click, sign_in  # noqa: F401 (the fixture)
+from .test_workflow import CITY, database_url, incident  # noqa: F401 (the fixture)
+
+
+def signed_in(store, tables, token: str) -> TestClient:
+    client = TestClient(create_app(store, tables))
+    assert client.post("/ui/login", data={"token": token}, follow_redirects=False).status_code == 303
+    return client
+
+
+def page_form(client: TestClient, case_id: int, action: str) -> dict[str, str]:
+    """The hidden fields of the case page's form for ``action``, as the page shows them now: what a browser sends
+    when the person clicks its button, however long after the page was loaded."""
+    page = client.get(f"/ui/cases/{case_id}").text
+    form = re.search(rf"<form method=post action='/ui/cases/{case_id}/actions' class=act data-action={action}>(.*?)"
+                     "</form>", page)
+    assert form, f"no {action} button on the page"
+    return dict(re.findall(r"<input type=hidden name=(\w+) value='?([^'>]*)'?>", form[1]))
+
+
+def send(client: TestClient, case_id: int, form: dict[str, str], **fields: str) -> str:
+    """Send a page's form; what the page then says (``#outcome``)."""
+    answer = client.post(f"/ui/cases/{case_id}/actions", data={**form, **fields}, follow_redirects=False)
+    assert answer.status_code == 303, (answer.status_code, answer.text[:300])
+    return re.search(r"<p id=outcome class=\w+>(.*?)</p>", client.get(answer.headers["location"]).text)[1]
+
+
+def test_a_page_that_showed_the_case_before_another_person_acted_acts_on_nothing_and_says_so(city):
+    """Two operators had case 1 open; the second escalated it, the first then clicked 升级督办 on its page: the case
+    went up two levels (to the street, past the community), each click a notice. A department asked for 2 hours, an
+    operator refused, it asked again for 5 working days, and another operator's page, still showing 2 小时, approved
+    5 working days. A form sent twice (a click again while the answer was slow, a browser's resend) did it twice.
+    Now the form says which case it showed and the action is taken only on that case; the page says it changed."""
+    tables, store, ingest = city
+    assert ingest.handle(*incident()) == "case_created"
+    first = signed_in(store, tables, new_token(store, "op1", "operator", grid="D"))
+    second = signed_in(store, tables, new_token(store, "op2", "operator", grid="D"))
+    police = signed_in(store, tables, new_token(store, "tp", "department", department="traffic-police"))
+
+    stale = page_form(first, 1, "escalate")
+    assert send(second, 1, page_form(second, 1, "escalate")) == "已完成: 升级督办"
+    said = send(first, 1, stale)
+    assert said.startswith("未能升级督办: 您打开本页后案件已有变动") and "未执行" in said, said
+    assert store.get_case(1)["level"] == 1
+    fresh = page_form(first, 1, "escalate")  # the page as it is now: the person sees level 1 and decides again
+    assert send(first, 1, fresh) == "已完成: 升级督办" and store.get_case(1)["level"] == 2
+    assert send(first, 1, fresh).startswith("未能升级督办: 您打开本页后案件已有变动")  # the same form again
+    assert store.get_case(1)["level"] == 2
+
+    assert send(police, 1, page_form(police, 1, "request_extension"), extend_by="2h") == "已完成: 申请延期"
+    showing_two_hours = page_form(first, 1, "approve_extension")
+    assert "申请延期</th><td>2 小时" in first.get("/ui/cases/1").text
+    assert send(second, 1, page_form(second, 1, "refuse_extension")) == "已完成: 驳回延期"
+    assert send(police, 1, page_form(police, 1, "request_extension"), extend_by="5 working days") == "已完成: 申请延期"
+    assert send(first, 1, showing_two_hours).startswith("未能批准延期: 您打开本页后案件已有变动")
+    case = store.get_case(1)
+    assert case["extension_request"] == "5 working days"
+    assert [e["action"] for e in case["timeline"]].count("approve_extension") == 0
+
+
+def test_an_action_checks_the_case_it_was_decided_on_after_another_writer_commits(tmp_path, database_url):
+    """Two clicks at once: the second action's case was read while the first's transaction had not committed, passed
+    the check, and its update, once the first committed, went on (the state is the same: escalate, extend). Now the
+    case is held before it is read, so the second reads the first's change."""
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    tables, store = load_tables(tmp_path / "city.yaml"), Store(database_url)
+    assert Ingest(store, tables).handle(*incident()) == "case_created"
+    seen = actions.version(store.get_case(1))
+    outcome = []
+
+    def escalate():
+        try:
+            actions.act(store, 1, Action.ESCALATE, Role.OPERATOR, "operator:op2", time.time(), tables,
+                        lambda row: True, seen=seen)
+            outcome.append("done")
+        except storage.ConflictError as exc:
+            outcome.append(type(exc).__name__)
+
+    with store.begin() as db:  # another person's escalation, not yet committed
+        storage.apply(db, store.get_case(1), Action.ESCALATE, Role.OPERATOR, "operator:op1", time.time(),
+                      values={"level": 1})
+        clicked = threading.Thread(target=escalate)
+        clicked.start()
+        time.sleep(0.5)  # the second click reads the case meanwhile
+    clicked.join(10)
+    assert outcome == ["StaleCase"] and store.get_case(1)["level"] == 1
