@@ -224,6 +224,8 @@ async def act_in_page(case_id: CaseId, request: Request, principal: Principal = 
         action = Action(name)
     except ValueError:
         return back(case_id, failed="action", why="invalid")
+    if who.role not in TRANSITIONS[action][2]:  # none of its buttons: a form edited, not a case that moved on
+        raise HTTPException(403, f"a {who.role.value} may not {action.value} a case")
     note = form.get("note", "").strip() or None
     if note is not None and (len(note) > 2000 or note_hidden(note)):
         return back(case_id, failed=action.value, why="hidden" if note_hidden(note) else "invalid")

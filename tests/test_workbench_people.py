@@ -105,3 +105,16 @@ def test_an_action_checks_the_case_it_was_decided_on_after_another_writer_commit
         time.sleep(0.5)  # the second click reads the case meanwhile
     clicked.join(10)
     assert outcome == ["StaleCase"] and store.get_case(1)["level"] == 1
+
+
+def test_a_department_sending_an_action_the_centre_takes_is_refused_not_told_the_case_changed(city):
+    """A department's form with 核查结案 or 升级督办 (none of its buttons; a form edited in the browser's tools) was
+    answered 未能核查结案: 案件当前为「已派遣」 ... (可能刚被他人处理), as if the case had moved on. Refused: 403."""
+    tables, store, ingest = city
+    assert ingest.handle(*incident()) == "case_created"
+    police = signed_in(store, tables, new_token(store, "tp", "department", department="traffic-police"))
+    form = page_form(police, 1, "acknowledge")
+    for action in ("close", "escalate", "confirm", "redispatch"):
+        answer = police.post("/ui/cases/1/actions", data={**form, "action": action}, follow_redirects=False)
+        assert answer.status_code == 403 and "操作被拒绝" in answer.text, (action, answer.status_code)
+    assert [e["action"] for e in store.get_case(1)["timeline"]] == ["created", "dispatched"]
