@@ -40,7 +40,9 @@ from gateway.web import (PAGE_ROWS, PageRoute, boxes_listing, case_rows, cases_l
 from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError
 
 workbench_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
-MAX_FORM_BYTES = 8192  # a note of 2,000 characters in UTF-8, percent-encoded, and the rest
+# a note of 2,000 characters as a browser sends it, each percent-encoded UTF-8: 9 bytes a Chinese character, 12 an
+# emoji (24,000 bytes), and the rest of the form (8 kB refused a Chinese note of more than about 900 characters)
+MAX_FORM_BYTES = 32768
 MAX_UPLOAD_BYTES = MAX_PHOTO_BYTES + 16384  # the photo and its multipart envelope
 EXTENSIONS = ("2h", "4h", "1 working day", "3 working days", "5 working days")  # what a form offers to extend by
 DONE = "已完成: {}"

@@ -118,3 +118,15 @@ def test_a_department_sending_an_action_the_centre_takes_is_refused_not_told_the
         answer = police.post("/ui/cases/1/actions", data={**form, "action": action}, follow_redirects=False)
         assert answer.status_code == 403 and "操作被拒绝" in answer.text, (action, answer.status_code)
     assert [e["action"] for e in store.get_case(1)["timeline"]] == ["created", "dispatched"]
+
+
+@pytest.mark.parametrize("note", ["现场已处理完毕" * 285 + "一二三四五", "🚗" * 1000],
+                         ids=["2,000 Chinese characters", "1,000 emoji (2,000 in the browser's count)"])
+def test_a_note_as_long_as_the_form_takes_is_kept_in_chinese_or_emoji(city, note):
+    """The note's box takes 2,000 characters (maxlength); in Chinese the browser sends each as 9 bytes
+    (percent-encoded UTF-8): a note of more than about 900 was answered 内容过大 (413) and the words were lost."""
+    tables, store, ingest = city
+    assert ingest.handle(*incident()) == "case_created"
+    police = signed_in(store, tables, new_token(store, "tp", "department", department="traffic-police"))
+    assert send(police, 1, page_form(police, 1, "acknowledge"), note=note) == "已完成: 签收"
+    assert store.get_case(1)["timeline"][-1]["note"] == note
