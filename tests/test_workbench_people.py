@@ -19,7 +19,8 @@ from gateway.storage import Store
 from gateway.workflow import Action, Role
 
 from .conftest import serve
-from .test_workbench import act, buttons, city, click, sign_in  # noqa: F401 (the fixture)
+from .test_web import SHOTS
+from .test_workbench import act, city, click, sign_in  # noqa: F401 (the fixture)
 from .test_workflow import CITY, database_url, incident  # noqa: F401 (the fixture)
 
 
@@ -130,3 +131,65 @@ def test_a_note_as_long_as_the_form_takes_is_kept_in_chinese_or_emoji(city, note
     police = signed_in(store, tables, new_token(store, "tp", "department", department="traffic-police"))
     assert send(police, 1, page_form(police, 1, "acknowledge"), note=note) == "已完成: 签收"
     assert store.get_case(1)["timeline"][-1]["note"] == note
+
+
+@pytest.fixture
+def phone():
+    from .test_web import chromium
+
+    driver = chromium(phone_width=360)
+    yield driver
+    driver.quit()
+
+
+# what a page lays out wider than the screen: the document's width, and each element whose right edge lies past it
+# (the name and id of the first dozen), as the page is on the phone
+# (not those within a box that scrolls sideways itself: a list of nine columns on a 360 px screen)
+OVERFLOW = ("var w = window.innerWidth; function scrolls(e) { for (var p = e.parentElement; p; p = p.parentElement) {"
+            " if (['auto', 'scroll'].includes(getComputedStyle(p).overflowX)) { return true; } } return false; }"
+            "return [w, document.documentElement.scrollWidth, Array.from(document.querySelectorAll('main *, header *'))"
+            ".filter(e => e.getBoundingClientRect().right > w + 1 && !scrolls(e))"
+            ".map(e => e.tagName + (e.id ? '#' + e.id : '')).slice(0, 12)]")
+
+
+@pytest.mark.slow  # ~5 s: a browser, a dozen pages
+def test_the_pages_fit_a_phones_screen_and_its_forms_can_be_used_there(city, phone):
+    """A department's people act from the street, on a phone (the on-site photo is taken there). The pages had no
+    viewport meta tag: a phone laid them out 980 px wide and shrank them to a third, the text too small to read;
+    laid out at the phone's 360 px, the header's links stood one character a line, and the case list, the timeline,
+    the forms, the map and the report ran off the screen's side. Now every page is as wide as the screen: a list
+    too wide for it scrolls within itself (its rows on one line), the timeline's rows stack, pictures shrink."""
+    from selenium.webdriver.common.by import By
+
+    from .test_gateway import jpeg_photo
+    from .test_presentation import sighting
+
+    tables, store, ingest = city
+    _, start = sighting(ingest, jpeg_photo((640, 480), "teal"))
+    assert ingest.handle(*start) == "case_created"
+    police = new_token(store, "tp", "department", department="traffic-police")
+    admin = new_token(store, "root", "admin")
+    with serve(create_app(store, tables)) as base:
+        sign_in(phone, base, police)
+        click(phone, "#cases a[href='/ui/cases/1']")
+        assert act(phone, "acknowledge", "车主已联系, 十分钟内驶离 " + "https://example.org/" + "a" * 300) == "已完成: 签收"
+        for button in phone.find_elements(By.CSS_SELECTOR, "#actions button, #actions input[name=note], "
+                                                           "#photo-form button"):  # each there to tap, on the screen
+            box = phone.execute_script("return arguments[0].getBoundingClientRect().toJSON()", button)
+            assert 0 <= box["left"] and box["right"] <= 360, (button.get_attribute("outerHTML")[:80], box)
+        sign_in(phone, base, admin)
+        for path in ("/ui/login", "/ui/cases", "/ui/cases/1", "/ui/queue?department=traffic-police", "/ui/overdue",
+                     "/ui/map", "/ui/reports", "/ui/boxes"):
+            phone.get(base + path)
+            width, laid_out, past = phone.execute_script(OVERFLOW)
+            assert (width, laid_out, past) == (360, 360, []), path
+            links = phone.execute_script(  # each of the header's links on one line
+                "return Array.from(document.querySelectorAll('header a'), a => {"
+                " var r = document.createRange(); r.selectNodeContents(a); return r.getClientRects().length; })")
+            assert set(links) == {1}, (path, links)
+        phone.get(f"{base}/ui/cases/1")
+        image = phone.find_element(By.CSS_SELECTOR, "img[alt='发现']")
+        phone.execute_script("arguments[0].scrollIntoView()", image)
+        assert phone.execute_script("return arguments[0].getBoundingClientRect().right", image) <= 360
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        phone.save_screenshot(str(SHOTS / "case-phone.png"))
