@@ -49,6 +49,27 @@ class NotVisible(LookupError):
     """The case does not exist or is not the principal's to see (whether it exists is not said)."""
 
 
+class StaleCase(storage.ConflictError):
+    """The case is not the one the person decided on: it changed since their page showed it."""
+
+
+# what a person decides an action on (the case page shows each): its state, whose it is, its level, its deadlines,
+# the time a department asks for. Not what merely adds to it (a merged incident, a photo, a note): those would
+# refuse an operator's escalation of a busy kerb's case every few minutes, and change none of its meaning
+DECIDED_ON = ("state", "department", "level", "deadline", "recheck_deadline", "extension_request")
+
+
+def version(case: dict) -> str:
+    """What ``case`` was when a person decided on it (``DECIDED_ON``), as a case page's form carries it.
+
+    >>> case = {"state": "dispatched", "department": "tp", "level": 0, "deadline": 1.5, "recheck_deadline": None,
+    ...         "extension_request": "2h"}
+    >>> version(case) == version(dict(case, incident_count=9)), version(case) == version(dict(case, level=1))
+    (True, False)
+    """
+    return hashlib.sha256(repr([case[k] for k in DECIDED_ON]).encode()).hexdigest()[:16]
+
+
 def check_extension(extend_by: str | None) -> None:
     """ValueError unless ``extend_by`` is a service level of at most 366 days (None passes).
 
@@ -66,16 +87,20 @@ def check_extension(extend_by: str | None) -> None:
 
 def act(store: Store, case_id: int, action: Action, role: Role, actor: str, now: float, tables: Tables,
         may_see: Callable[[dict], bool], note: str | None = None, *, extend_by: str | None = None,
-        department: str | None = None) -> dict:
+        department: str | None = None, seen: str | None = None) -> dict:
     """A person's action on a case, from the API or a page alike, in one transaction: NotVisible
     when ``may_see`` refuses the case, TransitionError or ConflictError when the state machine or a
-    concurrent change forbids it, ValueError for a bad request; returns the case as it is now.
+    concurrent change forbids it, StaleCase when the case is no longer the ``seen`` ``version`` the
+    person decided on (a page's form), ValueError for a bad request; returns the case as it is now.
     A feedback on a case whose camera already saw the problem gone closes it (the re-check is done)."""
     check_extension(extend_by)
     with store.begin() as db:
+        storage.hold_case(db, case_id)  # a second click at once reads the case as the first left it
         row = store.get_case(case_id)
         if row is None or not may_see(row):
             raise NotVisible(f"no case {case_id}")
+        if seen is not None and version(row) != seen:
+            raise StaleCase(f"case {case_id} changed since the page showed it; nothing was done")
         case = perform(db, row, action, role, actor, now, tables, note, extend_by=extend_by, department=department)
         # the camera already saw the problem gone (a later sighting would have cleared that, and a
         # reopening too): the re-check is done. Not compared with dispatched_at: that is the

@@ -851,6 +851,13 @@ def update_case(db: Connection, case_id: int, values: dict, **where) -> bool:
     return len(_UPDATES[key].run(db, params).fetchall()) == 1
 
 
+def hold_case(db: Connection, case_id: int) -> None:
+    """Hold the case's row for the transaction ``db`` before it is read: another writer of it waits until this one
+    commits, and one already writing it is waited for, so what is read next is what the action applies to. An update
+    that changes nothing: PostgreSQL locks the row, SQLite (no row locks) takes its write lock."""
+    db.execute(update(cases).where(cases.c.id == case_id).values(state=cases.c.state))
+
+
 def apply(db: Connection, case: dict, action: Action, role: Role, actor: str, now: float,
           note: str | None = None, values: dict | None = None, extend_by: str | None = None) -> dict:
     """Move ``case`` by ``action`` (TransitionError if not allowed), log it; compare-and-set on state."""

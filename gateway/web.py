@@ -106,16 +106,19 @@ web_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema
 # main: an unbroken id (an incident's, 128 characters) wraps; the timeline: its note (2,000 characters, a pasted link)
 # wraps anywhere and the columns before it keep their line (a 2,000-character note made the page 19,000 px wide
 # and its time, who and what one character wide)
+# A phone (a department's people act from the street) lays a page out as wide as its screen (the viewport meta tag;
+# without it, 980 px shrunk to a third): the header and the forms wrap, pictures, the map and the chart shrink to it,
+# a list too wide for it scrolls within itself, its rows on one line, and the timeline's rows stack, their note below
 STYLE = """
 body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:0;background:#f4f6f8;color:#1d2733}
-header{background:#1b3a5c;color:#fff;padding:10px 18px;display:flex;gap:18px;align-items:center}
-header a{color:#fff;text-decoration:none}main{padding:14px 18px}
+header{background:#1b3a5c;color:#fff;padding:10px 18px;display:flex;flex-wrap:wrap;gap:6px 18px;align-items:center}
+header a{color:#fff;text-decoration:none}header a,header form{white-space:nowrap}main{padding:14px 18px}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:6px 8px;border-bottom:1px solid #dde3ea;text-align:left;font-size:14px}
 .overdue{color:#b00020;font-weight:600}.urgent{color:#fff;background:#b00020;padding:0 4px;border-radius:3px}.badge{padding:2px 6px;border-radius:4px;background:#e3ecf6}
-form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-width:640px;border:1px solid #ccd}
+form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-width:min(640px,100%);border:1px solid #ccd}input,select{max-width:100%}
 .bar{fill:#2f6ea5}.cam{fill:#1b3a5c}.case{fill:#d9480f;stroke:#fff;stroke-width:1.5}
 .pair{display:flex;gap:12px;flex-wrap:wrap}.pair img{max-width:min(640px,45vw)}
-#actions{display:flex;flex-direction:column;gap:6px;margin-bottom:10px}form.act{display:flex;gap:8px;align-items:center}form.act button{min-width:9em}
+#actions{display:flex;flex-direction:column;gap:6px;margin-bottom:10px}form.act{display:flex;flex-wrap:wrap;gap:8px;align-items:center}form.act button{min-width:9em}
 #outcome{padding:8px 12px;border-radius:4px}.done{background:#e3f4e8}.failed{background:#fde8e8;color:#b00020}
 #map{background:#fff;border:1px solid #ccd}.grid.outer{fill:none;stroke:#5b7da3;stroke-width:2;stroke-dasharray:6 3}
 .grid.leaf{fill:#eaf1f8;stroke:#7d96b3;stroke-width:1}.grid-label{font-size:12px;fill:#33475b;paint-order:stroke;stroke:#fff;stroke-width:3px}.scale{fill:none;stroke:#1d2733;stroke-width:2}
@@ -125,6 +128,11 @@ circle.overdue{stroke:#b00020;stroke-width:3}circle.off-map{stroke:#1d2733;strok
 .more circle{fill:#fff;stroke:#1b3a5c;stroke-width:1.5}.more text{font-size:10px;fill:#1b3a5c}.legend span{margin-right:12px}
 .flag{color:#b00020;font-weight:600}main{overflow-wrap:break-word}
 #timeline td:not(:last-child){white-space:nowrap}#timeline td:last-child{overflow-wrap:anywhere}
+#map,#chart{max-width:100%;height:auto}
+@media (max-width:640px){main{padding:10px}#cases,#ranking,#boxes{display:block;overflow-x:auto}#cases th,#cases td{white-space:nowrap}
+#timeline,#timeline tbody,#timeline tr{display:block}#timeline tr:first-child{display:none}
+#timeline tr{border-bottom:1px solid #dde3ea;padding:6px 0}#timeline td{display:inline;border:0;padding:0 6px 0 0}
+#timeline td:last-child{display:block}}
 """
 
 
@@ -149,7 +157,7 @@ def page(title: str, body: str, who: Principal | None = None, status_code: int =
                 "<button id=logout>退出</button></form>")
     else:  # reading without a session (public_read): acting needs one
         nav += "<a id=login-link href=/ui/login style='margin-left:auto'>登录</a>"
-    return HTMLResponse(f"<!doctype html><html lang=zh><head><meta charset=utf-8><title>{esc(title)} · 雪亮</title>"
+    return HTMLResponse(f"<!doctype html><html lang=zh><head><meta charset=utf-8><meta name=viewport content='width=device-width, initial-scale=1'><title>{esc(title)} · 雪亮</title>"
                         f"<style>{STYLE}</style>{LIVE_SCRIPT if live else ''}</head><body><header><strong>雪亮 xueliang</strong>{nav}</header>"
                         f"<main><h1>{esc(title)}</h1>{body}</main></body></html>", status_code)
 
@@ -412,7 +420,8 @@ def reports_page(request: Request, date: Filter = None, principal: Principal = D
               "<button>查看</button></form>")
     head = picker + (f"<p>{esc(day)}: 受理 {r['received']} · 派遣 {r['dispatched']} · 结案 {r['closed']} · "
             f"按期率 {pct(r['on_time_rate'])} · 超期 {r['overdue']}</p>")
-    return page("民情快报", head + f"<svg id=chart width=640 height={22 * len(r['categories']) + 10}>{bars}</svg>"
+    height = 22 * len(r["categories"]) + 10  # drawn in the box its viewBox says, and shrunk with it on a phone
+    return page("民情快报", head + f"<svg id=chart width=640 height={height} viewBox='0 0 640 {height}'>{bars}</svg>"
                 "<h2>部门排名</h2><table id=ranking><tr><th>名次</th><th>部门</th><th>结案</th><th>按期率</th><th>超期</th></tr>"
                 f"{ranking}</table>", principal)
 

@@ -40,12 +40,16 @@ from gateway.web import (PAGE_ROWS, PageRoute, boxes_listing, case_rows, cases_l
 from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError
 
 workbench_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
-MAX_FORM_BYTES = 8192  # a note of 2,000 characters in UTF-8, percent-encoded, and the rest
+# a note of 2,000 characters as a browser sends it, each percent-encoded UTF-8: 9 bytes a Chinese character, 12 an
+# emoji (24,000 bytes), and the rest of the form (8 kB refused a Chinese note of more than about 900 characters)
+MAX_FORM_BYTES = 32768
 MAX_UPLOAD_BYTES = MAX_PHOTO_BYTES + 16384  # the photo and its multipart envelope
 EXTENSIONS = ("2h", "4h", "1 working day", "3 working days", "5 working days")  # what a form offers to extend by
 DONE = "已完成: {}"
 FAILED = {  # why an action from a page was not done, as people read it
     "state": "未能{action}: 案件当前为「{state}」, 现在不能这样操作 (可能刚被他人处理), 请查看最新状态。",
+    "stale": "未能{action}: 您打开本页后案件已有变动 (当前为「{state}」, 可能刚被他人处理, 或同一表单提交了两次), 未执行; "
+             "请查看下面的最新状态和流转记录, 需要时再操作。",
     "invalid": "未能{action}: 填写的内容有误 (部门、延期时长或说明), 请检查后重试。",
     # the page cannot show what it refused: a zero-width space pasted from a chat looks like nothing at all
     "hidden": "未能{action}: 说明中有看不见的控制字符或格式字符 (常随复制的文字带入), 请删去说明重新输入后再试。",
@@ -83,6 +87,7 @@ def action_form(case: dict, action: Action, csrf: str, departments: list[tuple[s
         extra = f"<label>延期 <select name=extend_by>{options}</select></label>"
     return (f"<form method=post action='/ui/cases/{case['id']}/actions' class=act data-action={action.value}>"
             f"<input type=hidden name={CSRF_FIELD} value='{esc(csrf)}'><input type=hidden name=action value={action.value}>"
+            f"<input type=hidden name=seen value={actions.version(case)}>"
             f"<button id='act-{action.value}'>{esc(ACTION_NAMES[action.value])}</button>"
             f"{extra}<input name=note maxlength=2000 size=40 placeholder='说明 (可选)'></form>")
 
@@ -221,6 +226,8 @@ async def act_in_page(case_id: CaseId, request: Request, principal: Principal = 
         action = Action(name)
     except ValueError:
         return back(case_id, failed="action", why="invalid")
+    if who.role not in TRANSITIONS[action][2]:  # none of its buttons: a form edited, not a case that moved on
+        raise HTTPException(403, f"a {who.role.value} may not {action.value} a case")
     note = form.get("note", "").strip() or None
     if note is not None and (len(note) > 2000 or note_hidden(note)):
         return back(case_id, failed=action.value, why="hidden" if note_hidden(note) else "invalid")
@@ -228,9 +235,12 @@ async def act_in_page(case_id: CaseId, request: Request, principal: Principal = 
     try:
         await run_in_threadpool(actions.act, store, case_id, action, who.role, f"{who.role.value}:{who.name}",
                                 time.time(), tables, lambda row: may_see(who, row, tables), note,
-                                extend_by=form.get("extend_by") or None, department=form.get("department") or None)
+                                extend_by=form.get("extend_by") or None, department=form.get("department") or None,
+                                seen=form.get("seen") or None)
     except actions.NotVisible as exc:
         raise HTTPException(404, str(exc)) from None
+    except actions.StaleCase:  # the page showed another case than this: a person decides again on what it is now
+        return back(case_id, failed=action.value, why="stale")
     except (TransitionError, storage.ConflictError):
         return back(case_id, failed=action.value, why="state")
     except ValueError:

@@ -31,22 +31,32 @@ from .test_workflow import CITY, incident
 SHOTS = REPO / "data" / "screenshots"
 
 
-@pytest.fixture
-def browser():
+def chromium(phone_width: int | None = None):
+    """Debian's headless Chromium, a desktop's window or, with ``phone_width``, a phone's screen (Chromium's mobile
+    emulation: a phone's user agent and touch, and a page laid out as wide as its viewport meta tag says)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service as ChromeService
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    binary = shutil.which("chromium") or "/usr/bin/chromium"
     driver_path = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    if not Path(chromium).exists() or not Path(driver_path).exists():
+    if not Path(binary).exists() or not Path(driver_path).exists():
         pytest.fail("Debian chromium and chromium-driver are needed: run `make setup`")
     options = webdriver.ChromeOptions()
-    options.binary_location = chromium
+    options.binary_location = binary
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=1280,900", "--lang=zh-CN"):
         options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=ChromeService(driver_path))
+    if phone_width:
+        options.add_experimental_option("mobileEmulation", {
+            "deviceMetrics": {"width": phone_width, "height": 780, "pixelRatio": 3.0, "touch": True, "mobile": True},
+            "userAgent": "Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) Mobile"})
+    return webdriver.Chrome(options=options, service=ChromeService(driver_path))
+
+
+@pytest.fixture
+def browser():
+    driver = chromium()
     yield driver
     driver.quit()
 

@@ -164,7 +164,7 @@ def test_operator_and_department_take_a_case_from_review_to_closed_by_clicking(c
             from gateway.actions import perform
             from gateway.workflow import Action, Role
             perform(db, store_case, Action.CLOSE, Role.ADMIN, "admin:other", time.time(), tables, "meanwhile")
-        assert act(browser, "recheck_failed").startswith("未能核查未通过: 案件当前为「已结案」")
+        assert act(browser, "recheck_failed").startswith("未能核查未通过: 您打开本页后案件已有变动 (当前为「已结案」")
         assert "已结案" in facts(browser)
         assert act(browser, "reopen", "复查仍有垃圾") == "已完成: 重新派遣(复发)"
         click(browser, "#logout")
