@@ -9,7 +9,7 @@ and the notice rows are written here, in the caller's transaction.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from sqlalchemy.engine import Connection
 
@@ -87,11 +87,12 @@ def check_extension(extend_by: str | None) -> None:
 
 def act(store: Store, case_id: int, action: Action, role: Role, actor: str, now: float, tables: Tables,
         may_see: Callable[[dict], bool], note: str | None = None, *, extend_by: str | None = None,
-        department: str | None = None, seen: str | None = None) -> dict:
+        department: str | None = None, seen: Collection[str] | None = None) -> dict:
     """A person's action on a case, from the API or a page alike, in one transaction: NotVisible
     when ``may_see`` refuses the case, TransitionError or ConflictError when the state machine or a
-    concurrent change forbids it, StaleCase when the case is no longer the ``seen`` ``version`` the
-    person decided on (a page's form), ValueError for a bad request; returns the case as it is now.
+    concurrent change forbids it, StaleCase when the case's ``version`` is none of the ``seen`` ones the
+    person decided on (a page's form carries one, an API client's If-Match may list several), ValueError
+    for a bad request; returns the case as it is now.
     A feedback on a case whose camera already saw the problem gone closes it (the re-check is done)."""
     check_extension(extend_by)
     with store.begin() as db:
@@ -99,7 +100,7 @@ def act(store: Store, case_id: int, action: Action, role: Role, actor: str, now:
         row = store.get_case(case_id)
         if row is None or not may_see(row):
             raise NotVisible(f"no case {case_id}")
-        if seen is not None and version(row) != seen:
+        if seen is not None and version(row) not in seen:
             raise StaleCase(f"case {case_id} changed since the page showed it; nothing was done")
         case = perform(db, row, action, role, actor, now, tables, note, extend_by=extend_by, department=department)
         # the camera already saw the problem gone (a later sighting would have cleared that, and a

@@ -12,18 +12,18 @@ import time
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.exc import OperationalError
 
-from gateway import actions, boxes, storage, verdicts
+from gateway import actions, boxes, etags, storage, verdicts
 from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, count_found, find_cases, may_see, reader,
                           refusals_described, scope, token_optional_for_public_reads, visible_case)
 from gateway.config import Tables
@@ -252,8 +252,14 @@ def changeable_case(case_id: CaseId, store: Store = Depends(get_store), tables: 
     return visible_case(store, tables, who, case_id)
 
 
-@cases_router.get("/{case_id}", response_model=CaseDetail)
-def get_case(row: dict = Depends(readable_case), tables: Tables = Depends(get_tables), store: Store = Depends(get_store)):
+ETAG = {"ETag": {"description": "the case's entity tag: send it as If-Match to act only on the case as read",
+                 "schema": {"type": "string"}}}
+
+
+@cases_router.get("/{case_id}", response_model=CaseDetail, responses={200: {"headers": ETAG}})
+def get_case(response: Response, row: dict = Depends(readable_case), tables: Tables = Depends(get_tables),
+             store: Store = Depends(get_store)):
+    response.headers["ETag"] = etags.etag(row)
     return detail(row, tables, store)
 
 
@@ -302,21 +308,59 @@ def get_photo(sha256: Sha256, row: dict = Depends(readable_case), store: Store =
     return photo_response(row["id"], sha256, store)
 
 
-@cases_router.post("/{case_id}/actions", response_model=CaseDetail)
-def act(case_id: CaseId, body: ActionRequest, request: Request, store: Store = Depends(get_store),
-        tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
+class Stale(BaseModel):
+    detail: str = Field(title="why nothing was done: the case changed, or If-Match was not a list of entity tags")
+    case: CaseDetail = Field(title="the case as it is now (its ETag in the header): decide again on it")
+
+
+IfMatch = Annotated[str | None, Header(
+    alias="If-Match", description="the ETag of GET /cases/{id} (or several, comma-separated; `*`: any): act only "
+    "if the case is still that one, else 412. Without it the action is taken on the case as it is.")]
+
+
+@cases_router.post("/{case_id}/actions", response_model=CaseDetail, responses={
+        200: {"headers": ETAG | {"Content-Location": {"description": "/cases/{id}: the body is the case as it is now",
+                                                      "schema": {"type": "string"}}}},
+        412: {"model": Stale, "headers": ETAG, "description": "If-Match names none of the case's tags (it changed "
+              "since it was read) or is not a list of entity tags: nothing was done"}})
+def act(case_id: CaseId, body: ActionRequest, request: Request, response: Response, if_match: IfMatch = None,
+        store: Store = Depends(get_store), tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
+    """Take an action on the case. With If-Match (the case's ETag), only on the case as the client read it."""
+    # several If-Match lines are one list (RFC 9110 §5.3; FastAPI's str is the first line); a value that is not a
+    # list of entity tags is a false condition (§13.1.1), never an action taken unconditionally
+    value, problem = None if if_match is None else ", ".join(request.headers.getlist("If-Match")), None
+    try:
+        seen = None if value is None else etags.if_match(value)
+    except ValueError as exc:
+        seen, problem = frozenset(), f"If-Match {value[:60]!r} is not \"*\" or a list of entity tags: {exc}"
     try:
         actions.act(store, case_id, body.action, who.role, f"{who.role.value}:{who.name}", time.time(), tables,
                     lambda row: may_see(who, row, tables), body.note, extend_by=body.extend_by,
-                    department=body.department)
+                    department=body.department, seen=seen)
     except actions.NotVisible as exc:
         raise HTTPException(404, str(exc)) from None
+    except actions.StaleCase:
+        return precondition_failed(visible_case(store, tables, who, case_id), value, problem, tables, store)
     except (TransitionError, storage.ConflictError) as exc:
         raise HTTPException(409, str(exc)) from None
     except ValueError as exc:  # a request the action cannot take (an unknown department, no extend_by)
         raise HTTPException(422, str(exc)) from None
     request.app.state.on_change(case_id)
-    return detail(store.get_case(case_id), tables, store)
+    row = store.get_case(case_id)
+    # the body is the case's own representation (RFC 9110 §8.7), so its ETag is the tag to send next
+    response.headers["ETag"], response.headers["Content-Location"] = etags.etag(row), f"/cases/{case_id}"
+    return detail(row, tables, store)
+
+
+def precondition_failed(row: dict, value: str, problem: str | None, tables: Tables, store: Store) -> JSONResponse:
+    """412: the case as it is now and why the action was not taken, with its ETag."""
+    tag = etags.etag(row)
+    why = problem or f"case {row['id']} changed since it was read: If-Match names none of its tags"
+    if problem is None and "W/" in value:
+        why = (f"If-Match names no tag case {row['id']} has: a weak tag (W/) never matches, If-Match compares "
+               "strong tags (RFC 9110 §13.1.1)")
+    said = Stale(detail=f"{why}; nothing was done: it is {tag} now", case=CaseDetail(**detail(row, tables, store)))
+    return JSONResponse(said.model_dump(mode="json"), 412, headers={"ETag": tag})
 
 
 @cases_router.post("/{case_id}/verdict", response_model=CaseDetail, status_code=201, responses=FOR_JUDGES)

@@ -236,7 +236,7 @@ async def act_in_page(case_id: CaseId, request: Request, principal: Principal = 
         await run_in_threadpool(actions.act, store, case_id, action, who.role, f"{who.role.value}:{who.name}",
                                 time.time(), tables, lambda row: may_see(who, row, tables), note,
                                 extend_by=form.get("extend_by") or None, department=form.get("department") or None,
-                                seen=form.get("seen") or None)
+                                seen={form["seen"]} if form.get("seen") else None)
     except actions.NotVisible as exc:
         raise HTTPException(404, str(exc)) from None
     except actions.StaleCase:  # the page showed another case than this: a person decides again on what it is now

@@ -93,7 +93,7 @@ def test_an_action_checks_the_case_it_was_decided_on_after_another_writer_commit
     def escalate():
         try:
             actions.act(store, 1, Action.ESCALATE, Role.OPERATOR, "operator:op2", time.time(), tables,
-                        lambda row: True, seen=seen)
+                        lambda row: True, seen={seen})
             outcome.append("done")
         except storage.ConflictError as exc:
             outcome.append(type(exc).__name__)
