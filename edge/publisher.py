@@ -15,12 +15,13 @@ on (edge/box.py ``wall_offset``), and re-stamps, as it sends them, the queued in
 that a gateway would hold, unacknowledged, for times ahead of its clock.
 
 A box whose wall clock is plainly wrong (before ``clock_floor``: a dead clock battery starts it in 1970 or 2000, or
-it reads before the gateways' time the box knew when it last ran) cannot stamp what it makes before an
-acknowledgement tells it the time: it stamps it on its boot clock (2000-01-01 plus the seconds since the machine
-booted, marked ``attributes.boot_clock`` with the boot's id), holds it in the outbox, and puts the gateways' time on
-it once one came (a heartbeat is acknowledged to a box that asks, so one comes without incidents). At 1970 the box
-had refused its own incidents (no time on the wire is before 2000), and at 2000 a gateway held them for review as
-reported 9,000 days late.
+it reads before the gateways' time the box knew when it last ran; or past the ceiling ten years on, a garbage RTC's
+2085 or 2100) cannot stamp what it makes before an acknowledgement tells it the time: it stamps it on its boot clock
+(2000-01-01 plus the seconds since the machine booted, marked ``attributes.boot_clock`` with the boot's id), holds it
+in the outbox, and puts the gateways' time on it once one came (a heartbeat is acknowledged to a box that asks, so
+one comes without incidents). At 1970 and 2100 the box had refused its own incidents (no time on the wire is before
+2000 or after 2099), at 2000 a gateway held them for review as reported 9,000 days late, and at 2085 held them
+unacknowledged as ahead of its clock.
 
 A PUBACK that says "No matching subscribers" (MQTT v5 reason code 0x10) means the broker took the
 message and gave it to nobody: no gateway subscription exists at that moment. That happens after
@@ -67,6 +68,13 @@ CLOCK_SAMPLES = 5  # acknowledgements whose median tells the gateways' clock
 # moves it at a release: a box that has heard a gateway knows a later floor (``clock_floor``); and the boot clock's
 # times (2000 plus the seconds since the machine booted) are before it
 CLOCK_FLOOR = 1_793_491_200.0  # 2026-11-01T00:00:00Z
+# a wall clock this long past the floor is plainly wrong too (``GatewayClock.ceiling``): the floor follows the gateways'
+# time the box hears, so a right clock reads past it only on a box no gateway told the time for ten years, longer than
+# such a box serves (and that one only waits for its first acknowledgement); a garbage RTC's year, any of 2000-2199
+# after a battery fault, mostly does. Within it, a clock ahead is found out by the gateways as before (they hold what
+# it sends until the box learns their time): but what it left in its outbox was re-stamped, at its next boot, by that
+# boot's garbage, where on the boot clock it goes as of a time unknown
+CLOCK_SPAN_S = 3653 * 86400.0
 KNOWN_TIME_EVERY_S = 600.0  # the gateways' time, as the box knows it, kept beside its outbox at most this often
 BOOT_CLOCK = "boot_clock"  # the attribute of an incident stamped on its box's boot clock: the boot's id
 # pages the write-ahead log takes before SQLite copies it into the file and begins it again: its default, 1,000
@@ -178,9 +186,9 @@ class GatewayClock:
     ``offset``: what the box adds to its wall clock for the times it puts on the wire, 0 while not corrected.
     Read against the monotonic clock, a wall clock NTP steps after the box was corrected moves nothing on the
     wire: measured against the wall clock, the messages made before the next few acknowledgements carried the
-    old offset (an hour off). While no acknowledgement came and the wall clock is before ``floor`` (plainly wrong:
-    ``clock_floor``), the times on the wire are the boot clock (``on_boot_clock``): 2000-01-01 plus the monotonic
-    clock. Pure logic: times are passed in.
+    old offset (an hour off). While no acknowledgement came and the wall clock is before ``floor`` (``clock_floor``) or
+    not before ``ceiling`` (plainly wrong: ``plainly_wrong``), the times on the wire are the boot clock
+    (``on_boot_clock``): 2000-01-01 plus the monotonic clock. Pure logic: times are passed in.
 
     >>> clock = GatewayClock()
     >>> clock.observe(gateway_at=1000.0, mono=20.0, wall=1120.0), clock.offset(20.0, 1120.0)  # two minutes ahead
@@ -196,12 +204,24 @@ class GatewayClock:
     >>> back = told - 86400.0  # its wall clock a day behind, after the release
     >>> wire.iso(back + GatewayClock(floor=clock_floor(told)).offset(mono=100.0, wall=back))
     '2000-01-01T00:01:40.000Z'
+    >>> wire.iso(GatewayClock().ceiling), GatewayClock().plainly_wrong(wire.parse_time("2085-06-01T00:00:00Z"))
+    ('2036-11-01T00:00:00.000Z', True)
     """
     limit_s: float = wire.MAX_CLOCK_SKEW_S
     floor: float = CLOCK_FLOOR
     base: float | None = None
     corrected: bool = False
     samples: deque[float] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
+
+    @property
+    def ceiling(self) -> float:
+        """The first time a right wall clock cannot read: ``CLOCK_SPAN_S`` past ``floor``, and no later than the wire's
+        own last (``wire.LATEST``: the box could put no time of such a clock on the wire)."""
+        return min(self.floor + CLOCK_SPAN_S, wire.LATEST)
+
+    def plainly_wrong(self, wall: float) -> bool:
+        """Whether the wall clock reading ``wall`` is plainly wrong: before ``floor`` or not before ``ceiling``."""
+        return not self.floor <= wall < self.ceiling
 
     def observe(self, gateway_at: float, mono: float, wall: float) -> bool:
         """One acknowledgement written at ``gateway_at`` that came at ``mono`` (the monotonic clock) and ``wall``
@@ -222,7 +242,7 @@ class GatewayClock:
 
     def offset(self, mono: float, wall: float) -> float:
         """What to add to the wall clock (at ``mono`` / ``wall``) for the time on the wire."""
-        if self.base is None and wall < self.floor:
+        if self.base is None and self.plainly_wrong(wall):
             return wire.EARLIEST + mono - wall
         return self.measured(mono, wall) if self.corrected else 0.0
 
@@ -586,15 +606,25 @@ class Publisher:
         self._listeners[topic] = handler
 
     def start(self) -> None:
-        if (wall := time.time()) < (floor := self.clock.floor):
-            since = (f"this release was written ({wire.iso(CLOCK_FLOOR)[:10]})" if floor == CLOCK_FLOOR else
-                     f"{wire.iso(floor)}, {wire.MAX_CLOCK_SKEW_S:.0f} s before the gateways' time it last knew")
-            log.warning("box %s: its wall clock reads %s, before %s: it is wrong (a dead clock battery, no time sync, "
-                        "or set back by hand). What it makes waits in the outbox until a gateway's acknowledgement "
-                        "tells it the time, then carries the gateways' time", self.box, wire.iso(wall), since)
+        if self.clock.plainly_wrong(wall := time.time()):
+            log.warning("box %s: its wall clock reads %s, %s: it is wrong (a dead clock battery, no time sync, or set "
+                        "by hand). What it makes waits in the outbox until a gateway's acknowledgement tells it the "
+                        "time, then carries the gateways' time", self.box, wire.iso(wall), self._wrong_by(wall))
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=self._broker.keepalive_s)
         self._client.loop_start()
         self._thread.start()
+
+    def _wrong_by(self, wall: float) -> str:
+        """Why the wall clock reading ``wall`` is wrong (``GatewayClock.plainly_wrong``), in words, for the start's
+        line."""
+        floor, ceiling = self.clock.floor, self.clock.ceiling
+        since = (f"this release was written ({wire.iso(CLOCK_FLOOR)[:10]})" if floor == CLOCK_FLOOR else
+                 f"{wire.iso(floor)}, {wire.MAX_CLOCK_SKEW_S:.0f} s before the gateways' time it last knew")
+        if wall < floor:
+            return f"before {since}"
+        if ceiling == wire.LATEST:
+            return f"past {wire.iso(ceiling)}, the wire's last time"
+        return f"past {wire.iso(ceiling)}, {CLOCK_SPAN_S / 86400 / 365.25:.0f} years after {since}"
 
     def send(self, items: list[tuple[str, bytes]]) -> None:
         """Queue messages durably; they go out as soon as the broker is reachable. Where the outbox cannot be
@@ -846,6 +876,12 @@ class Publisher:
     def gateway_offset(self) -> float:
         """What to add to the wall clock now for the time on the wire (``GatewayClock.offset``)."""
         return self.clock.offset(time.monotonic(), time.time())
+
+    def now(self) -> float:
+        """The time on the wire now: the wall clock's moved by ``gateway_offset`` (the gateways' where the box puts
+        theirs on what it makes, its boot clock while its wall clock is plainly wrong and no gateway told it the
+        time)."""
+        return time.time() + self.gateway_offset()
 
     def _restamp(self, row_id: int, topic: str, payload: bytes) -> bytes:
         """``payload``, or where it was stamped on this boot's clock (``from_boot_clock``), or a gateway holds it for

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -205,20 +206,22 @@ def test_a_box_whose_clock_stands_in_2000_has_the_incident_it_made_before_it_kne
 
 
 def stood_in(monkeypatch, year: str = "1970") -> float:
-    """The box's wall clock set to ``year``-01-01T00:00:05Z now (a dead clock battery, no NTP); returns how far behind
-    this machine's it is."""
-    real, behind = time.time, time.time() - 5.0 - (wire.EARLIEST if year == "2000" else 0.0)
+    """The box's wall clock set to ``year``-01-01T00:00:05Z now (a dead clock battery, no NTP; a garbage RTC reads 2100
+    as well); returns how far behind this machine's it is (below zero: ahead)."""
+    start = datetime(int(year), 1, 1, tzinfo=timezone.utc).timestamp()
+    real, behind = time.time, time.time() - 5.0 - start
     monkeypatch.setattr(time, "time", lambda: real() - behind)
     return behind
 
 
-@pytest.mark.parametrize("year", ["1970", "2000"])
+@pytest.mark.parametrize("year", ["1970", "2000", "2100"])
 def test_what_the_analyser_makes_while_the_box_clock_stands_in_1970_is_on_its_boot_clock(tmp_path, monkeypatch, year):
     """In process, the real analyser, pipeline and detector, no gateway heard yet: a covered lens seen by a box whose
-    clock stands in 1970 or 2000 is stamped on its boot clock (2000-01-01 plus the seconds since the machine booted)
-    and marked so, for the outbox to hold until it knows the time. At 1970 the box had refused its own incident (no
-    time before 2000 is on the wire): 'camera gate: analysis failed', and nothing it saw reached a gateway until
-    someone set its clock; at 2000 it was sent, and held for review as reported 9,000 days late."""
+    clock stands in 1970, 2000 or 2100 is stamped on its boot clock (2000-01-01 plus the seconds since the machine
+    booted) and marked so, for the outbox to hold until it knows the time. At 1970 and 2100 the box had refused its own
+    incident (no time on the wire is before 2000 or after 2099): 'camera gate: analysis failed', and nothing it saw
+    reached a gateway until someone set its clock; at 2000 it was sent, and held for review as reported 9,000 days
+    late."""
     from .test_edge_faults import in_process_analyser
 
     stood_in(monkeypatch, year)
@@ -231,6 +234,58 @@ def test_what_the_analyser_makes_while_the_box_clock_stands_in_1970_is_on_its_bo
     finally:
         stop.set()
         analyser.join(5)
+
+
+@pytest.mark.slow
+def test_a_box_whose_clock_stands_in_2100_has_what_it_sees_become_a_case_with_the_time_the_camera_saw_it(
+        tmp_path, broker, monkeypatch, caplog):
+    """The real analyser, pipeline and detector, the box's publisher and outbox, the real broker and gateway: a box
+    whose RTC reads 2100 (a battery fault) sees a covered lens before any gateway told it the time. It says at start
+    that its clock is wrong, stamps the fault on its boot clock and holds it; its heartbeat asks the time, the gateway's
+    acknowledgement tells it, and the fault becomes a case with the time the camera saw it. The box had refused its
+    own incident ('camera gate: analysis failed': no time on the wire is after 2099), and nothing it saw reached a
+    gateway until someone set its clock."""
+    import numpy as np
+
+    from .test_edge_faults import in_process_analyser
+
+    real = time.time
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    gateway = MqttIngest(GatewayConfig(broker=GatewayBroker(port=broker.port, client_id="gateway-1")),
+                         Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=real))
+    gateway.start()
+    behind = stood_in(monkeypatch, "2100")
+    publisher = Publisher("b1", Broker(port=broker.port, resend_after_s=1), Outbox(tmp_path / "b1.outbox.sqlite"))
+    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["gate"], lambda real, images, s: real(images, s),
+                                                         publisher=publisher, grid="HQ-DZG-10D-07")
+    running = []
+    try:
+        seen = real()
+        for i in range(12):  # a covered lens, as the box's clock reads it
+            slots.put("gate", box_now() + i, np.full((576, 768, 3), 10, np.uint8))
+            wait_until(lambda: readers["gate"].health.analysed == i + 1, 20, 0.05, message=f"frame {i}")
+        (fault,) = [wire.decode_incident(p) for t, p, _ in publisher.outbox.rows() if t.endswith("/incident")]
+        assert fault["type"] == "camera_fault" and fault["attributes"]["boot_clock"] == BOOT_ID
+        publisher.status = {"box": "b1", "state": "online", "at": wire.iso(time.time()), "cameras": {},
+                            **publisher.delivery(time.time())}
+        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
+        time.sleep(0.5)  # its subscriptions
+        with caplog.at_level(logging.WARNING, logger="edge.publisher"):
+            publisher.start()
+            running.append(publisher)
+            wait_until(lambda: publisher.outbox.pending() == 0, 15, 0.05, message="told the time, sent and taken")
+        assert re.search(r"its wall clock reads 2100-01-01T00:00:\d\d\.\d+Z, past 2036-11-01T00:00:00.000Z, 10 years "
+                         r"after this release was written \(2026-11-01\): it is wrong", caplog.text), caplog.text
+        (case,) = store.list_cases()
+        assert case["type"] == "camera_fault" and seen - 1 <= case["reported_at"] <= seen + 13
+        assert store.count("dead_letters") == 0 and boxes.kept(store, "b1")["clock_off"]
+        assert abs(publisher.delivery(time.time())["clock_offset_s"] - behind) < 5
+    finally:
+        stop.set()
+        analyser.join(5)
+        for publisher in running:
+            publisher.stop(timeout=0.5)
+        gateway.stop()
 
 
 @pytest.mark.slow
@@ -302,6 +357,30 @@ def test_a_wall_clock_before_the_gateways_time_the_box_knew_is_plainly_wrong(kno
     clock = GatewayClock(floor=clock_floor(known))
     on_the_wire = wall + clock.offset(mono=100.0, wall=wall)
     assert on_the_wire == (wire.EARLIEST + 100.0 if boot_clock else wall)
+
+
+YEARS_10 = 3653 * 86400.0  # the ceiling's span past the floor
+
+
+@pytest.mark.parametrize("known, wall, boot_clock", [
+    (None, wire.LATEST + 5.0, True),  # 2100-01-01T00:00:05Z: a garbage RTC; no time on the wire is so late
+    (None, datetime(2085, 6, 1, tzinfo=timezone.utc).timestamp(), True),  # a garbage year the wire would carry
+    (None, CLOCK_FLOOR + YEARS_10 + 86400.0, True),  # ten years and a day past the release, no gateway heard since
+    (None, CLOCK_FLOOR + YEARS_10 - 86400.0, False),  # a day short of it: taken
+    (KNEW, KNEW + YEARS_10 - 86400.0, False),  # the ceiling follows what the box last knew, as the floor does
+    (KNEW, KNEW + YEARS_10, True),
+    (wire.LATEST - 86400.0 * 365, wire.LATEST - 1.0, False),  # a gateway's clock told it 2099: the wire's last second
+    (wire.LATEST - 86400.0 * 365, wire.LATEST, True),  # ... and none after the wire's last
+])
+def test_a_wall_clock_past_the_ceiling_is_plainly_wrong(known, wall, boot_clock):
+    """A garbage RTC (a battery fault) reads 2085 or 2100 as readily as 1970: past the ceiling (ten years after the
+    floor, and never past the wire's last time) the box takes its clock for wrong, as before the floor, and stamps on
+    its boot clock. At 2100 it had refused its own incidents ('analysis failed': the wire's times end in 2099); at 2085
+    a gateway held them as ahead of its clock until the box learnt the time."""
+    clock = GatewayClock(floor=clock_floor(known))
+    on_the_wire = wall + clock.offset(mono=100.0, wall=wall)
+    assert on_the_wire == (wire.EARLIEST + 100.0 if boot_clock else wall)
+    assert clock.ceiling == min(clock.floor + YEARS_10, wire.LATEST)
 
 
 def test_a_box_started_again_with_its_clock_set_back_before_what_a_gateway_told_it_takes_it_for_wrong(
