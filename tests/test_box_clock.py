@@ -5,6 +5,7 @@ box deleted them on the gateway's word."""
 import json
 import logging
 import re
+import sqlite3
 import time
 from datetime import datetime, timezone
 
@@ -13,7 +14,7 @@ import pytest
 from edge.box import box_now, wall_offset
 from edge.config import Broker
 from edge.publisher import (BOOT_ID, CLOCK_FLOOR, GatewayClock, Outbox, Publisher, clock_floor, keep_known_time,
-                            known_time, known_time_file, on_boot_clock, restamped)
+                            known_time, known_time_file, on_boot_clock, restamped, waited)
 from gateway import boxes
 from gateway.config import TABLES_DIR, GatewayConfig, load_tables
 from gateway.config import Broker as GatewayBroker
@@ -264,7 +265,7 @@ def test_a_box_whose_clock_stands_in_2100_has_what_it_sees_become_a_case_with_th
         for i in range(12):  # a covered lens, as the box's clock reads it
             slots.put("gate", box_now() + i, np.full((576, 768, 3), 10, np.uint8))
             wait_until(lambda: readers["gate"].health.analysed == i + 1, 20, 0.05, message=f"frame {i}")
-        (fault,) = [wire.decode_incident(p) for t, p, _ in publisher.outbox.rows() if t.endswith("/incident")]
+        (fault,) = [wire.decode_incident(p) for t, p, *_ in publisher.outbox.rows() if t.endswith("/incident")]
         assert fault["type"] == "camera_fault" and fault["attributes"]["boot_clock"] == BOOT_ID
         publisher.status = {"box": "b1", "state": "online", "at": wire.iso(time.time()), "cameras": {},
                             **publisher.delivery(time.time())}
@@ -470,3 +471,74 @@ def test_a_box_whose_clock_stands_in_1970_is_shown_its_clock_flagged_and_told_th
         for publisher in running:
             publisher.stop(timeout=0.5)
         gateway.stop()
+
+
+T = 1_796_198_400.0  # 2026-12-02T08:00:00Z: the time now, where the box can tell it
+
+
+@pytest.mark.parametrize("created, boot, mono, now, expected", [
+    (5.0, "b1", 50.0, None, (30.0, True)),  # queued in this boot in 1970, still 1970: the monotonic clock
+    (5.0, "b1", 50.0, T, (30.0, True)),  # ... and NTP has set the clock since: not 57 years
+    (T - 3600.0, "b0", 9.0, T, (3600.0, True)),  # an earlier boot's, both clocks right: the box's time
+    (T - 42.0, None, None, T, (42.0, True)),  # an earlier release's row (no boot kept), its clock right
+    (3600.0, None, None, None, (40.0, False)),  # an earlier boot's on a 1970 clock that ran longer: not 0 s
+    (3600.0, None, None, T, (40.0, False)),  # ... and NTP set the clock since: not 57 years
+    (wire.EARLIEST + 300.0, "b0", 300.0, T, (40.0, False)),  # an earlier boot's boot clock, which ended with it
+    (T - 3600.0, "b0", 9.0, None, (40.0, False)),  # the clock now plainly wrong, no gateway heard yet
+    (wire.LATEST + 5.0, None, None, T, (40.0, False)),  # queued on a clock ahead (an RTC's 2100)
+    (T - 10.0, "b0", 9.0, T, (40.0, False)),  # queued before this start, 10 s ago by the clocks: one was wrong
+])
+def test_how_long_a_message_has_waited_is_read_on_the_clock_it_was_queued_by(created, boot, mono, now, expected):
+    """``outbox_oldest_s``: on the monotonic clock where queued in this boot, on the box's time where both it then and
+    now were right, else unknown and at least as long as this start has run (40 s here: the monotonic clock at 80)."""
+    assert waited(created, boot, mono, now, mono_now=80.0, since_start=40.0, this_boot="b1") == expected
+
+
+def test_the_age_of_the_outbox_is_honest_across_a_step_of_the_wall_clock(tmp_path, monkeypatch):
+    """A real outbox: a box in 1970 queues a message, and NTP then sets its clock right: the message has waited a
+    moment, not 57 years ('20794 天' on the boxes page). Its outbox also held one of its boot before, queued on that
+    boot's 1970 clock an hour in: that one's age is unknown, and said so, at least as long as the box has run (it read
+    0 s, the clock now before its time)."""
+    real = time.time
+    stood_in(monkeypatch)
+    outbox = Outbox(tmp_path / "box-1.outbox.sqlite")
+    publisher = Publisher("box-1", Broker(port=9), outbox)
+    publisher.send([(TOPIC, incident(real()))])
+    time.sleep(0.3)
+    monkeypatch.setattr(time, "time", real)  # NTP sets it right
+    delivery = publisher.delivery(time.time())
+    assert 0.3 <= delivery["outbox_oldest_s"] < 5 and delivery["outbox_oldest_known"] is True
+
+    outbox.close()
+    with sqlite3.connect(tmp_path / "box-1.outbox.sqlite") as db:  # queued first, in the boot before, at 01:00 1970
+        db.execute("UPDATE outbox SET created = 3600.0, boot = 'the boot before'")
+    monkeypatch.setattr(time, "time", lambda: 5.0)  # this boot's 1970 clock, which began again
+    publisher = Publisher("box-1", Broker(port=9), Outbox(tmp_path / "box-1.outbox.sqlite"))
+    time.sleep(0.3)
+    delivery = publisher.delivery(time.time())
+    assert 0.3 <= delivery["outbox_oldest_s"] < 5 and delivery["outbox_oldest_known"] is False
+    publisher.outbox.close()
+
+
+OLD_SCHEMA = """
+CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
+                     created REAL NOT NULL);
+CREATE TABLE outbox_refused (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL, created REAL NOT NULL,
+                             reason TEXT NOT NULL);
+CREATE TABLE open_incident (incident_id TEXT PRIMARY KEY, message BLOB NOT NULL);
+"""
+
+
+def test_an_outbox_an_earlier_release_wrote_opens_and_its_messages_age_on_the_wall_clock(tmp_path):
+    """An outbox of the release before (no boot, no monotonic clock kept with its messages) opens as it is, is given
+    them, and its messages' age is read on the wall clock; what this start queues beside them is kept with them."""
+    path = tmp_path / "box-1.outbox.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_SCHEMA)
+        db.execute("INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)", (TOPIC, b"old", time.time() - 42))
+    publisher = Publisher("box-1", Broker(port=9), Outbox(path))
+    publisher.send([(TOPIC, b"new")])
+    assert [(p, boot) for _, p, _, boot, _ in publisher.outbox.rows()] == [(b"old", None), (b"new", BOOT_ID)]
+    delivery = publisher.delivery(time.time())
+    assert 42 <= delivery["outbox_oldest_s"] < 45 and delivery["outbox_oldest_known"] is True
+    publisher.outbox.close()

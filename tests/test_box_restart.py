@@ -44,7 +44,7 @@ def publisher_of(outbox: Outbox, box: str = "box-1") -> Publisher:
 
 
 def incidents_in(outbox: Outbox) -> list[dict]:
-    return [wire.decode_incident(p) for t, p, _ in outbox.rows() if t.endswith("/incident")]
+    return [wire.decode_incident(p) for t, p, *_ in outbox.rows() if t.endswith("/incident")]
 
 
 def restart(path, now: float) -> list[dict]:
