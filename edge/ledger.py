@@ -41,16 +41,18 @@ log = logging.getLogger(__name__)
 def end_of(last: dict, now: float) -> dict:
     """The end (``box_stopped``) of an incident whose last message sent was ``last``: ``ended_at`` the last time the
     box is known to have seen it (``last``'s ``observed_at``), its ``seq`` the next, ``observed_at`` ``now`` (the
-    wall clock; ``ended_at`` where the clock reads earlier). WireError where the wire refuses it."""
+    time on the wire, edge/publisher.py ``Publisher.now``; ``ended_at`` where that reads earlier, as the boot clock
+    does). WireError where the wire refuses it."""
     return wire.validate_incident(dict(
         last, seq=last["seq"] + 1, state="end", observed_at=wire.iso(max(now, wire.parse_time(last["observed_at"]))),
         ended_at=last["observed_at"], end_reason="box_stopped", evidence=None))
 
 
 def end_left_open(box: str, publisher: Publisher, held: list[tuple[str, bytes]], now: float) -> None:
-    """Each incident ``held`` (``Outbox.open_incidents``, read before this start made any) ended and sent as any
-    message is: the outbox takes the end and closes the incident in one write. One the wire refuses (written by
-    another release) is said and closed, never sent."""
+    """Each incident ``held`` (``Outbox.open_incidents``, read before this start made any) ended at ``now`` (the time
+    on the wire: ``Publisher.now``) and sent as any message is: the outbox takes the end and closes the incident in one
+    write. One the wire refuses (written by another release) is said and closed, never sent. (At the wall clock's
+    time, a garbage RTC's 2100 had every one refused and forgotten, its case "still seen" for good.)"""
     ended = 0
     for incident_id, payload in held:
         try:

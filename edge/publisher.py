@@ -15,12 +15,13 @@ on (edge/box.py ``wall_offset``), and re-stamps, as it sends them, the queued in
 that a gateway would hold, unacknowledged, for times ahead of its clock.
 
 A box whose wall clock is plainly wrong (before ``clock_floor``: a dead clock battery starts it in 1970 or 2000, or
-it reads before the gateways' time the box knew when it last ran) cannot stamp what it makes before an
-acknowledgement tells it the time: it stamps it on its boot clock (2000-01-01 plus the seconds since the machine
-booted, marked ``attributes.boot_clock`` with the boot's id), holds it in the outbox, and puts the gateways' time on
-it once one came (a heartbeat is acknowledged to a box that asks, so one comes without incidents). At 1970 the box
-had refused its own incidents (no time on the wire is before 2000), and at 2000 a gateway held them for review as
-reported 9,000 days late.
+it reads before the gateways' time the box knew when it last ran; or past the ceiling ten years on, a garbage RTC's
+2085 or 2100) cannot stamp what it makes before an acknowledgement tells it the time: it stamps it on its boot clock
+(2000-01-01 plus the seconds since the machine booted, marked ``attributes.boot_clock`` with the boot's id), holds it
+in the outbox, and puts the gateways' time on it once one came (a heartbeat is acknowledged to a box that asks, so
+one comes without incidents). At 1970 and 2100 the box had refused its own incidents (no time on the wire is before
+2000 or after 2099), at 2000 a gateway held them for review as reported 9,000 days late, and at 2085 held them
+unacknowledged as ahead of its clock.
 
 A PUBACK that says "No matching subscribers" (MQTT v5 reason code 0x10) means the broker took the
 message and gave it to nobody: no gateway subscription exists at that moment. That happens after
@@ -67,6 +68,13 @@ CLOCK_SAMPLES = 5  # acknowledgements whose median tells the gateways' clock
 # moves it at a release: a box that has heard a gateway knows a later floor (``clock_floor``); and the boot clock's
 # times (2000 plus the seconds since the machine booted) are before it
 CLOCK_FLOOR = 1_793_491_200.0  # 2026-11-01T00:00:00Z
+# a wall clock this long past the floor is plainly wrong too (``GatewayClock.ceiling``): the floor follows the gateways'
+# time the box hears, so a right clock reads past it only on a box no gateway told the time for ten years, longer than
+# such a box serves (and that one only waits for its first acknowledgement); a garbage RTC's year, any of 2000-2199
+# after a battery fault, mostly does. Within it, a clock ahead is found out by the gateways as before (they hold what
+# it sends until the box learns their time): but what it left in its outbox was re-stamped, at its next boot, by that
+# boot's garbage, where on the boot clock it goes as of a time unknown
+CLOCK_SPAN_S = 3653 * 86400.0
 KNOWN_TIME_EVERY_S = 600.0  # the gateways' time, as the box knows it, kept beside its outbox at most this often
 BOOT_CLOCK = "boot_clock"  # the attribute of an incident stamped on its box's boot clock: the boot's id
 # pages the write-ahead log takes before SQLite copies it into the file and begins it again: its default, 1,000
@@ -78,7 +86,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    boot TEXT,
+    mono REAL
 );
 CREATE TABLE IF NOT EXISTS outbox_refused (
     id INTEGER PRIMARY KEY,
@@ -92,6 +102,9 @@ CREATE TABLE IF NOT EXISTS open_incident (
     message BLOB NOT NULL
 );
 """
+# columns added to a table of SCHEMA's since its first release, with their types: an outbox an earlier release wrote
+# lacks them, and is given them as it opens (None in its rows); any other column missing is a table of another making
+ADDED_COLUMNS = {"outbox": {"boot": "TEXT", "mono": "REAL"}}
 
 
 def boot_id() -> str:
@@ -178,9 +191,9 @@ class GatewayClock:
     ``offset``: what the box adds to its wall clock for the times it puts on the wire, 0 while not corrected.
     Read against the monotonic clock, a wall clock NTP steps after the box was corrected moves nothing on the
     wire: measured against the wall clock, the messages made before the next few acknowledgements carried the
-    old offset (an hour off). While no acknowledgement came and the wall clock is before ``floor`` (plainly wrong:
-    ``clock_floor``), the times on the wire are the boot clock (``on_boot_clock``): 2000-01-01 plus the monotonic
-    clock. Pure logic: times are passed in.
+    old offset (an hour off). While no acknowledgement came and the wall clock is before ``floor`` (``clock_floor``) or
+    not before ``ceiling`` (plainly wrong: ``plainly_wrong``), the times on the wire are the boot clock
+    (``on_boot_clock``): 2000-01-01 plus the monotonic clock. Pure logic: times are passed in.
 
     >>> clock = GatewayClock()
     >>> clock.observe(gateway_at=1000.0, mono=20.0, wall=1120.0), clock.offset(20.0, 1120.0)  # two minutes ahead
@@ -196,12 +209,31 @@ class GatewayClock:
     >>> back = told - 86400.0  # its wall clock a day behind, after the release
     >>> wire.iso(back + GatewayClock(floor=clock_floor(told)).offset(mono=100.0, wall=back))
     '2000-01-01T00:01:40.000Z'
+    >>> wire.iso(GatewayClock().ceiling), GatewayClock().plainly_wrong(wire.parse_time("2085-06-01T00:00:00Z"))
+    ('2036-11-01T00:00:00.000Z', True)
     """
     limit_s: float = wire.MAX_CLOCK_SKEW_S
     floor: float = CLOCK_FLOOR
     base: float | None = None
     corrected: bool = False
     samples: deque[float] = field(default_factory=lambda: deque(maxlen=CLOCK_SAMPLES))
+
+    @property
+    def ceiling(self) -> float:
+        """The first time a right wall clock cannot read: ``CLOCK_SPAN_S`` past ``floor``, and no later than the wire's
+        own last (``wire.LATEST``: the box could put no time of such a clock on the wire)."""
+        return min(self.floor + CLOCK_SPAN_S, wire.LATEST)
+
+    def plainly_wrong(self, wall: float) -> bool:
+        """Whether the wall clock reading ``wall`` is plainly wrong: before ``floor`` or not before ``ceiling``."""
+        return not self.floor <= wall < self.ceiling
+
+    def true_time(self, mono: float, wall: float) -> float | None:
+        """The box's time at ``mono`` / ``wall`` as it puts it on the wire, where that is a true time; None while it is
+        the boot clock (no acknowledgement yet, the wall clock plainly wrong)."""
+        if self.base is None and self.plainly_wrong(wall):
+            return None
+        return wall + self.offset(mono, wall)
 
     def observe(self, gateway_at: float, mono: float, wall: float) -> bool:
         """One acknowledgement written at ``gateway_at`` that came at ``mono`` (the monotonic clock) and ``wall``
@@ -222,7 +254,7 @@ class GatewayClock:
 
     def offset(self, mono: float, wall: float) -> float:
         """What to add to the wall clock (at ``mono`` / ``wall``) for the time on the wire."""
-        if self.base is None and wall < self.floor:
+        if self.base is None and self.plainly_wrong(wall):
             return wire.EARLIEST + mono - wall
         return self.measured(mono, wall) if self.corrected else 0.0
 
@@ -323,6 +355,33 @@ def open_change(topic: str, payload: bytes) -> tuple[str, bytes | None] | None:
     return message["incident_id"], None if message["state"] == "end" else payload
 
 
+# a message of the outbox: topic, payload, when it was queued (``waited``: the box's time, boot and monotonic clock)
+Queued = tuple[str, bytes, float, str | None, float | None]
+
+
+def waited(created: float, boot: str | None, mono: float | None, now: float | None, mono_now: float,
+           since_start: float, this_boot: str = BOOT_ID) -> tuple[float, bool]:
+    """How long a message of the outbox has waited, and whether that is known. It was queued at ``created`` on the box's
+    time (``Publisher.now``: the boot clock while its wall clock was plainly wrong), in boot ``boot`` at its monotonic
+    clock ``mono`` (None: queued by an earlier release, or read back from a damaged outbox); ``now`` is the box's time
+    now (``GatewayClock.true_time``; None while it cannot tell it), ``mono_now`` the monotonic clock, ``since_start``
+    how long this start of the box has run. Queued in this boot, it is read on the monotonic clock, which no step of
+    the wall clock moves (a box in 1970 that NTP set right had waited 57 years); else on the box's time, where that
+    was right then and is now; else it is unknown, and at least as long as this start has run (it was queued before:
+    a box back in 1970 at each boot said 0 s).
+
+    >>> waited(5.0, "b1", 50.0, now=1_796_198_400.0, mono_now=80.0, since_start=40.0, this_boot="b1")
+    (30.0, True)
+    >>> waited(5.0, "b0", 50.0, now=1_796_198_400.0, mono_now=80.0, since_start=40.0, this_boot="b1")
+    (40.0, False)
+    """
+    if boot == this_boot and mono is not None:
+        return max(0.0, mono_now - mono), True
+    if now is not None and created >= CLOCK_FLOOR and now - created >= since_start:
+        return now - created, True
+    return since_start, False
+
+
 class NotAnOutbox(sqlite3.DatabaseError):
     """An SQLite file that is no outbox: a page of it damaged, another application's file (tables, none of them
     ``outbox``), or a table of it missing a column of ``SCHEMA``'s. ``kind``: ``damaged``, or ``foreign`` for another
@@ -359,7 +418,8 @@ def of_another_making(db: sqlite3.Connection) -> str | None:
         for (table,) in expected.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
                                          "AND name NOT LIKE 'sqlite_%'").fetchall():
             has = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-            missing = {row[1] for row in expected.execute(f"PRAGMA table_info({table})")} - has
+            missing = {row[1] for row in expected.execute(f"PRAGMA table_info({table})")} - has - set(
+                ADDED_COLUMNS.get(table, {}))
             if has and missing:
                 return f"table {table} has no column {', '.join(sorted(missing))}"
     return None
@@ -388,6 +448,11 @@ class Outbox:
             self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            for table, columns in ADDED_COLUMNS.items():
+                has = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+                for column, kind in columns.items():
+                    if column not in has:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             self._db.execute("BEGIN IMMEDIATE")
             try:  # deletes nothing, but a read-only file refuses it: opening it and reading it do not
                 self._db.execute("DELETE FROM outbox WHERE id < 0")
@@ -424,23 +489,27 @@ class Outbox:
         if (other := of_another_making(self._db)) is not None:
             raise NotAnOutbox(other, "foreign" if other.startswith(ANOTHER_APPLICATIONS) else "damaged")
 
-    def put(self, items: list[tuple[str, bytes]], now: float) -> None:
+    def put(self, items: list[tuple[str, bytes]], now: float, mono: float | None = None) -> None:
         """Store messages atomically, in order (evidence before its incident), and in the same transaction the open
         incidents they change (``open_change``): a full disk takes both or neither. (A file of open incidents beside
         the outbox, written after it, fell behind it on a full disk: a box killed then ended at its next start none
-        of the incidents the outbox had sent, or ended one with the seq of an update the gateway had.)"""
-        self.restore([(t, p, now) for t, p in items],
+        of the incidents the outbox had sent, or ended one with the seq of an update the gateway had.) Each is kept
+        with when it is queued (``waited``): ``now`` the box's time (``Publisher.now``), ``mono`` the monotonic clock,
+        of this boot (``BOOT_ID``); None where not known."""
+        self.restore([(t, p, now, None if mono is None else BOOT_ID, mono) for t, p in items],
                      opened=[change for t, p in items if (change := open_change(t, p)) is not None])
 
-    def restore(self, rows: list[tuple[str, bytes, float]], refused: list[tuple[str, bytes, float, str]] = (),
+    def restore(self, rows: list[Queued], refused: list[tuple[str, bytes, float, str]] = (),
                 opened: list[tuple[str, bytes | None]] = ()) -> None:
-        """Store messages, each with when it was first queued (``put``'s now; an earlier outbox's time, read back by
-        edge/salvage.py), atomically, in order; ``refused`` ones (``refused_rows``) beside those it holds; and
-        ``opened``, (incident id, its last message, or None where it ended), into the open incidents."""
+        """Store messages, each with when it was first queued (``put``'s; an earlier outbox's time, read back by
+        edge/salvage.py, its boot and monotonic clock None), atomically, in order; ``refused`` ones (``refused_rows``)
+        beside those it holds; and ``opened``, (incident id, its last message, or None where it ended), into the open
+        incidents."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany("INSERT INTO outbox(topic, payload, created) VALUES (?, ?, ?)", rows)
+                self._db.executemany("INSERT INTO outbox(topic, payload, created, boot, mono) VALUES (?, ?, ?, ?, ?)",
+                                     rows)
                 self._db.executemany("INSERT INTO outbox_refused(topic, payload, created, reason) VALUES (?, ?, ?, ?)",
                                      refused)
                 for incident_id, message in opened:
@@ -454,10 +523,10 @@ class Outbox:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
 
-    def rows(self) -> list[tuple[str, bytes, float]]:
+    def rows(self) -> list[Queued]:
         """Every message waiting, with when it was queued, in order (as ``restore`` takes them)."""
         with self._lock:
-            return self._db.execute("SELECT topic, payload, created FROM outbox ORDER BY id").fetchall()
+            return self._db.execute("SELECT topic, payload, created, boot, mono FROM outbox ORDER BY id").fetchall()
 
     def refused_rows(self) -> list[tuple[str, bytes, float, str]]:
         """Every message the broker refused, with when it was queued and why, in order (as ``restore`` takes them)."""
@@ -504,10 +573,11 @@ class Outbox:
         with self._lock:
             return self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
-    def oldest(self) -> float | None:
-        """When the oldest message still waiting for a gateway was queued."""
+    def oldest(self) -> tuple[float, str | None, float | None] | None:
+        """When the oldest message still waiting for a gateway (the first queued) was queued: the box's time, its boot
+        and its monotonic clock (``waited``); None where none waits."""
         with self._lock:
-            return self._db.execute("SELECT min(created) FROM outbox").fetchone()[0]
+            return self._db.execute("SELECT created, boot, mono FROM outbox ORDER BY id LIMIT 1").fetchone()
 
     def close(self) -> None:
         with self._lock:
@@ -579,6 +649,7 @@ class Publisher:
         kept = None if outbox.path is None else known_time(known_time_file(outbox.path))
         self.clock = GatewayClock(floor=clock_floor(kept))
         self._kept_known = float("-inf")  # the gateways' time last kept beside the outbox (``_keep_known``)
+        self._began = time.monotonic()  # this start: what the outbox held before waited at least since (``waited``)
 
     def listen(self, topic: str, handler: Callable[[bytes], None]) -> None:
         """Call ``handler(payload)`` (in paho's thread: hand over, never block) for each message on
@@ -586,15 +657,25 @@ class Publisher:
         self._listeners[topic] = handler
 
     def start(self) -> None:
-        if (wall := time.time()) < (floor := self.clock.floor):
-            since = (f"this release was written ({wire.iso(CLOCK_FLOOR)[:10]})" if floor == CLOCK_FLOOR else
-                     f"{wire.iso(floor)}, {wire.MAX_CLOCK_SKEW_S:.0f} s before the gateways' time it last knew")
-            log.warning("box %s: its wall clock reads %s, before %s: it is wrong (a dead clock battery, no time sync, "
-                        "or set back by hand). What it makes waits in the outbox until a gateway's acknowledgement "
-                        "tells it the time, then carries the gateways' time", self.box, wire.iso(wall), since)
+        if self.clock.plainly_wrong(wall := time.time()):
+            log.warning("box %s: its wall clock reads %s, %s: it is wrong (a dead clock battery, no time sync, or set "
+                        "by hand). What it makes waits in the outbox until a gateway's acknowledgement tells it the "
+                        "time, then carries the gateways' time", self.box, wire.iso(wall), self._wrong_by(wall))
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=self._broker.keepalive_s)
         self._client.loop_start()
         self._thread.start()
+
+    def _wrong_by(self, wall: float) -> str:
+        """Why the wall clock reading ``wall`` is wrong (``GatewayClock.plainly_wrong``), in words, for the start's
+        line."""
+        floor, ceiling = self.clock.floor, self.clock.ceiling
+        since = (f"this release was written ({wire.iso(CLOCK_FLOOR)[:10]})" if floor == CLOCK_FLOOR else
+                 f"{wire.iso(floor)}, {wire.MAX_CLOCK_SKEW_S:.0f} s before the gateways' time it last knew")
+        if wall < floor:
+            return f"before {since}"
+        if ceiling == wire.LATEST:
+            return f"past {wire.iso(ceiling)}, the wire's last time"
+        return f"past {wire.iso(ceiling)}, {CLOCK_SPAN_S / 86400 / 365.25:.0f} years after {since}"
 
     def send(self, items: list[tuple[str, bytes]]) -> None:
         """Queue messages durably; they go out as soon as the broker is reachable. Where the outbox cannot be
@@ -615,7 +696,7 @@ class Publisher:
         with self._unwritten_lock:
             while self._unwritten:
                 try:
-                    self.outbox.put(self._unwritten[0], time.time())
+                    self.outbox.put(self._unwritten[0], self.now(), time.monotonic())
                 except sqlite3.Error as exc:  # disk full, read-only, an I/O error: the messages wait
                     if self.write_error is None:
                         log.error("outbox cannot be written (%s): %d message(s) wait in memory", exc,
@@ -648,10 +729,15 @@ class Publisher:
         return len(rows)
 
     def delivery(self, now: float) -> dict:
-        """Where the outbox stands, and the box's clock against the gateways', for the heartbeat and metrics. An
-        outbox kept in memory counts as unwritten, and why its file cannot be written is its write error."""
-        oldest = self.outbox.oldest()
-        measured = self.clock.measured(time.monotonic(), time.time())
+        """Where the outbox stands, and the box's clock against the gateways', for the heartbeat and metrics (``now``:
+        the wall clock). An outbox kept in memory counts as unwritten, and why its file cannot be written is its write
+        error. How long its oldest message has waited is read on the clock it was queued by (``waited``): where that
+        cannot be known, ``outbox_oldest_known`` is false and ``outbox_oldest_s`` how long at least."""
+        mono = time.monotonic()
+        first = self.outbox.oldest()
+        oldest_s, known = (0.0, True) if first is None else waited(
+            *first, now=self.clock.true_time(mono, now), mono_now=mono, since_start=mono - self._began)
+        measured = self.clock.measured(mono, time.time())
         with self._unwritten_lock:
             unwritten = sum(map(len, self._unwritten))
         pending = self.outbox.pending()
@@ -659,7 +745,7 @@ class Publisher:
                 "outbox_write_error": self.write_error or self.outbox.unwritable,
                 "outbox_unwritten_dropped": self.unwritten_dropped,
                 "outbox_unconfirmed": len(self._unconfirmed), "outbox_held": len(self._held),
-                "outbox_oldest_s": round(max(0.0, now - oldest), 1) if oldest is not None else 0.0,
+                "outbox_oldest_s": round(oldest_s, 1), "outbox_oldest_known": known,
                 "outbox_resent": self.resent, "outbox_unrouted": self.unrouted, "outbox_refused": self.refused,
                 "gateway_dead_letters": self.dead_letters, "broker_disconnects": self.disconnects,
                 "clock_offset_s": None if measured is None else round(measured, 1),
@@ -846,6 +932,12 @@ class Publisher:
     def gateway_offset(self) -> float:
         """What to add to the wall clock now for the time on the wire (``GatewayClock.offset``)."""
         return self.clock.offset(time.monotonic(), time.time())
+
+    def now(self) -> float:
+        """The time on the wire now: the wall clock's moved by ``gateway_offset`` (the gateways' where the box puts
+        theirs on what it makes, its boot clock while its wall clock is plainly wrong and no gateway told it the
+        time)."""
+        return time.time() + self.gateway_offset()
 
     def _restamp(self, row_id: int, topic: str, payload: bytes) -> bytes:
         """``payload``, or where it was stamped on this boot's clock (``from_boot_clock``), or a gateway holds it for

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.publisher import Outbox, of_another_making
+from edge.publisher import Outbox, Queued, of_another_making
 from xueliang import jpeg, sqlitefile, wire
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def salvage(aside: Path, outbox: Outbox, box: str, deadline: float) -> Salvaged:
         if "outbox" not in tables:
             report.nothing = "it has no table outbox"
             return report
-        batch: list[tuple[str, bytes, float]] = []
+        batch: list[Queued] = []
         held = 0
         for _, topic, payload, created in readable(db, *id_range(db), report, deadline):
             why = problem(box, topic, payload)
@@ -180,7 +180,7 @@ def salvage(aside: Path, outbox: Outbox, box: str, deadline: float) -> Salvaged:
                 report.first_skipped = report.first_skipped or why
                 continue
             real = isinstance(created, float | int) and math.isfinite(created)
-            batch.append((topic, payload, float(created) if real else now))
+            batch.append((topic, payload, float(created) if real else now, None, None))  # its boot's clock unknown
             held += len(payload)
             if held >= BATCH_BYTES:
                 if not _write(outbox, batch, report):
@@ -216,7 +216,7 @@ def salvage_into(outbox: Outbox, aside: Path, box: str) -> None:
               f"; {done.open} incident(s) it held open kept, ended as the box starts" if done.open else "")
 
 
-def _write(outbox: Outbox, batch: list[tuple[str, bytes, float]], report: Salvaged) -> bool:
+def _write(outbox: Outbox, batch: list[Queued], report: Salvaged) -> bool:
     """``batch`` into the new outbox; False, saying why in ``report.stopped``, where it cannot take it (a full disk)."""
     try:
         outbox.restore(batch)

@@ -459,7 +459,9 @@ class BoxView(BaseModel):
     cameras_up: int
     cameras_total: int
     outbox_pending: int | None = Field(title="messages in its outbox, awaiting a gateway's acknowledgement")
-    outbox_oldest_s: float | None = Field(title="how long the oldest of them has waited")
+    outbox_oldest_s: float | None = Field(title="how long the oldest of them has waited (at least, where not known)")
+    outbox_oldest_known: bool | None = Field(title="false: the oldest was queued before the box's start, its clock "
+                                             "plainly wrong then or now (1970): how long it has waited is unknown")
     outbox_unwritten: int | None = Field(title="messages held in memory: the outbox cannot be written")
     outbox_write_error: str | None
     outbox_held: int | None = Field(title="incidents among them it holds until a gateway's acknowledgement tells it "

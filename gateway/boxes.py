@@ -130,6 +130,9 @@ class Heartbeat(Checked):
     outbox_pending: Count = 0
     outbox_unconfirmed: Count = 0
     outbox_oldest_s: Seconds = 0.0
+    outbox_oldest_known: bool = Field(True, title="false: the oldest was queued before the box's start, its clock "
+                                      "plainly wrong then or now (1970), its age unknown: outbox_oldest_s is how long "
+                                      "at least")
     outbox_unwritten: Count = 0
     outbox_write_error: Text | None = None
     outbox_held: Count = 0
@@ -394,6 +397,7 @@ def view(row: dict, now: float, grids: Collection[str] | None = None) -> dict:
             "cameras_up": sum(1 for c in cameras if c["state"] == "online"),
             "outbox_pending": beat.outbox_pending if beat else None,
             "outbox_oldest_s": beat.outbox_oldest_s if beat else None,
+            "outbox_oldest_known": beat.outbox_oldest_known if beat else None,
             "outbox_unwritten": beat.outbox_unwritten if beat else None,
             "outbox_write_error": beat.outbox_write_error if beat else None,
             "outbox_held": beat.outbox_held if beat else None,

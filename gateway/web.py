@@ -462,7 +462,10 @@ def box_row(v: dict, now: float, tables: Tables, removable: bool = False) -> str
             f"{esc(c['camera'])} ({esc('、'.join(FAULT_NAMES.get(f, f) for f in c['faults']))})" for c in faulty)
     outbox = "" if v["outbox_pending"] is None else f"{v['outbox_pending']} 条"
     if v["outbox_pending"]:
-        outbox += f", 最早的已等 {esc(span_text(v['outbox_oldest_s']))}"
+        if v["outbox_oldest_known"] is False:  # queued before the box's start, its clock plainly wrong then or now
+            outbox += f", 最早的已等至少 {esc(span_text(v['outbox_oldest_s']))} (时钟有误, 确切时长未知)"
+        else:
+            outbox += f", 最早的已等 {esc(span_text(v['outbox_oldest_s']))}"
     if v["outbox_held"]:  # within the pending: they go once an acknowledgement tells the box the time
         outbox += f", 其中 {v['outbox_held']} 条等待校时"
     if v["outbox_unwritten"]:

@@ -5,14 +5,16 @@ box deleted them on the gateway's word."""
 import json
 import logging
 import re
+import sqlite3
 import time
+from datetime import datetime, timezone
 
 import pytest
 
 from edge.box import box_now, wall_offset
 from edge.config import Broker
 from edge.publisher import (BOOT_ID, CLOCK_FLOOR, GatewayClock, Outbox, Publisher, clock_floor, keep_known_time,
-                            known_time, known_time_file, on_boot_clock, restamped)
+                            known_time, known_time_file, on_boot_clock, restamped, waited)
 from gateway import boxes
 from gateway.config import TABLES_DIR, GatewayConfig, load_tables
 from gateway.config import Broker as GatewayBroker
@@ -205,20 +207,22 @@ def test_a_box_whose_clock_stands_in_2000_has_the_incident_it_made_before_it_kne
 
 
 def stood_in(monkeypatch, year: str = "1970") -> float:
-    """The box's wall clock set to ``year``-01-01T00:00:05Z now (a dead clock battery, no NTP); returns how far behind
-    this machine's it is."""
-    real, behind = time.time, time.time() - 5.0 - (wire.EARLIEST if year == "2000" else 0.0)
+    """The box's wall clock set to ``year``-01-01T00:00:05Z now (a dead clock battery, no NTP; a garbage RTC reads 2100
+    as well); returns how far behind this machine's it is (below zero: ahead)."""
+    start = datetime(int(year), 1, 1, tzinfo=timezone.utc).timestamp()
+    real, behind = time.time, time.time() - 5.0 - start
     monkeypatch.setattr(time, "time", lambda: real() - behind)
     return behind
 
 
-@pytest.mark.parametrize("year", ["1970", "2000"])
+@pytest.mark.parametrize("year", ["1970", "2000", "2100"])
 def test_what_the_analyser_makes_while_the_box_clock_stands_in_1970_is_on_its_boot_clock(tmp_path, monkeypatch, year):
     """In process, the real analyser, pipeline and detector, no gateway heard yet: a covered lens seen by a box whose
-    clock stands in 1970 or 2000 is stamped on its boot clock (2000-01-01 plus the seconds since the machine booted)
-    and marked so, for the outbox to hold until it knows the time. At 1970 the box had refused its own incident (no
-    time before 2000 is on the wire): 'camera gate: analysis failed', and nothing it saw reached a gateway until
-    someone set its clock; at 2000 it was sent, and held for review as reported 9,000 days late."""
+    clock stands in 1970, 2000 or 2100 is stamped on its boot clock (2000-01-01 plus the seconds since the machine
+    booted) and marked so, for the outbox to hold until it knows the time. At 1970 and 2100 the box had refused its own
+    incident (no time on the wire is before 2000 or after 2099): 'camera gate: analysis failed', and nothing it saw
+    reached a gateway until someone set its clock; at 2000 it was sent, and held for review as reported 9,000 days
+    late."""
     from .test_edge_faults import in_process_analyser
 
     stood_in(monkeypatch, year)
@@ -231,6 +235,58 @@ def test_what_the_analyser_makes_while_the_box_clock_stands_in_1970_is_on_its_bo
     finally:
         stop.set()
         analyser.join(5)
+
+
+@pytest.mark.slow
+def test_a_box_whose_clock_stands_in_2100_has_what_it_sees_become_a_case_with_the_time_the_camera_saw_it(
+        tmp_path, broker, monkeypatch, caplog):
+    """The real analyser, pipeline and detector, the box's publisher and outbox, the real broker and gateway: a box
+    whose RTC reads 2100 (a battery fault) sees a covered lens before any gateway told it the time. It says at start
+    that its clock is wrong, stamps the fault on its boot clock and holds it; its heartbeat asks the time, the gateway's
+    acknowledgement tells it, and the fault becomes a case with the time the camera saw it. The box had refused its
+    own incident ('camera gate: analysis failed': no time on the wire is after 2099), and nothing it saw reached a
+    gateway until someone set its clock."""
+    import numpy as np
+
+    from .test_edge_faults import in_process_analyser
+
+    real = time.time
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    gateway = MqttIngest(GatewayConfig(broker=GatewayBroker(port=broker.port, client_id="gateway-1")),
+                         Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=real))
+    gateway.start()
+    behind = stood_in(monkeypatch, "2100")
+    publisher = Publisher("b1", Broker(port=broker.port, resend_after_s=1), Outbox(tmp_path / "b1.outbox.sqlite"))
+    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["gate"], lambda real, images, s: real(images, s),
+                                                         publisher=publisher, grid="HQ-DZG-10D-07")
+    running = []
+    try:
+        seen = real()
+        for i in range(12):  # a covered lens, as the box's clock reads it
+            slots.put("gate", box_now() + i, np.full((576, 768, 3), 10, np.uint8))
+            wait_until(lambda: readers["gate"].health.analysed == i + 1, 20, 0.05, message=f"frame {i}")
+        (fault,) = [wire.decode_incident(p) for t, p, *_ in publisher.outbox.rows() if t.endswith("/incident")]
+        assert fault["type"] == "camera_fault" and fault["attributes"]["boot_clock"] == BOOT_ID
+        publisher.status = {"box": "b1", "state": "online", "at": wire.iso(time.time()), "cameras": {},
+                            **publisher.delivery(time.time())}
+        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
+        time.sleep(0.5)  # its subscriptions
+        with caplog.at_level(logging.WARNING, logger="edge.publisher"):
+            publisher.start()
+            running.append(publisher)
+            wait_until(lambda: publisher.outbox.pending() == 0, 15, 0.05, message="told the time, sent and taken")
+        assert re.search(r"its wall clock reads 2100-01-01T00:00:\d\d\.\d+Z, past 2036-11-01T00:00:00.000Z, 10 years "
+                         r"after this release was written \(2026-11-01\): it is wrong", caplog.text), caplog.text
+        (case,) = store.list_cases()
+        assert case["type"] == "camera_fault" and seen - 1 <= case["reported_at"] <= seen + 13
+        assert store.count("dead_letters") == 0 and boxes.kept(store, "b1")["clock_off"]
+        assert abs(publisher.delivery(time.time())["clock_offset_s"] - behind) < 5
+    finally:
+        stop.set()
+        analyser.join(5)
+        for publisher in running:
+            publisher.stop(timeout=0.5)
+        gateway.stop()
 
 
 @pytest.mark.slow
@@ -302,6 +358,30 @@ def test_a_wall_clock_before_the_gateways_time_the_box_knew_is_plainly_wrong(kno
     clock = GatewayClock(floor=clock_floor(known))
     on_the_wire = wall + clock.offset(mono=100.0, wall=wall)
     assert on_the_wire == (wire.EARLIEST + 100.0 if boot_clock else wall)
+
+
+YEARS_10 = 3653 * 86400.0  # the ceiling's span past the floor
+
+
+@pytest.mark.parametrize("known, wall, boot_clock", [
+    (None, wire.LATEST + 5.0, True),  # 2100-01-01T00:00:05Z: a garbage RTC; no time on the wire is so late
+    (None, datetime(2085, 6, 1, tzinfo=timezone.utc).timestamp(), True),  # a garbage year the wire would carry
+    (None, CLOCK_FLOOR + YEARS_10 + 86400.0, True),  # ten years and a day past the release, no gateway heard since
+    (None, CLOCK_FLOOR + YEARS_10 - 86400.0, False),  # a day short of it: taken
+    (KNEW, KNEW + YEARS_10 - 86400.0, False),  # the ceiling follows what the box last knew, as the floor does
+    (KNEW, KNEW + YEARS_10, True),
+    (wire.LATEST - 86400.0 * 365, wire.LATEST - 1.0, False),  # a gateway's clock told it 2099: the wire's last second
+    (wire.LATEST - 86400.0 * 365, wire.LATEST, True),  # ... and none after the wire's last
+])
+def test_a_wall_clock_past_the_ceiling_is_plainly_wrong(known, wall, boot_clock):
+    """A garbage RTC (a battery fault) reads 2085 or 2100 as readily as 1970: past the ceiling (ten years after the
+    floor, and never past the wire's last time) the box takes its clock for wrong, as before the floor, and stamps on
+    its boot clock. At 2100 it had refused its own incidents ('analysis failed': the wire's times end in 2099); at 2085
+    a gateway held them as ahead of its clock until the box learnt the time."""
+    clock = GatewayClock(floor=clock_floor(known))
+    on_the_wire = wall + clock.offset(mono=100.0, wall=wall)
+    assert on_the_wire == (wire.EARLIEST + 100.0 if boot_clock else wall)
+    assert clock.ceiling == min(clock.floor + YEARS_10, wire.LATEST)
 
 
 def test_a_box_started_again_with_its_clock_set_back_before_what_a_gateway_told_it_takes_it_for_wrong(
@@ -391,3 +471,74 @@ def test_a_box_whose_clock_stands_in_1970_is_shown_its_clock_flagged_and_told_th
         for publisher in running:
             publisher.stop(timeout=0.5)
         gateway.stop()
+
+
+T = 1_796_198_400.0  # 2026-12-02T08:00:00Z: the time now, where the box can tell it
+
+
+@pytest.mark.parametrize("created, boot, mono, now, expected", [
+    (5.0, "b1", 50.0, None, (30.0, True)),  # queued in this boot in 1970, still 1970: the monotonic clock
+    (5.0, "b1", 50.0, T, (30.0, True)),  # ... and NTP has set the clock since: not 57 years
+    (T - 3600.0, "b0", 9.0, T, (3600.0, True)),  # an earlier boot's, both clocks right: the box's time
+    (T - 42.0, None, None, T, (42.0, True)),  # an earlier release's row (no boot kept), its clock right
+    (3600.0, None, None, None, (40.0, False)),  # an earlier boot's on a 1970 clock that ran longer: not 0 s
+    (3600.0, None, None, T, (40.0, False)),  # ... and NTP set the clock since: not 57 years
+    (wire.EARLIEST + 300.0, "b0", 300.0, T, (40.0, False)),  # an earlier boot's boot clock, which ended with it
+    (T - 3600.0, "b0", 9.0, None, (40.0, False)),  # the clock now plainly wrong, no gateway heard yet
+    (wire.LATEST + 5.0, None, None, T, (40.0, False)),  # queued on a clock ahead (an RTC's 2100)
+    (T - 10.0, "b0", 9.0, T, (40.0, False)),  # queued before this start, 10 s ago by the clocks: one was wrong
+])
+def test_how_long_a_message_has_waited_is_read_on_the_clock_it_was_queued_by(created, boot, mono, now, expected):
+    """``outbox_oldest_s``: on the monotonic clock where queued in this boot, on the box's time where both it then and
+    now were right, else unknown and at least as long as this start has run (40 s here: the monotonic clock at 80)."""
+    assert waited(created, boot, mono, now, mono_now=80.0, since_start=40.0, this_boot="b1") == expected
+
+
+def test_the_age_of_the_outbox_is_honest_across_a_step_of_the_wall_clock(tmp_path, monkeypatch):
+    """A real outbox: a box in 1970 queues a message, and NTP then sets its clock right: the message has waited a
+    moment, not 57 years ('20794 天' on the boxes page). Its outbox also held one of its boot before, queued on that
+    boot's 1970 clock an hour in: that one's age is unknown, and said so, at least as long as the box has run (it read
+    0 s, the clock now before its time)."""
+    real = time.time
+    stood_in(monkeypatch)
+    outbox = Outbox(tmp_path / "box-1.outbox.sqlite")
+    publisher = Publisher("box-1", Broker(port=9), outbox)
+    publisher.send([(TOPIC, incident(real()))])
+    time.sleep(0.3)
+    monkeypatch.setattr(time, "time", real)  # NTP sets it right
+    delivery = publisher.delivery(time.time())
+    assert 0.3 <= delivery["outbox_oldest_s"] < 5 and delivery["outbox_oldest_known"] is True
+
+    outbox.close()
+    with sqlite3.connect(tmp_path / "box-1.outbox.sqlite") as db:  # queued first, in the boot before, at 01:00 1970
+        db.execute("UPDATE outbox SET created = 3600.0, boot = 'the boot before'")
+    monkeypatch.setattr(time, "time", lambda: 5.0)  # this boot's 1970 clock, which began again
+    publisher = Publisher("box-1", Broker(port=9), Outbox(tmp_path / "box-1.outbox.sqlite"))
+    time.sleep(0.3)
+    delivery = publisher.delivery(time.time())
+    assert 0.3 <= delivery["outbox_oldest_s"] < 5 and delivery["outbox_oldest_known"] is False
+    publisher.outbox.close()
+
+
+OLD_SCHEMA = """
+CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,
+                     created REAL NOT NULL);
+CREATE TABLE outbox_refused (id INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL, created REAL NOT NULL,
+                             reason TEXT NOT NULL);
+CREATE TABLE open_incident (incident_id TEXT PRIMARY KEY, message BLOB NOT NULL);
+"""
+
+
+def test_an_outbox_an_earlier_release_wrote_opens_and_its_messages_age_on_the_wall_clock(tmp_path):
+    """An outbox of the release before (no boot, no monotonic clock kept with its messages) opens as it is, is given
+    them, and its messages' age is read on the wall clock; what this start queues beside them is kept with them."""
+    path = tmp_path / "box-1.outbox.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(OLD_SCHEMA)
+        db.execute("INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)", (TOPIC, b"old", time.time() - 42))
+    publisher = Publisher("box-1", Broker(port=9), Outbox(path))
+    publisher.send([(TOPIC, b"new")])
+    assert [(p, boot) for _, p, _, boot, _ in publisher.outbox.rows()] == [(b"old", None), (b"new", BOOT_ID)]
+    delivery = publisher.delivery(time.time())
+    assert 42 <= delivery["outbox_oldest_s"] < 45 and delivery["outbox_oldest_known"] is True
+    publisher.outbox.close()

@@ -44,7 +44,7 @@ def publisher_of(outbox: Outbox, box: str = "box-1") -> Publisher:
 
 
 def incidents_in(outbox: Outbox) -> list[dict]:
-    return [wire.decode_incident(p) for t, p, _ in outbox.rows() if t.endswith("/incident")]
+    return [wire.decode_incident(p) for t, p, *_ in outbox.rows() if t.endswith("/incident")]
 
 
 def restart(path, now: float) -> list[dict]:
@@ -157,9 +157,15 @@ def test_open_incidents_that_cannot_be_read_or_ended_are_said_and_never_stop_the
     outbox.close()
 
 
-def test_a_box_started_on_a_full_disk_ends_what_its_file_held_open_once_it_writes_there(tmp_path):
+@pytest.mark.parametrize("clock", ["right", "2100"])
+def test_a_box_started_on_a_full_disk_ends_what_its_file_held_open_once_it_writes_there(tmp_path, monkeypatch, clock):
     """Its outbox kept in memory (no room at start), the file's open incidents, a box killed before left them open,
-    are ended once it is written there; those it opened meanwhile stay open, in the file."""
+    are ended once it is written there; those it opened meanwhile stay open, in the file. Its wall clock in 2100 (a
+    garbage RTC, plainly wrong: edge/publisher.py ``GatewayClock``), the end says the box last saw it when it did, as
+    at 1970: the box had forgotten it, its end's time after any on the wire ('not ended'), and its case waited for
+    good."""
+    from .test_box_clock import stood_in
+
     now = time.time()
     killed, meanwhile = (event(f"{n}" * 32 + ":b1", 1, "start", at, box="b1")
                          for n, at in ((1, now - 60), (2, now - 10)))
@@ -167,12 +173,18 @@ def test_a_box_started_on_a_full_disk_ends_what_its_file_held_open_once_it_write
     outbox = Outbox(path)
     outbox.put(queued(killed), now - 60)
     outbox.close()
+    if clock == "2100":
+        stood_in(monkeypatch, "2100")
     publisher = publisher_of(Outbox.in_memory("database or disk is full"), "b1")
     publisher.send(queued(meanwhile))
     keep_outbox(box_config(tmp_path), publisher)  # room again, at a heartbeat
     assert publisher.outbox.path == path
     assert [(m["incident_id"], m["seq"]) for m in incidents_in(publisher.outbox)] == [
         (killed["incident_id"], 1), (meanwhile["incident_id"], 1), (killed["incident_id"], 2)]
+    end = incidents_in(publisher.outbox)[-1]
+    assert (end["ended_at"], end["end_reason"]) == (killed["observed_at"], "box_stopped")
+    assert abs(wire.parse_time(end["observed_at"]) - time.time()) < 5 if clock == "right" else \
+        end["observed_at"] == killed["observed_at"]
     assert [i for i, _ in publisher.outbox.open_incidents()] == [meanwhile["incident_id"]]
     publisher.outbox.close()
 

@@ -461,6 +461,27 @@ def test_the_boxes_page_says_how_many_incidents_a_box_holds_until_it_is_told_the
     assert re.search(r"<td>3 条, 最早的已等 [^,<]+, 其中 2 条等待校时</td>", page), page
 
 
+def test_the_boxes_page_says_the_age_of_a_message_queued_on_a_wrong_clock_is_unknown(tmp_path):
+    """A box's outbox holds a message an earlier boot queued while its clock stood in 1970 (a dead clock battery); the
+    box runs now with its clock right. Its heartbeat says that message has waited at least as long as the box has run,
+    its true age unknown, and the page says so: it read 57 years ('20794 天')."""
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, TABLES, clock=time.time)
+    publisher, readers, slots = edge_box(tmp_path)
+    publisher.outbox.put([(TOPIC, payload())], 5.0)  # 1970-01-01T00:00:05Z, in a boot before
+    publisher.send([(TOPIC, payload(incident_id="next"))])  # this start's
+    time.sleep(0.2)
+    body = status(BOX, readers, slots, publisher.delivery(time.time()), heartbeat_s=10.0)
+    publisher.outbox.close()
+    assert ingest.handle(wire.status_topic(BOX), json.dumps(body).encode()) == HEARTBEAT
+    app = create_app(store, TABLES)
+    admin = new_token(store, "root", "admin")
+    box = TestClient(app).get("/boxes", headers={"Authorization": f"Bearer {admin}"}).json()["boxes"][0]
+    assert box["outbox_pending"] == 2 and 0.2 <= box["outbox_oldest_s"] < 5 and box["outbox_oldest_known"] is False
+    page = signed_in(app, admin).get("/ui/boxes").text
+    assert re.search(r"<td>2 条, 最早的已等至少 \d 秒 \(时钟有误, 确切时长未知\)</td>", page), page
+
+
 def test_the_page_says_why_a_camera_is_down_as_its_heartbeat_does(tmp_path):
     """The box says each camera's last error and when; the page showed only that a camera was down, not that its
     connection was refused (a cable, a camera) or its password wrong (a config)."""

@@ -479,10 +479,12 @@ class Sent:
 KERB = {"id": "kerb", "types": ["illegal_parking"], "polygon": [[0.8, 0.03], [0.97, 0.03], [0.97, 0.22]]}
 
 
-def in_process_analyser(tmp_path, camera_ids: list[str], detect_many, url: str = "x.mp4", **settings):
+def in_process_analyser(tmp_path, camera_ids: list[str], detect_many, url: str = "x.mp4", publisher=None,
+                        **settings):
     """The real analyser, pipelines and vehicle detector in process, one kerb zone per camera (each reading
     ``url`` once its reader is started, with ``settings`` of its config), the detector's ``detect_many`` wrapped
-    by ``detect_many(real, images, min_score)``; started. Returns (analyser, readers, slots, stop)."""
+    by ``detect_many(real, images, min_score)``, sending to ``publisher`` (box ``b1``'s; ``Sent`` where none); started.
+    Returns (analyser, readers, slots, stop)."""
     from edge.box import Analyser, CameraReader, Metrics, Slots
     from edge.config import parse_config
     from edge.detector import VEHICLE, load_detectors
@@ -494,7 +496,7 @@ def in_process_analyser(tmp_path, camera_ids: list[str], detect_many, url: str =
     detectors[VEHICLE].detect_many = lambda images, min_score: detect_many(real, images, min_score)
     slots, stop, metrics = Slots(), threading.Event(), Metrics()
     readers = {c.id: CameraReader(c, slots, metrics, stop) for c in config.cameras}
-    analyser = Analyser(config, detectors, readers, slots, publisher=Sent(), metrics=metrics, stop=stop)
+    analyser = Analyser(config, detectors, readers, slots, publisher=publisher or Sent(), metrics=metrics, stop=stop)
     analyser.start()
     return analyser, readers, slots, stop
 

@@ -180,7 +180,7 @@ def test_the_incidents_a_damaged_outbox_held_open_are_kept_open_in_the_new_one(t
     original = messages(200)
     path = tmp_path / "b1.outbox.sqlite"
     outbox = Outbox(path)
-    outbox.restore([(topic, payload, 0.0) for topic, payload in original])  # queued, and since confirmed as open
+    outbox.restore([(topic, payload, 0.0, None, None) for topic, payload in original])  # queued; confirmed as open
     (_, start), (_, ended) = original[1], original[3]
     outbox.put([(wire.incident_topic("b1", "gate"), start)], 0.0)
     outbox.put([(wire.incident_topic("b1", "gate"), ended)], 0.0)
