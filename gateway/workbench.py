@@ -418,7 +418,7 @@ async def photo_in_page(case_id: CaseId, request: Request, principal: Principal 
     boundary, milliseconds): another site's or a forged form costs nothing, a session's own at most
     ``MAX_FORM_PARTS`` parts."""
     who = acting(principal)
-    row = visible(case_id, request, who)
+    visible(case_id, request, who)  # who may add it, before the body is read
     content_type = request.headers.get("content-type", "")
     boundary = form_boundary(content_type)
     if not content_type.lower().startswith("multipart/form-data") or not boundary:
@@ -442,8 +442,13 @@ async def photo_in_page(case_id: CaseId, request: Request, principal: Principal 
         await run_in_threadpool(check_jpeg, data)
     except ImageError:
         return back(case_id, failed="photo", why="not_jpeg")
-    await run_in_threadpool(actions.keep_photo, request.app.state.store, row, who.role, f"{who.role.value}:{who.name}",
-                            data, time.time())
+    tables = request.app.state.tables
+    try:
+        await run_in_threadpool(actions.keep_photo, request.app.state.store, case_id, who.role,
+                                f"{who.role.value}:{who.name}", data, time.time(),
+                                lambda row: may_see(who, row, tables))
+    except actions.NotVisible as exc:  # no longer its case: redispatched while the photo came
+        raise HTTPException(404, str(exc)) from None
     request.app.state.on_change(case_id)
     return back(case_id, done="photo")
 
