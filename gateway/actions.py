@@ -85,6 +85,20 @@ def check_extension(extend_by: str | None) -> None:
         raise ValueError(f"extend_by {extend_by!r} is more than 366 days")
 
 
+def held(store: Store, db: Connection, case_id: int, may_see: Callable[[dict], bool],
+         seen: Collection[str] | None) -> dict:
+    """The case a person's request changes, held for the transaction ``db`` and read: NotVisible when ``may_see``
+    refuses it, StaleCase when its ``version`` is none of the ``seen`` ones the person decided on (None: whatever it
+    is). An action, a verdict and a photo alike: each is weighed on the case as the request before it left it."""
+    storage.hold_case(db, case_id)  # a second click at once reads the case as the first left it
+    row = store.get_case(case_id)
+    if row is None or not may_see(row):
+        raise NotVisible(f"no case {case_id}")
+    if seen is not None and version(row) not in seen:
+        raise StaleCase(f"case {case_id} changed since it was read; nothing was done")
+    return row
+
+
 def act(store: Store, case_id: int, action: Action, role: Role, actor: str, now: float, tables: Tables,
         may_see: Callable[[dict], bool], note: str | None = None, *, extend_by: str | None = None,
         department: str | None = None, seen: Collection[str] | None = None) -> dict:
@@ -96,12 +110,7 @@ def act(store: Store, case_id: int, action: Action, role: Role, actor: str, now:
     A feedback on a case whose camera already saw the problem gone closes it (the re-check is done)."""
     check_extension(extend_by)
     with store.begin() as db:
-        storage.hold_case(db, case_id)  # a second click at once reads the case as the first left it
-        row = store.get_case(case_id)
-        if row is None or not may_see(row):
-            raise NotVisible(f"no case {case_id}")
-        if seen is not None and version(row) not in seen:
-            raise StaleCase(f"case {case_id} changed since the page showed it; nothing was done")
+        row = held(store, db, case_id, may_see, seen)
         case = perform(db, row, action, role, actor, now, tables, note, extend_by=extend_by, department=department)
         # the camera already saw the problem gone (a later sighting would have cleared that, and a
         # reopening too): the re-check is done. Not compared with dispatched_at: that is the
@@ -117,10 +126,13 @@ def photo_owner(case_id: int) -> str:
     return f"{wire.GATEWAY_KEY_PREFIX}{case_id}"
 
 
-def keep_photo(store: Store, row: dict, role: Role, actor: str, data: bytes, now: float) -> None:
-    """Add a checked photo (``images.check_jpeg``) to the case ``row``, logged on its timeline once."""
+def keep_photo(store: Store, case_id: int, role: Role, actor: str, data: bytes, now: float,
+               may_see: Callable[[dict], bool], seen: Collection[str] | None = None) -> None:
+    """Add a checked photo (``images.check_jpeg``) to the case, logged on its timeline once: NotVisible and
+    StaleCase as ``held`` says (an 8 MB body takes a while to arrive; the case is weighed once it has)."""
     sha = hashlib.sha256(data).hexdigest()
     with store.begin() as db:
-        storage.add_evidence(db, sha, data, photo_owner(row["id"]), "-", "-", now)
-        if storage.add_case_photo(db, row["id"], sha, now):  # the same photo twice is one entry
-            storage.log(db, row["id"], now, actor, role, "photo", row["state"], row["state"], sha)
+        row = held(store, db, case_id, may_see, seen)
+        storage.add_evidence(db, sha, data, photo_owner(case_id), "-", "-", now)
+        if storage.add_case_photo(db, case_id, sha, now):  # the same photo twice is one entry
+            storage.log(db, case_id, now, actor, role, "photo", row["state"], row["state"], sha)

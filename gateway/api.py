@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
@@ -254,6 +255,63 @@ def changeable_case(case_id: CaseId, store: Store = Depends(get_store), tables: 
 
 ETAG = {"ETag": {"description": "the case's entity tag: send it as If-Match to act only on the case as read",
                  "schema": {"type": "string"}}}
+THE_CASE = ETAG | {"Content-Location": {"description": "/cases/{id}: the body is the case as it is now",
+                                        "schema": {"type": "string"}}}
+
+
+class Stale(BaseModel):
+    detail: str = Field(title="why nothing was done: the case changed, or If-Match was not a list of entity tags")
+    case: CaseDetail = Field(title="the case as it is now (its ETag in the header): decide again on it")
+
+
+STALE = {412: {"model": Stale, "headers": ETAG, "description": "If-Match names none of the case's tags (it changed "
+               "since it was read) or is not a list of entity tags: nothing was done"}}
+IfMatch = Annotated[str | None, Header(
+    alias="If-Match", description="the ETag of GET /cases/{id} (or several, comma-separated; `*`: any): change the "
+    "case only if it is still that one, else 412. Without it the request is taken on the case as it is.")]
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """A request's If-Match: ``seen``, the case versions it accepts (None: any, without If-Match or with ``*``), the
+    header as sent, and why it is no list of entity tags where it is not (``seen`` is then empty: none)."""
+    value: str | None = None
+    seen: frozenset[str] | None = None
+    problem: str | None = None
+
+
+def precondition(request: Request, if_match: IfMatch = None) -> Precondition:
+    """The If-Match of a request that changes a case: an action, a verdict, a photo."""
+    if if_match is None:
+        return Precondition()
+    # several If-Match lines are one list (RFC 9110 §5.3; FastAPI's str is the first line); a value that is not a
+    # list of entity tags is a false condition (§13.1.1), never a request taken unconditionally
+    value = ", ".join(request.headers.getlist("If-Match"))
+    try:
+        return Precondition(value, etags.if_match(value))
+    except ValueError as exc:
+        return Precondition(value, frozenset(), f"If-Match {value[:60]!r} is not \"*\" or a list of entity tags: {exc}")
+
+
+def precondition_failed(case_id: int, asked: Precondition, who: Principal, tables: Tables,
+                        store: Store) -> JSONResponse:
+    """412: the case as it is now and why the request was not taken, with its ETag."""
+    row = visible_case(store, tables, who, case_id)
+    tag = etags.etag(row)
+    why = asked.problem or f"case {row['id']} changed since it was read: If-Match names none of its tags"
+    if asked.problem is None and "W/" in asked.value:
+        why = (f"If-Match names no tag case {row['id']} has: a weak tag (W/) never matches, If-Match compares "
+               "strong tags (RFC 9110 §13.1.1)")
+    said = Stale(detail=f"{why}; nothing was done: it is {tag} now", case=CaseDetail(**detail(row, tables, store)))
+    return JSONResponse(said.model_dump(mode="json"), 412, headers={"ETag": tag})
+
+
+def the_case(response: Response, case_id: int, tables: Tables, store: Store) -> dict:
+    """The answer to a request that changed the case: the case's own representation (RFC 9110 §8.7), so its ETag
+    is the tag to send next."""
+    row = store.get_case(case_id)
+    response.headers["ETag"], response.headers["Content-Location"] = etags.etag(row), f"/cases/{case_id}"
+    return detail(row, tables, store)
 
 
 @cases_router.get("/{case_id}", response_model=CaseDetail, responses={200: {"headers": ETAG}})
@@ -284,13 +342,16 @@ PHOTO_BODY = {"requestBody": {"required": True, "content": {"image/jpeg": {"sche
 
 
 @cases_router.post("/{case_id}/photos", response_model=CaseDetail, status_code=201, openapi_extra=PHOTO_BODY,
-                   responses={413: {"description": f"more than {MAX_PHOTO_BYTES:,} bytes"},
+                   responses={201: {"headers": THE_CASE}, **STALE,
+                              413: {"description": f"more than {MAX_PHOTO_BYTES:,} bytes"},
                               415: {"description": "a declared type other than image/jpeg"},
                               422: {"description": "not a JPEG that decodes, or too many pixels"}})
-async def add_photo(request: Request, row: dict = Depends(changeable_case), who: Principal = Depends(actor),
-                    store: Store = Depends(get_store)):
+async def add_photo(request: Request, response: Response, row: dict = Depends(changeable_case),
+                    asked: Precondition = Depends(precondition), who: Principal = Depends(actor),
+                    store: Store = Depends(get_store), tables: Tables = Depends(get_tables)):
     """A department's on-site photo (a JPEG body of at most 8 MB and 50 megapixels), e.g. with its
-    feedback; kept and shown on the timeline. Who may add it is settled before the body is read."""
+    feedback; kept and shown on the timeline. Who may add it is settled before the body is read; with
+    If-Match (the case's ETag), it is added only to the case as the client read it."""
     declared = request.headers.get("content-type", "image/jpeg").split(";")[0].strip().lower()
     if declared not in ("image/jpeg", "application/octet-stream"):
         raise HTTPException(415, f"send the photo as image/jpeg, not {declared[:60]!r}")
@@ -299,8 +360,14 @@ async def add_photo(request: Request, row: dict = Depends(changeable_case), who:
         await run_in_threadpool(check_jpeg, data)
     except ImageError as exc:
         raise HTTPException(422, f"send one JPEG photo as the body: {exc}") from None
-    await run_in_threadpool(actions.keep_photo, store, row, who.role, f"{who.role.value}:{who.name}", data, time.time())
-    return detail(await run_in_threadpool(store.get_case, row["id"]), request.app.state.tables, store)
+    try:
+        await run_in_threadpool(actions.keep_photo, store, row["id"], who.role, f"{who.role.value}:{who.name}", data,
+                                time.time(), lambda case: may_see(who, case, tables), asked.seen)
+    except actions.NotVisible as exc:  # no longer its case: redispatched while the photo came
+        raise HTTPException(404, str(exc)) from None
+    except actions.StaleCase:
+        return await run_in_threadpool(precondition_failed, row["id"], asked, who, tables, store)
+    return await run_in_threadpool(the_case, response, row["id"], tables, store)
 
 
 @cases_router.get("/{case_id}/photos/{sha256}.jpg", response_class=Response, responses=JPEG_RESPONSE)
@@ -308,75 +375,47 @@ def get_photo(sha256: Sha256, row: dict = Depends(readable_case), store: Store =
     return photo_response(row["id"], sha256, store)
 
 
-class Stale(BaseModel):
-    detail: str = Field(title="why nothing was done: the case changed, or If-Match was not a list of entity tags")
-    case: CaseDetail = Field(title="the case as it is now (its ETag in the header): decide again on it")
-
-
-IfMatch = Annotated[str | None, Header(
-    alias="If-Match", description="the ETag of GET /cases/{id} (or several, comma-separated; `*`: any): act only "
-    "if the case is still that one, else 412. Without it the action is taken on the case as it is.")]
-
-
-@cases_router.post("/{case_id}/actions", response_model=CaseDetail, responses={
-        200: {"headers": ETAG | {"Content-Location": {"description": "/cases/{id}: the body is the case as it is now",
-                                                      "schema": {"type": "string"}}}},
-        412: {"model": Stale, "headers": ETAG, "description": "If-Match names none of the case's tags (it changed "
-              "since it was read) or is not a list of entity tags: nothing was done"}})
-def act(case_id: CaseId, body: ActionRequest, request: Request, response: Response, if_match: IfMatch = None,
-        store: Store = Depends(get_store), tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
+@cases_router.post("/{case_id}/actions", response_model=CaseDetail, responses={200: {"headers": THE_CASE}, **STALE})
+def act(case_id: CaseId, body: ActionRequest, request: Request, response: Response,
+        asked: Precondition = Depends(precondition), store: Store = Depends(get_store),
+        tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
     """Take an action on the case. With If-Match (the case's ETag), only on the case as the client read it."""
-    # several If-Match lines are one list (RFC 9110 §5.3; FastAPI's str is the first line); a value that is not a
-    # list of entity tags is a false condition (§13.1.1), never an action taken unconditionally
-    value, problem = None if if_match is None else ", ".join(request.headers.getlist("If-Match")), None
-    try:
-        seen = None if value is None else etags.if_match(value)
-    except ValueError as exc:
-        seen, problem = frozenset(), f"If-Match {value[:60]!r} is not \"*\" or a list of entity tags: {exc}"
     try:
         actions.act(store, case_id, body.action, who.role, f"{who.role.value}:{who.name}", time.time(), tables,
                     lambda row: may_see(who, row, tables), body.note, extend_by=body.extend_by,
-                    department=body.department, seen=seen)
+                    department=body.department, seen=asked.seen)
     except actions.NotVisible as exc:
         raise HTTPException(404, str(exc)) from None
     except actions.StaleCase:
-        return precondition_failed(visible_case(store, tables, who, case_id), value, problem, tables, store)
+        return precondition_failed(case_id, asked, who, tables, store)
     except (TransitionError, storage.ConflictError) as exc:
         raise HTTPException(409, str(exc)) from None
     except ValueError as exc:  # a request the action cannot take (an unknown department, no extend_by)
         raise HTTPException(422, str(exc)) from None
     request.app.state.on_change(case_id)
-    row = store.get_case(case_id)
-    # the body is the case's own representation (RFC 9110 §8.7), so its ETag is the tag to send next
-    response.headers["ETag"], response.headers["Content-Location"] = etags.etag(row), f"/cases/{case_id}"
-    return detail(row, tables, store)
+    return the_case(response, case_id, tables, store)
 
 
-def precondition_failed(row: dict, value: str, problem: str | None, tables: Tables, store: Store) -> JSONResponse:
-    """412: the case as it is now and why the action was not taken, with its ETag."""
-    tag = etags.etag(row)
-    why = problem or f"case {row['id']} changed since it was read: If-Match names none of its tags"
-    if problem is None and "W/" in value:
-        why = (f"If-Match names no tag case {row['id']} has: a weak tag (W/) never matches, If-Match compares "
-               "strong tags (RFC 9110 §13.1.1)")
-    said = Stale(detail=f"{why}; nothing was done: it is {tag} now", case=CaseDetail(**detail(row, tables, store)))
-    return JSONResponse(said.model_dump(mode="json"), 412, headers={"ETag": tag})
-
-
-@cases_router.post("/{case_id}/verdict", response_model=CaseDetail, status_code=201, responses=FOR_JUDGES)
-def record_verdict(case_id: CaseId, body: VerdictRequest, request: Request, store: Store = Depends(get_store),
+@cases_router.post("/{case_id}/verdict", response_model=CaseDetail, status_code=201,
+                   responses={201: {"headers": THE_CASE}, **STALE, **FOR_JUDGES})
+def record_verdict(case_id: CaseId, body: VerdictRequest, request: Request, response: Response,
+                   asked: Precondition = Depends(precondition), store: Store = Depends(get_store),
                    tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
     """An operator's verdict on the case (the newest is the case's); a false_alarm also makes a
     suppression that the case's box receives at once, and with ``reject`` the case is rejected
     (from pending review). 403 for departments, 404 for a case out of scope, 409 for a
-    rejection the state forbids, 422 for a verdict that does not fit the case or the tables."""
+    rejection the state forbids, 412 for a case changed since the If-Match's tag, 422 for a
+    verdict that does not fit the case or the tables."""
     judge(who)
     try:
         boxes = verdicts.judge(store, tables, case_id, body.verdict, who.role, f"{who.role.value}:{who.name}",
                                time.time(), lambda row: may_see(who, row, tables), right_type=body.right_type,
-                               duplicate_of=body.duplicate_of, bbox=body.bbox, note=body.note, reject=body.reject)
+                               duplicate_of=body.duplicate_of, bbox=body.bbox, note=body.note, reject=body.reject,
+                               seen=asked.seen)
     except actions.NotVisible as exc:
         raise HTTPException(404, str(exc)) from None
+    except actions.StaleCase:
+        return precondition_failed(case_id, asked, who, tables, store)
     except (TransitionError, storage.ConflictError) as exc:
         raise HTTPException(409, str(exc)) from None
     except ValueError as exc:  # a verdict that does not fit the case or the tables
@@ -384,7 +423,7 @@ def record_verdict(case_id: CaseId, body: VerdictRequest, request: Request, stor
     request.app.state.on_change(case_id)
     for box in boxes:
         request.app.state.on_suppressions(box)
-    return detail(store.get_case(case_id), tables, store)
+    return the_case(response, case_id, tables, store)
 
 
 suppressions_router = APIRouter(prefix="/suppressions", tags=["suppressions"], responses=FOR_JUDGES)

@@ -17,14 +17,14 @@ verdict on the same case lifts the suppression its earlier one made; an operator
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from enum import Enum
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from gateway import storage
-from gateway.actions import NotVisible, perform
+from gateway.actions import held, perform
 from gateway.config import Tables
 from gateway.storage import Store, among, in_chunks, suppressions, verdicts
 from gateway.workflow import Action, Role
@@ -109,11 +109,13 @@ def record(db: Connection, case: dict, verdict: Verdict, actor: str, role: Role,
 
 def judge(store: Store, tables: Tables, case_id: int, verdict: Verdict, role: Role, actor: str, now: float,
           may_see: Callable[[dict], bool], *, right_type: str | None = None, duplicate_of: int | None = None,
-          bbox: list[float] | None = None, note: str | None = None, reject: bool = False) -> set[str]:
+          bbox: list[float] | None = None, note: str | None = None, reject: bool = False,
+          seen: Collection[str] | None = None) -> set[str]:
     """A person's verdict on a case, from the API or a page alike, in one transaction with the
     case's rejection when ``reject``: ValueError for a verdict that does not fit the case or the
-    tables, NotVisible when ``may_see`` refuses the case, TransitionError or ConflictError when the
-    state forbids the rejection (nothing kept). Returns the boxes whose suppression list changed."""
+    tables, NotVisible when ``may_see`` refuses the case, StaleCase when it is no longer the case
+    the person decided on (``actions.held``), TransitionError or ConflictError when the state
+    forbids the rejection (nothing kept). Returns the boxes whose suppression list changed."""
     check(verdict, right_type=right_type, duplicate_of=duplicate_of, bbox=bbox, reject=reject)
     if right_type is not None and tables.category(right_type) is None:
         raise ValueError(f"right_type {right_type!r} is no incident type of the city's tables "
@@ -125,9 +127,7 @@ def judge(store: Store, tables: Tables, case_id: int, verdict: Verdict, role: Ro
         if other is None or not may_see(other):
             raise ValueError(f"duplicate_of: no case {duplicate_of}")
     with store.begin() as db:
-        row = store.get_case(case_id)
-        if row is None or not may_see(row):
-            raise NotVisible(f"no case {case_id}")
+        row = held(store, db, case_id, may_see, seen)
         boxes = record(db, row, verdict, actor, role, now, right_type=right_type, duplicate_of=duplicate_of,
                        bbox=bbox, note=note)
         if reject:

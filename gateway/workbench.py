@@ -98,12 +98,15 @@ def photo_form(case_id: int, csrf: str) -> str:
             "<label>现场照片 <input type=file name=photo accept='image/jpeg'></label> <button>上传照片</button></form>")
 
 
-def verdict_form(case_id: int, csrf: str, categories: list[tuple[str, str]]) -> str:
-    """What an operator says the machine-made case was (``verdicts.Verdict``)."""
+def verdict_form(case: dict, csrf: str, categories: list[tuple[str, str]]) -> str:
+    """What an operator says the machine-made case was (``verdicts.Verdict``), on the case the page shows (``seen``,
+    as the action forms: a 误报 said of a case pending review is not kept on one since dispatched)."""
+    case_id = case["id"]
     kinds = "".join(f"<option value='{v.value}'>{esc(VERDICT_NAMES[v.value])}</option>" for v in verdicts.Verdict)
     types = "".join(f"<option value='{esc(t)}'>{esc(n)}</option>" for t, n in categories)
     return (f"<form method=post action='/ui/cases/{case_id}/verdict' id=verdict-form>"
             f"<input type=hidden name={CSRF_FIELD} value='{esc(csrf)}'>"
+            f"<input type=hidden name=seen value={actions.version(case)}>"
             f"<label>研判 <select name=verdict>{kinds}</select></label> "
             f"<label>正确类型 <select name=right_type><option value=''>(类型错误时选择)</option>{types}</select></label> "
             f"<label>重复于案件 # <input name=duplicate_of type=number min=1 max={MAX_ID} size=6></label> "
@@ -132,7 +135,8 @@ def outcome(request: Request, state: str) -> str:
             q["done"], ACTION_NAMES.get(q["done"], ""))
         return f"<p id=outcome class=done>{esc(DONE.format(what))}</p>"
     if q.get("failed") and q.get("why") in FAILED:
-        text = FAILED[q["why"]].format(action=ACTION_NAMES.get(q["failed"], "操作"), state=STATE_NAMES.get(state, state))
+        action = {"verdict": "提交研判"}.get(q["failed"]) or ACTION_NAMES.get(q["failed"], "操作")
+        text = FAILED[q["why"]].format(action=action, state=STATE_NAMES.get(state, state))
         return f"<p id=outcome class=failed>{esc(text)}</p>"
     return ""
 
@@ -178,7 +182,7 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
         work = (f"<h2>办理</h2><div id=actions>{forms or '<p>当前没有可执行的操作。</p>'}</div>"
                 + photo_form(case_id, csrf))
         if principal.role in JUDGES and c["box"]:  # a machine-made case: what it was, and what it suppresses
-            work += ("<h2>人工研判</h2>" + verdict_form(case_id, csrf, [(k.type, k.name) for k in tables.categories])
+            work += ("<h2>人工研判</h2>" + verdict_form(c, csrf, [(k.type, k.name) for k in tables.categories])
                      + suppression_rows(case_id, verdicts.listed(store, case_id=case_id), csrf, tables))
     return page(f"案件 #{case_id}", outcome(request, c["state"]) + f"<table id=facts>{facts}</table>{work}"
                 f"<h2>事件与证据</h2>{incidents}{photos}"
@@ -271,9 +275,12 @@ async def verdict_in_page(case_id: CaseId, request: Request, principal: Principa
             verdicts.judge, request.app.state.store, request.app.state.tables, case_id, verdict, who.role,
             f"{who.role.value}:{who.name}", time.time(), lambda row: may_see(who, row, request.app.state.tables),
             right_type=(form.get("right_type") or None) if verdict == verdicts.Verdict.WRONG_TYPE else None,
-            duplicate_of=duplicate_of, note=note, reject=form.get("reject") == "1")
+            duplicate_of=duplicate_of, note=note, reject=form.get("reject") == "1",
+            seen={form["seen"]} if form.get("seen") else None)
     except actions.NotVisible as exc:
         raise HTTPException(404, str(exc)) from None
+    except actions.StaleCase:  # the page showed another case than this: a person judges again what it is now
+        return back(case_id, failed="verdict", why="stale")
     except (TransitionError, storage.ConflictError):
         return back(case_id, failed="reject", why="state")
     except ValueError:
@@ -418,7 +425,7 @@ async def photo_in_page(case_id: CaseId, request: Request, principal: Principal 
     boundary, milliseconds): another site's or a forged form costs nothing, a session's own at most
     ``MAX_FORM_PARTS`` parts."""
     who = acting(principal)
-    row = visible(case_id, request, who)
+    visible(case_id, request, who)  # who may add it, before the body is read
     content_type = request.headers.get("content-type", "")
     boundary = form_boundary(content_type)
     if not content_type.lower().startswith("multipart/form-data") or not boundary:
@@ -442,8 +449,13 @@ async def photo_in_page(case_id: CaseId, request: Request, principal: Principal 
         await run_in_threadpool(check_jpeg, data)
     except ImageError:
         return back(case_id, failed="photo", why="not_jpeg")
-    await run_in_threadpool(actions.keep_photo, request.app.state.store, row, who.role, f"{who.role.value}:{who.name}",
-                            data, time.time())
+    tables = request.app.state.tables
+    try:
+        await run_in_threadpool(actions.keep_photo, request.app.state.store, case_id, who.role,
+                                f"{who.role.value}:{who.name}", data, time.time(),
+                                lambda row: may_see(who, row, tables))
+    except actions.NotVisible as exc:  # no longer its case: redispatched while the photo came
+        raise HTTPException(404, str(exc)) from None
     request.app.state.on_change(case_id)
     return back(case_id, done="photo")
 

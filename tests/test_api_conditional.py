@@ -3,14 +3,19 @@
 with the case as it is now, and If-Match's ``*``, lists and garbage are read as RFC 9110 §13.1.1 says. Through a
 real uvicorn: a department's system and an operator, each with its own connection."""
 
+import hashlib
 import re
 import threading
+import time
 
 import httpx
 import pytest
 
+from gateway import actions, verdicts
+from gateway.workflow import Action, Role
+
 from .test_api_limits import make_city, serving
-from .test_workflow import auth, database_url, incident  # noqa: F401 (fixtures)
+from .test_workflow import auth, database_url, incident, jpeg_photo  # noqa: F401 (fixtures)
 
 STRONG = re.compile(r'"[0-9a-f]{16}"')
 
@@ -138,6 +143,65 @@ def test_two_clients_acting_on_the_same_tag_at_once_one_acts_the_other_is_412(tm
         assert case["level"] + (case["extension_request"] == "2h") == 1, case
 
 
+def test_a_verdict_or_a_photo_on_a_case_since_changed_is_412_and_keeps_nothing(gateway):
+    """An operator judged a case, a department sent its photo, each on the case as it had read it, after another had
+    given it more time: both were kept on a case neither had seen, and neither could say which case it meant. Now
+    their If-Match says it, as an action's does: 412 with the case as it is now, nothing kept; with its tag, taken."""
+    url, tokens, store, _ = gateway
+    with httpx.Client(base_url=url) as police, httpx.Client(base_url=url) as operator:
+        police_read, operator_read = tag_of(police, tokens["police"]), tag_of(operator, tokens["op-s1"])
+        extended = httpx.post(f"{url}/cases/1/actions", json={"action": "extend", "extend_by": "1h"},
+                              headers=auth(tokens["admin"]))  # the centre gives it an hour more
+        assert extended.status_code == 200, extended.text
+        now, photo = extended.headers["ETag"], jpeg_photo((64, 48), "teal")
+        photos = lambda: [e["note"] for e in store.get_case(1)["timeline"] if e["action"] == "photo"]  # noqa: E731
+        kept = photos()
+
+        stale = police.post("/cases/1/photos", content=photo, headers=auth(tokens["police"]) | {"If-Match": police_read})
+        assert stale.status_code == 412 and stale.headers["ETag"] == now, stale.text[:300]
+        assert "changed" in stale.json()["detail"] and photos() == kept
+        added = police.post("/cases/1/photos", content=photo, headers=auth(tokens["police"]) | {"If-Match": now})
+        assert added.status_code == 201 and photos() == [*kept, hashlib.sha256(photo).hexdigest()], added.text[:300]
+        # a photo adds to the case without changing what is decided on it: the tag holds, and is the answer's
+        assert added.headers["ETag"] == now == tag_of(police, tokens["police"])
+        assert added.headers["Content-Location"] == "/cases/1"
+
+        judged = {"verdict": "wrong_place", "note": "对面路口"}
+        stale = operator.post("/cases/1/verdict", json=judged, headers=auth(tokens["op-s1"]) | {"If-Match": operator_read})
+        assert stale.status_code == 412 and stale.headers["ETag"] == now, stale.text[:300]
+        assert stale.json()["case"]["verdict"] is None and verdicts.latest(store, [1]) == {}
+        for value, status in (("garbage", 412), (f"W/{now}", 412), (now, 201)):
+            r = operator.post("/cases/1/verdict", json=judged, headers=auth(tokens["op-s1"]) | {"If-Match": value})
+            assert r.status_code == status, (value, r.text[:300])
+        assert r.json()["verdict"]["verdict"] == "wrong_place" and len(verdicts.listed(store, case_id=1)) == 0
+        assert r.headers["ETag"] == now and r.headers["Content-Location"] == "/cases/1"
+        again = operator.post("/cases/1/verdict", json={"verdict": "correct"}, headers=auth(tokens["op-s1"]))
+        assert again.status_code == 201, again.text  # without If-Match, as every client before this
+
+
+def test_a_rejection_waits_for_a_confirmation_being_written_and_is_412_on_the_case_it_made(gateway):
+    """An operator rejects a false alarm still pending review while another confirms it, the confirmation not yet
+    committed: the verdict read the case before the confirmation was written, as pending review. Now it holds the case
+    first, as an action does, and weighs its If-Match on the dispatched case the confirmation left: 412."""
+    url, tokens, store, ingest = gateway
+    assert ingest.handle(*incident(type="garbage", location={"lat": 39.171, "lon": 117.15})) == "case_created"
+    (case_id,) = [c["id"] for c in store.list_cases(state="pending_review")]
+    with httpx.Client(base_url=url) as operator:
+        tag, answer = tag_of(operator, tokens["op-s1"], case_id), []
+        rejecting = threading.Thread(target=lambda: answer.append(operator.post(
+            f"/cases/{case_id}/verdict", json={"verdict": "false_alarm", "reject": True},
+            headers=auth(tokens["op-s1"]) | {"If-Match": tag})))
+        with store.begin() as db:  # another operator's confirmation, not yet committed
+            actions.perform(db, store.get_case(case_id), Action.CONFIRM, Role.OPERATOR, "operator:op2", time.time(),
+                            ingest.tables)
+            rejecting.start()
+            time.sleep(0.5)  # the rejection reads the case meanwhile
+        rejecting.join(10)
+    assert answer[0].status_code == 412, answer[0].text[:300]
+    assert answer[0].json()["case"]["state"] == "dispatched" and store.get_case(case_id)["state"] == "dispatched"
+    assert verdicts.latest(store, [case_id]) == {} and verdicts.listed(store, case_id=case_id) == []
+
+
 def test_the_openapi_schema_shows_if_match_etag_and_the_412(gateway):
     url, _, _, _ = gateway
     schema = httpx.get(f"{url}/openapi.json").json()
@@ -149,3 +213,8 @@ def test_the_openapi_schema_shows_if_match_etag_and_the_412(gateway):
     said = action["responses"]["412"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
     assert set(schema["components"]["schemas"][said]["properties"]) == {"detail", "case"}
     assert "ETag" in paths["/cases/{case_id}"]["get"]["responses"]["200"]["headers"]
+    for path in ("/cases/{case_id}/verdict", "/cases/{case_id}/photos"):  # the requests that change a case alike
+        post = paths[path]["post"]
+        assert [p["in"] for p in post["parameters"] if p["name"].lower() == "if-match"] == ["header"], path
+        assert {"ETag", "Content-Location"} <= set(post["responses"]["201"]["headers"]), path
+        assert post["responses"]["412"] == action["responses"]["412"], path

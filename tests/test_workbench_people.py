@@ -10,7 +10,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from gateway import actions, storage
+from gateway import actions, storage, verdicts
 from gateway.api import create_app
 from gateway.auth import new_token
 from gateway.config import load_tables
@@ -78,6 +78,35 @@ def test_a_page_that_showed_the_case_before_another_person_acted_acts_on_nothing
     case = store.get_case(1)
     assert case["extension_request"] == "5 working days"
     assert [e["action"] for e in case["timeline"]].count("approve_extension") == 0
+
+
+def verdict_form(client: TestClient, case_id: int) -> dict[str, str]:
+    """The verdict form's hidden fields as the case page shows them now (as ``page_form``)."""
+    form = re.search(r"<form method=post action='/ui/cases/\d+/verdict' id=verdict-form>(.*?)</form>",
+                     client.get(f"/ui/cases/{case_id}").text)
+    assert form, "no verdict form on the page"
+    return dict(re.findall(r"<input type=hidden name=(\w+) value='?([^'>]*)'?>", form[1]))
+
+
+def test_a_verdict_from_a_page_that_showed_the_case_pending_review_is_not_kept_on_it_dispatched(city):
+    """An operator's page showed a pile of litter pending review; another operator confirmed it (dispatched to
+    sanitation), and the first, its page unchanged, said 误报: the verdict was kept and its suppression sent to the
+    camera's box, on a case dispatched as real. Now the verdict form says which case it showed, as the action forms
+    do: nothing is kept and the page says the case changed; on the page as it is now the operator judges again."""
+    tables, store, ingest = city
+    assert ingest.handle(*incident(type="garbage")) == "case_created"
+    first = signed_in(store, tables, new_token(store, "op1", "operator", grid="D"))
+    second = signed_in(store, tables, new_token(store, "op2", "operator", grid="D"))
+
+    showing_pending = verdict_form(first, 1)
+    assert showing_pending["seen"] == actions.version(store.get_case(1))
+    assert send(second, 1, page_form(second, 1, "confirm")) == "已完成: 审核通过"
+    answer = first.post("/ui/cases/1/verdict", data={**showing_pending, "verdict": "false_alarm"}, follow_redirects=False)
+    said = re.search(r"<p id=outcome class=\w+>(.*?)</p>", first.get(answer.headers["location"]).text)[1]
+    assert said.startswith("未能提交研判: 您打开本页后案件已有变动 (当前为「已派遣」") and "未执行" in said, said
+    assert verdicts.latest(store, [1]) == {} and verdicts.listed(store) == []
+    answer = first.post("/ui/cases/1/verdict", data={**verdict_form(first, 1), "verdict": "correct"})
+    assert "已完成: 人工研判 (研判属实)" in answer.text and verdicts.latest(store, [1])[1]["verdict"] == "correct"
 
 
 def test_an_action_checks_the_case_it_was_decided_on_after_another_writer_commits(tmp_path, database_url):
