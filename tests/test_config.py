@@ -7,6 +7,7 @@ import re
 import string
 import subprocess
 import sys
+import time
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
@@ -427,3 +428,38 @@ def test_an_edge_config_over_4_mib_is_refused_unread(tmp_path):
     with pytest.raises(ConfigError, match=re.escape(f"{path}: more than 4,194,304 bytes; a file written by hand is a "
                                                     "fraction of that")):
         load_config(path)
+
+
+@pytest.mark.parametrize("line, error", [
+    # YAML 1.1's octal: a dwell of 24 s, without a word
+    ("dwell_s: 030", "dwell_s: 030 is read by YAML as an octal number, 24; write it without the leading zero, or "
+     "quote it ('030') where it is a name\n  in \"{path}\", line 8, column 19"),
+    # base 60: 90 s, or an hour and a half meant?
+    ("dwell_s: 1:30", "dwell_s: 1:30 is read by YAML as a number in base 60, 90 (minutes and seconds, or hours and "
+     "minutes?); write the number itself, or quote it where it is text"),
+])
+def test_a_number_yaml_reads_in_a_base_nobody_means_is_refused_naming_key_and_line(tmp_path, line, error):
+    path = tmp_path / "edge.yaml"
+    path.write_text("box: b1\ncameras:\n  - id: gate-3\n    url: x.mp4\n    grid: G1\n    zones:\n"
+                    f"      - {{id: p1, types: [illegal_parking], polygon: [[0, 0], [1, 0], [1, 1]],\n         {line}}}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert str(refused.value).startswith(f"{path}: not valid YAML: " + error.format(path=path))
+    path.write_text(path.read_text().replace(line, line.split(":")[0] + ": 30"))
+    assert load_config(path).cameras[0].zones[0].dwell_s == 30  # hexadecimal, 1_000, '030' quoted read as ever
+
+
+def test_aliases_that_stand_for_a_billion_values_are_refused_where_they_pass_the_bound(tmp_path):
+    """A camera with 300 zones by alias, and 300 cameras of it by alias (2 kB): 2.6 s to refuse, 24 s for 1,000 each
+    (6 kB), 40 min for 60 kB; an anchor or two, or a merge (test_yaml_merge_keys...), is what a person writes."""
+    path = tmp_path / "edge.yaml"
+    path.write_text("box: b1\nz: &z {id: z, types: [garbage], polygon: [[0, 0], [1, 0], [1, 1]]}\n"
+                    f"zs: &zs [{', '.join(['*z'] * 300)}]\ncamera: &c {{id: c1, url: x.mp4, grid: G, zones: *zs}}\n"
+                    f"cameras: [{', '.join(['*c'] * 300)}]\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert time.monotonic() - started < 1
+    assert str(refused.value).startswith(
+        f"{path}: not valid YAML: its anchors and aliases (&c, *c) stand for more than 100,000 values by here; a "
+        f"configuration written by hand repeats a few: write them out\n  in \"{path}\", line 5, column ")
