@@ -12,13 +12,14 @@ import re
 import stat
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from edge.geometry import polygon_area
 from xueliang.certificates import ca_certificate
+from xueliang.passwords import without_password
 from xueliang.polygon import crossing_edges
 from xueliang.textfile import TooLong, load_yaml, read_text
 from xueliang import wire
@@ -35,6 +36,7 @@ MAX_CONFIG_BYTES = 4 << 20
 # the live streams the box reads right: RTSP carries each frame's time (rtsps: RTSP over TLS, FFmpeg's). An
 # http:// MJPEG camera has none: counted at an assumed 25 fps, a 5 fps one's clock ran 5x slow
 RTSP_SCHEMES = ("rtsp", "rtsps")
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}  # FFmpeg's, where a url names none
 # what FFmpeg takes for a protocol: a url's leading letters, digits and + - . up to a colon (url_find_protocol)
 _PROTOCOL = re.compile(r"[A-Za-z0-9+.-]+(?=:)")
 URLS_READ = "an rtsp:// or rtsps:// URL, or a file path"
@@ -112,6 +114,17 @@ def camera_url(url: str) -> str:
     if re.search(r"\s", from_host):
         raise ValueError("has a space in it: percent-encode it (a space as %20)")
     return f"{scheme}://{from_host}" if userinfo is None else f"{scheme}://{_encoded(userinfo)}@{from_host}"
+
+
+def stream_key(url: str) -> tuple:
+    """What names one RTSP stream in a camera's url (as ``camera_url`` gave it): its scheme, host (in any case), port
+    (the scheme's where none is written), path and query; not the user name or password.
+
+    >>> stream_key("rtsp://admin:pw@CAM-1:554/s1") == stream_key("rtsp://CAM-1/s1")
+    True
+    """
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS[parts.scheme], parts.path, parts.query
 
 
 def _readings(address: str) -> list[tuple[str | None, str]]:
@@ -430,6 +443,13 @@ class EdgeConfig(Strict):
                 raise ValueError(f"cameras {first!r} and {camera.id!r} read the same pipe: the kernel gives each byte "
                                  "written to it to one of its readers, so each camera got a torn share of the "
                                  "stream; give one camera both cameras' zones")
+        streams: dict[tuple, str] = {}
+        for camera in cameras:  # a camera's block copied for the next one, its id changed and its url not
+            if is_rtsp(camera.url) and (first := streams.setdefault(stream_key(camera.url), camera.id)) != camera.id:
+                raise ValueError(f"cameras {first!r} and {camera.id!r} read the same stream "
+                                 f"({without_password(camera.url)}): each of its problems would be raised twice, and "
+                                 "the camera meant is not watched; give the second its own url, or one camera both "
+                                 "cameras' zones")
         return cameras
 
     def camera(self, camera_id: str) -> Camera:

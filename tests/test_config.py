@@ -463,3 +463,23 @@ def test_aliases_that_stand_for_a_billion_values_are_refused_where_they_pass_the
     assert str(refused.value).startswith(
         f"{path}: not valid YAML: its anchors and aliases (&c, *c) stand for more than 100,000 values by here; a "
         f"configuration written by hand repeats a few: write them out\n  in \"{path}\", line 5, column ")
+
+
+@pytest.mark.parametrize("second", [
+    "rtsp://10.0.0.5/s1",
+    "RTSP://other:Hunter2@10.0.0.5:554/s1",  # the same stream: another account, the port written out, in capitals
+])
+def test_two_cameras_reading_one_rtsp_stream_are_refused_naming_both(second):
+    """A camera's block copied for the next, its id changed and its url not: both loaded, the stream was pulled twice
+    (a camera takes a few), each of its problems raised twice, and the camera meant never watched."""
+    raw = config_with(camera_overrides={"url": "rtsp://admin:Hunter2@10.0.0.5/s1"})
+    raw["cameras"].append(dict(raw["cameras"][0], id="gate-4", url=second))
+    with pytest.raises(ConfigError) as refused:
+        parse_config(raw)
+    assert "\n  cameras: cameras 'gate-3' and 'gate-4' read the same stream (rtsp://" in str(refused.value)
+    assert "the camera meant is not watched; give the second its own url" in str(refused.value)
+    assert "Hunter2" not in str(refused.value)
+    for other in ("rtsp://10.0.0.6/s1", "rtsp://10.0.0.5/s2", "rtsp://10.0.0.5:8554/s1", "rtsps://10.0.0.5/s1",
+                  "rtsp://10.0.0.5/s1?channel=2"):
+        raw["cameras"][1]["url"] = other
+        assert parse_config(raw).cameras[1].id == "gate-4"
