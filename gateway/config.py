@@ -209,6 +209,12 @@ class Tables(Strict):
         for g in self.grids:
             if g.parent is not None and g.parent not in parents:
                 raise ValueError(f"grid {g.code!r}: parent {g.parent!r} is not in the grid table")
+        # a grid whose parent was left out was a root of its own: no route of its street applied to it, no
+        # operator of its street saw its cases, and the centre's (the first root) did not either
+        if len(roots := [g.code for g in self.grids if g.parent is None]) > 1:
+            raise ValueError(f"grids {roots[0]!r} and {roots[1]!r} have no parent: the grid tree has one root, the "
+                             "command centre's (cases of grids it does not know and overdue re-checks go there); write "
+                             "the parent of each grid but the root")
         rooted: set[str] = set()
         for g in self.grids:  # a circle has no root: no centre for the cases of unknown grids
             chain, last = {g.code: None}, g.code  # a dict: ordered, and quick to ask

@@ -174,11 +174,15 @@ def test_the_cli_prints_the_line_and_exits_2(tmp_path):
 
 @pytest.mark.parametrize("change, error", [
     (lambda csv: csv + "HQ-DZG-10D-07,重复,grid,HQ-XYM\n", "grid 'HQ-DZG-10D-07' appears twice in the grid table"),
+    # its parent left out: no route of its street applied, no operator of its street or of the centre saw its cases
+    (lambda csv: csv + "HQ-XYM-01-02,西于庄第1社区第2网格,grid,\n", "demo.yaml: grids 'HQ' and 'HQ-XYM-01-02' have "
+     "no parent: the grid tree has one root, the command centre's (cases of grids it does not know and overdue "
+     "re-checks go there); write the parent of each grid but the root"),
     (lambda csv: csv.replace("HQ,红桥区,district,", "HQ,红桥区,district,HQ-DZG"),
      "grid 'HQ': its parents go round in a circle (HQ -> HQ-DZG -> HQ); the tree needs a root"),
     (lambda csv: csv.replace("HQ,红桥区,district,", "HQ,红桥区,district,HQ"), "(HQ -> HQ)"),
 ])
-def test_a_grid_tree_with_a_code_twice_or_a_circle_is_refused(city, change, error):
+def test_a_grid_tree_with_a_code_twice_a_circle_or_two_roots_is_refused(city, change, error):
     """Both loaded before: the second row's parent replaced the first's (routes and scopes followed it),
     and a tree with no root has no centre for the cases of grids it does not know."""
     path = city / "demo-grids.csv"
