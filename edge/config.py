@@ -40,6 +40,8 @@ DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}  # FFmpeg's, where a url names none
 # what FFmpeg takes for a protocol: a url's leading letters, digits and + - . up to a colon (url_find_protocol)
 _PROTOCOL = re.compile(r"[A-Za-z0-9+.-]+(?=:)")
 URLS_READ = "an rtsp:// or rtsps:// URL, or a file path"
+# a url copied from a document or a chat: curly quotes or a space before its scheme, or a full-width colon after it
+_PASTED_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)\s*[:\uff1a]\s*//")
 # where FFmpeg ends a url's host and begins its path (av_url_split): the first of these after the //
 _PATH_START = re.compile(r"[/?#]")
 # a host as FFmpeg takes it: a name or an IPv4 address, or an IPv6 one in brackets; a port of digits
@@ -95,6 +97,13 @@ def camera_url(url: str) -> str:
     ValueError: reads more than one way (where the password ends and the host begins): percent-encode a / ? # or @ ...
     """
     protocol = _PROTOCOL.match(url)
+    if protocol is None and (pasted := _PASTED_URL.search(url)):  # else a file's name: "no such file" at run time
+        scheme, written = pasted.group(1), pasted.group()  # what follows is not shown: it may hold the password
+        said = [f"has {url[:pasted.start()][:20]!r} before its {scheme}://"] if pasted.start() else []
+        said += ["its colon is a full-width one (\uff1a)"] * ("\uff1a" in written)
+        said += ["has a space in its ://"] * bool(re.search(r"\s", written))
+        raise ValueError(f"{' and '.join(said)}, so the box would read it as a file's name (pasted from a document or "
+                         f"a chat?); write the url alone, beginning {scheme.lower()}://")
     if protocol is None:
         return url  # a file path
     named, scheme, rest = protocol.group(), protocol.group().lower(), url[protocol.end() + 1:]

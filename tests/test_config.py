@@ -483,3 +483,18 @@ def test_two_cameras_reading_one_rtsp_stream_are_refused_naming_both(second):
                   "rtsp://10.0.0.5/s1?channel=2"):
         raw["cameras"][1]["url"] = other
         assert parse_config(raw).cameras[1].id == "gate-4"
+
+
+@pytest.mark.parametrize("url, said", [
+    # pasted from a document or a chat: each loaded as a file's name, "no such file" at run time
+    ("\u201crtsp://admin:Hunter2@10.0.0.5/s1\u201d", "has '\u201c' before its rtsp://"),
+    (" rtsp://admin:Hunter2@10.0.0.5/s1", "has ' ' before its rtsp://"),
+    ("rtsp\uff1a//admin:Hunter2@10.0.0.5/s1", "its colon is a full-width one (\uff1a)"),
+    ("RTSP : //admin:Hunter2@10.0.0.5/s1", "has a space in its ://"),
+])
+def test_a_url_pasted_with_quotes_a_space_or_a_full_width_colon_is_refused_not_read_as_a_file(url, said):
+    with pytest.raises(ConfigError) as refused:
+        parse_config(config_with(camera_overrides={"url": url}))
+    assert f"camera 'gate-3' url: {said}, so the box would read it as a file's name (pasted from a document or a " \
+        "chat?); write the url alone, beginning rtsp://" in str(refused.value)
+    assert "Hunter2" not in str(refused.value)
