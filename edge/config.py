@@ -21,7 +21,7 @@ from edge.geometry import polygon_area
 from xueliang.certificates import ca_certificate
 from xueliang.passwords import without_password
 from xueliang.polygon import crossing_edges
-from xueliang.textfile import TooLong, load_yaml, read_text
+from xueliang.textfile import TooLong, load_yaml, read_text, said
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN, HEARTBEAT_S, RESERVED_BOX_IDS
 
@@ -99,10 +99,10 @@ def camera_url(url: str) -> str:
     protocol = _PROTOCOL.match(url)
     if protocol is None and (pasted := _PASTED_URL.search(url)):  # else a file's name: "no such file" at run time
         scheme, written = pasted.group(1), pasted.group()  # what follows is not shown: it may hold the password
-        said = [f"has {url[:pasted.start()][:20]!r} before its {scheme}://"] if pasted.start() else []
-        said += ["its colon is a full-width one (\uff1a)"] * ("\uff1a" in written)
-        said += ["has a space in its ://"] * bool(re.search(r"\s", written))
-        raise ValueError(f"{' and '.join(said)}, so the box would read it as a file's name (pasted from a document or "
+        wrong = [f"has {url[:pasted.start()][:20]!r} before its {scheme}://"] if pasted.start() else []
+        wrong += ["its colon is a full-width one (\uff1a)"] * ("\uff1a" in written)
+        wrong += ["has a space in its ://"] * bool(re.search(r"\s", written))
+        raise ValueError(f"{' and '.join(wrong)}, so the box would read it as a file's name (pasted from a document or "
                          f"a chat?); write the url alone, beginning {scheme.lower()}://")
     if protocol is None:
         return url  # a file path
@@ -498,7 +498,7 @@ def parse_config(raw: object, source: str = "config") -> EdgeConfig:
     except ValidationError as exc:
         lines = [f"{source}: {len(exc.errors())} error(s)"]
         for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
+            msg = said(err)
             lines.append(f"  {_where(raw, err['loc'])}: {msg}")
         raise ConfigError("\n".join(lines)) from None
 

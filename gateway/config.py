@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
 from xueliang.certificates import ca_certificate
-from xueliang.textfile import load_yaml, read_text
+from xueliang.textfile import load_yaml, read_text, said
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN
 
@@ -169,8 +169,8 @@ class Tables(Strict):
     categories: list[Category] = Field(min_length=1)
     holidays: list[date] = Field(default_factory=list)
     workdays: list[date] = Field(default_factory=list, title="Weekend days that are working days (调休)")
-    working_hours: str = Field(default="09:00-18:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$",
-                               title="Working hours of a working day, for service levels in working hours")
+    working_hours: str = Field(default="09:00-18:00",
+                               title="Working hours of a working day (HH:MM-HH:MM), for service levels in working hours")
     grids: list[Grid] = Field(default_factory=list, title="The grid tree; may also come from grids_csv")
     routes: list[Route] = Field(default_factory=list, title="Category x grid subtree -> department")
     grid_shapes: dict[str, list[list[list[tuple[float, float]]]]] = Field(
@@ -179,14 +179,21 @@ class Tables(Strict):
         default="dead_letter", title="An incident naming a grid not in the tree: refused as a dead letter with the "
         "reason, or raised to the centre (the tree's root) for review, flagged")
 
-    @model_validator(mode="after")
-    def _refs(self) -> "Tables":
-        start, end = self.working_hours.split("-")
+    @field_validator("working_hours")
+    @classmethod
+    def _working_hours(cls, hours: str) -> str:
+        """Said in words: ``9:00-18:00`` was refused as not matching ``^\\d\\d:\\d\\d-\\d\\d:\\d\\d$``."""
         try:
-            if time.fromisoformat(start) >= time.fromisoformat(end):
+            start, end = (time.fromisoformat(x) for x in hours.split("-"))
+            if not (re.fullmatch(r"\d\d:\d\d-\d\d:\d\d", hours) and start < end):
                 raise ValueError
         except ValueError:
-            raise ValueError(f"working_hours {self.working_hours!r}: write HH:MM-HH:MM, start before end") from None
+            raise ValueError(f"{hours[:40]!r}: write one span of the day as HH:MM-HH:MM, two digits each and the start "
+                             "before the end (09:00-18:00)") from None
+        return hours
+
+    @model_validator(mode="after")
+    def _refs(self) -> "Tables":
         known = {d.id for d in self.departments}
         if len(known) < len(self.departments):
             twice = next(d.id for i, d in enumerate(self.departments) if d.id in {e.id for e in self.departments[:i]})
@@ -433,6 +440,9 @@ def _grid_rows(path: Path) -> list[dict]:
     Cells missing at a row's end are empty (a root written without its last comma)."""
     reader = csv.reader(io.StringIO(_text(path), newline=""))
     header = next(reader, [])
+    if header and not set(header) <= set(Grid.model_fields):  # each row's every column was said wrong
+        raise GatewayConfigError(f"{path} row 1: the header is {','.join(header)[:80]}; write "
+                                 f"{','.join(Grid.model_fields)} (in English, lower case)")
     rows = []
     for cells in reader:
         if not cells:  # a blank line
@@ -444,7 +454,7 @@ def _grid_rows(path: Path) -> list[dict]:
         try:
             Grid.model_validate(row)
         except ValidationError as exc:
-            errs = "; ".join(f"column {'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+            errs = "; ".join(f"column {'.'.join(map(str, e['loc']))}: {said(e)}" for e in exc.errors())
             raise GatewayConfigError(f"{path} row {reader.line_num} {errs}") from None
         rows.append(row)
     if not rows:  # else the first boundary of the GeoJSON was named as the mistake
@@ -455,7 +465,7 @@ def _grid_rows(path: Path) -> list[dict]:
 def _errors(exc: ValidationError) -> str:
     """Each mistake by its field (``broker.port: ...``); one of the whole file (not a mapping, a route
     to an unknown grid) by itself, not after an empty field name."""
-    return "; ".join(": ".join(filter(None, (".".join(map(str, e["loc"])), e["msg"].removeprefix("Value error, "))))
+    return "; ".join(": ".join(filter(None, (".".join(map(str, e["loc"])), said(e))))
                      for e in exc.errors())
 
 

@@ -57,16 +57,24 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
     (config_with(zone_overrides={"types": ["garbage", "spill", "garbage"]}),
      "camera 'gate-3' zone 'p1' types: garbage named more than once; name each type once"),
     (config_with(zone_overrides={"dwel_s": 3}), "camera 'gate-3' zone 'p1' dwel_s: Extra inputs are not permitted"),
-    (config_with(camera_overrides={"grid": ""}), "camera 'gate-3' grid: String should match pattern"),
+    (config_with(camera_overrides={"grid": ""}), "camera 'gate-3' grid: '' is not a grid code: write it as the city's "
+     "grid table has it, in letters (Chinese too), digits and . _ - (a letter or digit first, at most 64; no spaces, "
+     "/ + # or full-width letters)"),
+    (config_with(camera_overrides={"grid": "红桥区 丁字沽"}), "camera 'gate-3' grid: '红桥区 丁字沽' is not a grid code"),
     (config_with(camera_overrides={"url": None}), "camera 'gate-3' url: Input should be a valid string"),
     # 1 failed every read as "Operation not supported", which reads like a broken camera
     (config_with(camera_overrides={"max_width": 1}),
      "camera 'gate-3' max_width: 1 pixels is too narrow to analyse; 0 (full size) or at least 64"),
-    (config_with(top={"box": "bad box"}), "box: String should match pattern"),
+    (config_with(top={"box": "bad box"}), "box: 'bad box' is not an id: write letters A-Z a-z, digits and . _ - (a "
+     "letter or digit first, at most 64; it names MQTT topics, files and pages' addresses, so no Chinese, spaces or "
+     "full-width letters: 东门 as dongmen)"),
+    # a regular expression was all it said: String should match pattern '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
+    (config_with(camera_overrides={"id": "东门"}), "camera '东门' id: '东门' is not an id: write letters A-Z a-z"),
+    (config_with(zone_overrides={"id": "ｐ1"}), "camera 'gate-3' zone 'ｐ1' id: 'ｐ1' is not an id"),
     # ids in topics and in the gateway's URLs: . and .. are path segments a URL shortens
-    (config_with(top={"box": ".."}), "box: String should match pattern"),
-    (config_with(camera_overrides={"id": "."}), "camera '.' id: String should match pattern"),
-    (config_with(zone_overrides={"id": ".."}), "zone '..' id: String should match pattern"),
+    (config_with(top={"box": ".."}), "box: '..' is not an id"),
+    (config_with(camera_overrides={"id": "."}), "camera '.' id: '.' is not an id"),
+    (config_with(zone_overrides={"id": ".."}), "zone '..' id: '..' is not an id"),
     (config_with(top={"broker": {"port": 99999}}), "broker port: Input should be less than or equal to 65535"),
     (config_with(top={"box": "dispatch"}), "box: 'dispatch' is reserved: xl/v1/dispatch/ carries the gateway's"),
     (config_with(top={"box": "escalations"}), "box: 'escalations' is reserved"),

@@ -206,6 +206,16 @@ def test_a_department_twice_is_refused(city):
      "demo-grids.csv row 4: 5 columns, the header has 4 (code,name,level,parent)"),
     (lambda csv: csv.replace("HQ-DZG,丁字沽街道,street,HQ\n", "HQ-DZG,,street,HQ\n"),
      "demo-grids.csv row 3 column name: String should have at least 1 character"),
+    # a space after the code, as a spreadsheet keeps one: said as a regular expression
+    (lambda csv: csv.replace("HQ-DZG,丁字沽街道,street,HQ\n", "HQ-DZG ,丁字沽街道,street,HQ\n"),
+     "demo-grids.csv row 3 column code: 'HQ-DZG ' is not a grid code: write it as the city's grid table has it, in "
+     "letters (Chinese too), digits and . _ - (a letter or digit first, at most 64; no spaces, / + # or full-width "
+     "letters)"),
+    # the header in Chinese or capitals: every column "Field required" and "Extra inputs are not permitted"
+    (lambda csv: csv.replace("code,name,level,parent", "编码,名称,级别,上级"),
+     "demo-grids.csv row 1: the header is 编码,名称,级别,上级; write code,name,level,parent (in English, lower case)"),
+    (lambda csv: csv.replace("code,name,level,parent", "Code, Name, Level, Parent"),
+     "demo-grids.csv row 1: the header is Code, Name, Level, Parent; write code,name,level,parent"),
     (lambda csv: csv.replace("HQ-DZG,丁字沽街道,street,HQ\n", "\nHQ-DZG,丁字沽街道\n"),  # a blank row counts
      "demo-grids.csv row 4 column level: Input should be a valid string"),
     # a root written without its last comma: the missing cell is empty, as before

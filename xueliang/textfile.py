@@ -24,6 +24,30 @@ from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
+from xueliang.wire import GRID_PATTERN, IDENT
+
+
+# the patterns ids and grid codes are held to, in the words of the person who writes them
+PATTERN_WORDS = {
+    f"^{IDENT.pattern}$": "is not an id: write letters A-Z a-z, digits and . _ - (a letter or digit first, at most 64; "
+    "it names MQTT topics, files and pages' addresses, so no Chinese, spaces or full-width letters: 东门 as dongmen)",
+    GRID_PATTERN: "is not a grid code: write it as the city's grid table has it, in letters (Chinese too), digits and "
+    ". _ - (a letter or digit first, at most 64; no spaces, / + # or full-width letters)",
+}
+
+
+def said(error: Mapping) -> str:
+    """What a pydantic error says, for the person who wrote the file: an id or a grid code that does not match its
+    pattern in words (``PATTERN_WORDS``), not as a regular expression.
+
+    >>> said({"type": "string_pattern_mismatch", "input": "东门", "ctx": {"pattern": f"^{IDENT.pattern}$"},
+    ...       "msg": "String should match pattern ..."})  # doctest: +ELLIPSIS
+    "'东门' is not an id: write letters A-Z a-z, digits and . _ - ..."
+    """
+    if error["type"] == "string_pattern_mismatch" and (words := PATTERN_WORDS.get(error["ctx"]["pattern"])):
+        return f"{str(error['input'])[:70]!r} {words}"
+    return error["msg"].removeprefix("Value error, ")
+
 
 def read_text(path: Path, max_bytes: int | None = None) -> str:
     """The file's text; ValueError saying what is wrong and what to do (more than ``max_bytes``, where given).
