@@ -26,7 +26,7 @@ from xueliang import wire
 from xueliang.wire import GRID_PATTERN, HEARTBEAT_S, RESERVED_BOX_IDS
 
 log = logging.getLogger(__name__)
-IncidentType = Literal["illegal_parking", "garbage", "spill"]
+IncidentType = Literal[wire.ZONE_TYPES]
 IDENT = f"^{wire.IDENT.pattern}$"  # box, camera, zone: the wire's (a letter or digit first: never . or .., a path's)
 MIN_ZONE_AREA = 1e-6  # of the frame: about two pixels of a 1080p picture
 MIN_WIDTH = 64  # max_width: the picture checks' thumbnail is 64 wide

@@ -6,6 +6,7 @@ import csv
 import io
 import itertools
 import json
+import logging
 import re
 import unicodedata
 from datetime import date, time
@@ -25,6 +26,7 @@ from xueliang.textfile import load_yaml, read_text, said
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN
 
+log = logging.getLogger(__name__)
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
 MAX_LEVEL_DAYS = 366  # a category's service levels and windows: longer is a typo
@@ -495,11 +497,16 @@ def load_tables(path: Path) -> Tables:
                 raw["grid_shapes"] = gridmap.parse_geojson(geojson, shapes_path.name)
             except ValueError as exc:
                 raise GatewayConfigError(str(exc)) from None
-        return Tables.model_validate(raw)
+        tables = Tables.model_validate(raw)
     except FileNotFoundError as exc:
         raise GatewayConfigError(f"{exc.filename or path}: no such file") from None
     except ValidationError as exc:
         raise GatewayConfigError(f"{path}: {_errors(exc)}") from None
+    # a category's type misspelt (illegal_parkng) or left out loaded, and each such incident was a dead letter
+    if missing := [t for t in wire.BOX_TYPES if tables.category(t) is None]:
+        log.warning("%s: no category for %s, which xueliang's boxes send: each such incident will be set aside as a "
+                    "dead letter (categories: %s)", path, ", ".join(missing), ", ".join(c.type for c in tables.categories))
+    return tables
 
 
 def load_gateway_config(path: str | Path) -> GatewayConfig:

@@ -429,3 +429,17 @@ def test_a_gateway_config_printed_whole_shows_no_password():
     assert "S3cr3t-PW" not in repr(config) and "S3cr3t-PW" not in str(config) and "username='gw'" in repr(config)
     assert config.database.endswith("@db/city") and config.broker.password == "S3cr3t-PW"
     assert "S3cr3t-PW" not in repr(EdgeBroker(username="box-1", password="S3cr3t-PW"))
+
+
+@pytest.mark.parametrize("old, new, missing", [
+    ("type: illegal_parking", "type: illegal_parkng", "illegal_parking"),  # misspelt: every parked car a dead letter
+    ("type: camera_fault\n", "type: camera_faults\n", "camera_fault"),
+])
+def test_a_type_xueliangs_boxes_send_without_a_category_is_said_when_the_tables_load(city, caplog, old, new, missing):
+    path = city / "demo.yaml"
+    load_tables(path)
+    assert "no category" not in caplog.text
+    path.write_text(path.read_text().replace(old, new))
+    load_tables(path)
+    assert f"{path}: no category for {missing}, which xueliang's boxes send: each such incident will be set aside " \
+        "as a dead letter (categories: " in caplog.text
