@@ -11,14 +11,15 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import quote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from edge.geometry import polygon_area
 from xueliang.certificates import ca_certificate
+from xueliang.mqtt import broker_host
 from xueliang.passwords import without_password
 from xueliang.polygon import crossing_edges
 from xueliang.textfile import TooLong, load_yaml, read_text, said
@@ -330,7 +331,8 @@ class Camera(Strict):
 
 
 class Broker(Strict):
-    host: str = Field(default="127.0.0.1", min_length=1)
+    host: Annotated[str, AfterValidator(broker_host)] = Field(default="127.0.0.1", min_length=1,
+                                                              title="The broker's name or address, alone")
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = Field(default=None, title="Broker user; under the ACL in deploy/ it is the box id")
     password: str | None = Field(default=None, repr=False)  # a config printed whole (a log, a traceback) shows none
@@ -428,6 +430,17 @@ class EdgeConfig(Strict):
         if box in RESERVED_BOX_IDS:
             raise ValueError(f"{box!r} is reserved: xl/v1/{box}/ carries the gateway's messages; choose another box id")
         return box
+
+    @field_validator("data_dir")
+    @classmethod
+    def _no_home(cls, data_dir: Path) -> Path:
+        """A shell reads ``~`` as a home folder, the box does not: ``~/xl`` kept the outbox in a folder named ``~``
+        under wherever the box was started."""
+        if str(data_dir).startswith("~"):
+            raise ValueError(f"'{data_dir}': ~ is no home folder here (the box would make a folder named "
+                             f"{data_dir.parts[0]} where it is started); write the whole path, e.g. "
+                             f"{data_dir.expanduser()}")
+        return data_dir
 
     @field_validator("broker")
     @classmethod

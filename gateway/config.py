@@ -22,6 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
 from xueliang.certificates import ca_certificate
+from xueliang.mqtt import broker_host
 from xueliang.textfile import load_yaml, read_text, said
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN
@@ -311,7 +312,8 @@ MAX_IDENTITY = wire.schema("ack")["properties"]["gateway"]["maxLength"]
 
 
 class Broker(Strict):
-    host: str = Field(default="127.0.0.1", min_length=1)
+    host: Annotated[str, AfterValidator(broker_host)] = Field(default="127.0.0.1", min_length=1,
+                                                              title="The broker's name or address, alone")
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = Field(default=None, max_length=MAX_IDENTITY,
                                  title="The gateway's account; also its client id and the name on its acknowledgements")

@@ -506,3 +506,21 @@ def test_a_url_pasted_with_quotes_a_space_or_a_full_width_colon_is_refused_not_r
     assert f"camera 'gate-3' url: {said}, so the box would read it as a file's name (pasted from a document or a " \
         "chat?); write the url alone, beginning rtsp://" in str(refused.value)
     assert "Hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize("top, error", [
+    # paho looked each up as a name, and failed every try at run time
+    ({"broker": {"host": "10.0.0.10:1883"}}, "broker host: '10.0.0.10:1883' has a port in it: write the host alone "
+     "(10.0.0.10) and port: 1883"),
+    ({"broker": {"host": "mqtt://10.0.0.10"}}, "broker host: 'mqtt://10.0.0.10' is a URL: write the broker's host "
+     "alone (10.0.0.10, mqtt.city.local), its port under port and TLS with tls_ca"),
+    ({"broker": {"host": "10.0.0.10 "}}, "broker host: '10.0.0.10 ' is not a host"),
+    # a shell's home folder: the box made a folder named ~ where it was started and kept its outbox there
+    ({"data_dir": "~/xl"}, "data_dir: '~/xl': ~ is no home folder here (the box would make a folder named ~ where it "
+     "is started); write the whole path, e.g. "),
+    ({"data_dir": "~"}, "data_dir: '~': ~ is no home folder here"),
+])
+def test_a_broker_host_with_a_port_or_a_scheme_and_a_data_dir_under_a_home_are_refused(top, error):
+    with pytest.raises(ConfigError) as refused:
+        parse_config(config_with(top=top))
+    assert error in str(refused.value)

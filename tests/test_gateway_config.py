@@ -443,3 +443,10 @@ def test_a_type_xueliangs_boxes_send_without_a_category_is_said_when_the_tables_
     load_tables(path)
     assert f"{path}: no category for {missing}, which xueliang's boxes send: each such incident will be set aside " \
         "as a dead letter (categories: " in caplog.text
+
+
+def test_a_gateway_brokers_host_with_a_port_in_it_is_refused(tmp_path):
+    (tmp_path / "gateway.yaml").write_text("broker: {host: '10.0.0.10:8883'}\n")
+    with pytest.raises(GatewayConfigError, match=re.escape(": broker.host: '10.0.0.10:8883' has a port in it: write the "
+                                                           "host alone (10.0.0.10) and port: 8883")):
+        load_gateway_config(tmp_path / "gateway.yaml")
