@@ -524,3 +524,22 @@ def test_a_broker_host_with_a_port_or_a_scheme_and_a_data_dir_under_a_home_are_r
     with pytest.raises(ConfigError) as refused:
         parse_config(config_with(top=top))
     assert error in str(refused.value)
+
+
+def test_edge_check_says_what_the_config_sets_or_what_is_wrong_and_starts_nothing(tmp_path, capsys):
+    """An installer had no way to check a config but to start the box on it (and stop it)."""
+    from xueliang.cli import main
+
+    path = tmp_path / "edge.yaml"
+    path.write_text("box: b1\ncameras:\n  - id: gate-3\n    url: rtsp://admin:Hunter2@10.0.0.5/s1\n    grid: HQ-1\n"
+                    "    zones:\n      - {id: p1, types: [illegal_parking], polygon: [[0.1, 0.1], [0.5, 0.1], "
+                    "[0.5, 0.5]], dwell_s: 60}\n")
+    assert main(["edge", "--config", str(path), "--check"]) == 0
+    assert capsys.readouterr().out == (
+        f"{path}: box b1, broker 127.0.0.1:1883, data_dir data/edge\n"
+        "  camera gate-3: rtsp://admin:***@10.0.0.5/s1, grid HQ-1, 1 zone(s)\n"
+        "    zone p1: illegal_parking; dwell 60 s; grid HQ-1; 3 corners\n")
+    assert not (tmp_path / "data").exists()
+    path.write_text(path.read_text() + "detection: {vehicle_labels: [cars]}\n")  # found where the box loads its models
+    assert main(["edge", "--config", str(path), "--check"]) == 2
+    assert "error: detection vehicle_labels: 'cars' is not a class of model" in capsys.readouterr().err

@@ -450,3 +450,22 @@ def test_a_gateway_brokers_host_with_a_port_in_it_is_refused(tmp_path):
     with pytest.raises(GatewayConfigError, match=re.escape(": broker.host: '10.0.0.10:8883' has a port in it: write the "
                                                            "host alone (10.0.0.10) and port: 8883")):
         load_gateway_config(tmp_path / "gateway.yaml")
+
+
+def test_gateway_check_says_what_the_config_and_tables_set_or_what_is_wrong(city, capsys):
+    """The centre had no way to check tables it edited but to restart the gateway on them."""
+    from xueliang.cli import main
+
+    config = city / "gateway.yaml"
+    config.write_text("broker: {username: gw-1, password: S3cr3t}\ndatabase: postgresql+psycopg://gw:S3cr3t@db/city\n"
+                      "tables: demo.yaml\n")
+    assert main(["gateway", "--config", str(config), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{config}: broker 127.0.0.1:1883 as gw-1, database postgresql+psycopg://gw:***@db/city "
+                          f"(not opened), http 127.0.0.1:8080\n  tables {city / 'demo.yaml'}: 5 department(s), 8 "
+                          "grid(s) under HQ, 1 route(s)\n    illegal_parking: 200505 机动车乱停放 -> 交警大队 "
+                          "(traffic-police), 1h\n")
+    assert "S3cr3t" not in out
+    (city / "demo-grids.csv").write_text((city / "demo-grids.csv").read_text() + "HQ-X,某网格,grid,\n")
+    assert main(["gateway", "--config", str(config), "--check"]) == 2
+    assert "error: " in capsys.readouterr().err
