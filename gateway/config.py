@@ -35,6 +35,7 @@ MAX_LEVEL_DAYS = 366  # a category's service levels and windows: longer is a typ
 # already joins incidents of different streets into one case, so more is a typo (1e300 joined every case of
 # the category in the city into one)
 MAX_MERGE_RADIUS_M = 1_000.0
+MAX_CONFIG_BYTES = 4 << 20  # a gateway's config is a few hundred bytes; as the edge's
 
 
 class GatewayConfigError(ValueError):
@@ -413,16 +414,18 @@ class GatewayConfig(Strict):
         return v
 
 
-def _text(path: Path) -> str:
+def _text(path: Path, max_bytes: int = gridmap.MAX_FILE_BYTES) -> str:
+    """A file of the city's, or a config, read up to ``max_bytes`` (``tables: /dev/zero`` was read until memory ran
+    out); GatewayConfigError naming it where it cannot be read."""
     try:
-        return read_text(path)
+        return read_text(path, max_bytes)
     except ValueError as exc:  # not UTF-8, a folder, unreadable
         raise GatewayConfigError(str(exc)) from None
 
 
-def _yaml(path: Path) -> object:
+def _yaml(path: Path, max_bytes: int = gridmap.MAX_FILE_BYTES) -> object:
     """A YAML file's data; GatewayConfigError naming the file when it cannot be read as YAML."""
-    text = _text(path)
+    text = _text(path, max_bytes)
     try:
         return load_yaml(text, str(path))
     except yaml.YAMLError as exc:
@@ -514,7 +517,7 @@ def load_tables(path: Path) -> Tables:
 def load_gateway_config(path: str | Path) -> GatewayConfig:
     path = Path(path)
     try:
-        raw = _yaml(path) or {}
+        raw = _yaml(path, MAX_CONFIG_BYTES) or {}  # 38 MB of allowed_hosts took 20 s to read
         config = GatewayConfig.model_validate(raw)
     except FileNotFoundError:
         raise GatewayConfigError(f"{path}: no such file") from None

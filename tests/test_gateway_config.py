@@ -45,6 +45,8 @@ def rewrite(path, encoding):
      "demo.yaml: grids: a list of grids (code, name, level, parent) beside grids_csv, or none; got str 'HQ'"),
     ("demo.yaml", lambda p: p.write_text(p.read_text() + "grids: {code: HQ}\n"), "grids: a list of grids"),
     ("demo.yaml", lambda p: p.write_text(p.read_text() + "grids:\n"), None),  # written empty: none
+    # read until memory ran out
+    ("demo-grids.csv", lambda p: (p.unlink(), p.symlink_to("/dev/zero")), "demo-grids.csv: more than 67,108,864 bytes"),
 ])
 def test_a_table_file_that_cannot_be_read_is_named(city, name, change, error):
     change(city / name)
@@ -60,6 +62,9 @@ def test_a_table_file_that_cannot_be_read_is_named(city, name, change, error):
     ("database: [unclosed\n".encode(), "gateway.yaml: not valid YAML"),
     ("# 网关\nescalation_check_s: 5\n".encode("gbk"), "gateway.yaml: not UTF-8 text (byte 0xcd at offset 2)"),    (("escalation_check_s: " + "5" * 5000).encode(), "gateway.yaml: not valid YAML: escalation_check_s: a number "
      "of 5000 digits"),  # Python's "Exceeds the limit (4300 digits)", naming neither file nor field
+    # 38 MB of allowed_hosts took 20 s to read; an edge config is bound so
+    (("escalation_check_s: 5\n" + "# a comment\n" * 400_000).encode(), "gateway.yaml: more than 4,194,304 bytes; a "
+     "file written by hand is a fraction of that"),
 ])
 def test_a_gateway_config_that_cannot_be_read_is_named(tmp_path, text, error):
     (tmp_path / "gateway.yaml").write_bytes(text)
