@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 IncidentType = Literal[wire.ZONE_TYPES]
 IDENT = f"^{wire.IDENT.pattern}$"  # box, camera, zone: the wire's (a letter or digit first: never . or .., a path's)
 MIN_ZONE_AREA = 1e-6  # of the frame: about two pixels of a 1080p picture
+SHORT_WAIT_S = 10.0  # a zone's dwell or persistence shorter than this is said at load: minutes meant?
 MIN_WIDTH = 64  # max_width: the picture checks' thumbnail is 64 wide
 MAX_ZONE_POINTS = 100  # a zone is drawn by hand; 200,000 points were tested on every frame
 # a box's config is a kilobyte or two a camera; a bound on what is read of one (a zone of 100,000 points: 2 MB)
@@ -473,6 +474,18 @@ class EdgeConfig(Strict):
                                  "the camera meant is not watched; give the second its own url, or one camera both "
                                  "cameras' zones")
         return cameras
+
+    @model_validator(mode="after")
+    def _minutes_meant(self) -> "EdgeConfig":
+        """A wait of a few seconds is a traffic light's or a drop-off's, likely minutes written for seconds (``dwell_s:
+        3``: every car that stopped 3 s a case); said, not refused: tests and trials use such waits."""
+        for camera in self.cameras:
+            for zone in camera.zones:
+                for name in ("dwell_s", "persistence_s"):
+                    if name in zone.model_fields_set and (wait := getattr(zone, name)) < SHORT_WAIT_S:
+                        log.warning("camera %r zone %r %s: %g s is shorter than a car waits at a light; it is in "
+                                    "seconds (3 minutes: 180)", camera.id, zone.id, name, wait)
+        return self
 
     def camera(self, camera_id: str) -> Camera:
         for camera in self.cameras:

@@ -543,3 +543,25 @@ def test_edge_check_says_what_the_config_sets_or_what_is_wrong_and_starts_nothin
     path.write_text(path.read_text() + "detection: {vehicle_labels: [cars]}\n")  # found where the box loads its models
     assert main(["edge", "--config", str(path), "--check"]) == 2
     assert "error: detection vehicle_labels: 'cars' is not a class of model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("zone, said", [
+    # minutes meant: every car that stopped 3 s at a light a case, silently
+    ({"dwell_s": 3}, "camera 'gate-3' zone 'p1' dwell_s: 3 s is shorter than a car waits at a light; it is in seconds "
+     "(3 minutes: 180)"),
+    ({"types": ["garbage"], "dwell_s": None, "persistence_s": 2}, "camera 'gate-3' zone 'p1' persistence_s: 2 s is"),
+    ({"dwell_s": 60}, None),
+])
+def test_a_wait_of_a_few_seconds_is_said_at_load(caplog, zone, said):
+    zone = {k: v for k, v in {**config_with()["cameras"][0]["zones"][0], **zone}.items() if v is not None}
+    parse_config(config_with(camera_overrides={"zones": [zone]}))
+    assert (said in caplog.text) if said else "shorter than a car waits" not in caplog.text
+
+
+@pytest.mark.parametrize("value", ["10s", "3min", "3分钟"])
+def test_a_duration_written_with_its_unit_is_refused_saying_the_unit_the_setting_takes(value):
+    """It said: Input should be a valid number, unable to parse string as a number."""
+    with pytest.raises(ConfigError) as refused:
+        parse_config(config_with(zone_overrides={"dwell_s": value}))
+    assert f"camera 'gate-3' zone 'p1' dwell_s: {value!r} is not a number: write the number alone, in the unit the " \
+        "setting's name ends with (_s: seconds, 3min as 180; _m: metres)" in str(refused.value)

@@ -46,6 +46,9 @@ def said(error: Mapping) -> str:
     """
     if error["type"] == "string_pattern_mismatch" and (words := PATTERN_WORDS.get(error["ctx"]["pattern"])):
         return f"{str(error['input'])[:70]!r} {words}"
+    if error["type"] in ("float_parsing", "int_parsing") and isinstance(error["input"], str):  # 10s, 3min, 30米
+        return (f"{error['input'][:40]!r} is not a number: write the number alone, in the unit the setting's name "
+                "ends with (_s: seconds, 3min as 180; _m: metres)")
     return error["msg"].removeprefix("Value error, ")
 
 
