@@ -239,7 +239,12 @@ class Tables(Strict):
         for code in self.grid_shapes:
             if code not in parents:
                 raise ValueError(f"grid {code!r} has a boundary in the grids' GeoJSON but is not in the grid tree")
+        routed: dict[tuple[str, str], str] = {}
         for r in self.routes:
+            if (r.type, r.grid) in routed:  # the first was taken: a route added below an old one changed nothing
+                raise ValueError(f"route {r.type}/{r.grid} is written twice (to {routed[r.type, r.grid]!r} and "
+                                 f"{r.department!r}); keep one")
+            routed[r.type, r.grid] = r.department
             if r.department not in known:
                 raise ValueError(f"route {r.type}/{r.grid}: department {r.department!r} is not in departments")
             if r.type not in types:

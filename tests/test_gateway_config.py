@@ -369,8 +369,12 @@ def test_a_ca_file_and_a_database_url_that_work_are_taken(tmp_path):
     (lambda y: y.replace("grid: HQ-XYM,", "grid: HQ-XYN,"), "route garbage/HQ-XYN: grid 'HQ-XYN' is not in the grid tree"),
     # a filter, a report or Open311 by code found only the first
     (lambda y: y.replace('code: "200102"', 'code: "200505"'), "code '200505' is category 'illegal_parking''s too"),
+    # a route added below the old one to change it: the first was taken, the new one ignored
+    (lambda y: y.replace("department: city-management}\n", "department: city-management}\n"
+                         "  - {type: garbage, grid: HQ-XYM, department: sanitation}\n"),
+     "route garbage/HQ-XYM is written twice (to 'city-management' and 'sanitation'); keep one"),
 ])
-def test_a_route_to_an_unknown_grid_or_a_category_code_twice_is_refused(city, change, error):
+def test_a_route_to_an_unknown_grid_or_twice_or_a_category_code_twice_is_refused(city, change, error):
     path = city / "demo.yaml"
     text = path.read_text()
     assert change(text) != text
