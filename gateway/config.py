@@ -198,6 +198,8 @@ class Tables(Strict):
 
     @model_validator(mode="after")
     def _refs(self) -> "Tables":
+        if both := sorted(set(self.holidays) & set(self.workdays)):  # the workday won, silently (Calendar.working)
+            raise ValueError(f"{', '.join(map(str, both))} in both holidays and workdays; a day is one or the other")
         known = {d.id for d in self.departments}
         if len(known) < len(self.departments):
             twice = next(d.id for i, d in enumerate(self.departments) if d.id in {e.id for e in self.departments[:i]})

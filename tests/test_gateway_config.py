@@ -369,6 +369,9 @@ def test_a_ca_file_and_a_database_url_that_work_are_taken(tmp_path):
     (lambda y: y.replace("grid: HQ-XYM,", "grid: HQ-XYN,"), "route garbage/HQ-XYN: grid 'HQ-XYN' is not in the grid tree"),
     # a filter, a report or Open311 by code found only the first
     (lambda y: y.replace('code: "200102"', 'code: "200505"'), "code '200505' is category 'illegal_parking''s too"),
+    # a day off and a working day at once: the workday won, silently, and deadlines ran through the holiday
+    (lambda y: y + 'workdays: ["2026-09-27", "2026-10-01"]\n', "demo.yaml: 2026-10-01 in both holidays and workdays; "
+     "a day is one or the other"),
     # a route added below the old one to change it: the first was taken, the new one ignored
     (lambda y: y.replace("department: city-management}\n", "department: city-management}\n"
                          "  - {type: garbage, grid: HQ-XYM, department: sanitation}\n"),
