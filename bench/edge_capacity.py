@@ -131,7 +131,8 @@ def trial_xueliang(n: int, rtsp_port: int, broker_port: int, server_pid: int | N
     box = f"bench-{n}{label}"
     # a fresh outbox: with no gateway to acknowledge them, an earlier trial's messages would be sent again
     shutil.rmtree(WORK / f"edge-{n}{label}", ignore_errors=True)
-    cameras = [{"id": f"cam{i}", "url": f"rtsp://127.0.0.1:{rtsp_port}/m{i % MOUNTS}", "grid": "G-1",
+    # each camera a url of its own (a box refuses two cameras on one stream): the server ignores the query
+    cameras = [{"id": f"cam{i}", "url": f"rtsp://127.0.0.1:{rtsp_port}/m{i % MOUNTS}?camera={i}", "grid": "G-1",
                 "zones": list(zones)}
                for i in range(n)]
     cfg = WORK / f"edge-{n}{label}.yaml"

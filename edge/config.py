@@ -11,23 +11,26 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Literal
-from urllib.parse import quote
+from typing import Annotated, Literal
+from urllib.parse import quote, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from edge.geometry import polygon_area
 from xueliang.certificates import ca_certificate
+from xueliang.mqtt import broker_host
+from xueliang.passwords import without_password
 from xueliang.polygon import crossing_edges
-from xueliang.textfile import TooLong, load_yaml, read_text
+from xueliang.textfile import TooLong, load_yaml, read_text, said
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN, HEARTBEAT_S, RESERVED_BOX_IDS
 
 log = logging.getLogger(__name__)
-IncidentType = Literal["illegal_parking", "garbage", "spill"]
+IncidentType = Literal[wire.ZONE_TYPES]
 IDENT = f"^{wire.IDENT.pattern}$"  # box, camera, zone: the wire's (a letter or digit first: never . or .., a path's)
 MIN_ZONE_AREA = 1e-6  # of the frame: about two pixels of a 1080p picture
+SHORT_WAIT_S = 10.0  # a zone's dwell or persistence shorter than this is said at load: minutes meant?
 MIN_WIDTH = 64  # max_width: the picture checks' thumbnail is 64 wide
 MAX_ZONE_POINTS = 100  # a zone is drawn by hand; 200,000 points were tested on every frame
 # a box's config is a kilobyte or two a camera; a bound on what is read of one (a zone of 100,000 points: 2 MB)
@@ -35,9 +38,12 @@ MAX_CONFIG_BYTES = 4 << 20
 # the live streams the box reads right: RTSP carries each frame's time (rtsps: RTSP over TLS, FFmpeg's). An
 # http:// MJPEG camera has none: counted at an assumed 25 fps, a 5 fps one's clock ran 5x slow
 RTSP_SCHEMES = ("rtsp", "rtsps")
+DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322}  # FFmpeg's, where a url names none
 # what FFmpeg takes for a protocol: a url's leading letters, digits and + - . up to a colon (url_find_protocol)
 _PROTOCOL = re.compile(r"[A-Za-z0-9+.-]+(?=:)")
 URLS_READ = "an rtsp:// or rtsps:// URL, or a file path"
+# a url copied from a document or a chat: curly quotes or a space before its scheme, or a full-width colon after it
+_PASTED_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)\s*[:\uff1a]\s*//")
 # where FFmpeg ends a url's host and begins its path (av_url_split): the first of these after the //
 _PATH_START = re.compile(r"[/?#]")
 # a host as FFmpeg takes it: a name or an IPv4 address, or an IPv6 one in brackets; a port of digits
@@ -93,6 +99,13 @@ def camera_url(url: str) -> str:
     ValueError: reads more than one way (where the password ends and the host begins): percent-encode a / ? # or @ ...
     """
     protocol = _PROTOCOL.match(url)
+    if protocol is None and (pasted := _PASTED_URL.search(url)):  # else a file's name: "no such file" at run time
+        scheme, written = pasted.group(1), pasted.group()  # what follows is not shown: it may hold the password
+        wrong = [f"has {url[:pasted.start()][:20]!r} before its {scheme}://"] if pasted.start() else []
+        wrong += ["its colon is a full-width one (\uff1a)"] * ("\uff1a" in written)
+        wrong += ["has a space in its ://"] * bool(re.search(r"\s", written))
+        raise ValueError(f"{' and '.join(wrong)}, so the box would read it as a file's name (pasted from a document or "
+                         f"a chat?); write the url alone, beginning {scheme.lower()}://")
     if protocol is None:
         return url  # a file path
     named, scheme, rest = protocol.group(), protocol.group().lower(), url[protocol.end() + 1:]
@@ -112,6 +125,17 @@ def camera_url(url: str) -> str:
     if re.search(r"\s", from_host):
         raise ValueError("has a space in it: percent-encode it (a space as %20)")
     return f"{scheme}://{from_host}" if userinfo is None else f"{scheme}://{_encoded(userinfo)}@{from_host}"
+
+
+def stream_key(url: str) -> tuple:
+    """What names one RTSP stream in a camera's url (as ``camera_url`` gave it): its scheme, host (in any case), port
+    (the scheme's where none is written), path and query; not the user name or password.
+
+    >>> stream_key("rtsp://admin:pw@CAM-1:554/s1") == stream_key("rtsp://CAM-1/s1")
+    True
+    """
+    parts = urlsplit(url)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or DEFAULT_PORTS[parts.scheme], parts.path, parts.query
 
 
 def _readings(address: str) -> list[tuple[str | None, str]]:
@@ -308,7 +332,8 @@ class Camera(Strict):
 
 
 class Broker(Strict):
-    host: str = Field(default="127.0.0.1", min_length=1)
+    host: Annotated[str, AfterValidator(broker_host)] = Field(default="127.0.0.1", min_length=1,
+                                                              title="The broker's name or address, alone")
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = Field(default=None, title="Broker user; under the ACL in deploy/ it is the box id")
     password: str | None = Field(default=None, repr=False)  # a config printed whole (a log, a traceback) shows none
@@ -407,6 +432,17 @@ class EdgeConfig(Strict):
             raise ValueError(f"{box!r} is reserved: xl/v1/{box}/ carries the gateway's messages; choose another box id")
         return box
 
+    @field_validator("data_dir")
+    @classmethod
+    def _no_home(cls, data_dir: Path) -> Path:
+        """A shell reads ``~`` as a home folder, the box does not: ``~/xl`` kept the outbox in a folder named ``~``
+        under wherever the box was started."""
+        if str(data_dir).startswith("~"):
+            raise ValueError(f"'{data_dir}': ~ is no home folder here (the box would make a folder named "
+                             f"{data_dir.parts[0]} where it is started); write the whole path, e.g. "
+                             f"{data_dir.expanduser()}")
+        return data_dir
+
     @field_validator("broker")
     @classmethod
     def _account(cls, broker: Broker, info: ValidationInfo) -> Broker:
@@ -430,7 +466,26 @@ class EdgeConfig(Strict):
                 raise ValueError(f"cameras {first!r} and {camera.id!r} read the same pipe: the kernel gives each byte "
                                  "written to it to one of its readers, so each camera got a torn share of the "
                                  "stream; give one camera both cameras' zones")
+        streams: dict[tuple, str] = {}
+        for camera in cameras:  # a camera's block copied for the next one, its id changed and its url not
+            if is_rtsp(camera.url) and (first := streams.setdefault(stream_key(camera.url), camera.id)) != camera.id:
+                raise ValueError(f"cameras {first!r} and {camera.id!r} read the same stream "
+                                 f"({without_password(camera.url)}): each of its problems would be raised twice, and "
+                                 "the camera meant is not watched; give the second its own url, or one camera both "
+                                 "cameras' zones")
         return cameras
+
+    @model_validator(mode="after")
+    def _minutes_meant(self) -> "EdgeConfig":
+        """A wait of a few seconds is a traffic light's or a drop-off's, likely minutes written for seconds (``dwell_s:
+        3``: every car that stopped 3 s a case); said, not refused: tests and trials use such waits."""
+        for camera in self.cameras:
+            for zone in camera.zones:
+                for name in ("dwell_s", "persistence_s"):
+                    if name in zone.model_fields_set and (wait := getattr(zone, name)) < SHORT_WAIT_S:
+                        log.warning("camera %r zone %r %s: %g s is shorter than a car waits at a light; it is in "
+                                    "seconds (3 minutes: 180)", camera.id, zone.id, name, wait)
+        return self
 
     def camera(self, camera_id: str) -> Camera:
         for camera in self.cameras:
@@ -469,7 +524,7 @@ def parse_config(raw: object, source: str = "config") -> EdgeConfig:
     except ValidationError as exc:
         lines = [f"{source}: {len(exc.errors())} error(s)"]
         for err in exc.errors():
-            msg = err["msg"].removeprefix("Value error, ")
+            msg = said(err)
             lines.append(f"  {_where(raw, err['loc'])}: {msg}")
         raise ConfigError("\n".join(lines)) from None
 

@@ -6,6 +6,7 @@ import csv
 import io
 import itertools
 import json
+import logging
 import re
 import unicodedata
 from datetime import date, time
@@ -21,10 +22,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
 from xueliang.certificates import ca_certificate
-from xueliang.textfile import load_yaml, read_text
+from xueliang.mqtt import broker_host
+from xueliang.textfile import load_yaml, read_text, said
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN
 
+log = logging.getLogger(__name__)
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 TABLES_DIR = Path(__file__).resolve().parent / "tables"
 MAX_LEVEL_DAYS = 366  # a category's service levels and windows: longer is a typo
@@ -32,6 +35,7 @@ MAX_LEVEL_DAYS = 366  # a category's service levels and windows: longer is a typ
 # already joins incidents of different streets into one case, so more is a typo (1e300 joined every case of
 # the category in the city into one)
 MAX_MERGE_RADIUS_M = 1_000.0
+MAX_CONFIG_BYTES = 4 << 20  # a gateway's config is a few hundred bytes; as the edge's
 
 
 class GatewayConfigError(ValueError):
@@ -169,8 +173,8 @@ class Tables(Strict):
     categories: list[Category] = Field(min_length=1)
     holidays: list[date] = Field(default_factory=list)
     workdays: list[date] = Field(default_factory=list, title="Weekend days that are working days (调休)")
-    working_hours: str = Field(default="09:00-18:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$",
-                               title="Working hours of a working day, for service levels in working hours")
+    working_hours: str = Field(default="09:00-18:00",
+                               title="Working hours of a working day (HH:MM-HH:MM), for service levels in working hours")
     grids: list[Grid] = Field(default_factory=list, title="The grid tree; may also come from grids_csv")
     routes: list[Route] = Field(default_factory=list, title="Category x grid subtree -> department")
     grid_shapes: dict[str, list[list[list[tuple[float, float]]]]] = Field(
@@ -179,14 +183,23 @@ class Tables(Strict):
         default="dead_letter", title="An incident naming a grid not in the tree: refused as a dead letter with the "
         "reason, or raised to the centre (the tree's root) for review, flagged")
 
-    @model_validator(mode="after")
-    def _refs(self) -> "Tables":
-        start, end = self.working_hours.split("-")
+    @field_validator("working_hours")
+    @classmethod
+    def _working_hours(cls, hours: str) -> str:
+        """Said in words: ``9:00-18:00`` was refused as not matching ``^\\d\\d:\\d\\d-\\d\\d:\\d\\d$``."""
         try:
-            if time.fromisoformat(start) >= time.fromisoformat(end):
+            start, end = (time.fromisoformat(x) for x in hours.split("-"))
+            if not (re.fullmatch(r"\d\d:\d\d-\d\d:\d\d", hours) and start < end):
                 raise ValueError
         except ValueError:
-            raise ValueError(f"working_hours {self.working_hours!r}: write HH:MM-HH:MM, start before end") from None
+            raise ValueError(f"{hours[:40]!r}: write one span of the day as HH:MM-HH:MM, two digits each and the start "
+                             "before the end (09:00-18:00)") from None
+        return hours
+
+    @model_validator(mode="after")
+    def _refs(self) -> "Tables":
+        if both := sorted(set(self.holidays) & set(self.workdays)):  # the workday won, silently (Calendar.working)
+            raise ValueError(f"{', '.join(map(str, both))} in both holidays and workdays; a day is one or the other")
         known = {d.id for d in self.departments}
         if len(known) < len(self.departments):
             twice = next(d.id for i, d in enumerate(self.departments) if d.id in {e.id for e in self.departments[:i]})
@@ -209,6 +222,12 @@ class Tables(Strict):
         for g in self.grids:
             if g.parent is not None and g.parent not in parents:
                 raise ValueError(f"grid {g.code!r}: parent {g.parent!r} is not in the grid table")
+        # a grid whose parent was left out was a root of its own: no route of its street applied to it, no
+        # operator of its street saw its cases, and the centre's (the first root) did not either
+        if len(roots := [g.code for g in self.grids if g.parent is None]) > 1:
+            raise ValueError(f"grids {roots[0]!r} and {roots[1]!r} have no parent: the grid tree has one root, the "
+                             "command centre's (cases of grids it does not know and overdue re-checks go there); write "
+                             "the parent of each grid but the root")
         rooted: set[str] = set()
         for g in self.grids:  # a circle has no root: no centre for the cases of unknown grids
             chain, last = {g.code: None}, g.code  # a dict: ordered, and quick to ask
@@ -222,7 +241,12 @@ class Tables(Strict):
         for code in self.grid_shapes:
             if code not in parents:
                 raise ValueError(f"grid {code!r} has a boundary in the grids' GeoJSON but is not in the grid tree")
+        routed: dict[tuple[str, str], str] = {}
         for r in self.routes:
+            if (r.type, r.grid) in routed:  # the first was taken: a route added below an old one changed nothing
+                raise ValueError(f"route {r.type}/{r.grid} is written twice (to {routed[r.type, r.grid]!r} and "
+                                 f"{r.department!r}); keep one")
+            routed[r.type, r.grid] = r.department
             if r.department not in known:
                 raise ValueError(f"route {r.type}/{r.grid}: department {r.department!r} is not in departments")
             if r.type not in types:
@@ -296,7 +320,8 @@ MAX_IDENTITY = wire.schema("ack")["properties"]["gateway"]["maxLength"]
 
 
 class Broker(Strict):
-    host: str = Field(default="127.0.0.1", min_length=1)
+    host: Annotated[str, AfterValidator(broker_host)] = Field(default="127.0.0.1", min_length=1,
+                                                              title="The broker's name or address, alone")
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = Field(default=None, max_length=MAX_IDENTITY,
                                  title="The gateway's account; also its client id and the name on its acknowledgements")
@@ -396,16 +421,18 @@ class GatewayConfig(Strict):
         return v
 
 
-def _text(path: Path) -> str:
+def _text(path: Path, max_bytes: int = gridmap.MAX_FILE_BYTES) -> str:
+    """A file of the city's, or a config, read up to ``max_bytes`` (``tables: /dev/zero`` was read until memory ran
+    out); GatewayConfigError naming it where it cannot be read."""
     try:
-        return read_text(path)
+        return read_text(path, max_bytes)
     except ValueError as exc:  # not UTF-8, a folder, unreadable
         raise GatewayConfigError(str(exc)) from None
 
 
-def _yaml(path: Path) -> object:
+def _yaml(path: Path, max_bytes: int = gridmap.MAX_FILE_BYTES) -> object:
     """A YAML file's data; GatewayConfigError naming the file when it cannot be read as YAML."""
-    text = _text(path)
+    text = _text(path, max_bytes)
     try:
         return load_yaml(text, str(path))
     except yaml.YAMLError as exc:
@@ -427,6 +454,9 @@ def _grid_rows(path: Path) -> list[dict]:
     Cells missing at a row's end are empty (a root written without its last comma)."""
     reader = csv.reader(io.StringIO(_text(path), newline=""))
     header = next(reader, [])
+    if header and not set(header) <= set(Grid.model_fields):  # each row's every column was said wrong
+        raise GatewayConfigError(f"{path} row 1: the header is {','.join(header)[:80]}; write "
+                                 f"{','.join(Grid.model_fields)} (in English, lower case)")
     rows = []
     for cells in reader:
         if not cells:  # a blank line
@@ -438,7 +468,7 @@ def _grid_rows(path: Path) -> list[dict]:
         try:
             Grid.model_validate(row)
         except ValidationError as exc:
-            errs = "; ".join(f"column {'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors())
+            errs = "; ".join(f"column {'.'.join(map(str, e['loc']))}: {said(e)}" for e in exc.errors())
             raise GatewayConfigError(f"{path} row {reader.line_num} {errs}") from None
         rows.append(row)
     if not rows:  # else the first boundary of the GeoJSON was named as the mistake
@@ -449,7 +479,7 @@ def _grid_rows(path: Path) -> list[dict]:
 def _errors(exc: ValidationError) -> str:
     """Each mistake by its field (``broker.port: ...``); one of the whole file (not a mapping, a route
     to an unknown grid) by itself, not after an empty field name."""
-    return "; ".join(": ".join(filter(None, (".".join(map(str, e["loc"])), e["msg"].removeprefix("Value error, "))))
+    return "; ".join(": ".join(filter(None, (".".join(map(str, e["loc"])), said(e))))
                      for e in exc.errors())
 
 
@@ -479,17 +509,22 @@ def load_tables(path: Path) -> Tables:
                 raw["grid_shapes"] = gridmap.parse_geojson(geojson, shapes_path.name)
             except ValueError as exc:
                 raise GatewayConfigError(str(exc)) from None
-        return Tables.model_validate(raw)
+        tables = Tables.model_validate(raw)
     except FileNotFoundError as exc:
         raise GatewayConfigError(f"{exc.filename or path}: no such file") from None
     except ValidationError as exc:
         raise GatewayConfigError(f"{path}: {_errors(exc)}") from None
+    # a category's type misspelt (illegal_parkng) or left out loaded, and each such incident was a dead letter
+    if missing := [t for t in wire.BOX_TYPES if tables.category(t) is None]:
+        log.warning("%s: no category for %s, which xueliang's boxes send: each such incident will be set aside as a "
+                    "dead letter (categories: %s)", path, ", ".join(missing), ", ".join(c.type for c in tables.categories))
+    return tables
 
 
 def load_gateway_config(path: str | Path) -> GatewayConfig:
     path = Path(path)
     try:
-        raw = _yaml(path) or {}
+        raw = _yaml(path, MAX_CONFIG_BYTES) or {}  # 38 MB of allowed_hosts took 20 s to read
         config = GatewayConfig.model_validate(raw)
     except FileNotFoundError:
         raise GatewayConfigError(f"{path}: no such file") from None

@@ -7,6 +7,7 @@ import re
 import string
 import subprocess
 import sys
+import time
 from urllib.parse import quote, unquote, urlsplit
 
 import pytest
@@ -56,16 +57,24 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
     (config_with(zone_overrides={"types": ["garbage", "spill", "garbage"]}),
      "camera 'gate-3' zone 'p1' types: garbage named more than once; name each type once"),
     (config_with(zone_overrides={"dwel_s": 3}), "camera 'gate-3' zone 'p1' dwel_s: Extra inputs are not permitted"),
-    (config_with(camera_overrides={"grid": ""}), "camera 'gate-3' grid: String should match pattern"),
+    (config_with(camera_overrides={"grid": ""}), "camera 'gate-3' grid: '' is not a grid code: write it as the city's "
+     "grid table has it, in letters (Chinese too), digits and . _ - (a letter or digit first, at most 64; no spaces, "
+     "/ + # or full-width letters)"),
+    (config_with(camera_overrides={"grid": "红桥区 丁字沽"}), "camera 'gate-3' grid: '红桥区 丁字沽' is not a grid code"),
     (config_with(camera_overrides={"url": None}), "camera 'gate-3' url: Input should be a valid string"),
     # 1 failed every read as "Operation not supported", which reads like a broken camera
     (config_with(camera_overrides={"max_width": 1}),
      "camera 'gate-3' max_width: 1 pixels is too narrow to analyse; 0 (full size) or at least 64"),
-    (config_with(top={"box": "bad box"}), "box: String should match pattern"),
+    (config_with(top={"box": "bad box"}), "box: 'bad box' is not an id: write letters A-Z a-z, digits and . _ - (a "
+     "letter or digit first, at most 64; it names MQTT topics, files and pages' addresses, so no Chinese, spaces or "
+     "full-width letters: 东门 as dongmen)"),
+    # a regular expression was all it said: String should match pattern '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
+    (config_with(camera_overrides={"id": "东门"}), "camera '东门' id: '东门' is not an id: write letters A-Z a-z"),
+    (config_with(zone_overrides={"id": "ｐ1"}), "camera 'gate-3' zone 'ｐ1' id: 'ｐ1' is not an id"),
     # ids in topics and in the gateway's URLs: . and .. are path segments a URL shortens
-    (config_with(top={"box": ".."}), "box: String should match pattern"),
-    (config_with(camera_overrides={"id": "."}), "camera '.' id: String should match pattern"),
-    (config_with(zone_overrides={"id": ".."}), "zone '..' id: String should match pattern"),
+    (config_with(top={"box": ".."}), "box: '..' is not an id"),
+    (config_with(camera_overrides={"id": "."}), "camera '.' id: '.' is not an id"),
+    (config_with(zone_overrides={"id": ".."}), "zone '..' id: '..' is not an id"),
     (config_with(top={"broker": {"port": 99999}}), "broker port: Input should be less than or equal to 65535"),
     (config_with(top={"box": "dispatch"}), "box: 'dispatch' is reserved: xl/v1/dispatch/ carries the gateway's"),
     (config_with(top={"box": "escalations"}), "box: 'escalations' is reserved"),
@@ -427,3 +436,132 @@ def test_an_edge_config_over_4_mib_is_refused_unread(tmp_path):
     with pytest.raises(ConfigError, match=re.escape(f"{path}: more than 4,194,304 bytes; a file written by hand is a "
                                                     "fraction of that")):
         load_config(path)
+
+
+@pytest.mark.parametrize("line, error", [
+    # YAML 1.1's octal: a dwell of 24 s, without a word
+    ("dwell_s: 030", "dwell_s: 030 is read by YAML as an octal number, 24; write it without the leading zero, or "
+     "quote it ('030') where it is a name\n  in \"{path}\", line 8, column 19"),
+    # base 60: 90 s, or an hour and a half meant?
+    ("dwell_s: 1:30", "dwell_s: 1:30 is read by YAML as a number in base 60, 90 (minutes and seconds, or hours and "
+     "minutes?); write the number itself, or quote it where it is text"),
+])
+def test_a_number_yaml_reads_in_a_base_nobody_means_is_refused_naming_key_and_line(tmp_path, line, error):
+    path = tmp_path / "edge.yaml"
+    path.write_text("box: b1\ncameras:\n  - id: gate-3\n    url: x.mp4\n    grid: G1\n    zones:\n"
+                    f"      - {{id: p1, types: [illegal_parking], polygon: [[0, 0], [1, 0], [1, 1]],\n         {line}}}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert str(refused.value).startswith(f"{path}: not valid YAML: " + error.format(path=path))
+    path.write_text(path.read_text().replace(line, line.split(":")[0] + ": 30"))
+    assert load_config(path).cameras[0].zones[0].dwell_s == 30  # hexadecimal, 1_000, '030' quoted read as ever
+
+
+def test_aliases_that_stand_for_a_billion_values_are_refused_where_they_pass_the_bound(tmp_path):
+    """A camera with 300 zones by alias, and 300 cameras of it by alias (2 kB): 2.6 s to refuse, 24 s for 1,000 each
+    (6 kB), 40 min for 60 kB; an anchor or two, or a merge (test_yaml_merge_keys...), is what a person writes."""
+    path = tmp_path / "edge.yaml"
+    path.write_text("box: b1\nz: &z {id: z, types: [garbage], polygon: [[0, 0], [1, 0], [1, 1]]}\n"
+                    f"zs: &zs [{', '.join(['*z'] * 300)}]\ncamera: &c {{id: c1, url: x.mp4, grid: G, zones: *zs}}\n"
+                    f"cameras: [{', '.join(['*c'] * 300)}]\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert time.monotonic() - started < 1
+    assert str(refused.value).startswith(
+        f"{path}: not valid YAML: its anchors and aliases (&c, *c) stand for more than 100,000 values by here; a "
+        f"configuration written by hand repeats a few: write them out\n  in \"{path}\", line 5, column ")
+
+
+@pytest.mark.parametrize("second", [
+    "rtsp://10.0.0.5/s1",
+    "RTSP://other:Hunter2@10.0.0.5:554/s1",  # the same stream: another account, the port written out, in capitals
+])
+def test_two_cameras_reading_one_rtsp_stream_are_refused_naming_both(second):
+    """A camera's block copied for the next, its id changed and its url not: both loaded, the stream was pulled twice
+    (a camera takes a few), each of its problems raised twice, and the camera meant never watched."""
+    raw = config_with(camera_overrides={"url": "rtsp://admin:Hunter2@10.0.0.5/s1"})
+    raw["cameras"].append(dict(raw["cameras"][0], id="gate-4", url=second))
+    with pytest.raises(ConfigError) as refused:
+        parse_config(raw)
+    assert "\n  cameras: cameras 'gate-3' and 'gate-4' read the same stream (rtsp://" in str(refused.value)
+    assert "the camera meant is not watched; give the second its own url" in str(refused.value)
+    assert "Hunter2" not in str(refused.value)
+    for other in ("rtsp://10.0.0.6/s1", "rtsp://10.0.0.5/s2", "rtsp://10.0.0.5:8554/s1", "rtsps://10.0.0.5/s1",
+                  "rtsp://10.0.0.5/s1?channel=2"):
+        raw["cameras"][1]["url"] = other
+        assert parse_config(raw).cameras[1].id == "gate-4"
+
+
+@pytest.mark.parametrize("url, said", [
+    # pasted from a document or a chat: each loaded as a file's name, "no such file" at run time
+    ("\u201crtsp://admin:Hunter2@10.0.0.5/s1\u201d", "has '\u201c' before its rtsp://"),
+    (" rtsp://admin:Hunter2@10.0.0.5/s1", "has ' ' before its rtsp://"),
+    ("rtsp\uff1a//admin:Hunter2@10.0.0.5/s1", "its colon is a full-width one (\uff1a)"),
+    ("RTSP : //admin:Hunter2@10.0.0.5/s1", "has a space in its ://"),
+])
+def test_a_url_pasted_with_quotes_a_space_or_a_full_width_colon_is_refused_not_read_as_a_file(url, said):
+    with pytest.raises(ConfigError) as refused:
+        parse_config(config_with(camera_overrides={"url": url}))
+    assert f"camera 'gate-3' url: {said}, so the box would read it as a file's name (pasted from a document or a " \
+        "chat?); write the url alone, beginning rtsp://" in str(refused.value)
+    assert "Hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize("top, error", [
+    # paho looked each up as a name, and failed every try at run time
+    ({"broker": {"host": "10.0.0.10:1883"}}, "broker host: '10.0.0.10:1883' has a port in it: write the host alone "
+     "(10.0.0.10) and port: 1883"),
+    ({"broker": {"host": "mqtt://10.0.0.10"}}, "broker host: 'mqtt://10.0.0.10' is a URL: write the broker's host "
+     "alone (10.0.0.10, mqtt.city.local), its port under port and TLS with tls_ca"),
+    ({"broker": {"host": "10.0.0.10 "}}, "broker host: '10.0.0.10 ' is not a host"),
+    # a shell's home folder: the box made a folder named ~ where it was started and kept its outbox there
+    ({"data_dir": "~/xl"}, "data_dir: '~/xl': ~ is no home folder here (the box would make a folder named ~ where it "
+     "is started); write the whole path, e.g. "),
+    ({"data_dir": "~"}, "data_dir: '~': ~ is no home folder here"),
+])
+def test_a_broker_host_with_a_port_or_a_scheme_and_a_data_dir_under_a_home_are_refused(top, error):
+    with pytest.raises(ConfigError) as refused:
+        parse_config(config_with(top=top))
+    assert error in str(refused.value)
+
+
+def test_edge_check_says_what_the_config_sets_or_what_is_wrong_and_starts_nothing(tmp_path, capsys):
+    """An installer had no way to check a config but to start the box on it (and stop it)."""
+    from xueliang.cli import main
+
+    path = tmp_path / "edge.yaml"
+    path.write_text("box: b1\ncameras:\n  - id: gate-3\n    url: rtsp://admin:Hunter2@10.0.0.5/s1\n    grid: HQ-1\n"
+                    "    zones:\n      - {id: p1, types: [illegal_parking], polygon: [[0.1, 0.1], [0.5, 0.1], "
+                    "[0.5, 0.5]], dwell_s: 60}\n")
+    assert main(["edge", "--config", str(path), "--check"]) == 0
+    assert capsys.readouterr().out == (
+        f"{path}: box b1, broker 127.0.0.1:1883, data_dir data/edge\n"
+        "  camera gate-3: rtsp://admin:***@10.0.0.5/s1, grid HQ-1, 1 zone(s)\n"
+        "    zone p1: illegal_parking; dwell 60 s; grid HQ-1; 3 corners\n")
+    assert not (tmp_path / "data").exists()
+    path.write_text(path.read_text() + "detection: {vehicle_labels: [cars]}\n")  # found where the box loads its models
+    assert main(["edge", "--config", str(path), "--check"]) == 2
+    assert "error: detection vehicle_labels: 'cars' is not a class of model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("zone, said", [
+    # minutes meant: every car that stopped 3 s at a light a case, silently
+    ({"dwell_s": 3}, "camera 'gate-3' zone 'p1' dwell_s: 3 s is shorter than a car waits at a light; it is in seconds "
+     "(3 minutes: 180)"),
+    ({"types": ["garbage"], "dwell_s": None, "persistence_s": 2}, "camera 'gate-3' zone 'p1' persistence_s: 2 s is"),
+    ({"dwell_s": 60}, None),
+])
+def test_a_wait_of_a_few_seconds_is_said_at_load(caplog, zone, said):
+    zone = {k: v for k, v in {**config_with()["cameras"][0]["zones"][0], **zone}.items() if v is not None}
+    parse_config(config_with(camera_overrides={"zones": [zone]}))
+    assert (said in caplog.text) if said else "shorter than a car waits" not in caplog.text
+
+
+@pytest.mark.parametrize("value", ["10s", "3min", "3分钟"])
+def test_a_duration_written_with_its_unit_is_refused_saying_the_unit_the_setting_takes(value):
+    """It said: Input should be a valid number, unable to parse string as a number."""
+    with pytest.raises(ConfigError) as refused:
+        parse_config(config_with(zone_overrides={"dwell_s": value}))
+    assert f"camera 'gate-3' zone 'p1' dwell_s: {value!r} is not a number: write the number alone, in the unit the " \
+        "setting's name ends with (_s: seconds, 3min as 180; _m: metres)" in str(refused.value)

@@ -5,7 +5,7 @@ from datetime import date, datetime, time
 import pytest
 import yaml
 
-from gateway.config import TABLES_DIR, load_tables
+from gateway.config import TABLES_DIR, GatewayConfigError, load_tables
 from gateway.deadlines import CITY_TZ, Calendar, deadline, parse_service_level
 
 
@@ -36,14 +36,20 @@ def test_working_hours_run_only_inside_the_working_day():
     assert local(deadline(at(2026, 11, 23, 16, 0), parse_service_level("2h"), cal)) == "Mon 2026-11-23 18:00"
 
 
-def test_working_seconds_and_bad_working_hours_are_refused(tmp_path):
+@pytest.mark.parametrize("hours", [
+    "18:00-09:00",
+    # each refused as not matching ^\d\d:\d\d-\d\d:\d\d$, or (a lunch break) with Python's "too many values to unpack"
+    "9:00-18:00", "09:00 - 18:00", "09:00-12:00,13:30-17:30", "09:00\uff0d18:00"])
+def test_working_seconds_and_bad_working_hours_are_refused(tmp_path, hours):
     with pytest.raises(ValueError, match="'working' applies to days, hours and minutes"):
         parse_service_level("30 working s")
     raw = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())
-    raw["working_hours"] = "18:00-09:00"
+    raw["working_hours"] = hours
     raw["grids_csv"] = str(TABLES_DIR / raw["grids_csv"])
     raw["grids_geojson"] = str(TABLES_DIR / raw["grids_geojson"])
     path = tmp_path / "city.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True))
-    with pytest.raises(Exception, match="working_hours '18:00-09:00'"):
+    with pytest.raises(GatewayConfigError) as refused:
         load_tables(path)
+    assert str(refused.value) == f"{path}: working_hours: {hours!r}: write one span of the day as HH:MM-HH:MM, two " \
+        "digits each and the start before the end (09:00-18:00)"

@@ -45,6 +45,8 @@ def rewrite(path, encoding):
      "demo.yaml: grids: a list of grids (code, name, level, parent) beside grids_csv, or none; got str 'HQ'"),
     ("demo.yaml", lambda p: p.write_text(p.read_text() + "grids: {code: HQ}\n"), "grids: a list of grids"),
     ("demo.yaml", lambda p: p.write_text(p.read_text() + "grids:\n"), None),  # written empty: none
+    # read until memory ran out
+    ("demo-grids.csv", lambda p: (p.unlink(), p.symlink_to("/dev/zero")), "demo-grids.csv: more than 67,108,864 bytes"),
 ])
 def test_a_table_file_that_cannot_be_read_is_named(city, name, change, error):
     change(city / name)
@@ -60,6 +62,9 @@ def test_a_table_file_that_cannot_be_read_is_named(city, name, change, error):
     ("database: [unclosed\n".encode(), "gateway.yaml: not valid YAML"),
     ("# 网关\nescalation_check_s: 5\n".encode("gbk"), "gateway.yaml: not UTF-8 text (byte 0xcd at offset 2)"),    (("escalation_check_s: " + "5" * 5000).encode(), "gateway.yaml: not valid YAML: escalation_check_s: a number "
      "of 5000 digits"),  # Python's "Exceeds the limit (4300 digits)", naming neither file nor field
+    # 38 MB of allowed_hosts took 20 s to read; an edge config is bound so
+    (("escalation_check_s: 5\n" + "# a comment\n" * 400_000).encode(), "gateway.yaml: more than 4,194,304 bytes; a "
+     "file written by hand is a fraction of that"),
 ])
 def test_a_gateway_config_that_cannot_be_read_is_named(tmp_path, text, error):
     (tmp_path / "gateway.yaml").write_bytes(text)
@@ -174,11 +179,15 @@ def test_the_cli_prints_the_line_and_exits_2(tmp_path):
 
 @pytest.mark.parametrize("change, error", [
     (lambda csv: csv + "HQ-DZG-10D-07,重复,grid,HQ-XYM\n", "grid 'HQ-DZG-10D-07' appears twice in the grid table"),
+    # its parent left out: no route of its street applied, no operator of its street or of the centre saw its cases
+    (lambda csv: csv + "HQ-XYM-01-02,西于庄第1社区第2网格,grid,\n", "demo.yaml: grids 'HQ' and 'HQ-XYM-01-02' have "
+     "no parent: the grid tree has one root, the command centre's (cases of grids it does not know and overdue "
+     "re-checks go there); write the parent of each grid but the root"),
     (lambda csv: csv.replace("HQ,红桥区,district,", "HQ,红桥区,district,HQ-DZG"),
      "grid 'HQ': its parents go round in a circle (HQ -> HQ-DZG -> HQ); the tree needs a root"),
     (lambda csv: csv.replace("HQ,红桥区,district,", "HQ,红桥区,district,HQ"), "(HQ -> HQ)"),
 ])
-def test_a_grid_tree_with_a_code_twice_or_a_circle_is_refused(city, change, error):
+def test_a_grid_tree_with_a_code_twice_a_circle_or_two_roots_is_refused(city, change, error):
     """Both loaded before: the second row's parent replaced the first's (routes and scopes followed it),
     and a tree with no root has no centre for the cases of grids it does not know."""
     path = city / "demo-grids.csv"
@@ -202,6 +211,16 @@ def test_a_department_twice_is_refused(city):
      "demo-grids.csv row 4: 5 columns, the header has 4 (code,name,level,parent)"),
     (lambda csv: csv.replace("HQ-DZG,丁字沽街道,street,HQ\n", "HQ-DZG,,street,HQ\n"),
      "demo-grids.csv row 3 column name: String should have at least 1 character"),
+    # a space after the code, as a spreadsheet keeps one: said as a regular expression
+    (lambda csv: csv.replace("HQ-DZG,丁字沽街道,street,HQ\n", "HQ-DZG ,丁字沽街道,street,HQ\n"),
+     "demo-grids.csv row 3 column code: 'HQ-DZG ' is not a grid code: write it as the city's grid table has it, in "
+     "letters (Chinese too), digits and . _ - (a letter or digit first, at most 64; no spaces, / + # or full-width "
+     "letters)"),
+    # the header in Chinese or capitals: every column "Field required" and "Extra inputs are not permitted"
+    (lambda csv: csv.replace("code,name,level,parent", "编码,名称,级别,上级"),
+     "demo-grids.csv row 1: the header is 编码,名称,级别,上级; write code,name,level,parent (in English, lower case)"),
+    (lambda csv: csv.replace("code,name,level,parent", "Code, Name, Level, Parent"),
+     "demo-grids.csv row 1: the header is Code, Name, Level, Parent; write code,name,level,parent"),
     (lambda csv: csv.replace("HQ-DZG,丁字沽街道,street,HQ\n", "\nHQ-DZG,丁字沽街道\n"),  # a blank row counts
      "demo-grids.csv row 4 column level: Input should be a valid string"),
     # a root written without its last comma: the missing cell is empty, as before
@@ -350,8 +369,15 @@ def test_a_ca_file_and_a_database_url_that_work_are_taken(tmp_path):
     (lambda y: y.replace("grid: HQ-XYM,", "grid: HQ-XYN,"), "route garbage/HQ-XYN: grid 'HQ-XYN' is not in the grid tree"),
     # a filter, a report or Open311 by code found only the first
     (lambda y: y.replace('code: "200102"', 'code: "200505"'), "code '200505' is category 'illegal_parking''s too"),
+    # a day off and a working day at once: the workday won, silently, and deadlines ran through the holiday
+    (lambda y: y + 'workdays: ["2026-09-27", "2026-10-01"]\n', "demo.yaml: 2026-10-01 in both holidays and workdays; "
+     "a day is one or the other"),
+    # a route added below the old one to change it: the first was taken, the new one ignored
+    (lambda y: y.replace("department: city-management}\n", "department: city-management}\n"
+                         "  - {type: garbage, grid: HQ-XYM, department: sanitation}\n"),
+     "route garbage/HQ-XYM is written twice (to 'city-management' and 'sanitation'); keep one"),
 ])
-def test_a_route_to_an_unknown_grid_or_a_category_code_twice_is_refused(city, change, error):
+def test_a_route_to_an_unknown_grid_or_twice_or_a_category_code_twice_is_refused(city, change, error):
     path = city / "demo.yaml"
     text = path.read_text()
     assert change(text) != text
@@ -415,3 +441,43 @@ def test_a_gateway_config_printed_whole_shows_no_password():
     assert "S3cr3t-PW" not in repr(config) and "S3cr3t-PW" not in str(config) and "username='gw'" in repr(config)
     assert config.database.endswith("@db/city") and config.broker.password == "S3cr3t-PW"
     assert "S3cr3t-PW" not in repr(EdgeBroker(username="box-1", password="S3cr3t-PW"))
+
+
+@pytest.mark.parametrize("old, new, missing", [
+    ("type: illegal_parking", "type: illegal_parkng", "illegal_parking"),  # misspelt: every parked car a dead letter
+    ("type: camera_fault\n", "type: camera_faults\n", "camera_fault"),
+])
+def test_a_type_xueliangs_boxes_send_without_a_category_is_said_when_the_tables_load(city, caplog, old, new, missing):
+    path = city / "demo.yaml"
+    load_tables(path)
+    assert "no category" not in caplog.text
+    path.write_text(path.read_text().replace(old, new))
+    load_tables(path)
+    assert f"{path}: no category for {missing}, which xueliang's boxes send: each such incident will be set aside " \
+        "as a dead letter (categories: " in caplog.text
+
+
+def test_a_gateway_brokers_host_with_a_port_in_it_is_refused(tmp_path):
+    (tmp_path / "gateway.yaml").write_text("broker: {host: '10.0.0.10:8883'}\n")
+    with pytest.raises(GatewayConfigError, match=re.escape(": broker.host: '10.0.0.10:8883' has a port in it: write the "
+                                                           "host alone (10.0.0.10) and port: 8883")):
+        load_gateway_config(tmp_path / "gateway.yaml")
+
+
+def test_gateway_check_says_what_the_config_and_tables_set_or_what_is_wrong(city, capsys):
+    """The centre had no way to check tables it edited but to restart the gateway on them."""
+    from xueliang.cli import main
+
+    config = city / "gateway.yaml"
+    config.write_text("broker: {username: gw-1, password: S3cr3t}\ndatabase: postgresql+psycopg://gw:S3cr3t@db/city\n"
+                      "tables: demo.yaml\n")
+    assert main(["gateway", "--config", str(config), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{config}: broker 127.0.0.1:1883 as gw-1, database postgresql+psycopg://gw:***@db/city "
+                          f"(not opened), http 127.0.0.1:8080\n  tables {city / 'demo.yaml'}: 5 department(s), 8 "
+                          "grid(s) under HQ, 1 route(s)\n    illegal_parking: 200505 机动车乱停放 -> 交警大队 "
+                          "(traffic-police), 1h\n")
+    assert "S3cr3t" not in out
+    (city / "demo-grids.csv").write_text((city / "demo-grids.csv").read_text() + "HQ-X,某网格,grid,\n")
+    assert main(["gateway", "--config", str(config), "--check"]) == 2
+    assert "error: " in capsys.readouterr().err

@@ -134,18 +134,57 @@ def _edge(args: argparse.Namespace) -> int:
     from edge.box import run_box
     from edge.config import load_config
 
-    return run_box(load_config(args.config))
+    config = load_config(args.config)
+    if args.check:
+        from edge.detector import load_detectors
+
+        load_detectors(config)  # its models and vehicle_labels, as the box loads them
+        print(edge_summary(config, args.config))
+        return 0
+    return run_box(config)
+
+
+def edge_summary(config, path: str) -> str:
+    """What an edge config sets, as the box will run it: the box, each camera (its password hidden) and its zones."""
+    lines = [f"{path}: box {config.box}, broker {config.broker.host}:{config.broker.port}, data_dir {config.data_dir}"]
+    for camera in config.cameras:
+        lines.append(f"  camera {camera.id}: {without_password(camera.url)}, grid {camera.grid}, "
+                     f"{len(camera.zones)} zone(s)")
+        for zone in camera.zones:
+            waits = ([f"dwell {zone.dwell_s:g} s"] if "illegal_parking" in zone.types else []) + \
+                ([f"persistence {zone.persistence_s:g} s"] if {"garbage", "spill"} & set(zone.types) else [])
+            lines.append(f"    zone {zone.id}: {', '.join(zone.types)}; {', '.join(waits)}; grid {zone.grid or camera.grid}; "
+                         f"{len(zone.polygon)} corners")
+    return "\n".join(lines)
 
 
 def _gateway(args: argparse.Namespace) -> int:
-    from gateway.config import GatewayConfigError, load_gateway_config
+    from gateway.config import GatewayConfigError, load_gateway_config, load_tables
     from gateway.service import retire_gateway, run_gateway
 
     config = load_gateway_config(args.config)
+    if args.check:
+        print(gateway_summary(config, load_tables(config.tables), args.config))
+        return 0
     try:
         return retire_gateway(config, args.retire) if args.retire else run_gateway(config)
     except GatewayConfigError as exc:  # found while starting (the HTTP port taken): still the file's
         raise GatewayConfigError(f"{args.config}: {exc}") from None
+
+
+def gateway_summary(config, tables, path: str) -> str:
+    """What a gateway config and its tables set, as the gateway will run them (the database URL without its password;
+    the database is not opened)."""
+    from sqlalchemy.engine import make_url
+
+    database = without_password(make_url(config.database).render_as_string(hide_password=True))
+    lines = [f"{path}: broker {config.broker.host}:{config.broker.port} as {config.broker.identity}, database "
+             f"{database} (not opened), http {config.http.host}:{config.http.port}",
+             f"  tables {config.tables}: {len(tables.departments)} department(s), {len(tables.grids)} grid(s) under "
+             f"{tables.centre or '(no grid tree: every grid known)'}, {len(tables.routes)} route(s)"]
+    lines += [f"    {c.type}: {c.code} {c.name} -> {tables.department_name(c.department)} ({c.department}), "
+              f"{c.service_level}" for c in tables.categories]
+    return "\n".join(lines)
 
 
 def missing_database(url: str) -> str | None:
@@ -311,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("edge", help="run an edge box")
     p.add_argument("--config", required=True)
+    p.add_argument("--check", action="store_true", help="check the config and the models it names, print what it "
+                   "sets and exit (0: fit to run; 2: error: on stderr); nothing is started")
     p.set_defaults(func=_edge)
 
     p = sub.add_parser("gateway", help="run the gateway")
@@ -318,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retire", metavar="IDENTITY", help="instead of running: end the broker session of a gateway "
                    "identity (client id) no gateway runs under any more, after ingesting what it holds (until then "
                    "the broker keeps giving it its share of the messages, for 7 days)")
+    p.add_argument("--check", action="store_true", help="check the config and the city's tables, print what they "
+                   "set and exit (0: fit to run; 2: error: on stderr); the broker, database and port are not touched")
     p.set_defaults(func=_gateway)
 
     p = sub.add_parser("token", help="make an API token (printed once; only its hash is stored), revoke or list tokens")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,28 @@ class ConnectFailures:
     def reached(self) -> None:
         """The broker was reached: the next failure is said at once."""
         self.tries, self._said = 0, None
+
+
+def broker_host(host: str) -> str:
+    """A broker's ``host`` as a config writes it; ValueError for a URL or a port written into it, which paho looked up
+    as a name, failing every try at run time ("cannot reach the MQTT broker at mqtt://10.0.0.10:1883").
+
+    >>> broker_host("10.0.0.10"), broker_host("mqtt.city.local"), broker_host("::1")
+    ('10.0.0.10', 'mqtt.city.local', '::1')
+    >>> broker_host("10.0.0.10:8883")
+    Traceback (most recent call last):
+    ...
+    ValueError: '10.0.0.10:8883' has a port in it: write the host alone (10.0.0.10) and port: 8883
+    """
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", host):
+        raise ValueError(f"{host[:80]!r} is a URL: write the broker's host alone (10.0.0.10, mqtt.city.local), its port "
+                         "under port and TLS with tls_ca")
+    name, colon, port = host.rpartition(":")
+    if colon and port.isdigit() and ":" not in name:
+        raise ValueError(f"{host[:80]!r} has a port in it: write the host alone ({name}) and port: {port}")
+    if re.search(r"[\s/]", host):
+        raise ValueError(f"{host[:80]!r} is not a host: write the broker's name or address alone (10.0.0.10)")
+    return host
 
 
 def make_client(client_id: str, username: str | None = None, password: str | None = None,

@@ -4,7 +4,9 @@ They come from whatever editor is at hand. A UTF-8 byte order mark (Windows Note
 "CSV UTF-8") is dropped; another encoding (GBK from a Chinese Windows) or a folder is refused
 with a reason, never a traceback; a YAML key written twice is refused, not read as its last value; a value
 Python cannot make (an integer of 5,000 digits, 2026-02-30) is refused naming its key and line; a list longer
-than its key allows (a zone's polygon of 100,000 points) is refused at the item past that, the rest unread.
+than its key allows (a zone's polygon of 100,000 points) is refused at the item past that, the rest unread; anchors
+and aliases that stand for more than ``MAX_ALIASED`` values (a "billion laughs") are refused where they pass it; a
+number YAML 1.1 reads in a base nobody means (``030``, octal 24; ``1:30``, base 60) is refused naming its key and line.
 libyaml (PyYAML's C parser, where it has it) reads the text, and PyYAML's own composer the nodes, so that
 these checks hold: PyYAML alone took 7-15 s over a 2 MB polygon before the config could refuse it.
 """
@@ -12,6 +14,7 @@ these checks hold: PyYAML alone took 7-15 s over a 2 MB polygon before the confi
 from __future__ import annotations
 
 import io
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +23,33 @@ import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
+
+from xueliang.wire import GRID_PATTERN, IDENT
+
+
+# the patterns ids and grid codes are held to, in the words of the person who writes them
+PATTERN_WORDS = {
+    f"^{IDENT.pattern}$": "is not an id: write letters A-Z a-z, digits and . _ - (a letter or digit first, at most 64; "
+    "it names MQTT topics, files and pages' addresses, so no Chinese, spaces or full-width letters: 东门 as dongmen)",
+    GRID_PATTERN: "is not a grid code: write it as the city's grid table has it, in letters (Chinese too), digits and "
+    ". _ - (a letter or digit first, at most 64; no spaces, / + # or full-width letters)",
+}
+
+
+def said(error: Mapping) -> str:
+    """What a pydantic error says, for the person who wrote the file: an id or a grid code that does not match its
+    pattern in words (``PATTERN_WORDS``), not as a regular expression.
+
+    >>> said({"type": "string_pattern_mismatch", "input": "东门", "ctx": {"pattern": f"^{IDENT.pattern}$"},
+    ...       "msg": "String should match pattern ..."})  # doctest: +ELLIPSIS
+    "'东门' is not an id: write letters A-Z a-z, digits and . _ - ..."
+    """
+    if error["type"] == "string_pattern_mismatch" and (words := PATTERN_WORDS.get(error["ctx"]["pattern"])):
+        return f"{str(error['input'])[:70]!r} {words}"
+    if error["type"] in ("float_parsing", "int_parsing") and isinstance(error["input"], str):  # 10s, 3min, 30米
+        return (f"{error['input'][:40]!r} is not a number: write the number alone, in the unit the setting's name "
+                "ends with (_s: seconds, 3min as 180; _m: metres)")
+    return error["msg"].removeprefix("Value error, ")
 
 
 def read_text(path: Path, max_bytes: int | None = None) -> str:
@@ -47,6 +77,16 @@ def read_text(path: Path, max_bytes: int | None = None) -> str:
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
                          "save the file as UTF-8") from None
+
+
+# the values all aliases stand for together, at most: a camera with its zones repeated by alias, each with a few
+# more, is a few hundred; 6 kB of aliases of aliases (1,000 cameras of 1,000 zones) took 24 s to refuse, and 60 kB
+# would have taken 40 min
+MAX_ALIASED = 100_000
+# YAML 1.1's integers a person writes meaning another number: a leading zero (030: octal, 24) and a colon (1:30: base
+# 60, 90, or 1.5 hours in a field of seconds?). Hexadecimal (0x1E) and binary (0b11) say what they are
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+_SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
 
 
 class TooLong(yaml.MarkedYAMLError):
@@ -90,7 +130,7 @@ class _UniqueKeys(_Parser, SafeConstructor, Resolver):
     written in the mapping (``written``, kept as it is composed): a merge (``<<: *anchor``) copies the anchor's
     pairs into its mapping's, and into the anchor's own where that merges another, in place, before or after the
     check, and an override of a merged key is no key written twice. A list under a key of ``longest`` stops
-    at the item past its bound (``TooLong``)."""
+    at the item past its bound (``TooLong``). Aliases are counted by the values they stand for (``MAX_ALIASED``)."""
 
     def __init__(self, stream, longest: Mapping[str, int]):
         _Parser.__init__(self, stream)
@@ -98,6 +138,8 @@ class _UniqueKeys(_Parser, SafeConstructor, Resolver):
         Resolver.__init__(self)
         self.longest = longest
         self._way: list[tuple[yaml.Node | None, object]] = []  # (parent, key node or index) down to this node
+        self._values: dict[int, int] = {}  # by node: the values it stands for, itself, what is in it, its aliases'
+        self._aliased = 0  # the values all aliases read so far stand for
 
     def compose_node(self, parent, index):
         key = self._way[-1][1] if isinstance(index, int) and self._way else None  # what the list is under
@@ -105,11 +147,24 @@ class _UniqueKeys(_Parser, SafeConstructor, Resolver):
             way = self._way[1:]  # the document's own (None, None) first
             raise TooLong(tuple(i.value if isinstance(i, yaml.ScalarNode) else i for _, i in way), _partial(way),
                           self.longest[key.value], self.peek_event().start_mark)
+        alias = self.peek_event() if self.check_event(yaml.AliasEvent) else None
         self._way.append((parent, index))
         try:
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
         finally:
             self._way.pop()
+        if alias is None:  # its parts are composed, their aliases counted in theirs
+            parts = node.value if isinstance(node, yaml.SequenceNode) else \
+                [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else []
+            self._values[id(node)] = 1 + sum(self._values.get(id(n), 1) for n in parts)
+            return node
+        self._aliased += self._values.get(id(node), 1)  # an alias of what is still being composed: itself
+        if self._aliased > MAX_ALIASED:  # a copy of each is made where it is read, and checked
+            raise yaml.composer.ComposerError(
+                None, None, f"its anchors and aliases (&{alias.anchor}, *{alias.anchor}) stand for more than "
+                f"{MAX_ALIASED:,} values by here; a configuration written by hand repeats a few: write them out",
+                alias.start_mark)
+        return node
 
     def compose_mapping_node(self, anchor):
         node = super().compose_mapping_node(anchor)
@@ -143,7 +198,17 @@ class _UniqueKeys(_Parser, SafeConstructor, Resolver):
 
     def construct_object(self, node, deep=False):
         """A value YAML resolved but Python cannot make (a date past its month's end, an integer of more
-        digits than Python reads) is a ``ConstructorError`` at its place, not a bare ValueError."""
+        digits than Python reads) is a ``ConstructorError`` at its place, not a bare ValueError; so is a number in
+        a base nobody means (``030``: YAML 1.1's octal, 24; ``dwell_s: 030`` was a dwell of 24 s)."""
+        if node.tag == "tag:yaml.org,2002:int" and _OCTAL.fullmatch(node.value):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value} is read by YAML as an octal number, {super().construct_object(node)}; "
+                f"write it without the leading zero, or quote it ('{node.value}') where it is a name", node.start_mark)
+        if node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and _SEXAGESIMAL.fullmatch(node.value):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value} is read by YAML as a number in base 60, {super().construct_object(node)} "
+                "(minutes and seconds, or hours and minutes?); write the number itself, or quote it where it is "
+                "text", node.start_mark)
         try:
             return super().construct_object(node, deep=deep)
         except ValueError as exc:

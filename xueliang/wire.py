@@ -57,6 +57,8 @@ _OWNED_INCIDENT_ID = re.compile(r"[0-9a-f]{32}:(?P<box>" + IDENT.pattern + ")")
 # box sent under such an id was never quarantined as an orphan, and kept for good (incident.schema.json says so too)
 GATEWAY_KEY_PREFIX = "case:"
 RESERVED_BOX_IDS = frozenset({"dispatch", "escalations"})  # level 3 words the gateway's topics use
+ZONE_TYPES = ("illegal_parking", "garbage", "spill")  # what a zone of xueliang's edge watches
+BOX_TYPES = (*ZONE_TYPES, "camera_fault")  # the incident types xueliang's boxes send (the wire takes others too)
 # A grid code or department id ends up in a topic level and on pages: letters (Chinese too),
 # digits and . _ - only, so never an MQTT wildcard, a level separator, a control character or markup.
 GRID_PATTERN = r"^[A-Za-z0-9\u4e00-\u9fff][A-Za-z0-9\u4e00-\u9fff._-]{0,63}$"  # also in the configs
