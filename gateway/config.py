@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gateway import gridmap
-from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level, parse_working_hours
+from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level, parse_working_hours, since
 from xueliang.certificates import ca_certificate
 from xueliang.mqtt import broker_host
 from xueliang.textfile import load_yaml, read_text, said
@@ -139,8 +139,11 @@ class Category(Strict):
                 raise ValueError(f"{v!r} gives no time at all: every case would be overdue when it opens")
         return v
 
-    def seconds(self, field: str) -> float:
-        return deadline(0.0, parse_service_level(getattr(self, field)))
+    def window_start(self, field: str, now: float, calendar: Calendar) -> float:
+        """When the window ``field`` (``merge_window``, ``recheck_window``, ``rejected_window``) that ends ``now``
+        began, on the city's calendar: a window in working hours was counted from 1970 on the default calendar, and
+        ``recheck_window: 2 working hours`` was 3 h of any hours, at night too, whatever the city's."""
+        return since(now, parse_service_level(getattr(self, field)), calendar)
 
     def level_written(self, urgent: bool = False) -> str:
         """The service level of a case as written: the urgent one where the case is urgent and one is set."""
@@ -174,8 +177,9 @@ class Tables(Strict):
     holidays: list[date] = Field(default_factory=list)
     workdays: list[date] = Field(default_factory=list, title="Weekend days that are working days (调休)")
     working_hours: str = Field(
-        default="09:00-18:00", title="Working hours of a working day, for service levels in working hours: HH:MM-HH:MM, "
-        "or several spans apart by commas or as a list, the breaks between them not counted (09:00-12:00, 13:30-17:30)")
+        default="09:00-18:00", title="Working hours of a working day, for service levels in working hours: "
+        "HH:MM-HH:MM, or several spans apart by commas or as a list, the breaks between them not counted "
+        "(09:00-12:00, 13:30-17:30)")
     grids: list[Grid] = Field(default_factory=list, title="The grid tree; may also come from grids_csv")
     routes: list[Route] = Field(default_factory=list, title="Category x grid subtree -> department")
     grid_shapes: dict[str, list[list[list[tuple[float, float]]]]] = Field(

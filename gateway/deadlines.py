@@ -162,3 +162,43 @@ def deadline(start: float, level: ServiceLevel, calendar: Calendar = Calendar())
         day += timedelta(days=1)
         when = datetime.combine(day, time(0, 0), calendar.tz)
     raise ValueError("the working calendar has no working hours")
+
+
+def since(end: float, level: ServiceLevel, calendar: Calendar = Calendar()) -> float:
+    """When a window of ``level`` that ends at ``end`` (epoch seconds) began: ``deadline`` counted back. Working
+    days step back over days off; working hours and minutes count only the spans of working days, never the
+    breaks. From a time inside working hours, it takes back what ``deadline`` gives: 2 working hours before
+    Monday 14:30, with a lunch break, is 11:00 (and 11:00 with 2 working hours is due at 14:30).
+
+    >>> lunch = Calendar(hours=parse_working_hours("09:00-12:00, 13:30-17:30"))
+    >>> monday = datetime(2026, 11, 23, 14, 30, tzinfo=CITY_TZ).timestamp()
+    >>> datetime.fromtimestamp(since(monday, parse_service_level("2 working hours"), lunch), CITY_TZ).isoformat()
+    '2026-11-23T11:00:00+08:00'
+    >>> datetime.fromtimestamp(since(monday, parse_service_level("1 working day"), lunch), CITY_TZ).isoformat()
+    '2026-11-20T14:30:00+08:00'
+    """
+    seconds = level.amount * {"s": 1, "min": 60, "h": 3600, "d": 86400}[level.unit]
+    if not level.working:
+        return end - seconds
+    when = datetime.fromtimestamp(end, calendar.tz)
+    if level.unit == "d":
+        remaining = level.amount
+        while remaining > 0:
+            when -= timedelta(days=1)
+            if calendar.working(when.date()):
+                remaining -= 1
+        return when.timestamp()
+    left, day = seconds, when.date()
+    for _ in range(3660):  # as ``deadline``
+        if calendar.working(day):
+            for opens, closes in ((datetime.combine(day, a, calendar.tz), datetime.combine(day, b, calendar.tz))
+                                  for a, b in reversed(calendar.hours)):
+                if when > opens:
+                    finish = min(when, closes)
+                    available = (finish - opens).total_seconds()
+                    if left <= available:
+                        return (finish - timedelta(seconds=left)).timestamp()
+                    left -= available
+        when = datetime.combine(day, time(0, 0), calendar.tz)  # the day before ends where this one begins
+        day -= timedelta(days=1)
+    raise ValueError("the working calendar has no working hours")

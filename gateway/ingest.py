@@ -314,15 +314,16 @@ class Ingest:
         case = storage.case_of_incident(db, message["incident_id"])
         outcome = "case_updated"
         if case is None:
-            since = now - category.seconds("recheck_window")
+            since = category.window_start("recheck_window", now, self.tables.calendar)
             near = storage.candidates(db, message, since, category.merge_radius_m)
             held = held_for_review(message, category, self.tables, now)
-            kind, case = choose(message, category, near, now, held)
+            kind, case = choose(message, category, near, now, held, calendar=self.tables.calendar)
             # a closed case named here (``choose``: held, not reopened) comes first: the problem a department handled
             # may be back, and a person looks, as at the closed case alone; a rejected stain there does not decide it
             if kind == "new" and case is None and needs_review(message):
                 stain = rejected_here(message, category, storage.rejected_near(
-                    db, message, now - category.seconds("rejected_window"), category.merge_radius_m))
+                    db, message, category.window_start("rejected_window", now, self.tables.calendar),
+                    category.merge_radius_m))
                 if stain is not None:  # a person rejected this lead already: not to the review queue again
                     storage.link(db, message["incident_id"], stain["id"], "merged", now)
                     storage.update_case(db, stain["id"], {"incident_count": stain["incident_count"] + 1})

@@ -4,11 +4,12 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 import yaml
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from gateway.cases import action_values
 from gateway.config import TABLES_DIR, GatewayConfigError, load_tables
-from gateway.deadlines import CITY_TZ, Calendar, ServiceLevel, deadline, parse_service_level, parse_working_hours
+from gateway.deadlines import (CITY_TZ, Calendar, ServiceLevel, deadline, parse_service_level, parse_working_hours,
+                               since)
 from gateway.ingest import Ingest
 from gateway.storage import Store
 from gateway.workflow import Action
@@ -106,10 +107,11 @@ def test_working_hours_never_count_the_lunch_break():
     assert due(11, 0, "2h") == "Mon 2026-11-23 13:00"  # calendar time runs through lunch
 
 
-def street_office(tmp_path, service_level: str):
-    """The demo city with a lunch break, parking due in ``service_level`` and its re-check in 1 working hour."""
+def street_office(tmp_path, service_level: str, **parking):
+    """The demo city with a lunch break, parking due in ``service_level``, its re-check in 1 working hour, and
+    ``parking``'s other settings."""
     categories = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())["categories"]
-    categories[0].update(service_level=service_level, recheck_service_level="1 working hour")
+    categories[0].update(service_level=service_level, recheck_service_level="1 working hour", **parking)
     return city_tables(tmp_path, working_hours=LUNCH, categories=categories)
 
 
@@ -164,9 +166,14 @@ def in_a_gap(calendar: Calendar, t: float) -> bool:
         b < when.time() < a for (_, b), (a, _) in zip(calendar.hours, calendar.hours[1:]))
 
 
+def minutes_a_day(calendar: Calendar) -> int:
+    return sum((b.hour - a.hour) * 60 + b.minute - a.minute for a, b in calendar.hours)
+
+
 @settings(max_examples=300, deadline=None)
-@given(calendars(), st.integers(0, 14 * 24 * 60), st.integers(1, 2_000), st.integers(1, 2_000))
-def test_a_working_deadline_counts_its_time_exactly_never_in_a_break_and_extends_as_one(calendar, start_min, a, b):
+@given(calendars(), st.integers(0, 14 * 24 * 60), st.data())
+def test_a_working_deadline_counts_its_time_exactly_never_in_a_break_and_extends_as_one(calendar, start_min, data):
+    a, b = (data.draw(st.integers(1, 20 * minutes_a_day(calendar))) for _ in range(2))  # up to 20 working days
     start = at(2026, 11, 23) + start_min * 60.0
     due = deadline(start, ServiceLevel(a, "min", True), calendar)
     assert working_minutes(calendar, start, due) == a
@@ -175,3 +182,52 @@ def test_a_working_deadline_counts_its_time_exactly_never_in_a_break_and_extends
     # an extension counts on from the deadline as the two together would from the start
     assert deadline(due, ServiceLevel(b, "min", True), calendar) == deadline(start, ServiceLevel(a + b, "min", True),
                                                                              calendar)
+
+
+@settings(max_examples=300, deadline=None)
+@given(calendars(), st.integers(0, 13), st.sampled_from(["min", "d"]), st.data())
+def test_counting_working_time_back_takes_back_what_a_deadline_adds(calendar, days, unit, data):
+    """A window in working time (``recheck_window: 2 working hours``) is counted back from now as a deadline is
+    counted on: from a time worked, adding then taking back returns it, and the other way round."""
+    day = date(2026, 11, 23) + timedelta(days=days)
+    assume(calendar.working(day))
+    opens, closes = data.draw(st.sampled_from(calendar.hours))
+    length = minutes_a_day(Calendar(hours=((opens, closes),)))
+    minute = data.draw(st.integers(0, length))  # from the span's start to its end
+    t = datetime.combine(day, opens, CITY_TZ).timestamp() + minute * 60.0
+    level = ServiceLevel(data.draw(st.integers(1, 20 * minutes_a_day(calendar) if unit == "min" else 20)), unit, True)
+    if minute < length or unit == "d":
+        assert since(deadline(t, level, calendar), level, calendar) == t
+    if minute > 0 or unit == "d":
+        assert deadline(since(t, level, calendar), level, calendar) == t
+
+
+def test_a_window_in_working_hours_counts_the_citys_working_hours_back_from_now(tmp_path):
+    """``recheck_window: 2 working hours`` was counted from 1970 on the default calendar: 3 h of any hours, the
+    city's own calendar never asked. A car back on Monday at 09:30 where a case closed on Friday at 17:00, an hour
+    of work before, opened a case of its own; one back at 15:00 where a case closed at 11:30 (two working hours,
+    lunch between) did too."""
+    from tests.test_gateway import TOPIC, payload
+    from gateway.actions import act
+    from gateway.workflow import Role
+
+    tables = street_office(tmp_path, "2 working hours", recheck_window="2 working hours")
+    parking = tables.category("illegal_parking")
+    assert local(parking.window_start("recheck_window", at(2026, 11, 23, 9, 30), tables.calendar)) == \
+        "Fri 2026-11-20 16:00"
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    clock = [at(2026, 11, 20, 16, 30)]
+    ingest = Ingest(store, tables, clock=lambda: clock[0])
+
+    def seen(incident_id: str) -> bytes:
+        when = wire.iso(clock[0] - 30)
+        return payload(incident_id=incident_id, started_at=when, observed_at=when)
+
+    assert ingest.handle(TOPIC, seen("first")) == "case_created"
+    for closed_at, back_at, outcome in [(at(2026, 11, 20, 17, 0), at(2026, 11, 23, 9, 30), "case_reopened"),
+                                        (at(2026, 11, 23, 11, 30), at(2026, 11, 23, 15, 0), "case_reopened"),
+                                        (at(2026, 11, 23, 15, 30), at(2026, 11, 24, 9, 31), "case_created")]:
+        for action in (Action.FEEDBACK, Action.CLOSE):
+            act(store, 1, action, Role.ADMIN, "ops", closed_at, tables, lambda c: True)
+        clock[0] = back_at
+        assert ingest.handle(TOPIC, seen(f"back-{back_at:.0f}")) == outcome, local(back_at)
