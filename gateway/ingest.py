@@ -108,6 +108,7 @@ class Ingest:
         self.on_case = on_case or (lambda case_id: None)
         self.health = health or Health()  # lists the boxes whose incidents are held for their clocks
         self.heartbeats = Heartbeats()
+        self.placeless: set[tuple[str, str]] = set()  # cameras at (0, 0) already said (``wire.template_location``)
 
     def handle(self, topic: str, payload: bytes) -> str:
         """Process one message in a transaction of its own; returns what happened (for logs and
@@ -239,6 +240,13 @@ class Ingest:
         if (message["box"], message["camera"]) != (where.box, where.camera):
             raise wire.WireError(f"payload says box {message['box']!r} camera {message['camera']!r} "
                                  f"but was published on {where.box!r}/{where.camera!r}")
+        if (place := message.get("location")) and wire.template_location(place["lat"], place["lon"]):
+            message["location"] = None  # joined by camera and zone, as an incident of a camera with no location
+            if (where.box, where.camera) not in self.placeless:
+                self.placeless.add((where.box, where.camera))
+                log.warning("box %r camera %r sends location (0, 0), its config template's: taken as no location "
+                            "(its incidents join cases of its own zones only, and show on no map); set the camera's "
+                            "location in the box's config", where.box, where.camera)
         x1, y1, x2, y2 = message["bbox"]
         if x2 < x1 or y2 < y1:  # the training export wrote it as a label of negative width or height
             raise wire.WireError(f"bbox {message['bbox']}: x2 < x1 or y2 < y1 (x1, y1, the top left corner, come first)")
