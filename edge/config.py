@@ -487,6 +487,17 @@ class EdgeConfig(Strict):
                                     "seconds (3 minutes: 180)", camera.id, zone.id, name, wait)
         return self
 
+    @model_validator(mode="after")
+    def _template_location(self) -> "EdgeConfig":
+        """A camera's block copied from a template with its ``location: {lat: 0, lon: 0}``: said, not refused (a
+        location is optional, the box runs without one); the gateway takes it for none (``wire.template_location``)."""
+        for camera in self.cameras:
+            if camera.location is not None and wire.template_location(camera.location.lat, camera.location.lon):
+                log.warning("camera %r location: {lat: 0, lon: 0} is a template's (the sea off West Africa); the "
+                            "gateway takes it for no location and joins its incidents by camera and zone: write the "
+                            "camera's own, or leave location out", camera.id)
+        return self
+
     def camera(self, camera_id: str) -> Camera:
         for camera in self.cameras:
             if camera.id == camera_id:

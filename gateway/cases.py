@@ -12,7 +12,7 @@ import math
 from typing import Literal
 
 from gateway.config import Category, Tables
-from gateway.deadlines import deadline, parse_service_level
+from gateway.deadlines import Calendar, deadline, parse_service_level
 from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Clock, TransitionError, effect
 from xueliang import wire
 
@@ -102,8 +102,8 @@ def not_its_incident(first: dict | None, message: dict) -> str | None:
     return None
 
 
-def choose(message: dict, category: Category, candidates: list[dict], now: float, held: bool
-           ) -> tuple[Literal["new", "merge", "reopen"], dict | None]:
+def choose(message: dict, category: Category, candidates: list[dict], now: float, held: bool, *,
+           calendar: Calendar) -> tuple[Literal["new", "merge", "reopen"], dict | None]:
     """What a new incident does: join an open case, reopen a recently closed one, or open a case.
 
     ``candidates`` are cases of the same type (any state); the nearest in time wins. An incident
@@ -126,26 +126,27 @@ def choose(message: dict, category: Category, candidates: list[dict], now: float
     >>> start = {"type": "spill", "box": "b", "camera": "c", "zone": "z", "state": "start",
     ...          "observed_at": "2026-01-01T00:01:00Z", "ended_at": None}
     >>> from gateway.config import TABLES_DIR, load_tables
-    >>> spill = load_tables(TABLES_DIR / "demo.yaml").category("spill")
+    >>> tables = load_tables(TABLES_DIR / "demo.yaml")
+    >>> spill, city = tables.category("spill"), tables.calendar
     >>> end = dict(start, state="end")
     >>> now = 1767225700.0
-    >>> choose(start, spill, [closed], now, held=False)[0], choose(end, spill, [closed], now, held=True)[0]
-    ('reopen', 'new')
+    >>> [choose(m, spill, [closed], now, held, calendar=city)[0] for m, held in ((start, False), (end, True))]
+    ['reopen', 'new']
     >>> lead = dict(start, attributes={"needs_review": True})  # held: nobody confirmed it
-    >>> choose(lead, spill, [closed], now, held=True) == ("new", closed)
+    >>> choose(lead, spill, [closed], now, held=True, calendar=city) == ("new", closed)
     True
-    >>> choose(dict(start, observed_at="2025-12-31T00:00:00Z"), spill, [closed], now, held=True)  # a day late
+    >>> choose(dict(start, observed_at="2025-12-31T00:00:00Z"), spill, [closed], now, True, calendar=city)  # a day late
     ('new', None)
     """
     here = _here(message, category, candidates)
-    window = category.seconds("merge_window") if category.merge_window else math.inf
-    open_ = [c for c in here if c["state"] in {s.value for s in OPEN_STATES} and now - c["created_at"] <= window
+    opened_since = category.window_start("merge_window", now, calendar) if category.merge_window else -math.inf
+    open_ = [c for c in here if c["state"] in {s.value for s in OPEN_STATES} and c["created_at"] >= opened_since
              and (held or c["state"] != CaseState.PENDING_REVIEW.value)]
     if open_:
         return "merge", max(open_, key=lambda c: c["created_at"])
     seen = wire.last_seen(message)
     closed = [c for c in here if c["state"] == CaseState.CLOSED.value and c["closed_at"] is not None
-              and now - c["closed_at"] <= category.seconds("recheck_window")
+              and c["closed_at"] >= category.window_start("recheck_window", now, calendar)
               and seen >= c["closed_at"] - wire.MAX_CLOCK_SKEW_S]
     latest = max(closed, key=lambda c: c["closed_at"], default=None)
     if latest is not None and not held:

@@ -9,7 +9,7 @@ import json
 import logging
 import re
 import unicodedata
-from datetime import date, time
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,7 +20,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from gateway import gridmap
-from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level
+from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level, parse_working_hours, since
 from xueliang.certificates import ca_certificate
 from xueliang.mqtt import broker_host
 from xueliang.textfile import load_yaml, read_text, said
@@ -139,8 +139,11 @@ class Category(Strict):
                 raise ValueError(f"{v!r} gives no time at all: every case would be overdue when it opens")
         return v
 
-    def seconds(self, field: str) -> float:
-        return deadline(0.0, parse_service_level(getattr(self, field)))
+    def window_start(self, field: str, now: float, calendar: Calendar) -> float:
+        """When the window ``field`` (``merge_window``, ``recheck_window``, ``rejected_window``) that ends ``now``
+        began, on the city's calendar: a window in working hours was counted from 1970 on the default calendar, and
+        ``recheck_window: 2 working hours`` was 3 h of any hours, at night too, whatever the city's."""
+        return since(now, parse_service_level(getattr(self, field)), calendar)
 
     def level_written(self, urgent: bool = False) -> str:
         """The service level of a case as written: the urgent one where the case is urgent and one is set."""
@@ -173,8 +176,10 @@ class Tables(Strict):
     categories: list[Category] = Field(min_length=1)
     holidays: list[date] = Field(default_factory=list)
     workdays: list[date] = Field(default_factory=list, title="Weekend days that are working days (调休)")
-    working_hours: str = Field(default="09:00-18:00",
-                               title="Working hours of a working day (HH:MM-HH:MM), for service levels in working hours")
+    working_hours: str = Field(
+        default="09:00-18:00", title="Working hours of a working day, for service levels in working hours: "
+        "HH:MM-HH:MM, or several spans apart by commas or as a list, the breaks between them not counted "
+        "(09:00-12:00, 13:30-17:30)")
     grids: list[Grid] = Field(default_factory=list, title="The grid tree; may also come from grids_csv")
     routes: list[Route] = Field(default_factory=list, title="Category x grid subtree -> department")
     grid_shapes: dict[str, list[list[list[tuple[float, float]]]]] = Field(
@@ -183,18 +188,14 @@ class Tables(Strict):
         default="dead_letter", title="An incident naming a grid not in the tree: refused as a dead letter with the "
         "reason, or raised to the centre (the tree's root) for review, flagged")
 
-    @field_validator("working_hours")
+    @field_validator("working_hours", mode="before")
     @classmethod
-    def _working_hours(cls, hours: str) -> str:
-        """Said in words: ``9:00-18:00`` was refused as not matching ``^\\d\\d:\\d\\d-\\d\\d:\\d\\d$``."""
-        try:
-            start, end = (time.fromisoformat(x) for x in hours.split("-"))
-            if not (re.fullmatch(r"\d\d:\d\d-\d\d:\d\d", hours) and start < end):
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"{hours[:40]!r}: write one span of the day as HH:MM-HH:MM, two digits each and the start "
-                             "before the end (09:00-18:00)") from None
-        return hours
+    def _working_hours(cls, hours: object) -> object:
+        """A lunch break (09:00-12:00, 13:30-17:30) was refused, or with one span written counted as work. Kept as
+        the spans written apart by commas, a YAML list's too (``calendar`` reads them)."""
+        if not isinstance(hours, (str, list)):
+            return hours  # pydantic says what it is not
+        return ", ".join(f"{a:%H:%M}-{b:%H:%M}" for a, b in parse_working_hours(hours))
 
     @model_validator(mode="after")
     def _refs(self) -> "Tables":
@@ -257,8 +258,7 @@ class Tables(Strict):
 
     @property
     def calendar(self) -> Calendar:
-        start, end = (time.fromisoformat(x) for x in self.working_hours.split("-"))
-        return Calendar(frozenset(self.holidays), frozenset(self.workdays), start, end)
+        return Calendar(frozenset(self.holidays), frozenset(self.workdays), parse_working_hours(self.working_hours))
 
     def category(self, incident_type: str) -> Category | None:
         return next((c for c in self.categories if c.type == incident_type), None)

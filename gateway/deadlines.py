@@ -9,11 +9,17 @@ ServiceLevel(amount=3.0, unit='d', working=True)
 
 Working hours count only time inside the calendar's working hours on working days: a
 case dispatched on Friday 2026-01-02 at 17:00 (Beijing time) with 4 working hours and
-work from 09:00 to 18:00 is due on Monday at 12:00.
+work from 09:00 to 18:00 is due on Monday at 12:00; with a lunch break (09:00-12:00 and
+13:30-17:30), at 14:30.
 
->>> due = deadline(datetime(2026, 1, 2, 17, 0, tzinfo=CITY_TZ).timestamp(), parse_service_level("4 working hours"))
+>>> friday = datetime(2026, 1, 2, 17, 0, tzinfo=CITY_TZ).timestamp()
+>>> due = deadline(friday, parse_service_level("4 working hours"))
 >>> datetime.fromtimestamp(due, CITY_TZ).isoformat()
 '2026-01-05T12:00:00+08:00'
+>>> lunch = Calendar(hours=parse_working_hours("09:00-12:00, 13:30-17:30"))
+>>> due = deadline(friday, parse_service_level("4 working hours"), lunch)
+>>> datetime.fromtimestamp(due, CITY_TZ).isoformat()
+'2026-01-05T14:00:00+08:00'
 """
 
 from __future__ import annotations
@@ -52,13 +58,56 @@ def city_time(text: str) -> float:
     return parse_time(text if when.tzinfo is not None else when.replace(tzinfo=CITY_TZ).isoformat())
 
 
+Span = tuple[time, time]  # a span of a working day: from, to (local time)
+_SPAN = re.compile(r"\d\d:\d\d-\d\d:\d\d")
+
+
+def parse_working_hours(hours: str | list) -> tuple[Span, ...]:
+    """The working day as a city's tables write it: one span ``HH:MM-HH:MM``, or several apart by commas (a
+    lunch break, usual in street offices: ``09:00-12:00, 13:30-17:30``), or a YAML list of spans; in the order
+    of the day, none overlapping. ValueError saying how to write them.
+
+    >>> parse_working_hours("09:00-12:00, 13:30-17:30") == parse_working_hours(["09:00-12:00", "13:30-17:30"])
+    True
+    >>> parse_working_hours("09:00-18:00, 12:00-13:30")
+    Traceback (most recent call last):
+    ...
+    ValueError: '09:00-18:00, 12:00-13:30': 09:00-18:00 and 12:00-13:30 overlap; write the spans worked, not the breaks, each after the one before (09:00-12:00, 13:30-17:30)
+    """
+    pieces = [p.strip() for p in hours.split(",")] if isinstance(hours, str) else list(hours)
+    written = ", ".join(map(str, pieces))[:60]
+    spans: list[Span] = []
+    for piece in pieces:
+        try:
+            if not (isinstance(piece, str) and _SPAN.fullmatch(piece)):
+                raise ValueError
+            span = tuple(time.fromisoformat(x) for x in piece.split("-"))
+            if not span[0] < span[1]:
+                raise ValueError
+        except ValueError:
+            wide = "" if str(piece).isascii() else "; in ASCII: a full-width comma or dash (\uff0c \uff0d) is none"
+            raise ValueError(f"{written!r}: {str(piece)[:40]!r} is no span of the day: write each as HH:MM-HH:MM, two "
+                             "digits each and the start before the end, several apart by commas (09:00-18:00, or "
+                             f"09:00-12:00, 13:30-17:30 for a lunch break){wide}") from None
+        if spans and span[0] < spans[-1][1]:
+            before, this = (f"{a:%H:%M}-{b:%H:%M}" for a, b in (spans[-1], span))
+            if span[1] > spans[-1][0]:
+                raise ValueError(f"{written!r}: {before} and {this} overlap; write the spans worked, not the breaks, "
+                                 "each after the one before (09:00-12:00, 13:30-17:30)")
+            raise ValueError(f"{written!r}: {this} is written after {before}; write the spans in the order of the day")
+        spans.append(span)
+    if not spans:
+        raise ValueError("no span: write the working day as HH:MM-HH:MM (09:00-18:00, or 09:00-12:00, 13:30-17:30)")
+    return tuple(spans)
+
+
 class Calendar(NamedTuple):
-    """The city's working calendar: weekends off, ``holidays`` off, ``workdays`` on (调休 weekend days)."""
+    """The city's working calendar: weekends off, ``holidays`` off, ``workdays`` on (调休 weekend days);
+    ``hours`` the spans of a working day (``parse_working_hours``), the breaks between them not counted."""
 
     holidays: frozenset[date] = frozenset()
     workdays: frozenset[date] = frozenset()
-    start: time = time(9, 0)
-    end: time = time(18, 0)
+    hours: tuple[Span, ...] = ((time(9, 0), time(18, 0)),)
     tz: timezone = CITY_TZ
 
     def working(self, day: date) -> bool:
@@ -85,7 +134,8 @@ def deadline(start: float, level: ServiceLevel, calendar: Calendar = Calendar())
     """When a case dispatched at ``start`` (epoch seconds) is due.
 
     Working days skip days off and count whole days; working hours and minutes count only
-    time inside the working hours of working days.
+    time inside the working hours of working days, never a break between their spans: a
+    deadline in working hours or minutes falls inside a span or at its end.
     """
     seconds = level.amount * {"s": 1, "min": 60, "h": 3600, "d": 86400}[level.unit]
     if not level.working:
@@ -98,15 +148,57 @@ def deadline(start: float, level: ServiceLevel, calendar: Calendar = Calendar())
             if calendar.working(when.date()):
                 remaining -= 1
         return when.timestamp()
-    left = seconds
+    left, day = seconds, when.date()
     for _ in range(3660):  # ten years of days: a calendar with no working day at all ends here
-        opens = datetime.combine(when.date(), calendar.start, calendar.tz)
-        closes = datetime.combine(when.date(), calendar.end, calendar.tz)
-        if calendar.working(when.date()) and when < closes:
-            begin = max(when, opens)
-            available = (closes - begin).total_seconds()
-            if left <= available:
-                return (begin + timedelta(seconds=left)).timestamp()
-            left -= available
-        when = datetime.combine(when.date() + timedelta(days=1), time(0, 0), calendar.tz)
+        if calendar.working(day):
+            for opens, closes in ((datetime.combine(day, a, calendar.tz), datetime.combine(day, b, calendar.tz))
+                                  for a, b in calendar.hours):
+                if when < closes:
+                    begin = max(when, opens)
+                    available = (closes - begin).total_seconds()
+                    if left <= available:
+                        return (begin + timedelta(seconds=left)).timestamp()
+                    left -= available
+        day += timedelta(days=1)
+        when = datetime.combine(day, time(0, 0), calendar.tz)
+    raise ValueError("the working calendar has no working hours")
+
+
+def since(end: float, level: ServiceLevel, calendar: Calendar = Calendar()) -> float:
+    """When a window of ``level`` that ends at ``end`` (epoch seconds) began: ``deadline`` counted back. Working
+    days step back over days off; working hours and minutes count only the spans of working days, never the
+    breaks. From a time inside working hours, it takes back what ``deadline`` gives: 2 working hours before
+    Monday 14:30, with a lunch break, is 11:00 (and 11:00 with 2 working hours is due at 14:30).
+
+    >>> lunch = Calendar(hours=parse_working_hours("09:00-12:00, 13:30-17:30"))
+    >>> monday = datetime(2026, 11, 23, 14, 30, tzinfo=CITY_TZ).timestamp()
+    >>> datetime.fromtimestamp(since(monday, parse_service_level("2 working hours"), lunch), CITY_TZ).isoformat()
+    '2026-11-23T11:00:00+08:00'
+    >>> datetime.fromtimestamp(since(monday, parse_service_level("1 working day"), lunch), CITY_TZ).isoformat()
+    '2026-11-20T14:30:00+08:00'
+    """
+    seconds = level.amount * {"s": 1, "min": 60, "h": 3600, "d": 86400}[level.unit]
+    if not level.working:
+        return end - seconds
+    when = datetime.fromtimestamp(end, calendar.tz)
+    if level.unit == "d":
+        remaining = level.amount
+        while remaining > 0:
+            when -= timedelta(days=1)
+            if calendar.working(when.date()):
+                remaining -= 1
+        return when.timestamp()
+    left, day = seconds, when.date()
+    for _ in range(3660):  # as ``deadline``
+        if calendar.working(day):
+            for opens, closes in ((datetime.combine(day, a, calendar.tz), datetime.combine(day, b, calendar.tz))
+                                  for a, b in reversed(calendar.hours)):
+                if when > opens:
+                    finish = min(when, closes)
+                    available = (finish - opens).total_seconds()
+                    if left <= available:
+                        return (finish - timedelta(seconds=left)).timestamp()
+                    left -= available
+        when = datetime.combine(day, time(0, 0), calendar.tz)  # the day before ends where this one begins
+        day -= timedelta(days=1)
     raise ValueError("the working calendar has no working hours")

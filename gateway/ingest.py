@@ -108,6 +108,7 @@ class Ingest:
         self.on_case = on_case or (lambda case_id: None)
         self.health = health or Health()  # lists the boxes whose incidents are held for their clocks
         self.heartbeats = Heartbeats()
+        self.placeless: set[tuple[str, str]] = set()  # cameras at (0, 0) already said (``wire.template_location``)
 
     def handle(self, topic: str, payload: bytes) -> str:
         """Process one message in a transaction of its own; returns what happened (for logs and
@@ -239,6 +240,13 @@ class Ingest:
         if (message["box"], message["camera"]) != (where.box, where.camera):
             raise wire.WireError(f"payload says box {message['box']!r} camera {message['camera']!r} "
                                  f"but was published on {where.box!r}/{where.camera!r}")
+        if (place := message.get("location")) and wire.template_location(place["lat"], place["lon"]):
+            message["location"] = None  # joined by camera and zone, as an incident of a camera with no location
+            if (where.box, where.camera) not in self.placeless:
+                self.placeless.add((where.box, where.camera))
+                log.warning("box %r camera %r sends location (0, 0), its config template's: taken as no location "
+                            "(its incidents join cases of its own zones only, and show on no map); set the camera's "
+                            "location in the box's config", where.box, where.camera)
         x1, y1, x2, y2 = message["bbox"]
         if x2 < x1 or y2 < y1:  # the training export wrote it as a label of negative width or height
             raise wire.WireError(f"bbox {message['bbox']}: x2 < x1 or y2 < y1 (x1, y1, the top left corner, come first)")
@@ -314,15 +322,16 @@ class Ingest:
         case = storage.case_of_incident(db, message["incident_id"])
         outcome = "case_updated"
         if case is None:
-            since = now - category.seconds("recheck_window")
+            since = category.window_start("recheck_window", now, self.tables.calendar)
             near = storage.candidates(db, message, since, category.merge_radius_m)
             held = held_for_review(message, category, self.tables, now)
-            kind, case = choose(message, category, near, now, held)
+            kind, case = choose(message, category, near, now, held, calendar=self.tables.calendar)
             # a closed case named here (``choose``: held, not reopened) comes first: the problem a department handled
             # may be back, and a person looks, as at the closed case alone; a rejected stain there does not decide it
             if kind == "new" and case is None and needs_review(message):
                 stain = rejected_here(message, category, storage.rejected_near(
-                    db, message, now - category.seconds("rejected_window"), category.merge_radius_m))
+                    db, message, category.window_start("rejected_window", now, self.tables.calendar),
+                    category.merge_radius_m))
                 if stain is not None:  # a person rejected this lead already: not to the review queue again
                     storage.link(db, message["incident_id"], stain["id"], "merged", now)
                     storage.update_case(db, stain["id"], {"incident_count": stain["incident_count"] + 1})

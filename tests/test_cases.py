@@ -65,7 +65,7 @@ def test_only_an_incident_seen_after_a_case_closed_reopens_it(seen, kind):
     """A start a day old, sent by a box back online, reopened a case closed minutes before (the window is by the
     gateway's clock) and sent its department to it again; it opens a case of its own now."""
     assert choose(sighting(seen=seen), TABLES.category("illegal_parking"), [CLOSED], FRIDAY + 300,
-                  held=False)[0] == kind
+                  held=False, calendar=TABLES.calendar)[0] == kind
 
 
 PARKING = TABLES.category("illegal_parking")
@@ -83,11 +83,12 @@ def test_an_incident_held_for_review_never_reopens_a_closed_case(message, catego
     department again with nobody having looked. It opens a case of its own, held for review, naming the closed one."""
     message, closed = dict(message, type=category.type), dict(CLOSED, type=category.type)
     held = held_for_review(message, category, TABLES, now)
-    assert held and choose(message, category, [closed], now, held) == ("new", closed)
-    assert choose(sighting(type=category.type), category, [closed], now, held=False) == ("reopen", closed)
+    assert held and choose(message, category, [closed], now, held, calendar=TABLES.calendar) == ("new", closed)
+    assert choose(sighting(type=category.type), category, [closed], now, held=False, calendar=TABLES.calendar) == \
+        ("reopen", closed)
 
 
 def test_a_late_incident_still_joins_an_open_case_at_its_place():
     still_open = dict(CLOSED, state="dispatched", closed_at=None)
     assert choose(sighting(seen=FRIDAY - DAY), TABLES.category("illegal_parking"), [still_open, CLOSED],
-                  FRIDAY + 300, held=True) == ("merge", still_open)
+                  FRIDAY + 300, held=True, calendar=TABLES.calendar) == ("merge", still_open)

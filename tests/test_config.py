@@ -558,6 +558,18 @@ def test_a_wait_of_a_few_seconds_is_said_at_load(caplog, zone, said):
     assert (said in caplog.text) if said else "shorter than a car waits" not in caplog.text
 
 
+@pytest.mark.parametrize("location, said", [
+    ({"lat": 0, "lon": 0}, True), ({"lat": 0.0, "lon": 0.0}, True),
+    ({"lat": 0.0, "lon": 117.15}, False), ({"lat": 39.17, "lon": 117.15}, False), (None, False),
+])
+def test_a_cameras_location_left_at_the_templates_0_0_is_said_at_load_naming_the_camera(caplog, location, said):
+    """It loaded in silence: the incidents of cameras of several boxes left at it were 0 m apart at the gateway."""
+    parse_config(config_with(camera_overrides={"location": location}))
+    warned = "camera 'gate-3' location: {lat: 0, lon: 0} is a template's (the sea off West Africa); the gateway takes " \
+        "it for no location and joins its incidents by camera and zone: write the camera's own, or leave location out"
+    assert (warned in caplog.text) == said
+
+
 @pytest.mark.parametrize("value", ["10s", "3min", "3分钟"])
 def test_a_duration_written_with_its_unit_is_refused_saying_the_unit_the_setting_takes(value):
     """It said: Input should be a valid number, unable to parse string as a number."""

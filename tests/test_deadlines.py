@@ -1,12 +1,19 @@
-"""Service levels on the city's working calendar (pure logic)."""
+"""Service levels on the city's working calendar (pure logic), and the gateway's deadlines from them on a real SQLite file."""
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import pytest
 import yaml
+from hypothesis import assume, given, settings, strategies as st
 
+from gateway.cases import action_values
 from gateway.config import TABLES_DIR, GatewayConfigError, load_tables
-from gateway.deadlines import CITY_TZ, Calendar, deadline, parse_service_level
+from gateway.deadlines import (CITY_TZ, Calendar, ServiceLevel, deadline, parse_service_level, parse_working_hours,
+                               since)
+from gateway.ingest import Ingest
+from gateway.storage import Store
+from gateway.workflow import Action
+from xueliang import wire
 
 
 def at(*args) -> float:
@@ -28,7 +35,7 @@ def test_working_days_skip_weekends_and_holidays_and_count_adjusted_workdays():
 
 
 def test_working_hours_run_only_inside_the_working_day():
-    cal = Calendar(start=time(8, 30), end=time(17, 30))
+    cal = Calendar(hours=((time(8, 30), time(17, 30)),))
     assert local(deadline(at(2026, 11, 23, 7, 0), parse_service_level("2 working hours"), cal)) == "Mon 2026-11-23 10:30"
     assert local(deadline(at(2026, 11, 23, 16, 0), parse_service_level("90 working minutes"), cal)) == \
         "Mon 2026-11-23 17:30"
@@ -36,20 +43,191 @@ def test_working_hours_run_only_inside_the_working_day():
     assert local(deadline(at(2026, 11, 23, 16, 0), parse_service_level("2h"), cal)) == "Mon 2026-11-23 18:00"
 
 
-@pytest.mark.parametrize("hours", [
-    "18:00-09:00",
-    # each refused as not matching ^\d\d:\d\d-\d\d:\d\d$, or (a lunch break) with Python's "too many values to unpack"
-    "9:00-18:00", "09:00 - 18:00", "09:00-12:00,13:30-17:30", "09:00\uff0d18:00"])
-def test_working_seconds_and_bad_working_hours_are_refused(tmp_path, hours):
-    with pytest.raises(ValueError, match="'working' applies to days, hours and minutes"):
-        parse_service_level("30 working s")
+def city_tables(tmp_path, **changes):
+    """The demo city's tables with ``changes``, loaded as the gateway loads them."""
     raw = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())
-    raw["working_hours"] = hours
+    raw.update(changes)
     raw["grids_csv"] = str(TABLES_DIR / raw["grids_csv"])
     raw["grids_geojson"] = str(TABLES_DIR / raw["grids_geojson"])
     path = tmp_path / "city.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True))
-    with pytest.raises(GatewayConfigError) as refused:
-        load_tables(path)
-    assert str(refused.value) == f"{path}: working_hours: {hours!r}: write one span of the day as HH:MM-HH:MM, two " \
-        "digits each and the start before the end (09:00-18:00)"
+    return load_tables(path)
+
+
+NO_SPAN = "is no span of the day: write each as HH:MM-HH:MM, two digits each and the start before the end, several " \
+    "apart by commas (09:00-18:00, or 09:00-12:00, 13:30-17:30 for a lunch break)"
+WIDE = "; in ASCII: a full-width comma or dash (\uff0c \uff0d) is none"
+OVERLAP = "overlap; write the spans worked, not the breaks, each after the one before (09:00-12:00, 13:30-17:30)"
+
+
+@pytest.mark.parametrize("hours, refused", [
+    ("18:00-09:00", f"'18:00-09:00': '18:00-09:00' {NO_SPAN}"),
+    # each refused as not matching ^\d\d:\d\d-\d\d:\d\d$
+    ("9:00-18:00", f"'9:00-18:00': '9:00-18:00' {NO_SPAN}"),
+    ("09:00 - 18:00", f"'09:00 - 18:00': '09:00 - 18:00' {NO_SPAN}"),
+    ("09:00-12:00,", f"'09:00-12:00, ': '' {NO_SPAN}"),
+    ("09:00\uff0d18:00", f"'09:00\uff0d18:00': '09:00\uff0d18:00' {NO_SPAN}{WIDE}"),
+    ("09:00-12:00\uff0c13:30-17:30", f"'09:00-12:00\uff0c13:30-17:30': '09:00-12:00\uff0c13:30-17:30' {NO_SPAN}{WIDE}"),
+    # a lunch break: the spans out of order, or the break written as a span of its own, were counted as work
+    ("13:30-17:30, 09:00-12:00", "'13:30-17:30, 09:00-12:00': 09:00-12:00 is written after 13:30-17:30; write the "
+                                 "spans in the order of the day"),
+    (["09:00-12:30", "12:00-17:30"], f"'09:00-12:30, 12:00-17:30': 09:00-12:30 and 12:00-17:30 {OVERLAP}"),
+    ("09:00-18:00, 12:00-13:30", f"'09:00-18:00, 12:00-13:30': 09:00-18:00 and 12:00-13:30 {OVERLAP}"),
+    ([], "no span: write the working day as HH:MM-HH:MM (09:00-18:00, or 09:00-12:00, 13:30-17:30)"),
+])
+def test_working_seconds_and_bad_working_hours_are_refused(tmp_path, hours, refused):
+    with pytest.raises(ValueError, match="'working' applies to days, hours and minutes"):
+        parse_service_level("30 working s")
+    with pytest.raises(GatewayConfigError) as said:
+        city_tables(tmp_path, working_hours=hours)
+    assert str(said.value) == f"{tmp_path / 'city.yaml'}: working_hours: {refused}"
+
+
+LUNCH = "09:00-12:00, 13:30-17:30"  # a street office's day
+
+
+@pytest.mark.parametrize("written", [LUNCH, "09:00-12:00,13:30-17:30", ["09:00-12:00", "13:30-17:30"]])
+def test_a_working_day_with_a_lunch_break_is_written_as_spans_apart_by_commas_or_as_a_list(tmp_path, written):
+    tables = city_tables(tmp_path, working_hours=written)
+    assert tables.working_hours == LUNCH
+    assert tables.calendar.hours == ((time(9, 0), time(12, 0)), (time(13, 30), time(17, 30)))
+    assert city_tables(tmp_path, working_hours="08:30-17:30").calendar.hours == ((time(8, 30), time(17, 30)),)
+
+
+def test_working_hours_never_count_the_lunch_break():
+    """It was counted as work: a case dispatched at 11:00 with 2 working hours was overdue at 13:00, while the
+    street office was at lunch, with an hour of its time unused."""
+    cal = Calendar(hours=parse_working_hours(LUNCH))
+    due = lambda h, m, level: local(deadline(at(2026, 11, 23, h, m), parse_service_level(level), cal))
+    assert due(11, 0, "2 working hours") == "Mon 2026-11-23 14:30"
+    assert due(11, 0, "1 working hour") == "Mon 2026-11-23 12:00"  # the end of the morning: due before lunch
+    assert due(12, 15, "1 working hour") == "Mon 2026-11-23 14:30"  # dispatched at lunch: counted from 13:30
+    assert due(16, 30, "90 working minutes") == "Tue 2026-11-24 09:30"
+    assert due(8, 0, "7 working hours") == "Mon 2026-11-23 17:30"
+    assert due(11, 0, "2h") == "Mon 2026-11-23 13:00"  # calendar time runs through lunch
+
+
+def street_office(tmp_path, service_level: str, **parking):
+    """The demo city with a lunch break, parking due in ``service_level``, its re-check in 1 working hour, and
+    ``parking``'s other settings."""
+    categories = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())["categories"]
+    categories[0].update(service_level=service_level, recheck_service_level="1 working hour", **parking)
+    return city_tables(tmp_path, working_hours=LUNCH, categories=categories)
+
+
+def test_a_cases_deadline_its_overdue_check_extension_and_re_check_skip_the_lunch_break(tmp_path):
+    from tests.test_gateway import TOPIC, payload
+
+    tables = street_office(tmp_path, "2 working hours")
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    dispatched = at(2026, 11, 23, 11, 0)
+    ingest = Ingest(store, tables, clock=lambda: dispatched)
+    seen = wire.iso(dispatched - 30)
+    assert ingest.handle(TOPIC, payload(started_at=seen, observed_at=seen)) == "case_created"
+    (case,) = store.list_cases()
+    assert local(case["deadline"]) == "Mon 2026-11-23 14:30"
+    assert store.overdue(at(2026, 11, 23, 13, 15)) == []  # at lunch, with an hour and a half to go
+    assert [c["id"] for c in store.overdue(at(2026, 11, 23, 14, 31))] == [case["id"]]
+    parking = tables.category("illegal_parking")
+    due_before_lunch = dict(case, deadline=at(2026, 11, 23, 11, 30))
+    extended = action_values(due_before_lunch, Action.EXTEND, parking, tables, at(2026, 11, 23, 11, 0),
+                             extend_by="1 working hour")
+    assert local(extended["deadline"]) == "Mon 2026-11-23 14:00"
+    fed_back = action_values(case, Action.FEEDBACK, parking, tables, at(2026, 11, 23, 11, 30))
+    assert local(fed_back["recheck_deadline"]) == "Mon 2026-11-23 14:00"
+
+
+@st.composite
+def calendars(draw):
+    """A working day of 1 to 4 spans with breaks between them, and a holiday or two."""
+    minutes = sorted(draw(st.lists(st.integers(0, 24 * 60 - 1), min_size=2, max_size=8, unique=True)))
+    spans = tuple((time(a // 60, a % 60), time(b // 60, b % 60)) for a, b in zip(minutes[::2], minutes[1::2]))
+    holidays = frozenset(draw(st.lists(st.dates(date(2026, 11, 23), date(2026, 12, 6)), max_size=2)))
+    return Calendar(holidays=holidays, hours=spans)
+
+
+def working_minutes(calendar: Calendar, start: float, end: float) -> float:
+    """The working time between ``start`` and ``end`` in minutes, as the overlap of [start, end] with each span of
+    each working day: the test's own count, not ``deadline``'s walk."""
+    first, last = (datetime.fromtimestamp(t, CITY_TZ).date() for t in (start, end))
+    total, day = 0.0, first
+    while day <= last:
+        for a, b in calendar.hours if calendar.working(day) else ():
+            opens, closes = (datetime.combine(day, t, CITY_TZ).timestamp() for t in (a, b))
+            total += max(0.0, min(end, closes) - max(start, opens))
+        day += timedelta(days=1)
+    return total / 60
+
+
+def in_a_gap(calendar: Calendar, t: float) -> bool:
+    """Whether ``t`` falls on a working day between two of its spans (not at either's edge)."""
+    when = datetime.fromtimestamp(t, CITY_TZ)
+    return calendar.working(when.date()) and any(
+        b < when.time() < a for (_, b), (a, _) in zip(calendar.hours, calendar.hours[1:]))
+
+
+def minutes_a_day(calendar: Calendar) -> int:
+    return sum((b.hour - a.hour) * 60 + b.minute - a.minute for a, b in calendar.hours)
+
+
+@settings(max_examples=300, deadline=None)
+@given(calendars(), st.integers(0, 14 * 24 * 60), st.data())
+def test_a_working_deadline_counts_its_time_exactly_never_in_a_break_and_extends_as_one(calendar, start_min, data):
+    a, b = (data.draw(st.integers(1, 20 * minutes_a_day(calendar))) for _ in range(2))  # up to 20 working days
+    start = at(2026, 11, 23) + start_min * 60.0
+    due = deadline(start, ServiceLevel(a, "min", True), calendar)
+    assert working_minutes(calendar, start, due) == a
+    assert working_minutes(calendar, due - 60, due) == 1  # the last minute counted is worked: due no later
+    assert not in_a_gap(calendar, due)
+    # an extension counts on from the deadline as the two together would from the start
+    assert deadline(due, ServiceLevel(b, "min", True), calendar) == deadline(start, ServiceLevel(a + b, "min", True),
+                                                                             calendar)
+
+
+@settings(max_examples=300, deadline=None)
+@given(calendars(), st.integers(0, 13), st.sampled_from(["min", "d"]), st.data())
+def test_counting_working_time_back_takes_back_what_a_deadline_adds(calendar, days, unit, data):
+    """A window in working time (``recheck_window: 2 working hours``) is counted back from now as a deadline is
+    counted on: from a time worked, adding then taking back returns it, and the other way round."""
+    day = date(2026, 11, 23) + timedelta(days=days)
+    assume(calendar.working(day))
+    opens, closes = data.draw(st.sampled_from(calendar.hours))
+    length = minutes_a_day(Calendar(hours=((opens, closes),)))
+    minute = data.draw(st.integers(0, length))  # from the span's start to its end
+    t = datetime.combine(day, opens, CITY_TZ).timestamp() + minute * 60.0
+    level = ServiceLevel(data.draw(st.integers(1, 20 * minutes_a_day(calendar) if unit == "min" else 20)), unit, True)
+    if minute < length or unit == "d":
+        assert since(deadline(t, level, calendar), level, calendar) == t
+    if minute > 0 or unit == "d":
+        assert deadline(since(t, level, calendar), level, calendar) == t
+
+
+def test_a_window_in_working_hours_counts_the_citys_working_hours_back_from_now(tmp_path):
+    """``recheck_window: 2 working hours`` was counted from 1970 on the default calendar: 3 h of any hours, the
+    city's own calendar never asked. A car back on Monday at 09:30 where a case closed on Friday at 17:00, an hour
+    of work before, opened a case of its own; one back at 15:00 where a case closed at 11:30 (two working hours,
+    lunch between) did too."""
+    from tests.test_gateway import TOPIC, payload
+    from gateway.actions import act
+    from gateway.workflow import Role
+
+    tables = street_office(tmp_path, "2 working hours", recheck_window="2 working hours")
+    parking = tables.category("illegal_parking")
+    assert local(parking.window_start("recheck_window", at(2026, 11, 23, 9, 30), tables.calendar)) == \
+        "Fri 2026-11-20 16:00"
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    clock = [at(2026, 11, 20, 16, 30)]
+    ingest = Ingest(store, tables, clock=lambda: clock[0])
+
+    def seen(incident_id: str) -> bytes:
+        when = wire.iso(clock[0] - 30)
+        return payload(incident_id=incident_id, started_at=when, observed_at=when)
+
+    assert ingest.handle(TOPIC, seen("first")) == "case_created"
+    for closed_at, back_at, outcome in [(at(2026, 11, 20, 17, 0), at(2026, 11, 23, 9, 30), "case_reopened"),
+                                        (at(2026, 11, 23, 11, 30), at(2026, 11, 23, 15, 0), "case_reopened"),
+                                        (at(2026, 11, 23, 15, 30), at(2026, 11, 24, 9, 31), "case_created")]:
+        for action in (Action.FEEDBACK, Action.CLOSE):
+            act(store, 1, action, Role.ADMIN, "ops", closed_at, tables, lambda c: True)
+        clock[0] = back_at
+        assert ingest.handle(TOPIC, seen(f"back-{back_at:.0f}")) == outcome, local(back_at)

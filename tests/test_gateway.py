@@ -306,6 +306,20 @@ def box_2(**changes) -> tuple[str, bytes]:
     return wire.incident_topic("box-2", "cam-x"), payload(box="box-2", camera="cam-x", **changes)
 
 
+def test_cameras_left_at_the_templates_location_0_0_are_not_one_place(ingest, store, caplog):
+    """Two boxes' cameras in different streets, each config's location left at the template's {lat: 0, lon: 0}:
+    0 m apart, the second's car joined the first's case (its department, its grid) and had none of its own. (0, 0)
+    is taken for no location: an incident joins cases of its own camera and zone only, and the case shows on no
+    map; said once a camera."""
+    template = {"lat": 0, "lon": 0}
+    assert ingest.handle(TOPIC, payload(location=template)) == "case_created"
+    assert ingest.handle(*box_2(incident_id="b2-1", grid="HQ-DZG-10D-08", location=template)) == "case_created"
+    assert ingest.handle(TOPIC, payload(incident_id="3f2a9d", location=template)) == "case_merged"  # its own zone's
+    assert sorted((c["box"], c["grid"], c["lat"], c["lon"], c["incident_count"]) for c in store.list_cases()) == [
+        ("box-1", "HQ-DZG-10D-07", None, None, 2), ("box-2", "HQ-DZG-10D-08", None, None, 1)]
+    assert caplog.text.count("sends location (0, 0), its config template's: taken as no location") == 2
+
+
 def test_another_box_cannot_update_or_end_an_incident_it_did_not_start(ingest, store):
     """Incident ids are not secret (notices carry them): box-2's update and end of box-1's incident
     rewrote the case's picture and closed it as the camera's re-check."""

@@ -477,6 +477,7 @@ def test_gateway_check_says_what_the_config_and_tables_set_or_what_is_wrong(city
                           f"(not opened), http 127.0.0.1:8080\n  tables {city / 'demo.yaml'}: 5 department(s), 8 "
                           "grid(s) under HQ, 1 route(s)\n    illegal_parking: 200505 机动车乱停放 -> 交警大队 "
                           "(traffic-police), 1h\n")
+    assert out.endswith("\n  working hours 09:00-18:00 on working days (4 holiday(s), 0 weekend day(s) worked)\n")
     assert "S3cr3t" not in out
     (city / "demo-grids.csv").write_text((city / "demo-grids.csv").read_text() + "HQ-X,某网格,grid,\n")
     assert main(["gateway", "--config", str(config), "--check"]) == 2

@@ -184,6 +184,8 @@ def gateway_summary(config, tables, path: str) -> str:
              f"{tables.centre or '(no grid tree: every grid known)'}, {len(tables.routes)} route(s)"]
     lines += [f"    {c.type}: {c.code} {c.name} -> {tables.department_name(c.department)} ({c.department}), "
               f"{c.service_level}" for c in tables.categories]
+    lines.append(f"  working hours {tables.working_hours} on working days ({len(tables.holidays)} holiday(s), "
+                 f"{len(tables.workdays)} weekend day(s) worked)")
     return "\n".join(lines)
 
 

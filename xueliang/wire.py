@@ -345,6 +345,17 @@ def last_seen(message: dict[str, Any]) -> float:
     return latest
 
 
+def template_location(lat: float, lon: float) -> bool:
+    """Whether a camera's location is (0, 0), a config template's value left as it was: the sea off West Africa,
+    where no city's camera stands. It is no location: cameras of several boxes left at it stood 0 m apart, and the
+    gateway joined their incidents into one case (another street's car to this street's case, its grid never told).
+
+    >>> template_location(0, 0.0), template_location(0.0, 117.15), template_location(39.17, 117.15)
+    (True, False, False)
+    """
+    return lat == 0 and lon == 0
+
+
 def ahead(message: dict[str, Any], now: float) -> float:
     """Seconds the latest of a valid incident's times (``last_seen``) lies ahead of ``now``.
 
