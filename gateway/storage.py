@@ -890,6 +890,24 @@ def add_evidence(db: Connection, sha256: str, data: bytes, incident_id: str, box
     return True
 
 
+_OTHERS_EVIDENCE = Prepared(select(evidence).where(
+    evidence.c.incident_id == bindparam("incident_id"),
+    or_(evidence.c.box != bindparam("box"), evidence.c.camera != bindparam("camera")),
+    ~select(case_photos.c.sha256).where(case_photos.c.sha256 == evidence.c.sha256).exists()))
+
+
+def others_evidence(db: Connection, incident_id: str, box: str, camera: str) -> list[dict]:
+    """The evidence kept under ``incident_id`` that another box or camera than ``box``'s ``camera`` sent (before the
+    incident's first event came, which says whose it is), but bytes a case's photo too (kept once)."""
+    return _OTHERS_EVIDENCE.dicts(db, {"incident_id": incident_id, "box": box, "camera": camera})
+
+
+def set_aside_evidence(db: Connection, row: dict, reason: str, now: float) -> None:
+    """Move a kept evidence ``row`` (its incident never came, or is another's) to the dead letters with the reason."""
+    dead_letter(db, wire.evidence_topic(row["box"], row["camera"], row["incident_id"]), reason, row["data"], now)
+    db.execute(evidence.delete().where(evidence.c.sha256 == row["sha256"]))
+
+
 def dead_letter(db: Connection, topic: str, reason: str, payload: bytes, now: float) -> None:
     """Keep a refused message with the reason, in the caller's transaction, once: a message kept already (by its
     digest) is left as it was. Its topic and reason as any database stores them (PostgreSQL refuses NUL in text,
@@ -1055,10 +1073,8 @@ class Store:
                                                      ~photo.exists())  # the same bytes, a case's photo too
                               .limit(100)).mappings().all()
             for row in rows:
-                dead_letter(db, wire.evidence_topic(row["box"], row["camera"], row["incident_id"]),
-                            f"evidence without an incident: no incident {row['incident_id']!r} arrived within "
-                            f"{now - row['received_at']:.0f} s", row["data"], now)
-                db.execute(evidence.delete().where(evidence.c.sha256 == row["sha256"]))
+                set_aside_evidence(db, row, f"evidence without an incident: no incident {row['incident_id']!r} "
+                                   f"arrived within {now - row['received_at']:.0f} s", now)
                 moved += 1
         return moved
 

@@ -229,6 +229,36 @@ def test_a_message_set_aside_twice_is_one_dead_letter_and_those_from_before_are_
         ("gate", "not JSON: Expect"), ("gate-2", "not JSON: Expect")]
 
 
+def test_evidence_another_box_or_camera_sends_under_an_incidents_plain_id_is_a_dead_letter_naming_both(
+        database_url, tables):  # noqa: F811 (the fixture)
+    """A case shows only its own box's pictures: box-2's evidence under box-1's plain id (an older box's, another
+    maker's) was kept and never shown, nor quarantined as an orphan (the id is known): kept for good. Now a dead letter
+    naming both boxes, alone or in a batch, and sent before the incident's first event too (moved aside when it
+    comes: on PostgreSQL under the incident's lock, ``storage.lock_places``). The same of another camera of the same
+    box."""
+    store = Store(database_url)
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    ingest.handle(wire.evidence_topic("box-2", "cam-x", "3f2a9c"), JPEG + b"before")  # before the incident came
+    assert ingest.handle(wire.evidence_topic("box-1", "gate", "3f2a9c"), JPEG) == "evidence"
+    assert ingest.handle(TOPIC, payload()) == "case_created"
+    after = [(wire.evidence_topic("box-2", "cam-x", "3f2a9c"), JPEG + b"after"),
+             (wire.evidence_topic("box-1", "gate-2", "3f2a9c"), JPEG + b"camera")]
+    assert ingest.handle(*after[0]) == "dead_letter"
+    assert ingest.handle_batch([*after, (wire.evidence_topic("box-1", "gate", "3f2a9c"), JPEG + b"end")]) == [
+        "dead_letter", "dead_letter", "evidence"]
+    dead = {(d["topic"].split("/")[3], d["reason"]) for d in store.list_dead_letters()}
+    assert dead == {
+        ("cam-x", "incident '3f2a9c' belongs to box 'box-1', which sent it first; box 'box-2' may not send evidence "
+                  "for it"),
+        ("gate-2", "incident '3f2a9c' is camera 'gate' (its first event); this evidence came from camera 'gate-2': "
+                   "an incident's camera never changes")}
+    assert store.count("dead_letters") == 3  # before, after (sent twice: one), another camera
+    assert store.count("evidence") == 2  # box-1's own
+    assert store.quarantine_orphan_evidence(NOW + 7200, NOW + 7200) == 0
+    (case,) = store.list_cases()
+    assert store.evidence_bytes(case["evidence_sha256"]) == JPEG
+
+
 @pytest.mark.slow
 def test_a_database_that_does_not_answer_stops_ingest_and_loses_nothing(tmp_path, tables):
     with services.postgres(tmp_path / "pg") as pg:
