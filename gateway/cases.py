@@ -102,6 +102,33 @@ def not_its_incident(first: dict | None, message: dict) -> str | None:
     return None
 
 
+def not_its_evidence(first: dict | None, incident_id: str, box: str, camera: str) -> str | None:
+    """Why evidence that ``box`` sent from ``camera`` under ``incident_id`` is none of that incident's, whose first
+    event the gateway received was ``first``, or None (no event yet: its incident may come after it, as it does).
+
+    A case shows only the pictures its incident's own box sent; evidence under another box's id (one of the plain
+    ids older boxes and other makers send: an id the edge makes names its box, ``wire.check_incident_owner``) was kept
+    and never shown, nor quarantined as an orphan (the id is known): kept for good.
+
+    >>> start = {"incident_id": "17", "box": "b", "camera": "gate"}
+    >>> not_its_evidence(None, "17", "b2", "gate"), not_its_evidence(start, "17", "b", "gate")
+    (None, None)
+    >>> not_its_evidence(start, "17", "b2", "cam-x")
+    "incident '17' belongs to box 'b', which sent it first; box 'b2' may not send evidence for it"
+    >>> not_its_evidence(start, "17", "b", "gate-2")
+    "incident '17' is camera 'gate' (its first event); this evidence came from camera 'gate-2': an incident's camera never changes"
+    """
+    if first is None:
+        return None
+    if first.get("box") != box:
+        return (f"incident {incident_id!r} belongs to box {first.get('box')!r}, which sent it first; box {box!r} may "
+                "not send evidence for it")
+    if first.get("camera") != camera:
+        return (f"incident {incident_id!r} is camera {first.get('camera')!r} (its first event); this evidence came "
+                f"from camera {camera!r}: an incident's camera never changes")
+    return None
+
+
 def choose(message: dict, category: Category, candidates: list[dict], now: float, held: bool, *,
            calendar: Calendar) -> tuple[Literal["new", "merge", "reopen"], dict | None]:
     """What a new incident does: join an open case, reopen a recently closed one, or open a case.

@@ -5,7 +5,7 @@ only its headers are read on the ingest path (Pillow's open: the markers up to t
 pixels), enough to keep HTML, a cut-off file or a header claiming 65500x65500 out of the cases and the
 training exports. Both count the scans first (``check_scans``): every browser that shows a picture,
 and the training export, decodes each one; and walk the header's segments (``check_header``), which Pillow
-reads one at a time in Python.
+reads one at a time in Python, and whose frame header says a kind of JPEG Pillow opens but few decode.
 
 >>> import io; from PIL import Image
 >>> out = io.BytesIO(); Image.new("RGB", (64, 48)).save(out, "JPEG")
@@ -37,6 +37,10 @@ MAX_SCANS = 64
 # about 10 segments and no such bytes, a phone's some 20 with its EXIF, ICC profile and XMP)
 MAX_HEADER_SEGMENTS = 1_000
 MAX_HEADER_SKIPPED = 65_536
+# the frames kept: Huffman-coded baseline, extended and progressive (SOF0-2). Pillow opens the header of any
+# (lossless SOF3, hierarchical SOF5-7 and DHP, arithmetic-coded SOF9-15), but libjpeg decodes few of them and
+# browsers fewer: such evidence, kept, was a broken picture on its case page, and the training export dropped it
+DECODED_FRAMES = frozenset({0xC0, 0xC1, 0xC2})
 _DECODE_SIDE = 1024  # decoding at a reduced scale (JPEG's DCT scaling) proves the data without 150 MB of pixels
 
 
@@ -66,21 +70,38 @@ def check_scans(data: bytes) -> tuple[int, bool]:
 
 def check_header(data: bytes) -> None:
     """ImageError if the JPEG ``data``'s header (up to its first scan) holds more than ``MAX_HEADER_SEGMENTS``
-    segments or ``MAX_HEADER_SKIPPED`` bytes between them that begin none; walked (``xueliang.jpeg.head``) before
-    Pillow reads it.
+    segments or ``MAX_HEADER_SKIPPED`` bytes between them that begin none, or a frame header of a kind other than
+    ``DECODED_FRAMES``, or two; walked (``xueliang.jpeg.head``) before Pillow reads it.
 
     >>> check_header(jpeg.START + b"\\xff" * 70_000 + b"\\xff\\xd9")
     Traceback (most recent call last):
     ...
     gateway.images.ImageError: a JPEG with 70,000 bytes between its header's segments that begin none (fill bytes, junk); at most 65,536
+    >>> check_header(jpeg.START + b"\\xff\\xc3\\x00\\x02\\xff\\xd9")
+    Traceback (most recent call last):
+    ...
+    gateway.images.ImageError: a lossless JPEG (SOF3): only a baseline, extended or progressive one (SOF0, SOF1, SOF2) is kept, the kinds every browser and the training export decode
     """
-    segments, skipped = jpeg.head(data, MAX_HEADER_SEGMENTS)
+    segments, skipped, frames = jpeg.head(data, MAX_HEADER_SEGMENTS)
     if segments > MAX_HEADER_SEGMENTS:
         raise ImageError(f"a JPEG whose header holds more than {MAX_HEADER_SEGMENTS:,} segments (a camera's has "
                          "about 10)")
     if skipped > MAX_HEADER_SKIPPED:
         raise ImageError(f"a JPEG with {skipped:,} bytes between its header's segments that begin none (fill bytes, "
                          f"junk); at most {MAX_HEADER_SKIPPED:,}")
+    for marker in frames[:1]:
+        if marker not in DECODED_FRAMES:
+            raise ImageError(f"a{'n' if jpeg.FRAMES[marker][0] in 'ae' else ''} {jpeg.FRAMES[marker]} JPEG "
+                             f"({_frame_name(marker)}): only a baseline, extended or progressive one (SOF0, SOF1, "
+                             "SOF2) is kept, the kinds every browser and the training export decode")
+    if len(frames) > 1:
+        raise ImageError(f"a JPEG of {len(frames)} frame headers ({', '.join(map(_frame_name, frames))}); "
+                         "libjpeg refuses a second (\"two SOF markers\")")
+
+
+def _frame_name(marker: int) -> str:
+    """A frame header's marker as the JPEG standard names it: ``SOF0`` ... ``SOF15``, ``DHP``."""
+    return "DHP" if marker == 0xDE else f"SOF{marker - 0xC0}"
 
 
 def check_jpeg(data: bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> tuple[int, int]:
@@ -109,7 +130,7 @@ def check_jpeg(data: bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> tuple[int, in
 
 def check_evidence(data: bytes) -> None:
     """A box's snapshot as it arrives: 1 byte to ``wire.MAX_EVIDENCE_BYTES``, a JPEG's headers (not its
-    pixels) of at most ``MAX_EVIDENCE_PIXELS``, 1 to ``MAX_SCANS`` scans and its end-of-image marker; else
+    pixels) of at most ``MAX_EVIDENCE_PIXELS`` and of a kind browsers decode (``check_header``), 1 to ``MAX_SCANS`` scans and its end-of-image marker; else
     ImageError.
 
     >>> check_evidence(b"GIF89a")

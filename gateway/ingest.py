@@ -23,8 +23,8 @@ from gateway import storage
 from gateway.actions import perform
 from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeat, Heartbeats, Refused, clock_offset
 from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, is_lone_end, is_recheck, is_urgent,
-                           late_note, merged_urgent, needs_review, new_case, not_its_incident, pending_beside,
-                           place_locks, rejected_here, reported_late)
+                           late_note, merged_urgent, needs_review, new_case, not_its_evidence, not_its_incident,
+                           pending_beside, place_locks, rejected_here, reported_late)
 from gateway.config import Tables
 from gateway.images import ImageError, check_evidence
 from gateway.metrics import Health
@@ -123,7 +123,7 @@ class Ingest:
                         return self.heartbeats.apply(db, item, now)
                 where = wire.parse_topic(topic)
                 if where.kind == "evidence":
-                    return self._evidence(where, payload, now)
+                    return self._evidence(topic, where, payload, now)
                 return self._incident(where, payload, now)
             except wire.WireError as exc:
                 return self._dead(topic, str(exc), payload, now)
@@ -198,12 +198,13 @@ class Ingest:
                     log.warning("dead letter on %s: %s", items[i][0][:200], reason)
                     storage.dead_letter(db, items[i][0], reason, items[i][1], now)
                     outcomes[i] = "dead_letter"
-                storage.lock_places(db, [self._places(*checked) for _, where, checked in work if where.kind != "evidence"])
+                # evidence takes its incident's own lock: whose it is (``_add_evidence``) and an incident's first event
+                # looking for others' evidence (``_apply``) never both miss the other at two gateways
+                storage.lock_places(db, [self._places(*checked) if where.kind != "evidence" else (where.incident_id, [])
+                                         for _, where, checked in work])
                 for i, where, checked in work:
                     if where.kind == "evidence":
-                        storage.add_evidence(db, checked, items[i][1], where.incident_id or "", where.box,
-                                             where.camera, now)
-                        outcomes[i] = "evidence"
+                        outcomes[i] = self._add_evidence(db, items[i][0], where, checked, items[i][1], now)
                     else:
                         outcomes[i], case_id = self._apply(db, *checked, items[i][1], now)
                         applied.append((outcomes[i], case_id, *checked))
@@ -272,9 +273,22 @@ class Ingest:
             raise AheadOfClock(message["box"], (message["incident_id"], message["seq"]), ahead)
         return message, category
 
-    def _evidence(self, where: wire.Topic, payload: bytes, now: float) -> str:
+    def _evidence(self, topic: str, where: wire.Topic, payload: bytes, now: float) -> str:
         sha = self._checked(where, payload, now)
-        self.store.add_evidence(sha, payload, where.incident_id or "", where.box, where.camera, now)
+        with self.store.begin() as db:
+            storage.lock_places(db, [(where.incident_id, [])])
+            return self._add_evidence(db, topic, where, sha, payload, now)
+
+    def _add_evidence(self, db, topic: str, where: wire.Topic, sha: str, payload: bytes, now: float) -> str:
+        """Keep a snapshot, in the caller's transaction, or set it aside where its incident is another box's or
+        camera's (``not_its_evidence``): only the database knows, as for an event (``_apply``)."""
+        wrong = not_its_evidence(storage.first_event(db, where.incident_id), where.incident_id, where.box,
+                                 where.camera)
+        if wrong:
+            log.warning("dead letter from box %r: %s", where.box, wrong)
+            storage.dead_letter(db, topic, wrong, payload, now)
+            return "dead_letter"
+        storage.add_evidence(db, sha, payload, where.incident_id, where.box, where.camera, now)
         return "evidence"
 
     def _incident(self, where: wire.Topic, payload: bytes, now: float) -> str:
@@ -309,7 +323,8 @@ class Ingest:
         another box, camera, zone or type (``not_its_incident``), or one that reuses a recorded (incident_id, seq)
         with other content, is refused here (``_refused``): only the database knows, and refusing it so costs the
         rest of a batch nothing."""
-        wrong = not_its_incident(storage.first_event(db, message["incident_id"]), message)
+        first = storage.first_event(db, message["incident_id"])
+        wrong = not_its_incident(first, message)
         if wrong:
             return self._refused(db, message, payload, now, wrong)
         text = payload.decode("utf-8")
@@ -318,6 +333,11 @@ class Ingest:
                 return self._refused(db, message, payload, now, f"event {message['incident_id']!r} seq {message['seq']} "
                                      "differs from the one recorded; a box sends each seq of an incident once")
             return "duplicate", None
+        if first is None:  # its first event, which says whose the incident is: the others' snapshots sent before it
+            for row in storage.others_evidence(db, message["incident_id"], message["box"], message["camera"]):
+                wrong = not_its_evidence(message, message["incident_id"], row["box"], row["camera"])
+                log.warning("dead letter from box %r: %s", row["box"], wrong)
+                storage.set_aside_evidence(db, row, wrong, now)
         actor = f"box:{message['box']}"
         case = storage.case_of_incident(db, message["incident_id"])
         outcome = "case_updated"

@@ -132,8 +132,13 @@ dead_letters = Table(
     Column("reason", Text, nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("grid", String(64)),  # migration 5: the grid the payload names, if any; none: admins only
+    # migration 12: the message's ``wire.message_digest`` (of its whole topic and payload), one dead letter each: a
+    # batch the database failed partway through its messages handled alone had kept those set aside before, and
+    # kept them again at its next try; none for the rows from before
+    Column("digest", String(wire.DIGEST_CHARS)),
 )
 DEAD_LETTER_GRID = Index("ix_dead_letters_grid", dead_letters.c.grid)
+DEAD_LETTER_DIGEST = Index("ux_dead_letters_digest", dead_letters.c.digest, unique=True)
 
 # migration 4: a photo belongs to every case it was added to; its bytes are kept once in evidence
 case_photos = Table(
@@ -280,6 +285,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
          "another wrote", _add_missing(boxes.c.boot, boxes.c.seq)),
     (11, "boxes.link, boxes.ended_link: a box's last will is ordered after the heartbeats of the connection it ends "
          "and before the next one's", _add_missing(boxes.c.link, boxes.c.ended_link)),
+    (12, "dead_letters.digest, unique: a message set aside twice (its batch tried again) is one dead letter",
+     lambda db: [_add_column(dead_letters.c.digest)(db), DEAD_LETTER_DIGEST.create(db)]),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
@@ -644,8 +651,9 @@ _SAME_ZONE = Prepared(select(cases).where(
     cases.c.type == bindparam("type"), _OPEN_OR_SINCE, cases.c.box == bindparam("box"),
     cases.c.camera == bindparam("camera"), cases.c.zone == bindparam("zone")
 ).order_by(cases.c.id.desc()).limit(200))
+_DIALECT_INSERT = {"sqlite": sqlite_insert, "postgresql": pg_insert}  # each with its own ON CONFLICT
 _NEW_EVENT = {name: Prepared(dialect(incident_events).on_conflict_do_nothing().returning(incident_events.c.seq))
-              for name, dialect in (("sqlite", sqlite_insert), ("postgresql", pg_insert))}
+              for name, dialect in _DIALECT_INSERT.items()}
 
 
 def _insert(table: Table):
@@ -882,13 +890,32 @@ def add_evidence(db: Connection, sha256: str, data: bytes, incident_id: str, box
     return True
 
 
+_OTHERS_EVIDENCE = Prepared(select(evidence).where(
+    evidence.c.incident_id == bindparam("incident_id"),
+    or_(evidence.c.box != bindparam("box"), evidence.c.camera != bindparam("camera")),
+    ~select(case_photos.c.sha256).where(case_photos.c.sha256 == evidence.c.sha256).exists()))
+
+
+def others_evidence(db: Connection, incident_id: str, box: str, camera: str) -> list[dict]:
+    """The evidence kept under ``incident_id`` that another box or camera than ``box``'s ``camera`` sent (before the
+    incident's first event came, which says whose it is), but bytes a case's photo too (kept once)."""
+    return _OTHERS_EVIDENCE.dicts(db, {"incident_id": incident_id, "box": box, "camera": camera})
+
+
+def set_aside_evidence(db: Connection, row: dict, reason: str, now: float) -> None:
+    """Move a kept evidence ``row`` (its incident never came, or is another's) to the dead letters with the reason."""
+    dead_letter(db, wire.evidence_topic(row["box"], row["camera"], row["incident_id"]), reason, row["data"], now)
+    db.execute(evidence.delete().where(evidence.c.sha256 == row["sha256"]))
+
+
 def dead_letter(db: Connection, topic: str, reason: str, payload: bytes, now: float) -> None:
-    """Keep a refused message with the reason, in the caller's transaction; its topic and reason as any
-    database stores them (PostgreSQL refuses NUL in text, and both may quote what the message held)."""
-    topic, reason = topic.replace("\x00", "\\0"), reason.replace("\x00", "\\0")
-    db.execute(insert(dead_letters).values(received_at=now, topic=topic[:512], reason=reason[:1000],
-                                           payload=bytes(payload[:DEAD_LETTER_KEEP_BYTES]),
-                                           grid=dead_letter_grid(payload)))
+    """Keep a refused message with the reason, in the caller's transaction, once: a message kept already (by its
+    digest) is left as it was. Its topic and reason as any database stores them (PostgreSQL refuses NUL in text,
+    and both may quote what the message held)."""
+    row = {"received_at": now, "topic": topic.replace("\x00", "\\0")[:512],
+           "reason": reason.replace("\x00", "\\0")[:1000], "payload": bytes(payload[:DEAD_LETTER_KEEP_BYTES]),
+           "grid": dead_letter_grid(payload), "digest": wire.message_digest(topic, bytes(payload))}
+    db.execute(_DIALECT_INSERT[db.dialect.name](dead_letters).values(row).on_conflict_do_nothing())
 
 
 def dead_letter_grid(payload: bytes) -> str | None:
@@ -1046,12 +1073,8 @@ class Store:
                                                      ~photo.exists())  # the same bytes, a case's photo too
                               .limit(100)).mappings().all()
             for row in rows:
-                topic = wire.evidence_topic(row["box"], row["camera"], row["incident_id"])
-                db.execute(insert(dead_letters).values(
-                    received_at=now, topic=topic[:512], payload=bytes(row["data"][:DEAD_LETTER_KEEP_BYTES]),
-                    reason=f"evidence without an incident: no incident {row['incident_id']!r} arrived within "
-                           f"{now - row['received_at']:.0f} s"))
-                db.execute(evidence.delete().where(evidence.c.sha256 == row["sha256"]))
+                set_aside_evidence(db, row, f"evidence without an incident: no incident {row['incident_id']!r} "
+                                   f"arrived within {now - row['received_at']:.0f} s", now)
                 moved += 1
         return moved
 

@@ -17,7 +17,7 @@ import time
 import psycopg.errors
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import insert, update
+from sqlalchemy import insert, text, update
 from sqlalchemy.exc import OperationalError
 
 from gateway import boxes, storage
@@ -32,7 +32,7 @@ from xueliang import services, wire
 from xueliang.mqtt import make_client
 
 from .conftest import Watcher, wait_until
-from .test_gateway import START, TOPIC, payload, scans
+from .test_gateway import JPEG, START, TOPIC, payload, scans
 from .test_workflow import database_url  # noqa: F401 (fixtures)
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -168,6 +168,95 @@ def test_a_failure_applying_one_message_sets_only_that_one_aside(store, tables, 
     assert outcomes == ["case_created", "dead_letter", "case_created"]
     (dead,) = store.list_dead_letters()
     assert "internal error: KeyError" in dead["reason"]
+
+
+def test_a_batch_the_database_failed_while_each_message_was_handled_alone_sets_each_aside_once(tmp_path, tables,
+                                                                                              monkeypatch):
+    """Applying the batch failed (a bug, a race lost), so each message was handled alone, in a transaction of its own:
+    the bad one's dead letter was committed, the database failed at the next (its file moved away here), nothing was
+    acknowledged, and at the batch's next try the bad message was set aside again: two dead letters for one message,
+    and more at every try. Kept once by its digest."""
+    folder, away = tmp_path / "gateway", tmp_path / "away"
+    store = Store(f"sqlite:///{folder}/gateway.sqlite")
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    apply, calls = ingest._apply, []
+
+    def failing(db, message, *args):
+        calls.append(message["incident_id"])
+        if len(calls) == 1:  # in the batch: a bug it meets once
+            raise KeyError("no such thing")
+        if len(calls) == 2:  # handled alone, after the dead letter: the database goes
+            folder.rename(away)
+        return apply(db, message, *args)
+
+    monkeypatch.setattr(ingest, "_apply", failing)
+    batch = [(TOPIC, b"not json"), (TOPIC, payload(incident_id="good"))]
+    with pytest.raises(DatabaseUnavailable, match="gone"):
+        ingest.handle_batch(batch)
+    away.rename(folder)
+    assert store.count("dead_letters") == 1  # committed alone: the batch's next try finds it
+    assert ingest.handle_batch(batch) == ["dead_letter", "case_created"]
+    assert store.count("dead_letters") == 1 and store.count("cases") == 1
+
+
+def test_a_message_set_aside_twice_is_one_dead_letter_and_those_from_before_are_kept(database_url, tables):  # noqa: F811
+    """By its digest (``wire.message_digest``, as its acknowledgement names it), however it was set aside: by
+    ingest alone or in a batch (two copies in one), by the database's answer (another box's incident), or as evidence
+    whose incident never came. A database of version 11 keeps its dead letters, two alike among them."""
+    store = Store(database_url)
+    with store.begin() as db:  # version 11, with the dead letters a failed batch's tries kept
+        db.execute(text("DROP INDEX ux_dead_letters_digest"))
+        db.execute(text("ALTER TABLE dead_letters DROP COLUMN digest"))
+        db.execute(text("DELETE FROM schema_migrations WHERE version >= 12"))
+        for _ in range(2):
+            db.execute(insert(storage.dead_letters).values(received_at=NOW, topic=TOPIC, reason="not JSON",
+                                                           payload=b"not json"))
+    store.engine.dispose()
+    store = Store(database_url)
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    assert ingest.handle(TOPIC, payload()) == "case_created"
+    other_box = (wire.incident_topic("box-2", "gate"), payload(box="box-2"))
+    orphan = (wire.evidence_topic("box-1", "gate", "ghost"), JPEG)
+    for _ in range(2):
+        assert ingest.handle(TOPIC, b"not json") == "dead_letter"
+        assert ingest.handle_batch([(TOPIC, b"not json"), (TOPIC, b"not json"), other_box]) == ["dead_letter"] * 3
+        assert ingest.handle(*other_box) == "dead_letter"
+        assert ingest.handle(*orphan) == "evidence"
+        assert store.quarantine_orphan_evidence(NOW + 3600, NOW + 3600) == 1
+    assert ingest.handle(wire.incident_topic("box-1", "gate-2"), b"not json") == "dead_letter"  # another message
+    assert sorted((d["topic"].split("/")[3], d["reason"][:16]) for d in store.list_dead_letters()) == [
+        ("gate", "evidence without"), ("gate", "incident '3f2a9c"), ("gate", "not JSON"), ("gate", "not JSON"),
+        ("gate", "not JSON: Expect"), ("gate-2", "not JSON: Expect")]
+
+
+def test_evidence_another_box_or_camera_sends_under_an_incidents_plain_id_is_a_dead_letter_naming_both(
+        database_url, tables):  # noqa: F811 (the fixture)
+    """A case shows only its own box's pictures: box-2's evidence under box-1's plain id (an older box's, another
+    maker's) was kept and never shown, nor quarantined as an orphan (the id is known): kept for good. Now a dead letter
+    naming both boxes, alone or in a batch, and sent before the incident's first event too (moved aside when it
+    comes: on PostgreSQL under the incident's lock, ``storage.lock_places``). The same of another camera of the same
+    box."""
+    store = Store(database_url)
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    ingest.handle(wire.evidence_topic("box-2", "cam-x", "3f2a9c"), JPEG + b"before")  # before the incident came
+    assert ingest.handle(wire.evidence_topic("box-1", "gate", "3f2a9c"), JPEG) == "evidence"
+    assert ingest.handle(TOPIC, payload()) == "case_created"
+    after = [(wire.evidence_topic("box-2", "cam-x", "3f2a9c"), JPEG + b"after"),
+             (wire.evidence_topic("box-1", "gate-2", "3f2a9c"), JPEG + b"camera")]
+    assert ingest.handle(*after[0]) == "dead_letter"
+    assert ingest.handle_batch([*after, (wire.evidence_topic("box-1", "gate", "3f2a9c"), JPEG + b"end")]) == [
+        "dead_letter", "dead_letter", "evidence"]
+    dead = {(d["topic"].split("/")[3], d["reason"]) for d in store.list_dead_letters()}
+    assert dead == {
+        ("cam-x", "incident '3f2a9c' belongs to box 'box-1', which sent it first; box 'box-2' may not send evidence "
+                  "for it"),
+        ("gate-2", "incident '3f2a9c' is camera 'gate' (its first event); this evidence came from camera 'gate-2': "
+                   "an incident's camera never changes")}
+    assert store.count("dead_letters") == 3  # before, after (sent twice: one), another camera
+    assert store.count("evidence") == 2  # box-1's own
+    assert store.quarantine_orphan_evidence(NOW + 7200, NOW + 7200) == 0
+    (case,) = store.list_cases()
+    assert store.evidence_bytes(case["evidence_sha256"]) == JPEG
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """A JPEG's segments walked by their lengths, no decoder needed (so edge and gateway alike): how many scans it
-holds (the gateway refuses a photo of too many) and whether it reaches its end-of-image marker (libjpeg
-decodes a file cut off with its missing part grey, saying so only on stderr; ``xueliang detect`` refuses it).
+holds (the gateway refuses a photo of too many), whether it reaches its end-of-image marker (libjpeg
+decodes a file cut off with its missing part grey, saying so only on stderr; ``xueliang detect`` refuses it),
+and the frame headers its header holds (what kind of JPEG it is).
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ START = b"\xff\xd8"  # the start-of-image marker every JPEG begins with
 # a marker: FF and a byte that is none of a stuffed FF in scan data (00), TEM (01), a restart (D0-D7) or a
 # fill byte (FF); searched for in C, as a Python loop over 4 MB of FF bytes took a second of ingest's time
 _MARKER = re.compile(rb"\xff[^\x00\x01\xd0-\xd7\xff]")
+# the frame headers (SOFn, and DHP, which Pillow reads as one) by their marker's second byte: what kind of JPEG it is
+FRAMES = {0xC0: "baseline", 0xC1: "extended", 0xC2: "progressive", 0xC3: "lossless",
+          0xC5: "hierarchical", 0xC6: "hierarchical progressive", 0xC7: "hierarchical lossless",
+          0xC9: "arithmetic-coded extended", 0xCA: "arithmetic-coded progressive", 0xCB: "arithmetic-coded lossless",
+          0xCD: "arithmetic-coded hierarchical", 0xCE: "arithmetic-coded hierarchical progressive",
+          0xCF: "arithmetic-coded hierarchical lossless", 0xDE: "hierarchical"}
 
 
 def walk(data: bytes) -> tuple[int, bool]:
@@ -33,17 +40,19 @@ def walk(data: bytes) -> tuple[int, bool]:
     return scans, False
 
 
-def head(data: bytes, stop_after: int) -> tuple[int, int]:
-    """(segments, skipped) of a JPEG's header, up to its first scan: how many segments it holds (counted to
-    ``stop_after`` and one more, then the walk stops), and how many bytes lie between them that begin none (fill
-    bytes, junk). Pillow reads a header one segment, and each byte between them, at a time in Python: 4 MB of
-    fill bytes, or of empty APP1 segments, took it 1.4 s and 2 s; a camera's or a phone's header has about 10.
+def head(data: bytes, stop_after: int) -> tuple[int, int, bytes]:
+    """(segments, skipped, frames) of a JPEG's header, up to its first scan: how many segments it holds (counted to
+    ``stop_after`` and one more, then the walk stops), how many bytes lie between them that begin none (fill
+    bytes, junk), and the second byte of each frame header's marker among them (``FRAMES``: ``b"\\xc0"`` for a
+    baseline JPEG's one). Pillow reads a header one segment, and each byte between them, at a time in Python: 4 MB
+    of fill bytes, or of empty APP1 segments, took it 1.4 s and 2 s; a camera's or a phone's header has about 10.
 
-    >>> app0 = b"\\xff\\xe0\\x00\\x04JF"
-    >>> head(START + app0 + b"\\xff\\xff\\x00" + app0 + b"\\xff\\xda\\x00\\x02\\xff\\xe0", 10), head(START + app0 * 5, 2)
-    ((2, 3), (3, 0))
+    >>> app0, sof0 = b"\\xff\\xe0\\x00\\x04JF", b"\\xff\\xc0\\x00\\x02"
+    >>> head(START + app0 + b"\\xff\\xff\\x00" + sof0 + b"\\xff\\xda\\x00\\x02\\xff\\xe0", 10), head(START + app0 * 5, 2)
+    ((2, 3, b'\\xc0'), (3, 0, b''))
     """
     segments = skipped = 0
+    frames = bytearray()
     at = 2
     while segments <= stop_after and (found := _MARKER.search(data, at)) is not None:
         skipped += found.start() - at
@@ -51,5 +60,7 @@ def head(data: bytes, stop_after: int) -> tuple[int, int]:
         if data[at + 1] in (0xDA, 0xD9):  # the first scan, or the end: Pillow reads no further
             break
         segments += 1
+        if data[at + 1] in FRAMES:
+            frames.append(data[at + 1])
         at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
-    return segments, skipped
+    return segments, skipped, bytes(frames)
