@@ -427,7 +427,8 @@ def test_the_map_keeps_the_city_in_view_and_lists_a_case_placed_far_away(tmp_pat
     tables = load_tables(TABLES_DIR / "demo.yaml")
     store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
     ingest = Ingest(store, tables)
-    for where in ((39.1702, 117.1531), (0.0, 0.0)):  # the second from a box that sends 0, 0
+    # the second from a box whose config has another city's location (one left at 0, 0 is taken as none now)
+    for where in ((39.1702, 117.1531), (31.2304, 121.4737)):
         assert ingest.handle(*incident(grid="HQ-DZG-10D-07", location={"lat": where[0], "lon": where[1]})) \
             == "case_created"
     client = TestClient(create_app(store, tables))
