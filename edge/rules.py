@@ -77,10 +77,14 @@ class _Candidate:
     label: str | None = None  # frozen when the incident starts
     confirmed: bool = False  # ConditionRule: confirmed at one of its sightings since its clock started
     detected_at: float = 0.0  # last time a detection matched (not a view)
-    inside: int = 0  # detector passes that saw its anchor inside the zone
+    inside: int = 0  # detector passes since its clock began that saw its anchor inside the zone
     outside: int = 0  # ... and just outside it (a car at the zone's edge, a swaying camera)
     empty_since: float | None = None  # first "empty" view since the vehicle was last seen
     beside: dict[int, int] = field(default_factory=dict)  # stay key -> detector passes that saw both
+    since: float = field(init=False)  # when its clock began: first seen, or when back mostly inside its zone
+
+    def __post_init__(self) -> None:
+        self.since = self.first_seen
 
     def vote(self) -> str:
         return self.label or max(self.votes, key=self.votes.__getitem__, default=self.sighting.label)
@@ -92,7 +96,7 @@ def _event(cand: _Candidate, t: float, state: State, **end) -> Event:
     cand.last_event_at = t
     sighting = cand.sighting if cand.sighting.label == cand.vote() else replace(cand.sighting, label=cand.vote())
     return Event(cand.incident_id or "", cand.seq, state, cand.started_at, t, sighting,
-                 round(max(0.0, (end.get("ended_at") or t) - cand.first_seen), 3), **end)
+                 round(max(0.0, (end.get("ended_at") or t) - cand.since), 3), **end)
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,9 @@ class DwellRule:
     caller also passes the sightings just ``outside`` the zone: one that belongs to a stay keeps
     it like any other but never starts one, and a stay starts only once its anchor was inside
     on at least as many detector passes as outside: a vehicle parked beside the zone is not in it.
+    Counted since its clock began: a stay seen outside on more passes than inside has its clock begin
+    again at its next look inside, so a car that stood half out of the zone, then pulled wholly in, is
+    dated from then, not from when it was first seen.
 
     Where zones overlap, the caller passes the boxes of the vehicles another zone's incident is open
     for (``taken``): a stay there (IoU >= ``MATCH_IOU``) keeps its clock but does not start while it is
@@ -249,6 +256,8 @@ class DwellRule:
             if s.score >= self.min_score and fresh:
                 cand.hits += 1
             if fresh:
+                if in_zone and cand.outside > cand.inside and cand.incident_id is None:
+                    cand.since, cand.inside, cand.outside = t, 0, 0  # back mostly inside: its clock begins again
                 cand.inside += in_zone
                 cand.outside += not in_zone
             cand.still += same
@@ -282,7 +291,7 @@ class DwellRule:
         """The start once the dwell is reached and the stay confirmed (and its vehicle's incident is not
         another zone's), then updates."""
         if cand.incident_id is None:
-            if t - cand.first_seen >= self.dwell_s and self._confirmed(cand) and cand.inside >= cand.outside \
+            if t - cand.since >= self.dwell_s and self._confirmed(cand) and cand.inside >= cand.outside \
                     and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in taken) \
                     and not self._part_of_another(cand, t):
                 return [self._start(cand, t)]
@@ -310,7 +319,7 @@ class DwellRule:
             and cand.beside.get(other.key, 0) >= self.confirm_hits
 
     def _start(self, cand: _Candidate, t: float) -> Event:
-        cand.started_at = cand.first_seen + self.dwell_s
+        cand.started_at = cand.since + self.dwell_s
         cand.label = cand.vote()
         cand.incident_id = uuid.uuid5(
             uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}/{cand.anchor[0]:.4f},{cand.anchor[1]:.4f}").hex

@@ -316,6 +316,21 @@ def test_a_vehicle_mostly_inside_starts_on_time_and_its_looks_outside_keep_it():
     assert events[0].started_at == 30.0
 
 
+def test_a_car_half_out_of_the_zone_then_wholly_in_is_dated_from_when_it_came_in():
+    """For a minute a car stands at the zone's edge, its anchor inside on one look of three; at 60 s it
+    pulls a little forward, wholly in (the same stay: it moved less than the tolerance), and stands. Before,
+    its looks inside caught up with those outside at 79 s and its incident started then, dated 30 s (a
+    dwell from when it was first seen, half out of the zone)."""
+    r = rule(dwell_s=30)
+    pulled_in = shifted(VAN, 0.02)
+    events = []
+    for t in range(120):
+        inside = t >= 60 or t % 3 == 0
+        seen = pulled_in if t >= 60 else VAN
+        events += r.observe(float(t), [seen] if inside else [], outside=[] if inside else [seen])
+    assert [(e.state, e.started_at, e.observed_at, e.dwell_s) for e in events] == [("start", 90.0, 90.0, 30.0)]
+
+
 def test_looks_outside_the_zone_never_start_a_stay():
     r = rule(dwell_s=5)
     assert [e for t in range(30) for e in r.observe(float(t), [], outside=[VAN])] == []
