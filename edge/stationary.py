@@ -65,6 +65,7 @@ SAME_SHAPE = 0.6
 # over it, kept MARGIN of its size off their edges (a detector's box is a little tight or loose), that band
 # says whether its vehicle is there (a queue's car a third of the van's height lower leaves 0.25 of it)
 GLIMPSE, MARGIN = 0.2, 0.05
+WITHIN = 0.8  # share of a person or vehicle box inside a detection's that puts it in front of the detection
 DETAIL_SIZE = (64, 48)  # w, h: the reference's picture kept finer, for a band of it
 
 # a place's neighbourhood, for how far the picture moved there: its box grown by this share of its size
@@ -301,7 +302,9 @@ class Stationary:
         picture where the stay was last detected is unchanged (True), or has changed with no other
         person or vehicle box in front of the detection (False: another vehicle). In front means
         reaching lower in the picture, nearer the camera: in a queue of cars seen from behind each
-        box overlaps the one ahead, which is no reason to doubt what the picture shows. None: no
+        box overlaps the one ahead, which is no reason to doubt what the picture shows; or lying
+        mostly (``WITHIN``) inside the detection's box, where a vehicle behind would not show (a
+        small car parked in a parked lorry's box, the lorry's picture changed where it stands). None: no
         picture of the stay yet, something in front, or the whole picture changed as much (the
         light, not the vehicle, unless the place kept its shape: ``relit``, True). The picture is
         taken at the stay's box, not the detection's, so a box that jitters around a parked car
@@ -312,7 +315,7 @@ class Stationary:
         _, picture, differs_by = self._place(ref, image)
         if differs_by < self.same_below or self._relit(ref, image, picture):
             return True
-        in_front = [o for o in occluders if o != box and o[3] > box[3]]
+        in_front = [o for o in occluders if o != box and (o[3] > box[3] or inside(o, box) >= WITHIN)]
         if covered_by(box, in_front) >= OCCLUDER_COVER:
             return None
         # the whole picture changed too (night mode, an exposure jump): the light, not the vehicle

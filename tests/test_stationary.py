@@ -222,6 +222,37 @@ def test_a_van_leaving_behind_a_queue_is_seen_gone_while_the_queue_still_stands(
     assert end["observed_at"] == 40 + 10  # leave_s after it was seen gone, the queue still there
 
 
+@pytest.mark.slow
+def test_a_small_car_parked_in_a_parked_lorrys_box_is_its_own_incident_and_the_lorrys_goes_on():
+    """The real pipeline on the campus camera's first 70 s, the vehicle model's answers given: a lorry (a
+    painted block) parked in a zone from the first frame, and from 20 s a small car parked in front of it,
+    its box wholly inside the lorry's. Before, the lorry's picture changed where the car stood, with no box
+    reaching lower: its detection was taken for another vehicle, its incident ended `left` at 30 s and
+    began again, the lorry still there; and the car was taken for a part of the lorry."""
+    config = parse_config({"box": "b1", "detection": {"zone_crops": False}, "cameras": [
+        {"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
+            {"id": "road", "types": ["illegal_parking"], "dwell_s": 15,
+             "polygon": [[0.2, 0.4], [0.75, 0.4], [0.75, 0.8], [0.2, 0.8]]}]}]})
+    pipeline = CameraPipeline(config, config.cameras[0], {"vehicle": load_detector("ssd_mobilenet_v2_coco")})
+    lorry, car = (200, 250, 500, 430), (240, 340, 330, 410)
+    noise = np.random.default_rng(1).integers(0, 256, (lorry[3] - lorry[1], lorry[2] - lorry[0], 3), np.uint8)
+    body = cv2.GaussianBlur(noise, (0, 0), 6) * 2
+    t0, messages = 1_767_225_600.0, []
+    for t, frame in enumerate(frames_at(*range(70))):
+        frame[lorry[1]:lorry[3], lorry[0]:lorry[2]] = body
+        boxes, names = [lorry], ["truck"]
+        if t >= 20:
+            x1, y1, x2, y2 = car
+            frame[y1:y2, x1:x2] = (40, 40, 160)
+            frame[y1 + 10:y1 + 30, x1 + 10:x2 - 10] = (90, 70, 60)
+            boxes, names = [lorry, car], ["truck", "car"]
+        found = sv.Detections(xyxy=np.array(boxes, np.float32), confidence=np.full(len(boxes), 0.8, np.float32),
+                              class_id=np.full(len(boxes), 3), data={"class_name": np.array(names)})
+        messages += [o.message for o in pipeline.observe(t0 + t, frame, [found])]
+    assert [(m["state"], m["attributes"]["label"], parse_time(m["started_at"]) - t0) for m in messages] == [
+        ("start", "truck", 15), ("start", "car", 35)]
+
+
 def detections(boxes, scores) -> sv.Detections:
     return sv.Detections(xyxy=np.array(boxes, np.float32), confidence=np.array(scores, np.float32),
                          class_id=np.full(len(boxes), 2))
