@@ -77,9 +77,14 @@ class _Candidate:
     label: str | None = None  # frozen when the incident starts
     confirmed: bool = False  # ConditionRule: confirmed at one of its sightings since its clock started
     detected_at: float = 0.0  # last time a detection matched (not a view)
-    inside: int = 0  # detector passes that saw its anchor inside the zone
+    inside: int = 0  # detector passes since its clock began that saw its anchor inside the zone
     outside: int = 0  # ... and just outside it (a car at the zone's edge, a swaying camera)
     empty_since: float | None = None  # first "empty" view since the vehicle was last seen
+    beside: dict[int, int] = field(default_factory=dict)  # stay key -> detector passes that saw both
+    since: float = field(init=False)  # when its clock began: first seen, or when back mostly inside its zone
+
+    def __post_init__(self) -> None:
+        self.since = self.first_seen
 
     def vote(self) -> str:
         return self.label or max(self.votes, key=self.votes.__getitem__, default=self.sighting.label)
@@ -91,7 +96,7 @@ def _event(cand: _Candidate, t: float, state: State, **end) -> Event:
     cand.last_event_at = t
     sighting = cand.sighting if cand.sighting.label == cand.vote() else replace(cand.sighting, label=cand.vote())
     return Event(cand.incident_id or "", cand.seq, state, cand.started_at, t, sighting,
-                 round(max(0.0, (end.get("ended_at") or t) - cand.first_seen), 3), **end)
+                 round(max(0.0, (end.get("ended_at") or t) - cand.since), 3), **end)
 
 
 @dataclass(frozen=True)
@@ -137,17 +142,23 @@ class DwellRule:
     caller also passes the sightings just ``outside`` the zone: one that belongs to a stay keeps
     it like any other but never starts one, and a stay starts only once its anchor was inside
     on at least as many detector passes as outside: a vehicle parked beside the zone is not in it.
+    Counted since its clock began: a stay seen outside on more passes than inside has its clock begin
+    again at its next look inside, so a car that stood half out of the zone, then pulled wholly in, is
+    dated from then, not from when it was first seen.
 
     Where zones overlap, the caller passes the boxes of the vehicles another zone's incident is open
     for (``taken``): a stay there (IoU >= ``MATCH_IOU``) keeps its clock but does not start while it is
     so. One vehicle is one incident, in the zone whose dwell it reached first. In one zone too: a stay
     whose box lies mostly (``PART_OF``) inside an older stay's, seen within ``gap_s``, is that one's
-    vehicle seen in part (its top above a bus stopped in front of it) and does not start.
+    vehicle seen in part (its top above a bus stopped in front of it) and does not start; unless it is
+    a vehicle of its own there (a small car parked in a lorry's box): smaller than the older one's box
+    both ways (``PART_SPAN``), and seen beside it, both detected, on ``confirm_hits`` detector passes.
     """
 
     MATCH_IOU = 0.4
     IN_FRONT = 0.15
     PART_OF = 0.8
+    PART_SPAN = 0.75
 
     def __init__(self, key: str, dwell_s: float, still_tolerance: float, gap_s: float, update_interval_s: float,
                  leave_s: float | None = None, min_score: float = 0.0, confirm_hits: int = 3, still_looks: int = 0):
@@ -245,6 +256,8 @@ class DwellRule:
             if s.score >= self.min_score and fresh:
                 cand.hits += 1
             if fresh:
+                if in_zone and cand.outside > cand.inside and cand.incident_id is None:
+                    cand.since, cand.inside, cand.outside = t, 0, 0  # back mostly inside: its clock begins again
                 cand.inside += in_zone
                 cand.outside += not in_zone
             cand.still += same
@@ -252,6 +265,11 @@ class DwellRule:
             if s.track_id is not None and s.track_id >= 0:
                 cand.track_ids.add(s.track_id)
             events += self._due(cand, t, taken)
+        detected = [c for c in self._candidates if c.detected_at == t] if fresh else []
+        for cand in detected:
+            for other in detected:
+                if other is not cand:
+                    cand.beside[other.key] = cand.beside.get(other.key, 0) + 1
         for cand in free:
             view = (views or {}).get(cand.key) if self._confirmed(cand) else None
             if cand.key in displaced:
@@ -273,7 +291,7 @@ class DwellRule:
         """The start once the dwell is reached and the stay confirmed (and its vehicle's incident is not
         another zone's), then updates."""
         if cand.incident_id is None:
-            if t - cand.first_seen >= self.dwell_s and self._confirmed(cand) and cand.inside >= cand.outside \
+            if t - cand.since >= self.dwell_s and self._confirmed(cand) and cand.inside >= cand.outside \
                     and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in taken) \
                     and not self._part_of_another(cand, t):
                 return [self._start(cand, t)]
@@ -284,12 +302,24 @@ class DwellRule:
     def _part_of_another(self, cand: _Candidate, t: float) -> bool:
         """Whether ``cand``'s box lies mostly (``PART_OF``) inside the box of a stay followed since before it
         and seen within ``gap_s``: that one's vehicle, seen in part (its top above a bus stopped in front of
-        it). One only held while something stands at its place (a lorry's, after it left) is no reason."""
+        it), unless ``_apart`` from it. One only held while something stands at its place (a lorry's, after it
+        left) is no reason."""
         return any(other.first_seen < cand.first_seen and t - other.last_seen <= self.gap_s
-                   and inside(cand.sighting.box, other.sighting.box) >= self.PART_OF for other in self._candidates)
+                   and inside(cand.sighting.box, other.sighting.box) >= self.PART_OF and not self._apart(cand, other)
+                   for other in self._candidates)
+
+    def _apart(self, cand: _Candidate, other: _Candidate) -> bool:
+        """Whether ``cand``, inside ``other``'s box, is a vehicle of its own (a small car parked in a lorry's
+        box), not a part of ``other``'s vehicle: smaller than ``PART_SPAN`` of ``other``'s box both ways (a
+        part mostly runs across its vehicle one way: the top above a bus is the van's width, what a crop's
+        edge leaves of it its height) and detected together with it on ``confirm_hits`` passes (the detector
+        sees a part past what hides the rest instead of the whole, not beside it)."""
+        (a1, b1, a2, b2), (x1, y1, x2, y2) = cand.sighting.box, other.sighting.box
+        return a2 - a1 < self.PART_SPAN * (x2 - x1) and b2 - b1 < self.PART_SPAN * (y2 - y1) \
+            and cand.beside.get(other.key, 0) >= self.confirm_hits
 
     def _start(self, cand: _Candidate, t: float) -> Event:
-        cand.started_at = cand.first_seen + self.dwell_s
+        cand.started_at = cand.since + self.dwell_s
         cand.label = cand.vote()
         cand.incident_id = uuid.uuid5(
             uuid.NAMESPACE_URL, f"{self.key}/{cand.first_seen:.3f}/{cand.anchor[0]:.4f},{cand.anchor[1]:.4f}").hex

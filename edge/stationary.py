@@ -11,7 +11,10 @@ vehicle or another one that took the place (``Stationary.same_vehicle``: flowing
 When the whole picture changed at once (night mode, an exposure jump), a place that kept its
 shape is still its vehicle in other light, and its picture in that light becomes the reference.
 A camera that shakes on its pole (wind, traffic) moves the picture: where the place's picture
-differs, it is looked at again where its neighbourhood moved it (``displacement``).
+differs, it is looked at again where its neighbourhood moved it (``displacement``). A place hidden
+only in part (a car queueing in front of a parked van, lower in the picture) shows its vehicle or
+not in the rest (``clear_part``): a van that leaves behind the queue is seen gone then, not once
+the queue drives on.
 
 Pure logic on images handed in; no I/O. The patch is brightness-normalised and blurred,
 so sensor noise, compression and a cloud barely move it, while a vehicle leaving (the
@@ -58,19 +61,35 @@ SCENE_CHANGED = 12.0
 SAME_SHAPE = 0.6
 
 
+# a place hidden in part shows the rest: where a band of at least GLIMPSE of its box is clear of every box
+# over it, kept MARGIN of its size off their edges (a detector's box is a little tight or loose), that band
+# says whether its vehicle is there (a queue's car a third of the van's height lower leaves 0.25 of it)
+GLIMPSE, MARGIN = 0.2, 0.05
+WITHIN = 0.8  # share of a person or vehicle box inside a detection's that puts it in front of the detection
+DETAIL_SIZE = (64, 48)  # w, h: the reference's picture kept finer, for a band of it
+
 # a place's neighbourhood, for how far the picture moved there: its box grown by this share of its size
 # on each side, shrunk to at most NEAR_WIDTH pixels wide; a move of over MOVED_MAX of the box is not shake
 NEAR, NEAR_WIDTH, MOVED_MAX = 1.0, 96, 0.5
 
 
 class Ref(NamedTuple):
-    """A stay's reference: where it was last detected in the clear, the picture there, the whole
-    picture then, and the place's neighbourhood (``near``)."""
+    """A stay's reference: where it was last detected in the clear, the picture there (and finer,
+    ``detail``, for a band of it), the whole picture then, and the place's neighbourhood (``near``)."""
 
     box: Box
     picture: Patch
     whole: Patch
     near: np.ndarray
+    detail: np.ndarray
+
+
+def grey(image: np.ndarray, box: Box) -> np.ndarray:
+    """The grey pixels under ``box`` (0..1 of the frame), at least 2 wide and high; empty off the frame."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box_to_pixels(box, w, h, min_size=2)
+    crop = image[max(0, y1):min(h, y2), max(0, x1):min(w, x2)]
+    return cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 and crop.size else crop
 
 
 def patch(image: np.ndarray, box: Box) -> Patch:
@@ -79,14 +98,24 @@ def patch(image: np.ndarray, box: Box) -> Patch:
     >>> patch(np.zeros((50, 80, 3), np.uint8), (0.1, 0.1, 0.5, 0.9)).shape
     (12, 16)
     """
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = box_to_pixels(box, w, h, min_size=2)
-    crop = image[max(0, y1):min(h, y2), max(0, x1):min(w, x2)]
+    crop = grey(image, box)
     if crop.size == 0:
         return np.zeros(PATCH_SIZE[::-1], np.float32)
-    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
-    small = cv2.resize(grey, PATCH_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
+    small = cv2.resize(crop, PATCH_SIZE, interpolation=cv2.INTER_AREA).astype(np.float32)
     return cv2.GaussianBlur(small, (3, 3), 0)
+
+
+def detail(image: np.ndarray, box: Box) -> np.ndarray:
+    """The grey picture under ``box`` at ``DETAIL_SIZE``: a band of it is as fine as a patch of the band."""
+    crop = grey(image, box)
+    if crop.size == 0:
+        return np.zeros(DETAIL_SIZE[::-1], np.uint8)
+    return cv2.resize(crop, DETAIL_SIZE, interpolation=cv2.INTER_AREA)
+
+
+def reference(image: np.ndarray, box: Box, whole: Patch) -> Ref:
+    """The reference of a vehicle at ``box`` in ``image`` (whose whole patch is ``whole``)."""
+    return Ref(box, patch(image, box), whole, near(image, box), detail(image, box))
 
 
 def scene(image: np.ndarray) -> Patch:
@@ -110,13 +139,10 @@ def difference(a: Patch, b: Patch) -> float:
 def near(image: np.ndarray, box: Box) -> np.ndarray:
     """The grey neighbourhood of ``box`` (grown by ``NEAR``, within the frame), at most
     ``NEAR_WIDTH`` pixels wide: the same pixels of two frames of one size give the same shape."""
-    h, w = image.shape[:2]
-    x1, y1, x2, y2 = box_to_pixels(grown(box), w, h, min_size=2)
-    crop = image[max(0, y1):min(h, y2), max(0, x1):min(w, x2)]
-    grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
-    scale = min(1.0, NEAR_WIDTH / grey.shape[1])
-    size = (max(8, round(grey.shape[1] * scale)), max(8, round(grey.shape[0] * scale)))
-    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    crop = grey(image, grown(box))
+    scale = min(1.0, NEAR_WIDTH / crop.shape[1])
+    size = (max(8, round(crop.shape[1] * scale)), max(8, round(crop.shape[0] * scale)))
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
 def grown(box: Box) -> Box:
@@ -166,6 +192,28 @@ def covered_by(box: Box, others: list[Box]) -> float:
     0.5
     """
     return max((inside(box, o) for o in others), default=0.0)
+
+
+def clear_part(box: Box, others: list[Box]) -> Box | None:
+    """The largest band of ``box`` along one side (above, below, left or right of every one of ``others``
+    over it) that none of them covers, kept ``MARGIN`` of its size off their edges; None where that is
+    under ``GLIMPSE`` of ``box``.
+
+    >>> clear_part((0, 0, 1, 1), [(0.1, 0.5, 1.2, 1.5), (3, 3, 4, 4)])  # hidden from half way down
+    (0, 0, 1, 0.45)
+    >>> clear_part((0, 0, 1, 1), [(0, 0.1, 1, 1)]) is None  # a sliver shows
+    True
+    """
+    x1, y1, x2, y2 = box
+    over = [o for o in others if o[0] < x2 and x1 < o[2] and o[1] < y2 and y1 < o[3]]
+    if not over:
+        return box
+    mx, my = MARGIN * (x2 - x1), MARGIN * (y2 - y1)
+    bands = [(x1, y1, x2, min(o[1] for o in over) - my), (x1, max(o[3] for o in over) + my, x2, y2),
+             (x1, y1, min(o[0] for o in over) - mx, y2), (max(o[2] for o in over) + mx, y1, x2, y2)]
+    best = max(bands, key=lambda b: max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1]))
+    area = max(0.0, best[2] - best[0]) * max(0.0, best[3] - best[1])
+    return best if area >= GLIMPSE * (x2 - x1) * (y2 - y1) else None
 
 
 def look(ref: Patch, image: np.ndarray, box: Box, occluders: list[Box], same_below: float = SAME_BELOW) -> View:
@@ -232,16 +280,31 @@ class Stationary:
             place, picture, differs_by = self._place(ref, image)
             out[stay.key] = _view(differs_by, place, occluders, self.same_below)
             if out[stay.key] != "same" and self._relit(ref, image, picture):
-                self._refs[(zone, stay.key)] = Ref(place, picture, self._whole(image), near(image, place))
+                self._refs[(zone, stay.key)] = reference(image, place, self._whole(image))
                 out[stay.key] = "same"
+            elif out[stay.key] == "occluded" and self._gone_behind(ref, image, place, occluders):
+                out[stay.key] = "empty"
         return out
+
+    def _gone_behind(self, ref: Ref, image: np.ndarray, place: Box, occluders: list[Box]) -> bool:
+        """Whether the part of ``ref``'s place that the boxes over it leave clear (``clear_part``) differs
+        from what it showed: a van that left while a queue still stands in front of it is gone from the band
+        above the queue. Not where too little is clear, nor where the whole picture changed (the light)."""
+        part = clear_part(place, occluders)
+        if part is None or difference(ref.whole, self._whole(image)) >= SCENE_CHANGED:
+            return False
+        (x1, y1, x2, y2), w, h = part, place[2] - place[0], place[3] - place[1]
+        band = ((x1 - place[0]) / w, (y1 - place[1]) / h, (x2 - place[0]) / w, (y2 - place[1]) / h)
+        return difference(patch(ref.detail, band), patch(image, part)) >= self.same_below
 
     def same_vehicle(self, zone: str, key: int, image: np.ndarray, box: Box, occluders: list[Box]) -> bool | None:
         """Whether a vehicle detected at ``box``, over stay ``key``'s place, is the stay's vehicle: the
         picture where the stay was last detected is unchanged (True), or has changed with no other
         person or vehicle box in front of the detection (False: another vehicle). In front means
         reaching lower in the picture, nearer the camera: in a queue of cars seen from behind each
-        box overlaps the one ahead, which is no reason to doubt what the picture shows. None: no
+        box overlaps the one ahead, which is no reason to doubt what the picture shows; or lying
+        mostly (``WITHIN``) inside the detection's box, where a vehicle behind would not show (a
+        small car parked in a parked lorry's box, the lorry's picture changed where it stands). None: no
         picture of the stay yet, something in front, or the whole picture changed as much (the
         light, not the vehicle, unless the place kept its shape: ``relit``, True). The picture is
         taken at the stay's box, not the detection's, so a box that jitters around a parked car
@@ -252,7 +315,7 @@ class Stationary:
         _, picture, differs_by = self._place(ref, image)
         if differs_by < self.same_below or self._relit(ref, image, picture):
             return True
-        in_front = [o for o in occluders if o != box and o[3] > box[3]]
+        in_front = [o for o in occluders if o != box and (o[3] > box[3] or inside(o, box) >= WITHIN)]
         if covered_by(box, in_front) >= OCCLUDER_COVER:
             return None
         # the whole picture changed too (night mode, an exposure jump): the light, not the vehicle
@@ -267,8 +330,7 @@ class Stationary:
             ref = self._refs.get((zone, stay.key))
             others = [o for o in occluders if o != stay.box]
             if stay.detected_at == t and (ref is None or covered_by(stay.box, others) < OCCLUDER_COVER):
-                self._refs[(zone, stay.key)] = Ref(stay.box, patch(image, stay.box), self._whole(image),
-                                                   near(image, stay.box))
+                self._refs[(zone, stay.key)] = reference(image, stay.box, self._whole(image))
         for key in [k for k in self._refs if k[0] == zone and k not in keys]:
             del self._refs[key]
 

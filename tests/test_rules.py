@@ -264,6 +264,32 @@ def test_a_parked_van_seen_in_part_above_a_bus_in_front_of_it_is_one_incident():
     assert [(e.state, e.started_at, e.observed_at) for e in events] == [("start", 30.0, 50.0)]
 
 
+def lorry_and(inner: Sighting, seen_from: int, beside: bool) -> list[tuple[float, str]]:
+    """A lorry parked from 0 s and ``inner``, a box inside its box, from ``seen_from`` on: detected beside the
+    lorry at every pass, or (not ``beside``) instead of it for 5 s and then held by its place looking the
+    same while the lorry is detected again. The starts (when, what)."""
+    lorry = Sighting(track_id=1, anchor=(0.5, 0.6), box=(0.2, 0.2, 0.8, 0.6), score=0.8, label="truck")
+    r = rule(dwell_s=30)
+    events = []
+    for t in range(70):
+        seen = [lorry] if t < seen_from else [lorry, inner] if beside else [inner] if t < seen_from + 5 else [lorry]
+        events += r.observe(float(t), seen, {stay.key: "same" for stay in r.stays()})
+    return [(e.started_at, e.sighting.label) for e in events if e.state == "start"]
+
+
+def test_a_small_car_parked_in_a_parked_lorrys_box_is_an_incident_of_its_own():
+    """From 20 s a small car parks in front of the lorry, its box wholly inside the lorry's (a third of its
+    width, half its height), both detected at every pass. Before, the car was taken for a part of the
+    lorry and raised nothing while the lorry stayed."""
+    car = Sighting(track_id=2, anchor=(0.35, 0.55), box=(0.25, 0.35, 0.45, 0.55), score=0.7, label="car")
+    assert lorry_and(car, 20, beside=True) == [(30.0, "truck"), (50.0, "car")]
+    # a box as small that the detector sees instead of the lorry's (a corner past a bus in front) is a part
+    assert lorry_and(car, 20, beside=False) == [(30.0, "truck")]
+    # and so is one beside it that runs its height (what a zone crop's edge leaves of it)
+    cut = Sighting(track_id=3, anchor=(0.305, 0.6), box=(0.2, 0.2, 0.41, 0.6), score=0.7, label="truck")
+    assert lorry_and(cut, 20, beside=True) == [(30.0, "truck")]
+
+
 def test_iou():
     assert iou((0, 0, 1, 1), (0, 0, 1, 1)) == 1.0 and iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
 
@@ -288,6 +314,21 @@ def test_a_vehicle_mostly_inside_starts_on_time_and_its_looks_outside_keep_it():
     events = edge_run(r, inside_every=2)
     assert [e.state for e in events] == ["start"]
     assert events[0].started_at == 30.0
+
+
+def test_a_car_half_out_of_the_zone_then_wholly_in_is_dated_from_when_it_came_in():
+    """For a minute a car stands at the zone's edge, its anchor inside on one look of three; at 60 s it
+    pulls a little forward, wholly in (the same stay: it moved less than the tolerance), and stands. Before,
+    its looks inside caught up with those outside at 79 s and its incident started then, dated 30 s (a
+    dwell from when it was first seen, half out of the zone)."""
+    r = rule(dwell_s=30)
+    pulled_in = shifted(VAN, 0.02)
+    events = []
+    for t in range(120):
+        inside = t >= 60 or t % 3 == 0
+        seen = pulled_in if t >= 60 else VAN
+        events += r.observe(float(t), [seen] if inside else [], outside=[] if inside else [seen])
+    assert [(e.state, e.started_at, e.observed_at, e.dwell_s) for e in events] == [("start", 90.0, 90.0, 30.0)]
 
 
 def test_looks_outside_the_zone_never_start_a_stay():

@@ -12,6 +12,7 @@ from edge.pipeline import CameraPipeline
 from edge.rules import Stay
 from edge.stationary import Stationary, look, patch
 from edge.tracker import make_tracker
+from xueliang.wire import parse_time
 
 from .conftest import CLIP
 
@@ -169,12 +170,11 @@ def test_a_lane_of_cars_at_one_place_raises_nothing_and_a_parked_car_does():
     assert len(starts) == 1 and 10 <= starts[0][0] <= 14, starts
 
 
-@pytest.mark.slow
-def test_a_car_queueing_in_front_of_the_parked_van_hides_it_and_does_not_take_its_place():
-    """The real pipeline on the campus camera's first 70 s, the vehicle model's answers given: the van, and
-    from 35 s to 55 s a car (the van's picture, dimmed and turned) stopped in front of it, a third of its
-    height lower, that hides it. Before, that car was taken to stand in the van's place: the van's incident
-    ended `left` at 45 s, the van still there."""
+def _queue_in_front(queued_from: int, queued_to: int, van_leaves: int | None = None, seconds: int = 70) -> list[dict]:
+    """The real pipeline on the campus camera's first ``seconds``, the vehicle model's answers given: the van
+    (until ``van_leaves``, then the wall and road beside it), and from ``queued_from`` to ``queued_to`` a car
+    (the van's picture, dimmed and turned) stopped in front of it, a third of its height lower, that hides
+    most of it. The messages, their times from the first frame."""
     config = parse_config({"box": "b1", "detection": {"zone_crops": False}, "cameras": [
         {"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
             {"id": "kerb", "types": ["illegal_parking"], "dwell_s": 30,
@@ -183,16 +183,74 @@ def test_a_car_queueing_in_front_of_the_parked_van_hides_it_and_does_not_take_it
     x1, y1, x2, y2 = van = 648, 40, 722, 101
     queued = (x1 - 6, y1 + 20, x2 + 6, y2 + 20)
     t0, messages = 1_767_225_600.0, []
-    for t, frame in enumerate(frames_at(*range(70))):
-        box = van
-        if 35 <= t < 55:
-            a1, b1, a2, b2 = box = queued
-            frame[b1:b2, a1:a2] = cv2.resize(frame[y1:y2, x1:x2], (a2 - a1, b2 - b1))[:, ::-1] // 2 + 40
-        found = sv.Detections(xyxy=np.array([box], np.float32), confidence=np.array([0.8], np.float32),
-                              class_id=np.array([3]), data={"class_name": np.array(["car"])})
+    for t, frame in enumerate(frames_at(*range(seconds))):
+        car = cv2.resize(frame[y1:y2, x1:x2], (x2 - x1 + 12, y2 - y1))[:, ::-1] // 2 + 40
+        boxes = [] if van_leaves is not None and t >= van_leaves else [van]
+        if not boxes:
+            frame = without_van(frame)
+        if queued_from <= t < queued_to:
+            a1, b1, a2, b2 = queued
+            frame[b1:b2, a1:a2] = car
+            boxes = [queued]  # the van, hidden, is not detected
+        found = sv.Detections(xyxy=np.array(boxes, np.float32).reshape(-1, 4),
+                              confidence=np.full(len(boxes), 0.8, np.float32), class_id=np.full(len(boxes), 3),
+                              data={"class_name": np.array(["car"] * len(boxes))})
         messages += [o.message for o in pipeline.observe(t0 + t, frame, [found])]
-    messages += [o.message for o in pipeline.close(t0 + 70, "stream_ended")]
+    messages += [o.message for o in pipeline.close(t0 + seconds, "stream_ended")]
+    for m in messages:
+        m.update({k: parse_time(m[k]) - t0 for k in ("started_at", "observed_at", "ended_at") if m[k] is not None})
+    return messages
+
+
+@pytest.mark.slow
+def test_a_car_queueing_in_front_of_the_parked_van_hides_it_and_does_not_take_its_place():
+    """From 35 s to 55 s a car stops in front of the van. Before, that car was taken to stand in the van's
+    place: the van's incident ended `left` at 45 s, the van still there."""
+    messages = _queue_in_front(35, 55)
     assert [(m["state"], m["end_reason"]) for m in messages] == [("start", None), ("end", "stream_ended")]
+
+
+@pytest.mark.slow
+def test_a_van_leaving_behind_a_queue_is_seen_gone_while_the_queue_still_stands():
+    """The van leaves at 40 s while a car queueing in front of it (35 s to 64 s, short of the dwell) still
+    hides most of its place: the band above the queue shows the wall where the van's roof was. Before, the
+    van's place read hidden until the queue drove on, and its end went at 74 s (then leave_s more)."""
+    messages = _queue_in_front(35, 64, van_leaves=40, seconds=80)
+    assert [(m["state"], m["end_reason"]) for m in messages] == [("start", None), ("end", "left")]
+    end = messages[1]
+    assert end["ended_at"] == 34  # last seen before the queue came
+    assert end["observed_at"] == 40 + 10  # leave_s after it was seen gone, the queue still there
+
+
+@pytest.mark.slow
+def test_a_small_car_parked_in_a_parked_lorrys_box_is_its_own_incident_and_the_lorrys_goes_on():
+    """The real pipeline on the campus camera's first 70 s, the vehicle model's answers given: a lorry (a
+    painted block) parked in a zone from the first frame, and from 20 s a small car parked in front of it,
+    its box wholly inside the lorry's. Before, the lorry's picture changed where the car stood, with no box
+    reaching lower: its detection was taken for another vehicle, its incident ended `left` at 30 s and
+    began again, the lorry still there; and the car was taken for a part of the lorry."""
+    config = parse_config({"box": "b1", "detection": {"zone_crops": False}, "cameras": [
+        {"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
+            {"id": "road", "types": ["illegal_parking"], "dwell_s": 15,
+             "polygon": [[0.2, 0.4], [0.75, 0.4], [0.75, 0.8], [0.2, 0.8]]}]}]})
+    pipeline = CameraPipeline(config, config.cameras[0], {"vehicle": load_detector("ssd_mobilenet_v2_coco")})
+    lorry, car = (200, 250, 500, 430), (240, 340, 330, 410)
+    noise = np.random.default_rng(1).integers(0, 256, (lorry[3] - lorry[1], lorry[2] - lorry[0], 3), np.uint8)
+    body = cv2.GaussianBlur(noise, (0, 0), 6) * 2
+    t0, messages = 1_767_225_600.0, []
+    for t, frame in enumerate(frames_at(*range(70))):
+        frame[lorry[1]:lorry[3], lorry[0]:lorry[2]] = body
+        boxes, names = [lorry], ["truck"]
+        if t >= 20:
+            x1, y1, x2, y2 = car
+            frame[y1:y2, x1:x2] = (40, 40, 160)
+            frame[y1 + 10:y1 + 30, x1 + 10:x2 - 10] = (90, 70, 60)
+            boxes, names = [lorry, car], ["truck", "car"]
+        found = sv.Detections(xyxy=np.array(boxes, np.float32), confidence=np.full(len(boxes), 0.8, np.float32),
+                              class_id=np.full(len(boxes), 3), data={"class_name": np.array(names)})
+        messages += [o.message for o in pipeline.observe(t0 + t, frame, [found])]
+    assert [(m["state"], m["attributes"]["label"], parse_time(m["started_at"]) - t0) for m in messages] == [
+        ("start", "truck", 15), ("start", "car", 35)]
 
 
 def detections(boxes, scores) -> sv.Detections:
