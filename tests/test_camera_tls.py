@@ -64,9 +64,11 @@ def test_a_camera_is_read_only_where_its_certificate_verifies_and_one_refused_sa
     with services.rtsp_server({"campus-gate": CLIP}, tmp_path, tls=certificates["camera"]) as server:
         url = f"rtsps://admin:{SECRET}@127.0.0.1:{server.port}/campus-gate"
         config = parse_config({"box": "b1", "cameras": [
-            {"id": "trusted", "url": url, "grid": "G-1", "tls_ca": str(certificates["site"])},
-            {"id": "stand-in", "url": url, "grid": "G-1", "tls_ca": str(certificates["other"])},
-            {"id": "unchecked", "url": url, "grid": "G-1"}]})
+            # each its own url (one stream read by two cameras is refused: a block copied, its url not changed);
+            # the server does not read the query
+            {"id": "trusted", "url": f"{url}?as=trusted", "grid": "G-1", "tls_ca": str(certificates["site"])},
+            {"id": "stand-in", "url": f"{url}?as=stand-in", "grid": "G-1", "tls_ca": str(certificates["other"])},
+            {"id": "unchecked", "url": f"{url}?as=unchecked", "grid": "G-1"}]})
         stop, slots = threading.Event(), box.Slots()
         readers = {c.id: box.CameraReader(c, slots, box.Metrics(), stop) for c in config.cameras}
         for reader in readers.values():
@@ -78,7 +80,7 @@ def test_a_camera_is_read_only_where_its_certificate_verifies_and_one_refused_sa
             cams = box.status("b1", readers, slots, {})["cameras"]
         finally:
             stop.set()
-    refused = (f"cannot open rtsps://admin:***@127.0.0.1:{server.port}/campus-gate: its certificate does not verify "
+    refused = (f"cannot open rtsps://admin:***@127.0.0.1:{server.port}/campus-gate?as=stand-in: its certificate does not verify "
                f"against tls_ca {certificates['other']} (unable to get local issuer certificate); not read: a "
                "stand-in for the camera, or a certificate tls_ca did not sign or that names another host")
     assert cams["stand-in"]["last_error"] == refused and cams["stand-in"]["state"] != "online", cams["stand-in"]
