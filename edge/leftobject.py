@@ -67,6 +67,7 @@ import cv2
 import numpy as np
 
 from edge.geometry import Box, Point, box_to_pixels, normalise, polygon_to_pixels
+from edge.flow import MIN_AGREEMENT, flow_shift
 from edge.phase import MIN_RESPONSE, phase_shift
 
 Mask = np.ndarray  # HxW uint8, 1 = static foreground
@@ -226,7 +227,8 @@ class LeftObject:
         the whole picture's shift against the long-term background (phase correlation of lightness,
         people and vehicles filled in from the background), taken back when it is at least
         ``SWAY_MIN`` and at most ``SWAY_MAX`` pixels and its peak's response is at least ``MIN_RESPONSE``
-        (a light falling 4 % a look read as a move of 6.7 px, peak -0.06, once). A still camera's picture seems to move by at
+        (a light falling 4 % a look read as a move of 6.7 px, peak -0.06, once), and not where the median
+        of the ground's own moves (``edge.flow``) says the picture stood still. A still camera's picture seems to move by at
         most 0.3 pixels (the campus cross clips), one swaying by 0.5 % of its size by 1-1.7. Also the
         strip along the picture's edge that the moved picture does not show (filled with its edge's
         copy): no static foreground, and left out where a place is compared with its ground (a pile's
@@ -240,6 +242,15 @@ class LeftObject:
         now = np.where(hidden, before, raw[..., 0]).astype(np.float32)
         (dx, dy), response = phase_shift(before.astype(np.float32), now)
         if response < MIN_RESPONSE or not SWAY_MIN <= math.hypot(dx, dy) <= SWAY_MAX:
+            return raw, hidden, unseen
+        # phase correlation reads one shift for the whole picture, and a region that changed alone pulls it (a
+        # bright pile as the light falls); where the ground has texture enough, the median of the points' own
+        # moves says whether the picture moved at all. It only refuses: on a flat floor it cannot read, and a
+        # swaying camera's move is still phase correlation's. Still means under half ``SWAY_MIN``: the two reads of
+        # a camera swaying by 5 px differ by up to 0.6 px (the campus clip swayed), a still one's flow reads
+        # 0.01-0.07 px where phase correlation read 0.7.
+        (fx, fy), agreement = flow_shift(before, raw[..., 0], ~hidden)
+        if agreement >= MIN_AGREEMENT and math.hypot(fx, fy) < SWAY_MIN / 2:
             return raw, hidden, unseen
         back = np.float32([[1, 0, -dx], [0, 1, -dy]])
         raw = cv2.warpAffine(raw, back, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
