@@ -10,7 +10,7 @@ ServiceLevel(amount=3.0, unit='d', working=True)
 Working hours count only time inside the calendar's working hours on working days: a
 case dispatched on Friday 2026-01-02 at 17:00 (Beijing time) with 4 working hours and
 work from 09:00 to 18:00 is due on Monday at 12:00; with a lunch break (09:00-12:00 and
-13:30-17:30), at 14:30.
+13:30-17:30), at 14:00.
 
 >>> friday = datetime(2026, 1, 2, 17, 0, tzinfo=CITY_TZ).timestamp()
 >>> due = deadline(friday, parse_service_level("4 working hours"))
