@@ -27,8 +27,9 @@ def _figures(rows: list[dict], start: float, end: float, now: float) -> dict:
     closed = [r for r in rows if r["closed_at"] is not None and start <= r["closed_at"] < end]
     on_time = [r for r in closed if r["deadline"] is None or _done_at(r) <= r["deadline"]]
     at = min(end, now)
+    # a returned case is the centre's to send on, its department's clock stopped: off the overdue board, off this
     overdue = [r for r in rows if r["deadline"] is not None and r["deadline"] < at and _done_at(r) > at
-               and r["state"] not in ("rejected", "ledger")]
+               and r["state"] not in ("rejected", "ledger", "returned")]
     return {"received": len(received), "dispatched": len(dispatched), "closed": len(closed),
             "closed_on_time": len(on_time), "on_time_rate": round(len(on_time) / len(closed), 4) if closed else None,
             "overdue": len(overdue)}
