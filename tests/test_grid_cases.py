@@ -1,5 +1,5 @@
-"""The city's grid tree changed under open cases (a grid renamed or taken out of the tables): through the real
-ingest and API on a real SQLite file, the case is still seen by the centre and its escalation goes there."""
+"""An incident becomes a case of its own grid, through the real ingest and API on a real SQLite file: a camera at a
+grid border, and the city's grid tree changed under open cases (a grid renamed or taken out of the tables)."""
 
 import shutil
 
@@ -13,6 +13,8 @@ from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
 from gateway.storage import Store
 from tests.test_gateway import NOW, TOPIC, payload
+
+DEMO = TABLES_DIR / "demo.yaml"
 
 
 @pytest.fixture
@@ -42,3 +44,16 @@ def test_an_open_case_of_a_grid_renamed_in_the_tables_is_the_centres_to_see_and_
     assert client.get(f"/cases/{case['id']}", headers=street).status_code == 404
     # overdue: up to the centre, not to the old code alone (xl/v1/escalations/HQ-DZG-10D-07, which nobody hears)
     assert escalation(case, renamed.category(case["type"]), renamed, NOW)["escalated_grid"] == "HQ"
+
+
+def test_a_camera_at_a_grid_border_makes_a_case_in_each_grid_for_each_grids_department(tmp_path):
+    """Its incidents share the camera's location: a pile in the zone of the street whose garbage a route sends to
+    city management joined the other street's sanitation case, never seen by its own operator or department."""
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    ingest = Ingest(store, load_tables(DEMO), clock=lambda: NOW)
+    here = {"type": "garbage", "attributes": {"area": 0.05}}
+    assert ingest.handle(TOPIC, payload(**here, incident_id="a1", zone="kerb-a", grid="HQ-DZG-10D-07")) == "case_created"
+    assert ingest.handle(TOPIC, payload(**here, incident_id="b1", zone="kerb-b", grid="HQ-XYM-01-01")) == "case_created"
+    assert ingest.handle(TOPIC, payload(**here, incident_id="b2", zone="kerb-b", grid="HQ-XYM-01-01")) == "case_merged"
+    assert sorted((c["grid"], c["department"], c["incident_count"]) for c in store.list_cases()) == [
+        ("HQ-DZG-10D-07", "sanitation", 1), ("HQ-XYM-01-01", "city-management", 2)]
