@@ -287,6 +287,14 @@ def scope(who: Principal, tables: Tables) -> dict:
     return {}
 
 
+def case_scope(who: Principal, tables: Tables) -> dict:
+    """``scope`` for cases: the centre's operator (the tree's root) sees every case, those of a grid renamed or taken
+    out of the tables since they opened among them (``Tables.ancestors`` puts such a grid under the centre); its
+    subtree, the tree's grids, left them out: no operator saw them."""
+    s = scope(who, tables)
+    return {} if who.role == Role.OPERATOR and who.grid is not None and who.grid == tables.centre else s
+
+
 def may_see(who: Principal, case: dict, tables: Tables) -> bool:
     """``scope``'s rule for one case, asked of every case of a report's period: an operator's grid among the case
     grid's ancestors, not the case's grid looked for in the operator's subtree, made again for each case (a city of
@@ -311,7 +319,7 @@ def case_filters(tables: Tables, who: Principal, *, state: str | None = None, gr
     """``Store.list_cases``' filters for the cases ``who`` may see that these select (None: no case
     can be): ``grid`` selects that grid and everything under it, ``category`` is an incident type
     or the city's category code, ``states`` any of those states."""
-    s = scope(who, tables)
+    s = case_scope(who, tables)
     if s.get("department") and department not in (None, s["department"]):
         return None
     grids = s.get("grids")

@@ -214,10 +214,20 @@ def _here(message: dict, category: Category, candidates: list[dict]) -> list[dic
     return [c for c in candidates if c["type"] == message["type"] and same_place(message, c, category.merge_radius_m)]
 
 
+def case_grid(message: dict, tables: Tables) -> str:
+    """The grid of the case ``message`` opens or joins: its own, or the centre where the tree does not know it.
+
+    >>> from gateway.config import TABLES_DIR, load_tables
+    >>> tables = load_tables(TABLES_DIR / "demo.yaml")
+    >>> case_grid({"grid": "HQ-XYM-01-01"}, tables), case_grid({"grid": "HQ-OLD-01"}, tables)
+    ('HQ-XYM-01-01', 'HQ')
+    """
+    return message["grid"] if tables.knows(message["grid"]) else tables.centre
+
+
 def new_case(message: dict, category: Category, tables: Tables, now: float) -> dict:
     """The row of a case opened from ``message`` at ``now``; the clock starts at dispatch."""
     location = message.get("location") or {}
-    known = tables.knows(message["grid"])
     held = held_for_review(message, category, tables, now)
     urgent = is_urgent(message)
     row = {
@@ -226,7 +236,7 @@ def new_case(message: dict, category: Category, tables: Tables, now: float) -> d
         "category_code": category.code,
         "category_name": category.name,
         "department": tables.department_for(category, message["grid"]),
-        "grid": message["grid"] if known else tables.centre,
+        "grid": case_grid(message, tables),
         "box": message["box"],
         "camera": message["camera"],
         "zone": message["zone"],

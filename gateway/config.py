@@ -280,7 +280,17 @@ class Tables(Strict):
         return {g.code: g.parent for g in self.grids}
 
     def ancestors(self, grid: str) -> list[str]:
-        """``grid`` and the grids above it, nearest first (unknown grids stand alone)."""
+        """``grid`` and the grids above it, nearest first. A grid the tree does not know (an open case's, renamed or
+        taken out of the tables since) stands under the centre, as an incident naming one is raised to it: its case
+        stood alone, seen by no operator, and escalated to its own code, which nobody hears.
+
+        >>> from gateway.config import TABLES_DIR, load_tables
+        >>> tables = load_tables(TABLES_DIR / "demo.yaml")
+        >>> tables.ancestors("HQ-DZG-10D-07"), tables.ancestors("HQ-OLD-01")
+        (['HQ-DZG-10D-07', 'HQ-DZG-10D', 'HQ-DZG', 'HQ'], ['HQ-OLD-01', 'HQ'])
+        """
+        if not self.knows(grid):
+            return [grid, self.centre]
         chain, seen = [grid], {grid}
         while (up := self.parents.get(chain[-1])) and up not in seen:
             chain.append(up)

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from gateway import storage
 from gateway.actions import perform
 from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeat, Heartbeats, Refused, clock_offset
-from gateway.cases import (NOT_ENDED, choose, held_for_review, incident_update, is_lone_end, is_recheck, is_urgent,
-                           late_note, merged_urgent, needs_review, new_case, not_its_evidence, not_its_incident,
-                           pending_beside, place_locks, rejected_here, reported_late)
+from gateway.cases import (NOT_ENDED, case_grid, choose, held_for_review, incident_update, is_lone_end, is_recheck,
+                           is_urgent, late_note, merged_urgent, needs_review, new_case, not_its_evidence,
+                           not_its_incident, pending_beside, place_locks, rejected_here, reported_late)
 from gateway.config import Tables
 from gateway.images import ImageError, check_evidence
 from gateway.metrics import Health
@@ -343,15 +343,18 @@ class Ingest:
         outcome = "case_updated"
         if case is None:
             since = category.window_start("recheck_window", now, self.tables.calendar)
-            near = storage.candidates(db, message, since, category.merge_radius_m)
+            # cases of its own grid only: a camera at a grid border sends each zone's incidents from one location,
+            # and a pile in one street's zone joined the other street's case, its own grid and department never told
+            grid = case_grid(message, self.tables)
+            near = [c for c in storage.candidates(db, message, since, category.merge_radius_m) if c["grid"] == grid]
             held = held_for_review(message, category, self.tables, now)
             kind, case = choose(message, category, near, now, held, calendar=self.tables.calendar)
             # a closed case named here (``choose``: held, not reopened) comes first: the problem a department handled
             # may be back, and a person looks, as at the closed case alone; a rejected stain there does not decide it
             if kind == "new" and case is None and needs_review(message):
-                stain = rejected_here(message, category, storage.rejected_near(
+                stain = rejected_here(message, category, [c for c in storage.rejected_near(
                     db, message, category.window_start("rejected_window", now, self.tables.calendar),
-                    category.merge_radius_m))
+                    category.merge_radius_m) if c["grid"] == grid])
                 if stain is not None:  # a person rejected this lead already: not to the review queue again
                     storage.link(db, message["incident_id"], stain["id"], "merged", now)
                     storage.update_case(db, stain["id"], {"incident_count": stain["incident_count"] + 1})

@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import URL
 
-from gateway.auth import Principal, reader, scope, visible_case
+from gateway.auth import Principal, case_scope, reader, visible_case
 from gateway.deadlines import city_time
 from gateway.presentation import MAX_ID, georeport, georeport_service, open311_xml
 from gateway.workflow import CaseState
@@ -148,7 +148,7 @@ def service_requests(request: Request, who: Principal, service_request_id: str |
                      per_page: int = MAX_REQUESTS) -> tuple[list[dict], str | None]:
     """One page of the requests ``who`` may see, and the address of the next page (None after the last)."""
     store, tables = request.app.state.store, request.app.state.tables
-    s = scope(who, tables)
+    s = case_scope(who, tables)
     query: dict = {"department": s.get("department"), "grids": s.get("grids"), "hidden_states": s.get("hidden_states"),
                    "limit": per_page + 1, "offset": (page - 1) * per_page}  # one more: is there a next page
     window = None
