@@ -35,6 +35,9 @@ from xueliang import wire
 log = logging.getLogger(__name__)
 AHEAD_OF_CLOCK = "ahead_of_clock"  # the outcome of a held incident: never acknowledged to its box
 UNACKNOWLEDGED = frozenset({AHEAD_OF_CLOCK, HEARTBEAT, HEARTBEAT_REFUSED})  # outcomes no box is told of
+# pictures kept under one incident id: a box sends a snapshot and a frame at its start and at its end (four); a box
+# that sent 10,000 under one id had them all kept (a picture no event names waits ORPHAN_EVIDENCE_S to be set aside)
+MAX_EVIDENCE_PER_INCIDENT = 8
 
 
 def told(outcome: str, other: str | None) -> str:
@@ -281,9 +284,14 @@ class Ingest:
 
     def _add_evidence(self, db, topic: str, where: wire.Topic, sha: str, payload: bytes, now: float) -> str:
         """Keep a snapshot, in the caller's transaction, or set it aside where its incident is another box's or
-        camera's (``not_its_evidence``): only the database knows, as for an event (``_apply``)."""
+        camera's (``not_its_evidence``), or has ``MAX_EVIDENCE_PER_INCIDENT`` pictures kept already: only the database
+        knows, as for an event (``_apply``). The same bytes sent again are kept once, as they were."""
         wrong = not_its_evidence(storage.first_event(db, where.incident_id), where.incident_id, where.box,
                                  where.camera)
+        if not wrong and not storage.evidence_kept(db, sha) and \
+                (kept := storage.evidence_count(db, where.incident_id)) >= MAX_EVIDENCE_PER_INCIDENT:
+            wrong = (f"incident {where.incident_id!r} has {kept} pictures kept already, the most one incident keeps "
+                     f"({MAX_EVIDENCE_PER_INCIDENT}: a box sends a snapshot and a frame at its start and its end)")
         if wrong:
             log.warning("dead letter from box %r: %s", where.box, wrong)
             storage.dead_letter(db, topic, wrong, payload, now)
@@ -333,6 +341,7 @@ class Ingest:
                 return self._refused(db, message, payload, now, f"event {message['incident_id']!r} seq {message['seq']} "
                                      "differs from the one recorded; a box sends each seq of an incident once")
             return "duplicate", None
+        storage.name_evidence(db, message)
         if first is None:  # its first event, which says whose the incident is: the others' snapshots sent before it
             for row in storage.others_evidence(db, message["incident_id"], message["box"], message["camera"]):
                 wrong = not_its_evidence(message, message["incident_id"], row["box"], row["camera"])

@@ -38,6 +38,7 @@ from sqlalchemy import (
     delete,
     event,
     false,
+    true,
     func,
     insert,
     inspect,
@@ -122,7 +123,11 @@ evidence = Table(
     Column("camera", String(64), nullable=False),
     Column("received_at", Float, nullable=False),
     Column("data", LargeBinary, nullable=False),
+    # migration 13: whether an event of its box names these bytes (its snapshot or its frame); a picture no event
+    # names is never shown and was kept for good, as many as a box sent: set aside after ORPHAN_EVIDENCE_S
+    Column("named", Boolean, nullable=False, server_default=true()),
 )
+EVIDENCE_UNNAMED = Index("ix_evidence_unnamed", evidence.c.named, evidence.c.received_at)
 
 dead_letters = Table(
     "dead_letters", metadata,
@@ -287,6 +292,9 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
          "and before the next one's", _add_missing(boxes.c.link, boxes.c.ended_link)),
     (12, "dead_letters.digest, unique: a message set aside twice (its batch tried again) is one dead letter",
      lambda db: [_add_column(dead_letters.c.digest)(db), DEAD_LETTER_DIGEST.create(db)]),
+    (13, "evidence.named: a box's picture no event of its names is set aside after a while, as one whose incident "
+         "never came (those kept before stay, but those of incidents that never came)",
+     lambda db: _migrate_evidence_named(db)),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
@@ -300,6 +308,14 @@ def _migrate_case_photos(db: Connection) -> None:
             for owner, sha, at in photos if owner.removeprefix(wire.GATEWAY_KEY_PREFIX).isdigit()]
     if rows:
         db.execute(insert(case_photos), rows)
+
+
+def _migrate_evidence_named(db: Connection) -> None:
+    _add_column(evidence.c.named)(db)
+    known = select(incident_events.c.incident_id).where(incident_events.c.incident_id == evidence.c.incident_id)
+    db.execute(update(evidence).where(~known.exists(), ~evidence.c.incident_id.startswith(wire.GATEWAY_KEY_PREFIX))
+               .values(named=False))  # the orphans the clock set aside before, found by this column now
+    EVIDENCE_UNNAMED.create(db)
 
 
 def _migrate_tokens_sessions_dead_letters(db: Connection) -> None:
@@ -882,12 +898,53 @@ def apply(db: Connection, case: dict, action: Action, role: Role, actor: str, no
 
 def add_evidence(db: Connection, sha256: str, data: bytes, incident_id: str, box: str, camera: str,
                  now: float) -> bool:
-    """Keep an evidence image once (content-addressed); False when it was already kept."""
+    """Keep an evidence image once (content-addressed); False when it was already kept. Named (``evidence.named``)
+    where it is a person's photo (a case's key) or an event of its incident recorded already names it (its event
+    came first, through another gateway)."""
     if _EVIDENCE_KEPT.first(db, {"sha256": sha256}):
         return False
+    named = incident_id.startswith(wire.GATEWAY_KEY_PREFIX) or _NAMED_BY_EVENT.first(
+        db, {"incident_id": incident_id, "sha256": f"%{sha256}%"}) is not None
     _NEW_EVIDENCE.run(db, {"sha256": sha256, "data": bytes(data), "incident_id": incident_id, "box": box,
-                           "camera": camera, "received_at": now})
+                           "camera": camera, "received_at": now, "named": named})
     return True
+
+
+# the payload as received holds the sha256 as written (64 hex digits, nothing LIKE reads as a wildcard)
+_NAMED_BY_EVENT = Prepared(select(incident_events.c.seq).where(incident_events.c.incident_id == bindparam("incident_id"),
+                                                              incident_events.c.payload.like(bindparam("sha256")))
+                           .limit(1))
+_EVIDENCE_COUNT = Prepared(select(func.count()).select_from(evidence)
+                           .where(evidence.c.incident_id == bindparam("incident_id")))
+
+
+def evidence_kept(db: Connection, sha256: str) -> bool:
+    return _EVIDENCE_KEPT.first(db, {"sha256": sha256}) is not None
+
+
+def evidence_count(db: Connection, incident_id: str) -> int:
+    """How many pictures are kept under ``incident_id`` (each kept once: under the first incident that sent it)."""
+    return _EVIDENCE_COUNT.first(db, {"incident_id": incident_id})[0]
+
+
+def named_evidence(message: dict) -> list[str]:
+    """The sha256s an incident event names: its snapshot's and its frame's.
+
+    >>> named_evidence({"evidence": {"sha256": "a", "bytes": 1, "frame": {"sha256": "b", "bytes": 1}}})
+    ['a', 'b']
+    >>> named_evidence({"evidence": None})
+    []
+    """
+    shown = message.get("evidence") or {}
+    return [sha for sha in (shown.get("sha256"), (shown.get("frame") or {}).get("sha256")) if sha]
+
+
+def name_evidence(db: Connection, message: dict) -> None:
+    """Mark the pictures a recorded event names as named, those its own box sent only (another box's are never shown
+    for it, ``_incident_facts``)."""
+    if shas := named_evidence(message):
+        db.execute(update(evidence).where(evidence.c.sha256.in_(shas), evidence.c.box == message["box"],
+                                          evidence.c.named.is_(False)).values(named=True))
 
 
 _OTHERS_EVIDENCE = Prepared(select(evidence).where(
@@ -1062,19 +1119,25 @@ class Store:
             return add_evidence(db, sha256, data, incident_id, box, camera, now)
 
     def quarantine_orphan_evidence(self, older_than: float, now: float) -> int:
-        """Evidence whose incident never came (evidence is sent just before its incident) moves to
-        the dead letters after a while, with the reason."""
+        """Evidence no event of its box named (evidence is sent just before the event that names it) moves to the
+        dead letters after a while, with the reason: its incident never came, or came and none of its events names
+        these bytes (a box's bug, or a box filling the gateway's disk with pictures nobody is shown)."""
         moved = 0
         with self.engine.begin() as db:
             known = select(incident_events.c.incident_id).where(incident_events.c.incident_id == evidence.c.incident_id)
             photo = select(case_photos.c.sha256).where(case_photos.c.sha256 == evidence.c.sha256)
             photos = evidence.c.incident_id.startswith(wire.GATEWAY_KEY_PREFIX)  # people's photos
-            rows = db.execute(select(evidence).where(evidence.c.received_at < older_than, ~known.exists(), ~photos,
-                                                     ~photo.exists())  # the same bytes, a case's photo too
+            rows = db.execute(select(evidence, known.exists().label("known"))
+                              .where(evidence.c.named.is_(False), evidence.c.received_at < older_than, ~photos,
+                                     ~photo.exists())  # the same bytes, a case's photo too
                               .limit(100)).mappings().all()
             for row in rows:
-                set_aside_evidence(db, row, f"evidence without an incident: no incident {row['incident_id']!r} "
-                                   f"arrived within {now - row['received_at']:.0f} s", now)
+                waited = now - row["received_at"]
+                set_aside_evidence(db, row, f"evidence no event of incident {row['incident_id']!r} names (sha256 "
+                                   f"{row['sha256'][:12]}...) within {waited:.0f} s: a box sends a picture for an "
+                                   "event that names it" if row["known"] else
+                                   f"evidence without an incident: no incident {row['incident_id']!r} arrived "
+                                   f"within {waited:.0f} s", now)
                 moved += 1
         return moved
 

@@ -3,6 +3,7 @@ at a time, the rest of their batch commits, and only the database's own failure 
 
 import contextlib
 import errno
+import hashlib
 import html
 import json
 import logging
@@ -33,7 +34,7 @@ from xueliang.mqtt import make_client
 
 from .conftest import Watcher, wait_until
 from .test_gateway import JPEG, START, TOPIC, payload, scans
-from .test_workflow import database_url  # noqa: F401 (fixtures)
+from .test_workflow import database_url, undo_migration_13  # noqa: F401 (fixtures)
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -205,6 +206,7 @@ def test_a_message_set_aside_twice_is_one_dead_letter_and_those_from_before_are_
     whose incident never came. A database of version 11 keeps its dead letters, two alike among them."""
     store = Store(database_url)
     with store.begin() as db:  # version 11, with the dead letters a failed batch's tries kept
+        undo_migration_13(db)
         db.execute(text("DROP INDEX ux_dead_letters_digest"))
         db.execute(text("ALTER TABLE dead_letters DROP COLUMN digest"))
         db.execute(text("DELETE FROM schema_migrations WHERE version >= 12"))
@@ -254,7 +256,7 @@ def test_evidence_another_box_or_camera_sends_under_an_incidents_plain_id_is_a_d
                    "an incident's camera never changes")}
     assert store.count("dead_letters") == 3  # before, after (sent twice: one), another camera
     assert store.count("evidence") == 2  # box-1's own
-    assert store.quarantine_orphan_evidence(NOW + 7200, NOW + 7200) == 0
+    assert store.quarantine_orphan_evidence(NOW + 7200, NOW + 7200) == 1  # its "end", which no event names
     (case,) = store.list_cases()
     assert store.evidence_bytes(case["evidence_sha256"]) == JPEG
 
@@ -741,3 +743,89 @@ def test_hostile_times_through_the_real_gateway_are_dead_letters_or_refusals_say
     assert sorted(d["reason"] for d in store.list_dead_letters()) == sorted(reason for _, reason in sent)
     for case in store.list_cases():  # 1h, counted from when the gateway opened each
         assert case["state"] == "dispatched" and case["deadline"] == case["created_at"] + 3600.0, case
+
+
+def picture(n: int) -> bytes:
+    """A small JPEG of its own bytes: ``JPEG`` with a comment segment holding ``n``."""
+    return JPEG[:2] + b"\xff\xfe\x00\x06" + n.to_bytes(4, "big") + JPEG[2:]
+
+
+def evidence_of(jpeg: bytes, frame: bytes | None = None) -> dict:
+    return {"sha256": hashlib.sha256(jpeg).hexdigest(), "bytes": len(jpeg),
+            **({"frame": {"sha256": hashlib.sha256(frame).hexdigest(), "bytes": len(frame)}} if frame else {})}
+
+
+def test_a_picture_no_event_of_its_box_names_is_set_aside_after_a_while_and_the_named_ones_stay(database_url, tables):  # noqa: F811
+    """A box's own picture under its own incident that none of its events named was kept and never shown, nor
+    quarantined (the incident came): kept for good, as many as the box sent. Now it waits as an orphan does
+    (``ORPHAN_EVIDENCE_S``) and is set aside with the reason; the start's snapshot and frame stay, as do bytes another
+    of the box's incidents names (kept once, under the first), and an end's picture that came after its event
+    (through another gateway). Another box's event naming them keeps nothing."""
+    store = Store(database_url)
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    iid, evidence_topic = "3f2a9c", wire.evidence_topic("box-1", "gate", "3f2a9c")
+    snapshot, frame, unnamed, shared, end, other = (picture(n) for n in range(6))
+    for jpeg in (frame, snapshot, unnamed, shared, other):
+        assert ingest.handle(evidence_topic, jpeg) == "evidence"
+    assert ingest.handle(TOPIC, payload(evidence=evidence_of(snapshot, frame))) == "case_created"
+    far = {"lat": 39.30, "lon": 117.30}  # another incident of the box, another case, naming bytes kept under 3f2a9c
+    assert ingest.handle(TOPIC, payload(incident_id="3f2a9d", location=far, evidence=evidence_of(shared))) == \
+        "case_created"
+    ended = payload(seq=2, state="end", ended_at="2026-01-01T00:05:00Z", end_reason="left", evidence=evidence_of(end))
+    assert ingest.handle(TOPIC, ended) == "case_updated"
+    assert ingest.handle(evidence_topic, end) == "evidence"  # after its event
+    box_2 = json.loads(payload(incident_id="b2-1", box="box-2", location={"lat": 30.0, "lon": 110.0},
+                               evidence=evidence_of(other)))
+    assert ingest.handle(wire.incident_topic("box-2", "gate"), json.dumps(box_2).encode()) == "case_created"
+    assert store.quarantine_orphan_evidence(NOW - 1, NOW + 3599) == 0  # too young to judge
+    assert store.quarantine_orphan_evidence(NOW + 1, NOW + 3601) == 2
+    assert sorted(d["reason"] for d in store.list_dead_letters()) == [
+        f"evidence no event of incident {iid!r} names (sha256 {hashlib.sha256(jpeg).hexdigest()[:12]}...) within "
+        "3601 s: a box sends a picture for an event that names it"
+        for jpeg in sorted((unnamed, other), key=lambda j: hashlib.sha256(j).hexdigest())]
+    assert store.count("evidence") == 4
+    case = store.get_case(1)
+    assert [(i["evidence_sha256"], i["end_evidence_sha256"]) for i in case["incidents"]] == [
+        (evidence_of(snapshot)["sha256"], evidence_of(end)["sha256"])]
+    assert store.evidence_bytes(evidence_of(frame)["sha256"]) == frame
+    assert store.get_case(2)["incidents"][0]["evidence_sha256"] == evidence_of(shared)["sha256"]
+
+
+def test_a_box_sending_thousands_of_pictures_under_one_incident_has_eight_kept_and_the_rest_set_aside(
+        database_url, tables):  # noqa: F811
+    """Every distinct picture was kept (10,000 of 685 bytes under one incident: 10,001 rows, 14 MB on SQLite; 40 GB
+    of 4 MB ones, the wire's largest). An incident has at most a snapshot and a frame at its start and its end:
+    eight are kept, the rest are dead letters with the reason, alone or in a batch; one kept already, sent again, is
+    acknowledged as before."""
+    store = Store(database_url)
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    topic = wire.evidence_topic("box-1", "gate", "3f2a9c")
+    assert ingest.handle(topic, JPEG) == "evidence"
+    assert ingest.handle(TOPIC, payload()) == "case_created"
+    assert ingest.handle_batch([(topic, picture(n)) for n in range(10)]) == ["evidence"] * 7 + ["dead_letter"] * 3
+    assert ingest.handle(topic, picture(10)) == "dead_letter"
+    assert ingest.handle(topic, JPEG) == ingest.handle(topic, picture(0)) == "evidence"  # kept already
+    assert store.count("evidence") == 8 and store.count("dead_letters") == 4
+    assert {d["reason"] for d in store.list_dead_letters()} == {
+        "incident '3f2a9c' has 8 pictures kept already, the most one incident keeps (8: a box sends a snapshot and a "
+        "frame at its start and its end)"}
+    assert store.evidence_bytes(store.list_cases()[0]["evidence_sha256"]) == JPEG
+
+
+def test_a_database_of_version_12_keeps_its_pictures_and_sets_aside_its_orphans(database_url, tables):  # noqa: F811
+    """Migration 13 marks what a database kept before as named (what no event named then cannot be told from the
+    rest without reading every event), but a picture whose incident never came: set aside as before."""
+    store = Store(database_url)
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    for iid, jpeg in (("3f2a9c", JPEG), ("3f2a9c", picture(1)), ("ghost", picture(2))):
+        assert ingest.handle(wire.evidence_topic("box-1", "gate", iid), jpeg) == "evidence"
+    assert ingest.handle(TOPIC, payload()) == "case_created"
+    with store.begin() as db:
+        undo_migration_13(db)
+        db.execute(text("DELETE FROM schema_migrations WHERE version = 13"))
+    store.engine.dispose()
+    store = Store(database_url)
+    assert store.quarantine_orphan_evidence(NOW + 1, NOW + 3601) == 1
+    (dead,) = store.list_dead_letters()
+    assert dead["reason"] == "evidence without an incident: no incident 'ghost' arrived within 3601 s"
+    assert store.count("evidence") == 2

@@ -534,10 +534,18 @@ def test_urgent_spill_gets_the_urgent_service_level_and_pulls_a_merged_case_forw
     assert page.text.count("紧急") == 2
 
 
+def undo_migration_13(db) -> None:
+    """What a database of version 12 lacks: evidence's mark of an event naming it."""
+    db.execute(text("DROP INDEX ix_evidence_unnamed"))
+    db.execute(text("ALTER TABLE evidence DROP COLUMN named"))
+
+
 def undo_migrations_after_3(db) -> None:
     """What a database of version 3 lacks: photo links, token expiry and revocation, sessions, dead letters' grid,
     the feedback time, the re-check's deadline and the request for more time, verdicts and suppressions, an
-    extension's duration on its timeline row, the boxes' heartbeats, dead letters' digest."""
+    extension's duration on its timeline row, the boxes' heartbeats, dead letters' digest, evidence's mark of an
+    event naming it."""
+    undo_migration_13(db)
     db.execute(text("DROP INDEX ux_dead_letters_digest"))
     db.execute(text("ALTER TABLE dead_letters DROP COLUMN digest"))
     db.execute(text("DROP TABLE boxes"))
@@ -565,7 +573,7 @@ def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
     store = Store(database_url)
     with store.engine.connect() as db:
         versions = db.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
     (case,) = store.list_cases()
     assert case["urgent"] is False and case["category_name"] == "机动车乱停放"
     with store.engine.connect() as db:
