@@ -410,6 +410,8 @@ def waited(created: float, boot: str | None, mono: float | None, now: float | No
     """
     if boot == this_boot and mono is not None:
         return max(0.0, mono_now - mono), True
+    # no release of the box ran before CLOCK_FLOOR: a time before it is the boot clock's, or a wrong wall clock's (an
+    # earlier release kept the wall clock's own, not the wire's), as 1970 is
     if now is not None and created >= CLOCK_FLOOR and now - created >= since_start:
         return now - created, True
     return since_start, False

@@ -554,6 +554,7 @@ T = 1_796_198_400.0  # 2026-12-02T08:00:00Z: the time now, where the box can tel
     (T - 42.0, None, None, T, (42.0, True)),  # an earlier release's row (no boot kept), its clock right
     (3600.0, None, None, None, (40.0, False)),  # an earlier boot's on a 1970 clock that ran longer: not 0 s
     (3600.0, None, None, T, (40.0, False)),  # ... and NTP set the clock since: not 57 years
+    (CLOCK_FLOOR - 20 * 86400.0, None, None, T, (40.0, False)),  # an earlier release's in October 2026: none ran then
     (wire.EARLIEST + 300.0, "b0", 300.0, T, (40.0, False)),  # an earlier boot's boot clock, which ended with it
     (T - 3600.0, "b0", 9.0, None, (40.0, False)),  # the clock now plainly wrong, no gateway heard yet
     (wire.LATEST + 5.0, None, None, T, (40.0, False)),  # queued on a clock ahead (an RTC's 2100)
