@@ -72,8 +72,8 @@ CLOCK_FLOOR = 1_793_491_200.0  # 2026-11-01T00:00:00Z
 # time the box hears, so a right clock reads past it only on a box no gateway told the time for ten years, longer than
 # such a box serves (and that one only waits for its first acknowledgement); a garbage RTC's year, any of 2000-2199
 # after a battery fault, mostly does. Within it, a clock ahead is found out by the gateways as before (they hold what
-# it sends until the box learns their time): but what it left in its outbox was re-stamped, at its next boot, by that
-# boot's garbage, where on the boot clock it goes as of a time unknown
+# it sends until the box learns their time); what it left in its outbox for a later boot goes, as on the boot clock, as
+# of a time unknown (``restamped``)
 CLOCK_SPAN_S = 3653 * 86400.0
 KNOWN_TIME_EVERY_S = 600.0  # the gateways' time, as the box knows it, kept beside its outbox at most this often
 BOOT_CLOCK = "boot_clock"  # the attribute of an incident stamped on its box's boot clock: the boot's id
@@ -315,20 +315,53 @@ def from_boot_clock(payload: bytes, boot: str, base: float) -> bytes | None:
         return None
 
 
-def restamped(payload: bytes, offset: float, gateway_now: float,
-              limit_s: float = wire.MAX_CLOCK_SKEW_S) -> bytes | None:
-    """An incident ``payload`` a gateway holds for its times (ahead of its clock ``gateway_now`` by more than
-    ``limit_s``) with every time moved by ``offset``; None for any other payload."""
+def restamped(payload: bytes, queued: tuple[float, str | None, float | None], clock: GatewayClock, mono_now: float,
+              this_boot: str = BOOT_ID) -> tuple[bytes, float] | None:
+    """An incident ``payload`` a gateway holds for its times (ahead of the gateways' clock at ``mono_now`` by more than
+    ``clock.limit_s``) re-stamped from when its row was queued (``queued``: the box's time, boot and monotonic clock,
+    as the outbox keeps them, ``waited``), with the box's time to keep for it; None for any other payload, and while no
+    acknowledgement told the gateways' clock. Queued in this boot, it takes the gateways' time at its monotonic clock,
+    and that becomes its row's: again, it moves only as far as the gateways' clock stepped since. (Moved by the offset
+    now, it moved again at each send while it still looked ahead, and one of another garbage clock drifted for good.)
+    Of another boot, or kept without one, its clock's error then is unknown (this boot's is another's: a garbage RTC
+    reads another year at each boot): it goes on that boot's boot clock, marked ``attributes.boot_clock`` with that
+    boot's id, as of a time unknown, which a gateway holds for review.
+
+    >>> clock = GatewayClock()
+    >>> wall = wire.parse_time("2031-05-01T00:00:00Z")  # a garbage RTC's year, within the ceiling
+    >>> _ = clock.observe(gateway_at=wire.parse_time("2026-12-06T08:00:00Z"), mono=500.0, wall=wall)
+    >>> m = {"schema_version": 1, "incident_id": "i-1", "seq": 1, "state": "start", "type": "illegal_parking",
+    ...      "box": "b", "camera": "c", "zone": "z", "grid": "G-1", "location": None,
+    ...      "started_at": "2031-04-30T23:57:49.000Z", "observed_at": "2031-04-30T23:58:19.000Z", "ended_at": None,
+    ...      "end_reason": None, "confidence": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2], "track_id": None,
+    ...      "attributes": {}, "evidence": None, "model": {"name": "m", "version": "1"}}
+    >>> created = wall - 100.0  # queued a second after it was seen, 100 s before the acknowledgement
+    >>> new, at = restamped(wire.encode_incident(m), (created, "b1", 400.0), clock, 500.0, this_boot="b1")
+    >>> json.loads(new)["observed_at"], wire.iso(at), restamped(new, (at, "b1", 400.0), clock, 600.0, "b1")
+    ('2026-12-06T07:58:19.000Z', '2026-12-06T07:58:20.000Z', None)
+    >>> old = json.loads(restamped(wire.encode_incident(m), (created, "b0", 40.0), clock, 500.0, this_boot="b1")[0])
+    >>> old["started_at"], old["observed_at"], old["attributes"]
+    ('2000-01-01T00:00:10.000Z', '2000-01-01T00:00:40.000Z', {'boot_clock': 'b0'})
+    """
+    if clock.base is None:
+        return None
+    created, boot, mono = queued
     try:
         message = wire.decode_incident(payload)
-        if wire.ahead(message, gateway_now) <= limit_s:
+        if wire.ahead(message, clock.known(mono_now)) <= clock.limit_s:
             return None
-        for name in wire.TIME_FIELDS:
-            if message[name] is not None:
-                message[name] = wire.iso(wire.parse_time(message[name]) + offset)
-        return wire.encode_incident(message)
+        times = {name: wire.parse_time(message[name]) for name in wire.TIME_FIELDS if message[name] is not None}
+        if boot == this_boot and mono is not None:
+            now = clock.known(mono)
+            shift, created = now - created, now
+        else:  # its last time put at that boot's boot clock as it was queued, its first no earlier than 2000
+            last = wire.last_seen(message)
+            shift = wire.EARLIEST + max(mono or 0.0, last - min(times.values())) - last
+            message["attributes"] = {**message["attributes"], BOOT_CLOCK: boot or "unknown"}
+        new = wire.encode_incident({**message, **{name: wire.iso(t + shift) for name, t in times.items()}})
     except wire.WireError:  # not an incident, or moved out of the wire's years: sent as it is
         return None
+    return None if new == payload else (new, created)
 
 
 def open_change(topic: str, payload: bytes) -> tuple[str, bytes | None] | None:
@@ -377,6 +410,8 @@ def waited(created: float, boot: str | None, mono: float | None, now: float | No
     """
     if boot == this_boot and mono is not None:
         return max(0.0, mono_now - mono), True
+    # no release of the box ran before CLOCK_FLOOR: a time before it is the boot clock's, or a wrong wall clock's (an
+    # earlier release kept the wall clock's own, not the wire's), as 1970 is
     if now is not None and created >= CLOCK_FLOOR and now - created >= since_start:
         return now - created, True
     return since_start, False
@@ -551,10 +586,18 @@ class Outbox:
             return self._db.execute(f"SELECT id, topic, payload FROM outbox WHERE id IN ({marks}) ORDER BY id",
                                     row_ids).fetchall()
 
-    def rewrite(self, row_id: int, payload: bytes) -> None:
-        """The message re-stamped (``restamped``): what is sent from now on."""
+    def queued(self, row_id: int) -> tuple[float, str | None, float | None] | None:
+        """When a message was queued: the box's time, its boot and its monotonic clock (``waited``); None where it
+        left the outbox."""
         with self._lock:
-            self._db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (payload, row_id))
+            return self._db.execute("SELECT created, boot, mono FROM outbox WHERE id = ?", (row_id,)).fetchone()
+
+    def rewrite(self, row_id: int, payload: bytes, created: float | None = None) -> None:
+        """The message re-stamped (``restamped``): what is sent from now on, and the box's time it was queued at on
+        the clock of its new times (``created``; None: kept)."""
+        with self._lock:
+            self._db.execute("UPDATE outbox SET payload = ?, created = coalesce(?, created) WHERE id = ?",
+                             (payload, created, row_id))
 
     def confirm(self, row_ids: list[int]) -> None:
         """A gateway committed these: they leave the outbox."""
@@ -941,22 +984,25 @@ class Publisher:
 
     def _restamp(self, row_id: int, topic: str, payload: bytes) -> bytes:
         """``payload``, or where it was stamped on this boot's clock (``from_boot_clock``), or a gateway holds it for
-        times ahead of its clock (made before the box knew the gateways' clock), re-stamped in the outbox with the
-        gateways' time."""
+        times ahead of its clock (made before the box knew the gateways' clock, or in a boot before: ``restamped``),
+        re-stamped in the outbox with the gateways' time, or an earlier boot's boot clock."""
         if self.clock.base is None or not topic.endswith("/incident"):
             return payload
-        new = from_boot_clock(payload, BOOT_ID, self.clock.base)
-        if new is None and self.clock.corrected:
-            offset = self.gateway_offset()
-            new = restamped(payload, offset, time.time() + offset, self.clock.limit_s)
+        new, created = from_boot_clock(payload, BOOT_ID, self.clock.base), None
+        if new is None and (queued := self.outbox.queued(row_id)) is not None:
+            new, created = restamped(payload, queued, self.clock, time.monotonic()) or (None, None)
         if new is None:
             return payload
         try:
-            self.outbox.rewrite(row_id, new)
+            self.outbox.rewrite(row_id, new, created)
         except sqlite3.Error as exc:  # a full disk: sent as it is (a gateway holds it), re-stamped at a later send
             log.warning("outbox message %s not re-stamped: %s", row_id, exc)
             return payload
-        log.info("outbox message %s re-stamped with the gateways' time", row_id)
+        if boot_clock_of(new) is not None:
+            log.warning("outbox message %s, of an earlier boot, is ahead of the gateways' clock: that boot's clock was "
+                        "wrong by what no one can tell now, so it goes on its boot clock, as of a time unknown", row_id)
+        else:
+            log.info("outbox message %s re-stamped with the gateways' time", row_id)
         return new
 
     def _holds(self, row_id: int, topic: str, payload: bytes) -> bool:

@@ -98,6 +98,26 @@ def test_a_box_an_hour_ahead_learns_the_gateways_clock_and_its_incident_becomes_
     assert (publisher.resent, ingest.health.ahead["box-1"]["held"]) == (resent, held)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("behind", [HOUR, 0.0])
+def test_an_incident_an_earlier_boot_left_stamped_years_ahead_becomes_a_case_of_a_time_unknown(stack, behind):
+    """The boot before had a garbage RTC three years ahead and heard no gateway: its incident waits in the outbox. This
+    boot's clock is an hour ahead (corrected) or right: the evidence's acknowledgement tells it the gateway's clock, and
+    the incident goes on that boot's boot clock, a case held for review as of a time unknown. It was moved an hour at
+    each send (or, the clock right, never) and held by the gateway as ahead of its clock, sent again for good."""
+    ingest, store, gateway_behind, publisher = stack
+    gateway_behind[0] = behind
+    garbage = time.time() - behind + 3 * 365 * 86400.0
+    publisher.outbox.restore([(TOPIC, incident(garbage), garbage, "the boot before", 40.0)])
+    publisher.send([(wire.evidence_topic("box-1", "gate", START["incident_id"]), JPEG)])
+    (case,) = wait_until(store.list_cases, 15, 0.05, message="a case")
+    wait_until(lambda: publisher.outbox.pending() == 0, 10, 0.05, message="the outbox emptied")
+    case = store.get_case(case["id"])
+    assert case["state"] == "pending_review" and store.count("dead_letters") == 0
+    assert ("incident 3f2a9c stamped on box box-1's boot clock (its time unknown): held for review, not dispatched"
+            in {e["note"] for e in case["timeline"]})
+
+
 @pytest.mark.parametrize("acks, offset", [
     ([120.0], 0.0),  # two minutes apart: a gateway takes such times
     ([-HOUR], -HOUR),  # the box an hour ahead: corrected from the first acknowledgement
@@ -129,18 +149,69 @@ def test_a_corrected_box_whose_wall_clock_ntp_sets_right_keeps_the_gateways_time
     assert clock.observe(gateway_at=gateway + 11, mono=61.0, wall=stepped + 1) and not clock.corrected
 
 
+def told(gateway_minus_wall: float, wall: float = 1_767_225_600.0, mono: float = 500.0) -> GatewayClock:
+    """A clock five acknowledgements told that the gateways' clock is ``gateway_minus_wall`` off the wall clock, which
+    reads ``wall`` at the monotonic clock's ``mono``."""
+    clock = GatewayClock(limit_s=300.0)
+    for _ in range(5):
+        clock.observe(gateway_at=wall + gateway_minus_wall, mono=mono, wall=wall)
+    return clock
+
+
 def test_only_an_incident_ahead_of_the_gateways_clock_is_restamped():
+    """Queued in this boot, 100 s before the acknowledgement told it that its wall clock is an hour ahead: its times
+    are the gateways' at its monotonic clock then; others go as they are."""
     gateway_now = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-    later = wire.iso(gateway_now + HOUR + 1)
-    end = incident(gateway_now + HOUR, seq=2, state="end", end_reason="left", observed_at=later, ended_at=later)
-    held = restamped(end, -HOUR, gateway_now)
+    clock, queued = told(-HOUR, wall=gateway_now + HOUR), (gateway_now + HOUR - 100.0, BOOT_ID, 400.0)
+    later = wire.iso(gateway_now + HOUR - 100.0)
+    end = incident(gateway_now + HOUR - 101.0, seq=2, state="end", end_reason="left", observed_at=later, ended_at=later)
+    held, created = restamped(end, queued, clock, 500.0)
     message = json.loads(held)
-    assert [message[k] for k in wire.TIME_FIELDS] == ["2026-01-01T00:00:00.000Z"] + ["2026-01-01T00:00:01.000Z"] * 2
+    assert [message[k] for k in wire.TIME_FIELDS] == ["2025-12-31T23:58:19.000Z"] + ["2025-12-31T23:58:20.000Z"] * 2
+    assert created == gateway_now - 100.0
     assert {k: v for k, v in message.items() if k not in wire.TIME_FIELDS} == \
         {k: v for k, v in json.loads(end).items() if k not in wire.TIME_FIELDS}
-    assert restamped(incident(gateway_now + 200.0), -HOUR, gateway_now) is None  # taken as it is
-    assert restamped(incident(gateway_now - HOUR), -HOUR, gateway_now) is None  # late: an outbox's, taken
-    assert restamped(b"not an incident", -HOUR, gateway_now) is None
+    assert restamped(incident(gateway_now + 200.0), queued, clock, 500.0) is None  # taken as it is
+    assert restamped(incident(gateway_now - HOUR), queued, clock, 500.0) is None  # late: an outbox's, taken
+    assert restamped(b"not an incident", queued, clock, 500.0) is None
+    assert restamped(end, queued, GatewayClock(), 500.0) is None  # no acknowledgement yet: held as it is
+
+
+def test_an_incident_is_restamped_from_when_it_was_queued_not_again_by_the_offset_at_each_send():
+    """Queued in this boot while the wall clock was an hour ahead, then NTP set it right before the first
+    acknowledgement (the box not corrected): it is stamped from its monotonic clock (it was sent as it was, held by the
+    gateway an hour). Then the gateways' clock steps back two hours (their NTP), and the gateway holds it again: it
+    moves the two hours, once (it was moved by the offset at each send while it still looked ahead)."""
+    gateway = 1_767_225_600.0
+    clock = told(0.0, wall=gateway, mono=500.0)  # the wall clock set right: within the limit, not corrected
+    made = incident(gateway + HOUR - 100.0)  # at the monotonic clock's 400, on the wall clock an hour ahead
+    new, created = restamped(made, (gateway + HOUR - 100.0, BOOT_ID, 400.0), clock, 500.0)
+    assert (json.loads(new)["observed_at"], created) == (wire.iso(gateway - 100.0), gateway - 100.0)
+    for _ in range(5):  # the gateways' clock two hours back
+        clock.observe(gateway_at=gateway - 2 * HOUR + 100.0, mono=600.0, wall=gateway + 100.0)
+    moved, at = restamped(new, (created, BOOT_ID, 400.0), clock, 600.0)
+    assert (json.loads(moved)["observed_at"], at) == (wire.iso(gateway - 2 * HOUR - 100.0), gateway - 2 * HOUR - 100.0)
+    assert restamped(moved, (at, BOOT_ID, 400.0), clock, 600.0) is None
+    assert restamped(moved, (at, BOOT_ID, 400.0), clock, 900.0) is None
+
+
+@pytest.mark.parametrize("boot, mono, expected", [
+    ("the boot before", 40.0, ("2000-01-01T00:00:10.000Z", "2000-01-01T00:00:40.000Z", "the boot before")),
+    (None, None, ("2000-01-01T00:00:00.000Z", "2000-01-01T00:00:30.000Z", "unknown")),  # an earlier release's row
+])
+def test_an_incident_of_an_earlier_boot_ahead_of_the_gateways_clock_goes_as_of_a_time_unknown(boot, mono, expected):
+    """Left in the outbox by a boot whose garbage RTC read three years ahead, sent by a boot whose RTC reads a year
+    ahead (corrected) or right: that boot's error cannot be told. It goes on its boot clock, marked so, its thirty
+    seconds kept (moved by this boot's offset at each send it drifted a year a time, held all the while, or was never
+    moved and held for good)."""
+    gateway, years_3 = 1_767_225_600.0, 3 * 365 * 86400.0
+    made = incident(gateway + years_3 - 30.0, observed_at=wire.iso(gateway + years_3))
+    for clock in (told(-365 * 86400.0, wall=gateway + 365 * 86400.0), told(0.0, wall=gateway)):
+        new, created = restamped(made, (gateway + years_3 + 1.0, boot, mono), clock, 500.0)
+        message = json.loads(new)
+        assert (message["started_at"], message["observed_at"], message["attributes"]["boot_clock"]) == expected
+        assert created == gateway + years_3 + 1.0
+        assert restamped(new, (created, boot, mono), clock, 500.0) is None
 
 
 def covered_lens_fault(analyser, readers, slots) -> tuple[float, dict]:
@@ -483,6 +554,7 @@ T = 1_796_198_400.0  # 2026-12-02T08:00:00Z: the time now, where the box can tel
     (T - 42.0, None, None, T, (42.0, True)),  # an earlier release's row (no boot kept), its clock right
     (3600.0, None, None, None, (40.0, False)),  # an earlier boot's on a 1970 clock that ran longer: not 0 s
     (3600.0, None, None, T, (40.0, False)),  # ... and NTP set the clock since: not 57 years
+    (CLOCK_FLOOR - 20 * 86400.0, None, None, T, (40.0, False)),  # an earlier release's in October 2026: none ran then
     (wire.EARLIEST + 300.0, "b0", 300.0, T, (40.0, False)),  # an earlier boot's boot clock, which ended with it
     (T - 3600.0, "b0", 9.0, None, (40.0, False)),  # the clock now plainly wrong, no gateway heard yet
     (wire.LATEST + 5.0, None, None, T, (40.0, False)),  # queued on a clock ahead (an RTC's 2100)
