@@ -142,7 +142,20 @@ def reader(request: Request, who: Principal | None = Depends(bearer)) -> Princip
 def actor(request: Request, who: Principal | None = Depends(bearer)) -> Principal:
     if who is None:
         raise _needed(request, "to change a case")
+    if problem := removed(who, request.app.state.tables):
+        raise HTTPException(403, problem)
     return who
+
+
+def removed(who: Principal, tables: Tables) -> str | None:
+    """Why ``who`` may read but not act: a department taken out of the city's tables since its token was made. Its
+    open cases wait for an operator to redispatch them; its feedback would start their re-check, and a re-check
+    passed closes them, in the name of a department the city no longer sends work to (the token still reads: its
+    people see what was theirs until it is sent on)."""
+    if who.role == Role.DEPARTMENT and not tables.knows_department(who.department):
+        return (f"department {who.department!r} is no longer in the city's tables: its token reads its cases but acts "
+                "on none; the command centre redispatches them")
+    return None
 
 
 def token_optional_for_public_reads(schema: dict, routes: list) -> dict:

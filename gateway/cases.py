@@ -225,6 +225,33 @@ def case_grid(message: dict, tables: Tables) -> str:
     return message["grid"] if tables.knows(message["grid"]) else tables.centre
 
 
+def outside_its_grid(message: dict, tables: Tables) -> str | None:
+    """The note for a case whose camera's location lies outside its zone's grid on the city's boundary map (the
+    nearest grid up the tree that has a boundary), or None: the zone's grid wins, as it did, and the case is not
+    moved; an operator hears of it (a zone's grid mistyped, or a camera's location). Nothing without a boundary map,
+    a location, or a grid the tree knows (that one is flagged already).
+
+    >>> from gateway.config import TABLES_DIR, load_tables
+    >>> tables = load_tables(TABLES_DIR / "demo.yaml")
+    >>> here = {"grid": "HQ-XYM-01-01", "location": {"lat": 39.17, "lon": 117.165}}
+    >>> outside_its_grid(here, tables) is None
+    True
+    >>> outside_its_grid(dict(here, location={"lat": 39.17, "lon": 117.15}), tables)
+    "camera location (39.17, 117.15) lies in grid HQ-DZG-10D-07's boundary, outside grid HQ-XYM-01-01's: the case stays in its zone's grid"
+    """
+    place, grid = message.get("location"), message["grid"]
+    if not place or not tables.grid_shapes or not tables.grids or not tables.knows(grid):
+        return None
+    mapped = next((g for g in tables.ancestors(grid) if g in tables.grid_shapes), None)
+    at = tables.grids_at(place["lon"], place["lat"])
+    if mapped is None or mapped in at:
+        return None
+    there = max(at, key=lambda g: len(tables.ancestors(g)), default=None)  # the smallest grid holding it
+    where = f"lies in grid {there}'s boundary, outside" if there else "lies outside"
+    return (f"camera location ({place['lat']}, {place['lon']}) {where} grid {mapped}'s: the case stays in its zone's "
+            "grid")
+
+
 def new_case(message: dict, category: Category, tables: Tables, now: float) -> dict:
     """The row of a case opened from ``message`` at ``now``; the clock starts at dispatch."""
     location = message.get("location") or {}
@@ -452,6 +479,10 @@ def action_values(case: dict, action: Action, category: Category, tables: Tables
             raise TransitionError(f"no request for more time is waiting on this case ({action.value})")
         extend_by = case["extension_request"]
         values["extension_request"] = None
+    if clock == Clock.START and action != Action.REDISPATCH and not tables.knows_department(case.get("department")):
+        # a department taken out of the tables: a confirm, reopen or failed re-check sent its notice to a topic
+        # nobody hears; the case goes where the tables route it now
+        values["department"] = tables.department_for(category, case["grid"])
     if clock == Clock.START:
         values |= {"dispatched_at": now, "deadline": dispatch_deadline(category, tables, now, bool(case["urgent"])),
                    "level": 0, "escalated_grid": None, "next_escalation_at": None, "fed_back_at": None,

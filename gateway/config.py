@@ -275,6 +275,22 @@ class Tables(Strict):
         """What people call a department (its id when the tables no longer have it)."""
         return next((d.name for d in self.departments if d.id == department), department)
 
+    def knows_department(self, department: str | None) -> bool:
+        """Whether ``department`` is in the city's tables (an open case's may have been taken out since)."""
+        return any(d.id == department for d in self.departments)
+
+    def removed_departments(self, open_cases: dict[str, int]) -> list[str]:
+        """What to say of the departments that hold open cases (``open_cases``: department -> how many) but are no
+        longer in the tables: their cases kept the old id, the pages showed it bare, and no notice reaches it.
+
+        >>> from gateway.config import TABLES_DIR, load_tables
+        >>> load_tables(TABLES_DIR / "demo.yaml").removed_departments({"sanitation": 3, "old-roads": 2})
+        ["department 'old-roads' is no longer in the city's tables and holds 2 open case(s): an operator returns and redispatches each (the case list's department filter finds them); its token reads them but acts on none"]
+        """
+        return [f"department {d!r} is no longer in the city's tables and holds {n} open case(s): an operator returns "
+                "and redispatches each (the case list's department filter finds them); its token reads them but acts "
+                "on none" for d, n in sorted(open_cases.items()) if n and not self.knows_department(d)]
+
     @cached_property
     def parents(self) -> dict[str, str | None]:
         return {g.code: g.parent for g in self.grids}
@@ -314,6 +330,17 @@ class Tables(Strict):
         """The root of the grid tree: the command centre (where an overdue re-check goes)."""
         roots = [g.code for g in self.grids if g.parent is None]
         return roots[0] if roots else None
+
+    @cached_property
+    def grid_boxes(self) -> dict[str, tuple[float, float, float, float]]:
+        """Each shaped grid's bounding box (``gridmap.bounds``), made once: a new case's location is tested against a
+        boundary only where it lies in the box."""
+        return {code: gridmap.bounds(shape) for code, shape in self.grid_shapes.items()}
+
+    def grids_at(self, lon: float, lat: float) -> list[str]:
+        """The grids whose boundary on the map holds the point (none without a boundary map)."""
+        return [code for code, (w, s, e, n) in self.grid_boxes.items()
+                if w <= lon <= e and s <= lat <= n and gridmap.contains(self.grid_shapes[code], lon, lat)]
 
     def grid_name(self, code: str) -> str:
         """What people call a grid (its code when the tree does not have it)."""

@@ -98,6 +98,16 @@ def area(ring: Ring) -> float:
     return sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(ring, ring[1:])) / 2
 
 
+def bounds(polygons: list[Polygon]) -> tuple[float, float, float, float]:
+    """West, south, east, north of the outer rings: a point outside it is in none of them.
+
+    >>> bounds([[[(117.0, 39.0), (117.01, 39.0), (117.0, 39.02), (117.0, 39.0)]]])
+    (117.0, 39.0, 117.01, 39.02)
+    """
+    lons, lats = zip(*(pt for p in polygons for pt in p[0]))
+    return min(lons), min(lats), max(lons), max(lats)
+
+
 def _in_ring(ring: Ring, lon: float, lat: float) -> bool:
     inside = False
     for (x0, y0), (x1, y1) in zip(ring, ring[1:]):

@@ -24,7 +24,8 @@ from gateway.actions import perform
 from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeat, Heartbeats, Refused, clock_offset
 from gateway.cases import (NOT_ENDED, case_grid, choose, held_for_review, incident_update, is_lone_end, is_recheck,
                            is_urgent, late_note, merged_urgent, needs_review, new_case, not_its_evidence,
-                           not_its_incident, pending_beside, place_locks, rejected_here, reported_late)
+                           not_its_incident, outside_its_grid, pending_beside, place_locks, rejected_here,
+                           reported_late)
 from gateway.config import Tables
 from gateway.images import ImageError, check_evidence
 from gateway.metrics import Health
@@ -390,6 +391,8 @@ class Ingest:
                     storage.log(db, case_id, now, "gateway", Role.SYSTEM, "flagged", None, None,
                                 f"grid {message['grid']} is not in the city's grid tree: raised to the centre "
                                 "for review")
+                if outside := outside_its_grid(message, self.tables):  # said, never re-routed: the zone says
+                    storage.log(db, case_id, now, "gateway", Role.SYSTEM, "flagged", None, None, outside)
                 if is_lone_end(message):
                     storage.log(db, case_id, now, "gateway", Role.SYSTEM, "flagged", None, None,
                                 f"incident {message['incident_id']} ended ({message['end_reason']} at "

@@ -328,6 +328,11 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
                             r"to (?P<to>\S+)"), _escalate_note),
     ("flagged", re.compile(r"grid (?P<grid>\S+) is not in the city's grid tree: raised to the centre for review"),
      lambda m, t: f"网格 {m['grid']} 不在本市网格表中: 提交指挥中心审核"),
+    ("flagged", re.compile(r"camera location \((?P<lat>\S+), (?P<lon>\S+)\) lies "
+                           r"(?:in grid (?P<there>\S+)'s boundary, )?outside grid (?P<grid>\S+)'s: the case stays in its zone's grid"),
+     lambda m, t: f"摄像机位置 ({m['lat']}, {m['lon']}) "
+                  + (f"在网格 {t.grid_name(m['there'])} ({m['there']}) 范围内, " if m["there"] else "")
+                  + f"不在网格 {t.grid_name(m['grid'])} ({m['grid']}) 范围内: 仍按区域所设网格立案, 请核对区域的网格或摄像机位置"),
     ("flagged", re.compile(r"incident (?P<iid>\S+) ended \((?P<why>\w+) at (?P<at>\S+)\) before its start reached the "
                            r"gateway: held for review, not dispatched"),
      lambda m, t: f"事件 {m['iid']} 的发现未送达网关, 只收到其结束 ({END_REASONS.get(m['why'], m['why'])}, "

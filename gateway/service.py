@@ -414,6 +414,9 @@ def run_gateway(config: GatewayConfig) -> int:
     for the session's 7 days, every other message of the city at the broker."""
     tables = load_tables(config.tables)
     store = Store(config.database)
+    with store.begin() as db:
+        for line in tables.removed_departments(storage.open_by_department(db)):
+            log.warning("%s", line)
     http_socket = listen(config.http)
     health = Health(config.escalation_check_s)
     ingest = Ingest(store, tables, health=health)

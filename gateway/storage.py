@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -516,6 +517,28 @@ def _among_json_each(element, compiler, **kw) -> str:
 def _among_json_array(element, compiler, **kw) -> str:
     column, values = (compiler.process(c, **kw) for c in element.clauses)
     return f"{column} IN (SELECT json_array_elements_text(CAST({values} AS json)))"
+
+
+def open_by_department(db: Connection) -> dict[str, int]:
+    """How many open cases each department holds (``Tables.removed_departments`` names those no longer in the
+    tables)."""
+    rows = db.execute(select(cases.c.department, func.count()).where(
+        cases.c.state.in_(sorted(s.value for s in OPEN_STATES))).group_by(cases.c.department))
+    return {department: n for department, n in rows}
+
+
+def open_by_department_read_only(url: str) -> dict[str, int] | None:
+    """``open_by_department`` of an SQLite file opened read-only (``gateway --check`` changes nothing: no migration,
+    no WAL switch); None for another database or no file (the gateway's start says it then)."""
+    path = sqlite_path(url)
+    if path is None or not path.is_file():
+        return None
+    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
+    try:
+        with engine.connect() as db:
+            return open_by_department(db)
+    finally:
+        engine.dispose()
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -36,7 +36,7 @@ from gateway.presentation import (BOX_STATE_NAMES, CAMERA_STATE_NAMES, FAULT_NAM
                                   local_time, period, photo_response, span_text)
 from gateway.reports import summary
 from gateway.security import DATABASE_RETRY_S, database_down, read_capped
-from gateway.workflow import CaseState, Role
+from gateway.workflow import OPEN_STATES, CaseState, Role
 from xueliang import wire
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:0;background:#f4
 header{background:#1b3a5c;color:#fff;padding:10px 18px;display:flex;flex-wrap:wrap;gap:6px 18px;align-items:center}
 header a{color:#fff;text-decoration:none}header a,header form{white-space:nowrap}main{padding:14px 18px}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:6px 8px;border-bottom:1px solid #dde3ea;text-align:left;font-size:14px}
-.overdue{color:#b00020;font-weight:600}.urgent{color:#fff;background:#b00020;padding:0 4px;border-radius:3px}.badge{padding:2px 6px;border-radius:4px;background:#e3ecf6}
+.overdue{color:#b00020;font-weight:600}.urgent,.redispatch{color:#fff;background:#b00020;padding:0 4px;border-radius:3px}.badge{padding:2px 6px;border-radius:4px;background:#e3ecf6}
 form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-width:min(640px,100%);border:1px solid #ccd}input,select{max-width:100%}
 .bar{fill:#2f6ea5}.cam{fill:#1b3a5c}.case{fill:#d9480f;stroke:#fff;stroke-width:1.5}
 .pair{display:flex;gap:12px;flex-wrap:wrap}.pair img{max-width:min(640px,45vw)}
@@ -170,6 +170,15 @@ def grid_text(tables: Tables, code: str | None) -> str:
     return name if name == code else f"{name} ({code})"
 
 
+REDISPATCH_MARK = "部门已撤销 · 待重新派遣"
+
+
+def unrouted(case: dict, tables: Tables) -> bool:
+    """Whether an open case's department was taken out of the tables since: no notice reaches it, and an operator
+    returns and redispatches the case (its bare id was shown, nothing said)."""
+    return case["state"] in OPEN_STATES and not tables.knows_department(case["department"])
+
+
 def case_rows(cases: list[dict], tables: Tables) -> str:
     now = time.time()
     rows = []
@@ -178,7 +187,8 @@ def case_rows(cases: list[dict], tables: Tables) -> str:
         rows.append(
             f"<tr class='{'overdue' if overdue else ''}'><td><a href='/ui/cases/{c['id']}'>#{c['id']}</a></td>"
             f"<td>{esc(c['category_name'])}{' <span class=urgent>紧急</span>' if c['urgent'] else ''}</td>"
-            f"<td>{esc(grid_text(tables, c['grid']))}</td><td>{esc(tables.department_name(c['department']))}</td>"
+            f"<td>{esc(grid_text(tables, c['grid']))}</td><td>{esc(tables.department_name(c['department']))}"
+            f"{f' <span class=redispatch>{REDISPATCH_MARK}</span>' if unrouted(c, tables) else ''}</td>"
             f"<td><span class=badge>{esc(STATE_NAMES.get(c['state'], c['state']))}</span></td>"
             f"<td>{esc(local_time(c['created_at']))}</td><td>{esc(local_time(c['deadline']))}</td>"
             f"<td>{esc(c['level'])}</td><td>{esc(c['camera'])}/{esc(c['zone'])}</td></tr>")

@@ -28,15 +28,15 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 
 from gateway import actions, boxes, storage, verdicts
 from gateway.auth import (CSRF_FIELD, PUBLIC, Principal, check_csrf, count_found, csrf_token, find_cases, may_see,
-                          page_reader, scope)
+                          page_reader, removed, scope)
 from gateway.config import Tables
 from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
 from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, BoxId,
                                   CaseId, Filter, Limit, Offset, actor_text, duration_text, evidence_url, local_time,
                                   note_hidden, note_text, photo_url)
 from gateway.security import read_capped
-from gateway.web import (PAGE_ROWS, PageRoute, boxes_listing, case_rows, cases_listing, esc, figure, grid_text,
-                         overdue_listing, page, pager, removes_boxes, visible)
+from gateway.web import (PAGE_ROWS, REDISPATCH_MARK, PageRoute, boxes_listing, case_rows, cases_listing, esc, figure,
+                         grid_text, overdue_listing, page, pager, removes_boxes, unrouted, visible)
 from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError
 
 workbench_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
@@ -166,7 +166,8 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
     ended = f"{END_REASONS.get(c['end_reason'], c['end_reason'])} {local_time(c['ended_at'])}" if c["end_reason"] else ""
     facts = "".join(f"<tr><th>{k}</th><td>{esc(v)}</td></tr>" for k, v in (
         ("类别", f"{c['category_name']} ({c['category_code']}){' · 紧急' if c['urgent'] else ''}"),
-        ("网格", grid_text(tables, c["grid"])), ("部门", tables.department_name(c["department"])),
+        ("网格", grid_text(tables, c["grid"])),
+        ("部门", tables.department_name(c["department"]) + (f" · {REDISPATCH_MARK}" if unrouted(c, tables) else "")),
         ("状态", STATE_NAMES.get(c["state"], c["state"])), ("发现时间", local_time(c["reported_at"])),
         ("派遣时间", local_time(c["dispatched_at"])), ("处置时限", local_time(c["deadline"])),
         ("核查时限", local_time(c["recheck_deadline"])), ("申请延期", duration_text(c["extension_request"])),
@@ -176,7 +177,9 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
         if v not in ("", None))
     csrf = csrf_token(request)
     work = ""
-    if csrf and principal is not PUBLIC:
+    if csrf and principal is not PUBLIC and removed(principal, tables):
+        work = "<h2>办理</h2><p id=actions>本部门已不在本市部门表中: 可查看案件, 不能办理; 由指挥中心重新派遣。</p>"
+    elif csrf and principal is not PUBLIC:
         departments = [(d.id, d.name) for d in tables.departments]
         forms = "".join(action_form(c, a, csrf, departments) for a in allowed_actions(c, principal))
         work = (f"<h2>办理</h2><div id=actions>{forms or '<p>当前没有可执行的操作。</p>'}</div>"
@@ -194,10 +197,13 @@ def verdict_text(verdict: dict | None) -> str:
     return f"{VERDICT_NAMES[verdict['verdict']]} ({local_time(verdict['at'])})" if verdict else ""
 
 
-def acting(principal: Principal) -> Principal:
-    """Only a signed-in person acts from a page (public reading changes nothing)."""
+def acting(principal: Principal, tables: Tables) -> Principal:
+    """Only a signed-in person acts from a page (public reading changes nothing), and no department taken out of the
+    tables (``auth.removed``)."""
     if principal is PUBLIC:
         raise HTTPException(403, "sign in to act on a case")
+    if problem := removed(principal, tables):
+        raise HTTPException(403, problem)
     return principal
 
 
@@ -213,8 +219,8 @@ async def read_form(request: Request, what: str) -> dict[str, str]:
     return form
 
 
-def judging(principal: Principal) -> Principal:
-    who = acting(principal)
+def judging(principal: Principal, tables: Tables) -> Principal:
+    who = acting(principal, tables)
     if who.role not in JUDGES:
         raise HTTPException(403, "verdicts and suppressions are for operators and admins")
     return who
@@ -223,7 +229,7 @@ def judging(principal: Principal) -> Principal:
 @workbench_router.post("/cases/{case_id}/actions")
 async def act_in_page(case_id: CaseId, request: Request, principal: Principal = Depends(page_reader)):
     """One action from the case page's form (``action``, ``note``, ``department``, ``extend_by``)."""
-    who = acting(principal)
+    who = acting(principal, request.app.state.tables)
     form = await read_form(request, "the action form")
     name = form.get("action", "")
     try:
@@ -258,7 +264,7 @@ async def verdict_in_page(case_id: CaseId, request: Request, principal: Principa
     """The verdict form (``verdict``, ``right_type``, ``duplicate_of``, ``reject``, ``note``), applied
     by ``verdicts.judge`` as the API's verdict route; what the form leaves blank or does not use is
     not sent on (a wrong type's select and a duplicate's number are ignored for other verdicts)."""
-    who = judging(principal)
+    who = judging(principal, request.app.state.tables)
     form = await read_form(request, "the verdict form")
     try:
         verdict = verdicts.Verdict(form.get("verdict", ""))
@@ -295,7 +301,7 @@ async def verdict_in_page(case_id: CaseId, request: Request, principal: Principa
 async def lift_in_page(case_id: CaseId, suppression_id: CaseId, request: Request,
                        principal: Principal = Depends(page_reader)):
     """The lift button beside a case's suppression (``verdicts.lift``, as the API's lift route)."""
-    who = judging(principal)
+    who = judging(principal, request.app.state.tables)
     await read_form(request, "the lift form")
     visible(case_id, request, who)
     if suppression_id not in {r["id"] for r in verdicts.listed(request.app.state.store, case_id=case_id)}:
@@ -424,7 +430,7 @@ async def photo_in_page(case_id: CaseId, request: Request, principal: Principal 
     CSRF token is read from the first part alone and the parts are then counted (a scan for the
     boundary, milliseconds): another site's or a forged form costs nothing, a session's own at most
     ``MAX_FORM_PARTS`` parts."""
-    who = acting(principal)
+    who = acting(principal, request.app.state.tables)
     visible(case_id, request, who)  # who may add it, before the body is read
     content_type = request.headers.get("content-type", "")
     boundary = form_boundary(content_type)

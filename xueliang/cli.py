@@ -164,7 +164,13 @@ def _gateway(args: argparse.Namespace) -> int:
 
     config = load_gateway_config(args.config)
     if args.check:
-        print(gateway_summary(config, load_tables(config.tables), args.config))
+        from gateway.storage import open_by_department_read_only
+
+        tables = load_tables(config.tables)
+        print(gateway_summary(config, tables, args.config))
+        # an SQLite file read, never changed; another database is not touched here, the gateway's start says it
+        for line in tables.removed_departments(open_by_department_read_only(config.database) or {}):
+            logging.getLogger("gateway").warning("%s", line)
         return 0
     try:
         return retire_gateway(config, args.retire) if args.retire else run_gateway(config)

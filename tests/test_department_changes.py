@@ -1,0 +1,100 @@
+"""The city's tables changed under open cases, through the real ingest, API and pages on a real SQLite file: a
+department taken out of the tables (said at start and by ``gateway --check``, marked on the pages, its token reads
+but does not act), and a camera whose location lies in another grid's boundary than its zone's grid (noted, never
+moved)."""
+
+import logging
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gateway.api import create_app
+from gateway.auth import new_token
+from gateway.config import TABLES_DIR, load_tables
+from gateway.ingest import Ingest
+from gateway.storage import Store
+from tests.test_gateway import NOW, TOPIC, payload
+
+DEMO = TABLES_DIR / "demo.yaml"
+
+
+@pytest.fixture
+def without_traffic_police(tmp_path):
+    """The demo city's tables with the traffic police taken out (its parking cases now the city management's)."""
+    city = tmp_path / "city"
+    shutil.copytree(TABLES_DIR, city)
+    text = (city / "demo.yaml").read_text().replace("  - id: traffic-police\n    name: 交警大队\n", "")
+    (city / "demo.yaml").write_text(text.replace("department: traffic-police", "department: city-management"))
+    return load_tables(city / "demo.yaml")
+
+
+def test_a_removed_departments_open_cases_are_said_marked_and_its_token_reads_but_does_not_act(
+        tmp_path, without_traffic_police, caplog):
+    from xueliang.cli import main
+
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    ingest = Ingest(store, load_tables(DEMO), clock=lambda: NOW)
+    assert ingest.handle(TOPIC, payload()) == "case_created"
+    (case,) = store.list_cases()
+    assert case["department"] == "traffic-police"
+    # gateway --check on the new tables: the department and how many open cases it holds, the database unchanged
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"database: sqlite:///{tmp_path}/gateway.sqlite\ntables: {tmp_path}/city/demo.yaml\n")
+    before = (tmp_path / "gateway.sqlite").read_bytes()
+    with caplog.at_level(logging.WARNING):
+        assert main(["gateway", "--config", str(config), "--check"]) == 0
+    assert "department 'traffic-police' is no longer in the city's tables and holds 1 open case(s)" in caplog.text
+    assert (tmp_path / "gateway.sqlite").read_bytes() == before
+
+    client = TestClient(create_app(store, without_traffic_police))
+    police = new_token(store, "tp", "department", department="traffic-police")
+    bearer = {"Authorization": f"Bearer {police}"}
+    assert client.get(f"/cases/{case['id']}", headers=bearer).status_code == 200  # reads what was its own
+    refused = client.post(f"/cases/{case['id']}/actions", headers=bearer, json={"action": "acknowledge"})
+    assert refused.status_code == 403 and "no longer in the city's tables" in refused.json()["detail"]
+    assert store.get_case(case["id"])["state"] == "dispatched"
+    # its page: no forms to act, said why; the page's form sent anyway is refused
+    client.post("/ui/login", data={"token": police})
+    page = client.get(f"/ui/cases/{case['id']}").text
+    assert "本部门已不在本市部门表中" in page and "act-acknowledge" not in page
+    assert client.post(f"/ui/cases/{case['id']}/actions", data={"action": "acknowledge"}).status_code == 403
+    # the operators' list and the case page mark it for redispatch
+    client.cookies.clear()
+    client.post("/ui/login", data={"token": new_token(store, "centre", "operator", grid="HQ")})
+    assert "部门已撤销 · 待重新派遣" in client.get("/ui/cases?department=traffic-police").text
+    assert "部门已撤销 · 待重新派遣" in client.get(f"/ui/cases/{case['id']}").text
+
+
+def test_a_removed_departments_case_sent_back_to_work_goes_where_the_tables_route_it_now(
+        tmp_path, without_traffic_police):
+    """A failed re-check (a confirm, a reopen alike) sent its dispatch notice to xl/v1/dispatch/traffic-police, which
+    nobody hears any more."""
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    Ingest(store, load_tables(DEMO), clock=lambda: NOW).handle(TOPIC, payload())
+    (case,) = store.list_cases()
+    client = TestClient(create_app(store, without_traffic_police))
+    admin = {"Authorization": f"Bearer {new_token(store, 'admin', 'admin')}"}
+    for action in ("feedback", "recheck_failed"):
+        assert client.post(f"/cases/{case['id']}/actions", headers=admin, json={"action": action}).status_code == 200
+    assert store.get_case(case["id"])["department"] == "city-management"
+
+
+def test_a_camera_located_in_another_grids_boundary_is_noted_on_its_case_never_moved(tmp_path):
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    ingest = Ingest(store, load_tables(DEMO), clock=lambda: NOW)
+    # the location lies in HQ-DZG-10D-07's boundary; the zone says HQ-XYM-01-01
+    assert ingest.handle(TOPIC, payload(grid="HQ-XYM-01-01")) == "case_created"
+    assert ingest.handle(TOPIC, payload(incident_id="b1", zone="kerb-b")) == "case_created"
+    client = TestClient(create_app(store, load_tables(DEMO)))
+    centre = {"Authorization": f"Bearer {new_token(store, 'centre', 'operator', grid='HQ')}"}
+    cases = {c["grid"]: c for c in client.get("/cases", headers=centre).json()}
+    assert set(cases) == {"HQ-XYM-01-01", "HQ-DZG-10D-07"}  # the zone's grid kept
+    flagged = [e["note"] for e in client.get(f"/cases/{cases['HQ-XYM-01-01']['id']}", headers=centre).json()["timeline"]
+               if e["action"] == "flagged"]
+    assert flagged == ["camera location (39.17, 117.15) lies in grid HQ-DZG-10D-07's boundary, outside grid "
+                       "HQ-XYM-01-01's: the case stays in its zone's grid"]
+    assert not [e for e in client.get(f"/cases/{cases['HQ-DZG-10D-07']['id']}", headers=centre).json()["timeline"]
+                if e["action"] == "flagged"]
+    client.post("/ui/login", data={"token": new_token(store, "centre2", "operator", grid="HQ")})
+    assert "在网格 丁字沽十段第7网格 (HQ-DZG-10D-07) 范围内" in client.get(f"/ui/cases/{cases['HQ-XYM-01-01']['id']}").text
