@@ -11,7 +11,8 @@ case's latest round, extensions included; an earlier round reads its latest one'
 
 >>> log = [{"at": 10, "action": "created", "to_state": "dispatched"},
 ...        {"at": 10, "action": "dispatched", "to_state": "dispatched", "target": "traffic-police", "deadline": 100},
-...        {"at": 50, "action": "feedback", "to_state": "feedback"}, {"at": 60, "action": "close", "to_state": "closed"},
+...        {"at": 50, "action": "feedback", "to_state": "feedback"},
+...        {"at": 60, "action": "close", "to_state": "closed"},
 ...        {"at": 90000, "action": "reopen", "to_state": "dispatched"}]
 >>> rows = [{"created_at": 10, "deadline": 90100, "department": "traffic-police", "category_name": "机动车乱停放",
 ...          "log": log}]
