@@ -18,7 +18,7 @@ from gateway.cases import RECHECK_REASONS, action_values
 from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level
 from gateway.storage import Store
-from gateway.workflow import Action, Notice, Role, TransitionError, effect
+from gateway.workflow import Action, Clock, Notice, Role, TransitionError, effect
 from xueliang import wire
 
 
@@ -34,11 +34,14 @@ def perform(db: Connection, case: dict, action: Action, role: Role, actor: str, 
     # (a redispatch's department is on the dispatched row that follows)
     duration = {Action.REQUEST_EXTENSION: extend_by, Action.EXTEND: extend_by, Action.APPROVE_EXTENSION:
                 case.get("extension_request"), Action.REFUSE_EXTENSION: case.get("extension_request")}.get(action)
-    changed = storage.apply(db, case, action, role, actor, now, note, values, duration)
-    _, notice = effect(action)
+    # the department's deadline an extension of it moved (not the re-check's), on its log row: a past day's report
+    # reads the deadline of then (as the dispatch row's below)
+    clock, notice = effect(action)
+    extended = values.get("deadline") if clock == Clock.EXTEND else None
+    changed = storage.apply(db, case, action, role, actor, now, note, values, duration, extended)
     if notice == Notice.DISPATCHED:  # (an escalation's notice is its own log row, with the grid as target)
         storage.log(db, case["id"], now, "gateway", Role.SYSTEM, Notice.DISPATCHED.value, changed["state"],
-                    changed["state"], changed["department"], changed["department"])
+                    changed["state"], changed["department"], changed["department"], deadline=changed["deadline"])
     return changed
 
 

@@ -155,15 +155,22 @@ def duration_text(text: str | None) -> str:
 
 def period(kind: str, day: str | None, now: float) -> tuple[float, float]:
     """A report's [start, end) in epoch seconds: a city day, or the city week (Monday on) holding
-    ``day``; ValueError for a day that is not YYYY-MM-DD in this century.
+    ``day``; ValueError for a day that is not YYYY-MM-DD in this century, or after today (``now``'s city day:
+    a day not yet come showed today's overdue cases as its own).
 
-    >>> start, end = period("daily", "2026-12-05", 0.0)
+    >>> start, end = period("daily", "2026-12-05", now=2e9)
     >>> iso(start), (end - start) / 3600
     ('2026-12-04T16:00:00.000Z', 24.0)
+    >>> period("daily", "2026-12-06", now=start)
+    Traceback (most recent call last):
+    ...
+    ValueError: date '2026-12-06' is after today (2026-12-05)
     """
     start_day = date.fromisoformat(day) if day else city_day(now)
     if not FIRST_DAY <= start_day <= LAST_DAY:
         raise ValueError(f"date {day!r} is outside {FIRST_DAY}..{LAST_DAY}")
+    if start_day > city_day(now):
+        raise ValueError(f"date {day!r} is after today ({city_day(now)})")
     if kind == "weekly":
         start_day -= timedelta(days=start_day.weekday())
     start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=CITY_TZ).timestamp()

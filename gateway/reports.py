@@ -1,54 +1,142 @@
-"""The daily 民情快报 and the weekly summary: pure figures from case rows and a period.
+"""The daily 民情快报 and the weekly summary: pure figures from cases, their logs and a period.
 
->>> rows = [{"created_at": 10, "dispatched_at": 10, "closed_at": 50, "deadline": 100, "state": "closed",
-...          "category_name": "机动车乱停放", "department": "traffic-police"}]
->>> r = summary(rows, 0, 86400, now=86400)
+A period's figures are what the case log (``Store.cases_between`` gives each case its ``log``) says happened in it,
+so a published day's report stays as it was, and a week's counts are its days' added up (overdue aside: a count at
+the period's end): a case closed on the 4th and reopened on the 5th stays closed on the 4th; a case the police let
+run overdue on the 4th and returned on the 5th stays the police's overdue on the 4th, not the department it went to
+next; an extension or a 挂账 on the 5th leaves the 4th's overdue as it was. Each dispatch is a *round* of the
+department it went to (its log row's ``target``), with the deadline its log row recorded (and each extension's);
+a log row from before migration 14 has none, and its round reads the case's deadline as it is now (right for the
+case's latest round, extensions included; an earlier round reads its latest one's).
+
+>>> log = [{"at": 10, "action": "created", "to_state": "dispatched"},
+...        {"at": 10, "action": "dispatched", "to_state": "dispatched", "target": "traffic-police", "deadline": 100},
+...        {"at": 50, "action": "feedback", "to_state": "feedback"},
+...        {"at": 60, "action": "close", "to_state": "closed"},
+...        {"at": 90000, "action": "reopen", "to_state": "dispatched"}]
+>>> rows = [{"created_at": 10, "deadline": 90100, "department": "traffic-police", "category_name": "机动车乱停放",
+...          "log": log}]
+>>> r = summary(rows, 0, 86400, now=99999)
 >>> r["received"], r["closed"], r["on_time_rate"], r["departments"][0]["rank"]
 (1, 1, 1.0, 1)
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
-CLOCK = ("dispatched", "handling", "feedback")
+from gateway.workflow import DEPARTMENT_CLOCK
+
+RUNNING = frozenset(s.value for s in DEPARTMENT_CLOCK)  # the department's clock runs
+FIGURES = ("received", "dispatched", "closed", "closed_on_time", "overdue")
 
 
-def _done_at(row: dict) -> float:
-    """When the department's part ended: its feedback (the re-check is not its time), else the
-    closing; infinity while neither happened."""
-    done = row.get("fed_back_at") or row["closed_at"]
-    return float("inf") if done is None else done
+@dataclass
+class Round:
+    """One dispatch of a case to a department: its deadlines (since when each held) and when its clock stopped
+    (its feedback, a return, a 挂账; the re-check is not its time)."""
+
+    department: str
+    at: float
+    deadlines: list[tuple[float, float | None]]
+    stopped_at: float = math.inf
+
+    def deadline(self, t: float) -> float | None:
+        """The deadline as it was at ``t`` (the dispatch's until an extension moved it)."""
+        return [d for since, d in self.deadlines if since <= t][-1]
 
 
-def _figures(rows: list[dict], start: float, end: float, now: float) -> dict:
-    received = [r for r in rows if start <= r["created_at"] < end]
-    dispatched = [r for r in rows if r["dispatched_at"] is not None and start <= r["dispatched_at"] < end]
-    closed = [r for r in rows if r["closed_at"] is not None and start <= r["closed_at"] < end]
-    on_time = [r for r in closed if r["deadline"] is None or _done_at(r) <= r["deadline"]]
-    at = min(end, now)
-    # a returned case is the centre's to send on, its department's clock stopped: off the overdue board, off this
-    overdue = [r for r in rows if r["deadline"] is not None and r["deadline"] < at and _done_at(r) > at
-               and r["state"] not in ("rejected", "ledger", "returned")]
-    return {"received": len(received), "dispatched": len(dispatched), "closed": len(closed),
-            "closed_on_time": len(on_time), "on_time_rate": round(len(on_time) / len(closed), 4) if closed else None,
-            "overdue": len(overdue)}
+@dataclass
+class History:
+    """A case as its log tells it: the department it was received for, its rounds, its closings (each with the
+    round it ended) and its states (each since when)."""
+
+    received_by: str
+    rounds: list[Round] = field(default_factory=list)
+    closes: list[tuple[float, Round]] = field(default_factory=list)
+    states: list[tuple[float, str]] = field(default_factory=list)
+
+    def round_at(self, t: float) -> Round | None:
+        return next((r for r in reversed(self.rounds) if r.at <= t), None)
+
+    def state_at(self, t: float) -> str | None:
+        return next((s for at, s in reversed(self.states) if at <= t), None)
+
+
+def history(case: dict) -> History:
+    """Replay ``case["log"]``: a ``dispatched`` row starts a round, a row with a deadline (an extension) moves the
+    round's, the first row leaving the department's states stops its clock, a ``close`` closes it."""
+    h = History(received_by=next((e["target"] for e in case["log"] if e["action"] == "dispatched" and e.get("target")),
+                                 case["department"]))  # (a dispatch's department is the case's until a redispatch)
+    for e in case["log"]:
+        if e["action"] == "dispatched":
+            deadline = case["deadline"] if e.get("deadline") is None else e["deadline"]  # before migration 14
+            h.rounds.append(Round(e.get("target") or case["department"], e["at"], [(e["at"], deadline)]))
+        elif h.rounds and e.get("deadline") is not None:
+            h.rounds[-1].deadlines.append((e["at"], e["deadline"]))
+        if e["to_state"] is not None:
+            h.states.append((e["at"], e["to_state"]))
+            if h.rounds and e["to_state"] not in RUNNING and h.rounds[-1].stopped_at == math.inf:
+                h.rounds[-1].stopped_at = e["at"]
+        if e["action"] == "close":
+            h.closes.append((e["at"], h.rounds[-1] if h.rounds else Round(case["department"], e["at"], [
+                (e["at"], case["deadline"])], case.get("fed_back_at") or e["at"])))  # a log with no dispatch
+    return h
+
+
+class Event(NamedTuple):
+    figure: str  # one of FIGURES, or "" for the department a case was with at the period's end
+    department: str
+    category: str
+
+
+def _events(case: dict, start: float, end: float, now: float) -> list[Event]:
+    h, at = history(case), min(end, now)
+    happened = [("received", h.received_by)] if start <= case["created_at"] < end else []
+    happened += [("dispatched", r.department) for r in h.rounds if start <= r.at < end]
+    for closed_at, r in h.closes:
+        if start <= closed_at < end:
+            deadline = r.deadline(r.stopped_at)
+            happened += [("closed", r.department)] + ([("closed_on_time", r.department)]
+                                                      if deadline is None or r.stopped_at <= deadline else [])
+    held = h.round_at(at)
+    # overdue when the period ended: the department's clock ran then, past the deadline of then (a returned case is
+    # the centre's to send on, its department's clock stopped: off the overdue board, off this)
+    if held and h.state_at(at) in RUNNING and (deadline := held.deadline(at)) is not None and deadline < at:
+        happened.append(("overdue", held.department))
+    happened.append(("", held.department if held else h.received_by))
+    return [Event(figure, department, case["category_name"]) for figure, department in happened]
+
+
+def _figures(events: list[Event]) -> dict:
+    n = Counter(e.figure for e in events)
+    return {"received": n["received"], "dispatched": n["dispatched"], "closed": n["closed"],
+            "closed_on_time": n["closed_on_time"],
+            "on_time_rate": round(n["closed_on_time"] / n["closed"], 4) if n["closed"] else None,
+            "overdue": n["overdue"]}
 
 
 def summary(rows: list[dict], start: float, end: float, now: float) -> dict:
-    """Figures for [start, end): received, dispatched, closed, on-time rate, overdue; by category and
-    by department, departments ranked by on-time rate then by closed count."""
+    """Figures for [start, end) from each case's log (above): received, dispatched (each dispatch: a case sent again
+    counts again), closed (each closing), on-time rate (closings whose round fed back or closed by its deadline of
+    then), overdue (at the period's end, or ``now`` within it); by category and by department (the department of
+    each dispatch, closing and overdue round; a case's receiving, the department it was first sent to), departments
+    ranked by on-time rate then by closed count."""
+    events = [e for r in rows for e in _events(r, start, end, now)]
     by_cat, by_dept = defaultdict(list), defaultdict(list)
-    for r in rows:
-        by_cat[r["category_name"]].append(r)
-        by_dept[r["department"]].append(r)
-    departments = [{"department": d, **_figures(rs, start, end, now)} for d, rs in by_dept.items()]
+    for e in events:
+        by_cat[e.category].append(e)
+        by_dept[e.department].append(e)
+    departments = [{"department": d, **_figures(es)} for d, es in by_dept.items()]
     departments.sort(key=lambda d: (-(d["on_time_rate"] if d["on_time_rate"] is not None else -1), -d["closed"],
                                     d["overdue"], d["department"]))
     for i, d in enumerate(departments, 1):
         d["rank"] = i
-    return {**_figures(rows, start, end, now),
-            "categories": sorted(({"category": c, **_figures(rs, start, end, now)} for c, rs in by_cat.items()),
+    return {**_figures(events),
+            "categories": sorted(({"category": c, **_figures(es)} for c, es in by_cat.items()),
                                  key=lambda c: c["category"]),
             "departments": departments}
 

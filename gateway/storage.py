@@ -170,8 +170,12 @@ case_log = Table(
     # migration 8: the more time an extension's row asked for, granted, refused or gave (its note is
     # the person's own words, never this value: a note "2h" on a request for 5 working days is the person's)
     Column("extend_by", String(64)),
+    # migration 14: the department's deadline as a dispatch or an extension of it set it, so that a past day's report
+    # reads the deadline of then, not the case's latest (none on rows from before, and on every other row)
+    Column("deadline", Float),
 )
 UNPUBLISHED = Index("ix_case_log_published", case_log.c.published)  # migration 3: the clock finds its notices
+LOG_AT = Index("ix_case_log_at", case_log.c.at)  # migration 14: a report finds the cases that moved since its day
 
 tokens = Table(
     "tokens", metadata,
@@ -296,6 +300,9 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
     (13, "evidence.named: a box's picture no event of its names is set aside after a while, as one whose incident "
          "never came (those kept before stay, but those of incidents that never came)",
      lambda db: _migrate_evidence_named(db)),
+    (14, "case_log.deadline, case_log.at indexed: a past day's report reads each dispatch's department and deadline "
+         "from the log, not the case as it is now (rows from before: the case's deadline)",
+     lambda db: [_add_missing(case_log.c.deadline)(db), LOG_AT.create(db, checkfirst=True)]),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
@@ -855,7 +862,7 @@ def open_case(db: Connection, row: dict, now: float, actor: str) -> int:
                         f"{row['type']} in zone {row['zone']}")]
     if row["state"] == CaseState.DISPATCHED.value:
         entries.append(_log_row(case_id, now, "gateway", Role.SYSTEM, "dispatched", None, row["state"],
-                                row["department"], row["department"]))
+                                row["department"], row["department"], deadline=row["deadline"]))
     _LOG.run(db, entries)
     return case_id
 
@@ -866,16 +873,16 @@ def link(db: Connection, incident_id: str, case_id: int, how: str, now: float) -
 
 def log(db: Connection, case_id: int, now: float, actor: str, role: Role | str, action: str,
         from_state: str | None, to_state: str | None, note: str | None = None, target: str | None = None,
-        extend_by: str | None = None) -> None:
-    _LOG.run(db, _log_row(case_id, now, actor, role, action, from_state, to_state, note, target, extend_by))
+        extend_by: str | None = None, deadline: float | None = None) -> None:
+    _LOG.run(db, _log_row(case_id, now, actor, role, action, from_state, to_state, note, target, extend_by, deadline))
 
 
 def _log_row(case_id: int, now: float, actor: str, role: Role | str, action: str, from_state: str | None,
              to_state: str | None, note: str | None = None, target: str | None = None,
-             extend_by: str | None = None) -> dict:
+             extend_by: str | None = None, deadline: float | None = None) -> dict:
     return {"case_id": case_id, "at": now, "actor": actor[:128], "role": Role(role).value, "action": action,
             "from_state": from_state, "to_state": to_state, "note": note, "target": target, "published": None,
-            "extend_by": extend_by}
+            "extend_by": extend_by, "deadline": deadline}
 
 
 _UPDATES: dict[tuple[tuple[str, ...], tuple[str, ...]], Prepared] = {}  # by the columns set and compared
@@ -906,8 +913,10 @@ def hold_case(db: Connection, case_id: int) -> None:
 
 
 def apply(db: Connection, case: dict, action: Action, role: Role, actor: str, now: float,
-          note: str | None = None, values: dict | None = None, extend_by: str | None = None) -> dict:
-    """Move ``case`` by ``action`` (TransitionError if not allowed), log it; compare-and-set on state."""
+          note: str | None = None, values: dict | None = None, extend_by: str | None = None,
+          deadline: float | None = None) -> dict:
+    """Move ``case`` by ``action`` (TransitionError if not allowed), log it (with ``deadline``, the department's
+    deadline an extension set); compare-and-set on state."""
     target = transition(case["state"], action, role)
     changes = {"state": target.value, **(values or {})}
     if target == CaseState.CLOSED:
@@ -915,7 +924,7 @@ def apply(db: Connection, case: dict, action: Action, role: Role, actor: str, no
     if not update_case(db, case["id"], changes, state=case["state"]):
         raise ConflictError(f"case {case['id']} changed while {action.value} was applied")
     log(db, case["id"], now, actor, role, action.value, case["state"], target.value, note,
-        changes.get("escalated_grid") if action == Action.ESCALATE else None, extend_by)
+        changes.get("escalated_grid") if action == Action.ESCALATE else None, extend_by, deadline)
     return {**case, **changes}
 
 
@@ -1314,15 +1323,22 @@ class Store:
             db.execute(sessions.delete().where(sessions.c.sha256 == sha256))
 
     def cases_between(self, start: float, end: float) -> list[dict]:
-        """The cases a report of [``start``, ``end``) counts: created before ``end`` and created, dispatched or closed
-        in the period, or open at its start. A rejected or ledger case is settled with no closing time: one from
+        """The cases a report of [``start``, ``end``) counts, each with its ``log`` (``gateway.reports`` reads it):
+        created before ``end`` and created in the period, open now, or acted on since its start (a case ledgered
+        or closed since was open in it). A rejected or ledger case is settled with no closing time: one from
         before the period counts for nothing in it, and every report read every one ever made (a year's false
         alarms, 100,000 rejected cases: 2 s and 200 MB a report, growing each day)."""
-        q = select(cases).where(cases.c.created_at < end, or_(
-            cases.c.closed_at >= start, cases.c.state.in_(sorted(s.value for s in OPEN_STATES)),
-            cases.c.created_at >= start, cases.c.dispatched_at >= start))
+        chosen = select(cases.c.id).where(cases.c.created_at < end, or_(
+            cases.c.state.in_(sorted(s.value for s in OPEN_STATES)), cases.c.created_at >= start,
+            cases.c.id.in_(select(case_log.c.case_id).where(case_log.c.at >= start))))
+        logged = (select(case_log.c.case_id, case_log.c.at, case_log.c.action, case_log.c.to_state, case_log.c.target,
+                         case_log.c.deadline).where(case_log.c.case_id.in_(chosen)).order_by(case_log.c.id))
         with self.engine.connect() as db:
-            return [dict(r._mapping) for r in db.execute(q)]
+            rows = {r.id: dict(r._mapping, log=[]) for r in db.execute(select(cases).where(cases.c.id.in_(chosen)))}
+            for entry in db.execute(logged):
+                if entry.case_id in rows:  # (a case made between the two reads waits for the next report)
+                    rows[entry.case_id]["log"].append(dict(entry._mapping))
+            return list(rows.values())
 
     def count(self, table: str) -> int:
         with self.engine.connect() as db:

@@ -3,6 +3,7 @@ times chosen): each test names a figure an outside check found the report and th
 
 import pytest
 import yaml
+from sqlalchemy import text
 
 from gateway.actions import act as apply_action
 from gateway.config import load_tables
@@ -12,21 +13,21 @@ from gateway.reports import summary
 from gateway.storage import Store
 from gateway.workflow import Action, Role
 
-from .test_workflow import CITY, database_url, incident, seen  # noqa: F401
+from .test_workflow import CITY, database_url, incident, seen, undo_migration_14  # noqa: F401
 
 
 @pytest.fixture
 def city_at(tmp_path, database_url):  # noqa: F811
-    """A gateway whose clock is ``clock[0]``; ``case(t)`` raises a parking case (30 s service level) seen at ``t``,
+    """A gateway whose clock is ``clock[0]``; ``case(t, n)`` raises a parking case (30 s service level) seen at ``t``,
     ``do(case_id, action, role, t)`` acts on it then."""
     (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
     tables, store = load_tables(tmp_path / "city.yaml"), Store(database_url)
     clock = [0.0]
     ingest = Ingest(store, tables, clock=lambda: clock[0])
 
-    def case(t: float) -> int:
+    def case(t: float, n: int = 0) -> int:  # n: the n-th pile of the street, a kilometre apart (one case each)
         clock[0] = t
-        assert ingest.handle(*incident(**seen(t))) == "case_created"
+        assert ingest.handle(*incident(location={"lat": 39.17 + n / 100, "lon": 117.15}, **seen(t))) == "case_created"
         return store.list_cases(limit=1)[0]["id"]
 
     def do(case_id: int, action: Action, role: Role, t: float, **extra) -> None:
@@ -45,10 +46,93 @@ def test_a_case_its_department_returned_is_not_overdue_on_the_report_as_on_the_o
     (``/ui/overdue``, ``?overdue=true``) leaves it off, but the report counted it overdue, against the department
     that returned it, each day until someone sent it on."""
     store, case, do = city_at
-    start, end = period("daily", "2027-02-04", 0.0)
+    start, end = period("daily", "2027-02-04", 2e9)
     returned = case(start + 9 * 3600)
     do(returned, Action.RETURN, Role.DEPARTMENT, start + 10 * 3600)  # past its 30 s: it was overdue when returned
     late = case(start + 11 * 3600)  # still with the police, overdue
     assert [c["id"] for c in store.list_cases(overdue_at=end)] == [late]
     r = report(store, "2027-02-04", now=end + 86400)
     assert r["overdue"] == 1 and r["departments"][0]["overdue"] == 1
+
+
+def test_a_case_closed_and_reopened_the_next_day_stays_closed_on_the_day_it_closed(city_at):
+    """A day's report read each case's current row: a case closed on time on the 4th and reopened on the 5th lost its
+    closing (and its dispatch) from the 4th's figures, published the evening before; one closed late was counted
+    against its new round's deadline, on time. A day's figures are what its log says happened that day."""
+    store, case, do = city_at
+    start, end = period("daily", "2027-02-04", end_of := 2e9)
+    on_time, late = case(start + 9 * 3600), case(start + 9 * 3600, 1)
+    do(on_time, Action.FEEDBACK, Role.DEPARTMENT, start + 9 * 3600 + 10)  # within its 30 s
+    do(late, Action.FEEDBACK, Role.DEPARTMENT, start + 10 * 3600)  # an hour late
+    for case_id in (on_time, late):
+        do(case_id, Action.CLOSE, Role.OPERATOR, start + 11 * 3600)
+    before = report(store, "2027-02-04", now=end_of)
+    assert (before["dispatched"], before["closed"], before["closed_on_time"]) == (2, 2, 1)
+    for case_id in (on_time, late):
+        do(case_id, Action.REOPEN, Role.OPERATOR, end + 9 * 3600)  # the pile is back the next morning
+    assert report(store, "2027-02-04", now=end_of) == before
+    assert report(store, "2027-02-05", now=end_of)["dispatched"] == 2
+
+
+def test_a_department_keeps_the_overdue_case_it_returned_on_the_days_it_had_it(city_at):
+    """A case the traffic police let run overdue, returned the next day and sent to sanitation, moved all its figures
+    to sanitation, and its overdue went with the police's deadline: a department cleared an overdue from its record
+    by returning the case. The day it was the police's stays the police's."""
+    store, case, do = city_at
+    start, end = period("daily", "2027-02-04", end_of := 2e9)
+    case_id = case(start + 9 * 3600)  # the police's, 30 s to act, overdue at the day's end
+    before = report(store, "2027-02-04", now=end_of)
+    do(case_id, Action.RETURN, Role.DEPARTMENT, end + 9 * 3600)
+    do(case_id, Action.REDISPATCH, Role.OPERATOR, end + 10 * 3600, department="sanitation")
+    after = report(store, "2027-02-04", now=end_of)
+    assert after == before
+    (police,) = after["departments"]
+    assert police["department"] == "traffic-police"
+    assert (police["received"], police["dispatched"], police["overdue"]) == (1, 1, 1)
+    (sanitation,) = report(store, "2027-02-05", now=end_of)["departments"]
+    assert (sanitation["department"], sanitation["dispatched"], sanitation["overdue"]) == ("sanitation", 1, 1)
+
+
+def test_an_extension_or_a_ledger_later_leaves_the_overdue_of_the_days_before(city_at):
+    """An extension granted on the 5th moved the case's deadline, and a 挂账 on the 5th settled the case: each dropped
+    out of the 4th's overdue, though both were overdue when the 4th ended. A past day reads the deadline as it was
+    then (recorded on the log row of the dispatch and of each extension)."""
+    store, case, do = city_at
+    start, end = period("daily", "2027-02-04", end_of := 2e9)
+    extended, ledger, early = (case(start + 9 * 3600, n) for n in range(3))
+    do(early, Action.EXTEND, Role.OPERATOR, start + 9 * 3600 + 10, extend_by="2h")  # in time: no longer overdue
+    do(early, Action.FEEDBACK, Role.DEPARTMENT, start + 10 * 3600)  # within the 2 h
+    do(early, Action.CLOSE, Role.OPERATOR, start + 10 * 3600)
+    before = report(store, "2027-02-04", now=end_of)
+    assert (before["overdue"], before["closed"], before["closed_on_time"]) == (2, 1, 1)
+    do(extended, Action.EXTEND, Role.OPERATOR, end + 9 * 3600, extend_by="5 days")
+    do(ledger, Action.ACKNOWLEDGE, Role.DEPARTMENT, end + 9 * 3600)
+    do(ledger, Action.LEDGER, Role.OPERATOR, end + 9 * 3600)
+    assert report(store, "2027-02-04", now=end_of) == before
+    assert report(store, "2027-02-05", now=end_of)["overdue"] == 0
+
+
+def test_a_report_of_a_day_not_yet_come_is_refused():
+    """``?date=2099-01-01`` showed today's overdue cases under a day that has not begun; today's own is still shown."""
+    now = period("daily", "2027-02-04", 2e9)[0] + 3600  # 01:00 on the 4th, Beijing time
+    assert period("daily", "2027-02-04", now)[0] <= now
+    assert period("weekly", "2027-02-04", now)[0] <= now
+    with pytest.raises(ValueError, match="2027-02-05.*after today .2027-02-04"):
+        period("daily", "2027-02-05", now)
+
+
+def test_a_log_from_before_migration_14_reads_the_cases_deadline(city_at):
+    """Its log rows carry no deadline: a round reads the case's own (right for its latest round, as here); an
+    extension after the upgrade records its own."""
+    store, case, do = city_at
+    start, end = period("daily", "2027-02-04", end_of := 2e9)
+    case_id = case(start + 9 * 3600)
+    with store.engine.begin() as db:  # a database of version 13
+        undo_migration_14(db)
+        db.execute(text("DELETE FROM schema_migrations WHERE version = 14"))
+    store.engine.dispose()
+    Store(store.engine.url.render_as_string(hide_password=False))  # the gateway started again: migration 14
+    assert report(store, "2027-02-04", now=end_of)["overdue"] == 1
+    do(case_id, Action.EXTEND, Role.OPERATOR, end + 9 * 3600, extend_by="5 days")
+    (logged,) = store.cases_between(start, end)
+    assert [e["deadline"] for e in logged["log"]] == [None, None, store.get_case(case_id)["deadline"]]

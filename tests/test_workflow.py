@@ -445,7 +445,7 @@ def test_a_report_reads_no_case_rejected_or_put_on_the_ledger_before_its_day(tmp
 
     (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
     tables, store = load_tables(tmp_path / "city.yaml"), Store(database_url)
-    start, end = period("daily", "2026-12-05", 0.0)
+    start, end = period("daily", "2026-12-05", 2e9)
     clock = [start - 3 * 86400]
     ingest = Ingest(store, tables, clock=lambda: clock[0])
 
@@ -534,6 +534,12 @@ def test_urgent_spill_gets_the_urgent_service_level_and_pulls_a_merged_case_forw
     assert page.text.count("紧急") == 2
 
 
+def undo_migration_14(db) -> None:
+    """What a database of version 13 lacks: the deadline on the log rows of dispatches and extensions."""
+    db.execute(text("DROP INDEX ix_case_log_at"))
+    db.execute(text("ALTER TABLE case_log DROP COLUMN deadline"))
+
+
 def undo_migration_13(db) -> None:
     """What a database of version 12 lacks: evidence's mark of an event naming it."""
     db.execute(text("DROP INDEX ix_evidence_unnamed"))
@@ -544,7 +550,8 @@ def undo_migrations_after_3(db) -> None:
     """What a database of version 3 lacks: photo links, token expiry and revocation, sessions, dead letters' grid,
     the feedback time, the re-check's deadline and the request for more time, verdicts and suppressions, an
     extension's duration on its timeline row, the boxes' heartbeats, dead letters' digest, evidence's mark of an
-    event naming it."""
+    event naming it, the log's deadlines."""
+    undo_migration_14(db)
     undo_migration_13(db)
     db.execute(text("DROP INDEX ux_dead_letters_digest"))
     db.execute(text("ALTER TABLE dead_letters DROP COLUMN digest"))
@@ -573,7 +580,7 @@ def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
     store = Store(database_url)
     with store.engine.connect() as db:
         versions = db.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
     (case,) = store.list_cases()
     assert case["urgent"] is False and case["category_name"] == "机动车乱停放"
     with store.engine.connect() as db:
