@@ -1,0 +1,85 @@
+"""A hostile or broken box flooding the gateway: the dead letters it causes are deleted past the city's retention,
+said in the log a few a minute, and its pictures no event names wait so many at most."""
+
+import logging
+
+import pytest
+from sqlalchemy import inspect, text
+
+from gateway import service, storage
+from gateway.config import TABLES_DIR, GatewayConfig, load_tables
+from gateway.ingest import Ingest
+from gateway.service import Clock, DeadLetterRetention
+from gateway.storage import Store
+from xueliang import wire
+
+from .test_poison import picture
+from .test_workflow import database_url, undo_migration_15  # noqa: F401 (fixture)
+
+NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+DAY = 86400.0
+BAD = wire.incident_topic("box-1", "gate")
+
+
+@pytest.fixture
+def tables():
+    return load_tables(TABLES_DIR / "demo.yaml")
+
+
+def flood(store: Store, n: int, at: float, size: int = 65_536, first: int = 0) -> None:
+    with store.begin() as db:
+        for i in range(first, first + n):
+            storage.dead_letter(db, BAD, "not JSON", i.to_bytes(4, "big") * (size // 4), at + i)
+
+
+def test_dead_letters_past_the_citys_days_and_megabytes_are_deleted_oldest_first_in_bounded_rounds(
+        database_url, monkeypatch, caplog):  # noqa: F811
+    """Dead letters were never deleted: 64 kB kept of each bad message, a box sending them grew the table without
+    end. The clock deletes those older than ``dead_letter_days`` and, past ``dead_letter_mb``, the oldest, a round
+    at a time, and counts them."""
+    assert (GatewayConfig().dead_letter_days, GatewayConfig().dead_letter_mb) == (90.0, 1024)
+    caplog.set_level(logging.INFO, logger="gateway.service")
+    monkeypatch.setattr(service, "DEAD_LETTERS_PER_ROUND", 10)
+    store = Store(database_url)
+    flood(store, 5, NOW - 91 * DAY, size=100)  # old and small
+    flood(store, 40, NOW, first=5)  # 40 of 64 kB: 2.5 MB
+    retention = DeadLetterRetention(store, days=90, mb=1)
+    deleted = service.DEAD_LETTERS_DELETED
+    before = {why: deleted.labels(why)._value.get() for why in ("age", "budget")}
+    rounds = [retention.sweep(NOW)]
+    while rounds[-1]:
+        rounds.append(retention.sweep(NOW + len(rounds)))
+    assert rounds == [True, True, False]  # 5 old and 5 of the budget's, then 10, then 9
+    assert store.count("dead_letters") == 16 and store.dead_letter_bytes() == 16 * 65_536 == 2**20
+    kept = [d["bytes"] for d in store.list_dead_letters(limit=100)]
+    assert kept == [65_536] * 16
+    assert [d["id"] for d in store.list_dead_letters(limit=1)] == [45]  # the newest stay
+    assert {why: deleted.labels(why)._value.get() - before[why] for why in before} == {"age": 5, "budget": 24}
+    assert "5 dead letter(s) deleted, received more than 90 days ago (dead_letter_days)" in caplog.text
+    assert "9 dead letter(s) deleted, the oldest, past the dead letters' 1 MB (dead_letter_mb)" in caplog.text
+    assert not retention.sweep(NOW + 10) and store.count("dead_letters") == 16  # within: nothing more
+
+
+def test_the_gateways_clock_deletes_dead_letters_at_its_rounds(tmp_path, tables):
+    """The clock's own step, as the gateway runs it: a full round has it go round again at once."""
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    flood(store, 3, NOW - 2 * DAY, size=10)
+    flood(store, 3, NOW, size=10, first=3)
+    clock = Clock(store, tables, client=None, every_s=1, retention=DeadLetterRetention(store, days=1, mb=1))
+    clock.delete_dead_letters(NOW + 10)
+    assert store.count("dead_letters") == 3 and not clock.wake.is_set()
+
+
+def test_a_database_of_version_14_gets_its_dead_letters_and_pictures_indexed(database_url):  # noqa: F811
+    """Without the index, the clock's look for old dead letters read the whole table every round."""
+    store = Store(database_url)
+    flood(store, 2, NOW - 100 * DAY, size=10)
+    with store.begin() as db:
+        undo_migration_15(db)
+        db.execute(text("DELETE FROM schema_migrations WHERE version = 15"))
+    store.engine.dispose()
+    store = Store(database_url)
+    with store.engine.connect() as db:
+        assert "ix_dead_letters_received_at" in {i["name"] for i in inspect(db).get_indexes("dead_letters")}
+        assert "ix_evidence_box_named" in {i["name"] for i in inspect(db).get_indexes("evidence")}
+    assert store.delete_dead_letters_before(NOW - 90 * DAY, 10) == 2
