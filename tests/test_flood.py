@@ -83,3 +83,28 @@ def test_a_database_of_version_14_gets_its_dead_letters_and_pictures_indexed(dat
         assert "ix_dead_letters_received_at" in {i["name"] for i in inspect(db).get_indexes("dead_letters")}
         assert "ix_evidence_box_named" in {i["name"] for i in inspect(db).get_indexes("evidence")}
     assert store.delete_dead_letters_before(NOW - 90 * DAY, 10) == 2
+
+
+def test_a_flood_of_bad_messages_writes_a_few_lines_a_minute_and_every_one_is_counted(tmp_path, tables, caplog):
+    """Each dead letter was a warning: 10,000 bad messages from a box, 10,000 lines. Now the first 5 of each box and
+    kind of reason in a minute are said, the rest in one line after the minute; each is kept and counted as before."""
+    caplog.set_level(logging.WARNING, logger="gateway.ingest")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    at = {"now": NOW}
+    ingest = Ingest(store, tables, clock=lambda: at["now"])
+    bad = [(BAD, b"not json %d" % n) for n in range(1000)] + \
+        [(wire.incident_topic("box-2", "gate"), b"[%d" % n) for n in range(3)]
+    outcomes = []
+    for first in range(0, len(bad), 500):
+        outcomes += ingest.handle_batch(bad[first:first + 500])
+    assert outcomes == ["dead_letter"] * 1003 and store.count("dead_letters") == 1003
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 8 and sum(line.startswith(f"dead letter on {BAD}: not JSON") for line in lines) == 5
+    assert lines[4].endswith("(more of the kind from this box within the minute are counted, not said one by one)")
+    at["now"] += 61
+    ingest.handle(wire.status_topic("box-1"), b'{"box": "box-1", "state": "offline"}')  # a heartbeat says the rest
+    assert caplog.records[-1].getMessage().startswith(
+        "995 more dead letter(s) in 61 s not said one by one (each is in the dead letters and in "
+        "xl_gateway_messages_total{outcome=\"dead_letter\"}): box 'box-1' 995 (not JSON: ")
+    assert ingest.handle(BAD, b"not json again") == "dead_letter"  # a new minute: said again
+    assert caplog.records[-1].getMessage().startswith(f"dead letter on {BAD}: not JSON")
