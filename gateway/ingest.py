@@ -41,6 +41,11 @@ UNACKNOWLEDGED = frozenset({AHEAD_OF_CLOCK, HEARTBEAT, HEARTBEAT_REFUSED})  # ou
 # pictures kept under one incident id: a box sends a snapshot and a frame at its start and at its end (four); a box
 # that sent 10,000 under one id had them all kept (a picture no event names waits ORPHAN_EVIDENCE_S to be set aside)
 MAX_EVIDENCE_PER_INCIDENT = 8
+# pictures of one box no event named yet, kept at most: a box sends each just before the event that names it, and
+# has 1,000 messages out at most (the edge's max_unconfirmed), events held for its clock among them; a box spreading
+# pictures over made-up incident ids, 8 each, had them all kept for the hour an orphan waits (``ORPHAN_EVIDENCE_S``),
+# faster than the clock set them aside
+MAX_UNNAMED_PER_BOX = 5000
 
 
 # a flood of 10,000 bad messages wrote 10,000 warnings: each box's first few of a kind a minute are said, the rest
@@ -355,13 +360,19 @@ class Ingest:
     def _add_evidence(self, db, topic: str, where: wire.Topic, sha: str, payload: bytes, now: float) -> str:
         """Keep a snapshot, in the caller's transaction, or set it aside where its incident is another box's or
         camera's (``not_its_evidence``), or has ``MAX_EVIDENCE_PER_INCIDENT`` pictures kept already: only the database
-        knows, as for an event (``_apply``). The same bytes sent again are kept once, as they were."""
+        knows, as for an event (``_apply``), or its box has ``MAX_UNNAMED_PER_BOX`` pictures waiting for their events
+        already. The same bytes sent again are kept once, as they were."""
         wrong = not_its_evidence(storage.first_event(db, where.incident_id), where.incident_id, where.box,
                                  where.camera)
-        if not wrong and not storage.evidence_kept(db, sha) and \
-                (kept := storage.evidence_count(db, where.incident_id)) >= MAX_EVIDENCE_PER_INCIDENT:
+        new = not wrong and not storage.evidence_kept(db, sha)
+        if new and (kept := storage.evidence_count(db, where.incident_id)) >= MAX_EVIDENCE_PER_INCIDENT:
             wrong = (f"incident {where.incident_id!r} has {kept} pictures kept already, the most one incident keeps "
                      f"({MAX_EVIDENCE_PER_INCIDENT}: a box sends a snapshot and a frame at its start and its end)")
+        elif new and not storage.named_by_event(db, where.incident_id, sha) and \
+                storage.unnamed_evidence(db, where.box, MAX_UNNAMED_PER_BOX) >= MAX_UNNAMED_PER_BOX:
+            wrong = (f"box {where.box!r} has {MAX_UNNAMED_PER_BOX} pictures waiting for an event of its to name them, "
+                     "the most a box has waiting (a box sends a picture just before the event that names it); a "
+                     f"picture for incident {where.incident_id!r} is not kept")
         if wrong:
             self.said.say(where.box, f"from box {where.box!r}", wrong, now)
             storage.dead_letter(db, topic, wrong, payload, now)

@@ -942,8 +942,7 @@ def add_evidence(db: Connection, sha256: str, data: bytes, incident_id: str, box
     came first, through another gateway)."""
     if _EVIDENCE_KEPT.first(db, {"sha256": sha256}):
         return False
-    named = incident_id.startswith(wire.GATEWAY_KEY_PREFIX) or _NAMED_BY_EVENT.first(
-        db, {"incident_id": incident_id, "sha256": f"%{sha256}%"}) is not None
+    named = incident_id.startswith(wire.GATEWAY_KEY_PREFIX) or named_by_event(db, incident_id, sha256)
     _NEW_EVIDENCE.run(db, {"sha256": sha256, "data": bytes(data), "incident_id": incident_id, "box": box,
                            "camera": camera, "received_at": now, "named": named})
     return True
@@ -955,6 +954,12 @@ _NAMED_BY_EVENT = Prepared(select(incident_events.c.seq).where(incident_events.c
                            .limit(1))
 _EVIDENCE_COUNT = Prepared(select(func.count()).select_from(evidence)
                            .where(evidence.c.incident_id == bindparam("incident_id")))
+
+
+def named_by_event(db: Connection, incident_id: str, sha256: str) -> bool:
+    """Whether an event of ``incident_id`` recorded already names these bytes (it came first, through another
+    gateway)."""
+    return _NAMED_BY_EVENT.first(db, {"incident_id": incident_id, "sha256": f"%{sha256}%"}) is not None
 
 
 def evidence_kept(db: Connection, sha256: str) -> bool:

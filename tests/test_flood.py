@@ -6,14 +6,15 @@ import logging
 import pytest
 from sqlalchemy import inspect, text
 
-from gateway import service, storage
+from gateway import ingest as ingest_module, service, storage
 from gateway.config import TABLES_DIR, GatewayConfig, load_tables
 from gateway.ingest import Ingest
 from gateway.service import Clock, DeadLetterRetention
 from gateway.storage import Store
 from xueliang import wire
 
-from .test_poison import picture
+from .test_gateway import TOPIC, payload
+from .test_poison import evidence_of, picture
 from .test_workflow import database_url, undo_migration_15  # noqa: F401 (fixture)
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -108,3 +109,33 @@ def test_a_flood_of_bad_messages_writes_a_few_lines_a_minute_and_every_one_is_co
         "xl_gateway_messages_total{outcome=\"dead_letter\"}): box 'box-1' 995 (not JSON: ")
     assert ingest.handle(BAD, b"not json again") == "dead_letter"  # a new minute: said again
     assert caplog.records[-1].getMessage().startswith(f"dead letter on {BAD}: not JSON")
+
+
+def test_a_box_spreading_pictures_over_made_up_incidents_has_so_many_waiting_at_most(database_url, tables,
+                                                                                       monkeypatch):  # noqa: F811
+    """Eight pictures under each of many made-up incident ids were all kept for the hour an orphan waits, and the
+    clock set 100 aside a round: a box sending faster outgrew it. A box now has ``MAX_UNNAMED_PER_BOX`` pictures
+    waiting for their events at most; past it a picture is a dead letter with the reason, but one an event recorded
+    already names. Another box's are not held up, and a box's event naming its pictures makes room."""
+    monkeypatch.setattr(ingest_module, "MAX_UNNAMED_PER_BOX", 20)
+    store = Store(database_url)
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    sent = [(wire.evidence_topic("box-1", "gate", f"made-up-{n // 8}"), picture(n)) for n in range(40)]
+    assert ingest.handle_batch(sent[:30]) == ["evidence"] * 20 + ["dead_letter"] * 10
+    assert ingest.handle(*sent[30]) == "dead_letter" and ingest.handle(*sent[0]) == "evidence"  # kept already
+    assert store.count("evidence") == 20 and store.count("dead_letters") == 11
+    assert store.list_dead_letters(limit=1)[0]["reason"] == (
+        "box 'box-1' has 20 pictures waiting for an event of its to name them, the most a box has waiting (a box "
+        "sends a picture just before the event that names it); a picture for incident 'made-up-3' is not kept")
+    assert ingest.handle(wire.evidence_topic("box-2", "gate", "b2-1"), picture(100)) == "evidence"
+    snapshot, frame = picture(200), picture(201)
+    named = payload(evidence=evidence_of(snapshot, frame))
+    assert ingest.handle(TOPIC, named) == "case_created"  # its event first (another gateway took the pictures)
+    assert ingest.handle_batch([(wire.evidence_topic("box-1", "gate", "3f2a9c"), jpeg)
+                                for jpeg in (snapshot, frame)]) == ["evidence"] * 2
+    more = wire.evidence_topic("box-1", "gate", "3f2a9d")
+    assert ingest.handle(more, picture(300)) == "dead_letter"
+    assert ingest.handle(wire.incident_topic("box-1", "gate"), payload(
+        incident_id="made-up-0", location={"lat": 39.3, "lon": 117.3},
+        evidence=evidence_of(picture(0), picture(1)))) == "case_created"  # names two of the twenty
+    assert ingest.handle(more, picture(301)) == "evidence"
