@@ -432,6 +432,11 @@ class GatewayConfig(Strict):
     http: Http = Http()
     tables: Path = Field(default=TABLES_DIR / "demo.yaml", title="The city's tables (YAML)")
     escalation_check_s: float = Field(default=5.0, gt=0, le=3_600, title="How often overdue cases are looked for")
+    # a box can send bad messages as fast as a gateway takes them, each kept with up to 64 kB of its payload: dead
+    # letters were never deleted, and a hostile or broken box grew the table without end
+    dead_letter_days: float = Field(default=90.0, gt=0, le=36_500, title="Dead letters older than this are deleted")
+    dead_letter_mb: int = Field(default=1024, ge=1, title="The dead letters' payloads keep at most this many MB: "
+                                "the oldest are deleted past it")
 
     @field_validator("database")
     @classmethod

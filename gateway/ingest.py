@@ -14,8 +14,10 @@ so its box keeps it and sends it again, and taken once the gateway's clock allow
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -39,6 +41,75 @@ UNACKNOWLEDGED = frozenset({AHEAD_OF_CLOCK, HEARTBEAT, HEARTBEAT_REFUSED})  # ou
 # pictures kept under one incident id: a box sends a snapshot and a frame at its start and at its end (four); a box
 # that sent 10,000 under one id had them all kept (a picture no event names waits ORPHAN_EVIDENCE_S to be set aside)
 MAX_EVIDENCE_PER_INCIDENT = 8
+# pictures of one box no event named yet, kept at most: a box sends each just before the event that names it, and
+# has 1,000 messages out at most (the edge's max_unconfirmed), events held for its clock among them; a box spreading
+# pictures over made-up incident ids, 8 each, had them all kept for the hour an orphan waits (``ORPHAN_EVIDENCE_S``),
+# faster than the clock set them aside
+MAX_UNNAMED_PER_BOX = 5000
+
+
+# a flood of 10,000 bad messages wrote 10,000 warnings: each box's first few of a kind a minute are said, the rest
+# counted (xl_gateway_messages_total{outcome="dead_letter"} counts each, the table keeps each) and said in one line
+SAID_PER_KIND = 5  # a minute, of one box and one kind of reason (``reason_kind``)
+SAID_AT_MOST = 100  # a minute, in all (a client making up box ids)
+QUIET_KINDS_MAX = 10_000  # (box, kind) counted apart in a minute; those past it are counted together
+
+
+def reason_kind(reason: str) -> str:
+    """A dead letter's reason without the values it quotes or counts: what its lines are limited by.
+
+    >>> reason_kind("incident 'a-1' has 8 pictures kept already (8: ...)")
+    'incident _ has _ pictures kept already (_: ...)'
+    """
+    return re.sub(r"'[^']*'|\"[^\"]*\"|\d+(?:\.\d+)?", "_", reason)[:120]
+
+
+class DeadLetterLog:
+    """Says dead letters in the log: the first ``SAID_PER_KIND`` of each box and kind of reason in a minute, at
+    most ``SAID_AT_MOST`` in all, one by one; the rest in one line once the minute is over (at the next message:
+    a box's heartbeat comes every few seconds), with the boxes and reasons that sent most. Time is passed in."""
+
+    def __init__(self, window_s: float = 60.0):
+        self.window_s = window_s
+        self.since: float | None = None
+        self.said: collections.Counter = collections.Counter()
+        self.quiet: collections.Counter = collections.Counter()
+
+    def say(self, box: str, where: str, reason: str, now: float) -> None:
+        """One dead letter of ``box``; ``where`` says it in the line (``on TOPIC``, ``from box 'b'``)."""
+        self.flush(now)
+        key = (box, reason_kind(reason))
+        if self.said[key] < SAID_PER_KIND and self.said.total() < SAID_AT_MOST:
+            self.said[key] += 1
+            more = " (more of the kind from this box within the minute are counted, not said one by one)" \
+                if self.said[key] == SAID_PER_KIND else ""
+            log.warning("dead letter %s: %s%s", where, reason, more)
+            return
+        if key not in self.quiet and len(self.quiet) >= QUIET_KINDS_MAX:
+            key = ("(others)", "")
+        self.quiet[key] += 1
+
+    def flush(self, now: float) -> None:
+        """Say what was counted, not said, once the minute is over (or the clock was set back)."""
+        if self.since is not None and 0 <= now - self.since < self.window_s:
+            return
+        if self.quiet:
+            top = ", ".join(f"box {box[:64]!r} {n} ({kind})" for (box, kind), n in self.quiet.most_common(5))
+            rest = len(self.quiet) - 5
+            log.warning("%d more dead letter(s) in %.0f s not said one by one (each is in the dead letters and in "
+                        "xl_gateway_messages_total{outcome=\"dead_letter\"}): %s%s", self.quiet.total(),
+                        now - self.since, top, f", and {rest} more box(es) or reason(s)" if rest > 0 else "")
+        self.since, self.said, self.quiet = now, collections.Counter(), collections.Counter()
+
+
+def topic_box(topic: str) -> str:
+    """The box a topic names, as far as it names one, to count its dead letters by.
+
+    >>> topic_box("xl/v1/box-1/gate/incident"), topic_box("other")
+    ('box-1', '')
+    """
+    parts = topic.split("/")
+    return parts[2][:64] if len(parts) > 2 else ""
 
 
 def told(outcome: str, other: str | None) -> str:
@@ -113,11 +184,13 @@ class Ingest:
         self.health = health or Health()  # lists the boxes whose incidents are held for their clocks
         self.heartbeats = Heartbeats()
         self.placeless: set[tuple[str, str]] = set()  # cameras at (0, 0) already said (``wire.template_location``)
+        self.said = DeadLetterLog()
 
     def handle(self, topic: str, payload: bytes) -> str:
         """Process one message in a transaction of its own; returns what happened (for logs and
         tests). A bad message becomes a dead letter; only DatabaseUnavailable is raised."""
         now = self.clock()
+        self.said.flush(now)
         box = wire.status_box(topic)
         for attempt in range(3):
             try:
@@ -149,7 +222,7 @@ class Ingest:
         raise AssertionError("unreachable")
 
     def _dead(self, topic: str, reason: str, payload: bytes, now: float) -> str:
-        log.warning("dead letter on %s: %s", topic[:200], reason)
+        self.said.say(topic_box(topic), f"on {topic[:200]}", reason, now)
         try:
             self.store.dead_letter(topic, reason, payload, now)
         except Exception as exc:  # the message is not lost: unacknowledged, it comes again
@@ -177,6 +250,7 @@ class Ingest:
         acknowledged.
         """
         now = self.clock()
+        self.said.flush(now)
         outcomes: list[str] = [""] * len(items)
         work, beats, refused = [], [], []
         for i, (topic, payload) in enumerate(items):
@@ -195,11 +269,11 @@ class Ingest:
                 log.exception("checking a message on %s failed; set aside", topic[:200])
                 refused.append((i, f"internal error while checking: {type(exc).__name__}: {exc}"))
         work = in_seq_order(work)
-        applied = []
+        applied, waiting = [], {}
         try:
             with self.store.begin() as db, storage.pipelined(db):
                 for i, reason in refused:
-                    log.warning("dead letter on %s: %s", items[i][0][:200], reason)
+                    self.said.say(topic_box(items[i][0]), f"on {items[i][0][:200]}", reason, now)
                     storage.dead_letter(db, items[i][0], reason, items[i][1], now)
                     outcomes[i] = "dead_letter"
                 # evidence takes its incident's own lock: whose it is (``_add_evidence``) and an incident's first event
@@ -208,7 +282,7 @@ class Ingest:
                                          for _, where, checked in work])
                 for i, where, checked in work:
                     if where.kind == "evidence":
-                        outcomes[i] = self._add_evidence(db, items[i][0], where, checked, items[i][1], now)
+                        outcomes[i] = self._add_evidence(db, items[i][0], where, checked, items[i][1], now, waiting)
                     else:
                         outcomes[i], case_id = self._apply(db, *checked, items[i][1], now)
                         applied.append((outcomes[i], case_id, *checked))
@@ -283,21 +357,33 @@ class Ingest:
             storage.lock_places(db, [(where.incident_id, [])])
             return self._add_evidence(db, topic, where, sha, payload, now)
 
-    def _add_evidence(self, db, topic: str, where: wire.Topic, sha: str, payload: bytes, now: float) -> str:
+    def _add_evidence(self, db, topic: str, where: wire.Topic, sha: str, payload: bytes, now: float,
+                      waiting: dict[str, int] | None = None) -> str:
         """Keep a snapshot, in the caller's transaction, or set it aside where its incident is another box's or
         camera's (``not_its_evidence``), or has ``MAX_EVIDENCE_PER_INCIDENT`` pictures kept already: only the database
-        knows, as for an event (``_apply``). The same bytes sent again are kept once, as they were."""
+        knows, as for an event (``_apply``), or its box has ``MAX_UNNAMED_PER_BOX`` pictures waiting for their events
+        already (counted once a batch, in ``waiting``: counted at each picture, a flood was taken 15 times slower). The
+        same bytes sent again are kept once, as they were."""
+        waiting = {} if waiting is None else waiting
         wrong = not_its_evidence(storage.first_event(db, where.incident_id), where.incident_id, where.box,
                                  where.camera)
-        if not wrong and not storage.evidence_kept(db, sha) and \
-                (kept := storage.evidence_count(db, where.incident_id)) >= MAX_EVIDENCE_PER_INCIDENT:
+        new = not wrong and not storage.evidence_kept(db, sha)
+        if new and (kept := storage.evidence_count(db, where.incident_id)) >= MAX_EVIDENCE_PER_INCIDENT:
             wrong = (f"incident {where.incident_id!r} has {kept} pictures kept already, the most one incident keeps "
                      f"({MAX_EVIDENCE_PER_INCIDENT}: a box sends a snapshot and a frame at its start and its end)")
+        named = new and storage.named_by_event(db, where.incident_id, sha)
+        if new and not wrong and not named and where.box not in waiting:
+            waiting[where.box] = storage.unnamed_evidence(db, where.box, MAX_UNNAMED_PER_BOX)
+        if new and not wrong and not named and waiting[where.box] >= MAX_UNNAMED_PER_BOX:
+            wrong = (f"box {where.box!r} has {MAX_UNNAMED_PER_BOX} pictures waiting for an event of its to name them, "
+                     "the most a box has waiting (a box sends a picture just before the event that names it); a "
+                     f"picture for incident {where.incident_id!r} is not kept")
         if wrong:
-            log.warning("dead letter from box %r: %s", where.box, wrong)
+            self.said.say(where.box, f"from box {where.box!r}", wrong, now)
             storage.dead_letter(db, topic, wrong, payload, now)
             return "dead_letter"
-        storage.add_evidence(db, sha, payload, where.incident_id, where.box, where.camera, now)
+        if storage.add_evidence(db, sha, payload, where.incident_id, where.box, where.camera, now) and not named:
+            waiting[where.box] += 1
         return "evidence"
 
     def _incident(self, where: wire.Topic, payload: bytes, now: float) -> str:
@@ -346,7 +432,7 @@ class Ingest:
         if first is None:  # its first event, which says whose the incident is: the others' snapshots sent before it
             for row in storage.others_evidence(db, message["incident_id"], message["box"], message["camera"]):
                 wrong = not_its_evidence(message, message["incident_id"], row["box"], row["camera"])
-                log.warning("dead letter from box %r: %s", row["box"], wrong)
+                self.said.say(row["box"], f"from box {row['box']!r}", wrong, now)
                 storage.set_aside_evidence(db, row, wrong, now)
         actor = f"box:{message['box']}"
         case = storage.case_of_incident(db, message["incident_id"])
@@ -439,7 +525,7 @@ class Ingest:
 
     def _refused(self, db, message: dict, payload: bytes, now: float, reason: str) -> tuple[str, None]:
         """A dead letter found only by asking the database, written in the batch's own transaction."""
-        log.warning("dead letter from box %r: %s", message["box"], reason)
+        self.said.say(message["box"], f"from box {message['box']!r}", reason, now)
         storage.dead_letter(db, wire.incident_topic(message["box"], message["camera"]), reason, payload, now)
         return "dead_letter", None
 

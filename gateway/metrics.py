@@ -35,7 +35,10 @@ INGEST_FAILING = Gauge("xl_gateway_ingest_failing", "1 while ingest cannot commi
                        registry=REGISTRY)
 NOTICES = Counter("xl_gateway_notices", "Notices (dispatch, escalation) by outcome: sent, or set_aside when one "
                   "could not be built (a dead letter says why)", ["outcome"], registry=REGISTRY)
-CLOCK_FAILURES = Counter("xl_gateway_clock_failures", "Clock steps that failed (escalation, notices, quarantine)",
+DEAD_LETTERS_DELETED = Counter("xl_gateway_dead_letters_deleted", "Dead letters the clock deleted past the city's "
+                               "retention: age (older than dead_letter_days), budget (the oldest, past dead_letter_mb)",
+                               ["why"], registry=REGISTRY)
+CLOCK_FAILURES = Counter("xl_gateway_clock_failures", "Clock steps that failed (escalation, notices, quarantine, dead_letters, suppressions)",
                          ["step"], registry=REGISTRY)
 
 

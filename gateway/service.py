@@ -28,7 +28,7 @@ from gateway.actions import perform
 from gateway.cases import escalation, running_deadline
 from gateway.config import Broker, GatewayConfig, GatewayConfigError, Http, Tables, load_tables
 from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, Ingest, Outcomes, told
-from gateway.metrics import CLOCK_FAILURES, HEARTBEATS, NOTICES, Health
+from gateway.metrics import CLOCK_FAILURES, DEAD_LETTERS_DELETED, HEARTBEATS, NOTICES, Health
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
@@ -48,6 +48,9 @@ RETIRE_CONNECT_S = 30.0  # a broker that does not answer a retire in this long i
 NOTICES_ACTIONS = ("dispatched", "escalate")  # the case log rows that are also notices
 NOTICES_PER_ROUND = 1000
 ORPHAN_EVIDENCE_S = 3600.0  # evidence waits this long for its incident before it is quarantined
+ORPHANS_PER_ROUND = 100  # set aside in one transaction; a full round has the clock go round again at once
+DEAD_LETTERS_PER_ROUND = 1000  # deleted in one transaction; a full round has the clock go round again at once
+DEAD_LETTER_BYTES_EVERY_S = 60.0  # the dead letters' bytes are summed this often (every row's header is read)
 INGEST_RETRIES = "ingest (its batch kept unacknowledged, tried again every 2 s)"
 PUSH_BACK_S = 3600.0  # a case the clock cannot escalate is looked at again after this long
 
@@ -297,14 +300,48 @@ class SuppressionSender:
         return sent
 
 
+class DeadLetterRetention:
+    """Deletes the dead letters past the city's retention (``dead_letter_days``, ``dead_letter_mb``), the oldest first,
+    ``DEAD_LETTERS_PER_ROUND`` at a time. They were never deleted: a box flooding the gateway with bad messages (each
+    kept with up to 64 kB of its payload) grew the table without end, and days alone bound nothing within them.
+    Two gateways' clocks may each delete the same excess within ``DEAD_LETTER_BYTES_EVERY_S``: the table keeps at
+    worst the budget less that minute's excess."""
+
+    def __init__(self, store: Store, days: float, mb: int):
+        self.store, self.keep_s, self.keep_bytes, self.mb = store, days * 86400.0, mb * 2**20, mb
+        self.summed_at: float | None = None
+        self.excess = 0  # bytes over the budget at the last sum, less those deleted since
+
+    def sweep(self, now: float) -> bool:
+        """One round; True where more wait (a full round)."""
+        old = self.store.delete_dead_letters_before(now - self.keep_s, DEAD_LETTERS_PER_ROUND)
+        over = 0
+        if old < DEAD_LETTERS_PER_ROUND:
+            if self.summed_at is None or not 0 <= now - self.summed_at < DEAD_LETTER_BYTES_EVERY_S:
+                self.excess, self.summed_at = max(0, self.store.dead_letter_bytes() - self.keep_bytes), now
+            if self.excess:
+                over, freed = self.store.delete_oldest_dead_letters(self.excess, DEAD_LETTERS_PER_ROUND - old)
+                self.excess = 0 if not over else max(0, self.excess - freed)
+        if old:
+            DEAD_LETTERS_DELETED.labels("age").inc(old)
+            log.info("%d dead letter(s) deleted, received more than %g days ago (dead_letter_days)", old,
+                     self.keep_s / 86400)
+        if over:
+            DEAD_LETTERS_DELETED.labels("budget").inc(over)
+            log.info("%d dead letter(s) deleted, the oldest, past the dead letters' %d MB (dead_letter_mb)", over,
+                     self.mb)
+        return old == DEAD_LETTERS_PER_ROUND or self.excess > 0
+
+
 class Clock(threading.Thread):
     """Escalates overdue cases, publishes the notices the case log holds and the boxes' suppressions."""
 
     def __init__(self, store: Store, tables: Tables, client, every_s: float, health: Health | None = None,
-                 suppressions: SuppressionSender | None = None):
+                 suppressions: SuppressionSender | None = None, retention: DeadLetterRetention | None = None):
         super().__init__(name="clock", daemon=True)
         self.store, self.tables, self.client, self.every_s = store, tables, client, every_s
         self.suppressions = suppressions
+        self.retention = retention or DeadLetterRetention(store, 90.0, 1024)
         self.health = health or Health(every_s)
         self.failures = Failures()
         self.wake = threading.Event()
@@ -369,9 +406,21 @@ class Clock(threading.Thread):
         if len(rows) == NOTICES_PER_ROUND and len(sent) == len(rows):
             self.wake.set()  # more are waiting
 
+    def quarantine(self, now: float) -> int:
+        """Set aside the pictures no event named within ``ORPHAN_EVIDENCE_S``, a round at a time, going round again at
+        once after a full one: 100 a round (every 5 s) fell behind a box sending pictures faster than 20 a second."""
+        moved = self.store.quarantine_orphan_evidence(now - ORPHAN_EVIDENCE_S, now, ORPHANS_PER_ROUND)
+        if moved == ORPHANS_PER_ROUND:
+            self.wake.set()
+        return moved
+
+    def delete_dead_letters(self, now: float) -> None:
+        if self.retention.sweep(now):
+            self.wake.set()
+
     def run(self) -> None:
         steps = (("escalate", self.escalate_overdue), ("notices", self.publish_notices),
-                 ("quarantine", lambda now: self.store.quarantine_orphan_evidence(now - ORPHAN_EVIDENCE_S, now)))
+                 ("quarantine", self.quarantine), ("dead_letters", self.delete_dead_letters))
         if self.suppressions is not None:
             steps += (("suppressions", self.suppressions.send),)
         while not self.stop.is_set():
@@ -422,7 +471,8 @@ def run_gateway(config: GatewayConfig) -> int:
     ingest = Ingest(store, tables, health=health)
     mqtt_ingest = MqttIngest(config, ingest, health, first_start=store.made)
     sender = SuppressionSender(store, mqtt_ingest.client)
-    clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health, sender)
+    clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health, sender,
+                  DeadLetterRetention(store, config.dead_letter_days, config.dead_letter_mb))
     ingest.on_case = lambda case_id: clock.wake.set()
 
     def suppressions_changed(box: str | None = None) -> None:

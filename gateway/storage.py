@@ -145,6 +145,10 @@ dead_letters = Table(
 )
 DEAD_LETTER_GRID = Index("ix_dead_letters_grid", dead_letters.c.grid)
 DEAD_LETTER_DIGEST = Index("ux_dead_letters_digest", dead_letters.c.digest, unique=True)
+# migration 15: the clock deletes dead letters past the city's retention, oldest first, without reading the table;
+# ingest counts a box's pictures no event named yet (``unnamed_evidence``) without reading the others' boxes'
+DEAD_LETTER_RECEIVED = Index("ix_dead_letters_received_at", dead_letters.c.received_at)
+EVIDENCE_BOX_UNNAMED = Index("ix_evidence_box_named", evidence.c.box, evidence.c.named)
 
 # migration 4: a photo belongs to every case it was added to; its bytes are kept once in evidence
 case_photos = Table(
@@ -303,6 +307,9 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
     (14, "case_log.deadline, case_log.at indexed: a past day's report reads each dispatch's department and deadline "
          "from the log, not the case as it is now (rows from before: the case's deadline)",
      lambda db: [_add_missing(case_log.c.deadline)(db), LOG_AT.create(db, checkfirst=True)]),
+    (15, "dead letters by age, a box's unnamed pictures by box: dead letters are deleted past the city's retention "
+         "(dead_letter_days, dead_letter_mb), a box has so many pictures waiting for their events at most",
+     lambda db: [DEAD_LETTER_RECEIVED.create(db), EVIDENCE_BOX_UNNAMED.create(db)]),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
@@ -935,8 +942,7 @@ def add_evidence(db: Connection, sha256: str, data: bytes, incident_id: str, box
     came first, through another gateway)."""
     if _EVIDENCE_KEPT.first(db, {"sha256": sha256}):
         return False
-    named = incident_id.startswith(wire.GATEWAY_KEY_PREFIX) or _NAMED_BY_EVENT.first(
-        db, {"incident_id": incident_id, "sha256": f"%{sha256}%"}) is not None
+    named = incident_id.startswith(wire.GATEWAY_KEY_PREFIX) or named_by_event(db, incident_id, sha256)
     _NEW_EVIDENCE.run(db, {"sha256": sha256, "data": bytes(data), "incident_id": incident_id, "box": box,
                            "camera": camera, "received_at": now, "named": named})
     return True
@@ -948,6 +954,12 @@ _NAMED_BY_EVENT = Prepared(select(incident_events.c.seq).where(incident_events.c
                            .limit(1))
 _EVIDENCE_COUNT = Prepared(select(func.count()).select_from(evidence)
                            .where(evidence.c.incident_id == bindparam("incident_id")))
+
+
+def named_by_event(db: Connection, incident_id: str, sha256: str) -> bool:
+    """Whether an event of ``incident_id`` recorded already names these bytes (it came first, through another
+    gateway)."""
+    return _NAMED_BY_EVENT.first(db, {"incident_id": incident_id, "sha256": f"%{sha256}%"}) is not None
 
 
 def evidence_kept(db: Connection, sha256: str) -> bool:
@@ -1005,6 +1017,16 @@ def dead_letter(db: Connection, topic: str, reason: str, payload: bytes, now: fl
            "reason": reason.replace("\x00", "\\0")[:1000], "payload": bytes(payload[:DEAD_LETTER_KEEP_BYTES]),
            "grid": dead_letter_grid(payload), "digest": wire.message_digest(topic, bytes(payload))}
     db.execute(_DIALECT_INSERT[db.dialect.name](dead_letters).values(row).on_conflict_do_nothing())
+
+
+_UNNAMED_OF_BOX = Prepared(select(func.count()).select_from(
+    select(evidence.c.sha256).where(evidence.c.box == bindparam("box"), evidence.c.named.is_(False))
+    .limit(bindparam("limit")).subquery()))
+
+
+def unnamed_evidence(db: Connection, box: str, limit: int) -> int:
+    """How many of ``box``'s pictures no event named yet are kept, counted up to ``limit`` (its index read no further)."""
+    return _UNNAMED_OF_BOX.first(db, {"box": box, "limit": limit})[0]
 
 
 def dead_letter_grid(payload: bytes) -> str | None:
@@ -1150,7 +1172,7 @@ class Store:
         with self.engine.begin() as db:
             return add_evidence(db, sha256, data, incident_id, box, camera, now)
 
-    def quarantine_orphan_evidence(self, older_than: float, now: float) -> int:
+    def quarantine_orphan_evidence(self, older_than: float, now: float, limit: int = 100) -> int:
         """Evidence no event of its box named (evidence is sent just before the event that names it) moves to the
         dead letters after a while, with the reason: its incident never came, or came and none of its events names
         these bytes (a box's bug, or a box filling the gateway's disk with pictures nobody is shown)."""
@@ -1162,7 +1184,7 @@ class Store:
             rows = db.execute(select(evidence, known.exists().label("known"))
                               .where(evidence.c.named.is_(False), evidence.c.received_at < older_than, ~photos,
                                      ~photo.exists())  # the same bytes, a case's photo too
-                              .limit(100)).mappings().all()
+                              .limit(limit)).mappings().all()
             for row in rows:
                 waited = now - row["received_at"]
                 set_aside_evidence(db, row, f"evidence no event of incident {row['incident_id']!r} names (sha256 "
@@ -1172,6 +1194,35 @@ class Store:
                                    f"within {waited:.0f} s", now)
                 moved += 1
         return moved
+
+    def delete_dead_letters_before(self, older_than: float, limit: int) -> int:
+        """Delete up to ``limit`` dead letters received before ``older_than``, the oldest first; how many."""
+        with self.engine.begin() as db:
+            old = select(dead_letters.c.id).where(dead_letters.c.received_at < older_than) \
+                .order_by(dead_letters.c.received_at).limit(limit)
+            return db.execute(delete(dead_letters).where(dead_letters.c.id.in_(old.scalar_subquery()))).rowcount
+
+    def dead_letter_bytes(self) -> int:
+        """The bytes of the dead letters' payloads (the most of a row; its topic and reason are 1.5 kB at most). Both
+        databases take a payload's length from its header, not its bytes: 0.13 s for 200,000 rows (500 MB) on SQLite."""
+        with self.engine.connect() as db:
+            return int(db.execute(select(func.coalesce(func.sum(func.length(dead_letters.c.payload)), 0))).scalar_one())
+
+    def delete_oldest_dead_letters(self, free_bytes: int, limit: int) -> tuple[int, int]:
+        """Delete the oldest dead letters until their payloads make ``free_bytes``, ``limit`` rows at most: (how many,
+        their bytes)."""
+        with self.engine.begin() as db:
+            rows = db.execute(select(dead_letters.c.id, func.length(dead_letters.c.payload))
+                              .order_by(dead_letters.c.received_at, dead_letters.c.id).limit(limit)).all()
+            ids, freed = [], 0
+            for row_id, size in rows:
+                if freed >= free_bytes:
+                    break
+                ids.append(row_id)
+                freed += size
+            for chunk in in_chunks(ids):
+                db.execute(delete(dead_letters).where(dead_letters.c.id.in_(chunk)))
+            return len(ids), freed
 
     # --- reads ---
     def list_cases(self, state: str | None = None, grid: str | None = None, department: str | None = None,

@@ -540,8 +540,16 @@ def undo_migration_14(db) -> None:
     db.execute(text("ALTER TABLE case_log DROP COLUMN deadline"))
 
 
+def undo_migration_15(db) -> None:
+    """What a database of version 14 lacks: dead letters by age, evidence by box."""
+    db.execute(text("DROP INDEX ix_dead_letters_received_at"))
+    db.execute(text("DROP INDEX ix_evidence_box_named"))
+
+
 def undo_migration_13(db) -> None:
-    """What a database of version 12 lacks: evidence's mark of an event naming it."""
+    """What a database of version 12 lacks: evidence's mark of an event naming it (and migration 15's indexes, one
+    of them on that mark)."""
+    undo_migration_15(db)
     db.execute(text("DROP INDEX ix_evidence_unnamed"))
     db.execute(text("ALTER TABLE evidence DROP COLUMN named"))
 
@@ -580,7 +588,7 @@ def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
     store = Store(database_url)
     with store.engine.connect() as db:
         versions = db.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]
+    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
     (case,) = store.list_cases()
     assert case["urgent"] is False and case["category_name"] == "机动车乱停放"
     with store.engine.connect() as db:

@@ -1,0 +1,141 @@
+"""A hostile or broken box flooding the gateway: the dead letters it causes are deleted past the city's retention,
+said in the log a few a minute, and its pictures no event names wait so many at most."""
+
+import logging
+
+import pytest
+from sqlalchemy import inspect, text
+
+from gateway import ingest as ingest_module, service, storage
+from gateway.config import TABLES_DIR, GatewayConfig, load_tables
+from gateway.ingest import Ingest
+from gateway.service import Clock, DeadLetterRetention
+from gateway.storage import Store
+from xueliang import wire
+
+from .test_gateway import TOPIC, payload
+from .test_poison import evidence_of, picture
+from .test_workflow import database_url, undo_migration_15  # noqa: F401 (fixture)
+
+NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+DAY = 86400.0
+BAD = wire.incident_topic("box-1", "gate")
+
+
+@pytest.fixture
+def tables():
+    return load_tables(TABLES_DIR / "demo.yaml")
+
+
+def flood(store: Store, n: int, at: float, size: int = 65_536, first: int = 0) -> None:
+    with store.begin() as db:
+        for i in range(first, first + n):
+            storage.dead_letter(db, BAD, "not JSON", i.to_bytes(4, "big") * (size // 4), at + i)
+
+
+def test_dead_letters_past_the_citys_days_and_megabytes_are_deleted_oldest_first_in_bounded_rounds(
+        database_url, monkeypatch, caplog):  # noqa: F811
+    """Dead letters were never deleted: 64 kB kept of each bad message, a box sending them grew the table without
+    end. The clock deletes those older than ``dead_letter_days`` and, past ``dead_letter_mb``, the oldest, a round
+    at a time, and counts them."""
+    assert (GatewayConfig().dead_letter_days, GatewayConfig().dead_letter_mb) == (90.0, 1024)
+    caplog.set_level(logging.INFO, logger="gateway.service")
+    monkeypatch.setattr(service, "DEAD_LETTERS_PER_ROUND", 10)
+    store = Store(database_url)
+    flood(store, 5, NOW - 91 * DAY, size=100)  # old and small
+    flood(store, 40, NOW, first=5)  # 40 of 64 kB: 2.5 MB
+    retention = DeadLetterRetention(store, days=90, mb=1)
+    deleted = service.DEAD_LETTERS_DELETED
+    before = {why: deleted.labels(why)._value.get() for why in ("age", "budget")}
+    rounds = [retention.sweep(NOW)]
+    while rounds[-1]:
+        rounds.append(retention.sweep(NOW + len(rounds)))
+    assert rounds == [True, True, False]  # 5 old and 5 of the budget's, then 10, then 9
+    assert store.count("dead_letters") == 16 and store.dead_letter_bytes() == 16 * 65_536 == 2**20
+    kept = [d["bytes"] for d in store.list_dead_letters(limit=100)]
+    assert kept == [65_536] * 16
+    assert [d["id"] for d in store.list_dead_letters(limit=1)] == [45]  # the newest stay
+    assert {why: deleted.labels(why)._value.get() - before[why] for why in before} == {"age": 5, "budget": 24}
+    assert "5 dead letter(s) deleted, received more than 90 days ago (dead_letter_days)" in caplog.text
+    assert "9 dead letter(s) deleted, the oldest, past the dead letters' 1 MB (dead_letter_mb)" in caplog.text
+    assert not retention.sweep(NOW + 10) and store.count("dead_letters") == 16  # within: nothing more
+
+
+def test_the_gateways_clock_deletes_dead_letters_at_its_rounds(tmp_path, tables):
+    """The clock's own step, as the gateway runs it: a full round has it go round again at once."""
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    flood(store, 3, NOW - 2 * DAY, size=10)
+    flood(store, 3, NOW, size=10, first=3)
+    clock = Clock(store, tables, client=None, every_s=1, retention=DeadLetterRetention(store, days=1, mb=1))
+    clock.delete_dead_letters(NOW + 10)
+    assert store.count("dead_letters") == 3 and not clock.wake.is_set()
+
+
+def test_a_database_of_version_14_gets_its_dead_letters_and_pictures_indexed(database_url):  # noqa: F811
+    """Without the index, the clock's look for old dead letters read the whole table every round."""
+    store = Store(database_url)
+    flood(store, 2, NOW - 100 * DAY, size=10)
+    with store.begin() as db:
+        undo_migration_15(db)
+        db.execute(text("DELETE FROM schema_migrations WHERE version = 15"))
+    store.engine.dispose()
+    store = Store(database_url)
+    with store.engine.connect() as db:
+        assert "ix_dead_letters_received_at" in {i["name"] for i in inspect(db).get_indexes("dead_letters")}
+        assert "ix_evidence_box_named" in {i["name"] for i in inspect(db).get_indexes("evidence")}
+    assert store.delete_dead_letters_before(NOW - 90 * DAY, 10) == 2
+
+
+def test_a_flood_of_bad_messages_writes_a_few_lines_a_minute_and_every_one_is_counted(tmp_path, tables, caplog):
+    """Each dead letter was a warning: 10,000 bad messages from a box, 10,000 lines. Now the first 5 of each box and
+    kind of reason in a minute are said, the rest in one line after the minute; each is kept and counted as before."""
+    caplog.set_level(logging.WARNING, logger="gateway.ingest")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    at = {"now": NOW}
+    ingest = Ingest(store, tables, clock=lambda: at["now"])
+    bad = [(BAD, b"not json %d" % n) for n in range(1000)] + \
+        [(wire.incident_topic("box-2", "gate"), b"[%d" % n) for n in range(3)]
+    outcomes = []
+    for first in range(0, len(bad), 500):
+        outcomes += ingest.handle_batch(bad[first:first + 500])
+    assert outcomes == ["dead_letter"] * 1003 and store.count("dead_letters") == 1003
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 8 and sum(line.startswith(f"dead letter on {BAD}: not JSON") for line in lines) == 5
+    assert lines[4].endswith("(more of the kind from this box within the minute are counted, not said one by one)")
+    at["now"] += 61
+    ingest.handle(wire.status_topic("box-1"), b'{"box": "box-1", "state": "offline"}')  # a heartbeat says the rest
+    assert caplog.records[-1].getMessage().startswith(
+        "995 more dead letter(s) in 61 s not said one by one (each is in the dead letters and in "
+        "xl_gateway_messages_total{outcome=\"dead_letter\"}): box 'box-1' 995 (not JSON: ")
+    assert ingest.handle(BAD, b"not json again") == "dead_letter"  # a new minute: said again
+    assert caplog.records[-1].getMessage().startswith(f"dead letter on {BAD}: not JSON")
+
+
+def test_a_box_spreading_pictures_over_made_up_incidents_has_so_many_waiting_at_most(database_url, tables,
+                                                                                       monkeypatch):  # noqa: F811
+    """Eight pictures under each of many made-up incident ids were all kept for the hour an orphan waits, and the
+    clock set 100 aside a round: a box sending faster outgrew it. A box now has ``MAX_UNNAMED_PER_BOX`` pictures
+    waiting for their events at most; past it a picture is a dead letter with the reason, but one an event recorded
+    already names. Another box's are not held up, and a box's event naming its pictures makes room."""
+    monkeypatch.setattr(ingest_module, "MAX_UNNAMED_PER_BOX", 20)
+    store = Store(database_url)
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    sent = [(wire.evidence_topic("box-1", "gate", f"made-up-{n // 8}"), picture(n)) for n in range(40)]
+    assert ingest.handle_batch(sent[:30]) == ["evidence"] * 20 + ["dead_letter"] * 10
+    assert ingest.handle(*sent[30]) == "dead_letter" and ingest.handle(*sent[0]) == "evidence"  # kept already
+    assert store.count("evidence") == 20 and store.count("dead_letters") == 11
+    assert store.list_dead_letters(limit=1)[0]["reason"] == (
+        "box 'box-1' has 20 pictures waiting for an event of its to name them, the most a box has waiting (a box "
+        "sends a picture just before the event that names it); a picture for incident 'made-up-3' is not kept")
+    assert ingest.handle(wire.evidence_topic("box-2", "gate", "b2-1"), picture(100)) == "evidence"
+    snapshot, frame = picture(200), picture(201)
+    named = payload(evidence=evidence_of(snapshot, frame))
+    assert ingest.handle(TOPIC, named) == "case_created"  # its event first (another gateway took the pictures)
+    assert ingest.handle_batch([(wire.evidence_topic("box-1", "gate", "3f2a9c"), jpeg)
+                                for jpeg in (snapshot, frame)]) == ["evidence"] * 2
+    more = wire.evidence_topic("box-1", "gate", "3f2a9d")
+    assert ingest.handle(more, picture(300)) == "dead_letter"
+    assert ingest.handle(wire.incident_topic("box-1", "gate"), payload(
+        incident_id="made-up-0", location={"lat": 39.3, "lon": 117.3},
+        evidence=evidence_of(picture(0), picture(1)))) == "case_created"  # names two of the twenty
+    assert ingest.handle(more, picture(301)) == "evidence"
