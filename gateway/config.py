@@ -256,8 +256,9 @@ class Tables(Strict):
                 raise ValueError(f"route {r.type}/{r.grid}: grid {r.grid!r} is not in the grid tree")
         return self
 
-    @property
+    @cached_property
     def calendar(self) -> Calendar:
+        """The working calendar, made once (the tables are frozen): ingest asks it for each message, a few times."""
         return Calendar(frozenset(self.holidays), frozenset(self.workdays), parse_working_hours(self.working_hours))
 
     def category(self, incident_type: str) -> Category | None:

@@ -439,18 +439,16 @@ class Ingest:
         outcome = "case_updated"
         if case is None:
             since = category.window_start("recheck_window", now, self.tables.calendar)
-            # cases of its own grid only: a camera at a grid border sends each zone's incidents from one location,
-            # and a pile in one street's zone joined the other street's case, its own grid and department never told
-            grid = case_grid(message, self.tables)
-            near = [c for c in storage.candidates(db, message, since, category.merge_radius_m) if c["grid"] == grid]
+            grid = case_grid(message, self.tables)  # cases of its own grid only (``storage.candidates``)
+            near = storage.candidates(db, message, grid, since, category.merge_radius_m)
             held = held_for_review(message, category, self.tables, now)
             kind, case = choose(message, category, near, now, held, calendar=self.tables.calendar)
             # a closed case named here (``choose``: held, not reopened) comes first: the problem a department handled
             # may be back, and a person looks, as at the closed case alone; a rejected stain there does not decide it
             if kind == "new" and case is None and needs_review(message):
-                stain = rejected_here(message, category, [c for c in storage.rejected_near(
-                    db, message, category.window_start("rejected_window", now, self.tables.calendar),
-                    category.merge_radius_m) if c["grid"] == grid])
+                stain = rejected_here(message, category, storage.rejected_near(
+                    db, message, grid, category.window_start("rejected_window", now, self.tables.calendar),
+                    category.merge_radius_m))
                 if stain is not None:  # a person rejected this lead already: not to the review queue again
                     storage.link(db, message["incident_id"], stain["id"], "merged", now)
                     storage.update_case(db, stain["id"], {"incident_count": stain["incident_count"] + 1})

@@ -696,13 +696,13 @@ _OPEN_OR_SINCE = or_(cases.c.state.in_([literal_column(f"'{s.value}'") for s in 
 _CASE_OF_INCIDENT = Prepared(select(cases).join(case_incidents, case_incidents.c.case_id == cases.c.id)
                              .where(case_incidents.c.incident_id == bindparam("incident_id")))
 _NEAR = Prepared(select(cases).where(
-    cases.c.type == bindparam("type"), _OPEN_OR_SINCE,
+    cases.c.type == bindparam("type"), cases.c.grid == bindparam("grid"), _OPEN_OR_SINCE,
     or_(cases.c.lat.is_(None), cases.c.lat.between(bindparam("lat0"), bindparam("lat1"))),
     or_(cases.c.lon.is_(None), cases.c.lon.between(bindparam("lon0"), bindparam("lon1")))
 ).order_by(cases.c.id.desc()).limit(200))
 _SAME_ZONE = Prepared(select(cases).where(
-    cases.c.type == bindparam("type"), _OPEN_OR_SINCE, cases.c.box == bindparam("box"),
-    cases.c.camera == bindparam("camera"), cases.c.zone == bindparam("zone")
+    cases.c.type == bindparam("type"), cases.c.grid == bindparam("grid"), _OPEN_OR_SINCE,
+    cases.c.box == bindparam("box"), cases.c.camera == bindparam("camera"), cases.c.zone == bindparam("zone")
 ).order_by(cases.c.id.desc()).limit(200))
 _DIALECT_INSERT = {"sqlite": sqlite_insert, "postgresql": pg_insert}  # each with its own ON CONFLICT
 _NEW_EVENT = {name: Prepared(dialect(incident_events).on_conflict_do_nothing().returning(incident_events.c.seq))
@@ -814,18 +814,21 @@ def _around(loc: dict, radius_m: float) -> dict[str, float]:
     return {"lat0": loc["lat"] - dlat, "lat1": loc["lat"] + dlat, "lon0": loc["lon"] - dlon, "lon1": loc["lon"] + dlon}
 
 
-def candidates(db: Connection, message: dict, since: float, radius_m: float) -> list[dict]:
-    """Cases of the message's type near it (a lat/lon box, or the same camera and zone) that it
-    could join or reopen; ``gateway.cases.choose`` decides."""
+def candidates(db: Connection, message: dict, grid: str, since: float, radius_m: float) -> list[dict]:
+    """Cases of the message's type in ``grid`` (its case's: ``gateway.cases.case_grid``) near it (a lat/lon box, or
+    the same camera and zone) that it could join or reopen; ``gateway.cases.choose`` decides. Of its own grid only: a
+    camera at a grid border sends each zone's incidents from one location, and a pile in one street's zone joined the
+    other street's case, its own grid and department never told."""
     loc = message.get("location")
     if loc:
-        return _NEAR.dicts(db, {"type": message["type"], "since": since, **_around(loc, radius_m)})
-    return _SAME_ZONE.dicts(db, {"type": message["type"], "since": since, "box": message["box"],
+        return _NEAR.dicts(db, {"type": message["type"], "grid": grid, "since": since, **_around(loc, radius_m)})
+    return _SAME_ZONE.dicts(db, {"type": message["type"], "grid": grid, "since": since, "box": message["box"],
                                  "camera": message["camera"], "zone": message["zone"]})
 
 
 _REJECTED = select(cases).where(
-    cases.c.type == bindparam("type"), cases.c.state == literal_column(f"'{CaseState.REJECTED.value}'"),
+    cases.c.type == bindparam("type"), cases.c.grid == bindparam("grid"),
+    cases.c.state == literal_column(f"'{CaseState.REJECTED.value}'"),
     cases.c.id.in_(select(case_log.c.case_id).where(case_log.c.action == literal_column(f"'{Action.REJECT.value}'"),
                                                     case_log.c.at >= bindparam("since"))))
 _REJECTED_NEAR = Prepared(_REJECTED.where(
@@ -837,14 +840,15 @@ _REJECTED_SAME_ZONE = Prepared(_REJECTED.where(
 ).order_by(cases.c.id.desc()).limit(200))
 
 
-def rejected_near(db: Connection, message: dict, since: float, radius_m: float) -> list[dict]:
-    """Cases of the message's type near it (as ``candidates`` finds them) that a person rejected at
+def rejected_near(db: Connection, message: dict, grid: str, since: float, radius_m: float) -> list[dict]:
+    """Cases of the message's type in ``grid`` near it (as ``candidates`` finds them) that a person rejected at
     ``since`` or later; ``gateway.cases.rejected_here`` decides whether a lead joins one. On the driver's
     cursor (``Prepared``): in a batch's pipeline mode SQLAlchemy's result had no rows to give."""
     loc = message.get("location")
     if loc:
-        return _REJECTED_NEAR.dicts(db, {"type": message["type"], "since": since, **_around(loc, radius_m)})
-    return _REJECTED_SAME_ZONE.dicts(db, {"type": message["type"], "since": since, "box": message["box"],
+        return _REJECTED_NEAR.dicts(db, {"type": message["type"], "grid": grid, "since": since,
+                                         **_around(loc, radius_m)})
+    return _REJECTED_SAME_ZONE.dicts(db, {"type": message["type"], "grid": grid, "since": since, "box": message["box"],
                                           "camera": message["camera"], "zone": message["zone"]})
 
 
