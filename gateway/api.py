@@ -35,7 +35,7 @@ from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha
                                   evidence_response, incident_evidence_response, iso, note_hidden, period,
                                   photo_response)
 from gateway.reports import machine_precision, summary
-from gateway.security import (BodyCap, SecurityHeaders, database_down, database_unavailable, read_capped,
+from gateway.security import (BodyCap, HeadAsGet, SecurityHeaders, database_down, database_unavailable, read_capped,
                               server_error, validation_error)
 from gateway.storage import Store
 from gateway.web import not_a_page, web_router
@@ -584,6 +584,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     # /openapi.json describes the API; no /docs or /redoc: FastAPI's pages load their script from a CDN
     # (blank on a city's intranet) and need an inline one, which no page of the gateway's CSP runs
     app = FastAPI(title="xueliang gateway", version="1", docs_url=None, redoc_url=None, responses=DATABASE_DOWN)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BodyCap, uploads=UPLOADS)
     # a Host not listed (http.allowed_hosts) is a 400 before anything reads the request; a listed
     # www. name does not redirect the bare one to it (www_redirect), a host not listed is refused
