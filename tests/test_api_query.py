@@ -36,3 +36,37 @@ def test_head_on_the_wire_has_the_length_and_no_body(city):  # noqa: F811 (fixtu
     head, get = answer.split(b"HTTP/1.1 ")[1:]
     assert head.startswith(b"200") and head.endswith(b"\r\n\r\n"), head  # no body before the next answer
     assert get.startswith(b"200") and get.endswith(b'"database":{"state":"ok"}}}'), get
+
+
+@pytest.mark.parametrize("url, name, said", [
+    ("/cases?state=dispatched&state=closed", "state", "given 2 times"),  # listed the closed ones alone
+    ("/cases?limit=1&limit=1000", "limit", "given 2 times"),
+    ("/reports/daily?date=2026-01-01&date=2026-01-02", "date", "given 2 times"),
+    ("/cases?departmnet=sanitation", "departmnet", "it takes category, department, grid, limit, offset"),  # every case
+    ("/cases?state[]=closed", "state[]", "no parameter of /cases"),
+    ("/cases?sort=-created_at", "sort", "no parameter of /cases"),
+    ("/cases/1?fields=id", "fields", "no parameter of /cases/1; it takes none"),
+    ("/dead-letters?before=5", "before", "it takes before_id, limit"),
+    ("/suppressions?lifted=true&lifted=false", "lifted", "given 2 times"),
+])
+def test_a_query_parameter_given_twice_or_not_known_is_refused_by_name(city, url, name, said):  # noqa: F811
+    """FastAPI took the last of a repeated parameter and left a name it did not know: each answer read as filtered."""
+    app, store, ingest, client, tokens = city
+    r = client.get(url, headers=auth(tokens["admin"]))
+    assert r.status_code == 422, r.text
+    (problem,) = r.json()["detail"]
+    assert problem["loc"] == ["query", name] and said in problem["msg"], problem
+    kept = client.get("/cases?state=dispatched&grid=D-S1&overdue=false&limit=5&offset=0&token=x",
+                      headers=auth(tokens["admin"]))  # a token in the URL is auth's to refuse, without a header
+    assert kept.status_code == 200 and len(kept.json()) == 1
+    assert client.get("/health?_=1700000000").status_code == 200  # a checker's cache-buster
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_open311_takes_its_clients_extensions_but_a_filter_given_twice_is_its_400(city, fmt):  # noqa: F811
+    app, store, ingest, client, tokens = city
+    r = client.get(f"/open311/v2/requests.{fmt}?service_code=200505&service_code=200102", headers=auth(tokens["admin"]))
+    assert r.status_code == 400 and "service_code: given 2 times" in r.text and "comma-delimited" in r.text, r.text
+    extended = client.get(f"/open311/v2/requests.{fmt}?jurisdiction_id=tianjin&api_key=k&extensions=true",
+                          headers=auth(tokens["admin"]))
+    assert extended.status_code == 200
