@@ -33,9 +33,9 @@ from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg
 from gateway.open311 import in_spec_format, input_problems, open311
 from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha256, Which, case_view,
                                   evidence_response, incident_evidence_response, iso, note_hidden, period,
-                                  photo_response)
+                                  photo_response, query_checked)
 from gateway.reports import machine_precision, summary
-from gateway.security import (BodyCap, SecurityHeaders, database_down, database_unavailable, read_capped,
+from gateway.security import (BodyCap, HeadAsGet, SecurityHeaders, database_down, database_unavailable, read_capped,
                               server_error, validation_error)
 from gateway.storage import Store
 from gateway.web import not_a_page, web_router
@@ -219,6 +219,11 @@ def refused(description: str) -> dict:
 FOR_JUDGES = refused("a department's token: verdicts and suppressions are for operators and admins")
 
 
+# the API's own routes take the parameters they declare, each once (/health and /metrics anything: a checker's
+# cache-buster; Open311 what the spec's clients send, its extensions too, each of its own once)
+DECLARED = query_checked(declared_only=True)
+
+
 def get_store(request: Request) -> Store:
     return request.app.state.store
 
@@ -227,7 +232,7 @@ def get_tables(request: Request) -> Tables:
     return request.app.state.tables
 
 
-cases_router = APIRouter(prefix="/cases", tags=["cases"])
+cases_router = APIRouter(prefix="/cases", tags=["cases"], dependencies=[Depends(DECLARED)])
 
 
 @cases_router.get("", response_model=list[Case])
@@ -426,7 +431,8 @@ def record_verdict(case_id: CaseId, body: VerdictRequest, request: Request, resp
     return the_case(response, case_id, tables, store)
 
 
-suppressions_router = APIRouter(prefix="/suppressions", tags=["suppressions"], responses=FOR_JUDGES)
+suppressions_router = APIRouter(prefix="/suppressions", tags=["suppressions"], responses=FOR_JUDGES,
+                                  dependencies=[Depends(DECLARED)])
 
 
 @suppressions_router.get("", response_model=list[Suppression])
@@ -456,7 +462,7 @@ def lift_suppression(suppression_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],
     return suppression_view(row)
 
 
-dead_router = APIRouter(prefix="/dead-letters", tags=["dead letters"],
+dead_router = APIRouter(prefix="/dead-letters", tags=["dead letters"], dependencies=[Depends(DECLARED)],
                         responses=refused("a department's token: dead letters are for operators and admins"))
 
 
@@ -522,7 +528,7 @@ class BoxesView(BaseModel):
                                        "unwritable, heartbeats refused), each part by box id")
 
 
-boxes_router = APIRouter(prefix="/boxes", tags=["boxes"],
+boxes_router = APIRouter(prefix="/boxes", tags=["boxes"], dependencies=[Depends(DECLARED)],
                          responses=refused("a department's token: the boxes are for operators and admins"))
 
 
@@ -551,7 +557,7 @@ def remove_box(box: BoxId, store: Store = Depends(get_store), who: Principal = D
     return Response(status_code=204)
 
 
-reports_router = APIRouter(prefix="/reports", tags=["reports"])
+reports_router = APIRouter(prefix="/reports", tags=["reports"], dependencies=[Depends(DECLARED)])
 
 
 @reports_router.get("/{kind}")
@@ -584,6 +590,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     # /openapi.json describes the API; no /docs or /redoc: FastAPI's pages load their script from a CDN
     # (blank on a city's intranet) and need an inline one, which no page of the gateway's CSP runs
     app = FastAPI(title="xueliang gateway", version="1", docs_url=None, redoc_url=None, responses=DATABASE_DOWN)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BodyCap, uploads=UPLOADS)
     # a Host not listed (http.allowed_hosts) is a 400 before anything reads the request; a listed
     # www. name does not redirect the bare one to it (www_redirect), a host not listed is refused

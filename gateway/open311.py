@@ -28,11 +28,12 @@ from starlette.datastructures import URL
 
 from gateway.auth import Principal, case_scope, reader, visible_case
 from gateway.deadlines import city_time
-from gateway.presentation import MAX_ID, georeport, georeport_service, open311_xml
+from gateway.presentation import MAX_ID, georeport, georeport_service, open311_xml, query_checked
 from gateway.workflow import CaseState
 from xueliang import wire
 
-open311 = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
+open311 = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"], dependencies=[Depends(query_checked(
+    declared_only=False, several="; the spec's lists are one value, comma-delimited (service_code=a,b)"))])
 Format = Annotated[str, Path(pattern="^(json|xml)$", description="xml (the spec's default) or json")]
 CommaList = Annotated[str | None, Query(max_length=2000, pattern=r"^[^\x00-\x1f\x7f]*$")]
 W3Time = Annotated[str | None, Query(max_length=40, description="W3C date-time, e.g. 2026-12-01T00:00:00Z, or a day; "

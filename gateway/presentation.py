@@ -22,7 +22,9 @@ from datetime import date, datetime, timedelta
 from typing import Annotated
 from xml.etree import ElementTree
 
-from fastapi import HTTPException, Path, Query
+from fastapi import HTTPException, Path, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from gateway.cases import is_overdue
@@ -47,6 +49,34 @@ Which = Annotated[str, Query(pattern="^(start|end)$", description="start: when i
 Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
 BoxId = Annotated[str, Path(pattern=f"^{wire.IDENT.pattern}$", description="the box's id")]
 FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)  # reports cover this century
+TOKEN_PARAMETERS = frozenset({"token", "access_token"})  # ``auth`` answers them: a token in a URL is not accepted
+
+
+def query_checked(declared_only: bool, several: str = "") -> Callable[[Request], None]:
+    """A router's dependency refusing (422, each parameter named) a query parameter given more than once, and with
+    ``declared_only`` one its route does not take. FastAPI takes the last of ``limit=10&limit=20`` and leaves a name it
+    does not know: ``state=dispatched&state=feedback`` listed the feedback cases alone, ``departmnet=sanitation`` or
+    ``state[]=closed`` every case, each as though filtered. ``several``: what to write instead (Open311's lists)."""
+    def check(request: Request) -> None:
+        taken = _query_names(request.scope["route"].dependant)
+        items = request.query_params.multi_items()
+        problems = []
+        for name in dict.fromkeys(k for k, _ in items):
+            values = [v for k, v in items if k == name]
+            if name in taken and len(values) > 1:
+                problems.append({"type": "repeated", "loc": ("query", name), "input": values[-1][:200],
+                                 "msg": f"given {len(values)} times; give it once{several}"})
+            elif declared_only and name not in taken and name not in TOKEN_PARAMETERS:
+                problems.append({"type": "unknown", "loc": ("query", name), "input": values[-1][:200],
+                                 "msg": f"no parameter of {request.url.path}; it takes "
+                                        f"{', '.join(sorted(taken)) or 'none'}"})
+        if problems:
+            raise RequestValidationError(problems[:20])
+    return check
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    return {f.alias for f in dependant.query_params} | {n for d in dependant.dependencies for n in _query_names(d)}
 
 
 def note_hidden(note: str) -> str:

@@ -62,6 +62,27 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class HeadAsGet:
+    """A pure ASGI middleware: HEAD is answered as GET without the body (RFC 9110 §9.3.2: the same headers, its
+    Content-Length too). FastAPI routes only the methods a route names, and every GET here answered HEAD with 405: a
+    city's uptime checker (``curl -I /health``) and link checkers read the gateway as down."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_head(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, send_head)
+
+
 class BodyCap:
     """A pure ASGI middleware: a request body over ``cap`` bytes is refused with 413, a declared
     Content-Length before a byte is read, a chunked body as soon as it passes the cap. FastAPI reads

@@ -1,0 +1,72 @@
+"""What a city's other systems and careless clients send the API beyond its bodies: HEAD for GET, a query
+parameter given twice or not known, an Open311 ``service_code`` the city has not. Each is answered as the GET,
+or refused with a 4xx naming the parameter; never taken silently in a way the client did not mean."""
+
+import socket
+
+import pytest
+
+from .test_api_limits import city, serving  # noqa: F401 (fixture)
+from .test_workflow import auth
+
+
+@pytest.mark.parametrize("path, token", [("/health", None), ("/cases", "admin"), ("/cases/1", "admin"),
+                                         ("/open311/v2/services.xml", None), ("/ui/login", None)])
+def test_head_is_answered_as_get_without_the_body(city, path, token):  # noqa: F811 (fixture)
+    """An uptime checker's ``curl -I /health`` was 405: the gateway read as down."""
+    app, store, ingest, client, tokens = city
+    headers = auth(tokens[token]) if token else {}
+    got, head = client.get(path, headers=headers), client.head(path, headers=headers)
+    assert head.status_code == got.status_code == 200, (head.status_code, head.text)
+    assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == str(len(got.content))
+    assert head.headers["content-security-policy"] == got.headers["content-security-policy"]
+    assert client.head("/cases").status_code == 401 and client.head("/nowhere").status_code == 404
+    refused = client.head("/cases/1/actions", headers=auth(tokens["admin"]))  # POST alone
+    assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+
+
+def test_head_on_the_wire_has_the_length_and_no_body(city):  # noqa: F811 (fixture)
+    app, store, ingest, client, tokens = city
+    with serving(app) as port, socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, get = answer.split(b"HTTP/1.1 ")[1:]
+    assert head.startswith(b"200") and head.endswith(b"\r\n\r\n"), head  # no body before the next answer
+    assert get.startswith(b"200") and get.endswith(b'"database":{"state":"ok"}}}'), get
+
+
+@pytest.mark.parametrize("url, name, said", [
+    ("/cases?state=dispatched&state=closed", "state", "given 2 times"),  # listed the closed ones alone
+    ("/cases?limit=1&limit=1000", "limit", "given 2 times"),
+    ("/reports/daily?date=2026-01-01&date=2026-01-02", "date", "given 2 times"),
+    ("/cases?departmnet=sanitation", "departmnet", "it takes category, department, grid, limit, offset"),  # every case
+    ("/cases?state[]=closed", "state[]", "no parameter of /cases"),
+    ("/cases?sort=-created_at", "sort", "no parameter of /cases"),
+    ("/cases/1?fields=id", "fields", "no parameter of /cases/1; it takes none"),
+    ("/dead-letters?before=5", "before", "it takes before_id, limit"),
+    ("/suppressions?lifted=true&lifted=false", "lifted", "given 2 times"),
+])
+def test_a_query_parameter_given_twice_or_not_known_is_refused_by_name(city, url, name, said):  # noqa: F811
+    """FastAPI took the last of a repeated parameter and left a name it did not know: each answer read as filtered."""
+    app, store, ingest, client, tokens = city
+    r = client.get(url, headers=auth(tokens["admin"]))
+    assert r.status_code == 422, r.text
+    (problem,) = r.json()["detail"]
+    assert problem["loc"] == ["query", name] and said in problem["msg"], problem
+    kept = client.get("/cases?state=dispatched&grid=D-S1&overdue=false&limit=5&offset=0&token=x",
+                      headers=auth(tokens["admin"]))  # a token in the URL is auth's to refuse, without a header
+    assert kept.status_code == 200 and len(kept.json()) == 1
+    assert client.get("/health?_=1700000000").status_code == 200  # a checker's cache-buster
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_open311_takes_its_clients_extensions_but_a_filter_given_twice_is_its_400(city, fmt):  # noqa: F811
+    app, store, ingest, client, tokens = city
+    r = client.get(f"/open311/v2/requests.{fmt}?service_code=200505&service_code=200102", headers=auth(tokens["admin"]))
+    assert r.status_code == 400 and "service_code: given 2 times" in r.text and "comma-delimited" in r.text, r.text
+    extended = client.get(f"/open311/v2/requests.{fmt}?jurisdiction_id=tianjin&api_key=k&extensions=true",
+                          headers=auth(tokens["admin"]))
+    assert extended.status_code == 200
