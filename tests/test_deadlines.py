@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings, strategies as st
 from gateway.cases import action_values
 from gateway.config import TABLES_DIR, GatewayConfigError, load_tables
 from gateway.deadlines import (CITY_TZ, Calendar, ServiceLevel, deadline, parse_service_level, parse_working_hours,
-                               since)
+                               since, working_seconds)
 from gateway.ingest import Ingest
 from gateway.storage import Store
 from gateway.workflow import Action
@@ -41,6 +41,22 @@ def test_working_hours_run_only_inside_the_working_day():
         "Mon 2026-11-23 17:30"
     assert local(deadline(at(2026, 11, 23, 16, 0), parse_service_level("2 working hours"), cal)) == "Tue 2026-11-24 09:00"
     assert local(deadline(at(2026, 11, 23, 16, 0), parse_service_level("2h"), cal)) == "Mon 2026-11-23 18:00"
+
+
+def test_working_days_count_a_days_working_time_and_fall_due_where_it_runs_out():
+    """A deadline in working days was the same clock time that many working days on: a case sent at 12:45 with 2
+    working days was due at 12:45 two days on, at lunch (shown as a time nobody works, 12:00's working time); one
+    sent at 20:00, at 20:00; one sent on Saturday at 10:00 with 1 working day had an hour and a half of Monday's
+    work; 1.5 working days were 2."""
+    cal = Calendar(hours=parse_working_hours("08:30-12:00, 13:30-17:30"))  # 7.5 h a day
+    due = lambda day, h, m, level: local(deadline(at(2026, 11, day, h, m), parse_service_level(level), cal))
+    assert due(23, 12, 45, "2 working days") == "Wed 2026-11-25 12:00"  # the morning's end, not lunch
+    assert due(23, 10, 0, "2 working days") == "Wed 2026-11-25 10:00"  # from a time worked: the same time
+    assert due(23, 20, 0, "2 working days") == "Wed 2026-11-25 17:30"
+    assert due(23, 7, 0, "1 working day") == "Mon 2026-11-23 17:30"
+    assert due(21, 10, 0, "1 working day") == "Mon 2026-11-23 17:30"  # Saturday: Monday's whole day
+    assert due(23, 10, 0, "1.5 working days") == "Tue 2026-11-24 15:15"
+    assert due(23, 12, 0, "1 working day") == "Tue 2026-11-24 12:00"
 
 
 def city_tables(tmp_path, **changes):
@@ -184,6 +200,31 @@ def test_a_working_deadline_counts_its_time_exactly_never_in_a_break_and_extends
                                                                              calendar)
 
 
+def on_working_time(calendar: Calendar, t: float) -> bool:
+    """Whether ``t`` falls on a working day inside one of its spans or at either's edge."""
+    when = datetime.fromtimestamp(t, CITY_TZ)
+    return calendar.working(when.date()) and any(a <= when.time() <= b for a, b in calendar.hours)
+
+
+@settings(max_examples=300, deadline=None)
+@given(calendars(), st.integers(0, 14 * 24 * 60), st.integers(0, 3 * 24 * 60), st.sampled_from(["min", "h", "d"]),
+       st.data())
+def test_a_working_deadline_falls_on_working_time_and_later_for_a_later_start_or_more_time(calendar, start_min,
+                                                                                           later_min, unit, data):
+    """Whatever the start (at lunch, at night, on a holiday) and the unit: due on working time, never inside a
+    break, on a day off or after hours, after exactly the working time the level gives; no earlier for a later
+    start or more time."""
+    start = at(2026, 11, 23) + start_min * 60.0
+    amount = data.draw(st.integers(1, {"min": 3000, "h": 50, "d": 12}[unit]))
+    level = ServiceLevel(amount, unit, True)
+    due = deadline(start, level, calendar)
+    assert on_working_time(calendar, due), local(due)
+    assert working_minutes(calendar, start, due) == working_seconds(level, calendar) / 60
+    assert working_minutes(calendar, due - 60, due) == 1  # the last minute counted is worked: due no later
+    assert deadline(start + later_min * 60.0, level, calendar) >= due
+    assert deadline(start, level._replace(amount=amount + data.draw(st.integers(0, 5))), calendar) >= due
+
+
 @settings(max_examples=300, deadline=None)
 @given(calendars(), st.integers(0, 13), st.sampled_from(["min", "d"]), st.data())
 def test_counting_working_time_back_takes_back_what_a_deadline_adds(calendar, days, unit, data):
@@ -196,10 +237,11 @@ def test_counting_working_time_back_takes_back_what_a_deadline_adds(calendar, da
     minute = data.draw(st.integers(0, length))  # from the span's start to its end
     t = datetime.combine(day, opens, CITY_TZ).timestamp() + minute * 60.0
     level = ServiceLevel(data.draw(st.integers(1, 20 * minutes_a_day(calendar) if unit == "min" else 20)), unit, True)
-    if minute < length or unit == "d":
-        assert since(deadline(t, level, calendar), level, calendar) == t
-    if minute > 0 or unit == "d":
-        assert deadline(since(t, level, calendar), level, calendar) == t
+    # a span's start is the same working time as the end of the span before: both count back to that end
+    back = t if minute > 0 else since(t, ServiceLevel(0, "min", True), calendar)
+    assert working_minutes(calendar, back, t) == 0
+    assert since(deadline(t, level, calendar), level, calendar) == back
+    assert deadline(since(t, level, calendar), level, calendar) == back
 
 
 def test_a_window_in_working_hours_counts_the_citys_working_hours_back_from_now(tmp_path):
