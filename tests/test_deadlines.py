@@ -123,12 +123,12 @@ def test_working_hours_never_count_the_lunch_break():
     assert due(11, 0, "2h") == "Mon 2026-11-23 13:00"  # calendar time runs through lunch
 
 
-def street_office(tmp_path, service_level: str, **parking):
-    """The demo city with a lunch break, parking due in ``service_level``, its re-check in 1 working hour, and
-    ``parking``'s other settings."""
+def street_office(tmp_path, service_level: str, hours: str = LUNCH, **parking):
+    """The demo city with a lunch break (or other ``hours``), parking due in ``service_level``, its re-check in 1
+    working hour, and ``parking``'s other settings."""
     categories = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())["categories"]
     categories[0].update(service_level=service_level, recheck_service_level="1 working hour", **parking)
-    return city_tables(tmp_path, working_hours=LUNCH, categories=categories)
+    return city_tables(tmp_path, working_hours=hours, categories=categories)
 
 
 def test_a_cases_deadline_its_overdue_check_extension_and_re_check_skip_the_lunch_break(tmp_path):
@@ -206,7 +206,7 @@ def on_working_time(calendar: Calendar, t: float) -> bool:
     return calendar.working(when.date()) and any(a <= when.time() <= b for a, b in calendar.hours)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(calendars(), st.integers(0, 14 * 24 * 60), st.integers(0, 3 * 24 * 60), st.sampled_from(["min", "h", "d"]),
        st.data())
 def test_a_working_deadline_falls_on_working_time_and_later_for_a_later_start_or_more_time(calendar, start_min,
@@ -273,3 +273,61 @@ def test_a_window_in_working_hours_counts_the_citys_working_hours_back_from_now(
             act(store, 1, action, Role.ADMIN, "ops", closed_at, tables, lambda c: True)
         clock[0] = back_at
         assert ingest.handle(TOPIC, seen(f"back-{back_at:.0f}")) == outcome, local(back_at)
+
+
+def test_a_case_due_at_the_mornings_end_is_overdue_from_then_on_the_board_in_escalation_and_reports(tmp_path):
+    """The deadline is the instant the working time runs out (12:00, the morning's end, for a case sent at lunch
+    with 1 working day: it was 12:45, at lunch); past it the case is overdue at any hour, lunch included, alike on
+    the overdue board and the API (SQL), the case's own flag, the clock's escalation and the day's report: each
+    compares the one stored instant, so no page shows "due 12:00" and "not overdue" at 12:30."""
+    from tests.test_gateway import TOPIC, payload
+    from gateway.cases import is_overdue
+    from gateway.reports import summary
+    from gateway.service import Clock
+
+    tables = street_office(tmp_path, "1 working day")
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    sent = at(2026, 11, 23, 12, 45)
+    seen = wire.iso(sent - 30)
+    assert Ingest(store, tables, clock=lambda: sent).handle(TOPIC, payload(started_at=seen, observed_at=seen)) == \
+        "case_created"
+    (case,) = store.list_cases()
+    assert local(case["deadline"]) == "Tue 2026-11-24 12:00"
+    day = (at(2026, 11, 24), at(2026, 11, 25))
+    for now, overdue in ((at(2026, 11, 24, 11, 59), False), (at(2026, 11, 24, 12, 30), True)):
+        assert is_overdue(store.get_case(case["id"]), now) is overdue
+        assert [c["id"] for c in store.list_cases(overdue_at=now)] == ([case["id"]] if overdue else [])
+        assert [c["id"] for c in store.overdue(now)] == ([case["id"]] if overdue else [])
+        assert summary(store.cases_between(*day), *day, now)["overdue"] == int(overdue)
+    assert Clock(store, tables, None, 60.0).escalate_overdue(at(2026, 11, 24, 12, 30)) == 1
+    # looked at again after another service level, counted from 13:30: the next day's 12:00
+    assert local(store.get_case(case["id"])["next_escalation_at"]) == "Wed 2026-11-25 12:00"
+
+
+def test_a_lunch_break_added_to_the_tables_moves_no_deadline_already_set_and_counts_from_the_next_round(tmp_path):
+    """A deadline already set is a promise made to a department: the tables' new hours never move it, though it
+    may now fall in the new lunch break, and it is overdue past it as it was; the case's next round (an extension
+    counted on from it, a feedback's re-check, a reopening) counts on the new hours."""
+    from tests.test_gateway import TOPIC, payload
+    from gateway.actions import act
+    from gateway.workflow import Role
+
+    nine_to_six = street_office(tmp_path, "1 working day", hours="09:00-18:00")
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    sent = at(2026, 11, 23, 12, 45)
+    seen = wire.iso(sent - 30)
+    assert Ingest(store, nine_to_six, clock=lambda: sent).handle(TOPIC, payload(started_at=seen, observed_at=seen)) \
+        == "case_created"
+    (case,) = store.list_cases()
+    assert local(case["deadline"]) == "Tue 2026-11-24 12:45"  # 1 working day of 09:00-18:00, a time worked then
+
+    lunch = street_office(tmp_path, "1 working day")  # the city's street offices now stop 12:00-13:30
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")  # the gateway started again on the new tables
+    assert store.get_case(case["id"])["deadline"] == case["deadline"]
+    assert store.overdue(at(2026, 11, 24, 12, 40)) == []
+    assert [c["id"] for c in store.overdue(at(2026, 11, 24, 12, 46))] == [case["id"]]
+    act(store, case["id"], Action.EXTEND, Role.ADMIN, "ops", at(2026, 11, 24, 10, 0), lunch, lambda c: True,
+        extend_by="1 working hour")
+    assert local(store.get_case(case["id"])["deadline"]) == "Tue 2026-11-24 14:30"  # from 12:45 at lunch: 13:30 on
+    act(store, case["id"], Action.FEEDBACK, Role.ADMIN, "ops", at(2026, 11, 24, 11, 45), lunch, lambda c: True)
+    assert local(store.get_case(case["id"])["recheck_deadline"]) == "Tue 2026-11-24 14:15"
