@@ -130,25 +130,34 @@ def parse_service_level(text: str) -> ServiceLevel:
     return ServiceLevel(float(m.group(1)), unit, bool(m.group(2)))
 
 
+def working_seconds(level: ServiceLevel, calendar: Calendar) -> float:
+    """The time ``level`` gives in seconds: a working day is the working time of one, its spans added up (7 h for
+    ``09:00-12:00, 13:30-17:30``), so days count on the calendar's working time as hours and minutes do.
+
+    >>> lunch = Calendar(hours=parse_working_hours("09:00-12:00, 13:30-17:30"))
+    >>> working_seconds(parse_service_level("2 working days"), lunch) / 3600
+    14.0
+    """
+    if level.unit == "d" and level.working:
+        return level.amount * sum((datetime.combine(date.min, b) - datetime.combine(date.min, a)).total_seconds()
+                                  for a, b in calendar.hours)
+    return level.amount * {"s": 1, "min": 60, "h": 3600, "d": 86400}[level.unit]
+
+
 def deadline(start: float, level: ServiceLevel, calendar: Calendar = Calendar()) -> float:
     """When a case dispatched at ``start`` (epoch seconds) is due.
 
-    Working days skip days off and count whole days; working hours and minutes count only
-    time inside the working hours of working days, never a break between their spans: a
-    deadline in working hours or minutes falls inside a span or at its end.
+    Working days, hours and minutes count only time inside the working hours of working days, never a break
+    between their spans nor a day off; a working day is a day's working time. The deadline is the instant that
+    working time runs out, inside a span or at its end, never in a break or after hours: the time a department can
+    meet. From a time worked, ``2 working days`` is the same time two working days on; from a break, the evening or
+    a day off, the time is counted from the next span's start (a case sent at 12:45 with 2 working days is due at
+    12:00, the end of the morning, not 12:45 at lunch; one sent on Saturday, at the end of Monday's work).
     """
-    seconds = level.amount * {"s": 1, "min": 60, "h": 3600, "d": 86400}[level.unit]
     if not level.working:
-        return start + seconds
-    when = datetime.fromtimestamp(start, calendar.tz)
-    if level.unit == "d":
-        remaining = level.amount
-        while remaining > 0:
-            when += timedelta(days=1)
-            if calendar.working(when.date()):
-                remaining -= 1
-        return when.timestamp()
-    left, day = seconds, when.date()
+        return start + working_seconds(level, calendar)
+    left, when = working_seconds(level, calendar), datetime.fromtimestamp(start, calendar.tz)
+    day = when.date()
     for _ in range(3660):  # ten years of days: a calendar with no working day at all ends here
         if calendar.working(day):
             for opens, closes in ((datetime.combine(day, a, calendar.tz), datetime.combine(day, b, calendar.tz))
@@ -156,7 +165,7 @@ def deadline(start: float, level: ServiceLevel, calendar: Calendar = Calendar())
                 if when < closes:
                     begin = max(when, opens)
                     available = (closes - begin).total_seconds()
-                    if left <= available:
+                    if left <= available:  # at a span's end: the end, not the next span's start
                         return (begin + timedelta(seconds=left)).timestamp()
                     left -= available
         day += timedelta(days=1)
@@ -165,10 +174,11 @@ def deadline(start: float, level: ServiceLevel, calendar: Calendar = Calendar())
 
 
 def since(end: float, level: ServiceLevel, calendar: Calendar = Calendar()) -> float:
-    """When a window of ``level`` that ends at ``end`` (epoch seconds) began: ``deadline`` counted back. Working
-    days step back over days off; working hours and minutes count only the spans of working days, never the
-    breaks. From a time inside working hours, it takes back what ``deadline`` gives: 2 working hours before
-    Monday 14:30, with a lunch break, is 11:00 (and 11:00 with 2 working hours is due at 14:30).
+    """When a window of ``level`` that ends at ``end`` (epoch seconds) began: ``deadline`` counted back, over the
+    spans of working days only, a working day a day's working time. It takes back what ``deadline`` gives: 2 working
+    hours before Monday 14:30, with a lunch break, is 11:00 (and 11:00 with 2 working hours is due at 14:30). Where
+    the window's start falls at a span's start it is the end of the span worked before (Friday's 17:30 for Monday's
+    09:00): the time between was no work, so a case closed then is within the window too.
 
     >>> lunch = Calendar(hours=parse_working_hours("09:00-12:00, 13:30-17:30"))
     >>> monday = datetime(2026, 11, 23, 14, 30, tzinfo=CITY_TZ).timestamp()
@@ -177,18 +187,10 @@ def since(end: float, level: ServiceLevel, calendar: Calendar = Calendar()) -> f
     >>> datetime.fromtimestamp(since(monday, parse_service_level("1 working day"), lunch), CITY_TZ).isoformat()
     '2026-11-20T14:30:00+08:00'
     """
-    seconds = level.amount * {"s": 1, "min": 60, "h": 3600, "d": 86400}[level.unit]
     if not level.working:
-        return end - seconds
-    when = datetime.fromtimestamp(end, calendar.tz)
-    if level.unit == "d":
-        remaining = level.amount
-        while remaining > 0:
-            when -= timedelta(days=1)
-            if calendar.working(when.date()):
-                remaining -= 1
-        return when.timestamp()
-    left, day = seconds, when.date()
+        return end - working_seconds(level, calendar)
+    left, when = working_seconds(level, calendar), datetime.fromtimestamp(end, calendar.tz)
+    day = when.date()
     for _ in range(3660):  # as ``deadline``
         if calendar.working(day):
             for opens, closes in ((datetime.combine(day, a, calendar.tz), datetime.combine(day, b, calendar.tz))
@@ -196,7 +198,7 @@ def since(end: float, level: ServiceLevel, calendar: Calendar = Calendar()) -> f
                 if when > opens:
                     finish = min(when, closes)
                     available = (finish - opens).total_seconds()
-                    if left <= available:
+                    if left < available:  # at a span's start: the end of the one before, as ``deadline`` lands
                         return (finish - timedelta(seconds=left)).timestamp()
                     left -= available
         when = datetime.combine(day, time(0, 0), calendar.tz)  # the day before ends where this one begins

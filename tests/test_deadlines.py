@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings, strategies as st
 from gateway.cases import action_values
 from gateway.config import TABLES_DIR, GatewayConfigError, load_tables
 from gateway.deadlines import (CITY_TZ, Calendar, ServiceLevel, deadline, parse_service_level, parse_working_hours,
-                               since)
+                               since, working_seconds)
 from gateway.ingest import Ingest
 from gateway.storage import Store
 from gateway.workflow import Action
@@ -41,6 +41,22 @@ def test_working_hours_run_only_inside_the_working_day():
         "Mon 2026-11-23 17:30"
     assert local(deadline(at(2026, 11, 23, 16, 0), parse_service_level("2 working hours"), cal)) == "Tue 2026-11-24 09:00"
     assert local(deadline(at(2026, 11, 23, 16, 0), parse_service_level("2h"), cal)) == "Mon 2026-11-23 18:00"
+
+
+def test_working_days_count_a_days_working_time_and_fall_due_where_it_runs_out():
+    """A deadline in working days was the same clock time that many working days on: a case sent at 12:45 with 2
+    working days was due at 12:45 two days on, at lunch (shown as a time nobody works, 12:00's working time); one
+    sent at 20:00, at 20:00; one sent on Saturday at 10:00 with 1 working day had an hour and a half of Monday's
+    work; 1.5 working days were 2."""
+    cal = Calendar(hours=parse_working_hours("08:30-12:00, 13:30-17:30"))  # 7.5 h a day
+    due = lambda day, h, m, level: local(deadline(at(2026, 11, day, h, m), parse_service_level(level), cal))
+    assert due(23, 12, 45, "2 working days") == "Wed 2026-11-25 12:00"  # the morning's end, not lunch
+    assert due(23, 10, 0, "2 working days") == "Wed 2026-11-25 10:00"  # from a time worked: the same time
+    assert due(23, 20, 0, "2 working days") == "Wed 2026-11-25 17:30"
+    assert due(23, 7, 0, "1 working day") == "Mon 2026-11-23 17:30"
+    assert due(21, 10, 0, "1 working day") == "Mon 2026-11-23 17:30"  # Saturday: Monday's whole day
+    assert due(23, 10, 0, "1.5 working days") == "Tue 2026-11-24 15:15"
+    assert due(23, 12, 0, "1 working day") == "Tue 2026-11-24 12:00"
 
 
 def city_tables(tmp_path, **changes):
@@ -107,12 +123,12 @@ def test_working_hours_never_count_the_lunch_break():
     assert due(11, 0, "2h") == "Mon 2026-11-23 13:00"  # calendar time runs through lunch
 
 
-def street_office(tmp_path, service_level: str, **parking):
-    """The demo city with a lunch break, parking due in ``service_level``, its re-check in 1 working hour, and
-    ``parking``'s other settings."""
+def street_office(tmp_path, service_level: str, hours: str = LUNCH, **parking):
+    """The demo city with a lunch break (or other ``hours``), parking due in ``service_level``, its re-check in 1
+    working hour, and ``parking``'s other settings."""
     categories = yaml.safe_load((TABLES_DIR / "demo.yaml").read_text())["categories"]
     categories[0].update(service_level=service_level, recheck_service_level="1 working hour", **parking)
-    return city_tables(tmp_path, working_hours=LUNCH, categories=categories)
+    return city_tables(tmp_path, working_hours=hours, categories=categories)
 
 
 def test_a_cases_deadline_its_overdue_check_extension_and_re_check_skip_the_lunch_break(tmp_path):
@@ -184,6 +200,31 @@ def test_a_working_deadline_counts_its_time_exactly_never_in_a_break_and_extends
                                                                              calendar)
 
 
+def on_working_time(calendar: Calendar, t: float) -> bool:
+    """Whether ``t`` falls on a working day inside one of its spans or at either's edge."""
+    when = datetime.fromtimestamp(t, CITY_TZ)
+    return calendar.working(when.date()) and any(a <= when.time() <= b for a, b in calendar.hours)
+
+
+@settings(max_examples=200, deadline=None)
+@given(calendars(), st.integers(0, 14 * 24 * 60), st.integers(0, 3 * 24 * 60), st.sampled_from(["min", "h", "d"]),
+       st.data())
+def test_a_working_deadline_falls_on_working_time_and_later_for_a_later_start_or_more_time(calendar, start_min,
+                                                                                           later_min, unit, data):
+    """Whatever the start (at lunch, at night, on a holiday) and the unit: due on working time, never inside a
+    break, on a day off or after hours, after exactly the working time the level gives; no earlier for a later
+    start or more time."""
+    start = at(2026, 11, 23) + start_min * 60.0
+    amount = data.draw(st.integers(1, {"min": 3000, "h": 50, "d": 12}[unit]))
+    level = ServiceLevel(amount, unit, True)
+    due = deadline(start, level, calendar)
+    assert on_working_time(calendar, due), local(due)
+    assert working_minutes(calendar, start, due) == working_seconds(level, calendar) / 60
+    assert working_minutes(calendar, due - 60, due) == 1  # the last minute counted is worked: due no later
+    assert deadline(start + later_min * 60.0, level, calendar) >= due
+    assert deadline(start, level._replace(amount=amount + data.draw(st.integers(0, 5))), calendar) >= due
+
+
 @settings(max_examples=300, deadline=None)
 @given(calendars(), st.integers(0, 13), st.sampled_from(["min", "d"]), st.data())
 def test_counting_working_time_back_takes_back_what_a_deadline_adds(calendar, days, unit, data):
@@ -196,10 +237,11 @@ def test_counting_working_time_back_takes_back_what_a_deadline_adds(calendar, da
     minute = data.draw(st.integers(0, length))  # from the span's start to its end
     t = datetime.combine(day, opens, CITY_TZ).timestamp() + minute * 60.0
     level = ServiceLevel(data.draw(st.integers(1, 20 * minutes_a_day(calendar) if unit == "min" else 20)), unit, True)
-    if minute < length or unit == "d":
-        assert since(deadline(t, level, calendar), level, calendar) == t
-    if minute > 0 or unit == "d":
-        assert deadline(since(t, level, calendar), level, calendar) == t
+    # a span's start is the same working time as the end of the span before: both count back to that end
+    back = t if minute > 0 else since(t, ServiceLevel(0, "min", True), calendar)
+    assert working_minutes(calendar, back, t) == 0
+    assert since(deadline(t, level, calendar), level, calendar) == back
+    assert deadline(since(t, level, calendar), level, calendar) == back
 
 
 def test_a_window_in_working_hours_counts_the_citys_working_hours_back_from_now(tmp_path):
@@ -231,3 +273,61 @@ def test_a_window_in_working_hours_counts_the_citys_working_hours_back_from_now(
             act(store, 1, action, Role.ADMIN, "ops", closed_at, tables, lambda c: True)
         clock[0] = back_at
         assert ingest.handle(TOPIC, seen(f"back-{back_at:.0f}")) == outcome, local(back_at)
+
+
+def test_a_case_due_at_the_mornings_end_is_overdue_from_then_on_the_board_in_escalation_and_reports(tmp_path):
+    """The deadline is the instant the working time runs out (12:00, the morning's end, for a case sent at lunch
+    with 1 working day: it was 12:45, at lunch); past it the case is overdue at any hour, lunch included, alike on
+    the overdue board and the API (SQL), the case's own flag, the clock's escalation and the day's report: each
+    compares the one stored instant, so no page shows "due 12:00" and "not overdue" at 12:30."""
+    from tests.test_gateway import TOPIC, payload
+    from gateway.cases import is_overdue
+    from gateway.reports import summary
+    from gateway.service import Clock
+
+    tables = street_office(tmp_path, "1 working day")
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    sent = at(2026, 11, 23, 12, 45)
+    seen = wire.iso(sent - 30)
+    assert Ingest(store, tables, clock=lambda: sent).handle(TOPIC, payload(started_at=seen, observed_at=seen)) == \
+        "case_created"
+    (case,) = store.list_cases()
+    assert local(case["deadline"]) == "Tue 2026-11-24 12:00"
+    day = (at(2026, 11, 24), at(2026, 11, 25))
+    for now, overdue in ((at(2026, 11, 24, 11, 59), False), (at(2026, 11, 24, 12, 30), True)):
+        assert is_overdue(store.get_case(case["id"]), now) is overdue
+        assert [c["id"] for c in store.list_cases(overdue_at=now)] == ([case["id"]] if overdue else [])
+        assert [c["id"] for c in store.overdue(now)] == ([case["id"]] if overdue else [])
+        assert summary(store.cases_between(*day), *day, now)["overdue"] == int(overdue)
+    assert Clock(store, tables, None, 60.0).escalate_overdue(at(2026, 11, 24, 12, 30)) == 1
+    # looked at again after another service level, counted from 13:30: the next day's 12:00
+    assert local(store.get_case(case["id"])["next_escalation_at"]) == "Wed 2026-11-25 12:00"
+
+
+def test_a_lunch_break_added_to_the_tables_moves_no_deadline_already_set_and_counts_from_the_next_round(tmp_path):
+    """A deadline already set is a promise made to a department: the tables' new hours never move it, though it
+    may now fall in the new lunch break, and it is overdue past it as it was; the case's next round (an extension
+    counted on from it, a feedback's re-check, a reopening) counts on the new hours."""
+    from tests.test_gateway import TOPIC, payload
+    from gateway.actions import act
+    from gateway.workflow import Role
+
+    nine_to_six = street_office(tmp_path, "1 working day", hours="09:00-18:00")
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    sent = at(2026, 11, 23, 12, 45)
+    seen = wire.iso(sent - 30)
+    assert Ingest(store, nine_to_six, clock=lambda: sent).handle(TOPIC, payload(started_at=seen, observed_at=seen)) \
+        == "case_created"
+    (case,) = store.list_cases()
+    assert local(case["deadline"]) == "Tue 2026-11-24 12:45"  # 1 working day of 09:00-18:00, a time worked then
+
+    lunch = street_office(tmp_path, "1 working day")  # the city's street offices now stop 12:00-13:30
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")  # the gateway started again on the new tables
+    assert store.get_case(case["id"])["deadline"] == case["deadline"]
+    assert store.overdue(at(2026, 11, 24, 12, 40)) == []
+    assert [c["id"] for c in store.overdue(at(2026, 11, 24, 12, 46))] == [case["id"]]
+    act(store, case["id"], Action.EXTEND, Role.ADMIN, "ops", at(2026, 11, 24, 10, 0), lunch, lambda c: True,
+        extend_by="1 working hour")
+    assert local(store.get_case(case["id"])["deadline"]) == "Tue 2026-11-24 14:30"  # from 12:45 at lunch: 13:30 on
+    act(store, case["id"], Action.FEEDBACK, Role.ADMIN, "ops", at(2026, 11, 24, 11, 45), lunch, lambda c: True)
+    assert local(store.get_case(case["id"])["recheck_deadline"]) == "Tue 2026-11-24 14:15"
