@@ -774,6 +774,7 @@ def run_box(config: EdgeConfig) -> int:
         look_after(readers, now)
         keep_outbox(config, publisher)
         publisher.write_unwritten()  # what a full disk held back, once it has room
+        publisher.watch_wall()  # NTP set the clock right: this boot's time, for a later boot's re-stamping
         delivery = publisher.delivery(time.time())
         for gauge, key in ((metrics.pending, "outbox_pending"), (metrics.unconfirmed, "outbox_unconfirmed"),
                            (metrics.oldest, "outbox_oldest_s"), (metrics.resent, "outbox_resent"),

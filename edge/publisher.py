@@ -75,6 +75,10 @@ CLOCK_FLOOR = 1_793_491_200.0  # 2026-11-01T00:00:00Z
 # it sends until the box learns their time); what it left in its outbox for a later boot goes, as on the boot clock, as
 # of a time unknown (``restamped``)
 CLOCK_SPAN_S = 3653 * 86400.0
+# the wall clock less the monotonic clock moved by more than this since the box started: the wall clock was set (NTP
+# steps it past 0.128 s, or someone set it); reading a time not plainly wrong then, the box takes it for its boot's time
+WALL_STEP_S = 1.0
+BASE_KEPT_WITHIN_S = 1.0  # a boot's known time kept again only where it moved further (the gateways' median jitters)
 KNOWN_TIME_EVERY_S = 600.0  # the gateways' time, as the box knows it, kept beside its outbox at most this often
 BOOT_CLOCK = "boot_clock"  # the attribute of an incident stamped on its box's boot clock: the boot's id
 # pages the write-ahead log takes before SQLite copies it into the file and begins it again: its default, 1,000
@@ -100,6 +104,10 @@ CREATE TABLE IF NOT EXISTS outbox_refused (
 CREATE TABLE IF NOT EXISTS open_incident (
     incident_id TEXT PRIMARY KEY,
     message BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS boot_base (
+    boot TEXT PRIMARY KEY,
+    base REAL NOT NULL
 );
 """
 # columns added to a table of SCHEMA's since its first release, with their types: an outbox an earlier release wrote
@@ -315,8 +323,58 @@ def from_boot_clock(payload: bytes, boot: str, base: float) -> bytes | None:
         return None
 
 
+def set_right(started: float, wall: float, mono: float, clock: GatewayClock) -> float | None:
+    """The time less the monotonic clock (``GatewayClock.base``) where the wall clock was set since the box started
+    (``started``: its reading less the monotonic clock then; it moved by more than ``WALL_STEP_S``: NTP, or a person)
+    and reads ``wall`` at ``mono``, a time not plainly wrong; None where it was never set (its error, if any, is
+    unknown) or was set wrong. What the box learns of its boot's time without a gateway (``Outbox.keep_base``).
+
+    >>> rtc = wire.parse_time("2026-12-06T11:00:00Z")  # an RTC three hours fast, as it read at the monotonic clock's 20
+    >>> set_right(rtc - 20.0, rtc + 280.0, 300.0, GatewayClock()) is None  # never set: its error unknown
+    True
+    >>> wire.iso(set_right(rtc - 20.0, rtc + 280.0 - 3 * 3600.0, 300.0, GatewayClock()))  # NTP set it right
+    '2026-12-06T07:59:40.000Z'
+    >>> set_right(rtc - 20.0, 280.0, 300.0, GatewayClock()) is None  # set back to 1970
+    True
+    """
+    if abs(wall - mono - started) <= WALL_STEP_S or clock.plainly_wrong(wall):
+        return None
+    return wall - mono
+
+
+def from_known_boot_clock(payload: bytes, clock: GatewayClock, mono_now: float, this_boot: str = BOOT_ID,
+                          bases: dict[str, float] | None = None) -> bytes | None:
+    """An incident ``payload`` stamped on a boot's clock (``from_boot_clock``) put on that boot's known time: this
+    boot's the gateways' (``clock.base``), an earlier boot's what it learnt (``bases``, ``Outbox.keep_base``); None for
+    any other payload, one of a boot that never learnt its time, and one that known time would leave ahead of the
+    gateways' clock (it was wrong: sent as it is, as of a time unknown, never moved at each send).
+
+    >>> clock = GatewayClock()
+    >>> _ = clock.observe(gateway_at=wire.parse_time("2026-12-06T08:00:00Z"), mono=500.0, wall=5.0)
+    >>> m = {"schema_version": 1, "incident_id": "i-1", "seq": 1, "state": "start", "type": "illegal_parking",
+    ...      "box": "b", "camera": "c", "zone": "z", "grid": "G-1", "location": None,
+    ...      "started_at": "2000-01-01T00:01:40.000Z", "observed_at": "2000-01-01T00:01:45.000Z", "ended_at": None,
+    ...      "end_reason": None, "confidence": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2], "track_id": None,
+    ...      "attributes": {"boot_clock": "b0"}, "evidence": None, "model": {"name": "m", "version": "1"}}
+    >>> b0 = wire.parse_time("2026-12-05T20:00:00Z")  # boot b0's time less its monotonic clock, as NTP told it
+    >>> json.loads(from_known_boot_clock(wire.encode_incident(m), clock, 500.0, "b1", {"b0": b0}))["observed_at"]
+    '2026-12-05T20:01:45.000Z'
+    >>> from_known_boot_clock(wire.encode_incident(m), clock, 500.0, "b1", {"b0": b0 + 86400.0}) is None  # ahead
+    True
+    >>> from_known_boot_clock(wire.encode_incident(m), clock, 500.0, "b1") is None  # b0 never learnt it
+    True
+    """
+    if clock.base is None or (mark := boot_clock_of(payload)) is None:
+        return None
+    base = clock.base if mark == this_boot else (bases or {}).get(mark)
+    new = None if base is None else from_boot_clock(payload, mark, base)
+    if new is None or mark == this_boot:
+        return new
+    return None if wire.ahead(wire.decode_incident(new), clock.known(mono_now)) > clock.limit_s else new
+
+
 def restamped(payload: bytes, queued: tuple[float, str | None, float | None], clock: GatewayClock, mono_now: float,
-              this_boot: str = BOOT_ID) -> tuple[bytes, float] | None:
+              this_boot: str = BOOT_ID, bases: dict[str, float] | None = None) -> tuple[bytes, float] | None:
     """An incident ``payload`` a gateway holds for its times (ahead of the gateways' clock at ``mono_now`` by more than
     ``clock.limit_s``) re-stamped from when its row was queued (``queued``: the box's time, boot and monotonic clock,
     as the outbox keeps them, ``waited``), with the box's time to keep for it; None for any other payload, and while no
@@ -325,7 +383,10 @@ def restamped(payload: bytes, queued: tuple[float, str | None, float | None], cl
     now, it moved again at each send while it still looked ahead, and one of another garbage clock drifted for good.)
     Of another boot, or kept without one, its clock's error then is unknown (this boot's is another's: a garbage RTC
     reads another year at each boot): it goes on that boot's boot clock, marked ``attributes.boot_clock`` with that
-    boot's id, as of a time unknown, which a gateway holds for review.
+    boot's id, as of a time unknown, which a gateway holds for review; unless that boot learnt its time (``bases``: the
+    time less the monotonic clock each earlier boot knew, ``Outbox.bases``): then it takes that boot's time at its
+    monotonic clock, as in this boot, never this boot's offset (a garbage RTC reads another year at each boot), and so
+    once. A boot's known time that leaves it ahead still was wrong (a clock set by hand): of a time unknown.
 
     >>> clock = GatewayClock()
     >>> wall = wire.parse_time("2031-05-01T00:00:00Z")  # a garbage RTC's year, within the ceiling
@@ -342,18 +403,27 @@ def restamped(payload: bytes, queued: tuple[float, str | None, float | None], cl
     >>> old = json.loads(restamped(wire.encode_incident(m), (created, "b0", 40.0), clock, 500.0, this_boot="b1")[0])
     >>> old["started_at"], old["observed_at"], old["attributes"]
     ('2000-01-01T00:00:10.000Z', '2000-01-01T00:00:40.000Z', {'boot_clock': 'b0'})
+    >>> b0 = clock.known(0.0) - 7200.0  # boot b0 learnt its time: its monotonic clock began two hours before this one's
+    >>> new, at = restamped(wire.encode_incident(m), (created, "b0", 40.0), clock, 500.0, "b1", {"b0": b0})
+    >>> json.loads(new)["observed_at"], wire.iso(at)
+    ('2026-12-06T05:52:19.000Z', '2026-12-06T05:52:20.000Z')
     """
     if clock.base is None:
         return None
     created, boot, mono = queued
     try:
         message = wire.decode_incident(payload)
-        if wire.ahead(message, clock.known(mono_now)) <= clock.limit_s:
+        gateway_now = clock.known(mono_now)
+        if wire.ahead(message, gateway_now) <= clock.limit_s:
             return None
         times = {name: wire.parse_time(message[name]) for name in wire.TIME_FIELDS if message[name] is not None}
-        if boot == this_boot and mono is not None:
-            now = clock.known(mono)
-            shift, created = now - created, now
+        base = None if mono is None else clock.base if boot == this_boot else (bases or {}).get(boot)
+        if base is not None:
+            shift = base + mono - created
+            if boot != this_boot and max(times.values()) + shift - gateway_now > clock.limit_s:
+                base = None  # that boot's time was wrong too
+        if base is not None:
+            created += shift
         else:  # its last time put at that boot's boot clock as it was queued, its first no earlier than 2000
             last = wire.last_seen(message)
             shift = wire.EARLIEST + max(mono or 0.0, last - min(times.values())) - last
@@ -393,15 +463,16 @@ Queued = tuple[str, bytes, float, str | None, float | None]
 
 
 def waited(created: float, boot: str | None, mono: float | None, now: float | None, mono_now: float,
-           since_start: float, this_boot: str = BOOT_ID) -> tuple[float, bool]:
+           since_start: float, this_boot: str = BOOT_ID, bases: dict[str, float] | None = None) -> tuple[float, bool]:
     """How long a message of the outbox has waited, and whether that is known. It was queued at ``created`` on the box's
     time (``Publisher.now``: the boot clock while its wall clock was plainly wrong), in boot ``boot`` at its monotonic
     clock ``mono`` (None: queued by an earlier release, or read back from a damaged outbox); ``now`` is the box's time
     now (``GatewayClock.true_time``; None while it cannot tell it), ``mono_now`` the monotonic clock, ``since_start``
     how long this start of the box has run. Queued in this boot, it is read on the monotonic clock, which no step of
-    the wall clock moves (a box in 1970 that NTP set right had waited 57 years); else on the box's time, where that
-    was right then and is now; else it is unknown, and at least as long as this start has run (it was queued before:
-    a box back in 1970 at each boot said 0 s).
+    the wall clock moves (a box in 1970 that NTP set right had waited 57 years); of an earlier boot that learnt its time
+    (``bases``, as ``restamped`` takes them), on that boot's time at its monotonic clock; else on the box's time, where
+    that was right then and is now; else it is unknown, and at least as long as this start has run (it was queued
+    before: a box back in 1970 at each boot said 0 s).
 
     >>> waited(5.0, "b1", 50.0, now=1_796_198_400.0, mono_now=80.0, since_start=40.0, this_boot="b1")
     (30.0, True)
@@ -410,6 +481,10 @@ def waited(created: float, boot: str | None, mono: float | None, now: float | No
     """
     if boot == this_boot and mono is not None:
         return max(0.0, mono_now - mono), True
+    if now is not None and mono is not None and (base := (bases or {}).get(boot)) is not None:
+        created = base + mono
+        if now - created >= since_start:
+            return now - created, True
     # no release of the box ran before CLOCK_FLOOR: a time before it is the boot clock's, or a wrong wall clock's (an
     # earlier release kept the wall clock's own, not the wire's), as 1970 is
     if now is not None and created >= CLOCK_FLOOR and now - created >= since_start:
@@ -493,6 +568,9 @@ class Outbox:
                 self._db.execute("DELETE FROM outbox WHERE id < 0")
             finally:
                 self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # a full disk: forgotten at a later start
+                self._db.execute("DELETE FROM boot_base WHERE boot != ? AND boot NOT IN "
+                                 "(SELECT boot FROM outbox WHERE boot IS NOT NULL)", (BOOT_ID,))
         except BaseException:
             self._db.close()
             raise
@@ -535,11 +613,11 @@ class Outbox:
                      opened=[change for t, p in items if (change := open_change(t, p)) is not None])
 
     def restore(self, rows: list[Queued], refused: list[tuple[str, bytes, float, str]] = (),
-                opened: list[tuple[str, bytes | None]] = ()) -> None:
+                opened: list[tuple[str, bytes | None]] = (), bases: dict[str, float] | None = None) -> None:
         """Store messages, each with when it was first queued (``put``'s; an earlier outbox's time, read back by
         edge/salvage.py, its boot and monotonic clock None), atomically, in order; ``refused`` ones (``refused_rows``)
-        beside those it holds; and ``opened``, (incident id, its last message, or None where it ended), into the open
-        incidents."""
+        beside those it holds; ``opened``, (incident id, its last message, or None where it ended), into the open
+        incidents; and the time each boot knew (``bases``)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -547,6 +625,8 @@ class Outbox:
                                      rows)
                 self._db.executemany("INSERT INTO outbox_refused(topic, payload, created, reason) VALUES (?, ?, ?, ?)",
                                      refused)
+                self._db.executemany("INSERT OR REPLACE INTO boot_base(boot, base) VALUES (?, ?)",
+                                     (bases or {}).items())
                 for incident_id, message in opened:
                     if message is None:
                         self._db.execute("DELETE FROM open_incident WHERE incident_id = ?", (incident_id,))
@@ -574,6 +654,18 @@ class Outbox:
         next start ends (edge/ledger.py)."""
         with self._lock:
             return self._db.execute("SELECT incident_id, message FROM open_incident ORDER BY rowid").fetchall()
+
+    def keep_base(self, boot: str, base: float) -> None:
+        """What boot ``boot`` learnt of its time: the time less its monotonic clock (``GatewayClock.base``, or the wall
+        clock's once set right: ``set_right``). A later boot re-stamps what that one queued by it (``restamped``): the
+        clock's error of each boot is its own (an RTC three hours fast at each boot, or a garbage one's year)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO boot_base(boot, base) VALUES (?, ?)", (boot, base))
+
+    def bases(self) -> dict[str, float]:
+        """Each boot's known time (``keep_base``), by its id."""
+        with self._lock:
+            return dict(self._db.execute("SELECT boot, base FROM boot_base").fetchall())
 
     def after(self, last_id: int, limit: int) -> list[tuple[int, str, bytes]]:
         with self._lock:
@@ -692,6 +784,8 @@ class Publisher:
         kept = None if outbox.path is None else known_time(known_time_file(outbox.path))
         self.clock = GatewayClock(floor=clock_floor(kept))
         self._kept_known = float("-inf")  # the gateways' time last kept beside the outbox (``_keep_known``)
+        self._kept_base: float | None = None  # this boot's time less the monotonic clock last kept (``_keep_base``)
+        self._wall_started = time.time() - time.monotonic()  # the wall clock as it read at this start (``set_right``)
         self._began = time.monotonic()  # this start: what the outbox held before waited at least since (``waited``)
 
     def listen(self, topic: str, handler: Callable[[bytes], None]) -> None:
@@ -761,13 +855,13 @@ class Publisher:
         ``outbox`` cannot take it all: the memory keeps it. Returns how many messages it moved to be sent."""
         with self._round_lock, self._unwritten_lock:
             rows = self.outbox.rows()
-            outbox.restore(rows, self.outbox.refused_rows(), self.outbox.open_incidents())
+            outbox.restore(rows, self.outbox.refused_rows(), self.outbox.open_incidents(), self.outbox.bases())
             self.outbox.close()
             self.outbox = outbox
             # other ids in the file: the sender starts again, and PUBACKs still to come are of no row (ids begin at 1)
             self._inflight = dict.fromkeys(self._inflight, 0)
             self._early, self._unconfirmed, self._by_digest, self._confirmed, self._last_id = {}, {}, {}, [], 0
-            self._held, self._kept_known = [], float("-inf")
+            self._held, self._kept_known, self._kept_base = [], float("-inf"), None
         self.write_unwritten()
         return len(rows)
 
@@ -779,7 +873,8 @@ class Publisher:
         mono = time.monotonic()
         first = self.outbox.oldest()
         oldest_s, known = (0.0, True) if first is None else waited(
-            *first, now=self.clock.true_time(mono, now), mono_now=mono, since_start=mono - self._began)
+            *first, now=self.clock.true_time(mono, now), mono_now=mono, since_start=mono - self._began,
+            bases=self.outbox.bases() if first[1] != BOOT_ID else None)
         measured = self.clock.measured(mono, time.time())
         with self._unwritten_lock:
             unwritten = sum(map(len, self._unwritten))
@@ -949,6 +1044,7 @@ class Publisher:
         mono, wall = time.monotonic(), time.time()
         changed = self.clock.observe(gateway_at, mono, wall)
         self._keep_known(mono)
+        self._keep_base(self.clock.base)
         if not changed:
             return
         offset = self.clock.measured(mono, wall)
@@ -972,6 +1068,24 @@ class Publisher:
             return
         self._kept_known = known
 
+    def _keep_base(self, base: float | None) -> None:
+        """This boot's time less the monotonic clock kept in the outbox (``Outbox.keep_base``), where it moved since it
+        was last; not kept now (a full disk): at a later acknowledgement or heartbeat."""
+        if base is None or (self._kept_base is not None and abs(base - self._kept_base) < BASE_KEPT_WITHIN_S):
+            return
+        try:
+            self.outbox.keep_base(BOOT_ID, base)
+        except sqlite3.Error:
+            return
+        self._kept_base = base
+
+    def watch_wall(self) -> None:
+        """At each heartbeat: where no gateway told the time yet, the wall clock set right since the start (NTP set an
+        RTC three hours fast right) tells this boot's time (``set_right``), kept for a later boot to re-stamp what this
+        one queued on the wrong clock."""
+        if self.clock.base is None:
+            self._keep_base(set_right(self._wall_started, time.time(), time.monotonic(), self.clock))
+
     def gateway_offset(self) -> float:
         """What to add to the wall clock now for the time on the wire (``GatewayClock.offset``)."""
         return self.clock.offset(time.monotonic(), time.time())
@@ -988,9 +1102,12 @@ class Publisher:
         re-stamped in the outbox with the gateways' time, or an earlier boot's boot clock."""
         if self.clock.base is None or not topic.endswith("/incident"):
             return payload
-        new, created = from_boot_clock(payload, BOOT_ID, self.clock.base), None
-        if new is None and (queued := self.outbox.queued(row_id)) is not None:
-            new, created = restamped(payload, queued, self.clock, time.monotonic()) or (None, None)
+        queued, mark = self.outbox.queued(row_id), boot_clock_of(payload)
+        of_another = mark not in (None, BOOT_ID) or (queued is not None and queued[1] != BOOT_ID)
+        bases = self.outbox.bases() if of_another else {}  # read only for an earlier boot's message
+        new, created = from_known_boot_clock(payload, self.clock, time.monotonic(), BOOT_ID, bases), None
+        if new is None and queued is not None:
+            new, created = restamped(payload, queued, self.clock, time.monotonic(), BOOT_ID, bases) or (None, None)
         if new is None:
             return payload
         try:

@@ -14,7 +14,7 @@ import pytest
 from edge.box import box_now, wall_offset
 from edge.config import Broker
 from edge.publisher import (BOOT_ID, CLOCK_FLOOR, GatewayClock, Outbox, Publisher, clock_floor, keep_known_time,
-                            known_time, known_time_file, on_boot_clock, restamped, waited)
+                            known_time, known_time_file, on_boot_clock, restamped, set_right, waited)
 from gateway import boxes
 from gateway.config import TABLES_DIR, GatewayConfig, load_tables
 from gateway.config import Broker as GatewayBroker
@@ -118,6 +118,27 @@ def test_an_incident_an_earlier_boot_left_stamped_years_ahead_becomes_a_case_of_
             in {e["note"] for e in case["timeline"]})
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("behind", [HOUR, 0.0])
+def test_an_incident_of_an_earlier_boot_that_learnt_its_time_becomes_a_case_with_the_time_the_camera_saw_it(
+        stack, behind):
+    """An RTC three hours fast at every boot, set right by NTP some minutes in: the boot before queued an incident on it
+    and kept the time NTP told it; this boot's clock an hour ahead (corrected) or right. The incident goes with the
+    time that boot knew at its monotonic clock, a case of the minute the camera saw it; it went to review as of a time
+    unknown."""
+    ingest, store, gateway_behind, publisher = stack
+    gateway_behind[0] = behind
+    seen = time.time() - behind - 60.0  # the gateway's time when the camera saw it, the boot's monotonic clock at 40
+    publisher.outbox.keep_base("the boot before", seen - 40.0)
+    publisher.outbox.restore([(TOPIC, incident(seen + 3 * HOUR), seen + 3 * HOUR, "the boot before", 40.0)])
+    publisher.send([(wire.evidence_topic("box-1", "gate", START["incident_id"]), JPEG)])
+    (case,) = wait_until(store.list_cases, 15, 0.05, message="a case")
+    wait_until(lambda: publisher.outbox.pending() == 0, 10, 0.05, message="the outbox emptied")
+    case = store.get_case(case["id"])
+    assert abs(case["reported_at"] - seen) < 2 and store.count("dead_letters") == 0
+    assert not any("boot clock" in (e["note"] or "") for e in case["timeline"])
+
+
 @pytest.mark.parametrize("acks, offset", [
     ([120.0], 0.0),  # two minutes apart: a gateway takes such times
     ([-HOUR], -HOUR),  # the box an hour ahead: corrected from the first acknowledgement
@@ -212,6 +233,50 @@ def test_an_incident_of_an_earlier_boot_ahead_of_the_gateways_clock_goes_as_of_a
         assert (message["started_at"], message["observed_at"], message["attributes"]["boot_clock"]) == expected
         assert created == gateway + years_3 + 1.0
         assert restamped(new, (created, boot, mono), clock, 500.0) is None
+
+
+def test_an_incident_of_an_earlier_boot_is_restamped_once_by_that_boots_known_time_never_by_a_later_boots():
+    """Queued by a boot whose RTC read three hours fast, which learnt its time (NTP, or a gateway) before it stopped:
+    sent by a boot whose RTC reads a year ahead (corrected), it takes that boot's time at its monotonic clock, once;
+    a third boot, its RTC two years ahead, moves it no further. A boot's known time that leaves it ahead (set by hand
+    wrong) is none: on its boot clock, as of a time unknown, and moved no more."""
+    gateway = 1_767_225_600.0
+    seen = gateway - 600.0  # the camera saw it ten minutes ago, at the boot before's monotonic clock's 40
+    made = incident(seen + 3 * HOUR - 30.0, observed_at=wire.iso(seen + 3 * HOUR))
+    queued, bases = (seen + 3 * HOUR + 1.0, "b0", 41.0), {"b0": seen - 40.0}
+    new, created = restamped(made, queued, told(-365 * 86400.0, wall=gateway + 365 * 86400.0), 500.0, "b1", bases)
+    message = json.loads(new)
+    assert (message["started_at"], message["observed_at"]) == (wire.iso(seen - 30.0), wire.iso(seen))
+    assert created == seen + 1.0
+    assert "boot_clock" not in message["attributes"]
+    for boot, years in (("b1", 1), ("b2", 2)):
+        clock = told(-years * 365 * 86400.0, wall=gateway + years * 365 * 86400.0, mono=900.0)
+        assert restamped(new, (created, "b0", 41.0), clock, 900.0, boot, bases) is None
+
+    wrong, at = restamped(made, queued, told(0.0, wall=gateway), 500.0, "b1", {"b0": seen - 40.0 + 2 * HOUR})
+    assert json.loads(wrong)["attributes"]["boot_clock"] == "b0" and at == queued[0]
+    wrong_bases = {"b0": seen - 40.0 + 2 * HOUR}
+    assert restamped(wrong, (at, "b0", 41.0), told(0.0, wall=gateway), 500.0, "b1", wrong_bases) is None
+
+
+def test_a_box_whose_clock_ntp_sets_right_keeps_its_boots_time_for_the_next_boot(tmp_path, monkeypatch):
+    """A real outbox and publisher: the RTC reads three hours fast, and nothing is kept while it stands so (its error
+    unknown); NTP sets it right, and the next heartbeat keeps the boot's time (the time less the monotonic clock) in
+    the outbox, where a later start of the box finds it; boots no message of the outbox is of are forgotten then."""
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3 * HOUR)
+    outbox = Outbox(tmp_path / "box-1.outbox.sqlite")
+    outbox.keep_base("a boot long gone", 0.0)
+    publisher = Publisher("box-1", Broker(port=9), outbox)
+    publisher.send([(TOPIC, incident(time.time()))])
+    publisher.watch_wall()
+    assert outbox.bases() == {"a boot long gone": 0.0}
+    monkeypatch.setattr(time, "time", real)  # NTP
+    publisher.watch_wall()
+    assert abs(outbox.bases()[BOOT_ID] - (time.time() - time.monotonic())) < 1
+    outbox.close()
+    assert set(Outbox(tmp_path / "box-1.outbox.sqlite").bases()) == {BOOT_ID}
+    assert set_right(real() - time.monotonic(), 5.0, time.monotonic(), GatewayClock()) is None  # set to 1970: wrong
 
 
 def covered_lens_fault(analyser, readers, slots) -> tuple[float, dict]:
@@ -559,11 +624,16 @@ T = 1_796_198_400.0  # 2026-12-02T08:00:00Z: the time now, where the box can tel
     (T - 3600.0, "b0", 9.0, None, (40.0, False)),  # the clock now plainly wrong, no gateway heard yet
     (wire.LATEST + 5.0, None, None, T, (40.0, False)),  # queued on a clock ahead (an RTC's 2100)
     (T - 10.0, "b0", 9.0, T, (40.0, False)),  # queued before this start, 10 s ago by the clocks: one was wrong
+    (T + 3 * 3600.0, "b9", 9.0, T, (3600.0, True)),  # a boot's RTC 3 h fast, which learnt its time: on that boot's time
+    (CLOCK_FLOOR - 20 * 86400.0, "b9", 9.0, T, (3600.0, True)),  # ... its RTC in October 2026
+    (wire.EARLIEST + 9.0, "b9", 9.0, T, (3600.0, True)),  # ... its clock in 2000, on the boot clock
 ])
 def test_how_long_a_message_has_waited_is_read_on_the_clock_it_was_queued_by(created, boot, mono, now, expected):
-    """``outbox_oldest_s``: on the monotonic clock where queued in this boot, on the box's time where both it then and
-    now were right, else unknown and at least as long as this start has run (40 s here: the monotonic clock at 80)."""
-    assert waited(created, boot, mono, now, mono_now=80.0, since_start=40.0, this_boot="b1") == expected
+    """``outbox_oldest_s``: on the monotonic clock where queued in this boot, on the time its boot learnt (b9's), on
+    the box's time where both it then and now were right, else unknown and at least as long as this start has run
+    (40 s here: the monotonic clock at 80)."""
+    bases = {"b9": T - 3600.0 - 9.0}
+    assert waited(created, boot, mono, now, mono_now=80.0, since_start=40.0, this_boot="b1", bases=bases) == expected
 
 
 def test_the_age_of_the_outbox_is_honest_across_a_step_of_the_wall_clock(tmp_path, monkeypatch):
