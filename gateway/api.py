@@ -603,6 +603,8 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     app.add_exception_handler(Exception, server_error)  # Starlette's error middleware calls it, outermost
     # /ui/ in Chinese, Open311's in the spec's format, the rest FastAPI's JSON
     app.add_exception_handler(StarletteHTTPException, in_spec_format(not_a_page))
+    with store.engine.connect() as db:  # what the departments taken out of the tables were called (their cases')
+        tables = tables.with_removed(storage.removed_departments(db, {d.id for d in tables.departments}))
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.on_change = on_change or (lambda case_id: None)
     app.state.on_suppressions = on_suppressions or (lambda box: None)  # a box's list changed: send it

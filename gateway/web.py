@@ -178,6 +178,12 @@ def unrouted(case: dict, tables: Tables) -> bool:
     return case["state"] in OPEN_STATES and not tables.knows_department(case["department"])
 
 
+def department_choices(tables: Tables) -> list[tuple[str, str]]:
+    """A filter's departments: the tables', then those taken out of them that cases name (by the name they last
+    had, marked): their cases wait to be redispatched, and no filter could pick them."""
+    return [(d.id, d.name) for d in tables.departments] + [(d, tables.department_name(d)) for d in sorted(tables.removed)]
+
+
 def case_rows(cases: list[dict], tables: Tables) -> str:
     now = time.time()
     rows = []
@@ -317,7 +323,7 @@ def cases_page(request: Request, state: CaseState | None = None, category: Filte
 
     filters = (f"<form class=filters>{select('state', '状态', list(STATE_NAMES.items()), state)}"
                f"{select('category', '类别', [(c.type, c.name) for c in tables.categories], category)}"
-               f"{select('department', '部门', [(d.id, d.name) for d in tables.departments], department)}"
+               f"{select('department', '部门', department_choices(tables), department)}"
                f"<label>网格编码 <input name=grid value='{esc(grid or '')}' placeholder='含下级网格'></label>"
                f"<label><input type=checkbox name=overdue value=true {'checked' if overdue else ''}> 只看超期</label>"
                "<button>筛选</button></form>")
