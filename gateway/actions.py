@@ -41,7 +41,8 @@ def perform(db: Connection, case: dict, action: Action, role: Role, actor: str, 
     changed = storage.apply(db, case, action, role, actor, now, note, values, duration, extended)
     if notice == Notice.DISPATCHED:  # (an escalation's notice is its own log row, with the grid as target)
         storage.log(db, case["id"], now, "gateway", Role.SYSTEM, Notice.DISPATCHED.value, changed["state"],
-                    changed["state"], changed["department"], changed["department"], deadline=changed["deadline"])
+                    changed["state"], storage.dispatch_note(changed["department"], tables),
+                    changed["department"], deadline=changed["deadline"])
     return changed
 
 

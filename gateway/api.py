@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 
 from gateway import actions, boxes, etags, storage, verdicts
 from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, count_found, find_cases, may_see, reader,
-                          refusals_described, scope, token_optional_for_public_reads, visible_case)
+                          refusals_described, report_figures, scope, token_optional_for_public_reads, visible_case)
 from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
 from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg
@@ -34,7 +34,7 @@ from gateway.open311 import in_spec_format, input_problems, open311
 from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha256, Which, case_view,
                                   evidence_response, incident_evidence_response, iso, note_hidden, period,
                                   photo_response, query_checked)
-from gateway.reports import machine_precision, summary
+from gateway.reports import machine_precision
 from gateway.security import (BodyCap, HeadAsGet, SecurityHeaders, database_down, database_unavailable, read_capped,
                               server_error, validation_error)
 from gateway.storage import Store
@@ -571,9 +571,9 @@ def report(kind: str, day: Annotated[str | None, Query(alias="date", max_length=
         start, end = period(kind, day, now)
     except ValueError as exc:
         raise HTTPException(422, f"date {day!r}: {exc}") from None
-    rows = [r for r in store.cases_between(start, end) if may_see(who, r, tables)]
+    rows, figures = report_figures(who, store.cases_between(start, end), tables, start, end, now)
     judged = verdicts.latest(store, [r["id"] for r in rows])
-    return {"kind": kind, "from": wire.iso(start), "to": wire.iso(end), **summary(rows, start, end, now),
+    return {"kind": kind, "from": wire.iso(start), "to": wire.iso(end), **figures,
             "machine": machine_precision(rows, judged, start, end)}
 
 
@@ -603,6 +603,8 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     app.add_exception_handler(Exception, server_error)  # Starlette's error middleware calls it, outermost
     # /ui/ in Chinese, Open311's in the spec's format, the rest FastAPI's JSON
     app.add_exception_handler(StarletteHTTPException, in_spec_format(not_a_page))
+    with store.engine.connect() as db:  # what the departments taken out of the tables were called (their cases')
+        tables = tables.with_removed(storage.removed_departments(db, {d.id for d in tables.departments}))
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.on_change = on_change or (lambda case_id: None)
     app.state.on_suppressions = on_suppressions or (lambda box: None)  # a box's list changed: send it

@@ -23,6 +23,7 @@ from fastapi.security import HTTPBearer
 from starlette.routing import Match
 
 from gateway.config import Tables, hidden
+from gateway.reports import history, summary
 from gateway.storage import Store
 from gateway.workflow import UNDISPATCHED, Role
 from xueliang import wire
@@ -316,6 +317,18 @@ def may_see(who: Principal, case: dict, tables: Tables) -> bool:
         return (who.grid or "") in tables.ancestors(case["grid"])
     s = scope(who, tables)  # a department's or an admin's: no grids to make
     return s.get("department") in (None, case["department"]) and case["state"] not in s.get("hidden_states", ())
+
+
+def report_figures(who: Principal, rows: list[dict], tables: Tables, start: float, end: float, now: float) -> tuple[list, dict]:
+    """The cases of [start, end) ``who``'s report counts (of ``Store.cases_between``) and its figures
+    (``reports.summary``). A department's: those it held in the period by the case log, and its own figures only; it
+    read those it holds now, so a case it returned or that went on to another department left its report (the
+    figures it counted for it kept) and one sent to it the next day showed the other department's figures."""
+    if who.role != Role.DEPARTMENT:
+        rows = [r for r in rows if may_see(who, r, tables)]
+        return rows, summary(rows, start, end, now)
+    rows = [r for r in rows if history(r).held_by(who.department, start, end)]
+    return rows, summary(rows, start, end, now, department=who.department)
 
 
 def visible_case(store: Store, tables: Tables, who: Principal, case_id: int) -> dict:

@@ -273,8 +273,34 @@ class Tables(Strict):
         return self.category(key) or self.category_by_code(key)
 
     def department_name(self, department: str) -> str:
-        """What people call a department (its id when the tables no longer have it)."""
-        return next((d.name for d in self.departments if d.id == department), department)
+        """What people call a department: one taken out of the tables that cases name, the name it last had
+        (``removed``), marked so; an id the gateway never knew, the id.
+
+        >>> from gateway.config import TABLES_DIR, load_tables
+        >>> tables = load_tables(TABLES_DIR / "demo.yaml").with_removed({"old-roads": "市政处", "old-parks": None})
+        >>> tables.department_name("sanitation"), tables.department_name("old-roads"), tables.department_name("x")
+        ('环卫所', '市政处 (已撤销)', 'x')
+        >>> tables.department_name("old-parks"), tables.knows_department("old-roads")
+        ('old-parks (已撤销)', False)
+        """
+        known = next((d.name for d in self.departments if d.id == department), None)
+        if known is not None:
+            return known
+        if department in self.removed:
+            return f"{self.removed[department] or department} (已撤销)"
+        return department
+
+    @property
+    def removed(self) -> dict[str, str | None]:
+        """The departments no longer in the tables that cases name, each with the name it last had (None: no dispatch
+        logged it), as ``Store.removed_departments`` found them at start (``with_removed``)."""
+        return self.__dict__.get("_removed", {})
+
+    def with_removed(self, names: dict[str, str | None]) -> "Tables":
+        """These tables, knowing what the departments taken out of them were called (``removed``)."""
+        tables = self.model_copy()
+        tables.__dict__["_removed"] = {d: n for d, n in names.items() if not self.knows_department(d)}
+        return tables
 
     def knows_department(self, department: str | None) -> bool:
         """Whether ``department`` is in the city's tables (an open case's may have been taken out since)."""

@@ -457,7 +457,7 @@ class Ingest:
                                 "place of this rejected case; not raised for review again")
                     return "case_merged", stain["id"]
             if kind == "new":
-                case_id = storage.open_case(db, new_case(message, category, self.tables, now), now, actor)
+                case_id = storage.open_case(db, new_case(message, category, self.tables, now), now, actor, self.tables)
                 if not held:
                     for twin in pending_beside(message, category, near):
                         storage.log(db, twin["id"], now, "gateway", Role.SYSTEM, "related", twin["state"], twin["state"],

@@ -349,7 +349,7 @@ def _late_note(m: re.Match, tables: Tables) -> str:
 _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] = [
     ("created", re.compile(r"(?P<type>\w+) in zone (?P<zone>.+)"),
      lambda m, t: f"摄像机发现{(c := t.category(m['type'])) and c.name or m['type']} · 区域 {m['zone']}"),
-    ("dispatched", re.compile(r"(?P<dept>[^ ]+)"), lambda m, t: f"派往 {t.department_name(m['dept'])}"),
+    ("dispatched", re.compile(r"(?P<dept>[^ ]+)(?: .+)?"), lambda m, t: f"派往 {t.department_name(m['dept'])}"),
     ("merged", re.compile(r"incident (?P<iid>\S+) at the same place"), lambda m, t: f"同一地点的事件 {m['iid']} 并入本案"),
     ("merged", re.compile(r"incident (?P<iid>\S+): a lead the camera could not confirm, at the place of this rejected "
                           r"case; not raised for review again"),

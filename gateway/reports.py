@@ -6,8 +6,10 @@ the period's end): a case closed on the 4th and reopened on the 5th stays closed
 run overdue on the 4th and returned on the 5th stays the police's overdue on the 4th, not the department it went to
 next; an extension or a 挂账 on the 5th leaves the 4th's overdue as it was. Each dispatch is a *round* of the
 department it went to (its log row's ``target``), with the deadline its log row recorded (and each extension's);
-a log row from before migration 14 has none, and its round reads the case's deadline as it is now (right for the
-case's latest round, extensions included; an earlier round reads its latest one's).
+a log row from before migration 14 has none, and its round reads the case's deadline as it is now: right for the
+case's latest round with no extension since, else the deadline of a later round or extension, and each figure decided
+on one of those is counted in ``deadline_as_of_now``, for the report to say so. A department's own report is the cases
+it held in the period by the log (``History.held_by``), and only its own figures (``summary(department=)``).
 
 >>> log = [{"at": 10, "action": "created", "to_state": "dispatched"},
 ...        {"at": 10, "action": "dispatched", "to_state": "dispatched", "target": "traffic-police", "deadline": 100},
@@ -17,8 +19,8 @@ case's latest round, extensions included; an earlier round reads its latest one'
 >>> rows = [{"created_at": 10, "deadline": 90100, "department": "traffic-police", "category_name": "机动车乱停放",
 ...          "log": log}]
 >>> r = summary(rows, 0, 86400, now=99999)
->>> r["received"], r["closed"], r["on_time_rate"], r["departments"][0]["rank"]
-(1, 1, 1.0, 1)
+>>> r["received"], r["closed"], r["on_time_rate"], r["departments"][0]["rank"], r["deadline_as_of_now"]
+(1, 1, 1.0, 1, 0)
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from gateway.workflow import DEPARTMENT_CLOCK
+from gateway.workflow import DEPARTMENT_CLOCK, EFFECTS, Clock
 
 RUNNING = frozenset(s.value for s in DEPARTMENT_CLOCK)  # the department's clock runs
+MOVES_DEADLINE = frozenset(a.value for a, (clock, _) in EFFECTS.items() if clock == Clock.EXTEND)
 FIGURES = ("received", "dispatched", "closed", "closed_on_time", "overdue")
 
 
@@ -43,10 +46,16 @@ class Round:
     at: float
     deadlines: list[tuple[float, float | None]]
     stopped_at: float = math.inf
+    recorded: bool = True  # its dispatch's row says its deadline (not before migration 14: the case's of now is read)
+    as_of_now: bool = False  # unrecorded, and a later round or extension moved the case's since
 
     def deadline(self, t: float) -> float | None:
         """The deadline as it was at ``t`` (the dispatch's until an extension moved it)."""
         return [d for since, d in self.deadlines if since <= t][-1]
+
+    def deadline_as_of_now(self, t: float) -> bool:
+        """Whether ``deadline(t)`` is the case's deadline of now standing in for its dispatch's (``as_of_now``)."""
+        return self.as_of_now and not any(since <= t for since, _ in self.deadlines[1:])
 
 
 @dataclass
@@ -65,6 +74,16 @@ class History:
     def state_at(self, t: float) -> str | None:
         return next((s for at, s in reversed(self.states) if at <= t), None)
 
+    def held_by(self, department: str, start: float, end: float) -> bool:
+        """Whether ``department`` held the case at some time in [start, end): a round of its begun before ``end`` and
+        not over (the next round, its closing) before ``start``. Returned, the case is its until the centre sends it
+        on (its clock stopped, as the figures count it)."""
+        for i, r in enumerate(self.rounds):
+            over = min([n.at for n in self.rounds[i + 1:i + 2]] + [t for t, c in self.closes if c is r] + [math.inf])
+            if r.department == department and r.at < end and over >= start:
+                return True
+        return False
+
 
 def history(case: dict) -> History:
     """Replay ``case["log"]``: a ``dispatched`` row starts a round, a row with a deadline (an extension) moves the
@@ -73,10 +92,15 @@ def history(case: dict) -> History:
                                  case["department"]))  # (a dispatch's department is the case's until a redispatch)
     for e in case["log"]:
         if e["action"] == "dispatched":
-            deadline = case["deadline"] if e.get("deadline") is None else e["deadline"]  # before migration 14
-            h.rounds.append(Round(e.get("target") or case["department"], e["at"], [(e["at"], deadline)]))
-        elif h.rounds and e.get("deadline") is not None:
-            h.rounds[-1].deadlines.append((e["at"], e["deadline"]))
+            if h.rounds:  # the case's deadline of now is this round's or later: not the one before's
+                h.rounds[-1].as_of_now = not h.rounds[-1].recorded
+            recorded = e.get("deadline") is not None  # before migration 14: none
+            h.rounds.append(Round(e.get("target") or case["department"], e["at"],
+                                  [(e["at"], e["deadline"] if recorded else case["deadline"])], recorded=recorded))
+        elif h.rounds and (e["action"] in MOVES_DEADLINE or e.get("deadline") is not None):
+            h.rounds[-1].as_of_now = h.rounds[-1].as_of_now or not h.rounds[-1].recorded  # (moved, to when unsaid)
+            if e.get("deadline") is not None:
+                h.rounds[-1].deadlines.append((e["at"], e["deadline"]))
         if e["to_state"] is not None:
             h.states.append((e["at"], e["to_state"]))
             if h.rounds and e["to_state"] not in RUNNING and h.rounds[-1].stopped_at == math.inf:
@@ -91,24 +115,28 @@ class Event(NamedTuple):
     figure: str  # one of FIGURES, or "" for the department a case was with at the period's end
     department: str
     category: str
+    as_of_now: bool = False  # decided on the case's deadline of now, not the one of then (``Round.as_of_now``)
 
 
 def _events(case: dict, start: float, end: float, now: float) -> list[Event]:
     h, at = history(case), min(end, now)
-    happened = [("received", h.received_by)] if start <= case["created_at"] < end else []
-    happened += [("dispatched", r.department) for r in h.rounds if start <= r.at < end]
+    happened = [("received", h.received_by, False)] if start <= case["created_at"] < end else []
+    happened += [("dispatched", r.department, False) for r in h.rounds if start <= r.at < end]
     for closed_at, r in h.closes:
         if start <= closed_at < end:
-            deadline = r.deadline(r.stopped_at)
-            happened += [("closed", r.department)] + ([("closed_on_time", r.department)]
-                                                      if deadline is None or r.stopped_at <= deadline else [])
+            deadline, guessed = r.deadline(r.stopped_at), r.deadline_as_of_now(r.stopped_at)
+            happened += [("closed", r.department, guessed)] + ([("closed_on_time", r.department, False)]
+                                                               if deadline is None or r.stopped_at <= deadline else [])
     held = h.round_at(at)
     # overdue when the period ended: the department's clock ran then, past the deadline of then (a returned case is
     # the centre's to send on, its department's clock stopped: off the overdue board, off this)
-    if held and h.state_at(at) in RUNNING and (deadline := held.deadline(at)) is not None and deadline < at:
-        happened.append(("overdue", held.department))
-    happened.append(("", held.department if held else h.received_by))
-    return [Event(figure, department, case["category_name"]) for figure, department in happened]
+    if held and h.state_at(at) in RUNNING and (deadline := held.deadline(at)) is not None:
+        if deadline < at:
+            happened.append(("overdue", held.department, held.deadline_as_of_now(at)))
+        elif held.deadline_as_of_now(at):  # not overdue by the deadline of now: it may have been by the one of then
+            happened.append(("", held.department, True))
+    happened.append(("", held.department if held else h.received_by, False))
+    return [Event(figure, department, case["category_name"], guessed) for figure, department, guessed in happened]
 
 
 def _figures(events: list[Event]) -> dict:
@@ -116,16 +144,18 @@ def _figures(events: list[Event]) -> dict:
     return {"received": n["received"], "dispatched": n["dispatched"], "closed": n["closed"],
             "closed_on_time": n["closed_on_time"],
             "on_time_rate": round(n["closed_on_time"] / n["closed"], 4) if n["closed"] else None,
-            "overdue": n["overdue"]}
+            "overdue": n["overdue"], "deadline_as_of_now": sum(e.as_of_now for e in events)}
 
 
-def summary(rows: list[dict], start: float, end: float, now: float) -> dict:
+def summary(rows: list[dict], start: float, end: float, now: float, department: str | None = None) -> dict:
     """Figures for [start, end) from each case's log (above): received, dispatched (each dispatch: a case sent again
     counts again), closed (each closing), on-time rate (closings whose round fed back or closed by its deadline of
-    then), overdue (at the period's end, or ``now`` within it); by category and by department (the department of
-    each dispatch, closing and overdue round; a case's receiving, the department it was first sent to), departments
-    ranked by on-time rate then by closed count."""
-    events = [e for r in rows for e in _events(r, start, end, now)]
+    then), overdue (at the period's end, or ``now`` within it), and of the closings and the cases open at the end how
+    many were judged on the case's deadline of now (``deadline_as_of_now``: logged before migration 14 and moved
+    since); by category and by department (the department of each dispatch, closing and overdue round; a case's
+    receiving, the department it was first sent to), departments ranked by on-time rate then by closed count.
+    ``department``: that department's figures only (its own report)."""
+    events = [e for r in rows for e in _events(r, start, end, now) if department in (None, e.department)]
     by_cat, by_dept = defaultdict(list), defaultdict(list)
     for e in events:
         by_cat[e.category].append(e)

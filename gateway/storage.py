@@ -57,7 +57,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.functions import FunctionElement
 
-from gateway.config import neutralised
+from gateway.config import Tables, neutralised
 from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Role, transition
 from xueliang import sqlitefile, wire
 from xueliang.passwords import without_password
@@ -866,14 +866,43 @@ def unended_incidents(db: Connection, case_id: int) -> list[str]:
     return [row[0] for row in _UNENDED.run(db, {"case_id": case_id}).fetchall()]
 
 
-def open_case(db: Connection, row: dict, now: float, actor: str) -> int:
+def dispatch_note(department: str, tables: Tables) -> str:
+    """The note of a dispatch's log row: the department and what the tables call it, so one taken out of them later
+    is shown by the name it last had (``removed_departments``), not its bare id.
+
+    >>> from gateway.config import TABLES_DIR, load_tables
+    >>> tables = load_tables(TABLES_DIR / "demo.yaml")
+    >>> dispatch_note("traffic-police", tables), dispatch_note("old-roads", tables)
+    ('traffic-police 交警大队', 'old-roads')
+    """
+    return f"{department} {tables.department_name(department)}" if tables.knows_department(department) else department
+
+
+def removed_departments(db: Connection, known: set[str]) -> dict[str, str | None]:
+    """The departments the cases name that are not in ``known`` (the tables'), each with the name its latest logged
+    dispatch gave it (None: none did, all logged before dispatches named it); read once at start."""
+    named = {}
+    for department in db.execute(select(cases.c.department).distinct()).scalars():
+        if department not in known:
+            note = db.execute(select(case_log.c.note).where(
+                case_log.c.action == "dispatched", case_log.c.target == department,
+                case_log.c.note.startswith(f"{department} ", autoescape=True)).order_by(case_log.c.id.desc())
+                .limit(1)).scalar()
+            named[department] = note[len(department) + 1:] if note else None
+    return named
+
+
+def open_case(db: Connection, row: dict, now: float, actor: str, tables: Tables | None = None) -> int:
+    """A new case, its creation logged, and its dispatch if it goes straight to its department (named as ``tables``
+    call it: ``dispatch_note``)."""
     case_id = _NEW_CASE.first(db, row)[0]
     link(db, row["incident_id"], case_id, "opened", now)
     entries = [_log_row(case_id, now, actor, Role.SYSTEM, "created", None, row["state"],
                         f"{row['type']} in zone {row['zone']}")]
     if row["state"] == CaseState.DISPATCHED.value:
         entries.append(_log_row(case_id, now, "gateway", Role.SYSTEM, "dispatched", None, row["state"],
-                                row["department"], row["department"], deadline=row["deadline"]))
+                                dispatch_note(row["department"], tables) if tables else row["department"],
+                                row["department"], deadline=row["deadline"]))
     _LOG.run(db, entries)
     return case_id
 

@@ -35,8 +35,9 @@ from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, 
                                   CaseId, Filter, Limit, Offset, actor_text, duration_text, evidence_url, local_time,
                                   note_hidden, note_text, photo_url)
 from gateway.security import read_capped
-from gateway.web import (PAGE_ROWS, REDISPATCH_MARK, PageRoute, boxes_listing, case_rows, cases_listing, esc, figure,
-                         grid_text, overdue_listing, page, pager, removes_boxes, unrouted, visible)
+from gateway.web import (PAGE_ROWS, REDISPATCH_MARK, PageRoute, boxes_listing, case_rows, cases_listing,
+                         department_choices, esc, figure, grid_text, overdue_listing, page, pager, removes_boxes,
+                         unrouted, visible)
 from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError
 
 workbench_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
@@ -495,8 +496,8 @@ def queue_page(request: Request, department: Filter = None, listing: str = Depen
     chosen = queue_department(principal, department)
     picker = ""
     if principal.role != Role.DEPARTMENT:
-        options = "".join(f"<option value='{esc(d.id)}' {'selected' if d.id == chosen else ''}>{esc(d.name)}</option>"
-                          for d in tables.departments)
+        options = "".join(f"<option value='{esc(d)}' {'selected' if d == chosen else ''}>{esc(name)}</option>"
+                          for d, name in department_choices(tables))
         picker = (f"<form class=filters><label>部门 <select name=department><option value=''>全部</option>{options}"
                   "</select></label><button>查看</button></form>")
     title = f"{tables.department_name(chosen)} 待办" if chosen else "部门待办"

@@ -98,3 +98,27 @@ def test_a_camera_located_in_another_grids_boundary_is_noted_on_its_case_never_m
                 if e["action"] == "flagged"]
     client.post("/ui/login", data={"token": new_token(store, "centre2", "operator", grid="HQ")})
     assert "在网格 丁字沽十段第7网格 (HQ-DZG-10D-07) 范围内" in client.get(f"/ui/cases/{cases['HQ-XYM-01-01']['id']}").text
+
+
+def test_a_removed_department_is_shown_by_the_name_it_last_had_marked_and_the_queue_filter_picks_it(
+        tmp_path, without_traffic_police):
+    """The API's department_name, Open311's agency_responsible and the pages showed its bare id, and no filter of
+    the operators' queue or case list offered it: its cases, marked for redispatch, were found by typing the id into
+    the address. The name is the one its latest dispatch logged."""
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    assert Ingest(store, load_tables(DEMO), clock=lambda: NOW).handle(TOPIC, payload()) == "case_created"
+    (case,) = store.list_cases()
+    client = TestClient(create_app(store, without_traffic_police))
+    centre = {"Authorization": f"Bearer {new_token(store, 'centre', 'operator', grid='HQ')}"}
+    shown = client.get(f"/cases/{case['id']}", headers=centre).json()
+    assert shown["department"] == "traffic-police" and shown["department_name"] == "交警大队 (已撤销)"
+    (request,) = client.get(f"/open311/v2/requests/{case['id']}.json", headers=centre).json()
+    assert request["agency_responsible"] == "交警大队 (已撤销)"
+    client.post("/ui/login", data={"token": new_token(store, "centre2", "operator", grid="HQ")})
+    queue = client.get("/ui/queue").text
+    assert "<option value='traffic-police' >交警大队 (已撤销)</option>" in queue
+    assert f"href='/ui/cases/{case['id']}'" in client.get("/ui/queue?department=traffic-police").text
+    assert "<option value='traffic-police' >交警大队 (已撤销)</option>" in client.get("/ui/cases").text
+    assert "派往 交警大队 (已撤销)" in client.get(f"/ui/cases/{case['id']}").text
+    # the redispatch form offers only the departments of the tables
+    assert client.get(f"/ui/cases/{case['id']}").text.count("交警大队") == 2  # the facts, the timeline

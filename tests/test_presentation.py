@@ -181,6 +181,7 @@ def test_reports_count_beijing_days(kind, day, start, end):
 
 @pytest.mark.parametrize("entry, shown", [
     ({"action": "dispatched", "role": "system", "note": "traffic-police"}, "派往 交警大队"),
+    ({"action": "dispatched", "role": "system", "note": "traffic-police 交警大队"}, "派往 交警大队"),
     ({"action": "escalate", "role": "system", "note": "overdue: the deadline passed at 2026-12-05T02:30:00.000Z; "
                                                       "level 1, to HQ-DZG"}, "超期: 处置时限 2026-12-05 10:30 已过; 第 1 级督办, 升级至 丁字沽街道"),
     ({"action": "recheck_evidence", "role": "system", "note": "camera: cleared at 2026-12-05T02:30:00Z"},

@@ -3,9 +3,12 @@ times chosen): each test names a figure an outside check found the report and th
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from gateway.actions import act as apply_action
+from gateway.api import create_app
+from gateway.auth import new_token
 from gateway.config import load_tables
 from gateway.ingest import Ingest
 from gateway.presentation import period
@@ -136,3 +139,58 @@ def test_a_log_from_before_migration_14_reads_the_cases_deadline(city_at):
     do(case_id, Action.EXTEND, Role.OPERATOR, end + 9 * 3600, extend_by="5 days")
     (logged,) = store.cases_between(start, end)
     assert [e["deadline"] for e in logged["log"]] == [None, None, store.get_case(case_id)["deadline"]]
+
+
+def test_a_department_reads_on_its_report_the_cases_it_held_that_day_and_only_its_figures(city_at, tmp_path):
+    """A department's report read the cases it holds now: one the police let run overdue, returned and the centre
+    sent to sanitation the same day left the police's report (its figures for the police were right only on the
+    centre's), and sanitation's showed the police's receiving and dispatch as its own."""
+    store, case, do = city_at
+    start, end = period("daily", "2026-11-04", end_of := 2e9)
+    case_id = case(start + 9 * 3600)  # the police's, 30 s to act
+    do(case_id, Action.RETURN, Role.DEPARTMENT, start + 10 * 3600)
+    do(case_id, Action.REDISPATCH, Role.OPERATOR, start + 11 * 3600, department="sanitation")
+    client = TestClient(create_app(store, load_tables(tmp_path / "city.yaml")))
+
+    def figures(department: str) -> dict:
+        token = new_token(store, department, "department", department=department)
+        got = client.get("/reports/daily?date=2026-11-04", headers={"Authorization": f"Bearer {token}"}).json()
+        return {k: got[k] for k in ("received", "dispatched", "overdue")} | {
+            "departments": [d["department"] for d in got["departments"]], "raised": got["machine"]["raised"]}
+
+    assert figures("traffic-police") == {"received": 1, "dispatched": 1, "overdue": 0,
+                                         "departments": ["traffic-police"], "raised": 1}
+    assert figures("sanitation") == {"received": 0, "dispatched": 1, "overdue": 1, "departments": ["sanitation"],
+                                     "raised": 1}
+    assert figures("city-management") == {"received": 0, "dispatched": 0, "overdue": 0, "departments": [],
+                                          "raised": 0}
+    # the next day the police held it no more; sanitation still does
+    assert (start + 86400, end + 86400) == period("daily", "2026-11-05", end_of)
+    assert [r["id"] for r in store.cases_between(end, end + 86400)] == [case_id]
+    token = new_token(store, "tp2", "department", department="traffic-police")
+    assert client.get("/reports/daily?date=2026-11-05", headers={"Authorization": f"Bearer {token}"}).json()[
+        "machine"]["raised"] == 0
+
+
+def test_a_round_logged_before_migration_14_and_extended_since_says_its_deadline_is_of_now(city_at, tmp_path):
+    """Its dispatch row has no deadline: the 4th's report read the case's deadline as it is now, after an extension
+    on the 5th, and the case overdue when the 4th ended dropped out of its overdue, silently. It is told apart (no
+    deadline on the row, an extension since) and said, on the figures, the department's row and the page."""
+    store, case, do = city_at
+    start, end = period("daily", "2026-11-04", end_of := 2e9)
+    case_id = case(start + 9 * 3600)
+    with store.engine.begin() as db:  # a database of version 13
+        undo_migration_14(db)
+        db.execute(text("DELETE FROM schema_migrations WHERE version = 14"))
+    store.engine.dispose()
+    Store(store.engine.url.render_as_string(hide_password=False))  # the gateway started again: migration 14
+    before = report(store, "2026-11-04", now=end_of)
+    assert (before["overdue"], before["deadline_as_of_now"]) == (1, 0)  # the case's deadline is its dispatch's yet
+    do(case_id, Action.EXTEND, Role.OPERATOR, end + 9 * 3600, extend_by="5 days")
+    after = report(store, "2026-11-04", now=end_of)
+    assert (after["overdue"], after["deadline_as_of_now"]) == (0, 1)
+    assert after["departments"][0]["deadline_as_of_now"] == 1
+    assert report(store, "2026-11-05", now=end_of)["deadline_as_of_now"] == 0  # the extension's own deadline
+    client = TestClient(create_app(store, load_tables(tmp_path / "city.yaml")))
+    client.post("/ui/login", data={"token": new_token(store, "centre", "operator", grid="D")})
+    assert "其中 1 项按案件现行时限计" in client.get("/ui/reports?date=2026-11-04").text
