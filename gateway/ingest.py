@@ -18,6 +18,7 @@ import collections
 import hashlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 
@@ -66,18 +67,25 @@ def reason_kind(reason: str) -> str:
 
 class DeadLetterLog:
     """Says dead letters in the log: the first ``SAID_PER_KIND`` of each box and kind of reason in a minute, at
-    most ``SAID_AT_MOST`` in all, one by one; the rest in one line once the minute is over (at the next message:
-    a box's heartbeat comes every few seconds), with the boxes and reasons that sent most. Time is passed in."""
+    most ``SAID_AT_MOST`` in all, one by one; the rest in one line once the minute is over, with the boxes and reasons
+    that sent most. Time is passed in. The gateway's clock calls ``flush`` at each of its rounds (``service.Clock``):
+    said at the next message, a flood that stopped kept its last minute's count unsaid until some later message came.
+    Ingest's thread and the clock's call it: a lock keeps the counts whole."""
 
     def __init__(self, window_s: float = 60.0):
         self.window_s = window_s
         self.since: float | None = None
         self.said: collections.Counter = collections.Counter()
         self.quiet: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
 
     def say(self, box: str, where: str, reason: str, now: float) -> None:
         """One dead letter of ``box``; ``where`` says it in the line (``on TOPIC``, ``from box 'b'``)."""
-        self.flush(now)
+        with self._lock:
+            self._say(box, where, reason, now)
+
+    def _say(self, box: str, where: str, reason: str, now: float) -> None:
+        self._flush(now)
         key = (box, reason_kind(reason))
         if self.said[key] < SAID_PER_KIND and self.said.total() < SAID_AT_MOST:
             self.said[key] += 1
@@ -91,6 +99,10 @@ class DeadLetterLog:
 
     def flush(self, now: float) -> None:
         """Say what was counted, not said, once the minute is over (or the clock was set back)."""
+        with self._lock:
+            self._flush(now)
+
+    def _flush(self, now: float) -> None:
         if self.since is not None and 0 <= now - self.since < self.window_s:
             return
         if self.quiet:

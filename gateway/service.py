@@ -27,7 +27,7 @@ from gateway.api import create_app
 from gateway.actions import perform
 from gateway.cases import escalation, running_deadline
 from gateway.config import Broker, GatewayConfig, GatewayConfigError, Http, Tables, load_tables
-from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, Ingest, Outcomes, told
+from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, DeadLetterLog, Ingest, Outcomes, told
 from gateway.metrics import CLOCK_FAILURES, DEAD_LETTERS_DELETED, HEARTBEATS, NOTICES, Health
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role, TransitionError
@@ -337,10 +337,12 @@ class Clock(threading.Thread):
     """Escalates overdue cases, publishes the notices the case log holds and the boxes' suppressions."""
 
     def __init__(self, store: Store, tables: Tables, client, every_s: float, health: Health | None = None,
-                 suppressions: SuppressionSender | None = None, retention: DeadLetterRetention | None = None):
+                 suppressions: SuppressionSender | None = None, retention: DeadLetterRetention | None = None,
+                 dead_letter_log: DeadLetterLog | None = None):
         super().__init__(name="clock", daemon=True)
         self.store, self.tables, self.client, self.every_s = store, tables, client, every_s
         self.suppressions = suppressions
+        self.dead_letter_log = dead_letter_log  # ingest's: its minute's count said at the round after the minute
         self.retention = retention or DeadLetterRetention(store, 90.0, 1024)
         self.health = health or Health(every_s)
         self.failures = Failures()
@@ -423,6 +425,8 @@ class Clock(threading.Thread):
                  ("quarantine", self.quarantine), ("dead_letters", self.delete_dead_letters))
         if self.suppressions is not None:
             steps += (("suppressions", self.suppressions.send),)
+        if self.dead_letter_log is not None:
+            steps += (("dead_letter_log", self.dead_letter_log.flush),)
         while not self.stop.is_set():
             now, failed = time.time(), []
             for name, step in steps:  # each on its own: a failing step does not keep the others from running
@@ -472,7 +476,7 @@ def run_gateway(config: GatewayConfig) -> int:
     mqtt_ingest = MqttIngest(config, ingest, health, first_start=store.made)
     sender = SuppressionSender(store, mqtt_ingest.client)
     clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health, sender,
-                  DeadLetterRetention(store, config.dead_letter_days, config.dead_letter_mb))
+                  DeadLetterRetention(store, config.dead_letter_days, config.dead_letter_mb), ingest.said)
     ingest.on_case = lambda case_id: clock.wake.set()
 
     def suppressions_changed(box: str | None = None) -> None:

@@ -2,6 +2,7 @@
 said in the log a few a minute, and its pictures no event names wait so many at most."""
 
 import logging
+import time
 
 import pytest
 from sqlalchemy import inspect, text
@@ -13,6 +14,7 @@ from gateway.service import Clock, DeadLetterRetention
 from gateway.storage import Store
 from xueliang import wire
 
+from .conftest import wait_until
 from .test_gateway import TOPIC, payload
 from .test_poison import evidence_of, picture
 from .test_workflow import database_url, undo_migration_15  # noqa: F401 (fixture)
@@ -109,6 +111,25 @@ def test_a_flood_of_bad_messages_writes_a_few_lines_a_minute_and_every_one_is_co
         "xl_gateway_messages_total{outcome=\"dead_letter\"}): box 'box-1' 995 (not JSON: ")
     assert ingest.handle(BAD, b"not json again") == "dead_letter"  # a new minute: said again
     assert caplog.records[-1].getMessage().startswith(f"dead letter on {BAD}: not JSON")
+
+
+def test_a_flood_that_stops_has_its_last_minutes_count_said_by_the_clock(tmp_path, tables, caplog):
+    """The count of dead letters not said one by one was said at the next message after the minute: a flood that
+    stopped kept its last minute's count unsaid until some later message came. The gateway's clock says it."""
+    caplog.set_level(logging.WARNING, logger="gateway.ingest")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables, clock=time.time)
+    ingest.said.window_s = 0.5  # a minute, shortened
+    assert ingest.handle_batch([(BAD, b"not json %d" % n) for n in range(20)]) == ["dead_letter"] * 20
+    clock = Clock(store, tables, client=None, every_s=0.05, dead_letter_log=ingest.said)
+    clock.start()
+    try:
+        wait_until(lambda: any(r.getMessage().startswith("15 more dead letter(s) in ") for r in caplog.records), 10,
+                   message="the minute's count said with no message after the flood")
+    finally:
+        clock.stop.set()
+        clock.wake.set()
+        clock.join(5)
 
 
 def test_a_box_spreading_pictures_over_made_up_incidents_has_so_many_waiting_at_most(database_url, tables,
