@@ -50,7 +50,7 @@ NOTICES_PER_ROUND = 1000
 ORPHAN_EVIDENCE_S = 3600.0  # evidence waits this long for its incident before it is quarantined
 ORPHANS_PER_ROUND = 100  # set aside in one transaction; a full round has the clock go round again at once
 DEAD_LETTERS_PER_ROUND = 1000  # deleted in one transaction; a full round has the clock go round again at once
-DEAD_LETTER_BYTES_EVERY_S = 60.0  # the dead letters' bytes are summed this often (every row's header is read)
+DEAD_LETTER_BYTES_EVERY_S = 60.0  # the dead letters' budget is looked at this often (every row's header is read)
 INGEST_RETRIES = "ingest (its batch kept unacknowledged, tried again every 2 s)"
 PUSH_BACK_S = 3600.0  # a case the clock cannot escalate is looked at again after this long
 
@@ -304,24 +304,23 @@ class DeadLetterRetention:
     """Deletes the dead letters past the city's retention (``dead_letter_days``, ``dead_letter_mb``), the oldest first,
     ``DEAD_LETTERS_PER_ROUND`` at a time. They were never deleted: a box flooding the gateway with bad messages (each
     kept with up to 64 kB of its payload) grew the table without end, and days alone bound nothing within them.
-    Two gateways' clocks may each delete the same excess within ``DEAD_LETTER_BYTES_EVERY_S``: the table keeps at
-    worst the budget less that minute's excess."""
+    The budget is looked at every ``DEAD_LETTER_BYTES_EVERY_S`` (every row's header is read), and again at once after
+    a full round; each round deletes what is over it as the table stands then (``Store.delete_dead_letters_over``), so
+    several gateways' clocks delete it once between them."""
 
     def __init__(self, store: Store, days: float, mb: int):
         self.store, self.keep_s, self.keep_bytes, self.mb = store, days * 86400.0, mb * 2**20, mb
-        self.summed_at: float | None = None
-        self.excess = 0  # bytes over the budget at the last sum, less those deleted since
+        self.looked_at: float | None = None  # when the budget was last looked at
+        self.more = False  # the last round over the budget was full: more may be over it
 
     def sweep(self, now: float) -> bool:
         """One round; True where more wait (a full round)."""
         old = self.store.delete_dead_letters_before(now - self.keep_s, DEAD_LETTERS_PER_ROUND)
         over = 0
-        if old < DEAD_LETTERS_PER_ROUND:
-            if self.summed_at is None or not 0 <= now - self.summed_at < DEAD_LETTER_BYTES_EVERY_S:
-                self.excess, self.summed_at = max(0, self.store.dead_letter_bytes() - self.keep_bytes), now
-            if self.excess:
-                over, freed = self.store.delete_oldest_dead_letters(self.excess, DEAD_LETTERS_PER_ROUND - old)
-                self.excess = 0 if not over else max(0, self.excess - freed)
+        due = self.looked_at is None or not 0 <= now - self.looked_at < DEAD_LETTER_BYTES_EVERY_S
+        if old < DEAD_LETTERS_PER_ROUND and (self.more or due):
+            over = self.store.delete_dead_letters_over(self.keep_bytes, DEAD_LETTERS_PER_ROUND - old)
+            self.more, self.looked_at = over == DEAD_LETTERS_PER_ROUND - old, now
         if old:
             DEAD_LETTERS_DELETED.labels("age").inc(old)
             log.info("%d dead letter(s) deleted, received more than %g days ago (dead_letter_days)", old,
@@ -330,7 +329,7 @@ class DeadLetterRetention:
             DEAD_LETTERS_DELETED.labels("budget").inc(over)
             log.info("%d dead letter(s) deleted, the oldest, past the dead letters' %d MB (dead_letter_mb)", over,
                      self.mb)
-        return old == DEAD_LETTERS_PER_ROUND or self.excess > 0
+        return old == DEAD_LETTERS_PER_ROUND or self.more
 
 
 class Clock(threading.Thread):
