@@ -471,7 +471,7 @@ def run_gateway(config: GatewayConfig) -> int:
             log.warning("%s", line)
     http_socket = listen(config.http)
     health = Health(config.escalation_check_s)
-    ingest = Ingest(store, tables, health=health)
+    ingest = Ingest(store, tables, health=health, waiting_pictures_mb=config.waiting_pictures_mb)
     mqtt_ingest = MqttIngest(config, ingest, health, first_start=store.made)
     sender = SuppressionSender(store, mqtt_ingest.client)
     clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health, sender,
@@ -517,7 +517,8 @@ def retire_gateway(config: GatewayConfig, identity: str, timeout_s: float = 600.
         old = config.model_copy(update={"broker": Broker.model_validate(b.model_dump() | {"client_id": identity})})
     except ValueError as exc:
         raise GatewayConfigError(f"--retire {identity!r}: not a client id ({exc.errors()[0]['msg']})") from None
-    gateway = MqttIngest(old, Ingest(Store(config.database), load_tables(config.tables)), retiring=True)
+    gateway = MqttIngest(old, Ingest(Store(config.database), load_tables(config.tables),
+                                     waiting_pictures_mb=config.waiting_pictures_mb), retiring=True)
     gateway.start()
     started, ended = time.monotonic(), False
     try:

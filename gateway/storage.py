@@ -1023,14 +1023,16 @@ def dead_letter(db: Connection, topic: str, reason: str, payload: bytes, now: fl
     db.execute(_DIALECT_INSERT[db.dialect.name](dead_letters).values(row).on_conflict_do_nothing())
 
 
-_UNNAMED_OF_BOX = Prepared(select(func.count()).select_from(
-    select(evidence.c.sha256).where(evidence.c.box == bindparam("box"), evidence.c.named.is_(False))
-    .limit(bindparam("limit")).subquery()))
+_UNNAMED = select(func.length(evidence.c.data).label("size")).where(
+    evidence.c.box == bindparam("box"), evidence.c.named.is_(False)).limit(bindparam("limit")).subquery()
+_UNNAMED_OF_BOX = Prepared(select(func.count(), func.coalesce(func.sum(_UNNAMED.c.size), 0)))
 
 
-def unnamed_evidence(db: Connection, box: str, limit: int) -> int:
-    """How many of ``box``'s pictures no event named yet are kept, counted up to ``limit`` (its index read no further)."""
-    return _UNNAMED_OF_BOX.first(db, {"box": box, "limit": limit})[0]
+def unnamed_evidence(db: Connection, box: str, limit: int) -> tuple[int, int]:
+    """How many of ``box``'s pictures no event named yet are kept, and their bytes, counted up to ``limit`` pictures
+    (its index read no further)."""
+    count, size = _UNNAMED_OF_BOX.first(db, {"box": box, "limit": limit})
+    return count, int(size)
 
 
 def dead_letter_grid(payload: bytes) -> str | None:

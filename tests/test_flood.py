@@ -160,3 +160,29 @@ def test_a_box_spreading_pictures_over_made_up_incidents_has_so_many_waiting_at_
         incident_id="made-up-0", location={"lat": 39.3, "lon": 117.3},
         evidence=evidence_of(picture(0), picture(1)))) == "case_created"  # names two of the twenty
     assert ingest.handle(more, picture(301)) == "evidence"
+
+
+def big_picture(n: int) -> bytes:
+    """A JPEG of 300 kB, its own: ``picture(n)`` with five comment segments of 60 kB."""
+    comments = b"".join(b"\xff\xfe" + (60_002).to_bytes(2, "big") + bytes([n % 256, c]) * 30_000 for c in range(5))
+    jpeg = picture(n)
+    return jpeg[:2] + comments + jpeg[2:]
+
+
+def test_a_box_has_so_many_megabytes_of_pictures_waiting_at_most(database_url, tables):  # noqa: F811
+    """The 5,000 pictures a box may have waiting for their events were counted, not their bytes: 5,000 of the most a
+    picture may be are 20 GB. A box has ``waiting_pictures_mb`` of them at most; past it a picture is a dead letter
+    with the reason. Another box's are not held up."""
+    assert GatewayConfig().waiting_pictures_mb == 512
+    store = Store(database_url)
+    ingest = Ingest(store, tables, clock=lambda: NOW, waiting_pictures_mb=1)
+    sent = [(wire.evidence_topic("box-1", "gate", f"made-up-{n}"), big_picture(n)) for n in range(5)]
+    assert len(sent[0][1]) == 300_705
+    assert ingest.handle_batch(sent[:4]) == ["evidence"] * 3 + ["dead_letter"]  # 900 kB kept, 1.2 MB is past 1 MB
+    assert ingest.handle(*sent[4]) == "dead_letter" and ingest.handle(*sent[0]) == "evidence"  # kept already
+    assert store.count("evidence") == 3 and store.count("dead_letters") == 2
+    assert store.list_dead_letters(limit=1)[0]["reason"] == (
+        "box 'box-1' has 0.9 MB of pictures waiting for an event of its to name them, and a picture of 300705 bytes "
+        "for incident 'made-up-4' would take it past 1 MB, the most a box has waiting (waiting_pictures_mb); it is "
+        "not kept")
+    assert ingest.handle(wire.evidence_topic("box-2", "gate", "b2-1"), big_picture(100)) == "evidence"
