@@ -38,6 +38,9 @@ MAX_MERGE_RADIUS_M = 1_000.0
 MAX_CONFIG_BYTES = 4 << 20  # a gateway's config is a few hundred bytes; as the edge's
 
 
+WAITING_PICTURES_MB = 512  # a box's pictures no event named yet: an hour of a busy box's, its events held for its clock
+
+
 class GatewayConfigError(ValueError):
     """The gateway configuration or a table is wrong; the message says where."""
 
@@ -464,6 +467,10 @@ class GatewayConfig(Strict):
     dead_letter_days: float = Field(default=90.0, gt=0, le=36_500, title="Dead letters older than this are deleted")
     dead_letter_mb: int = Field(default=1024, ge=1, title="The dead letters' payloads keep at most this many MB: "
                                 "the oldest are deleted past it")
+    # a box's pictures no event named yet were capped at 5,000 (``ingest.MAX_UNNAMED_PER_BOX``): of the most a picture
+    # may be (``wire.MAX_EVIDENCE_BYTES``), 20 GB from one box
+    waiting_pictures_mb: int = Field(default=WAITING_PICTURES_MB, ge=1, title="A box's pictures no event has named "
+                                     "yet keep at most this many MB: past it a picture is a dead letter")
 
     @field_validator("database")
     @classmethod

@@ -18,6 +18,7 @@ import collections
 import hashlib
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 
@@ -28,7 +29,7 @@ from gateway.cases import (NOT_ENDED, case_grid, choose, held_for_review, incide
                            is_urgent, late_note, merged_urgent, needs_review, new_case, not_its_evidence,
                            not_its_incident, outside_its_grid, pending_beside, place_locks, rejected_here,
                            reported_late)
-from gateway.config import Tables
+from gateway.config import WAITING_PICTURES_MB, Tables
 from gateway.images import ImageError, check_evidence
 from gateway.metrics import Health
 from gateway.storage import Store
@@ -66,18 +67,25 @@ def reason_kind(reason: str) -> str:
 
 class DeadLetterLog:
     """Says dead letters in the log: the first ``SAID_PER_KIND`` of each box and kind of reason in a minute, at
-    most ``SAID_AT_MOST`` in all, one by one; the rest in one line once the minute is over (at the next message:
-    a box's heartbeat comes every few seconds), with the boxes and reasons that sent most. Time is passed in."""
+    most ``SAID_AT_MOST`` in all, one by one; the rest in one line once the minute is over, with the boxes and reasons
+    that sent most. Time is passed in. The gateway's clock calls ``flush`` at each of its rounds (``service.Clock``):
+    said at the next message, a flood that stopped kept its last minute's count unsaid until some later message came.
+    Ingest's thread and the clock's call it: a lock keeps the counts whole."""
 
     def __init__(self, window_s: float = 60.0):
         self.window_s = window_s
         self.since: float | None = None
         self.said: collections.Counter = collections.Counter()
         self.quiet: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
 
     def say(self, box: str, where: str, reason: str, now: float) -> None:
         """One dead letter of ``box``; ``where`` says it in the line (``on TOPIC``, ``from box 'b'``)."""
-        self.flush(now)
+        with self._lock:
+            self._say(box, where, reason, now)
+
+    def _say(self, box: str, where: str, reason: str, now: float) -> None:
+        self._flush(now)
         key = (box, reason_kind(reason))
         if self.said[key] < SAID_PER_KIND and self.said.total() < SAID_AT_MOST:
             self.said[key] += 1
@@ -91,6 +99,10 @@ class DeadLetterLog:
 
     def flush(self, now: float) -> None:
         """Say what was counted, not said, once the minute is over (or the clock was set back)."""
+        with self._lock:
+            self._flush(now)
+
+    def _flush(self, now: float) -> None:
         if self.since is not None and 0 <= now - self.since < self.window_s:
             return
         if self.quiet:
@@ -177,8 +189,9 @@ def in_seq_order(work: list[tuple]) -> list[tuple]:
 class Ingest:
     def __init__(self, store: Store, tables: Tables, clock: Callable[[], float] = time.time,
                  on_case: Callable[[int], None] | None = None, max_clock_skew_s: float = wire.MAX_CLOCK_SKEW_S,
-                 health: Health | None = None):
+                 health: Health | None = None, waiting_pictures_mb: int = WAITING_PICTURES_MB):
         self.store, self.tables, self.clock = store, tables, clock
+        self.waiting_pictures_mb = waiting_pictures_mb
         self.max_clock_skew_s = max_clock_skew_s
         self.on_case = on_case or (lambda case_id: None)
         self.health = health or Health()  # lists the boxes whose incidents are held for their clocks
@@ -362,8 +375,9 @@ class Ingest:
         """Keep a snapshot, in the caller's transaction, or set it aside where its incident is another box's or
         camera's (``not_its_evidence``), or has ``MAX_EVIDENCE_PER_INCIDENT`` pictures kept already: only the database
         knows, as for an event (``_apply``), or its box has ``MAX_UNNAMED_PER_BOX`` pictures waiting for their events
-        already (counted once a batch, in ``waiting``: counted at each picture, a flood was taken 15 times slower). The
-        same bytes sent again are kept once, as they were."""
+        already, or ``waiting_pictures_mb`` of them with this one (counted once a batch, in ``waiting``, [pictures,
+        bytes] a box: counted at each picture, a flood was taken 15 times slower). The same bytes sent again are kept
+        once, as they were."""
         waiting = {} if waiting is None else waiting
         wrong = not_its_evidence(storage.first_event(db, where.incident_id), where.incident_id, where.box,
                                  where.camera)
@@ -373,17 +387,24 @@ class Ingest:
                      f"({MAX_EVIDENCE_PER_INCIDENT}: a box sends a snapshot and a frame at its start and its end)")
         named = new and storage.named_by_event(db, where.incident_id, sha)
         if new and not wrong and not named and where.box not in waiting:
-            waiting[where.box] = storage.unnamed_evidence(db, where.box, MAX_UNNAMED_PER_BOX)
-        if new and not wrong and not named and waiting[where.box] >= MAX_UNNAMED_PER_BOX:
+            waiting[where.box] = list(storage.unnamed_evidence(db, where.box, MAX_UNNAMED_PER_BOX))
+        if new and not wrong and not named and waiting[where.box][0] >= MAX_UNNAMED_PER_BOX:
             wrong = (f"box {where.box!r} has {MAX_UNNAMED_PER_BOX} pictures waiting for an event of its to name them, "
                      "the most a box has waiting (a box sends a picture just before the event that names it); a "
                      f"picture for incident {where.incident_id!r} is not kept")
+        elif new and not wrong and not named and \
+                waiting[where.box][1] + len(payload) > self.waiting_pictures_mb * 2**20:
+            wrong = (f"box {where.box!r} has {waiting[where.box][1] / 2**20:.1f} MB of pictures waiting for an event "
+                     f"of its to name them, and a picture of {len(payload)} bytes for incident {where.incident_id!r} "
+                     f"would take it past {self.waiting_pictures_mb} MB, the most a box has waiting "
+                     "(waiting_pictures_mb); it is not kept")
         if wrong:
             self.said.say(where.box, f"from box {where.box!r}", wrong, now)
             storage.dead_letter(db, topic, wrong, payload, now)
             return "dead_letter"
         if storage.add_evidence(db, sha, payload, where.incident_id, where.box, where.camera, now) and not named:
-            waiting[where.box] += 1
+            waiting[where.box][0] += 1
+            waiting[where.box][1] += len(payload)
         return "evidence"
 
     def _incident(self, where: wire.Topic, payload: bytes, now: float) -> str:

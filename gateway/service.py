@@ -27,7 +27,7 @@ from gateway.api import create_app
 from gateway.actions import perform
 from gateway.cases import escalation, running_deadline
 from gateway.config import Broker, GatewayConfig, GatewayConfigError, Http, Tables, load_tables
-from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, Ingest, Outcomes, told
+from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, DeadLetterLog, Ingest, Outcomes, told
 from gateway.metrics import CLOCK_FAILURES, DEAD_LETTERS_DELETED, HEARTBEATS, NOTICES, Health
 from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role, TransitionError
@@ -50,7 +50,7 @@ NOTICES_PER_ROUND = 1000
 ORPHAN_EVIDENCE_S = 3600.0  # evidence waits this long for its incident before it is quarantined
 ORPHANS_PER_ROUND = 100  # set aside in one transaction; a full round has the clock go round again at once
 DEAD_LETTERS_PER_ROUND = 1000  # deleted in one transaction; a full round has the clock go round again at once
-DEAD_LETTER_BYTES_EVERY_S = 60.0  # the dead letters' bytes are summed this often (every row's header is read)
+DEAD_LETTER_BYTES_EVERY_S = 60.0  # the dead letters' budget is looked at this often (every row's header is read)
 INGEST_RETRIES = "ingest (its batch kept unacknowledged, tried again every 2 s)"
 PUSH_BACK_S = 3600.0  # a case the clock cannot escalate is looked at again after this long
 
@@ -304,24 +304,23 @@ class DeadLetterRetention:
     """Deletes the dead letters past the city's retention (``dead_letter_days``, ``dead_letter_mb``), the oldest first,
     ``DEAD_LETTERS_PER_ROUND`` at a time. They were never deleted: a box flooding the gateway with bad messages (each
     kept with up to 64 kB of its payload) grew the table without end, and days alone bound nothing within them.
-    Two gateways' clocks may each delete the same excess within ``DEAD_LETTER_BYTES_EVERY_S``: the table keeps at
-    worst the budget less that minute's excess."""
+    The budget is looked at every ``DEAD_LETTER_BYTES_EVERY_S`` (every row's header is read), and again at once after
+    a full round; each round deletes what is over it as the table stands then (``Store.delete_dead_letters_over``), so
+    several gateways' clocks delete it once between them."""
 
     def __init__(self, store: Store, days: float, mb: int):
         self.store, self.keep_s, self.keep_bytes, self.mb = store, days * 86400.0, mb * 2**20, mb
-        self.summed_at: float | None = None
-        self.excess = 0  # bytes over the budget at the last sum, less those deleted since
+        self.looked_at: float | None = None  # when the budget was last looked at
+        self.more = False  # the last round over the budget was full: more may be over it
 
     def sweep(self, now: float) -> bool:
         """One round; True where more wait (a full round)."""
         old = self.store.delete_dead_letters_before(now - self.keep_s, DEAD_LETTERS_PER_ROUND)
         over = 0
-        if old < DEAD_LETTERS_PER_ROUND:
-            if self.summed_at is None or not 0 <= now - self.summed_at < DEAD_LETTER_BYTES_EVERY_S:
-                self.excess, self.summed_at = max(0, self.store.dead_letter_bytes() - self.keep_bytes), now
-            if self.excess:
-                over, freed = self.store.delete_oldest_dead_letters(self.excess, DEAD_LETTERS_PER_ROUND - old)
-                self.excess = 0 if not over else max(0, self.excess - freed)
+        due = self.looked_at is None or not 0 <= now - self.looked_at < DEAD_LETTER_BYTES_EVERY_S
+        if old < DEAD_LETTERS_PER_ROUND and (self.more or due):
+            over = self.store.delete_dead_letters_over(self.keep_bytes, DEAD_LETTERS_PER_ROUND - old)
+            self.more, self.looked_at = over == DEAD_LETTERS_PER_ROUND - old, now
         if old:
             DEAD_LETTERS_DELETED.labels("age").inc(old)
             log.info("%d dead letter(s) deleted, received more than %g days ago (dead_letter_days)", old,
@@ -330,17 +329,19 @@ class DeadLetterRetention:
             DEAD_LETTERS_DELETED.labels("budget").inc(over)
             log.info("%d dead letter(s) deleted, the oldest, past the dead letters' %d MB (dead_letter_mb)", over,
                      self.mb)
-        return old == DEAD_LETTERS_PER_ROUND or self.excess > 0
+        return old == DEAD_LETTERS_PER_ROUND or self.more
 
 
 class Clock(threading.Thread):
     """Escalates overdue cases, publishes the notices the case log holds and the boxes' suppressions."""
 
     def __init__(self, store: Store, tables: Tables, client, every_s: float, health: Health | None = None,
-                 suppressions: SuppressionSender | None = None, retention: DeadLetterRetention | None = None):
+                 suppressions: SuppressionSender | None = None, retention: DeadLetterRetention | None = None,
+                 dead_letter_log: DeadLetterLog | None = None):
         super().__init__(name="clock", daemon=True)
         self.store, self.tables, self.client, self.every_s = store, tables, client, every_s
         self.suppressions = suppressions
+        self.dead_letter_log = dead_letter_log  # ingest's: its minute's count said at the round after the minute
         self.retention = retention or DeadLetterRetention(store, 90.0, 1024)
         self.health = health or Health(every_s)
         self.failures = Failures()
@@ -423,6 +424,8 @@ class Clock(threading.Thread):
                  ("quarantine", self.quarantine), ("dead_letters", self.delete_dead_letters))
         if self.suppressions is not None:
             steps += (("suppressions", self.suppressions.send),)
+        if self.dead_letter_log is not None:
+            steps += (("dead_letter_log", self.dead_letter_log.flush),)
         while not self.stop.is_set():
             now, failed = time.time(), []
             for name, step in steps:  # each on its own: a failing step does not keep the others from running
@@ -468,11 +471,11 @@ def run_gateway(config: GatewayConfig) -> int:
             log.warning("%s", line)
     http_socket = listen(config.http)
     health = Health(config.escalation_check_s)
-    ingest = Ingest(store, tables, health=health)
+    ingest = Ingest(store, tables, health=health, waiting_pictures_mb=config.waiting_pictures_mb)
     mqtt_ingest = MqttIngest(config, ingest, health, first_start=store.made)
     sender = SuppressionSender(store, mqtt_ingest.client)
     clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health, sender,
-                  DeadLetterRetention(store, config.dead_letter_days, config.dead_letter_mb))
+                  DeadLetterRetention(store, config.dead_letter_days, config.dead_letter_mb), ingest.said)
     ingest.on_case = lambda case_id: clock.wake.set()
 
     def suppressions_changed(box: str | None = None) -> None:
@@ -514,7 +517,8 @@ def retire_gateway(config: GatewayConfig, identity: str, timeout_s: float = 600.
         old = config.model_copy(update={"broker": Broker.model_validate(b.model_dump() | {"client_id": identity})})
     except ValueError as exc:
         raise GatewayConfigError(f"--retire {identity!r}: not a client id ({exc.errors()[0]['msg']})") from None
-    gateway = MqttIngest(old, Ingest(Store(config.database), load_tables(config.tables)), retiring=True)
+    gateway = MqttIngest(old, Ingest(Store(config.database), load_tables(config.tables),
+                                     waiting_pictures_mb=config.waiting_pictures_mb), retiring=True)
     gateway.start()
     started, ended = time.monotonic(), False
     try:

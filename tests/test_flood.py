@@ -2,6 +2,7 @@
 said in the log a few a minute, and its pictures no event names wait so many at most."""
 
 import logging
+import time
 
 import pytest
 from sqlalchemy import inspect, text
@@ -13,6 +14,7 @@ from gateway.service import Clock, DeadLetterRetention
 from gateway.storage import Store
 from xueliang import wire
 
+from .conftest import wait_until
 from .test_gateway import TOPIC, payload
 from .test_poison import evidence_of, picture
 from .test_workflow import database_url, undo_migration_15  # noqa: F401 (fixture)
@@ -111,6 +113,25 @@ def test_a_flood_of_bad_messages_writes_a_few_lines_a_minute_and_every_one_is_co
     assert caplog.records[-1].getMessage().startswith(f"dead letter on {BAD}: not JSON")
 
 
+def test_a_flood_that_stops_has_its_last_minutes_count_said_by_the_clock(tmp_path, tables, caplog):
+    """The count of dead letters not said one by one was said at the next message after the minute: a flood that
+    stopped kept its last minute's count unsaid until some later message came. The gateway's clock says it."""
+    caplog.set_level(logging.WARNING, logger="gateway.ingest")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables, clock=time.time)
+    ingest.said.window_s = 0.5  # a minute, shortened
+    assert ingest.handle_batch([(BAD, b"not json %d" % n) for n in range(20)]) == ["dead_letter"] * 20
+    clock = Clock(store, tables, client=None, every_s=0.05, dead_letter_log=ingest.said)
+    clock.start()
+    try:
+        wait_until(lambda: any(r.getMessage().startswith("15 more dead letter(s) in ") for r in caplog.records), 10,
+                   message="the minute's count said with no message after the flood")
+    finally:
+        clock.stop.set()
+        clock.wake.set()
+        clock.join(5)
+
+
 def test_a_box_spreading_pictures_over_made_up_incidents_has_so_many_waiting_at_most(database_url, tables,
                                                                                        monkeypatch):  # noqa: F811
     """Eight pictures under each of many made-up incident ids were all kept for the hour an orphan waits, and the
@@ -139,3 +160,29 @@ def test_a_box_spreading_pictures_over_made_up_incidents_has_so_many_waiting_at_
         incident_id="made-up-0", location={"lat": 39.3, "lon": 117.3},
         evidence=evidence_of(picture(0), picture(1)))) == "case_created"  # names two of the twenty
     assert ingest.handle(more, picture(301)) == "evidence"
+
+
+def big_picture(n: int) -> bytes:
+    """A JPEG of 300 kB, its own: ``picture(n)`` with five comment segments of 60 kB."""
+    comments = b"".join(b"\xff\xfe" + (60_002).to_bytes(2, "big") + bytes([n % 256, c]) * 30_000 for c in range(5))
+    jpeg = picture(n)
+    return jpeg[:2] + comments + jpeg[2:]
+
+
+def test_a_box_has_so_many_megabytes_of_pictures_waiting_at_most(database_url, tables):  # noqa: F811
+    """The 5,000 pictures a box may have waiting for their events were counted, not their bytes: 5,000 of the most a
+    picture may be are 20 GB. A box has ``waiting_pictures_mb`` of them at most; past it a picture is a dead letter
+    with the reason. Another box's are not held up."""
+    assert GatewayConfig().waiting_pictures_mb == 512
+    store = Store(database_url)
+    ingest = Ingest(store, tables, clock=lambda: NOW, waiting_pictures_mb=1)
+    sent = [(wire.evidence_topic("box-1", "gate", f"made-up-{n}"), big_picture(n)) for n in range(5)]
+    assert len(sent[0][1]) == 300_705
+    assert ingest.handle_batch(sent[:4]) == ["evidence"] * 3 + ["dead_letter"]  # 900 kB kept, 1.2 MB is past 1 MB
+    assert ingest.handle(*sent[4]) == "dead_letter" and ingest.handle(*sent[0]) == "evidence"  # kept already
+    assert store.count("evidence") == 3 and store.count("dead_letters") == 2
+    assert store.list_dead_letters(limit=1)[0]["reason"] == (
+        "box 'box-1' has 0.9 MB of pictures waiting for an event of its to name them, and a picture of 300705 bytes "
+        "for incident 'made-up-4' would take it past 1 MB, the most a box has waiting (waiting_pictures_mb); it is "
+        "not kept")
+    assert ingest.handle(wire.evidence_topic("box-2", "gate", "b2-1"), big_picture(100)) == "evidence"

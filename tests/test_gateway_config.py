@@ -470,14 +470,18 @@ def test_gateway_check_says_what_the_config_and_tables_set_or_what_is_wrong(city
 
     config = city / "gateway.yaml"
     config.write_text("broker: {username: gw-1, password: S3cr3t}\ndatabase: postgresql+psycopg://gw:S3cr3t@db/city\n"
-                      "tables: demo.yaml\n")
+                      "tables: demo.yaml\ndead_letter_days: 30\nwaiting_pictures_mb: 256\n")
     assert main(["gateway", "--config", str(config), "--check"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{config}: broker 127.0.0.1:1883 as gw-1, database postgresql+psycopg://gw:***@db/city "
                           f"(not opened), http 127.0.0.1:8080\n  tables {city / 'demo.yaml'}: 5 department(s), 8 "
                           "grid(s) under HQ, 1 route(s)\n    illegal_parking: 200505 机动车乱停放 -> 交警大队 "
                           "(traffic-police), 1h\n")
-    assert out.endswith("\n  working hours 09:00-18:00 on working days (4 holiday(s), 0 weekend day(s) worked)\n")
+    assert out.endswith("\n  working hours 09:00-18:00 on working days (4 holiday(s), 0 weekend day(s) worked)\n"
+                        "  dead letters kept 30 days (dead_letter_days), their payloads 1024 MB at most "
+                        "(dead_letter_mb): older ones deleted, and past it the oldest\n"
+                        "  pictures: 8 an incident at most; a box's no event has named yet 5,000 and 256 MB at most "
+                        "(waiting_pictures_mb), each set aside as a dead letter after 60 min unnamed\n")
     assert "S3cr3t" not in out
     (city / "demo-grids.csv").write_text((city / "demo-grids.csv").read_text() + "HQ-X,某网格,grid,\n")
     assert main(["gateway", "--config", str(config), "--check"]) == 2

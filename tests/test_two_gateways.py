@@ -8,13 +8,16 @@ import threading
 import pytest
 from sqlalchemy import create_engine, text
 
+from gateway import service
 from gateway.cases import distance_m, place_locks
 from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
+from gateway.service import DeadLetterRetention
 from gateway.storage import Store
 from xueliang import wire
 
 from .conftest import wait_until
+from .test_flood import flood
 from .test_gateway import payload
 from .test_workflow import database_url  # noqa: F401 (fixture)
 
@@ -164,3 +167,22 @@ def test_one_incident_id_from_two_cameras_at_two_gateways_at_once_is_one_cameras
     assert dead["reason"].startswith("incident '17' ") and case["incident_count"] == 1
     won = {"box": "box-1", "camera": "gate"} if outcomes["gate"] == "case_created" else update
     assert (case["box"], case["camera"]) == (won["box"], won["camera"])
+
+
+def test_two_gateways_delete_only_what_is_over_the_dead_letters_budget_between_them(
+        database_url, monkeypatch):  # noqa: F811
+    """Each gateway's clock deleted the excess over ``dead_letter_mb`` it had summed, a round at a time: rounds of
+    the two, taken by turns, deleted it twice. Each round now deletes what is over the budget as the table stands."""
+    monkeypatch.setattr(service, "DEAD_LETTERS_PER_ROUND", 3)
+    one, two = Store(database_url), Store(database_url)
+    flood(one, 25, NOW)  # 25 of 64 kB, the budget 1 MB (16 of them): 9 over, three rounds of 3
+    gateways = [DeadLetterRetention(one, days=90, mb=1), DeadLetterRetention(two, days=90, mb=1)]
+    for rounds in range(10):  # one's round, the other's, by turns
+        if not any([g.sweep(NOW + rounds) for g in gateways]):
+            break
+    assert one.count("dead_letters") == 16 and one.dead_letter_bytes() == 2**20
+    flood(one, 9, NOW + 100, first=25)  # 9 more over: both gateways' rounds at once
+    for rounds in range(10):
+        if not any(at_once(*(lambda g=g: g.sweep(NOW + 100 + rounds) for g in gateways))):
+            break
+    assert one.count("dead_letters") == 16 and [d["id"] for d in one.list_dead_letters(limit=1)] == [34]

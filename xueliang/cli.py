@@ -183,6 +183,9 @@ def gateway_summary(config, tables, path: str) -> str:
     the database is not opened)."""
     from sqlalchemy.engine import make_url
 
+    from gateway.ingest import MAX_EVIDENCE_PER_INCIDENT, MAX_UNNAMED_PER_BOX
+    from gateway.service import ORPHAN_EVIDENCE_S
+
     database = without_password(make_url(config.database).render_as_string(hide_password=True))
     lines = [f"{path}: broker {config.broker.host}:{config.broker.port} as {config.broker.identity}, database "
              f"{database} (not opened), http {config.http.host}:{config.http.port}",
@@ -192,6 +195,12 @@ def gateway_summary(config, tables, path: str) -> str:
               f"{c.service_level}" for c in tables.categories]
     lines.append(f"  working hours {tables.working_hours} on working days ({len(tables.holidays)} holiday(s), "
                  f"{len(tables.workdays)} weekend day(s) worked)")
+    # what the gateway deletes and sets aside, and when: an installer saw none of it before the first deletion
+    lines.append(f"  dead letters kept {config.dead_letter_days:g} days (dead_letter_days), their payloads "
+                 f"{config.dead_letter_mb} MB at most (dead_letter_mb): older ones deleted, and past it the oldest")
+    lines.append(f"  pictures: {MAX_EVIDENCE_PER_INCIDENT} an incident at most; a box's no event has named yet "
+                 f"{MAX_UNNAMED_PER_BOX:,} and {config.waiting_pictures_mb} MB at most (waiting_pictures_mb), each set "
+                 f"aside as a dead letter after {ORPHAN_EVIDENCE_S / 60:g} min unnamed")
     return "\n".join(lines)
 
 
