@@ -759,7 +759,7 @@ def run_box(config: EdgeConfig) -> int:
     # holds none: its file's are ended once it is written there (keep_outbox)
     if outbox.path is not None:
         adopt_file(outbox, old_file(config))
-    end_left_open(config.box, publisher, outbox.open_incidents(), publisher.now())
+    end_left_open(config.box, publisher, outbox.open_incidents(), time.monotonic())
     analyser = Analyser(config, detectors, readers, slots, publisher, metrics, stop, suppressions)
     publisher.status = status(config.box, readers, slots, publisher.delivery(time.time()), suppressions,
                               config.heartbeat_s)

@@ -21,6 +21,8 @@ then removes it (``adopt_file``): those open when it was stopped still end.
 >>> end = end_of(last, now=wire.parse_time("2026-12-06T09:00:00Z"))
 >>> end["seq"], end["state"], end["end_reason"], end["ended_at"], end["observed_at"]
 (3, 'end', 'box_stopped', '2026-12-06T08:05:00.000Z', '2026-12-06T09:00:00.000Z')
+>>> end_of(last, now=None)["observed_at"]  # that clock's now not known: as last seen
+'2026-12-06T08:05:00.000Z'
 """
 
 from __future__ import annotations
@@ -32,41 +34,73 @@ import sqlite3
 from pathlib import Path
 
 from edge.config import EdgeConfig
-from edge.publisher import Outbox, Publisher
+from edge.publisher import BOOT_ID, OpenIncident, Outbox, Publisher, QueuedAt
 from xueliang import wire
 
 log = logging.getLogger(__name__)
 
 
-def end_of(last: dict, now: float) -> dict:
+def end_of(last: dict, now: float | None) -> dict:
     """The end (``box_stopped``) of an incident whose last message sent was ``last``: ``ended_at`` the last time the
-    box is known to have seen it (``last``'s ``observed_at``), its ``seq`` the next, ``observed_at`` ``now`` (the
-    time on the wire, edge/publisher.py ``Publisher.now``; ``ended_at`` where that reads earlier, as the boot clock
-    does). WireError where the wire refuses it."""
+    box is known to have seen it (``last``'s ``observed_at``), its ``seq`` the next, ``observed_at`` ``now`` on the
+    clock ``last`` was stamped on (``ended_at`` where that reads earlier, or where no one can tell it: None). WireError
+    where the wire refuses it."""
+    seen = wire.parse_time(last["observed_at"])
     return wire.validate_incident(dict(
-        last, seq=last["seq"] + 1, state="end", observed_at=wire.iso(max(now, wire.parse_time(last["observed_at"]))),
+        last, seq=last["seq"] + 1, state="end", observed_at=wire.iso(seen if now is None else max(now, seen)),
         ended_at=last["observed_at"], end_reason="box_stopped", evidence=None))
 
 
-def end_left_open(box: str, publisher: Publisher, held: list[tuple[str, bytes]], now: float) -> None:
-    """Each incident ``held`` (``Outbox.open_incidents``, read before this start made any) ended at ``now`` (the time
-    on the wire: ``Publisher.now``) and sent as any message is: the outbox takes the end and closes the incident in one
+def ended(record: OpenIncident, mono: float, this_boot: str = BOOT_ID) -> tuple[dict, QueuedAt]:
+    """The end of the incident an earlier start left open (``record``: ``Outbox.open_incidents``'s), now (``mono``: the
+    monotonic clock), and when it is kept as queued: on the clock its last message was stamped on, that start's. So
+    the outbox re-stamps it as it does whatever that start queued (edge/publisher.py ``restamped``): put right by that
+    boot's known time where a gateway holds it as ahead, or on that boot's boot clock as of a time unknown. (Stamped
+    with this start's time, it was re-stamped by this boot's offset, and that start's times moved with it: a garbage
+    RTC's years.) Of this boot (a start killed and the machine not booted again), ``now`` is that start's clock read on
+    the monotonic clock since; of another, or not known, its end is as last seen, queued when that message was.
+    WireError where the wire refuses it.
+
+    >>> m = {"schema_version": 1, "incident_id": "i-1", "seq": 1, "state": "start", "type": "illegal_parking",
+    ...      "box": "b", "camera": "c", "zone": "z", "grid": "G-1", "location": None,
+    ...      "started_at": "2026-12-06T08:00:00.000Z", "observed_at": "2026-12-06T08:05:00.000Z", "ended_at": None,
+    ...      "end_reason": None, "confidence": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2], "track_id": None,
+    ...      "attributes": {}, "evidence": None, "model": {"name": "m", "version": "1"}}
+    >>> last, seen = wire.encode_incident(m), wire.parse_time(m["observed_at"])  # queued a second after it was seen
+    >>> end, queued = ended(("i-1", last, seen + 1.0, "b1", 40.0), mono=100.0, this_boot="b1")
+    >>> end["observed_at"], wire.iso(queued[0]), queued[1:]
+    ('2026-12-06T08:06:01.000Z', '2026-12-06T08:06:01.000Z', ('b1', 100.0))
+    >>> end, queued = ended(("i-1", last, seen + 1.0, "b0", 40.0), mono=100.0, this_boot="b1")
+    >>> end["observed_at"], wire.iso(queued[0]), queued[1:]
+    ('2026-12-06T08:05:00.000Z', '2026-12-06T08:05:01.000Z', ('b0', 40.0))
+    """
+    _, payload, created, boot, at = record
+    last = wire.decode_incident(payload)
+    if boot == this_boot and at is not None and created is not None:
+        now = created + mono - at
+        return end_of(last, now), (now, boot, mono)
+    return end_of(last, None), (wire.last_seen(last) if created is None else created, boot, at)
+
+
+def end_left_open(box: str, publisher: Publisher, held: list[OpenIncident], mono: float) -> None:
+    """Each incident ``held`` (``Outbox.open_incidents``, read before this start made any) ended (``ended``, ``mono``
+    the monotonic clock now) and sent as any message is: the outbox takes the end and closes the incident in one
     write. One the wire refuses (written by another release) is said and closed, never sent. (At the wall clock's
     time, a garbage RTC's 2100 had every one refused and forgotten, its case "still seen" for good.)"""
-    ended = 0
-    for incident_id, payload in held:
+    count = 0
+    for record in held:
         try:
-            end = end_of(wire.decode_incident(payload), now)
+            end, queued = ended(record, mono)
         except wire.WireError as exc:
-            log.warning("box %s: open incident %r not ended (%s): forgotten", box, incident_id, exc)
+            log.warning("box %s: open incident %r not ended (%s): forgotten", box, record[0], exc)
             with contextlib.suppress(sqlite3.Error):  # a full disk: said again at the next start
-                publisher.outbox.restore([], opened=[(incident_id, None)])
+                publisher.outbox.restore([], opened=[(record[0], None)])
             continue
-        publisher.send([(wire.incident_topic(end["box"], end["camera"]), wire.encode_incident(end))])
-        ended += 1
-    if ended:
+        publisher.send([(wire.incident_topic(end["box"], end["camera"]), wire.encode_incident(end))], queued)
+        count += 1
+    if count:
         log.warning("box %s: %d incident(s) open when it last stopped (killed, or its power cut) ended: box_stopped",
-                    box, ended)
+                    box, count)
 
 
 def old_file(config: EdgeConfig) -> Path:

@@ -72,7 +72,7 @@ def keep_outbox(config: EdgeConfig, publisher: Publisher) -> None:
             held.unwritable = str(exc)
         return
     log.info("outbox %s written again: %d message(s) held in memory written to it", outbox.path, moved)
-    end_left_open(config.box, publisher, left_open, publisher.now())
+    end_left_open(config.box, publisher, left_open, time.monotonic())
 
 
 def outbox_path(config: EdgeConfig) -> Path:

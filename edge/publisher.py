@@ -103,7 +103,10 @@ CREATE TABLE IF NOT EXISTS outbox_refused (
 );
 CREATE TABLE IF NOT EXISTS open_incident (
     incident_id TEXT PRIMARY KEY,
-    message BLOB NOT NULL
+    message BLOB NOT NULL,
+    created REAL,
+    boot TEXT,
+    mono REAL
 );
 CREATE TABLE IF NOT EXISTS boot_base (
     boot TEXT PRIMARY KEY,
@@ -112,7 +115,8 @@ CREATE TABLE IF NOT EXISTS boot_base (
 """
 # columns added to a table of SCHEMA's since its first release, with their types: an outbox an earlier release wrote
 # lacks them, and is given them as it opens (None in its rows); any other column missing is a table of another making
-ADDED_COLUMNS = {"outbox": {"boot": "TEXT", "mono": "REAL"}}
+ADDED_COLUMNS = {"outbox": {"boot": "TEXT", "mono": "REAL"},
+                 "open_incident": {"created": "REAL", "boot": "TEXT", "mono": "REAL"}}
 
 
 def boot_id() -> str:
@@ -460,6 +464,11 @@ def open_change(topic: str, payload: bytes) -> tuple[str, bytes | None] | None:
 
 # a message of the outbox: topic, payload, when it was queued (``waited``: the box's time, boot and monotonic clock)
 Queued = tuple[str, bytes, float, str | None, float | None]
+# when a message was queued: the box's time, boot and monotonic clock (``waited``; None where not known)
+QueuedAt = tuple[float, str | None, float | None]
+# an incident not yet ended (``Outbox.open_incidents``): its id, the last message of it the outbox took, and when that
+# was queued, as its row of the outbox keeps it (None where not known: an earlier release's, or read back by salvage)
+OpenIncident = tuple[str, bytes, float | None, str | None, float | None]
 
 
 def waited(created: float, boot: str | None, mono: float | None, now: float | None, mono_now: float,
@@ -570,7 +579,8 @@ class Outbox:
                 self._db.execute("ROLLBACK")
             with contextlib.suppress(sqlite3.Error):  # a full disk: forgotten at a later start
                 self._db.execute("DELETE FROM boot_base WHERE boot != ? AND boot NOT IN "
-                                 "(SELECT boot FROM outbox WHERE boot IS NOT NULL)", (BOOT_ID,))
+                                 "(SELECT boot FROM outbox WHERE boot IS NOT NULL) AND boot NOT IN "
+                                 "(SELECT boot FROM open_incident WHERE boot IS NOT NULL)", (BOOT_ID,))
         except BaseException:
             self._db.close()
             raise
@@ -602,22 +612,26 @@ class Outbox:
         if (other := of_another_making(self._db)) is not None:
             raise NotAnOutbox(other, "foreign" if other.startswith(ANOTHER_APPLICATIONS) else "damaged")
 
-    def put(self, items: list[tuple[str, bytes]], now: float, mono: float | None = None) -> None:
+    def put(self, items: list[tuple[str, bytes]], now: float, mono: float | None = None, boot: str = BOOT_ID) -> None:
         """Store messages atomically, in order (evidence before its incident), and in the same transaction the open
         incidents they change (``open_change``): a full disk takes both or neither. (A file of open incidents beside
         the outbox, written after it, fell behind it on a full disk: a box killed then ended at its next start none
         of the incidents the outbox had sent, or ended one with the seq of an update the gateway had.) Each is kept
-        with when it is queued (``waited``): ``now`` the box's time (``Publisher.now``), ``mono`` the monotonic clock,
-        of this boot (``BOOT_ID``); None where not known."""
-        self.restore([(t, p, now, None if mono is None else BOOT_ID, mono) for t, p in items],
-                     opened=[change for t, p in items if (change := open_change(t, p)) is not None])
+        with when it is queued (``waited``), and so is an incident it leaves open: ``now`` the box's time
+        (``Publisher.now``), ``mono`` the monotonic clock, of boot ``boot`` (this one, but for the end of an incident
+        an earlier start left open: edge/ledger.py); None where not known."""
+        boot_of = None if mono is None else boot
+        self.restore([(t, p, now, boot_of, mono) for t, p in items],
+                     opened=[(*change, now, boot_of, mono) for t, p in items
+                             if (change := open_change(t, p)) is not None])
 
     def restore(self, rows: list[Queued], refused: list[tuple[str, bytes, float, str]] = (),
-                opened: list[tuple[str, bytes | None]] = (), bases: dict[str, float] | None = None) -> None:
+                opened: list[OpenIncident | tuple[str, bytes | None]] = (),
+                bases: dict[str, float] | None = None) -> None:
         """Store messages, each with when it was first queued (``put``'s; an earlier outbox's time, read back by
         edge/salvage.py, its boot and monotonic clock None), atomically, in order; ``refused`` ones (``refused_rows``)
-        beside those it holds; ``opened``, (incident id, its last message, or None where it ended), into the open
-        incidents; and the time each boot knew (``bases``)."""
+        beside those it holds; ``opened``, (incident id, its last message, or None where it ended, and when that was
+        queued, None where not given), into the open incidents; and the time each boot knew (``bases``)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -627,12 +641,12 @@ class Outbox:
                                      refused)
                 self._db.executemany("INSERT OR REPLACE INTO boot_base(boot, base) VALUES (?, ?)",
                                      (bases or {}).items())
-                for incident_id, message in opened:
+                for incident_id, message, *queued in opened:
                     if message is None:
                         self._db.execute("DELETE FROM open_incident WHERE incident_id = ?", (incident_id,))
                     else:
-                        self._db.execute("INSERT OR REPLACE INTO open_incident(incident_id, message) VALUES (?, ?)",
-                                         (incident_id, message))
+                        self._db.execute("INSERT OR REPLACE INTO open_incident(incident_id, message, created, boot, "
+                                         "mono) VALUES (?, ?, ?, ?, ?)", (incident_id, message, *(queued or [None] * 3)))
                 self._db.execute("COMMIT")
             finally:  # a full disk: nothing of it stays, and the outbox takes the next put
                 if self._db.in_transaction:
@@ -648,12 +662,13 @@ class Outbox:
         with self._lock:
             return self._db.execute("SELECT topic, payload, created, reason FROM outbox_refused ORDER BY id").fetchall()
 
-    def open_incidents(self) -> list[tuple[str, bytes]]:
-        """The incidents not yet ended, each with the last message of it the outbox took, as (incident id, payload),
-        the least recently changed first (as ``restore`` takes them): those a box stopped short left open, which its
-        next start ends (edge/ledger.py)."""
+    def open_incidents(self) -> list[OpenIncident]:
+        """The incidents not yet ended, each with the last message of it the outbox took (as re-stamped: ``rewrite``)
+        and when that was queued, the least recently changed first (as ``restore`` takes them): those a box stopped
+        short left open, which its next start ends (edge/ledger.py)."""
         with self._lock:
-            return self._db.execute("SELECT incident_id, message FROM open_incident ORDER BY rowid").fetchall()
+            return self._db.execute("SELECT incident_id, message, created, boot, mono FROM open_incident "
+                                    "ORDER BY rowid").fetchall()
 
     def keep_base(self, boot: str, base: float) -> None:
         """What boot ``boot`` learnt of its time: the time less its monotonic clock (``GatewayClock.base``, or the wall
@@ -686,10 +701,22 @@ class Outbox:
 
     def rewrite(self, row_id: int, payload: bytes, created: float | None = None) -> None:
         """The message re-stamped (``restamped``): what is sent from now on, and the box's time it was queued at on
-        the clock of its new times (``created``; None: kept)."""
+        the clock of its new times (``created``; None: kept); in the same write, its incident's open record where that
+        is still this message (a later one of it is re-stamped as it is sent): an incident a box killed left open was
+        ended from its first times, on the clock a gateway had refused."""
         with self._lock:
-            self._db.execute("UPDATE outbox SET payload = ?, created = coalesce(?, created) WHERE id = ?",
-                             (payload, created, row_id))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                old = self._db.execute("SELECT topic, payload FROM outbox WHERE id = ?", (row_id,)).fetchone()
+                self._db.execute("UPDATE outbox SET payload = ?, created = coalesce(?, created) WHERE id = ?",
+                                 (payload, created, row_id))
+                if old is not None and (change := open_change(*old)) is not None:
+                    self._db.execute("UPDATE open_incident SET message = ?, created = coalesce(?, created) "
+                                     "WHERE incident_id = ? AND message = ?", (payload, created, change[0], old[1]))
+                self._db.execute("COMMIT")
+            finally:  # a full disk: neither changed, re-stamped at a later send
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
 
     def confirm(self, row_ids: list[int]) -> None:
         """A gateway committed these: they leave the outbox."""
@@ -776,7 +803,8 @@ class Publisher:
         self.resent = self.dead_letters = self.refused = self.disconnects = 0
         self.unrouted = 0  # PUBACKs "No matching subscribers": sends no gateway could receive
         self._listeners: dict[str, Callable[[bytes], None]] = {}  # topic -> handler(payload), e.g. the box's suppressions
-        self._unwritten: deque[list[tuple[str, bytes]]] = deque()  # batches the outbox could not take yet, in order
+        # batches the outbox could not take yet, in order, each with when it was queued where not now (``send``)
+        self._unwritten: deque[tuple[list[tuple[str, bytes]], QueuedAt | None]] = deque()
         self._unwritten_lock = threading.Lock()
         self.write_error: str | None = None  # why the outbox cannot be written now (None: it can)
         self.unwritten_dropped = 0  # messages given up past MAX_UNWRITTEN
@@ -814,30 +842,41 @@ class Publisher:
             return f"past {wire.iso(ceiling)}, the wire's last time"
         return f"past {wire.iso(ceiling)}, {CLOCK_SPAN_S / 86400 / 365.25:.0f} years after {since}"
 
-    def send(self, items: list[tuple[str, bytes]]) -> None:
+    def send(self, items: list[tuple[str, bytes]], queued: QueuedAt | None = None) -> None:
         """Queue messages durably; they go out as soon as the broker is reachable. Where the outbox cannot be
         written (its disk full), they wait in memory, in order, behind any that wait already, and are written
-        at the next send or ``write_unwritten``: a full disk had lost each incident made while it lasted."""
+        at the next send or ``write_unwritten``: a full disk had lost each incident made while it lasted. ``queued``:
+        the box's time, boot and monotonic clock they are kept as queued at (``Outbox.put``), where not this boot's
+        now: the end of an incident an earlier start left open is on that start's clock (edge/ledger.py)."""
         with self._unwritten_lock:
-            self._unwritten.append(items)
-            held = sum(map(len, self._unwritten))
+            self._unwritten.append((items, queued))
+            held = self._unwritten_count()
             while held > MAX_UNWRITTEN and len(self._unwritten) > 1:  # the oldest go first, counted
-                dropped = self._unwritten.popleft()
+                dropped, _ = self._unwritten.popleft()
                 held -= len(dropped)
                 self.unwritten_dropped += len(dropped)
                 log.error("outbox unwritable for too long: %d message(s) given up", len(dropped))
         self.write_unwritten()
 
+    def _unwritten_count(self) -> int:
+        """Messages waiting in memory (``send``)."""
+        return sum(len(items) for items, _ in self._unwritten)
+
     def write_unwritten(self) -> None:
         """Write what waits in memory into the outbox, oldest first, as far as it can take it."""
         with self._unwritten_lock:
             while self._unwritten:
+                items, queued = self._unwritten[0]
                 try:
-                    self.outbox.put(self._unwritten[0], self.now(), time.monotonic())
+                    if queued is None:
+                        self.outbox.put(items, self.now(), time.monotonic())
+                    else:
+                        created, boot, mono = queued
+                        self.outbox.put(items, created, mono, boot)
                 except sqlite3.Error as exc:  # disk full, read-only, an I/O error: the messages wait
                     if self.write_error is None:
                         log.error("outbox cannot be written (%s): %d message(s) wait in memory", exc,
-                                  sum(map(len, self._unwritten)))
+                                  self._unwritten_count())
                     self.write_error = str(exc)
                     return
                 self._unwritten.popleft()
@@ -877,7 +916,7 @@ class Publisher:
             bases=self.outbox.bases() if first[1] != BOOT_ID else None)
         measured = self.clock.measured(mono, time.time())
         with self._unwritten_lock:
-            unwritten = sum(map(len, self._unwritten))
+            unwritten = self._unwritten_count()
         pending = self.outbox.pending()
         return {"outbox_pending": pending, "outbox_unwritten": unwritten + (pending if self.outbox.path is None else 0),
                 "outbox_write_error": self.write_error or self.outbox.unwritable,

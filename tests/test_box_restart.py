@@ -14,7 +14,7 @@ import yaml
 from edge.config import Broker
 from edge.ledger import adopt_file, end_left_open
 from edge.outboxfile import keep_outbox
-from edge.publisher import Outbox, Publisher
+from edge.publisher import BOOT_ID, Outbox, Publisher, restamped
 from gateway import actions
 from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
@@ -47,12 +47,12 @@ def incidents_in(outbox: Outbox) -> list[dict]:
     return [wire.decode_incident(p) for t, p, *_ in outbox.rows() if t.endswith("/incident")]
 
 
-def restart(path, now: float) -> list[dict]:
+def restart(path) -> list[dict]:
     """The ends the box's next start queues, its outbox ``path`` as the box killed left it."""
     outbox = Outbox(path)
     try:
         before = len(incidents_in(outbox))
-        end_left_open("box-1", publisher_of(outbox), outbox.open_incidents(), now)
+        end_left_open("box-1", publisher_of(outbox), outbox.open_incidents(), time.monotonic())
         return incidents_in(outbox)[before:]
     finally:
         outbox.close()
@@ -75,10 +75,10 @@ def test_a_case_whose_incident_a_killed_box_left_open_closes_on_the_cameras_rech
     for action, role in ((Action.ACKNOWLEDGE, Role.DEPARTMENT), (Action.FEEDBACK, Role.DEPARTMENT)):
         actions.act(store, case["id"], action, role, "traffic-police", now - 20, tables, lambda row: True)
 
-    (end,) = restart(tmp_path / "box-1.outbox.sqlite", now - 10)  # the box's next start
+    (end,) = restart(tmp_path / "box-1.outbox.sqlite")  # the box's next start
     assert (end["seq"], end["end_reason"], end["ended_at"]) == (2, "box_stopped", first["observed_at"])
     assert ingest.handle(TOPIC, wire.encode_incident(end)) == "case_updated"
-    assert restart(tmp_path / "box-1.outbox.sqlite", now) == []  # ended once
+    assert restart(tmp_path / "box-1.outbox.sqlite") == []  # ended once
 
     second = "b" * 32 + ":box-1"  # the van still there: the restarted box's own incident joins the case
     assert ingest.handle(TOPIC, wire.encode_incident(event(second, 1, "start", now - 5))) == "case_merged"
@@ -108,7 +108,7 @@ def test_a_write_the_outbox_cannot_take_leaves_neither_the_message_nor_its_incid
     publisher.send(queued(update))
     assert publisher.write_error == "database or disk is full"
     assert [m["seq"] for m in incidents_in(publisher.outbox)] == [1]  # killed now:
-    assert [wire.decode_incident(p)["seq"] for _, p in publisher.outbox.open_incidents()] == [1]
+    assert [wire.decode_incident(p)["seq"] for _, p, *_ in publisher.outbox.open_incidents()] == [1]
     assert len(publisher.outbox.rows()) == 2  # the start's evidence and it: nothing of the update's
 
     db.execute("DROP TRIGGER full")  # room again
@@ -117,7 +117,7 @@ def test_a_write_the_outbox_cannot_take_leaves_neither_the_message_nor_its_incid
     publisher.write_unwritten()
     assert publisher.write_error is None
     publisher.outbox.close()
-    (end,) = restart(path, now)  # killed once the outbox took the update: ended past its seq
+    (end,) = restart(path)  # killed once the outbox took the update: ended past its seq
     assert (end["incident_id"], end["seq"], end["ended_at"]) == (incident_id, 3, update["observed_at"])
 
 
@@ -132,10 +132,10 @@ def test_a_box_upgraded_with_incidents_open_in_the_old_file_ends_them_once_and_r
     adopt_file(outbox, old)
     outbox.close()
     assert not old.exists()
-    ends = restart(path, now)
+    ends = restart(path)
     assert [(m["incident_id"], m["seq"], m["end_reason"], m["ended_at"]) for m in ends] == [
         (m["incident_id"], m["seq"] + 1, "box_stopped", m["observed_at"]) for m in held]
-    assert restart(path, now) == []
+    assert restart(path) == []
     assert "2 incident(s) open when it last stopped" in caplog.text
 
 
@@ -150,7 +150,7 @@ def test_open_incidents_that_cannot_be_read_or_ended_are_said_and_never_stop_the
     assert "open incidents not read, not a list of messages" in caplog.text and not old.exists()
     outbox.restore([], opened=[("f" * 32 + ":box-1", b'{"schema_version": 99}')])
     outbox.close()
-    assert restart(path, time.time()) == []
+    assert restart(path) == []
     assert "open incident 'ffffffffffffffffffffffffffffffff:box-1' not ended" in caplog.text
     outbox = Outbox(path)
     assert outbox.open_incidents() == []
@@ -161,9 +161,9 @@ def test_open_incidents_that_cannot_be_read_or_ended_are_said_and_never_stop_the
 def test_a_box_started_on_a_full_disk_ends_what_its_file_held_open_once_it_writes_there(tmp_path, monkeypatch, clock):
     """Its outbox kept in memory (no room at start), the file's open incidents, a box killed before left them open,
     are ended once it is written there; those it opened meanwhile stay open, in the file. Its wall clock in 2100 (a
-    garbage RTC, plainly wrong: edge/publisher.py ``GatewayClock``), the end says the box last saw it when it did, as
-    at 1970: the box had forgotten it, its end's time after any on the wire ('not ended'), and its case waited for
-    good."""
+    garbage RTC, plainly wrong: edge/publisher.py ``GatewayClock``), the end is stamped on the clock of the start that
+    left it open, right, read on the monotonic clock since (the machine not booted again): the box had forgotten it,
+    its end's time after any on the wire ('not ended'), and its case waited for good."""
     from .test_box_clock import stood_in
 
     now = time.time()
@@ -171,7 +171,7 @@ def test_a_box_started_on_a_full_disk_ends_what_its_file_held_open_once_it_write
                          for n, at in ((1, now - 60), (2, now - 10)))
     path = tmp_path / "b1.outbox.sqlite"
     outbox = Outbox(path)
-    outbox.put(queued(killed), now - 60)
+    outbox.put(queued(killed), now - 60, time.monotonic() - 60)
     outbox.close()
     if clock == "2100":
         stood_in(monkeypatch, "2100")
@@ -183,9 +183,8 @@ def test_a_box_started_on_a_full_disk_ends_what_its_file_held_open_once_it_write
         (killed["incident_id"], 1), (meanwhile["incident_id"], 1), (killed["incident_id"], 2)]
     end = incidents_in(publisher.outbox)[-1]
     assert (end["ended_at"], end["end_reason"]) == (killed["observed_at"], "box_stopped")
-    assert abs(wire.parse_time(end["observed_at"]) - time.time()) < 5 if clock == "right" else \
-        end["observed_at"] == killed["observed_at"]
-    assert [i for i, _ in publisher.outbox.open_incidents()] == [meanwhile["incident_id"]]
+    assert abs(wire.parse_time(end["observed_at"]) - now) < 5
+    assert [i for i, *_ in publisher.outbox.open_incidents()] == [meanwhile["incident_id"]]
     publisher.outbox.close()
 
 
@@ -237,3 +236,70 @@ def test_a_box_killed_then_restarted_with_its_zone_renamed_ends_the_old_zones_in
         assert db.execute("SELECT incident_id FROM open_incident").fetchall() == []
     assert not (tmp_path / "edge" / "kill-box.open-incidents.json").exists()
     assert "Traceback" not in (tmp_path / "edge2.log").read_text()
+
+
+YEAR, HOUR = 365 * 86400.0, 3600.0
+
+
+@pytest.mark.parametrize("learnt", [True, False])
+def test_the_end_of_what_an_earlier_boot_left_open_moves_by_that_boots_clock_never_by_this_ones(tmp_path, learnt):
+    """The boot before's RTC read three hours fast: it queued the van's start at its monotonic clock's 41, and its power
+    was cut; NTP had told it its time (``learnt``), or nothing had. This boot's RTC reads a year ahead, and an
+    acknowledgement tells it the gateways' clock: the end is re-stamped as that boot's own messages are, by its known
+    time (the minute the camera last saw the van), or on its boot clock as of a time unknown. It was this boot's row, and
+    this boot's offset moved the boot before's times a year back (three hours fast still), or, this boot's clock right,
+    not at all: held by the gateway as ahead for good."""
+    from .test_box_clock import told
+
+    gateway_now = time.time() - YEAR  # this machine's clock is this boot's, a year ahead of the gateways'
+    seen = gateway_now - 600.0  # when the camera last saw it, at the boot before's monotonic clock's 40
+    start = event("9" * 32 + ":box-1", 1, "start", seen + 3 * HOUR)
+    path = tmp_path / "box-1.outbox.sqlite"
+    outbox = Outbox(path)
+    outbox.restore([], opened=[(start["incident_id"], wire.encode_incident(start), seen + 3 * HOUR + 1.0,
+                                "the boot before", 41.0)], bases={"the boot before": seen - 40.0} if learnt else None)
+    outbox.close()
+    (end,) = restart(path)
+    outbox = Outbox(path)
+    (_, payload, *queued), = [row for row in outbox.rows() if row[0].endswith("/incident")]
+    new, _ = restamped(payload, tuple(queued), told(-YEAR, wall=time.time(), mono=time.monotonic()),
+                       time.monotonic(), BOOT_ID, outbox.bases())
+    outbox.close()
+    moved = wire.decode_incident(new)
+    if learnt:
+        assert [moved[k] for k in ("started_at", "observed_at", "ended_at")] == [
+            wire.iso(seen - 60.0), wire.iso(seen), wire.iso(seen)]
+        assert "boot_clock" not in moved["attributes"]
+    else:  # on its boot clock, its first no earlier than 2000 (``restamped``)
+        assert (moved["started_at"], moved["ended_at"], moved["attributes"]["boot_clock"]) == (
+            "2000-01-01T00:00:00.000Z", "2000-01-01T00:01:00.000Z", "the boot before")
+
+
+def test_an_incident_left_open_ends_from_its_message_as_re_stamped_not_as_first_queued(tmp_path):
+    """Its start was queued on a wall clock an hour ahead, then re-stamped with the gateways' time as it was sent (the
+    gateway had held it as ahead); the box was killed and started again with its clock set right: the end says it was
+    last seen at the re-stamped time. It was ended from the start as first queued, an hour ahead: held by the gateway
+    for good, this start's clock right (nothing to re-stamp it by). A later update of the incident stays its record."""
+    now, mono = time.time(), time.monotonic()
+    incident_id = "8" * 32 + ":box-1"
+    start = event(incident_id, 1, "start", now + HOUR - 10.0)
+    right = {**start, **{k: wire.iso(wire.parse_time(start[k]) - HOUR) for k in ("started_at", "observed_at")}}
+    path = tmp_path / "box-1.outbox.sqlite"
+    outbox = Outbox(path)
+    outbox.put(queued(start), now + HOUR - 10.0, mono - 10.0)
+    (row_id, *_), = [r for r in outbox.after(0, 10) if r[1].endswith("/incident")]
+    outbox.rewrite(row_id, wire.encode_incident(right), now - 10.0)  # as the publisher re-stamps it
+    assert [r[1:] for r in outbox.open_incidents()] == [(wire.encode_incident(right), now - 10.0, BOOT_ID, mono - 10.0)]
+    outbox.close()
+    (end,) = restart(path)
+    assert (end["ended_at"], end["started_at"]) == (right["observed_at"], right["started_at"])
+    assert abs(wire.parse_time(end["observed_at"]) - time.time()) < 5
+
+    outbox = Outbox(path)
+    update = event(incident_id, 2, "update", now)
+    outbox.put(queued(right), now - 10.0, mono - 10.0)
+    outbox.put(queued(update), now, mono)
+    first = [r[0] for r in outbox.after(0, 10) if r[1].endswith("/incident")][-2]
+    outbox.rewrite(first, wire.encode_incident(start))
+    assert [wire.decode_incident(r[1])["seq"] for r in outbox.open_incidents()] == [2]
+    outbox.close()

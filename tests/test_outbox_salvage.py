@@ -193,7 +193,7 @@ def test_the_incidents_a_damaged_outbox_held_open_are_kept_open_in_the_new_one(t
     path.write_bytes(data)
     outbox = open_outbox(box_config(tmp_path))
     try:
-        assert outbox.open_incidents() == [(wire.decode_incident(start)["incident_id"], start)]
+        assert [r[:2] for r in outbox.open_incidents()] == [(wire.decode_incident(start)["incident_id"], start)]
         assert 0 < outbox.pending() < len(original) + 3
     finally:
         outbox.close()
