@@ -30,7 +30,7 @@ from gateway import actions, boxes, storage, verdicts
 from gateway.auth import (CSRF_FIELD, PUBLIC, Principal, check_csrf, count_found, csrf_token, find_cases, may_see,
                           page_reader, removed, scope)
 from gateway.config import Tables
-from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
+from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg, without_metadata
 from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, BoxId,
                                   CaseId, Filter, Limit, Offset, actor_text, duration_text, evidence_url, local_time,
                                   note_hidden, note_text, photo_url)
@@ -456,6 +456,7 @@ async def photo_in_page(case_id: CaseId, request: Request, principal: Principal 
         await run_in_threadpool(check_jpeg, data)
     except ImageError:
         return back(case_id, failed="photo", why="not_jpeg")
+    data = await run_in_threadpool(without_metadata, data)
     tables = request.app.state.tables
     try:
         await run_in_threadpool(actions.keep_photo, request.app.state.store, case_id, who.role,

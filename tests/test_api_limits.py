@@ -715,3 +715,55 @@ def test_an_operator_over_more_grids_than_a_statement_takes_parameters_sees_its_
     assert client.post("/suppressions/1/lift", headers=operator).status_code == 404
     requests = client.get("/open311/v2/requests.json", headers=operator)
     assert requests.status_code == 200 and len(requests.json()) == 1
+
+
+def phone_photo() -> bytes:
+    """A phone's JPEG held upright (EXIF orientation 6) with what phones write beside the picture: where it was
+    taken (EXIF GPS and XMP), the phone's make and serial number, a colour profile, and a second picture appended
+    after the end of the image (the multi-picture format's)."""
+    from PIL import ImageCms
+
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F], exif[0xA431] = 6, "Xiaomi", "SN-4471-HOME"
+    exif.get_ifd(0x8825).update({1: "N", 2: (39.0, 10.0, 12.5), 3: "E", 4: (117.0, 9.0, 0.5)})
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), "teal").save(out, "JPEG", exif=exif, icc_profile=ImageCms.ImageCmsProfile(
+        ImageCms.createProfile("sRGB")).tobytes())
+    data = out.getvalue()
+    xmp = b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><exif:GPSLatitude>39,10.2N</exif:GPSLatitude></x:xmpmeta>"
+    app1 = b"\xff\xe1" + (len(xmp) + 2).to_bytes(2, "big") + xmp
+    return data[:2] + app1 + data[2:] + jpeg_photo((8, 8))
+
+
+def test_a_phone_photo_is_kept_and_served_without_where_it_was_taken_but_turned_as_taken(city):
+    """A department's photo was kept and served as sent: its EXIF GPS (a worker's photo taken at home named their
+    address to whoever reads the case, anyone with http.public_read), XMP and the phone's serial number with it."""
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
+    photo = phone_photo()
+    r = client.post(f"/cases/{case_id}/photos", content=photo, headers=auth(tokens["police"]))
+    assert r.status_code == 201, r.text
+    (url,) = [e["photo_url"] for e in r.json()["timeline"] if e["photo_url"]]
+    served = client.get(url, headers=auth(tokens["police"])).content
+    with store.engine.connect() as db:
+        (kept,) = [row[0] for row in db.execute(text("SELECT data FROM evidence"))]
+    for data in (served, kept):
+        shown = Image.open(io.BytesIO(data))
+        assert dict(shown.getexif()) == {0x0112: 6}  # turned upright in a browser, as the phone was held
+        assert shown.info.get("icc_profile") == Image.open(io.BytesIO(photo)).info["icc_profile"]
+        assert b"Xiaomi" not in data and b"SN-4471" not in data and b"GPSLatitude" not in data
+        assert data.count(b"\xff\xd8") == 1  # the appended picture left out
+        assert shown.tobytes() == Image.open(io.BytesIO(photo)).tobytes()  # the picture itself as sent
+    assert url.endswith(f"/{photo_sha(kept)}.jpg")
+
+
+def test_a_photo_kept_with_its_gps_before_is_served_without_it(city):
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
+    photo = phone_photo()
+    sha = photo_sha(photo)
+    with store.begin() as db:  # as the gateway kept it before it left the metadata out
+        storage.add_evidence(db, sha, photo, f"{wire.GATEWAY_KEY_PREFIX}{case_id}", "-", "-", time.time())
+        storage.add_case_photo(db, case_id, sha, time.time())
+    served = client.get(f"/cases/{case_id}/photos/{sha}.jpg", headers=auth(tokens["police"])).content
+    assert dict(Image.open(io.BytesIO(served)).getexif()) == {0x0112: 6} and b"GPSLatitude" not in served
