@@ -53,7 +53,34 @@ _ORIENTATION = 0x0112  # EXIF's tag: how to turn the picture for display (1 as s
 
 
 class ImageError(ValueError):
-    """Why the bytes are not an acceptable photo."""
+    """Why the bytes are not an acceptable photo; ``kind`` says it in a word the pages word for a worker:
+    ``heic``, ``other_picture`` (PNG, WebP, GIF), ``too_many_pixels`` or ``not_jpeg``."""
+
+    def __init__(self, message: str, kind: str = "not_jpeg"):
+        super().__init__(message)
+        self.kind = kind
+
+
+# what a phone or a browser sends instead of a JPEG, by how its bytes begin: an iPhone's camera takes HEIC unless set
+# to "Most Compatible" (兼容性最佳), and a file named .jpg, or sent as image/jpeg, may be any of them
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+
+
+def picture_format(data: bytes) -> str | None:
+    """The kind of picture ``data`` is where it is one a phone sends other than a JPEG, else None.
+
+    >>> picture_format(b"\\0\\0\\0\\x18ftypheic\\0\\0\\0\\0mif1heic"), picture_format(b"RIFF\\0\\0\\0\\0WEBPVP8 ")
+    ('HEIC/HEIF', 'WebP')
+    """
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return "AVIF" if data[8:11] == b"avi" else "HEIC/HEIF"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "WebP"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    return None
 
 
 def check_scans(data: bytes) -> tuple[int, bool]:
@@ -115,6 +142,14 @@ def _frame_name(marker: int) -> str:
 def check_jpeg(data: bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> tuple[int, int]:
     """Decode ``data`` as a JPEG of at most ``max_pixels`` and ``MAX_SCANS`` scans; its (width, height),
     or ImageError."""
+    if not data:
+        raise ImageError("no photo: the body is empty (0 bytes)")
+    if (kind := picture_format(data)) in ("HEIC/HEIF", "AVIF"):
+        raise ImageError(f"a {kind} photo, not a JPEG: set the phone's camera to take JPEG (on an iPhone, Settings > "
+                         "Camera > Formats > Most Compatible) or save the photo as JPEG", "heic")
+    if kind is not None:
+        raise ImageError(f"a {kind} picture, not a JPEG: send the camera's JPEG photo, or save it as JPEG",
+                         "other_picture")
     check_scans(data)  # before anything is decoded
     check_header(data)
     try:
@@ -123,13 +158,13 @@ def check_jpeg(data: bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> tuple[int, in
             image = Image.open(io.BytesIO(data), formats=["JPEG"])
         width, height = image.size
         if width * height > max_pixels:
-            raise ImageError(f"a photo of {width}x{height} pixels is more than {max_pixels:,}")
+            raise ImageError(f"a photo of {width}x{height} pixels is more than {max_pixels:,}", "too_many_pixels")
         image.draft("RGB", (_DECODE_SIDE, _DECODE_SIDE))
         image.load()
     except ImageError:
         raise
     except Image.DecompressionBombError:  # Pillow's own limit, far above ours
-        raise ImageError(f"a photo of more than {max_pixels:,} pixels") from None
+        raise ImageError(f"a photo of more than {max_pixels:,} pixels", "too_many_pixels") from None
     except Exception as exc:  # Pillow reports broken data as OSError, SyntaxError, ValueError, struct.error...
         message = str(exc).split(" <_io.BytesIO")[0]  # no object address in an answer
         raise ImageError(f"not a JPEG image ({message})") from None

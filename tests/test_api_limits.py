@@ -186,11 +186,18 @@ def png() -> bytes:
     return out.getvalue()
 
 
+# how an iPhone's photo begins (an ISO media file of brand heic): sent from its files as IMG_0001.jpg, or as image/jpeg
+HEIC = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 64
+
+
 @pytest.mark.parametrize("body, content_type, status, reason", [
     (b"\xff\xd8\xff\xe0<html><script>alert(document.cookie)</script></html>", "image/jpeg", 422, "not a JPEG image"),
     (jpeg_photo()[:400], "image/jpeg", 422, "not a JPEG image"),
-    (png(), "image/jpeg", 422, "not a JPEG image"),
-    (b"", "image/jpeg", 422, "not a JPEG image"),
+    (png(), "image/jpeg", 422, "a PNG picture, not a JPEG: send the camera's JPEG photo, or save it as JPEG"),
+    (HEIC, "image/jpeg", 422, "a HEIC/HEIF photo, not a JPEG: set the phone's camera to take JPEG (on an iPhone, "
+                              "Settings > Camera > Formats > Most Compatible)"),
+    (b"RIFF\x24\0\0\0WEBPVP8 " + b"\0" * 24, "application/octet-stream", 422, "a WebP picture, not a JPEG"),
+    (b"", "image/jpeg", 422, "no photo: the body is empty (0 bytes)"),
     (bomb_header(8000, 8000), "image/jpeg", 422, "a photo of 8000x8000 pixels is more than 50,000,000"),
     (bomb_header(60000, 60000), "image/jpeg", 422, "a photo of more than 50,000,000 pixels"),
     (scans(500), "image/jpeg", 422, "a JPEG of 506 scans; at most 64 (a progressive JPEG has about 10)"),
@@ -200,7 +207,7 @@ def png() -> bytes:
     (jpeg_photo(), "text/html", 415, "send the photo as image/jpeg"),
     (jpeg_photo(), "image/jpeg", 201, None),
     (jpeg_photo(), "application/octet-stream", 201, None),
-], ids=["html-behind-jpeg-magic", "truncated", "png", "empty", "pixel-bomb", "pillow-bomb", "scan-bomb", "progressive", "segment-bomb",
+], ids=["html-behind-jpeg-magic", "truncated", "png", "heic", "webp", "empty", "pixel-bomb", "pillow-bomb", "scan-bomb", "progressive", "segment-bomb",
         "declared-html", "jpeg", "octet-stream"])
 def test_a_photo_is_a_jpeg_that_decodes(city, body, content_type, status, reason):
     app, store, ingest, client, tokens = city
