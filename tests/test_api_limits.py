@@ -5,6 +5,7 @@ letters paged and scoped; migrations 4 and 5 on SQLite and PostgreSQL."""
 
 import io
 import json
+import logging
 import select
 import socket
 import sqlite3
@@ -774,3 +775,30 @@ def test_a_photo_kept_with_its_gps_before_is_served_without_it(city):
         storage.add_case_photo(db, case_id, sha, time.time())
     served = client.get(f"/cases/{case_id}/photos/{sha}.jpg", headers=auth(tokens["police"])).content
     assert dict(Image.open(io.BytesIO(served)).getexif()) == {0x0112: 6} and b"GPSLatitude" not in served
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["/cases/{id}/photos", "/ui/cases/{id}/photos"])
+def test_a_photo_cut_off_on_the_way_keeps_nothing_and_logs_no_error(city, path, caplog):
+    """A phone's upload that lost its connection halfway was logged as the gateway's error, "Exception in ASGI
+    application" and a traceback of ClientDisconnect, at each one."""
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
+    photo = jpeg_photo((400, 300))
+    headers = {"Content-Type": "image/jpeg", "Content-Length": str(len(photo)), "Authorization": f"Bearer {tokens['police']}"}
+    if path.startswith("/ui"):
+        client.post("/ui/login", data={"token": tokens["police"]})
+        headers = {"Content-Type": "multipart/form-data; boundary=b", "Content-Length": str(len(photo) + 200),
+                   "Cookie": f"{SESSION_COOKIE}={client.cookies[SESSION_COOKIE]}"}
+    with serving(app) as port:
+        logging.getLogger("uvicorn.error").addHandler(caplog.handler)  # uvicorn's own loggers propagate no further
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        head = f"POST {path.format(id=case_id)} HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        sock.sendall(head.encode() + b"\r\n" + photo[:len(photo) // 2])
+        time.sleep(0.3)
+        sock.close()  # the rest never comes
+        time.sleep(1)  # the gateway sees the connection closed (its error was logged within 0.1 s)
+        assert httpx.get(f"http://127.0.0.1:{port}/cases", headers=auth(tokens["police"])).status_code == 200
+        logging.getLogger("uvicorn.error").removeHandler(caplog.handler)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+    assert store.count("evidence") == 0
