@@ -29,7 +29,7 @@ from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, count_found,
                           refusals_described, report_figures, scope, token_optional_for_public_reads, visible_case)
 from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
-from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg
+from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg, without_metadata
 from gateway.open311 import in_spec_format, input_problems, open311
 from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha256, Which, case_view,
                                   evidence_response, incident_evidence_response, iso, note_hidden, period,
@@ -365,6 +365,7 @@ async def add_photo(request: Request, response: Response, row: dict = Depends(ch
         await run_in_threadpool(check_jpeg, data)
     except ImageError as exc:
         raise HTTPException(422, f"send one JPEG photo as the body: {exc}") from None
+    data = await run_in_threadpool(without_metadata, data)
     try:
         await run_in_threadpool(actions.keep_photo, store, row["id"], who.role, f"{who.role.value}:{who.name}", data,
                                 time.time(), lambda case: may_see(who, case, tables), asked.seen)

@@ -42,10 +42,45 @@ MAX_HEADER_SKIPPED = 65_536
 # browsers fewer: such evidence, kept, was a broken picture on its case page, and the training export dropped it
 DECODED_FRAMES = frozenset({0xC0, 0xC1, 0xC2})
 _DECODE_SIDE = 1024  # decoding at a reduced scale (JPEG's DCT scaling) proves the data without 150 MB of pixels
+# what a kept photo keeps of the application segments a phone writes (by marker, and how the segment's data begins):
+# JFIF's, the colour profile (without it a wide-gamut phone photo shows dull) and Adobe's (how a CMYK JPEG's colours
+# are stored). The rest, EXIF (where the phone was: a worker's photo taken at home, or a street's at night, named
+# their address to whoever reads the case, anyone with http.public_read), XMP (the same again), IPTC, the
+# multi-picture index and comments, is left out; EXIF's orientation alone is written back, as browsers turn the
+# picture by it
+_KEPT_SEGMENTS = {0xE0: (b"JFIF\0", b"JFXX\0"), 0xE2: (b"ICC_PROFILE\0",), 0xEE: (b"Adobe",)}
+_ORIENTATION = 0x0112  # EXIF's tag: how to turn the picture for display (1 as stored; 6 and 8 a phone held upright)
 
 
 class ImageError(ValueError):
-    """Why the bytes are not an acceptable photo."""
+    """Why the bytes are not an acceptable photo; ``kind`` says it in a word the pages word for a worker:
+    ``heic``, ``other_picture`` (PNG, WebP, GIF), ``too_many_pixels`` or ``not_jpeg``."""
+
+    def __init__(self, message: str, kind: str = "not_jpeg"):
+        super().__init__(message)
+        self.kind = kind
+
+
+# what a phone or a browser sends instead of a JPEG, by how its bytes begin: an iPhone's camera takes HEIC unless set
+# to "Most Compatible" (兼容性最佳), and a file named .jpg, or sent as image/jpeg, may be any of them
+_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+
+
+def picture_format(data: bytes) -> str | None:
+    """The kind of picture ``data`` is where it is one a phone sends other than a JPEG, else None.
+
+    >>> picture_format(b"\\0\\0\\0\\x18ftypheic\\0\\0\\0\\0mif1heic"), picture_format(b"RIFF\\0\\0\\0\\0WEBPVP8 ")
+    ('HEIC/HEIF', 'WebP')
+    """
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return "AVIF" if data[8:11] == b"avi" else "HEIC/HEIF"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "WebP"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    return None
 
 
 def check_scans(data: bytes) -> tuple[int, bool]:
@@ -107,6 +142,14 @@ def _frame_name(marker: int) -> str:
 def check_jpeg(data: bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> tuple[int, int]:
     """Decode ``data`` as a JPEG of at most ``max_pixels`` and ``MAX_SCANS`` scans; its (width, height),
     or ImageError."""
+    if not data:
+        raise ImageError("no photo: the body is empty (0 bytes)")
+    if (kind := picture_format(data)) in ("HEIC/HEIF", "AVIF"):
+        raise ImageError(f"a {kind} photo, not a JPEG: set the phone's camera to take JPEG (on an iPhone, Settings > "
+                         "Camera > Formats > Most Compatible) or save the photo as JPEG", "heic")
+    if kind is not None:
+        raise ImageError(f"a {kind} picture, not a JPEG: send the camera's JPEG photo, or save it as JPEG",
+                         "other_picture")
     check_scans(data)  # before anything is decoded
     check_header(data)
     try:
@@ -115,17 +158,52 @@ def check_jpeg(data: bytes, max_pixels: int = MAX_PHOTO_PIXELS) -> tuple[int, in
             image = Image.open(io.BytesIO(data), formats=["JPEG"])
         width, height = image.size
         if width * height > max_pixels:
-            raise ImageError(f"a photo of {width}x{height} pixels is more than {max_pixels:,}")
+            raise ImageError(f"a photo of {width}x{height} pixels is more than {max_pixels:,}", "too_many_pixels")
         image.draft("RGB", (_DECODE_SIDE, _DECODE_SIDE))
         image.load()
     except ImageError:
         raise
     except Image.DecompressionBombError:  # Pillow's own limit, far above ours
-        raise ImageError(f"a photo of more than {max_pixels:,} pixels") from None
+        raise ImageError(f"a photo of more than {max_pixels:,} pixels", "too_many_pixels") from None
     except Exception as exc:  # Pillow reports broken data as OSError, SyntaxError, ValueError, struct.error...
         message = str(exc).split(" <_io.BytesIO")[0]  # no object address in an answer
         raise ImageError(f"not a JPEG image ({message})") from None
     return width, height
+
+
+def without_metadata(data: bytes) -> bytes:
+    """A JPEG photo (``check_jpeg``'s) as it is kept and served: its frame and scans byte for byte, its JFIF, colour
+    profile and Adobe segments (``_KEPT_SEGMENTS``), and of its EXIF only the orientation; nothing else a camera or
+    phone wrote beside the picture (the place it was taken, the phone's make and serial number, a thumbnail, the
+    pictures a phone appends after the end of the image).
+
+    >>> import io; from PIL import Image
+    >>> exif = Image.Exif(); exif[0x0112], exif[0x010F] = 6, "Xiaomi"
+    >>> out = io.BytesIO(); Image.new("RGB", (64, 48)).save(out, "JPEG", exif=exif); kept = without_metadata(out.getvalue())
+    >>> dict(Image.open(io.BytesIO(kept)).getexif()), len(out.getvalue()) - len(kept)
+    ({274: 6}, 20)
+    """
+    segments, image = jpeg.split(data)
+    kept = [segment for marker, segment in segments
+            if not 0xE0 <= marker <= 0xEF and marker != 0xFE  # the picture's own: tables, frame, restart interval
+            or segment[4:].startswith(_KEPT_SEGMENTS.get(marker, ()))]
+    orientation = _orientation(data)
+    if orientation in range(2, 9):
+        exif = Image.Exif()
+        exif[_ORIENTATION] = orientation
+        payload = exif.tobytes()
+        kept.insert(1 if kept and kept[0][1] == 0xE0 else 0,  # after JFIF's, which must come first
+                    b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload)
+    return jpeg.START + b"".join(kept) + image
+
+
+def _orientation(data: bytes) -> int:
+    """The EXIF orientation of a JPEG, 1 where it has none or it cannot be read."""
+    try:
+        value = Image.open(io.BytesIO(data), formats=["JPEG"]).getexif().get(_ORIENTATION, 1)
+        return value if isinstance(value, int) else 1
+    except Exception:  # Pillow reports a broken EXIF block as any of several errors: the picture is shown as stored
+        return 1
 
 
 def check_evidence(data: bytes) -> None:

@@ -30,7 +30,7 @@ from fastapi.responses import Response
 from gateway.cases import is_overdue
 from gateway.config import Tables, hidden
 from gateway.deadlines import CITY_TZ, parse_service_level
-from gateway.images import ImageError, check_scans
+from gateway.images import ImageError, check_scans, without_metadata
 from gateway.storage import Store
 from gateway.workflow import Role
 from xueliang import wire
@@ -299,11 +299,12 @@ def incident_evidence_response(row: dict, incident_id: str, which: str, store: S
 
 
 def photo_response(case_id: int, sha256: str, store: Store) -> Response:
-    """A photo added to a case."""
+    """A photo added to a case, without what the phone wrote beside the picture (``images.without_metadata``: a
+    photo kept before the gateway left it out is served as one kept now)."""
     data = store.photo_bytes(case_id, sha256)
     if data is None:
         raise HTTPException(404, f"case {case_id} has no photo {sha256}")
-    return picture_response(data, f"case {case_id}'s photo {sha256}")
+    return picture_response(without_metadata(data), f"case {case_id}'s photo {sha256}")
 
 
 # --- the case for people (the pages) ---

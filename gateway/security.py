@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy.exc import OperationalError
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -126,11 +127,15 @@ async def read_capped(request: Request, cap: int, what: str = "the body") -> byt
         if int(declared) > cap:
             raise HTTPException(413, f"{what} may be at most {cap:,} bytes; this one says {int(declared):,}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > cap:
-            raise HTTPException(413, f"{what} may be at most {cap:,} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                raise HTTPException(413, f"{what} may be at most {cap:,} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # a phone's upload cut off on the way (a lift, a tunnel): logged as the gateway's error,
+        # with its traceback, at every one; nobody is left to read the answer, which says so where it is logged
+        raise HTTPException(400, f"{what} was cut off: the connection closed after {size:,} bytes") from None
     return b"".join(chunks)
 
 

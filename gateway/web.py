@@ -31,6 +31,7 @@ from gateway.auth import (PUBLIC, SESSION_COOKIE, Principal, check_same_origin, 
 from gateway.cases import is_overdue
 from gateway import boxes, gridmap
 from gateway.config import Tables
+from gateway.images import MAX_PHOTO_BYTES
 from gateway.presentation import (BOX_STATE_NAMES, CAMERA_STATE_NAMES, FAULT_NAMES, STATE_NAMES, CaseId, Filter,
                                   IncidentId, Limit, Offset, Sha256, Which, city_day, incident_evidence_response,
                                   local_time, period, photo_response, span_text)
@@ -45,7 +46,8 @@ ERRORS = {  # what a person reads when a page cannot be shown
     404: ("没有找到", "页面、案件或图片不存在, 或不在您的查看范围内。"),
     405: ("无法打开此地址", "此地址不接受这样的请求 (表单的提交地址不能在浏览器中直接打开), 请回到页面重新操作。"),
     410: ("图片不予显示", "这张图片是旧版网关收下的, 扫描段过多, 浏览器解码它会占用数分钟, 因此不再提供。"),
-    413: ("内容过大", "提交的内容超过了上限。"),
+    413: ("内容过大", f"提交的内容超过了上限 (现场照片最大 {MAX_PHOTO_BYTES // 1_000_000} MB: 请用相机的普通分辨率重拍, "
+                      "或压缩后再上传)。"),
     503: ("数据库暂时不可用", "网关暂时无法读写数据库, 请稍后刷新本页。"),
     422: ("请求有误", "请检查链接中的参数 (日期如 2026-12-05, 案件编号为数字)。"),
 }

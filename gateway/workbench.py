@@ -30,7 +30,7 @@ from gateway import actions, boxes, storage, verdicts
 from gateway.auth import (CSRF_FIELD, PUBLIC, Principal, check_csrf, count_found, csrf_token, find_cases, may_see,
                           page_reader, removed, scope)
 from gateway.config import Tables
-from gateway.images import MAX_PHOTO_BYTES, ImageError, check_jpeg
+from gateway.images import MAX_PHOTO_BYTES, MAX_PHOTO_PIXELS, ImageError, check_jpeg, without_metadata
 from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, BoxId,
                                   CaseId, Filter, Limit, Offset, actor_text, duration_text, evidence_url, local_time,
                                   note_hidden, note_text, photo_url)
@@ -55,6 +55,13 @@ FAILED = {  # why an action from a page was not done, as people read it
     # the page cannot show what it refused: a zero-width space pasted from a chat looks like nothing at all
     "hidden": "未能{action}: 说明中有看不见的控制字符或格式字符 (常随复制的文字带入), 请删去说明重新输入后再试。",
     "not_jpeg": "照片未上传: 文件不是可以打开的 JPEG 图片。",
+    # a worker's phone sends these as its photo (images.ImageError's kinds): each says what to change on the phone
+    "heic": "照片未上传: 这是 HEIC/HEIF 格式的照片 (苹果等手机的「高效」格式), 系统只收 JPEG。请在手机「设置 > 相机 > "
+            "格式」中选「兼容性最佳」(兼容格式) 后重拍, 或把照片转存为 JPEG 再上传。",
+    "other_picture": "照片未上传: 这是 PNG、WebP 或 GIF 等格式的图片 (如截图), 不是 JPEG; 请上传相机拍的 JPEG 照片, "
+                     "或转存为 JPEG 再上传。",
+    "too_many_pixels": f"照片未上传: 照片像素过多 (最多 {MAX_PHOTO_PIXELS // 10_000:,} 万像素); 请用相机的普通分辨率"
+                       "重拍 (不用 5000 万、1 亿像素模式), 或缩小后再上传。",
     "no_photo": "照片未上传: 请先选择一张 JPEG 照片。",
     "verdict": "未能提交研判: 填写的内容有误 (类型错误须选正确类型, 重复须填另一案件编号, 只有误报和重复可同时作废), "
                "请检查后重试。",
@@ -96,7 +103,8 @@ def action_form(case: dict, action: Action, csrf: str, departments: list[tuple[s
 def photo_form(case_id: int, csrf: str) -> str:
     return (f"<form method=post action='/ui/cases/{case_id}/photos' enctype=multipart/form-data id=photo-form>"
             f"<input type=hidden name={CSRF_FIELD} value='{esc(csrf)}'>"
-            "<label>现场照片 <input type=file name=photo accept='image/jpeg'></label> <button>上传照片</button></form>")
+            f"<label>现场照片 (JPEG, 最大 {MAX_PHOTO_BYTES // 1_000_000} MB) <input type=file name=photo accept='image/jpeg'>"
+            "</label> <button>上传照片</button></form>")
 
 
 def verdict_form(case: dict, csrf: str, categories: list[tuple[str, str]]) -> str:
@@ -454,8 +462,9 @@ async def photo_in_page(case_id: CaseId, request: Request, principal: Principal 
         raise HTTPException(413, f"a photo may be at most {MAX_PHOTO_BYTES:,} bytes")
     try:
         await run_in_threadpool(check_jpeg, data)
-    except ImageError:
-        return back(case_id, failed="photo", why="not_jpeg")
+    except ImageError as exc:
+        return back(case_id, failed="photo", why=exc.kind)
+    data = await run_in_threadpool(without_metadata, data)
     tables = request.app.state.tables
     try:
         await run_in_threadpool(actions.keep_photo, request.app.state.store, case_id, who.role,

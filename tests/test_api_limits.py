@@ -5,6 +5,7 @@ letters paged and scoped; migrations 4 and 5 on SQLite and PostgreSQL."""
 
 import io
 import json
+import logging
 import select
 import socket
 import sqlite3
@@ -186,11 +187,18 @@ def png() -> bytes:
     return out.getvalue()
 
 
+# how an iPhone's photo begins (an ISO media file of brand heic): sent from its files as IMG_0001.jpg, or as image/jpeg
+HEIC = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 64
+
+
 @pytest.mark.parametrize("body, content_type, status, reason", [
     (b"\xff\xd8\xff\xe0<html><script>alert(document.cookie)</script></html>", "image/jpeg", 422, "not a JPEG image"),
     (jpeg_photo()[:400], "image/jpeg", 422, "not a JPEG image"),
-    (png(), "image/jpeg", 422, "not a JPEG image"),
-    (b"", "image/jpeg", 422, "not a JPEG image"),
+    (png(), "image/jpeg", 422, "a PNG picture, not a JPEG: send the camera's JPEG photo, or save it as JPEG"),
+    (HEIC, "image/jpeg", 422, "a HEIC/HEIF photo, not a JPEG: set the phone's camera to take JPEG (on an iPhone, "
+                              "Settings > Camera > Formats > Most Compatible)"),
+    (b"RIFF\x24\0\0\0WEBPVP8 " + b"\0" * 24, "application/octet-stream", 422, "a WebP picture, not a JPEG"),
+    (b"", "image/jpeg", 422, "no photo: the body is empty (0 bytes)"),
     (bomb_header(8000, 8000), "image/jpeg", 422, "a photo of 8000x8000 pixels is more than 50,000,000"),
     (bomb_header(60000, 60000), "image/jpeg", 422, "a photo of more than 50,000,000 pixels"),
     (scans(500), "image/jpeg", 422, "a JPEG of 506 scans; at most 64 (a progressive JPEG has about 10)"),
@@ -200,7 +208,7 @@ def png() -> bytes:
     (jpeg_photo(), "text/html", 415, "send the photo as image/jpeg"),
     (jpeg_photo(), "image/jpeg", 201, None),
     (jpeg_photo(), "application/octet-stream", 201, None),
-], ids=["html-behind-jpeg-magic", "truncated", "png", "empty", "pixel-bomb", "pillow-bomb", "scan-bomb", "progressive", "segment-bomb",
+], ids=["html-behind-jpeg-magic", "truncated", "png", "heic", "webp", "empty", "pixel-bomb", "pillow-bomb", "scan-bomb", "progressive", "segment-bomb",
         "declared-html", "jpeg", "octet-stream"])
 def test_a_photo_is_a_jpeg_that_decodes(city, body, content_type, status, reason):
     app, store, ingest, client, tokens = city
@@ -715,3 +723,82 @@ def test_an_operator_over_more_grids_than_a_statement_takes_parameters_sees_its_
     assert client.post("/suppressions/1/lift", headers=operator).status_code == 404
     requests = client.get("/open311/v2/requests.json", headers=operator)
     assert requests.status_code == 200 and len(requests.json()) == 1
+
+
+def phone_photo() -> bytes:
+    """A phone's JPEG held upright (EXIF orientation 6) with what phones write beside the picture: where it was
+    taken (EXIF GPS and XMP), the phone's make and serial number, a colour profile, and a second picture appended
+    after the end of the image (the multi-picture format's)."""
+    from PIL import ImageCms
+
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F], exif[0xA431] = 6, "Xiaomi", "SN-4471-HOME"
+    exif.get_ifd(0x8825).update({1: "N", 2: (39.0, 10.0, 12.5), 3: "E", 4: (117.0, 9.0, 0.5)})
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), "teal").save(out, "JPEG", exif=exif, icc_profile=ImageCms.ImageCmsProfile(
+        ImageCms.createProfile("sRGB")).tobytes())
+    data = out.getvalue()
+    xmp = b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta><exif:GPSLatitude>39,10.2N</exif:GPSLatitude></x:xmpmeta>"
+    app1 = b"\xff\xe1" + (len(xmp) + 2).to_bytes(2, "big") + xmp
+    return data[:2] + app1 + data[2:] + jpeg_photo((8, 8))
+
+
+def test_a_phone_photo_is_kept_and_served_without_where_it_was_taken_but_turned_as_taken(city):
+    """A department's photo was kept and served as sent: its EXIF GPS (a worker's photo taken at home named their
+    address to whoever reads the case, anyone with http.public_read), XMP and the phone's serial number with it."""
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
+    photo = phone_photo()
+    r = client.post(f"/cases/{case_id}/photos", content=photo, headers=auth(tokens["police"]))
+    assert r.status_code == 201, r.text
+    (url,) = [e["photo_url"] for e in r.json()["timeline"] if e["photo_url"]]
+    served = client.get(url, headers=auth(tokens["police"])).content
+    with store.engine.connect() as db:
+        (kept,) = [row[0] for row in db.execute(text("SELECT data FROM evidence"))]
+    for data in (served, kept):
+        shown = Image.open(io.BytesIO(data))
+        assert dict(shown.getexif()) == {0x0112: 6}  # turned upright in a browser, as the phone was held
+        assert shown.info.get("icc_profile") == Image.open(io.BytesIO(photo)).info["icc_profile"]
+        assert b"Xiaomi" not in data and b"SN-4471" not in data and b"GPSLatitude" not in data
+        assert data.count(b"\xff\xd8") == 1  # the appended picture left out
+        assert shown.tobytes() == Image.open(io.BytesIO(photo)).tobytes()  # the picture itself as sent
+    assert url.endswith(f"/{photo_sha(kept)}.jpg")
+
+
+def test_a_photo_kept_with_its_gps_before_is_served_without_it(city):
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
+    photo = phone_photo()
+    sha = photo_sha(photo)
+    with store.begin() as db:  # as the gateway kept it before it left the metadata out
+        storage.add_evidence(db, sha, photo, f"{wire.GATEWAY_KEY_PREFIX}{case_id}", "-", "-", time.time())
+        storage.add_case_photo(db, case_id, sha, time.time())
+    served = client.get(f"/cases/{case_id}/photos/{sha}.jpg", headers=auth(tokens["police"])).content
+    assert dict(Image.open(io.BytesIO(served)).getexif()) == {0x0112: 6} and b"GPSLatitude" not in served
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["/cases/{id}/photos", "/ui/cases/{id}/photos"])
+def test_a_photo_cut_off_on_the_way_keeps_nothing_and_logs_no_error(city, path, caplog):
+    """A phone's upload that lost its connection halfway was logged as the gateway's error, "Exception in ASGI
+    application" and a traceback of ClientDisconnect, at each one."""
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
+    photo = jpeg_photo((400, 300))
+    headers = {"Content-Type": "image/jpeg", "Content-Length": str(len(photo)), "Authorization": f"Bearer {tokens['police']}"}
+    if path.startswith("/ui"):
+        client.post("/ui/login", data={"token": tokens["police"]})
+        headers = {"Content-Type": "multipart/form-data; boundary=b", "Content-Length": str(len(photo) + 200),
+                   "Cookie": f"{SESSION_COOKIE}={client.cookies[SESSION_COOKIE]}"}
+    with serving(app) as port:
+        logging.getLogger("uvicorn.error").addHandler(caplog.handler)  # uvicorn's own loggers propagate no further
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        head = f"POST {path.format(id=case_id)} HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        sock.sendall(head.encode() + b"\r\n" + photo[:len(photo) // 2])
+        time.sleep(0.3)
+        sock.close()  # the rest never comes
+        time.sleep(1)  # the gateway sees the connection closed (its error was logged within 0.1 s)
+        assert httpx.get(f"http://127.0.0.1:{port}/cases", headers=auth(tokens["police"])).status_code == 200
+        logging.getLogger("uvicorn.error").removeHandler(caplog.handler)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
+    assert store.count("evidence") == 0

@@ -18,6 +18,7 @@ from gateway.storage import Store
 
 from .conftest import page_rows, serve, wait_until
 from .test_gridmap import grid_extent
+from .test_api_limits import HEIC
 from .test_presentation import jpeg, sighting
 from .test_web import SHOTS, browser  # noqa: F401 (the fixture)
 from .test_workflow import CITY, database_url, incident  # noqa: F401 (the fixture)
@@ -61,6 +62,21 @@ def _stale(element) -> bool:
         return True
 
 
+def upright_phone_photo(width: int, height: int) -> bytes:
+    """A phone's photo as its sensor stored it, ``width`` x ``height``, with EXIF orientation 6 (the phone held
+    upright: shown turned, ``height`` wide) and where it was taken."""
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif.get_ifd(0x8825).update({1: "N", 2: (39.0, 10.0, 12.5), 3: "E", 4: (117.0, 9.0, 0.5)})
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "green").save(out, "JPEG", exif=exif)
+    return out.getvalue()
+
+
 def buttons(browser) -> list[str]:
     from selenium.webdriver.common.by import By
 
@@ -95,9 +111,10 @@ def test_operator_and_department_take_a_case_from_review_to_closed_by_clicking(c
     assert ingest.handle(*start) == "case_created"
     operator = new_token(store, "op1", "operator", grid="D")
     sanitation = new_token(store, "hw", "department", department="sanitation")
-    photo, not_photo = tmp_path / "site.jpg", tmp_path / "site-not.jpg"
-    photo.write_bytes(jpeg(96, "green"))
+    photo, not_photo, heic = tmp_path / "site.jpg", tmp_path / "site-not.jpg", tmp_path / "IMG_0001.HEIC"
+    photo.write_bytes(upright_phone_photo(96, 24))
     not_photo.write_bytes(b"\xff\xd8<html><script>alert(1)</script></html>")
+    heic.write_bytes(HEIC)
     with serve(create_app(store, tables)) as base:
         sign_in(browser, base, operator)
         click(browser, "#cases a[href='/ui/cases/1']")
@@ -143,12 +160,15 @@ def test_operator_and_department_take_a_case_from_review_to_closed_by_clicking(c
         browser.find_element(By.NAME, "photo").send_keys(str(not_photo))  # HTML behind JPEG's first bytes
         click(browser, "#photo-form button")
         assert browser.find_element(By.ID, "outcome").text == "照片未上传: 文件不是可以打开的 JPEG 图片。"
+        browser.find_element(By.NAME, "photo").send_keys(str(heic))  # an iPhone's photo as it takes them
+        click(browser, "#photo-form button")
+        assert "兼容性最佳" in browser.find_element(By.ID, "outcome").text
         browser.find_element(By.NAME, "photo").send_keys(str(photo))
         click(browser, "#photo-form button")
         assert browser.find_element(By.ID, "outcome").text == "已完成: 上传现场照片"
         image = browser.find_element(By.CSS_SELECTOR, "img[alt='现场照片']")
         wait_until(lambda: browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image)
-                   == 96, 5, message="the photo shown")
+                   == 24, 5, message="the photo shown turned upright, as the phone was held (its EXIF orientation)")
         assert act(browser, "feedback", "已清运") == "已完成: 处置反馈"
         assert "已反馈" in facts(browser) and buttons(browser) == []
         SHOTS.mkdir(parents=True, exist_ok=True)
@@ -763,3 +783,31 @@ def test_a_case_of_hundreds_of_merged_incidents_loads_the_snapshots_a_person_scr
         wait_until(lambda: browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth",
                                                   pictures[-1]) == 320, 10, message="the last snapshot shown")
         assert f"/ui/cases/1/incidents/{incident_id}/evidence.jpg" in fetched
+
+
+def test_a_photo_the_page_refuses_says_what_to_change_on_the_phone(city):
+    """A HEIC photo (an iPhone's by default), a screenshot and a photo of 108 megapixels were each
+    照片未上传: 文件不是可以打开的 JPEG 图片: a worker holding the phone's own photo read that as the system's fault."""
+    import io
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from .test_api_limits import bomb_header, png
+
+    tables, store, ingest = city
+    assert ingest.handle(*incident()) == "case_created"
+    client = TestClient(create_app(store, tables))
+    client.post("/ui/login", data={"token": new_token(store, "tp", "department", department="traffic-police")})
+    csrf = session_csrf(client.cookies["xl_session"])
+    webp = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(webp, "WEBP")
+    for data, said in ((HEIC, "这是 HEIC/HEIF 格式的照片"), (png(), "这是 PNG、WebP 或 GIF 等格式的图片"),
+                       (webp.getvalue(), "这是 PNG、WebP 或 GIF 等格式的图片"),
+                       (bomb_header(12000, 9000), "照片像素过多 (最多 5,000 万像素)"),
+                       (b"\xff\xd8<html></html>", "文件不是可以打开的 JPEG 图片")):
+        r = client.post("/ui/cases/1/photos", data={"csrf": csrf}, files={"photo": ("IMG_0001.jpg", data, "image/jpeg")})
+        assert r.status_code == 200 and said in re.search(r"<p id=outcome class=failed>(.*?)</p>", r.text)[1], said
+    assert "兼容性最佳" in client.post("/ui/cases/1/photos", data={"csrf": csrf},
+                                    files={"photo": ("IMG_0001.HEIC", HEIC, "image/heic")}).text
+    assert not [e for e in store.get_case(1)["timeline"] if e["action"] == "photo"]

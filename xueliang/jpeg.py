@@ -64,3 +64,30 @@ def head(data: bytes, stop_after: int) -> tuple[int, int, bytes]:
             frames.append(data[at + 1])
         at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
     return segments, skipped, bytes(frames)
+
+
+def split(data: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """(segments, image) of a JPEG: its header's segments up to its first scan, each as (the second byte of its
+    marker, its bytes from the marker on), the bytes between them that begin none left out; and the rest, from the
+    first scan through its end-of-image marker (what follows that marker, such as the pictures a phone appends for
+    its multi-picture format, left out), or to the end of ``data`` where it has none.
+
+    >>> app0, sof0, scan = b"\\xff\\xe0\\x00\\x04JF", b"\\xff\\xc0\\x00\\x02", b"\\xff\\xda\\x00\\x03\\x01\\x12\\xff\\x00"
+    >>> split(START + app0 + b"\\xff\\xff" + sof0 + scan + b"\\xff\\xd9" + START + b"more")
+    ([(224, b'\\xff\\xe0\\x00\\x04JF'), (192, b'\\xff\\xc0\\x00\\x02')], b'\\xff\\xda\\x00\\x03\\x01\\x12\\xff\\x00\\xff\\xd9')
+    """
+    segments, at = [], 2
+    while (found := _MARKER.search(data, at)) is not None:
+        at = found.start()
+        if data[at + 1] in (0xDA, 0xD9):  # the first scan, or the end
+            break
+        size = 2 + int.from_bytes(data[at + 2:at + 4], "big")
+        segments.append((data[at + 1], data[at:at + size]))
+        at += size
+    first = at
+    while (found := _MARKER.search(data, at)) is not None:  # on through the scans, as ``walk`` goes
+        at = found.start()
+        if data[at + 1] == 0xD9:
+            return segments, data[first:at + 2]
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return segments, data[first:]
