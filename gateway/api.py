@@ -26,7 +26,8 @@ from sqlalchemy.exc import OperationalError
 
 from gateway import actions, boxes, etags, storage, verdicts
 from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, count_found, find_cases, may_see, reader,
-                          refusals_described, report_figures, scope, token_optional_for_public_reads, visible_case)
+                          refusals_described, report_figures, scope, token_optional_for_public_reads, unknown_filter,
+                          visible_case)
 from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
 from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg, without_metadata
@@ -35,8 +36,8 @@ from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha
                                   evidence_response, incident_evidence_response, iso, note_hidden, period,
                                   photo_response, query_checked)
 from gateway.reports import machine_precision
-from gateway.security import (BodyCap, HeadAsGet, SecurityHeaders, database_down, database_unavailable, read_capped,
-                              server_error, validation_error)
+from gateway.security import (BodyCap, HeadAsGet, JsonBody, SecurityHeaders, database_down, database_unavailable,
+                              read_capped, server_error, validation_error)
 from gateway.storage import Store
 from gateway.web import not_a_page, web_router
 from gateway.workbench import workbench_router
@@ -232,7 +233,8 @@ def get_tables(request: Request) -> Tables:
     return request.app.state.tables
 
 
-cases_router = APIRouter(prefix="/cases", tags=["cases"], dependencies=[Depends(DECLARED)])
+# each router's JSON bodies read as the wire's messages are (JsonBody: each key once, faults said in words)
+cases_router = APIRouter(prefix="/cases", tags=["cases"], dependencies=[Depends(DECLARED)], route_class=JsonBody)
 
 
 @cases_router.get("", response_model=list[Case])
@@ -241,8 +243,13 @@ def list_cases(store: Store = Depends(get_store), tables: Tables = Depends(get_t
                category: Annotated[str | None, Query(max_length=40, pattern="^[A-Za-z0-9_.-]+$",
                                                      description="incident type or the city's category code")] = None,
                overdue: bool = False, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_ID)):
-    """Cases the token may see, newest first; ``grid`` selects that grid and everything under it."""
+    """Cases the token may see, newest first; ``grid`` selects that grid and everything under it. A ``department``
+    or ``category`` that neither the city's tables nor any case names is a 422 listing those known."""
     now = time.time()
+    for name, value in (("department", department), ("category", category)):
+        if value is not None and (problem := unknown_filter(store, tables, name, [value], now)):
+            raise RequestValidationError([{"type": "unknown_value", "loc": ("query", name), "input": value,
+                                           "msg": problem}])
     rows = find_cases(store, tables, who, state=state and state.value, grid=grid, department=department,
                       category=category, overdue_at=now if overdue else None, limit=limit, offset=offset)
     return [case_view(r, tables, now) for r in rows]
@@ -433,7 +440,7 @@ def record_verdict(case_id: CaseId, body: VerdictRequest, request: Request, resp
 
 
 suppressions_router = APIRouter(prefix="/suppressions", tags=["suppressions"], responses=FOR_JUDGES,
-                                  dependencies=[Depends(DECLARED)])
+                                  dependencies=[Depends(DECLARED)], route_class=JsonBody)
 
 
 @suppressions_router.get("", response_model=list[Suppression])
@@ -464,7 +471,8 @@ def lift_suppression(suppression_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],
 
 
 dead_router = APIRouter(prefix="/dead-letters", tags=["dead letters"], dependencies=[Depends(DECLARED)],
-                        responses=refused("a department's token: dead letters are for operators and admins"))
+                        responses=refused("a department's token: dead letters are for operators and admins"),
+                        route_class=JsonBody)
 
 
 @dead_router.get("", response_model=DeadLetterPage)
@@ -530,7 +538,8 @@ class BoxesView(BaseModel):
 
 
 boxes_router = APIRouter(prefix="/boxes", tags=["boxes"], dependencies=[Depends(DECLARED)],
-                         responses=refused("a department's token: the boxes are for operators and admins"))
+                         responses=refused("a department's token: the boxes are for operators and admins"),
+                         route_class=JsonBody)
 
 
 @boxes_router.get("", response_model=BoxesView)
@@ -558,7 +567,7 @@ def remove_box(box: BoxId, store: Store = Depends(get_store), who: Principal = D
     return Response(status_code=204)
 
 
-reports_router = APIRouter(prefix="/reports", tags=["reports"], dependencies=[Depends(DECLARED)])
+reports_router = APIRouter(prefix="/reports", tags=["reports"], dependencies=[Depends(DECLARED)], route_class=JsonBody)
 
 
 @reports_router.get("/{kind}")

@@ -112,9 +112,12 @@ TOKEN_OPTIONAL = {"security": [{}]}
 
 def bearer(request: Request, _declared: object = Security(TOKEN_SCHEME)) -> Principal | None:
     """The principal of the request's ``Authorization: Bearer`` token; None without the header."""
-    authorization = request.headers.get("authorization")
-    if authorization is None:
+    sent = request.headers.getlist("authorization")
+    if not sent:
         return None
+    if len(sent) > 1:  # RFC 9110 §5.3: a header that is no list is sent once; the first was taken, an admin's then junk
+        raise HTTPException(400, f"the Authorization header is sent {len(sent)} times; send one, with one token")
+    authorization = sent[0]
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("the Authorization header must read 'Bearer <token>'")
@@ -356,6 +359,32 @@ def case_filters(tables: Tables, who: Principal, *, state: str | None = None, gr
     return {"state": state, "department": s.get("department", department),
             "category": found.type if found else category, "overdue_at": overdue_at, "grids": grids,
             "hidden_states": s.get("hidden_states"), "states": states}
+
+
+# what a filter selects on, and the columns of the cases whose values it may name besides the tables' own
+FILTERED = {"department": ("department",), "category": ("type",), "service_code": ("category_code",)}
+SHOWN_KNOWN = 60  # values an answer lists at most (a city's categories: a hundred or so)
+
+
+def unknown_filter(store: Store, tables: Tables, name: str, values: list[str], now: float) -> str | None:
+    """Why the filter ``name`` (``FILTERED``) of ``values`` can select no case, naming what it takes, or None: a
+    department or category neither the city's tables nor any case names (a case keeps one taken out of the tables
+    since). Such a filter answered [] as though no case were there; a value the tables lack reads the cases' values
+    (``Store.case_values``, as of a minute ago at most)."""
+    known = {"department": {d.id for d in tables.departments},
+             "category": {c.type for c in tables.categories} | {c.code for c in tables.categories},
+             "service_code": {c.code for c in tables.categories}}[name]
+    if all(v in known for v in values):
+        return None
+    for column in FILTERED[name]:
+        known |= store.case_values(column, now)
+    missing = [v for v in values if v not in known]
+    if not missing:
+        return None
+    listed = sorted(known)
+    more = f" and {len(listed) - SHOWN_KNOWN} more" if len(listed) > SHOWN_KNOWN else ""
+    return (f"{', '.join(repr(v[:40]) for v in missing[:5])}: no {name} of the city's tables or of any case; "
+            f"known: {', '.join(listed[:SHOWN_KNOWN]) or 'none'}{more}")
 
 
 def find_cases(store: Store, tables: Tables, who: Principal, *, limit: int = 100, offset: int = 0,

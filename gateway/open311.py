@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import URL
 
-from gateway.auth import Principal, case_scope, reader, visible_case
+from gateway.auth import Principal, case_scope, reader, unknown_filter, visible_case
 from gateway.deadlines import city_time
 from gateway.presentation import MAX_ID, georeport, georeport_service, open311_xml, query_checked
 from gateway.workflow import CaseState
@@ -162,6 +162,8 @@ def service_requests(request: Request, who: Principal, service_request_id: str |
         query["ids"] = [int(i) for i in ids]
     else:
         query["codes"] = _items(service_code, "service_code")
+        if query["codes"] and (problem := unknown_filter(store, tables, "service_code", query["codes"], time.time())):
+            raise Open311Error(400, f"service_code {problem} (services.xml lists the city's)")
         statuses = _items(status, "status")
         if statuses is not None:
             if not set(statuses) <= {"open", "closed"}:

@@ -1,13 +1,19 @@
 """What a city's other systems and careless clients send the API beyond its bodies: HEAD for GET, a query
-parameter given twice or not known, an Open311 ``service_code`` the city has not. Each is answered as the GET,
-or refused with a 4xx naming the parameter; never taken silently in a way the client did not mean."""
+parameter given twice or not known, a department, category or Open311 ``service_code`` neither the city's tables nor
+any case has. Each is answered as the GET, or refused with a 4xx naming the parameter; never taken silently in a way
+the client did not mean."""
 
 import socket
 
 import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from gateway.api import create_app
+from gateway.config import load_tables
 
 from .test_api_limits import city, serving  # noqa: F401 (fixture)
-from .test_workflow import auth
+from .test_workflow import CITY, auth
 
 
 @pytest.mark.parametrize("path, token", [("/health", None), ("/cases", "admin"), ("/cases/1", "admin"),
@@ -70,3 +76,46 @@ def test_open311_takes_its_clients_extensions_but_a_filter_given_twice_is_its_40
     extended = client.get(f"/open311/v2/requests.{fmt}?jurisdiction_id=tianjin&api_key=k&extensions=true",
                           headers=auth(tokens["admin"]))
     assert extended.status_code == 200
+
+
+def city_without_the_police(tmp_path):
+    """The tables of ``CITY`` with the traffic police and their parking category taken out (their cases kept)."""
+    path = tmp_path / "without.yaml"
+    path.write_text(yaml.safe_dump(CITY | {
+        "departments": [d for d in CITY["departments"] if d["id"] != "traffic-police"],
+        "categories": [c for c in CITY["categories"] if c["type"] != "illegal_parking"]}, allow_unicode=True))
+    return load_tables(path)
+
+
+@pytest.mark.parametrize("url, name, known", [
+    ("/cases?department=trafic-police", "department", "city-management, sanitation, traffic-police"),
+    ("/cases?department=", "department", "city-management, sanitation, traffic-police"),
+    ("/cases?category=parking", "category", "200102, 200505, garbage, illegal_parking"),
+])
+def test_a_department_or_category_nobody_has_is_a_422_listing_the_known(city, tmp_path, url, name, known):  # noqa: F811
+    """Each was 200 []: a typo read as a department with no cases. Known: the tables' and any case's (a department
+    or category taken out of the tables keeps its cases, and they are still found)."""
+    app, store, ingest, client, tokens = city
+    r = client.get(url, headers=auth(tokens["admin"]))
+    assert r.status_code == 422, r.text
+    (problem,) = r.json()["detail"]
+    assert problem["loc"] == ["query", name] and problem["msg"].endswith(f"known: {known}"), problem
+    assert client.get(url, headers=auth(tokens["police"])).status_code == 422
+    kept = TestClient(create_app(store, city_without_the_police(tmp_path)))
+    for found in ("/cases?department=traffic-police", "/cases?category=illegal_parking"):
+        assert len(kept.get(found, headers=auth(tokens["admin"])).json()) == 2, found
+    refused = kept.get(url, headers=auth(tokens["admin"]))
+    assert refused.status_code == 422 and refused.json()["detail"][0]["msg"].endswith(known.replace("200505, ", ""))
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_open311_service_code_nobody_has_is_its_400_listing_the_known(city, tmp_path, fmt):  # noqa: F811
+    """It answered no requests, as though the city had no such request; a code taken out of the tables since is
+    still a filter of the requests that have it."""
+    app, store, ingest, client, tokens = city
+    r = client.get(f"/open311/v2/requests.{fmt}?service_code=200505,2OO102", headers=auth(tokens["admin"]))
+    assert r.status_code == 400, r.text
+    assert ("service_code '2OO102': no service_code of the city's tables or of any case; known: 200102, 200505 "
+            "(services.xml lists the city's)") in r.text
+    kept = TestClient(create_app(store, city_without_the_police(tmp_path)))
+    assert len(kept.get("/open311/v2/requests.json?service_code=200505", headers=auth(tokens["admin"])).json()) == 2

@@ -69,6 +69,14 @@ class WireError(ValueError):
     """A message that does not follow the contract; the text says why."""
 
 
+class RepeatedKey(WireError):
+    """JSON with a key written twice in one object (``key``): ``loads`` refuses it."""
+
+    def __init__(self, key: str):
+        super().__init__(f"not JSON: key {key[:64]!r} is written twice in one object")
+        self.key = key
+
+
 class Topic(NamedTuple):
     box: str
     camera: str
@@ -405,8 +413,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     message = dict(pairs)
     if len(message) != len(pairs):
         seen: set[str] = set()
-        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise WireError(f"key {twice[:64]!r} is written twice in one object")
+        raise RepeatedKey(next(key for key, _ in pairs if key in seen or seen.add(key)))
     return message
 
 
@@ -424,11 +431,13 @@ def loads(payload: bytes) -> Any:
     >>> loads(b'{"box": "box-1", "seq": 1, "box": "box-2"}')
     Traceback (most recent call last):
     ...
-    xueliang.wire.WireError: not JSON: key 'box' is written twice in one object
+    xueliang.wire.RepeatedKey: not JSON: key 'box' is written twice in one object
     """
     try:
         return json.loads(payload.decode("utf-8"), parse_int=_int, parse_float=_float, parse_constant=_constant,
                           object_pairs_hook=_object)
+    except RepeatedKey:
+        raise
     except WireError as exc:
         raise WireError(f"not JSON: {exc}") from None
     except RecursionError:
