@@ -17,7 +17,7 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from sqlalchemy import (
@@ -98,6 +98,12 @@ cases = Table(
     Column("recheck_deadline", Float),  # migration 6: the re-check's own deadline, while in feedback
     Column("extension_request", String(64)),  # migration 6: more time a department asked for (申请延期)
 )
+
+# migration 16: a department's queue and its counts select its open states: by the department's index alone they read
+# every case it ever had (50,000 in a year's city: a queue 27 ms of CPU, now 10, its count 24, now 1.3). That index
+# stays: in it a department's cases are in id order, its lists newest first read 100 of them, here all, sorted.
+# None on created_at: SQLite took it for Open311's 90 days, newest first, and sorted their 25,000 cases for a page.
+DEPARTMENT_STATE = Index("ix_cases_department_state", cases.c.department, cases.c.state)
 
 case_incidents = Table(
     "case_incidents", metadata,
@@ -310,6 +316,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
     (15, "dead letters by age, a box's unnamed pictures by box: dead letters are deleted past the city's retention "
          "(dead_letter_days, dead_letter_mb), a box has so many pictures waiting for their events at most",
      lambda db: [DEAD_LETTER_RECEIVED.create(db), EVIDENCE_BOX_UNNAMED.create(db)]),
+    (16, "cases by department and state: a department's queue and its counts read its open cases, not every case it "
+         "ever had", lambda db: DEPARTMENT_STATE.create(db, checkfirst=True)),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
@@ -483,6 +491,12 @@ def in_chunks(ids: list) -> list[list]:
     ([10000, 10000, 5000], [])
     """
     return [ids[at:at + IN_AT_ONCE] for at in range(0, len(ids), IN_AT_ONCE)]
+
+
+def _dicts(result) -> Iterator[dict]:
+    """A result's rows as dicts, its keys read once (``dict(row._mapping)`` asks the row for them each time)."""
+    keys = list(result.keys())
+    return (dict(zip(keys, row)) for row in result)
 
 
 class among(FunctionElement):
@@ -1434,13 +1448,20 @@ class Store:
         chosen = select(cases.c.id).where(cases.c.created_at < end, or_(
             cases.c.state.in_(sorted(s.value for s in OPEN_STATES)), cases.c.created_at >= start,
             cases.c.id.in_(select(case_log.c.case_id).where(case_log.c.at >= start))))
-        logged = (select(case_log.c.case_id, case_log.c.at, case_log.c.action, case_log.c.to_state, case_log.c.target,
-                         case_log.c.deadline).where(case_log.c.case_id.in_(chosen)).order_by(case_log.c.id))
         with self.engine.connect() as db:
-            rows = {r.id: dict(r._mapping, log=[]) for r in db.execute(select(cases).where(cases.c.id.in_(chosen)))}
-            for entry in db.execute(logged):
-                if entry.case_id in rows:  # (a case made between the two reads waits for the next report)
-                    rows[entry.case_id]["log"].append(dict(entry._mapping))
+            # the ids read once, each case's log by its index in case order (by the log's id, the period's log was
+            # sorted), rows made dicts without asking each its keys: a year's city (bench/gateway_scale.py, 7,500
+            # cases and 38,000 log rows a report) spent 0.40 s of CPU a report here, now 0.28
+            ids = db.execute(chosen).scalars().all()
+            rows = {}
+            for chunk in in_chunks(ids):
+                rows.update((r["id"], dict(r, log=[])) for r in _dicts(db.execute(
+                    select(cases).where(cases.c.id.in_(chunk)))))
+                for entry in _dicts(db.execute(
+                        select(case_log.c.case_id, case_log.c.at, case_log.c.action, case_log.c.to_state,
+                               case_log.c.target, case_log.c.deadline)
+                        .where(case_log.c.case_id.in_(chunk)).order_by(case_log.c.case_id, case_log.c.id))):
+                    rows[entry["case_id"]]["log"].append(entry)
             return list(rows.values())
 
     def count(self, table: str) -> int:

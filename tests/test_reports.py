@@ -4,7 +4,7 @@ times chosen): each test names a figure an outside check found the report and th
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from gateway.actions import act as apply_action
 from gateway.api import create_app
@@ -13,10 +13,11 @@ from gateway.config import load_tables
 from gateway.ingest import Ingest
 from gateway.presentation import period
 from gateway.reports import summary
+from gateway import storage
 from gateway.storage import Store
 from gateway.workflow import Action, Role
 
-from .test_workflow import CITY, database_url, incident, seen, undo_migration_14  # noqa: F401
+from .test_workflow import CITY, database_url, incident, seen, undo_migration_14, undo_migration_16  # noqa: F401
 
 
 @pytest.fixture
@@ -194,3 +195,47 @@ def test_a_round_logged_before_migration_14_and_extended_since_says_its_deadline
     client = TestClient(create_app(store, load_tables(tmp_path / "city.yaml")))
     client.post("/ui/login", data={"token": new_token(store, "centre", "operator", grid="D")})
     assert "其中 1 项按案件现行时限计" in client.get("/ui/reports?date=2026-11-04").text
+
+
+def test_a_reports_cases_read_in_slices_each_have_their_own_log_in_order(city_at, monkeypatch):
+    """``cases_between`` reads the chosen cases and their logs a slice of ids at a time (``in_chunks``), each log in
+    the order it was written."""
+    store, case, do = city_at
+    start, end = period("daily", "2027-02-04", 2e9)
+    made = [case(start + 9 * 3600 + n, n) for n in range(5)]
+    for n, case_id in enumerate(made):
+        do(case_id, Action.ACKNOWLEDGE, Role.DEPARTMENT, start + 10 * 3600 + n)
+    do(made[1], Action.FEEDBACK, Role.DEPARTMENT, start + 11 * 3600)
+    whole = {r["id"]: r for r in store.cases_between(start, end)}
+    monkeypatch.setattr(storage, "IN_AT_ONCE", 2)
+    sliced = {r["id"]: r for r in store.cases_between(start, end)}
+    assert sorted(sliced) == sorted(made) and sliced == whole
+    assert [e["action"] for e in sliced[made[1]]["log"]] == ["created", "dispatched", "acknowledge", "feedback"]
+    assert all(e["case_id"] == case_id for case_id, r in sliced.items() for e in r["log"])
+
+
+def test_a_database_of_version_15_gets_its_cases_indexed_by_department_and_state(city_at):
+    """A department's queue and its counts read every case it ever had by its department's index
+    (``bench/gateway_scale.py``): migration 16 indexes its cases by department and state, and keeps the department's
+    own, by which its lists newest first read a page, not all of its cases sorted."""
+    store, case, do = city_at
+    start, end = period("daily", "2027-02-04", 2e9)
+    case_id = case(start + 9 * 3600)
+    with store.engine.begin() as db:  # a database of version 15
+        undo_migration_16(db)
+        db.execute(text("DELETE FROM schema_migrations WHERE version = 16"))
+    store.engine.dispose()
+    store = Store(store.engine.url.render_as_string(hide_password=False))  # the gateway started again
+    with store.engine.connect() as db:
+        indexes = {i["name"]: i["column_names"] for i in inspect(db).get_indexes("cases")}
+        if db.dialect.name == "sqlite":
+            def plan(q: str) -> str:
+                return " ".join(r[3] for r in db.execute(text(f"EXPLAIN QUERY PLAN {q}")))
+            assert "ix_cases_department_state" in plan("SELECT id FROM cases WHERE department = 'traffic-police' "
+                                                       "AND state IN ('dispatched', 'handling')")
+            newest = plan("SELECT * FROM cases WHERE department = 'traffic-police' ORDER BY id DESC LIMIT 100")
+            assert "ix_cases_department " in f"{newest} " and "TEMP B-TREE" not in newest
+    assert indexes["ix_cases_department_state"] == ["department", "state"] and indexes["ix_cases_department"] == [
+        "department"]
+    assert [r["id"] for r in store.list_cases(department="traffic-police", states=["dispatched"])] == [case_id]
+    assert storage.migrate(store.engine) == []
