@@ -552,6 +552,14 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         if not late and "://" not in url and os.path.isfile(url) and os.path.getsize(url) == 0:
             # FFmpeg says "Invalid data found when processing input" of an empty file: a copy that never ran
             raise SourceError(f"cannot open {url}: the file is empty (0 bytes)") from None
+        if not late and is_rtsp(url) and isinstance(exc, av.InvalidDataError) \
+                and time.monotonic() - began >= read_timeout_s:
+            # its probe got no packet within the socket timeout: FFmpeg says the same of it as of garbage. A camera
+            # that starts a session at its next key frame, 12 s away, was refused so at most tries, and read at few
+            raise SourceError(f"cannot open {url}: no packet within {read_timeout_s:g} s of asking for the stream; a "
+                              "camera that starts it at its next key frame sends nothing until then: set its "
+                              "read_timeout_s and open_timeout_s above its key-frame interval, or shorten that "
+                              f"interval on the camera ({exc})") from None
         raise SourceError(f"cannot open {url}: {late}{exc}") from None
     try:
         stream = video_stream(container.streams.video, url, said)

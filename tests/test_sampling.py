@@ -193,6 +193,30 @@ def test_a_camera_whose_key_frames_stop_coming_is_read_every_second_over_rtsp(tm
 
 
 @pytest.mark.slow
+def test_a_camera_that_starts_at_its_next_key_frame_5_s_away_says_to_wait_longer(tmp_path):
+    """A camera (or a proxy before it) that starts each session at its next key frame, key frames 5 s apart (an
+    H.264+ / smart-codec camera's long GOP): its open waited past read_timeout_s for a packet, and was refused with
+    FFmpeg's "Invalid data found when processing input" alone, as if the camera sent garbage; the camera connected
+    only where a try fell within read_timeout_s of its next key frame. Given time past its key-frame interval, it is
+    read."""
+    clip = tmp_path / "gop125.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t",
+                    "10", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-g", "125", "-keyint_min", "125", "-sc_threshold",
+                    "0", str(clip)], check=True, timeout=60)
+    with services.rtsp_server({"long": clip}, tmp_path) as server:
+        time.sleep(1.0)  # past the key frame at 0 s: the next comes 5 s on (the test server starts clients at one)
+        url = f"rtsp://admin:s3cret@127.0.0.1:{server.port}/long"
+        with pytest.raises(source.SourceError) as refused:
+            next(open_frames(url, read_timeout_s=2.0))
+        assert str(refused.value).startswith(
+            f"cannot open rtsp://admin:***@127.0.0.1:{server.port}/long: no packet within 2 s of asking for the "
+            "stream; a camera that starts it at its next key frame sends nothing until then: set its read_timeout_s "
+            "and open_timeout_s above its key-frame interval"), refused.value
+        t, image = next(open_frames(url, open_timeout_s=15.0, read_timeout_s=15.0))
+        assert image.shape == (120, 160, 3)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("size, max_width, analysed", [
     ("5120x2880", 0, (2160, 3840)),  # 5K: 14.7 MP, analysed at 4K UHD's 8.3 MP
     ("1024x128", 64, (8, 64)),  # 4000x2 at 640's height had rounded to 0: every read failed, "Operation not supported"
