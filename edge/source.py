@@ -359,6 +359,32 @@ def _pixels(frame: av.VideoFrame, max_width: int, url: str, sar: Fraction | None
     return image if turn is None else cv2.rotate(image, turn)
 
 
+def pixel_ratio(size: tuple[int, int], coded: tuple[int, int], coded_sar: Fraction | None,
+                seen: dict[tuple[int, int], Fraction | None]) -> Fraction | None:
+    """The pixels' aspect ratio of a frame of ``size``: the decoder's (``coded_sar``, of the pictures of size ``coded``
+    it decodes now) where its pictures are of that size, else the one last seen with pictures of that size (``seen``,
+    kept up here). The decoder is ahead of the frames it hands out (its reordering and threads; on the key-frame path,
+    a GOP): where a camera's stream switched from its 320x180 main stream to its sub stream, the same picture stored
+    240x180 of 4:3 pixels, its last 2 s of 320x180 frames were widened to 427x180, another shape (a moved fault, the
+    zones' incidents ended), and switching back, the sub stream's last frames were not widened. PyAV shows no frame's
+    own ratio.
+
+    >>> seen, main, sub = {}, (320, 180), (240, 180)
+    >>> pixel_ratio(main, main, Fraction(1), seen), pixel_ratio(main, sub, Fraction(4, 3), seen)  # switching to sub
+    (Fraction(1, 1), Fraction(1, 1))
+    >>> pixel_ratio(sub, sub, Fraction(4, 3), seen), pixel_ratio(sub, main, Fraction(1), seen)  # and back
+    (Fraction(4, 3), Fraction(4, 3))
+    """
+    if size == coded or size not in seen:
+        seen[size] = coded_sar
+    return seen[size]
+
+
+def frame_sar(frame: av.VideoFrame, codec, seen: dict[tuple[int, int], Fraction | None]) -> Fraction | None:
+    """``pixel_ratio`` of a decoded frame."""
+    return pixel_ratio((frame.width, frame.height), (codec.width, codec.height), codec.sample_aspect_ratio, seen)
+
+
 def _say_orientation(frame: av.VideoFrame, url: str, said: set[str] | None = None) -> None:
     """A warning where the first frame's display matrix turns it by other than a quarter (a clip turned by an
     editor): analysed as stored, its picture leans; quarter turns and mirrors are followed (``_pixels``)."""
@@ -579,6 +605,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         # seconds of delay, so key-frame decoding uses slice threads only
         stream.thread_type = "SLICE" if sampling in ("auto", "keyframes") else "AUTO"
         sampler = Sampler(interval_s)
+        sars: dict[tuple[int, int], Fraction | None] = {}  # the pixels' aspect ratio of each picture size seen
         first: float | None = None
         last_t = 0.0
         try:
@@ -592,7 +619,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                         last_t += raw_step
                         damage.read_to_s = last_t + raw_step  # its packets carry no time: its frames counted
                         if sampler.due(last_t):
-                            yield last_t, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
+                            yield last_t, _pixels(frame, max_width, url, frame_sar(frame, codec, sars))
                         continue
                     # RTSP often delivers its first (key) frame without a pts: use it at t=0 and
                     # anchor the stream clock on the next timed frame
@@ -600,7 +627,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                         continue
                     untimed_at = time.monotonic()
                     sampler.due(0.0)
-                    yield 0.0, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
+                    yield 0.0, _pixels(frame, max_width, url, frame_sar(frame, codec, sars))
                     continue
                 if first is None:
                     first = frame.time
@@ -613,7 +640,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     first, t = frame.time - last_t - CLOCK_STEP_S, last_t + CLOCK_STEP_S
                 last_t = t
                 if sampler.due(t):
-                    yield t, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
+                    yield t, _pixels(frame, max_width, url, frame_sar(frame, codec, sars))
         except av.ExitError:  # PyAV's interrupt: a read of a file, or with ``bound_reads``, went on too long
             raise SourceError(f"{url}: read failed: no packet within {read_timeout_s:g} s") from None
         except (av.FFmpegError, OSError) as exc:

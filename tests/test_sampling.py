@@ -293,6 +293,37 @@ def test_a_picture_of_non_square_pixels_is_analysed_as_wide_as_it_is_shown(tmp_p
     assert narrow.shape[:2] == ((112, 200) if rotate == 0 else (356, 200))
 
 
+@pytest.fixture(scope="module")
+def stream_switch(tmp_path_factory):
+    """A camera's stream that switches between its main stream, 320x180 of square pixels, and its sub stream, the
+    same 16:9 picture stored 240x180 of 4:3 pixels (an NVR's D1-like sub stream), 3 s each, both ways (MPEG-TS)."""
+    folder = tmp_path_factory.mktemp("switch")
+
+    def part(name, size, sar, offset):
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
+                        "-t", "3", "-vf", f"scale={size},setsar={sar}", "-pix_fmt", "yuv420p", "-c:v", "libx264",
+                        "-g", "25", "-output_ts_offset", str(offset), "-f", "mpegts", str(folder / name)],
+                       check=True, timeout=60)
+        return (folder / name).read_bytes()
+
+    main, sub = part("main.ts", "320:180", "1", 0), part("sub.ts", "240:180", "4/3", 3)
+    (folder / "to-sub.ts").write_bytes(main + sub)
+    (folder / "to-main.ts").write_bytes(part("sub0.ts", "240:180", "4/3", 0) + part("main3.ts", "320:180", "1", 3))
+    return folder
+
+
+@pytest.mark.parametrize("sampling", ["auto", "keyframes", "rate"])
+@pytest.mark.parametrize("name", ["to-sub.ts", "to-main.ts"])
+def test_a_stream_switching_to_pixels_of_another_shape_keeps_each_frames_own(stream_switch, name, sampling):
+    """The decoder's pixel aspect ratio is that of the pictures it decodes now, ahead of the frames it hands out (its
+    reordering, its threads): where a stream switched, the last 2 s of 320x180 frames were widened by the sub
+    stream's 4:3 to 427x180, or the sub stream's first 240x180 ones not widened: a picture of another shape, which
+    raises a moved fault and ends the zones' incidents (``CameraPipeline.reshaped``). Every frame is shown 320x180."""
+    shapes = [image.shape[:2] for _, image in open_frames(str(stream_switch / name), sampling=sampling,
+                                                          interval_s=0.04)]
+    assert len(shapes) >= (140 if sampling == "rate" else 6) and set(shapes) == {(180, 320)}, shapes
+
+
 def test_pixels_no_camera_has_are_the_cameras_fault_and_named(tmp_path):
     clip = tmp_path / "thin-pixels.mp4"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
