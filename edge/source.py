@@ -109,6 +109,7 @@ class Damage:
 NO_TIMESTAMPS = 0x0080  # FFmpeg's AVFMT_NOTIMESTAMPS: the format (raw H.264, H.265, MJPEG) has no time of its own
 CLOCK_STEP_S = 1e-3  # a frame's time after a step back of the stream's clock: just after the last one
 CLOCK_AHEAD_S = 5.0  # a live camera's frame further ahead of the box's clock than this: the camera's clock jumped
+CLOCK_BEHIND_S = 5.0  # ... further behind it than this and the stretch ``auto`` decodes again: its clock runs slow
 # A file is read ahead of its time (the box waits for each frame to be due, a replay does not wait): a frame further
 # than this past where the next one was due at the latest (``frame_spacing``) is a jump in its clock, skipped
 FILE_GAP_S = 5.0
@@ -186,12 +187,20 @@ def anchor(base: float | None, rel: float, now: float, live: bool, last: float =
     each of its frames, a replay takes them at once, ``now`` its last frame's time): its frame is ahead past
     the last frame, ``spacing`` (``frame_spacing``) and ``FILE_GAP_S`` (a recording joined from two hours
     apart, a recorder's clock set). Left alone, a replay counted the hours no frame showed as a parked car's
-    dwell, and raised a car seen at 10:00 and again at 20:00 as parked for 10 h.
+    dwell, and raised a car seen at 10:00 and again at 20:00 as parked for 10 h. Nor does a live camera's frame
+    come from further past than ``spacing`` and ``CLOCK_BEHIND_S``: its frames come as they are made, but for a key
+    frame's stretch decoded again at once (``_decoded``, ``sampling: auto``), and one further behind now is of a clock
+    that runs slow (one at half speed put its incidents half of all the time it was read in the past, and counted a
+    car's dwell at half its length); it too goes on from now.
 
     >>> anchor(None, 5.0, 1000.0, live=True)
     995.0
     >>> anchor(995.0, 3606.0, 1001.0, live=True, last=1000.0)  # an hour ahead: from now on
     -2605.0
+    >>> anchor(995.0, 10.0, 1017.0, live=True, last=1004.0, spacing=6.0)  # 12 s behind (a slow clock): from now on
+    1007.0
+    >>> anchor(995.0, 10.0, 1010.0, live=True, last=1004.0, spacing=6.0)  # 5 s behind: a key frame's stretch
+    995.0
     >>> anchor(995.0, 15.0, 1000.0, live=False, last=1000.0, spacing=6.0)  # a file's next frame, 10 s on
     995.0
     >>> anchor(995.0, 3606.0, 1000.0, live=False, last=1000.0, spacing=6.0)  # an hour on: just after the last
@@ -199,7 +208,8 @@ def anchor(base: float | None, rel: float, now: float, live: bool, last: float =
     """
     if base is None:
         return now - rel
-    if base + rel > (now + CLOCK_AHEAD_S if live else last + spacing + FILE_GAP_S):
+    if base + rel > (now + CLOCK_AHEAD_S if live else last + spacing + FILE_GAP_S) \
+            or live and base + rel < now - spacing - CLOCK_BEHIND_S:
         return max(now, last + CLOCK_STEP_S) - rel
     return base
 

@@ -8,7 +8,7 @@ import pytest
 
 from edge import source
 from edge.config import Camera, Rules
-from edge.source import CLOCK_AHEAD_S, anchor, keyframe_gap_limit, open_camera, open_frames
+from edge.source import CLOCK_AHEAD_S, CLOCK_BEHIND_S, anchor, keyframe_gap_limit, open_camera, open_frames
 from xueliang import services
 
 from .conftest import CLIP
@@ -138,6 +138,25 @@ def test_a_live_cameras_clock_that_jumps_ahead_keeps_the_box_on_its_own_clock(cl
         times.append(last)
         assert now - 2 <= last <= now + CLOCK_AHEAD_S, (i, rel, last - now)
     assert all(b > a for a, b in zip(times, times[1:]))
+
+
+def test_a_live_cameras_clock_that_runs_slow_keeps_the_box_on_its_own_clock(tmp_path):
+    """A camera whose clock runs at half speed (its frames stamped 0.5 s apart, sent a second apart): played live,
+    its times fell behind the box's by half of all the time it was read (an hour of it, half an hour), so its
+    incidents' times were long past and a car's dwell was counted at half its length. They stay within the stretch
+    ``auto`` may decode again at once (``frame_spacing``, 6 s here) and ``CLOCK_BEHIND_S`` of the box's clock."""
+    clip = tmp_path / "slow.ts"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t",
+                    "60", "-vf", "setpts=0.5*PTS", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-g", "10", "-f",
+                    "mpegts", str(clip)], check=True, timeout=60)
+    base, last, times = None, 0.0, []
+    for rel, _ in open_frames(str(clip), sampling="rate"):  # one a second of its clock: two of the box's
+        now = 1.7e9 + 2 * rel
+        base = anchor(base, rel, now, live=True, last=last, spacing=6.0)
+        last = base + rel
+        times.append(last)
+        assert now - 6.0 - CLOCK_BEHIND_S <= last <= now, (rel, last - now)
+    assert len(times) >= 29 and all(b > a for a, b in zip(times, times[1:])), times
 
 
 @pytest.mark.parametrize("sampling", ["auto", "keyframes", "rate"])
