@@ -618,6 +618,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         sars: dict[tuple[int, int], Fraction | None] = {}  # the pixels' aspect ratio of each picture size seen
         first: float | None = None
         last_t = 0.0
+        live = is_rtsp(url) or is_pipe(url)  # its frames come as they are made: its clock runs on with them
+        advanced_at = time.monotonic()  # when the stream's time last went on
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
             for frame in _decoded(container, stream, sampling, max_keyframe_gap_s, without_password(url), damage,
@@ -644,6 +646,13 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     if untimed_at is not None:
                         first -= max(1e-3, min(interval_s, time.monotonic() - untimed_at))
                 t = frame.time - first
+                if t > last_t + CLOCK_STEP_S:
+                    advanced_at = time.monotonic()
+                elif live and time.monotonic() - advanced_at > read_timeout_s:
+                    # no frame was due to the sampler: nothing was analysed, and the camera looked as if it sent
+                    # nothing (offline, then lost as a read that hangs), however long its clock stood still
+                    raise SourceError(f"{url}: its frames' time has stood still for {read_timeout_s:g} s: the "
+                                      "source's clock (its stream's timestamps) is stuck; read again")
                 if t < last_t:  # the stream's clock restarted or stepped back (a looped file, a camera's
                     # clock reset): go on from the last frame; from 0 the sampler waited (and analysed
                     # nothing) until the stream caught up with where it had been, hours on a live camera

@@ -159,6 +159,33 @@ def test_a_live_cameras_clock_that_runs_slow_keeps_the_box_on_its_own_clock(tmp_
     assert len(times) >= 29 and all(b > a for a, b in zip(times, times[1:])), times
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sampling", ["auto", "rate"])
+def test_a_live_stream_whose_clock_stands_still_ends_its_read_saying_so(tmp_path, sampling):
+    """A live source (a pipe here, an RTSP camera alike) whose frames keep coming, stamped with one time from 2 s on:
+    none was due to the sampler, so nothing was analysed, and the camera looked as if it sent nothing (offline, then
+    lost as a read that hangs), however long its clock stood still. Its read ends once it has stood still for
+    read_timeout_s, saying so."""
+    import os
+
+    pipe = tmp_path / "cam.ts"
+    os.mkfifo(pipe)
+    writer = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "quiet", "-y", "-re", "-f", "lavfi", "-t", "20",
+                               "-i", "testsrc2=size=160x120:rate=10", "-vf",
+                               "setpts='if(gte(N,20),20/10/TB,PTS)'", "-fps_mode", "passthrough", "-pix_fmt", "yuv420p",
+                               "-c:v", "libx264", "-g", "10", "-bf", "0", "-f", "mpegts", str(pipe)])
+    times = []
+    try:
+        with pytest.raises(source.SourceError, match=r"cam.ts: its frames' time has stood still for 2 s: the "
+                                                     r"source's clock \(its stream's timestamps\) is stuck"):
+            for t, _ in open_frames(str(pipe), read_timeout_s=2.0, sampling=sampling):
+                times.append(t)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert times and max(times) < 2.5, times
+
+
 @pytest.mark.parametrize("sampling", ["auto", "keyframes", "rate"])
 def test_a_raw_h264_stream_without_timestamps_is_counted_at_its_frame_rate(tmp_path, sampling):
     """A raw H.264 stream (a file path, or a feed saved as .h264) carries no time: it gave its first
