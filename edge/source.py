@@ -109,6 +109,7 @@ class Damage:
 NO_TIMESTAMPS = 0x0080  # FFmpeg's AVFMT_NOTIMESTAMPS: the format (raw H.264, H.265, MJPEG) has no time of its own
 CLOCK_STEP_S = 1e-3  # a frame's time after a step back of the stream's clock: just after the last one
 CLOCK_AHEAD_S = 5.0  # a live camera's frame further ahead of the box's clock than this: the camera's clock jumped
+CLOCK_BEHIND_S = 5.0  # ... further behind it than this and the stretch ``auto`` decodes again: its clock runs slow
 # A file is read ahead of its time (the box waits for each frame to be due, a replay does not wait): a frame further
 # than this past where the next one was due at the latest (``frame_spacing``) is a jump in its clock, skipped
 FILE_GAP_S = 5.0
@@ -186,12 +187,20 @@ def anchor(base: float | None, rel: float, now: float, live: bool, last: float =
     each of its frames, a replay takes them at once, ``now`` its last frame's time): its frame is ahead past
     the last frame, ``spacing`` (``frame_spacing``) and ``FILE_GAP_S`` (a recording joined from two hours
     apart, a recorder's clock set). Left alone, a replay counted the hours no frame showed as a parked car's
-    dwell, and raised a car seen at 10:00 and again at 20:00 as parked for 10 h.
+    dwell, and raised a car seen at 10:00 and again at 20:00 as parked for 10 h. Nor does a live camera's frame
+    come from further past than ``spacing`` and ``CLOCK_BEHIND_S``: its frames come as they are made, but for a key
+    frame's stretch decoded again at once (``_decoded``, ``sampling: auto``), and one further behind now is of a clock
+    that runs slow (one at half speed put its incidents half of all the time it was read in the past, and counted a
+    car's dwell at half its length); it too goes on from now.
 
     >>> anchor(None, 5.0, 1000.0, live=True)
     995.0
     >>> anchor(995.0, 3606.0, 1001.0, live=True, last=1000.0)  # an hour ahead: from now on
     -2605.0
+    >>> anchor(995.0, 10.0, 1017.0, live=True, last=1004.0, spacing=6.0)  # 12 s behind (a slow clock): from now on
+    1007.0
+    >>> anchor(995.0, 10.0, 1010.0, live=True, last=1004.0, spacing=6.0)  # 5 s behind: a key frame's stretch
+    995.0
     >>> anchor(995.0, 15.0, 1000.0, live=False, last=1000.0, spacing=6.0)  # a file's next frame, 10 s on
     995.0
     >>> anchor(995.0, 3606.0, 1000.0, live=False, last=1000.0, spacing=6.0)  # an hour on: just after the last
@@ -199,7 +208,8 @@ def anchor(base: float | None, rel: float, now: float, live: bool, last: float =
     """
     if base is None:
         return now - rel
-    if base + rel > (now + CLOCK_AHEAD_S if live else last + spacing + FILE_GAP_S):
+    if base + rel > (now + CLOCK_AHEAD_S if live else last + spacing + FILE_GAP_S) \
+            or live and base + rel < now - spacing - CLOCK_BEHIND_S:
         return max(now, last + CLOCK_STEP_S) - rel
     return base
 
@@ -357,6 +367,32 @@ def _pixels(frame: av.VideoFrame, max_width: int, url: str, sar: Fraction | None
     if mirrored:
         image = cv2.flip(image, 1)
     return image if turn is None else cv2.rotate(image, turn)
+
+
+def pixel_ratio(size: tuple[int, int], coded: tuple[int, int], coded_sar: Fraction | None,
+                seen: dict[tuple[int, int], Fraction | None]) -> Fraction | None:
+    """The pixels' aspect ratio of a frame of ``size``: the decoder's (``coded_sar``, of the pictures of size ``coded``
+    it decodes now) where its pictures are of that size, else the one last seen with pictures of that size (``seen``,
+    kept up here). The decoder is ahead of the frames it hands out (its reordering and threads; on the key-frame path,
+    a GOP): where a camera's stream switched from its 320x180 main stream to its sub stream, the same picture stored
+    240x180 of 4:3 pixels, its last 2 s of 320x180 frames were widened to 427x180, another shape (a moved fault, the
+    zones' incidents ended), and switching back, the sub stream's last frames were not widened. PyAV shows no frame's
+    own ratio.
+
+    >>> seen, main, sub = {}, (320, 180), (240, 180)
+    >>> pixel_ratio(main, main, Fraction(1), seen), pixel_ratio(main, sub, Fraction(4, 3), seen)  # switching to sub
+    (Fraction(1, 1), Fraction(1, 1))
+    >>> pixel_ratio(sub, sub, Fraction(4, 3), seen), pixel_ratio(sub, main, Fraction(1), seen)  # and back
+    (Fraction(4, 3), Fraction(4, 3))
+    """
+    if size == coded or size not in seen:
+        seen[size] = coded_sar
+    return seen[size]
+
+
+def frame_sar(frame: av.VideoFrame, codec, seen: dict[tuple[int, int], Fraction | None]) -> Fraction | None:
+    """``pixel_ratio`` of a decoded frame."""
+    return pixel_ratio((frame.width, frame.height), (codec.width, codec.height), codec.sample_aspect_ratio, seen)
 
 
 def _say_orientation(frame: av.VideoFrame, url: str, said: set[str] | None = None) -> None:
@@ -552,6 +588,14 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         if not late and "://" not in url and os.path.isfile(url) and os.path.getsize(url) == 0:
             # FFmpeg says "Invalid data found when processing input" of an empty file: a copy that never ran
             raise SourceError(f"cannot open {url}: the file is empty (0 bytes)") from None
+        if not late and is_rtsp(url) and isinstance(exc, av.InvalidDataError) \
+                and time.monotonic() - began >= read_timeout_s:
+            # its probe got no packet within the socket timeout: FFmpeg says the same of it as of garbage. A camera
+            # that starts a session at its next key frame, 12 s away, was refused so at most tries, and read at few
+            raise SourceError(f"cannot open {url}: no packet within {read_timeout_s:g} s of asking for the stream; a "
+                              "camera that starts it at its next key frame sends nothing until then: set its "
+                              "read_timeout_s and open_timeout_s above its key-frame interval, or shorten that "
+                              f"interval on the camera ({exc})") from None
         raise SourceError(f"cannot open {url}: {late}{exc}") from None
     try:
         stream = video_stream(container.streams.video, url, said)
@@ -571,8 +615,11 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         # seconds of delay, so key-frame decoding uses slice threads only
         stream.thread_type = "SLICE" if sampling in ("auto", "keyframes") else "AUTO"
         sampler = Sampler(interval_s)
+        sars: dict[tuple[int, int], Fraction | None] = {}  # the pixels' aspect ratio of each picture size seen
         first: float | None = None
         last_t = 0.0
+        live = is_rtsp(url) or is_pipe(url)  # its frames come as they are made: its clock runs on with them
+        advanced_at = time.monotonic()  # when the stream's time last went on
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
             for frame in _decoded(container, stream, sampling, max_keyframe_gap_s, without_password(url), damage,
@@ -584,7 +631,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                         last_t += raw_step
                         damage.read_to_s = last_t + raw_step  # its packets carry no time: its frames counted
                         if sampler.due(last_t):
-                            yield last_t, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
+                            yield last_t, _pixels(frame, max_width, url, frame_sar(frame, codec, sars))
                         continue
                     # RTSP often delivers its first (key) frame without a pts: use it at t=0 and
                     # anchor the stream clock on the next timed frame
@@ -592,20 +639,27 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                         continue
                     untimed_at = time.monotonic()
                     sampler.due(0.0)
-                    yield 0.0, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
+                    yield 0.0, _pixels(frame, max_width, url, frame_sar(frame, codec, sars))
                     continue
                 if first is None:
                     first = frame.time
                     if untimed_at is not None:
                         first -= max(1e-3, min(interval_s, time.monotonic() - untimed_at))
                 t = frame.time - first
+                if t > last_t + CLOCK_STEP_S:
+                    advanced_at = time.monotonic()
+                elif live and time.monotonic() - advanced_at > read_timeout_s:
+                    # no frame was due to the sampler: nothing was analysed, and the camera looked as if it sent
+                    # nothing (offline, then lost as a read that hangs), however long its clock stood still
+                    raise SourceError(f"{url}: its frames' time has stood still for {read_timeout_s:g} s: the "
+                                      "source's clock (its stream's timestamps) is stuck; read again")
                 if t < last_t:  # the stream's clock restarted or stepped back (a looped file, a camera's
                     # clock reset): go on from the last frame; from 0 the sampler waited (and analysed
                     # nothing) until the stream caught up with where it had been, hours on a live camera
                     first, t = frame.time - last_t - CLOCK_STEP_S, last_t + CLOCK_STEP_S
                 last_t = t
                 if sampler.due(t):
-                    yield t, _pixels(frame, max_width, url, codec.sample_aspect_ratio)
+                    yield t, _pixels(frame, max_width, url, frame_sar(frame, codec, sars))
         except av.ExitError:  # PyAV's interrupt: a read of a file, or with ``bound_reads``, went on too long
             raise SourceError(f"{url}: read failed: no packet within {read_timeout_s:g} s") from None
         except (av.FFmpegError, OSError) as exc:

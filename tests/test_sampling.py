@@ -8,7 +8,7 @@ import pytest
 
 from edge import source
 from edge.config import Camera, Rules
-from edge.source import CLOCK_AHEAD_S, anchor, keyframe_gap_limit, open_camera, open_frames
+from edge.source import CLOCK_AHEAD_S, CLOCK_BEHIND_S, anchor, keyframe_gap_limit, open_camera, open_frames
 from xueliang import services
 
 from .conftest import CLIP
@@ -140,6 +140,52 @@ def test_a_live_cameras_clock_that_jumps_ahead_keeps_the_box_on_its_own_clock(cl
     assert all(b > a for a, b in zip(times, times[1:]))
 
 
+def test_a_live_cameras_clock_that_runs_slow_keeps_the_box_on_its_own_clock(tmp_path):
+    """A camera whose clock runs at half speed (its frames stamped 0.5 s apart, sent a second apart): played live,
+    its times fell behind the box's by half of all the time it was read (an hour of it, half an hour), so its
+    incidents' times were long past and a car's dwell was counted at half its length. They stay within the stretch
+    ``auto`` may decode again at once (``frame_spacing``, 6 s here) and ``CLOCK_BEHIND_S`` of the box's clock."""
+    clip = tmp_path / "slow.ts"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10", "-t",
+                    "60", "-vf", "setpts=0.5*PTS", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-g", "10", "-f",
+                    "mpegts", str(clip)], check=True, timeout=60)
+    base, last, times = None, 0.0, []
+    for rel, _ in open_frames(str(clip), sampling="rate"):  # one a second of its clock: two of the box's
+        now = 1.7e9 + 2 * rel
+        base = anchor(base, rel, now, live=True, last=last, spacing=6.0)
+        last = base + rel
+        times.append(last)
+        assert now - 6.0 - CLOCK_BEHIND_S <= last <= now, (rel, last - now)
+    assert len(times) >= 29 and all(b > a for a, b in zip(times, times[1:])), times
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampling", ["auto", "rate"])
+def test_a_live_stream_whose_clock_stands_still_ends_its_read_saying_so(tmp_path, sampling):
+    """A live source (a pipe here, an RTSP camera alike) whose frames keep coming, stamped with one time from 2 s on:
+    none was due to the sampler, so nothing was analysed, and the camera looked as if it sent nothing (offline, then
+    lost as a read that hangs), however long its clock stood still. Its read ends once it has stood still for
+    read_timeout_s, saying so."""
+    import os
+
+    pipe = tmp_path / "cam.ts"
+    os.mkfifo(pipe)
+    writer = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "quiet", "-y", "-re", "-f", "lavfi", "-t", "20",
+                               "-i", "testsrc2=size=160x120:rate=10", "-vf",
+                               "setpts='if(gte(N,20),20/10/TB,PTS)'", "-fps_mode", "passthrough", "-pix_fmt", "yuv420p",
+                               "-c:v", "libx264", "-g", "10", "-bf", "0", "-f", "mpegts", str(pipe)])
+    times = []
+    try:
+        with pytest.raises(source.SourceError, match=r"cam.ts: its frames' time has stood still for 2 s: the "
+                                                     r"source's clock \(its stream's timestamps\) is stuck"):
+            for t, _ in open_frames(str(pipe), read_timeout_s=2.0, sampling=sampling):
+                times.append(t)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert times and max(times) < 2.5, times
+
+
 @pytest.mark.parametrize("sampling", ["auto", "keyframes", "rate"])
 def test_a_raw_h264_stream_without_timestamps_is_counted_at_its_frame_rate(tmp_path, sampling):
     """A raw H.264 stream (a file path, or a feed saved as .h264) carries no time: it gave its first
@@ -190,6 +236,30 @@ def test_a_camera_whose_key_frames_stop_coming_is_read_every_second_over_rtsp(tm
     assert max(gaps) <= 2.2 and sum(g <= 1.1 for g in gaps) >= 8, times
     assert "rtsp://admin:***@127.0.0.1" in caplog.text and "no key frame within" in caplog.text, caplog.text
     assert "s3cret" not in caplog.text
+
+
+@pytest.mark.slow
+def test_a_camera_that_starts_at_its_next_key_frame_5_s_away_says_to_wait_longer(tmp_path):
+    """A camera (or a proxy before it) that starts each session at its next key frame, key frames 5 s apart (an
+    H.264+ / smart-codec camera's long GOP): its open waited past read_timeout_s for a packet, and was refused with
+    FFmpeg's "Invalid data found when processing input" alone, as if the camera sent garbage; the camera connected
+    only where a try fell within read_timeout_s of its next key frame. Given time past its key-frame interval, it is
+    read."""
+    clip = tmp_path / "gop125.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t",
+                    "10", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-g", "125", "-keyint_min", "125", "-sc_threshold",
+                    "0", str(clip)], check=True, timeout=60)
+    with services.rtsp_server({"long": clip}, tmp_path) as server:
+        time.sleep(1.0)  # past the key frame at 0 s: the next comes 5 s on (the test server starts clients at one)
+        url = f"rtsp://admin:s3cret@127.0.0.1:{server.port}/long"
+        with pytest.raises(source.SourceError) as refused:
+            next(open_frames(url, read_timeout_s=2.0))
+        assert str(refused.value).startswith(
+            f"cannot open rtsp://admin:***@127.0.0.1:{server.port}/long: no packet within 2 s of asking for the "
+            "stream; a camera that starts it at its next key frame sends nothing until then: set its read_timeout_s "
+            "and open_timeout_s above its key-frame interval"), refused.value
+        t, image = next(open_frames(url, open_timeout_s=15.0, read_timeout_s=15.0))
+        assert image.shape == (120, 160, 3)
 
 
 @pytest.mark.slow
@@ -267,6 +337,37 @@ def test_a_picture_of_non_square_pixels_is_analysed_as_wide_as_it_is_shown(tmp_p
     assert first.shape == as_shown.shape and np.abs(first.astype(int) - as_shown).mean() < 4
     _, narrow = next(open_frames(str(clip), max_width=200))  # max_width is the width as seen
     assert narrow.shape[:2] == ((112, 200) if rotate == 0 else (356, 200))
+
+
+@pytest.fixture(scope="module")
+def stream_switch(tmp_path_factory):
+    """A camera's stream that switches between its main stream, 320x180 of square pixels, and its sub stream, the
+    same 16:9 picture stored 240x180 of 4:3 pixels (an NVR's D1-like sub stream), 3 s each, both ways (MPEG-TS)."""
+    folder = tmp_path_factory.mktemp("switch")
+
+    def part(name, size, sar, offset):
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25",
+                        "-t", "3", "-vf", f"scale={size},setsar={sar}", "-pix_fmt", "yuv420p", "-c:v", "libx264",
+                        "-g", "25", "-output_ts_offset", str(offset), "-f", "mpegts", str(folder / name)],
+                       check=True, timeout=60)
+        return (folder / name).read_bytes()
+
+    main, sub = part("main.ts", "320:180", "1", 0), part("sub.ts", "240:180", "4/3", 3)
+    (folder / "to-sub.ts").write_bytes(main + sub)
+    (folder / "to-main.ts").write_bytes(part("sub0.ts", "240:180", "4/3", 0) + part("main3.ts", "320:180", "1", 3))
+    return folder
+
+
+@pytest.mark.parametrize("sampling", ["auto", "keyframes", "rate"])
+@pytest.mark.parametrize("name", ["to-sub.ts", "to-main.ts"])
+def test_a_stream_switching_to_pixels_of_another_shape_keeps_each_frames_own(stream_switch, name, sampling):
+    """The decoder's pixel aspect ratio is that of the pictures it decodes now, ahead of the frames it hands out (its
+    reordering, its threads): where a stream switched, the last 2 s of 320x180 frames were widened by the sub
+    stream's 4:3 to 427x180, or the sub stream's first 240x180 ones not widened: a picture of another shape, which
+    raises a moved fault and ends the zones' incidents (``CameraPipeline.reshaped``). Every frame is shown 320x180."""
+    shapes = [image.shape[:2] for _, image in open_frames(str(stream_switch / name), sampling=sampling,
+                                                          interval_s=0.04)]
+    assert len(shapes) >= (140 if sampling == "rate" else 6) and set(shapes) == {(180, 320)}, shapes
 
 
 def test_pixels_no_camera_has_are_the_cameras_fault_and_named(tmp_path):
