@@ -13,6 +13,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 
 import psycopg.errors
@@ -32,7 +33,7 @@ from gateway.storage import DatabaseUnusable, Store
 from xueliang import services, wire
 from xueliang.mqtt import make_client
 
-from .conftest import Watcher, wait_until
+from .conftest import REPO, Watcher, wait_until
 from .test_gateway import JPEG, START, TOPIC, payload, scans
 from .test_workflow import database_url, undo_migration_13  # noqa: F401 (fixtures)
 
@@ -829,3 +830,12 @@ def test_a_database_of_version_12_keeps_its_pictures_and_sets_aside_its_orphans(
     (dead,) = store.list_dead_letters()
     assert dead["reason"] == "evidence without an incident: no incident 'ghost' arrived within 3601 s"
     assert store.count("evidence") == 2
+
+
+def test_a_valid_message_is_read_without_jsonschema_which_only_explains_a_refused_one():
+    """Every box, replay and gateway imported jsonschema (45 ms) at start; valid messages go through fastjsonschema
+    and only a refused one's explanation needs it."""
+    code = ("import sys, json; from xueliang import wire; "
+            "wire.loads(b'{\"a\": 1}'); print(json.dumps('jsonschema' in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert json.loads(out.stdout) is False, out.stdout

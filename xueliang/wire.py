@@ -20,10 +20,12 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import lru_cache
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import fastjsonschema
-import jsonschema
+
+if TYPE_CHECKING:
+    import jsonschema
 
 ROOT = "xl/v1"
 SCHEMA_VERSION = 1
@@ -239,6 +241,8 @@ def schema(name: str = "incident") -> dict[str, Any]:
 
 @lru_cache(maxsize=None)
 def _validator(name: str) -> jsonschema.protocols.Validator:
+    import jsonschema  # only to explain a refused message: 45 ms of every box's, replay's and gateway's start
+
     cls = jsonschema.validators.validator_for(schema(name))
     return cls(schema(name), format_checker=cls.FORMAT_CHECKER)
 
@@ -246,7 +250,9 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
 def _explain(name: str, message: Any, label: str = "", whole: str = "(message)") -> WireError | None:
     """Why ``message`` breaks schema ``name``, as a WireError naming the field (``label`` first,
     ``whole`` where the message itself is wrong); None when it follows the schema."""
-    error = jsonschema.exceptions.best_match(_validator(name).iter_errors(message))
+    from jsonschema.exceptions import best_match
+
+    error = best_match(_validator(name).iter_errors(message))
     if error is None:
         return None
     where = "/".join(str(p)[:64] for p in error.absolute_path) or whole
