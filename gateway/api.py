@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 
 from gateway import actions, boxes, etags, storage, verdicts
 from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, count_found, find_cases, may_see, reader,
-                          refusals_described, report_figures, scope, token_optional_for_public_reads, unknown_filter,
+                          refusals_described, report_figures, scope, token_optional_for_public_reads, unknown_filters,
                           visible_case)
 from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
@@ -243,13 +243,11 @@ def list_cases(store: Store = Depends(get_store), tables: Tables = Depends(get_t
                category: Annotated[str | None, Query(max_length=40, pattern="^[A-Za-z0-9_.-]+$",
                                                      description="incident type or the city's category code")] = None,
                overdue: bool = False, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_ID)):
-    """Cases the token may see, newest first; ``grid`` selects that grid and everything under it. A ``department``
-    or ``category`` that neither the city's tables nor any case names is a 422 listing those known."""
+    """Cases the token may see, newest first; ``grid`` selects that grid and everything under it. A ``department``,
+    ``category`` or ``grid`` that neither the city's tables nor any case names is a 422 listing those known."""
     now = time.time()
-    for name, value in (("department", department), ("category", category)):
-        if value is not None and (problem := unknown_filter(store, tables, name, [value], now)):
-            raise RequestValidationError([{"type": "unknown_value", "loc": ("query", name), "input": value,
-                                           "msg": problem}])
+    if problems := unknown_filters(store, tables, now, department=department, category=category, grid=grid):
+        raise RequestValidationError(problems)
     rows = find_cases(store, tables, who, state=state and state.value, grid=grid, department=department,
                       category=category, overdue_at=now if overdue else None, limit=limit, offset=offset)
     return [case_view(r, tables, now) for r in rows]
