@@ -37,7 +37,7 @@ from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, 
 from gateway.security import read_capped
 from gateway.web import (PAGE_ROWS, REDISPATCH_MARK, PageRoute, boxes_listing, case_rows, cases_listing,
                          department_choices, esc, figure, grid_text, overdue_listing, page, pager, removes_boxes,
-                         unrouted, visible)
+                         unknown_filter_note, unrouted, visible)
 from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError
 
 workbench_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
@@ -481,11 +481,18 @@ def queue_department(principal: Principal, department: str | None) -> str | None
     return principal.department if principal.role == Role.DEPARTMENT else (department or None)
 
 
+def queue_filter_note(request: Request, department: Filter = None, principal: Principal = Depends(page_reader)) -> str:
+    """``unknown_filter_note`` of the department others pick for ``/ui/queue`` (a department's own is its queue)."""
+    return "" if principal.role == Role.DEPARTMENT else unknown_filter_note(request, department=department)
+
+
 def queue_listing(request: Request, department: Filter = None, offset: Offset = 0, limit: Limit = PAGE_ROWS,
-                  principal: Principal = Depends(page_reader)) -> str:
+                  principal: Principal = Depends(page_reader), note: str = Depends(queue_filter_note)) -> str:
     """What ``/ui/queue`` shows: a department's open cases, overdue first (the most escalated first),
     then the nearest deadline (``storage.urgency_order``, in SQL: a page's limit cuts the least
-    urgent), a page at a time."""
+    urgent), a page at a time; or why the department picked has none."""
+    if note:
+        return note
     store, tables, now = request.app.state.store, request.app.state.tables, time.time()
     mine = principal.role == Role.DEPARTMENT
     chosen = queue_department(principal, department)
@@ -499,7 +506,7 @@ def queue_listing(request: Request, department: Filter = None, offset: Offset = 
 
 @workbench_router.get("/queue", response_class=HTMLResponse)
 def queue_page(request: Request, department: Filter = None, listing: str = Depends(queue_listing),
-               principal: Principal = Depends(page_reader)):
+               principal: Principal = Depends(page_reader), note: str = Depends(queue_filter_note)):
     """A department's queue (吹哨报到, ``queue_listing``); others pick a department."""
     tables = request.app.state.tables
     chosen = queue_department(principal, department)
@@ -510,7 +517,7 @@ def queue_page(request: Request, department: Filter = None, listing: str = Depen
         picker = (f"<form class=filters><label>部门 <select name=department><option value=''>全部</option>{options}"
                   "</select></label><button>查看</button></form>")
     title = f"{tables.department_name(chosen)} 待办" if chosen else "部门待办"
-    return page(title, picker + listing, principal, live=True)
+    return page(title, picker + listing, principal, 422 if note else 200, live=True)
 
 
 # --- removing a box (admins): a retired box, listed as silent until then ---

@@ -127,6 +127,30 @@ def test_a_grid_is_known_by_the_tree_or_by_a_case_and_a_city_of_many_grids_lists
         said.endswith(", D-S2-N053 and 46 more"), said  # 106 known: the tree's 105 and the case's D-S2-G9
 
 
+@pytest.mark.parametrize("url, said", [
+    ("/ui/cases?grid=D-S3", "网格「D-S3」"), ("/ui/cases?department=trafic-police", "部门「trafic-police」"),
+    ("/ui/cases?category=parking&grid=D-S3&state=closed", "类别「parking」、网格「D-S3」"),
+    ("/ui/queue?department=trafic-police", "部门「trafic-police」"),
+    ("/ui/cases?grid=D-S3%E2%80%AE", "网格「D-S3\ufffd」"),  # a right-to-left override reversed what followed it
+])
+def test_a_page_filtered_by_what_nobody_has_says_so_in_place_of_its_cases(city, url, said):  # noqa: F811
+    """The case list and the queue showed no case, as though the grid or department had none."""
+    app, store, ingest, client, tokens = city
+    client.post("/ui/login", data={"token": tokens["op-s1"]})
+    r = client.get(url)
+    assert r.status_code == 422 and "<form class=filters>" in r.text, r.text
+    assert f"<p id=unknown-filter class=failed>筛选条件有误: 本市的表中没有{said}, 也没有案件属于它" in r.text
+    assert "known: " in r.text and "<table id=cases" not in r.text
+    live = client.get(url.replace("/ui/", "/ui/live/"))
+    assert live.status_code == 200 and live.text == client.get(url.replace("/ui/", "/ui/live/")).text
+    for kept in ("/ui/cases?grid=D-S1&department=traffic-police&category=200505", "/ui/cases?department=&grid=",
+                 "/ui/queue?department=traffic-police", "/ui/queue?department="):
+        shown = client.get(kept)
+        assert shown.status_code == 200 and "unknown-filter" not in shown.text and "<table id=cases" in shown.text, kept
+    client.post("/ui/login", data={"token": tokens["police"]})  # a department's queue is its own, whatever it picks
+    assert client.get("/ui/queue?department=trafic-police").status_code == 200
+
+
 @pytest.mark.parametrize("fmt", ["json", "xml"])
 def test_open311_service_code_nobody_has_is_its_400_listing_the_known(city, tmp_path, fmt):  # noqa: F811
     """It answered no requests, as though the city had no such request; a code taken out of the tables since is
