@@ -353,6 +353,7 @@ PHOTO_BODY = {"requestBody": {"required": True, "content": {"image/jpeg": {"sche
 
 @cases_router.post("/{case_id}/photos", response_model=CaseDetail, status_code=201, openapi_extra=PHOTO_BODY,
                    responses={201: {"headers": THE_CASE}, **STALE,
+                              409: {"description": "the case is closed: reopened first, it takes photos again"},
                               413: {"description": f"more than {MAX_PHOTO_BYTES:,} bytes"},
                               415: {"description": "a declared type other than image/jpeg"},
                               422: {"description": "not a JPEG that decodes, or too many pixels"}})
@@ -362,6 +363,8 @@ async def add_photo(request: Request, response: Response, row: dict = Depends(ch
     """A department's on-site photo (a JPEG body of at most 8 MB and 50 megapixels), e.g. with its
     feedback; kept and shown on the timeline. Who may add it is settled before the body is read; with
     If-Match (the case's ETag), it is added only to the case as the client read it."""
+    if refused := actions.photo_refused(row, who.role):  # before its 8 MB are read
+        raise HTTPException(409, refused)
     declared = request.headers.get("content-type", "image/jpeg").split(";")[0].strip().lower()
     if declared not in ("image/jpeg", "application/octet-stream"):
         raise HTTPException(415, f"send the photo as image/jpeg, not {declared[:60]!r}")
@@ -376,6 +379,8 @@ async def add_photo(request: Request, response: Response, row: dict = Depends(ch
                                 time.time(), lambda case: may_see(who, case, tables), asked.seen)
     except actions.NotVisible as exc:  # no longer its case: redispatched while the photo came
         raise HTTPException(404, str(exc)) from None
+    except actions.CaseClosed as exc:  # closed while the photo came
+        raise HTTPException(409, str(exc)) from None
     except actions.StaleCase:
         return await run_in_threadpool(precondition_failed, row["id"], asked, who, tables, store)
     return await run_in_threadpool(the_case, response, row["id"], tables, store)
