@@ -139,8 +139,8 @@ def photo_refused(case: dict, role: Role) -> str | None:
     a department's photo added after it read as work on a case nobody now follows (it was taken, 201). The problem
     back is the case reopened by the centre (or its camera), and the photo added to the case reopened.
 
-    >>> print(photo_refused({"id": 7, "state": "closed"}, Role.DEPARTMENT))
-    case 7 is closed: a photo is not added to a closed case; if the problem is back, ask the command centre to reopen it (action reopen), then add the photo
+    >>> photo_refused({"id": 7, "state": "closed"}, Role.DEPARTMENT).split("; ")[1]
+    'if the problem is back, ask the command centre to reopen it (action reopen), then add the photo'
     >>> photo_refused({"id": 7, "state": "handling"}, Role.DEPARTMENT) is None
     True
     """

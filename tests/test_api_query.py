@@ -95,8 +95,8 @@ def city_without_the_police(tmp_path):
     ("/cases?grid=", "grid", "D, D-S1, D-S1-C1, D-S1-C1-G1, D-S2, D-S2-G9"),
 ])
 def test_a_department_category_or_grid_nobody_has_is_a_422_listing_the_known(city, tmp_path, url, name, known):  # noqa: F811
-    """Each was 200 []: a typo read as a department (a grid) with no cases. Known: the tables' and any case's (a department
-    or category taken out of the tables keeps its cases, and they are still found)."""
+    """Each was 200 []: a typo read as a department (a grid) with no cases. Known: the tables' and any case's (a
+    department or category taken out of the tables keeps its cases, and they are still found)."""
     app, store, ingest, client, tokens = city
     r = client.get(url, headers=auth(tokens["admin"]))
     assert r.status_code == 422, r.text
