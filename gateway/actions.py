@@ -18,7 +18,7 @@ from gateway.cases import RECHECK_REASONS, action_values
 from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level
 from gateway.storage import Store
-from gateway.workflow import Action, Clock, Notice, Role, TransitionError, effect
+from gateway.workflow import TRANSITIONS, Action, CaseState, Clock, Notice, Role, TransitionError, effect
 from xueliang import wire
 
 
@@ -130,13 +130,39 @@ def photo_owner(case_id: int) -> str:
     return f"{wire.GATEWAY_KEY_PREFIX}{case_id}"
 
 
+class CaseClosed(storage.ConflictError):
+    """A photo for a closed case; the message says how it is reopened."""
+
+
+def photo_refused(case: dict, role: Role) -> str | None:
+    """Why ``role`` may not add a photo to ``case``, or None: a closed case was closed on its re-check's evidence, and
+    a department's photo added after it read as work on a case nobody now follows (it was taken, 201). The problem
+    back is the case reopened by the centre (or its camera), and the photo added to the case reopened.
+
+    >>> photo_refused({"id": 7, "state": "closed"}, Role.DEPARTMENT).split("; ")[1]
+    'if the problem is back, ask the command centre to reopen it (action reopen), then add the photo'
+    >>> photo_refused({"id": 7, "state": "handling"}, Role.DEPARTMENT) is None
+    True
+    """
+    if case["state"] != CaseState.CLOSED.value:
+        return None
+    reopens = role in TRANSITIONS[Action.REOPEN][2]
+    how = (f"reopen it first (POST /cases/{case['id']}/actions with {{\"action\": \"reopen\"}})" if reopens
+           else "ask the command centre to reopen it (action reopen)")
+    return (f"case {case['id']} is closed: a photo is not added to a closed case; if the problem is back, {how}, "
+            "then add the photo")
+
+
 def keep_photo(store: Store, case_id: int, role: Role, actor: str, data: bytes, now: float,
                may_see: Callable[[dict], bool], seen: Collection[str] | None = None) -> None:
     """Add a checked photo (``images.check_jpeg``) to the case, logged on its timeline once: NotVisible and
-    StaleCase as ``held`` says (an 8 MB body takes a while to arrive; the case is weighed once it has)."""
+    StaleCase as ``held`` says (an 8 MB body takes a while to arrive; the case is weighed once it has), CaseClosed
+    as ``photo_refused`` says."""
     sha = hashlib.sha256(data).hexdigest()
     with store.begin() as db:
         row = held(store, db, case_id, may_see, seen)
+        if refused := photo_refused(row, role):
+            raise CaseClosed(refused)
         storage.add_evidence(db, sha, data, photo_owner(case_id), "-", "-", now)
         if storage.add_case_photo(db, case_id, sha, now):  # the same photo twice is one entry
             storage.log(db, case_id, now, actor, role, "photo", row["state"], row["state"], sha)

@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 
 from gateway import actions, boxes, etags, storage, verdicts
 from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, count_found, find_cases, may_see, reader,
-                          refusals_described, report_figures, scope, token_optional_for_public_reads, unknown_filter,
+                          refusals_described, report_figures, scope, token_optional_for_public_reads, unknown_filters,
                           visible_case)
 from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
@@ -243,13 +243,11 @@ def list_cases(store: Store = Depends(get_store), tables: Tables = Depends(get_t
                category: Annotated[str | None, Query(max_length=40, pattern="^[A-Za-z0-9_.-]+$",
                                                      description="incident type or the city's category code")] = None,
                overdue: bool = False, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_ID)):
-    """Cases the token may see, newest first; ``grid`` selects that grid and everything under it. A ``department``
-    or ``category`` that neither the city's tables nor any case names is a 422 listing those known."""
+    """Cases the token may see, newest first; ``grid`` selects that grid and everything under it. A ``department``,
+    ``category`` or ``grid`` that neither the city's tables nor any case names is a 422 listing those known."""
     now = time.time()
-    for name, value in (("department", department), ("category", category)):
-        if value is not None and (problem := unknown_filter(store, tables, name, [value], now)):
-            raise RequestValidationError([{"type": "unknown_value", "loc": ("query", name), "input": value,
-                                           "msg": problem}])
+    if problems := unknown_filters(store, tables, now, department=department, category=category, grid=grid):
+        raise RequestValidationError(problems)
     rows = find_cases(store, tables, who, state=state and state.value, grid=grid, department=department,
                       category=category, overdue_at=now if overdue else None, limit=limit, offset=offset)
     return [case_view(r, tables, now) for r in rows]
@@ -355,6 +353,7 @@ PHOTO_BODY = {"requestBody": {"required": True, "content": {"image/jpeg": {"sche
 
 @cases_router.post("/{case_id}/photos", response_model=CaseDetail, status_code=201, openapi_extra=PHOTO_BODY,
                    responses={201: {"headers": THE_CASE}, **STALE,
+                              409: {"description": "the case is closed: reopened first, it takes photos again"},
                               413: {"description": f"more than {MAX_PHOTO_BYTES:,} bytes"},
                               415: {"description": "a declared type other than image/jpeg"},
                               422: {"description": "not a JPEG that decodes, or too many pixels"}})
@@ -364,6 +363,8 @@ async def add_photo(request: Request, response: Response, row: dict = Depends(ch
     """A department's on-site photo (a JPEG body of at most 8 MB and 50 megapixels), e.g. with its
     feedback; kept and shown on the timeline. Who may add it is settled before the body is read; with
     If-Match (the case's ETag), it is added only to the case as the client read it."""
+    if refused := actions.photo_refused(row, who.role):  # before its 8 MB are read
+        raise HTTPException(409, refused)
     declared = request.headers.get("content-type", "image/jpeg").split(";")[0].strip().lower()
     if declared not in ("image/jpeg", "application/octet-stream"):
         raise HTTPException(415, f"send the photo as image/jpeg, not {declared[:60]!r}")
@@ -378,6 +379,8 @@ async def add_photo(request: Request, response: Response, row: dict = Depends(ch
                                 time.time(), lambda case: may_see(who, case, tables), asked.seen)
     except actions.NotVisible as exc:  # no longer its case: redispatched while the photo came
         raise HTTPException(404, str(exc)) from None
+    except actions.CaseClosed as exc:  # closed while the photo came
+        raise HTTPException(409, str(exc)) from None
     except actions.StaleCase:
         return await run_in_threadpool(precondition_failed, row["id"], asked, who, tables, store)
     return await run_in_threadpool(the_case, response, row["id"], tables, store)

@@ -362,18 +362,20 @@ def case_filters(tables: Tables, who: Principal, *, state: str | None = None, gr
 
 
 # what a filter selects on, and the columns of the cases whose values it may name besides the tables' own
-FILTERED = {"department": ("department",), "category": ("type",), "service_code": ("category_code",)}
-SHOWN_KNOWN = 60  # values an answer lists at most (a city's categories: a hundred or so)
+FILTERED = {"department": ("department",), "category": ("type",), "service_code": ("category_code",),
+            "grid": ("grid",)}
+SHOWN_KNOWN = 60  # values an answer lists at most (a city's categories: a hundred or so; its grids: thousands)
 
 
 def unknown_filter(store: Store, tables: Tables, name: str, values: list[str], now: float) -> str | None:
     """Why the filter ``name`` (``FILTERED``) of ``values`` can select no case, naming what it takes, or None: a
-    department or category neither the city's tables nor any case names (a case keeps one taken out of the tables
-    since). Such a filter answered [] as though no case were there; a value the tables lack reads the cases' values
-    (``Store.case_values``, as of a minute ago at most)."""
+    department, category or grid neither the city's tables (a grid: its tree) nor any case names (a case keeps one
+    taken out of the tables since). Such a filter answered [] as though no case were there; a value the tables lack
+    reads the cases' values (``Store.case_values``, as of a minute ago at most)."""
     known = {"department": {d.id for d in tables.departments},
              "category": {c.type for c in tables.categories} | {c.code for c in tables.categories},
-             "service_code": {c.code for c in tables.categories}}[name]
+             "service_code": {c.code for c in tables.categories},
+             "grid": {g.code for g in tables.grids}}[name]
     if all(v in known for v in values):
         return None
     for column in FILTERED[name]:
@@ -385,6 +387,14 @@ def unknown_filter(store: Store, tables: Tables, name: str, values: list[str], n
     more = f" and {len(listed) - SHOWN_KNOWN} more" if len(listed) > SHOWN_KNOWN else ""
     return (f"{', '.join(repr(v[:40]) for v in missing[:5])}: no {name} of the city's tables or of any case; "
             f"known: {', '.join(listed[:SHOWN_KNOWN]) or 'none'}{more}")
+
+
+def unknown_filters(store: Store, tables: Tables, now: float, **values: str | None) -> list[dict]:
+    """A ``RequestValidationError``'s errors, one for each of ``values`` (a filter of ``FILTERED`` by its name, None
+    where not given) that can select no case (``unknown_filter``); none where each can."""
+    return [{"type": "unknown_value", "loc": ("query", name), "input": value, "msg": problem}
+            for name, value in values.items()
+            if value is not None and (problem := unknown_filter(store, tables, name, [value], now))]
 
 
 def find_cases(store: Store, tables: Tables, who: Principal, *, limit: int = 100, offset: int = 0,

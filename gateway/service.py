@@ -53,6 +53,9 @@ DEAD_LETTERS_PER_ROUND = 1000  # deleted in one transaction; a full round has th
 DEAD_LETTER_BYTES_EVERY_S = 60.0  # the dead letters' budget is looked at this often (every row's header is read)
 INGEST_RETRIES = "ingest (its batch kept unacknowledged, tried again every 2 s)"
 PUSH_BACK_S = 3600.0  # a case the clock cannot escalate is looked at again after this long
+# the clock goes round this often at least, whatever escalation_check_s (up to an hour) says of escalation: the dead
+# letters' minute said (ingest.DeadLetterLog), pictures set aside and dead letters deleted within a minute
+CLOCK_ROUND_MAX_S = 60.0
 
 
 class MqttIngest:
@@ -332,8 +335,30 @@ class DeadLetterRetention:
         return old == DEAD_LETTERS_PER_ROUND or self.more
 
 
+def escalation_due(now: float, escalated_at: float | None, every_s: float) -> bool:
+    """Whether the clock's round at ``now`` looks for overdue cases, the last look at ``escalated_at`` (None: never):
+    ``every_s`` (``escalation_check_s``) after it, or at once where the clock was set back.
+
+    >>> escalation_due(100.0, None, 3600.0), escalation_due(160.0, 100.0, 3600.0), escalation_due(3700.0, 100.0, 3600.0)
+    (True, False, True)
+    """
+    return escalated_at is None or not 0 <= now - escalated_at < every_s
+
+
+def clock_wait(now: float, escalated_at: float, every_s: float) -> float:
+    """How long the clock waits for its next round after one at ``now``: until escalation is due, ``CLOCK_ROUND_MAX_S``
+    at most. It waited ``escalation_check_s`` (up to an hour), and the other steps with it.
+
+    >>> clock_wait(100.0, 100.0, 3600.0), clock_wait(100.0, 100.0, 5.0), clock_wait(3680.0, 100.0, 3600.0)
+    (60.0, 5.0, 20.0)
+    """
+    return min(CLOCK_ROUND_MAX_S, max(0.0, escalated_at + every_s - now))
+
+
 class Clock(threading.Thread):
-    """Escalates overdue cases, publishes the notices the case log holds and the boxes' suppressions."""
+    """Escalates overdue cases every ``every_s``, and at each round, ``CLOCK_ROUND_MAX_S`` apart at most or at once when
+    woken, publishes the notices the case log holds and the boxes' suppressions, sets pictures aside, deletes dead
+    letters and says the dead letters' minute."""
 
     def __init__(self, store: Store, tables: Tables, client, every_s: float, health: Health | None = None,
                  suppressions: SuppressionSender | None = None, retention: DeadLetterRetention | None = None,
@@ -426,18 +451,25 @@ class Clock(threading.Thread):
             steps += (("suppressions", self.suppressions.send),)
         if self.dead_letter_log is not None:
             steps += (("dead_letter_log", self.dead_letter_log.flush),)
+        failing: set[str] = set()  # the steps whose last run failed (escalation's stays so between its runs)
+        escalated_at = None
         while not self.stop.is_set():
-            now, failed = time.time(), []
+            now = time.time()
             for name, step in steps:  # each on its own: a failing step does not keep the others from running
+                if name == "escalate":  # at its own cadence: a round woken by a new case, or the minute's, is not it
+                    if not escalation_due(now, escalated_at, self.every_s):
+                        continue
+                    escalated_at = now
                 try:
                     step(now)
+                    failing.discard(name)
                     self.failures.worked(f"clock step {name}")
                 except Exception as exc:
                     CLOCK_FAILURES.labels(name).inc()
-                    failed.append(name)
+                    failing.add(name)
                     self.failures.failed(f"clock step {name}", exc, time.monotonic())
-            self.health.clock_round(failed)
-            self.wake.wait(self.every_s)
+            self.health.clock_round([name for name, _ in steps if name in failing])
+            self.wake.wait(clock_wait(time.time(), escalated_at, self.every_s))
             self.wake.clear()
 
 
@@ -470,7 +502,7 @@ def run_gateway(config: GatewayConfig) -> int:
         for line in tables.removed_departments(storage.open_by_department(db)):
             log.warning("%s", line)
     http_socket = listen(config.http)
-    health = Health(config.escalation_check_s)
+    health = Health(min(config.escalation_check_s, CLOCK_ROUND_MAX_S))  # how often the clock goes round
     ingest = Ingest(store, tables, health=health, waiting_pictures_mb=config.waiting_pictures_mb)
     mqtt_ingest = MqttIngest(config, ingest, health, first_start=store.made)
     sender = SuppressionSender(store, mqtt_ingest.client)

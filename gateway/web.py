@@ -27,10 +27,11 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.auth import (PUBLIC, SESSION_COOKIE, Principal, check_same_origin, count_found, find_cases, form_page,
-                          hash_token, kept_query, may_see, page_reader, report_figures, scope, session_principal, start_session, visible_case)
+                          hash_token, kept_query, may_see, page_reader, report_figures, scope, session_principal,
+                          start_session, unknown_filters, visible_case)
 from gateway.cases import is_overdue
 from gateway import boxes, gridmap
-from gateway.config import Tables
+from gateway.config import Tables, neutralised
 from gateway.images import MAX_PHOTO_BYTES
 from gateway.presentation import (BOX_STATE_NAMES, CAMERA_STATE_NAMES, FAULT_NAMES, STATE_NAMES, CaseId, Filter,
                                   IncidentId, Limit, Offset, Sha256, Which, city_day, incident_evidence_response,
@@ -297,11 +298,38 @@ def logout(request: Request):
     return response
 
 
+FILTER_NAMES = {"department": "部门", "category": "类别", "grid": "网格"}
+
+
+def unknown_filter_note(request: Request, **values: str | None) -> str:
+    """What a list page shows in place of its cases where a filter of its address can select none
+    (``auth.unknown_filters``: a department, category or grid neither the city's tables nor any case names); "" where
+    each can (an empty value is the page's 全部). Such an address (a typo in a link, a grid code mistyped) showed an
+    empty list, read as no case there."""
+    problems = unknown_filters(request.app.state.store, request.app.state.tables, time.time(),
+                               **{name: value or None for name, value in values.items()})
+    if not problems:
+        return ""
+    which = "、".join(f"{FILTER_NAMES[p['loc'][1]]}「{neutralised(p['input'])}」" for p in problems)
+    return (f"<p id=unknown-filter class=failed>筛选条件有误: 本市的表中没有{esc(which)}, 也没有案件属于它 "
+            "(链接或输入可能有误), 因此没有列出案件。请在筛选栏中重新选择或输入。</p><details><summary>技术信息</summary>"
+            f"<code>{esc(neutralised('; '.join(p['msg'] for p in problems)))}</code></details>")
+
+
+def cases_filter_note(request: Request, category: Filter = None, grid: Filter = None, department: Filter = None,
+                      principal: Principal = Depends(page_reader)) -> str:
+    """``unknown_filter_note`` of ``/ui/cases``' filters, once a request: its list and its page's status share it."""
+    return unknown_filter_note(request, category=category, grid=grid, department=department)
+
+
 def cases_listing(request: Request, state: CaseState | None = None, category: Filter = None, grid: Filter = None,
                   department: Filter = None, overdue: bool = False, offset: Offset = 0, limit: Limit = PAGE_ROWS,
-                  principal: Principal = Depends(page_reader)) -> str:
+                  principal: Principal = Depends(page_reader), note: str = Depends(cases_filter_note)) -> str:
     """What ``/ui/cases`` shows of its cases (the table and its pager): the cases the reader may see
-    that the filters select, newest first, a page at a time. Its live fingerprint is made of the same."""
+    that the filters select, newest first, a page at a time, or why its filters select none. Its live fingerprint is
+    made of the same."""
+    if note:
+        return note
     store, tables = request.app.state.store, request.app.state.tables
     selected = dict(state=state.value if state else None, grid=grid or None, department=department or None,
                     category=category or None, overdue_at=time.time() if overdue else None)
@@ -313,8 +341,9 @@ def cases_listing(request: Request, state: CaseState | None = None, category: Fi
 @web_router.get("/cases", response_class=HTMLResponse)
 def cases_page(request: Request, state: CaseState | None = None, category: Filter = None, grid: Filter = None,
                department: Filter = None, overdue: bool = False, listing: str = Depends(cases_listing),
-               principal: Principal = Depends(page_reader)):
-    """The case list (``cases_listing``) under its filters."""
+               principal: Principal = Depends(page_reader), note: str = Depends(cases_filter_note)):
+    """The case list (``cases_listing``) under its filters; a 422 where a filter can select no case, the filters
+    kept to correct."""
     state = state.value if state else None
     tables = request.app.state.tables
 
@@ -329,7 +358,7 @@ def cases_page(request: Request, state: CaseState | None = None, category: Filte
                f"<label>网格编码 <input name=grid value='{esc(grid or '')}' placeholder='含下级网格'></label>"
                f"<label><input type=checkbox name=overdue value=true {'checked' if overdue else ''}> 只看超期</label>"
                "<button>筛选</button></form>")
-    return page("案件列表", filters + listing, principal, live=True)
+    return page("案件列表", filters + listing, principal, 422 if note else 200, live=True)
 
 
 def visible(case_id: int, request: Request, principal: Principal) -> dict:

@@ -37,7 +37,7 @@ from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, 
 from gateway.security import read_capped
 from gateway.web import (PAGE_ROWS, REDISPATCH_MARK, PageRoute, boxes_listing, case_rows, cases_listing,
                          department_choices, esc, figure, grid_text, overdue_listing, page, pager, removes_boxes,
-                         unrouted, visible)
+                         unknown_filter_note, unrouted, visible)
 from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError
 
 workbench_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
@@ -47,6 +47,7 @@ MAX_FORM_BYTES = 32768
 MAX_UPLOAD_BYTES = MAX_PHOTO_BYTES + 16384  # the photo and its multipart envelope
 EXTENSIONS = ("2h", "4h", "1 working day", "3 working days", "5 working days")  # what a form offers to extend by
 DONE = "已完成: {}"
+CLOSED_PHOTO = "照片未上传: 案件已结案, 不再收照片; 问题若再次出现, 由指挥中心重新打开案件后再上传。"
 FAILED = {  # why an action from a page was not done, as people read it
     "state": "未能{action}: 案件当前为「{state}」, 现在不能这样操作 (可能刚被他人处理), 请查看最新状态。",
     "stale": "未能{action}: 您打开本页后案件已有变动 (当前为「{state}」, 可能刚被他人处理, 或同一表单提交了两次), 未执行; "
@@ -63,6 +64,7 @@ FAILED = {  # why an action from a page was not done, as people read it
     "too_many_pixels": f"照片未上传: 照片像素过多 (最多 {MAX_PHOTO_PIXELS // 10_000:,} 万像素); 请用相机的普通分辨率"
                        "重拍 (不用 5000 万、1 亿像素模式), 或缩小后再上传。",
     "no_photo": "照片未上传: 请先选择一张 JPEG 照片。",
+    "closed": CLOSED_PHOTO,
     "verdict": "未能提交研判: 填写的内容有误 (类型错误须选正确类型, 重复须填另一案件编号, 只有误报和重复可同时作废), "
                "请检查后重试。",
     "lifted": "未能解除屏蔽: 该屏蔽已不在生效 (可能刚被他人解除), 请查看最新状态。",
@@ -192,7 +194,8 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
         departments = [(d.id, d.name) for d in tables.departments]
         forms = "".join(action_form(c, a, csrf, departments) for a in allowed_actions(c, principal))
         work = (f"<h2>办理</h2><div id=actions>{forms or '<p>当前没有可执行的操作。</p>'}</div>"
-                + photo_form(case_id, csrf))
+                + (f"<p id=photo-form>{esc(CLOSED_PHOTO.removeprefix('照片未上传: '))}</p>"
+                   if actions.photo_refused(c, principal.role) else photo_form(case_id, csrf)))
         if principal.role in JUDGES and c["box"]:  # a machine-made case: what it was, and what it suppresses
             work += ("<h2>人工研判</h2>" + verdict_form(c, csrf, [(k.type, k.name) for k in tables.categories])
                      + suppression_rows(case_id, verdicts.listed(store, case_id=case_id), csrf, tables))
@@ -440,7 +443,8 @@ async def photo_in_page(case_id: CaseId, request: Request, principal: Principal 
     boundary, milliseconds): another site's or a forged form costs nothing, a session's own at most
     ``MAX_FORM_PARTS`` parts."""
     who = acting(principal, request.app.state.tables)
-    visible(case_id, request, who)  # who may add it, before the body is read
+    if actions.photo_refused(visible(case_id, request, who), who.role):  # who may add it, before the body is read
+        return back(case_id, failed="photo", why="closed")
     content_type = request.headers.get("content-type", "")
     boundary = form_boundary(content_type)
     if not content_type.lower().startswith("multipart/form-data") or not boundary:
@@ -472,6 +476,8 @@ async def photo_in_page(case_id: CaseId, request: Request, principal: Principal 
                                 lambda row: may_see(who, row, tables))
     except actions.NotVisible as exc:  # no longer its case: redispatched while the photo came
         raise HTTPException(404, str(exc)) from None
+    except actions.CaseClosed:  # closed while the photo came
+        return back(case_id, failed="photo", why="closed")
     request.app.state.on_change(case_id)
     return back(case_id, done="photo")
 
@@ -481,11 +487,18 @@ def queue_department(principal: Principal, department: str | None) -> str | None
     return principal.department if principal.role == Role.DEPARTMENT else (department or None)
 
 
+def queue_filter_note(request: Request, department: Filter = None, principal: Principal = Depends(page_reader)) -> str:
+    """``unknown_filter_note`` of the department others pick for ``/ui/queue`` (a department's own is its queue)."""
+    return "" if principal.role == Role.DEPARTMENT else unknown_filter_note(request, department=department)
+
+
 def queue_listing(request: Request, department: Filter = None, offset: Offset = 0, limit: Limit = PAGE_ROWS,
-                  principal: Principal = Depends(page_reader)) -> str:
+                  principal: Principal = Depends(page_reader), note: str = Depends(queue_filter_note)) -> str:
     """What ``/ui/queue`` shows: a department's open cases, overdue first (the most escalated first),
     then the nearest deadline (``storage.urgency_order``, in SQL: a page's limit cuts the least
-    urgent), a page at a time."""
+    urgent), a page at a time; or why the department picked has none."""
+    if note:
+        return note
     store, tables, now = request.app.state.store, request.app.state.tables, time.time()
     mine = principal.role == Role.DEPARTMENT
     chosen = queue_department(principal, department)
@@ -499,7 +512,7 @@ def queue_listing(request: Request, department: Filter = None, offset: Offset = 
 
 @workbench_router.get("/queue", response_class=HTMLResponse)
 def queue_page(request: Request, department: Filter = None, listing: str = Depends(queue_listing),
-               principal: Principal = Depends(page_reader)):
+               principal: Principal = Depends(page_reader), note: str = Depends(queue_filter_note)):
     """A department's queue (吹哨报到, ``queue_listing``); others pick a department."""
     tables = request.app.state.tables
     chosen = queue_department(principal, department)
@@ -510,7 +523,7 @@ def queue_page(request: Request, department: Filter = None, listing: str = Depen
         picker = (f"<form class=filters><label>部门 <select name=department><option value=''>全部</option>{options}"
                   "</select></label><button>查看</button></form>")
     title = f"{tables.department_name(chosen)} 待办" if chosen else "部门待办"
-    return page(title, picker + listing, principal, live=True)
+    return page(title, picker + listing, principal, 422 if note else 200, live=True)
 
 
 # --- removing a box (admins): a retired box, listed as silent until then ---

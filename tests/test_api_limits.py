@@ -239,6 +239,39 @@ def test_the_same_photo_on_two_cases_is_served_for_both(city):
         photo_sha(photo), "0" * 64), headers=auth(tokens["police"])).status_code == 404
 
 
+def test_a_closed_case_takes_no_photo_until_the_centre_reopens_it(city):
+    """A department's photo on a closed case was taken (201), as though it still worked on a case nobody follows: the
+    case was closed on its re-check's evidence, and a problem back is the case reopened by the centre."""
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
+    for action, token in (("acknowledge", "police"), ("feedback", "police"), ("close", "admin")):
+        assert client.post(f"/cases/{case_id}/actions", json={"action": action},
+                           headers=auth(tokens[token])).status_code == 200, action
+    r = client.post(f"/cases/{case_id}/photos", content=jpeg_photo(), headers=auth(tokens["police"]))
+    assert r.status_code == 409 and r.json()["detail"] == (
+        f"case {case_id} is closed: a photo is not added to a closed case; if the problem is back, ask the command "
+        "centre to reopen it (action reopen), then add the photo"), r.text
+    r = client.post(f"/cases/{case_id}/photos", content=jpeg_photo(), headers=auth(tokens["admin"]))
+    assert r.status_code == 409 and f'reopen it first (POST /cases/{case_id}/actions with {{"action": "reopen"}})' \
+        in r.json()["detail"], r.text
+    with serving(app) as port:  # refused on the headers, its 300 MB never read
+        assert post_raw(port, f"/cases/{case_id}/photos", {"Content-Type": "image/jpeg", "Content-Length": "300000000"}
+                        | auth(tokens["police"])) == (409, 0)
+    page = TestClient(app)
+    page.post("/ui/login", data={"token": tokens["police"]})
+    shown = page.get(f"/ui/cases/{case_id}").text
+    assert "<p id=photo-form>案件已结案, 不再收照片; 问题若再次出现, 由指挥中心重新打开案件后再上传。</p>" in shown
+    r = page.post(f"/ui/cases/{case_id}/photos", data={"csrf": session_csrf(page.cookies[SESSION_COOKIE])},
+                  files={"photo": ("IMG_0001.jpg", jpeg_photo(), "image/jpeg")})
+    assert "<p id=outcome class=failed>照片未上传: 案件已结案, 不再收照片" in r.text, r.text
+    assert store.count("evidence") == 0
+    assert client.post(f"/cases/{case_id}/actions", json={"action": "reopen"},
+                       headers=auth(tokens["admin"])).status_code == 200
+    again = client.post(f"/cases/{case_id}/photos", content=jpeg_photo(), headers=auth(tokens["police"]))
+    assert again.status_code == 201, again.text
+    assert "enctype=multipart/form-data id=photo-form" in page.get(f"/ui/cases/{case_id}").text  # the form is back
+
+
 def photo_sha(data: bytes) -> str:
     import hashlib
 

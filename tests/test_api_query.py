@@ -91,10 +91,12 @@ def city_without_the_police(tmp_path):
     ("/cases?department=trafic-police", "department", "city-management, sanitation, traffic-police"),
     ("/cases?department=", "department", "city-management, sanitation, traffic-police"),
     ("/cases?category=parking", "category", "200102, 200505, garbage, illegal_parking"),
+    ("/cases?grid=D-S3", "grid", "D, D-S1, D-S1-C1, D-S1-C1-G1, D-S2, D-S2-G9"),
+    ("/cases?grid=", "grid", "D, D-S1, D-S1-C1, D-S1-C1-G1, D-S2, D-S2-G9"),
 ])
-def test_a_department_or_category_nobody_has_is_a_422_listing_the_known(city, tmp_path, url, name, known):  # noqa: F811
-    """Each was 200 []: a typo read as a department with no cases. Known: the tables' and any case's (a department
-    or category taken out of the tables keeps its cases, and they are still found)."""
+def test_a_department_category_or_grid_nobody_has_is_a_422_listing_the_known(city, tmp_path, url, name, known):  # noqa: F811
+    """Each was 200 []: a typo read as a department (a grid) with no cases. Known: the tables' and any case's (a
+    department or category taken out of the tables keeps its cases, and they are still found)."""
     app, store, ingest, client, tokens = city
     r = client.get(url, headers=auth(tokens["admin"]))
     assert r.status_code == 422, r.text
@@ -106,6 +108,47 @@ def test_a_department_or_category_nobody_has_is_a_422_listing_the_known(city, tm
         assert len(kept.get(found, headers=auth(tokens["admin"])).json()) == 2, found
     refused = kept.get(url, headers=auth(tokens["admin"]))
     assert refused.status_code == 422 and refused.json()["detail"][0]["msg"].endswith(known.replace("200505, ", ""))
+
+
+def test_a_grid_is_known_by_the_tree_or_by_a_case_and_a_city_of_many_grids_lists_sixty(city, tmp_path):  # noqa: F811
+    """A grid taken out of the tree keeps its cases, found by it; a tree of thousands of grids lists 60 and a count."""
+    app, store, ingest, client, tokens = city
+    path = tmp_path / "renamed.yaml"
+    path.write_text(yaml.safe_dump(CITY | {"grids": [g for g in CITY["grids"] if g["code"] != "D-S2-G9"] + [
+        {"code": f"D-S2-N{n:03}", "name": f"新网格{n}", "parent": "D-S2"} for n in range(100)]}, allow_unicode=True))
+    renamed = TestClient(create_app(store, load_tables(path)))
+    found = renamed.get("/cases?grid=D-S2-G9", headers=auth(tokens["admin"]))
+    assert found.status_code == 200 and [c["grid"] for c in found.json()] == ["D-S2-G9"], found.text
+    assert renamed.get("/cases?grid=D-S2-N099", headers=auth(tokens["admin"])).json() == []  # known, no case yet
+    r = renamed.get("/cases?grid=D-S2-N100", headers=auth(tokens["op-s1"]))
+    assert r.status_code == 422, r.text
+    said = r.json()["detail"][0]["msg"]
+    assert said.startswith("'D-S2-N100': no grid of the city's tables or of any case; known: D, D-S1, ") and \
+        said.endswith(", D-S2-N053 and 46 more"), said  # 106 known: the tree's 105 and the case's D-S2-G9
+
+
+@pytest.mark.parametrize("url, said", [
+    ("/ui/cases?grid=D-S3", "网格「D-S3」"), ("/ui/cases?department=trafic-police", "部门「trafic-police」"),
+    ("/ui/cases?category=parking&grid=D-S3&state=closed", "类别「parking」、网格「D-S3」"),
+    ("/ui/queue?department=trafic-police", "部门「trafic-police」"),
+    ("/ui/cases?grid=D-S3%E2%80%AE", "网格「D-S3\ufffd」"),  # a right-to-left override reversed what followed it
+])
+def test_a_page_filtered_by_what_nobody_has_says_so_in_place_of_its_cases(city, url, said):  # noqa: F811
+    """The case list and the queue showed no case, as though the grid or department had none."""
+    app, store, ingest, client, tokens = city
+    client.post("/ui/login", data={"token": tokens["op-s1"]})
+    r = client.get(url)
+    assert r.status_code == 422 and "<form class=filters>" in r.text, r.text
+    assert f"<p id=unknown-filter class=failed>筛选条件有误: 本市的表中没有{said}, 也没有案件属于它" in r.text
+    assert "known: " in r.text and "<table id=cases" not in r.text
+    live = client.get(url.replace("/ui/", "/ui/live/"))
+    assert live.status_code == 200 and live.text == client.get(url.replace("/ui/", "/ui/live/")).text
+    for kept in ("/ui/cases?grid=D-S1&department=traffic-police&category=200505", "/ui/cases?department=&grid=",
+                 "/ui/queue?department=traffic-police", "/ui/queue?department="):
+        shown = client.get(kept)
+        assert shown.status_code == 200 and "unknown-filter" not in shown.text and "<table id=cases" in shown.text, kept
+    client.post("/ui/login", data={"token": tokens["police"]})  # a department's queue is its own, whatever it picks
+    assert client.get("/ui/queue?department=trafic-police").status_code == 200
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])

@@ -132,6 +132,32 @@ def test_a_flood_that_stops_has_its_last_minutes_count_said_by_the_clock(tmp_pat
         clock.join(5)
 
 
+def test_the_minutes_count_is_said_within_the_minute_however_seldom_escalation_runs(tmp_path, tables, caplog,
+                                                                                       monkeypatch):
+    """The clock went round every ``escalation_check_s``: at 3600 the count came up to an hour late. It goes round
+    ``CLOCK_ROUND_MAX_S`` apart at most now, escalation at its own cadence still."""
+    caplog.set_level(logging.WARNING, logger="gateway.ingest")
+    monkeypatch.setattr(service, "CLOCK_ROUND_MAX_S", 0.05)  # a minute, shortened as the log's
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables, clock=time.time)
+    ingest.said.window_s = 0.5
+    assert ingest.handle_batch([(BAD, b"not json %d" % n) for n in range(20)]) == ["dead_letter"] * 20
+    clock = Clock(store, tables, client=None, every_s=3600, dead_letter_log=ingest.said)
+    looks = []
+    clock.escalate_overdue = lambda now: looks.append(now) or Clock.escalate_overdue(clock, now)  # counted, as it was
+    clock.start()
+    try:
+        wait_until(lambda: any(r.getMessage().startswith("15 more dead letter(s) in ") for r in caplog.records), 10,
+                   message="the minute's count said within the minute, escalation_check_s 3600")
+        clock.wake.set()  # a new case's wake: its notices, not escalation
+        time.sleep(0.2)
+    finally:
+        clock.stop.set()
+        clock.wake.set()
+        clock.join(5)
+    assert len(looks) == 1
+
+
 def test_a_box_spreading_pictures_over_made_up_incidents_has_so_many_waiting_at_most(database_url, tables,
                                                                                        monkeypatch):  # noqa: F811
     """Eight pictures under each of many made-up incident ids were all kept for the hour an orphan waits, and the
