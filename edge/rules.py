@@ -79,6 +79,7 @@ class _Candidate:
     detected_at: float = 0.0  # last time a detection matched (not a view)
     inside: int = 0  # detector passes since its clock began that saw its anchor inside the zone
     outside: int = 0  # ... and just outside it (a car at the zone's edge, a swaying camera)
+    outside_sum: tuple[float, float] = (0.0, 0.0)  # the sum of its anchors on those passes outside
     empty_since: float | None = None  # first "empty" view since the vehicle was last seen
     beside: dict[int, int] = field(default_factory=dict)  # stay key -> detector passes that saw both
     since: float = field(init=False)  # when its clock began: first seen, or when back mostly inside its zone
@@ -143,8 +144,9 @@ class DwellRule:
     it like any other but never starts one, and a stay starts only once its anchor was inside
     on at least as many detector passes as outside: a vehicle parked beside the zone is not in it.
     Counted since its clock began: a stay seen outside on more passes than inside has its clock begin
-    again at its next look inside, so a car that stood half out of the zone, then pulled wholly in, is
-    dated from then, not from when it was first seen.
+    again at a look inside whose anchor moved in, beyond ``EDGE_WOBBLE`` of its height from where its looks
+    outside stood: a car that stood half out of the zone, then pulled wholly in, is dated from then, not
+    from when it was first seen; one standing still across the edge, its anchor now in now out, keeps one clock.
 
     Where zones overlap, the caller passes the boxes of the vehicles another zone's incident is open
     for (``taken``): a stay there (IoU >= ``MATCH_IOU``) keeps its clock but does not start while it is
@@ -157,6 +159,7 @@ class DwellRule:
 
     MATCH_IOU = 0.4
     IN_FRONT = 0.15
+    EDGE_WOBBLE = 0.15  # of a box's height: a parked van's anchor wobbles by 4 %, a car pulling in moves it more
     PART_OF = 0.8
     PART_SPAN = 0.75
 
@@ -191,6 +194,8 @@ class DwellRule:
             (x0, y0), (x1, y1) = anchor(cand.sighting.box), anchor(box)
             cand.sighting = replace(cand.sighting, box=box, anchor=(x1, y1))
             cand.anchor = (cand.anchor[0] + x1 - x0, cand.anchor[1] + y1 - y0)
+            cand.outside_sum = (cand.outside_sum[0] + cand.outside * (x1 - x0),
+                                cand.outside_sum[1] + cand.outside * (y1 - y0))
             if cand.incident_id is None and any(c.first_seen < cand.first_seen and self._still(c, cand.sighting)
                                                 for c in kept):
                 self._candidates.remove(cand)
@@ -203,6 +208,14 @@ class DwellRule:
         height = max(cand.sighting.box[3] - cand.sighting.box[1], 1e-3)
         dx, dy = s.anchor[0] - cand.anchor[0], s.anchor[1] - cand.anchor[1]
         return (dx * dx + dy * dy) ** 0.5 <= self.still_tolerance * height and iou(cand.sighting.box, s.box) >= self.MATCH_IOU
+
+    def _moved_in(self, cand: _Candidate, s: Sighting) -> bool:
+        """Whether ``s``, inside the zone, stands more than ``EDGE_WOBBLE`` of its height from where ``cand``'s looks
+        outside it stood on average: the vehicle pulled in. A still one across the edge has its anchor on either side
+        by the detector's wobble (its clock began again at each look inside that came after more outside)."""
+        height = max(s.box[3] - s.box[1], 1e-3)
+        x, y = cand.outside_sum[0] / cand.outside, cand.outside_sum[1] / cand.outside
+        return ((s.anchor[0] - x) ** 2 + (s.anchor[1] - y) ** 2) ** 0.5 > self.EDGE_WOBBLE * height
 
     def _in_front(self, cand: _Candidate, s: Sighting) -> bool:
         """Whether ``s`` reaches lower in the picture than the stay's box, by ``IN_FRONT`` of its height:
@@ -256,10 +269,12 @@ class DwellRule:
             if s.score >= self.min_score and fresh:
                 cand.hits += 1
             if fresh:
-                if in_zone and cand.outside > cand.inside and cand.incident_id is None:
-                    cand.since, cand.inside, cand.outside = t, 0, 0  # back mostly inside: its clock begins again
+                if in_zone and cand.outside > cand.inside and cand.incident_id is None and self._moved_in(cand, s):
+                    cand.since, cand.inside, cand.outside, cand.outside_sum = t, 0, 0, (0.0, 0.0)  # its clock again
                 cand.inside += in_zone
-                cand.outside += not in_zone
+                if not in_zone:
+                    cand.outside += 1
+                    cand.outside_sum = (cand.outside_sum[0] + s.anchor[0], cand.outside_sum[1] + s.anchor[1])
             cand.still += same
             cand.votes[s.label] = cand.votes.get(s.label, 0.0) + s.score
             if s.track_id is not None and s.track_id >= 0:

@@ -216,6 +216,25 @@ def clear_part(box: Box, others: list[Box]) -> Box | None:
     return best if area >= GLIMPSE * (x2 - x1) * (y2 - y1) else None
 
 
+def far_half(band: Box, box: Box) -> Box:
+    """The half of ``band`` (from ``clear_part``: a band of ``box`` along one of its sides) at ``box``'s side,
+    away from what is over the rest: what a box in front that is too tight leaves out lies in the other half.
+
+    >>> far_half((0, 0, 1, 0.4), (0, 0, 1, 1)), far_half((0.6, 0, 1, 1), (0, 0, 1, 1))
+    ((0, 0, 1, 0.2), (0.8, 0, 1, 1))
+    """
+    x1, y1, x2, y2 = band
+    if y2 < box[3]:
+        return x1, y1, x2, (y1 + y2) / 2
+    if y1 > box[1]:
+        return x1, (y1 + y2) / 2, x2, y2
+    if x2 < box[2]:
+        return x1, y1, (x1 + x2) / 2, y2
+    if x1 > box[0]:
+        return (x1 + x2) / 2, y1, x2, y2
+    return band
+
+
 def look(ref: Patch, image: np.ndarray, box: Box, occluders: list[Box], same_below: float = SAME_BELOW) -> View:
     """What the place of a stay whose picture at its last detection was ``ref`` looks like now."""
     return _view(difference(ref, patch(image, box)), box, occluders, same_below)
@@ -288,14 +307,20 @@ class Stationary:
 
     def _gone_behind(self, ref: Ref, image: np.ndarray, place: Box, occluders: list[Box]) -> bool:
         """Whether the part of ``ref``'s place that the boxes over it leave clear (``clear_part``) differs
-        from what it showed: a van that left while a queue still stands in front of it is gone from the band
-        above the queue. Not where too little is clear, nor where the whole picture changed (the light)."""
+        from what it showed, and so does its half away from them (``far_half``): a van that left while a queue
+        still stands in front of it is gone from the band above the queue. A box in front that is tighter than
+        its car (by 10 % of its height) leaves the car's roof in the band, but not in its far half. Not where too
+        little is clear, nor where the whole picture changed (the light)."""
         part = clear_part(place, occluders)
         if part is None or difference(ref.whole, self._whole(image)) >= SCENE_CHANGED:
             return False
-        (x1, y1, x2, y2), w, h = part, place[2] - place[0], place[3] - place[1]
-        band = ((x1 - place[0]) / w, (y1 - place[1]) / h, (x2 - place[0]) / w, (y2 - place[1]) / h)
-        return difference(patch(ref.detail, band), patch(image, part)) >= self.same_below
+        w, h = place[2] - place[0], place[3] - place[1]
+        for band in (part, far_half(part, place)):
+            x1, y1, x2, y2 = band
+            within = ((x1 - place[0]) / w, (y1 - place[1]) / h, (x2 - place[0]) / w, (y2 - place[1]) / h)
+            if difference(patch(ref.detail, within), patch(image, band)) < self.same_below:
+                return False
+        return True
 
     def same_vehicle(self, zone: str, key: int, image: np.ndarray, box: Box, occluders: list[Box]) -> bool | None:
         """Whether a vehicle detected at ``box``, over stay ``key``'s place, is the stay's vehicle: the

@@ -331,6 +331,21 @@ def test_a_car_half_out_of_the_zone_then_wholly_in_is_dated_from_when_it_came_in
     assert [(e.state, e.started_at, e.observed_at, e.dwell_s) for e in events] == [("start", 90.0, 90.0, 30.0)]
 
 
+def test_a_car_standing_across_the_zones_edge_keeps_one_clock():
+    """A car parked across the zone's edge, its anchor now just inside, now just outside (the detector's box
+    wobbles by 2 % of its height): outside on its first three looks after the first, then inside on three
+    looks of four. Before, its looks outside being ahead at 4 s began its clock again there, as for a car
+    that pulled in (its start at 34 s, dated 34 s); at a coin's toss in or out it began again over and over."""
+    height = VAN.box[3] - VAN.box[1]
+    r = rule(dwell_s=30)
+    events = []
+    for t in range(60):
+        inside = t == 0 or (t >= 4 and t % 4 != 3)
+        seen = shifted(VAN, 0.0, (-0.02 if inside else 0.02) * height)
+        events += r.observe(float(t), [seen] if inside else [], outside=[] if inside else [seen])
+    assert [(e.state, e.started_at, e.observed_at) for e in events] == [("start", 30.0, 30.0)]
+
+
 def test_looks_outside_the_zone_never_start_a_stay():
     r = rule(dwell_s=5)
     assert [e for t in range(30) for e in r.observe(float(t), [], outside=[VAN])] == []
