@@ -19,7 +19,8 @@ def readme_yaml() -> dict[str, str]:
     blocks = re.findall(r"^```yaml\n(.*?)^```", (REPO / "README.md").read_text(), re.S | re.M)
     found = {}
     for block in blocks:
-        kind = "edge" if re.search(r"^box:", block, re.M) else "gateway" if re.search(r"^database:", block, re.M) else None
+        kind = ("edge" if re.search(r"^box:", block, re.M)
+                else "gateway" if re.search(r"^database:", block, re.M) else None)
         assert kind and kind not in found, f"a README YAML example this test does not know how to check:\n{block}"
         found[kind] = block
     assert set(found) == {"edge", "gateway"}, found.keys()
