@@ -82,6 +82,7 @@ def yolo_file(path: Path, manifest: dict) -> Detector:
     """A detector for a candidate ONNX file, before it has its own manifest."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the edge's (edge/detector.py)
     return YoloRaw(manifest, ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]))
 
 
