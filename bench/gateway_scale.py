@@ -32,7 +32,7 @@ import uuid
 from pathlib import Path
 
 import yaml
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
