@@ -346,6 +346,22 @@ class Stationary:
         # the whole picture changed too (night mode, an exposure jump): the light, not the vehicle
         return None if difference(ref.whole, self._whole(image)) >= SCENE_CHANGED else False
 
+    def already_there(self, zone: str, key: int, image: np.ndarray, box: Box) -> bool | None:
+        """Whether the picture under ``box``, a detection mostly (``WITHIN``) inside stay ``key``'s place, looks
+        as the stay's reference showed it there (``detail``: kept at its last detection with nothing in front,
+        so from before the detection at ``box`` stood there): a door, a trailer or a roof box the detector
+        names a vehicle of its own came with the stay's vehicle (True); a small car that parked in a lorry's
+        box since did not (False). None: no reference, ``box`` not within it, or the whole picture changed
+        (the light)."""
+        ref = self._refs.get((zone, key))
+        if ref is None or inside(box, ref.box) < WITHIN or difference(ref.whole, self._whole(image)) >= SCENE_CHANGED:
+            return None
+        x1, y1, x2, y2 = ref.box
+        box = max(box[0], x1), max(box[1], y1), min(box[2], x2), min(box[3], y2)
+        w, h = x2 - x1, y2 - y1
+        within = ((box[0] - x1) / w, (box[1] - y1) / h, (box[2] - x1) / w, (box[3] - y1) / h)
+        return difference(patch(ref.detail, within), patch(image, box)) < self.same_below
+
     def remember(self, zone: str, stays, t: float, image: np.ndarray, occluders: list[Box]) -> None:
         """Keep the patch of every stay detected at ``t``, unless something else stands in front of
         it (then the older patch shows the vehicle better); forget stays that are gone."""
