@@ -323,10 +323,12 @@ class CameraPipeline:
             views = self.stationary.views(zone.id, rule.stays(), image, in_front)
             def same_vehicle(key: int, s: Sighting, zone_id: str = zone.id) -> bool | None:
                 return self.stationary.same_vehicle(zone_id, key, image, s.box, in_front)
+            def already_there(key: int, box: Box, zone_id: str = zone.id) -> bool | None:
+                return self.stationary.already_there(zone_id, key, image, box)
             out += [self._outgoing(zone.id, zone.polygon, zone.grid, "illegal_parking", e, image)
                     for e in rule.observe(t, mine, views, fresh=bool(parts), same_vehicle=same_vehicle,
                                           outside=[s for s, i in zip(sightings, inside) if not i],
-                                          taken=self._parked_elsewhere(zone))]
+                                          taken=self._parked_elsewhere(zone), already_there=already_there)]
             self.stationary.remember(zone.id, rule.stays(), t, image, in_front)
         return out
 

@@ -31,6 +31,9 @@ View = Literal["same", "occluded", "empty"]  # what a stay's place looks like wi
 EndReason = Literal["left", "cleared", "stream_ended", "camera_lost", "box_stopped"]
 # (stay key, sighting): whether the picture under the sighting is the stay's vehicle; None: it cannot tell
 SameVehicle = Callable[[int, "Sighting"], bool | None]
+# (stay key, box): whether the picture under box, inside the stay's place, looks as it did before anything stood
+# in front of the stay's vehicle (a part of it, there as it came); None: it cannot tell
+AlreadyThere = Callable[[int, Box], bool | None]
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,10 @@ class DwellRule:
     whose box lies mostly (``PART_OF``) inside an older stay's, seen within ``gap_s``, is that one's
     vehicle seen in part (its top above a bus stopped in front of it) and does not start; unless it is
     a vehicle of its own there (a small car parked in a lorry's box): smaller than the older one's box
-    both ways (``PART_SPAN``), and seen beside it, both detected, on ``confirm_hits`` detector passes.
+    both ways (``PART_SPAN``), seen beside it, both detected, on ``confirm_hits`` detector passes, and, where
+    the caller can tell (``already_there``), not in the older one's picture from before anything stood in
+    front of it: a roof box, a bike rack or an open door the detector names a car came with its vehicle.
+    Of two stays first seen together, the larger is the older.
     """
 
     MATCH_IOU = 0.4
@@ -244,11 +250,13 @@ class DwellRule:
 
     def observe(self, t: float, sightings: list[Sighting], views: dict[int, View] | None = None,
                 fresh: bool = True, same_vehicle: SameVehicle | None = None,
-                outside: list[Sighting] = (), taken: list[Box] = ()) -> list[Event]:
+                outside: list[Sighting] = (), taken: list[Box] = (),
+                already_there: AlreadyThere | None = None) -> list[Event]:
         """Feed the vehicles whose anchor is inside the zone at time ``t`` (and those ``outside``
         it) and, for stays from ``stays()``, what their place looks like (by stay key) and whether
-        a sighting at their place shows their vehicle (``same_vehicle``), and the vehicles whose
-        incident another zone holds (``taken``); get incident events."""
+        a sighting at their place shows their vehicle (``same_vehicle``), and what of it showed before
+        anything stood in front (``already_there``), and the vehicles whose incident another zone holds
+        (``taken``); get incident events."""
         events: list[Event] = []
         ends: list[Event] = []
         free = list(self._candidates)
@@ -279,7 +287,7 @@ class DwellRule:
             cand.votes[s.label] = cand.votes.get(s.label, 0.0) + s.score
             if s.track_id is not None and s.track_id >= 0:
                 cand.track_ids.add(s.track_id)
-            events += self._due(cand, t, taken)
+            events += self._due(cand, t, taken, already_there)
         detected = [c for c in self._candidates if c.detected_at == t] if fresh else []
         for cand in detected:
             for other in detected:
@@ -291,7 +299,7 @@ class DwellRule:
                 view = "empty"  # another vehicle stands where it stood, with nothing in front
             if view == "same":  # unchanged under its box: still there, no detection needed
                 cand.last_seen, cand.empty_since = t, None
-                events += self._due(cand, t, taken)
+                events += self._due(cand, t, taken, already_there)
             elif view == "empty" and cand.empty_since is None:
                 cand.empty_since = t
             gone = (cand.empty_since is not None and view == "empty" and t - cand.empty_since >= self.leave_s) \
@@ -302,36 +310,43 @@ class DwellRule:
                     ends.append(_event(cand, t, "end", ended_at=cand.last_seen, end_reason="left"))
         return ends + events
 
-    def _due(self, cand: _Candidate, t: float, taken: list[Box]) -> list[Event]:
+    def _due(self, cand: _Candidate, t: float, taken: list[Box], already_there: AlreadyThere | None) -> list[Event]:
         """The start once the dwell is reached and the stay confirmed (and its vehicle's incident is not
         another zone's), then updates."""
         if cand.incident_id is None:
             if t - cand.since >= self.dwell_s and self._confirmed(cand) and cand.inside >= cand.outside \
                     and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in taken) \
-                    and not self._part_of_another(cand, t):
+                    and not self._part_of_another(cand, t, already_there):
                 return [self._start(cand, t)]
         elif t - cand.last_event_at >= self.update_interval_s:
             return [_event(cand, t, "update")]
         return []
 
-    def _part_of_another(self, cand: _Candidate, t: float) -> bool:
+    def _part_of_another(self, cand: _Candidate, t: float, already_there: AlreadyThere | None) -> bool:
         """Whether ``cand``'s box lies mostly (``PART_OF``) inside the box of a stay followed since before it
-        and seen within ``gap_s``: that one's vehicle, seen in part (its top above a bus stopped in front of
-        it), unless ``_apart`` from it. One only held while something stands at its place (a lorry's, after it
-        left) is no reason."""
-        return any(other.first_seen < cand.first_seen and t - other.last_seen <= self.gap_s
-                   and inside(cand.sighting.box, other.sighting.box) >= self.PART_OF and not self._apart(cand, other)
+        (or since the same pass, and larger: a van and its roof box seen as it drives in) and seen within
+        ``gap_s``: that one's vehicle, seen in part (its top above a bus stopped in front of it), unless
+        ``_apart`` from it. One only held while something stands at its place (a lorry's, after it left) is
+        no reason."""
+        return any(other is not cand and t - other.last_seen <= self.gap_s
+                   and (other.first_seen, -_area(other.sighting.box)) < (cand.first_seen, -_area(cand.sighting.box))
+                   and inside(cand.sighting.box, other.sighting.box) >= self.PART_OF
+                   and not self._apart(cand, other, already_there)
                    for other in self._candidates)
 
-    def _apart(self, cand: _Candidate, other: _Candidate) -> bool:
+    def _apart(self, cand: _Candidate, other: _Candidate, already_there: AlreadyThere | None) -> bool:
         """Whether ``cand``, inside ``other``'s box, is a vehicle of its own (a small car parked in a lorry's
         box), not a part of ``other``'s vehicle: smaller than ``PART_SPAN`` of ``other``'s box both ways (a
         part mostly runs across its vehicle one way: the top above a bus is the van's width, what a crop's
-        edge leaves of it its height) and detected together with it on ``confirm_hits`` passes (the detector
-        sees a part past what hides the rest instead of the whole, not beside it)."""
+        edge leaves of it its height), detected together with it on ``confirm_hits`` passes (the detector
+        sees a part past what hides the rest instead of the whole, not beside it), and not in ``other``'s
+        picture from before anything stood in front of it (``already_there``: a door, a trailer or a roof box
+        the detector names a car, beside its vehicle at every pass, came with it; a car that parked in a
+        lorry's box later did not)."""
         (a1, b1, a2, b2), (x1, y1, x2, y2) = cand.sighting.box, other.sighting.box
         return a2 - a1 < self.PART_SPAN * (x2 - x1) and b2 - b1 < self.PART_SPAN * (y2 - y1) \
-            and cand.beside.get(other.key, 0) >= self.confirm_hits
+            and cand.beside.get(other.key, 0) >= self.confirm_hits \
+            and (already_there is None or already_there(other.key, cand.sighting.box) is not True)
 
     def _start(self, cand: _Candidate, t: float) -> Event:
         cand.started_at = cand.since + self.dwell_s
@@ -345,6 +360,10 @@ class DwellRule:
         events = [_event(c, t, "end", ended_at=t, end_reason=reason) for c in self._candidates if c.incident_id]
         self._candidates.clear()
         return events
+
+
+def _area(box: Box) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 class ConditionRule:

@@ -252,6 +252,9 @@ class Stationary:
     def __init__(self, same_below: float = SAME_BELOW):
         self.same_below = same_below
         self._refs: dict[tuple[str, int], Ref] = {}
+        # a stay's reference from before another stay first stood mostly inside its box, while one does: the
+        # reference goes on taking in what covers under OCCLUDER_COVER of it (a motorbike in front of a bus)
+        self._before: dict[tuple[str, int], Ref] = {}
         self._now: tuple[np.ndarray, Patch] | None = None  # a frame and its whole patch
 
     def _whole(self, image: np.ndarray) -> Patch:
@@ -346,29 +349,56 @@ class Stationary:
         # the whole picture changed too (night mode, an exposure jump): the light, not the vehicle
         return None if difference(ref.whole, self._whole(image)) >= SCENE_CHANGED else False
 
+    def already_there(self, zone: str, key: int, image: np.ndarray, box: Box) -> bool | None:
+        """Whether the picture under ``box``, a detection mostly (``WITHIN``) inside stay ``key``'s place, looks
+        as the stay's reference showed it there (``detail``: kept at its last detection with nothing in front,
+        or from before another stay first stood mostly inside it): a door, a trailer or a roof box the detector
+        names a vehicle of its own came with the stay's vehicle (True); a small car that parked in a lorry's
+        box since did not (False). None: no reference, ``box`` not within it, or the whole picture changed
+        (the light)."""
+        ref = self._before.get((zone, key)) or self._refs.get((zone, key))
+        if ref is None or inside(box, ref.box) < WITHIN or difference(ref.whole, self._whole(image)) >= SCENE_CHANGED:
+            return None
+        x1, y1, x2, y2 = ref.box
+        w, h = x2 - x1, y2 - y1
+        within = (max(0.0, (box[0] - x1) / w), max(0.0, (box[1] - y1) / h), min(1.0, (box[2] - x1) / w),
+                  min(1.0, (box[3] - y1) / h))
+        # both at the reference's grain, cut at the same pixels: a box a few of them wide, cut from the reference
+        # rounded outward, took in a rim of what is around it and differed from the same picture now
+        return difference(patch(ref.detail, within), patch(detail(image, ref.box), within)) < self.same_below
+
     def remember(self, zone: str, stays, t: float, image: np.ndarray, occluders: list[Box]) -> None:
         """Keep the patch of every stay detected at ``t``, unless something else stands in front of
-        it (then the older patch shows the vehicle better); forget stays that are gone."""
+        it (then the older patch shows the vehicle better), and the one from before another stay first stood
+        mostly inside its box (``already_there``); forget stays that are gone."""
         keys = set()
         for stay in stays:
-            keys.add((zone, stay.key))
-            ref = self._refs.get((zone, stay.key))
+            key = (zone, stay.key)
+            keys.add(key)
+            ref = self._refs.get(key)
             others = [o for o in occluders if o != stay.box]
             if stay.detected_at == t and (ref is None or covered_by(stay.box, others) < OCCLUDER_COVER):
-                self._refs[(zone, stay.key)] = reference(image, stay.box, self._whole(image))
-        for key in [k for k in self._refs if k[0] == zone and k not in keys]:
-            del self._refs[key]
+                self._refs[key] = reference(image, stay.box, self._whole(image))
+            if not any(s.key != stay.key and inside(s.box, stay.box) >= WITHIN for s in stays):
+                self._before.pop(key, None)
+            elif key not in self._before and (ref or self._refs.get(key)) is not None:
+                self._before[key] = ref or self._refs[key]
+        for refs in (self._refs, self._before):
+            for key in [k for k in refs if k[0] == zone and k not in keys]:
+                del refs[key]
 
     def carry(self, zone: str, keys: set[int], moved: Callable[[Box], Box], image: np.ndarray) -> None:
         """The stays ``keys`` of ``zone`` were carried (``DwellRule.carry``): each reference is at the box
         ``moved`` gives, its neighbourhood as ``image`` (the picture moved back now) shows it there; its
         picture stays, for it shows the same vehicle."""
         for key in keys:
-            ref = self._refs.get((zone, key))
-            if ref is not None:
-                box = moved(ref.box)
-                self._refs[(zone, key)] = ref._replace(box=box, near=near(image, box))
+            for refs in (self._refs, self._before):
+                ref = refs.get((zone, key))
+                if ref is not None:
+                    box = moved(ref.box)
+                    refs[(zone, key)] = ref._replace(box=box, near=near(image, box))
 
     def reset(self) -> None:
         self._refs.clear()
+        self._before.clear()
         self._now = None

@@ -264,7 +264,7 @@ def test_a_parked_van_seen_in_part_above_a_bus_in_front_of_it_is_one_incident():
     assert [(e.state, e.started_at, e.observed_at) for e in events] == [("start", 30.0, 50.0)]
 
 
-def lorry_and(inner: Sighting, seen_from: int, beside: bool) -> list[tuple[float, str]]:
+def lorry_and(inner: Sighting, seen_from: int, beside: bool, already_there=None) -> list[tuple[float, str]]:
     """A lorry parked from 0 s and ``inner``, a box inside its box, from ``seen_from`` on: detected beside the
     lorry at every pass, or (not ``beside``) instead of it for 5 s and then held by its place looking the
     same while the lorry is detected again. The starts (when, what)."""
@@ -273,7 +273,7 @@ def lorry_and(inner: Sighting, seen_from: int, beside: bool) -> list[tuple[float
     events = []
     for t in range(70):
         seen = [lorry] if t < seen_from else [lorry, inner] if beside else [inner] if t < seen_from + 5 else [lorry]
-        events += r.observe(float(t), seen, {stay.key: "same" for stay in r.stays()})
+        events += r.observe(float(t), seen, {stay.key: "same" for stay in r.stays()}, already_there=already_there)
     return [(e.started_at, e.sighting.label) for e in events if e.state == "start"]
 
 
@@ -288,6 +288,23 @@ def test_a_small_car_parked_in_a_parked_lorrys_box_is_an_incident_of_its_own():
     # and so is one beside it that runs its height (what a zone crop's edge leaves of it)
     cut = Sighting(track_id=3, anchor=(0.305, 0.6), box=(0.2, 0.2, 0.41, 0.6), score=0.7, label="truck")
     assert lorry_and(cut, 20, beside=True) == [(30.0, "truck")]
+
+
+@pytest.mark.parametrize("there, starts", [
+    (True, [(30.0, "truck")]),  # in the lorry's picture from before: a part of it (a trailer, a door)
+    (False, [(30.0, "truck"), (50.0, "car")]),  # not: a car that parked in its box since
+    (None, [(30.0, "truck"), (50.0, "car")]),  # the picture cannot tell: its size and passes beside it do
+])
+def test_a_box_inside_a_lorrys_that_was_in_its_picture_before_is_a_part_of_it(there, starts):
+    """The small car of the test above, beside the lorry at every pass from 20 s, where the lorry's picture from
+    before anything stood in front of it showed the same there (a part the detector names a car late)."""
+    car = Sighting(track_id=2, anchor=(0.35, 0.55), box=(0.25, 0.35, 0.45, 0.55), score=0.7, label="car")
+    asked = []
+    def already_there(key: int, box) -> bool | None:
+        asked.append((key, box))
+        return there
+    assert lorry_and(car, 20, beside=True, already_there=already_there) == starts
+    assert asked and set(asked) == {(1, car.box)}  # the lorry's picture, at the car's box
 
 
 def test_iou():
