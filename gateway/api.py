@@ -246,7 +246,7 @@ def list_cases(store: Store = Depends(get_store), tables: Tables = Depends(get_t
     """Cases the token may see, newest first; ``grid`` selects that grid and everything under it. A ``department``,
     ``category`` or ``grid`` that neither the city's tables nor any case names is a 422 listing those known."""
     now = time.time()
-    if problems := unknown_filters(store, tables, now, department=department, category=category, grid=grid):
+    if problems := unknown_filters(store, tables, who, now, department=department, category=category, grid=grid):
         raise RequestValidationError(problems)
     rows = find_cases(store, tables, who, state=state and state.value, grid=grid, department=department,
                       category=category, overdue_at=now if overdue else None, limit=limit, offset=offset)

@@ -367,34 +367,62 @@ FILTERED = {"department": ("department",), "category": ("type",), "service_code"
 SHOWN_KNOWN = 60  # values an answer lists at most (a city's categories: a hundred or so; its grids: thousands)
 
 
-def unknown_filter(store: Store, tables: Tables, name: str, values: list[str], now: float) -> str | None:
-    """Why the filter ``name`` (``FILTERED``) of ``values`` can select no case, naming what it takes, or None: a
-    department, category or grid neither the city's tables (a grid: its tree) nor any case names (a case keeps one
-    taken out of the tables since). Such a filter answered [] as though no case were there; a value the tables lack
-    reads the cases' values (``Store.case_values``, as of a minute ago at most)."""
+def unknown_filter(store: Store, tables: Tables, who: Principal, name: str, values: list[str],
+                   now: float) -> str | None:
+    """Why the filter ``name`` (``FILTERED``) of ``values`` can select no case ``who`` may see, naming what it takes,
+    or None: a department, category or grid neither the city's tables (a grid: its tree) nor any case ``who`` may see
+    names (a case keeps one taken out of the tables since). Such a filter answered [] as though no case were there; a
+    value the tables lack reads the cases' values (``Store.case_values``, as of a minute ago at most). An operator
+    of a street is told of its own grids alone (``outside_grids``)."""
+    s = case_scope(who, tables)
+    if name == "grid" and s.get("grids") is not None:
+        return outside_grids(tables, who, s["grids"], values)
     known = {"department": {d.id for d in tables.departments},
              "category": {c.type for c in tables.categories} | {c.code for c in tables.categories},
              "service_code": {c.code for c in tables.categories},
              "grid": {g.code for g in tables.grids}}[name]
     if all(v in known for v in values):
         return None
+    # those of the cases ``who`` may see: another street's or department's case named a department taken out of
+    # the tables, or a grid, to an operator or a department that never saw it
+    seen = {k: s[k] for k in ("department", "grids", "hidden_states") if k in s}
     for column in FILTERED[name]:
-        known |= store.case_values(column, now)
+        known |= store.case_values(column, now, **seen)
     missing = [v for v in values if v not in known]
     if not missing:
         return None
-    listed = sorted(known)
-    more = f" and {len(listed) - SHOWN_KNOWN} more" if len(listed) > SHOWN_KNOWN else ""
     return (f"{', '.join(repr(v[:40]) for v in missing[:5])}: no {name} of the city's tables or of any case; "
-            f"known: {', '.join(listed[:SHOWN_KNOWN]) or 'none'}{more}")
+            f"known: {listed(known)}")
 
 
-def unknown_filters(store: Store, tables: Tables, now: float, **values: str | None) -> list[dict]:
+def listed(values: set[str]) -> str:
+    """``values`` sorted, ``SHOWN_KNOWN`` at most and how many more."""
+    ordered = sorted(values)
+    more = f" and {len(ordered) - SHOWN_KNOWN} more" if len(ordered) > SHOWN_KNOWN else ""
+    return f"{', '.join(ordered[:SHOWN_KNOWN]) or 'none'}{more}"
+
+
+def outside_grids(tables: Tables, who: Principal, grids: list[str], values: list[str]) -> str | None:
+    """Why a grid filter of ``values`` selects none of the cases of an operator whose subtree is ``grids``, or None:
+    a grid neither in it nor above it (a grid above selects the operator's own). The same words for a grid of
+    another street as for one nobody has, and only the operator's own listed: the 422 listed the city's every grid
+    code, and whether one existed, to an operator of one street."""
+    own, above = set(grids), set(tables.ancestors(who.grid or ""))
+    outside = [v for v in values if v not in own and v not in above]
+    if not outside:
+        return None
+    return (f"{', '.join(repr(v[:40]) for v in outside[:5])}: not a grid of yours (operator of {who.grid}); "
+            f"yours: {listed(own)}")
+
+
+def unknown_filters(store: Store, tables: Tables, who: Principal, now: float, **values: str | None) -> list[dict]:
     """A ``RequestValidationError``'s errors, one for each of ``values`` (a filter of ``FILTERED`` by its name, None
-    where not given) that can select no case (``unknown_filter``); none where each can."""
-    return [{"type": "unknown_value", "loc": ("query", name), "input": value, "msg": problem}
+    where not given) that can select no case ``who`` may see (``unknown_filter``); none where each can."""
+    scoped = case_scope(who, tables).get("grids") is not None  # an operator of a street: its grid is "not yours"
+    return [{"type": "outside_scope" if scoped and name == "grid" else "unknown_value", "loc": ("query", name),
+             "input": value, "msg": problem}
             for name, value in values.items()
-            if value is not None and (problem := unknown_filter(store, tables, name, [value], now))]
+            if value is not None and (problem := unknown_filter(store, tables, who, name, [value], now))]
 
 
 def find_cases(store: Store, tables: Tables, who: Principal, *, limit: int = 100, offset: int = 0,

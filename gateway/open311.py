@@ -162,7 +162,8 @@ def service_requests(request: Request, who: Principal, service_request_id: str |
         query["ids"] = [int(i) for i in ids]
     else:
         query["codes"] = _items(service_code, "service_code")
-        if query["codes"] and (problem := unknown_filter(store, tables, "service_code", query["codes"], time.time())):
+        if query["codes"] and (problem := unknown_filter(store, tables, who, "service_code", query["codes"],
+                                                             time.time())):
             raise Open311Error(400, f"service_code {problem} (services.xml lists the city's)")
         statuses = _items(status, "status")
         if statuses is not None:

@@ -301,17 +301,21 @@ def logout(request: Request):
 FILTER_NAMES = {"department": "部门", "category": "类别", "grid": "网格"}
 
 
-def unknown_filter_note(request: Request, **values: str | None) -> str:
-    """What a list page shows in place of its cases where a filter of its address can select none
-    (``auth.unknown_filters``: a department, category or grid neither the city's tables nor any case names); "" where
-    each can (an empty value is the page's 全部). Such an address (a typo in a link, a grid code mistyped) showed an
-    empty list, read as no case there."""
-    problems = unknown_filters(request.app.state.store, request.app.state.tables, time.time(),
+def unknown_filter_note(request: Request, principal: Principal, **values: str | None) -> str:
+    """What a list page shows in place of its cases where a filter of its address can select none of those
+    ``principal`` may see (``auth.unknown_filters``: a department, category or grid neither the city's tables nor any
+    case names; to an operator of a street, a grid not its own); "" where each can (an empty value is the page's 全部).
+    Such an address (a typo in a link, a grid code mistyped) showed an empty list, read as no case there."""
+    problems = unknown_filters(request.app.state.store, request.app.state.tables, principal, time.time(),
                                **{name: value or None for name, value in values.items()})
     if not problems:
         return ""
-    which = "、".join(f"{FILTER_NAMES[p['loc'][1]]}「{neutralised(p['input'])}」" for p in problems)
-    return (f"<p id=unknown-filter class=failed>筛选条件有误: 本市的表中没有{esc(which)}, 也没有案件属于它 "
+    said = []
+    for kind, words in (("unknown_value", "本市的表中没有{}, 也没有案件属于它"), ("outside_scope", "{}不在您负责的网格范围内")):
+        if which := "、".join(f"{FILTER_NAMES[p['loc'][1]]}「{neutralised(p['input'])}」" for p in problems
+                             if p["type"] == kind):
+            said.append(words.format(which))
+    return (f"<p id=unknown-filter class=failed>筛选条件有误: {esc('; '.join(said))} "
             "(链接或输入可能有误), 因此没有列出案件。请在筛选栏中重新选择或输入。</p><details><summary>技术信息</summary>"
             f"<code>{esc(neutralised('; '.join(p['msg'] for p in problems)))}</code></details>")
 
@@ -319,7 +323,7 @@ def unknown_filter_note(request: Request, **values: str | None) -> str:
 def cases_filter_note(request: Request, category: Filter = None, grid: Filter = None, department: Filter = None,
                       principal: Principal = Depends(page_reader)) -> str:
     """``unknown_filter_note`` of ``/ui/cases``' filters, once a request: its list and its page's status share it."""
-    return unknown_filter_note(request, category=category, grid=grid, department=department)
+    return unknown_filter_note(request, principal, category=category, grid=grid, department=department)
 
 
 def cases_listing(request: Request, state: CaseState | None = None, category: Filter = None, grid: Filter = None,

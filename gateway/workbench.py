@@ -489,7 +489,7 @@ def queue_department(principal: Principal, department: str | None) -> str | None
 
 def queue_filter_note(request: Request, department: Filter = None, principal: Principal = Depends(page_reader)) -> str:
     """``unknown_filter_note`` of the department others pick for ``/ui/queue`` (a department's own is its queue)."""
-    return "" if principal.role == Role.DEPARTMENT else unknown_filter_note(request, department=department)
+    return "" if principal.role == Role.DEPARTMENT else unknown_filter_note(request, principal, department=department)
 
 
 def queue_listing(request: Request, department: Filter = None, offset: Offset = 0, limit: Limit = PAGE_ROWS,
