@@ -22,7 +22,7 @@ from xueliang.certificates import ca_certificate
 from xueliang.mqtt import broker_host
 from xueliang.passwords import without_password
 from xueliang.polygon import crossing_edges
-from xueliang.textfile import TooLong, load_yaml, read_text, said
+from xueliang.textfile import TooLong, load_yaml, read_text, said_each
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN, HEARTBEAT_S, RESERVED_BOX_IDS
 
@@ -534,9 +534,8 @@ def parse_config(raw: object, source: str = "config") -> EdgeConfig:
         return EdgeConfig.model_validate(raw)
     except ValidationError as exc:
         lines = [f"{source}: {len(exc.errors())} error(s)"]
-        for err in exc.errors():
-            msg = said(err)
-            lines.append(f"  {_where(raw, err['loc'])}: {msg}")
+        for err, text in said_each(exc.errors(), EdgeConfig):
+            lines.append(f"  {_where(raw, err['loc'])}: {text}")
         raise ConfigError("\n".join(lines)) from None
 
 

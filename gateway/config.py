@@ -23,7 +23,7 @@ from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level, parse_working_hours, since
 from xueliang.certificates import ca_certificate
 from xueliang.mqtt import broker_host
-from xueliang.textfile import load_yaml, read_text, said
+from xueliang.textfile import load_yaml, read_text, said, said_each
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN
 
@@ -552,11 +552,11 @@ def _grid_rows(path: Path) -> list[dict]:
     return rows
 
 
-def _errors(exc: ValidationError) -> str:
-    """Each mistake by its field (``broker.port: ...``); one of the whole file (not a mapping, a route
-    to an unknown grid) by itself, not after an empty field name."""
-    return "; ".join(": ".join(filter(None, (".".join(map(str, e["loc"])), said(e))))
-                     for e in exc.errors())
+def _errors(exc: ValidationError, model: type[BaseModel]) -> str:
+    """Each mistake by its field (``broker.port: ...``), a key that is no field of ``model`` with the one meant;
+    one of the whole file (not a mapping, a route to an unknown grid) by itself, not after an empty field name."""
+    return "; ".join(": ".join(filter(None, (".".join(map(str, e["loc"])), text)))
+                     for e, text in said_each(exc.errors(), model))
 
 
 def load_tables(path: Path) -> Tables:
@@ -589,7 +589,7 @@ def load_tables(path: Path) -> Tables:
     except FileNotFoundError as exc:
         raise GatewayConfigError(f"{exc.filename or path}: no such file") from None
     except ValidationError as exc:
-        raise GatewayConfigError(f"{path}: {_errors(exc)}") from None
+        raise GatewayConfigError(f"{path}: {_errors(exc, Tables)}") from None
     # a category's type misspelt (illegal_parkng) or left out loaded, and each such incident was a dead letter
     if missing := [t for t in wire.BOX_TYPES if tables.category(t) is None]:
         log.warning("%s: no category for %s, which xueliang's boxes send: each such incident will be set aside as a "
@@ -605,7 +605,7 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
     except FileNotFoundError:
         raise GatewayConfigError(f"{path}: no such file") from None
     except ValidationError as exc:
-        raise GatewayConfigError(f"{path}: {_errors(exc)}") from None
+        raise GatewayConfigError(f"{path}: {_errors(exc, GatewayConfig)}") from None
     if not config.tables.is_absolute():
         config = config.model_copy(update={"tables": (path.parent / config.tables).resolve()})
     return config

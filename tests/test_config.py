@@ -56,7 +56,8 @@ def config_with(camera_overrides=None, zone_overrides=None, top=None):
     # two rules under one key: every pile raised twice, with one incident id
     (config_with(zone_overrides={"types": ["garbage", "spill", "garbage"]}),
      "camera 'gate-3' zone 'p1' types: garbage named more than once; name each type once"),
-    (config_with(zone_overrides={"dwel_s": 3}), "camera 'gate-3' zone 'p1' dwel_s: Extra inputs are not permitted"),
+    (config_with(zone_overrides={"dwel_s": 3}), "camera 'gate-3' zone 'p1' dwel_s: not a field here; did you mean "
+     "dwell_s?"),
     (config_with(camera_overrides={"grid": ""}), "camera 'gate-3' grid: '' is not a grid code: write it as the city's "
      "grid table has it, in letters (Chinese too), digits and . _ - (a letter or digit first, at most 64; no spaces, "
      "/ + # or full-width letters)"),
@@ -99,6 +100,37 @@ def test_bad_config_names_the_place(raw, expected):
         parse_config(raw)
     assert expected in str(err.value)
 
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (config_with(zone_overrides={"dwell_secs": 30}),
+     "camera 'gate-3' zone 'p1' dwell_secs: not a field here; did you mean dwell_s?"),
+    (config_with(zone_overrides={"Dwell_S": 30}), "camera 'gate-3' zone 'p1' Dwell_S: not a field here; did you mean "
+     "dwell_s?"),
+    # a zone's setting written on its camera, a camera's or the broker's at the top, the rules' under the broker
+    (config_with(camera_overrides={"dwell_s": 30}), "camera 'gate-3' dwell_s: not a field here; it belongs under zones:"),
+    (config_with(top={"username": "b1"}), "username: not a field at the top level; it belongs under broker:"),
+    (config_with(top={"max_width": 640}), "max_width: not a field at the top level; it belongs under cameras:"),
+    (config_with(top={"broker": {"gap_s": 10}}), "broker gap_s: not a field here; it belongs under rules: at the top level"),
+    (config_with(zone_overrides={"box": "b1"}), "camera 'gate-3' zone 'p1' box: not a field here; it belongs at the top"),
+    (config_with(top={"min_scor": 0.5}), "min_scor: not a field at the top level; did you mean min_score, under detection:?"),
+    (config_with(zone_overrides={"停车时长": 30}), "camera 'gate-3' zone 'p1' 停车时长: not a field here; the fields here are "
+     "id, types, polygon, dwell_s, grid, persistence_s, clear_s, urgent_area"),
+])
+def test_a_field_misspelt_or_in_the_wrong_place_is_named_with_what_was_meant(raw, expected):
+    """Installers' mistakes, each said only as "Extra inputs are not permitted"."""
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert expected in str(err.value)
+
+
+def test_keys_past_the_hundredth_that_are_no_field_are_named_without_a_guess():
+    """Each guess compares the key with every field of the config: a 4 MB file of such keys took 25 s, not 5."""
+    with pytest.raises(ConfigError) as err:
+        parse_config(config_with(zone_overrides={f"k{i}": 1 for i in range(150)}))
+    lines = str(err.value).splitlines()
+    assert lines[100].startswith("  camera 'gate-3' zone 'p1' k99: not a field here; the fields here are id, types")
+    assert lines[101] == "  camera 'gate-3' zone 'p1' k100: not a field here" and len(lines) == 151
 
 @pytest.mark.parametrize("polygon", [
     [[0.5 + 0.4 * math.cos(k / 16), 0.5 + 0.4 * math.sin(k / 16)] for k in range(100)],  # the most corners
@@ -194,7 +226,7 @@ def test_yaml_merge_keys_are_not_keys_written_twice(tmp_path):
     path.write_text("box: b1\nzone: &kerb {types: [illegal_parking], polygon: [[0, 0], [1, 0], [1, 1]], dwell_s: 30}\n"
                     "cameras:\n  - id: c1\n    url: x\n    grid: G-1\n    zones:\n"
                     "      - {<<: *kerb, id: a}\n      - {<<: *kerb, id: b, dwell_s: 60}\n")
-    with pytest.raises(ConfigError, match="zone: Extra inputs are not permitted"):  # read, then refused as a field
+    with pytest.raises(ConfigError, match="zone: not a field at the top level"):  # read, then refused as a field
         load_config(path)
 
 

@@ -336,6 +336,36 @@ def test_a_gateway_config_mistake_found_at_start_is_named_by_its_field(tmp_path,
     assert error in str(failed.value)
 
 
+
+@pytest.mark.parametrize("text, error", [
+    ("client_id: gw-1\n", "gateway.yaml: client_id: not a field at the top level; it belongs under broker:"),
+    ("broker: {clientid: gw-1}\n", "broker.clientid: not a field here; did you mean client_id?"),
+    ("host: 10.0.0.5\n", "host: not a field at the top level; it belongs under broker: or under http:"),
+    ("http: {public_read: true, allowed_hosts: ['*'], database: 'sqlite://'}\n",
+     "http.database: not a field here; it belongs at the top level"),
+    ("escalation_check: 5\n", "escalation_check: not a field at the top level; did you mean escalation_check_s?"),
+])
+def test_a_gateway_config_field_misspelt_or_in_the_wrong_place_is_named_with_what_was_meant(tmp_path, text, error):
+    """Each was "Extra inputs are not permitted", the field it belongs under or was meant for unsaid."""
+    (tmp_path / "gateway.yaml").write_text(text)
+    with pytest.raises(GatewayConfigError) as failed:
+        load_gateway_config(tmp_path / "gateway.yaml")
+    assert error in str(failed.value)
+
+
+@pytest.mark.parametrize("old, new, error", [
+    ("service_level: 1h", "servce_level: 1h", "categories.0.servce_level: not a field here; did you mean service_level?"),
+    ("service_level: 1h", "service_level: 1h\n    merge_radius: 30", "categories.0.merge_radius: not a field here; did you mean merge_radius_m?"),
+    ("departments:", "working_hour: 09:00-18:00\ndepartments:",
+     "working_hour: not a field at the top level; did you mean working_hours?"),
+])
+def test_a_table_field_misspelt_is_named_with_what_was_meant(city, old, new, error):
+    path = city / "demo.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(GatewayConfigError) as failed:
+        load_tables(path)
+    assert error in str(failed.value)
+
 @pytest.mark.parametrize("url, says", [
     ("postgres ql://gw:S3cr3t-PW@127.0.0.1/city", "is not a database URL (not shown"),  # was the URL, password and all
     ("postgresql+psycopg://gw:S3cr3t-PW@127.0.0.1:54x2/city", "is not a database URL (not shown"),  # int()'s words

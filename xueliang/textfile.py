@@ -13,13 +13,17 @@ these checks hold: PyYAML alone took 7-15 s over a 2 MB polygon before the confi
 
 from __future__ import annotations
 
+import difflib
+import functools
 import io
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import get_args
 
 import yaml
+from pydantic import BaseModel
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
@@ -27,6 +31,9 @@ from yaml.resolver import Resolver
 from xueliang.wire import GRID_PATTERN, IDENT
 
 
+# keys that are no field's said with the field meant, at most: each is compared with every field of the config, and a
+# 4 MB edge config of such keys (200,000) took 25 s to refuse, not 5
+MEANT_AT_MOST = 100
 # the patterns ids and grid codes are held to, in the words of the person who writes them
 PATTERN_WORDS = {
     f"^{IDENT.pattern}$": "is not an id: write letters A-Z a-z, digits and . _ - (a letter or digit first, at most 64; "
@@ -51,6 +58,95 @@ def said(error: Mapping) -> str:
                 "ends with (_s: seconds, 3min as 180; _m: metres)")
     return error["msg"].removeprefix("Value error, ")
 
+
+def said_each(errors: list[Mapping], model: type[BaseModel]) -> Iterator[tuple[Mapping, str]]:
+    """Each of ``model``'s validation errors with what it says (``said``); a key that is no field with what was
+    meant (``unknown_field``), for the first ``MEANT_AT_MOST`` of them."""
+    unknown = 0
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            unknown += 1
+            yield error, unknown_field(model, error["loc"], guess=unknown <= MEANT_AT_MOST)
+        else:
+            yield error, said(error)
+
+
+def unknown_field(model: type[BaseModel], loc: Sequence[str | int], guess: bool = True) -> str:
+    """What to say of the key at ``loc`` (a pydantic error's), which ``model``'s tree has no field for there: where a
+    field of that name is elsewhere in the tree, where it belongs; else the field here (or elsewhere) spelt close to
+    it; else the fields here. Installers wrote ``client_id`` beside ``broker:`` rather than under it, and
+    ``dwell_secs``: all either was told was "Extra inputs are not permitted".
+
+    >>> from pydantic import create_model
+    >>> Broker = create_model("Broker", host=(str, ""), client_id=(str, ""))
+    >>> Http = create_model("Http", host=(str, ""), port=(int, 8080))
+    >>> Config = create_model("Config", broker=(Broker, Broker()), http=(Http, Http()))
+    >>> unknown_field(Config, ["client_id"])
+    'not a field at the top level; it belongs under broker:'
+    >>> unknown_field(Config, ["host"])
+    'not a field at the top level; it belongs under broker: or under http:'
+    >>> unknown_field(Config, ["broker", "clientid"]), unknown_field(Config, ["brokr"])
+    ('not a field here; did you mean client_id?', 'not a field at the top level; did you mean broker?')
+    >>> unknown_field(Config, ["http", "clientid"])
+    'not a field here; did you mean client_id, under broker: at the top level?'
+    >>> unknown_field(Config, ["broker", "端口"])
+    'not a field here; the fields here are host, client_id'
+    """
+    *at, key = loc
+    here, owner = tuple(k for k in at if isinstance(k, str)), _model_at(model, at)
+    plain = "not a field here" if here else "not a field at the top level"
+    if owner is None or not guess:  # a place that is no model's
+        return plain
+    key = str(key)
+    places = [(path, fields) for path, fields in _fields_in(model) if path != here]
+    if belongs := [path for path, fields in places if key in fields]:
+        return f"{plain}; it belongs {' or '.join(dict.fromkeys(_under(path, here) for path in belongs))}"
+    words = key.lower()[:100]  # compared with every field: a key may be a kilobyte long
+    if close := difflib.get_close_matches(words, list(owner.model_fields), n=1):
+        return f"{plain}; did you mean {close[0]}?"
+    elsewhere: dict[str, tuple[str, ...]] = {}
+    for path, fields in places:  # a field in several places: said at the first, the nearest the top
+        elsewhere.update((field, path) for field in fields if field not in elsewhere)
+    if close := difflib.get_close_matches(words, list(elsewhere), n=1):
+        return f"{plain}; did you mean {close[0]}, {_under(elsewhere[close[0]], here)}?"
+    return f"{plain}; the fields here are {', '.join(owner.model_fields)}"
+
+
+def _models_in(annotation: object) -> list[type[BaseModel]]:
+    """The models a field's type holds (``Broker``, ``list[Zone]``, ``Location | None``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model whose fields the mapping at ``loc`` holds (a list's index passed over); None where it is no model's."""
+    for key in loc:
+        if isinstance(key, int):
+            continue
+        field = model.model_fields.get(key)
+        models = _models_in(field.annotation) if field is not None else []
+        if not models:
+            return None
+        model = models[0]
+    return model
+
+
+@functools.cache  # a file of keys that are no field's walked the tree for each
+def _fields_in(model: type[BaseModel], path: tuple[str, ...] = ()) -> tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]:
+    """Each place in ``model``'s tree (the fields' names down to it, a list's items as the list) with its fields."""
+    return ((path, tuple(model.model_fields)),
+            *(place for name, field in model.model_fields.items() for inner in _models_in(field.annotation)
+              if inner is not model for place in _fields_in(inner, (*path, name))))
+
+
+def _under(path: tuple[str, ...], here: tuple[str, ...]) -> str:
+    """Where ``path`` is, said from ``here``: below it, from it (``under zones:``); else from the top."""
+    if not path:
+        return "at the top level"
+    if path[:len(here)] == here:
+        return "under " + " ".join(f"{name}:" for name in path[len(here):])
+    return "under " + " ".join(f"{name}:" for name in path) + (" at the top level" if here else "")
 
 def read_text(path: Path, max_bytes: int | None = None) -> str:
     """The file's text; ValueError saying what is wrong and what to do (more than ``max_bytes``, where given).
