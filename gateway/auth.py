@@ -374,9 +374,8 @@ def unknown_filter(store: Store, tables: Tables, who: Principal, name: str, valu
     names (a case keeps one taken out of the tables since). Such a filter answered [] as though no case were there; a
     value the tables lack reads the cases' values (``Store.case_values``, as of a minute ago at most). An operator
     of a street is told of its own grids alone (``outside_grids``)."""
-    s = case_scope(who, tables)
-    if name == "grid" and s.get("grids") is not None:
-        return outside_grids(tables, who, s["grids"], values)
+    if name == "grid" and street_operator(who, tables):
+        return outside_grids(tables, who, values)
     known = {"department": {d.id for d in tables.departments},
              "category": {c.type for c in tables.categories} | {c.code for c in tables.categories},
              "service_code": {c.code for c in tables.categories},
@@ -385,6 +384,7 @@ def unknown_filter(store: Store, tables: Tables, who: Principal, name: str, valu
         return None
     # those of the cases ``who`` may see: another street's or department's case named a department taken out of
     # the tables, or a grid, to an operator or a department that never saw it
+    s = case_scope(who, tables)
     seen = {k: s[k] for k in ("department", "grids", "hidden_states") if k in s}
     for column in FILTERED[name]:
         known |= store.case_values(column, now, **seen)
@@ -402,23 +402,31 @@ def listed(values: set[str]) -> str:
     return f"{', '.join(ordered[:SHOWN_KNOWN]) or 'none'}{more}"
 
 
-def outside_grids(tables: Tables, who: Principal, grids: list[str], values: list[str]) -> str | None:
-    """Why a grid filter of ``values`` selects none of the cases of an operator whose subtree is ``grids``, or None:
-    a grid neither in it nor above it (a grid above selects the operator's own). The same words for a grid of
-    another street as for one nobody has, and only the operator's own listed: the 422 listed the city's every grid
-    code, and whether one existed, to an operator of one street."""
-    own, above = set(grids), set(tables.ancestors(who.grid or ""))
-    outside = [v for v in values if v not in own and v not in above]
+def street_operator(who: Principal, tables: Tables) -> bool:
+    """Whether ``who`` sees a subtree of the grids (``case_scope``'s ``grids``), not the city: an operator below the
+    centre."""
+    return who.role == Role.OPERATOR and not (who.grid is not None and who.grid == tables.centre)
+
+
+def outside_grids(tables: Tables, who: Principal, values: list[str]) -> str | None:
+    """Why a grid filter of ``values`` selects none of the cases of a street's operator (``street_operator``), or
+    None: a grid neither in its subtree nor above it (a grid above selects the operator's own). The same words for a
+    grid of another street as for one nobody has, and only the operator's own listed: the 422 listed the city's every
+    grid code, and whether one existed, to an operator of one street. Its subtree is made only to list it (a city of
+    thousands of grids makes it once a request, for the list itself: ``subtree``)."""
+    grid, codes = who.grid or "", {g.code for g in tables.grids}
+    above = set(tables.ancestors(grid))
+    outside = [v for v in values if v not in above and v != grid and not (v in codes and grid in tables.ancestors(v))]
     if not outside:
         return None
     return (f"{', '.join(repr(v[:40]) for v in outside[:5])}: not a grid of yours (operator of {who.grid}); "
-            f"yours: {listed(own)}")
+            f"yours: {listed(set(subtree(tables, grid)))}")
 
 
 def unknown_filters(store: Store, tables: Tables, who: Principal, now: float, **values: str | None) -> list[dict]:
     """A ``RequestValidationError``'s errors, one for each of ``values`` (a filter of ``FILTERED`` by its name, None
     where not given) that can select no case ``who`` may see (``unknown_filter``); none where each can."""
-    scoped = case_scope(who, tables).get("grids") is not None  # an operator of a street: its grid is "not yours"
+    scoped = street_operator(who, tables)  # an operator of a street: its grid is "not yours"
     return [{"type": "outside_scope" if scoped and name == "grid" else "unknown_value", "loc": ("query", name),
              "input": value, "msg": problem}
             for name, value in values.items()
