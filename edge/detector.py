@@ -8,6 +8,7 @@ model family is one new class registered in ``DECODERS``.
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -213,15 +214,18 @@ def load_detector(name: str, threads: int = 2) -> Detector:
     decoder = DECODERS.get(manifest.get("decoder", ""))
     if decoder is None:
         raise ModelError(f"model {name!r}: unknown decoder {manifest.get('decoder')!r}; known: {sorted(DECODERS)}")
+    return decoder(manifest, session(path, threads))
+
+
+def session(path: Path, threads: int = 2) -> ort.InferenceSession:
+    """A model file's onnxruntime session on the CPU, its threads sleeping between runs rather than spinning: a box
+    analyses a frame a second per camera, and a spinning pool takes the cores its decoders need (25 rounds of both
+    models on a loaded 2-core machine: 11.6-13.1 s of CPU and 27-52 s spinning, 5.6-6.2 s and 8-14 s not)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    # its threads sleep between runs rather than spin: a box analyses a frame a second per camera, and a spinning pool
-    # takes the cores its decoders need (25 rounds of both models on a loaded 2-core machine: 11.6-13.1 s of CPU and
-    # 27-52 s spinning, 5.6-6.2 s and 8-14 s not)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return decoder(manifest, session)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def load_detectors(config) -> dict[str, Detector]:

@@ -376,10 +376,14 @@ def unknown_filter(store: Store, tables: Tables, who: Principal, name: str, valu
     of a street is told of its own grids alone (``outside_grids``)."""
     if name == "grid" and street_operator(who, tables):
         return outside_grids(tables, who, values)
-    known = {"department": {d.id for d in tables.departments},
-             "category": {c.type for c in tables.categories} | {c.code for c in tables.categories},
-             "service_code": {c.code for c in tables.categories},
-             "grid": {g.code for g in tables.grids}}[name]
+    if name == "grid":  # the tree's grids, thousands: read as they are kept, copied only to be listed
+        if all(v in tables.parents for v in values):
+            return None
+        known = set(tables.parents)
+    else:
+        known = {"department": {d.id for d in tables.departments},
+                 "category": {c.type for c in tables.categories} | {c.code for c in tables.categories},
+                 "service_code": {c.code for c in tables.categories}}[name]
     if all(v in known for v in values):
         return None
     # those of the cases ``who`` may see: another street's or department's case named a department taken out of
@@ -414,9 +418,9 @@ def outside_grids(tables: Tables, who: Principal, values: list[str]) -> str | No
     grid of another street as for one nobody has, and only the operator's own listed: the 422 listed the city's every
     grid code, and whether one existed, to an operator of one street. Its subtree is made only to list it (a city of
     thousands of grids makes it once a request, for the list itself: ``subtree``)."""
-    grid, codes = who.grid or "", {g.code for g in tables.grids}
+    grid = who.grid or ""
     above = set(tables.ancestors(grid))
-    outside = [v for v in values if v not in above and v != grid and not (v in codes and grid in tables.ancestors(v))]
+    outside = [v for v in values if v not in above and not (v in tables.parents and grid in tables.ancestors(v))]
     if not outside:
         return None
     return (f"{', '.join(repr(v[:40]) for v in outside[:5])}: not a grid of yours (operator of {who.grid}); "

@@ -56,14 +56,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnxruntime as ort
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from edge.config import Detection, EdgeConfig, parse_config  # noqa: E402
-from edge.detector import Detector, YoloRaw, load_detector  # noqa: E402
+from edge.detector import Detector, YoloRaw, load_detector, session  # noqa: E402
 from edge.geometry import inside, overlap  # noqa: E402
 from edge.replay import replay  # noqa: E402
 from edge.source import keyframe_gap_limit  # noqa: E402
@@ -80,10 +79,7 @@ GOALS = {"recall": 0.9, "precision": 0.9, "right_type": 0.95, "start_delay_s": 6
 
 def yolo_file(path: Path, manifest: dict) -> Detector:
     """A detector for a candidate ONNX file, before it has its own manifest."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the edge's (edge/detector.py)
-    return YoloRaw(manifest, ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]))
+    return YoloRaw(manifest, session(path))
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
