@@ -38,7 +38,7 @@ from edge.ledger import adopt_file, end_left_open, old_file
 from edge.pipeline import CameraPipeline, Outgoing
 from edge.outboxfile import keep_outbox, open_outbox, pending_words
 from edge.publisher import BOOT, Publisher, on_boot_clock
-from edge.source import Damage, SourceError, anchor, file_end, frame_spacing, open_camera
+from edge.source import Damage, SourceError, anchor, file_end, frame_spacing, open_bound_s, open_camera, packet_wait_s
 from edge.suppression import Suppressions
 from xueliang import wire
 from xueliang.passwords import without_password
@@ -678,17 +678,21 @@ def hang_limit(camera: Camera) -> float:
     """How long a camera's reader may go without a frame and without trying the camera again before its read is
     taken for hung: ``CAMERA_LOST_AFTER_S``, or longer where one try of its own can take longer while each of its
     reads ends in its time: an open (PyAV bounds its set-up, then its probe of the streams, by ``open_timeout_s``
-    each), a first read that gets nothing (``read_timeout_s``), then the longest backoff, and a margin for a busy
+    each, an RTSP camera's by its wait for a key frame too: ``open_bound_s``), a first read that gets nothing
+    (``read_timeout_s``, an RTSP camera's ``packet_wait_s``), then the longest backoff, and a margin for a busy
     box (``HANG_MARGIN``: it had none, and a slow open run over its time was taken for hung); or where its reader
     gives a frame only every ``analysis_interval_s``, ``MISSED_FRAMES`` of them.
 
     >>> hang_limit(Camera(id="c", url="rtsp://x", grid="G-1")), hang_limit(Camera(id="c", url="rtsp://x",
     ...                                                                           grid="G-1", open_timeout_s=60))
-    (60.0, 141.5625)
+    (60.0, 152.5625)
+    >>> hang_limit(Camera(id="c", url="rtsp://x", grid="G-1", read_timeout_s=25))  # 25 s for a key frame
+    88.7625
     >>> hang_limit(Camera(id="c", url="rtsp://x", grid="G-1", analysis_interval_s=60))
     120.0
     """
-    a_try = 2 * camera.open_timeout_s + camera.read_timeout_s + 1.25 * BACKOFF_CAP_S
+    a_try = 2 * open_bound_s(camera.url, camera.open_timeout_s, camera.read_timeout_s) \
+        + packet_wait_s(camera.url, camera.read_timeout_s) + 1.25 * BACKOFF_CAP_S
     return max(CAMERA_LOST_AFTER_S, (1 + HANG_MARGIN) * a_try + HANG_MARGIN_S,
                MISSED_FRAMES * camera.analysis_interval_s)
 
@@ -708,12 +712,13 @@ def hung(healths: dict[str, CameraHealth], now: float, cameras: dict[str, Camera
     >>> hung({"a": ok, "b": stuck, "c": failing, "d": CameraHealth(tried_at=50.0, started_at=0.0)}, now=120.0)
     ['b', 'd']
 
-    A camera given 60 s to open whose open began at 0, failed at 120 (set-up and probe), got nothing, and waits
-    out its backoff (to 127), later on a busy box, is not hung; past its try, its backoff and their margin, it is:
+    A camera given 60 s to open whose open began at 0, failed at 120 (set-up and probe), got nothing for 15 s (an
+    RTSP camera's wait for a key frame), and waits out its backoff (to 137), later on a busy box, is not hung; past
+    its try, its backoff and their margin, it is:
 
     >>> slow = {"slow": Camera(id="slow", url="rtsp://x", grid="G-1", open_timeout_s=60, read_timeout_s=5)}
     >>> opening = CameraHealth(tried_at=0.0, started_at=0.0)
-    >>> hung({"slow": opening}, now=141.0, cameras=slow), hung({"slow": opening}, now=142.0, cameras=slow)
+    >>> hung({"slow": opening}, now=152.0, cameras=slow), hung({"slow": opening}, now=153.0, cameras=slow)
     ([], ['slow'])
     """
     cameras = cameras or {}

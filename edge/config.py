@@ -289,8 +289,9 @@ class Camera(Strict):
                                   "a source: its set-up (RTSP's included) and the probe of its streams, so an open "
                                   "can take twice this (a server that answers a byte at a time is given up on after "
                                   "them); a pipe's open waits for its writer, unbounded")
-    read_timeout_s: float = Field(default=5.0, gt=0, le=600, title="Seconds a read may wait for a packet (a pipe's "
-                                  "waits for its writer, unbounded)")
+    read_timeout_s: float = Field(default=5.0, gt=0, le=600, title="Seconds a read may wait for a packet (an RTSP "
+                                  "camera's at least 15 s, for its next key frame; a pipe's waits for its writer, "
+                                  "unbounded)")
     tls_ca: Path | None = Field(default=None, title="rtsps:// only: CA certificate file (PEM) that signed the camera's "
                                 "certificate; the box then reads the camera only where its certificate verifies "
                                 "against it and names the url's host (unset: the certificate is not checked)")

@@ -136,6 +136,33 @@ MAX_PICTURE_RATIO = 8.0
 MAX_PICTURE_PIXELS = 8192 * 4352
 DISPLAY_MATRIX = Type.DISPLAYMATRIX
 RTSPS_PORT = 322  # an rtsps:// url's port where it names none (FFmpeg's RTSPS_DEFAULT_PORT)
+# An RTSP camera (or a proxy before it) may start each session at its next key frame and send nothing until then, and
+# a smart codec (H.264+/H.265+) stretches key frames 10 s apart and more when nothing moves: its reads wait this long
+# at least for a packet, its open's probe as long and a second more (the probe's analyzeduration)
+KEY_FRAME_WAIT_S = 15.0
+PROBE_S = 1.0
+
+
+def packet_wait_s(url: str, read_timeout_s: float) -> float:
+    """How long a read of ``url`` waits for a packet: ``read_timeout_s``, and for an RTSP camera at least
+    ``KEY_FRAME_WAIT_S``, FFmpeg's socket timeout for the whole session (it is set once, at the open): one whose key
+    frames came further apart than ``read_timeout_s`` was refused at most tries, its open given up on before its
+    next key frame came.
+
+    >>> packet_wait_s("rtsp://cam/1", 5.0), packet_wait_s("rtsp://cam/1", 30.0), packet_wait_s("a.mp4", 5.0)
+    (15.0, 30.0, 5.0)
+    """
+    return max(read_timeout_s, KEY_FRAME_WAIT_S) if is_rtsp(url) else read_timeout_s
+
+
+def open_bound_s(url: str, open_timeout_s: float, read_timeout_s: float) -> float:
+    """PyAV's bound on each step of opening ``url`` (its set-up, then its probe): ``open_timeout_s``, and for an RTSP
+    camera at least its probe's wait for the first packet (``packet_wait_s``) and ``PROBE_S``.
+
+    >>> open_bound_s("rtsp://cam/1", 10.0, 5.0), open_bound_s("rtsp://cam/1", 30.0, 5.0), open_bound_s("a.mp4", 10, 5)
+    (16.0, 30.0, 10)
+    """
+    return max(open_timeout_s, packet_wait_s(url, read_timeout_s) + PROBE_S) if is_rtsp(url) else open_timeout_s
 
 
 def keyframe_gap_limit(camera, rules) -> float:
@@ -552,8 +579,9 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     logged of it, logged again at DEBUG only (``_say``).
     Raises SourceError when the camera cannot be opened or a read times out.
     """
-    options = {"analyzeduration": "1000000", "probesize": "1000000"}
-    timeout: tuple[float, float | None] | None = (open_timeout_s, read_timeout_s)
+    options = {"analyzeduration": str(int(PROBE_S * 1e6)), "probesize": "1000000"}
+    opening, waiting = open_bound_s(url, open_timeout_s, read_timeout_s), packet_wait_s(url, read_timeout_s)
+    timeout: tuple[float, float | None] | None = (opening, read_timeout_s)
     if is_rtsp(url):
         # FFmpeg's own socket timeout, not PyAV's: PyAV's is an interrupt callback that takes the
         # GIL on every network read (hundreds a second per camera), which starved the readers of
@@ -563,8 +591,10 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         # Nor does one that keeps the session alive and sends no picture (nor FFmpeg's rw_timeout: every
         # byte resets both): its read hung for good. A camera found so (edge.box.hung) is read on with
         # ``bound_reads``: PyAV's interrupt on every read, GIL and all.
-        options |= {"rtsp_transport": "tcp", "timeout": str(int(read_timeout_s * 1e6))}
-        timeout = (open_timeout_s, read_timeout_s if bound_reads else None)
+        # Its first packet may come only with the camera's next key frame (``packet_wait_s``), so the socket timeout
+        # and the open's bound wait for it; a stream that stops mid-way is then noticed at that wait, not sooner.
+        options |= {"rtsp_transport": "tcp", "timeout": str(int(waiting * 1e6))}
+        timeout = (opening, read_timeout_s if bound_reads else None)
         if tls_ca is not None:  # the rtsp demuxer hands these on to its TLS connection (GnuTLS in PyAV's FFmpeg 8),
             options |= {"tls_verify": "1", "ca_file": str(tls_ca)}  # which checks the chain and the url's host
     elif is_pipe(url):
@@ -577,8 +607,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     try:
         container = av.open(url, options=options, timeout=timeout)
     except (av.FFmpegError, OSError) as exc:
-        late = f"not set up within {open_timeout_s:g} s, " \
-            if timeout is not None and time.monotonic() - began >= open_timeout_s else ""
+        late = f"not set up within {opening:g} s, " \
+            if timeout is not None and time.monotonic() - began >= opening else ""
         fault = certificate_fault(url, tls_ca, open_timeout_s) \
             if tls_ca is not None and not late and getattr(exc, "errno", None) == errno.EIO else None
         if fault:
@@ -589,13 +619,12 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
             # FFmpeg says "Invalid data found when processing input" of an empty file: a copy that never ran
             raise SourceError(f"cannot open {url}: the file is empty (0 bytes)") from None
         if not late and is_rtsp(url) and isinstance(exc, av.InvalidDataError) \
-                and time.monotonic() - began >= read_timeout_s:
-            # its probe got no packet within the socket timeout: FFmpeg says the same of it as of garbage. A camera
-            # that starts a session at its next key frame, 12 s away, was refused so at most tries, and read at few
-            raise SourceError(f"cannot open {url}: no packet within {read_timeout_s:g} s of asking for the stream; a "
-                              "camera that starts it at its next key frame sends nothing until then: set its "
-                              "read_timeout_s and open_timeout_s above its key-frame interval, or shorten that "
-                              f"interval on the camera ({exc})") from None
+                and time.monotonic() - began >= waiting:
+            # its probe got no packet within the socket timeout: FFmpeg says the same of it as of garbage
+            raise SourceError(f"cannot open {url}: no packet within {waiting:g} s of asking for the stream; a camera "
+                              "that starts it at its next key frame sends nothing until then: one whose key frames "
+                              "are further apart needs its read_timeout_s set above their interval, or that interval "
+                              f"shortened on the camera ({exc})") from None
         raise SourceError(f"cannot open {url}: {late}{exc}") from None
     try:
         stream = video_stream(container.streams.video, url, said)

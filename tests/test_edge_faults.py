@@ -232,9 +232,10 @@ def reading_threads(camera_id: str) -> list[threading.Thread]:
 def test_a_camera_whose_read_hangs_is_lost_then_read_again_when_its_picture_comes_back(tmp_path, rtsp, monkeypatch):
     """A server whose session stays alive and sends no picture resets FFmpeg's socket timeout with every byte:
     the read hung for good. The camera was marked lost, but read again only once the box restarted."""
-    from edge import box
+    from edge import box, source
 
     monkeypatch.setattr(box, "CAMERA_LOST_AFTER_S", 8.0)  # (a first frame can take 6 s here)
+    monkeypatch.setattr(source, "KEY_FRAME_WAIT_S", 3.0)  # its reads wait its read_timeout_s for a packet
     proxy = StallingCamera(rtsp.port)
     analyser, readers, slots, stop = in_process_analyser(tmp_path, ["cam"], lambda real, i, s: real(i, s),
                                                          url=f"rtsp://127.0.0.1:{proxy.port}/campus-gate")
