@@ -296,7 +296,7 @@ class Tables(Strict):
     @property
     def removed(self) -> dict[str, str | None]:
         """The departments no longer in the tables that cases name, each with the name it last had (None: no dispatch
-        logged it), as ``Store.removed_departments`` found them at start (``with_removed``)."""
+        logged it), as ``Store.removed_departments`` last found them (``with_removed``)."""
         return self.__dict__.get("_removed", {})
 
     def with_removed(self, names: dict[str, str | None]) -> "Tables":

@@ -892,12 +892,18 @@ def dispatch_note(department: str, tables: Tables) -> str:
     return f"{department} {tables.department_name(department)}" if tables.knows_department(department) else department
 
 
-def removed_departments(db: Connection, known: set[str]) -> dict[str, str | None]:
+def removed_departments(db: Connection, known: set[str], named_before: dict[str, str | None] | None = None
+                        ) -> dict[str, str | None]:
     """The departments the cases name that are not in ``known`` (the tables'), each with the name its latest logged
-    dispatch gave it (None: none did, all logged before dispatches named it); read once at start."""
-    named = {}
+    dispatch gave it (None: none did, all logged before dispatches named it); a name in ``named_before`` is kept, not
+    looked for again (down the whole log, no index on it: ~50 ms of CPU each in a city's year)."""
+    named, before = {}, named_before or {}
     for department in db.execute(select(cases.c.department).distinct()).scalars():
-        if department not in known:
+        if department in known:
+            continue
+        if before.get(department) is not None:
+            named[department] = before[department]
+        else:
             note = db.execute(select(case_log.c.note).where(
                 case_log.c.action == "dispatched", case_log.c.target == department,
                 case_log.c.note.startswith(f"{department} ", autoescape=True)).order_by(case_log.c.id.desc())
@@ -1171,6 +1177,7 @@ class Store:
         self._opened = self._identity()
         self._gone = False
         self._case_values: dict[tuple, tuple[float, set[str]]] = {}  # case_values' scans, each with its time
+        self._removed: tuple[float, frozenset[str], dict[str, str | None]] = (-math.inf, frozenset(), {})
         if self.path is not None:
             event.listen(self.engine, "commit", lambda conn: self.check_file())
 
@@ -1314,6 +1321,17 @@ class Store:
             self._case_values = {k: v for k, v in self._case_values.items() if 0 <= now - v[0] < CASE_VALUES_KEPT_S}
             self._case_values[key] = now, values
         return values
+
+    def removed_departments(self, known: set[str], now: float) -> dict[str, str | None]:
+        """``removed_departments`` of the cases as of ``CASE_VALUES_KEPT_S`` ago at most, a scan as ``case_values``'
+        (each name found kept): read once at start, a gateway never learnt of a department another gateway's cases
+        named since (its tables older), and showed it by its bare id."""
+        at, was_known, named = self._removed
+        if not 0 <= now - at < CASE_VALUES_KEPT_S or was_known != known:
+            with self.engine.connect() as db:
+                named = removed_departments(db, known, named)
+            self._removed = now, frozenset(known), named
+        return named
 
     def get_case(self, case_id: int) -> dict | None:
         with self.engine.connect() as db:
