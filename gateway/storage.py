@@ -555,16 +555,23 @@ def open_by_department(db: Connection) -> dict[str, int]:
     return {department: n for department, n in rows}
 
 
-def open_by_department_read_only(url: str) -> dict[str, int] | None:
-    """``open_by_department`` of an SQLite file opened read-only (``gateway --check`` changes nothing: no migration,
-    no WAL switch); None for another database or no file (the gateway's start says it then)."""
+def removed_with_open_cases(db: Connection, tables: Tables) -> list[str]:
+    """``Tables.removed_departments`` of the open cases (``open_by_department``), each department by the name its
+    last dispatch logged too (``removed_departments``): the gateway's start and ``gateway --check`` say them."""
+    named = tables.with_removed(removed_departments(db, {d.id for d in tables.departments}))
+    return named.removed_departments(open_by_department(db))
+
+
+def removed_with_open_cases_read_only(url: str, tables: Tables) -> list[str] | None:
+    """``removed_with_open_cases`` of an SQLite file opened read-only (``gateway --check`` changes nothing: no
+    migration, no WAL switch); None for another database or no file (the gateway's start says it then)."""
     path = sqlite_path(url)
     if path is None or not path.is_file():
         return None
     engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
     try:
         with engine.connect() as db:
-            return open_by_department(db)
+            return removed_with_open_cases(db, tables)
     finally:
         engine.dispose()
 

@@ -46,7 +46,8 @@ def test_a_removed_departments_open_cases_are_said_marked_and_its_token_reads_bu
     before = (tmp_path / "gateway.sqlite").read_bytes()
     with caplog.at_level(logging.WARNING):
         assert main(["gateway", "--config", str(config), "--check"]) == 0
-    assert "department 'traffic-police' is no longer in the city's tables and holds 1 open case(s)" in caplog.text
+    assert ("department 'traffic-police' (交警大队) is no longer in the city's tables and holds 1 open case(s)"
+            in caplog.text)  # by the name the operator finds it by in the tables, as its last dispatch logged it
     assert (tmp_path / "gateway.sqlite").read_bytes() == before
 
     client = TestClient(create_app(store, without_traffic_police))
