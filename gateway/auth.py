@@ -330,8 +330,9 @@ def report_figures(who: Principal, rows: list[dict], tables: Tables, start: floa
     if who.role != Role.DEPARTMENT:
         rows = [r for r in rows if may_see(who, r, tables)]
         return rows, summary(rows, start, end, now)
-    rows = [r for r in rows if history(r).held_by(who.department, start, end)]
-    return rows, summary(rows, start, end, now, department=who.department)
+    held = [(r, h) for r in rows if (h := history(r)).held_by(who.department, start, end)]
+    rows = [r for r, _ in held]
+    return rows, summary(rows, start, end, now, department=who.department, histories=[h for _, h in held])
 
 
 def visible_case(store: Store, tables: Tables, who: Principal, case_id: int) -> dict:
