@@ -597,12 +597,26 @@ DATABASE_DOWN = {503: {"description": "the database did not answer (security.dat
 UPLOADS = r"(/ui)?/cases/[^/]+/photos"  # the API's and the case page's photo: 8 MB, read by the route itself
 
 
+def removed_named(request: Request) -> None:
+    """Each request's first: the tables know what the departments taken out of them that cases name were called
+    (``Store.removed_departments``, as of a minute ago at most). A database that does not answer leaves them as they
+    were: the route's own read says so, and ``/health`` answers on."""
+    app = request.app
+    try:
+        removed = app.state.store.removed_departments({d.id for d in app.state.tables.departments}, time.time())
+    except OperationalError:
+        return
+    if removed != app.state.tables.removed:
+        app.state.tables = app.state.tables.with_removed(removed)
+
+
 def create_app(store: Store, tables: Tables, public_read: bool = False, on_change=None,
                health_state: Health | None = None, on_suppressions=None,
                allowed_hosts: Sequence[str] = ("*",)) -> FastAPI:
     # /openapi.json describes the API; no /docs or /redoc: FastAPI's pages load their script from a CDN
     # (blank on a city's intranet) and need an inline one, which no page of the gateway's CSP runs
-    app = FastAPI(title="xueliang gateway", version="1", docs_url=None, redoc_url=None, responses=DATABASE_DOWN)
+    app = FastAPI(title="xueliang gateway", version="1", docs_url=None, redoc_url=None, responses=DATABASE_DOWN,
+                  dependencies=[Depends(removed_named)])
     app.add_middleware(HeadAsGet)
     app.add_middleware(BodyCap, uploads=UPLOADS)
     # a Host not listed (http.allowed_hosts) is a 400 before anything reads the request; a listed
@@ -616,8 +630,6 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     app.add_exception_handler(Exception, server_error)  # Starlette's error middleware calls it, outermost
     # /ui/ in Chinese, Open311's in the spec's format, the rest FastAPI's JSON
     app.add_exception_handler(StarletteHTTPException, in_spec_format(not_a_page))
-    with store.engine.connect() as db:  # what the departments taken out of the tables were called (their cases')
-        tables = tables.with_removed(storage.removed_departments(db, {d.id for d in tables.departments}))
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.on_change = on_change or (lambda case_id: None)
     app.state.on_suppressions = on_suppressions or (lambda box: None)  # a box's list changed: send it

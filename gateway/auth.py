@@ -330,8 +330,9 @@ def report_figures(who: Principal, rows: list[dict], tables: Tables, start: floa
     if who.role != Role.DEPARTMENT:
         rows = [r for r in rows if may_see(who, r, tables)]
         return rows, summary(rows, start, end, now)
-    rows = [r for r in rows if history(r).held_by(who.department, start, end)]
-    return rows, summary(rows, start, end, now, department=who.department)
+    held = [(r, h) for r in rows if (h := history(r)).held_by(who.department, start, end)]
+    rows = [r for r, _ in held]
+    return rows, summary(rows, start, end, now, department=who.department, histories=[h for _, h in held])
 
 
 def visible_case(store: Store, tables: Tables, who: Principal, case_id: int) -> dict:
@@ -373,7 +374,10 @@ def unknown_filter(store: Store, tables: Tables, who: Principal, name: str, valu
     or None: a department, category or grid neither the city's tables (a grid: its tree) nor any case ``who`` may see
     names (a case keeps one taken out of the tables since). Such a filter answered [] as though no case were there; a
     value the tables lack reads the cases' values (``Store.case_values``, as of a minute ago at most). An operator
-    of a street is told of its own grids alone (``outside_grids``)."""
+    of a street is told of its own grids alone (``outside_grids``), a department of its own department alone
+    (``other_department``)."""
+    if name == "department" and who.role == Role.DEPARTMENT:
+        return other_department(who, values)
     if name == "grid" and street_operator(who, tables):
         return outside_grids(tables, who, values)
     if name == "grid":  # the tree's grids, thousands: read as they are kept, copied only to be listed
@@ -406,6 +410,22 @@ def listed(values: set[str]) -> str:
     return f"{', '.join(ordered[:SHOWN_KNOWN]) or 'none'}{more}"
 
 
+def other_department(who: Principal, values: list[str]) -> str | None:
+    """Why a department filter of ``values`` selects none of a department's cases, or None: a department other than
+    its own, the same words for one the tables have as for one nobody has. It answered [], as though that department
+    had no cases.
+
+    >>> police = Principal("tp", Role.DEPARTMENT, department="traffic-police")
+    >>> other_department(police, ["traffic-police"]), other_department(police, ["sanitation"])
+    (None, "'sanitation': not your department (traffic-police); a department sees its own cases alone")
+    """
+    others = [v for v in values if v != who.department]
+    if not others:
+        return None
+    return (f"{', '.join(repr(v[:40]) for v in others[:5])}: not your department ({who.department}); a department "
+            "sees its own cases alone")
+
+
 def street_operator(who: Principal, tables: Tables) -> bool:
     """Whether ``who`` sees a subtree of the grids (``case_scope``'s ``grids``), not the city: an operator below the
     centre."""
@@ -430,8 +450,9 @@ def outside_grids(tables: Tables, who: Principal, values: list[str]) -> str | No
 def unknown_filters(store: Store, tables: Tables, who: Principal, now: float, **values: str | None) -> list[dict]:
     """A ``RequestValidationError``'s errors, one for each of ``values`` (a filter of ``FILTERED`` by its name, None
     where not given) that can select no case ``who`` may see (``unknown_filter``); none where each can."""
-    scoped = street_operator(who, tables)  # an operator of a street: its grid is "not yours"
-    return [{"type": "outside_scope" if scoped and name == "grid" else "unknown_value", "loc": ("query", name),
+    # an operator of a street: its grid is "not yours"; a department: another department is
+    scoped = {"grid": street_operator(who, tables), "department": who.role == Role.DEPARTMENT}
+    return [{"type": "outside_scope" if scoped.get(name) else "unknown_value", "loc": ("query", name),
              "input": value, "msg": problem}
             for name, value in values.items()
             if value is not None and (problem := unknown_filter(store, tables, who, name, [value], now))]

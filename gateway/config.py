@@ -296,7 +296,7 @@ class Tables(Strict):
     @property
     def removed(self) -> dict[str, str | None]:
         """The departments no longer in the tables that cases name, each with the name it last had (None: no dispatch
-        logged it), as ``Store.removed_departments`` found them at start (``with_removed``)."""
+        logged it), as ``Store.removed_departments`` last found them (``with_removed``)."""
         return self.__dict__.get("_removed", {})
 
     def with_removed(self, names: dict[str, str | None]) -> "Tables":
@@ -311,15 +311,20 @@ class Tables(Strict):
 
     def removed_departments(self, open_cases: dict[str, int]) -> list[str]:
         """What to say of the departments that hold open cases (``open_cases``: department -> how many) but are no
-        longer in the tables: their cases kept the old id, the pages showed it bare, and no notice reaches it.
+        longer in the tables: their cases kept the old id, the pages showed it bare, and no notice reaches it. Each
+        by the name it last had too (``removed``), as the operator finds it in the tables to put back or not.
 
         >>> from gateway.config import TABLES_DIR, load_tables
-        >>> load_tables(TABLES_DIR / "demo.yaml").removed_departments({"sanitation": 3, "old-roads": 2})
-        ["department 'old-roads' is no longer in the city's tables and holds 2 open case(s): an operator returns and redispatches each (the case list's department filter finds them); its token reads them but acts on none"]
+        >>> tables = load_tables(TABLES_DIR / "demo.yaml").with_removed({"old-roads": "市政处", "old-parks": None})
+        >>> tables.removed_departments({"sanitation": 3, "old-roads": 2})
+        ["department 'old-roads' (市政处) is no longer in the city's tables and holds 2 open case(s): an operator returns and redispatches each (the case list's department filter finds them); its token reads them but acts on none"]
+        >>> [line.split(" is no longer")[0] for line in tables.removed_departments({"old-parks": 1, "old-roads": 2})]
+        ["department 'old-parks'", "department 'old-roads' (市政处)"]
         """
-        return [f"department {d!r} is no longer in the city's tables and holds {n} open case(s): an operator returns "
-                "and redispatches each (the case list's department filter finds them); its token reads them but acts "
-                "on none" for d, n in sorted(open_cases.items()) if n and not self.knows_department(d)]
+        return [f"department {d!r}{f' ({self.removed[d]})' if self.removed.get(d) else ''} is no longer in the city's "
+                f"tables and holds {n} open case(s): an operator returns and redispatches each (the case list's "
+                "department filter finds them); its token reads them but acts on none"
+                for d, n in sorted(open_cases.items()) if n and not self.knows_department(d)]
 
     @cached_property
     def parents(self) -> dict[str, str | None]:

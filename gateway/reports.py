@@ -118,8 +118,8 @@ class Event(NamedTuple):
     as_of_now: bool = False  # decided on the case's deadline of now, not the one of then (``Round.as_of_now``)
 
 
-def _events(case: dict, start: float, end: float, now: float) -> list[Event]:
-    h, at = history(case), min(end, now)
+def _events(case: dict, h: History, start: float, end: float, now: float) -> list[Event]:
+    at = min(end, now)
     happened = [("received", h.received_by, False)] if start <= case["created_at"] < end else []
     happened += [("dispatched", r.department, False) for r in h.rounds if start <= r.at < end]
     for closed_at, r in h.closes:
@@ -147,15 +147,20 @@ def _figures(events: list[Event]) -> dict:
             "overdue": n["overdue"], "deadline_as_of_now": sum(e.as_of_now for e in events)}
 
 
-def summary(rows: list[dict], start: float, end: float, now: float, department: str | None = None) -> dict:
+def summary(rows: list[dict], start: float, end: float, now: float, department: str | None = None,
+            histories: list[History] | None = None) -> dict:
     """Figures for [start, end) from each case's log (above): received, dispatched (each dispatch: a case sent again
     counts again), closed (each closing), on-time rate (closings whose round fed back or closed by its deadline of
     then), overdue (at the period's end, or ``now`` within it), and of the closings and the cases open at the end how
     many were judged on the case's deadline of now (``deadline_as_of_now``: logged before migration 14 and moved
     since); by category and by department (the department of each dispatch, closing and overdue round; a case's
     receiving, the department it was first sent to), departments ranked by on-time rate then by closed count.
-    ``department``: that department's figures only (its own report)."""
-    events = [e for r in rows for e in _events(r, start, end, now) if department in (None, e.department)]
+    ``department``: that department's figures only (its own report). ``histories``: each row's ``history`` where the
+    caller made them already (a department's report, choosing its rows: ~0.09 s a report made twice)."""
+    if histories is None:
+        histories = [history(r) for r in rows]
+    events = [e for r, h in zip(rows, histories, strict=True) for e in _events(r, h, start, end, now)
+              if department in (None, e.department)]
     by_cat, by_dept = defaultdict(list), defaultdict(list)
     for e in events:
         by_cat[e.category].append(e)

@@ -555,16 +555,23 @@ def open_by_department(db: Connection) -> dict[str, int]:
     return {department: n for department, n in rows}
 
 
-def open_by_department_read_only(url: str) -> dict[str, int] | None:
-    """``open_by_department`` of an SQLite file opened read-only (``gateway --check`` changes nothing: no migration,
-    no WAL switch); None for another database or no file (the gateway's start says it then)."""
+def removed_with_open_cases(db: Connection, tables: Tables) -> list[str]:
+    """``Tables.removed_departments`` of the open cases (``open_by_department``), each department by the name its
+    last dispatch logged too (``removed_departments``): the gateway's start and ``gateway --check`` say them."""
+    named = tables.with_removed(removed_departments(db, {d.id for d in tables.departments}))
+    return named.removed_departments(open_by_department(db))
+
+
+def removed_with_open_cases_read_only(url: str, tables: Tables) -> list[str] | None:
+    """``removed_with_open_cases`` of an SQLite file opened read-only (``gateway --check`` changes nothing: no
+    migration, no WAL switch); None for another database or no file (the gateway's start says it then)."""
     path = sqlite_path(url)
     if path is None or not path.is_file():
         return None
     engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
     try:
         with engine.connect() as db:
-            return open_by_department(db)
+            return removed_with_open_cases(db, tables)
     finally:
         engine.dispose()
 
@@ -892,12 +899,18 @@ def dispatch_note(department: str, tables: Tables) -> str:
     return f"{department} {tables.department_name(department)}" if tables.knows_department(department) else department
 
 
-def removed_departments(db: Connection, known: set[str]) -> dict[str, str | None]:
+def removed_departments(db: Connection, known: set[str], named_before: dict[str, str | None] | None = None
+                        ) -> dict[str, str | None]:
     """The departments the cases name that are not in ``known`` (the tables'), each with the name its latest logged
-    dispatch gave it (None: none did, all logged before dispatches named it); read once at start."""
-    named = {}
+    dispatch gave it (None: none did, all logged before dispatches named it); a name in ``named_before`` is kept, not
+    looked for again (down the whole log, no index on it: ~50 ms of CPU each in a city's year)."""
+    named, before = {}, named_before or {}
     for department in db.execute(select(cases.c.department).distinct()).scalars():
-        if department not in known:
+        if department in known:
+            continue
+        if before.get(department) is not None:
+            named[department] = before[department]
+        else:
             note = db.execute(select(case_log.c.note).where(
                 case_log.c.action == "dispatched", case_log.c.target == department,
                 case_log.c.note.startswith(f"{department} ", autoescape=True)).order_by(case_log.c.id.desc())
@@ -1171,6 +1184,7 @@ class Store:
         self._opened = self._identity()
         self._gone = False
         self._case_values: dict[tuple, tuple[float, set[str]]] = {}  # case_values' scans, each with its time
+        self._removed: tuple[float, frozenset[str], dict[str, str | None]] = (-math.inf, frozenset(), {})
         if self.path is not None:
             event.listen(self.engine, "commit", lambda conn: self.check_file())
 
@@ -1314,6 +1328,17 @@ class Store:
             self._case_values = {k: v for k, v in self._case_values.items() if 0 <= now - v[0] < CASE_VALUES_KEPT_S}
             self._case_values[key] = now, values
         return values
+
+    def removed_departments(self, known: set[str], now: float) -> dict[str, str | None]:
+        """``removed_departments`` of the cases as of ``CASE_VALUES_KEPT_S`` ago at most, a scan as ``case_values``'
+        (each name found kept): read once at start, a gateway never learnt of a department another gateway's cases
+        named since (its tables older), and showed it by its bare id."""
+        at, was_known, named = self._removed
+        if not 0 <= now - at < CASE_VALUES_KEPT_S or was_known != known:
+            with self.engine.connect() as db:
+                named = removed_departments(db, known, named)
+            self._removed = now, frozenset(known), named
+        return named
 
     def get_case(self, case_id: int) -> dict | None:
         with self.engine.connect() as db:

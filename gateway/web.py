@@ -304,16 +304,19 @@ FILTER_NAMES = {"department": "部门", "category": "类别", "grid": "网格"}
 def unknown_filter_note(request: Request, principal: Principal, **values: str | None) -> str:
     """What a list page shows in place of its cases where a filter of its address can select none of those
     ``principal`` may see (``auth.unknown_filters``: a department, category or grid neither the city's tables nor any
-    case names; to an operator of a street, a grid not its own); "" where each can (an empty value is the page's 全部).
-    Such an address (a typo in a link, a grid code mistyped) showed an empty list, read as no case there."""
+    case names; to an operator of a street, a grid not its own; to a department, another department); "" where each
+    can (an empty value is the page's 全部). Such an address (a typo in a link, a grid code mistyped) showed an empty
+    list, read as no case there."""
     problems = unknown_filters(request.app.state.store, request.app.state.tables, principal, time.time(),
                                **{name: value or None for name, value in values.items()})
     if not problems:
         return ""
     said = []
-    for kind, words in (("unknown_value", "本市的表中没有{}, 也没有案件属于它"), ("outside_scope", "{}不在您负责的网格范围内")):
+    for kind, names, words in (("unknown_value", FILTER_NAMES, "本市的表中没有{}, 也没有案件属于它"),
+                               ("outside_scope", ("grid",), "{}不在您负责的网格范围内"),
+                               ("outside_scope", ("department",), "{}不是本部门, 部门只能查看本部门的案件")):
         if which := "、".join(f"{FILTER_NAMES[p['loc'][1]]}「{neutralised(p['input'])}」" for p in problems
-                             if p["type"] == kind):
+                             if p["type"] == kind and p["loc"][1] in names):
             said.append(words.format(which))
     return (f"<p id=unknown-filter class=failed>筛选条件有误: {esc('; '.join(said))} "
             "(链接或输入可能有误), 因此没有列出案件。请在筛选栏中重新选择或输入。</p><details><summary>技术信息</summary>"
@@ -356,9 +359,11 @@ def cases_page(request: Request, state: CaseState | None = None, category: Filte
                        for v, n in [("", "全部")] + options)
         return f"<label>{label} <select name={name}>{opts}</select></label>"
 
+    departments = department_choices(tables) if principal.role != Role.DEPARTMENT else [  # it sees its own alone
+        (principal.department, tables.department_name(principal.department))]
     filters = (f"<form class=filters>{select('state', '状态', list(STATE_NAMES.items()), state)}"
                f"{select('category', '类别', [(c.type, c.name) for c in tables.categories], category)}"
-               f"{select('department', '部门', department_choices(tables), department)}"
+               f"{select('department', '部门', departments, department)}"
                f"<label>网格编码 <input name=grid value='{esc(grid or '')}' placeholder='含下级网格'></label>"
                f"<label><input type=checkbox name=overdue value=true {'checked' if overdue else ''}> 只看超期</label>"
                "<button>筛选</button></form>")

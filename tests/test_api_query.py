@@ -206,3 +206,23 @@ def test_open311_service_code_nobody_has_is_its_400_listing_the_known(city, tmp_
             "(services.xml lists the city's)") in r.text
     kept = TestClient(create_app(store, city_without_the_police(tmp_path)))
     assert len(kept.get("/open311/v2/requests.json?service_code=200505", headers=auth(tokens["admin"])).json()) == 2
+
+
+def test_a_department_filtering_by_another_department_is_told_it_sees_its_own_cases(city):  # noqa: F811
+    """The police's token asking for sanitation's cases got [], read as sanitation having none; the pages showed an
+    empty list and offered every department to pick. Now a 422 ``outside_scope`` saying a department sees its own,
+    the same for a department the tables have as for one nobody has; the pages say so in place of the cases."""
+    app, store, ingest, client, tokens = city
+    for department in ("sanitation", "trafic-police"):
+        r = client.get(f"/cases?department={department}", headers=auth(tokens["police"]))
+        assert r.status_code == 422, r.text
+        (problem,) = r.json()["detail"]
+        assert problem["loc"] == ["query", "department"] and problem["type"] == "outside_scope", problem
+        assert problem["msg"] == (f"'{department}': not your department (traffic-police); a department sees its own "
+                                  "cases alone")
+    assert len(client.get("/cases?department=traffic-police", headers=auth(tokens["police"])).json()) == 2
+    client.post("/ui/login", data={"token": tokens["police"]})
+    page = client.get("/ui/cases?department=sanitation")
+    assert page.status_code == 422 and "部门「sanitation」不是本部门, 部门只能查看本部门的案件" in page.text, page.text
+    assert "<table id=cases" not in page.text and "value='sanitation'" not in page.text  # nor offered to pick
+    assert client.get("/ui/cases?department=traffic-police").text.count("<tr") == 3  # the head, its two cases

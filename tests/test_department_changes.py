@@ -5,6 +5,8 @@ moved)."""
 
 import logging
 import shutil
+import time
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -44,7 +46,8 @@ def test_a_removed_departments_open_cases_are_said_marked_and_its_token_reads_bu
     before = (tmp_path / "gateway.sqlite").read_bytes()
     with caplog.at_level(logging.WARNING):
         assert main(["gateway", "--config", str(config), "--check"]) == 0
-    assert "department 'traffic-police' is no longer in the city's tables and holds 1 open case(s)" in caplog.text
+    assert ("department 'traffic-police' (交警大队) is no longer in the city's tables and holds 1 open case(s)"
+            in caplog.text)  # by the name the operator finds it by in the tables, as its last dispatch logged it
     assert (tmp_path / "gateway.sqlite").read_bytes() == before
 
     client = TestClient(create_app(store, without_traffic_police))
@@ -78,6 +81,27 @@ def test_a_removed_departments_case_sent_back_to_work_goes_where_the_tables_rout
     for action in ("feedback", "recheck_failed"):
         assert client.post(f"/cases/{case['id']}/actions", headers=admin, json={"action": action}).status_code == 200
     assert store.get_case(case["id"])["department"] == "city-management"
+
+
+def test_a_department_another_gateways_cases_name_since_the_start_is_named_within_a_minute(
+        tmp_path, without_traffic_police, monkeypatch):
+    """Two gateways on one database, this one's tables already without the traffic police, the other's older: the
+    names were read once at start, when no case named the police, and its cases were shown by the bare id for as long
+    as this gateway ran."""
+    import gateway.api
+
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    client = TestClient(create_app(store, without_traffic_police))
+    centre = {"Authorization": f"Bearer {new_token(store, 'centre', 'operator', grid='HQ')}"}
+    assert client.get("/cases", headers=centre).json() == []
+    other = Store(f"sqlite:///{tmp_path}/gateway.sqlite")  # the other gateway, its tables older
+    assert Ingest(other, load_tables(DEMO), clock=lambda: NOW).handle(TOPIC, payload()) == "case_created"
+    (case,) = store.list_cases()
+    start = time.time()
+    monkeypatch.setattr(gateway.api, "time", SimpleNamespace(time=lambda: start + 61))  # a minute on
+    assert client.get(f"/cases/{case['id']}", headers=centre).json()["department_name"] == "交警大队 (已撤销)"
+    client.post("/ui/login", data={"token": new_token(store, "centre2", "operator", grid="HQ")})
+    assert "<option value='traffic-police' >交警大队 (已撤销)</option>" in client.get("/ui/cases").text
 
 
 def test_a_camera_located_in_another_grids_boundary_is_noted_on_its_case_never_moved(tmp_path):

@@ -164,12 +164,12 @@ def _gateway(args: argparse.Namespace) -> int:
 
     config = load_gateway_config(args.config)
     if args.check:
-        from gateway.storage import open_by_department_read_only
+        from gateway.storage import removed_with_open_cases_read_only
 
         tables = load_tables(config.tables)
         print(gateway_summary(config, tables, args.config))
         # an SQLite file read, never changed; another database is not touched here, the gateway's start says it
-        for line in tables.removed_departments(open_by_department_read_only(config.database) or {}):
+        for line in removed_with_open_cases_read_only(config.database, tables) or []:
             logging.getLogger("gateway").warning("%s", line)
         return 0
     try:
