@@ -112,6 +112,11 @@ CREATE TABLE IF NOT EXISTS boot_base (
     boot TEXT PRIMARY KEY,
     base REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS boot_start (
+    boot TEXT PRIMARY KEY,
+    wall REAL NOT NULL,
+    told REAL
+);
 """
 # columns added to a table of SCHEMA's since its first release, with their types: an outbox an earlier release wrote
 # lacks them, and is given them as it opens (None in its rows); any other column missing is a table of another making
@@ -246,6 +251,22 @@ class GatewayClock:
         if self.base is None and self.plainly_wrong(wall):
             return None
         return wall + self.offset(mono, wall)
+
+    def resume(self, base: float, mono: float, wall: float) -> None:
+        """Take up the gateways' clock as an earlier start of the box in this boot of the machine learnt it (``base``:
+        their time less the monotonic clock, which a restart of the box leaves running on), at ``mono`` / ``wall``:
+        the box puts their time on what it makes at once, as that start did, rather than on its boot clock until an
+        acknowledgement comes (a box in 1970 restarted with no gateway reachable held all it saw). Never another
+        boot's: its monotonic clock began again.
+
+        >>> clock = GatewayClock()
+        >>> clock.resume(base=wire.parse_time("2026-12-06T08:00:00Z"), mono=500.0, wall=5.0)  # 1970 again
+        >>> wire.iso(5.0 + clock.offset(mono=500.0, wall=5.0)), clock.corrected
+        ('2026-12-06T08:08:20.000Z', True)
+        """
+        self.samples.append(base)
+        self.base = base
+        self.corrected = abs(self.measured(mono, wall)) > self.limit_s
 
     def observe(self, gateway_at: float, mono: float, wall: float) -> bool:
         """One acknowledgement written at ``gateway_at`` that came at ``mono`` (the monotonic clock) and ``wall``
@@ -670,12 +691,35 @@ class Outbox:
             return self._db.execute("SELECT incident_id, message, created, boot, mono FROM open_incident "
                                     "ORDER BY rowid").fetchall()
 
-    def keep_base(self, boot: str, base: float) -> None:
-        """What boot ``boot`` learnt of its time: the time less its monotonic clock (``GatewayClock.base``, or the wall
-        clock's once set right: ``set_right``). A later boot re-stamps what that one queued by it (``restamped``): the
-        clock's error of each boot is its own (an RTC three hours fast at each boot, or a garbage one's year)."""
+    def keep_base(self, boot: str, base: float, told: bool = False) -> None:
+        """What boot ``boot`` learnt of its time: the time less its monotonic clock (``GatewayClock.base``, ``told``,
+        or the wall clock's once set right: ``set_right``). A later boot re-stamps what that one queued by it
+        (``restamped``): the clock's error of each boot is its own (an RTC three hours fast at each boot, or a garbage
+        one's year). Told by a gateway, a later start of the box in the same boot takes it up (``boot``)."""
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO boot_base(boot, base) VALUES (?, ?)", (boot, base))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT OR REPLACE INTO boot_base(boot, base) VALUES (?, ?)", (boot, base))
+                if told:
+                    self._db.execute("UPDATE boot_start SET told = ? WHERE boot = ?", (base, boot))
+                self._db.execute("COMMIT")
+            finally:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+
+    def boot(self, boot: str, wall: float) -> tuple[float, float | None]:
+        """What boot ``boot`` of the machine (the kernel's id: ``BOOT_ID``) learnt across the box's starts in it: the
+        wall clock less the monotonic clock as its first start read it (``wall``, this start's, where it is the first),
+        which ``set_right`` measures a step of the wall clock from, and the gateways' time less the monotonic clock as
+        their acknowledgements last told it (``keep_base``; None where none came in this boot). (Each start's own, a box
+        restarted by a crash or an upgrade learnt nothing of its boot: NTP stepping the clock before it started, or a
+        gateway heard only before it.) Another boot's are forgotten: its monotonic clock ended with it."""
+        with self._lock:
+            with contextlib.suppress(sqlite3.Error):  # a full disk: this start's own, as where the id is its own
+                self._db.execute("DELETE FROM boot_start WHERE boot != ?", (boot,))
+                self._db.execute("INSERT OR IGNORE INTO boot_start(boot, wall) VALUES (?, ?)", (boot, wall))
+            row = self._db.execute("SELECT wall, told FROM boot_start WHERE boot = ?", (boot,)).fetchone()
+        return (wall, None) if row is None else row
 
     def bases(self) -> dict[str, float]:
         """Each boot's known time (``keep_base``), by its id."""
@@ -812,8 +856,12 @@ class Publisher:
         kept = None if outbox.path is None else known_time(known_time_file(outbox.path))
         self.clock = GatewayClock(floor=clock_floor(kept))
         self._kept_known = float("-inf")  # the gateways' time last kept beside the outbox (``_keep_known``)
-        self._kept_base: float | None = None  # this boot's time less the monotonic clock last kept (``_keep_base``)
-        self._wall_started = time.time() - time.monotonic()  # the wall clock as it read at this start (``set_right``)
+        # the wall clock as this boot's first start read it (``set_right``), and what a gateway told this boot
+        self._wall_started, told = outbox.boot(BOOT_ID, time.time() - time.monotonic())
+        if told is not None:
+            self.clock.resume(told, time.monotonic(), time.time())
+        self._kept_base: float | None = told  # this boot's time less the monotonic clock last kept (``_keep_base``)
+        self._kept_told = told is not None  # ... and that a gateway told it
         self._began = time.monotonic()  # this start: what the outbox held before waited at least since (``waited``)
 
     def listen(self, topic: str, handler: Callable[[bytes], None]) -> None:
@@ -823,9 +871,12 @@ class Publisher:
 
     def start(self) -> None:
         if self.clock.plainly_wrong(wall := time.time()):
+            then = ("carries the gateways' time, as an earlier start in this boot of the machine learnt it"
+                    if self.clock.base is not None else
+                    "waits in the outbox until a gateway's acknowledgement tells it the time, then carries the "
+                    "gateways' time")
             log.warning("box %s: its wall clock reads %s, %s: it is wrong (a dead clock battery, no time sync, or set "
-                        "by hand). What it makes waits in the outbox until a gateway's acknowledgement tells it the "
-                        "time, then carries the gateways' time", self.box, wire.iso(wall), self._wrong_by(wall))
+                        "by hand). What it makes %s", self.box, wire.iso(wall), self._wrong_by(wall), then)
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=self._broker.keepalive_s)
         self._client.loop_start()
         self._thread.start()
@@ -900,7 +951,8 @@ class Publisher:
             # other ids in the file: the sender starts again, and PUBACKs still to come are of no row (ids begin at 1)
             self._inflight = dict.fromkeys(self._inflight, 0)
             self._early, self._unconfirmed, self._by_digest, self._confirmed, self._last_id = {}, {}, {}, [], 0
-            self._held, self._kept_known, self._kept_base = [], float("-inf"), None
+            self._held, self._kept_known, self._kept_base, self._kept_told = [], float("-inf"), None, False
+            self._wall_started = outbox.boot(BOOT_ID, self._wall_started)[0]  # the file's where it knew this boot
         self.write_unwritten()
         return len(rows)
 
@@ -1083,7 +1135,7 @@ class Publisher:
         mono, wall = time.monotonic(), time.time()
         changed = self.clock.observe(gateway_at, mono, wall)
         self._keep_known(mono)
-        self._keep_base(self.clock.base)
+        self._keep_base(self.clock.base, told=True)
         if not changed:
             return
         offset = self.clock.measured(mono, wall)
@@ -1107,21 +1159,23 @@ class Publisher:
             return
         self._kept_known = known
 
-    def _keep_base(self, base: float | None) -> None:
-        """This boot's time less the monotonic clock kept in the outbox (``Outbox.keep_base``), where it moved since it
-        was last; not kept now (a full disk): at a later acknowledgement or heartbeat."""
-        if base is None or (self._kept_base is not None and abs(base - self._kept_base) < BASE_KEPT_WITHIN_S):
+    def _keep_base(self, base: float | None, told: bool = False) -> None:
+        """This boot's time less the monotonic clock kept in the outbox (``Outbox.keep_base``; ``told``: by a gateway),
+        where it moved since it was last; not kept now (a full disk): at a later acknowledgement or heartbeat."""
+        if base is None or (self._kept_base is not None and abs(base - self._kept_base) < BASE_KEPT_WITHIN_S
+                            and (self._kept_told or not told)):
             return
         try:
-            self.outbox.keep_base(BOOT_ID, base)
+            self.outbox.keep_base(BOOT_ID, base, told)
         except sqlite3.Error:
             return
-        self._kept_base = base
+        self._kept_base, self._kept_told = base, self._kept_told or told
 
     def watch_wall(self) -> None:
-        """At each heartbeat: where no gateway told the time yet, the wall clock set right since the start (NTP set an
-        RTC three hours fast right) tells this boot's time (``set_right``), kept for a later boot to re-stamp what this
-        one queued on the wrong clock."""
+        """At each heartbeat: where no gateway told the time yet, the wall clock set right since this boot's first
+        start of the box (NTP set an RTC three hours fast right, maybe while the box was down or before it looked)
+        tells this boot's time (``set_right``), kept for a later boot to re-stamp what this one queued on the wrong
+        clock."""
         if self.clock.base is None:
             self._keep_base(set_right(self._wall_started, time.time(), time.monotonic(), self.clock))
 

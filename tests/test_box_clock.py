@@ -684,3 +684,45 @@ def test_an_outbox_an_earlier_release_wrote_opens_and_its_messages_age_on_the_wa
     delivery = publisher.delivery(time.time())
     assert 42 <= delivery["outbox_oldest_s"] < 45 and delivery["outbox_oldest_known"] is True
     publisher.outbox.close()
+
+
+@pytest.mark.parametrize("wall, corrected, on_the_wire", [
+    (5.0, True, T + 500.0),  # a box in 1970 restarted: the gateways' time, not its boot clock
+    (T + 500.0 + 60.0, False, T + 560.0),  # its clock a minute off: its own, as that start's was
+    (T + 500.0 + HOUR, True, T + 500.0),  # an hour ahead: the gateways'
+])
+def test_a_restarted_box_takes_up_the_gateways_clock_its_boot_was_told(wall, corrected, on_the_wire):
+    clock = GatewayClock()
+    clock.resume(base=T, mono=500.0, wall=wall)
+    assert (clock.corrected, wall + clock.offset(mono=500.0, wall=wall)) == (corrected, on_the_wire)
+
+
+def test_each_start_of_a_boot_finds_what_that_boot_learnt_and_a_reboot_nothing(tmp_path):
+    """A real outbox: the wall clock less the monotonic clock as the boot's first start read it, and the gateways' time
+    as told in it (not the wall clock's once NTP set it right: that is for a later boot); another boot's forgotten."""
+    outbox = Outbox(tmp_path / "box-1.outbox.sqlite")
+    assert outbox.boot("k1", 100.0) == (100.0, None)
+    assert outbox.boot("k1", 200.0) == (100.0, None)  # started again: the first start's
+    outbox.keep_base("k1", 5.0)  # NTP set the clock right
+    assert outbox.boot("k1", 300.0) == (100.0, None)
+    outbox.keep_base("k1", 7.0, told=True)  # a gateway's acknowledgement
+    outbox.close()
+    outbox = Outbox(tmp_path / "box-1.outbox.sqlite")
+    assert outbox.boot("k1", 300.0) == (100.0, 7.0)
+    assert outbox.boot("k2", 400.0) == (400.0, None)  # the machine booted again
+    assert outbox.boot("k1", 500.0) == (500.0, None)
+    outbox.close()
+
+
+def test_a_gateways_time_near_what_ntp_told_is_kept_as_told(tmp_path):
+    """The boot's time NTP told (``watch_wall``) and, half a second off it, a gateway's: kept as told, for a restart
+    to take up. Within the second it moved, it was not kept again, and a restart learnt nothing."""
+    publisher = Publisher("box-1", Broker(port=9), Outbox(tmp_path / "box-1.outbox.sqlite"))
+    base = time.time() - time.monotonic()
+    publisher._keep_base(base)
+    publisher._keep_base(base + 0.5, told=True)
+    assert publisher.outbox.boot(BOOT_ID, 0.0)[1] == base + 0.5
+    publisher.outbox.close()
+    again = Publisher("box-1", Broker(port=9), Outbox(tmp_path / "box-1.outbox.sqlite"))
+    assert again.clock.base == base + 0.5 and not again.clock.corrected
+    again.outbox.close()

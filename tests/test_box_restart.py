@@ -4,8 +4,13 @@ outbox keeps them open in its own database, written with each message in one tra
 written after it, fell behind it on a full disk. Real outbox files; a real box killed with SIGKILL."""
 
 import json
+import logging
+import os
 import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import time
 
 import pytest
@@ -16,13 +21,15 @@ from edge.ledger import adopt_file, end_left_open
 from edge.outboxfile import keep_outbox
 from edge.publisher import BOOT_ID, Outbox, Publisher, restamped
 from gateway import actions
-from gateway.config import TABLES_DIR, load_tables
+from gateway.config import TABLES_DIR, GatewayConfig, load_tables
+from gateway.config import Broker as GatewayBroker
 from gateway.ingest import Ingest
+from gateway.service import MqttIngest
 from gateway.storage import Store
 from gateway.workflow import Action, Role
 from xueliang import services, wire
 
-from .conftest import CLIP, Watcher, wait_until
+from .conftest import CLIP, REPO, Watcher, wait_until
 from .test_edge_faults import camera
 from .test_edge_startup import box_config
 from .test_gateway import JPEG, START, TOPIC
@@ -302,4 +309,98 @@ def test_an_incident_left_open_ends_from_its_message_as_re_stamped_not_as_first_
     first = [r[0] for r in outbox.after(0, 10) if r[1].endswith("/incident")][-2]
     outbox.rewrite(first, wire.encode_incident(start))
     assert [wire.decode_incident(r[1])["seq"] for r in outbox.open_incidents()] == [2]
+    outbox.close()
+
+
+def start_killed(script: str) -> None:
+    """The box's start ``script`` run in a process of its own (this boot of the machine, its monotonic clock running
+    on), which it ends with SIGKILL, as a crash or a power cut to the process alone would."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    script = f"import os, time\nfrom pathlib import Path\n{textwrap.dedent(script)}\nos.kill(os.getpid(), 9)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+
+
+def test_a_box_restarted_after_ntp_set_its_clock_right_keeps_its_boots_time_for_the_next_boot(tmp_path):
+    """A real start of the box in a process of its own, its RTC three hours fast, queues the van's start and is killed
+    before it looks at its clock again; NTP sets the clock right meanwhile (this process's clock is right). The box's
+    next start, in the same boot of the machine, learns the boot's time from the step since the boot's first start,
+    and a later boot puts the camera's time on the incident. It measured a step from its own start only: it learnt
+    nothing, and the later boot sent the incident as of a time unknown, held for review."""
+    from .test_box_clock import told
+
+    path = tmp_path / "box-1.outbox.sqlite"
+    start_killed(f"""
+        real = time.time
+        time.time = lambda: real() + {3 * HOUR}  # the RTC three hours fast
+        from edge.config import Broker
+        from edge.publisher import Outbox, Publisher
+        from tests.test_box_restart import event, queued
+        publisher = Publisher("box-1", Broker(port=9), Outbox(Path({str(path)!r})))
+        publisher.send(queued(event("7" * 32 + ":box-1", 1, "start", time.time())))
+        publisher.watch_wall()
+    """)
+    publisher = publisher_of(Outbox(path))  # started again: the clock set right, no gateway heard
+    publisher.watch_wall()
+    bases = publisher.outbox.bases()
+    assert abs(bases[BOOT_ID] - (time.time() - time.monotonic())) < 1
+    (_, payload, *at), = [row for row in publisher.outbox.rows() if row[0].endswith("/incident")]
+    publisher.outbox.close()
+    new, _ = restamped(payload, tuple(at), told(0.0, wall=time.time() + 600.0, mono=50.0), 50.0, "a later boot", bases)
+    moved = wire.decode_incident(new)
+    assert abs(wire.parse_time(moved["observed_at"]) - time.time()) < 10 and "boot_clock" not in moved["attributes"]
+
+
+@pytest.mark.slow
+def test_a_box_in_1970_restarted_with_no_gateway_reachable_puts_the_time_its_boot_was_told_on_what_it_sees(
+        tmp_path, broker, monkeypatch, caplog):
+    """The real broker and gateway: a box whose clock stands in 1970, a start of it in a process of its own, is told
+    the time by a gateway's acknowledgement and killed. Started again in the same boot of the machine, the gateway
+    gone, it stamps the van it sees with the time its boot was told, and sends it; a real reboot still starts not
+    knowing. It held what it saw on its boot clock until a gateway came back, learning nothing of its boot."""
+    from .test_box_clock import stood_in
+
+    real = time.time
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    gateway = MqttIngest(GatewayConfig(broker=GatewayBroker(port=broker.port, client_id="gateway-1")),
+                         Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=real))
+    gateway.start()
+    path = tmp_path / "box-1.outbox.sqlite"
+    try:
+        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
+        time.sleep(0.5)  # its subscriptions
+        start_killed(f"""
+            real = time.time
+            time.time = lambda: 5.0 + time.monotonic() - {time.monotonic()}  # 1970-01-01T00:00:05Z now
+            from edge.config import Broker
+            from edge.publisher import Outbox, Publisher
+            from xueliang import wire
+            publisher = Publisher("box-1", Broker(port={broker.port}, resend_after_s=1), Outbox(Path({str(path)!r})))
+            publisher.status = {{"box": "box-1", "state": "online", "at": wire.iso(time.time()), "cameras": {{}},
+                                 **publisher.delivery(time.time())}}
+            publisher.start()  # its heartbeat asks the time
+            end = real() + 20
+            while publisher.delivery(time.time())["clock_offset_s"] is None and real() < end:
+                time.sleep(0.05)
+        """)
+    finally:
+        gateway.stop()
+    stood_in(monkeypatch)
+    watcher = Watcher(broker.port, ["xl/v1/box-1/+/incident"])
+    publisher = Publisher("box-1", Broker(port=broker.port, resend_after_s=1), Outbox(path))
+    try:
+        with caplog.at_level(logging.WARNING, logger="edge.publisher"):
+            publisher.start()
+        assert "carries the gateways' time, as an earlier start in this boot of the machine learnt it" in caplog.text
+        assert publisher.connected.wait(10)
+        made = publisher.now()
+        assert abs(made - real()) < 5
+        publisher.send(queued(event("6" * 32 + ":box-1", 1, "start", made)))
+        (_, sent), = wait_until(lambda: list(watcher.messages), 10, 0.05, message="the van's start sent")
+        assert abs(wire.parse_time(json.loads(sent)["observed_at"]) - real()) < 5
+    finally:
+        publisher.stop(timeout=0.5)
+        watcher.stop()
+    outbox = Outbox(path)  # a reboot: the kernel's boot id another
+    assert outbox.boot("another boot", 5.0) == (5.0, None)
     outbox.close()

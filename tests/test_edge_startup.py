@@ -169,7 +169,7 @@ def test_another_applications_file_is_moved_aside_unchanged_and_a_new_outbox_beg
     assert hashlib.sha256(aside.read_bytes()).hexdigest() == was
     db = sqlite3.connect(path)
     assert {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} == {
-        "outbox", "outbox_refused", "open_incident", "boot_base", "sqlite_sequence"}
+        "outbox", "outbox_refused", "open_incident", "boot_base", "boot_start", "sqlite_sequence"}
     db.close()
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert errors[0] == (f"outbox {path} could not be read (another application's file: no table outbox, tables "
