@@ -22,7 +22,7 @@ from xueliang.certificates import ca_certificate
 from xueliang.mqtt import broker_host
 from xueliang.passwords import without_password
 from xueliang.polygon import crossing_edges
-from xueliang.textfile import TooLong, load_yaml, read_text, said_each
+from xueliang.textfile import TooLong, load_yaml, read_text, said_first
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN, HEARTBEAT_S, RESERVED_BOX_IDS
 
@@ -534,10 +534,10 @@ def parse_config(raw: object, source: str = "config") -> EdgeConfig:
     try:
         return EdgeConfig.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{source}: {len(exc.errors())} error(s)"]
-        for err, text in said_each(exc.errors(), EdgeConfig):
-            lines.append(f"  {_where(raw, err['loc'])}: {text}")
-        raise ConfigError("\n".join(lines)) from None
+        errors = exc.errors()
+        listed, more = said_first(errors, EdgeConfig)
+        lines = [f"{source}: {len(errors)} error(s)", *(f"  {_where(raw, err['loc'])}: {text}" for err, text in listed)]
+        raise ConfigError("\n".join([*lines, f"  {more}"] if more else lines)) from None
 
 
 def load_config(path: str | Path) -> EdgeConfig:

@@ -355,7 +355,8 @@ PHOTO_BODY = {"requestBody": {"required": True, "content": {"image/jpeg": {"sche
                    responses={201: {"headers": THE_CASE}, **STALE,
                               409: {"description": "the case is closed: reopened first, it takes photos again"},
                               413: {"description": f"more than {MAX_PHOTO_BYTES:,} bytes"},
-                              415: {"description": "a declared type other than image/jpeg"},
+                              415: {"description": "no Content-Type, or one other than image/jpeg "
+                                                   "(or application/octet-stream)"},
                               422: {"description": "not a JPEG that decodes, or too many pixels"}})
 async def add_photo(request: Request, response: Response, row: dict = Depends(changeable_case),
                     asked: Precondition = Depends(precondition), who: Principal = Depends(actor),
@@ -365,9 +366,12 @@ async def add_photo(request: Request, response: Response, row: dict = Depends(ch
     If-Match (the case's ETag), it is added only to the case as the client read it."""
     if refused := actions.photo_refused(row, who.role):  # before its 8 MB are read
         raise HTTPException(409, refused)
-    declared = request.headers.get("content-type", "image/jpeg").split(";")[0].strip().lower()
+    # none declared is refused as a JSON body's is (it was taken as a JPEG): a client that names no type has not
+    # said what it sends
+    declared = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if declared not in ("image/jpeg", "application/octet-stream"):
-        raise HTTPException(415, f"send the photo as image/jpeg, not {declared[:60]!r}")
+        said = f"not {declared[:60]!r}" if declared else "this one has none"
+        raise HTTPException(415, f"send the photo with Content-Type: image/jpeg ({said})")
     data = await read_capped(request, MAX_PHOTO_BYTES, "a photo")
     try:
         await run_in_threadpool(check_jpeg, data)

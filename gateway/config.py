@@ -23,7 +23,7 @@ from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level, parse_working_hours, since
 from xueliang.certificates import ca_certificate
 from xueliang.mqtt import broker_host
-from xueliang.textfile import load_yaml, read_text, said, said_each
+from xueliang.textfile import load_yaml, read_text, said, said_first
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN
 
@@ -559,9 +559,11 @@ def _grid_rows(path: Path) -> list[dict]:
 
 def _errors(exc: ValidationError, model: type[BaseModel]) -> str:
     """Each mistake by its field (``broker.port: ...``), a key that is no field of ``model`` with the one meant;
-    one of the whole file (not a mapping, a route to an unknown grid) by itself, not after an empty field name."""
-    return "; ".join(": ".join(filter(None, (".".join(map(str, e["loc"])), text)))
-                     for e, text in said_each(exc.errors(), model))
+    one of the whole file (not a mapping, a route to an unknown grid) by itself, not after an empty field name; the
+    first ``SAID_AT_MOST``, then how many more (``said_first``)."""
+    listed, more = said_first(exc.errors(), model)
+    said = [": ".join(filter(None, (".".join(map(str, e["loc"])), text))) for e, text in listed]
+    return "; ".join([*said, more] if more else said)
 
 
 def load_tables(path: Path) -> Tables:

@@ -32,8 +32,36 @@ from gateway.presentation import MAX_ID, georeport, georeport_service, open311_x
 from gateway.workflow import CaseState
 from xueliang import wire
 
+
+
+def jurisdiction_refused(asked: str | None, served: str) -> str | None:
+    """Why a GeoReport ``jurisdiction_id`` is not the one jurisdiction this server serves (the host name it is reached
+    by: the spec's ids are domains, ``city.gov``), or None: the same name in any case, or none given (the spec lets a
+    server of one jurisdiction ignore it).
+
+    >>> jurisdiction_refused("GW.city.example", "gw.city.example") is None, jurisdiction_refused("", "gw") is None
+    (True, True)
+    >>> jurisdiction_refused("tianjin", "gw.city.example")
+    "jurisdiction_id: this server serves one jurisdiction, gw.city.example (the host it is reached by): write that, or leave jurisdiction_id out; not 'tianjin'"
+    """
+    if asked is None or not asked.strip() or asked.strip().lower() == served.lower():
+        return None
+    return (f"jurisdiction_id: this server serves one jurisdiction, {served} (the host it is reached by): write that, "
+            f"or leave jurisdiction_id out; not {asked[:60]!r}")
+
+
+def one_jurisdiction(request: Request, jurisdiction_id: Annotated[str | None, Query(
+        max_length=253, description="the host name this gateway is reached by, or none (it serves one jurisdiction)")]
+        = None) -> None:
+    """Each path's ``jurisdiction_id``: another city's (a client that keeps several, one entry written wrong) was
+    answered with this city's services and requests as if they were that city's. The spec's 404 for an id not found."""
+    if problem := jurisdiction_refused(jurisdiction_id, request.url.hostname or ""):
+        raise HTTPException(404, problem)
+
+
 open311 = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"], dependencies=[Depends(query_checked(
-    declared_only=False, several="; the spec's lists are one value, comma-delimited (service_code=a,b)"))])
+    declared_only=False, several="; the spec's lists are one value, comma-delimited (service_code=a,b)")),
+    Depends(one_jurisdiction)])
 Format = Annotated[str, Path(pattern="^(json|xml)$", description="xml (the spec's default) or json")]
 CommaList = Annotated[str | None, Query(max_length=2000, pattern=r"^[^\x00-\x1f\x7f]*$")]
 W3Time = Annotated[str | None, Query(max_length=40, description="W3C date-time, e.g. 2026-12-01T00:00:00Z, or a day; "
@@ -192,7 +220,7 @@ def services(request: Request, fmt: Format):
 @open311.get("/requests.{fmt}")
 def requests_(request: Request, fmt: Format, who: Principal = Depends(reader), service_request_id: CommaList = None,
               service_code: CommaList = None, start_date: W3Time = None, end_date: W3Time = None,
-              status: CommaList = None, jurisdiction_id: CommaList = None, page: Page = 1,
+              status: CommaList = None, page: Page = 1,
               per_page: PerPage = MAX_REQUESTS):
     """Cases the token may see as service requests, newest first, a page of at most 1000; the Link header names
     the next page while there is one."""

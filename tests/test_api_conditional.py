@@ -15,7 +15,7 @@ from gateway import actions, verdicts
 from gateway.workflow import Action, Role
 
 from .test_api_limits import make_city, serving
-from .test_workflow import auth, database_url, incident, jpeg_photo  # noqa: F401 (fixtures)
+from .test_workflow import JPEG, auth, database_url, incident, jpeg_photo  # noqa: F401 (fixtures)
 
 STRONG = re.compile(r'"[0-9a-f]{16}"')
 
@@ -157,10 +157,10 @@ def test_a_verdict_or_a_photo_on_a_case_since_changed_is_412_and_keeps_nothing(g
         photos = lambda: [e["note"] for e in store.get_case(1)["timeline"] if e["action"] == "photo"]  # noqa: E731
         kept = photos()
 
-        stale = police.post("/cases/1/photos", content=photo, headers=auth(tokens["police"]) | {"If-Match": police_read})
+        stale = police.post("/cases/1/photos", content=photo, headers=JPEG | auth(tokens["police"]) | {"If-Match": police_read})
         assert stale.status_code == 412 and stale.headers["ETag"] == now, stale.text[:300]
         assert "changed" in stale.json()["detail"] and photos() == kept
-        added = police.post("/cases/1/photos", content=photo, headers=auth(tokens["police"]) | {"If-Match": now})
+        added = police.post("/cases/1/photos", content=photo, headers=JPEG | auth(tokens["police"]) | {"If-Match": now})
         assert added.status_code == 201 and photos() == [*kept, hashlib.sha256(photo).hexdigest()], added.text[:300]
         # a photo adds to the case without changing what is decided on it: the tag holds, and is the answer's
         assert added.headers["ETag"] == now == tag_of(police, tokens["police"])

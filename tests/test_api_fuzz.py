@@ -31,7 +31,7 @@ from xueliang import wire
 
 from .hostile import HEARTBEAT
 from .test_api_limits import bomb_header
-from .test_workflow import CITY, incident, jpeg_photo
+from .test_workflow import CITY, JPEG, incident, jpeg_photo
 
 EXAMPLES = int(os.environ.get("XL_API_FUZZ_EXAMPLES", "50"))
 FUZZ = settings(deadline=None, database=None, max_examples=EXAMPLES,
@@ -223,7 +223,7 @@ def test_photo_uploads_and_sign_ins_never_answer_5xx(gateway, data):
     case_id = data.draw(st.one_of(st.sampled_from([str(i) for i in gateway.case_ids]), segment))
     sent = data.draw(headers(gateway.tokens, gateway.fuzz_session, signed=True))
     if data.draw(st.booleans()):
-        gateway.request("POST", f"/cases/{case_id}/photos", sent, content=data.draw(photo_bodies()))
+        gateway.request("POST", f"/cases/{case_id}/photos", JPEG | sent, content=data.draw(photo_bodies()))
     else:
         form = data.draw(st.one_of(
             st.fixed_dictionaries({"token": st.one_of(st.sampled_from(gateway.tokens), any_text.filter(str.isprintable))},

@@ -34,7 +34,7 @@ from xueliang.cli import main as cli
 
 from .conftest import wait_until
 from .test_gateway import claiming, scans
-from .test_workflow import (CITY, auth, database_url, incident, jpeg_photo,  # noqa: F401 (fixtures)
+from .test_workflow import (CITY, JPEG, auth, database_url, incident, jpeg_photo,  # noqa: F401 (fixtures)
                             undo_migrations_after_3)
 
 
@@ -121,7 +121,7 @@ def test_a_streamed_photo_is_cut_off_at_the_cap_not_buffered(city):
     case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
     chunks = (b"\xff\xd8" + b"\0" * (1 << 20) for _ in range(300))  # 300 MB, chunked, no Content-Length
     with serving(app) as port:
-        status, sent = post_raw(port, f"/cases/{case_id}/photos", {"Transfer-Encoding": "chunked"} | auth(tokens["police"]),
+        status, sent = post_raw(port, f"/cases/{case_id}/photos", {"Transfer-Encoding": "chunked"} | JPEG | auth(tokens["police"]),
                                 chunks, limit_s=30)
     assert status == 413
     assert MAX_PHOTO_BYTES < sent < MAX_PHOTO_BYTES + 24 * (1 << 20)  # the cap plus what socket buffers held
@@ -206,15 +206,18 @@ HEIC = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + b"\0" * 64
     (scans(0), "image/jpeg", 201, None),
     (scans(0)[:2] + b"\xff\xfe\x00\x02" * 1_900_000 + scans(0)[2:], "image/jpeg", 422,
      "a JPEG whose header holds more than 1,000 segments"),  # 7.6 MB of empty comments: 4 s of Pillow's CPU
-    (jpeg_photo(), "text/html", 415, "send the photo as image/jpeg"),
+    (jpeg_photo(), "text/html", 415, "send the photo with Content-Type: image/jpeg (not 'text/html')"),
+    (jpeg_photo(), None, 415, "send the photo with Content-Type: image/jpeg (this one has none)"),  # it was taken
+    (jpeg_photo(), "", 415, "send the photo with Content-Type: image/jpeg (this one has none)"),
     (jpeg_photo(), "image/jpeg", 201, None),
     (jpeg_photo(), "application/octet-stream", 201, None),
 ], ids=["html-behind-jpeg-magic", "truncated", "png", "heic", "webp", "empty", "pixel-bomb", "pillow-bomb", "scan-bomb", "progressive", "segment-bomb",
-        "declared-html", "jpeg", "octet-stream"])
+        "declared-html", "undeclared", "declared-empty", "jpeg", "octet-stream"])
 def test_a_photo_is_a_jpeg_that_decodes(city, body, content_type, status, reason):
     app, store, ingest, client, tokens = city
     case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
-    r = client.post(f"/cases/{case_id}/photos", content=body, headers={"Content-Type": content_type} | auth(tokens["police"]))
+    declared = {} if content_type is None else {"Content-Type": content_type}
+    r = client.post(f"/cases/{case_id}/photos", content=body, headers=declared | auth(tokens["police"]))
     assert r.status_code == status, r.text
     if reason:
         assert reason in r.json()["detail"]
@@ -227,7 +230,7 @@ def test_the_same_photo_on_two_cases_is_served_for_both(city):
     photo = jpeg_photo(color="teal")
     urls = []
     for case_id in (first, second, second):  # the second case twice: one entry
-        r = client.post(f"/cases/{case_id}/photos", content=photo, headers=auth(tokens["police"]))
+        r = client.post(f"/cases/{case_id}/photos", content=photo, headers=JPEG | auth(tokens["police"]))
         assert r.status_code == 201, r.text
         urls.append([e["photo_url"] for e in r.json()["timeline"] if e["photo_url"]])
     assert len(urls[1]) == 1 and urls[1] == urls[2] and urls[0] != urls[1]
@@ -247,11 +250,11 @@ def test_a_closed_case_takes_no_photo_until_the_centre_reopens_it(city):
     for action, token in (("acknowledge", "police"), ("feedback", "police"), ("close", "admin")):
         assert client.post(f"/cases/{case_id}/actions", json={"action": action},
                            headers=auth(tokens[token])).status_code == 200, action
-    r = client.post(f"/cases/{case_id}/photos", content=jpeg_photo(), headers=auth(tokens["police"]))
+    r = client.post(f"/cases/{case_id}/photos", content=jpeg_photo(), headers=JPEG | auth(tokens["police"]))
     assert r.status_code == 409 and r.json()["detail"] == (
         f"case {case_id} is closed: a photo is not added to a closed case; if the problem is back, ask the command "
         "centre to reopen it (action reopen), then add the photo"), r.text
-    r = client.post(f"/cases/{case_id}/photos", content=jpeg_photo(), headers=auth(tokens["admin"]))
+    r = client.post(f"/cases/{case_id}/photos", content=jpeg_photo(), headers=JPEG | auth(tokens["admin"]))
     assert r.status_code == 409 and f'reopen it first (POST /cases/{case_id}/actions with {{"action": "reopen"}})' \
         in r.json()["detail"], r.text
     with serving(app) as port:  # refused on the headers, its 300 MB never read
@@ -267,7 +270,7 @@ def test_a_closed_case_takes_no_photo_until_the_centre_reopens_it(city):
     assert store.count("evidence") == 0
     assert client.post(f"/cases/{case_id}/actions", json={"action": "reopen"},
                        headers=auth(tokens["admin"])).status_code == 200
-    again = client.post(f"/cases/{case_id}/photos", content=jpeg_photo(), headers=auth(tokens["police"]))
+    again = client.post(f"/cases/{case_id}/photos", content=jpeg_photo(), headers=JPEG | auth(tokens["police"]))
     assert again.status_code == 201, again.text
     assert "enctype=multipart/form-data id=photo-form" in page.get(f"/ui/cases/{case_id}").text  # the form is back
 
@@ -432,7 +435,7 @@ def test_no_response_with_a_picture_or_a_case_may_be_kept_by_a_browser_or_proxy(
     incident_id, start = sighting(ingest, jpeg(40), grid="D-S2-G9", location={"lat": 39.3, "lon": 117.3})
     assert ingest.handle(*start) == "case_created"
     case_id = max(c["id"] for c in client.get("/cases", headers=auth(tokens["admin"])).json())
-    photo = client.post(f"/cases/{case_id}/photos", content=jpeg_photo(), headers=auth(tokens["police"]))
+    photo = client.post(f"/cases/{case_id}/photos", content=jpeg_photo(), headers=JPEG | auth(tokens["police"]))
     assert photo.status_code == 201, photo.text
     (photo_url,) = [e["photo_url"] for e in photo.json()["timeline"] if e["photo_url"]]
     pictures = [f"/cases/{case_id}/evidence.jpg", f"/cases/{case_id}/incidents/{incident_id}/evidence.jpg", photo_url]
@@ -783,7 +786,7 @@ def test_a_phone_photo_is_kept_and_served_without_where_it_was_taken_but_turned_
     app, store, ingest, client, tokens = city
     case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
     photo = phone_photo()
-    r = client.post(f"/cases/{case_id}/photos", content=photo, headers=auth(tokens["police"]))
+    r = client.post(f"/cases/{case_id}/photos", content=photo, headers=JPEG | auth(tokens["police"]))
     assert r.status_code == 201, r.text
     (url,) = [e["photo_url"] for e in r.json()["timeline"] if e["photo_url"]]
     served = client.get(url, headers=auth(tokens["police"])).content

@@ -11,6 +11,7 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 
 from gateway.api import create_app
 from gateway.auth import new_token
@@ -177,6 +178,29 @@ def test_every_error_on_open311s_paths_is_the_specs_in_the_format_the_path_names
         code, description = spec_error(api.get("/requests.html", headers=admin), "xml")  # the spec's default format
         assert code == 400 and "fmt" in description
         assert httpx.get(f"{base}/cases/abc", headers=admin).json()["detail"]  # the API's own stay FastAPI's
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_a_jurisdiction_id_other_than_the_one_served_is_the_specs_404_naming_it(gateway, fmt):
+    """``jurisdiction_id=tianjin`` (or any) was answered as if it were this city's: a client that keeps several
+    cities' endpoints, one entry's id or address written wrong, was given this city's requests as another's."""
+    tables, store, picture = gateway
+    admin = {"Authorization": f"Bearer {new_token(store, 'root', 'admin')}"}
+    client = TestClient(create_app(store, tables), base_url="http://gw.city.example")
+    for path in (f"services.{fmt}", f"requests.{fmt}", f"requests/1.{fmt}"):
+        for served in ("gw.city.example", "GW.City.Example", ""):  # none given: the spec's server of one ignores it
+            answer = client.get(f"/open311/v2/{path}", params={"jurisdiction_id": served}, headers=admin)
+            assert answer.status_code == 200, (path, answer.text)
+        wrong = client.get(f"/open311/v2/{path}", params={"jurisdiction_id": "tianjin"}, headers=admin)
+        assert wrong.status_code == 404, (path, wrong.text)
+        if fmt == "json":
+            ((code, description),) = [(e["code"], e["description"]) for e in wrong.json()]
+        else:
+            root = ElementTree.fromstring(wrong.content)
+            code, description = int(root.findtext("error/code")), root.findtext("error/description")
+        assert code == 404 and description == ("jurisdiction_id: this server serves one jurisdiction, gw.city.example "
+                                               "(the host it is reached by): write that, or leave jurisdiction_id out; "
+                                               "not 'tianjin'"), description
 
 
 def test_a_date_or_time_without_a_zone_is_the_citys_as_everywhere_else(gateway):

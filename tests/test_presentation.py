@@ -111,7 +111,7 @@ def test_a_scan_bomb_kept_before_ingest_counted_scans_is_withheld_not_served(cit
         storage.add_evidence(db, bomb_sha, bomb, "case:1", "-", "-", now)
         assert storage.add_case_photo(db, 1, bomb_sha, now)
     few = scans(0)
-    assert client.post("/cases/1/photos", content=few, headers=auth(tokens["police"])).status_code == 201
+    assert client.post("/cases/1/photos", content=few, headers={"Content-Type": "image/jpeg"} | auth(tokens["police"])).status_code == 201
     assert client.post("/ui/login", data={"token": tokens["admin"]}).status_code in (200, 303)
     pictures = ["/cases/1/evidence.jpg", f"/cases/1/incidents/{incident_id}/evidence.jpg", f"/cases/1/photos/{bomb_sha}.jpg"]
     for url in pictures + ["/ui" + url for url in pictures[1:]]:

@@ -112,6 +112,9 @@ def auth(token):
     return {"Authorization": f"Bearer {token}"}
 
 
+JPEG = {"Content-Type": "image/jpeg"}  # a photo's body says what it is (none is a 415)
+
+
 def act(client, token, case_id, action, **extra):
     return client.post(f"/cases/{case_id}/actions", json={"action": action, **extra}, headers=auth(token))
 
@@ -194,15 +197,15 @@ def test_a_department_adds_its_on_site_photo_and_only_it_sees_it(city):
     ingest.handle(*incident())
     (case,) = client.get("/cases", headers=auth(tokens["police"])).json()
     photo = jpeg_photo()
-    r = client.post(f"/cases/{case['id']}/photos", content=photo, headers=auth(tokens["police"]))
+    r = client.post(f"/cases/{case['id']}/photos", content=photo, headers=JPEG | auth(tokens["police"]))
     assert r.status_code == 201, r.text
     (entry,) = [e for e in r.json()["timeline"] if e["action"] == "photo"]
     assert entry["actor"] == "department:tp" and entry["photo_url"]
     assert client.get(entry["photo_url"], headers=auth(tokens["police"])).content == photo
     assert client.get(entry["photo_url"], headers=auth(tokens["sanitation"])).status_code == 404
-    assert client.post(f"/cases/{case['id']}/photos", content=photo, headers=auth(tokens["sanitation"])).status_code == 404
-    assert client.post(f"/cases/{case['id']}/photos", content=b"GIF89a", headers=auth(tokens["police"])).status_code == 422
-    assert client.post(f"/cases/{case['id']}/photos", content=photo).status_code == 401
+    assert client.post(f"/cases/{case['id']}/photos", content=photo, headers=JPEG | auth(tokens["sanitation"])).status_code == 404
+    assert client.post(f"/cases/{case['id']}/photos", content=b"GIF89a", headers=JPEG | auth(tokens["police"])).status_code == 422
+    assert client.post(f"/cases/{case['id']}/photos", content=photo, headers=JPEG).status_code == 401
     # a photo is not evidence waiting for an incident: the quarantine leaves it alone
     assert store.quarantine_orphan_evidence(time.time() + 10, time.time() + 10) == 0
 

@@ -18,7 +18,7 @@ import functools
 import io
 import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import get_args
 
@@ -31,9 +31,9 @@ from yaml.resolver import Resolver
 from xueliang.wire import GRID_PATTERN, IDENT
 
 
-# keys that are no field's said with the field meant, at most: each is compared with every field of the config, and a
-# 4 MB edge config of such keys (200,000) took 25 s to refuse, not 5
-MEANT_AT_MOST = 100
+# a file's mistakes listed, at most, the rest counted: a 4 MB config of keys that are no field (200,000) listed each on
+# a line of its own, 9 MB of them (and a key guessed at is compared with every field of the config)
+SAID_AT_MOST = 20
 # the patterns ids and grid codes are held to, in the words of the person who writes them
 PATTERN_WORDS = {
     f"^{IDENT.pattern}$": "is not an id: write letters A-Z a-z, digits and . _ - (a letter or digit first, at most 64; "
@@ -59,19 +59,32 @@ def said(error: Mapping) -> str:
     return error["msg"].removeprefix("Value error, ")
 
 
-def said_each(errors: list[Mapping], model: type[BaseModel]) -> Iterator[tuple[Mapping, str]]:
-    """Each of ``model``'s validation errors with what it says (``said``); a key that is no field with what was
-    meant (``unknown_field``), for the first ``MEANT_AT_MOST`` of them."""
-    unknown = 0
-    for error in errors:
-        if error["type"] == "extra_forbidden":
-            unknown += 1
-            yield error, unknown_field(model, error["loc"], guess=unknown <= MEANT_AT_MOST)
-        else:
-            yield error, said(error)
+def said_first(errors: Sequence[Mapping], model: type[BaseModel]) -> tuple[list[tuple[Mapping, str]], str | None]:
+    """The first ``SAID_AT_MOST`` of ``model``'s validation errors, each with what it says (``said``; a key that is no
+    field, what was meant: ``unknown_field``), and what is said of the rest (how many, and how many of them are keys
+    that are no field), or None where there is no more.
+
+    >>> from pydantic import ValidationError, create_model
+    >>> Broker = create_model("Broker", __config__={"extra": "forbid"}, host=(str, ""))
+    >>> try:
+    ...     Broker.model_validate({"hots": "x", **{f"k{i}": 1 for i in range(24)}})
+    ... except ValidationError as exc:
+    ...     listed, more = said_first(exc.errors(), Broker)
+    >>> len(listed), listed[0][1], more
+    (20, 'not a field at the top level; did you mean host?', '... and 5 more, each a key that is no field')
+    """
+    listed = [(error, unknown_field(model, error["loc"]) if error["type"] == "extra_forbidden" else said(error))
+              for error in errors[:SAID_AT_MOST]]
+    rest = errors[SAID_AT_MOST:]
+    if not rest:
+        return listed, None
+    unknown = sum(error["type"] == "extra_forbidden" for error in rest)
+    kinds = ", each a key that is no field" if unknown == len(rest) else \
+        f", {unknown:,} of them keys that are no field" if unknown else ""
+    return listed, f"... and {len(rest):,} more{kinds}"
 
 
-def unknown_field(model: type[BaseModel], loc: Sequence[str | int], guess: bool = True) -> str:
+def unknown_field(model: type[BaseModel], loc: Sequence[str | int]) -> str:
     """What to say of the key at ``loc`` (a pydantic error's), which ``model``'s tree has no field for there: where a
     field of that name is elsewhere in the tree, where it belongs; else the field here (or elsewhere) spelt close to
     it; else the fields here. Installers wrote ``client_id`` beside ``broker:`` rather than under it, and
@@ -95,7 +108,7 @@ def unknown_field(model: type[BaseModel], loc: Sequence[str | int], guess: bool 
     *at, key = loc
     here, owner = tuple(k for k in at if isinstance(k, str)), _model_at(model, at)
     plain = "not a field here" if here else "not a field at the top level"
-    if owner is None or not guess:  # a place that is no model's
+    if owner is None:  # a place that is no model's
         return plain
     key = str(key)
     places = [(path, fields) for path, fields in _fields_in(model) if path != here]
