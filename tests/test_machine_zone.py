@@ -10,8 +10,11 @@ from datetime import datetime
 
 import pytest
 
+from edge.outboxfile import open_outbox
 from xueliang.cli import JsonLines
 from xueliang.wire import CITY_TZ
+
+from .test_edge_startup import box_config
 
 ZONES = ["UTC", "America/New_York", "Asia/Shanghai"]
 
@@ -41,3 +44,16 @@ def test_a_log_line_is_timed_in_beijing_time_with_its_offset(zone):
         line = JsonLines().format(record)
     assert '"t": "2026-07-01T09:00:00.250+08:00"' in line, line
 
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York"])
+def test_a_damaged_outbox_is_moved_aside_named_with_beijing_time(tmp_path, zone):
+    """The file aside was named by the machine's clock in its own zone: a box in New York named the file 13 h
+    before the ERROR line and the gateway's pages said it happened."""
+    (tmp_path / "b1.outbox.sqlite").write_bytes(b"not an outbox, " * 1000)
+    with machine_zone(zone):
+        before = datetime.now(CITY_TZ).replace(microsecond=0)
+        open_outbox(box_config(tmp_path)).close()
+        after = datetime.now(CITY_TZ)
+    (aside,) = tmp_path.glob("b1.outbox.sqlite.damaged-*")
+    named = datetime.strptime(aside.name.rsplit("-", 1)[1], "%Y%m%dT%H%M%S%z")
+    assert named.utcoffset() == CITY_TZ.utcoffset(None) and before <= named <= after, aside.name
