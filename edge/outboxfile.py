@@ -16,6 +16,7 @@ import errno
 import logging
 import sqlite3
 import time
+from datetime import datetime
 from pathlib import Path
 
 from edge.config import ConfigError, EdgeConfig
@@ -23,6 +24,7 @@ from edge.ledger import adopt_file, end_left_open, old_file
 from edge.publisher import NotAnOutbox, Outbox, Publisher
 from edge.salvage import salvage_into
 from xueliang import sqlitefile
+from xueliang.wire import CITY_TZ
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +106,8 @@ def pending_words(config: EdgeConfig, outbox: Outbox) -> str:
 def outbox_file(config: EdgeConfig) -> Outbox:
     """The box's outbox file; ConfigError naming ``data_dir`` where it cannot be kept there, NoRoom where its disk has
     no room. A file that is not an outbox (damaged on disk, a folder, a table of another making, another application's
-    file) is moved aside, named with the time (``.damaged-TIME``, or ``.foreign-TIME`` for another application's), and
-    a new one begun, every camera stayed down behind it (another
+    file) is moved aside, named with the time (``.damaged-TIME``, or ``.foreign-TIME`` for another application's;
+    Beijing's, ``20261207T124700+0800``), and a new one begun, every camera stayed down behind it (another
     application's had the outbox's tables made beside its own); what can be read of it is put into the new one
     (``salvage_into``). A file out of reach (read-only, not to be opened, a link to nothing) is ConfigError
     saying so and left where it is: moved aside, the incidents it held were never sent."""
@@ -118,7 +120,8 @@ def outbox_file(config: EdgeConfig) -> Outbox:
                 raise
             why = sqlitefile.out_of_reach(path)
             kind = exc.kind if isinstance(exc, NotAnOutbox) else "damaged"
-            aside = path.with_name(f"{path.name}.{kind}-{time.strftime('%Y%m%dT%H%M%S')}")
+            # Beijing time with its offset, as the log line saying so: the machine's zone named it 13 h off in New York
+            aside = path.with_name(f"{path.name}.{kind}-{datetime.now(CITY_TZ):%Y%m%dT%H%M%S%z}")
             path.rename(aside)
             for extra in ("-wal", "-shm"):
                 path.with_name(path.name + extra).unlink(missing_ok=True)

@@ -28,14 +28,11 @@ import re
 from datetime import date, datetime, time, timedelta, timezone
 from typing import NamedTuple
 
-from xueliang.wire import WireError, parse_time
+from xueliang.wire import CITY_TZ, WireError, parse_time
 
 UNITS = {"s": 1, "sec": 1, "second": 1, "seconds": 1, "min": 60, "minute": 60, "minutes": 60, "m": 60,
          "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(working\s+)?([a-z]+)\s*$")
-
-
-CITY_TZ = timezone(timedelta(hours=8))  # Beijing time: the city's days, working hours and every time a person reads
 
 
 def city_time(text: str) -> float:

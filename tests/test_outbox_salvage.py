@@ -143,7 +143,7 @@ def test_an_outbox_of_garbage_salvages_nothing_and_the_box_starts_clean(tmp_path
     path.write_bytes(b"\x13" * 200_000)
     assert salvaged(tmp_path, caplog) == []
     assert digest(aside_of(tmp_path)) == hashlib.sha256(b"\x13" * 200_000).hexdigest()
-    assert re.search(r"outbox .*damaged-\d+T\d+: nothing salvaged: its tables cannot be read \(file is not a "
+    assert re.search(r"outbox .*damaged-\d+T\d+\+0800: nothing salvaged: its tables cannot be read \(file is not a "
                      r"database\)", caplog.text), caplog.text
 
 

@@ -7,9 +7,11 @@ import json
 import logging
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from xueliang.passwords import without_password
+from xueliang.wire import CITY_TZ
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 # OpenCV's own limit is 2^30 pixels: a 1 MB PNG claiming 20000x20000 took 2.5 GB to decode
@@ -325,10 +327,12 @@ def _demo(args: argparse.Namespace) -> int:
 class JsonLines(logging.Formatter):
     """Structured logs: one JSON object per line (time, level, logger, message, traceback if any), the password of
     every URL in them hidden: an exception's text (a traceback's last line) is the library's own, and FFmpeg's and
-    PyAV's quote the camera's url as given."""
+    PyAV's quote the camera's url as given. The time is Beijing's with its offset (``2026-12-07T12:47:00.123+08:00``),
+    as the pages show it: logging's own was the machine's zone without one, 8 h off the pages on a UTC cloud image."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {"t": self.formatTime(record), "level": record.levelname, "logger": record.name,
+        t = datetime.fromtimestamp(record.created, CITY_TZ).isoformat(timespec="milliseconds")
+        line = {"t": t, "level": record.levelname, "logger": record.name,
                 "msg": without_password(record.getMessage())}
         if record.exc_info:
             line["exc"] = without_password(self.formatException(record.exc_info))

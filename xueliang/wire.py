@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -199,6 +199,11 @@ def incident_file_name(incident_id: str) -> str:
     """
     shown = re.sub(r"[^A-Za-z0-9._-]", "_", incident_id)[:80]
     return f"{shown}-{hashlib.sha256(incident_id.encode()).hexdigest()[:12]}"
+
+
+# Beijing time: the city's days, working hours and every time a person reads (pages, reports, logs); never the
+# machine's own zone, which a cloud image leaves at UTC and a vendor anywhere
+CITY_TZ = timezone(timedelta(hours=8))
 
 
 def iso(t: float) -> str:
