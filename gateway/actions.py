@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 
 from sqlalchemy.engine import Connection
 
-from gateway import storage
+from gateway import photohash, storage
 from gateway.cases import RECHECK_REASONS, action_values
 from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level
@@ -159,6 +159,7 @@ def keep_photo(store: Store, case_id: int, role: Role, actor: str, data: bytes, 
     StaleCase as ``held`` says (an 8 MB body takes a while to arrive; the case is weighed once it has), CaseClosed
     as ``photo_refused`` says."""
     sha = hashlib.sha256(data).hexdigest()
+    picture = photohash.picture_hash(data)  # before the case is held: a decode, at an eighth of the size
     with store.begin() as db:
         row = held(store, db, case_id, may_see, seen)
         if refused := photo_refused(row, role):
@@ -166,3 +167,18 @@ def keep_photo(store: Store, case_id: int, role: Role, actor: str, data: bytes, 
         storage.add_evidence(db, sha, data, photo_owner(case_id), "-", "-", now)
         if storage.add_case_photo(db, case_id, sha, now):  # the same photo twice is one entry
             storage.log(db, case_id, now, actor, role, "photo", row["state"], row["state"], sha)
+            # a department's photo that another case has already (拍照造假) is kept, and still counts with its
+            # feedback, but marked on the case, where the operator who confirms the closing reads it
+            if role == Role.DEPARTMENT and (same := storage.same_picture(db, case_id, sha, picture)):
+                storage.log(db, case_id, now, "gateway", Role.SYSTEM, "photo_reused", row["state"], row["state"],
+                            reused_note(sha, *same))
+        storage.add_photo_hash(db, sha, picture)
+
+
+def reused_note(sha256: str, other_case: int, added_at: float) -> str:
+    """The case log's words for a photo that is the same picture as another case's.
+
+    >>> reused_note("ab" * 32, 12, 1764576000.0)[70:]
+    " is the same picture as case #12's photo of 2025-12-01T08:00:00.000Z"
+    """
+    return f"photo {sha256} is the same picture as case #{other_case}'s photo of {wire.iso(added_at)}"

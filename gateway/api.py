@@ -54,6 +54,9 @@ class TimelineEntry(BaseModel):
     note: str | None = None  # the words of whoever acted (for the gateway's own rows, its text)
     extend_by: str | None = None  # an extension's duration: asked for, granted, refused or given
     photo_url: str | None = None
+    # a photo that is the same picture as one on this other case (re-sent, re-saved or slightly cropped): the
+    # ``photo_reused`` row after it says whose and when; kept, and counted with the feedback, but to be checked
+    same_picture_as: int | None = None
 
 
 class Case(BaseModel):

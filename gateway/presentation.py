@@ -98,7 +98,7 @@ STATE_NAMES = {
 LOG_ONLY_ACTIONS = {  # case-log rows that are no workflow.Action
     "created": "立案", "dispatched": "派遣", "merged": "合并事件", "recheck_evidence": "视频核查",
     "incident_ended": "事件结束", "photo": "现场照片", "flagged": "网格待核", "escalation_failed": "升级失败",
-    "verdict": "人工研判", "suppression_lifted": "解除屏蔽", "related": "同址案件",
+    "verdict": "人工研判", "suppression_lifted": "解除屏蔽", "related": "同址案件", "photo_reused": "照片重复",
 }
 ACTION_NAMES = {
     "confirm": "审核通过", "reject": "作废", "acknowledge": "签收", "feedback": "处置反馈", "close": "核查结案",
@@ -248,8 +248,11 @@ def case_view(row: dict, tables: Tables, now: float | None = None) -> dict:
     out["evidence_url"] = evidence_url(row["id"]) if row["evidence_sha256"] else None
     out["end_evidence_url"] = evidence_url(row["id"], which="end") if row["end_evidence_sha256"] else None
     if "timeline" in row:
+        reused = reused_photos(row["timeline"])
         out["timeline"] = [dict(e, at=iso(e["at"]), photo_url=photo_url(row["id"], e["note"])
-                                if e["action"] == "photo" else None) for e in row["timeline"]]
+                                if e["action"] == "photo" else None,
+                                same_picture_as=int(reused[e["note"]]["case"])
+                                if e["action"] == "photo" and e["note"] in reused else None) for e in row["timeline"]]
         out["incidents"] = [
             {"incident_id": i["incident_id"], "how": i["how"], "linked_at": iso(i["linked_at"]),
              "evidence_url": evidence_url(row["id"], i["incident_id"]) if i.get("evidence_sha256") else None,
@@ -347,6 +350,7 @@ def _late_note(m: re.Match, tables: Tables) -> str:
 
 
 # the notes the gateway itself writes, each as people read it; a person's note is shown as written
+REUSED = re.compile(r"photo (?P<sha>[0-9a-f]{64}) is the same picture as case #(?P<case>\d+)'s photo of (?P<at>\S+)")
 _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] = [
     ("created", re.compile(r"(?P<type>\w+) in zone (?P<zone>.+)"),
      lambda m, t: f"摄像机发现{(c := t.category(m['type'])) and c.name or m['type']} · 区域 {m['zone']}"),
@@ -362,6 +366,8 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
     ("incident_ended", re.compile(r"camera: (?P<why>\w+) for incident (?P<iid>\S+); still seen: (?P<still>.+)"),
      lambda m, t: f"摄像机: 事件 {m['iid']} {END_REASONS.get(m['why'], m['why'])}; 仍可见: {m['still']}"),
     ("close", re.compile(r"closed on the camera's re-check"), lambda m, t: "视频核查通过, 自动结案"),
+    ("photo_reused", REUSED,
+     lambda m, t: f"该照片与案件 #{m['case']} {local_text(m['at'])} 的照片为同一张图片, 请核实是否到场"),
     ("escalate", re.compile(r"overdue: the (?P<what>deadline|re-check) passed at (?P<at>\S+); level (?P<level>\d+), "
                             r"to (?P<to>\S+)"), _escalate_note),
     ("flagged", re.compile(r"grid (?P<grid>\S+) is not in the city's grid tree: raised to the centre for review"),
@@ -394,6 +400,12 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
     ("related", re.compile(r"case (?P<case>\d+) at the same place closed recently; not reopened without review"),
      lambda m, t: f"同一地点的案件 #{m['case']} 刚结案; 未经审核不重新派遣"),
 ]
+
+
+def reused_photos(timeline: list[dict]) -> dict[str, re.Match]:
+    """The case's photos that are the same picture as another case's (its ``photo_reused`` rows), by their sha256."""
+    return {m["sha"]: m for e in timeline if e["action"] == "photo_reused" and e["role"] == Role.SYSTEM.value
+            and (m := REUSED.fullmatch(e["note"] or ""))}
 
 
 GATEWAY_WORDED = ("verdict", "suppression_lifted", "photo")  # rows whose note the gateway composes, whoever acted

@@ -57,6 +57,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.functions import FunctionElement
 
+from gateway import photohash
 from gateway.config import Tables, neutralised
 from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Role, transition
 from xueliang import sqlitefile, wire
@@ -163,6 +164,17 @@ case_photos = Table(
     Column("sha256", String(64), primary_key=True),
     Column("added_at", Float, nullable=False),
 )
+# migration 17: a photo's picture (``photohash``), so that the same picture sent for another case is found: its hash
+# once per band (a lookup reads the few rows near each of its bands, not every photo of a year's city), and the cases
+# that have a picture by its bytes
+photo_hashes = Table(
+    "photo_hashes", metadata,
+    Column("band", Integer, primary_key=True),
+    Column("value", Integer, primary_key=True),
+    Column("sha256", String(64), primary_key=True),
+    Column("dhash", BigInteger, nullable=False),  # signed: SQL has no unsigned 64-bit integer
+)
+CASE_PHOTO_SHA = Index("ix_case_photos_sha256", case_photos.c.sha256)
 
 case_log = Table(
     "case_log", metadata,
@@ -318,6 +330,9 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
      lambda db: [DEAD_LETTER_RECEIVED.create(db), EVIDENCE_BOX_UNNAMED.create(db)]),
     (16, "cases by department and state: a department's queue and its counts read its open cases, not every case it "
          "ever had", lambda db: DEPARTMENT_STATE.create(db, checkfirst=True)),
+    (17, "photo_hashes, case_photos by picture: a department's photo that is the same picture as another case's is "
+         "marked (photos kept before are found by their bytes only)",
+     lambda db: [photo_hashes.create(db, checkfirst=True), CASE_PHOTO_SHA.create(db, checkfirst=True)]),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
@@ -1163,6 +1178,28 @@ def add_case_photo(db: Connection, case_id: int, sha256: str, now: float) -> boo
         return False
     db.execute(insert(case_photos).values(case_id=case_id, sha256=sha256, added_at=now))
     return True
+
+
+def add_photo_hash(db: Connection, sha256: str, picture: int) -> None:
+    """Keep a photo's picture hash (``photohash.picture_hash``) by its bands, once for its bytes."""
+    signed = picture - (1 << 64) if picture >= 1 << 63 else picture
+    db.execute(_DIALECT_INSERT[db.dialect.name](photo_hashes).on_conflict_do_nothing(),
+               [{"band": band, "value": value, "sha256": sha256, "dhash": signed}
+                for band, value in enumerate(photohash.bands(picture))])
+
+
+def same_picture(db: Connection, case_id: int, sha256: str, picture: int) -> tuple[int, float] | None:
+    """The first photo of a case other than ``case_id`` that is the same picture as this one: the same bytes, or a
+    hash at most ``photohash.SAME_PICTURE_BITS`` away; its case and when it was added, or None."""
+    near = or_(*(and_(photo_hashes.c.band == band, photo_hashes.c.value.in_(values))
+                 for band, values in enumerate(photohash.near_bands(picture))))
+    found = db.execute(select(photo_hashes.c.sha256, photo_hashes.c.dhash).where(near).distinct()).all()
+    shas = {sha256} | {sha for sha, h in found
+                       if photohash.distance(h & ((1 << 64) - 1), picture) <= photohash.SAME_PICTURE_BITS}
+    first = db.execute(select(case_photos.c.case_id, case_photos.c.added_at)
+                       .where(case_photos.c.sha256.in_(sorted(shas)), case_photos.c.case_id != case_id)
+                       .order_by(case_photos.c.added_at, case_photos.c.case_id).limit(1)).first()
+    return (first.case_id, first.added_at) if first else None
 
 
 class DatabaseFileGone(RuntimeError):

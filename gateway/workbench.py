@@ -33,7 +33,7 @@ from gateway.config import Tables
 from gateway.images import MAX_PHOTO_BYTES, MAX_PHOTO_PIXELS, ImageError, check_jpeg, without_metadata
 from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, BoxId,
                                   CaseId, Filter, Limit, Offset, actor_text, duration_text, evidence_url, local_time,
-                                  note_hidden, note_text, photo_url)
+                                  local_text, note_hidden, note_text, photo_url, reused_photos)
 from gateway.security import read_capped
 from gateway.web import (PAGE_ROWS, REDISPATCH_MARK, PageRoute, boxes_listing, case_rows, cases_listing,
                          department_choices, esc, figure, grid_text, overdue_listing, page, pager, removes_boxes,
@@ -167,7 +167,9 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
         + pair(i["evidence_sha256"] and evidence_url(case_id, i["incident_id"], prefix="/ui"),
                i["end_evidence_sha256"] and evidence_url(case_id, i["incident_id"], "end", prefix="/ui"))
         + "</section>" for i in c["incidents"])
-    photos = "".join(figure("现场照片", photo_url(case_id, e["note"], prefix="/ui"))
+    reused = reused_photos(c["timeline"])
+    photos = "".join(figure("现场照片" + (f" · 与案件 #{reused[e['note']]['case']} 的照片为同一张图片"
+                                        if e["note"] in reused else ""), photo_url(case_id, e["note"], prefix="/ui"))
                      for e in c["timeline"] if e["action"] == "photo")
     timeline = "".join(f"<tr><td>{esc(local_time(e['at']))}</td><td>{esc(actor_text(e['actor'], e['role']))}</td>"
                        f"<td>{esc(ACTION_NAMES.get(e['action'], e['action']))}</td>"
@@ -184,6 +186,8 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
         ("核查时限", local_time(c["recheck_deadline"])), ("申请延期", duration_text(c["extension_request"])),
         ("督办级别", c["level"]), ("升级至", grid_text(tables, c["escalated_grid"])),
         ("点位", f"{c['box']}/{c['camera']}/{c['zone']}"), ("合并事件数", c["incident_count"]), ("视频核查", ended),
+        ("照片存疑", "; ".join(f"现场照片与案件 #{m['case']} {local_text(m['at'])} 的照片为同一张图片"
+                              for m in reused.values())),
         ("结案时间", local_time(c["closed_at"])), ("人工研判", verdict_text(verdicts.latest(store, [case_id]).get(case_id))))
         if v not in ("", None))
     csrf = csrf_token(request)
