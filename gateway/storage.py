@@ -1180,20 +1180,25 @@ def add_case_photo(db: Connection, case_id: int, sha256: str, now: float) -> boo
     return True
 
 
-def add_photo_hash(db: Connection, sha256: str, picture: int) -> None:
-    """Keep a photo's picture hash (``photohash.picture_hash``) by its bands, once for its bytes."""
+def add_photo_hash(db: Connection, sha256: str, picture: int | None) -> None:
+    """Keep a photo's picture hash (``photohash.picture_hash``) by its bands, once for its bytes; none where it has
+    none (nearly black)."""
+    if picture is None:
+        return
     signed = picture - (1 << 64) if picture >= 1 << 63 else picture
     db.execute(_DIALECT_INSERT[db.dialect.name](photo_hashes).on_conflict_do_nothing(),
                [{"band": band, "value": value, "sha256": sha256, "dhash": signed}
                 for band, value in enumerate(photohash.bands(picture))])
 
 
-def same_picture(db: Connection, case_id: int, sha256: str, picture: int) -> tuple[int, float] | None:
+def same_picture(db: Connection, case_id: int, sha256: str, picture: int | None) -> tuple[int, float] | None:
     """The first photo of a case other than ``case_id`` that is the same picture as this one: the same bytes, or a
-    hash at most ``photohash.SAME_PICTURE_BITS`` away; its case and when it was added, or None."""
-    near = or_(*(and_(photo_hashes.c.band == band, photo_hashes.c.value.in_(values))
-                 for band, values in enumerate(photohash.near_bands(picture))))
-    found = db.execute(select(photo_hashes.c.sha256, photo_hashes.c.dhash).where(near).distinct()).all()
+    hash at most ``photohash.SAME_PICTURE_BITS`` away (where it has one); its case and when it was added, or None."""
+    found = []
+    if picture is not None:
+        near = or_(*(and_(photo_hashes.c.band == band, photo_hashes.c.value.in_(values))
+                     for band, values in enumerate(photohash.near_bands(picture))))
+        found = db.execute(select(photo_hashes.c.sha256, photo_hashes.c.dhash).where(near).distinct()).all()
     shas = {sha256} | {sha for sha, h in found
                        if photohash.distance(h & ((1 << 64) - 1), picture) <= photohash.SAME_PICTURE_BITS}
     first = db.execute(select(case_photos.c.case_id, case_photos.c.added_at)

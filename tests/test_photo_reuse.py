@@ -7,7 +7,7 @@ import random
 import cv2
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
+from PIL import Image, ImageEnhance
 from sqlalchemy import event, insert, text
 
 from gateway import photohash, storage
@@ -17,7 +17,7 @@ from xueliang import wire
 
 from .conftest import REPO
 from .test_api_limits import city, city_on_both  # noqa: F401 (fixtures)
-from .test_workflow import auth, database_url  # noqa: F401 (fixture)
+from .test_workflow import JPEG, auth, database_url  # noqa: F401 (fixture)
 
 CLIPS = [REPO / "fixtures" / "videos" / name for name in ("campus-gate.mp4", "campus-litter.mp4")]
 
@@ -85,20 +85,40 @@ def test_a_picture_is_hashed_as_shown_turned_by_its_exif_orientation():
     assert distance(picture_hash(jpeg(picture)), picture_hash(turned)) <= 1
 
 
+def test_a_photo_too_dark_to_tell_has_no_hash_and_is_found_by_its_bytes_only(city):  # noqa: F811
+    """A night photo with no light (the street at 1 % of its brightness) shows little but the JPEG's rounding: the
+    street and the same street facing the other way hashed 8 bits apart, and the second was marked as the first."""
+    street = clip_frames(every=10_000)[0]
+    dark, other_way = (jpeg(ImageEnhance.Brightness(p).enhance(0.01))
+                       for p in (street, street.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+    assert picture_hash(dark) is None and picture_hash(other_way) is None
+    assert picture_hash(jpeg(ImageEnhance.Brightness(street).enhance(0.1))) is not None  # dusk is hashed
+    app, store, ingest, client, tokens = city
+    police = auth(tokens["police"])
+    first, second = sorted(c["id"] for c in client.get("/cases", headers=police).json())
+    assert client.post(f"/cases/{first}/photos", content=dark, headers={**police, **JPEG}).status_code == 201
+    r = client.post(f"/cases/{second}/photos", content=other_way, headers={**police, **JPEG})
+    assert r.status_code == 201, r.text
+    assert [e for e in r.json()["timeline"] if e["action"] == "photo_reused"] == []
+    r = client.post(f"/cases/{second}/photos", content=dark, headers={**police, **JPEG})  # the same bytes: found
+    marks = [e["note"] for e in r.json()["timeline"] if e["action"] == "photo_reused"]
+    assert [note.split(" is ")[1].split("'s photo")[0] for note in marks] == [f"the same picture as case #{first}"]
+
+
 def test_a_department_photo_already_on_another_case_is_kept_counted_and_marked(city_on_both):  # noqa: F811
     app, store, ingest, client, tokens = city_on_both
     police = auth(tokens["police"])
     first, second = sorted(c["id"] for c in client.get("/cases", headers=police).json())
     picture = clip_frames(every=10_000)[0]
-    r = client.post(f"/cases/{first}/photos", content=jpeg(picture), headers=police)
+    r = client.post(f"/cases/{first}/photos", content=jpeg(picture), headers={**police, **JPEG})
     assert r.status_code == 201, r.text
     assert not [e for e in r.json()["timeline"] if e["action"] == "photo_reused"]  # the first of it: nothing to say
     (first_photo,) = [e for e in r.json()["timeline"] if e["action"] == "photo"]
     # another photo of the place, then the first one re-saved and a little cropped, on the second case
     assert client.post(f"/cases/{second}/photos", content=ANOTHER["the framing moved by 15%"](picture),
-                       headers=police).status_code == 201
+                       headers={**police, **JPEG}).status_code == 201
     again = jpeg(cut(picture, .02, .02, .02, .02), 60)
-    r = client.post(f"/cases/{second}/photos", content=again, headers=police)
+    r = client.post(f"/cases/{second}/photos", content=again, headers={**police, **JPEG})
     assert r.status_code == 201, r.text
     moved, resent = [e for e in r.json()["timeline"] if e["action"] == "photo"]
     assert moved["same_picture_as"] is None and resent["same_picture_as"] == first
@@ -126,15 +146,16 @@ def test_the_same_bytes_kept_before_the_hashes_are_found_and_an_operators_photo_
     app, store, ingest, client, tokens = city
     first, second = sorted(c["id"] for c in client.get("/cases", headers=auth(tokens["police"])).json())
     photo = jpeg(clip_frames(every=10_000)[0])
-    assert client.post(f"/cases/{first}/photos", content=photo, headers=auth(tokens["police"])).status_code == 201
+    r = client.post(f"/cases/{first}/photos", content=photo, headers={**auth(tokens["police"]), **JPEG})
+    assert r.status_code == 201
     with store.engine.begin() as db:  # kept before migration 17: no hash
         db.execute(text("DELETE FROM photo_hashes"))
-    r = client.post(f"/cases/{second}/photos", content=photo, headers=auth(tokens["admin"]))
+    r = client.post(f"/cases/{second}/photos", content=photo, headers={**auth(tokens["admin"]), **JPEG})
     assert [e for e in r.json()["timeline"] if e["action"] == "photo_reused"] == []  # the centre's own, not marked
     with store.engine.begin() as db:
         db.execute(text("DELETE FROM photo_hashes"))
         db.execute(text("DELETE FROM case_photos WHERE case_id = :c"), {"c": second})
-    r = client.post(f"/cases/{second}/photos", content=photo, headers=auth(tokens["police"]))
+    r = client.post(f"/cases/{second}/photos", content=photo, headers={**auth(tokens["police"]), **JPEG})
     marks = [e["note"] for e in r.json()["timeline"] if e["action"] == "photo_reused"]
     assert [note.split(" is ")[1].split("'s photo")[0] for note in marks] == [f"the same picture as case #{first}"]
 
