@@ -160,7 +160,10 @@ class DwellRule:
     both ways (``PART_SPAN``), seen beside it, both detected, on ``confirm_hits`` detector passes, and, where
     the caller can tell (``already_there``), not in the older one's picture from before anything stood in
     front of it: a roof box, a bike rack or an open door the detector names a car came with its vehicle.
-    Of two stays first seen together, the larger is the older.
+    Of two stays first seen together, the larger is the older. That picture cannot tell where both were there
+    before it was taken (a car parked in front of a bus, both there when the box restarted): one that stands
+    on the ground where the older one does (its box reaching down to within ``GROUND`` of the older box's
+    height of its bottom edge, or below it) is a vehicle of its own; a part is held up by its vehicle.
     """
 
     MATCH_IOU = 0.4
@@ -168,6 +171,7 @@ class DwellRule:
     EDGE_WOBBLE = 0.15  # of a box's height: a parked van's anchor wobbles by 4 %, a car pulling in moves it more
     PART_OF = 0.8
     PART_SPAN = 0.75
+    GROUND = 0.1  # of a box's height: the detector's box of a parked van wobbles by 4 %; a roof box ends far above
 
     def __init__(self, key: str, dwell_s: float, still_tolerance: float, gap_s: float, update_interval_s: float,
                  leave_s: float | None = None, min_score: float = 0.0, confirm_hits: int = 3, still_looks: int = 0):
@@ -342,11 +346,13 @@ class DwellRule:
         sees a part past what hides the rest instead of the whole, not beside it), and not in ``other``'s
         picture from before anything stood in front of it (``already_there``: a door, a trailer or a roof box
         the detector names a car, beside its vehicle at every pass, came with it; a car that parked in a
-        lorry's box later did not)."""
+        lorry's box later did not), or standing on the ground where ``other`` does (``GROUND``: a car parked in
+        front of a bus, both in the bus's picture since the box restarted)."""
         (a1, b1, a2, b2), (x1, y1, x2, y2) = cand.sighting.box, other.sighting.box
         return a2 - a1 < self.PART_SPAN * (x2 - x1) and b2 - b1 < self.PART_SPAN * (y2 - y1) \
             and cand.beside.get(other.key, 0) >= self.confirm_hits \
-            and (already_there is None or already_there(other.key, cand.sighting.box) is not True)
+            and (y2 - b2 <= self.GROUND * (y2 - y1) or already_there is None
+                 or already_there(other.key, cand.sighting.box) is not True)
 
     def _start(self, cand: _Candidate, t: float) -> Event:
         cand.started_at = cand.since + self.dwell_s

@@ -124,16 +124,40 @@ def scene(image: np.ndarray) -> Patch:
     return patch(np.ascontiguousarray(image[::step, ::step]), WHOLE)
 
 
-def difference(a: Patch, b: Patch) -> float:
+def difference(a: Patch, b: Patch, keep: npt.NDArray[np.bool_] | None = None) -> float:
     """Mean absolute difference in grey levels after matching the two patches' brightness
-    (half of a brightness change still counts: a white van and grey asphalt differ mostly there).
+    (half of a brightness change still counts: a white van and grey asphalt differ mostly there),
+    over the cells ``keep`` says (all by default).
 
     >>> a = np.full((12, 16), 100, np.float32)
     >>> difference(a, a + 10), difference(a, a + 60)
     (5.0, 30.0)
+    >>> b = a.copy(); b[:2] = 0                        # a small car in front, over its top rows
+    >>> difference(a, b) > 14, difference(a, b, ~hidden((0, 0, 1, 1), [(0, 0, 1, 0.1)]))
+    (True, 0.0)
     """
+    if keep is not None:
+        a, b = a[keep], b[keep]
     shift = float(b.mean() - a.mean())
     return float(np.abs(b - a - shift).mean()) + abs(shift) / 2
+
+
+def hidden(box: Box, others: list[Box]) -> npt.NDArray[np.bool_]:
+    """The cells of ``box``'s patch that one of ``others`` covers, and those next to them (the patch's blur
+    spreads each cell into its neighbours).
+
+    >>> hidden((0, 0, 1, 1), [(0.5, 0.5, 2, 2)]).sum(axis=1)   # a quarter, and a cell's rim round it
+    array([0, 0, 0, 0, 0, 9, 9, 9, 9, 9, 9, 9])
+    """
+    w, h = PATCH_SIZE
+    out = np.zeros((h, w), bool)
+    bw, bh = max(box[2] - box[0], 1e-6), max(box[3] - box[1], 1e-6)
+    for o in others:
+        x1, x2 = np.floor((o[0] - box[0]) / bw * w) - 1, np.ceil((o[2] - box[0]) / bw * w) + 1
+        y1, y2 = np.floor((o[1] - box[1]) / bh * h) - 1, np.ceil((o[3] - box[1]) / bh * h) + 1
+        if x2 > 0 and y2 > 0 and x1 < w and y1 < h:
+            out[max(0, int(y1)):int(y2), max(0, int(x1)):int(x2)] = True
+    return out
 
 
 def near(image: np.ndarray, box: Box) -> np.ndarray:
@@ -327,9 +351,10 @@ class Stationary:
 
     def same_vehicle(self, zone: str, key: int, image: np.ndarray, box: Box, occluders: list[Box]) -> bool | None:
         """Whether a vehicle detected at ``box``, over stay ``key``'s place, is the stay's vehicle: the
-        picture where the stay was last detected is unchanged (True), or has changed with no other
-        person or vehicle box in front of the detection (False: another vehicle). In front means
-        reaching lower in the picture, nearer the camera: in a queue of cars seen from behind each
+        picture where the stay was last detected is unchanged (True), or unchanged but where a small box in
+        front of the detection stands (True: a car stopping in front of a van changes its picture there), or
+        has changed with no other person or vehicle box in front of the detection (False: another vehicle).
+        In front means reaching lower in the picture, nearer the camera: in a queue of cars seen from behind each
         box overlaps the one ahead, which is no reason to doubt what the picture shows; or lying
         mostly (``WITHIN``) inside the detection's box, where a vehicle behind would not show (a
         small car parked in a parked lorry's box, the lorry's picture changed where it stands). None: no
@@ -340,12 +365,17 @@ class Stationary:
         ref = self._refs.get((zone, key))
         if ref is None:
             return None
-        _, picture, differs_by = self._place(ref, image)
+        place, picture, differs_by = self._place(ref, image)
         if differs_by < self.same_below or self._relit(ref, image, picture):
             return True
         in_front = [o for o in occluders if o != box and (o[3] > box[3] or inside(o, box) >= WITHIN)]
         if covered_by(box, in_front) >= OCCLUDER_COVER:
             return None
+        # a small car in front (under OCCLUDER_COVER) changes the picture where it stands: a dark one over a white
+        # van's side, by twice SAME_BELOW; the rest (at least half of it) still shows the vehicle
+        rest = ~hidden(place, in_front)
+        if in_front and rest.mean() >= 0.5 and difference(ref.picture, picture, rest) < self.same_below:
+            return True
         # the whole picture changed too (night mode, an exposure jump): the light, not the vehicle
         return None if difference(ref.whole, self._whole(image)) >= SCENE_CHANGED else False
 

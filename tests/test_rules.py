@@ -307,6 +307,21 @@ def test_a_box_inside_a_lorrys_that_was_in_its_picture_before_is_a_part_of_it(th
     assert asked and set(asked) == {(1, car.box)}  # the lorry's picture, at the car's box
 
 
+@pytest.mark.parametrize("bottom, starts", [
+    (0.6, [(30.0, "truck"), (30.0, "car")]),  # on the lorry's ground line: a car parked in front of it
+    (0.63, [(30.0, "truck"), (30.0, "car")]),  # reaching below it (nearer the camera): the same
+    (0.45, [(30.0, "truck")]),  # held up, well above it: a part (a roof box, a rack)
+])
+def test_a_box_inside_a_lorrys_since_both_were_first_seen_is_its_own_vehicle_where_it_stands_on_the_ground(
+        bottom, starts):
+    """The box restarted with a small car parked in front of the lorry: both first seen on its first pass, so the
+    lorry's picture from before anything stood in front of it shows the car too (``already_there`` True). Before,
+    the car was taken for a part of the lorry (the larger of two stays first seen together is the older) and
+    raised nothing of its own while the lorry stayed."""
+    car = Sighting(track_id=2, anchor=(0.35, bottom), box=(0.25, bottom - 0.2, 0.45, bottom), score=0.7, label="car")
+    assert lorry_and(car, 0, beside=True, already_there=lambda key, box: True) == starts
+
+
 def test_iou():
     assert iou((0, 0, 1, 1), (0, 0, 1, 1)) == 1.0 and iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
 
