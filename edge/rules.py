@@ -161,9 +161,10 @@ class DwellRule:
     the caller can tell (``already_there``), not in the older one's picture from before anything stood in
     front of it: a roof box, a bike rack or an open door the detector names a car came with its vehicle.
     Of two stays first seen together, the larger is the older. That picture cannot tell where both were there
-    before it was taken (a car parked in front of a bus, both there when the box restarted): one that stands
-    on the ground where the older one does (its box reaching down to within ``GROUND`` of the older box's
-    height of its bottom edge, or below it) is a vehicle of its own; a part is held up by its vehicle.
+    before it was taken (a car parked in front of a bus, both there when the box restarted): one first seen
+    with it that stands on the ground where the older one does (its box reaching down to within ``GROUND`` of
+    the older box's height of its bottom edge, or below it) is a vehicle of its own; a part is held up by its
+    vehicle.
     """
 
     MATCH_IOU = 0.4
@@ -346,13 +347,21 @@ class DwellRule:
         sees a part past what hides the rest instead of the whole, not beside it), and not in ``other``'s
         picture from before anything stood in front of it (``already_there``: a door, a trailer or a roof box
         the detector names a car, beside its vehicle at every pass, came with it; a car that parked in a
-        lorry's box later did not), or standing on the ground where ``other`` does (``GROUND``: a car parked in
-        front of a bus, both in the bus's picture since the box restarted)."""
+        lorry's box later did not), or standing on the ground where ``other`` does, both first seen together
+        (``_on_its_ground``: a car parked in front of a bus, both in the bus's picture since the box restarted)."""
         (a1, b1, a2, b2), (x1, y1, x2, y2) = cand.sighting.box, other.sighting.box
         return a2 - a1 < self.PART_SPAN * (x2 - x1) and b2 - b1 < self.PART_SPAN * (y2 - y1) \
             and cand.beside.get(other.key, 0) >= self.confirm_hits \
-            and (y2 - b2 <= self.GROUND * (y2 - y1) or already_there is None
+            and (self._on_its_ground(cand, other) or already_there is None
                  or already_there(other.key, cand.sighting.box) is not True)
+
+    def _on_its_ground(self, cand: _Candidate, other: _Candidate) -> bool:
+        """Whether ``cand`` stands on the ground where ``other`` does (``GROUND``) and was first seen with it (within
+        ``gap_s``): ``other``'s picture from its first passes shows ``cand`` too and cannot tell (both there when the
+        box restarted). Seen later, the picture tells: a box on the ground line there before (a lorry's rear the
+        detector names a truck of its own) is a part."""
+        (_, _, _, b2), (_, y1, _, y2) = cand.sighting.box, other.sighting.box
+        return y2 - b2 <= self.GROUND * (y2 - y1) and cand.first_seen - other.first_seen <= self.gap_s
 
     def _start(self, cand: _Candidate, t: float) -> Event:
         cand.started_at = cand.since + self.dwell_s
