@@ -830,7 +830,6 @@ class Publisher:
         self._broker = broker
         self._news: queue.SimpleQueue = queue.SimpleQueue()  # ("ack", mid, reason) / ("confirm", payload, None)
         self._inflight: dict[int, int] = {}  # mid -> outbox row id, until the broker's PUBACK; sender thread only
-        self._early: dict[int, object] = {}  # PUBACKs that came before publish() returned their mid
         self._unconfirmed: dict[int, Sent] = {}  # row id -> Sent, until a gateway confirms it
         self._by_digest: dict[str, list[int]] = {}
         self._confirmed: list[int] = []  # rows gateways confirmed that the outbox could not delete yet (disk full)
@@ -950,7 +949,7 @@ class Publisher:
             self.outbox = outbox
             # other ids in the file: the sender starts again, and PUBACKs still to come are of no row (ids begin at 1)
             self._inflight = dict.fromkeys(self._inflight, 0)
-            self._early, self._unconfirmed, self._by_digest, self._confirmed, self._last_id = {}, {}, {}, [], 0
+            self._unconfirmed, self._by_digest, self._confirmed, self._last_id = {}, {}, [], 0
             self._held, self._kept_known, self._kept_base, self._kept_told = [], float("-inf"), None, False
             self._wall_started = outbox.boot(BOOT_ID, self._wall_started)[0]  # the file's where it knew this boot
         self.write_unwritten()
@@ -1067,7 +1066,10 @@ class Publisher:
         """The broker's PUBACK: refused, or taken (the wait for a gateway starts now)."""
         row_id = self._inflight.pop(mid, None)
         if row_id is None:
-            self._early[mid] = reason_code
+            # none of the outbox's: paho reports the heartbeat's QoS 0 send too. (A PUBACK comes no earlier than the
+            # mid it answers is in ``_inflight``: both are the sender thread's, and its news are read between rounds.)
+            # Kept as a PUBACK come early, each heartbeat's stayed for good, and the outbox message that took its id
+            # once the ids went round (a week) counted as taken at once, and the broker's answer to it was lost.
             return
         sent = self._unconfirmed.get(row_id)
         if sent is None:  # a gateway confirmed it before the broker's PUBACK came
@@ -1272,8 +1274,6 @@ class Publisher:
         sent.sends += 1
         sent.due = time.monotonic() + resend_after(sent.routed_sends(), self._broker.resend_after_s)
         self._inflight[info.mid] = row_id
-        if info.mid in self._early:  # acknowledged before we knew its mid
-            self._ack(info.mid, self._early.pop(info.mid))
         return True
 
     def _run(self) -> None:

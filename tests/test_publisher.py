@@ -181,6 +181,28 @@ def test_what_no_gateway_confirms_is_sent_again_after_the_timeout(tmp_path):
 
 
 
+def test_a_heartbeat_sent_at_qos_0_is_no_outbox_message_when_its_id_comes_round_again(tmp_path):
+    """paho reports a QoS 0 send (the heartbeat) as published too, under a message id of the same count as the
+    outbox's: each was kept as a PUBACK come early, one a heartbeat, for good (a box up a week had gone round the
+    65,535 ids, and they were kept by the tens of thousands). The outbox message that took a kept id next counted
+    as taken by the broker at once, and the broker's own answer was lost: one no gateway subscribed to waited its
+    whole timeout rather than going again shortly."""
+    broker = services.mosquitto(tmp_path / "mq").start()  # no subscriber: the broker says so in its PUBACK
+    publisher = Publisher("b1", Broker(port=broker.port), Outbox(tmp_path / "outbox.sqlite"))
+    publisher.start()
+    try:
+        assert publisher.connected.wait(10)
+        heartbeat = publisher._client._last_mid + 1
+        publisher.publish_status({"box": "b1"})
+        time.sleep(1.0)  # its send reported
+        publisher._client._last_mid = heartbeat - 1  # the ids gone round: the next message takes the heartbeat's
+        publisher.send([("xl/v1/b1/cam/incident", b"one")])
+        assert wait_until(lambda: publisher.unrouted == 1, 5), publisher.unrouted
+    finally:
+        publisher.stop(timeout=0.5)
+        broker.stop()
+
+
 @pytest.mark.slow
 def test_a_broker_out_of_reach_is_said_in_the_log_with_why_once_a_minute_and_again_once_it_was_back(tmp_path,
                                                                                                      caplog):
