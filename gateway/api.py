@@ -26,14 +26,14 @@ from sqlalchemy.exc import OperationalError
 
 from gateway import actions, boxes, etags, storage, verdicts
 from gateway.auth import (TOKEN_OPTIONAL, Principal, actor, bearer, count_found, find_cases, may_see, reader,
-                          refusals_described, report_figures, scope, token_optional_for_public_reads, unknown_filters,
-                          visible_case)
+                          refusals_described, report_figures, scope, seen_cases, token_optional_for_public_reads,
+                          unknown_filters, visible_case)
 from gateway.config import Tables
 from gateway.metrics import REGISTRY, Health
 from gateway.images import MAX_PHOTO_BYTES, MAX_SCANS, ImageError, check_jpeg, without_metadata
 from gateway.open311 import in_spec_format, input_problems, open311
 from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha256, Which, case_view,
-                                  evidence_response, incident_evidence_response, iso, note_hidden, period,
+                                  evidence_response, incident_evidence_response, iso, named_cases, note_hidden, period,
                                   photo_response, query_checked)
 from gateway.reports import machine_precision
 from gateway.security import (BodyCap, HeadAsGet, JsonBody, SecurityHeaders, database_down, database_unavailable,
@@ -55,7 +55,8 @@ class TimelineEntry(BaseModel):
     extend_by: str | None = None  # an extension's duration: asked for, granted, refused or given
     photo_url: str | None = None
     # a photo that is the same picture as one on this other case (re-sent, re-saved or slightly cropped): the
-    # ``photo_reused`` row after it says whose and when; kept, and counted with the feedback, but to be checked
+    # ``photo_reused`` row after it says whose and when; kept, and counted with the feedback, but to be checked.
+    # None too where the reader may not see that case: the row after it then says "another case's photo"
     same_picture_as: int | None = None
 
 
@@ -203,10 +204,12 @@ def suppression_view(row: dict) -> dict:
     return dict(row, created_at=wire.iso(row["created_at"]), lifted_at=iso(row["lifted_at"]))
 
 
-def detail(row: dict, tables: Tables, store: Store) -> dict:
-    """A case as CaseDetail shows it: its view, and its newest verdict."""
+def detail(row: dict, tables: Tables, store: Store, who: Principal) -> dict:
+    """A case as CaseDetail shows it to ``who``: its view (another case its timeline names, by number only where
+    ``who`` may see it), and its newest verdict."""
     found = verdicts.latest(store, [row["id"]]).get(row["id"])
-    return case_view(row, tables) | {"verdict": dict(found, at=wire.iso(found["at"])) if found else None}
+    shown = seen_cases(store, tables, who, named_cases(row["timeline"]))
+    return case_view(row, tables, shown=shown) | {"verdict": dict(found, at=wire.iso(found["at"])) if found else None}
 
 
 def judge(who: Principal) -> Principal:
@@ -315,23 +318,23 @@ def precondition_failed(case_id: int, asked: Precondition, who: Principal, table
     if asked.problem is None and "W/" in asked.value:
         why = (f"If-Match names no tag case {row['id']} has: a weak tag (W/) never matches, If-Match compares "
                "strong tags (RFC 9110 §13.1.1)")
-    said = Stale(detail=f"{why}; nothing was done: it is {tag} now", case=CaseDetail(**detail(row, tables, store)))
+    said = Stale(detail=f"{why}; nothing was done: it is {tag} now", case=CaseDetail(**detail(row, tables, store, who)))
     return JSONResponse(said.model_dump(mode="json"), 412, headers={"ETag": tag})
 
 
-def the_case(response: Response, case_id: int, tables: Tables, store: Store) -> dict:
+def the_case(response: Response, case_id: int, tables: Tables, store: Store, who: Principal) -> dict:
     """The answer to a request that changed the case: the case's own representation (RFC 9110 §8.7), so its ETag
     is the tag to send next."""
     row = store.get_case(case_id)
     response.headers["ETag"], response.headers["Content-Location"] = etags.etag(row), f"/cases/{case_id}"
-    return detail(row, tables, store)
+    return detail(row, tables, store, who)
 
 
 @cases_router.get("/{case_id}", response_model=CaseDetail, responses={200: {"headers": ETAG}})
 def get_case(response: Response, row: dict = Depends(readable_case), tables: Tables = Depends(get_tables),
-             store: Store = Depends(get_store)):
+             store: Store = Depends(get_store), who: Principal = Depends(reader)):
     response.headers["ETag"] = etags.etag(row)
-    return detail(row, tables, store)
+    return detail(row, tables, store, who)
 
 
 JPEG_RESPONSE = {200: {"content": {"image/jpeg": {}}},
@@ -390,7 +393,7 @@ async def add_photo(request: Request, response: Response, row: dict = Depends(ch
         raise HTTPException(409, str(exc)) from None
     except actions.StaleCase:
         return await run_in_threadpool(precondition_failed, row["id"], asked, who, tables, store)
-    return await run_in_threadpool(the_case, response, row["id"], tables, store)
+    return await run_in_threadpool(the_case, response, row["id"], tables, store, who)
 
 
 @cases_router.get("/{case_id}/photos/{sha256}.jpg", response_class=Response, responses=JPEG_RESPONSE)
@@ -416,7 +419,7 @@ def act(case_id: CaseId, body: ActionRequest, request: Request, response: Respon
     except ValueError as exc:  # a request the action cannot take (an unknown department, no extend_by)
         raise HTTPException(422, str(exc)) from None
     request.app.state.on_change(case_id)
-    return the_case(response, case_id, tables, store)
+    return the_case(response, case_id, tables, store, who)
 
 
 @cases_router.post("/{case_id}/verdict", response_model=CaseDetail, status_code=201,
@@ -446,7 +449,7 @@ def record_verdict(case_id: CaseId, body: VerdictRequest, request: Request, resp
     request.app.state.on_change(case_id)
     for box in boxes:
         request.app.state.on_suppressions(box)
-    return the_case(response, case_id, tables, store)
+    return the_case(response, case_id, tables, store, who)
 
 
 suppressions_router = APIRouter(prefix="/suppressions", tags=["suppressions"], responses=FOR_JUDGES,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
@@ -333,6 +334,12 @@ def report_figures(who: Principal, rows: list[dict], tables: Tables, start: floa
     held = [(r, h) for r in rows if (h := history(r)).held_by(who.department, start, end)]
     rows = [r for r, _ in held]
     return rows, summary(rows, start, end, now, department=who.department, histories=[h for _, h in held])
+
+
+def seen_cases(store: Store, tables: Tables, who: Principal, ids: Collection[int]) -> set[int]:
+    """Of the cases ``ids`` (the others a case's timeline names: ``presentation.named_cases``), those ``who`` may see
+    now; a case no longer kept is none of them."""
+    return {n for n, row in store.cases_by_id(set(ids)).items() if may_see(who, row, tables)}
 
 
 def visible_case(store: Store, tables: Tables, who: Principal, case_id: int) -> dict:

@@ -17,7 +17,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import date, datetime, timedelta
 from typing import Annotated
 from xml.etree import ElementTree
@@ -232,9 +232,10 @@ def photo_url(case_id: int, sha256: str, prefix: str = "") -> str:
     return f"{prefix}/cases/{case_id}/photos/{sha256}.jpg"
 
 
-def case_view(row: dict, tables: Tables, now: float | None = None) -> dict:
+def case_view(row: dict, tables: Tables, now: float | None = None, shown: Collection[int] = frozenset()) -> dict:
     """A stored case as the API shows it: times in ISO 8601 UTC, the overdue flag, evidence URLs
-    (the case's and each joined incident's), the names people call its department and grid."""
+    (the case's and each joined incident's), the names people call its department and grid; its timeline as read
+    by a reader who may see the other cases ``shown`` (``as_read``)."""
     now = time.time() if now is None else now
     out = dict(row)
     for key in ("created_at", "dispatched_at", "deadline", "reported_at", "closed_at", "ended_at", "fed_back_at",
@@ -248,11 +249,12 @@ def case_view(row: dict, tables: Tables, now: float | None = None) -> dict:
     out["evidence_url"] = evidence_url(row["id"]) if row["evidence_sha256"] else None
     out["end_evidence_url"] = evidence_url(row["id"], which="end") if row["end_evidence_sha256"] else None
     if "timeline" in row:
-        reused = reused_photos(row["timeline"])
+        timeline = as_read(row["timeline"], shown)
+        reused = reused_photos(timeline)
         out["timeline"] = [dict(e, at=iso(e["at"]), photo_url=photo_url(row["id"], e["note"])
                                 if e["action"] == "photo" else None,
-                                same_picture_as=int(reused[e["note"]]["case"])
-                                if e["action"] == "photo" and e["note"] in reused else None) for e in row["timeline"]]
+                                same_picture_as=reused_case(reused.get(e["note"]))
+                                if e["action"] == "photo" else None) for e in timeline]
         out["incidents"] = [
             {"incident_id": i["incident_id"], "how": i["how"], "linked_at": iso(i["linked_at"]),
              "evidence_url": evidence_url(row["id"], i["incident_id"]) if i.get("evidence_sha256") else None,
@@ -350,7 +352,8 @@ def _late_note(m: re.Match, tables: Tables) -> str:
 
 
 # the notes the gateway itself writes, each as people read it; a person's note is shown as written
-REUSED = re.compile(r"photo (?P<sha>[0-9a-f]{64}) is the same picture as case #(?P<case>\d+)'s photo of (?P<at>\S+)")
+REUSED = re.compile(r"photo (?P<sha>[0-9a-f]{64}) is the same picture as (?:case #(?P<case>\d+)|another case)'s photo "
+                    r"of (?P<at>\S+)")
 _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] = [
     ("created", re.compile(r"(?P<type>\w+) in zone (?P<zone>.+)"),
      lambda m, t: f"摄像机发现{(c := t.category(m['type'])) and c.name or m['type']} · 区域 {m['zone']}"),
@@ -367,7 +370,7 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
      lambda m, t: f"摄像机: 事件 {m['iid']} {END_REASONS.get(m['why'], m['why'])}; 仍可见: {m['still']}"),
     ("close", re.compile(r"closed on the camera's re-check"), lambda m, t: "视频核查通过, 自动结案"),
     ("photo_reused", REUSED,
-     lambda m, t: f"该照片与案件 #{m['case']} {local_text(m['at'])} 的照片为同一张图片, 请核实是否到场"),
+     lambda m, t: f"该照片与{reused_words(m)} {local_text(m['at'])} 的照片为同一张图片, 请核实是否到场"),
     ("escalate", re.compile(r"overdue: the (?P<what>deadline|re-check) passed at (?P<at>\S+); level (?P<level>\d+), "
                             r"to (?P<to>\S+)"), _escalate_note),
     ("flagged", re.compile(r"grid (?P<grid>\S+) is not in the city's grid tree: raised to the centre for review"),
@@ -406,6 +409,42 @@ def reused_photos(timeline: list[dict]) -> dict[str, re.Match]:
     """The case's photos that are the same picture as another case's (its ``photo_reused`` rows), by their sha256."""
     return {m["sha"]: m for e in timeline if e["action"] == "photo_reused" and e["role"] == Role.SYSTEM.value
             and (m := REUSED.fullmatch(e["note"] or ""))}
+
+
+def reused_case(found: re.Match | None) -> int | None:
+    """The other case a ``reused_photos`` entry names; None where it names none (or said "another case")."""
+    return int(found["case"]) if found and found["case"] else None
+
+
+def reused_words(found: re.Match) -> str:
+    """The other case as people read it: 案件 #12, or 另一案件 where the reader may not see it."""
+    return f"案件 #{found['case']}" if found["case"] else "另一案件"
+
+
+def named_cases(timeline: list[dict]) -> set[int]:
+    """The other cases the timeline's ``photo_reused`` rows name: whether its reader may see each is ``as_read``'s
+    question."""
+    return {n for m in reused_photos(timeline).values() if (n := reused_case(m))}
+
+
+def as_read(timeline: list[dict], shown: Collection[int]) -> list[dict]:
+    """``timeline`` as read by one who may see the other cases ``shown`` and none else: a ``photo_reused`` row naming
+    a case not among them says "another case's photo" (its time kept: it says little). Its number named another
+    department's case to a department, another street's to a street's operator. The case log keeps it as written.
+
+    >>> row = {"action": "photo_reused", "role": "system",
+    ...        "note": f"photo {'ab' * 32} is the same picture as case #12's photo of 2026-12-01T08:00:00.000Z"}
+    >>> as_read([row], {12}) == [row], as_read([row], {7})[0]["note"][70:]
+    (True, " is the same picture as another case's photo of 2026-12-01T08:00:00.000Z")
+    """
+    def read(entry: dict) -> dict:
+        if entry["action"] != "photo_reused" or entry["role"] != Role.SYSTEM.value:
+            return entry
+        m = REUSED.fullmatch(entry["note"] or "")
+        if m is None or reused_case(m) in shown:
+            return entry
+        return dict(entry, note=f"photo {m['sha']} is the same picture as another case's photo of {m['at']}")
+    return [read(e) for e in timeline]
 
 
 GATEWAY_WORDED = ("verdict", "suppression_lifted", "photo")  # rows whose note the gateway composes, whoever acted

@@ -28,12 +28,13 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 
 from gateway import actions, boxes, storage, verdicts
 from gateway.auth import (CSRF_FIELD, PUBLIC, Principal, check_csrf, count_found, csrf_token, find_cases, may_see,
-                          page_reader, removed, scope)
+                          page_reader, removed, scope, seen_cases)
 from gateway.config import Tables
 from gateway.images import MAX_PHOTO_BYTES, MAX_PHOTO_PIXELS, ImageError, check_jpeg, without_metadata
 from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, BoxId,
-                                  CaseId, Filter, Limit, Offset, actor_text, duration_text, evidence_url, local_time,
-                                  local_text, note_hidden, note_text, photo_url, reused_photos)
+                                  CaseId, Filter, Limit, Offset, actor_text, as_read, duration_text, evidence_url,
+                                  local_text, local_time, named_cases, note_hidden, note_text, photo_url, reused_photos,
+                                  reused_words)
 from gateway.security import read_capped
 from gateway.web import (PAGE_ROWS, REDISPATCH_MARK, PageRoute, boxes_listing, case_rows, cases_listing,
                          department_choices, esc, figure, grid_text, overdue_listing, page, pager, removes_boxes,
@@ -167,17 +168,20 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
         + pair(i["evidence_sha256"] and evidence_url(case_id, i["incident_id"], prefix="/ui"),
                i["end_evidence_sha256"] and evidence_url(case_id, i["incident_id"], "end", prefix="/ui"))
         + "</section>" for i in c["incidents"])
-    reused = reused_photos(c["timeline"])
-    photos = "".join(figure("现场照片" + (f" · 与案件 #{reused[e['note']]['case']} 的照片为同一张图片"
+    # another case a photo matched is named, and linked, to one who may see it; to others it is 另一案件
+    read = as_read(c["timeline"], seen_cases(store, tables, principal, named_cases(c["timeline"])))
+    reused = reused_photos(read)
+    photos = "".join(figure("现场照片" + (f" · 与{reused_words(reused[e['note']])} 的照片为同一张图片"
                                         if e["note"] in reused else ""), photo_url(case_id, e["note"], prefix="/ui"))
-                     for e in c["timeline"] if e["action"] == "photo")
+                     for e in read if e["action"] == "photo")
+    doubts = "; ".join(f"现场照片与{reused_link(m)} {esc(local_text(m['at']))} 的照片为同一张图片" for m in reused.values())
     timeline = "".join(f"<tr><td>{esc(local_time(e['at']))}</td><td>{esc(actor_text(e['actor'], e['role']))}</td>"
                        f"<td>{esc(ACTION_NAMES.get(e['action'], e['action']))}</td>"
                        f"<td>{esc(STATE_NAMES.get(e['to_state'] or '', e['to_state']))}</td>"
                        f"<td>{esc(note_text(e, tables))}</td></tr>"
-                       for e in c["timeline"])
+                       for e in read)
     ended = f"{END_REASONS.get(c['end_reason'], c['end_reason'])} {local_time(c['ended_at'])}" if c["end_reason"] else ""
-    facts = "".join(f"<tr><th>{k}</th><td>{esc(v)}</td></tr>" for k, v in (
+    facts = "".join(f"<tr><th>{k}</th><td>{v if k == '照片存疑' else esc(v)}</td></tr>" for k, v in (
         ("类别", f"{c['category_name']} ({c['category_code']}){' · 紧急' if c['urgent'] else ''}"),
         ("网格", grid_text(tables, c["grid"])),
         ("部门", tables.department_name(c["department"]) + (f" · {REDISPATCH_MARK}" if unrouted(c, tables) else "")),
@@ -186,8 +190,7 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
         ("核查时限", local_time(c["recheck_deadline"])), ("申请延期", duration_text(c["extension_request"])),
         ("督办级别", c["level"]), ("升级至", grid_text(tables, c["escalated_grid"])),
         ("点位", f"{c['box']}/{c['camera']}/{c['zone']}"), ("合并事件数", c["incident_count"]), ("视频核查", ended),
-        ("照片存疑", "; ".join(f"现场照片与案件 #{m['case']} {local_text(m['at'])} 的照片为同一张图片"
-                              for m in reused.values())),
+        ("照片存疑", doubts),  # HTML, its parts escaped: a link to each other case the reader may see
         ("结案时间", local_time(c["closed_at"])), ("人工研判", verdict_text(verdicts.latest(store, [case_id]).get(case_id))))
         if v not in ("", None))
     csrf = csrf_token(request)
@@ -207,6 +210,12 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
                 f"<h2>事件与证据</h2>{incidents}{photos}"
                 "<h2>流转记录</h2><table id=timeline><tr><th>时间</th><th>操作者</th><th>动作</th><th>状态</th>"
                 f"<th>说明</th></tr>{timeline}</table>", principal)
+
+
+def reused_link(found: re.Match) -> str:
+    """The other case a ``photo_reused`` row names (``presentation.reused_photos``), as a link to its page; 另一案件
+    where the reader may not see it (``presentation.as_read``)."""
+    return f"<a href='/ui/cases/{int(n)}'>案件 #{int(n)}</a>" if (n := found["case"]) else reused_words(found)
 
 
 def verdict_text(verdict: dict | None) -> str:

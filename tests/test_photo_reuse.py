@@ -135,8 +135,9 @@ def test_a_department_photo_already_on_another_case_is_kept_counted_and_marked(c
     page = TestClient(app)
     page.post("/ui/login", data={"token": tokens["admin"]})
     shown = page.get(f"/ui/cases/{second}").text
-    when = shown.split(f"现场照片与案件 #{first} ")[1].split(" ")[0:2]
-    assert f"<tr><th>照片存疑</th><td>现场照片与案件 #{first} {' '.join(when)}" in shown, shown
+    linked = f"<a href='/ui/cases/{first}'>案件 #{first}</a>"
+    when = shown.split(f"现场照片与{linked} ")[1].split(" ")[0:2]
+    assert f"<tr><th>照片存疑</th><td>现场照片与{linked} {' '.join(when)}" in shown, shown
     assert f"<figcaption>现场照片 · 与案件 #{first} 的照片为同一张图片</figcaption>" in shown
     assert shown.count("的照片为同一张图片") == 4  # the facts, the photo's alt text and caption, its timeline row
     assert "照片重复" in shown
@@ -181,3 +182,40 @@ def test_the_same_picture_is_looked_up_through_the_index_not_by_reading_every_ph
         plans = [" ".join(str(row[-1]) for row in db.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
                  for sql, params in statements if sql.lstrip().upper().startswith("SELECT")]
     assert len(plans) == 2 and all("SCAN" not in plan for plan in plans), plans
+
+
+def test_the_other_case_is_named_only_to_a_reader_who_may_see_it(city):  # noqa: F811
+    """The mark named the other case to every reader of this one: a department's photo matched another department's
+    case, and the department, or a street's operator, read its number and time. Only one who may see that case reads
+    its number (linked, on the page); to another it is another case's photo. The case log keeps the number."""
+    app, store, ingest, client, tokens = city
+    police, sanitation, admin = auth(tokens["police"]), auth(tokens["sanitation"]), auth(tokens["admin"])
+    near, far = sorted(c["id"] for c in client.get("/cases", headers=police).json())  # D-S1's, D-S2's
+    for who, action in ((police, {"action": "return"}), (admin, {"action": "redispatch", "department": "sanitation"})):
+        assert client.post(f"/cases/{far}/actions", json=action, headers=who).status_code == 200
+    photo = jpeg(clip_frames(every=10_000)[0])
+    assert client.post(f"/cases/{far}/photos", content=photo, headers={**sanitation, **JPEG}).status_code == 201
+    r = client.post(f"/cases/{near}/photos", content=photo, headers={**police, **JPEG})  # the police's own answer too
+    assert r.status_code == 201, r.text
+    logged = [e["note"] for e in store.get_case(near)["timeline"] if e["action"] == "photo_reused"]
+    assert [n.split(" is ")[1].split("'s photo")[0] for n in logged] == [f"the same picture as case #{far}"]
+    when = logged[0].rsplit(" ", 1)[1]
+
+    def api(headers: dict, body: dict | None = None) -> tuple:
+        timeline = (body or client.get(f"/cases/{near}", headers=headers).json())["timeline"]
+        (photo_row,) = [e for e in timeline if e["action"] == "photo"]
+        (mark,) = [e["note"] for e in timeline if e["action"] == "photo_reused"]
+        return photo_row["same_picture_as"], mark.split(" is ")[1]
+
+    hidden = (None, f"the same picture as another case's photo of {when}")
+    assert api(police, r.json()) == api(police) == hidden  # the sanitation's case, not the police's to see
+    assert api(auth(tokens["op-s1"])) == hidden  # another street's
+    assert api(admin) == (far, f"the same picture as case #{far}'s photo of {when}")
+    for who, named in (("police", False), ("op-s1", False), ("admin", True)):
+        page = TestClient(app)
+        page.post("/ui/login", data={"token": tokens[who]})
+        shown = page.get(f"/ui/cases/{near}").text
+        assert (f"案件 #{far}" in shown, f"/ui/cases/{far}" in shown) == (named, named), (who, shown)
+        assert shown.count("另一案件") == (0 if named else 4), (who, shown)  # facts, alt text, caption, timeline
+        if named:
+            assert f"<tr><th>照片存疑</th><td>现场照片与<a href='/ui/cases/{far}'>案件 #{far}</a> " in shown
