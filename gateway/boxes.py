@@ -14,8 +14,9 @@ payload's ``box`` must be the topic's, as for incidents.
 A refused heartbeat is not a dead letter. The dead letters keep what a box would otherwise send again and what
 cases are made of; a heartbeat is replaced by the next one within ``heartbeat_s``, and a box whose heartbeats are
 all wrong (an old or newer release, a bug) would add 8,640 rows a day to them. Each is counted
-(``xl_gateway_heartbeats{outcome=REASON}``), and said at most once per box per ``REFUSAL_NOTE_S``: in the log and
-on the box's row, so the page tells a box that is silent from one whose heartbeats are refused.
+(``xl_gateway_heartbeats{outcome=REASON}``), and said at most once per box per ``REFUSAL_NOTE_S``: on the box's row,
+so the page tells a box that is silent from one whose heartbeats are refused, and in the log, ``REFUSALS_SAID`` a
+minute at most whatever the names (``RefusalLog``).
 
 >>> beat = decode("box-1", b'{"box": "box-1", "state": "online", "at": "2026-01-01T00:00:00Z", "cameras": {}}')
 >>> beat.heartbeat_s, beat.full
@@ -28,8 +29,10 @@ gateway.boxes.Refused: payload says box 'box-2' but came on xl/v1/box-1/status: 
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
+import threading
 from collections.abc import Collection
 from typing import Annotated, Literal
 
@@ -58,6 +61,9 @@ BOXES_MAX = 10_000  # rows kept at most: a box not among them is refused once th
 REFUSAL_NOTE_S = 300.0  # a box's refused heartbeats are logged and noted on its row at most this often
 NOTED_MAX = 1_000  # boxes whose last note is remembered (topics name them: the broker's ACL bounds them, a test
 # broker does not)
+# a client making up a box name for each message had each refusal said (the once per box never applies): 224 lines in
+# 8 min of the soak (bench/soak.py), a flood's lines without end. Those past it a minute are counted in one line
+REFUSALS_SAID = 10
 TEXT_CHARS = 300
 READERS = frozenset({Role.ADMIN, Role.OPERATOR})  # who sees the boxes (page and API), as the dead letters
 REMOVERS = frozenset({Role.ADMIN})  # who removes a box from them (page and API): ``remove``
@@ -273,6 +279,67 @@ _KNOWN = Prepared(select(boxes.c.box).where(boxes.c.box == bindparam("box")))
 _HOW_MANY = Prepared(select(func.count()).select_from(boxes))
 
 
+class RefusalLog:
+    """Which refused heartbeats are said: each box's at most once per ``REFUSAL_NOTE_S`` (``due``: on its row, and
+    in the log), and of those ``REFUSALS_SAID`` a minute in the log at most, whatever the names; the rest are counted
+    by kind and said in one line once the minute is over (``flush``, also at the gateway's clock's rounds, as the dead
+    letters' count: ``ingest.DeadLetterLog``). Time is passed in; ingest's thread and the clock's call it, a lock
+    keeps the counts whole.
+
+    >>> said = RefusalLog(said_max=1)
+    >>> said.due("a", 0.0), said.due("a", 10.0), said.due("b", 10.0)
+    (True, False, True)
+    >>> said.named("a", 0.0), said.named("b", 10.0), said.counted()
+    (True, False, 1)
+    """
+
+    def __init__(self, window_s: float = 60.0, said_max: int = REFUSALS_SAID):
+        self.window_s, self.said_max = window_s, said_max
+        self.since: float | None = None
+        self.said = 0
+        self.quiet: collections.Counter = collections.Counter()  # kind -> boxes not named
+        self._noted: dict[str, float] = {}  # box -> when its last refusal was said
+        self._lock = threading.Lock()
+
+    def due(self, box: str, now: float) -> bool:
+        """Whether a refusal of ``box`` is to be said now (the first, or none said for REFUSAL_NOTE_S)."""
+        with self._lock:
+            if now - self._noted.get(box, float("-inf")) < REFUSAL_NOTE_S:
+                return False
+            self._noted[box] = now
+            if len(self._noted) > NOTED_MAX:
+                del self._noted[min(self._noted, key=self._noted.get)]
+            return True
+
+    def named(self, kind: str, now: float) -> bool:
+        """Whether a refusal that is ``due`` is said by name in the log now; False: counted under ``kind``."""
+        with self._lock:
+            self._flush(now)
+            if self.said < self.said_max:
+                self.said += 1
+                return True
+            self.quiet[kind] += 1
+            return False
+
+    def counted(self) -> int:
+        return self.quiet.total()
+
+    def flush(self, now: float) -> None:
+        """Say what was counted, not said, once the minute is over (or the clock was set back)."""
+        with self._lock:
+            self._flush(now)
+
+    def _flush(self, now: float) -> None:
+        if self.since is not None and 0 <= now - self.since < self.window_s:
+            return
+        if self.quiet:
+            kinds = ", ".join(f"{kind} {n}" for kind, n in self.quiet.most_common())
+            log.warning("%d more box(es) whose heartbeats were refused in %.0f s, not named one by one (at most %d a "
+                        "minute are; each refusal is counted in xl_gateway_heartbeats): %s", self.quiet.total(),
+                        now - self.since, self.said_max, kinds)
+        self.since, self.said, self.quiet = now, 0, collections.Counter()
+
+
 class Heartbeats:
     """Ingest's part for status messages: ``checked`` needs no database, ``apply`` writes (one upsert per heartbeat,
     in ingest's transaction). At most ``BOXES_MAX`` boxes are kept: one beyond them is refused (``unknown_box``),
@@ -281,7 +348,7 @@ class Heartbeats:
 
     def __init__(self) -> None:
         self._known: set[str] = set()  # boxes this process found in the table
-        self._noted: dict[str, float] = {}  # box -> when its last refusal was said
+        self.said = RefusalLog()
 
     def checked(self, box: str, payload: bytes) -> Heartbeat | Refused:
         """The message checked, or why it is refused; never raises."""
@@ -295,7 +362,8 @@ class Heartbeats:
 
     def apply(self, db: Connection, item: Heartbeat | Refused, now: float) -> str:
         """Record a checked message (``HEARTBEAT``), or say why it is refused (``HEARTBEAT_REFUSED``), at most once per
-        box in REFUSAL_NOTE_S by ``now``, this gateway's clock (the row is timed by the database's)."""
+        box in REFUSAL_NOTE_S by ``now``, this gateway's clock (the row is timed by the database's), and in the log as
+        ``RefusalLog`` allows."""
         if isinstance(item, Heartbeat):
             try:
                 HEARTBEATS.labels("recorded" if self._record(db, item) else "late").inc()
@@ -303,9 +371,10 @@ class Heartbeats:
             except Refused as refused:
                 item = refused
         HEARTBEATS.labels(item.kind).inc()
-        if self._due(item.box, now):
-            log.warning("heartbeat of box %r refused: %s (said once per box in %.0f s; all are counted in "
-                        "xl_gateway_heartbeats)", item.box, item.reason, REFUSAL_NOTE_S)
+        if self.said.due(item.box, now):
+            if self.said.named(item.kind, now):
+                log.warning("heartbeat of box %r refused: %s (said once per box in %.0f s; all are counted in "
+                            "xl_gateway_heartbeats)", item.box, item.reason, REFUSAL_NOTE_S)
             db.execute(update(boxes).where(boxes.c.box == item.box)  # by the clock its heartbeats are heard by
                        .values(refused_at=database_now(), refused_reason=item.reason[:TEXT_CHARS]))
         return HEARTBEAT_REFUSED
@@ -331,15 +400,6 @@ class Heartbeats:
             kind = STATE_ROW
             row["said_boot"] = beat.boot
         return _UPSERTS[db.dialect.name, kind].run(db, row).rowcount != 0
-
-    def _due(self, box: str, now: float) -> bool:
-        """Whether a refusal of ``box`` is to be said now (the first, or none said for REFUSAL_NOTE_S)."""
-        if now - self._noted.get(box, float("-inf")) < REFUSAL_NOTE_S:
-            return False
-        self._noted[box] = now
-        if len(self._noted) > NOTED_MAX:
-            del self._noted[min(self._noted, key=self._noted.get)]
-        return True
 
 
 # --- what the boxes page and /boxes show ---

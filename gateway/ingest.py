@@ -47,6 +47,9 @@ MAX_EVIDENCE_PER_INCIDENT = 8
 # pictures over made-up incident ids, 8 each, had them all kept for the hour an orphan waits (``ORPHAN_EVIDENCE_S``),
 # faster than the clock set them aside
 MAX_UNNAMED_PER_BOX = 5000
+# cameras whose location (0, 0) was said, remembered at most: a client making up box or camera names (a broker without
+# the ACL) grew the set by each; one past it is said again at each incident (a city has few so configured)
+PLACELESS_MAX = 10_000
 
 
 # a flood of 10,000 bad messages wrote 10,000 warnings: each box's first few of a kind a minute are said, the rest
@@ -196,7 +199,7 @@ class Ingest:
         self.on_case = on_case or (lambda case_id: None)
         self.health = health or Health()  # lists the boxes whose incidents are held for their clocks
         self.heartbeats = Heartbeats()
-        self.placeless: set[tuple[str, str]] = set()  # cameras at (0, 0) already said (``wire.template_location``)
+        self.placeless: set[tuple[str, str]] = set()  # cameras at (0, 0) already said, PLACELESS_MAX at most
         self.said = DeadLetterLog()
 
     def handle(self, topic: str, payload: bytes) -> str:
@@ -335,7 +338,8 @@ class Ingest:
         if (place := message.get("location")) and wire.template_location(place["lat"], place["lon"]):
             message["location"] = None  # joined by camera and zone, as an incident of a camera with no location
             if (where.box, where.camera) not in self.placeless:
-                self.placeless.add((where.box, where.camera))
+                if len(self.placeless) < PLACELESS_MAX:
+                    self.placeless.add((where.box, where.camera))
                 log.warning("box %r camera %r sends location (0, 0), its config template's: taken as no location "
                             "(its incidents join cases of its own zones only, and show on no map); set the camera's "
                             "location in the box's config", where.box, where.camera)

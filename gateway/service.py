@@ -25,6 +25,7 @@ from paho.mqtt.properties import Properties
 from gateway import presentation, storage, verdicts
 from gateway.api import create_app
 from gateway.actions import perform
+from gateway.boxes import RefusalLog
 from gateway.cases import escalation, running_deadline
 from gateway.config import Broker, GatewayConfig, GatewayConfigError, Http, Tables, load_tables
 from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, DeadLetterLog, Ingest, Outcomes, told
@@ -54,7 +55,8 @@ DEAD_LETTER_BYTES_EVERY_S = 60.0  # the dead letters' budget is looked at this o
 INGEST_RETRIES = "ingest (its batch kept unacknowledged, tried again every 2 s)"
 PUSH_BACK_S = 3600.0  # a case the clock cannot escalate is looked at again after this long
 # the clock goes round this often at least, whatever escalation_check_s (up to an hour) says of escalation: the dead
-# letters' minute said (ingest.DeadLetterLog), pictures set aside and dead letters deleted within a minute
+# letters' and refused heartbeats' minute said (ingest.DeadLetterLog, boxes.RefusalLog), pictures set aside and dead
+# letters deleted within a minute
 CLOCK_ROUND_MAX_S = 60.0
 
 
@@ -358,15 +360,16 @@ def clock_wait(now: float, escalated_at: float, every_s: float) -> float:
 class Clock(threading.Thread):
     """Escalates overdue cases every ``every_s``, and at each round, ``CLOCK_ROUND_MAX_S`` apart at most or at once when
     woken, publishes the notices the case log holds and the boxes' suppressions, sets pictures aside, deletes dead
-    letters and says the dead letters' minute."""
+    letters and says the minute's count of dead letters and of refused heartbeats not said one by one."""
 
     def __init__(self, store: Store, tables: Tables, client, every_s: float, health: Health | None = None,
                  suppressions: SuppressionSender | None = None, retention: DeadLetterRetention | None = None,
-                 dead_letter_log: DeadLetterLog | None = None):
+                 dead_letter_log: DeadLetterLog | None = None, refusal_log: RefusalLog | None = None):
         super().__init__(name="clock", daemon=True)
         self.store, self.tables, self.client, self.every_s = store, tables, client, every_s
         self.suppressions = suppressions
         self.dead_letter_log = dead_letter_log  # ingest's: its minute's count said at the round after the minute
+        self.refusal_log = refusal_log  # ingest's refused heartbeats': the same
         self.retention = retention or DeadLetterRetention(store, 90.0, 1024)
         self.health = health or Health(every_s)
         self.failures = Failures()
@@ -451,6 +454,8 @@ class Clock(threading.Thread):
             steps += (("suppressions", self.suppressions.send),)
         if self.dead_letter_log is not None:
             steps += (("dead_letter_log", self.dead_letter_log.flush),)
+        if self.refusal_log is not None:
+            steps += (("refusal_log", self.refusal_log.flush),)
         failing: set[str] = set()  # the steps whose last run failed (escalation's stays so between its runs)
         escalated_at = None
         while not self.stop.is_set():
@@ -507,7 +512,8 @@ def run_gateway(config: GatewayConfig) -> int:
     mqtt_ingest = MqttIngest(config, ingest, health, first_start=store.made)
     sender = SuppressionSender(store, mqtt_ingest.client)
     clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health, sender,
-                  DeadLetterRetention(store, config.dead_letter_days, config.dead_letter_mb), ingest.said)
+                  DeadLetterRetention(store, config.dead_letter_days, config.dead_letter_mb), ingest.said,
+                  ingest.heartbeats.said)
     ingest.on_case = lambda case_id: clock.wake.set()
 
     def suppressions_changed(box: str | None = None) -> None:

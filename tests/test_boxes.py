@@ -19,7 +19,7 @@ from edge.box import CameraReader, Metrics, Slots, box_now, status
 from edge.config import Broker as EdgeBroker
 from edge.config import Camera
 from edge.publisher import Outbox, Publisher
-from gateway import boxes, storage
+from gateway import boxes, service, storage
 from gateway.api import create_app
 from gateway.auth import new_token
 from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, CameraStatus, Heartbeat, view
@@ -378,6 +378,78 @@ def test_a_box_whose_heartbeats_are_refused_is_said_once_per_interval_and_counte
     assert ingest.handle(wire.status_topic(BOX), bad) == HEARTBEAT_REFUSED
     assert len([r for r in caplog.records if "heartbeat of box 'box-1' refused" in r.getMessage()]) == 2
     assert store.count("boxes") == 0 and store.count("dead_letters") == 0  # a box never heard is not made up
+
+
+def test_refusals_are_named_ten_a_minute_whatever_the_names_and_the_rest_counted_in_one_line(caplog):
+    """A client making up a box name for each message had each refusal said: the once per box never applies. Of the
+    refusals due (a box's first in REFUSAL_NOTE_S), REFUSALS_SAID a minute are named; the rest are counted by kind
+    and said in one line once the minute is over."""
+    caplog.set_level(logging.WARNING, logger="gateway.boxes")
+    said = boxes.RefusalLog()
+    assert [said.due("box-1", NOW + t) for t in (0, 10, boxes.REFUSAL_NOTE_S)] == [True, False, True]
+    named = [said.named("not_json" if i % 3 else "invalid", NOW + i) for i in range(25)]
+    assert boxes.REFUSALS_SAID == 10 and named == [True] * 10 + [False] * 15 and said.counted() == 15
+    said.flush(NOW + 59)
+    assert caplog.records == []  # within the minute: nothing yet
+    said.flush(NOW + 60)
+    assert [r.getMessage() for r in caplog.records] == [
+        "15 more box(es) whose heartbeats were refused in 60 s, not named one by one (at most 10 a minute are; each "
+        "refusal is counted in xl_gateway_heartbeats): not_json 10, invalid 5"]
+    said.flush(NOW + 200)
+    assert len(caplog.records) == 1 and said.counted() == 0  # said once
+    assert said.named("invalid", NOW + 201)  # a new minute: named again
+    assert [said.named("invalid", NOW + 202) for _ in range(9)] == [True] * 9 and not said.named("invalid", NOW + 203)
+    said.flush(NOW - 3600)  # the clock set back: said, and counted afresh
+    assert caplog.records[-1].getMessage().startswith("1 more box(es) whose heartbeats were refused in ")
+    assert said.counted() == 0 and said.named("invalid", NOW - 3599)
+
+
+def test_the_boxes_whose_refusals_are_remembered_are_capped():
+    said = boxes.RefusalLog()
+    assert all(said.due(f"made-up-{i}", NOW) for i in range(boxes.NOTED_MAX + 50))
+    assert len(said._noted) == boxes.NOTED_MAX  # the first forgotten: said again, the last not
+    assert said.due("made-up-0", NOW + 1) and not said.due(f"made-up-{boxes.NOTED_MAX + 49}", NOW + 1)
+
+
+@pytest.mark.slow
+def test_a_client_making_up_a_box_name_for_each_heartbeat_over_real_mosquitto_fills_no_log(tmp_path, broker,
+                                                                                           caplog, monkeypatch):
+    """The soak's client (bench/soak.py) sent a wrong status message from a new box name each time: each one was a
+    line in the gateway's log, a flood's without end. Now ten are named a minute, and the gateway's clock says how
+    many more in one line once the minute is over; each is counted, none is a dead letter."""
+    caplog.set_level(logging.WARNING, logger="gateway.boxes")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, TABLES)
+    ingest.heartbeats.said.window_s = 3600.0  # the flood within one minute, however slow this machine
+    gateway = MqttIngest(GatewayConfig(broker=GatewayBroker(port=broker.port, client_id="gateway-1")), ingest)
+    clock = service.Clock(store, TABLES, client=None, every_s=0.05, refusal_log=ingest.heartbeats.said)
+    monkeypatch.setattr(service, "CLOCK_ROUND_MAX_S", 0.05)
+    rogue = make_client("rogue")  # a broker without the deploy ACL: anyone may write any topic
+    gateway.start()
+    try:
+        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
+        time.sleep(0.5)  # its subscriptions
+        counted = outcomes("invalid")
+        rogue.connect("127.0.0.1", broker.port)
+        rogue.loop_start()
+        for i in range(40):
+            rogue.publish(wire.status_topic(f"made-up-{i}"), b'{"box": "x"}', qos=0).wait_for_publish(5)
+        wait_until(lambda: outcomes("invalid") == counted + 40, 10, 0.05, message="all 40 refused")
+        ingest.heartbeats.said.window_s = 0.0  # and over: the clock says the rest with no message after the flood
+        clock.start()
+        wait_until(lambda: any("30 more box(es) whose heartbeats were refused" in r.getMessage()
+                               for r in caplog.records), 10, 0.05, message="the rest counted in one line")
+        lines = [r.getMessage() for r in caplog.records if r.name == "gateway.boxes"]
+        assert sum(line.startswith("heartbeat of box 'made-up-") for line in lines) == 10, lines
+        assert len(lines) == 11 and lines[-1].endswith(": invalid 30")
+        assert store.count("dead_letters") == 0 and store.count("boxes") == 0
+    finally:
+        clock.stop.set()
+        clock.wake.set()
+        clock.join(5)
+        rogue.loop_stop()
+        rogue.disconnect()
+        gateway.stop()
 
 
 def test_a_box_beyond_those_the_gateway_keeps_is_refused_and_those_kept_are_still_taken(tmp_path, monkeypatch):

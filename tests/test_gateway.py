@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from gateway import ingest as ingest_module
 from gateway.api import create_app
 from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
@@ -348,6 +349,23 @@ def test_cameras_left_at_the_templates_location_0_0_are_not_one_place(ingest, st
     assert sorted((c["box"], c["grid"], c["lat"], c["lon"], c["incident_count"]) for c in store.list_cases()) == [
         ("box-1", "HQ-DZG-10D-07", None, None, 2), ("box-2", "HQ-DZG-10D-08", None, None, 1)]
     assert caplog.text.count("sends location (0, 0), its config template's: taken as no location") == 2
+
+
+def test_the_cameras_at_0_0_remembered_are_capped_and_one_past_them_is_still_said(ingest, store, caplog, monkeypatch):
+    """A client making up box or camera names (a broker without the ACL), each incident at (0, 0), grew the set of
+    cameras said without end. It keeps PLACELESS_MAX; one past them is taken the same and said at each incident."""
+    monkeypatch.setattr(ingest_module, "PLACELESS_MAX", 2, raising=False)  # fails, not errs, without the cap
+    template = {"lat": 0, "lon": 0}
+    for i in range(4):
+        topic = wire.incident_topic(f"made-up-{i}", "cam")
+        assert ingest.handle(topic, payload(box=f"made-up-{i}", camera="cam", incident_id=f"m-{i}",
+                                            location=template)) == "case_created"
+    assert ingest.placeless == {("made-up-0", "cam"), ("made-up-1", "cam")}
+    assert ingest.handle(wire.incident_topic("made-up-3", "cam"), payload(
+        box="made-up-3", camera="cam", incident_id="m-3b", location=template)) == "case_merged"  # its own zone's
+    assert ingest.handle(TOPIC, payload(incident_id="m-5", location=template)) == "case_created"
+    assert [c["lat"] for c in store.list_cases()] == [None] * 5
+    assert caplog.text.count("sends location (0, 0), its config template's: taken as no location") == 6
 
 
 def test_another_box_cannot_update_or_end_an_incident_it_did_not_start(ingest, store):
