@@ -292,8 +292,9 @@ def test_a_camera_whose_slow_opens_keep_failing_is_hung_only_past_its_try_and_it
     stop.set()  # a reader read afresh ends at once: the box's decision alone is under test
     reader = box.CameraReader(config.cameras[0], slots, box.Metrics(), stop)
     now = box.box_now()
-    # 120 s open, 5 s read, 1.9 s backoff: 127 s, within its margin (141.6 s)
-    reader.health.started_at = reader.health.tried_at = now - 141.0
+    # 120 s open, 15 s for a packet (an RTSP camera's wait for its key frame), 1.9 s backoff: 137 s, within its
+    # margin (152.6 s)
+    reader.health.started_at = reader.health.tried_at = now - 152.0
     box.look_after({"slow": reader}, now)
     assert reader.generation == 0 and slots.depth() == 0
     box.look_after({"slow": reader}, now + 1.0)  # past its longest backoff and its margin: its try hangs
