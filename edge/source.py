@@ -471,7 +471,12 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
     skipped and the frames after it are read (until its next key frame the decoder shows them as best it
     can); only ``MAX_BAD_PACKETS`` refused in a row end the read. One damaged packet of a recording had
     ended it there, and a camera whose stream carried one was read again from its start, and again. ``damage``
-    is told of each, and of how far the packets went.
+    is told of each, and of how far the packets went. Packets before the first key frame (a camera or proxy that
+    starts a session between key frames, a pipe joined mid-stream) are passed over undecoded: the decoder has no
+    picture they refer to, and where the parameter sets (SPS/PPS) come only with key frames it refused each, so a
+    GOP of 10 s ended the read as undecodable (250 in a row) and a shorter one counted them as damage. Where no
+    packet is marked a key frame within ``MAX_HELD_PACKETS``, they are decoded from there on (a demuxer that marks
+    none).
     """
     codec = stream.codec_context
     origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
@@ -483,12 +488,21 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
     bad = 0  # packets the decoder refused in a row (``damage.refused``: in all)
     blank = 0  # packets in a row due a picture that gave none: past the first picture, key frames on the key path
     pictured = False  # a picture came: from then on a key frame's comes as it is decoded (the reordering is full)
+    unkeyed: int | None = 0  # packets passed over before the first key frame; None from it on
     for packet in container.demux(stream):
         todo, at = [packet], _packet_time(packet)
         if at is not None:  # how far the file was read, its last frame's length on
             origin = at if origin is None else origin
             length = float(packet.duration * packet.time_base) if packet.duration else 0.0
             damage.read_to_s = max(damage.read_to_s or 0.0, at - origin + length)
+        if unkeyed is not None:
+            if not packet.is_keyframe and unkeyed < MAX_HELD_PACKETS:
+                unkeyed += 1
+                continue
+            if not packet.is_keyframe:
+                _say(said, logging.WARNING, "%s: none of its first %d packets is marked a key frame; decoding them "
+                     "from here on", url, unkeyed)
+            unkeyed = None
         if key_path and sampling == "auto":
             if packet.is_keyframe:
                 since_key, key_at = [packet], at
