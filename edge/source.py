@@ -662,7 +662,9 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         first: float | None = None
         last_t = 0.0
         live = is_rtsp(url) or is_pipe(url)  # its frames come as they are made: its clock runs on with them
-        advanced_at = time.monotonic()  # when the stream's time last went on
+        # when the stream's time last went on: from its first frame, which may come a GOP after the open (a source
+        # joined between key frames); timed from the open, that first frame was taken for a clock that stood still
+        advanced_at: float | None = None
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
             for frame in _decoded(container, stream, sampling, max_keyframe_gap_s, without_password(url), damage,
@@ -689,7 +691,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     if untimed_at is not None:
                         first -= max(1e-3, min(interval_s, time.monotonic() - untimed_at))
                 t = frame.time - first
-                if t > last_t + CLOCK_STEP_S:
+                if advanced_at is None or t > last_t + CLOCK_STEP_S:
                     advanced_at = time.monotonic()
                 elif live and time.monotonic() - advanced_at > read_timeout_s:
                     # no frame was due to the sampler: nothing was analysed, and the camera looked as if it sent
