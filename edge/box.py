@@ -417,7 +417,9 @@ class CameraReader:
                 self.health.reconnects += 1
                 self.metrics.reconnects.labels(cam.id).inc()
                 self.metrics.online.labels(cam.id).set(0)
-                self._lost_since = self._lost_since or now
+                # lost counted from its last frame (or its start), as ``hung`` counts, not from this failure: an RTSP
+                # read waits 15 s for a packet (KEY_FRAME_WAIT_S) before it fails, and a camera was lost 75 s on
+                self._lost_since = self._lost_since or self.health.last_frame_at or self.health.started_at
                 state = "reconnecting" if now - self._lost_since < CAMERA_LOST_AFTER_S else "offline"
                 if state == "offline":
                     self.slots.put(cam.id, now, Lost(error))

@@ -474,7 +474,12 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
     skipped and the frames after it are read (until its next key frame the decoder shows them as best it
     can); only ``MAX_BAD_PACKETS`` refused in a row end the read. One damaged packet of a recording had
     ended it there, and a camera whose stream carried one was read again from its start, and again. ``damage``
-    is told of each, and of how far the packets went.
+    is told of each, and of how far the packets went. Packets before the first key frame (a camera or proxy that
+    starts a session between key frames, a pipe joined mid-stream) are passed over undecoded: the decoder has no
+    picture they refer to, and where the parameter sets (SPS/PPS) come only with key frames it refused each, so a
+    GOP of 10 s ended the read as undecodable (250 in a row) and a shorter one counted them as damage. Where no
+    packet is marked a key frame within ``MAX_HELD_PACKETS``, they are decoded from there on (a demuxer that marks
+    none).
     """
     codec = stream.codec_context
     origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
@@ -486,12 +491,21 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
     bad = 0  # packets the decoder refused in a row (``damage.refused``: in all)
     blank = 0  # packets in a row due a picture that gave none: past the first picture, key frames on the key path
     pictured = False  # a picture came: from then on a key frame's comes as it is decoded (the reordering is full)
+    unkeyed: int | None = 0  # packets passed over before the first key frame; None from it on
     for packet in container.demux(stream):
         todo, at = [packet], _packet_time(packet)
         if at is not None:  # how far the file was read, its last frame's length on
             origin = at if origin is None else origin
             length = float(packet.duration * packet.time_base) if packet.duration else 0.0
             damage.read_to_s = max(damage.read_to_s or 0.0, at - origin + length)
+        if unkeyed is not None:
+            if not packet.is_keyframe and unkeyed < MAX_HELD_PACKETS:
+                unkeyed += 1
+                continue
+            if not packet.is_keyframe:
+                _say(said, logging.WARNING, "%s: none of its first %d packets is marked a key frame; decoding them "
+                     "from here on", url, unkeyed)
+            unkeyed = None
         if key_path and sampling == "auto":
             if packet.is_keyframe:
                 since_key, key_at = [packet], at
@@ -651,7 +665,9 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         first: float | None = None
         last_t = 0.0
         live = is_rtsp(url) or is_pipe(url)  # its frames come as they are made: its clock runs on with them
-        advanced_at = time.monotonic()  # when the stream's time last went on
+        # when the stream's time last went on: from its first frame, which may come a GOP after the open (a source
+        # joined between key frames); timed from the open, that first frame was taken for a clock that stood still
+        advanced_at: float | None = None
         try:
             untimed_at: float | None = None  # wall time of a first frame that came without a timestamp
             for frame in _decoded(container, stream, sampling, max_keyframe_gap_s, without_password(url), damage,
@@ -678,7 +694,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     if untimed_at is not None:
                         first -= max(1e-3, min(interval_s, time.monotonic() - untimed_at))
                 t = frame.time - first
-                if t > last_t + CLOCK_STEP_S:
+                if advanced_at is None or t > last_t + CLOCK_STEP_S:
                     advanced_at = time.monotonic()
                 elif live and time.monotonic() - advanced_at > read_timeout_s:
                     # no frame was due to the sampler: nothing was analysed, and the camera looked as if it sent

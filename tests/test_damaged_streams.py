@@ -132,3 +132,66 @@ def test_an_empty_file_is_named_empty(tmp_path):
     garbage.write_bytes(b"not a video" * 10)
     with pytest.raises(SourceError, match="cannot open .*not.mp4: (?!the file is empty)"):
         next(iter(open_frames(str(garbage))))
+
+
+def test_a_stream_joined_mid_gop_is_read_from_its_first_key_frame_and_nothing_before_counts_as_damage(tmp_path):
+    """A camera or a pipe joined between key frames (no intra refresh) sends P-frames first, its parameter sets
+    (SPS/PPS) only with its next key frame, 12 s on here (a GOP of 300 at 25 fps, a smart codec's). The decoder
+    refused each of those packets: 250 in a row ended the read as 'could not be decoded', and the camera never came
+    up (fewer were counted as damage). Now they are passed over undecoded, and the first picture analysed is the
+    key frame's, whole."""
+    import av
+    import numpy as np
+
+    whole = tmp_path / "whole.h264"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t",
+                    "16", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-g", "300", "-keyint_min", "300", "-sc_threshold",
+                    "0", "-f", "h264", str(whole)], check=True, timeout=60)
+    with av.open(str(whole)) as container:
+        packets = [bytes(p) for p in container.demux(container.streams.video[0]) if p.size]
+    with av.open(str(whole)) as container:
+        key_picture = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)][300]
+    joined = tmp_path / "joined.h264"
+    joined.write_bytes(b"".join(packets[1:]))  # from the first P-frame on: 299 before the key frame
+    damage = source.Damage()
+    frames = list(open_frames(str(joined), sampling="rate", damage=damage))
+    assert len(frames) == 4 and frames[0][0] == 0.0, [t for t, _ in frames]  # the last 4 s, one frame a second
+    assert np.array_equal(frames[0][1], key_picture)
+    assert damage.refused == 0 and damage.words() is None, damage
+
+
+def test_a_live_stream_whose_first_key_frame_comes_late_is_not_taken_for_a_stuck_clock(tmp_path):
+    """A live source joined between key frames gives its first picture only with its next key frame, a GOP after
+    the open (up to 15 s for a camera, KEY_FRAME_WAIT_S). That first frame was taken for one whose time had stood
+    still since the open, past read_timeout_s: the read ended ('its frames' time has stood still'), and so did the
+    next, and the next; the camera never came up. Here a pipe whose writer sends P-frames, then its key frame 1.5 s
+    on (read_timeout_s 1 s)."""
+    import os
+    import threading
+
+    import av
+
+    ts = tmp_path / "camera.ts"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t",
+                    "6", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-bf", "0", "-g", "50", "-f", "mpegts", str(ts)],
+                   check=True, timeout=60)
+    with av.open(str(ts)) as container:
+        starts = [(p.pos, p.is_keyframe) for p in container.demux(video=0) if p.size]
+    data = ts.read_bytes()
+    # from 0.2 s in (its probe has 1.8 s of P-frames, past its analyzeduration: the open returns) to the key frame
+    cut, key = starts[5][0] // 188 * 188, [pos for pos, keyed in starts if keyed][1] // 188 * 188
+    pipe = tmp_path / "camera.pipe"
+    os.mkfifo(pipe)
+
+    def write():
+        with open(pipe, "wb") as out:
+            out.write(data[cut:key])
+            out.flush()
+            time.sleep(1.5)
+            out.write(data[key:])
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    times = [t for t, _ in open_frames(str(pipe), read_timeout_s=1.0)]
+    writer.join(5)
+    assert [round(t, 3) for t in times] == [0.0, 2.0], times  # its key frames (sampling auto), 2 s apart

@@ -974,3 +974,41 @@ def test_a_camera_waiting_on_a_source_that_sends_nothing_says_so_once_and_in_its
     assert "s and no error: its open or read waits on a source that sends nothing" in cam["last_error"], cam
     assert wire.parse_time(cam["last_error_at"]) <= time.time()
     assert caplog.text.count("camera pipe offline: no frame for") == 1, caplog.text
+
+
+@pytest.mark.slow
+def test_a_camera_whose_stream_stops_is_lost_counted_from_its_last_frame(tmp_path, monkeypatch):
+    """An RTSP camera's read waits KEY_FRAME_WAIT_S (15 s) for a packet before it fails, and the camera was lost
+    CAMERA_LOST_AFTER_S (60 s) after that failure: 75 s and more after its last frame, where its operators are told
+    60. It is lost counted from its last frame (here: its read waits 3 s and more, it is lost 3 s on)."""
+    from edge import box, source
+    from edge.config import parse_config
+
+    monkeypatch.setattr(box, "CAMERA_LOST_AFTER_S", 3.0)
+    monkeypatch.setattr(source, "KEY_FRAME_WAIT_S", 3.0)
+    server = services.rtsp_server({"cam": CLIP}, tmp_path).start()
+    config = parse_config({"box": "b1", "cameras": [camera("stops", f"rtsp://127.0.0.1:{server.port}/cam")]})
+    marks = []
+
+    class Kept(box.Slots):
+        def put(self, camera_id, t, item):
+            if isinstance(item, box.Lost):
+                marks.append((box.box_now(), reader.health.reconnects))
+            return super().put(camera_id, t, item)
+
+    stop = threading.Event()
+    reader = box.CameraReader(config.cameras[0], Kept(), box.Metrics(), stop)
+    reader.start()
+    try:
+        wait_until(lambda: reader.health.state == "online", 30, message="the camera online")
+        server.signal(signal.SIGSTOP)  # its session sends nothing more, and a new one is answered by no one
+        wait_until(lambda: marks, 30, message="the camera lost")
+        last = reader.health.last_frame_at
+    finally:
+        stop.set()
+        server.signal(signal.SIGCONT)
+        server.stop()
+    # its read failed 3 s or more after its last frame: lost there, at its first failure (it was lost at the
+    # first failure 3 s after that one, a try or two on)
+    (lost_at, failures) = marks[0]
+    assert failures == 1 and lost_at - last >= 3.0, (failures, lost_at - last)
