@@ -112,7 +112,8 @@ class VerdictView(BaseModel):
     at: str
     actor: str
     right_type: str | None = Field(None, title="wrong_type: what it was")
-    duplicate_of: int | None = Field(None, title="duplicate: the case it repeats")
+    duplicate_of: int | None = Field(None, title="duplicate: the case it repeats (null too where the reader may not "
+                                     "see that case: the verdict's timeline row then says \"of another case\")")
     bbox: list[float] | None = Field(None, title="the object's box as redrawn (x1, y1, x2, y2 in 0..1)")
     note: str | None = None
 
@@ -206,10 +207,12 @@ def suppression_view(row: dict) -> dict:
 
 def detail(row: dict, tables: Tables, store: Store, who: Principal) -> dict:
     """A case as CaseDetail shows it to ``who``: its view (another case its timeline names, by number only where
-    ``who`` may see it), and its newest verdict."""
+    ``who`` may see it), and its newest verdict (the case it says this one repeats, likewise)."""
     found = verdicts.latest(store, [row["id"]]).get(row["id"])
-    shown = seen_cases(store, tables, who, named_cases(row["timeline"]))
-    return case_view(row, tables, shown=shown) | {"verdict": dict(found, at=wire.iso(found["at"])) if found else None}
+    shown = seen_cases(store, tables, who, named_cases(row["timeline"]))  # a duplicate's too: its verdict's row
+    verdict = found and dict(found, at=wire.iso(found["at"]),
+                             duplicate_of=found["duplicate_of"] if found["duplicate_of"] in shown else None)
+    return case_view(row, tables, shown=shown) | {"verdict": verdict or None}
 
 
 def judge(who: Principal) -> Principal:

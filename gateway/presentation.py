@@ -337,9 +337,9 @@ def _verdict_note(m: re.Match, tables: Tables) -> str:
     """``wrong_type: garbage; box redrawn [...]; a person's words`` -> ``类型错误: 暴露垃圾; 重画框 [...]; ...``"""
     shown = VERDICT_NAMES.get(m["verdict"], m["verdict"])
     if m["detail"]:
-        duplicate = re.fullmatch(r"of case (\d+)", m["detail"])
+        duplicate = re.fullmatch(f"of {naming()}", m["detail"])
         category = tables.category(m["detail"])
-        shown += f": 案件 #{duplicate[1]}" if duplicate else f": {category.name if category else m['detail']}"
+        shown += f": {case_words(duplicate)}" if duplicate else f": {category.name if category else m['detail']}"
     rest = (m["rest"] or "").replace("box redrawn ", "重画框 ", 1)
     return f"{shown}; {rest}" if rest else shown
 
@@ -351,9 +351,23 @@ def _late_note(m: re.Match, tables: Tables) -> str:
             f"{duration_text(m['limit'])}){clock}: 提交审核, 未派遣")
 
 
+def naming(sign: str = "") -> str:
+    """The pattern of another case a note names: ``case 12`` (``case #12`` with ``sign``), its ``other`` group, or
+    ``another case`` where its reader may not see it (``as_read``)."""
+    return rf"(?P<other>case {re.escape(sign)}(?P<case>\d+)|another case)"
+
+
+GATEWAY_WORDED = ("verdict", "suppression_lifted", "photo")  # rows whose note the gateway composes, whoever acted
 # the notes the gateway itself writes, each as people read it; a person's note is shown as written
-REUSED = re.compile(r"photo (?P<sha>[0-9a-f]{64}) is the same picture as (?:case #(?P<case>\d+)|another case)'s photo "
-                    r"of (?P<at>\S+)")
+REUSED = re.compile(rf"photo (?P<sha>[0-9a-f]{{64}}) is the same picture as {naming('#')}'s photo of (?P<at>\S+)")
+RELATED = [re.compile(rf"{naming()} opened at the same place for confirmed incident (?P<iid>\S+)"),
+           re.compile(rf"{naming()} at the same place waits for review"),
+           re.compile(rf"incident (?P<iid>\S+) at the same place waits for review in {naming()}; this case not reopened"),
+           re.compile(rf"{naming()} at the same place closed recently; not reopened without review")]
+DUPLICATE = re.compile(rf"duplicate: of {naming()}(?:; .*)?", re.S)  # a verdict's (``verdicts.verdict_note``)
+# each note that names another case, by its row's action
+NAMING: list[tuple[str, re.Pattern]] = [("photo_reused", REUSED), *(("related", p) for p in RELATED),
+                                        ("verdict", DUPLICATE)]
 _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] = [
     ("created", re.compile(r"(?P<type>\w+) in zone (?P<zone>.+)"),
      lambda m, t: f"摄像机发现{(c := t.category(m['type'])) and c.name or m['type']} · 区域 {m['zone']}"),
@@ -370,7 +384,7 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
      lambda m, t: f"摄像机: 事件 {m['iid']} {END_REASONS.get(m['why'], m['why'])}; 仍可见: {m['still']}"),
     ("close", re.compile(r"closed on the camera's re-check"), lambda m, t: "视频核查通过, 自动结案"),
     ("photo_reused", REUSED,
-     lambda m, t: f"该照片与{reused_words(m)} {local_text(m['at'])} 的照片为同一张图片, 请核实是否到场"),
+     lambda m, t: f"该照片与{case_words(m)} {local_text(m['at'])} 的照片为同一张图片, 请核实是否到场"),
     ("escalate", re.compile(r"overdue: the (?P<what>deadline|re-check) passed at (?P<at>\S+); level (?P<level>\d+), "
                             r"to (?P<to>\S+)"), _escalate_note),
     ("flagged", re.compile(r"grid (?P<grid>\S+) is not in the city's grid tree: raised to the centre for review"),
@@ -393,15 +407,12 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
     ("escalation_failed", re.compile(r"(?P<error>.+)", re.S), lambda m, t: f"升级失败: {local_text(m['error'])}"),
     ("verdict", re.compile(r"(?P<verdict>[a-z_]+)(?:: (?P<detail>[^;]+))?(?:; (?P<rest>.*))?", re.S), _verdict_note),
     ("suppression_lifted", re.compile(r"suppression (?P<id>\d+) lifted"), lambda m, t: f"屏蔽 #{m['id']} 已解除"),
-    ("related", re.compile(r"case (?P<case>\d+) opened at the same place for confirmed incident (?P<iid>\S+)"),
-     lambda m, t: f"同一地点经确认的事件 {m['iid']} 已另立案件 #{m['case']}, 如为同一问题请作废本案"),
-    ("related", re.compile(r"case (?P<case>\d+) at the same place waits for review"),
-     lambda m, t: f"同一地点的案件 #{m['case']} 待审核"),
-    ("related", re.compile(r"incident (?P<iid>\S+) at the same place waits for review in case (?P<case>\d+); this "
-                           r"case not reopened"),
-     lambda m, t: f"同一地点的事件 {m['iid']} 待审核, 已另立案件 #{m['case']}; 本案未重新派遣"),
-    ("related", re.compile(r"case (?P<case>\d+) at the same place closed recently; not reopened without review"),
-     lambda m, t: f"同一地点的案件 #{m['case']} 刚结案; 未经审核不重新派遣"),
+    ("related", RELATED[0],
+     lambda m, t: f"同一地点经确认的事件 {m['iid']} 已另立{case_words(m, '案件')}, 如为同一问题请作废本案"),
+    ("related", RELATED[1], lambda m, t: f"同一地点的{case_words(m)} 待审核"),
+    ("related", RELATED[2],
+     lambda m, t: f"同一地点的事件 {m['iid']} 待审核, 已另立{case_words(m, '案件')}; 本案未重新派遣"),
+    ("related", RELATED[3], lambda m, t: f"同一地点的{case_words(m)} 刚结案; 未经审核不重新派遣"),
 ]
 
 
@@ -416,38 +427,47 @@ def reused_case(found: re.Match | None) -> int | None:
     return int(found["case"]) if found and found["case"] else None
 
 
-def reused_words(found: re.Match) -> str:
-    """The other case as people read it: 案件 #12, or 另一案件 where the reader may not see it."""
-    return f"案件 #{found['case']}" if found["case"] else "另一案件"
+def case_words(found: re.Match, hidden: str = "另一案件") -> str:
+    """The other case a note names (``NAMING``) as people read it: 案件 #12, or ``hidden`` where the reader may not
+    see it (the note says "another case": ``as_read``)."""
+    return f"案件 #{found['case']}" if found["case"] else hidden
+
+
+def other_case(entry: dict) -> re.Match | None:
+    """The match of a timeline row whose note, in the gateway's words, names another case (``NAMING``); else None."""
+    if entry["role"] != Role.SYSTEM.value and entry["action"] not in GATEWAY_WORDED:
+        return None  # a person's words are theirs, as written
+    return next((m for action, pattern in NAMING if action == entry["action"]
+                 and (m := pattern.fullmatch(entry["note"] or ""))), None)
 
 
 def named_cases(timeline: list[dict]) -> set[int]:
-    """The other cases the timeline's ``photo_reused`` rows name: whether its reader may see each is ``as_read``'s
-    question."""
-    return {n for m in reused_photos(timeline).values() if (n := reused_case(m))}
+    """The other cases the timeline's notes name (a reused photo's, one at the same place, the one a duplicate
+    repeats): whether its reader may see each is ``as_read``'s question."""
+    return {int(m["case"]) for e in timeline if (m := other_case(e)) and m["case"]}
 
 
 def as_read(timeline: list[dict], shown: Collection[int]) -> list[dict]:
-    """``timeline`` as read by one who may see the other cases ``shown`` and none else: a ``photo_reused`` row naming
-    a case not among them says "another case's photo" (its time kept: it says little). Its number named another
-    department's case to a department, another street's to a street's operator. The case log keeps it as written.
+    """``timeline`` as read by one who may see the other cases ``shown`` and none else: a note naming a case not
+    among them (``NAMING``) says "another case" where it said "case 12" (the rest kept: it says little). Its number
+    named another department's case to a department (the photo's, the duplicate's, after a redispatch the one at the
+    same place), one pending review to a department, another street's to a street's operator. The case log keeps it
+    as written.
 
     >>> row = {"action": "photo_reused", "role": "system",
     ...        "note": f"photo {'ab' * 32} is the same picture as case #12's photo of 2026-12-01T08:00:00.000Z"}
     >>> as_read([row], {12}) == [row], as_read([row], {7})[0]["note"][70:]
     (True, " is the same picture as another case's photo of 2026-12-01T08:00:00.000Z")
+    >>> as_read([{"action": "verdict", "role": "operator", "note": "duplicate: of case 12; seen twice"}], ())[0]["note"]
+    'duplicate: of another case; seen twice'
     """
     def read(entry: dict) -> dict:
-        if entry["action"] != "photo_reused" or entry["role"] != Role.SYSTEM.value:
+        m = other_case(entry)
+        if m is None or not m["case"] or int(m["case"]) in shown:
             return entry
-        m = REUSED.fullmatch(entry["note"] or "")
-        if m is None or reused_case(m) in shown:
-            return entry
-        return dict(entry, note=f"photo {m['sha']} is the same picture as another case's photo of {m['at']}")
+        note = entry["note"]
+        return dict(entry, note=f"{note[:m.start('other')]}another case{note[m.end('other'):]}")
     return [read(e) for e in timeline]
-
-
-GATEWAY_WORDED = ("verdict", "suppression_lifted", "photo")  # rows whose note the gateway composes, whoever acted
 
 
 def note_text(entry: dict, tables: Tables) -> str:

@@ -32,9 +32,9 @@ from gateway.auth import (CSRF_FIELD, PUBLIC, Principal, check_csrf, count_found
 from gateway.config import Tables
 from gateway.images import MAX_PHOTO_BYTES, MAX_PHOTO_PIXELS, ImageError, check_jpeg, without_metadata
 from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, BoxId,
-                                  CaseId, Filter, Limit, Offset, actor_text, as_read, duration_text, evidence_url,
-                                  local_text, local_time, named_cases, note_hidden, note_text, photo_url, reused_photos,
-                                  reused_words)
+                                  CaseId, Filter, Limit, Offset, actor_text, as_read, case_words, duration_text,
+                                  evidence_url, local_text, local_time, named_cases, note_hidden, note_text, photo_url,
+                                  reused_photos)
 from gateway.security import read_capped
 from gateway.web import (PAGE_ROWS, REDISPATCH_MARK, PageRoute, boxes_listing, case_rows, cases_listing,
                          department_choices, esc, figure, grid_text, overdue_listing, page, pager, removes_boxes,
@@ -168,10 +168,10 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
         + pair(i["evidence_sha256"] and evidence_url(case_id, i["incident_id"], prefix="/ui"),
                i["end_evidence_sha256"] and evidence_url(case_id, i["incident_id"], "end", prefix="/ui"))
         + "</section>" for i in c["incidents"])
-    # another case a photo matched is named, and linked, to one who may see it; to others it is 另一案件
+    # another case a note names is named (a photo's, linked) to one who may see it; to others it is 另一案件
     read = as_read(c["timeline"], seen_cases(store, tables, principal, named_cases(c["timeline"])))
     reused = reused_photos(read)
-    photos = "".join(figure("现场照片" + (f" · 与{reused_words(reused[e['note']])} 的照片为同一张图片"
+    photos = "".join(figure("现场照片" + (f" · 与{case_words(reused[e['note']])} 的照片为同一张图片"
                                         if e["note"] in reused else ""), photo_url(case_id, e["note"], prefix="/ui"))
                      for e in read if e["action"] == "photo")
     doubts = "; ".join(f"现场照片与{reused_link(m)} {esc(local_text(m['at']))} 的照片为同一张图片" for m in reused.values())
@@ -215,7 +215,7 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
 def reused_link(found: re.Match) -> str:
     """The other case a ``photo_reused`` row names (``presentation.reused_photos``), as a link to its page; 另一案件
     where the reader may not see it (``presentation.as_read``)."""
-    return f"<a href='/ui/cases/{int(n)}'>案件 #{int(n)}</a>" if (n := found["case"]) else reused_words(found)
+    return f"<a href='/ui/cases/{int(n)}'>案件 #{int(n)}</a>" if (n := found["case"]) else case_words(found)
 
 
 def verdict_text(verdict: dict | None) -> str:

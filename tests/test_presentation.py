@@ -213,6 +213,45 @@ def test_notes_read_in_chinese_and_beijing_time(entry, shown):
     assert presentation.note_text(entry, load_tables(TABLES_DIR / "demo.yaml")) == shown
 
 
+SHA = "ab" * 32
+NAMING_NOTES = [  # every note the gateway writes that names another case (case 12): as logged, hidden, and in Chinese
+    ("photo_reused", "system", f"photo {SHA} is the same picture as case #12's photo of 2026-12-01T00:00:00Z",
+     f"photo {SHA} is the same picture as another case's photo of 2026-12-01T00:00:00Z",
+     "该照片与另一案件 2026-12-01 08:00 的照片为同一张图片, 请核实是否到场"),
+    ("related", "system", "case 12 opened at the same place for confirmed incident box-1-gate-7",
+     "another case opened at the same place for confirmed incident box-1-gate-7",
+     "同一地点经确认的事件 box-1-gate-7 已另立案件, 如为同一问题请作废本案"),
+    ("related", "system", "case 12 at the same place waits for review",
+     "another case at the same place waits for review", "同一地点的另一案件 待审核"),
+    ("related", "system", "incident lead at the same place waits for review in case 12; this case not reopened",
+     "incident lead at the same place waits for review in another case; this case not reopened",
+     "同一地点的事件 lead 待审核, 已另立案件; 本案未重新派遣"),
+    ("related", "system", "case 12 at the same place closed recently; not reopened without review",
+     "another case at the same place closed recently; not reopened without review", "同一地点的另一案件 刚结案; 未经审核不重新派遣"),
+    ("verdict", "operator", verdict_note(Verdict.DUPLICATE, duplicate_of=12, bbox=[0.1, 0.2, 0.3, 0.4], note="case 12"),
+     "duplicate: of another case; box redrawn [0.1, 0.2, 0.3, 0.4]; case 12",  # a person's words as written
+     "重复: 另一案件; 重画框 [0.1, 0.2, 0.3, 0.4]; case 12"),
+]
+
+
+@pytest.mark.parametrize("action, role, logged, hidden, shown", NAMING_NOTES, ids=[
+    "photo_reused", "related-opened", "related-waits", "related-not-reopened", "related-closed", "duplicate"])
+def test_a_note_names_another_case_only_to_a_reader_who_may_see_it(action, role, logged, hidden, shown):
+    """Each names case 12 where the reader may see it, and says "another case" (另一案件) where not."""
+    entry = {"action": action, "role": role, "note": logged}
+    assert presentation.named_cases([entry]) == {12}
+    assert presentation.as_read([entry], {12}) == [entry]
+    (read,) = presentation.as_read([entry], {7})
+    assert read == dict(entry, note=hidden) and presentation.named_cases([read]) == set()
+    assert presentation.note_text(read, load_tables(TABLES_DIR / "demo.yaml")) == shown
+
+
+def test_a_persons_note_naming_a_case_is_theirs_as_written():
+    """Only the gateway's words are read so: a department's feedback that names a case stays as it was written."""
+    entry = {"action": "feedback", "role": "department", "note": "case 12 at the same place waits for review"}
+    assert presentation.named_cases([entry]) == set() and presentation.as_read([entry], ()) == [entry]
+
+
 def test_the_gateways_own_notes_read_in_chinese(city):
     """Every note the gateway writes on a case's way (made, dispatched, merged, escalated by the clock,
     re-checked by the camera, closed, reopened), as the timeline shows it, has no English left."""
