@@ -27,7 +27,7 @@ from typing import Literal
 from edge.geometry import Box, Point, anchor, inside, iou, overlap
 
 State = Literal["start", "update", "end"]
-View = Literal["same", "occluded", "empty"]  # what a stay's place looks like with no detection there
+View = Literal["same", "same_around", "occluded", "empty"]  # what a stay's place looks like with no detection there
 EndReason = Literal["left", "cleared", "stream_ended", "camera_lost", "box_stopped"]
 # (stay key, sighting): whether the picture under the sighting is the stay's vehicle; None: it cannot tell
 SameVehicle = Callable[[int, "Sighting"], bool | None]
@@ -119,7 +119,8 @@ class DwellRule:
 
     A stay is kept by its vehicle's sightings and, between them, by *views* of its place
     the caller passes in (``View``: the picture under the stay's box is the ``same`` as at its
-    last detection, ``occluded`` by a person or vehicle passing in front, or ``empty``).
+    last detection, the same but where a box in front of it stands, ``same_around``: a small car stopping in
+    front of it, seen beside it, ``occluded`` by a person or vehicle passing in front, or ``empty``).
     A stay with views ends ``left`` only once its place has been seen empty for ``leave_s``
     with no sighting or ``same`` view in between; a stay the caller has no view of ends
     after ``gap_s`` unseen. Sightings below ``min_score`` (tracks that ByteTrack continued on
@@ -302,8 +303,12 @@ class DwellRule:
             view = (views or {}).get(cand.key) if self._confirmed(cand) else None
             if cand.key in displaced:
                 view = "empty"  # another vehicle stands where it stood, with nothing in front
-            if view == "same":  # unchanged under its box: still there, no detection needed
+            if view in ("same", "same_around"):  # unchanged under its box: still there, no detection needed
                 cand.last_seen, cand.empty_since = t, None
+                if view == "same_around":  # and seen beside what stands in front of it, not hidden by it
+                    for other in detected:
+                        cand.beside[other.key] = cand.beside.get(other.key, 0) + 1
+                        other.beside[cand.key] = other.beside.get(cand.key, 0) + 1
                 events += self._due(cand, t, taken, already_there)
             elif view == "empty" and cand.empty_since is None:
                 cand.empty_since = t

@@ -3,8 +3,9 @@
 In the spirit of Frigate's stationary objects: at each detection of a stay the picture under
 its box is kept as a small grey patch; on a frame where no detection matches the stay, the
 patch of the same box now is compared with it. Unchanged: the vehicle is still there
-(``same``). Changed, with a person or vehicle box over it: something passes in front
-(``occluded``; the stay is kept). Changed with nothing in front: the place looks
+(``same``); unchanged but where boxes in front of it stand, the rest at least half of it: a small car
+or a person stopping in front of it (``same_around``). Changed, with a person or vehicle box over it:
+something passes in front (``occluded``; the stay is kept). Changed with nothing in front: the place looks
 ``empty``; the dwell rule ends the stay only once that has lasted ``leave_s``. When a
 detection does match the stay's place, the same patch tells whether it is still the stay's
 vehicle or another one that took the place (``Stationary.same_vehicle``: flowing traffic).
@@ -209,6 +210,16 @@ def shape(a: Patch, b: Patch) -> float:
     return float((a * b).sum()) / norm if norm > 1e-6 else 0.0
 
 
+def in_front(box: Box, others: list[Box]) -> list[Box]:
+    """The boxes of ``others`` (but ``box`` itself) in front of ``box``: reaching lower in the picture, nearer the
+    camera, or lying mostly (``WITHIN``) inside it, where a vehicle behind would not show.
+
+    >>> in_front((0, 0, 1, 1), [(0.2, 0.5, 0.4, 1.2), (0.1, 0.1, 0.3, 0.3), (0.5, -0.5, 1.5, 0.5), (0, 0, 1, 1)])
+    [(0.2, 0.5, 0.4, 1.2), (0.1, 0.1, 0.3, 0.3)]
+    """
+    return [o for o in others if o != box and (o[3] > box[3] or inside(o, box) >= WITHIN)]
+
+
 def covered_by(box: Box, others: list[Box]) -> float:
     """The largest share of ``box`` that one of ``others`` covers.
 
@@ -314,8 +325,10 @@ class Stationary:
         return difference(ref.whole, self._whole(image)) >= SCENE_CHANGED and shape(ref.picture, picture) >= SAME_SHAPE
 
     def views(self, zone: str, stays, image: np.ndarray, occluders: list[Box]) -> dict[int, View]:
-        """A view of each stay (``DwellRule.stays()``) that has a reference patch. A place seen in
-        other light (``relit``) is ``same``, and its picture now is its reference from then on: a
+        """A view of each stay (``DwellRule.stays()``) that has a reference patch. A place unchanged but where
+        boxes in front of it stand (``_unchanged_around``) is ``same_around``: a small car or a person stopping in
+        front of a parked van the detector misses then is not taken for the van gone, nor for the van seen in part.
+        A place seen in other light (``relit``) is ``same``, and its picture now is its reference from then on: a
         parked car the detector loses when the camera switches to night mode is not taken to have
         left."""
         out: dict[int, View] = {}
@@ -325,12 +338,21 @@ class Stationary:
                 continue
             place, picture, differs_by = self._place(ref, image)
             out[stay.key] = _view(differs_by, place, occluders, self.same_below)
-            if out[stay.key] != "same" and self._relit(ref, image, picture):
+            if out[stay.key] != "same" and self._unchanged_around(ref, picture, place, in_front(place, occluders)):
+                out[stay.key] = "same_around"
+            elif out[stay.key] != "same" and self._relit(ref, image, picture):
                 self._refs[(zone, stay.key)] = reference(image, place, self._whole(image))
                 out[stay.key] = "same"
             elif out[stay.key] == "occluded" and self._gone_behind(ref, image, place, occluders):
                 out[stay.key] = "empty"
         return out
+
+    def _unchanged_around(self, ref: Ref, picture: Patch, place: Box, front: list[Box]) -> bool:
+        """Whether ``picture`` (of ``ref``'s place, at ``place``) is ``ref``'s but where the boxes ``front`` stand
+        (``hidden``), the rest at least half of it: a small car in front changes the picture where it stands (a
+        dark one over a white van's side, by twice ``SAME_BELOW``), the rest still shows the vehicle."""
+        rest = ~hidden(place, front)
+        return bool(front) and rest.mean() >= 0.5 and difference(ref.picture, picture, rest) < self.same_below
 
     def _gone_behind(self, ref: Ref, image: np.ndarray, place: Box, occluders: list[Box]) -> bool:
         """Whether the part of ``ref``'s place that the boxes over it leave clear (``clear_part``) differs
@@ -368,13 +390,10 @@ class Stationary:
         place, picture, differs_by = self._place(ref, image)
         if differs_by < self.same_below or self._relit(ref, image, picture):
             return True
-        in_front = [o for o in occluders if o != box and (o[3] > box[3] or inside(o, box) >= WITHIN)]
-        if covered_by(box, in_front) >= OCCLUDER_COVER:
+        front = in_front(box, occluders)
+        if covered_by(box, front) >= OCCLUDER_COVER:
             return None
-        # a small car in front (under OCCLUDER_COVER) changes the picture where it stands: a dark one over a white
-        # van's side, by twice SAME_BELOW; the rest (at least half of it) still shows the vehicle
-        rest = ~hidden(place, in_front)
-        if in_front and rest.mean() >= 0.5 and difference(ref.picture, picture, rest) < self.same_below:
+        if self._unchanged_around(ref, picture, place, front):
             return True
         # the whole picture changed too (night mode, an exposure jump): the light, not the vehicle
         return None if difference(ref.whole, self._whole(image)) >= SCENE_CHANGED else False

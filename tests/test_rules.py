@@ -290,6 +290,28 @@ def test_a_small_car_parked_in_a_parked_lorrys_box_is_an_incident_of_its_own():
     assert lorry_and(cut, 20, beside=True) == [(30.0, "truck")]
 
 
+@pytest.mark.parametrize("view, events", [
+    # the lorry's picture changed only where the car stands: the lorry is there, and the car stands beside it
+    ("same_around", [("start", 30.0, "truck"), ("update", 45.0, "truck"), ("start", 50.0, "car"),
+                     ("update", 60.0, "truck"), ("update", 65.0, "car")]),
+    # unchanged there too: the box is a part of the lorry, seen instead of it
+    ("same", [("start", 30.0, "truck"), ("update", 45.0, "truck"), ("update", 60.0, "truck")]),
+])
+def test_a_small_car_in_front_of_a_lorry_the_detector_misses_is_seen_beside_it_where_the_lorrys_place_shows_it(
+        view, events):
+    """From 20 s a small car stands in front of the lorry, its box inside the lorry's, and the detector sees the car
+    and misses the lorry; the lorry's place looks the same but where the car stands (``same_around``). Before, that
+    view was neither the lorry there nor its place empty: the lorry's incident was held with no update (had it not
+    started, it would never have)."""
+    lorry = Sighting(track_id=1, anchor=(0.5, 0.6), box=(0.2, 0.2, 0.8, 0.6), score=0.8, label="truck")
+    car = Sighting(track_id=2, anchor=(0.35, 0.55), box=(0.25, 0.35, 0.45, 0.55), score=0.7, label="car")
+    r = rule(dwell_s=30, update_interval_s=15)
+    out = []
+    for t in range(70):
+        out += r.observe(float(t), [lorry] if t < 20 else [car], {s.key: "same" if t < 20 else view for s in r.stays()})
+    assert [(e.state, e.observed_at, e.sighting.label) for e in out] == events
+
+
 @pytest.mark.parametrize("there, starts", [
     (True, [(30.0, "truck")]),  # in the lorry's picture from before: a part of it (a trailer, a door)
     (False, [(30.0, "truck"), (50.0, "car")]),  # not: a car that parked in its box since
