@@ -127,15 +127,21 @@ def box_config(top=None, camera=None):
     return parse_config({"box": "b1", **(top or {}), "cameras": [{**cam, **(camera or {})}]})
 
 
+@pytest.fixture(scope="module")
+def vehicle_model():
+    return load_detector("ssd_mobilenet_v2_coco")
+
+
 @pytest.mark.parametrize("top, camera, system", [
     (None, None, "wgs84"),
     ({"coordinates": "gcj02"}, None, "gcj02"),
     ({"coordinates": "gcj02"}, {"coordinates": "bd09"}, "bd09"),  # a camera's own wins
     ({"coordinates": "bd09"}, {"coordinates": "wgs84"}, "wgs84"),
 ])
-def test_a_boxs_cameras_locations_go_on_the_wire_in_wgs84_from_the_system_they_are_written_in(top, camera, system):
+def test_a_boxs_cameras_locations_go_on_the_wire_in_wgs84_from_the_system_they_are_written_in(
+        vehicle_model, top, camera, system):
     config = box_config(top, camera)
-    pipeline = CameraPipeline(config, config.cameras[0], {"vehicle": load_detector("ssd_mobilenet_v2_coco")})
+    pipeline = CameraPipeline(config, config.cameras[0], {"vehicle": vehicle_model})
     t = time.time()
     sent = [o.message for o in pipeline.camera_lost(t, "refused") + pipeline.camera_lost(t + 3600, "refused")]
     assert sent, "no fault raised"
