@@ -24,6 +24,7 @@ from xueliang.passwords import without_password
 from xueliang.polygon import crossing_edges
 from xueliang.textfile import TooLong, load_yaml, read_text, said_first
 from xueliang import wire
+from xueliang.coordinates import System, to_wgs84
 from xueliang.wire import GRID_PATTERN, HEARTBEAT_S, RESERVED_BOX_IDS
 
 log = logging.getLogger(__name__)
@@ -273,6 +274,8 @@ class Camera(Strict):
                      "the password taken as typed, or percent-encoded (/ as %2F, ? as %3F, # as %23, @ as %40)")
     grid: str = Field(pattern=GRID_PATTERN, title="The camera's basic grid code (letters, digits, . _ -)")
     location: Location | None = None
+    coordinates: System | None = Field(
+        default=None, title="What location is in, where not the box's coordinates: wgs84, gcj02 or bd09")
     zones: list[Zone] = Field(default_factory=list)
     analysis_interval_s: float = Field(default=1.0, gt=0, le=60, title="Seconds between analysed frames")
     sampling: Literal["auto", "keyframes", "rate"] = Field(
@@ -425,6 +428,9 @@ class EdgeConfig(Strict):
     metrics_port: int = Field(default=0, ge=0, le=65535, title="Prometheus /metrics on 127.0.0.1 (0: off)")
     send_frames: bool = Field(default=True, title="Send each incident's frame as the camera gave it beside the "
                               "annotated snapshot (training data); false while a gateway is older than evidence.frame")
+    coordinates: System = Field(
+        default="wgs84", title="What the cameras' locations are in: wgs84 (GPS, Tianditu), "
+        "gcj02 (read off AMap or Tencent) or bd09 (Baidu); sent in WGS 84 (a camera's own coordinates wins)")
 
     @field_validator("box")
     @classmethod
@@ -498,6 +504,20 @@ class EdgeConfig(Strict):
                             "gateway takes it for no location and joins its incidents by camera and zone: write the "
                             "camera's own, or leave location out", camera.id)
         return self
+
+    def location(self, camera: Camera) -> Location | None:
+        """Where ``camera`` stands in WGS 84, as the wire carries it, from the system its location is written in.
+
+        >>> config = parse_config({"box": "b", "coordinates": "gcj02", "cameras": [{"id": "c", "url": "x.mp4",
+        ...     "grid": "G", "location": {"lat": 39.913345, "lon": 116.384047}}]})  # read off AMap
+        >>> where = config.location(config.cameras[0])
+        >>> round(where.lat, 6), round(where.lon, 6)
+        (39.911954, 116.377817)
+        """
+        if camera.location is None:
+            return None
+        lon, lat = to_wgs84(camera.location.lon, camera.location.lat, camera.coordinates or self.coordinates)
+        return Location(lat=lat, lon=lon)
 
     def camera(self, camera_id: str) -> Camera:
         for camera in self.cameras:

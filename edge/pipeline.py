@@ -118,6 +118,7 @@ class _Place:
 class CameraPipeline:
     def __init__(self, config: EdgeConfig, camera: Camera, detectors: dict[str, Detector]):
         self.box, self.camera, self.detectors = config.box, camera, detectors
+        self.location = config.location(camera)  # in WGS 84, as the wire has it
         self.send_frames = config.send_frames
         self.detection, rules = config.detection, config.rules
         self.tracker = make_tracker(camera.analysis_interval_s, self.detection.min_score, rules.gap_s)
@@ -602,7 +603,7 @@ class CameraPipeline:
         if event.state in ("start", "end") and image is not None:
             jpeg = snapshot(image, s.box, polygon, f"{s.label} {s.score:.2f} {event.dwell_s:.0f}s")
             frame = frame_jpeg(image) if self.send_frames else None
-        location = self.camera.location
+        location = self.location
         model = self.detectors[LITTER if kind in LITTER_TYPES else VEHICLE]
         message = {
             "schema_version": wire.SCHEMA_VERSION,

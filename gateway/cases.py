@@ -11,10 +11,11 @@ import json
 import math
 from typing import Literal
 
+from gateway import gridmap
 from gateway.config import Category, Tables
 from gateway.deadlines import Calendar, deadline, parse_service_level
 from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Clock, TransitionError, effect
-from xueliang import wire
+from xueliang import coordinates, wire
 
 RECHECK_REASONS = ("left", "cleared")  # the camera saw the problem gone
 
@@ -228,8 +229,10 @@ def case_grid(message: dict, tables: Tables) -> str:
 def outside_its_grid(message: dict, tables: Tables) -> str | None:
     """The note for a case whose camera's location lies outside its zone's grid on the city's boundary map (the
     nearest grid up the tree that has a boundary), or None: the zone's grid wins, as it did, and the case is not
-    moved; an operator hears of it (a zone's grid mistyped, or a camera's location). Nothing without a boundary map,
-    a location, or a grid the tree knows (that one is flagged already).
+    moved; an operator hears of it (a zone's grid mistyped, or a camera's location). Where the location would lie
+    inside had it or the map been read in another coordinate system (a GPS position on a map drawn on AMap), the note
+    says so and names the keys that say each side's. Nothing without a boundary map, a location, or a grid the tree
+    knows (that one is flagged already).
 
     >>> from gateway.config import TABLES_DIR, load_tables
     >>> tables = load_tables(TABLES_DIR / "demo.yaml")
@@ -248,8 +251,19 @@ def outside_its_grid(message: dict, tables: Tables) -> str | None:
         return None
     there = max(at, key=lambda g: len(tables.ancestors(g)), default=None)  # the smallest grid holding it
     where = f"lies in grid {there}'s boundary, outside" if there else "lies outside"
-    return (f"camera location ({place['lat']}, {place['lon']}) {where} grid {mapped}'s: the case stays in its zone's "
-            "grid")
+    note = f"camera location ({place['lat']}, {place['lon']}) {where} grid {mapped}'s: the case stays in its zone's grid"
+    # a GPS position on a map drawn on AMap lies 100-700 m off, every camera of the city by as much; one camera
+    # alone cannot tell it from a zone's grid mistyped for a neighbour's that far off, so the note says both
+    mixed = next(((point, drawn) for point, drawn, lon, lat in coordinates.readings(place["lon"], place["lat"])
+                  if gridmap.contains(tables.grid_shapes[mapped], lon, lat)), None)
+    if mixed is None:
+        return note
+    box = f"box {message['box']!r}'s" if message.get("box") else "the box's"
+    return (f"{note}; read as {coordinates.NAMES[mixed[0]]} on a boundary map drawn in {coordinates.NAMES[mixed[1]]}, "
+            "it lies inside: where its box's other cameras lie off their grids as far, the location and the map are "
+            "likely in different coordinate systems: set "
+            f"grids_coordinates in the tables (now {tables.grids_coordinates}) to the map's, and coordinates in {box} "
+            f"config to its cameras' ({', '.join(coordinates.SYSTEMS[:-1])} or {coordinates.SYSTEMS[-1]})")
 
 
 def new_case(message: dict, category: Category, tables: Tables, now: float) -> dict:

@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level, parse_working_hours, since
+from xueliang import coordinates
 from xueliang.certificates import ca_certificate
 from xueliang.mqtt import broker_host
 from xueliang.textfile import load_yaml, read_text, said, said_first
@@ -187,6 +188,9 @@ class Tables(Strict):
     routes: list[Route] = Field(default_factory=list, title="Category x grid subtree -> department")
     grid_shapes: dict[str, list[list[list[tuple[float, float]]]]] = Field(
         default_factory=dict, title="Grid code -> polygons (rings of longitude, latitude) for the map; from grids_geojson")
+    grids_coordinates: coordinates.System = Field(
+        default="wgs84", title="What grids_geojson's boundaries are in: wgs84 (GPS, Tianditu), gcj02 (drawn on AMap or "
+        "Tencent) or bd09 (Baidu); converted to WGS 84, the wire's, when the tables load")
     unknown_grid: Literal["dead_letter", "centre"] = Field(
         default="dead_letter", title="An incident naming a grid not in the tree: refused as a dead letter with the "
         "reason, or raised to the centre (the tree's root) for review, flagged")
@@ -242,6 +246,9 @@ class Tables(Strict):
                                      "the tree needs a root")
                 chain[up], last = None, up
             rooted.update(chain)
+        if "grids_coordinates" in self.model_fields_set and not self.grid_shapes:  # it would convert nothing
+            raise ValueError(f"grids_coordinates: {self.grids_coordinates} says what the grids' boundary map is drawn in, "
+                             "and the tables name none; write grids_geojson or leave grids_coordinates out")
         for code in self.grid_shapes:
             if code not in parents:
                 raise ValueError(f"grid {code!r} has a boundary in the grids' GeoJSON but is not in the grid tree")
@@ -568,7 +575,8 @@ def _errors(exc: ValidationError, model: type[BaseModel]) -> str:
 
 def load_tables(path: Path) -> Tables:
     """The city's tables from YAML; ``grids_csv: FILE`` (code,name,level,parent) may hold the grid tree,
-    ``grids_geojson: FILE`` the grids' boundaries for the map (``gateway.gridmap``: checked here)."""
+    ``grids_geojson: FILE`` the grids' boundaries for the map (``gateway.gridmap``: checked here), in WGS 84 or
+    converted to it from the system ``grids_coordinates`` names."""
     path = Path(path)
     try:
         raw = _yaml(path) or {}
@@ -589,9 +597,12 @@ def load_tables(path: Path) -> Tables:
             except ValueError as exc:
                 raise GatewayConfigError(f"{shapes_path}: not JSON ({exc})") from None
             try:
-                raw["grid_shapes"] = gridmap.parse_geojson(geojson, shapes_path.name)
+                shapes = gridmap.parse_geojson(geojson, shapes_path.name)
             except ValueError as exc:
                 raise GatewayConfigError(str(exc)) from None
+            # in WGS 84, as the cameras' locations come on the wire; a system misspelt is refused below, by its key
+            system = raw.get("grids_coordinates", "wgs84")
+            raw["grid_shapes"] = gridmap.to_wgs84(shapes, system) if system in coordinates.SYSTEMS else shapes
         tables = Tables.model_validate(raw)
     except FileNotFoundError as exc:
         raise GatewayConfigError(f"{exc.filename or path}: no such file") from None

@@ -3,7 +3,8 @@ operators' map drawn from them as SVG (no tile server: it works offline). Pure: 
 
 A city's tables name the file beside the grid tree (``grids_geojson: demo-grids.geojson``): a
 FeatureCollection whose features carry ``properties.code`` (a grid of the tree) and a Polygon or
-MultiPolygon in longitude, latitude (WGS 84, as GeoJSON has it).
+MultiPolygon in longitude, latitude: WGS 84, as GeoJSON has it, or a Chinese web map's system that the tables name
+(``grids_coordinates``), converted to WGS 84 when they load (``to_wgs84``).
 
 >>> shapes = parse_geojson({"type": "FeatureCollection", "features": [{"type": "Feature",
 ...     "properties": {"code": "G1"}, "geometry": {"type": "Polygon",
@@ -25,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from xueliang import coordinates
 from xueliang.polygon import crossing_edges
 
 Ring = list[tuple[float, float]]  # (lon, lat), closed: the first position repeated last
@@ -91,6 +93,17 @@ def parse_geojson(data, source: str) -> dict[str, list[Polygon]]:
         shapes[code] = [[_ring(r, f"{where}: polygon {j} ring {k}") for k, r in enumerate(p)]
                         for j, p in enumerate(polygons)]
     return shapes
+
+
+def to_wgs84(shapes: dict[str, list[Polygon]], system: coordinates.System) -> dict[str, list[Polygon]]:
+    """The boundaries drawn in ``system`` (``xueliang.coordinates``) in WGS 84, as the cameras' locations come.
+
+    >>> moved = to_wgs84({"G1": [[[(117.0, 39.0), (117.01, 39.0), (117.0, 39.01), (117.0, 39.0)]]]}, "gcj02")
+    >>> [(round(lon, 4), round(lat, 4)) for lon, lat in moved["G1"][0][0][:2]]
+    [(116.9939, 38.9991), (117.0039, 38.9991)]
+    """
+    return {code: [[[coordinates.to_wgs84(lon, lat, system) for lon, lat in ring] for ring in polygon]
+                   for polygon in polygons] for code, polygons in shapes.items()}
 
 
 def area(ring: Ring) -> float:
