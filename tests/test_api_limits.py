@@ -455,6 +455,23 @@ def test_no_response_with_a_picture_or_a_case_may_be_kept_by_a_browser_or_proxy(
         assert httpx.get(f"{base}/ui/live.js").headers["cache-control"] == "no-cache"  # its own: no one's data
 
 
+def test_every_answer_varies_by_who_reads_it_and_a_case_is_never_answered_not_modified(city):
+    """A case's body depends on its reader (another case a department may not see is "another case"), under one ETag,
+    the version If-Match guards. No cache may give one reader's body to another: every answer says it varies by
+    Authorization and Cookie (a cache that ignores ``no-store`` still keys by them), and If-None-Match is never
+    answered 304 from that shared tag."""
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
+    client.post("/ui/login", data={"token": tokens["admin"]})
+    for url, headers in [(f"/cases/{case_id}", auth(tokens["admin"])), (f"/cases/{case_id}", auth(tokens["police"])),
+                         ("/health", {}), (f"/ui/cases/{case_id}", {}), ("/ui/live.js", {})]:
+        r = client.get(url, headers=headers)
+        assert r.status_code == 200 and r.headers.get("vary") == "Authorization, Cookie", (url, r.headers)
+    read = client.get(f"/cases/{case_id}", headers=auth(tokens["police"]))
+    again = client.get(f"/cases/{case_id}", headers=auth(tokens["police"]) | {"If-None-Match": read.headers["etag"]})
+    assert (again.status_code, again.json()) == (200, read.json())
+
+
 def test_the_bare_address_leads_a_person_to_the_cases_page(city):
     """``http://gateway:8080/`` typed into a browser answered ``{"detail":"Not Found"}``, and ``/ui`` a 404 page."""
     app, store, ingest, client, tokens = city
