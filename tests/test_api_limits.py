@@ -523,6 +523,19 @@ def test_expired_and_revoked_tokens_answer_401_with_the_reason(city, tmp_path, c
     assert cli(["token", "--config", str(config), "--name", "x", "--role", "admin", "--expires", "forever"]) == 2
 
 
+def test_token_list_shows_expiry_and_revocation_in_beijing_time(city, tmp_path, capsys):
+    """``token --list`` printed 2026-01-01T04:00:00.000Z where every page, report and log line shows Beijing time."""
+    app, store, ingest, client, tokens = city
+    new_token(store, "night-shift", "admin", lifetime_s=4 * 3600, now=1_767_225_600.0)  # 2026-01-01T08:00+08:00
+    store.revoke_tokens("op1", None, 1_767_229_200.5)
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"database": str(store.engine.url), "tables": str(tmp_path / "city.yaml")}))
+    assert cli(["token", "--config", str(config), "--list"]) == 0
+    listed = {line.split("\t")[0]: line.split("\t")[-1] for line in capsys.readouterr().out.splitlines()}
+    assert listed["night-shift"] == "expires 2026-01-01T12:00:00+08:00"
+    assert listed["op1"] == "revoked 2026-01-01T09:00:00+08:00"
+
+
 BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
 
