@@ -22,7 +22,7 @@ from xueliang.certificates import ca_certificate
 from xueliang.mqtt import broker_host
 from xueliang.passwords import without_password
 from xueliang.polygon import crossing_edges
-from xueliang.textfile import TooLong, load_yaml, read_text, said_first
+from xueliang.textfile import MANY_KEYS, TooLong, load_yaml, read_text, said_first
 from xueliang import wire
 from xueliang.coordinates import System, to_wgs84
 from xueliang.wire import GRID_PATTERN, HEARTBEAT_S, RESERVED_BOX_IDS
@@ -571,6 +571,10 @@ def load_config(path: str | Path) -> EdgeConfig:
     try:  # a zone's polygon is refused at its point past the bound: PyYAML took 7-15 s over 100,000 of them
         raw = load_yaml(text, str(path), longest={"polygon": MAX_ZONE_POINTS})
     except TooLong as exc:
+        if exc.what == "keys":  # 200,000 keys that are no field took 4 s to read before each was refused
+            raise ConfigError(f"{path}: 1 error(s)\n  {_where(exc.partial, exc.loc) or 'the top level'}: more than "
+                              f"{exc.limit:,} keys in one mapping (read up to line {exc.problem_mark.line + 1}); "
+                              f"{MANY_KEYS}") from None
         raise ConfigError(f"{path}: 1 error(s)\n  {_where(exc.partial, exc.loc)}: has more than {exc.limit} points "
                           f"(read up to line {exc.problem_mark.line + 1}), at most {MAX_ZONE_POINTS}; draw the zone by "
                           "its corners") from None

@@ -284,7 +284,8 @@ class RefusalLog:
     in the log), and of those ``REFUSALS_SAID`` a minute in the log at most, whatever the names; the rest are counted
     by kind and said in one line once the minute is over (``flush``, also at the gateway's clock's rounds, as the dead
     letters' count: ``ingest.DeadLetterLog``). Time is passed in; ingest's thread and the clock's call it, a lock
-    keeps the counts whole.
+    keeps the counts whole. ``what`` and ``counted`` say in that line what was counted and where else it shows, to
+    ``logger``: ingest's cameras at (0, 0) are named so too (``named`` alone: said once a camera).
 
     >>> said = RefusalLog(said_max=1)
     >>> said.due("a", 0.0), said.due("a", 10.0), said.due("b", 10.0)
@@ -293,8 +294,11 @@ class RefusalLog:
     (True, False, 1)
     """
 
-    def __init__(self, window_s: float = 60.0, said_max: int = REFUSALS_SAID):
+    def __init__(self, window_s: float = 60.0, said_max: int = REFUSALS_SAID, *,
+                 what: str = "box(es) whose heartbeats were refused",
+                 counted: str = "each refusal is counted in xl_gateway_heartbeats", logger: logging.Logger = log):
         self.window_s, self.said_max = window_s, said_max
+        self.what, self.counted_as, self.log = what, counted, logger
         self.since: float | None = None
         self.said = 0
         self.quiet: collections.Counter = collections.Counter()  # kind -> boxes not named
@@ -334,9 +338,8 @@ class RefusalLog:
             return
         if self.quiet:
             kinds = ", ".join(f"{kind} {n}" for kind, n in self.quiet.most_common())
-            log.warning("%d more box(es) whose heartbeats were refused in %.0f s, not named one by one (at most %d a "
-                        "minute are; each refusal is counted in xl_gateway_heartbeats): %s", self.quiet.total(),
-                        now - self.since, self.said_max, kinds)
+            self.log.warning("%d more %s in %.0f s, not named one by one (at most %d a minute are; %s): %s",
+                             self.quiet.total(), self.what, now - self.since, self.said_max, self.counted_as, kinds)
         self.since, self.said, self.quiet = now, 0, collections.Counter()
 
 

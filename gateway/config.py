@@ -24,7 +24,7 @@ from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_le
 from xueliang import coordinates
 from xueliang.certificates import ca_certificate
 from xueliang.mqtt import broker_host
-from xueliang.textfile import load_yaml, read_text, said, said_first
+from xueliang.textfile import MANY_KEYS, TooLong, load_yaml, read_text, said, said_first
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN
 
@@ -523,6 +523,10 @@ def _yaml(path: Path, max_bytes: int = gridmap.MAX_FILE_BYTES) -> object:
     text = _text(path, max_bytes)
     try:
         return load_yaml(text, str(path))
+    except TooLong as exc:  # a mapping past MAX_KEYS: 200,000 keys that are no field took 4 s to read
+        place = ".".join(map(str, exc.loc))
+        raise GatewayConfigError(f"{path}: {place + ': ' if place else ''}more than {exc.limit:,} keys in one mapping "
+                                 f"(read up to line {exc.problem_mark.line + 1}); {MANY_KEYS}") from None
     except yaml.YAMLError as exc:
         raise GatewayConfigError(f"{path}: not valid YAML: {exc}") from None
     except RecursionError:  # PyYAML composes nested collections recursively

@@ -4,8 +4,10 @@ The tag is ``actions.version`` (what a person decides an action on: state, depar
 for), the guard a case page's form already carries. It is sent strong (``"…"``, not ``W/"…"``): If-Match compares
 strongly (RFC 9110 §13.1.1, §8.8.3.2), so a weak tag would match no If-Match at all. It is strong for that use alone:
 the body of ``GET /cases/{id}`` also changes without it (a merged incident, a note, a photo, ``overdue`` with the
-time), which a byte-exact validator would count; nothing keeps or ranges that body (``Cache-Control: no-store``,
-no Range), and a tag that changed with every merged incident would refuse a busy kerb's actions every few minutes.
+time), and differs by reader (another case a department may not see is "another case" to it), which a byte-exact
+validator would count; nothing keeps or ranges that body (``Cache-Control: no-store``, ``Vary: Authorization,
+Cookie``, no Range), If-None-Match is never answered 304 from it, and a tag that changed with every merged incident
+would refuse a busy kerb's actions every few minutes.
 """
 
 from __future__ import annotations

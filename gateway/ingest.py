@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from gateway import storage
 from gateway.actions import perform
-from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeat, Heartbeats, Refused, clock_offset
+from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeat, Heartbeats, Refused, RefusalLog, clock_offset
 from gateway.cases import (NOT_ENDED, case_grid, choose, held_for_review, incident_update, is_lone_end, is_recheck,
                            is_urgent, late_note, merged_urgent, needs_review, new_case, not_its_evidence,
                            not_its_incident, outside_its_grid, pending_beside, place_locks, rejected_here,
@@ -48,7 +48,8 @@ MAX_EVIDENCE_PER_INCIDENT = 8
 # faster than the clock set them aside
 MAX_UNNAMED_PER_BOX = 5000
 # cameras whose location (0, 0) was said, remembered at most: a client making up box or camera names (a broker without
-# the ACL) grew the set by each; one past it is said again at each incident (a city has few so configured)
+# the ACL) grew the set by each; one past it is said again at each incident (a city has few so configured), and of
+# all, ten a minute are named (``Ingest.placeless_said``): each new name was a line, and each incident past the cap
 PLACELESS_MAX = 10_000
 
 
@@ -200,6 +201,8 @@ class Ingest:
         self.health = health or Health()  # lists the boxes whose incidents are held for their clocks
         self.heartbeats = Heartbeats()
         self.placeless: set[tuple[str, str]] = set()  # cameras at (0, 0) already said, PLACELESS_MAX at most
+        self.placeless_said = RefusalLog(what="camera(s) sending location (0, 0)", logger=log,
+                                         counted="each taken as no location, as those named")
         self.said = DeadLetterLog()
 
     def handle(self, topic: str, payload: bytes) -> str:
@@ -207,6 +210,7 @@ class Ingest:
         tests). A bad message becomes a dead letter; only DatabaseUnavailable is raised."""
         now = self.clock()
         self.said.flush(now)
+        self.placeless_said.flush(now)
         box = wire.status_box(topic)
         for attempt in range(3):
             try:
@@ -267,6 +271,7 @@ class Ingest:
         """
         now = self.clock()
         self.said.flush(now)
+        self.placeless_said.flush(now)
         outcomes: list[str] = [""] * len(items)
         work, beats, refused = [], [], []
         for i, (topic, payload) in enumerate(items):
@@ -338,11 +343,13 @@ class Ingest:
         if (place := message.get("location")) and wire.template_location(place["lat"], place["lon"]):
             message["location"] = None  # joined by camera and zone, as an incident of a camera with no location
             if (where.box, where.camera) not in self.placeless:
-                if len(self.placeless) < PLACELESS_MAX:
+                kind = "new" if len(self.placeless) < PLACELESS_MAX else "not remembered"
+                if kind == "new":
                     self.placeless.add((where.box, where.camera))
-                log.warning("box %r camera %r sends location (0, 0), its config template's: taken as no location "
-                            "(its incidents join cases of its own zones only, and show on no map); set the camera's "
-                            "location in the box's config", where.box, where.camera)
+                if self.placeless_said.named(kind, now):
+                    log.warning("box %r camera %r sends location (0, 0), its config template's: taken as no location "
+                                "(its incidents join cases of its own zones only, and show on no map); set the "
+                                "camera's location in the box's config", where.box, where.camera)
         x1, y1, x2, y2 = message["bbox"]
         if x2 < x1 or y2 < y1:  # the training export wrote it as a label of negative width or height
             raise wire.WireError(f"bbox {message['bbox']}: x2 < x1 or y2 < y1 (x1, y1, the top left corner, come first)")

@@ -6,8 +6,10 @@ body is read as the wire reads a message (``JsonBody``: UTF-8, strict JSON, each
 
 Headers: ``Cache-Control: private, no-store`` unless a route says otherwise (only ``/ui/live.js``
 does): evidence, photos, cases and pages show streets, people and number plates, and a command
-centre's shared machines and proxies must keep none of them; ``nosniff`` (an uploaded photo is never
-run as HTML), a Content-Security-Policy that
+centre's shared machines and proxies must keep none of them; ``Vary: Authorization, Cookie``: an
+answer is its reader's (a case a department may not see is "another case" to it; ``/health``'s details
+are an admin's), so a cache that keeps one despite ``no-store`` keys it by its reader; ``nosniff``
+(an uploaded photo is never run as HTML), a Content-Security-Policy that
 allows no framing and no script but the gateway's own files (the live case list's ``/ui/live.js``;
 never an inline one, so markup that slipped into a page runs nothing), ``X-Frame-Options`` for
 older browsers and a referrer policy
@@ -40,6 +42,7 @@ CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; img-src 'self
        "form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")
 NO_STORE = "private, no-store"
+VARY = ("Authorization", "Cookie")  # who reads: a token, or a page's session
 HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
            "Cross-Origin-Resource-Policy": "same-origin", "Content-Security-Policy": CSP}  # on every answer
 # a JSON action or verdict, a sign-in or case form: a 2,000-character note is a few kB
@@ -64,6 +67,8 @@ class SecurityHeaders:
                     headers[name] = value
                 if "cache-control" not in headers:
                     headers["Cache-Control"] = NO_STORE
+                for name in VARY:
+                    headers.add_vary_header(name)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -252,7 +257,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
     too, and its bare "Internal Server Error" had none of them (no CSP, no ``no-store``)."""
     return Response(json.dumps({"detail": "the gateway failed on this request; its log says why"}), 500,
                     media_type="application/json",
-                    headers={**HEADERS, "Cache-Control": NO_STORE})
+                    headers={**HEADERS, "Cache-Control": NO_STORE, "Vary": ", ".join(VARY)})
 
 
 async def database_unavailable(request: Request, exc: OperationalError) -> Response:

@@ -55,8 +55,8 @@ DEAD_LETTER_BYTES_EVERY_S = 60.0  # the dead letters' budget is looked at this o
 INGEST_RETRIES = "ingest (its batch kept unacknowledged, tried again every 2 s)"
 PUSH_BACK_S = 3600.0  # a case the clock cannot escalate is looked at again after this long
 # the clock goes round this often at least, whatever escalation_check_s (up to an hour) says of escalation: the dead
-# letters' and refused heartbeats' minute said (ingest.DeadLetterLog, boxes.RefusalLog), pictures set aside and dead
-# letters deleted within a minute
+# letters', refused heartbeats' and (0, 0) cameras' minute said (ingest.DeadLetterLog, boxes.RefusalLog), pictures
+# set aside and dead letters deleted within a minute
 CLOCK_ROUND_MAX_S = 60.0
 
 
@@ -360,16 +360,19 @@ def clock_wait(now: float, escalated_at: float, every_s: float) -> float:
 class Clock(threading.Thread):
     """Escalates overdue cases every ``every_s``, and at each round, ``CLOCK_ROUND_MAX_S`` apart at most or at once when
     woken, publishes the notices the case log holds and the boxes' suppressions, sets pictures aside, deletes dead
-    letters and says the minute's count of dead letters and of refused heartbeats not said one by one."""
+    letters and says the minute's count of dead letters, of refused heartbeats and of cameras at (0, 0) not said one by
+    one."""
 
     def __init__(self, store: Store, tables: Tables, client, every_s: float, health: Health | None = None,
                  suppressions: SuppressionSender | None = None, retention: DeadLetterRetention | None = None,
-                 dead_letter_log: DeadLetterLog | None = None, refusal_log: RefusalLog | None = None):
+                 dead_letter_log: DeadLetterLog | None = None, refusal_log: RefusalLog | None = None,
+                 placeless_log: RefusalLog | None = None):
         super().__init__(name="clock", daemon=True)
         self.store, self.tables, self.client, self.every_s = store, tables, client, every_s
         self.suppressions = suppressions
         self.dead_letter_log = dead_letter_log  # ingest's: its minute's count said at the round after the minute
         self.refusal_log = refusal_log  # ingest's refused heartbeats': the same
+        self.placeless_log = placeless_log  # ingest's cameras at (0, 0): the same
         self.retention = retention or DeadLetterRetention(store, 90.0, 1024)
         self.health = health or Health(every_s)
         self.failures = Failures()
@@ -456,6 +459,8 @@ class Clock(threading.Thread):
             steps += (("dead_letter_log", self.dead_letter_log.flush),)
         if self.refusal_log is not None:
             steps += (("refusal_log", self.refusal_log.flush),)
+        if self.placeless_log is not None:
+            steps += (("placeless_log", self.placeless_log.flush),)
         failing: set[str] = set()  # the steps whose last run failed (escalation's stays so between its runs)
         escalated_at = None
         while not self.stop.is_set():
@@ -513,7 +518,7 @@ def run_gateway(config: GatewayConfig) -> int:
     sender = SuppressionSender(store, mqtt_ingest.client)
     clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health, sender,
                   DeadLetterRetention(store, config.dead_letter_days, config.dead_letter_mb), ingest.said,
-                  ingest.heartbeats.said)
+                  ingest.heartbeats.said, ingest.placeless_said)
     ingest.on_case = lambda case_id: clock.wake.set()
 
     def suppressions_changed(box: str | None = None) -> None:

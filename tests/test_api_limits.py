@@ -455,6 +455,23 @@ def test_no_response_with_a_picture_or_a_case_may_be_kept_by_a_browser_or_proxy(
         assert httpx.get(f"{base}/ui/live.js").headers["cache-control"] == "no-cache"  # its own: no one's data
 
 
+def test_every_answer_varies_by_who_reads_it_and_a_case_is_never_answered_not_modified(city):
+    """A case's body depends on its reader (another case a department may not see is "another case"), under one ETag,
+    the version If-Match guards. No cache may give one reader's body to another: every answer says it varies by
+    Authorization and Cookie (a cache that ignores ``no-store`` still keys by them), and If-None-Match is never
+    answered 304 from that shared tag."""
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
+    client.post("/ui/login", data={"token": tokens["admin"]})
+    for url, headers in [(f"/cases/{case_id}", auth(tokens["admin"])), (f"/cases/{case_id}", auth(tokens["police"])),
+                         ("/health", {}), (f"/ui/cases/{case_id}", {}), ("/ui/live.js", {})]:
+        r = client.get(url, headers=headers)
+        assert r.status_code == 200 and r.headers.get("vary") == "Authorization, Cookie", (url, r.headers)
+    read = client.get(f"/cases/{case_id}", headers=auth(tokens["police"]))
+    again = client.get(f"/cases/{case_id}", headers=auth(tokens["police"]) | {"If-None-Match": read.headers["etag"]})
+    assert (again.status_code, again.json()) == (200, read.json())
+
+
 def test_the_bare_address_leads_a_person_to_the_cases_page(city):
     """``http://gateway:8080/`` typed into a browser answered ``{"detail":"Not Found"}``, and ``/ui`` a 404 page."""
     app, store, ingest, client, tokens = city
@@ -504,6 +521,19 @@ def test_expired_and_revoked_tokens_answer_401_with_the_reason(city, tmp_path, c
     assert client.get("/cases", headers=auth(tokens["admin"])).status_code == 200  # the others still work
     assert cli(["token", "--config", str(config), "--revoke", "nobody"]) == 2
     assert cli(["token", "--config", str(config), "--name", "x", "--role", "admin", "--expires", "forever"]) == 2
+
+
+def test_token_list_shows_expiry_and_revocation_in_beijing_time(city, tmp_path, capsys):
+    """``token --list`` printed 2026-01-01T04:00:00.000Z where every page, report and log line shows Beijing time."""
+    app, store, ingest, client, tokens = city
+    new_token(store, "night-shift", "admin", lifetime_s=4 * 3600, now=1_767_225_600.0)  # 2026-01-01T08:00+08:00
+    store.revoke_tokens("op1", None, 1_767_229_200.5)
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"database": str(store.engine.url), "tables": str(tmp_path / "city.yaml")}))
+    assert cli(["token", "--config", str(config), "--list"]) == 0
+    listed = {line.split("\t")[0]: line.split("\t")[-1] for line in capsys.readouterr().out.splitlines()}
+    assert listed["night-shift"] == "expires 2026-01-01T12:00:00+08:00"
+    assert listed["op1"] == "revoked 2026-01-01T09:00:00+08:00"
 
 
 BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"

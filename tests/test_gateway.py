@@ -368,6 +368,27 @@ def test_the_cameras_at_0_0_remembered_are_capped_and_one_past_them_is_still_sai
     assert caplog.text.count("sends location (0, 0), its config template's: taken as no location") == 6
 
 
+def test_cameras_at_0_0_are_named_ten_a_minute_and_the_rest_counted_in_one_line(store, caplog, monkeypatch):
+    """A client making up names, each incident at (0, 0): each new camera was a warning, and one past the cameras
+    remembered a warning at each incident, a flood's without end. REFUSALS_SAID a minute are named, as refused
+    heartbeats are (``boxes.RefusalLog``); the rest are counted and said in one line once the minute is over."""
+    monkeypatch.setattr(ingest_module, "PLACELESS_MAX", 15)
+    now = [NOW]
+    ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=lambda: now[0])
+    template = {"lat": 0, "lon": 0}
+    for i in [*range(25), 24, 24, 24, 24, 24]:  # the last not remembered: each of its incidents is one more
+        topic = wire.incident_topic(f"made-up-{i}", "cam")
+        ingest.handle(topic, payload(box=f"made-up-{i}", camera="cam", incident_id=f"m-{i}", location=template))
+        now[0] += 1.0
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.ingest" and "(0, 0)" in r.getMessage()]
+    assert len(lines) == 10 and all(line.startswith("box 'made-up-") for line in lines), lines
+    now[0] = NOW + 60
+    ingest.handle(TOPIC, payload())
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.ingest" and "(0, 0)" in r.getMessage()]
+    assert lines[10:] == ["20 more camera(s) sending location (0, 0) in 60 s, not named one by one (at most 10 a "
+                          "minute are; each taken as no location, as those named): not remembered 15, new 5"]
+
+
 def test_another_box_cannot_update_or_end_an_incident_it_did_not_start(ingest, store):
     """Incident ids are not secret (notices carry them): box-2's update and end of box-1's incident
     rewrote the case's picture and closed it as the camera's re-check."""

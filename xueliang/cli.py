@@ -7,11 +7,10 @@ import json
 import logging
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 
 from xueliang.passwords import without_password
-from xueliang.wire import CITY_TZ
+from xueliang.wire import city_iso
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 # OpenCV's own limit is 2^30 pixels: a 1 MB PNG claiming 20000x20000 took 2.5 GB to decode
@@ -226,8 +225,6 @@ def _token(args: argparse.Namespace) -> int:
     from gateway.config import load_gateway_config, load_tables
     from gateway.deadlines import deadline, parse_service_level
     from gateway.storage import Store
-    from xueliang.wire import iso
-
     config = load_gateway_config(args.config)
     if (args.list or args.revoke) and (missing := missing_database(config.database)):
         print(f"error: {missing}", file=sys.stderr)
@@ -236,8 +233,8 @@ def _token(args: argparse.Namespace) -> int:
     now = time.time()
     if args.list:
         for t in store.tokens():
-            state = (f"revoked {iso(t['revoked_at'])}" if t["revoked_at"] else
-                     f"expires {iso(t['expires_at'])}" if t["expires_at"] else "never expires")
+            state = (f"revoked {city_iso(t['revoked_at'])}" if t["revoked_at"] else  # as the pages and logs show times
+                     f"expires {city_iso(t['expires_at'])}" if t["expires_at"] else "never expires")
             print(f"{t['name']}\t{t['prefix'] or '-'}\t{t['role']}\t{t['department'] or t['grid'] or '-'}\t{state}")
         return 0
     if args.revoke:
@@ -331,7 +328,7 @@ class JsonLines(logging.Formatter):
     as the pages show it: logging's own was the machine's zone without one, 8 h off the pages on a UTC cloud image."""
 
     def format(self, record: logging.LogRecord) -> str:
-        t = datetime.fromtimestamp(record.created, CITY_TZ).isoformat(timespec="milliseconds")
+        t = city_iso(record.created, "milliseconds")
         line = {"t": t, "level": record.levelname, "logger": record.name,
                 "msg": without_password(record.getMessage())}
         if record.exc_info:

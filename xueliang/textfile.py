@@ -4,7 +4,8 @@ They come from whatever editor is at hand. A UTF-8 byte order mark (Windows Note
 "CSV UTF-8") is dropped; another encoding (GBK from a Chinese Windows) or a folder is refused
 with a reason, never a traceback; a YAML key written twice is refused, not read as its last value; a value
 Python cannot make (an integer of 5,000 digits, 2026-02-30) is refused naming its key and line; a list longer
-than its key allows (a zone's polygon of 100,000 points) is refused at the item past that, the rest unread; anchors
+than its key allows (a zone's polygon of 100,000 points), or a mapping of more than ``MAX_KEYS`` keys, is refused at the
+item or key past that, the rest unread; anchors
 and aliases that stand for more than ``MAX_ALIASED`` values (a "billion laughs") are refused where they pass it; a
 number YAML 1.1 reads in a base nobody means (``030``, octal 24; ``1:30``, base 60) is refused naming its key and line.
 libyaml (PyYAML's C parser, where it has it) reads the text, and PyYAML's own composer the nodes, so that
@@ -192,6 +193,11 @@ def read_text(path: Path, max_bytes: int | None = None) -> str:
 # more, is a few hundred; 6 kB of aliases of aliases (1,000 cameras of 1,000 zones) took 24 s to refuse, and 60 kB
 # would have taken 40 min
 MAX_ALIASED = 100_000
+# the keys of one mapping, at most: a camera's, a zone's, a category's hold a few dozen; 200,000 keys that are no field
+# (2.9 MB) took 4 s to read before the config refused each, and the tables, up to 64 MiB, would take a minute and a half
+MAX_KEYS = 1_000
+# what a config says of a mapping past ``MAX_KEYS``, after where and how many
+MANY_KEYS = "a mapping written by hand holds a few dozen: write many of a kind as a list"
 # YAML 1.1's integers a person writes meaning another number: a leading zero (030: octal, 24) and a colon (1:30: base
 # 60, 90, or 1.5 hours in a field of seconds?). Hexadecimal (0x1E) and binary (0b11) say what they are
 _OCTAL = re.compile(r"[-+]?0[0-7_]+")
@@ -199,14 +205,16 @@ _SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
 
 
 class TooLong(yaml.MarkedYAMLError):
-    """A list longer than its key allows (``load_yaml``'s ``longest``), refused at the item past that. ``loc``: its
+    """A list longer than its key allows (``load_yaml``'s ``longest``), or a mapping of more than ``MAX_KEYS`` keys
+    (``what``: "keys"), refused at the item or key past that. ``loc``: its
     place as pydantic names one (``("cameras", 0, "zones", 2, "polygon")``); ``partial``: the document on the way
     to it, each mapping there with the plain values read before (a camera's id, written before its zones), to
     name the place by."""
 
-    def __init__(self, loc: tuple, partial: dict, limit: int, mark: yaml.Mark):
-        self.loc, self.partial, self.limit = loc, partial, limit
-        super().__init__(problem=f"{'.'.join(map(str, loc))}: more than {limit} items", problem_mark=mark)
+    def __init__(self, loc: tuple, partial: dict, limit: int, mark: yaml.Mark, what: str = "items"):
+        self.loc, self.partial, self.limit, self.what = loc, partial, limit, what
+        super().__init__(problem=f"{'.'.join(map(str, loc)) or 'the top level'}: more than {limit:,} {what}",
+                         problem_mark=mark)
 
 
 # libyaml's events, PyYAML's composer (hooked below) on them: PyYAML's scanner and parser are its slowest part (the
@@ -239,7 +247,7 @@ class _UniqueKeys(_Parser, SafeConstructor, Resolver):
     written in the mapping (``written``, kept as it is composed): a merge (``<<: *anchor``) copies the anchor's
     pairs into its mapping's, and into the anchor's own where that merges another, in place, before or after the
     check, and an override of a merged key is no key written twice. A list under a key of ``longest`` stops
-    at the item past its bound (``TooLong``). Aliases are counted by the values they stand for (``MAX_ALIASED``)."""
+    at the item past its bound, a mapping at its key past ``MAX_KEYS`` (``TooLong``). Aliases are counted by the values they stand for (``MAX_ALIASED``)."""
 
     def __init__(self, stream, longest: Mapping[str, int]):
         _Parser.__init__(self, stream)
@@ -253,9 +261,9 @@ class _UniqueKeys(_Parser, SafeConstructor, Resolver):
     def compose_node(self, parent, index):
         key = self._way[-1][1] if isinstance(index, int) and self._way else None  # what the list is under
         if isinstance(key, yaml.ScalarNode) and index >= self.longest.get(key.value, index + 1):
-            way = self._way[1:]  # the document's own (None, None) first
-            raise TooLong(tuple(i.value if isinstance(i, yaml.ScalarNode) else i for _, i in way), _partial(way),
-                          self.longest[key.value], self.peek_event().start_mark)
+            self._too_long(self.longest[key.value], "items")
+        if index is None and isinstance(parent, yaml.MappingNode) and len(parent.value) >= MAX_KEYS:  # a key
+            self._too_long(MAX_KEYS, "keys", parent)
         alias = self.peek_event() if self.check_event(yaml.AliasEvent) else None
         self._way.append((parent, index))
         try:
@@ -274,6 +282,12 @@ class _UniqueKeys(_Parser, SafeConstructor, Resolver):
                 f"{MAX_ALIASED:,} values by here; a configuration written by hand repeats a few: write them out",
                 alias.start_mark)
         return node
+
+    def _too_long(self, limit: int, what: str, mapping: yaml.MappingNode | None = None):
+        """TooLong at the next event, a list's or ``mapping``'s (its plain values read so far: a zone's id)."""
+        way = self._way[1:]  # the document's own (None, None) first
+        raise TooLong(tuple(i.value if isinstance(i, yaml.ScalarNode) else i for _, i in way),
+                      _partial(way + [(mapping, None)] if mapping else way), limit, self.peek_event().start_mark, what)
 
     def compose_mapping_node(self, anchor):
         node = super().compose_mapping_node(anchor)
@@ -350,7 +364,8 @@ def _partial(way: list[tuple[yaml.Node, object]]) -> dict:
 def load_yaml(text: str, name: str = "<unicode string>", longest: Mapping[str, int] | None = None) -> object:
     """YAML's data, as ``yaml.safe_load`` reads it, but a key written twice in one mapping is a
     ``yaml.YAMLError`` naming both lines; ``name``: the file, as its errors name it. A list under a key named in
-    ``longest`` with more items than it says there is ``TooLong`` at the first item past them, read no further.
+    ``longest`` with more items than it says there is ``TooLong`` at the first item past them, read no further; so
+    is a mapping of more than ``MAX_KEYS`` keys at the key past them.
     Collections nested too deeply for the composer are a RecursionError.
 
     >>> load_yaml("box: b1\\ncameras: []\\n")
@@ -363,6 +378,10 @@ def load_yaml(text: str, name: str = "<unicode string>", longest: Mapping[str, i
     Traceback (most recent call last):
     xueliang.textfile.TooLong: cameras.0.polygon: more than 3 items
       in "<unicode string>", line 3, column 39
+    >>> load_yaml("".join(f"k{i}: 1\\n" for i in range(2000)))
+    Traceback (most recent call last):
+    xueliang.textfile.TooLong: the top level: more than 1,000 keys
+      in "<unicode string>", line 1001, column 1
     """
     stream = io.StringIO(text)
     stream.name = name  # what PyYAML's marks call the file ("<unicode string>" otherwise)

@@ -215,6 +215,19 @@ def iso(t: float) -> str:
         raise WireError(f"time {t!r} cannot be shown: {exc}") from None
 
 
+def city_iso(t: float, timespec: str = "seconds") -> str:
+    """Seconds since the epoch as a person reads them: Beijing time, ISO 8601 with its offset (``iso`` is the
+    wire's, in UTC); WireError as ``iso``.
+
+    >>> city_iso(1767225600.0), city_iso(1767225600.25, "milliseconds")
+    ('2026-01-01T08:00:00+08:00', '2026-01-01T08:00:00.250+08:00')
+    """
+    try:
+        return datetime.fromtimestamp(t, CITY_TZ).isoformat(timespec=timespec)
+    except (OverflowError, OSError, ValueError, TypeError) as exc:
+        raise WireError(f"time {t!r} cannot be shown: {exc}") from None
+
+
 def parse_time(text: str) -> float:
     """ISO 8601 (a trailing Z allowed) to seconds since the epoch; naive times are UTC.
     A time that is not on the calendar, or outside 2000..2099, is a WireError.
