@@ -166,7 +166,8 @@ def test_edge_check_shows_where_a_camera_written_in_another_system_is_sent(tmp_p
     cameras = [{"id": "amap", "url": "a.mp4", "grid": "G", "location": {"lat": 39.913345, "lon": 116.384047}},
                {"id": "baidu", "url": "b.mp4", "grid": "G", "coordinates": "bd09",
                 "location": {"lat": 39.17, "lon": 117.15}},
-               {"id": "gps", "url": "c.mp4", "grid": "G", "coordinates": "wgs84", "location": {"lat": 39.17, "lon": 117.15}},
+               {"id": "gps", "url": "c.mp4", "grid": "G", "coordinates": "wgs84",
+                "location": {"lat": 39.17, "lon": 117.15}},
                {"id": "paris", "url": "d.mp4", "grid": "G", "location": {"lat": 48.8584, "lon": 2.2945}}]
     path.write_text(yaml.safe_dump({"box": "b1", "coordinates": "gcj02", "cameras": cameras}))
     assert main(["edge", "--config", str(path), "--check"]) == 0, capsys.readouterr().err
