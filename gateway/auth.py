@@ -87,10 +87,11 @@ def new_token(store: Store, name: str, role: str, department: str | None = None,
 
 def token_problem(row: dict, now: float) -> str | None:
     """Why a stored token opens nothing any more, or None while it is good."""
+    # a person reads it (whoever set the client up): Beijing time with its offset, as `token --list` shows it
     if row["revoked_at"] is not None:
-        return f"token {row['name']!r} was revoked at {wire.iso(row['revoked_at'])}; ask for a new one"
+        return f"token {row['name']!r} was revoked at {wire.city_iso(row['revoked_at'])}; ask for a new one"
     if row["expires_at"] is not None and row["expires_at"] <= now:
-        return f"token {row['name']!r} expired at {wire.iso(row['expires_at'])}; ask for a new one"
+        return f"token {row['name']!r} expired at {wire.city_iso(row['expires_at'])}; ask for a new one"
     return None
 
 

@@ -520,7 +520,7 @@ def remove(store: Store, box: str, by: str) -> bool:
         row = db.execute(select(boxes.c.heard_at, boxes.c.state).where(boxes.c.box == box)).first()
         if row is None or db.execute(boxes.delete().where(boxes.c.box == box)).rowcount == 0:
             return False
-    heard = wire.iso(row.heard_at) if row.heard_at is not None else "never"
+    heard = wire.city_iso(row.heard_at) if row.heard_at is not None else "never"
     log.info("box %r removed from the boxes by %s (it was %s, last heartbeat %s); a status message from it lists it "
              "again", box, by, row.state, heard)
     return True

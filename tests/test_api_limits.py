@@ -502,7 +502,9 @@ def test_expired_and_revoked_tokens_answer_401_with_the_reason(city, tmp_path, c
     app, store, ingest, client, tokens = city
     old = new_token(store, "old", "admin", lifetime_s=60, now=time.time() - 120)
     r = client.get("/cases", headers=auth(old))
-    assert r.status_code == 401 and "token 'old' expired at" in r.json()["detail"]
+    # a person reads it: Beijing time with its offset, as token --list and the pages show times
+    expired = wire.city_iso(store.token(storage_hash(old))["expires_at"])
+    assert r.status_code == 401 and r.json()["detail"] == f"token 'old' expired at {expired}; ask for a new one"
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump({"database": str(store.engine.url), "tables": str(tmp_path / "city.yaml")}))
     assert cli(["token", "--config", str(config), "--name", "fresh", "--role", "admin", "--expires", "2h"]) == 0
@@ -515,7 +517,9 @@ def test_expired_and_revoked_tokens_answer_401_with_the_reason(city, tmp_path, c
     assert cli(["token", "--config", str(config), "--revoke", fresh[:9]]) == 0  # by its prefix
     assert "revoked fresh" in capsys.readouterr().out
     r = client.get("/cases", headers=auth(fresh))
-    assert r.status_code == 401 and "token 'fresh' was revoked at" in r.json()["detail"]
+    revoked = wire.city_iso(store.token(storage_hash(fresh))["revoked_at"])
+    assert r.status_code == 401 and r.json()["detail"] == f"token 'fresh' was revoked at {revoked}; ask for a new one"
+    assert revoked.endswith("+08:00")
     assert cli(["token", "--config", str(config), "--revoke", "tp"]) == 0  # by its name
     assert client.get("/cases", headers=auth(tokens["police"])).status_code == 401
     assert client.get("/cases", headers=auth(tokens["admin"])).status_code == 200  # the others still work

@@ -8,6 +8,7 @@ import shutil
 import time
 
 import pytest
+import yaml
 
 from edge.config import ConfigError, parse_config
 from edge.detector import load_detector
@@ -154,3 +155,30 @@ def test_a_cameras_coordinate_system_misspelt_is_refused_naming_the_camera():
         box_config(camera={"coordinates": "amap"})
     with pytest.raises(ConfigError, match=r"coordinates: Input should be 'wgs84', 'gcj02' or 'bd09'"):
         box_config(top={"coordinates": "GCJ02"})
+
+
+def test_edge_check_shows_where_a_camera_written_in_another_system_is_sent(tmp_path, capsys):
+    """An installer who read the locations off AMap or Baidu sees, before the box runs, the WGS 84 position that the
+    map will show; a camera written in WGS 84 is printed as before."""
+    from xueliang.cli import main
+
+    path = tmp_path / "edge.yaml"
+    cameras = [{"id": "amap", "url": "a.mp4", "grid": "G", "location": {"lat": 39.913345, "lon": 116.384047}},
+               {"id": "baidu", "url": "b.mp4", "grid": "G", "coordinates": "bd09",
+                "location": {"lat": 39.17, "lon": 117.15}},
+               {"id": "gps", "url": "c.mp4", "grid": "G", "coordinates": "wgs84",
+                "location": {"lat": 39.17, "lon": 117.15}},
+               {"id": "paris", "url": "d.mp4", "grid": "G", "location": {"lat": 48.8584, "lon": 2.2945}}]
+    path.write_text(yaml.safe_dump({"box": "b1", "coordinates": "gcj02", "cameras": cameras}))
+    assert main(["edge", "--config", str(path), "--check"]) == 0, capsys.readouterr().err
+    lines = capsys.readouterr().out.splitlines()
+    lon, lat = to_wgs84(117.15, 39.17, "bd09")
+    assert lines[1:] == [
+        "  camera amap: a.mp4, grid G, 0 zone(s)",
+        "    location 39.913345, 116.384047 in GCJ-02 (AMap, Tencent): sent in WGS 84 as 39.911954, 116.377817",
+        "  camera baidu: b.mp4, grid G, 0 zone(s)",
+        f"    location 39.17, 117.15 in BD-09 (Baidu): sent in WGS 84 as {lat:.6f}, {lon:.6f}",
+        "  camera gps: c.mp4, grid G, 0 zone(s)",
+        "  camera paris: d.mp4, grid G, 0 zone(s)",
+        "    location 48.8584, 2.2945 in GCJ-02 (AMap, Tencent): sent as written (outside mainland China no offset "
+        "applies)"]

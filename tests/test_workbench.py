@@ -372,6 +372,30 @@ def test_a_persons_note_is_shown_as_their_words_and_an_extension_as_the_duration
                      "升级督办": "overdue: the deadline passed at 2026-12-01 08:00; level 3, to D"}
 
 
+def test_the_clocks_escalation_note_reads_in_beijing_time_on_the_page_and_stays_utc_in_the_log_and_api(city):
+    """The gateway's own note carries the deadline in UTC (the case log is the record, the API for machines); the
+    person reading the case page reads it in Beijing time, as every other time there."""
+    from fastapi.testclient import TestClient
+
+    from gateway.presentation import local_time
+    from gateway.service import Clock
+    from xueliang import wire
+
+    tables, store, ingest = city
+    assert ingest.handle(*incident()) == "case_created"
+    deadline = store.get_case(1)["deadline"]
+    assert Clock(store, tables, client=None, every_s=1).escalate_overdue(deadline + 1) == 1
+    logged = f"overdue: the deadline passed at {wire.iso(deadline)}; level 1, to D-S1-C1"
+    admin = new_token(store, "root", "admin")
+    api = TestClient(create_app(store, tables)).get("/cases/1", headers={"Authorization": f"Bearer {admin}"})
+    assert [e["note"] for e in api.json()["timeline"] if e["action"] == "escalate"] == [logged]
+    page = TestClient(create_app(store, tables))
+    page.post("/ui/login", data={"token": admin})
+    rows = [re.sub(r"<[^>]+>", "|", row) for row in re.findall(r"<tr>(.*?)</tr>", page.get("/ui/cases/1").text)]
+    (shown,) = [row.split("|")[9] for row in rows if "|升级督办|" in row]
+    assert shown == f"超期: 处置时限 {local_time(deadline)} 已过; 第 1 级督办, 升级至 {tables.grid_name('D-S1-C1')}"
+
+
 def test_the_photo_form_checks_its_csrf_token_before_parsing_the_rest_and_takes_few_parts(city):
     from fastapi.testclient import TestClient
 

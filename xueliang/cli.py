@@ -146,17 +146,42 @@ def _edge(args: argparse.Namespace) -> int:
 
 
 def edge_summary(config, path: str) -> str:
-    """What an edge config sets, as the box will run it: the box, each camera (its password hidden) and its zones."""
+    """What an edge config sets, as the box will run it: the box, each camera (its password hidden, its location as
+    sent where it is written in another system than WGS 84) and its zones."""
     lines = [f"{path}: box {config.box}, broker {config.broker.host}:{config.broker.port}, data_dir {config.data_dir}"]
     for camera in config.cameras:
         lines.append(f"  camera {camera.id}: {without_password(camera.url)}, grid {camera.grid}, "
                      f"{len(camera.zones)} zone(s)")
+        if said := location_sent(config, camera):
+            lines.append(f"    {said}")
         for zone in camera.zones:
             waits = ([f"dwell {zone.dwell_s:g} s"] if "illegal_parking" in zone.types else []) + \
                 ([f"persistence {zone.persistence_s:g} s"] if {"garbage", "spill"} & set(zone.types) else [])
             lines.append(f"    zone {zone.id}: {', '.join(zone.types)}; {', '.join(waits)}; grid {zone.grid or camera.grid}; "
                          f"{len(zone.polygon)} corners")
     return "\n".join(lines)
+
+
+def location_sent(config, camera) -> str | None:
+    """Where a camera written in GCJ-02 or BD-09 is sent (WGS 84), so an installer sees the conversion before the map
+    does; None for a location in WGS 84, or none.
+
+    >>> from edge.config import parse_config
+    >>> config = parse_config({"box": "b", "coordinates": "gcj02", "cameras": [{"id": "c", "url": "x.mp4",
+    ...     "grid": "G", "location": {"lat": 39.913345, "lon": 116.384047}}]})  # read off AMap
+    >>> location_sent(config, config.cameras[0])
+    'location 39.913345, 116.384047 in GCJ-02 (AMap, Tencent): sent in WGS 84 as 39.911954, 116.377817'
+    """
+    from xueliang.coordinates import NAMES
+
+    system = camera.coordinates or config.coordinates
+    if camera.location is None or system == "wgs84":
+        return None
+    written, sent = camera.location, config.location(camera)
+    if (sent.lat, sent.lon) == (written.lat, written.lon):  # outside the formulas' bound: no offset applies there
+        return (f"location {written.lat}, {written.lon} in {NAMES[system]}: sent as written (outside mainland China "
+                "no offset applies)")
+    return f"location {written.lat}, {written.lon} in {NAMES[system]}: sent in WGS 84 as {sent.lat:.6f}, {sent.lon:.6f}"
 
 
 def _gateway(args: argparse.Namespace) -> int:
