@@ -977,6 +977,30 @@ def test_a_camera_waiting_on_a_source_that_sends_nothing_says_so_once_and_in_its
 
 
 @pytest.mark.slow
+def test_an_rtsp_stream_that_stops_mid_way_fails_its_read_at_its_packet_wait(tmp_path, monkeypatch):
+    """A camera whose stream stops mid-way (the test server stopped: its session sends nothing more) fails its read
+    once it has waited its packet wait (KEY_FRAME_WAIT_S, 15 s, here 2 s), as the README says. FFmpeg's demuxer
+    waited it twice (its first timeout handed over the frame its parser held): it failed 4.3 s after the stop."""
+    from edge import source
+
+    monkeypatch.setattr(source, "KEY_FRAME_WAIT_S", 2.0)
+    with services.rtsp_server({"cam": CLIP}, tmp_path) as server:
+        frames = source.open_frames(f"rtsp://127.0.0.1:{server.port}/cam", read_timeout_s=1.0)
+        next(frames), next(frames)
+        server.signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            with pytest.raises(source.SourceError, match="read failed") as failure:
+                for _ in frames:
+                    pass
+            failed = time.monotonic() - stopped
+        finally:
+            server.signal(signal.SIGCONT)
+    assert 2.0 <= failed < 3.2, failed
+    assert str(failure.value) == f"rtsp://127.0.0.1:{server.port}/cam: read failed: no packet within 2 s"
+
+
+@pytest.mark.slow
 def test_a_camera_whose_stream_stops_is_lost_counted_from_its_last_frame(tmp_path, monkeypatch):
     """An RTSP camera's read waits KEY_FRAME_WAIT_S (15 s) for a packet before it fails, and the camera was lost
     CAMERA_LOST_AFTER_S (60 s) after that failure: 75 s and more after its last frame, where its operators are told

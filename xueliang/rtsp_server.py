@@ -89,6 +89,7 @@ class Mount:
             if delay > 0:
                 time.sleep(delay)
         key = not buf.has_flags(Gst.BufferFlags.DELTA_UNIT)
+        shown_after = buf.pts - buf.dts if Gst.CLOCK_TIME_NONE not in (buf.pts, buf.dts) and buf.pts > buf.dts else 0
         with self.lock:
             clients = list(self.clients)
         for client in clients:
@@ -98,6 +99,7 @@ class Mount:
             client[1] = False
             out = buf.copy()
             out.pts = out.dts = Gst.CLOCK_TIME_NONE  # appsrc stamps it with the live running time
+            out.offset = shown_after  # carried to ``present`` (appsrc leaves a time stream's offsets alone)
             if src.emit("push-buffer", out) != Gst.FlowReturn.OK:
                 with self.lock:
                     if client in self.clients:
@@ -108,8 +110,21 @@ class Mount:
         src = media.get_element().get_child_by_name("src")
         if self.caps is not None:
             src.set_property("caps", self.caps)
+        src.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self.present)
         with self.lock:
             self.clients.append([src, True])
+
+    @staticmethod
+    def present(pad, info):
+        """An access unit leaving appsrc: its presentation time set that far after its send time as in the file.
+
+        appsrc stamps both with the running time it is sent at, in decode order; the payloader times its RTP
+        packets by the presentation time, so a clip with B-frames (x264's default) was shown in send order, its
+        frames' times jumping back and forth (0.2, 0.1, 0.5, 0.4, 0.6, 0.3 s ...)."""
+        buf = info.get_buffer()
+        if buf.pts != Gst.CLOCK_TIME_NONE:
+            buf.pts += buf.offset
+        return Gst.PadProbeReturn.OK
 
 
 ROLE = "anyone"
