@@ -875,22 +875,22 @@ class Publisher:
                     "waits in the outbox until a gateway's acknowledgement tells it the time, then carries the "
                     "gateways' time")
             log.warning("box %s: its wall clock reads %s, %s: it is wrong (a dead clock battery, no time sync, or set "
-                        "by hand). What it makes %s", self.box, wire.iso(wall), self._wrong_by(wall), then)
+                        "by hand). What it makes %s", self.box, wire.city_iso(wall), self._wrong_by(wall), then)
         self._client.connect_async(self._broker.host, self._broker.port, keepalive=self._broker.keepalive_s)
         self._client.loop_start()
         self._thread.start()
 
     def _wrong_by(self, wall: float) -> str:
         """Why the wall clock reading ``wall`` is wrong (``GatewayClock.plainly_wrong``), in words, for the start's
-        line."""
+        line: its times in Beijing time, as the line's own ``t`` and every other time an installer reads."""
         floor, ceiling = self.clock.floor, self.clock.ceiling
-        since = (f"this release was written ({wire.iso(CLOCK_FLOOR)[:10]})" if floor == CLOCK_FLOOR else
-                 f"{wire.iso(floor)}, {wire.MAX_CLOCK_SKEW_S:.0f} s before the gateways' time it last knew")
+        since = (f"this release was written ({wire.city_iso(CLOCK_FLOOR)[:10]})" if floor == CLOCK_FLOOR else
+                 f"{wire.city_iso(floor)}, {wire.MAX_CLOCK_SKEW_S:.0f} s before the gateways' time it last knew")
         if wall < floor:
             return f"before {since}"
         if ceiling == wire.LATEST:
-            return f"past {wire.iso(ceiling)}, the wire's last time"
-        return f"past {wire.iso(ceiling)}, {CLOCK_SPAN_S / 86400 / 365.25:.0f} years after {since}"
+            return f"past {wire.city_iso(ceiling)}, the wire's last time"
+        return f"past {wire.city_iso(ceiling)}, {CLOCK_SPAN_S / 86400 / 365.25:.0f} years after {since}"
 
     def send(self, items: list[tuple[str, bytes]], queued: QueuedAt | None = None) -> None:
         """Queue messages durably; they go out as soon as the broker is reachable. Where the outbox cannot be

@@ -411,8 +411,9 @@ def test_a_box_whose_clock_stands_in_2100_has_what_it_sees_become_a_case_with_th
             publisher.start()
             running.append(publisher)
             wait_until(lambda: publisher.outbox.pending() == 0, 15, 0.05, message="told the time, sent and taken")
-        assert re.search(r"its wall clock reads 2100-01-01T00:00:\d\d\.\d+Z, past 2036-11-01T00:00:00.000Z, 10 years "
-                         r"after this release was written \(2026-11-01\): it is wrong", caplog.text), caplog.text
+        assert re.search(r"its wall clock reads 2100-01-01T08:00:\d\d\+08:00, past 2036-11-01T08:00:00\+08:00, "
+                         r"10 years after this release was written \(2026-11-01\): it is wrong",
+                         caplog.text), caplog.text
         (case,) = store.list_cases()
         assert case["type"] == "camera_fault" and seen - 1 <= case["reported_at"] <= seen + 13
         assert store.count("dead_letters") == 0 and boxes.kept(store, "b1")["clock_off"]
@@ -460,7 +461,8 @@ def test_a_box_whose_clock_stands_in_1970_holds_its_incidents_until_a_gateway_te
         with caplog.at_level(logging.WARNING, logger="edge.publisher"):
             publisher.start()
             wait_until(lambda: publisher.outbox.pending() == 0, 15, 0.05, message="told the time, sent and taken")
-        assert "its wall clock reads 1970-01-01T00:00:05" in caplog.text
+        assert ("its wall clock reads 1970-01-01T08:00:05+08:00, before this release was written (2026-11-01): it is "
+                "wrong") in caplog.text  # Beijing time, as the line's own ``t``
         assert boxes.kept(store, "box-1")["clock_off"] and store.count("dead_letters") == 0
         cases = {case["incident_id"]: store.get_case(case["id"]) for case in store.list_cases()}
         assert cases[START["incident_id"]]["state"] == "dispatched"
@@ -601,7 +603,8 @@ def test_a_box_whose_clock_stands_in_1970_is_shown_its_clock_flagged_and_told_th
         with caplog.at_level(logging.WARNING, logger="edge.publisher"):
             publisher, _, _ = started(gate="online")
         assert publisher.clock.floor > real() - 3600
-        assert "300 s before the gateways' time it last knew" in caplog.text
+        assert re.search(r"before \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00, 300 s before the gateways' time it last knew",
+                         caplog.text), caplog.text
         assert abs(publisher.delivery(time.time())["clock_offset_s"] - 86400.0) < 5
     finally:
         for publisher in running:
