@@ -404,9 +404,10 @@ class CameraPipeline:
         """Where each vehicle was last named with ``min_score``, for the ``NAMED_LATELY`` passes after: a litter
         box like it (``SAME_BOX``) is that vehicle, though the vehicle model misses it on this pass (counted in
         passes, not seconds: the change gate spaces them 1-9 s apart, and a car missed on one pass in two must
-        not fall between them). The backbone from COCO called a dark car crawling along a motorway's hard shoulder garbage; the vehicle model named the car
-        at some passes only (0.42-0.58, nothing over 0.16 at others), the left-object check saw its body as
-        still, changed ground, and a garbage incident was dispatched (``models/litter/HISTORY.md``). Only the
+        not fall between them). The backbone from COCO called a dark car crawling along a motorway's hard
+        shoulder garbage; the vehicle model named the car at some passes only (0.42-0.58, nothing over 0.16 at
+        others), the left-object check saw its body as still, changed ground, and a garbage incident was
+        dispatched (``models/litter/HISTORY.md``). Only the
         latest sure box of a track is kept: a car that drove over a spill and on is not kept over it, and a
         track carried on weak answers (a "car" at 0.2 over a pile) moves nothing. Only vehicles ByteTrack follows
         (named on two passes at least): the vehicle model once named a pile itself a car at 0.42, untracked, and
