@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from gateway import storage
 from gateway.actions import held, perform
 from gateway.config import Tables
-from gateway.storage import Store, among, in_chunks, suppressions, verdicts
+from gateway.storage import Store, among, suppressions, verdicts
 from gateway.workflow import Action, Role
 from xueliang import wire
 
@@ -137,12 +137,10 @@ def judge(store: Store, tables: Tables, case_id: int, verdict: Verdict, role: Ro
 
 def latest(store: Store, case_ids: list[int]) -> dict[int, dict]:
     """Each case's newest verdict (case id -> verdict row; the redrawn bbox parsed)."""
-    rows = []
+    newest = (select(func.max(verdicts.c.id)).where(among(verdicts.c.case_id, case_ids))
+              .group_by(verdicts.c.case_id).scalar_subquery())
     with store.engine.connect() as db:
-        for some in in_chunks(case_ids):
-            newest = (select(func.max(verdicts.c.id)).where(verdicts.c.case_id.in_(some))
-                      .group_by(verdicts.c.case_id).scalar_subquery())
-            rows += [dict(r._mapping) for r in db.execute(select(verdicts).where(verdicts.c.id.in_(newest)))]
+        rows = [dict(r._mapping) for r in db.execute(select(verdicts).where(verdicts.c.id.in_(newest)))]
     return {r["case_id"]: dict(r, bbox=json.loads(r["bbox"]) if r["bbox"] else None) for r in rows}
 
 
