@@ -10,15 +10,19 @@ admin, an operator of one street and a department. Prints one line per call and 
     .venv/bin/python bench/gateway_scale.py --compare /work/main  # the same database, another checkout's gateway
                                                                   # first (before), then this one's (after)
     .venv/bin/python bench/gateway_scale.py --cases 20000        # smaller
+    .venv/bin/python bench/gateway_scale.py --database postgresql  # on a throw-away PostgreSQL server, as cities run
 
-With ``--compare`` the database is made by that checkout's schema and copied for each gateway, so each migrates it
-its own way; the calls alternate between the two, round by round, on the same machine. SQLite only. About 2 minutes
-for one checkout on 2 busy cores (the fill ~30-90 s), 4 with ``--compare``: not in ``make bench``.
+With ``--compare`` the database is made by that checkout's schema and copied for each gateway (on PostgreSQL, a
+database made from it as a template), so each migrates it its own way; the calls alternate between the two, round by
+round, on the same machine. About 2 minutes for one checkout on 2 busy cores (the fill ~30-90 s), 4 with
+``--compare``; on PostgreSQL as long (its fill by COPY ~10 s), its server started as the tests start theirs
+(``services.postgres``) and removed at the end. Not in ``make bench``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -32,7 +36,7 @@ import uuid
 from pathlib import Path
 
 import yaml
-from sqlalchemy import create_engine, insert
+from sqlalchemy import Connection, Table, create_engine, insert, text
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -90,6 +94,18 @@ PATHS = {"closed": ROUND + [("recheck_failed", "feedback", "dispatched"), ("ackn
          "ledger": ROUND[:2] + [("escalate", "handling", "handling"), ("ledger", "handling", "ledger")],
          "dispatched": ROUND[:1], "handling": ROUND[:4], "feedback": ROUND,
          "returned": ROUND[:2] + [("return", "handling", "returned")], "pending_review": []}
+
+
+def bulk(db: Connection, table: Table, rows: list[dict]) -> None:
+    """Rows into ``table``: on PostgreSQL by COPY (an INSERT per thousand rows took the fill several times as long)."""
+    if db.dialect.name != "postgresql":
+        db.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    with db.connection.driver_connection.cursor() as cursor:
+        with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
 
 
 def fill(url: str, cases_n: int, now: float, seed: int = 7) -> dict:
@@ -162,15 +178,16 @@ def fill(url: str, cases_n: int, now: float, seed: int = 7) -> dict:
                 for table, rows in ((storage.cases, cases), (storage.case_log, log), (storage.case_incidents, links),
                                     (storage.incident_events, events), (storage.verdicts, verdicts)):
                     if rows:
-                        db.execute(insert(table), rows)
+                        bulk(db, table, rows)
                 counts["cases"] += len(cases)
                 counts["case_log"] += len(log)
                 cases, log, links, events, verdicts = [], [], [], [], []
         letters = [{"received_at": now - rnd.random() * 89 * DAY, "topic": f"xl/v1/incidents/box-{n % BOXES:02d}/cam",
                     "reason": rnd.choice(["schema: bbox", "unknown grid", "not JSON"]),
                     "payload": os.urandom(rnd.randint(200, 3000)), "grid": rnd.choice(leaves + [None] * 200),
-                    "digest": uuid.UUID(int=rnd.getrandbits(128)).hex} for n in range(20_000)]
-        db.execute(insert(storage.dead_letters), letters)
+                    "digest": uuid.UUID(int=rnd.getrandbits(128)).hex[:wire.DIGEST_CHARS]}
+                   for n in range(20_000)]
+        bulk(db, storage.dead_letters, letters)
         counts["dead_letters"] = len(letters)
         heartbeats = []
         for b in range(BOXES):
@@ -180,14 +197,19 @@ def fill(url: str, cases_n: int, now: float, seed: int = 7) -> dict:
                                 for c in range(CAMERAS)}}
             heartbeats.append({"box": box, "state": "online", "heard_at": now - (5 if b else 900), "sent_at": now,
                                "heartbeat": json.dumps(beat), "boot": "boot1", "link": 1, "seq": 100})
-        db.execute(insert(storage.boxes), heartbeats)
-        db.execute(insert(storage.tokens), [
+        bulk(db, storage.boxes, heartbeats)
+        bulk(db, storage.tokens, [
             {"sha256": hash_token(tok), "name": f"bench-{who}", "role": role, "department": dept, "grid": grid,
              "created_at": now, "prefix": tok[:8], "expires_at": None, "revoked_at": None}
             for who, (tok, role, dept, grid) in TOKENS.items()])
-        db.execute(insert(storage.sessions), [
+        bulk(db, storage.sessions, [
             {"sha256": hash_token(f"session-{who}"), "token_sha256": hash_token(tok), "created_at": now,
              "expires_at": now + DAY} for who, (tok, *_) in TOKENS.items()])
+        if db.dialect.name == "postgresql":  # the cases' ids were given: the next one the gateway makes follows them
+            db.execute(text("SELECT setval(pg_get_serial_sequence('cases', 'id'), (SELECT max(id) FROM cases))"))
+    if engine.dialect.name == "postgresql":  # a year-old database has been vacuumed and analysed (autovacuum)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
+            db.execute(text("VACUUM ANALYZE"))
     engine.dispose()
     return counts
 
@@ -198,11 +220,11 @@ def make_schema(url: str, repo: Path) -> None:
                    env={**os.environ, "PYTHONPATH": str(repo)})
 
 
-def start_gateway(repo: Path, db_file: Path, tables: Path, broker_port: int, label: str) -> tuple:
+def start_gateway(repo: Path, database: str, tables: Path, broker_port: int, label: str) -> tuple:
     port = services.free_port()
     cfg = WORK / f"{label}.yaml"
     cfg.write_text(yaml.safe_dump({"broker": {"port": broker_port, "client_id": f"xl-gw-scale-{label}"},
-                                   "database": f"sqlite:///{db_file}", "http": {"port": port},
+                                   "database": database, "http": {"port": port},
                                    "tables": str(tables), "escalation_check_s": 3600}))
     log = open(WORK / f"{label}.log", "ab")
     began = time.perf_counter()
@@ -275,34 +297,77 @@ def calls(now: float, some_case: int) -> list[tuple[str, str, str]]:
     ]
 
 
+class Databases:
+    """The filled template and a copy of it for each gateway: SQLite files, or databases on a PostgreSQL server."""
+
+    def __init__(self, server: services.Service | None):
+        self.server = server
+        if server is None:
+            self.template = f"sqlite:///{WORK / 'template.sqlite'}"
+            return
+        self.admin = create_engine(self._url("postgres"), isolation_level="AUTOCOMMIT")
+        began = time.perf_counter()
+        while True:  # it listens a moment before it takes connections ("the database system is starting up")
+            try:
+                with self.admin.connect() as db:
+                    db.execute(text("CREATE DATABASE bench_template"))
+                break
+            except Exception:
+                if time.perf_counter() - began > 30:
+                    raise
+                time.sleep(0.2)
+        self.template = self._url("bench_template")
+
+    def _url(self, name: str) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.server.port}/{name}"
+
+    def size(self) -> int:
+        if self.server is None:
+            return (WORK / "template.sqlite").stat().st_size
+        with self.admin.connect() as db:
+            return db.execute(text("SELECT pg_database_size('bench_template')")).scalar()
+
+    def copy(self, label: str) -> str:
+        if self.server is None:
+            shutil.copy(WORK / "template.sqlite", WORK / f"{label}.sqlite")
+            return f"sqlite:///{WORK / f'{label}.sqlite'}"
+        with self.admin.connect() as db:
+            db.execute(text(f"CREATE DATABASE bench_{label} TEMPLATE bench_template"))
+        return self._url(f"bench_{label}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cases", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--compare", type=Path, help="another checkout: its gateway first (before), then this one's")
+    ap.add_argument("--database", choices=("sqlite", "postgresql"), default=os.environ.get("XL_BENCH_DATABASE", "sqlite"),
+                    help="the store's database (default sqlite, or $XL_BENCH_DATABASE); postgresql: a throw-away "
+                         "server under data/bench-scale, as the tests start theirs")
     args = ap.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
     tables = WORK / "tables.yaml"
     write_tables(tables)
     repos = {"before": args.compare.resolve(), "after": REPO} if args.compare else {"this": REPO}
-    template = WORK / "template.sqlite"
     for f in WORK.glob("*.sqlite*"):
         f.unlink()
-    now = time.time()
-    t0 = time.perf_counter()
-    make_schema(f"sqlite:///{template}", next(iter(repos.values())))
-    counts = fill(f"sqlite:///{template}", args.cases, now)
-    print(f"filled {counts} in {time.perf_counter() - t0:.1f} s, {template.stat().st_size / 1e6:.0f} MB", flush=True)
-    broker = services.mosquitto(WORK / "mosquitto").start()
-    gateways, results = {}, {}
+    postgres = contextlib.ExitStack()
+    server = postgres.enter_context(services.postgres(WORK / "postgres")) if args.database == "postgresql" else None
+    broker, gateways, results = None, {}, {}
     try:
+        databases = Databases(server)
+        now = time.time()
+        t0 = time.perf_counter()
+        make_schema(databases.template, next(iter(repos.values())))
+        counts = fill(databases.template, args.cases, now)
+        print(f"filled {counts} in {time.perf_counter() - t0:.1f} s, {databases.size() / 1e6:.0f} MB", flush=True)
+        broker = services.mosquitto(WORK / "mosquitto").start()
         for label, repo in repos.items():
-            db_file = WORK / f"{label}.sqlite"
-            shutil.copy(template, db_file)
-            proc, port, first = start_gateway(repo, db_file, tables, broker.port, label)
+            database = databases.copy(label)
+            proc, port, first = start_gateway(repo, database, tables, broker.port, label)
             proc.terminate()
             proc.wait(30)
-            proc, port, again = start_gateway(repo, db_file, tables, broker.port, label)
+            proc, port, again = start_gateway(repo, database, tables, broker.port, label)
             gateways[label] = (proc, port)
             results[label] = {"start (migrating)": [first * 1000], "start": [again * 1000]}
             print(f"{label}: gateway up in {first:.2f} s (its migrations), {again:.2f} s again", flush=True)
@@ -322,13 +387,15 @@ def main() -> int:
         for proc, _ in gateways.values():
             proc.terminate()
             proc.wait(30)
-        broker.stop()
+        if broker:
+            broker.stop()
+        postgres.close()  # the server and its cluster (a year's city: 1-2 GB under /tmp)
     medians = {label: {name: round(statistics.median(ms), 1) for name, ms in r.items()} for label, r in results.items()}
     for name in medians[next(iter(medians))]:
         line = "  ".join(f"{label} {m[name]:9.1f} ms" for label, m in medians.items())
         ratio = f"  x{medians['before'][name] / max(medians['after'][name], 0.1):.1f}" if args.compare else ""
         print(f"{name:34s} {line}{ratio}")
-    print(json.dumps({"cases": counts["cases"], "case_log": counts["case_log"], "dead_letters": counts["dead_letters"],
+    print(json.dumps({"database": args.database, "cases": counts["cases"], "case_log": counts["case_log"], "dead_letters": counts["dead_letters"],
                       "rounds": args.rounds, "median_ms": medians}, ensure_ascii=False))
     return 0
 
