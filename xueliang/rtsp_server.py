@@ -9,6 +9,13 @@ started as a subprocess by the demo and the tests:
 With ``--tls-cert FILE --tls-key FILE`` (PEM) it serves rtsps:// instead: RTSP over TLS with that
 certificate, as a camera that checks no password does.
 
+With ``--clock NAME:KEY=VALUE,...`` a mount's frames are stamped by a camera's wrong clock (``Clock``): one that
+runs slow or fast (``rate=0.99``: a cheap crystal), stands still (``stall_at_s=3``) or steps
+(``step_at_s=3,step_s=3600``: the camera's NTP setting it mid-stream), from the start of the mount's stream (its first
+client's):
+
+    /usr/bin/python3 rtsp_server.py campus-gate=fixtures/videos/campus-gate.mp4 --clock campus-gate:rate=0.99
+
 One always-running pipeline per mount reads its file at real-time pace in an endless
 loop and pushes each H.264/H.265 access unit into the live ``appsrc`` of the shared RTSP media,
 so every client sees one continuous stream and starts at the next key frame. (A shared
@@ -21,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, fields
 
 import gi
 
@@ -38,9 +46,50 @@ def codec_of(path: str) -> str:
     return "h265" if out == "hevc" else "h264"
 
 
+@dataclass(frozen=True)
+class Clock:
+    """A camera's clock, as it stamps a frame sent ``t`` s into its stream (``stamp``): running ``rate`` times as fast
+    as the box's, standing still from ``stall_at_s`` on, and set ``step_s`` on (back where negative) at ``step_at_s``;
+    never before the stream's start (GStreamer's times have no sign).
+
+    >>> [Clock(rate=0.99).stamp(t) for t in (0.0, 100.0)], [Clock(stall_at_s=2).stamp(t) for t in (1.0, 5.0)]
+    ([0.0, 99.0], [1.0, 2.0])
+    >>> [Clock(step_at_s=3, step_s=3600).stamp(t) for t in (2.0, 4.0)], Clock(step_at_s=3, step_s=-9).stamp(4.0)
+    ([2.0, 3604.0], 0.0)
+    """
+
+    rate: float = 1.0
+    stall_at_s: float | None = None
+    step_at_s: float | None = None
+    step_s: float = 0.0
+
+    @classmethod
+    def parse(cls, spec: str) -> tuple[str, "Clock"]:
+        """``NAME:rate=0.99,stall_at_s=3``: the mount's name and its clock."""
+        name, _, settings = spec.partition(":")
+        known = {f.name for f in fields(cls)}
+        values = {}
+        for setting in filter(None, settings.split(",")):
+            key, _, value = setting.partition("=")
+            if key not in known:
+                raise argparse.ArgumentTypeError(f"{spec}: no setting {key!r} (one of {', '.join(sorted(known))})")
+            values[key] = float(value)
+        return name, cls(**values)
+
+    def stamp(self, t: float) -> float:
+        shown = t * self.rate
+        if self.stall_at_s is not None:
+            shown = min(shown, self.stall_at_s * self.rate)
+        if self.step_at_s is not None and t >= self.step_at_s:
+            shown += self.step_s
+        return max(0.0, shown)
+
+
 class Mount:
-    def __init__(self, name: str, path: str):
+    def __init__(self, name: str, path: str, clock: Clock | None = None):
         self.name = name
+        self.clock = clock
+        self.stepped = False  # its clock's step said in the log (once)
         self.codec = codec_of(path)
         demux = DEMUX.get(path[path.rfind("."):].lower(), "qtdemux")
         self.pipeline = Gst.parse_launch(
@@ -110,13 +159,13 @@ class Mount:
         src = media.get_element().get_child_by_name("src")
         if self.caps is not None:
             src.set_property("caps", self.caps)
-        src.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self.present)
+        src.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self.present, media)
         with self.lock:
             self.clients.append([src, True])
 
-    @staticmethod
-    def present(pad, info):
-        """An access unit leaving appsrc: its presentation time set that far after its send time as in the file.
+    def present(self, pad, info, media):
+        """An access unit leaving appsrc: its presentation time set that far after its send time as in the file,
+        both on the mount's ``clock``.
 
         appsrc stamps both with the running time it is sent at, in decode order; the payloader times its RTP
         packets by the presentation time, so a clip with B-frames (x264's default) was shown in send order, its
@@ -124,6 +173,20 @@ class Mount:
         buf = info.get_buffer()
         if buf.pts != Gst.CLOCK_TIME_NONE:
             buf.pts += buf.offset
+            if self.clock is not None:
+                if media.get_rate_control():
+                    # each packet sent as it comes, not at its presentation time: the server's sink waited for that
+                    # (a client's PLAY sets it so), so a clock that runs fast was sent at a second a second, its
+                    # frames piling up, and one stepped an hour ahead sent nothing more (the pacing is ``on_sample``'s)
+                    media.set_rate_control(False)
+                step_at = self.clock.step_at_s
+                if step_at is not None and not self.stepped and buf.pts >= step_at * Gst.SECOND:
+                    self.stepped = True
+                    print(f"rtsp-server: mount {self.name}: its clock set {self.clock.step_s:+g} s", file=sys.stderr,
+                          flush=True)
+                buf.pts = int(self.clock.stamp(buf.pts / Gst.SECOND) * Gst.SECOND)
+                if buf.dts != Gst.CLOCK_TIME_NONE:  # decoded no later than shown, across a step back too
+                    buf.dts = min(buf.pts, int(self.clock.stamp(buf.dts / Gst.SECOND) * Gst.SECOND))
         return Gst.PadProbeReturn.OK
 
 
@@ -154,8 +217,13 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--tls-cert", help="serve rtsps:// with this certificate (PEM; --tls-key its key)")
     parser.add_argument("--tls-key")
+    parser.add_argument("--clock", action="append", default=[], type=Clock.parse,
+                        help="NAME:rate=R,stall_at_s=S,step_at_s=S,step_s=S: a mount's frames stamped by a wrong clock")
     parser.add_argument("mounts", nargs="+", help="NAME=FILE")
     args = parser.parse_args()
+    clocks = dict(args.clock)
+    if unknown := set(clocks) - {spec.partition("=")[0] for spec in args.mounts}:
+        parser.error(f"--clock for no mount: {', '.join(sorted(unknown))}")
     Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
@@ -165,7 +233,7 @@ def main() -> int:
     mounts = []
     for spec in args.mounts:
         name, _, path = spec.partition("=")
-        mount = Mount(name, path)
+        mount = Mount(name, path, clocks.get(name))
         factory = GstRtspServer.RTSPMediaFactory()
         c = mount.codec
         factory.set_launch("( appsrc name=src is-live=true format=time do-timestamp=true "

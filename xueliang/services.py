@@ -194,15 +194,18 @@ def mosquitto(work: Path, port: int | None = None, users: dict[str, str] | None 
 
 
 def rtsp_server(mounts: dict[str, Path], work: Path, port: int | None = None,
-                tls: tuple[Path, Path] | None = None) -> Service:
+                tls: tuple[Path, Path] | None = None, clocks: dict[str, dict[str, float]] | None = None) -> Service:
     """The GStreamer test server (xueliang/rtsp_server.py) serving each file as rtsp://127.0.0.1:PORT/NAME; with
-    ``tls`` (a certificate and its key, PEM) as rtsps://127.0.0.1:PORT/NAME, showing that certificate."""
+    ``tls`` (a certificate and its key, PEM) as rtsps://127.0.0.1:PORT/NAME, showing that certificate; ``clocks``:
+    a mount's frames stamped by a camera's wrong clock (``{"cam": {"rate": 0.99}}``: its ``Clock``'s settings)."""
     if not Path(SYSTEM_PYTHON).exists():
         raise ServiceError(f"{SYSTEM_PYTHON} is missing; the RTSP test server needs Debian's python3-gi")
     port = port or free_port()
     argv = [SYSTEM_PYTHON, str(RTSP_SERVER), "--port", str(port)]
     if tls is not None:
         argv += ["--tls-cert", str(Path(tls[0]).resolve()), "--tls-key", str(Path(tls[1]).resolve())]
+    for name, clock in (clocks or {}).items():
+        argv += ["--clock", f"{name}:" + ",".join(f"{k}={v}" for k, v in clock.items())]
     argv += [f"{k}={Path(v).resolve()}" for k, v in mounts.items()]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     return Service("rtsp-server", argv, port, work / "rtsp-server.log", env=env)
