@@ -616,7 +616,7 @@ def removed_named(request: Request) -> None:
     were: the route's own read says so, and ``/health`` answers on."""
     app = request.app
     try:
-        removed = app.state.store.removed_departments({d.id for d in app.state.tables.departments}, time.time())
+        removed = app.state.store.removed_departments(app.state.tables.department_ids, time.time())
     except OperationalError:
         return
     if removed != app.state.tables.removed:

@@ -312,9 +312,14 @@ class Tables(Strict):
         tables.__dict__["_removed"] = {d: n for d, n in names.items() if not self.knows_department(d)}
         return tables
 
+    @cached_property
+    def department_ids(self) -> frozenset[str]:
+        """The departments' ids (the API's every request compares them with the cases' for ``removed``)."""
+        return frozenset(d.id for d in self.departments)
+
     def knows_department(self, department: str | None) -> bool:
         """Whether ``department`` is in the city's tables (an open case's may have been taken out since)."""
-        return any(d.id == department for d in self.departments)
+        return department in self.department_ids
 
     def removed_departments(self, open_cases: dict[str, int]) -> list[str]:
         """What to say of the departments that hold open cases (``open_cases``: department -> how many) but are no

@@ -9,6 +9,7 @@ processes are safe). The clock finds overdue cases and escalates them (二次吹
 from __future__ import annotations
 
 import collections
+from collections.abc import Sequence
 import json
 import logging
 import queue
@@ -365,14 +366,13 @@ class Clock(threading.Thread):
 
     def __init__(self, store: Store, tables: Tables, client, every_s: float, health: Health | None = None,
                  suppressions: SuppressionSender | None = None, retention: DeadLetterRetention | None = None,
-                 dead_letter_log: DeadLetterLog | None = None, refusal_log: RefusalLog | None = None,
-                 placeless_log: RefusalLog | None = None):
+                 summaries: Sequence[DeadLetterLog | RefusalLog] = ()):
         super().__init__(name="clock", daemon=True)
         self.store, self.tables, self.client, self.every_s = store, tables, client, every_s
         self.suppressions = suppressions
-        self.dead_letter_log = dead_letter_log  # ingest's: its minute's count said at the round after the minute
-        self.refusal_log = refusal_log  # ingest's refused heartbeats': the same
-        self.placeless_log = placeless_log  # ingest's cameras at (0, 0): the same
+        # ingest's logs of what it says a few of a minute (its dead letters, refused heartbeats, cameras at (0, 0)):
+        # each minute's count of the rest said at the round after the minute
+        self.summaries = tuple(summaries)
         self.retention = retention or DeadLetterRetention(store, 90.0, 1024)
         self.health = health or Health(every_s)
         self.failures = Failures()
@@ -455,12 +455,7 @@ class Clock(threading.Thread):
                  ("quarantine", self.quarantine), ("dead_letters", self.delete_dead_letters))
         if self.suppressions is not None:
             steps += (("suppressions", self.suppressions.send),)
-        if self.dead_letter_log is not None:
-            steps += (("dead_letter_log", self.dead_letter_log.flush),)
-        if self.refusal_log is not None:
-            steps += (("refusal_log", self.refusal_log.flush),)
-        if self.placeless_log is not None:
-            steps += (("placeless_log", self.placeless_log.flush),)
+        steps += tuple((f"log_summary_{n}", summary.flush) for n, summary in enumerate(self.summaries))
         failing: set[str] = set()  # the steps whose last run failed (escalation's stays so between its runs)
         escalated_at = None
         while not self.stop.is_set():
@@ -517,8 +512,8 @@ def run_gateway(config: GatewayConfig) -> int:
     mqtt_ingest = MqttIngest(config, ingest, health, first_start=store.made)
     sender = SuppressionSender(store, mqtt_ingest.client)
     clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health, sender,
-                  DeadLetterRetention(store, config.dead_letter_days, config.dead_letter_mb), ingest.said,
-                  ingest.heartbeats.said, ingest.placeless_said)
+                  DeadLetterRetention(store, config.dead_letter_days, config.dead_letter_mb),
+                  (ingest.said, ingest.heartbeats.said, ingest.placeless_said))
     ingest.on_case = lambda case_id: clock.wake.set()
 
     def suppressions_changed(box: str | None = None) -> None:

@@ -17,7 +17,7 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
 from sqlalchemy import (
@@ -578,7 +578,7 @@ def open_by_department(db: Connection) -> dict[str, int]:
 def removed_with_open_cases(db: Connection, tables: Tables) -> list[str]:
     """``Tables.removed_departments`` of the open cases (``open_by_department``), each department by the name its
     last dispatch logged too (``removed_departments``): the gateway's start and ``gateway --check`` say them."""
-    named = tables.with_removed(removed_departments(db, {d.id for d in tables.departments}))
+    named = tables.with_removed(removed_departments(db, tables.department_ids))
     return named.removed_departments(open_by_department(db))
 
 
@@ -919,7 +919,7 @@ def dispatch_note(department: str, tables: Tables) -> str:
     return f"{department} {tables.department_name(department)}" if tables.knows_department(department) else department
 
 
-def removed_departments(db: Connection, known: set[str], named_before: dict[str, str | None] | None = None
+def removed_departments(db: Connection, known: Collection[str], named_before: dict[str, str | None] | None = None
                         ) -> dict[str, str | None]:
     """The departments the cases name that are not in ``known`` (the tables'), each with the name its latest logged
     dispatch gave it (None: none did, all logged before dispatches named it); a name in ``named_before`` is kept, not
@@ -1376,7 +1376,7 @@ class Store:
             self._case_values[key] = now, values
         return values
 
-    def removed_departments(self, known: set[str], now: float) -> dict[str, str | None]:
+    def removed_departments(self, known: frozenset[str], now: float) -> dict[str, str | None]:
         """``removed_departments`` of the cases as of ``CASE_VALUES_KEPT_S`` ago at most, a scan as ``case_values``'
         (each name found kept): read once at start, a gateway never learnt of a department another gateway's cases
         named since (its tables older), and showed it by its bare id."""
@@ -1384,7 +1384,7 @@ class Store:
         if not 0 <= now - at < CASE_VALUES_KEPT_S or was_known != known:
             with self.engine.connect() as db:
                 named = removed_departments(db, known, named)
-            self._removed = now, frozenset(known), named
+            self._removed = now, known, named
         return named
 
     def get_case(self, case_id: int) -> dict | None:

@@ -422,7 +422,7 @@ def test_a_client_making_up_a_box_name_for_each_heartbeat_over_real_mosquitto_fi
     ingest = Ingest(store, TABLES)
     ingest.heartbeats.said.window_s = 3600.0  # the flood within one minute, however slow this machine
     gateway = MqttIngest(GatewayConfig(broker=GatewayBroker(port=broker.port, client_id="gateway-1")), ingest)
-    clock = service.Clock(store, TABLES, client=None, every_s=0.05, refusal_log=ingest.heartbeats.said)
+    clock = service.Clock(store, TABLES, client=None, every_s=0.05, summaries=[ingest.heartbeats.said])
     monkeypatch.setattr(service, "CLOCK_ROUND_MAX_S", 0.05)
     rogue = make_client("rogue")  # a broker without the deploy ACL: anyone may write any topic
     gateway.start()

@@ -121,7 +121,7 @@ def test_a_flood_that_stops_has_its_last_minutes_count_said_by_the_clock(tmp_pat
     ingest = Ingest(store, tables, clock=time.time)
     ingest.said.window_s = 0.5  # a minute, shortened
     assert ingest.handle_batch([(BAD, b"not json %d" % n) for n in range(20)]) == ["dead_letter"] * 20
-    clock = Clock(store, tables, client=None, every_s=0.05, dead_letter_log=ingest.said)
+    clock = Clock(store, tables, client=None, every_s=0.05, summaries=[ingest.said])
     clock.start()
     try:
         wait_until(lambda: any(r.getMessage().startswith("15 more dead letter(s) in ") for r in caplog.records), 10,
@@ -142,7 +142,7 @@ def test_the_minutes_count_is_said_within_the_minute_however_seldom_escalation_r
     ingest = Ingest(store, tables, clock=time.time)
     ingest.said.window_s = 0.5
     assert ingest.handle_batch([(BAD, b"not json %d" % n) for n in range(20)]) == ["dead_letter"] * 20
-    clock = Clock(store, tables, client=None, every_s=3600, dead_letter_log=ingest.said)
+    clock = Clock(store, tables, client=None, every_s=3600, summaries=[ingest.said])
     looks = []
     clock.escalate_overdue = lambda now: looks.append(now) or Clock.escalate_overdue(clock, now)  # counted, as it was
     clock.start()
