@@ -154,8 +154,9 @@ def deadline(start: float, level: ServiceLevel, calendar: Calendar = Calendar())
     if not level.working:
         return start + working_seconds(level, calendar)
     left, when = working_seconds(level, calendar), datetime.fromtimestamp(start, calendar.tz)
-    day = when.date()
-    for _ in range(3660):  # ten years of days: a calendar with no working day at all ends here
+    day, idle = when.date(), 0
+    while idle < 3660:  # ten years of days without working time: a calendar with no working day at all ends here
+        idle = 0 if calendar.working(day) and calendar.hours else idle + 1
         if calendar.working(day):
             for opens, closes in ((datetime.combine(day, a, calendar.tz), datetime.combine(day, b, calendar.tz))
                                   for a, b in calendar.hours):

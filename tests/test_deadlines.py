@@ -225,6 +225,18 @@ def test_a_working_deadline_falls_on_working_time_and_later_for_a_later_start_or
     assert deadline(start, level._replace(amount=amount + data.draw(st.integers(0, 5))), calendar) >= due
 
 
+def test_a_deadline_more_than_ten_years_of_days_away_is_counted_to_its_end():
+    """The property above, as Hypothesis found it: a working day of one minute and 44 working hours, 2,640 working
+    days, ran past the ten years of days the count was bounded by, and was refused saying the calendar had no working
+    hours. Only ten years of days in a row without working time end the count."""
+    calendar, start = Calendar(hours=((time(0, 0), time(0, 1)),)), at(2026, 11, 23)
+    level = ServiceLevel(44, "h", True)
+    due = deadline(start, level, calendar)
+    assert on_working_time(calendar, due) and working_minutes(calendar, start, due) == 44 * 60
+    with pytest.raises(ValueError, match="no working hours"):
+        deadline(start, level, Calendar(hours=()))
+
+
 @settings(max_examples=300, deadline=None)
 @given(calendars(), st.integers(0, 13), st.sampled_from(["min", "d"]), st.data())
 def test_counting_working_time_back_takes_back_what_a_deadline_adds(calendar, days, unit, data):
