@@ -32,7 +32,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import threading
 from collections.abc import Collection
 from typing import Annotated, Literal
 
@@ -45,6 +44,7 @@ from sqlalchemy.engine import Connection
 from gateway.config import neutralised
 from gateway.metrics import HEARTBEATS
 from gateway.storage import Prepared, Store, boxes, database_now
+from gateway.tally import MinuteTally
 from gateway.workflow import Role
 from xueliang import wire
 
@@ -279,13 +279,13 @@ _KNOWN = Prepared(select(boxes.c.box).where(boxes.c.box == bindparam("box")))
 _HOW_MANY = Prepared(select(func.count()).select_from(boxes))
 
 
-class RefusalLog:
+class RefusalLog(MinuteTally):
     """Which refused heartbeats are said: each box's at most once per ``REFUSAL_NOTE_S`` (``due``: on its row, and
     in the log), and of those ``REFUSALS_SAID`` a minute in the log at most, whatever the names; the rest are counted
-    by kind and said in one line once the minute is over (``flush``, also at the gateway's clock's rounds, as the dead
-    letters' count: ``ingest.DeadLetterLog``). Time is passed in; ingest's thread and the clock's call it, a lock
-    keeps the counts whole. ``what`` and ``counted`` say in that line what was counted and where else it shows, to
-    ``logger``: ingest's cameras at (0, 0) are named so too (``named`` alone: said once a camera).
+    by kind and said in one line once the minute is over (``MinuteTally``: ``flush`` at the gateway's clock's rounds
+    too, as the dead letters' count: ``ingest.DeadLetterLog``). ``what`` and ``counted`` say in that line what was
+    counted and where else it shows, to ``logger``: ingest's cameras at (0, 0) are named so too (``named`` alone: said
+    once a camera).
 
     >>> said = RefusalLog(said_max=1)
     >>> said.due("a", 0.0), said.due("a", 10.0), said.due("b", 10.0)
@@ -297,13 +297,9 @@ class RefusalLog:
     def __init__(self, window_s: float = 60.0, said_max: int = REFUSALS_SAID, *,
                  what: str = "box(es) whose heartbeats were refused",
                  counted: str = "each refusal is counted in xl_gateway_heartbeats", logger: logging.Logger = log):
-        self.window_s, self.said_max = window_s, said_max
+        super().__init__(self._say_counted, per_key=said_max, at_most=said_max, window_s=window_s)
         self.what, self.counted_as, self.log = what, counted, logger
-        self.since: float | None = None
-        self.said = 0
-        self.quiet: collections.Counter = collections.Counter()  # kind -> boxes not named
         self._noted: dict[str, float] = {}  # box -> when its last refusal was said
-        self._lock = threading.Lock()
 
     def due(self, box: str, now: float) -> bool:
         """Whether a refusal of ``box`` is to be said now (the first, or none said for REFUSAL_NOTE_S)."""
@@ -317,30 +313,12 @@ class RefusalLog:
 
     def named(self, kind: str, now: float) -> bool:
         """Whether a refusal that is ``due`` is said by name in the log now; False: counted under ``kind``."""
-        with self._lock:
-            self._flush(now)
-            if self.said < self.said_max:
-                self.said += 1
-                return True
-            self.quiet[kind] += 1
-            return False
+        return self.take(kind, now) > 0
 
-    def counted(self) -> int:
-        return self.quiet.total()
-
-    def flush(self, now: float) -> None:
-        """Say what was counted, not said, once the minute is over (or the clock was set back)."""
-        with self._lock:
-            self._flush(now)
-
-    def _flush(self, now: float) -> None:
-        if self.since is not None and 0 <= now - self.since < self.window_s:
-            return
-        if self.quiet:
-            kinds = ", ".join(f"{kind} {n}" for kind, n in self.quiet.most_common())
-            self.log.warning("%d more %s in %.0f s, not named one by one (at most %d a minute are; %s): %s",
-                             self.quiet.total(), self.what, now - self.since, self.said_max, self.counted_as, kinds)
-        self.since, self.said, self.quiet = now, 0, collections.Counter()
+    def _say_counted(self, quiet: collections.Counter, seconds: float) -> None:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in quiet.most_common())
+        self.log.warning("%d more %s in %.0f s, not named one by one (at most %d a minute are; %s): %s",
+                         quiet.total(), self.what, seconds, self.at_most, self.counted_as, kinds)
 
 
 class Heartbeats:

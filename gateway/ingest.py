@@ -18,7 +18,6 @@ import collections
 import hashlib
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable
 
@@ -33,6 +32,7 @@ from gateway.config import WAITING_PICTURES_MB, Tables
 from gateway.images import ImageError, check_evidence
 from gateway.metrics import Health
 from gateway.storage import Store
+from gateway.tally import MinuteTally
 from gateway.workflow import Action, CaseState, Role
 from xueliang import wire
 
@@ -57,7 +57,6 @@ PLACELESS_MAX = 10_000
 # counted (xl_gateway_messages_total{outcome="dead_letter"} counts each, the table keeps each) and said in one line
 SAID_PER_KIND = 5  # a minute, of one box and one kind of reason (``reason_kind``)
 SAID_AT_MOST = 100  # a minute, in all (a client making up box ids)
-QUIET_KINDS_MAX = 10_000  # (box, kind) counted apart in a minute; those past it are counted together
 
 
 def reason_kind(reason: str) -> str:
@@ -69,53 +68,29 @@ def reason_kind(reason: str) -> str:
     return re.sub(r"'[^']*'|\"[^\"]*\"|\d+(?:\.\d+)?", "_", reason)[:120]
 
 
-class DeadLetterLog:
+class DeadLetterLog(MinuteTally):
     """Says dead letters in the log: the first ``SAID_PER_KIND`` of each box and kind of reason in a minute, at
     most ``SAID_AT_MOST`` in all, one by one; the rest in one line once the minute is over, with the boxes and reasons
-    that sent most. Time is passed in. The gateway's clock calls ``flush`` at each of its rounds (``service.Clock``):
-    said at the next message, a flood that stopped kept its last minute's count unsaid until some later message came.
-    Ingest's thread and the clock's call it: a lock keeps the counts whole."""
+    that sent most (``MinuteTally``: ``flush`` at the gateway's clock's rounds too)."""
 
     def __init__(self, window_s: float = 60.0):
-        self.window_s = window_s
-        self.since: float | None = None
-        self.said: collections.Counter = collections.Counter()
-        self.quiet: collections.Counter = collections.Counter()
-        self._lock = threading.Lock()
+        super().__init__(_say_dead_letters_counted, per_key=SAID_PER_KIND, at_most=SAID_AT_MOST, window_s=window_s,
+                         others=("(others)", ""))
 
     def say(self, box: str, where: str, reason: str, now: float) -> None:
         """One dead letter of ``box``; ``where`` says it in the line (``on TOPIC``, ``from box 'b'``)."""
-        with self._lock:
-            self._say(box, where, reason, now)
-
-    def _say(self, box: str, where: str, reason: str, now: float) -> None:
-        self._flush(now)
-        key = (box, reason_kind(reason))
-        if self.said[key] < SAID_PER_KIND and self.said.total() < SAID_AT_MOST:
-            self.said[key] += 1
+        if n := self.take((box, reason_kind(reason)), now):
             more = " (more of the kind from this box within the minute are counted, not said one by one)" \
-                if self.said[key] == SAID_PER_KIND else ""
+                if n == SAID_PER_KIND else ""
             log.warning("dead letter %s: %s%s", where, reason, more)
-            return
-        if key not in self.quiet and len(self.quiet) >= QUIET_KINDS_MAX:
-            key = ("(others)", "")
-        self.quiet[key] += 1
 
-    def flush(self, now: float) -> None:
-        """Say what was counted, not said, once the minute is over (or the clock was set back)."""
-        with self._lock:
-            self._flush(now)
 
-    def _flush(self, now: float) -> None:
-        if self.since is not None and 0 <= now - self.since < self.window_s:
-            return
-        if self.quiet:
-            top = ", ".join(f"box {box[:64]!r} {n} ({kind})" for (box, kind), n in self.quiet.most_common(5))
-            rest = len(self.quiet) - 5
-            log.warning("%d more dead letter(s) in %.0f s not said one by one (each is in the dead letters and in "
-                        "xl_gateway_messages_total{outcome=\"dead_letter\"}): %s%s", self.quiet.total(),
-                        now - self.since, top, f", and {rest} more box(es) or reason(s)" if rest > 0 else "")
-        self.since, self.said, self.quiet = now, collections.Counter(), collections.Counter()
+def _say_dead_letters_counted(quiet: collections.Counter, seconds: float) -> None:
+    top = ", ".join(f"box {box[:64]!r} {n} ({kind})" for (box, kind), n in quiet.most_common(5))
+    rest = len(quiet) - 5
+    log.warning("%d more dead letter(s) in %.0f s not said one by one (each is in the dead letters and in "
+                "xl_gateway_messages_total{outcome=\"dead_letter\"}): %s%s", quiet.total(), seconds, top,
+                f", and {rest} more box(es) or reason(s)" if rest > 0 else "")
 
 
 def topic_box(topic: str) -> str:

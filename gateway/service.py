@@ -26,12 +26,12 @@ from paho.mqtt.properties import Properties
 from gateway import presentation, storage, verdicts
 from gateway.api import create_app
 from gateway.actions import perform
-from gateway.boxes import RefusalLog
 from gateway.cases import escalation, running_deadline
 from gateway.config import Broker, GatewayConfig, GatewayConfigError, Http, Tables, load_tables
-from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, DeadLetterLog, Ingest, Outcomes, told
+from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, Ingest, Outcomes, told
 from gateway.metrics import CLOCK_FAILURES, DEAD_LETTERS_DELETED, HEARTBEATS, NOTICES, Health
 from gateway.storage import Store
+from gateway.tally import MinuteTally
 from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
 from xueliang.mqtt import SAY_AGAIN_S, make_client
@@ -366,7 +366,7 @@ class Clock(threading.Thread):
 
     def __init__(self, store: Store, tables: Tables, client, every_s: float, health: Health | None = None,
                  suppressions: SuppressionSender | None = None, retention: DeadLetterRetention | None = None,
-                 summaries: Sequence[DeadLetterLog | RefusalLog] = ()):
+                 summaries: Sequence[MinuteTally] = ()):
         super().__init__(name="clock", daemon=True)
         self.store, self.tables, self.client, self.every_s = store, tables, client, every_s
         self.suppressions = suppressions
