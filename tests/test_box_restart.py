@@ -321,6 +321,7 @@ def start_killed(script: str) -> None:
     assert done.returncode == -signal.SIGKILL, done.stderr
 
 
+@pytest.mark.slow
 def test_a_box_restarted_after_ntp_set_its_clock_right_keeps_its_boots_time_for_the_next_boot(tmp_path):
     """A real start of the box in a process of its own, its RTC three hours fast, queues the van's start and is killed
     before it looks at its clock again; NTP sets the clock right meanwhile (this process's clock is right). The box's

@@ -51,6 +51,7 @@ def replayed(tmp_path_factory):
             if out.message["zone"] == "kerb-no-parking"]
 
 
+@pytest.mark.slow
 def test_the_box_sends_the_frame_as_the_camera_gave_it_beside_the_snapshot(replayed):
     start = replayed[0]
     assert start.message["state"] == "start" and start.frame and start.evidence

@@ -187,6 +187,7 @@ def write_frames(pipe, frames: int, picture: str = "testsrc=size=160x120:rate=10
                              "zerolatency", "-g", "10", "-flush_packets", "1", "-f", "mpegts", str(pipe)])
 
 
+@pytest.mark.slow
 def test_a_pipe_is_read_whole_when_its_writer_comes_late_and_pauses(tmp_path):
     """A pipe's open waits in the kernel for its writer and its reads for the writer's bytes, where PyAV's
     timeouts never reach: they fired at the first read once the writer was there (the open failed, "Immediate
@@ -360,6 +361,7 @@ def test_the_hung_reads_a_camera_leaves_are_bounded_and_end_when_their_source_an
         analyser.join(5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["paused", "restarted"])
 def test_a_pipe_camera_whose_writer_comes_back_is_read_whole_by_its_one_read(tmp_path, monkeypatch, how):
     """A pipe camera taken for hung (its writer paused, or gone and started again) was read afresh beside its hung
@@ -860,6 +862,7 @@ def test_a_camera_back_online_keeps_its_last_error_with_when_it_was(tmp_path):
     assert began - 0.5 <= wire.parse_time(cam["last_error_at"]) <= failed + 0.5, (cam, began, failed)
 
 
+@pytest.mark.slow
 def test_a_file_camera_played_to_its_end_is_played_again_without_a_failure(tmp_path, caplog):
     """A file loops, as README says: at each end it was a failure ("stream ended"), a WARNING, a reconnect counted
     and its camera's online gauge at 0, and the boxes page showed the error. It says so once at INFO: each end was

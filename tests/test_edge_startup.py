@@ -348,6 +348,7 @@ def test_an_outbox_kept_in_memory_counts_what_its_file_holds_read_without_writin
         outbox.close()
 
 
+@pytest.mark.slow
 def test_a_read_only_outbox_stops_the_box_with_one_line_saying_what_to_do(tmp_path):
     config = write(tmp_path)
     path = tmp_path / "edge" / "start-box.outbox.sqlite"

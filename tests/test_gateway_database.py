@@ -99,6 +99,7 @@ def test_a_postgresql_that_does_not_answer_is_named_without_its_password(url):
     assert "secret" not in str(refused.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["not SQLite", "of a later release"])
 def test_the_gateway_started_on_a_broken_database_says_so_in_one_line_and_exits_2(tmp_path, how):
     path = tmp_path / "gateway.sqlite"

@@ -65,6 +65,7 @@ def test_messages_made_while_the_disk_is_full_wait_in_memory_and_are_written_in_
     assert topics == ["t/0"] + [topic for batch in batches for topic, _ in batch]  # each evidence before its incident
 
 
+@pytest.mark.slow
 def test_what_gateways_confirm_while_the_disk_is_full_is_deleted_once_it_has_room_and_sending_goes_on(small_disk,
                                                                                                       broker):
     """A gateway's confirmation deletes from the outbox, a write: on a full disk it raised into the sender thread,

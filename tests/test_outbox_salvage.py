@@ -8,6 +8,8 @@ import re
 import sqlite3
 import time
 
+import pytest
+
 from edge.outboxfile import open_outbox
 from edge.config import Broker
 from edge.publisher import Outbox, Publisher
@@ -59,6 +61,7 @@ def one_gap(saved: list, original: list) -> tuple[int, int]:
     return a, b
 
 
+@pytest.mark.slow
 def test_the_rows_before_and_after_a_damaged_page_are_sent_in_order(tmp_path, broker, caplog):
     """They were moved aside with the rest and never sent: 600 messages lost for one page of 4 kB."""
     original = messages(300)

@@ -129,6 +129,7 @@ def events(pipeline, clip):
     return out
 
 
+@pytest.mark.slow
 def test_a_picture_cropped_to_another_shape_is_a_moved_fault_and_its_zones_rest_until_it_is_back(tmp_path, caplog):
     """A 4:3 stream cropped to 16:9 while it ran (its profile changed): the zones, in fractions of the picture, lay on
     other ground, and only an INFO line said so; a parking incident was raised in the kerb zone moved onto the road."""
@@ -149,6 +150,7 @@ def test_a_picture_cropped_to_another_shape_is_a_moved_fault_and_its_zones_rest_
     assert "changed shape, from 768x576 to 768x432: the zones were drawn on a picture of another shape" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_picture_at_another_resolution_of_its_shape_is_no_fault(tmp_path):
     """1280x720, then 640x360, then 1920x1080: the same picture, the zones on their ground, analysed throughout."""
     clip = stream(tmp_path / "sizes.ts", (0, 6, "scale=1280:720"), (6, 6, "scale=640:360"), (12, 6, "scale=1920:1080"))
