@@ -147,6 +147,41 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = 
     raise AssertionError(f"{message} within {timeout:.0f}s")
 
 
+class CpuSpent:
+    """The process's CPU since this was made, less what the threads already running then spent meanwhile (earlier
+    tests' leftovers: a broker client's loop, a decoder's threads): what work started here costs, on a machine
+    however loaded. The thread that made it is counted, and a thread that ended meanwhile (its CPU stays the process's).
+
+    >>> spent = CpuSpent(); spent() < 5.0
+    True
+    """
+
+    def __init__(self):
+        me = threading.get_native_id()
+        self.others = [tid for tid in _thread_ids() if tid != me]
+        self.began, self.others_began = time.process_time(), _threads_cpu(self.others)
+
+    def __call__(self) -> float:
+        return time.process_time() - self.began - (_threads_cpu(self.others) - self.others_began)
+
+
+def _thread_ids() -> list[int]:
+    return [int(tid) for tid in os.listdir("/proc/self/task")]
+
+
+def _threads_cpu(tids: list[int]) -> float:
+    """CPU seconds (user and system) the threads ``tids`` of this process have spent; those gone count nothing."""
+    total = 0
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after the name, which may hold spaces: state is field 3
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def serve(app):
     """A real HTTP server (uvicorn, in a thread) for ``app`` on a free loopback port, as a context
     manager that yields its base URL; for HTTP clients and browsers that must talk over a socket."""
