@@ -479,6 +479,14 @@ def _timely(packets: Iterator[av.Packet], wait_s: float | None, url: str) -> Ite
         yield packet
 
 
+def _oversized(codec, url: str) -> SourceError | None:
+    """The camera's fault where its decoder is set up for a picture over ``MAX_PICTURE_PIXELS``, which it refuses
+    (its max_pixels): the picture's size, from the stream's parameters or its last key frame's."""
+    if codec.width * codec.height > MAX_PICTURE_PIXELS:
+        return SourceError(f"{url}: {picture_fault(codec.width, codec.height)}; not decoded")
+    return None
+
+
 def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: str, damage: Damage,
              said: set[str] | None = None, packet_wait_s: float | None = None) -> Iterator[av.VideoFrame]:
     """The frames of ``stream`` that may be analysed: on the key-frame path, key frames alone.
@@ -513,6 +521,11 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
     blank = 0  # packets in a row due a picture that gave none: past the first picture, key frames on the key path
     pictured = False  # a picture came: from then on a key frame's comes as it is decoded (the reordering is full)
     unkeyed: int | None = 0  # packets passed over before the first key frame; None from it on
+    # The decoder refuses to open on a picture its stream states over its max_pixels, and forgets the size (0x0):
+    # the packet after opens it again and is refused naming it, but a file of one frame has none after, and its one
+    # was counted damaged with no reason but FFmpeg's "Invalid argument"
+    if oversized := _oversized(codec, url):
+        raise oversized
     for packet in _timely(container.demux(stream), packet_wait_s, url):
         todo, at = [packet], _packet_time(packet)
         if at is not None:  # how far the file was read, its last frame's length on
@@ -557,8 +570,8 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
             try:
                 frames = each.decode()
             except av.FFmpegError as exc:  # a damaged packet (lost on the network, a bad sector): skip it alone
-                if codec.width * codec.height > MAX_PICTURE_PIXELS:  # the picture it sets up is refused: no damage
-                    raise SourceError(f"{url}: {picture_fault(codec.width, codec.height)}; not decoded") from None
+                if oversized := _oversized(codec, url):  # the picture it sets up is refused: no damage
+                    raise oversized from None
                 bad, damage.refused, blank = bad + 1, damage.refused + 1, blank + due
                 if damage.first_refused_s is None and origin is not None and (when := _packet_time(each)) is not None:
                     damage.first_refused_s = when - origin
@@ -570,6 +583,12 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
             else:
                 bad, pictured = 0, pictured or bool(frames)
                 blank = 0 if frames else blank + due
+                # ... and says so only where it decodes that picture: on the key-frame path it skips it without a
+                # word, and its frame threads (``rate``) drop it; a stream that ended on one was read as if nothing
+                # was wrong, and on the key-frame path, one that went on was taken for key frames the decoder skips
+                oversized = _oversized(codec, url)
+                if oversized and not frames:
+                    raise oversized
             # A stream whose codec changed mid-way (two recordings joined, H.264 then H.265) goes to the first one's
             # decoder, which refuses most of the rest and takes the packets it reads as key frames without a
             # picture (250 refused in a row never came): the rest went unread, and the read ended as if all was read
@@ -594,6 +613,8 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
                     continue
                 handed = frame.pts if frame.pts is not None else handed
                 yield frame
+            if oversized:  # once the frames before it are handed out (its frame threads held them back)
+                raise oversized
 
 
 def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,

@@ -4,7 +4,9 @@ ffmpeg and the real models: refused as the camera's fault (edge/source.py), boun
 (edge/pipeline.py); the video track a person means, of several."""
 
 import logging
+import os
 import subprocess
+import threading
 
 import numpy as np
 import pytest
@@ -54,22 +56,59 @@ def test_a_picture_no_camera_makes_is_the_cameras_fault_and_names_its_size(tmp_p
         next(open_frames(str(still(tmp_path / "odd.mp4", size))))
 
 
-def test_a_stream_whose_picture_grows_past_any_cameras_ends_its_read_naming_the_size(tmp_path):
+@pytest.fixture(scope="module")
+def oversized(tmp_path_factory):
+    """MPEG-TS parts: 2 s of 320x240, 1 s of 8200x4400 (5 frames, one key frame), one 8200x4400 frame."""
+    folder = tmp_path_factory.mktemp("oversized")
+    parts = {"small": "testsrc=s=320x240:r=5:d=2", "large": "color=gray:s=8200x4400:r=5:d=1",
+             "one": "color=gray:s=8200x4400:r=5:d=0.2"}
+    for name, source in parts.items():
+        ffmpeg("-f", "lavfi", "-i", source, "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts",
+               str(folder / f"{name}.ts"))
+    return {name: (folder / f"{name}.ts").read_bytes() for name in parts}
+
+
+@pytest.mark.parametrize("sampling", ["auto", "keyframes", "rate"])
+@pytest.mark.parametrize("tail", ["large", "one"])
+def test_a_stream_whose_picture_grows_past_any_cameras_ends_its_read_naming_the_size(tmp_path, oversized, tail,
+                                                                                      sampling):
     """A stream of 800 KB whose pictures were 16384x8192 took the reader 1.5 GB: its decoder allocated every one
     before the box looked at its size. The decoder now refuses such a picture (FFmpeg's max_pixels), and the
-    read ends at once with the camera's fault, the frames before it analysed."""
-    parts = [tmp_path / "small.ts", tmp_path / "large.ts"]
-    ffmpeg("-f", "lavfi", "-i", "testsrc=s=320x240:r=5:d=2", "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts",
-           str(parts[0]))
-    ffmpeg("-f", "lavfi", "-i", "color=gray:s=8200x4400:r=5:d=1", "-c:v", "libx264", "-preset", "ultrafast", "-f",
-           "mpegts", str(parts[1]))
+    read ends at once with the camera's fault, the frames before it analysed. The decoder says so only where it
+    decodes the picture: on the key-frame path it skips it without a word, and its frame threads (``rate``) drop
+    it: a stream that ended on one such frame was read to its end as if nothing was wrong, and on the key-frame
+    path, one that went on was said to be a stream whose key frames the decoder skips ("set the camera's sampling
+    to auto or rate")."""
     clip = tmp_path / "grows.ts"
-    clip.write_bytes(b"".join(part.read_bytes() for part in parts))
+    clip.write_bytes(oversized["small"] + oversized[tail])
     shapes = []
     with pytest.raises(SourceError, match=r"a 8200x4400 picture is no camera's: 36\.1 megapixels, more than H\.264's"):
-        for _, image in open_frames(str(clip), sampling="rate"):
+        for _, image in open_frames(str(clip), sampling=sampling):
             shapes.append(image.shape)
-    assert len(shapes) == 2 and set(shapes) == {(240, 320, 3)}
+    assert len(shapes) == (2 if sampling == "rate" else 1) and set(shapes) == {(240, 320, 3)}
+
+
+def test_a_stream_of_one_picture_no_camera_makes_is_refused_naming_its_size(tmp_path, oversized):
+    """A file of one 8200x4400 frame gave no frame, and no reason but "1 damaged packet(s) skipped": the decoder
+    refuses to open on the size its stream states, and forgets it; the packet after opens it again and is refused
+    naming it, and a file of one frame has none after. The same of a pipe whose writer sent one such frame. A file of
+    one frame of a size cameras make gives its frame."""
+    stream, big, small = tmp_path / "one.ts", tmp_path / "one.mp4", tmp_path / "small.mp4"
+    stream.write_bytes(oversized["one"])
+    ffmpeg("-i", str(stream), "-c", "copy", str(big))
+    ffmpeg("-f", "lavfi", "-i", "color=gray:s=320x240:r=5", "-frames:v", "1", "-c:v", "libx264", "-preset",
+           "ultrafast", str(small))
+    for sampling in ("auto", "keyframes", "rate"):
+        with pytest.raises(SourceError, match=r"one\.mp4: a 8200x4400 picture is no camera's"):
+            list(open_frames(str(big), sampling=sampling))
+        assert [image.shape for _, image in open_frames(str(small), sampling=sampling)] == [(240, 320, 3)]
+    pipe = tmp_path / "camera.pipe"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=pipe.write_bytes, args=(oversized["one"],), daemon=True)
+    writer.start()
+    with pytest.raises(SourceError, match=r"camera\.pipe: a 8200x4400 picture is no camera's"):
+        list(open_frames(str(pipe), read_timeout_s=2.0))
+    writer.join(5)
 
 
 def test_the_longest_and_smallest_pictures_cameras_make_are_analysed(tmp_path):
