@@ -479,11 +479,34 @@ def _timely(packets: Iterator[av.Packet], wait_s: float | None, url: str) -> Ite
         yield packet
 
 
-def _oversized(codec, url: str) -> SourceError | None:
+def stated_size(data: bytes) -> tuple[int, int] | None:
+    """The picture size a PNG's header (IHDR) or a JPEG's frame header (SOF) states, read without decoding it.
+
+    >>> stated_size(b"\\x89PNG\\r\\n\\x1a\\n" + bytes(4) + b"IHDR" + bytes.fromhex("00003e80 00002328"))
+    (16000, 9000)
+    >>> stated_size(bytes.fromhex("ffd8 ffe0 0004 0000 ffc0 0011 08 2328 3e80")), stated_size(b"RIFF....AVI ")
+    ((16000, 9000), None)
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    at = 2 if data[:2] == b"\xff\xd8" else len(data)
+    while at + 9 <= len(data) and data[at] == 0xFF:  # the segments before the frame header, each with its length
+        if 0xC0 <= data[at + 1] <= 0xCF and data[at + 1] not in (0xC4, 0xC8, 0xCC):  # SOF0-15: height, then width
+            return int.from_bytes(data[at + 7:at + 9], "big"), int.from_bytes(data[at + 5:at + 7], "big")
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+    return None
+
+
+def _oversized(codec, url: str, packet: av.Packet | None = None) -> SourceError | None:
     """The camera's fault where its decoder is set up for a picture over ``MAX_PICTURE_PIXELS``, which it refuses
-    (its max_pixels): the picture's size, from the stream's parameters or its last key frame's."""
-    if codec.width * codec.height > MAX_PICTURE_PIXELS:
-        return SourceError(f"{url}: {picture_fault(codec.width, codec.height)}; not decoded")
+    (its max_pixels): the picture's size, from the stream's parameters or its last key frame's. A stream that states
+    no size of its own (an image's, MJPEG's) leaves the decoder none once it has refused one (0x0): the size
+    ``packet`` states, where it is a PNG or a JPEG (``stated_size``)."""
+    width, height = codec.width, codec.height
+    if not width * height and packet is not None:
+        width, height = stated_size(bytes(packet)) or (0, 0)
+    if width * height > MAX_PICTURE_PIXELS:
+        return SourceError(f"{url}: {picture_fault(width, height)}; not decoded")
     return None
 
 
@@ -570,7 +593,7 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
             try:
                 frames = each.decode()
             except av.FFmpegError as exc:  # a damaged packet (lost on the network, a bad sector): skip it alone
-                if oversized := _oversized(codec, url):  # the picture it sets up is refused: no damage
+                if oversized := _oversized(codec, url, each):  # the picture it sets up is refused: no damage
                     raise oversized from None
                 bad, damage.refused, blank = bad + 1, damage.refused + 1, blank + due
                 if damage.first_refused_s is None and origin is not None and (when := _packet_time(each)) is not None:
@@ -638,7 +661,11 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     logged of it, logged again at DEBUG only (``_say``).
     Raises SourceError when the camera cannot be opened or a read times out.
     """
-    options = {"analyzeduration": str(int(PROBE_S * 1e6)), "probesize": "1000000"}
+    # av.open hands these to the probe's decoders too (those of the streams its demuxer states at the open), which
+    # decode a few frames with no limit of their own: a 400 KB H.264 stream of 16384x8192 took 570 MB, an 834-byte PNG
+    # stating 16000x16000 1.5 GB, before a picture's size was looked at
+    options = {"analyzeduration": str(int(PROBE_S * 1e6)), "probesize": "1000000",
+               "max_pixels": str(MAX_PICTURE_PIXELS)}
     opening, waiting = open_bound_s(url, open_timeout_s, read_timeout_s), packet_wait_s(url, read_timeout_s)
     timeout: tuple[float, float | None] | None = (opening, read_timeout_s)
     if is_rtsp(url):

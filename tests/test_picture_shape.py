@@ -6,7 +6,9 @@ ffmpeg and the real models: refused as the camera's fault (edge/source.py), boun
 import logging
 import os
 import subprocess
+import sys
 import threading
+import zlib
 
 import numpy as np
 import pytest
@@ -17,7 +19,7 @@ from edge.leftobject import TALLEST, LeftObject
 from edge.pipeline import CameraPipeline
 from edge.source import SourceError, open_frames
 
-from .conftest import CLIP
+from .conftest import CLIP, REPO
 
 NOW = 1_767_225_600.0  # stream times the wire takes (this century)
 KERB = {"id": "kerb", "types": ["illegal_parking"], "dwell_s": 3,
@@ -109,6 +111,52 @@ def test_a_stream_of_one_picture_no_camera_makes_is_refused_naming_its_size(tmp_
     with pytest.raises(SourceError, match=r"camera\.pipe: a 8200x4400 picture is no camera's"):
         list(open_frames(str(pipe), read_timeout_s=2.0))
     writer.join(5)
+
+
+# a process's peak memory over its own before the open, in MB, and why the source was refused
+PEAK = """
+import resource, sys
+from edge.source import SourceError, open_frames
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    print(next(open_frames(sys.argv[1], read_timeout_s=2.0))[1].shape)
+except SourceError as exc:
+    print(exc)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def png(width: int, height: int) -> bytes:
+    """A PNG header stating a 16-bit RGB picture of ``width`` x ``height`` (6 bytes a pixel), with next to no data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([16, 2, 0, 0, 0])
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(64)))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("source", ["h264", "png", "png pipe"])
+def test_a_source_stating_a_picture_no_camera_makes_is_refused_before_its_probe_allocates_it(tmp_path, oversized,
+                                                                                              source):
+    """The open's probe (FFmpeg's find_stream_info) decodes a few frames before the box sees a picture's size, with
+    no max_pixels of its own: 110 KB of 8200x4400 H.264 took a reader 160 MB, a PNG header of 834 bytes stating
+    8192x8192 at 16 bits 390 MB (16000x16000: 1.5 GB; 400 KB of 16384x8192 H.264: 570 MB). Its decoders now refuse
+    such a picture as the reader's do, and the size is named all the same: where the stream states none of its own
+    (a PNG's), the one its header states."""
+    data = oversized["large"] if source == "h264" else png(8192, 8192)
+    path = tmp_path / ("large.ts" if source == "h264" else "large.png")
+    if source == "png pipe":
+        path = tmp_path / "camera.pipe"
+        os.mkfifo(path)
+        threading.Thread(target=path.write_bytes, args=(data,), daemon=True).start()
+    else:
+        path.write_bytes(data)
+    done = subprocess.run([sys.executable, "-c", PEAK, str(path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    reason, grown_mb = done.stdout.splitlines()
+    size = "8200x4400" if source == "h264" else "8192x8192"
+    assert f"{path.name}: a {size} picture is no camera's" in reason, done.stderr[-2000:]
+    assert int(grown_mb) < 60
 
 
 def test_the_longest_and_smallest_pictures_cameras_make_are_analysed(tmp_path):
