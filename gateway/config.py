@@ -448,6 +448,27 @@ def _allowed_host(host: str) -> str:
     return host
 
 
+# GeoReport's ids are domains (``city.gov``); one is sent as a query value, 253 characters at most (a domain's length)
+JURISDICTION_ID = re.compile(r"[A-Za-z0-9._-]{1,253}")
+
+
+def _jurisdiction_id(jid: str) -> str:
+    """An id of ``http.jurisdiction_id``: ValueError naming it and saying how to write one.
+
+    >>> _jurisdiction_id("open311.tianjin.gov.cn")
+    'open311.tianjin.gov.cn'
+    >>> _jurisdiction_id("tianjin gov")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'tianjin gov' is not a jurisdiction id: write the one the city publishes to Open311 clients, a domain such as tianjin.gov.cn (letters, digits and . _ -, at most 253 characters)
+    """
+    if not JURISDICTION_ID.fullmatch(jid):
+        shown = repr(jid) if len(jid) <= 80 else f"{jid[:60]!r}... ({len(jid):,} characters)"
+        raise ValueError(f"{shown} is not a jurisdiction id: write the one the city publishes to Open311 clients, a "
+                         "domain such as tianjin.gov.cn (letters, digits and . _ -, at most 253 characters)")
+    return jid
+
+
 class Http(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -456,6 +477,11 @@ class Http(Strict):
         default=None, min_length=1, validate_default=True,
         title="The host names and addresses people open the gateway by (the Host a browser sends); any other is "
         "a 400. Required with public_read; any host ('*') without it")
+    # behind a reverse proxy that rewrites Host (nginx in front, the gateway on 127.0.0.1) the host reached by is
+    # the proxy's upstream name, and a client sending the city's public one was refused
+    jurisdiction_id: list[Annotated[str, AfterValidator(_jurisdiction_id)]] | None = Field(
+        default=None, min_length=1, title="Open311's jurisdiction_id: the id(s) clients may send (in any case), one or "
+        "a list; unset, the host name the gateway is reached by")
 
     @field_validator("allowed_hosts")
     @classmethod
@@ -470,6 +496,12 @@ class Http(Strict):
                              "(e.g. [gateway.city.local, 10.0.0.5]), or ['*'] for any: else a page on the internet "
                              "could read the cases through a browser inside the city's network (DNS rebinding)")
         return ["*"]
+
+    @field_validator("jurisdiction_id", mode="before")
+    @classmethod
+    def _one_or_several(cls, v: object) -> object:
+        """One id written alone (``jurisdiction_id: tianjin.gov.cn``), as a client sends it, or a list of them."""
+        return [_jurisdiction_id(v)] if isinstance(v, str) else v
 
 
 class GatewayConfig(Strict):

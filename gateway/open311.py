@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
@@ -34,28 +34,33 @@ from xueliang import wire
 
 
 
-def jurisdiction_refused(asked: str | None, served: str) -> str | None:
-    """Why a GeoReport ``jurisdiction_id`` is not the one jurisdiction this server serves (the host name it is reached
-    by: the spec's ids are domains, ``city.gov``), or None: the same name in any case, or none given (the spec lets a
-    server of one jurisdiction ignore it).
+def jurisdiction_refused(asked: str | None, configured: Sequence[str] | None, host: str) -> str | None:
+    """Why a GeoReport ``jurisdiction_id`` is not the one jurisdiction this server serves, or None: one of the ids
+    ``configured`` (``http.jurisdiction_id``), else the ``host`` name it is reached by (the spec's ids are domains,
+    ``city.gov``), in any case as host names are, or none given (the spec lets a server of one jurisdiction ignore it).
 
-    >>> jurisdiction_refused("GW.city.example", "gw.city.example") is None, jurisdiction_refused("", "gw") is None
-    (True, True)
-    >>> jurisdiction_refused("tianjin", "gw.city.example")
+    >>> jurisdiction_refused("GW.city.example", None, "gw.city.example"), jurisdiction_refused("", None, "gw")
+    (None, None)
+    >>> jurisdiction_refused("tianjin", None, "gw.city.example")
     "jurisdiction_id: this server serves one jurisdiction, gw.city.example (the host it is reached by): write that, or leave jurisdiction_id out; not 'tianjin'"
+    >>> jurisdiction_refused("127.0.0.1", ["tianjin.gov.cn", "xl.tianjin.gov.cn"], "127.0.0.1")
+    "jurisdiction_id: this server serves one jurisdiction, tianjin.gov.cn (or xl.tianjin.gov.cn): write that, or leave jurisdiction_id out; not '127.0.0.1'"
     """
-    if asked is None or not asked.strip() or asked.strip().lower() == served.lower():
+    served = list(configured or [host])
+    if asked is None or not asked.strip() or asked.strip().lower() in {s.lower() for s in served}:
         return None
-    return (f"jurisdiction_id: this server serves one jurisdiction, {served} (the host it is reached by): write that, "
+    named = served[0] + (f" (or {', '.join(served[1:])})" if served[1:] else "")
+    where = "" if configured else " (the host it is reached by)"
+    return (f"jurisdiction_id: this server serves one jurisdiction, {named}{where}: write that, "
             f"or leave jurisdiction_id out; not {asked[:60]!r}")
 
 
 def one_jurisdiction(request: Request, jurisdiction_id: Annotated[str | None, Query(
-        max_length=253, description="the host name this gateway is reached by, or none (it serves one jurisdiction)")]
-        = None) -> None:
+        max_length=253, description="the city's id (the gateway's http.jurisdiction_id, else the host name it is "
+                                    "reached by), or none (it serves one jurisdiction)")] = None) -> None:
     """Each path's ``jurisdiction_id``: another city's (a client that keeps several, one entry written wrong) was
     answered with this city's services and requests as if they were that city's. The spec's 404 for an id not found."""
-    if problem := jurisdiction_refused(jurisdiction_id, request.url.hostname or ""):
+    if problem := jurisdiction_refused(jurisdiction_id, request.app.state.jurisdiction_id, request.url.hostname or ""):
         raise HTTPException(404, problem)
 
 

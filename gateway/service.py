@@ -524,7 +524,8 @@ def run_gateway(config: GatewayConfig) -> int:
     mqtt_ingest.start()
     clock.start()
     app = create_app(store, tables, config.http.public_read, on_change=lambda case_id: clock.wake.set(),
-                     health_state=health, on_suppressions=suppressions_changed, allowed_hosts=config.http.allowed_hosts)
+                     health_state=health, on_suppressions=suppressions_changed, allowed_hosts=config.http.allowed_hosts,
+                     jurisdiction_id=config.http.jurisdiction_id)
     try:
         # uvicorn's lines go through the command's handler (xueliang.cli.JsonLines: one JSON object a line, passwords
         # hidden), not its own (plain text amid the JSON, unmasked); no access log: a request's line is its address,

@@ -109,19 +109,54 @@ def test_the_host_names_the_gateway_answers_to_by_default_and_as_written(tmp_pat
     assert load_gateway_config(tmp_path / "gateway.yaml").http.allowed_hosts == hosts
 
 
+@pytest.mark.parametrize("http, error", [
+    ("{jurisdiction_id: ''}", "http.jurisdiction_id: '' is not a jurisdiction id: write the one the city publishes to "
+                              "Open311 clients, a domain such as tianjin.gov.cn (letters, digits and . _ -, at most "
+                              "253 characters)"),
+    ("{jurisdiction_id: 'tianjin gov.cn'}", "http.jurisdiction_id: 'tianjin gov.cn' is not a jurisdiction id"),
+    ("{jurisdiction_id: [tianjin.gov.cn, ' xl.tianjin.gov.cn']}",
+     "http.jurisdiction_id.1: ' xl.tianjin.gov.cn' is not a jurisdiction id"),  # never matched: a client's is stripped
+    ("{jurisdiction_id: 'https://open311.tianjin.gov.cn/open311/v2'}",  # the endpoint, not the id
+     "http.jurisdiction_id: 'https://open311.tianjin.gov.cn/open311/v2' is not a jurisdiction id"),
+    ("{jurisdiction_id: " + "a" * 254 + "}",  # longer than any a client may send
+     f"http.jurisdiction_id: {'a' * 60!r}... (254 characters) is not a jurisdiction id"),
+    ("{jurisdiction_id: []}", "http.jurisdiction_id: List should have at least 1 item"),  # every id refused
+])
+def test_the_open311_jurisdiction_id_is_refused_naming_the_key_and_the_value(tmp_path, http, error):
+    (tmp_path / "gateway.yaml").write_text(f"http: {http}\n")
+    with pytest.raises(GatewayConfigError, match=re.escape(error)):
+        load_gateway_config(tmp_path / "gateway.yaml")
+
+
+@pytest.mark.parametrize("http, ids", [
+    ("{}", None),  # the host name the gateway is reached by
+    ("{jurisdiction_id: open311.tianjin.gov.cn}", ["open311.tianjin.gov.cn"]),  # one, written alone
+    ("{jurisdiction_id: [Tianjin.gov.cn, xl_gw-2.local]}", ["Tianjin.gov.cn", "xl_gw-2.local"]),
+])
+def test_the_open311_jurisdiction_id_is_one_or_a_list_as_written(tmp_path, http, ids):
+    (tmp_path / "gateway.yaml").write_text(f"http: {http}\n")
+    assert load_gateway_config(tmp_path / "gateway.yaml").http.jurisdiction_id == ids
+
+
 @pytest.mark.slow
 def test_a_running_gateway_answers_only_the_host_names_of_its_config(tmp_path, broker):
-    """``http.allowed_hosts`` reaches the app the gateway serves, not only its configuration."""
+    """``http.allowed_hosts`` reaches the app the gateway serves, not only its configuration; so does
+    ``http.jurisdiction_id``, Open311's."""
     port = services.free_port()
     (tmp_path / "gateway.yaml").write_text(
         f"broker: {{port: {broker.port}}}\ndatabase: sqlite:///{tmp_path}/gw.sqlite\n"
-        f"http: {{port: {port}, public_read: true, allowed_hosts: [gateway.city.local]}}\n")
+        f"http: {{port: {port}, public_read: true, allowed_hosts: [gateway.city.local], "
+        "jurisdiction_id: tianjin.gov.cn}\n")
     gateway = services.xueliang(["gateway", "--config", str(tmp_path / "gateway.yaml")], tmp_path / "gateway.log")
     try:
         services.wait_port(port, gateway, "gateway", timeout=30)
         assert httpx.get(f"http://127.0.0.1:{port}/cases", headers={"Host": "gateway.city.local"}).json() == []
         refused = httpx.get(f"http://127.0.0.1:{port}/cases")  # Host: 127.0.0.1:PORT, not listed
         assert (refused.status_code, refused.text) == (400, "Invalid host header")
+        open311 = {jid: httpx.get(f"http://127.0.0.1:{port}/open311/v2/services.json", headers={
+            "Host": "gateway.city.local"}, params={"jurisdiction_id": jid}).status_code
+            for jid in ("tianjin.gov.cn", "gateway.city.local")}
+        assert open311 == {"tianjin.gov.cn": 200, "gateway.city.local": 404}
     finally:
         gateway.terminate()
         gateway.wait(10)

@@ -46,6 +46,20 @@ def gateway(tmp_path):
     return tables, store, picture
 
 
+def spec_error(answer: httpx.Response, fmt: str) -> tuple[int, str]:
+    """The code and description of the spec's one error in ``answer``, in the format ``fmt`` its path names."""
+    if fmt == "json":
+        assert answer.headers["content-type"] == "application/json", answer.text
+        ((code, description),) = [(e["code"], e["description"]) for e in answer.json()]
+    else:
+        assert answer.headers["content-type"].startswith("text/xml"), answer.text
+        root = ElementTree.fromstring(answer.content)
+        assert root.tag == "errors", answer.text
+        code, description = int(root.findtext("error/code")), root.findtext("error/description")
+    assert code == answer.status_code and description, answer.text
+    return code, description
+
+
 @pytest.mark.slow
 def test_requests_tell_the_last_change_filter_by_date_and_name_the_agency_and_place(gateway):
     tables, store, picture = gateway
@@ -149,18 +163,6 @@ def test_every_error_on_open311s_paths_is_the_specs_in_the_format_the_path_names
     tables, store, picture = gateway
     admin = {"Authorization": f"Bearer {new_token(store, 'root', 'admin')}"}
 
-    def spec_error(answer: httpx.Response, fmt: str) -> tuple[int, str]:
-        if fmt == "json":
-            assert answer.headers["content-type"] == "application/json", answer.text
-            ((code, description),) = [(e["code"], e["description"]) for e in answer.json()]
-        else:
-            assert answer.headers["content-type"].startswith("text/xml"), answer.text
-            root = ElementTree.fromstring(answer.content)
-            assert root.tag == "errors", answer.text
-            code, description = int(root.findtext("error/code")), root.findtext("error/description")
-        assert code == answer.status_code and description, answer.text
-        return code, description
-
     with serve(create_app(store, tables)) as base, httpx.Client(base_url=f"{base}/open311/v2", timeout=10) as api:
         for fmt in ("json", "xml"):
             missing = api.get(f"/requests.{fmt}")
@@ -192,15 +194,30 @@ def test_a_jurisdiction_id_other_than_the_one_served_is_the_specs_404_naming_it(
             answer = client.get(f"/open311/v2/{path}", params={"jurisdiction_id": served}, headers=admin)
             assert answer.status_code == 200, (path, answer.text)
         wrong = client.get(f"/open311/v2/{path}", params={"jurisdiction_id": "tianjin"}, headers=admin)
-        assert wrong.status_code == 404, (path, wrong.text)
-        if fmt == "json":
-            ((code, description),) = [(e["code"], e["description"]) for e in wrong.json()]
-        else:
-            root = ElementTree.fromstring(wrong.content)
-            code, description = int(root.findtext("error/code")), root.findtext("error/description")
-        assert code == 404 and description == ("jurisdiction_id: this server serves one jurisdiction, gw.city.example "
+        assert spec_error(wrong, fmt) == (404, "jurisdiction_id: this server serves one jurisdiction, gw.city.example "
                                                "(the host it is reached by): write that, or leave jurisdiction_id out; "
-                                               "not 'tianjin'"), description
+                                               "not 'tianjin'"), (path, wrong.text)
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_behind_a_proxy_that_rewrites_host_the_configured_jurisdiction_id_is_the_one_served(gateway, fmt):
+    """nginx in front, the gateway on 127.0.0.1: the host it is reached by was the proxy's upstream name, and a
+    client sending the city's public id was refused, its only way out to send none. With ``http.jurisdiction_id``
+    exactly the ids configured are served, in any case; the host reached by is another's."""
+    tables, store, picture = gateway
+    admin = {"Authorization": f"Bearer {new_token(store, 'root', 'admin')}"}
+    app = create_app(store, tables, jurisdiction_id=["open311.tianjin.gov.cn", "xl.tianjin.gov.cn"])
+    client = TestClient(app, base_url="http://127.0.0.1:8080")  # Host as the proxy rewrote it
+    for path in (f"services.{fmt}", f"requests.{fmt}", f"requests/1.{fmt}"):
+        for served in ("open311.tianjin.gov.cn", "OPEN311.Tianjin.gov.cn", "xl.tianjin.gov.cn", ""):
+            answer = client.get(f"/open311/v2/{path}", params={"jurisdiction_id": served}, headers=admin)
+            assert answer.status_code == 200, (path, served, answer.text)
+        for other in ("127.0.0.1", "tianjin"):
+            wrong = client.get(f"/open311/v2/{path}", params={"jurisdiction_id": other}, headers=admin)
+            assert wrong.status_code == 404, (path, other, wrong.text)
+            assert spec_error(wrong, fmt) == (404, "jurisdiction_id: this server serves one jurisdiction, "
+                                                   "open311.tianjin.gov.cn (or xl.tianjin.gov.cn): write that, or "
+                                                   f"leave jurisdiction_id out; not {other!r}")
 
 
 def test_a_date_or_time_without_a_zone_is_the_citys_as_everywhere_else(gateway):
