@@ -666,6 +666,14 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     # stating 16000x16000 1.5 GB, before a picture's size was looked at
     options = {"analyzeduration": str(int(PROBE_S * 1e6)), "probesize": "1000000",
                "max_pixels": str(MAX_PICTURE_PIXELS)}
+    if not is_rtsp(url):
+        # ... but not to those of the streams that appear only while it probes (an FLV's, an MPEG-PS's: a relay's
+        # ``ffmpeg -c copy -f flv``), which decoded theirs whole: 400 KB of 16384x8192 took 720 MB. A file's or a
+        # pipe's probe decodes nothing (no decoder on its whitelist): its streams' sizes and rates come from their
+        # demuxer and parsers alone. Every camera's frames came the same, its open as soon or sooner (a multipart
+        # MJPEG pipe's, whose probe had ended at its first picture, waits out PROBE_S). RTSP states its streams at
+        # the open (its SDP).
+        options["codec_whitelist"] = "none"
     opening, waiting = open_bound_s(url, open_timeout_s, read_timeout_s), packet_wait_s(url, read_timeout_s)
     timeout: tuple[float, float | None] | None = (opening, read_timeout_s)
     if is_rtsp(url):

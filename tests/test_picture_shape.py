@@ -135,26 +135,30 @@ def png(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
-@pytest.mark.parametrize("source", ["h264", "png", "png pipe"])
+@pytest.mark.parametrize("source", ["ts", "flv", "mpg", "flv pipe", "png", "png pipe"])
 def test_a_source_stating_a_picture_no_camera_makes_is_refused_before_its_probe_allocates_it(tmp_path, oversized,
                                                                                               source):
     """The open's probe (FFmpeg's find_stream_info) decodes a few frames before the box sees a picture's size, with
     no max_pixels of its own: 110 KB of 8200x4400 H.264 took a reader 160 MB, a PNG header of 834 bytes stating
-    8192x8192 at 16 bits 390 MB (16000x16000: 1.5 GB; 400 KB of 16384x8192 H.264: 570 MB). Its decoders now refuse
-    such a picture as the reader's do, and the size is named all the same: where the stream states none of its own
-    (a PNG's), the one its header states."""
-    data = oversized["large"] if source == "h264" else png(8192, 8192)
-    path = tmp_path / ("large.ts" if source == "h264" else "large.png")
-    if source == "png pipe":
-        path = tmp_path / "camera.pipe"
+    8192x8192 at 16 bits 390 MB (16000x16000: 1.5 GB; 400 KB of 16384x8192 H.264: 570 MB). Handed max_pixels, the
+    decoders of the streams its demuxer states at the open refused such a picture, but an FLV's and an MPEG-PS's
+    streams appear only while it probes, and theirs had none (the same 160 MB; 16384x8192: 720 MB): a file's or a
+    pipe's probe now decodes nothing. The size is named all the same: where the stream states none of its own (a
+    PNG's), the one its header states."""
+    kind = source.split()[0]
+    path = tmp_path / f"large.{kind}"
+    path.write_bytes(png(8192, 8192) if kind == "png" else oversized["large"])
+    if kind in ("flv", "mpg"):  # as a relay copying the camera's stream writes it (``ffmpeg -c copy -f flv``)
+        path.rename(path.with_suffix(".ts"))
+        ffmpeg("-i", str(path.with_suffix(".ts")), "-c", "copy", "-f", {"mpg": "mpeg"}.get(kind, kind), str(path))
+    if source.endswith("pipe"):
+        data, path = path.read_bytes(), tmp_path / "camera.pipe"
         os.mkfifo(path)
         threading.Thread(target=path.write_bytes, args=(data,), daemon=True).start()
-    else:
-        path.write_bytes(data)
     done = subprocess.run([sys.executable, "-c", PEAK, str(path)], cwd=REPO, capture_output=True, text=True,
                           timeout=60)
     reason, grown_mb = done.stdout.splitlines()
-    size = "8200x4400" if source == "h264" else "8192x8192"
+    size = "8192x8192" if kind == "png" else "8200x4400"
     assert f"{path.name}: a {size} picture is no camera's" in reason, done.stderr[-2000:]
     assert int(grown_mb) < 60
 
