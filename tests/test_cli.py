@@ -271,6 +271,18 @@ def test_replay_of_a_file_with_no_picture_to_decode_says_so(edge_config_file, tm
     assert f"error: {text}: no picture in it could be decoded" in run.stderr
 
 
+def test_replay_of_a_still_picture_says_it_is_no_video(edge_config_file, tmp_path, capsys):
+    """A JPEG named for the video replayed as one frame: nothing printed, exit 0, as a clip in which nothing happened."""
+    from xueliang.cli import main
+
+    still = tmp_path / "gate.jpg"
+    cv2.imwrite(str(still), np.full((240, 320, 3), 128, np.uint8))
+    assert main(["replay", str(still), "--config", str(edge_config_file), "--camera", "campus-gate"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"error: {still}: one picture only (a still picture, or a video shorter than the 1 s " \
+        "between analysed frames)" in err, err[-2000:]
+
+
 def test_a_log_line_and_its_traceback_show_no_password():
     """What the box logs of a reader's unforeseen failure (``camera %s reader failed``, with the traceback, in
     edge.box) is the exception's own text: one that quoted the camera's url showed its password in the log, though
