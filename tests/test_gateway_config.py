@@ -585,3 +585,16 @@ def test_gateway_check_says_what_the_config_and_tables_set_or_what_is_wrong(city
     (city / "demo-grids.csv").write_text((city / "demo-grids.csv").read_text() + "HQ-X,某网格,grid,\n")
     assert main(["gateway", "--config", str(config), "--check"]) == 2
     assert "error: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["- broker\n- database\n", "42\n", "gateway.yaml\n"])
+def test_a_config_or_tables_file_that_is_no_mapping_says_what_it_should_hold(tmp_path, text):
+    """pydantic's "Input should be a valid dictionary or instance of GatewayConfig" was all it said."""
+    written = tmp_path / "written.yaml"
+    written.write_text(text)
+    with pytest.raises(GatewayConfigError, match=f"^{re.escape(str(written))}: expected a mapping with broker, "
+                       "database, http and tables$"):
+        load_gateway_config(written)
+    with pytest.raises(GatewayConfigError, match=f"^{re.escape(str(written))}: expected a mapping with departments "
+                       "and categories$"):
+        load_tables(written)
