@@ -361,7 +361,7 @@ def test_the_name_a_gateway_signs_its_acknowledgements_with_fits_the_ack_schema(
     ("broker: {tls_ca: /nonexistent/ca.crt}\n", "broker.tls_ca: no such file '/nonexistent/ca.crt'"),
     ("broker: {tls_ca: TABLES}\n", "is not a CA certificate in PEM"),
     ("broker: {host: ''}\n", "broker.host: String should have at least 1 character"),
-    ("- broker\n- database\n", "gateway.yaml: Input should be a valid dictionary"),  # was "gateway.yaml: : Input"
+    ("- broker\n- database\n", "gateway.yaml: expected a mapping with broker, database, http and tables"),
 ])
 def test_a_gateway_config_mistake_found_at_start_is_named_by_its_field(tmp_path, text, error):
     """Each was a traceback from SQLAlchemy or paho (the CA file named neither itself nor its field)."""
