@@ -42,4 +42,8 @@ def replay(config: EdgeConfig, camera_id: str, video: str, start: float,
         raise
     if not pictures:  # it printed nothing and exited 0, as a clip in which nothing happened
         raise SourceError(f"{video}: no picture in it could be decoded (not a video, or cut off before its first)")
+    if pictures == 1:  # a still picture (a JPEG named for the video) replayed as a clip in which nothing happened
+        raise SourceError(f"{video}: one picture only (a still picture, or a video shorter than the "
+                          f"{camera.analysis_interval_s:g} s between analysed frames): nothing can be seen to stay in a "
+                          "zone; replay a video")
     yield from pipeline.close(t, "stream_ended")

@@ -621,6 +621,8 @@ def load_tables(path: Path) -> Tables:
     path = Path(path)
     try:
         raw = _yaml(path) or {}
+        if not isinstance(raw, dict):  # pydantic said "Input should be a valid dictionary or instance of Tables"
+            raise GatewayConfigError(f"{path}: expected a mapping with departments and categories")
         if isinstance(raw, dict) and "grids_csv" in raw:
             written = raw.get("grids") or []  # grids in the YAML too (none written: an empty ``grids:``)
             if not isinstance(written, list):
@@ -660,6 +662,8 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
     path = Path(path)
     try:
         raw = _yaml(path, MAX_CONFIG_BYTES) or {}  # 38 MB of allowed_hosts took 20 s to read
+        if not isinstance(raw, dict):  # pydantic said "Input should be a valid dictionary or instance of GatewayConfig"
+            raise GatewayConfigError(f"{path}: expected a mapping with broker, database, http and tables")
         config = GatewayConfig.model_validate(raw)
     except FileNotFoundError:
         raise GatewayConfigError(f"{path}: no such file") from None

@@ -87,6 +87,36 @@ def test_detect_with_the_config_of_a_camera_watching_litter_prints_its_crops(tmp
     assert "camera c1: 768x576, vehicle model on" in run.stderr and json.loads(run.stdout) == []
 
 
+@pytest.mark.parametrize("name, content, says", [
+    ("gone.jpg", None, "no such file"),
+    ("folder.jpg", "folder", "is a folder; name the picture"),
+    ("empty.jpg", b"", "the file is empty (0 bytes)"),
+    ("notes.jpg", "camera gate-3 frame".encode(), "not a picture OpenCV decodes (JPEG, PNG, BMP, TIFF, WebP), or a "
+                                                 "damaged one"),
+])
+def test_detect_says_why_it_cannot_read_a_picture(tmp_path, capsys, name, content, says):
+    """"cannot read image" was all it said, of a file not there, a folder, an empty file and a text alike."""
+    from xueliang.cli import main
+
+    path = tmp_path / name
+    if content == "folder":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    assert main(["detect", str(path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: cannot read image {path}: {says}"
+
+
+def test_detect_refuses_a_named_pipe_rather_than_wait_for_a_writer(tmp_path):
+    """cv2.imread cannot read a pipe, and waited for good on one no program writes to."""
+    pipe = tmp_path / "frame.jpg"
+    os.mkfifo(pipe)
+    run = xueliang("detect", str(pipe), timeout=30)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert f"error: cannot read image {pipe}: is not a file (a pipe or a device); save the picture to a file" \
+        in run.stderr
+
+
 @pytest.mark.parametrize("score", ["nan", "0", "1.5", "-0.1", "high"])
 def test_detect_refuses_a_score_threshold_that_is_not_between_0_and_1(score):
     run = xueliang("detect", "any.jpg", "--min-score", score)
@@ -239,6 +269,18 @@ def test_replay_of_a_file_with_no_picture_to_decode_says_so(edge_config_file, tm
     run = xueliang("replay", str(text), "--config", str(edge_config_file), "--camera", "campus-gate")
     assert run.returncode == 2 and run.stdout == "" and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert f"error: {text}: no picture in it could be decoded" in run.stderr
+
+
+def test_replay_of_a_still_picture_says_it_is_no_video(edge_config_file, tmp_path, capsys):
+    """A JPEG named for the video replayed as one frame: nothing printed, exit 0, as a clip in which nothing happened."""
+    from xueliang.cli import main
+
+    still = tmp_path / "gate.jpg"
+    cv2.imwrite(str(still), np.full((240, 320, 3), 128, np.uint8))
+    assert main(["replay", str(still), "--config", str(edge_config_file), "--camera", "campus-gate"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"error: {still}: one picture only (a still picture, or a video shorter than the 1 s " \
+        "between analysed frames)" in err, err[-2000:]
 
 
 def test_a_log_line_and_its_traceback_show_no_password():

@@ -361,7 +361,7 @@ def test_the_name_a_gateway_signs_its_acknowledgements_with_fits_the_ack_schema(
     ("broker: {tls_ca: /nonexistent/ca.crt}\n", "broker.tls_ca: no such file '/nonexistent/ca.crt'"),
     ("broker: {tls_ca: TABLES}\n", "is not a CA certificate in PEM"),
     ("broker: {host: ''}\n", "broker.host: String should have at least 1 character"),
-    ("- broker\n- database\n", "gateway.yaml: Input should be a valid dictionary"),  # was "gateway.yaml: : Input"
+    ("- broker\n- database\n", "gateway.yaml: expected a mapping with broker, database, http and tables"),
 ])
 def test_a_gateway_config_mistake_found_at_start_is_named_by_its_field(tmp_path, text, error):
     """Each was a traceback from SQLAlchemy or paho (the CA file named neither itself nor its field)."""
@@ -585,3 +585,16 @@ def test_gateway_check_says_what_the_config_and_tables_set_or_what_is_wrong(city
     (city / "demo-grids.csv").write_text((city / "demo-grids.csv").read_text() + "HQ-X,某网格,grid,\n")
     assert main(["gateway", "--config", str(config), "--check"]) == 2
     assert "error: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["- broker\n- database\n", "42\n", "gateway.yaml\n"])
+def test_a_config_or_tables_file_that_is_no_mapping_says_what_it_should_hold(tmp_path, text):
+    """pydantic's "Input should be a valid dictionary or instance of GatewayConfig" was all it said."""
+    written = tmp_path / "written.yaml"
+    written.write_text(text)
+    with pytest.raises(GatewayConfigError, match=f"^{re.escape(str(written))}: expected a mapping with broker, "
+                       "database, http and tables$"):
+        load_gateway_config(written)
+    with pytest.raises(GatewayConfigError, match=f"^{re.escape(str(written))}: expected a mapping with departments "
+                       "and categories$"):
+        load_tables(written)

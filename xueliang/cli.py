@@ -41,37 +41,63 @@ def _port(text: str) -> int:
     return value
 
 
-def cut_off(path: Path) -> bool:
-    """Whether ``path`` is a JPEG that ends before its end-of-image marker (cut off in a copy or a download):
-    libjpeg decodes it with the missing part grey and says so only on stderr. A file that cannot be read is
-    not (cv2.imread says so)."""
+MAX_IMAGE_BYTES = 256 << 20  # a 64 MP picture as an uncompressed BMP is 192 MB
+
+
+def read_picture(path: Path):
+    """The picture at ``path`` as BGR pixels; ValueError saying why not. cv2.imread said only that it could not, of a
+    file not there, a folder, an empty file or a PNG whose data is damaged alike, and waited for good on a named pipe
+    no program writes to (it cannot read a pipe at all). A JPEG that ends before its end-of-image marker (cut off in a
+    copy or a download) is refused: libjpeg decodes it with the missing part grey and says so only on stderr.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()); (folder / "empty.jpg").touch()
+    >>> read_picture(folder / "empty.jpg")
+    Traceback (most recent call last):
+    ValueError: the file is empty (0 bytes)
+    """
+    import stat
+
+    import cv2
+    import numpy as np
+
     from xueliang import jpeg
 
     try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise ValueError("is a folder; name the picture")
+        if not stat.S_ISREG(mode):
+            raise ValueError("is not a file (a pipe or a device); save the picture to a file")
         with path.open("rb") as f:
-            data = f.read(len(jpeg.START))
-            return data == jpeg.START and not jpeg.walk(data + f.read())[1]
-    except OSError:
-        return False
+            data = f.read(MAX_IMAGE_BYTES + 1)
+    except FileNotFoundError:
+        raise ValueError("no such file") from None
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
+    if not data:
+        raise ValueError("the file is empty (0 bytes)")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise ValueError(f"more than {MAX_IMAGE_BYTES:,} bytes: no camera's picture")
+    if data.startswith(jpeg.START) and not jpeg.walk(data)[1]:
+        raise ValueError("the JPEG is cut off (it ends before its end-of-image marker); its missing part would be "
+                         "analysed as grey")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # a header claiming more than OPENCV_IO_MAX_IMAGE_PIXELS, among others
+        raise ValueError(f"over {MAX_IMAGE_PIXELS:,} pixels, or damaged ({getattr(exc, 'err', exc)})") from None
+    if image is None:
+        raise ValueError("not a picture OpenCV decodes (JPEG, PNG, BMP, TIFF, WebP), or a damaged one")
+    return image
 
 
 def _detect(args: argparse.Namespace) -> int:
-    import cv2
-
     from edge.detector import load_detector
 
-    if cut_off(Path(args.image)):
-        print(f"error: cannot read image {args.image}: the JPEG is cut off (it ends before its end-of-image marker); "
-              "its missing part would be analysed as grey", file=sys.stderr)
-        return 2
     try:
-        image = cv2.imread(args.image)
-    except cv2.error as exc:  # a header claiming more than OPENCV_IO_MAX_IMAGE_PIXELS, among others
-        print(f"error: cannot read image {args.image}: over {MAX_IMAGE_PIXELS:,} pixels, or damaged "
-              f"({getattr(exc, 'err', exc)})", file=sys.stderr)
-        return 2
-    if image is None:
-        print(f"error: cannot read image {args.image}", file=sys.stderr)
+        image = read_picture(Path(args.image))
+    except ValueError as exc:
+        print(f"error: cannot read image {args.image}: {exc}", file=sys.stderr)
         return 2
     detector = load_detector(args.model)
     if args.config:  # the camera's crop plan, as the edge pipeline runs it
