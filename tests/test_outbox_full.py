@@ -1,6 +1,7 @@
 """The edge's outbox on a full disk: incidents made meanwhile wait in memory, in order, and are written once
 there is room; nothing raised into the analyser (it had dropped them, and its round's other cameras with them)."""
 
+import contextlib
 import os
 import time
 import subprocess
@@ -158,3 +159,14 @@ def test_a_box_started_on_a_full_disk_runs_sends_its_incidents_and_writes_them_o
         watcher.stop()
     assert "Traceback" not in log.read_text()
     assert len([line for line in log.read_text().splitlines() if "cannot be written" in line]) == 1
+
+
+def test_a_new_file_on_a_small_read_only_disk_is_said_to_be_on_a_read_only_disk(tmp_path):
+    """A database to be made on a small disk mounted read-only was said to be kept out by "836 KiB free on its disk"
+    (its free space under the 1 MiB counted as low), not by the mount."""
+    from xueliang.sqlitefile import out_of_reach
+
+    with contextlib.contextmanager(mounted_tmpfs)(tmp_path, "512k", options=",ro") as folder:
+        assert out_of_reach(folder / "gw.sqlite") == "its disk is mounted read-only"
+    with contextlib.contextmanager(mounted_tmpfs)(tmp_path, "512k", "written") as folder:  # small, not read-only
+        assert out_of_reach(folder / "gw.sqlite") == "512 KiB free on its disk"

@@ -87,6 +87,8 @@ def out_of_reach(path: Path) -> str | None:
         disk = os.statvfs(path.parent)
     except OSError:
         return None
+    if disk.f_flag & os.ST_RDONLY:  # a new file on a read-only mount: not its free space, which may be low too
+        return "its disk is mounted read-only"
     free = disk.f_bavail * disk.f_frsize
     if free < LOW_SPACE:
         return f"{free // 1024} KiB free on its disk"
