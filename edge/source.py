@@ -68,6 +68,47 @@ class Sampler:
 
 
 @dataclass
+class PacketClock:
+    """The times (pts, dts) of a stream's packets in decoding order, counted on where the demuxer gives none.
+
+    FFmpeg's MPEG-PS demuxer times only a packet that begins a PES packet at the head of a pack (a relay's
+    ``ffmpeg -c copy -f mpeg``: 2 KB packs, of 25 frames a second at 320x240 one in eight timed, a key frame
+    mostly not) and, for H.264 and H.265 alone, does not count the others on (its reordering "not reliably set").
+    A frame without a time was dropped: of 3 s, one key frame analysed, not 3. An untimed packet here is one
+    ``length`` after the last in decoding order (its dts); its pts is that where no packet has shown reordering
+    (pts = dts), for a key frame its dts and the last timed key frame's lag, and else unknown (``_decoded`` counts
+    that frame on as it is shown). Before the first timed packet (a raw stream's, an RTSP session's first) none.
+
+    >>> clock, untimed = PacketClock(), (None, None)
+    >>> [clock.times(*p) for p in [(*untimed, 2, True), (10, 10, 2, True), (*untimed, 2, False), (*untimed, 2, True)]]
+    [(None, None), (10, 10), (12, 12), (14, 14)]
+    >>> clock = PacketClock()   # B-frames: a key frame shown two frames after it is decoded
+    >>> [clock.times(*p) for p in [(14, 10, 2, True), (*untimed, 2, False), (16, 14, 2, False), (*untimed, 2, True)]]
+    [(14, 10), (None, 12), (16, 14), (20, 16)]
+    """
+
+    _dts: int | None = None  # the last packet's decoding time, stated or counted
+    _lag: int | None = None  # pts - dts of the last timed key frame
+    _reorders: bool = False  # a timed packet has shown pts != dts (B-frames)
+
+    def next_dts(self, length: int) -> int | None:
+        """The dts a packet ``length`` after the last one has, counted on; None before the first timed one."""
+        return None if self._dts is None else self._dts + length
+
+    def times(self, pts: int | None, dts: int | None, length: int, key: bool) -> tuple[int | None, int | None]:
+        if pts is None and dts is None:
+            if self._dts is None:
+                return None, None
+            dts = self.next_dts(length)
+            pts = dts + self._lag if key and self._lag is not None else None if self._reorders else dts
+        elif pts is not None and dts is not None:
+            self._reorders |= pts != dts
+            self._lag = pts - dts if key else self._lag
+        self._dts = dts if dts is not None else pts
+        return pts, dts
+
+
+@dataclass
 class Damage:
     """What a read of a file found damaged (``open_frames``'s ``damage``), in seconds into the file: packets the
     decoder refused (skipped, the frames after them read on), where the read got to, and the length the file's
@@ -458,6 +499,30 @@ def _packet_time(packet: av.Packet) -> float | None:
     return float(stamp * packet.time_base) if stamp is not None and packet.time_base is not None else None
 
 
+def _timed(packets: Iterator[av.Packet], step: int, held_back: bool = False) -> Iterator[av.Packet]:
+    """``packets``, those the demuxer left untimed timed by ``PacketClock`` (a packet that states no length is
+    ``step`` long). ``held_back`` (an MPEG-PS): each is held until the next has come, and where both state the same
+    dts, one has the other's stamps: FFmpeg's parser gives a small frame beside a PES packet's start that packet's
+    stamps too (H.264's B-frames of 51 bytes, H.265's P-frames of 70; a few a GOP: a frame shown four frames early,
+    and the clock stepped back after it). The stamps of the one its count (``PacketClock.next_dts``) disagrees with
+    are dropped and counted; before any count, the earlier one's (as H.264's parser errs)."""
+    clock, held = PacketClock(), None
+    for packet in packets:
+        if held_back and held is None:
+            held = packet
+            continue
+        if held is not None:
+            if held.dts is not None and held.dts == packet.dts:  # the wrong one: that whose count disagrees
+                wrong = packet if clock.next_dts(held.duration or step) == held.dts else held
+                wrong.pts = wrong.dts = None
+            held, packet = packet, held
+        packet.pts, packet.dts = clock.times(packet.pts, packet.dts, packet.duration or step, packet.is_keyframe)
+        yield packet
+    if held is not None:
+        held.pts, held.dts = clock.times(held.pts, held.dts, held.duration or step, held.is_keyframe)
+        yield held
+
+
 def _timely(packets: Iterator[av.Packet], wait_s: float | None, url: str) -> Iterator[av.Packet]:
     """``packets``, the read ended where one took ``wait_s`` (an RTSP camera's ``packet_wait_s``) or more to come.
 
@@ -544,12 +609,15 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
     blank = 0  # packets in a row due a picture that gave none: past the first picture, key frames on the key path
     pictured = False  # a picture came: from then on a key frame's comes as it is decoded (the reordering is full)
     unkeyed: int | None = 0  # packets passed over before the first key frame; None from it on
+    rate = stream.guessed_rate or stream.average_rate or 25
+    step = max(1, round(1 / (rate * stream.time_base))) if stream.time_base else 1  # a frame's length, as stamped
+    shown: int | None = None  # the pts of the last frame the decoder showed, handed out or not
     # The decoder refuses to open on a picture its stream states over its max_pixels, and forgets the size (0x0):
     # the packet after opens it again and is refused naming it, but a file of one frame has none after, and its one
     # was counted damaged with no reason but FFmpeg's "Invalid argument"
     if oversized := _oversized(codec, url):
         raise oversized
-    for packet in _timely(container.demux(stream), packet_wait_s, url):
+    for packet in _timed(_timely(container.demux(stream), packet_wait_s, url), step, container.format.name == "mpeg"):
         todo, at = [packet], _packet_time(packet)
         if at is not None:  # how far the file was read, its last frame's length on
             origin = at if origin is None else origin
@@ -625,6 +693,9 @@ def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: s
                                   "intra refresh's recovery points, or another codec's); set the camera's sampling to "
                                   "auto or rate")
             for frame in frames:
+                if frame.pts is None and shown is not None and not key_path:  # its packet's time unknown (an
+                    frame.pts = shown + (frame.duration or step)  # MPEG-PS's B-frames): the next in showing order
+                shown = frame.pts if frame.pts is not None else shown
                 if replayed_to is not None and frame.pts is not None:
                     if frame.pts <= replayed_to:
                         continue

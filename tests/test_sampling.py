@@ -521,3 +521,22 @@ def test_a_read_ended_leaves_no_frame_nor_decoder_thread_behind_for_the_garbage_
         gc.garbage.clear()
         gc.enable()
     assert left == [] and after <= before, (len(left), before, after)
+
+
+@pytest.mark.parametrize("gop, b_frames", [(25, 0), (50, 2)])
+def test_an_mpeg_ps_is_timed_as_the_same_stream_in_mpeg_ts(tmp_path, gop, b_frames):
+    """An MPEG-PS (GB/T 28181's video; a relay's ``ffmpeg -c copy -f mpeg``) states a time on one packet in
+    eight, a key frame mostly not: of 5 s with key frames 1 s apart, one key frame was analysed, not 5, and on
+    ``rate`` the frames after a stamp, not the second's first (1.04, 2.12 s); a small B-frame had the time of the
+    frame after it (every frame on ``rate`` after it a frame late)."""
+    ts, ps = tmp_path / "gop1s.ts", tmp_path / "gop1s.mpg"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
+                    "-t", "5", "-c:v", "libx264", "-g", str(gop), "-bf", str(b_frames), "-threads", "1", str(ts)],
+                   check=True, timeout=60)
+    subprocess.run(["ffmpeg", "-loglevel", "quiet", "-y", "-i", str(ts), "-c", "copy", "-f", "mpeg", str(ps)],
+                   check=True, timeout=60)
+    for sampling, interval_s in [("auto", 1.0), ("keyframes", 0.01), ("rate", 0.01)]:
+        want = [round(t, 2) for t, _ in open_frames(str(ts), sampling=sampling, interval_s=interval_s)]
+        got = [round(t, 2) for t, _ in open_frames(str(ps), sampling=sampling, interval_s=interval_s)]
+        assert got == want, (sampling, got)
+    assert len(want) == 125 and want[-1] == 4.96
