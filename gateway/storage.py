@@ -523,9 +523,15 @@ class among(FunctionElement):
 
     >>> print(among(cases.c.grid, ["G-1", "G-2"]))
     cases.grid IN (SELECT value FROM json_each(:among_1))
+    >>> from sqlalchemy.dialects import sqlite
+    >>> str(select(cases.c.id).where(among(cases.c.id, [7])).compile(dialect=sqlite.dialect())).split("WHERE ")[1]
+    'cases.id IN (SELECT value FROM json_each(?))'
     """
     type = Boolean()
     inherit_cache = True
+    # a condition as it stands: SQLAlchemy wrote a Boolean function ``... = 1`` on SQLite (no boolean of its own), and
+    # SQLite used no index for that: a report read the whole case log (860,000 rows) for its cases' 30,000, 0.22 s
+    _is_implicitly_boolean = True
 
     def __init__(self, column, values: list[str] | list[int]):
         super().__init__(column, bindparam("among", json.dumps(list(values)), type_=Text, unique=True))
