@@ -287,3 +287,24 @@ def test_a_database_of_version_15_gets_its_cases_indexed_by_department_and_state
         "department"]
     assert [r["id"] for r in store.list_cases(department="traffic-police", states=["dispatched"])] == [case_id]
     assert storage.migrate(store.engine) == []
+
+
+def test_a_case_closed_with_no_dispatch_on_its_log_is_on_time_by_its_feedback(city_at, tmp_path):
+    """A log with no dispatch row (an older gateway's) makes its closing's round of the case's department, deadline
+    and feedback (``cases.fed_back_at``, which a report reads besides the log): fed back by its deadline and closed
+    after, it is on time. Its deadline was looked for from the closing on, the feedback before it found none, and the
+    day's report was a 500 (IndexError)."""
+    store, case, do = city_at
+    start, end = period("daily", "2026-11-04", 2e9)
+    case_id = case(start + 9 * 3600)  # 30 s to act
+    do(case_id, Action.FEEDBACK, Role.DEPARTMENT, start + 9 * 3600 + 10)
+    do(case_id, Action.CLOSE, Role.OPERATOR, start + 10 * 3600)
+    with store.engine.begin() as db:
+        db.execute(storage.case_log.delete().where(storage.case_log.c.case_id == case_id,
+                                                   storage.case_log.c.action == "dispatched"))
+    client = TestClient(create_app(store, load_tables(tmp_path / "city.yaml")))
+    token = new_token(store, "centre", "admin")
+    got = client.get("/reports/daily?date=2026-11-04", headers={"Authorization": f"Bearer {token}"}).json()
+    assert {k: got[k] for k in ("received", "dispatched", "closed", "closed_on_time")} == {
+        "received": 1, "dispatched": 0, "closed": 1, "closed_on_time": 1}
+    assert got["departments"][0]["department"] == "traffic-police"
