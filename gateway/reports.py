@@ -108,7 +108,7 @@ def history(case: dict) -> History:
         if e["action"] == "close":  # a log with no dispatch: the case's deadline all along (read from the closing
             # on, its feedback before it found none, and the report was a 500)
             h.closes.append((e["at"], h.rounds[-1] if h.rounds else Round(case["department"], e["at"], [
-                (-math.inf, case["deadline"])], case.get("fed_back_at") or e["at"])))
+                (-math.inf, case["deadline"])], case["fed_back_at"] or e["at"])))
     return h
 
 
