@@ -105,9 +105,10 @@ def history(case: dict) -> History:
             h.states.append((e["at"], e["to_state"]))
             if h.rounds and e["to_state"] not in RUNNING and h.rounds[-1].stopped_at == math.inf:
                 h.rounds[-1].stopped_at = e["at"]
-        if e["action"] == "close":
+        if e["action"] == "close":  # a log with no dispatch: the case's deadline all along (read from the closing
+            # on, its feedback before it found none, and the report was a 500)
             h.closes.append((e["at"], h.rounds[-1] if h.rounds else Round(case["department"], e["at"], [
-                (e["at"], case["deadline"])], case.get("fed_back_at") or e["at"])))  # a log with no dispatch
+                (-math.inf, case["deadline"])], case["fed_back_at"] or e["at"])))
     return h
 
 
