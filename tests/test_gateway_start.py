@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from gateway.service import GC_YOUNG_THRESHOLD
 from xueliang import services
 
@@ -16,6 +18,7 @@ sys.exit(run_gateway(load_gateway_config(sys.argv[1])))
 """
 
 
+@pytest.mark.slow  # a gateway process started (about 3 s)
 def test_a_started_gateway_collects_its_youngest_objects_less_often(tmp_path):
     """A report of a year's city builds ~40,000 dicts that live through the request; with the default threshold
     (700) the cyclic collector walks them over and over (gateway.service.GC_YOUNG_THRESHOLD)."""
