@@ -661,7 +661,10 @@ def load_tables(path: Path) -> Tables:
 def load_gateway_config(path: str | Path) -> GatewayConfig:
     path = Path(path)
     try:
-        raw = _yaml(path, MAX_CONFIG_BYTES) or {}  # 38 MB of allowed_hosts took 20 s to read
+        raw = _yaml(path, MAX_CONFIG_BYTES)  # 38 MB of allowed_hosts took 20 s to read
+        if raw is None:  # a file emptied (a copy cut off, a deploy that wrote nothing) ran the demo city's tables
+            raise GatewayConfigError(f"{path}: empty (or comments only): write the city's tables and database at "
+                                     "least; every key left out has its default, the tables' the demo city's")
         if not isinstance(raw, dict):  # pydantic said "Input should be a valid dictionary or instance of GatewayConfig"
             raise GatewayConfigError(f"{path}: expected a mapping with broker, database, http and tables")
         config = GatewayConfig.model_validate(raw)

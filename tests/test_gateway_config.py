@@ -598,3 +598,14 @@ def test_a_config_or_tables_file_that_is_no_mapping_says_what_it_should_hold(tmp
     with pytest.raises(GatewayConfigError, match=f"^{re.escape(str(written))}: expected a mapping with departments "
                        "and categories$"):
         load_tables(written)
+
+
+@pytest.mark.parametrize("text", ["", "# the city's gateway\n", "\n\n"])
+def test_an_empty_config_file_is_refused_not_run_on_the_demo_city(tmp_path, text):
+    """An emptied config (a copy cut off, a deploy that wrote nothing) passed `--check` and ran the demo city's tables
+    and the default database: a city's cases sent to the demo's departments."""
+    written = tmp_path / "gateway.yaml"
+    written.write_text(text)
+    with pytest.raises(GatewayConfigError, match=f"^{re.escape(str(written))}: empty \\(or comments only\\): write "
+                       "the city's tables and database at least"):
+        load_gateway_config(written)
