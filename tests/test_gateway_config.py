@@ -573,7 +573,9 @@ def test_gateway_check_says_what_the_config_and_tables_set_or_what_is_wrong(city
     assert main(["gateway", "--config", str(config), "--check"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{config}: broker 127.0.0.1:1883 as gw-1, database postgresql+psycopg://gw:***@db/city "
-                          f"(not opened), http 127.0.0.1:8080\n  tables {city / 'demo.yaml'}: 5 department(s), 8 "
+                          f"(not opened), http 127.0.0.1:8080\n  host names served * (allowed_hosts); Open311 "
+                          "jurisdiction_id the host name it is reached by\n"
+                          f"  tables {city / 'demo.yaml'}: 5 department(s), 8 "
                           "grid(s) under HQ, 1 route(s)\n    illegal_parking: 200505 机动车乱停放 -> 交警大队 "
                           "(traffic-police), 1h\n")
     assert out.endswith("\n  working hours 09:00-18:00 on working days (4 holiday(s), 0 weekend day(s) worked)\n"
@@ -582,6 +584,11 @@ def test_gateway_check_says_what_the_config_and_tables_set_or_what_is_wrong(city
                         "  pictures: 8 an incident at most; a box's no event has named yet 5,000 and 256 MB at most "
                         "(waiting_pictures_mb), each set aside as a dead letter after 60 min unnamed\n")
     assert "S3cr3t" not in out
+    config.write_text("tables: demo.yaml\nhttp: {allowed_hosts: [gw.city.example], jurisdiction_id: [city.example, "
+                      "xl.city.example]}\n")
+    assert main(["gateway", "--config", str(config), "--check"]) == 0
+    assert ("\n  host names served gw.city.example (allowed_hosts); Open311 jurisdiction_id city.example or "
+            "xl.city.example\n") in capsys.readouterr().out
     (city / "demo-grids.csv").write_text((city / "demo-grids.csv").read_text() + "HQ-X,某网格,grid,\n")
     assert main(["gateway", "--config", str(config), "--check"]) == 2
     assert "error: " in capsys.readouterr().err
