@@ -625,7 +625,8 @@ def removed_named(request: Request) -> None:
 
 def create_app(store: Store, tables: Tables, public_read: bool = False, on_change=None,
                health_state: Health | None = None, on_suppressions=None,
-               allowed_hosts: Sequence[str] = ("*",), jurisdiction_id: Sequence[str] | None = None) -> FastAPI:
+               allowed_hosts: Sequence[str] = ("*",), jurisdiction_id: Sequence[str] | None = None,
+               public_url: str | None = None) -> FastAPI:
     # /openapi.json describes the API; no /docs or /redoc: FastAPI's pages load their script from a CDN
     # (blank on a city's intranet) and need an inline one, which no page of the gateway's CSP runs
     app = FastAPI(title="xueliang gateway", version="1", docs_url=None, redoc_url=None, responses=DATABASE_DOWN,
@@ -645,6 +646,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     app.add_exception_handler(StarletteHTTPException, in_spec_format(not_a_page))
     app.state.store, app.state.tables, app.state.public_read = store, tables, public_read
     app.state.jurisdiction_id = jurisdiction_id  # Open311's; None: the host the gateway is reached by
+    app.state.public_url = public_url  # what absolute URLs it hands out start with; None: the request's own address
     app.state.on_change = on_change or (lambda case_id: None)
     app.state.on_suppressions = on_suppressions or (lambda box: None)  # a box's list changed: send it
     routers = (cases_router, dead_router, reports_router, suppressions_router, boxes_router, open311)

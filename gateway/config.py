@@ -13,6 +13,7 @@ from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from sqlalchemy.engine import make_url
@@ -469,6 +470,40 @@ def _jurisdiction_id(jid: str) -> str:
     return jid
 
 
+# what a URL may hold (RFC 3986) but a query or fragment; no space, quote or angle bracket: it is written into a
+# Link header's <...> and into XML
+URL_CHARACTERS = re.compile(r"[A-Za-z0-9._~:/\[\]@!$&'()*+,;=%-]{1,2000}")
+
+
+def _public_url(url: str) -> str:
+    """An address of ``http.public_url``: absolute http(s), no query, fragment or user; ValueError saying how to write one.
+
+    >>> _public_url("https://xl.tianjin.gov.cn/"), _public_url("https://tianjin.gov.cn:8443/xl")
+    ('https://xl.tianjin.gov.cn/', 'https://tianjin.gov.cn:8443/xl')
+    >>> _public_url("xl.tianjin.gov.cn")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'xl.tianjin.gov.cn' is not a public URL: write the address clients reach the gateway by, as a browser shows it, https://xl.tianjin.gov.cn/ (http or https, a host, a port and a path if it has them; no query, fragment or user name)
+    """
+    shown = repr(url) if len(url) <= 80 else f"{url[:60]!r}... ({len(url):,} characters)"
+    problem = ValueError(f"{shown} is not a public URL: write the address clients reach the gateway by, as a browser "
+                         "shows it, https://xl.tianjin.gov.cn/ (http or https, a host, a port and a path if it has "
+                         "them; no query, fragment or user name)")
+    if not URL_CHARACTERS.fullmatch(url):
+        raise problem
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (a port that is no number, or past 65535, is a ValueError)
+    except ValueError:
+        raise problem from None
+    if "@" in parts.netloc:  # every client is given it: a password in it is everyone's
+        raise ValueError("has a user name in it (not shown: it may hold a password); write the address clients reach "
+                         "the gateway by without one, https://xl.tianjin.gov.cn/")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise problem
+    return url
+
+
 class Http(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -482,6 +517,11 @@ class Http(Strict):
     jurisdiction_id: list[Annotated[str, AfterValidator(_jurisdiction_id)]] | None = Field(
         default=None, min_length=1, title="Open311's jurisdiction_id: the id(s) clients may send (in any case), one or "
         "a list; unset, the host name the gateway is reached by")
+    # the same proxy: Open311's media_url and next page were built from the request, the proxy's upstream address
+    # (http://127.0.0.1:8080/cases/7/evidence.jpg), which no client reaches
+    public_url: Annotated[str, AfterValidator(_public_url)] | None = Field(
+        default=None, title="The address clients reach the gateway by (https://xl.tianjin.gov.cn/), for the absolute "
+        "URLs it hands out (Open311's media_url and next page); unset, the address each request came to")
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -164,6 +164,21 @@ def date_range(start_date: str | None, end_date: str | None, now: float) -> tupl
     return start, end
 
 
+def as_reached(url: URL, public_url: str | None) -> URL:
+    """``url``, a request's, as its clients reach it: ``public_url`` (``http.public_url``) in place of its scheme, host
+    and port, its path before ``url``'s. Behind a proxy those are the proxy's upstream (uvicorn takes the scheme from
+    ``X-Forwarded-Proto`` only from a proxy on the same machine, the host from nothing), and a client cannot reach it.
+
+    >>> as_reached(URL("http://127.0.0.1:8080/open311/v2/requests.json?page=2"), "https://xl.tianjin.gov.cn/")
+    URL('https://xl.tianjin.gov.cn/open311/v2/requests.json?page=2')
+    >>> as_reached(URL("http://127.0.0.1:8080/"), "https://tianjin.gov.cn/xl"), as_reached(URL("http://gw/"), None)
+    (URL('https://tianjin.gov.cn/xl/'), URL('http://gw/'))
+    """
+    if public_url is None:
+        return url
+    return URL(public_url.rstrip("/") + url.path + (f"?{url.query}" if url.query else ""))
+
+
 def next_page(url: URL, page: int, window: tuple[float, float] | None) -> str:
     """The address of the page after ``page`` of the requests ``url`` asked for; ``window``, the last 90 days its
     first page took (it gave no dates), is kept, so a case opened meanwhile does not push one into the next page twice.
@@ -208,10 +223,11 @@ def service_requests(request: Request, who: Principal, service_request_id: str |
         if not (start_date or "").strip() and not (end_date or "").strip():
             window = query["created_from"], query["created_to"]
     rows = store.list_cases(**query)
-    after = next_page(request.url, page, window) if len(rows) > per_page else None
+    public_url = request.app.state.public_url
+    after = next_page(as_reached(request.url, public_url), page, window) if len(rows) > per_page else None
     rows = rows[:per_page]
     updated = store.last_changes([r["id"] for r in rows])
-    base = str(request.base_url)
+    base = str(as_reached(request.base_url, public_url))
     return [georeport(r, tables, base, updated.get(r["id"])) for r in rows], after
 
 
@@ -248,5 +264,6 @@ def request_one(request: Request, request_id: Annotated[int, Path(ge=1, le=MAX_I
         row = visible_case(store, tables, who, request_id)
     except HTTPException:
         return error(fmt, Open311Error(404, f"no service request {request_id}"))
-    item = georeport(row, tables, str(request.base_url), store.last_changes([row["id"]]).get(row["id"]))
+    base = str(as_reached(request.base_url, request.app.state.public_url))
+    item = georeport(row, tables, base, store.last_changes([row["id"]]).get(row["id"]))
     return answer(fmt, "service_requests", "request", [item])

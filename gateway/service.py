@@ -532,7 +532,7 @@ def run_gateway(config: GatewayConfig) -> int:
     clock.start()
     app = create_app(store, tables, config.http.public_read, on_change=lambda case_id: clock.wake.set(),
                      health_state=health, on_suppressions=suppressions_changed, allowed_hosts=config.http.allowed_hosts,
-                     jurisdiction_id=config.http.jurisdiction_id)
+                     jurisdiction_id=config.http.jurisdiction_id, public_url=config.http.public_url)
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     try:
         # uvicorn's lines go through the command's handler (xueliang.cli.JsonLines: one JSON object a line, passwords

@@ -138,6 +138,38 @@ def test_the_open311_jurisdiction_id_is_one_or_a_list_as_written(tmp_path, http,
     assert load_gateway_config(tmp_path / "gateway.yaml").http.jurisdiction_id == ids
 
 
+@pytest.mark.parametrize("http, error", [
+    ("{public_url: xl.tianjin.gov.cn}", "http.public_url: 'xl.tianjin.gov.cn' is not a public URL: write the address "
+                                        "clients reach the gateway by, as a browser shows it, https://xl.tianjin.gov.cn/"),
+    ("{public_url: 'ftp://xl.tianjin.gov.cn/'}", "http.public_url: 'ftp://xl.tianjin.gov.cn/' is not a public URL"),
+    ("{public_url: 'https://'}", "http.public_url: 'https://' is not a public URL"),  # no host
+    ("{public_url: 'https://xl.tianjin.gov.cn:99999/'}", "http.public_url: 'https://xl.tianjin.gov.cn:99999/' is not"),
+    ("{public_url: 'https://xl.tianjin.gov.cn/?city=tj'}", "http.public_url: 'https://xl.tianjin.gov.cn/?city=tj' is not"),
+    ("{public_url: 'https://xl.tianjin.gov.cn/#top'}", "http.public_url: 'https://xl.tianjin.gov.cn/#top' is not"),
+    ("{public_url: 'https://xl.tianjin.gov.cn/a b'}", "http.public_url: 'https://xl.tianjin.gov.cn/a b' is not"),
+    ("{public_url: 'https://xl.tianjin.gov.cn/>; rel=x'}", "http.public_url: 'https://xl.tianjin.gov.cn/>; rel=x' is not"),
+    ("{public_url: 'https://gw:S3cr3t@xl.tianjin.gov.cn/'}", "http.public_url: has a user name in it (not shown"),
+    ("{public_url: ''}", "http.public_url: '' is not a public URL"),
+])
+def test_the_public_url_is_refused_naming_the_key_and_the_value(tmp_path, http, error):
+    """Every client is handed it (Open311's ``media_url``, the next page's ``Link``): one that is no address of the
+    gateway's, or breaks the header it is written into, or carries a password, is refused at start."""
+    (tmp_path / "gateway.yaml").write_text(f"http: {http}\n")
+    with pytest.raises(GatewayConfigError, match=re.escape(error)) as refused:
+        load_gateway_config(tmp_path / "gateway.yaml")
+    assert "S3cr3t" not in str(refused.value)
+
+
+@pytest.mark.parametrize("http, url", [
+    ("{}", None),  # the address each request came to
+    ("{public_url: 'https://xl.tianjin.gov.cn/'}", "https://xl.tianjin.gov.cn/"),
+    ("{public_url: 'http://[::1]:8080/xl'}", "http://[::1]:8080/xl"),  # a port and a path the proxy serves it under
+])
+def test_the_public_url_as_written(tmp_path, http, url):
+    (tmp_path / "gateway.yaml").write_text(f"http: {http}\n")
+    assert load_gateway_config(tmp_path / "gateway.yaml").http.public_url == url
+
+
 @pytest.mark.slow
 def test_a_running_gateway_answers_only_the_host_names_of_its_config(tmp_path, broker):
     """``http.allowed_hosts`` reaches the app the gateway serves, not only its configuration; so does
@@ -574,7 +606,8 @@ def test_gateway_check_says_what_the_config_and_tables_set_or_what_is_wrong(city
     out = capsys.readouterr().out
     assert out.startswith(f"{config}: broker 127.0.0.1:1883 as gw-1, database postgresql+psycopg://gw:***@db/city "
                           f"(not opened), http 127.0.0.1:8080\n  host names served * (allowed_hosts); Open311 "
-                          "jurisdiction_id the host name it is reached by\n"
+                          "jurisdiction_id the host name it is reached by, its media_url under the address each "
+                          "request came to\n"
                           f"  tables {city / 'demo.yaml'}: 5 department(s), 8 "
                           "grid(s) under HQ, 1 route(s)\n    illegal_parking: 200505 机动车乱停放 -> 交警大队 "
                           "(traffic-police), 1h\n")
@@ -585,10 +618,10 @@ def test_gateway_check_says_what_the_config_and_tables_set_or_what_is_wrong(city
                         "(waiting_pictures_mb), each set aside as a dead letter after 60 min unnamed\n")
     assert "S3cr3t" not in out
     config.write_text("tables: demo.yaml\nhttp: {allowed_hosts: [gw.city.example], jurisdiction_id: [city.example, "
-                      "xl.city.example]}\n")
+                      "xl.city.example], public_url: 'https://xl.city.example/gw/'}\n")
     assert main(["gateway", "--config", str(config), "--check"]) == 0
     assert ("\n  host names served gw.city.example (allowed_hosts); Open311 jurisdiction_id city.example or "
-            "xl.city.example\n") in capsys.readouterr().out
+            "xl.city.example, its media_url under https://xl.city.example/gw/ (public_url)\n") in capsys.readouterr().out
     (city / "demo-grids.csv").write_text((city / "demo-grids.csv").read_text() + "HQ-X,某网格,grid,\n")
     assert main(["gateway", "--config", str(config), "--check"]) == 2
     assert "error: " in capsys.readouterr().err

@@ -220,6 +220,28 @@ def test_behind_a_proxy_that_rewrites_host_the_configured_jurisdiction_id_is_the
                                                    f"leave jurisdiction_id out; not {other!r}")
 
 
+@pytest.mark.parametrize("public_url, base", [
+    ("https://xl.tianjin.gov.cn/", "https://xl.tianjin.gov.cn"),
+    ("https://tianjin.gov.cn:8443/xl", "https://tianjin.gov.cn:8443/xl"),  # a port, and a path the proxy serves it under
+    (None, "http://127.0.0.1:8080"),  # unset: the address the request came to
+])
+def test_behind_a_proxy_the_urls_handed_out_are_the_public_url(gateway, public_url, base):
+    """nginx in front, the gateway on 127.0.0.1: ``media_url`` and the next page's ``Link`` were the proxy's upstream
+    (``http://127.0.0.1:8080/cases/1/evidence.jpg``), which no client reaches. ``http.public_url`` is theirs."""
+    tables, store, picture = gateway
+    admin = {"Authorization": f"Bearer {new_token(store, 'root', 'admin')}"}
+    client = TestClient(create_app(store, tables, public_url=public_url), base_url="http://127.0.0.1:8080")
+    one = client.get("/open311/v2/requests/1.json", headers=admin).json()[0]
+    assert one["media_url"] == f"{base}/cases/1/evidence.jpg"
+    xml = ElementTree.fromstring(client.get("/open311/v2/requests.xml", params={"status": "open"}, headers=admin).content)
+    assert {r.findtext("media_url") for r in xml} == {f"{base}/cases/1/evidence.jpg", ""}
+    first = client.get("/open311/v2/requests.json", params={"per_page": 1}, headers=admin)
+    after = first.links["next"]["url"]
+    assert after.startswith(f"{base}/open311/v2/requests.json?per_page=1&page=2&start_date="), after
+    second = client.get(after.removeprefix(base), headers=admin).json()  # the page it names, as the proxy passes it on
+    assert [r["service_request_id"] for r in first.json() + second] == ["2", "1"]
+
+
 def test_a_date_or_time_without_a_zone_is_the_citys_as_everywhere_else(gateway):
     """``start_date=2026-12-01T09:00:00`` from a tool in the city was read as UTC: 17:00 Beijing time, the morning's
     requests left out without a word (``dataset export --since`` and ``replay --start`` read it as Beijing time)."""

@@ -241,9 +241,10 @@ def gateway_summary(config, tables, path: str) -> str:
     database = without_password(make_url(config.database).render_as_string(hide_password=True))
     lines = [f"{path}: broker {config.broker.host}:{config.broker.port} as {config.broker.identity}, database "
              f"{database} (not opened), http {config.http.host}:{config.http.port}",
-             # who may open it and what Open311 clients send: behind a proxy, the names the installer set for it
+             # who may open it, what Open311 clients send and are sent: behind a proxy, what the installer set for it
              f"  host names served {', '.join(config.http.allowed_hosts)} (allowed_hosts); Open311 jurisdiction_id "
-             f"{' or '.join(config.http.jurisdiction_id or ['the host name it is reached by'])}"
+             f"{' or '.join(config.http.jurisdiction_id or ['the host name it is reached by'])}, its media_url under "
+             f"{f'{public} (public_url)' if (public := config.http.public_url) else 'the address each request came to'}"
              f"{' (public_read: anyone may read cases)' if config.http.public_read else ''}",
              f"  tables {config.tables}: {len(tables.departments)} department(s), {len(tables.grids)} grid(s) under "
              f"{tables.centre or '(no grid tree: every grid known)'}, {len(tables.routes)} route(s)"]
