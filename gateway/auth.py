@@ -254,6 +254,16 @@ def check_same_origin(request: Request) -> None:
         raise HTTPException(403, f"a form from another site (Origin: {origin[:200]}) is refused")
 
 
+def over_https(request: Request) -> bool:
+    """Whether the browser sent ``request`` from an https page: the cookie it is answered with is then
+    Secure. The request's own scheme says so, or, behind a proxy that ends TLS, the ``Origin`` the
+    browser names: the gateway then sees http (uvicorn takes ``X-Forwarded-Proto`` only from a proxy on
+    its own machine, and nginx sends none unless told to), and a cookie not Secure would go out again in
+    the clear to any http:// address of that name. Only a form ``check_same_origin`` let through
+    comes here; a client that lies in ``Origin`` only changes its own cookie."""
+    return request.url.scheme == "https" or request.headers.get("origin", "").lower().startswith("https://")
+
+
 def session_principal(request: Request) -> Principal | None:
     """The principal of the request's session cookie, if it names a live session of a good token."""
     cookie = request.cookies.get(SESSION_COOKIE)
