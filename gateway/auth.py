@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.dependencies.models import Dependant
@@ -213,13 +213,29 @@ def start_session(store: Store, token: str, now: float) -> tuple[str, float]:
     return session, expires_at
 
 
+def url_origin(url: str) -> str:
+    """The origin of ``url`` as a browser's ``Origin`` header writes it: scheme and host in lower case, the port
+    only where it is not the scheme's default.
+
+    >>> url_origin("https://XL.Tianjin.gov.cn:443/xl"), url_origin("http://[::1]:8080/")
+    ('https://xl.tianjin.gov.cn', 'http://[::1]:8080')
+    """
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = "" if parts.port in (None, {"http": 80, "https": 443}.get(scheme)) else f":{parts.port}"
+    return f"{scheme}://{host}{port}"
+
+
 def check_same_origin(request: Request) -> None:
     """403 for a sign-in or sign-out form that another site's page sent. The session cookie's
     SameSite=Strict keeps it off such a request, but the browser still stores the answer's
     Set-Cookie: another site could sign a person in as the attacker (their uploads and actions then
     go under the attacker's name) or sign them out. Browsers say where a form came from:
     ``Sec-Fetch-Site`` (only ``same-origin``, or ``none`` for the person's own navigation, passes) or,
-    where they do not send that, ``Origin`` (this gateway's own, as the request reached it). A request
+    where they do not send that, ``Origin``: this gateway's own, as the request reached it or, behind a
+    proxy that rewrites ``Host``, that of ``http.public_url`` (the request reached ``http://127.0.0.1:8080``,
+    the page was ``https://xl.tianjin.gov.cn``). A request
     with neither is not a browser's form from another site (curl, scripts, the tests; browsers before
     2019 sent neither, and those are out of support), so it passes: refusing it would break them and
     protect nobody."""
@@ -229,9 +245,23 @@ def check_same_origin(request: Request) -> None:
             raise HTTPException(403, f"a form from another site (Sec-Fetch-Site: {fetch_site[:40]}) is refused")
         return
     origin = request.headers.get("origin")
-    own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    if origin is not None and origin.lower() != own.lower():
+    if origin is None:
+        return
+    own = {f"{request.url.scheme}://{request.headers.get('host', '')}".lower()}
+    if request.app.state.public_url is not None:
+        own.add(url_origin(request.app.state.public_url))
+    if origin.lower() not in own:
         raise HTTPException(403, f"a form from another site (Origin: {origin[:200]}) is refused")
+
+
+def over_https(request: Request) -> bool:
+    """Whether the browser sent ``request`` from an https page: the cookie it is answered with is then
+    Secure. The request's own scheme says so, or, behind a proxy that ends TLS, the ``Origin`` the
+    browser names: the gateway then sees http (uvicorn takes ``X-Forwarded-Proto`` only from a proxy on
+    its own machine, and nginx sends none unless told to), and a cookie not Secure would go out again in
+    the clear to any http:// address of that name. Only a form ``check_same_origin`` let through
+    comes here; a client that lies in ``Origin`` only changes its own cookie."""
+    return request.url.scheme == "https" or request.headers.get("origin", "").lower().startswith("https://")
 
 
 def session_principal(request: Request) -> Principal | None:

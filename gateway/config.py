@@ -518,10 +518,12 @@ class Http(Strict):
         default=None, min_length=1, title="Open311's jurisdiction_id: the id(s) clients may send (in any case), one or "
         "a list; unset, the host name the gateway is reached by")
     # the same proxy: Open311's media_url and next page were built from the request, the proxy's upstream address
-    # (http://127.0.0.1:8080/cases/7/evidence.jpg), which no client reaches
+    # (http://127.0.0.1:8080/cases/7/evidence.jpg), which no client reaches, and a browser's sign-in form, whose
+    # Origin named the public address, was refused as another site's
     public_url: Annotated[str, AfterValidator(_public_url)] | None = Field(
         default=None, title="The address clients reach the gateway by (https://xl.tianjin.gov.cn/), for the absolute "
-        "URLs it hands out (Open311's media_url and next page); unset, the address each request came to")
+        "URLs it hands out (Open311's media_url and next page) and the pages' own origin (a sign-in form from it is "
+        "no other site's); unset, the address each request came to")
 
     @field_validator("allowed_hosts")
     @classmethod

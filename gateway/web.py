@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.auth import (PUBLIC, SESSION_COOKIE, Principal, check_same_origin, count_found, find_cases, form_page,
-                          hash_token, kept_query, page_reader, report_figures, scope, session_principal,
+                          hash_token, kept_query, over_https, page_reader, report_figures, scope, session_principal,
                           start_session, unknown_filters, visible_case)
 from gateway.cases import is_overdue
 from gateway import boxes, gridmap
@@ -272,7 +272,7 @@ async def login(request: Request):
                     status_code=401)
     response = RedirectResponse(target, 303)
     response.set_cookie(SESSION_COOKIE, session, max_age=int(expires_at - now), path="/ui", httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")
+                        samesite="strict", secure=over_https(request))
     return response
 
 

@@ -295,6 +295,39 @@ def test_sign_in_and_sign_out_are_refused_from_another_site_and_work_from_the_ga
     assert out.status_code == 303 and client.get("/ui/cases").url.path == "/ui/login"
 
 
+@pytest.mark.parametrize("public_url", ["https://xl.tianjin.gov.cn/", "https://XL.tianjin.gov.cn:443/xl"])
+def test_behind_a_proxy_the_public_urls_page_signs_in_with_a_secure_cookie(tmp_path, public_url):
+    """nginx ends TLS and passes the gateway ``Host: 127.0.0.1:8080`` over http: a browser that sends ``Origin`` but
+    no ``Sec-Fetch-Site`` named an origin other than the one the request reached, and its sign-in was refused.
+    ``http.public_url``'s origin is the page's own; and the cookie of a page on https is Secure, though the
+    gateway sees http (uvicorn takes ``X-Forwarded-Proto`` only from a proxy on its own machine)."""
+    from fastapi.testclient import TestClient
+
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    store, tables = Store(f"sqlite:///{tmp_path}/gw.sqlite"), load_tables(tmp_path / "city.yaml")
+    admin = new_token(store, "root", "admin")
+    page = {"Origin": "https://xl.tianjin.gov.cn"}
+
+    def sign_in(client, headers):
+        client.cookies.clear()
+        return client.post("/ui/login", data={"token": admin}, headers=headers, follow_redirects=False)
+
+    unset = TestClient(create_app(store, tables), base_url="http://127.0.0.1:8080")
+    assert sign_in(unset, page).status_code == 403  # no key: today's rule, the origin the request reached
+    client = TestClient(create_app(store, tables, public_url=public_url), base_url="http://127.0.0.1:8080")
+    signed_in = sign_in(client, page)
+    assert signed_in.status_code == 303 and "; secure" in signed_in.headers["set-cookie"].lower()
+    for other in ("https://evil.example", "http://xl.tianjin.gov.cn", "https://xl.tianjin.gov.cn:8443",
+                  "https://xl.tianjin.gov.cn.evil.example", "null"):
+        assert sign_in(client, {"Origin": other}).status_code == 403, other
+    # opened directly (an administrator on the machine): the origin the request reached; over http, a cookie it keeps
+    direct = sign_in(client, {"Origin": "http://127.0.0.1:8080"})
+    assert direct.status_code == 303 and "secure" not in direct.headers["set-cookie"].lower()
+    # a browser that sends Sec-Fetch-Site: its Origin still tells the https page, key or none
+    fetched = sign_in(unset, {"Sec-Fetch-Site": "same-origin", **page})
+    assert fetched.status_code == 303 and "; secure" in fetched.headers["set-cookie"].lower()
+
+
 @pytest.mark.parametrize("target, followed", [
     ("/ui/cases/1?state=closed", "/ui/cases/1?state=closed"), ("/ui/map", "/ui/map"),
     ("//evil.example/", None), ("/\\evil.example/", None), ("/ui/\\evil.example", None),
