@@ -544,13 +544,16 @@ class BoxView(BaseModel):
     suppressions: int = Field(title="suppressions it holds")
     refused_at: str | None = Field(title="its heartbeats refused since the latest taken: when last said")
     refused_reason: str | None
+    twin_at: str | None = Field(None, title="two boxes run under this box id (a config copied, its box not changed): "
+                                "when their starts' heartbeats were last heard in turn (shown for 5 min after)")
+    twin_boots: list[str] | None = Field(None, title="those two starts (each heartbeat's boot)")
 
 
 class BoxesView(BaseModel):
     now: str = Field(title="the gateways' time, the database's clock, by which each box is heard and judged silent")
     clock_limit_s: float = Field(title="how far ahead of the gateway's clock an incident's times may be")
     boxes: list[BoxView] = Field(title="the troubled first (silent, offline, a camera down, clock off, outbox "
-                                       "unwritable, heartbeats refused), each part by box id")
+                                       "unwritable, heartbeats refused, two boxes under one id), each part by box id")
 
 
 boxes_router = APIRouter(prefix="/boxes", tags=["boxes"], dependencies=[Depends(DECLARED)],
@@ -567,7 +570,8 @@ def list_boxes(store: Store = Depends(get_store), tables: Tables = Depends(get_t
         raise HTTPException(403, "the boxes are for operators and admins")
     now, views = boxes.listed(store, scope(who, tables).get("grids"))
     return {"now": wire.iso(now), "clock_limit_s": wire.MAX_CLOCK_SKEW_S,
-            "boxes": [dict(v, heard_at=iso(v["heard_at"]), refused_at=iso(v["refused_at"])) for v in views]}
+            "boxes": [dict(v, heard_at=iso(v["heard_at"]), refused_at=iso(v["refused_at"]),
+                           twin_at=iso(v["twin_at"])) for v in views]}
 
 
 @boxes_router.delete("/{box}", status_code=204, response_class=Response, responses={

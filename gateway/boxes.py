@@ -58,6 +58,7 @@ MAX_FAULTS = 16
 MAX_ZONE_GRIDS = 64  # a camera's zones' own grids, at most (a config's zones are few)
 MAX_SUPPRESSIONS = 1_000  # as the suppressions' schema allows a box
 BOXES_MAX = 10_000  # rows kept at most: a box not among them is refused once they are full (see ``Heartbeats``)
+TWIN_SHOWN_S = 300.0  # two boxes under one id are shown this long after their starts were last heard in turn
 REFUSAL_NOTE_S = 300.0  # a box's refused heartbeats are logged and noted on its row at most this often
 NOTED_MAX = 1_000  # boxes whose last note is remembered (topics name them: the broker's ACL bounds them, a test
 # broker does not)
@@ -248,12 +249,18 @@ def _upsert(dialect, kind: str):
         new = stmt.excluded
         new_link, same = func.coalesce(new.link, 0), boxes.c.boot == new.boot
         later = or_(link < new_link, and_(link == new_link, func.coalesce(boxes.c.seq, 0) < new.seq))
+        other = boxes.c.boot != new.boot  # NULL (not true) where either has none
+        back = and_(other, boxes.c.prev_boot == new.boot)  # a start heard again after another's: two boxes
         return stmt.on_conflict_do_update(
             index_elements=[boxes.c.box],
             set_={**{c: getattr(new, c) for c in _COLUMNS},
                   "state": case((and_(same, boxes.c.ended_link >= new_link), "offline"), else_=new.state),
-                  "ended_link": case((same, boxes.c.ended_link), else_=None)},
-            where=or_(boxes.c.boot.is_(None), new.boot.is_(None), boxes.c.boot != new.boot, later))
+                  "ended_link": case((same, boxes.c.ended_link), else_=None),
+                  "prev_boot": case((other, boxes.c.boot), else_=boxes.c.prev_boot),
+                  "twin_at": case((back, database_now()), else_=boxes.c.twin_at),
+                  "twin_boots": case((back, new.boot + " " + boxes.c.boot), else_=boxes.c.twin_boots)},
+            where=or_(boxes.c.boot.is_(None), new.boot.is_(None), boxes.c.boot != new.boot, later)
+        ).returning(boxes.c.twin_at, boxes.c.twin_boots, boxes.c.heard_at)
     if kind == LAST_WORD_ROW:  # typed: PostgreSQL names no type for a parameter in WHERE alone
         said, ends = bindparam("boot", type_=boxes.c.boot.type), bindparam("ended_link", type_=boxes.c.link.type)
         return stmt.on_conflict_do_update(
@@ -329,6 +336,7 @@ class Heartbeats:
 
     def __init__(self) -> None:
         self._known: set[str] = set()  # boxes this process found in the table
+        self._twins: dict[str, float] = {}  # box -> when two boxes under its id were last heard (``_twins_heard``)
         self.said = RefusalLog()
 
     def checked(self, box: str, payload: bytes) -> Heartbeat | Refused:
@@ -380,7 +388,25 @@ class Heartbeats:
         else:
             kind = STATE_ROW
             row["said_boot"] = beat.boot
-        return _UPSERTS[db.dialect.name, kind].run(db, row).rowcount != 0
+        if kind != HEARTBEAT_ROW:
+            return _UPSERTS[db.dialect.name, kind].run(db, row).rowcount != 0
+        written = _UPSERTS[db.dialect.name, kind].first(db, row)
+        if written is not None and written[0] is not None and written[2] - written[0] < TWIN_SHOWN_S:
+            self._twins_heard(beat.box, written[1], written[2])
+        return written is not None
+
+    def _twins_heard(self, box: str, boots: str, at: float) -> None:
+        """Say once in the log that two boxes run under ``box``'s id (the row says so while it lasts: ``view``), and
+        again where they stopped for ``TWIN_SHOWN_S`` and came back: once by each gateway that hears them."""
+        last = self._twins.get(box)
+        self._twins[box] = at
+        if len(self._twins) > NOTED_MAX:
+            del self._twins[min(self._twins, key=self._twins.get)]
+        if last is None or at - last >= TWIN_SHOWN_S:
+            log.error("box %r: heartbeats of two starts in turn (boot %s): two boxes run with this box id (a config "
+                      "copied to the next box, its box: not changed?). Each takes the other's connection to the broker: "
+                      "their incidents and the confirmations of them are late, and the boxes page shows each in turn. "
+                      "Give each box its own id", box, " and ".join(sorted(boots.split())))
 
 
 # --- what the boxes page and /boxes show ---
@@ -431,6 +457,7 @@ def view(row: dict, now: float, grids: Collection[str] | None = None) -> dict:
                for cid, c in sorted((beat.cameras or {}).items() if beat else [])
                if grids is None or c.grid in grids or any(g in grids for g in c.zone_grids)]
     refused = row["refused_at"] is not None and (heard is None or row["refused_at"] > heard)
+    twins = row.get("twin_at") is not None and now - row["twin_at"] < TWIN_SHOWN_S
     return {"box": row["box"], "state": row["state"], "heard_at": heard, "heartbeat_s": heartbeat_s,
             "silent": heard is None or now - heard > SILENT_AFTER * heartbeat_s,
             "grids": sorted({g for c in cameras for g in (c["grid"], *c["zone_grids"]) if g is not None}),
@@ -447,7 +474,9 @@ def view(row: dict, now: float, grids: Collection[str] | None = None) -> dict:
             "clock_corrected": bool(beat and beat.clock_corrected),
             "suppressions": len(beat.suppressions) if beat else 0,
             "refused_at": row["refused_at"] if refused else None,
-            "refused_reason": row["refused_reason"] if refused else None}
+            "refused_reason": row["refused_reason"] if refused else None,
+            "twin_at": row["twin_at"] if twins else None,
+            "twin_boots": sorted(row["twin_boots"].split()) if twins else None}
 
 
 _ROW = Prepared(select(boxes).where(boxes.c.box == bindparam("box")))
@@ -465,7 +494,7 @@ def troubled(v: dict) -> bool:
     """A box the page lists first: silent, offline, a camera down, its clock off, its outbox unwritable or its
     heartbeats refused."""
     return bool(v["silent"] or v["state"] != "online" or v["cameras_up"] < v["cameras_total"] or v["clock_off"]
-                or v["outbox_write_error"] or v["refused_at"])
+                or v["outbox_write_error"] or v["refused_at"] or v["twin_at"])
 
 
 def listed(store: Store, grids: Collection[str] | None = None) -> tuple[float, list[dict]]:

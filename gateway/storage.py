@@ -266,6 +266,11 @@ boxes = Table(
     Column("ended_link", BigInteger),  # migration 11: the last connection of that start a last will or stop ended
     Column("refused_at", Float),  # its latest heartbeat refused (noted at most once per box in boxes.REFUSAL_NOTE_S)
     Column("refused_reason", String(300)),
+    # migration 18: two boxes under one box id (a config copied to the next box, its box not changed) send heartbeats
+    # of two starts in turn; a box started again never sends its earlier start's again (gateway.boxes._upsert)
+    Column("prev_boot", String(64)),  # the start that heartbeat's replaced
+    Column("twin_at", Float),  # when a start came back after another's heartbeat, the database's clock
+    Column("twin_boots", String(130)),  # the two starts then, "BOOT BOOT"
 )
 
 schema_migrations = Table(
@@ -333,6 +338,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
     (17, "photo_hashes, case_photos by picture: a department's photo that is the same picture as another case's is "
          "marked (photos kept before are found by their bytes only)",
      lambda db: [photo_hashes.create(db, checkfirst=True), CASE_PHOTO_SHA.create(db, checkfirst=True)]),
+    (18, "boxes.prev_boot, twin_at, twin_boots: two boxes under one box id, their heartbeats' starts in turn, are "
+         "said on the box's row", _add_missing(boxes.c.prev_boot, boxes.c.twin_at, boxes.c.twin_boots)),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade

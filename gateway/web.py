@@ -508,6 +508,9 @@ def box_row(v: dict, now: float, tables: Tables, removable: bool = False) -> str
     if v["refused_at"] is not None:
         state += (f"<br><span class=flag>心跳被拒收 ({esc(local_time(v['refused_at'], seconds=True))}): "
                   f"{esc(v['refused_reason'])}</span>")
+    if v["twin_at"] is not None:  # each takes the other's broker connection: their incidents are late
+        state += (f"<br><span class=flag>两台盒子使用同一编号 ({esc(local_time(v['twin_at'], seconds=True))}, 启动 "
+                  f"{esc(' 与 '.join(v['twin_boots']))}): 请为每台盒子设置各自的编号</span>")
     heard = (f"{esc(local_time(v['heard_at'], seconds=True))} ({esc(span_text(now - v['heard_at']))}前)"
              if v["heard_at"] is not None else "从未收到心跳")
     down = [c for c in v["cameras"] if c["state"] != "online"]

@@ -256,6 +256,51 @@ def test_a_last_will_of_an_earlier_start_leaves_a_box_started_again_online(tmp_p
     assert rows(one.store)[BOX]["state"] == "offline"
 
 
+def test_two_boxes_under_one_box_id_are_said_once_in_the_log_and_on_the_boxes_row(tmp_path, database_url,  # noqa: F811
+                                                                                  caplog):
+    """An installer copied a box's config to the next box and left its ``box`` as it was: both run, each takes the
+    other's broker connection (the client id is the box id), and their heartbeats come in turn, each start's own
+    ``boot``. The row showed one box's cameras, then the other's, and nothing said why; now the gateway says so once in
+    its log (each gateway that hears them), and the row (page and API) while it lasts. A box started again (a new boot, the old one never again) and
+    a will of an earlier start are no twins. Two gateways sharing the database, each given some of the heartbeats, tell
+    it as one does."""
+    one, two = (Ingest(Store(database_url), TABLES, clock=lambda: NOW) for _ in range(2))
+    caplog.set_level(logging.WARNING, logger="gateway.boxes")
+    made = {k: v for k, v in json.loads(heartbeat(tmp_path)).items() if k not in ("boot", "seq")}
+    topic = wire.status_topic(BOX)
+
+    def beat(boot: str, seq: int, **edit) -> bytes:
+        return json.dumps({**made, "boot": boot, "link": 1, "seq": seq, **edit}).encode()
+
+    def twins() -> tuple:
+        v = rows(one.store)[BOX]
+        return v["twin_at"] is not None, v["twin_boots"]
+
+    said = lambda: [r.getMessage() for r in caplog.records if "two boxes run with this box id" in r.getMessage()]  # noqa: E731
+    assert one.handle(topic, beat("a1", 1)) == HEARTBEAT
+    assert one.handle(topic, beat("a1", 2)) == HEARTBEAT
+    assert one.handle(topic, json.dumps({"box": BOX, "state": "offline", "boot": "a1", "link": 1}).encode())
+    assert one.handle(topic, beat("b2", 1)) == HEARTBEAT  # started again
+    assert two.handle(topic, json.dumps({"box": BOX, "state": "offline", "boot": "a1", "link": 1}).encode())
+    assert one.handle(topic, beat("b2", 2)) == HEARTBEAT
+    assert twins() == (False, None) and said() == []
+    # a second box under the same id starts: the two in turn, through either gateway
+    assert two.handle(topic, beat("c3", 1, cameras={})) == HEARTBEAT
+    assert twins() == (False, None)  # one new start is a box started again, as far as anyone can tell yet
+    assert one.handle(topic, beat("b2", 3)) == HEARTBEAT
+    assert twins() == (True, ["b2", "c3"])
+    for seq in range(2, 6):
+        assert two.handle(topic, beat("c3", seq, cameras={})) == HEARTBEAT
+        assert one.handle(topic, beat("b2", seq + 2)) == HEARTBEAT
+    assert len(said()) == 2 and all("'box-1'" in line and "b2 and c3" in line for line in said()), said()  # each gateway's
+    app = create_app(one.store, TABLES)
+    admin = new_token(one.store, "root", "admin")
+    (box,) = TestClient(app).get("/boxes", headers={"Authorization": f"Bearer {admin}"}).json()["boxes"]
+    assert box["twin_boots"] == ["b2", "c3"] and box["twin_at"].endswith("Z")
+    page = signed_in(app, admin).get("/ui/boxes").text
+    assert "两台盒子使用同一编号" in page and "b2 与 c3" in page, page
+
+
 def test_migrations_10_and_11_bring_a_version_9_database_up_and_its_boxes_heartbeats_are_replaced_as_before(
         tmp_path, database_url):  # noqa: F811 (the fixture)
     store = Store(database_url)
