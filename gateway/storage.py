@@ -604,16 +604,59 @@ def removed_with_open_cases(db: Connection, tables: Tables) -> list[str]:
 
 def removed_with_open_cases_read_only(url: str, tables: Tables) -> list[str] | None:
     """``removed_with_open_cases`` of an SQLite file opened read-only (``gateway --check`` changes nothing: no
-    migration, no WAL switch); None for another database or no file (the gateway's start says it then)."""
+    migration, no WAL switch); None for another database, no file or an empty one (the gateway's start says it, or
+    makes its tables there). DatabaseUnusable for a file the gateway refuses at start (no SQLite database, another
+    application's), as it would say it."""
     path = sqlite_path(url)
     if path is None or not path.is_file():
         return None
-    engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True))
+    engine = _read_only_engine(url)
     try:
         with engine.connect() as db:
+            there = inspect(db).get_table_names()
+            if not there:
+                return None
+            if "cases" not in there:
+                raise DatabaseUnusable(f"database {path}: {not_gateways(there)}")
             return removed_with_open_cases(db, tables)
+    except SQLAlchemyError as exc:  # no SQLite database, or of another making (a table cases of its own)
+        raise DatabaseUnusable(f"database {path}: {unusable(exc, path)}") from None
     finally:
         engine.dispose()
+
+
+def tables_read_only(url: str) -> list[str] | None:
+    """The tables of the database at ``url``, read with nothing made or changed (an SQLite file opened read-only:
+    no journal, no write-ahead log, no file where there is none), for a command that only reads the gateway's
+    database; None for an SQLite file that is not there. DatabaseUnusable where it cannot be read (no SQLite
+    database, out of reach, a PostgreSQL that does not answer), said as the gateway's start says it."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists() and not path.is_symlink():
+        return None
+    engine = _read_only_engine(url)
+    try:
+        with engine.connect() as db:
+            return inspect(db).get_table_names()
+    except SQLAlchemyError as exc:
+        where = path if path is not None else without_password(make_url(url).render_as_string(hide_password=True))
+        raise DatabaseUnusable(f"database {where}: {unusable(exc, path)}") from None
+    finally:
+        engine.dispose()
+
+
+def not_gateways(there: list[str]) -> str:
+    """What is said of a database holding tables ``there`` and no table cases: another application's (the gateway
+    made its tables beside theirs)."""
+    return (f"not a gateway's database (no table cases; tables {', '.join(there[:5])}{', ...' if there[5:] else ''}): "
+            "name the gateway's, or move this one away for a new one to begin; it was left as it is")
+
+
+def _read_only_engine(url: str) -> Engine:
+    """An engine on ``url`` that writes nothing: an SQLite file opened read-only (``mode=ro``, not ``immutable``:
+    a running gateway's write-ahead log is read too)."""
+    if (path := sqlite_path(url)) is None:
+        return create_engine(url, future=True)
+    return create_engine("sqlite://", creator=lambda: sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True))
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -685,9 +728,7 @@ def migrate(engine: Engine) -> list[int]:
         have = inspect(db)
         if not have.has_table("cases"):
             if db.dialect.name == "sqlite" and (others := have.get_table_names()):  # another application's file
-                raise DatabaseUnusable(f"not a gateway's database (no table cases; tables {', '.join(others[:5])}"
-                                       f"{', ...' if others[5:] else ''}): name the gateway's, or move this one away "
-                                       "for a new one to begin; it was left as it is")
+                raise DatabaseUnusable(not_gateways(others))
             metadata.create_all(db)
             todo, made = [(v, what, None) for v, what, _ in MIGRATIONS], True
         else:

@@ -271,9 +271,14 @@ async def login(request: Request):
         return page("登录", LOGIN_FORM.format(next=esc(target), error=esc(f"登录失败: {sign_in_problem(store, token)}")),
                     status_code=401)
     response = RedirectResponse(target, 303)
-    response.set_cookie(SESSION_COOKIE, session, max_age=int(expires_at - now), path="/ui", httponly=True,
-                        samesite="strict", secure=over_https(request))
+    response.set_cookie(SESSION_COOKIE, session, max_age=int(expires_at - now), **session_cookie(request))
     return response
+
+
+def session_cookie(request: Request) -> dict:
+    """The session cookie's attributes, for the answer to ``request``: the same where it is set and where it is
+    deleted (the deletion carried no Secure where the sign-in's cookie had it)."""
+    return {"path": "/ui", "httponly": True, "samesite": "strict", "secure": over_https(request)}
 
 
 def sign_in_problem(store, token: str) -> str:
@@ -294,7 +299,7 @@ def logout(request: Request):
     if cookie:
         request.app.state.store.end_session(hash_token(cookie))
     response = RedirectResponse("/ui/login", 303)
-    response.delete_cookie(SESSION_COOKIE, path="/ui", httponly=True, samesite="strict")
+    response.delete_cookie(SESSION_COOKIE, **session_cookie(request))
     return response
 
 

@@ -1,6 +1,8 @@
 """The gateway's own database broken or out of reach at start (not SQLite, cut short, of a later release, of another
 making, a folder, a link to nothing, read-only, a PostgreSQL that does not answer): one line saying where, what is
-wrong and what to do, exit 2, never a traceback, and the file left as it was."""
+wrong and what to do, exit 2, never a traceback, and the file left as it was. The commands that only read it
+(``token --list``, ``gateway --check``, ``dataset export``) refuse a database that is no gateway's, empty too, and
+make nothing in it."""
 
 import hashlib
 import re
@@ -12,8 +14,10 @@ import pytest
 
 from gateway.storage import MIGRATIONS, DatabaseUnusable, Store
 from xueliang import services
+from xueliang.cli import main as cli
 
 from .test_edge_startup import read_only
+from .test_workflow import database_url  # noqa: F401 (fixture)
 
 
 def a_gateway_database(path) -> None:
@@ -51,8 +55,8 @@ CASES = {
     "cut short": r"damaged \(database disk image is malformed\): restore it" ".*" + LEFT,
     "of a later release": f"schema version {MIGRATIONS[-1][0] + 1} is newer than this gateway's "
                           rf"\({MIGRATIONS[-1][0]}\): run a gateway of the release that made it" + LEFT,
-    "of another making": r"not a gateway's database \(no such table: main\.\w+\): name the gateway's, or move this "
-                         "one away for a new one to begin" + LEFT,
+    "of another making": r"not a gateway's database \(no such (?:table: main\.\w+|column: cases\.\w+)\): name the "
+                         "gateway's, or move this one away for a new one to begin" + LEFT,
     "another application's": r"not a gateway's database \(no table cases; tables orders, users\): name the "
                              "gateway's, or move this one away for a new one to begin" + LEFT,
     "a folder": r"cannot be used \(unable to open database file; it is a folder\): let the gateway's user read and "
@@ -120,3 +124,52 @@ def test_a_new_database_is_begun_with_a_write_ahead_log(tmp_path):
     path = tmp_path / "gateway.sqlite"
     a_gateway_database(path)
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+READING = {"token --list": ["token", "--list"], "token --revoke": ["token", "--revoke", "tp"],
+           "dataset export": ["dataset", "export", "--since", "2026-12-01", "--out", "OUT"],
+           "gateway --check": ["gateway", "--check"]}
+
+
+def read_with(tmp_path, url: str, command: str) -> int:
+    (tmp_path / "gateway.yaml").write_text(f"database: {url}\n")
+    return cli([*(str(tmp_path / "out") if a == "OUT" else a for a in READING[command]),
+                "--config", str(tmp_path / "gateway.yaml")])
+
+
+@pytest.mark.parametrize("command", list(READING))
+@pytest.mark.parametrize("how", ["not SQLite", "another application's", "of another making"])
+def test_a_command_that_only_reads_refuses_a_database_that_is_no_gateways_in_one_line_and_leaves_it(
+        tmp_path, capsys, how, command):
+    """``gateway --check`` on another application's file (or one that is no SQLite database) was a traceback of
+    SQLAlchemy's; it says what the gateway's start would, and exits 2 as a config unfit to run does."""
+    path = tmp_path / "gateway.sqlite"
+    broken(path, how)
+    was = path.read_bytes()
+    assert read_with(tmp_path, f"sqlite:///{path}", command) == 2
+    out, err = capsys.readouterr()
+    (line,) = err.splitlines()
+    assert re.fullmatch(f"error: database {re.escape(str(path))}: {CASES[how]}", line), line
+    assert out == "" and path.read_bytes() == was and sorted(p.name for p in tmp_path.iterdir()) == [
+        "gateway.sqlite", "gateway.yaml"]
+
+
+@pytest.mark.parametrize("command", ["token --list", "token --revoke", "dataset export"])
+def test_a_command_that_only_reads_refuses_an_empty_database_and_makes_nothing_in_it(
+        tmp_path, capsys, database_url, command):  # noqa: F811 (fixture)
+    """``token --list`` given an empty file (or a new PostgreSQL database) made the gateway's tables in it, listed no
+    tokens and exited 0: an installer took the wrong file for the gateway's, and it was changed. ``gateway --check``
+    takes an empty file: the gateway makes its tables there."""
+    path = tmp_path / "gateway.sqlite"
+    url = f"sqlite:///{path}" if database_url.startswith("sqlite") else database_url
+    path.write_bytes(b"")
+    assert read_with(tmp_path, url, command) == 2
+    assert capsys.readouterr().err == (f"error: database {path if url.startswith('sqlite') else url}: empty, not a "
+                                       "gateway's database yet: the gateway makes its tables at its first start; "
+                                       "check the config's database (it was left as it is)\n")
+    assert path.read_bytes() == b"" and sorted(p.name for p in tmp_path.iterdir()) == ["gateway.sqlite", "gateway.yaml"]
+    assert Store(url).made  # nothing was made there before
+    if command == "token --list":
+        path.write_bytes(b"")
+        assert read_with(tmp_path, f"sqlite:///{path}", "gateway --check") == 0
+        assert path.read_bytes() == b""

@@ -328,6 +328,30 @@ def test_behind_a_proxy_the_public_urls_page_signs_in_with_a_secure_cookie(tmp_p
     assert fetched.status_code == 303 and "; secure" in fetched.headers["set-cookie"].lower()
 
 
+def cookie_attributes(set_cookie: str) -> dict[str, str]:
+    """A Set-Cookie's attributes, less its value and how long it lasts."""
+    _, *attributes = (part.strip().partition("=") for part in set_cookie.split(";"))
+    return {name.lower(): value.lower() for name, _, value in attributes if name.lower() not in ("max-age", "expires")}
+
+
+@pytest.mark.parametrize("origin", ["https://xl.tianjin.gov.cn", "http://127.0.0.1:8080"])
+def test_sign_out_deletes_the_cookie_with_the_attributes_sign_in_set_it_with(tmp_path, origin):
+    """Behind a proxy that ends TLS, the sign-in's cookie was Secure and the sign-out's deletion of it was not."""
+    from fastapi.testclient import TestClient
+
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    client = TestClient(create_app(store, load_tables(tmp_path / "city.yaml"), public_url="https://xl.tianjin.gov.cn/"),
+                        base_url="http://127.0.0.1:8080")
+    signed_in = client.post("/ui/login", data={"token": new_token(store, "root", "admin")}, headers={"Origin": origin},
+                            follow_redirects=False)
+    out = client.post("/ui/logout", headers={"Origin": origin}, follow_redirects=False)
+    assert signed_in.status_code == out.status_code == 303
+    assert out.headers["set-cookie"].startswith('xl_session=""; ') and "max-age=0" in out.headers["set-cookie"].lower()
+    assert cookie_attributes(out.headers["set-cookie"]) == cookie_attributes(signed_in.headers["set-cookie"])
+    assert ("secure" in cookie_attributes(out.headers["set-cookie"])) == origin.startswith("https:")
+
+
 @pytest.mark.parametrize("target, followed", [
     ("/ui/cases/1?state=closed", "/ui/cases/1?state=closed"), ("/ui/map", "/ui/map"),
     ("//evil.example/", None), ("/\\evil.example/", None), ("/ui/\\evil.example", None),

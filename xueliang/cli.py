@@ -219,9 +219,11 @@ def _gateway(args: argparse.Namespace) -> int:
         from gateway.storage import removed_with_open_cases_read_only
 
         tables = load_tables(config.tables)
+        # an SQLite file read, never changed (one the gateway would refuse: said here); another database is not
+        # touched here, the gateway's start says it
+        removed = removed_with_open_cases_read_only(config.database, tables) or []
         print(gateway_summary(config, tables, args.config))
-        # an SQLite file read, never changed; another database is not touched here, the gateway's start says it
-        for line in removed_with_open_cases_read_only(config.database, tables) or []:
+        for line in removed:
             logging.getLogger("gateway").warning("%s", line)
         return 0
     try:
@@ -261,17 +263,28 @@ def gateway_summary(config, tables, path: str) -> str:
     return "\n".join(lines)
 
 
-def missing_database(url: str) -> str | None:
+def not_to_read(url: str) -> str | None:
     """Why a command that only reads the gateway's database (``token --list``, ``--revoke``, ``dataset export``)
-    is not to open ``url``: an SQLite file that is not there (a mistyped path made a new, empty database, and the
-    command found no tokens or no cases without a word). None where it may."""
-    from gateway.storage import sqlite_path
+    is not to go on with ``url``: an SQLite file that is not there (a mistyped path made a new, empty database, and
+    the command found no tokens or no cases without a word), or a database without the gateway's tables, empty (an
+    empty file, or a new PostgreSQL database: ``token --list`` made the gateway's tables in it) or another
+    application's. Nothing is made or changed to tell; DatabaseUnusable where it cannot be read. None where it may."""
+    from sqlalchemy.engine import make_url
+
+    from gateway.storage import not_gateways, sqlite_path, tables_read_only
 
     path = sqlite_path(url)
-    if path is None or path.exists():
+    there = tables_read_only(url)
+    if there is None:
+        return (f"no database at {path}: the gateway makes it at its first start; check the config's database "
+                "(nothing was made)")
+    if "cases" in there:
         return None
-    return (f"no database at {path}: the gateway makes it at its first start; check the config's database "
-            "(nothing was made)")
+    where = path if path is not None else without_password(make_url(url).render_as_string(hide_password=True))
+    if there:
+        return f"database {where}: {not_gateways(there)}"
+    return (f"database {where}: empty, not a gateway's database yet: the gateway makes its tables at its first "
+            "start; check the config's database (it was left as it is)")
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -282,8 +295,8 @@ def _token(args: argparse.Namespace) -> int:
     from gateway.deadlines import deadline, parse_service_level
     from gateway.storage import Store
     config = load_gateway_config(args.config)
-    if (args.list or args.revoke) and (missing := missing_database(config.database)):
-        print(f"error: {missing}", file=sys.stderr)
+    if (args.list or args.revoke) and (problem := not_to_read(config.database)):
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     store = Store(config.database)
     now = time.time()
@@ -352,8 +365,8 @@ def _dataset(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     config = load_gateway_config(args.config)
-    if missing := missing_database(config.database):
-        print(f"error: {missing}", file=sys.stderr)
+    if problem := not_to_read(config.database):
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
         counts = export(Store(config.database), load_tables(config.tables), since, Path(args.out), args.frames_only)

@@ -1,6 +1,6 @@
 """Reading the files people write by hand: the edge config, the gateway config, the city's tables.
 
-They come from whatever editor is at hand. A UTF-8 byte order mark (Windows Notepad, Excel's
+They come from whatever editor is at hand, or a pipe (``--config <(envsubst < edge.yaml)``). A UTF-8 byte order mark (Windows Notepad, Excel's
 "CSV UTF-8") is dropped; another encoding (GBK from a Chinese Windows) or a folder is refused
 with a reason, never a traceback; a YAML key written twice is refused, not read as its last value; a value
 Python cannot make (an integer of 5,000 digits, 2026-02-30) is refused naming its key and line; a list longer
@@ -17,8 +17,12 @@ from __future__ import annotations
 import difflib
 import functools
 import io
+import os
 import re
+import select
+import stat
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import get_args
@@ -162,9 +166,15 @@ def _under(path: tuple[str, ...], here: tuple[str, ...]) -> str:
         return "under " + " ".join(f"{name}:" for name in path[len(here):])
     return "under " + " ".join(f"{name}:" for name in path) + (" at the top level" if here else "")
 
+
+# how long a named pipe (a FIFO) is waited on for a program to write it: one made and never written hung the command
+# without a word (opening it waits for a writer); ``<(envsubst < x.yaml)`` has its writer there from the start
+PIPE_WAIT_S = 5.0
+
+
 def read_text(path: Path, max_bytes: int | None = None) -> str:
-    """The file's text; ValueError saying what is wrong and what to do (more than ``max_bytes``, where given).
-    FileNotFoundError passes.
+    """The file's text; ValueError saying what is wrong and what to do (more than ``max_bytes``, where given; a named
+    pipe no program writes to, ``PIPE_WAIT_S`` on). FileNotFoundError passes.
 
     >>> import tempfile
     >>> p = Path(tempfile.mkdtemp()) / "t.yaml"
@@ -173,9 +183,13 @@ def read_text(path: Path, max_bytes: int | None = None) -> str:
     Traceback (most recent call last):
     ValueError: ...t.yaml: not UTF-8 text (byte 0xb6 at offset 2); save the file as UTF-8
     """
+    size = -1 if max_bytes is None else max_bytes + 1  # no more than the bound, of a file that has no end too
     try:
-        with path.open("rb") as f:  # no more than the bound, of a file that has no end (/dev/zero) too
-            data = f.read(-1 if max_bytes is None else max_bytes + 1)
+        if stat.S_ISFIFO(path.stat().st_mode):
+            data = _read_pipe(path, sys.maxsize if size < 0 else size)
+        else:
+            with path.open("rb") as f:
+                data = f.read(size)
     except IsADirectoryError:
         raise ValueError(f"{path}: is a folder; name the file") from None
     except PermissionError as exc:
@@ -187,6 +201,36 @@ def read_text(path: Path, max_bytes: int | None = None) -> str:
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
                          "save the file as UTF-8") from None
+
+
+def _read_pipe(path: Path, size: int) -> bytes:
+    """Up to ``size`` bytes of the pipe at ``path``, to its writer's end; ValueError where no program writes to it
+    within ``PIPE_WAIT_S``. Opened without waiting, a pipe with no writer reads as ended; with a writer that has
+    written nothing yet, as "try again"."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        chunks: list[bytes] = []
+        got, written, until = 0, False, time.monotonic() + PIPE_WAIT_S
+        while got < size:
+            try:
+                chunk = os.read(fd, min(size - got, 1 << 16))
+            except BlockingIOError:  # a writer, slow: waited on as a file's reader waits on its disk
+                written = True
+                select.select([fd], [], [])
+                continue
+            if chunk:
+                chunks.append(chunk)
+                got, written = got + len(chunk), True
+            elif written:  # its writer is done
+                break
+            elif time.monotonic() < until:
+                time.sleep(0.05)
+            else:
+                raise ValueError(f"{path}: a named pipe (FIFO) no program is writing to (waited {PIPE_WAIT_S:g} s); "
+                                 "start the program that writes it first, or name the file itself")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 # the values all aliases stand for together, at most: a camera with its zones repeated by alias, each with a few

@@ -1,0 +1,87 @@
+"""The edge's and the gateway's configs read from a pipe: ``--config <(envsubst < x.yaml)`` (bash's process
+substitution, a pipe whose writer is there) is read; a named pipe (FIFO) no program writes to is refused after a
+bounded wait, where it hung the command without a word."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge.config import ConfigError, load_config
+from gateway.config import GatewayConfigError, load_gateway_config
+from xueliang import textfile
+
+REPO = Path(__file__).resolve().parent.parent
+LOADERS = [pytest.param(load_config, ConfigError, id="edge"),
+           pytest.param(load_gateway_config, GatewayConfigError, id="gateway")]
+
+
+def loaded_in_a_thread(load, path: Path, within_s: float):
+    """What ``load(path)`` returned or raised; the test fails where it is still waiting after ``within_s`` (a writer
+    is then opened and closed, so that the thread ends)."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["config"] = load(path)
+        except Exception as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(within_s)
+    if thread.is_alive():
+        os.close(os.open(path, os.O_WRONLY))
+        thread.join(5)
+        pytest.fail(f"still waiting on the pipe {path} after {within_s} s")
+    return outcome
+
+
+@pytest.mark.parametrize("load, error", LOADERS)
+def test_a_named_pipe_no_program_writes_to_is_refused_after_a_bounded_wait(tmp_path, monkeypatch, load, error):
+    monkeypatch.setattr(textfile, "PIPE_WAIT_S", 0.5)
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    began = time.monotonic()
+    outcome = loaded_in_a_thread(load, fifo, 10)
+    assert isinstance(outcome.get("error"), error), outcome
+    assert str(outcome["error"]) == (f"{fifo}: a named pipe (FIFO) no program is writing to (waited 0.5 s); start the "
+                                     "program that writes it first, or name the file itself")
+    assert 0.5 <= time.monotonic() - began < 5
+
+
+@pytest.mark.parametrize("load, error", LOADERS)
+def test_a_named_pipe_whose_writer_comes_within_the_wait_is_read(tmp_path, edge_config_file, load, error):
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    text = edge_config_file.read_bytes() if load is load_config else b"database: sqlite:///gw.sqlite\n"
+
+    def write_later():
+        time.sleep(0.3)
+        with open(fifo, "wb") as f:
+            f.write(text[:10])
+            f.flush()
+            time.sleep(0.2)  # written in two parts, with the writer still there between them
+            f.write(text[10:])
+
+    threading.Thread(target=write_later, daemon=True).start()
+    outcome = loaded_in_a_thread(load, fifo, 10)
+    assert "config" in outcome, outcome
+
+
+@pytest.mark.slow
+def test_configs_from_bashs_process_substitution_are_read(tmp_path, edge_config_file):
+    """``<(...)`` is /dev/fd/N, a pipe whose writer (cat, envsubst) is there before the command starts."""
+    (tmp_path / "gateway.yaml").write_text(yaml.safe_dump({"database": f"sqlite:///{tmp_path}/gw.sqlite"}))
+    script = ("from edge.config import load_config; from gateway.config import load_gateway_config; import sys; "
+              "print(load_config(sys.argv[1]).box, load_gateway_config(sys.argv[2]).database)")
+    run = subprocess.run(["bash", "-c", f'"$0" -c "$1" <(cat "$2") <(sleep 0.3; cat "$3")', sys.executable, script,
+                          str(edge_config_file), str(tmp_path / "gateway.yaml")],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout == f"test-box sqlite:///{tmp_path}/gw.sqlite\n"
