@@ -258,9 +258,10 @@ def test_a_camera_whose_read_hangs_is_lost_then_read_again_when_its_picture_come
         # (the box marks it lost, then reads it afresh: the fault can be seen a moment before the new reader)
         wait_until(lambda: faults() == ["start"] and reader.generation == 1, 20, message="the offline fault")
         assert "the read hangs" in reader.health.last_error
-        # the camera read afresh, its reads bounded: they fail in their time, and none hangs
-        wait_until(lambda: "read failed: no packet within 3 s" in reader.health.last_error, 20,
-                   message="a bounded read failed")
+        # the camera read afresh, its reads bounded: they fail in their time, and none hangs (a wedged session's
+        # open fails at its probe's bound: it sends no packet)
+        wait_until(lambda: "no packet within 4 s of asking for the stream; its session is set up and sends nothing"
+                   in reader.health.last_error, 20, message="a bounded try failed")
         time.sleep(limit)  # the hang limit again
         assert reader.generation == 1
         analysed = reader.health.analysed
@@ -278,6 +279,40 @@ def test_a_camera_whose_read_hangs_is_lost_then_read_again_when_its_picture_come
         stop.set()
         analyser.join(5)
         proxy.close()
+
+
+@pytest.mark.slow
+def test_a_session_that_plays_and_sends_nothing_fails_its_open_and_is_tried_again_not_lost(tmp_path, rtsp,
+                                                                                         monkeypatch):
+    """A session that is set up (DESCRIBE, SETUP, PLAY answered) and kept alive, and sends no packet: PyAV's interrupt
+    ended the open's probe at its bound as if the stream had ended, the open returned a stream of no size (0x0), and
+    its read hung for good, the socket timeout reset by every byte: once in a whole run of the suite (the test
+    server's first session, 2026-12), the camera was offline until the box's hang guard read it afresh a minute on,
+    marked lost (a camera_fault). The open fails at its bound, saying so, and the camera is tried again at once."""
+    from edge import box, source
+
+    monkeypatch.setattr(source, "KEY_FRAME_WAIT_S", 2.0)  # its open's bound: 4 s (its packet wait, 3 s, and 1)
+    proxy = StallingCamera(rtsp.port)
+    proxy.stall()  # from its first session on
+    url = f"rtsp://127.0.0.1:{proxy.port}/campus-gate"
+    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["cam"], lambda real, i, s: real(i, s), url=url)
+    reader = readers["cam"]
+    looked_after(readers, stop)
+    reader.start()
+    try:
+        wait_until(lambda: reader.health.last_error, 15, message="the open failed")
+        failed_after = reader.health.last_error_at - reader.health.started_at
+        assert reader.health.last_error == f"cannot open {url}: no packet within 4 s of asking for the stream; " \
+            "its session is set up and sends nothing", reader.health.last_error
+        proxy.resume()
+        wait_until(lambda: reader.health.analysed >= 1, 30, message="the camera analysed")
+        assert reader.generation == 0  # tried again in its own time, not found hung and read afresh
+        assert not [m for _, m in analyser.publisher.sent if m["type"] == "camera_fault"]
+    finally:
+        stop.set()
+        analyser.join(5)
+        proxy.close()
+    assert failed_after < 4 + 4, failed_after  # its set-up, then its probe's 4 s
 
 
 def test_a_camera_whose_slow_opens_keep_failing_is_hung_only_past_its_try_and_its_backoff(tmp_path):

@@ -149,10 +149,15 @@ class Mount:
             out = buf.copy()
             out.pts = out.dts = Gst.CLOCK_TIME_NONE  # appsrc stamps it with the live running time
             out.offset = shown_after  # carried to ``present`` (appsrc leaves a time stream's offsets alone)
-            if src.emit("push-buffer", out) != Gst.FlowReturn.OK:
+            flow = src.emit("push-buffer", out)
+            if flow != Gst.FlowReturn.OK:
                 with self.lock:
                     if client in self.clients:
                         self.clients.remove(client)
+                # said, as each media set up is: once in a whole run of the suite a first session was kept alive and
+                # sent nothing, and this log, which said only "ready", could not tell whether its media had been dropped
+                print(f"rtsp-server: mount {self.name}: a media stopped taking frames ({flow.value_nick}: its "
+                      f"clients gone, or it failed); {len(self.clients)} left", file=sys.stderr, flush=True)
         return Gst.FlowReturn.OK
 
     def attach(self, factory, media) -> None:
@@ -162,6 +167,8 @@ class Mount:
         src.get_static_pad("src").add_probe(Gst.PadProbeType.BUFFER, self.present, media)
         with self.lock:
             self.clients.append([src, True])
+        print(f"rtsp-server: mount {self.name}: a media set up for a client ({len(self.clients)} now)", file=sys.stderr,
+              flush=True)
 
     def present(self, pad, info, media):
         """An access unit leaving appsrc: its presentation time set that far after its send time as in the file,
