@@ -606,7 +606,7 @@ def removed_with_open_cases_read_only(url: str, tables: Tables) -> list[str] | N
     """``removed_with_open_cases`` of an SQLite file opened read-only (``gateway --check`` changes nothing: no
     migration, no WAL switch); None for another database, no file or an empty one (the gateway's start says it, or
     makes its tables there). DatabaseUnusable for a file the gateway refuses at start (no SQLite database, another
-    application's), as it would say it."""
+    application's, one of a later release: a city rolling back was told all was well), as it would say it."""
     path = sqlite_path(url)
     if path is None or not path.is_file():
         return None
@@ -618,6 +618,11 @@ def removed_with_open_cases_read_only(url: str, tables: Tables) -> list[str] | N
                 return None
             if "cases" not in there:
                 raise DatabaseUnusable(f"database {path}: {not_gateways(there)}")
+            if "schema_migrations" in there:
+                try:
+                    refuse_later_release(db.execute(select(func.max(schema_migrations.c.version))).scalar() or 1)
+                except DatabaseUnusable as exc:
+                    raise DatabaseUnusable(f"database {path}: {exc}") from None
             return removed_with_open_cases(db, tables)
     except SQLAlchemyError as exc:  # no SQLite database, or of another making (a table cases of its own)
         raise DatabaseUnusable(f"database {path}: {unusable(exc, path)}") from None
@@ -653,9 +658,13 @@ def not_gateways(there: list[str]) -> str:
 
 def _read_only_engine(url: str) -> Engine:
     """An engine on ``url`` that writes nothing: an SQLite file opened read-only (``mode=ro``, not ``immutable``:
-    a running gateway's write-ahead log is read too)."""
+    a running gateway's write-ahead log is read too); with no log beside it (no gateway has it open), ``immutable``:
+    read-only, SQLite made the log and its shared memory beside a stopped gateway's file and could not remove them
+    (``gateway --check`` run as root before an upgrade left them root's, for the gateway's user to find)."""
     if (path := sqlite_path(url)) is None:
         return create_engine(url, future=True)
+    if not path.with_name(path.name + "-wal").exists():
+        return create_engine("sqlite://", creator=lambda: sqlitefile.read_only(path))
     return create_engine("sqlite://", creator=lambda: sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True))
 
 
@@ -711,6 +720,13 @@ def unusable(exc: Exception, path: Path | None) -> str:
             "folder, with room on its disk; it was left as it is")
 
 
+def refuse_later_release(version: int) -> None:
+    """DatabaseUnusable for a database at a schema version past this gateway's (a city rolled back)."""
+    if version > MIGRATIONS[-1][0]:
+        raise DatabaseUnusable(f"schema version {version} is newer than this gateway's ({MIGRATIONS[-1][0]}): "
+                               "run a gateway of the release that made it; it was left as it is")
+
+
 def migrate(engine: Engine) -> list[int]:
     """Create a new database at the last version, or apply the steps an existing one lacks;
     returns the versions applied (every one for a database it made). Gateways starting together on PostgreSQL
@@ -737,9 +753,7 @@ def migrate(engine: Engine) -> list[int]:
                 schema_migrations.create(db)
                 db.execute(insert(schema_migrations).values(version=1, what=MIGRATIONS[0][1], applied_at=now))
             done = set(db.execute(select(schema_migrations.c.version)).scalars())
-            if max(done) > MIGRATIONS[-1][0]:
-                raise DatabaseUnusable(f"schema version {max(done)} is newer than this gateway's ({MIGRATIONS[-1][0]}): "
-                                       "run a gateway of the release that made it; it was left as it is")
+            refuse_later_release(max(done))
             todo = [m for m in MIGRATIONS if m[0] not in done]
             db.execute(delete(schema_migrations).where(schema_migrations.c.version < 0))  # writes nothing; read-only refuses
         for version, what, step in todo:

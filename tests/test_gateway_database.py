@@ -138,11 +138,13 @@ def read_with(tmp_path, url: str, command: str) -> int:
 
 
 @pytest.mark.parametrize("command", list(READING))
-@pytest.mark.parametrize("how", ["not SQLite", "another application's", "of another making"])
+@pytest.mark.parametrize("how", ["not SQLite", "another application's", "of another making", "of a later release"])
 def test_a_command_that_only_reads_refuses_a_database_that_is_no_gateways_in_one_line_and_leaves_it(
         tmp_path, capsys, how, command):
     """``gateway --check`` on another application's file (or one that is no SQLite database) was a traceback of
-    SQLAlchemy's; it says what the gateway's start would, and exits 2 as a config unfit to run does."""
+    SQLAlchemy's; it says what the gateway's start would, and exits 2 as a config unfit to run does. A city rolling
+    back ran the older release's ``gateway --check`` on the newer release's file: it said all was well (exit 0), and
+    the start it vouched for was refused."""
     path = tmp_path / "gateway.sqlite"
     broken(path, how)
     was = path.read_bytes()
@@ -173,3 +175,13 @@ def test_a_command_that_only_reads_refuses_an_empty_database_and_makes_nothing_i
         path.write_bytes(b"")
         assert read_with(tmp_path, f"sqlite:///{path}", "gateway --check") == 0
         assert path.read_bytes() == b""
+
+
+def test_gateway_check_on_a_stopped_gateways_database_leaves_nothing_beside_it(tmp_path):
+    """Opened read-only, SQLite made the write-ahead log and its shared memory beside the file and could not remove
+    them: ``gateway --check`` run as root before an upgrade left them root's, beside the gateway user's file."""
+    path = tmp_path / "gateway.sqlite"
+    a_gateway_database(path)
+    was = path.read_bytes()
+    assert read_with(tmp_path, f"sqlite:///{path}", "gateway --check") == 0
+    assert path.read_bytes() == was and sorted(p.name for p in tmp_path.iterdir()) == ["gateway.sqlite", "gateway.yaml"]
