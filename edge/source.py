@@ -96,16 +96,21 @@ class PacketClock:
         return None if self._dts is None else self._dts + length
 
     def times(self, pts: int | None, dts: int | None, length: int, key: bool) -> tuple[int | None, int | None]:
-        if pts is None and dts is None:
-            if self._dts is None:
-                return None, None
-            dts = self.next_dts(length)
-            pts = dts + self._lag if key and self._lag is not None else None if self._reorders else dts
-        elif pts is not None and dts is not None:
+        if pts is not None or dts is not None:
+            self.note(pts, dts, key)
+            return pts, dts
+        if self._dts is None:
+            return None, None
+        dts = self._dts = self.next_dts(length)
+        pts = dts + self._lag if key and self._lag is not None else None if self._reorders else dts
+        return pts, dts
+
+    def note(self, pts: int | None, dts: int | None, key: bool) -> None:
+        """Take in a packet the demuxer timed (one stamp or both), for the untimed ones after it."""
+        if pts is not None and dts is not None:
             self._reorders |= pts != dts
             self._lag = pts - dts if key else self._lag
         self._dts = dts if dts is not None else pts
-        return pts, dts
 
 
 @dataclass
@@ -500,26 +505,36 @@ def _packet_time(packet: av.Packet) -> float | None:
 
 
 def _timed(packets: Iterator[av.Packet], step: int, held_back: bool = False) -> Iterator[av.Packet]:
-    """``packets``, those the demuxer left untimed timed by ``PacketClock`` (a packet that states no length is
-    ``step`` long). ``held_back`` (an MPEG-PS): each is held until the next has come, and where both state the same
-    dts, one has the other's stamps: FFmpeg's parser gives a small frame beside a PES packet's start that packet's
-    stamps too (H.264's B-frames of 51 bytes, H.265's P-frames of 70; a few a GOP: a frame shown four frames early,
-    and the clock stepped back after it). The stamps of the one its count (``PacketClock.next_dts``) disagrees with
-    are dropped and counted; before any count, the earlier one's (as H.264's parser errs)."""
-    clock, held = PacketClock(), None
+    """``packets``, those the demuxer left untimed (no pts, no dts) timed by ``PacketClock`` (a packet that states
+    no length is ``step`` long). A timed packet passes as it came: nearly every packet of every camera is one, and
+    setting its stamps again cost as much as the clock. ``held_back`` (an MPEG-PS): ``_paired`` first."""
+    clock = PacketClock()
+    if held_back:
+        packets = _paired(packets, clock, step)
     for packet in packets:
-        if held_back and held is None:
-            held = packet
-            continue
-        if held is not None:
-            if held.dts is not None and held.dts == packet.dts:  # the wrong one: that whose count disagrees
-                wrong = packet if clock.next_dts(held.duration or step) == held.dts else held
-                wrong.pts = wrong.dts = None
-            held, packet = packet, held
-        packet.pts, packet.dts = clock.times(packet.pts, packet.dts, packet.duration or step, packet.is_keyframe)
+        pts, dts = packet.pts, packet.dts
+        if pts is None and dts is None:
+            packet.pts, packet.dts = clock.times(pts, dts, packet.duration or step, packet.is_keyframe)
+        else:
+            clock.note(pts, dts, packet.is_keyframe)
         yield packet
+
+
+def _paired(packets: Iterator[av.Packet], clock: PacketClock, step: int) -> Iterator[av.Packet]:
+    """``packets``, each held until the next has come, and where both state the same dts, one has the other's stamps:
+    FFmpeg's MPEG-PS parser gives a small frame beside a PES packet's start that packet's stamps too (H.264's
+    B-frames of 51 bytes, H.265's P-frames of 70; a few a GOP: a frame shown four frames early, and the clock stepped
+    back after it). The stamps of the one the count (``clock.next_dts``, the packets before timed by ``_timed``)
+    disagrees with are dropped, for ``_timed`` to count; before any count, the earlier one's (as H.264's parser
+    errs)."""
+    held = next(packets, None)
+    for packet in packets:
+        if held.dts is not None and held.dts == packet.dts:  # the wrong one: that whose count disagrees
+            wrong = packet if clock.next_dts(held.duration or step) == held.dts else held
+            wrong.pts = wrong.dts = None
+        yield held
+        held = packet
     if held is not None:
-        held.pts, held.dts = clock.times(held.pts, held.dts, held.duration or step, held.is_keyframe)
         yield held
 
 
