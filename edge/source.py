@@ -96,16 +96,21 @@ class PacketClock:
         return None if self._dts is None else self._dts + length
 
     def times(self, pts: int | None, dts: int | None, length: int, key: bool) -> tuple[int | None, int | None]:
-        if pts is None and dts is None:
-            if self._dts is None:
-                return None, None
-            dts = self.next_dts(length)
-            pts = dts + self._lag if key and self._lag is not None else None if self._reorders else dts
-        elif pts is not None and dts is not None:
+        if pts is not None or dts is not None:
+            self.note(pts, dts, key)
+            return pts, dts
+        if self._dts is None:
+            return None, None
+        dts = self._dts = self.next_dts(length)
+        pts = dts + self._lag if key and self._lag is not None else None if self._reorders else dts
+        return pts, dts
+
+    def note(self, pts: int | None, dts: int | None, key: bool) -> None:
+        """Take in a packet the demuxer timed (one stamp or both), for the untimed ones after it."""
+        if pts is not None and dts is not None:
             self._reorders |= pts != dts
             self._lag = pts - dts if key else self._lag
         self._dts = dts if dts is not None else pts
-        return pts, dts
 
 
 @dataclass
@@ -500,26 +505,36 @@ def _packet_time(packet: av.Packet) -> float | None:
 
 
 def _timed(packets: Iterator[av.Packet], step: int, held_back: bool = False) -> Iterator[av.Packet]:
-    """``packets``, those the demuxer left untimed timed by ``PacketClock`` (a packet that states no length is
-    ``step`` long). ``held_back`` (an MPEG-PS): each is held until the next has come, and where both state the same
-    dts, one has the other's stamps: FFmpeg's parser gives a small frame beside a PES packet's start that packet's
-    stamps too (H.264's B-frames of 51 bytes, H.265's P-frames of 70; a few a GOP: a frame shown four frames early,
-    and the clock stepped back after it). The stamps of the one its count (``PacketClock.next_dts``) disagrees with
-    are dropped and counted; before any count, the earlier one's (as H.264's parser errs)."""
-    clock, held = PacketClock(), None
+    """``packets``, those the demuxer left untimed (no pts, no dts) timed by ``PacketClock`` (a packet that states
+    no length is ``step`` long). A timed packet passes as it came: nearly every packet of every camera is one, and
+    setting its stamps again cost as much as the clock. ``held_back`` (an MPEG-PS): ``_paired`` first."""
+    clock = PacketClock()
+    if held_back:
+        packets = _paired(packets, clock, step)
     for packet in packets:
-        if held_back and held is None:
-            held = packet
-            continue
-        if held is not None:
-            if held.dts is not None and held.dts == packet.dts:  # the wrong one: that whose count disagrees
-                wrong = packet if clock.next_dts(held.duration or step) == held.dts else held
-                wrong.pts = wrong.dts = None
-            held, packet = packet, held
-        packet.pts, packet.dts = clock.times(packet.pts, packet.dts, packet.duration or step, packet.is_keyframe)
+        pts, dts = packet.pts, packet.dts
+        if pts is None and dts is None:
+            packet.pts, packet.dts = clock.times(pts, dts, packet.duration or step, packet.is_keyframe)
+        else:
+            clock.note(pts, dts, packet.is_keyframe)
         yield packet
+
+
+def _paired(packets: Iterator[av.Packet], clock: PacketClock, step: int) -> Iterator[av.Packet]:
+    """``packets``, each held until the next has come, and where both state the same dts, one has the other's stamps:
+    FFmpeg's MPEG-PS parser gives a small frame beside a PES packet's start that packet's stamps too (H.264's
+    B-frames of 51 bytes, H.265's P-frames of 70; a few a GOP: a frame shown four frames early, and the clock stepped
+    back after it). The stamps of the one the count (``clock.next_dts``, the packets before timed by ``_timed``)
+    disagrees with are dropped, for ``_timed`` to count; before any count, the earlier one's (as H.264's parser
+    errs)."""
+    held = next(packets, None)
+    for packet in packets:
+        if held.dts is not None and held.dts == packet.dts:  # the wrong one: that whose count disagrees
+            wrong = packet if clock.next_dts(held.duration or step) == held.dts else held
+            wrong.pts = wrong.dts = None
+        yield held
+        held = packet
     if held is not None:
-        held.pts, held.dts = clock.times(held.pts, held.dts, held.duration or step, held.is_keyframe)
         yield held
 
 
@@ -577,138 +592,197 @@ def _oversized(codec, url: str, packet: av.Packet | None = None) -> SourceError 
 
 def _decoded(container, stream, sampling: str, max_keyframe_gap_s: float, url: str, damage: Damage,
              said: set[str] | None = None, packet_wait_s: float | None = None) -> Iterator[av.VideoFrame]:
-    """The frames of ``stream`` that may be analysed: on the key-frame path, key frames alone.
+    """The frames of ``stream`` that may be analysed: on the key-frame path, key frames alone (``_Decoding``).
 
-    ``keyframes``: from the first frame on, the decoder skips all but key frames (``skip_frame``
-    NONKEY; 25-50x less decoding). A frame between that a decoder hands out all the same (VP9's skips
-    none, nor AV1's told to once open) is passed over, and never counts as handed out: handed out and
-    not analysed, the stretch decoded again below was taken for seen and lost (5 s of a camera at each
-    connection). ``auto`` does the same but keeps the packets since the last key
-    frame (a GOP's worth: about 1 MB for 2 s of 1080p at 4 Mb/s); when one comes more than
-    ``max_keyframe_gap_s`` after that key frame, the decoder is reset and decodes them again from the
-    key frame, and every frame from then on, for good: nothing of that stretch is skipped, B-frames or
-    not. Anything else: every frame. A packet the decoder refuses (damaged on the network or on disk) is
-    skipped and the frames after it are read (until its next key frame the decoder shows them as best it
-    can); only ``MAX_BAD_PACKETS`` refused in a row end the read. One damaged packet of a recording had
-    ended it there, and a camera whose stream carried one was read again from its start, and again. ``damage``
-    is told of each, and of how far the packets went. Packets before the first key frame (a camera or proxy that
-    starts a session between key frames, a pipe joined mid-stream) are passed over undecoded: the decoder has no
-    picture they refer to, and where the parameter sets (SPS/PPS) come only with key frames it refused each, so a
-    GOP of 10 s ended the read as undecodable (250 in a row) and a shorter one counted them as damage. Where no
-    packet is marked a key frame within ``MAX_HELD_PACKETS``, they are decoded from there on (a demuxer that marks
-    none). ``packet_wait_s``: the read ends where a packet took that long to come (``_timely``; None: no limit).
+    ``keyframes``: from the first frame on, the decoder skips all but key frames (``skip_frame`` NONKEY; 25-50x less
+    decoding). ``auto`` does the same but keeps the packets since the last key frame, and from the first one that
+    comes more than ``max_keyframe_gap_s`` after it, decodes every frame for good (``_Decoding.held``). Anything
+    else: every frame. A packet the decoder refuses is skipped (``_Decoding.refused``); ``damage`` is told of each,
+    and of how far the packets went. ``packet_wait_s``: the read ends where a packet took that long to come
+    (``_timely``; None: no limit).
     """
-    codec = stream.codec_context
-    origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
-    key_path = sampling in ("auto", "keyframes")
-    since_key: list[av.Packet] | None = None  # ``auto`` on the key-frame path: the packets from the last key frame
-    key_at: float | None = None  # that key frame's stream time
-    handed: int | None = None  # the pts of the last frame handed out
-    replayed_to: int | None = None  # decoding again: frames up to this pts were handed out already
-    bad = 0  # packets the decoder refused in a row (``damage.refused``: in all)
-    blank = 0  # packets in a row due a picture that gave none: past the first picture, key frames on the key path
-    pictured = False  # a picture came: from then on a key frame's comes as it is decoded (the reordering is full)
-    unkeyed: int | None = 0  # packets passed over before the first key frame; None from it on
-    rate = stream.guessed_rate or stream.average_rate or 25
-    step = max(1, round(1 / (rate * stream.time_base))) if stream.time_base else 1  # a frame's length, as stamped
-    shown: int | None = None  # the pts of the last frame the decoder showed, handed out or not
-    # The decoder refuses to open on a picture its stream states over its max_pixels, and forgets the size (0x0):
-    # the packet after opens it again and is refused naming it, but a file of one frame has none after, and its one
-    # was counted damaged with no reason but FFmpeg's "Invalid argument"
-    if oversized := _oversized(codec, url):
-        raise oversized
-    for packet in _timed(_timely(container.demux(stream), packet_wait_s, url), step, container.format.name == "mpeg"):
-        todo, at = [packet], _packet_time(packet)
-        if at is not None:  # how far the file was read, its last frame's length on
-            origin = at if origin is None else origin
+    decoding = _Decoding(stream, sampling, max_keyframe_gap_s, url, damage, said)
+    packets = _timely(container.demux(stream), packet_wait_s, url)
+    yield from decoding.frames(_timed(packets, decoding.step, container.format.name == "mpeg"))
+
+
+class _Decoding:
+    """One read's decoding of a stream for ``_decoded``: which packets go to the decoder, which of its frames are
+    handed out. Each rule is a step of its own; they share the read's state."""
+
+    def __init__(self, stream, sampling: str, max_keyframe_gap_s: float, url: str, damage: Damage,
+                 said: set[str] | None):
+        self.stream, self.codec, self.url, self.damage, self.said = stream, stream.codec_context, url, damage, said
+        self.sampling, self.max_keyframe_gap_s = sampling, max_keyframe_gap_s
+        self.origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else None
+        self.key_path = sampling in ("auto", "keyframes")
+        self.since_key: list[av.Packet] | None = None  # ``auto`` on the key-frame path: those from the last key frame
+        self.key_at: float | None = None  # that key frame's stream time
+        self.handed: int | None = None  # the pts of the last frame handed out
+        self.replayed_to: int | None = None  # decoding again: frames up to this pts were handed out already
+        self.bad = 0  # packets the decoder refused in a row (``damage.refused``: in all)
+        self.blank = 0  # packets in a row due a picture that gave none: past the first one, key frames on the key path
+        self.pictured = False  # a picture came: from then on a key frame's comes as it is decoded (reordering is full)
+        self.unkeyed: int | None = 0  # packets passed over before the first key frame; None from it on
+        rate = stream.guessed_rate or stream.average_rate or 25
+        self.step = max(1, round(1 / (rate * stream.time_base))) if stream.time_base else 1  # a frame's length, stamped
+        self.shown: int | None = None  # the pts of the last frame the decoder showed, handed out or not
+
+    def frames(self, packets: Iterator[av.Packet]) -> Iterator[av.VideoFrame]:
+        # The decoder refuses to open on a picture its stream states over its max_pixels, and forgets the size (0x0):
+        # the packet after opens it again and is refused naming it, but a file of one frame has none after, and its one
+        # was counted damaged with no reason but FFmpeg's "Invalid argument"
+        if oversized := _oversized(self.codec, self.url):
+            raise oversized
+        for packet in packets:
+            at = _packet_time(packet)
+            self.note_read(packet, at)
+            if not self.keyed(packet):
+                continue
+            todo = [packet]
+            if self.key_path and self.sampling == "auto" and self.held(packet, at):
+                todo = self.since_key
+                yield from self.every_frame()
+            for each in todo:
+                yield from self.decode(each)
+
+    def note_read(self, packet: av.Packet, at: float | None) -> None:
+        """How far the file was read (``damage.read_to_s``): its last frame's length on."""
+        if at is not None:
+            self.origin = at if self.origin is None else self.origin
             length = float(packet.duration * packet.time_base) if packet.duration else 0.0
-            damage.read_to_s = max(damage.read_to_s or 0.0, at - origin + length)
-        if unkeyed is not None:
-            if not packet.is_keyframe and unkeyed < MAX_HELD_PACKETS:
-                unkeyed += 1
-                continue
-            if not packet.is_keyframe:
-                _say(said, logging.WARNING, "%s: none of its first %d packets is marked a key frame; decoding them "
-                     "from here on", url, unkeyed)
-            unkeyed = None
-        if key_path and sampling == "auto":
-            if packet.is_keyframe:
-                since_key, key_at = [packet], at
-            elif since_key is not None:
-                since_key.append(packet)
-                if blank >= MAX_BLANK_KEY_FRAMES:  # key frames the decoder skips (an intra-refresh camera's):
-                    # their pictures never came, and the camera was analysed once a connection, without a word
-                    _say(said, logging.INFO, "%s: %d key frames in a row gave no picture (the decoder skips them: an "
-                         "intra refresh's recovery points, or another codec's); decoding every frame from the last one "
-                         "on", url, blank)
-                elif at is not None and key_at is not None and at < key_at:  # the clock stepped back
-                    key_at = at
-                if (blank >= MAX_BLANK_KEY_FRAMES or at is not None and key_at is not None
-                        and at - key_at > max_keyframe_gap_s or len(since_key) > MAX_HELD_PACKETS):
-                    if blank < MAX_BLANK_KEY_FRAMES:  # (packets with no time: held no longer)
-                        _say(said, logging.INFO, "%s: no key frame within %.1fs (%d packets); decoding every frame "
-                             "from the last one on", url, max_keyframe_gap_s, len(since_key))
-                    for frame in codec.decode(None):  # what the decoder holds back (B-frames) comes first
-                        if frame.key_frame:
-                            frame.time_base = stream.time_base  # a drained frame comes without it
-                            handed = frame.pts if frame.pts is not None else handed
-                            yield frame
-                    codec.flush_buffers()
-                    codec.skip_frame = "DEFAULT"
-                    key_path, todo, since_key, replayed_to, blank = False, since_key, None, handed, 0
-        for each in todo:
-            due = pictured and (not key_path or each.is_keyframe)
-            try:
-                frames = each.decode()
-            except av.FFmpegError as exc:  # a damaged packet (lost on the network, a bad sector): skip it alone
-                if oversized := _oversized(codec, url, each):  # the picture it sets up is refused: no damage
-                    raise oversized from None
-                bad, damage.refused, blank = bad + 1, damage.refused + 1, blank + due
-                if damage.first_refused_s is None and origin is not None and (when := _packet_time(each)) is not None:
-                    damage.first_refused_s = when - origin
-                if damage.refused == 1 or damage.refused % 100 == 0:
-                    _say(said, logging.WARNING, "%s: %d damaged packet(s) skipped so far (the last: %s)", url,
-                         damage.refused, exc)
-                if bad >= MAX_BAD_PACKETS:
-                    raise SourceError(f"{url}: {bad} packets in a row could not be decoded (the last: {exc})") from None
-            else:
-                bad, pictured = 0, pictured or bool(frames)
-                blank = 0 if frames else blank + due
-                # ... and says so only where it decodes that picture: on the key-frame path it skips it without a
-                # word, and its frame threads (``rate``) drop it; a stream that ended on one was read as if nothing
-                # was wrong, and on the key-frame path, one that went on was taken for key frames the decoder skips
-                oversized = _oversized(codec, url)
-                if oversized and not frames:
-                    raise oversized
-            # A stream whose codec changed mid-way (two recordings joined, H.264 then H.265) goes to the first one's
-            # decoder, which refuses most of the rest and takes the packets it reads as key frames without a
-            # picture (250 refused in a row never came): the rest went unread, and the read ended as if all was read
-            if not key_path and blank >= MAX_BAD_PACKETS:
-                raise SourceError(f"{url}: {blank} packets in a row gave no picture; no {codec.name} stream any more "
-                                  "(its codec changed mid-way?)")
-            if bad:
-                continue
-            if key_path and sampling == "keyframes" and blank >= MAX_BLANK_KEY_FRAMES:
-                raise SourceError(f"{url}: {blank} key frames in a row gave no picture (the decoder skips them: an "
-                                  "intra refresh's recovery points, or another codec's); set the camera's sampling to "
-                                  "auto or rate")
-            for frame in frames:
-                if frame.pts is None and shown is not None and not key_path:  # its packet's time unknown (an
-                    frame.pts = shown + (frame.duration or step)  # MPEG-PS's B-frames): the next in showing order
-                shown = frame.pts if frame.pts is not None else shown
-                if replayed_to is not None and frame.pts is not None:
-                    if frame.pts <= replayed_to:
-                        continue
-                    replayed_to = None
-                # skipping starts after the first decoded frame: from the start it costs RTSP a whole GOP
-                if key_path and codec.skip_frame != "NONKEY":
-                    codec.skip_frame = "NONKEY"
-                if key_path and not frame.key_frame:
-                    continue
-                handed = frame.pts if frame.pts is not None else handed
+            self.damage.read_to_s = max(self.damage.read_to_s or 0.0, at - self.origin + length)
+
+    def keyed(self, packet: av.Packet) -> bool:
+        """Whether ``packet`` goes to the decoder: not before the first key frame (a camera or proxy that starts a
+        session between key frames, a pipe joined mid-stream). The decoder has no picture they refer to, and where
+        the parameter sets (SPS/PPS) come only with key frames it refused each, so a GOP of 10 s ended the read as
+        undecodable (250 in a row) and a shorter one counted them as damage. Where no packet is marked a key frame
+        within ``MAX_HELD_PACKETS``, they are decoded from there on (a demuxer that marks none)."""
+        if self.unkeyed is None:
+            return True
+        if not packet.is_keyframe and self.unkeyed < MAX_HELD_PACKETS:
+            self.unkeyed += 1
+            return False
+        if not packet.is_keyframe:
+            _say(self.said, logging.WARNING, "%s: none of its first %d packets is marked a key frame; decoding them "
+                 "from here on", self.url, self.unkeyed)
+        self.unkeyed = None
+        return True
+
+    def held(self, packet: av.Packet, at: float | None) -> bool:
+        """``auto`` on the key-frame path keeps the packets since the last key frame (a GOP's worth: about 1 MB for
+        2 s of 1080p at 4 Mb/s); True where they are to be decoded again (``every_frame``): ``packet`` came more than
+        ``max_keyframe_gap_s`` after that key frame, more than ``MAX_HELD_PACKETS`` are held, or the decoder skips
+        the key frames."""
+        if packet.is_keyframe:
+            self.since_key, self.key_at = [packet], at
+            return False
+        if self.since_key is None:
+            return False
+        self.since_key.append(packet)
+        if self.blank >= MAX_BLANK_KEY_FRAMES:  # key frames the decoder skips (an intra-refresh camera's): their
+            # pictures never came, and the camera was analysed once a connection, without a word
+            _say(self.said, logging.INFO, "%s: %d key frames in a row gave no picture (the decoder skips them: an "
+                 "intra refresh's recovery points, or another codec's); decoding every frame from the last one on",
+                 self.url, self.blank)
+            return True
+        if at is not None and self.key_at is not None and at < self.key_at:  # the clock stepped back
+            self.key_at = at
+        if (at is not None and self.key_at is not None and at - self.key_at > self.max_keyframe_gap_s
+                or len(self.since_key) > MAX_HELD_PACKETS):  # (packets with no time: held no longer)
+            _say(self.said, logging.INFO, "%s: no key frame within %.1fs (%d packets); decoding every frame from the "
+                 "last one on", self.url, self.max_keyframe_gap_s, len(self.since_key))
+            return True
+        return False
+
+    def every_frame(self) -> Iterator[av.VideoFrame]:
+        """Off the key-frame path, for good: the decoder is reset, to decode the packets held again from their key
+        frame, and every frame from then on: nothing of that stretch is skipped, B-frames or not. What it held back
+        comes first; the frames handed out already are not again (``replayed_to``)."""
+        for frame in self.codec.decode(None):  # what the decoder holds back (B-frames) comes first
+            if frame.key_frame:
+                frame.time_base = self.stream.time_base  # a drained frame comes without it
+                self.handed = frame.pts if frame.pts is not None else self.handed
                 yield frame
-            if oversized:  # once the frames before it are handed out (its frame threads held them back)
+        self.codec.flush_buffers()
+        self.codec.skip_frame = "DEFAULT"
+        self.key_path, self.since_key, self.replayed_to, self.blank = False, None, self.handed, 0
+
+    def decode(self, packet: av.Packet) -> Iterator[av.VideoFrame]:
+        """The frames of ``packet`` handed out (``handed_out``). A packet the decoder refuses is skipped
+        (``refused``); a stream that gives no picture for long is no stream of its codec, or, on ``keyframes``,
+        one whose key frames the decoder skips."""
+        due = self.pictured and (not self.key_path or packet.is_keyframe)
+        oversized = None
+        try:
+            frames = packet.decode()
+        except av.FFmpegError as exc:  # a damaged packet (lost on the network, a bad sector): skip it alone
+            self.refused(packet, exc, due)
+        else:
+            self.bad, self.pictured = 0, self.pictured or bool(frames)
+            self.blank = 0 if frames else self.blank + due
+            # The decoder refuses a picture over its max_pixels (``_oversized``) and says so only where it decodes
+            # that picture: on the key-frame path it skips it without a word, and its frame threads (``rate``) drop
+            # it; a stream that ended on one was read as if nothing was wrong, and on the key-frame path, one that
+            # went on was taken for key frames the decoder skips
+            oversized = _oversized(self.codec, self.url)
+            if oversized and not frames:
                 raise oversized
+        # A stream whose codec changed mid-way (two recordings joined, H.264 then H.265) goes to the first one's
+        # decoder, which refuses most of the rest and takes the packets it reads as key frames without a picture
+        # (250 refused in a row never came): the rest went unread, and the read ended as if all was read
+        if not self.key_path and self.blank >= MAX_BAD_PACKETS:
+            raise SourceError(f"{self.url}: {self.blank} packets in a row gave no picture; no {self.codec.name} "
+                              "stream any more (its codec changed mid-way?)")
+        if self.bad:
+            return
+        if self.key_path and self.sampling == "keyframes" and self.blank >= MAX_BLANK_KEY_FRAMES:
+            raise SourceError(f"{self.url}: {self.blank} key frames in a row gave no picture (the decoder skips them: "
+                              "an intra refresh's recovery points, or another codec's); set the camera's sampling to "
+                              "auto or rate")
+        yield from self.handed_out(frames)
+        if oversized:  # once the frames before it are handed out (its frame threads held them back)
+            raise oversized
+
+    def refused(self, packet: av.Packet, exc: av.FFmpegError, due: bool) -> None:
+        """A packet the decoder refused (damaged on the network or on disk), skipped: the frames after it are read
+        (until its next key frame the decoder shows them as best it can), and only ``MAX_BAD_PACKETS`` refused in a
+        row end the read. One damaged packet of a recording had ended it there, and a camera whose stream carried one
+        was read again from its start, and again."""
+        if oversized := _oversized(self.codec, self.url, packet):  # the picture it sets up is refused: no damage
+            raise oversized from None
+        self.bad, self.damage.refused, self.blank = self.bad + 1, self.damage.refused + 1, self.blank + due
+        if self.damage.first_refused_s is None and self.origin is not None \
+                and (when := _packet_time(packet)) is not None:
+            self.damage.first_refused_s = when - self.origin
+        if self.damage.refused == 1 or self.damage.refused % 100 == 0:
+            _say(self.said, logging.WARNING, "%s: %d damaged packet(s) skipped so far (the last: %s)", self.url,
+                 self.damage.refused, exc)
+        if self.bad >= MAX_BAD_PACKETS:
+            raise SourceError(f"{self.url}: {self.bad} packets in a row could not be decoded (the last: {exc})") \
+                from None
+
+    def handed_out(self, frames: list[av.VideoFrame]) -> Iterator[av.VideoFrame]:
+        """Of the frames the decoder gave, those handed out: on the key-frame path, key frames alone. A frame between
+        that a decoder hands out all the same (VP9's skips none, nor AV1's told to once open) is passed over, and
+        never counts as handed out: handed out and not analysed, the stretch decoded again (``every_frame``) was
+        taken for seen and lost (5 s of a camera at each connection)."""
+        for frame in frames:
+            if frame.pts is None and self.shown is not None and not self.key_path:  # its packet's time unknown (an
+                frame.pts = self.shown + (frame.duration or self.step)  # MPEG-PS's B-frames): the next in showing order
+            self.shown = frame.pts if frame.pts is not None else self.shown
+            if self.replayed_to is not None and frame.pts is not None:
+                if frame.pts <= self.replayed_to:
+                    continue
+                self.replayed_to = None
+            # skipping starts after the first decoded frame: from the start it costs RTSP a whole GOP
+            if self.key_path and self.codec.skip_frame != "NONKEY":
+                self.codec.skip_frame = "NONKEY"
+            if self.key_path and not frame.key_frame:
+                continue
+            self.handed = frame.pts if frame.pts is not None else self.handed
+            yield frame
 
 
 def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 5.0,
