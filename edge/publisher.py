@@ -51,6 +51,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from edge.config import Broker
+from edge.twins import Connections, twin_words
 from xueliang import wire
 from xueliang.mqtt import make_client
 
@@ -844,6 +845,7 @@ class Publisher:
         self.connected = threading.Event()
         self.status: dict = {}
         self.resent = self.dead_letters = self.refused = self.disconnects = 0
+        self.connections = Connections()  # their lives: another client taking them over (two boxes under one id)
         self.unrouted = 0  # PUBACKs "No matching subscribers": sends no gateway could receive
         self._listeners: dict[str, Callable[[bytes], None]] = {}  # topic -> handler(payload), e.g. the box's suppressions
         # batches the outbox could not take yet, in order, each with when it was queued where not now (``send``)
@@ -976,6 +978,7 @@ class Publisher:
                 "outbox_oldest_s": round(oldest_s, 1), "outbox_oldest_known": known,
                 "outbox_resent": self.resent, "outbox_unrouted": self.unrouted, "outbox_refused": self.refused,
                 "gateway_dead_letters": self.dead_letters, "broker_disconnects": self.disconnects,
+                "broker_twin": twin_words(self.box) if self.connections.suspected(mono) else None,
                 "clock_offset_s": None if measured is None else round(measured, 1),
                 "clock_corrected": self.clock.corrected}
 
@@ -1021,8 +1024,11 @@ class Publisher:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused connection: %s", reason_code)
+            self.connections.refused()
             return
         log.info("connected to broker %s:%s", self._broker.host, self._broker.port)
+        if self.connections.made(time.monotonic(), client.on_connect_fail.tries):
+            log.error(twin_words(self.box))
         client.on_connect_fail.reached()
         client.subscribe([(self._ack_topic, 1)] + [(topic, 1) for topic in self._listeners])
         self.connected.set()
@@ -1033,6 +1039,11 @@ class Publisher:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         self.disconnects += 1
+        # Mosquitto closes a connection another client takes over with no word (paho: "Unspecified error"), or in
+        # releases that send one, "Session taken over"; a keepalive unanswered is the network's, the broker's
+        # DISCONNECT (shutting down) its own
+        self.connections.lost(time.monotonic(), reason_code == "Session taken over" or (
+            reason_code == "Unspecified error" and not flags.is_disconnect_packet_from_server))
         if self._stop.is_set() and not reason_code.is_failure:  # the box's own goodbye as it stops: nothing to act on
             log.info("disconnected from broker (the box is stopping)")
         else:
