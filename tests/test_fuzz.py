@@ -36,6 +36,9 @@ from .hostile import HOSTILE, publishable, subscribed, valid
 OUTCOMES = {"case_created", "case_merged", "case_updated", "case_reopened", "duplicate", "evidence", "dead_letter",
             "ahead_of_clock",  # held, for times ahead of the gateway's clock: nothing written
             "heartbeat", "heartbeat_refused"}  # a box's status: its row, never a dead letter
+# xl_gateway_heartbeats' outcomes (gateway/metrics.py HEARTBEATS): the reasons gateway/boxes.py refuses for
+HEARTBEAT_OUTCOMES = {"recorded", "late", "too_large", "not_json", "invalid", "other_box", "not_a_box", "unknown_box",
+                      "internal", "dropped"}
 FUZZ = settings(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -86,6 +89,17 @@ def metric(port: int, name: str) -> float:
     return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
 
+def labels(port: int) -> dict[str, set[str]]:
+    """Each label of the gateway's /metrics, ``metric:label``, and the values it takes."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=3) as r:
+        text = r.read().decode()
+    taken: dict[str, set[str]] = {}
+    for name, inside in re.findall(r"^(\w+)\{(.*)\} \S+$", text, re.M):
+        for label, value in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', inside):
+            taken.setdefault(f"{name}:{label}", set()).add(value)
+    return taken
+
+
 def get(port: int, path: str):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
         return r.status, json.loads(r.read())
@@ -132,6 +146,12 @@ def test_hostile_messages_through_the_broker_never_stop_the_gateway(broker, tmp_
         counted = metric(http_port, "xl_gateway_messages_total")
         assert sent <= counted <= sent + len(retained)  # retained copies reach a new subscription at most once
         assert metric(http_port, "xl_gateway_ingest_failures_total") == 0
+        # a label takes values from a fixed set, never a box, camera or topic of a message: made-up ones would each
+        # be a series kept for the process's life, in every scrape
+        taken = labels(http_port)
+        assert taken["xl_gateway_messages_total:outcome"] <= OUTCOMES
+        assert taken.get("xl_gateway_heartbeats_total:outcome", set()) <= HEARTBEAT_OUTCOMES
+        assert {key.split(":")[1] for key in taken} <= {"outcome", "why", "step"}, taken
         status, health = get(http_port, "/health")
         assert status == 200 and health["status"] == "ok" and health["parts"]["ingest"]["state"] == "ok"
         status, cases = get(http_port, "/cases?limit=1000")
