@@ -107,6 +107,7 @@ def test_detect_says_why_it_cannot_read_a_picture(tmp_path, capsys, name, conten
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: cannot read image {path}: {says}"
 
 
+@pytest.mark.slow  # the detect command in a process of its own, its models loaded
 def test_detect_refuses_a_named_pipe_rather_than_wait_for_a_writer(tmp_path):
     """cv2.imread cannot read a pipe, and waited for good on one no program writes to."""
     pipe = tmp_path / "frame.jpg"

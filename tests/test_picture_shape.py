@@ -135,6 +135,7 @@ def png(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
+@pytest.mark.slow  # a Python process each, to read its peak memory
 @pytest.mark.parametrize("source", ["ts", "flv", "mpg", "flv pipe", "png", "png pipe"])
 def test_a_source_stating_a_picture_no_camera_makes_is_refused_before_its_probe_allocates_it(tmp_path, oversized,
                                                                                               source):

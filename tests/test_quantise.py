@@ -5,14 +5,16 @@ no mocks."""
 
 import cv2
 import numpy as np
-import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
 
 from models.litter.train import IMGSZ, first_convolution, quantise
 
 
 def two_convolutions(path):
+    # onnx imported here, as train.py does: at collection it was 0.5-0.9 s of every pytest worker's start
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
     rng = np.random.default_rng(0)
     w1 = numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w1")
     w2 = numpy_helper.from_array(rng.normal(0, 0.3, (2, 4, 3, 3)).astype(np.float32), "w2")
@@ -40,6 +42,8 @@ def test_quantise_keeps_the_first_convolution_in_float_and_quantises_the_rest(tm
         cv2.imwrite(str(p), np.random.default_rng(i).integers(0, 255, (200, 260, 3), dtype=np.uint8))
         pictures.append(p)
     quantise(tmp_path / "m.onnx", tmp_path / "m.int8.onnx", pictures)
+    import onnx
+
     graph = onnx.load(str(tmp_path / "m.int8.onnx")).graph
     feeds = {n.name: list(n.input) for n in graph.node if n.op_type == "Conv"}
     made_by = {o: n.op_type for n in graph.node for o in n.output}

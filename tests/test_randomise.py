@@ -112,6 +112,7 @@ def test_h264_smooths_faint_ground_more_the_higher_the_crf_and_keeps_the_picture
     assert abs(float(faint[44][60:180, 80:240].mean()) - 120) < 3  # the ground keeps its level
 
 
+@pytest.mark.slow  # two Python processes, as test_parking_variants' twin
 @needs_two_cores
 def test_h264_gives_the_same_picture_on_one_core_as_on_all():
     """x264 with zerolatency cut the frame into a slice per thread, and its thread count followed the
