@@ -25,7 +25,7 @@ from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_le
 from xueliang import coordinates
 from xueliang.certificates import ca_certificate
 from xueliang.mqtt import broker_host
-from xueliang.textfile import MANY_KEYS, TooLong, load_yaml, read_text, said, said_first
+from xueliang.textfile import MANY_KEYS, TooLong, folder_of, load_yaml, read_text, said, said_first
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN
 
@@ -616,7 +616,7 @@ def _named_file(path: Path, raw: dict, key: str) -> Path:
     name = raw.pop(key)
     if not isinstance(name, str) or not name:
         raise GatewayConfigError(f"{path}: {key}: write a file name next to the tables, got {name!r}")
-    return path.parent / name
+    return folder_of(path) / name
 
 
 def _grid_rows(path: Path) -> list[dict]:
@@ -715,5 +715,5 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
     except ValidationError as exc:
         raise GatewayConfigError(f"{path}: {_errors(exc, GatewayConfig)}") from None
     if not config.tables.is_absolute():
-        config = config.model_copy(update={"tables": (path.parent / config.tables).resolve()})
+        config = config.model_copy(update={"tables": (folder_of(path) / config.tables).resolve()})
     return config

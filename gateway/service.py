@@ -564,8 +564,9 @@ def retire_gateway(config: GatewayConfig, identity: str, timeout_s: float = 600.
         old = config.model_copy(update={"broker": Broker.model_validate(b.model_dump() | {"client_id": identity})})
     except ValueError as exc:
         raise GatewayConfigError(f"--retire {identity!r}: not a client id ({exc.errors()[0]['msg']})") from None
-    gateway = MqttIngest(old, Ingest(Store(config.database), load_tables(config.tables),
-                                     waiting_pictures_mb=config.waiting_pictures_mb), retiring=True)
+    tables = load_tables(config.tables)
+    store = Store(config.database)
+    gateway = MqttIngest(old, Ingest(store, tables, waiting_pictures_mb=config.waiting_pictures_mb), retiring=True)
     gateway.start()
     started, ended = time.monotonic(), False
     try:
@@ -578,6 +579,7 @@ def retire_gateway(config: GatewayConfig, identity: str, timeout_s: float = 600.
         ended = gateway.cut_off is None and gateway.drained(RETIRE_QUIET_S)
     finally:  # interrupted, cut off or not drained: the session stays, with what it still holds
         gateway.stop(end_session=ended)
+        store.close()  # nothing left beside a stopped gateway's file (Store.close)
     taken = sum(gateway.outcomes.values())
     what = ", ".join(f"{outcome} {n}" for outcome, n in sorted(gateway.outcomes.items()))
     if gateway.cut_off is not None:

@@ -1310,6 +1310,18 @@ class Store:
         if self.path is not None:
             event.listen(self.engine, "commit", lambda conn: self.check_file())
 
+    def close(self) -> None:
+        """Close its connections. SQLite removes the write-ahead log and its shared memory beside the file as the last
+        one closes: a command that left them open (``token --list`` run as root before an upgrade) left them beside a
+        stopped gateway's file, root's, for the gateway's user to find."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
     def _identity(self) -> tuple[int, int] | None:
         if self.path is None:
             return None

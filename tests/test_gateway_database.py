@@ -185,3 +185,17 @@ def test_gateway_check_on_a_stopped_gateways_database_leaves_nothing_beside_it(t
     was = path.read_bytes()
     assert read_with(tmp_path, f"sqlite:///{path}", "gateway --check") == 0
     assert path.read_bytes() == was and sorted(p.name for p in tmp_path.iterdir()) == ["gateway.sqlite", "gateway.yaml"]
+
+
+@pytest.mark.parametrize("command", [*(c for c in READING if c != "gateway --check"), "token --name"])
+def test_a_command_on_a_stopped_gateways_database_leaves_nothing_beside_it(tmp_path, capsys, command):
+    """``token --list`` (and ``--revoke``, a new token, ``dataset export``) opened the database and never closed it:
+    SQLite's write-ahead log and its shared memory stayed beside the file (run as root before an upgrade, root's,
+    beside the gateway user's file)."""
+    path = tmp_path / "gateway.sqlite"
+    a_gateway_database(path)
+    (tmp_path / "gateway.yaml").write_text(f"database: sqlite:///{path}\n")
+    args = ["token", "--name", "tp", "--role", "admin"] if command == "token --name" else READING[command]
+    assert cli([*(str(tmp_path / "out") if a == "OUT" else a for a in args),
+                "--config", str(tmp_path / "gateway.yaml")]) == (2 if command == "token --revoke" else 0)  # no token tp
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "out") == ["gateway.sqlite", "gateway.yaml"]

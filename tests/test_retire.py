@@ -137,7 +137,9 @@ def test_no_session_at_a_first_start_on_a_new_database_is_said_as_such_and_a_los
 @pytest.mark.slow
 def test_retiring_an_identity_without_a_session_says_so(tmp_path, broker, capsys):
     config = GatewayConfig(broker=Broker(port=broker.port, client_id="new-gw"), database=f"sqlite:///{tmp_path}/g.sqlite")
+    Store(config.database).close()  # the gateway's, stopped
     assert retire_gateway(config, "never-ran") == 0
+    assert sorted(p.name for p in tmp_path.glob("g.sqlite*")) == ["g.sqlite"]  # closed: no write-ahead log beside it
     assert "gateway identity 'never-ran' held no session at the broker" in capsys.readouterr().out
     assert not session_present(broker.port, "never-ran")  # none left behind by looking
 

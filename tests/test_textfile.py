@@ -3,6 +3,7 @@ substitution, a pipe whose writer is there) is read; a named pipe (FIFO) no prog
 bounded wait, where it hung the command without a word."""
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -15,6 +16,8 @@ import yaml
 from edge.config import ConfigError, load_config
 from gateway.config import GatewayConfigError, load_gateway_config
 from xueliang import textfile
+
+from .test_camera_tls import certificate_authority
 
 REPO = Path(__file__).resolve().parent.parent
 LOADERS = [pytest.param(load_config, ConfigError, id="edge"),
@@ -85,3 +88,30 @@ def test_configs_from_bashs_process_substitution_are_read(tmp_path, edge_config_
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout == f"test-box sqlite:///{tmp_path}/gw.sqlite\n"
+
+
+@pytest.mark.slow
+def test_relative_paths_of_a_config_read_from_a_pipe_are_read_from_the_folder_the_command_runs_in(
+        tmp_path, campus_camera):
+    """``--config <(envsubst < gateway.yaml)`` is /dev/fd/N: its ``tables: gateway/tables/demo.yaml`` was looked for
+    in /dev/fd/gateway/... and not found. A config read from a pipe has its relative paths read from the folder the
+    command runs in (the edge's all are, as a file's); a file named by its descriptor (``/dev/stdin < FILE``), from
+    the file's folder."""
+    certificate_authority(tmp_path / "pki", "city CA")
+    (tmp_path / "gateway").symlink_to(REPO / "gateway")
+    (tmp_path / "conf").mkdir()
+    gateway = {"database": "sqlite:///data/gw.sqlite", "tables": "gateway/tables/demo.yaml",
+               "broker": {"port": 8883, "tls_ca": "pki/ca.crt"}}
+    (tmp_path / "conf" / "gateway.yaml").write_text(yaml.safe_dump(gateway))
+    (tmp_path / "conf" / "stdin.yaml").write_text(yaml.safe_dump({**gateway, "tables": "../gateway/tables/demo.yaml"}))
+    (tmp_path / "conf" / "edge.yaml").write_text(yaml.safe_dump({
+        "box": "b1", "cameras": [campus_camera], "data_dir": "data/edge", "broker": {"port": 8883, "tls_ca": "pki/ca.crt"}}))
+    run = subprocess.run(["bash", "-c", 'set -e; "$0" -m xueliang gateway --check --config <(cat conf/gateway.yaml); '
+                          '"$0" -m xueliang gateway --check --config /dev/stdin < conf/stdin.yaml; '
+                          '"$0" -m xueliang edge --check --config <(cat conf/edge.yaml)', sys.executable],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count(f"tables {REPO}/gateway/tables/demo.yaml: ") == 2, run.stdout
+    assert re.search(r"^/dev/fd/\d+: box b1, broker [\w.]+:8883, data_dir data/edge$", run.stdout, re.M), run.stdout
+    assert not (tmp_path / "data").exists()  # neither check opened a database or made the outbox

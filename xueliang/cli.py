@@ -290,35 +290,17 @@ def not_to_read(url: str) -> str | None:
 def _token(args: argparse.Namespace) -> int:
     import time
 
-    from gateway.auth import hash_token, new_token, token_name_problem
+    from gateway.auth import new_token, token_name_problem
     from gateway.config import load_gateway_config, load_tables
     from gateway.deadlines import deadline, parse_service_level
     from gateway.storage import Store
     config = load_gateway_config(args.config)
-    if (args.list or args.revoke) and (problem := not_to_read(config.database)):
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
-    store = Store(config.database)
-    now = time.time()
-    if args.list:
-        for t in store.tokens():
-            state = (f"revoked {city_iso(t['revoked_at'])}" if t["revoked_at"] else  # as the pages and logs show times
-                     f"expires {city_iso(t['expires_at'])}" if t["expires_at"] else "never expires")
-            print(f"{t['name']}\t{t['prefix'] or '-'}\t{t['role']}\t{t['department'] or t['grid'] or '-'}\t{state}")
-        return 0
-    if args.revoke:
-        revoked = store.revoke_tokens(args.revoke, hash_token(args.revoke), now)
-        if not revoked and args.revoke.startswith("xl_") and len(args.revoke) < 7:  # it said "no live token"
-            print(f"error: --revoke {args.revoke!r}: a prefix names a token from 7 characters on, its xl_ included "
-                  "(see `xueliang token --list`)", file=sys.stderr)
+    if args.list or args.revoke:
+        if problem := not_to_read(config.database):
+            print(f"error: {problem}", file=sys.stderr)
             return 2
-        if not revoked:
-            print(f"error: no live token is named {args.revoke!r} or starts with it (see `xueliang token --list`)",
-                  file=sys.stderr)
-            return 2
-        for t in revoked:
-            print(f"revoked {t['name']} ({t['prefix'] or 'made before prefixes were kept'})")
-        return 0
+        with Store(config.database) as store:  # closed: nothing left beside a stopped gateway's file
+            return _list_tokens(store) if args.list else _revoke_tokens(store, args.revoke, time.time())
     tables = load_tables(config.tables)
     if not args.name or not args.role:
         print("error: a new token needs --name and --role (or use --revoke / --list)", file=sys.stderr)
@@ -347,7 +329,33 @@ def _token(args: argparse.Namespace) -> int:
     if not 0 < lifetime_s <= 5 * 366 * 86400:
         print(f"error: --expires {args.expires!r}: must be more than 0 and at most 5 years (1830d)", file=sys.stderr)
         return 2
-    print(new_token(store, args.name, args.role, args.department, args.grid, lifetime_s, now))
+    with Store(config.database) as store:
+        print(new_token(store, args.name, args.role, args.department, args.grid, lifetime_s, time.time()))
+    return 0
+
+
+def _list_tokens(store) -> int:
+    for t in store.tokens():
+        state = (f"revoked {city_iso(t['revoked_at'])}" if t["revoked_at"] else  # as the pages and logs show times
+                 f"expires {city_iso(t['expires_at'])}" if t["expires_at"] else "never expires")
+        print(f"{t['name']}\t{t['prefix'] or '-'}\t{t['role']}\t{t['department'] or t['grid'] or '-'}\t{state}")
+    return 0
+
+
+def _revoke_tokens(store, named: str, now: float) -> int:
+    from gateway.auth import hash_token
+
+    revoked = store.revoke_tokens(named, hash_token(named), now)
+    if not revoked and named.startswith("xl_") and len(named) < 7:  # it said "no live token"
+        print(f"error: --revoke {named!r}: a prefix names a token from 7 characters on, its xl_ included "
+              "(see `xueliang token --list`)", file=sys.stderr)
+        return 2
+    if not revoked:
+        print(f"error: no live token is named {named!r} or starts with it (see `xueliang token --list`)",
+              file=sys.stderr)
+        return 2
+    for t in revoked:
+        print(f"revoked {t['name']} ({t['prefix'] or 'made before prefixes were kept'})")
     return 0
 
 
@@ -369,7 +377,8 @@ def _dataset(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
-        counts = export(Store(config.database), load_tables(config.tables), since, Path(args.out), args.frames_only)
+        with Store(config.database) as store:
+            counts = export(store, load_tables(config.tables), since, Path(args.out), args.frames_only)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

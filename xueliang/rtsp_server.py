@@ -126,6 +126,7 @@ class Mount:
         buf = sample.get_buffer()
         self.caps = self.caps or sample.get_caps()
         stamp = buf.dts if buf.dts != Gst.CLOCK_TIME_NONE else buf.pts  # decode order is send order
+        made = Gst.BUFFER_OFFSET_NONE  # when the frame is made, on the monotonic clock (ns): a camera's capture
         if stamp != Gst.CLOCK_TIME_NONE:
             pts = stamp / Gst.SECOND
             if 0 < pts - self.last_pts < 1:
@@ -137,6 +138,7 @@ class Mount:
             delay = self.t0 + self.offset + pts - now
             if delay > 0:
                 time.sleep(delay)
+            made = int((self.t0 + self.offset + pts) * Gst.SECOND)
         key = not buf.has_flags(Gst.BufferFlags.DELTA_UNIT)
         shown_after = buf.pts - buf.dts if Gst.CLOCK_TIME_NONE not in (buf.pts, buf.dts) and buf.pts > buf.dts else 0
         with self.lock:
@@ -149,6 +151,7 @@ class Mount:
             out = buf.copy()
             out.pts = out.dts = Gst.CLOCK_TIME_NONE  # appsrc stamps it with the live running time
             out.offset = shown_after  # carried to ``present`` (appsrc leaves a time stream's offsets alone)
+            out.offset_end = made
             flow = src.emit("push-buffer", out)
             if flow != Gst.FlowReturn.OK:
                 with self.lock:
@@ -171,13 +174,19 @@ class Mount:
               flush=True)
 
     def present(self, pad, info, media):
-        """An access unit leaving appsrc: its presentation time set that far after its send time as in the file,
-        both on the mount's ``clock``.
+        """An access unit leaving appsrc: stamped with the running time it was made at (``on_sample``'s schedule, as a
+        camera stamps a frame when it captures it, however late it sends it), its presentation time that far after as
+        in the file, both on the mount's ``clock``.
 
         appsrc stamps both with the running time it is sent at, in decode order; the payloader times its RTP
         packets by the presentation time, so a clip with B-frames (x264's default) was shown in send order, its
-        frames' times jumping back and forth (0.2, 0.1, 0.5, 0.4, 0.6, 0.3 s ...)."""
+        frames' times jumping back and forth (0.2, 0.1, 0.5, 0.4, 0.6, 0.3 s ...). Stamped when sent, a frame this
+        server sent 25 ms late on a loaded machine was 0.125 s after the one before and 0.075 s before the next."""
         buf = info.get_buffer()
+        src = pad.get_parent_element()
+        if buf.pts != Gst.CLOCK_TIME_NONE and buf.offset_end != Gst.BUFFER_OFFSET_NONE and src.get_clock():
+            made = buf.offset_end + src.get_clock().get_time() - time.monotonic_ns()  # on the media's clock
+            buf.pts = buf.dts = max(0, made - src.get_base_time())  # one made before its client's start: at it
         if buf.pts != Gst.CLOCK_TIME_NONE:
             buf.pts += buf.offset
             if self.clock is not None:

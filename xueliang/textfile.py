@@ -203,6 +203,30 @@ def read_text(path: Path, max_bytes: int | None = None) -> str:
                          "save the file as UTF-8") from None
 
 
+def folder_of(path: Path) -> Path:
+    """The folder the relative paths a file names are read from: the file's own; the folder the command runs in for one
+    read from a pipe (``--config <(envsubst < gateway.yaml)`` is /dev/fd/63: ``tables: city.yaml`` was looked for as
+    /dev/fd/city.yaml); the file's behind a descriptor that names one (``--config /dev/stdin < gateway.yaml``).
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()); (folder / "gateway.yaml").touch()
+    >>> folder_of(folder / "gateway.yaml") == folder
+    True
+    >>> read, write = os.pipe()
+    >>> folder_of(Path(f"/dev/fd/{read}")) == Path.cwd()
+    True
+    """
+    try:
+        regular = stat.S_ISREG(path.stat().st_mode)
+    except OSError:  # not there, or out of reach: said where it is read
+        return path.parent
+    if not regular:
+        return Path.cwd()
+    if path.absolute().parts[1:2] in (("dev",), ("proc",)):
+        return Path(os.path.realpath(path)).parent
+    return path.parent
+
+
 def _read_pipe(path: Path, size: int) -> bytes:
     """Up to ``size`` bytes of the pipe at ``path``, to its writer's end; ValueError where no program writes to it
     within ``PIPE_WAIT_S``. Opened without waiting, a pipe with no writer reads as ended; with a writer that has
