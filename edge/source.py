@@ -936,7 +936,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                         # is the next one, due: it came as soon as a second after it (the probe's packets, read
                         # ahead), and a hair short of interval_s it was passed over, its 2 s of the camera unanalysed
                         keyed = frame.key_frame and sampling in ("auto", "keyframes")
-                        first -= max(1e-3, min(interval_s, time.monotonic() - untimed_at))
+                        first -= interval_s if keyed else max(1e-3, min(interval_s, time.monotonic() - untimed_at))
                 t = frame.time - first
                 if advanced_at is None or t > last_t + CLOCK_STEP_S:
                     advanced_at = time.monotonic()

@@ -582,3 +582,18 @@ def test_a_live_streams_key_frames_are_each_handed_out_as_they_come(tmp_path, sa
     reader.join(5)
     assert handed == [0.0, 2.0, 4.0], handed
 
+
+@pytest.mark.slow
+def test_an_rtsp_cameras_key_frames_are_each_analysed_from_its_first_on(tmp_path):
+    """The campus clip (B-frames, key frames 2 s apart) over RTSP, as the edge reads it (``auto``): its 2nd frame came
+    5 s after its 1st (the decoder held each key frame back two key frames), and the first frame with a time, which
+    the probe's packets read ahead bring a second after the untimed first, was passed over where the analysis
+    interval is longer than that second. Every key frame is analysed, each as it comes."""
+    with services.rtsp_server({"campus-gate": CLIP}, tmp_path) as server:
+        frames = open_frames(f"rtsp://127.0.0.1:{server.port}/campus-gate", sampling="auto", interval_s=1.5)
+        times = [next(frames)[0]]
+        began = time.monotonic()
+        times += [next(frames)[0], next(frames)[0]]
+        took = time.monotonic() - began
+        frames.close()
+    assert [round(t, 1) for t in times] == [0.0, 1.5, 3.5] and took < 4.5, (times, took)
