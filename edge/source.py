@@ -700,14 +700,21 @@ class _Decoding:
         """Off the key-frame path, for good: the decoder is reset, to decode the packets held again from their key
         frame, and every frame from then on: nothing of that stretch is skipped, B-frames or not. What it held back
         comes first; the frames handed out already are not again (``replayed_to``)."""
-        for frame in self.codec.decode(None):  # what the decoder holds back (B-frames) comes first
+        for frame in self.held_back():  # what the decoder holds back (B-frames) comes first
             if frame.key_frame:
-                frame.time_base = self.stream.time_base  # a drained frame comes without it
                 self.handed = frame.pts if frame.pts is not None else self.handed
                 yield frame
-        self.codec.flush_buffers()
         self.codec.skip_frame = "DEFAULT"
         self.key_path, self.since_key, self.replayed_to, self.blank = False, None, self.handed, 0
+
+    def held_back(self) -> list[av.VideoFrame]:
+        """The frames the decoder holds back to show in order (a stream with B-frames: H.264's two, H.265's), drained;
+        it is reset, for a key frame to come next."""
+        frames = self.codec.decode(None)
+        for frame in frames:
+            frame.time_base = self.stream.time_base  # a drained frame comes without it
+        self.codec.flush_buffers()
+        return frames
 
     def decode(self, packet: av.Packet) -> Iterator[av.VideoFrame]:
         """The frames of ``packet`` handed out (``handed_out``). A packet the decoder refuses is skipped
@@ -717,6 +724,11 @@ class _Decoding:
         oversized = None
         try:
             frames = packet.decode()
+            if self.key_path and packet.is_keyframe and not any(frame.key_frame for frame in frames):
+                # the decoder shows a frame once the frames it may reorder before it have come, on this path the
+                # next key frames: each was handed out two key frames late (an RTSP camera analysed 4 s behind, its
+                # 2nd frame 5 s after its 1st), and those a read held when it ended never
+                frames += self.held_back()
         except av.FFmpegError as exc:  # a damaged packet (lost on the network, a bad sector): skip it alone
             self.refused(packet, exc, due)
         else:
@@ -920,7 +932,11 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                 if first is None:
                     first = frame.time
                     if untimed_at is not None:
-                        first -= max(1e-3, min(interval_s, time.monotonic() - untimed_at))
+                        # as far after the untimed one as the box saw it come, but a key frame on the key-frame path
+                        # is the next one, due: it came as soon as a second after it (the probe's packets, read
+                        # ahead), and a hair short of interval_s it was passed over, its 2 s of the camera unanalysed
+                        keyed = frame.key_frame and sampling in ("auto", "keyframes")
+                        first -= interval_s if keyed else max(1e-3, min(interval_s, time.monotonic() - untimed_at))
                 t = frame.time - first
                 if advanced_at is None or t > last_t + CLOCK_STEP_S:
                     advanced_at = time.monotonic()
