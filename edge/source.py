@@ -627,6 +627,7 @@ class _Decoding:
         rate = stream.guessed_rate or stream.average_rate or 25
         self.step = max(1, round(1 / (rate * stream.time_base))) if stream.time_base else 1  # a frame's length, stamped
         self.shown: int | None = None  # the pts of the last frame the decoder showed, handed out or not
+        self.key_held = False  # the last packet, a key frame's, gave none: the decoder holds it (``decode``)
 
     def frames(self, packets: Iterator[av.Packet]) -> Iterator[av.VideoFrame]:
         # The decoder refuses to open on a picture its stream states over its max_pixels, and forgets the size (0x0):
@@ -724,11 +725,15 @@ class _Decoding:
         oversized = None
         try:
             frames = packet.decode()
-            if self.key_path and packet.is_keyframe and not any(frame.key_frame for frame in frames):
+            keyless = self.key_path and not any(frame.key_frame for frame in frames)
+            if keyless and self.key_held:
                 # the decoder shows a frame once the frames it may reorder before it have come, on this path the
                 # next key frames: each was handed out two key frames late (an RTSP camera analysed 4 s behind, its
-                # 2nd frame 5 s after its 1st), and those a read held when it ended never
+                # 2nd frame 5 s after its 1st), and those a read held when it ended never. Drained at the packet
+                # after the key frame's, not at its own: a key frame coded as two fields (PAFF, an analogue camera's
+                # DVR) comes in two packets, and a reset between them lost every key frame, without a word
                 frames += self.held_back()
+            self.key_held = keyless and packet.is_keyframe
         except av.FFmpegError as exc:  # a damaged packet (lost on the network, a bad sector): skip it alone
             self.refused(packet, exc, due)
         else:
