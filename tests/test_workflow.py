@@ -604,7 +604,7 @@ def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
     store = Store(database_url)
     with store.engine.connect() as db:
         versions = db.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17]
+    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
     (case,) = store.list_cases()
     assert case["urgent"] is False and case["category_name"] == "机动车乱停放"
     with store.engine.connect() as db:
