@@ -72,6 +72,7 @@ from edge.phase import MIN_RESPONSE, phase_shift
 
 Mask = np.ndarray  # HxW uint8, 1 = static foreground
 PASSED_S = 8.0  # seconds the short-term background (4 s time constant) remembers a passer-by
+STAYED_S = 8.0  # what is left somewhere made its ground differ from the background this long before too (``stayed``)
 SHAKE = 1  # pixels of the check's picture a camera may shake by between two looks at a place
 SWAY_MIN, SWAY_MAX = 0.5, 8.0  # the whole picture's shift (pixels of the check's picture) taken back
 L_OFFSET = 40.0  # OpenCV's 8-bit L for L* = -16: lightness + this scales with the light (L* + 16 ~ Y^(1/3))
@@ -118,6 +119,9 @@ class LeftObject:
         self._judged: np.ndarray | None = None  # the last look's pixels it could call still or not (see judged)
         self._last_clear: np.ndarray | None = None  # each pixel's features when last seen with nothing in front
         self._lit: np.ndarray | None = None  # HxW: how light the background was when it last learnt each pixel
+        # the looks of the last STAYED_S and the latest before it: (t, where it differed from the background in
+        # view, in view)
+        self._changes: list[tuple[float, np.ndarray, np.ndarray]] = []
         self._last_t = 0.0
         self.scene = 0  # times the check learnt the scene from scratch (its first picture, lights, a moved camera)
         self._kernel = np.ones((3, 3), np.uint8)
@@ -179,6 +183,7 @@ class LeftObject:
             self._cur_light = self._light()
             self.scene += 1
             self._judged = np.ones((h, w), bool)  # a scene learnt afresh: nothing differs from it yet
+            self._changes = []
             return np.zeros((h, w), np.uint8)
         dt = max(0.0, t - self._last_t)
         self._last_t = t
@@ -204,6 +209,7 @@ class LeftObject:
             self._lit = np.full((h, w), self._light(), np.float32)
             self.scene += 1
             self._judged = np.ones((h, w), bool)  # a scene learnt afresh: nothing differs from it yet
+            self._changes = []
             return np.zeros((h, w), np.uint8)
         moving = self._differs(raw, self._short, shadows=False)  # a passer-by's shadow is moving too
         passed = t - self._hidden_at <= PASSED_S
@@ -212,6 +218,8 @@ class LeftObject:
             # nobody in front is still (the look just before may have been of the passer-by)
             moving &= ~passed | self._differs(raw, last_clear, shadows=False)
         self._judged = ~moving & ~hidden & ~unseen
+        old = [i for i, (when, _, _) in enumerate(self._changes) if t - when >= STAYED_S]
+        self._changes = self._changes[old[-1] if old else 0:] + [(t, changed & ~hidden & ~unseen, ~hidden & ~unseen)]
         static = (changed & self._judged).astype(np.uint8)
         self._short += (1 - math.exp(-dt / self.short_tau_s)) * (raw - self._short)
         absorbed = self._long + (1 - math.exp(-dt / self.absorb_s)) * (cur - self._long)
@@ -270,6 +278,28 @@ class LeftObject:
         h, w = self._judged.shape
         x1, y1, x2, y2 = box_to_pixels(box, w, h)
         return float(self._judged[y1:y2, x1:x2].mean())
+
+    def stayed(self, box: Box) -> float | None:
+        """Of what differs from the background in ``box`` (0..1 of the frame) at the last look, the share that
+        differed already at each look of the ``STAYED_S`` before (the least; the looks where less than half of it
+        was in view, people or vehicles in front, not counted): a pile or a spill stays where it was left, and the
+        ground under it differs all the while, however the detector's box moves over it; a car crawling along a
+        road brings what differs under it with it, though the short-term background, following the scene within
+        seconds, reads its dark body as still where it slows. Each look, not the oldest alone: the real footage
+        is looped, and a car 8 s on in a clip of 8 s stood where it stands now. None where no look is that old
+        or none of them could be counted."""
+        if len(self._changes) < 2 or self._changes[-1][0] - self._changes[0][0] < STAYED_S:
+            return None
+        now = self._changes[-1][1]
+        h, w = now.shape
+        x1, y1, x2, y2 = box_to_pixels(box, w, h)
+        now = now[y1:y2, x1:x2]
+        shares = []
+        for _, then, seen in self._changes[:-1]:
+            judged = now & seen[y1:y2, x1:x2]
+            if judged.any() and judged.sum() >= 0.5 * now.sum():
+                shares.append((then[y1:y2, x1:x2] & judged).sum() / judged.sum())
+        return float(min(shares)) if shares else None
 
     def _light(self) -> float:
         """How light the long-term background is (its median L + ``L_OFFSET``, which scales with the light)."""

@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 FAULTS = ("frozen", "blocked", "moved", "shifted", "offline")
 LITTER_TYPES = ("garbage", "spill")
 CONFIRM_COVER = 0.2  # share of a detected box that must be still, changed ground to confirm it
+STAYED = 0.5  # a box under which less of what differs differed at each look of the 8 s before: moved (LeftObject.stayed)
 GONE_COVER = 0.05  # a confirmed incident's place differing less than this from its ground before: gone
 JUDGED_COVER = 0.5  # a detected box less than this share of which the check could judge: it cannot tell
 LIKE_COVER = 0.5  # ... and differing from it, but showing less than this share of its object as it was: not there
@@ -391,9 +392,14 @@ class CameraPipeline:
                     (x1, y1, x2, y2), _ = still[0]
                     best, confirmed, source = Sighting(None, ((x1 + x2) / 2, (y1 + y2) / 2), (x1, y1, x2, y2),
                                                        0.5, kind), True, "left_object"
+            # what was left stays where it was left: a car crawling along a hard shoulder that the vehicle model
+            # named too seldom to follow, called garbage, was read as still, changed ground where it slowed, and
+            # dispatched (the swayed real dual carriageway, models/litter/HISTORY.md)
+            stayed = self.left.stayed(best.box) if best is not None and self.left is not None else None
             active = best is not None
             sighting = best or Sighting(None, (0.5, 0.5), polygon_to_xyxy(zone.polygon), 0.0, kind)
-            events = rule.observe(t, active, sighting, True if mode == "off" else confirmed)
+            events = rule.observe(t, active, sighting, True if mode == "off" else confirmed,
+                                  moved=stayed is not None and stayed < STAYED)
             if confirmed is None and rule.needs_review:  # the check could not tell, and never confirmed it
                 source = "detector"
             self._remember_ground(rule, events)

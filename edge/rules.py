@@ -455,6 +455,12 @@ class ConditionRule:
     >>> never = ConditionRule("box/cam/z/garbage", 5, 600, persist_s=10, gap_s=3, review_s=20)
     >>> [(t, e.state, never.needs_review) for t in range(40) for e in never.observe(float(t), t >= 2, here, None)]
     [(22, 'start', True)]
+
+    What ``moved`` (a car crawling along a hard shoulder, confirmed where it slowed) starts only for review.
+
+    >>> car = ConditionRule("box/cam/z/garbage", 5, 600, persist_s=10, gap_s=3, review_s=20)
+    >>> [(t, e.state, car.needs_review) for t in range(40) for e in car.observe(float(t), t >= 2, here, True, t >= 8)]
+    [(22, 'start', True)]
     """
 
     def __init__(self, key: str, clear_after_s: float, update_interval_s: float, persist_s: float = 0.0,
@@ -496,15 +502,17 @@ class ConditionRule:
         """The open (or starting) incident was never confirmed, or was there when the camera came up."""
         return self._review
 
-    def observe(self, t: float, active: bool, sighting: Sighting, confirmed: bool | None = True) -> list[Event]:
+    def observe(self, t: float, active: bool, sighting: Sighting, confirmed: bool | None = True,
+                moved: bool = False) -> list[Event]:
         """``confirmed``: True or False, or None where the confirming check cannot tell at this look
         (people in front of the place): then what was confirmed at an earlier sighting of the same
-        clock stays confirmed."""
+        clock stays confirmed. ``moved``: what the sighting stands for did not stay where it is seen (a car
+        crawling along a road, called garbage): no incident starts on it but for review."""
         if self._first_t is None:
             self._first_t = t
         cand = self._cand
         if cand is None:
-            return self._before_start(t, active, sighting, confirmed)
+            return self._before_start(t, active, sighting, confirmed, moved)
         if active:
             cand.last_seen, cand.sighting = t, sighting
             if t - cand.last_event_at >= self.update_interval_s:
@@ -515,7 +523,8 @@ class ConditionRule:
             return [_event(cand, t, "end", ended_at=t, end_reason="cleared")]
         return []
 
-    def _before_start(self, t: float, active: bool, sighting: Sighting, confirmed: bool | None) -> list[Event]:
+    def _before_start(self, t: float, active: bool, sighting: Sighting, confirmed: bool | None,
+                      moved: bool) -> list[Event]:
         self._waiting = [c for c in self._waiting if t - c.last_seen <= self.gap_s]
         if not active:
             return []
@@ -528,7 +537,7 @@ class ConditionRule:
         cand.last_seen, cand.sighting, cand.confirmed = t, sighting, cand.confirmed or confirmed
         held = t - cand.first_seen
         at_start = self._at_start(cand)
-        review = at_start or not confirmed
+        review = at_start or not confirmed or moved
         if held >= self.persist_s and (not review or at_start or held >= self.review_s):
             self._review = review
             self._cand, self._waiting = cand, []
