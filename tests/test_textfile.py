@@ -83,7 +83,7 @@ def test_configs_from_bashs_process_substitution_are_read(tmp_path, edge_config_
     (tmp_path / "gateway.yaml").write_text(yaml.safe_dump({"database": f"sqlite:///{tmp_path}/gw.sqlite"}))
     script = ("from edge.config import load_config; from gateway.config import load_gateway_config; import sys; "
               "print(load_config(sys.argv[1]).box, load_gateway_config(sys.argv[2]).database)")
-    run = subprocess.run(["bash", "-c", f'"$0" -c "$1" <(cat "$2") <(sleep 0.3; cat "$3")', sys.executable, script,
+    run = subprocess.run(["bash", "-c", '"$0" -c "$1" <(cat "$2") <(sleep 0.3; cat "$3")', sys.executable, script,
                           str(edge_config_file), str(tmp_path / "gateway.yaml")],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
