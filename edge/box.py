@@ -202,13 +202,15 @@ class CameraHealth:
         >>> h = CameraHealth(state="online", last_frame_at=100.0, last_error="refused", last_error_at=50.0)
         >>> h.error(now=105.0)
         ('refused', 50.0)
-        >>> h.error(now=130.0)  # its read has not returned for 30 s: reported offline since 108
-        ('no frame for 30 s and no error: its open or read waits on a source that sends nothing', 108.0)
+        >>> reason, since = h.error(now=130.0)  # its read has not returned for 30 s: reported offline since 108
+        >>> reason.split(" (")[0], since
+        ('no frame for 30 s and no error: its open or read has not returned', 108.0)
         """
         if self.waiting(now):
             since = self.last_frame_at or self.started_at
-            return (f"no frame for {now - since:.0f} s and no error: its open or read waits on a source that sends "
-                    "nothing", since + self.offline_after_s())
+            # a box starting 36 cameras at once on a busy core said so of every camera 10 s in, its sources sending
+            return (f"no frame for {now - since:.0f} s and no error: its open or read has not returned (a source that "
+                    "sends nothing, or the box too busy to read it yet)", since + self.offline_after_s())
         return self.last_error, self.last_error_at
 
     def fps(self, now: float, span: float = 30.0) -> float:
