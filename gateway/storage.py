@@ -643,7 +643,7 @@ def tables_read_only(url: str) -> list[str] | None:
         with engine.connect() as db:
             return inspect(db).get_table_names()
     except SQLAlchemyError as exc:
-        where = path if path is not None else without_password(make_url(url).render_as_string(hide_password=True))
+        where = database_where(url)
         raise DatabaseUnusable(f"database {where}: {unusable(exc, path)}") from None
     finally:
         engine.dispose()
@@ -673,13 +673,19 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") and url != "sqlite:///:memory:" else None
 
 
+def database_where(url: str) -> Path | str:
+    """Where the database at ``url`` is, as said to people: an SQLite file's path, or the URL without its password."""
+    path = sqlite_path(url)
+    # SQLAlchemy hides the password it reads from the user information, not one given as a parameter (?password=)
+    return path if path is not None else without_password(make_url(url).render_as_string(hide_password=True))
+
+
 def make_engine(url: str) -> tuple[Engine, list[int]]:
     """The engine, its database brought up to date (``migrate``, whose versions applied come with it);
     DatabaseUnusable saying where, what is wrong and what to do where it cannot be (it was a traceback of 120 lines,
     and a database of a later version was served)."""
     path = sqlite_path(url)
-    # SQLAlchemy hides the password it reads from the user information, not one given as a parameter (?password=)
-    where = path if path is not None else without_password(make_url(url).render_as_string(hide_password=True))
+    where = database_where(url)
     try:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -269,18 +269,14 @@ def not_to_read(url: str) -> str | None:
     the command found no tokens or no cases without a word), or a database without the gateway's tables, empty (an
     empty file, or a new PostgreSQL database: ``token --list`` made the gateway's tables in it) or another
     application's. Nothing is made or changed to tell; DatabaseUnusable where it cannot be read. None where it may."""
-    from sqlalchemy.engine import make_url
+    from gateway.storage import database_where, not_gateways, tables_read_only
 
-    from gateway.storage import not_gateways, sqlite_path, tables_read_only
-
-    path = sqlite_path(url)
-    there = tables_read_only(url)
+    there, where = tables_read_only(url), database_where(url)
     if there is None:
-        return (f"no database at {path}: the gateway makes it at its first start; check the config's database "
+        return (f"no database at {where}: the gateway makes it at its first start; check the config's database "
                 "(nothing was made)")
     if "cases" in there:
         return None
-    where = path if path is not None else without_password(make_url(url).render_as_string(hide_password=True))
     if there:
         return f"database {where}: {not_gateways(there)}"
     return (f"database {where}: empty, not a gateway's database yet: the gateway makes its tables at its first "
