@@ -417,14 +417,18 @@ def _display_matrix(frame: av.VideoFrame) -> bytes | None:
     return bytes(matrix) if matrix is not None else None
 
 
-def is_field(frame: av.VideoFrame, codec_name: str) -> bool:
+def is_field(frame: av.VideoFrame, codec_name: str, sar: Fraction | None = None) -> bool:
     """Whether the decoder handed out one field of an interlaced picture, half its height: an H.265 stream coded as
     field pictures (x265 ``--interlace``, a DVR's or NVR's for an analogue camera), each field a picture of its own,
     which FFmpeg's HEVC decoder does not weave; it marks a picture interlaced only where its SEI says it is a top or
     a bottom field. H.264's and MPEG-2's decoders weave the two fields (PAFF, field pictures) into one frame of full
     height, which they mark interlaced too. Such a field is scaled to full height (``_pixels``), not woven with the
-    other: on the key-frame path a key frame is one field, the other never decoded."""
-    return codec_name == "hevc" and frame.interlaced_frame
+    other: on the key-frame path a key frame is one field, the other never decoded. Only a picture at least twice as
+    wide as high as shown (with its pixels' aspect ``sar``) is taken for a field (a PAL field 720x288, a 1080i one
+    1920x540): an encoder that tags whole progressive pictures as fields (x265 ``--interlace`` fed whole frames) would
+    otherwise have them doubled in height, every vehicle twice as tall."""
+    wide = frame.width * (sar or 1)
+    return codec_name == "hevc" and frame.interlaced_frame and wide >= 2 * frame.height
 
 
 def _pixels(frame: av.VideoFrame, max_width: int, url: str, sar: Fraction | None = None,
@@ -923,8 +927,9 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         sars: dict[tuple[int, int], Fraction | None] = {}  # the pixels' aspect ratio of each picture size seen
 
         def pixels(frame: av.VideoFrame) -> np.ndarray:
-            field = is_field(frame, codec.name)
-            image = _pixels(frame, max_width, url, frame_sar(frame, codec, sars), field)
+            sar = frame_sar(frame, codec, sars)
+            field = is_field(frame, codec.name, sar)
+            image = _pixels(frame, max_width, url, sar, field)
             if field:
                 _say(said, logging.INFO, "%s: interlaced H.265 coded as field pictures (%dx%d, each a field of a %dx%d "
                      "picture): each field scaled to full height, %dx%d", without_password(url), frame.width,

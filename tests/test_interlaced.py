@@ -193,3 +193,16 @@ def test_hevc_field_pictures_over_rtsp_are_analysed_at_full_picture_size(hevc_fi
         shapes = [image.shape for _, (_, image) in zip(range(3), frames)]
         frames.close()
     assert shapes == [(576, 768, 3)] * 3
+
+
+def test_whole_pictures_an_encoder_tags_as_fields_are_not_doubled_in_height(tmp_path):
+    """x265 fed whole progressive pictures with --interlace tags each a field: taken for fields, a 320x240 camera's
+    pictures were analysed at 320x480, every vehicle twice as tall. A picture as high as half its width or more is a
+    whole picture, whatever its SEI says."""
+    clip = tmp_path / "tagged.ts"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-t", "2",
+                    "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "interlace=tff:keyint=10:log-level=error",
+                    "-f", "mpegts", str(clip)], check=True, timeout=60)
+    with av.open(str(clip)) as container:
+        assert all(f.interlaced_frame for f in container.decode(video=0))  # the decoder says fields
+    assert {image.shape for _, image in open_frames(str(clip), sampling="rate")} == {(240, 320, 3)}
