@@ -417,24 +417,42 @@ def _display_matrix(frame: av.VideoFrame) -> bytes | None:
     return bytes(matrix) if matrix is not None else None
 
 
-def _pixels(frame: av.VideoFrame, max_width: int, url: str, sar: Fraction | None = None) -> np.ndarray:
+def is_field(frame: av.VideoFrame, codec_name: str, sar: Fraction | None = None) -> bool:
+    """Whether the decoder handed out one field of an interlaced picture, half its height: an H.265 stream coded as
+    field pictures (x265 ``--interlace``, a DVR's or NVR's for an analogue camera), each field a picture of its own,
+    which FFmpeg's HEVC decoder does not weave; it marks a picture interlaced only where its SEI says it is a top or
+    a bottom field. H.264's and MPEG-2's decoders weave the two fields (PAFF, field pictures) into one frame of full
+    height, which they mark interlaced too. Such a field is scaled to full height (``_pixels``), not woven with the
+    other: on the key-frame path a key frame is one field, the other never decoded. Only a picture at least twice as
+    wide as high as shown (with its pixels' aspect ``sar``) is taken for a field (a PAL field 720x288, a 1080i one
+    1920x540): an encoder that tags whole progressive pictures as fields (x265 ``--interlace`` fed whole frames) would
+    otherwise have them doubled in height, every vehicle twice as tall."""
+    wide = frame.width * (sar or 1)
+    return codec_name == "hevc" and frame.interlaced_frame and wide >= 2 * frame.height
+
+
+def _pixels(frame: av.VideoFrame, max_width: int, url: str, sar: Fraction | None = None,
+            field: bool = False) -> np.ndarray:
     """The frame's BGR pixels at the size it is analysed at, as shown: as wide as its pixels' aspect ratio ``sar``
     makes it (an analogue encoder's D1 stream, an anamorphic one: analysed as stored, a 4:3 stream's vehicles were
-    three quarters as wide to the detector and in the evidence), then upright, turned as its display matrix says (a
-    phone films portrait and stores it on its side; analysed so, a zone drawn on the picture as seen lay on other
-    ground), mirrored first where it says so. The size is the picture's as seen, so ``max_width`` is the width as seen. A picture no camera makes
-    (``picture_fault``) is the camera's fault: SourceError, which names its size."""
+    three quarters as wide to the detector and in the evidence), twice as high where it is one ``field`` of the
+    picture (``is_field``: analysed as stored, the vehicles were half as tall), then upright, turned as its display
+    matrix says (a phone films portrait and stores it on its side; analysed so, a zone drawn on the picture as seen
+    lay on other ground), mirrored first where it says so. The size is the picture's as seen, so ``max_width`` is the
+    width as seen. A picture no camera makes (``picture_fault``) is the camera's fault: SourceError, which names its
+    size."""
     degrees, mirrored = orientation(_display_matrix(frame))
     turn = TURNS.get(degrees)
     quarter = turn in (cv2.ROTATE_90_COUNTERCLOCKWISE, cv2.ROTATE_90_CLOCKWISE)
     wide = max(1, round(frame.width * sar)) if sar and sar != 1 else frame.width
-    width, height = (frame.height, wide) if quarter else (wide, frame.height)
+    high = 2 * frame.height if field else frame.height
+    width, height = (high, wide) if quarter else (wide, high)
     fault = picture_fault(width, height)
     if fault:
-        stored = f" (stored {frame.width}x{frame.height}, its pixels {sar.numerator}:{sar.denominator})" \
-            if wide != frame.width else ""
+        how = [f"its pixels {sar.numerator}:{sar.denominator}"] * (wide != frame.width) + ["one field of it"] * field
+        stored = f" (stored {frame.width}x{frame.height}, {', '.join(how)})" if how else ""
         raise SourceError(f"{url}: {fault}{stored}; not analysed")
-    size = analysed_size(width, height, max_width) or ((width, height) if wide != frame.width else None)
+    size = analysed_size(width, height, max_width) or ((width, height) if wide != frame.width or field else None)
     if size is not None:
         w, h = size[::-1] if quarter else size
         image = frame.reformat(width=w, height=h, format="bgr24").to_ndarray()
@@ -907,6 +925,17 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         stream.thread_type = "SLICE" if sampling in ("auto", "keyframes") else "AUTO"
         sampler = Sampler(interval_s)
         sars: dict[tuple[int, int], Fraction | None] = {}  # the pixels' aspect ratio of each picture size seen
+
+        def pixels(frame: av.VideoFrame) -> np.ndarray:
+            sar = frame_sar(frame, codec, sars)
+            field = is_field(frame, codec.name, sar)
+            image = _pixels(frame, max_width, url, sar, field)
+            if field:
+                _say(said, logging.INFO, "%s: interlaced H.265 coded as field pictures (%dx%d, each a field of a %dx%d "
+                     "picture): each field scaled to full height, %dx%d", without_password(url), frame.width,
+                     frame.height, frame.width, 2 * frame.height, image.shape[1], image.shape[0])
+            return image
+
         first: float | None = None
         last_t = 0.0
         live = is_rtsp(url) or is_pipe(url)  # its frames come as they are made: its clock runs on with them
@@ -924,7 +953,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                         last_t += raw_step
                         damage.read_to_s = last_t + raw_step  # its packets carry no time: its frames counted
                         if sampler.due(last_t):
-                            yield last_t, _pixels(frame, max_width, url, frame_sar(frame, codec, sars))
+                            yield last_t, pixels(frame)
                         continue
                     # RTSP often delivers its first (key) frame without a pts: use it at t=0 and
                     # anchor the stream clock on the next timed frame
@@ -932,7 +961,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                         continue
                     untimed_at = time.monotonic()
                     sampler.due(0.0)
-                    yield 0.0, _pixels(frame, max_width, url, frame_sar(frame, codec, sars))
+                    yield 0.0, pixels(frame)
                     continue
                 if first is None:
                     first = frame.time
@@ -956,7 +985,7 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
                     first, t = frame.time - last_t - CLOCK_STEP_S, last_t + CLOCK_STEP_S
                 last_t = t
                 if sampler.due(t):
-                    yield t, _pixels(frame, max_width, url, frame_sar(frame, codec, sars))
+                    yield t, pixels(frame)
         except av.ExitError:  # PyAV's interrupt: a read of a file, or with ``bound_reads``, went on too long
             raise SourceError(f"{url}: read failed: no packet within {read_timeout_s:g} s") from None
         except (av.FFmpegError, OSError) as exc:

@@ -1,11 +1,19 @@
 """Interlaced cameras: the analogue ones behind DVR/NVR encoders (PAL 720x576, 50 fields a second)."""
+import logging
 import subprocess
 
 import av
+import cv2
 import numpy as np
 import pytest
 
+from edge.config import parse_config
+from edge.detector import load_detectors
+from edge.pipeline import CameraPipeline
 from edge.source import Damage, open_frames
+from xueliang import services
+
+from .conftest import CLIP
 
 
 class _Bits:
@@ -112,3 +120,89 @@ def test_a_key_frame_coded_as_two_fields_is_handed_out_whole(paff_clip, sampling
     # the fields are woven, not deinterlaced: where the square moved between them its edge is combed
     rows = got[0][1][:, :, 0].astype(int)
     assert abs(rows[16:48:2, 16] - rows[17:48:2, 16]).min() > 100
+
+
+# The campus clip's top fifth, where the parked van is, moved to the bottom of a 768x576 picture: the kerb zone's
+# van lies at 0.70-0.89 of the picture's height (its top left grey)
+AT_BOTTOM = "crop=768:192:0:0,pad=768:576:0:384:gray"
+BOTTOM_KERB = {"id": "bottom-kerb", "types": ["illegal_parking"], "dwell_s": 3,
+               "polygon": [[0.80, 0.70], [0.97, 0.70], [0.97, 0.89], [0.80, 0.89]]}
+
+
+@pytest.fixture(scope="module")
+def hevc_fields(tmp_path_factory):
+    """14 s of that picture as an x265 DVR codes an interlaced camera (the van is an incident of a 3 s dwell at 12 s):
+    each field a picture of its own (768x288, 20 a second, tagged top or bottom in its SEI), a key frame a second, in
+    MPEG-TS and in Matroska (for the RTSP server); and the picture's first frame, progressive, to compare with."""
+    folder = tmp_path_factory.mktemp("hevcfields")
+    x265 = ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "interlace=tff:keyint=20:log-level=error"]
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-t", "14", "-i", str(CLIP), "-an", "-vf",
+                    f"{AT_BOTTOM},separatefields", *x265, "-f", "mpegts", str(folder / "fields.ts")],
+                   check=True, timeout=120)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(folder / "fields.ts"), "-c", "copy",
+                    str(folder / "fields.mkv")], check=True, timeout=60)
+    whole = subprocess.run(["ffmpeg", "-loglevel", "error", "-t", "1", "-i", str(CLIP), "-vf", AT_BOTTOM, "-frames:v",
+                            "1", "-f", "rawvideo", "-pix_fmt", "bgr24", "-"], capture_output=True, check=True,
+                           timeout=60).stdout
+    return folder, np.frombuffer(whole, np.uint8).reshape(576, 768, 3)
+
+
+@pytest.mark.parametrize("sampling", ["auto", "keyframes", "rate"])
+def test_hevc_field_pictures_are_analysed_at_the_cameras_full_picture_size(hevc_fields, sampling, caplog):
+    """FFmpeg weaves H.264's and MPEG-2's two fields into one frame, but hands out each field of an H.265 stream
+    coded as field pictures (x265 --interlace, a DVR's) alone: the box analysed a 768x288 picture of a 768x576
+    camera, its vehicles half as tall to the detector and in the evidence. Each field is scaled to full height
+    (a key frame is one field: on the key-frame path its other field is never decoded), and the box says so once."""
+    folder, whole = hevc_fields
+    caplog.set_level(logging.INFO, logger="edge.source")
+    said: set[str] = set()
+    got = list(open_frames(str(folder / "fields.ts"), sampling=sampling, said=said))
+    assert len(got) >= 13 and {image.shape for _, image in got} == {(576, 768, 3)}
+    # the picture as the camera saw it, its bottom (the van) where it was: half its lines, each drawn twice
+    assert np.abs(got[0][1][384:].astype(int) - whole[384:]).mean() < 12
+    assert [r.getMessage() for r in caplog.records if "field pictures" in r.getMessage()] == [
+        f"{folder / 'fields.ts'}: interlaced H.265 coded as field pictures (768x288, each a field of a 768x576 "
+        "picture): each field scaled to full height, 768x576"]
+    list(open_frames(str(folder / "fields.ts"), sampling=sampling, said=said))  # a file read again: said once
+    assert sum("field pictures" in r.getMessage() for r in caplog.records if r.levelno >= logging.INFO) == 1
+
+
+@pytest.mark.slow
+def test_a_zone_at_the_bottom_of_a_field_coded_cameras_picture_sees_the_van_parked_there(hevc_fields):
+    """The van parked at the bottom of a field-coded H.265 camera's picture is an incident of the zone drawn there,
+    its evidence the camera's full picture (it was the 768x288 field, every vehicle in it squashed to half height)."""
+    folder, _ = hevc_fields
+    config = parse_config({"box": "b1", "cameras": [{"id": "c", "url": "x", "grid": "G-1", "zones": [BOTTOM_KERB]}]})
+    pipeline = CameraPipeline(config, config.cameras[0], load_detectors(config))
+    sent = [o for t, image in open_frames(str(folder / "fields.ts"), sampling="rate")
+            for o in pipeline.analyse(1_767_225_600.0 + t, image)]
+    started = [o for o in sent if o.message["type"] == "illegal_parking" and o.message["state"] == "start"]
+    assert [o.message["zone"] for o in started] == ["bottom-kerb"]
+    x1, y1, x2, y2 = started[0].message["bbox"]
+    assert 0.70 < y1 < y2 < 0.89 and 0.80 < (x1 + x2) / 2 < 0.97
+    evidence = cv2.imdecode(np.frombuffer(started[0].evidence, np.uint8), cv2.IMREAD_COLOR)
+    assert evidence.shape == (576, 768, 3)
+
+
+@pytest.mark.slow
+def test_hevc_field_pictures_over_rtsp_are_analysed_at_full_picture_size(hevc_fields, tmp_path):
+    """The same stream from the RTSP test server (GStreamer's H.265 payloader), as a DVR serves it."""
+    folder, _ = hevc_fields
+    with services.rtsp_server({"dvr": folder / "fields.mkv"}, tmp_path) as server:
+        frames = open_frames(f"rtsp://127.0.0.1:{server.port}/dvr", sampling="auto")
+        shapes = [image.shape for _, (_, image) in zip(range(3), frames)]
+        frames.close()
+    assert shapes == [(576, 768, 3)] * 3
+
+
+def test_whole_pictures_an_encoder_tags_as_fields_are_not_doubled_in_height(tmp_path):
+    """x265 fed whole progressive pictures with --interlace tags each a field: taken for fields, a 320x240 camera's
+    pictures were analysed at 320x480, every vehicle twice as tall. A picture as high as half its width or more is a
+    whole picture, whatever its SEI says."""
+    clip = tmp_path / "tagged.ts"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10", "-t", "2",
+                    "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "interlace=tff:keyint=10:log-level=error",
+                    "-f", "mpegts", str(clip)], check=True, timeout=60)
+    with av.open(str(clip)) as container:
+        assert all(f.interlaced_frame for f in container.decode(video=0))  # the decoder says fields
+    assert {image.shape for _, image in open_frames(str(clip), sampling="rate")} == {(240, 320, 3)}
