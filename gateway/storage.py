@@ -618,11 +618,10 @@ def removed_with_open_cases_read_only(url: str, tables: Tables) -> list[str] | N
                 return None
             if "cases" not in there:
                 raise DatabaseUnusable(f"database {path}: {not_gateways(there)}")
-            if "schema_migrations" in there:
-                try:
-                    refuse_later_release(db.execute(select(func.max(schema_migrations.c.version))).scalar() or 1)
-                except DatabaseUnusable as exc:
-                    raise DatabaseUnusable(f"database {path}: {exc}") from None
+            try:
+                refuse_later_release(schema_version(db))
+            except DatabaseUnusable as exc:
+                raise DatabaseUnusable(f"database {path}: {exc}") from None
             return removed_with_open_cases(db, tables)
     except SQLAlchemyError as exc:  # no SQLite database, or of another making (a table cases of its own)
         raise DatabaseUnusable(f"database {path}: {unusable(exc, path)}") from None
@@ -724,6 +723,13 @@ def unusable(exc: Exception, path: Path | None) -> str:
     why = sqlitefile.out_of_reach(path)
     return (f"cannot be used ({said}{f'; {why}' if why else ''}): let the gateway's user read and write it and its "
             "folder, with room on its disk; it was left as it is")
+
+
+def schema_version(db: Connection) -> int:
+    """The last migration the gateway's database on ``db`` has had (1: made before migrations were recorded)."""
+    if not inspect(db).has_table("schema_migrations"):
+        return 1
+    return db.execute(select(func.max(schema_migrations.c.version))).scalar() or 1
 
 
 def refuse_later_release(version: int) -> None:
@@ -1301,8 +1307,28 @@ CASE_VALUES_KEPT_S = 60  # Store.case_values: how long a scan of the cases' depa
 
 
 class Store:
-    def __init__(self, url: str):
-        self.engine, applied = make_engine(url)
+    """The gateway's database at ``url``, brought up to this release's schema (``make_engine``): ``applied`` the
+    migrations this opening applied. ``read_only``: opened as ``_read_only_engine`` opens it, with no migration, for a
+    command that only reads (``token --list``, ``dataset export``): an older release's file is read as it is, its
+    schema ``version`` (migrated, a city rolling back after looking found its old gateway refusing the file); a later
+    release's is refused as the start refuses it."""
+
+    def __init__(self, url: str, read_only: bool = False):
+        if read_only:
+            self.engine, applied = _read_only_engine(url), []
+            try:
+                with self.engine.connect() as db:
+                    self.version = schema_version(db)
+                    for each_releases in (cases.c.id, tokens.c.sha256):  # not so, another application's table cases
+                        db.execute(select(each_releases).limit(0))
+                refuse_later_release(self.version)
+            except (SQLAlchemyError, DatabaseUnusable) as exc:
+                self.engine.dispose()
+                raise DatabaseUnusable(f"database {database_where(url)}: {unusable(exc, sqlite_path(url))}") from None
+        else:
+            self.engine, applied = make_engine(url)
+            self.version = MIGRATIONS[-1][0]
+        self.applied = applied
         # this process made the database, so no gateway used it before (version 1 is applied only by making one: a
         # database older than migrations is recorded at it)
         self.made = MIGRATIONS[0][0] in applied
@@ -1573,8 +1599,11 @@ class Store:
             return dict(row._mapping) if row else None
 
     def tokens(self) -> list[dict]:
+        """Every token, oldest first; a column an older release's file lacks (read as it is) None."""
         with self.engine.connect() as db:
-            return [dict(r._mapping) for r in db.execute(select(tokens).order_by(tokens.c.created_at))]
+            there = {c["name"] for c in inspect(db).get_columns("tokens")}
+            rows = db.execute(select(*(c for c in tokens.c if c.name in there)).order_by(tokens.c.created_at))
+            return [{c.name: None for c in tokens.c} | dict(r._mapping) for r in rows]
 
     def revoke_tokens(self, name_or_prefix: str, as_token_sha256: str, now: float) -> list[dict]:
         """Revoke the live tokens with this name, this whole token (by its hash) or whose printed

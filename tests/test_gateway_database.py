@@ -2,8 +2,9 @@
 making, a folder, a link to nothing, read-only, a PostgreSQL that does not answer): one line saying where, what is
 wrong and what to do, exit 2, never a traceback, and the file left as it was. The commands that only read it
 (``token --list``, ``gateway --check``, ``dataset export``) refuse a database that is no gateway's, empty too, and
-make nothing in it."""
+make nothing in it; they read an older release's without upgrading it (those that write say they upgraded it)."""
 
+import contextlib
 import hashlib
 import re
 import sqlite3
@@ -11,13 +12,14 @@ import subprocess
 import sys
 
 import pytest
+from sqlalchemy import text
 
 from gateway.storage import MIGRATIONS, DatabaseUnusable, Store
 from xueliang import services
 from xueliang.cli import main as cli
 
 from .test_edge_startup import read_only
-from .test_workflow import database_url  # noqa: F401 (fixture)
+from .test_workflow import database_url, undo_migration_18, undo_migrations_after_3  # noqa: F401 (fixture)
 
 
 def a_gateway_database(path) -> None:
@@ -199,3 +201,72 @@ def test_a_command_on_a_stopped_gateways_database_leaves_nothing_beside_it(tmp_p
     assert cli([*(str(tmp_path / "out") if a == "OUT" else a for a in args),
                 "--config", str(tmp_path / "gateway.yaml")]) == (2 if command == "token --revoke" else 0)  # no token tp
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "out") == ["gateway.sqlite", "gateway.yaml"]
+
+
+def an_older_releases_database(path, version: int) -> None:
+    """The gateway's database as a release at schema ``version`` left it (3: before tokens expired, 17: one release
+    back), a token in it as that release kept it (no prefix, no expiry); closed, none of it in a write-ahead log."""
+    store = Store(f"sqlite:///{path}")
+    store.add_token("a" * 64, "legacy", "admin", None, None, 1_700_000_000.0)
+    with store.begin() as db:
+        undo_migration_18(db)
+        if version == 3:
+            undo_migrations_after_3(db)
+        db.execute(text("DELETE FROM schema_migrations WHERE version > :v"), {"v": version})
+    store.close()
+
+
+def schema_version(path) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+
+
+@pytest.mark.parametrize("version", [3, 17])
+def test_token_list_reads_an_older_releases_database_as_it_is_and_leaves_it_so(tmp_path, capsys, version):
+    """``token --list`` on an older release's file upgraded it to this release's schema: a command that only looks
+    wrote, and a city rolling back after looking found its old gateway refusing the file (its tokens made to expire
+    90 days from the look, too). It lists the tokens as the file holds them, says the file is an older release's, and
+    leaves it as it was."""
+    path = tmp_path / "gateway.sqlite"
+    an_older_releases_database(path, version)
+    was = path.read_bytes()
+    assert read_with(tmp_path, f"sqlite:///{path}", "token --list") == 0
+    out, err = capsys.readouterr()
+    assert out == "legacy\t-\tadmin\t-\tnever expires\n"
+    assert err == (f"note: database {path} is at migration {version}, an older release's (this release's: "
+                   f"{MIGRATIONS[-1][0]}); read as it is, nothing changed: this release's gateway upgrades it at its "
+                   "start\n")
+    assert path.read_bytes() == was and schema_version(path) == version
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gateway.sqlite", "gateway.yaml"]
+
+
+def test_dataset_export_refuses_an_older_releases_database_and_leaves_it_as_it_is(tmp_path, capsys):
+    """``dataset export`` upgraded an older release's file as ``token --list`` did; it reads this release's tables
+    only, so it refuses the file, saying what to do."""
+    path = tmp_path / "gateway.sqlite"
+    an_older_releases_database(path, 17)
+    was = path.read_bytes()
+    assert read_with(tmp_path, f"sqlite:///{path}", "dataset export") == 2
+    assert capsys.readouterr().err == (
+        f"error: database {path} is at migration 17, an older release's (this release's: {MIGRATIONS[-1][0]}): "
+        "dataset export reads this release's; start this release's gateway on it once (it upgrades the file), or "
+        "export with the release that made it; it was left as it is\n")
+    assert path.read_bytes() == was and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["token --revoke", "token --name"])
+def test_a_token_command_that_writes_upgrades_an_older_releases_database_and_says_so(tmp_path, capsys, command):
+    """A token made or revoked changes the file, so it is brought up to this release's schema first, as the gateway's
+    start would: said on stderr (it was silent), for a city that may roll back (its old gateway refuses the file)."""
+    path = tmp_path / "gateway.sqlite"
+    an_older_releases_database(path, 3)
+    (tmp_path / "gateway.yaml").write_text(f"database: sqlite:///{path}\n")
+    args = ["token", "--revoke", "legacy"] if command == "token --revoke" else ["token", "--name", "tp", "--role",
+                                                                                "admin"]
+    assert cli([*args, "--config", str(tmp_path / "gateway.yaml")]) == 0
+    err = capsys.readouterr().err
+    assert err == (f"note: upgraded database {path} from migration 3 to {MIGRATIONS[-1][0]} before writing (a gateway "
+                   "of an older release refuses it now)\n")
+    assert schema_version(path) == MIGRATIONS[-1][0]
+    assert cli([*args, "--config", str(tmp_path / "gateway.yaml")]) == (2 if command == "token --revoke" else 0)
+    assert "upgraded" not in capsys.readouterr().err  # once

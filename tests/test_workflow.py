@@ -555,6 +555,12 @@ def undo_migration_17(db) -> None:
     db.execute(text("DROP INDEX ix_case_photos_sha256"))
 
 
+def undo_migration_18(db) -> None:
+    """What a database of version 17 lacks: the boxes' twins."""
+    for column in ("prev_boot", "twin_at", "twin_boots"):
+        db.execute(text(f"ALTER TABLE boxes DROP COLUMN {column}"))
+
+
 def undo_migration_16(db) -> None:
     """What a database of version 15 lacks: cases by department and state."""
     db.execute(text("DROP INDEX ix_cases_department_state"))

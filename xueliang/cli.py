@@ -264,11 +264,12 @@ def gateway_summary(config, tables, path: str) -> str:
 
 
 def not_to_read(url: str) -> str | None:
-    """Why a command that only reads the gateway's database (``token --list``, ``--revoke``, ``dataset export``)
-    is not to go on with ``url``: an SQLite file that is not there (a mistyped path made a new, empty database, and
-    the command found no tokens or no cases without a word), or a database without the gateway's tables, empty (an
-    empty file, or a new PostgreSQL database: ``token --list`` made the gateway's tables in it) or another
-    application's. Nothing is made or changed to tell; DatabaseUnusable where it cannot be read. None where it may."""
+    """Why a command that reads the gateway's database (``token --list``, ``dataset export``; ``--revoke``, which
+    changes only what is there) is not to go on with ``url``: an SQLite file that is not there (a mistyped path made
+    a new, empty database, and the command found no tokens or no cases without a word), or a database without the
+    gateway's tables, empty (an empty file, or a new PostgreSQL database: ``token --list`` made the gateway's tables
+    in it) or another application's. Nothing is made or changed to tell; DatabaseUnusable where it cannot be read.
+    None where it may."""
     from gateway.storage import database_where, not_gateways, tables_read_only
 
     there, where = tables_read_only(url), database_where(url)
@@ -295,8 +296,14 @@ def _token(args: argparse.Namespace) -> int:
         if problem := not_to_read(config.database):
             print(f"error: {problem}", file=sys.stderr)
             return 2
-        with Store(config.database) as store:  # closed: nothing left beside a stopped gateway's file
-            return _list_tokens(store) if args.list else _revoke_tokens(store, args.revoke, time.time())
+        if args.list:  # closed, as each below: nothing left beside a stopped gateway's file
+            with Store(config.database, read_only=True) as store:
+                if older := older_release(store, config.database):
+                    print(f"note: {older}; read as it is, nothing changed: this release's gateway upgrades it at its "
+                          "start", file=sys.stderr)
+                return _list_tokens(store)
+        with to_write(config.database) as store:
+            return _revoke_tokens(store, args.revoke, time.time())
     tables = load_tables(config.tables)
     if not args.name or not args.role:
         print("error: a new token needs --name and --role (or use --revoke / --list)", file=sys.stderr)
@@ -325,9 +332,33 @@ def _token(args: argparse.Namespace) -> int:
     if not 0 < lifetime_s <= 5 * 366 * 86400:
         print(f"error: --expires {args.expires!r}: must be more than 0 and at most 5 years (1830d)", file=sys.stderr)
         return 2
-    with Store(config.database) as store:
+    with to_write(config.database) as store:
         print(new_token(store, args.name, args.role, args.department, args.grid, lifetime_s, time.time()))
     return 0
+
+
+def older_release(store, url: str) -> str | None:
+    """What is said of a database an older release made, opened to read (``Store(read_only=True)``); None for one
+    of this release."""
+    from gateway.storage import MIGRATIONS, database_where
+
+    if store.version >= MIGRATIONS[-1][0]:
+        return None
+    return (f"database {database_where(url)} is at migration {store.version}, an older release's (this release's: "
+            f"{MIGRATIONS[-1][0]})")
+
+
+def to_write(url: str):
+    """The gateway's database for a command that changes it (a token made or revoked), brought up to this release's
+    schema first as the gateway's start would, and said on stderr: a city rolling back finds its old gateway refusing
+    the file, and nothing had told it."""
+    from gateway.storage import MIGRATIONS, Store, database_where
+
+    store = Store(url)
+    if store.applied and not store.made:
+        print(f"note: upgraded database {database_where(url)} from migration {min(store.applied) - 1} to "
+              f"{MIGRATIONS[-1][0]} before writing (a gateway of an older release refuses it now)", file=sys.stderr)
+    return store
 
 
 def _list_tokens(store) -> int:
@@ -373,7 +404,12 @@ def _dataset(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
-        with Store(config.database) as store:
+        with Store(config.database, read_only=True) as store:
+            if older := older_release(store, config.database):  # it reads this release's tables only
+                print(f"error: {older}: dataset export reads this release's; start this release's gateway on it once "
+                      "(it upgrades the file), or export with the release that made it; it was left as it is",
+                      file=sys.stderr)
+                return 2
             counts = export(store, load_tables(config.tables), since, Path(args.out), args.frames_only)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

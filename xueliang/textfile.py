@@ -215,6 +215,7 @@ def folder_of(path: Path) -> Path:
     >>> read, write = os.pipe()
     >>> folder_of(Path(f"/dev/fd/{read}")) == Path.cwd()
     True
+    >>> os.close(read); os.close(write)
     """
     try:
         regular = stat.S_ISREG(path.stat().st_mode)
