@@ -903,12 +903,14 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
     try:
         stream = video_stream(container.streams.video, url, said)
         codec = stream.codec_context
-        if is_rtsp(url) and not codec.width and time.monotonic() - began >= opening:
-            # PyAV's interrupt ends the probe at its bound as if the stream had ended, and FFmpeg returns what the SDP
-            # says, no picture size: a session set up and kept alive (keep-alives, RTCP) that sent no packet was
-            # "opened" and its read hung for good (every byte resets the socket timeout), until the box's hang guard
-            raise SourceError(f"cannot open {url}: no packet within {opening:g} s of asking for the stream; its session "
-                              "is set up and sends nothing")
+        if is_rtsp(url) and stream.start_time is None and time.monotonic() - began >= opening:
+            # PyAV's interrupt ends the probe at its bound as if the stream had ended, and FFmpeg returns the stream the
+            # SDP states: a session set up and kept alive (keep-alives, RTCP) that sent no packet was "opened", and its
+            # read hung for good (every byte resets the socket timeout) until the box's hang guard a minute on. A
+            # stream's start is its first packet's time; its size tells nothing (an H.265 SDP states it, sprop-sps)
+            raise SourceError(f"cannot open {url}: the camera's stream was set up but sends no pictures (no packet "
+                              f"within {opening:g} s of asking for it; a camera whose key frames are further apart, "
+                              "starting it at its next one, needs its read_timeout_s set above their interval)")
         codec.options = {"max_pixels": str(MAX_PICTURE_PIXELS)}  # refused before it is allocated
         damage = Damage() if damage is None else damage
         if stream.frames and stream.duration:  # an index that counts its frames states the length (an MP4's)

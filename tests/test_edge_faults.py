@@ -260,7 +260,7 @@ def test_a_camera_whose_read_hangs_is_lost_then_read_again_when_its_picture_come
         assert "the read hangs" in reader.health.last_error
         # the camera read afresh, its reads bounded: they fail in their time, and none hangs (a wedged session's
         # open fails at its probe's bound: it sends no packet)
-        wait_until(lambda: "no packet within 4 s of asking for the stream; its session is set up and sends nothing"
+        wait_until(lambda: "the camera's stream was set up but sends no pictures (no packet within 4 s"
                    in reader.health.last_error, 20, message="a bounded try failed")
         time.sleep(limit)  # the hang limit again
         assert reader.generation == 1
@@ -281,38 +281,72 @@ def test_a_camera_whose_read_hangs_is_lost_then_read_again_when_its_picture_come
         proxy.close()
 
 
-@pytest.mark.slow
-def test_a_session_that_plays_and_sends_nothing_fails_its_open_and_is_tried_again_not_lost(tmp_path, rtsp,
-                                                                                         monkeypatch):
-    """A session that is set up (DESCRIBE, SETUP, PLAY answered) and kept alive, and sends no packet: PyAV's interrupt
-    ended the open's probe at its bound as if the stream had ended, the open returned a stream of no size (0x0), and
-    its read hung for good, the socket timeout reset by every byte: once in a whole run of the suite (the test
-    server's first session, 2026-12), the camera was offline until the box's hang guard read it afresh a minute on,
-    marked lost (a camera_fault). The open fails at its bound, saying so, and the camera is tried again at once."""
-    from edge import box, source
+def hevc_clip(folder, gop_s: int):
+    """The campus clip's first 10 s as H.265 at 320x240 (10 fps), a key frame every ``gop_s``: its SDP states its
+    picture size (sprop-sps), which FFmpeg reads at the open without a packet (its HEVC decoder exports it; H.264's
+    does not). The test server answers a first session's DESCRIBE only once its next key frame has come."""
+    out = folder / f"campus-hevc-gop{gop_s}.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(CLIP), "-t", "10", "-vf", "scale=320:240",
+                    "-c:v", "libx265", "-preset", "ultrafast", "-x265-params",
+                    f"keyint={10 * gop_s}:min-keyint={10 * gop_s}:scenecut=0:log-level=error", "-tag:v", "hvc1", "-an",
+                    str(out)], check=True, timeout=60)
+    return out
 
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sdp", ["no size", "its size"])
+def test_a_session_that_plays_and_sends_nothing_fails_its_open_and_is_tried_again_not_lost(tmp_path, monkeypatch,
+                                                                                         sdp):
+    """A session that is set up (DESCRIBE, SETUP, PLAY answered) and kept alive, and sends no packet: PyAV's interrupt
+    ended the open's probe at its bound as if the stream had ended, the open returned the stream its SDP states, and
+    its read hung for good, the socket timeout reset by every byte: the camera was offline until the box's hang guard
+    read it afresh a minute on, marked lost (a camera_fault). Of an SDP that states no size FFmpeg reads (H.264's, the
+    test server's: once in a whole run of the suite, its first session, 2026-12) the stream had none (0x0); of one
+    that states it (H.265's sprop-sps: a DVR channel with no signal, an encoder that hangs after its set-up) it had
+    the camera's, and looked opened. The open fails at its bound, saying so, and the camera is tried again at once."""
+    from edge import source
+
+    clip = CLIP if sdp == "no size" else hevc_clip(tmp_path, gop_s=1)
     monkeypatch.setattr(source, "KEY_FRAME_WAIT_S", 2.0)  # its open's bound: 4 s (its packet wait, 3 s, and 1)
-    proxy = StallingCamera(rtsp.port)
-    proxy.stall()  # from its first session on
-    url = f"rtsp://127.0.0.1:{proxy.port}/campus-gate"
-    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["cam"], lambda real, i, s: real(i, s), url=url)
-    reader = readers["cam"]
-    looked_after(readers, stop)
-    reader.start()
-    try:
-        wait_until(lambda: reader.health.last_error, 15, message="the open failed")
-        failed_after = reader.health.last_error_at - reader.health.started_at
-        assert reader.health.last_error == f"cannot open {url}: no packet within 4 s of asking for the stream; " \
-            "its session is set up and sends nothing", reader.health.last_error
-        proxy.resume()
-        wait_until(lambda: reader.health.analysed >= 1, 30, message="the camera analysed")
-        assert reader.generation == 0  # tried again in its own time, not found hung and read afresh
-        assert not [m for _, m in analyser.publisher.sent if m["type"] == "camera_fault"]
-    finally:
-        stop.set()
-        analyser.join(5)
-        proxy.close()
+    with services.rtsp_server({"cam": clip}, tmp_path) as server:
+        proxy = StallingCamera(server.port)
+        proxy.stall()  # from its first session on
+        url = f"rtsp://127.0.0.1:{proxy.port}/cam"
+        analyser, readers, slots, stop = in_process_analyser(tmp_path, ["cam"], lambda real, i, s: real(i, s), url=url)
+        reader = readers["cam"]
+        looked_after(readers, stop)
+        reader.start()
+        try:
+            wait_until(lambda: reader.health.last_error, 15, message="the open failed")
+            failed_after = reader.health.last_error_at - reader.health.started_at
+            assert reader.health.last_error.startswith(f"cannot open {url}: the camera's stream was set up but sends "
+                                                       "no pictures (no packet within 4 s of asking for it; "), \
+                reader.health.last_error
+            proxy.resume()
+            wait_until(lambda: reader.health.analysed >= 1, 30, message="the camera analysed")
+            assert reader.generation == 0  # tried again in its own time, not found hung and read afresh
+            assert not [m for _, m in analyser.publisher.sent if m["type"] == "camera_fault"]
+        finally:
+            stop.set()
+            analyser.join(5)
+            proxy.close()
     assert failed_after < 4 + 4, failed_after  # its set-up, then its probe's 4 s
+
+
+@pytest.mark.slow
+def test_a_camera_whose_sdp_states_its_size_opens_when_its_first_key_frame_comes_seconds_late(tmp_path):
+    """A live camera whose SDP states its picture size and whose first packet comes with its next key frame, seconds
+    after the open (the test server starts each session at one; key frames 5 s apart here): opened and read, not
+    taken for a session that sends nothing."""
+    from edge.source import open_frames
+
+    with services.rtsp_server({"cam": hevc_clip(tmp_path, gop_s=5)}, tmp_path) as server:
+        url = f"rtsp://127.0.0.1:{server.port}/cam"
+        next(open_frames(url))  # just past a key frame: the next is 5 s on
+        began = time.monotonic()
+        t, image = next(open_frames(url))
+        waited = time.monotonic() - began
+    assert image.shape == (240, 320, 3) and 2.5 < waited < 10.0, (image.shape, waited)
 
 
 def test_a_camera_whose_slow_opens_keep_failing_is_hung_only_past_its_try_and_its_backoff(tmp_path):
