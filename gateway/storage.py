@@ -656,15 +656,20 @@ def not_gateways(there: list[str]) -> str:
 
 
 def _read_only_engine(url: str) -> Engine:
-    """An engine on ``url`` that writes nothing: an SQLite file opened read-only (``mode=ro``, not ``immutable``:
-    a running gateway's write-ahead log is read too); with no log beside it (no gateway has it open), ``immutable``:
-    read-only, SQLite made the log and its shared memory beside a stopped gateway's file and could not remove them
-    (``gateway --check`` run as root before an upgrade left them root's, for the gateway's user to find)."""
+    """An engine on ``url`` that writes nothing: an SQLite file opened as ``read_only_connection`` opens it."""
     if (path := sqlite_path(url)) is None:
         return create_engine(url, future=True)
+    return create_engine("sqlite://", creator=lambda: read_only_connection(path))
+
+
+def read_only_connection(path: Path, **options) -> sqlite3.Connection:
+    """The gateway's SQLite file at ``path`` opened read-only (``mode=ro``, not ``immutable``: a running gateway's
+    write-ahead log is read too); with no log beside it (no gateway has it open), ``immutable``: read-only, SQLite made
+    the log and its shared memory beside a stopped gateway's file and could not remove them (``gateway --check`` run
+    as root before an upgrade left them root's, for the gateway's user to find). ``options`` as ``sqlite3.connect``'s."""
     if not path.with_name(path.name + "-wal").exists():
-        return create_engine("sqlite://", creator=lambda: sqlitefile.read_only(path))
-    return create_engine("sqlite://", creator=lambda: sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True))
+        return sqlitefile.read_only(path, **options)
+    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, **options)
 
 
 def sqlite_path(url: str) -> Path | None:

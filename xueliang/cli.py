@@ -226,10 +226,28 @@ def _gateway(args: argparse.Namespace) -> int:
         for line in removed:
             logging.getLogger("gateway").warning("%s", line)
         return 0
+    if args.backup:
+        return _backup(config.database, Path(args.backup))
     try:
         return retire_gateway(config, args.retire) if args.retire else run_gateway(config)
     except GatewayConfigError as exc:  # found while starting (the HTTP port taken): still the file's
         raise GatewayConfigError(f"{args.config}: {exc}") from None
+
+
+def _backup(url: str, target: Path) -> int:
+    """``gateway --backup``: the SQLite database at ``url`` copied to ``target`` (``gateway.backup``), or what to do
+    for another (``pg_dump``); BackupError, said as an ``error:``, where it cannot be."""
+    from gateway.backup import backup, pg_dump_instead
+    from gateway.storage import sqlite_path
+
+    if (path := sqlite_path(url)) is None:
+        print(f"error: {pg_dump_instead(url)}", file=sys.stderr)
+        return 2
+    if problem := not_to_read(url):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    print(backup(path, target))
+    return 0
 
 
 def gateway_summary(config, tables, path: str) -> str:
@@ -484,11 +502,16 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("gateway", help="run the gateway")
     p.add_argument("--config", required=True)
-    p.add_argument("--retire", metavar="IDENTITY", help="instead of running: end the broker session of a gateway "
-                   "identity (client id) no gateway runs under any more, after ingesting what it holds (until then "
-                   "the broker keeps giving it its share of the messages, for 7 days)")
-    p.add_argument("--check", action="store_true", help="check the config and the city's tables, print what they "
-                   "set and exit (0: fit to run; 2: error: on stderr); the broker, database and port are not touched")
+    instead = p.add_mutually_exclusive_group()
+    instead.add_argument("--retire", metavar="IDENTITY", help="instead of running: end the broker session of a "
+                         "gateway identity (client id) no gateway runs under any more, after ingesting what it holds "
+                         "(until then the broker keeps giving it its share of the messages, for 7 days)")
+    instead.add_argument("--check", action="store_true", help="check the config and the city's tables, print what "
+                         "they set and exit (0: fit to run; 2: error: on stderr); the broker, database and port are "
+                         "not touched")
+    instead.add_argument("--backup", metavar="FILE", help="instead of running: copy the SQLite database, the gateway "
+                         "running or stopped, to FILE (a new file), checked, and say what it holds (PostgreSQL: "
+                         "pg_dump)")
     p.set_defaults(func=_gateway)
 
     p = sub.add_parser("token", help="make an API token (printed once; only its hash is stored), revoke or list tokens")
@@ -534,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
 
         named: tuple[type[Exception], ...] = (ModelError,)
         for module, name in (("edge.config", "ConfigError"), ("gateway.config", "GatewayConfigError"),
-                             ("gateway.storage", "DatabaseUnusable"), ("edge.source", "SourceError"),
+                             ("gateway.storage", "DatabaseUnusable"), ("gateway.backup", "BackupError"),
+                             ("edge.source", "SourceError"),
                              ("xueliang.services", "ServiceError")):
             try:  # each is there only where its extra is installed (a gateway-only install has no edge)
                 named += (getattr(__import__(module, fromlist=[name]), name),)

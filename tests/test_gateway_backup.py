@@ -1,0 +1,195 @@
+"""``xueliang gateway --backup FILE``: a copy of the gateway's SQLite database made while it writes cases holds every
+case committed before the backup began, passes ``gateway --check``, and a backup that cannot be written (a full disk,
+a read-only folder) leaves nothing under FILE or beside it. ``cp`` of a running gateway's file copied a database whose
+last writes were still in its write-ahead log, and nothing said how else to do it."""
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from gateway.config import TABLES_DIR, load_tables
+from gateway.ingest import Ingest
+from gateway.storage import Store
+from xueliang import services, wire
+from xueliang.cli import main as cli
+from xueliang.mqtt import make_client
+
+from .conftest import wait_until
+from .test_gateway import JPEG, NOW, TOPIC, payload
+
+
+def backup(tmp_path, target, database=None) -> int:
+    (tmp_path / "gateway.yaml").write_text(f"database: {database or f'sqlite:///{tmp_path}/gateway.sqlite'}\n")
+    return cli(["gateway", "--config", str(tmp_path / "gateway.yaml"), "--backup", str(target)])
+
+
+def incident(i: int) -> tuple[str, bytes]:
+    return TOPIC, payload(incident_id=f"i-{i}", location={"lat": 39.0 + i * 0.01, "lon": 117.0})
+
+
+def cases_in(path) -> set[str]:
+    """The incidents that opened a case in the SQLite file at ``path``, read as a backup is (a gateway writing it)."""
+    with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+        return {i for (i,) in db.execute("SELECT incident_id FROM case_incidents WHERE how = 'opened'")}
+
+
+def checked(tmp_path, copy) -> None:
+    """The copy passes ``gateway --check`` (read, never changed, nothing left beside it) and is an SQLite file alone."""
+    (tmp_path / "restored.yaml").write_text(f"database: sqlite:///{copy}\n")
+    was = copy.read_bytes()
+    assert cli(["gateway", "--config", str(tmp_path / "restored.yaml"), "--check"]) == 0
+    assert copy.read_bytes() == was
+    assert sorted(p.name for p in copy.parent.iterdir()) == [copy.name]
+    with contextlib.closing(sqlite3.connect(f"{copy.as_uri()}?mode=ro", uri=True)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def test_a_backup_of_a_gateway_writing_cases_holds_every_case_committed_before_it_and_passes_check(tmp_path, capsys):
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=lambda: NOW)
+    assert ingest.handle(wire.evidence_topic("box-1", "gate", "i-0"), JPEG) == "evidence"
+    committed, stop = [], threading.Event()
+
+    def writing():
+        for i in range(100_000):
+            if stop.wait(0.002):  # a busy gateway's pace, leaving this process's other thread (the backup) its turns
+                return
+            assert ingest.handle(*incident(i)) == "case_created"
+            committed.append(f"i-{i}")
+
+    writer = threading.Thread(target=writing)
+    writer.start()
+    try:
+        wait_until(lambda: len(committed) >= 10, 20, message="cases written")
+        before = set(committed)
+        (tmp_path / "backups").mkdir()
+        assert backup(tmp_path, tmp_path / "backups" / "gateway-1.sqlite") == 0
+        during = len(committed)
+    finally:
+        stop.set()
+        writer.join()
+    assert during > len(before)  # the gateway wrote on: a backup holds none of its writes back
+    copy = tmp_path / "backups" / "gateway-1.sqlite"
+    held = cases_in(copy)
+    assert before <= held <= set(committed)
+    out, err = capsys.readouterr()
+    assert out.startswith(f"backed up database {tmp_path}/gateway.sqlite to {copy} (") and "checked): " in out
+    assert f": {len(held):,} case(s), 1 evidence picture(s) and photo(s) (" in out and "nothing else to copy" in out
+    checked(tmp_path, copy)
+    store.close()
+
+
+@pytest.mark.slow
+def test_a_backup_of_a_running_gateway_process_fed_by_a_broker_holds_what_it_committed_before(tmp_path, broker):
+    """The gateway as a city runs it, a box sending it incidents through Mosquitto all along the backup."""
+    database = tmp_path / "gateway.sqlite"
+    http_port = services.free_port()
+    (tmp_path / "gateway.yaml").write_text(f"broker: {{host: 127.0.0.1, port: {broker.port}}}\n"
+                                           f"database: sqlite:///{database}\nhttp: {{port: {http_port}}}\n")
+    gateway = services.xueliang(["gateway", "--config", str(tmp_path / "gateway.yaml")], tmp_path / "gateway.log")
+    box, stop, sent = make_client("box-1"), threading.Event(), []
+    try:
+        services.wait_port(http_port, gateway, "gateway", timeout=30)
+        box.connect("127.0.0.1", broker.port)
+        box.loop_start()
+
+        def sending():
+            for i in range(100_000):
+                if stop.wait(0.01):
+                    return
+                now = time.time()
+                box.publish(TOPIC, payload(incident_id=f"i-{i}", location={"lat": 39.0 + i * 0.01, "lon": 117.0},
+                                           started_at=wire.iso(now - 30), observed_at=wire.iso(now)), qos=1)
+                sent.append(i)
+
+        sender = threading.Thread(target=sending)
+        sender.start()
+        try:
+            wait_until(lambda: len(cases_in(database)) >= 30, 30, message="cases committed by the gateway")
+            before = cases_in(database)
+            (tmp_path / "backup").mkdir()
+            run = subprocess.run([sys.executable, "-m", "xueliang", "gateway", "--config", str(tmp_path / "gateway.yaml"),
+                                  "--backup", str(tmp_path / "backup" / "b.sqlite")], capture_output=True, text=True,
+                                 timeout=60)
+            after = cases_in(database)
+        finally:
+            stop.set()
+            sender.join()
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert after > before  # still writing: cases came in during the backup
+        held = cases_in(tmp_path / "backup" / "b.sqlite")
+        assert before <= held <= after
+        assert f": {len(held):,} case(s), " in run.stdout
+    finally:
+        box.loop_stop()
+        gateway.terminate()
+        gateway.wait(30)
+    checked(tmp_path, tmp_path / "backup" / "b.sqlite")
+
+
+def a_gateway_database(tmp_path, pictures: int = 0) -> bytes:
+    """A closed gateway database of ``pictures`` evidence pictures of 100 kB each; its bytes."""
+    with Store(f"sqlite:///{tmp_path}/gateway.sqlite") as store:
+        for i in range(pictures):
+            store.add_evidence(f"{i:064x}", os.urandom(100_000), f"i-{i}", "box-1", "gate", NOW)
+    return (tmp_path / "gateway.sqlite").read_bytes()
+
+
+@pytest.mark.parametrize("how, says", [
+    ("there already", "--backup {file}: is there already (it was left as it is): name a new file, as each day's own"),
+    ("the database", "--backup {file}: is the database itself ({database}): name a file of its own"),
+    ("a link to the database", "--backup {file}: is the database itself ({database}): name a file of its own"),
+    ("a folder", "--backup {file}: is a folder: name the file to make in it ({file}/gateway-YYYY-MM-DD.sqlite)"),
+    ("in no folder", "--backup {file}: no folder {file.parent}: make it, or name a file in a folder that is there"),
+    ("of no database", "no database at {database}: the gateway makes it at its first start; check the config's "
+                       "database (nothing was made)"),
+])
+def test_a_backup_refused_says_why_in_one_line_and_leaves_everything_as_it_was(tmp_path, capsys, how, says):
+    database, file = tmp_path / "gateway.sqlite", tmp_path / "copy.sqlite"
+    was = a_gateway_database(tmp_path) if how != "of no database" else None
+    if how == "there already":
+        file.write_bytes(b"yesterday's")
+    elif how == "the database":
+        file = database
+    elif how == "a link to the database":
+        file.symlink_to(database)
+    elif how == "a folder":
+        file.mkdir()
+    elif how == "in no folder":
+        file = tmp_path / "unmounted" / "copy.sqlite"
+    listed = sorted([*tmp_path.rglob("*"), tmp_path / "gateway.yaml"])
+    assert backup(tmp_path, file) == 2
+    assert capsys.readouterr() == ("", f"error: {says.format(file=file, database=database)}\n")
+    assert sorted(tmp_path.rglob("*")) == listed and (was is None or database.read_bytes() == was)
+    if how == "there already":
+        assert file.read_bytes() == b"yesterday's"
+
+
+def test_a_postgresql_database_is_backed_up_with_pg_dump_which_is_named_without_its_password(tmp_path, capsys):
+    assert backup(tmp_path, tmp_path / "copy.dump", "postgresql+psycopg://xl:s3cret@127.0.0.1:9/city") == 2
+    assert capsys.readouterr().err == (
+        "error: database postgresql+psycopg://xl:***@127.0.0.1:9/city: --backup copies an SQLite file; back "
+        "PostgreSQL up with its own tool: pg_dump --format=custom --file FILE 'postgresql://xl@127.0.0.1:9/city' (the "
+        "password from PGPASSWORD or ~/.pgpass; restore with pg_restore)\n")
+    assert not (tmp_path / "copy.dump").exists()
+
+
+@pytest.mark.parametrize("how, says", [
+    ("on a full disk", "cannot be written (database or disk is full); nothing was left there"),
+    ("read-only", "cannot be written (Read-only file system); nothing was made"),
+])
+def test_a_backup_that_cannot_be_written_leaves_nothing_under_its_name_or_beside_it(tmp_path, capsys, how, says):
+    from .test_outbox_full import mounted_tmpfs
+
+    was = a_gateway_database(tmp_path, pictures=5)  # 500 kB of pictures: a copy that does not fit in 256 kB
+    with contextlib.contextmanager(mounted_tmpfs)(tmp_path, "256k", "disk", ",ro" if how == "read-only" else "") as disk:
+        assert backup(tmp_path, disk / "copy.sqlite") == 2
+        assert capsys.readouterr() == ("", f"error: --backup {disk}/copy.sqlite: {says}\n")
+        assert list(disk.iterdir()) == []
+    assert (tmp_path / "gateway.sqlite").read_bytes() == was
