@@ -355,3 +355,15 @@ def test_the_gateways_http_server_logs_as_the_gateway_does_and_never_a_token_in_
     lines = [json.loads(line) for line in log.splitlines()]
     said = {line["msg"] for line in lines if line["logger"] == "uvicorn.error"}
     assert {"Invalid HTTP request received.", "Unsupported upgrade request."} <= said, log
+
+
+def test_a_gateway_commands_error_does_not_import_the_edge_to_name_it(tmp_path):
+    """An error's exit asked every module whose errors are named for its error class, importing each: a gateway
+    command's mistyped config imported the edge's config (and scipy with it), ~4 s on a busy box. Only a module
+    already imported can have raised its error."""
+    code = ("import sys; from xueliang.cli import main; "
+            f"rc = main(['gateway', '--config', {str(tmp_path / 'missing.yaml')!r}, '--check']); "
+            "print(rc, 'edge.config' in sys.modules, 'scipy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["2", "False", "False"], done.stderr
+    assert "missing.yaml: no such file" in done.stderr
