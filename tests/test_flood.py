@@ -1,8 +1,11 @@
 """A hostile or broken box flooding the gateway: the dead letters it causes are deleted past the city's retention,
 said in the log a few a minute, and its pictures no event names wait so many at most."""
 
+import gc
+import json
 import logging
 import time
+import weakref
 
 import pytest
 from sqlalchemy import inspect, text
@@ -111,6 +114,43 @@ def test_a_flood_of_bad_messages_writes_a_few_lines_a_minute_and_every_one_is_co
         "xl_gateway_messages_total{outcome=\"dead_letter\"}): box 'box-1' 995 (not JSON: ")
     assert ingest.handle(BAD, b"not json again") == "dead_letter"  # a new minute: said again
     assert caplog.records[-1].getMessage().startswith(f"dead letter on {BAD}: not JSON")
+
+
+class Batch(list):
+    """A batch of messages that can be watched for when it is freed (a list cannot)."""
+
+
+def test_a_batch_of_messages_wrong_in_their_fields_is_freed_once_handled_not_left_to_the_cycle_collector(
+        tmp_path, tables):
+    """A message the schema refused raised its explanation from a local of the checking frame: the frame held its
+    own exception, and that cycle the batch's frame with every payload in it, freed only by Python's cyclic
+    collector, whose oldest generation runs seldom. 160,000 messages of 5-20 kB through a real Mosquitto and
+    gateway: RSS 90 -> 305 MB, 56 MB of it batches waiting for that collector, the rest glibc's arenas left free."""
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    wrong = [payload(incident_id=f"wf-{n}", **change) for n, change in enumerate(
+        [{"grid": "<script>"}, {"confidence": "high"}, {"zone": "z" * 5000}, {"started_at": "2024-02-30T00:00:00Z"}])]
+    gc.collect()
+    gc.disable()  # what refcounting frees alone
+    try:
+        batch = Batch((TOPIC, p) for p in wrong)
+        freed = weakref.ref(batch)
+        assert ingest.handle_batch(batch) == ["dead_letter"] * len(wrong)
+        del batch
+        assert freed() is None, "the batch is held by a reference cycle"  # (not shown: 4 payloads)
+        def refused(acks: Batch) -> None:  # a box checks each acknowledgement so
+            try:
+                wire.decode_ack(acks[0])
+            except wire.WireError:
+                pass
+
+        acks = Batch([json.dumps({"schema_version": 1, "gateway": "g", "at": "x", "messages": {}}).encode()])
+        freed = weakref.ref(acks)
+        refused(acks)
+        del acks
+        assert freed() is None, "the acknowledgement is held by a reference cycle"
+    finally:
+        gc.enable()
 
 
 def test_a_flood_that_stops_has_its_last_minutes_count_said_by_the_clock(tmp_path, tables, caplog):
