@@ -1,21 +1,26 @@
 """A hostile or broken box flooding the gateway: the dead letters it causes are deleted past the city's retention,
-said in the log a few a minute, and its pictures no event names wait so many at most."""
+said in the log a few a minute, its pictures no event names wait so many at most, and its big messages are held
+in the gateway's memory so many bytes at most while the gateway is slow."""
 
 import gc
 import json
 import logging
+import sqlite3
 import time
 import weakref
 
 import pytest
+import yaml
 from sqlalchemy import inspect, text
 
+from edge.config import Broker
+from edge.publisher import Outbox, Publisher
 from gateway import ingest as ingest_module, service, storage
 from gateway.config import TABLES_DIR, GatewayConfig, load_tables
 from gateway.ingest import Ingest
 from gateway.service import Clock, DeadLetterRetention
 from gateway.storage import Store
-from xueliang import wire
+from xueliang import services, wire
 
 from .conftest import wait_until
 from .test_gateway import TOPIC, payload
@@ -252,3 +257,49 @@ def test_a_box_has_so_many_megabytes_of_pictures_waiting_at_most(database_url, t
         "for incident 'made-up-4' would take it past 1 MB, the most a box has waiting (waiting_pictures_mb); it is "
         "not kept")
     assert ingest.handle(wire.evidence_topic("box-2", "gate", "b2-1"), big_picture(100)) == "evidence"
+
+
+@pytest.mark.slow
+def test_a_boxs_big_messages_reach_a_stalled_gateway_so_many_bytes_at_most_and_all_in_the_end(tmp_path):
+    """The gateway takes 2,000 messages ahead of its acknowledgements: a box sending 8 MB messages while its database
+    stalled could put 16 GB in its memory. The broker's ``max_inflight_bytes`` (with ``max_queued_bytes``) bounds the
+    bytes sent it unacknowledged; what the broker drops the box sends again, and every message arrives. Here the
+    shipped limits a thousandth as large, 30 messages of 40 kB, the gateway's SQLite database held by another."""
+    assert "max_inflight_bytes 256000000" in services.BROKER_CONFIG.read_text().splitlines()
+    inflight, queued, size, n = 256_000, 500_000, 40_000, 30
+    broker = services.mosquitto(tmp_path / "mq", limits={"max_inflight_bytes": inflight, "max_queued_bytes": queued})
+    with open(tmp_path / "mq" / "mosquitto.conf", "a") as conf:
+        conf.write("log_type all\n")  # every PUBLISH sent and PUBACK received, in the broker's log
+    broker.start()
+    db, http = tmp_path / "gateway.sqlite", services.free_port()
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"broker": {"port": broker.port}, "database": f"sqlite:///{db}",
+                                      "http": {"port": http}}))
+    gateway = services.xueliang(["gateway", "--config", str(config)], tmp_path / "gateway.log")
+    box = Publisher("box-1", Broker(port=broker.port, resend_after_s=1), Outbox(tmp_path / "outbox.sqlite"))
+    held = None
+
+    def broker_log(before: str = "Received PUBACK from xl-gateway-1") -> str:  # before the gateway acknowledged any
+        return (tmp_path / "mq" / "mosquitto.log").read_text().split(before)[0]
+
+    try:
+        services.wait_port(http, gateway, "gateway", timeout=30)
+        held = sqlite3.connect(str(db), isolation_level=None, timeout=10)
+        held.execute("BEGIN EXCLUSIVE")  # the database stalls: ingest keeps its batch and tries again every 2 s
+        box.start()
+        box.send([(wire.evidence_topic("box-1", "gate", f"e{i}"), i.to_bytes(4, "big") * (size // 4))
+                  for i in range(n)])
+        wait_until(lambda: broker_log().count("Received PUBLISH from box-1 (d0, q1") >= n, 20, message="all sent")
+        time.sleep(1)  # the broker sends on what it will
+        sent = broker_log().count("Sending PUBLISH to xl-gateway-1 (d0, q1")
+        assert 1 <= sent <= (inflight + queued) // size + 1  # 19; all 30 without the limit (and the box's copies)
+        held.execute("ROLLBACK")
+        wait_until(lambda: box.outbox.pending() == 0, 40, message="the box's messages confirmed by the gateway")
+        assert Store(f"sqlite:///{db}").count("dead_letters") == n  # no pictures: dead letters, each kept once
+    finally:
+        if held is not None:
+            held.close()
+        box.stop(timeout=0.5)
+        gateway.terminate()
+        gateway.wait(10)
+        broker.stop()

@@ -132,10 +132,11 @@ BROKER_CONFIG = DEPLOY / "mosquitto" / "mosquitto.conf"
 SECURITY = ("cafile", "certfile", "keyfile", "password_file", "acl_file", "use_username_as_clientid")
 
 
-def broker_config(shipped: str, port: int, files: dict[str, Path | str]) -> str:
+def broker_config(shipped: str, port: int, files: dict[str, Path | str | int]) -> str:
     """The shipped Mosquitto config with only its address, port and file paths changed (``files``:
-    option -> path). Without ``password_file`` it is the same broker open to anonymous clients on
-    loopback: no TLS, passwords, ACL or user-name client ids, the rest as shipped.
+    option -> path, or a test's own value of an option it has). Without ``password_file`` it is the
+    same broker open to anonymous clients on loopback: no TLS, passwords, ACL or user-name client ids,
+    the rest as shipped.
 
     >>> print(broker_config("listener 8883 10.0.0.10\\nallow_anonymous false\\nacl_file /x\\n"
     ...                     "persistence true\\n", 1883, {}))
@@ -165,19 +166,22 @@ def broker_config(shipped: str, port: int, files: dict[str, Path | str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def mosquitto(work: Path, port: int | None = None, users: dict[str, str] | None = None) -> Service:
+def mosquitto(work: Path, port: int | None = None, users: dict[str, str] | None = None,
+              limits: dict[str, int] | None = None) -> Service:
     """Mosquitto on 127.0.0.1 with deploy/mosquitto/mosquitto.conf, persistence under ``work``.
 
     With ``users`` (name -> password) it is the shipped broker exactly: TLS with a CA made by
     deploy/make_certs.sh (``work/certs/ca.crt``), passwords, deploy/mosquitto/acl, user names as
     client ids. Without, the same broker open to anonymous clients (the demo and most tests).
+    ``limits``: options of the shipped config given a test's smaller values (``max_inflight_bytes``); each must be
+    in it.
     """
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         raise ServiceError("mosquitto is not installed: run `make setup` (Debian package mosquitto)")
     port = port or free_port()
     work.mkdir(parents=True, exist_ok=True)
-    files: dict[str, Path | str] = {"persistence_location": f"{work}/"}  # the trailing / is needed
+    files: dict[str, Path | str | int] = {"persistence_location": f"{work}/", **(limits or {})}  # the / is needed
     if users:
         certs = work / "certs"
         if not (certs / "ca.crt").exists():
