@@ -229,7 +229,9 @@ def _gateway(args: argparse.Namespace) -> int:
     if args.backup:
         return _backup(config.database, Path(args.backup))
     try:
-        return retire_gateway(config, args.retire) if args.retire else run_gateway(config)
+        if args.retire:  # it ingests what the session holds: into a database upgraded, or made, as said
+            return retire_gateway(config, args.retire, open_store=lambda url: to_write(url, "what the session holds"))
+        return run_gateway(config)
     except GatewayConfigError as exc:  # found while starting (the HTTP port taken): still the file's
         raise GatewayConfigError(f"{args.config}: {exc}") from None
 
