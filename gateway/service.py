@@ -9,7 +9,7 @@ processes are safe). The clock finds overdue cases and escalates them (二次吹
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 import gc
 import json
 import logging
@@ -547,13 +547,15 @@ def run_gateway(config: GatewayConfig) -> int:
     return 0
 
 
-def retire_gateway(config: GatewayConfig, identity: str, timeout_s: float = 600.0) -> int:
+def retire_gateway(config: GatewayConfig, identity: str, timeout_s: float = 600.0,
+                   open_store: Callable[[str], Store] = Store) -> int:
     """End the broker session of ``identity``, a gateway identity no process runs under any more (renamed, or
     a gateway taken out), as ``xueliang gateway --config CONFIG --retire IDENTITY`` does. Until it expires
     (``SESSION_EXPIRY_S``) such a session stays in the shared group and the broker keeps giving it its share
     of the city's messages, which wait there unread. This connects as the identity, takes what the session
     holds (ingested into ``config``'s database, committed, acknowledged to the broker and the boxes, as a
-    running gateway does), and then ends the session. Prints what it took; 0 once the session is ended."""
+    running gateway does), and then ends the session. Prints what it took; 0 once the session is ended.
+    ``open_store`` opens the database once the identity is found fit (the CLI's says an upgrade on stderr)."""
     b = config.broker
     if b.username and identity != b.username:
         raise GatewayConfigError(
@@ -565,7 +567,7 @@ def retire_gateway(config: GatewayConfig, identity: str, timeout_s: float = 600.
     except ValueError as exc:
         raise GatewayConfigError(f"--retire {identity!r}: not a client id ({exc.errors()[0]['msg']})") from None
     tables = load_tables(config.tables)
-    store = Store(config.database)
+    store = open_store(config.database)
     gateway = MqttIngest(old, Ingest(store, tables, waiting_pictures_mb=config.waiting_pictures_mb), retiring=True)
     gateway.start()
     started, ended = time.monotonic(), False

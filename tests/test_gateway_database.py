@@ -270,3 +270,31 @@ def test_a_token_command_that_writes_upgrades_an_older_releases_database_and_say
     assert schema_version(path) == MIGRATIONS[-1][0]
     assert cli([*args, "--config", str(tmp_path / "gateway.yaml")]) == (2 if command == "token --revoke" else 0)
     assert "upgraded" not in capsys.readouterr().err  # once
+
+
+def test_a_new_token_on_a_database_not_there_makes_it_and_says_so_once(
+        tmp_path, capsys, database_url):  # noqa: F811 (fixture)
+    """A new token on a config whose SQLite path was mistyped (or before the gateway's first start) made a new, empty
+    database without a word and put the token in it: the gateway, reading its own file, never took the token. A
+    first token before the first start is an installer's right, so it is made, and said (a new PostgreSQL database,
+    no gateway's tables in it yet, alike)."""
+    (tmp_path / "gateway.yaml").write_text(f"database: {database_url}\n")
+    new = ["token", "--name", "tp", "--role", "admin", "--config", str(tmp_path / "gateway.yaml")]
+    assert cli(new) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("xl_")
+    assert err == (f"note: no database was at {tmp_path / 'gw.sqlite'}: made a new one for this token; a gateway "
+                   "reading another file will not know it\n" if database_url.startswith("sqlite") else
+                   f"note: database {database_url} held no gateway's tables: made them for this token; a gateway "
+                   "reading another database will not know it\n")
+    assert cli(new) == 0 and capsys.readouterr().err == ""  # once
+
+
+def test_a_new_token_in_an_empty_file_makes_the_gateways_tables_and_says_so(tmp_path, capsys):
+    path = tmp_path / "gateway.sqlite"
+    path.write_bytes(b"")
+    (tmp_path / "gateway.yaml").write_text(f"database: sqlite:///{path}\n")
+    assert cli(["token", "--name", "tp", "--role", "admin", "--config", str(tmp_path / "gateway.yaml")]) == 0
+    assert capsys.readouterr().err == (f"note: database {path} held no gateway's tables: made them for this token; a "
+                                       "gateway reading another database will not know it\n")
+    assert schema_version(path) == MIGRATIONS[-1][0]

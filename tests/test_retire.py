@@ -12,15 +12,18 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
+from gateway import service
 from gateway.config import Broker, GatewayConfig, GatewayConfigError, TABLES_DIR, load_gateway_config, load_tables
 from gateway.ingest import Ingest
 from gateway.service import MqttIngest, retire_gateway
-from gateway.storage import Store
+from gateway.storage import MIGRATIONS, Store
 from xueliang import wire
+from xueliang.cli import main as cli
 from xueliang.mqtt import make_client
 
 from .conftest import Watcher, wait_until
 from .test_gateway import TOPIC, payload
+from .test_gateway_database import an_older_releases_database, schema_version
 
 
 def gateway(port: int, identity: str, store: Store) -> MqttIngest:
@@ -142,6 +145,22 @@ def test_retiring_an_identity_without_a_session_says_so(tmp_path, broker, capsys
     assert sorted(p.name for p in tmp_path.glob("g.sqlite*")) == ["g.sqlite"]  # closed: no write-ahead log beside it
     assert "gateway identity 'never-ran' held no session at the broker" in capsys.readouterr().out
     assert not session_present(broker.port, "never-ran")  # none left behind by looking
+
+
+def test_retire_upgrades_an_older_releases_database_before_writing_and_says_so(tmp_path, broker, capsys, monkeypatch):
+    """Retire ingests into the database, so it brings an older release's file up to this release's schema as a new
+    token does, and says so (it did it without a word: a city rolling back found its old gateway refusing the file)."""
+    monkeypatch.setattr(service, "RETIRE_QUIET_S", 0.2)  # no session to drain: quick
+    path = tmp_path / "gateway.sqlite"
+    an_older_releases_database(path, 17)
+    (tmp_path / "gateway.yaml").write_text(f"broker: {{host: 127.0.0.1, port: {broker.port}, client_id: new-gw}}\n"
+                                           f"database: sqlite:///{path}\n")
+    assert cli(["gateway", "--config", str(tmp_path / "gateway.yaml"), "--retire", "never-ran"]) == 0
+    out, err = capsys.readouterr()
+    assert "gateway identity 'never-ran' held no session" in out
+    assert err == (f"note: upgraded database {path} from migration 17 to {MIGRATIONS[-1][0]} before writing (a "
+                   "gateway of an older release refuses it now)\n")
+    assert schema_version(path) == MIGRATIONS[-1][0]
 
 
 @pytest.mark.parametrize("broker_yaml, identity, error", [

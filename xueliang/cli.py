@@ -229,7 +229,9 @@ def _gateway(args: argparse.Namespace) -> int:
     if args.backup:
         return _backup(config.database, Path(args.backup))
     try:
-        return retire_gateway(config, args.retire) if args.retire else run_gateway(config)
+        if args.retire:  # it ingests what the session holds: into a database upgraded, or made, as said
+            return retire_gateway(config, args.retire, open_store=lambda url: to_write(url, "what the session holds"))
+        return run_gateway(config)
     except GatewayConfigError as exc:  # found while starting (the HTTP port taken): still the file's
         raise GatewayConfigError(f"{args.config}: {exc}") from None
 
@@ -366,16 +368,26 @@ def older_release(store, url: str) -> str | None:
             f"{MIGRATIONS[-1][0]})")
 
 
-def to_write(url: str):
-    """The gateway's database for a command that changes it (a token made or revoked), brought up to this release's
-    schema first as the gateway's start would, and said on stderr: a city rolling back finds its old gateway refusing
-    the file, and nothing had told it."""
-    from gateway.storage import MIGRATIONS, Store, database_where
+def to_write(url: str, made_for: str = "this token"):
+    """The gateway's database for a command that changes it (a token made or revoked, a retired identity's messages
+    ingested), brought up to this release's schema first as the gateway's start would, and said on stderr: a city
+    rolling back finds its old gateway refusing the file, and nothing had told it. One this command makes (a mistyped
+    SQLite path, or before the gateway's first start) is made for ``made_for`` and said too: the token went into a
+    new file, the gateway read its own and never took it, and nobody knew why."""
+    from gateway.storage import MIGRATIONS, Store, database_where, sqlite_path
 
+    there = (path := sqlite_path(url)) is None or path.exists()
     store = Store(url)
-    if store.applied and not store.made:
-        print(f"note: upgraded database {database_where(url)} from migration {min(store.applied) - 1} to "
-              f"{MIGRATIONS[-1][0]} before writing (a gateway of an older release refuses it now)", file=sys.stderr)
+    where = database_where(url)
+    if store.made and not there:
+        print(f"note: no database was at {where}: made a new one for {made_for}; a gateway reading another file "
+              "will not know it", file=sys.stderr)
+    elif store.made:  # an empty file, a new PostgreSQL database
+        print(f"note: database {where} held no gateway's tables: made them for {made_for}; a gateway reading another "
+              "database will not know it", file=sys.stderr)
+    elif store.applied:
+        print(f"note: upgraded database {where} from migration {min(store.applied) - 1} to {MIGRATIONS[-1][0]} "
+              "before writing (a gateway of an older release refuses it now)", file=sys.stderr)
     return store
 
 
