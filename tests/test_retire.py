@@ -200,3 +200,17 @@ def test_retiring_the_identity_a_running_gateway_uses_stops_and_leaves_it_its_se
     finally:
         box.loop_stop()
         live.stop()
+
+
+def test_retire_refuses_a_database_not_there_and_makes_none(tmp_path, broker, capsys):
+    """Retire acknowledges what it takes to the broker and the boxes: into a database a mistyped path made, it was
+    lost in a file no gateway reads. No database there: refused before it connects, nothing made."""
+    path = tmp_path / "mistyped.sqlite"
+    (tmp_path / "gateway.yaml").write_text(f"broker: {{host: 127.0.0.1, port: {broker.port}, client_id: new-gw}}\n"
+                                           f"database: sqlite:///{path}\n")
+    assert cli(["gateway", "--config", str(tmp_path / "gateway.yaml"), "--retire", "old-gw"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == (f"error: no database at {path}: the gateway makes it at its first start; check the "
+                                 "config's database (nothing was made); --retire takes the session's messages into the "
+                                 "gateway's database, and none is there\n")
+    assert not path.exists()

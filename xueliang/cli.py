@@ -229,7 +229,13 @@ def _gateway(args: argparse.Namespace) -> int:
     if args.backup:
         return _backup(config.database, Path(args.backup))
     try:
-        if args.retire:  # it ingests what the session holds: into a database upgraded, or made, as said
+        if args.retire:  # it ingests what the session holds: into a database upgraded as said, never one made for it
+            # (a mistyped path: what it took would be acknowledged to the broker and the boxes, and lost in a file no
+            # gateway reads)
+            if problem := not_to_read(config.database):
+                print(f"error: {problem}; --retire takes the session's messages into the gateway's database, and "
+                      "none is there", file=sys.stderr)
+                return 2
             return retire_gateway(config, args.retire, open_store=lambda url: to_write(url, "what the session holds"))
         return run_gateway(config)
     except GatewayConfigError as exc:  # found while starting (the HTTP port taken): still the file's
