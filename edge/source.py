@@ -449,7 +449,8 @@ def _pixels(frame: av.VideoFrame, max_width: int, url: str, sar: Fraction | None
     width, height = (high, wide) if quarter else (wide, high)
     fault = picture_fault(width, height)
     if fault:
-        how = [f"its pixels {sar.numerator}:{sar.denominator}"] * (wide != frame.width) + ["one field of it"] * field
+        how = ([f"its pixels {sar.numerator}:{sar.denominator}"] if wide != frame.width else []) \
+            + ["one field of it"] * field
         stored = f" (stored {frame.width}x{frame.height}, {', '.join(how)})" if how else ""
         raise SourceError(f"{url}: {fault}{stored}; not analysed")
     size = analysed_size(width, height, max_width) or ((width, height) if wide != frame.width or field else None)

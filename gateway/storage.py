@@ -1314,9 +1314,9 @@ CASE_VALUES_KEPT_S = 60  # Store.case_values: how long a scan of the cases' depa
 class Store:
     """The gateway's database at ``url``, brought up to this release's schema (``make_engine``): ``applied`` the
     migrations this opening applied. ``read_only``: opened as ``_read_only_engine`` opens it, with no migration, for a
-    command that only reads (``token --list``, ``dataset export``): an older release's file is read as it is, its
-    schema ``version`` (migrated, a city rolling back after looking found its old gateway refusing the file); a later
-    release's is refused as the start refuses it."""
+    command that only reads (``token --list``, ``dataset export``): an older release's file is read as it is, at its
+    schema ``version`` (a listing that migrated it left a city rolling back after a look with an old gateway refusing
+    the file); a later release's is refused as the start refuses it."""
 
     def __init__(self, url: str, read_only: bool = False):
         if read_only:
