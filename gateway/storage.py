@@ -606,7 +606,8 @@ def removed_with_open_cases_read_only(url: str, tables: Tables) -> list[str] | N
     """``removed_with_open_cases`` of an SQLite file opened read-only (``gateway --check`` changes nothing: no
     migration, no WAL switch); None for another database, no file or an empty one (the gateway's start says it, or
     makes its tables there). DatabaseUnusable for a file the gateway refuses at start (no SQLite database, another
-    application's, one of a later release: a city rolling back was told all was well), as it would say it."""
+    application's, one of a later release: a city rolling back was told all was well), as it would say it, and for one
+    SQLite's integrity check finds damaged (a backup restored: the gateway's start reads no page it does not need)."""
     path = sqlite_path(url)
     if path is None or not path.is_file():
         return None
@@ -618,6 +619,13 @@ def removed_with_open_cases_read_only(url: str, tables: Tables) -> list[str] | N
                 return None
             if "cases" not in there:
                 raise DatabaseUnusable(f"database {path}: {not_gateways(there)}")
+            # every page read, as the backup checked its copy (the quick form: page by page, not each index against
+            # its table): a restored file with a page damaged (a bit flipped on a disk or on its way) was fit to run
+            # here, and the gateway served it, failing at a list and each batch
+            if (said := db.exec_driver_sql("PRAGMA quick_check(1)").scalar()) != "ok":
+                raise DatabaseUnusable(f"database {path}: damaged (SQLite's quick check: {' '.join(said.split())}): "
+                                       "restore it from a backup, or move it away for a new one to begin; it was left "
+                                       "as it is")
             try:
                 refuse_later_release(schema_version(db))
             except DatabaseUnusable as exc:

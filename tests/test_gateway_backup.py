@@ -193,3 +193,28 @@ def test_a_backup_that_cannot_be_written_leaves_nothing_under_its_name_or_beside
         assert capsys.readouterr() == ("", f"error: --backup {disk}/copy.sqlite: {says}\n")
         assert list(disk.iterdir()) == []
     assert (tmp_path / "gateway.sqlite").read_bytes() == was
+
+
+def test_a_damaged_backup_restored_is_refused_by_check_which_the_gateway_would_serve(tmp_path, capsys):
+    """A backup copied back with one bit of a page flipped (a disk, a copy between machines): the gateway starts on it
+    and serves it, and only a department's list (500) and each batch of ingest (malformed) fail. ``--check`` on the
+    restored file said it was fit to run (exit 0); it runs SQLite's quick check (reading every page), as the backup checked its copy."""
+    a_gateway_database(tmp_path)
+    assert backup(tmp_path, tmp_path / "copy.sqlite") == 0
+    data = bytearray((tmp_path / "copy.sqlite").read_bytes())
+    size = int.from_bytes(data[16:18], "big")
+    root = {name: page for name, page in sqlite3.connect(tmp_path / "copy.sqlite").execute(
+        "SELECT name, rootpage FROM sqlite_master")}["ix_cases_department"]
+    data[(root - 1) * size + 3] ^= 0x04  # its cell count: a page SQLite cannot read
+    restored = tmp_path / "restored" / "gateway.sqlite"
+    restored.parent.mkdir()
+    restored.write_bytes(bytes(data))
+    (tmp_path / "restored.yaml").write_text(f"database: sqlite:///{restored}\n")
+    capsys.readouterr()
+    assert cli(["gateway", "--config", str(tmp_path / "restored.yaml"), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: database {restored}: damaged (SQLite's quick check: ") and "Page " in err, err
+    assert err.count("\n") == 1, err  # one line, as each error (SQLite's report has a line of its own for its database)
+    assert err.rstrip().endswith("restore it from a backup, or move it away for a new one to begin; it was left as it "
+                                 "is"), err
+    assert restored.read_bytes() == data and sorted(p.name for p in restored.parent.iterdir()) == [restored.name]
