@@ -1,7 +1,7 @@
 """A gateway started on a backup restored: what it says, and where its case numbers go on from.
 
 ``gateway --backup`` marks its copy with the time it was made (SQLite's ``user_version``, which the gateway uses for
-nothing else). The gateway that was lost went on numbering cases after that time, and its notices, evidence links and
+nothing else; in minutes since 1970, as a signed 32-bit field holds seconds only until 2038). The gateway that was lost went on numbering cases after that time, and its notices, evidence links and
 phone calls name them; SQLite numbers a new case one past the last in the file, so the restored gateway gave those
 numbers again, to other incidents (a drill: case 22 given twice). The first case numbered on a marked file takes
 ``first_case_id``, and the mark is cleared in its transaction: a restart before it keeps the mark.

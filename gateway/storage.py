@@ -613,7 +613,7 @@ def backup_mark(db: Connection) -> tuple[float, int] | None:
     (made,) = driver.execute("PRAGMA user_version").fetchone()
     if not made:
         return None
-    return made, driver.execute("SELECT max(id) FROM cases").fetchone()[0] or 0
+    return made * 60.0, driver.execute("SELECT max(id) FROM cases").fetchone()[0] or 0  # marked in minutes
 
 
 def start_warnings(db: Connection, tables: Tables, where: Path | str, now: float) -> list[str]:

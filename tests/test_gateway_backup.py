@@ -241,8 +241,9 @@ def a_restored_backup(tmp_path, cases_before: int = 3, cases_after: int = 3):
     restored.parent.mkdir()
     restored.write_bytes((tmp_path / "backup.sqlite").read_bytes())
     with contextlib.closing(sqlite3.connect(restored)) as db:
-        (made,) = db.execute("PRAGMA user_version").fetchone()
-    assert before - 1 <= made <= time.time()  # the backup's time, in Unix seconds
+        (mark,) = db.execute("PRAGMA user_version").fetchone()
+    made = mark * 60.0  # the backup's time, marked in minutes since 1970
+    assert before - 61 <= made <= time.time()
     return restored, made
 
 
@@ -300,7 +301,7 @@ def test_the_start_and_check_on_a_restored_backup_say_its_time_and_last_case_and
         f"new cases are numbered from {first_case_id(2, made, made + 120)} on" in said
     assert backup(tmp_path, tmp_path / "again.sqlite", f"sqlite:///{restored}") == 0
     with contextlib.closing(sqlite3.connect(tmp_path / "again.sqlite")) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (made,)
+        assert db.execute("PRAGMA user_version").fetchone() == (int(made // 60),)
     store.close()
     fresh = Store(f"sqlite:///{tmp_path}/new.sqlite")  # a database never backed up: nothing said, numbered from 1
     with fresh.begin() as db:
