@@ -14,6 +14,7 @@ import os
 import sqlite3
 from contextlib import closing
 import tempfile
+import time
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -110,6 +111,10 @@ def _copy(source: Path, part: Path) -> dict:
         tables = {name for (name,) in copy.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if "cases" not in tables:
             raise BackupError(f"database {source}: its copy holds no table cases; nothing was left there")
+        # marked as a backup, with its time: a gateway restored from it numbers its cases past the lost one's
+        # (``gateway.restore``); a copy of a restored file on which no case was numbered keeps that file's earlier time
+        if not copy.execute("PRAGMA user_version").fetchone()[0]:
+            copy.execute(f"PRAGMA user_version = {int(time.time() // 60)}")  # in minutes: a signed 32-bit field
         pictures, picture_bytes = copy.execute("SELECT count(*), coalesce(sum(length(data)), 0) FROM evidence").fetchone()
         return {"cases": copy.execute("SELECT count(*) FROM cases").fetchone()[0], "pictures": pictures,
                 "picture_bytes": picture_bytes, "tokens": copy.execute("SELECT count(*) FROM tokens").fetchone()[0],

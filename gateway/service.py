@@ -511,7 +511,7 @@ def run_gateway(config: GatewayConfig) -> int:
     tables = load_tables(config.tables)
     store = Store(config.database)
     with store.begin() as db:
-        for line in storage.removed_with_open_cases(db, tables):
+        for line in storage.start_warnings(db, tables, storage.database_where(config.database), time.time()):
             log.warning("%s", line)
     http_socket = listen(config.http)
     health = Health(min(config.escalation_check_s, CLOCK_ROUND_MAX_S))  # how often the clock goes round

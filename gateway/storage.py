@@ -57,7 +57,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.functions import FunctionElement
 
-from gateway import photohash
+from gateway import photohash, restore
 from gateway.config import Tables, neutralised
 from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Role, transition
 from xueliang import sqlitefile, wire
@@ -602,8 +602,30 @@ def removed_with_open_cases(db: Connection, tables: Tables) -> list[str]:
     return named.removed_departments(open_by_department(db))
 
 
-def removed_with_open_cases_read_only(url: str, tables: Tables) -> list[str] | None:
-    """``removed_with_open_cases`` of an SQLite file opened read-only (``gateway --check`` changes nothing: no
+def backup_mark(db: Connection) -> tuple[float, int] | None:
+    """When the SQLite database on ``db`` was backed up and its last case, for a backup restored on which no case has
+    been numbered yet (``gateway --backup`` marks its copy, the first case clears it: ``gateway.restore``); None for any
+    other, and for PostgreSQL (``pg_dump``'s copy carries its own numbering). Read on the driver's cursor: ingest asks
+    it for each new case."""
+    if db.dialect.name != "sqlite":
+        return None
+    driver = db.connection.dbapi_connection
+    (made,) = driver.execute("PRAGMA user_version").fetchone()
+    if not made:
+        return None
+    return made * 60.0, driver.execute("SELECT max(id) FROM cases").fetchone()[0] or 0  # marked in minutes
+
+
+def start_warnings(db: Connection, tables: Tables, where: Path | str, now: float) -> list[str]:
+    """What the gateway's start and ``gateway --check`` say of its database (at ``where``) at ``now``: a backup restored
+    (``backup_mark``), and the departments no longer in the tables holding open cases (``removed_with_open_cases``)."""
+    restored = backup_mark(db)
+    said = [f"database {where}: {restore.restored_words(*restored, now)}"] if restored else []
+    return said + removed_with_open_cases(db, tables)
+
+
+def start_warnings_read_only(url: str, tables: Tables, now: float) -> list[str] | None:
+    """``start_warnings`` of an SQLite file opened read-only (``gateway --check`` changes nothing: no
     migration, no WAL switch); None for another database, no file or an empty one (the gateway's start says it, or
     makes its tables there). DatabaseUnusable for a file the gateway refuses at start (no SQLite database, another
     application's, one of a later release: a city rolling back was told all was well), as it would say it, and for one
@@ -630,7 +652,7 @@ def removed_with_open_cases_read_only(url: str, tables: Tables) -> list[str] | N
                 refuse_later_release(schema_version(db))
             except DatabaseUnusable as exc:
                 raise DatabaseUnusable(f"database {path}: {exc}") from None
-            return removed_with_open_cases(db, tables)
+            return start_warnings(db, tables, path, now)
     except SQLAlchemyError as exc:  # no SQLite database, or of another making (a table cases of its own)
         raise DatabaseUnusable(f"database {path}: {unusable(exc, path)}") from None
     finally:
@@ -856,6 +878,8 @@ def _insert(table: Table):
 
 
 _NEW_CASE = Prepared(_insert(cases).returning(cases.c.id))
+_NUMBERED_CASE = Prepared(insert(cases).values({c.name: bindparam(c.name) for c in cases.columns})
+                          .returning(cases.c.id))
 _LINK = Prepared(_insert(case_incidents))
 _LOG = Prepared(_insert(case_log))
 _EVIDENCE_KEPT = Prepared(select(evidence.c.sha256).where(evidence.c.sha256 == bindparam("sha256")))
@@ -1042,7 +1066,12 @@ def removed_departments(db: Connection, known: Collection[str], named_before: di
 def open_case(db: Connection, row: dict, now: float, actor: str, tables: Tables | None = None) -> int:
     """A new case, its creation logged, and its dispatch if it goes straight to its department (named as ``tables``
     call it: ``dispatch_note``)."""
-    case_id = _NEW_CASE.first(db, row)[0]
+    if (restored := backup_mark(db)) is None:
+        case_id = _NEW_CASE.first(db, row)[0]
+    else:  # the first case on a backup restored: numbered past the lost gateway's, the mark cleared with it
+        made, last_id = restored
+        case_id = _NUMBERED_CASE.first(db, {**row, "id": restore.first_case_id(last_id, made, now)})[0]
+        db.connection.dbapi_connection.execute("PRAGMA user_version = 0")
     link(db, row["incident_id"], case_id, "opened", now)
     entries = [_log_row(case_id, now, actor, Role.SYSTEM, "created", None, row["state"],
                         f"{row['type']} in zone {row['zone']}")]

@@ -218,3 +218,95 @@ def test_a_damaged_backup_restored_is_refused_by_check_which_the_gateway_would_s
     assert err.rstrip().endswith("restore it from a backup, or move it away for a new one to begin; it was left as it "
                                  "is"), err
     assert restored.read_bytes() == data and sorted(p.name for p in restored.parent.iterdir()) == [restored.name]
+
+
+def a_restored_backup(tmp_path, cases_before: int = 3, cases_after: int = 3):
+    """A gateway's database backed up by ``--backup`` after ``cases_before`` cases, the gateway going on to
+    ``cases_before + cases_after`` (then lost), and the backup copied back as the restore says: the restored file and
+    the time its backup was made."""
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=lambda: NOW)
+    for i in range(cases_before):
+        assert ingest.handle(*incident(i)) == "case_created"
+    before = time.time()
+    assert backup(tmp_path, tmp_path / "backup.sqlite") == 0
+    for i in range(cases_before, cases_before + cases_after):
+        assert ingest.handle(*incident(i)) == "case_created"
+    # the lost gateway's numbers went on past the backup's; its own file was not marked
+    assert max(c["id"] for c in store.list_cases()) == cases_before + cases_after
+    with contextlib.closing(sqlite3.connect(tmp_path / "gateway.sqlite")) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (0,)
+    store.close()
+    restored = tmp_path / "restored" / "gateway.sqlite"
+    restored.parent.mkdir()
+    restored.write_bytes((tmp_path / "backup.sqlite").read_bytes())
+    with contextlib.closing(sqlite3.connect(restored)) as db:
+        (mark,) = db.execute("PRAGMA user_version").fetchone()
+    made = mark * 60.0  # the backup's time, marked in minutes since 1970
+    assert before - 61 <= made <= time.time()
+    return restored, made
+
+
+def test_a_restored_backup_numbers_its_cases_past_any_the_lost_gateway_gave_even_after_a_restart(tmp_path):
+    """The drill: a backup held cases 1-21, the lost gateway reached 36, the restored one numbered new incidents 22,
+    23, ...: the departments' notices and phone calls about case 22 named another incident. Its first case now takes
+    ``first_case_id`` (a restart before it changes nothing), and the cases after it follow it."""
+    from gateway.restore import first_case_id
+    from gateway.storage import backup_mark
+
+    restored, made = a_restored_backup(tmp_path)
+    for _ in range(2):  # started, stopped before its first case, started again
+        with Store(f"sqlite:///{restored}") as store, store.begin() as db:
+            assert backup_mark(db) == (made, 3)
+    later = made + 3600  # an hour after the backup
+    store = Store(f"sqlite:///{restored}")
+    ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=lambda: later)
+    assert ingest.handle(*incident(10)) == "case_created"
+    assert ingest.handle(*incident(11)) == "case_created"
+    floor = first_case_id(3, made, later)
+    assert floor == 3 + 100_000 + 60
+    assert [c["id"] for c in store.list_cases()][:2] == [floor + 1, floor]
+    with store.begin() as db:
+        assert backup_mark(db) is None  # cleared with its first case: the next go on from it, the start says nothing
+    store.close()
+    store = Store(f"sqlite:///{restored}")
+    assert Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=lambda: later + 86_400).handle(
+        *incident(12)) == "case_created"
+    assert max(c["id"] for c in store.list_cases()) == floor + 2
+    store.close()
+
+
+def test_the_start_and_check_on_a_restored_backup_say_its_time_and_last_case_and_a_backup_of_it_keeps_them(
+        tmp_path, caplog):
+    """What a restored file lacks is said by ``--check`` (the file unchanged) and at the start; a backup made of it
+    before its first case (an operator's copy of what was restored) keeps the earlier time: the numbers the lost
+    gateway gave since are the same. A database never backed up says nothing and numbers from 1."""
+    import logging
+
+    from gateway.restore import first_case_id
+    from gateway.storage import start_warnings
+
+    restored, made = a_restored_backup(tmp_path, cases_before=2)
+    (tmp_path / "restored.yaml").write_text(f"database: sqlite:///{restored}\n")
+    was = restored.read_bytes()
+    with caplog.at_level(logging.WARNING):
+        assert cli(["gateway", "--config", str(tmp_path / "restored.yaml"), "--check"]) == 0
+    assert f"database {restored}: a backup made at " in caplog.text and "its last case 2: cases after that " \
+        "time are not in it" in caplog.text and "new cases are numbered from 10000" in caplog.text, caplog.text
+    assert restored.read_bytes() == was
+    store = Store(f"sqlite:///{restored}")
+    with store.begin() as db:
+        (said,) = start_warnings(db, load_tables(TABLES_DIR / "demo.yaml"), restored, made + 120)
+    assert said.startswith(f"database {restored}: a backup made at ") and \
+        f"new cases are numbered from {first_case_id(2, made, made + 120)} on" in said
+    assert backup(tmp_path, tmp_path / "again.sqlite", f"sqlite:///{restored}") == 0
+    with contextlib.closing(sqlite3.connect(tmp_path / "again.sqlite")) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (int(made // 60),)
+    store.close()
+    fresh = Store(f"sqlite:///{tmp_path}/new.sqlite")  # a database never backed up: nothing said, numbered from 1
+    with fresh.begin() as db:
+        assert start_warnings(db, load_tables(TABLES_DIR / "demo.yaml"), "new.sqlite", NOW) == []
+    ingest = Ingest(fresh, load_tables(TABLES_DIR / "demo.yaml"), clock=lambda: NOW)
+    assert ingest.handle(*incident(0)) == "case_created"
+    assert [c["id"] for c in fresh.list_cases()] == [1]
+    fresh.close()

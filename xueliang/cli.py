@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from xueliang.passwords import without_password
@@ -216,14 +217,14 @@ def _gateway(args: argparse.Namespace) -> int:
 
     config = load_gateway_config(args.config)
     if args.check:
-        from gateway.storage import removed_with_open_cases_read_only
+        from gateway.storage import start_warnings_read_only
 
         tables = load_tables(config.tables)
         # an SQLite file read, never changed (one the gateway would refuse: said here); another database is not
         # touched here, the gateway's start says it
-        removed = removed_with_open_cases_read_only(config.database, tables) or []
+        warnings = start_warnings_read_only(config.database, tables, time.time()) or []
         print(gateway_summary(config, tables, args.config))
-        for line in removed:
+        for line in warnings:
             logging.getLogger("gateway").warning("%s", line)
         return 0
     if args.backup:

@@ -1,0 +1,51 @@
+"""A gateway started on a backup restored: what it says, and where its case numbers go on from.
+
+``gateway --backup`` marks its copy with the time it was made (SQLite's ``user_version``, which the gateway uses for
+nothing else; in minutes since 1970, as a signed 32-bit field holds seconds only until 2038). The gateway that was lost went on numbering cases after that time, and its notices, evidence links and
+phone calls name them; SQLite numbers a new case one past the last in the file, so the restored gateway gave those
+numbers again, to other incidents (a drill: case 22 given twice). The first case numbered on a marked file takes
+``first_case_id``, and the mark is cleared in its transaction: a restart before it keeps the mark.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from xueliang.wire import CITY_TZ
+
+# past the last case in the backup: two years of the largest city counted here (50,000 cases a year), for a lost
+# gateway that numbered cases fast (a flood) or long (an old backup restored)
+LOST_CASES = 100_000
+# and one more for each minute since the backup, ten times that city's pace: a backup restored twice (a drill and
+# then for real, or a restored gateway lost before its own first backup) goes on past what the first restore gave
+CASES_A_MINUTE = 1
+
+
+def first_case_id(last_id: int, backed_up_at: float, now: float) -> int:
+    """The number of the first case a gateway restored from the backup made at ``backed_up_at``, whose last case is
+    ``last_id``, opens at ``now``: past any the lost gateway could have given since (a clock before the backup's:
+    none a minute).
+
+    >>> first_case_id(21, backed_up_at=1_767_225_600, now=1_767_225_600 + 3600)
+    100081
+    >>> first_case_id(21, backed_up_at=1_767_225_600, now=1_767_225_600 - 3600)
+    100021
+    """
+    return last_id + LOST_CASES + CASES_A_MINUTE * math.ceil(max(0.0, now - backed_up_at) / 60)
+
+
+def restored_words(backed_up_at: float, last_id: int, now: float) -> str:
+    """What the gateway's start and ``gateway --check`` say of a database restored from the backup made at
+    ``backed_up_at`` (Beijing time, as the pages show times), its last case ``last_id``, no case numbered since.
+
+    >>> print(restored_words(1_767_225_600, 21, now=1_767_225_600 + 3600))  # doctest: +NORMALIZE_WHITESPACE
+    a backup made at 2026-01-01 08:00:00 (Beijing time), its last case 21: cases after that time are not in it (the
+    boxes do not send them again); new cases are numbered from 100081 on (100,000 past its last and one a minute
+    since the backup), past any the lost gateway gave
+    """
+    made = datetime.fromtimestamp(backed_up_at, CITY_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    first = first_case_id(last_id, backed_up_at, now)
+    return (f"a backup made at {made} (Beijing time), its last case {last_id}: cases after that time are not in it "
+            f"(the boxes do not send them again); new cases are numbered from {first} on ({LOST_CASES:,} past its "
+            "last and one a minute since the backup), past any the lost gateway gave")
