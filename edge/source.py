@@ -928,12 +928,15 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         stream.thread_type = "SLICE" if sampling in ("auto", "keyframes") else "AUTO"
         sampler = Sampler(interval_s)
         sars: dict[tuple[int, int], Fraction | None] = {}  # the pixels' aspect ratio of each picture size seen
+        fields_said = False  # once a read, not at every frame it hands out
 
         def pixels(frame: av.VideoFrame) -> np.ndarray:
+            nonlocal fields_said
             sar = frame_sar(frame, codec, sars)
             field = is_field(frame, codec.name, sar)
             image = _pixels(frame, max_width, url, sar, field)
-            if field:
+            if field and not fields_said:
+                fields_said = True
                 _say(said, logging.INFO, "%s: interlaced H.265 coded as field pictures (%dx%d, each a field of a %dx%d "
                      "picture): each field scaled to full height, %dx%d", without_password(url), frame.width,
                      frame.height, frame.width, 2 * frame.height, image.shape[1], image.shape[0])
