@@ -678,6 +678,29 @@ def tables_read_only(url: str) -> list[str] | None:
         engine.dispose()
 
 
+def damaged_pictures_read_only(url: str, progress: Callable[[int, int], None] = lambda done, total: None
+                               ) -> tuple[int, int, list[str]]:
+    """Every picture an SQLite file keeps (snapshots, frames, people's photos: the ``evidence`` table) read against its
+    key (``intact``), the file opened as ``start_warnings_read_only`` opens it: how many, their bytes, and the sha256s
+    of those damaged, in the table's order; ``progress(bytes read, bytes in all)`` after each. (0, 0, []) for another
+    database, no file or one without the gateway's tables. A row at a time, in the table's own order (its pages one
+    after another on the disk), never the whole table in memory."""
+    path = sqlite_path(url)
+    if path is None or not path.is_file():
+        return 0, 0, []
+    with contextlib.closing(read_only_connection(path)) as db:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'evidence'").fetchone():
+            return 0, 0, []
+        (total,) = db.execute("SELECT coalesce(sum(length(data)), 0) FROM evidence").fetchone()  # sizes, no bytes read
+        count, done, damaged = 0, 0, []
+        for sha256, data in db.execute("SELECT sha256, data FROM evidence"):
+            count, done = count + 1, done + len(data)
+            if hashlib.sha256(data).hexdigest() != sha256:
+                damaged.append(sha256)
+            progress(done, total)
+    return count, done, damaged
+
+
 def not_gateways(there: list[str]) -> str:
     """What is said of a database holding tables ``there`` and no table cases: another application's (the gateway
     made its tables beside theirs)."""

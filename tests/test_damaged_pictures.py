@@ -10,6 +10,7 @@ import logging
 import subprocess
 import sys
 
+import pytest
 import yaml
 from fastapi.testclient import TestClient
 
@@ -21,6 +22,7 @@ from gateway.ingest import Ingest
 from gateway.metrics import REGISTRY
 from gateway.storage import Store, verdicts
 from xueliang import wire
+from xueliang.cli import main as cli
 
 from .test_gateway import NOW, TOPIC, jpeg_photo, payload
 from .test_workflow import auth
@@ -119,3 +121,35 @@ def test_the_dataset_export_leaves_a_damaged_picture_out_naming_it_and_exports_t
     assert written == ["damage-0", "damage-2"]
     assert sorted(p.read_bytes() for p in (tmp_path / "out" / "images").rglob("*.jpg")) == sorted(
         [SNAPSHOTS[0], SNAPSHOTS[2]])
+
+
+def check(config) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xueliang", "gateway", "--config", str(config), "--check"],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_gateway_check_passes_a_file_whose_pictures_match_their_keys_saying_how_far_it_has_read(
+        tmp_path, capsys, monkeypatch):
+    gateway_file(tmp_path)
+    monkeypatch.setattr("xueliang.cli.PROGRESS_EVERY_S", 0.0)  # a file of many GB: said every 10 s
+    assert cli(["gateway", "--config", str(tmp_path / "gateway.yaml"), "--check"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("checking pictures: 0.0 of 0.0 GB read against their sha256 (") == 5 and "error" not in err, err
+
+
+@pytest.mark.slow
+def test_gateway_check_reads_every_picture_against_its_key_and_names_the_damaged_with_what_to_do(tmp_path):
+    """SQLite's quick check passes a file with a picture's bit flipped (its pages have no checksum), and ``--check``
+    said the file was fit to run. In a subprocess, as an installer runs it: one with two damaged pictures is an
+    ``error:`` naming both, how many of how many, and to restore them; the file is left as it was."""
+    gateway_file(tmp_path)
+    for picture in (SNAPSHOTS[2], PHOTOS[1]):
+        flip_a_bit(tmp_path / "gateway.sqlite", picture)
+    was = (tmp_path / "gateway.sqlite").read_bytes()
+    damaged = check(tmp_path / "gateway.yaml")
+    assert damaged.returncode == 2, damaged.stderr
+    (error,) = [line for line in damaged.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: 2 of 5 stored pictures are damaged (their bytes no longer match their sha256): ")
+    assert sha(SNAPSHOTS[2]) in error and sha(PHOTOS[1]) in error and "restore them from a backup" in error, error
+    assert (tmp_path / "gateway.sqlite").read_bytes() == was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gateway.sqlite", "gateway.yaml"]
