@@ -19,8 +19,8 @@ wherever the export is copied), ``annotations.json`` (COCO, pixel boxes) and
 ``manifest.jsonl`` (where each image came from: case,
 incident, box, camera, zone, grid, time, verdict, who judged it). One incident in five (by its id)
 goes to ``val``. An image that does not decode as a JPEG (kept by a gateway from before ingest read
-evidence headers) is left out and listed, with the reason, in the counts' ``skipped``; the rest is
-exported.
+evidence headers), or one damaged (its bytes no longer match their sha256: a bit flipped on the disk), is left out
+and listed, with the reason, in the counts' ``skipped``; the rest is exported.
 
 >>> yolo_line(1, [0.2, 0.4, 0.6, 0.8])
 '1 0.400000 0.600000 0.400000 0.400000'
@@ -42,7 +42,7 @@ from sqlalchemy import and_, func, select
 from gateway import verdicts
 from gateway.config import Tables
 from gateway.images import ImageError, check_jpeg
-from gateway.storage import Store, case_incidents, cases, evidence, in_chunks, incident_events
+from gateway.storage import DamagedPicture, Store, case_incidents, cases, evidence, in_chunks, incident_events, intact
 from gateway.storage import verdicts as verdict_rows
 from xueliang import wire
 
@@ -105,10 +105,11 @@ def _shown(message: dict) -> list[tuple[str | None, bool]]:
     return [((shown.get("frame") or {}).get("sha256"), False), (shown.get("sha256"), True)]
 
 
-def _images(store: Store, messages: list[dict], frames_only: bool) -> Iterator[tuple[bytes, bool] | str]:
+def _images(store: Store, messages: list[dict], frames_only: bool
+            ) -> Iterator[tuple[bytes, bool] | str | DamagedPicture]:
     """Each incident's frame (unannotated), else its snapshot (annotated), as its own box sent them (kept once by
     content: the same bytes sent for two incidents are one row, under the first), in the order of ``messages``; or
-    why none. Which, from one query of the rows kept (no bytes); the bytes ``IMAGES_AT_ONCE`` at a time, as the
+    why none (``storage.intact``'s DamagedPicture: its bytes no longer match their key). Which, from one query of the rows kept (no bytes); the bytes ``IMAGES_AT_ONCE`` at a time, as the
     export reaches them."""
     wanted = sorted({sha for message in messages for sha, _ in _shown(message) if sha})
     with store.engine.connect() as db:
@@ -128,7 +129,10 @@ def _images(store: Store, messages: list[dict], frames_only: bool) -> Iterator[t
             elif c is None or c[0] not in data:  # none, or gone since it was asked
                 yield "no image kept"
             else:
-                yield bytes(data[c[0]]), c[1]
+                try:
+                    yield intact(c[0], bytes(data[c[0]])), c[1]
+                except DamagedPicture as exc:  # a training set with a damaged picture learns from what nobody saw
+                    yield exc
 
 
 def export(store: Store, tables: Tables, since: float, out: Path, frames_only: bool = False) -> dict:
@@ -204,6 +208,11 @@ def _write(store: Store, tables: Tables, since: float, out: Path, frames_only: b
             for (case, verdict, message, kind), found in zip(wanted, _images(store, [w[2] for w in wanted], frames_only)):
                 if isinstance(found, str):
                     leave_out(found)
+                    continue
+                if isinstance(found, DamagedPicture):
+                    leave_out("image damaged")
+                    counts["skipped"].append({"case_id": case["id"], "incident_id": message["incident_id"],
+                                              "reason": str(found)})
                     continue
                 case_id = case["id"]
                 data, annotated = found

@@ -41,6 +41,28 @@ DEAD_LETTERS_DELETED = Counter("xl_gateway_dead_letters_deleted", "Dead letters 
 CLOCK_FAILURES = Counter("xl_gateway_clock_failures", "Clock steps that failed (escalation, notices, quarantine, dead_letters, suppressions)",
                          ["step"], registry=REGISTRY)
 
+DAMAGED_PICTURES = Counter("xl_gateway_damaged_pictures", "Kept pictures (snapshots, frames, photos) found damaged "
+                           "when asked for, their bytes no longer matching their sha256: answered 500, never served; "
+                           "each counted (and logged) once, again only when DAMAGED_REMEMBERED others came after it; "
+                           "restore them from a backup (gateway --check names them all)", registry=REGISTRY)
+DAMAGED_REMEMBERED = 1000  # pictures found damaged, each counted and logged once: the oldest forgotten past this
+_damaged: collections.OrderedDict[str, None] = collections.OrderedDict()
+_damaged_lock = threading.Lock()
+
+
+def found_damaged(sha256: str) -> bool:
+    """Count picture ``sha256`` found damaged; True the first time (to log it once: a page showing it asks again at
+    each view, a client that retries at each try), False when it is counted already."""
+    with _damaged_lock:
+        if sha256 in _damaged:
+            _damaged.move_to_end(sha256)
+            return False
+        _damaged[sha256] = None
+        if len(_damaged) > DAMAGED_REMEMBERED:
+            _damaged.popitem(last=False)
+    DAMAGED_PICTURES.inc()
+    return True
+
 
 BROKER_CONNECTED = Gauge("xl_gateway_broker_connected", "1 while the gateway's MQTT connection is up",
                          registry=REGISTRY)

@@ -14,6 +14,7 @@ tables, states, actions and roles from the tables below.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -31,9 +32,12 @@ from gateway.cases import is_overdue
 from gateway.config import Tables, hidden
 from gateway.deadlines import CITY_TZ, parse_service_level
 from gateway.images import ImageError, check_scans, without_metadata
-from gateway.storage import Store
+from gateway.metrics import found_damaged
+from gateway.storage import DamagedPicture, Store
 from gateway.workflow import Role
 from xueliang import wire
+
+log = logging.getLogger(__name__)
 
 # --- what the API and the pages take in a URL ---
 MAX_ID = 2**31 - 1  # PostgreSQL's integer column; SQLite itself overflows past 2**63
@@ -279,12 +283,25 @@ def picture_response(data: bytes, what: str) -> Response:
     return Response(data, media_type="image/jpeg")
 
 
+def kept_picture(read: Callable[[], bytes | None]) -> bytes | None:
+    """What ``read`` returns (a ``Store`` read of a picture); a picture damaged (``storage.DamagedPicture``) is a 500
+    that says which and what to do, logged and counted once (``metrics.found_damaged``): the case and its other
+    pictures are served as ever."""
+    try:
+        return read()
+    except DamagedPicture as exc:
+        if found_damaged(exc.sha256):
+            log.error("%s", exc)
+        raise HTTPException(500, str(exc)) from None
+
+
 def evidence_response(row: dict, which: str, store: Store) -> Response:
     """A case's own snapshot (its first incident's), where one of its incidents shows those bytes (``row``
     from ``store.get_case``): a box that named another box's picture had it served as its case's."""
     key = "evidence_sha256" if which == "start" else "end_evidence_sha256"
     sha = row[key]
-    data = store.evidence_bytes(sha) if sha and any(i[key] == sha for i in row["incidents"]) else None
+    data = kept_picture(lambda: store.evidence_bytes(sha)) if sha and any(i[key] == sha for i in row["incidents"]) \
+        else None
     if data is None:
         raise HTTPException(404, f"case {row['id']}: {which} evidence has not arrived")
     return picture_response(data, f"case {row['id']}'s {which} evidence")
@@ -297,7 +314,7 @@ def incident_evidence_response(row: dict, incident_id: str, which: str, store: S
     if linked is None:
         raise HTTPException(404, f"case {row['id']} has no incident {incident_id}")
     sha = linked["evidence_sha256"] if which == "start" else linked["end_evidence_sha256"]
-    data = store.evidence_bytes(sha) if sha else None
+    data = kept_picture(lambda: store.evidence_bytes(sha)) if sha else None
     if data is None:
         raise HTTPException(404, f"case {row['id']}: incident {incident_id}'s {which} evidence has not arrived")
     return picture_response(data, f"case {row['id']}: incident {incident_id}'s {which} evidence")
@@ -306,7 +323,7 @@ def incident_evidence_response(row: dict, incident_id: str, which: str, store: S
 def photo_response(case_id: int, sha256: str, store: Store) -> Response:
     """A photo added to a case, without what the phone wrote beside the picture (``images.without_metadata``: a
     photo kept before the gateway left it out is served as one kept now)."""
-    data = store.photo_bytes(case_id, sha256)
+    data = kept_picture(lambda: store.photo_bytes(case_id, sha256))
     if data is None:
         raise HTTPException(404, f"case {case_id} has no photo {sha256}")
     return picture_response(without_metadata(data), f"case {case_id}'s photo {sha256}")

@@ -678,6 +678,29 @@ def tables_read_only(url: str) -> list[str] | None:
         engine.dispose()
 
 
+def damaged_pictures_read_only(url: str, progress: Callable[[int, int], None] = lambda done, total: None
+                               ) -> tuple[int, int, list[str]]:
+    """Every picture an SQLite file keeps (snapshots, frames, people's photos: the ``evidence`` table) read against its
+    key (``intact``), the file opened as ``start_warnings_read_only`` opens it: how many, their bytes, and the sha256s
+    of those damaged, in the table's order; ``progress(bytes read, bytes in all)`` after each. (0, 0, []) for another
+    database, no file or one without the gateway's tables. A row at a time, in the table's own order (its pages one
+    after another on the disk), never the whole table in memory."""
+    path = sqlite_path(url)
+    if path is None or not path.is_file():
+        return 0, 0, []
+    with contextlib.closing(read_only_connection(path)) as db:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'evidence'").fetchone():
+            return 0, 0, []
+        (total,) = db.execute("SELECT coalesce(sum(length(data)), 0) FROM evidence").fetchone()  # sizes, no bytes read
+        count, done, damaged = 0, 0, []
+        for sha256, data in db.execute("SELECT sha256, data FROM evidence"):
+            count, done = count + 1, done + len(data)
+            if hashlib.sha256(data).hexdigest() != sha256:
+                damaged.append(sha256)
+            progress(done, total)
+    return count, done, damaged
+
+
 def not_gateways(there: list[str]) -> str:
     """What is said of a database holding tables ``there`` and no table cases: another application's (the gateway
     made its tables beside theirs)."""
@@ -1161,6 +1184,31 @@ def add_evidence(db: Connection, sha256: str, data: bytes, incident_id: str, box
 _NAMED_BY_EVENT = Prepared(select(incident_events.c.seq).where(incident_events.c.incident_id == bindparam("incident_id"),
                                                               incident_events.c.payload.like(bindparam("sha256")))
                            .limit(1))
+class DamagedPicture(RuntimeError):
+    """A kept picture whose bytes no longer match their sha256, its key (a bit flipped on the disk, a page of a
+    backup restored damaged): never served as evidence, nor exported to train on. ``sha256``: its key."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(f"stored picture {sha256} is damaged (its bytes no longer match their sha256); restore it "
+                         "from a backup")
+        self.sha256 = sha256
+
+
+def intact(sha256: str, data: bytes) -> bytes:
+    """``data``, a picture kept under ``sha256``, where they still match; DamagedPicture where they do not. The hash
+    of a 200 kB snapshot takes 0.2 ms (hashlib, 1 GB/s on one core of the 2-core test machine).
+
+    >>> intact("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", b"hello")
+    b'hello'
+    >>> intact("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824", b"hellp")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    gateway.storage.DamagedPicture: stored picture 2cf24dba...9824 is damaged (its bytes no longer match their ...
+    """
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise DamagedPicture(sha256)
+    return data
+
+
 _EVIDENCE_COUNT = Prepared(select(func.count()).select_from(evidence)
                            .where(evidence.c.incident_id == bindparam("incident_id")))
 
@@ -1575,16 +1623,17 @@ class Store:
                                    .where(case_log.c.case_id.in_(case_ids)).group_by(case_log.c.case_id)).all())
 
     def evidence_bytes(self, sha256: str) -> bytes | None:
+        """A picture kept (``intact``: DamagedPicture where its bytes no longer match ``sha256``); None where none is."""
         with self.engine.connect() as db:
             row = db.execute(select(evidence.c.data).where(evidence.c.sha256 == sha256)).first()
-            return row.data if row else None
+        return intact(sha256, row.data) if row else None
 
     def photo_bytes(self, case_id: int, sha256: str) -> bytes | None:
-        """A photo added to this case (the same bytes may be another case's photo or evidence too)."""
+        """A photo added to this case (the same bytes may be another case's photo or evidence too), ``intact``."""
         with self.engine.connect() as db:
             row = db.execute(select(evidence.c.data).join(case_photos, case_photos.c.sha256 == evidence.c.sha256)
                              .where(case_photos.c.case_id == case_id, case_photos.c.sha256 == sha256)).first()
-            return row.data if row else None
+        return intact(sha256, row.data) if row else None
 
     def list_dead_letters(self, limit: int = 100, before_id: int | None = None,
                           grids: list[str] | None = None) -> list[dict]:
