@@ -1184,6 +1184,8 @@ def add_evidence(db: Connection, sha256: str, data: bytes, incident_id: str, box
 _NAMED_BY_EVENT = Prepared(select(incident_events.c.seq).where(incident_events.c.incident_id == bindparam("incident_id"),
                                                               incident_events.c.payload.like(bindparam("sha256")))
                            .limit(1))
+
+
 class DamagedPicture(RuntimeError):
     """A kept picture whose bytes no longer match their sha256, its key (a bit flipped on the disk, a page of a
     backup restored damaged): never served as evidence, nor exported to train on. ``sha256``: its key."""
