@@ -44,8 +44,16 @@ def restored_words(backed_up_at: float, last_id: int, now: float) -> str:
     boxes do not send them again); new cases are numbered from 100081 on (100,000 past its last and one a minute
     since the backup), past any the lost gateway gave
     """
-    made = datetime.fromtimestamp(backed_up_at, CITY_TZ).strftime("%Y-%m-%d %H:%M:%S")
     first = first_case_id(last_id, backed_up_at, now)
-    return (f"a backup made at {made} (Beijing time), its last case {last_id}: cases after that time are not in it "
+    return (f"{backup_made(backed_up_at)}, its last case {last_id}: cases after that time are not in it "
             f"(the boxes do not send them again); new cases are numbered from {first} on ({LOST_CASES:,} past its "
             "last and one a minute since the backup), past any the lost gateway gave")
+
+
+def backup_made(backed_up_at: float) -> str:
+    """A backup by its time, as ``restored_words`` and ``gateway --check`` name it.
+
+    >>> backup_made(1_767_225_600)
+    'a backup made at 2026-01-01 08:00:00 (Beijing time)'
+    """
+    return f"a backup made at {datetime.fromtimestamp(backed_up_at, CITY_TZ):%Y-%m-%d %H:%M:%S} (Beijing time)"

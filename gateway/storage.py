@@ -18,6 +18,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import (
@@ -624,37 +625,67 @@ def start_warnings(db: Connection, tables: Tables, where: Path | str, now: float
     return said + removed_with_open_cases(db, tables)
 
 
-def start_warnings_read_only(url: str, tables: Tables, now: float) -> list[str] | None:
-    """``start_warnings`` of an SQLite file opened read-only (``gateway --check`` changes nothing: no
-    migration, no WAL switch); None for another database, no file or an empty one (the gateway's start says it, or
-    makes its tables there). DatabaseUnusable for a file the gateway refuses at start (no SQLite database, another
-    application's, one of a later release: a city rolling back was told all was well), as it would say it, and for one
-    SQLite's integrity check finds damaged (a backup restored: the gateway's start reads no page it does not need)."""
-    path = sqlite_path(url)
-    if path is None or not path.is_file():
+@dataclass(frozen=True)
+class Held:
+    """What the gateway's database holds, as ``gateway --check`` says it (``held``): its last ``migration``, how many
+    ``cases`` (``open``, and of them ``overdue``), the ``last`` case's number and when it was created, the evidence
+    ``pictures``, and the mark of a backup restored (``backup_mark``)."""
+    migration: int
+    cases: int
+    open: int
+    overdue: int
+    last: tuple[int, float] | None
+    pictures: int
+    restored: tuple[float, int] | None
+
+
+def held(db: Connection, now: float) -> Held:
+    """What the gateway's database on ``db`` holds at ``now``, read with nothing changed, at any migration this release
+    knows (one before migration 6 has no re-check deadline: a case in feedback is overdue by none)."""
+    columns = [c["name"] for c in inspect(db).get_columns("cases")]
+    overdue = overdue_clause(now) if "recheck_deadline" in columns else and_(
+        cases.c.state.in_([s.value for s in DEPARTMENT_CLOCK]), cases.c.deadline < now)
+    is_open = cases.c.state.in_(sorted(s.value for s in OPEN_STATES))
+    figures = db.execute(select(func.count(), func.count().filter(is_open),
+                                func.count().filter(and_(is_open, overdue))).select_from(cases)).one()
+    last = db.execute(select(cases.c.id, cases.c.created_at).order_by(cases.c.id.desc()).limit(1)).first()
+    pictures = db.execute(select(func.count()).select_from(evidence)).scalar_one()
+    return Held(schema_version(db), *figures, tuple(last) if last else None, pictures, backup_mark(db))
+
+
+def check_read_only(url: str, tables: Tables, now: float) -> tuple[Held, list[str]] | None:
+    """What ``gateway --check`` says of the database at ``url``, read with nothing made or changed (an SQLite file
+    opened read-only: no migration, no WAL switch; PostgreSQL in read-only transactions): what it ``held``, and the
+    ``start_warnings``. None for no SQLite file there, or a database with no gateway's tables yet (the gateway makes
+    them at its start). DatabaseUnusable for a database the gateway refuses at start (no SQLite database, another
+    application's file, one of a later release: a city rolling back was told all was well; a PostgreSQL that does not
+    answer), as it would say it, and for an SQLite file its quick check finds damaged (a backup restored: the gateway's
+    start reads no page it does not need)."""
+    path, where = sqlite_path(url), database_where(url)
+    if path is not None and not path.exists() and not path.is_symlink():
         return None
     engine = _read_only_engine(url)
     try:
         with engine.connect() as db:
             there = inspect(db).get_table_names()
-            if not there:
+            if "cases" not in there and (path is None or not there):  # on PostgreSQL, its tables made beside others'
                 return None
             if "cases" not in there:
-                raise DatabaseUnusable(f"database {path}: {not_gateways(there)}")
+                raise DatabaseUnusable(f"database {where}: {not_gateways(there)}")
             # every page read, as the backup checked its copy (the quick form: page by page, not each index against
             # its table): a restored file with a page damaged (a bit flipped on a disk or on its way) was fit to run
             # here, and the gateway served it, failing at a list and each batch
-            if (said := db.exec_driver_sql("PRAGMA quick_check(1)").scalar()) != "ok":
-                raise DatabaseUnusable(f"database {path}: damaged (SQLite's quick check: {' '.join(said.split())}): "
+            if path is not None and (said := db.exec_driver_sql("PRAGMA quick_check(1)").scalar()) != "ok":
+                raise DatabaseUnusable(f"database {where}: damaged (SQLite's quick check: {' '.join(said.split())}): "
                                        "restore it from a backup, or move it away for a new one to begin; it was left "
                                        "as it is")
             try:
                 refuse_later_release(schema_version(db))
             except DatabaseUnusable as exc:
-                raise DatabaseUnusable(f"database {path}: {exc}") from None
-            return start_warnings(db, tables, path, now)
+                raise DatabaseUnusable(f"database {where}: {exc}") from None
+            return held(db, now), start_warnings(db, tables, where, now)
     except SQLAlchemyError as exc:  # no SQLite database, or of another making (a table cases of its own)
-        raise DatabaseUnusable(f"database {path}: {unusable(exc, path)}") from None
+        raise DatabaseUnusable(f"database {where}: {unusable(exc, path)}") from None
     finally:
         engine.dispose()
 
@@ -709,9 +740,10 @@ def not_gateways(there: list[str]) -> str:
 
 
 def _read_only_engine(url: str) -> Engine:
-    """An engine on ``url`` that writes nothing: an SQLite file opened as ``read_only_connection`` opens it."""
+    """An engine on ``url`` that writes nothing: an SQLite file opened as ``read_only_connection`` opens it, PostgreSQL
+    in read-only transactions."""
     if (path := sqlite_path(url)) is None:
-        return create_engine(url, future=True)
+        return create_engine(url, future=True).execution_options(postgresql_readonly=True)
     return create_engine("sqlite://", creator=lambda: read_only_connection(path))
 
 

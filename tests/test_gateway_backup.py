@@ -277,20 +277,25 @@ def test_a_restored_backup_numbers_its_cases_past_any_the_lost_gateway_gave_even
 
 
 def test_the_start_and_check_on_a_restored_backup_say_its_time_and_last_case_and_a_backup_of_it_keeps_them(
-        tmp_path, caplog):
+        tmp_path, caplog, capsys):
     """What a restored file lacks is said by ``--check`` (the file unchanged) and at the start; a backup made of it
     before its first case (an operator's copy of what was restored) keeps the earlier time: the numbers the lost
     gateway gave since are the same. A database never backed up says nothing and numbers from 1."""
     import logging
 
-    from gateway.restore import first_case_id
+    from gateway.restore import backup_made, first_case_id
     from gateway.storage import start_warnings
 
     restored, made = a_restored_backup(tmp_path, cases_before=2)
     (tmp_path / "restored.yaml").write_text(f"database: sqlite:///{restored}\n")
     was = restored.read_bytes()
+    capsys.readouterr()
     with caplog.at_level(logging.WARNING):
         assert cli(["gateway", "--config", str(tmp_path / "restored.yaml"), "--check"]) == 0
+    said = capsys.readouterr().out.splitlines()[-1]
+    assert said.startswith("  database: migration ") and "; 2 cases, 2 open, 2 of them overdue; the last, case 2, " \
+        f"created 2026-01-01T08:00:00+08:00; 0 evidence pictures; restored from {backup_made(made)}, no case " \
+        "numbered on it yet" in said, said
     assert f"database {restored}: a backup made at " in caplog.text and "its last case 2: cases after that " \
         "time are not in it" in caplog.text and "new cases are numbered from 10000" in caplog.text, caplog.text
     assert restored.read_bytes() == was

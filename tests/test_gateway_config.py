@@ -600,12 +600,12 @@ def test_gateway_check_says_what_the_config_and_tables_set_or_what_is_wrong(city
     from xueliang.cli import main
 
     config = city / "gateway.yaml"
-    config.write_text("broker: {username: gw-1, password: S3cr3t}\ndatabase: postgresql+psycopg://gw:S3cr3t@db/city\n"
+    config.write_text(f"broker: {{username: gw-1, password: S3cr3t}}\ndatabase: sqlite:///{city}/gw.sqlite\n"
                       "tables: demo.yaml\ndead_letter_days: 30\nwaiting_pictures_mb: 256\n")
     assert main(["gateway", "--config", str(config), "--check"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"{config}: broker 127.0.0.1:1883 as gw-1, database postgresql+psycopg://gw:***@db/city "
-                          f"(not opened), http 127.0.0.1:8080\n  host names served * (allowed_hosts); Open311 "
+    assert out.startswith(f"{config}: broker 127.0.0.1:1883 as gw-1, database sqlite:///{city}/gw.sqlite, "
+                          f"http 127.0.0.1:8080\n  host names served * (allowed_hosts); Open311 "
                           "jurisdiction_id the host name it is reached by, its media_url under the address each "
                           "request came to\n"
                           f"  tables {city / 'demo.yaml'}: 5 department(s), 8 "
@@ -615,8 +615,17 @@ def test_gateway_check_says_what_the_config_and_tables_set_or_what_is_wrong(city
                         "  dead letters kept 30 days (dead_letter_days), their payloads 1024 MB at most "
                         "(dead_letter_mb): older ones deleted, and past it the oldest\n"
                         "  pictures: 8 an incident at most; a box's no event has named yet 5,000 and 256 MB at most "
-                        "(waiting_pictures_mb), each set aside as a dead letter after 60 min unnamed\n")
+                        "(waiting_pictures_mb), each set aside as a dead letter after 60 min unnamed\n"
+                        f"  database: none at {city}/gw.sqlite yet: the gateway makes it at its first start (nothing "
+                        "was made)\n")
     assert "S3cr3t" not in out
+    # a PostgreSQL that does not answer: refused as the start refuses it, its password not said
+    config.write_text("database: postgresql+psycopg://gw:S3cr3t@127.0.0.1:1/city\ntables: demo.yaml\n")
+    assert main(["gateway", "--config", str(config), "--check"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error: database postgresql+psycopg://gw:***@127.0.0.1:1/city: cannot be "
+                                        "used (connection failed: "), err
+    assert "S3cr3t" not in err
     config.write_text("tables: demo.yaml\nhttp: {allowed_hosts: [gw.city.example], jurisdiction_id: [city.example, "
                       "xl.city.example], public_url: 'https://xl.city.example/gw/'}\n")
     assert main(["gateway", "--config", str(config), "--check"]) == 0

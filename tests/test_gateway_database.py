@@ -10,6 +10,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 from sqlalchemy import text
@@ -176,7 +177,9 @@ def test_a_command_that_only_reads_refuses_an_empty_database_and_makes_nothing_i
     if command == "token --list":
         path.write_bytes(b"")
         assert read_with(tmp_path, f"sqlite:///{path}", "gateway --check") == 0
-        assert path.read_bytes() == b""
+        assert path.read_bytes() == b"" and capsys.readouterr().out.endswith(
+            "\n  database: empty, no gateway's tables yet: the gateway makes them at its first start (it was left as it "
+            "is)\n")
 
 
 def test_gateway_check_on_a_stopped_gateways_database_leaves_nothing_beside_it(tmp_path):
@@ -298,3 +301,66 @@ def test_a_new_token_in_an_empty_file_makes_the_gateways_tables_and_says_so(tmp_
     assert capsys.readouterr().err == (f"note: database {path} held no gateway's tables: made them for this token; a "
                                        "gateway reading another database will not know it\n")
     assert schema_version(path) == MIGRATIONS[-1][0]
+
+
+def cases_made(url: str) -> float:
+    """Four cases made by the gateway's own ingest and actions in the database at ``url``: case 1 closed (fed back
+    and closed), cases 2 and 3 dispatched on 2026-01-01 (overdue since), case 4 made now (its incident seen on
+    2026-01-01: for review); one evidence picture. When case 4 was created."""
+    from gateway.actions import act
+    from gateway.config import TABLES_DIR, load_tables
+    from gateway.ingest import Ingest
+    from gateway.workflow import Action, Role
+    from xueliang import wire
+
+    from .test_gateway import JPEG, NOW, TOPIC, payload
+
+    tables, now = load_tables(TABLES_DIR / "demo.yaml"), time.time()
+    with Store(url) as store:
+        ingest = Ingest(store, tables, clock=lambda: NOW)
+        assert ingest.handle(wire.evidence_topic("box-1", "gate", "i-0"), JPEG) == "evidence"
+        for i in range(3):
+            assert ingest.handle(TOPIC, payload(incident_id=f"i-{i}", location={"lat": 39.0 + i * 0.01,
+                                                                                "lon": 117.0})) == "case_created"
+        for action, role in ((Action.ACKNOWLEDGE, Role.DEPARTMENT), (Action.FEEDBACK, Role.DEPARTMENT),
+                             (Action.CLOSE, Role.ADMIN)):
+            act(store, 1, action, role, "tp", NOW + 600, tables, lambda case: True, "done")
+        assert Ingest(store, tables, clock=lambda: now).handle(TOPIC, payload(
+            incident_id="i-3", location={"lat": 39.5, "lon": 117.0})) == "case_created"
+        (case,) = store.list_cases(limit=1)
+        assert (case["id"], case["state"]) == (4, "pending_review")  # open, on no clock
+        return case["created_at"]
+
+
+def test_gateway_check_says_what_the_database_holds_and_changes_nothing(
+        tmp_path, capsys, database_url):  # noqa: F811 (fixture)
+    """``gateway --check`` named the database "(not opened)": an operator checking a restored backup or a new install
+    could not see what the gateway would serve. It says the migration, the cases (open, overdue), the last one and
+    when, and the evidence pictures, read with nothing changed (an SQLite file's bytes and time as they were; a
+    PostgreSQL database read in read-only transactions, its password not said)."""
+    from xueliang.wire import city_iso
+
+    last = cases_made(database_url)
+    path = tmp_path / "gw.sqlite"
+    url = database_url if database_url.startswith("sqlite") else database_url.replace("postgres@", "postgres:S3cr3t@")
+    was = (path.read_bytes(), path.stat().st_mtime_ns) if url.startswith("sqlite") else None
+    assert read_with(tmp_path, url, "gateway --check") == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == (f"  database: migration {MIGRATIONS[-1][0]} (this release's); 4 cases, 3 open, 2 "
+                                    f"of them overdue; the last, case 4, created {city_iso(last)}; 1 evidence picture")
+    assert "S3cr3t" not in out and (url.startswith("sqlite") or "postgres:***@" in out)
+    if was:
+        assert (path.read_bytes(), path.stat().st_mtime_ns) == was
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["gateway.yaml", "gw.sqlite"]
+
+
+def test_gateway_check_says_an_older_releases_database_is_upgraded_at_the_start_and_leaves_it_older(tmp_path, capsys):
+    path = tmp_path / "gw.sqlite"
+    cases_made(f"sqlite:///{path}")
+    an_older_releases_database(path, 3)  # no re-check deadline yet: a case in feedback is overdue by none
+    was = (path.read_bytes(), path.stat().st_mtime_ns)
+    assert read_with(tmp_path, f"sqlite:///{path}", "gateway --check") == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        f"  database: migration 3, an older release's: the gateway upgrades it to {MIGRATIONS[-1][0]} at its start; 4 "
+        "cases, 3 open, 2 of them overdue; the last, case 4, created ")
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == was and schema_version(path) == 3

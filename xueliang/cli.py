@@ -217,14 +217,15 @@ def _gateway(args: argparse.Namespace) -> int:
 
     config = load_gateway_config(args.config)
     if args.check:
-        from gateway.storage import start_warnings_read_only
+        from gateway.storage import check_read_only
 
         tables = load_tables(config.tables)
-        # an SQLite file read, never changed (one the gateway would refuse: said here); another database is not
-        # touched here, the gateway's start says it
-        warnings = start_warnings_read_only(config.database, tables, time.time()) or []
+        # the database read, never changed (one the gateway would refuse: said here, as the start would)
+        now = time.time()
+        checked = check_read_only(config.database, tables, now)
         print(gateway_summary(config, tables, args.config))
-        for line in warnings:
+        print(f"  database: {database_held(checked[0]) if checked else database_to_make(config.database)}")
+        for line in checked[1] if checked else []:
             logging.getLogger("gateway").warning("%s", line)
         return _check_pictures(config.database)
     if args.backup:
@@ -291,7 +292,7 @@ def _backup(url: str, target: Path) -> int:
 
 def gateway_summary(config, tables, path: str) -> str:
     """What a gateway config and its tables set, as the gateway will run them (the database URL without its password;
-    the database is not opened)."""
+    what it holds: ``database_held``)."""
     from sqlalchemy.engine import make_url
 
     from gateway.ingest import MAX_EVIDENCE_PER_INCIDENT, MAX_UNNAMED_PER_BOX
@@ -299,7 +300,7 @@ def gateway_summary(config, tables, path: str) -> str:
 
     database = without_password(make_url(config.database).render_as_string(hide_password=True))
     lines = [f"{path}: broker {config.broker.host}:{config.broker.port} as {config.broker.identity}, database "
-             f"{database} (not opened), http {config.http.host}:{config.http.port}",
+             f"{database}, http {config.http.host}:{config.http.port}",
              # who may open it, what Open311 clients send and are sent: behind a proxy, what the installer set for it
              f"  host names served {', '.join(config.http.allowed_hosts)} (allowed_hosts); Open311 jurisdiction_id "
              f"{' or '.join(config.http.jurisdiction_id or ['the host name it is reached by'])}, its media_url under "
@@ -318,6 +319,46 @@ def gateway_summary(config, tables, path: str) -> str:
                  f"{MAX_UNNAMED_PER_BOX:,} and {config.waiting_pictures_mb} MB at most (waiting_pictures_mb), each set "
                  f"aside as a dead letter after {ORPHAN_EVIDENCE_S / 60:g} min unnamed")
     return "\n".join(lines)
+
+
+def database_held(held) -> str:
+    """What ``gateway --check`` says of what the gateway's database holds (``storage.Held``), for an operator to see
+    at a glance what a restored backup or a new install will serve.
+
+    >>> from gateway.storage import Held
+    >>> print(database_held(Held(3, 1204, 37, 5, (1204, 1_767_225_600.0), 2311, None)))
+    ... # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+    migration 3, an older release's: the gateway upgrades it to ... at its start; 1,204 cases, 37 open, 5 of them
+    overdue; the last, case 1204, created 2026-01-01T08:00:00+08:00; 2,311 evidence pictures
+    >>> print(database_held(Held(3, 0, 0, 0, None, 0, (1_767_225_600.0, 0))))
+    ... # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+    migration 3, an older release's: the gateway upgrades it to ... at its start; 0 cases; 0 evidence pictures;
+    restored from a backup made at 2026-01-01 08:00:00 (Beijing time), no case numbered on it yet
+    """
+    from gateway.restore import backup_made
+    from gateway.storage import MIGRATIONS
+
+    this = MIGRATIONS[-1][0]
+    said = [f"migration {held.migration} (this release's)" if held.migration == this else
+            f"migration {held.migration}, an older release's: the gateway upgrades it to {this} at its start",
+            f"{held.cases:,} case{'s' * (held.cases != 1)}" + (f", {held.open:,} open, {held.overdue:,} of them overdue"
+                                                                if held.cases else "")]
+    if held.last:
+        said.append(f"the last, case {held.last[0]}, created {city_iso(held.last[1])}")
+    said.append(f"{held.pictures:,} evidence picture{'s' * (held.pictures != 1)}")
+    if held.restored:
+        said.append(f"restored from {backup_made(held.restored[0])}, no case numbered on it yet")
+    return "; ".join(said)
+
+
+def database_to_make(url: str) -> str:
+    """What ``gateway --check`` says of a database at ``url`` the gateway's start makes, or makes its tables in (no
+    SQLite file there; one empty, a PostgreSQL database with no gateway's tables)."""
+    from gateway.storage import database_where, sqlite_path
+
+    if (path := sqlite_path(url)) is not None and not path.exists():
+        return f"none at {database_where(url)} yet: the gateway makes it at its first start (nothing was made)"
+    return "empty, no gateway's tables yet: the gateway makes them at its first start (it was left as it is)"
 
 
 def not_to_read(url: str) -> str | None:
