@@ -14,6 +14,7 @@ import gc
 import json
 import logging
 import queue
+import signal
 import socket
 import sys
 import threading
@@ -504,6 +505,10 @@ def listen(http: Http) -> socket.socket:
     return sock
 
 
+def stop_on_sigterm(signum, frame) -> None:
+    raise SystemExit(0)
+
+
 def run_gateway(config: GatewayConfig) -> int:
     """Everything that can fail on a configuration (tables, database, the HTTP port) comes before
     the MQTT subscription: a gateway whose session joined the shared group and then stopped keeps,
@@ -534,6 +539,10 @@ def run_gateway(config: GatewayConfig) -> int:
                      health_state=health, on_suppressions=suppressions_changed, allowed_hosts=config.http.allowed_hosts,
                      jurisdiction_id=config.http.jurisdiction_id, public_url=config.http.public_url)
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    # uvicorn stops on SIGTERM and then raises it again, to the handler it found: Python's default ended the process
+    # there, before the clock and ingest below stopped (a service manager's stop killed them, exit -15); this one ends
+    # it through them, exit 0, as the edge box does
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         # uvicorn's lines go through the command's handler (xueliang.cli.JsonLines: one JSON object a line, passwords
         # hidden), not its own (plain text amid the JSON, unmasked); no access log: a request's line is its address,
