@@ -8,6 +8,7 @@ processes are safe). The clock finds overdue cases and escalates them (二次吹
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import Callable, Sequence
 import gc
@@ -67,6 +68,10 @@ CLOCK_ROUND_MAX_S = 60.0
 # 388 -> 243 ms, weekly 484 -> 323, /ui/reports 376 -> 227; at 20,000 cases and for ingest (0.34 ms/message) the
 # same within noise, as is gc.freeze() on top. The cyclic garbage it lets wait is at most ~10,000 objects.
 GC_YOUNG_THRESHOLD = 10_000
+# on SIGTERM the requests still running get this long (uvicorn's graceful shutdown), then are cancelled: a client that
+# sent half a request and went quiet kept the stop waiting with no end, until the service manager's SIGKILL (30 s)
+STOP_REQUESTS_S = 5
+STOP_CLOCK_S = 5.0  # the clock's round under way gets this long to end before the database is closed
 
 
 class MqttIngest:
@@ -509,6 +514,18 @@ def stop_on_sigterm(signum, frame) -> None:
     raise SystemExit(0)
 
 
+class CancelledAtStop(logging.Filter):
+    """Leaves out uvicorn's traceback of each request cancelled at the stop (``STOP_REQUESTS_S``): 60 lines of its
+    own and the framework's frames, after its line that says it (``Cancel 1 running task(s), timeout graceful shutdown
+    exceeded``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], asyncio.CancelledError))
+
+
+CANCELLED_AT_STOP = CancelledAtStop()
+
+
 def run_gateway(config: GatewayConfig) -> int:
     """Everything that can fail on a configuration (tables, database, the HTTP port) comes before
     the MQTT subscription: a gateway whose session joined the shared group and then stopped keeps,
@@ -543,16 +560,26 @@ def run_gateway(config: GatewayConfig) -> int:
     # there, before the clock and ingest below stopped (a service manager's stop killed them, exit -15); this one ends
     # it through them, exit 0, as the edge box does
     signal.signal(signal.SIGTERM, stop_on_sigterm)
+    logging.getLogger("uvicorn.error").addFilter(CANCELLED_AT_STOP)  # once, however many starts
     try:
         # uvicorn's lines go through the command's handler (xueliang.cli.JsonLines: one JSON object a line, passwords
         # hidden), not its own (plain text amid the JSON, unmasked); no access log: a request's line is its address,
         # and a page's sign-in typed into it (?token=) was a live token in the log
         server = uvicorn.Server(uvicorn.Config(app, host=config.http.host, port=config.http.port, log_level="warning",
-                                               log_config=None, access_log=False))
+                                               log_config=None, access_log=False,
+                                               timeout_graceful_shutdown=STOP_REQUESTS_S))
         server.run(sockets=[http_socket])
     finally:
         clock.stop.set()
+        clock.wake.set()
+        clock.join(timeout=STOP_CLOCK_S)
+        if clock.is_alive():
+            log.warning("the clock's round did not end within %.0f s of the stop; the database is closed under it",
+                        STOP_CLOCK_S)
         mqtt_ingest.stop()
+        # the last: ingest and the clock write to it up to their stop. SQLite's write-ahead log folded into the file
+        # and removed (Store.close): a stopped gateway's file, copied alone, held none of its last commits
+        store.close()
     return 0
 
 

@@ -1452,7 +1452,7 @@ class Store:
         else:
             self.engine, applied = make_engine(url)
             self.version = MIGRATIONS[-1][0]
-        self.applied = applied
+        self.applied, self.read_only = applied, read_only
         # this process made the database, so no gateway used it before (version 1 is applied only by making one: a
         # database older than migrations is recorded at it)
         self.made = MIGRATIONS[0][0] in applied
@@ -1469,7 +1469,16 @@ class Store:
     def close(self) -> None:
         """Close its connections. SQLite removes the write-ahead log and its shared memory beside the file as the last
         one closes: a command that left them open (``token --list`` run as root before an upgrade) left them beside a
-        stopped gateway's file, root's, for the gateway's user to find."""
+        stopped gateway's file, root's, for the gateway's user to find. An SQLite file it writes has the log folded in
+        first (a checkpoint): the file alone holds every commit, even where a connection is still out and the log stays
+        (a request a stopping gateway did not wait for)."""
+        if self.path is not None and not self.read_only:
+            try:
+                with self.engine.connect() as db:
+                    db.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            except SQLAlchemyError as exc:  # closed all the same; the log beside the file still holds what it held
+                log_.warning("database %s: its write-ahead log not folded into it at close (%s): copy %s-wal with it",
+                            self.path, exc, self.path.name)
         self.engine.dispose()
 
     def __enter__(self) -> Store:

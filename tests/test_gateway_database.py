@@ -364,3 +364,18 @@ def test_gateway_check_says_an_older_releases_database_is_upgraded_at_the_start_
         f"  database: migration 3, an older release's: the gateway upgrades it to {MIGRATIONS[-1][0]} at its start; 4 "
         "cases, 3 open, 2 of them overdue; the last, case 4, created ")
     assert (path.read_bytes(), path.stat().st_mtime_ns) == was and schema_version(path) == 3
+
+
+def test_a_store_closed_with_a_connection_still_out_leaves_every_commit_in_the_file_alone(tmp_path):
+    """A stopping gateway closes its store while a request it did not wait for may still hold a connection: that one
+    stays open, and with it the write-ahead log beside the file, which held the last commits: the file copied alone
+    (a backup, a move) lacked them. The log is folded into the file first."""
+    path = tmp_path / "gateway.sqlite"
+    store = Store(f"sqlite:///{path}")
+    store.dead_letter("xl/v1/box-1/incident/gate", "the last commit", b"{}", time.time())
+    with store.engine.connect():  # still out
+        store.close()
+        (tmp_path / "copy").mkdir()
+        (tmp_path / "copy" / "gateway.sqlite").write_bytes(path.read_bytes())
+    with contextlib.closing(sqlite3.connect(tmp_path / "copy" / "gateway.sqlite")) as copy:
+        assert copy.execute("SELECT reason FROM dead_letters").fetchall() == [("the last commit",)]
