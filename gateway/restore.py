@@ -3,36 +3,51 @@
 ``gateway --backup`` marks its copy with the time it was made (SQLite's ``user_version``, which the gateway uses for
 nothing else; in minutes since 1970, as a signed 32-bit field holds seconds only until 2038). The gateway that was lost went on numbering cases after that time, and its notices, evidence links and
 phone calls name them; SQLite numbers a new case one past the last in the file, so the restored gateway gave those
-numbers again, to other incidents (a drill: case 22 given twice). The first case numbered on a marked file takes
-``first_case_id``, and the mark is cleared in its transaction: a restart before it keeps the mark.
+numbers again, to other incidents (a drill: case 22 given twice). The other ids a reader outside meets went the same
+way: a suppression's (a box's list and its log, ``POST /suppressions/{id}/lift``, the case pages) and a dead letter's
+(``GET /dead-letters`` and its pages). The first of those rows numbered on a marked file fixes where each of these
+tables goes on from (``first_id``), and the mark is cleared in its transaction: a restart before it keeps the mark.
+The other tables' ids never leave the database (a case-log row's, a verdict's: their case's number names them).
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
+from typing import NamedTuple
 
 from xueliang.wire import CITY_TZ
 
-# past the last case in the backup: two years of the largest city counted here (50,000 cases a year), for a lost
-# gateway that numbered cases fast (a flood) or long (an old backup restored)
-LOST_CASES = 100_000
-# and one more for each minute since the backup, ten times that city's pace: a backup restored twice (a drill and
-# then for real, or a restored gateway lost before its own first backup) goes on past what the first restore gave
-CASES_A_MINUTE = 1
+
+class Margin(NamedTuple):
+    """How far past a backup's last id a table goes on: ``lost`` ids and ``a_minute`` more for each minute since."""
+    lost: int
+    a_minute: int
 
 
-def first_case_id(last_id: int, backed_up_at: float, now: float) -> int:
-    """The number of the first case a gateway restored from the backup made at ``backed_up_at``, whose last case is
-    ``last_id``, opens at ``now``: past any the lost gateway could have given since (a clock before the backup's:
-    none a minute).
+# the tables whose ids are seen outside, by name. Cases: past the last case in the backup, two years of the largest
+# city counted here (50,000 cases a year), for a lost gateway that numbered cases fast (a flood) or long (an old
+# backup restored), and one more a minute since the backup, ten times that city's pace: a backup restored twice (a
+# drill and then for real, or a restored gateway lost before its own first backup) goes on past what the first gave.
+# Suppressions: an operator's false alarm each, fewer than cases. Dead letters: a box sending what the gateway
+# refuses makes one of each message, thousands an hour (ids stay under 2**31, the API's: 53 million a year)
+MARGINS = {"cases": Margin(100_000, 1), "suppressions": Margin(100_000, 1), "dead_letters": Margin(1_000_000, 100)}
 
-    >>> first_case_id(21, backed_up_at=1_767_225_600, now=1_767_225_600 + 3600)
+
+def first_id(table: str, last_id: int, backed_up_at: float, now: float) -> int:
+    """The id of the first row of ``table`` (one of ``MARGINS``) a gateway restored from the backup made at
+    ``backed_up_at``, whose last row there is ``last_id``, numbers at ``now``: past any the lost gateway could have
+    given since (a clock before the backup's: none a minute).
+
+    >>> first_id("cases", 21, backed_up_at=1_767_225_600, now=1_767_225_600 + 3600)
     100081
-    >>> first_case_id(21, backed_up_at=1_767_225_600, now=1_767_225_600 - 3600)
+    >>> first_id("cases", 21, backed_up_at=1_767_225_600, now=1_767_225_600 - 3600)
     100021
+    >>> first_id("dead_letters", 21, backed_up_at=1_767_225_600, now=1_767_225_600 + 3600)
+    1006021
     """
-    return last_id + LOST_CASES + CASES_A_MINUTE * math.ceil(max(0.0, now - backed_up_at) / 60)
+    lost, a_minute = MARGINS[table]
+    return last_id + lost + a_minute * math.ceil(max(0.0, now - backed_up_at) / 60)
 
 
 def restored_words(backed_up_at: float, last_id: int, now: float) -> str:
@@ -42,12 +57,13 @@ def restored_words(backed_up_at: float, last_id: int, now: float) -> str:
     >>> print(restored_words(1_767_225_600, 21, now=1_767_225_600 + 3600))  # doctest: +NORMALIZE_WHITESPACE
     a backup made at 2026-01-01 08:00:00 (Beijing time), its last case 21: cases after that time are not in it (the
     boxes do not send them again); new cases are numbered from 100081 on (100,000 past its last and one a minute
-    since the backup), past any the lost gateway gave
+    since the backup), past any the lost gateway gave (its suppressions and dead letters likewise)
     """
-    first = first_case_id(last_id, backed_up_at, now)
+    first = first_id("cases", last_id, backed_up_at, now)
     return (f"{backup_made(backed_up_at)}, its last case {last_id}: cases after that time are not in it "
-            f"(the boxes do not send them again); new cases are numbered from {first} on ({LOST_CASES:,} past its "
-            "last and one a minute since the backup), past any the lost gateway gave")
+            f"(the boxes do not send them again); new cases are numbered from {first} on "
+            f"({MARGINS['cases'].lost:,} past its last and one a minute since the backup), past any the lost gateway "
+            "gave (its suppressions and dead letters likewise)")
 
 
 def backup_made(backed_up_at: float) -> str:

@@ -274,6 +274,14 @@ boxes = Table(
     Column("twin_boots", String(130)),  # the two starts then, "BOOT BOOT"
 )
 
+# migration 19: on a backup restored, where each table whose ids are seen outside goes on from (``restored_id``): its
+# next row takes next_id, past any the lost gateway gave; the row here goes once one of the table's has taken it
+numbering = Table(
+    "numbering", metadata,
+    Column("name", String(40), primary_key=True),  # the table's, one of gateway.restore.MARGINS
+    Column("next_id", BigInteger, nullable=False),
+)
+
 schema_migrations = Table(
     "schema_migrations", metadata,
     Column("version", Integer, primary_key=True),
@@ -341,6 +349,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
      lambda db: [photo_hashes.create(db, checkfirst=True), CASE_PHOTO_SHA.create(db, checkfirst=True)]),
     (18, "boxes.prev_boot, twin_at, twin_boots: two boxes under one box id, their heartbeats' starts in turn, are "
          "said on the box's row", _add_missing(boxes.c.prev_boot, boxes.c.twin_at, boxes.c.twin_boots)),
+    (19, "numbering: a backup restored numbers its suppressions and dead letters past the lost gateway's too, not "
+         "its cases alone", lambda db: numbering.create(db, checkfirst=True)),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
@@ -604,10 +614,10 @@ def removed_with_open_cases(db: Connection, tables: Tables) -> list[str]:
 
 
 def backup_mark(db: Connection) -> tuple[float, int] | None:
-    """When the SQLite database on ``db`` was backed up and its last case, for a backup restored on which no case has
-    been numbered yet (``gateway --backup`` marks its copy, the first case clears it: ``gateway.restore``); None for any
-    other, and for PostgreSQL (``pg_dump``'s copy carries its own numbering). Read on the driver's cursor: ingest asks
-    it for each new case."""
+    """When the SQLite database on ``db`` was backed up and its last case, for a backup restored on which nothing has
+    been numbered yet (``gateway --backup`` marks its copy, ``restored_id`` clears it: ``gateway.restore``); None for
+    any other, and for PostgreSQL (``pg_dump``'s copy carries its own numbering). Read on the driver's cursor: ingest
+    asks it for each new case."""
     if db.dialect.name != "sqlite":
         return None
     driver = db.connection.dbapi_connection
@@ -615,6 +625,35 @@ def backup_mark(db: Connection) -> tuple[float, int] | None:
     if not made:
         return None
     return made * 60.0, driver.execute("SELECT max(id) FROM cases").fetchone()[0] or 0  # marked in minutes
+
+
+# the tables whose ids a reader outside meets (``gateway.restore``): numbered past the lost gateway's on a backup
+# restored
+RENUMBERED = {"cases": cases, "suppressions": suppressions, "dead_letters": dead_letters}
+
+
+def restored_id(db: Connection, table: str, now: float) -> int | None:
+    """The id the next row of ``table`` (one of ``RENUMBERED``) takes on an SQLite backup restored, or None: the
+    database's own numbering. The first row numbered on a file ``gateway --backup`` marked fixes where each of those
+    tables goes on from (``restore.first_id``, kept in ``numbering``) and clears the mark, in the caller's
+    transaction; a table's place is let go once a row of it took it (a dead letter kept already takes none)."""
+    if db.dialect.name != "sqlite":
+        return None
+    if (restored := backup_mark(db)) is not None:
+        made, _ = restored
+        held = dict(db.execute(select(numbering.c.name, numbering.c.next_id)).all())  # a restored file's, backed up
+        db.execute(delete(numbering))
+        for name, each in RENUMBERED.items():
+            last = max(db.execute(select(func.max(each.c.id))).scalar() or 0, held.get(name, 1) - 1)
+            db.execute(insert(numbering).values(name=name, next_id=restore.first_id(name, last, made, now)))
+        db.connection.dbapi_connection.execute("PRAGMA user_version = 0")  # after the inserts: in their transaction
+    next_id = db.execute(select(numbering.c.next_id).where(numbering.c.name == table)).scalar()
+    if next_id is None:
+        return None
+    if (db.execute(select(func.max(RENUMBERED[table].c.id))).scalar() or 0) >= next_id:
+        db.execute(delete(numbering).where(numbering.c.name == table))
+        return None
+    return next_id
 
 
 def start_warnings(db: Connection, tables: Tables, where: Path | str, now: float) -> list[str]:
@@ -1121,12 +1160,10 @@ def removed_departments(db: Connection, known: Collection[str], named_before: di
 def open_case(db: Connection, row: dict, now: float, actor: str, tables: Tables | None = None) -> int:
     """A new case, its creation logged, and its dispatch if it goes straight to its department (named as ``tables``
     call it: ``dispatch_note``)."""
-    if (restored := backup_mark(db)) is None:
+    if (first := restored_id(db, "cases", now)) is None:
         case_id = _NEW_CASE.first(db, row)[0]
-    else:  # the first case on a backup restored: numbered past the lost gateway's, the mark cleared with it
-        made, last_id = restored
-        case_id = _NUMBERED_CASE.first(db, {**row, "id": restore.first_case_id(last_id, made, now)})[0]
-        db.connection.dbapi_connection.execute("PRAGMA user_version = 0")
+    else:  # the first case on a backup restored: numbered past the lost gateway's
+        case_id = _NUMBERED_CASE.first(db, {**row, "id": first})[0]
     link(db, row["incident_id"], case_id, "opened", now)
     entries = [_log_row(case_id, now, actor, Role.SYSTEM, "created", None, row["state"],
                         f"{row['type']} in zone {row['zone']}")]
@@ -1307,6 +1344,8 @@ def dead_letter(db: Connection, topic: str, reason: str, payload: bytes, now: fl
     row = {"received_at": now, "topic": topic.replace("\x00", "\\0")[:512],
            "reason": reason.replace("\x00", "\\0")[:1000], "payload": bytes(payload[:DEAD_LETTER_KEEP_BYTES]),
            "grid": dead_letter_grid(payload), "digest": wire.message_digest(topic, bytes(payload))}
+    if (first := restored_id(db, "dead_letters", now)) is not None:  # past the lost gateway's (a backup restored)
+        row["id"] = first
     db.execute(_DIALECT_INSERT[db.dialect.name](dead_letters).values(row).on_conflict_do_nothing())
 
 

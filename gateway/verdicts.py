@@ -101,8 +101,10 @@ def record(db: Connection, case: dict, verdict: Verdict, actor: str, role: Role,
     lifted = db.execute(update(suppressions).where(suppressions.c.case_id == case["id"], suppressions.c.lifted_at.is_(None))
                         .values(lifted_at=now, lifted_by=actor[:128])).rowcount
     if suppressed is not None:
+        first = storage.restored_id(db, "suppressions", now)  # past the lost gateway's (a backup restored)
         db.execute(insert(suppressions).values(
-            case_id=case["id"], box=case["box"], camera=case["camera"], zone=case["zone"], type=case["type"],
+            **({} if first is None else {"id": first}), case_id=case["id"], box=case["box"], camera=case["camera"],
+            zone=case["zone"], type=case["type"],
             bbox=json.dumps(suppressed), grid=case["grid"], created_at=now, created_by=actor[:128]))
     return {case["box"]} if lifted or suppressed is not None else set()
 

@@ -250,8 +250,8 @@ def a_restored_backup(tmp_path, cases_before: int = 3, cases_after: int = 3):
 def test_a_restored_backup_numbers_its_cases_past_any_the_lost_gateway_gave_even_after_a_restart(tmp_path):
     """The drill: a backup held cases 1-21, the lost gateway reached 36, the restored one numbered new incidents 22,
     23, ...: the departments' notices and phone calls about case 22 named another incident. Its first case now takes
-    ``first_case_id`` (a restart before it changes nothing), and the cases after it follow it."""
-    from gateway.restore import first_case_id
+    ``first_id`` (a restart before it changes nothing), and the cases after it follow it."""
+    from gateway.restore import first_id
     from gateway.storage import backup_mark
 
     restored, made = a_restored_backup(tmp_path)
@@ -263,7 +263,7 @@ def test_a_restored_backup_numbers_its_cases_past_any_the_lost_gateway_gave_even
     ingest = Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=lambda: later)
     assert ingest.handle(*incident(10)) == "case_created"
     assert ingest.handle(*incident(11)) == "case_created"
-    floor = first_case_id(3, made, later)
+    floor = first_id("cases", 3, made, later)
     assert floor == 3 + 100_000 + 60
     assert [c["id"] for c in store.list_cases()][:2] == [floor + 1, floor]
     with store.begin() as db:
@@ -276,6 +276,60 @@ def test_a_restored_backup_numbers_its_cases_past_any_the_lost_gateway_gave_even
     store.close()
 
 
+def test_a_restored_backup_gives_no_suppression_or_dead_letter_the_id_of_one_the_lost_gateway_gave(tmp_path):
+    """Ids a reader outside meets besides a case's: a suppression's (the box's list and its log, ``POST
+    /suppressions/{id}/lift``, the case page's 屏蔽 #N) and a dead letter's (``GET /dead-letters`` and its pages). The
+    lost gateway's after the backup were given again by the restored one, to other rows (suppression 3: another
+    region of another camera). Numbered past the lost gateway's as its cases are, whichever row comes first (here a
+    dead letter, before any case), each table from its own last."""
+    from gateway.restore import first_id
+    from gateway.verdicts import Verdict, judge, listed
+    from gateway.workflow import Role
+
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+
+    def add(store, i, now):  # a case an operator judged a false alarm (a suppression), and a dead letter
+        assert Ingest(store, tables, clock=lambda: now).handle(*incident(i)) == "case_created"
+        judge(store, tables, max(c["id"] for c in store.list_cases()), Verdict.FALSE_ALARM, Role.OPERATOR,
+              "operator:centre", now, lambda row: True)
+        store.dead_letter(f"xl/v1/box-{i}/incident", "refused", f"message {i}".encode(), now)
+
+    def ids(store):
+        return ({s["id"] for s in listed(store, lifted=True)}, {d["id"] for d in store.list_dead_letters(1000)},
+                {c["id"] for c in store.list_cases()})
+
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    for i in range(2):
+        add(store, i, NOW)
+    backed_up = ids(store)
+    assert backup(tmp_path, tmp_path / "backup.sqlite") == 0
+    for i in range(2, 4):
+        add(store, i, NOW)
+    lost = [after - before for after, before in zip(ids(store), backed_up)]
+    assert all(len(given) == 2 for given in lost), lost
+    store.close()
+    restored = tmp_path / "restored" / "gateway.sqlite"
+    restored.parent.mkdir()
+    restored.write_bytes((tmp_path / "backup.sqlite").read_bytes())
+    with contextlib.closing(sqlite3.connect(restored)) as db:
+        made = db.execute("PRAGMA user_version").fetchone()[0] * 60.0
+
+    later = made + 3600
+    store = Store(f"sqlite:///{restored}")
+    store.dead_letter("xl/v1/box-9/incident", "refused", b"the first on the restored file", later)
+    for i in range(4, 6):
+        add(store, i, later)
+    store.close()
+    store = Store(f"sqlite:///{restored}")  # started again: the tables go on from where they are
+    add(store, 6, later + 60)
+    new = [after - before for after, before in zip(ids(store), backed_up)]
+    store.close()
+    for name, given, again in zip(("suppressions", "dead_letters", "cases"), lost, new):
+        assert not given & again, (name, sorted(given), sorted(again))
+        assert min(again) == first_id(name, max(given) - 2, made, later), (name, sorted(again))
+    assert len(new[1]) == 4 and len(new[0]) == len(new[2]) == 3, new
+
+
 def test_the_start_and_check_on_a_restored_backup_say_its_time_and_last_case_and_a_backup_of_it_keeps_them(
         tmp_path, caplog, capsys):
     """What a restored file lacks is said by ``--check`` (the file unchanged) and at the start; a backup made of it
@@ -283,7 +337,7 @@ def test_the_start_and_check_on_a_restored_backup_say_its_time_and_last_case_and
     gateway gave since are the same. A database never backed up says nothing and numbers from 1."""
     import logging
 
-    from gateway.restore import backup_made, first_case_id
+    from gateway.restore import backup_made, first_id
     from gateway.storage import start_warnings
 
     restored, made = a_restored_backup(tmp_path, cases_before=2)
@@ -294,7 +348,7 @@ def test_the_start_and_check_on_a_restored_backup_say_its_time_and_last_case_and
         assert cli(["gateway", "--config", str(tmp_path / "restored.yaml"), "--check"]) == 0
     said = capsys.readouterr().out.splitlines()[-1]
     assert said.startswith("  database: migration ") and "; 2 cases, 2 open, 2 of them overdue; the last, case 2, " \
-        f"created 2026-01-01T08:00:00+08:00; 0 evidence pictures; restored from {backup_made(made)}, no case " \
+        f"created 2026-01-01T08:00:00+08:00; 0 evidence pictures; restored from {backup_made(made)}, nothing " \
         "numbered on it yet" in said, said
     assert f"database {restored}: a backup made at " in caplog.text and "its last case 2: cases after that " \
         "time are not in it" in caplog.text and "new cases are numbered from 10000" in caplog.text, caplog.text
@@ -303,7 +357,7 @@ def test_the_start_and_check_on_a_restored_backup_say_its_time_and_last_case_and
     with store.begin() as db:
         (said,) = start_warnings(db, load_tables(TABLES_DIR / "demo.yaml"), restored, made + 120)
     assert said.startswith(f"database {restored}: a backup made at ") and \
-        f"new cases are numbered from {first_case_id(2, made, made + 120)} on" in said
+        f"new cases are numbered from {first_id('cases', 2, made, made + 120)} on" in said
     assert backup(tmp_path, tmp_path / "again.sqlite", f"sqlite:///{restored}") == 0
     with contextlib.closing(sqlite3.connect(tmp_path / "again.sqlite")) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (int(made // 60),)

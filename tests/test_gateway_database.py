@@ -20,7 +20,8 @@ from xueliang import services
 from xueliang.cli import main as cli
 
 from .test_edge_startup import read_only
-from .test_workflow import database_url, undo_migration_18, undo_migrations_after_3  # noqa: F401 (fixture)
+from .test_workflow import (database_url, undo_migration_18, undo_migration_19,  # noqa: F401 (fixture)
+                            undo_migrations_after_3)
 
 
 def a_gateway_database(path) -> None:
@@ -207,11 +208,12 @@ def test_a_command_on_a_stopped_gateways_database_leaves_nothing_beside_it(tmp_p
 
 
 def an_older_releases_database(path, version: int) -> None:
-    """The gateway's database as a release at schema ``version`` left it (3: before tokens expired, 17: one release
+    """The gateway's database as a release at schema ``version`` left it (3: before tokens expired, 17: two releases
     back), a token in it as that release kept it (no prefix, no expiry); closed, none of it in a write-ahead log."""
     store = Store(f"sqlite:///{path}")
     store.add_token("a" * 64, "legacy", "admin", None, None, 1_700_000_000.0)
     with store.begin() as db:
+        undo_migration_19(db)
         undo_migration_18(db)
         if version == 3:
             undo_migrations_after_3(db)

@@ -555,6 +555,11 @@ def undo_migration_17(db) -> None:
     db.execute(text("DROP INDEX ix_case_photos_sha256"))
 
 
+def undo_migration_19(db) -> None:
+    """What a database of version 18 lacks: the numbering of a backup restored."""
+    db.execute(text("DROP TABLE IF EXISTS numbering"))  # undo_migrations_after_3 does it too
+
+
 def undo_migration_18(db) -> None:
     """What a database of version 17 lacks: the boxes' twins."""
     for column in ("prev_boot", "twin_at", "twin_boots"):
@@ -578,7 +583,9 @@ def undo_migrations_after_3(db) -> None:
     """What a database of version 3 lacks: photo links, token expiry and revocation, sessions, dead letters' grid,
     the feedback time, the re-check's deadline and the request for more time, verdicts and suppressions, an
     extension's duration on its timeline row, the boxes' heartbeats, dead letters' digest, evidence's mark of an
-    event naming it, the log's deadlines, cases by department and state, photos' picture hashes."""
+    event naming it, the log's deadlines, cases by department and state, photos' picture hashes, the numbering of a
+    backup restored."""
+    undo_migration_19(db)
     undo_migration_17(db)
     undo_migration_16(db)
     undo_migration_14(db)
@@ -610,7 +617,7 @@ def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
     store = Store(database_url)
     with store.engine.connect() as db:
         versions = db.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == [v for v, _, _ in MIGRATIONS] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]
+    assert versions == [v for v, _, _ in MIGRATIONS] == list(range(1, 20))
     (case,) = store.list_cases()
     assert case["urgent"] is False and case["category_name"] == "机动车乱停放"
     with store.engine.connect() as db:

@@ -333,7 +333,7 @@ def database_held(held) -> str:
     >>> print(database_held(Held(3, 0, 0, 0, None, 0, (1_767_225_600.0, 0))))
     ... # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
     migration 3, an older release's: the gateway upgrades it to ... at its start; 0 cases; 0 evidence pictures;
-    restored from a backup made at 2026-01-01 08:00:00 (Beijing time), no case numbered on it yet
+    restored from a backup made at 2026-01-01 08:00:00 (Beijing time), nothing numbered on it yet
     """
     from gateway.restore import backup_made
     from gateway.storage import MIGRATIONS
@@ -347,7 +347,7 @@ def database_held(held) -> str:
         said.append(f"the last, case {held.last[0]}, created {city_iso(held.last[1])}")
     said.append(f"{held.pictures:,} evidence picture{'s' * (held.pictures != 1)}")
     if held.restored:
-        said.append(f"restored from {backup_made(held.restored[0])}, no case numbered on it yet")
+        said.append(f"restored from {backup_made(held.restored[0])}, nothing numbered on it yet")
     return "; ".join(said)
 
 
