@@ -17,7 +17,8 @@ zone that raised it first, ``_raised_elsewhere``); under ``left_object: confirm`
 incident starts only if the left-object check also sees still, changed ground under that
 box (a detection under ``litter_min_score`` counts only there, down to
 ``litter_confirmed_min_score``: two weak signals agreeing); under ``either`` a still, changed
-region with no detection counts too (for piles the model does not know). Nothing that was
+region with no detection counts too (for piles the model does not know), at an open incident's
+place only and never at another's (``_left_here``). Nothing that was
 always there is dispatched on the detector's word alone: a detection the check never confirms
 (for ``REVIEW_FACTOR`` times the persistence), or one seen since the camera came up, is sent with
 ``attributes.needs_review: true`` and the gateway holds its case for a person (street furniture
@@ -387,11 +388,9 @@ class CameraPipeline:
             if confirmed is not False and static is not None:
                 source = "detector+left_object"
             if best is None and mode == "either" and kind == next(k for k in zone.types if k in LITTER_TYPES):
-                still = regions(static, self._zone_mask(zone, static.shape), self.detection.left_object_min_area)
-                if still:
-                    (x1, y1, x2, y2), _ = still[0]
-                    best, confirmed, source = Sighting(None, ((x1 + x2) / 2, (y1 + y2) / 2), (x1, y1, x2, y2),
-                                                       0.5, kind), True, "left_object"
+                best = self._left_here(zone, kind, rule, static)
+                if best is not None:
+                    confirmed, source = True, "left_object"
             # what was left stays where it was left: a car crawling along a hard shoulder that the vehicle model
             # named too seldom to follow, called garbage, was read as still, changed ground where it slowed, and
             # dispatched (the swayed real dual carriageway, models/litter/HISTORY.md)
@@ -405,6 +404,20 @@ class CameraPipeline:
             self._remember_ground(rule, events)
             out += [self._litter_outgoing(zone, kind, e, image, source, rule.needs_review) for e in events]
         return out
+
+    def _left_here(self, zone: Zone, kind: str, rule: ConditionRule, static: np.ndarray) -> Sighting | None:
+        """The still, changed region that stands in for ``rule``'s sighting under ``left_object: either`` where the
+        detector names nothing: the largest in the zone at the open incident's place (as ``_at_place`` keeps it on
+        detections there only), and none at another open incident's place (that object is that incident's). The
+        largest anywhere in the zone kept a held lead whose object was taken away open on another pile there, and
+        moved it onto that pile, for as long as it lay there."""
+        others = [r.place for _, _, other, later in self.litter for r in (other, later)
+                  if r is not rule and r.place is not None]
+        for box, _ in regions(static, self._zone_mask(zone, static.shape), self.detection.left_object_min_area):
+            if (rule.place is None or overlap(box, rule.place)) and not any(overlap(box, p) for p in others):
+                x1, y1, x2, y2 = box
+                return Sighting(None, ((x1 + x2) / 2, (y1 + y2) / 2), box, 0.5, kind)
+        return None
 
     def _remember_named(self, vehicles: list[Sighting]) -> None:
         """Where each vehicle was last named with ``min_score``, for the ``NAMED_LATELY`` passes after: a litter
