@@ -100,6 +100,36 @@ def test_retire_ingests_what_an_old_identitys_session_holds_and_ends_it(tmp_path
 
 
 @pytest.mark.slow
+def test_retire_waits_for_what_its_acknowledgements_let_the_broker_send(tmp_path, broker, monkeypatch, capsys):
+    """The broker sends a session at most its receive maximum ahead of its acknowledgements (2,000; a session held
+    for days holds more), the rest as each is acknowledged. Retire counted its quiet from the last message: a commit
+    slower than the quiet, and it ended the session at the acknowledgement, before the broker's next delivery came,
+    which the broker dropped with the session. The quiet counts from the last acknowledgement too."""
+    database = f"sqlite:///{tmp_path}/gateway.sqlite"
+    store = Store(database)
+    gateway(broker.port, "old-gw", store).stop()  # the only one in the shared group: its session holds all
+    box = make_client("box-1")
+    box.connect("127.0.0.1", broker.port)
+    box.loop_start()
+    try:
+        for i in range(2):
+            box.publish(*incident(i), qos=1).wait_for_publish(5)
+    finally:
+        box.loop_stop()
+    monkeypatch.setattr(service, "RETIRE_QUIET_S", 0.8)
+    monkeypatch.setattr(MqttIngest, "RECEIVE_MAXIMUM", 1)  # one sent ahead: the next once it is acknowledged
+    handle_batch, on_message = Ingest.handle_batch, MqttIngest._on_message
+    monkeypatch.setattr(Ingest, "handle_batch", lambda self, items: time.sleep(0.8) or handle_batch(self, items))
+    # each message reaches the retiring client 0.4 s after the broker sent it (a loaded machine, a far broker)
+    monkeypatch.setattr(MqttIngest, "_on_message", lambda self, *a: time.sleep(0.4) or on_message(self, *a))
+    config = GatewayConfig(broker=Broker(port=broker.port, client_id="new-gw"), database=database)
+    assert retire_gateway(config, "old-gw") == 0
+    assert "its session held 2 message(s) (case_created 2)" in capsys.readouterr().out
+    assert store.count("cases") == 2
+    assert not session_present(broker.port, "old-gw")
+
+
+@pytest.mark.slow
 def test_no_session_at_a_first_start_on_a_new_database_is_said_as_such_and_a_lost_one_warns(tmp_path, broker, caplog):
     """The demo's gateway starts on a new database and a new broker each time: the broker holds no session for it,
     which it warned of at every start. On a database made at that start, its first connection says it as a first
