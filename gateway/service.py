@@ -48,7 +48,9 @@ SHARED_SUBSCRIPTIONS = tuple(SHARE_GROUP + topic for topic in (wire.INCIDENT_SUB
 # messages wait this long at the broker for a gateway that is down (a restart, an upgrade); a gateway identity
 # that never comes back keeps its share of the city's messages as long, unless it is retired (``retire_gateway``)
 SESSION_EXPIRY_S = 7 * 86400
-RETIRE_QUIET_S = 3.0  # a retired identity's session gave nothing more for this long: it has given all it held
+# a retired identity's session gave nothing more for this long after its last message and its last acknowledgement
+# (which lets the broker send what it held back for the receive maximum): it has given all it held
+RETIRE_QUIET_S = 3.0
 RETIRE_CONNECT_S = 30.0  # a broker that does not answer a retire in this long is named as unreachable
 NOTICES_ACTIONS = ("dispatched", "escalate")  # the case log rows that are also notices
 NOTICES_PER_ROUND = 1000
@@ -116,7 +118,7 @@ class MqttIngest:
         self.session_present: bool | None = None  # as the broker said at the last connection
         self.cut_off: str | None = None  # retiring: why the broker ended the connection (another client took it)
         self.unsubscribed = threading.Event()
-        self.last_message_at = time.monotonic()
+        self.quiet_since = time.monotonic()  # retiring: the last message, acknowledgement or unsubscription
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
@@ -140,10 +142,12 @@ class MqttIngest:
         self.client.loop_stop()
 
     def drained(self, quiet_s: float) -> bool:
-        """Retiring: the subscriptions dropped, every message taken committed and acknowledged, and none
-        came for ``quiet_s``."""
+        """Retiring: the subscriptions dropped, every message taken committed and acknowledged, and none came for
+        ``quiet_s`` since the last acknowledgement either: the broker sends a session at most ``RECEIVE_MAXIMUM``
+        ahead of its acknowledgements, and the rest as they come (counted from the last message only, a commit slower
+        than ``quiet_s`` had the session ended at its acknowledgement, and the broker dropped what that let it send)."""
         return (self.unsubscribed.is_set() and self.queue.unfinished_tasks == 0
-                and time.monotonic() - self.last_message_at >= quiet_s)
+                and time.monotonic() - self.quiet_since >= quiet_s)
 
     def _work(self) -> None:
         while not self.stopping.is_set():
@@ -173,6 +177,7 @@ class MqttIngest:
                     self.client.ack(mid, qos)
             self._confirm(batch, outcomes)
             self.outcomes.update(outcomes)
+            self.quiet_since = time.monotonic()  # before the batch is done: drained() waits from its acknowledgement
             for _ in batch:
                 self.queue.task_done()
 
@@ -239,11 +244,11 @@ class MqttIngest:
                             "under the same identity (a gateway still running under it)")
 
     def _on_unsubscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        self.last_message_at = time.monotonic()
+        self.quiet_since = time.monotonic()
         self.unsubscribed.set()
 
     def _on_message(self, client, userdata, msg) -> None:
-        self.last_message_at = time.monotonic()
+        self.quiet_since = time.monotonic()
         if msg.qos == 0 and self.queue.qsize() >= self.WAITING_MAX:
             HEARTBEATS.labels("dropped").inc()
             return
