@@ -32,6 +32,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -274,8 +275,9 @@ boxes = Table(
     Column("twin_boots", String(130)),  # the two starts then, "BOOT BOOT"
 )
 
-# migration 19: on a backup restored, where each table whose ids are seen outside goes on from (``restored_id``): its
-# next row takes next_id, past any the lost gateway gave; the row here goes once one of the table's has taken it
+# migration 19: where each table whose ids are seen outside goes on from (``restored_id``): its next row takes next_id,
+# past any the lost gateway gave (a backup restored) or retention deleted (``keep_numbering``); the row here goes once
+# one of the table's has taken it
 numbering = Table(
     "numbering", metadata,
     Column("name", String(40), primary_key=True),  # the table's, one of gateway.restore.MARGINS
@@ -633,10 +635,11 @@ RENUMBERED = {"cases": cases, "suppressions": suppressions, "dead_letters": dead
 
 
 def restored_id(db: Connection, table: str, now: float) -> int | None:
-    """The id the next row of ``table`` (one of ``RENUMBERED``) takes on an SQLite backup restored, or None: the
-    database's own numbering. The first row numbered on a file ``gateway --backup`` marked fixes where each of those
-    tables goes on from (``restore.first_id``, kept in ``numbering``) and clears the mark, in the caller's
-    transaction; a table's place is let go once a row of it took it (a dead letter kept already takes none)."""
+    """The id the next row of ``table`` (one of ``RENUMBERED``) takes on an SQLite backup restored or past rows
+    deleted (``keep_numbering``), or None: the database's own numbering. The first row numbered on a file ``gateway
+    --backup`` marked fixes where each of those tables goes on from (``restore.first_id``, kept in ``numbering``) and
+    clears the mark, in the caller's transaction; a table's place is let go once a row of it took it (a dead letter
+    kept already takes none)."""
     if db.dialect.name != "sqlite":
         return None
     if (restored := backup_mark(db)) is not None:
@@ -650,10 +653,30 @@ def restored_id(db: Connection, table: str, now: float) -> int | None:
     next_id = db.execute(select(numbering.c.next_id).where(numbering.c.name == table)).scalar()
     if next_id is None:
         return None
-    if (db.execute(select(func.max(RENUMBERED[table].c.id))).scalar() or 0) >= next_id:
+    if last_id(db, table) >= next_id:
         db.execute(delete(numbering).where(numbering.c.name == table))
         return None
     return next_id
+
+
+def last_id(db: Connection, table: str) -> int:
+    """The largest id of ``table`` (one of ``RENUMBERED``), 0 for none: read from its primary key's end."""
+    return db.execute(select(func.max(RENUMBERED[table].c.id))).scalar() or 0
+
+
+def keep_numbering(db: Connection, table: str, deleted: list[int]) -> None:
+    """After the rows of ``table`` (one of ``RENUMBERED``) with the ids ``deleted`` were deleted in the caller's
+    transaction: where its last rows went, its next row still takes the id past them (``restored_id``), kept in
+    ``numbering`` unless a later one is there. SQLite numbers a new row one past the last in the table, and gave a
+    deleted row's id again (retention deleting every dead letter, or the newest: dead letter 5 in an operator's ticket
+    later named another message). PostgreSQL's sequences never go back: nothing kept."""
+    if db.dialect.name != "sqlite" or not deleted or last_id(db, table) > max(deleted):
+        return
+    held = db.execute(select(numbering.c.next_id).where(numbering.c.name == table)).scalar()
+    if held is None:
+        db.execute(insert(numbering).values(name=table, next_id=max(deleted) + 1))
+    elif held <= max(deleted):
+        db.execute(update(numbering).where(numbering.c.name == table).values(next_id=max(deleted) + 1))
 
 
 def start_warnings(db: Connection, tables: Tables, where: Path | str, now: float) -> list[str]:
@@ -1339,14 +1362,24 @@ def set_aside_evidence(db: Connection, row: dict, reason: str, now: float) -> No
 
 def dead_letter(db: Connection, topic: str, reason: str, payload: bytes, now: float) -> None:
     """Keep a refused message with the reason, in the caller's transaction, once: a message kept already (by its
-    digest) is left as it was. Its topic and reason as any database stores them (PostgreSQL refuses NUL in text,
-    and both may quote what the message held)."""
+    digest) is left as it was; another's id taken meanwhile (two writers given the same ``restored_id``) is an error,
+    not a dead letter lost. Its topic and reason as any database stores them (PostgreSQL refuses NUL in text, and
+    both may quote what the message held)."""
     row = {"received_at": now, "topic": topic.replace("\x00", "\\0")[:512],
            "reason": reason.replace("\x00", "\\0")[:1000], "payload": bytes(payload[:DEAD_LETTER_KEEP_BYTES]),
            "grid": dead_letter_grid(payload), "digest": wire.message_digest(topic, bytes(payload))}
-    if (first := restored_id(db, "dead_letters", now)) is not None:  # past the lost gateway's (a backup restored)
+    if (first := restored_id(db, "dead_letters", now)) is not None:  # past the lost gateway's, or the deleted ones'
         row["id"] = first
-    db.execute(_DIALECT_INSERT[db.dialect.name](dead_letters).values(row).on_conflict_do_nothing())
+    db.execute(_DIALECT_INSERT[db.dialect.name](dead_letters).values(row)
+               .on_conflict_do_nothing(index_elements=[dead_letters.c.digest]))
+
+
+def _delete_dead_letters(db: Connection, ids: Select) -> int:
+    """Delete the dead letters ``ids`` selects, their ids never given again (``keep_numbering``); how many."""
+    deleted = db.execute(delete(dead_letters).where(dead_letters.c.id.in_(ids.scalar_subquery()))
+                         .returning(dead_letters.c.id)).scalars().all()
+    keep_numbering(db, "dead_letters", deleted)
+    return len(deleted)
 
 
 _UNNAMED = select(func.length(evidence.c.data).label("size")).where(
@@ -1605,7 +1638,7 @@ class Store:
         with self.engine.begin() as db:
             old = select(dead_letters.c.id).where(dead_letters.c.received_at < older_than) \
                 .order_by(dead_letters.c.received_at).limit(limit)
-            return db.execute(delete(dead_letters).where(dead_letters.c.id.in_(old.scalar_subquery()))).rowcount
+            return _delete_dead_letters(db, old)
 
     def dead_letter_bytes(self) -> int:
         """The bytes of the dead letters' payloads (the most of a row; its topic and reason are 1.5 kB at most). Both
@@ -1628,7 +1661,7 @@ class Store:
         ranked = select(oldest.c.id, (total - before + oldest.c.size).label("newer")).subquery()
         over = select(ranked.c.id).where(ranked.c.newer > keep_bytes)
         with self.engine.begin() as db:
-            return db.execute(delete(dead_letters).where(dead_letters.c.id.in_(over.scalar_subquery()))).rowcount
+            return _delete_dead_letters(db, over)
 
     # --- reads ---
     def list_cases(self, state: str | None = None, grid: str | None = None, department: str | None = None,

@@ -483,12 +483,14 @@ def test_the_map_keeps_the_city_in_view_and_lists_a_case_placed_far_away(tmp_pat
 
 
 def test_the_demo_prints_a_token_for_the_centre_and_each_department(tmp_path):
+    """Made in the gateway's database, which is closed after (its write-ahead log gone: the file alone holds them)."""
     from xueliang.demo import DEMO_PEOPLE, demo_tokens, write_configs
 
     (tmp_path / "gateway").mkdir()
     _, gateway_cfg = write_configs(tmp_path, 1883, 8080, [])
-    store = Store(f"sqlite:///{tmp_path}/gateway/gateway.sqlite")
     lines = demo_tokens(gateway_cfg)
+    assert not (tmp_path / "gateway" / "gateway.sqlite-wal").exists()
+    store = Store(f"sqlite:///{tmp_path}/gateway/gateway.sqlite")
     tables = load_tables(TABLES_DIR / "demo.yaml")
     with serve(create_app(store, tables, public_read=True)) as base:
         for (name, role, department), line in zip(DEMO_PEOPLE, lines[1:], strict=True):

@@ -89,12 +89,13 @@ def demo_tokens(gateway_cfg: Path) -> list[str]:
     from gateway.storage import Store
 
     config = load_gateway_config(gateway_cfg)
-    store, root = Store(config.database), load_tables(config.tables).centre
+    root = load_tables(config.tables).centre
     lines = ["sign in at /ui/login with one of these tokens (valid 7 days):"]
-    for name, role, department in DEMO_PEOPLE:
-        token = new_token(store, name, role, department=department, grid=root if role == "operator" else None,
-                          lifetime_s=7 * 86400)
-        lines.append(f"  {name:16} {role:10} {token}")
+    with Store(config.database) as store:  # closed: its write-ahead log folded into the file
+        for name, role, department in DEMO_PEOPLE:
+            token = new_token(store, name, role, department=department, grid=root if role == "operator" else None,
+                              lifetime_s=7 * 86400)
+            lines.append(f"  {name:16} {role:10} {token}")
     return lines
 
 
