@@ -150,12 +150,14 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = 
     raise AssertionError(f"{message} within {timeout:.0f}s")
 
 
-def wait_subscribed(gateway, timeout: float = 10) -> None:
+def wait_subscribed(gateway, timeout: float = 10, after: int = 0) -> None:
     """Wait until the broker confirmed ``gateway``'s subscriptions (its SUBACK, since its last connection): a message
-    a box sends before is shared out to no gateway. ``gateway``: an ``MqttIngest``, or a gateway process's log file."""
+    a box sends before is shared out to no gateway. ``gateway``: an ``MqttIngest``, or a gateway process's log file,
+    read from byte ``after`` (its size when the process started: an earlier process's lines there say nothing)."""
     if isinstance(gateway, Path):
-        wait_until(lambda: "subscribed: the broker shares the city's messages with it" in gateway.read_text(),
-                   timeout, 0.05, message=f"the gateway logging to {gateway.name} subscribed")
+        said = b"subscribed: the broker shares the city's messages with it"
+        wait_until(lambda: said in gateway.read_bytes()[after:], timeout, 0.05,
+                   message=f"the gateway logging to {gateway.name} subscribed")
         return
     wait_until(lambda: gateway.state.broker["subscribed"], timeout, 0.05,
                message=f"gateway {gateway.config.broker.identity!r} subscribed")
