@@ -87,7 +87,8 @@ class Health:
         self._lock = threading.Lock()
         self.clock_every_s = clock_every_s
         self.started_at = time.time()
-        self.broker: dict = {"connected": False, "since": None, "last_error": None}
+        # subscribed: the broker confirmed the shared subscriptions (SUBACK) since the last connection
+        self.broker: dict = {"connected": False, "subscribed": False, "since": None, "last_error": None}
         self.ingest: dict = {"failing_since": None, "last_error": None, "last_commit_at": None}
         self.clock: dict = {"last_round_at": None, "failed_steps": []}
         self.database: dict = {"cannot_write_since": None, "last_error": None}
@@ -123,8 +124,14 @@ class Health:
             if up != self.broker["connected"]:
                 self.broker["since"] = time.time() if now is None else now
             self.broker["connected"] = up
+            if not up:
+                self.broker["subscribed"] = False
             if reason:
                 self.broker["last_error"] = reason[:300]
+
+    def broker_subscribed(self) -> None:
+        with self._lock:
+            self.broker["subscribed"] = True
 
     def clock_round(self, failed_steps: list[str], now: float | None = None) -> None:
         now = time.time() if now is None else now

@@ -106,6 +106,7 @@ class MqttIngest:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_unsubscribe = self._on_unsubscribe
         self.client.reconnect_delay_set(0.5, 2)
         self.queue: queue.Queue = queue.Queue()
@@ -242,6 +243,15 @@ class MqttIngest:
         if self.retiring and not self.stopping.is_set():
             self.cut_off = (f"the broker ended the connection ({reason_code}), as it does when another client connects "
                             "under the same identity (a gateway still running under it)")
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        refused = [f"{topic} ({code})" for topic, code in zip(SHARED_SUBSCRIPTIONS, reason_codes) if code.is_failure]
+        if refused:
+            log.error("the broker refused gateway %r the subscription to %s: it is sent none of those messages; check "
+                      "the broker's ACL for its account", self.config.broker.identity, ", ".join(refused))
+            return
+        log.info("gateway %r subscribed: the broker shares the city's messages with it", self.config.broker.identity)
+        self.state.broker_subscribed()
 
     def _on_unsubscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         self.quiet_since = time.monotonic()

@@ -102,9 +102,12 @@ class Watcher:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe([(t, 1) for t in topics])
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.reconnect_delay_set(0.2, 1)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        assert subscribed.wait(10), f"watcher of {topics} not subscribed within 10 s"  # nothing sent before is missed
 
     def _on_message(self, client, userdata, msg):
         with self.lock:
@@ -145,6 +148,19 @@ def wait_until(predicate, timeout: float, interval: float = 0.2, message: str = 
             return value
         time.sleep(interval)
     raise AssertionError(f"{message} within {timeout:.0f}s")
+
+
+def wait_subscribed(gateway, timeout: float = 10, after: int = 0) -> None:
+    """Wait until the broker confirmed ``gateway``'s subscriptions (its SUBACK, since its last connection): a message
+    a box sends before is shared out to no gateway. ``gateway``: an ``MqttIngest``, or a gateway process's log file,
+    read from byte ``after`` (its size when the process started: an earlier process's lines there say nothing)."""
+    if isinstance(gateway, Path):
+        said = b"subscribed: the broker shares the city's messages with it"
+        wait_until(lambda: said in gateway.read_bytes()[after:], timeout, 0.05,
+                   message=f"the gateway logging to {gateway.name} subscribed")
+        return
+    wait_until(lambda: gateway.state.broker["subscribed"], timeout, 0.05,
+               message=f"gateway {gateway.config.broker.identity!r} subscribed")
 
 
 class CpuSpent:

@@ -23,7 +23,7 @@ from gateway.service import MqttIngest
 from gateway.storage import Store
 from xueliang import wire
 
-from .conftest import wait_until
+from .conftest import wait_subscribed, wait_until
 from .test_gateway import JPEG, START, TOPIC
 from .test_workflow import database_url  # noqa: F401 (the fixture)
 
@@ -46,8 +46,7 @@ def stack(tmp_path, broker):
     gateway.start()
     publisher = Publisher("box-1", Broker(port=broker.port, resend_after_s=1), Outbox(tmp_path / "outbox.sqlite"))
     try:
-        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
-        time.sleep(0.5)  # its subscriptions
+        wait_subscribed(gateway)
         publisher.start()
         assert publisher.connected.wait(10)
         yield ingest, store, behind, publisher
@@ -405,8 +404,7 @@ def test_a_box_whose_clock_stands_in_2100_has_what_it_sees_become_a_case_with_th
         assert fault["type"] == "camera_fault" and fault["attributes"]["boot_clock"] == BOOT_ID
         publisher.status = {"box": "b1", "state": "online", "at": wire.iso(time.time()), "cameras": {},
                             **publisher.delivery(time.time())}
-        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
-        time.sleep(0.5)  # its subscriptions
+        wait_subscribed(gateway)
         with caplog.at_level(logging.WARNING, logger="edge.publisher"):
             publisher.start()
             running.append(publisher)
@@ -456,8 +454,7 @@ def test_a_box_whose_clock_stands_in_1970_holds_its_incidents_until_a_gateway_te
     publisher.status = {"box": "box-1", "state": "online", "at": wire.iso(time.time()), "cameras": {},
                         **publisher.delivery(time.time())}
     try:
-        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
-        time.sleep(0.5)  # its subscriptions
+        wait_subscribed(gateway)
         with caplog.at_level(logging.WARNING, logger="edge.publisher"):
             publisher.start()
             wait_until(lambda: publisher.outbox.pending() == 0, 15, 0.05, message="told the time, sent and taken")
@@ -582,8 +579,7 @@ def test_a_box_whose_clock_stands_in_1970_is_shown_its_clock_flagged_and_told_th
         return publisher, readers, slots
 
     try:
-        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
-        time.sleep(0.5)  # its subscriptions
+        wait_subscribed(gateway)
         publisher, readers, slots = started(gate="online", yard="reconnecting")
         box = shown()
         assert (box["state"], box["clock_offset_by"], box["clock_off"]) == ("online", "gateway", True)

@@ -29,7 +29,7 @@ from gateway.storage import Store
 from gateway.workflow import Action, Role
 from xueliang import services, wire
 
-from .conftest import CLIP, REPO, Watcher, wait_until
+from .conftest import CLIP, REPO, Watcher, wait_subscribed, wait_until
 from .test_edge_faults import camera
 from .test_edge_startup import box_config
 from .test_gateway import JPEG, START, TOPIC
@@ -368,8 +368,7 @@ def test_a_box_in_1970_restarted_with_no_gateway_reachable_puts_the_time_its_boo
     gateway.start()
     path = tmp_path / "box-1.outbox.sqlite"
     try:
-        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
-        time.sleep(0.5)  # its subscriptions
+        wait_subscribed(gateway)
         start_killed(f"""
             real = time.time
             time.time = lambda: 5.0 + time.monotonic() - {time.monotonic()}  # 1970-01-01T00:00:05Z now

@@ -33,7 +33,7 @@ from gateway.storage import Store
 from xueliang import wire
 from xueliang.mqtt import make_client
 
-from .conftest import page_rows, serve, wait_until
+from .conftest import page_rows, serve, wait_subscribed, wait_until
 from .test_gateway import NOW, TOPIC, payload
 from .test_two_gateways import at_once
 from .test_web import SHOTS, browser, main_text  # noqa: F401 (the fixture)
@@ -472,8 +472,7 @@ def test_a_client_making_up_a_box_name_for_each_heartbeat_over_real_mosquitto_fi
     rogue = make_client("rogue")  # a broker without the deploy ACL: anyone may write any topic
     gateway.start()
     try:
-        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
-        time.sleep(0.5)  # its subscriptions
+        wait_subscribed(gateway)
         counted = outcomes("invalid")
         rogue.connect("127.0.0.1", broker.port)
         rogue.loop_start()
@@ -684,8 +683,7 @@ def test_a_real_boxs_heartbeats_reach_the_page_in_chromium_and_hostile_ones_chan
     other = make_client("box-2")  # a broker without the deploy ACL: anyone may write any topic
     dying = make_client("box-9")
     try:
-        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
-        time.sleep(0.5)  # its subscriptions
+        wait_subscribed(gateway)
         # the box's status before the publisher starts, as run_box sets it; then one heartbeat an interval
         publisher.status = status(BOX, readers, slots, publisher.delivery(time.time()), heartbeat_s=1.0)
         publisher.start()
@@ -762,14 +760,11 @@ def test_heartbeats_past_those_waiting_are_dropped_while_ingest_is_held_back_and
 
     gateway = Held(GatewayConfig(broker=GatewayBroker(port=broker.port, client_id="gateway-1")),
                    Ingest(Store(f"sqlite:///{tmp_path}/gw.sqlite"), TABLES))
-    connected = threading.Event()
-    gateway.on_connected = connected.set
     gateway.client.connect("127.0.0.1", broker.port)  # no worker: nothing leaves the queue
     gateway.client.loop_start()
     box = make_client(BOX)
     try:
-        assert connected.wait(10)
-        time.sleep(0.5)  # its subscriptions
+        wait_subscribed(gateway)
         dropped = outcomes("dropped")
         box.connect("127.0.0.1", broker.port)
         box.loop_start()

@@ -19,7 +19,7 @@ from gateway.config import Broker as GatewayBroker
 from gateway.storage import Store
 from xueliang import wire
 
-from .conftest import Watcher, wait_until
+from .conftest import Watcher, wait_subscribed, wait_until
 from .test_boxes import BOX, TABLES, edge_box, heartbeat, kept, rows
 from .test_gateway import NOW
 from .test_workflow import database_url  # noqa: F401 (the fixture)
@@ -101,8 +101,7 @@ def test_a_real_boxs_blip_and_death_over_mosquitto_show_right_in_every_order(tmp
 
     try:
         gateway.start()
-        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
-        time.sleep(0.5)  # its subscriptions
+        wait_subscribed(gateway)
         publisher.status = status(BOX, readers, slots, publisher.delivery(time.time()), heartbeat_s=10.0)
         publisher.start()  # its first word: its status
         assert publisher.connected.wait(10)

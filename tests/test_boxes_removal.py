@@ -19,7 +19,7 @@ from gateway.storage import Store
 from xueliang import wire
 from xueliang.mqtt import make_client
 
-from .conftest import page_rows, serve, wait_until
+from .conftest import page_rows, serve, wait_subscribed, wait_until
 from .test_boxes import BOX, TABLES, heartbeat, rows, signed_in
 from .test_web import browser, main_text  # noqa: F401 (the fixture)
 
@@ -119,8 +119,7 @@ def test_a_removed_box_stays_removed_across_a_gateway_restart_until_it_speaks_ag
     gateway.start()
     box = make_client(BOX)
     try:
-        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
-        time.sleep(0.5)  # its subscriptions
+        wait_subscribed(gateway)
         box.connect("127.0.0.1", broker.port)
         box.loop_start()
         box.publish(wire.status_topic(BOX), heartbeat(tmp_path), qos=0, retain=True).wait_for_publish(5)
@@ -132,8 +131,8 @@ def test_a_removed_box_stays_removed_across_a_gateway_restart_until_it_speaks_ag
         gateway.stop()  # a gateway restarting: its retained status is not taken again
         gateway = MqttIngest(config, Ingest(store, TABLES))
         gateway.start()
-        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected again")
-        time.sleep(1.0)  # its subscriptions, and a retained status, were one sent
+        wait_subscribed(gateway)
+        time.sleep(0.5)  # a retained status, were one sent (right after the SUBACK), taken
         assert BOX not in rows(store) and api.get("/boxes", headers=admin).json()["boxes"] == []
         box.publish(wire.status_topic(BOX), heartbeat(tmp_path), qos=0, retain=True).wait_for_publish(5)
         wait_until(lambda: BOX in rows(store), 10, 0.05, message="the box listed again")

@@ -25,7 +25,7 @@ from gateway.storage import Store
 from xueliang import wire
 from xueliang.mqtt import make_client
 
-from .conftest import wait_until
+from .conftest import wait_subscribed, wait_until
 from .test_boxes import TABLES, signed_in
 
 DZG_07, DZG_08, XYM = "HQ-DZG-10D-07", "HQ-DZG-10D-08", "HQ-XYM-01-01"  # two streets of the demo tables' HQ
@@ -111,8 +111,7 @@ def test_over_mosquitto_an_operator_sees_the_boxes_and_cameras_of_its_grids_and_
     gateway.start()
     senders = []
     try:
-        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
-        time.sleep(0.5)  # its subscriptions
+        wait_subscribed(gateway)
         for box, body in BOXES.items():  # each box speaks for itself, as the deploy broker's ACL makes it
             client = make_client(box)
             client.connect("127.0.0.1", broker.port)

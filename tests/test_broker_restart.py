@@ -7,6 +7,7 @@ gateway connects again and subscribes, whatever a box publishes matches no subsc
 answers PUBACK "No matching subscribers" (0x10) and drops it. The box must send it again soon.
 """
 
+import logging
 import threading
 import time
 
@@ -14,15 +15,16 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 import pytest
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import Broker
 from edge.publisher import Outbox, Publisher
 from gateway.config import Broker as GatewayBroker
 from gateway.config import GatewayConfig
-from gateway.service import SHARE_GROUP, MqttIngest
+from gateway.service import SHARE_GROUP, SHARED_SUBSCRIPTIONS, MqttIngest
 from xueliang import wire
 
-from .conftest import wait_until
+from .conftest import wait_subscribed, wait_until
 
 RESEND_AFTER_S = 30.0  # the default: what the box would otherwise wait for
 
@@ -50,16 +52,17 @@ def gateway(port: int, ingest: Recorder) -> MqttIngest:
     """The gateway's own MQTT side (persistent session, 7-day expiry, shared subscription)."""
     ingest_ = MqttIngest(GatewayConfig(broker=GatewayBroker(port=port, client_id="gateway-1")), ingest)
     ingest_.start()
-    wait_until(lambda: ingest_.state.broker["connected"], 10, 0.05, message="gateway connected")
+    wait_subscribed(ingest_)
     return ingest_
 
 
 def v5_client(client_id: str, port: int, expiry: int | None = None):
-    """A connected v5 client; returns (client, CONNACK flags, PUBACK reason codes by mid)."""
+    """A connected v5 client; returns (client, CONNACK flags and ``subscribed`` at a SUBACK, PUBACK reason codes by mid)."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     connected, flags, pubacks = threading.Event(), {}, {}
     client.on_connect = lambda c, u, f, rc, p: (flags.update(session_present=f.session_present), connected.set())
     client.on_publish = lambda c, u, mid, rc, p: pubacks.__setitem__(mid, rc)
+    client.on_subscribe = lambda *_: flags.__setitem__("subscribed", True)
     props = None
     if expiry is not None:
         props = Properties(PacketTypes.CONNECT)
@@ -73,9 +76,9 @@ def v5_client(client_id: str, port: int, expiry: int | None = None):
 def test_mosquitto_restores_the_gateways_session_but_not_its_shared_subscription(broker):
     """The broker's behaviour the box must live with (if this fails, Mosquitto now keeps shared
     subscriptions across a restart; the box's quick resend is then merely never needed)."""
-    gw, _, _ = v5_client("gateway-1", broker.port, expiry=7 * 86400)
+    gw, said, _ = v5_client("gateway-1", broker.port, expiry=7 * 86400)
     gw.subscribe([(SHARE_GROUP + wire.INCIDENT_SUBSCRIPTION, 1), ("xl/v1/+/status", 1)])
-    time.sleep(0.3)
+    wait_until(lambda: said.get("subscribed"), 5, 0.05, message="its SUBACK")
     gw.disconnect()
     gw.loop_stop()
     broker.stop()  # SIGTERM: the persistence file is written at shutdown
@@ -101,7 +104,6 @@ def test_mosquitto_restores_the_gateways_session_but_not_its_shared_subscription
 def test_messages_a_box_sends_before_the_gateway_is_back_after_a_broker_restart_arrive_soon(tmp_path, broker):
     got = Recorder()
     gw = gateway(broker.port, got)
-    time.sleep(0.3)  # its SUBACK
     gw.stop()  # the gateway is away: its session (7 days) waits at the broker
     broker.stop()
     broker.start()
@@ -128,3 +130,35 @@ def test_messages_a_box_sends_before_the_gateway_is_back_after_a_broker_restart_
         publisher.stop(timeout=0.5)
         if gw is not None:
             gw.stop()
+
+
+@pytest.mark.slow
+def test_the_gateway_is_shown_subscribed_once_the_broker_confirmed_and_again_after_a_broker_restart(broker, caplog):
+    """Connected is not yet subscribed: what a box sends between the gateway's CONNACK and its SUBACK is shared out to
+    no gateway (tests waited for it with a fixed sleep, too short on a loaded machine). ``/health``'s broker part says
+    ``subscribed`` once the broker confirmed it, and the log says it; lost with the connection, and made again."""
+    with caplog.at_level(logging.INFO, logger="gateway.service"):
+        gw = gateway(broker.port, Recorder())  # waits until subscribed
+    try:
+        assert gw.state.parts()["broker"]["subscribed"] is True
+        assert "gateway 'gateway-1' subscribed: the broker shares the city's messages with it" in caplog.messages
+        broker.stop()
+        wait_until(lambda: not gw.state.broker["connected"], 10, 0.05, message="the gateway disconnected")
+        assert gw.state.parts()["broker"]["subscribed"] is False
+        broker.start()
+        wait_subscribed(gw)  # its shared subscriptions made again (the broker kept none of them)
+    finally:
+        gw.stop()
+
+
+def test_a_subscription_the_broker_refuses_is_said_and_the_gateway_not_shown_subscribed(caplog):
+    """A broker may refuse a subscription in its SUBACK (Mosquitto's ACL does not: it grants it, and filters what it
+    sends): the gateway gets none of those messages, says which and to check the account's ACL."""
+    gw = MqttIngest(GatewayConfig(broker=GatewayBroker(port=1, client_id="gateway-1")), Recorder())
+    granted, refused = ReasonCode(PacketTypes.SUBACK, identifier=1), ReasonCode(PacketTypes.SUBACK, identifier=0x87)
+    with caplog.at_level(logging.INFO, logger="gateway.service"):
+        gw._on_subscribe(gw.client, None, 1, [granted, refused, granted], None)
+    assert gw.state.broker["subscribed"] is False
+    assert caplog.messages == [f"the broker refused gateway 'gateway-1' the subscription to {SHARED_SUBSCRIPTIONS[1]} "
+                               "(Not authorized): it is sent none of those messages; check the broker's ACL for its "
+                               "account"]

@@ -30,7 +30,7 @@ from gateway.service import Clock
 from gateway.storage import Store, dead_letters
 from xueliang import services, wire
 
-from .conftest import wait_until
+from .conftest import wait_subscribed, wait_until
 from .hostile import HOSTILE, publishable, subscribed, valid
 
 OUTCOMES = {"case_created", "case_merged", "case_updated", "case_reopened", "duplicate", "evidence", "dead_letter",
@@ -127,7 +127,7 @@ def test_hostile_messages_through_the_broker_never_stop_the_gateway(broker, tmp_
     counter = itertools.count(1)
     try:
         services.wait_port(http_port, gateway, "gateway", timeout=30)
-        time.sleep(1.0)  # the shared subscription
+        wait_subscribed(tmp_path / "gateway.log")
 
         @settings(FUZZ, max_examples=8)
         @given(st.lists(HOSTILE, min_size=5, max_size=30))

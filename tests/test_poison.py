@@ -33,7 +33,7 @@ from gateway.storage import DatabaseUnusable, Store
 from xueliang import services, wire
 from xueliang.mqtt import make_client
 
-from .conftest import REPO, Watcher, wait_until
+from .conftest import REPO, Watcher, wait_subscribed, wait_until
 from .test_gateway import JPEG, START, TOPIC, payload, scans
 from .test_workflow import database_url, undo_migration_13  # noqa: F401 (fixtures)
 
@@ -54,8 +54,7 @@ def gateway_and_box(store: Store, tables, port: int, box_id: str):
     box.connect("127.0.0.1", port)
     box.loop_start()
     try:
-        wait_until(lambda: gateway.state.broker["connected"], 10, message="gateway connected")
-        time.sleep(0.5)  # the subscriptions
+        wait_subscribed(gateway)
         yield gateway, box
     finally:
         box.loop_stop()
@@ -416,8 +415,7 @@ def test_a_database_down_is_said_once_by_the_clock_and_by_ingest_not_at_every_tr
     publisher.connect("127.0.0.1", broker.port)
     publisher.loop_start()
     try:
-        wait_until(lambda: gateway.state.broker["connected"], 10, 0.05, message="gateway connected")
-        time.sleep(0.5)  # its subscriptions
+        wait_subscribed(gateway)
         publisher.publish(TOPIC, payload(incident_id="during"), qos=1)
         wait_until(lambda: health.ingest["failing_since"], 10, 0.05, message="ingest failed")
         time.sleep(4.5)  # two more tries of ingest, some 200 rounds of the clock
@@ -532,7 +530,6 @@ def test_rows_that_cannot_be_shown_neither_break_the_api_nor_stop_the_notices(st
     client.loop_start()
     try:
         clock = Clock(store, tables, client, every_s=1)
-        time.sleep(0.5)  # the watcher's subscription
         clock.publish_notices(time.time())
         wait_until(lambda: len(watcher.messages) >= 3, 5, message="the notices that can be built")
         sent = [wire.decode_notice(p) for _, p in watcher.messages]  # each follows the notice schema
@@ -616,8 +613,7 @@ def test_a_retained_poison_message_is_set_aside_once_not_at_every_reconnect(stor
                                  Ingest(store, tables, clock=time.time))
             gateway.start()
             try:
-                wait_until(lambda: gateway.state.broker["connected"], 10, message="gateway connected")
-                time.sleep(0.5)  # the subscriptions
+                wait_subscribed(gateway)
                 if run == 0:
                     hostile.publish(TOPIC, b'{"retained": "poison"}', qos=1, retain=True).wait_for_publish(5)
                     wait_until(lambda: store.list_dead_letters(), 10, message="the poison set aside")

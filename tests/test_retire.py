@@ -7,7 +7,6 @@ import logging
 import re
 import subprocess
 import sys
-import threading
 import time
 
 import paho.mqtt.client as mqtt
@@ -22,7 +21,7 @@ from xueliang import wire
 from xueliang.cli import main as cli
 from xueliang.mqtt import make_client
 
-from .conftest import Watcher, wait_until
+from .conftest import Watcher, wait_subscribed, wait_until
 from .test_gateway import TOPIC, payload
 from .test_gateway_database import an_older_releases_database, schema_version
 
@@ -30,10 +29,8 @@ from .test_gateway_database import an_older_releases_database, schema_version
 def gateway(port: int, identity: str, store: Store) -> MqttIngest:
     running = MqttIngest(GatewayConfig(broker=Broker(port=port, client_id=identity)),
                          Ingest(store, load_tables(TABLES_DIR / "demo.yaml"), clock=time.time))
-    subscribed = threading.Event()
-    running.client.on_subscribe = lambda *_: subscribed.set()  # the broker shares the city's messages with it now
     running.start()
-    assert subscribed.wait(10), f"{identity} not subscribed within 10 s"
+    wait_subscribed(running)
     return running
 
 
@@ -231,8 +228,7 @@ def test_retiring_the_identity_a_running_gateway_uses_stops_and_leaves_it_its_se
         assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
         assert ("error: gateway identity 'gw': the broker ended the connection (" in run.stderr
                 and "(a gateway still running under it). 0 message(s) taken; its session was not ended" in run.stderr)
-        wait_until(lambda: live.state.broker["connected"], 10, message="the running gateway back")
-        time.sleep(0.5)  # its subscriptions, made again
+        wait_subscribed(live)  # back, its subscriptions made again
         for i in range(6):
             box.publish(*incident(i), qos=1).wait_for_publish(5)
         wait_until(lambda: store.count("cases") == 6, 10, message="every incident at the running gateway")

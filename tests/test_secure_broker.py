@@ -18,7 +18,7 @@ from edge.publisher import Outbox, Publisher
 from xueliang import services, wire
 from xueliang.mqtt import make_client
 
-from .conftest import wait_until
+from .conftest import wait_subscribed, wait_until
 from .test_gateway import JPEG, START
 from .test_workflow import seen
 
@@ -54,8 +54,11 @@ class Gateway:
             "broker": {"port": broker.port, "username": user, "password": USERS[user], "tls_ca": str(ca(tmp_path))},
             "database": database or f"sqlite:///{self.db}", "escalation_check_s": 0.5,
             "http": {"port": self.http_port, "public_read": True, "allowed_hosts": ["127.0.0.1"]}}))
-        self.proc = services.xueliang(["gateway", "--config", str(config)], tmp_path / f"{user}.log")
+        log = tmp_path / f"{user}.log"
+        after = log.stat().st_size if log.exists() else 0  # a gateway started again appends to its log
+        self.proc = services.xueliang(["gateway", "--config", str(config)], log)
         services.wait_port(self.http_port, self.proc, "gateway", timeout=30)
+        wait_subscribed(log, after=after)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -134,7 +137,6 @@ def test_a_box_publishes_its_own_topics_and_a_refused_message_is_set_aside_witho
     broker = Broker(port=secure_broker.port, username="box-1", password=USERS["box-1"], tls_ca=ca(tmp_path))
     publisher = Publisher("box-1", broker, Outbox(tmp_path / "outbox.sqlite"))
     try:
-        time.sleep(1)
         publisher.start()
         assert publisher.connected.wait(10)
         forged = dict(START, box="box-2", incident_id="forged")
@@ -245,7 +247,6 @@ def test_broker_killed_mid_stream_loses_no_incident_end_to_end(secure_broker, tm
                             Outbox(tmp_path / f"{box}.outbox.sqlite")) for box in ("box-1", "box-2")]
     db = gateways[0].db
     try:
-        time.sleep(1.5)
         for p in publishers:
             p.start()
         sent = 0

@@ -39,7 +39,7 @@ from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
 from xueliang.mqtt import make_client
 
-from .conftest import Watcher, wait_until
+from .conftest import Watcher, wait_subscribed, wait_until
 from .test_gateway import NOW, START
 
 TABLES = load_tables(TABLES_DIR / "demo.yaml")
@@ -238,8 +238,8 @@ def test_an_outbox_flushed_twice_to_two_gateways_of_one_group_is_each_incidents_
     try:
         for g in gateways:
             g.start()
-        wait_until(lambda: all(g.state.broker["connected"] for g in gateways), 10, message="both gateways connected")
-        time.sleep(0.5)  # their subscriptions
+        for g in gateways:
+            wait_subscribed(g)
         box.connect("127.0.0.1", broker.port)
         box.loop_start()
         outbox = [m for i in range(12) for m in lifecycle(f"i-{i}", "left", location={"lat": 39.0 + i * 0.01,
@@ -288,8 +288,7 @@ def test_a_message_sent_twice_in_one_batch_is_acknowledged_with_what_it_did(tmp_
     box = make_client("box-1")
     try:
         gateway.start()
-        wait_until(lambda: gateway.state.broker["connected"], 10, message="gateway connected")
-        time.sleep(0.5)  # its subscriptions
+        wait_subscribed(gateway)
         box.connect("127.0.0.1", broker.port)
         box.loop_start()
         start = event("i-1", 1, "start", now=time.time())
