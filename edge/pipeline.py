@@ -544,7 +544,10 @@ class CameraPipeline:
         left-object check sees still, changed ground under a detection, ``later`` raises it as its own
         incident, dispatched, kept at its place as a confirmed incident is (``_at_place``: not only while
         the check still sees it still, which a swaying camera's check stopped doing 8-12 s before a
-        spill was taken away) and cleared when that ground is back to what it was."""
+        spill was taken away) and cleared when that ground is back to what it was. When the held lead ends, the
+        clocks ``later`` runs before a start go on in the zone's rule (``ConditionRule.hand_over``)."""
+        if later.place is None and not rule.holds_for_review:  # the held lead ended: the zone's rule goes on
+            later.hand_over(rule)
         if later.place is not None:  # open: kept at its place until that ground is back, as `_at_place` says
             new = self._at_place(later, mine)
         else:
