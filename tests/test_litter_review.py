@@ -248,3 +248,15 @@ def test_a_pile_put_down_beside_a_held_lead_keeps_its_clock_when_the_lead_ends()
     assert 40 <= new_t <= 47, new_t
     assert dispatched["incident_id"] != held["incident_id"]
 
+
+@pytest.mark.slow
+def test_a_pile_raised_beside_a_held_lead_is_not_raised_again_when_the_lead_ends():
+    """The pile put down at 20 s is dispatched (38 s) while the lead beside it is held; the lead is taken away at
+    40 s and ends (53 s). The zone's own rule, free again, saw the pile as new and dispatched it a second time, under
+    another id, at 64 s: two cases for one pile. One incident, dispatched once."""
+    events = _held_lead_beside(removed_at=40, dumped_at=20, persistence_s=10, frames=75)
+    starts = [(t, m) for t, m in events if m["state"] == "start"]
+    assert [m["attributes"]["needs_review"] for _, m in starts] == [True, False], starts
+    assert 30 <= starts[1][0] <= 40, starts
+    ends = [m["incident_id"] for _, m in events if m["state"] == "end"]
+    assert ends == [starts[0][1]["incident_id"]], ends   # the held lead ended; the pile's incident is open
