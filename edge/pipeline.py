@@ -377,6 +377,8 @@ class CameraPipeline:
             out += self._later_events(t, image, zone, kind, rule, later, mine, static)
             if rule.place is not None:  # an open incident is kept by sightings at its place only
                 mine = self._at_place(rule, mine)
+            elif later.place is not None:  # raised by `later`, open past the held lead: not raised again
+                mine = [s for s in mine if not overlap(s.box, later.place)]
             best = max(mine, key=lambda s: s.score, default=None)
             mode = self.detection.left_object
             source = "detector"
@@ -557,7 +559,12 @@ class CameraPipeline:
         left-object check sees still, changed ground under a detection, ``later`` raises it as its own
         incident, dispatched, kept at its place as a confirmed incident is (``_at_place``: not only while
         the check still sees it still, which a swaying camera's check stopped doing 8-12 s before a
-        spill was taken away) and cleared when that ground is back to what it was."""
+        spill was taken away) and cleared when that ground is back to what it was. When the held lead ends, the
+        clocks ``later`` runs before a start go on in the zone's rule (``ConditionRule.hand_over``), and an
+        incident ``later`` raised stays its own until it ends (the zone's rule raised the same pile a second time,
+        under another id, at its persistence past the lead's end: ``models/litter/HISTORY.md``, draw 33)."""
+        if later.place is None and not rule.holds_for_review:  # the held lead ended: the zone's rule goes on
+            later.hand_over(rule)
         if later.place is not None:  # open: kept at its place until that ground is back, as `_at_place` says
             new = self._at_place(later, mine)
         else:

@@ -546,6 +546,27 @@ class ConditionRule:
             return [_event(cand, t, "start")]
         return []
 
+    def hand_over(self, to: ConditionRule) -> None:
+        """Give the clocks this rule runs before a start to ``to``, which follows the same zone from now on: each
+        keeps when it began and whether it was confirmed. The rule for what is new beside a lead held for review
+        hands over when the lead ends; begun again, a pile put down beside the lead started 4 s later than its
+        persistence said (``make eval``'s draw 31, ``b-junction-west-11``, ``models/litter/HISTORY.md``). An
+        open incident is not handed over: it stays this rule's until it ends.
+
+        >>> held = ConditionRule("box/cam/z/garbage", 5, 600, persist_s=10, gap_s=3, start_window_s=2)
+        >>> later = ConditionRule("box/cam/z/garbage/later", 5, 600, persist_s=10, gap_s=3)
+        >>> here = Sighting(None, (0.7, 0.8), (0.6, 0.6, 0.8, 0.8), 0.7, "garbage")
+        >>> held.observe(0.0, False, here) + [e for t in range(20, 26) for e in later.observe(float(t), True, here)]
+        []
+        >>> later.hand_over(held)
+        >>> [(t, e.state, e.started_at) for t in range(26, 40) for e in held.observe(float(t), True, here)]
+        [(30, 'start', 30.0)]
+        """
+        if self._cand is None and self._waiting:
+            to._waiting = [c for c in to._waiting if not any(overlap(c.sighting.box, w.sighting.box)
+                                                             for w in self._waiting)] + self._waiting
+            self._waiting = []
+
     def close(self, t: float, reason: EndReason) -> list[Event]:
         self._waiting = []
         cand, self._cand = self._cand, None
