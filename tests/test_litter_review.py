@@ -72,24 +72,36 @@ def test_the_gateway_holds_a_case_the_edge_marks_for_review(tmp_path):
     assert client.get(f"/cases/{held['id']}", headers=auth(token)).json()["state"] == "dispatched"
 
 
+Pile = tuple[int, int, int, int, int, int]  # width, height, x, y in the campus picture; there from, until (s)
+
+
+def _two_piles(old: Pile, new: Pile, frames: int, persistence_s: int = 10, detection: dict | None = None
+               ) -> list[tuple[int, dict]]:
+    """The campus camera, the real litter model and left-object check, a garbage zone over the road: two piles drawn
+    (``old`` first), each there from and until the times it says. The messages, each with its time in seconds."""
+    config = parse_config({"box": "b1", "detection": detection or {}, "cameras": [
+        {"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
+            {"id": "road", "types": ["garbage"], "persistence_s": persistence_s, "clear_s": 5, "polygon": ROAD_ZONE}]}]})
+    pipeline = CameraPipeline(config, config.cameras[0], load_detectors(config))
+    rng = np.random.default_rng(3)
+    drawn = [(render(rng, "garbage", w, h, "heldout"), x, y, since, until) for w, h, x, y, since, until in (old, new)]
+    t0, events = 1_767_225_600.0, []
+    for t, frame in enumerate(campus_frames(step=10)[:frames]):
+        frame = frame.copy()
+        for pile, x, y, since, until in drawn:
+            if since <= t < until:
+                composite(frame, pile, x, y)
+        events += [(t, o.message) for o in pipeline.analyse(t0 + t, frame)]
+    return events
+
+
 @pytest.mark.slow
 def test_a_pile_dumped_where_one_is_held_for_review_is_dispatched_on_its_own():
     """The campus camera, the real litter model and left-object check: a small pile lies on the road
     when the camera comes up (held for review), a larger one is dumped over it at 20 s and taken away
     at 50 s. The held incident cannot carry the new pile: it gets its own incident, dispatched, that
     ends ``cleared`` once the ground is back to what the camera first saw, while the held one stays."""
-    config = parse_config({"box": "b1", "cameras": [{"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
-        {"id": "road", "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": ROAD_ZONE}]}]})
-    pipeline = CameraPipeline(config, config.cameras[0], load_detectors(config))
-    rng = np.random.default_rng(3)
-    old, new = render(rng, "garbage", 50, 30, "heldout"), render(rng, "garbage", 70, 40, "heldout")
-    t0, events = 1_767_225_600.0, []
-    for t, frame in enumerate(campus_frames(step=10)[:75]):
-        frame = frame.copy()
-        composite(frame, old, 350, 345)
-        if 20 <= t < 50:
-            composite(frame, new, 340, 335)
-        events += [(t, o.message) for o in pipeline.analyse(t0 + t, frame)]
+    events = _two_piles(old=(50, 30, 350, 345, 0, 75), new=(70, 40, 340, 335, 20, 50), frames=75)
     starts = [(t, m) for t, m in events if m["state"] == "start"]
     assert [m["attributes"]["needs_review"] for _, m in starts] == [True, False], starts
     (held_t, held), (new_t, dispatched) = starts
@@ -225,21 +237,8 @@ def test_a_held_lead_taken_away_ends_though_another_pile_lies_in_the_zone_with_l
     the held lead open, its box moved onto that pile, for as long as it lay there. Now it ends ``cleared``;
     the dispatched pile is not taken for it. (``left_object_min_area`` is set over the small pile's
     ghost, the ground it leaves that the check learnt with it, so that ghost stands in for nothing.)"""
-    config = parse_config({"box": "b1", "detection": {"left_object": "either", "left_object_min_area": 0.12},
-                           "cameras": [{"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
-                               {"id": "road", "types": ["garbage"], "persistence_s": 10, "clear_s": 5,
-                                "polygon": ROAD_ZONE}]}]})
-    pipeline = CameraPipeline(config, config.cameras[0], load_detectors(config))
-    rng = np.random.default_rng(3)
-    old, new = render(rng, "garbage", 40, 24, "heldout"), render(rng, "garbage", 70, 40, "heldout")
-    t0, events = 1_767_225_600.0, []
-    for t, frame in enumerate(campus_frames(step=10)[:50]):
-        frame = frame.copy()
-        if t < 30:
-            composite(frame, old, 305, 345)
-        if t >= 15:
-            composite(frame, new, 390, 340)
-        events += [(t, o.message) for o in pipeline.analyse(t0 + t, frame)]
+    events = _two_piles(old=(40, 24, 305, 345, 0, 30), new=(70, 40, 390, 340, 15, 50), frames=50,
+                        detection={"left_object": "either", "left_object_min_area": 0.12})
     starts = [(t, m) for t, m in events if m["state"] == "start"]
     assert [m["attributes"]["needs_review"] for _, m in starts] == [True, False], starts
     (held_t, held), (new_t, dispatched) = starts
@@ -252,32 +251,12 @@ def test_a_held_lead_taken_away_ends_though_another_pile_lies_in_the_zone_with_l
     assert all(b[0] < dispatched["bbox"][0] for b in held_boxes), (held_boxes, dispatched["bbox"])
 
 
-def _held_lead_beside(removed_at: int, dumped_at: int, persistence_s: int, frames: int) -> list[tuple[int, dict]]:
-    """The campus camera, the real litter model and left-object check: a small pile lies on the road when the
-    camera comes up (a lead held for review) and is taken away at ``removed_at``; another is put down beside it,
-    not over it, at ``dumped_at`` and stays. The messages, each with its time in seconds."""
-    config = parse_config({"box": "b1", "cameras": [{"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
-        {"id": "road", "types": ["garbage"], "persistence_s": persistence_s, "clear_s": 5, "polygon": ROAD_ZONE}]}]})
-    pipeline = CameraPipeline(config, config.cameras[0], load_detectors(config))
-    rng = np.random.default_rng(3)
-    old, new = render(rng, "garbage", 50, 30, "heldout"), render(rng, "garbage", 50, 30, "heldout")
-    t0, events = 1_767_225_600.0, []
-    for t, frame in enumerate(campus_frames(step=10)[:frames]):
-        frame = frame.copy()
-        if t < removed_at:
-            composite(frame, old, 315, 350)
-        if t >= dumped_at:
-            composite(frame, new, 405, 350)
-        events += [(t, o.message) for o in pipeline.analyse(t0 + t, frame)]
-    return events
-
-
 @pytest.mark.slow
 def test_a_pile_put_down_beside_a_held_lead_keeps_its_clock_when_the_lead_ends():
     """The pile put down at 20 s is confirmed some seconds later, and its persistence (15 s) has not run when the
     held lead ends (taken away at 32 s, ended at 39 s): its clock goes on in the zone's rule, and it starts at its
     persistence (43 s), as it would have beside no lead. Begun again when the lead ended, it started at 55 s."""
-    events = _held_lead_beside(removed_at=32, dumped_at=20, persistence_s=15, frames=65)
+    events = _two_piles(old=(50, 30, 315, 350, 0, 32), new=(50, 30, 405, 350, 20, 65), frames=65, persistence_s=15)
     starts = [(t, m) for t, m in events if m["state"] == "start"]
     assert [m["attributes"]["needs_review"] for _, m in starts] == [True, False], starts
     (_, held), (new_t, dispatched) = starts
@@ -290,7 +269,7 @@ def test_a_pile_raised_beside_a_held_lead_is_not_raised_again_when_the_lead_ends
     """The pile put down at 20 s is dispatched (38 s) while the lead beside it is held; the lead is taken away at
     40 s and ends (53 s). The zone's own rule, free again, saw the pile as new and dispatched it a second time, under
     another id, at 64 s: two cases for one pile. One incident, dispatched once."""
-    events = _held_lead_beside(removed_at=40, dumped_at=20, persistence_s=10, frames=75)
+    events = _two_piles(old=(50, 30, 315, 350, 0, 40), new=(50, 30, 405, 350, 20, 75), frames=75)
     starts = [(t, m) for t, m in events if m["state"] == "start"]
     assert [m["attributes"]["needs_review"] for _, m in starts] == [True, False], starts
     assert 30 <= starts[1][0] <= 40, starts
