@@ -639,9 +639,13 @@ def restored_id(db: Connection, table: str, now: float) -> int | None:
     deleted (``keep_numbering``), or None: the database's own numbering. The first row numbered on a file ``gateway
     --backup`` marked fixes where each of those tables goes on from (``restore.first_id``, kept in ``numbering``) and
     clears the mark, in the caller's transaction; a table's place is let go once a row of it took it (a dead letter
-    kept already takes none)."""
+    kept already takes none). Read under SQLite's write lock (``write_lock``), held until the caller's row is in and
+    committed: two writers (ingest's thread and the clock's, two gateways on one file) each read the same next id, and
+    the second's row failed on it (a dead letter retried, a case's batch taken again), or each fixed where the tables
+    go on from a backup's mark, the second past the first's again."""
     if db.dialect.name != "sqlite":
         return None
+    write_lock(db)
     if (restored := backup_mark(db)) is not None:
         made, _ = restored
         held = dict(db.execute(select(numbering.c.name, numbering.c.next_id)).all())  # a restored file's, backed up
@@ -657,6 +661,15 @@ def restored_id(db: Connection, table: str, now: float) -> int | None:
         db.execute(delete(numbering).where(numbering.c.name == table))
         return None
     return next_id
+
+
+def write_lock(db: Connection) -> None:
+    """Hold SQLite's write lock from now until ``db``'s transaction ends: another writer waits at its own (its
+    ``busy_timeout``) until this one commits, and what this one reads from now is what it writes on. pysqlite begins a
+    transaction at its first INSERT, UPDATE or DELETE only: what it read before, another writer could change first
+    (a transaction that wrote holds the lock already)."""
+    if not db.connection.dbapi_connection.in_transaction:
+        db.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def last_id(db: Connection, table: str) -> int:
@@ -1362,8 +1375,8 @@ def set_aside_evidence(db: Connection, row: dict, reason: str, now: float) -> No
 
 def dead_letter(db: Connection, topic: str, reason: str, payload: bytes, now: float) -> None:
     """Keep a refused message with the reason, in the caller's transaction, once: a message kept already (by its
-    digest) is left as it was; another's id taken meanwhile (two writers given the same ``restored_id``) is an error,
-    not a dead letter lost. Its topic and reason as any database stores them (PostgreSQL refuses NUL in text, and
+    digest) is left as it was; an id taken twice would be an error, not a dead letter lost (``restored_id`` gives each
+    once). Its topic and reason as any database stores them (PostgreSQL refuses NUL in text, and
     both may quote what the message held)."""
     row = {"received_at": now, "topic": topic.replace("\x00", "\\0")[:512],
            "reason": reason.replace("\x00", "\\0")[:1000], "payload": bytes(payload[:DEAD_LETTER_KEEP_BYTES]),
