@@ -18,7 +18,7 @@ incident starts only if the left-object check also sees still, changed ground un
 box (a detection under ``litter_min_score`` counts only there, down to
 ``litter_confirmed_min_score``: two weak signals agreeing); under ``either`` a still, changed
 region with no detection counts too (for piles the model does not know), at an open incident's
-place only and never at another's (``_left_here``). Nothing that was
+place only and never at another's, and never for a lead held for review (``_left_here``). Nothing that was
 always there is dispatched on the detector's word alone: a detection the check never confirms
 (for ``REVIEW_FACTOR`` times the persistence), or one seen since the camera came up, is sent with
 ``attributes.needs_review: true`` and the gateway holds its case for a person (street furniture
@@ -389,7 +389,8 @@ class CameraPipeline:
                 confirmed = None  # the check cannot tell (people in front): as the place was at its last sightings
             if confirmed is not False and static is not None:
                 source = "detector+left_object"
-            if best is None and mode == "either" and kind == next(k for k in zone.types if k in LITTER_TYPES):
+            if best is None and mode == "either" and kind == next(k for k in zone.types if k in LITTER_TYPES) \
+                    and not (rule.place is not None and rule.needs_review):
                 best = self._left_here(zone, kind, rule, static)
                 if best is not None:
                     confirmed, source = True, "left_object"
@@ -412,7 +413,10 @@ class CameraPipeline:
         detector names nothing: the largest in the zone at the open incident's place (as ``_at_place`` keeps it on
         detections there only), and none at another open incident's place (that object is that incident's). The
         largest anywhere in the zone kept a held lead whose object was taken away open on another pile there, and
-        moved it onto that pile, for as long as it lay there."""
+        moved it onto that pile, for as long as it lay there. Not for a lead held for review (the caller's): raised on
+        the detector's word and never confirmed, it is kept by the detector's sightings alone; its object was in the
+        check's background since the camera came up, and the bare ground it leaves when taken away shows as a still,
+        changed region (a ghost) that kept it open for the ten minutes the background takes to learn it."""
         others = [r.place for _, _, other, later in self.litter for r in (other, later)
                   if r is not rule and r.place is not None]
         for box, _ in regions(static, self._zone_mask(zone, static.shape), self.detection.left_object_min_area):
