@@ -317,6 +317,19 @@ class LeftObject:
             return None
         return Ground(_around(self._long, box), _around(self._lit, box))
 
+    def seen(self, box: Box) -> Ground | None:
+        """``box`` (0..1 of the frame) as the last picture shows it, and ``SHAKE`` pixels around it, as a ``Ground``
+        to compare later pictures with (``unlike``): the ground an object taken away left, which the background,
+        having learnt the object, reads as changed for as long as it takes to learn the ground (a ghost). None
+        before the first picture or where less than half of it is in view (people or vehicles in front)."""
+        if self._cur is None:
+            return None
+        features = _around(self._cur, box)
+        view = self._view(box, features)
+        if view is None or view[1].mean() < 0.5:
+            return None
+        return Ground(features, np.full(features.shape[:2], self._cur_light, np.float32))
+
     def unlike(self, ground: Ground, box: Box, min_seen: float = 0.5, within: np.ndarray | None = None) -> float | None:
         """The share of ``box`` in the last picture that differs from ``ground`` (see ``ground``, same
         box) however the picture is shifted by up to ``SHAKE`` pixels (a camera shaken by the wind

@@ -18,7 +18,8 @@ incident starts only if the left-object check also sees still, changed ground un
 box (a detection under ``litter_min_score`` counts only there, down to
 ``litter_confirmed_min_score``: two weak signals agreeing); under ``either`` a still, changed
 region with no detection counts too (for piles the model does not know), at an open incident's
-place only and never at another's (``_left_here``). Nothing that was
+place only and never at another's, never for a lead held for review, and never where an incident ended while
+that place shows the ground it left (``_left_here``). Nothing that was
 always there is dispatched on the detector's word alone: a detection the check never confirms
 (for ``REVIEW_FACTOR`` times the persistence), or one seen since the camera came up, is sent with
 ``attributes.needs_review: true`` and the gateway holds its case for a person (street furniture
@@ -72,6 +73,10 @@ LOOK_FOLLOWS = 0.9  # showing at least this share of it: the same object, its lo
 MAX_BOX_AREA = 0.5  # a vehicle or person box over more than this share of the picture is the road seen as one car
 STILL_LOOKS = 2  # passes that must see a stay's picture unchanged before its clock can raise an incident
 REVIEW_FACTOR = 2  # a detection never confirmed goes for review after 2x the zone's persistence
+# an ended incident's place is a ghost's this many times the check's absorb_s: a change of all 255 lightness levels
+# takes ln(255 / 18) = 2.65 of them to fade under the check's threshold
+GHOST_KEPT = 3.0
+GHOST_SHARE = 0.5  # a still region this share of which lies in a ghost's place showing the ground it left is that ghost
 WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 NAMED_LATELY = 3  # a "pile" in the box a vehicle was last named in, this many passes ago at most, is that vehicle
 SAME_BOX = 0.5  # ... where its box and the vehicle's overlap by this much (intersection over union) at least
@@ -119,6 +124,17 @@ class _Place:
     there: bool = True
 
 
+@dataclass(frozen=True)
+class _Ghost:
+    """The place of a litter incident that ended, the ground it left there (``LeftObject.seen``), the check's
+    ``scene`` then, and until when it is kept (``GHOST_KEPT``). See ``CameraPipeline._left_here``."""
+
+    box: Box
+    ground: Ground
+    scene: int
+    until: float
+
+
 class CameraPipeline:
     def __init__(self, config: EdgeConfig, camera: Camera, detectors: dict[str, Detector]):
         self.box, self.camera, self.detectors = config.box, camera, detectors
@@ -148,6 +164,7 @@ class CameraPipeline:
         self.left = LeftObject() if self.litter and self.detection.left_object != "off" else None
         self.types = TypeVote(forget_s=rules.gap_s)
         self._places: dict[ConditionRule, _Place] = {}  # a confirmed incident's place and its ground before
+        self._ghosts: list[_Ghost] = []  # the places of incidents that ended, and the ground they left
         self._litter_pass = float("-inf")
         self._zone_masks: dict[str, np.ndarray] = {}
         self._litter_regions: list[Region] = []
@@ -240,6 +257,7 @@ class CameraPipeline:
                  len(self._litter_regions))
         self._zone_masks = {}
         self._places.clear()  # the left-object check learns the new picture size from scratch
+        self._ghosts.clear()
         # the change gate looks at each zone on its own: a car arriving in a small zone moves that zone's
         # mean a lot and a large box's mean little (at dusk, too little: an arrival was seen 11 s late)
         self._gate_boxes = [box_to_pixels(polygon_to_xyxy(p), *THUMB_SIZE) for p in polys + litter_polys]
@@ -358,6 +376,7 @@ class CameraPipeline:
         seen = self._sightings(self._litter, w, h)
         if self.left is not None:
             static = self.left.observe(t, image, movers)
+            self._ghosts = [g for g in self._ghosts if t < g.until and g.scene == self.left.scene]
             named = [s.box for s in seen if s.score >= self.detection.litter_confirmed_min_score]
             self._closer = self._closer_looks(static, named, w, h)
         # below litter_min_score, a detection counts only where the check sees still, changed ground under it
@@ -389,7 +408,8 @@ class CameraPipeline:
                 confirmed = None  # the check cannot tell (people in front): as the place was at its last sightings
             if confirmed is not False and static is not None:
                 source = "detector+left_object"
-            if best is None and mode == "either" and kind == next(k for k in zone.types if k in LITTER_TYPES):
+            if best is None and mode == "either" and kind == next(k for k in zone.types if k in LITTER_TYPES) \
+                    and not (rule.place is not None and rule.needs_review):
                 best = self._left_here(zone, kind, rule, static)
                 if best is not None:
                     confirmed, source = True, "left_object"
@@ -412,14 +432,29 @@ class CameraPipeline:
         detector names nothing: the largest in the zone at the open incident's place (as ``_at_place`` keeps it on
         detections there only), and none at another open incident's place (that object is that incident's). The
         largest anywhere in the zone kept a held lead whose object was taken away open on another pile there, and
-        moved it onto that pile, for as long as it lay there."""
+        moved it onto that pile, for as long as it lay there. Not for a lead held for review (the caller's): raised on
+        the detector's word and never confirmed, it is kept by the detector's sightings alone; its object was in the
+        check's background since the camera came up, and the bare ground it leaves when taken away shows as a still,
+        changed region (a ghost) that kept it open for the ten minutes the background takes to learn it. Nor a region
+        mostly in the place of an incident that ended (``_ghosts``) while that place shows the ground it left (less
+        than ``CONFIRM_COVER`` of it differs): with nothing open in the zone, the ghost of a held lead's pile was
+        raised as a new object and dispatched to bare ground; something put there since differs from that ground."""
         others = [r.place for _, _, other, later in self.litter for r in (other, later)
                   if r is not rule and r.place is not None]
+        ghosts = [g.box for g in self._ghosts if self._shows_its_ground(g)]
         for box, _ in regions(static, self._zone_mask(zone, static.shape), self.detection.left_object_min_area):
-            if (rule.place is None or overlap(box, rule.place)) and not any(overlap(box, p) for p in others):
+            if (rule.place is None or overlap(box, rule.place)) and not any(overlap(box, p) for p in others) \
+                    and not any(inside(box, g) >= GHOST_SHARE for g in ghosts):
                 x1, y1, x2, y2 = box
                 return Sighting(None, ((x1 + x2) / 2, (y1 + y2) / 2), box, 0.5, kind)
         return None
+
+    def _shows_its_ground(self, ghost: _Ghost) -> bool:
+        """Whether a ghost's place shows the ground its incident left (less than ``CONFIRM_COVER`` of it differs), or
+        the check cannot tell (people or vehicles in front of most of it: no still region lies there either)."""
+        assert self.left is not None
+        unlike = self.left.unlike(ghost.ground, ghost.box)
+        return unlike is None or unlike < CONFIRM_COVER
 
     def _remember_named(self, vehicles: list[Sighting]) -> None:
         """Where each vehicle was last named with ``min_score``, for the ``NAMED_LATELY`` passes after: a litter
@@ -483,7 +518,7 @@ class CameraPipeline:
         """An incident the left-object check confirmed (with the check on, an incident not for review
         is one it confirmed) keeps the ground as it was before its object came (see
         ``LeftObject.ground``) and the scene the check knew then, for ``_at_place``; forgotten when it
-        ends."""
+        ends. The place of any that ends is kept as a ghost's, with the ground it left (``_left_here``)."""
         for e in events:
             if e.state == "start" and not rule.needs_review and self.left is not None:
                 box = e.sighting.box
@@ -492,6 +527,10 @@ class CameraPipeline:
                     self._places[rule] = _Place(box, ground, self.left.scene, self.left.look(ground, box))
             elif e.state == "end":
                 self._places.pop(rule, None)
+                ground = self.left.seen(e.sighting.box) if self.left is not None else None
+                if ground is not None and e.ended_at is not None:
+                    self._ghosts.append(_Ghost(e.sighting.box, ground, self.left.scene,
+                                               e.ended_at + GHOST_KEPT * self.left.absorb_s))
 
     def _at_place(self, rule: ConditionRule, mine: list[Sighting]) -> list[Sighting]:
         """The sightings that keep ``rule``'s open incident, from what the left-object check last saw of
