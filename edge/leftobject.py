@@ -452,13 +452,20 @@ def covered(static: Mask, box: Box) -> float:
 
 def regions(static: Mask, zone: Mask, min_fraction: float) -> list[tuple[Box, float]]:
     """Still, changed regions inside the zone as (box 0..1 of the frame, fraction of the zone),
-    biggest first, each at least ``min_fraction`` of the zone."""
+    biggest first, each at least ``min_fraction`` of the zone; Python's floats, not numpy's (a box that
+    stands in for a sighting goes on the wire as it is: ``left_object: either``).
+
+    >>> still, zone = np.zeros((10, 20), np.uint8), np.ones((10, 20), np.uint8)
+    >>> still[2:4, 5:9] = 1
+    >>> regions(still, zone, 0.01)
+    [((0.25, 0.2, 0.45, 0.4), 0.04)]
+    """
     area = max(1, int(zone.sum()))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(static & zone, connectivity=8)
     h, w = static.shape
     out = []
     for i in range(1, n):
-        x, y, bw, bh, pixels = stats[i]
+        x, y, bw, bh, pixels = (int(v) for v in stats[i])
         if pixels >= min_fraction * area:
             out.append((normalise((x, y, x + bw, y + bh), w, h), pixels / area))
     return sorted(out, key=lambda r: -r[1])
