@@ -41,6 +41,9 @@ if [ ! -x "$prefix/.venv/bin/python" ]; then
   /usr/bin/python3 -m venv "$prefix/.venv"
 fi
 echo "install: installing xueliang[$extras] from $src into $prefix/.venv"
+# setuptools builds in the checkout's build/ and adds what is there to the package: a file the new code no longer
+# has (a module removed, a model renamed) was installed again from the last install's copy
+rm -rf -- "$src/build"
 "$prefix/.venv/bin/pip" install -q --disable-pip-version-check --upgrade "$src[$extras]"
 # the same version number again: pip would keep the files it has; this checkout's are what is meant
 "$prefix/.venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$src"
