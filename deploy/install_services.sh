@@ -35,10 +35,17 @@ if ! id -u xueliang >/dev/null 2>&1; then
 fi
 
 install -d -m 0755 "$prefix" "$prefix/deploy"
-if [ ! -x "$prefix/.venv/bin/python" ]; then
+# pip, not python: a venv made without ensurepip has its python and no pip, and is made again
+if [ ! -x "$prefix/.venv/bin/pip" ]; then
+  # Debian's python3 makes a venv only with python3-venv (ensurepip), which a fresh Debian 12 lacks
+  if ! /usr/bin/python3 -c "import ensurepip" 2>/dev/null; then
+    echo "install: installing the Debian package python3-venv"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
   echo "install: creating $prefix/.venv"
   # the system's python: one under /root (pyenv's) cannot be run by the user
-  /usr/bin/python3 -m venv "$prefix/.venv"
+  /usr/bin/python3 -m venv --clear "$prefix/.venv"
 fi
 echo "install: installing xueliang[$extras] from $src into $prefix/.venv"
 # setuptools builds in the checkout's build/ and adds what is there to the package: a file the new code no longer
