@@ -71,6 +71,12 @@ done
 echo "install: units in $units; configs go in $etc (edge.yaml, gateway.yaml, as $etc/xueliang.env names them)"
 
 if [ -d /run/systemd/system ]; then
+  # an upgrade: a unit running since before it keeps the code it started with (and --enable starts no running one)
+  for unit in xueliang-edge.service xueliang-gateway.service; do
+    if systemctl is-active --quiet "$unit"; then
+      echo "install: $unit runs the code it started with: systemctl restart $unit"
+    fi
+  done
   systemctl daemon-reload
   if [ ${#enable[@]} -gt 0 ]; then
     systemctl enable --now "${enable[@]}"
