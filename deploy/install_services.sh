@@ -35,12 +35,22 @@ if ! id -u xueliang >/dev/null 2>&1; then
 fi
 
 install -d -m 0755 "$prefix" "$prefix/deploy"
-if [ ! -x "$prefix/.venv/bin/python" ]; then
+# pip, not python: a venv made without ensurepip has its python and no pip, and is made again
+if [ ! -x "$prefix/.venv/bin/pip" ]; then
+  # Debian's python3 makes a venv only with python3-venv (ensurepip), which a fresh Debian 12 lacks
+  if ! /usr/bin/python3 -c "import ensurepip" 2>/dev/null; then
+    echo "install: installing the Debian package python3-venv"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  fi
   echo "install: creating $prefix/.venv"
   # the system's python: one under /root (pyenv's) cannot be run by the user
-  /usr/bin/python3 -m venv "$prefix/.venv"
+  /usr/bin/python3 -m venv --clear "$prefix/.venv"
 fi
 echo "install: installing xueliang[$extras] from $src into $prefix/.venv"
+# setuptools builds in the checkout's build/ and adds what is there to the package: a file the new code no longer
+# has (a module removed, a model renamed) was installed again from the last install's copy
+rm -rf -- "$src/build"
 "$prefix/.venv/bin/pip" install -q --disable-pip-version-check --upgrade "$src[$extras]"
 # the same version number again: pip would keep the files it has; this checkout's are what is meant
 "$prefix/.venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$src"
@@ -61,6 +71,12 @@ done
 echo "install: units in $units; configs go in $etc (edge.yaml, gateway.yaml, as $etc/xueliang.env names them)"
 
 if [ -d /run/systemd/system ]; then
+  # an upgrade: a unit running since before it keeps the code it started with (and --enable starts no running one)
+  for unit in xueliang-edge.service xueliang-gateway.service; do
+    if systemctl is-active --quiet "$unit"; then
+      echo "install: $unit runs the code it started with: systemctl restart $unit"
+    fi
+  done
   systemctl daemon-reload
   if [ ${#enable[@]} -gt 0 ]; then
     systemctl enable --now "${enable[@]}"

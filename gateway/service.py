@@ -238,7 +238,10 @@ class MqttIngest:
         self.on_connected()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        log.warning("gateway disconnected from broker: %s", reason_code)
+        if self.stopping.is_set() and not reason_code.is_failure:  # its own goodbye as it stops: nothing to act on
+            log.info("gateway disconnected from broker (the gateway is stopping)")
+        else:
+            log.warning("gateway disconnected from broker: %s", reason_code)
         self.state.broker_up(False, f"disconnected: {reason_code}")
         if self.retiring and not self.stopping.is_set():
             self.cut_off = (f"the broker ended the connection ({reason_code}), as it does when another client connects "

@@ -771,8 +771,13 @@ def tables_read_only(url: str) -> list[str] | None:
     database; None for an SQLite file that is not there. DatabaseUnusable where it cannot be read (no SQLite
     database, out of reach, a PostgreSQL that does not answer), said as the gateway's start says it."""
     path = sqlite_path(url)
-    if path is not None and not path.exists() and not path.is_symlink():
-        return None
+    try:
+        if path is not None and not path.exists() and not path.is_symlink():
+            return None
+    except OSError as exc:  # a folder on its way the user may not search: a relative path, run from root's home
+        raise DatabaseUnusable(f"database {database_where(url)}: cannot be read ({exc.strerror}): let this user reach "
+                               "it, each folder on its way (a relative path is read from the folder the command runs "
+                               "in); nothing was made") from None
     engine = _read_only_engine(url)
     try:
         with engine.connect() as db:

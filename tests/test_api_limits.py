@@ -611,6 +611,22 @@ def test_a_command_that_reads_the_database_refuses_a_path_with_none(tmp_path, ca
     assert not missing.parent.exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("command, options", [("token", ["--list"]), ("token", ["--revoke", "tp"]),
+                                               ("token", ["--name", "x", "--role", "admin"]),
+                                               ("dataset export", ["--since", "2026-12-01", "--out", "OUT"])])
+def test_a_command_on_a_path_the_system_cannot_look_at_says_so(tmp_path, capsys, command, options):
+    """The gateway's user run from a folder it may not search (root's home) with the shipped relative database: a
+    traceback (PermissionError) where the gateway's start says an ``error:``. Root passes every folder, so a name too
+    long stands for it here: the same OSError from the same look."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({"database": f"sqlite:///{tmp_path / ('x' * 300) / 'gw.sqlite'}"}))
+    options = [str(tmp_path / "out") if o == "OUT" else o for o in options]
+    assert cli([*command.split(), "--config", str(config), *options]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: database ") and "File name too long" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gateway.yaml"]
+
+
 def storage_hash(token: str) -> str:
     from gateway.auth import hash_token
 

@@ -454,7 +454,10 @@ def to_write(url: str, made_for: str = "this token"):
     new file, the gateway read its own and never took it, and nobody knew why."""
     from gateway.storage import MIGRATIONS, Store, database_where, sqlite_path
 
-    there = (path := sqlite_path(url)) is None or path.exists()
+    try:
+        there = (path := sqlite_path(url)) is None or path.exists()
+    except OSError:  # a folder on its way the user may not search: Store says so, as the gateway's start does
+        there = True
     store = Store(url)
     where = database_where(url)
     if store.made and not there:

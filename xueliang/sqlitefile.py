@@ -73,10 +73,13 @@ def out_of_reach(path: Path) -> str | None:
     >>> out_of_reach(folder / "link")  # doctest: +ELLIPSIS
     'it is a link to .../gone/x.sqlite, which does not exist'
     """
-    if path.is_dir():
-        return "it is a folder"
-    if path.is_symlink() and not path.exists():
-        return f"it is a link to {os.readlink(path)}, which does not exist"
+    try:
+        if path.is_dir():
+            return "it is a folder"
+        if path.is_symlink() and not path.exists():
+            return f"it is a link to {os.readlink(path)}, which does not exist"
+    except OSError as exc:  # a folder on its way the user may not search
+        return exc.strerror
     try:
         os.close(os.open(path, os.O_RDWR))
     except FileNotFoundError:
