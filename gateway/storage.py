@@ -1046,9 +1046,14 @@ def lock_places(db: Connection, incidents: list[tuple[str, list[tuple[str, bool]
     event, the check that fixes its camera and box (``gateway.cases.not_its_incident``), and the event whose check
     passed before the other's start committed joined the case that start opened. Advisory locks, all at once in the
     order of their keys, before the transaction writes anything: two transactions never wait for each other in a
-    circle. SQLite has one writer at a time already: nothing to do.
+    circle. On SQLite, its one write lock (``write_lock``), taken before the first event is read: pysqlite began the
+    transaction at the event's insert only, and two gateways on one file (the service and one started by hand) each
+    read no first event of one incident id from two cameras, and the second camera's update joined the first's case.
     """
-    if db.dialect.name != "postgresql" or not incidents:
+    if not incidents:
+        return
+    if db.dialect.name == "sqlite":
+        write_lock(db)
         return
     cursor = db.connection.dbapi_connection.cursor()
     cursor.execute(_LINKED, {"ids": sorted({incident_id for incident_id, _ in incidents})})

@@ -1,7 +1,6 @@
-"""Two gateways on one PostgreSQL database ingest at the same moments (two Ingest instances, each with
-its own connection pool, in two threads): one place still gets one case, one incident one case. On one database
-(PostgreSQL or an SQLite file) their clocks delete dead letters, and their writers number rows, without treading on
-each other."""
+"""Two gateways on one PostgreSQL database, or one SQLite file, ingest at the same moments (two Ingest instances,
+each with its own connection pool, in two threads): one place still gets one case, one incident one case. On one
+database their clocks delete dead letters, and their writers number rows, without treading on each other."""
 
 import contextlib
 import math
@@ -235,3 +234,75 @@ def test_two_writers_on_one_sqlite_file_never_take_the_same_next_id(tmp_path, mo
     assert one.count("dead_letters") == kept + 3
     one.close()
     two.close()
+
+
+def _held_at(monkeypatch, name: str, holder: Ingest, claimed: threading.Event, taken: threading.Event) -> None:
+    """``storage.<name>`` (a read of ingest's find-or-create) made to wait, at ``holder``'s gateway only, just after it
+    read: for ``taken`` (the other gateway's message handled meanwhile), or half a second where the other waits."""
+    read = getattr(storage, name)
+
+    def held(db, *args):
+        found = read(db, *args)
+        if db.engine is holder.store.engine and not claimed.is_set():
+            claimed.set()
+            taken.wait(0.5)
+        return found
+
+    monkeypatch.setattr(storage, name, held)
+
+
+def test_two_gateways_on_one_sqlite_file_open_one_case_per_place(tmp_path, monkeypatch):
+    """Two gateways on one SQLite file (the service and one started by hand), an incident at one place at each, the
+    first held between its look for a case near it (none) and opening one: the other never looks meanwhile. SQLite's
+    write lock is held from ``lock_places`` (and was from the event's insert, before the look): the other waits for
+    the first's commit, finds its case and joins it."""
+    url = f"sqlite:///{tmp_path}/gw.sqlite"
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    one, two = (Ingest(Store(url), tables, clock=lambda: NOW) for _ in range(2))
+    claimed, taken = threading.Event(), threading.Event()
+    _held_at(monkeypatch, "candidates", one, claimed, taken)
+
+    def other():
+        claimed.wait(5)
+        try:
+            return two.handle(wire.incident_topic("box-b", "gate"), payload(box="box-b", camera="gate",
+                                                                            incident_id="b", location=near(0)))
+        finally:
+            taken.set()
+
+    outcomes = at_once(lambda: one.handle(wire.incident_topic("box-a", "gate"),
+                                          payload(box="box-a", camera="gate", incident_id="a", location=place(0))),
+                       other)
+    assert outcomes == ["case_created", "case_merged"]
+    (case,) = one.store.list_cases()
+    assert case["incident_count"] == 2
+    one.store.close()
+    two.store.close()
+
+
+def test_one_incident_id_from_two_cameras_at_two_gateways_on_one_sqlite_file_is_one_cameras(tmp_path, monkeypatch):
+    """Incident 17 of camera gate at one gateway and of camera gate-2 at the other, on one SQLite file. The other read
+    the incident's first event (none yet), gate's start was taken meanwhile, and its update, its check passed, found
+    gate's case and changed it. It now holds SQLite's write lock from that read: gate's start waits for its commit,
+    and is the dead letter (the incident is gate-2's)."""
+    url = f"sqlite:///{tmp_path}/gw.sqlite"
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    one, two = (Ingest(Store(url), tables, clock=lambda: NOW) for _ in range(2))
+    claimed, taken = threading.Event(), threading.Event()
+    _held_at(monkeypatch, "first_event", two, claimed, taken)
+
+    def gate():
+        claimed.wait(5)
+        try:
+            return one.handle(wire.incident_topic("box-1", "gate"), payload(incident_id="17"))
+        finally:
+            taken.set()
+
+    outcomes = at_once(gate, lambda: two.handle(wire.incident_topic("box-1", "gate-2"), payload(
+        incident_id="17", seq=2, state="update", camera="gate-2", location=place(40))))
+    assert outcomes == ["dead_letter", "case_created"]
+    (case,) = one.store.list_cases()
+    (dead,) = one.store.list_dead_letters()
+    assert dead["reason"].startswith("incident '17' ") and (case["camera"], case["incident_count"]) == ("gate-2", 1)
+    one.store.close()
+    two.store.close()
