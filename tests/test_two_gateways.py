@@ -7,6 +7,7 @@ import math
 import random
 import sqlite3
 import threading
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -236,10 +237,19 @@ def test_two_writers_on_one_sqlite_file_never_take_the_same_next_id(tmp_path, mo
     two.close()
 
 
-def _held_at(monkeypatch, name: str, holder: Ingest, claimed: threading.Event, taken: threading.Event) -> None:
-    """``storage.<name>`` (a read of ingest's find-or-create) made to wait, at ``holder``'s gateway only, just after it
-    read: for ``taken`` (the other gateway's message handled meanwhile), or half a second where the other waits."""
+def _two_ingests(tmp_path) -> tuple[Ingest, Ingest]:
+    """Two gateways' ingest on one SQLite file (the service and one started by hand), each with its own Store."""
+    url, tables = f"sqlite:///{tmp_path}/gw.sqlite", load_tables(TABLES_DIR / "demo.yaml")
+    one, two = (Ingest(Store(url), tables, clock=lambda: NOW) for _ in range(2))
+    return one, two
+
+
+def _meanwhile(monkeypatch, name: str, holder: Ingest, act: Callable[[], str]) -> Callable[[], str]:
+    """The other gateway's ``act``, to run beside ``holder``'s: ``storage.<name>`` (a read of ingest's find-or-create)
+    made to wait, at ``holder``'s gateway only, just after it read, until ``act`` is done (or half a second, where
+    ``act`` waits for ``holder``); ``act`` starts once that read is made."""
     read = getattr(storage, name)
+    claimed, taken = threading.Event(), threading.Event()
 
     def held(db, *args):
         found = read(db, *args)
@@ -248,7 +258,15 @@ def _held_at(monkeypatch, name: str, holder: Ingest, claimed: threading.Event, t
             taken.wait(0.5)
         return found
 
+    def other() -> str:
+        claimed.wait(5)
+        try:
+            return act()
+        finally:
+            taken.set()
+
     monkeypatch.setattr(storage, name, held)
+    return other
 
 
 def test_two_gateways_on_one_sqlite_file_open_one_case_per_place(tmp_path, monkeypatch):
@@ -256,20 +274,9 @@ def test_two_gateways_on_one_sqlite_file_open_one_case_per_place(tmp_path, monke
     first held between its look for a case near it (none) and opening one: the other never looks meanwhile. SQLite's
     write lock is held from ``lock_places`` (and was from the event's insert, before the look): the other waits for
     the first's commit, finds its case and joins it."""
-    url = f"sqlite:///{tmp_path}/gw.sqlite"
-    tables = load_tables(TABLES_DIR / "demo.yaml")
-    one, two = (Ingest(Store(url), tables, clock=lambda: NOW) for _ in range(2))
-    claimed, taken = threading.Event(), threading.Event()
-    _held_at(monkeypatch, "candidates", one, claimed, taken)
-
-    def other():
-        claimed.wait(5)
-        try:
-            return two.handle(wire.incident_topic("box-b", "gate"), payload(box="box-b", camera="gate",
-                                                                            incident_id="b", location=near(0)))
-        finally:
-            taken.set()
-
+    one, two = _two_ingests(tmp_path)
+    other = _meanwhile(monkeypatch, "candidates", one, lambda: two.handle(
+        wire.incident_topic("box-b", "gate"), payload(box="box-b", camera="gate", incident_id="b", location=near(0))))
     outcomes = at_once(lambda: one.handle(wire.incident_topic("box-a", "gate"),
                                           payload(box="box-a", camera="gate", incident_id="a", location=place(0))),
                        other)
@@ -285,19 +292,9 @@ def test_one_incident_id_from_two_cameras_at_two_gateways_on_one_sqlite_file_is_
     the incident's first event (none yet), gate's start was taken meanwhile, and its update, its check passed, found
     gate's case and changed it. It now holds SQLite's write lock from that read: gate's start waits for its commit,
     and is the dead letter (the incident is gate-2's)."""
-    url = f"sqlite:///{tmp_path}/gw.sqlite"
-    tables = load_tables(TABLES_DIR / "demo.yaml")
-    one, two = (Ingest(Store(url), tables, clock=lambda: NOW) for _ in range(2))
-    claimed, taken = threading.Event(), threading.Event()
-    _held_at(monkeypatch, "first_event", two, claimed, taken)
-
-    def gate():
-        claimed.wait(5)
-        try:
-            return one.handle(wire.incident_topic("box-1", "gate"), payload(incident_id="17"))
-        finally:
-            taken.set()
-
+    one, two = _two_ingests(tmp_path)
+    gate = _meanwhile(monkeypatch, "first_event", two,
+                      lambda: one.handle(wire.incident_topic("box-1", "gate"), payload(incident_id="17")))
     outcomes = at_once(gate, lambda: two.handle(wire.incident_topic("box-1", "gate-2"), payload(
         incident_id="17", seq=2, state="update", camera="gate-2", location=place(40))))
     assert outcomes == ["dead_letter", "case_created"]
