@@ -518,7 +518,8 @@ class CameraPipeline:
         """An incident the left-object check confirmed (with the check on, an incident not for review
         is one it confirmed) keeps the ground as it was before its object came (see
         ``LeftObject.ground``) and the scene the check knew then, for ``_at_place``; forgotten when it
-        ends. The place of any that ends is kept as a ghost's, with the ground it left (``_left_here``)."""
+        ends. Under ``either``, the place of any that ends is kept as a ghost's, with the ground it left
+        (``_left_here``)."""
         for e in events:
             if e.state == "start" and not rule.needs_review and self.left is not None:
                 box = e.sighting.box
@@ -527,7 +528,8 @@ class CameraPipeline:
                     self._places[rule] = _Place(box, ground, self.left.scene, self.left.look(ground, box))
             elif e.state == "end":
                 self._places.pop(rule, None)
-                ground = self.left.seen(e.sighting.box) if self.left is not None else None
+                either = self.left is not None and self.detection.left_object == "either"  # read by _left_here only
+                ground = self.left.seen(e.sighting.box) if either else None
                 if ground is not None and e.ended_at is not None:
                     self._ghosts.append(_Ghost(e.sighting.box, ground, self.left.scene,
                                                e.ended_at + GHOST_KEPT * self.left.absorb_s))

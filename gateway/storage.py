@@ -650,8 +650,8 @@ def restored_id(db: Connection, table: str, now: float) -> int | None:
         made, _ = restored
         held = dict(db.execute(select(numbering.c.name, numbering.c.next_id)).all())  # a restored file's, backed up
         db.execute(delete(numbering))
-        for name, each in RENUMBERED.items():
-            last = max(db.execute(select(func.max(each.c.id))).scalar() or 0, held.get(name, 1) - 1)
+        for name in RENUMBERED:
+            last = max(last_id(db, name), held.get(name, 1) - 1)
             db.execute(insert(numbering).values(name=name, next_id=restore.first_id(name, last, made, now)))
         db.connection.dbapi_connection.execute("PRAGMA user_version = 0")  # after the inserts: in their transaction
     next_id = db.execute(select(numbering.c.next_id).where(numbering.c.name == table)).scalar()

@@ -7,6 +7,7 @@ restart: ``Restart=on-failure``) well inside the unit's ``TimeoutStopSec``; the 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 import functools
 import json
 import os
@@ -123,6 +124,20 @@ def stopped(name: str, proc: subprocess.Popen, logs: Path) -> float:
     return took
 
 
+def started_and_stopped(name: str, workdir: Path, logs: Path, ready: Callable[[subprocess.Popen], bool], what: str,
+                        **settings: str) -> float:
+    """``name``'s ExecStart run (``run_as_unit``), waited on until ``ready(proc)`` (``what`` it waits for), then
+    ``stopped``: how long its stop took. Killed, whatever failed, before the test goes on."""
+    proc = run_as_unit(name, workdir, logs, **settings)
+    try:
+        wait_until(lambda: ready(proc), 30, message=what)
+        return stopped(name, proc, logs)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze on this machine")
 def test_systemd_analyze_verify_reads_every_unit_without_a_word(tmp_path):
     # verify checks that ExecStart is there and executable: the units as installed, /opt/xueliang this checkout
@@ -169,19 +184,13 @@ def test_the_gateway_units_command_starts_as_an_unprivileged_user_answers_health
         "database": "sqlite:///data/gateway/gateway.sqlite",  # relative: the unit's WorkingDirectory
         "http": {"host": "127.0.0.1", "port": port}}))
     give(workdir)
-    proc = run_as_unit("xueliang-gateway.service", workdir, tmp_path,
-                       XUELIANG_GATEWAY_CONFIG=str(workdir / "gateway.yaml"))
-    try:
-        def healthy():
-            assert proc.poll() is None, (tmp_path / "err").read_text()[-3000:]
-            with contextlib.suppress(httpx.HTTPError):
-                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-        wait_until(healthy, 30, message="the gateway answers /health 200")
-        took = stopped("xueliang-gateway.service", proc, tmp_path)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    def healthy(proc: subprocess.Popen) -> bool:
+        assert proc.poll() is None, (tmp_path / "err").read_text()[-3000:]
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+        return False
+    took = started_and_stopped("xueliang-gateway.service", workdir, tmp_path, healthy, "the gateway answers /health 200",
+                               XUELIANG_GATEWAY_CONFIG=str(workdir / "gateway.yaml"))
     assert took < 15
     # a first start and a stop are nothing to act on: the journal's warnings are for what is (a stop logged
     # `WARNING gateway disconnected from broker: Normal disconnection`, its own goodbye)
@@ -198,21 +207,16 @@ def test_the_edge_units_command_starts_as_an_unprivileged_user_and_stops_on_sigt
     (workdir / "edge.yaml").write_text(yaml.safe_dump({
         "box": "unit-box", "broker": {"host": "127.0.0.1", "port": broker.port}, "cameras": [camera]}))
     give(workdir)
-    proc = run_as_unit("xueliang-edge.service", workdir, tmp_path, XUELIANG_EDGE_CONFIG=str(workdir / "edge.yaml"))
-    try:
-        def said(start: str) -> bool:
-            lines = (tmp_path / "err").read_text().splitlines()
-            assert proc.poll() is None, lines[-5:]
-            # onnxruntime says a word of its own, not JSON, where it cannot keep a file under HOME
-            return any(json.loads(line)["msg"].startswith(start) for line in lines if line.startswith("{"))
-        # its start line (models loaded, outbox open: the last before its cameras start), and the broker's welcome
-        wait_until(lambda: said("box unit-box: 1 camera(s)") and said("connected to broker"), 30,
-                   message="the box starts and connects to the broker")
-        took = stopped("xueliang-edge.service", proc, tmp_path)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    def said(proc: subprocess.Popen, start: str) -> bool:
+        lines = (tmp_path / "err").read_text().splitlines()
+        assert proc.poll() is None, lines[-5:]
+        # onnxruntime says a word of its own, not JSON, where it cannot keep a file under HOME
+        return any(json.loads(line)["msg"].startswith(start) for line in lines if line.startswith("{"))
+    # its start line (models loaded, outbox open: the last before its cameras start), and the broker's welcome
+    took = started_and_stopped("xueliang-edge.service", workdir, tmp_path,
+                               lambda proc: said(proc, "box unit-box: 1 camera(s)") and said(proc, "connected to broker"),
+                               "the box starts and connects to the broker",
+                               XUELIANG_EDGE_CONFIG=str(workdir / "edge.yaml"))
     assert took < 15
     assert (workdir / "data" / "edge" / "unit-box.outbox.sqlite").is_file()  # default data_dir, relative: the unit's
 
