@@ -8,15 +8,19 @@ way: a suppression's (a box's list and its log, ``POST /suppressions/{id}/lift``
 (``GET /dead-letters`` and its pages). The first of those rows numbered on a marked file fixes where each of these
 tables goes on from (``first_id``), and the mark is cleared in its transaction: a restart before it keeps the mark.
 The other tables' ids never leave the database (a case-log row's, a verdict's: their case's number names them).
+A PostgreSQL database has no such mark: ``pg_restore`` puts each table's sequence back where the dump left it, and
+``gateway --restored-at TIME`` (``backup_time``) moves them on by the same margins (``storage.renumber_restored``).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from typing import NamedTuple
 
-from xueliang.wire import CITY_TZ
+from gateway.deadlines import city_time
+from xueliang.wire import CITY_TZ, WireError
 
 
 class Margin(NamedTuple):
@@ -73,3 +77,41 @@ def backup_made(backed_up_at: float) -> str:
     'a backup made at 2026-01-01 08:00:00 (Beijing time)'
     """
     return f"a backup made at {datetime.fromtimestamp(backed_up_at, CITY_TZ):%Y-%m-%d %H:%M:%S} (Beijing time)"
+
+
+# the zones pg_dump's header names by their abbreviations (strftime's %Z, the zone of the machine it ran on) that are
+# read here: Asia/Shanghai's CST is China Standard Time (Beijing), the city's, not America's Central time
+ZONES = {"UTC": "+00:00", "GMT": "+00:00", "CST": "+08:00"}
+_HEADER = re.compile(r"^\s*;?\s*Archive created at\s+", re.IGNORECASE)
+_ZONED = re.compile(r"^(?P<time>\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d)?)\s+(?P<zone>[A-Za-z]+)$")
+
+
+def backup_time(text: str, now: float) -> float:
+    """When the PostgreSQL dump ``gateway --restored-at`` is told of was made, seconds since the epoch: its header's
+    line as ``pg_restore -l FILE`` writes it (``;     Archive created at 2026-12-07 18:40:12 CST``, the line or the
+    time; UTC, GMT and CST, China's, the zones read), or a time as a person writes it (``dataset export --since``'s
+    ``city_time``: without a zone, Beijing time). ValueError saying what to write for another, and for a time later
+    than ``now`` (no dump restored was made then).
+
+    >>> backup_time(";     Archive created at 2026-01-01 08:00:00 CST", now=1_796_000_000)
+    1767225600.0
+    >>> backup_time("2026-01-01 00:00:00 UTC", 1_796_000_000) == backup_time("2026-01-01T08:00", 1_796_000_000)
+    True
+    """
+    given = _HEADER.sub("", text.strip())
+    if zoned := _ZONED.match(given):
+        zone = zoned["zone"].upper()
+        if zone not in ZONES:
+            raise ValueError(f"its zone {zoned['zone']} is not known here (UTC and CST, China's, are): write it "
+                             f"with its zone's offset ({zoned['time'].replace(' ', 'T')}+08:00 for Beijing)")
+        given = f"{zoned['time']}{ZONES[zone]}"
+    try:
+        made = city_time(given)
+    except WireError as exc:
+        raise ValueError(f"{exc}; write the dump's time as its header says it (pg_restore -l FILE | grep 'Archive "
+                         "created at'), or as 2026-12-07T18:40:12 (Beijing time)") from None
+    if made > now:
+        raise ValueError(f"{datetime.fromtimestamp(made, CITY_TZ):%Y-%m-%d %H:%M:%S} (Beijing time) is later than now: "
+                         "a dump is made before it is restored; write its time as its header says it (pg_restore -l "
+                         "FILE | grep 'Archive created at')")
+    return made

@@ -663,6 +663,31 @@ def restored_id(db: Connection, table: str, now: float) -> int | None:
     return next_id
 
 
+# when each row of ``RENUMBERED`` was numbered, the gateway's clock: a dump holds those made before its time
+NUMBERED_AT = {"cases": cases.c.created_at, "suppressions": suppressions.c.created_at,
+               "dead_letters": dead_letters.c.received_at}
+
+
+def renumber_restored(db: Connection, backed_up_at: float, now: float) -> list[tuple[str, int, int, int]]:
+    """On a PostgreSQL database ``pg_restore`` put back from a dump made at ``backed_up_at`` (``gateway
+    --restored-at``): each table of ``RENUMBERED`` numbered from ``restore.first_id`` on, as ``restored_id`` numbers a
+    marked SQLite file, its last id the last of the rows made before the dump's time (the dump's: those a gateway made
+    on the restored database since are not, so a second run does not move them on again); a sequence already past it
+    is left as it is, never moved back. Each table as (name, its last in the backup, the next id it was at, the next id
+    now), the tables locked in the caller's transaction (a gateway started meanwhile waits to number a row)."""
+    said = []
+    for name, table in RENUMBERED.items():
+        db.exec_driver_sql(f"LOCK TABLE {name} IN EXCLUSIVE MODE")
+        last = db.execute(select(func.max(table.c.id)).where(NUMBERED_AT[name] <= backed_up_at)).scalar() or 0
+        sequence = db.execute(select(func.pg_get_serial_sequence(name, "id"))).scalar()
+        value, called = db.exec_driver_sql(f"SELECT last_value, is_called FROM {sequence}").one()
+        was, first = value + 1 if called else value, restore.first_id(name, last, backed_up_at, now)
+        if first > was:
+            db.execute(select(func.setval(sequence, first, False)))
+        said.append((name, last, was, max(first, was)))
+    return said
+
+
 def write_lock(db: Connection) -> None:
     """Hold SQLite's write lock from now until ``db``'s transaction ends: another writer waits at its own (its
     ``busy_timeout``) until this one commits, and what this one reads from now is what it writes on. pysqlite begins a

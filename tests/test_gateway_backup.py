@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 
 import pytest
 
@@ -22,6 +23,7 @@ from xueliang.mqtt import make_client
 
 from .conftest import wait_until
 from .test_gateway import JPEG, NOW, TOPIC, payload
+from .test_workflow import database_url  # noqa: F401 (a fixture)
 
 
 def backup(tmp_path, target, database=None) -> int:
@@ -276,6 +278,27 @@ def test_a_restored_backup_numbers_its_cases_past_any_the_lost_gateway_gave_even
     store.close()
 
 
+def one_of_each(store, i: int, now: float) -> None:
+    """A row of each table whose ids a reader outside meets (``storage.RENUMBERED``): a case an operator judged a false
+    alarm (a suppression) and a dead letter."""
+    from gateway.verdicts import Verdict, judge
+    from gateway.workflow import Role
+
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    assert Ingest(store, tables, clock=lambda: now).handle(*incident(i)) == "case_created"
+    judge(store, tables, max(c["id"] for c in store.list_cases()), Verdict.FALSE_ALARM, Role.OPERATOR,
+          "operator:centre", now, lambda row: True)
+    store.dead_letter(f"xl/v1/box-{i}/incident", "refused", f"message {i}".encode(), now)
+
+
+def ids_outside(store) -> tuple[set[int], set[int], set[int]]:
+    """The ids of the suppressions, the dead letters and the cases."""
+    from gateway.verdicts import listed
+
+    return ({s["id"] for s in listed(store, lifted=True)}, {d["id"] for d in store.list_dead_letters(1000)},
+            {c["id"] for c in store.list_cases()})
+
+
 def test_a_restored_backup_gives_no_suppression_or_dead_letter_the_id_of_one_the_lost_gateway_gave(tmp_path):
     """Ids a reader outside meets besides a case's: a suppression's (the box's list and its log, ``POST
     /suppressions/{id}/lift``, the case page's 屏蔽 #N) and a dead letter's (``GET /dead-letters`` and its pages). The
@@ -283,29 +306,15 @@ def test_a_restored_backup_gives_no_suppression_or_dead_letter_the_id_of_one_the
     region of another camera). Numbered past the lost gateway's as its cases are, whichever row comes first (here a
     dead letter, before any case), each table from its own last."""
     from gateway.restore import first_id
-    from gateway.verdicts import Verdict, judge, listed
-    from gateway.workflow import Role
-
-    tables = load_tables(TABLES_DIR / "demo.yaml")
-
-    def add(store, i, now):  # a case an operator judged a false alarm (a suppression), and a dead letter
-        assert Ingest(store, tables, clock=lambda: now).handle(*incident(i)) == "case_created"
-        judge(store, tables, max(c["id"] for c in store.list_cases()), Verdict.FALSE_ALARM, Role.OPERATOR,
-              "operator:centre", now, lambda row: True)
-        store.dead_letter(f"xl/v1/box-{i}/incident", "refused", f"message {i}".encode(), now)
-
-    def ids(store):
-        return ({s["id"] for s in listed(store, lifted=True)}, {d["id"] for d in store.list_dead_letters(1000)},
-                {c["id"] for c in store.list_cases()})
 
     store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
     for i in range(2):
-        add(store, i, NOW)
-    backed_up = ids(store)
+        one_of_each(store, i, NOW)
+    backed_up = ids_outside(store)
     assert backup(tmp_path, tmp_path / "backup.sqlite") == 0
     for i in range(2, 4):
-        add(store, i, NOW)
-    lost = [after - before for after, before in zip(ids(store), backed_up)]
+        one_of_each(store, i, NOW)
+    lost = [after - before for after, before in zip(ids_outside(store), backed_up)]
     assert all(len(given) == 2 for given in lost), lost
     store.close()
     restored = tmp_path / "restored" / "gateway.sqlite"
@@ -318,11 +327,11 @@ def test_a_restored_backup_gives_no_suppression_or_dead_letter_the_id_of_one_the
     store = Store(f"sqlite:///{restored}")
     store.dead_letter("xl/v1/box-9/incident", "refused", b"the first on the restored file", later)
     for i in range(4, 6):
-        add(store, i, later)
+        one_of_each(store, i, later)
     store.close()
     store = Store(f"sqlite:///{restored}")  # started again: the tables go on from where they are
-    add(store, 6, later + 60)
-    new = [after - before for after, before in zip(ids(store), backed_up)]
+    one_of_each(store, 6, later + 60)
+    new = [after - before for after, before in zip(ids_outside(store), backed_up)]
     store.close()
     for name, given, again in zip(("suppressions", "dead_letters", "cases"), lost, new):
         assert not given & again, (name, sorted(given), sorted(again))
@@ -369,3 +378,99 @@ def test_the_start_and_check_on_a_restored_backup_say_its_time_and_last_case_and
     assert ingest.handle(*incident(0)) == "case_created"
     assert [c["id"] for c in fresh.list_cases()] == [1]
     fresh.close()
+
+
+def restored_at(tmp_path, database: str, given: str) -> int:
+    (tmp_path / "gateway.yaml").write_text(f"database: {database}\n")
+    return cli(["gateway", "--config", str(tmp_path / "gateway.yaml"), "--restored-at", given])
+
+
+@pytest.mark.slow  # 2.5 s: a database on the session's PostgreSQL, pg_dump and pg_restore
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_postgresql_dump_restored_numbers_past_the_lost_gateway_once_told_its_time(tmp_path, capsys, database_url):
+    """pg_restore puts each sequence back where the dump left it, and the restored gateway gave the lost one's numbers
+    again to other incidents (case 6 twice), unless someone ran three ``setval`` lines by hand before its start.
+    ``gateway --restored-at TIME`` (the dump's header line, pasted) moves cases, suppressions and dead letters on as a
+    marked SQLite backup numbers them (``first_id``); run again, no number goes back or jumps again."""
+    from gateway.restore import backup_time, first_id
+
+    libpq = database_url.replace("+psycopg", "")
+    store = Store(database_url)
+    for i in range(5):
+        one_of_each(store, i, NOW)
+    store.close()
+    dump = tmp_path / "gateway.dump"
+    subprocess.run(["pg_dump", "--format=custom", "--file", str(dump), libpq], check=True)
+    store = Store(database_url)
+    for i in range(5, 8):  # the lost gateway's
+        one_of_each(store, i, NOW)
+    lost = ids_outside(store)
+    store.close()
+    subprocess.run(["pg_restore", "--clean", "--if-exists", "--dbname", libpq, str(dump)], check=True)
+    (header,) = [line for line in subprocess.run(["pg_restore", "-l", str(dump)], check=True, capture_output=True,
+                                                 text=True).stdout.splitlines() if "Archive created at" in line]
+    made, began = backup_time(header, time.time()), time.time()
+    assert restored_at(tmp_path, database_url, header) == 0
+    ended = time.time()
+    said = capsys.readouterr().out.splitlines()
+    assert said[0] == f"database {database_url}: restored from a backup made at " \
+        f"{datetime.fromtimestamp(made, wire.CITY_TZ):%Y-%m-%d %H:%M:%S} (Beijing time)", said
+    store = Store(database_url)
+    one_of_each(store, 8, time.time())
+    names = ("suppressions", "dead_letters", "cases")  # as ids_outside gives them
+    new = dict(zip(names, (after - before for after, before in zip(ids_outside(store), lost))))
+    store.close()
+    assert [line.split(":")[0].strip() for line in said[1:]] == ["cases", "suppressions", "dead_letters"], said
+    for name, line in zip(("cases", "suppressions", "dead_letters"), said[1:]):
+        (id_,) = new[name]
+        assert first_id(name, 5, made, began) <= id_ <= first_id(name, 5, made, ended), (name, id_)
+        assert line == f"  {name}: its last in the backup 5, numbered from {id_} on (the next was 6)", line
+
+    assert restored_at(tmp_path, database_url, header) == 0  # again: the rows made since are not the backup's
+    again = capsys.readouterr().out.splitlines()[1:]
+    assert all(": its last in the backup 5, numbered from " in line for line in again), again
+    store = Store(database_url)
+    one_of_each(store, 9, time.time())
+    for name, after in zip(names, ids_outside(store)):
+        moved = max(after) - max(new[name])  # on by the minutes since, never back, never past the lost gateway again
+        assert 1 <= moved <= 1 + first_id(name, 0, began, time.time()) - first_id(name, 0, began, began), (name, moved)
+    store.close()
+
+
+@pytest.mark.parametrize("database, given, says", [
+    ("sqlite:///{tmp}/gateway.sqlite", "2026-12-07 18:40:12", "database {tmp}/gateway.sqlite: an SQLite file: "
+     "--restored-at is for a PostgreSQL database pg_restore put back; a copy --backup made is marked with its time, "
+     "and numbers past the lost gateway's on its own (nothing was changed)"),
+    ("postgresql+psycopg://xl:s3cret@127.0.0.1:9/city", "yesterday", "--restored-at 'yesterday': time 'yesterday' is "
+     "not a real time: Invalid isoformat string: 'yesterday'; write the dump's time as its header says it (pg_restore "
+     "-l FILE | grep 'Archive created at'), or as 2026-12-07T18:40:12 (Beijing time); nothing was changed"),
+    ("postgresql+psycopg://xl:s3cret@127.0.0.1:9/city", "2099-01-01T08:00:00", "--restored-at '2099-01-01T08:00:00': "
+     "2099-01-01 08:00:00 (Beijing time) is later than now: a dump is made before it is restored; write its time as "
+     "its header says it (pg_restore -l FILE | grep 'Archive created at'); nothing was changed"),
+    ("postgresql+psycopg://xl:s3cret@127.0.0.1:9/city", "; Archive created at 2026-12-07 18:40:12 PST", "--restored-at "
+     "'; Archive created at 2026-12-07 18:40:12 PST': its zone PST is not known here (UTC and CST, China's, are): "
+     "write it with its zone's offset (2026-12-07T18:40:12+08:00 for Beijing); nothing was changed"),
+])
+def test_restored_at_refused_says_why_and_changes_nothing(tmp_path, capsys, database, given, says):
+    database = database.format(tmp=tmp_path)
+    assert restored_at(tmp_path, database, given) == 2
+    assert capsys.readouterr() == ("", f"error: {says.format(tmp=tmp_path)}\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gateway.yaml"]
+
+
+def test_restored_at_a_postgresql_that_does_not_answer_says_so(tmp_path, capsys):
+    assert restored_at(tmp_path, "postgresql+psycopg://xl:s3cret@127.0.0.1:9/city", "2026-12-07 18:40:12 CST") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: database postgresql+psycopg://xl:***@127.0.0.1:9/city: ") and "\n" not in err[:-1]
+
+
+def test_the_time_of_a_dump_is_read_as_its_header_writes_it_or_as_a_person_does():
+    from gateway.restore import backup_time
+
+    now = 1_796_000_000  # 2026-11-30
+    beijing = 1_796_000_000 - 10 * 86400
+    written = datetime.fromtimestamp(beijing, wire.CITY_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    utc = datetime.fromtimestamp(beijing, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    assert {backup_time(t, now) for t in (f";     Archive created at {written} CST", f"{written} CST", written,
+                                         written.replace(" ", "T"), f"{written}+08", f"{utc} UTC",
+                                         f"; Archive created at {utc} GMT")} == {beijing}

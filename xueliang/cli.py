@@ -230,6 +230,8 @@ def _gateway(args: argparse.Namespace) -> int:
         return _check_pictures(config.database)
     if args.backup:
         return _backup(config.database, Path(args.backup))
+    if args.restored_at:
+        return _restored_at(config.database, args.restored_at)
     try:
         if args.retire:  # it ingests what the session holds: into a database upgraded as said, never one made for it
             # (a mistyped path: what it took would be acknowledged to the broker and the boxes, and lost in a file no
@@ -287,6 +289,38 @@ def _backup(url: str, target: Path) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     print(backup(path, target))
+    return 0
+
+
+def _restored_at(url: str, given: str) -> int:
+    """``gateway --restored-at TIME``: the PostgreSQL database at ``url``, put back by ``pg_restore`` from a dump made
+    at ``given``, numbered past any case, suppression or dead letter the lost gateway gave
+    (``storage.renumber_restored``: what ``gateway --backup``'s mark does for an SQLite file), each table said; an
+    ``error:`` and 2 for an SQLite file, a time that is none or later than now, a database out of reach or not the
+    gateway's, nothing changed."""
+    from gateway.restore import backup_made, backup_time
+    from gateway.storage import database_where, renumber_restored, sqlite_path
+
+    where = database_where(url)
+    if sqlite_path(url) is not None:
+        print(f"error: database {where}: an SQLite file: --restored-at is for a PostgreSQL database pg_restore put "
+              "back; a copy --backup made is marked with its time, and numbers past the lost gateway's on its own "
+              "(nothing was changed)", file=sys.stderr)
+        return 2
+    try:
+        made = backup_time(given, time.time())
+    except ValueError as exc:
+        print(f"error: --restored-at {given!r}: {exc}; nothing was changed", file=sys.stderr)
+        return 2
+    if problem := not_to_read(url):
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    with to_write(url, "its numbering") as store, store.begin() as db:
+        said = renumber_restored(db, made, time.time())
+    print(f"database {where}: restored from {backup_made(made)}")
+    for name, last, was, next_id in said:
+        print(f"  {name}: its last in the backup {last}, numbered from {next_id} on "
+              f"({f'the next was {was}' if next_id > was else 'already: left as it was'})")
     return 0
 
 
@@ -605,6 +639,11 @@ def main(argv: list[str] | None = None) -> int:
     instead.add_argument("--backup", metavar="FILE", help="instead of running: copy the SQLite database, the gateway "
                          "running or stopped, to FILE (a new file), checked, and say what it holds (PostgreSQL: "
                          "pg_dump)")
+    instead.add_argument("--restored-at", metavar="TIME", help="instead of running, on a PostgreSQL database "
+                         "pg_restore put back from a dump made at TIME (as its header says it: pg_restore -l FILE | "
+                         "grep 'Archive created at'; or ISO 8601, without a zone Beijing time): number new cases, "
+                         "suppressions and dead letters past any the lost gateway gave, as a restored SQLite backup "
+                         "does")
     p.set_defaults(func=_gateway)
 
     p = sub.add_parser("token", help="make an API token (printed once; only its hash is stored), revoke or list tokens")
