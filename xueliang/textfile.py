@@ -61,6 +61,12 @@ def said(error: Mapping) -> str:
     if error["type"] in ("float_parsing", "int_parsing") and isinstance(error["input"], str):  # 10s, 3min, 30米
         return (f"{error['input'][:40]!r} is not a number: write the number alone, in the unit the setting's name "
                 "ends with (_s: seconds, 3min as 180; _m: metres)")
+    if error["type"] == "string_type" and isinstance(error["input"], (bool, int, float)):
+        # a category code, a grid code or a password of digits written unquoted (code: 200505): pydantic said "Input
+        # should be a valid string", and not why. Not shown: it may be a password
+        read = "true or false (an unquoted yes, no, on, off, true or false)" if isinstance(error["input"], bool) \
+            else "a number"
+        return f"is read by YAML as {read}, and this setting is text: put it in quotes, as written (code: '200505')"
     return error["msg"].removeprefix("Value error, ")
 
 
