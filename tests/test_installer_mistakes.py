@@ -71,3 +71,20 @@ def test_a_tables_mistake_is_said_in_its_place(city, old, new, said):
     with pytest.raises(GatewayConfigError) as refused:
         load_tables(tables)
     assert said in str(refused.value)
+
+
+@pytest.mark.parametrize("old, new", [
+    ("      - id: kerb", "\t- id: kerb"),  # "found character that cannot start any token"
+    ("    zones:", "\tzones:"),
+])
+def test_a_tab_in_a_config_is_said_as_a_tab(tmp_path, old, new):
+    message = edge_refused(tmp_path, EDGE.replace(old, new))
+    assert "a tab: YAML indents with spaces only; replace the tabs with spaces" in message
+    assert f'line {EDGE.splitlines().index(old) + 1}, column 1' in message
+
+
+def test_a_tab_in_the_tables_is_said_as_a_tab(city):
+    tables = city / "demo.yaml"
+    tables.write_text(tables.read_text().replace("  - id: sanitation", "\t- id: sanitation"))
+    with pytest.raises(GatewayConfigError, match="not valid YAML: a tab: YAML indents with spaces only"):
+        load_tables(tables)

@@ -453,6 +453,10 @@ def load_yaml(text: str, name: str = "<unicode string>", longest: Mapping[str, i
     Traceback (most recent call last):
     xueliang.textfile.TooLong: cameras.0.polygon: more than 3 items
       in "<unicode string>", line 3, column 39
+    >>> load_yaml("box: b1\\ncameras:\\n\\t- id: gate\\n")
+    Traceback (most recent call last):
+    yaml.scanner.ScannerError: a tab: YAML indents with spaces only; replace the tabs with spaces (two a level)
+      in "<unicode string>", line 3, column 1
     >>> load_yaml("".join(f"k{i}: 1\\n" for i in range(2000)))
     Traceback (most recent call last):
     xueliang.textfile.TooLong: the top level: more than 1,000 keys
@@ -466,6 +470,11 @@ def load_yaml(text: str, name: str = "<unicode string>", longest: Mapping[str, i
     except yaml.MarkedYAMLError as exc:  # libyaml's bound on nesting (1,000 levels): PyYAML's is Python's recursion's
         if exc.problem == "exceeded maximum nesting depth":
             raise RecursionError(exc.problem) from None
+        mark = exc.problem_mark
+        if mark is not None and "".join(text.split("\n")[mark.line:mark.line + 1])[mark.column:mark.column + 1] == "\t":
+            # an editor's tab: "found character that cannot start any token" said nothing of it
+            exc.context, exc.context_mark = None, None
+            exc.problem = "a tab: YAML indents with spaces only; replace the tabs with spaces (two a level)"
         raise
     finally:
         loader.dispose()
