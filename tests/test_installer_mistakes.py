@@ -88,3 +88,14 @@ def test_a_tab_in_the_tables_is_said_as_a_tab(city):
     tables.write_text(tables.read_text().replace("  - id: sanitation", "\t- id: sanitation"))
     with pytest.raises(GatewayConfigError, match="not valid YAML: a tab: YAML indents with spaces only"):
         load_tables(tables)
+
+
+def test_a_tls_ca_that_names_a_folder_is_said_to_be_one(tmp_path, city):
+    """It was "no such file '/etc/xueliang'", of a folder that is there."""
+    text = EDGE.replace("rtsp://admin", "rtsps://admin").replace("    grid:", f"    tls_ca: {tmp_path}\n    grid:", 1)
+    assert f"camera 'gate' tls_ca: '{tmp_path}' is a folder; name the CA certificate file in it (the one that signed " \
+        "the camera's)" in edge_refused(tmp_path, text)
+    config = city / "gateway.yaml"
+    config.write_text(config.read_text() + f"broker: {{host: 127.0.0.1, port: 8883, tls_ca: {city}}}\n")
+    with pytest.raises(GatewayConfigError, match=f"broker.tls_ca: '{city}' is a folder; name the CA certificate file"):
+        load_gateway_config(config)
