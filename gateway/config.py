@@ -432,6 +432,28 @@ class Broker(Strict):
 ALLOWED_HOST = re.compile(r"\*|(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\]")
 
 
+def _listen_host(host: str) -> str:
+    """``http.host``, the address the gateway listens on: ValueError for a URL or a port written into it, as for the
+    broker's host. ``0.0.0.0:8080`` passed ``--check`` (printed as ``http 0.0.0.0:8080:8080``), and the start
+    refused it as no address of this machine.
+
+    >>> _listen_host("0.0.0.0"), _listen_host("::1")
+    ('0.0.0.0', '::1')
+    >>> _listen_host("0.0.0.0:8080")
+    Traceback (most recent call last):
+    ...
+    ValueError: '0.0.0.0:8080' has a port in it: write the address alone (0.0.0.0) and port: 8080
+    """
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", host):
+        raise ValueError(f"{host[:80]!r} is a URL: write the address the gateway listens on alone (127.0.0.1; 0.0.0.0 "
+                         "for all of this machine's), its port under port; the address clients reach it by is "
+                         "public_url")
+    name, colon, port = host.rpartition(":")
+    if colon and port.isdigit() and ":" not in name:
+        raise ValueError(f"{host[:80]!r} has a port in it: write the address alone ({name}) and port: {port}")
+    return host
+
+
 def _allowed_host(host: str) -> str:
     """A host name of ``http.allowed_hosts``: ValueError saying how to write one.
 
@@ -505,7 +527,9 @@ def _public_url(url: str) -> str:
 
 
 class Http(Strict):
-    host: str = "127.0.0.1"
+    host: Annotated[str, AfterValidator(_listen_host)] = Field(
+        default="127.0.0.1", min_length=1, title="The address the gateway listens on, alone (0.0.0.0: all of this "
+        "machine's)")
     port: int = Field(default=8080, ge=0, le=65535)
     public_read: bool = Field(default=False, title="Let anyone read cases without a token (demo only)")
     allowed_hosts: list[Annotated[str, AfterValidator(_allowed_host)]] | None = Field(

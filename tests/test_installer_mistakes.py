@@ -99,3 +99,18 @@ def test_a_tls_ca_that_names_a_folder_is_said_to_be_one(tmp_path, city):
     config.write_text(config.read_text() + f"broker: {{host: 127.0.0.1, port: 8883, tls_ca: {city}}}\n")
     with pytest.raises(GatewayConfigError, match=f"broker.tls_ca: '{city}' is a folder; name the CA certificate file"):
         load_gateway_config(config)
+
+
+@pytest.mark.parametrize("http, said", [
+    # passed --check, printed as "http 0.0.0.0:8080:8080"; the start said it was no address of this machine
+    ("{host: '0.0.0.0:8080'}", "http.host: '0.0.0.0:8080' has a port in it: write the address alone (0.0.0.0) and "
+     "port: 8080"),
+    ("{host: 'http://0.0.0.0', port: 8080}", "http.host: 'http://0.0.0.0' is a URL: write the address the gateway "
+     "listens on alone"),
+])
+def test_an_http_host_with_its_port_or_scheme_in_it_is_refused(city, http, said):
+    config = city / "gateway.yaml"
+    config.write_text(config.read_text() + f"http: {http}\n")
+    with pytest.raises(GatewayConfigError) as refused:
+        load_gateway_config(config)
+    assert said in str(refused.value)
