@@ -598,6 +598,10 @@ class GatewayConfig(Strict):
         except (ArgumentError, ValueError):  # ValueError: a port that is no number
             raise ValueError("is not a database URL (not shown: it may hold a password); write sqlite:///PATH or "
                              "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB") from None
+        if url.drivername.startswith("sqlite") and (url.database or "").startswith("~"):  # as the edge's data_dir
+            raise ValueError(f"{url.database!r}: ~ is no home folder here (the gateway would make a folder named "
+                             f"{Path(url.database).parts[0]} where it is started); write the whole path, e.g. "
+                             f"sqlite:///{Path(url.database).expanduser()}")
         if "@" in (url.host or ""):  # SQLAlchemy ends the password at its first @, the rest of it read as the host
             raise ValueError("names a host with an @ in it (not shown: it may be part of a password); "
                              "percent-encode an @ in the password as %40")

@@ -114,3 +114,14 @@ def test_an_http_host_with_its_port_or_scheme_in_it_is_refused(city, http, said)
     with pytest.raises(GatewayConfigError) as refused:
         load_gateway_config(config)
     assert said in str(refused.value)
+
+
+def test_a_sqlite_database_under_a_tilde_is_refused(city):
+    """``~`` is a shell's: the gateway took it for a folder named ``~`` in the folder it was started in, as the edge's
+    data_dir did before it was refused."""
+    config = city / "gateway.yaml"
+    config.write_text("database: sqlite:///~/xueliang/gateway.sqlite\ntables: demo.yaml\n")
+    with pytest.raises(GatewayConfigError, match="database: '~/xueliang/gateway.sqlite': ~ is no home folder here "
+                       r"\(the gateway would make a folder named ~ where it is started\); write the whole path, e.g. "
+                       "sqlite:////"):
+        load_gateway_config(config)
