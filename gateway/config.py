@@ -8,6 +8,7 @@ import itertools
 import json
 import logging
 import re
+import stat
 import unicodedata
 from datetime import date
 from functools import cached_property
@@ -644,7 +645,22 @@ def _named_file(path: Path, raw: dict, key: str) -> Path:
     name = raw.pop(key)
     if not isinstance(name, str) or not name:
         raise GatewayConfigError(f"{path}: {key}: write a file name next to the tables, got {name!r}")
-    return folder_of(path) / name
+    return _there(folder_of(path) / name, f"{key}: in {path.name}")
+
+
+def _there(path: Path, named_by: str) -> Path:
+    """``path``, where it is there and no folder; else GatewayConfigError saying so and what named it (``named_by``:
+    ``tables: in the gateway's config``): "/etc/xueliang: is a folder; name the file" said not which file was meant.
+    A file that cannot be looked at is said where it is read."""
+    try:
+        folder = stat.S_ISDIR(path.stat().st_mode)
+    except FileNotFoundError:
+        raise GatewayConfigError(f"{path}: no such file (named by {named_by})") from None
+    except (OSError, ValueError):
+        return path
+    if folder:
+        raise GatewayConfigError(f"{path}: is a folder; name the file (named by {named_by})")
+    return path
 
 
 def _grid_rows(path: Path) -> list[dict]:
@@ -690,7 +706,7 @@ def load_tables(path: Path) -> Tables:
     converted to it from the system ``grids_coordinates`` names."""
     path = Path(path)
     try:
-        raw = _yaml(path) or {}
+        raw = _yaml(_there(path, "tables: in the gateway's config")) or {}
         if not isinstance(raw, dict):  # pydantic said "Input should be a valid dictionary or instance of Tables"
             raise GatewayConfigError(f"{path}: expected a mapping with departments and categories")
         if isinstance(raw, dict) and "grids_csv" in raw:

@@ -125,3 +125,21 @@ def test_a_sqlite_database_under_a_tilde_is_refused(city):
                        r"\(the gateway would make a folder named ~ where it is started\); write the whole path, e.g. "
                        "sqlite:////"):
         load_gateway_config(config)
+
+
+@pytest.mark.parametrize("config, tables, said", [
+    # "{city}: is a folder; name the file", and not which file
+    ("tables: .\n", None, "{city}: is a folder; name the file (named by tables: in the gateway's config)"),
+    ("tables: citty.yaml\n", None, "{city}/citty.yaml: no such file (named by tables: in the gateway's config)"),
+    ("tables: demo.yaml\n", ("grids_geojson: demo-grids.geojson", "grids_geojson: ."),
+     "{city}: is a folder; name the file (named by grids_geojson: in demo.yaml)"),
+    ("tables: demo.yaml\n", ("grids_csv: demo-grids.csv", "grids_csv: grids.csv"),
+     "{city}/grids.csv: no such file (named by grids_csv: in demo.yaml)"),
+])
+def test_a_file_the_config_or_tables_name_that_is_not_there_is_said_with_its_key(city, config, tables, said):
+    (city / "gateway.yaml").write_text(f"database: sqlite:///gateway.sqlite\n{config}")
+    if tables:
+        (city / "demo.yaml").write_text((city / "demo.yaml").read_text().replace(*tables))
+    with pytest.raises(GatewayConfigError) as refused:
+        load_tables(load_gateway_config(city / "gateway.yaml").tables)
+    assert str(refused.value) == said.format(city=city)
