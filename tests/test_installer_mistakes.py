@@ -143,3 +143,27 @@ def test_a_file_the_config_or_tables_name_that_is_not_there_is_said_with_its_key
     with pytest.raises(GatewayConfigError) as refused:
         load_tables(load_gateway_config(city / "gateway.yaml").tables)
     assert str(refused.value) == said.format(city=city)
+
+
+POLYGON = "[[0.80, 0.03], [0.97, 0.03], [0.97, 0.22], [0.80, 0.22]]"
+
+
+@pytest.mark.parametrize("old, new, said", [
+    # "Input should be a valid list", of each
+    ("    zones:\n", "    zones:\n    # none yet\n", "camera 'gate' zones: is empty: write its items under it"),
+    ("types: [illegal_parking]", "types: illegal_parking", "camera 'gate' zone 'kerb' types: is one value, and this "
+     "setting is a list: write it in brackets, [illegal_parking]"),
+    ("      - id: kerb\n", "        id: kerb\n", "camera 'gate' zones: is a mapping (key: value), and this setting is "
+     "a list: begin each item with '- '"),
+    # "Input should be a valid tuple", for each of its 8 numbers
+    (POLYGON, "[0.80, 0.03, 0.97, 0.03, 0.97, 0.22, 0.80, 0.22]", "1 error(s)\n  camera 'gate' zone 'kerb' polygon: "
+     "write each point as [x, y] in a list of them, [[0.80, 0.03], [0.97, 0.03], ...]; got '0.8' and the like"),
+    (POLYGON, '["0.80,0.03", "0.97,0.03", "0.97,0.22"]', "camera 'gate' zone 'kerb' polygon: write each point as "
+     "[x, y]"),
+])
+def test_a_list_written_as_something_else_is_said_so(tmp_path, old, new, said):
+    assert old in EDGE
+    text = EDGE.replace(old, new)
+    if "zones:\n    # none yet" in text:
+        text = text.split("    # none yet\n")[0] + "    # none yet\n"
+    assert said in edge_refused(tmp_path, text)

@@ -67,6 +67,14 @@ def said(error: Mapping) -> str:
         read = "true or false (an unquoted yes, no, on, off, true or false)" if isinstance(error["input"], bool) \
             else "a number"
         return f"is read by YAML as {read}, and this setting is text: put it in quotes, as written (code: '200505')"
+    if error["type"] == "list_type":  # "Input should be a valid list" said not what the file has there
+        value = error["input"]
+        if value is None:  # zones: with nothing under it
+            return "is empty: write its items under it, each on a line of its own beginning with '- '"
+        if isinstance(value, dict):  # cameras: with its first camera's keys under it, no '- '
+            return "is a mapping (key: value), and this setting is a list: begin each item with '- '"
+        if isinstance(value, (str, int, float)):  # types: illegal_parking
+            return f"is one value, and this setting is a list: write it in brackets, [{str(value)[:40]}]"
     return error["msg"].removeprefix("Value error, ")
 
 
