@@ -706,7 +706,10 @@ def load_tables(path: Path) -> Tables:
     converted to it from the system ``grids_coordinates`` names."""
     path = Path(path)
     try:
-        raw = _yaml(_there(path, "tables: in the gateway's config")) or {}
+        raw = _yaml(_there(path, "tables: in the gateway's config"))
+        if raw is None:  # "departments: Field required; categories: Field required", of a file emptied or cut off
+            raise GatewayConfigError(f"{path}: empty (or comments only): write the city's departments and categories "
+                                     f"at least ({TABLES_DIR / 'demo.yaml'} is the demo city's)")
         if not isinstance(raw, dict):  # pydantic said "Input should be a valid dictionary or instance of Tables"
             raise GatewayConfigError(f"{path}: expected a mapping with departments and categories")
         if isinstance(raw, dict) and "grids_csv" in raw:

@@ -167,3 +167,11 @@ def test_a_list_written_as_something_else_is_said_so(tmp_path, old, new, said):
     if "zones:\n    # none yet" in text:
         text = text.split("    # none yet\n")[0] + "    # none yet\n"
     assert said in edge_refused(tmp_path, text)
+
+
+@pytest.mark.parametrize("text", ["", "# the city's tables\n"])
+def test_empty_tables_are_said_to_be_empty(city, text):
+    (city / "demo.yaml").write_text(text)
+    with pytest.raises(GatewayConfigError, match="demo.yaml: empty \\(or comments only\\): write the city's "
+                       "departments and categories at least"):
+        load_tables(city / "demo.yaml")
