@@ -233,6 +233,17 @@ class Zone(Strict):
             raise ValueError(f"{', '.join(twice)} named more than once; name each type once")
         return types
 
+    @field_validator("polygon", mode="before")
+    @classmethod
+    def _points(cls, points: object) -> object:
+        """A polygon written as its numbers in a row (``[0.8, 0.03, 0.97, 0.03, ...]``, a drawing tool's) or as
+        strings (``["0.8,0.03", ...]``): one line saying how to write it, not "Input should be a valid tuple" for
+        each."""
+        if isinstance(points, list) and points and not any(isinstance(p, (list, tuple)) for p in points):
+            raise ValueError(f"write each point as [x, y] in a list of them, [[0.80, 0.03], [0.97, 0.03], ...]; got "
+                             f"{str(points[0])[:20]!r} and the like, no point in brackets")
+        return points
+
     @field_validator("polygon")
     @classmethod
     def _polygon(cls, points: list[tuple[float, float]]) -> list[tuple[float, float]]:

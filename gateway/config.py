@@ -8,6 +8,7 @@ import itertools
 import json
 import logging
 import re
+import stat
 import unicodedata
 from datetime import date
 from functools import cached_property
@@ -432,6 +433,28 @@ class Broker(Strict):
 ALLOWED_HOST = re.compile(r"\*|(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\]")
 
 
+def _listen_host(host: str) -> str:
+    """``http.host``, the address the gateway listens on: ValueError for a URL or a port written into it, as for the
+    broker's host. ``0.0.0.0:8080`` passed ``--check`` (printed as ``http 0.0.0.0:8080:8080``), and the start
+    refused it as no address of this machine.
+
+    >>> _listen_host("0.0.0.0"), _listen_host("::1")
+    ('0.0.0.0', '::1')
+    >>> _listen_host("0.0.0.0:8080")
+    Traceback (most recent call last):
+    ...
+    ValueError: '0.0.0.0:8080' has a port in it: write the address alone (0.0.0.0) and port: 8080
+    """
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", host):
+        raise ValueError(f"{host[:80]!r} is a URL: write the address the gateway listens on alone (127.0.0.1; 0.0.0.0 "
+                         "for all of this machine's), its port under port; the address clients reach it by is "
+                         "public_url")
+    name, colon, port = host.rpartition(":")
+    if colon and port.isdigit() and ":" not in name:
+        raise ValueError(f"{host[:80]!r} has a port in it: write the address alone ({name}) and port: {port}")
+    return host
+
+
 def _allowed_host(host: str) -> str:
     """A host name of ``http.allowed_hosts``: ValueError saying how to write one.
 
@@ -505,7 +528,9 @@ def _public_url(url: str) -> str:
 
 
 class Http(Strict):
-    host: str = "127.0.0.1"
+    host: Annotated[str, AfterValidator(_listen_host)] = Field(
+        default="127.0.0.1", min_length=1, title="The address the gateway listens on, alone (0.0.0.0: all of this "
+        "machine's)")
     port: int = Field(default=8080, ge=0, le=65535)
     public_read: bool = Field(default=False, title="Let anyone read cases without a token (demo only)")
     allowed_hosts: list[Annotated[str, AfterValidator(_allowed_host)]] | None = Field(
@@ -574,6 +599,10 @@ class GatewayConfig(Strict):
         except (ArgumentError, ValueError):  # ValueError: a port that is no number
             raise ValueError("is not a database URL (not shown: it may hold a password); write sqlite:///PATH or "
                              "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB") from None
+        if url.drivername.startswith("sqlite") and (url.database or "").startswith("~"):  # as the edge's data_dir
+            raise ValueError(f"{url.database!r}: ~ is no home folder here (the gateway would make a folder named "
+                             f"{Path(url.database).parts[0]} where it is started); write the whole path, e.g. "
+                             f"sqlite:///{Path(url.database).expanduser()}")
         if "@" in (url.host or ""):  # SQLAlchemy ends the password at its first @, the rest of it read as the host
             raise ValueError("names a host with an @ in it (not shown: it may be part of a password); "
                              "percent-encode an @ in the password as %40")
@@ -616,7 +645,22 @@ def _named_file(path: Path, raw: dict, key: str) -> Path:
     name = raw.pop(key)
     if not isinstance(name, str) or not name:
         raise GatewayConfigError(f"{path}: {key}: write a file name next to the tables, got {name!r}")
-    return folder_of(path) / name
+    return _there(folder_of(path) / name, f"{key}: in {path.name}")
+
+
+def _there(path: Path, named_by: str) -> Path:
+    """``path``, where it is there and no folder; else GatewayConfigError saying so and what named it (``named_by``:
+    ``tables: in the gateway's config``): "/etc/xueliang: is a folder; name the file" said not which file was meant.
+    A file that cannot be looked at is said where it is read."""
+    try:
+        folder = stat.S_ISDIR(path.stat().st_mode)
+    except FileNotFoundError:
+        raise GatewayConfigError(f"{path}: no such file (named by {named_by})") from None
+    except (OSError, ValueError):
+        return path
+    if folder:
+        raise GatewayConfigError(f"{path}: is a folder; name the file (named by {named_by})")
+    return path
 
 
 def _grid_rows(path: Path) -> list[dict]:
@@ -662,7 +706,10 @@ def load_tables(path: Path) -> Tables:
     converted to it from the system ``grids_coordinates`` names."""
     path = Path(path)
     try:
-        raw = _yaml(path) or {}
+        raw = _yaml(_there(path, "tables: in the gateway's config"))
+        if raw is None:  # "departments: Field required; categories: Field required", of a file emptied or cut off
+            raise GatewayConfigError(f"{path}: empty (or comments only): write the city's departments and categories "
+                                     f"at least ({TABLES_DIR / 'demo.yaml'} is the demo city's)")
         if not isinstance(raw, dict):  # pydantic said "Input should be a valid dictionary or instance of Tables"
             raise GatewayConfigError(f"{path}: expected a mapping with departments and categories")
         if isinstance(raw, dict) and "grids_csv" in raw:

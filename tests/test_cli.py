@@ -147,7 +147,7 @@ def test_a_gateway_only_install_names_its_config_errors(tmp_path):
                           f"sys.exit(main(['gateway', '--config', {str(bad)!r}]))"],
                          capture_output=True, text=True, timeout=60, cwd=REPO)
     assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
-    assert f"error: {bad}: database: Input should be a valid string" in run.stderr
+    assert f"error: {bad}: database: is read by YAML as a number, and this setting is text" in run.stderr
 
 
 @pytest.mark.slow

@@ -253,7 +253,8 @@ def test_a_setting_for_a_type_the_zone_does_not_watch_is_refused(zone, expected)
      "camera 'gate-3' tls_ca: no such file '{tmp}/nope.crt' (the CA certificate that signed the camera's)"),
     ("rtsps://admin:Hunter2@10.0.0.5/s1", "notes.txt", "camera 'gate-3' tls_ca: '{tmp}/notes.txt' is not a CA "
      "certificate in PEM ([X509: NO_CERTIFICATE_OR_CRL_FOUND] no certificate or crl found"),
-    ("rtsps://admin:Hunter2@10.0.0.5/s1", ".", "camera 'gate-3' tls_ca: no such file '{tmp}'"),  # a folder
+    ("rtsps://admin:Hunter2@10.0.0.5/s1", ".", "camera 'gate-3' tls_ca: '{tmp}' is a folder; name the CA "
+     "certificate file in it (the one that signed the camera's)"),
     # a CA checks only a certificate shown over TLS: on rtsp:// or a file it did nothing, and seemed to
     ("rtsp://admin:Hunter2@10.0.0.5/s1", "ca.crt", "camera 'gate-3': tls_ca is for a camera read over TLS (rtsps://), "
      "and its url is an rtsp:// url; write rtsps:// (the camera's TLS port, often 322) or leave tls_ca out"),

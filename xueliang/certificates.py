@@ -18,7 +18,13 @@ def ca_certificate(path: Path, signed: str) -> Path:
     Traceback (most recent call last):
     ...
     ValueError: '...certificates.py' is not a CA certificate in PEM (...)
+    >>> ca_certificate(Path("/etc"), "the broker's")
+    Traceback (most recent call last):
+    ...
+    ValueError: '/etc' is a folder; name the CA certificate file in it (the one that signed the broker's)
     """
+    if path.is_dir():  # it was "no such file '/etc/xueliang'", of a folder that is there
+        raise ValueError(f"{str(path)!r} is a folder; name the CA certificate file in it (the one that signed {signed})")
     if not path.is_file():
         raise ValueError(f"no such file {str(path)!r} (the CA certificate that signed {signed})")
     try:

@@ -61,6 +61,20 @@ def said(error: Mapping) -> str:
     if error["type"] in ("float_parsing", "int_parsing") and isinstance(error["input"], str):  # 10s, 3min, 30米
         return (f"{error['input'][:40]!r} is not a number: write the number alone, in the unit the setting's name "
                 "ends with (_s: seconds, 3min as 180; _m: metres)")
+    if error["type"] == "string_type" and isinstance(error["input"], (bool, int, float)):
+        # a category code, a grid code or a password of digits written unquoted (code: 200505): pydantic said "Input
+        # should be a valid string", and not why. Not shown: it may be a password
+        read = "true or false (an unquoted yes, no, on, off, true or false)" if isinstance(error["input"], bool) \
+            else "a number"
+        return f"is read by YAML as {read}, and this setting is text: put it in quotes, as written (code: '200505')"
+    if error["type"] == "list_type":  # "Input should be a valid list" said not what the file has there
+        value = error["input"]
+        if value is None:  # zones: with nothing under it
+            return "is empty: write its items under it, each on a line of its own beginning with '- '"
+        if isinstance(value, dict):  # cameras: with its first camera's keys under it, no '- '
+            return "is a mapping (key: value), and this setting is a list: begin each item with '- '"
+        if isinstance(value, (str, int, float)):  # types: illegal_parking
+            return f"is one value, and this setting is a list: write it in brackets, [{str(value)[:40]}]"
     return error["msg"].removeprefix("Value error, ")
 
 
@@ -447,6 +461,10 @@ def load_yaml(text: str, name: str = "<unicode string>", longest: Mapping[str, i
     Traceback (most recent call last):
     xueliang.textfile.TooLong: cameras.0.polygon: more than 3 items
       in "<unicode string>", line 3, column 39
+    >>> load_yaml("box: b1\\ncameras:\\n\\t- id: gate\\n")
+    Traceback (most recent call last):
+    yaml.scanner.ScannerError: a tab: YAML indents with spaces only; replace the tabs with spaces (two a level)
+      in "<unicode string>", line 3, column 1
     >>> load_yaml("".join(f"k{i}: 1\\n" for i in range(2000)))
     Traceback (most recent call last):
     xueliang.textfile.TooLong: the top level: more than 1,000 keys
@@ -460,6 +478,11 @@ def load_yaml(text: str, name: str = "<unicode string>", longest: Mapping[str, i
     except yaml.MarkedYAMLError as exc:  # libyaml's bound on nesting (1,000 levels): PyYAML's is Python's recursion's
         if exc.problem == "exceeded maximum nesting depth":
             raise RecursionError(exc.problem) from None
+        mark = exc.problem_mark
+        if mark is not None and "".join(text.split("\n")[mark.line:mark.line + 1])[mark.column:mark.column + 1] == "\t":
+            # an editor's tab: "found character that cannot start any token" said nothing of it
+            exc.context, exc.context_mark = None, None
+            exc.problem = "a tab: YAML indents with spaces only; replace the tabs with spaces (two a level)"
         raise
     finally:
         loader.dispose()

@@ -1,0 +1,177 @@
+"""Mistakes an installer makes in the edge config, the gateway config and the city's tables, each refused at load with
+a line that names its place (camera, zone, field; the file and key) and says what to write, never a traceback."""
+
+import shutil
+
+import pytest
+
+from edge.config import ConfigError, load_config
+from gateway.config import TABLES_DIR, GatewayConfigError, load_gateway_config, load_tables
+
+EDGE = """\
+box: office-3
+broker: {host: 127.0.0.1, port: 1883}
+cameras:
+  - id: gate
+    url: rtsp://admin:pw@10.0.0.5:554/Streaming/Channels/101
+    grid: HQ-DZG-10D-07
+    zones:
+      - id: kerb
+        types: [illegal_parking]
+        polygon: [[0.80, 0.03], [0.97, 0.03], [0.97, 0.22], [0.80, 0.22]]
+        dwell_s: 30
+"""
+
+
+@pytest.fixture
+def city(tmp_path):
+    for name in ("demo.yaml", "demo-grids.csv", "demo-grids.geojson"):
+        shutil.copy(TABLES_DIR / name, tmp_path / name)
+    (tmp_path / "gateway.yaml").write_text("database: sqlite:///gateway.sqlite\ntables: demo.yaml\n")
+    return tmp_path
+
+
+def edge_refused(tmp_path, text: str) -> str:
+    path = tmp_path / "edge.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    return str(refused.value)
+
+
+def test_the_example_loads(tmp_path, city):
+    (tmp_path / "edge.yaml").write_text(EDGE)
+    assert load_config(tmp_path / "edge.yaml").cameras[0].zones[0].dwell_s == 30
+    assert load_tables(load_gateway_config(city / "gateway.yaml").tables).category("spill") is not None
+
+
+@pytest.mark.parametrize("old, new, said", [
+    # YAML reads an unquoted code or password of digits as a number: "Input should be a valid string" said not why
+    ("grid: HQ-DZG-10D-07", "grid: 1007", "camera 'gate' grid: is read by YAML as a number, and this setting is "
+     "text: put it in quotes, as written"),
+    ("port: 1883}", "port: 1883, username: office-3, password: 123456}", "broker password: is read by YAML as a number"),
+    ("port: 1883}", "port: 1883, username: office-3, password: yes}", "broker password: is read by YAML as true or "
+     "false (an unquoted yes, no, on, off, true or false), and this setting is text: put it in quotes"),
+])
+def test_an_edge_config_mistake_is_said_in_its_place(tmp_path, old, new, said):
+    assert old in EDGE
+    message = edge_refused(tmp_path, EDGE.replace(old, new))
+    assert said in message
+    assert "123456" not in message  # a password is never shown
+
+
+@pytest.mark.parametrize("old, new, said", [
+    ('code: "200505"', "code: 200505", "categories.0.code: is read by YAML as a number, and this setting is text"),
+    ("name: 环卫所", "name: 110", "departments.1.name: is read by YAML as a number"),
+])
+def test_a_tables_mistake_is_said_in_its_place(city, old, new, said):
+    tables = city / "demo.yaml"
+    assert old in tables.read_text()
+    tables.write_text(tables.read_text().replace(old, new))
+    with pytest.raises(GatewayConfigError) as refused:
+        load_tables(tables)
+    assert said in str(refused.value)
+
+
+@pytest.mark.parametrize("old, new", [
+    ("      - id: kerb", "\t- id: kerb"),  # "found character that cannot start any token"
+    ("    zones:", "\tzones:"),
+])
+def test_a_tab_in_a_config_is_said_as_a_tab(tmp_path, old, new):
+    message = edge_refused(tmp_path, EDGE.replace(old, new))
+    assert "a tab: YAML indents with spaces only; replace the tabs with spaces" in message
+    assert f'line {EDGE.splitlines().index(old) + 1}, column 1' in message
+
+
+def test_a_tab_in_the_tables_is_said_as_a_tab(city):
+    tables = city / "demo.yaml"
+    tables.write_text(tables.read_text().replace("  - id: sanitation", "\t- id: sanitation"))
+    with pytest.raises(GatewayConfigError, match="not valid YAML: a tab: YAML indents with spaces only"):
+        load_tables(tables)
+
+
+def test_a_tls_ca_that_names_a_folder_is_said_to_be_one(tmp_path, city):
+    """It was "no such file '/etc/xueliang'", of a folder that is there."""
+    text = EDGE.replace("rtsp://admin", "rtsps://admin").replace("    grid:", f"    tls_ca: {tmp_path}\n    grid:", 1)
+    assert f"camera 'gate' tls_ca: '{tmp_path}' is a folder; name the CA certificate file in it (the one that signed " \
+        "the camera's)" in edge_refused(tmp_path, text)
+    config = city / "gateway.yaml"
+    config.write_text(config.read_text() + f"broker: {{host: 127.0.0.1, port: 8883, tls_ca: {city}}}\n")
+    with pytest.raises(GatewayConfigError, match=f"broker.tls_ca: '{city}' is a folder; name the CA certificate file"):
+        load_gateway_config(config)
+
+
+@pytest.mark.parametrize("http, said", [
+    # passed --check, printed as "http 0.0.0.0:8080:8080"; the start said it was no address of this machine
+    ("{host: '0.0.0.0:8080'}", "http.host: '0.0.0.0:8080' has a port in it: write the address alone (0.0.0.0) and "
+     "port: 8080"),
+    ("{host: 'http://0.0.0.0', port: 8080}", "http.host: 'http://0.0.0.0' is a URL: write the address the gateway "
+     "listens on alone"),
+])
+def test_an_http_host_with_its_port_or_scheme_in_it_is_refused(city, http, said):
+    config = city / "gateway.yaml"
+    config.write_text(config.read_text() + f"http: {http}\n")
+    with pytest.raises(GatewayConfigError) as refused:
+        load_gateway_config(config)
+    assert said in str(refused.value)
+
+
+def test_a_sqlite_database_under_a_tilde_is_refused(city):
+    """``~`` is a shell's: the gateway took it for a folder named ``~`` in the folder it was started in, as the edge's
+    data_dir did before it was refused."""
+    config = city / "gateway.yaml"
+    config.write_text("database: sqlite:///~/xueliang/gateway.sqlite\ntables: demo.yaml\n")
+    with pytest.raises(GatewayConfigError, match="database: '~/xueliang/gateway.sqlite': ~ is no home folder here "
+                       r"\(the gateway would make a folder named ~ where it is started\); write the whole path, e.g. "
+                       "sqlite:////"):
+        load_gateway_config(config)
+
+
+@pytest.mark.parametrize("config, tables, said", [
+    # "{city}: is a folder; name the file", and not which file
+    ("tables: .\n", None, "{city}: is a folder; name the file (named by tables: in the gateway's config)"),
+    ("tables: citty.yaml\n", None, "{city}/citty.yaml: no such file (named by tables: in the gateway's config)"),
+    ("tables: demo.yaml\n", ("grids_geojson: demo-grids.geojson", "grids_geojson: ."),
+     "{city}: is a folder; name the file (named by grids_geojson: in demo.yaml)"),
+    ("tables: demo.yaml\n", ("grids_csv: demo-grids.csv", "grids_csv: grids.csv"),
+     "{city}/grids.csv: no such file (named by grids_csv: in demo.yaml)"),
+])
+def test_a_file_the_config_or_tables_name_that_is_not_there_is_said_with_its_key(city, config, tables, said):
+    (city / "gateway.yaml").write_text(f"database: sqlite:///gateway.sqlite\n{config}")
+    if tables:
+        (city / "demo.yaml").write_text((city / "demo.yaml").read_text().replace(*tables))
+    with pytest.raises(GatewayConfigError) as refused:
+        load_tables(load_gateway_config(city / "gateway.yaml").tables)
+    assert str(refused.value) == said.format(city=city)
+
+
+POLYGON = "[[0.80, 0.03], [0.97, 0.03], [0.97, 0.22], [0.80, 0.22]]"
+
+
+@pytest.mark.parametrize("old, new, said", [
+    # "Input should be a valid list", of each
+    ("    zones:\n", "    zones:\n    # none yet\n", "camera 'gate' zones: is empty: write its items under it"),
+    ("types: [illegal_parking]", "types: illegal_parking", "camera 'gate' zone 'kerb' types: is one value, and this "
+     "setting is a list: write it in brackets, [illegal_parking]"),
+    ("      - id: kerb\n", "        id: kerb\n", "camera 'gate' zones: is a mapping (key: value), and this setting is "
+     "a list: begin each item with '- '"),
+    # "Input should be a valid tuple", for each of its 8 numbers
+    (POLYGON, "[0.80, 0.03, 0.97, 0.03, 0.97, 0.22, 0.80, 0.22]", "1 error(s)\n  camera 'gate' zone 'kerb' polygon: "
+     "write each point as [x, y] in a list of them, [[0.80, 0.03], [0.97, 0.03], ...]; got '0.8' and the like"),
+    (POLYGON, '["0.80,0.03", "0.97,0.03", "0.97,0.22"]', "camera 'gate' zone 'kerb' polygon: write each point as "
+     "[x, y]"),
+])
+def test_a_list_written_as_something_else_is_said_so(tmp_path, old, new, said):
+    assert old in EDGE
+    text = EDGE.replace(old, new)
+    if "zones:\n    # none yet" in text:
+        text = text.split("    # none yet\n")[0] + "    # none yet\n"
+    assert said in edge_refused(tmp_path, text)
+
+
+@pytest.mark.parametrize("text", ["", "# the city's tables\n"])
+def test_empty_tables_are_said_to_be_empty(city, text):
+    (city / "demo.yaml").write_text(text)
+    with pytest.raises(GatewayConfigError, match="demo.yaml: empty \\(or comments only\\): write the city's "
+                       "departments and categories at least"):
+        load_tables(city / "demo.yaml")
