@@ -23,10 +23,11 @@ from enum import Enum
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from gateway import storage
+from gateway import schema, storage
 from gateway.actions import held, perform
 from gateway.config import Tables
-from gateway.storage import Store, among, suppressions, verdicts
+from gateway.schema import suppressions, verdicts
+from gateway.storage import Store, among
 from gateway.workflow import Action, Role
 from xueliang import wire
 
@@ -182,7 +183,7 @@ def lift(store: Store, suppression_id: int, actor: str, role: Role, now: float,
                       .values(lifted_at=now, lifted_by=actor[:128])).rowcount != 1:
             return None
         if row.case_id is not None:
-            state = db.execute(select(storage.cases.c.state).where(storage.cases.c.id == row.case_id)).scalar()
+            state = db.execute(select(schema.cases.c.state).where(schema.cases.c.id == row.case_id)).scalar()
             storage.log(db, row.case_id, now, actor, role, "suppression_lifted", state, state,
                         f"suppression {suppression_id} lifted")
         return dict(row._mapping, bbox=json.loads(row.bbox), lifted_at=now, lifted_by=actor[:128])

@@ -370,7 +370,7 @@ def database_held(held) -> str:
     restored from a backup made at 2026-01-01 08:00:00 (Beijing time), nothing numbered on it yet
     """
     from gateway.restore import backup_made
-    from gateway.storage import MIGRATIONS
+    from gateway.schema import MIGRATIONS
 
     this = MIGRATIONS[-1][0]
     said = [f"migration {held.migration} (this release's)" if held.migration == this else
@@ -472,7 +472,8 @@ def _token(args: argparse.Namespace) -> int:
 def older_release(store, url: str) -> str | None:
     """What is said of a database an older release made, opened to read (``Store(read_only=True)``); None for one
     of this release."""
-    from gateway.storage import MIGRATIONS, database_where
+    from gateway.schema import MIGRATIONS
+    from gateway.storage import database_where
 
     if store.version >= MIGRATIONS[-1][0]:
         return None
@@ -486,7 +487,8 @@ def to_write(url: str, made_for: str = "this token"):
     rolling back finds its old gateway refusing the file, and nothing had told it. One this command makes (a mistyped
     SQLite path, or before the gateway's first start) is made for ``made_for`` and said too: the token went into a
     new file, the gateway read its own and never took it, and nobody knew why."""
-    from gateway.storage import MIGRATIONS, Store, database_where, sqlite_path
+    from gateway.schema import MIGRATIONS
+    from gateway.storage import Store, database_where, sqlite_path
 
     try:
         there = (path := sqlite_path(url)) is None or path.exists()
