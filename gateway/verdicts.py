@@ -23,7 +23,7 @@ from enum import Enum
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from gateway import schema, storage
+from gateway import numbering, schema, storage
 from gateway.actions import held, perform
 from gateway.config import Tables
 from gateway.schema import suppressions, verdicts
@@ -102,7 +102,7 @@ def record(db: Connection, case: dict, verdict: Verdict, actor: str, role: Role,
     lifted = db.execute(update(suppressions).where(suppressions.c.case_id == case["id"], suppressions.c.lifted_at.is_(None))
                         .values(lifted_at=now, lifted_by=actor[:128])).rowcount
     if suppressed is not None:
-        first = storage.restored_id(db, "suppressions", now)  # past the lost gateway's (a backup restored)
+        first = numbering.restored_id(db, "suppressions", now)  # past the lost gateway's (a backup restored)
         db.execute(insert(suppressions).values(
             **({} if first is None else {"id": first}), case_id=case["id"], box=case["box"], camera=case["camera"],
             zone=case["zone"], type=case["type"],

@@ -295,11 +295,12 @@ def _backup(url: str, target: Path) -> int:
 def _restored_at(url: str, given: str) -> int:
     """``gateway --restored-at TIME``: the PostgreSQL database at ``url``, put back by ``pg_restore`` from a dump made
     at ``given``, numbered past any case, suppression or dead letter the lost gateway gave
-    (``storage.renumber_restored``: what ``gateway --backup``'s mark does for an SQLite file), each table said; an
+    (``numbering.renumber_restored``: what ``gateway --backup``'s mark does for an SQLite file), each table said; an
     ``error:`` and 2 for an SQLite file, a time that is none or later than now, a database out of reach or not the
     gateway's, nothing changed."""
     from gateway.restore import backup_made, backup_time
-    from gateway.storage import database_where, renumber_restored, sqlite_path
+    from gateway.numbering import renumber_restored
+    from gateway.storage import database_where, sqlite_path
 
     where = database_where(url)
     if sqlite_path(url) is not None:
