@@ -347,7 +347,7 @@ def test_the_start_and_check_on_a_restored_backup_say_its_time_and_last_case_and
     import logging
 
     from gateway.restore import backup_made, first_id
-    from gateway.storage import start_warnings
+    from gateway.check import start_warnings
 
     restored, made = a_restored_backup(tmp_path, cases_before=2)
     (tmp_path / "restored.yaml").write_text(f"database: sqlite:///{restored}\n")

@@ -217,7 +217,7 @@ def _gateway(args: argparse.Namespace) -> int:
 
     config = load_gateway_config(args.config)
     if args.check:
-        from gateway.storage import check_read_only
+        from gateway.check import check_read_only
 
         tables = load_tables(config.tables)
         # the database read, never changed (one the gateway would refuse: said here, as the start would)
@@ -252,10 +252,10 @@ PROGRESS_EVERY_S = 10.0  # how often --check says how far it has read the pictur
 
 def _check_pictures(url: str) -> int:
     """``gateway --check``'s last step: every picture an SQLite file keeps read against its sha256
-    (``storage.damaged_pictures_read_only``: 2-2.5 s a GB of 200 kB pictures in the page cache, on one core, the hash
+    (``check.damaged_pictures_read_only``: 2-2.5 s a GB of 200 kB pictures in the page cache, on one core, the hash
     half of it): 0, or 2 with an ``error:`` naming the first damaged ones, how many, and to restore them; how far it
     has read on stderr every ``PROGRESS_EVERY_S`` (a file of many GB: a minute or more, more from a cold disk)."""
-    from gateway.storage import damaged_pictures_read_only
+    from gateway.check import damaged_pictures_read_only
 
     began = said = time.monotonic()
 
@@ -357,10 +357,10 @@ def gateway_summary(config, tables, path: str) -> str:
 
 
 def database_held(held) -> str:
-    """What ``gateway --check`` says of what the gateway's database holds (``storage.Held``), for an operator to see
+    """What ``gateway --check`` says of what the gateway's database holds (``check.Held``), for an operator to see
     at a glance what a restored backup or a new install will serve.
 
-    >>> from gateway.storage import Held
+    >>> from gateway.check import Held
     >>> print(database_held(Held(3, 1204, 37, 5, (1204, 1_767_225_600.0), 2311, None)))
     ... # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
     migration 3, an older release's: the gateway upgrades it to ... at its start; 1,204 cases, 37 open, 5 of them
@@ -403,7 +403,8 @@ def not_to_read(url: str) -> str | None:
     gateway's tables, empty (an empty file, or a new PostgreSQL database: ``token --list`` made the gateway's tables
     in it) or another application's. Nothing is made or changed to tell; DatabaseUnusable where it cannot be read.
     None where it may."""
-    from gateway.storage import database_where, not_gateways, tables_read_only
+    from gateway.check import tables_read_only
+    from gateway.storage import database_where, not_gateways
 
     there, where = tables_read_only(url), database_where(url)
     if there is None:
