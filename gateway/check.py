@@ -25,11 +25,11 @@ from gateway.numbering import backup_mark
 from gateway.schema import cases, evidence
 from gateway.storage import (
     DatabaseUnusable,
-    _read_only_engine,
     database_where,
     not_gateways,
     overdue_clause,
     read_only_connection,
+    read_only_engine,
     refuse_later_release,
     removed_departments,
     schema_version,
@@ -49,14 +49,15 @@ def open_by_department(db: Connection) -> dict[str, int]:
 
 def removed_with_open_cases(db: Connection, tables: Tables) -> list[str]:
     """``Tables.removed_departments`` of the open cases (``open_by_department``), each department by the name its
-    last dispatch logged too (``removed_departments``): the gateway's start and ``gateway --check`` say them."""
+    last dispatch logged too (``storage.removed_departments``): the gateway's start and ``gateway --check`` say them."""
     named = tables.with_removed(removed_departments(db, tables.department_ids))
     return named.removed_departments(open_by_department(db))
 
 
 def start_warnings(db: Connection, tables: Tables, where: Path | str, now: float) -> list[str]:
     """What the gateway's start and ``gateway --check`` say of its database (at ``where``) at ``now``: a backup restored
-    (``backup_mark``), and the departments no longer in the tables holding open cases (``removed_with_open_cases``)."""
+    (``numbering.backup_mark``), and the departments no longer in the tables holding open cases
+    (``removed_with_open_cases``)."""
     restored = backup_mark(db)
     said = [f"database {where}: {restore.restored_words(*restored, now)}"] if restored else []
     return said + removed_with_open_cases(db, tables)
@@ -66,7 +67,7 @@ def start_warnings(db: Connection, tables: Tables, where: Path | str, now: float
 class Held:
     """What the gateway's database holds, as ``gateway --check`` says it (``held``): its last ``migration``, how many
     ``cases`` (``open``, and of them ``overdue``), the ``last`` case's number and when it was created, the evidence
-    ``pictures``, and the mark of a backup restored (``backup_mark``)."""
+    ``pictures``, and the mark of a backup restored (``numbering.backup_mark``)."""
     migration: int
     cases: int
     open: int
@@ -101,7 +102,7 @@ def check_read_only(url: str, tables: Tables, now: float) -> tuple[Held, list[st
     path, where = sqlite_path(url), database_where(url)
     if path is not None and not path.exists() and not path.is_symlink():
         return None
-    engine = _read_only_engine(url)
+    engine = read_only_engine(url)
     try:
         with engine.connect() as db:
             there = inspect(db).get_table_names()
@@ -140,7 +141,7 @@ def tables_read_only(url: str) -> list[str] | None:
         raise DatabaseUnusable(f"database {database_where(url)}: cannot be read ({exc.strerror}): let this user reach "
                                "it, each folder on its way (a relative path is read from the folder the command runs "
                                "in); nothing was made") from None
-    engine = _read_only_engine(url)
+    engine = read_only_engine(url)
     try:
         with engine.connect() as db:
             return inspect(db).get_table_names()
@@ -154,7 +155,7 @@ def tables_read_only(url: str) -> list[str] | None:
 def damaged_pictures_read_only(url: str, progress: Callable[[int, int], None] = lambda done, total: None
                                ) -> tuple[int, int, list[str]]:
     """Every picture an SQLite file keeps (snapshots, frames, people's photos: the ``evidence`` table) read against its
-    key (``intact``), the file opened as ``start_warnings_read_only`` opens it: how many, their bytes, and the sha256s
+    key (``storage.intact``), the file opened as ``check_read_only`` opens it: how many, their bytes, and the sha256s
     of those damaged, in the table's order; ``progress(bytes read, bytes in all)`` after each. (0, 0, []) for another
     database, no file or one without the gateway's tables. A row at a time, in the table's own order (its pages one
     after another on the disk), never the whole table in memory."""

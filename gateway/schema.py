@@ -244,9 +244,9 @@ boxes = Table(
     Column("twin_boots", String(130)),  # the two starts then, "BOOT BOOT"
 )
 
-# migration 19: where each table whose ids are seen outside goes on from (``restored_id``): its next row takes next_id,
-# past any the lost gateway gave (a backup restored) or retention deleted (``keep_numbering``); the row here goes once
-# one of the table's has taken it
+# migration 19: where each table whose ids are seen outside goes on from (``numbering.restored_id``): its next row
+# takes next_id, past any the lost gateway gave (a backup restored) or retention deleted (``numbering.keep_numbering``);
+# the row here goes once one of the table's has taken it
 numbering = Table(
     "numbering", metadata,
     Column("name", String(40), primary_key=True),  # the table's, one of gateway.restore.MARGINS

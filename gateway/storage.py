@@ -1,7 +1,10 @@
 """Storage: SQLite (WAL) by default, PostgreSQL by URL, through SQLAlchemy Core.
 
 The schema is versioned: ``migrate`` brings any earlier database up to ``MIGRATIONS``'
-last version at start, in one transaction, and records each step in ``schema_migrations``.
+last version at start, in one transaction, and records each step in ``schema_migrations``
+(the tables and their migrations: ``gateway.schema``; the numbering after a backup restored or
+rows deleted: ``gateway.numbering``; what is said of a database read and never written, as
+``gateway --check`` reads it: ``gateway.check``).
 
 Write helpers take an open transaction (``with store.begin() as db``) so a case change
 and its audit record are committed together; reads are methods of ``Store``.
@@ -298,7 +301,7 @@ def not_gateways(there: list[str]) -> str:
             "name the gateway's, or move this one away for a new one to begin; it was left as it is")
 
 
-def _read_only_engine(url: str) -> Engine:
+def read_only_engine(url: str) -> Engine:
     """An engine on ``url`` that writes nothing: an SQLite file opened as ``read_only_connection`` opens it, PostgreSQL
     in read-only transactions."""
     if (path := sqlite_path(url)) is None:
@@ -525,9 +528,10 @@ def lock_places(db: Connection, incidents: list[tuple[str, list[tuple[str, bool]
     event, the check that fixes its camera and box (``gateway.cases.not_its_incident``), and the event whose check
     passed before the other's start committed joined the case that start opened. Advisory locks, all at once in the
     order of their keys, before the transaction writes anything: two transactions never wait for each other in a
-    circle. On SQLite, its one write lock (``numbering.write_lock``), taken before the first event is read: pysqlite began the
-    transaction at the event's insert only, and two gateways on one file (the service and one started by hand) each
-    read no first event of one incident id from two cameras, and the second camera's update joined the first's case.
+    circle. On SQLite, its one write lock (``numbering.write_lock``), taken before the first event is read: pysqlite
+    began the transaction at the event's insert only, and two gateways on one file (the service and one started by
+    hand) each read no first event of one incident id from two cameras, and the second camera's update joined the
+    first's case.
     """
     if not incidents:
         return
@@ -864,8 +868,8 @@ def set_aside_evidence(db: Connection, row: dict, reason: str, now: float) -> No
 
 def dead_letter(db: Connection, topic: str, reason: str, payload: bytes, now: float) -> None:
     """Keep a refused message with the reason, in the caller's transaction, once: a message kept already (by its
-    digest) is left as it was; an id taken twice would be an error, not a dead letter lost (``numbering.restored_id`` gives each
-    once). Its topic and reason as any database stores them (PostgreSQL refuses NUL in text, and
+    digest) is left as it was; an id taken twice would be an error, not a dead letter lost (``numbering.restored_id``
+    gives each once). Its topic and reason as any database stores them (PostgreSQL refuses NUL in text, and
     both may quote what the message held)."""
     row = {"received_at": now, "topic": topic.replace("\x00", "\\0")[:512],
            "reason": reason.replace("\x00", "\\0")[:1000], "payload": bytes(payload[:DEAD_LETTER_KEEP_BYTES]),
@@ -1006,14 +1010,14 @@ CASE_VALUES_KEPT_S = 60  # Store.case_values: how long a scan of the cases' depa
 
 class Store:
     """The gateway's database at ``url``, brought up to this release's schema (``make_engine``): ``applied`` the
-    migrations this opening applied. ``read_only``: opened as ``_read_only_engine`` opens it, with no migration, for a
+    migrations this opening applied. ``read_only``: opened as ``read_only_engine`` opens it, with no migration, for a
     command that only reads (``token --list``, ``dataset export``): an older release's file is read as it is, at its
     schema ``version`` (a listing that migrated it left a city rolling back after a look with an old gateway refusing
     the file); a later release's is refused as the start refuses it."""
 
     def __init__(self, url: str, read_only: bool = False):
         if read_only:
-            self.engine, applied = _read_only_engine(url), []
+            self.engine, applied = read_only_engine(url), []
             try:
                 with self.engine.connect() as db:
                     self.version = schema_version(db)
