@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from gateway import dataset  # noqa: E402
 from gateway.config import TABLES_DIR, load_tables  # noqa: E402
 from gateway.ingest import Ingest  # noqa: E402
-from gateway.storage import Store, verdicts  # noqa: E402
+from gateway.schema import verdicts  # noqa: E402
+from gateway.storage import Store  # noqa: E402
 from xueliang import services, wire  # noqa: E402
 
 NOW = 1_767_225_600.0

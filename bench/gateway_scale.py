@@ -41,7 +41,7 @@ from sqlalchemy import Connection, Table, create_engine, insert, text
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from gateway import storage  # noqa: E402
+from gateway import schema  # noqa: E402
 from gateway.auth import hash_token  # noqa: E402
 from xueliang import services, wire  # noqa: E402
 
@@ -175,8 +175,8 @@ def fill(url: str, cases_n: int, now: float, seed: int = 7) -> dict:
                                  "verdict": rnd.choice(["correct", "false_alarm"]), "right_type": None,
                                  "duplicate_of": None, "bbox": None, "note": None})
             if len(log) > 50_000 or i == cases_n:
-                for table, rows in ((storage.cases, cases), (storage.case_log, log), (storage.case_incidents, links),
-                                    (storage.incident_events, events), (storage.verdicts, verdicts)):
+                for table, rows in ((schema.cases, cases), (schema.case_log, log), (schema.case_incidents, links),
+                                    (schema.incident_events, events), (schema.verdicts, verdicts)):
                     if rows:
                         bulk(db, table, rows)
                 counts["cases"] += len(cases)
@@ -187,7 +187,7 @@ def fill(url: str, cases_n: int, now: float, seed: int = 7) -> dict:
                     "payload": os.urandom(rnd.randint(200, 3000)), "grid": rnd.choice(leaves + [None] * 200),
                     "digest": uuid.UUID(int=rnd.getrandbits(128)).hex[:wire.DIGEST_CHARS]}
                    for n in range(20_000)]
-        bulk(db, storage.dead_letters, letters)
+        bulk(db, schema.dead_letters, letters)
         counts["dead_letters"] = len(letters)
         heartbeats = []
         for b in range(BOXES):
@@ -197,12 +197,12 @@ def fill(url: str, cases_n: int, now: float, seed: int = 7) -> dict:
                                 for c in range(CAMERAS)}}
             heartbeats.append({"box": box, "state": "online", "heard_at": now - (5 if b else 900), "sent_at": now,
                                "heartbeat": json.dumps(beat), "boot": "boot1", "link": 1, "seq": 100})
-        bulk(db, storage.boxes, heartbeats)
-        bulk(db, storage.tokens, [
+        bulk(db, schema.boxes, heartbeats)
+        bulk(db, schema.tokens, [
             {"sha256": hash_token(tok), "name": f"bench-{who}", "role": role, "department": dept, "grid": grid,
              "created_at": now, "prefix": tok[:8], "expires_at": None, "revoked_at": None}
             for who, (tok, role, dept, grid) in TOKENS.items()])
-        bulk(db, storage.sessions, [
+        bulk(db, schema.sessions, [
             {"sha256": hash_token(f"session-{who}"), "token_sha256": hash_token(tok), "created_at": now,
              "expires_at": now + DAY} for who, (tok, *_) in TOKENS.items()])
         if db.dialect.name == "postgresql":  # the cases' ids were given: the next one the gateway makes follows them

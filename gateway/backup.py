@@ -19,7 +19,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from gateway.storage import MIGRATIONS, database_where, read_only_connection
+from gateway.schema import MIGRATIONS
+from gateway.storage import database_where, read_only_connection
 
 BUSY_TIMEOUT_S = 30  # the snapshot waits out a gateway's checkpoint or a migration rather than failing at once
 

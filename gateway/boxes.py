@@ -1,5 +1,5 @@
 """The edge boxes as the gateway hears them: each box's heartbeat on ``xl/v1/{box}/status`` checked, the latest kept
-(one row per box, ``storage.boxes``; this module is its one writer), what the boxes page shows of it, and an admin's
+(one row per box, ``schema.boxes``; this module is its one writer), what the boxes page shows of it, and an admin's
 removal of a box (``remove``: a retired one, listed as silent until then; a status message from it lists it again).
 An operator sees the boxes with a camera in its grid subtree, and of them those cameras alone (``listed``); a box
 whose heartbeat names no camera's grid (a release older than the cameras' ``grid``) only an admin sees.
@@ -43,7 +43,8 @@ from sqlalchemy.engine import Connection
 
 from gateway.config import neutralised
 from gateway.metrics import HEARTBEATS
-from gateway.storage import Prepared, Store, boxes, database_now
+from gateway.schema import boxes
+from gateway.storage import Prepared, Store, database_now
 from gateway.tally import MinuteTally
 from gateway.workflow import Role
 from xueliang import wire

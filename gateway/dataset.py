@@ -42,8 +42,9 @@ from sqlalchemy import and_, func, select
 from gateway import verdicts
 from gateway.config import Tables
 from gateway.images import ImageError, check_jpeg
-from gateway.storage import DamagedPicture, Store, case_incidents, cases, evidence, in_chunks, incident_events, intact
-from gateway.storage import verdicts as verdict_rows
+from gateway.schema import case_incidents, cases, evidence, incident_events
+from gateway.schema import verdicts as verdict_rows
+from gateway.storage import DamagedPicture, Store, in_chunks, intact
 from xueliang import wire
 
 CASES_AT_ONCE = 1000  # judged cases read at a time: their rows, verdicts and events; an export holds no more

@@ -9,7 +9,7 @@ way: a suppression's (a box's list and its log, ``POST /suppressions/{id}/lift``
 tables goes on from (``first_id``), and the mark is cleared in its transaction: a restart before it keeps the mark.
 The other tables' ids never leave the database (a case-log row's, a verdict's: their case's number names them).
 A PostgreSQL database has no such mark: ``pg_restore`` puts each table's sequence back where the dump left it, and
-``gateway --restored-at TIME`` (``backup_time``) moves them on by the same margins (``storage.renumber_restored``).
+``gateway --restored-at TIME`` (``backup_time``) moves them on by the same margins (``numbering.renumber_restored``).
 """
 
 from __future__ import annotations

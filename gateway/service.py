@@ -26,7 +26,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from paho.mqtt.properties import Properties
 
-from gateway import presentation, storage, verdicts
+from gateway import check, presentation, storage, verdicts
 from gateway.api import create_app
 from gateway.actions import perform
 from gateway.cases import escalation, running_deadline
@@ -551,7 +551,7 @@ def run_gateway(config: GatewayConfig) -> int:
     tables = load_tables(config.tables)
     store = Store(config.database)
     with store.begin() as db:
-        for line in storage.start_warnings(db, tables, storage.database_where(config.database), time.time()):
+        for line in check.start_warnings(db, tables, storage.database_where(config.database), time.time()):
             log.warning("%s", line)
     http_socket = listen(config.http)
     health = Health(min(config.escalation_check_s, CLOCK_ROUND_MAX_S))  # how often the clock goes round

@@ -1,7 +1,10 @@
 """Storage: SQLite (WAL) by default, PostgreSQL by URL, through SQLAlchemy Core.
 
 The schema is versioned: ``migrate`` brings any earlier database up to ``MIGRATIONS``'
-last version at start, in one transaction, and records each step in ``schema_migrations``.
+last version at start, in one transaction, and records each step in ``schema_migrations``
+(the tables and their migrations: ``gateway.schema``; the numbering after a backup restored or
+rows deleted: ``gateway.numbering``; what is said of a database read and never written, as
+``gateway --check`` reads it: ``gateway.check``).
 
 Write helpers take an open transaction (``with store.begin() as db``) so a case change
 and its audit record are committed together; reads are methods of ``Store``.
@@ -17,23 +20,16 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from sqlalchemy import (
     and_,
-    BigInteger,
     Boolean,
     case as sql_case,
-    Column,
     Float,
-    Index,
     Integer,
-    LargeBinary,
-    MetaData,
     Select,
-    String,
     Table,
     Text,
     bindparam,
@@ -41,7 +37,6 @@ from sqlalchemy import (
     delete,
     event,
     false,
-    true,
     func,
     insert,
     inspect,
@@ -56,332 +51,31 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.schema import CreateColumn
 from sqlalchemy.sql.functions import FunctionElement
 
-from gateway import photohash, restore
+from gateway import numbering, photohash
 from gateway.config import Tables, neutralised
+from gateway.schema import (
+    MIGRATIONS,
+    case_incidents,
+    case_log,
+    case_photos,
+    cases,
+    dead_letters,
+    evidence,
+    incident_events,
+    metadata,
+    photo_hashes,
+    schema_migrations,
+    sessions,
+    tokens,
+)
 from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Role, transition
 from xueliang import sqlitefile, wire
 from xueliang.passwords import without_password
 
 log_ = logging.getLogger(__name__)  # ``log`` writes the case log
-metadata = MetaData()
 
-cases = Table(
-    "cases", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("incident_id", String(128), nullable=False, unique=True),  # the incident that opened it
-    Column("type", String(40), nullable=False),
-    Column("category_code", String(32), nullable=False),
-    Column("category_name", String(128), nullable=False),
-    Column("department", String(64), nullable=False, index=True),
-    Column("grid", String(64), nullable=False, index=True),
-    Column("box", String(64), nullable=False),
-    Column("camera", String(64), nullable=False),
-    Column("zone", String(64), nullable=False),
-    Column("lat", Float, index=True), Column("lon", Float),
-    Column("state", String(24), nullable=False, index=True),
-    Column("created_at", Float, nullable=False),
-    Column("dispatched_at", Float),
-    Column("deadline", Float, index=True),
-    Column("reported_at", Float, nullable=False),
-    Column("confidence", Float, nullable=False),
-    Column("bbox", Text, nullable=False),
-    Column("evidence_sha256", String(64)),
-    Column("last_seq", Integer, nullable=False),
-    Column("level", Integer, nullable=False, default=0),
-    Column("escalated_grid", String(64)),
-    Column("next_escalation_at", Float),
-    Column("closed_at", Float),
-    Column("incident_count", Integer, nullable=False, default=1),
-    Column("ended_at", Float), Column("end_reason", String(24)), Column("end_evidence_sha256", String(64)),
-    Column("urgent", Boolean, nullable=False, server_default=false()),  # migration 2
-    Column("fed_back_at", Float),  # migration 6: the department's clock stopped here (its feedback)
-    Column("recheck_deadline", Float),  # migration 6: the re-check's own deadline, while in feedback
-    Column("extension_request", String(64)),  # migration 6: more time a department asked for (申请延期)
-)
-
-# migration 16: a department's queue and its counts select its open states: by the department's index alone they read
-# every case it ever had (50,000 in a year's city: a queue 27 ms of CPU, now 10, its count 24, now 1.3). That index
-# stays: in it a department's cases are in id order, its lists newest first read 100 of them, here all, sorted.
-# None on created_at: SQLite took it for Open311's 90 days, newest first, and sorted their 25,000 cases for a page.
-DEPARTMENT_STATE = Index("ix_cases_department_state", cases.c.department, cases.c.state)
-
-case_incidents = Table(
-    "case_incidents", metadata,
-    Column("incident_id", String(128), primary_key=True),
-    Column("case_id", Integer, nullable=False, index=True),
-    Column("how", String(16), nullable=False),  # opened / merged / reopened
-    Column("linked_at", Float, nullable=False),
-)
-
-incident_events = Table(
-    "incident_events", metadata,
-    Column("incident_id", String(128), primary_key=True),
-    Column("seq", Integer, primary_key=True),
-    Column("state", String(8), nullable=False),
-    Column("received_at", Float, nullable=False),
-    Column("payload", Text, nullable=False),
-)
-
-evidence = Table(
-    "evidence", metadata,
-    Column("sha256", String(64), primary_key=True),
-    Column("incident_id", String(128), nullable=False, index=True),
-    Column("box", String(64), nullable=False),
-    Column("camera", String(64), nullable=False),
-    Column("received_at", Float, nullable=False),
-    Column("data", LargeBinary, nullable=False),
-    # migration 13: whether an event of its box names these bytes (its snapshot or its frame); a picture no event
-    # names is never shown and was kept for good, as many as a box sent: set aside after ORPHAN_EVIDENCE_S
-    Column("named", Boolean, nullable=False, server_default=true()),
-)
-EVIDENCE_UNNAMED = Index("ix_evidence_unnamed", evidence.c.named, evidence.c.received_at)
-
-dead_letters = Table(
-    "dead_letters", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("received_at", Float, nullable=False),
-    Column("topic", Text, nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("payload", LargeBinary, nullable=False),
-    Column("grid", String(64)),  # migration 5: the grid the payload names, if any; none: admins only
-    # migration 12: the message's ``wire.message_digest`` (of its whole topic and payload), one dead letter each: a
-    # batch the database failed partway through its messages handled alone had kept those set aside before, and
-    # kept them again at its next try; none for the rows from before
-    Column("digest", String(wire.DIGEST_CHARS)),
-)
-DEAD_LETTER_GRID = Index("ix_dead_letters_grid", dead_letters.c.grid)
-DEAD_LETTER_DIGEST = Index("ux_dead_letters_digest", dead_letters.c.digest, unique=True)
-# migration 15: the clock deletes dead letters past the city's retention, oldest first, without reading the table;
-# ingest counts a box's pictures no event named yet (``unnamed_evidence``) without reading the others' boxes'
-DEAD_LETTER_RECEIVED = Index("ix_dead_letters_received_at", dead_letters.c.received_at)
-EVIDENCE_BOX_UNNAMED = Index("ix_evidence_box_named", evidence.c.box, evidence.c.named)
-
-# migration 4: a photo belongs to every case it was added to; its bytes are kept once in evidence
-case_photos = Table(
-    "case_photos", metadata,
-    Column("case_id", Integer, primary_key=True),
-    Column("sha256", String(64), primary_key=True),
-    Column("added_at", Float, nullable=False),
-)
-# migration 17: a photo's picture (``photohash``), so that the same picture sent for another case is found: its hash
-# once per band (a lookup reads the few rows near each of its bands, not every photo of a year's city), and the cases
-# that have a picture by its bytes
-photo_hashes = Table(
-    "photo_hashes", metadata,
-    Column("band", Integer, primary_key=True),
-    Column("value", Integer, primary_key=True),
-    Column("sha256", String(64), primary_key=True),
-    Column("dhash", BigInteger, nullable=False),  # signed: SQL has no unsigned 64-bit integer
-)
-CASE_PHOTO_SHA = Index("ix_case_photos_sha256", case_photos.c.sha256)
-
-case_log = Table(
-    "case_log", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("case_id", Integer, nullable=False, index=True),
-    Column("at", Float, nullable=False),
-    Column("actor", String(128), nullable=False),
-    Column("role", String(16), nullable=False),
-    Column("action", String(32), nullable=False),
-    Column("from_state", String(24)),
-    Column("to_state", String(24)),
-    Column("note", Text),
-    Column("target", String(64)),  # where its notice goes: the department dispatched to, the grid escalated to
-    Column("published", Float),  # the log row is also the outbox of notices (dispatch, escalation)
-    # migration 8: the more time an extension's row asked for, granted, refused or gave (its note is
-    # the person's own words, never this value: a note "2h" on a request for 5 working days is the person's)
-    Column("extend_by", String(64)),
-    # migration 14: the department's deadline as a dispatch or an extension of it set it, so that a past day's report
-    # reads the deadline of then, not the case's latest (none on rows from before, and on every other row)
-    Column("deadline", Float),
-)
-UNPUBLISHED = Index("ix_case_log_published", case_log.c.published)  # migration 3: the clock finds its notices
-LOG_AT = Index("ix_case_log_at", case_log.c.at)  # migration 14: a report finds the cases that moved since its day
-
-tokens = Table(
-    "tokens", metadata,
-    Column("sha256", String(64), primary_key=True),
-    Column("name", String(128), nullable=False),
-    Column("role", String(16), nullable=False),
-    Column("department", String(64)),
-    Column("grid", String(64)),
-    Column("created_at", Float, nullable=False),
-    Column("prefix", String(16)),  # migration 5: the token's first characters, to name it in a revocation
-    Column("expires_at", Float),  # migration 5
-    Column("revoked_at", Float),  # migration 5
-)
-
-# migration 5: the operators' pages sign in once with a token and then carry a session cookie
-sessions = Table(
-    "sessions", metadata,
-    Column("sha256", String(64), primary_key=True),  # of the cookie's random value
-    Column("token_sha256", String(64), nullable=False, index=True),
-    Column("created_at", Float, nullable=False),
-    Column("expires_at", Float, nullable=False),
-)
-
-# migration 7: an operator's verdict on a machine-made case (the newest is the case's), and the
-# suppressions a false_alarm verdict makes: the box stops reporting that camera/zone/type/region
-verdicts = Table(
-    "verdicts", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("case_id", Integer, nullable=False, index=True),
-    Column("at", Float, nullable=False),
-    Column("actor", String(128), nullable=False),
-    Column("verdict", String(16), nullable=False),  # gateway.verdicts.Verdict
-    Column("right_type", String(40)),  # wrong_type: what it was
-    Column("duplicate_of", Integer),  # duplicate: the case it repeats
-    Column("bbox", Text),  # the object's box as the operator redrew it (JSON x1, y1, x2, y2 in 0..1)
-    Column("note", Text),
-)
-
-suppressions = Table(
-    "suppressions", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("case_id", Integer, index=True),  # the case whose false_alarm verdict made it
-    Column("box", String(64), nullable=False, index=True),
-    Column("camera", String(64), nullable=False),
-    Column("zone", String(64), nullable=False),
-    Column("type", String(40), nullable=False),
-    Column("bbox", Text, nullable=False),  # the suppressed region (JSON x1, y1, x2, y2 in 0..1)
-    Column("grid", String(64), nullable=False),  # the case's: who may see and lift it
-    Column("created_at", Float, nullable=False),
-    Column("created_by", String(128), nullable=False),
-    Column("lifted_at", Float),
-    Column("lifted_by", String(128)),
-)
-
-# migration 9: each box's latest status (gateway.boxes writes it): one row per box, replaced by its next heartbeat
-boxes = Table(
-    "boxes", metadata,
-    Column("box", String(64), primary_key=True),
-    Column("state", String(16), nullable=False),  # online / offline: its latest status message (a last will too)
-    Column("heard_at", Float),  # when its latest heartbeat came, the database's clock (none: only its last will came)
-    Column("sent_at", Float),  # that heartbeat's own time, the box's wall clock
-    Column("heartbeat", Text),  # that heartbeat as checked (gateway.boxes.Heartbeat, JSON)
-    Column("boot", String(64)),  # that heartbeat's start, connection to the broker (migration 11) and number: its
-    Column("link", BigInteger),  # place in the box's order (gateway.boxes._upsert; none: a box older than them, or
-    Column("seq", BigInteger),  # only its last will heard)
-    Column("ended_link", BigInteger),  # migration 11: the last connection of that start a last will or stop ended
-    Column("refused_at", Float),  # its latest heartbeat refused (noted at most once per box in boxes.REFUSAL_NOTE_S)
-    Column("refused_reason", String(300)),
-    # migration 18: two boxes under one box id (a config copied to the next box, its box not changed) send heartbeats
-    # of two starts in turn; a box started again never sends its earlier start's again (gateway.boxes._upsert)
-    Column("prev_boot", String(64)),  # the start that heartbeat's replaced
-    Column("twin_at", Float),  # when a start came back after another's heartbeat, the database's clock
-    Column("twin_boots", String(130)),  # the two starts then, "BOOT BOOT"
-)
-
-# migration 19: where each table whose ids are seen outside goes on from (``restored_id``): its next row takes next_id,
-# past any the lost gateway gave (a backup restored) or retention deleted (``keep_numbering``); the row here goes once
-# one of the table's has taken it
-numbering = Table(
-    "numbering", metadata,
-    Column("name", String(40), primary_key=True),  # the table's, one of gateway.restore.MARGINS
-    Column("next_id", BigInteger, nullable=False),
-)
-
-schema_migrations = Table(
-    "schema_migrations", metadata,
-    Column("version", Integer, primary_key=True),
-    Column("what", Text, nullable=False),
-    Column("applied_at", Float, nullable=False),
-)
-
-
-def _add_column(column: Column):
-    def step(db: Connection) -> None:
-        db.execute(text(f"ALTER TABLE {column.table.name} ADD COLUMN {CreateColumn(column).compile(dialect=db.dialect)}"))
-    return step
-
-
-def _add_missing(*columns: Column):
-    """Each column its table lacks added: a table made by an earlier step (from the tables above) has them."""
-    def step(db: Connection) -> None:
-        for column in columns:
-            if column.name not in {c["name"] for c in inspect(db).get_columns(column.table.name)}:
-                _add_column(column)(db)
-    return step
-
-
-# (version, what it changes, the step). A new column or table is added to the tables above
-# *and* here; a database older than version 1's record (made before migrations) is version 1.
-# A short list of DDL steps does what the project needs of Alembic without its script tree.
-MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
-    (1, "cases, incidents, events, evidence, dead letters, case log, tokens", None),
-    (2, "cases.urgent: an urgent incident (a spill that endangers traffic) has its own service level",
-     _add_column(cases.c.urgent)),
-    (3, "case_log.published indexed: the clock's look for unsent notices no longer reads the whole log",
-     lambda db: UNPUBLISHED.create(db)),
-    (4, "case_photos: a photo is served for every case it was added to (its bytes are kept once)",
-     lambda db: _migrate_case_photos(db)),
-    (5, "tokens expire and can be revoked; page sessions; dead letters carry their grid for scoping",
-     lambda db: _migrate_tokens_sessions_dead_letters(db)),
-    (6, "cases.fed_back_at, recheck_deadline, extension_request: the department's clock stops at its feedback, "
-        "the re-check has its own; a department asks for more time",
-     lambda db: [_add_column(c)(db) for c in (cases.c.fed_back_at, cases.c.recheck_deadline,
-                                              cases.c.extension_request)]),
-    (7, "verdicts and suppressions: an operator's verdict on a machine-made case; a false alarm's suppression "
-        "for its box", lambda db: [verdicts.create(db), suppressions.create(db)]),
-    (8, "case_log.extend_by: an extension's duration in its own field, the note left to the person's words",
-     _add_column(case_log.c.extend_by)),
-    (9, "boxes: each box's latest heartbeat, for the boxes page", lambda db: boxes.create(db)),
-    (10, "boxes.boot, boxes.seq: a box's heartbeat written late by one gateway no longer replaces the later one "
-         "another wrote", _add_missing(boxes.c.boot, boxes.c.seq)),
-    (11, "boxes.link, boxes.ended_link: a box's last will is ordered after the heartbeats of the connection it ends "
-         "and before the next one's", _add_missing(boxes.c.link, boxes.c.ended_link)),
-    (12, "dead_letters.digest, unique: a message set aside twice (its batch tried again) is one dead letter",
-     lambda db: [_add_column(dead_letters.c.digest)(db), DEAD_LETTER_DIGEST.create(db)]),
-    (13, "evidence.named: a box's picture no event of its names is set aside after a while, as one whose incident "
-         "never came (those kept before stay, but those of incidents that never came)",
-     lambda db: _migrate_evidence_named(db)),
-    (14, "case_log.deadline, case_log.at indexed: a past day's report reads each dispatch's department and deadline "
-         "from the log, not the case as it is now (rows from before: the case's deadline)",
-     lambda db: [_add_missing(case_log.c.deadline)(db), LOG_AT.create(db, checkfirst=True)]),
-    (15, "dead letters by age, a box's unnamed pictures by box: dead letters are deleted past the city's retention "
-         "(dead_letter_days, dead_letter_mb), a box has so many pictures waiting for their events at most",
-     lambda db: [DEAD_LETTER_RECEIVED.create(db), EVIDENCE_BOX_UNNAMED.create(db)]),
-    (16, "cases by department and state: a department's queue and its counts read its open cases, not every case it "
-         "ever had", lambda db: DEPARTMENT_STATE.create(db, checkfirst=True)),
-    (17, "photo_hashes, case_photos by picture: a department's photo that is the same picture as another case's is "
-         "marked (photos kept before are found by their bytes only)",
-     lambda db: [photo_hashes.create(db, checkfirst=True), CASE_PHOTO_SHA.create(db, checkfirst=True)]),
-    (18, "boxes.prev_boot, twin_at, twin_boots: two boxes under one box id, their heartbeats' starts in turn, are "
-         "said on the box's row", _add_missing(boxes.c.prev_boot, boxes.c.twin_at, boxes.c.twin_boots)),
-    (19, "numbering: a backup restored numbers its suppressions and dead letters past the lost gateway's too, not "
-         "its cases alone", lambda db: numbering.create(db, checkfirst=True)),
-]
-
-TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
-
-
-def _migrate_case_photos(db: Connection) -> None:
-    case_photos.create(db)
-    photos = db.execute(select(evidence.c.incident_id, evidence.c.sha256, evidence.c.received_at)
-                        .where(evidence.c.incident_id.startswith(wire.GATEWAY_KEY_PREFIX))).all()
-    rows = [{"case_id": int(owner.removeprefix(wire.GATEWAY_KEY_PREFIX)), "sha256": sha, "added_at": at}
-            for owner, sha, at in photos if owner.removeprefix(wire.GATEWAY_KEY_PREFIX).isdigit()]
-    if rows:
-        db.execute(insert(case_photos), rows)
-
-
-def _migrate_evidence_named(db: Connection) -> None:
-    _add_column(evidence.c.named)(db)
-    known = select(incident_events.c.incident_id).where(incident_events.c.incident_id == evidence.c.incident_id)
-    db.execute(update(evidence).where(~known.exists(), ~evidence.c.incident_id.startswith(wire.GATEWAY_KEY_PREFIX))
-               .values(named=False))  # the orphans the clock set aside before, found by this column now
-    EVIDENCE_UNNAMED.create(db)
-
-
-def _migrate_tokens_sessions_dead_letters(db: Connection) -> None:
-    for column in (tokens.c.prefix, tokens.c.expires_at, tokens.c.revoked_at, dead_letters.c.grid):
-        _add_column(column)(db)
-    db.execute(update(tokens).values(expires_at=time.time() + TOKEN_GRACE_S))
-    DEAD_LETTER_GRID.create(db)
-    sessions.create(db)
 
 DEAD_LETTER_KEEP_BYTES = 65_536
 
@@ -600,243 +294,6 @@ def _among_json_array(element, compiler, **kw) -> str:
     return f"{column} IN (SELECT {each})"
 
 
-def open_by_department(db: Connection) -> dict[str, int]:
-    """How many open cases each department holds (``Tables.removed_departments`` names those no longer in the
-    tables)."""
-    rows = db.execute(select(cases.c.department, func.count()).where(
-        cases.c.state.in_(sorted(s.value for s in OPEN_STATES))).group_by(cases.c.department))
-    return {department: n for department, n in rows}
-
-
-def removed_with_open_cases(db: Connection, tables: Tables) -> list[str]:
-    """``Tables.removed_departments`` of the open cases (``open_by_department``), each department by the name its
-    last dispatch logged too (``removed_departments``): the gateway's start and ``gateway --check`` say them."""
-    named = tables.with_removed(removed_departments(db, tables.department_ids))
-    return named.removed_departments(open_by_department(db))
-
-
-def backup_mark(db: Connection) -> tuple[float, int] | None:
-    """When the SQLite database on ``db`` was backed up and its last case, for a backup restored on which nothing has
-    been numbered yet (``gateway --backup`` marks its copy, ``restored_id`` clears it: ``gateway.restore``); None for
-    any other, and for PostgreSQL (``pg_dump``'s copy carries its own numbering). Read on the driver's cursor: ingest
-    asks it for each new case."""
-    if db.dialect.name != "sqlite":
-        return None
-    driver = db.connection.dbapi_connection
-    (made,) = driver.execute("PRAGMA user_version").fetchone()
-    if not made:
-        return None
-    return made * 60.0, driver.execute("SELECT max(id) FROM cases").fetchone()[0] or 0  # marked in minutes
-
-
-# the tables whose ids a reader outside meets (``gateway.restore``): numbered past the lost gateway's on a backup
-# restored
-RENUMBERED = {"cases": cases, "suppressions": suppressions, "dead_letters": dead_letters}
-
-
-def restored_id(db: Connection, table: str, now: float) -> int | None:
-    """The id the next row of ``table`` (one of ``RENUMBERED``) takes on an SQLite backup restored or past rows
-    deleted (``keep_numbering``), or None: the database's own numbering. The first row numbered on a file ``gateway
-    --backup`` marked fixes where each of those tables goes on from (``restore.first_id``, kept in ``numbering``) and
-    clears the mark, in the caller's transaction; a table's place is let go once a row of it took it (a dead letter
-    kept already takes none). Read under SQLite's write lock (``write_lock``), held until the caller's row is in and
-    committed: two writers (ingest's thread and the clock's, two gateways on one file) each read the same next id, and
-    the second's row failed on it (a dead letter retried, a case's batch taken again), or each fixed where the tables
-    go on from a backup's mark, the second past the first's again."""
-    if db.dialect.name != "sqlite":
-        return None
-    write_lock(db)
-    if (restored := backup_mark(db)) is not None:
-        made, _ = restored
-        held = dict(db.execute(select(numbering.c.name, numbering.c.next_id)).all())  # a restored file's, backed up
-        db.execute(delete(numbering))
-        for name in RENUMBERED:
-            last = max(last_id(db, name), held.get(name, 1) - 1)
-            db.execute(insert(numbering).values(name=name, next_id=restore.first_id(name, last, made, now)))
-        db.connection.dbapi_connection.execute("PRAGMA user_version = 0")  # after the inserts: in their transaction
-    next_id = db.execute(select(numbering.c.next_id).where(numbering.c.name == table)).scalar()
-    if next_id is None:
-        return None
-    if last_id(db, table) >= next_id:
-        db.execute(delete(numbering).where(numbering.c.name == table))
-        return None
-    return next_id
-
-
-# when each row of ``RENUMBERED`` was numbered, the gateway's clock: a dump holds those made before its time
-NUMBERED_AT = {"cases": cases.c.created_at, "suppressions": suppressions.c.created_at,
-               "dead_letters": dead_letters.c.received_at}
-
-
-def renumber_restored(db: Connection, backed_up_at: float, now: float) -> list[tuple[str, int, int, int]]:
-    """On a PostgreSQL database ``pg_restore`` put back from a dump made at ``backed_up_at`` (``gateway
-    --restored-at``): each table of ``RENUMBERED`` numbered from ``restore.first_id`` on, as ``restored_id`` numbers a
-    marked SQLite file, its last id the last of the rows made before the dump's time (the dump's: those a gateway made
-    on the restored database since are not, so a second run does not move them on again); a sequence already past it
-    is left as it is, never moved back. Each table as (name, its last in the backup, the next id it was at, the next id
-    now), the tables locked in the caller's transaction (a gateway started meanwhile waits to number a row)."""
-    said = []
-    for name, table in RENUMBERED.items():
-        db.exec_driver_sql(f"LOCK TABLE {name} IN EXCLUSIVE MODE")
-        last = db.execute(select(func.max(table.c.id)).where(NUMBERED_AT[name] <= backed_up_at)).scalar() or 0
-        sequence = db.execute(select(func.pg_get_serial_sequence(name, "id"))).scalar()
-        value, called = db.exec_driver_sql(f"SELECT last_value, is_called FROM {sequence}").one()
-        was, first = value + 1 if called else value, restore.first_id(name, last, backed_up_at, now)
-        if first > was:
-            db.execute(select(func.setval(sequence, first, False)))
-        said.append((name, last, was, max(first, was)))
-    return said
-
-
-def write_lock(db: Connection) -> None:
-    """Hold SQLite's write lock from now until ``db``'s transaction ends: another writer waits at its own (its
-    ``busy_timeout``) until this one commits, and what this one reads from now is what it writes on. pysqlite begins a
-    transaction at its first INSERT, UPDATE or DELETE only: what it read before, another writer could change first
-    (a transaction that wrote holds the lock already)."""
-    if not db.connection.dbapi_connection.in_transaction:
-        db.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def last_id(db: Connection, table: str) -> int:
-    """The largest id of ``table`` (one of ``RENUMBERED``), 0 for none: read from its primary key's end."""
-    return db.execute(select(func.max(RENUMBERED[table].c.id))).scalar() or 0
-
-
-def keep_numbering(db: Connection, table: str, deleted: list[int]) -> None:
-    """After the rows of ``table`` (one of ``RENUMBERED``) with the ids ``deleted`` were deleted in the caller's
-    transaction: where its last rows went, its next row still takes the id past them (``restored_id``), kept in
-    ``numbering`` unless a later one is there. SQLite numbers a new row one past the last in the table, and gave a
-    deleted row's id again (retention deleting every dead letter, or the newest: dead letter 5 in an operator's ticket
-    later named another message). PostgreSQL's sequences never go back: nothing kept."""
-    if db.dialect.name != "sqlite" or not deleted or last_id(db, table) > max(deleted):
-        return
-    held = db.execute(select(numbering.c.next_id).where(numbering.c.name == table)).scalar()
-    if held is None:
-        db.execute(insert(numbering).values(name=table, next_id=max(deleted) + 1))
-    elif held <= max(deleted):
-        db.execute(update(numbering).where(numbering.c.name == table).values(next_id=max(deleted) + 1))
-
-
-def start_warnings(db: Connection, tables: Tables, where: Path | str, now: float) -> list[str]:
-    """What the gateway's start and ``gateway --check`` say of its database (at ``where``) at ``now``: a backup restored
-    (``backup_mark``), and the departments no longer in the tables holding open cases (``removed_with_open_cases``)."""
-    restored = backup_mark(db)
-    said = [f"database {where}: {restore.restored_words(*restored, now)}"] if restored else []
-    return said + removed_with_open_cases(db, tables)
-
-
-@dataclass(frozen=True)
-class Held:
-    """What the gateway's database holds, as ``gateway --check`` says it (``held``): its last ``migration``, how many
-    ``cases`` (``open``, and of them ``overdue``), the ``last`` case's number and when it was created, the evidence
-    ``pictures``, and the mark of a backup restored (``backup_mark``)."""
-    migration: int
-    cases: int
-    open: int
-    overdue: int
-    last: tuple[int, float] | None
-    pictures: int
-    restored: tuple[float, int] | None
-
-
-def held(db: Connection, now: float) -> Held:
-    """What the gateway's database on ``db`` holds at ``now``, read with nothing changed, at any migration this release
-    knows (one before migration 6 has no re-check deadline: a case in feedback is overdue by none)."""
-    columns = [c["name"] for c in inspect(db).get_columns("cases")]
-    overdue = overdue_clause(now) if "recheck_deadline" in columns else and_(
-        cases.c.state.in_([s.value for s in DEPARTMENT_CLOCK]), cases.c.deadline < now)
-    is_open = cases.c.state.in_(sorted(s.value for s in OPEN_STATES))
-    figures = db.execute(select(func.count(), func.count().filter(is_open),
-                                func.count().filter(and_(is_open, overdue))).select_from(cases)).one()
-    last = db.execute(select(cases.c.id, cases.c.created_at).order_by(cases.c.id.desc()).limit(1)).first()
-    pictures = db.execute(select(func.count()).select_from(evidence)).scalar_one()
-    return Held(schema_version(db), *figures, tuple(last) if last else None, pictures, backup_mark(db))
-
-
-def check_read_only(url: str, tables: Tables, now: float) -> tuple[Held, list[str]] | None:
-    """What ``gateway --check`` says of the database at ``url``, read with nothing made or changed (an SQLite file
-    opened read-only: no migration, no WAL switch; PostgreSQL in read-only transactions): what it ``held``, and the
-    ``start_warnings``. None for no SQLite file there, or a database with no gateway's tables yet (the gateway makes
-    them at its start). DatabaseUnusable for a database the gateway refuses at start (no SQLite database, another
-    application's file, one of a later release: a city rolling back was told all was well; a PostgreSQL that does not
-    answer), as it would say it, and for an SQLite file its quick check finds damaged (a backup restored: the gateway's
-    start reads no page it does not need)."""
-    path, where = sqlite_path(url), database_where(url)
-    if path is not None and not path.exists() and not path.is_symlink():
-        return None
-    engine = _read_only_engine(url)
-    try:
-        with engine.connect() as db:
-            there = inspect(db).get_table_names()
-            if "cases" not in there and (path is None or not there):  # on PostgreSQL, its tables made beside others'
-                return None
-            if "cases" not in there:
-                raise DatabaseUnusable(f"database {where}: {not_gateways(there)}")
-            # every page read, as the backup checked its copy (the quick form: page by page, not each index against
-            # its table): a restored file with a page damaged (a bit flipped on a disk or on its way) was fit to run
-            # here, and the gateway served it, failing at a list and each batch
-            if path is not None and (said := db.exec_driver_sql("PRAGMA quick_check(1)").scalar()) != "ok":
-                raise DatabaseUnusable(f"database {where}: damaged (SQLite's quick check: {' '.join(said.split())}): "
-                                       "restore it from a backup, or move it away for a new one to begin; it was left "
-                                       "as it is")
-            try:
-                refuse_later_release(schema_version(db))
-            except DatabaseUnusable as exc:
-                raise DatabaseUnusable(f"database {where}: {exc}") from None
-            return held(db, now), start_warnings(db, tables, where, now)
-    except SQLAlchemyError as exc:  # no SQLite database, or of another making (a table cases of its own)
-        raise DatabaseUnusable(f"database {where}: {unusable(exc, path)}") from None
-    finally:
-        engine.dispose()
-
-
-def tables_read_only(url: str) -> list[str] | None:
-    """The tables of the database at ``url``, read with nothing made or changed (an SQLite file opened read-only:
-    no journal, no write-ahead log, no file where there is none), for a command that only reads the gateway's
-    database; None for an SQLite file that is not there. DatabaseUnusable where it cannot be read (no SQLite
-    database, out of reach, a PostgreSQL that does not answer), said as the gateway's start says it."""
-    path = sqlite_path(url)
-    try:
-        if path is not None and not path.exists() and not path.is_symlink():
-            return None
-    except OSError as exc:  # a folder on its way the user may not search: a relative path, run from root's home
-        raise DatabaseUnusable(f"database {database_where(url)}: cannot be read ({exc.strerror}): let this user reach "
-                               "it, each folder on its way (a relative path is read from the folder the command runs "
-                               "in); nothing was made") from None
-    engine = _read_only_engine(url)
-    try:
-        with engine.connect() as db:
-            return inspect(db).get_table_names()
-    except SQLAlchemyError as exc:
-        where = database_where(url)
-        raise DatabaseUnusable(f"database {where}: {unusable(exc, path)}") from None
-    finally:
-        engine.dispose()
-
-
-def damaged_pictures_read_only(url: str, progress: Callable[[int, int], None] = lambda done, total: None
-                               ) -> tuple[int, int, list[str]]:
-    """Every picture an SQLite file keeps (snapshots, frames, people's photos: the ``evidence`` table) read against its
-    key (``intact``), the file opened as ``start_warnings_read_only`` opens it: how many, their bytes, and the sha256s
-    of those damaged, in the table's order; ``progress(bytes read, bytes in all)`` after each. (0, 0, []) for another
-    database, no file or one without the gateway's tables. A row at a time, in the table's own order (its pages one
-    after another on the disk), never the whole table in memory."""
-    path = sqlite_path(url)
-    if path is None or not path.is_file():
-        return 0, 0, []
-    with contextlib.closing(read_only_connection(path)) as db:
-        if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'evidence'").fetchone():
-            return 0, 0, []
-        (total,) = db.execute("SELECT coalesce(sum(length(data)), 0) FROM evidence").fetchone()  # sizes, no bytes read
-        count, done, damaged = 0, 0, []
-        for sha256, data in db.execute("SELECT sha256, data FROM evidence"):
-            count, done = count + 1, done + len(data)
-            if hashlib.sha256(data).hexdigest() != sha256:
-                damaged.append(sha256)
-            progress(done, total)
-    return count, done, damaged
-
-
 def not_gateways(there: list[str]) -> str:
     """What is said of a database holding tables ``there`` and no table cases: another application's (the gateway
     made its tables beside theirs)."""
@@ -844,7 +301,7 @@ def not_gateways(there: list[str]) -> str:
             "name the gateway's, or move this one away for a new one to begin; it was left as it is")
 
 
-def _read_only_engine(url: str) -> Engine:
+def read_only_engine(url: str) -> Engine:
     """An engine on ``url`` that writes nothing: an SQLite file opened as ``read_only_connection`` opens it, PostgreSQL
     in read-only transactions."""
     if (path := sqlite_path(url)) is None:
@@ -1071,14 +528,15 @@ def lock_places(db: Connection, incidents: list[tuple[str, list[tuple[str, bool]
     event, the check that fixes its camera and box (``gateway.cases.not_its_incident``), and the event whose check
     passed before the other's start committed joined the case that start opened. Advisory locks, all at once in the
     order of their keys, before the transaction writes anything: two transactions never wait for each other in a
-    circle. On SQLite, its one write lock (``write_lock``), taken before the first event is read: pysqlite began the
-    transaction at the event's insert only, and two gateways on one file (the service and one started by hand) each
-    read no first event of one incident id from two cameras, and the second camera's update joined the first's case.
+    circle. On SQLite, its one write lock (``numbering.write_lock``), taken before the first event is read: pysqlite
+    began the transaction at the event's insert only, and two gateways on one file (the service and one started by
+    hand) each read no first event of one incident id from two cameras, and the second camera's update joined the
+    first's case.
     """
     if not incidents:
         return
     if db.dialect.name == "sqlite":
-        write_lock(db)
+        numbering.write_lock(db)
         return
     cursor = db.connection.dbapi_connection.cursor()
     cursor.execute(_LINKED, {"ids": sorted({incident_id for incident_id, _ in incidents})})
@@ -1231,7 +689,7 @@ def removed_departments(db: Connection, known: Collection[str], named_before: di
 def open_case(db: Connection, row: dict, now: float, actor: str, tables: Tables | None = None) -> int:
     """A new case, its creation logged, and its dispatch if it goes straight to its department (named as ``tables``
     call it: ``dispatch_note``)."""
-    if (first := restored_id(db, "cases", now)) is None:
+    if (first := numbering.restored_id(db, "cases", now)) is None:
         case_id = _NEW_CASE.first(db, row)[0]
     else:  # the first case on a backup restored: numbered past the lost gateway's
         case_id = _NUMBERED_CASE.first(db, {**row, "id": first})[0]
@@ -1410,23 +868,23 @@ def set_aside_evidence(db: Connection, row: dict, reason: str, now: float) -> No
 
 def dead_letter(db: Connection, topic: str, reason: str, payload: bytes, now: float) -> None:
     """Keep a refused message with the reason, in the caller's transaction, once: a message kept already (by its
-    digest) is left as it was; an id taken twice would be an error, not a dead letter lost (``restored_id`` gives each
-    once). Its topic and reason as any database stores them (PostgreSQL refuses NUL in text, and
+    digest) is left as it was; an id taken twice would be an error, not a dead letter lost (``numbering.restored_id``
+    gives each once). Its topic and reason as any database stores them (PostgreSQL refuses NUL in text, and
     both may quote what the message held)."""
     row = {"received_at": now, "topic": topic.replace("\x00", "\\0")[:512],
            "reason": reason.replace("\x00", "\\0")[:1000], "payload": bytes(payload[:DEAD_LETTER_KEEP_BYTES]),
            "grid": dead_letter_grid(payload), "digest": wire.message_digest(topic, bytes(payload))}
-    if (first := restored_id(db, "dead_letters", now)) is not None:  # past the lost gateway's, or the deleted ones'
-        row["id"] = first
+    if (first := numbering.restored_id(db, "dead_letters", now)) is not None:
+        row["id"] = first  # past the lost gateway's, or the deleted ones'
     db.execute(_DIALECT_INSERT[db.dialect.name](dead_letters).values(row)
                .on_conflict_do_nothing(index_elements=[dead_letters.c.digest]))
 
 
 def _delete_dead_letters(db: Connection, ids: Select) -> int:
-    """Delete the dead letters ``ids`` selects, their ids never given again (``keep_numbering``); how many."""
+    """Delete the dead letters ``ids`` selects, their ids never given again (``numbering.keep_numbering``); how many."""
     deleted = db.execute(delete(dead_letters).where(dead_letters.c.id.in_(ids.scalar_subquery()))
                          .returning(dead_letters.c.id)).scalars().all()
-    keep_numbering(db, "dead_letters", deleted)
+    numbering.keep_numbering(db, "dead_letters", deleted)
     return len(deleted)
 
 
@@ -1552,14 +1010,14 @@ CASE_VALUES_KEPT_S = 60  # Store.case_values: how long a scan of the cases' depa
 
 class Store:
     """The gateway's database at ``url``, brought up to this release's schema (``make_engine``): ``applied`` the
-    migrations this opening applied. ``read_only``: opened as ``_read_only_engine`` opens it, with no migration, for a
+    migrations this opening applied. ``read_only``: opened as ``read_only_engine`` opens it, with no migration, for a
     command that only reads (``token --list``, ``dataset export``): an older release's file is read as it is, at its
     schema ``version`` (a listing that migrated it left a city rolling back after a look with an old gateway refusing
     the file); a later release's is refused as the start refuses it."""
 
     def __init__(self, url: str, read_only: bool = False):
         if read_only:
-            self.engine, applied = _read_only_engine(url), []
+            self.engine, applied = read_only_engine(url), []
             try:
                 with self.engine.connect() as db:
                     self.version = schema_version(db)

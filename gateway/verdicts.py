@@ -23,10 +23,11 @@ from enum import Enum
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from gateway import storage
+from gateway import numbering, schema, storage
 from gateway.actions import held, perform
 from gateway.config import Tables
-from gateway.storage import Store, among, suppressions, verdicts
+from gateway.schema import suppressions, verdicts
+from gateway.storage import Store, among
 from gateway.workflow import Action, Role
 from xueliang import wire
 
@@ -101,7 +102,7 @@ def record(db: Connection, case: dict, verdict: Verdict, actor: str, role: Role,
     lifted = db.execute(update(suppressions).where(suppressions.c.case_id == case["id"], suppressions.c.lifted_at.is_(None))
                         .values(lifted_at=now, lifted_by=actor[:128])).rowcount
     if suppressed is not None:
-        first = storage.restored_id(db, "suppressions", now)  # past the lost gateway's (a backup restored)
+        first = numbering.restored_id(db, "suppressions", now)  # past the lost gateway's (a backup restored)
         db.execute(insert(suppressions).values(
             **({} if first is None else {"id": first}), case_id=case["id"], box=case["box"], camera=case["camera"],
             zone=case["zone"], type=case["type"],
@@ -182,7 +183,7 @@ def lift(store: Store, suppression_id: int, actor: str, role: Role, now: float,
                       .values(lifted_at=now, lifted_by=actor[:128])).rowcount != 1:
             return None
         if row.case_id is not None:
-            state = db.execute(select(storage.cases.c.state).where(storage.cases.c.id == row.case_id)).scalar()
+            state = db.execute(select(schema.cases.c.state).where(schema.cases.c.id == row.case_id)).scalar()
             storage.log(db, row.case_id, now, actor, role, "suppression_lifted", state, state,
                         f"suppression {suppression_id} lifted")
         return dict(row._mapping, bbox=json.loads(row.bbox), lifted_at=now, lifted_by=actor[:128])

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import event, insert, text
 
-from gateway import storage
+from gateway import schema, storage
 from gateway.api import create_app
 from gateway.auth import SESSION_COOKIE, new_token, session_csrf
 from gateway.config import Tables, load_tables
@@ -776,7 +776,7 @@ def test_migrations_4_and_5_keep_photos_and_tokens(database_url):  # noqa: F811 
     legacy = store.token("a" * 64)  # expires 90 days after the upgrade, not at once
     assert legacy["expires_at"] == pytest.approx(time.time() + 90 * 86400, abs=60) and legacy["revoked_at"] is None
     with store.begin() as db:
-        db.execute(insert(storage.dead_letters).values(received_at=now, topic="t", reason="r", payload=b"{}",
+        db.execute(insert(schema.dead_letters).values(received_at=now, topic="t", reason="r", payload=b"{}",
                                                        grid="D-S1"))
     assert store.list_dead_letters(grids=["D-S1"])[0]["grid"] == "D-S1"
     store.add_session("b" * 64, "a" * 64, now, now + 60)

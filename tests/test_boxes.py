@@ -19,7 +19,7 @@ from edge.box import CameraReader, Metrics, Slots, box_now, status
 from edge.config import Broker as EdgeBroker
 from edge.config import Camera
 from edge.publisher import Outbox, Publisher
-from gateway import boxes, service, storage
+from gateway import boxes, schema, service
 from gateway.api import create_app
 from gateway.auth import new_token
 from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, CameraStatus, Heartbeat, view
@@ -139,7 +139,7 @@ def test_two_gateways_writing_the_same_boxes_in_opposite_orders_never_deadlock_a
     assert two.handle_batch(late) == [HEARTBEAT] * 20
     latest = {v["box"]: v for v in boxes.listed(one.store)[1]}
     with one.store.engine.connect() as db:
-        sent = dict(db.execute(select(storage.boxes.c.box, storage.boxes.c.sent_at)).all())
+        sent = dict(db.execute(select(schema.boxes.c.box, schema.boxes.c.sent_at)).all())
     assert sent == {b: NOW + rounds - 1 for b in names}
     assert set(latest) == set(names) and all(v["cameras_total"] == 2 for v in latest.values())
 
@@ -193,8 +193,8 @@ def test_the_heartbeats_the_edge_makes_are_numbered_from_one_start(tmp_path):
 def kept(store: Store, box: str = BOX) -> tuple:
     """The box's row: its heartbeat's boot, seq and time by the box's clock, and what the page shows of its outbox."""
     with store.engine.connect() as db:
-        row = db.execute(select(storage.boxes.c.boot, storage.boxes.c.seq, storage.boxes.c.sent_at)
-                         .where(storage.boxes.c.box == box)).one()
+        row = db.execute(select(schema.boxes.c.boot, schema.boxes.c.seq, schema.boxes.c.sent_at)
+                         .where(schema.boxes.c.box == box)).one()
     return (*row, rows(store)[box]["outbox_pending"])
 
 

@@ -20,7 +20,8 @@ from gateway.config import TABLES_DIR, load_tables
 from gateway.dataset import export
 from gateway.ingest import Ingest
 from gateway.metrics import REGISTRY
-from gateway.storage import Store, verdicts
+from gateway.schema import verdicts
+from gateway.storage import Store
 from xueliang import wire
 from xueliang.cli import main as cli
 

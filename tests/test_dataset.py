@@ -412,7 +412,7 @@ def judged_cases(tmp_path, count: int):
     """A real SQLite gateway's ``count`` cases, each one incident far from the others, with its snapshot (one picture
     for all), each judged correct; the store and the tables."""
     from gateway.config import TABLES_DIR
-    from gateway.storage import verdicts
+    from gateway.schema import verdicts
 
     from .test_gateway import START, jpeg_photo
 

@@ -27,7 +27,8 @@ from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
 from gateway.presentation import case_view
 from gateway.service import Clock
-from gateway.storage import Store, dead_letters
+from gateway.schema import dead_letters
+from gateway.storage import Store
 from xueliang import services, wire
 
 from .conftest import wait_subscribed, wait_until

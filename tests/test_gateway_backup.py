@@ -254,7 +254,7 @@ def test_a_restored_backup_numbers_its_cases_past_any_the_lost_gateway_gave_even
     23, ...: the departments' notices and phone calls about case 22 named another incident. Its first case now takes
     ``first_id`` (a restart before it changes nothing), and the cases after it follow it."""
     from gateway.restore import first_id
-    from gateway.storage import backup_mark
+    from gateway.numbering import backup_mark
 
     restored, made = a_restored_backup(tmp_path)
     for _ in range(2):  # started, stopped before its first case, started again
@@ -279,8 +279,8 @@ def test_a_restored_backup_numbers_its_cases_past_any_the_lost_gateway_gave_even
 
 
 def one_of_each(store, i: int, now: float) -> None:
-    """A row of each table whose ids a reader outside meets (``storage.RENUMBERED``): a case an operator judged a false
-    alarm (a suppression) and a dead letter."""
+    """A row of each table whose ids a reader outside meets (``numbering.RENUMBERED``): a case an operator judged a
+    false alarm (a suppression) and a dead letter."""
     from gateway.verdicts import Verdict, judge
     from gateway.workflow import Role
 
@@ -347,7 +347,7 @@ def test_the_start_and_check_on_a_restored_backup_say_its_time_and_last_case_and
     import logging
 
     from gateway.restore import backup_made, first_id
-    from gateway.storage import start_warnings
+    from gateway.check import start_warnings
 
     restored, made = a_restored_backup(tmp_path, cases_before=2)
     (tmp_path / "restored.yaml").write_text(f"database: sqlite:///{restored}\n")

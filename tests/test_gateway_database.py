@@ -15,7 +15,8 @@ import time
 import pytest
 from sqlalchemy import text
 
-from gateway.storage import MIGRATIONS, DatabaseUnusable, Store
+from gateway.schema import MIGRATIONS
+from gateway.storage import DatabaseUnusable, Store
 from xueliang import services
 from xueliang.cli import main as cli
 

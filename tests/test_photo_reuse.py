@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageEnhance
 from sqlalchemy import event, insert, text
 
-from gateway import photohash, storage
+from gateway import photohash, schema, storage
 from gateway.photohash import SAME_PICTURE_BITS, distance, picture_hash
 from gateway.storage import Store
 from xueliang import wire
@@ -167,13 +167,13 @@ def test_the_same_picture_is_looked_up_through_the_index_not_by_reading_every_ph
     store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
     rng = random.Random(7)
     with store.begin() as db:
-        db.execute(insert(storage.case_photos), [{"case_id": n, "sha256": f"{n:064x}", "added_at": n}
+        db.execute(insert(schema.case_photos), [{"case_id": n, "sha256": f"{n:064x}", "added_at": n}
                                                  for n in range(1, 5001)])
         for n in range(1, 5001):
             storage.add_photo_hash(db, f"{n:064x}", rng.getrandbits(64))
         picture = rng.getrandbits(64)
         storage.add_photo_hash(db, f"{9999:064x}", picture ^ 0b1010_0000_0000_0000_0101_0000_0000_0000_0000_0011)
-        db.execute(insert(storage.case_photos).values(case_id=9999, sha256=f"{9999:064x}", added_at=123.0))
+        db.execute(insert(schema.case_photos).values(case_id=9999, sha256=f"{9999:064x}", added_at=123.0))
     statements = []
     event.listen(store.engine, "before_cursor_execute",
                  lambda conn, cursor, sql, params, *_: statements.append((sql, params)))

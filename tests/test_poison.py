@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, text, update
 from sqlalchemy.exc import OperationalError
 
-from gateway import boxes, storage
+from gateway import boxes, schema, storage
 from gateway.api import create_app
 from gateway.config import TABLES_DIR, load_tables
 from gateway.auth import new_token
@@ -211,7 +211,7 @@ def test_a_message_set_aside_twice_is_one_dead_letter_and_those_from_before_are_
         db.execute(text("ALTER TABLE dead_letters DROP COLUMN digest"))
         db.execute(text("DELETE FROM schema_migrations WHERE version >= 12"))
         for _ in range(2):
-            db.execute(insert(storage.dead_letters).values(received_at=NOW, topic=TOPIC, reason="not JSON",
+            db.execute(insert(schema.dead_letters).values(received_at=NOW, topic=TOPIC, reason="not JSON",
                                                            payload=b"not json"))
     store.engine.dispose()
     store = Store(database_url)
@@ -498,13 +498,13 @@ def ready_store(url: str) -> Store | None:
 def legacy_rows(store: Store) -> None:
     """Rows a gateway stored before values were checked: a year-1 time, a NaN box, a grid with '+'."""
     with store.begin() as db:
-        db.execute(update(storage.cases).where(storage.cases.c.incident_id == "bad-time")
+        db.execute(update(schema.cases).where(schema.cases.c.incident_id == "bad-time")
                    .values(reported_at=-62135600400.0, created_at=-62135600400.0))
-        db.execute(update(storage.cases).where(storage.cases.c.incident_id == "bad-box")
+        db.execute(update(schema.cases).where(schema.cases.c.incident_id == "bad-box")
                    .values(bbox="[NaN, 0.1, Infinity, 0.3]"))
-        db.execute(update(storage.cases).where(storage.cases.c.incident_id == "bad-grid").values(grid="HQ+DZG"))
-        case_id = db.execute(storage.cases.select().where(storage.cases.c.incident_id == "bad-grid")).first().id
-        db.execute(insert(storage.case_log).values(case_id=case_id, at=NOW, actor="clock", role="system",
+        db.execute(update(schema.cases).where(schema.cases.c.incident_id == "bad-grid").values(grid="HQ+DZG"))
+        case_id = db.execute(schema.cases.select().where(schema.cases.c.incident_id == "bad-grid")).first().id
+        db.execute(insert(schema.case_log).values(case_id=case_id, at=NOW, actor="clock", role="system",
                                                    action="escalate", note="overdue", target=None))
 
 

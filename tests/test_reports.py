@@ -13,7 +13,7 @@ from gateway.config import load_tables
 from gateway.ingest import Ingest
 from gateway.presentation import period
 from gateway.reports import summary
-from gateway import reports, storage, verdicts
+from gateway import reports, schema, storage, verdicts
 from gateway.storage import Store
 from gateway.workflow import Action, Role
 
@@ -300,8 +300,8 @@ def test_a_case_closed_with_no_dispatch_on_its_log_is_on_time_by_its_feedback(ci
     do(case_id, Action.FEEDBACK, Role.DEPARTMENT, start + 9 * 3600 + 10)
     do(case_id, Action.CLOSE, Role.OPERATOR, start + 10 * 3600)
     with store.engine.begin() as db:
-        db.execute(storage.case_log.delete().where(storage.case_log.c.case_id == case_id,
-                                                   storage.case_log.c.action == "dispatched"))
+        db.execute(schema.case_log.delete().where(schema.case_log.c.case_id == case_id,
+                                                  schema.case_log.c.action == "dispatched"))
     client = TestClient(create_app(store, load_tables(tmp_path / "city.yaml")))
     token = new_token(store, "centre", "admin")
     got = client.get("/reports/daily?date=2026-11-04", headers={"Authorization": f"Bearer {token}"}).json()

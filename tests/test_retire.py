@@ -16,7 +16,8 @@ from gateway import service
 from gateway.config import Broker, GatewayConfig, GatewayConfigError, TABLES_DIR, load_gateway_config, load_tables
 from gateway.ingest import Ingest
 from gateway.service import MqttIngest, retire_gateway
-from gateway.storage import MIGRATIONS, Store
+from gateway.schema import MIGRATIONS
+from gateway.storage import Store
 from xueliang import wire
 from xueliang.cli import main as cli
 from xueliang.mqtt import make_client

@@ -34,7 +34,8 @@ from gateway.cases import RECHECK_REASONS
 from gateway.config import TABLES_DIR, Broker, GatewayConfig, load_tables
 from gateway.ingest import Ingest
 from gateway.service import MqttIngest
-from gateway.storage import Store, case_incidents, dead_letters, incident_events
+from gateway.schema import case_incidents, dead_letters, incident_events
+from gateway.storage import Store
 from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
 from xueliang.mqtt import make_client

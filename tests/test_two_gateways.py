@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import create_engine, text
 
-from gateway import service, storage
+from gateway import numbering, service, storage
 from gateway.cases import distance_m, place_locks
 from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
@@ -214,7 +214,7 @@ def test_two_writers_on_one_sqlite_file_never_take_the_same_next_id(tmp_path, mo
             db.execute(f"PRAGMA user_version = {mark}")
         first, kept = first_id("dead_letters", 5, mark * 60.0, NOW + 10), 5
     claimed, taken = threading.Event(), threading.Event()
-    restored_id = storage.restored_id
+    restored_id = numbering.restored_id
 
     def held(db, table, now):  # one's dead letter, its id read: the other's comes then
         given = restored_id(db, table, now)
@@ -228,7 +228,7 @@ def test_two_writers_on_one_sqlite_file_never_take_the_same_next_id(tmp_path, mo
         two.dead_letter(BAD, "refused", b"the other's", NOW + 10)
         taken.set()
 
-    monkeypatch.setattr(storage, "restored_id", held)
+    monkeypatch.setattr(numbering, "restored_id", held)
     at_once(lambda: one.dead_letter(BAD, "refused", b"one's", NOW + 10), other)
     two.dead_letter(BAD, "refused", b"after both", NOW + 10)
     assert [d["id"] for d in one.list_dead_letters(limit=3)] == [first + 2, first + 1, first]

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from edge.suppression import Suppressions, inside_share, matching
 from gateway.api import create_app
 from gateway.storage import Store
-from gateway import storage, verdicts
+from gateway import schema, verdicts
 from xueliang import wire
 
 from .test_workflow import act, auth, city, database_url, incident  # noqa: F401
@@ -167,7 +167,7 @@ def test_migration_7_brings_a_version_6_database_up(database_url):  # noqa: F811
     store.engine.dispose()
     store = Store(database_url)
     with store.engine.connect() as db:
-        assert db.execute(text("SELECT max(version) FROM schema_migrations")).scalar() == storage.MIGRATIONS[-1][0]
+        assert db.execute(text("SELECT max(version) FROM schema_migrations")).scalar() == schema.MIGRATIONS[-1][0]
         assert db.execute(text("SELECT count(*) FROM suppressions")).scalar() == 0
     assert verdicts.listed(store) == [] and verdicts.latest(store, [1]) == {}
 

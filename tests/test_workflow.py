@@ -20,7 +20,8 @@ from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
 from gateway.service import Clock
 from gateway.reports import summary
-from gateway.storage import MIGRATIONS, Store, migrate
+from gateway.schema import MIGRATIONS
+from gateway.storage import Store, migrate
 from gateway.workflow import TRANSITIONS, Action, CaseState, Role, TransitionError, transition
 from xueliang import services, wire
 

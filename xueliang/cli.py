@@ -217,7 +217,7 @@ def _gateway(args: argparse.Namespace) -> int:
 
     config = load_gateway_config(args.config)
     if args.check:
-        from gateway.storage import check_read_only
+        from gateway.check import check_read_only
 
         tables = load_tables(config.tables)
         # the database read, never changed (one the gateway would refuse: said here, as the start would)
@@ -252,10 +252,10 @@ PROGRESS_EVERY_S = 10.0  # how often --check says how far it has read the pictur
 
 def _check_pictures(url: str) -> int:
     """``gateway --check``'s last step: every picture an SQLite file keeps read against its sha256
-    (``storage.damaged_pictures_read_only``: 2-2.5 s a GB of 200 kB pictures in the page cache, on one core, the hash
+    (``check.damaged_pictures_read_only``: 2-2.5 s a GB of 200 kB pictures in the page cache, on one core, the hash
     half of it): 0, or 2 with an ``error:`` naming the first damaged ones, how many, and to restore them; how far it
     has read on stderr every ``PROGRESS_EVERY_S`` (a file of many GB: a minute or more, more from a cold disk)."""
-    from gateway.storage import damaged_pictures_read_only
+    from gateway.check import damaged_pictures_read_only
 
     began = said = time.monotonic()
 
@@ -295,11 +295,12 @@ def _backup(url: str, target: Path) -> int:
 def _restored_at(url: str, given: str) -> int:
     """``gateway --restored-at TIME``: the PostgreSQL database at ``url``, put back by ``pg_restore`` from a dump made
     at ``given``, numbered past any case, suppression or dead letter the lost gateway gave
-    (``storage.renumber_restored``: what ``gateway --backup``'s mark does for an SQLite file), each table said; an
+    (``numbering.renumber_restored``: what ``gateway --backup``'s mark does for an SQLite file), each table said; an
     ``error:`` and 2 for an SQLite file, a time that is none or later than now, a database out of reach or not the
     gateway's, nothing changed."""
     from gateway.restore import backup_made, backup_time
-    from gateway.storage import database_where, renumber_restored, sqlite_path
+    from gateway.numbering import renumber_restored
+    from gateway.storage import database_where, sqlite_path
 
     where = database_where(url)
     if sqlite_path(url) is not None:
@@ -356,10 +357,10 @@ def gateway_summary(config, tables, path: str) -> str:
 
 
 def database_held(held) -> str:
-    """What ``gateway --check`` says of what the gateway's database holds (``storage.Held``), for an operator to see
+    """What ``gateway --check`` says of what the gateway's database holds (``check.Held``), for an operator to see
     at a glance what a restored backup or a new install will serve.
 
-    >>> from gateway.storage import Held
+    >>> from gateway.check import Held
     >>> print(database_held(Held(3, 1204, 37, 5, (1204, 1_767_225_600.0), 2311, None)))
     ... # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
     migration 3, an older release's: the gateway upgrades it to ... at its start; 1,204 cases, 37 open, 5 of them
@@ -370,7 +371,7 @@ def database_held(held) -> str:
     restored from a backup made at 2026-01-01 08:00:00 (Beijing time), nothing numbered on it yet
     """
     from gateway.restore import backup_made
-    from gateway.storage import MIGRATIONS
+    from gateway.schema import MIGRATIONS
 
     this = MIGRATIONS[-1][0]
     said = [f"migration {held.migration} (this release's)" if held.migration == this else
@@ -402,7 +403,8 @@ def not_to_read(url: str) -> str | None:
     gateway's tables, empty (an empty file, or a new PostgreSQL database: ``token --list`` made the gateway's tables
     in it) or another application's. Nothing is made or changed to tell; DatabaseUnusable where it cannot be read.
     None where it may."""
-    from gateway.storage import database_where, not_gateways, tables_read_only
+    from gateway.check import tables_read_only
+    from gateway.storage import database_where, not_gateways
 
     there, where = tables_read_only(url), database_where(url)
     if there is None:
@@ -472,7 +474,8 @@ def _token(args: argparse.Namespace) -> int:
 def older_release(store, url: str) -> str | None:
     """What is said of a database an older release made, opened to read (``Store(read_only=True)``); None for one
     of this release."""
-    from gateway.storage import MIGRATIONS, database_where
+    from gateway.schema import MIGRATIONS
+    from gateway.storage import database_where
 
     if store.version >= MIGRATIONS[-1][0]:
         return None
@@ -486,7 +489,8 @@ def to_write(url: str, made_for: str = "this token"):
     rolling back finds its old gateway refusing the file, and nothing had told it. One this command makes (a mistyped
     SQLite path, or before the gateway's first start) is made for ``made_for`` and said too: the token went into a
     new file, the gateway read its own and never took it, and nobody knew why."""
-    from gateway.storage import MIGRATIONS, Store, database_where, sqlite_path
+    from gateway.schema import MIGRATIONS
+    from gateway.storage import Store, database_where, sqlite_path
 
     try:
         there = (path := sqlite_path(url)) is None or path.exists()
