@@ -40,7 +40,7 @@ import yaml
 from sqlalchemy import and_, func, select
 
 from gateway import verdicts
-from gateway.config import Tables
+from gateway.config import Tables, neutralised
 from gateway.images import ImageError, check_jpeg
 from gateway.schema import case_incidents, cases, evidence, incident_events
 from gateway.schema import verdicts as verdict_rows
@@ -97,6 +97,18 @@ def _starts(store: Store, case_ids: list[int]) -> dict[int, list[dict]]:
         if incident_id in first:
             out[case_id].append(json.loads(first[incident_id]))
     return out
+
+
+def _box_text(value: object) -> object:
+    """A string of a box's own (its detector's label, its model's name and version) as the manifest writes it: each
+    control or invisible formatting character as U+FFFD (``neutralised``), as a camera fault's reason is shown. The
+    wire takes such a string as any JSON string, and a lone surrogate (the escape ``\\ud800``) from one box stopped
+    the whole export at its manifest line: UTF-8 has no bytes for it.
+
+    >>> _box_text("\\ud800car") == "\\ufffdcar", _box_text(None)
+    (True, None)
+    """
+    return neutralised(value) if isinstance(value, str) else value
 
 
 def _shown(message: dict) -> list[tuple[str | None, bool]]:
@@ -245,8 +257,9 @@ def _write(store: Store, tables: Tables, since: float, out: Path, frames_only: b
                     "image": f"images/{part}/{name}.jpg", "label": f"labels/{part}/{name}.txt", "split": part,
                     "annotated": annotated, "type": kind if labels else None, "bbox": bbox if labels else None,
                     "detected_type": case["type"], "detected_bbox": message["bbox"],
-                    "detector_label": message["attributes"].get("label"), "confidence": message["confidence"],
-                    "model": message["model"], "verdict": verdict["verdict"], "judged_by": verdict["actor"],
+                    "detector_label": _box_text(message["attributes"].get("label")),
+                    "confidence": message["confidence"], "model": {k: _box_text(v) for k, v in message["model"].items()},
+                    "verdict": verdict["verdict"], "judged_by": verdict["actor"],
                     "judged_at": wire.iso(verdict["at"]), "case_id": case_id, "incident_id": message["incident_id"],
                     "box": message["box"], "camera": message["camera"], "zone": message["zone"], "grid": message["grid"],
                     "observed_at": message["observed_at"], "width": width, "height": height}, ensure_ascii=False) + "\n")

@@ -408,9 +408,10 @@ def test_an_export_that_cannot_be_written_says_so_and_leaves_nothing_half_made(t
             assert (out / "manifest.jsonl").read_text().count("\n") == 1
 
 
-def judged_cases(tmp_path, count: int):
+def judged_cases(tmp_path, count: int, changed: dict[int, dict] | None = None):
     """A real SQLite gateway's ``count`` cases, each one incident far from the others, with its snapshot (one picture
-    for all), each judged correct; the store and the tables."""
+    for all), each judged correct; the store and the tables. ``changed``: case n's incident's fields as its box sent
+    them otherwise."""
     from gateway.config import TABLES_DIR
     from gateway.schema import verdicts
 
@@ -424,7 +425,8 @@ def judged_cases(tmp_path, count: int):
     store.add_evidence(sha, picture, "gate-0", "box-1", "gate", 1767225600.0)
     outcomes = ingest.handle_batch([(wire.incident_topic("box-1", "gate"), json.dumps(dict(
         copy.deepcopy(START), incident_id=f"gate-{n}", evidence={"sha256": sha, "bytes": len(picture)},
-        location={"lat": 39.0 + n * 0.01, "lon": 117.0})).encode()) for n in range(count)])
+        location={"lat": 39.0 + n * 0.01, "lon": 117.0}, **(changed or {}).get(n, {}))).encode())
+        for n in range(count)])
     assert outcomes == ["case_created"] * count
     with store.engine.begin() as db:  # each judged correct
         db.execute(verdicts.insert(), [{"case_id": n, "at": 1767225600.0, "actor": "admin:centre", "verdict": "correct"}
@@ -467,3 +469,20 @@ def test_an_export_asks_the_database_a_few_times_a_slice_of_cases_not_twice_an_i
     event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     assert dataset.export(store, tables, 0.0, tmp_path / "out")["images"] == 200
     assert len(statements) < 40, len(statements)  # 6 for the slice, one for each 16 images (401 before)
+
+
+def test_a_detector_label_or_model_name_with_a_lone_surrogate_or_a_bidi_control_is_exported_shown_replaced(tmp_path):
+    """An incident's ``attributes.label`` and ``model`` are a box's text, which the wire takes as any JSON string: a
+    lone surrogate (the escape ``\\ud800``) in one box's label stopped the whole export at its manifest line
+    (``UnicodeEncodeError``, nothing written). Exported as a camera fault's reason is shown, each control or invisible
+    formatting character as U+FFFD; the other cases' lines as before."""
+    from gateway import dataset
+
+    store, tables = judged_cases(tmp_path, 3, {1: {"attributes": {"label": "\ud800car"}},
+                                               2: {"model": {"name": "ssd\u202egpj", "version": "1\x00"}}})
+    assert dataset.export(store, tables, 0.0, tmp_path / "out")["images"] == 3
+    lines = {line["incident_id"]: line for line in map(json.loads, (tmp_path / "out" / "manifest.jsonl").open())}
+    assert lines["gate-0"]["detector_label"] == "car"
+    assert lines["gate-0"]["model"] == {"name": "ssd_mobilenet_v2_coco", "version": "1"}
+    assert lines["gate-1"]["detector_label"] == "\ufffdcar"
+    assert lines["gate-2"]["model"] == {"name": "ssd\ufffdgpj", "version": "1\ufffd"}
