@@ -175,3 +175,24 @@ def test_empty_tables_are_said_to_be_empty(city, text):
     with pytest.raises(GatewayConfigError, match="demo.yaml: empty \\(or comments only\\): write the city's "
                        "departments and categories at least"):
         load_tables(city / "demo.yaml")
+
+
+@pytest.mark.parametrize("old, new, said", [
+    # "Input should be less than 1": a score written as a percentage
+    ("broker:", "detection: {min_score: 40}\nbroker:", "detection min_score: 40 is no score: a score is a fraction "
+     "between 0 and 1 (40 % is 0.4)"),
+    ("broker:", "detection: {litter_min_score: '35'}\nbroker:", "detection litter_min_score: 35 is no score"),
+    # "Input should be greater than 0", "... less than or equal to 65535": the bound in plain words, the value shown
+    ("dwell_s: 30", "dwell_s: 0", "camera 'gate' zone 'kerb' dwell_s: is 0; write more than 0"),
+    ("port: 1883", "port: 188300", "broker port: is 188300; write 65535 or less"),
+])
+def test_a_number_past_its_bound_is_said_in_plain_words(tmp_path, old, new, said):
+    assert old in EDGE
+    assert said in edge_refused(tmp_path, EDGE.replace(old, new, 1))
+
+
+def test_a_tables_number_past_its_bound_is_said_in_plain_words(city):
+    tables = city / "demo.yaml"
+    tables.write_text(tables.read_text().replace("service_level: 1h", "service_level: 1h\n    merge_radius_m: -30", 1))
+    with pytest.raises(GatewayConfigError, match="merge_radius_m: is -30; write 0 or more"):
+        load_tables(tables)
