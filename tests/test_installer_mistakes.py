@@ -196,3 +196,22 @@ def test_a_tables_number_past_its_bound_is_said_in_plain_words(city):
     tables.write_text(tables.read_text().replace("service_level: 1h", "service_level: 1h\n    merge_radius_m: -30", 1))
     with pytest.raises(GatewayConfigError, match="merge_radius_m: is -30; write 0 or more"):
         load_tables(tables)
+
+
+@pytest.mark.parametrize("detection, said", [
+    # "model 'ssd' not found": which of the two models was meant?
+    ("{model: ssd}", "detection model: model 'ssd' not found under "),
+    # a litter model misspelt on a box with no litter zone yet: refused now, not when the first one is drawn
+    ("{litter_model: litter}", "detection litter_model: model 'litter' not found under "),
+    # globbed: whichever model came first was loaded, and 'car' was said to be no class of model '*'
+    ("{model: '*'}", "detection model: model '*' not found under "),
+    ("{model: 'litter_*'}", "detection model: model 'litter_*' not found under "),
+])
+def test_a_model_that_is_none_is_said_with_its_field(tmp_path, detection, said):
+    from edge.detector import load_detectors
+
+    (tmp_path / "edge.yaml").write_text(EDGE.replace("broker:", f"detection: {detection}\nbroker:", 1))
+    with pytest.raises(ConfigError) as refused:
+        load_detectors(load_config(tmp_path / "edge.yaml"))
+    assert said in str(refused.value)
+    assert "known models: ['litter_yolov8n_320', 'ssd_mobilenet_v2_coco']" in str(refused.value)
