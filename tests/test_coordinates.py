@@ -157,11 +157,14 @@ def test_a_cameras_coordinate_system_misspelt_is_refused_naming_the_camera():
         box_config(top={"coordinates": "GCJ02"})
 
 
-def test_edge_check_shows_where_a_camera_written_in_another_system_is_sent(tmp_path, capsys):
+def test_edge_check_shows_where_a_camera_written_in_another_system_is_sent(tmp_path, capsys, monkeypatch):
     """An installer who read the locations off AMap or Baidu sees, before the box runs, the WGS 84 position that the
     map will show; a camera written in WGS 84 is printed as before."""
     from xueliang.cli import main
 
+    monkeypatch.chdir(tmp_path)  # the cameras' files, where the box reads them
+    for name in "abcd":
+        (tmp_path / f"{name}.mp4").touch()
     path = tmp_path / "edge.yaml"
     cameras = [{"id": "amap", "url": "a.mp4", "grid": "G", "location": {"lat": 39.913345, "lon": 116.384047}},
                {"id": "baidu", "url": "b.mp4", "grid": "G", "coordinates": "bd09",

@@ -215,3 +215,27 @@ def test_a_model_that_is_none_is_said_with_its_field(tmp_path, detection, said):
         load_detectors(load_config(tmp_path / "edge.yaml"))
     assert said in str(refused.value)
     assert "known models: ['litter_yolov8n_320', 'ssd_mobilenet_v2_coco']" in str(refused.value)
+
+
+def test_a_camera_file_that_is_not_there_or_a_folder_is_refused_by_check(tmp_path, monkeypatch):
+    """``edge --check`` passed it with exit 0, a file's name mistyped. Not refused at load: the box starts without it,
+    and says the camera cannot be read until it is there (a pipe another program makes at its own start)."""
+    from edge.config import check_files
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "gate.mp4").touch()
+    text = EDGE.replace("rtsp://admin:pw@10.0.0.5:554/Streaming/Channels/101", "gate.mp4")
+    (tmp_path / "edge.yaml").write_text(text)
+    check_files(load_config(tmp_path / "edge.yaml"))  # there: no word
+    for url, said in [
+        ("gate.mp", f"camera 'gate' url: no such file gate.mp (a relative path is read from the folder the box starts "
+         f"in: {tmp_path}); name the video file or the pipe, or start the program that makes the pipe first"),
+        (f"{tmp_path}/gate.mp", f"camera 'gate' url: no such file {tmp_path}/gate.mp; name the video file"),
+        (f"{tmp_path}/videos", f"camera 'gate' url: {tmp_path}/videos is a folder; name the video file in it"),
+    ]:
+        (tmp_path / "edge.yaml").write_text(text.replace("gate.mp4", url))
+        config = load_config(tmp_path / "edge.yaml")  # loads: the box may start before the file is there
+        with pytest.raises(ConfigError) as refused:
+            check_files(config, "edge.yaml")
+        assert str(refused.value).startswith("edge.yaml: 1 error(s)\n  ") and said in str(refused.value)

@@ -160,12 +160,13 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _edge(args: argparse.Namespace) -> int:
     from edge.box import run_box
-    from edge.config import load_config
+    from edge.config import check_files, load_config
 
     config = load_config(args.config)
     if args.check:
         from edge.detector import load_detectors
 
+        check_files(config, args.config)
         load_detectors(config)  # its models and vehicle_labels, as the box loads them
         print(edge_summary(config, args.config))
         return 0
