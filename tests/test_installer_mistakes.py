@@ -239,3 +239,20 @@ def test_a_camera_file_that_is_not_there_or_a_folder_is_refused_by_check(tmp_pat
         with pytest.raises(ConfigError) as refused:
             check_files(config, "edge.yaml")
         assert str(refused.value).startswith("edge.yaml: 1 error(s)\n  ") and said in str(refused.value)
+
+
+def test_check_says_a_camera_with_no_zones_detects_nothing(tmp_path):
+    """Allowed (its picture is watched for faults, its zones drawn later on its first picture), and ``--check`` said
+    "0 zone(s)" and exit 0: an installer took it for a camera at work."""
+    from xueliang.cli import edge_summary
+
+    (tmp_path / "edge.yaml").write_text(EDGE.split("    zones:")[0] + "  - {id: yard, url: 'rtsp://10.0.0.6/s1', "
+                                        "grid: HQ-DZG-10D-07}\n")
+    lines = edge_summary(load_config(tmp_path / "edge.yaml"), "edge.yaml").splitlines()
+    assert lines[1:] == [
+        "  camera gate: rtsp://admin:***@10.0.0.5:554/Streaming/Channels/101, grid HQ-DZG-10D-07, 0 zone(s)",
+        "    no zones: it detects nothing until zones are drawn; until then it is watched for faults only (down, "
+        "frozen, covered, moved)",
+        "  camera yard: rtsp://10.0.0.6/s1, grid HQ-DZG-10D-07, 0 zone(s)",
+        "    no zones: it detects nothing until zones are drawn; until then it is watched for faults only (down, "
+        "frozen, covered, moved)"]
