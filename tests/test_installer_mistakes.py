@@ -61,8 +61,8 @@ def test_an_edge_config_mistake_is_said_in_its_place(tmp_path, old, new, said):
 
 
 @pytest.mark.parametrize("old, new, said", [
-    ('code: "200505"', "code: 200505", "categories.0.code: is read by YAML as a number, and this setting is text"),
-    ("name: 环卫所", "name: 110", "departments.1.name: is read by YAML as a number"),
+    ('code: "200505"', "code: 200505", "category 'illegal_parking' code: is read by YAML as a number, and this setting is text"),
+    ("name: 环卫所", "name: 110", "department 'sanitation' name: is read by YAML as a number"),
 ])
 def test_a_tables_mistake_is_said_in_its_place(city, old, new, said):
     tables = city / "demo.yaml"
@@ -256,3 +256,20 @@ def test_check_says_a_camera_with_no_zones_detects_nothing(tmp_path):
         "  camera yard: rtsp://10.0.0.6/s1, grid HQ-DZG-10D-07, 0 zone(s)",
         "    no zones: it detects nothing until zones are drawn; until then it is watched for faults only (down, "
         "frozen, covered, moved)"]
+
+
+@pytest.mark.parametrize("old, new, said", [
+    # "categories.2.service_level": the third, counted from 0; a category is found by its type
+    ("service_level: 1 working day", "service_level: 1 workday", "category 'spill' service_level: "),
+    ("name: 雪亮工程运维", "name: 雪亮工程运维\n    phone: 12345", "department 'video-maintenance' phone: not a field here"),
+    # its id is what is wrong: counted from 1, and its other name said
+    ("  - id: sanitation", "  - id: 环卫", "department #2 (name '环卫所') id: '环卫' is not an id"),
+    ("  - type: garbage", "  - type: Garbage", "category #2 (code '200102') type: "),
+])
+def test_a_tables_entry_is_named_as_a_person_finds_it(city, old, new, said):
+    tables = city / "demo.yaml"
+    assert old in tables.read_text()
+    tables.write_text(tables.read_text().replace(old, new, 1))
+    with pytest.raises(GatewayConfigError) as refused:
+        load_tables(tables)
+    assert f"demo.yaml: {said}" in str(refused.value)
