@@ -571,6 +571,32 @@ def parse_config(raw: object, source: str = "config") -> EdgeConfig:
         raise ConfigError("\n".join([*lines, f"  {more}"] if more else lines)) from None
 
 
+def check_files(config: EdgeConfig, source: str = "config") -> None:
+    """``edge --check``'s look at each camera whose url is a file path (a video file or a pipe): ConfigError naming
+    each that is not there, or is a folder. Not at load: the box starts without it and says at run time that the
+    camera cannot be read, until it is there (a pipe another program makes at its own start); ``--check`` passed it
+    with exit 0, a file's name mistyped."""
+    wrong = []
+    for camera in config.cameras:
+        if is_rtsp(camera.url):
+            continue
+        path = Path(camera.url)
+        try:
+            folder = stat.S_ISDIR(path.stat().st_mode)
+        except FileNotFoundError:
+            where = "" if path.is_absolute() else f" (a relative path is read from the folder the box starts in: {Path.cwd()})"
+            wrong.append(f"camera {camera.id!r} url: no such file {path}{where}; name the video file or the pipe, or "
+                         "start the program that makes the pipe first")
+            continue
+        except (OSError, ValueError) as exc:  # out of reach: said as it is
+            wrong.append(f"camera {camera.id!r} url: {path} cannot be looked at ({getattr(exc, 'strerror', exc)})")
+            continue
+        if folder:
+            wrong.append(f"camera {camera.id!r} url: {path} is a folder; name the video file in it")
+    if wrong:
+        raise ConfigError("\n".join([f"{source}: {len(wrong)} error(s)", *(f"  {line}" for line in wrong)]))
+
+
 def load_config(path: str | Path) -> EdgeConfig:
     path = Path(path)
     try:

@@ -19,7 +19,7 @@ import supervision as sv
 
 from edge.geometry import Box, in_frame, overlap, polygon_to_xyxy, union
 from edge.config import ConfigError
-from models import ModelError, load_manifest
+from models import ModelError, load_manifest, manifest_path
 
 Image = npt.NDArray[np.uint8]
 VEHICLE, LITTER = "vehicle", "litter"  # the detector roles a pipeline plans passes for
@@ -229,7 +229,13 @@ def session(path: Path, threads: int = 2) -> ort.InferenceSession:
 
 
 def load_detectors(config) -> dict[str, Detector]:
-    """The detectors an edge config needs: vehicles always, litter when a zone watches garbage or spills."""
+    """The detectors an edge config needs: vehicles always, litter when a zone watches garbage or spills. A model
+    name that is no model's is a ConfigError naming its field, the litter model's too where no zone needs it."""
+    for field in ("model", "litter_model"):
+        try:
+            manifest_path(getattr(config.detection, field))
+        except ModelError as exc:  # "model 'ssd' not found" said not which of the two was meant
+            raise ConfigError(f"detection {field}: {exc}") from None
     found = {VEHICLE: load_detector(config.detection.model, config.detection.threads)}
     classes = set(found[VEHICLE].classes.values())
     unknown = [label for label in config.detection.vehicle_labels if label not in classes]

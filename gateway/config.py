@@ -10,6 +10,7 @@ import logging
 import re
 import stat
 import unicodedata
+from collections.abc import Sequence
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -632,7 +633,7 @@ def _yaml(path: Path, max_bytes: int = gridmap.MAX_FILE_BYTES) -> object:
     try:
         return load_yaml(text, str(path))
     except TooLong as exc:  # a mapping past MAX_KEYS: 200,000 keys that are no field took 4 s to read
-        place = ".".join(map(str, exc.loc))
+        place = _place(exc.partial, exc.loc)  # the plain values read before it: a category's type
         raise GatewayConfigError(f"{path}: {place + ': ' if place else ''}more than {exc.limit:,} keys in one mapping "
                                  f"(read up to line {exc.problem_mark.line + 1}); {MANY_KEYS}") from None
     except yaml.YAMLError as exc:
@@ -691,13 +692,58 @@ def _grid_rows(path: Path) -> list[dict]:
     return rows
 
 
-def _errors(exc: ValidationError, model: type[BaseModel]) -> str:
-    """Each mistake by its field (``broker.port: ...``), a key that is no field of ``model`` with the one meant;
-    one of the whole file (not a mapping, a route to an unknown grid) by itself, not after an empty field name; the
-    first ``SAID_AT_MOST``, then how many more (``said_first``)."""
+def _errors(exc: ValidationError, model: type[BaseModel], raw: object = None) -> str:
+    """Each mistake by its field (``broker.port: ...``; an entry of the tables' lists as ``_place`` names it, in
+    ``raw``), a key that is no field of ``model`` with the one meant; one of the whole file (not a mapping, a route to
+    an unknown grid) by itself, not after an empty field name; the first ``SAID_AT_MOST``, then how many more
+    (``said_first``)."""
     listed, more = said_first(exc.errors(), model)
-    said = [": ".join(filter(None, (".".join(map(str, e["loc"])), text))) for e, text in listed]
+    said = [": ".join(filter(None, (_place(raw, e["loc"]), text))) for e, text in listed]
     return "; ".join([*said, more] if more else said)
+
+
+# the tables' lists, each entry named as a person finds it in the file (and the errors of ``Tables._refs`` name it):
+# what one is called, and the fields that name it, the id first
+NAMED_BY = {"departments": ("department", ("id", "name")), "categories": ("category", ("type", "code")),
+            "grids": ("grid", ("code", "name")), "routes": ("route", ("type", "grid"))}
+
+
+def _place(raw: object, loc: Sequence[str | int]) -> str:
+    """Where a pydantic error of the tables is: an entry of a list in ``NAMED_BY`` by its id (``category 'spill'``;
+    a route by its type and grid), or, where its id is what is wrong, by its number in the list, counted from 1 as a
+    person counts, and its other name; ``categories.0.code`` said the first as 0. Other places by their keys.
+
+    >>> raw = {"departments": [{"id": "traffic", "name": "交警"}, {"id": "环卫", "name": "环卫所"}],
+    ...        "routes": [{"type": "spill", "grid": "HQ-1", "department": 7}]}
+    >>> _place(raw, ("departments", 0, "name")), _place(raw, ("departments", 1, "id"))
+    ("department 'traffic' name", "department #2 (name '环卫所') id")
+    >>> _place(raw, ("routes", 0, "department")), _place({}, ("categories", 2, "code")), _place(None, ("http", "port"))
+    ("route 'spill/HQ-1' department", 'category #3 code', 'http.port')
+    """
+    words: list[str] = []
+    node, loc, i = raw, list(loc), 0
+    while i < len(loc):
+        key = loc[i]
+        if key in NAMED_BY and i + 1 < len(loc) and isinstance(loc[i + 1], int) and isinstance(node, dict):
+            (what, names), index, field = NAMED_BY[key], loc[i + 1], (loc[i + 2:i + 3] or [None])[0]
+            items = node.get(key)
+            node = items[index] if isinstance(items, list) and index < len(items) else None
+            named = {n: v for n in names if isinstance(node, dict) and isinstance(v := node.get(n), str) and v}
+            if key == "routes":  # a route is its type and grid
+                place = f"{what} {named['type'] + '/' + named['grid']!r}" if len(named) == 2 and field not in names \
+                    else f"{what} #{index + 1}"
+            elif names[0] in named and field != names[0]:
+                place = f"{what} {named[names[0]]!r}"
+            else:  # its id is what is wrong, or none: counted, and named by its other name where it has one
+                other = next((f" ({n} {v!r})" for n, v in named.items() if n != names[0] and n != field), "")
+                place = f"{what} #{index + 1}{other}"
+            words.append(place + " " * (i + 2 < len(loc)))
+            i += 2
+            continue
+        words.append(f"{'.' if words and not words[-1].endswith(' ') else ''}{key}")
+        node = node.get(key) if isinstance(node, dict) else None
+        i += 1
+    return "".join(words)
 
 
 def load_tables(path: Path) -> Tables:
@@ -739,7 +785,7 @@ def load_tables(path: Path) -> Tables:
     except FileNotFoundError as exc:
         raise GatewayConfigError(f"{exc.filename or path}: no such file") from None
     except ValidationError as exc:
-        raise GatewayConfigError(f"{path}: {_errors(exc, Tables)}") from None
+        raise GatewayConfigError(f"{path}: {_errors(exc, Tables, raw)}") from None
     # a category's type misspelt (illegal_parkng) or left out loaded, and each such incident was a dead letter
     if missing := [t for t in wire.BOX_TYPES if tables.category(t) is None]:
         log.warning("%s: no category for %s, which xueliang's boxes send: each such incident will be set aside as a "

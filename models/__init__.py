@@ -18,11 +18,12 @@ class ModelError(RuntimeError):
 
 
 def manifest_path(name: str) -> Path:
-    found = sorted(MODELS_DIR.glob(f"*/{name}.manifest.json"))
-    if not found:
-        known = sorted(p.name.removesuffix(".manifest.json") for p in MODELS_DIR.glob("*/*.manifest.json"))
-        raise ModelError(f"model {name!r} not found under {MODELS_DIR}; known models: {known}")
-    return found[0]
+    """The manifest of the model named ``name`` exactly: a name was globbed, and ``model: '*'`` loaded whichever
+    model came first."""
+    known = {p.name.removesuffix(".manifest.json"): p for p in sorted(MODELS_DIR.glob("*/*.manifest.json"))}
+    if name not in known:
+        raise ModelError(f"model {name!r} not found under {MODELS_DIR}; known models: {sorted(known)}")
+    return known[name]
 
 
 def load_manifest(name: str, verify: bool = True) -> tuple[dict, Path]:

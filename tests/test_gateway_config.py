@@ -74,7 +74,7 @@ def test_a_gateway_config_that_cannot_be_read_is_named(tmp_path, text, error):
 
 @pytest.mark.parametrize("line, error", [
     ("escalation_check_s: .inf", "escalation_check_s: Input should be a finite number"),  # ended the clock thread
-    ("escalation_check_s: 1e300", "escalation_check_s: Input should be less than or equal to 3600"),
+    ("escalation_check_s: 1e300", "escalation_check_s: is 1e300; write 3600 or less"),
 ])
 def test_the_clocks_period_is_a_finite_number(tmp_path, line, error):
     (tmp_path / "gateway.yaml").write_text(line + "\n")
@@ -195,10 +195,10 @@ def test_a_running_gateway_answers_only_the_host_names_of_its_config(tmp_path, b
 
 
 @pytest.mark.parametrize("radius, error", [
-    (".inf", "categories.0.merge_radius_m: Input should be a finite number"),
+    (".inf", "category 'illegal_parking' merge_radius_m: Input should be a finite number"),
     # every case of the category in the city joined one
-    ("1e300", "categories.0.merge_radius_m: Input should be less than or equal to 1000"),
-    ("3000", "categories.0.merge_radius_m: Input should be less than or equal to 1000"),
+    ("1e300", "category 'illegal_parking' merge_radius_m: is 1e300; write 1000 or less"),
+    ("3000", "category 'illegal_parking' merge_radius_m: is 3000; write 1000 or less"),
     ("1000", None),
     ("0", None),
 ])
@@ -214,14 +214,14 @@ def test_a_categorys_merge_radius_is_finite_and_at_most_a_kilometre(city, radius
 
 
 @pytest.mark.parametrize("level, error", [
-    ("99999999999999999999 working days", "categories.0.service_level: '99999999999999999999 working days' is longer "
+    ("99999999999999999999 working days", "category 'illegal_parking' service_level: '99999999999999999999 working days' is longer "
      "than 366 days"),  # each case's deadline counted days for 2 s, overflowed: every incident a dead letter
     ("999999999 days", "is longer than 366 days"),
     ("367 d", "is longer than 366 days"),
     ("366 working days", None),
     ("2000 working hours", None),
     # every case overdue when it opens, escalated at once
-    ("0s", "categories.0.service_level: '0s' gives no time at all"),
+    ("0s", "category 'illegal_parking' service_level: '0s' gives no time at all"),
     ("0 working days", "gives no time at all"),
     ("0.5h", None),
 ])
@@ -307,8 +307,8 @@ def test_a_grid_table_row_is_named_by_its_row_and_column(city, change, error):
 @pytest.mark.parametrize("name, old, new, error", [
     ("demo-grids.csv", "HQ-DZG,丁字沽街道,", "HQ-DZG,丁字沽街道\u202e,",
      "demo-grids.csv row 3 column name: '丁字沽街道\\u202e' has control or invisible formatting characters (U+202E)"),
-    ("demo.yaml", "name: 交警大队", 'name: "交警\\u200f大队"', "departments.0.name: '交警\\u200f大队' has control"),
-    ("demo.yaml", 'code: "200505"', 'code: "2005\\a05"', "categories.0.code: '2005\\x0705' has control"),
+    ("demo.yaml", "name: 交警大队", 'name: "交警\\u200f大队"', "department 'traffic-police' name: '交警\\u200f大队' has control"),
+    ("demo.yaml", 'code: "200505"', 'code: "2005\\a05"', "category 'illegal_parking' code: '2005\\x0705' has control"),
     ("demo-grids.csv", "HQ-DZG,丁字沽街道,", "HQ-DZG,丁字沽　街道,", None),  # a full-width space is a name's own
 ])
 def test_a_name_the_pages_show_with_control_or_bidi_characters_is_refused(city, name, old, new, error):
@@ -447,7 +447,7 @@ def test_a_config_or_tables_mapping_of_more_than_1000_keys_is_refused_at_the_key
                       encoding="utf-8")
     first = text[:text.index("    service_level: 1h\n")].count("\n") + 1  # the first category's service_level
     for load, path, said, line in ((load_gateway_config, tmp_path / "gateway.yaml", "", 1_001),
-                                   (load_tables, tables, "categories.0: ", first + 996)):
+                                   (load_tables, tables, "category 'illegal_parking': ", first + 996)):
         with pytest.raises(GatewayConfigError) as refused:
             load(path)
         assert str(refused.value) == (f"{path}: {said}more than 1,000 keys in one mapping (read up to line {line}); "
@@ -455,8 +455,8 @@ def test_a_config_or_tables_mapping_of_more_than_1000_keys_is_refused_at_the_key
 
 
 @pytest.mark.parametrize("old, new, error", [
-    ("service_level: 1h", "servce_level: 1h", "categories.0.servce_level: not a field here; did you mean service_level?"),
-    ("service_level: 1h", "service_level: 1h\n    merge_radius: 30", "categories.0.merge_radius: not a field here; did you mean merge_radius_m?"),
+    ("service_level: 1h", "servce_level: 1h", "category 'illegal_parking' servce_level: not a field here; did you mean service_level?"),
+    ("service_level: 1h", "service_level: 1h\n    merge_radius: 30", "category 'illegal_parking' merge_radius: not a field here; did you mean merge_radius_m?"),
     ("departments:", "working_hour: 09:00-18:00\ndepartments:",
      "working_hour: not a field at the top level; did you mean working_hours?"),
 ])

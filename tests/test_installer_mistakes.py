@@ -61,8 +61,8 @@ def test_an_edge_config_mistake_is_said_in_its_place(tmp_path, old, new, said):
 
 
 @pytest.mark.parametrize("old, new, said", [
-    ('code: "200505"', "code: 200505", "categories.0.code: is read by YAML as a number, and this setting is text"),
-    ("name: 环卫所", "name: 110", "departments.1.name: is read by YAML as a number"),
+    ('code: "200505"', "code: 200505", "category 'illegal_parking' code: is read by YAML as a number, and this setting is text"),
+    ("name: 环卫所", "name: 110", "department 'sanitation' name: is read by YAML as a number"),
 ])
 def test_a_tables_mistake_is_said_in_its_place(city, old, new, said):
     tables = city / "demo.yaml"
@@ -175,3 +175,101 @@ def test_empty_tables_are_said_to_be_empty(city, text):
     with pytest.raises(GatewayConfigError, match="demo.yaml: empty \\(or comments only\\): write the city's "
                        "departments and categories at least"):
         load_tables(city / "demo.yaml")
+
+
+@pytest.mark.parametrize("old, new, said", [
+    # "Input should be less than 1": a score written as a percentage
+    ("broker:", "detection: {min_score: 40}\nbroker:", "detection min_score: 40 is no score: a score is a fraction "
+     "between 0 and 1 (40 % is 0.4)"),
+    ("broker:", "detection: {litter_min_score: '35'}\nbroker:", "detection litter_min_score: 35 is no score"),
+    # "Input should be greater than 0", "... less than or equal to 65535": the bound in plain words, the value shown
+    ("dwell_s: 30", "dwell_s: 0", "camera 'gate' zone 'kerb' dwell_s: is 0; write more than 0"),
+    ("port: 1883", "port: 188300", "broker port: is 188300; write 65535 or less"),
+])
+def test_a_number_past_its_bound_is_said_in_plain_words(tmp_path, old, new, said):
+    assert old in EDGE
+    assert said in edge_refused(tmp_path, EDGE.replace(old, new, 1))
+
+
+def test_a_tables_number_past_its_bound_is_said_in_plain_words(city):
+    tables = city / "demo.yaml"
+    tables.write_text(tables.read_text().replace("service_level: 1h", "service_level: 1h\n    merge_radius_m: -30", 1))
+    with pytest.raises(GatewayConfigError, match="merge_radius_m: is -30; write 0 or more"):
+        load_tables(tables)
+
+
+@pytest.mark.parametrize("detection, said", [
+    # "model 'ssd' not found": which of the two models was meant?
+    ("{model: ssd}", "detection model: model 'ssd' not found under "),
+    # a litter model misspelt on a box with no litter zone yet: refused now, not when the first one is drawn
+    ("{litter_model: litter}", "detection litter_model: model 'litter' not found under "),
+    # globbed: whichever model came first was loaded, and 'car' was said to be no class of model '*'
+    ("{model: '*'}", "detection model: model '*' not found under "),
+    ("{model: 'litter_*'}", "detection model: model 'litter_*' not found under "),
+])
+def test_a_model_that_is_none_is_said_with_its_field(tmp_path, detection, said):
+    from edge.detector import load_detectors
+
+    (tmp_path / "edge.yaml").write_text(EDGE.replace("broker:", f"detection: {detection}\nbroker:", 1))
+    with pytest.raises(ConfigError) as refused:
+        load_detectors(load_config(tmp_path / "edge.yaml"))
+    assert said in str(refused.value)
+    assert "known models: ['litter_yolov8n_320', 'ssd_mobilenet_v2_coco']" in str(refused.value)
+
+
+def test_a_camera_file_that_is_not_there_or_a_folder_is_refused_by_check(tmp_path, monkeypatch):
+    """``edge --check`` passed it with exit 0, a file's name mistyped. Not refused at load: the box starts without it,
+    and says the camera cannot be read until it is there (a pipe another program makes at its own start)."""
+    from edge.config import check_files
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "gate.mp4").touch()
+    text = EDGE.replace("rtsp://admin:pw@10.0.0.5:554/Streaming/Channels/101", "gate.mp4")
+    (tmp_path / "edge.yaml").write_text(text)
+    check_files(load_config(tmp_path / "edge.yaml"))  # there: no word
+    for url, said in [
+        ("gate.mp", f"camera 'gate' url: no such file gate.mp (a relative path is read from the folder the box starts "
+         f"in: {tmp_path}); name the video file or the pipe, or start the program that makes the pipe first"),
+        (f"{tmp_path}/gate.mp", f"camera 'gate' url: no such file {tmp_path}/gate.mp; name the video file"),
+        (f"{tmp_path}/videos", f"camera 'gate' url: {tmp_path}/videos is a folder; name the video file in it"),
+    ]:
+        (tmp_path / "edge.yaml").write_text(text.replace("gate.mp4", url))
+        config = load_config(tmp_path / "edge.yaml")  # loads: the box may start before the file is there
+        with pytest.raises(ConfigError) as refused:
+            check_files(config, "edge.yaml")
+        assert str(refused.value).startswith("edge.yaml: 1 error(s)\n  ") and said in str(refused.value)
+
+
+def test_check_says_a_camera_with_no_zones_detects_nothing(tmp_path):
+    """Allowed (its picture is watched for faults, its zones drawn later on its first picture), and ``--check`` said
+    "0 zone(s)" and exit 0: an installer took it for a camera at work."""
+    from xueliang.cli import edge_summary
+
+    (tmp_path / "edge.yaml").write_text(EDGE.split("    zones:")[0] + "  - {id: yard, url: 'rtsp://10.0.0.6/s1', "
+                                        "grid: HQ-DZG-10D-07}\n")
+    lines = edge_summary(load_config(tmp_path / "edge.yaml"), "edge.yaml").splitlines()
+    assert lines[1:] == [
+        "  camera gate: rtsp://admin:***@10.0.0.5:554/Streaming/Channels/101, grid HQ-DZG-10D-07, 0 zone(s)",
+        "    no zones: it detects nothing until zones are drawn; until then it is watched for faults only (down, "
+        "frozen, covered, moved)",
+        "  camera yard: rtsp://10.0.0.6/s1, grid HQ-DZG-10D-07, 0 zone(s)",
+        "    no zones: it detects nothing until zones are drawn; until then it is watched for faults only (down, "
+        "frozen, covered, moved)"]
+
+
+@pytest.mark.parametrize("old, new, said", [
+    # "categories.2.service_level": the third, counted from 0; a category is found by its type
+    ("service_level: 1 working day", "service_level: 1 workday", "category 'spill' service_level: "),
+    ("name: 雪亮工程运维", "name: 雪亮工程运维\n    phone: 12345", "department 'video-maintenance' phone: not a field here"),
+    # its id is what is wrong: counted from 1, and its other name said
+    ("  - id: sanitation", "  - id: 环卫", "department #2 (name '环卫所') id: '环卫' is not an id"),
+    ("  - type: garbage", "  - type: Garbage", "category #2 (code '200102') type: "),
+])
+def test_a_tables_entry_is_named_as_a_person_finds_it(city, old, new, said):
+    tables = city / "demo.yaml"
+    assert old in tables.read_text()
+    tables.write_text(tables.read_text().replace(old, new, 1))
+    with pytest.raises(GatewayConfigError) as refused:
+        load_tables(tables)
+    assert f"demo.yaml: {said}" in str(refused.value)

@@ -160,12 +160,13 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _edge(args: argparse.Namespace) -> int:
     from edge.box import run_box
-    from edge.config import load_config
+    from edge.config import check_files, load_config
 
     config = load_config(args.config)
     if args.check:
         from edge.detector import load_detectors
 
+        check_files(config, args.config)
         load_detectors(config)  # its models and vehicle_labels, as the box loads them
         print(edge_summary(config, args.config))
         return 0
@@ -174,13 +175,16 @@ def _edge(args: argparse.Namespace) -> int:
 
 def edge_summary(config, path: str) -> str:
     """What an edge config sets, as the box will run it: the box, each camera (its password hidden, its location as
-    sent where it is written in another system than WGS 84) and its zones."""
+    sent where it is written in another system than WGS 84) and its zones, or that it has none to detect in."""
     lines = [f"{path}: box {config.box}, broker {config.broker.host}:{config.broker.port}, data_dir {config.data_dir}"]
     for camera in config.cameras:
         lines.append(f"  camera {camera.id}: {without_password(camera.url)}, grid {camera.grid}, "
                      f"{len(camera.zones)} zone(s)")
         if said := location_sent(config, camera):
             lines.append(f"    {said}")
+        if not camera.zones:  # allowed: its picture is watched for faults; "0 zone(s)" said not what that means
+            lines.append("    no zones: it detects nothing until zones are drawn; until then it is watched for faults "
+                         "only (down, frozen, covered, moved)")
         for zone in camera.zones:
             waits = ([f"dwell {zone.dwell_s:g} s"] if "illegal_parking" in zone.types else []) + \
                 ([f"persistence {zone.persistence_s:g} s"] if {"garbage", "spill"} & set(zone.types) else [])

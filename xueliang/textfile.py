@@ -75,7 +75,34 @@ def said(error: Mapping) -> str:
             return "is a mapping (key: value), and this setting is a list: begin each item with '- '"
         if isinstance(value, (str, int, float)):  # types: illegal_parking
             return f"is one value, and this setting is a list: write it in brackets, [{str(value)[:40]}]"
+    if error["type"] in BOUND_WORDS:
+        return _out_of_range(error)
     return error["msg"].removeprefix("Value error, ")
+
+
+# a number's bound, in the words of the person who writes it: pydantic said "Input should be greater than 0"
+BOUND_WORDS = {"greater_than": ("gt", "more than {:g}"), "greater_than_equal": ("ge", "{:g} or more"),
+               "less_than": ("lt", "less than {:g}"), "less_than_equal": ("le", "{:g} or less")}
+
+
+def _out_of_range(error: Mapping) -> str:
+    """A number past its field's bound (``said``), the bound in plain words; a score written as a percentage
+    (``min_score: 40``, a field whose name ends in ``score``), as the fraction meant.
+
+    >>> _out_of_range({"type": "less_than", "input": 40, "ctx": {"lt": 1}, "loc": ("detection", "min_score")})
+    '40 is no score: a score is a fraction between 0 and 1 (40 % is 0.4)'
+    >>> _out_of_range({"type": "greater_than_equal", "input": -5, "ctx": {"ge": 0}, "loc": ("zones", 0, "dwell_s")})
+    'is -5; write 0 or more'
+    """
+    key, words = BOUND_WORDS[error["type"]]
+    written = error["input"]  # a number, or its text (YAML 1.1 reads 1e300, with no dot, as text)
+    try:
+        value, shown = float(written), f"{written:g}" if isinstance(written, (int, float)) else str(written)[:40]
+    except (TypeError, ValueError):  # a bound of another kind (a date's)
+        return error["msg"]
+    if str(error["loc"][-1] if error["loc"] else "").endswith("score") and 1 < value <= 100:
+        return f"{shown} is no score: a score is a fraction between 0 and 1 ({shown} % is {value / 100:g})"
+    return f"is {shown}; write {words.format(error['ctx'][key])}"
 
 
 def said_first(errors: Sequence[Mapping], model: type[BaseModel]) -> tuple[list[tuple[Mapping, str]], str | None]:
