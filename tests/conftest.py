@@ -41,6 +41,14 @@ def pytest_configure(config):
         services.share_ports(int(worker.removeprefix("gw")), int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
 
 
+def pytest_collection_modifyitems(config, items):
+    """The ``slow`` tests first, each part in its collected order: pytest-xdist's worksteal hands each worker a
+    run of the collection and steals by count, so a test of a minute or two collected late (a variant's encode
+    and replay) ran on past the rest as a tail. Each worker sorts the same collection the same way, as xdist needs.
+    (A module fixture one slow and one quick test share may then be made twice, once in each part.)"""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def broker(tmp_path):
     with services.mosquitto(tmp_path / "mosquitto") as service:
