@@ -508,13 +508,22 @@ def video_stream(streams, url: str, said: set[str] | None = None):
     moving = [s for s in streams if not s.disposition & av.stream.Disposition.attached_pic]
     if not moving:
         raise SourceError(f"{url} has no video stream" + (" (only a cover picture)" if streams else ""))
-    chosen = max(moving, key=lambda s: (s.codec_context.width * s.codec_context.height,
-                                        bool(s.disposition & av.stream.Disposition.default), -s.index))
+    # a stream whose codec its container does not state, or FFmpeg does not know, has no decoder (no codec context):
+    # an MP4 cut off within its index (moov) states its track and not its codec, and the camera's fault said
+    # "AttributeError: 'NoneType' object has no attribute 'width'", with a traceback at each try
+    known = [s for s in moving if s.codec_context is not None]
+    if not known:
+        raise SourceError(f"{url}: its video stream states no codec FFmpeg decodes (a file cut off within its "
+                          "index, an MP4's moov, or a codec FFmpeg does not know); not read")
+    chosen = max(known, key=lambda s: (s.codec_context.width * s.codec_context.height,
+                                       bool(s.disposition & av.stream.Disposition.default), -s.index))
+
+    def said_of(s) -> str:
+        size = "no codec" if s.codec_context is None else f"{s.codec_context.width}x{s.codec_context.height}"
+        return f"#{s.index} {size}" + (" cover picture" if s not in moving else "")
     if len(streams) > 1:
         _say(said, logging.INFO, "%s: %d video streams (%s); analysing #%d, the largest picture", without_password(url),
-             len(streams),
-                 ", ".join(f"#{s.index} {s.codec_context.width}x{s.codec_context.height}"
-                           + (" cover picture" if s not in moving else "") for s in streams), chosen.index)
+             len(streams), ", ".join(said_of(s) for s in streams), chosen.index)
     return chosen
 
 
