@@ -368,6 +368,39 @@ def picture_fault(width: int, height: int) -> str | None:
     return None
 
 
+def mp4_without_index(path: str, most: int = 10_000) -> bool:
+    """Whether the file at ``path`` is an MP4 (or a MOV: its first box ``ftyp``) whose top-level boxes hold no index
+    (``moov``): a recorder stopped before it wrote it at the end, or a copy cut off before it. Read box header by
+    box header (a seek each), at most ``most`` of them.
+
+    >>> import tempfile
+    >>> box = lambda kind, body=b"": struct.pack(">I", 8 + len(body)) + kind + body
+    >>> with tempfile.NamedTemporaryFile(suffix=".mp4") as f:
+    ...     _ = f.write(box(b"ftyp", b"isom") + box(b"mdat", b"x" * 100)[:50]); f.flush()
+    ...     mp4_without_index(f.name)
+    True
+    >>> with tempfile.NamedTemporaryFile(suffix=".mp4") as f:
+    ...     _ = f.write(box(b"ftyp", b"isom") + box(b"moov", b"x" * 100)[:50]); f.flush()
+    ...     mp4_without_index(f.name)
+    False
+    """
+    try:
+        with open(path, "rb") as f:
+            end, at, kinds = os.fstat(f.fileno()).st_size, 0, []
+            while at + 8 <= end and len(kinds) < most:
+                f.seek(at)
+                size, kind = struct.unpack(">I4s", f.read(8))
+                if size == 1 and at + 16 <= end:  # a 64-bit size follows
+                    size = struct.unpack(">Q", f.read(8))[0]
+                kinds.append(kind)
+                if size < 8:  # 0: the box runs to the file's end
+                    break
+                at += size
+    except OSError:
+        return False
+    return kinds[:1] == [b"ftyp"] and b"moov" not in kinds
+
+
 def certificate_fault(url: str, tls_ca: Path, timeout_s: float) -> str | None:
     """Why the certificate the camera at ``url`` (rtsps://) shows does not verify against ``tls_ca`` and the url's
     host, as Python's TLS sees it; None where it does, or where no TLS handshake was had. Asked only once FFmpeg
@@ -508,13 +541,22 @@ def video_stream(streams, url: str, said: set[str] | None = None):
     moving = [s for s in streams if not s.disposition & av.stream.Disposition.attached_pic]
     if not moving:
         raise SourceError(f"{url} has no video stream" + (" (only a cover picture)" if streams else ""))
-    chosen = max(moving, key=lambda s: (s.codec_context.width * s.codec_context.height,
-                                        bool(s.disposition & av.stream.Disposition.default), -s.index))
+    # a stream whose codec its container does not state, or FFmpeg does not know, has no decoder (no codec context):
+    # an MP4 cut off within its index (moov) states its track and not its codec, and the camera's fault said
+    # "AttributeError: 'NoneType' object has no attribute 'width'", with a traceback at each try
+    known = [s for s in moving if s.codec_context is not None]
+    if not known:
+        raise SourceError(f"{url}: its video stream states no codec FFmpeg decodes (a file cut off within its "
+                          "index, an MP4's moov, or a codec FFmpeg does not know); not read")
+    chosen = max(known, key=lambda s: (s.codec_context.width * s.codec_context.height,
+                                       bool(s.disposition & av.stream.Disposition.default), -s.index))
+
+    def said_of(s) -> str:
+        size = "no codec" if s.codec_context is None else f"{s.codec_context.width}x{s.codec_context.height}"
+        return f"#{s.index} {size}" + (" cover picture" if s not in moving else "")
     if len(streams) > 1:
         _say(said, logging.INFO, "%s: %d video streams (%s); analysing #%d, the largest picture", without_password(url),
-             len(streams),
-                 ", ".join(f"#{s.index} {s.codec_context.width}x{s.codec_context.height}"
-                           + (" cover picture" if s not in moving else "") for s in streams), chosen.index)
+             len(streams), ", ".join(said_of(s) for s in streams), chosen.index)
     return chosen
 
 
@@ -893,6 +935,11 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         if not late and "://" not in url and os.path.isfile(url) and os.path.getsize(url) == 0:
             # FFmpeg says "Invalid data found when processing input" of an empty file: a copy that never ran
             raise SourceError(f"cannot open {url}: the file is empty (0 bytes)") from None
+        if not late and "://" not in url and os.path.isfile(url) and isinstance(exc, av.InvalidDataError) \
+                and mp4_without_index(url):
+            # FFmpeg says "Invalid data found when processing input" of it, as of a file that is no video at all
+            raise SourceError(f"cannot open {url}: an MP4 with no index (no moov box): a recording stopped before "
+                              "it was written, or a copy cut off short; not read") from None
         if not late and is_rtsp(url) and isinstance(exc, av.InvalidDataError) \
                 and time.monotonic() - began >= waiting:
             # its probe got no packet within the socket timeout: FFmpeg says the same of it as of garbage

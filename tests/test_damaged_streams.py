@@ -195,3 +195,31 @@ def test_a_live_stream_whose_first_key_frame_comes_late_is_not_taken_for_a_stuck
     times = [t for t, _ in open_frames(str(pipe), read_timeout_s=1.0)]
     writer.join(5)
     assert [round(t, 3) for t in times] == [0.0, 2.0], times  # its key frames (sampling auto), 2 s apart
+
+
+def test_an_mp4_cut_off_within_its_index_is_said_so_not_a_python_error(tmp_path):
+    """An MP4 with its index first (moov), cut off inside it, states a video track and not its codec: the camera's
+    fault said "AttributeError: 'NoneType' object has no attribute 'width'", with a traceback at each try."""
+    whole = tmp_path / "whole.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5:duration=1",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-movflags", "+faststart", str(whole)],
+                   check=True, timeout=60)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[:data.index(b"moov") + 400])
+    with pytest.raises(SourceError, match=r"cut\.mp4: its video stream states no codec FFmpeg decodes \(a file cut "
+                                          r"off within its index"):
+        next(iter(open_frames(str(cut))))
+
+
+def test_an_mp4_without_its_index_is_said_so(tmp_path):
+    """A recording stopped before it wrote its index at the end (or a copy cut off before it): FFmpeg said "Invalid
+    data found when processing input", as of a file that is no video at all."""
+    whole = tmp_path / "whole.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=5:duration=1",
+                    "-c:v", "libx264", "-preset", "ultrafast", str(whole)], check=True, timeout=60)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[:data.index(b"moov") - 100])
+    with pytest.raises(SourceError, match=r"cut\.mp4: an MP4 with no index \(no moov box\): a recording stopped"):
+        next(iter(open_frames(str(cut))))
