@@ -510,6 +510,7 @@ class Analyser(threading.Thread):
             pipeline.wall_offset = offset
             if isinstance(item, Lost):
                 self._emit(pipeline.camera_lost(t, item.reason))
+                self.readers[cam_id].health.faults = pipeline.open_faults  # ended, camera_lost
                 continue
             try:
                 jobs.append((cam_id, t, item, pipeline.plan(t, item)))
@@ -542,7 +543,7 @@ class Analyser(threading.Thread):
                 h.max_gap_s = max(h.max_gap_s, now - h.last_analysed_at)
             h.last_analysed_at = now
             h.detector_passes = self.pipelines[cam_id].detector_passes
-            h.faults = sorted(self.pipelines[cam_id].active_faults)
+            h.faults = self.pipelines[cam_id].open_faults
             self._keep_view(cam_id)
             shift, angle = self.pipelines[cam_id].alignment.shift, self.pipelines[cam_id].alignment.angle
             if shift != h.view_shift or angle != h.view_angle:

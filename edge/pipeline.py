@@ -182,7 +182,6 @@ class CameraPipeline:
         self.picture = PictureCheck()
         self.faults = {name: ConditionRule(f"{config.box}/{camera.id}/fault/{name}", clear_after_s=5.0,
                                            update_interval_s=rules.update_interval_s) for name in FAULTS}
-        self.active_faults: set[str] = set()
         self.detector_passes = 0
         # cameras re-detect at slightly different floor intervals so their passes do not bunch up
         self._floor_s = rules.redetect_floor_s * (0.8 + 0.4 * (zlib.crc32(camera.id.encode()) % 1000) / 1000)
@@ -657,18 +656,26 @@ class CameraPipeline:
         self._places.clear()
         return out
 
+    @property
+    def open_faults(self) -> list[str]:
+        """The picture faults whose ``camera_fault`` incident is open, for the heartbeat (offline is its camera's
+        state). The faults the last frame showed flipped at each frame of a picture changing shape to and fro under
+        one open incident, and were [] the 5 s an incident takes to clear: a heartbeat said no fault while an
+        incident said one, and its end was not yet sent."""
+        return sorted(name for name, rule in self.faults.items() if name != "offline" and rule.is_open)
+
     def _faults(self, t: float, thumb: np.ndarray, image: np.ndarray) -> list[Outgoing]:
-        self.active_faults = self.picture.observe(t, thumb)
+        seen = self.picture.observe(t, thumb)
         shift = [round(100 * v, 1) for v in self.alignment.shift]
         # turned while the box was down (the picture check learnt the new view), or a picture of another shape
         if self.alignment.moved or self.reshaped:
-            self.active_faults.add("moved")
+            seen.add("moved")
         elif any(shift) or self.alignment.angle:
-            self.active_faults.add("shifted")
+            seen.add("shifted")
         out = []
         for name, rule in self.faults.items():
             s = Sighting(None, (0.5, 1.0), (0.0, 0.0, 1.0, 1.0), 1.0, name)
-            active = name in self.active_faults
+            active = name in seen
             extra = {"view_shift_x_pct": shift[0], "view_shift_y_pct": shift[1],
                      "view_angle_deg": round(self.alignment.angle, 1)} if name == "shifted" else None
             if name == "moved" and self.reshaped and self._shape and self.first_shape:

@@ -478,6 +478,11 @@ class ConditionRule:
         return self._cand.sighting if self._cand is not None else None
 
     @property
+    def is_open(self) -> bool:
+        """Whether its incident has started and not ended."""
+        return self._cand is not None
+
+    @property
     def place(self) -> Box | None:
         """Where the open incident is (its latest sighting's box), or None before it starts: the
         caller keeps it open only on sightings there, so something else in the zone (a painted

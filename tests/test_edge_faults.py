@@ -1108,3 +1108,40 @@ def test_a_camera_whose_stream_stops_is_lost_counted_from_its_last_frame(tmp_pat
     # first failure 3 s after that one, a try or two on)
     (lost_at, failures) = marks[0]
     assert failures == 1 and lost_at - last >= 3.0, (failures, lost_at - last)
+
+
+def test_a_heartbeats_faults_are_the_fault_incidents_open(tmp_path):
+    """The heartbeat's ``faults`` said what the last frame showed, the incidents what lasted: a picture cropped to
+    16:9 a few seconds and back showed ``faults=[]`` at once while its moved incident stayed open until cleared 5 s
+    later, and one whose shape flipped at each key frame (a stream whose headers disagree) flipped the heartbeat
+    each second under one open incident. A lost camera's picture faults end, and leave the heartbeat with them."""
+    import cv2
+    import numpy as np
+
+    from edge.box import Lost
+
+    ok, frame = cv2.VideoCapture(str(CLIP)).read()
+    assert ok
+    wide = np.ascontiguousarray(frame[72:504])  # 768x432 of the 768x576 picture
+    shapes = [frame] * 3 + [wide] * 3 + [frame] * 6 + [wide, frame, wide] + [frame] * 2
+    analyser, readers, slots, stop = in_process_analyser(tmp_path, ["cam"], lambda real, i, s: real(i, s))
+    seen = []
+    try:
+        for i, image in enumerate(shapes + [None]):
+            slots.put("cam", NOW + i, Lost("refused") if image is None else image)
+            if image is not None:
+                wait_until(lambda: readers["cam"].health.analysed == i + 1, 20, 0.01, message=f"frame {i}")
+            else:
+                wait_until(lambda: any(m["end_reason"] == "camera_lost" for _, m in analyser.publisher.sent
+                                       if m["type"] == "camera_fault"), 20, 0.01, message="the camera lost")
+            opened = {}
+            for _, m in analyser.publisher.sent:
+                if m["type"] == "camera_fault" and m["attributes"]["label"] != "offline":
+                    opened[m["incident_id"]] = m["attributes"]["label"] if m["state"] != "end" else None
+            seen.append((readers["cam"].health.faults, sorted(v for v in opened.values() if v)))
+    finally:
+        stop.set()
+        analyser.join(5)
+    assert [said for said, _ in seen] == [opened for _, opened in seen]
+    # cropped at 3 s, back at 6 s, cleared at 10 s; flipping from 12 s, until the camera is lost at 17 s
+    assert [said for said, _ in seen] == [[]] * 3 + [["moved"]] * 7 + [[]] * 2 + [["moved"]] * 5 + [[]]
