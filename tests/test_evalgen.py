@@ -136,8 +136,8 @@ def test_a_regopped_clip_has_one_key_frame_in_250_frames_and_its_own_truth(tmp_p
     """``make eval``'s long-GOP replay (``--gop``): the clip re-encoded with x264's default key-frame
     interval (its 30 s at 10 fps: key frames at 0 s and 25 s only), the truth file a copy pointing at it."""
     short = tmp_path / "short.mp4"
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(CLIP), "-t", "30", "-r", "10", "-an", str(short)],
-                   check=True, timeout=120)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(CLIP), "-t", "30", "-r", "10", "-c:v", "libx264",
+                    "-preset", "veryfast", "-an", str(short)], check=True, timeout=120)
     truth = tmp_path / "c.truth.yaml"
     truth.write_text(yaml.safe_dump({"camera": {"id": "c", "url": str(short), "zones": []}, "expect": []}))
     [told] = regopped_truths([truth], tmp_path / "gop", 250)
