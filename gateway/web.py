@@ -110,6 +110,8 @@ web_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema
 # and its time, who and what one character wide); a cell of a box's own words (.said: its ids, a camera's error, why a
 # heartbeat was refused; the case page's facts) wraps anywhere too: a camera's error of 300 characters without a space
 # made the boxes page 3,100 px wide and a camera and zone id of 64 each the case list's, the others off the window
+# A picture keeps within the window's height too (its shape kept): a box's snapshot of 16 x 8000 px pushed the case
+# page's photos and timeline 8,000 px down
 # A phone (a department's people act from the street) lays a page out as wide as its screen (the viewport meta tag;
 # without it, 980 px shrunk to a third): the header and the forms wrap, pictures, the map and the chart shrink to it,
 # a list too wide for it scrolls within itself, its rows on one line, and the timeline's rows stack, their note below
@@ -121,7 +123,7 @@ table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:6px 8px;
 .overdue{color:#b00020;font-weight:600}.urgent,.redispatch{color:#fff;background:#b00020;padding:0 4px;border-radius:3px}.badge{padding:2px 6px;border-radius:4px;background:#e3ecf6}
 form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-width:min(640px,100%);border:1px solid #ccd}input,select{max-width:100%}
 .bar{fill:#2f6ea5}.cam{fill:#1b3a5c}.case{fill:#d9480f;stroke:#fff;stroke-width:1.5}
-.pair{display:flex;gap:12px;flex-wrap:wrap}.pair img{max-width:min(640px,45vw)}
+.pair{display:flex;gap:12px;flex-wrap:wrap}.pair img{max-width:min(640px,45vw)}figure img{max-height:80vh}
 #actions{display:flex;flex-direction:column;gap:6px;margin-bottom:10px}form.act{display:flex;flex-wrap:wrap;gap:8px;align-items:center}form.act button{min-width:9em}
 #outcome{padding:8px 12px;border-radius:4px}.done{background:#e3f4e8}.failed{background:#fde8e8;color:#b00020}
 #map{background:#fff;border:1px solid #ccd}.grid.outer{fill:none;stroke:#5b7da3;stroke-width:2;stroke-dasharray:6 3}

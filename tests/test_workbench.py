@@ -3,6 +3,7 @@ department take a case from review to closed by clicking in the page (no URL typ
 sign-in page), the forms refuse a missing or foreign CSRF token, the case list follows new cases
 without a reload, and the map shows the grids with clickable cases."""
 
+import io
 import json
 import re
 import time
@@ -279,6 +280,27 @@ def test_a_boxs_longest_words_wrap_and_keep_the_boxes_page_the_case_list_and_the
                 browser.execute_script("return window.innerWidth"), path
         browser.get(base + "/ui/boxes")
         assert "x" * 300 in browser.find_element(By.ID, "boxes").text.replace("\n", "")  # all of it, wrapped
+
+
+@pytest.mark.slow  # ~3 s: a browser
+def test_a_snapshot_of_a_strange_shape_keeps_within_the_window_and_its_shape(city, browser):
+    """A box's snapshot 16 px wide and 8,000 tall (a camera's stream of a broken shape) was shown at its full height,
+    the case page's photos and timeline 8,000 px below it."""
+    from PIL import Image
+
+    tables, store, ingest = city
+    out = io.BytesIO()
+    Image.new("RGB", (16, 8000), "navy").save(out, "JPEG")
+    _, start = sighting(ingest, out.getvalue())
+    assert ingest.handle(*start) == "case_created"
+    with serve(create_app(store, tables)) as base:
+        sign_in(browser, base, new_token(store, "root", "admin"))
+        browser.get(base + "/ui/cases/1")
+        wait_until(lambda: browser.execute_script("return document.querySelector('figure img').complete"), 5)
+        width, height, window = browser.execute_script(
+            "var r = document.querySelector('figure img').getBoundingClientRect(); "
+            "return [r.width, r.height, window.innerHeight]")
+        assert height <= window and width < 16 * height / 8000 + 3  # the border's 2 px
 
 
 @pytest.mark.slow  # ~6 s: a browser
