@@ -107,7 +107,11 @@ async def not_a_page(request: Request, exc: StarletteHTTPException) -> Response:
 web_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
 # main: an unbroken id (an incident's, 128 characters) wraps; the timeline: its note (2,000 characters, a pasted link)
 # wraps anywhere and the columns before it keep their line (a 2,000-character note made the page 19,000 px wide
-# and its time, who and what one character wide)
+# and its time, who and what one character wide); a cell of a box's own words (.said: its ids, a camera's error, why a
+# heartbeat was refused; the case page's facts) wraps anywhere too: a camera's error of 300 characters without a space
+# made the boxes page 3,100 px wide and a camera and zone id of 64 each the case list's, the others off the window
+# A picture keeps within the window's height too (its shape kept): a box's snapshot of 16 x 8000 px pushed the case
+# page's photos and timeline 8,000 px down
 # A phone (a department's people act from the street) lays a page out as wide as its screen (the viewport meta tag;
 # without it, 980 px shrunk to a third): the header and the forms wrap, pictures, the map and the chart shrink to it,
 # a list too wide for it scrolls within itself, its rows on one line, and the timeline's rows stack, their note below
@@ -119,7 +123,7 @@ table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:6px 8px;
 .overdue{color:#b00020;font-weight:600}.urgent,.redispatch{color:#fff;background:#b00020;padding:0 4px;border-radius:3px}.badge{padding:2px 6px;border-radius:4px;background:#e3ecf6}
 form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-width:min(640px,100%);border:1px solid #ccd}input,select{max-width:100%}
 .bar{fill:#2f6ea5}.cam{fill:#1b3a5c}.case{fill:#d9480f;stroke:#fff;stroke-width:1.5}
-.pair{display:flex;gap:12px;flex-wrap:wrap}.pair img{max-width:min(640px,45vw)}
+.pair{display:flex;gap:12px;flex-wrap:wrap}.pair img{max-width:min(640px,45vw)}figure img{max-height:80vh}
 #actions{display:flex;flex-direction:column;gap:6px;margin-bottom:10px}form.act{display:flex;flex-wrap:wrap;gap:8px;align-items:center}form.act button{min-width:9em}
 #outcome{padding:8px 12px;border-radius:4px}.done{background:#e3f4e8}.failed{background:#fde8e8;color:#b00020}
 #map{background:#fff;border:1px solid #ccd}.grid.outer{fill:none;stroke:#5b7da3;stroke-width:2;stroke-dasharray:6 3}
@@ -129,7 +133,7 @@ form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-widt
 circle.overdue{stroke:#b00020;stroke-width:3}circle.off-map{stroke:#1d2733;stroke-dasharray:2 2}
 .more circle{fill:#fff;stroke:#1b3a5c;stroke-width:1.5}.more text{font-size:10px;fill:#1b3a5c}.legend span{margin-right:12px}
 .flag{color:#b00020;font-weight:600}main{overflow-wrap:break-word}
-#timeline td:not(:last-child){white-space:nowrap}#timeline td:last-child{overflow-wrap:anywhere}
+#timeline td:not(:last-child){white-space:nowrap}#timeline td:last-child{overflow-wrap:anywhere}td.said,#facts td{overflow-wrap:anywhere}
 #map,#chart{max-width:100%;height:auto}
 @media (max-width:640px){main{padding:10px}#cases,#ranking,#boxes{display:block;overflow-x:auto}#cases th,#cases td{white-space:nowrap}
 #timeline,#timeline tbody,#timeline tr{display:block}#timeline tr:first-child{display:none}
@@ -199,7 +203,7 @@ def case_rows(cases: list[dict], tables: Tables) -> str:
             f"{f' <span class=redispatch>{REDISPATCH_MARK}</span>' if unrouted(c, tables) else ''}</td>"
             f"<td><span class=badge>{esc(STATE_NAMES.get(c['state'], c['state']))}</span></td>"
             f"<td>{esc(local_time(c['created_at']))}</td><td>{esc(local_time(c['deadline']))}</td>"
-            f"<td>{esc(c['level'])}</td><td>{esc(c['camera'])}/{esc(c['zone'])}</td></tr>")
+            f"<td>{esc(c['level'])}</td><td class=said>{esc(c['camera'])}/{esc(c['zone'])}</td></tr>")
     return ("<table id=cases><tr><th>编号</th><th>类别</th><th>网格</th><th>部门</th><th>状态</th><th>立案时间</th>"
             "<th>处置时限</th><th>督办级别</th><th>点位</th></tr>" + "".join(rows) + "</table>")
 
@@ -553,9 +557,10 @@ def box_row(v: dict, now: float, tables: Tables, removable: bool = False) -> str
             clock += " · 已改用网关时间"
     remove = (f"<td><form method=get action='/ui/boxes/{esc(v['box'])}/remove' class=remove>"
               f"<button id='remove-{esc(v['box'])}'>移除</button></form></td>") if removable else ""
-    return (f"<tr data-box='{esc(v['box'])}'><td>{esc(v['box'])}<br><small>{box_grids(v, tables)}</small></td>"
-            f"<td>{state}</td><td>{heard}</td>"
-            f"<td>{cameras}</td><td>{outbox}</td><td>{clock}</td>{remove}</tr>")
+    return (f"<tr data-box='{esc(v['box'])}'><td class=said>{esc(v['box'])}<br><small>{box_grids(v, tables)}</small>"
+            "</td>"
+            f"<td class=said>{state}</td><td>{heard}</td>"
+            f"<td class=said>{cameras}</td><td class=said>{outbox}</td><td>{clock}</td>{remove}</tr>")
 
 
 def removes_boxes(who: Principal) -> bool:

@@ -3,6 +3,8 @@ department take a case from review to closed by clicking in the page (no URL typ
 sign-in page), the forms refuse a missing or foreign CSRF token, the case list follows new cases
 without a reload, and the map shows the grids with clickable cases."""
 
+import io
+import json
 import re
 import time
 
@@ -15,6 +17,7 @@ from gateway.auth import hash_token, new_token, session_csrf
 from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
 from gateway.storage import Store
+from xueliang import wire
 
 from .conftest import CpuSpent, page_rows, serve, wait_until
 from .test_gridmap import grid_extent
@@ -255,6 +258,51 @@ def test_a_form_sent_after_its_session_ended_leads_through_the_sign_in_back_to_i
         assert buttons(browser)[0] == "act-acknowledge" and store.get_case(1)["state"] == "dispatched"
 
 
+@pytest.mark.slow  # ~4 s: a browser, three pages
+def test_a_boxs_longest_words_wrap_and_keep_the_boxes_page_the_case_list_and_the_case_page_in_the_window(city, browser):
+    """What a box says as long as the wire takes it, without a space: a camera's last error of 300 characters (an RTSP
+    server's own words) made the boxes page 3,100 px wide, its outbox, clock and remove button off the window; a camera
+    and a zone id of 64 characters each pushed the case list's and the case page's tables past the window's side."""
+    from selenium.webdriver.common.by import By
+
+    tables, store, ingest = city
+    camera, zone = "C" * 64, "Z" * 64
+    assert ingest.handle(*incident(camera=camera, zone=zone)) == "case_created"
+    beat = {"box": "box-1", "state": "online", "at": wire.iso(time.time()), "heartbeat_s": 10,
+            "cameras": {camera: {"grid": "D-S1-C1-G1", "state": "offline", "last_error": "x" * 300}}}
+    assert ingest.handle("xl/v1/box-1/status", json.dumps(beat).encode()) == "heartbeat"
+    admin = new_token(store, "root", "admin")
+    with serve(create_app(store, tables)) as base:
+        sign_in(browser, base, admin)
+        for path in ("/ui/boxes", "/ui/cases", "/ui/cases/1"):
+            browser.get(base + path)
+            assert browser.execute_script("return document.documentElement.scrollWidth") <= \
+                browser.execute_script("return window.innerWidth"), path
+        browser.get(base + "/ui/boxes")
+        assert "x" * 300 in browser.find_element(By.ID, "boxes").text.replace("\n", "")  # all of it, wrapped
+
+
+@pytest.mark.slow  # ~3 s: a browser
+def test_a_snapshot_of_a_strange_shape_keeps_within_the_window_and_its_shape(city, browser):
+    """A box's snapshot 16 px wide and 8,000 tall (a camera's stream of a broken shape) was shown at its full height,
+    the case page's photos and timeline 8,000 px below it."""
+    from PIL import Image
+
+    tables, store, ingest = city
+    out = io.BytesIO()
+    Image.new("RGB", (16, 8000), "navy").save(out, "JPEG")
+    _, start = sighting(ingest, out.getvalue())
+    assert ingest.handle(*start) == "case_created"
+    with serve(create_app(store, tables)) as base:
+        sign_in(browser, base, new_token(store, "root", "admin"))
+        browser.get(base + "/ui/cases/1")
+        wait_until(lambda: browser.execute_script("return document.querySelector('figure img').complete"), 5)
+        width, height, window = browser.execute_script(
+            "var r = document.querySelector('figure img').getBoundingClientRect(); "
+            "return [r.width, r.height, window.innerHeight]")
+        assert height <= window and width < 16 * height / 8000 + 3  # the border's 2 px
+
+
 @pytest.mark.slow  # ~6 s: a browser
 def test_a_long_unbroken_note_and_incident_id_wrap_and_keep_the_case_page_in_the_window(city, browser):
     """A department's note of 2,000 characters without a space (a pasted link) made the case page 19,000 px wide, the
@@ -379,7 +427,6 @@ def test_the_clocks_escalation_note_reads_in_beijing_time_on_the_page_and_stays_
 
     from gateway.presentation import local_time
     from gateway.service import Clock
-    from xueliang import wire
 
     tables, store, ingest = city
     assert ingest.handle(*incident()) == "case_created"
