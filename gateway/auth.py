@@ -383,10 +383,10 @@ def visible_case(store: Store, tables: Tables, who: Principal, case_id: int) -> 
 
 def case_filters(tables: Tables, who: Principal, *, state: str | None = None, grid: str | None = None,
                  department: str | None = None, category: str | None = None, overdue_at: float | None = None,
-                 states: list[str] | None = None) -> dict | None:
+                 states: list[str] | None = None, located: bool = False) -> dict | None:
     """``Store.list_cases``' filters for the cases ``who`` may see that these select (None: no case
     can be): ``grid`` selects that grid and everything under it, ``category`` is an incident type
-    or the city's category code, ``states`` any of those states."""
+    or the city's category code, ``states`` any of those states, ``located`` those with a place (the map's)."""
     s = case_scope(who, tables)
     if s.get("department") and department not in (None, s["department"]):
         return None
@@ -397,7 +397,7 @@ def case_filters(tables: Tables, who: Principal, *, state: str | None = None, gr
     found = tables.find_category(category) if category is not None else None
     return {"state": state, "department": s.get("department", department),
             "category": found.type if found else category, "overdue_at": overdue_at, "grids": grids,
-            "hidden_states": s.get("hidden_states"), "states": states}
+            "hidden_states": s.get("hidden_states"), "states": states, "located": located}
 
 
 # what a filter selects on, and the columns of the cases whose values it may name besides the tables' own

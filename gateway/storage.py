@@ -182,9 +182,12 @@ def _selected(q, state: str | None = None, grid: str | None = None, department: 
               category: str | None = None, overdue_at: float | None = None, grids: list[str] | None = None,
               hidden_states: list[str] | None = None, *, states: list[str] | None = None,
               codes: list[str] | None = None, ids: list[int] | None = None, created_from: float | None = None,
-              created_to: float | None = None):
+              created_to: float | None = None, located: bool = False):
     """``q`` restricted to the cases ``Store.list_cases``' filters select (one place for both it and
-    ``Store.count_cases``)."""
+    ``Store.count_cases``); ``located``: only those with a place (their first incident's camera's), which the map
+    draws."""
+    if located:
+        q = q.where(cases.c.lat.is_not(None), cases.c.lon.is_not(None))
     if hidden_states:
         q = q.where(cases.c.state.not_in(hidden_states))
     for col, values in (("state", states), ("category_code", codes), ("id", ids)):
@@ -1175,12 +1178,14 @@ class Store:
                    limit: int = 100, offset: int = 0, hidden_states: list[str] | None = None, *,
                    states: list[str] | None = None, codes: list[str] | None = None, ids: list[int] | None = None,
                    created_from: float | None = None, created_to: float | None = None,
-                   urgent_at: float | None = None) -> list[dict]:
+                   urgent_at: float | None = None, located: bool = False) -> list[dict]:
         """Cases newest first, or with ``urgent_at`` the most urgent at that time first (``urgency_order``);
         ``states``, ``codes`` (the city's category codes) and ``ids`` select any of theirs,
-        ``created_from``/``created_to`` the time the case was opened (both inclusive)."""
+        ``created_from``/``created_to`` the time the case was opened (both inclusive), ``located`` those with a
+        place alone."""
         q = _selected(select(cases), state, grid, department, category, overdue_at, grids, hidden_states,
-                      states=states, codes=codes, ids=ids, created_from=created_from, created_to=created_to)
+                      states=states, codes=codes, ids=ids, created_from=created_from, created_to=created_to,
+                      located=located)
         order = urgency_order(urgent_at) if urgent_at is not None else [cases.c.id.desc()]
         with self.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(q.order_by(*order).limit(limit).offset(offset))]

@@ -427,12 +427,13 @@ MAP_CASES = 1000  # the cases the map draws, the most urgent first (``storage.ur
 def map_page(request: Request, principal: Principal = Depends(page_reader)):
     """The grids of the city's tables (those in the principal's scope) with the cases on them,
     coloured by state (overdue ringed in red), each linking to its page; drawn here, no tiles.
-    A case whose place lies outside the grids is drawn at the map's edge and listed below it."""
+    A case whose place lies outside the grids is drawn at the map's edge and listed below it; those with no place (a
+    camera with no location) and those past ``MAP_CASES`` are counted below it."""
     store, tables, now = request.app.state.store, request.app.state.tables, time.time()
     s = scope(principal, tables)
-    found = find_cases(store, tables, principal, urgent_at=now, limit=MAP_CASES)
-    rows = [r for r in found if r["lat"] is not None and r["lon"] is not None]
-    left_out = count_found(store, tables, principal) - len(found)
+    rows = find_cases(store, tables, principal, urgent_at=now, limit=MAP_CASES, located=True)
+    located = count_found(store, tables, principal, located=True)
+    unlocated = count_found(store, tables, principal) - located
     grids = set(s["grids"]) if "grids" in s else None
     shapes = {code: polys for code, polys in tables.grid_shapes.items() if grids is None or code in grids}
     if not shapes and not rows:
@@ -451,8 +452,10 @@ def map_page(request: Request, principal: Principal = Depends(page_reader)):
                "<span><svg width=14 height=14><circle class='case off-map' cx=7 cy=7 r=5></circle></svg> 网格范围外</span>"
                "<span><svg width=14 height=14><rect class=cam x=3 y=3 width=8 height=8></rect></svg> 摄像机</span>")
     notes = f"<p>网格 {len(shapes)} · 案件 {len(marks)} · 摄像机 {len(cameras)}"
-    if left_out > 0:
-        notes += f" · 另有 {left_out} 个案件未画出 (地图只画最紧急的 {MAP_CASES} 个), 见案件列表"
+    if unlocated > 0:
+        notes += f" · {unlocated} 个案件无坐标, 未画出"
+    if located > len(rows):
+        notes += f" · 另有 {located - len(rows)} 个案件未画出 (地图只画最紧急的 {MAP_CASES} 个), 见案件列表"
     notes += "</p>"
     if drawn.off_map:  # a box that sends 0, 0 or another city's place: said, and a click away
         items = "".join(f"<li><a href='{esc(m.href)}'>{esc(m.title)}</a></li>" for m in drawn.off_map[:50])

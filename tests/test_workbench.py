@@ -884,3 +884,26 @@ def test_a_photo_the_page_refuses_says_what_to_change_on_the_phone(city):
     assert "兼容性最佳" in client.post("/ui/cases/1/photos", data={"csrf": csrf},
                                     files={"photo": ("IMG_0001.HEIC", HEIC, "image/heic")}).text
     assert not [e for e in store.get_case(1)["timeline"] if e["action"] == "photo"]
+
+
+def test_the_map_draws_the_located_cases_within_its_limit_and_counts_the_rest(city, monkeypatch):
+    """A box whose cameras have no location, its cases due first, took every slot of the map's limit: the map drew no
+    case and counted those it left out wrong (3 of 6 neither drawn nor counted). Asked of the cases with a place, it
+    draws the most urgent of them, and says how many have none and how many the limit leaves out: 2 + 3 + 1 = 6."""
+    from fastapi.testclient import TestClient
+
+    from gateway import web
+
+    tables, store, ingest = city
+    monkeypatch.setattr(web, "MAP_CASES", 2)
+    for n in range(3):  # first made, so due first: the most urgent, from cameras with no location
+        assert ingest.handle(*incident(camera=f"blind-{n}", location=None)) == "case_created"
+    for n in range(3):  # far enough apart not to merge
+        assert ingest.handle(*incident(location={"lat": 39.17 + n / 100, "lon": 117.15})) == "case_created"
+    client = TestClient(create_app(store, tables))
+    client.post("/ui/login", data={"token": new_token(store, "root", "admin")})
+    page = client.get("/ui/map").text
+    assert sorted(re.findall(r"<a href='/ui/cases/(\d+)'", page)) == ["4", "5"]  # the located, most urgent first
+    assert "案件 2 · 摄像机 1" in page
+    assert "3 个案件无坐标, 未画出" in page
+    assert "另有 1 个案件未画出 (地图只画最紧急的 2 个)" in page
