@@ -1,7 +1,8 @@
 """Characters a machine's text may carry that a reader does not see as written: controls (a newline, a terminal's
 escape), invisible formatting (a right-to-left override, a zero-width space), line and paragraph separators, lone
 surrogates. A box, a camera's server or FFmpeg may send any of them; what is kept and shown has them replaced
-(``neutralised``), a name a city writes is refused with them (``hidden`` says which)."""
+(``neutralised``), what is logged has them escaped (``escaped``), a name a city writes is refused with them
+(``hidden`` says which)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,17 @@ def neutralised(text: str) -> str:
     """
     return "".join("\ufffd" if unicodedata.category(c) in HIDDEN else c for c in text)
 
+
+def escaped(text: str, keep: str = "") -> str:
+    r"""``text`` with each control or invisible formatting character (but those of ``keep``) written as Python writes
+    it in a string's repr (``\n``, ``\x1b``, ``\u202e``), for a log line: a topic or a camera's error with a newline
+    in it wrote what read as another line of the log, and a right-to-left override turned the line's end around.
+
+    >>> print(escaped("xl/v1/b-1\n12:00 INFO case 12 closed\u202e\u200b/incident: 401 \x1b[2J\ud800"))
+    xl/v1/b-1\n12:00 INFO case 12 closed\u202e\u200b/incident: 401 \x1b[2J\ud800
+    >>> print(escaped("Traceback:\n  ValueError: a\tb\u2028", keep="\n"))
+    Traceback:
+      ValueError: a\tb\u2028
+    """
+    return "".join(c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   if c not in keep and unicodedata.category(c) in HIDDEN else c for c in text)
