@@ -23,11 +23,12 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from starlette.routing import Match
 
-from gateway.config import Tables, hidden
+from gateway.config import Tables
 from gateway.reports import history, summary
 from gateway.storage import Store
 from gateway.workflow import UNDISPATCHED, Role
 from xueliang import wire
+from xueliang.characters import hidden
 
 TOKEN_LIFETIME_S = 90 * 86400
 SESSION_S = 12 * 3600  # a working day and some: a page signs in again the next morning

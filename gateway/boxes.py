@@ -41,13 +41,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from gateway.config import neutralised
 from gateway.metrics import HEARTBEATS
 from gateway.schema import boxes
 from gateway.storage import Prepared, Store, database_now
 from gateway.tally import MinuteTally
 from gateway.workflow import Role
 from xueliang import wire
+from xueliang.characters import neutralised
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ import json
 import logging
 import re
 import stat
-import unicodedata
 from collections.abc import Sequence
 from datetime import date
 from functools import cached_property
@@ -26,6 +25,7 @@ from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level, parse_working_hours, since
 from xueliang import coordinates
 from xueliang.certificates import ca_certificate
+from xueliang.characters import hidden
 from xueliang.mqtt import broker_host
 from xueliang.textfile import MANY_KEYS, TooLong, folder_of, load_yaml, read_text, said, said_first
 from xueliang import wire
@@ -47,30 +47,6 @@ WAITING_PICTURES_MB = 512  # a box's pictures no event named yet: an hour of a b
 
 class GatewayConfigError(ValueError):
     """The gateway configuration or a table is wrong; the message says where."""
-
-
-HIDDEN = {"Cc", "Cf", "Zl", "Zp", "Cs"}  # control, invisible formatting (bidi controls among them), line breaks
-
-
-def hidden(text: str, keep: str = "") -> str:
-    r"""The control and invisible formatting characters in ``text`` (but those of ``keep``) as code points, each once;
-    "" for none.
-
-    >>> hidden("已到场\u202e12:00\u202e\t"), hidden("已到场\n车已挪走\t12:00", keep="\n\t")
-    ('U+202E, U+0009', '')
-    """
-    return ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(c for c in text if c not in keep
-                                                                and unicodedata.category(c) in HIDDEN))
-
-
-def neutralised(text: str) -> str:
-    r"""``text`` with each control or invisible formatting character replaced by U+FFFD, for text from a machine that
-    is kept and shown rather than refused.
-
-    >>> neutralised("cannot open rtsp://cam\u202egpj.exe\x1b[2J") == "cannot open rtsp://cam\ufffdgpj.exe\ufffd[2J"
-    True
-    """
-    return "".join("\ufffd" if unicodedata.category(c) in HIDDEN else c for c in text)
 
 
 def _shown(name: str) -> str:

@@ -40,12 +40,13 @@ import yaml
 from sqlalchemy import and_, func, select
 
 from gateway import verdicts
-from gateway.config import Tables, neutralised
+from gateway.config import Tables
 from gateway.images import ImageError, check_jpeg
 from gateway.schema import case_incidents, cases, evidence, incident_events
 from gateway.schema import verdicts as verdict_rows
 from gateway.storage import DamagedPicture, Store, in_chunks, intact
 from xueliang import wire
+from xueliang.characters import neutralised
 
 CASES_AT_ONCE = 1000  # judged cases read at a time: their rows, verdicts and events; an export holds no more
 # images read at a time (each up to wire.MAX_EVIDENCE_BYTES, 4 MB; a camera's snapshot some 100-300 kB)

@@ -29,13 +29,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
 from gateway.cases import is_overdue
-from gateway.config import Tables, hidden
+from gateway.config import Tables
 from gateway.deadlines import CITY_TZ, parse_service_level
 from gateway.images import ImageError, check_scans, without_metadata
 from gateway.metrics import found_damaged
 from gateway.storage import DamagedPicture, Store
 from gateway.workflow import Role
 from xueliang import wire
+from xueliang.characters import hidden
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 
 def note_hidden(note: str) -> str:
-    r"""A person's note's control and invisible formatting characters (``config.hidden``) that the API and the pages
+    r"""A person's note's control and invisible formatting characters (``characters.hidden``) that the API and the pages
     refuse, line breaks and tabs aside (a note's own; a browser sends a text area's lines as CR LF): a right-to-left
     override (U+202E) reversed the rest of its row of the case's timeline, and made one person's words read as
     other words. "" for none.

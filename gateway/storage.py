@@ -54,7 +54,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from gateway import numbering, photohash
-from gateway.config import Tables, neutralised
+from gateway.config import Tables
 from gateway.schema import (
     MIGRATIONS,
     case_incidents,
@@ -72,6 +72,7 @@ from gateway.schema import (
 )
 from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Role, transition
 from xueliang import sqlitefile, wire
+from xueliang.characters import neutralised
 from xueliang.passwords import without_password
 
 log_ = logging.getLogger(__name__)  # ``log`` writes the case log

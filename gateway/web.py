@@ -31,7 +31,7 @@ from gateway.auth import (PUBLIC, SESSION_COOKIE, Principal, check_same_origin, 
                           start_session, unknown_filters, visible_case)
 from gateway.cases import is_overdue
 from gateway import boxes, gridmap
-from gateway.config import Tables, neutralised
+from gateway.config import Tables
 from gateway.images import MAX_PHOTO_BYTES
 from gateway.presentation import (BOX_STATE_NAMES, CAMERA_STATE_NAMES, FAULT_NAMES, STATE_NAMES, CaseId, Filter,
                                   IncidentId, Limit, Offset, Sha256, Which, city_day, incident_evidence_response,
@@ -39,6 +39,7 @@ from gateway.presentation import (BOX_STATE_NAMES, CAMERA_STATE_NAMES, FAULT_NAM
 from gateway.security import DATABASE_RETRY_S, database_down, read_capped
 from gateway.workflow import OPEN_STATES, CaseState, Role
 from xueliang import wire
+from xueliang.characters import neutralised
 
 log = logging.getLogger(__name__)
 

@@ -907,6 +907,33 @@ def test_a_camera_that_keeps_failing_is_logged_on_its_first_failure_and_each_cha
     assert sum(1 for r in caplog.records if r.levelno == logging.DEBUG and "camera folder" in r.getMessage()) >= 3
 
 
+def test_a_cameras_error_with_a_newline_is_one_line_of_the_boxs_log(tmp_path, caplog):
+    """A camera's error is text the box did not write (FFmpeg's, a camera server's, the file name in it): a newline
+    in it made a second line that read as the box's own once the log's JSON was read, and a right-to-left override
+    turned the rest around. The box logs it on one line, those characters escaped as ``repr`` writes them."""
+    from edge import box
+    from edge.config import parse_config
+    from xueliang.cli import JsonLines
+
+    url = str(tmp_path / "gate\n2026-12-07 12:00:00 INFO camera gate online\u202e.mp4")  # no such file
+    config = parse_config({"box": "b1", "cameras": [camera("gate", url)]})
+    stop = threading.Event()
+    reader = box.CameraReader(config.cameras[0], box.Slots(), box.Metrics(), stop)
+    caplog.handler.setFormatter(JsonLines())
+    caplog.set_level(logging.WARNING, logger="edge.box")
+    reader.start()
+    try:
+        wait_until(lambda: "camera gate reconnecting" in caplog.text, 10, message="the first failure")
+    finally:
+        stop.set()
+    (line,) = caplog.text.splitlines()
+    msg = json.loads(line)["msg"]
+    assert msg.startswith(f"camera gate reconnecting (cannot open {tmp_path}/gate\\n2026-12-07 12:00:00 INFO camera "
+                          "gate online\\u202e.mp4: "), msg
+    assert msg.isprintable() and "No such file or directory" in msg, msg
+    assert "\n" in reader.health.last_error  # the heartbeat's error as it was (the gateway's pages replace them)
+
+
 def test_a_camera_back_online_keeps_its_last_error_with_when_it_was(tmp_path):
     """A camera back online still showed its last error (online, "No such file"), with nothing to tell an old
     error from a new one: the heartbeat says when it was, so a camera that comes and goes still says why."""

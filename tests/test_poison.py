@@ -684,6 +684,34 @@ def test_a_fault_reason_with_control_or_bidi_characters_is_a_case_with_them_show
         assert storage.recorded_payload(db, "fault-1", 1) == fault.decode()
 
 
+# what a box wrote into a topic to read as a line of the gateway's own, and to turn the rest of the line around
+FORGED = ('\u202e\u200b\n{"t": "2026-12-07T12:00:00.000+08:00", "level": "INFO", "logger": "gateway.cases", '
+          '"msg": "case 12 closed by admin"}')
+
+
+def test_a_topic_with_a_newline_and_a_bidi_override_is_one_log_line_with_them_escaped(store, tables, caplog):
+    """A dead letter's topic and a refused heartbeat's were logged as sent: a newline in one made, once the line's
+    JSON was read (``jq -r .msg``, a log collector), a second line that read as the gateway's own, and a right-to-left
+    override turned the rest of it around. Each is one line, as the command logs it (``JsonLines``), its message
+    with the box's characters escaped as ``repr`` writes them, the box's id beside it as before."""
+    from xueliang.cli import JsonLines
+
+    caplog.handler.setFormatter(JsonLines())
+    caplog.set_level(logging.WARNING)
+    ingest = Ingest(store, tables, clock=lambda: NOW)
+    assert ingest.handle(f"xl/v1/box-1/gate{FORGED}/incident", payload()) == "dead_letter"
+    assert ingest.handle(f"xl/v1/box-2{FORGED}/status", b"{}") == "heartbeat_refused"
+    lines = caplog.text.splitlines()
+    assert len(lines) == 2, caplog.text
+    said = [json.loads(line)["msg"] for line in lines]
+    escaped = FORGED.replace("\n", "\\n").replace("\u202e", "\\u202e").replace("\u200b", "\\u200b")
+    assert said[0].startswith(f"dead letter on xl/v1/box-1/gate{escaped}/incident: topic's camera"), said[0]
+    assert said[1].startswith("heartbeat of box 'box-2\\u202e\\u200b\\n{"), said[1]  # its id as before (repr)
+    assert f"refused: xl/v1/box-2{escaped[:40]}" in said[1], said[1]  # a topic's box is said to its 64th character
+    for msg in said:
+        assert msg.isprintable(), msg
+
+
 @pytest.mark.slow
 def test_hostile_times_through_the_real_gateway_are_dead_letters_or_refusals_saying_why(store, tables, broker):
     """Incidents and heartbeats whose times are NaN, 1e308, negative, words, year 9999, without a zone, or a leap

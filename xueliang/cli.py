@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from xueliang.characters import escaped
 from xueliang.passwords import without_password
 from xueliang.wire import city_iso
 
@@ -588,14 +589,18 @@ class JsonLines(logging.Formatter):
     """Structured logs: one JSON object per line (time, level, logger, message, traceback if any), the password of
     every URL in them hidden: an exception's text (a traceback's last line) is the library's own, and FFmpeg's and
     PyAV's quote the camera's url as given. The time is Beijing's with its offset (``2026-12-07T12:47:00.123+08:00``),
-    as the pages show it: logging's own was the machine's zone without one, 8 h off the pages on a UTC cloud image."""
+    as the pages show it: logging's own was the machine's zone without one, 8 h off the pages on a UTC cloud image.
+    A message's control and invisible formatting characters are escaped (``\\n``, ``\\u202e``; a traceback keeps its
+    line breaks), as ``repr`` writes them: a line quotes what came from outside (a topic, a box's reason, a camera's
+    error, FFmpeg's), and a newline in a topic made a message that read as another line of the gateway's log once
+    its JSON was read (``jq -r .msg``, a collector), and a right-to-left override turned the line's end around."""
 
     def format(self, record: logging.LogRecord) -> str:
         t = city_iso(record.created, "milliseconds")
         line = {"t": t, "level": record.levelname, "logger": record.name,
-                "msg": without_password(record.getMessage())}
+                "msg": escaped(without_password(record.getMessage()))}
         if record.exc_info:
-            line["exc"] = without_password(self.formatException(record.exc_info))
+            line["exc"] = escaped(without_password(self.formatException(record.exc_info)), keep="\n")
         return json.dumps(line, ensure_ascii=False)
 
 
