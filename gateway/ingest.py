@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Callable
 
-from gateway import storage
+from gateway import dberrors, storage
 from gateway.actions import perform
 from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeat, Heartbeats, Refused, RefusalLog, clock_offset
 from gateway.cases import (NOT_ENDED, case_grid, choose, held_for_review, incident_update, is_lone_end, is_recheck,
@@ -204,10 +204,10 @@ class Ingest:
             except Exception as exc:  # a bug, or the database: tell them apart by the error and by asking the database
                 if not self.store.reachable():
                     raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
-                if attempt < 2 and storage.is_transient(exc):  # e.g. locked by another gateway
+                if attempt < 2 and dberrors.is_transient(exc):  # e.g. locked by another gateway
                     time.sleep(0.2)
                     continue
-                if storage.cannot_write(exc) or storage.contended(exc):  # full, read-only, ...: not the message
+                if dberrors.cannot_write(exc) or dberrors.contended(exc):  # full, read-only, ...: not the message
                     raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
                 if box is not None:  # a heartbeat is never a dead letter: the next one comes
                     log.exception("ingest failed on %s; refused", topic[:200])
@@ -286,7 +286,7 @@ class Ingest:
                 for i, item in sorted(beats, key=lambda beat: beat[1].box):
                     outcomes[i] = self.heartbeats.apply(db, item, now)
         except Exception as exc:
-            if storage.cannot_write(exc) or not self.store.reachable():
+            if dberrors.cannot_write(exc) or not self.store.reachable():
                 raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
             log.info("batch of %d rolled back (%s: %s); handling each alone", len(refused) + len(work) + len(beats),
                      type(exc).__name__, exc)
@@ -402,7 +402,7 @@ class Ingest:
                     outcome, case_id = self._apply(db, message, category, payload, now)
                 break
             except Exception as exc:
-                if attempt == 2 or not storage.lost_race(exc):
+                if attempt == 2 or not dberrors.lost_race(exc):
                     raise
         self._committed(outcome, case_id, message, category)
         return outcome

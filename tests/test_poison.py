@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, text, update
 from sqlalchemy.exc import OperationalError
 
-from gateway import boxes, schema, storage
+from gateway import boxes, dberrors, schema, storage
 from gateway.api import create_app
 from gateway.config import TABLES_DIR, load_tables
 from gateway.auth import new_token
@@ -476,14 +476,14 @@ def test_only_errors_that_say_the_database_cannot_write_are_the_databases(tmp_pa
     read_only = raised(db, "INSERT INTO t VALUES (3)")
     db.execute("PRAGMA query_only=0")
     mistakes = [raised(db, "INSERT INTO t VALUES (1)"), raised(db, "SELEC 1"), raised(db, "SELECT nothing FROM t")]
-    assert storage.cannot_write(read_only) and not storage.cannot_write(locked) and storage.contended(locked)
+    assert dberrors.cannot_write(read_only) and not dberrors.cannot_write(locked) and dberrors.contended(locked)
     for exc in mistakes:  # a message that fails so fails every time: a dead letter, as before
-        assert not storage.cannot_write(exc) and not storage.contended(exc), exc
+        assert not dberrors.cannot_write(exc) and not dberrors.contended(exc), exc
     for state in ("53100", "25006", "08006", "57P01", "58030"):  # disk full, read-only, connection lost, shut down, I/O
-        assert storage.cannot_write(psycopg.errors.lookup(state)("")), state
+        assert dberrors.cannot_write(psycopg.errors.lookup(state)("")), state
     for state in ("22001", "23505", "42601", "54000"):  # value too long, unique, syntax, too complex
-        assert not storage.cannot_write(psycopg.errors.lookup(state)("")), state
-    assert storage.cannot_write(psycopg.OperationalError("server closed the connection unexpectedly"))
+        assert not dberrors.cannot_write(psycopg.errors.lookup(state)("")), state
+    assert dberrors.cannot_write(psycopg.OperationalError("server closed the connection unexpectedly"))
 
 
 def ready_store(url: str) -> Store | None:
