@@ -5,7 +5,7 @@ Ingest sorts each failure by it (``gateway.ingest``): an error that says the dat
 transaction needed past the retries (``contended``) stops ingest, nothing acknowledged, and is never a message's dead
 letter; one that may pass at once (``is_transient``) or says another gateway wrote first (``lost_race``) is tried
 again; what is left is the message's own, and a dead letter keeps it. Read off the driver's own error (SQLite's result
-code, PostgreSQL's SQLSTATE), as SQLAlchemy wraps it or raw (``Prepared`` runs the ingest path's statements on the
+code, PostgreSQL's SQLSTATE), as SQLAlchemy wraps it or raw (``ingestdb.Prepared`` runs the ingest path's statements on the
 driver's cursor).
 """
 
@@ -22,7 +22,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def _causes(exc: BaseException):
     """The error and what it wraps (SQLAlchemy's ``orig``, the exception chain): the driver's own error
-    carries the code; ``Prepared`` raises it unwrapped."""
+    carries the code; ``ingestdb.Prepared`` raises it unwrapped."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -87,6 +87,6 @@ def contended(exc: BaseException) -> bool:
 
 def lost_race(exc: BaseException) -> bool:
     """Another process wrote first: a case changed under us, or a key it inserted (DB-API's
-    IntegrityError, raw from the driver where ``Prepared`` ran the statement: psycopg's UniqueViolation
+    IntegrityError, raw from the driver where ``ingestdb.Prepared`` ran the statement: psycopg's UniqueViolation
     was not caught, and an incident's update racing its start became a dead letter)."""
     return isinstance(exc, ConflictError) or any(cls.__name__ == "IntegrityError" for cls in type(exc).__mro__)

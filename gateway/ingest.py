@@ -131,7 +131,7 @@ class Outcomes(list[str]):
 class DatabaseUnavailable(RuntimeError):
     """The database itself failed (down, locked, full, read-only, its file gone): stop, keep the messages
     (unacknowledged, they come again), try again later. Told from a message's fault by the error
-    (``storage.cannot_write``, ``storage.contended``) and by asking the database (``Store.reachable``):
+    (``dberrors.cannot_write``, ``dberrors.contended``) and by asking the database (``Store.reachable``):
     a full disk still answers reads."""
 
 

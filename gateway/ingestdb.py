@@ -81,9 +81,9 @@ _SAME_ZONE = Prepared(select(cases).where(
     cases.c.type == bindparam("type"), cases.c.grid == bindparam("grid"), _OPEN_OR_SINCE,
     cases.c.box == bindparam("box"), cases.c.camera == bindparam("camera"), cases.c.zone == bindparam("zone")
 ).order_by(cases.c.id.desc()).limit(200))
-_DIALECT_INSERT = {"sqlite": sqlite_insert, "postgresql": pg_insert}  # each with its own ON CONFLICT
+DIALECT_INSERT = {"sqlite": sqlite_insert, "postgresql": pg_insert}  # each with its own ON CONFLICT
 _NEW_EVENT = {name: Prepared(dialect(incident_events).on_conflict_do_nothing().returning(incident_events.c.seq))
-              for name, dialect in _DIALECT_INSERT.items()}
+              for name, dialect in DIALECT_INSERT.items()}
 
 
 def pipelined(db: Connection):
@@ -272,7 +272,7 @@ def named_evidence(message: dict) -> list[str]:
 
 def name_evidence(db: Connection, message: dict) -> None:
     """Mark the pictures a recorded event names as named, those its own box sent only (another box's are never shown
-    for it, ``_incident_facts``)."""
+    for it, ``storage._incident_facts``)."""
     if shas := named_evidence(message):
         db.execute(update(evidence).where(evidence.c.sha256.in_(shas), evidence.c.box == message["box"],
                                           evidence.c.named.is_(False)).values(named=True))

@@ -4,7 +4,8 @@ The schema is versioned: ``migrate`` brings any earlier database up to ``MIGRATI
 last version at start, in one transaction, and records each step in ``schema_migrations``
 (the tables and their migrations: ``gateway.schema``; the numbering after a backup restored or
 rows deleted: ``gateway.numbering``; what is said of a database read and never written, as
-``gateway --check`` reads it: ``gateway.check``).
+``gateway --check`` reads it: ``gateway.check``; what ingest reads and writes of each message, its statements compiled
+once (``Prepared``): ``gateway.ingestdb``; whether an error is the database's or the message's: ``gateway.dberrors``).
 
 Write helpers take an open transaction (``with store.begin() as db``) so a case change
 and its audit record are committed together; reads are methods of ``Store``.
@@ -51,7 +52,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from gateway import numbering, photohash
 from gateway.config import Tables
-from gateway.ingestdb import _DIALECT_INSERT, Prepared, named_by_event
+from gateway.ingestdb import DIALECT_INSERT, Prepared, named_by_event
 from gateway.schema import (
     MIGRATIONS,
     case_incidents,
@@ -536,7 +537,7 @@ def dead_letter(db: Connection, topic: str, reason: str, payload: bytes, now: fl
            "grid": dead_letter_grid(payload), "digest": wire.message_digest(topic, bytes(payload))}
     if (first := numbering.restored_id(db, "dead_letters", now)) is not None:
         row["id"] = first  # past the lost gateway's, or the deleted ones'
-    db.execute(_DIALECT_INSERT[db.dialect.name](dead_letters).values(row)
+    db.execute(DIALECT_INSERT[db.dialect.name](dead_letters).values(row)
                .on_conflict_do_nothing(index_elements=[dead_letters.c.digest]))
 
 
@@ -628,7 +629,7 @@ def add_photo_hash(db: Connection, sha256: str, picture: int | None) -> None:
     if picture is None:
         return
     signed = picture - (1 << 64) if picture >= 1 << 63 else picture
-    db.execute(_DIALECT_INSERT[db.dialect.name](photo_hashes).on_conflict_do_nothing(),
+    db.execute(DIALECT_INSERT[db.dialect.name](photo_hashes).on_conflict_do_nothing(),
                [{"band": band, "value": value, "sha256": sha256, "dhash": signed}
                 for band, value in enumerate(photohash.bands(picture))])
 
