@@ -41,9 +41,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from gateway.ingestdb import Prepared
 from gateway.metrics import HEARTBEATS
 from gateway.schema import boxes
-from gateway.storage import Prepared, Store, database_now
+from gateway.storage import Store, database_now
 from gateway.tally import MinuteTally
 from gateway.workflow import Role
 from xueliang import wire

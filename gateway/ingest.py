@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Callable
 
-from gateway import storage
+from gateway import dberrors, ingestdb, storage
 from gateway.actions import perform
 from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeat, Heartbeats, Refused, RefusalLog, clock_offset
 from gateway.cases import (NOT_ENDED, case_grid, choose, held_for_review, incident_update, is_lone_end, is_recheck,
@@ -131,7 +131,7 @@ class Outcomes(list[str]):
 class DatabaseUnavailable(RuntimeError):
     """The database itself failed (down, locked, full, read-only, its file gone): stop, keep the messages
     (unacknowledged, they come again), try again later. Told from a message's fault by the error
-    (``storage.cannot_write``, ``storage.contended``) and by asking the database (``Store.reachable``):
+    (``dberrors.cannot_write``, ``dberrors.contended``) and by asking the database (``Store.reachable``):
     a full disk still answers reads."""
 
 
@@ -204,10 +204,10 @@ class Ingest:
             except Exception as exc:  # a bug, or the database: tell them apart by the error and by asking the database
                 if not self.store.reachable():
                     raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
-                if attempt < 2 and storage.is_transient(exc):  # e.g. locked by another gateway
+                if attempt < 2 and dberrors.is_transient(exc):  # e.g. locked by another gateway
                     time.sleep(0.2)
                     continue
-                if storage.cannot_write(exc) or storage.contended(exc):  # full, read-only, ...: not the message
+                if dberrors.cannot_write(exc) or dberrors.contended(exc):  # full, read-only, ...: not the message
                     raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
                 if box is not None:  # a heartbeat is never a dead letter: the next one comes
                     log.exception("ingest failed on %s; refused", topic[:200])
@@ -267,14 +267,14 @@ class Ingest:
         work = in_seq_order(work)
         applied, waiting = [], {}
         try:
-            with self.store.begin() as db, storage.pipelined(db):
+            with self.store.begin() as db, ingestdb.pipelined(db):
                 for i, reason in refused:
                     self.said.say(topic_box(items[i][0]), f"on {items[i][0][:200]}", reason, now)
                     storage.dead_letter(db, items[i][0], reason, items[i][1], now)
                     outcomes[i] = "dead_letter"
                 # evidence takes its incident's own lock: whose it is (``_add_evidence``) and an incident's first event
                 # looking for others' evidence (``_apply``) never both miss the other at two gateways
-                storage.lock_places(db, [self._places(*checked) if where.kind != "evidence" else (where.incident_id, [])
+                ingestdb.lock_places(db, [self._places(*checked) if where.kind != "evidence" else (where.incident_id, [])
                                          for _, where, checked in work])
                 for i, where, checked in work:
                     if where.kind == "evidence":
@@ -286,7 +286,7 @@ class Ingest:
                 for i, item in sorted(beats, key=lambda beat: beat[1].box):
                     outcomes[i] = self.heartbeats.apply(db, item, now)
         except Exception as exc:
-            if storage.cannot_write(exc) or not self.store.reachable():
+            if dberrors.cannot_write(exc) or not self.store.reachable():
                 raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
             log.info("batch of %d rolled back (%s: %s); handling each alone", len(refused) + len(work) + len(beats),
                      type(exc).__name__, exc)
@@ -353,7 +353,7 @@ class Ingest:
     def _evidence(self, topic: str, where: wire.Topic, payload: bytes, now: float) -> str:
         sha = self._checked(where, payload, now)
         with self.store.begin() as db:
-            storage.lock_places(db, [(where.incident_id, [])])
+            ingestdb.lock_places(db, [(where.incident_id, [])])
             return self._add_evidence(db, topic, where, sha, payload, now)
 
     def _add_evidence(self, db, topic: str, where: wire.Topic, sha: str, payload: bytes, now: float,
@@ -365,15 +365,15 @@ class Ingest:
         bytes] a box: counted at each picture, a flood was taken 15 times slower). The same bytes sent again are kept
         once, as they were."""
         waiting = {} if waiting is None else waiting
-        wrong = not_its_evidence(storage.first_event(db, where.incident_id), where.incident_id, where.box,
+        wrong = not_its_evidence(ingestdb.first_event(db, where.incident_id), where.incident_id, where.box,
                                  where.camera)
         new = not wrong and not storage.evidence_kept(db, sha)
-        if new and (kept := storage.evidence_count(db, where.incident_id)) >= MAX_EVIDENCE_PER_INCIDENT:
+        if new and (kept := ingestdb.evidence_count(db, where.incident_id)) >= MAX_EVIDENCE_PER_INCIDENT:
             wrong = (f"incident {where.incident_id!r} has {kept} pictures kept already, the most one incident keeps "
                      f"({MAX_EVIDENCE_PER_INCIDENT}: a box sends a snapshot and a frame at its start and its end)")
-        named = new and storage.named_by_event(db, where.incident_id, sha)
+        named = new and ingestdb.named_by_event(db, where.incident_id, sha)
         if new and not wrong and not named and where.box not in waiting:
-            waiting[where.box] = list(storage.unnamed_evidence(db, where.box, MAX_UNNAMED_PER_BOX))
+            waiting[where.box] = list(ingestdb.unnamed_evidence(db, where.box, MAX_UNNAMED_PER_BOX))
         if new and not wrong and not named and waiting[where.box][0] >= MAX_UNNAMED_PER_BOX:
             wrong = (f"box {where.box!r} has {MAX_UNNAMED_PER_BOX} pictures waiting for an event of its to name them, "
                      "the most a box has waiting (a box sends a picture just before the event that names it); a "
@@ -398,18 +398,18 @@ class Ingest:
         for attempt in range(3):  # two gateways may act on the same case at once: the loser retries
             try:
                 with self.store.begin() as db:
-                    storage.lock_places(db, [self._places(message, category)])
+                    ingestdb.lock_places(db, [self._places(message, category)])
                     outcome, case_id = self._apply(db, message, category, payload, now)
                 break
             except Exception as exc:
-                if attempt == 2 or not storage.lost_race(exc):
+                if attempt == 2 or not dberrors.lost_race(exc):
                     raise
         self._committed(outcome, case_id, message, category)
         return outcome
 
     @staticmethod
     def _places(message: dict, category) -> tuple[str, list[tuple[str, bool]]]:
-        """What ``storage.lock_places`` takes for an incident event before ``_apply`` may look for its case."""
+        """What ``ingestdb.lock_places`` takes for an incident event before ``_apply`` may look for its case."""
         return message["incident_id"], place_locks(message, category.merge_radius_m)
 
     def _committed(self, outcome: str, case_id: int | None, message: dict, category) -> None:
@@ -425,35 +425,35 @@ class Ingest:
         another box, camera, zone or type (``not_its_incident``), or one that reuses a recorded (incident_id, seq)
         with other content, is refused here (``_refused``): only the database knows, and refusing it so costs the
         rest of a batch nothing."""
-        first = storage.first_event(db, message["incident_id"])
+        first = ingestdb.first_event(db, message["incident_id"])
         wrong = not_its_incident(first, message)
         if wrong:
             return self._refused(db, message, payload, now, wrong)
         text = payload.decode("utf-8")
-        if not storage.record_event(db, message, text, now):
-            if storage.recorded_payload(db, message["incident_id"], message["seq"]) != text:  # not a redelivery
+        if not ingestdb.record_event(db, message, text, now):
+            if ingestdb.recorded_payload(db, message["incident_id"], message["seq"]) != text:  # not a redelivery
                 return self._refused(db, message, payload, now, f"event {message['incident_id']!r} seq {message['seq']} "
                                      "differs from the one recorded; a box sends each seq of an incident once")
             return "duplicate", None
-        storage.name_evidence(db, message)
+        ingestdb.name_evidence(db, message)
         if first is None:  # its first event, which says whose the incident is: the others' snapshots sent before it
-            for row in storage.others_evidence(db, message["incident_id"], message["box"], message["camera"]):
+            for row in ingestdb.others_evidence(db, message["incident_id"], message["box"], message["camera"]):
                 wrong = not_its_evidence(message, message["incident_id"], row["box"], row["camera"])
                 self.said.say(row["box"], f"from box {row['box']!r}", wrong, now)
                 storage.set_aside_evidence(db, row, wrong, now)
         actor = f"box:{message['box']}"
-        case = storage.case_of_incident(db, message["incident_id"])
+        case = ingestdb.case_of_incident(db, message["incident_id"])
         outcome = "case_updated"
         if case is None:
             since = category.window_start("recheck_window", now, self.tables.calendar)
-            grid = case_grid(message, self.tables)  # cases of its own grid only (``storage.candidates``)
-            near = storage.candidates(db, message, grid, since, category.merge_radius_m)
+            grid = case_grid(message, self.tables)  # cases of its own grid only (``ingestdb.candidates``)
+            near = ingestdb.candidates(db, message, grid, since, category.merge_radius_m)
             held = held_for_review(message, category, self.tables, now)
             kind, case = choose(message, category, near, now, held, calendar=self.tables.calendar)
             # a closed case named here (``choose``: held, not reopened) comes first: the problem a department handled
             # may be back, and a person looks, as at the closed case alone; a rejected stain there does not decide it
             if kind == "new" and case is None and needs_review(message):
-                stain = rejected_here(message, category, storage.rejected_near(
+                stain = rejected_here(message, category, ingestdb.rejected_near(
                     db, message, grid, category.window_start("rejected_window", now, self.tables.calendar),
                     category.merge_radius_m))
                 if stain is not None:  # a person rejected this lead already: not to the review queue again
@@ -513,7 +513,7 @@ class Ingest:
                 return "case_merged", case["id"]
             outcome = "case_merged"  # a lone end joins as its start would have, and ends below
         # an end while another incident joined to the case is still seen is no evidence the problem is gone
-        still = storage.unended_incidents(db, case["id"]) if message["state"] == "end" else []
+        still = ingestdb.unended_incidents(db, case["id"]) if message["state"] == "end" else []
         if case["incident_id"] == message["incident_id"]:  # the case's own incident: keep its picture current
             storage.update_case(db, case["id"], incident_update(message, with_end=not still),
                                 last_seq_below=message["seq"])

@@ -4,7 +4,8 @@ The schema is versioned: ``migrate`` brings any earlier database up to ``MIGRATI
 last version at start, in one transaction, and records each step in ``schema_migrations``
 (the tables and their migrations: ``gateway.schema``; the numbering after a backup restored or
 rows deleted: ``gateway.numbering``; what is said of a database read and never written, as
-``gateway --check`` reads it: ``gateway.check``).
+``gateway --check`` reads it: ``gateway.check``; what ingest reads and writes of each message, its statements compiled
+once (``Prepared``): ``gateway.ingestdb``; whether an error is the database's or the message's: ``gateway.dberrors``).
 
 Write helpers take an open transaction (``with store.begin() as db``) so a case change
 and its audit record are committed together; reads are methods of ``Store``.
@@ -12,7 +13,6 @@ and its audit record are committed together; reads are methods of ``Store``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -40,14 +40,11 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
-    literal_column,
     or_,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
@@ -55,6 +52,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from gateway import numbering, photohash
 from gateway.config import Tables
+from gateway.ingestdb import DIALECT_INSERT, Prepared, named_by_event
 from gateway.schema import (
     MIGRATIONS,
     case_incidents,
@@ -83,84 +81,6 @@ DEAD_LETTER_KEEP_BYTES = 65_536
 
 class ConflictError(RuntimeError):
     """The case changed under us (another process acted first); retry with fresh data."""
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A database error that may pass if tried again (locked, busy, a lost connection): DB-API's
-    OperationalError, as SQLAlchemy, sqlite3 and psycopg all name it."""
-    return any(cls.__name__ in ("OperationalError", "InterfaceError") for cls in type(exc).__mro__)
-
-
-def _causes(exc: BaseException):
-    """The error and what it wraps (SQLAlchemy's ``orig``, the exception chain): the driver's own error
-    carries the code; ``Prepared`` raises it unwrapped."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = getattr(exc, "orig", None) or exc.__cause__ or exc.__context__
-
-
-# SQLite's result codes (extended ones start with these) and PostgreSQL's SQLSTATEs (a class by its first two
-# characters) that say the database cannot take a write now; CONTENDED: another writer holds what it needs
-_SQLITE_CANNOT_WRITE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_CORRUPT",
-                        "SQLITE_NOTADB", "SQLITE_NOMEM", "SQLITE_PROTOCOL")
-_PG_CANNOT_WRITE = ("08", "53", "57P", "58", "25006", "XX001", "XX002")  # connection, resources (53100 disk
-# full), shut down, I/O, a read-only transaction (a standby), data or index corrupted
-_SQLITE_CONTENDED = ("SQLITE_BUSY", "SQLITE_LOCKED")
-_PG_CONTENDED = ("40001", "40P01", "55P03")  # serialization failure, deadlock, lock not available
-
-
-def _database_says(exc: BaseException, sqlite_codes: tuple[str, ...], pg_states: tuple[str, ...]) -> bool:
-    for e in _causes(exc):
-        name = getattr(e, "sqlite_errorname", None)
-        if isinstance(name, str):
-            return name.startswith(sqlite_codes)
-        state = getattr(e, "sqlstate", None)
-        if isinstance(state, str):
-            return state.startswith(pg_states)
-    return False
-
-
-def cannot_write(exc: BaseException) -> bool:
-    """Whether a failure says the database itself cannot take writes now (disk full, read-only, I/O,
-    the connection lost, the file gone): the database's trouble, never the message's, which must not
-    become a dead letter for it. Measured: on a full disk ``SELECT 1`` still answered, so a case that did
-    not fit was set aside as a dead letter, which did fit, and the box deleted the incident.
-    Other errors, a poison message's included, are not: a message that fails for its own reasons
-    still becomes a dead letter.
-
-    >>> import sqlite3
-    >>> db = sqlite3.connect(":memory:"); _ = db.execute("CREATE TABLE t (x)"); _ = db.execute("PRAGMA query_only=1")
-    >>> for sql in ("INSERT INTO t VALUES (1)", "SELEC 1"):
-    ...     try:
-    ...         db.execute(sql)
-    ...     except sqlite3.Error as exc:
-    ...         print(exc.sqlite_errorname, cannot_write(exc))
-    SQLITE_READONLY True
-    SQLITE_ERROR False
-    """
-    if any(isinstance(e, DatabaseFileGone) for e in _causes(exc)):
-        return True
-    if _database_says(exc, _SQLITE_CANNOT_WRITE, _PG_CANNOT_WRITE):
-        return True
-    # psycopg's own OperationalError without a SQLSTATE: the server closed the connection, or none was made
-    return any(type(e).__module__.startswith("psycopg") and getattr(e, "sqlstate", None) is None
-               and any(c.__name__ in ("OperationalError", "InterfaceError") for c in type(e).__mro__)
-               for e in _causes(exc))
-
-
-def contended(exc: BaseException) -> bool:
-    """Whether another writer held what a transaction needed (SQLite busy or locked, a PostgreSQL deadlock
-    or serialization failure): worth another try, and after the last one still not the message's fault."""
-    return _database_says(exc, _SQLITE_CONTENDED, _PG_CONTENDED)
-
-
-def lost_race(exc: BaseException) -> bool:
-    """Another process wrote first: a case changed under us, or a key it inserted (DB-API's
-    IntegrityError, raw from the driver where ``Prepared`` ran the statement: psycopg's UniqueViolation
-    was not caught, and an incident's update racing its start became a dead letter)."""
-    return isinstance(exc, ConflictError) or any(cls.__name__ == "IntegrityError" for cls in type(exc).__mro__)
 
 
 def overdue_clause(now: float):
@@ -434,65 +354,6 @@ def migrate(engine: Engine) -> list[int]:
 
 # --- write helpers (inside one transaction) ---
 
-class Prepared:
-    """A statement compiled once per dialect and run on the driver's own cursor, for the ingest path.
-
-    Measured on that path: SQLAlchemy's per-execution work (cache key, parameter processing, result
-    set-up) cost four times what SQLite itself spent on the statement. The parameters are plain
-    values (str, int, float, None), which both drivers take as they are; the compiled text uses
-    named parameters (``:name`` for SQLite, ``%(name)s`` for psycopg); values fixed in the
-    statement (a LIMIT) are bound with every run.
-    """
-
-    def __init__(self, statement):
-        self.statement = statement
-        self._compiled: dict[str, tuple[str, dict]] = {}
-
-    def compiled(self, dialect) -> tuple[str, dict]:
-        if dialect.name not in self._compiled:
-            named = type(dialect)(paramstyle="named") if dialect.name == "sqlite" else dialect
-            compiled = self.statement.compile(dialect=named)
-            fixed = {k: v for k, v in compiled.params.items() if v is not None}
-            self._compiled[dialect.name] = str(compiled), fixed
-        return self._compiled[dialect.name]
-
-    def run(self, db: Connection, params: dict | list[dict]):
-        sql, fixed = self.compiled(db.dialect)
-        cursor = db.connection.dbapi_connection.cursor()
-        if isinstance(params, list):
-            cursor.executemany(sql, [{**fixed, **p} for p in params] if fixed else params)
-        else:
-            cursor.execute(sql, {**fixed, **params} if fixed else params)
-        return cursor
-
-    def first(self, db: Connection, params: dict):
-        return self.run(db, params).fetchone()
-
-    def dicts(self, db: Connection, params: dict) -> list[dict]:
-        cursor = self.run(db, params)
-        rows = cursor.fetchall()  # first: in psycopg's pipeline mode the description comes with the rows
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in rows]
-
-
-_OPEN_OR_SINCE = or_(cases.c.state.in_([literal_column(f"'{s.value}'") for s in sorted(OPEN_STATES)]),
-                     cases.c.closed_at >= bindparam("since"))
-_CASE_OF_INCIDENT = Prepared(select(cases).join(case_incidents, case_incidents.c.case_id == cases.c.id)
-                             .where(case_incidents.c.incident_id == bindparam("incident_id")))
-_NEAR = Prepared(select(cases).where(
-    cases.c.type == bindparam("type"), cases.c.grid == bindparam("grid"), _OPEN_OR_SINCE,
-    or_(cases.c.lat.is_(None), cases.c.lat.between(bindparam("lat0"), bindparam("lat1"))),
-    or_(cases.c.lon.is_(None), cases.c.lon.between(bindparam("lon0"), bindparam("lon1")))
-).order_by(cases.c.id.desc()).limit(200))
-_SAME_ZONE = Prepared(select(cases).where(
-    cases.c.type == bindparam("type"), cases.c.grid == bindparam("grid"), _OPEN_OR_SINCE,
-    cases.c.box == bindparam("box"), cases.c.camera == bindparam("camera"), cases.c.zone == bindparam("zone")
-).order_by(cases.c.id.desc()).limit(200))
-_DIALECT_INSERT = {"sqlite": sqlite_insert, "postgresql": pg_insert}  # each with its own ON CONFLICT
-_NEW_EVENT = {name: Prepared(dialect(incident_events).on_conflict_do_nothing().returning(incident_events.c.seq))
-              for name, dialect in _DIALECT_INSERT.items()}
-
-
 def _insert(table: Table):
     """An insert of every column but a generated id, each bound by its name."""
     return insert(table).values({c.name: bindparam(c.name) for c in table.columns if c.name != "id"})
@@ -505,157 +366,6 @@ _LINK = Prepared(_insert(case_incidents))
 _LOG = Prepared(_insert(case_log))
 _EVIDENCE_KEPT = Prepared(select(evidence.c.sha256).where(evidence.c.sha256 == bindparam("sha256")))
 _NEW_EVIDENCE = Prepared(_insert(evidence))
-
-
-def pipelined(db: Connection):
-    """On PostgreSQL, psycopg's pipeline mode: statements whose results nobody reads (the links
-    and log rows of a new case) go out without waiting for the server's answer."""
-    if db.dialect.name == "postgresql":
-        return db.connection.dbapi_connection.pipeline()
-    return contextlib.nullcontext()
-
-
-PLACE_LOCKS = 7147  # the advisory-lock space of ingest's find-or-create (migrate's 7146 is a one-key lock: another space)
-_LINKED = "SELECT incident_id FROM case_incidents WHERE incident_id = ANY(%(ids)s)"
-_TAKE_PLACE_LOCKS = (  # in the order of the keys: a subquery with ORDER BY is not flattened into its caller
-    "SELECT CASE WHEN x THEN pg_advisory_xact_lock(%(space)s, k)::text ELSE pg_advisory_xact_lock_shared(%(space)s, k)::text END "
-    "FROM (SELECT k, x FROM unnest(%(keys)s::integer[], %(exclusive)s::boolean[]) AS t(k, x) ORDER BY k) AS s")
-
-
-def lock_places(db: Connection, incidents: list[tuple[str, list[tuple[str, bool]]]]) -> None:
-    """Take the place locks (``gateway.cases.place_locks``) of these (incident id, locks) until the
-    transaction ends, and each incident's own, but for incidents that have a case already (their events find it, not
-    a place, and their first event is committed).
-
-    Two gateways on PostgreSQL, under READ COMMITTED, each found no case near an incident and each
-    opened one (51 of 300 places had two). And one incident id from two cameras (or boxes) at once: each read no first
-    event, the check that fixes its camera and box (``gateway.cases.not_its_incident``), and the event whose check
-    passed before the other's start committed joined the case that start opened. Advisory locks, all at once in the
-    order of their keys, before the transaction writes anything: two transactions never wait for each other in a
-    circle. On SQLite, its one write lock (``numbering.write_lock``), taken before the first event is read: pysqlite
-    began the transaction at the event's insert only, and two gateways on one file (the service and one started by
-    hand) each read no first event of one incident id from two cameras, and the second camera's update joined the
-    first's case.
-    """
-    if not incidents:
-        return
-    if db.dialect.name == "sqlite":
-        numbering.write_lock(db)
-        return
-    cursor = db.connection.dbapi_connection.cursor()
-    cursor.execute(_LINKED, {"ids": sorted({incident_id for incident_id, _ in incidents})})
-    have_case = {row[0] for row in cursor.fetchall()}
-    keys: dict[int, bool] = {}
-    for incident_id, locks in incidents:
-        if incident_id in have_case:
-            continue
-        # its own lock, then its places'; 32-bit keys: two names on one key only wait for each other
-        for name, exclusive in [(f"incident:{incident_id}", True), *locks]:
-            key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "big", signed=True)
-            keys[key] = keys.get(key, False) or exclusive
-    if keys:
-        cursor.execute(_TAKE_PLACE_LOCKS, {"space": PLACE_LOCKS, "keys": list(keys), "exclusive": list(keys.values())})
-        cursor.fetchall()
-
-
-def record_event(db: Connection, message: dict, payload: str, now: float) -> bool:
-    """Remember (incident_id, seq) with the payload as received; False when it was seen before
-    (a redelivery). One statement: an insert that does nothing on a known key."""
-    row = {"incident_id": message["incident_id"], "seq": message["seq"], "state": message["state"],
-           "received_at": now, "payload": payload}
-    return _NEW_EVENT[db.dialect.name].first(db, row) is not None
-
-
-_RECORDED = Prepared(select(incident_events.c.payload).where(incident_events.c.incident_id == bindparam("incident_id"),
-                                                            incident_events.c.seq == bindparam("seq")))
-
-
-def recorded_payload(db: Connection, incident_id: str, seq: int) -> str | None:
-    """The payload of an incident event as first received (a redelivery is the same bytes)."""
-    row = _RECORDED.first(db, {"incident_id": incident_id, "seq": seq})
-    return row[0] if row else None
-
-
-_FIRST_EVENT = Prepared(select(incident_events.c.payload).where(incident_events.c.incident_id == bindparam("incident_id"))
-                        .order_by(incident_events.c.received_at, incident_events.c.seq).limit(1))
-
-
-def first_event(db: Connection, incident_id: str) -> dict | None:
-    """The first event received of an incident, as it came (None for an incident not seen yet, or whose stored
-    payload is no object): whose it is, box, camera, zone and type (``gateway.cases.not_its_incident``)."""
-    row = _FIRST_EVENT.first(db, {"incident_id": incident_id})
-    if row is None:
-        return None
-    try:
-        first = json.loads(row[0])
-    except ValueError:  # stored as received: checked then, but never trusted twice
-        return None
-    return first if isinstance(first, dict) else None
-
-
-def case_of_incident(db: Connection, incident_id: str) -> dict | None:
-    rows = _CASE_OF_INCIDENT.dicts(db, {"incident_id": incident_id})
-    return rows[0] if rows else None
-
-
-def _around(loc: dict, radius_m: float) -> dict[str, float]:
-    """The lat/lon box ``radius_m`` around ``loc`` (lat0, lat1, lon0, lon1): the index finds cases in
-    it, ``gateway.cases.same_place`` then measures the distance."""
-    dlat = radius_m / 111_000 + 1e-6
-    dlon = dlat / max(0.01, math.cos(math.radians(loc["lat"])))
-    return {"lat0": loc["lat"] - dlat, "lat1": loc["lat"] + dlat, "lon0": loc["lon"] - dlon, "lon1": loc["lon"] + dlon}
-
-
-def candidates(db: Connection, message: dict, grid: str, since: float, radius_m: float) -> list[dict]:
-    """Cases of the message's type in ``grid`` (its case's: ``gateway.cases.case_grid``) near it (a lat/lon box, or
-    the same camera and zone) that it could join or reopen; ``gateway.cases.choose`` decides. Of its own grid only: a
-    camera at a grid border sends each zone's incidents from one location, and a pile in one street's zone joined the
-    other street's case, its own grid and department never told."""
-    loc = message.get("location")
-    if loc:
-        return _NEAR.dicts(db, {"type": message["type"], "grid": grid, "since": since, **_around(loc, radius_m)})
-    return _SAME_ZONE.dicts(db, {"type": message["type"], "grid": grid, "since": since, "box": message["box"],
-                                 "camera": message["camera"], "zone": message["zone"]})
-
-
-_REJECTED = select(cases).where(
-    cases.c.type == bindparam("type"), cases.c.grid == bindparam("grid"),
-    cases.c.state == literal_column(f"'{CaseState.REJECTED.value}'"),
-    cases.c.id.in_(select(case_log.c.case_id).where(case_log.c.action == literal_column(f"'{Action.REJECT.value}'"),
-                                                    case_log.c.at >= bindparam("since"))))
-_REJECTED_NEAR = Prepared(_REJECTED.where(
-    or_(cases.c.lat.is_(None), cases.c.lat.between(bindparam("lat0"), bindparam("lat1"))),
-    or_(cases.c.lon.is_(None), cases.c.lon.between(bindparam("lon0"), bindparam("lon1")))
-).order_by(cases.c.id.desc()).limit(200))
-_REJECTED_SAME_ZONE = Prepared(_REJECTED.where(
-    cases.c.box == bindparam("box"), cases.c.camera == bindparam("camera"), cases.c.zone == bindparam("zone")
-).order_by(cases.c.id.desc()).limit(200))
-
-
-def rejected_near(db: Connection, message: dict, grid: str, since: float, radius_m: float) -> list[dict]:
-    """Cases of the message's type in ``grid`` near it (as ``candidates`` finds them) that a person rejected at
-    ``since`` or later; ``gateway.cases.rejected_here`` decides whether a lead joins one. On the driver's
-    cursor (``Prepared``): in a batch's pipeline mode SQLAlchemy's result had no rows to give."""
-    loc = message.get("location")
-    if loc:
-        return _REJECTED_NEAR.dicts(db, {"type": message["type"], "grid": grid, "since": since,
-                                         **_around(loc, radius_m)})
-    return _REJECTED_SAME_ZONE.dicts(db, {"type": message["type"], "grid": grid, "since": since, "box": message["box"],
-                                          "camera": message["camera"], "zone": message["zone"]})
-
-
-_UNENDED = Prepared(select(case_incidents.c.incident_id).where(
-    case_incidents.c.case_id == bindparam("case_id"),
-    ~select(incident_events.c.incident_id).where(incident_events.c.incident_id == case_incidents.c.incident_id,
-                                                 incident_events.c.state == literal_column("'end'")).exists()))
-
-
-def unended_incidents(db: Connection, case_id: int) -> list[str]:
-    """The incidents joined to a case whose end the camera has not sent yet (still being seen). On the
-    driver's cursor, as ``Prepared`` reads: in a batch's pipeline mode SQLAlchemy's result had no rows to
-    give (ResourceClosedError), and each batch holding a start and its end was rolled back and taken again
-    one message at a time."""
-    return [row[0] for row in _UNENDED.run(db, {"case_id": case_id}).fetchall()]
 
 
 def dispatch_note(department: str, tables: Tables) -> str:
@@ -782,12 +492,6 @@ def add_evidence(db: Connection, sha256: str, data: bytes, incident_id: str, box
     return True
 
 
-# the payload as received holds the sha256 as written (64 hex digits, nothing LIKE reads as a wildcard)
-_NAMED_BY_EVENT = Prepared(select(incident_events.c.seq).where(incident_events.c.incident_id == bindparam("incident_id"),
-                                                              incident_events.c.payload.like(bindparam("sha256")))
-                           .limit(1))
-
-
 class DamagedPicture(RuntimeError):
     """A kept picture whose bytes no longer match their sha256, its key (a bit flipped on the disk, a page of a
     backup restored damaged): never served as evidence, nor exported to train on. ``sha256``: its key."""
@@ -813,55 +517,8 @@ def intact(sha256: str, data: bytes) -> bytes:
     return data
 
 
-_EVIDENCE_COUNT = Prepared(select(func.count()).select_from(evidence)
-                           .where(evidence.c.incident_id == bindparam("incident_id")))
-
-
-def named_by_event(db: Connection, incident_id: str, sha256: str) -> bool:
-    """Whether an event of ``incident_id`` recorded already names these bytes (it came first, through another
-    gateway)."""
-    return _NAMED_BY_EVENT.first(db, {"incident_id": incident_id, "sha256": f"%{sha256}%"}) is not None
-
-
 def evidence_kept(db: Connection, sha256: str) -> bool:
     return _EVIDENCE_KEPT.first(db, {"sha256": sha256}) is not None
-
-
-def evidence_count(db: Connection, incident_id: str) -> int:
-    """How many pictures are kept under ``incident_id`` (each kept once: under the first incident that sent it)."""
-    return _EVIDENCE_COUNT.first(db, {"incident_id": incident_id})[0]
-
-
-def named_evidence(message: dict) -> list[str]:
-    """The sha256s an incident event names: its snapshot's and its frame's.
-
-    >>> named_evidence({"evidence": {"sha256": "a", "bytes": 1, "frame": {"sha256": "b", "bytes": 1}}})
-    ['a', 'b']
-    >>> named_evidence({"evidence": None})
-    []
-    """
-    shown = message.get("evidence") or {}
-    return [sha for sha in (shown.get("sha256"), (shown.get("frame") or {}).get("sha256")) if sha]
-
-
-def name_evidence(db: Connection, message: dict) -> None:
-    """Mark the pictures a recorded event names as named, those its own box sent only (another box's are never shown
-    for it, ``_incident_facts``)."""
-    if shas := named_evidence(message):
-        db.execute(update(evidence).where(evidence.c.sha256.in_(shas), evidence.c.box == message["box"],
-                                          evidence.c.named.is_(False)).values(named=True))
-
-
-_OTHERS_EVIDENCE = Prepared(select(evidence).where(
-    evidence.c.incident_id == bindparam("incident_id"),
-    or_(evidence.c.box != bindparam("box"), evidence.c.camera != bindparam("camera")),
-    ~select(case_photos.c.sha256).where(case_photos.c.sha256 == evidence.c.sha256).exists()))
-
-
-def others_evidence(db: Connection, incident_id: str, box: str, camera: str) -> list[dict]:
-    """The evidence kept under ``incident_id`` that another box or camera than ``box``'s ``camera`` sent (before the
-    incident's first event came, which says whose it is), but bytes a case's photo too (kept once)."""
-    return _OTHERS_EVIDENCE.dicts(db, {"incident_id": incident_id, "box": box, "camera": camera})
 
 
 def set_aside_evidence(db: Connection, row: dict, reason: str, now: float) -> None:
@@ -880,7 +537,7 @@ def dead_letter(db: Connection, topic: str, reason: str, payload: bytes, now: fl
            "grid": dead_letter_grid(payload), "digest": wire.message_digest(topic, bytes(payload))}
     if (first := numbering.restored_id(db, "dead_letters", now)) is not None:
         row["id"] = first  # past the lost gateway's, or the deleted ones'
-    db.execute(_DIALECT_INSERT[db.dialect.name](dead_letters).values(row)
+    db.execute(DIALECT_INSERT[db.dialect.name](dead_letters).values(row)
                .on_conflict_do_nothing(index_elements=[dead_letters.c.digest]))
 
 
@@ -890,18 +547,6 @@ def _delete_dead_letters(db: Connection, ids: Select) -> int:
                          .returning(dead_letters.c.id)).scalars().all()
     numbering.keep_numbering(db, "dead_letters", deleted)
     return len(deleted)
-
-
-_UNNAMED = select(func.length(evidence.c.data).label("size")).where(
-    evidence.c.box == bindparam("box"), evidence.c.named.is_(False)).limit(bindparam("limit")).subquery()
-_UNNAMED_OF_BOX = Prepared(select(func.count(), func.coalesce(func.sum(_UNNAMED.c.size), 0)))
-
-
-def unnamed_evidence(db: Connection, box: str, limit: int) -> tuple[int, int]:
-    """How many of ``box``'s pictures no event named yet are kept, and their bytes, counted up to ``limit`` pictures
-    (its index read no further)."""
-    count, size = _UNNAMED_OF_BOX.first(db, {"box": box, "limit": limit})
-    return count, int(size)
 
 
 def dead_letter_grid(payload: bytes) -> str | None:
@@ -984,7 +629,7 @@ def add_photo_hash(db: Connection, sha256: str, picture: int | None) -> None:
     if picture is None:
         return
     signed = picture - (1 << 64) if picture >= 1 << 63 else picture
-    db.execute(_DIALECT_INSERT[db.dialect.name](photo_hashes).on_conflict_do_nothing(),
+    db.execute(DIALECT_INSERT[db.dialect.name](photo_hashes).on_conflict_do_nothing(),
                [{"band": band, "value": value, "sha256": sha256, "dhash": signed}
                 for band, value in enumerate(photohash.bands(picture))])
 

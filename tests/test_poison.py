@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, text, update
 from sqlalchemy.exc import OperationalError
 
-from gateway import boxes, schema, storage
+from gateway import boxes, dberrors, ingestdb, schema
 from gateway.api import create_app
 from gateway.config import TABLES_DIR, load_tables
 from gateway.auth import new_token
@@ -236,7 +236,7 @@ def test_evidence_another_box_or_camera_sends_under_an_incidents_plain_id_is_a_d
     """A case shows only its own box's pictures: box-2's evidence under box-1's plain id (an older box's, another
     maker's) was kept and never shown, nor quarantined as an orphan (the id is known): kept for good. Now a dead letter
     naming both boxes, alone or in a batch, and sent before the incident's first event too (moved aside when it
-    comes: on PostgreSQL under the incident's lock, ``storage.lock_places``). The same of another camera of the same
+    comes: on PostgreSQL under the incident's lock, ``ingestdb.lock_places``). The same of another camera of the same
     box."""
     store = Store(database_url)
     ingest = Ingest(store, tables, clock=lambda: NOW)
@@ -476,14 +476,14 @@ def test_only_errors_that_say_the_database_cannot_write_are_the_databases(tmp_pa
     read_only = raised(db, "INSERT INTO t VALUES (3)")
     db.execute("PRAGMA query_only=0")
     mistakes = [raised(db, "INSERT INTO t VALUES (1)"), raised(db, "SELEC 1"), raised(db, "SELECT nothing FROM t")]
-    assert storage.cannot_write(read_only) and not storage.cannot_write(locked) and storage.contended(locked)
+    assert dberrors.cannot_write(read_only) and not dberrors.cannot_write(locked) and dberrors.contended(locked)
     for exc in mistakes:  # a message that fails so fails every time: a dead letter, as before
-        assert not storage.cannot_write(exc) and not storage.contended(exc), exc
+        assert not dberrors.cannot_write(exc) and not dberrors.contended(exc), exc
     for state in ("53100", "25006", "08006", "57P01", "58030"):  # disk full, read-only, connection lost, shut down, I/O
-        assert storage.cannot_write(psycopg.errors.lookup(state)("")), state
+        assert dberrors.cannot_write(psycopg.errors.lookup(state)("")), state
     for state in ("22001", "23505", "42601", "54000"):  # value too long, unique, syntax, too complex
-        assert not storage.cannot_write(psycopg.errors.lookup(state)("")), state
-    assert storage.cannot_write(psycopg.OperationalError("server closed the connection unexpectedly"))
+        assert not dberrors.cannot_write(psycopg.errors.lookup(state)("")), state
+    assert dberrors.cannot_write(psycopg.OperationalError("server closed the connection unexpectedly"))
 
 
 def ready_store(url: str) -> Store | None:
@@ -681,7 +681,7 @@ def test_a_fault_reason_with_control_or_bidi_characters_is_a_case_with_them_show
     client.post("/ui/login", data={"token": token})
     assert f"<p class=reason>摄像机报告的原因: {html.escape(shown)}</p>" in client.get("/ui/cases/1").text
     with store.engine.connect() as db:
-        assert storage.recorded_payload(db, "fault-1", 1) == fault.decode()
+        assert ingestdb.recorded_payload(db, "fault-1", 1) == fault.decode()
 
 
 # what a box wrote into a topic to read as a line of the gateway's own, and to turn the rest of the line around

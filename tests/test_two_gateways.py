@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import create_engine, text
 
-from gateway import numbering, service, storage
+from gateway import ingestdb, numbering, service
 from gateway.cases import distance_m, place_locks
 from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
@@ -245,10 +245,10 @@ def _two_ingests(tmp_path) -> tuple[Ingest, Ingest]:
 
 
 def _meanwhile(monkeypatch, name: str, holder: Ingest, act: Callable[[], str]) -> Callable[[], str]:
-    """The other gateway's ``act``, to run beside ``holder``'s: ``storage.<name>`` (a read of ingest's find-or-create)
+    """The other gateway's ``act``, to run beside ``holder``'s: ``ingestdb.<name>`` (a read of ingest's find-or-create)
     made to wait, at ``holder``'s gateway only, just after it read, until ``act`` is done (or half a second, where
     ``act`` waits for ``holder``); ``act`` starts once that read is made."""
-    read = getattr(storage, name)
+    read = getattr(ingestdb, name)
     claimed, taken = threading.Event(), threading.Event()
 
     def held(db, *args):
@@ -265,7 +265,7 @@ def _meanwhile(monkeypatch, name: str, holder: Ingest, act: Callable[[], str]) -
         finally:
             taken.set()
 
-    monkeypatch.setattr(storage, name, held)
+    monkeypatch.setattr(ingestdb, name, held)
     return other
 
 
