@@ -574,7 +574,7 @@ def test_the_boxes_page_says_how_many_incidents_a_box_holds_until_it_is_told_the
     box = TestClient(app).get("/boxes", headers={"Authorization": f"Bearer {admin}"}).json()["boxes"][0]
     assert (box["outbox_pending"], box["outbox_held"]) == (3, 2)
     page = signed_in(app, admin).get("/ui/boxes").text
-    assert re.search(r"<td>3 条, 最早的已等 [^,<]+, 其中 2 条等待校时</td>", page), page
+    assert re.search(r"<td class=said>3 条, 最早的已等 [^,<]+, 其中 2 条等待校时</td>", page), page
 
 
 def test_the_boxes_page_says_the_age_of_a_message_queued_on_a_wrong_clock_is_unknown(tmp_path):
@@ -595,7 +595,7 @@ def test_the_boxes_page_says_the_age_of_a_message_queued_on_a_wrong_clock_is_unk
     box = TestClient(app).get("/boxes", headers={"Authorization": f"Bearer {admin}"}).json()["boxes"][0]
     assert box["outbox_pending"] == 2 and 0.2 <= box["outbox_oldest_s"] < 5 and box["outbox_oldest_known"] is False
     page = signed_in(app, admin).get("/ui/boxes").text
-    assert re.search(r"<td>2 条, 最早的已等至少 \d 秒 \(时钟有误, 确切时长未知\)</td>", page), page
+    assert re.search(r"<td class=said>2 条, 最早的已等至少 \d 秒 \(时钟有误, 确切时长未知\)</td>", page), page
 
 
 def test_the_page_says_why_a_camera_is_down_as_its_heartbeat_does(tmp_path):
