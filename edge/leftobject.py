@@ -120,7 +120,7 @@ class LeftObject:
         self._last_clear: np.ndarray | None = None  # each pixel's features when last seen with nothing in front
         self._lit: np.ndarray | None = None  # HxW: how light the background was when it last learnt each pixel
         # the looks of the last STAYED_S and the latest before it: (t, where it differed from the background in
-        # view, in view)
+        # view, where that look could call the ground still or not: ``_judged``)
         self._changes: list[tuple[float, np.ndarray, np.ndarray]] = []
         self._last_t = 0.0
         self.scene = 0  # times the check learnt the scene from scratch (its first picture, lights, a moved camera)
@@ -219,7 +219,7 @@ class LeftObject:
             moving &= ~passed | self._differs(raw, last_clear, shadows=False)
         self._judged = ~moving & ~hidden & ~unseen
         old = [i for i, (when, _, _) in enumerate(self._changes) if t - when >= STAYED_S]
-        self._changes = self._changes[old[-1] if old else 0:] + [(t, changed & ~hidden & ~unseen, ~hidden & ~unseen)]
+        self._changes = self._changes[old[-1] if old else 0:] + [(t, changed & ~hidden & ~unseen, self._judged)]
         static = (changed & self._judged).astype(np.uint8)
         self._short += (1 - math.exp(-dt / self.short_tau_s)) * (raw - self._short)
         absorbed = self._long + (1 - math.exp(-dt / self.absorb_s)) * (cur - self._long)
@@ -281,13 +281,15 @@ class LeftObject:
 
     def stayed(self, box: Box) -> float | None:
         """Of what differs from the background in ``box`` (0..1 of the frame) at the last look, the share that
-        differed already at each look of the ``STAYED_S`` before (the least; the looks where less than half of it
-        was in view, people or vehicles in front, not counted): a pile or a spill stays where it was left, and the
-        ground under it differs all the while, however the detector's box moves over it; a car crawling along a
-        road brings what differs under it with it, though the short-term background, following the scene within
-        seconds, reads its dark body as still where it slows. Each look, not the oldest alone: the real footage
-        is looped, and a car 8 s on in a clip of 8 s stood where it stands now. None where no look is that old
-        or none of them could be counted."""
+        differed already at each look of the ``STAYED_S`` before (the least; the looks that could judge less than
+        half of it, ``judged``: people or vehicles in front, or something moving over it, not counted): a pile or
+        a spill stays where it was left, and the ground under it differs all the while, however the detector's box
+        moves over it; a car crawling along a road brings what differs under it with it, though the short-term
+        background, following the scene within seconds, reads its dark body as still where it slows. Each look,
+        not the oldest alone: the real footage is looped, and a car 8 s on in a clip of 8 s stood where it stands
+        now. Judged, not only in view: a passer-by the vehicle model did not name, or a shadow, over a spill read
+        its ground as unchanged at one look and held it 4 s as moved (``make eval --draw 33``'s
+        ``x-campus-yard-7``). None where no look is that old or none of them could be counted."""
         if len(self._changes) < 2 or self._changes[-1][0] - self._changes[0][0] < STAYED_S:
             return None
         now = self._changes[-1][1]
@@ -295,8 +297,8 @@ class LeftObject:
         x1, y1, x2, y2 = box_to_pixels(box, w, h)
         now = now[y1:y2, x1:x2]
         shares = []
-        for _, then, seen in self._changes[:-1]:
-            judged = now & seen[y1:y2, x1:x2]
+        for _, then, could in self._changes[:-1]:
+            judged = now & could[y1:y2, x1:x2]
             if judged.any() and judged.sum() >= 0.5 * now.sum():
                 shares.append((then[y1:y2, x1:x2] & judged).sum() / judged.sum())
         return float(min(shares)) if shares else None
