@@ -647,8 +647,8 @@ def main(argv: list[str] | None = None) -> int:
                          "gateway identity (client id) no gateway runs under any more, after ingesting what it holds "
                          "(until then the broker keeps giving it its share of the messages, for 7 days)")
     instead.add_argument("--check", action="store_true", help="check the config and the city's tables, print what "
-                         "they set and exit (0: fit to run; 2: error: on stderr); the broker, database and port are "
-                         "not touched")
+                         "they set and what the database holds, and exit (0: fit to run; 2: error: on stderr); the broker and "
+                         "port are not touched, the database is read, never changed")
     instead.add_argument("--backup", metavar="FILE", help="instead of running: copy the SQLite database, the gateway "
                          "running or stopped, to FILE (a new file), checked, and say what it holds (PostgreSQL: "
                          "pg_dump)")
