@@ -910,22 +910,28 @@ def test_a_pile_the_vehicle_model_once_calls_a_car_starts_on_time():
     assert got[0][0] <= 34, got
 
 
+def _road_with_pile_and_car(check: LeftObject, seconds, ground_shows_at: int | None = None) -> None:
+    """``check`` shown a grey road, one look a second over ``seconds``: a pile put down at 10 s (its ground showing
+    at the look ``ground_shows_at``), and a dark car crawling 2 px a second beside it from 10 s."""
+    road = np.clip(np.random.default_rng(3).normal(120, 4, (144, 192, 3)), 0, 255).astype(np.uint8)
+    for t in seconds:
+        frame = road.copy()
+        if t >= 10:
+            if t != ground_shows_at:
+                frame[40:56, 30:60] = (40, 140, 190)  # the pile
+            x = 100 + 2 * (t - 10)
+            frame[90:110, x:x + 20] = (50, 50, 55)  # the car
+        check.observe(float(t), frame)
+
+
 def test_the_ground_under_a_left_pile_differed_long_before_and_under_a_crawling_car_not():
     """The left-object check on a grey road, one look a second: a pile put down at 10 s, and a dark car crawling
     2 px a second (its length in 10 s). At 25 s all of what differs under the pile differed 8 s before, a fifth of
     what differs under the car (``LeftObject.stayed``); before 8 s of looks it cannot tell."""
-    rng = np.random.default_rng(3)
-    road = np.clip(rng.normal(120, 4, (144, 192, 3)), 0, 255).astype(np.uint8)
     check = LeftObject(width=192)
-    for t in range(26):
-        frame = road.copy()
-        if t >= 10:
-            frame[40:56, 30:60] = (40, 140, 190)  # the pile
-            x = 100 + 2 * (t - 10)
-            frame[90:110, x:x + 20] = (50, 50, 55)  # the car
-        check.observe(float(t), frame)
-        if t == 5:
-            assert check.stayed((30 / 192, 40 / 144, 60 / 192, 56 / 144)) is None
+    _road_with_pile_and_car(check, range(6))
+    assert check.stayed((30 / 192, 40 / 144, 60 / 192, 56 / 144)) is None
+    _road_with_pile_and_car(check, range(6, 26))
     x = 100 + 2 * 15
     assert check.stayed((30 / 192, 40 / 144, 60 / 192, 56 / 144)) > 0.9
     assert check.stayed((x / 192, 90 / 144, (x + 20) / 192, 110 / 144)) < 0.3
@@ -937,17 +943,8 @@ def test_a_look_that_could_not_judge_the_place_does_not_say_the_pile_moved():
     the place (what showed there moved against the short-term background) and says nothing of whether the pile
     stayed; before, it was counted, and all that differs under the pile at 25 s "had not differed" at 20 s
     (``stayed`` 0.0: moved). The car crawling beside it still reads as moved."""
-    rng = np.random.default_rng(3)
-    road = np.clip(rng.normal(120, 4, (144, 192, 3)), 0, 255).astype(np.uint8)
     check = LeftObject(width=192)
-    for t in range(26):
-        frame = road.copy()
-        if t >= 10:
-            if t != 20:
-                frame[40:56, 30:60] = (40, 140, 190)  # the pile, its ground showing at 20 s
-            x = 100 + 2 * (t - 10)
-            frame[90:110, x:x + 20] = (50, 50, 55)  # the car
-        check.observe(float(t), frame)
+    _road_with_pile_and_car(check, range(26), ground_shows_at=20)
     x = 100 + 2 * 15
     assert check.stayed((30 / 192, 40 / 144, 60 / 192, 56 / 144)) > 0.9
     assert check.stayed((x / 192, 90 / 144, (x + 20) / 192, 110 / 144)) < 0.3

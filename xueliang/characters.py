@@ -43,5 +43,7 @@ def escaped(text: str, keep: str = "") -> str:
     Traceback:
       ValueError: a\tb\u2028
     """
+    if text.isprintable():  # every log line goes through here; a printable one holds none of HIDDEN's categories
+        return text
     return "".join(c.encode("unicode_escape", "backslashreplace").decode("ascii")
                    if c not in keep and unicodedata.category(c) in HIDDEN else c for c in text)
