@@ -89,7 +89,7 @@ def test_detect_with_the_config_of_a_camera_watching_litter_prints_its_crops(tmp
 
 @pytest.mark.parametrize("name, content, says", [
     ("gone.jpg", None, "no such file"),
-    ("folder.jpg", "folder", "is a folder; name the picture"),
+    ("folder.jpg", "folder", "is a folder; name the file"),
     ("empty.jpg", b"", "the file is empty (0 bytes)"),
     ("notes.jpg", "camera gate-3 frame".encode(), "not a picture OpenCV decodes (JPEG, PNG, BMP, TIFF, WebP), or a "
                                                  "damaged one"),
