@@ -588,9 +588,10 @@ class JsonLines(logging.Formatter):
     PyAV's quote the camera's url as given. The time is Beijing's with its offset (``2026-12-07T12:47:00.123+08:00``),
     as the pages show it: logging's own was the machine's zone without one, 8 h off the pages on a UTC cloud image.
     A message's control and invisible formatting characters are escaped (``\\n``, ``\\u202e``; a traceback keeps its
-    line breaks), as ``repr`` writes them: a line quotes what came from outside (a topic, a box's reason, a camera's
-    error, FFmpeg's), and a newline in a topic made a message that read as another line of the gateway's log once
-    its JSON was read (``jq -r .msg``, a collector), and a right-to-left override turned the line's end around."""
+    line breaks, each exception's own text in it escaped as a message is: ``formatException``), as ``repr`` writes
+    them: a line quotes what came from outside (a topic, a box's reason, a camera's error, FFmpeg's), and a newline in
+    a topic made a message that read as another line of the gateway's log once its JSON was read (``jq -r .msg``, a
+    collector), and a right-to-left override turned the line's end around."""
 
     def format(self, record: logging.LogRecord) -> str:
         t = city_iso(record.created, "milliseconds")
@@ -599,6 +600,32 @@ class JsonLines(logging.Formatter):
         if record.exc_info:
             line["exc"] = escaped(without_password(self.formatException(record.exc_info)), keep="\n")
         return json.dumps(line, ensure_ascii=False)
+
+    def formatException(self, ei) -> str:
+        """The traceback as Python writes it, but each exception's own text in it (and each of its notes) on one line,
+        escaped: a newline in one (``ValueError("no decoder\\n  File ...")``) went on in lines that read as the
+        traceback's own once ``exc`` was read, a frame's or another exception's.
+
+        >>> try:
+        ...     raise ValueError("a\\nKeyError: b")
+        ... except ValueError:
+        ...     print(JsonLines().formatException(sys.exc_info()).splitlines()[-1])
+        ValueError: a\\nKeyError: b
+        """
+        import traceback
+
+        shown = traceback.TracebackException(*ei)
+        chain, seen = [shown], set()
+        while chain:  # the exception, its cause or context, and those of an exception group, each once
+            each = chain.pop()
+            if each is None or id(each) in seen:
+                continue
+            seen.add(id(each))
+            each._str = escaped(each._str)  # the text its last line words (str(exc)): no public way to set it
+            if isinstance(each.__notes__, (list, tuple)):  # the exception's own list: replaced, not changed
+                each.__notes__ = [escaped(str(note)) for note in each.__notes__]
+            chain += [each.__cause__, each.__context__, *(each.exceptions or [])]
+        return "".join(shown.format()).removesuffix("\n")
 
 
 def main(argv: list[str] | None = None) -> int:
