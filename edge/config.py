@@ -22,7 +22,7 @@ from xueliang.certificates import ca_certificate
 from xueliang.mqtt import broker_host
 from xueliang.passwords import without_password
 from xueliang.polygon import crossing_edges
-from xueliang.textfile import MANY_KEYS, TooLong, load_yaml, read_text, said_first
+from xueliang.textfile import MANY_KEYS, NotThere, TooLong, load_yaml, read_text, said_first, there
 from xueliang import wire
 from xueliang.coordinates import System, to_wgs84
 from xueliang.wire import GRID_PATTERN, HEARTBEAT_S, RESERVED_BOX_IDS
@@ -573,26 +573,20 @@ def parse_config(raw: object, source: str = "config") -> EdgeConfig:
 
 def check_files(config: EdgeConfig, source: str = "config") -> None:
     """``edge --check``'s look at each camera whose url is a file path (a video file or a pipe): ConfigError naming
-    each that is not there, or is a folder. Not at load: the box starts without it and says at run time that the
-    camera cannot be read, until it is there (a pipe another program makes at its own start); ``--check`` passed it
-    with exit 0, a file's name mistyped."""
+    each that is not there, is a folder, or cannot be read (``NotThere``). Not at load: the box starts without it and
+    says at run time that the camera cannot be read, until it is there (a pipe another program makes at its own start);
+    ``--check`` passed it with exit 0, a file's name mistyped."""
     wrong = []
     for camera in config.cameras:
         if is_rtsp(camera.url):
             continue
         path = Path(camera.url)
         try:
-            folder = stat.S_ISDIR(path.stat().st_mode)
-        except FileNotFoundError:
+            there(path)
+        except NotThere as exc:
             where = "" if path.is_absolute() else f" (a relative path is read from the folder the box starts in: {Path.cwd()})"
-            wrong.append(f"camera {camera.id!r} url: no such file {path}{where}; name the video file or the pipe, or "
-                         "start the program that makes the pipe first")
-            continue
-        except (OSError, ValueError) as exc:  # out of reach: said as it is
-            wrong.append(f"camera {camera.id!r} url: {path} cannot be looked at ({getattr(exc, 'strerror', exc)})")
-            continue
-        if folder:
-            wrong.append(f"camera {camera.id!r} url: {path} is a folder; name the video file in it")
+            wrong.append(f"camera {camera.id!r} url: {exc}{where}; a url that is no rtsp:// address names a video "
+                         "file, or a pipe whose program is started first")
     if wrong:
         raise ConfigError("\n".join([f"{source}: {len(wrong)} error(s)", *(f"  {line}" for line in wrong)]))
 
@@ -601,9 +595,7 @@ def load_config(path: str | Path) -> EdgeConfig:
     path = Path(path)
     try:
         text = read_text(path, MAX_CONFIG_BYTES)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except ValueError as exc:  # not UTF-8, a folder, unreadable, too long
+    except ValueError as exc:  # not there, a folder, unreadable, not UTF-8, too long
         raise ConfigError(str(exc)) from None
     try:  # a zone's polygon is refused at its point past the bound: PyYAML took 7-15 s over 100,000 of them
         raw = load_yaml(text, str(path), longest={"polygon": MAX_ZONE_POINTS})

@@ -8,7 +8,6 @@ import itertools
 import json
 import logging
 import re
-import stat
 from collections.abc import Sequence
 from datetime import date
 from functools import cached_property
@@ -27,7 +26,7 @@ from xueliang import coordinates
 from xueliang.certificates import ca_certificate
 from xueliang.characters import hidden
 from xueliang.mqtt import broker_host
-from xueliang.textfile import MANY_KEYS, TooLong, folder_of, load_yaml, read_text, said, said_first
+from xueliang.textfile import MANY_KEYS, NotThere, TooLong, folder_of, load_yaml, read_text, said, said_first, there
 from xueliang import wire
 from xueliang.wire import GRID_PATTERN
 
@@ -599,7 +598,7 @@ def _text(path: Path, max_bytes: int = gridmap.MAX_FILE_BYTES) -> str:
     out); GatewayConfigError naming it where it cannot be read."""
     try:
         return read_text(path, max_bytes)
-    except ValueError as exc:  # not UTF-8, a folder, unreadable
+    except ValueError as exc:  # not there, a folder, unreadable, not UTF-8
         raise GatewayConfigError(str(exc)) from None
 
 
@@ -626,17 +625,13 @@ def _named_file(path: Path, raw: dict, key: str) -> Path:
 
 
 def _there(path: Path, named_by: str) -> Path:
-    """``path``, where it is there and no folder; else GatewayConfigError saying so and what named it (``named_by``:
-    ``tables: in the gateway's config``): "/etc/xueliang: is a folder; name the file" said not which file was meant.
-    A file that cannot be looked at is said where it is read."""
+    """``path``, where it is there and no folder; else GatewayConfigError saying so (``NotThere``) and what named it
+    (``named_by``: ``tables: in the gateway's config``): "/etc/xueliang: is a folder; name the file" said not which
+    file was meant."""
     try:
-        folder = stat.S_ISDIR(path.stat().st_mode)
-    except FileNotFoundError:
-        raise GatewayConfigError(f"{path}: no such file (named by {named_by})") from None
-    except (OSError, ValueError):
-        return path
-    if folder:
-        raise GatewayConfigError(f"{path}: is a folder; name the file (named by {named_by})")
+        there(path)
+    except NotThere as exc:
+        raise GatewayConfigError(f"{exc} (named by {named_by})") from None
     return path
 
 
@@ -758,8 +753,6 @@ def load_tables(path: Path) -> Tables:
             system = raw.get("grids_coordinates", "wgs84")
             raw["grid_shapes"] = gridmap.to_wgs84(shapes, system) if system in coordinates.SYSTEMS else shapes
         tables = Tables.model_validate(raw)
-    except FileNotFoundError as exc:
-        raise GatewayConfigError(f"{exc.filename or path}: no such file") from None
     except ValidationError as exc:
         raise GatewayConfigError(f"{path}: {_errors(exc, Tables, raw)}") from None
     # a category's type misspelt (illegal_parkng) or left out loaded, and each such incident was a dead letter
@@ -779,8 +772,6 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
         if not isinstance(raw, dict):  # pydantic said "Input should be a valid dictionary or instance of GatewayConfig"
             raise GatewayConfigError(f"{path}: expected a mapping with broker, database, http and tables")
         config = GatewayConfig.model_validate(raw)
-    except FileNotFoundError:
-        raise GatewayConfigError(f"{path}: no such file") from None
     except ValidationError as exc:
         raise GatewayConfigError(f"{path}: {_errors(exc, GatewayConfig)}") from None
     if not config.tables.is_absolute():

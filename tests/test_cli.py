@@ -89,7 +89,7 @@ def test_detect_with_the_config_of_a_camera_watching_litter_prints_its_crops(tmp
 
 @pytest.mark.parametrize("name, content, says", [
     ("gone.jpg", None, "no such file"),
-    ("folder.jpg", "folder", "is a folder; name the picture"),
+    ("folder.jpg", "folder", "is a folder; name the file"),
     ("empty.jpg", b"", "the file is empty (0 bytes)"),
     ("notes.jpg", "camera gate-3 frame".encode(), "not a picture OpenCV decodes (JPEG, PNG, BMP, TIFF, WebP), or a "
                                                  "damaged one"),
@@ -313,6 +313,43 @@ def test_a_log_line_and_its_traceback_show_no_password():
     assert lines[0]["msg"] == f"camera gate-3: opening {hidden}"
     assert lines[1]["msg"] == "camera gate-3 reader failed"
     assert f"ValueError: no decoder for {hidden}" in lines[1]["exc"]
+
+
+def test_an_exceptions_own_text_is_one_line_of_its_traceback_in_the_log():
+    """An exception's text is often another program's (FFmpeg's, a camera server's, a file name): a newline in it kept
+    the line's JSON one line, but once ``exc`` was read its text went on in lines of their own, a frame's ("  File
+    ...") or another exception's ("KeyError: ...") to look at. Each exception's text in the chain, and each of its
+    notes, is one line, escaped as a message is; the traceback's own lines are as Python writes them."""
+    import io
+    import logging
+
+    from xueliang.cli import JsonLines
+
+    tail = '\n  File "/usr/lib/forged.py", line 1, in <module>\nKeyError: forged\u202e'
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonLines())
+    log = logging.getLogger("test.forged")
+    log.addHandler(handler)
+    try:
+        try:
+            try:
+                raise OSError(f"cannot open gate.mp4{tail}")
+            except OSError as exc:
+                error = ValueError(f"no decoder{tail}")
+                error.add_note(f"camera gate{tail}")
+                raise error from exc
+        except ValueError:
+            log.exception("camera %s reader failed", "gate")
+    finally:
+        log.removeHandler(handler)
+    (line,) = out.getvalue().splitlines()
+    lines = json.loads(line)["exc"].splitlines()
+    shown = tail.replace("\n", "\\n").replace("\u202e", "\\u202e")
+    assert f"OSError: cannot open gate.mp4{shown}" in lines
+    assert lines[-2:] == [f"ValueError: no decoder{shown}", f"camera gate{shown}"], lines
+    assert not [said for said in lines if "forged" in said and not said.endswith(shown)], lines
+    assert lines[0] == "Traceback (most recent call last):" and lines[-3].startswith("    raise error from exc")
 
 
 @pytest.mark.slow

@@ -229,10 +229,11 @@ def test_a_camera_file_that_is_not_there_or_a_folder_is_refused_by_check(tmp_pat
     (tmp_path / "edge.yaml").write_text(text)
     check_files(load_config(tmp_path / "edge.yaml"))  # there: no word
     for url, said in [
-        ("gate.mp", f"camera 'gate' url: no such file gate.mp (a relative path is read from the folder the box starts "
-         f"in: {tmp_path}); name the video file or the pipe, or start the program that makes the pipe first"),
-        (f"{tmp_path}/gate.mp", f"camera 'gate' url: no such file {tmp_path}/gate.mp; name the video file"),
-        (f"{tmp_path}/videos", f"camera 'gate' url: {tmp_path}/videos is a folder; name the video file in it"),
+        ("gate.mp", f"camera 'gate' url: gate.mp: no such file (a relative path is read from the folder the box starts "
+         f"in: {tmp_path}); a url that is no rtsp:// address names a video file, or a pipe whose program is started "
+         "first"),
+        (f"{tmp_path}/gate.mp", f"camera 'gate' url: {tmp_path}/gate.mp: no such file; a url that is no rtsp://"),
+        (f"{tmp_path}/videos", f"camera 'gate' url: {tmp_path}/videos: is a folder; name the file; a url that"),
     ]:
         (tmp_path / "edge.yaml").write_text(text.replace("gate.mp4", url))
         config = load_config(tmp_path / "edge.yaml")  # loads: the box may start before the file is there

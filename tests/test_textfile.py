@@ -1,6 +1,7 @@
 """The edge's and the gateway's configs read from a pipe: ``--config <(envsubst < x.yaml)`` (bash's process
 substitution, a pipe whose writer is there) is read; a named pipe (FIFO) no program writes to is refused after a
-bounded wait, where it hung the command without a word."""
+bounded wait, where it hung the command without a word. A file named that is not there, or is a folder, is said in
+the same words by each reader."""
 
 import os
 import re
@@ -13,11 +14,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edge.config import ConfigError, load_config
-from gateway.config import GatewayConfigError, load_gateway_config
+from edge.config import ConfigError, check_files, load_config
+from gateway.config import GatewayConfigError, load_gateway_config, load_tables
 from xueliang import textfile
+from xueliang.cli import read_picture
 
 from .test_camera_tls import certificate_authority
+from .test_installer_mistakes import EDGE
 
 REPO = Path(__file__).resolve().parent.parent
 LOADERS = [pytest.param(load_config, ConfigError, id="edge"),
@@ -115,3 +118,22 @@ def test_relative_paths_of_a_config_read_from_a_pipe_are_read_from_the_folder_th
     assert run.stdout.count(f"tables {REPO}/gateway/tables/demo.yaml: ") == 2, run.stdout
     assert re.search(r"^/dev/fd/\d+: box b1, broker [\w.]+:8883, data_dir data/edge$", run.stdout, re.M), run.stdout
     assert not (tmp_path / "data").exists()  # neither check opened a database or made the outbox
+
+
+@pytest.mark.parametrize("folder, says", [(False, "no such file"), (True, "is a folder; name the file")])
+def test_a_file_not_there_or_a_folder_is_said_the_same_way_by_each_reader(tmp_path, folder, says):
+    """Four readers said it four ways: the configs "no such file", ``edge --check`` "no such file gate.mp" and "is a
+    folder; name the video file in it", ``detect`` "is a folder; name the picture"."""
+    named = tmp_path / "named"
+    if folder:
+        named.mkdir()
+    (tmp_path / "edge.yaml").write_text(EDGE.replace("rtsp://admin:pw@10.0.0.5:554/Streaming/Channels/101", str(named)))
+    with_video = load_config(tmp_path / "edge.yaml")
+    readers = [(load_config, ConfigError), (load_gateway_config, GatewayConfigError), (load_tables, GatewayConfigError),
+               (read_picture, ValueError), (lambda _: check_files(with_video), ConfigError)]
+    said = []
+    for read, error in readers:
+        with pytest.raises(error) as refused:
+            read(named)
+        said.append(str(refused.value))
+    assert all(f"{named}: {says}" in words for words in said), said

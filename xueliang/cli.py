@@ -47,16 +47,17 @@ MAX_IMAGE_BYTES = 256 << 20  # a 64 MP picture as an uncompressed BMP is 192 MB
 
 
 def read_picture(path: Path):
-    """The picture at ``path`` as BGR pixels; ValueError saying why not. cv2.imread said only that it could not, of a
-    file not there, a folder, an empty file or a PNG whose data is damaged alike, and waited for good on a named pipe
-    no program writes to (it cannot read a pipe at all). A JPEG that ends before its end-of-image marker (cut off in a
-    copy or a download) is refused: libjpeg decodes it with the missing part grey and says so only on stderr.
+    """The picture at ``path`` as BGR pixels; ValueError naming the path and saying why not (``NotThere``). cv2.imread
+    said only that it could not, of a file not there, a folder, an empty file or a PNG whose data is damaged alike,
+    and waited for good on a named pipe no program writes to (it cannot read a pipe at all). A JPEG that ends before
+    its end-of-image marker (cut off in a copy or a download) is refused: libjpeg decodes it with the missing part grey
+    and says so only on stderr.
 
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp()); (folder / "empty.jpg").touch()
-    >>> read_picture(folder / "empty.jpg")
+    >>> read_picture(folder / "empty.jpg")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: the file is empty (0 bytes)
+    ValueError: .../empty.jpg: the file is empty (0 bytes)
     """
     import stat
 
@@ -64,32 +65,28 @@ def read_picture(path: Path):
     import numpy as np
 
     from xueliang import jpeg
+    from xueliang.textfile import NotThere, there
 
+    if not stat.S_ISREG(there(path).st_mode):
+        raise ValueError(f"{path}: is not a file (a pipe or a device); save the picture to a file")
     try:
-        mode = path.stat().st_mode
-        if stat.S_ISDIR(mode):
-            raise ValueError("is a folder; name the picture")
-        if not stat.S_ISREG(mode):
-            raise ValueError("is not a file (a pipe or a device); save the picture to a file")
         with path.open("rb") as f:
             data = f.read(MAX_IMAGE_BYTES + 1)
-    except FileNotFoundError:
-        raise ValueError("no such file") from None
-    except OSError as exc:
-        raise ValueError(f"cannot be read ({exc.strerror or exc})") from None
+    except OSError as exc:  # not ours to read; gone since it was looked at
+        raise NotThere(path, exc) from None
     if not data:
-        raise ValueError("the file is empty (0 bytes)")
+        raise ValueError(f"{path}: the file is empty (0 bytes)")
     if len(data) > MAX_IMAGE_BYTES:
-        raise ValueError(f"more than {MAX_IMAGE_BYTES:,} bytes: no camera's picture")
+        raise ValueError(f"{path}: more than {MAX_IMAGE_BYTES:,} bytes: no camera's picture")
     if data.startswith(jpeg.START) and not jpeg.walk(data)[1]:
-        raise ValueError("the JPEG is cut off (it ends before its end-of-image marker); its missing part would be "
-                         "analysed as grey")
+        raise ValueError(f"{path}: the JPEG is cut off (it ends before its end-of-image marker); its missing part "
+                         "would be analysed as grey")
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as exc:  # a header claiming more than OPENCV_IO_MAX_IMAGE_PIXELS, among others
-        raise ValueError(f"over {MAX_IMAGE_PIXELS:,} pixels, or damaged ({getattr(exc, 'err', exc)})") from None
+        raise ValueError(f"{path}: over {MAX_IMAGE_PIXELS:,} pixels, or damaged ({getattr(exc, 'err', exc)})") from None
     if image is None:
-        raise ValueError("not a picture OpenCV decodes (JPEG, PNG, BMP, TIFF, WebP), or a damaged one")
+        raise ValueError(f"{path}: not a picture OpenCV decodes (JPEG, PNG, BMP, TIFF, WebP), or a damaged one")
     return image
 
 
@@ -99,7 +96,7 @@ def _detect(args: argparse.Namespace) -> int:
     try:
         image = read_picture(Path(args.image))
     except ValueError as exc:
-        print(f"error: cannot read image {args.image}: {exc}", file=sys.stderr)
+        print(f"error: cannot read image {exc}", file=sys.stderr)  # the path, then why
         return 2
     detector = load_detector(args.model)
     if args.config:  # the camera's crop plan, as the edge pipeline runs it
@@ -591,9 +588,10 @@ class JsonLines(logging.Formatter):
     PyAV's quote the camera's url as given. The time is Beijing's with its offset (``2026-12-07T12:47:00.123+08:00``),
     as the pages show it: logging's own was the machine's zone without one, 8 h off the pages on a UTC cloud image.
     A message's control and invisible formatting characters are escaped (``\\n``, ``\\u202e``; a traceback keeps its
-    line breaks), as ``repr`` writes them: a line quotes what came from outside (a topic, a box's reason, a camera's
-    error, FFmpeg's), and a newline in a topic made a message that read as another line of the gateway's log once
-    its JSON was read (``jq -r .msg``, a collector), and a right-to-left override turned the line's end around."""
+    line breaks, each exception's own text in it escaped as a message is: ``formatException``), as ``repr`` writes
+    them: a line quotes what came from outside (a topic, a box's reason, a camera's error, FFmpeg's), and a newline in
+    a topic made a message that read as another line of the gateway's log once its JSON was read (``jq -r .msg``, a
+    collector), and a right-to-left override turned the line's end around."""
 
     def format(self, record: logging.LogRecord) -> str:
         t = city_iso(record.created, "milliseconds")
@@ -602,6 +600,32 @@ class JsonLines(logging.Formatter):
         if record.exc_info:
             line["exc"] = escaped(without_password(self.formatException(record.exc_info)), keep="\n")
         return json.dumps(line, ensure_ascii=False)
+
+    def formatException(self, ei) -> str:
+        """The traceback as Python writes it, but each exception's own text in it (and each of its notes) on one line,
+        escaped: a newline in one (``ValueError("no decoder\\n  File ...")``) went on in lines that read as the
+        traceback's own once ``exc`` was read, a frame's or another exception's.
+
+        >>> try:
+        ...     raise ValueError("a\\nKeyError: b")
+        ... except ValueError:
+        ...     print(JsonLines().formatException(sys.exc_info()).splitlines()[-1])
+        ValueError: a\\nKeyError: b
+        """
+        import traceback
+
+        shown = traceback.TracebackException(*ei)
+        chain, seen = [shown], set()
+        while chain:  # the exception, its cause or context, and those of an exception group, each once
+            each = chain.pop()
+            if each is None or id(each) in seen:
+                continue
+            seen.add(id(each))
+            each._str = escaped(each._str)  # the text its last line words (str(exc)): no public way to set it
+            if isinstance(each.__notes__, (list, tuple)):  # the exception's own list: replaced, not changed
+                each.__notes__ = [escaped(str(note)) for note in each.__notes__]
+            chain += [each.__cause__, each.__context__, *(each.exceptions or [])]
+        return "".join(shown.format()).removesuffix("\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -213,9 +213,44 @@ def _under(path: tuple[str, ...], here: tuple[str, ...]) -> str:
 PIPE_WAIT_S = 5.0
 
 
+class NotThere(ValueError):
+    """A file named that is not there, is a folder, or cannot be read, said the one way wherever a file is named (a
+    config, the city's tables, a camera's video, a picture): the path, then which. ``error``: what the system said
+    (an ``IsADirectoryError`` for a folder), as ``os.strerror`` words it where it is neither.
+
+    >>> str(NotThere(Path("/etc/xueliang"), IsADirectoryError()))
+    '/etc/xueliang: is a folder; name the file'
+    """
+
+    def __init__(self, path: Path, error: OSError | ValueError):
+        if isinstance(error, FileNotFoundError):
+            reason = "no such file"
+        elif isinstance(error, IsADirectoryError):
+            reason = "is a folder; name the file"
+        else:  # not ours to read, a folder on the way not ours to search, a NUL in the name
+            reason = f"cannot be read ({getattr(error, 'strerror', None) or error})"
+        super().__init__(f"{path}: {reason}")
+
+
+def there(path: Path) -> os.stat_result:
+    """``path``'s status, where it is there and no folder (a file, a pipe, a device); else ``NotThere`` saying which.
+
+    >>> there(Path("/no/such.yaml"))
+    Traceback (most recent call last):
+    xueliang.textfile.NotThere: /no/such.yaml: no such file
+    """
+    try:
+        status = path.stat()
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise NotThere(path, exc) from None
+    if stat.S_ISDIR(status.st_mode):
+        raise NotThere(path, IsADirectoryError())
+    return status
+
+
 def read_text(path: Path, max_bytes: int | None = None) -> str:
-    """The file's text; ValueError saying what is wrong and what to do (more than ``max_bytes``, where given; a named
-    pipe no program writes to, ``PIPE_WAIT_S`` on). FileNotFoundError passes.
+    """The file's text; ValueError saying what is wrong and what to do (``NotThere``; more than ``max_bytes``, where
+    given; a named pipe no program writes to, ``PIPE_WAIT_S`` on).
 
     >>> import tempfile
     >>> p = Path(tempfile.mkdtemp()) / "t.yaml"
@@ -226,15 +261,13 @@ def read_text(path: Path, max_bytes: int | None = None) -> str:
     """
     size = -1 if max_bytes is None else max_bytes + 1  # no more than the bound, of a file that has no end too
     try:
-        if stat.S_ISFIFO(path.stat().st_mode):
+        if stat.S_ISFIFO(there(path).st_mode):
             data = _read_pipe(path, sys.maxsize if size < 0 else size)
         else:
             with path.open("rb") as f:
                 data = f.read(size)
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a folder; name the file") from None
-    except PermissionError as exc:
-        raise ValueError(f"{path}: cannot be read ({exc.strerror})") from None
+    except OSError as exc:  # not ours to read; gone since it was looked at
+        raise NotThere(path, exc) from None
     if max_bytes is not None and len(data) > max_bytes:
         raise ValueError(f"{path}: more than {max_bytes:,} bytes; a file written by hand is a fraction of that")
     try:
