@@ -102,7 +102,10 @@ class IncidentLink(BaseModel):
     how: str = Field(title="opened, merged or reopened: how it joined the case")
     linked_at: str | None
     evidence_url: str | None = Field(title="This incident's snapshot when it was found")
-    end_evidence_url: str | None = Field(title="This incident's snapshot when the camera saw it gone")
+    end_evidence_url: str | None = Field(title="This incident's snapshot at its end (a re-check only where "
+                                        "end_reason is left or cleared)")
+    end_reason: str | None = Field(None, title="Why it ended: left or cleared (the camera saw it gone: evidence for "
+                                   "closure), box_stopped, camera_lost or stream_ended (no longer watched: no re-check)")
     reason: str | None = Field(None, title="A camera fault's cause as its box last gave it (attributes.reason: its "
                                "reader's error, e.g. a refused connection or a 401)")
 

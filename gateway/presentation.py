@@ -28,7 +28,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from gateway.cases import is_overdue
+from gateway.cases import RECHECK_REASONS, is_overdue
 from gateway.config import Tables
 from gateway.deadlines import CITY_TZ, parse_service_level
 from gateway.images import ImageError, check_scans, without_metadata
@@ -114,6 +114,20 @@ ACTION_NAMES = {
 ROLE_NAMES = {"system": "系统", "operator": "指挥中心", "department": "部门", "admin": "管理员"}
 END_REASONS = {"left": "车辆已驶离", "cleared": "已清除", "stream_ended": "视频结束", "camera_lost": "摄像机失联",
                "box_stopped": "边缘盒子停止"}
+
+
+def end_label(end_reason: str | None) -> str:
+    """What an incident's end is called where its picture is shown: 视频核查 only where the camera saw the problem
+    gone; a box stopped or a camera lost is an end, its picture the problem as last seen, never a re-check.
+
+    >>> end_label("left")
+    '视频核查'
+    >>> end_label("box_stopped")
+    '事件结束 (边缘盒子停止)'
+    """
+    if end_reason in RECHECK_REASONS:
+        return "视频核查"
+    return f"事件结束 ({END_REASONS.get(end_reason, end_reason)})" if end_reason else "事件结束"
 HOW_NAMES = {"opened": "立案", "merged": "合并", "reopened": "复发"}
 VERDICT_NAMES = {"correct": "研判属实", "false_alarm": "误报", "wrong_type": "类型错误", "wrong_place": "位置错误",
                  "duplicate": "重复"}
@@ -264,7 +278,7 @@ def case_view(row: dict, tables: Tables, now: float | None = None, shown: Collec
             {"incident_id": i["incident_id"], "how": i["how"], "linked_at": iso(i["linked_at"]),
              "evidence_url": evidence_url(row["id"], i["incident_id"]) if i.get("evidence_sha256") else None,
              "end_evidence_url": evidence_url(row["id"], i["incident_id"], "end") if i.get("end_evidence_sha256")
-             else None, "reason": i.get("reason")}
+             else None, "end_reason": i.get("end_reason"), "reason": i.get("reason")}
             for i in row["incidents"]]
     return out
 

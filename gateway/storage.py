@@ -573,8 +573,9 @@ def dead_letter_grid(payload: bytes) -> str | None:
 
 def _incident_facts(db: Connection, incident_ids: list[str]) -> dict[str, dict]:
     """What each incident's events tell its case: ``reason``, a camera fault's cause as its latest event that gave
-    one said (``attributes.reason``), and ``evidence_sha256`` and ``end_evidence_sha256``, its snapshots as kept
-    (when it was found, when the camera saw it gone). The
+    one said (``attributes.reason``), ``end_reason``, why it ended (``left``, ``cleared``: the camera saw it gone;
+    ``box_stopped`` and the like: it stopped being watched), and ``evidence_sha256`` and ``end_evidence_sha256``, its
+    snapshots as kept (when it was found, when it ended). The
     sha256 its events named (the first that named one, and its end's), if those bytes arrived
     from its own box: for that very incident, or for another of the box's (the bytes are kept once,
     under the first incident that sent them; a blocked lens's black picture is the same bytes at
@@ -583,6 +584,7 @@ def _incident_facts(db: Connection, incident_ids: list[str]) -> dict[str, dict]:
         return {}
     named: dict[str, list] = {i: [None, None] for i in incident_ids}
     reasons: dict[str, str] = {}
+    ends: dict[str, str] = {}
     boxes: dict[str, object] = {}
     for iid, state, payload in db.execute(
             select(incident_events.c.incident_id, incident_events.c.state, incident_events.c.payload)
@@ -598,6 +600,8 @@ def _incident_facts(db: Connection, incident_ids: list[str]) -> dict[str, dict]:
             # kept as it came; a lone surrogate broke the case's JSON, a right-to-left override the page's line
             reasons[iid] = neutralised(reason)
         boxes.setdefault(iid, message.get("box"))
+        if state == "end" and isinstance(message.get("end_reason"), str):
+            ends[iid] = message["end_reason"]
         which = 1 if state == "end" else 0
         if isinstance(sha, str) and named[iid][which] is None:
             named[iid][which] = sha
@@ -611,7 +615,7 @@ def _incident_facts(db: Connection, incident_ids: list[str]) -> dict[str, dict]:
         return sha if owner is not None and (owner == iid or box == boxes.get(iid)) else None
 
     return {iid: {"evidence_sha256": shown(iid, start), "end_evidence_sha256": shown(iid, end),
-                  "reason": reasons.get(iid)} for iid, (start, end) in named.items()}
+                  "reason": reasons.get(iid), "end_reason": ends.get(iid)} for iid, (start, end) in named.items()}
 
 
 def add_case_photo(db: Connection, case_id: int, sha256: str, now: float) -> bool:

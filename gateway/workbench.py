@@ -33,8 +33,8 @@ from gateway.config import Tables
 from gateway.images import MAX_PHOTO_BYTES, MAX_PHOTO_PIXELS, ImageError, check_jpeg, without_metadata
 from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, BoxId,
                                   CaseId, Filter, Limit, Offset, actor_text, as_read, case_words, duration_text,
-                                  evidence_url, local_text, local_time, named_cases, note_hidden, note_text, photo_url,
-                                  reused_photos)
+                                  end_label, evidence_url, local_text, local_time, named_cases, note_hidden, note_text,
+                                  photo_url, reused_photos)
 from gateway.security import read_capped
 from gateway.web import (PAGE_ROWS, REDISPATCH_MARK, PageRoute, boxes_listing, case_rows, cases_listing,
                          department_choices, esc, figure, grid_text, overdue_listing, page, pager, removes_boxes,
@@ -157,16 +157,17 @@ def outcome(request: Request, state: str) -> str:
 def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(page_reader)):
     c, tables, store = visible(case_id, request, principal), request.app.state.tables, request.app.state.store
 
-    def pair(start_url: str | None, end_url: str | None) -> str:  # found and re-checked, side by side
+    def pair(start_url: str | None, end_url: str | None, why: str | None) -> str:  # found and ended, side by side
         return ("<div class=pair>" + (figure("发现", start_url) if start_url else "")
-                + (figure("视频核查", end_url) if end_url else "") + "</div>")
+                + (figure(end_label(why), end_url) if end_url else "") + "</div>")
 
     incidents = "".join(
         f"<section class=incident data-incident='{esc(i['incident_id'])}'><h3>事件 {esc(i['incident_id'])} · "
         f"{esc(HOW_NAMES.get(i['how'], i['how']))} · {esc(local_time(i['linked_at']))}</h3>"
         + (f"<p class=reason>摄像机报告的原因: {esc(i['reason'])}</p>" if i["reason"] else "")
         + pair(i["evidence_sha256"] and evidence_url(case_id, i["incident_id"], prefix="/ui"),
-               i["end_evidence_sha256"] and evidence_url(case_id, i["incident_id"], "end", prefix="/ui"))
+               i["end_evidence_sha256"] and evidence_url(case_id, i["incident_id"], "end", prefix="/ui"),
+               i.get("end_reason"))
         + "</section>" for i in c["incidents"])
     # another case a note names is named (a photo's, linked) to one who may see it; to others it is 另一案件
     read = as_read(c["timeline"], seen_cases(store, tables, principal, named_cases(c["timeline"])))
@@ -181,6 +182,8 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
                        f"<td>{esc(note_text(e, tables))}</td></tr>"
                        for e in read)
     ended = f"{END_REASONS.get(c['end_reason'], c['end_reason'])} {local_time(c['ended_at'])}" if c["end_reason"] else ""
+    # a re-check is the camera seeing it gone; a box stopped or a camera lost saw nothing of the kind
+    ended_as = end_label(c["end_reason"]).split(" ")[0]  # the fact names the reason itself
     facts = "".join(f"<tr><th>{k}</th><td>{v if k == '照片存疑' else esc(v)}</td></tr>" for k, v in (
         ("类别", f"{c['category_name']} ({c['category_code']}){' · 紧急' if c['urgent'] else ''}"),
         ("网格", grid_text(tables, c["grid"])),
@@ -189,7 +192,7 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
         ("派遣时间", local_time(c["dispatched_at"])), ("处置时限", local_time(c["deadline"])),
         ("核查时限", local_time(c["recheck_deadline"])), ("申请延期", duration_text(c["extension_request"])),
         ("督办级别", c["level"]), ("升级至", grid_text(tables, c["escalated_grid"])),
-        ("点位", f"{c['box']}/{c['camera']}/{c['zone']}"), ("合并事件数", c["incident_count"]), ("视频核查", ended),
+        ("点位", f"{c['box']}/{c['camera']}/{c['zone']}"), ("合并事件数", c["incident_count"]), (ended_as, ended),
         ("照片存疑", doubts),  # HTML, its parts escaped: a link to each other case the reader may see
         ("结案时间", local_time(c["closed_at"])), ("人工研判", verdict_text(verdicts.latest(store, [case_id]).get(case_id))))
         if v not in ("", None))

@@ -267,6 +267,42 @@ def test_a_person_reads_chinese_and_beijing_time_and_sees_each_incidents_snapsho
         assert sorted(r.split(" ")[1] for r in ranking) == ["交警", "城管"]
 
 
+@pytest.mark.slow  # ~5 s on a loaded machine: a Chromium and two case pages
+def test_a_box_that_stopped_is_no_re_check_on_the_case_page_nor_in_the_api(tmp_path, browser):
+    """A box stopped (or its camera lost) while a case waits for its re-check: its end's picture shows the car still
+    there. The page called it 视频核查 (fact and picture) and an operator read the camera's re-check done; only a
+    camera that saw it gone (left, cleared) is one. The API names each incident's end reason."""
+    from selenium.webdriver.common.by import By
+
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    tables = load_tables(tmp_path / "city.yaml")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables)
+    stopped_id, stopped = sighting(ingest, jpeg(40))
+    assert ingest.handle(*stopped) == "case_created"
+    assert gone(ingest, stopped, jpeg(48), "box_stopped") == "case_updated"
+    left_id, left = sighting(ingest, jpeg(56), grid="D-S2-G9", location={"lat": 39.3, "lon": 117.3})
+    assert ingest.handle(*left) == "case_created"
+    assert gone(ingest, left, jpeg(64), "left") == "case_updated"
+    admin = new_token(store, "root", "admin")
+    with serve(create_app(store, tables)) as base:
+        api = {n: httpx.get(f"{base}/cases/{n}", headers={"Authorization": f"Bearer {admin}"}).json() for n in (1, 2)}
+        assert [i["end_reason"] for i in api[1]["incidents"] + api[2]["incidents"]] == ["box_stopped", "left"]
+        browser.get(f"{base}/ui/login")
+        browser.find_element(By.NAME, "token").send_keys(admin)
+        browser.find_element(By.CSS_SELECTOR, "#login button").click()
+        wait_until(lambda: browser.current_url == f"{base}/ui/cases", 5, message="signed in")
+        shown = {}
+        for n, incident_id in ((1, stopped_id), (2, left_id)):
+            browser.get(f"{base}/ui/cases/{n}")
+            pictures = browser.find_elements(By.CSS_SELECTOR, f"section.incident[data-incident='{incident_id}'] img")
+            shown[n] = (browser.find_element(By.ID, "facts").text,
+                        [p.get_attribute("alt") for p in pictures])
+        assert "视频核查" not in shown[1][0] and "事件结束 边缘盒子停止" in shown[1][0]
+        assert shown[1][1] == ["发现", "事件结束 (边缘盒子停止)"]
+        assert "视频核查 车辆已驶离" in shown[2][0] and shown[2][1] == ["发现", "视频核查"]
+
+
 CROSS_SITE = ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"},
               {"Sec-Fetch-Site": "same-site", "Origin": "http://testserver"})
 
