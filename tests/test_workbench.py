@@ -364,6 +364,8 @@ def test_the_map_draws_the_grids_and_clickable_cases(tmp_path, browser):
     with serve(create_app(store, tables)) as base:
         sign_in(browser, base, admin)
         click(browser, "header a[href='/ui/map']")
+        # nothing failed to load: the browser's /favicon.ico, at the site's first page, was a 404
+        assert not [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         grids = browser.find_elements(By.CSS_SELECTOR, "#map path.grid")
         assert sorted(g.get_attribute("data-grid") for g in grids) == sorted(g.code for g in tables.grids)
         labels = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#map text.grid-label")]
