@@ -454,8 +454,11 @@ def map_page(request: Request, principal: Principal = Depends(page_reader)):
     unlocated = count_found(store, tables, principal) - located
     grids = set(s["grids"]) if "grids" in s else None
     shapes = {code: polys for code, polys in tables.grid_shapes.items() if grids is None or code in grids}
-    if not shapes and not rows:
-        return page("网格地图", "<p>暂无网格边界或带坐标的案件。</p>", principal)
+    undrawn = [f"{unlocated} 个案件无坐标, 未画出"] if unlocated > 0 else []
+    if located > len(rows):
+        undrawn.append(f"另有 {located - len(rows)} 个案件未画出 (地图只画最紧急的 {MAP_CASES} 个), 见案件列表")
+    if not shapes and not rows:  # nothing to draw: those with no place counted still
+        return page("网格地图", f"<p>{' · '.join(['暂无网格边界或带坐标的案件', *undrawn])}</p>", principal)
     outer = {up for code in shapes for up in tables.ancestors(code)[1:]}
     marks = [gridmap.Mark(r["lon"], r["lat"], f"/ui/cases/{r['id']}",
                           f"case st-{r['state']}{' overdue' if is_overdue(r, now) else ''}",
@@ -469,12 +472,7 @@ def map_page(request: Request, principal: Principal = Depends(page_reader)):
     legend += ("<span><svg width=14 height=14><circle class='case overdue' cx=7 cy=7 r=5></circle></svg> 超期</span>"
                "<span><svg width=14 height=14><circle class='case off-map' cx=7 cy=7 r=5></circle></svg> 网格范围外</span>"
                "<span><svg width=14 height=14><rect class=cam x=3 y=3 width=8 height=8></rect></svg> 摄像机</span>")
-    notes = f"<p>网格 {len(shapes)} · 案件 {len(marks)} · 摄像机 {len(cameras)}"
-    if unlocated > 0:
-        notes += f" · {unlocated} 个案件无坐标, 未画出"
-    if located > len(rows):
-        notes += f" · 另有 {located - len(rows)} 个案件未画出 (地图只画最紧急的 {MAP_CASES} 个), 见案件列表"
-    notes += "</p>"
+    notes = f"<p>{' · '.join([f'网格 {len(shapes)}', f'案件 {len(marks)}', f'摄像机 {len(cameras)}', *undrawn])}</p>"
     if drawn.off_map:  # a box that sends 0, 0 or another city's place: said, and a click away
         items = "".join(f"<li><a href='{esc(m.href)}'>{esc(m.title)}</a></li>" for m in drawn.off_map[:50])
         more = f"<li>等, 共 {len(drawn.off_map)} 个</li>" if len(drawn.off_map) > 50 else ""

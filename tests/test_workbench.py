@@ -531,6 +531,20 @@ def test_the_map_keeps_the_city_in_view_and_lists_a_case_placed_far_away(tmp_pat
     assert min(grid_extent(page, "HQ")) > 200  # the city fills the picture, not a dot in its corner
 
 
+def test_a_map_with_nothing_to_draw_counts_the_cases_with_no_place(city):
+    """No boundaries in the tables and no case with a place: the map said there was nothing to draw, and not that
+    two cases were there, their cameras with no location (with boundaries it counts them)."""
+    from fastapi.testclient import TestClient
+
+    tables, store, ingest = city
+    assert not tables.grid_shapes
+    for n in range(2):
+        assert ingest.handle(*incident(camera=f"blind-{n}", location=None)) == "case_created"
+    client = TestClient(create_app(store, tables))
+    client.post("/ui/login", data={"token": new_token(store, "root", "admin")})
+    assert "<p>暂无网格边界或带坐标的案件 · 2 个案件无坐标, 未画出</p>" in client.get("/ui/map").text
+
+
 def test_the_demo_prints_a_token_for_the_centre_and_each_department(tmp_path):
     """Made in the gateway's database, which is closed after (its write-ahead log gone: the file alone holds them)."""
     from xueliang.demo import DEMO_PEOPLE, demo_tokens, write_configs
