@@ -39,7 +39,7 @@ from gateway.reports import machine_precision
 from gateway.security import (BodyCap, HeadAsGet, JsonBody, SecurityHeaders, database_down, database_unavailable,
                               read_capped, server_error, validation_error)
 from gateway.storage import Store
-from gateway.web import not_a_page, web_router
+from gateway.web import PAGE_ICON, not_a_page, web_router
 from gateway.workbench import workbench_router
 from gateway.workflow import Action, CaseState, Role, TransitionError
 from xueliang import wire
@@ -667,6 +667,10 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
         """The gateway's bare address, as a person types it into a browser: the cases page (the sign-in first where
         there is no session). It answered the API's JSON 404, and ``/ui`` the pages' 404."""
         return RedirectResponse("/ui/cases", 303)
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(PAGE_ICON, media_type="image/x-icon")
 
     @app.get("/health", tags=["health"], openapi_extra=TOKEN_OPTIONAL, responses=HEALTH_DOWN)
     def health(response: Response, who: Principal | None = Depends(bearer)) -> dict:

@@ -746,7 +746,7 @@ def load_tables(path: Path) -> Tables:
             except ValueError as exc:
                 raise GatewayConfigError(f"{shapes_path}: not JSON ({exc})") from None
             try:
-                shapes = gridmap.parse_geojson(geojson, shapes_path.name)
+                shapes = gridmap.parse_geojson(geojson, str(shapes_path))  # named as the CSV's rows are
             except ValueError as exc:
                 raise GatewayConfigError(str(exc)) from None
             # in WGS 84, as the cameras' locations come on the wire; a system misspelt is refused below, by its key

@@ -63,6 +63,23 @@ def test_grid_boundaries_are_checked_when_the_tables_load(tmp_path, features, er
     assert error in str(failed.value)
 
 
+def test_the_grid_files_mistakes_name_each_file_by_its_path_as_the_tables_give_it(tmp_path):
+    """A feature of the GeoJSON was named by the file's bare name, a row of the CSV by its whole path: an installer
+    finds the file the tables named by its whole path, whichever it is."""
+    for name in ("demo.yaml", "demo-grids.csv"):
+        shutil.copy(TABLES_DIR / name, tmp_path / name)
+    (tmp_path / "demo-grids.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
+        feature("HQ", [SQUARE[:-1]])]}))
+    with pytest.raises(GatewayConfigError) as failed:
+        load_tables(tmp_path / "demo.yaml")
+    assert str(failed.value).startswith(f"{tmp_path / 'demo-grids.geojson'}: feature 0 (grid 'HQ'): polygon 0 ring 0 ")
+    with (tmp_path / "demo-grids.csv").open("a") as csv:
+        csv.write("HQ-X,,grid,HQ\n")
+    with pytest.raises(GatewayConfigError) as failed:
+        load_tables(tmp_path / "demo.yaml")
+    assert str(failed.value).startswith(f"{tmp_path / 'demo-grids.csv'} row ")
+
+
 def test_a_missing_or_broken_geojson_file_is_named(tmp_path):
     for name in ("demo.yaml", "demo-grids.csv"):
         shutil.copy(TABLES_DIR / name, tmp_path / name)

@@ -331,6 +331,21 @@ def test_sign_in_and_sign_out_are_refused_from_another_site_and_work_from_the_ga
     assert out.status_code == 303 and client.get("/ui/cases").url.path == "/ui/login"
 
 
+def test_the_pages_icon_is_served_without_a_session(tmp_path):
+    """A browser asks for /favicon.ico at a site's first page, signed in or not: it was a 404 in every operator's
+    console (``test_the_map_draws_the_grids_and_clickable_cases`` reads the console of a real Chromium)."""
+    import io
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    client = TestClient(create_app(Store(f"sqlite:///{tmp_path}/gw.sqlite"), load_tables(tmp_path / "city.yaml")))
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"] == "image/x-icon"
+    assert Image.open(io.BytesIO(icon.content)).size == (16, 16)
+
+
 @pytest.mark.parametrize("public_url", ["https://xl.tianjin.gov.cn/", "https://XL.tianjin.gov.cn:443/xl"])
 def test_behind_a_proxy_the_public_urls_page_signs_in_with_a_secure_cookie(tmp_path, public_url):
     """nginx ends TLS and passes the gateway ``Host: 127.0.0.1:8080`` over http: a browser that sends ``Origin`` but

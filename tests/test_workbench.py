@@ -351,6 +351,9 @@ def test_the_case_list_follows_new_cases_without_a_reload(city, browser):
 @pytest.mark.slow
 def test_the_map_draws_the_grids_and_clickable_cases(tmp_path, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from gateway import storage
 
     tables = load_tables(TABLES_DIR / "demo.yaml")
     store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
@@ -364,6 +367,8 @@ def test_the_map_draws_the_grids_and_clickable_cases(tmp_path, browser):
     with serve(create_app(store, tables)) as base:
         sign_in(browser, base, admin)
         click(browser, "header a[href='/ui/map']")
+        # nothing failed to load: the browser's /favicon.ico, at the site's first page, was a 404
+        assert not [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         grids = browser.find_elements(By.CSS_SELECTOR, "#map path.grid")
         assert sorted(g.get_attribute("data-grid") for g in grids) == sorted(g.code for g in tables.grids)
         labels = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#map text.grid-label")]
@@ -392,6 +397,17 @@ def test_the_map_draws_the_grids_and_clickable_cases(tmp_path, browser):
         assert sorted(g.get_attribute("data-grid") for g in browser.find_elements(By.CSS_SELECTOR, "#map path.grid")) \
             == ["HQ-XYM", "HQ-XYM-01", "HQ-XYM-01-01"]
         assert [a.get_dom_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#map a")] == ["/ui/cases/3"]
+        # closed, the case leaves the map, which draws the open ones; chosen by state, as in the list, it is there
+        with store.begin() as db:
+            storage.update_case(db, 3, {"state": "closed"})
+        browser.refresh()
+        assert not browser.find_elements(By.CSS_SELECTOR, "#map a")
+        assert "网格 3 · 未结案件 0 · 摄像机 0" == browser.find_element(By.ID, "counts").text
+        Select(browser.find_element(By.NAME, "state")).select_by_visible_text("已结案")
+        click(browser, "form.filters button")
+        assert browser.current_url == f"{base}/ui/map?state=closed"
+        assert [a.get_dom_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#map a")] == ["/ui/cases/3"]
+        assert "「已结案」案件 1" in browser.find_element(By.ID, "counts").text
 
 
 def test_a_persons_note_is_shown_as_their_words_and_an_extension_as_the_duration_asked_for(city):
@@ -527,6 +543,55 @@ def test_the_map_keeps_the_city_in_view_and_lists_a_case_placed_far_away(tmp_pat
     page = client.get("/ui/map").text
     assert re.findall(r"<ul id=off-map><li><a href='(/ui/cases/\d+)'>", page) == ["/ui/cases/2"]
     assert min(grid_extent(page, "HQ")) > 200  # the city fills the picture, not a dot in its corner
+
+
+def test_the_map_draws_the_open_cases_and_those_of_the_state_chosen_as_in_the_list(tmp_path):
+    """The map drew closed cases too (last, as the list orders them): a command centre's years of closed cases hid
+    what is open now. It draws the open ones; the list's ``state`` filter, chosen as there, draws that state's, and
+    its count line says which it counts, the cases with no place among them."""
+    from fastapi.testclient import TestClient
+
+    from gateway import storage
+
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    store = Store(f"sqlite:///{tmp_path}/gw.sqlite")
+    ingest = Ingest(store, tables)
+    for n in range(3):  # far enough apart not to merge; the third closed
+        assert ingest.handle(*incident(grid="HQ-DZG-10D-07", location={"lat": 39.165 + n / 200, "lon": 117.15})) \
+            == "case_created"
+    assert ingest.handle(*incident(camera="blind", grid="HQ-DZG-10D-07", location=None)) == "case_created"  # no place
+    with store.begin() as db:
+        for case_id in (3, 4):
+            storage.update_case(db, case_id, {"state": "closed"})
+    client = TestClient(create_app(store, tables))
+    client.post("/ui/login", data={"token": new_token(store, "root", "admin")})
+
+    def drawn(page: str) -> tuple[list[str], str]:
+        return re.findall(r"<a href='/ui/cases/(\d+)'", page), re.search(r"<p id=counts>(.*?)</p>", page)[1]
+
+    page = client.get("/ui/map").text
+    assert drawn(page) == (["1", "2"], f"网格 {len(tables.grid_shapes)} · 未结案件 2 · 摄像机 1")
+    assert "<option value='' selected>未结</option>" in page and "class='case st-closed'" not in page  # nor in the legend
+    page = client.get("/ui/map?state=closed").text
+    assert drawn(page) == (["3"], f"网格 {len(tables.grid_shapes)} · 「已结案」案件 1 · 摄像机 1 · 1 个案件无坐标, 未画出")
+    assert "<option value='closed' selected>已结案</option>" in page
+    assert client.get("/ui/cases?state=closed").text.count("<a href='/ui/cases/") == 2  # the list's words and values
+    refused = client.get("/ui/map?state=open")
+    assert refused.status_code == 422 and "请求有误" in refused.text
+
+
+def test_a_map_with_nothing_to_draw_counts_the_cases_with_no_place(city):
+    """No boundaries in the tables and no case with a place: the map said there was nothing to draw, and not that
+    two cases were there, their cameras with no location (with boundaries it counts them)."""
+    from fastapi.testclient import TestClient
+
+    tables, store, ingest = city
+    assert not tables.grid_shapes
+    for n in range(2):
+        assert ingest.handle(*incident(camera=f"blind-{n}", location=None)) == "case_created"
+    client = TestClient(create_app(store, tables))
+    client.post("/ui/login", data={"token": new_token(store, "root", "admin")})
+    assert "<p id=counts>暂无网格边界或带坐标的未结案件 · 2 个案件无坐标, 未画出</p>" in client.get("/ui/map").text
 
 
 def test_the_demo_prints_a_token_for_the_centre_and_each_department(tmp_path):
@@ -904,6 +969,6 @@ def test_the_map_draws_the_located_cases_within_its_limit_and_counts_the_rest(ci
     client.post("/ui/login", data={"token": new_token(store, "root", "admin")})
     page = client.get("/ui/map").text
     assert sorted(re.findall(r"<a href='/ui/cases/(\d+)'", page)) == ["4", "5"]  # the located, most urgent first
-    assert "案件 2 · 摄像机 1" in page
+    assert "未结案件 2 · 摄像机 1" in page
     assert "3 个案件无坐标, 未画出" in page
     assert "另有 1 个案件未画出 (地图只画最紧急的 2 个)" in page
