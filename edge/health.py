@@ -68,10 +68,14 @@ class PictureCheck:
     _last: Thumb | None = None
     _since: dict[str, float] = field(default_factory=dict)
 
+    def still(self, thumb: Thumb) -> bool:
+        """Whether ``thumb`` shows what the last picture observed showed (the frozen check's test, nothing learnt)."""
+        return self._last is not None and change(self._last, thumb) < self.frozen_change
+
     def observe(self, t: float, thumb: Thumb) -> set[str]:
         blocked = float(thumb.std()) < self.blocked_std
         raw = {
-            "frozen": not blocked and self._last is not None and change(self._last, thumb) < self.frozen_change,
+            "frozen": not blocked and self.still(thumb),
             "blocked": blocked,
             "moved": not blocked and self._reference is not None  # a covered lens has no view to compare
             and similarity(self._reference.astype(np.uint8), thumb) < self.moved_similarity,

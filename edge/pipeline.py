@@ -188,6 +188,9 @@ class CameraPipeline:
         self._gate = rules.change_gate
         self._regions: list[Region] = []
         self._shape: tuple[int, int] | None = None
+        # the picture has been frozen past the picture check's frozen_after_s: its zones are not analysed until a
+        # detector pass on a picture that moves again (a still picture is no view of the ground as it is now)
+        self._frozen = False
         self.first_shape: tuple[int, int] | None = None  # the camera's first picture's: taken for its zones'
         self._gate_boxes: list[tuple[int, int, int, int]] = []  # zone boxes in thumbnail pixels
         self._full_frame = True
@@ -282,7 +285,7 @@ class CameraPipeline:
         if not self.rules and not self.litter:
             return []
         image = self._aligned(t, image)
-        if self.reshaped:
+        if self.reshaped or self._frozen and self.picture.still(self._thumbnail(image)):
             return []
         if self._last_pass is not None and self._gate_boxes:
             last_t, last_thumb = self._last_pass
@@ -311,12 +314,24 @@ class CameraPipeline:
         before, self._last_t, self._last_image = self._last_image, t, image
         h, w = image.shape[:2]
         thumb = self._thumbnail(image)
-        out = self._faults(t, thumb, image)
+        seen = self.picture.observe(t, thumb)
+        out = self._faults(t, seen, image)
         if not self.rules and not self.litter:
             return out
         if self.reshaped:  # the zones would lie on other ground: what they had open ends, shown as it was last seen
             return out + self._end_zones(t, "camera_lost", before if before is not None and same_shape(
                 before.shape[1::-1], self.first_shape) else None)
+        if "frozen" in seen or self._frozen and not parts:
+            # the same picture past frozen_after_s (a still image played as a video, an encoder stuck on one frame)
+            # shows nothing of the ground as it is now: what its zones had open ends, as a lost camera's, and nothing
+            # is raised there until a detector pass sees the picture move again (plan runs one at its first change)
+            if self._frozen:
+                return out
+            self._frozen, self._last_pass = True, None
+            self.tracker.reset()
+            self.stationary.reset()
+            return out + self._end_zones(t, "camera_lost", image)
+        self._frozen = False
         if parts:
             self.detector_passes += 1
             self._last_pass = (t, thumb)
@@ -664,8 +679,8 @@ class CameraPipeline:
         incident said one, and its end was not yet sent."""
         return sorted(name for name, rule in self.faults.items() if name != "offline" and rule.is_open)
 
-    def _faults(self, t: float, thumb: np.ndarray, image: np.ndarray) -> list[Outgoing]:
-        seen = self.picture.observe(t, thumb)
+    def _faults(self, t: float, seen: set[str], image: np.ndarray) -> list[Outgoing]:
+        """The camera_fault incidents' events for the faults the picture check ``seen`` in this frame and the view's."""
         shift = [round(100 * v, 1) for v in self.alignment.shift]
         # turned while the box was down (the picture check learnt the new view), or a picture of another shape
         if self.alignment.moved or self.reshaped:

@@ -1,5 +1,6 @@
 """Picture faults on real frames: frozen, covered lens, view moved; and the camera_fault incident."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -82,3 +83,31 @@ def test_the_boxs_own_clock_is_not_moved_by_a_step_of_the_wall_clock(monkeypatch
     monkeypatch.setattr(box.time, "time", lambda: real() - 3600.0)  # NTP sets the wall clock back an hour
     assert 0 <= box.box_now() - before < 1.0  # frames of live cameras were pinned to the last one's time for that hour
     assert abs(box.wall_offset() - offset + 3600.0) < 1.0
+
+
+def test_a_still_picture_given_as_a_cameras_file_is_frozen_and_its_zones_raise_nothing_until_it_moves(tmp_path, frames):
+    """A JPEG renamed x.mp4 plays as a one-frame video, played again at each end as a box plays a file: the picture
+    check calls it frozen at frozen_after_s, and a frozen picture shows nothing of the ground as it is now. The van
+    parked in it had been raised (its dwell shorter than frozen_after_s here), and its incident went on as if seen
+    for as long as the picture stood still; now it ends camera_lost with the fault, and is raised again only once the
+    camera's picture moves."""
+    still = tmp_path / "x.mp4"
+    still.write_bytes(cv2.imencode(".jpg", frames[0])[1].tobytes())
+    kerb = {"id": "kerb", "types": ["illegal_parking"], "dwell_s": 4,
+            "polygon": [[0.80, 0.03], [0.97, 0.03], [0.97, 0.22], [0.80, 0.22]]}
+    config = parse_config({"box": "b1", "cameras": [{"id": "gate", "url": str(still), "grid": "G-1", "zones": [kerb]}]})
+    pipeline = CameraPipeline(config, config.cameras[0], {"vehicle": load_detector("ssd_mobilenet_v2_coco")})
+    pipeline.picture.frozen_after_s = 25.0  # 30 s by default
+    t0, outs = 1_767_225_600.0, []
+    for i in range(60):  # 30 s of the file played again every half second, as a box plays it
+        [(_, image)] = list(open_frames(str(still)))
+        outs += [(i / 2, o.message) for o in pipeline.analyse(t0 + i / 2, image)]
+    for i, image in enumerate(frames[1:16], 30):  # then the camera's live picture, a frame a second
+        outs += [(i, o.message) for o in pipeline.analyse(t0 + i, image)]
+    said = [(t, m["type"], m["state"], m["attributes"]["label"], m["end_reason"]) for t, m in outs
+            if m["state"] != "update"]
+    parking = [(t, state, why) for t, kind, state, _, why in said if kind == "illegal_parking"]
+    assert [(t, label, state) for t, kind, state, label, _ in said if kind == "camera_fault"] == [
+        (25.5, "frozen", "start"), (35, "frozen", "end")]
+    assert [(state, why) for _, state, why in parking] == [("start", None), ("end", "camera_lost"), ("start", None)]
+    assert parking[0][0] < 25.5 and parking[1][0] == 25.5 and parking[2][0] >= 31 + 4, parking
