@@ -9,16 +9,19 @@ and the notice rows are written here, in the caller's transaction.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Collection
+from typing import NamedTuple
 
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
-from gateway import photohash, storage
+from gateway import boxes, ingestdb, photohash, schema, storage
 from gateway.cases import RECHECK_REASONS, action_values
 from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level
 from gateway.storage import Store
-from gateway.workflow import TRANSITIONS, Action, CaseState, Clock, Notice, Role, TransitionError, effect
+from gateway.workflow import TRANSITIONS, Action, CaseState, Clock, Notice, Role, TransitionError, effect, transition
 from xueliang import wire
 
 
@@ -103,6 +106,99 @@ def held(store: Store, db: Connection, case_id: int, may_see: Callable[[dict], b
     return row
 
 
+class StillSeen(TransitionError):
+    """A close refused: the camera still reports the problem (``close_refused`` says which incident, since when)."""
+
+
+class OpenIncident(NamedTuple):
+    """An incident joined to a case whose end its camera has not sent: as far as the camera knows, still there."""
+
+    incident_id: str
+    box: str
+    started_at: float | None  # when its camera first reported it, by its box's clock (None: its start not read)
+    heard_at: float  # the latest the gateway heard of its box: a heartbeat (the database's clock) or this incident's
+    heartbeat_s: float  # its box's heartbeat interval (``boxes.silent`` weighs heard_at by it)
+
+
+def watched(still: list[OpenIncident], now: float) -> tuple[list[OpenIncident], list[OpenIncident]]:
+    """``still`` parted at ``now`` into those whose box is heard (the camera's report stands) and those whose box is
+    silent (``boxes.silent``, the boxes page's 失联: its report is no evidence either way, and nobody waits on it)."""
+    heard = [i for i in still if not boxes.silent(i.heard_at, i.heartbeat_s, now)]
+    return heard, [i for i in still if i not in heard]
+
+
+def close_refused(case: dict, still: list[OpenIncident], now: float, auto_close: bool) -> str | None:
+    """Why ``case`` may not be closed at ``now``, or None: closure only on evidence, and a camera that still reports
+    the problem from a box the gateway hears is evidence against it (a department's feedback is not the car gone).
+    Not refused where every incident still open is of a silent box: no case waits for good on a box nobody hears.
+
+    >>> car = OpenIncident("box-1:cam:kerb:7", "box-1", 1767225600.0, heard_at=1767229200.0, heartbeat_s=10.0)
+    >>> print(close_refused({"id": 7}, [car], now=1767229210.0, auto_close=True))
+    case 7 is not closed: its camera still reports the problem (incident box-1:cam:kerb:7, since 2026-01-01T00:00:00.000Z; box box-1 heard at 2026-01-01T01:00:00.000Z); wait: the case closes itself when the camera sees it gone, or send it back to the department (action recheck_failed)
+    >>> close_refused({"id": 7}, [car], now=1767229240.0, auto_close=True) is None  # its box silent for 40 s
+    True
+    """
+    heard, _ = watched(still, now)
+    if not heard:
+        return None
+    first = heard[0]
+    more = f" and {len(heard) - 1} more" if len(heard) > 1 else ""
+    since = wire.iso(first.started_at) if first.started_at is not None else "its start unknown"
+    wait = ("wait: the case closes itself when the camera sees it gone" if auto_close
+            else "close it once the camera has seen it gone")
+    return (f"case {case['id']} is not closed: its camera still reports the problem (incident {first.incident_id}"
+            f"{more}, since {since}; box {first.box} heard at {wire.iso(first.heard_at)}); {wait}, or send it back "
+            "to the department (action recheck_failed)")
+
+
+def unwatched_note(incident: OpenIncident) -> str:
+    """The timeline's words for a case closed while ``incident`` was still open, its box silent.
+
+    >>> unwatched_note(OpenIncident("i-1", "box-1", None, 1767225600.0, 10.0))
+    'closed while incident i-1 was still open: its box box-1 not heard since 2026-01-01T00:00:00.000Z'
+    """
+    return (f"closed while incident {incident.incident_id} was still open: its box {incident.box} not heard since "
+            f"{wire.iso(incident.heard_at)}")
+
+
+def still_open(db: Connection, case: dict) -> list[OpenIncident]:
+    """The incidents joined to ``case`` whose end has not come (``ingestdb.unended_incidents``), each with when its
+    box was last heard: its latest heartbeat (timed by the database's clock) or this incident's latest event (by the
+    gateway's that took it), whichever is later; a box that sends no heartbeat (an older release) is heard by its
+    incidents alone."""
+    ids = ingestdb.unended_incidents(db, case["id"])
+    if not ids:
+        return []
+    events = schema.incident_events
+    last = dict(db.execute(select(events.c.incident_id, func.max(events.c.received_at))
+                           .where(events.c.incident_id.in_(ids)).group_by(events.c.incident_id)).all())
+    found = []
+    for iid in ids:
+        payload = db.execute(select(events.c.payload).where(events.c.incident_id == iid)
+                             .order_by(events.c.seq).limit(1)).scalar_one()
+        try:  # checked against the wire's schema as it came, but never trusted twice
+            message = json.loads(payload)
+            found.append((iid, str(message["box"]), wire.parse_time(message["started_at"])))
+        except (ValueError, TypeError, KeyError, AttributeError):  # (WireError is a ValueError)
+            found.append((iid, case["box"], None))
+    rows = {r.box: r for r in db.execute(select(schema.boxes.c.box, schema.boxes.c.heard_at, schema.boxes.c.heartbeat)
+                                         .where(schema.boxes.c.box.in_(sorted({b for _, b, _ in found}))))}
+    still = []
+    for iid, box, started in found:
+        row = rows.get(box)
+        beat = boxes.stored(row.heartbeat) if row else None
+        heard = max(t for t in (last[iid], row.heard_at if row else None) if t is not None)
+        still.append(OpenIncident(iid, box, started, heard, beat.heartbeat_s if beat else wire.HEARTBEAT_S))
+    return still
+
+
+def seen_now(store: Store, case: dict, now: float) -> list[OpenIncident]:
+    """The incidents of ``case`` its camera still reports at ``now``, their box heard (``watched``): what refuses its
+    close, for a page to say before anyone clicks."""
+    with store.engine.connect() as db:
+        return watched(still_open(db, case), now)[0]
+
+
 def act(store: Store, case_id: int, action: Action, role: Role, actor: str, now: float, tables: Tables,
         may_see: Callable[[dict], bool], note: str | None = None, *, extend_by: str | None = None,
         department: str | None = None, seen: Collection[str] | None = None) -> dict:
@@ -110,12 +206,24 @@ def act(store: Store, case_id: int, action: Action, role: Role, actor: str, now:
     when ``may_see`` refuses the case, TransitionError or ConflictError when the state machine or a
     concurrent change forbids it, StaleCase when the case's ``version`` is none of the ``seen`` ones the
     person decided on (a page's form carries one, an API client's If-Match may list several), ValueError
-    for a bad request; returns the case as it is now.
+    for a bad request; returns the case as it is now. A close while the camera still reports the problem is StillSeen
+    (``close_refused``); one allowed while an incident is still open, its box silent, says so on the timeline.
     A feedback on a case whose camera already saw the problem gone closes it (the re-check is done)."""
     check_extension(extend_by)
     with store.begin() as db:
         row = held(store, db, case_id, may_see, seen)
+        unwatched: list[OpenIncident] = []
+        if action == Action.CLOSE:  # closure only on evidence: not while the camera still reports the problem
+            transition(row["state"], action, role)  # a case in another state is refused as that first
+            still = still_open(db, row)
+            category = tables.category(row["type"])  # (none: perform says so)
+            if refused := close_refused(row, still, now, category is None or category.auto_close):
+                raise StillSeen(refused)
+            unwatched = watched(still, now)[1]
         case = perform(db, row, action, role, actor, now, tables, note, extend_by=extend_by, department=department)
+        for incident in unwatched:
+            storage.log(db, case_id, now, "gateway", Role.SYSTEM, "still_open", case["state"], case["state"],
+                        unwatched_note(incident))
         # the camera already saw the problem gone (a later sighting would have cleared that, and a
         # reopening too): the re-check is done. Not compared with dispatched_at: that is the
         # gateway's clock, ended_at the box's, and an end may arrive in the same batch as its start.

@@ -37,7 +37,7 @@ from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha
                                   photo_response, query_checked)
 from gateway.reports import machine_precision
 from gateway.security import (BodyCap, HeadAsGet, JsonBody, SecurityHeaders, database_down, database_unavailable,
-                              read_capped, server_error, validation_error)
+                              gateway_stopping, read_capped, server_error, validation_error)
 from gateway.storage import Store
 from gateway.web import PAGE_ICON, not_a_page, web_router
 from gateway.workbench import workbench_router
@@ -650,6 +650,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
     # Open311's paths answer every error in the spec's format (a bad value: its 400, as its own checks answer)
     app.add_exception_handler(RequestValidationError, in_spec_format(validation_error, input_problems, 400))
     app.add_exception_handler(OperationalError, in_spec_format(database_unavailable, database_down))
+    app.add_exception_handler(storage.StoreClosed, in_spec_format(gateway_stopping, str))  # a request past the stop
     app.add_exception_handler(Exception, server_error)  # Starlette's error middleware calls it, outermost
     # /ui/ in Chinese, Open311's in the spec's format, the rest FastAPI's JSON
     app.add_exception_handler(StarletteHTTPException, in_spec_format(not_a_page))

@@ -461,7 +461,7 @@ def view(row: dict, now: float, grids: Collection[str] | None = None) -> dict:
     refused = row["refused_at"] is not None and (heard is None or row["refused_at"] > heard)
     twins = row.get("twin_at") is not None and now - row["twin_at"] < TWIN_SHOWN_S
     return {"box": row["box"], "state": row["state"], "heard_at": heard, "heartbeat_s": heartbeat_s,
-            "silent": heard is None or now - heard > SILENT_AFTER * heartbeat_s,
+            "silent": silent(heard, heartbeat_s, now),
             "grids": sorted({g for c in cameras for g in (c["grid"], *c["zone_grids"]) if g is not None}),
             "cameras": cameras, "cameras_total": len(cameras),
             "cameras_up": sum(1 for c in cameras if c["state"] == "online"),
@@ -479,6 +479,16 @@ def view(row: dict, now: float, grids: Collection[str] | None = None) -> dict:
             "refused_reason": row["refused_reason"] if refused else None,
             "twin_at": row["twin_at"] if twins else None,
             "twin_boots": sorted(row["twin_boots"].split()) if twins else None}
+
+
+def silent(heard_at: float | None, heartbeat_s: float, now: float) -> bool:
+    """Whether a box last heard at ``heard_at`` (None: never) is silent at ``now``: no word from it for more than
+    ``SILENT_AFTER`` of its heartbeat intervals (the boxes page's 失联; a case's close weighs its camera's report by it).
+
+    >>> silent(100.0, 10.0, now=130.0), silent(100.0, 10.0, now=130.5), silent(None, 10.0, now=0.0)
+    (False, True, True)
+    """
+    return heard_at is None or now - heard_at > SILENT_AFTER * heartbeat_s
 
 
 _ROW = Prepared(select(boxes).where(boxes.c.box == bindparam("box")))

@@ -11,7 +11,7 @@ driver's cursor).
 
 from __future__ import annotations
 
-from gateway.storage import ConflictError, DatabaseFileGone
+from gateway.storage import ConflictError, DatabaseFileGone, StoreClosed
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -53,8 +53,8 @@ def _database_says(exc: BaseException, sqlite_codes: tuple[str, ...], pg_states:
 
 def cannot_write(exc: BaseException) -> bool:
     """Whether a failure says the database itself cannot take writes now (disk full, read-only, I/O,
-    the connection lost, the file gone): the database's trouble, never the message's, which must not
-    become a dead letter for it. Measured: on a full disk ``SELECT 1`` still answered, so a case that did
+    the connection lost, the file gone, the store closed at a stop): the database's trouble, never the message's,
+    which must not become a dead letter for it. Measured: on a full disk ``SELECT 1`` still answered, so a case that did
     not fit was set aside as a dead letter, which did fit, and the box deleted the incident.
     Other errors, a poison message's included, are not: a message that fails for its own reasons
     still becomes a dead letter.
@@ -69,7 +69,7 @@ def cannot_write(exc: BaseException) -> bool:
     SQLITE_READONLY True
     SQLITE_ERROR False
     """
-    if any(isinstance(e, DatabaseFileGone) for e in _causes(exc)):
+    if any(isinstance(e, DatabaseFileGone | StoreClosed) for e in _causes(exc)):
         return True
     if _database_says(exc, _SQLITE_CANNOT_WRITE, _PG_CANNOT_WRITE):
         return True

@@ -104,6 +104,7 @@ LOG_ONLY_ACTIONS = {  # case-log rows that are no workflow.Action
     "created": "立案", "dispatched": "派遣", "merged": "合并事件", "recheck_evidence": "视频核查",
     "incident_ended": "事件结束", "photo": "现场照片", "flagged": "网格待核", "escalation_failed": "升级失败",
     "verdict": "人工研判", "suppression_lifted": "解除屏蔽", "related": "同址案件", "photo_reused": "照片重复",
+    "still_open": "事件未结束",
 }
 ACTION_NAMES = {
     "confirm": "审核通过", "reject": "作废", "acknowledge": "签收", "feedback": "处置反馈", "close": "核查结案",
@@ -415,6 +416,10 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
     ("incident_ended", re.compile(r"camera: (?P<why>\w+) for incident (?P<iid>\S+); still seen: (?P<still>.+)"),
      lambda m, t: f"摄像机: 事件 {m['iid']} {END_REASONS.get(m['why'], m['why'])}; 仍可见: {m['still']}"),
     ("close", re.compile(r"closed on the camera's re-check"), lambda m, t: "视频核查通过, 自动结案"),
+    ("still_open", re.compile(r"closed while incident (?P<iid>\S+) was still open: its box (?P<box>\S+) not heard since "
+                              r"(?P<at>\S+)"),
+     lambda m, t: f"结案时事件 {m['iid']} 尚未结束: 其边缘盒子 {m['box']} 自 {local_text(m['at'])} 起失联, "
+                  "摄像机的报告不作为核查依据"),
     ("photo_reused", REUSED,
      lambda m, t: f"该照片与{case_words(m)} {local_text(m['at'])} 的照片为同一张图片, 请核实是否到场"),
     ("escalate", re.compile(r"overdue: the (?P<what>deadline|re-check|review) passed at (?P<at>\S+); "

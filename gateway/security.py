@@ -34,6 +34,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.storage import StoreClosed
 from xueliang import wire
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,13 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return Response(json.dumps({"detail": "the gateway failed on this request; its log says why"}), 500,
                     media_type="application/json",
                     headers={**HEADERS, "Cache-Control": NO_STORE, "Vary": ", ".join(VARY)})
+
+
+async def gateway_stopping(request: Request, exc: StoreClosed) -> Response:
+    """503 with ``Retry-After`` for a request that found the database closed (``Store.close``): the gateway is
+    stopping, nothing was written."""
+    return Response(json.dumps({"detail": str(exc)}, ensure_ascii=True), 503, media_type="application/json",
+                    headers={"Retry-After": str(DATABASE_RETRY_S)})
 
 
 async def database_unavailable(request: Request, exc: OperationalError) -> Response:

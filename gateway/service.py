@@ -599,6 +599,7 @@ def run_gateway(config: GatewayConfig) -> int:
         # the last: ingest and the clock write to it up to their stop. SQLite's write-ahead log folded into the file
         # and removed (Store.close): a stopped gateway's file, copied alone, held none of its last commits
         store.close()
+        log.info("gateway stopped: its database closed")
     return 0
 
 

@@ -235,7 +235,10 @@ def read_only_engine(url: str) -> Engine:
     in read-only transactions."""
     if (path := sqlite_path(url)) is None:
         return create_engine(url, future=True).execution_options(postgresql_readonly=True)
-    return create_engine("sqlite://", creator=lambda: read_only_connection(path))
+    engine = create_engine("sqlite://")
+    # SQLAlchemy's own hook, not a creator (which bypasses it): Store's refusal once closed runs before it
+    event.listen(engine, "do_connect", lambda dialect, record, cargs, cparams: read_only_connection(path))
+    return engine
 
 
 def read_only_connection(path: Path, **options) -> sqlite3.Connection:
@@ -663,6 +666,15 @@ class DatabaseFileGone(RuntimeError):
     """The SQLite file the gateway opened is no longer the one at its path (deleted, or another put there)."""
 
 
+class StoreClosed(RuntimeError):
+    """The store was closed (``Store.close``: the gateway is stopping) and refuses any further use: a request its stop
+    did not wait for opened a new connection after the close, which made the write-ahead log and its shared memory
+    beside the stopped gateway's file again and wrote into them after the checkpoint."""
+
+    def __init__(self) -> None:
+        super().__init__("the gateway is stopping: its database is closed; try again once it is back")
+
+
 CASE_VALUES_KEPT_S = 60  # Store.case_values: how long a scan of the cases' departments or categories is taken
 
 
@@ -697,25 +709,57 @@ class Store:
         self.path = path.resolve() if (path := sqlite_path(url)) is not None else None
         self._opened = self._identity()
         self._gone = False
+        self.closed = False
+        # once closed, no connection is opened or handed out, and none begun before commits: a closed store's file
+        # has nothing beside it and nothing written after its checkpoint (PostgreSQL's pool stays disposed)
+        event.listen(self.engine, "do_connect", self._refuse_closed, insert=True)
+        event.listen(self.engine, "checkout", self._refuse_closed)
+        event.listen(self.engine, "commit", self._may_commit)
+        event.listen(self.engine, "checkin", self._closed_at_checkin)
         self._case_values: dict[tuple, tuple[float, set[str]]] = {}  # case_values' scans, each with its time
         self._removed: tuple[float, frozenset[str], dict[str, str | None]] = (-math.inf, frozenset(), {})
-        if self.path is not None:
-            event.listen(self.engine, "commit", lambda conn: self.check_file())
 
     def close(self) -> None:
         """Close its connections. SQLite removes the write-ahead log and its shared memory beside the file as the last
         one closes: a command that left them open (``token --list`` run as root before an upgrade) left them beside a
         stopped gateway's file, root's, for the gateway's user to find. An SQLite file it writes has the log folded in
-        first (a checkpoint): the file alone holds every commit, even where a connection is still out and the log stays
-        (a request a stopping gateway did not wait for)."""
+        first (a checkpoint): the file alone holds every commit. From then on it refuses any use (StoreClosed): a
+        request a stopping gateway did not wait for opens no connection, and one it still holds commits nothing and
+        is closed as it is given back (the last to close removes the log)."""
+        if self.closed:
+            return
+        db = None
         if self.path is not None and not self.read_only:
             try:
-                with self.engine.connect() as db:
+                db = self.engine.connect()  # the checkpoint's, taken before the store refuses
+            except SQLAlchemyError as exc:
+                self._not_folded(exc)
+        self.closed = True
+        if db is not None:
+            with db:
+                try:
                     db.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            except SQLAlchemyError as exc:  # closed all the same; the log beside the file still holds what it held
-                log_.warning("database %s: its write-ahead log not folded into it at close (%s): copy %s-wal with it",
-                            self.path, exc, self.path.name)
+                except SQLAlchemyError as exc:
+                    self._not_folded(exc)
         self.engine.dispose()
+
+    def _not_folded(self, exc: SQLAlchemyError) -> None:  # closed all the same; the log still holds what it held
+        log_.warning("database %s: its write-ahead log not folded into it at close (%s): copy %s-wal with it",
+                     self.path, exc, self.path.name)
+
+    def _refuse_closed(self, *_) -> None:
+        if self.closed:
+            log_.warning("database %s used after its close (a request the stop did not wait for): refused, nothing "
+                         "written", database_where(str(self.engine.url)) if self.path is None else self.path)
+            raise StoreClosed()
+
+    def _may_commit(self, _conn) -> None:
+        self._refuse_closed()  # a transaction begun before the close: rolled back
+        self.check_file()
+
+    def _closed_at_checkin(self, _dbapi_connection, record) -> None:
+        if self.closed:
+            record.close()
 
     def __enter__(self) -> Store:
         return self

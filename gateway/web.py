@@ -39,6 +39,7 @@ from gateway.presentation import (BOX_STATE_NAMES, CAMERA_STATE_NAMES, FAULT_NAM
                                   IncidentId, Limit, Offset, Sha256, Which, city_day, incident_evidence_response,
                                   local_time, period, photo_response, span_text)
 from gateway.security import DATABASE_RETRY_S, database_down, read_capped
+from gateway.storage import StoreClosed
 from gateway.workflow import OPEN_STATES, CaseState, Role
 from xueliang import wire
 from xueliang.characters import neutralised
@@ -79,6 +80,10 @@ class PageRoute(APIRoute):
                 answer = error_page(503, database_down(exc), None)
                 answer.headers["Retry-After"] = str(DATABASE_RETRY_S)
                 return answer
+            except StoreClosed as exc:  # a request the stop did not wait for
+                answer = error_page(503, str(exc), None)
+                answer.headers["Retry-After"] = str(DATABASE_RETRY_S)
+                return answer
 
         return route
 
@@ -100,7 +105,7 @@ async def not_a_page(request: Request, exc: StarletteHTTPException) -> Response:
         return await http_exception_handler(request, exc)
     try:
         who = session_principal(request)
-    except OperationalError:  # the database down: the page without the signed-in person
+    except (OperationalError, StoreClosed):  # the database down or closed: the page without the signed-in person
         who = None
     answer = error_page(exc.status_code, str(exc.detail), who, form_page(request))
     answer.headers.update(exc.headers or {})  # a 405's Allow

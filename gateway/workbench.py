@@ -51,6 +51,8 @@ DONE = "已完成: {}"
 CLOSED_PHOTO = "照片未上传: 案件已结案, 不再收照片; 问题若再次出现, 由指挥中心重新打开案件后再上传。"
 FAILED = {  # why an action from a page was not done, as people read it
     "state": "未能{action}: 案件当前为「{state}」, 现在不能这样操作 (可能刚被他人处理), 请查看最新状态。",
+    "seen": "未能{action}: 摄像机仍在报告此问题, 未结案 (见「办理」处的说明); 摄像机看到问题消失后案件自动结案, "
+            "或选择「核查未通过」退回部门。",
     "stale": "未能{action}: 您打开本页后案件已有变动 (当前为「{state}」, 可能刚被他人处理, 或同一表单提交了两次), 未执行; "
              "请查看下面的最新状态和流转记录, 需要时再操作。",
     "invalid": "未能{action}: 填写的内容有误 (部门、延期时长或说明), 请检查后重试。",
@@ -203,8 +205,11 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
         work = "<h2>办理</h2><p id=actions>本部门已不在本市部门表中: 可查看案件, 不能办理; 由指挥中心重新派遣。</p>"
     elif csrf and principal is not PUBLIC:
         departments = [(d.id, d.name) for d in tables.departments]
-        forms = "".join(action_form(c, a, csrf, departments) for a in allowed_actions(c, principal))
-        work = (f"<h2>办理</h2><div id=actions>{forms or '<p>当前没有可执行的操作。</p>'}</div>"
+        offered = allowed_actions(c, principal)
+        seen = actions.seen_now(store, c, time.time()) if Action.CLOSE in offered else []
+        forms = "".join(action_form(c, a, csrf, departments) for a in offered if not (seen and a == Action.CLOSE))
+        work = (f"<h2>办理</h2>{still_seen_note(seen, tables.category(c['type']))}"
+                f"<div id=actions>{forms or '<p>当前没有可执行的操作。</p>'}</div>"
                 + (f"<p id=photo-form>{esc(CLOSED_PHOTO.removeprefix('照片未上传: '))}</p>"
                    if actions.photo_refused(c, principal.role) else photo_form(case_id, csrf)))
         if principal.role in JUDGES and c["box"]:  # a machine-made case: what it was, and what it suppresses
@@ -214,6 +219,20 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
                 f"<h2>事件与证据</h2>{incidents}{photos}"
                 "<h2>流转记录</h2><table id=timeline><tr><th>时间</th><th>操作者</th><th>动作</th><th>状态</th>"
                 f"<th>说明</th></tr>{timeline}</table>", principal)
+
+
+def still_seen_note(seen: list[actions.OpenIncident], category) -> str:
+    """What the case page says above its buttons while the camera still reports the problem (``actions.seen_now``):
+    核查结案 is not offered then (``actions.close_refused``), and what to do instead."""
+    if not seen:
+        return ""
+    first = seen[0]
+    more = f" 等 {len(seen)} 个事件" if len(seen) > 1 else ""
+    since = f", 自 {local_time(first.started_at)}" if first.started_at is not None else ""
+    then = ("摄像机看到问题消失后案件自动结案" if category is None or category.auto_close
+            else "摄像机看到问题消失后再核查结案")
+    return (f"<p id=still-seen class=failed>摄像机仍在报告此问题 (事件 {esc(first.incident_id)}{more}{esc(since)}): "
+            f"暂不能核查结案; {then}, 或选择「核查未通过」退回部门。</p>")
 
 
 def reused_link(found: re.Match) -> str:
@@ -280,6 +299,8 @@ async def act_in_page(case_id: CaseId, request: Request, principal: Principal = 
         raise HTTPException(404, str(exc)) from None
     except actions.StaleCase:  # the page showed another case than this: a person decides again on what it is now
         return back(case_id, failed=action.value, why="stale")
+    except actions.StillSeen:
+        return back(case_id, failed=action.value, why="seen")
     except (TransitionError, storage.ConflictError):
         return back(case_id, failed=action.value, why="state")
     except ValueError:

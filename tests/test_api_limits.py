@@ -34,7 +34,7 @@ from xueliang.cli import main as cli
 
 from .conftest import wait_until
 from .test_gateway import claiming, scans
-from .test_workflow import (CITY, JPEG, auth, database_url, incident, jpeg_photo,  # noqa: F401 (fixtures)
+from .test_workflow import (CITY, JPEG, auth, database_url, ended, incident, jpeg_photo,  # noqa: F401 (fixtures)
                             undo_migrations_after_3)
 
 
@@ -247,6 +247,7 @@ def test_a_closed_case_takes_no_photo_until_the_centre_reopens_it(city):
     case was closed on its re-check's evidence, and a problem back is the case reopened by the centre."""
     app, store, ingest, client, tokens = city
     case_id = client.get("/cases", headers=auth(tokens["police"])).json()[0]["id"]
+    ended(store, ingest, case_id)  # its box stopped: an admin's close is taken (not while the camera still sees it)
     for action, token in (("acknowledge", "police"), ("feedback", "police"), ("close", "admin")):
         assert client.post(f"/cases/{case_id}/actions", json={"action": action},
                            headers=auth(tokens[token])).status_code == 200, action

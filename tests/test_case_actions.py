@@ -2,23 +2,29 @@
 the clock (state, clock, level, notice), on SQLite and PostgreSQL. Each test names the shortfall
 an outside check found and would have caught it."""
 
+import json
 import time
 
 import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from gateway.actions import OpenIncident, StillSeen, close_refused, version, watched
+from gateway.actions import act as apply_action
 from gateway.api import create_app
-from gateway.auth import new_token
+from gateway.auth import SESSION_COOKIE, new_token, session_csrf
 from gateway.cases import is_overdue
 from gateway.config import load_tables
 from gateway.ingest import Ingest
+from gateway.presentation import note_text
 from gateway.reports import summary
 from gateway.service import Clock
 from gateway.storage import Store
+from gateway.workflow import Action, Role
+from xueliang import wire
 
 from .conftest import wait_until
-from .test_workflow import CITY, act, auth, city, database_url, end_of, incident  # noqa: F401
+from .test_workflow import CITY, act, auth, city, database_url, end_of, ended, incident  # noqa: F401
 
 NOTICES = ("dispatched", "escalate")
 
@@ -49,6 +55,7 @@ def test_an_operators_escalate_escalates_and_an_api_reopen_resets_the_cycle(city
     assert r.status_code == 200, r.text
     assert (r.json()["level"], r.json()["escalated_grid"]) == (1, "D-S1-C1")
     assert notices(store, 1)[-1] == ("escalate", "D-S1-C1")
+    ended(store, ingest, 1)  # its box stopped: closed on the operator's word (the camera still seeing it refuses)
     for token, action in (("police", "acknowledge"), ("police", "feedback"), ("op-s1", "close")):
         assert act(client, tokens[token], 1, action).status_code == 200
     before = store.get_case(1)
@@ -193,3 +200,87 @@ def test_health_says_which_part_is_down_and_details_only_with_a_token(tmp_path, 
     finally:
         gateway.terminate()
         gateway.wait(10)
+
+
+# --- closure only on evidence: no close while the camera still reports the problem ---
+
+CAR = OpenIncident("box-1:gate:kerb:7", "box-1", started_at=1767225600.0, heard_at=1767229200.0, heartbeat_s=10.0)
+
+
+@pytest.mark.parametrize("still, now, refused", [
+    ([], 1767229210.0, None),  # every incident ended
+    ([CAR], 1767229230.0, "incident box-1:gate:kerb:7, since 2026-01-01T00:00:00.000Z"),  # heard 30 s ago: 3 beats
+    ([CAR], 1767229230.5, None),  # its box silent (the boxes page's 失联): the camera's report is no evidence
+    ([CAR._replace(heard_at=1767229100.0), CAR._replace(incident_id="i-2")], 1767229210.0, "incident i-2, since"),
+    ([CAR, CAR._replace(incident_id="i-2")], 1767229210.0, "incident box-1:gate:kerb:7 and 1 more"),
+    ([CAR._replace(heartbeat_s=60.0)], 1767229300.0, "incident box-1:gate:kerb:7"),  # its own interval: 100 s is 2
+])
+def test_a_close_is_refused_while_a_heard_box_still_reports_the_problem(still, now, refused):
+    said = close_refused({"id": 7}, still, now, auto_close=True)
+    assert (said is None) == (refused is None) and (refused is None or refused in said), said
+    assert said is None or said.endswith("wait: the case closes itself when the camera sees it gone, or send it back "
+                                         "to the department (action recheck_failed)")
+    assert close_refused({"id": 7}, [CAR], 1767229210.0, auto_close=False).endswith(
+        "close it once the camera has seen it gone, or send it back to the department (action recheck_failed)")
+    heard, silent = watched(still, now)
+    assert sorted(heard + silent) == sorted(still)
+
+
+def beat(ingest, box="box-1") -> None:
+    """The box's heartbeat, now."""
+    body = {"box": box, "state": "online", "at": wire.iso(time.time()), "cameras": {}}
+    assert ingest.handle(wire.status_topic(box), json.dumps(body).encode()) == "heartbeat"
+
+
+def test_a_close_while_the_camera_still_sees_the_car_is_refused_and_the_page_says_so(city):
+    """An operator's 核查结案 on the department's feedback was taken (200, closed) while the box, heard, still reported
+    the car there; its next update left the case closed, nothing on its timeline. Closure is on evidence: 409 with
+    which incident and since when, nothing changed; the page says it above its buttons and offers no 核查结案."""
+    tables, store, ingest, client, tokens = city
+    first = incident()
+    ingest.handle(*first)
+    beat(ingest)
+    iid = json.loads(first[1])["incident_id"]
+    for action in ("acknowledge", "feedback"):
+        assert act(client, tokens["police"], 1, action).status_code == 200
+    before = store.get_case(1)
+    r = act(client, tokens["op-s1"], 1, "close", note="checked")
+    assert r.status_code == 409, r.text
+    assert r.json()["detail"].startswith(f"case 1 is not closed: its camera still reports the problem (incident {iid}, "
+                                         "since "), r.text
+    assert store.get_case(1) == before  # nothing done, nothing logged
+    page = TestClient(client.app)
+    page.post("/ui/login", data={"token": tokens["op-s1"]})
+    shown = page.get("/ui/cases/1").text
+    assert f"<p id=still-seen class=failed>摄像机仍在报告此问题 (事件 {iid}, 自 " in shown
+    assert "id='act-close'" not in shown and "id='act-recheck_failed'" in shown
+    form = {"csrf": session_csrf(page.cookies[SESSION_COOKIE]), "action": "close", "seen": version(before)}
+    r = page.post("/ui/cases/1/actions", data=form)  # a page opened before: refused the same way
+    assert "<p id=outcome class=failed>未能核查结案: 摄像机仍在报告此问题, 未结案" in r.text
+    assert store.get_case(1)["state"] == "feedback"
+    update = json.loads(first[1]) | {"seq": 2, "state": "update"}
+    ingest.handle(first[0], json.dumps(update).encode())  # the car still there
+    assert act(client, tokens["op-s1"], 1, "close").status_code == 409
+    ingest.handle(*end_of(first, seq=3))  # the camera sees it gone: the case closes itself
+    assert store.get_case(1)["state"] == "closed"
+
+
+def test_a_close_is_taken_when_the_box_that_reports_the_problem_has_gone_silent(city):
+    """No case waits for good on a box nobody hears: its camera's report is no evidence either way, the close is taken
+    and its timeline says so."""
+    tables, store, ingest, client, tokens = city
+    first = incident()
+    ingest.handle(*first)
+    beat(ingest)
+    iid = json.loads(first[1])["incident_id"]
+    for action in ("acknowledge", "feedback"):
+        assert act(client, tokens["police"], 1, action).status_code == 200
+    with pytest.raises(StillSeen):
+        apply_action(store, 1, Action.CLOSE, Role.OPERATOR, "operator:op1", time.time(), tables, lambda row: True)
+    later = time.time() + 31  # three of its 10 s heartbeats missed
+    case = apply_action(store, 1, Action.CLOSE, Role.OPERATOR, "operator:op1", later, tables, lambda row: True)
+    assert case["state"] == "closed"
+    row = store.get_case(1)["timeline"][-1]
+    assert row["action"] == "still_open" and row["note"].startswith(
+        f"closed while incident {iid} was still open: its box box-1 not heard since "), row
+    assert note_text(row, tables).startswith(f"结案时事件 {iid} 尚未结束: 其边缘盒子 box-1 自 ")

@@ -13,10 +13,15 @@ import sys
 import time
 
 import pytest
-from sqlalchemy import text
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
+from gateway import storage
+from gateway.api import create_app
+from gateway.auth import new_token
+from gateway.config import TABLES_DIR, load_tables
 from gateway.schema import MIGRATIONS
-from gateway.storage import DatabaseUnusable, Store
+from gateway.storage import DatabaseUnusable, Store, StoreClosed
 from xueliang import services
 from xueliang.cli import main as cli
 
@@ -383,3 +388,30 @@ def test_a_store_closed_with_a_connection_still_out_leaves_every_commit_in_the_f
         (tmp_path / "copy" / "gateway.sqlite").write_bytes(path.read_bytes())
     with contextlib.closing(sqlite3.connect(tmp_path / "copy" / "gateway.sqlite")) as copy:
         assert copy.execute("SELECT reason FROM dead_letters").fetchall() == [("the last commit",)]
+
+
+def test_a_closed_store_refuses_any_further_use_and_opens_nothing(tmp_path, database_url):
+    """A request a stopping gateway did not wait for used the store after its close: SQLAlchemy opened a new
+    connection (SQLite's write-ahead log and shared memory beside the stopped gateway's file again; a connection from
+    PostgreSQL's disposed pool) and its write came after the checkpoint. A closed store refuses it: the request answers
+    503, nothing opened, and a transaction begun before the close commits nothing."""
+    store = Store(database_url)
+    token = new_token(store, "judge", "admin")
+    client = TestClient(create_app(store, load_tables(TABLES_DIR / "demo.yaml")))
+    with pytest.raises(StoreClosed), store.begin() as db:  # a request's, begun before the close
+        db.execute(text("SELECT count(*) FROM dead_letters"))
+        store.close()
+        storage.dead_letter(db, "xl/v1/box-1/incident/gate", "after the close", b"{}", time.time())
+    for path in ("/cases", "/ui/cases"):
+        answer = client.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 503 and "the gateway is stopping" in answer.text, path
+    if database_url.startswith("sqlite"):
+        assert sorted(p.name for p in tmp_path.glob("gw.sqlite*")) == ["gw.sqlite"]
+    else:
+        others = create_engine(database_url)
+        with others.connect() as db:
+            assert db.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND pid <> pg_backend_pid()")).scalar() == 0
+        others.dispose()
+    with Store(database_url) as again:
+        assert again.count_dead_letters() == 0

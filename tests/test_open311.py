@@ -23,7 +23,7 @@ from xueliang import wire
 
 from .conftest import serve
 from .test_presentation import jpeg
-from .test_workflow import CITY, incident
+from .test_workflow import CITY, ended, incident
 
 HOSTILE_NAME = "网格1 <b>&amp;"  # markup in the city's own table (a character XML 1.0 cannot carry: open311_xml's example)
 
@@ -65,6 +65,7 @@ def test_requests_tell_the_last_change_filter_by_date_and_name_the_agency_and_pl
     tables, store, picture = gateway
     admin = {"Authorization": f"Bearer {new_token(store, 'root', 'admin')}"}
     police = {"Authorization": f"Bearer {new_token(store, 'tp', 'department', department='traffic-police')}"}
+    ended(store, Ingest(store, tables), 1)  # its box stopped: the admin's close below is taken
     with serve(create_app(store, tables)) as base, httpx.Client(base_url=f"{base}/open311/v2", timeout=10) as api:
         def one(headers=admin) -> dict:
             (request,) = api.get("/requests/1.json", headers=headers).json()

@@ -24,7 +24,8 @@ from .test_gridmap import grid_extent
 from .test_api_limits import HEIC
 from .test_presentation import jpeg, sighting
 from .test_web import SHOTS, browser  # noqa: F401 (the fixture)
-from .test_workflow import CITY, database_url, incident  # noqa: F401 (the fixture)
+from .test_case_actions import beat
+from .test_workflow import CITY, database_url, ended, incident  # noqa: F401 (the fixture)
 
 
 @pytest.fixture
@@ -110,7 +111,7 @@ def test_operator_and_department_take_a_case_from_review_to_closed_by_clicking(c
     from selenium.webdriver.common.by import By
 
     tables, store, ingest = city
-    _, start = sighting(ingest, jpeg(40), type="garbage")  # garbage waits for a person's review
+    pile, start = sighting(ingest, jpeg(40), type="garbage")  # garbage waits for a person's review
     assert ingest.handle(*start) == "case_created"
     operator = new_token(store, "op1", "operator", grid="D")
     sanitation = new_token(store, "hw", "department", department="sanitation")
@@ -177,11 +178,19 @@ def test_operator_and_department_take_a_case_from_review_to_closed_by_clicking(c
         SHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SHOTS / "workbench-department.png"))
 
-        # the operator: a failed action says why in Chinese, then the re-check closes it
+        # the operator: while the camera (its box heard) still reports the pile, no 核查结案, and the page says why
+        beat(ingest)
         click(browser, "#logout")
         sign_in(browser, base, operator)
         click(browser, "#cases a[href='/ui/cases/1']")
+        assert browser.find_element(By.ID, "still-seen").text.startswith(f"摄像机仍在报告此问题 (事件 {pile}, 自 ")
+        assert buttons(browser) == ["act-recheck_failed", "act-reopen", "act-extend", "act-escalate"]
+        ended(store, ingest, 1)  # its box stopped: its report stands no more
+
+        # a failed action says why in Chinese, then the re-check closes it
+        browser.refresh()
         assert buttons(browser) == ["act-close", "act-recheck_failed", "act-reopen", "act-extend", "act-escalate"]
+        assert not browser.find_elements(By.ID, "still-seen")
         store_case = store.get_case(1)
         with store.begin() as db:  # someone else closes it meanwhile (the page still shows the buttons)
             from gateway.actions import perform

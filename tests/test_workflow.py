@@ -12,15 +12,16 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, select, text
 
+from gateway import ingestdb
 from gateway.api import create_app
 from gateway.auth import new_token
 from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
 from gateway.service import Clock
 from gateway.reports import summary
-from gateway.schema import MIGRATIONS
+from gateway.schema import MIGRATIONS, incident_events
 from gateway.storage import Store, migrate
 from gateway.workflow import TRANSITIONS, Action, CaseState, Role, TransitionError, transition
 from xueliang import services, wire
@@ -107,6 +108,19 @@ def end_of(topic_payload, reason="left", seq=2) -> tuple[str, bytes]:
     m = json.loads(payload)
     m.update(seq=seq, state="end", end_reason=reason, ended_at=wire.iso(time.time()), observed_at=wire.iso(time.time()))
     return topic, json.dumps(m).encode()
+
+
+def ended(store, ingest, case_id, reason="box_stopped") -> None:
+    """The box ends each incident of the case still open, as it does when it stops (``box_stopped``: no re-check,
+    nothing closes): a test about something else closes the case then (a close while the camera still reports the
+    problem is refused)."""
+    with store.engine.connect() as db:
+        for iid in ingestdb.unended_incidents(db, case_id):
+            seq, payload = db.execute(select(incident_events.c.seq, incident_events.c.payload)
+                                      .where(incident_events.c.incident_id == iid)
+                                      .order_by(incident_events.c.seq.desc()).limit(1)).one()
+            m = json.loads(payload)
+            assert ingest.handle(*end_of((wire.incident_topic(m["box"], m["camera"]), payload), reason, seq + 1))
 
 
 def auth(token):
