@@ -85,6 +85,8 @@ class Case(BaseModel):
     escalated_grid: str | None
     fed_back_at: str | None = Field(None, title="The department's feedback: its clock stopped here")
     recheck_deadline: str | None = Field(None, title="While in feedback: the re-check's own deadline")
+    review_deadline: str | None = Field(None, title="While pending review or returned: the command centre's own "
+                                        "deadline, to confirm or reject the lead, to send the case on")
     extension_request: str | None = Field(None, title="More time the department asked for, awaiting an operator")
     reported_at: str | None
     closed_at: str | None

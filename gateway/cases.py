@@ -14,7 +14,8 @@ from typing import Literal
 from gateway import gridmap
 from gateway.config import Category, Tables
 from gateway.deadlines import Calendar, deadline, parse_service_level
-from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Clock, TransitionError, effect
+from gateway.workflow import (CENTRE_CLOCK, DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Clock, TransitionError,
+                              effect)
 from xueliang import coordinates, wire
 
 RECHECK_REASONS = ("left", "cleared")  # the camera saw the problem gone
@@ -303,6 +304,7 @@ def new_case(message: dict, category: Category, tables: Tables, now: float) -> d
         "end_evidence_sha256": None,
         "fed_back_at": None,
         "recheck_deadline": None,
+        "review_deadline": review_deadline(category, tables, now) if held else None,
         "extension_request": None,
     }
     return row | incident_update(message)  # a lone end's snapshot is the end's (the place seen gone)
@@ -310,6 +312,20 @@ def new_case(message: dict, category: Category, tables: Tables, now: float) -> d
 
 def dispatch_deadline(category: Category, tables: Tables, now: float, urgent: bool = False) -> float:
     return deadline(now, category.level(urgent), tables.calendar)
+
+
+def review_deadline(category: Category, tables: Tables, now: float) -> float:
+    """When the command centre's own wait that begins at ``now`` is due: a lead held for review to be confirmed or
+    rejected, a case a department returned to be sent on (the category's ``review_service_level``).
+
+    >>> from datetime import datetime
+    >>> from gateway.config import TABLES_DIR, load_tables
+    >>> tables = load_tables(TABLES_DIR / "demo.yaml")
+    >>> monday = datetime(2026, 11, 23, 17, 0, tzinfo=wire.CITY_TZ).timestamp()  # 1 h of the working day left
+    >>> datetime.fromtimestamp(review_deadline(tables.category("garbage"), tables, monday), wire.CITY_TZ).isoformat()
+    '2026-11-24T10:00:00+08:00'
+    """
+    return deadline(now, parse_service_level(category.review_service_level), tables.calendar)
 
 
 def held_for_review(message: dict, category: Category, tables: Tables, now: float) -> bool:
@@ -436,20 +452,26 @@ def is_recheck(message: dict) -> bool:
 def escalation(case: dict, category: Category, tables: Tables, now: float) -> dict:
     """The second whistle for an overdue case: one level up the grid tree, and again after
     another service level if it is still overdue. An overdue re-check (in feedback) is the
-    centre's own, not the department's: it goes to the root of the tree."""
+    centre's own, not the department's: it goes to the root of the tree. A lead nobody reviewed or a returned case
+    nobody sent on (``CENTRE_CLOCK``) is the command centre's of its grid: one level up at a time, as a department's,
+    looked at again after another ``review_service_level``."""
     level = case["level"] + 1
     chain = tables.ancestors(case["grid"])
     to = chain[-1] if case["state"] == CaseState.FEEDBACK.value else chain[min(level, len(chain) - 1)]
-    return {"level": level, "escalated_grid": to,
-            "next_escalation_at": dispatch_deadline(category, tables, now, bool(case["urgent"]))}
+    again = (review_deadline(category, tables, now) if case["state"] in {s.value for s in CENTRE_CLOCK}
+             else dispatch_deadline(category, tables, now, bool(case["urgent"])))
+    return {"level": level, "escalated_grid": to, "next_escalation_at": again}
 
 
 def running_deadline(case: dict) -> float | None:
-    """The deadline that runs now: the department's while it handles, the re-check's in feedback."""
+    """The deadline that runs now: the department's while it handles, the re-check's in feedback, the command
+    centre's own while a lead waits for review or a returned case to be sent on (``review_deadline``)."""
     if case["state"] in {s.value for s in DEPARTMENT_CLOCK}:
         return case["deadline"]
     if case["state"] == CaseState.FEEDBACK.value:
         return case.get("recheck_deadline")
+    if case["state"] in {s.value for s in CENTRE_CLOCK}:
+        return case.get("review_deadline")
     return None
 
 
@@ -460,6 +482,8 @@ def is_overdue(case: dict, now: float) -> bool:
     True
     >>> is_overdue({"state": "feedback", "deadline": 10.0, "recheck_deadline": 50.0}, now=11.0)
     False
+    >>> is_overdue({"state": "returned", "deadline": 10.0, "review_deadline": 50.0}, now=51.0)  # the centre's
+    True
     """
     due = running_deadline(case)
     return due is not None and due < now
@@ -500,7 +524,7 @@ def action_values(case: dict, action: Action, category: Category, tables: Tables
     if clock == Clock.START:
         values |= {"dispatched_at": now, "deadline": dispatch_deadline(category, tables, now, bool(case["urgent"])),
                    "level": 0, "escalated_grid": None, "next_escalation_at": None, "fed_back_at": None,
-                   "recheck_deadline": None, "extension_request": None}
+                   "recheck_deadline": None, "review_deadline": None, "extension_request": None}
         if action == Action.REOPEN:
             values |= {"closed_at": None, **NOT_ENDED}
     elif clock == Clock.RECHECK:
@@ -513,8 +537,11 @@ def action_values(case: dict, action: Action, category: Category, tables: Tables
         column = "recheck_deadline" if case["state"] == CaseState.FEEDBACK.value else "deadline"
         values |= {column: deadline(case.get(column) or now, parse_service_level(extend_by),
                                     tables.calendar), "next_escalation_at": None}
+    elif clock == Clock.REVIEW:  # the centre's own clock starts afresh, its escalation from the case's grid
+        values |= {"review_deadline": review_deadline(category, tables, now), "level": 0, "escalated_grid": None,
+                   "next_escalation_at": None, "extension_request": None}
     elif clock == Clock.ESCALATE:
         values |= escalation(case, category, tables, now)
     elif clock == Clock.STOP:
-        values |= {"next_escalation_at": None, "extension_request": None}
+        values |= {"next_escalation_at": None, "extension_request": None, "review_deadline": None}
     return values

@@ -36,7 +36,7 @@ from gateway.storage import (
     sqlite_path,
     unusable,
 )
-from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES
+from gateway.workflow import OPEN_STATES
 
 
 def open_by_department(db: Connection) -> dict[str, int]:
@@ -79,10 +79,9 @@ class Held:
 
 def held(db: Connection, now: float) -> Held:
     """What the gateway's database on ``db`` holds at ``now``, read with nothing changed, at any migration this release
-    knows (one before migration 6 has no re-check deadline: a case in feedback is overdue by none)."""
-    columns = [c["name"] for c in inspect(db).get_columns("cases")]
-    overdue = overdue_clause(now) if "recheck_deadline" in columns else and_(
-        cases.c.state.in_([s.value for s in DEPARTMENT_CLOCK]), cases.c.deadline < now)
+    knows (one before migration 6 has no re-check deadline: a case in feedback is overdue by none; before migration
+    20, no review deadline: a case waiting on the command centre)."""
+    overdue = overdue_clause(now, [c["name"] for c in inspect(db).get_columns("cases")])
     is_open = cases.c.state.in_(sorted(s.value for s in OPEN_STATES))
     figures = db.execute(select(func.count(), func.count().filter(is_open),
                                 func.count().filter(and_(is_open, overdue))).select_from(cases)).one()

@@ -92,6 +92,10 @@ class Category(Strict):
     recheck_service_level: str = Field(
         default="1 working day", title="The re-check's (核查) own time after a department's feedback; an overdue "
         "re-check is escalated to the centre, not counted against the department")
+    review_service_level: str = Field(
+        default="2 working hours", title="The command centre's own time for a case waiting on it: a lead held for "
+        "review (待审核) to be confirmed or rejected, a case a department returned (已回退) to be sent on; overdue "
+        "past it, escalated up the grid tree, never counted against a department")
     merge_radius_m: float = Field(default=30.0, ge=0, le=MAX_MERGE_RADIUS_M,
                                   title="An incident this close to an open case joins it (metres)")
     merge_window: str | None = Field(
@@ -106,7 +110,8 @@ class Category(Strict):
         "camera may have seen it gone long ago (default: the case's service level, the urgent one for an urgent "
         "incident)")
 
-    @field_validator("service_level", "urgent_service_level", "recheck_service_level", "merge_window",
+    @field_validator("service_level", "urgent_service_level", "recheck_service_level", "review_service_level",
+                     "merge_window",
                      "recheck_window", "rejected_window", "late_after")
     @classmethod
     def _level(cls, v: str | None, info: ValidationInfo) -> str | None:

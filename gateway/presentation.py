@@ -259,7 +259,7 @@ def case_view(row: dict, tables: Tables, now: float | None = None, shown: Collec
     now = time.time() if now is None else now
     out = dict(row)
     for key in ("created_at", "dispatched_at", "deadline", "reported_at", "closed_at", "ended_at", "fed_back_at",
-                "recheck_deadline"):
+                "recheck_deadline", "review_deadline"):
         out[key] = iso(row.get(key))
     out["overdue"] = is_overdue(row, now)
     out["urgent"] = bool(row["urgent"])
@@ -362,7 +362,7 @@ def actor_text(actor: str, role: str) -> str:
 
 
 def _escalate_note(m: re.Match, tables: Tables) -> str:
-    what = "核查时限" if m["what"] == "re-check" else "处置时限"
+    what = {"re-check": "核查时限", "review": "指挥中心时限"}.get(m["what"], "处置时限")
     return f"超期: {what} {local_text(m['at'])} 已过; 第 {m['level']} 级督办, 升级至 {tables.grid_name(m['to'])}"
 
 
@@ -422,8 +422,8 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
                   "摄像机的报告不作为核查依据"),
     ("photo_reused", REUSED,
      lambda m, t: f"该照片与{case_words(m)} {local_text(m['at'])} 的照片为同一张图片, 请核实是否到场"),
-    ("escalate", re.compile(r"overdue: the (?P<what>deadline|re-check) passed at (?P<at>\S+); level (?P<level>\d+), "
-                            r"to (?P<to>\S+)"), _escalate_note),
+    ("escalate", re.compile(r"overdue: the (?P<what>deadline|re-check|review) passed at (?P<at>\S+); "
+                            r"level (?P<level>\d+), to (?P<to>\S+)"), _escalate_note),
     ("flagged", re.compile(r"grid (?P<grid>\S+) is not in the city's grid tree: raised to the centre for review"),
      lambda m, t: f"网格 {m['grid']} 不在本市网格表中: 提交指挥中心审核"),
     ("flagged", re.compile(r"camera location \((?P<lat>\S+), (?P<lon>\S+)\) lies "

@@ -130,7 +130,8 @@ def _events(case: dict, h: History, start: float, end: float, now: float) -> lis
                                                                if deadline is None or r.stopped_at <= deadline else [])
     held = h.round_at(at)
     # overdue when the period ended: the department's clock ran then, past the deadline of then (a returned case is
-    # the centre's to send on, its department's clock stopped: off the overdue board, off this)
+    # the centre's to send on, its department's clock stopped: overdue on the board past the centre's own time, the
+    # centre's lateness, never the department's here)
     if held and h.state_at(at) in RUNNING and (deadline := held.deadline(at)) is not None:
         if deadline < at:
             happened.append(("overdue", held.department, held.deadline_as_of_now(at)))

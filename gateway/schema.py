@@ -69,6 +69,8 @@ cases = Table(
     Column("fed_back_at", Float),  # migration 6: the department's clock stopped here (its feedback)
     Column("recheck_deadline", Float),  # migration 6: the re-check's own deadline, while in feedback
     Column("extension_request", String(64)),  # migration 6: more time a department asked for (申请延期)
+    # migration 20: the command centre's own deadline, while a lead waits for review or a returned case to be sent on
+    Column("review_deadline", Float),
 )
 
 # migration 16: a department's queue and its counts select its open states: by the department's index alone they read
@@ -322,6 +324,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
          "said on the box's row", _add_missing(boxes.c.prev_boot, boxes.c.twin_at, boxes.c.twin_boots)),
     (19, "numbering: a backup restored numbers its suppressions and dead letters past the lost gateway's too, not "
          "its cases alone", lambda db: numbering.create(db, checkfirst=True)),
+    (20, "cases.review_deadline: a lead waiting for review and a case a department returned run the command centre's "
+         "own clock (those waiting before run none)", _add_missing(cases.c.review_deadline)),
 ]
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade

@@ -35,7 +35,7 @@ from gateway.ingest import UNACKNOWLEDGED, DatabaseUnavailable, Ingest, Outcomes
 from gateway.metrics import CLOCK_FAILURES, DEAD_LETTERS_DELETED, HEARTBEATS, NOTICES, Health
 from gateway.storage import Store
 from gateway.tally import MinuteTally
-from gateway.workflow import Action, CaseState, Role, TransitionError
+from gateway.workflow import CENTRE_CLOCK, Action, CaseState, Role, TransitionError
 from xueliang import wire
 from xueliang.mqtt import SAY_AGAIN_S, make_client
 
@@ -414,7 +414,8 @@ class Clock(threading.Thread):
         done = 0
         for case in self.store.overdue(now):
             try:
-                what = "re-check" if case["state"] == CaseState.FEEDBACK.value else "deadline"
+                what = ("re-check" if case["state"] == CaseState.FEEDBACK.value else
+                        "review" if case["state"] in {s.value for s in CENTRE_CLOCK} else "deadline")
                 to = escalation(case, self.tables.category(case["type"]), self.tables, now)["escalated_grid"]
                 with self.store.begin() as db:
                     changed = perform(db, case, Action.ESCALATE, Role.SYSTEM, "clock", now, self.tables,

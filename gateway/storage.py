@@ -68,7 +68,7 @@ from gateway.schema import (
     sessions,
     tokens,
 )
-from gateway.workflow import DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Role, transition
+from gateway.workflow import CENTRE_CLOCK, DEPARTMENT_CLOCK, OPEN_STATES, Action, CaseState, Role, transition
 from xueliang import sqlitefile, wire
 from xueliang.characters import neutralised
 from xueliang.passwords import without_password
@@ -83,11 +83,15 @@ class ConflictError(RuntimeError):
     """The case changed under us (another process acted first); retry with fresh data."""
 
 
-def overdue_clause(now: float):
+def overdue_clause(now: float, columns: Collection[str] = ("recheck_deadline", "review_deadline")):
     """``cases.is_overdue`` in SQL: past the deadline that runs now (the department's while it
-    handles, the re-check's in feedback)."""
-    return or_(and_(cases.c.state.in_([s.value for s in DEPARTMENT_CLOCK]), cases.c.deadline < now),
-               and_(cases.c.state == CaseState.FEEDBACK.value, cases.c.recheck_deadline < now))
+    handles, the re-check's in feedback, the command centre's own in pending_review and returned), of the
+    deadlines whose ``columns`` the table has (``check`` reads an older release's database as it is)."""
+    return or_(*[clause for column, clause in (
+        ("deadline", and_(cases.c.state.in_([s.value for s in DEPARTMENT_CLOCK]), cases.c.deadline < now)),
+        ("recheck_deadline", and_(cases.c.state == CaseState.FEEDBACK.value, cases.c.recheck_deadline < now)),
+        ("review_deadline", and_(cases.c.state.in_([s.value for s in CENTRE_CLOCK]), cases.c.review_deadline < now)),
+    ) if column == "deadline" or column in columns])
 
 
 def urgency_order(now: float) -> list:
@@ -95,7 +99,8 @@ def urgency_order(now: float) -> list:
     least urgent: overdue first, the most escalated first, then the deadline that runs now
     (``cases.running_deadline``) nearest or longest past, cases with none last, then the oldest."""
     running = sql_case((cases.c.state.in_([s.value for s in DEPARTMENT_CLOCK]), cases.c.deadline),
-                   (cases.c.state == CaseState.FEEDBACK.value, cases.c.recheck_deadline))
+                       (cases.c.state == CaseState.FEEDBACK.value, cases.c.recheck_deadline),
+                       (cases.c.state.in_([s.value for s in CENTRE_CLOCK]), cases.c.review_deadline))
     return [sql_case((overdue_clause(now), 0), else_=1), cases.c.level.desc(), running.is_(None), running, cases.c.id]
 
 

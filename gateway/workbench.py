@@ -192,7 +192,8 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
         ("部门", tables.department_name(c["department"]) + (f" · {REDISPATCH_MARK}" if unrouted(c, tables) else "")),
         ("状态", STATE_NAMES.get(c["state"], c["state"])), ("发现时间", local_time(c["reported_at"])),
         ("派遣时间", local_time(c["dispatched_at"])), ("处置时限", local_time(c["deadline"])),
-        ("核查时限", local_time(c["recheck_deadline"])), ("申请延期", duration_text(c["extension_request"])),
+        ("核查时限", local_time(c["recheck_deadline"])), ("指挥中心时限", local_time(c.get("review_deadline"))),
+        ("申请延期", duration_text(c["extension_request"])),
         ("督办级别", c["level"]), ("升级至", grid_text(tables, c["escalated_grid"])),
         ("点位", f"{c['box']}/{c['camera']}/{c['zone']}"), ("合并事件数", c["incident_count"]), (ended_as, ended),
         ("照片存疑", doubts),  # HTML, its parts escaped: a link to each other case the reader may see

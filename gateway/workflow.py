@@ -6,6 +6,10 @@
        rejected                 returned                       ledger                 closed ──reopen──▶ dispatched
                                                                               feedback ──recheck_failed──▶ handling
 
+Each open state has a clock and its owner: the department's in dispatched and handling, the re-check's in
+feedback, and in pending_review and returned the command centre's own (``CENTRE_CLOCK``: a lead to confirm or
+reject, a returned case to send on, within the category's ``review_service_level``).
+
 ``extend`` and ``escalate`` keep the state and change the deadline or the level; a department's
 ``request_extension`` (申请延期) waits for an operator's ``approve_extension`` or ``refuse_extension``.
 
@@ -73,6 +77,7 @@ class Clock(str, Enum):
     RECHECK = "recheck"  # the department's clock stops at its feedback; the re-check's (核查) own deadline starts
     EXTEND = "extend"  # the running deadline moves later
     ESCALATE = "escalate"  # one level up; looked at again after another service level
+    REVIEW = "review"  # the department's clock stops; the command centre's own (to send the case on) starts
     STOP = "stop"  # no deadline runs any more
 
 
@@ -87,6 +92,7 @@ S, A, R = CaseState, Action, Role
 OPEN_STATES = frozenset({S.PENDING_REVIEW, S.DISPATCHED, S.HANDLING, S.FEEDBACK, S.RETURNED})
 CLOCK_STATES = frozenset({S.DISPATCHED, S.HANDLING, S.FEEDBACK})  # a deadline applies
 DEPARTMENT_CLOCK = frozenset({S.DISPATCHED, S.HANDLING})  # the department's deadline runs (in feedback: the re-check's)
+CENTRE_CLOCK = frozenset({S.PENDING_REVIEW, S.RETURNED})  # the command centre's own deadline runs (review_deadline)
 UNDISPATCHED = frozenset({S.PENDING_REVIEW, S.REJECTED})  # never sent to a department: not theirs to see
 
 # action -> (states it applies to, the state it leads to (None: unchanged), roles allowed)
@@ -102,7 +108,7 @@ TRANSITIONS: dict[Action, tuple[frozenset[CaseState], CaseState | None, frozense
     A.LEDGER: (frozenset({S.HANDLING, S.RETURNED}), S.LEDGER, frozenset({R.OPERATOR, R.ADMIN})),
     A.REOPEN: (frozenset({S.CLOSED, S.FEEDBACK}), S.DISPATCHED, frozenset({R.SYSTEM, R.OPERATOR, R.ADMIN})),
     A.EXTEND: (frozenset(CLOCK_STATES), None, frozenset({R.OPERATOR, R.ADMIN})),
-    A.ESCALATE: (frozenset(CLOCK_STATES), None, frozenset({R.SYSTEM, R.OPERATOR, R.ADMIN})),
+    A.ESCALATE: (CLOCK_STATES | CENTRE_CLOCK, None, frozenset({R.SYSTEM, R.OPERATOR, R.ADMIN})),
     A.REQUEST_EXTENSION: (DEPARTMENT_CLOCK, None, frozenset({R.DEPARTMENT, R.ADMIN})),
     A.APPROVE_EXTENSION: (DEPARTMENT_CLOCK, None, frozenset({R.OPERATOR, R.ADMIN})),
     A.REFUSE_EXTENSION: (DEPARTMENT_CLOCK, None, frozenset({R.OPERATOR, R.ADMIN})),
@@ -121,7 +127,7 @@ EFFECTS: dict[Action, tuple[Clock, Notice | None]] = {
     A.CLOSE: (Clock.STOP, None),
     A.REJECT: (Clock.STOP, None),
     A.LEDGER: (Clock.STOP, None),
-    A.RETURN: (Clock.STOP, None),
+    A.RETURN: (Clock.REVIEW, None),
 }
 
 

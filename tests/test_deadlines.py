@@ -343,3 +343,74 @@ def test_a_lunch_break_added_to_the_tables_moves_no_deadline_already_set_and_cou
     assert local(store.get_case(case["id"])["deadline"]) == "Tue 2026-11-24 14:30"  # from 12:45 at lunch: 13:30 on
     act(store, case["id"], Action.FEEDBACK, Role.ADMIN, "ops", at(2026, 11, 24, 11, 45), lunch, lambda c: True)
     assert local(store.get_case(case["id"])["recheck_deadline"]) == "Tue 2026-11-24 14:15"
+
+
+def test_the_centres_own_wait_its_deadline_escalation_and_end_count_on_the_working_calendar():
+    """Pure logic: a case a department returns, and a lead waiting for review, run the command centre's own clock
+    (the category's ``review_service_level``, 2 working hours by default): from the return, its escalation one grid
+    level up from the case's grid, looked at again after another such time; a redispatch ends it."""
+    from gateway.cases import escalation, is_overdue
+
+    tables = load_tables(TABLES_DIR / "demo.yaml")
+    parking = tables.category("illegal_parking")
+    assert parking.review_service_level == "2 working hours"
+    case = {"state": "handling", "type": "illegal_parking", "urgent": False, "level": 2, "grid": "HQ-DZG-10D-07",
+            "deadline": at(2026, 11, 23, 15, 0), "escalated_grid": "HQ-DZG", "extension_request": None}
+    returned = action_values(case, Action.RETURN, parking, tables, at(2026, 11, 23, 17, 0))
+    assert local(returned["review_deadline"]) == "Tue 2026-11-24 10:00"  # the evening is no one's working time
+    assert (returned["level"], returned["escalated_grid"]) == (0, None)  # the centre's clock starts afresh
+    case |= returned | {"state": "returned"}
+    assert not is_overdue(case, at(2026, 11, 24, 9, 59)) and is_overdue(case, at(2026, 11, 24, 10, 1))
+    up = escalation(case, parking, tables, at(2026, 11, 24, 10, 1))
+    assert up["escalated_grid"] == "HQ-DZG-10D" and local(up["next_escalation_at"]) == "Tue 2026-11-24 12:01"
+    sent_on = action_values(case, Action.REDISPATCH, parking, tables, at(2026, 11, 24, 10, 30),
+                            department="traffic-police")
+    assert sent_on["review_deadline"] is None and local(sent_on["deadline"]) == "Tue 2026-11-24 11:30"
+
+
+def test_a_lead_nobody_reviews_and_a_case_nobody_sends_on_are_the_centres_overdue_past_its_time_and_not_before(
+        tmp_path):
+    """A lead waiting for review (待审核) and a case its department returned (已回退) waited for ever, nobody chased.
+    Past the centre's own time (``review_service_level``, here 1 working hour, counted on the city's calendar) each
+    is overdue alike on the board and the API (SQL), on its page (the case's own flag) and in the clock's escalation
+    (one grid level up, the escalation notice), not before; the day's report counts no department late for them."""
+    from tests.test_gateway import TOPIC, payload
+    from gateway.actions import act
+    from gateway.presentation import case_view, note_text
+    from gateway.reports import summary
+    from gateway.service import Clock
+    from gateway.workflow import Role
+
+    tables = street_office(tmp_path, "1 working day", review_service_level="1 working hour")
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    clock = [at(2026, 11, 23, 11, 30)]
+    ingest = Ingest(store, tables, clock=lambda: clock[0])
+    seen = wire.iso(clock[0] - 30)
+    lead = payload(incident_id="lead", started_at=seen, observed_at=seen, attributes={"needs_review": True})
+    assert ingest.handle(TOPIC, lead) == "case_created"
+    clock[0] = at(2026, 11, 23, 16, 0)
+    seen = wire.iso(clock[0] - 30)
+    sent = payload(incident_id="sent", started_at=seen, observed_at=seen, location={"lat": 39.18, "lon": 117.15})
+    assert ingest.handle(TOPIC, sent) == "case_created"
+    held, returned = (store.get_case(i)["id"] for i in (1, 2))
+    act(store, returned, Action.RETURN, Role.DEPARTMENT, "department:traffic-police", at(2026, 11, 23, 17, 0), tables,
+        lambda row: True, "not ours")
+    assert local(store.get_case(held)["review_deadline"]) == "Mon 2026-11-23 14:00"  # lunch not counted
+    assert local(store.get_case(returned)["review_deadline"]) == "Tue 2026-11-24 09:30"
+    for now, overdue in ((at(2026, 11, 23, 13, 59), []), (at(2026, 11, 23, 14, 1), [held]),
+                         (at(2026, 11, 24, 9, 29), [held]), (at(2026, 11, 24, 9, 31), [held, returned])):
+        assert sorted(c["id"] for c in store.list_cases(overdue_at=now)) == overdue, local(now)
+        assert sorted(c["id"] for c in store.overdue(now)) == overdue, local(now)
+        assert [i for i in (held, returned) if case_view(store.get_case(i), tables, now)["overdue"]] == overdue
+    day = (at(2026, 11, 24), at(2026, 11, 25))
+    assert summary(store.cases_between(*day), *day, at(2026, 11, 24, 9, 31))["overdue"] == 0
+    assert Clock(store, tables, None, 60.0).escalate_overdue(at(2026, 11, 24, 9, 31)) == 2
+    for case_id in (held, returned):
+        case = store.get_case(case_id)
+        assert (case["state"], case["level"], case["escalated_grid"]) == (
+            "pending_review" if case_id == held else "returned", 1, "HQ-DZG-10D")
+        assert local(case["next_escalation_at"]) == "Tue 2026-11-24 10:31"
+    assert [(r["case_id"], r["target"]) for r in store.unpublished(("escalate",))] == [
+        (held, "HQ-DZG-10D"), (returned, "HQ-DZG-10D")]  # each a notice on xl/v1/escalations/HQ-DZG-10D
+    (note,) = [e for e in store.get_case(returned)["timeline"] if e["action"] == "escalate"]
+    assert note_text(note, tables).startswith("超期: 指挥中心时限 2026-11-24 09:30")

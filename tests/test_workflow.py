@@ -570,6 +570,12 @@ def undo_migration_17(db) -> None:
     db.execute(text("DROP INDEX ix_case_photos_sha256"))
 
 
+def undo_migration_20(db) -> None:
+    """What a database of version 19 lacks: the command centre's own deadline."""
+    if "review_deadline" in {c["name"] for c in inspect(db).get_columns("cases")}:  # after_3 does it too
+        db.execute(text("ALTER TABLE cases DROP COLUMN review_deadline"))
+
+
 def undo_migration_19(db) -> None:
     """What a database of version 18 lacks: the numbering of a backup restored."""
     db.execute(text("DROP TABLE IF EXISTS numbering"))  # undo_migrations_after_3 does it too
@@ -599,7 +605,8 @@ def undo_migrations_after_3(db) -> None:
     the feedback time, the re-check's deadline and the request for more time, verdicts and suppressions, an
     extension's duration on its timeline row, the boxes' heartbeats, dead letters' digest, evidence's mark of an
     event naming it, the log's deadlines, cases by department and state, photos' picture hashes, the numbering of a
-    backup restored."""
+    backup restored, the command centre's own deadline."""
+    undo_migration_20(db)
     undo_migration_19(db)
     undo_migration_17(db)
     undo_migration_16(db)
@@ -632,7 +639,7 @@ def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
     store = Store(database_url)
     with store.engine.connect() as db:
         versions = db.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == [v for v, _, _ in MIGRATIONS] == list(range(1, 20))
+    assert versions == [v for v, _, _ in MIGRATIONS] == list(range(1, 21))
     (case,) = store.list_cases()
     assert case["urgent"] is False and case["category_name"] == "机动车乱停放"
     with store.engine.connect() as db:
