@@ -254,14 +254,18 @@ def list_cases(store: Store = Depends(get_store), tables: Tables = Depends(get_t
                state: CaseState | None = None, grid: Filter = None, department: Filter = None,
                category: Annotated[str | None, Query(max_length=40, pattern="^[A-Za-z0-9_.-]+$",
                                                      description="incident type or the city's category code")] = None,
-               overdue: bool = False, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_ID)):
+               overdue: bool = False, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_ID),
+               before_id: int | None = Query(None, ge=1, le=MAX_ID, description=(
+                   "the last id of the page before: the next page, whatever cases came or changed meanwhile "
+                   "(offset counts from the newest, which moves as cases come)"))):
     """Cases the token may see, newest first; ``grid`` selects that grid and everything under it. A ``department``,
     ``category`` or ``grid`` that neither the city's tables nor any case names is a 422 listing those known."""
     now = time.time()
     if problems := unknown_filters(store, tables, who, now, department=department, category=category, grid=grid):
         raise RequestValidationError(problems)
     rows = find_cases(store, tables, who, state=state and state.value, grid=grid, department=department,
-                      category=category, overdue_at=now if overdue else None, limit=limit, offset=offset)
+                      category=category, overdue_at=now if overdue else None, limit=limit, offset=offset,
+                      before_id=before_id)
     return [case_view(r, tables, now) for r in rows]
 
 
