@@ -256,14 +256,18 @@ def list_cases(store: Store = Depends(get_store), tables: Tables = Depends(get_t
                state: CaseState | None = None, grid: Filter = None, department: Filter = None,
                category: Annotated[str | None, Query(max_length=40, pattern="^[A-Za-z0-9_.-]+$",
                                                      description="incident type or the city's category code")] = None,
-               overdue: bool = False, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_ID)):
+               overdue: bool = False, limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_ID),
+               before_id: int | None = Query(None, ge=1, le=MAX_ID, description=(
+                   "the last id of the page before: the next page, whatever cases came or changed meanwhile "
+                   "(offset counts from the newest, which moves as cases come)"))):
     """Cases the token may see, newest first; ``grid`` selects that grid and everything under it. A ``department``,
     ``category`` or ``grid`` that neither the city's tables nor any case names is a 422 listing those known."""
     now = time.time()
     if problems := unknown_filters(store, tables, who, now, department=department, category=category, grid=grid):
         raise RequestValidationError(problems)
     rows = find_cases(store, tables, who, state=state and state.value, grid=grid, department=department,
-                      category=category, overdue_at=now if overdue else None, limit=limit, offset=offset)
+                      category=category, overdue_at=now if overdue else None, limit=limit, offset=offset,
+                      before_id=before_id)
     return [case_view(r, tables, now) for r in rows]
 
 
@@ -288,6 +292,17 @@ class Stale(BaseModel):
     case: CaseDetail = Field(title="the case as it is now (its ETag in the header): decide again on it")
 
 
+class Refusal(BaseModel):
+    """The body of every error the API answers (Open311's paths answer the spec's own), but a 422 that names the
+    request's values one by one (``HTTPValidationError``)."""
+    detail: str = Field(title="what was wrong and, where it helps, what to do")
+
+
+NOT_SEEN = {404: {"description": "no such case, or one the token may not see"}}
+JSON_BODY = {413: {"description": "a body of more than 1 MiB"},
+             415: {"description": "no Content-Type, or one other than application/json"}}
+REFUSED_NOW = {409: {"description": "the case's state does not allow it now: the answer says why (an action: from "
+                                    "which states it is taken; a close: the incident its camera still reports)"}}
 STALE = {412: {"model": Stale, "headers": ETAG, "description": "If-Match names none of the case's tags (it changed "
                "since it was read) or is not a list of entity tags: nothing was done"}}
 IfMatch = Annotated[str | None, Header(
@@ -338,14 +353,14 @@ def the_case(response: Response, case_id: int, tables: Tables, store: Store, who
     return detail(row, tables, store, who)
 
 
-@cases_router.get("/{case_id}", response_model=CaseDetail, responses={200: {"headers": ETAG}})
+@cases_router.get("/{case_id}", response_model=CaseDetail, responses={200: {"headers": ETAG}, **NOT_SEEN})
 def get_case(response: Response, row: dict = Depends(readable_case), tables: Tables = Depends(get_tables),
              store: Store = Depends(get_store), who: Principal = Depends(reader)):
     response.headers["ETag"] = etags.etag(row)
     return detail(row, tables, store, who)
 
 
-JPEG_RESPONSE = {200: {"content": {"image/jpeg": {}}},
+JPEG_RESPONSE = {200: {"content": {"image/jpeg": {}}}, **NOT_SEEN,
                  410: {"description": f"withheld: a JPEG of more than {MAX_SCANS} scans, kept before ingest counted them"}}
 
 
@@ -366,7 +381,7 @@ PHOTO_BODY = {"requestBody": {"required": True, "content": {"image/jpeg": {"sche
 
 
 @cases_router.post("/{case_id}/photos", response_model=CaseDetail, status_code=201, openapi_extra=PHOTO_BODY,
-                   responses={201: {"headers": THE_CASE}, **STALE,
+                   responses={201: {"headers": THE_CASE}, **STALE, **NOT_SEEN,
                               409: {"description": "the case is closed: reopened first, it takes photos again"},
                               413: {"description": f"more than {MAX_PHOTO_BYTES:,} bytes"},
                               415: {"description": "no Content-Type, or one other than image/jpeg "
@@ -409,7 +424,8 @@ def get_photo(sha256: Sha256, row: dict = Depends(readable_case), store: Store =
     return photo_response(row["id"], sha256, store)
 
 
-@cases_router.post("/{case_id}/actions", response_model=CaseDetail, responses={200: {"headers": THE_CASE}, **STALE})
+@cases_router.post("/{case_id}/actions", response_model=CaseDetail,
+                   responses={200: {"headers": THE_CASE}, **STALE, **NOT_SEEN, **REFUSED_NOW, **JSON_BODY})
 def act(case_id: CaseId, body: ActionRequest, request: Request, response: Response,
         asked: Precondition = Depends(precondition), store: Store = Depends(get_store),
         tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
@@ -431,7 +447,8 @@ def act(case_id: CaseId, body: ActionRequest, request: Request, response: Respon
 
 
 @cases_router.post("/{case_id}/verdict", response_model=CaseDetail, status_code=201,
-                   responses={201: {"headers": THE_CASE}, **STALE, **FOR_JUDGES})
+                   responses={201: {"headers": THE_CASE}, **STALE, **FOR_JUDGES, **NOT_SEEN, **REFUSED_NOW,
+                              **JSON_BODY})
 def record_verdict(case_id: CaseId, body: VerdictRequest, request: Request, response: Response,
                    asked: Precondition = Depends(precondition), store: Store = Depends(get_store),
                    tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
@@ -475,7 +492,8 @@ def list_suppressions(store: Store = Depends(get_store), tables: Tables = Depend
     return [suppression_view(r) for r in rows]
 
 
-@suppressions_router.post("/{suppression_id}/lift", response_model=Suppression)
+@suppressions_router.post("/{suppression_id}/lift", response_model=Suppression,
+                          responses={404: {"description": "no such suppression in force in the token's scope"}})
 def lift_suppression(suppression_id: Annotated[int, PathParam(ge=1, le=MAX_ID)], request: Request,
                      store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
                      who: Principal = Depends(actor)):
@@ -595,7 +613,7 @@ def remove_box(box: BoxId, store: Store = Depends(get_store), who: Principal = D
 reports_router = APIRouter(prefix="/reports", tags=["reports"], dependencies=[Depends(DECLARED)], route_class=JsonBody)
 
 
-@reports_router.get("/{kind}")
+@reports_router.get("/{kind}", responses={404: {"description": "a kind other than daily or weekly"}})
 def report(kind: str, day: Annotated[str | None, Query(alias="date", max_length=10, pattern="^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
                                                       description="YYYY-MM-DD in the city's time zone")] = None,
            store: Store = Depends(get_store), tables: Tables = Depends(get_tables), who: Principal = Depends(reader)):
@@ -630,6 +648,40 @@ def removed_named(request: Request) -> None:
         return
     if removed != app.state.tables.removed:
         app.state.tables = app.state.tables.with_removed(removed)
+
+
+OPEN311_ERRORS = {"application/json": {"schema": {
+    "type": "array", "items": {"type": "object", "required": ["code", "description"],
+                               "properties": {"code": {"type": "integer"}, "description": {"type": "string"}}}}},
+    "text/xml": {"schema": {"type": "string", "description": "<errors><error><code/><description/></error></errors>"}}}
+
+
+def errors_described(schema: dict) -> dict:
+    """``schema`` (/openapi.json) with the body of each error it lists: ``Refusal`` (``{"detail": "..."}``), a 422
+    either that or FastAPI's list of the values refused; on Open311's paths the spec's errors, JSON or XML as the
+    path names, a bad value its 400 (never FastAPI's 422). A client made from it had no shape for any error."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["Refusal"] = Refusal.model_json_schema()
+    refusal = {"$ref": "#/components/schemas/Refusal"}
+    for path, operations in schema["paths"].items():
+        for operation in operations.values():
+            responses = operation["responses"]
+            if path.startswith("/open311/"):
+                responses.pop("422", None)
+                responses["400"] = {"description": "a parameter's value the spec or the gateway does not take"}
+                if "{request_id}" in path:
+                    responses["404"] = {"description": "no such request, or one the token may not see"}
+                for status, response in responses.items():  # new dicts: one response may be every route's
+                    if int(status) >= 400:
+                        responses[status] = dict(response, content=OPEN311_ERRORS)
+                continue
+            for status, response in responses.items():
+                if status == "422":
+                    listed = response.get("content", {}).get("application/json", {}).get("schema")
+                    body = {"anyOf": [s for s in (listed, refusal) if s]}
+                    responses[status] = dict(response, content={"application/json": {"schema": body}})
+                elif int(status) >= 400 and "content" not in response:
+                    responses[status] = dict(response, content={"application/json": {"schema": refusal}})
+    return schema
 
 
 def create_app(store: Store, tables: Tables, public_read: bool = False, on_change=None,
@@ -714,7 +766,7 @@ def create_app(store: Store, tables: Tables, public_read: bool = False, on_chang
         schema = FastAPI.openapi(app)
         if public_read:
             token_optional_for_public_reads(schema, [r for router in routers for r in router.routes])
-        return refusals_described(schema)
+        return errors_described(refusals_described(schema))
 
     app.openapi = openapi
     return app

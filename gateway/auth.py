@@ -498,11 +498,12 @@ def unknown_filters(store: Store, tables: Tables, who: Principal, now: float, **
 
 
 def find_cases(store: Store, tables: Tables, who: Principal, *, limit: int = 100, offset: int = 0,
-               urgent_at: float | None = None, **filters) -> list[dict]:
+               urgent_at: float | None = None, before_id: int | None = None, **filters) -> list[dict]:
     """The cases ``who`` may see that the filters (``case_filters``) select, newest first or, with
-    ``urgent_at``, the most urgent first (the API's list and the pages')."""
+    ``urgent_at``, the most urgent first (the API's list and the pages'); ``before_id``: those numbered below it."""
     selected = case_filters(tables, who, **filters)
-    return [] if selected is None else store.list_cases(**selected, limit=limit, offset=offset, urgent_at=urgent_at)
+    return [] if selected is None else store.list_cases(**selected, limit=limit, offset=offset, urgent_at=urgent_at,
+                                                        before_id=before_id)
 
 
 def count_found(store: Store, tables: Tables, who: Principal, **filters) -> int:

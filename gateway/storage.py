@@ -877,14 +877,16 @@ class Store:
                    limit: int = 100, offset: int = 0, hidden_states: list[str] | None = None, *,
                    states: list[str] | None = None, codes: list[str] | None = None, ids: list[int] | None = None,
                    created_from: float | None = None, created_to: float | None = None,
-                   urgent_at: float | None = None, located: bool = False) -> list[dict]:
+                   urgent_at: float | None = None, located: bool = False, before_id: int | None = None) -> list[dict]:
         """Cases newest first, or with ``urgent_at`` the most urgent at that time first (``urgency_order``);
         ``states``, ``codes`` (the city's category codes) and ``ids`` select any of theirs,
         ``created_from``/``created_to`` the time the case was opened (both inclusive), ``located`` those with a
-        place alone."""
+        place alone; ``before_id`` those numbered below it (the next page, newest first, of one that ended there)."""
         q = _selected(select(cases), state, grid, department, category, overdue_at, grids, hidden_states,
                       states=states, codes=codes, ids=ids, created_from=created_from, created_to=created_to,
                       located=located)
+        if before_id is not None:
+            q = q.where(cases.c.id < before_id)
         order = urgency_order(urgent_at) if urgent_at is not None else [cases.c.id.desc()]
         with self.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(q.order_by(*order).limit(limit).offset(offset))]

@@ -892,3 +892,57 @@ def test_a_photo_cut_off_on_the_way_keeps_nothing_and_logs_no_error(city, path, 
         logging.getLogger("uvicorn.error").removeHandler(caplog.handler)
     assert not [r for r in caplog.records if r.levelname == "ERROR"], [r.getMessage() for r in caplog.records]
     assert store.count("evidence") == 0
+
+
+def test_openapi_json_lists_each_status_a_route_answers_and_the_body_it_answers_with(city):
+    """A department's system made from /openapi.json had no word for a case not there or not its own (404), an
+    action the case's state refuses (409), a body not JSON (415) or too large (413), and no shape for any error's
+    body: each is listed now, and each answer, a success's too, is checked against the schema listed for it."""
+    import jsonschema
+
+    app, store, ingest, client, tokens = city
+    described = client.get("/openapi.json").json()
+    police, admin = auth(tokens["police"]), auth(tokens["admin"])
+    case_id = next(c["id"] for c in client.get("/cases", headers=police).json())
+    others = client.get("/cases", params={"department": "sanitation"}, headers=admin).json()
+    tried = [
+        ("get", "/cases/{case_id}", f"/cases/{case_id}", police, {}),                   # 200
+        ("get", "/cases/{case_id}", "/cases/99999", police, {}),                        # 404: no such case
+        ("get", "/cases/{case_id}/evidence.jpg", "/cases/99999/evidence.jpg", police, {}),
+        ("get", "/cases/{case_id}/incidents/{incident_id}/evidence.jpg", f"/cases/{case_id}/incidents/x/evidence.jpg",
+         police, {}),
+        ("post", "/cases/{case_id}/actions", "/cases/99999/actions", police, {"json": {"action": "acknowledge"}}),
+        ("post", "/cases/{case_id}/actions", f"/cases/{case_id}/actions", police, {"json": {"action": "close"}}),  # 409
+        ("post", "/cases/{case_id}/actions", f"/cases/{case_id}/actions", police,
+         {"content": b'{"action": "acknowledge"}'}),                                     # 415: no Content-Type
+        ("post", "/cases/{case_id}/actions", f"/cases/{case_id}/actions", police,
+         {"content": b"{" + b" " * (1 << 20) + b"}", "headers": {"Content-Type": "application/json"}}),  # 413
+        ("post", "/cases/{case_id}/actions", f"/cases/{case_id}/actions", police, {"json": {"action": "acknowledge"}}),
+        ("post", "/cases/{case_id}/verdict", "/cases/99999/verdict", admin, {"json": {"verdict": "correct"}}),
+        ("post", "/cases/{case_id}/verdict", f"/cases/{case_id}/verdict", admin,
+         {"json": {"verdict": "correct", "reject": True}}),                              # 409: not pending review
+        ("post", "/cases/{case_id}/photos", "/cases/99999/photos", police,
+         {"content": b"x", "headers": {"Content-Type": "image/jpeg"}}),
+        ("get", "/cases", "/cases", {}, {}),                                            # 401
+        ("get", "/cases", "/cases?token=x", {}, {}),
+        ("get", "/dead-letters", "/dead-letters", police, {}),                          # 403
+        ("delete", "/boxes/{box}", "/boxes/box-9", admin, {}),                          # 404
+        ("get", "/reports/{kind}", "/reports/monthly", police, {}),                      # 404
+        ("get", "/reports/{kind}", "/reports/daily?date=2099-01-01", police, {}),        # 422, in words
+        ("get", "/reports/{kind}", "/reports/daily?date=x", police, {}),                 # 422, by value
+        ("get", "/open311/v2/requests/{request_id}.{fmt}", "/open311/v2/requests/99999.json", police, {}),  # 404
+        ("get", "/open311/v2/requests.{fmt}", "/open311/v2/requests.json?page=0", police, {}),  # the spec's 400
+        ("get", "/open311/v2/requests.{fmt}", "/open311/v2/requests.json", {}, {}),     # 401
+    ]
+    assert not others  # the police case is another department's to the sanitation token: 404 as one not there
+    for method, path, url, headers, extra in tried:
+        extra = dict(extra, headers=headers | extra.get("headers", {}))
+        answer = client.request(method, url, **extra)
+        listed = described["paths"][path][method]["responses"]
+        assert str(answer.status_code) in listed, (method, url, answer.status_code, sorted(listed))
+        content = listed[str(answer.status_code)].get("content", {})
+        if answer.headers["content-type"].startswith("application/json"):
+            assert "application/json" in content, (method, url, answer.status_code, listed[str(answer.status_code)])
+            schema = dict(content["application/json"]["schema"], components=described["components"])
+            jsonschema.validate(answer.json(), schema, cls=jsonschema.Draft202012Validator)
+    assert client.get(f"/cases/{case_id}", headers=auth(tokens["sanitation"])).status_code == 404

@@ -48,7 +48,7 @@ def test_head_on_the_wire_has_the_length_and_no_body(city):  # noqa: F811 (fixtu
     ("/cases?state=dispatched&state=closed", "state", "given 2 times"),  # listed the closed ones alone
     ("/cases?limit=1&limit=1000", "limit", "given 2 times"),
     ("/reports/daily?date=2026-01-01&date=2026-01-02", "date", "given 2 times"),
-    ("/cases?departmnet=sanitation", "departmnet", "it takes category, department, grid, limit, offset"),  # every case
+    ("/cases?departmnet=sanitation", "departmnet", "it takes before_id, category, department, grid, limit, offset"),  # every case
     ("/cases?state[]=closed", "state[]", "no parameter of /cases"),
     ("/cases?sort=-created_at", "sort", "no parameter of /cases"),
     ("/cases/1?fields=id", "fields", "no parameter of /cases/1; it takes none"),
@@ -227,3 +227,23 @@ def test_a_department_filtering_by_another_department_is_told_it_sees_its_own_ca
     assert page.status_code == 422 and "部门「sanitation」不是本部门, 部门只能查看本部门的案件" in page.text, page.text
     assert "<table id=cases" not in page.text and "value='sanitation'" not in page.text  # nor offered to pick
     assert client.get("/ui/cases?department=traffic-police").text.count("<tr") == 3  # the head, its two cases
+
+
+def test_a_department_pages_through_its_cases_by_before_id_and_misses_none_and_sees_none_twice_while_cases_come(
+        city):  # noqa: F811 (fixture)
+    """Newest first by ``offset``, a case opened between two pages pushed the first page's last case onto the
+    second (seen twice), and a case leaving a ``state`` filter pulled one back past it (never seen): ``before_id``,
+    the last page's last id, pages on from there whatever comes meanwhile."""
+    from .test_workflow import incident
+
+    app, store, ingest, client, tokens = city
+    police = auth(tokens["police"])
+    for lat in (38.0, 38.1, 38.2, 38.3):
+        assert ingest.handle(*incident(grid="D-S1-C1-G1", location={"lat": lat, "lon": 117.0})) == "case_created"
+    every = [c["id"] for c in client.get("/cases", headers=police).json()]
+    assert len(every) == 6 and every == sorted(every, reverse=True)
+    first = [c["id"] for c in client.get("/cases", params={"limit": 3}, headers=police).json()]
+    assert ingest.handle(*incident(grid="D-S1-C1-G1", location={"lat": 38.5, "lon": 117.0})) == "case_created"
+    rest = [c["id"] for c in client.get("/cases", params={"limit": 3, "before_id": first[-1]}, headers=police).json()]
+    assert first + rest == every
+    assert client.get("/cases", params={"before_id": 0}, headers=police).status_code == 422
