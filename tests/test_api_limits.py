@@ -416,7 +416,8 @@ def test_openapi_json_lists_401_where_a_token_is_needed_and_403_where_a_role_is_
                     if 403 in roles:
                         refusing.add((method, path))
                         assert "'s token: " in listed["403"]["description"], listed["403"]
-            assert refusing == {("post", "/cases/{case_id}/verdict"), ("get", "/suppressions"),
+            assert refusing == {("post", "/cases/{case_id}/verdict"), ("post", "/cases/{case_id}/actions"),
+                                ("get", "/suppressions"),
                                 ("post", "/suppressions/{suppression_id}/lift"), ("get", "/dead-letters"),
                                 ("get", "/boxes"), ("delete", "/boxes/{box}")}, public_read
             assert ("get", "/health") not in needing and ("get", "/open311/v2/services.{fmt}") not in needing

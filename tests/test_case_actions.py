@@ -93,7 +93,7 @@ def test_a_department_asks_for_more_time_and_an_operator_decides(city):
     assert act(client, tokens["op-s1"], 1, "approve_extension").status_code == 409  # nothing asked yet
     r = act(client, tokens["police"], 1, "request_extension", extend_by="2h", note="waiting for a tow truck")
     assert r.status_code == 200 and r.json()["extension_request"] == "2h"
-    assert act(client, tokens["police"], 1, "approve_extension").status_code == 409  # not the department's call
+    assert act(client, tokens["police"], 1, "approve_extension").status_code == 403  # not the department's call
     r = act(client, tokens["op-s1"], 1, "approve_extension")
     assert r.status_code == 200 and r.json()["extension_request"] is None
     assert store.get_case(1)["deadline"] == pytest.approx(deadline + 7200)
