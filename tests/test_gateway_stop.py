@@ -123,9 +123,10 @@ def test_a_gateway_stopped_by_sigterm_leaves_its_file_whole_on_its_own_and_waits
         signalled_at = time.monotonic()
         time.sleep(STOP_REQUESTS_S - 2)
         late.sendall(body[-1:])  # the verdict runs, and waits on the lock past the stop's bound
-        wait_until(lambda: "running task(s)" in (tmp_path / "err").read_text(), STOP_REQUESTS_S + 5, interval=0.05,
-                   message="the requests' bound, the stop on to ingest and the database")
-        time.sleep(1)  # in the close: its checkpoint waits on the lock (busy_timeout, 5 s)
+        # ingest stopped: the stop is in its last part (uvicorn, before it, holds a signal and raises it again once
+        # its server is down), on to the close, whose checkpoint waits on the lock (busy_timeout, 5 s)
+        wait_until(lambda: "gateway disconnected from broker" in (tmp_path / "err").read_text(), STOP_REQUESTS_S + 10,
+                   interval=0.05, message="the requests' bound, the stop on to ingest and the database")
         proc.send_signal(signal.SIGTERM)  # a second stop (the service manager's again, a person's kill)
         proc.send_signal(signal.SIGINT)  # and Ctrl-C: the stop goes on to its end all the same
         wait_until(lambda: "its database closed" in (tmp_path / "err").read_text(), STOP_REQUESTS_S + 10,
