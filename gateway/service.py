@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+import contextlib
 import gc
 import json
 import logging
@@ -533,6 +534,27 @@ def stop_on_sigterm(signum, frame) -> None:
     raise SystemExit(0)
 
 
+def stopping_already(signum, frame) -> None:
+    """A signal during the stop (a second SIGTERM, Ctrl-C again, the demo's SIGTERM after the terminal's SIGINT):
+    said, and the stop goes on. It raised SystemExit or KeyboardInterrupt wherever the stop was, in the database's
+    close too: the database left open, an SQLite file's last writes in the write-ahead log beside it. The stop past
+    its requests is bounded (the clock STOP_CLOCK_S, ingest 10 s, the close's lock wait 5 s), and a service
+    manager's SIGKILL (30 s) ends it anyway."""
+    log.warning("%s during the stop: ignored, the stop goes on to close the database (SIGKILL ends it at once, and "
+                "leaves an SQLite file's last writes in the -wal beside it)", signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def stop_not_interrupted() -> Iterator[None]:
+    """SIGTERM and SIGINT only said (``stopping_already``) while the stop runs; as they were after it."""
+    before = {signum: signal.signal(signum, stopping_already) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
 class CancelledAtStop(logging.Filter):
     """Leaves out uvicorn's traceback of each request cancelled at the stop (``STOP_REQUESTS_S``): 60 lines of its
     own and the framework's frames, after its line that says it (``Cancel 1 running task(s), timeout graceful shutdown
@@ -589,17 +611,18 @@ def run_gateway(config: GatewayConfig) -> int:
                                                timeout_graceful_shutdown=STOP_REQUESTS_S))
         server.run(sockets=[http_socket])
     finally:
-        clock.stop.set()
-        clock.wake.set()
-        clock.join(timeout=STOP_CLOCK_S)
-        if clock.is_alive():
-            log.warning("the clock's round did not end within %.0f s of the stop; the database is closed under it",
-                        STOP_CLOCK_S)
-        mqtt_ingest.stop()
-        # the last: ingest and the clock write to it up to their stop. SQLite's write-ahead log folded into the file
-        # and removed (Store.close): a stopped gateway's file, copied alone, held none of its last commits
-        store.close()
-        log.info("gateway stopped: its database closed")
+        with stop_not_interrupted():  # a second SIGTERM or Ctrl-C ended the stop where it was
+            clock.stop.set()
+            clock.wake.set()
+            clock.join(timeout=STOP_CLOCK_S)
+            if clock.is_alive():
+                log.warning("the clock's round did not end within %.0f s of the stop; the database is closed under it",
+                            STOP_CLOCK_S)
+            mqtt_ingest.stop()
+            # the last: ingest and the clock write to it up to their stop. SQLite's write-ahead log folded into the
+            # file and removed (Store.close): a stopped gateway's file, copied alone, held none of its last commits
+            store.close()
+            log.info("gateway stopped: its database closed")
     return 0
 
 

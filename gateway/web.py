@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from PIL import Image, ImageDraw
 from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.auth import (PUBLIC, SESSION_COOKIE, Principal, check_same_origin, count_found, find_cases, form_page,
@@ -60,7 +61,9 @@ ERRORS = {  # what a person reads when a page cannot be shown
 
 class PageRoute(APIRoute):
     """A page's errors are pages too: the person reads in Chinese what went wrong (the API's own
-    words, for whoever supports them, folded away), not JSON."""
+    words, for whoever supports them, folded away), not JSON. The signed-in person is looked up in the thread pool, as
+    everything that reads the database from the server's one event loop must be: a database slow to answer held up
+    every other request while it waited."""
 
     def get_route_handler(self):
         handler = super().get_route_handler()
@@ -71,10 +74,10 @@ class PageRoute(APIRoute):
             except HTTPException as exc:
                 if exc.status_code < 400 or exc.status_code == 401:
                     raise  # the way to the sign-in form
-                return error_page(exc.status_code, str(exc.detail), session_principal(request))
+                return error_page(exc.status_code, str(exc.detail), await run_in_threadpool(session_principal, request))
             except RequestValidationError as exc:
                 detail = "; ".join(str(e.get("msg")) for e in exc.errors())[:500]
-                return error_page(422, detail, session_principal(request))
+                return error_page(422, detail, await run_in_threadpool(session_principal, request))
             except OperationalError as exc:  # the signed-in person is not looked up: that reads the database too
                 log.warning("%s %s: %s", request.method, request.url.path, database_down(exc))
                 answer = error_page(503, database_down(exc), None)
@@ -104,7 +107,7 @@ async def not_a_page(request: Request, exc: StarletteHTTPException) -> Response:
     if not (request.url.path + "/").startswith("/ui/") or exc.status_code < 400 or exc.status_code == 401:
         return await http_exception_handler(request, exc)
     try:
-        who = session_principal(request)
+        who = await run_in_threadpool(session_principal, request)
     except (OperationalError, StoreClosed):  # the database down or closed: the page without the signed-in person
         who = None
     answer = error_page(exc.status_code, str(exc.detail), who, form_page(request))
@@ -286,17 +289,18 @@ def login_page(next: str | None = None):  # noqa: A002 (the parameter's name in 
 @web_router.post("/login", response_class=HTMLResponse)
 async def login(request: Request):
     """Exchange a token (form field ``token``) for a session cookie, once; then back to ``next``.
-    Only from this gateway's own page (``auth.check_same_origin``)."""
+    Only from this gateway's own page (``auth.check_same_origin``). The session is written in the thread pool: on
+    the event loop, a write waiting on another's lock (SQLite's busy timeout, 5 s) held up every other request."""
     check_same_origin(request)
     form = parse_qs((await read_capped(request, MAX_FORM_BYTES, "the sign-in form")).decode("utf-8", "replace"))
     target = local_page((form.get("next") or [None])[0])
     store, now = request.app.state.store, time.time()
     token = (form.get("token") or [""])[0]
     try:
-        session, expires_at = start_session(store, token, now)
+        session, expires_at = await run_in_threadpool(start_session, store, token, now)
     except ValueError:
-        return page("登录", LOGIN_FORM.format(next=esc(target), error=esc(f"登录失败: {sign_in_problem(store, token)}")),
-                    status_code=401)
+        problem = await run_in_threadpool(sign_in_problem, store, token)
+        return page("登录", LOGIN_FORM.format(next=esc(target), error=esc(f"登录失败: {problem}")), status_code=401)
     response = RedirectResponse(target, 303)
     response.set_cookie(SESSION_COOKIE, session, max_age=int(expires_at - now), **session_cookie(request))
     return response

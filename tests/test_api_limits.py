@@ -947,3 +947,30 @@ def test_openapi_json_lists_each_status_a_route_answers_and_the_body_it_answers_
             schema = dict(content["application/json"]["schema"], components=described["components"])
             jsonschema.validate(answer.json(), schema, cls=jsonschema.Draft202012Validator)
     assert client.get(f"/cases/{case_id}", headers=auth(tokens["sanitation"])).status_code == 404
+
+
+def test_a_sign_in_waiting_on_a_locked_database_keeps_no_other_request_waiting(city, tmp_path):
+    """The sign-in form's route ran the database on the server's one event loop: its session's write, waiting on
+    another writer's lock (up to SQLite's 5 s busy timeout, or a slow PostgreSQL), held up every other request with
+    it, /health and the stop's bound too. A route's database work runs in the thread pool: the loop answers on."""
+    app, store, ingest, client, tokens = city
+    with serving(app) as port:
+        base = f"http://127.0.0.1:{port}"
+        lock = sqlite3.connect(tmp_path / "gw.sqlite", isolation_level=None, timeout=0)
+        lock.execute("BEGIN IMMEDIATE")  # another writer: the sign-in's new session waits on it
+        signed_in = {}
+        sign_in = threading.Thread(target=lambda: signed_in.update(
+            answer=httpx.post(f"{base}/ui/login", data={"token": tokens["admin"]}, timeout=10)))
+        sign_in.start()
+        try:
+            time.sleep(0.3)  # the sign-in at its write
+            began = time.monotonic()
+            health = httpx.get(f"{base}/health", timeout=2)
+            took = time.monotonic() - began
+            assert health.status_code == 200 and took < 1, took
+            assert sign_in.is_alive()  # waiting still, on the lock
+        finally:
+            lock.rollback()
+            lock.close()
+            sign_in.join(10)
+    assert signed_in["answer"].status_code == 303 and SESSION_COOKIE in signed_in["answer"].cookies
