@@ -913,7 +913,7 @@ def test_openapi_json_lists_each_status_a_route_answers_and_the_body_it_answers_
         ("get", "/cases/{case_id}/incidents/{incident_id}/evidence.jpg", f"/cases/{case_id}/incidents/x/evidence.jpg",
          police, {}),
         ("post", "/cases/{case_id}/actions", "/cases/99999/actions", police, {"json": {"action": "acknowledge"}}),
-        ("post", "/cases/{case_id}/actions", f"/cases/{case_id}/actions", police, {"json": {"action": "close"}}),  # 409
+        ("post", "/cases/{case_id}/actions", f"/cases/{case_id}/actions", police, {"json": {"action": "close"}}),  # 403
         ("post", "/cases/{case_id}/actions", f"/cases/{case_id}/actions", police,
          {"content": b'{"action": "acknowledge"}'}),                                     # 415: no Content-Type
         ("post", "/cases/{case_id}/actions", f"/cases/{case_id}/actions", police,
