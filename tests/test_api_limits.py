@@ -919,6 +919,8 @@ def test_openapi_json_lists_each_status_a_route_answers_and_the_body_it_answers_
         ("post", "/cases/{case_id}/actions", f"/cases/{case_id}/actions", police,
          {"content": b"{" + b" " * (1 << 20) + b"}", "headers": {"Content-Type": "application/json"}}),  # 413
         ("post", "/cases/{case_id}/actions", f"/cases/{case_id}/actions", police, {"json": {"action": "acknowledge"}}),
+        ("post", "/cases/{case_id}/actions", f"/cases/{case_id}/actions", police,
+         {"json": {"action": "acknowledge"}}),                                           # 409: acknowledged already
         ("post", "/cases/{case_id}/verdict", "/cases/99999/verdict", admin, {"json": {"verdict": "correct"}}),
         ("post", "/cases/{case_id}/verdict", f"/cases/{case_id}/verdict", admin,
          {"json": {"verdict": "correct", "reject": True}}),                              # 409: not pending review
