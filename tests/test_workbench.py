@@ -123,7 +123,7 @@ def test_operator_and_department_take_a_case_from_review_to_closed_by_clicking(c
         sign_in(browser, base, operator)
         click(browser, "#cases a[href='/ui/cases/1']")
         assert "待审核" in facts(browser)
-        assert buttons(browser) == ["act-confirm", "act-reject"]  # exactly what the machine allows an operator now
+        assert buttons(browser) == ["act-confirm", "act-reject", "act-escalate"]  # what the machine allows an operator now
         assert act(browser, "confirm", "现场核实属实") == "已完成: 审核通过"
         assert "已派遣" in facts(browser) and "环卫" in facts(browser)
         assert buttons(browser) == ["act-return", "act-extend", "act-escalate"]
