@@ -115,6 +115,7 @@ class LeftObject:
         self._cur_light = 0.0  # ... the background's lightness it is at (``_light`` before the look was learnt)
         self._hidden: np.ndarray | None = None  # the last picture's pixels behind people and vehicles
         self._unseen: np.ndarray | None = None  # ... and its edge strip a swaying camera did not show
+        self.sway = (0.0, 0.0)  # pixels (x, y) the last picture was moved back by onto the background (``_registered``)
         self._hidden_at: np.ndarray | None = None  # when each pixel was last behind a person or vehicle
         self._judged: np.ndarray | None = None  # the last look's pixels it could call still or not (see judged)
         self._last_clear: np.ndarray | None = None  # each pixel's features when last seen with nothing in front
@@ -243,6 +244,7 @@ class LeftObject:
         place in the picture's corner read a few per cent more unlike its ground while the camera
         swayed: the cross set's garage swayed by 0.5 %)."""
         unseen = np.zeros(hidden.shape, bool)
+        self.sway = (0.0, 0.0)
         if self._long is None or self._long.shape != raw.shape:
             return raw, hidden, unseen
         h, w = hidden.shape
@@ -260,6 +262,7 @@ class LeftObject:
         (fx, fy), agreement = flow_shift(before, raw[..., 0], ~hidden)
         if agreement >= MIN_AGREEMENT and math.hypot(fx, fy) < SWAY_MIN / 2:
             return raw, hidden, unseen
+        self.sway = (float(dx), float(dy))
         back = np.float32([[1, 0, -dx], [0, 1, -dy]])
         raw = cv2.warpAffine(raw, back, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         hidden = cv2.warpAffine(hidden.astype(np.uint8), back, (w, h), flags=cv2.INTER_NEAREST,
@@ -267,6 +270,20 @@ class LeftObject:
         shown = cv2.warpAffine(np.ones((h, w), np.float32), back, (w, h), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         return raw, hidden, shown < 1 - 1e-3
+
+    def taken_back(self, box: Box) -> Box:
+        """``box`` (0..1 of the frame) of the last picture where it lies in that picture moved back onto the
+        background (``sway``): where the check saw what is in it.
+
+        >>> check = LeftObject(width=64); check._long = np.zeros((48, 64, 4), np.float32); check.sway = (3.2, -2.4)
+        >>> [round(v, 3) for v in check.taken_back((0.5, 0.5, 0.6, 0.6))]   # moved 5 % right and up: back 5 % left and down
+        [0.45, 0.55, 0.55, 0.65]
+        """
+        if self._long is None:
+            return box
+        h, w = self._long.shape[:2]
+        dx, dy = self.sway[0] / w, self.sway[1] / h
+        return box[0] - dx, box[1] - dy, box[2] - dx, box[3] - dy
 
     def judged(self, box: Box) -> float:
         """The share of ``box`` (0..1 of the frame) whose pixels the last look could call still or not:

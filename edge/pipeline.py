@@ -36,7 +36,7 @@ import hashlib
 import logging
 import math
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import supervision as sv
@@ -395,10 +395,17 @@ class CameraPipeline:
             self._closer = self._closer_looks(static, named, w, h)
         # below litter_min_score, a detection counts only where the check sees still, changed ground under it
         lately = [v.box for _, v in self._named_lately]
+        # a camera knocked and not yet followed (edge/alignment.py): the check took the move back as a sway, and the
+        # clocks' places are in the picture as it was too; the detector's boxes, in the moved picture, are taken
+        # back with it, so a pile named after the knock keeps its clock and the check's still pixels under it
+        knocked = self.left is not None and self.alignment.knocked
+        back = self.left.taken_back if knocked else lambda box: box
         found = [s for s in seen if all(inside(s.box, m) < 0.6 for m in movers)
                  and all(iou(s.box, v) < SAME_BOX for v in lately)
                  and (s.score >= self.detection.litter_min_score
-                      or static is not None and covered(static, s.box) >= CONFIRM_COVER)]
+                      or static is not None and covered(static, back(s.box)) >= CONFIRM_COVER)]
+        if knocked:
+            found = [replace(s, box=box, anchor=anchor(box)) for s in found for box in [back(s.box)]]
         # one type per place, and an open incident's place keeps its type
         incidents = [(r.place, kind) for _, kind, rule, later in self.litter
                      for r in (rule, later) if r.place is not None]

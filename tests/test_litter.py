@@ -1009,6 +1009,44 @@ def test_a_pile_first_seen_in_part_and_named_in_shifting_boxes_starts_on_time():
     assert got[0][0] <= 30, got
 
 
+@pytest.mark.slow
+def test_a_small_pile_seen_by_a_camera_knocked_as_it_was_first_named_starts_on_time():
+    """The campus camera knocked 3 % across and 1.5 % up (``make eval``'s knock) 2 s after a pile narrower than that
+    was put down, at the pass the detector first named it (the knock moved the change gate). Until the alignment
+    follows the knock (its hold) the left-object check takes the move back as a sway, and the rule's clocks are in
+    the picture as it was; from the knock's second look (``Alignment.knocked``) the litter model's box, in the moved
+    picture, is taken back with it. Before, the box lay off the check's still pixels: a clock unconfirmed, and
+    another once the knock was followed, started at 26 s, not by the pile's persistence from its first look or
+    the one after (22-23 s; ``x-campus-yard-7`` on draw 33: 6 s late, ``models/litter/HISTORY.md``)."""
+    m, (dx, dy) = 24, (23, -9)  # what the camera shows moves 23 px (3 % of 720) left and 9 px (1.7 % of 528) down
+    pile_at, knocked_at, pile = (350, 345), 12, render(np.random.default_rng(5), "garbage", 20, 16, "heldout")
+    zone = [[(x - m) / (W - 2 * m), (y - m) / (H - 2 * m)] for x, y in ((260, 300), (480, 300), (480, 420), (260, 420))]
+    config = parse_config({"box": "b1", "cameras": [{"id": "gate", "url": "unused.mp4", "grid": "G-1", "zones": [
+        {"id": "road", "types": ["garbage"], "persistence_s": 10, "clear_s": 5, "polygon": zone}]}]})
+    detectors = {"vehicle": load_detector("ssd_mobilenet_v2_coco"), "litter": load_detector("litter_yolov8n_320")}
+    pipeline = CameraPipeline(config, config.cameras[0], detectors)
+    t0, starts = 1_767_225_600.0, []
+    for t, frame in enumerate(campus_frames(step=10)[:40]):
+        frame = frame.copy()
+        if t >= 10:
+            composite(frame, pile, *pile_at)
+        ox, oy = (m + dx, m + dy) if t >= knocked_at else (m, m)
+        view = np.ascontiguousarray(frame[oy:H - 2 * m + oy, ox:W - 2 * m + ox])
+        passes = pipeline.plan(t0 + t, view)
+        # the litter model names the pile where the picture it is shown has it: moved, or moved back once followed
+        sx, sy = (round(v * n) for v, n in zip(pipeline.alignment.shift, (W - 2 * m, H - 2 * m)))
+        x, y = pile_at[0] - ox - sx, pile_at[1] - oy - sy
+        litter = [_litter_at(*[(x - rx, y - ry, x + 20 - rx, y + 16 - ry)] * (t >= 10 and rx <= x and x + 20 <= rx2
+                                                                          and ry <= y and y + 16 <= ry2))
+                  for rx, ry, rx2, ry2 in pipeline._litter_regions]
+        vehicles = run_passes(detectors, [p for p in passes if p[0] == "vehicle"], min_scores(config.detection))
+        starts += [(t, o.message) for o in pipeline.observe(t0 + t, view, vehicles + litter if passes else [])
+                   if o.message["type"] == "garbage" and o.message["state"] == "start"]
+    assert pipeline.alignment.shift[0] == pytest.approx(-dx / (W - 2 * m), abs=0.006)  # the knock was followed
+    assert [not message["attributes"]["needs_review"] for _, message in starts] == [True], starts
+    assert starts[0][0] <= 23, starts
+
+
 def swayed(frame: np.ndarray, t: int, pixels: float = 5.0) -> np.ndarray:
     """The frame as a camera swaying on its pole shows it at second ``t``: moved up to ``pixels``."""
     dx, dy = pixels * np.sin(2 * np.pi * t / 3.1), pixels * np.cos(2 * np.pi * t / 4.3)
