@@ -271,7 +271,8 @@ def anchor_at(v: Vehicle, t: float, seconds: float) -> tuple[float, float] | Non
     if t < v.arrive:
         f = (t - (v.arrive - DRIVE_S)) / DRIVE_S
         f = 1 - (1 - f) ** 2  # slowing down into the stop
-        return (v.enter_from[0] + (v.stop[0] - v.enter_from[0]) * f, v.enter_from[1] + (v.stop[1] - v.enter_from[1]) * f)
+        return (v.enter_from[0] + (v.stop[0] - v.enter_from[0]) * f,
+                v.enter_from[1] + (v.stop[1] - v.enter_from[1]) * f)
     if v.leave is None or t < v.leave:
         return v.stop
     if t < v.leave + DRIVE_S:
