@@ -24,6 +24,7 @@ models: setup
 eval: setup
 	.venv/bin/python models/eval_vehicle.py
 	.venv/bin/python models/eval_parking.py
+	.venv/bin/python models/eval_parkgen.py
 	.venv/bin/python models/litter/evaluate.py $(if $(EXTRA_DATA),--extra $(EXTRA_DATA))
 
 clean:
