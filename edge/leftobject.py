@@ -66,7 +66,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from edge.geometry import Box, Point, box_to_pixels, normalise, polygon_to_pixels
+from edge.geometry import Box, Point, box_to_pixels, inside, normalise, polygon_to_pixels
 from edge.flow import MIN_AGREEMENT, flow_shift
 from edge.phase import MIN_RESPONSE, phase_shift
 
@@ -467,6 +467,24 @@ def covered(static: Mask, box: Box) -> float:
     h, w = static.shape
     x1, y1, x2, y2 = box_to_pixels(box, w, h)
     return float(static[y1:y2, x1:x2].mean())
+
+
+def without(static: Mask, places: list[Box], share: float) -> Mask:
+    """``static`` less each still, changed region (8-connected) whose box lies at least ``share`` in one of
+    ``places`` (0..1 of the frame); ``static`` itself where none does.
+
+    >>> still = np.zeros((10, 20), np.uint8)
+    >>> still[2:4, 5:9] = 1; still[6:8, 12:16] = 1
+    >>> int(without(still, [(0.2, 0.1, 0.4, 0.5)], 0.5).sum()), int(without(still, [(0.4, 0.1, 0.5, 0.5)], 0.5).sum())
+    (8, 16)
+    """
+    if not places or not static.any():
+        return static
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(static, connectivity=8)
+    h, w = static.shape
+    gone = [i for i in range(1, n) for x, y, bw, bh, _ in [stats[i]]
+            if any(inside(normalise((x, y, x + bw, y + bh), w, h), p) >= share for p in places)]
+    return np.where(np.isin(labels, gone), 0, static).astype(static.dtype) if gone else static
 
 
 def regions(static: Mask, zone: Mask, min_fraction: float) -> list[tuple[Box, float]]:

@@ -18,8 +18,9 @@ incident starts only if the left-object check also sees still, changed ground un
 box (a detection under ``litter_min_score`` counts only there, down to
 ``litter_confirmed_min_score``: two weak signals agreeing); under ``either`` a still, changed
 region with no detection counts too (for piles the model does not know), at an open incident's
-place only and never at another's, never for a lead held for review, and never where an incident ended while
-that place shows the ground it left (``_left_here``). Nothing that was
+place only and never at another's, and never for a lead held for review (``_left_here``). Under both, still,
+changed ground mostly where an incident ended, while that place shows the ground it left, is that place's ghost and
+counts for nothing (``_remember_ground``). Nothing that was
 always there is dispatched on the detector's word alone: a detection the check never confirms
 (for ``REVIEW_FACTOR`` times the persistence), or one seen since the camera came up, is sent with
 ``attributes.needs_review: true`` and the gateway holds its case for a person (street furniture
@@ -47,7 +48,7 @@ from edge.detector import (LITTER, VEHICLE, Detector, Region, closer_places, clo
                            merge_detections, min_scores, run_passes, tile_regions)
 from edge.evidence import frame_jpeg, snapshot
 from edge.health import THUMB_SIZE, PictureCheck, change, thumbnail
-from edge.leftobject import Ground, LeftObject, Look, covered, regions, zone_mask
+from edge.leftobject import Ground, LeftObject, Look, covered, regions, without, zone_mask
 from edge.litter import TypeVote
 from edge.geometry import (Box, anchor, box_to_pixels, in_frame, inside, iou, normalise, overlap, point_in_polygon,
                            polygon_area, polygon_to_xyxy)
@@ -127,7 +128,7 @@ class _Place:
 @dataclass(frozen=True)
 class _Ghost:
     """The place of a litter incident that ended, the ground it left there (``LeftObject.seen``), the check's
-    ``scene`` then, and until when it is kept (``GHOST_KEPT``). See ``CameraPipeline._left_here``."""
+    ``scene`` then, and until when it is kept (``GHOST_KEPT``). See ``CameraPipeline._remember_ground``."""
 
     box: Box
     ground: Ground
@@ -164,7 +165,7 @@ class CameraPipeline:
         self.left = LeftObject() if self.litter and self.detection.left_object != "off" else None
         self.types = TypeVote(forget_s=rules.gap_s)
         self._places: dict[ConditionRule, _Place] = {}  # a confirmed incident's place and its ground before
-        self._ghosts: list[_Ghost] = []  # the places of incidents that ended, and the ground they left
+        self._ghosts: list[_Ghost] = []  # the places of incidents that ended, and the ground they left (their ghosts)
         self._litter_pass = float("-inf")
         self._zone_masks: dict[str, np.ndarray] = {}
         self._litter_regions: list[Region] = []
@@ -391,6 +392,9 @@ class CameraPipeline:
         if self.left is not None:
             static = self.left.observe(t, image, movers)
             self._ghosts = [g for g in self._ghosts if t < g.until and g.scene == self.left.scene]
+            # what still differs where an incident ended, while that place shows the ground it left, is its ghost:
+            # no place to look closer at, it confirms nothing and stands in for nothing
+            static = without(static, [g.box for g in self._ghosts if self._shows_its_ground(g)], GHOST_SHARE)
             named = [s.box for s in seen if s.score >= self.detection.litter_confirmed_min_score]
             self._closer = self._closer_looks(static, named, w, h)
         # below litter_min_score, a detection counts only where the check sees still, changed ground under it
@@ -456,16 +460,12 @@ class CameraPipeline:
         moved it onto that pile, for as long as it lay there. Not for a lead held for review (the caller's): raised on
         the detector's word and never confirmed, it is kept by the detector's sightings alone; its object was in the
         check's background since the camera came up, and the bare ground it leaves when taken away shows as a still,
-        changed region (a ghost) that kept it open for the ten minutes the background takes to learn it. Nor a region
-        mostly in the place of an incident that ended (``_ghosts``) while that place shows the ground it left (less
-        than ``CONFIRM_COVER`` of it differs): with nothing open in the zone, the ghost of a held lead's pile was
-        raised as a new object and dispatched to bare ground; something put there since differs from that ground."""
+        changed region (a ghost) that kept it open for the ten minutes the background takes to learn it. ``static``
+        holds no ghost's region (``_litter_events``, ``_ghosts``)."""
         others = [r.place for _, _, other, later in self.litter for r in (other, later)
                   if r is not rule and r.place is not None]
-        ghosts = [g.box for g in self._ghosts if self._shows_its_ground(g)]
         for box, _ in regions(static, self._zone_mask(zone, static.shape), self.detection.left_object_min_area):
-            if (rule.place is None or overlap(box, rule.place)) and not any(overlap(box, p) for p in others) \
-                    and not any(inside(box, g) >= GHOST_SHARE for g in ghosts):
+            if (rule.place is None or overlap(box, rule.place)) and not any(overlap(box, p) for p in others):
                 x1, y1, x2, y2 = box
                 return Sighting(None, ((x1 + x2) / 2, (y1 + y2) / 2), box, 0.5, kind)
         return None
@@ -539,8 +539,10 @@ class CameraPipeline:
         """An incident the left-object check confirmed (with the check on, an incident not for review
         is one it confirmed) keeps the ground as it was before its object came (see
         ``LeftObject.ground``) and the scene the check knew then, for ``_at_place``; forgotten when it
-        ends. Under ``either``, the place of any that ends is kept as a ghost's, with the ground it left
-        (``_left_here``)."""
+        ends. The place of any that ends is kept as a ghost's, with the ground it left (``_ghosts``): the check's
+        background learnt its object, not that ground, and reads the bare ground as a still, changed region until it
+        learns it. Under ``either`` that region was raised as a new object, and under ``confirm`` it confirmed a
+        detection there (a faint score on bare ground, a shadow): bare ground dispatched."""
         for e in events:
             if e.state == "start" and not rule.needs_review and self.left is not None:
                 box = e.sighting.box
@@ -549,8 +551,7 @@ class CameraPipeline:
                     self._places[rule] = _Place(box, ground, self.left.scene, self.left.look(ground, box))
             elif e.state == "end":
                 self._places.pop(rule, None)
-                either = self.left is not None and self.detection.left_object == "either"  # read by _left_here only
-                ground = self.left.seen(e.sighting.box) if either else None
+                ground = self.left.seen(e.sighting.box) if self.left is not None else None
                 if ground is not None and e.ended_at is not None:
                     self._ghosts.append(_Ghost(e.sighting.box, ground, self.left.scene,
                                                e.ended_at + GHOST_KEPT * self.left.absorb_s))
