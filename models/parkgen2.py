@@ -261,6 +261,8 @@ def render(scene: Scene, out: Path, base: np.ndarray, cuts: dict[str, np.ndarray
     enc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
     shake = np.zeros(2)
     drops = None
+    sigma = 5.0 if scene.style == "dusk" else 2.5
+    noise = [rng.normal(0, sigma, (h, w, 3)).astype(np.float32) for _ in range(16)]  # sensor noise, drawn at random
     try:
         for n in range(int(scene.seconds * FPS)):
             t = n / FPS
@@ -295,7 +297,7 @@ def render(scene: Scene, out: Path, base: np.ndarray, cuts: dict[str, np.ndarray
                     ln = rng.uniform(10, 24) * k
                     cv2.line(drops, (int(x0), int(y0)), (int(x0 - 0.2 * ln), int(y0 + ln)), 1.0, 1)
                 f = f * (1 - 0.35 * drops[..., None]) + 0.35 * 210 * drops[..., None]
-            f += rng.normal(0, 5.0 if scene.style == "dusk" else 2.5, f.shape).astype(np.float32)
+            f += noise[rng.integers(len(noise))]
             frame = np.clip(f, 0, 255).astype(np.uint8)
             if scene.style == "shake":
                 shake = np.clip(0.6 * shake + rng.normal(0, 1.5, 2), -3, 3)
