@@ -25,6 +25,7 @@ eval: setup
 	.venv/bin/python models/eval_vehicle.py
 	.venv/bin/python models/eval_parking.py
 	.venv/bin/python models/eval_parkgen.py
+	.venv/bin/python models/eval_parkgen.py --set parkgen2
 	.venv/bin/python models/litter/evaluate.py $(if $(EXTRA_DATA),--extra $(EXTRA_DATA))
 
 clean:

@@ -11,7 +11,10 @@ end's ``ended_at`` less the truth's leave), missed incidents, false incidents (m
 second one for a vehicle), false ``left`` ends (a ``left`` end more than 3 s before its vehicle left, or of one that
 never left) and ``left`` ends missing where one is due. A line per clip and a last JSON line.
 
-Usage: ``python models/eval_parkgen.py [CLIP ...] [--clips DIR]``
+``--set parkgen2`` scores the second outsider's set (``models/parkgen2.py``, the motorway ground, its own zone and
+dwell of 25 s) the same way, its clips under ``data/eval/parkgen2``.
+
+Usage: ``python models/eval_parkgen.py [CLIP ...] [--set parkgen|parkgen2] [--clips-dir DIR]``
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge.config import parse_config  # noqa: E402
 from edge.replay import replay  # noqa: E402
-from models import parkgen  # noqa: E402
+from models import parkgen, parkgen2  # noqa: E402
 from xueliang.wire import parse_time  # noqa: E402
 
 START = "2026-03-02T08:00:00Z"
 EARLY_LEFT_S = 3.0  # a `left` end this much before the vehicle drove off is a false one (it was still there)
+SETS = {"parkgen": parkgen, "parkgen2": parkgen2}  # the generators of the independent sets
 
 
 def camera(clip: Path, truth: dict) -> dict:
@@ -118,11 +122,11 @@ def run_clip(clip: Path, work: Path) -> dict:
     return result
 
 
-def ensure_clips(folder: Path, names: list[str]) -> None:
+def ensure_clips(folder: Path, names: list[str], gen=parkgen) -> None:
     missing = [n for n in names if not (folder / f"{n}.mp4").exists() or not (folder / f"{n}.truth.json").exists()]
     if missing:
-        print(f"parkgen: making {len(missing)} clips in {folder}", file=sys.stderr, flush=True)
-        if parkgen.main(["--out", str(folder), "--only", ",".join(missing)]) != 0:
+        print(f"{gen.__name__.split('.')[-1]}: making {len(missing)} clips in {folder}", file=sys.stderr, flush=True)
+        if gen.main(["--out", str(folder), "--only", ",".join(missing)]) != 0:
             raise SystemExit(2)
 
 
@@ -132,15 +136,21 @@ def fmt(x: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("clips", nargs="*", help=f"default: all of {list(parkgen.SCENES)}")
-    ap.add_argument("--clips-dir", type=Path, default=parkgen.ROOT / "data/eval/parkgen")
+    ap.add_argument("clips", nargs="*", help="default: all of the set's scenes")
+    ap.add_argument("--set", choices=sorted(SETS), default="parkgen", help="which independent set (default parkgen)")
+    ap.add_argument("--clips-dir", type=Path, help="default: data/eval/SET")
     args = ap.parse_args(argv)
-    names = args.clips or list(parkgen.SCENES)
-    ensure_clips(args.clips_dir, names)
+    gen = SETS[args.set]
+    clips_dir = args.clips_dir or gen.ROOT / "data/eval" / args.set
+    names = args.clips or list(gen.SCENES)
+    unknown = [n for n in names if n not in gen.SCENES]
+    if unknown:
+        ap.error(f"no clip {unknown} in set {args.set}; known: {list(gen.SCENES)}")
+    ensure_clips(clips_dir, names, gen)
     results = {}
     with tempfile.TemporaryDirectory(prefix="xl-parkgen-") as tmp:
         for name in names:
-            r = results[name] = run_clip(args.clips_dir / f"{name}.mp4", Path(tmp))
+            r = results[name] = run_clip(clips_dir / f"{name}.mp4", Path(tmp))
             starts = ", ".join(fmt(row["start_error_s"]) for row in r["rows"]) or "none due"
             ends = ", ".join(fmt(e) for e in r["end_error_s"]) or "-"
             print(f"{name:>16}: start {starts}; left end {ends}; missed {r['missed']}, false incidents "
@@ -149,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     starts = [e for r in results.values() for e in r["start_error_s"]]
     ends = [e for r in results.values() for e in r["end_error_s"]]
     summary = {
-        "suite": "parkgen", "clips": len(results), "incidents_due": sum(r["due"] for r in results.values()),
+        "suite": args.set, "clips": len(results), "incidents_due": sum(r["due"] for r in results.values()),
         "missed": sum(r["missed"] for r in results.values()),
         "false_incidents": sum(r["false_incidents"] for r in results.values()),
         "false_left": sum(r["false_left"] for r in results.values()),
