@@ -154,7 +154,10 @@ class DwellRule:
 
     Where zones overlap, the caller passes the boxes of the vehicles another zone's incident is open
     for (``taken``): a stay there (IoU >= ``MATCH_IOU``) keeps its clock but does not start while it is
-    so. One vehicle is one incident, in the zone whose dwell it reached first. In one zone too: a stay
+    so. One vehicle is one incident, in the zone whose dwell it reached first. In one zone too: a stay at the
+    place of one whose incident is open (IoU >= ``MATCH_IOU``) is that vehicle, and waits as one in another zone
+    would (the whole of a pickup the detector first boxed by its cab, boxed anew after a lorry passed in front,
+    under a track of its own); and a stay
     whose box lies mostly (``PART_OF``) inside an older stay's, seen within ``gap_s``, is that one's
     vehicle seen in part (its top above a bus stopped in front of it) and does not start; unless it is
     a vehicle of its own there (a small car parked in a lorry's box): smaller than the older one's box
@@ -322,10 +325,11 @@ class DwellRule:
 
     def _due(self, cand: _Candidate, t: float, taken: list[Box], already_there: AlreadyThere | None) -> list[Event]:
         """The start once the dwell is reached and the stay confirmed (and its vehicle's incident is not
-        another zone's), then updates."""
+        another zone's, nor another stay's here), then updates."""
         if cand.incident_id is None:
+            held = [*taken, *(c.sighting.box for c in self._candidates if c.incident_id and c is not cand)]
             if t - cand.since >= self.dwell_s and self._confirmed(cand) and cand.inside >= cand.outside \
-                    and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in taken) \
+                    and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in held) \
                     and not self._part_of_another(cand, t, already_there):
                 return [self._start(cand, t)]
         elif t - cand.last_event_at >= self.update_interval_s:

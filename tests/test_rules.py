@@ -527,3 +527,32 @@ def test_a_vehicle_whose_incident_another_zone_holds_keeps_its_clock_but_does_no
     other = rule(dwell_s=30)  # a box barely overlapping the van's is another vehicle
     assert [e.state for t in range(0, 31) for e in other.observe(float(t), [VAN], taken=[shifted(VAN, 0.06).box])] \
         == ["start"]
+
+
+PICKUP = Sighting(track_id=1, anchor=(0.675, 0.62), box=(0.59, 0.45, 0.76, 0.62), score=0.8, label="car")  # its cab
+WHOLE = Sighting(track_id=2, anchor=(0.605, 0.61), box=(0.44, 0.43, 0.77, 0.61), score=0.6, label="truck")
+
+
+def test_a_vehicle_seen_whole_under_a_new_track_while_its_incident_is_open_is_that_incident():
+    """A pickup the detector boxes by its cab (``PICKUP``) parks at 0 s; its incident starts at 30 s. A lorry passes in
+    front of it (18-21 s); after it the detector gives the cab a new track and also boxes the whole pickup (a stay of
+    its own, since 22 s: its box holds the cab's, not the other way round). Before, the whole pickup started a second
+    incident at 52 s, open beside the first at the same place, both ending `left` when it drove off."""
+    r = rule(dwell_s=30)
+    events = []
+    for t in range(85):
+        seen = [] if 18 <= t < 22 or t >= 70 else [PICKUP] if t < 18 else [replace(PICKUP, track_id=3), WHOLE]
+        look = "occluded" if 18 <= t < 22 else "empty" if t >= 70 else "same"
+        events += r.observe(float(t), seen, {stay.key: look for stay in r.stays()})
+    assert [(e.state, e.end_reason, e.started_at, e.ended_at) for e in events] == [
+        ("start", None, 30.0, None), ("end", "left", 30.0, 69.0)]
+    # the whole pickup's stay kept its clock: where the cab's stay ends first (its place looks empty), it starts,
+    # dated when its own dwell was reached (as a vehicle whose incident another zone holds)
+    r = rule(dwell_s=30)
+    events = []
+    for t in range(80):
+        seen = [PICKUP] if t < 18 else [] if t < 22 or t >= 60 else [replace(PICKUP, track_id=3), WHOLE]
+        events += r.observe(float(t), seen, {stay.key: "empty" if t >= 60 and stay.key == 1 else "same"
+                                             for stay in r.stays()})
+    assert [(e.state, e.end_reason, e.started_at) for e in events] == [
+        ("start", None, 30.0), ("end", "left", 30.0), ("start", None, 52.0)]
