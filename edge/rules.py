@@ -85,6 +85,7 @@ class _Candidate:
     outside_sum: tuple[float, float] = (0.0, 0.0)  # the sum of its anchors on those passes outside
     empty_since: float | None = None  # first "empty" view since the vehicle was last seen
     beside: dict[int, int] = field(default_factory=dict)  # stay key -> detector passes that saw both
+    part_of: int | None = None  # the stay it was last found a part of (``DwellRule._part_of_another``)
     since: float = field(init=False)  # when its clock began: first seen, or when back mostly inside its zone
 
     def __post_init__(self) -> None:
@@ -154,9 +155,13 @@ class DwellRule:
 
     Where zones overlap, the caller passes the boxes of the vehicles another zone's incident is open
     for (``taken``): a stay there (IoU >= ``MATCH_IOU``) keeps its clock but does not start while it is
-    so. One vehicle is one incident, in the zone whose dwell it reached first. In one zone too: a stay
-    whose box lies mostly (``PART_OF``) inside an older stay's, seen within ``gap_s``, is that one's
-    vehicle seen in part (its top above a bus stopped in front of it) and does not start; unless it is
+    so. One vehicle is one incident, in the zone whose dwell it reached first. In one zone too: a stay at the
+    place of one whose incident is open (IoU >= ``MATCH_IOU``) is that vehicle, and waits as one in another
+    zone would (the whole of a pickup the detector first boxed by its cab, boxed anew after a lorry passed in
+    front, under a track of its own); and a stay whose box lies mostly (``PART_OF``) inside an older stay's,
+    seen within ``gap_s``, is that one's vehicle seen in part (its top above a bus stopped in front of it) and
+    does not start, and stays a part while half its box (``PART_HELD``) lies in that one's (a cab's box drawn
+    loose at dusk, its top well above its pickup's, was a second vehicle at that pass); unless it is
     a vehicle of its own there (a small car parked in a lorry's box): smaller than the older one's box
     both ways (``PART_SPAN``), seen beside it, both detected, on ``confirm_hits`` detector passes, and, where
     the caller can tell (``already_there``), not in the older one's picture from before anything stood in
@@ -172,6 +177,7 @@ class DwellRule:
     IN_FRONT = 0.15
     EDGE_WOBBLE = 0.15  # of a box's height: a parked van's anchor wobbles by 4 %, a car pulling in moves it more
     PART_OF = 0.8
+    PART_HELD = 0.5  # a part stays one while half its box lies in its vehicle's (a cab's box drawn loose at dusk)
     PART_SPAN = 0.75
     GROUND = 0.1  # of a box's height: the detector's box of a parked van wobbles by 4 %; a roof box ends far above
 
@@ -322,10 +328,11 @@ class DwellRule:
 
     def _due(self, cand: _Candidate, t: float, taken: list[Box], already_there: AlreadyThere | None) -> list[Event]:
         """The start once the dwell is reached and the stay confirmed (and its vehicle's incident is not
-        another zone's), then updates."""
+        another zone's, nor another stay's here), then updates."""
         if cand.incident_id is None:
+            held = [*taken, *(c.sighting.box for c in self._candidates if c.incident_id and c is not cand)]
             if t - cand.since >= self.dwell_s and self._confirmed(cand) and cand.inside >= cand.outside \
-                    and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in taken) \
+                    and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in held) \
                     and not self._part_of_another(cand, t, already_there):
                 return [self._start(cand, t)]
         elif t - cand.last_event_at >= self.update_interval_s:
@@ -337,12 +344,16 @@ class DwellRule:
         (or since the same pass, and larger: a van and its roof box seen as it drives in) and seen within
         ``gap_s``: that one's vehicle, seen in part (its top above a bus stopped in front of it), unless
         ``_apart`` from it. One only held while something stands at its place (a lorry's, after it left) is
-        no reason."""
-        return any(other is not cand and t - other.last_seen <= self.gap_s
-                   and (other.first_seen, -_area(other.sighting.box)) < (cand.first_seen, -_area(cand.sighting.box))
-                   and inside(cand.sighting.box, other.sighting.box) >= self.PART_OF
-                   and not self._apart(cand, other, already_there)
-                   for other in self._candidates)
+        no reason. Found so, it stays that one's part while ``PART_HELD`` of its box lies in that one's: the
+        detector's box of a part at dusk, in noise, is drawn loose at one pass and tight at the next."""
+        cand.part_of = next((other.key for other in self._candidates
+                             if other is not cand and t - other.last_seen <= self.gap_s
+                             and (other.first_seen, -_area(other.sighting.box))
+                             < (cand.first_seen, -_area(cand.sighting.box))
+                             and inside(cand.sighting.box, other.sighting.box)
+                             >= (self.PART_HELD if cand.part_of == other.key else self.PART_OF)
+                             and not self._apart(cand, other, already_there)), None)
+        return cand.part_of is not None
 
     def _apart(self, cand: _Candidate, other: _Candidate, already_there: AlreadyThere | None) -> bool:
         """Whether ``cand``, inside ``other``'s box, is a vehicle of its own (a small car parked in a lorry's

@@ -527,3 +527,65 @@ def test_a_vehicle_whose_incident_another_zone_holds_keeps_its_clock_but_does_no
     other = rule(dwell_s=30)  # a box barely overlapping the van's is another vehicle
     assert [e.state for t in range(0, 31) for e in other.observe(float(t), [VAN], taken=[shifted(VAN, 0.06).box])] \
         == ["start"]
+
+
+PICKUP = Sighting(track_id=1, anchor=(0.675, 0.62), box=(0.59, 0.45, 0.76, 0.62), score=0.8, label="car")  # its cab
+WHOLE = Sighting(track_id=2, anchor=(0.605, 0.61), box=(0.44, 0.43, 0.77, 0.61), score=0.6, label="truck")
+
+
+def test_a_vehicle_seen_whole_under_a_new_track_while_its_incident_is_open_is_that_incident():
+    """A pickup the detector boxes by its cab (``PICKUP``) parks at 0 s; its incident starts at 30 s. A lorry passes in
+    front of it (18-21 s); after it the detector gives the cab a new track and also boxes the whole pickup (a stay of
+    its own, since 22 s: its box holds the cab's, not the other way round). Before, the whole pickup started a second
+    incident at 52 s, open beside the first at the same place, both ending `left` when it drove off."""
+    r = rule(dwell_s=30)
+    events = []
+    for t in range(85):
+        seen = [] if 18 <= t < 22 or t >= 70 else [PICKUP] if t < 18 else [replace(PICKUP, track_id=3), WHOLE]
+        look = "occluded" if 18 <= t < 22 else "empty" if t >= 70 else "same"
+        events += r.observe(float(t), seen, {stay.key: look for stay in r.stays()})
+    assert [(e.state, e.end_reason, e.started_at, e.ended_at) for e in events] == [
+        ("start", None, 30.0, None), ("end", "left", 30.0, 69.0)]
+    # the whole pickup's stay kept its clock: where the cab's stay ends first (its place looks empty), it starts,
+    # dated when its own dwell was reached (as a vehicle whose incident another zone holds)
+    r = rule(dwell_s=30)
+    events = []
+    for t in range(80):
+        seen = [PICKUP] if t < 18 else [] if t < 22 or t >= 60 else [replace(PICKUP, track_id=3), WHOLE]
+        events += r.observe(float(t), seen, {stay.key: "empty" if t >= 60 and stay.key == 1 else "same"
+                                             for stay in r.stays()})
+    assert [(e.state, e.end_reason, e.started_at) for e in events] == [
+        ("start", None, 30.0), ("end", "left", 30.0), ("start", None, 52.0)]
+
+
+def starts_of(seen_at, seconds: int = 60) -> list[tuple[float, str]]:
+    """The starts (when, what) of a rule fed ``seen_at(t)``, its stays' places looking the same."""
+    r = rule(dwell_s=30)
+    events = [e for t in range(seconds)
+              for e in r.observe(float(t), seen_at(t), {stay.key: "same" for stay in r.stays()})]
+    return [(e.started_at, e.sighting.label) for e in events if e.state == "start"]
+
+
+def test_a_box_of_a_parked_vehicles_part_drawn_loose_above_it_is_still_that_part():
+    """A pickup parked at dusk, boxed whole (a truck) and by its cab (a car: 56 % of its width, 91 % of its height,
+    inside its box) at every pass from 0 s: the cab is a part. From 35 s the detector draws the cab's box loose, its
+    top well above the pickup's, on the same ground line: no longer mostly inside the pickup's box, nor enough of it
+    to be its place. Before, the cab then raised a second incident, dated 30 s, for the one pickup."""
+    whole = Sighting(track_id=1, anchor=(0.59, 0.61), box=(0.44, 0.43, 0.75, 0.61), score=0.6, label="truck")
+    cab = Sighting(track_id=2, anchor=(0.68, 0.62), box=(0.59, 0.45, 0.765, 0.62), score=0.7, label="car")
+    loose = replace(cab, box=(0.59, 0.375, 0.775, 0.62), score=0.5)
+    assert starts_of(lambda t: [cab if t < 35 else loose, whole]) == [(30.0, "truck")]
+
+
+@pytest.mark.parametrize("far", [
+    (0.45, 0.36, 0.66, 0.58),  # straight behind, seen from above: its box's bottom half over the near car's top
+    (0.45, 0.42, 0.65, 0.70),  # straight behind, seen low along the road: most of it inside the near car's box
+    (0.55, 0.42, 0.80, 0.70),  # behind and to one side
+])
+def test_two_cars_parked_one_behind_the_other_are_two_incidents(far):
+    """Two cars parked one behind the other, seen in perspective: the far one stands higher in the picture (its box's
+    bottom well above the near one's: farther from the camera), its box over the near one's or mostly inside it. Each
+    is a vehicle of its own, whatever part of the far one's box lies in the near one's."""
+    near = Sighting(track_id=1, anchor=(0.55, 0.80), box=(0.40, 0.50, 0.70, 0.80), score=0.8, label="car")
+    behind = Sighting(track_id=2, anchor=((far[0] + far[2]) / 2, far[3]), box=far, score=0.7, label="car")
+    assert starts_of(lambda t: [near, behind]) == [(30.0, "car"), (30.0, "car")]
