@@ -95,6 +95,15 @@ def anchor(box: Box) -> Point:
     return (box[0] + box[2]) / 2, box[3]
 
 
+def box_area(box: Box) -> float:
+    """A box's area; a normalised box's is its share of the picture.
+
+    >>> box_area((0.25, 0.5, 0.75, 1.0))
+    0.25
+    """
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
 def inside(a: Box, b: Box) -> float:
     """The share of box ``a`` that lies inside box ``b``.
 

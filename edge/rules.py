@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from edge.geometry import Box, Point, anchor, inside, iou, overlap
+from edge.geometry import Box, Point, anchor, box_area, inside, iou, overlap
 
 State = Literal["start", "update", "end"]
 View = Literal["same", "same_around", "occluded", "empty"]  # what a stay's place looks like with no detection there
@@ -348,8 +348,8 @@ class DwellRule:
         detector's box of a part at dusk, in noise, is drawn loose at one pass and tight at the next."""
         cand.part_of = next((other.key for other in self._candidates
                              if other is not cand and t - other.last_seen <= self.gap_s
-                             and (other.first_seen, -_area(other.sighting.box))
-                             < (cand.first_seen, -_area(cand.sighting.box))
+                             and (other.first_seen, -box_area(other.sighting.box))
+                             < (cand.first_seen, -box_area(cand.sighting.box))
                              and inside(cand.sighting.box, other.sighting.box)
                              >= (self.PART_HELD if cand.part_of == other.key else self.PART_OF)
                              and not self._apart(cand, other, already_there)), None)
@@ -391,10 +391,6 @@ class DwellRule:
         events = [_event(c, t, "end", ended_at=t, end_reason=reason) for c in self._candidates if c.incident_id]
         self._candidates.clear()
         return events
-
-
-def _area(box: Box) -> float:
-    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 class ConditionRule:
