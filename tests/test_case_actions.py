@@ -232,17 +232,23 @@ def beat(ingest, box="box-1") -> None:
     assert ingest.handle(wire.status_topic(box), json.dumps(body).encode()) == "heartbeat"
 
 
+def fed_back(city) -> tuple[tuple[str, bytes], str]:
+    """A parking incident's case, its box heard, that the police acknowledged and fed back: its message and its id."""
+    tables, store, ingest, client, tokens = city
+    first = incident()
+    ingest.handle(*first)
+    beat(ingest)
+    for action in ("acknowledge", "feedback"):
+        assert act(client, tokens["police"], 1, action).status_code == 200
+    return first, json.loads(first[1])["incident_id"]
+
+
 def test_a_close_while_the_camera_still_sees_the_car_is_refused_and_the_page_says_so(city):
     """An operator's 核查结案 on the department's feedback was taken (200, closed) while the box, heard, still reported
     the car there; its next update left the case closed, nothing on its timeline. Closure is on evidence: 409 with
     which incident and since when, nothing changed; the page says it above its buttons and offers no 核查结案."""
     tables, store, ingest, client, tokens = city
-    first = incident()
-    ingest.handle(*first)
-    beat(ingest)
-    iid = json.loads(first[1])["incident_id"]
-    for action in ("acknowledge", "feedback"):
-        assert act(client, tokens["police"], 1, action).status_code == 200
+    first, iid = fed_back(city)
     before = store.get_case(1)
     r = act(client, tokens["op-s1"], 1, "close", note="checked")
     assert r.status_code == 409, r.text
@@ -269,12 +275,7 @@ def test_a_close_is_taken_when_the_box_that_reports_the_problem_has_gone_silent(
     """No case waits for good on a box nobody hears: its camera's report is no evidence either way, the close is taken
     and its timeline says so."""
     tables, store, ingest, client, tokens = city
-    first = incident()
-    ingest.handle(*first)
-    beat(ingest)
-    iid = json.loads(first[1])["incident_id"]
-    for action in ("acknowledge", "feedback"):
-        assert act(client, tokens["police"], 1, action).status_code == 200
+    first, iid = fed_back(city)
     with pytest.raises(StillSeen):
         apply_action(store, 1, Action.CLOSE, Role.OPERATOR, "operator:op1", time.time(), tables, lambda row: True)
     later = time.time() + 31  # three of its 10 s heartbeats missed
