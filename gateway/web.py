@@ -41,7 +41,7 @@ from gateway.presentation import (BOX_STATE_NAMES, CAMERA_STATE_NAMES, FAULT_NAM
                                   local_time, period, photo_response, span_text)
 from gateway.security import DATABASE_RETRY_S, database_down, read_capped
 from gateway.storage import StoreClosed
-from gateway.workflow import OPEN_STATES, CaseState, Role
+from gateway.workflow import CENTRE_CLOCK, OPEN_STATES, CaseState, Role
 from xueliang import wire
 from xueliang.characters import neutralised
 
@@ -131,7 +131,7 @@ body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;margin:0;background:#f4
 header{background:#1b3a5c;color:#fff;padding:10px 18px;display:flex;flex-wrap:wrap;gap:6px 18px;align-items:center}
 header a{color:#fff;text-decoration:none}header a,header form{white-space:nowrap}main{padding:14px 18px}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{padding:6px 8px;border-bottom:1px solid #dde3ea;text-align:left;font-size:14px}
-.overdue{color:#b00020;font-weight:600}.urgent,.redispatch{color:#fff;background:#b00020;padding:0 4px;border-radius:3px}.badge{padding:2px 6px;border-radius:4px;background:#e3ecf6}
+.overdue{color:#b00020;font-weight:600}.centre-late{font-size:.85em}.urgent,.redispatch{color:#fff;background:#b00020;padding:0 4px;border-radius:3px}.badge{padding:2px 6px;border-radius:4px;background:#e3ecf6}
 form.filters{display:flex;gap:8px;margin-bottom:10px;flex-wrap:wrap}img{max-width:min(640px,100%);border:1px solid #ccd}input,select{max-width:100%}
 .bar{fill:#2f6ea5}.cam{fill:#1b3a5c}.case{fill:#d9480f;stroke:#fff;stroke-width:1.5}
 .pair{display:flex;gap:12px;flex-wrap:wrap}.pair img{max-width:min(640px,45vw)}figure img{max-height:80vh}
@@ -217,17 +217,24 @@ def department_choices(tables: Tables) -> list[tuple[str, str]]:
     return [(d.id, d.name) for d in tables.departments] + [(d, tables.department_name(d)) for d in sorted(tables.removed)]
 
 
-def case_rows(cases: list[dict], tables: Tables) -> str:
-    now = time.time()
+CENTRE_LATE = "指挥中心超期"  # a case overdue on the command centre's own clock: no department's lateness
+
+
+def case_rows(cases: list[dict], tables: Tables, now: float | None = None) -> str:
+    """The list's rows; one overdue on the command centre's own clock (a lead unreviewed, a case returned and not sent
+    on: ``CENTRE_CLOCK``) says so beside its state, as it stands in a department's row of a filtered list."""
+    now = time.time() if now is None else now
+    centre = {s.value for s in CENTRE_CLOCK}
     rows = []
     for c in cases:
         overdue = is_overdue(c, now)
+        late = f" <span class=centre-late>{CENTRE_LATE}</span>" if overdue and c["state"] in centre else ""
         rows.append(
             f"<tr class='{'overdue' if overdue else ''}'><td><a href='/ui/cases/{c['id']}'>#{c['id']}</a></td>"
             f"<td>{esc(c['category_name'])}{' <span class=urgent>紧急</span>' if c['urgent'] else ''}</td>"
             f"<td>{esc(grid_text(tables, c['grid']))}</td><td>{esc(tables.department_name(c['department']))}"
             f"{f' <span class=redispatch>{REDISPATCH_MARK}</span>' if unrouted(c, tables) else ''}</td>"
-            f"<td><span class=badge>{esc(STATE_NAMES.get(c['state'], c['state']))}</span></td>"
+            f"<td><span class=badge>{esc(STATE_NAMES.get(c['state'], c['state']))}</span>{late}</td>"
             f"<td>{esc(local_time(c['created_at']))}</td><td>{esc(local_time(c['deadline']))}</td>"
             f"<td>{esc(c['level'])}</td><td class=said>{esc(c['camera'])}/{esc(c['zone'])}</td></tr>")
     return ("<table id=cases><tr><th>编号</th><th>类别</th><th>网格</th><th>部门</th><th>状态</th><th>立案时间</th>"

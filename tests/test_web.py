@@ -467,3 +467,20 @@ def test_another_sites_page_neither_signs_a_person_in_as_someone_else_nor_out(tm
                 assert signed_in_as() == "root", name
         finally:
             other.shutdown()
+
+
+def test_a_case_overdue_on_the_command_centres_own_clock_says_whose_lateness_in_the_list(tmp_path):
+    """A returned case not sent on, or a lead unreviewed, past the centre's own time was a red row in a department's
+    filtered list with nothing to say it was the command centre's lateness, not the department's."""
+    from gateway.web import CENTRE_LATE, case_rows
+
+    (tmp_path / "city.yaml").write_text(yaml.safe_dump(CITY, allow_unicode=True))
+    tables = load_tables(tmp_path / "city.yaml")
+    row = {"id": 1, "category_name": "乱停车", "urgent": False, "grid": None, "department": "police", "level": 0,
+           "created_at": 0.0, "camera": "c", "zone": "z", "deadline": 100.0, "recheck_deadline": None,
+           "review_deadline": 50.0}
+    returned, handling = row | {"state": "returned"}, row | {"id": 2, "state": "handling"}
+    assert CENTRE_LATE not in case_rows([returned], tables, now=49.0)
+    late = case_rows([returned, handling], tables, now=200.0).split("</tr>")
+    assert CENTRE_LATE in late[1] and "class='overdue'" in late[1]  # the header row first
+    assert CENTRE_LATE not in late[2] and "class='overdue'" in late[2]  # the department's own lateness
