@@ -412,5 +412,10 @@ def test_a_lead_nobody_reviews_and_a_case_nobody_sends_on_are_the_centres_overdu
         assert local(case["next_escalation_at"]) == "Tue 2026-11-24 10:31"
     assert [(r["case_id"], r["target"]) for r in store.unpublished(("escalate",))] == [
         (held, "HQ-DZG-10D"), (returned, "HQ-DZG-10D")]  # each a notice on xl/v1/escalations/HQ-DZG-10D
+    for row in store.unpublished(("escalate",)):  # each passes the notices' schema, a lead's state and no deadline too
+        case = store.get_case(row["case_id"])
+        topic, body = Clock(store, tables, None, 60.0).notice(row, case, at(2026, 11, 24, 9, 31))
+        assert topic == wire.notice_topic({"type": "escalation", "to": "HQ-DZG-10D"})
+        assert wire.decode_notice(body)["case"]["state"] == ("pending_review" if row["case_id"] == held else "returned")
     (note,) = [e for e in store.get_case(returned)["timeline"] if e["action"] == "escalate"]
     assert note_text(note, tables).startswith("超期: 指挥中心时限 2026-11-24 09:30")
