@@ -330,9 +330,9 @@ class DwellRule:
         """The start once the dwell is reached and the stay confirmed (and its vehicle's incident is not
         another zone's, nor another stay's here), then updates."""
         if cand.incident_id is None:
-            held = [*taken, *(c.sighting.box for c in self._candidates if c.incident_id and c is not cand)]
+            held = (c.sighting.box for c in self._candidates if c.incident_id and c is not cand)  # read only once due
             if t - cand.since >= self.dwell_s and self._confirmed(cand) and cand.inside >= cand.outside \
-                    and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in held) \
+                    and not any(iou(cand.sighting.box, box) >= self.MATCH_IOU for box in (*taken, *held)) \
                     and not self._part_of_another(cand, t, already_there):
                 return [self._start(cand, t)]
         elif t - cand.last_event_at >= self.update_interval_s:

@@ -115,20 +115,6 @@ ACTION_NAMES = {
 ROLE_NAMES = {"system": "系统", "operator": "指挥中心", "department": "部门", "admin": "管理员"}
 END_REASONS = {"left": "车辆已驶离", "cleared": "已清除", "stream_ended": "视频结束", "camera_lost": "摄像机失联",
                "box_stopped": "边缘盒子停止"}
-
-
-def end_label(end_reason: str | None) -> str:
-    """What an incident's end is called where its picture is shown: 视频核查 only where the camera saw the problem
-    gone; a box stopped or a camera lost is an end, its picture the problem as last seen, never a re-check.
-
-    >>> end_label("left")
-    '视频核查'
-    >>> end_label("box_stopped")
-    '事件结束 (边缘盒子停止)'
-    """
-    if end_reason in RECHECK_REASONS:
-        return "视频核查"
-    return f"事件结束 ({END_REASONS.get(end_reason, end_reason)})" if end_reason else "事件结束"
 HOW_NAMES = {"opened": "立案", "merged": "合并", "reopened": "复发"}
 VERDICT_NAMES = {"correct": "研判属实", "false_alarm": "误报", "wrong_type": "类型错误", "wrong_place": "位置错误",
                  "duplicate": "重复"}
@@ -141,6 +127,26 @@ WORKING_UNIT_NAMES = {"min": "个工作分钟", "h": "个工作小时", "d": "�
 
 # --- times ---
 _ISO_IN_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)")
+
+
+def end_kind(end_reason: str | None) -> str:
+    """What an incident's end is called where its picture is shown: 视频核查 only where the camera saw the problem
+    gone; a box stopped or a camera lost is an end (事件结束), its picture the problem as last seen, never a re-check."""
+    return "视频核查" if end_reason in RECHECK_REASONS else "事件结束"
+
+
+def end_label(end_reason: str | None) -> str:
+    """``end_kind``, and the reason where the end is no re-check (a picture's caption).
+
+    >>> end_label("left")
+    '视频核查'
+    >>> end_label("box_stopped")
+    '事件结束 (边缘盒子停止)'
+    """
+    kind = end_kind(end_reason)
+    if kind == "视频核查" or not end_reason:
+        return kind
+    return f"{kind} ({END_REASONS.get(end_reason, end_reason)})"
 
 
 def iso(t: float | None) -> str | None:

@@ -33,8 +33,8 @@ from gateway.config import Tables
 from gateway.images import MAX_PHOTO_BYTES, MAX_PHOTO_PIXELS, ImageError, check_jpeg, without_metadata
 from gateway.presentation import (ACTION_NAMES, END_REASONS, HOW_NAMES, MAX_ID, STATE_NAMES, VERDICT_NAMES, BoxId,
                                   CaseId, Filter, Limit, Offset, actor_text, as_read, case_words, duration_text,
-                                  end_label, evidence_url, local_text, local_time, named_cases, note_hidden, note_text,
-                                  photo_url, reused_photos)
+                                  end_kind, end_label, evidence_url, local_text, local_time, named_cases, note_hidden,
+                                  note_text, photo_url, reused_photos)
 from gateway.security import read_capped
 from gateway.web import (PAGE_ROWS, REDISPATCH_MARK, PageRoute, boxes_listing, case_rows, cases_listing,
                          department_choices, esc, figure, grid_text, overdue_listing, page, pager, removes_boxes,
@@ -185,7 +185,7 @@ def case_page(case_id: CaseId, request: Request, principal: Principal = Depends(
                        for e in read)
     ended = f"{END_REASONS.get(c['end_reason'], c['end_reason'])} {local_time(c['ended_at'])}" if c["end_reason"] else ""
     # a re-check is the camera seeing it gone; a box stopped or a camera lost saw nothing of the kind
-    ended_as = end_label(c["end_reason"]).split(" ")[0]  # the fact names the reason itself
+    ended_as = end_kind(c["end_reason"])  # the fact names the reason itself
     facts = "".join(f"<tr><th>{k}</th><td>{v if k == '照片存疑' else esc(v)}</td></tr>" for k, v in (
         ("类别", f"{c['category_name']} ({c['category_code']}){' · 紧急' if c['urgent'] else ''}"),
         ("网格", grid_text(tables, c["grid"])),
