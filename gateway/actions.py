@@ -21,7 +21,7 @@ from gateway.cases import RECHECK_REASONS, action_values
 from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level
 from gateway.storage import Store
-from gateway.workflow import TRANSITIONS, Action, CaseState, Clock, Notice, Role, TransitionError, effect, transition
+from gateway.workflow import Action, CaseState, Clock, Notice, Role, TransitionError, effect, role_refused, transition
 from xueliang import wire
 
 
@@ -254,7 +254,7 @@ def photo_refused(case: dict, role: Role) -> str | None:
     """
     if case["state"] != CaseState.CLOSED.value:
         return None
-    reopens = role in TRANSITIONS[Action.REOPEN][2]
+    reopens = role_refused(role, Action.REOPEN) is None
     how = (f"reopen it first (POST /cases/{case['id']}/actions with {{\"action\": \"reopen\"}})" if reopens
            else "ask the command centre to reopen it (action reopen)")
     return (f"case {case['id']} is closed: a photo is not added to a closed case; if the problem is back, {how}, "

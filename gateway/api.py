@@ -41,7 +41,7 @@ from gateway.security import (BodyCap, HeadAsGet, JsonBody, SecurityHeaders, dat
 from gateway.storage import Store
 from gateway.web import PAGE_ICON, not_a_page, web_router
 from gateway.workbench import workbench_router
-from gateway.workflow import TRANSITIONS, Action, CaseState, Role, TransitionError
+from gateway.workflow import Action, CaseState, Role, TransitionError, role_refused
 from xueliang import wire
 
 class TimelineEntry(BaseModel):
@@ -436,9 +436,8 @@ def act(case_id: CaseId, body: ActionRequest, request: Request, response: Respon
         tables: Tables = Depends(get_tables), who: Principal = Depends(actor)):
     """Take an action on the case. With If-Match (the case's ETag), only on the case as the client read it. 403 for an
     action the token's role never takes, whatever the case's state (as the case page refuses it)."""
-    if who.role not in TRANSITIONS[body.action][2]:  # told of its role, not of states it can never act from
-        people = sorted(r.value for r in TRANSITIONS[body.action][2] if r != Role.SYSTEM)
-        raise HTTPException(403, f"a {who.role.value} may not {body.action.value} a case (allowed: {', '.join(people)})")
+    if why := role_refused(who.role, body.action):  # told of its role, not of states it can never act from
+        raise HTTPException(403, why)
     try:
         actions.act(store, case_id, body.action, who.role, f"{who.role.value}:{who.name}", time.time(), tables,
                     lambda row: may_see(who, row, tables), body.note, extend_by=body.extend_by,

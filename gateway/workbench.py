@@ -39,7 +39,7 @@ from gateway.security import read_capped
 from gateway.web import (PAGE_ROWS, REDISPATCH_MARK, PageRoute, boxes_listing, case_rows, cases_listing,
                          department_choices, esc, figure, grid_text, overdue_listing, page, pager, removes_boxes,
                          unknown_filter_note, unrouted, visible)
-from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError
+from gateway.workflow import OPEN_STATES, TRANSITIONS, UNDISPATCHED, Action, CaseState, Role, TransitionError, role_refused
 
 workbench_router = APIRouter(prefix="/ui", tags=["operators' page"], include_in_schema=False, route_class=PageRoute)
 # a note of 2,000 characters as a browser sends it, each percent-encoded UTF-8: 9 bytes a Chinese character, 12 an
@@ -284,8 +284,8 @@ async def act_in_page(case_id: CaseId, request: Request, principal: Principal = 
         action = Action(name)
     except ValueError:
         return back(case_id, failed="action", why="invalid")
-    if who.role not in TRANSITIONS[action][2]:  # none of its buttons: a form edited, not a case that moved on
-        raise HTTPException(403, f"a {who.role.value} may not {action.value} a case")
+    if why := role_refused(who.role, action):  # none of its buttons: a form edited, not a case that moved on
+        raise HTTPException(403, why)
     note = form.get("note", "").strip() or None
     if note is not None and (len(note) > 2000 or note_hidden(note)):
         return back(case_id, failed=action.value, why="hidden" if note_hidden(note) else "invalid")

@@ -131,16 +131,32 @@ EFFECTS: dict[Action, tuple[Clock, Notice | None]] = {
 }
 
 
+def role_refused(role: Role | str, action: Action | str) -> str | None:
+    """Why ``role`` never takes ``action``, whatever the case's state (the people who do named); None if it may.
+    The API answers it 403 and the case page shows no such button, before any case is read.
+
+    >>> role_refused(Role.DEPARTMENT, Action.CLOSE)
+    'a department may not close a case (allowed: admin, operator)'
+    >>> role_refused(Role.OPERATOR, Action.CLOSE) is None
+    True
+    """
+    role, action = Role(role), Action(action)
+    roles = TRANSITIONS[action][2]
+    if role in roles:
+        return None
+    return f"a {role.value} may not {action.value} a case (allowed: {', '.join(sorted(r.value for r in roles - {R.SYSTEM}))})"
+
+
 def transition(state: CaseState | str, action: Action | str, role: Role | str) -> CaseState:
-    """The state after ``action`` by ``role``; raises TransitionError when not allowed."""
+    """The state after ``action`` by ``role``; raises TransitionError when not allowed (the state first: a role
+    that never takes the action is refused before, by ``role_refused``)."""
     state, action, role = CaseState(state), Action(action), Role(role)
-    sources, target, roles = TRANSITIONS[action]
+    sources, target, _ = TRANSITIONS[action]
     if state not in sources:
         allowed = ", ".join(sorted(s.value for s in sources))
         raise TransitionError(f"cannot {action.value} a case that is {state.value} (allowed from: {allowed})")
-    if role not in roles:
-        raise TransitionError(f"a {role.value} may not {action.value} a case "
-                              f"(allowed: {', '.join(sorted(r.value for r in roles))})")
+    if why := role_refused(role, action):
+        raise TransitionError(why)
     return target or state
 
 
