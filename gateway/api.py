@@ -633,7 +633,7 @@ def report(kind: str, day: Annotated[str | None, Query(alias="date", max_length=
         start, end = period(kind, day, now)
     except ValueError as exc:
         raise HTTPException(422, f"date {day!r}: {exc}") from None
-    rows, figures = report_figures(who, store.cases_between(start, end), tables, start, end, now)
+    rows, figures = report_figures(who, store, tables, start, end, now)
     judged = verdicts.latest(store, [r["id"] for r in rows])
     return {"kind": kind, "from": wire.iso(start), "to": wire.iso(end), **figures,
             "machine": machine_precision(rows, judged, start, end)}
