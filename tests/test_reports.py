@@ -391,3 +391,36 @@ def test_the_report_says_the_centres_own_lateness_and_a_departments_does_not(cit
                                    load_tables(tmp_path / "city.yaml")))
     assert client.get("/reports/daily?date=2026-11-04", headers=admin).json()["centre"] == {
         "began": 2, "ended": 1, "ended_late": 0, "waiting": 1, "overdue": 0}
+
+
+def test_openapi_json_describes_every_figure_a_report_answers(city_at, tmp_path):
+    """An integrator found ``GET /reports/{kind}``'s 200 answer undescribed in /openapi.json (no schema: a client
+    made from it had a bare object). Each key a report answers, at each level, is described with its meaning."""
+    store, case, do = city_at
+    start, _ = period("daily", "2026-11-04", 2e9)
+    do(case(start + 9 * H), Action.RETURN, Role.DEPARTMENT, start + 10 * H)
+    client = TestClient(create_app(store, load_tables(tmp_path / "city.yaml")))
+    got = client.get("/reports/daily?date=2026-11-04",
+                     headers={"Authorization": f"Bearer {new_token(store, 'admin', 'admin')}"}).json()
+    described = client.get("/openapi.json").json()
+    models = described["components"]["schemas"]
+
+    def model(schema: dict) -> dict:
+        ref = schema.get("$ref") or next(s["$ref"] for s in schema.get("anyOf", schema.get("items", {}).get(
+            "anyOf", [schema.get("items", {})])) if "$ref" in s)
+        return models[ref.rsplit("/", 1)[-1]]
+
+    def same_keys(answer: dict, schema: dict, where: str) -> None:
+        props = schema["properties"]
+        assert set(answer) == set(props), (where, set(answer) ^ set(props))
+        assert all(p.get("title") or p.get("description") for p in props.values()), where
+        for key, value in answer.items():
+            if isinstance(value, dict):
+                same_keys(value, model(props[key]), f"{where}.{key}")
+            elif isinstance(value, list) and value:
+                same_keys(value[0], model(props[key]), f"{where}.{key}[0]")
+
+    report = model(described["paths"]["/reports/{kind}"]["get"]["responses"]["200"]["content"]["application/json"]
+                   ["schema"])
+    assert got["departments"] and got["categories"] and got["machine"]["cameras"] and got["centre"]
+    same_keys(got, report, "report")
