@@ -36,6 +36,7 @@ from gateway.presentation import (MAX_ID, BoxId, CaseId, Filter, IncidentId, Sha
                                   evidence_response, incident_evidence_response, iso, named_cases, note_hidden, period,
                                   photo_response, query_checked)
 from gateway.reports import machine_precision
+from gateway.reportview import Report
 from gateway.security import (BodyCap, HeadAsGet, JsonBody, SecurityHeaders, database_down, database_unavailable,
                               gateway_stopping, read_capped, server_error, validation_error)
 from gateway.storage import Store
@@ -621,7 +622,8 @@ def remove_box(box: BoxId, store: Store = Depends(get_store), who: Principal = D
 reports_router = APIRouter(prefix="/reports", tags=["reports"], dependencies=[Depends(DECLARED)], route_class=JsonBody)
 
 
-@reports_router.get("/{kind}", responses={404: {"description": "a kind other than daily or weekly"}})
+@reports_router.get("/{kind}", response_model=Report,
+                    responses={404: {"description": "a kind other than daily or weekly"}})
 def report(kind: str, day: Annotated[str | None, Query(alias="date", max_length=10, pattern="^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
                                                       description="YYYY-MM-DD in the city's time zone")] = None,
            store: Store = Depends(get_store), tables: Tables = Depends(get_tables), who: Principal = Depends(reader)):
@@ -632,7 +634,7 @@ def report(kind: str, day: Annotated[str | None, Query(alias="date", max_length=
         start, end = period(kind, day, now)
     except ValueError as exc:
         raise HTTPException(422, f"date {day!r}: {exc}") from None
-    rows, figures = report_figures(who, store.cases_between(start, end), tables, start, end, now)
+    rows, figures = report_figures(who, store, tables, start, end, now)
     judged = verdicts.latest(store, [r["id"] for r in rows])
     return {"kind": kind, "from": wire.iso(start), "to": wire.iso(end), **figures,
             "machine": machine_precision(rows, judged, start, end)}

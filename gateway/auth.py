@@ -23,8 +23,10 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from starlette.routing import Match
 
+from gateway.cases import review_due
 from gateway.config import Tables
-from gateway.reports import history, summary
+from gateway.reports import centre, history, summary
+from gateway.schema import CENTRE_CLOCK_MIGRATION
 from gateway.storage import Store
 from gateway.workflow import UNDISPATCHED, Role
 from xueliang import wire
@@ -355,17 +357,22 @@ def may_see(who: Principal, case: dict, tables: Tables) -> bool:
     return s.get("department") in (None, case["department"]) and case["state"] not in s.get("hidden_states", ())
 
 
-def report_figures(who: Principal, rows: list[dict], tables: Tables, start: float, end: float, now: float) -> tuple[list, dict]:
+def report_figures(who: Principal, store: Store, tables: Tables, start: float, end: float, now: float
+                   ) -> tuple[list, dict]:
     """The cases of [start, end) ``who``'s report counts (of ``Store.cases_between``) and its figures
-    (``reports.summary``). A department's: those it held in the period by the case log, and its own figures only; it
-    read those it holds now, so a case it returned or that went on to another department left its report (the
-    figures it counted for it kept) and one sent to it the next day showed the other department's figures."""
+    (``reports.summary``), with the command centre's own (``reports.centre``; none in a department's). A
+    department's: those it held in the period by the case log, and its own figures only; it read those it holds now,
+    so a case it returned or that went on to another department left its report (the figures it counted for it
+    kept) and one sent to it the next day showed the other department's figures."""
+    rows = store.cases_between(start, end)
     if who.role != Role.DEPARTMENT:
         rows = [r for r in rows if may_see(who, r, tables)]
-        return rows, summary(rows, start, end, now)
+        due = review_due(tables, store.upgraded_at(CENTRE_CLOCK_MIGRATION))
+        return rows, summary(rows, start, end, now) | {"centre": centre(rows, start, end, now, due)}
     held = [(r, h) for r in rows if (h := history(r)).held_by(who.department, start, end)]
     rows = [r for r, _ in held]
-    return rows, summary(rows, start, end, now, department=who.department, histories=[h for _, h in held])
+    return rows, summary(rows, start, end, now, department=who.department, histories=[h for _, h in held]) | {
+        "centre": None}
 
 
 def seen_cases(store: Store, tables: Tables, who: Principal, ids: Collection[int]) -> set[int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Literal
 
 from gateway import gridmap
@@ -326,6 +327,25 @@ def review_deadline(category: Category, tables: Tables, now: float) -> float:
     '2026-11-24T10:00:00+08:00'
     """
     return deadline(now, parse_service_level(category.review_service_level), tables.calendar)
+
+
+def review_due(tables: Tables, since: float | None) -> Callable[[dict, float], float | None]:
+    """For a report (``reports.centre``): when a centre's wait of a case begun at ``began`` was due, from then and its
+    category's ``review_service_level`` as the tables say now (the case log records no review deadline); none for a
+    wait begun before ``since`` (the upgrade to ``CENTRE_CLOCK_MIGRATION``: it ran no clock; None: the database was made
+    with it) or a category the tables no longer have.
+
+    >>> from gateway.config import TABLES_DIR, load_tables
+    >>> due = review_due(load_tables(TABLES_DIR / "demo.yaml"), since=1e9)
+    >>> due({"type": "garbage"}, 2e9) - 2e9, due({"type": "garbage"}, 1), due({"type": "gone"}, 2e9)
+    (7200.0, None, None)
+    """
+    def due(case: dict, began: float) -> float | None:
+        category = tables.category(case["type"])
+        if category is None or (since is not None and began < since):
+            return None
+        return review_deadline(category, tables, began)
+    return due
 
 
 def held_for_review(message: dict, category: Category, tables: Tables, now: float) -> bool:

@@ -11,6 +11,13 @@ case's latest round with no extension since, else the deadline of a later round 
 on one of those is counted in ``deadline_as_of_now``, for the report to say so. A department's own report is the cases
 it held in the period by the log (``History.held_by``), and only its own figures (``summary(department=)``).
 
+The command centre's own lateness is apart (``centre``): each *wait* of a case on the centre (``CENTRE_CLOCK``: a lead
+held for review, a case a department returned) from the log row that brought it there to the one that took it on
+(confirmed, rejected, sent on, 挂账), counted begun in the period it began, ended (late past its deadline) in the one it
+ended, and waiting (overdue) at a period's end. The log records no review deadline: ``due`` gives each wait's, from
+when it began and the category's ``review_service_level`` as configured now (``cases.review_due``), so a change of
+the table changes the centre's figures of past days, not the departments'.
+
 >>> log = [{"at": 10, "action": "created", "to_state": "dispatched"},
 ...        {"at": 10, "action": "dispatched", "to_state": "dispatched", "target": "traffic-police", "deadline": 100},
 ...        {"at": 50, "action": "feedback", "to_state": "feedback"},
@@ -27,12 +34,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from gateway.workflow import DEPARTMENT_CLOCK, EFFECTS, Clock
+from gateway.workflow import CENTRE_CLOCK, DEPARTMENT_CLOCK, EFFECTS, Clock
 
 RUNNING = frozenset(s.value for s in DEPARTMENT_CLOCK)  # the department's clock runs
+WAITING = frozenset(s.value for s in CENTRE_CLOCK)  # the command centre's own clock runs
 MOVES_DEADLINE = frozenset(a.value for a, (clock, _) in EFFECTS.items() if clock == Clock.EXTEND)
 FIGURES = ("received", "dispatched", "closed", "closed_on_time", "overdue")
 
@@ -176,6 +185,59 @@ def summary(rows: list[dict], start: float, end: float, now: float, department: 
             "categories": sorted(({"category": c, **_figures(es)} for c, es in by_cat.items()),
                                  key=lambda c: c["category"]),
             "departments": departments}
+
+
+class Wait(NamedTuple):
+    """A case's stay on the command centre: from ``began`` to ``ended`` (``math.inf`` while it waits)."""
+
+    began: float
+    ended: float
+
+
+def waits(case: dict) -> list[Wait]:
+    """The centre's waits in ``case["log"]``: a row into a centre state begins one (a lead held at its creation, a
+    department's return), the next row out of them ends it; an escalation, keeping the state, is the same wait.
+
+    >>> waits({"log": [{"at": 1, "to_state": "pending_review"}, {"at": 2, "to_state": "pending_review"},
+    ...                {"at": 3, "to_state": "dispatched"}, {"at": 4, "to_state": "returned"}]})
+    [Wait(began=1, ended=3), Wait(began=4, ended=inf)]
+    """
+    found, began = [], None
+    for e in case["log"]:
+        if e["to_state"] in WAITING and began is None:
+            began = e["at"]
+        elif e["to_state"] is not None and e["to_state"] not in WAITING and began is not None:
+            found.append(Wait(began, e["at"]))
+            began = None
+    return found + ([Wait(began, math.inf)] if began is not None else [])
+
+
+def centre(rows: list[dict], start: float, end: float, now: float,
+           due: Callable[[dict, float], float | None]) -> dict:
+    """The command centre's own figures for [start, end) (above): its waits ``began`` and ``ended`` in the period,
+    how many of those ended past their deadline (``ended_late``), and how many were ``waiting`` at the period's end
+    (``now`` within it), ``overdue`` of them past their deadline. ``due(case, began)``: the deadline of the case's
+    wait begun at ``began``, None for one that has none (it is never late). A wait over two days begins on one and
+    ends on the other; a week's begun, ended and late are its days' added up.
+
+    >>> rows = [{"log": [{"at": 10, "to_state": "pending_review"}, {"at": 50, "to_state": "dispatched"},
+    ...                  {"at": 60, "to_state": "returned"}]}]
+    >>> centre(rows, 0, 100, now=200, due=lambda case, began: began + 30)
+    {'began': 2, 'ended': 1, 'ended_late': 1, 'waiting': 1, 'overdue': 1}
+    """
+    at = min(end, now)
+    n = Counter()
+    for case in rows:
+        for w in waits(case):
+            deadline = due(case, w.began)
+            n["began"] += start <= w.began < end
+            if start <= w.ended < end:
+                n["ended"] += 1
+                n["ended_late"] += deadline is not None and w.ended > deadline
+            if w.began <= at < w.ended:  # as the state at ``at`` is read (``History.state_at``)
+                n["waiting"] += 1
+                n["overdue"] += deadline is not None and deadline < at
+    return {k: n[k] for k in ("began", "ended", "ended_late", "waiting", "overdue")}
 
 
 def _precision(rows: list[dict], judged: dict[int, dict]) -> dict:

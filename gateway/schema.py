@@ -327,6 +327,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
     (20, "cases.review_deadline: a lead waiting for review and a case a department returned run the command centre's "
          "own clock (those waiting before run none)", _add_missing(cases.c.review_deadline)),
 ]
+CENTRE_CLOCK_MIGRATION = 20  # a wait on the centre begun before it ran no clock (reports: never late)
 
 TOKEN_GRACE_S = 90 * 86400  # tokens made before migration 5 expire this long after the upgrade
 

@@ -137,7 +137,7 @@ def _selected(q, state: str | None = None, grid: str | None = None, department: 
 # ``auth.may_see``, each as ``case[column]`` (one left out here is a KeyError, not a figure quietly off). All 34, made
 # dicts, took 62 ms of a report of a year's city (7,300 cases, bench/gateway_scale.py); these, 27
 REPORTED = ("id", "created_at", "category_name", "department", "deadline", "fed_back_at", "grid", "state", "box",
-            "camera")
+            "camera", "type")
 
 
 class DatabaseUnusable(RuntimeError):
@@ -717,6 +717,7 @@ class Store:
         event.listen(self.engine, "commit", self._may_commit)
         event.listen(self.engine, "checkin", self._closed_at_checkin)
         self._case_values: dict[tuple, tuple[float, set[str]]] = {}  # case_values' scans, each with its time
+        self._upgraded_at: dict[int, float | None] = {}  # upgraded_at's reads
         self._removed: tuple[float, frozenset[str], dict[str, str | None]] = (-math.inf, frozenset(), {})
 
     def close(self) -> None:
@@ -1054,6 +1055,17 @@ class Store:
     def end_session(self, sha256: str) -> None:
         with self.engine.begin() as db:
             db.execute(sessions.delete().where(sessions.c.sha256 == sha256))
+
+    def upgraded_at(self, version: int) -> float | None:
+        """When this database was upgraded to migration ``version``; None where it was made at that version or later
+        (its step was recorded with the first, at the making: nothing in it is older) or has not had it yet (a
+        read-only store's older file). Read once, then kept: it never changes."""
+        if version not in self._upgraded_at:
+            with self.engine.connect() as db:
+                at = dict(db.execute(select(schema_migrations.c.version, schema_migrations.c.applied_at).where(
+                    schema_migrations.c.version.in_([1, version]))).all())
+            self._upgraded_at[version] = at[version] if at.get(version, at.get(1)) != at.get(1) else None
+        return self._upgraded_at[version]
 
     def cases_between(self, start: float, end: float) -> list[dict]:
         """The cases a report of [``start``, ``end``) counts, each with its ``log`` (``gateway.reports`` reads it)

@@ -29,9 +29,10 @@ def city_at(tmp_path, database_url):  # noqa: F811
     clock = [0.0]
     ingest = Ingest(store, tables, clock=lambda: clock[0])
 
-    def case(t: float, n: int = 0) -> int:  # n: the n-th pile of the street, a kilometre apart (one case each)
-        clock[0] = t
-        assert ingest.handle(*incident(location={"lat": 39.17 + n / 100, "lon": 117.15}, **seen(t))) == "case_created"
+    def case(t: float, n: int = 0, **changes) -> int:  # n: the n-th pile of the street, a kilometre apart (one case
+        clock[0] = t  # each); ``changes`` to the incident (type="garbage": a lead held for review)
+        assert ingest.handle(*incident(location={"lat": 39.17 + n / 100, "lon": 117.15}, **seen(t), **changes)) == (
+            "case_created")
         return store.list_cases(limit=1)[0]["id"]
 
     def do(case_id: int, action: Action, role: Role, t: float, **extra) -> None:
@@ -311,3 +312,115 @@ def test_a_case_closed_with_no_dispatch_on_its_log_is_on_time_by_its_feedback(ci
     assert {k: got[k] for k in ("received", "dispatched", "closed", "closed_on_time")} == {
         "received": 1, "dispatched": 0, "closed": 1, "closed_on_time": 1}
     assert got["departments"][0]["department"] == "traffic-police"
+
+
+H = 3600.0
+
+
+def waited(*rows: tuple[float, str, str]) -> dict:
+    """A case whose log is ``rows`` (at, action, to_state), for ``reports.centre`` alone."""
+    return {"category_name": "暴露垃圾", "log": [{"at": at, "action": a, "to_state": s} for at, a, s in rows]}
+
+
+def two_hours(case: dict, began: float) -> float:
+    return began + 2 * H
+
+
+def test_the_centres_waits_of_a_day_begun_ended_late_and_overdue_at_its_end():
+    """The command centre's own lateness, which the report never said: a lead confirmed in time, one rejected late,
+    one still waiting past its time when the day ended (escalated: still the one wait), a case the police returned
+    and the centre sent on late; the department's figures are the department's alone (``summary`` unchanged)."""
+    rows = [waited((9 * H, "created", "pending_review"), (10 * H, "confirm", "dispatched")),
+            waited((9 * H, "created", "pending_review"), (12 * H, "reject", "rejected")),
+            waited((20 * H, "created", "pending_review"), (22.5 * H, "escalate", "pending_review")),
+            waited((8 * H, "created", "dispatched"), (13 * H, "return", "returned"),
+                   (16 * H, "redispatch", "dispatched"))]
+    assert reports.centre(rows, 0, 24 * H, now=30 * H, due=two_hours) == {
+        "began": 4, "ended": 3, "ended_late": 2, "waiting": 1, "overdue": 1}
+    assert reports.centre(rows, 0, 24 * H, now=21 * H, due=two_hours) == {  # the day not over: now, within it
+        "began": 4, "ended": 3, "ended_late": 2, "waiting": 1, "overdue": 0}
+    assert reports.centre(rows, 24 * H, 48 * H, now=50 * H, due=two_hours) == {
+        "began": 0, "ended": 0, "ended_late": 0, "waiting": 1, "overdue": 1}
+
+
+def test_a_centre_wait_over_two_days_begins_on_one_and_ends_late_on_the_other_and_the_week_adds_them():
+    """Returned at 23:00, due at 01:00, sent on at 09:30 the next day: begun (and waiting, not yet overdue) on the
+    first day, ended late on the second; the two days' begun, ended and late add up to the period of both."""
+    rows = [waited((8 * H, "created", "dispatched"), (23 * H, "return", "returned"),
+                   (33.5 * H, "ledger", "ledger"))]
+    first, second = (reports.centre(rows, s, s + 24 * H, now=100 * H, due=two_hours) for s in (0, 24 * H))
+    both = reports.centre(rows, 0, 48 * H, now=100 * H, due=two_hours)
+    assert first == {"began": 1, "ended": 0, "ended_late": 0, "waiting": 1, "overdue": 0}
+    assert second == {"began": 0, "ended": 1, "ended_late": 1, "waiting": 0, "overdue": 0}
+    assert both == {"began": 1, "ended": 1, "ended_late": 1, "waiting": 0, "overdue": 0}
+
+
+def test_a_centre_wait_with_no_deadline_is_never_late():
+    """A wait begun before migration 20 ran no clock, and one of a category no longer in the tables has none:
+    ``due`` says None, and the wait is counted, never late."""
+    rows = [waited((9 * H, "created", "pending_review"), (30 * H, "confirm", "dispatched")),
+            waited((9 * H, "created", "pending_review"))]
+    assert reports.centre(rows, 0, 48 * H, now=100 * H, due=lambda case, began: None) == {
+        "began": 2, "ended": 1, "ended_late": 0, "waiting": 1, "overdue": 0}
+
+
+def test_the_report_says_the_centres_own_lateness_and_a_departments_does_not(city_at, tmp_path):
+    """Through the gateway: a garbage lead held at 09:00 (the centre's 2 working hours: due 11:00) confirmed at 12:00,
+    a parking case the police returned at 14:00 (due 16:00) nobody sent on: the day's ``centre`` and the page's line
+    say both; a wait begun before migration 20 (its clock) is never late; a department's report has no ``centre``."""
+    store, case, do = city_at
+    start, end = period("daily", "2026-11-04", 2e9)  # a Wednesday
+    lead = case(start + 9 * H, type="garbage")
+    do(lead, Action.CONFIRM, Role.OPERATOR, start + 12 * H)
+    returned = case(start + 13 * H, 1)
+    do(returned, Action.RETURN, Role.DEPARTMENT, start + 14 * H)
+    client = TestClient(create_app(store, load_tables(tmp_path / "city.yaml")))
+    admin = {"Authorization": f"Bearer {new_token(store, 'admin', 'admin')}"}
+    got = client.get("/reports/daily?date=2026-11-04", headers=admin).json()
+    assert got["centre"] == {"began": 2, "ended": 1, "ended_late": 1, "waiting": 1, "overdue": 1}
+    assert {d["department"]: d["overdue"] for d in got["departments"]} == {  # the police's clock stopped at its
+        "sanitation": 1, "traffic-police": 0}  # return; sanitation's, sent the lead at 12:00, ran past its hour
+    police = {"Authorization": f"Bearer {new_token(store, 'tp', 'department', department='traffic-police')}"}
+    assert client.get("/reports/daily?date=2026-11-04", headers=police).json()["centre"] is None
+    client.post("/ui/login", data={"token": new_token(store, "centre", "operator", grid="D")})
+    assert "指挥中心 (待审核、已回退): 新增 2 · 办结 1, 其中超时 1 · 仍在等待 1, 其中超时 1" in client.get(
+        "/ui/reports?date=2026-11-04").text
+    with store.engine.begin() as db:  # the database reached migration 20 after both waits began
+        db.execute(text("UPDATE schema_migrations SET applied_at = :t WHERE version = 20"), {"t": start + 15 * H})
+    client = TestClient(create_app(Store(store.engine.url.render_as_string(hide_password=False)),
+                                   load_tables(tmp_path / "city.yaml")))
+    assert client.get("/reports/daily?date=2026-11-04", headers=admin).json()["centre"] == {
+        "began": 2, "ended": 1, "ended_late": 0, "waiting": 1, "overdue": 0}
+
+
+def test_openapi_json_describes_every_figure_a_report_answers(city_at, tmp_path):
+    """An integrator found ``GET /reports/{kind}``'s 200 answer undescribed in /openapi.json (no schema: a client
+    made from it had a bare object). Each key a report answers, at each level, is described with its meaning."""
+    store, case, do = city_at
+    start, _ = period("daily", "2026-11-04", 2e9)
+    do(case(start + 9 * H), Action.RETURN, Role.DEPARTMENT, start + 10 * H)
+    client = TestClient(create_app(store, load_tables(tmp_path / "city.yaml")))
+    got = client.get("/reports/daily?date=2026-11-04",
+                     headers={"Authorization": f"Bearer {new_token(store, 'admin', 'admin')}"}).json()
+    described = client.get("/openapi.json").json()
+    models = described["components"]["schemas"]
+
+    def model(schema: dict) -> dict:
+        ref = schema.get("$ref") or next(s["$ref"] for s in schema.get("anyOf", schema.get("items", {}).get(
+            "anyOf", [schema.get("items", {})])) if "$ref" in s)
+        return models[ref.rsplit("/", 1)[-1]]
+
+    def same_keys(answer: dict, schema: dict, where: str) -> None:
+        props = schema["properties"]
+        assert set(answer) == set(props), (where, set(answer) ^ set(props))
+        assert all(p.get("title") or p.get("description") for p in props.values()), where
+        for key, value in answer.items():
+            if isinstance(value, dict):
+                same_keys(value, model(props[key]), f"{where}.{key}")
+            elif isinstance(value, list) and value:
+                same_keys(value[0], model(props[key]), f"{where}.{key}[0]")
+
+    report = model(described["paths"]["/reports/{kind}"]["get"]["responses"]["200"]["content"]["application/json"]
+                   ["schema"])
+    assert got["departments"] and got["categories"] and got["machine"]["cameras"] and got["centre"]
+    same_keys(got, report, "report")
