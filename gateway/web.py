@@ -545,7 +545,7 @@ def centre_line(c: dict | None) -> str:
     if c is None:
         return ""
     return (f"<p id=centre>指挥中心 (待审核、已回退): 新增 {c['began']} · 办结 {c['ended']}, 其中超时 {c['ended_late']}"
-            f" · 仍在等待 {c['waiting']}, 其中超时 {c['overdue']} <span class=flag>(时限按现行 review_service_level 计)"
+            f" · 仍在等待 {c['waiting']}, 其中超时 {c['overdue']} <span class=flag>(时限按现行审核时限计)"
             "</span></p>")
 
 
