@@ -148,8 +148,8 @@ def test_a_streamed_json_body_is_cut_off_at_the_cap_not_buffered(city):
     case_id = client.get("/cases", headers=auth(tokens["admin"])).json()[0]["id"]
     chunks = (b'{"note": "' if i == 0 else b"x" * (1 << 20) for i in range(300))  # 300 MB, no Content-Length
     with serving(app) as port:
-        status, sent = post_raw(port, f"/cases/{case_id}/actions",
-                                {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}, chunks, limit_s=30)
+        status, sent = post_raw(port, f"/cases/{case_id}/actions", auth(tokens["admin"])  # without one: 401, unread
+                                | {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}, chunks, limit_s=30)
     assert status == 413
     assert sent < 24 * (1 << 20)  # the 1 MiB cap plus what socket buffers held
     r = client.post(f"/cases/{case_id}/actions", headers=auth(tokens["police"]), json={"action": "acknowledge"})
