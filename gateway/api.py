@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.exc import OperationalError
 
 from gateway import actions, boxes, etags, storage, verdicts
@@ -146,6 +146,8 @@ class DeadLetterPage(BaseModel):
 
 
 class ActionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt note was dropped and the rest done
+
     action: Action
     note: str | None = Field(default=None, max_length=2000)
     department: str | None = Field(default=None, max_length=64, title="For redispatch: the new department")
@@ -170,6 +172,8 @@ class ActionRequest(BaseModel):
 
 class VerdictRequest(BaseModel):
     """An operator's verdict on a machine-made case."""
+
+    model_config = ConfigDict(extra="forbid")
 
     verdict: verdicts.Verdict
     right_type: str | None = Field(None, max_length=40, pattern=r"^[a-z][a-z0-9_]{0,39}$",

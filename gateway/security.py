@@ -250,6 +250,8 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
     detail = []
     for error in exc.errors():
         item = {"type": error.get("type"), "loc": [str(p)[:100] for p in error.get("loc", ())], "msg": error.get("msg")}
+        if item["type"] == "extra_forbidden":  # pydantic's "Extra inputs are not permitted" named no field it takes
+            item["msg"] = f"not a field of this body (it takes: {', '.join(body_fields(request))})"
         value = error.get("input")
         if isinstance(value, float) and not math.isfinite(value):  # as text: strict JSON has no such number
             item["input"] = str(value)
@@ -258,6 +260,13 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
         detail.append(item)
     return Response(json.dumps({"detail": detail}, ensure_ascii=True, allow_nan=False, default=str), 422,
                     media_type="application/json")
+
+
+def body_fields(request: Request) -> list[str]:
+    """The fields the body of ``request``'s route takes, as a client writes them (its model's aliases)."""
+    field = getattr(request.scope.get("route"), "body_field", None)
+    model = getattr(getattr(field, "field_info", None), "annotation", None)
+    return [f.alias or name for name, f in getattr(model, "model_fields", {}).items()]
 
 
 DATABASE_RETRY_S = 5  # Retry-After on a 503 for a database that did not answer

@@ -120,3 +120,23 @@ def test_a_json_body_is_not_read_before_the_token_is_refused(city, path, authori
                      "server": ("x", 80), "client": ("127.0.0.1", 1), "root_path": ""}, receive, send))
     assert sent[0]["status"] == 401, sent
     assert reads == []
+
+
+@pytest.mark.parametrize("path, body, key", [
+    ("actions", {"action": "feedback", "nots": "cleared at 9"}, "nots"),  # the department's words dropped unsaid
+    ("actions", {"action": "redispatch", "departmnet": "sanitation"}, "departmnet"),
+    ("verdict", {"verdict": "wrong_type", "righttype": "spill"}, "righttype"),
+])
+def test_a_body_key_the_route_does_not_take_is_refused_naming_it(city, path, body, key):  # noqa: F811
+    """A key no field of the body is (a misspelt ``note``) was dropped and the rest done: the department's note
+    lost without a word, as the query's unknown parameters were before they were refused."""
+    app, store, ingest, client, tokens = city
+    case_id = client.get("/cases", headers=auth(tokens["admin"])).json()[0]["id"]
+    case = client.get(f"/cases/{case_id}", headers=auth(tokens["admin"])).json()
+    r = client.post(f"/cases/{case_id}/{path}", json=body, headers=auth(tokens["admin"]))
+    assert r.status_code == 422, r.text
+    (problem,) = r.json()["detail"]
+    assert problem["loc"] == ["body", key], problem
+    assert problem["msg"].startswith("not a field of this body (it takes: "), problem
+    assert ("note" if path == "actions" else "right_type") in problem["msg"], problem
+    assert client.get(f"/cases/{case_id}", headers=auth(tokens["admin"])).json() == case
