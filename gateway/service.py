@@ -16,6 +16,7 @@ import gc
 import json
 import logging
 import queue
+import resource
 import signal
 import socket
 import sys
@@ -27,7 +28,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from paho.mqtt.properties import Properties
 
-from gateway import check, presentation, storage, verdicts
+from gateway import check, connections, presentation, storage, verdicts
 from gateway.api import create_app
 from gateway.actions import perform
 from gateway.cases import escalation, running_deadline
@@ -578,12 +579,13 @@ def run_gateway(config: GatewayConfig) -> int:
             log.warning("%s", line)
     http_socket = listen(config.http)
     health = Health(min(config.escalation_check_s, CLOCK_ROUND_MAX_S))  # how often the clock goes round
+    said_of_connections = connections.ConnectionLog()
     ingest = Ingest(store, tables, health=health, waiting_pictures_mb=config.waiting_pictures_mb)
     mqtt_ingest = MqttIngest(config, ingest, health, first_start=store.made)
     sender = SuppressionSender(store, mqtt_ingest.client)
     clock = Clock(store, tables, mqtt_ingest.client, config.escalation_check_s, health, sender,
                   DeadLetterRetention(store, config.dead_letter_days, config.dead_letter_mb),
-                  (ingest.said, ingest.heartbeats.said, ingest.placeless_said))
+                  (ingest.said, ingest.heartbeats.said, ingest.placeless_said, said_of_connections))
     ingest.on_case = lambda case_id: clock.wake.set()
 
     def suppressions_changed(box: str | None = None) -> None:
@@ -602,15 +604,21 @@ def run_gateway(config: GatewayConfig) -> int:
     # it through them, exit 0, as the edge box does
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     logging.getLogger("uvicorn.error").addFilter(CANCELLED_AT_STOP)  # once, however many starts
+    accept_failures = connections.AcceptFailures(said_of_connections)
+    logging.getLogger("asyncio").addFilter(accept_failures)
+    admission = connections.Admission(connections.connections_bound(resource.getrlimit(resource.RLIMIT_NOFILE)[0]),
+                                      said_of_connections)
     try:
         # uvicorn's lines go through the command's handler (xueliang.cli.JsonLines: one JSON object a line, passwords
         # hidden), not its own (plain text amid the JSON, unmasked); no access log: a request's line is its address,
-        # and a page's sign-in typed into it (?token=) was a live token in the log
+        # and a page's sign-in typed into it (?token=) was a live token in the log; a request's head and body have
+        # their time, and the connections their bound (gateway/connections.py)
         server = uvicorn.Server(uvicorn.Config(app, host=config.http.host, port=config.http.port, log_level="warning",
-                                               log_config=None, access_log=False,
-                                               timeout_graceful_shutdown=STOP_REQUESTS_S))
+                                               log_config=None, access_log=False, http=connections.protocol(admission),
+                                               backlog=connections.BACKLOG, timeout_graceful_shutdown=STOP_REQUESTS_S))
         server.run(sockets=[http_socket])
     finally:
+        logging.getLogger("asyncio").removeFilter(accept_failures)
         with stop_not_interrupted():  # a second SIGTERM or Ctrl-C ended the stop where it was
             clock.stop.set()
             clock.wake.set()
