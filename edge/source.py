@@ -40,6 +40,25 @@ class SourceError(RuntimeError):
         super().__init__(without_password(text))
 
 
+def ffmpeg_said(exc: BaseException) -> str:
+    """What FFmpeg or the system said of a source, without what PyAV puts around it: FFmpeg's error code given as an
+    errno (``[Errno 825242872]`` of a 401) and the url again, which the line saying it names already.
+
+    >>> ffmpeg_said(av.error.ConnectionRefusedError(111, "Connection refused", "rtsp://10.0.0.5/s1"))
+    'Connection refused'
+    >>> ffmpeg_said(av.error.HTTPUnauthorizedError(825242872, "Server returned 401 Unauthorized", "rtsp://10.0.0.5/s1"))
+    'Server returned 401 Unauthorized'
+    >>> ffmpeg_said(ValueError("no video stream"))
+    'no video stream'
+    """
+    text = str(exc)
+    if isinstance(exc, (OSError, av.FFmpegError)) and (code := getattr(exc, "errno", None)) is not None:
+        text = text.removeprefix(f"[Errno {code}] ")
+        if (name := getattr(exc, "filename", None)) is not None:
+            text = text.replace(f": {name!r}", "", 1)
+    return text
+
+
 @dataclass
 class Sampler:
     """Pick about one frame every ``interval_s`` of stream time.
@@ -946,8 +965,8 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
             raise SourceError(f"cannot open {url}: no packet within {waiting:g} s of asking for the stream; a camera "
                               "that starts it at its next key frame sends nothing until then: one whose key frames "
                               "are further apart needs its read_timeout_s set above their interval, or that interval "
-                              f"shortened on the camera ({exc})") from None
-        raise SourceError(f"cannot open {url}: {late}{exc}") from None
+                              f"shortened on the camera ({ffmpeg_said(exc)})") from None
+        raise SourceError(f"cannot open {url}: {late}{ffmpeg_said(exc)}") from None
     try:
         stream = video_stream(container.streams.video, url, said)
         codec = stream.codec_context
@@ -1042,6 +1061,6 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         except av.ExitError:  # PyAV's interrupt: a read of a file, or with ``bound_reads``, went on too long
             raise SourceError(f"{url}: read failed: no packet within {read_timeout_s:g} s") from None
         except (av.FFmpegError, OSError) as exc:
-            raise SourceError(f"{url}: read failed: {exc}") from None
+            raise SourceError(f"{url}: read failed: {ffmpeg_said(exc)}") from None
     finally:
         container.close()
