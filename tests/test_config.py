@@ -413,6 +413,25 @@ def test_a_camera_that_refuses_the_password_or_listens_on_no_port_is_said_in_ffm
         server.close()
 
 
+def test_a_url_naming_a_cameras_web_port_is_said_to_name_no_rtsp_servers_port():
+    """A camera's web port in the url (80, or 8000 written for 554) was refused as "Invalid data found when processing
+    input", as garbage is: nothing said the port was the wrong one."""
+    def web(conn):  # a camera's web server, as it answers an RTSP request
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    server = tcp_server(web)
+    url = f"rtsp://admin:pw@127.0.0.1:{server.getsockname()[1]}/s1"
+    try:
+        with pytest.raises(SourceError) as refused:
+            next(open_frames(url, 5, 5))
+    finally:
+        server.close()
+    assert str(refused.value) == (f"cannot open {without_password(url)}: the port answered in HTTP, as a web server: "
+                                  "the url names no RTSP server's port (a camera's web or SDK port; RTSP's is 554 on "
+                                  "most)")
+
+
 def test_good_config_fills_defaults():
     config = parse_config(config_with())
     assert config.cameras[0].zones[0].grid is None
