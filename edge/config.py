@@ -587,8 +587,32 @@ def check_files(config: EdgeConfig, source: str = "config") -> None:
             where = "" if path.is_absolute() else f" (a relative path is read from the folder the box starts in: {Path.cwd()})"
             wrong.append(f"camera {camera.id!r} url: {exc}{where}; a url that is no rtsp:// address names a video "
                          "file, or a pipe whose program is started first")
+    if said := data_dir_unusable(config.data_dir):
+        where = "" if config.data_dir.is_absolute() else \
+            f"; a relative path is read from the folder the box starts in: {Path.cwd()}"
+        wrong.append(f"data_dir {config.data_dir}: cannot keep the outbox there ({said}{where})")
     if wrong:
         raise ConfigError("\n".join([f"{source}: {len(wrong)} error(s)", *(f"  {line}" for line in wrong)]))
+
+
+def data_dir_unusable(data_dir: Path) -> str | None:
+    """Why the box's start could not keep its outbox in ``data_dir`` (made there where missing), looked at without
+    making or writing anything: the folder, or the nearest one above it that is there, is a file, on a read-only disk
+    or not the user's to write; None where the start can. ``edge --check`` passed such a folder with exit 0.
+
+    >>> data_dir_unusable(Path("/etc/hostname/edge")), data_dir_unusable(Path("/tmp/no/such/edge"))
+    ('Not a directory: /etc/hostname', None)
+    """
+    there = data_dir
+    while not os.path.lexists(there) and there != there.parent:
+        there = there.parent
+    if not there.is_dir():
+        return f"Not a directory: {there}"
+    if os.statvfs(there).f_flag & os.ST_RDONLY:
+        return f"Read-only file system: {there}"
+    if not os.access(there, os.W_OK | os.X_OK):
+        return f"Permission denied: {there}"
+    return None
 
 
 def load_config(path: str | Path) -> EdgeConfig:

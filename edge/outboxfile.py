@@ -95,7 +95,7 @@ def pending_words(config: EdgeConfig, outbox: Outbox) -> str:
         if wal.exists() and wal.stat().st_size:
             return f"{said} held in memory; those in its file {path} not counted (a write-ahead log is beside it)"
         held = 0
-        if path.exists():
+        if path.exists() and path.stat().st_size:  # empty: the start's own try on a full disk made it, and no table
             with contextlib.closing(sqlitefile.read_only(path)) as db:
                 held = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
     except (OSError, sqlite3.Error) as exc:

@@ -1023,7 +1023,7 @@ class Publisher:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("broker refused connection: %s", reason_code)
+            client.on_connect_fail.refused(client, reason_code, self._broker.username)
             self.connections.refused()
             return
         log.info("connected to broker %s:%s", self._broker.host, self._broker.port)
@@ -1044,9 +1044,10 @@ class Publisher:
         # DISCONNECT (shutting down) its own
         self.connections.lost(time.monotonic(), reason_code == "Session taken over" or (
             reason_code == "Unspecified error" and not flags.is_disconnect_packet_from_server))
+        let_in = client.on_connect_fail.lost(client, self._broker.tls_ca is not None)  # else said there
         if self._stop.is_set() and not reason_code.is_failure:  # the box's own goodbye as it stops: nothing to act on
             log.info("disconnected from broker (the box is stopping)")
-        else:
+        elif let_in:
             log.warning("disconnected from broker: %s", reason_code)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:

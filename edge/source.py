@@ -40,6 +40,25 @@ class SourceError(RuntimeError):
         super().__init__(without_password(text))
 
 
+def ffmpeg_said(exc: BaseException) -> str:
+    """What FFmpeg or the system said of a source, without what PyAV puts around it: FFmpeg's error code given as an
+    errno (``[Errno 825242872]`` of a 401) and the url again, which the line saying it names already.
+
+    >>> ffmpeg_said(av.error.ConnectionRefusedError(111, "Connection refused", "rtsp://10.0.0.5/s1"))
+    'Connection refused'
+    >>> ffmpeg_said(av.error.HTTPUnauthorizedError(825242872, "Server returned 401 Unauthorized", "rtsp://10.0.0.5/s1"))
+    'Server returned 401 Unauthorized'
+    >>> ffmpeg_said(ValueError("no video stream"))
+    'no video stream'
+    """
+    text = str(exc)
+    if isinstance(exc, (OSError, av.FFmpegError)) and (code := getattr(exc, "errno", None)) is not None:
+        text = text.removeprefix(f"[Errno {code}] ")
+        if (name := getattr(exc, "filename", None)) is not None:
+            text = text.replace(f": {name!r}", "", 1)
+    return text
+
+
 @dataclass
 class Sampler:
     """Pick about one frame every ``interval_s`` of stream time.
@@ -182,6 +201,7 @@ MAX_PICTURE_RATIO = 8.0
 MAX_PICTURE_PIXELS = 8192 * 4352
 DISPLAY_MATRIX = Type.DISPLAYMATRIX
 RTSPS_PORT = 322  # an rtsps:// url's port where it names none (FFmpeg's RTSPS_DEFAULT_PORT)
+RTSP_PORT = 554  # an rtsp:// url's
 # An RTSP camera (or a proxy before it) may start each session at its next key frame and send nothing until then, and
 # a smart codec (H.264+/H.265+) stretches key frames 10 s apart and more when nothing moves: its reads wait this long
 # at least for a packet, its open's probe as long and a second more (the probe's analyzeduration)
@@ -416,6 +436,29 @@ def certificate_fault(url: str, tls_ca: Path, timeout_s: float) -> str | None:
         return exc.verify_message
     except (OSError, ValueError):  # no connection, another TLS failure, the CA file gone since the config was read
         return None
+
+
+RTSP_ASK_S = 2.0  # how long ``not_rtsp`` waits for the answer
+
+
+def not_rtsp(url: str, timeout_s: float = RTSP_ASK_S) -> str | None:
+    """What says that the server at ``url`` (rtsp://) is no RTSP server: its answer to an RTSP request (OPTIONS)
+    within ``timeout_s`` where that is another protocol's (a camera's web port answers in HTTP); None where it answers
+    in RTSP, answers nothing, or cannot be reached (FFmpeg's error says that). Asked only once FFmpeg found what came
+    back no stream, which it says alike of a web server and of garbage: "Invalid data found when processing input"."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or RTSP_PORT), timeout=timeout_s) as conn:
+            conn.sendall(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+            answer = conn.recv(64)
+    except (OSError, ValueError):  # refused, unreachable, silent, the name not found
+        return None
+    if not answer or answer.startswith(b"RTSP/"):
+        return None
+    said = "in HTTP, as a web server" if answer.startswith(b"HTTP/") else \
+        f"but not in RTSP (its answer began {answer[:16]!r})"
+    return f"the port answered {said}: the url names no RTSP server's port (a camera's web or SDK port; RTSP's is " \
+        "554 on most)"
 
 
 def orientation(matrix: bytes | None) -> tuple[int, bool]:
@@ -940,14 +983,17 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
             # FFmpeg says "Invalid data found when processing input" of it, as of a file that is no video at all
             raise SourceError(f"cannot open {url}: an MP4 with no index (no moov box): a recording stopped before "
                               "it was written, or a copy cut off short; not read") from None
+        if not late and is_rtsp(url) and urlsplit(url).scheme.lower() == "rtsp" \
+                and isinstance(exc, av.InvalidDataError) and (said := not_rtsp(url)):
+            raise SourceError(f"cannot open {url}: {said}") from None
         if not late and is_rtsp(url) and isinstance(exc, av.InvalidDataError) \
                 and time.monotonic() - began >= waiting:
             # its probe got no packet within the socket timeout: FFmpeg says the same of it as of garbage
             raise SourceError(f"cannot open {url}: no packet within {waiting:g} s of asking for the stream; a camera "
                               "that starts it at its next key frame sends nothing until then: one whose key frames "
                               "are further apart needs its read_timeout_s set above their interval, or that interval "
-                              f"shortened on the camera ({exc})") from None
-        raise SourceError(f"cannot open {url}: {late}{exc}") from None
+                              f"shortened on the camera ({ffmpeg_said(exc)})") from None
+        raise SourceError(f"cannot open {url}: {late}{ffmpeg_said(exc)}") from None
     try:
         stream = video_stream(container.streams.video, url, said)
         codec = stream.codec_context
@@ -1042,6 +1088,6 @@ def open_frames(url: str, open_timeout_s: float = 10.0, read_timeout_s: float = 
         except av.ExitError:  # PyAV's interrupt: a read of a file, or with ``bound_reads``, went on too long
             raise SourceError(f"{url}: read failed: no packet within {read_timeout_s:g} s") from None
         except (av.FFmpegError, OSError) as exc:
-            raise SourceError(f"{url}: read failed: {exc}") from None
+            raise SourceError(f"{url}: read failed: {ffmpeg_said(exc)}") from None
     finally:
         container.close()

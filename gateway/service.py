@@ -209,7 +209,7 @@ class MqttIngest:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("broker refused connection: %s", reason_code)
+            client.on_connect_fail.refused(client, reason_code, self.config.broker.username)
             self.state.broker_up(False, f"refused: {reason_code}")
             if self.retiring:
                 self.cut_off = f"the broker refused the connection ({reason_code}): check the config's account"
@@ -240,9 +240,10 @@ class MqttIngest:
         self.on_connected()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        let_in = client.on_connect_fail.lost(client, self.config.broker.tls_ca is not None)  # else said there
         if self.stopping.is_set() and not reason_code.is_failure:  # its own goodbye as it stops: nothing to act on
             log.info("gateway disconnected from broker (the gateway is stopping)")
-        else:
+        elif let_in:
             log.warning("gateway disconnected from broker: %s", reason_code)
         self.state.broker_up(False, f"disconnected: {reason_code}")
         if self.retiring and not self.stopping.is_set():

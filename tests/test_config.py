@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from edge.config import AMBIGUOUS, ConfigError, camera_url, load_config, parse_config
 from edge.source import SourceError, open_frames
+from xueliang import services
 from xueliang.passwords import without_password
 
 from .conftest import tcp_server
@@ -388,6 +389,47 @@ def test_a_password_as_typed_reaches_the_camera(password):
         server.close()
     assert sent == [f"admin:{password}"]
     assert "404 Not Found" in str(refused.value) and password not in str(refused.value), refused.value
+
+
+def test_a_camera_that_refuses_the_password_or_listens_on_no_port_is_said_in_ffmpegs_words_alone():
+    """The heartbeat's last_error and the offline fault's reason read ``cannot open URL: [Errno 825242872] Server
+    returned 401 Unauthorized (authorization failed): 'URL'``: FFmpeg's error code taken for an errno, and the url again."""
+    def camera(conn):  # asks for a password, whatever it is given
+        requests = conn.makefile("rb")
+        while lines := list(iter(lambda: requests.readline().strip(), b"")):
+            cseq = next(line.split(b":")[1].strip() for line in lines if line.lower().startswith(b"cseq"))
+            conn.sendall(b'RTSP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm="cam"\r\nCSeq: ' + cseq +
+                         b"\r\n\r\n")
+
+    server = tcp_server(camera)
+    port = server.getsockname()[1]
+    try:
+        for url, said in [(f"rtsp://admin:wrong@127.0.0.1:{port}/s1", "Server returned 401 Unauthorized (authorization "
+                           "failed)"), (f"rtsp://admin:pw@127.0.0.1:{services.free_port()}/s1", "Connection refused")]:
+            with pytest.raises(SourceError) as refused:
+                next(open_frames(url, 5, 5))
+            assert str(refused.value) == f"cannot open {without_password(url)}: {said}"
+    finally:
+        server.close()
+
+
+def test_a_url_naming_a_cameras_web_port_is_said_to_name_no_rtsp_servers_port():
+    """A camera's web port in the url (80, or 8000 written for 554) was refused as "Invalid data found when processing
+    input", as garbage is: nothing said the port was the wrong one."""
+    def web(conn):  # a camera's web server, as it answers an RTSP request
+        conn.recv(4096)
+        conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    server = tcp_server(web)
+    url = f"rtsp://admin:pw@127.0.0.1:{server.getsockname()[1]}/s1"
+    try:
+        with pytest.raises(SourceError) as refused:
+            next(open_frames(url, 5, 5))
+    finally:
+        server.close()
+    assert str(refused.value) == (f"cannot open {without_password(url)}: the port answered in HTTP, as a web server: "
+                                  "the url names no RTSP server's port (a camera's web or SDK port; RTSP's is 554 on "
+                                  "most)")
 
 
 def test_good_config_fills_defaults():

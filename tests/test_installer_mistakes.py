@@ -242,6 +242,27 @@ def test_a_camera_file_that_is_not_there_or_a_folder_is_refused_by_check(tmp_pat
         assert str(refused.value).startswith("edge.yaml: 1 error(s)\n  ") and said in str(refused.value)
 
 
+def test_a_data_dir_the_box_cannot_keep_its_outbox_in_is_refused_by_check(tmp_path, monkeypatch, capsys):
+    """``edge --check`` said the config was fine and exit 0, and the start then stopped at once: ``error: data_dir ...:
+    cannot keep the outbox there (Not a directory)`` (a folder named under a file; a read-only disk alike)."""
+    from xueliang.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").touch()
+    for data_dir, said in [
+        (f"{tmp_path}/afile/edge", f"data_dir {tmp_path}/afile/edge: cannot keep the outbox there (Not a directory: "
+         f"{tmp_path}/afile)"),
+        ("afile", f"data_dir afile: cannot keep the outbox there (Not a directory: afile; a relative path is read from "
+         f"the folder the box starts in: {tmp_path})"),
+    ]:
+        (tmp_path / "edge.yaml").write_text(EDGE + f"data_dir: {data_dir}\n")
+        assert main(["edge", "--config", "edge.yaml", "--check"]) == 2
+        assert said in capsys.readouterr().err
+    (tmp_path / "edge.yaml").write_text(EDGE + f"data_dir: {tmp_path}/new/edge\n")  # made at the start: fine
+    assert main(["edge", "--config", "edge.yaml", "--check"]) == 0
+    assert not (tmp_path / "new").exists()
+
+
 def test_check_says_a_camera_with_no_zones_detects_nothing(tmp_path):
     """Allowed (its picture is watched for faults, its zones drawn later on its first picture), and ``--check`` said
     "0 zone(s)" and exit 0: an installer took it for a camera at work."""

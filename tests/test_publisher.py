@@ -251,3 +251,42 @@ def test_the_box_s_own_disconnect_as_it_stops_is_no_warning_and_a_lost_broker_st
         broker.stop()
     said = [(r.levelno, r.getMessage()) for r in caplog.records if "disconnected from broker" in r.getMessage()]
     assert said[1:] == [(logging.INFO, "disconnected from broker (the box is stopping)")], said
+
+
+@pytest.mark.slow
+def test_a_login_the_broker_refuses_or_a_tls_broker_read_without_tls_ca_is_said_once_naming_what_to_set(tmp_path,
+                                                                                                        caplog):
+    """A wrong broker password logged ``broker refused connection: Not authorized`` and ``disconnected from broker:
+    Protocol error`` at every try, naming nothing to fix; a box left without ``tls_ca`` on the shipped broker (TLS)
+    logged ``disconnected from broker: Unspecified error`` at every try, never why. Each is said at its first try, then
+    as any broker out of reach is (another reason, or a minute on), with the settings to look at."""
+    caplog.set_level(logging.INFO, logger="edge.publisher")
+    broker = services.mosquitto(tmp_path / "mq", users={"b1": "right"}).start()
+    ca = tmp_path / "mq" / "certs" / "ca.crt"
+
+    def said() -> list[tuple[int, str]]:
+        return [(r.levelno, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+
+    try:
+        for settings, words in [
+            ({"username": "b1", "password": "wrong", "tls_ca": ca},
+             f"the MQTT broker at 127.0.0.1:{broker.port} refused the login as 'b1' (Not authorized): the user name "
+             "and password are no account of the broker's (its password_file): check broker.username and "
+             "broker.password; 1 try failed, trying again"),
+            ({"username": "b1", "password": "right"},
+             f"the MQTT broker at 127.0.0.1:{broker.port} closed the connection before answering the login: a broker "
+             "that speaks TLS on this port closes a connection without it: set broker.tls_ca to the CA certificate "
+             "that signed the broker's; 1 try failed, trying again"),
+        ]:
+            caplog.clear()
+            publisher = Publisher("b1", Broker(port=broker.port, **settings), Outbox(tmp_path / "outbox.sqlite"))
+            publisher._client.reconnect_delay_set(min_delay=1, max_delay=1)
+            publisher.start()
+            try:
+                assert wait_until(said, timeout=10)
+                time.sleep(2.5)  # two or three more tries, a second apart
+                assert said() == [(logging.ERROR if "refused" in words else logging.WARNING, words)]
+            finally:
+                publisher.stop(timeout=0.5)
+    finally:
+        broker.stop()

@@ -16,28 +16,57 @@ SAY_AGAIN_S = 60.0  # a broker that stays out of reach for the same reason is sa
 
 class ConnectFailures:
     """Logs a client's failed tries to reach its broker (paho's ``on_connect_fail``, which it calls from the
-    ``except OSError`` around its try, so the exception is the one being handled): the first, a change of reason,
+    ``except OSError`` around its try, so the exception is the one being handled), a login the broker refused
+    (``refused``) and a connection it closed before answering the login (``lost``): the first, a change of reason,
     and the same again once ``SAY_AGAIN_S`` passed, each with how many tries failed since it was last reached.
     paho tries again in silence: a box given a wrong broker host or port, or a CA the broker's certificate is not
-    signed by, ran with no line saying that nothing it saw went out."""
+    signed by, ran with no line saying that nothing it saw went out; a wrong password was said at every try, naming
+    nothing to set, and a TLS broker read without ``tls_ca`` as "Unspecified error" at every try."""
 
     def __init__(self) -> None:
         self.tries = 0  # failed since the broker was last reached
         self._said: tuple[str, float] | None = None  # the reason last logged, and when
+        self._answer: str | None = None  # the broker's answer to the login of the connection now held
 
     def __call__(self, client: mqtt.Client, userdata: object) -> None:
-        self.tries += 1
         exc = sys.exc_info()[1]
-        reason = f"{type(exc).__name__}: {exc}" if exc is not None else "no reason given"
+        self._failed(client, f"cannot reach the MQTT broker at {client.host}:{client.port} (" +
+                     (f"{type(exc).__name__}: {exc}" if exc is not None else "no reason given") + ")")
+
+    def refused(self, client: mqtt.Client, reason_code: object, username: str | None) -> None:
+        """The broker answered the login with ``reason_code``, a refusal (paho's ``on_connect``)."""
+        self._answer = "refused"
+        if str(reason_code) in ("Not authorized", "Bad user name or password"):
+            hint = ("the user name and password are no account of the broker's (its password_file): check "
+                    "broker.username and broker.password") if username else \
+                "no user name was given, and the broker takes no anonymous client: set broker.username and broker.password"
+        else:
+            hint = "check the config's broker settings"
+        login = f" as {username!r}" if username else ""
+        self._failed(client, f"the MQTT broker at {client.host}:{client.port} refused the login{login} ({reason_code}): "
+                     f"{hint}", logging.ERROR)
+
+    def lost(self, client: mqtt.Client, tls: bool) -> bool:
+        """A connection ended (paho's ``on_disconnect``): True where the broker had let it in, a loss to say as such;
+        one it refused was said as such, and one it closed before answering the login is said here, a failed try."""
+        answer, self._answer = self._answer, None
+        if answer is not None:
+            return answer == "accepted"
+        self._failed(client, f"the MQTT broker at {client.host}:{client.port} closed the connection before answering "
+                     "the login" + ("" if tls else ": a broker that speaks TLS on this port closes a connection "
+                                    "without it: set broker.tls_ca to the CA certificate that signed the broker's"))
+        return False
+
+    def _failed(self, client: mqtt.Client, reason: str, level: int = logging.WARNING) -> None:
+        self.tries += 1
         now = time.monotonic()
         if self._said is None or self._said[0] != reason or now - self._said[1] >= SAY_AGAIN_S:
-            log.warning("cannot reach the MQTT broker at %s:%s (%s); %d tr%s failed, trying again", client.host,
-                        client.port, reason, self.tries, "y" if self.tries == 1 else "ies")
+            log.log(level, "%s; %d tr%s failed, trying again", reason, self.tries, "y" if self.tries == 1 else "ies")
             self._said = (reason, now)
 
     def reached(self) -> None:
-        """The broker was reached: the next failure is said at once."""
-        self.tries, self._said = 0, None
+        """The broker was reached and let the client in: the next failure is said at once."""
+        self.tries, self._said, self._answer = 0, None, "accepted"
 
 
 def broker_host(host: str) -> str:
