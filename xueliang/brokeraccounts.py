@@ -27,7 +27,6 @@ from xueliang import wire
 KINDS = ("box", "gateway", "centre", "department")
 ITERATIONS = 101  # Mosquitto's own, for its password file and the plugin's accounts alike
 SALT_BYTES = 12  # the plugin refuses an account whose salt is of another length (it is then unknown: refused)
-SHARE_GROUP = "$share/gateway/"  # the gateways' shared subscriptions (gateway/service.py)
 GATEWAY_READS = (wire.INCIDENT_SUBSCRIPTION, wire.EVIDENCE_SUBSCRIPTION, wire.STATUS_SUBSCRIPTION)
 NOTHING = {"publishClientSend": False, "publishClientReceive": False, "subscribe": False, "unsubscribe": True}
 
@@ -70,7 +69,7 @@ def acls(kind: str, name: str, grids: tuple[str, ...] = ()) -> list[dict[str, An
         return _acls(send=send, receive=hear, subscribe=hear)
     if kind == "gateway":
         return _acls(send=[f"{root}/+/ack", f"{root}/+/suppressions", f"{root}/dispatch/#", f"{root}/escalations/#"],
-                     receive=list(GATEWAY_READS), subscribe=[SHARE_GROUP + topic for topic in GATEWAY_READS])
+                     receive=list(GATEWAY_READS), subscribe=[wire.SHARE_GROUP + topic for topic in GATEWAY_READS])
     if kind == "centre":
         notices = [wire.escalation_topic(grid) for grid in grids] or [f"{root}/escalations/#"]
         return _acls(receive=notices, subscribe=notices if grids else [], subscribe_within=[] if grids else notices)
