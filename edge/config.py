@@ -467,7 +467,7 @@ class EdgeConfig(Strict):
         box = info.data.get("box")
         if box is not None and broker.username is not None and broker.username != box:
             raise ValueError(f"username {broker.username!r} is not the box id {box!r}: the broker lets an "
-                             "account write only under xl/v1/{its user name}/ (deploy/mosquitto/acl)")
+                             "account write only under xl/v1/{its user name}/ (xueliang broker-account)")
         return broker
 
     @field_validator("cameras")

@@ -42,10 +42,9 @@ from xueliang import wire
 from xueliang.mqtt import SAY_AGAIN_S, make_client
 
 log = logging.getLogger(__name__)
-SHARE_GROUP = "$share/gateway/"
 # the boxes' status too, shared: the boxes' table is the gateways' one database; QoS 1 for the last wills, kept
 # for a gateway that is down (the heartbeats themselves are QoS 0: what a gateway misses, the next one replaces)
-SHARED_SUBSCRIPTIONS = tuple(SHARE_GROUP + topic for topic in (wire.INCIDENT_SUBSCRIPTION, wire.EVIDENCE_SUBSCRIPTION,
+SHARED_SUBSCRIPTIONS = tuple(wire.SHARE_GROUP + topic for topic in (wire.INCIDENT_SUBSCRIPTION, wire.EVIDENCE_SUBSCRIPTION,
                                                                 wire.STATUS_SUBSCRIPTION))
 # messages wait this long at the broker for a gateway that is down (a restart, an upgrade); a gateway identity
 # that never comes back keeps its share of the city's messages as long, unless it is retired (``retire_gateway``)

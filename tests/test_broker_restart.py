@@ -21,7 +21,7 @@ from edge.config import Broker
 from edge.publisher import Outbox, Publisher
 from gateway.config import Broker as GatewayBroker
 from gateway.config import GatewayConfig
-from gateway.service import SHARE_GROUP, SHARED_SUBSCRIPTIONS, MqttIngest
+from gateway.service import SHARED_SUBSCRIPTIONS, MqttIngest
 from xueliang import wire
 
 from .conftest import wait_subscribed, wait_until
@@ -77,7 +77,7 @@ def test_mosquitto_restores_the_gateways_session_but_not_its_shared_subscription
     """The broker's behaviour the box must live with (if this fails, Mosquitto now keeps shared
     subscriptions across a restart; the box's quick resend is then merely never needed)."""
     gw, said, _ = v5_client("gateway-1", broker.port, expiry=7 * 86400)
-    gw.subscribe([(SHARE_GROUP + wire.INCIDENT_SUBSCRIPTION, 1), ("xl/v1/+/status", 1)])
+    gw.subscribe([(wire.SHARE_GROUP + wire.INCIDENT_SUBSCRIPTION, 1), ("xl/v1/+/status", 1)])
     wait_until(lambda: said.get("subscribed"), 5, 0.05, message="its SUBACK")
     gw.disconnect()
     gw.loop_stop()

@@ -34,7 +34,7 @@ def help_of(capsys, *command: str) -> str:
 def test_the_command_tables_flags_are_the_parsers(capsys):
     """Each row's ``--flag`` is one its command takes (a flag renamed in the code, the README still showing it)."""
     for row in readme_section("Command line").splitlines():
-        if found := re.match(r"\| `xueliang (dataset export|\w+)", row):
+        if found := re.match(r"\| `xueliang (dataset export|[\w-]+)", row):
             command = found.group(1).split()
             flags = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", row.split("|")[1]))
             taken = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", help_of(capsys, *command)))

@@ -84,7 +84,7 @@ class Client:
 
     def __init__(self, tmp_path, broker, user: str, client_id: str | None = None, subscribe: str | None = None,
                  password: str | None = None):
-        self.messages, self.pubacks, self.disconnects = [], {}, 0
+        self.messages, self.pubacks, self.subacks, self.disconnects = [], {}, [], 0
         self.connack = threading.Event()
         self.refused = None
         self.client = make_client(client_id or user, user, password or USERS[user], ca(tmp_path))
@@ -103,6 +103,7 @@ class Client:
         self.client.on_disconnect = on_disconnect
         self.client.on_message = lambda c, u, m: self.messages.append((m.topic, m.payload))
         self.client.on_publish = lambda c, u, mid, rc, p: self.pubacks.__setitem__(mid, rc)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subacks.extend(rcs)
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
         assert self.connack.wait(10), f"no CONNACK for {user}"
@@ -204,11 +205,44 @@ def test_a_box_that_claims_another_clients_id_takes_over_no_session(secure_broke
 
 
 @pytest.mark.slow
+def test_a_box_that_joins_the_gateways_shared_group_takes_no_message_from_them(secure_broker, tmp_path):
+    """A box's account subscribing to the gateways' shared subscriptions is refused (SUBACK Not authorized):
+    granted, Mosquitto handed it its share of every box's messages, refused their delivery to it and dropped them
+    (5 of 10 incidents never reached a gateway, no dead letter, no log line)."""
+    gateway = Gateway(tmp_path, secure_broker, "gateway-1")
+    intruder = Client(tmp_path, secure_broker, "box-1")
+    box2 = Client(tmp_path, secure_broker, "box-2")
+    try:
+        shared = [f"$share/gateway/{topic}" for topic in (wire.INCIDENT_SUBSCRIPTION, wire.EVIDENCE_SUBSCRIPTION,
+                                                          wire.STATUS_SUBSCRIPTION)]
+        intruder.client.subscribe([(topic, 1) for topic in shared + ["#", "xl/v1/box-2/#"]])
+        wait_until(lambda: len(intruder.subacks) == 5, 5, 0.05, message="SUBACK")
+        assert [code.getName() for code in intruder.subacks] == ["Not authorized"] * 5
+        for n in range(10):
+            assert not box2.publish(*incident("box-2", n)).is_failure
+        wait_until(lambda: count(gateway.db, "SELECT count(*) FROM cases") == 10, 5,
+                   message="box-2's 10 incidents became cases")
+        assert intruder.messages == [] and intruder.disconnects == 0
+    finally:
+        intruder.stop()
+        box2.stop()
+        gateway.stop()
+
+
+@pytest.mark.slow
 def test_a_department_writes_nothing_and_reads_only_its_dispatches(secure_broker, tmp_path):
     gateway = Gateway(tmp_path, secure_broker, "gateway-1")
     department = Client(tmp_path, secure_broker, "traffic-police", subscribe="#")
     box1 = Client(tmp_path, secure_broker, "box-1", subscribe="#")
     try:
+        # "#" is refused both; each subscribes to what it may read, and then hears only that
+        wait_until(lambda: department.subacks and box1.subacks, 5, 0.05, message="SUBACKs")
+        assert [c.getName() for c in department.subacks + box1.subacks] == ["Not authorized"] * 2
+        department.client.subscribe([("xl/v1/dispatch/#", 1), (wire.dispatch_topic("traffic-police"), 1)])
+        box1.client.subscribe(wire.ack_topic("box-1"), 1)
+        wait_until(lambda: len(department.subacks) == 3 and len(box1.subacks) == 2, 5, 0.05, message="SUBACKs")
+        assert [c.getName() for c in department.subacks[1:] + box1.subacks[1:]] == [
+            "Not authorized", "Granted QoS 1", "Granted QoS 1"]
         # a forged incident under the department's own name, and under a box's
         for box in ("traffic-police", "box-1"):
             topic, body = incident(box, 1)
@@ -319,6 +353,7 @@ def test_a_box_reads_only_its_own_suppressions_and_writes_none(secure_broker, tm
         assert box2.publish(wire.suppressions_topic("box-2"), forged).getName() == "Not authorized"
         time.sleep(1)
         assert len(held.status()["suppressions"]) == 1 and box2.messages == []
+        assert [c.getName() for c in box2.subacks] == ["Not authorized"]
     finally:
         box2.stop()
         publisher.stop(timeout=1)
@@ -328,12 +363,15 @@ def test_a_box_reads_only_its_own_suppressions_and_writes_none(secure_broker, tm
 @pytest.mark.slow
 def test_the_command_centre_reads_the_overdue_notices_and_writes_nothing(secure_broker, tmp_path):
     """No account of the shipped ACL could read xl/v1/escalations/#, where the gateway sends them."""
-    centre = Client(tmp_path, secure_broker, "command-centre", subscribe="#")
+    centre = Client(tmp_path, secure_broker, "command-centre", subscribe="xl/v1/escalations/#")
     gateway = Client(tmp_path, secure_broker, "gateway-1")
     try:
+        wait_until(lambda: centre.subacks, 5, 0.05, message="SUBACK")
+        assert [c.getName() for c in centre.subacks] == ["Granted QoS 1"]
         notice = wire.escalation_topic("HQ-DZG-10D")
         assert gateway.publish(notice, b"{}").getName() == "Success"
-        assert gateway.publish(wire.dispatch_topic("traffic-police"), b"{}").getName() == "Success"
+        # none subscribed to it here (the centre may not: "No matching subscribers"), and not refused
+        assert not gateway.publish(wire.dispatch_topic("traffic-police"), b"{}").is_failure
         wait_until(lambda: any(t == notice for t, _ in centre.messages), 10, message="the notice reached the centre")
         time.sleep(0.5)
         assert {t for t, _ in centre.messages} == {notice}  # not the departments' dispatches
@@ -359,3 +397,42 @@ def test_a_box_given_a_ca_that_did_not_sign_the_brokers_certificate_says_so(secu
                "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed" in caplog.text
     finally:
         publisher.stop(timeout=0.5)
+
+
+def test_broker_account_makes_an_account_the_shipped_broker_takes(tmp_path):
+    """`xueliang broker-account` writes the file Mosquitto's dynamic-security plugin reads: the account logs in with
+    the password given, may subscribe to its own topics only; a bad name or kind is an error, nothing written."""
+    import subprocess
+    import sys
+
+    service = services.mosquitto(tmp_path / "mq", users={"box-7": "made-by-the-test"})
+    accounts = tmp_path / "mq" / "accounts.json"
+    accounts.unlink()
+
+    def account(*args, password="s3cret pw"):
+        return subprocess.run([sys.executable, "-m", "xueliang", "broker-account", str(accounts), *args],
+                              input=password + "\n", capture_output=True, text=True)
+
+    for args in (["box", "box/+"], ["box", "dispatch"], ["robot", "box-7"], ["department", "x", "--grid", "A"]):
+        made = account(*args)
+        assert made.returncode == 2 and "error:" in made.stderr and not accounts.exists(), made.stderr
+    assert account("box", "box-7").returncode == 0
+    assert account("gateway", "gateway-1", password="gw").returncode == 0
+    assert account("box", "box-8").returncode == 0 and account("--remove", "box-8").returncode == 0
+    assert [c["username"] for c in json.loads(accounts.read_text())["clients"]] == ["box-7", "gateway-1"]
+    with service:
+        for password, refused in (("made-by-the-test", True), ("s3cret pw", False)):
+            codes = []
+            c = make_client("box-7", "box-7", password, ca(tmp_path))
+            c.on_connect = lambda cl, u, f, rc, p: codes.append(rc)
+            c.on_subscribe = lambda cl, u, mid, rcs, p: codes.extend(rcs)
+            c.connect("127.0.0.1", service.port)
+            c.loop_start()
+            wait_until(lambda: codes, 5, 0.05, message="CONNACK")
+            assert codes[0].is_failure is refused
+            if not refused:
+                c.subscribe([("$share/gateway/xl/v1/+/+/incident", 1), (wire.ack_topic("box-7"), 1)])
+                wait_until(lambda: len(codes) == 3, 5, 0.05, message="SUBACK")
+                assert [code.getName() for code in codes[1:]] == ["Not authorized", "Granted QoS 1"]
+            c.disconnect()
+            c.loop_stop()

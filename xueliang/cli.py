@@ -628,6 +628,30 @@ class JsonLines(logging.Formatter):
         return "".join(shown.format()).removesuffix("\n")
 
 
+def _broker_account(args: argparse.Namespace) -> int:
+    import getpass
+
+    from xueliang import brokeraccounts
+    path = Path(args.file)
+    if args.remove:
+        brokeraccounts.write(path, brokeraccounts.without_account(brokeraccounts.read(path), args.remove))
+        print(f"{path}: account {args.remove!r} removed; restart the broker (systemctl restart mosquitto)")
+        return 0
+    if not args.kind or not args.name:
+        print("error: give KIND and NAME (or --remove NAME)", file=sys.stderr)
+        return 2
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            print("error: the two passwords differ; nothing changed", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    brokeraccounts.make(path, args.kind, args.name, password, tuple(args.grid))
+    print(f"{path}: {args.kind} account {args.name!r} made; restart the broker (systemctl restart mosquitto)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="xueliang", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -695,6 +719,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true", help="list tokens: name, prefix, role, scope, expiry")
     p.set_defaults(func=_token)
 
+    p = sub.add_parser("broker-account", help="make an account of the secure broker (its dynamic-security file), the "
+                       "password from the terminal or one line of stdin, or remove one")
+    p.add_argument("file", help="the accounts' file, /etc/mosquitto/xueliang/accounts.json (made if missing)")
+    p.add_argument("kind", nargs="?", choices=["box", "gateway", "centre", "department"])
+    p.add_argument("name", nargs="?", help="a box's id, gateway-N, a centre's name, a department's id in the tables")
+    p.add_argument("--grid", action="append", default=[], help="a centre's grid whose overdue notices it reads "
+                   "(again for each; without, all)")
+    p.add_argument("--remove", metavar="NAME", help="remove this account")
+    p.set_defaults(func=_broker_account)
+
     p = sub.add_parser("dataset", help="training data from operators' verdicts")
     dataset = p.add_subparsers(dest="dataset_command", required=True)
     p = dataset.add_parser("export", help="every judged incident since DATE as an image with YOLO labels and COCO "
@@ -728,7 +762,8 @@ def main(argv: list[str] | None = None) -> int:
         for module, name in (("edge.config", "ConfigError"), ("gateway.config", "GatewayConfigError"),
                              ("gateway.storage", "DatabaseUnusable"), ("gateway.backup", "BackupError"),
                              ("edge.source", "SourceError"),
-                             ("xueliang.services", "ServiceError")):
+                             ("xueliang.services", "ServiceError"),
+                             ("xueliang.brokeraccounts", "AccountError")):
             # only a module imported can have raised its error: importing the others to ask cost an error's exit
             # ~4 s (edge.config brings scipy), and a gateway-only install has no edge to import
             if (loaded := sys.modules.get(module)) is not None:

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from xueliang import brokeraccounts
+
 RTSP_SERVER = Path(__file__).resolve().parent / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
 
@@ -129,16 +131,16 @@ DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 
 
 BROKER_CONFIG = DEPLOY / "mosquitto" / "mosquitto.conf"
-SECURITY = ("cafile", "certfile", "keyfile", "password_file", "acl_file", "use_username_as_clientid")
+SECURITY = ("cafile", "certfile", "keyfile", "plugin", "plugin_opt_config_file", "use_username_as_clientid")
 
 
 def broker_config(shipped: str, port: int, files: dict[str, Path | str | int]) -> str:
     """The shipped Mosquitto config with only its address, port and file paths changed (``files``:
-    option -> path, or a test's own value of an option it has). Without ``password_file`` it is the
-    same broker open to anonymous clients on loopback: no TLS, passwords, ACL or user-name client ids,
-    the rest as shipped.
+    option -> path, or a test's own value of an option it has). Without ``plugin_opt_config_file`` (the accounts)
+    it is the same broker open to anonymous clients on loopback: no TLS, accounts or user-name client ids, the rest
+    as shipped.
 
-    >>> print(broker_config("listener 8883 10.0.0.10\\nallow_anonymous false\\nacl_file /x\\n"
+    >>> print(broker_config("listener 8883 10.0.0.10\\nallow_anonymous false\\nplugin /x.so\\n"
     ...                     "persistence true\\n", 1883, {}))
     listener 1883 127.0.0.1
     user root
@@ -154,10 +156,10 @@ def broker_config(shipped: str, port: int, files: dict[str, Path | str | int]) -
         elif option in files:
             line = f"{option} {files[option]}"
             missing.discard(option)
-        elif option in SECURITY and "password_file" not in files:
+        elif option in SECURITY and "plugin_opt_config_file" not in files:
             continue
         elif option == "allow_anonymous":
-            line = f"allow_anonymous {'false' if 'password_file' in files else 'true'}"
+            line = f"allow_anonymous {'false' if 'plugin_opt_config_file' in files else 'true'}"
         lines.append(line)
         if option == "listener":
             lines.append("user root")  # reads the test's root-only files (see INFRA.md)
@@ -171,8 +173,10 @@ def mosquitto(work: Path, port: int | None = None, users: dict[str, str] | None 
     """Mosquitto on 127.0.0.1 with deploy/mosquitto/mosquitto.conf, persistence under ``work``.
 
     With ``users`` (name -> password) it is the shipped broker exactly: TLS with a CA made by
-    deploy/make_certs.sh (``work/certs/ca.crt``), passwords, deploy/mosquitto/acl, user names as
-    client ids. Without, the same broker open to anonymous clients (the demo and most tests).
+    deploy/make_certs.sh (``work/certs/ca.crt``), the accounts' file of the dynamic-security plugin as
+    `xueliang broker-account` makes it (each account's kind read off its name as the demo city's are named:
+    ``box-*``, ``gateway-*``, ``command-centre``, any other a department), user names as client ids. Without,
+    the same broker open to anonymous clients (the demo and most tests).
     ``limits``: options of the shipped config given a test's smaller values (``max_inflight_bytes``); each must be
     in it.
     """
@@ -186,12 +190,14 @@ def mosquitto(work: Path, port: int | None = None, users: dict[str, str] | None 
         certs = work / "certs"
         if not (certs / "ca.crt").exists():
             subprocess.run(["bash", str(DEPLOY / "make_certs.sh"), str(certs)], check=True)
-        passwd = work / "passwd"
-        passwd.write_text("")
+        accounts = brokeraccounts.empty()
         for name, password in users.items():
-            subprocess.run(["mosquitto_passwd", "-b", str(passwd), name, password], check=True)
+            kind = ("box" if name.startswith("box-") else "gateway" if name.startswith("gateway-")
+                    else "centre" if name == "command-centre" else "department")
+            accounts = brokeraccounts.with_account(accounts, kind, name, password, os.urandom(12))
+        brokeraccounts.write(work / "accounts.json", accounts)
         files |= {"cafile": certs / "ca.crt", "certfile": certs / "server.crt", "keyfile": certs / "server.key",
-                  "password_file": passwd, "acl_file": DEPLOY / "mosquitto" / "acl"}
+                  "plugin_opt_config_file": work / "accounts.json"}
     conf = work / "mosquitto.conf"
     conf.write_text(broker_config(BROKER_CONFIG.read_text(), port, files))
     return Service("mosquitto", [binary, "-c", str(conf)], port, work / "mosquitto.log")

@@ -34,6 +34,9 @@ MAX_INCIDENT_BYTES = 16_384
 MAX_EVIDENCE_BYTES = 4_000_000
 INCIDENT_SUBSCRIPTION = f"{ROOT}/+/+/incident"
 EVIDENCE_SUBSCRIPTION = f"{ROOT}/+/+/evidence/+"
+# the gateways' shared subscriptions' group: Mosquitto gives each message to one of them (brokeraccounts lets no other
+# account subscribe to it)
+SHARE_GROUP = "$share/gateway/"
 STATUS_SUBSCRIPTION = f"{ROOT}/+/status"  # each box's heartbeat (QoS 0, retained) and its last will (QoS 1)
 HEARTBEAT_S = 10.0  # a box's heartbeat interval unless its config says otherwise (and what a gateway assumes)
 # Bounds of what a message may hold, so that nothing in it can fail later (in the database, a
