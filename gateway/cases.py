@@ -268,10 +268,10 @@ def outside_its_grid(message: dict, tables: Tables) -> str | None:
             f"config to its cameras' ({', '.join(coordinates.SYSTEMS[:-1])} or {coordinates.SYSTEMS[-1]})")
 
 
-def new_case(message: dict, category: Category, tables: Tables, now: float) -> dict:
-    """The row of a case opened from ``message`` at ``now``; the clock starts at dispatch."""
+def new_case(message: dict, category: Category, tables: Tables, now: float, held: bool) -> dict:
+    """The row of a case opened from ``message`` at ``now``, ``held`` for review (``held_for_review``) or dispatched;
+    the clock starts at dispatch."""
     location = message.get("location") or {}
-    held = held_for_review(message, category, tables, now)
     urgent = is_urgent(message)
     row = {
         "incident_id": message["incident_id"],
@@ -348,12 +348,43 @@ def review_due(tables: Tables, since: float | None) -> Callable[[dict, float], f
     return due
 
 
-def held_for_review(message: dict, category: Category, tables: Tables, now: float) -> bool:
+def held_for_review(message: dict, category: Category, tables: Tables, now: float, camera_opened: int = 0) -> bool:
     """Whether a case opened from ``message`` at ``now`` waits for a person: the category is reviewed, the
-    grid is unknown (raised to the centre), the edge asks for it, it is a lone end (``is_lone_end``), or it
-    was reported late (``reported_late``)."""
+    grid is unknown (raised to the centre), the edge asks for it, it is a lone end (``is_lone_end``), it
+    was reported late (``reported_late``), or its camera opened ``camera_opened`` cases within the hour before, as
+    many as the tables dispatch from one (``over_camera_rate``)."""
     return (category.review or not tables.knows(message["grid"]) or needs_review(message) or is_lone_end(message)
-            or reported_late(message, category, tables, now) is not None)
+            or reported_late(message, category, tables, now) is not None
+            or over_camera_rate(camera_opened, tables.new_cases_per_camera_hour))
+
+
+CAMERA_RATE_WINDOW_S = 3600.0  # the hour of the tables' new_cases_per_camera_hour, up to the case's opening
+
+
+def over_camera_rate(opened: int, limit: int | None) -> bool:
+    """Whether a camera that opened ``opened`` cases within the hour (``CAMERA_RATE_WINDOW_S``) has its next new case
+    held for review: ``limit`` or more (the tables' ``new_cases_per_camera_hour``; 0 or None: no limit). Every case it
+    opened counts, held ones too: a camera that went wrong stays held while it goes on, and is dispatched again an hour
+    after it calmed. A camera knocked to face a rubbish depot, a model file swapped or a box's password in other hands
+    opened a case for everything it sent, and each sent a department: now a person looks first, and nothing is lost.
+    An incident that joins or ends a case opens none, and is never held for it.
+
+    >>> over_camera_rate(19, 20), over_camera_rate(20, 20), over_camera_rate(5000, 0), over_camera_rate(5000, None)
+    (False, True, False, False)
+    """
+    return bool(limit) and opened >= limit
+
+
+def camera_rate_note(message: dict, limit: int) -> str:
+    """The timeline's word on a case held because its camera opened ``limit`` cases within the hour already
+    (``over_camera_rate``: counted up to the limit, the most it need read).
+
+    >>> camera_rate_note({"box": "box-1", "camera": "gate"}, 20)  # doctest: +NORMALIZE_WHITESPACE
+    "camera gate of box box-1 opened 20 cases within the hour, as many as the city's tables dispatch from one camera
+    (new_cases_per_camera_hour): held for review, not dispatched"
+    """
+    return (f"camera {message['camera']} of box {message['box']} opened {limit} cases within the hour, as many as the "
+            "city's tables dispatch from one camera (new_cases_per_camera_hour): held for review, not dispatched")
 
 
 def reported_late(message: dict, category: Category, tables: Tables, now: float) -> float | None:

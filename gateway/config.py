@@ -158,6 +158,11 @@ class Route(Strict):
     department: str = Field(pattern=IDENT)
 
 
+# a street camera's zones open a few cases an hour (an incident at an open case joins it, one at a case closed within
+# the hour reopens it): 20 is a new problem every 3 minutes, all hour
+NEW_CASES_PER_CAMERA_HOUR = 20
+
+
 class Tables(Strict):
     departments: list[Department] = Field(min_length=1)
     categories: list[Category] = Field(min_length=1)
@@ -177,6 +182,11 @@ class Tables(Strict):
     unknown_grid: Literal["dead_letter", "centre"] = Field(
         default="dead_letter", title="An incident naming a grid not in the tree: refused as a dead letter with the "
         "reason, or raised to the centre (the tree's root) for review, flagged")
+    new_cases_per_camera_hour: int | None = Field(
+        default=NEW_CASES_PER_CAMERA_HOUR, ge=0, le=100_000, strict=True,
+        title="A camera that opened this many cases within the hour has its next new ones held for review (待审核), "
+        "not dispatched, until fewer: one knocked to face a rubbish depot, a detector gone wrong or a box's password "
+        "in other hands opened a case for everything it sent, each department sent (0 or null: no limit)")
 
     @field_validator("working_hours", mode="before")
     @classmethod

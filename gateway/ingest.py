@@ -24,10 +24,10 @@ from collections.abc import Callable
 from gateway import dberrors, ingestdb, storage
 from gateway.actions import perform
 from gateway.boxes import HEARTBEAT, HEARTBEAT_REFUSED, Heartbeat, Heartbeats, Refused, RefusalLog, clock_offset
-from gateway.cases import (NOT_ENDED, case_grid, choose, held_for_review, incident_update, is_lone_end, is_recheck,
-                           is_urgent, late_note, merged_urgent, needs_review, new_case, not_its_evidence,
-                           not_its_incident, outside_its_grid, pending_beside, place_locks, rejected_here,
-                           reported_late)
+from gateway.cases import (CAMERA_RATE_WINDOW_S, NOT_ENDED, camera_rate_note, case_grid, choose, held_for_review,
+                           incident_update, is_lone_end, is_recheck, is_urgent, late_note, merged_urgent, needs_review,
+                           new_case, not_its_evidence, not_its_incident, outside_its_grid, over_camera_rate,
+                           pending_beside, place_locks, rejected_here, reported_late)
 from gateway.config import WAITING_PICTURES_MB, Tables
 from gateway.images import ImageError, check_evidence
 from gateway.metrics import Health
@@ -407,10 +407,13 @@ class Ingest:
         self._committed(outcome, case_id, message, category)
         return outcome
 
-    @staticmethod
-    def _places(message: dict, category) -> tuple[str, list[tuple[str, bool]]]:
-        """What ``ingestdb.lock_places`` takes for an incident event before ``_apply`` may look for its case."""
-        return message["incident_id"], place_locks(message, category.merge_radius_m)
+    def _places(self, message: dict, category) -> tuple[str, list[tuple[str, bool]]]:
+        """What ``ingestdb.lock_places`` takes for an incident event before ``_apply`` may look for its case, and
+        its camera's, where the tables limit its new cases (``cases_opened``): two gateways each counted one
+        fewer than the limit and both dispatched."""
+        camera = [(f"camera:{message['box']}/{message['camera']}", True)] if self.tables.new_cases_per_camera_hour \
+            else []
+        return message["incident_id"], place_locks(message, category.merge_radius_m) + camera
 
     def _committed(self, outcome: str, case_id: int | None, message: dict, category) -> None:
         """After the commit: log a new case, wake the clock for its notices."""
@@ -449,6 +452,10 @@ class Ingest:
             grid = case_grid(message, self.tables)  # cases of its own grid only (``ingestdb.candidates``)
             near = ingestdb.candidates(db, message, grid, since, category.merge_radius_m)
             held = held_for_review(message, category, self.tables, now)
+            limit, opened = self.tables.new_cases_per_camera_hour, 0
+            if not held and limit:  # counted in this transaction: two gateways (``_places``' camera lock) agree
+                opened = ingestdb.cases_opened(db, message["box"], message["camera"], now - CAMERA_RATE_WINDOW_S, limit)
+                held = held_for_review(message, category, self.tables, now, opened)
             kind, case = choose(message, category, near, now, held, calendar=self.tables.calendar)
             # a closed case named here (``choose``: held, not reopened) comes first: the problem a department handled
             # may be back, and a person looks, as at the closed case alone; a rejected stain there does not decide it
@@ -464,7 +471,17 @@ class Ingest:
                                 "place of this rejected case; not raised for review again")
                     return "case_merged", stain["id"]
             if kind == "new":
-                case_id = storage.open_case(db, new_case(message, category, self.tables, now), now, actor, self.tables)
+                case_id = storage.open_case(db, new_case(message, category, self.tables, now, held), now, actor,
+                                            self.tables)
+                if over_camera_rate(opened, limit):
+                    storage.log(db, case_id, now, "gateway", Role.SYSTEM, "flagged", None, None,
+                                camera_rate_note(message, limit))
+                    if self.health.over_rate(message["box"], message["camera"], now):
+                        log.warning("box %r camera %r opened %d cases within the hour (the tables' "
+                                    "new_cases_per_camera_hour): its new cases are held for review, not dispatched, "
+                                    "until it opens fewer; a camera turned, a detector gone wrong or its box's "
+                                    "password in other hands? (/health lists it)", message["box"], message["camera"],
+                                    limit)
                 if not held:
                     for twin in pending_beside(message, category, near):
                         storage.log(db, twin["id"], now, "gateway", Role.SYSTEM, "related", twin["state"], twin["state"],

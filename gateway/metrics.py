@@ -70,8 +70,13 @@ CLOCK_LAST_ROUND = Gauge("xl_gateway_clock_last_round_timestamp_seconds", "When 
                          registry=REGISTRY)
 BOXES_AHEAD = Gauge("xl_gateway_boxes_ahead", "Boxes whose incidents were held within the hour for times ahead of "
                     "the gateway's clock (the box's clock is wrong; /health names them)", registry=REGISTRY)
+CAMERAS_OVER_RATE = Gauge("xl_gateway_cameras_over_rate", "Cameras whose new cases were held for review within the "
+                          "hour for opening the tables' new_cases_per_camera_hour (a camera turned, a detector gone "
+                          "wrong, a box's password in other hands; /health names them)", registry=REGISTRY)
 AHEAD_SHOWN_S = 3600.0  # a box is listed as ahead this long after its last held incident
 AHEAD_BOXES_MAX = 1000  # boxes listed at most (topics name them: the broker's ACL bounds them, a test broker does not)
+OVER_RATE_SHOWN_S = 3600.0  # a camera is listed over its rate this long after its last case held for it
+OVER_RATE_MAX = 1000  # cameras listed at most, the one heard of longest ago forgotten past it
 # held messages remembered, to count each once (a box resends what is held every 15 s or so): the oldest
 # resent is forgotten past this, and counted again if sent again; about 2 MB
 HELD_MESSAGES_MAX = 10_000
@@ -94,6 +99,7 @@ class Health:
         self.database: dict = {"cannot_write_since": None, "last_error": None}
         self.ahead: dict[str, dict] = {}  # box -> its held incidents: how far ahead, how many, since, last_at
         self._held: collections.OrderedDict[tuple[str, str, int], None] = collections.OrderedDict()  # (box, id, seq)
+        self.over_rates: dict[str, dict] = {}  # "box/camera" -> its cases held for its rate: how many, since, last_at
 
     # --- written by the parts ---
     def committed(self, outcomes: list[str], now: float | None = None) -> None:
@@ -164,8 +170,27 @@ class Health:
             BOXES_AHEAD.set(len(self.ahead))
         return new
 
+    def over_rate(self, box: str, camera: str, now: float | None = None) -> bool:
+        """A case of ``box``'s ``camera`` held for review for the cases it opened within the hour (the tables'
+        ``new_cases_per_camera_hour``), counted under ``/health``'s ingest ``cameras_over_rate`` until an hour passes
+        without one; True when the camera was not listed (the caller logs it: once, not at each case). Counted as
+        ingest decides, before its commit: a batch that fails and is taken again counts its cases again."""
+        now = time.time() if now is None else now
+        with self._lock:
+            self._forget_quiet(now)
+            key = f"{box}/{camera}"
+            new = key not in self.over_rates
+            entry = self.over_rates.setdefault(key, {"since": now, "held": 0})
+            entry.update(held=entry["held"] + 1, last_at=now)
+            if len(self.over_rates) > OVER_RATE_MAX:
+                del self.over_rates[min(self.over_rates, key=lambda k: self.over_rates[k]["last_at"])]
+            CAMERAS_OVER_RATE.set(len(self.over_rates))
+        return new
+
     def _forget_quiet(self, now: float) -> None:
         self._forget([b for b, entry in self.ahead.items() if entry["last_at"] < now - AHEAD_SHOWN_S])
+        for key in [k for k, entry in self.over_rates.items() if entry["last_at"] < now - OVER_RATE_SHOWN_S]:
+            del self.over_rates[key]
 
     def _forget(self, boxes: list[str]) -> None:
         """No longer list ``boxes``, nor remember their held messages: listed again, a box counts afresh."""
@@ -184,8 +209,11 @@ class Health:
             broker, ingest, clock, database = dict(self.broker), dict(self.ingest), dict(self.clock), dict(self.database)
             self._forget_quiet(now)
             BOXES_AHEAD.set(len(self.ahead))
+            CAMERAS_OVER_RATE.set(len(self.over_rates))
             ingest["boxes_ahead"] = {box: {**entry, "since": iso(entry["since"]), "last_at": iso(entry["last_at"])}
                                      for box, entry in sorted(self.ahead.items())}
+            ingest["cameras_over_rate"] = {key: {**entry, "since": iso(entry["since"]), "last_at": iso(entry["last_at"])}
+                                           for key, entry in sorted(self.over_rates.items())}
         late = max(3 * self.clock_every_s, 30.0)
         last = clock["last_round_at"]
         clock_ok = (last or self.started_at) > now - late and not clock["failed_steps"]

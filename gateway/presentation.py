@@ -447,6 +447,11 @@ _SYSTEM_NOTES: list[tuple[str, re.Pattern, Callable[[re.Match, Tables], str]]] =
     ("flagged", re.compile(r"incident (?P<iid>\S+) stamped on box (?P<box>\S+)'s boot clock \(its time unknown\): held "
                            r"for review, not dispatched"),
      lambda m, t: f"事件 {m['iid']} 按盒子 {m['box']} 的开机时钟计时 (发现时间未知): 提交审核, 未派遣"),
+    ("flagged", re.compile(r"camera (?P<camera>\S+) of box (?P<box>\S+) opened (?P<n>\d+) cases within the hour, as "
+                           r"many as the city's tables dispatch from one camera \(new_cases_per_camera_hour\): held for "
+                           r"review, not dispatched"),
+     lambda m, t: f"摄像机 {m['camera']} (盒子 {m['box']}) 一小时内已立案 {m['n']} 件, 达到单台摄像机每小时派遣上限 "
+                  "(new_cases_per_camera_hour): 提交审核, 未派遣"),
     ("escalation_failed", re.compile(r"(?P<error>.+)", re.S), lambda m, t: f"升级失败: {local_text(m['error'])}"),
     ("verdict", re.compile(r"(?P<verdict>[a-z_]+)(?:: (?P<detail>[^;]+))?(?:; (?P<rest>.*))?", re.S), _verdict_note),
     ("suppression_lifted", re.compile(r"suppression (?P<id>\d+) lifted"), lambda m, t: f"屏蔽 #{m['id']} 已解除"),

@@ -78,6 +78,9 @@ cases = Table(
 # stays: in it a department's cases are in id order, its lists newest first read 100 of them, here all, sorted.
 # None on created_at: SQLite took it for Open311's 90 days, newest first, and sorted their 25,000 cases for a page.
 DEPARTMENT_STATE = Index("ix_cases_department_state", cases.c.department, cases.c.state)
+# migration 21: ingest counts the cases a camera opened within the hour (tables' new_cases_per_camera_hour) at each new
+# incident, from the index alone
+CAMERA_OPENED = Index("ix_cases_box_camera_created_at", cases.c.box, cases.c.camera, cases.c.created_at)
 
 case_incidents = Table(
     "case_incidents", metadata,
@@ -326,6 +329,8 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
          "its cases alone", lambda db: numbering.create(db, checkfirst=True)),
     (20, "cases.review_deadline: a lead waiting for review and a case a department returned run the command centre's "
          "own clock (those waiting before run none)", _add_missing(cases.c.review_deadline)),
+    (21, "cases by box, camera and time: a camera's new cases past the tables' new_cases_per_camera_hour are held for "
+         "review, counted at each", lambda db: CAMERA_OPENED.create(db, checkfirst=True)),
 ]
 CENTRE_CLOCK_MIGRATION = 20  # a wait on the centre begun before it ran no clock (reports: never late)
 

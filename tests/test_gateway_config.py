@@ -612,6 +612,8 @@ def test_gateway_check_says_what_the_config_and_tables_set_or_what_is_wrong(city
                           "grid(s) under HQ, 1 route(s)\n    illegal_parking: 200505 机动车乱停放 -> 交警大队 "
                           "(traffic-police), 1h\n")
     assert out.endswith("\n  working hours 09:00-18:00 on working days (4 holiday(s), 0 weekend day(s) worked)\n"
+                        "  a camera's new cases: 20 within an hour dispatched, those past them held for review "
+                        "(new_cases_per_camera_hour)\n"
                         "  dead letters kept 30 days (dead_letter_days), their payloads 1024 MB at most "
                         "(dead_letter_mb): older ones deleted, and past it the oldest\n"
                         "  pictures: 8 an incident at most; a box's no event has named yet 5,000 and 256 MB at most "

@@ -88,7 +88,8 @@ def near(i: int) -> dict:
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_two_gateways_on_postgresql_open_one_case_per_place_and_per_incident(database_url):
-    tables = load_tables(TABLES_DIR / "demo.yaml")
+    # each camera opens 50 cases in the hour: none held for it (``new_cases_per_camera_hour``), its lock still taken
+    tables = load_tables(TABLES_DIR / "demo.yaml").model_copy(update={"new_cases_per_camera_hour": 1000})
     one, two = (Ingest(Store(database_url), tables, clock=lambda: NOW) for _ in range(2))
     a, b = wire.incident_topic("box-a", "gate"), wire.incident_topic("box-b", "gate")
 
@@ -123,6 +124,22 @@ def test_two_gateways_on_postgresql_open_one_case_per_place_and_per_incident(dat
         f"{p}-{i}" for p in "xy" for i in range(50, 60))
     assert [d["reason"] for d in store.list_dead_letters()] == []
     assert store.count("case_incidents") == 120 and store.count("incident_events") == 140
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_gateways_dispatch_a_cameras_hour_of_new_cases_once_between_them(database_url):
+    """A camera's incidents at two gateways at once, each at a place of its own: each gateway counted the cases the
+    camera opened within the hour before the other's committed, and both dispatched past the tables' limit. The
+    camera's lock (``Ingest._places``) makes them count in turn: the limit's dispatched between them, the rest held."""
+    tables = load_tables(TABLES_DIR / "demo.yaml").model_copy(update={"new_cases_per_camera_hour": 5})
+    one, two = (Ingest(Store(database_url), tables, clock=lambda: NOW) for _ in range(2))
+    topic = wire.incident_topic("box-1", "gate")
+    for i in range(0, 16, 2):
+        at_once(lambda i=i: one.handle(topic, payload(incident_id=f"w-{i}", location=place(i))),
+                lambda i=i: two.handle(topic, payload(incident_id=f"w-{i + 1}", location=place(i + 1))))
+    states = [c["state"] for c in one.store.list_cases(limit=100)]
+    assert (states.count("dispatched"), states.count("pending_review")) == (5, 11)
 
 
 @pytest.mark.slow

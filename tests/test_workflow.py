@@ -569,6 +569,11 @@ def undo_migration_17(db) -> None:
     db.execute(text("DROP INDEX ix_case_photos_sha256"))
 
 
+def undo_migration_21(db) -> None:
+    """What a database of version 20 lacks: cases by box, camera and time."""
+    db.execute(text("DROP INDEX IF EXISTS ix_cases_box_camera_created_at"))  # undo_migrations_after_3 does it too
+
+
 def undo_migration_20(db) -> None:
     """What a database of version 19 lacks: the command centre's own deadline."""
     if "review_deadline" in {c["name"] for c in inspect(db).get_columns("cases")}:  # after_3 does it too
@@ -604,7 +609,8 @@ def undo_migrations_after_3(db) -> None:
     the feedback time, the re-check's deadline and the request for more time, verdicts and suppressions, an
     extension's duration on its timeline row, the boxes' heartbeats, dead letters' digest, evidence's mark of an
     event naming it, the log's deadlines, cases by department and state, photos' picture hashes, the numbering of a
-    backup restored, the command centre's own deadline."""
+    backup restored, the command centre's own deadline, cases by box, camera and time."""
+    undo_migration_21(db)
     undo_migration_20(db)
     undo_migration_19(db)
     undo_migration_17(db)
@@ -638,7 +644,7 @@ def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
     store = Store(database_url)
     with store.engine.connect() as db:
         versions = db.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == [v for v, _, _ in MIGRATIONS] == list(range(1, 21))
+    assert versions == [v for v, _, _ in MIGRATIONS] == list(range(1, 22))
     (case,) = store.list_cases()
     assert case["urgent"] is False and case["category_name"] == "机动车乱停放"
     with store.engine.connect() as db:

@@ -349,6 +349,10 @@ def gateway_summary(config, tables, path: str) -> str:
               f"{c.service_level}" for c in tables.categories]
     lines.append(f"  working hours {tables.working_hours} on working days ({len(tables.holidays)} holiday(s), "
                  f"{len(tables.workdays)} weekend day(s) worked)")
+    limit = tables.new_cases_per_camera_hour
+    lines.append(f"  a camera's new cases: {limit} within an hour dispatched, those past them held for review "
+                 "(new_cases_per_camera_hour)" if limit else
+                 "  a camera's new cases: all dispatched, however many (new_cases_per_camera_hour: no limit)")
     # what the gateway deletes and sets aside, and when: an installer saw none of it before the first deletion
     lines.append(f"  dead letters kept {config.dead_letter_days:g} days (dead_letter_days), their payloads "
                  f"{config.dead_letter_mb} MB at most (dead_letter_mb): older ones deleted, and past it the oldest")
