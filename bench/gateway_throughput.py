@@ -9,6 +9,7 @@ one commits a case. Prints the figures and a last JSON line.
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import paho.mqtt.client as mqtt
 import yaml
 from sqlalchemy import create_engine, text
 
+from gateway.config import TABLES_DIR
 from xueliang import services, wire
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,6 +105,18 @@ def count(url: str) -> int:
     return n
 
 
+def unlimited_tables() -> Path:
+    """The demo city's tables with no limit on a camera's new cases (``new_cases_per_camera_hour: 0``): each box here
+    sends from one camera, thousands in a minute, and past the default 20 they were held for review, no longer the
+    dispatch this measures."""
+    tables = WORK / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    for name in ("demo-grids.csv", "demo-grids.geojson"):
+        shutil.copyfile(TABLES_DIR / name, tables / name)
+    (tables / "demo.yaml").write_text((TABLES_DIR / "demo.yaml").read_text() + "new_cases_per_camera_hour: 0\n")
+    return tables / "demo.yaml"
+
+
 def run(label: str, url: str, processes: int, burst: int, rate: float, paced: int) -> dict:
     # a broker of its own: a stopped gateway's persistent session would keep its share of the messages
     broker = services.mosquitto(WORK / f"mosquitto-{label}").start()
@@ -111,7 +125,8 @@ def run(label: str, url: str, processes: int, burst: int, rate: float, paced: in
     for p in range(processes):
         cfg = WORK / f"{label}-{p}.yaml"
         cfg.write_text(yaml.safe_dump({"broker": {"port": broker_port, "client_id": f"xl-gw-{label}-{p}"},
-                                       "database": url, "http": {"port": services.free_port()}}))
+                                       "database": url, "http": {"port": services.free_port()},
+                                       "tables": str(unlimited_tables())}))
         gateways.append(services.xueliang(["gateway", "--config", str(cfg)], WORK / f"{label}-{p}.log"))
     try:
         time.sleep(3)
