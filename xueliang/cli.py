@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -90,14 +91,29 @@ def read_picture(path: Path):
     return image
 
 
+# a url's scheme, as FFmpeg takes it (a file path with a colon in its first name, ``a:b.jpg``, has no //)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def _detect(args: argparse.Namespace) -> int:
     from edge.detector import load_detector
 
-    try:
-        image = read_picture(Path(args.image))
-    except ValueError as exc:
-        print(f"error: cannot read image {exc}", file=sys.stderr)  # the path, then why
-        return 2
+    if _URL.match(args.image):  # a camera's: its first picture, read as the box reads it (a SourceError: main says it)
+        from edge.config import camera_url
+        from edge.snapshot import first_picture
+
+        try:
+            url = camera_url(args.image)
+        except ValueError as exc:  # never showing the url: what is wrong with it may be where its password is
+            print(f"error: the camera url: {exc}", file=sys.stderr)
+            return 2
+        image = first_picture(url)
+    else:
+        try:
+            image = read_picture(Path(args.image))
+        except ValueError as exc:
+            print(f"error: cannot read image {exc}", file=sys.stderr)  # the path, then why
+            return 2
     detector = load_detector(args.model)
     if args.config:  # the camera's crop plan, as the edge pipeline runs it
         from edge.config import load_config
@@ -633,8 +649,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("detect", help="run a detector on one image")
-    p.add_argument("image")
+    p = sub.add_parser("detect", help="run a detector on one image, or on a camera's current picture")
+    p.add_argument("image", help="a picture file, or a camera's rtsp:// or rtsps:// url (its first picture, read as "
+                   "the box reads it)")
     p.add_argument("--model", default="ssd_mobilenet_v2_coco")
     p.add_argument("--min-score", type=_score, default=0.3)
     p.add_argument("--json", action="store_true", help="print a JSON list")
