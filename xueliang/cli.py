@@ -1,4 +1,4 @@
-"""The ``xueliang`` command: detect, replay, edge, gateway, token, dataset, demo."""
+"""The ``xueliang`` command: detect, snapshot, replay, edge, gateway, token, dataset, demo."""
 
 from __future__ import annotations
 
@@ -138,6 +138,31 @@ def _detect(args: argparse.Namespace) -> int:
     ]
     print(json.dumps(rows, ensure_ascii=False) if args.json else "\n".join(f"{r['label']:>12} {r['score']:.2f} {r['box']}" for r in rows))
     return 0
+
+
+CAMERA_FAILED = 1  # snapshot's status where a camera could not be read: the others' pictures were written
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.snapshot import snapshots
+
+    config = load_config(args.config)
+    cameras = [config.camera(name) for name in dict.fromkeys(args.camera)] or config.cameras  # ConfigError: main's
+    out_dir = Path(args.out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, not ours to write
+        print(f"error: --out {args.out}: cannot be made ({exc.strerror or exc}); no camera was read", file=sys.stderr)
+        return 2
+    failed = 0
+    for shot in snapshots(cameras, out_dir):
+        if shot.fault is not None:
+            failed += 1
+            print(f"error: camera {shot.camera}: {shot.fault}", file=sys.stderr, flush=True)
+        else:
+            print(f"camera {shot.camera}: {shot.path} ({shot.said})", flush=True)
+    return CAMERA_FAILED if failed else 0
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -658,6 +683,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", help="an edge config: detect on its camera's zone crops, print them on stderr")
     p.add_argument("--camera", help="the camera in --config (default: the first)")
     p.set_defaults(func=_detect)
+
+    p = sub.add_parser("snapshot", help="each camera's current picture, full size, with its zones drawn and "
+                       "labelled (zone id: what it watches), as OUT/CAMERA.jpg: where an installer draws and checks "
+                       "the zones", epilog=f"exit status: 0 every camera's picture was written; {CAMERA_FAILED} a "
+                       "camera could not be read (error: camera ID: why, as the box says it; the others' pictures "
+                       "were written); 2 none was read (the config, a camera not in it, --out)")
+    p.add_argument("--config", required=True, help="the box's edge config")
+    p.add_argument("camera", nargs="*", help="the cameras to read (default: all the config's)")
+    p.add_argument("--out", default=".", help="the folder the pictures go in, made where missing (default: here)")
+    p.set_defaults(func=_snapshot)
 
     p = sub.add_parser("replay", help="run the edge pipeline on a video file, print incident messages "
                        "(the regions the vehicle model runs on are logged on stderr)",
