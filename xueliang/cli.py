@@ -1,4 +1,4 @@
-"""The ``xueliang`` command: detect, replay, edge, gateway, token, dataset, demo."""
+"""The ``xueliang`` command: detect, snapshot, replay, edge, gateway, token, dataset, demo."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -90,14 +91,29 @@ def read_picture(path: Path):
     return image
 
 
+# a url's scheme, as FFmpeg takes it (a file path with a colon in its first name, ``a:b.jpg``, has no //)
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def _detect(args: argparse.Namespace) -> int:
     from edge.detector import load_detector
 
-    try:
-        image = read_picture(Path(args.image))
-    except ValueError as exc:
-        print(f"error: cannot read image {exc}", file=sys.stderr)  # the path, then why
-        return 2
+    if _URL.match(args.image):  # a camera's: its first picture, read as the box reads it (a SourceError: main says it)
+        from edge.config import camera_url
+        from edge.snapshot import first_picture
+
+        try:
+            url = camera_url(args.image)
+        except ValueError as exc:  # never showing the url: what is wrong with it may be where its password is
+            print(f"error: the camera url: {exc}", file=sys.stderr)
+            return 2
+        image = first_picture(url)
+    else:
+        try:
+            image = read_picture(Path(args.image))
+        except ValueError as exc:
+            print(f"error: cannot read image {exc}", file=sys.stderr)  # the path, then why
+            return 2
     detector = load_detector(args.model)
     if args.config:  # the camera's crop plan, as the edge pipeline runs it
         from edge.config import load_config
@@ -122,6 +138,31 @@ def _detect(args: argparse.Namespace) -> int:
     ]
     print(json.dumps(rows, ensure_ascii=False) if args.json else "\n".join(f"{r['label']:>12} {r['score']:.2f} {r['box']}" for r in rows))
     return 0
+
+
+CAMERA_FAILED = 1  # snapshot's status where a camera could not be read: the others' pictures were written
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    from edge.config import load_config
+    from edge.snapshot import snapshots
+
+    config = load_config(args.config)
+    cameras = [config.camera(name) for name in dict.fromkeys(args.camera)] or config.cameras  # ConfigError: main's
+    out_dir = Path(args.out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, not ours to write
+        print(f"error: --out {args.out}: cannot be made ({exc.strerror or exc}); no camera was read", file=sys.stderr)
+        return 2
+    failed = 0
+    for shot in snapshots(cameras, out_dir):
+        if shot.fault is not None:
+            failed += 1
+            print(f"error: camera {shot.camera}: {shot.fault}", file=sys.stderr, flush=True)
+        else:
+            print(f"camera {shot.camera}: {shot.path} ({shot.said})", flush=True)
+    return CAMERA_FAILED if failed else 0
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -661,14 +702,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("detect", help="run a detector on one image")
-    p.add_argument("image")
+    p = sub.add_parser("detect", help="run a detector on one image, or on a camera's current picture")
+    p.add_argument("image", help="a picture file, or a camera's rtsp:// or rtsps:// url (its first picture, read as "
+                   "the box reads it)")
     p.add_argument("--model", default="ssd_mobilenet_v2_coco")
     p.add_argument("--min-score", type=_score, default=0.3)
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--config", help="an edge config: detect on its camera's zone crops, print them on stderr")
     p.add_argument("--camera", help="the camera in --config (default: the first)")
     p.set_defaults(func=_detect)
+
+    p = sub.add_parser("snapshot", help="each camera's current picture, full size, with its zones drawn and "
+                       "labelled (zone id: what it watches), as OUT/CAMERA.jpg: where an installer draws and checks "
+                       "the zones", epilog=f"exit status: 0 every camera's picture was written; {CAMERA_FAILED} a "
+                       "camera could not be read (error: camera ID: why, as the box says it; the others' pictures "
+                       "were written); 2 none was read (the config, a camera not in it, --out)")
+    p.add_argument("--config", required=True, help="the box's edge config")
+    p.add_argument("camera", nargs="*", help="the cameras to read (default: all the config's)")
+    p.add_argument("--out", default=".", help="the folder the pictures go in, made where missing (default: here)")
+    p.set_defaults(func=_snapshot)
 
     p = sub.add_parser("replay", help="run the edge pipeline on a video file, print incident messages "
                        "(the regions the vehicle model runs on are logged on stderr)",
