@@ -423,8 +423,9 @@ class Rules(Strict):
     leave_s: float = Field(default=10.0, gt=0, le=3_600, title="Seconds a parked vehicle's place must look empty "
                            "(changed, nothing in front, no detection) before its incident ends 'left'")
     update_interval_s: float = Field(default=60.0, gt=0, le=86_400, title="Seconds between update events")
-    change_gate: float = Field(default=4.0, ge=0, le=255, title="Grey-level change in every zone below which the last "
-                               "detector pass is reused (0: always detect)")
+    change_gate: float = Field(default=4.0, ge=0, le=255, title="Grey-level change in every zone (and twice it in "
+                               "every quarter of a parking zone's box) below which the last detector pass is reused "
+                               "(0: always detect)")
     redetect_floor_s: float = Field(default=10.0, gt=0, le=3_600, title="Re-run the detector at least this often")
 
 

@@ -34,15 +34,22 @@ def thumbnail(image: np.ndarray) -> Thumb:
 
 
 def change(a: Thumb, b: Thumb, cells: tuple[int, int] = (8, 6)) -> float:
-    """The largest mean absolute difference over a grid of cells, in grey levels.
+    """The largest mean absolute difference over a grid of cells (across, down), in grey levels.
 
-    A person walking into one cell moves this; sensor noise and a global flicker barely do.
+    A person walking into one cell moves this; sensor noise and a global flicker barely do. The cells
+    cover every pixel (where the size does not divide, some are a pixel wider), and a picture
+    narrower than the grid has a cell per pixel.
+
+    >>> a = np.zeros((4, 5), np.uint8); b = a.copy(); b[:, 4] = 40  # the last column, which 5 // 2 would leave out
+    >>> [round(change(a, b, cells), 1) for cells in [(1, 1), (2, 2), (8, 8)]]
+    [8.0, 13.3, 40.0]
     """
     diff = cv2.absdiff(a, b).astype(np.float32)
     h, w = diff.shape
-    cw, ch = w // cells[0], h // cells[1]
-    grid = diff[: ch * cells[1], : cw * cells[0]].reshape(cells[1], ch, cells[0], cw).mean(axis=(1, 3))
-    return float(grid.max())
+    ys = np.linspace(0, h, min(cells[1], h) + 1).astype(int)
+    xs = np.linspace(0, w, min(cells[0], w) + 1).astype(int)
+    sums = np.add.reduceat(np.add.reduceat(diff, ys[:-1], axis=0), xs[:-1], axis=1)
+    return float((sums / np.outer(np.diff(ys), np.diff(xs))).max())
 
 
 def similarity(a: Thumb, b: Thumb) -> float:

@@ -85,6 +85,12 @@ GHOST_SHARE = 0.5  # a still region this share of which lies in a ghost's place 
 WHOLE_FRAME = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 NAMED_LATELY = 3  # a "pile" in the box a vehicle was last named in, this many passes ago at most, is that vehicle
 SAME_BOX = 0.5  # ... where its box and the vehicle's overlap by this much (intersection over union) at least
+# the change gate looks at a parking zone's box in quarters too: a car stopped at the picture's edge covers a few per
+# cent of its zone's box and barely moves the whole box's mean (2.9-3.9 against the gate's 4: first looked at 10 s
+# after it stopped), its quarter's four times as much; a quarter opens the gate at twice the gate (noise and a shaking
+# mast move a quarter more than the whole: up to 6.3 on the second parking set). A litter zone's box is looked at whole.
+PARKING_GATE_CELLS = (2, 2)
+PARKING_CELL_GATE = 2.0
 SHAPE_TOLERANCE = 0.05  # pictures whose width-to-height ratios differ by less than this share have one shape
 
 
@@ -197,7 +203,8 @@ class CameraPipeline:
         # detector pass on a picture that moves again (a still picture is no view of the ground as it is now)
         self._frozen = False
         self.first_shape: tuple[int, int] | None = None  # the camera's first picture's: taken for its zones'
-        self._gate_boxes: list[tuple[int, int, int, int]] = []  # zone boxes in thumbnail pixels
+        # zone boxes in thumbnail pixels, each with whether it is a parking zone's (looked at in quarters too)
+        self._gate_boxes: list[tuple[tuple[int, int, int, int], bool]] = []
         self._full_frame = True
         self._last_t = float("-inf")
         self._last_image: np.ndarray | None = None
@@ -267,7 +274,8 @@ class CameraPipeline:
         self._ghosts.clear()
         # the change gate looks at each zone on its own: a car arriving in a small zone moves that zone's
         # mean a lot and a large box's mean little (at dusk, too little: an arrival was seen 11 s late)
-        self._gate_boxes = [box_to_pixels(polygon_to_xyxy(p), *THUMB_SIZE) for p in polys + litter_polys]
+        self._gate_boxes = [(box_to_pixels(polygon_to_xyxy(p), *THUMB_SIZE), parking)
+                            for ps, parking in ((polys, True), (litter_polys, False)) for p in ps]
         self._last_pass = None
         self.tracker.reset()
         self.stationary.reset()
@@ -295,12 +303,18 @@ class CameraPipeline:
         if self._last_pass is not None and self._gate_boxes:
             last_t, last_thumb = self._last_pass
             thumb = self._thumbnail(image)
-            if t - last_t < self._floor_s and not self._unlooked() and all(
-                    change(last_thumb[y1:y2, x1:x2], thumb[y1:y2, x1:x2], (1, 1)) < self._gate
-                    for x1, y1, x2, y2 in self._gate_boxes):
+            if t - last_t < self._floor_s and not self._unlooked() and not any(
+                    self._changed(last_thumb[y1:y2, x1:x2], thumb[y1:y2, x1:x2], parking)
+                    for (x1, y1, x2, y2), parking in self._gate_boxes):
                 return []
         return [(VEHICLE, image)] * self._full_frame + [(VEHICLE, image[y1:y2, x1:x2]) for x1, y1, x2, y2 in self._regions] \
             + [(LITTER, image[y1:y2, x1:x2]) for x1, y1, x2, y2 in self._litter_regions + self._closer]
+
+    def _changed(self, before: np.ndarray, now: np.ndarray, parking: bool) -> bool:
+        """Whether a zone's box changed past the gate since the last pass: its whole box, or a parking zone's
+        quarter by ``PARKING_CELL_GATE`` times the gate."""
+        return change(before, now, (1, 1)) >= self._gate or parking and change(
+            before, now, PARKING_GATE_CELLS) >= PARKING_CELL_GATE * self._gate
 
     def _unlooked(self) -> bool:
         """Whether the left-object check sees a still, changed place in a garbage/spill zone that the last

@@ -431,3 +431,63 @@ def test_a_small_car_parked_in_front_of_the_van_the_detector_misses_does_not_mak
     messages = _van_and_part_messages(35, part=car, colour=(30, 30, 90), van_missed=True, van_leaves=35)
     assert [(m["state"], m["observed_at"], m["end_reason"]) for m in messages] == [
         ("start", 30, None), ("end", 45, "left")]
+
+
+EDGE_ZONE = [[0.5365, 0.2222], [0.6146, 0.2222], [1.0, 0.4907], [1.0, 0.787]]  # the second parking set's shoulder
+
+
+def _edge_of_frame(ground: np.ndarray, t: float, rng: np.random.Generator) -> np.ndarray:
+    """The second parking set's ``edge-of-frame`` on ``ground`` (960x540): a saloon drives in across the picture's
+    right edge, caught at 4 s still driving in (a blur 60 px into the picture), stopped from 5 s 100 px into it, the
+    rest of it out of the picture; sensor noise on every frame."""
+    frame = ground + rng.integers(0, 3, ground.shape, np.uint8)
+    left, top = {4: (900, 250)}.get(int(t), (860, 280) if t > 4 else (None, None))
+    if left is not None:
+        frame[top:383, left:] = 230  # a white body, dark windows
+        frame[295:320, left + 10:] = (30, 30, 30)
+    return frame
+
+
+def test_a_car_stopped_at_the_pictures_edge_opens_the_change_gate_by_its_quarter_of_the_zone():
+    """The second parking set's ``edge-of-frame``: the pass the change gate opened at 4 s caught the saloon driving
+    in and named nothing; stopped, it had moved its zone's whole box by 3.9 grey levels since (the gate: 4), the
+    few per cent of the box it covers at its edge, and the detector waited for its floor (14 s): the clock began
+    9 s late. A parking zone's box is looked at in quarters too (the car's moved 10.9, over twice the gate): the
+    pass at 6 s names it and the clock begins when it stopped."""
+    config = parse_config({"box": "b1", "detection": {"zone_crops": False}, "cameras": [
+        {"id": "motorway", "url": "unused.mp4", "grid": "G-1",
+         "zones": [{"id": "shoulder", "types": ["illegal_parking"], "dwell_s": 25, "polygon": EDGE_ZONE}]}]})
+    pipeline = CameraPipeline(config, config.cameras[0], {"vehicle": load_detector("ssd_mobilenet_v2_coco")})
+    parked = sv.Detections(xyxy=np.array([(860, 280, 960, 383)], np.float32), confidence=np.array([0.58], np.float32),
+                           class_id=np.array([3]), data={"class_name": np.array(["car"])})
+    ground = cv2.resize(frames_at(0)[0], (960, 540))  # the campus camera's ground
+    t0, passed, starts = 1_767_225_600.0, [], []
+    rng = np.random.default_rng(1)
+    for t in range(0, 46, 2):
+        frame = _edge_of_frame(ground, t, rng)
+        passes = pipeline.plan(t0 + t, frame)
+        passed += [t] * bool(passes)
+        found = [parked] if passes and t > 4 else [sv.Detections.empty()] if passes else []
+        starts += [o.message["started_at"] for o in pipeline.observe(t0 + t, frame, found)
+                   if o.message["type"] == "illegal_parking" and o.message["state"] == "start"]
+    assert passed[:3] == [0, 4, 6]
+    assert [parse_time(s) - t0 for s in starts] == [6 + 25], starts
+
+
+def test_a_litter_zones_box_is_looked_at_whole_by_the_change_gate():
+    """The same car at the edge of a garbage zone's box: the gate looks at a litter zone's box whole, as before
+    (a litter-only camera's passes, what bounds how many such cameras a core takes, are as they were)."""
+    config = parse_config({"box": "b1", "cameras": [
+        {"id": "motorway", "url": "unused.mp4", "grid": "G-1",
+         "zones": [{"id": "shoulder", "types": ["garbage"], "polygon": EDGE_ZONE}]}]})
+    pipeline = CameraPipeline(config, config.cameras[0], {"vehicle": load_detector("ssd_mobilenet_v2_coco"),
+                                                          "litter": load_detector("litter_yolov8n_320")})
+    ground = cv2.resize(frames_at(0)[0], (960, 540))
+    t0, passed = 1_767_225_600.0, []
+    rng = np.random.default_rng(1)
+    for t in range(0, 10, 2):
+        frame = _edge_of_frame(ground, t, rng)
+        passes = pipeline.plan(t0 + t, frame)
+        passed += [t] * bool(passes)
+        pipeline.observe(t0 + t, frame, [sv.Detections.empty()] * len(passes))
+    assert passed == [0, 4]
