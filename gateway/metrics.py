@@ -173,8 +173,8 @@ class Health:
     def over_rate(self, box: str, camera: str, now: float | None = None) -> bool:
         """A case of ``box``'s ``camera`` held for review for the cases it opened within the hour (the tables'
         ``new_cases_per_camera_hour``), counted under ``/health``'s ingest ``cameras_over_rate`` until an hour passes
-        without one; True when the camera was not listed (the caller logs it: once, not at each case). Counted as
-        ingest decides, before its commit: a batch that fails and is taken again counts its cases again."""
+        without one; True when the camera was not listed (the caller logs it: once, not at each case). Counted once the
+        case is committed: a batch the database could not take is counted at the try that wrote it."""
         now = time.time() if now is None else now
         with self._lock:
             self._forget_quiet(now)
