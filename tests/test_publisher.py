@@ -271,8 +271,8 @@ def test_a_login_the_broker_refuses_or_a_tls_broker_read_without_tls_ca_is_said_
         for settings, words in [
             ({"username": "b1", "password": "wrong", "tls_ca": ca},
              f"the MQTT broker at 127.0.0.1:{broker.port} refused the login as 'b1' (Not authorized): the user name "
-             "and password are no account of the broker's (its password_file): check broker.username and "
-             "broker.password; 1 try failed, trying again"),
+             "and password are no account of the broker's (the deploy broker's accounts: xueliang broker-account, "
+             "then restart it): check broker.username and broker.password; 1 try failed, trying again"),
             ({"username": "b1", "password": "right"},
              f"the MQTT broker at 127.0.0.1:{broker.port} closed the connection before answering the login: a broker "
              "that speaks TLS on this port closes a connection without it: set broker.tls_ca to the CA certificate "

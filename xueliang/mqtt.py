@@ -36,10 +36,11 @@ class ConnectFailures:
     def refused(self, client: mqtt.Client, reason_code: object, username: str | None) -> None:
         """The broker answered the login with ``reason_code``, a refusal (paho's ``on_connect``)."""
         self._answer = "refused"
-        if str(reason_code) in ("Not authorized", "Bad user name or password"):
-            hint = ("the user name and password are no account of the broker's (its password_file): check "
-                    "broker.username and broker.password") if username else \
-                "no user name was given, and the broker takes no anonymous client: set broker.username and broker.password"
+        if str(reason_code) in ("Not authorized", "Bad user name or password") and username:
+            hint = ("the user name and password are no account of the broker's (the deploy broker's accounts: "
+                    "xueliang broker-account, then restart it): check broker.username and broker.password")
+        elif str(reason_code) in ("Not authorized", "Bad user name or password"):
+            hint = "no user name was given, and the broker takes no anonymous client: set broker.username and broker.password"
         else:
             hint = "check the config's broker settings"
         login = f" as {username!r}" if username else ""
