@@ -13,6 +13,7 @@ from paho.mqtt.properties import Properties
 from edge.config import Broker
 from edge.publisher import Outbox, Publisher
 from xueliang import services, wire
+from xueliang.mqtt import LOST
 
 
 class Collector:
@@ -243,7 +244,8 @@ def test_the_box_s_own_disconnect_as_it_stops_is_no_warning_and_a_lost_broker_st
         assert publisher.connected.wait(10)
         broker.stop()
         assert wait_until(lambda: not publisher.connected.is_set(), timeout=10)
-        assert [r.levelno for r in caplog.records if "disconnected from broker" in r.getMessage()] == [logging.WARNING]
+        assert [(r.levelno, r.getMessage()) for r in caplog.records if "disconnected from broker" in r.getMessage()] \
+            == [(logging.WARNING, f"disconnected from broker: {LOST}")]  # it said "Unspecified error", as of a fault
         broker = services.mosquitto(tmp_path / "mq", port=broker.port).start()
         assert publisher.connected.wait(10)
     finally:
