@@ -253,7 +253,9 @@ class MqttIngest:
         refused = [f"{topic} ({code})" for topic, code in zip(SHARED_SUBSCRIPTIONS, reason_codes) if code.is_failure]
         if refused:
             log.error("the broker refused gateway %r the subscription to %s: it is sent none of those messages; check "
-                      "the broker's ACL for its account", self.config.broker.identity, ", ".join(refused))
+                      "the broker's ACL for its account (the deploy broker's: a gateway account, xueliang "
+                      "broker-account FILE gateway NAME)", self.config.broker.identity, ", ".join(refused))
+            self.state.broker_subscribed(f"subscription refused: {', '.join(refused)}")
             return
         log.info("gateway %r subscribed: the broker shares the city's messages with it", self.config.broker.identity)
         self.state.broker_subscribed()
