@@ -5,7 +5,8 @@
 # the four files: made again, the boxes that trust the old CA would no longer trust the broker. Where DIR holds the
 # CA (ca.key and ca.crt), the broker's certificate it lacks is issued by that CA, from the broker's key where DIR
 # holds it (server.key), so the boxes go on trusting the broker: remove server.crt to issue it again (another HOST,
-# or one that expired). The files are made aside, checked against the CA, and moved in once whole.
+# or one that expired). The files are made aside, checked against the CA, and moved in once whole. Run as root, the
+# broker's key is the mosquitto group's to read (0640), as Mosquitto 2.0 reads it once it dropped root.
 set -euo pipefail
 if [ $# -lt 1 ] || [ $# -gt 2 ] || [ -z "$1" ]; then
   echo "usage: $0 DIR [HOST]" >&2; exit 2
@@ -44,6 +45,12 @@ if making ca.key; then
 fi
 if making server.key; then
   run openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out server.key
+  # Mosquitto 2.0 reads it as the mosquitto user, after it drops root: made 0600 root's, the broker did not start
+  # ("Unable to load server key file ... Permission denied"). The group's where there is one (Debian's package)
+  if [ "$(id -u)" = 0 ] && getent group mosquitto >/dev/null; then
+    run chgrp mosquitto server.key
+    run chmod 0640 server.key
+  fi
 fi
 run openssl req -new -key "$(at server.key)" -subj "/CN=$host" -out server.csr
 printf "subjectAltName=DNS:localhost,%s,IP:127.0.0.1\n" "$san" > san.ext || { echo "error: $dir: cannot be written" >&2; exit 2; }

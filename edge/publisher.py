@@ -53,7 +53,7 @@ import paho.mqtt.client as mqtt
 from edge.config import Broker
 from edge.twins import Connections, twin_words
 from xueliang import wire
-from xueliang.mqtt import make_client
+from xueliang.mqtt import disconnected, make_client
 
 log = logging.getLogger(__name__)
 
@@ -1048,7 +1048,7 @@ class Publisher:
         if self._stop.is_set() and not reason_code.is_failure:  # the box's own goodbye as it stops: nothing to act on
             log.info("disconnected from broker (the box is stopping)")
         elif let_in:
-            log.warning("disconnected from broker: %s", reason_code)
+            log.warning("disconnected from broker: %s", disconnected(reason_code, flags))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._news.put(("ack", mid, reason_code))

@@ -179,6 +179,7 @@ class Ingest:
         self.placeless_said = RefusalLog(what="camera(s) sending location (0, 0)", logger=log,
                                          counted="each taken as no location, as those named")
         self.said = DeadLetterLog()
+        self._rate_held: set[int] = set()  # the cases the transaction under way holds for their camera's rate
 
     def handle(self, topic: str, payload: bytes) -> str:
         """Process one message in a transaction of its own; returns what happened (for logs and
@@ -266,6 +267,7 @@ class Ingest:
                 refused.append((i, f"internal error while checking: {type(exc).__name__}: {exc}"))
         work = in_seq_order(work)
         applied, waiting = [], {}
+        self._rate_held.clear()
         try:
             with self.store.begin() as db, ingestdb.pipelined(db):
                 for i, reason in refused:
@@ -397,6 +399,7 @@ class Ingest:
         message, category = self._checked(where, payload, now)
         for attempt in range(3):  # two gateways may act on the same case at once: the loser retries
             try:
+                self._rate_held.clear()
                 with self.store.begin() as db:
                     ingestdb.lock_places(db, [self._places(message, category)])
                     outcome, case_id = self._apply(db, message, category, payload, now)
@@ -416,10 +419,16 @@ class Ingest:
         return message["incident_id"], place_locks(message, category.merge_radius_m) + camera
 
     def _committed(self, outcome: str, case_id: int | None, message: dict, category) -> None:
-        """After the commit: log a new case, wake the clock for its notices."""
+        """After the commit: log a new case, count one its camera's rate held (``/health``: a batch the database
+        could not take, tried again every 2 s, counted its held cases at each try), wake the clock for its notices."""
         if outcome == "case_created":
             log.info("case %s opened for incident %s (%s, grid %s)", case_id, message["incident_id"],
                      category.name, message["grid"])
+        if case_id in self._rate_held and self.health.over_rate(message["box"], message["camera"], self.clock()):
+            log.warning("box %r camera %r opened %d cases within the hour (the tables' new_cases_per_camera_hour): "
+                        "its new cases are held for review, not dispatched, until it opens fewer; a camera turned, a "
+                        "detector gone wrong or its box's password in other hands? (/health lists it)",
+                        message["box"], message["camera"], self.tables.new_cases_per_camera_hour)
         if case_id is not None:
             self.on_case(case_id)
 
@@ -476,12 +485,7 @@ class Ingest:
                 if over_camera_rate(opened, limit):
                     storage.log(db, case_id, now, "gateway", Role.SYSTEM, "flagged", None, None,
                                 camera_rate_note(message, limit))
-                    if self.health.over_rate(message["box"], message["camera"], now):
-                        log.warning("box %r camera %r opened %d cases within the hour (the tables' "
-                                    "new_cases_per_camera_hour): its new cases are held for review, not dispatched, "
-                                    "until it opens fewer; a camera turned, a detector gone wrong or its box's "
-                                    "password in other hands? (/health lists it)", message["box"], message["camera"],
-                                    limit)
+                    self._rate_held.add(case_id)  # counted and said once it is committed (``_committed``)
                 if not held:
                     for twin in pending_beside(message, category, near):
                         storage.log(db, twin["id"], now, "gateway", Role.SYSTEM, "related", twin["state"], twin["state"],

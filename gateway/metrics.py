@@ -94,6 +94,7 @@ class Health:
         self.started_at = time.time()
         # subscribed: the broker confirmed the shared subscriptions (SUBACK) since the last connection
         self.broker: dict = {"connected": False, "subscribed": False, "since": None, "last_error": None}
+        self._refused = False  # the broker refused a shared subscription on this connection
         self.ingest: dict = {"failing_since": None, "last_error": None, "last_commit_at": None}
         self.clock: dict = {"last_round_at": None, "failed_steps": []}
         self.database: dict = {"cannot_write_since": None, "last_error": None}
@@ -132,12 +133,19 @@ class Health:
             self.broker["connected"] = up
             if not up:
                 self.broker["subscribed"] = False
+            if up:
+                self._refused = False  # a new connection asks again
             if reason:
                 self.broker["last_error"] = reason[:300]
 
-    def broker_subscribed(self) -> None:
+    def broker_subscribed(self, refused: str | None = None) -> None:
+        """The broker answered the shared subscriptions (SUBACK); ``refused``: those it refused, in words. Refused,
+        the gateway is sent none of those messages: its broker part is down until a connection's are granted."""
         with self._lock:
-            self.broker["subscribed"] = True
+            self.broker["subscribed"] = refused is None
+            self._refused = refused is not None
+            if refused is not None:
+                self.broker["last_error"] = refused[:300]
 
     def clock_round(self, failed_steps: list[str], now: float | None = None) -> None:
         now = time.time() if now is None else now
@@ -173,8 +181,8 @@ class Health:
     def over_rate(self, box: str, camera: str, now: float | None = None) -> bool:
         """A case of ``box``'s ``camera`` held for review for the cases it opened within the hour (the tables'
         ``new_cases_per_camera_hour``), counted under ``/health``'s ingest ``cameras_over_rate`` until an hour passes
-        without one; True when the camera was not listed (the caller logs it: once, not at each case). Counted as
-        ingest decides, before its commit: a batch that fails and is taken again counts its cases again."""
+        without one; True when the camera was not listed (the caller logs it: once, not at each case). Counted once the
+        case is committed: a batch the database could not take is counted at the try that wrote it."""
         now = time.time() if now is None else now
         with self._lock:
             self._forget_quiet(now)
@@ -207,6 +215,7 @@ class Health:
         now = time.time() if now is None else now
         with self._lock:
             broker, ingest, clock, database = dict(self.broker), dict(self.ingest), dict(self.clock), dict(self.database)
+            broker_ok = broker["connected"] and not self._refused
             self._forget_quiet(now)
             BOXES_AHEAD.set(len(self.ahead))
             CAMERAS_OVER_RATE.set(len(self.over_rates))
@@ -217,7 +226,7 @@ class Health:
         late = max(3 * self.clock_every_s, 30.0)
         last = clock["last_round_at"]
         clock_ok = (last or self.started_at) > now - late and not clock["failed_steps"]
-        return {"broker": {"state": "ok" if broker["connected"] else "down", **broker},
+        return {"broker": {"state": "ok" if broker_ok else "down", **broker},
                 "ingest": {"state": "ok" if ingest["failing_since"] is None else "down", **ingest},
                 "clock": {"state": "ok" if clock_ok else "down", **clock},
                 "database": {"state": "ok" if database["cannot_write_since"] is None else "down", **database}}

@@ -39,7 +39,7 @@ from gateway.storage import Store
 from gateway.tally import MinuteTally
 from gateway.workflow import CENTRE_CLOCK, Action, CaseState, Role, TransitionError
 from xueliang import wire
-from xueliang.mqtt import SAY_AGAIN_S, make_client
+from xueliang.mqtt import SAY_AGAIN_S, disconnected, make_client
 
 log = logging.getLogger(__name__)
 # the boxes' status too, shared: the boxes' table is the gateways' one database; QoS 1 for the last wills, kept
@@ -243,8 +243,8 @@ class MqttIngest:
         if self.stopping.is_set() and not reason_code.is_failure:  # its own goodbye as it stops: nothing to act on
             log.info("gateway disconnected from broker (the gateway is stopping)")
         elif let_in:
-            log.warning("gateway disconnected from broker: %s", reason_code)
-        self.state.broker_up(False, f"disconnected: {reason_code}")
+            log.warning("gateway disconnected from broker: %s", disconnected(reason_code, flags))
+        self.state.broker_up(False, f"disconnected: {disconnected(reason_code, flags)}")
         if self.retiring and not self.stopping.is_set():
             self.cut_off = (f"the broker ended the connection ({reason_code}), as it does when another client connects "
                             "under the same identity (a gateway still running under it)")
@@ -253,7 +253,9 @@ class MqttIngest:
         refused = [f"{topic} ({code})" for topic, code in zip(SHARED_SUBSCRIPTIONS, reason_codes) if code.is_failure]
         if refused:
             log.error("the broker refused gateway %r the subscription to %s: it is sent none of those messages; check "
-                      "the broker's ACL for its account", self.config.broker.identity, ", ".join(refused))
+                      "the broker's ACL for its account (the deploy broker's: a gateway account, xueliang "
+                      "broker-account FILE gateway NAME)", self.config.broker.identity, ", ".join(refused))
+            self.state.broker_subscribed(f"subscription refused: {', '.join(refused)}")
             return
         log.info("gateway %r subscribed: the broker shares the city's messages with it", self.config.broker.identity)
         self.state.broker_subscribed()

@@ -152,8 +152,8 @@ def test_the_gateway_is_shown_subscribed_once_the_broker_confirmed_and_again_aft
 
 
 def test_a_subscription_the_broker_refuses_is_said_and_the_gateway_not_shown_subscribed(caplog):
-    """A broker may refuse a subscription in its SUBACK (Mosquitto's ACL does not: it grants it, and filters what it
-    sends): the gateway gets none of those messages, says which and to check the account's ACL."""
+    """A broker may refuse a subscription in its SUBACK (the deploy broker's accounts do, to any but a gateway's): the
+    gateway gets none of those messages, says which and to check the account's ACL, and its broker part is down."""
     gw = MqttIngest(GatewayConfig(broker=GatewayBroker(port=1, client_id="gateway-1")), Recorder())
     granted, refused = ReasonCode(PacketTypes.SUBACK, identifier=1), ReasonCode(PacketTypes.SUBACK, identifier=0x87)
     with caplog.at_level(logging.INFO, logger="gateway.service"):
@@ -161,4 +161,13 @@ def test_a_subscription_the_broker_refuses_is_said_and_the_gateway_not_shown_sub
     assert gw.state.broker["subscribed"] is False
     assert caplog.messages == [f"the broker refused gateway 'gateway-1' the subscription to {SHARED_SUBSCRIPTIONS[1]} "
                                "(Not authorized): it is sent none of those messages; check the broker's ACL for its "
-                               "account"]
+                               "account (the deploy broker's: a gateway account, xueliang broker-account FILE gateway "
+                               "NAME)"]
+    gw.state.broker_up(True)
+    gw._on_subscribe(gw.client, None, 1, [granted, refused, granted], None)
+    broker = gw.state.parts()["broker"]
+    assert broker["state"] == "down" and broker["last_error"].startswith("subscription refused: ")
+    gw.state.broker_up(False)
+    gw.state.broker_up(True)  # a new connection
+    gw._on_subscribe(gw.client, None, 1, [granted] * 3, None)
+    assert gw.state.parts()["broker"]["state"] == "ok"

@@ -11,10 +11,11 @@ import pytest
 
 from gateway.cases import camera_rate_note, over_camera_rate
 from gateway.config import TABLES_DIR, GatewayConfigError, load_tables
-from gateway.ingest import Ingest
+from gateway.ingest import DatabaseUnavailable, Ingest
 from gateway.metrics import Health
 from gateway.presentation import note_text
 from gateway.storage import Store
+from tests.test_poison import fill, small_disk  # noqa: F401 (a fixture)
 from xueliang import wire
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -107,3 +108,28 @@ def test_past_the_limit_a_cameras_new_cases_are_held_with_the_reason_and_the_nex
     assert ingest.handle(*incident(10, at=clock[0])) == "case_created"
     states = {c["incident_id"]: c["state"] for c in store.list_cases()}
     assert (states["yard-0"], states["gate-10"]) == ("dispatched", "dispatched")
+
+
+def test_a_batch_the_database_could_not_take_counts_no_held_case(small_disk, caplog):
+    """/health's ``held`` counts the cases a camera's rate held, once each: an outsider's full disk (a batch of 10 such
+    cases tried again every 2 s for 50 s) showed ``held: 34`` for 10 cases, each failed try counted, and the log said
+    the camera over its rate for a batch that was never written."""
+    store = Store(f"sqlite:///{small_disk}/gateway.sqlite")
+    tables = TABLES.model_copy(update={"new_cases_per_camera_hour": 3})
+    health = Health()
+    ingest = Ingest(store, tables, clock=lambda: NOW, health=health)
+    assert ingest.handle_batch([incident(n) for n in range(3)]) == ["case_created"] * 3
+    fill(small_disk / "filler")
+    batch = [incident(n) for n in range(3, 5)]
+    with caplog.at_level(logging.WARNING, logger="gateway.ingest"):
+        for _ in range(3):
+            with pytest.raises(DatabaseUnavailable, match="full"):
+                ingest.handle_batch(batch)
+        with pytest.raises(DatabaseUnavailable, match="full"):
+            ingest.handle(*batch[0])
+        assert health.parts(NOW)["ingest"].get("cameras_over_rate", {}) == {}  # nothing was held: nothing written
+        assert not [r for r in caplog.records if "new_cases_per_camera_hour" in r.getMessage()]
+        (small_disk / "filler").unlink()
+        assert ingest.handle_batch(batch) == ["case_created"] * 2
+    assert health.parts(NOW)["ingest"]["cameras_over_rate"]["box-1/gate"]["held"] == 2
+    assert len([r for r in caplog.records if "new_cases_per_camera_hour" in r.getMessage()]) == 1

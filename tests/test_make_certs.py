@@ -1,11 +1,18 @@
 """deploy/make_certs.sh: a CA and a broker certificate, made once, whole, for the broker's name or address."""
 
 import contextlib
+import grp
+import os
+import shutil
+import stat
 import subprocess
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 
-from xueliang.services import DEPLOY
+from xueliang.services import DEPLOY, free_port
 
 from .test_outbox_full import fill, mounted_tmpfs
 
@@ -102,3 +109,39 @@ def test_on_a_full_disk_it_says_so_and_leaves_no_empty_certificate(tmp_path):
         assert list((disk / "certs").iterdir()) == []
         (disk / "filler").unlink()
         assert make_certs(str(disk / "certs")).returncode == 0 and verifies(disk / "certs")
+
+
+@pytest.mark.slow
+def test_the_brokers_key_is_read_by_mosquitto_as_it_runs_once_it_dropped_root(tmp_path):
+    """Mosquitto 2.0, started as root as Debian's unit does, reads its certificates as the ``mosquitto`` user: the
+    key made 0600 root's stopped the deploy broker at its start ("Unable to load server key file ... Permission
+    denied"), an outsider administrator's first step as README says it. The tests' brokers run as root (``user
+    root``) and never met it."""
+    if os.geteuid() != 0 or subprocess.run(["getent", "passwd", "mosquitto"], capture_output=True).returncode:
+        pytest.skip("needs root and Debian's mosquitto user")
+    folder = Path(tempfile.mkdtemp(prefix="xl-certs-", dir="/tmp"))  # pytest's folders are root's alone
+    try:
+        folder.chmod(0o755)
+        assert make_certs(str(folder / "certs")).returncode == 0
+        key = (folder / "certs" / "server.key").stat()
+        assert (grp.getgrgid(key.st_gid).gr_name, stat.S_IMODE(key.st_mode)) == ("mosquitto", 0o640)
+        port = free_port()
+        (folder / "mosquitto.conf").write_text(
+            f"listener {port} 127.0.0.1\ncafile {folder}/certs/ca.crt\ncertfile {folder}/certs/server.crt\n"
+            f"keyfile {folder}/certs/server.key\nallow_anonymous true\n")
+        broker = subprocess.Popen(["mosquitto", "-c", str(folder / "mosquitto.conf")], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        try:
+            for _ in range(50):  # until it listens, or it stopped
+                served = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "--cafile",
+                                         str(folder / "certs" / "ca.crt"), "-t", "t", "-m", "m"], capture_output=True,
+                                        text=True, timeout=20)
+                if served.returncode == 0 or broker.poll() is not None:
+                    break
+                time.sleep(0.2)
+        finally:
+            broker.terminate()
+            said = broker.communicate(timeout=10)[0]
+        assert served.returncode == 0, said
+    finally:
+        shutil.rmtree(folder)

@@ -13,6 +13,7 @@ from paho.mqtt.properties import Properties
 from edge.config import Broker
 from edge.publisher import Outbox, Publisher
 from xueliang import services, wire
+from xueliang.mqtt import LOST
 
 
 class Collector:
@@ -243,7 +244,8 @@ def test_the_box_s_own_disconnect_as_it_stops_is_no_warning_and_a_lost_broker_st
         assert publisher.connected.wait(10)
         broker.stop()
         assert wait_until(lambda: not publisher.connected.is_set(), timeout=10)
-        assert [r.levelno for r in caplog.records if "disconnected from broker" in r.getMessage()] == [logging.WARNING]
+        assert [(r.levelno, r.getMessage()) for r in caplog.records if "disconnected from broker" in r.getMessage()] \
+            == [(logging.WARNING, f"disconnected from broker: {LOST}")]  # it said "Unspecified error", as of a fault
         broker = services.mosquitto(tmp_path / "mq", port=broker.port).start()
         assert publisher.connected.wait(10)
     finally:
@@ -271,8 +273,8 @@ def test_a_login_the_broker_refuses_or_a_tls_broker_read_without_tls_ca_is_said_
         for settings, words in [
             ({"username": "b1", "password": "wrong", "tls_ca": ca},
              f"the MQTT broker at 127.0.0.1:{broker.port} refused the login as 'b1' (Not authorized): the user name "
-             "and password are no account of the broker's (its password_file): check broker.username and "
-             "broker.password; 1 try failed, trying again"),
+             "and password are no account of the broker's (the deploy broker's accounts: xueliang broker-account, "
+             "then restart it): check broker.username and broker.password; 1 try failed, trying again"),
             ({"username": "b1", "password": "right"},
              f"the MQTT broker at 127.0.0.1:{broker.port} closed the connection before answering the login: a broker "
              "that speaks TLS on this port closes a connection without it: set broker.tls_ca to the CA certificate "

@@ -436,3 +436,27 @@ def test_broker_account_makes_an_account_the_shipped_broker_takes(tmp_path):
                 assert [code.getName() for code in codes[1:]] == ["Not authorized", "Granted QoS 1"]
             c.disconnect()
             c.loop_stop()
+
+
+@pytest.mark.slow
+def test_a_gateway_whose_subscriptions_the_broker_refuses_is_down_on_health(secure_broker, tmp_path):
+    """A gateway logged in with an account that may not join the gateways' shared group (a box's, given by mistake)
+    is sent nothing: /health answered 200, its broker part ``ok``, and a monitoring system saw nothing wrong while
+    the city's incidents went to the other gateways or waited at the broker (an outsider administrator's probe)."""
+    http_port = services.free_port()
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({
+        "broker": {"port": secure_broker.port, "username": "box-2", "password": USERS["box-2"],
+                   "tls_ca": str(ca(tmp_path))},
+        "database": f"sqlite:///{tmp_path / 'gateway.sqlite'}", "http": {"port": http_port}}))
+    gateway = services.xueliang(["gateway", "--config", str(config)], tmp_path / "gateway.log")
+    try:
+        services.wait_port(http_port, gateway, "gateway", timeout=30)
+        client = __import__("httpx").Client(base_url=f"http://127.0.0.1:{http_port}", timeout=5)
+        wait_until(lambda: "refused gateway 'box-2' the subscription" in (tmp_path / "gateway.log").read_text(), 10,
+                   message="the refusal logged")
+        answer = client.get("/health")
+        assert answer.status_code == 503 and answer.json()["down"] == ["broker"], answer.text
+    finally:
+        gateway.terminate()
+        gateway.wait(10)

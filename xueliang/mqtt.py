@@ -12,6 +12,24 @@ import paho.mqtt.client as mqtt
 
 log = logging.getLogger(__name__)
 SAY_AGAIN_S = 60.0  # a broker that stays out of reach for the same reason is said again this often
+# a connection that ended with no DISCONNECT from the broker: paho names it "Unspecified error", as of a fault, and
+# Mosquitto 2.0 closes its connections so as it stops or restarts (an administrator's restart read as a failure)
+LOST = ("the connection closed with no word from the broker (the broker stopped or restarted, the network between "
+        "dropped it, or another client connected under this client id)")
+
+
+def disconnected(reason_code: object, flags: mqtt.DisconnectFlags) -> str:
+    """Why a connection ended (paho's ``on_disconnect``), in words: the broker's reason where it sent one, else
+    ``LOST`` for paho's "Unspecified error" of a connection closed under it.
+
+    >>> disconnected("Unspecified error", mqtt.DisconnectFlags(is_disconnect_packet_from_server=False)) == LOST
+    True
+    >>> disconnected("Server shutting down", mqtt.DisconnectFlags(is_disconnect_packet_from_server=True))
+    'Server shutting down'
+    """
+    if str(reason_code) == "Unspecified error" and not flags.is_disconnect_packet_from_server:
+        return LOST
+    return str(reason_code)
 
 
 class ConnectFailures:
@@ -36,10 +54,11 @@ class ConnectFailures:
     def refused(self, client: mqtt.Client, reason_code: object, username: str | None) -> None:
         """The broker answered the login with ``reason_code``, a refusal (paho's ``on_connect``)."""
         self._answer = "refused"
-        if str(reason_code) in ("Not authorized", "Bad user name or password"):
-            hint = ("the user name and password are no account of the broker's (its password_file): check "
-                    "broker.username and broker.password") if username else \
-                "no user name was given, and the broker takes no anonymous client: set broker.username and broker.password"
+        if str(reason_code) in ("Not authorized", "Bad user name or password") and username:
+            hint = ("the user name and password are no account of the broker's (the deploy broker's accounts: "
+                    "xueliang broker-account, then restart it): check broker.username and broker.password")
+        elif str(reason_code) in ("Not authorized", "Bad user name or password"):
+            hint = "no user name was given, and the broker takes no anonymous client: set broker.username and broker.password"
         else:
             hint = "check the config's broker settings"
         login = f" as {username!r}" if username else ""
