@@ -573,7 +573,8 @@ class GatewayConfig(Strict):
     # letters were never deleted, and a hostile or broken box grew the table without end
     dead_letter_days: float = Field(default=90.0, gt=0, le=36_500, title="Dead letters older than this are deleted")
     dead_letter_mb: int = Field(default=1024, ge=1, title="The dead letters' payloads keep at most this many MB: "
-                                "the oldest are deleted past it")
+                                "past it the oldest of the boxes holding most (each box over an even share of it "
+                                "keeps its newest up to the share)")
     # a box's pictures no event named yet were capped at 5,000 (``ingest.MAX_UNNAMED_PER_BOX``): of the most a picture
     # may be (``wire.MAX_EVIDENCE_BYTES``), 20 GB from one box
     waiting_pictures_mb: int = Field(default=WAITING_PICTURES_MB, ge=1, title="A box's pictures no event has named "

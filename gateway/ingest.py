@@ -93,16 +93,6 @@ def _say_dead_letters_counted(quiet: collections.Counter, seconds: float) -> Non
                 f", and {rest} more box(es) or reason(s)" if rest > 0 else "")
 
 
-def topic_box(topic: str) -> str:
-    """The box a topic names, as far as it names one, to count its dead letters by.
-
-    >>> topic_box("xl/v1/box-1/gate/incident"), topic_box("other")
-    ('box-1', '')
-    """
-    parts = topic.split("/")
-    return parts[2][:64] if len(parts) > 2 else ""
-
-
 def told(outcome: str, other: str | None) -> str:
     """What a box is told of a message two copies of which came in one batch (sent again before a gateway confirmed
     it), given the outcomes of both: what the message did beats ``duplicate`` (the copy applied after it), and either
@@ -218,7 +208,7 @@ class Ingest:
         raise AssertionError("unreachable")
 
     def _dead(self, topic: str, reason: str, payload: bytes, now: float) -> str:
-        self.said.say(topic_box(topic), f"on {topic[:200]}", reason, now)
+        self.said.say(wire.topic_box(topic), f"on {topic[:200]}", reason, now)
         try:
             self.store.dead_letter(topic, reason, payload, now)
         except Exception as exc:  # the message is not lost: unacknowledged, it comes again
@@ -271,7 +261,7 @@ class Ingest:
         try:
             with self.store.begin() as db, ingestdb.pipelined(db):
                 for i, reason in refused:
-                    self.said.say(topic_box(items[i][0]), f"on {items[i][0][:200]}", reason, now)
+                    self.said.say(wire.topic_box(items[i][0]), f"on {items[i][0][:200]}", reason, now)
                     storage.dead_letter(db, items[i][0], reason, items[i][1], now)
                     outcomes[i] = "dead_letter"
                 # evidence takes its incident's own lock: whose it is (``_add_evidence``) and an incident's first event

@@ -125,6 +125,9 @@ dead_letters = Table(
     # batch the database failed partway through its messages handled alone had kept those set aside before, and
     # kept them again at its next try; none for the rows from before
     Column("digest", String(wire.DIGEST_CHARS)),
+    # migration 22: the box its topic names (``wire.topic_box``; '' for none, a notice's): past the budget the box
+    # holding most loses its oldest first, not every box the oldest
+    Column("box", String(64), nullable=False, server_default=""),
 )
 DEAD_LETTER_GRID = Index("ix_dead_letters_grid", dead_letters.c.grid)
 DEAD_LETTER_DIGEST = Index("ux_dead_letters_digest", dead_letters.c.digest, unique=True)
@@ -132,6 +135,7 @@ DEAD_LETTER_DIGEST = Index("ux_dead_letters_digest", dead_letters.c.digest, uniq
 # ingest counts a box's pictures no event named yet (``unnamed_evidence``) without reading the others' boxes'
 DEAD_LETTER_RECEIVED = Index("ix_dead_letters_received_at", dead_letters.c.received_at)
 EVIDENCE_BOX_UNNAMED = Index("ix_evidence_box_named", evidence.c.box, evidence.c.named)
+DEAD_LETTER_BOX = Index("ix_dead_letters_box_received_at", dead_letters.c.box, dead_letters.c.received_at)
 
 # migration 4: a photo belongs to every case it was added to; its bytes are kept once in evidence
 case_photos = Table(
@@ -331,6 +335,9 @@ MIGRATIONS: list[tuple[int, str, Callable[[Connection], None] | None]] = [
          "own clock (those waiting before run none)", _add_missing(cases.c.review_deadline)),
     (21, "cases by box, camera and time: a camera's new cases past the tables' new_cases_per_camera_hour are held for "
          "review, counted at each", lambda db: CAMERA_OPENED.create(db, checkfirst=True)),
+    (22, "dead_letters.box: past dead_letter_mb the box holding most of the dead letters loses its oldest, not every "
+         "box the oldest (a box flooding bad messages had every other box's deleted)",
+     lambda db: _migrate_dead_letters_box(db)),
 ]
 CENTRE_CLOCK_MIGRATION = 20  # a wait on the centre begun before it ran no clock (reports: never late)
 
@@ -361,3 +368,16 @@ def _migrate_tokens_sessions_dead_letters(db: Connection) -> None:
     db.execute(update(tokens).values(expires_at=time.time() + TOKEN_GRACE_S))
     DEAD_LETTER_GRID.create(db)
     sessions.create(db)
+
+
+def _migrate_dead_letters_box(db: Connection) -> None:
+    _add_missing(dead_letters.c.box)(db)
+    rows = db.execute(select(dead_letters.c.id, dead_letters.c.topic)).all()
+    ids: dict[str, list[int]] = {}
+    for row_id, topic in rows:
+        if box := wire.topic_box(topic):
+            ids.setdefault(box, []).append(row_id)
+    for box, of_box in ids.items():
+        for first in range(0, len(of_box), 500):
+            db.execute(update(dead_letters).where(dead_letters.c.id.in_(of_box[first:first + 500])).values(box=box))
+    DEAD_LETTER_BOX.create(db, checkfirst=True)

@@ -341,10 +341,33 @@ class SuppressionSender:
         return sent
 
 
+def budget_share(bytes_by_box: dict[str, int], keep_bytes: int) -> int | None:
+    """What each box's dead letters may keep of ``keep_bytes`` (the city's ``dead_letter_mb``) where all boxes'
+    together are over it: a box under the share keeps all its own, each box over it its newest up to it; None where
+    all are within the budget. One box flooding bad messages loses its own oldest, not every other box's (past the
+    budget the oldest of all were deleted: a few minutes of one box's flood and every box's were gone).
+
+    >>> budget_share({"flood": 900, "a": 50, "b": 10}, 1000), budget_share({"flood": 2000, "a": 50, "b": 10}, 1000)
+    (None, 940)
+    >>> budget_share({"x": 600, "y": 600, "a": 100}, 1000)  # two over it share what the others leave
+    450
+    """
+    if sum(bytes_by_box.values()) <= keep_bytes:
+        return None
+    left, sizes = keep_bytes, sorted(bytes_by_box.values())
+    for place, size in enumerate(sizes):
+        share = left // (len(sizes) - place)  # what the rest, this box and those larger, may have each
+        if size > share:
+            return share
+        left -= size
+    raise AssertionError("unreachable: the sizes together are over keep_bytes")
+
+
 class DeadLetterRetention:
-    """Deletes the dead letters past the city's retention (``dead_letter_days``, ``dead_letter_mb``), the oldest first,
-    ``DEAD_LETTERS_PER_ROUND`` at a time. They were never deleted: a box flooding the gateway with bad messages (each
-    kept with up to 64 kB of its payload) grew the table without end, and days alone bound nothing within them.
+    """Deletes the dead letters past the city's retention (``dead_letter_days``, ``dead_letter_mb``), the oldest first
+    (past the budget, of the boxes holding most: ``budget_share``), ``DEAD_LETTERS_PER_ROUND`` at a time. They were
+    never deleted: a box flooding the gateway with bad messages (each kept with up to 64 kB of its payload) grew the
+    table without end, and days alone bound nothing within them.
     The budget is looked at every ``DEAD_LETTER_BYTES_EVERY_S`` (every row's header is read), and again at once after
     a full round; each round deletes what is over it as the table stands then (``Store.delete_dead_letters_over``), so
     several gateways' clocks delete it once between them."""
@@ -357,19 +380,26 @@ class DeadLetterRetention:
     def sweep(self, now: float) -> bool:
         """One round; True where more wait (a full round)."""
         old = self.store.delete_dead_letters_before(now - self.keep_s, DEAD_LETTERS_PER_ROUND)
-        over = 0
+        over: collections.Counter = collections.Counter()
         due = self.looked_at is None or not 0 <= now - self.looked_at < DEAD_LETTER_BYTES_EVERY_S
         if old < DEAD_LETTERS_PER_ROUND and (self.more or due):
-            over = self.store.delete_dead_letters_over(self.keep_bytes, DEAD_LETTERS_PER_ROUND - old)
-            self.more, self.looked_at = over == DEAD_LETTERS_PER_ROUND - old, now
+            by_box = self.store.dead_letter_bytes_by_box()
+            share = budget_share(by_box, self.keep_bytes)
+            if share is not None:
+                over = self.store.delete_dead_letters_over(
+                    share, sorted((box for box, n in by_box.items() if n > share), key=by_box.get, reverse=True),
+                    DEAD_LETTERS_PER_ROUND - old)
+            self.more, self.looked_at = over.total() == DEAD_LETTERS_PER_ROUND - old, now
         if old:
             DEAD_LETTERS_DELETED.labels("age").inc(old)
             log.info("%d dead letter(s) deleted, received more than %g days ago (dead_letter_days)", old,
                      self.keep_s / 86400)
         if over:
-            DEAD_LETTERS_DELETED.labels("budget").inc(over)
-            log.info("%d dead letter(s) deleted, the oldest, past the dead letters' %d MB (dead_letter_mb)", over,
-                     self.mb)
+            DEAD_LETTERS_DELETED.labels("budget").inc(over.total())
+            boxes = ", ".join(f"box {box!r} {n}" if box else f"of no box {n}" for box, n in over.most_common(5))
+            log.info("%d dead letter(s) deleted past the dead letters' %d MB (dead_letter_mb), the oldest of the "
+                     "boxes holding most (each box keeps its newest up to %.1f MB): %s%s", over.total(), self.mb,
+                     share / 2**20, boxes, f", and {len(over) - 5} more box(es)" if len(over) > 5 else "")
         return old == DEAD_LETTERS_PER_ROUND or self.more
 
 

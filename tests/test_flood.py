@@ -11,7 +11,7 @@ import weakref
 
 import pytest
 import yaml
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from edge.config import Broker
 from edge.publisher import Outbox, Publisher
@@ -19,13 +19,14 @@ from gateway import ingest as ingest_module, service, storage
 from gateway.config import TABLES_DIR, GatewayConfig, load_tables
 from gateway.ingest import Ingest
 from gateway.service import Clock, DeadLetterRetention
+from gateway.schema import dead_letters
 from gateway.storage import Store
 from xueliang import services, wire
 
 from .conftest import wait_until
 from .test_gateway import TOPIC, payload
 from .test_poison import evidence_of, picture
-from .test_workflow import database_url, undo_migration_15  # noqa: F401 (fixture)
+from .test_workflow import database_url, undo_migration_15, undo_migration_22  # noqa: F401 (fixture)
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY = 86400.0
@@ -67,7 +68,8 @@ def test_dead_letters_past_the_citys_days_and_megabytes_are_deleted_oldest_first
     assert [d["id"] for d in store.list_dead_letters(limit=1)] == [45]  # the newest stay
     assert {why: deleted.labels(why)._value.get() - before[why] for why in before} == {"age": 5, "budget": 24}
     assert "5 dead letter(s) deleted, received more than 90 days ago (dead_letter_days)" in caplog.text
-    assert "9 dead letter(s) deleted, the oldest, past the dead letters' 1 MB (dead_letter_mb)" in caplog.text
+    assert ("9 dead letter(s) deleted past the dead letters' 1 MB (dead_letter_mb), the oldest of the boxes holding "
+            "most (each box keeps its newest up to 1.0 MB): box 'box-1' 9") in caplog.text
     assert not retention.sweep(NOW + 10) and store.count("dead_letters") == 16  # within: nothing more
 
 
@@ -94,7 +96,7 @@ def test_a_dead_letters_id_is_never_given_again_after_retention_deleted_it(datab
     flood(store, 2, NOW, size=10, first=5)
     assert [d["id"] for d in store.list_dead_letters(limit=10)] == [7, 6]
     flood(store, 1, NOW + DAY, size=40, first=7)  # 8: 40 bytes, past a budget of 30 alone
-    assert store.delete_dead_letters_over(30, 10) == 3 and store.count("dead_letters") == 0
+    assert store.delete_dead_letters_over(30, ["box-1"], 10) == {"box-1": 3} and store.count("dead_letters") == 0
     flood(store, 1, NOW + DAY, size=10, first=8)
     assert [d["id"] for d in store.list_dead_letters(limit=10)] == [9]
     assert store.delete_dead_letters_before(NOW + 2 * DAY, 10) == 1
@@ -116,6 +118,61 @@ def test_a_database_of_version_14_gets_its_dead_letters_and_pictures_indexed(dat
         assert "ix_dead_letters_received_at" in {i["name"] for i in inspect(db).get_indexes("dead_letters")}
         assert "ix_evidence_box_named" in {i["name"] for i in inspect(db).get_indexes("evidence")}
     assert store.delete_dead_letters_before(NOW - 90 * DAY, 10) == 2
+
+
+def test_a_database_of_version_21_gets_its_dead_letters_boxes_from_their_topics(database_url):  # noqa: F811
+    store = Store(database_url)
+    flood(store, 2, NOW, size=10)
+    store.dead_letter("notice:dispatched:case/7", "no such department", b"{}", NOW + 5)
+    with store.begin() as db:
+        undo_migration_22(db)
+        db.execute(text("DELETE FROM schema_migrations WHERE version = 22"))
+    store.engine.dispose()
+    store = Store(database_url)
+    assert store.dead_letter_bytes_by_box() == {"box-1": 16, "": 2}  # 8 bytes each
+    with store.engine.connect() as db:
+        assert "ix_dead_letters_box_received_at" in {i["name"] for i in inspect(db).get_indexes("dead_letters")}
+    store.close()
+
+
+@pytest.mark.parametrize("bytes_by_box, keep, share", [
+    ({}, 10, None), ({"a": 10}, 10, None), ({"a": 11}, 10, 10),
+    ({"flood": 5000, "a": 30, "b": 20}, 100, 50),  # the others keep all theirs, the flood what they leave
+    ({"x": 60, "y": 60, "a": 10}, 100, 45),  # two over it: alike
+    ({"x": 1000, "y": 40, "a": 10}, 100, 50),  # y under the share: all its own
+    ({f"fake-{n}": 10 for n in range(50)}, 100, 2),  # made-up boxes: each alike, rows whole
+])
+def test_past_the_budget_each_box_keeps_its_newest_up_to_a_share_the_same_for_all_over_it(bytes_by_box, keep, share):
+    assert service.budget_share(bytes_by_box, keep) == share
+    if share is not None:
+        assert sum(min(n, share) for n in bytes_by_box.values()) <= keep
+
+
+def test_one_boxs_flood_of_bad_messages_leaves_every_other_boxs_dead_letters(database_url, tables, caplog):  # noqa: F811
+    """Past ``dead_letter_mb`` the oldest dead letters were deleted, whoever sent them: a box flooding bad messages
+    (a broken firmware, a stolen password: an outsider's probe made 79 MB in 10 s) had every other box's, the ones an
+    administrator looks for, deleted in a few minutes. Now the box holding most loses its own oldest."""
+    caplog.set_level(logging.INFO, logger="gateway.service")
+    store = Store(database_url)
+    at = {"now": NOW - 3600}
+    ingest = Ingest(store, tables, clock=lambda: at["now"])
+    other = wire.incident_topic("box-2", "gate")
+    assert ingest.handle(other, b"[" + b"2" * 10_000) == "dead_letter"  # box-2's, an hour before the flood
+    at["now"] = NOW
+    sent = [(BAD, b"%03d" % n + b"x" * 59_997) for n in range(20)]  # 1.2 MB of box-1's, past its 16 kB each
+    assert ingest.handle_batch(sent[:10]) + ingest.handle_batch(sent[10:]) == ["dead_letter"] * 20
+    after = wire.incident_topic("box-3", "gate")
+    assert ingest.handle(after, b"[" + b"3" * 10_000) == "dead_letter"  # box-3's, right after it
+    assert not DeadLetterRetention(store, days=90, mb=1).sweep(NOW + 60)
+    kept = [(d["topic"], d["bytes"]) for d in store.list_dead_letters(limit=100)]
+    assert kept == [(after, 10_001)] + [(BAD, 60_000)] * 17 + [(other, 10_001)]  # each whole; box-1's newest 17
+    assert store.dead_letter_bytes() <= 2**20
+    with store.engine.connect() as db:
+        assert db.execute(select(dead_letters.c.payload).where(dead_letters.c.topic == BAD)
+                          .order_by(dead_letters.c.id).limit(1)).scalar_one()[:3] == b"003"  # its 3 oldest gone
+    assert ("3 dead letter(s) deleted past the dead letters' 1 MB (dead_letter_mb), the oldest of the boxes holding "
+            "most (each box keeps its newest up to 1.0 MB): box 'box-1' 3") in caplog.text
+    store.close()
 
 
 def test_a_flood_of_bad_messages_writes_a_few_lines_a_minute_and_every_one_is_counted(tmp_path, tables, caplog):

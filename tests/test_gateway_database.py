@@ -27,7 +27,8 @@ from xueliang.cli import main as cli
 
 from .test_edge_startup import read_only
 from .test_workflow import (database_url, undo_migration_18, undo_migration_19, undo_migration_20,  # noqa: F401
-                            undo_migration_21, undo_migrations_after_3)
+                            undo_migration_21, undo_migration_22,
+                            undo_migrations_after_3)
 
 
 def a_gateway_database(path) -> None:
@@ -219,6 +220,7 @@ def an_older_releases_database(path, version: int) -> None:
     store = Store(f"sqlite:///{path}")
     store.add_token("a" * 64, "legacy", "admin", None, None, 1_700_000_000.0)
     with store.begin() as db:
+        undo_migration_22(db)
         undo_migration_21(db)
         undo_migration_20(db)
         undo_migration_19(db)

@@ -569,6 +569,13 @@ def undo_migration_17(db) -> None:
     db.execute(text("DROP INDEX ix_case_photos_sha256"))
 
 
+def undo_migration_22(db) -> None:
+    """What a database of version 21 lacks: dead letters by box."""
+    db.execute(text("DROP INDEX IF EXISTS ix_dead_letters_box_received_at"))
+    if "box" in {c["name"] for c in inspect(db).get_columns("dead_letters")}:
+        db.execute(text("ALTER TABLE dead_letters DROP COLUMN box"))
+
+
 def undo_migration_21(db) -> None:
     """What a database of version 20 lacks: cases by box, camera and time."""
     db.execute(text("DROP INDEX IF EXISTS ix_cases_box_camera_created_at"))  # undo_migrations_after_3 does it too
@@ -609,7 +616,8 @@ def undo_migrations_after_3(db) -> None:
     the feedback time, the re-check's deadline and the request for more time, verdicts and suppressions, an
     extension's duration on its timeline row, the boxes' heartbeats, dead letters' digest, evidence's mark of an
     event naming it, the log's deadlines, cases by department and state, photos' picture hashes, the numbering of a
-    backup restored, the command centre's own deadline, cases by box, camera and time."""
+    backup restored, the command centre's own deadline, cases by box, camera and time, dead letters by box."""
+    undo_migration_22(db)
     undo_migration_21(db)
     undo_migration_20(db)
     undo_migration_19(db)
@@ -644,7 +652,7 @@ def test_a_database_from_before_migrations_is_brought_up_to_date(database_url):
     store = Store(database_url)
     with store.engine.connect() as db:
         versions = db.execute(text("SELECT version FROM schema_migrations ORDER BY version")).scalars().all()
-    assert versions == [v for v, _, _ in MIGRATIONS] == list(range(1, 22))
+    assert versions == [v for v, _, _ in MIGRATIONS] == list(range(1, 23))
     (case,) = store.list_cases()
     assert case["urgent"] is False and case["category_name"] == "机动车乱停放"
     with store.engine.connect() as db:

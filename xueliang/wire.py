@@ -111,6 +111,16 @@ def status_box(topic: str) -> str | None:
     return parts[2] if len(parts) == 4 and parts[3] == "status" and "/".join(parts[:2]) == ROOT else None
 
 
+def topic_box(topic: str) -> str:
+    """The box a topic names, as far as it names one, unchecked: its dead letters are counted and kept by it.
+
+    >>> topic_box("xl/v1/box-1/gate/incident"), topic_box("other"), topic_box("notice:dispatched:case/7")
+    ('box-1', '', '')
+    """
+    parts = topic.split("/")
+    return parts[2][:64] if len(parts) > 2 else ""
+
+
 def topic_level(value: str, what: str) -> str:
     """``value`` if it is safe as one topic level (see ``TOPIC_LEVEL``), else WireError.
 
