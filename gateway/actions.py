@@ -21,7 +21,8 @@ from gateway.cases import RECHECK_REASONS, action_values
 from gateway.config import Tables
 from gateway.deadlines import deadline, parse_service_level
 from gateway.storage import Store
-from gateway.workflow import Action, CaseState, Clock, Notice, Role, TransitionError, effect, role_refused, transition
+from gateway.workflow import (DEPARTMENT_CLOCK, Action, CaseState, Clock, Notice, Role, TransitionError, effect,
+                              role_refused, transition)
 from xueliang import wire
 
 
@@ -104,6 +105,53 @@ def held(store: Store, db: Connection, case_id: int, may_see: Callable[[dict], b
     if seen is not None and version(row) not in seen:
         raise StaleCase(f"case {case_id} changed since it was read; nothing was done")
     return row
+
+
+class Moved(NamedTuple):
+    """What ``move_cases`` did: each case ``moved`` with the department it went to, each ``left`` with why."""
+
+    moved: dict[int, str]
+    left: dict[int, str]
+
+
+def with_department(store: Store, department: str) -> list[int]:
+    """The cases with ``department`` now (dispatched or handling: ``DEPARTMENT_CLOCK``), oldest first: those a
+    department taken out of the tables holds that no notice reaches. Its others wait for the command centre or their
+    re-check, and go where the tables route them when sent on."""
+    with store.engine.connect() as db:
+        return list(db.execute(select(schema.cases.c.id).where(
+            schema.cases.c.department == department,
+            schema.cases.c.state.in_(sorted(s.value for s in DEPARTMENT_CLOCK))).order_by(schema.cases.c.id)).scalars())
+
+
+def move_cases(store: Store, case_ids: list[int], department: str, tables: Tables, actor: str, now: float,
+               to: str | None = None) -> Moved:
+    """Move the cases ``case_ids`` (``with_department``) from ``department``, taken out of ``tables``, to ``to`` or
+    else the department the tables route each to now, as an operator does one by one: returned, then redispatched,
+    by ``actor`` as an admin, each with a note that says why, its deadline started afresh and its dispatch notice
+    written (``perform``). One transaction a case: one changed meanwhile (fed back, already moved) or refused is left
+    as it is and said (``Moved.left``), the others moved all the same; run again, a case moved is no more listed."""
+    note = f"department {department} taken out of the tables"
+    moved, left = {}, {}
+    for case_id in case_ids:
+        try:
+            with store.begin() as db:
+                case = held(store, db, case_id, lambda c: True, None)
+                if case["department"] != department or case["state"] not in {s.value for s in DEPARTMENT_CLOCK}:
+                    raise storage.ConflictError(f"changed meanwhile: {case['state']} now, not with department "
+                                                f"{department}; left as it is")
+                category = tables.category(case["type"])
+                if category is None:
+                    raise TransitionError(f"type {case['type']!r} has no category in the city's tables; left as it is")
+                target = to or tables.department_for(category, case["grid"])
+                returned = perform(db, case, Action.RETURN, Role.ADMIN, actor, now, tables, note)
+                perform(db, returned, Action.REDISPATCH, Role.ADMIN, actor, now, tables, note, department=target)
+            moved[case_id] = target
+        except NotVisible:
+            left[case_id] = "no such case any more; left as it is"
+        except (TransitionError, storage.ConflictError, ValueError) as exc:
+            left[case_id] = str(exc)
+    return Moved(moved, left)
 
 
 class StillSeen(TransitionError):

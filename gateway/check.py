@@ -39,12 +39,15 @@ from gateway.storage import (
 from gateway.workflow import OPEN_STATES
 
 
-def open_by_department(db: Connection) -> dict[str, int]:
-    """How many open cases each department holds (``Tables.removed_departments`` names those no longer in the
-    tables)."""
-    rows = db.execute(select(cases.c.department, func.count()).where(
-        cases.c.state.in_(sorted(s.value for s in OPEN_STATES))).group_by(cases.c.department))
-    return {department: n for department, n in rows}
+def open_by_department(db: Connection) -> dict[str, dict[str, int]]:
+    """How many open cases each department holds, by their state (``Tables.removed_departments`` names those no
+    longer in the tables, and which of them are with it now)."""
+    rows = db.execute(select(cases.c.department, cases.c.state, func.count()).where(
+        cases.c.state.in_(sorted(s.value for s in OPEN_STATES))).group_by(cases.c.department, cases.c.state))
+    held: dict[str, dict[str, int]] = {}
+    for department, state, n in rows:
+        held.setdefault(department, {})[state] = n
+    return held
 
 
 def removed_with_open_cases(db: Connection, tables: Tables) -> list[str]:

@@ -22,6 +22,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from gateway import gridmap
 from gateway.deadlines import Calendar, ServiceLevel, deadline, parse_service_level, parse_working_hours, since
+from gateway.workflow import DEPARTMENT_CLOCK, CaseState
 from xueliang import coordinates
 from xueliang.certificates import ca_certificate
 from xueliang.characters import hidden
@@ -314,22 +315,40 @@ class Tables(Strict):
         """Whether ``department`` is in the city's tables (an open case's may have been taken out since)."""
         return department in self.department_ids
 
-    def removed_departments(self, open_cases: dict[str, int]) -> list[str]:
-        """What to say of the departments that hold open cases (``open_cases``: department -> how many) but are no
-        longer in the tables: their cases kept the old id, the pages showed it bare, and no notice reaches it. Each
-        by the name it last had too (``removed``), as the operator finds it in the tables to put back or not.
+    def removed_departments(self, open_cases: dict[str, dict[str, int]]) -> list[str]:
+        """What to say of the departments that hold open cases (``open_cases``: department -> state -> how many) but
+        are no longer in the tables: their cases kept the old id, the pages showed it bare, and no notice reaches it.
+        Each by the name it last had too (``removed``), as the operator finds it in the tables to put back or not; its
+        cases with it now (``DEPARTMENT_CLOCK``) counted apart from those waiting for the command centre or their
+        re-check, which go where the tables route them when sent on: the first alone are moved
+        (``gateway --move-cases``).
 
         >>> from gateway.config import TABLES_DIR, load_tables
         >>> tables = load_tables(TABLES_DIR / "demo.yaml").with_removed({"old-roads": "市政处", "old-parks": None})
-        >>> tables.removed_departments({"sanitation": 3, "old-roads": 2})
-        ["department 'old-roads' (市政处) is no longer in the city's tables and holds 2 open case(s): an operator returns and redispatches each (the case list's department filter finds them); its token reads them but acts on none"]
-        >>> [line.split(" is no longer")[0] for line in tables.removed_departments({"old-parks": 1, "old-roads": 2})]
-        ["department 'old-parks'", "department 'old-roads' (市政处)"]
+        >>> print(tables.removed_departments({"sanitation": {"dispatched": 3}, "old-roads": {"handling": 2}})[0])
+        department 'old-roads' (市政处) is no longer in the city's tables and holds 2 open case(s): 2 with it now (dispatched or handling), which no notice reaches and its token acts on none of: move them at once to the department the tables route each to now with `xueliang gateway --config GATEWAY.yaml --move-cases old-roads` (or to one named: --to DEPARTMENT)
+        >>> print(tables.removed_departments({"old-parks": {"pending_review": 240, "returned": 1}})[0])
+        department 'old-parks' is no longer in the city's tables and holds 241 open case(s): none with it now; 241 waiting for the command centre or their re-check (pending_review 240, returned 1): each goes to a department of the tables when sent on (confirmed, redispatched, or its re-check failed), none to move
         """
-        return [f"department {d!r}{f' ({self.removed[d]})' if self.removed.get(d) else ''} is no longer in the city's "
-                f"tables and holds {n} open case(s): an operator returns and redispatches each (the case list's "
-                "department filter finds them); its token reads them but acts on none"
-                for d, n in sorted(open_cases.items()) if n and not self.knows_department(d)]
+        said = []
+        for department, states in sorted(open_cases.items()):
+            if self.knows_department(department) or not (held := sum(states.values())):
+                continue
+            with_it = sum(n for s, n in states.items() if s in {c.value for c in DEPARTMENT_CLOCK})
+            waiting = [(s.value, states[s.value]) for s in CaseState
+                       if s not in DEPARTMENT_CLOCK and states.get(s.value)]
+            parts = [f"{with_it} with it now (dispatched or handling), which no notice reaches and its token acts on "
+                     "none of: move them at once to the department the tables route each to now with `xueliang gateway "
+                     f"--config GATEWAY.yaml --move-cases {department}` (or to one named: --to DEPARTMENT)"
+                     if with_it else "none with it now"]
+            if waiting:
+                parts.append(f"{held - with_it} waiting for the command centre or their re-check "
+                             f"({', '.join(f'{s} {n}' for s, n in waiting)}): each goes to a department of the tables "
+                             "when sent on (confirmed, redispatched, or its re-check failed), none to move")
+            name = f" ({self.removed[department]})" if self.removed.get(department) else ""
+            said.append(f"department {department!r}{name} is no longer in the city's tables and holds {held} open "
+                        f"case(s): {'; '.join(parts)}")
+        return said
 
     @cached_property
     def parents(self) -> dict[str, str | None]:

@@ -17,6 +17,7 @@ from gateway.config import TABLES_DIR, load_tables
 from gateway.ingest import Ingest
 from gateway.storage import Store
 from tests.test_gateway import NOW, TOPIC, payload
+from tests.test_workflow import database_url  # noqa: F401 (a fixture: SQLite, and PostgreSQL marked slow)
 
 DEMO = TABLES_DIR / "demo.yaml"
 
@@ -146,3 +147,131 @@ def test_a_removed_department_is_shown_by_the_name_it_last_had_marked_and_the_qu
     assert "派往 交警大队 (已撤销)" in client.get(f"/ui/cases/{case['id']}").text
     # the redispatch form offers only the departments of the tables
     assert client.get(f"/ui/cases/{case['id']}").text.count("交警大队") == 2  # the facts, the timeline
+
+
+@pytest.fixture
+def parking_office(tmp_path):
+    """The demo city's tables with the traffic police swapped for a new department, the parking office (停车办), its
+    parking cases now routed there (an outsider administrator's change, 300 cases open with the police), and a
+    gateway config that reads them."""
+    city = tmp_path / "city"
+    shutil.copytree(TABLES_DIR, city)
+    text = (city / "demo.yaml").read_text().replace("  - id: traffic-police\n    name: 交警大队\n",
+                                                      "  - id: parking-office\n    name: 停车办\n")
+    (city / "demo.yaml").write_text(text.replace("department: traffic-police", "department: parking-office"))
+    config = tmp_path / "gateway.yaml"
+    config.write_text(f"database: sqlite:///{tmp_path}/gateway.sqlite\ntables: {city}/demo.yaml\n")
+    return SimpleNamespace(tables=load_tables(city / "demo.yaml"), config=str(config))
+
+
+def apart(i: int) -> dict:
+    """A camera's location 1 km north of the last's: its incident no other's double."""
+    return {"lat": 39.17 + 0.01 * i, "lon": 117.15}
+
+
+def police_cases(store, dispatched: int, pending: int) -> list[int]:
+    """``dispatched`` cases dispatched to the traffic police by the demo tables, each at a kerb of its own, and then
+    ``pending`` held for review (their incidents reported a day late); their ids, in that order."""
+    ingest = Ingest(store, load_tables(DEMO), clock=lambda: NOW)
+    for i in range(dispatched):
+        assert ingest.handle(TOPIC, payload(incident_id=f"d{i}", zone=f"kerb-{i}", location=apart(i))) == "case_created"
+    late = Ingest(store, load_tables(DEMO), clock=lambda: NOW + 86400)
+    for i in range(pending):
+        assert late.handle(TOPIC, payload(incident_id=f"p{i}", zone=f"late-{i}",
+                                              location=apart(dispatched + i))) == "case_created"
+    ids = sorted(c["id"] for c in store.list_cases())
+    assert [store.get_case(i)["state"] for i in ids] == ["dispatched"] * dispatched + ["pending_review"] * pending
+    return ids
+
+
+def admin_acts(store, case_id: int, action: str) -> None:
+    from gateway.actions import act
+    from gateway.workflow import Action, Role
+
+    act(store, case_id, Action(action), Role.ADMIN, "admin:test", NOW + 60, load_tables(DEMO), lambda case: True)
+
+
+def test_a_removed_departments_open_cases_are_counted_as_with_it_now_or_waiting_for_the_centre(
+        tmp_path, parking_office, caplog):
+    """An outsider administrator's 300 cases, 240 pending review, were said as 300 an operator returns and
+    redispatches each: a pending case, once confirmed, goes where the tables route it now; only those with the
+    department now need moving, and the command that moves them is named."""
+    from gateway.check import start_warnings
+    from xueliang.cli import main
+
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    ids = police_cases(store, dispatched=4, pending=2)
+    admin_acts(store, ids[0], "acknowledge")  # handling: with it now
+    admin_acts(store, ids[1], "feedback")  # its re-check's to do
+    with caplog.at_level(logging.WARNING):
+        assert main(["gateway", "--config", parking_office.config, "--check"]) == 0
+    assert ("department 'traffic-police' (交警大队) is no longer in the city's tables and holds 6 open case(s): 3 "
+            "with it now (dispatched or handling), which no notice reaches and its token acts on none of: move them "
+            "at once to the department the tables route each to now with `xueliang gateway --config GATEWAY.yaml "
+            "--move-cases traffic-police` (or to one named: --to DEPARTMENT); 3 waiting for the command centre or "
+            "their re-check (pending_review 2, feedback 1): each goes to a department of the tables when sent on "
+            "(confirmed, redispatched, or its re-check failed), none to move") in caplog.text
+    with store.engine.connect() as db:  # the start says the same
+        (line,) = start_warnings(db, parking_office.tables, "gateway.sqlite", NOW)
+    assert line in caplog.text
+
+
+def test_a_removed_departments_cases_with_it_now_are_moved_at_once_where_the_tables_route_them(
+        tmp_path, parking_office, capsys):
+    import getpass
+    import os
+
+    from xueliang.cli import main
+
+    store = Store(f"sqlite:///{tmp_path}/gateway.sqlite")
+    ids = police_cases(store, dispatched=4, pending=1)
+    admin_acts(store, ids[0], "acknowledge")
+    before = {i: store.get_case(i) for i in ids}
+    started = time.time()
+    assert main(["gateway", "--config", parking_office.config, "--move-cases", "traffic-police"]) == 0
+    out = capsys.readouterr().out
+    assert ("department 'traffic-police' (交警大队): moved 4 case(s) it held now (dispatched or handling): 4 to "
+            "parking-office (停车办)") in out
+    assert "1 open case(s) left waiting for the command centre or their re-check (pending_review 1)" in out
+    who = f"admin:{os.environ.get('SUDO_USER') or getpass.getuser()}"
+    for i in ids[:4]:
+        case = store.get_case(i)
+        assert (case["state"], case["department"]) == ("dispatched", "parking-office")
+        assert case["dispatched_at"] >= started and case["level"] == 0  # the department's clock afresh
+        assert case["deadline"] == pytest.approx(case["dispatched_at"] + 3600)  # illegal_parking's 1h
+        moved = case["timeline"][len(before[i]["timeline"]):]
+        assert [(e["action"], e["actor"], e["role"], e["to_state"], e["note"]) for e in moved] == [
+            ("return", who, "admin", "returned", "department traffic-police taken out of the tables"),
+            ("redispatch", who, "admin", "dispatched", "department traffic-police taken out of the tables"),
+            ("dispatched", "gateway", "system", "dispatched", "parking-office 停车办")]
+    # each its notice, as a redispatch sends it: the clock publishes it to xl/v1/dispatch/parking-office
+    notices = store.unpublished(("dispatched",), limit=1000)
+    assert sorted(n["case_id"] for n in notices if n["target"] == "parking-office") == ids[:4]
+    pending = store.get_case(ids[4])
+    assert pending == before[ids[4]]  # left as it was: its confirm sends it to the parking office
+    # run again: nothing moved twice
+    assert main(["gateway", "--config", parking_office.config, "--move-cases", "traffic-police"]) == 0
+    assert "no case is with it now (dispatched or handling): nothing to move" in capsys.readouterr().out
+    assert len(store.unpublished(("dispatched",), limit=1000)) == len(notices)
+    # a case named to another department goes there; one not in the tables is refused, nothing done
+    assert main(["gateway", "--config", parking_office.config, "--move-cases", "traffic-police", "--to", "nobody"]) == 2
+    assert "--to 'nobody' is not in the city's tables" in capsys.readouterr().err
+    assert main(["gateway", "--config", parking_office.config, "--move-cases", "sanitation"]) == 2
+    assert "'sanitation' is in the city's tables" in capsys.readouterr().err
+
+
+def test_a_case_changed_while_its_department_is_moved_is_left_and_said_alone(database_url, parking_office):
+    """On SQLite and PostgreSQL alike (``database_url``): each case moved in a transaction of its own, held first."""
+    from gateway.actions import move_cases, with_department
+
+    store = Store(database_url)
+    ids = police_cases(store, dispatched=3, pending=0)
+    listed = with_department(store, "traffic-police")
+    assert listed == ids
+    admin_acts(store, ids[1], "feedback")  # meanwhile, before the move reaches it
+    done = move_cases(store, listed, "traffic-police", parking_office.tables, "admin:wang", NOW + 120,
+                      to="city-management")
+    assert done.moved == {ids[0]: "city-management", ids[2]: "city-management"}
+    assert done.left == {ids[1]: "changed meanwhile: feedback now, not with department traffic-police; left as it is"}
+    assert store.get_case(ids[1])["state"] == "feedback"
+    assert with_department(store, "traffic-police") == []

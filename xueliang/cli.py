@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import os
@@ -275,6 +276,11 @@ def _gateway(args: argparse.Namespace) -> int:
         return _backup(config.database, Path(args.backup))
     if args.restored_at:
         return _restored_at(config.database, args.restored_at)
+    if args.to and not args.move_cases:
+        print("error: --to names where --move-cases sends the cases; give --move-cases DEPARTMENT too", file=sys.stderr)
+        return 2
+    if args.move_cases:
+        return _move_cases(config, args.move_cases, args.to)
     try:
         if args.retire:  # it ingests what the session holds: into a database upgraded as said, never one made for it
             # (a mistyped path: what it took would be acknowledged to the broker and the boxes, and lost in a file no
@@ -287,6 +293,63 @@ def _gateway(args: argparse.Namespace) -> int:
         return run_gateway(config)
     except GatewayConfigError as exc:  # found while starting (the HTTP port taken): still the file's
         raise GatewayConfigError(f"{args.config}: {exc}") from None
+
+
+def _move_cases(config, department: str, to: str | None) -> int:
+    """``gateway --move-cases DEPARTMENT [--to DEPARTMENT]``: the cases with a department taken out of the tables now
+    (dispatched or handling) moved to ``to`` or where the tables route each now (``actions.move_cases``), by
+    ``admin:LOGIN`` (the user who runs it); the notices are sent by the gateway's clock, as a page's redispatch's are.
+    0 when none is left, 1 when a case was (each said), 2 when nothing could be done."""
+    import getpass
+
+    from gateway.actions import move_cases, with_department
+    from gateway.check import open_by_department
+    from gateway.config import load_tables
+    from gateway.storage import removed_departments
+    from gateway.workflow import DEPARTMENT_CLOCK, CaseState
+
+    tables = load_tables(config.tables)
+    if tables.knows_department(department):
+        print(f"error: --move-cases {department!r} is in the city's tables ({config.tables}): its cases are moved once "
+              "it is taken out of them, to where the tables route them then; nothing was done", file=sys.stderr)
+        return 2
+    if to is not None and not tables.knows_department(to):
+        print(f"error: --to {to!r} is not in the city's tables; known: {', '.join(sorted(tables.department_ids))}; "
+              "nothing was done", file=sys.stderr)
+        return 2
+    if problem := not_to_read(config.database):
+        print(f"error: {problem}; --move-cases moves the cases in the gateway's database, and none is there",
+              file=sys.stderr)
+        return 2
+    with to_write(config.database, "the cases moved") as store:
+        with store.engine.connect() as db:
+            names = removed_departments(db, tables.department_ids)
+        if department not in names:
+            print(f"error: --move-cases {department!r}: no case names this department (those taken out of the tables "
+                  f"that cases name: {', '.join(sorted(names)) or 'none'}); nothing was done", file=sys.stderr)
+            return 2
+        who = f"admin:{os.environ.get('SUDO_USER') or getpass.getuser()}"
+        done = move_cases(store, with_department(store, department), department, tables, who, time.time(), to)
+        with store.engine.connect() as db:
+            waiting = {s: n for s, n in open_by_department(db).get(department, {}).items()
+                       if CaseState(s) not in DEPARTMENT_CLOCK}
+    named = f"department {department!r}{f' ({names[department]})' if names[department] else ''}"
+    if done.moved:
+        went = collections.Counter(done.moved.values())
+        print(f"{named}: moved {len(done.moved)} case(s) it held now (dispatched or handling): "
+              f"{', '.join(f'{n} to {d} ({tables.department_name(d)})' for d, n in sorted(went.items()))}, each "
+              f"returned and redispatched by {who}; their notices go out with the gateway's clock (a stopped one's at its "
+              "start)")
+    elif not done.left:
+        print(f"{named}: no case is with it now (dispatched or handling): nothing to move")
+    if waiting:
+        order = [s.value for s in CaseState]
+        print(f"{named}: {sum(waiting.values())} open case(s) left waiting for the command centre or their re-check "
+              f"({', '.join(f'{s} {waiting[s]}' for s in sorted(waiting, key=order.index))}): each goes to a "
+              "department of the tables when sent on (confirmed, redispatched, or its re-check failed)")
+    for case_id, why in sorted(done.left.items()):
+        print(f"error: case {case_id}: {why}", file=sys.stderr)
+    return 1 if done.left else 0
 
 
 PICTURES_NAMED = 5  # damaged pictures --check names; the rest counted
@@ -761,6 +824,11 @@ def main(argv: list[str] | None = None) -> int:
                          "grep 'Archive created at'; or ISO 8601, without a zone Beijing time): number new cases, "
                          "suppressions and dead letters past any the lost gateway gave, as a restored SQLite backup "
                          "does")
+    instead.add_argument("--move-cases", metavar="DEPARTMENT", help="instead of running: the cases with DEPARTMENT, "
+                         "taken out of the city's tables, now (dispatched or handling) returned and redispatched at "
+                         "once to the department the tables route each to now (or --to's), each with its log rows, a "
+                         "fresh deadline and its notice; those waiting for review or re-check are left to be sent on")
+    p.add_argument("--to", metavar="DEPARTMENT", help="with --move-cases: the department of the tables they all go to")
     p.set_defaults(func=_gateway)
 
     p = sub.add_parser("token", help="make an API token (printed once; only its hash is stored), revoke or list tokens")
