@@ -442,7 +442,8 @@ def test_broker_account_makes_an_account_the_shipped_broker_takes(tmp_path):
 def test_a_gateway_whose_subscriptions_the_broker_refuses_is_down_on_health(secure_broker, tmp_path):
     """A gateway logged in with an account that may not join the gateways' shared group (a box's, given by mistake)
     is sent nothing: /health answered 200, its broker part ``ok``, and a monitoring system saw nothing wrong while
-    the city's incidents went to the other gateways or waited at the broker (an outsider administrator's probe)."""
+    the city's incidents went to the other gateways or waited at the broker (an outsider administrator's probe); then
+    /metrics showed it connected and nothing else (an outsider's second look)."""
     http_port = services.free_port()
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump({
@@ -457,6 +458,8 @@ def test_a_gateway_whose_subscriptions_the_broker_refuses_is_down_on_health(secu
                    message="the refusal logged")
         answer = client.get("/health")
         assert answer.status_code == 503 and answer.json()["down"] == ["broker"], answer.text
+        metrics = client.get("/metrics").text  # a monitoring system that reads /metrics sees it too
+        assert "xl_gateway_broker_connected 1.0" in metrics and "xl_gateway_broker_subscribed 0.0" in metrics
     finally:
         gateway.terminate()
         gateway.wait(10)
