@@ -401,7 +401,8 @@ def test_a_box_given_a_ca_that_did_not_sign_the_brokers_certificate_says_so(secu
 
 def test_broker_account_makes_an_account_the_shipped_broker_takes(tmp_path):
     """`xueliang broker-account` writes the file Mosquitto's dynamic-security plugin reads: the account logs in with
-    the password given, may subscribe to its own topics only; a bad name or kind is an error, nothing written."""
+    the password given, may subscribe to its own topics only; a bad name or kind is an error, nothing written; made
+    again, it says what changed."""
     import subprocess
     import sys
 
@@ -416,9 +417,14 @@ def test_broker_account_makes_an_account_the_shipped_broker_takes(tmp_path):
     for args in (["box", "box/+"], ["box", "dispatch"], ["robot", "box-7"], ["department", "x", "--grid", "A"]):
         made = account(*args)
         assert made.returncode == 2 and "error:" in made.stderr and not accounts.exists(), made.stderr
-    assert account("box", "box-7").returncode == 0
+    assert account("box", "box-7", password="first").stdout.startswith(f"{accounts}: box account 'box-7' made; ")
+    # made again, it says what it did (it said 'made' as of a new account, the old password gone without a word)
+    assert account("box", "box-7").stdout.startswith(f"{accounts}: box account 'box-7': password changed; ")
     assert account("gateway", "gateway-1", password="gw").returncode == 0
-    assert account("box", "box-8").returncode == 0 and account("--remove", "box-8").returncode == 0
+    assert account("box", "box-8").returncode == 0
+    assert account("gateway", "box-8").stdout.startswith(
+        f"{accounts}: account 'box-8' made again as gateway (it was a box's), a new password; ")
+    assert account("--remove", "box-8").returncode == 0
     assert [c["username"] for c in json.loads(accounts.read_text())["clients"]] == ["box-7", "gateway-1"]
     with service:
         for password, refused in (("made-by-the-test", True), ("s3cret pw", False)):
