@@ -136,6 +136,8 @@ class DeadLetter(BaseModel):
     topic: str
     reason: str
     grid: str | None = Field(title="the grid its payload named; none: admins only")
+    box: str | None = Field(title="the box its topic names, as named (an outsider's too); none: a notice's, or a "
+                        "topic naming no box")
     bytes: int
 
 
@@ -530,14 +532,16 @@ dead_router = APIRouter(prefix="/dead-letters", tags=["dead letters"], dependenc
 @dead_router.get("", response_model=DeadLetterPage)
 def list_dead_letters(store: Store = Depends(get_store), tables: Tables = Depends(get_tables),
                       who: Principal = Depends(reader), limit: int = Query(100, ge=1, le=1000),
-                      before_id: int | None = Query(None, ge=1, le=MAX_ID, description="next_before_id of the last page")):
+                      before_id: int | None = Query(None, ge=1, le=MAX_ID, description="next_before_id of the last page"),
+                      box: Filter = None):
     """Messages the gateway refused, newest first, a page at a time: an operator sees those that
-    named a grid of its subtree, an admin all (those naming no known grid too)."""
+    named a grid of its subtree, an admin all (those naming no known grid too); ``box`` those of one box."""
     if who.role not in (Role.ADMIN, Role.OPERATOR):
         raise HTTPException(403, "dead letters are for operators and admins")
     grids = scope(who, tables).get("grids")
-    items = store.list_dead_letters(limit, before_id, grids)
-    return {"total": store.count_dead_letters(grids), "dead_letters": [dict(r, received_at=wire.iso(r["received_at"])) for r in items],
+    items = store.list_dead_letters(limit, before_id, grids, box)
+    return {"total": store.count_dead_letters(grids, box),
+            "dead_letters": [dict(r, received_at=wire.iso(r["received_at"]), box=r["box"] or None) for r in items],
             "next_before_id": items[-1]["id"] if len(items) == limit else None}
 
 

@@ -66,6 +66,10 @@ def found_damaged(sha256: str) -> bool:
 
 BROKER_CONNECTED = Gauge("xl_gateway_broker_connected", "1 while the gateway's MQTT connection is up",
                          registry=REGISTRY)
+BROKER_SUBSCRIBED = Gauge("xl_gateway_broker_subscribed", "1 once the broker granted the gateway's shared "
+                          "subscriptions on this connection; 0 until it answered, while disconnected, or when it "
+                          "refused one (the gateway is sent none of those messages: /health's broker part is down, "
+                          "its last_error says which)", registry=REGISTRY)
 CLOCK_LAST_ROUND = Gauge("xl_gateway_clock_last_round_timestamp_seconds", "When the clock last finished a round",
                          registry=REGISTRY)
 BOXES_AHEAD = Gauge("xl_gateway_boxes_ahead", "Boxes whose incidents were held within the hour for times ahead of "
@@ -133,6 +137,7 @@ class Health:
             self.broker["connected"] = up
             if not up:
                 self.broker["subscribed"] = False
+                BROKER_SUBSCRIBED.set(0)
             if up:
                 self._refused = False  # a new connection asks again
             if reason:
@@ -143,6 +148,7 @@ class Health:
         the gateway is sent none of those messages: its broker part is down until a connection's are granted."""
         with self._lock:
             self.broker["subscribed"] = refused is None
+            BROKER_SUBSCRIBED.set(1 if refused is None else 0)
             self._refused = refused is not None
             if refused is not None:
                 self.broker["last_error"] = refused[:300]

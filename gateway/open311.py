@@ -28,6 +28,7 @@ from starlette.datastructures import URL
 
 from gateway.auth import Principal, case_scope, reader, unknown_filter, visible_case
 from gateway.deadlines import city_time
+from gateway.open311view import Service, ServiceRequest
 from gateway.presentation import MAX_ID, georeport, georeport_service, open311_xml, query_checked
 from gateway.workflow import CaseState
 from xueliang import wire
@@ -78,6 +79,21 @@ Page = Annotated[int, Query(ge=1, le=MAX_ID, description="which page of the requ
 PerPage = Annotated[int, Query(ge=1, le=MAX_REQUESTS, description="requests a page, at most 1000 (the spec's)")]
 CLOSED = [CaseState.CLOSED.value, CaseState.REJECTED.value]
 OPEN = [s.value for s in CaseState if s.value not in CLOSED]
+
+
+def described(model: type, root: str, item: str, headers: dict | None = None) -> dict:
+    """The 200 of a path answering a list of ``model``, for /openapi.json: JSON as ``model`` describes each (its
+    fields in the order they go out), XML as the spec has it, ``<root><item>...``. Described only, not a response
+    model: the answer goes out as built (``answer``), in the format the path names."""
+    return {200: {"model": list[model], "description": f"a list of {item}s: JSON (.json) or the spec's XML (.xml)",
+                  "content": {"text/xml": {"schema": {
+                      "type": "string", "description": f"<{root}><{item}>...</{item}></{root}>, an element a field "
+                                                       "of the JSON's (an empty one for null)"}}},
+                  **({"headers": headers} if headers else {})}}
+
+
+NEXT_PAGE = {"Link": {"description": '<the next page\'s address>; rel="next", while another page follows',
+                      "schema": {"type": "string"}}}
 
 
 class Open311Error(Exception):
@@ -231,14 +247,14 @@ def service_requests(request: Request, who: Principal, service_request_id: str |
     return [georeport(r, tables, base, updated.get(r["id"])) for r in rows], after
 
 
-@open311.get("/services.{fmt}")
+@open311.get("/services.{fmt}", responses=described(Service, "services", "service"))
 def services(request: Request, fmt: Format):
     """The city's categories (``service_code`` is the city's category code, ``group`` its department);
     public, like the tables they come from."""
     return answer(fmt, "services", "service", [georeport_service(c) for c in request.app.state.tables.categories])
 
 
-@open311.get("/requests.{fmt}")
+@open311.get("/requests.{fmt}", responses=described(ServiceRequest, "service_requests", "request", NEXT_PAGE))
 def requests_(request: Request, fmt: Format, who: Principal = Depends(reader), service_request_id: CommaList = None,
               service_code: CommaList = None, start_date: W3Time = None, end_date: W3Time = None,
               status: CommaList = None, page: Page = 1,
@@ -256,7 +272,8 @@ def requests_(request: Request, fmt: Format, who: Principal = Depends(reader), s
     return response
 
 
-@open311.get("/requests/{request_id}.{fmt}")
+@open311.get("/requests/{request_id}.{fmt}",
+             responses=described(ServiceRequest, "service_requests", "request"))
 def request_one(request: Request, request_id: Annotated[int, Path(ge=1, le=MAX_ID)], fmt: Format,
                 who: Principal = Depends(reader)):
     store, tables = request.app.state.store, request.app.state.tables

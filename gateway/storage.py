@@ -551,6 +551,12 @@ def dead_letter(db: Connection, topic: str, reason: str, payload: bytes, now: fl
                .on_conflict_do_nothing(index_elements=[dead_letters.c.digest]))
 
 
+def _dead_letters_of(grids: list[str] | None, box: str | None) -> list:
+    """The dead letters naming one of ``grids`` (all where None) and the ``box`` (any where None), as conditions."""
+    return (([] if grids is None else [among(dead_letters.c.grid, grids)])
+            + ([] if box is None else [dead_letters.c.box == box]))
+
+
 def _delete_dead_letters(db: Connection, ids: Select) -> int:
     """Delete the dead letters ``ids`` selects, their ids never given again (``numbering.keep_numbering``); how many."""
     deleted = db.execute(delete(dead_letters).where(dead_letters.c.id.in_(ids.scalar_subquery()))
@@ -982,22 +988,21 @@ class Store:
         return intact(sha256, row.data) if row else None
 
     def list_dead_letters(self, limit: int = 100, before_id: int | None = None,
-                          grids: list[str] | None = None) -> list[dict]:
+                          grids: list[str] | None = None, box: str | None = None) -> list[dict]:
         """The newest dead letters (older than ``before_id`` when given); with ``grids``, only those
-        whose payload named one of them."""
-        page = ([] if grids is None else [among(dead_letters.c.grid, grids)]) + (
-            [dead_letters.c.id < before_id] if before_id is not None else [])
+        whose payload named one of them; with ``box``, only those whose topic named it."""
+        page = _dead_letters_of(grids, box) + ([dead_letters.c.id < before_id] if before_id is not None else [])
         with self.engine.connect() as db:
             rows = db.execute(select(dead_letters.c.id, dead_letters.c.received_at, dead_letters.c.topic,
-                                     dead_letters.c.reason, dead_letters.c.grid,
+                                     dead_letters.c.reason, dead_letters.c.grid, dead_letters.c.box,
                                      func.length(dead_letters.c.payload).label("bytes"))
                               .where(*page).order_by(dead_letters.c.id.desc()).limit(limit))
             return [dict(r._mapping) for r in rows]
 
-    def count_dead_letters(self, grids: list[str] | None = None) -> int:
-        q = select(func.count()).select_from(dead_letters)
+    def count_dead_letters(self, grids: list[str] | None = None, box: str | None = None) -> int:
         with self.engine.connect() as db:
-            return db.execute(q if grids is None else q.where(among(dead_letters.c.grid, grids))).scalar_one()
+            return db.execute(select(func.count()).select_from(dead_letters).where(*_dead_letters_of(grids, box))
+                              ).scalar_one()
 
     def overdue(self, now: float, limit: int = 100) -> list[dict]:
         """Cases on the clock that passed their deadline and are due for (another) escalation."""

@@ -763,6 +763,29 @@ def test_dead_letters_are_paged_and_scoped_to_the_grid_subtree(city):
     assert r.status_code == 403 and "operators and admins" in r.json()["detail"]
 
 
+def test_dead_letters_name_their_box_and_are_filtered_by_it(city):
+    """Dead letters are kept by the box their topic names (migration 22): the API shows it, and ``?box=`` lists one
+    box's (an outsider's flood from one box buried the others' among thousands), its total too, in the token's scope;
+    a notice's names none."""
+    app, store, ingest, client, tokens = city
+    for i, box in enumerate(("box-1", "box-2", "box-2")):
+        assert ingest.handle(wire.incident_topic(box, "gate"), b"{not json %d" % i) == "dead_letter"
+    with store.begin() as db:
+        storage.dead_letter(db, "notice:dispatched:case/7", "no department", b"{}", time.time())
+    admin = auth(tokens["admin"])
+    listed = client.get("/dead-letters", headers=admin).json()
+    assert [d["box"] for d in listed["dead_letters"]] == [None, "box-2", "box-2", "box-1"]
+    two = client.get("/dead-letters", params={"box": "box-2", "limit": 1}, headers=admin).json()
+    assert two["total"] == 2 and [d["box"] for d in two["dead_letters"]] == ["box-2"]
+    rest = client.get("/dead-letters", params={"box": "box-2", "before_id": two["next_before_id"]}, headers=admin)
+    assert [d["box"] for d in rest.json()["dead_letters"]] == ["box-2"] and rest.json()["next_before_id"] is None
+    assert client.get("/dead-letters", params={"box": "box-9"}, headers=admin).json()["total"] == 0
+    operator = client.get("/dead-letters", params={"box": "box-2"}, headers=auth(tokens["op-s1"])).json()
+    assert operator["total"] == 0  # no grid of its subtree named
+    fields = app.openapi()["components"]["schemas"]["DeadLetter"]["properties"]
+    assert "box" in fields and "box" in [p["name"] for p in app.openapi()["paths"]["/dead-letters"]["get"]["parameters"]]
+
+
 def test_migrations_4_and_5_keep_photos_and_tokens(database_url):  # noqa: F811 (fixture)
     store = Store(database_url)
     photo, now = jpeg_photo(), time.time()

@@ -52,7 +52,7 @@ def test_head_on_the_wire_has_the_length_and_no_body(city):  # noqa: F811 (fixtu
     ("/cases?state[]=closed", "state[]", "no parameter of /cases"),
     ("/cases?sort=-created_at", "sort", "no parameter of /cases"),
     ("/cases/1?fields=id", "fields", "no parameter of /cases/1; it takes none"),
-    ("/dead-letters?before=5", "before", "it takes before_id, limit"),
+    ("/dead-letters?before=5", "before", "it takes before_id, box, limit"),
     ("/suppressions?lifted=true&lifted=false", "lifted", "given 2 times"),
 ])
 def test_a_query_parameter_given_twice_or_not_known_is_refused_by_name(city, url, name, said):  # noqa: F811

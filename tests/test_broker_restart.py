@@ -21,6 +21,7 @@ from edge.config import Broker
 from edge.publisher import Outbox, Publisher
 from gateway.config import Broker as GatewayBroker
 from gateway.config import GatewayConfig
+from gateway.metrics import REGISTRY
 from gateway.service import SHARED_SUBSCRIPTIONS, MqttIngest
 from xueliang import wire
 
@@ -153,7 +154,14 @@ def test_the_gateway_is_shown_subscribed_once_the_broker_confirmed_and_again_aft
 
 def test_a_subscription_the_broker_refuses_is_said_and_the_gateway_not_shown_subscribed(caplog):
     """A broker may refuse a subscription in its SUBACK (the deploy broker's accounts do, to any but a gateway's): the
-    gateway gets none of those messages, says which and to check the account's ACL, and its broker part is down."""
+    gateway gets none of those messages, says which and to check the account's ACL, and its broker part is down, and
+    ``xl_gateway_broker_subscribed`` 0 on /metrics (``xl_gateway_broker_connected`` alone stayed 1)."""
+    def subscribed():
+        return REGISTRY.get_sample_value("xl_gateway_broker_subscribed")
+
+    def connected():
+        return REGISTRY.get_sample_value("xl_gateway_broker_connected")
+
     gw = MqttIngest(GatewayConfig(broker=GatewayBroker(port=1, client_id="gateway-1")), Recorder())
     granted, refused = ReasonCode(PacketTypes.SUBACK, identifier=1), ReasonCode(PacketTypes.SUBACK, identifier=0x87)
     with caplog.at_level(logging.INFO, logger="gateway.service"):
@@ -167,7 +175,11 @@ def test_a_subscription_the_broker_refuses_is_said_and_the_gateway_not_shown_sub
     gw._on_subscribe(gw.client, None, 1, [granted, refused, granted], None)
     broker = gw.state.parts()["broker"]
     assert broker["state"] == "down" and broker["last_error"].startswith("subscription refused: ")
+    assert (subscribed(), connected()) == (0, 1)  # /metrics says it as /health does
     gw.state.broker_up(False)
     gw.state.broker_up(True)  # a new connection
+    assert subscribed() == 0
     gw._on_subscribe(gw.client, None, 1, [granted] * 3, None)
-    assert gw.state.parts()["broker"]["state"] == "ok"
+    assert gw.state.parts()["broker"]["state"] == "ok" and subscribed() == 1
+    gw.state.broker_up(False)
+    assert subscribed() == 0

@@ -401,7 +401,8 @@ def test_a_box_given_a_ca_that_did_not_sign_the_brokers_certificate_says_so(secu
 
 def test_broker_account_makes_an_account_the_shipped_broker_takes(tmp_path):
     """`xueliang broker-account` writes the file Mosquitto's dynamic-security plugin reads: the account logs in with
-    the password given, may subscribe to its own topics only; a bad name or kind is an error, nothing written."""
+    the password given, may subscribe to its own topics only; a bad name or kind is an error, nothing written; made
+    again, it says what changed."""
     import subprocess
     import sys
 
@@ -416,9 +417,14 @@ def test_broker_account_makes_an_account_the_shipped_broker_takes(tmp_path):
     for args in (["box", "box/+"], ["box", "dispatch"], ["robot", "box-7"], ["department", "x", "--grid", "A"]):
         made = account(*args)
         assert made.returncode == 2 and "error:" in made.stderr and not accounts.exists(), made.stderr
-    assert account("box", "box-7").returncode == 0
+    assert account("box", "box-7", password="first").stdout.startswith(f"{accounts}: box account 'box-7' made; ")
+    # made again, it says what it did (it said 'made' as of a new account, the old password gone without a word)
+    assert account("box", "box-7").stdout.startswith(f"{accounts}: box account 'box-7': password changed; ")
     assert account("gateway", "gateway-1", password="gw").returncode == 0
-    assert account("box", "box-8").returncode == 0 and account("--remove", "box-8").returncode == 0
+    assert account("box", "box-8").returncode == 0
+    assert account("gateway", "box-8").stdout.startswith(
+        f"{accounts}: account 'box-8' made again as gateway (it was a box's), a new password; ")
+    assert account("--remove", "box-8").returncode == 0
     assert [c["username"] for c in json.loads(accounts.read_text())["clients"]] == ["box-7", "gateway-1"]
     with service:
         for password, refused in (("made-by-the-test", True), ("s3cret pw", False)):
@@ -442,7 +448,8 @@ def test_broker_account_makes_an_account_the_shipped_broker_takes(tmp_path):
 def test_a_gateway_whose_subscriptions_the_broker_refuses_is_down_on_health(secure_broker, tmp_path):
     """A gateway logged in with an account that may not join the gateways' shared group (a box's, given by mistake)
     is sent nothing: /health answered 200, its broker part ``ok``, and a monitoring system saw nothing wrong while
-    the city's incidents went to the other gateways or waited at the broker (an outsider administrator's probe)."""
+    the city's incidents went to the other gateways or waited at the broker (an outsider administrator's probe); then
+    /metrics showed it connected and nothing else (an outsider's second look)."""
     http_port = services.free_port()
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump({
@@ -457,6 +464,8 @@ def test_a_gateway_whose_subscriptions_the_broker_refuses_is_down_on_health(secu
                    message="the refusal logged")
         answer = client.get("/health")
         assert answer.status_code == 503 and answer.json()["down"] == ["broker"], answer.text
+        metrics = client.get("/metrics").text  # a monitoring system that reads /metrics sees it too
+        assert "xl_gateway_broker_connected 1.0" in metrics and "xl_gateway_broker_subscribed 0.0" in metrics
     finally:
         gateway.terminate()
         gateway.wait(10)

@@ -123,6 +123,29 @@ def with_account(accounts: dict[str, Any], kind: str, name: str, password: str, 
             "roles": [r for r in accounts.get("roles", []) if r.get("rolename") != name] + [role]}
 
 
+def made(accounts: dict[str, Any], kind: str, name: str, grids: tuple[str, ...] = ()) -> str:
+    """What ``with_account(accounts, kind, name, ...)`` does, in words: a new account made, or one there made again
+    (a new password; its kind or a centre's grids as given now).
+
+    >>> accounts = with_account(empty(), "centre", "cc", "pw", bytes(12), ("A",))
+    >>> made(accounts, "box", "box-1"), made(accounts, "centre", "cc", ("A",))
+    ("box account 'box-1' made", "centre account 'cc': password changed")
+    >>> made(accounts, "centre", "cc")
+    "centre account 'cc': password changed, its grids now all"
+    >>> made(accounts, "gateway", "cc")
+    "account 'cc' made again as gateway (it was a centre's), a new password"
+    """
+    before = next((c for c in accounts.get("clients", []) if c.get("username") == name), None)
+    if before is None:
+        return f"{kind} account {name!r} made"
+    if before.get("textname") != kind:
+        return f"account {name!r} made again as {kind} (it was a {before.get('textname')}'s), a new password"
+    said = f"{kind} account {name!r}: password changed"
+    if before.get("textdescription", "").removeprefix("grids ").split() != list(grids):
+        said += f", its grids now {' '.join(grids) or 'all'}"
+    return said
+
+
 def without_account(accounts: dict[str, Any], name: str) -> dict[str, Any]:
     """``accounts`` without ``name`` (it can no longer log in), or AccountError if it has none of that name."""
     if not any(c.get("username") == name for c in accounts.get("clients", [])):
@@ -171,6 +194,8 @@ def write(path: Path, accounts: dict[str, Any]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def make(path: Path, kind: str, name: str, password: str, grids: tuple[str, ...] = ()) -> None:
-    """Add (or make again) one account in the file at ``path``."""
-    write(path, with_account(read(path), kind, name, password, secrets.token_bytes(SALT_BYTES), grids))
+def make(path: Path, kind: str, name: str, password: str, grids: tuple[str, ...] = ()) -> str:
+    """Add (or make again) one account in the file at ``path``; what was done, in words (``made``)."""
+    accounts = read(path)
+    write(path, with_account(accounts, kind, name, password, secrets.token_bytes(SALT_BYTES), grids))
+    return made(accounts, kind, name, grids)

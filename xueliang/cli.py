@@ -755,8 +755,8 @@ def _broker_account(args: argparse.Namespace) -> int:
             return 2
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    brokeraccounts.make(path, args.kind, args.name, password, tuple(args.grid))
-    print(f"{path}: {args.kind} account {args.name!r} made; restart the broker (systemctl restart mosquitto)")
+    done = brokeraccounts.make(path, args.kind, args.name, password, tuple(args.grid))
+    print(f"{path}: {done}; restart the broker (systemctl restart mosquitto)")
     return 0
 
 
