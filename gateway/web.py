@@ -41,7 +41,7 @@ from gateway.presentation import (BOX_STATE_NAMES, CAMERA_STATE_NAMES, FAULT_NAM
                                   local_time, period, photo_response, span_text)
 from gateway.security import DATABASE_RETRY_S, database_down, read_capped
 from gateway.storage import StoreClosed
-from gateway.workflow import CENTRE_CLOCK, OPEN_STATES, CaseState, Role
+from gateway.workflow import CENTRE_CLOCK, DEPARTMENT_CLOCK, OPEN_STATES, CaseState, Role
 from xueliang import wire
 from xueliang.characters import neutralised
 
@@ -203,12 +203,14 @@ def grid_text(tables: Tables, code: str | None) -> str:
 
 
 REDISPATCH_MARK = "部门已撤销 · 待重新派遣"
+DEPARTMENT_CLOCK_STATES = frozenset(s.value for s in DEPARTMENT_CLOCK)
 
 
 def unrouted(case: dict, tables: Tables) -> bool:
-    """Whether an open case's department was taken out of the tables since: no notice reaches it, and an operator
-    returns and redispatches the case (its bare id was shown, nothing said)."""
-    return case["state"] in OPEN_STATES and not tables.knows_department(case["department"])
+    """Whether a case is with a department taken out of the tables since (dispatched or handling: its bare id was
+    shown, nothing said): no notice reaches it, and it waits to be moved (``gateway --move-cases``, or returned and
+    redispatched). One waiting for review or its re-check is not: sent on, it goes where the tables route it now."""
+    return case["state"] in DEPARTMENT_CLOCK_STATES and not tables.knows_department(case["department"])
 
 
 def department_choices(tables: Tables) -> list[tuple[str, str]]:

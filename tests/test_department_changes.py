@@ -68,6 +68,12 @@ def test_a_removed_departments_open_cases_are_said_marked_and_its_token_reads_bu
     client.post("/ui/login", data={"token": new_token(store, "centre", "operator", grid="HQ")})
     assert "部门已撤销 · 待重新派遣" in client.get("/ui/cases?department=traffic-police").text
     assert "部门已撤销 · 待重新派遣" in client.get(f"/ui/cases/{case['id']}").text
+    # a lead of that department waiting for review is not marked: confirmed, it goes where the tables route it now
+    assert ingest.handle(TOPIC, payload(incident_id="lead-1", location={"lat": 39.19, "lon": 117.15},
+                                        attributes={"dwell_s": 30, "needs_review": True})) == "case_created"
+    lead = next(c for c in store.list_cases() if c["incident_id"] == "lead-1")
+    assert (lead["state"], lead["department"]) == ("pending_review", "traffic-police")
+    assert "部门已撤销 · 待重新派遣" not in client.get(f"/ui/cases/{lead['id']}").text
 
 
 def test_a_removed_departments_case_sent_back_to_work_goes_where_the_tables_route_it_now(
