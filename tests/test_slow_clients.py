@@ -21,6 +21,7 @@ from gateway.storage import Store
 from xueliang import services
 
 from .conftest import REPO, wait_until
+from .test_gateway_stop import answer_of
 
 HEAD_WAIT_S = 1.5  # connections.HEAD_WAIT_S (10 s), shortened in the gateway's process
 FILES = 256  # the gateway's open-file limit: connections.connections_bound(256) connections
@@ -59,15 +60,6 @@ def gateway(tmp_path, broker_port: int):
 def health(port: int, timeout: float = 2.0) -> int | None:
     with contextlib.suppress(httpx.HTTPError):
         return httpx.get(f"http://127.0.0.1:{port}/health", timeout=timeout).status_code
-
-
-def answer_of(client: socket.socket) -> bytes:
-    """What the gateway sent on ``client`` before it closed the connection ("" if it was reset)."""
-    got = b""
-    with contextlib.suppress(OSError):
-        while chunk := client.recv(65536):
-            got += chunk
-    return got
 
 
 def closed_with_408(client: socket.socket) -> bool:
