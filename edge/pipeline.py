@@ -91,6 +91,8 @@ SAME_BOX = 0.5  # ... where its box and the vehicle's overlap by this much (inte
 # mast move a quarter more than the whole: up to 6.3 on the second parking set). A litter zone's box is looked at whole.
 PARKING_GATE_CELLS = (2, 2)
 PARKING_CELL_GATE = 2.0
+# a camera fault's reason where its camera gave no first picture since its zones were drawn (``held_if_never_read``)
+NEVER_READ = "never read since its zones were drawn: an installation not finished?"
 SHAPE_TOLERANCE = 0.05  # pictures whose width-to-height ratios differ by less than this share have one shape
 
 
@@ -106,6 +108,31 @@ def same_shape(a: tuple[int, int], b: tuple[int, int]) -> bool:
     (False, False)
     """
     return abs(math.log(a[0] * b[1] / (a[1] * b[0]))) <= math.log(1 + SHAPE_TOLERANCE)
+
+
+def held_if_never_read(attributes: dict | None, read: bool) -> dict | None:
+    """A camera fault's attributes: as they are where its camera was read since its zones were drawn (``read``); where
+    it never was, held for a person (``needs_review``), its ``reason`` saying so after its own, cut to what the wire
+    takes.
+    A camera that worked and stopped is a fault to climb up to; one never read is an installation not finished (an
+    installer's typo in its url, a wrong password, a camera not yet on its pole, a lens cap left on): the gateway sent
+    video maintenance, with a working day's deadline, to cameras that had never worked.
+
+    >>> held_if_never_read({"reason": "401 Unauthorized"}, read=True)
+    {'reason': '401 Unauthorized'}
+    >>> held_if_never_read({"reason": "401 Unauthorized"}, read=False)["reason"]
+    '401 Unauthorized; never read since its zones were drawn: an installation not finished?'
+    >>> held_if_never_read(None, read=False) == {"reason": NEVER_READ, "needs_review": True}
+    True
+    >>> len(held_if_never_read({"reason": "x" * 1000}, read=False)["reason"]) == wire.MAX_ATTRIBUTE_CHARS
+    True
+    """
+    if read:
+        return attributes
+    reason = (attributes or {}).get("reason")
+    room = wire.MAX_ATTRIBUTE_CHARS - len(NEVER_READ) - 2
+    return {**(attributes or {}), "reason": f"{reason[:room]}; {NEVER_READ}" if reason else NEVER_READ,
+            "needs_review": True}
 
 
 @dataclass(frozen=True)
@@ -189,6 +216,7 @@ class CameraPipeline:
         self._people = sv.Detections.empty()
         self.stationary = Stationary()
         self.alignment = Alignment()
+        self._read = False  # a first picture was taken before the alignment forgot it (``read``)
         self._aligned_frame: tuple[np.ndarray, np.ndarray] | None = None  # (a frame, it moved back)
         self.picture = PictureCheck()
         self.faults = {name: ConditionRule(f"{config.box}/{camera.id}/fault/{name}", clear_after_s=5.0,
@@ -245,6 +273,7 @@ class CameraPipeline:
         if self._shape == (width, height):
             return
         if self._shape is not None:  # the camera changed resolution: another picture to line up on
+            self._read = self.read  # its first picture forgotten, not that it had one
             self.alignment.reset()
         before, self._shape = self._shape, (width, height)  # first frame, or the camera changed resolution
         first = self.first_shape = self.first_shape or self._shape
@@ -279,6 +308,13 @@ class CameraPipeline:
         self._last_pass = None
         self.tracker.reset()
         self.stationary.reset()
+
+    @property
+    def read(self) -> bool:
+        """Whether the camera gave a first picture since its zones were drawn: in this run, or in one before (the box
+        kept it, ``edge/box.py`` ``view_file``, and gave it back as ``alignment.reference``). Its faults until then
+        are held for a person (``held_if_never_read``)."""
+        return self._read or self.alignment.reference is not None
 
     @property
     def reshaped(self) -> bool:
@@ -675,20 +711,19 @@ class CameraPipeline:
         out = self.close(t, "camera_lost")
         s = Sighting(None, (0.5, 1.0), (0.0, 0.0, 1.0, 1.0), 1.0, "offline")
         extra = {"reason": reason[:wire.MAX_ATTRIBUTE_CHARS]} if reason else None
-        return out + [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, None, extra)
-                      for e in self.faults["offline"].observe(t, True, s)]
+        return out + [self._fault(e, None, extra) for e in self.faults["offline"].observe(t, True, s)]
 
     def close(self, t: float, reason: EndReason) -> list[Outgoing]:
         t = max(t, self._last_t)
         return self._end_zones(t, reason, self._last_image) + [
-            self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, self._last_image)
-            for name, rule in self.faults.items() if name != "offline" for e in rule.close(t, reason)]
+            self._fault(e, self._last_image) for name, rule in self.faults.items() if name != "offline"
+            for e in rule.close(t, reason)]
 
     def stop(self, t: float) -> list[Outgoing]:
         """The box stops: every open incident ends, ``box_stopped``, its offline fault too (no one watches them from
         now on; one still there is raised again after the box's next start)."""
         t = max(t, self._last_t)
-        return self.close(t, "box_stopped") + [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, None)
+        return self.close(t, "box_stopped") + [self._fault(e, None)
                                                for e in self.faults["offline"].close(t, "box_stopped")]
 
     def _end_zones(self, t: float, reason: EndReason, image: np.ndarray | None) -> list[Outgoing]:
@@ -724,9 +759,14 @@ class CameraPipeline:
                      "view_angle_deg": round(self.alignment.angle, 1)} if name == "shifted" else None
             if name == "moved" and self.reshaped and self._shape and self.first_shape:
                 extra = {"picture_size": "%dx%d" % self._shape, "first_picture_size": "%dx%d" % self.first_shape}
-            out += [self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, image, extra)
-                    for e in rule.observe(t, active, s)]
+            out += [self._fault(e, image, extra) for e in rule.observe(t, active, s)]
         return out
+
+    def _fault(self, e: Event, image: np.ndarray | None, extra: dict | None = None) -> Outgoing:
+        """A camera_fault incident's event, held for a person while its camera was never read
+        (``held_if_never_read``)."""
+        return self._outgoing("camera", WHOLE_FRAME, None, "camera_fault", e, image,
+                              held_if_never_read(extra, self.read))
 
     @staticmethod
     def _sightings(vehicles: sv.Detections, w: int, h: int) -> list[Sighting]:

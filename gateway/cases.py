@@ -462,7 +462,8 @@ def is_lone_end(message: dict) -> bool:
 
 def needs_review(message: dict) -> bool:
     """The edge asks for a person (``attributes.needs_review``): a garbage or spill detection it could
-    not confirm as new, e.g. something that was there when the camera came up."""
+    not confirm as new, e.g. something that was there when the camera came up; a camera fault of a camera
+    never read since its zones were drawn (an installation not finished)."""
     return (message.get("attributes") or {}).get("needs_review") is True  # the schema holds it to a boolean
 
 
