@@ -203,14 +203,13 @@ def grid_text(tables: Tables, code: str | None) -> str:
 
 
 REDISPATCH_MARK = "部门已撤销 · 待重新派遣"
-DEPARTMENT_CLOCK_STATES = frozenset(s.value for s in DEPARTMENT_CLOCK)
 
 
 def unrouted(case: dict, tables: Tables) -> bool:
     """Whether a case is with a department taken out of the tables since (dispatched or handling: its bare id was
     shown, nothing said): no notice reaches it, and it waits to be moved (``gateway --move-cases``, or returned and
     redispatched). One waiting for review or its re-check is not: sent on, it goes where the tables route it now."""
-    return case["state"] in DEPARTMENT_CLOCK_STATES and not tables.knows_department(case["department"])
+    return case["state"] in {s.value for s in DEPARTMENT_CLOCK} and not tables.knows_department(case["department"])
 
 
 def department_choices(tables: Tables) -> list[tuple[str, str]]:
